@@ -1,0 +1,1 @@
+"""Warden's HTTP side: webhook intake, health checks and the operator API."""

@@ -1,0 +1,30 @@
+"""`python -m service`: the web process (the Procfile's `web:` line), bound to `$PORT`."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import uvicorn
+
+from service.app import create_app
+from workers.errors import SettingsError
+from workers.settings import load_settings
+
+
+def main() -> None:
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        sys.exit(f"warden: configuration error: {exc}")
+    logging.basicConfig(level=settings.warden_log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.warden_host,
+        port=settings.port,
+        log_level=settings.warden_log_level.lower(),
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""The Starlette application: webhook intake, health checks and the operator API.
+
+`create_app(settings)` builds it; the lifespan opens the queue (a lazy Redis pool: the web process
+starts even while Redis is down, and answers 503 until it is back) and the database engine, and
+hands them to handlers as typed request state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import TypedDict
+
+from arq.connections import ArqRedis
+from redis.asyncio import ConnectionPool
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from service.api import get_room, get_rooms
+from service.webhook import WebhookVerifier, receive_webhook
+from workers.db import make_engine
+from workers.queries import ping
+from workers.settings import Settings, load_settings
+
+log = logging.getLogger("warden.web")
+
+REDIS_TIMEOUT_SECONDS = 2.0
+
+
+class State(TypedDict):
+    settings: Settings
+    verifier: WebhookVerifier
+    queue: ArqRedis
+    engine: AsyncEngine
+
+
+def open_queue(settings: Settings) -> ArqRedis:
+    """An ARQ client on a lazy pool with short timeouts: a hung Redis costs 2 s, not LiveKit's patience."""
+    pool = ConnectionPool.from_url(
+        settings.redis_url,
+        socket_timeout=REDIS_TIMEOUT_SECONDS,
+        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+    )
+    return ArqRedis(connection_pool=pool, default_queue_name=settings.warden_queue_name)
+
+
+async def healthz(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    checks: dict[str, str] = {}
+    try:
+        await request.state.queue.ping()
+        checks["redis"] = "ok"
+    except (RedisError, OSError, TimeoutError) as exc:
+        checks["redis"] = f"unreachable ({type(exc).__name__})"
+    try:
+        await ping(request.state.engine)
+        checks["database"] = "ok"
+    except (SQLAlchemyError, OSError) as exc:
+        checks["database"] = f"unreachable ({type(exc).__name__})"
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse({"status": "ready" if ready else "not ready", **checks}, status_code=200 if ready else 503)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """Build the app; settings are loaded from the environment when not given."""
+    settings = settings or load_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[State]:
+        if not settings.admin_token:
+            log.warning("WARDEN_ADMIN_TOKEN is not set: the API answers requests from loopback only")
+        queue = open_queue(settings)
+        engine = make_engine(settings.database_url)
+        try:
+            yield {"settings": settings, "verifier": WebhookVerifier(settings.api_keys), "queue": queue, "engine": engine}
+        finally:
+            await queue.aclose()
+            await engine.dispose()
+
+    return Starlette(
+        routes=[
+            Route("/webhook", receive_webhook, methods=["POST"]),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/api/rooms", get_rooms),
+            Route("/api/rooms/{name}", get_room),
+        ],
+        lifespan=lifespan,
+    )

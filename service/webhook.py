@@ -1,0 +1,114 @@
+"""`POST /webhook`: verify a LiveKit webhook over its raw bytes, enqueue it, answer in milliseconds.
+
+Answers: 200 queued (or already queued: LiveKit's retry of an event is one job), 200 ignored (a room
+outside `WARDEN_ROOMS`), 401 the token or body hash does not verify, 400 signed but not a
+WebhookEvent, 413 body over `WARDEN_MAX_BODY_BYTES`, 503 the queue is unreachable (LiveKit retries
+5xx, so nothing answered 200 is lost). The endpoint touches neither the database nor LiveKit.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+import time
+from datetime import timedelta
+
+import jwt
+from google.protobuf.json_format import Parse, ParseError
+from livekit.api import TokenVerifier
+from livekit.protocol.webhook import WebhookEvent
+from redis.exceptions import RedisError
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from workers.errors import InvalidWebhook, MalformedEvent
+from workers.events import Event, from_webhook, to_dict
+
+log = logging.getLogger("warden.webhook")
+
+LEEWAY = timedelta(seconds=60)
+
+
+class BodyTooLarge(Exception):
+    """The request body is over the configured limit (answered 413)."""
+
+
+class WebhookVerifier:
+    """Verifies LiveKit's webhook token with livekit-api, picking the secret by the token's issuer."""
+
+    def __init__(self, keys: dict[str, str]) -> None:
+        self._verifiers = {key: TokenVerifier(key, secret, leeway=LEEWAY) for key, secret in keys.items()}
+
+    def verify(self, body: bytes, authorization: str | None) -> Event:
+        """Return the reduced event, or raise `InvalidWebhook` (401) / `MalformedEvent` (400)."""
+        token = (authorization or "").removeprefix("Bearer ").strip()
+        if not token:
+            raise InvalidWebhook("missing Authorization token")
+        try:
+            issuer = jwt.decode(token, options={"verify_signature": False}).get("iss", "")
+        except jwt.PyJWTError:
+            raise InvalidWebhook("Authorization is not a JWT") from None
+        verifier = self._verifiers.get(issuer)
+        if verifier is None:
+            raise InvalidWebhook("token signed with an unknown API key")
+        try:
+            claims = verifier.verify(token)
+        except jwt.ExpiredSignatureError:
+            raise InvalidWebhook("token expired") from None
+        except jwt.PyJWTError:
+            raise InvalidWebhook("token signature does not verify") from None
+        try:
+            expected = base64.b64decode(claims.sha256 or "", validate=True)
+        except binascii.Error:
+            raise InvalidWebhook("token's sha256 claim is not base64") from None
+        digest = hashlib.sha256(body)
+        if not expected or not hmac.compare_digest(digest.digest(), expected):
+            raise InvalidWebhook("body does not match the token's sha256")
+        try:
+            # The hash was checked over the exact bytes above; parsing never re-serialises them.
+            proto = Parse(body.decode("utf-8"), WebhookEvent(), ignore_unknown_fields=True)
+        except (UnicodeDecodeError, ParseError, RecursionError):
+            raise MalformedEvent("body is not a LiveKit WebhookEvent") from None
+        return from_webhook(proto, fallback_id=f"sha256-{digest.hexdigest()[:32]}")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """Read the raw body, refusing early when it is over `limit` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def receive_webhook(request: Request) -> JSONResponse:
+    settings = request.state.settings
+    try:
+        body = await read_body(request, settings.warden_max_body_bytes)
+        event = request.state.verifier.verify(body, request.headers.get("authorization"))
+    except BodyTooLarge:
+        return JSONResponse({"error": f"body over {settings.warden_max_body_bytes} bytes"}, status_code=413)
+    except InvalidWebhook as exc:
+        log.warning("webhook rejected: %s", exc)
+        return JSONResponse({"error": str(exc)}, status_code=401)
+    except MalformedEvent as exc:
+        log.warning("webhook rejected: %s", exc)
+        return JSONResponse({"error": str(exc)}, status_code=400)
+    if event.room_name and not settings.watches(event.room_name):
+        return JSONResponse({"status": "ignored", "reason": "room not in WARDEN_ROOMS", "id": event.id})
+    try:
+        job = await request.state.queue.enqueue_job(
+            "apply_webhook", to_dict(event), time.time(), _job_id=event.id
+        )
+    except (RedisError, OSError, TimeoutError) as exc:
+        log.error("queue unavailable, answering 503 so that LiveKit retries: %s", type(exc).__name__)
+        return JSONResponse({"error": "queue unavailable, retry later"}, status_code=503)
+    return JSONResponse({"status": "queued" if job else "duplicate", "id": event.id})

@@ -1,0 +1,39 @@
+"""Warden's error tree. Every error Warden raises on purpose is one of these::
+
+    WardenError
+    ├── SettingsError      a bad environment variable; start-up stops with its message
+    ├── InvalidWebhook     signature, key, expiry or body hash wrong       → HTTP 401
+    ├── MalformedEvent     signed, but not a LiveKit WebhookEvent          → HTTP 400
+    ├── StaleWrite         another job changed the room first              → the job re-reads and retries
+    └── UpstreamError      LiveKit or a hook failed; `retryable` for 5xx and timeouts, not for 4xx
+
+Messages never carry secrets: they name the variable or the check that failed, never the value.
+"""
+
+
+class WardenError(Exception):
+    """Base of every error Warden raises deliberately."""
+
+
+class SettingsError(WardenError):
+    """A setting is missing or wrong; the message names the environment variable."""
+
+
+class InvalidWebhook(WardenError):
+    """The webhook's token or body hash did not verify (answered 401)."""
+
+
+class MalformedEvent(WardenError):
+    """The webhook verified but its body is not a usable WebhookEvent (answered 400)."""
+
+
+class StaleWrite(WardenError):
+    """The room row changed between read and write; the caller re-reads and tries again."""
+
+
+class UpstreamError(WardenError):
+    """A call to LiveKit or a hook failed."""
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable

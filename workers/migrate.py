@@ -1,0 +1,59 @@
+"""Apply Alembic migrations to `DATABASE_URL` (the Procfile's `release:` step, and `make run`)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from workers.db import make_engine
+from workers.errors import SettingsError
+from workers.settings import load_settings
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def alembic_config(database_url: str) -> Config:
+    """An Alembic config pointing at Warden's migrations and the given (normalised) URL."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return config
+
+
+async def upgrade(engine: AsyncEngine) -> None:
+    """Bring the database behind `engine` to the newest schema."""
+    config = alembic_config(engine.url.render_as_string(hide_password=False))
+
+    def _run(connection: object) -> None:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+    async with engine.begin() as connection:
+        await connection.run_sync(_run)
+
+
+def main() -> None:
+    """Entry point: `python -m workers.migrate`."""
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        sys.exit(f"warden: configuration error: {exc}")
+    engine = make_engine(settings.database_url)
+
+    async def _go() -> None:
+        try:
+            await upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(_go())
+    print("warden: database is at the newest schema")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""Warden's settings: every environment variable in one place, validated at start-up.
+
+Both processes (web and worker) call `load_settings()` once; a wrong value raises `SettingsError`
+whose message names the variable, and the entry points print it and exit with status 2. The rest of
+the code receives plain values (the state machine never imports this module).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from functools import cached_property
+from pathlib import Path
+
+from arq.connections import RedisSettings
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from workers.errors import SettingsError
+
+DEFAULT_SQLITE_PATH = Path("var") / "warden.db"
+_URL_SCHEMES = ("ws://", "wss://", "http://", "https://")
+
+
+def normalise_database_url(url: str) -> str:
+    """Map the URLs people paste (``postgres://``, ``sqlite:///``) to SQLAlchemy async-driver URLs."""
+    for prefix in ("postgres://", "postgresql://", "postgresql+asyncpg://", "postgresql+psycopg://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    for prefix in ("sqlite:///", "sqlite+aiosqlite:///"):
+        if url.startswith(prefix):
+            return "sqlite+aiosqlite:///" + url[len(prefix) :]
+    raise ValueError("must start with postgres://, postgresql:// or sqlite:///")
+
+
+def parse_keys(text: str) -> dict[str, str]:
+    """Parse livekit-server's ``key: secret`` pairs, one per line or separated by commas."""
+    keys: dict[str, str] = {}
+    for chunk in re.split(r"[\n,]", text):
+        chunk = chunk.strip()
+        if not chunk:
+            continue
+        key, sep, secret = chunk.partition(":")
+        if not sep or not key.strip() or not secret.strip():
+            raise ValueError("each entry must look like 'key: secret'")
+        keys[key.strip()] = secret.strip()
+    return keys
+
+
+class Settings(BaseSettings):
+    """Environment variables (and a `.env` file) read by Warden; names match the variables."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    livekit_url: str = ""
+    livekit_api_key: str = ""
+    livekit_api_secret: SecretStr = SecretStr("")
+    livekit_keys: SecretStr = SecretStr("")
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    database_url: str = f"sqlite:///{DEFAULT_SQLITE_PATH}"
+    warden_agent_name: str = ""
+    warden_rooms: str = ""
+    warden_admin_token: SecretStr = SecretStr("")
+    warden_queue_name: str = "warden:queue"
+    warden_log_level: str = "INFO"
+    warden_max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    warden_host: str = "0.0.0.0"
+    port: int = Field(default=8000, ge=1, le=65535)
+
+    @field_validator("livekit_url")
+    @classmethod
+    def _check_livekit_url(cls, value: str) -> str:
+        if value and not value.startswith(_URL_SCHEMES):
+            raise ValueError("must be a ws://, wss://, http:// or https:// URL")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str) -> str:
+        try:
+            RedisSettings.from_dsn(value)
+        except (RuntimeError, ValueError):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL (database a number)") from None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        return normalise_database_url(value)
+
+    @field_validator("livekit_keys")
+    @classmethod
+    def _check_keys(cls, value: SecretStr) -> SecretStr:
+        parse_keys(value.get_secret_value())
+        return value
+
+    @field_validator("warden_rooms")
+    @classmethod
+    def _check_rooms(cls, value: str) -> str:
+        if any(not p.strip() for p in value.split(",")) and value.strip():
+            raise ValueError("must be comma-separated glob patterns such as 'call-*,support-*'")
+        return value
+
+    @field_validator("warden_log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return value.upper()
+
+    @model_validator(mode="after")
+    def _check_credentials(self) -> Settings:
+        if bool(self.livekit_api_key) != bool(self.livekit_api_secret.get_secret_value()):
+            missing = "LIVEKIT_API_SECRET" if self.livekit_api_key else "LIVEKIT_API_KEY"
+            raise ValueError(f"{missing}: must be set together with the other half of the key pair")
+        if not self.api_keys:
+            raise ValueError(
+                "LIVEKIT_API_KEY: no LiveKit key configured "
+                "(set LIVEKIT_API_KEY and LIVEKIT_API_SECRET, or LIVEKIT_KEYS)"
+            )
+        return self
+
+    @cached_property
+    def api_keys(self) -> dict[str, str]:
+        """Every API key Warden accepts webhooks from, mapped to its secret."""
+        keys = parse_keys(self.livekit_keys.get_secret_value())
+        if self.livekit_api_key:
+            keys[self.livekit_api_key] = self.livekit_api_secret.get_secret_value()
+        return keys
+
+    @cached_property
+    def room_patterns(self) -> tuple[str, ...]:
+        return tuple(p.strip() for p in self.warden_rooms.split(",") if p.strip())
+
+    def watches(self, room_name: str) -> bool:
+        """True when `WARDEN_ROOMS` is empty or one of its glob patterns matches `room_name`."""
+        patterns = self.room_patterns
+        return not patterns or any(fnmatch.fnmatchcase(room_name, p) for p in patterns)
+
+    @property
+    def admin_token(self) -> str:
+        return self.warden_admin_token.get_secret_value()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read and validate the settings; raise `SettingsError` naming the variable on a bad value."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False):
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["loc"]:
+            lines.append(f"{str(error['loc'][0]).upper()}: {message}")
+        else:
+            lines.append(message)
+    return "; ".join(lines)
