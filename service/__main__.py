@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import logging
-import sys
 
 import uvicorn
 
 from service.app import create_app
-from workers.errors import SettingsError
-from workers.settings import load_settings
+from workers.settings import load_settings_or_exit
 
 
 def main() -> None:
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        sys.exit(f"warden: configuration error: {exc}")
-    logging.basicConfig(level=settings.warden_log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = load_settings_or_exit()
+    logging.basicConfig(
+        level=settings.warden_log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     uvicorn.run(
         create_app(settings),
         host=settings.warden_host,

@@ -28,7 +28,9 @@ def room_summary(room: Room) -> dict[str, Any]:
         "name": room.name,
         "sid": room.sid,
         "state": str(room.phase),
-        "people": [{"identity": p.identity, "sid": p.sid, "joined_at": iso(p.joined_at)} for p in room.people],
+        "people": [
+            {"identity": p.identity, "sid": p.sid, "joined_at": iso(p.joined_at)} for p in room.people
+        ],
         "agents": [
             {
                 "identity": a.identity,

@@ -67,7 +67,9 @@ async def readyz(request: Request) -> JSONResponse:
     except (SQLAlchemyError, OSError) as exc:
         checks["database"] = f"unreachable ({type(exc).__name__})"
     ready = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ready" if ready else "not ready", **checks}, status_code=200 if ready else 503)
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", **checks}, status_code=200 if ready else 503
+    )
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -81,7 +83,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         queue = open_queue(settings)
         engine = make_engine(settings.database_url)
         try:
-            yield {"settings": settings, "verifier": WebhookVerifier(settings.api_keys), "queue": queue, "engine": engine}
+            yield {
+                "settings": settings,
+                "verifier": WebhookVerifier(settings.api_keys),
+                "queue": queue,
+                "engine": engine,
+            }
         finally:
             await queue.aclose()
             await queue.connection_pool.disconnect()  # the client does not own a pool it was handed

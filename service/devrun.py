@@ -18,11 +18,18 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from service.embedded_redis import EmbeddedRedis
-from workers.errors import SettingsError
-from workers.settings import load_settings
+from workers.settings import load_settings_or_exit
 
-DEV_KEYS = {"LIVEKIT_API_KEY": "devkey", "LIVEKIT_API_SECRET": "secret", "LIVEKIT_URL": "http://localhost:7880"}
+DEV_KEYS = {
+    "LIVEKIT_API_KEY": "devkey",
+    "LIVEKIT_API_SECRET": "secret",
+    "LIVEKIT_URL": "http://localhost:7880",
+}
 STOP_GRACE_SECONDS = 10
+
+
+def say(message: str) -> None:
+    print(f"warden: {message}", flush=True)
 
 
 def _configured(name: str, dotenv: dict[str, str | None]) -> bool:
@@ -35,23 +42,20 @@ def main() -> None:
     env.setdefault("WARDEN_HOST", "127.0.0.1")
     if not any(_configured(n, dotenv) for n in ("LIVEKIT_API_KEY", "LIVEKIT_KEYS")):
         env.update({k: v for k, v in DEV_KEYS.items() if not _configured(k, dotenv)})
-        print("warden: no LiveKit key configured; using livekit-server --dev's key 'devkey' (not for production)")
+        say("no LiveKit key configured; using livekit-server --dev's key 'devkey' (not for production)")
     redis_server = None
     if not _configured("REDIS_URL", dotenv):
         redis_server = EmbeddedRedis(Path("var") / "redis")
         env["REDIS_URL"] = redis_server.start()
-        print(f"warden: REDIS_URL unset; started an embedded redis-server at {env['REDIS_URL']}")
+        say(f"REDIS_URL unset; started an embedded redis-server at {env['REDIS_URL']}")
     children: list[subprocess.Popen[bytes]] = []
     try:
         os.environ.update(env)
-        try:
-            settings = load_settings()
-        except SettingsError as exc:
-            sys.exit(f"warden: configuration error: {exc}")
+        settings = load_settings_or_exit()
         subprocess.run([sys.executable, "-m", "workers.migrate"], env=env, check=True)
         children.append(subprocess.Popen([sys.executable, "-m", "workers"], env=env))
         children.append(subprocess.Popen([sys.executable, "-m", "service"], env=env))
-        print(f"warden: web on http://{settings.warden_host}:{settings.port} (webhook: POST /webhook); Ctrl-C stops")
+        say(f"web on http://{settings.warden_host}:{settings.port} (webhook: POST /webhook); Ctrl-C stops")
         _wait(children)
     except subprocess.CalledProcessError as exc:
         sys.exit(f"warden: migrations failed (exit {exc.returncode})")
@@ -90,7 +94,7 @@ def _stop(children: list[subprocess.Popen[bytes]]) -> None:
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
-    print("warden: stopped")
+    say("stopped")
 
 
 if __name__ == "__main__":

@@ -46,8 +46,21 @@ class EmbeddedRedis:
 
     def start(self) -> str:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        args = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", str(self.workdir), "--logfile", "redis.log"]
+        args = [
+            redis_server_binary(),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.workdir),
+            "--logfile",
+            "redis.log",
+        ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.2)
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
@@ -58,7 +71,9 @@ class EmbeddedRedis:
             except redis.ConnectionError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(f"embedded redis-server did not start (see {self.workdir}/redis.log)") from None
+                    raise RuntimeError(
+                        f"embedded redis-server did not start (see {self.workdir}/redis.log)"
+                    ) from None
                 time.sleep(0.05)  # polling a socket that is not listening yet: there is no event to await
             finally:
                 client.close()

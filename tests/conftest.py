@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 
 for _name in list(os.environ):
-    if _name.startswith(("LIVEKIT_", "WARDEN_")) or _name in ("REDIS_URL", "DATABASE_URL", "PORT"):
-        if _name != "WARDEN_TEST_POSTGRES_URL":
-            del os.environ[_name]
+    ours = _name.startswith(("LIVEKIT_", "WARDEN_")) or _name in ("REDIS_URL", "DATABASE_URL", "PORT")
+    if ours and _name != "WARDEN_TEST_POSTGRES_URL":
+        del os.environ[_name]
 
 import asyncio
 import uuid
@@ -31,7 +31,9 @@ from workers.migrate import upgrade
 from workers.settings import Settings, load_settings
 
 KEY, SECRET = "devkey", "a-test-secret-that-is-long-enough-for-hs256"
-POSTGRES_ADMIN_URL = os.environ.get("WARDEN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "WARDEN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -73,7 +75,7 @@ def redis_url(redis_server: str) -> str:
 async def _postgres_database() -> str | None:
     try:
         admin = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=3)
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+    except (TimeoutError, OSError, asyncpg.PostgresError):
         return None
     name = f"warden_test_{uuid.uuid4().hex[:10]}"
     try:

@@ -25,9 +25,16 @@ def sign(body: bytes, key: str, secret: str, *, ttl: timedelta = timedelta(minut
     return AccessToken(key, secret).with_ttl(ttl).with_sha256(digest).to_jwt()
 
 
-def body(event: str, *, id: str, created_at: int, room: str = "call-42", sid: str = "RM_test", **extra: Any) -> bytes:
+def body(
+    event: str, *, id: str, created_at: int, room: str = "call-42", sid: str = "RM_test", **extra: Any
+) -> bytes:
     """A compact protojson body like livekit-server's, for events the recorded fixtures do not cover."""
-    data: dict[str, Any] = {"event": event, "room": {"sid": sid, "name": room}, "id": id, "createdAt": str(created_at)}
+    data: dict[str, Any] = {
+        "event": event,
+        "room": {"sid": sid, "name": room},
+        "id": id,
+        "createdAt": str(created_at),
+    }
     data.update(extra)
     return json.dumps(data, separators=(",", ":")).encode()
 

@@ -14,14 +14,28 @@ POLICY = Policy("notetaker")
 _counter = iter(range(1, 10**9))
 
 
-def ev(kind: EventKind, at: int, who: str | None = None, *, agent: bool = False, sid: str = "", name: str = "notetaker",
-       kind_of: ParticipantKind | None = None, job: Job | None = None) -> Event:
+def ev(
+    kind: EventKind,
+    at: int,
+    who: str | None = None,
+    *,
+    agent: bool = False,
+    sid: str = "",
+    name: str = "notetaker",
+    kind_of: ParticipantKind | None = None,
+    job: Job | None = None,
+) -> Event:
     participant = None
     if who is not None:
-        is_membership = kind in (EventKind.PARTICIPANT_JOINED, EventKind.PARTICIPANT_LEFT,
-                                 EventKind.PARTICIPANT_CONNECTION_ABORTED)
+        is_membership = kind in (
+            EventKind.PARTICIPANT_JOINED,
+            EventKind.PARTICIPANT_LEFT,
+            EventKind.PARTICIPANT_CONNECTION_ABORTED,
+        )
         k = kind_of if kind_of is not None else (ParticipantKind.AGENT if agent else ParticipantKind.STANDARD)
-        participant = Participant(who, sid or f"PA_{who}", int(k) if is_membership else None, name if agent else "")
+        participant = Participant(
+            who, sid or f"PA_{who}", int(k) if is_membership else None, name if agent else ""
+        )
     return Event(f"EV_{next(_counter)}", kind, str(kind), at, "RM_1", "call-42", participant, "", job)
 
 
@@ -38,9 +52,17 @@ def test_a_meeting_with_its_agent_from_start_to_finish() -> None:
     assert (room.phase, room.waiting_since, room.first_person_at) == (Phase.WAITING, 101, 101)
     room = run(ev(EventKind.ROOM_STARTED, 100), ev(J, 101, "alice"), ev(J, 104, "agent-1", agent=True))
     assert (room.phase, room.agent_joined_at, room.waiting_since) == (Phase.AGENT_PRESENT, 104, None)
-    room = run(ev(EventKind.ROOM_STARTED, 100), ev(J, 101, "alice"), ev(J, 104, "agent-1", agent=True),
-               ev(T, 105, "agent-1"), ev(J, 110, "bob"), ev(L, 200, "alice"), ev(L, 201, "bob"),
-               ev(L, 202, "agent-1", agent=True), ev(EventKind.ROOM_FINISHED, 230))
+    room = run(
+        ev(EventKind.ROOM_STARTED, 100),
+        ev(J, 101, "alice"),
+        ev(J, 104, "agent-1", agent=True),
+        ev(T, 105, "agent-1"),
+        ev(J, 110, "bob"),
+        ev(L, 200, "alice"),
+        ev(L, 201, "bob"),
+        ev(L, 202, "agent-1", agent=True),
+        ev(EventKind.ROOM_FINISHED, 230),
+    )
     assert room.phase is Phase.CLOSED
     assert (room.started_at, room.finished_at, room.agent_joined_at) == (100, 230, 104)
 
@@ -57,7 +79,12 @@ def test_agent_that_leaves_mid_meeting_is_lost_until_one_comes_back() -> None:
 
 def test_agent_leaving_after_everyone_else_leaves_the_room_idle() -> None:
     J, L = EventKind.PARTICIPANT_JOINED, EventKind.PARTICIPANT_LEFT
-    room = run(ev(J, 1, "alice"), ev(J, 2, "agent-1", agent=True), ev(L, 9, "alice"), ev(L, 10, "agent-1", agent=True))
+    room = run(
+        ev(J, 1, "alice"),
+        ev(J, 2, "agent-1", agent=True),
+        ev(L, 9, "alice"),
+        ev(L, 10, "agent-1", agent=True),
+    )
     assert room.phase is Phase.IDLE
 
 
@@ -68,8 +95,10 @@ def test_only_the_configured_agent_counts_but_an_unnamed_agent_is_not_double_boo
     assert [a.name for a in other.agents] == ["greeter"]
     unnamed = run(ev(J, 1, "alice"), ev(J, 2, "agent-x", agent=True, name=""))
     assert unnamed.phase is Phase.AGENT_PRESENT
-    assert run(ev(J, 1, "alice"), ev(J, 2, "greeter", agent=True, name="greeter"), policy=Policy("")).phase \
+    assert (
+        run(ev(J, 1, "alice"), ev(J, 2, "greeter", agent=True, name="greeter"), policy=Policy("")).phase
         is Phase.AGENT_PRESENT
+    )
 
 
 def test_egress_recorder_is_not_a_person_but_a_phone_caller_is() -> None:
@@ -80,7 +109,9 @@ def test_egress_recorder_is_not_a_person_but_a_phone_caller_is() -> None:
 
 def test_identity_takeover_keeps_the_newer_session() -> None:
     J, L = EventKind.PARTICIPANT_JOINED, EventKind.PARTICIPANT_LEFT
-    room = run(ev(J, 1, "alice", sid="PA_old"), ev(J, 5, "alice", sid="PA_new"), ev(L, 5, "alice", sid="PA_old"))
+    room = run(
+        ev(J, 1, "alice", sid="PA_old"), ev(J, 5, "alice", sid="PA_new"), ev(L, 5, "alice", sid="PA_old")
+    )
     assert [(p.identity, p.sid) for p in room.people] == [("alice", "PA_new")]
     assert room.phase is Phase.WAITING
 
@@ -107,15 +138,30 @@ def test_failed_agent_job_removes_its_agent() -> None:
     assert (room.phase, room.agents) == (Phase.AGENT_LOST, ())
 
 
-KINDS = [EventKind.PARTICIPANT_JOINED, EventKind.PARTICIPANT_LEFT, EventKind.PARTICIPANT_CONNECTION_ABORTED,
-         EventKind.TRACK_PUBLISHED, EventKind.TRACK_UNPUBLISHED, EventKind.ROOM_STARTED, EventKind.ROOM_FINISHED,
-         EventKind.AGENT_JOB_ENDED, EventKind.OTHER]
+KINDS = [
+    EventKind.PARTICIPANT_JOINED,
+    EventKind.PARTICIPANT_LEFT,
+    EventKind.PARTICIPANT_CONNECTION_ABORTED,
+    EventKind.TRACK_PUBLISHED,
+    EventKind.TRACK_UNPUBLISHED,
+    EventKind.ROOM_STARTED,
+    EventKind.ROOM_FINISHED,
+    EventKind.AGENT_JOB_ENDED,
+    EventKind.OTHER,
+]
 event_strategy = st.builds(
     lambda kind, at, who, is_agent, session: ev(
-        kind, at, who, agent=is_agent, sid=f"PA_{who}_{session}",
+        kind,
+        at,
+        who,
+        agent=is_agent,
+        sid=f"PA_{who}_{session}",
         job=Job("AJ", "notetaker", "AD", 3, who) if kind is EventKind.AGENT_JOB_ENDED else None,
     ),
-    st.sampled_from(KINDS), st.integers(0, 20), st.sampled_from(["alice", "bob", "agent-1"]), st.booleans(),
+    st.sampled_from(KINDS),
+    st.integers(0, 20),
+    st.sampled_from(["alice", "bob", "agent-1"]),
+    st.booleans(),
     st.integers(0, 2),
 )
 

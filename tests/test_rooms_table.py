@@ -10,7 +10,14 @@ from workers.diagram import SAMPLE_ROOMS, sample_events
 from workers.events import EventKind as K
 from workers.rooms import TABLE, Phase, Policy, transition
 
-I, W, P, A, L, C = Phase.IDLE, Phase.WAITING, Phase.AGENT_PRESENT, Phase.AGENT_ACTIVE, Phase.AGENT_LOST, Phase.CLOSED
+I, W, P, A, L, C = (
+    Phase.IDLE,
+    Phase.WAITING,
+    Phase.AGENT_PRESENT,
+    Phase.AGENT_ACTIVE,
+    Phase.AGENT_LOST,
+    Phase.CLOSED,
+)
 
 # (phase before, event kind, whom it concerns) -> phase after. Written by hand from the rules in
 # workers/rooms.py; the sample rooms hold one person "alice" and, in P and A, the agent "agent-1".
@@ -63,7 +70,9 @@ EXPECTED |= {
 }
 for _phase in (I, W, P, A, L):
     for _who in ("person", "agent"):
-        EXPECTED[(_phase, K.PARTICIPANT_CONNECTION_ABORTED, _who)] = EXPECTED[(_phase, K.PARTICIPANT_LEFT, _who)]
+        EXPECTED[(_phase, K.PARTICIPANT_CONNECTION_ABORTED, _who)] = EXPECTED[
+            (_phase, K.PARTICIPANT_LEFT, _who)
+        ]
 for _kind in K:
     for _who in sample_events(_kind):
         EXPECTED[(C, _kind, _who)] = C

@@ -42,7 +42,10 @@ async def count(engine: AsyncEngine, model: type) -> int:
 
 async def test_recorded_fixtures_build_the_room_and_its_timeline(engine: AsyncEngine) -> None:
     for name in ("room_started", "participant_joined_standard"):
-        assert await record_event(engine, parse(fixture(name)), received_at=1.0, policy=POLICY) == Outcome.APPLIED
+        assert (
+            await record_event(engine, parse(fixture(name)), received_at=1.0, policy=POLICY)
+            == Outcome.APPLIED
+        )
     room, timeline = await find_room(engine, "call-42") or (None, [])
     assert room is not None and room.sid == "RM_x7Qk2mP9aZbC"
     assert room.phase is Phase.WAITING
@@ -62,10 +65,14 @@ async def test_duplicate_event_is_stored_once_and_changes_nothing(engine: AsyncE
 
 async def test_late_older_event_is_applied_in_livekit_order(engine: AsyncEngine) -> None:
     # alice leaves at 20 but that webhook arrives first; her join (at 10) arrives later and must not win.
-    assert await record_event(engine, left(person("alice"), 20, "EV_left"), received_at=1.0, policy=POLICY) \
+    assert (
+        await record_event(engine, left(person("alice"), 20, "EV_left"), received_at=1.0, policy=POLICY)
         == Outcome.APPLIED
-    assert await record_event(engine, joined(person("alice"), 10, "EV_join"), received_at=2.0, policy=POLICY) \
+    )
+    assert (
+        await record_event(engine, joined(person("alice"), 10, "EV_join"), received_at=2.0, policy=POLICY)
         == Outcome.REFOLDED
+    )
     room, timeline = await find_room(engine, "call-42") or (None, [])
     assert room is not None and room.phase is Phase.IDLE and room.people == ()
     assert [e.event.name for e in timeline] == ["participant_joined", "participant_left"]
@@ -78,7 +85,10 @@ async def test_concurrent_writers_on_one_room_lose_nothing(database_url: str) ->
     try:
         events = [joined(person(f"p{i}"), 100 + i % 3, f"EV_{i}") for i in range(40)]
         outcomes = await asyncio.gather(
-            *(record_event(engines[i % 2], e, received_at=float(i), policy=POLICY) for i, e in enumerate(events))
+            *(
+                record_event(engines[i % 2], e, received_at=float(i), policy=POLICY)
+                for i, e in enumerate(events)
+            )
         )
         assert set(outcomes) <= {Outcome.APPLIED, Outcome.REFOLDED}
         room, _ = await find_room(engines[0], "call-42") or (None, [])

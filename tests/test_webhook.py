@@ -45,16 +45,22 @@ async def post(client: httpx.AsyncClient, raw: bytes, token: str | None) -> http
     return await client.post("/webhook", content=raw, headers=headers)
 
 
-async def test_signed_webhook_is_queued_once_under_its_event_id(intake: httpx.AsyncClient, redis_url: str) -> None:
+async def test_signed_webhook_is_queued_once_under_its_event_id(
+    intake: httpx.AsyncClient, redis_url: str
+) -> None:
     raw = fixture("participant_joined_agent")
     first = await post(intake, raw, sign(raw, KEY, SECRET))
     assert (first.status_code, first.json()) == (200, {"status": "queued", "id": "EV_partAbc123xyz"})
-    retry = await post(intake, raw, "Bearer " + sign(raw, KEY, SECRET))  # LiveKit's retry; Bearer accepted too
+    retry = await post(
+        intake, raw, "Bearer " + sign(raw, KEY, SECRET)
+    )  # LiveKit's retry; Bearer accepted too
     assert (retry.status_code, retry.json()["status"]) == (200, "duplicate")
     assert await queued(redis_url) == ["EV_partAbc123xyz"]
 
 
-async def test_body_with_go_spaces_verifies_over_its_raw_bytes(intake: httpx.AsyncClient, redis_url: str) -> None:
+async def test_body_with_go_spaces_verifies_over_its_raw_bytes(
+    intake: httpx.AsyncClient, redis_url: str
+) -> None:
     raw = fixture("real_node_sdk_room_started_spaced")
     assert b", " in raw
     response = await post(intake, raw, sign(raw, KEY, SECRET))
@@ -101,7 +107,9 @@ async def test_unverifiable_webhook_is_401_and_not_queued(
 
 
 @pytest.mark.parametrize("raw", [b"{not json", b"[1, 2, 3]", b'{"foo": 1}', b"\xff\xfe", b'{"event": 5}'])
-async def test_signed_garbage_is_400_and_not_queued(intake: httpx.AsyncClient, redis_url: str, raw: bytes) -> None:
+async def test_signed_garbage_is_400_and_not_queued(
+    intake: httpx.AsyncClient, redis_url: str, raw: bytes
+) -> None:
     response = await post(intake, raw, sign(raw, KEY, SECRET))
     assert response.status_code == 400
     assert await queued(redis_url) == []
@@ -133,7 +141,9 @@ async def test_room_outside_warden_rooms_is_acknowledged_but_not_queued(
 async def test_queue_down_is_503_never_200(tmp_path: object) -> None:
     from service.embedded_redis import free_port
 
-    settings = make_settings(redis_url=f"redis://127.0.0.1:{free_port()}/0", database_url=f"sqlite:///{tmp_path}/w.db")
+    settings = make_settings(
+        redis_url=f"redis://127.0.0.1:{free_port()}/0", database_url=f"sqlite:///{tmp_path}/w.db"
+    )
     async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as client:
         raw = fixture("participant_joined_agent")
         response = await post(client, raw, sign(raw, KEY, SECRET))

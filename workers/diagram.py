@@ -26,7 +26,9 @@ SAMPLE_ROOMS: dict[Phase, Room] = {
 
 
 def _participant(identity: str, sid: str, kind: ParticipantKind | None) -> Participant:
-    return Participant(identity, sid, None if kind is None else int(kind), "notetaker" if identity == "agent-1" else "")
+    return Participant(
+        identity, sid, None if kind is None else int(kind), "notetaker" if identity == "agent-1" else ""
+    )
 
 
 def sample_events(kind: EventKind) -> dict[str, Event]:
@@ -37,7 +39,11 @@ def sample_events(kind: EventKind) -> dict[str, Event]:
         return Event(f"EV_{kind}", kind, str(kind), at, SID, NAME, participant, track, job)
 
     person, agent = PERSON.identity, AGENT.identity
-    if kind in (EventKind.PARTICIPANT_JOINED, EventKind.PARTICIPANT_LEFT, EventKind.PARTICIPANT_CONNECTION_ABORTED):
+    if kind in (
+        EventKind.PARTICIPANT_JOINED,
+        EventKind.PARTICIPANT_LEFT,
+        EventKind.PARTICIPANT_CONNECTION_ABORTED,
+    ):
         sid = "PA_bob" if kind is EventKind.PARTICIPANT_JOINED else PERSON.sid
         who = "bob" if kind is EventKind.PARTICIPANT_JOINED else person
         return {
@@ -51,7 +57,7 @@ def sample_events(kind: EventKind) -> dict[str, Event]:
     return {"": make()}
 
 
-def edges(policy: Policy = Policy()) -> list[tuple[Phase, Phase, str]]:
+def edges(policy: Policy = Policy("notetaker")) -> list[tuple[Phase, Phase, str]]:  # noqa: B008 - frozen
     """(from, to, label) for every sample transition that changes the phase, in table order."""
     found: list[tuple[Phase, Phase, str]] = []
     for phase, room in SAMPLE_ROOMS.items():

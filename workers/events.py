@@ -136,7 +136,9 @@ def from_webhook(proto: WebhookEvent, *, fallback_id: str) -> Event:
             identity=info.identity,
             sid=info.sid,
             kind=int(info.kind) if has_kind else None,
-            agent_name=next((info.attributes[a] for a in AGENT_NAME_ATTRIBUTES if info.attributes.get(a)), ""),
+            agent_name=next(
+                (info.attributes[a] for a in AGENT_NAME_ATTRIBUTES if info.attributes.get(a)), ""
+            ),
         )
     return Event(
         id=proto.id or fallback_id,

@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from workers.db import make_engine
 from workers.events import from_dict
 from workers.rooms import Policy
-from workers.settings import Settings, load_settings
+from workers.settings import Settings
 from workers.store import record_event
 
 log = logging.getLogger("warden.worker")
@@ -43,7 +43,9 @@ async def apply_webhook(ctx: dict[str, Any], event: dict[str, Any], received_at:
             outcome = await record_event(ctx["engine"], parsed, received_at=received_at, policy=ctx["policy"])
     except (OperationalError, DBAPIError, OSError) as exc:
         delay = _retry_delay(ctx["job_try"])
-        log.warning("database unavailable (%s); event %s retried in %.0fs", type(exc).__name__, parsed.id, delay)
+        log.warning(
+            "database unavailable (%s); event %s retried in %.0fs", type(exc).__name__, parsed.id, delay
+        )
         raise Retry(defer=delay) from exc
     log.info("event %s %s room=%s: %s", parsed.id, parsed.name, parsed.room_name or "-", outcome)
     return str(outcome)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 
 from alembic import command
@@ -11,8 +10,7 @@ from alembic.config import Config
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workers.db import make_engine
-from workers.errors import SettingsError
-from workers.settings import load_settings
+from workers.settings import load_settings_or_exit
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -39,10 +37,7 @@ async def upgrade(engine: AsyncEngine) -> None:
 
 def main() -> None:
     """Entry point: `python -m workers.migrate`."""
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        sys.exit(f"warden: configuration error: {exc}")
+    settings = load_settings_or_exit()
     engine = make_engine(settings.database_url)
 
     async def _go() -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlmodel import col, select
 
 from workers.events import Event, from_dict
 from workers.models import EventRow, RoomRow
@@ -32,7 +33,7 @@ async def list_rooms(engine: AsyncEngine, *, limit: int, offset: int) -> RoomPag
         total = await session.scalar(select(func.count()).select_from(RoomRow)) or 0
         rows = await session.scalars(
             select(RoomRow)
-            .order_by(RoomRow.first_seen_at.desc(), RoomRow.sid)  # type: ignore[attr-defined]
+            .order_by(col(RoomRow.first_seen_at).desc(), col(RoomRow.sid))
             .limit(limit)
             .offset(offset)
         )
@@ -44,19 +45,19 @@ async def find_room(engine: AsyncEngine, name: str) -> tuple[Room, list[Timeline
     async with AsyncSession(engine) as session:
         row = await session.scalar(
             select(RoomRow)
-            .where(RoomRow.name == name)
-            .order_by(RoomRow.first_seen_at.desc())  # type: ignore[attr-defined]
+            .where(col(RoomRow.name) == name)
+            .order_by(col(RoomRow.first_seen_at).desc())
             .limit(1)
         )
         if row is None:
             return None
         events = await session.execute(
-            select(EventRow.data, EventRow.received_at)
-            .where(EventRow.room_sid == row.sid)
-            .order_by(EventRow.seq.desc())  # type: ignore[union-attr]
+            select(col(EventRow.data), col(EventRow.received_at))
+            .where(col(EventRow.room_sid) == row.sid)
+            .order_by(col(EventRow.seq).desc())
             .limit(TIMELINE_LIMIT)
         )
-        timeline = [TimelineEntry(from_dict(data), received_at) for data, received_at in events]
+        timeline = [TimelineEntry(from_dict(dict(data)), received_at) for data, received_at in events]
     timeline.reverse()  # oldest first, so that ties keep arrival order in the stable sort
     timeline.sort(key=lambda entry: order_key(entry.event))
     return room_from_dict(row.state), timeline

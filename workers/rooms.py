@@ -142,12 +142,14 @@ def _join(room: Room, event: Event) -> Room:
         return room
     if p.is_agent:
         agent = Agent(p.identity, p.sid, p.agent_name, event.created_at)
-        agents = tuple(a for a in room.agents if a.identity != p.identity) + (agent,)
+        agents = (*tuple(a for a in room.agents if a.identity != p.identity), agent)
         return replace(room, agents=agents)
     if p.is_person:
         people = tuple(x for x in room.people if x.identity != p.identity)
         first = room.first_person_at if room.first_person_at is not None else event.created_at
-        return replace(room, people=(*people, Person(p.identity, p.sid, event.created_at)), first_person_at=first)
+        return replace(
+            room, people=(*people, Person(p.identity, p.sid, event.created_at)), first_person_at=first
+        )
     return room
 
 
@@ -235,7 +237,9 @@ def transition(room: Room, event: Event, *, now: float, policy: Policy) -> Decis
     if agent_joined_at is None and phase in (Phase.AGENT_PRESENT, Phase.AGENT_ACTIVE):
         agent_joined_at = min(a.joined_at for a in handled.our_agents(policy))
     return Decision(
-        replace(handled, phase=phase, waiting_since=waiting_since, agent_joined_at=agent_joined_at, updated_at=now)
+        replace(
+            handled, phase=phase, waiting_since=waiting_since, agent_joined_at=agent_joined_at, updated_at=now
+        )
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import sys
 from functools import cached_property
 from pathlib import Path
 
@@ -159,3 +160,12 @@ def _describe(exc: ValidationError) -> str:
         else:
             lines.append(message)
     return "; ".join(lines)
+
+
+def load_settings_or_exit() -> Settings:
+    """For entry points: the settings, or a one-line message naming the variable and exit status 2."""
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        print(f"warden: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

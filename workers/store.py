@@ -2,9 +2,10 @@
 
 - The event row is unique on the event id: a duplicate (LiveKit's retry, ARQ re-running a job) is
   seen before anything is written and changes nothing.
-- The room row carries a `version`: the write is `UPDATE ... WHERE version = <read>`, so two workers
-  (or two jobs in one worker) that read the same room cannot both write; the loser re-reads and
-  tries again (`StaleWrite`). Event and room are committed together, so neither exists without the other.
+- The room row is read `FOR UPDATE` (PostgreSQL; SQLite's writers are serialised by BEGIN IMMEDIATE),
+  so writers of one room queue instead of colliding, and it carries a `version`: the write is
+  `UPDATE ... WHERE version = <read>`, so two writers that read the same room can never both write;
+  the loser re-reads and tries again (`StaleWrite`). Event and room are committed together, so neither exists without the other.
 - An event older than the newest one applied (by `rooms.order_key`) arrived out of order: the room
   is re-folded from its whole log, so the state is always the fold of the events in LiveKit's order.
 """
@@ -14,9 +15,10 @@ from __future__ import annotations
 from dataclasses import replace
 from enum import StrEnum
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlmodel import col, select
 
 from workers.errors import StaleWrite
 from workers.events import Event, from_dict, to_dict
@@ -45,14 +47,16 @@ async def record_event(engine: AsyncEngine, event: Event, *, received_at: float,
 
 
 async def _record_once(session: AsyncSession, event: Event, received_at: float, policy: Policy) -> Outcome:
-    seen = await session.scalar(select(EventRow.seq).where(EventRow.event_id == event.id))
+    seen = await session.scalar(select(EventRow.seq).where(col(EventRow.event_id) == event.id))
     if seen is not None:
         return Outcome.DUPLICATE
     if not event.room_sid:
         session.add(_event_row(event, received_at))
         return Outcome.NO_ROOM
 
-    row = await session.get(RoomRow, event.room_sid)
+    # FOR UPDATE queues concurrent writers of one room on PostgreSQL (SQLite's BEGIN IMMEDIATE already
+    # does); the version check below still catches any writer that slipped past.
+    row = await session.get(RoomRow, event.room_sid, with_for_update=True)
     if row is None:
         room = transition(Room(event.room_sid, event.room_name), event, now=received_at, policy=policy).room
         session.add(_event_row(event, received_at))
@@ -73,7 +77,7 @@ async def _record_once(session: AsyncSession, event: Event, received_at: float, 
     session.add(_event_row(event, received_at))
     result = await session.execute(
         update(RoomRow)
-        .where(RoomRow.sid == row.sid, RoomRow.version == row.version)  # type: ignore[arg-type]
+        .where(col(RoomRow.sid) == row.sid, col(RoomRow.version) == row.version)
         .values(
             name=room.name,
             phase=room.phase,
@@ -120,8 +124,8 @@ def _new_row(room: Room, event: Event, received_at: float) -> RoomRow:
 
 async def _room_events(session: AsyncSession, room_sid: str) -> list[tuple[Event, float]]:
     rows = await session.execute(
-        select(EventRow.data, EventRow.received_at)
-        .where(EventRow.room_sid == room_sid)
-        .order_by(EventRow.seq)  # type: ignore[arg-type]
+        select(col(EventRow.data), col(EventRow.received_at))
+        .where(col(EventRow.room_sid) == room_sid)
+        .order_by(col(EventRow.seq))
     )
-    return [(from_dict(data), received_at) for data, received_at in rows]
+    return [(from_dict(dict(data)), received_at) for data, received_at in rows]

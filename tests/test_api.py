@@ -1,0 +1,112 @@
+"""The operator API over HTTP: rooms newest first, one room with its timeline, and who may ask."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import Request
+
+from service.app import create_app
+from service.auth import check_admin
+from tests.conftest import make_settings
+from tests.helpers import agent, body, person
+from tests.servers import serve
+from tests.test_store import parse
+from workers.rooms import Policy
+from workers.store import record_event
+
+
+async def feed(engine: AsyncEngine, raw: bytes, received_at: float) -> None:
+    await record_event(engine, parse(raw), received_at=received_at, policy=Policy("notetaker"))
+
+
+@pytest.fixture
+async def api(database_url: str, engine: AsyncEngine, redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    for i in range(3):
+        sid = f"RM_{i}"
+        await feed(
+            engine,
+            body("room_started", id=f"EV_s{i}", created_at=1000 + i, room=f"call-{i}", sid=sid),
+            1000.0 + i,
+        )
+    await feed(
+        engine,
+        body(
+            "participant_joined",
+            id="EV_p",
+            created_at=1003,
+            room="call-1",
+            sid="RM_1",
+            participant=person("alice"),
+        ),
+        1003.5,
+    )
+    await feed(
+        engine,
+        body(
+            "participant_joined",
+            id="EV_a",
+            created_at=1007,
+            room="call-1",
+            sid="RM_1",
+            participant=agent("agent-AJ_1"),
+        ),
+        1007.25,
+    )
+    settings = make_settings(database_url=database_url, redis_url=redis_url, warden_agent_name="notetaker")
+    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as client:
+        yield client
+
+
+async def test_rooms_are_listed_newest_first_and_paginated(api: httpx.AsyncClient) -> None:
+    first = (await api.get("/api/rooms", params={"limit": 2})).json()
+    assert [r["name"] for r in first["rooms"]] == ["call-2", "call-1"]
+    assert (first["total"], first["next"]) == (3, "/api/rooms?limit=2&offset=2")
+    second = (await api.get(first["next"])).json()
+    assert ([r["name"] for r in second["rooms"]], second["next"]) == (["call-0"], None)
+    assert (await api.get("/api/rooms", params={"limit": "0"})).status_code == 400
+
+
+async def test_room_shows_people_agent_join_time_and_timeline(api: httpx.AsyncClient) -> None:
+    room = (await api.get("/api/rooms/call-1")).json()
+    assert (room["sid"], room["state"]) == ("RM_1", "agent_present")
+    assert [p["identity"] for p in room["people"]] == ["alice"]
+    assert [(a["identity"], a["agent_name"]) for a in room["agents"]] == [("agent-AJ_1", "notetaker")]
+    assert room["agent_joined_at"] == "1970-01-01T00:16:47Z"
+    assert [(e["type"], e["participant"], e["participant_kind"]) for e in room["timeline"]] == [
+        ("room_started", None, None),
+        ("participant_joined", "alice", "STANDARD"),
+        ("participant_joined", "agent-AJ_1", "AGENT"),
+    ]
+    assert room["timeline"][2]["received_at"] == "1970-01-01T00:16:47.250000Z"
+    assert "turnPassword" not in str(room) and "redacted" not in str(room)
+
+
+async def test_unknown_room_is_404(api: httpx.AsyncClient) -> None:
+    response = await api.get("/api/rooms/nope")
+    assert (response.status_code, response.json()) == (404, {"error": "no such room"})
+
+
+async def test_admin_token_is_required_when_set(database_url: str, redis_url: str) -> None:
+    settings = make_settings(
+        database_url=database_url, redis_url=redis_url, warden_admin_token="s3cret-admin"
+    )
+    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as client:
+        assert (await client.get("/api/rooms")).status_code == 401
+        assert (await client.get("/api/rooms", headers={"Authorization": "Bearer wrong"})).status_code == 401
+        ok = await client.get("/api/rooms", headers={"Authorization": "Bearer s3cret-admin"})
+        assert ok.status_code == 200
+
+
+@pytest.mark.parametrize(("host", "allowed"), [("127.0.0.1", True), ("::1", True), ("203.0.113.7", False)])
+def test_without_admin_token_only_loopback_may_read(host: str, allowed: bool) -> None:
+    request = Request(
+        {"type": "http", "method": "GET", "path": "/api/rooms", "headers": [], "client": (host, 5)}
+    )
+    refusal = check_admin(request, admin_token="")
+    assert (refusal is None) == allowed
+    if refusal is not None:
+        assert refusal.status_code == 403
