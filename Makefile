@@ -29,7 +29,7 @@ typecheck: $(STAMP)
 check: lint typecheck test
 
 diagram: $(STAMP)
-	$(BIN)/python -m workers.diagram
+	$(BIN)/python -m workers.diagram README.md
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

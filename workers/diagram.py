@@ -1,10 +1,14 @@
 """Draw the room state machine as a Mermaid diagram by running `rooms.TABLE` on sample rooms.
 
-`python -m workers.diagram` prints it; the README embeds the output between markers, and a test
-fails when the two differ, so the picture cannot drift from the rules.
+`python -m workers.diagram` prints it, `python -m workers.diagram README.md` (`make diagram`) updates
+the README's copy between its markers, and a test fails when the two differ, so the picture cannot drift from the rules.
 """
 
 from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
 
 from workers.events import Event, EventKind, Job, Participant, ParticipantKind
 from workers.rooms import Agent, Person, Phase, Policy, Room, transition
@@ -78,5 +82,15 @@ def mermaid() -> str:
     return "\n".join(lines)
 
 
+def update_readme(path: Path) -> None:
+    """Replace the diagram between the README's `diagram:start` / `diagram:end` markers."""
+    text = path.read_text()
+    block = f"<!-- diagram:start -->\n```mermaid\n{mermaid()}\n```\n<!-- diagram:end -->"
+    path.write_text(re.sub(r"<!-- diagram:start -->.*?<!-- diagram:end -->", lambda _: block, text, flags=re.S))
+
+
 if __name__ == "__main__":
-    print(mermaid())
+    if sys.argv[1:]:
+        update_readme(Path(sys.argv[1]))
+    else:
+        print(mermaid())

@@ -5,7 +5,8 @@
 - The room row is read `FOR UPDATE` (PostgreSQL; SQLite's writers are serialised by BEGIN IMMEDIATE),
   so writers of one room queue instead of colliding, and it carries a `version`: the write is
   `UPDATE ... WHERE version = <read>`, so two writers that read the same room can never both write;
-  the loser re-reads and tries again (`StaleWrite`). Event and room are committed together, so neither exists without the other.
+  the loser re-reads and tries again (`StaleWrite`). Event and room are committed together, so
+  neither exists without the other.
 - An event older than the newest one applied (by `rooms.order_key`) arrived out of order: the room
   is re-folded from its whole log, so the state is always the fold of the events in LiveKit's order.
 """
