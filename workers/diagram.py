@@ -1,7 +1,7 @@
 """Draw the room state machine as a Mermaid diagram by running `rooms.TABLE` on sample rooms.
 
-`python -m workers.diagram` prints it, `python -m workers.diagram README.md` (`make diagram`) updates
-the README's copy between its markers, and a test fails when the two differ, so the picture cannot drift from the rules.
+`python -m workers.diagram` prints it; `make diagram` updates the README's copy between its
+markers, and a test fails when the two differ, so the picture cannot drift from the rules.
 """
 
 from __future__ import annotations
@@ -86,7 +86,8 @@ def update_readme(path: Path) -> None:
     """Replace the diagram between the README's `diagram:start` / `diagram:end` markers."""
     text = path.read_text()
     block = f"<!-- diagram:start -->\n```mermaid\n{mermaid()}\n```\n<!-- diagram:end -->"
-    path.write_text(re.sub(r"<!-- diagram:start -->.*?<!-- diagram:end -->", lambda _: block, text, flags=re.S))
+    pattern = r"<!-- diagram:start -->.*?<!-- diagram:end -->"
+    path.write_text(re.sub(pattern, lambda _: block, text, flags=re.S))
 
 
 if __name__ == "__main__":
