@@ -9,9 +9,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from service.auth import admin_only
-from workers.events import ParticipantKind
+from workers.events import INTERNAL_KINDS, JobStatus, ParticipantKind
 from workers.queries import TimelineEntry, find_room, list_rooms
-from workers.rooms import Room
+from workers.store import ACTION_KIND
+from workers.room_state import Room
 
 MAX_LIMIT = 200
 
@@ -47,21 +48,62 @@ def room_summary(room: Room) -> dict[str, Any]:
         "agent_joined_at": iso(room.agent_joined_at),
         "waiting_since": iso(room.waiting_since),
         "updated_at": iso(room.updated_at),
+        "recovery": {
+            "state": str(room.recovery),
+            "deadline": None
+            if room.deadline is None
+            else {"attempt": room.deadline.attempt, "at": iso(room.deadline.at), "reason": str(room.deadline.reason)},
+            "redispatches": room.redispatches,
+            "dispatch_id": room.dispatch_id or None,
+            "error": room.error or None,
+        },
     }
 
 
 def timeline_entry(entry: TimelineEntry) -> dict[str, Any]:
-    event = entry.event
-    participant = event.participant
-    return {
-        "id": event.id,
-        "type": event.name,
-        "participant": participant.identity if participant else None,
-        "participant_kind": _kind_name(participant.kind) if participant else None,
-        "track": event.track_sid or None,
-        "created_at": iso(event.created_at),
+    """A log line for people: webhooks with their participant, Warden's facts and actions with details."""
+    line: dict[str, Any] = {
+        "type": entry.name,
+        "source": "action" if entry.kind == ACTION_KIND else "warden" if entry.kind in INTERNAL_KINDS else "livekit",
+        "id": entry.data.get("id"),
+        "participant": entry.participant,
+        "created_at": iso(entry.created_at),
         "received_at": iso(entry.received_at),
     }
+    if entry.kind == ACTION_KIND:
+        line["detail"] = {k: v for k, v in entry.data.items() if k != "action"}
+        line["id"] = None
+    elif entry.kind in INTERNAL_KINDS:
+        line["detail"] = _fact_detail(entry.data.get("fact") or {})
+    else:
+        participant = entry.data.get("participant") or {}
+        line["participant_kind"] = _kind_name(participant.get("kind"))
+        line["track"] = entry.data.get("track_sid") or None
+    return line
+
+
+def _fact_detail(fact: dict[str, Any]) -> dict[str, Any]:
+    detail: dict[str, Any] = {"attempt": fact.get("attempt"), "at": iso(fact.get("at"))}
+    if fact.get("participants") is not None and fact.get("participants") != []:
+        detail["participants"] = [p["identity"] for p in fact["participants"]]
+    if fact.get("dispatches"):
+        detail["dispatches"] = [
+            {"id": d["id"], "agent_name": d["agent_name"], "jobs": [_job_status(x) for x in d["statuses"]]}
+            for d in fact["dispatches"]
+        ]
+    for key in ("dispatch_id", "error"):
+        if fact.get(key):
+            detail[key] = fact[key]
+    if fact.get("room_exists") is False:
+        detail["room_exists"] = False
+    return detail
+
+
+def _job_status(status: int) -> str:
+    try:
+        return JobStatus(status).name
+    except ValueError:
+        return str(status)
 
 
 def _kind_name(kind: int | None) -> str | None:

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workers.events import Event, EventKind, Job, Participant, ParticipantKind
-from workers.rooms import Phase, Policy, Room, fold, order_key, transition
+from workers.room_state import Phase, Policy, Room
+from workers.rooms import fold, order_key, transition
 
 POLICY = Policy("notetaker")
 _counter = iter(range(1, 10**9))

@@ -14,7 +14,7 @@ from workers.db import make_engine
 from workers.events import Event, from_webhook
 from workers.models import EventRow, RoomRow
 from workers.queries import find_room
-from workers.rooms import Phase, Policy
+from workers.room_state import Phase, Policy
 from workers.store import Outcome, record_event
 
 POLICY = Policy("notetaker")
@@ -35,6 +35,10 @@ def left(who: dict[str, object], at: int, id: str) -> Event:
     return parse(body("participant_left", id=id, created_at=at, participant=who))
 
 
+async def outcome(engine: AsyncEngine, event: Event, received_at: float) -> Outcome:
+    return (await record_event(engine, event, received_at=received_at, policy=POLICY)).outcome
+
+
 async def count(engine: AsyncEngine, model: type) -> int:
     async with AsyncSession(engine) as session:
         return int(await session.scalar(select(func.count()).select_from(model)) or 0)
@@ -42,21 +46,18 @@ async def count(engine: AsyncEngine, model: type) -> int:
 
 async def test_recorded_fixtures_build_the_room_and_its_timeline(engine: AsyncEngine) -> None:
     for name in ("room_started", "participant_joined_standard"):
-        assert (
-            await record_event(engine, parse(fixture(name)), received_at=1.0, policy=POLICY)
-            == Outcome.APPLIED
-        )
+        assert await outcome(engine, parse(fixture(name)), 1.0) == Outcome.APPLIED
     room, timeline = await find_room(engine, "call-42") or (None, [])
     assert room is not None and room.sid == "RM_x7Qk2mP9aZbC"
     assert room.phase is Phase.WAITING
     assert [p.identity for p in room.people] == ["user-123"]
-    assert [e.event.name for e in timeline] == ["room_started", "participant_joined"]
+    assert [e.name for e in timeline] == ["room_started", "participant_joined"]
 
 
 async def test_duplicate_event_is_stored_once_and_changes_nothing(engine: AsyncEngine) -> None:
     event = joined(person("alice"), 10, "EV_dup")
-    assert await record_event(engine, event, received_at=1.0, policy=POLICY) == Outcome.APPLIED
-    assert await record_event(engine, event, received_at=2.0, policy=POLICY) == Outcome.DUPLICATE
+    assert (await record_event(engine, event, received_at=1.0, policy=POLICY)).outcome == Outcome.APPLIED
+    assert (await record_event(engine, event, received_at=2.0, policy=POLICY)).outcome == Outcome.DUPLICATE
     assert await count(engine, EventRow) == 1
     async with AsyncSession(engine) as session:
         row = await session.get(RoomRow, "RM_test")
@@ -65,17 +66,11 @@ async def test_duplicate_event_is_stored_once_and_changes_nothing(engine: AsyncE
 
 async def test_late_older_event_is_applied_in_livekit_order(engine: AsyncEngine) -> None:
     # alice leaves at 20 but that webhook arrives first; her join (at 10) arrives later and must not win.
-    assert (
-        await record_event(engine, left(person("alice"), 20, "EV_left"), received_at=1.0, policy=POLICY)
-        == Outcome.APPLIED
-    )
-    assert (
-        await record_event(engine, joined(person("alice"), 10, "EV_join"), received_at=2.0, policy=POLICY)
-        == Outcome.REFOLDED
-    )
+    assert await outcome(engine, left(person("alice"), 20, "EV_left"), 1.0) == Outcome.APPLIED
+    assert await outcome(engine, joined(person("alice"), 10, "EV_join"), 2.0) == Outcome.REFOLDED
     room, timeline = await find_room(engine, "call-42") or (None, [])
     assert room is not None and room.phase is Phase.IDLE and room.people == ()
-    assert [e.event.name for e in timeline] == ["participant_joined", "participant_left"]
+    assert [e.name for e in timeline] == ["participant_joined", "participant_left"]
 
 
 async def test_concurrent_writers_on_one_room_lose_nothing(database_url: str) -> None:
@@ -90,7 +85,7 @@ async def test_concurrent_writers_on_one_room_lose_nothing(database_url: str) ->
                 for i, e in enumerate(events)
             )
         )
-        assert set(outcomes) <= {Outcome.APPLIED, Outcome.REFOLDED}
+        assert {r.outcome for r in outcomes} <= {Outcome.APPLIED, Outcome.REFOLDED}
         room, _ = await find_room(engines[0], "call-42") or (None, [])
         assert room is not None and len(room.people) == 40
         async with AsyncSession(engines[0]) as session:
@@ -107,5 +102,5 @@ async def test_agent_join_is_seen_and_event_without_room_is_logged(engine: Async
     room, _ = await find_room(engine, "call-42") or (None, [])
     assert room is not None and (room.phase, room.agent_joined_at) == (Phase.AGENT_PRESENT, 14)
     orphan = parse(json.dumps({"event": "egress_started", "id": "EV_eg", "createdAt": "5"}).encode())
-    assert await record_event(engine, orphan, received_at=3.0, policy=POLICY) == Outcome.NO_ROOM
+    assert (await record_event(engine, orphan, received_at=3.0, policy=POLICY)).outcome == Outcome.NO_ROOM
     assert await count(engine, EventRow) == 3

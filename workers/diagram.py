@@ -10,8 +10,9 @@ import re
 import sys
 from pathlib import Path
 
-from workers.events import Event, EventKind, Job, Participant, ParticipantKind
-from workers.rooms import Agent, Person, Phase, Policy, Room, transition
+from workers.events import INTERNAL_KINDS, Event, EventKind, Fact, Job, Participant, ParticipantKind
+from workers.room_state import Agent, Person, Phase, Policy, Room
+from workers.rooms import transition
 
 SID, NAME = "RM_sample", "sample"
 PERSON = Person("alice", "PA_alice", 1)
@@ -40,7 +41,8 @@ def sample_events(kind: EventKind) -> dict[str, Event]:
     at = 10
 
     def make(participant: Participant | None = None, job: Job | None = None, track: str = "") -> Event:
-        return Event(f"EV_{kind}", kind, str(kind), at, SID, NAME, participant, track, job)
+        fact = Fact(attempt=1, at=float(at)) if kind in INTERNAL_KINDS else None
+        return Event(f"EV_{kind}", kind, str(kind), at, SID, NAME, participant, track, job, fact)
 
     person, agent = PERSON.identity, AGENT.identity
     if kind in (
@@ -54,7 +56,7 @@ def sample_events(kind: EventKind) -> dict[str, Event]:
             "person": make(_participant(who, sid, ParticipantKind.STANDARD)),
             "agent": make(_participant(agent, AGENT.sid, ParticipantKind.AGENT)),
         }
-    if kind in (EventKind.TRACK_PUBLISHED, EventKind.TRACK_UNPUBLISHED):
+    if kind in (EventKind.TRACK_PUBLISHED, EventKind.TRACK_UNPUBLISHED, EventKind.HEARTBEAT):
         return {"agent": make(_participant(agent, AGENT.sid, None), track="TR_1")}
     if kind in (EventKind.AGENT_JOB_STARTED, EventKind.AGENT_JOB_ENDED):
         return {"": make(job=Job("AJ_1", "notetaker", "AD_1", 1, agent))}

@@ -30,6 +30,25 @@ class EventKind(StrEnum):
     AGENT_JOB_STARTED = "agent_job_started"
     AGENT_JOB_ENDED = "agent_job_ended"
     OTHER = "other"
+    # Warden's own events: a timer, the answers of its questions to LiveKit, outcomes of its actions.
+    DEADLINE_PASSED = "deadline_passed"
+    PRESENCE_OBSERVED = "presence_observed"
+    AGENT_EVICTED = "agent_evicted"
+    AGENT_DISPATCHED = "agent_dispatched"
+    UPSTREAM_FAILED = "upstream_failed"
+    HEARTBEAT = "heartbeat"
+
+
+INTERNAL_KINDS = frozenset(
+    {
+        EventKind.DEADLINE_PASSED,
+        EventKind.PRESENCE_OBSERVED,
+        EventKind.AGENT_EVICTED,
+        EventKind.AGENT_DISPATCHED,
+        EventKind.UPSTREAM_FAILED,
+        EventKind.HEARTBEAT,
+    }
+)
 
 
 class ParticipantKind(IntEnum):
@@ -89,8 +108,33 @@ class Job:
 
 
 @dataclass(frozen=True)
+class DispatchInfo:
+    """One agent dispatch as `ListDispatch` reports it; `statuses` are its jobs' JobStatus values."""
+
+    id: str
+    agent_name: str
+    metadata: str = ""
+    created_at: float = 0.0
+    statuses: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Fact:
+    """What one of Warden's own events says: the deadline attempt it belongs to, when (Warden's
+    clock, sub-second), and what LiveKit answered or what an action achieved."""
+
+    attempt: int = 0
+    at: float = 0.0
+    room_exists: bool = True
+    participants: tuple[Participant, ...] = ()
+    dispatches: tuple[DispatchInfo, ...] = ()
+    dispatch_id: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True)
 class Event:
-    """One webhook, reduced. `created_at` is LiveKit's Unix time in seconds."""
+    """One event, reduced. `created_at` is LiveKit's Unix time in seconds (Warden's, for its own)."""
 
     id: str
     kind: EventKind
@@ -101,6 +145,18 @@ class Event:
     participant: Participant | None = None
     track_sid: str = ""
     job: Job | None = None
+    fact: Fact | None = None
+
+    @property
+    def at(self) -> float:
+        """When it happened: Warden's precise clock for its own events, LiveKit's second otherwise."""
+        return self.fact.at if self.fact is not None else float(self.created_at)
+
+
+def internal(kind: EventKind, event_id: str, room_sid: str, room_name: str, fact: Fact,
+             participant: Participant | None = None) -> Event:
+    """One of Warden's own events."""
+    return Event(event_id, kind, str(kind), int(fact.at), room_sid, room_name, participant, fact=fact)
 
 
 def from_webhook(proto: WebhookEvent, *, fallback_id: str) -> Event:
@@ -110,6 +166,8 @@ def from_webhook(proto: WebhookEvent, *, fallback_id: str) -> Event:
     try:
         kind = EventKind(proto.event)
     except ValueError:
+        kind = EventKind.OTHER
+    if kind in INTERNAL_KINDS:  # a webhook can never pose as one of Warden's own events
         kind = EventKind.OTHER
     room_sid, room_name = proto.room.sid, proto.room.name
     job = None
@@ -162,6 +220,7 @@ def from_dict(data: dict[str, Any]) -> Event:
     """Inverse of `to_dict`."""
     participant = data.get("participant")
     job = data.get("job")
+    fact = data.get("fact")
     return Event(
         id=data["id"],
         kind=EventKind(data["kind"]),
@@ -172,4 +231,17 @@ def from_dict(data: dict[str, Any]) -> Event:
         participant=Participant(**participant) if participant else None,
         track_sid=data.get("track_sid", ""),
         job=Job(**job) if job else None,
+        fact=_fact_from_dict(fact) if fact else None,
+    )
+
+
+def _fact_from_dict(data: dict[str, Any]) -> Fact:
+    return Fact(
+        **{
+            **data,
+            "participants": tuple(Participant(**p) for p in data.get("participants", ())),
+            "dispatches": tuple(
+                DispatchInfo(**{**d, "statuses": tuple(d.get("statuses", ()))}) for d in data.get("dispatches", ())
+            ),
+        }
     )

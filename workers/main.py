@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from workers.db import make_engine
 from workers.events import from_dict
-from workers.rooms import Policy
+from workers.room_state import Policy
 from workers.settings import Settings
 from workers.store import record_event
 

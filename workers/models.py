@@ -22,6 +22,8 @@ class RoomRow(SQLModel, table=True):
     last_rank: int = 0
     first_seen_at: float = Field(index=True)
     updated_at: float
+    deadline_at: float | None = Field(default=None, index=True)
+    recovery: str = Field(default="none", max_length=32)
 
 
 class EventRow(SQLModel, table=True):

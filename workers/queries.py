@@ -3,22 +3,34 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col, select
 
-from workers.events import Event, from_dict
 from workers.models import EventRow, RoomRow
-from workers.rooms import Room, order_key, room_from_dict
+from workers.room_state import Room, room_from_dict
+from workers.rooms import ORDER_RANK
 
 TIMELINE_LIMIT = 1000
+_RANK_BY_NAME = {str(kind): rank for kind, rank in ORDER_RANK.items()}
 
 
 @dataclass(frozen=True)
 class TimelineEntry:
-    event: Event
+    """One line of a room's log: a webhook, one of Warden's own events, or a decided action."""
+
+    kind: str
+    name: str
+    participant: str | None
+    created_at: int
     received_at: float
+    data: dict[str, Any]
+
+    @property
+    def sort_key(self) -> tuple[int, int]:
+        return (self.created_at, _RANK_BY_NAME.get(self.kind, 7))
 
 
 @dataclass(frozen=True)
@@ -51,15 +63,15 @@ async def find_room(engine: AsyncEngine, name: str) -> tuple[Room, list[Timeline
         )
         if row is None:
             return None
-        events = await session.execute(
-            select(col(EventRow.data), col(EventRow.received_at))
-            .where(col(EventRow.room_sid) == row.sid)
-            .order_by(col(EventRow.seq).desc())
-            .limit(TIMELINE_LIMIT)
+        rows = await session.scalars(
+            select(EventRow).where(col(EventRow.room_sid) == row.sid).order_by(col(EventRow.seq).desc()).limit(TIMELINE_LIMIT)
         )
-        timeline = [TimelineEntry(from_dict(dict(data)), received_at) for data, received_at in events]
+        timeline = [
+            TimelineEntry(r.kind, r.name, r.participant_identity, r.created_at, r.received_at, dict(r.data))
+            for r in rows
+        ]
     timeline.reverse()  # oldest first, so that ties keep arrival order in the stable sort
-    timeline.sort(key=lambda entry: order_key(entry.event))
+    timeline.sort(key=lambda entry: entry.sort_key)
     return room_from_dict(row.state), timeline
 
 

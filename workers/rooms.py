@@ -1,109 +1,75 @@
 """The room state machine. Pure: no I/O, no clock, no settings; time and policy are inputs.
 
-The rules, in plain words:
+The rules, in plain words.
 
+Who is there
 1. A room is keyed by its sid (names get reused). It starts IDLE: known, nobody in it.
 2. People are every participant but agents and egress recorders. "Our" agent is a participant of
-   kind AGENT whose name is the policy's `agent_name` (any agent when that is empty; an agent that
-   does not say its name counts too, so that Warden never books a second one beside it).
-3. The phase follows from who is present, and from the phase before:
-   - CLOSED once `room_finished` arrived; nothing changes a closed room again.
-   - AGENT_ACTIVE when our agent is present and has published a track; AGENT_PRESENT when it is
-     present and has not.
-   - Otherwise IDLE when no person is present;
-   - AGENT_LOST when people remain and our agent was present just before (it left early);
-     it stays AGENT_LOST while people come and go, until an agent arrives or everyone leaves;
-   - WAITING when people are present and no agent has come yet.
-4. Participants are tracked by identity *and* sid: a `participant_left` for an old sid does not
-   remove the identity's newer session (LiveKit's duplicate-identity takeover).
-5. A track event carries only the participant's identity; it marks our agent active if that identity
-   is one of the agents present, and says nothing about people.
-6. `agent_job_ended` means the job's agent participant is gone, whatever the job's status.
-7. Events are applied in LiveKit's `created_at` order; within one second, in lifecycle order
-   (`ORDER_RANK`), so a `participant_left` never precedes its own `participant_joined`. The store
-   re-folds a room from its log when an older event arrives late.
-8. Every (phase, event kind) pair is declared in `TABLE`, including the ones that are ignored.
+   kind AGENT named `policy.agent_name` (any agent when that is empty; an agent that gives no name
+   counts too, so that Warden never books a second one beside it).
+3. The phase follows from who is present, and from the phase before: CLOSED once `room_finished`
+   came (nothing changes a closed room again); AGENT_ACTIVE when our agent is present and has
+   published a track or sent a heartbeat; AGENT_PRESENT when it is present and has not; else IDLE
+   when no person is present; AGENT_LOST when people remain and our agent was present just before
+   (it stays so while people come and go); WAITING when people are there and no agent has come.
+4. Participants are tracked by identity *and* sid: a `participant_left` for an old sid does not remove
+   the identity's newer session (LiveKit's duplicate-identity takeover). A track event carries only
+   an identity; it can only mark one of the present agents active. `agent_job_ended` means that
+   job's agent participant is gone.
+5. Events apply in LiveKit's `created_at` order; within one second in lifecycle order (`ORDER_RANK`);
+   the store re-folds a room from its log when an older event arrives late.
 
-`transition` returns a `Decision`: the next room and the actions to take. This first cut takes
-none; recovery (deadlines, presence checks, re-dispatch) adds them here, as data.
+What Warden does about it
+6. Entering WAITING sets a JOIN deadline at the first person's arrival (or `room_started`, by policy)
+   plus `join_sla`; entering AGENT_LOST sets a REJOIN deadline at the agent's departure plus
+   `rejoin_sla` (longer than LiveKit's own ~15 s re-dispatch, so Warden does not race it). With
+   `active_sla`, an agent that joined gets an ACTIVE deadline: it must publish or heartbeat by then.
+   An agent that becomes active, a room that empties or closes, clears the deadline.
+7. A deadline that passes (`DEADLINE_PASSED` with its attempt number, not before its time) makes
+   Warden ask LiveKit before acting (CHECKING → `CheckPresence`). A stale or early timer is ignored.
+8. The answer (`PRESENCE_OBSERVED`) is trusted over the webhooks: its participants replace Warden's
+   lists (webhooks get lost). Then: our agent there (and active, for an ACTIVE deadline) — nothing to
+   do. Nobody left — nothing to do. Otherwise re-dispatch: delete the stale dispatches for our agent
+   and create one with the original metadata (REDISPATCHING → `Redispatch`); a stalled agent is
+   removed first (EVICTING → `Evict`). Each re-dispatch sets a CONFIRM deadline, `join_sla` doubled
+   per re-dispatch already made.
+9. After `max_redispatches` re-dispatches, or when LiveKit refuses a call (4xx), the room is FAILED:
+   `Escalate` is emitted once, and no more deadlines are set until an agent arrives or the room
+   empties.
+10. Every (phase, event kind) pair is declared in `TABLE`, including the ones that are ignored.
+
+`transition` returns a `Decision`: the next room and the actions this step newly asks for, derived
+from what changed. `pending_actions` re-derives what a room still awaits, so that a job that died
+half-way can finish the work after a restart.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, replace
-from enum import StrEnum
+from dataclasses import replace
 from itertools import product
-from typing import Any
 
-from workers.events import Event, EventKind
+from workers.events import Event, EventKind, Participant
+from workers.room_state import (
+    Action,
+    Agent,
+    CheckPresence,
+    Deadline,
+    Decision,
+    Dispatch,
+    Escalate,
+    Evict,
+    Person,
+    Phase,
+    Policy,
+    Reason,
+    Recovery,
+    Redispatch,
+    Room,
+    ScheduleDeadline,
+)
 
-
-class Phase(StrEnum):
-    IDLE = "idle"
-    WAITING = "waiting"
-    AGENT_PRESENT = "agent_present"
-    AGENT_ACTIVE = "agent_active"
-    AGENT_LOST = "agent_lost"
-    CLOSED = "closed"
-
-
-@dataclass(frozen=True)
-class Policy:
-    """What the machine is told from outside: the agent every room must have ('' = any agent)."""
-
-    agent_name: str = ""
-
-    def counts(self, agent_name: str) -> bool:
-        return not self.agent_name or not agent_name or agent_name == self.agent_name
-
-
-@dataclass(frozen=True)
-class Person:
-    identity: str
-    sid: str
-    joined_at: int
-
-
-@dataclass(frozen=True)
-class Agent:
-    identity: str
-    sid: str
-    name: str
-    joined_at: int
-    active_at: int | None = None
-
-
-@dataclass(frozen=True)
-class Room:
-    sid: str
-    name: str
-    phase: Phase = Phase.IDLE
-    people: tuple[Person, ...] = ()
-    agents: tuple[Agent, ...] = ()
-    started_at: int | None = None
-    finished_at: int | None = None
-    first_person_at: int | None = None
-    agent_joined_at: int | None = None
-    waiting_since: int | None = None
-    updated_at: float = 0.0
-
-    def our_agents(self, policy: Policy) -> tuple[Agent, ...]:
-        return tuple(a for a in self.agents if policy.counts(a.name))
-
-
-@dataclass(frozen=True)
-class Action:
-    """Base of the actions a decision can ask the effects layer to carry out."""
-
-
-@dataclass(frozen=True)
-class Decision:
-    room: Room
-    actions: tuple[Action, ...] = ()
-
-
-Handler = Callable[[Room, Event], Room]
+Handler = Callable[[Room, Event, Policy], Room]
 
 ORDER_RANK: dict[EventKind, int] = {
     EventKind.ROOM_STARTED: 0,
@@ -115,41 +81,47 @@ ORDER_RANK: dict[EventKind, int] = {
     EventKind.PARTICIPANT_CONNECTION_ABORTED: 5,
     EventKind.AGENT_JOB_ENDED: 6,
     EventKind.OTHER: 7,
+    EventKind.HEARTBEAT: 7,
+    EventKind.DEADLINE_PASSED: 7,
+    EventKind.PRESENCE_OBSERVED: 7,
+    EventKind.AGENT_EVICTED: 7,
+    EventKind.AGENT_DISPATCHED: 7,
+    EventKind.UPSTREAM_FAILED: 7,
     EventKind.ROOM_FINISHED: 8,
 }
 
 
 def order_key(event: Event) -> tuple[int, int]:
-    """Sort key for applying events: LiveKit's second, then lifecycle order within it."""
+    """Sort key for applying events: the second, then lifecycle order within it."""
     return (event.created_at, ORDER_RANK[event.kind])
 
 
-def _ignore(room: Room, event: Event) -> Room:
+# --- who is there -------------------------------------------------------------------------------
+
+
+def _ignore(room: Room, event: Event, policy: Policy) -> Room:
     return room
 
 
-def _start(room: Room, event: Event) -> Room:
-    return room if room.started_at is not None else replace(room, started_at=event.created_at)
+def _start(room: Room, event: Event, policy: Policy) -> Room:
+    return room if room.started_at is not None else replace(room, started_at=event.at)
 
 
-def _finish(room: Room, event: Event) -> Room:
-    return replace(room, finished_at=event.created_at, people=(), agents=())
+def _finish(room: Room, event: Event, policy: Policy) -> Room:
+    return replace(room, finished_at=event.at, people=(), agents=())
 
 
-def _join(room: Room, event: Event) -> Room:
+def _join(room: Room, event: Event, policy: Policy) -> Room:
     p = event.participant
     if p is None:
         return room
     if p.is_agent:
-        agent = Agent(p.identity, p.sid, p.agent_name, event.created_at)
-        agents = (*tuple(a for a in room.agents if a.identity != p.identity), agent)
-        return replace(room, agents=agents)
+        agents = tuple(a for a in room.agents if a.identity != p.identity)
+        return replace(room, agents=(*agents, Agent(p.identity, p.sid, p.agent_name, event.at)))
     if p.is_person:
         people = tuple(x for x in room.people if x.identity != p.identity)
-        first = room.first_person_at if room.first_person_at is not None else event.created_at
-        return replace(
-            room, people=(*people, Person(p.identity, p.sid, event.created_at)), first_person_at=first
-        )
+        first = room.first_person_at if room.first_person_at is not None else event.at
+        return replace(room, people=(*people, Person(p.identity, p.sid, event.at)), first_person_at=first)
     return room
 
 
@@ -157,7 +129,7 @@ def _same_session(identity: str, sid: str) -> Callable[[Person | Agent], bool]:
     return lambda x: x.identity == identity and (not sid or not x.sid or x.sid == sid)
 
 
-def _leave(room: Room, event: Event) -> Room:
+def _leave(room: Room, event: Event, policy: Policy) -> Room:
     p = event.participant
     if p is None:
         return room
@@ -169,24 +141,114 @@ def _leave(room: Room, event: Event) -> Room:
     )
 
 
-def _publish(room: Room, event: Event) -> Room:
+def _activity(room: Room, event: Event, policy: Policy) -> Room:
+    """A track published, or a heartbeat: the agent with that identity is working."""
     p = event.participant
     if p is None:
         return room
+    is_it = _same_session(p.identity, p.sid)
     agents = tuple(
-        replace(a, active_at=event.created_at)
-        if _same_session(p.identity, p.sid)(a) and a.active_at is None
-        else a
-        for a in room.agents
+        replace(a, active_at=event.at) if is_it(a) and a.active_at is None else a for a in room.agents
     )
     return replace(room, agents=agents)
 
 
-def _job_ended(room: Room, event: Event) -> Room:
+def _job_ended(room: Room, event: Event, policy: Policy) -> Room:
     if event.job is None or not event.job.participant_identity:
         return room
     identity = event.job.participant_identity
     return replace(room, agents=tuple(a for a in room.agents if a.identity != identity))
+
+
+# --- what Warden does about it ---------------------------------------------------------------------
+
+
+def _answers(room: Room, event: Event, expected: Recovery) -> bool:
+    """Is `event` the answer to the step the room is waiting on (same attempt, same recovery step)?"""
+    fact = event.fact
+    return (
+        fact is not None
+        and room.recovery is expected
+        and room.deadline is not None
+        and fact.attempt == room.deadline.attempt
+    )
+
+
+def _deadline_passed(room: Room, event: Event, policy: Policy) -> Room:
+    fact, deadline = event.fact, room.deadline
+    if fact is None or deadline is None or room.recovery is not Recovery.NONE:
+        return room
+    if fact.attempt != deadline.attempt or fact.at < deadline.at:
+        return room  # a stale timer, or an early one
+    return replace(room, recovery=Recovery.CHECKING)
+
+
+def _reconcile(room: Room, participants: Iterable[Participant], at: float) -> Room:
+    known_people = {p.identity: p for p in room.people}
+    known_agents = {a.identity: a for a in room.agents}
+    people, agents = [], []
+    for p in participants:
+        if p.is_agent:
+            agents.append(known_agents.get(p.identity) or Agent(p.identity, p.sid, p.agent_name, at))
+        elif p.is_person:
+            people.append(known_people.get(p.identity) or Person(p.identity, p.sid, at))
+    return replace(room, people=tuple(people), agents=tuple(agents))
+
+
+def _presence_observed(room: Room, event: Event, policy: Policy) -> Room:
+    if not _answers(room, event, Recovery.CHECKING) or event.fact is None or room.deadline is None:
+        return room
+    fact = event.fact
+    if not fact.room_exists:
+        return replace(room, finished_at=fact.at, people=(), agents=(), recovery=Recovery.NONE, deadline=None)
+    room = _reconcile(room, fact.participants, fact.at)
+    ours = room.our_agents(policy)
+    stalled = room.deadline.reason is Reason.ACTIVE and bool(ours) and all(a.active_at is None for a in ours)
+    if (ours and not stalled) or not room.people:
+        return replace(room, recovery=Recovery.NONE, deadline=None)
+    if room.redispatches >= policy.max_redispatches:
+        return _failed(room, f"no agent after {room.redispatches} re-dispatch(es)")
+    mine = sorted((d for d in fact.dispatches if d.agent_name == policy.agent_name), key=lambda d: d.created_at)
+    metadata = mine[0].metadata if mine else room.dispatch_metadata
+    room = replace(room, stale_dispatches=tuple(d.id for d in mine), dispatch_metadata=metadata)
+    if stalled:
+        return replace(room, recovery=Recovery.EVICTING, evict=ours[0].identity)
+    return replace(room, recovery=Recovery.REDISPATCHING)
+
+
+def _agent_evicted(room: Room, event: Event, policy: Policy) -> Room:
+    if not _answers(room, event, Recovery.EVICTING):
+        return room
+    agents = tuple(a for a in room.agents if a.identity != room.evict)
+    return replace(room, agents=agents, evict="", recovery=Recovery.REDISPATCHING)
+
+
+def _agent_dispatched(room: Room, event: Event, policy: Policy) -> Room:
+    if not _answers(room, event, Recovery.REDISPATCHING) or event.fact is None:
+        return room
+    count = room.redispatches + 1
+    attempt = room.attempt + 1
+    deadline = Deadline(attempt, event.fact.at + policy.join_sla * 2 ** (count - 1), Reason.CONFIRM)
+    return replace(
+        room,
+        recovery=Recovery.NONE,
+        redispatches=count,
+        dispatch_id=event.fact.dispatch_id,
+        stale_dispatches=(),
+        attempt=attempt,
+        deadline=deadline,
+    )
+
+
+def _upstream_failed(room: Room, event: Event, policy: Policy) -> Room:
+    for step in (Recovery.CHECKING, Recovery.EVICTING, Recovery.REDISPATCHING):
+        if _answers(room, event, step) and event.fact is not None:
+            return _failed(room, f"LiveKit refused: {event.fact.error}")
+    return room
+
+
+def _failed(room: Room, reason: str) -> Room:
+    return replace(room, recovery=Recovery.FAILED, error=reason, deadline=None, evict="", stale_dispatches=())
 
 
 _OPEN_ROOM: dict[EventKind, Handler] = {
@@ -195,17 +257,28 @@ _OPEN_ROOM: dict[EventKind, Handler] = {
     EventKind.PARTICIPANT_JOINED: _join,
     EventKind.PARTICIPANT_LEFT: _leave,
     EventKind.PARTICIPANT_CONNECTION_ABORTED: _leave,
-    EventKind.TRACK_PUBLISHED: _publish,
+    EventKind.TRACK_PUBLISHED: _activity,
     EventKind.TRACK_UNPUBLISHED: _ignore,
     EventKind.AGENT_JOB_STARTED: _ignore,
     EventKind.AGENT_JOB_ENDED: _job_ended,
     EventKind.OTHER: _ignore,
+    EventKind.HEARTBEAT: _activity,
+    EventKind.DEADLINE_PASSED: _deadline_passed,
+    EventKind.PRESENCE_OBSERVED: _presence_observed,
+    EventKind.AGENT_EVICTED: _agent_evicted,
+    EventKind.AGENT_DISPATCHED: _agent_dispatched,
+    EventKind.UPSTREAM_FAILED: _upstream_failed,
 }
 
 TABLE: dict[tuple[Phase, EventKind], Handler] = {
     (phase, kind): (_ignore if phase is Phase.CLOSED else _OPEN_ROOM[kind])
     for phase, kind in product(Phase, EventKind)
 }
+
+# --- settling: phase, deadlines, and the actions that follow -------------------------------------
+
+_WAITING = (Phase.WAITING, Phase.AGENT_LOST)
+_AGENT_HERE = (Phase.AGENT_PRESENT, Phase.AGENT_ACTIVE)
 
 
 def _next_phase(before: Phase, room: Room, policy: Policy) -> Phase:
@@ -216,31 +289,108 @@ def _next_phase(before: Phase, room: Room, policy: Policy) -> Phase:
         return Phase.AGENT_ACTIVE if any(a.active_at is not None for a in ours) else Phase.AGENT_PRESENT
     if not room.people:
         return Phase.IDLE
-    if before in (Phase.AGENT_PRESENT, Phase.AGENT_ACTIVE, Phase.AGENT_LOST):
+    if before in (*_AGENT_HERE, Phase.AGENT_LOST):
         return Phase.AGENT_LOST
     return Phase.WAITING
 
 
-_WAITING = (Phase.WAITING, Phase.AGENT_LOST)
+def _resolved(room: Room) -> Room:
+    """No agent is needed now (or one is working): the incident, if any, is over."""
+    return replace(room, deadline=None, recovery=Recovery.NONE, redispatches=0, error="", evict="", stale_dispatches=())
+
+
+def _with_deadline(room: Room, at: float, reason: Reason) -> Room:
+    return replace(room, attempt=room.attempt + 1, deadline=Deadline(room.attempt + 1, at, reason))
+
+
+def _settle_recovery(room: Room, before: Phase, policy: Policy) -> Room:
+    phase = room.phase
+    if phase is Phase.CLOSED:
+        return replace(room, deadline=None, recovery=room.recovery if room.recovery is Recovery.FAILED else Recovery.NONE)
+    if phase in (Phase.IDLE, Phase.AGENT_ACTIVE):
+        return _resolved(room)
+    busy = room.recovery in (Recovery.CHECKING, Recovery.EVICTING, Recovery.REDISPATCHING)
+    if phase is Phase.AGENT_PRESENT:
+        if room.recovery is Recovery.FAILED and before is Phase.AGENT_PRESENT:
+            return room  # the stalled agent could not be replaced; escalation has it
+        stall_check = room.deadline is not None and room.deadline.reason is Reason.ACTIVE
+        if busy and stall_check:
+            return room  # the stalled-agent check that is under way decides
+        if policy.active_sla is None:
+            return _resolved(room)
+        if stall_check and not busy:
+            return room
+        joined = max(a.joined_at for a in room.our_agents(policy))
+        return _with_deadline(_resolved(room), joined + policy.active_sla, Reason.ACTIVE)
+    # WAITING or AGENT_LOST: an agent is needed
+    if busy or room.recovery is Recovery.FAILED:
+        return room
+    if room.deadline is not None and room.deadline.reason is not Reason.ACTIVE:
+        return room
+    assert room.waiting_since is not None  # set on entering a waiting phase
+    if phase is Phase.WAITING:
+        base = room.waiting_since
+        if policy.sla_from_room_start and room.started_at is not None:
+            base = room.started_at
+        return _with_deadline(room, base + policy.join_sla, Reason.JOIN)
+    return _with_deadline(room, room.waiting_since + policy.rejoin_sla, Reason.REJOIN)
+
+
+def pending_actions(room: Room, policy: Policy) -> tuple[Action, ...]:
+    """What the room's state still waits for Warden to do (a re-run job does these again, safely)."""
+    deadline = room.deadline
+    if room.recovery is Recovery.NONE and deadline is not None:
+        return (ScheduleDeadline(deadline.attempt, deadline.at, deadline.reason),)
+    if deadline is None:
+        return ()
+    if room.recovery is Recovery.CHECKING:
+        return (CheckPresence(deadline.attempt),)
+    if room.recovery is Recovery.EVICTING:
+        return (Evict(deadline.attempt, room.evict),)
+    if room.recovery is Recovery.REDISPATCHING:
+        return (Redispatch(deadline.attempt, policy.agent_name, room.dispatch_metadata, room.stale_dispatches),)
+    return ()
+
+
+def new_actions(before: Room, after: Room, policy: Policy) -> tuple[Action, ...]:
+    """The actions `after` asks for that `before` did not."""
+    already = set(pending_actions(before, policy))
+    actions: list[Action] = [a for a in pending_actions(after, policy) if a not in already]
+    if after.recovery is Recovery.FAILED and before.recovery is not Recovery.FAILED:
+        actions.append(Escalate(after.error, after.redispatches))
+    if after.dispatched_on_start and not before.dispatched_on_start:
+        actions.append(Dispatch(policy.agent_name))
+    return tuple(actions)
 
 
 def transition(room: Room, event: Event, *, now: float, policy: Policy) -> Decision:
-    """Apply one event to a room: look up the rule in `TABLE`, then settle the phase."""
-    handled = TABLE[(room.phase, event.kind)](room, event)
+    """Apply one event: look up the rule in `TABLE`, settle phase and deadlines, derive the actions."""
+    handled = TABLE[(room.phase, event.kind)](room, event, policy)
     phase = _next_phase(room.phase, handled, policy)
     waiting_since = handled.waiting_since
     if phase not in _WAITING:
         waiting_since = None
     elif room.phase not in _WAITING:
-        waiting_since = event.created_at
+        waiting_since = event.at
     agent_joined_at = handled.agent_joined_at
-    if agent_joined_at is None and phase in (Phase.AGENT_PRESENT, Phase.AGENT_ACTIVE):
+    if agent_joined_at is None and phase in _AGENT_HERE:
         agent_joined_at = min(a.joined_at for a in handled.our_agents(policy))
-    return Decision(
-        replace(
-            handled, phase=phase, waiting_since=waiting_since, agent_joined_at=agent_joined_at, updated_at=now
-        )
+    dispatched = handled.dispatched_on_start or (
+        policy.dispatch_on_start and phase is Phase.WAITING and room.phase is Phase.IDLE
     )
+    settled = _settle_recovery(
+        replace(
+            handled,
+            phase=phase,
+            waiting_since=waiting_since,
+            agent_joined_at=agent_joined_at,
+            dispatched_on_start=dispatched,
+            updated_at=now,
+        ),
+        room.phase,
+        policy,
+    )
+    return Decision(settled, new_actions(room, settled, policy))
 
 
 def fold(room: Room, events: Iterable[tuple[Event, float]], *, policy: Policy) -> Room:
@@ -248,20 +398,3 @@ def fold(room: Room, events: Iterable[tuple[Event, float]], *, policy: Policy) -
     for event, received_at in sorted(events, key=lambda pair: order_key(pair[0])):
         room = transition(room, event, now=received_at, policy=policy).room
     return room
-
-
-def room_to_dict(room: Room) -> dict[str, object]:
-    """Plain JSON-able form of a room, for the database."""
-    return asdict(room)
-
-
-def room_from_dict(data: dict[str, Any]) -> Room:
-    """Inverse of `room_to_dict`."""
-    return Room(
-        **{
-            **data,
-            "phase": Phase(data["phase"]),
-            "people": tuple(Person(**p) for p in data["people"]),
-            "agents": tuple(Agent(**a) for a in data["agents"]),
-        }
-    )

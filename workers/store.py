@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from sqlalchemy import update
@@ -24,9 +24,13 @@ from sqlmodel import col, select
 from workers.errors import StaleWrite
 from workers.events import Event, from_dict, to_dict
 from workers.models import EventRow, RoomRow
-from workers.rooms import Policy, Room, fold, order_key, room_from_dict, room_to_dict, transition
+from workers.room_state import Action, Policy, Room, action_to_dict, room_from_dict, room_to_dict
+from workers.rooms import fold, new_actions, order_key, transition
 
 MAX_ATTEMPTS = 20
+
+
+ACTION_KIND = "action"
 
 
 class Outcome(StrEnum):
@@ -36,7 +40,16 @@ class Outcome(StrEnum):
     NO_ROOM = "no_room"
 
 
-async def record_event(engine: AsyncEngine, event: Event, *, received_at: float, policy: Policy) -> Outcome:
+@dataclass(frozen=True)
+class Recorded:
+    """What recording did: the outcome, the room as it now stands, and the actions newly decided."""
+
+    outcome: Outcome
+    room: Room | None = None
+    actions: tuple[Action, ...] = ()
+
+
+async def record_event(engine: AsyncEngine, event: Event, *, received_at: float, policy: Policy) -> Recorded:
     """Store `event` and update its room; retry on a concurrent writer. Safe to call twice."""
     for _ in range(MAX_ATTEMPTS):
         try:
@@ -47,35 +60,51 @@ async def record_event(engine: AsyncEngine, event: Event, *, received_at: float,
     raise StaleWrite(f"room {event.room_sid} kept changing under {MAX_ATTEMPTS} attempts")
 
 
-async def _record_once(session: AsyncSession, event: Event, received_at: float, policy: Policy) -> Outcome:
+async def load_room(engine: AsyncEngine, sid: str) -> Room | None:
+    """The room's current state, or None if Warden has never heard of it."""
+    async with AsyncSession(engine) as session:
+        row = await session.get(RoomRow, sid)
+        return room_from_dict(row.state) if row is not None else None
+
+
+async def _record_once(session: AsyncSession, event: Event, received_at: float, policy: Policy) -> Recorded:
     seen = await session.scalar(select(EventRow.seq).where(col(EventRow.event_id) == event.id))
     if seen is not None:
-        return Outcome.DUPLICATE
+        row = await session.get(RoomRow, event.room_sid) if event.room_sid else None
+        return Recorded(Outcome.DUPLICATE, room_from_dict(row.state) if row is not None else None)
+    if not event.room_sid and event.room_name:
+        sid = await session.scalar(
+            select(RoomRow.sid).where(col(RoomRow.name) == event.room_name).order_by(col(RoomRow.first_seen_at).desc())
+        )
+        event = replace(event, room_sid=sid or "")
     if not event.room_sid:
         session.add(_event_row(event, received_at))
-        return Outcome.NO_ROOM
+        return Recorded(Outcome.NO_ROOM)
 
     # FOR UPDATE queues concurrent writers of one room on PostgreSQL (SQLite's BEGIN IMMEDIATE already
     # does); the version check below still catches any writer that slipped past.
     row = await session.get(RoomRow, event.room_sid, with_for_update=True)
     if row is None:
-        room = transition(Room(event.room_sid, event.room_name), event, now=received_at, policy=policy).room
+        decision = transition(Room(event.room_sid, event.room_name), event, now=received_at, policy=policy)
         session.add(_event_row(event, received_at))
-        session.add(_new_row(room, event, received_at))
-        return Outcome.APPLIED
+        _log_actions(session, event, received_at, decision.actions)
+        session.add(_new_row(decision.room, event, received_at))
+        return Recorded(Outcome.APPLIED, decision.room, decision.actions)
 
+    before = room_from_dict(row.state)
     key = order_key(event)
     if key >= (row.last_created_at, row.last_rank):
-        room = transition(room_from_dict(row.state), event, now=received_at, policy=policy).room
-        outcome = Outcome.APPLIED
+        decision = transition(before, event, now=received_at, policy=policy)
+        room, actions, outcome = decision.room, decision.actions, Outcome.APPLIED
     else:
         history = await _room_events(session, event.room_sid)
         room = fold(Room(row.sid, row.name), [*history, (event, received_at)], policy=policy)
+        actions, outcome = new_actions(before, room, policy), Outcome.REFOLDED
         key = (row.last_created_at, row.last_rank)
-        outcome = Outcome.REFOLDED
     if not room.name and event.room_name:
         room = replace(room, name=event.room_name)
     session.add(_event_row(event, received_at))
+    _log_actions(session, event, received_at, actions)
     result = await session.execute(
         update(RoomRow)
         .where(col(RoomRow.sid) == row.sid, col(RoomRow.version) == row.version)
@@ -87,12 +116,30 @@ async def _record_once(session: AsyncSession, event: Event, received_at: float, 
             last_created_at=key[0],
             last_rank=key[1],
             updated_at=received_at,
+            deadline_at=room.deadline.at if room.deadline is not None else None,
+            recovery=room.recovery,
         )
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise StaleWrite(f"room {row.sid} changed since it was read")
-    return outcome
+    return Recorded(outcome, room, actions)
+
+
+def _log_actions(session: AsyncSession, event: Event, received_at: float, actions: tuple[Action, ...]) -> None:
+    """Decisions go into the room's log beside the events that caused them (never folded)."""
+    for i, action in enumerate(actions):
+        session.add(
+            EventRow(
+                event_id=f"{event.id}#{i}",
+                room_sid=event.room_sid,
+                kind=ACTION_KIND,
+                name=type(action).__name__,
+                created_at=event.created_at,
+                received_at=received_at,
+                data=action_to_dict(action),
+            )
+        )
 
 
 def _event_row(event: Event, received_at: float) -> EventRow:
@@ -116,6 +163,8 @@ def _new_row(room: Room, event: Event, received_at: float) -> RoomRow:
         phase=room.phase,
         state=room_to_dict(room),
         version=1,
+        deadline_at=room.deadline.at if room.deadline is not None else None,
+        recovery=room.recovery,
         last_created_at=created_at,
         last_rank=rank,
         first_seen_at=received_at,
@@ -126,7 +175,7 @@ def _new_row(room: Room, event: Event, received_at: float) -> RoomRow:
 async def _room_events(session: AsyncSession, room_sid: str) -> list[tuple[Event, float]]:
     rows = await session.execute(
         select(col(EventRow.data), col(EventRow.received_at))
-        .where(col(EventRow.room_sid) == room_sid)
+        .where(col(EventRow.room_sid) == room_sid, col(EventRow.kind) != ACTION_KIND)
         .order_by(col(EventRow.seq))
     )
     return [(from_dict(dict(data)), received_at) for data, received_at in rows]
