@@ -11,8 +11,8 @@ from starlette.responses import JSONResponse
 from service.auth import admin_only
 from workers.events import INTERNAL_KINDS, JobStatus, ParticipantKind
 from workers.queries import TimelineEntry, find_room, list_rooms
-from workers.store import ACTION_KIND
 from workers.room_state import Room
+from workers.store import ACTION_KIND
 
 MAX_LIMIT = 200
 

@@ -11,7 +11,7 @@ from workers.settings import load_settings_or_exit
 
 
 def main() -> None:
-    settings = load_settings_or_exit()
+    settings = load_settings_or_exit(worker=True)
     logging.basicConfig(
         level=settings.warden_log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

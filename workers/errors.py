@@ -34,6 +34,7 @@ class StaleWrite(WardenError):
 class UpstreamError(WardenError):
     """A call to LiveKit or a hook failed."""
 
-    def __init__(self, message: str, *, retryable: bool) -> None:
+    def __init__(self, message: str, *, retryable: bool, code: str = "") -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.code = code

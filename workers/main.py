@@ -1,78 +1,194 @@
-"""The ARQ worker: jobs that fold webhooks into rooms. Start it with `python -m workers`.
+"""The ARQ worker: jobs that fold events into rooms and carry out what the rooms need. `python -m workers`.
 
-Every job may run twice (a retry, a worker that died mid-job): `apply_webhook` is idempotent through
-the event log's unique event id, and per-room writes are serialised by the room row's version (across
-processes) and by a striped lock (inside one process, so that its own jobs do not collide).
+- `apply_webhook(event)`: record one reduced webhook; schedule the deadline it sets, if any.
+- `on_deadline(room_sid, attempt)`: the timer. Records DEADLINE_PASSED, then works through the room's
+  pending questions (check presence → evict → re-dispatch), recording each answer before the next
+  step, so a job that dies half-way is finished by its retry or by the sweep, never done twice.
+  Single-flight: its id is `deadline:{sid}:{attempt}` and no result is kept, so it can be queued
+  again (by the sweep) only once it is no longer queued or running.
+- `heartbeat(room_name, identity)`: an agent says it is working.
+- `sweep` (cron): re-queues every overdue deadline, so a lost timer or a dead worker still fires.
+
+Every job may run twice; recording is idempotent by event id, per-room writes are serialised by the
+database (row lock and version) and, inside one process, by a striped lock.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import zlib
 from typing import Any
 
+from arq import cron
 from arq.connections import RedisSettings
-from arq.worker import Retry
+from arq.worker import Retry, func
+from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from workers.db import make_engine
-from workers.events import from_dict
-from workers.room_state import Policy
+from workers.effects import DEADLINE_JOB, Effects, LogEscalator, deadline_job_id
+from workers.errors import UpstreamError
+from workers.events import Event, EventKind, Fact, Participant, from_dict, internal
+from workers.livekit_rooms import LiveKitRooms
+from workers.queries import overdue_deadlines
+from workers.room_state import (
+    CheckPresence,
+    Dispatch,
+    Escalate,
+    Evict,
+    Recovery,
+    Redispatch,
+    ScheduleDeadline,
+)
+from workers.rooms import pending_actions
 from workers.settings import Settings
-from workers.store import record_event
+from workers.store import Recorded, load_room, record_event
 
 log = logging.getLogger("warden.worker")
 
 LOCK_STRIPES = 256
-JOB_TIMEOUT_SECONDS = 30
+JOB_TIMEOUT_SECONDS = 60
 MAX_TRIES = 25
+SWEEP_GRACE_SECONDS = 2.0
+MAX_STEPS = 6
 
 
 def _retry_delay(job_try: int) -> float:
-    """Back off 1, 2, 4 ... seconds, capped at a minute, while the database is unreachable."""
-    return float(min(60, 2 ** max(0, job_try - 1)))
+    """Back off 1, 2, 4 ... seconds, capped at 30, while the database or LiveKit is unavailable."""
+    return float(min(30, 2 ** max(0, job_try - 1)))
+
+
+async def _record(ctx: dict[str, Any], event: Event, received_at: float) -> Recorded:
+    lock = ctx["locks"][zlib.crc32((event.room_sid or event.room_name).encode()) % LOCK_STRIPES]
+    try:
+        async with lock:
+            recorded = await record_event(ctx["engine"], event, received_at=received_at, policy=ctx["policy"])
+    except (OperationalError, DBAPIError, OSError) as exc:
+        delay = _retry_delay(ctx["job_try"])
+        log.warning("database unavailable (%s); %s retried in %.0fs", type(exc).__name__, event.id, delay)
+        raise Retry(defer=delay) from exc
+    log.info("%s %s room=%s: %s", event.name, event.id, event.room_name or "-", recorded.outcome)
+    await _notices(ctx, recorded)
+    return recorded
+
+
+async def _notices(ctx: dict[str, Any], recorded: Recorded) -> None:
+    """Carry out the decided actions that need no answer. A failure here is logged, not fatal: the
+    deadline is in the database for the sweep, and a missed first dispatch is caught by the SLA."""
+    if recorded.room is None:
+        return
+    effects: Effects = ctx["effects"]
+    for action in recorded.actions:
+        if isinstance(action, ScheduleDeadline | Dispatch | Escalate):
+            try:
+                await effects.execute(action, recorded.room)
+            except (UpstreamError, RedisError, OSError) as exc:
+                log.warning("%s for room %s failed: %s", type(action).__name__, recorded.room.name, exc)
 
 
 async def apply_webhook(ctx: dict[str, Any], event: dict[str, Any], received_at: float) -> str:
     """Job: record one reduced webhook (see `workers.events`) and fold it into its room."""
-    parsed = from_dict(event)
-    lock = ctx["locks"][zlib.crc32(parsed.room_sid.encode()) % LOCK_STRIPES]
-    try:
-        async with lock:
-            outcome = await record_event(ctx["engine"], parsed, received_at=received_at, policy=ctx["policy"])
-    except (OperationalError, DBAPIError, OSError) as exc:
-        delay = _retry_delay(ctx["job_try"])
-        log.warning(
-            "database unavailable (%s); event %s retried in %.0fs", type(exc).__name__, parsed.id, delay
+    return str((await _record(ctx, from_dict(event), received_at)).outcome)
+
+
+async def on_deadline(ctx: dict[str, Any], room_sid: str, attempt: int) -> str:
+    """Job: a room's deadline `attempt` is due. Ask LiveKit, then act on the answer, step by step."""
+    effects: Effects = ctx["effects"]
+    room = await load_room(ctx["engine"], room_sid)
+    if room is None or room.deadline is None or room.deadline.attempt != attempt:
+        return "stale"
+    now = effects.clock()
+    if room.recovery is Recovery.NONE and now < room.deadline.at:
+        raise Retry(defer=room.deadline.at - now)  # early (clock skew, or a sweep that ran ahead)
+    fired = internal(EventKind.DEADLINE_PASSED, f"deadline_passed:{room_sid}:{attempt}", room_sid, room.name, Fact(attempt, now))
+    current = (await _record(ctx, fired, now)).room
+    for _ in range(MAX_STEPS):
+        if current is None:
+            break
+        questions = [
+            a
+            for a in pending_actions(current, ctx["policy"])
+            if isinstance(a, CheckPresence | Evict | Redispatch) and a.attempt == attempt
+        ]
+        if not questions:
+            break
+        try:
+            answer = await effects.execute(questions[0], current)
+        except UpstreamError as exc:
+            delay = _retry_delay(ctx["job_try"])
+            log.warning("LiveKit unavailable for room %s (%s); retried in %.0fs", current.name, exc, delay)
+            raise Retry(defer=delay) from exc
+        if answer is None:
+            break
+        current = (await _record(ctx, answer, effects.clock())).room
+    return str(current.recovery) if current is not None else "no room"
+
+
+async def heartbeat(ctx: dict[str, Any], room_name: str, identity: str, at: float) -> str:
+    """Job: an agent in `room_name` says it is working (counts as activity for the stall check)."""
+    event = internal(
+        EventKind.HEARTBEAT, f"heartbeat:{room_name}:{identity}:{at:.3f}", "", room_name, Fact(at=at),
+        participant=Participant(identity),
+    )
+    return str((await _record(ctx, event, at)).outcome)
+
+
+async def sweep(ctx: dict[str, Any]) -> int:
+    """Cron: queue the deadline job of every room whose deadline is overdue; return how many."""
+    effects: Effects = ctx["effects"]
+    due = await overdue_deadlines(ctx["engine"], effects.clock() - SWEEP_GRACE_SECONDS)
+    for room_sid, attempt in due:
+        await effects.queue.enqueue_job(
+            DEADLINE_JOB, room_sid, attempt, _job_id=deadline_job_id(room_sid, attempt), _queue_name=effects.queue_name
         )
-        raise Retry(defer=delay) from exc
-    log.info("event %s %s room=%s: %s", parsed.id, parsed.name, parsed.room_name or "-", outcome)
-    return str(outcome)
+    return len(due)
 
 
 async def startup(ctx: dict[str, Any]) -> None:
+    """Open the database, the queue client and LiveKit; tests put their own `effects` in ctx first."""
     settings: Settings = ctx["settings"]
     ctx["engine"] = make_engine(settings.database_url)
-    ctx["policy"] = Policy(agent_name=settings.warden_agent_name)
+    ctx["policy"] = settings.policy()
     ctx["locks"] = [asyncio.Lock() for _ in range(LOCK_STRIPES)]
+    if "effects" not in ctx:
+        key, secret = settings.livekit_api_key, settings.livekit_api_secret.get_secret_value()
+        if not key:
+            key, secret = next(iter(settings.api_keys.items()))
+        livekit = LiveKitRooms(settings.livekit_url, key, secret, timeout=settings.warden_livekit_timeout_seconds)
+        ctx["livekit"] = livekit
+        ctx["effects"] = Effects(
+            presence=livekit,
+            dispatcher=livekit,
+            queue=ctx["redis"],
+            queue_name=settings.warden_queue_name,
+            escalator=LogEscalator(),
+            clock=time.time,
+        )
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
     await ctx["engine"].dispose()
+    if "livekit" in ctx:
+        await ctx["livekit"].aclose()
 
 
-def worker_settings(settings: Settings) -> dict[str, Any]:
-    """Keyword arguments for `arq.Worker`, built from validated settings."""
+def worker_settings(settings: Settings, **ctx: Any) -> dict[str, Any]:
+    """Keyword arguments for `arq.Worker`, built from validated settings (and extra ctx for tests)."""
     return {
-        "functions": [apply_webhook],
+        "functions": [
+            func(apply_webhook, max_tries=MAX_TRIES),
+            func(on_deadline, max_tries=MAX_TRIES, keep_result=0),
+            func(heartbeat, max_tries=MAX_TRIES),
+        ],
+        "cron_jobs": [cron(sweep, second=set(range(0, 60, settings.warden_sweep_seconds)), run_at_startup=True)],
         "queue_name": settings.warden_queue_name,
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
         "on_startup": startup,
         "on_shutdown": shutdown,
-        "ctx": {"settings": settings},
+        "ctx": {"settings": settings, **ctx},
         "job_timeout": JOB_TIMEOUT_SECONDS,
-        "max_tries": MAX_TRIES,
-        "poll_delay": 0.1,
-        "max_jobs": 20,
+        "poll_delay": 0.05,
+        "max_jobs": 50,
     }

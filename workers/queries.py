@@ -75,6 +75,23 @@ async def find_room(engine: AsyncEngine, name: str) -> tuple[Room, list[Timeline
     return room_from_dict(row.state), timeline
 
 
+async def overdue_deadlines(engine: AsyncEngine, cutoff: float, limit: int = 1000) -> list[tuple[str, int]]:
+    """(room sid, deadline attempt) of open rooms whose deadline is at or before `cutoff`."""
+    async with AsyncSession(engine) as session:
+        rows = await session.scalars(
+            select(RoomRow)
+            .where(col(RoomRow.deadline_at) <= cutoff, col(RoomRow.phase) != "closed")
+            .order_by(col(RoomRow.deadline_at))
+            .limit(limit)
+        )
+        due = []
+        for row in rows:
+            room = room_from_dict(row.state)
+            if room.deadline is not None:
+                due.append((room.sid, room.deadline.attempt))
+        return due
+
+
 async def ping(engine: AsyncEngine) -> None:
     """Raise if the database cannot answer a trivial query."""
     async with engine.connect() as connection:

@@ -198,12 +198,12 @@ def _reconcile(room: Room, participants: Iterable[Participant], at: float) -> Ro
 def _presence_observed(room: Room, event: Event, policy: Policy) -> Room:
     if not _answers(room, event, Recovery.CHECKING) or event.fact is None or room.deadline is None:
         return room
-    fact = event.fact
+    fact, reason = event.fact, room.deadline.reason
     if not fact.room_exists:
         return replace(room, finished_at=fact.at, people=(), agents=(), recovery=Recovery.NONE, deadline=None)
     room = _reconcile(room, fact.participants, fact.at)
     ours = room.our_agents(policy)
-    stalled = room.deadline.reason is Reason.ACTIVE and bool(ours) and all(a.active_at is None for a in ours)
+    stalled = reason is Reason.ACTIVE and bool(ours) and all(a.active_at is None for a in ours)
     if (ours and not stalled) or not room.people:
         return replace(room, recovery=Recovery.NONE, deadline=None)
     if room.redispatches >= policy.max_redispatches:

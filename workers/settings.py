@@ -12,12 +12,14 @@ import re
 import sys
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from arq.connections import RedisSettings
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workers.errors import SettingsError
+from workers.room_state import Policy
 
 DEFAULT_SQLITE_PATH = Path("var") / "warden.db"
 _URL_SCHEMES = ("ws://", "wss://", "http://", "https://")
@@ -51,7 +53,7 @@ def parse_keys(text: str) -> dict[str, str]:
 class Settings(BaseSettings):
     """Environment variables (and a `.env` file) read by Warden; names match the variables."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False, env_ignore_empty=True)
 
     livekit_url: str = ""
     livekit_api_key: str = ""
@@ -66,6 +68,14 @@ class Settings(BaseSettings):
     warden_log_level: str = "INFO"
     warden_max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     warden_host: str = "0.0.0.0"
+    warden_join_sla_seconds: float = Field(default=15.0, gt=0)
+    warden_sla_from: Literal["person_joined", "room_started"] = "person_joined"
+    warden_rejoin_sla_seconds: float = Field(default=20.0, gt=0)
+    warden_active_sla_seconds: float | None = Field(default=None, gt=0)
+    warden_max_redispatches: int = Field(default=2, ge=0, le=20)
+    warden_dispatch_on_start: bool = False
+    warden_sweep_seconds: int = Field(default=5, ge=1, le=30)
+    warden_livekit_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     port: int = Field(default=8000, ge=1, le=65535)
 
     @field_validator("livekit_url")
@@ -138,6 +148,23 @@ class Settings(BaseSettings):
         patterns = self.room_patterns
         return not patterns or any(fnmatch.fnmatchcase(room_name, p) for p in patterns)
 
+    def policy(self) -> Policy:
+        """The state machine's policy, as plain values."""
+        return Policy(
+            agent_name=self.warden_agent_name,
+            join_sla=self.warden_join_sla_seconds,
+            rejoin_sla=self.warden_rejoin_sla_seconds,
+            active_sla=self.warden_active_sla_seconds,
+            max_redispatches=self.warden_max_redispatches,
+            sla_from_room_start=self.warden_sla_from == "room_started",
+            dispatch_on_start=self.warden_dispatch_on_start,
+        )
+
+    def require_livekit_url(self) -> None:
+        """The worker talks to LiveKit; without its URL it cannot check rooms or re-dispatch."""
+        if not self.livekit_url:
+            raise SettingsError("LIVEKIT_URL: required by the worker to check rooms and re-dispatch agents")
+
     @property
     def admin_token(self) -> str:
         return self.warden_admin_token.get_secret_value()
@@ -162,10 +189,13 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(lines)
 
 
-def load_settings_or_exit() -> Settings:
+def load_settings_or_exit(*, worker: bool = False) -> Settings:
     """For entry points: the settings, or a one-line message naming the variable and exit status 2."""
     try:
-        return load_settings()
+        settings = load_settings()
+        if worker:
+            settings.require_livekit_url()
+        return settings
     except SettingsError as exc:
         print(f"warden: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

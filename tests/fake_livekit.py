@@ -1,0 +1,153 @@
+"""A stand-in LiveKit: RoomService and AgentDispatchService over Twirp (protobuf bodies) on loopback.
+
+The real livekit-api client talks to it over HTTP. It checks each request's JWT (signature, and the
+`roomAdmin` grant for the room asked about), keeps rooms, participants and dispatches in memory, and
+records every call so tests read as facts: `assert fake.created == [("call-42", "notetaker")]`.
+Failures are injected per method (`fail("CreateDispatch", 503, times=2)`), as are agents that come
+when dispatched (`on_dispatch`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import jwt
+from google.protobuf.message import Message
+from livekit.api import TokenVerifier
+from livekit.protocol import agent_dispatch as ad
+from livekit.protocol import models
+from livekit.protocol import room as rs
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+STATUS = {"not_found": 404, "unauthenticated": 401, "permission_denied": 403, "unavailable": 503, "internal": 500}
+REQUESTS: dict[str, type[Message]] = {
+    "ListParticipants": rs.ListParticipantsRequest,
+    "RemoveParticipant": rs.RoomParticipantIdentity,
+    "ListRooms": rs.ListRoomsRequest,
+    "CreateDispatch": ad.CreateAgentDispatchRequest,
+    "DeleteDispatch": ad.DeleteAgentDispatchRequest,
+    "ListDispatch": ad.ListAgentDispatchRequest,
+}
+
+
+class TwirpFailure(Exception):
+    def __init__(self, code: str, msg: str, status: int | None = None) -> None:
+        super().__init__(msg)
+        self.code, self.msg, self.status = code, msg, status or STATUS[code]
+
+
+@dataclass
+class FakeLiveKit:
+    key: str
+    secret: str
+    rooms: dict[str, dict[str, models.ParticipantInfo]] = field(default_factory=dict)
+    dispatches: dict[str, ad.AgentDispatch] = field(default_factory=dict)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    created: list[tuple[str, str]] = field(default_factory=list)
+    failures: dict[str, list[int]] = field(default_factory=dict)
+    failures_after: dict[str, list[int]] = field(default_factory=dict)
+    on_dispatch: Callable[[ad.AgentDispatch], None] | None = None
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    # --- the world, as tests arrange it -------------------------------------------------------
+
+    def join(self, room: str, identity: str, *, agent_name: str | None = None) -> None:
+        """A participant joins (an agent when `agent_name` is given)."""
+        info = models.ParticipantInfo(identity=identity, sid=f"PA_{identity}", state=models.ParticipantInfo.ACTIVE)
+        if agent_name is not None:
+            info.kind = models.ParticipantInfo.AGENT
+            info.attributes["lk.agent_name"] = agent_name
+        self.rooms.setdefault(room, {})[identity] = info
+
+    def leave(self, room: str, identity: str) -> None:
+        self.rooms.get(room, {}).pop(identity, None)
+
+    def fail(self, method: str, status: int, *, times: int = 1) -> None:
+        """Answer the next `times` calls of `method` with HTTP `status`."""
+        self.failures.setdefault(method, []).extend([status] * times)
+
+    def fail_after(self, method: str, status: int, *, times: int = 1) -> None:
+        """Carry out the next `times` calls of `method`, then answer HTTP `status` (a call that landed)."""
+        self.failures_after.setdefault(method, []).extend([status] * times)
+
+    def live_dispatches(self, room: str, agent_name: str) -> list[ad.AgentDispatch]:
+        return [d for d in self.dispatches.values() if d.room == room and d.agent_name == agent_name]
+
+    def agents_in(self, room: str) -> list[str]:
+        return [i for i, p in self.rooms.get(room, {}).items() if p.kind == models.ParticipantInfo.AGENT]
+
+    # --- Twirp ----------------------------------------------------------------------------------
+
+    @property
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/twirp/livekit.{service}/{method}", self._handle, methods=["POST"])])
+
+    async def _handle(self, request: Request) -> Response:
+        method = request.path_params["method"]
+        try:
+            message = REQUESTS[method].FromString(await request.body())
+            room = getattr(message, "room", "")
+            self._authorise(request.headers.get("authorization", ""), room)
+            self.calls.append((method, room))
+            queued = self.failures.get(method)
+            if queued:
+                status = queued.pop(0)
+                raise TwirpFailure("unavailable" if status >= 500 else "permission_denied", "injected", status)
+            reply = getattr(self, f"_{method}")(message)
+            landed = self.failures_after.get(method)
+            if landed:
+                raise TwirpFailure("unavailable", "injected after the call landed", landed.pop(0))
+        except TwirpFailure as exc:
+            return JSONResponse({"code": exc.code, "msg": exc.msg}, status_code=exc.status)
+        return Response(reply.SerializeToString(), media_type="application/protobuf")
+
+    def _authorise(self, header: str, room: str) -> None:
+        try:
+            claims = TokenVerifier(self.key, self.secret).verify(header.removeprefix("Bearer "))
+        except jwt.PyJWTError as exc:
+            raise TwirpFailure("unauthenticated", f"bad token: {type(exc).__name__}") from None
+        if not claims.video or not claims.video.room_admin or (room and claims.video.room not in ("", room)):
+            raise TwirpFailure("permission_denied", "roomAdmin grant for this room required")
+
+    def _room(self, name: str) -> dict[str, models.ParticipantInfo]:
+        if name not in self.rooms:
+            raise TwirpFailure("not_found", "requested room does not exist")
+        return self.rooms[name]
+
+    def _ListParticipants(self, req: rs.ListParticipantsRequest) -> rs.ListParticipantsResponse:
+        return rs.ListParticipantsResponse(participants=list(self._room(req.room).values()))
+
+    def _RemoveParticipant(self, req: rs.RoomParticipantIdentity) -> rs.RemoveParticipantResponse:
+        if self._room(req.room).pop(req.identity, None) is None:
+            raise TwirpFailure("not_found", "participant not found")
+        return rs.RemoveParticipantResponse()
+
+    def _ListRooms(self, req: rs.ListRoomsRequest) -> rs.ListRoomsResponse:
+        return rs.ListRoomsResponse(rooms=[models.Room(name=n, sid=f"RM_{n}") for n in self.rooms])
+
+    def _CreateDispatch(self, req: ad.CreateAgentDispatchRequest) -> ad.AgentDispatch:
+        dispatch = ad.AgentDispatch(
+            id=f"AD_{next(self._ids)}", agent_name=req.agent_name, room=req.room, metadata=req.metadata,
+            state=ad.AgentDispatchState(created_at=time.time_ns()),
+        )
+        self.dispatches[dispatch.id] = dispatch
+        self.created.append((req.room, req.agent_name))
+        if self.on_dispatch is not None:
+            self.on_dispatch(dispatch)
+        return dispatch
+
+    def _DeleteDispatch(self, req: ad.DeleteAgentDispatchRequest) -> ad.AgentDispatch:
+        dispatch = self.dispatches.pop(req.dispatch_id, None)
+        if dispatch is None:
+            raise TwirpFailure("not_found", "dispatch not found")
+        return dispatch
+
+    def _ListDispatch(self, req: ad.ListAgentDispatchRequest) -> ad.ListAgentDispatchResponse:
+        found = [d for d in self.dispatches.values() if d.room == req.room]
+        return ad.ListAgentDispatchResponse(agent_dispatches=found)

@@ -1,0 +1,128 @@
+"""Drive Warden's worker jobs in-process against a stand-in LiveKit on loopback, on a clock tests move.
+
+Real: the database, Redis (the deadline timers are real ARQ jobs, inspected by id), the livekit-api
+client over HTTP, the job functions. Pretend: the clock, and LiveKit itself (`FakeLiveKit`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from arq.connections import ArqRedis
+from arq.worker import Retry
+
+from tests.conftest import KEY, SECRET, make_settings
+from tests.fake_livekit import FakeLiveKit
+from tests.helpers import body
+from tests.servers import serve
+from tests.test_store import parse
+from workers.effects import Effects
+from workers.livekit_rooms import LiveKitRooms
+from workers.main import apply_webhook, on_deadline, shutdown, startup
+from workers.migrate import upgrade
+from workers.room_state import Room
+from workers.store import load_room
+
+AGENT = "notetaker"
+ROOM, SID = "call-42", "RM_42"
+T0 = 1_767_225_600.0
+
+
+@dataclass
+class Clock:
+    now: float = T0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class RecordingEscalator:
+    escalated: list[tuple[str, str]] = field(default_factory=list)
+
+    async def escalate(self, room: Room, reason: str) -> None:
+        self.escalated.append((room.name, reason))
+
+
+@dataclass
+class Harness:
+    fake: FakeLiveKit
+    ctx: dict[str, Any]
+    clock: Clock
+    escalator: RecordingEscalator
+    queue: ArqRedis
+    _ids: int = 0
+
+    async def send(self, event: str, *, at: float | None = None, room: str = ROOM, sid: str = SID,
+                   event_id: str | None = None, **fields: Any) -> str:
+        """Deliver one webhook, as LiveKit would, created at `at` (default: now)."""
+        self._ids += 1
+        created = int(self.clock.now if at is None else at)
+        raw = body(event, id=event_id or f"EV_{self._ids}", created_at=created, room=room, sid=sid, **fields)
+        return await apply_webhook(self.ctx, _dict(parse(raw)), self.clock.now)
+
+    async def room(self, sid: str = SID) -> Room:
+        found = await load_room(self.ctx["engine"], sid)
+        assert found is not None
+        return found
+
+    async def timers(self) -> list[str]:
+        """Ids of the deadline jobs waiting in the queue."""
+        queued = await self.queue.zrange(self.ctx["settings"].warden_queue_name, 0, -1)
+        return sorted(m.decode() for m in queued if m.startswith(b"deadline:"))
+
+    async def fire(self, sid: str = SID, *, early_by: float = 0.0) -> str:
+        """Move the clock to the room's deadline (less `early_by`) and run its timer job."""
+        room = await self.room(sid)
+        assert room.deadline is not None, "no deadline is set"
+        self.clock.now = max(self.clock.now, room.deadline.at - early_by)
+        await self.queue.delete(f"arq:job:deadline:{sid}:{room.deadline.attempt}")
+        return await self.run_deadline(sid, room.deadline.attempt)
+
+    async def run_deadline(self, sid: str, attempt: int) -> str:
+        """Run the timer job as ARQ would, retrying it (`Retry`) until it finishes, at most 5 times."""
+        for job_try in range(1, 6):
+            self.ctx["job_try"] = job_try
+            try:
+                return await on_deadline(self.ctx, sid, attempt)
+            except Retry:
+                if job_try == 5:
+                    raise
+        raise AssertionError("unreachable")
+
+    def advance(self, seconds: float) -> None:
+        self.clock.now += seconds
+
+
+def _dict(event: Any) -> dict[str, Any]:
+    from workers.events import to_dict
+
+    return to_dict(event)
+
+
+@contextlib.asynccontextmanager
+async def harness(redis_url: str, database_url: str, **settings: Any) -> AsyncIterator[Harness]:
+    fake = FakeLiveKit(KEY, SECRET)
+    async with serve(fake.app) as url:
+        config = make_settings(
+            redis_url=redis_url, database_url=database_url, livekit_url=url, warden_agent_name=AGENT, **settings
+        )
+        queue = ArqRedis.from_url(redis_url)
+        clock, escalator = Clock(), RecordingEscalator()
+        livekit = LiveKitRooms(url, KEY, SECRET, timeout=2.0)
+        effects = Effects(
+            presence=livekit, dispatcher=livekit, queue=queue, queue_name=config.warden_queue_name,
+            escalator=escalator, clock=clock,
+        )
+        ctx: dict[str, Any] = {"settings": config, "redis": queue, "effects": effects, "job_try": 1}
+        await startup(ctx)
+        await upgrade(ctx["engine"])
+        try:
+            yield Harness(fake, ctx, clock, escalator, queue)
+        finally:
+            await shutdown(ctx)
+            await livekit.aclose()
+            await queue.aclose()

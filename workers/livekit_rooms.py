@@ -1,0 +1,119 @@
+"""The LiveKit adapter: who is in a room, which dispatches exist, remove a participant, dispatch an agent.
+
+Speaks Twirp through livekit-api's own client (aiohttp). Errors become `UpstreamError`: retryable for
+transport failures, timeouts and 5xx; final for 4xx (bad credentials, bad request). The SDK's
+region failover is off, so that retries (and their backoff) stay with the job that owns them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Protocol, TypeVar
+
+import aiohttp
+from livekit.api import (
+    CreateAgentDispatchRequest,
+    ListParticipantsRequest,
+    LiveKitAPI,
+    RoomParticipantIdentity,
+)
+from livekit.api.twirp_client import ServerError
+
+from workers.errors import UpstreamError
+from workers.events import DispatchInfo, Participant
+
+T = TypeVar("T")
+NOT_FOUND = "not_found"
+
+
+class Presence(Protocol):
+    async def observe(self, room: str) -> tuple[bool, tuple[Participant, ...], tuple[DispatchInfo, ...]]:
+        """(room exists, participants, dispatches) as LiveKit sees them now."""
+        ...
+
+
+class Dispatcher(Protocol):
+    async def redispatch(self, room: str, agent_name: str, metadata: str, stale: tuple[str, ...]) -> str:
+        """Replace the `stale` dispatches with one new one; return the live dispatch's id."""
+        ...
+
+    async def evict(self, room: str, identity: str) -> None:
+        """Remove a participant (a stalled agent) from the room."""
+        ...
+
+
+class LiveKitRooms:
+    """`Presence` and `Dispatcher` over LiveKit's RoomService and AgentDispatchService."""
+
+    def __init__(self, url: str, api_key: str, api_secret: str, *, timeout: float = 5.0) -> None:
+        self._api = LiveKitAPI(
+            url, api_key, api_secret, timeout=aiohttp.ClientTimeout(total=timeout), failover=False
+        )
+
+    async def aclose(self) -> None:
+        await self._api.aclose()
+
+    async def observe(self, room: str) -> tuple[bool, tuple[Participant, ...], tuple[DispatchInfo, ...]]:
+        try:
+            listed = await _call(self._api.room.list_participants(ListParticipantsRequest(room=room)))
+        except UpstreamError as exc:
+            if exc.code == NOT_FOUND:
+                return False, (), ()
+            raise
+        dispatches = await _call(self._api.agent_dispatch.list_dispatch(room))
+        participants = tuple(
+            Participant(
+                identity=p.identity,
+                sid=p.sid,
+                kind=int(p.kind),
+                agent_name=p.attributes.get("lk.agent_name") or p.attributes.get("lk.agent.name") or "",
+            )
+            for p in listed.participants
+        )
+        infos = tuple(
+            DispatchInfo(
+                id=d.id,
+                agent_name=d.agent_name,
+                metadata=d.metadata,
+                created_at=float(d.state.created_at),
+                statuses=tuple(int(job.state.status) for job in d.state.jobs),
+            )
+            for d in dispatches
+        )
+        return True, participants, infos
+
+    async def redispatch(self, room: str, agent_name: str, metadata: str, stale: tuple[str, ...]) -> str:
+        current = [d for d in await _call(self._api.agent_dispatch.list_dispatch(room)) if d.agent_name == agent_name]
+        # A dispatch Warden did not see when it decided was made since: by an earlier try of this step
+        # (a timeout that landed after all), or by LiveKit itself. Either way it is the live one.
+        fresh = [d for d in current if d.id not in stale]
+        for dispatch in current:
+            if dispatch.id in stale:
+                await _ignore_not_found(self._api.agent_dispatch.delete_dispatch(dispatch.id, room))
+        if fresh:
+            return str(fresh[0].id)
+        request = CreateAgentDispatchRequest(agent_name=agent_name, room=room, metadata=metadata)
+        created = await _call(self._api.agent_dispatch.create_dispatch(request))
+        return str(created.id)
+
+    async def evict(self, room: str, identity: str) -> None:
+        await _ignore_not_found(self._api.room.remove_participant(RoomParticipantIdentity(room=room, identity=identity)))
+
+
+async def _call(call: Awaitable[T]) -> T:
+    try:
+        return await call
+    except ServerError as exc:
+        retryable = exc.status >= 500 or exc.status == 429
+        message = f"{exc.code}: {exc.message or 'HTTP ' + str(exc.status)}"
+        raise UpstreamError(message, retryable=retryable, code=exc.code) from None
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        raise UpstreamError(f"unreachable: {type(exc).__name__}", retryable=True) from None
+
+
+async def _ignore_not_found(call: Awaitable[object]) -> None:
+    try:
+        await _call(call)
+    except UpstreamError as exc:
+        if exc.code != NOT_FOUND:
+            raise
