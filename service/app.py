@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from service.api import get_room, get_rooms
+from service.heartbeat import post_heartbeat
 from service.webhook import WebhookVerifier, receive_webhook
 from workers.db import make_engine
 from workers.queries import ping
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/readyz", readyz),
             Route("/api/rooms", get_rooms),
             Route("/api/rooms/{name}", get_room),
+            Route("/api/rooms/{name}/heartbeat", post_heartbeat, methods=["POST"]),
         ],
         lifespan=lifespan,
     )

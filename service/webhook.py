@@ -19,6 +19,7 @@ from datetime import timedelta
 import jwt
 from google.protobuf.json_format import Parse, ParseError
 from livekit.api import TokenVerifier
+from livekit.api.access_token import Claims
 from livekit.protocol.webhook import WebhookEvent
 from redis.exceptions import RedisError
 from starlette.requests import Request
@@ -42,8 +43,8 @@ class WebhookVerifier:
     def __init__(self, keys: dict[str, str]) -> None:
         self._verifiers = {key: TokenVerifier(key, secret, leeway=LEEWAY) for key, secret in keys.items()}
 
-    def verify(self, body: bytes, authorization: str | None) -> Event:
-        """Return the reduced event, or raise `InvalidWebhook` (401) / `MalformedEvent` (400)."""
+    def claims(self, authorization: str | None) -> Claims:
+        """The verified claims of a token signed with one of the configured keys, or `InvalidWebhook`."""
         token = (authorization or "").removeprefix("Bearer ").strip()
         if not token:
             raise InvalidWebhook("missing Authorization token")
@@ -55,11 +56,15 @@ class WebhookVerifier:
         if verifier is None:
             raise InvalidWebhook("token signed with an unknown API key")
         try:
-            claims = verifier.verify(token)
+            return verifier.verify(token)
         except jwt.ExpiredSignatureError:
             raise InvalidWebhook("token expired") from None
         except jwt.PyJWTError:
             raise InvalidWebhook("token signature does not verify") from None
+
+    def verify(self, body: bytes, authorization: str | None) -> Event:
+        """Return the reduced event, or raise `InvalidWebhook` (401) / `MalformedEvent` (400)."""
+        claims = self.claims(authorization)
         try:
             expected = base64.b64decode(claims.sha256 or "", validate=True)
         except binascii.Error:

@@ -9,6 +9,7 @@ timeout) raises `UpstreamError` so that the job backs off and tries the same ste
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Protocol, TypeVar
@@ -77,13 +78,15 @@ class Effects:
         """Do `action` for `room`; return the answer to record, if the action asks a question."""
         match action:
             case ScheduleDeadline(attempt=attempt, at=at):
+                # ARQ measures the deferral against the real clock; a deadline already past runs now.
+                defer = datetime.fromtimestamp(at, UTC) if at > time.time() else None
                 await self.queue.enqueue_job(
                     DEADLINE_JOB,
                     room.sid,
                     attempt,
                     _job_id=deadline_job_id(room.sid, attempt),
                     _queue_name=self.queue_name,
-                    _defer_until=datetime.fromtimestamp(at, UTC),
+                    _defer_until=defer,
                 )
                 return None
             case Escalate(reason=reason):
