@@ -51,7 +51,7 @@ async def test_recorded_fixtures_build_the_room_and_its_timeline(engine: AsyncEn
     assert room is not None and room.sid == "RM_x7Qk2mP9aZbC"
     assert room.phase is Phase.WAITING
     assert [p.identity for p in room.people] == ["user-123"]
-    assert [e.name for e in timeline] == ["room_started", "participant_joined"]
+    assert [e.name for e in timeline] == ["room_started", "participant_joined", "ScheduleDeadline"]
 
 
 async def test_duplicate_event_is_stored_once_and_changes_nothing(engine: AsyncEngine) -> None:

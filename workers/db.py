@@ -27,13 +27,32 @@ def make_engine(url: str) -> AsyncEngine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
+        # In WAL mode NORMAL never corrupts the database; a power cut may lose the last commits, which
+        # LiveKit's retries and the ARQ job (still in Redis until it finishes) make good.
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        # Writers take the lock up front: a deferred transaction that upgrades to a write lock
-        # fails with SQLITE_BUSY at once instead of waiting, when another process writes.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers take the lock up front: a deferred transaction that upgrades to a write lock fails
+        # with SQLITE_BUSY at once instead of waiting, when another process writes. Readers do not
+        # take it, so they never queue behind writers.
+        immediate = connection.get_execution_options().get(_WRITER_OPTION)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+_WRITER_OPTION = "warden_writer"
+_writers: dict[int, AsyncEngine] = {}
+
+
+def for_writing(engine: AsyncEngine) -> AsyncEngine:
+    """The same engine (and pool), marked so that SQLite transactions take the write lock at BEGIN."""
+    if engine.dialect.name != "sqlite":
+        return engine
+    writer = _writers.get(id(engine))
+    if writer is None:
+        writer = _writers[id(engine)] = engine.execution_options(**{_WRITER_OPTION: True})
+    return writer

@@ -1,0 +1,78 @@
+"""Reaction benchmark: N rooms whose agent never comes; delay from SLA expiry to Warden's CreateDispatch.
+
+Warden runs from its Procfile (release, web, one worker) on SQLite and a private redis-server, against
+the stand-in LiveKit (`tests/fake_livekit.py`) served by this process. Every room gets one person at
+once; the SLA runs from that webhook's `createdAt` (LiveKit's whole second), so the deadline of a
+room is `createdAt + SLA`. Run with `make bench` (or `BENCH_ROOMS=1000 python -m tests.bench.reaction`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from livekit.protocol.agent_dispatch import AgentDispatch
+
+from service.embedded_redis import EmbeddedRedis
+from tests.conftest import KEY, SECRET
+from tests.fake_livekit import FakeLiveKit
+from tests.helpers import body, person, sign
+from tests.processes import run_warden
+from tests.servers import serve
+
+ROOMS = int(os.environ.get("BENCH_ROOMS", "200"))
+SLA = float(os.environ.get("BENCH_SLA", "10"))
+CONCURRENCY = 20
+
+
+async def main() -> None:
+    fake = FakeLiveKit(KEY, SECRET)
+    first_dispatch: dict[str, float] = {}
+    all_dispatched = asyncio.Event()
+
+    def on_dispatch(dispatch: AgentDispatch) -> None:
+        first_dispatch.setdefault(dispatch.room, time.time())
+        if len(first_dispatch) == ROOMS:
+            all_dispatched.set()
+
+    fake.on_dispatch = on_dispatch
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis(Path(tmp) / "redis") as redis_server:
+        async with serve(fake.app) as livekit_url, httpx.AsyncClient(timeout=30) as client:
+            database = os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{tmp}/w.db")
+            env = {"REDIS_URL": redis_server.url, "DATABASE_URL": database, "LIVEKIT_URL": livekit_url,
+                   "WARDEN_AGENT_NAME": "notetaker", "WARDEN_JOIN_SLA_SECONDS": str(SLA), "WARDEN_LOG_LEVEL": "WARNING"}
+            with run_warden(Path(tmp), **env) as warden:
+                deadlines: dict[str, float] = {}
+                gate = asyncio.Semaphore(CONCURRENCY)
+
+                async def join(i: int) -> None:
+                    room = f"bench-{i}"
+                    fake.join(room, "alice")
+                    created = int(time.time())
+                    raw = body("participant_joined", id=f"EV_{i}", created_at=created, room=room, sid=f"RM_{i}",
+                               participant=person("alice"))
+                    async with gate:
+                        response = await client.post(f"{warden.url}/webhook", content=raw,
+                                                     headers={"Authorization": sign(raw, KEY, SECRET)})
+                    assert response.status_code == 200
+                    deadlines[room] = created + SLA
+
+                started = time.monotonic()
+                await asyncio.gather(*(join(i) for i in range(ROOMS)))
+                sent = time.monotonic() - started
+                await asyncio.wait_for(all_dispatched.wait(), timeout=SLA + 120)
+    delays = sorted(first_dispatch[room] - deadlines[room] for room in deadlines)
+    q = statistics.quantiles(delays, n=100)
+    print(f"| rooms | SLA s | webhooks sent in s | p50 ms | p99 ms | max ms | min ms | dispatches |")
+    print("|---|---|---|---|---|---|---|---|")
+    print(f"| {ROOMS} | {SLA:g} | {sent:.2f} | {q[49] * 1000:.0f} | {q[98] * 1000:.0f} | {delays[-1] * 1000:.0f} "
+          f"| {delays[0] * 1000:.0f} | {len(fake.created)} |")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
