@@ -1,7 +1,7 @@
 """Record one event and fold it into its room, exactly once, in one transaction.
 
-- The event row is unique on the event id: a duplicate (LiveKit's retry, ARQ re-running a job) is
-  seen before anything is written and changes nothing.
+- The event row is unique on the event id (`INSERT ... ON CONFLICT DO NOTHING`): a duplicate
+  (LiveKit's retry, ARQ re-running a job) changes nothing.
 - The room row is read `FOR UPDATE` (PostgreSQL; SQLite's writers are serialised by BEGIN IMMEDIATE),
   so writers of one room queue instead of colliding, and it carries a `version`: the write is
   `UPDATE ... WHERE version = <read>`, so two writers that read the same room can never both write;
@@ -18,10 +18,14 @@ import contextlib
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from sqlalchemy import update
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Table, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-from sqlmodel import col, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from workers.db import for_writing
 from workers.errors import StaleWrite
@@ -31,6 +35,8 @@ from workers.room_state import Action, Policy, Room, action_to_dict, room_from_d
 from workers.rooms import fold, new_actions, order_key, transition
 
 MAX_ATTEMPTS = 20
+ROOMS: Table = RoomRow.__table__  # type: ignore[attr-defined]
+EVENTS: Table = EventRow.__table__  # type: ignore[attr-defined]
 
 
 ACTION_KIND = "action"
@@ -54,17 +60,21 @@ class Recorded:
 
 async def record_event(engine: AsyncEngine, event: Event, *, received_at: float, policy: Policy) -> Recorded:
     """Store `event` and update its room; retry on a concurrent writer. Safe to call twice."""
+    return await record_events(engine, [(event, received_at)], policy=policy)
+
+
+async def record_events(
+    engine: AsyncEngine, batch: Sequence[tuple[Event, float]], *, policy: Policy
+) -> Recorded:
+    """Store events of one room, in order, and fold them in: one transaction, retried on a concurrent
+    writer. Used for a question and its answer (a deadline and what LiveKit said), which belong together."""
     for _ in range(MAX_ATTEMPTS):
         try:
-            async with (
-                _sqlite_writer(engine),
-                AsyncSession(for_writing(engine), expire_on_commit=False) as session,
-                session.begin(),
-            ):
-                return await _record_once(session, event, received_at, policy)
+            async with _sqlite_writer(engine), for_writing(engine).begin() as connection:
+                return await _record_once(connection, batch, policy)
         except (StaleWrite, IntegrityError):
             continue
-    raise StaleWrite(f"room {event.room_sid} kept changing under {MAX_ATTEMPTS} attempts")
+    raise StaleWrite(f"room {batch[0][0].room_sid} kept changing under {MAX_ATTEMPTS} attempts")
 
 
 _SQLITE_WRITERS: dict[int, asyncio.Lock] = {}
@@ -80,120 +90,127 @@ def _sqlite_writer(engine: AsyncEngine) -> contextlib.AbstractAsyncContextManage
 
 async def load_room(engine: AsyncEngine, sid: str) -> Room | None:
     """The room's current state, or None if Warden has never heard of it."""
-    async with AsyncSession(engine) as session:
-        row = await session.get(RoomRow, sid)
-        return room_from_dict(row.state) if row is not None else None
+    async with engine.connect() as connection:
+        state = await connection.scalar(select(ROOMS.c.state).where(ROOMS.c.sid == sid))
+    return room_from_dict(state) if state is not None else None
 
 
-async def _record_once(session: AsyncSession, event: Event, received_at: float, policy: Policy) -> Recorded:
-    seen = await session.scalar(select(EventRow.seq).where(col(EventRow.event_id) == event.id))
-    if seen is not None:
-        row = await session.get(RoomRow, event.room_sid) if event.room_sid else None
-        return Recorded(Outcome.DUPLICATE, room_from_dict(row.state) if row is not None else None)
-    if not event.room_sid and event.room_name:
-        sid = await session.scalar(
-            select(RoomRow.sid).where(col(RoomRow.name) == event.room_name).order_by(col(RoomRow.first_seen_at).desc())
-        )
-        event = replace(event, room_sid=sid or "")
-    if not event.room_sid:
-        session.add(_event_row(event, received_at))
-        return Recorded(Outcome.NO_ROOM)
-
+async def _record_once(connection: AsyncConnection, batch: Sequence[tuple[Event, float]], policy: Policy) -> Recorded:
+    sid = batch[0][0].room_sid or await _sid_by_name(connection, batch[0][0].room_name)
+    batch = [(replace(e, room_sid=sid), at) if e.room_sid != sid else (e, at) for e, at in batch]
+    fresh = [(e, at) for e, at in batch if await _insert_event(connection, e, at)]
+    if not sid:
+        return Recorded(Outcome.NO_ROOM if fresh else Outcome.DUPLICATE)
+    if not fresh:
+        state = await connection.scalar(select(ROOMS.c.state).where(ROOMS.c.sid == sid))
+        return Recorded(Outcome.DUPLICATE, room_from_dict(state) if state is not None else None)
+    last_event, received_at = fresh[-1]
     # FOR UPDATE queues concurrent writers of one room on PostgreSQL (SQLite's BEGIN IMMEDIATE already
     # does); the version check below still catches any writer that slipped past.
-    row = await session.get(RoomRow, event.room_sid, with_for_update=True)
+    row = (await connection.execute(select(ROOMS).where(ROOMS.c.sid == sid).with_for_update())).first()
     if row is None:
-        decision = transition(Room(event.room_sid, event.room_name), event, now=received_at, policy=policy)
-        session.add(_event_row(event, received_at))
-        _log_actions(session, event, received_at, decision.actions)
-        session.add(_new_row(decision.room, event, received_at))
-        return Recorded(Outcome.APPLIED, decision.room, decision.actions)
+        room, actions = Room(sid, last_event.room_name), list[Action]()
+        for event, at in sorted(fresh, key=lambda pair: order_key(pair[0])):
+            decision = transition(room, event, now=at, policy=policy)
+            room, actions = decision.room, [*actions, *decision.actions]
+        key = max(order_key(e) for e, _ in fresh)
+        await connection.execute(insert(ROOMS).values(**_room_values(room, key, received_at), version=1, first_seen_at=received_at))
+        await _log_actions(connection, last_event, received_at, actions)
+        return Recorded(Outcome.APPLIED, room, tuple(actions))
 
-    before = room_from_dict(row.state)
-    key = order_key(event)
-    if key >= (row.last_created_at, row.last_rank):
-        decision = transition(before, event, now=received_at, policy=policy)
-        room, actions, outcome = decision.room, decision.actions, Outcome.APPLIED
-    else:
-        history = await _room_events(session, event.room_sid)
-        room = fold(Room(row.sid, row.name), [*history, (event, received_at)], policy=policy)
-        actions, outcome = new_actions(before, room, policy), Outcome.REFOLDED
-        key = (row.last_created_at, row.last_rank)
-    if not room.name and event.room_name:
-        room = replace(room, name=event.room_name)
-    session.add(_event_row(event, received_at))
-    _log_actions(session, event, received_at, actions)
-    result = await session.execute(
-        update(RoomRow)
-        .where(col(RoomRow.sid) == row.sid, col(RoomRow.version) == row.version)
+    before = room = room_from_dict(row.state)
+    key, outcome, actions = (row.last_created_at, row.last_rank), Outcome.APPLIED, list[Action]()
+    for event, at in fresh:
+        if order_key(event) >= key:
+            decision = transition(room, event, now=at, policy=policy)
+            room, key, actions = decision.room, order_key(event), [*actions, *decision.actions]
+        else:  # late: re-fold the whole log, this batch included (it is inserted already)
+            room = fold(Room(sid, row.name), await _room_events(connection, sid), policy=policy)
+            outcome, actions = Outcome.REFOLDED, list(new_actions(before, room, policy))
+            key = max([key, *(order_key(e) for e, _ in fresh)])
+            break
+    if not room.name and last_event.room_name:
+        room = replace(room, name=last_event.room_name)
+    result = await connection.execute(
+        update(ROOMS)
+        .where(ROOMS.c.sid == sid, ROOMS.c.version == row.version)
+        .values(**_room_values(room, key, received_at), version=row.version + 1)
+    )
+    if result.rowcount != 1:
+        raise StaleWrite(f"room {sid} changed since it was read")
+    await _log_actions(connection, last_event, received_at, actions)
+    return Recorded(outcome, room, tuple(actions))
+
+
+async def _sid_by_name(connection: AsyncConnection, name: str) -> str:
+    """The newest room of that name (for events that know only the name, such as heartbeats)."""
+    if not name:
+        return ""
+    found = await connection.scalar(
+        select(ROOMS.c.sid).where(ROOMS.c.name == name).order_by(ROOMS.c.first_seen_at.desc()).limit(1)
+    )
+    return str(found) if found else ""
+
+
+async def _insert_event(connection: AsyncConnection, event: Event, received_at: float) -> bool:
+    """Insert the event unless its id is known; True when it was new."""
+    dialect_insert = postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        dialect_insert(EVENTS)
         .values(
-            name=room.name,
-            phase=room.phase,
-            state=room_to_dict(room),
-            version=row.version + 1,
-            last_created_at=key[0],
-            last_rank=key[1],
-            updated_at=received_at,
-            deadline_at=room.deadline.at if room.deadline is not None else None,
-            recovery=room.recovery,
+            event_id=event.id,
+            room_sid=event.room_sid or None,
+            kind=str(event.kind),
+            name=event.name,
+            participant_identity=event.participant.identity if event.participant else None,
+            created_at=event.created_at,
+            received_at=received_at,
+            data=to_dict(event),
         )
-        .execution_options(synchronize_session=False)
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(EVENTS.c.seq)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise StaleWrite(f"room {row.sid} changed since it was read")
-    return Recorded(outcome, room, actions)
+    return await connection.scalar(statement) is not None
 
 
-def _log_actions(session: AsyncSession, event: Event, received_at: float, actions: tuple[Action, ...]) -> None:
+async def _log_actions(connection: AsyncConnection, event: Event, received_at: float, actions: list[Action]) -> None:
     """Decisions go into the room's log beside the events that caused them (never folded)."""
-    for i, action in enumerate(actions):
-        session.add(
-            EventRow(
-                event_id=f"{event.id}#{i}",
-                room_sid=event.room_sid,
-                kind=ACTION_KIND,
-                name=type(action).__name__,
-                created_at=event.created_at,
-                received_at=received_at,
-                data=action_to_dict(action),
-            )
-        )
+    if not actions:
+        return
+    rows = [
+        {
+            "event_id": f"{event.id}#{i}",
+            "room_sid": event.room_sid,
+            "kind": ACTION_KIND,
+            "name": type(action).__name__,
+            "participant_identity": None,
+            "created_at": event.created_at,
+            "received_at": received_at,
+            "data": action_to_dict(action),
+        }
+        for i, action in enumerate(actions)
+    ]
+    await connection.execute(insert(EVENTS), rows)
 
 
-def _event_row(event: Event, received_at: float) -> EventRow:
-    return EventRow(
-        event_id=event.id,
-        room_sid=event.room_sid or None,
-        kind=event.kind,
-        name=event.name,
-        participant_identity=event.participant.identity if event.participant else None,
-        created_at=event.created_at,
-        received_at=received_at,
-        data=to_dict(event),
-    )
+def _room_values(room: Room, key: tuple[int, int], received_at: float) -> dict[str, Any]:
+    return {
+        "sid": room.sid,
+        "name": room.name,
+        "phase": str(room.phase),
+        "state": room_to_dict(room),
+        "last_created_at": key[0],
+        "last_rank": key[1],
+        "updated_at": received_at,
+        "deadline_at": room.deadline.at if room.deadline is not None else None,
+        "recovery": str(room.recovery),
+    }
 
 
-def _new_row(room: Room, event: Event, received_at: float) -> RoomRow:
-    created_at, rank = order_key(event)
-    return RoomRow(
-        sid=room.sid,
-        name=room.name,
-        phase=room.phase,
-        state=room_to_dict(room),
-        version=1,
-        deadline_at=room.deadline.at if room.deadline is not None else None,
-        recovery=room.recovery,
-        last_created_at=created_at,
-        last_rank=rank,
-        first_seen_at=received_at,
-        updated_at=received_at,
-    )
-
-
-async def _room_events(session: AsyncSession, room_sid: str) -> list[tuple[Event, float]]:
-    rows = await session.execute(
-        select(col(EventRow.data), col(EventRow.received_at))
-        .where(col(EventRow.room_sid) == room_sid, col(EventRow.kind) != ACTION_KIND)
-        .order_by(col(EventRow.seq))
+async def _room_events(connection: AsyncConnection, room_sid: str) -> list[tuple[Event, float]]:
+    rows = await connection.execute(
+        select(EVENTS.c.data, EVENTS.c.received_at)
+        .where(EVENTS.c.room_sid == room_sid, EVENTS.c.kind != ACTION_KIND)
+        .order_by(EVENTS.c.seq)
     )
     return [(from_dict(dict(data)), received_at) for data, received_at in rows]
