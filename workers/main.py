@@ -34,17 +34,19 @@ from workers.events import Event, EventKind, Fact, Participant, from_dict, inter
 from workers.livekit_rooms import LiveKitRooms
 from workers.queries import overdue_deadlines
 from workers.room_state import (
+    Action,
     CheckPresence,
     Dispatch,
     Escalate,
     Evict,
     Recovery,
     Redispatch,
+    Room,
     ScheduleDeadline,
 )
-from workers.rooms import pending_actions
+from workers.rooms import pending_actions, transition
 from workers.settings import Settings
-from workers.store import Recorded, load_room, record_event
+from workers.store import Recorded, load_room, record_events
 
 log = logging.getLogger("warden.worker")
 
@@ -60,18 +62,32 @@ def _retry_delay(job_try: int) -> float:
     return float(min(30, 2 ** max(0, job_try - 1)))
 
 
-async def _record(ctx: dict[str, Any], event: Event, received_at: float) -> Recorded:
-    lock = ctx["locks"][zlib.crc32((event.room_sid or event.room_name).encode()) % LOCK_STRIPES]
+async def _record(ctx: dict[str, Any], batch: list[tuple[Event, float]]) -> Recorded:
+    """Record events of one room (see `store.record_events`), then carry out the notices decided."""
+    first = batch[0][0]
+    lock = ctx["locks"][zlib.crc32((first.room_sid or first.room_name).encode()) % LOCK_STRIPES]
     try:
         async with lock:
-            recorded = await record_event(ctx["engine"], event, received_at=received_at, policy=ctx["policy"])
+            recorded = await record_events(ctx["engine"], batch, policy=ctx["policy"])
     except (OperationalError, DBAPIError, OSError) as exc:
         delay = _retry_delay(ctx["job_try"])
-        log.warning("database unavailable (%s); %s retried in %.0fs", type(exc).__name__, event.id, delay)
+        log.warning("database unavailable (%s); %s retried in %.0fs", type(exc).__name__, first.id, delay)
         raise Retry(defer=delay) from exc
-    log.info("%s %s room=%s: %s", event.name, event.id, event.room_name or "-", recorded.outcome)
+    for event, _ in batch:
+        log.info("%s %s room=%s: %s", event.name, event.id, event.room_name or "-", recorded.outcome)
     await _notices(ctx, recorded)
     return recorded
+
+
+async def _ask(ctx: dict[str, Any], question: Action, room: Room) -> Event | None:
+    """Carry out a question to LiveKit; a retryable failure makes ARQ run the job again later."""
+    try:
+        answer: Event | None = await ctx["effects"].execute(question, room)
+    except UpstreamError as exc:
+        delay = _retry_delay(ctx["job_try"])
+        log.warning("LiveKit unavailable for room %s (%s); retried in %.0fs", room.name, exc, delay)
+        raise Retry(defer=delay) from exc
+    return answer
 
 
 async def _notices(ctx: dict[str, Any], recorded: Recorded) -> None:
@@ -90,7 +106,7 @@ async def _notices(ctx: dict[str, Any], recorded: Recorded) -> None:
 
 async def apply_webhook(ctx: dict[str, Any], event: dict[str, Any], received_at: float) -> str:
     """Job: record one reduced webhook (see `workers.events`) and fold it into its room."""
-    return str((await _record(ctx, from_dict(event), received_at)).outcome)
+    return str((await _record(ctx, [(from_dict(event), received_at)])).outcome)
 
 
 async def on_deadline(ctx: dict[str, Any], room_sid: str, attempt: int) -> str:
@@ -102,8 +118,21 @@ async def on_deadline(ctx: dict[str, Any], room_sid: str, attempt: int) -> str:
     now = effects.clock()
     if room.recovery is Recovery.NONE and now < room.deadline.at:
         raise Retry(defer=room.deadline.at - now)  # early (clock skew, or a sweep that ran ahead)
-    fired = internal(EventKind.DEADLINE_PASSED, f"deadline_passed:{room_sid}:{attempt}", room_sid, room.name, Fact(attempt, now))
-    current = (await _record(ctx, fired, now)).room
+    fired = internal(
+        EventKind.DEADLINE_PASSED, f"deadline_passed:{room_sid}:{attempt}", room_sid, room.name, Fact(attempt, now)
+    )
+    current: Room | None = room
+    if room.recovery is Recovery.NONE:
+        # Decide in memory, ask LiveKit, then commit the deadline and LiveKit's answer together: one
+        # write instead of two. A job that dies before the commit leaves the deadline due, to be re-run.
+        decided = transition(room, fired, now=now, policy=ctx["policy"])
+        batch = [(fired, now)]
+        for question in decided.actions:
+            if isinstance(question, CheckPresence):
+                answer = await _ask(ctx, question, decided.room)
+                if answer is not None:
+                    batch.append((answer, effects.clock()))
+        current = (await _record(ctx, batch)).room
     for _ in range(MAX_STEPS):
         if current is None:
             break
@@ -114,15 +143,10 @@ async def on_deadline(ctx: dict[str, Any], room_sid: str, attempt: int) -> str:
         ]
         if not questions:
             break
-        try:
-            answer = await effects.execute(questions[0], current)
-        except UpstreamError as exc:
-            delay = _retry_delay(ctx["job_try"])
-            log.warning("LiveKit unavailable for room %s (%s); retried in %.0fs", current.name, exc, delay)
-            raise Retry(defer=delay) from exc
+        answer = await _ask(ctx, questions[0], current)
         if answer is None:
             break
-        current = (await _record(ctx, answer, effects.clock())).room
+        current = (await _record(ctx, [(answer, effects.clock())])).room
     return str(current.recovery) if current is not None else "no room"
 
 
@@ -132,7 +156,7 @@ async def heartbeat(ctx: dict[str, Any], room_name: str, identity: str, at: floa
         EventKind.HEARTBEAT, f"heartbeat:{room_name}:{identity}:{at:.3f}", "", room_name, Fact(at=at),
         participant=Participant(identity),
     )
-    return str((await _record(ctx, event, at)).outcome)
+    return str((await _record(ctx, [(event, at)])).outcome)
 
 
 async def sweep(ctx: dict[str, Any]) -> int:

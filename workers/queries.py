@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,9 +29,7 @@ class TimelineEntry:
     received_at: float
     data: dict[str, Any]
 
-    @property
-    def sort_key(self) -> tuple[int, int]:
-        return (self.created_at, _RANK_BY_NAME.get(self.kind, 7))
+    event_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -67,12 +66,28 @@ async def find_room(engine: AsyncEngine, name: str) -> tuple[Room, list[Timeline
             select(EventRow).where(col(EventRow.room_sid) == row.sid).order_by(col(EventRow.seq).desc()).limit(TIMELINE_LIMIT)
         )
         timeline = [
-            TimelineEntry(r.kind, r.name, r.participant_identity, r.created_at, r.received_at, dict(r.data))
+            TimelineEntry(r.kind, r.name, r.participant_identity, r.created_at, r.received_at, dict(r.data), r.event_id)
             for r in rows
         ]
     timeline.reverse()  # oldest first, so that ties keep arrival order in the stable sort
-    timeline.sort(key=lambda entry: entry.sort_key)
-    return room_from_dict(row.state), timeline
+    return room_from_dict(row.state), sorted(timeline, key=_timeline_order(timeline))
+
+
+def _timeline_order(timeline: list[TimelineEntry]) -> Callable[[TimelineEntry], tuple[float, ...]]:
+    """LiveKit's order, as the fold applies events; each decision right after the event that caused it
+    (its id is `<event id>#<n>`)."""
+    keys: dict[str, tuple[float, ...]] = {}
+    for arrival, entry in enumerate(timeline):
+        if "#" not in entry.event_id:
+            keys[entry.event_id] = (entry.created_at, _RANK_BY_NAME.get(entry.kind, 7), entry.received_at, arrival, -1)
+
+    def key(entry: TimelineEntry) -> tuple[float, ...]:
+        cause, _, n = entry.event_id.rpartition("#")
+        if cause in keys:
+            return (*keys[cause][:4], int(n))
+        return keys.get(entry.event_id, (entry.created_at, 7, entry.received_at, len(keys), 0))
+
+    return key
 
 
 async def overdue_deadlines(engine: AsyncEngine, cutoff: float, limit: int = 1000) -> list[tuple[str, int]]:

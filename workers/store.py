@@ -108,25 +108,29 @@ async def _record_once(connection: AsyncConnection, batch: Sequence[tuple[Event,
     # FOR UPDATE queues concurrent writers of one room on PostgreSQL (SQLite's BEGIN IMMEDIATE already
     # does); the version check below still catches any writer that slipped past.
     row = (await connection.execute(select(ROOMS).where(ROOMS.c.sid == sid).with_for_update())).first()
+    decided: list[tuple[Event, float, tuple[Action, ...]]] = []
     if row is None:
-        room, actions = Room(sid, last_event.room_name), list[Action]()
+        room = Room(sid, last_event.room_name)
         for event, at in sorted(fresh, key=lambda pair: order_key(pair[0])):
             decision = transition(room, event, now=at, policy=policy)
-            room, actions = decision.room, [*actions, *decision.actions]
+            room = decision.room
+            decided.append((event, at, decision.actions))
         key = max(order_key(e) for e, _ in fresh)
-        await connection.execute(insert(ROOMS).values(**_room_values(room, key, received_at), version=1, first_seen_at=received_at))
-        await _log_actions(connection, last_event, received_at, actions)
-        return Recorded(Outcome.APPLIED, room, tuple(actions))
+        values = _room_values(room, key, received_at)
+        await connection.execute(insert(ROOMS).values(**values, version=1, first_seen_at=received_at))
+        await _log_actions(connection, decided)
+        return Recorded(Outcome.APPLIED, room, _all_actions(decided))
 
     before = room = room_from_dict(row.state)
-    key, outcome, actions = (row.last_created_at, row.last_rank), Outcome.APPLIED, list[Action]()
+    key, outcome = (row.last_created_at, row.last_rank), Outcome.APPLIED
     for event, at in fresh:
         if order_key(event) >= key:
             decision = transition(room, event, now=at, policy=policy)
-            room, key, actions = decision.room, order_key(event), [*actions, *decision.actions]
+            room, key = decision.room, order_key(event)
+            decided.append((event, at, decision.actions))
         else:  # late: re-fold the whole log, this batch included (it is inserted already)
             room = fold(Room(sid, row.name), await _room_events(connection, sid), policy=policy)
-            outcome, actions = Outcome.REFOLDED, list(new_actions(before, room, policy))
+            outcome, decided = Outcome.REFOLDED, [(last_event, received_at, new_actions(before, room, policy))]
             key = max([key, *(order_key(e) for e, _ in fresh)])
             break
     if not room.name and last_event.room_name:
@@ -138,8 +142,12 @@ async def _record_once(connection: AsyncConnection, batch: Sequence[tuple[Event,
     )
     if result.rowcount != 1:
         raise StaleWrite(f"room {sid} changed since it was read")
-    await _log_actions(connection, last_event, received_at, actions)
-    return Recorded(outcome, room, tuple(actions))
+    await _log_actions(connection, decided)
+    return Recorded(outcome, room, _all_actions(decided))
+
+
+def _all_actions(decided: list[tuple[Event, float, tuple[Action, ...]]]) -> tuple[Action, ...]:
+    return tuple(action for _, _, actions in decided for action in actions)
 
 
 async def _sid_by_name(connection: AsyncConnection, name: str) -> str:
@@ -173,10 +181,8 @@ async def _insert_event(connection: AsyncConnection, event: Event, received_at: 
     return await connection.scalar(statement) is not None
 
 
-async def _log_actions(connection: AsyncConnection, event: Event, received_at: float, actions: list[Action]) -> None:
+async def _log_actions(connection: AsyncConnection, decided: list[tuple[Event, float, tuple[Action, ...]]]) -> None:
     """Decisions go into the room's log beside the events that caused them (never folded)."""
-    if not actions:
-        return
     rows = [
         {
             "event_id": f"{event.id}#{i}",
@@ -188,9 +194,11 @@ async def _log_actions(connection: AsyncConnection, event: Event, received_at: f
             "received_at": received_at,
             "data": action_to_dict(action),
         }
+        for event, received_at, actions in decided
         for i, action in enumerate(actions)
     ]
-    await connection.execute(insert(EVENTS), rows)
+    if rows:
+        await connection.execute(insert(EVENTS), rows)
 
 
 def _room_values(room: Room, key: tuple[int, int], received_at: float) -> dict[str, Any]:
