@@ -21,6 +21,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench.ingest
+	$(BIN)/python -m tests.bench.reaction
+	BENCH_SPREAD=20 $(BIN)/python -m tests.bench.reaction
 
 lint: $(STAMP)
 	$(BIN)/ruff check service workers tests

@@ -52,7 +52,11 @@ def room_summary(room: Room) -> dict[str, Any]:
             "state": str(room.recovery),
             "deadline": None
             if room.deadline is None
-            else {"attempt": room.deadline.attempt, "at": iso(room.deadline.at), "reason": str(room.deadline.reason)},
+            else {
+                "attempt": room.deadline.attempt,
+                "at": iso(room.deadline.at),
+                "reason": str(room.deadline.reason),
+            },
             "redispatches": room.redispatches,
             "dispatch_id": room.dispatch_id or None,
             "error": room.error or None,
@@ -64,7 +68,11 @@ def timeline_entry(entry: TimelineEntry) -> dict[str, Any]:
     """A log line for people: webhooks with their participant, Warden's facts and actions with details."""
     line: dict[str, Any] = {
         "type": entry.name,
-        "source": "action" if entry.kind == ACTION_KIND else "warden" if entry.kind in INTERNAL_KINDS else "livekit",
+        "source": "action"
+        if entry.kind == ACTION_KIND
+        else "warden"
+        if entry.kind in INTERNAL_KINDS
+        else "livekit",
         "id": entry.data.get("id"),
         "participant": entry.participant,
         "created_at": iso(entry.created_at),

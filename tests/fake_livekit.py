@@ -25,7 +25,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-STATUS = {"not_found": 404, "unauthenticated": 401, "permission_denied": 403, "unavailable": 503, "internal": 500}
+STATUS = {
+    "not_found": 404,
+    "unauthenticated": 401,
+    "permission_denied": 403,
+    "unavailable": 503,
+    "internal": 500,
+}
 REQUESTS: dict[str, type[Message]] = {
     "ListParticipants": rs.ListParticipantsRequest,
     "RemoveParticipant": rs.RoomParticipantIdentity,
@@ -59,7 +65,9 @@ class FakeLiveKit:
 
     def join(self, room: str, identity: str, *, agent_name: str | None = None) -> None:
         """A participant joins (an agent when `agent_name` is given)."""
-        info = models.ParticipantInfo(identity=identity, sid=f"PA_{identity}", state=models.ParticipantInfo.ACTIVE)
+        info = models.ParticipantInfo(
+            identity=identity, sid=f"PA_{identity}", state=models.ParticipantInfo.ACTIVE
+        )
         if agent_name is not None:
             info.kind = models.ParticipantInfo.AGENT
             info.attributes["lk.agent_name"] = agent_name
@@ -98,7 +106,9 @@ class FakeLiveKit:
             queued = self.failures.get(method)
             if queued:
                 status = queued.pop(0)
-                raise TwirpFailure("unavailable" if status >= 500 else "permission_denied", "injected", status)
+                raise TwirpFailure(
+                    "unavailable" if status >= 500 else "permission_denied", "injected", status
+                )
             reply = getattr(self, f"_{method}")(message)
             landed = self.failures_after.get(method)
             if landed:
@@ -133,7 +143,10 @@ class FakeLiveKit:
 
     def _CreateDispatch(self, req: ad.CreateAgentDispatchRequest) -> ad.AgentDispatch:
         dispatch = ad.AgentDispatch(
-            id=f"AD_{next(self._ids)}", agent_name=req.agent_name, room=req.room, metadata=req.metadata,
+            id=f"AD_{next(self._ids)}",
+            agent_name=req.agent_name,
+            room=req.room,
+            metadata=req.metadata,
             state=ad.AgentDispatchState(created_at=time.time_ns()),
         )
         self.dispatches[dispatch.id] = dispatch

@@ -57,8 +57,16 @@ class Harness:
     queue: ArqRedis
     _ids: int = 0
 
-    async def send(self, event: str, *, at: float | None = None, room: str = ROOM, sid: str = SID,
-                   event_id: str | None = None, **fields: Any) -> str:
+    async def send(
+        self,
+        event: str,
+        *,
+        at: float | None = None,
+        room: str = ROOM,
+        sid: str = SID,
+        event_id: str | None = None,
+        **fields: Any,
+    ) -> str:
         """Deliver one webhook, as LiveKit would, created at `at` (default: now)."""
         self._ids += 1
         created = int(self.clock.now if at is None else at)
@@ -109,14 +117,22 @@ async def harness(redis_url: str, database_url: str, **settings: Any) -> AsyncIt
     fake = FakeLiveKit(KEY, SECRET)
     async with serve(fake.app) as url:
         config = make_settings(
-            redis_url=redis_url, database_url=database_url, livekit_url=url, warden_agent_name=AGENT, **settings
+            redis_url=redis_url,
+            database_url=database_url,
+            livekit_url=url,
+            warden_agent_name=AGENT,
+            **settings,
         )
         queue = ArqRedis.from_url(redis_url)
         clock, escalator = Clock(), RecordingEscalator()
         livekit = LiveKitRooms(url, KEY, SECRET, timeout=2.0)
         effects = Effects(
-            presence=livekit, dispatcher=livekit, queue=queue, queue_name=config.warden_queue_name,
-            escalator=escalator, clock=clock,
+            presence=livekit,
+            dispatcher=livekit,
+            queue=queue,
+            queue_name=config.warden_queue_name,
+            escalator=escalator,
+            clock=clock,
         )
         ctx: dict[str, Any] = {"settings": config, "redis": queue, "effects": effects, "job_try": 1}
         await startup(ctx)

@@ -25,7 +25,9 @@ START_TIMEOUT_SECONDS = 30.0
 def procfile() -> dict[str, str]:
     """The Procfile's process types and commands."""
     lines = (ROOT / "Procfile").read_text().splitlines()
-    return {name.strip(): cmd.strip() for name, _, cmd in (line.partition(":") for line in lines if line.strip())}
+    return {
+        name.strip(): cmd.strip() for name, _, cmd in (line.partition(":") for line in lines if line.strip())
+    }
 
 
 def _argv(process_type: str) -> list[str]:
@@ -43,7 +45,9 @@ class Warden:
         """Start one more process of a Procfile type, logging to `<logs>/<type>-<n>.log`."""
         same = self.running.setdefault(process_type, [])
         log = open(self.logs / f"{process_type}-{len(same)}.log", "wb")  # noqa: SIM115 - closed in stop()
-        process = subprocess.Popen(_argv(process_type), env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            _argv(process_type), env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+        )
         same.append((process, log))
         return process
 

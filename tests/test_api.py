@@ -76,7 +76,9 @@ async def test_room_shows_people_agent_join_time_and_timeline(api: httpx.AsyncCl
     assert [p["identity"] for p in room["people"]] == ["alice"]
     assert [(a["identity"], a["agent_name"]) for a in room["agents"]] == [("agent-AJ_1", "notetaker")]
     assert room["agent_joined_at"] == "1970-01-01T00:16:47Z"
-    assert [(e["source"], e["type"], e["participant"], e.get("participant_kind")) for e in room["timeline"]] == [
+    assert [
+        (e["source"], e["type"], e["participant"], e.get("participant_kind")) for e in room["timeline"]
+    ] == [
         ("livekit", "room_started", None, None),
         ("livekit", "participant_joined", "alice", "STANDARD"),
         ("action", "ScheduleDeadline", None, None),  # the join SLA starts with alice
@@ -84,7 +86,13 @@ async def test_room_shows_people_agent_join_time_and_timeline(api: httpx.AsyncCl
     ]
     assert room["timeline"][2]["detail"] == {"attempt": 1, "at": 1018.0, "reason": "join"}
     assert room["timeline"][3]["received_at"] == "1970-01-01T00:16:47.250000Z"
-    assert room["recovery"] == {"state": "none", "deadline": None, "redispatches": 0, "dispatch_id": None, "error": None}
+    assert room["recovery"] == {
+        "state": "none",
+        "deadline": None,
+        "redispatches": 0,
+        "dispatch_id": None,
+        "error": None,
+    }
     assert "turnPassword" not in str(room) and "redacted" not in str(room)
 
 

@@ -38,8 +38,17 @@ class World:
 
     async def webhook(self, event: str, room: str, **fields: Any) -> None:
         self.ids += 1
-        raw = body(event, id=f"EV_{room}_{self.ids}", created_at=int(time.time()), room=room, sid=f"RM_{room}", **fields)
-        response = await self.client.post(f"{self.warden.url}/webhook", content=raw, headers={"Authorization": sign(raw, KEY, SECRET)})
+        raw = body(
+            event,
+            id=f"EV_{room}_{self.ids}",
+            created_at=int(time.time()),
+            room=room,
+            sid=f"RM_{room}",
+            **fields,
+        )
+        response = await self.client.post(
+            f"{self.warden.url}/webhook", content=raw, headers={"Authorization": sign(raw, KEY, SECRET)}
+        )
         assert response.status_code == 200, response.text
 
     async def person_joins(self, room: str, who: str = "alice") -> None:
@@ -54,8 +63,12 @@ class World:
         self.fake.join(room, who, agent_name=AGENT)
         await self.webhook("participant_joined", room, participant=agent(who, AGENT))
         if self.publish if publish is None else publish:
-            await self.webhook("track_published", room, participant={"sid": f"PA_{who}", "identity": who},
-                               track={"sid": f"TR_{who}"})
+            await self.webhook(
+                "track_published",
+                room,
+                participant={"sid": f"PA_{who}", "identity": who},
+                track={"sid": f"TR_{who}"},
+            )
 
     async def agent_leaves(self, room: str, who: str) -> None:
         self.fake.leave(room, who)
@@ -90,7 +103,11 @@ def settled(state: str) -> Callable[[dict[str, Any]], bool]:
 
     def check(room: dict[str, Any]) -> bool:
         recovery = room.get("recovery") or {}
-        return room.get("state") == state and recovery.get("state") == "none" and recovery.get("deadline") is None
+        return (
+            room.get("state") == state
+            and recovery.get("state") == "none"
+            and recovery.get("deadline") is None
+        )
 
     return check
 
@@ -100,8 +117,14 @@ async def world(tmp_path: Path, redis_url: str, request: pytest.FixtureRequest) 
     fake = FakeLiveKit(KEY, SECRET)
     extra = getattr(request, "param", {})
     async with serve(fake.app) as livekit_url, httpx.AsyncClient() as client:
-        env = {"REDIS_URL": redis_url, "DATABASE_URL": f"sqlite:///{tmp_path}/w.db", "LIVEKIT_URL": livekit_url,
-               "WARDEN_AGENT_NAME": AGENT, **SLA, **extra}
+        env = {
+            "REDIS_URL": redis_url,
+            "DATABASE_URL": f"sqlite:///{tmp_path}/w.db",
+            "LIVEKIT_URL": livekit_url,
+            "WARDEN_AGENT_NAME": AGENT,
+            **SLA,
+            **extra,
+        }
         with run_warden(tmp_path, **env) as warden:
             w = World(fake, warden, client)
             fake.on_dispatch = w.on_dispatch
@@ -113,8 +136,17 @@ async def test_every_scenario_from_the_procfile(world: World) -> None:
     w.arrive_on = {"b-never-joins": 1, "c-second-redispatch": 2, "d-left-early": 1, "i-503-twice": 1}
     w.fake.fail("CreateDispatch", 503)
     w.fake.fail_after("CreateDispatch", 503)
-    for room in ("a-in-time", "b-never-joins", "c-second-redispatch", "d-left-early", "e-replaced",
-                 "f-last-out", "g-finished", "h-lost-webhook", "i-503-twice"):
+    for room in (
+        "a-in-time",
+        "b-never-joins",
+        "c-second-redispatch",
+        "d-left-early",
+        "e-replaced",
+        "f-last-out",
+        "g-finished",
+        "h-lost-webhook",
+        "i-503-twice",
+    ):
         await w.person_joins(room)
     await w.agent_joins("a-in-time", "agent-0")
     for room in ("d-left-early", "e-replaced", "f-last-out"):
@@ -128,10 +160,15 @@ async def test_every_scenario_from_the_procfile(world: World) -> None:
     w.fake.join("h-lost-webhook", "agent-0", agent_name=AGENT)  # present, but its webhook never came
 
     expected = {
-        "a-in-time": ("agent_active", 0), "b-never-joins": ("agent_active", 1),
-        "c-second-redispatch": ("agent_active", 2), "d-left-early": ("agent_active", 1),
-        "e-replaced": ("agent_active", 0), "f-last-out": ("idle", 0), "g-finished": ("closed", 0),
-        "h-lost-webhook": ("agent_present", 0), "i-503-twice": ("agent_active", 1),
+        "a-in-time": ("agent_active", 0),
+        "b-never-joins": ("agent_active", 1),
+        "c-second-redispatch": ("agent_active", 2),
+        "d-left-early": ("agent_active", 1),
+        "e-replaced": ("agent_active", 0),
+        "f-last-out": ("idle", 0),
+        "g-finished": ("closed", 0),
+        "h-lost-webhook": ("agent_present", 0),
+        "i-503-twice": ("agent_active", 1),
     }
 
     async def all_settled() -> bool:
@@ -160,11 +197,16 @@ async def test_stalled_agent_is_evicted_and_replaced_from_the_procfile(world: Wo
 async def test_worker_killed_between_join_and_sla_a_fresh_worker_still_acts(world: World) -> None:
     world.arrive_on = {"k-killed": 1}
     await world.person_joins("k-killed")
-    await wait_until(lambda: _true(lambda r: bool(r.get("recovery", {}).get("deadline")), world.room("k-killed")), "a deadline")
+    await wait_until(
+        lambda: _true(lambda r: bool(r.get("recovery", {}).get("deadline")), world.room("k-killed")),
+        "a deadline",
+    )
     world.warden.kill("worker")
     assert world.fake.created == []
     world.warden.start("worker")
-    await wait_until(lambda: _true(settled("agent_active"), world.room("k-killed")), "the agent, via a fresh worker")
+    await wait_until(
+        lambda: _true(settled("agent_active"), world.room("k-killed")), "the agent, via a fresh worker"
+    )
     assert world.created("k-killed") == 1
 
 

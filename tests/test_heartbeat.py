@@ -17,7 +17,9 @@ from tests.servers import serve
 
 @pytest.fixture
 async def web(redis_url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    settings = make_settings(redis_url=redis_url, database_url=f"sqlite:///{tmp_path}/w.db", warden_admin_token="adm1n")
+    settings = make_settings(
+        redis_url=redis_url, database_url=f"sqlite:///{tmp_path}/w.db", warden_admin_token="adm1n"
+    )
     async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as client:
         yield client
 
@@ -35,7 +37,9 @@ def agent_token(room: str, identity: str = "agent-1", secret: str = SECRET) -> s
 
 
 async def test_agent_token_for_the_room_is_accepted(web: httpx.AsyncClient, redis_url: str) -> None:
-    response = await web.post("/api/rooms/call-42/heartbeat", headers={"Authorization": f"Bearer {agent_token('call-42')}"})
+    response = await web.post(
+        "/api/rooms/call-42/heartbeat", headers={"Authorization": f"Bearer {agent_token('call-42')}"}
+    )
     assert (response.status_code, response.json()["identity"]) == (202, "agent-1")
     assert await queued_heartbeats(redis_url) == ["heartbeat:call-42:agent-1"]
 

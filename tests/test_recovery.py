@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-
 from arq.worker import Retry
 
 from tests.harness import AGENT, ROOM, SID, Harness, harness
-from workers.main import heartbeat, on_deadline
 from tests.helpers import agent, person
+from workers.main import heartbeat, on_deadline
 from workers.room_state import Phase, Recovery
 
 
@@ -74,7 +73,12 @@ async def test_agent_arriving_after_the_second_redispatch_ends_the_incident(h: H
     assert len(h.fake.live_dispatches(ROOM, AGENT)) == 1  # the first, stale one was deleted
     await agent_joins(h)
     room = await h.room()
-    assert (room.phase, room.recovery, room.redispatches, room.deadline) == (Phase.AGENT_PRESENT, Recovery.NONE, 0, None)
+    assert (room.phase, room.recovery, room.redispatches, room.deadline) == (
+        Phase.AGENT_PRESENT,
+        Recovery.NONE,
+        0,
+        None,
+    )
 
 
 async def test_exhausted_redispatches_escalate_once_and_stop(h: Harness) -> None:
@@ -137,7 +141,9 @@ async def test_duplicated_and_reordered_webhooks_cause_no_spurious_action(h: Har
     t = h.clock.now
     await h.send("participant_joined", participant=agent("agent-1", AGENT), at=t + 2, event_id="EV_agent")
     await h.send("participant_joined", participant=person("alice"), at=t, event_id="EV_alice")  # late
-    await h.send("participant_joined", participant=agent("agent-1", AGENT), at=t + 2, event_id="EV_agent")  # dup
+    await h.send(
+        "participant_joined", participant=agent("agent-1", AGENT), at=t + 2, event_id="EV_agent"
+    )  # dup
     await h.send("participant_joined", participant=person("alice"), at=t, event_id="EV_alice")  # dup
     h.advance(30)
     room = await h.room()
@@ -195,7 +201,9 @@ async def test_lost_timer_still_fires_through_the_sweep(h: Harness) -> None:
     assert h.fake.created == [(ROOM, AGENT)]
 
 
-async def test_timeline_reads_like_the_decision_tree(h: Harness, ) -> None:
+async def test_timeline_reads_like_the_decision_tree(
+    h: Harness,
+) -> None:
     from workers.queries import find_room
 
     await person_joins(h)
@@ -203,8 +211,14 @@ async def test_timeline_reads_like_the_decision_tree(h: Harness, ) -> None:
     found = await find_room(h.ctx["engine"], ROOM)
     assert found is not None
     assert [e.name for e in found[1]] == [
-        "participant_joined", "ScheduleDeadline", "deadline_passed", "CheckPresence",
-        "presence_observed", "Redispatch", "agent_dispatched", "ScheduleDeadline",
+        "participant_joined",
+        "ScheduleDeadline",
+        "deadline_passed",
+        "CheckPresence",
+        "presence_observed",
+        "Redispatch",
+        "agent_dispatched",
+        "ScheduleDeadline",
     ]
 
 
@@ -221,7 +235,9 @@ async def test_stalled_agent_is_evicted_and_replaced(redis_url: str, database_ur
         assert room.agents == () and room.redispatches == 1
 
 
-async def test_heartbeat_or_track_keeps_an_agent_from_counting_as_stalled(redis_url: str, database_url: str) -> None:
+async def test_heartbeat_or_track_keeps_an_agent_from_counting_as_stalled(
+    redis_url: str, database_url: str
+) -> None:
     async with harness(redis_url, database_url, warden_active_sla_seconds=10) as h:
         await person_joins(h)
         await agent_joins(h)

@@ -6,8 +6,8 @@ import asyncio
 import itertools
 
 from hypothesis import HealthCheck, given, settings
-from livekit.api import CreateAgentDispatchRequest
 from hypothesis import strategies as st
+from livekit.api import CreateAgentDispatchRequest
 
 from tests.harness import AGENT, Harness, harness
 from tests.helpers import agent, person
@@ -15,8 +15,17 @@ from tests.helpers import agent, person
 STEPS = st.lists(
     st.sampled_from(
         [
-            "alice joins", "bob joins", "alice leaves", "bob leaves", "agent joins", "agent leaves",
-            "agent joins unannounced", "deadline fires", "livekit 503 once", "webhook repeated", "time passes",
+            "alice joins",
+            "bob joins",
+            "alice leaves",
+            "bob leaves",
+            "agent joins",
+            "agent leaves",
+            "agent joins unannounced",
+            "deadline fires",
+            "livekit 503 once",
+            "webhook repeated",
+            "time passes",
         ]
     ),
     min_size=1,
@@ -29,7 +38,9 @@ async def play(h: Harness, steps: list[str]) -> None:
     n = next(_rooms)
     room, sid = f"prop-{n}", f"RM_prop_{n}"
     h.fake.rooms[room] = {}
-    h.fake._CreateDispatch(CreateAgentDispatchRequest(agent_name=AGENT, room=room))  # the app's own, before Warden
+    h.fake._CreateDispatch(
+        CreateAgentDispatchRequest(agent_name=AGENT, room=room)
+    )  # the app's own, before Warden
     h.fake.created.clear()
     last: tuple[str, dict[str, object]] | None = None
     for step in steps:
@@ -67,7 +78,9 @@ async def _known(h: Harness, sid: str) -> bool:
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=STEPS)
-def test_any_interleaving_leaves_at_most_one_live_dispatch(redis_url: str, tmp_path_factory: object, steps: list[str]) -> None:
+def test_any_interleaving_leaves_at_most_one_live_dispatch(
+    redis_url: str, tmp_path_factory: object, steps: list[str]
+) -> None:
     async def run() -> None:
         async with harness(redis_url, f"sqlite:///{_db(tmp_path_factory)}") as h:
             await play(h, steps)

@@ -110,7 +110,9 @@ class Effects:
                     return self._failed(room, attempt, evicted)
                 return self._event(room, EventKind.AGENT_EVICTED, Fact(attempt=attempt, at=self.clock()))
             case Redispatch(attempt=attempt, agent_name=agent_name, metadata=metadata, stale=stale):
-                dispatched = await self._refusable(self.dispatcher.redispatch(room.name, agent_name, metadata, stale))
+                dispatched = await self._refusable(
+                    self.dispatcher.redispatch(room.name, agent_name, metadata, stale)
+                )
                 if isinstance(dispatched, UpstreamError):
                     return self._failed(room, attempt, dispatched)
                 fact = Fact(attempt=attempt, at=self.clock(), dispatch_id=dispatched)
@@ -128,7 +130,9 @@ class Effects:
             return exc
 
     def _failed(self, room: Room, attempt: int, error: UpstreamError) -> Event:
-        return self._event(room, EventKind.UPSTREAM_FAILED, Fact(attempt=attempt, at=self.clock(), error=str(error)))
+        return self._event(
+            room, EventKind.UPSTREAM_FAILED, Fact(attempt=attempt, at=self.clock(), error=str(error))
+        )
 
     @staticmethod
     def _event(room: Room, kind: EventKind, fact: Fact) -> Event:

@@ -153,8 +153,14 @@ class Event:
         return self.fact.at if self.fact is not None else float(self.created_at)
 
 
-def internal(kind: EventKind, event_id: str, room_sid: str, room_name: str, fact: Fact,
-             participant: Participant | None = None) -> Event:
+def internal(
+    kind: EventKind,
+    event_id: str,
+    room_sid: str,
+    room_name: str,
+    fact: Fact,
+    participant: Participant | None = None,
+) -> Event:
     """One of Warden's own events."""
     return Event(event_id, kind, str(kind), int(fact.at), room_sid, room_name, participant, fact=fact)
 
@@ -241,7 +247,8 @@ def _fact_from_dict(data: dict[str, Any]) -> Fact:
             **data,
             "participants": tuple(Participant(**p) for p in data.get("participants", ())),
             "dispatches": tuple(
-                DispatchInfo(**{**d, "statuses": tuple(d.get("statuses", ()))}) for d in data.get("dispatches", ())
+                DispatchInfo(**{**d, "statuses": tuple(d.get("statuses", ()))})
+                for d in data.get("dispatches", ())
             ),
         }
     )

@@ -7,6 +7,7 @@ region failover is off, so that retries (and their backoff) stay with the job th
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable
 from typing import Protocol, TypeVar
 
@@ -54,13 +55,18 @@ class LiveKitRooms:
         await self._api.aclose()
 
     async def observe(self, room: str) -> tuple[bool, tuple[Participant, ...], tuple[DispatchInfo, ...]]:
-        try:
-            listed = await _call(self._api.room.list_participants(ListParticipantsRequest(room=room)))
-        except UpstreamError as exc:
-            if exc.code == NOT_FOUND:
-                return False, (), ()
-            raise
-        dispatches = await _call(self._api.agent_dispatch.list_dispatch(room))
+        asked = await asyncio.gather(
+            _call(self._api.room.list_participants(ListParticipantsRequest(room=room))),
+            _call(self._api.agent_dispatch.list_dispatch(room)),
+            return_exceptions=True,
+        )
+        listed, dispatches = asked
+        if isinstance(listed, UpstreamError) and listed.code == NOT_FOUND:
+            return False, (), ()
+        for failure in asked:
+            if isinstance(failure, BaseException):
+                raise failure
+        assert not isinstance(listed, BaseException) and not isinstance(dispatches, BaseException)
         participants = tuple(
             Participant(
                 identity=p.identity,
@@ -83,7 +89,9 @@ class LiveKitRooms:
         return True, participants, infos
 
     async def redispatch(self, room: str, agent_name: str, metadata: str, stale: tuple[str, ...]) -> str:
-        current = [d for d in await _call(self._api.agent_dispatch.list_dispatch(room)) if d.agent_name == agent_name]
+        current = [
+            d for d in await _call(self._api.agent_dispatch.list_dispatch(room)) if d.agent_name == agent_name
+        ]
         # A dispatch Warden did not see when it decided was made since: by an earlier try of this step
         # (a timeout that landed after all), or by LiveKit itself. Either way it is the live one.
         fresh = [d for d in current if d.id not in stale]
@@ -97,7 +105,9 @@ class LiveKitRooms:
         return str(created.id)
 
     async def evict(self, room: str, identity: str) -> None:
-        await _ignore_not_found(self._api.room.remove_participant(RoomParticipantIdentity(room=room, identity=identity)))
+        await _ignore_not_found(
+            self._api.room.remove_participant(RoomParticipantIdentity(room=room, identity=identity))
+        )
 
 
 async def _call(call: Awaitable[T]) -> T:

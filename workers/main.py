@@ -119,7 +119,11 @@ async def on_deadline(ctx: dict[str, Any], room_sid: str, attempt: int) -> str:
     if room.recovery is Recovery.NONE and now < room.deadline.at:
         raise Retry(defer=room.deadline.at - now)  # early (clock skew, or a sweep that ran ahead)
     fired = internal(
-        EventKind.DEADLINE_PASSED, f"deadline_passed:{room_sid}:{attempt}", room_sid, room.name, Fact(attempt, now)
+        EventKind.DEADLINE_PASSED,
+        f"deadline_passed:{room_sid}:{attempt}",
+        room_sid,
+        room.name,
+        Fact(attempt, now),
     )
     current: Room | None = room
     if room.recovery is Recovery.NONE:
@@ -153,7 +157,11 @@ async def on_deadline(ctx: dict[str, Any], room_sid: str, attempt: int) -> str:
 async def heartbeat(ctx: dict[str, Any], room_name: str, identity: str, at: float) -> str:
     """Job: an agent in `room_name` says it is working (counts as activity for the stall check)."""
     event = internal(
-        EventKind.HEARTBEAT, f"heartbeat:{room_name}:{identity}:{at:.3f}", "", room_name, Fact(at=at),
+        EventKind.HEARTBEAT,
+        f"heartbeat:{room_name}:{identity}:{at:.3f}",
+        "",
+        room_name,
+        Fact(at=at),
         participant=Participant(identity),
     )
     return str((await _record(ctx, [(event, at)])).outcome)
@@ -165,7 +173,11 @@ async def sweep(ctx: dict[str, Any]) -> int:
     due = await overdue_deadlines(ctx["engine"], effects.clock() - SWEEP_GRACE_SECONDS)
     for room_sid, attempt in due:
         await effects.queue.enqueue_job(
-            DEADLINE_JOB, room_sid, attempt, _job_id=deadline_job_id(room_sid, attempt), _queue_name=effects.queue_name
+            DEADLINE_JOB,
+            room_sid,
+            attempt,
+            _job_id=deadline_job_id(room_sid, attempt),
+            _queue_name=effects.queue_name,
         )
     return len(due)
 
@@ -180,7 +192,9 @@ async def startup(ctx: dict[str, Any]) -> None:
         key, secret = settings.livekit_api_key, settings.livekit_api_secret.get_secret_value()
         if not key:
             key, secret = next(iter(settings.api_keys.items()))
-        livekit = LiveKitRooms(settings.livekit_url, key, secret, timeout=settings.warden_livekit_timeout_seconds)
+        livekit = LiveKitRooms(
+            settings.livekit_url, key, secret, timeout=settings.warden_livekit_timeout_seconds
+        )
         ctx["livekit"] = livekit
         ctx["effects"] = Effects(
             presence=livekit,
@@ -206,7 +220,9 @@ def worker_settings(settings: Settings, **ctx: Any) -> dict[str, Any]:
             func(on_deadline, max_tries=MAX_TRIES, keep_result=0),
             func(heartbeat, max_tries=MAX_TRIES),
         ],
-        "cron_jobs": [cron(sweep, second=set(range(0, 60, settings.warden_sweep_seconds)), run_at_startup=True)],
+        "cron_jobs": [
+            cron(sweep, second=set(range(0, 60, settings.warden_sweep_seconds)), run_at_startup=True)
+        ],
         "queue_name": settings.warden_queue_name,
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
         "on_startup": startup,

@@ -63,10 +63,15 @@ async def find_room(engine: AsyncEngine, name: str) -> tuple[Room, list[Timeline
         if row is None:
             return None
         rows = await session.scalars(
-            select(EventRow).where(col(EventRow.room_sid) == row.sid).order_by(col(EventRow.seq).desc()).limit(TIMELINE_LIMIT)
+            select(EventRow)
+            .where(col(EventRow.room_sid) == row.sid)
+            .order_by(col(EventRow.seq).desc())
+            .limit(TIMELINE_LIMIT)
         )
         timeline = [
-            TimelineEntry(r.kind, r.name, r.participant_identity, r.created_at, r.received_at, dict(r.data), r.event_id)
+            TimelineEntry(
+                r.kind, r.name, r.participant_identity, r.created_at, r.received_at, dict(r.data), r.event_id
+            )
             for r in rows
         ]
     timeline.reverse()  # oldest first, so that ties keep arrival order in the stable sort
@@ -79,7 +84,13 @@ def _timeline_order(timeline: list[TimelineEntry]) -> Callable[[TimelineEntry], 
     keys: dict[str, tuple[float, ...]] = {}
     for arrival, entry in enumerate(timeline):
         if "#" not in entry.event_id:
-            keys[entry.event_id] = (entry.created_at, _RANK_BY_NAME.get(entry.kind, 7), entry.received_at, arrival, -1)
+            keys[entry.event_id] = (
+                entry.created_at,
+                _RANK_BY_NAME.get(entry.kind, 7),
+                entry.received_at,
+                arrival,
+                -1,
+            )
 
     def key(entry: TimelineEntry) -> tuple[float, ...]:
         cause, _, n = entry.event_id.rpartition("#")

@@ -190,7 +190,9 @@ def room_from_dict(data: dict[str, Any]) -> Room:
             "phase": Phase(data["phase"]),
             "people": tuple(Person(**p) for p in data["people"]),
             "agents": tuple(Agent(**a) for a in data["agents"]),
-            "deadline": Deadline(deadline["attempt"], deadline["at"], Reason(deadline["reason"])) if deadline else None,
+            "deadline": Deadline(deadline["attempt"], deadline["at"], Reason(deadline["reason"]))
+            if deadline
+            else None,
             "recovery": Recovery(data.get("recovery", Recovery.NONE)),
             "stale_dispatches": tuple(data.get("stale_dispatches", ())),
         }

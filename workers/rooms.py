@@ -208,7 +208,9 @@ def _presence_observed(room: Room, event: Event, policy: Policy) -> Room:
         return replace(room, recovery=Recovery.NONE, deadline=None)
     if room.redispatches >= policy.max_redispatches:
         return _failed(room, f"no agent after {room.redispatches} re-dispatch(es)")
-    mine = sorted((d for d in fact.dispatches if d.agent_name == policy.agent_name), key=lambda d: d.created_at)
+    mine = sorted(
+        (d for d in fact.dispatches if d.agent_name == policy.agent_name), key=lambda d: d.created_at
+    )
     metadata = mine[0].metadata if mine else room.dispatch_metadata
     room = replace(room, stale_dispatches=tuple(d.id for d in mine), dispatch_metadata=metadata)
     if stalled:
@@ -296,7 +298,9 @@ def _next_phase(before: Phase, room: Room, policy: Policy) -> Phase:
 
 def _resolved(room: Room) -> Room:
     """No agent is needed now (or one is working): the incident, if any, is over."""
-    return replace(room, deadline=None, recovery=Recovery.NONE, redispatches=0, error="", evict="", stale_dispatches=())
+    return replace(
+        room, deadline=None, recovery=Recovery.NONE, redispatches=0, error="", evict="", stale_dispatches=()
+    )
 
 
 def _with_deadline(room: Room, at: float, reason: Reason) -> Room:
@@ -306,7 +310,9 @@ def _with_deadline(room: Room, at: float, reason: Reason) -> Room:
 def _settle_recovery(room: Room, before: Phase, policy: Policy) -> Room:
     phase = room.phase
     if phase is Phase.CLOSED:
-        return replace(room, deadline=None, recovery=room.recovery if room.recovery is Recovery.FAILED else Recovery.NONE)
+        return replace(
+            room, deadline=None, recovery=room.recovery if room.recovery is Recovery.FAILED else Recovery.NONE
+        )
     if phase in (Phase.IDLE, Phase.AGENT_ACTIVE):
         return _resolved(room)
     busy = room.recovery in (Recovery.CHECKING, Recovery.EVICTING, Recovery.REDISPATCHING)
@@ -348,7 +354,9 @@ def pending_actions(room: Room, policy: Policy) -> tuple[Action, ...]:
     if room.recovery is Recovery.EVICTING:
         return (Evict(deadline.attempt, room.evict),)
     if room.recovery is Recovery.REDISPATCHING:
-        return (Redispatch(deadline.attempt, policy.agent_name, room.dispatch_metadata, room.stale_dispatches),)
+        return (
+            Redispatch(deadline.attempt, policy.agent_name, room.dispatch_metadata, room.stale_dispatches),
+        )
     return ()
 
 

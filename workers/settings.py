@@ -53,7 +53,9 @@ def parse_keys(text: str) -> dict[str, str]:
 class Settings(BaseSettings):
     """Environment variables (and a `.env` file) read by Warden; names match the variables."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False, env_ignore_empty=True)
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", case_sensitive=False, env_ignore_empty=True
+    )
 
     livekit_url: str = ""
     livekit_api_key: str = ""

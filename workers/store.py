@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
-
-from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Table, insert, select, update
@@ -95,7 +94,9 @@ async def load_room(engine: AsyncEngine, sid: str) -> Room | None:
     return room_from_dict(state) if state is not None else None
 
 
-async def _record_once(connection: AsyncConnection, batch: Sequence[tuple[Event, float]], policy: Policy) -> Recorded:
+async def _record_once(
+    connection: AsyncConnection, batch: Sequence[tuple[Event, float]], policy: Policy
+) -> Recorded:
     sid = batch[0][0].room_sid or await _sid_by_name(connection, batch[0][0].room_name)
     batch = [(replace(e, room_sid=sid), at) if e.room_sid != sid else (e, at) for e, at in batch]
     fresh = [(e, at) for e, at in batch if await _insert_event(connection, e, at)]
@@ -130,7 +131,10 @@ async def _record_once(connection: AsyncConnection, batch: Sequence[tuple[Event,
             decided.append((event, at, decision.actions))
         else:  # late: re-fold the whole log, this batch included (it is inserted already)
             room = fold(Room(sid, row.name), await _room_events(connection, sid), policy=policy)
-            outcome, decided = Outcome.REFOLDED, [(last_event, received_at, new_actions(before, room, policy))]
+            outcome, decided = (
+                Outcome.REFOLDED,
+                [(last_event, received_at, new_actions(before, room, policy))],
+            )
             key = max([key, *(order_key(e) for e, _ in fresh)])
             break
     if not room.name and last_event.room_name:
@@ -181,7 +185,9 @@ async def _insert_event(connection: AsyncConnection, event: Event, received_at: 
     return await connection.scalar(statement) is not None
 
 
-async def _log_actions(connection: AsyncConnection, decided: list[tuple[Event, float, tuple[Action, ...]]]) -> None:
+async def _log_actions(
+    connection: AsyncConnection, decided: list[tuple[Event, float, tuple[Action, ...]]]
+) -> None:
     """Decisions go into the room's log beside the events that caused them (never folded)."""
     rows = [
         {
