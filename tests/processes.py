@@ -30,7 +30,7 @@ def procfile() -> dict[str, str]:
     }
 
 
-def _argv(process_type: str) -> list[str]:
+def procfile_argv(process_type: str) -> list[str]:
     return [sys.executable if part == "python" else part for part in procfile()[process_type].split()]
 
 
@@ -46,7 +46,7 @@ class Warden:
         same = self.running.setdefault(process_type, [])
         log = open(self.logs / f"{process_type}-{len(same)}.log", "wb")  # noqa: SIM115 - closed in stop()
         process = subprocess.Popen(
-            _argv(process_type), env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+            procfile_argv(process_type), env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
         )
         same.append((process, log))
         return process
@@ -99,7 +99,7 @@ def run_warden(tmp: Path, **env: str) -> Iterator[Warden]:
         "WARDEN_HOST": "127.0.0.1",
         **env,
     }
-    subprocess.run(_argv("release"), env=full_env, cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(procfile_argv("release"), env=full_env, cwd=ROOT, check=True, capture_output=True)
     warden = Warden(f"http://127.0.0.1:{full_env['PORT']}", full_env, tmp)
     try:
         warden.start("worker")

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import KEY, SECRET, make_settings
-from tests.processes import ROOT, procfile
+from tests.processes import ROOT, procfile_argv
 from workers.errors import SettingsError
 from workers.settings import load_settings
 
@@ -77,8 +76,19 @@ def test_dotenv_file_is_read(tmp_path: Path) -> None:
 def test_procfile_process_refuses_to_start_on_a_bad_setting(process: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LIVEKIT_", "WARDEN_"))}
     env.update({"LIVEKIT_API_KEY": KEY, "LIVEKIT_API_SECRET": SECRET, "LIVEKIT_URL": "nonsense"})
-    argv = [sys.executable if p == "python" else p for p in procfile()[process].split()]
-    done = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        procfile_argv(process), env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 2
     assert "LIVEKIT_URL: must be a ws://, wss://, http:// or https:// URL" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_worker_refuses_to_start_without_livekit_url() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIVEKIT_", "WARDEN_"))}
+    env.update({"LIVEKIT_API_KEY": KEY, "LIVEKIT_API_SECRET": SECRET})
+    done = subprocess.run(
+        procfile_argv("worker"), env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert "LIVEKIT_URL: required by the worker" in done.stderr
