@@ -217,6 +217,7 @@ async def test_timeline_reads_like_the_decision_tree(
         "CheckPresence",
         "presence_observed",
         "Redispatch",
+        "ReportBreach",  # the SLA was missed: it counts towards an outage
         "agent_dispatched",
         "ScheduleDeadline",
     ]

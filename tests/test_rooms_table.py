@@ -36,6 +36,7 @@ for _phase in (I, W, P, A, L):
         (_phase, K.AGENT_EVICTED, ""): _phase,
         (_phase, K.AGENT_DISPATCHED, ""): _phase,
         (_phase, K.UPSTREAM_FAILED, ""): _phase,
+        (_phase, K.AGENT_RESTARTED, ""): _phase,
     }
 EXPECTED |= {
     # a person joins: an empty room starts waiting; otherwise the phase holds

@@ -37,6 +37,7 @@ class EventKind(StrEnum):
     AGENT_DISPATCHED = "agent_dispatched"
     UPSTREAM_FAILED = "upstream_failed"
     HEARTBEAT = "heartbeat"
+    AGENT_RESTARTED = "agent_restarted"
 
 
 INTERNAL_KINDS = frozenset(
@@ -47,6 +48,7 @@ INTERNAL_KINDS = frozenset(
         EventKind.AGENT_DISPATCHED,
         EventKind.UPSTREAM_FAILED,
         EventKind.HEARTBEAT,
+        EventKind.AGENT_RESTARTED,
     }
 )
 

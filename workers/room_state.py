@@ -52,6 +52,7 @@ class Policy:
     max_redispatches: int = 2
     sla_from_room_start: bool = False
     dispatch_on_start: bool = False
+    restart_grace: float = 20.0
 
     def counts(self, agent_name: str) -> bool:
         """Is an agent of this name "ours"? An agent that gives no name counts, so none is double-booked."""
@@ -159,10 +160,21 @@ class Escalate:
     redispatches: int
 
 
-Action = ScheduleDeadline | CheckPresence | Evict | Redispatch | Dispatch | Escalate
-ACTION_TYPES: dict[str, type[Action]] = {
-    cls.__name__: cls for cls in (ScheduleDeadline, CheckPresence, Evict, Redispatch, Dispatch, Escalate)
-}
+@dataclass(frozen=True)
+class ReportBreach:
+    """The room missed its SLA (`reason`: the deadline's reason): count it towards an outage."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class ReportRecovered:
+    """A room that had missed its SLA no longer needs an agent (`outcome`: its phase now)."""
+
+    outcome: str
+
+
+Action = ScheduleDeadline | CheckPresence | Evict | Redispatch | Dispatch | Escalate | ReportBreach | ReportRecovered
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from itertools import product
 
-from workers.events import Event, EventKind, Participant
+from workers.events import Event, EventKind
+from workers.recovery import (
+    agent_dispatched,
+    agent_evicted,
+    agent_restarted,
+    deadline_passed,
+    presence_observed,
+    upstream_failed,
+)
 from workers.room_state import (
     Action,
     Agent,
@@ -65,6 +73,8 @@ from workers.room_state import (
     Reason,
     Recovery,
     Redispatch,
+    ReportBreach,
+    ReportRecovered,
     Room,
     ScheduleDeadline,
 )
@@ -87,6 +97,7 @@ ORDER_RANK: dict[EventKind, int] = {
     EventKind.AGENT_EVICTED: 7,
     EventKind.AGENT_DISPATCHED: 7,
     EventKind.UPSTREAM_FAILED: 7,
+    EventKind.AGENT_RESTARTED: 7,
     EventKind.ROOM_FINISHED: 8,
 }
 
@@ -160,99 +171,6 @@ def _job_ended(room: Room, event: Event, policy: Policy) -> Room:
     return replace(room, agents=tuple(a for a in room.agents if a.identity != identity))
 
 
-# --- what Warden does about it ---------------------------------------------------------------------
-
-
-def _answers(room: Room, event: Event, expected: Recovery) -> bool:
-    """Is `event` the answer to the step the room is waiting on (same attempt, same recovery step)?"""
-    fact = event.fact
-    return (
-        fact is not None
-        and room.recovery is expected
-        and room.deadline is not None
-        and fact.attempt == room.deadline.attempt
-    )
-
-
-def _deadline_passed(room: Room, event: Event, policy: Policy) -> Room:
-    fact, deadline = event.fact, room.deadline
-    if fact is None or deadline is None or room.recovery is not Recovery.NONE:
-        return room
-    if fact.attempt != deadline.attempt or fact.at < deadline.at:
-        return room  # a stale timer, or an early one
-    return replace(room, recovery=Recovery.CHECKING)
-
-
-def _reconcile(room: Room, participants: Iterable[Participant], at: float) -> Room:
-    known_people = {p.identity: p for p in room.people}
-    known_agents = {a.identity: a for a in room.agents}
-    people, agents = [], []
-    for p in participants:
-        if p.is_agent:
-            agents.append(known_agents.get(p.identity) or Agent(p.identity, p.sid, p.agent_name, at))
-        elif p.is_person:
-            people.append(known_people.get(p.identity) or Person(p.identity, p.sid, at))
-    return replace(room, people=tuple(people), agents=tuple(agents))
-
-
-def _presence_observed(room: Room, event: Event, policy: Policy) -> Room:
-    if not _answers(room, event, Recovery.CHECKING) or event.fact is None or room.deadline is None:
-        return room
-    fact, reason = event.fact, room.deadline.reason
-    if not fact.room_exists:
-        return replace(room, finished_at=fact.at, people=(), agents=(), recovery=Recovery.NONE, deadline=None)
-    room = _reconcile(room, fact.participants, fact.at)
-    ours = room.our_agents(policy)
-    stalled = reason is Reason.ACTIVE and bool(ours) and all(a.active_at is None for a in ours)
-    if (ours and not stalled) or not room.people:
-        return replace(room, recovery=Recovery.NONE, deadline=None)
-    if room.redispatches >= policy.max_redispatches:
-        return _failed(room, f"no agent after {room.redispatches} re-dispatch(es)")
-    mine = sorted(
-        (d for d in fact.dispatches if d.agent_name == policy.agent_name), key=lambda d: d.created_at
-    )
-    metadata = mine[0].metadata if mine else room.dispatch_metadata
-    room = replace(room, stale_dispatches=tuple(d.id for d in mine), dispatch_metadata=metadata)
-    if stalled:
-        return replace(room, recovery=Recovery.EVICTING, evict=ours[0].identity)
-    return replace(room, recovery=Recovery.REDISPATCHING)
-
-
-def _agent_evicted(room: Room, event: Event, policy: Policy) -> Room:
-    if not _answers(room, event, Recovery.EVICTING):
-        return room
-    agents = tuple(a for a in room.agents if a.identity != room.evict)
-    return replace(room, agents=agents, evict="", recovery=Recovery.REDISPATCHING)
-
-
-def _agent_dispatched(room: Room, event: Event, policy: Policy) -> Room:
-    if not _answers(room, event, Recovery.REDISPATCHING) or event.fact is None:
-        return room
-    count = room.redispatches + 1
-    attempt = room.attempt + 1
-    deadline = Deadline(attempt, event.fact.at + policy.join_sla * 2 ** (count - 1), Reason.CONFIRM)
-    return replace(
-        room,
-        recovery=Recovery.NONE,
-        redispatches=count,
-        dispatch_id=event.fact.dispatch_id,
-        stale_dispatches=(),
-        attempt=attempt,
-        deadline=deadline,
-    )
-
-
-def _upstream_failed(room: Room, event: Event, policy: Policy) -> Room:
-    for step in (Recovery.CHECKING, Recovery.EVICTING, Recovery.REDISPATCHING):
-        if _answers(room, event, step) and event.fact is not None:
-            return _failed(room, f"LiveKit refused: {event.fact.error}")
-    return room
-
-
-def _failed(room: Room, reason: str) -> Room:
-    return replace(room, recovery=Recovery.FAILED, error=reason, deadline=None, evict="", stale_dispatches=())
-
-
 _OPEN_ROOM: dict[EventKind, Handler] = {
     EventKind.ROOM_STARTED: _start,
     EventKind.ROOM_FINISHED: _finish,
@@ -265,11 +183,12 @@ _OPEN_ROOM: dict[EventKind, Handler] = {
     EventKind.AGENT_JOB_ENDED: _job_ended,
     EventKind.OTHER: _ignore,
     EventKind.HEARTBEAT: _activity,
-    EventKind.DEADLINE_PASSED: _deadline_passed,
-    EventKind.PRESENCE_OBSERVED: _presence_observed,
-    EventKind.AGENT_EVICTED: _agent_evicted,
-    EventKind.AGENT_DISPATCHED: _agent_dispatched,
-    EventKind.UPSTREAM_FAILED: _upstream_failed,
+    EventKind.DEADLINE_PASSED: deadline_passed,
+    EventKind.PRESENCE_OBSERVED: presence_observed,
+    EventKind.AGENT_EVICTED: agent_evicted,
+    EventKind.AGENT_DISPATCHED: agent_dispatched,
+    EventKind.UPSTREAM_FAILED: upstream_failed,
+    EventKind.AGENT_RESTARTED: agent_restarted,
 }
 
 TABLE: dict[tuple[Phase, EventKind], Handler] = {
@@ -360,12 +279,25 @@ def pending_actions(room: Room, policy: Policy) -> tuple[Action, ...]:
     return ()
 
 
+def in_breach(room: Room) -> bool:
+    """Has the room missed its SLA, with Warden still working on it (or given up)?"""
+    return (
+        room.recovery in (Recovery.REDISPATCHING, Recovery.EVICTING, Recovery.FAILED)
+        or room.redispatches > 0
+        or (room.deadline is not None and room.deadline.reason is Reason.CONFIRM)
+    )
+
+
 def new_actions(before: Room, after: Room, policy: Policy) -> tuple[Action, ...]:
     """The actions `after` asks for that `before` did not."""
     already = set(pending_actions(before, policy))
     actions: list[Action] = [a for a in pending_actions(after, policy) if a not in already]
+    if in_breach(after) and not in_breach(before):
+        actions.append(ReportBreach(str(after.deadline.reason) if after.deadline else "failed"))
     if after.recovery is Recovery.FAILED and before.recovery is not Recovery.FAILED:
         actions.append(Escalate(after.error, after.redispatches))
+    if in_breach(before) and not in_breach(after):
+        actions.append(ReportRecovered(str(after.phase)))
     if after.dispatched_on_start and not before.dispatched_on_start:
         actions.append(Dispatch(policy.agent_name))
     return tuple(actions)
