@@ -42,10 +42,20 @@ class Clock:
 
 @dataclass
 class RecordingEscalator:
-    escalated: list[tuple[str, str]] = field(default_factory=list)
+    """Stands in for `workers.escalation.Escalation` where a test looks only at the rooms."""
 
-    async def escalate(self, room: Room, reason: str) -> None:
+    escalated: list[tuple[str, str]] = field(default_factory=list)
+    breaches: list[tuple[str, str]] = field(default_factory=list)
+    recovered: list[str] = field(default_factory=list)
+
+    async def breach(self, room: Room, reason: str) -> None:
+        self.breaches.append((room.name, reason))
+
+    async def room_failed(self, room: Room, reason: str) -> None:
         self.escalated.append((room.name, reason))
+
+    async def room_recovered(self, room: Room) -> None:
+        self.recovered.append(room.name)
 
 
 @dataclass

@@ -26,6 +26,8 @@ from workers.room_state import (
     Escalate,
     Evict,
     Redispatch,
+    ReportBreach,
+    ReportRecovered,
     Room,
     ScheduleDeadline,
 )
@@ -42,16 +44,19 @@ def deadline_job_id(room_sid: str, attempt: int) -> str:
 
 
 class Escalator(Protocol):
-    async def escalate(self, room: Room, reason: str) -> None:
-        """Re-dispatching could not bring this room an agent; do what can be done beyond it."""
+    """Where rooms' troubles go beyond re-dispatching (`workers.escalation.Escalation`)."""
+
+    async def breach(self, room: Room, reason: str) -> None:
+        """The room missed its SLA."""
         ...
 
+    async def room_failed(self, room: Room, reason: str) -> None:
+        """Re-dispatching could not bring this room an agent."""
+        ...
 
-class LogEscalator:
-    """The default escalation: say it loudly in the log (restarts, hooks and alerts plug in here)."""
-
-    async def escalate(self, room: Room, reason: str) -> None:
-        log.error("room %s (%s) failed to recover its agent: %s", room.name, room.sid, reason)
+    async def room_recovered(self, room: Room) -> None:
+        """A room that had missed its SLA needs nothing any more."""
+        ...
 
 
 class Effects:
@@ -90,7 +95,13 @@ class Effects:
                 )
                 return None
             case Escalate(reason=reason):
-                await self.escalator.escalate(room, reason)
+                await self.escalator.room_failed(room, reason)
+                return None
+            case ReportBreach(reason=reason):
+                await self.escalator.breach(room, reason)
+                return None
+            case ReportRecovered():
+                await self.escalator.room_recovered(room)
                 return None
             case Dispatch(agent_name=agent_name):
                 created = await self._refusable(self.dispatcher.redispatch(room.name, agent_name, "", ()))

@@ -56,8 +56,8 @@ class LiveKitRooms:
 
     async def observe(self, room: str) -> tuple[bool, tuple[Participant, ...], tuple[DispatchInfo, ...]]:
         asked = await asyncio.gather(
-            _call(self._api.room.list_participants(ListParticipantsRequest(room=room))),
-            _call(self._api.agent_dispatch.list_dispatch(room)),
+            call(self._api.room.list_participants(ListParticipantsRequest(room=room))),
+            call(self._api.agent_dispatch.list_dispatch(room)),
             return_exceptions=True,
         )
         listed, dispatches = asked
@@ -90,7 +90,7 @@ class LiveKitRooms:
 
     async def redispatch(self, room: str, agent_name: str, metadata: str, stale: tuple[str, ...]) -> str:
         current = [
-            d for d in await _call(self._api.agent_dispatch.list_dispatch(room)) if d.agent_name == agent_name
+            d for d in await call(self._api.agent_dispatch.list_dispatch(room)) if d.agent_name == agent_name
         ]
         # A dispatch Warden did not see when it decided was made since: by an earlier try of this step
         # (a timeout that landed after all), or by LiveKit itself. Either way it is the live one.
@@ -101,7 +101,7 @@ class LiveKitRooms:
         if fresh:
             return str(fresh[0].id)
         request = CreateAgentDispatchRequest(agent_name=agent_name, room=room, metadata=metadata)
-        created = await _call(self._api.agent_dispatch.create_dispatch(request))
+        created = await call(self._api.agent_dispatch.create_dispatch(request))
         return str(created.id)
 
     async def evict(self, room: str, identity: str) -> None:
@@ -110,9 +110,10 @@ class LiveKitRooms:
         )
 
 
-async def _call(call: Awaitable[T]) -> T:
+async def call(request: Awaitable[T]) -> T:
+    """Await a livekit-api request, turning its failures into `UpstreamError`."""
     try:
-        return await call
+        return await request
     except ServerError as exc:
         retryable = exc.status >= 500 or exc.status == 429
         message = f"{exc.code}: {exc.message or 'HTTP ' + str(exc.status)}"
@@ -121,9 +122,9 @@ async def _call(call: Awaitable[T]) -> T:
         raise UpstreamError(f"unreachable: {type(exc).__name__}", retryable=True) from None
 
 
-async def _ignore_not_found(call: Awaitable[object]) -> None:
+async def _ignore_not_found(request: Awaitable[object]) -> None:
     try:
-        await _call(call)
+        await call(request)
     except UpstreamError as exc:
         if exc.code != NOT_FOUND:
             raise

@@ -19,7 +19,10 @@ import asyncio
 import logging
 import time
 import zlib
+from collections.abc import Callable
 from typing import Any
+
+import httpx
 
 from arq import cron
 from arq.connections import RedisSettings
@@ -28,7 +31,10 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from workers.db import make_engine
-from workers.effects import DEADLINE_JOB, Effects, LogEscalator, deadline_job_id
+from workers.cloud_agents import CloudAgents
+from workers.effects import DEADLINE_JOB, Effects, deadline_job_id
+from workers.escalation import Escalation, Restarter
+from workers.hooks import DeployHook, SlackAlerter
 from workers.errors import UpstreamError
 from workers.events import Event, EventKind, Fact, Participant, from_dict, internal
 from workers.livekit_rooms import LiveKitRooms
@@ -41,6 +47,8 @@ from workers.room_state import (
     Evict,
     Recovery,
     Redispatch,
+    ReportBreach,
+    ReportRecovered,
     Room,
     ScheduleDeadline,
 )
@@ -97,7 +105,7 @@ async def _notices(ctx: dict[str, Any], recorded: Recorded) -> None:
         return
     effects: Effects = ctx["effects"]
     for action in recorded.actions:
-        if isinstance(action, ScheduleDeadline | Dispatch | Escalate):
+        if isinstance(action, ScheduleDeadline | Dispatch | Escalate | ReportBreach | ReportRecovered):
             try:
                 await effects.execute(action, recorded.room)
             except (UpstreamError, RedisError, OSError) as exc:
@@ -182,34 +190,65 @@ async def sweep(ctx: dict[str, Any]) -> int:
     return len(due)
 
 
+async def fresh_start(ctx: dict[str, Any], room_sid: str, room_name: str, incident_id: str) -> None:
+    """After a restart: give a waiting room a fresh start (see `EventKind.AGENT_RESTARTED`)."""
+    at = ctx["effects"].clock()
+    event = internal(EventKind.AGENT_RESTARTED, f"agent_restarted:{incident_id}:{room_sid}", room_sid, room_name, Fact(at=at))
+    await _record(ctx, [(event, at)])
+
+
+def build_effects(ctx: dict[str, Any], *, clock: Callable[[], float] = time.time) -> Effects:
+    """The adapters, from settings: LiveKit rooms and dispatch, Cloud agents, deploy hook, alerts.
+    What needs closing is listed in `ctx["closers"]`."""
+    settings: Settings = ctx["settings"]
+    key, secret = settings.primary_key()
+    livekit = LiveKitRooms(settings.livekit_url, key, secret, timeout=settings.warden_livekit_timeout_seconds)
+    http = httpx.AsyncClient(timeout=10.0)
+    ctx.setdefault("closers", []).extend([livekit.aclose, http.aclose])
+    restarters: list[Restarter] = []
+    cloud = None
+    if settings.cloud_agents_url:
+        cloud = CloudAgents(settings.cloud_agents_url, key, secret, agent_id=settings.warden_cloud_agent_id)
+        ctx["closers"].append(cloud.aclose)
+        restarters.append(cloud)
+    hook_url = settings.warden_deploy_hook_url.get_secret_value()
+    if hook_url:
+        restarters.append(DeployHook(http, hook_url, settings.warden_deploy_hook_secret.get_secret_value()))
+    alert_url = settings.warden_alert_webhook_url.get_secret_value()
+    escalation = Escalation(
+        engine=ctx["engine"],
+        redis=ctx["redis"],
+        policy=settings.escalation_policy(),
+        restarters=restarters,
+        cloud=cloud,
+        alerter=SlackAlerter(http, alert_url) if alert_url else None,
+        clock=clock,
+        fresh_start=lambda sid, name, incident: fresh_start(ctx, sid, name, incident),
+    )
+    return Effects(
+        presence=livekit,
+        dispatcher=livekit,
+        queue=ctx["redis"],
+        queue_name=settings.warden_queue_name,
+        escalator=escalation,
+        clock=clock,
+    )
+
+
 async def startup(ctx: dict[str, Any]) -> None:
-    """Open the database, the queue client and LiveKit; tests put their own `effects` in ctx first."""
+    """Open the database, the queue client and the adapters; tests may put their own `effects` first."""
     settings: Settings = ctx["settings"]
     ctx["engine"] = make_engine(settings.database_url)
     ctx["policy"] = settings.policy()
     ctx["locks"] = [asyncio.Lock() for _ in range(LOCK_STRIPES)]
     if "effects" not in ctx:
-        key, secret = settings.livekit_api_key, settings.livekit_api_secret.get_secret_value()
-        if not key:
-            key, secret = next(iter(settings.api_keys.items()))
-        livekit = LiveKitRooms(
-            settings.livekit_url, key, secret, timeout=settings.warden_livekit_timeout_seconds
-        )
-        ctx["livekit"] = livekit
-        ctx["effects"] = Effects(
-            presence=livekit,
-            dispatcher=livekit,
-            queue=ctx["redis"],
-            queue_name=settings.warden_queue_name,
-            escalator=LogEscalator(),
-            clock=time.time,
-        )
+        ctx["effects"] = build_effects(ctx)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    for close in ctx.get("closers", []):
+        await close()
     await ctx["engine"].dispose()
-    if "livekit" in ctx:
-        await ctx["livekit"].aclose()
 
 
 def worker_settings(settings: Settings, **ctx: Any) -> dict[str, Any]:

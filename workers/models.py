@@ -41,3 +41,49 @@ class EventRow(SQLModel, table=True):
     created_at: int
     received_at: float
     data: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class IncidentRow(SQLModel, table=True):
+    """An outage of one agent: opened once, joined by every room it hurts, resolved once.
+
+    `open_key` holds the agent name while the incident is open and is unique, so concurrent workers
+    that see the same outage all land in one incident; the `*_claimed_at` columns are set once each,
+    by `UPDATE ... WHERE <column> IS NULL`, so each step (alert, restart, follow-up) happens once."""
+
+    __tablename__ = "incidents"
+
+    id: str = Field(primary_key=True, max_length=32)
+    agent_name: str = Field(index=True, max_length=128)
+    open_key: str | None = Field(default=None, unique=True, max_length=128)
+    reason: str = Field(max_length=512)
+    opened_at: float = Field(index=True)
+    resolved_at: float | None = None
+    alerted_open_at: float | None = None
+    restart_claimed_at: float | None = None
+    restarted_at: float | None = None
+    followup_claimed_at: float | None = None
+    rollback_claimed_at: float | None = None
+
+
+class IncidentRoomRow(SQLModel, table=True):
+    """A room an incident covers; `recovered_at` once it no longer needs an agent."""
+
+    __tablename__ = "incident_rooms"
+
+    incident_id: str = Field(primary_key=True, max_length=32)
+    room_sid: str = Field(primary_key=True, max_length=64)
+    room_name: str = Field(max_length=256)
+    added_at: float
+    recovered_at: float | None = None
+
+
+class IncidentActionRow(SQLModel, table=True):
+    """What Warden did about an incident, and how it went."""
+
+    __tablename__ = "incident_actions"
+
+    seq: int | None = Field(default=None, primary_key=True)
+    incident_id: str = Field(index=True, max_length=32)
+    at: float
+    action: str = Field(max_length=64)
+    outcome: str = Field(max_length=1024)

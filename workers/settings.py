@@ -18,7 +18,9 @@ from arq.connections import RedisSettings
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from workers.cloud_agents import agents_url
 from workers.errors import SettingsError
+from workers.escalation import EscalationPolicy
 from workers.room_state import Policy
 
 DEFAULT_SQLITE_PATH = Path("var") / "warden.db"
@@ -78,6 +80,17 @@ class Settings(BaseSettings):
     warden_dispatch_on_start: bool = False
     warden_sweep_seconds: int = Field(default=5, ge=1, le=30)
     warden_livekit_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    warden_outage_rooms: int = Field(default=3, ge=1)
+    warden_outage_window_seconds: float = Field(default=60.0, gt=0)
+    warden_cloud_agent_id: str = ""
+    lk_agents_url: str = ""
+    warden_escalation: str = "restart"
+    warden_deploy_hook_url: SecretStr = SecretStr("")
+    warden_deploy_hook_secret: SecretStr = SecretStr("")
+    warden_restart_cooldown_seconds: float = Field(default=300.0, ge=0)
+    warden_restart_grace_seconds: float = Field(default=20.0, ge=0)
+    warden_alert_webhook_url: SecretStr = SecretStr("")
+    warden_escalation_backoff_seconds: float = Field(default=1.0, ge=0)
     port: int = Field(default=8000, ge=1, le=65535)
 
     @field_validator("livekit_url")
@@ -100,6 +113,35 @@ class Settings(BaseSettings):
     @classmethod
     def _check_database_url(cls, value: str) -> str:
         return normalise_database_url(value)
+
+    @field_validator("warden_cloud_agent_id")
+    @classmethod
+    def _check_agent_id(cls, value: str) -> str:
+        if value and not value.startswith("CA_"):
+            raise ValueError("LiveKit Cloud agent ids start with CA_")
+        return value
+
+    @field_validator("lk_agents_url")
+    @classmethod
+    def _check_agents_url(cls, value: str) -> str:
+        if value and not value.startswith(_URL_SCHEMES):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("warden_escalation")
+    @classmethod
+    def _check_escalation(cls, value: str) -> str:
+        steps = [s.strip() for s in value.split(",") if s.strip()]
+        if not steps or any(s not in ("restart", "rollback") for s in steps) or "restart" not in steps:
+            raise ValueError("must be 'restart' or 'restart,rollback'")
+        return ",".join(steps)
+
+    @field_validator("warden_deploy_hook_url", "warden_alert_webhook_url")
+    @classmethod
+    def _check_hook_url(cls, value: SecretStr) -> SecretStr:
+        if value.get_secret_value() and not value.get_secret_value().startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
 
     @field_validator("livekit_keys")
     @classmethod
@@ -160,7 +202,35 @@ class Settings(BaseSettings):
             max_redispatches=self.warden_max_redispatches,
             sla_from_room_start=self.warden_sla_from == "room_started",
             dispatch_on_start=self.warden_dispatch_on_start,
+            restart_grace=self.warden_restart_grace_seconds,
         )
+
+    def escalation_policy(self) -> EscalationPolicy:
+        return EscalationPolicy(
+            agent_name=self.warden_agent_name,
+            outage_rooms=self.warden_outage_rooms,
+            outage_window=self.warden_outage_window_seconds,
+            cooldown=self.warden_restart_cooldown_seconds,
+            restart_grace=self.warden_restart_grace_seconds,
+            rollback="rollback" in self.warden_escalation.split(","),
+            backoff=self.warden_escalation_backoff_seconds,
+        )
+
+    def primary_key(self) -> tuple[str, str]:
+        """The key pair Warden signs its own LiveKit calls with: LIVEKIT_API_KEY, else the first of LIVEKIT_KEYS."""
+        if self.livekit_api_key:
+            return self.livekit_api_key, self.livekit_api_secret.get_secret_value()
+        return next(iter(self.api_keys.items()))
+
+    @property
+    def cloud_agents_url(self) -> str:
+        """Where LiveKit Cloud's agent API is: `LK_AGENTS_URL`, or derived from a *.livekit.cloud URL."""
+        if self.lk_agents_url:
+            return self.lk_agents_url
+        host = self.livekit_url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
+        if self.warden_cloud_agent_id or host.endswith(".livekit.cloud"):
+            return agents_url(self.livekit_url)
+        return ""
 
     def require_livekit_url(self) -> None:
         """The worker talks to LiveKit; without its URL it cannot check rooms or re-dispatch."""
