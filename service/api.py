@@ -123,7 +123,7 @@ def _kind_name(kind: int | None) -> str | None:
         return str(kind)
 
 
-def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query_params.get(name, str(default))
     if not raw.isdigit() or not low <= int(raw) <= high:
         raise ValueError(f"'{name}' must be a whole number from {low} to {high}")
@@ -133,8 +133,8 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
 @admin_only
 async def get_rooms(request: Request) -> JSONResponse:
     try:
-        limit = _int_param(request, "limit", 50, 1, MAX_LIMIT)
-        offset = _int_param(request, "offset", 0, 0, 10**9)
+        limit = int_param(request, "limit", 50, 1, MAX_LIMIT)
+        offset = int_param(request, "offset", 0, 0, 10**9)
     except ValueError as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
     page = await list_rooms(request.state.engine, limit=limit, offset=offset)

@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from service.api import get_room, get_rooms
 from service.heartbeat import post_heartbeat
+from service.incidents_api import get_incidents, get_one_incident
 from service.webhook import WebhookVerifier, receive_webhook
 from workers.db import make_engine
 from workers.queries import ping
@@ -103,6 +104,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/api/rooms", get_rooms),
             Route("/api/rooms/{name}", get_room),
             Route("/api/rooms/{name}/heartbeat", post_heartbeat, methods=["POST"]),
+            Route("/api/incidents", get_incidents),
+            Route("/api/incidents/{id}", get_one_incident),
         ],
         lifespan=lifespan,
     )

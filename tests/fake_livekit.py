@@ -18,6 +18,7 @@ import jwt
 from google.protobuf.message import Message
 from livekit.api import TokenVerifier
 from livekit.protocol import agent_dispatch as ad
+from livekit.protocol import cloud_agent as ca
 from livekit.protocol import models
 from livekit.protocol import room as rs
 from starlette.applications import Starlette
@@ -39,7 +40,11 @@ REQUESTS: dict[str, type[Message]] = {
     "CreateDispatch": ad.CreateAgentDispatchRequest,
     "DeleteDispatch": ad.DeleteAgentDispatchRequest,
     "ListDispatch": ad.ListAgentDispatchRequest,
+    "RestartAgent": ca.RestartAgentRequest,
+    "RollbackAgent": ca.RollbackAgentRequest,
+    "ListAgents": ca.ListAgentsRequest,
 }
+CLOUD_AGENT_METHODS = ("RestartAgent", "RollbackAgent", "ListAgents")
 
 
 class TwirpFailure(Exception):
@@ -59,6 +64,9 @@ class FakeLiveKit:
     failures: dict[str, list[int]] = field(default_factory=dict)
     failures_after: dict[str, list[int]] = field(default_factory=dict)
     on_dispatch: Callable[[ad.AgentDispatch], None] | None = None
+    cloud_agents: dict[str, str] = field(default_factory=dict)  # agent id -> agent name
+    restarts: list[str] = field(default_factory=list)
+    on_restart: Callable[[str], None] | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     # --- the world, as tests arrange it -------------------------------------------------------
@@ -101,7 +109,10 @@ class FakeLiveKit:
         try:
             message = REQUESTS[method].FromString(await request.body())
             room = getattr(message, "room", "")
-            self._authorise(request.headers.get("authorization", ""), room)
+            if method in CLOUD_AGENT_METHODS:
+                self._authorise_agent_admin(request.headers.get("authorization", ""))
+            else:
+                self._authorise(request.headers.get("authorization", ""), room)
             self.calls.append((method, room))
             queued = self.failures.get(method)
             if queued:
@@ -124,6 +135,14 @@ class FakeLiveKit:
             raise TwirpFailure("unauthenticated", f"bad token: {type(exc).__name__}") from None
         if not claims.video or not claims.video.room_admin or (room and claims.video.room not in ("", room)):
             raise TwirpFailure("permission_denied", "roomAdmin grant for this room required")
+
+    def _authorise_agent_admin(self, header: str) -> None:
+        try:
+            claims = TokenVerifier(self.key, self.secret).verify(header.removeprefix("Bearer "))
+        except jwt.PyJWTError as exc:
+            raise TwirpFailure("unauthenticated", f"bad token: {type(exc).__name__}") from None
+        if claims.agent is None or not claims.agent.admin:
+            raise TwirpFailure("permission_denied", "agent admin grant required")
 
     def _room(self, name: str) -> dict[str, models.ParticipantInfo]:
         if name not in self.rooms:
@@ -164,3 +183,23 @@ class FakeLiveKit:
     def _ListDispatch(self, req: ad.ListAgentDispatchRequest) -> ad.ListAgentDispatchResponse:
         found = [d for d in self.dispatches.values() if d.room == req.room]
         return ad.ListAgentDispatchResponse(agent_dispatches=found)
+
+    def _RestartAgent(self, req: ca.RestartAgentRequest) -> ca.RestartAgentResponse:
+        if req.agent_id not in self.cloud_agents:
+            raise TwirpFailure("not_found", "agent not found")
+        self.restarts.append(req.agent_id)
+        if self.on_restart is not None:
+            self.on_restart(req.agent_id)
+        return ca.RestartAgentResponse(success=True, message="restarting")
+
+    def _RollbackAgent(self, req: ca.RollbackAgentRequest) -> ca.RollbackAgentResponse:
+        self.restarts.append(f"rollback:{req.agent_id}")
+        return ca.RollbackAgentResponse(success=req.agent_id in self.cloud_agents)
+
+    def _ListAgents(self, req: ca.ListAgentsRequest) -> ca.ListAgentsResponse:
+        agents = [
+            ca.AgentInfo(agent_id=i, agent_name=n)
+            for i, n in self.cloud_agents.items()
+            if not req.agent_name or n == req.agent_name
+        ]
+        return ca.ListAgentsResponse(agents=agents)

@@ -123,33 +123,39 @@ def _dict(event: Any) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def harness(redis_url: str, database_url: str, **settings: Any) -> AsyncIterator[Harness]:
+async def harness(
+    redis_url: str, database_url: str, *, escalation: bool = False, **settings: Any
+) -> AsyncIterator[Harness]:
+    """With `escalation`, the worker's real escalation (incidents, Cloud restart, hooks, alerts) runs;
+    without, a recorder stands in for it. `settings` may use "{livekit}" for the stand-in's URL."""
     fake = FakeLiveKit(KEY, SECRET)
     async with serve(fake.app) as url:
+        values = {k: v.replace("{livekit}", url) if isinstance(v, str) else v for k, v in settings.items()}
         config = make_settings(
             redis_url=redis_url,
             database_url=database_url,
             livekit_url=url,
             warden_agent_name=AGENT,
-            **settings,
+            **values,
         )
         queue = ArqRedis.from_url(redis_url)
         clock, escalator = Clock(), RecordingEscalator()
-        livekit = LiveKitRooms(url, KEY, SECRET, timeout=2.0)
-        effects = Effects(
-            presence=livekit,
-            dispatcher=livekit,
-            queue=queue,
-            queue_name=config.warden_queue_name,
-            escalator=escalator,
-            clock=clock,
-        )
-        ctx: dict[str, Any] = {"settings": config, "redis": queue, "effects": effects, "job_try": 1}
+        ctx: dict[str, Any] = {"settings": config, "redis": queue, "job_try": 1, "clock": clock}
+        if not escalation:
+            livekit = LiveKitRooms(url, KEY, SECRET, timeout=2.0)
+            ctx["closers"] = [livekit.aclose]
+            ctx["effects"] = Effects(
+                presence=livekit,
+                dispatcher=livekit,
+                queue=queue,
+                queue_name=config.warden_queue_name,
+                escalator=escalator,
+                clock=clock,
+            )
         await startup(ctx)
         await upgrade(ctx["engine"])
         try:
             yield Harness(fake, ctx, clock, escalator, queue)
         finally:
             await shutdown(ctx)
-            await livekit.aclose()
             await queue.aclose()

@@ -121,3 +121,30 @@ def test_without_admin_token_only_loopback_may_read(host: str, allowed: bool) ->
     assert (refusal is None) == allowed
     if refusal is not None:
         assert refusal.status_code == 403
+
+
+async def test_incidents_are_listed_and_shown_with_rooms_and_actions(
+    api: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    from workers import incidents
+
+    incident_id, opened = await incidents.open_or_join(
+        engine, "notetaker", "3 rooms missed their SLA", [("RM_1", "call-1")], 1000.0
+    )
+    assert opened
+    await incidents.note(engine, incident_id, 1001.0, "LiveKit Cloud agent restart", "restarted CA_x")
+    listed = (await api.get("/api/incidents")).json()
+    assert [(i["id"], i["state"], i["rooms"]) for i in listed["incidents"]] == [(incident_id, "open", 1)]
+    await incidents.room_recovered(engine, "notetaker", "RM_1", 1030.0)
+    shown = (await api.get(f"/api/incidents/{incident_id}")).json()
+    assert (shown["state"], shown["time_to_recovery_seconds"]) == ("resolved", 30.0)
+    assert shown["rooms"] == [
+        {
+            "sid": "RM_1",
+            "name": "call-1",
+            "added_at": "1970-01-01T00:16:40Z",
+            "recovered_at": "1970-01-01T00:17:10Z",
+        }
+    ]
+    assert [a["action"] for a in shown["actions"]] == ["LiveKit Cloud agent restart"]
+    assert (await api.get("/api/incidents/IN_nope")).status_code == 404

@@ -38,7 +38,9 @@ class CloudAgents:
 
     name = "LiveKit Cloud agent restart"
 
-    def __init__(self, url: str, api_key: str, api_secret: str, *, agent_id: str = "", timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str, api_key: str, api_secret: str, *, agent_id: str = "", timeout: float = 10.0
+    ) -> None:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
         self._client = TwirpClient(self._session, url, "livekit", failover=False)
         self._key, self._secret = api_key, api_secret
@@ -49,12 +51,16 @@ class CloudAgents:
 
     async def _request(self, method: str, request: Message, reply: type[Message]) -> Message:
         token = AccessToken(self._key, self._secret).with_agent_grants(AgentGrants(admin=True)).to_jwt()
-        return await call(self._client.request(SERVICE, method, request, {"Authorization": f"Bearer {token}"}, reply))
+        return await call(
+            self._client.request(SERVICE, method, request, {"Authorization": f"Bearer {token}"}, reply)
+        )
 
     async def _agent_id(self, agent_name: str) -> str:
         if self.agent_id:
             return self.agent_id
-        listed = await self._request("ListAgents", ca.ListAgentsRequest(agent_name=agent_name), ca.ListAgentsResponse)
+        listed = await self._request(
+            "ListAgents", ca.ListAgentsRequest(agent_name=agent_name), ca.ListAgentsResponse
+        )
         assert isinstance(listed, ca.ListAgentsResponse)
         for agent in listed.agents:
             if agent.agent_name == agent_name:
@@ -64,7 +70,9 @@ class CloudAgents:
     async def restart(self, agent_name: str, **_incident: object) -> str:
         """RestartAgent (no rebuild); raise `UpstreamError` unless LiveKit says it succeeded."""
         agent_id = await self._agent_id(agent_name)
-        reply = await self._request("RestartAgent", ca.RestartAgentRequest(agent_id=agent_id), ca.RestartAgentResponse)
+        reply = await self._request(
+            "RestartAgent", ca.RestartAgentRequest(agent_id=agent_id), ca.RestartAgentResponse
+        )
         assert isinstance(reply, ca.RestartAgentResponse)
         if not reply.success:
             raise UpstreamError(f"RestartAgent {agent_id} refused: {reply.message}", retryable=False)

@@ -80,7 +80,11 @@ class Escalation:
 
     async def breach(self, room: Room, reason: str) -> None:
         """A room missed its SLA: count it; enough of them within the window is an outage."""
-        key, now, window = f"warden:breaches:{self.policy.agent_name}", self.clock(), self.policy.outage_window
+        key, now, window = (
+            f"warden:breaches:{self.policy.agent_name}",
+            self.clock(),
+            self.policy.outage_window,
+        )
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.zadd(key, {f"{room.sid}|{room.name}": now})
             pipe.zremrangebyscore(key, "-inf", now - window)
@@ -99,12 +103,18 @@ class Escalation:
             return
         now = self.clock()
         if await incidents.claim(self.engine, incident_id, "followup_claimed_at", now):
-            await self._note(incident_id, "follow-up", f"room {room.name} still has no agent after the restart")
+            await self._note(
+                incident_id, "follow-up", f"room {room.name} still has no agent after the restart"
+            )
             await self._alert(
                 f":warning: Warden incident {incident_id}: agent '{self.policy.agent_name}' still does not come "
                 f"after the restart; {incident.waiting_rooms} room(s) waiting. A person is needed."
             )
-        if self.policy.rollback and self.cloud and await incidents.claim(self.engine, incident_id, "rollback_claimed_at", now):
+        if (
+            self.policy.rollback
+            and self.cloud
+            and await incidents.claim(self.engine, incident_id, "rollback_claimed_at", now)
+        ):
             try:
                 outcome = await self._retrying(lambda: self.cloud.rollback(self.policy.agent_name))  # type: ignore[union-attr]
             except UpstreamError as exc:
@@ -127,23 +137,32 @@ class Escalation:
 
     async def _outage(self, rooms: list[tuple[str, str]], reason: str) -> str:
         now = self.clock()
-        incident_id, opened = await incidents.open_or_join(self.engine, self.policy.agent_name, reason, rooms, now)
+        incident_id, opened = await incidents.open_or_join(
+            self.engine, self.policy.agent_name, reason, rooms, now
+        )
         if opened:
             log.error("incident %s opened for agent %s: %s", incident_id, self.policy.agent_name, reason)
             await self._note(incident_id, "opened", reason)
         if await incidents.claim(self.engine, incident_id, "alerted_open_at", now):
-            doing = " and ".join(r.name for r in self.restarters) or "nothing to restart (no Cloud agent or deploy hook set)"
+            doing = (
+                " and ".join(r.name for r in self.restarters)
+                or "nothing to restart (no Cloud agent or deploy hook set)"
+            )
             await self._alert(
                 f":rotating_light: Warden incident {incident_id}: agent '{self.policy.agent_name}' is not coming "
                 f"— {reason}. {len(rooms)} room(s) affected so far. Warden is trying: {doing}."
             )
-        if await incidents.claim(self.engine, incident_id, "restart_claimed_at", now, cooldown=self.policy.cooldown):
+        if await incidents.claim(
+            self.engine, incident_id, "restart_claimed_at", now, cooldown=self.policy.cooldown
+        ):
             await self._restart(incident_id, reason)
         return incident_id
 
     async def _restart(self, incident_id: str, reason: str) -> None:
         if not self.restarters:
-            await self._note(incident_id, "restart", "not attempted: no Cloud agent and no deploy hook configured")
+            await self._note(
+                incident_id, "restart", "not attempted: no Cloud agent and no deploy hook configured"
+            )
             return
         incident = await incidents.get_incident(self.engine, incident_id)
         names = [name for _, name, *_ in incident.rooms] if incident else []
@@ -151,7 +170,9 @@ class Escalation:
         for restarter in self.restarters:
             try:
                 outcome = await self._retrying(
-                    lambda r=restarter: r.restart(self.policy.agent_name, incident_id=incident_id, reason=reason, rooms=names)  # type: ignore[misc]
+                    lambda r=restarter: r.restart(
+                        self.policy.agent_name, incident_id=incident_id, reason=reason, rooms=names
+                    )  # type: ignore[misc]
                 )
             except UpstreamError as exc:
                 await self._note(incident_id, restarter.name, f"failed: {exc}")
@@ -159,17 +180,25 @@ class Escalation:
             restarted = True
             await self._note(incident_id, restarter.name, outcome)
         if not restarted:
-            await self._alert(f":x: Warden incident {incident_id}: the restart failed; see the incident's log.")
+            await self._alert(
+                f":x: Warden incident {incident_id}: the restart failed; see the incident's log."
+            )
             return
         await incidents.mark_restarted(self.engine, incident_id, self.clock())
         await self._fresh_start_all(incident_id)
 
     async def _fresh_start_all(self, incident_id: str) -> None:
         waiting = await incidents.waiting_rooms(self.engine)
+        # Every room still waiting for the agent is part of the outage, and of its resolution.
+        await incidents.open_or_join(
+            self.engine, self.policy.agent_name, "waiting at the restart", waiting, self.clock()
+        )
         for sid, name in waiting:
             await self.fresh_start(sid, name, incident_id)
         await self._note(
-            incident_id, "re-dispatch", f"{len(waiting)} waiting room(s) re-checked {self.policy.restart_grace:g} s after it"
+            incident_id,
+            "re-dispatch",
+            f"{len(waiting)} waiting room(s) re-checked {self.policy.restart_grace:g} s after it",
         )
 
     async def _retrying(self, attempt: Callable[[], Awaitable[str]]) -> str:

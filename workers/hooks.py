@@ -25,7 +25,9 @@ def signature(secret: str, body: bytes) -> str:
 
 async def _post(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str], what: str) -> int:
     try:
-        response = await client.post(url, content=body, headers={"Content-Type": "application/json", **headers})
+        response = await client.post(
+            url, content=body, headers={"Content-Type": "application/json", **headers}
+        )
     except httpx.HTTPError as exc:
         raise UpstreamError(f"{what} unreachable: {type(exc).__name__}", retryable=True) from None
     if response.status_code >= 400:

@@ -71,7 +71,9 @@ async def open_or_join(
     return str(incident_id), opened is not None
 
 
-async def claim(engine: AsyncEngine, incident_id: str, column: str, now: float, *, cooldown: float = 0.0) -> bool:
+async def claim(
+    engine: AsyncEngine, incident_id: str, column: str, now: float, *, cooldown: float = 0.0
+) -> bool:
     """Set `column` (one of `CLAIMS`) if nobody has: True for the one caller that did. With `cooldown`,
     also refuse while any incident of the same agent claimed that step less than `cooldown` ago."""
     assert column in CLAIMS
@@ -91,20 +93,26 @@ async def note(engine: AsyncEngine, incident_id: str, at: float, action: str, ou
     """Append to the incident's action log."""
     async with for_writing(engine).begin() as connection:
         await connection.execute(
-            insert(INCIDENT_ACTIONS).values(incident_id=incident_id, at=at, action=action, outcome=outcome[:1024])
+            insert(INCIDENT_ACTIONS).values(
+                incident_id=incident_id, at=at, action=action, outcome=outcome[:1024]
+            )
         )
 
 
 async def mark_restarted(engine: AsyncEngine, incident_id: str, now: float) -> None:
     async with for_writing(engine).begin() as connection:
-        await connection.execute(update(INCIDENTS).where(INCIDENTS.c.id == incident_id).values(restarted_at=now))
+        await connection.execute(
+            update(INCIDENTS).where(INCIDENTS.c.id == incident_id).values(restarted_at=now)
+        )
 
 
 async def room_recovered(engine: AsyncEngine, agent_name: str, room_sid: str, now: float) -> Incident | None:
     """Mark the room recovered in its agent's open incident; resolve the incident when it was the last
     room waiting. Returns the incident if this call resolved it (so its caller alerts, once)."""
     async with for_writing(engine).begin() as connection:
-        incident_id = await connection.scalar(select(INCIDENTS.c.id).where(INCIDENTS.c.open_key == agent_name))
+        incident_id = await connection.scalar(
+            select(INCIDENTS.c.id).where(INCIDENTS.c.open_key == agent_name)
+        )
         if incident_id is None:
             return None
         await connection.execute(
@@ -149,8 +157,12 @@ async def get_incident(engine: AsyncEngine, incident_id: str) -> Incident | None
         if row is None:
             return None
         rooms = await connection.execute(
-            select(INCIDENT_ROOMS.c.room_sid, INCIDENT_ROOMS.c.room_name, INCIDENT_ROOMS.c.added_at,
-                   INCIDENT_ROOMS.c.recovered_at)
+            select(
+                INCIDENT_ROOMS.c.room_sid,
+                INCIDENT_ROOMS.c.room_name,
+                INCIDENT_ROOMS.c.added_at,
+                INCIDENT_ROOMS.c.recovered_at,
+            )
             .where(INCIDENT_ROOMS.c.incident_id == incident_id)
             .order_by(INCIDENT_ROOMS.c.added_at, INCIDENT_ROOMS.c.room_sid)
         )
@@ -160,8 +172,14 @@ async def get_incident(engine: AsyncEngine, incident_id: str) -> Incident | None
             .order_by(INCIDENT_ACTIONS.c.seq)
         )
         return Incident(
-            row.id, row.agent_name, row.reason, row.opened_at, row.resolved_at, row.restarted_at,
-            tuple(tuple(r) for r in rooms), tuple(tuple(a) for a in actions),
+            row.id,
+            row.agent_name,
+            row.reason,
+            row.opened_at,
+            row.resolved_at,
+            row.restarted_at,
+            tuple(tuple(r) for r in rooms),
+            tuple(tuple(a) for a in actions),
         )
 
 

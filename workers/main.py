@@ -23,20 +23,19 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-
 from arq import cron
 from arq.connections import RedisSettings
 from arq.worker import Retry, func
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from workers.db import make_engine
 from workers.cloud_agents import CloudAgents
+from workers.db import make_engine
 from workers.effects import DEADLINE_JOB, Effects, deadline_job_id
-from workers.escalation import Escalation, Restarter
-from workers.hooks import DeployHook, SlackAlerter
 from workers.errors import UpstreamError
+from workers.escalation import Escalation, Restarter
 from workers.events import Event, EventKind, Fact, Participant, from_dict, internal
+from workers.hooks import DeployHook, SlackAlerter
 from workers.livekit_rooms import LiveKitRooms
 from workers.queries import overdue_deadlines
 from workers.room_state import (
@@ -193,7 +192,13 @@ async def sweep(ctx: dict[str, Any]) -> int:
 async def fresh_start(ctx: dict[str, Any], room_sid: str, room_name: str, incident_id: str) -> None:
     """After a restart: give a waiting room a fresh start (see `EventKind.AGENT_RESTARTED`)."""
     at = ctx["effects"].clock()
-    event = internal(EventKind.AGENT_RESTARTED, f"agent_restarted:{incident_id}:{room_sid}", room_sid, room_name, Fact(at=at))
+    event = internal(
+        EventKind.AGENT_RESTARTED,
+        f"agent_restarted:{incident_id}:{room_sid}",
+        room_sid,
+        room_name,
+        Fact(at=at),
+    )
     await _record(ctx, [(event, at)])
 
 
@@ -242,7 +247,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["policy"] = settings.policy()
     ctx["locks"] = [asyncio.Lock() for _ in range(LOCK_STRIPES)]
     if "effects" not in ctx:
-        ctx["effects"] = build_effects(ctx)
+        ctx["effects"] = build_effects(ctx, clock=ctx.get("clock", time.time))
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:

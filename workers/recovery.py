@@ -11,6 +11,7 @@ from dataclasses import replace
 from workers.events import Event, Participant
 from workers.room_state import Agent, Deadline, Person, Policy, Reason, Recovery, Room
 
+
 def _answers(room: Room, event: Event, expected: Recovery) -> bool:
     """Is `event` the answer to the step the room is waiting on (same attempt, same recovery step)?"""
     fact = event.fact
@@ -99,8 +100,6 @@ def upstream_failed(room: Room, event: Event, policy: Policy) -> Room:
 
 def _failed(room: Room, reason: str) -> Room:
     return replace(room, recovery=Recovery.FAILED, error=reason, deadline=None, evict="", stale_dispatches=())
-
-
 
 
 def agent_restarted(room: Room, event: Event, policy: Policy) -> Room:

@@ -174,7 +174,16 @@ class ReportRecovered:
     outcome: str
 
 
-Action = ScheduleDeadline | CheckPresence | Evict | Redispatch | Dispatch | Escalate | ReportBreach | ReportRecovered
+Action = (
+    ScheduleDeadline
+    | CheckPresence
+    | Evict
+    | Redispatch
+    | Dispatch
+    | Escalate
+    | ReportBreach
+    | ReportRecovered
+)
 
 
 @dataclass(frozen=True)
