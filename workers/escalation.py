@@ -107,8 +107,8 @@ class Escalation:
                 incident_id, "follow-up", f"room {room.name} still has no agent after the restart"
             )
             await self._alert(
-                f":warning: Warden incident {incident_id}: agent '{self.policy.agent_name}' still does not come "
-                f"after the restart; {incident.waiting_rooms} room(s) waiting. A person is needed."
+                f":warning: Warden incident {incident_id}: agent '{self.policy.agent_name}' still does not "
+                f"come after the restart; {incident.waiting_rooms} room(s) waiting. A person is needed."
             )
         if (
             self.policy.rollback
@@ -149,8 +149,8 @@ class Escalation:
                 or "nothing to restart (no Cloud agent or deploy hook set)"
             )
             await self._alert(
-                f":rotating_light: Warden incident {incident_id}: agent '{self.policy.agent_name}' is not coming "
-                f"— {reason}. {len(rooms)} room(s) affected so far. Warden is trying: {doing}."
+                f":rotating_light: Warden incident {incident_id}: agent '{self.policy.agent_name}' is not "
+                f"coming — {reason}. {len(rooms)} room(s) affected so far. Warden is trying: {doing}."
             )
         if await incidents.claim(
             self.engine, incident_id, "restart_claimed_at", now, cooldown=self.policy.cooldown

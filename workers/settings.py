@@ -217,7 +217,7 @@ class Settings(BaseSettings):
         )
 
     def primary_key(self) -> tuple[str, str]:
-        """The key pair Warden signs its own LiveKit calls with: LIVEKIT_API_KEY, else the first of LIVEKIT_KEYS."""
+        """The key pair Warden signs its LiveKit calls with: LIVEKIT_API_KEY, else LIVEKIT_KEYS' first."""
         if self.livekit_api_key:
             return self.livekit_api_key, self.livekit_api_secret.get_secret_value()
         return next(iter(self.api_keys.items()))
