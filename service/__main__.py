@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import logging
 
 import uvicorn
 
 from service.app import create_app
+from workers import logs
 from workers.settings import load_settings_or_exit
 
 
 def main() -> None:
     settings = load_settings_or_exit()
-    logging.basicConfig(
-        level=settings.warden_log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.warden_log_level)
     uvicorn.run(
         create_app(settings),
         host=settings.warden_host,

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import logging
 
 from arq.worker import Worker
 
 from workers.main import worker_settings
+from workers import logs
 from workers.settings import load_settings_or_exit
 
 
 def main() -> None:
     settings = load_settings_or_exit(worker=True)
-    logging.basicConfig(
-        level=settings.warden_log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.warden_log_level)
     Worker(**worker_settings(settings)).run()
 
 
