@@ -68,13 +68,23 @@ async def test_dormant_cloud_agent_is_restarted_once_by_two_racing_workers(tmp_p
                 rooms = [await w.room(room) for room in ROOMS]
                 return all(settled("agent_active")(room) for room in rooms)
 
-            await wait_until(all_served, "every room served after the restart", timeout=60)
+            try:
+                await wait_until(all_served, "every room served after the restart", timeout=60)
+            except AssertionError:
+                states = {room: (await w.room(room)).get("recovery") for room in ROOMS}
+                raise AssertionError(f"not served: {states}; created {fake.created}; restarts {fake.restarts}\n"
+                                     f"{warden.log_text()[-6000:]}") from None
 
             async def resolved() -> bool:
                 listed = (await client.get(f"{warden.url}/api/incidents")).json()["incidents"]
                 return bool(listed) and listed[0]["state"] == "resolved"
 
             await wait_until(resolved, "the incident resolved")
+
+            async def told_twice() -> bool:  # the resolved alert is sent just after the incident resolves
+                return len(alerts) >= 2
+
+            await wait_until(told_twice, "the resolution alert")
             incidents = (await client.get(f"{warden.url}/api/incidents")).json()
             detail = (await client.get(f"{warden.url}/api/incidents/{incidents['incidents'][0]['id']}")).json()
             worker_logs = warden.log_text()

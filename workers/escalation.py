@@ -142,7 +142,6 @@ class Escalation:
         )
         if opened:
             log.error("incident %s opened for agent %s: %s", incident_id, self.policy.agent_name, reason)
-            await self._note(incident_id, "opened", reason)
         if await incidents.claim(self.engine, incident_id, "alerted_open_at", now):
             doing = (
                 " and ".join(r.name for r in self.restarters)

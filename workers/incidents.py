@@ -59,6 +59,10 @@ async def open_or_join(
             .on_conflict_do_nothing(index_elements=["open_key"])
             .returning(INCIDENTS.c.id)
         )
+        if opened:  # in the same transaction, so "opened" is always the incident's first line
+            await connection.execute(
+                insert(INCIDENT_ACTIONS).values(incident_id=opened, at=now, action="opened", outcome=reason[:1024])
+            )
         incident_id = opened or await connection.scalar(
             select(INCIDENTS.c.id).where(INCIDENTS.c.open_key == agent_name)
         )
