@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import uvicorn
 
 from service.app import create_app

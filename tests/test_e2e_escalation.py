@@ -40,22 +40,37 @@ def dormant_until_restarted(w: World) -> Callable[[AgentDispatch], None]:
 
     def on_dispatch(dispatch: AgentDispatch) -> None:
         if awake["yes"]:
-            task = asyncio.get_running_loop().create_task(w.agent_joins(dispatch.room, f"agent-{dispatch.id}"))
+            task = asyncio.get_running_loop().create_task(
+                w.agent_joins(dispatch.room, f"agent-{dispatch.id}")
+            )
             w.tasks.add(task)
             task.add_done_callback(w.tasks.discard)
 
     return on_dispatch
 
 
-async def test_dormant_cloud_agent_is_restarted_once_by_two_racing_workers(tmp_path: Path, redis_url: str) -> None:
+async def test_dormant_cloud_agent_is_restarted_once_by_two_racing_workers(
+    tmp_path: Path, redis_url: str
+) -> None:
     fake = FakeLiveKit(KEY, SECRET, cloud_agents={"CA_sleepy": AGENT})
     alerts: list[str] = []
-    async with serve(fake.app) as livekit_url, serve(slack(alerts)) as slack_url, httpx.AsyncClient() as client:
+    async with (
+        serve(fake.app) as livekit_url,
+        serve(slack(alerts)) as slack_url,
+        httpx.AsyncClient() as client,
+    ):
         env = {
-            "REDIS_URL": redis_url, "DATABASE_URL": f"sqlite:///{tmp_path}/w.db", "LIVEKIT_URL": livekit_url,
-            "WARDEN_AGENT_NAME": AGENT, "LK_AGENTS_URL": livekit_url, "WARDEN_CLOUD_AGENT_ID": "CA_sleepy",
-            "WARDEN_ALERT_WEBHOOK_URL": f"{slack_url}/hook", "WARDEN_JOIN_SLA_SECONDS": "1.5",
-            "WARDEN_RESTART_GRACE_SECONDS": "1", "WARDEN_SWEEP_SECONDS": "1", "WARDEN_OUTAGE_ROOMS": "3",
+            "REDIS_URL": redis_url,
+            "DATABASE_URL": f"sqlite:///{tmp_path}/w.db",
+            "LIVEKIT_URL": livekit_url,
+            "WARDEN_AGENT_NAME": AGENT,
+            "LK_AGENTS_URL": livekit_url,
+            "WARDEN_CLOUD_AGENT_ID": "CA_sleepy",
+            "WARDEN_ALERT_WEBHOOK_URL": f"{slack_url}/hook",
+            "WARDEN_JOIN_SLA_SECONDS": "1.5",
+            "WARDEN_RESTART_GRACE_SECONDS": "1",
+            "WARDEN_SWEEP_SECONDS": "1",
+            "WARDEN_OUTAGE_ROOMS": "3",
         }
         with run_warden(tmp_path, **env) as warden:
             warden.start("worker")  # a second worker process on the same Redis and database
@@ -72,8 +87,10 @@ async def test_dormant_cloud_agent_is_restarted_once_by_two_racing_workers(tmp_p
                 await wait_until(all_served, "every room served after the restart", timeout=60)
             except AssertionError:
                 states = {room: (await w.room(room)).get("recovery") for room in ROOMS}
-                raise AssertionError(f"not served: {states}; created {fake.created}; restarts {fake.restarts}\n"
-                                     f"{warden.log_text()[-6000:]}") from None
+                raise AssertionError(
+                    f"not served: {states}; created {fake.created}; restarts {fake.restarts}\n"
+                    f"{warden.log_text()[-6000:]}"
+                ) from None
 
             async def resolved() -> bool:
                 listed = (await client.get(f"{warden.url}/api/incidents")).json()["incidents"]
@@ -86,13 +103,19 @@ async def test_dormant_cloud_agent_is_restarted_once_by_two_racing_workers(tmp_p
 
             await wait_until(told_twice, "the resolution alert")
             incidents = (await client.get(f"{warden.url}/api/incidents")).json()
-            detail = (await client.get(f"{warden.url}/api/incidents/{incidents['incidents'][0]['id']}")).json()
+            detail = (
+                await client.get(f"{warden.url}/api/incidents/{incidents['incidents'][0]['id']}")
+            ).json()
             worker_logs = warden.log_text()
     assert fake.restarts == ["CA_sleepy"]
     assert incidents["total"] == 1 and len(detail["rooms"]) == len(ROOMS)
     assert all(r["recovered_at"] for r in detail["rooms"])
     assert [a["action"] for a in detail["actions"]][:2] == ["opened", "LiveKit Cloud agent restart"]
-    assert len(alerts) == 2 and alerts[0].startswith(":rotating_light:") and alerts[1].startswith(":white_check_mark:")
+    assert (
+        len(alerts) == 2
+        and alerts[0].startswith(":rotating_light:")
+        and alerts[1].startswith(":white_check_mark:")
+    )
     for room in ROOMS:
         assert len(fake.live_dispatches(room, AGENT)) == 1, room
     assert "/hook" not in worker_logs and SECRET not in worker_logs  # the alert URL and the key stay secret

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-
 from arq.worker import Worker
 
-from workers.main import worker_settings
 from workers import logs
+from workers.main import worker_settings
 from workers.settings import load_settings_or_exit
 
 

@@ -61,7 +61,9 @@ async def open_or_join(
         )
         if opened:  # in the same transaction, so "opened" is always the incident's first line
             await connection.execute(
-                insert(INCIDENT_ACTIONS).values(incident_id=opened, at=now, action="opened", outcome=reason[:1024])
+                insert(INCIDENT_ACTIONS).values(
+                    incident_id=opened, at=now, action="opened", outcome=reason[:1024]
+                )
             )
         incident_id = opened or await connection.scalar(
             select(INCIDENTS.c.id).where(INCIDENTS.c.open_key == agent_name)
