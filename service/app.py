@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from service.api import get_room, get_rooms
 from service.heartbeat import post_heartbeat
+from service.metrics import metrics_endpoint
 from service.incidents_api import get_incidents, get_one_incident
 from service.webhook import WebhookVerifier, receive_webhook
 from workers.db import make_engine
@@ -48,6 +49,7 @@ def open_queue(settings: Settings) -> ArqRedis:
         settings.redis_url,
         socket_timeout=REDIS_TIMEOUT_SECONDS,
         socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+        **settings.redis_pool_options(),
     )
     return ArqRedis(connection_pool=pool, default_queue_name=settings.warden_queue_name)
 
@@ -101,6 +103,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/webhook", receive_webhook, methods=["POST"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/metrics", metrics_endpoint),
             Route("/api/rooms", get_rooms),
             Route("/api/rooms/{name}", get_room),
             Route("/api/rooms/{name}/heartbeat", post_heartbeat, methods=["POST"]),

@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from service.metrics import count_webhook
 from workers.errors import InvalidWebhook, MalformedEvent
 from workers.events import Event, from_webhook, to_dict
 
@@ -100,14 +101,18 @@ async def receive_webhook(request: Request) -> JSONResponse:
         body = await read_body(request, settings.warden_max_body_bytes)
         event = request.state.verifier.verify(body, request.headers.get("authorization"))
     except BodyTooLarge:
+        count_webhook("unknown", "too_large")
         return JSONResponse({"error": f"body over {settings.warden_max_body_bytes} bytes"}, status_code=413)
     except InvalidWebhook as exc:
         log.warning("webhook rejected: %s", exc)
+        count_webhook("unknown", "unauthorized")
         return JSONResponse({"error": str(exc)}, status_code=401)
     except MalformedEvent as exc:
         log.warning("webhook rejected: %s", exc)
+        count_webhook("unknown", "malformed")
         return JSONResponse({"error": str(exc)}, status_code=400)
     if event.room_name and not settings.watches(event.room_name):
+        count_webhook(event.kind, "ignored")
         return JSONResponse({"status": "ignored", "reason": "room not in WARDEN_ROOMS", "id": event.id})
     try:
         job = await request.state.queue.enqueue_job(
@@ -115,5 +120,8 @@ async def receive_webhook(request: Request) -> JSONResponse:
         )
     except (RedisError, OSError, TimeoutError) as exc:
         log.error("queue unavailable, answering 503 so that LiveKit retries: %s", type(exc).__name__)
+        count_webhook(event.kind, "unavailable")
         return JSONResponse({"error": "queue unavailable, retry later"}, status_code=503)
-    return JSONResponse({"status": "queued" if job else "duplicate", "id": event.id})
+    verdict = "queued" if job else "duplicate"
+    count_webhook(event.kind, verdict)
+    return JSONResponse({"status": verdict, "id": event.id})

@@ -24,7 +24,6 @@ from typing import Any
 
 import httpx
 from arq import cron
-from arq.connections import RedisSettings
 from arq.worker import Retry, func
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -268,7 +267,7 @@ def worker_settings(settings: Settings, **ctx: Any) -> dict[str, Any]:
             cron(sweep, second=set(range(0, 60, settings.warden_sweep_seconds)), run_at_startup=True)
         ],
         "queue_name": settings.warden_queue_name,
-        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "redis_settings": settings.arq_redis(),
         "on_startup": startup,
         "on_shutdown": shutdown,
         "ctx": {"settings": settings, **ctx},

@@ -91,6 +91,7 @@ class Settings(BaseSettings):
     warden_restart_grace_seconds: float = Field(default=20.0, ge=0)
     warden_alert_webhook_url: SecretStr = SecretStr("")
     warden_escalation_backoff_seconds: float = Field(default=1.0, ge=0)
+    warden_redis_tls_verify: bool = True
     port: int = Field(default=8000, ge=1, le=65535)
 
     @field_validator("livekit_url")
@@ -204,6 +205,19 @@ class Settings(BaseSettings):
             dispatch_on_start=self.warden_dispatch_on_start,
             restart_grace=self.warden_restart_grace_seconds,
         )
+
+    def arq_redis(self) -> RedisSettings:
+        """ARQ's connection settings; `WARDEN_REDIS_TLS_VERIFY=false` for self-signed `rediss://` (Heroku)."""
+        settings = RedisSettings.from_dsn(self.redis_url)
+        if not self.warden_redis_tls_verify:
+            settings.ssl_cert_reqs = "none"
+        return settings
+
+    def redis_pool_options(self) -> dict[str, object]:
+        """Extra redis-py pool options matching `arq_redis` (certificate checking applies to rediss:// only)."""
+        if self.redis_url.startswith("rediss://") and not self.warden_redis_tls_verify:
+            return {"ssl_cert_reqs": "none"}
+        return {}
 
     def escalation_policy(self) -> EscalationPolicy:
         return EscalationPolicy(
