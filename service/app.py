@@ -24,8 +24,8 @@ from starlette.routing import Route
 
 from service.api import get_room, get_rooms
 from service.heartbeat import post_heartbeat
-from service.metrics import metrics_endpoint
 from service.incidents_api import get_incidents, get_one_incident
+from service.metrics import metrics_endpoint
 from service.webhook import WebhookVerifier, receive_webhook
 from workers.db import make_engine
 from workers.queries import ping

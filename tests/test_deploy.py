@@ -46,7 +46,9 @@ def test_dockerfile_is_multi_stage_non_root_and_runs_web_by_default() -> None:
     final = [i for i in parser.structure if i["startline"] > stages[-1]["startline"]]
     user = [i["value"] for i in final if i["instruction"] == "USER"]
     assert user and user[-1] not in ("root", "0")
-    assert json.loads(parser.cmd) == COMMANDS["web"] if parser.cmd.startswith("[") else False
+    assert (
+        parser.cmd.startswith("[") and json.loads(parser.cmd) == COMMANDS["web"]
+    )  # exec form: signals reach it
     copied = " ".join(i["value"] for i in parser.structure if i["instruction"] == "COPY")
     for needed in ("pyproject.toml", "service", "workers"):
         assert needed in copied
@@ -56,8 +58,16 @@ def test_dockerfile_is_multi_stage_non_root_and_runs_web_by_default() -> None:
 
 def test_compose_file_is_valid_compose_spec_and_wires_the_processes() -> None:
     checked = subprocess.run(
-        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec", str(DEPLOY / "compose.yaml")],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "check_jsonschema",
+            "--builtin-schema",
+            "vendor.compose-spec",
+            str(DEPLOY / "compose.yaml"),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     services = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
@@ -111,7 +121,10 @@ def test_heroku_render_and_fly_run_the_procfile_commands() -> None:
     assert kinds["worker"]["startCommand"].split() == COMMANDS["worker"]
     assert "keyvalue" in kinds and render["databases"]
     fly = tomllib.loads((DEPLOY / "fly" / "fly.toml").read_text())
-    assert {k: v.split() for k, v in fly["processes"].items()} == {"web": COMMANDS["web"], "worker": COMMANDS["worker"]}
+    assert {k: v.split() for k, v in fly["processes"].items()} == {
+        "web": COMMANDS["web"],
+        "worker": COMMANDS["worker"],
+    }
     assert fly["deploy"]["release_command"].split() == COMMANDS["release"]
     assert fly["http_service"]["processes"] == ["web"]
     assert fly["http_service"]["checks"][0]["path"] in routes()
@@ -128,11 +141,16 @@ def test_systemd_units_verify(tmp_path: Path) -> None:
         text = re.sub(r"EnvironmentFile=.*", f"EnvironmentFile=-{tmp_path}/warden.env", text)
         (tmp_path / unit.name).write_text(text)
         command = text.split("ExecStart=", 1)[1].split("\n", 1)[0].split()[1:]
-        process = {"warden-web.service": "web", "warden-worker.service": "worker", "warden-migrate.service": "release"}
+        process = {
+            "warden-web.service": "web",
+            "warden-worker.service": "worker",
+            "warden-migrate.service": "release",
+        }
         assert command == COMMANDS[process[unit.name]][1:]  # the venv's python, then the Procfile's arguments
     verified = subprocess.run(
         ["systemd-analyze", "verify", *sorted(str(p) for p in tmp_path.glob("*.service"))],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     problems = [line for line in verified.stderr.splitlines() if "warden" in line]
     assert verified.returncode == 0 and problems == [], verified.stderr

@@ -92,3 +92,11 @@ def test_worker_refuses_to_start_without_livekit_url() -> None:
     )
     assert done.returncode == 2
     assert "LIVEKIT_URL: required by the worker" in done.stderr
+
+
+def test_self_signed_rediss_can_be_accepted_for_heroku() -> None:
+    strict = make_settings(redis_url="rediss://h:6380/0")
+    assert (strict.arq_redis().ssl_cert_reqs, strict.redis_pool_options()) == ("required", {})
+    lax = make_settings(redis_url="rediss://h:6380/0", warden_redis_tls_verify=False)
+    assert (lax.arq_redis().ssl_cert_reqs, lax.redis_pool_options()) == ("none", {"ssl_cert_reqs": "none"})
+    assert make_settings(redis_url="redis://h/0", warden_redis_tls_verify=False).redis_pool_options() == {}

@@ -151,3 +151,25 @@ async def test_queue_down_is_503_never_200(tmp_path: object) -> None:
         ready = await client.get("/readyz")
         assert ready.status_code == 503 and ready.json()["redis"].startswith("unreachable")
         assert (await client.get("/healthz")).status_code == 200
+
+
+def _count(metrics: str, event: str, verdict: str) -> float:
+    for line in metrics.splitlines():
+        if line.startswith(f'warden_webhooks_total{{event="{event}",verdict="{verdict}"}}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_metrics_count_webhooks_by_type_and_verdict(intake: httpx.AsyncClient) -> None:
+    before = (await intake.get("/metrics")).text
+    raw = fixture("participant_joined_standard")
+    await post(intake, raw, sign(raw, KEY, SECRET))
+    await post(intake, raw, sign(raw, KEY, SECRET))
+    await post(intake, raw, None)
+    after = (await intake.get("/metrics")).text
+    assert _count(after, "participant_joined", "queued") - _count(before, "participant_joined", "queued") == 1
+    assert (
+        _count(after, "participant_joined", "duplicate") - _count(before, "participant_joined", "duplicate")
+        == 1
+    )
+    assert _count(after, "unknown", "unauthorized") - _count(before, "unknown", "unauthorized") == 1

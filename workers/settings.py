@@ -214,7 +214,7 @@ class Settings(BaseSettings):
         return settings
 
     def redis_pool_options(self) -> dict[str, object]:
-        """Extra redis-py pool options matching `arq_redis` (certificate checking applies to rediss:// only)."""
+        """redis-py pool options matching `arq_redis` (certificates are checked on rediss:// only)."""
         if self.redis_url.startswith("rediss://") and not self.warden_redis_tls_verify:
             return {"ssl_cert_reqs": "none"}
         return {}
