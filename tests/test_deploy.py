@@ -154,3 +154,57 @@ def test_systemd_units_verify(tmp_path: Path) -> None:
     )
     problems = [line for line in verified.stderr.splitlines() if "warden" in line]
     assert verified.returncode == 0 and problems == [], verified.stderr
+
+
+def test_requirements_file_installs_warden_itself_for_heroku() -> None:
+    lines = [
+        line for line in (ROOT / "requirements.txt").read_text().splitlines() if not line.startswith("#")
+    ]
+    assert lines == ["."]
+    assert tuple(int(p) for p in (ROOT / ".python-version").read_text().split(".")) >= (3, 11)
+
+
+def test_a_built_wheel_carries_its_migrations_and_runs_the_release_step(tmp_path: Path) -> None:
+    """What the Docker image and the PaaS builds do (`pip install .`, not an editable install)."""
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "-w",
+            str(tmp_path / "dist"),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert built.returncode == 0, built.stderr
+    wheel = next((tmp_path / "dist").glob("warden-*.whl"))
+    shutil.unpack_archive(wheel, tmp_path / "site", format="zip")
+    env = {
+        "PYTHONPATH": str(tmp_path / "site"),
+        "PATH": "/usr/bin:/bin",
+        "LIVEKIT_API_KEY": "k",
+        "LIVEKIT_API_SECRET": "a-secret-long-enough-for-hs256-signing-xx",
+        "DATABASE_URL": f"sqlite:///{tmp_path}/w.db",
+    }
+    released = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import runpy, workers; print(workers.__file__); "
+            "runpy.run_module('workers.migrate', run_name='__main__')",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert released.returncode == 0, released.stderr
+    assert released.stdout.splitlines() == [
+        str(tmp_path / "site" / "workers" / "__init__.py"),
+        "warden: database is at the newest schema",
+    ]
