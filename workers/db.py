@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -45,14 +46,15 @@ def make_engine(url: str) -> AsyncEngine:
 
 
 _WRITER_OPTION = "warden_writer"
-_writers: dict[int, AsyncEngine] = {}
+# Keyed by the engine itself (weakly): an id() could be reused by a later engine once this one is gone.
+_writers: weakref.WeakKeyDictionary[AsyncEngine, AsyncEngine] = weakref.WeakKeyDictionary()
 
 
 def for_writing(engine: AsyncEngine) -> AsyncEngine:
     """The same engine (and pool), marked so that SQLite transactions take the write lock at BEGIN."""
     if engine.dialect.name != "sqlite":
         return engine
-    writer = _writers.get(id(engine))
+    writer = _writers.get(engine)
     if writer is None:
-        writer = _writers[id(engine)] = engine.execution_options(**{_WRITER_OPTION: True})
+        writer = _writers[engine] = engine.execution_options(**{_WRITER_OPTION: True})
     return writer

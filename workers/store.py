@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -76,7 +77,7 @@ async def record_events(
     raise StaleWrite(f"room {batch[0][0].room_sid} kept changing under {MAX_ATTEMPTS} attempts")
 
 
-_SQLITE_WRITERS: dict[int, asyncio.Lock] = {}
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[AsyncEngine, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 
 def _sqlite_writer(engine: AsyncEngine) -> contextlib.AbstractAsyncContextManager[object]:
@@ -84,7 +85,7 @@ def _sqlite_writer(engine: AsyncEngine) -> contextlib.AbstractAsyncContextManage
     SQLite's busy handler, whose growing sleeps add seconds under load. PostgreSQL needs none."""
     if engine.dialect.name != "sqlite":
         return contextlib.nullcontext()
-    return _SQLITE_WRITERS.setdefault(id(engine), asyncio.Lock())
+    return _SQLITE_WRITERS.setdefault(engine, asyncio.Lock())
 
 
 async def load_room(engine: AsyncEngine, sid: str) -> Room | None:
