@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from service.api import get_room, get_rooms
+from service.enqueue import Enqueuer
 from service.heartbeat import post_heartbeat
 from service.incidents_api import get_incidents, get_one_incident
 from service.metrics import metrics_endpoint
@@ -40,6 +41,7 @@ class State(TypedDict):
     settings: Settings
     verifier: WebhookVerifier
     queue: ArqRedis
+    enqueuer: Enqueuer
     engine: AsyncEngine
 
 
@@ -91,6 +93,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "settings": settings,
                 "verifier": WebhookVerifier(settings.api_keys),
                 "queue": queue,
+                "enqueuer": Enqueuer(queue, settings.warden_queue_name),
                 "engine": engine,
             }
         finally:

@@ -173,3 +173,59 @@ async def test_metrics_count_webhooks_by_type_and_verdict(intake: httpx.AsyncCli
         == 1
     )
     assert _count(after, "unknown", "unauthorized") - _count(before, "unknown", "unauthorized") == 1
+
+
+@pytest.mark.parametrize(
+    ("token_for", "reason"),
+    [
+        (
+            lambda raw: sign(raw, KEY, "some-other-secret-of-enough-length-xx"),
+            "token signature does not verify",
+        ),
+        (lambda raw: sign(raw, "stranger", SECRET), "token signed with an unknown API key"),
+        (lambda raw: sign(raw, KEY, SECRET, ttl=timedelta(minutes=-5)), "token expired"),
+        (lambda raw: "not-a-token", "Authorization is not a JWT"),
+    ],
+)
+async def test_with_a_single_key_the_token_is_decoded_once_and_still_refused_clearly(
+    redis_url: str, tmp_path: object, token_for: object, reason: str
+) -> None:
+    settings = make_settings(redis_url=redis_url, database_url=f"sqlite:///{tmp_path}/w.db")
+    assert list(settings.api_keys) == [KEY]
+    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as client:
+        raw = fixture("participant_joined_standard")
+        response = await post(client, raw, token_for(raw))  # type: ignore[operator]
+        assert (response.status_code, response.json()) == (401, {"error": reason})
+        good = await post(client, raw, sign(raw, KEY, SECRET))
+        assert good.status_code == 200
+    assert await queued(redis_url) == ["EV_partAbc123xyz"]
+
+
+async def test_one_round_trip_enqueue_stores_what_arq_would(redis_url: str) -> None:
+    from arq.connections import ArqRedis
+    from arq.jobs import Job, JobStatus
+
+    from service.enqueue import Enqueuer
+
+    redis = ArqRedis.from_url(redis_url)
+    try:
+        enqueuer = Enqueuer(redis, QUEUE)
+        assert await enqueuer.enqueue("apply_webhook", "EV_ours", {"id": "EV_ours"}, 1.5) is True
+        await redis.enqueue_job("apply_webhook", {"id": "EV_arqs"}, 1.5, _job_id="EV_arqs", _queue_name=QUEUE)
+        ours = await Job("EV_ours", redis, _queue_name=QUEUE).info()
+        arqs = await Job("EV_arqs", redis, _queue_name=QUEUE).info()
+        assert ours is not None and arqs is not None
+        assert (ours.function, ours.args[1:], ours.kwargs, ours.job_try) == (
+            arqs.function,
+            arqs.args[1:],
+            arqs.kwargs,
+            arqs.job_try,
+        )
+        assert await Job("EV_ours", redis, _queue_name=QUEUE).status() == JobStatus.queued
+        assert abs(await redis.pttl("arq:job:EV_ours") - await redis.pttl("arq:job:EV_arqs")) < 5_000
+        assert await enqueuer.enqueue("apply_webhook", "EV_ours", {}, 2.0) is False  # queued already
+        await redis.delete("arq:job:EV_ours")
+        await redis.set("arq:result:EV_ours", b"done")
+        assert await enqueuer.enqueue("apply_webhook", "EV_ours", {}, 2.0) is False  # done, result kept
+    finally:
+        await redis.aclose()
