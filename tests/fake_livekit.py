@@ -71,10 +71,13 @@ class FakeLiveKit:
 
     # --- the world, as tests arrange it -------------------------------------------------------
 
-    def join(self, room: str, identity: str, *, agent_name: str | None = None) -> None:
-        """A participant joins (an agent when `agent_name` is given)."""
+    def join(self, room: str, identity: str, *, agent_name: str | None = None, at: int = 0) -> None:
+        """A participant joins (an agent when `agent_name` is given), at Unix second `at` (default now)."""
         info = models.ParticipantInfo(
-            identity=identity, sid=f"PA_{identity}", state=models.ParticipantInfo.ACTIVE
+            identity=identity,
+            sid=f"PA_{identity}",
+            state=models.ParticipantInfo.ACTIVE,
+            joined_at=at or int(time.time()),
         )
         if agent_name is not None:
             info.kind = models.ParticipantInfo.AGENT
@@ -133,6 +136,8 @@ class FakeLiveKit:
             claims = TokenVerifier(self.key, self.secret).verify(header.removeprefix("Bearer "))
         except jwt.PyJWTError as exc:
             raise TwirpFailure("unauthenticated", f"bad token: {type(exc).__name__}") from None
+        if claims.video and claims.video.room_list and not room:
+            return  # ListRooms asks for roomList only
         if not claims.video or not claims.video.room_admin or (room and claims.video.room not in ("", room)):
             raise TwirpFailure("permission_denied", "roomAdmin grant for this room required")
 

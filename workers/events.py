@@ -38,6 +38,7 @@ class EventKind(StrEnum):
     UPSTREAM_FAILED = "upstream_failed"
     HEARTBEAT = "heartbeat"
     AGENT_RESTARTED = "agent_restarted"
+    RECONCILED = "reconciled"
 
 
 INTERNAL_KINDS = frozenset(
@@ -49,6 +50,7 @@ INTERNAL_KINDS = frozenset(
         EventKind.UPSTREAM_FAILED,
         EventKind.HEARTBEAT,
         EventKind.AGENT_RESTARTED,
+        EventKind.RECONCILED,
     }
 )
 
@@ -86,6 +88,7 @@ class Participant:
     sid: str = ""
     kind: int | None = None
     agent_name: str = ""
+    joined_at: float = 0.0
 
     @property
     def is_agent(self) -> bool:

@@ -15,10 +15,12 @@ import aiohttp
 from livekit.api import (
     CreateAgentDispatchRequest,
     ListParticipantsRequest,
+    ListRoomsRequest,
     LiveKitAPI,
     RoomParticipantIdentity,
 )
 from livekit.api.twirp_client import ServerError
+from livekit.protocol.models import ParticipantInfo
 
 from workers.errors import UpstreamError
 from workers.events import DispatchInfo, Participant
@@ -30,6 +32,14 @@ NOT_FOUND = "not_found"
 class Presence(Protocol):
     async def observe(self, room: str) -> tuple[bool, tuple[Participant, ...], tuple[DispatchInfo, ...]]:
         """(room exists, participants, dispatches) as LiveKit sees them now."""
+        ...
+
+    async def list_rooms(self) -> list[tuple[str, str]]:
+        """(sid, name) of every room LiveKit has now."""
+        ...
+
+    async def participants(self, room: str) -> tuple[Participant, ...] | None:
+        """Who is in the room now; None when LiveKit has no such room."""
         ...
 
 
@@ -67,15 +77,7 @@ class LiveKitRooms:
             if isinstance(failure, BaseException):
                 raise failure
         assert not isinstance(listed, BaseException) and not isinstance(dispatches, BaseException)
-        participants = tuple(
-            Participant(
-                identity=p.identity,
-                sid=p.sid,
-                kind=int(p.kind),
-                agent_name=p.attributes.get("lk.agent_name") or p.attributes.get("lk.agent.name") or "",
-            )
-            for p in listed.participants
-        )
+        participants = tuple(_participant(p) for p in listed.participants)
         infos = tuple(
             DispatchInfo(
                 id=d.id,
@@ -87,6 +89,19 @@ class LiveKitRooms:
             for d in dispatches
         )
         return True, participants, infos
+
+    async def list_rooms(self) -> list[tuple[str, str]]:
+        listed = await call(self._api.room.list_rooms(ListRoomsRequest()))
+        return [(r.sid, r.name) for r in listed.rooms]
+
+    async def participants(self, room: str) -> tuple[Participant, ...] | None:
+        try:
+            listed = await call(self._api.room.list_participants(ListParticipantsRequest(room=room)))
+        except UpstreamError as exc:
+            if exc.code == NOT_FOUND:
+                return None
+            raise
+        return tuple(_participant(p) for p in listed.participants)
 
     async def redispatch(self, room: str, agent_name: str, metadata: str, stale: tuple[str, ...]) -> str:
         current = [
@@ -108,6 +123,16 @@ class LiveKitRooms:
         await _ignore_not_found(
             self._api.room.remove_participant(RoomParticipantIdentity(room=room, identity=identity))
         )
+
+
+def _participant(info: ParticipantInfo) -> Participant:
+    return Participant(
+        identity=info.identity,
+        sid=info.sid,
+        kind=int(info.kind),
+        agent_name=info.attributes.get("lk.agent_name") or info.attributes.get("lk.agent.name") or "",
+        joined_at=float(info.joined_at),
+    )
 
 
 async def call(request: Awaitable[T]) -> T:

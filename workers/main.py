@@ -36,7 +36,7 @@ from workers.escalation import Escalation, Restarter
 from workers.events import Event, EventKind, Fact, Participant, from_dict, internal
 from workers.hooks import DeployHook, SlackAlerter
 from workers.livekit_rooms import LiveKitRooms
-from workers.queries import overdue_deadlines
+from workers.queries import known_sids, open_rooms, overdue_deadlines
 from workers.room_state import (
     Action,
     CheckPresence,
@@ -186,6 +186,46 @@ async def sweep(ctx: dict[str, Any]) -> int:
             _queue_name=effects.queue_name,
         )
     return len(due)
+
+
+async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
+    """Cron: compare Warden's open rooms with LiveKit's. Rooms LiveKit no longer has are closed; rooms
+    Warden never heard of are adopted; who is in the room is corrected. At most
+    `WARDEN_RECONCILE_BATCH` rooms are asked about per run (unknown rooms first, then those Warden has
+    heard least recently from), so the cost stays bounded with many rooms."""
+    settings: Settings = ctx["settings"]
+    effects: Effects = ctx["effects"]
+    try:
+        livekit_rooms = dict(await effects.presence.list_rooms())
+    except UpstreamError as exc:
+        log.warning("reconciliation skipped, LiveKit unavailable: %s", exc)
+        return {}
+    known = await open_rooms(ctx["engine"])
+    now = effects.clock()
+    gone = [(sid, name) for sid, (name, _) in known.items() if sid not in livekit_rooms]
+    seen = await known_sids(ctx["engine"], [sid for sid in livekit_rooms if sid not in known])
+    unknown = [
+        (sid, name)
+        for sid, name in livekit_rooms.items()
+        if sid not in known and sid not in seen and settings.watches(name)
+    ]
+    by_age = sorted((updated, sid, name) for sid, (name, updated) in known.items() if sid in livekit_rooms)
+    to_ask = (unknown + [(sid, name) for _, sid, name in by_age])[: settings.warden_reconcile_batch]
+    for sid, name in gone:
+        await _record(ctx, [(_reconciled(sid, name, Fact(at=now, room_exists=False)), now)])
+    for sid, name in to_ask:
+        try:
+            present = await effects.presence.participants(name)
+        except UpstreamError as exc:
+            log.warning("reconciliation of room %s skipped: %s", name, exc)
+            continue
+        fact = Fact(at=effects.clock(), room_exists=present is not None, participants=present or ())
+        await _record(ctx, [(_reconciled(sid, name, fact), fact.at)])
+    return {"closed": len(gone), "adopted": len(unknown[: len(to_ask)]), "asked": len(to_ask)}
+
+
+def _reconciled(sid: str, name: str, fact: Fact) -> Event:
+    return internal(EventKind.RECONCILED, f"reconciled:{sid}:{fact.at:.3f}", sid, name, fact)
 
 
 async def fresh_start(ctx: dict[str, Any], room_sid: str, room_name: str, incident_id: str) -> None:

@@ -118,6 +118,29 @@ async def overdue_deadlines(engine: AsyncEngine, cutoff: float, limit: int = 100
         return due
 
 
+async def open_rooms(engine: AsyncEngine) -> dict[str, tuple[str, float]]:
+    """sid → (name, updated_at) of every room Warden has not seen finish."""
+    async with AsyncSession(engine) as session:
+        rows = await session.execute(
+            select(col(RoomRow.sid), col(RoomRow.name), col(RoomRow.updated_at)).where(
+                col(RoomRow.phase) != "closed"
+            )
+        )
+        return {sid: (name, updated_at) for sid, name, updated_at in rows}
+
+
+async def known_sids(engine: AsyncEngine, sids: list[str]) -> set[str]:
+    """Which of `sids` Warden has a room for (open or closed), asked in batches."""
+    found: set[str] = set()
+    async with AsyncSession(engine) as session:
+        for start in range(0, len(sids), 500):
+            rows = await session.scalars(
+                select(col(RoomRow.sid)).where(col(RoomRow.sid).in_(sids[start : start + 500]))
+            )
+            found.update(rows)
+    return found
+
+
 async def ping(engine: AsyncEngine) -> None:
     """Raise if the database cannot answer a trivial query."""
     async with engine.connect() as connection:

@@ -38,9 +38,11 @@ def _reconcile(room: Room, participants: Iterable[Participant], at: float) -> Ro
     people, agents = [], []
     for p in participants:
         if p.is_agent:
-            agents.append(known_agents.get(p.identity) or Agent(p.identity, p.sid, p.agent_name, at))
+            agents.append(
+                known_agents.get(p.identity) or Agent(p.identity, p.sid, p.agent_name, p.joined_at or at)
+            )
         elif p.is_person:
-            people.append(known_people.get(p.identity) or Person(p.identity, p.sid, at))
+            people.append(known_people.get(p.identity) or Person(p.identity, p.sid, p.joined_at or at))
     return replace(room, people=tuple(people), agents=tuple(agents))
 
 
@@ -112,3 +114,14 @@ def agent_restarted(room: Room, event: Event, policy: Policy) -> Room:
     attempt = room.attempt + 1
     deadline = Deadline(attempt, event.fact.at + policy.restart_grace, Reason.CONFIRM)
     return replace(room, recovery=Recovery.NONE, redispatches=0, error="", attempt=attempt, deadline=deadline)
+
+
+def reconciled(room: Room, event: Event, policy: Policy) -> Room:
+    """The periodic comparison with LiveKit: a room it no longer has is finished; otherwise who is
+    there is what LiveKit says (people Warden never heard of keep LiveKit's join time)."""
+    fact = event.fact
+    if fact is None:
+        return room
+    if not fact.room_exists:
+        return replace(room, finished_at=fact.at, people=(), agents=(), recovery=Recovery.NONE, deadline=None)
+    return _reconcile(room, fact.participants, fact.at)

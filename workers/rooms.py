@@ -56,6 +56,7 @@ from workers.recovery import (
     agent_restarted,
     deadline_passed,
     presence_observed,
+    reconciled,
     upstream_failed,
 )
 from workers.room_state import (
@@ -98,6 +99,7 @@ ORDER_RANK: dict[EventKind, int] = {
     EventKind.AGENT_DISPATCHED: 7,
     EventKind.UPSTREAM_FAILED: 7,
     EventKind.AGENT_RESTARTED: 7,
+    EventKind.RECONCILED: 7,
     EventKind.ROOM_FINISHED: 8,
 }
 
@@ -189,6 +191,7 @@ _OPEN_ROOM: dict[EventKind, Handler] = {
     EventKind.AGENT_DISPATCHED: agent_dispatched,
     EventKind.UPSTREAM_FAILED: upstream_failed,
     EventKind.AGENT_RESTARTED: agent_restarted,
+    EventKind.RECONCILED: reconciled,
 }
 
 TABLE: dict[tuple[Phase, EventKind], Handler] = {
@@ -312,6 +315,10 @@ def transition(room: Room, event: Event, *, now: float, policy: Policy) -> Decis
         waiting_since = None
     elif room.phase not in _WAITING:
         waiting_since = event.at
+        if event.kind is EventKind.RECONCILED and phase is Phase.WAITING:
+            waiting_since = min(
+                p.joined_at for p in handled.people
+            )  # adopted: the SLA runs from LiveKit's time
     agent_joined_at = handled.agent_joined_at
     if agent_joined_at is None and phase in _AGENT_HERE:
         agent_joined_at = min(a.joined_at for a in handled.our_agents(policy))

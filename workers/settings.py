@@ -92,6 +92,8 @@ class Settings(BaseSettings):
     warden_alert_webhook_url: SecretStr = SecretStr("")
     warden_escalation_backoff_seconds: float = Field(default=1.0, ge=0)
     warden_redis_tls_verify: bool = True
+    warden_reconcile_seconds: int = 30
+    warden_reconcile_batch: int = Field(default=100, ge=1, le=10_000)
     port: int = Field(default=8000, ge=1, le=65535)
 
     @field_validator("livekit_url")
@@ -142,6 +144,15 @@ class Settings(BaseSettings):
     def _check_hook_url(cls, value: SecretStr) -> SecretStr:
         if value.get_secret_value() and not value.get_secret_value().startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("warden_reconcile_seconds")
+    @classmethod
+    def _check_reconcile(cls, value: int) -> int:
+        if not (value > 0 and (60 % value == 0 or (value % 60 == 0 and 3600 % value == 0))):
+            raise ValueError(
+                "must divide a minute (e.g. 10, 15, 30) or an hour in whole minutes (60, 120, 300)"
+            )
         return value
 
     @field_validator("livekit_keys")
@@ -205,6 +216,13 @@ class Settings(BaseSettings):
             dispatch_on_start=self.warden_dispatch_on_start,
             restart_grace=self.warden_restart_grace_seconds,
         )
+
+    def reconcile_schedule(self) -> dict[str, set[int]]:
+        """ARQ cron fields for running reconciliation every `WARDEN_RECONCILE_SECONDS`."""
+        every = self.warden_reconcile_seconds
+        if every < 60:
+            return {"second": set(range(0, 60, every))}
+        return {"minute": set(range(0, 60, every // 60)), "second": {0}}
 
     def arq_redis(self) -> RedisSettings:
         """ARQ's connection settings; `WARDEN_REDIS_TLS_VERIFY=false` for self-signed `rediss://` (Heroku)."""
