@@ -35,9 +35,10 @@ def free_port() -> int:
 class EmbeddedRedis:
     """A redis-server child process that keeps nothing on disk; use as a context manager."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, port: int = 0, persist: bool = False) -> None:
         self.workdir = workdir
-        self.port = free_port()
+        self.port = port or free_port()
+        self.persist = persist
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -54,8 +55,7 @@ class EmbeddedRedis:
             "127.0.0.1",
             "--save",
             "",
-            "--appendonly",
-            "no",
+            *(["--appendonly", "yes", "--appendfsync", "always"] if self.persist else ["--appendonly", "no"]),
             "--dir",
             str(self.workdir),
             "--logfile",

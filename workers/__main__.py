@@ -1,18 +1,41 @@
-"""`python -m workers`: start the ARQ worker (the Procfile's `worker:` line)."""
+"""`python -m workers`: start the ARQ worker (the Procfile's `worker:` line).
+
+ARQ's worker stops when it loses Redis; this entry point starts a fresh one after a backoff instead,
+so that a Redis restart or failover needs no person (queued jobs survive in a persistent Redis, and a
+job that was running is run again by ARQ).
+"""
 
 from __future__ import annotations
 
+import logging
+import time
+
 from arq.worker import Worker
+from redis.exceptions import RedisError
 
 from workers import logs
 from workers.main import worker_settings
 from workers.settings import load_settings_or_exit
 
+log = logging.getLogger("warden.worker")
+MAX_BACKOFF_SECONDS = 30.0
+
 
 def main() -> None:
     settings = load_settings_or_exit(worker=True)
     logs.configure(settings.warden_log_level)
-    Worker(**worker_settings(settings)).run()
+    backoff = 1.0
+    while True:
+        started = time.monotonic()
+        try:
+            Worker(**worker_settings(settings)).run()
+            return  # stopped by a signal
+        except (RedisError, OSError) as exc:
+            if time.monotonic() - started > 60:
+                backoff = 1.0  # it had been running fine: this is a new outage
+            log.error("worker lost Redis (%s); starting a new worker in %.0f s", type(exc).__name__, backoff)
+            time.sleep(backoff)
+            backoff = min(MAX_BACKOFF_SECONDS, backoff * 2)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ class CloudAgents:
     name = "LiveKit Cloud agent restart"
 
     def __init__(
-        self, url: str, api_key: str, api_secret: str, *, agent_id: str = "", timeout: float = 10.0
+        self, url: str, api_key: str, api_secret: str, *, agent_id: str = "", timeout: float = 3.0
     ) -> None:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
         self._client = TwirpClient(self._session, url, "livekit", failover=False)

@@ -55,7 +55,7 @@ class EscalationPolicy:
     cooldown: float = 300.0
     restart_grace: float = 20.0
     rollback: bool = False
-    attempts: int = 4
+    attempts: int = 3
     backoff: float = 1.0
 
 

@@ -57,7 +57,7 @@ from workers.store import Recorded, load_room, record_events
 log = logging.getLogger("warden.worker")
 
 LOCK_STRIPES = 256
-JOB_TIMEOUT_SECONDS = 60
+JOB_TIMEOUT_SECONDS = 30
 MAX_TRIES = 25
 SWEEP_GRACE_SECONDS = 2.0
 MAX_STEPS = 6
@@ -247,7 +247,7 @@ def build_effects(ctx: dict[str, Any], *, clock: Callable[[], float] = time.time
     settings: Settings = ctx["settings"]
     key, secret = settings.primary_key()
     livekit = LiveKitRooms(settings.livekit_url, key, secret, timeout=settings.warden_livekit_timeout_seconds)
-    http = httpx.AsyncClient(timeout=10.0)
+    http = httpx.AsyncClient(timeout=3.0)  # escalation must fit in one job (JOB_TIMEOUT_SECONDS)
     ctx.setdefault("closers", []).extend([livekit.aclose, http.aclose])
     restarters: list[Restarter] = []
     cloud = None

@@ -1,0 +1,74 @@
+"""Faults with real processes: Redis stopped while webhooks arrive."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+
+from service.embedded_redis import EmbeddedRedis
+from tests.conftest import KEY, SECRET
+from tests.helpers import body, person, sign
+from tests.processes import run_warden
+from tests.test_e2e_recovery import wait_until
+from workers.main import JOB_TIMEOUT_SECONDS
+
+
+async def test_redis_stopped_means_503_and_nothing_answered_200_is_lost_or_doubled(tmp_path: Path) -> None:
+    redis_dir = tmp_path / "redis"
+    server = EmbeddedRedis(redis_dir, persist=True)  # production Redis keeps an append-only file
+    server.start()
+    accepted: list[str] = []
+    refused = 0
+    try:
+        env = {
+            "REDIS_URL": server.url,
+            "DATABASE_URL": f"sqlite:///{tmp_path}/w.db",
+            "WARDEN_JOIN_SLA_SECONDS": "600",
+        }
+        with run_warden(tmp_path, **env) as warden:
+            async with httpx.AsyncClient(base_url=warden.url, timeout=10) as client:
+
+                async def deliver(i: int) -> int:
+                    raw = body(
+                        "participant_joined",
+                        id=f"EV_{i}",
+                        created_at=int(time.time()),
+                        room=f"fault-{i}",
+                        sid=f"RM_fault_{i}",
+                        participant=person("alice"),
+                    )
+                    status = (
+                        await client.post(
+                            "/webhook", content=raw, headers={"Authorization": sign(raw, KEY, SECRET)}
+                        )
+                    ).status_code
+                    if status == 200:
+                        accepted.append(f"fault-{i}")
+                    return status
+
+                assert {await deliver(i) for i in range(20)} == {200}
+                server.stop()
+                during = [await deliver(i) for i in range(20, 30)]
+                refused = during.count(503)
+                assert set(during) == {503}  # never 200 while the queue is down
+                server.start()  # same port, same append-only file
+                after = [await deliver(i) for i in range(30, 40)]
+                assert set(after) == {200}
+
+                async def all_processed() -> bool:
+                    listed = (await client.get("/api/rooms", params={"limit": 200})).json()
+                    return {r["name"] for r in listed["rooms"]} == set(accepted)
+
+                # A job that was running when Redis went away runs again once ARQ's in-progress mark
+                # expires (the job timeout plus 10 s).
+                await wait_until(
+                    all_processed, "every accepted event processed", timeout=JOB_TIMEOUT_SECONDS + 30
+                )
+                for name in accepted:
+                    timeline = (await client.get(f"/api/rooms/{name}")).json()["timeline"]
+                    assert [e["type"] for e in timeline if e["source"] == "livekit"] == ["participant_joined"]
+    finally:
+        server.stop()
+    assert len(accepted) == 30 and refused == 10
