@@ -78,6 +78,12 @@ async def readyz(request: Request) -> JSONResponse:
     )
 
 
+async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """The API's answer when the database fails: 503 (retry later), not a 500 with a traceback."""
+    log.error("database error on %s: %s", request.url.path, type(exc).__name__)
+    return JSONResponse({"error": "database unavailable, retry later"}, status_code=503)
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the app; settings are loaded from the environment when not given."""
     settings = settings or load_settings()
@@ -114,4 +120,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/api/incidents/{id}", get_one_incident),
         ],
         lifespan=lifespan,
+        exception_handlers={SQLAlchemyError: database_unavailable},
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -148,3 +149,13 @@ async def test_incidents_are_listed_and_shown_with_rooms_and_actions(
     ]
     assert [a["action"] for a in shown["actions"]] == ["opened", "LiveKit Cloud agent restart"]
     assert (await api.get("/api/incidents/IN_nope")).status_code == 404
+
+
+async def test_database_failure_is_503_not_500(redis_url: str, tmp_path: Path) -> None:
+    settings = make_settings(database_url=f"sqlite:///{tmp_path}/never-migrated.db", redis_url=redis_url)
+    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as client:
+        response = await client.get("/api/rooms")
+        assert (response.status_code, response.json()) == (
+            503,
+            {"error": "database unavailable, retry later"},
+        )

@@ -1,11 +1,13 @@
-"""Faults with real processes: Redis stopped while webhooks arrive."""
+"""Faults with real processes: Redis stopped while webhooks arrive; PostgreSQL restarted under load."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from service.embedded_redis import EmbeddedRedis
 from tests.conftest import KEY, SECRET
@@ -72,3 +74,54 @@ async def test_redis_stopped_means_503_and_nothing_answered_200_is_lost_or_doubl
     finally:
         server.stop()
     assert len(accepted) == 30 and refused == 10
+
+
+@pytest.mark.postgres
+async def test_postgresql_restarted_under_load_the_worker_recovers_alone(
+    tmp_path: Path, postgres_url: str, redis_url: str
+) -> None:
+    """Restarts this machine's PostgreSQL cluster (pg_ctlcluster) while webhooks flow."""
+    clusters = subprocess.run(["pg_lsclusters", "--no-header"], capture_output=True, text=True)
+    online = [
+        line.split() for line in clusters.stdout.splitlines() if "online" in line and " 5432 " in f" {line} "
+    ]
+    if clusters.returncode != 0 or not online:
+        pytest.skip("no local PostgreSQL cluster on port 5432 managed by pg_ctlcluster")
+    version, name = online[0][0], online[0][1]
+    env = {"REDIS_URL": redis_url, "DATABASE_URL": postgres_url, "WARDEN_JOIN_SLA_SECONDS": "600"}
+    with run_warden(tmp_path, **env) as warden:
+        async with httpx.AsyncClient(base_url=warden.url, timeout=10) as client:
+
+            async def deliver(i: int) -> None:
+                raw = body(
+                    "participant_joined",
+                    id=f"EV_pg_{i}",
+                    created_at=int(time.time()),
+                    room=f"pg-{i}",
+                    sid=f"RM_pg_{i}",
+                    participant=person("alice"),
+                )
+                response = await client.post(
+                    "/webhook", content=raw, headers={"Authorization": sign(raw, KEY, SECRET)}
+                )
+                assert response.status_code == 200  # intake needs no database
+
+            for i in range(10):
+                await deliver(i)
+            restart = subprocess.Popen(
+                ["pg_ctlcluster", "--skip-systemctl-redirect", version, name, "restart"]
+            )
+            for i in range(10, 40):  # under load while PostgreSQL goes down and comes back
+                await deliver(i)
+            assert restart.wait(timeout=60) == 0
+
+            async def all_processed() -> bool:
+                try:
+                    listed = (await client.get("/api/rooms", params={"limit": 200})).json()
+                except ValueError:
+                    return False
+                return {r["name"] for r in listed.get("rooms", [])} >= {f"pg-{i}" for i in range(40)}
+
+            await wait_until(
+                all_processed, "every event processed after the restart", timeout=JOB_TIMEOUT_SECONDS + 60
+            )

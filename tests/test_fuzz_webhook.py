@@ -19,6 +19,8 @@ from service.app import create_app
 from service.embedded_redis import free_port
 from tests.conftest import KEY, SECRET, make_settings
 from tests.helpers import FIXTURES, sign
+from workers.db import make_engine
+from workers.migrate import upgrade
 
 EXAMPLES = 2500  # per test; four tests
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
@@ -34,6 +36,7 @@ def web(tmp_path_factory: pytest.TempPathFactory, redis_server: str) -> Iterator
         database_url=f"sqlite:///{tmp_path_factory.mktemp('fuzz')}/w.db",
         warden_max_body_bytes=64 * 1024,
     )
+    asyncio.run(_migrate(app_settings.database_url))
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(app_settings), host="127.0.0.1", port=port, log_level="error")
@@ -46,6 +49,14 @@ def web(tmp_path_factory: pytest.TempPathFactory, redis_server: str) -> Iterator
         yield client, redis_server
     server.should_exit = True
     thread.join(timeout=10)
+
+
+async def _migrate(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
 
 
 def queued(redis_url: str) -> int:
@@ -133,3 +144,26 @@ def test_oversized_bodies_are_413(web: tuple[httpx.Client, str], size: int, sign
 
 def test_fuzzing_covered_ten_thousand_requests() -> None:
     assert EXAMPLES * 4 >= 10_000
+
+
+paths = st.text(
+    st.characters(min_codepoint=33, max_codepoint=126, exclude_characters="/?#%"), min_size=1, max_size=40
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    path=st.one_of(
+        st.builds(lambda n: f"/api/rooms/{n}", paths),
+        st.builds(lambda n: f"/api/incidents/{n}", paths),
+        st.just("/api/rooms"),
+        st.just("/api/incidents"),
+    ),
+    params=st.dictionaries(st.sampled_from(["limit", "offset", "x"]), st.text(max_size=12), max_size=3),
+)
+def test_the_api_answers_odd_requests_with_2xx_or_4xx(
+    web: tuple[httpx.Client, str], path: str, params: dict[str, str]
+) -> None:
+    client, _ = web
+    status = client.get(path, params=params).status_code
+    assert status < 500

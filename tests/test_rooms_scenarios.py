@@ -7,9 +7,9 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workers.events import Event, EventKind, Job, Participant, ParticipantKind
-from workers.room_state import Phase, Policy, Room
-from workers.rooms import fold, order_key, transition
+from workers.events import Event, EventKind, Fact, Job, Participant, ParticipantKind
+from workers.room_state import Phase, Policy, Room, ScheduleDeadline
+from workers.rooms import fold, order_key, pending_actions, transition
 
 POLICY = Policy("notetaker")
 _counter = iter(range(1, 10**9))
@@ -200,3 +200,60 @@ def test_any_delivery_order_gives_the_fold_in_livekit_order_and_phase_matches_pr
     else:
         assert room.phase is Phase.IDLE
     assert len({p.identity for p in room.people}) == len(room.people)
+
+
+any_kind = st.sampled_from(list(EventKind))
+facts = st.builds(
+    lambda attempt, at, exists, who: Fact(
+        attempt=attempt,
+        at=float(at),
+        room_exists=exists,
+        participants=tuple(
+            Participant(w, f"PA_{w}", int(ParticipantKind.AGENT if w.startswith("agent") else 0), "notetaker")
+            for w in who
+        ),
+    ),
+    st.integers(0, 4),
+    st.integers(0, 60),
+    st.booleans(),
+    st.lists(st.sampled_from(["alice", "agent-1"]), max_size=2, unique=True),
+)
+any_event = st.builds(
+    lambda kind, at, who, fact: Event(
+        f"EV_{next(_counter)}",
+        kind,
+        str(kind),
+        at,
+        "RM_1",
+        "call-42",
+        Participant(
+            who, f"PA_{who}", int(ParticipantKind.AGENT) if who.startswith("agent") else 0, "notetaker"
+        ),
+        "",
+        Job("AJ", "notetaker", "AD", 3, who),
+        fact,
+    ),
+    any_kind,
+    st.integers(0, 60),
+    st.sampled_from(["alice", "bob", "agent-1"]),
+    st.one_of(st.none(), facts),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(any_event, max_size=30),
+    st.sampled_from([Policy("notetaker"), Policy("notetaker", active_sla=5.0)]),
+)
+def test_the_machine_never_raises_and_its_actions_are_well_formed(
+    events: list[Event], policy: Policy
+) -> None:
+    room = Room("RM_1", "call-42")
+    for event in events:
+        decision = transition(room, event, now=float(event.created_at), policy=policy)
+        room = decision.room
+        assert room.phase in Phase
+        for action in decision.actions:
+            assert action in pending_actions(room, policy) or not isinstance(action, ScheduleDeadline)
+        if room.deadline is not None:
+            assert room.deadline.attempt == room.attempt
