@@ -9,6 +9,7 @@ when dispatched (`on_dispatch`).
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from collections.abc import Callable
@@ -63,6 +64,7 @@ class FakeLiveKit:
     created: list[tuple[str, str]] = field(default_factory=list)
     failures: dict[str, list[int]] = field(default_factory=dict)
     failures_after: dict[str, list[int]] = field(default_factory=dict)
+    delays: dict[str, list[float]] = field(default_factory=dict)
     on_dispatch: Callable[[ad.AgentDispatch], None] | None = None
     cloud_agents: dict[str, str] = field(default_factory=dict)  # agent id -> agent name
     restarts: list[str] = field(default_factory=list)
@@ -91,6 +93,10 @@ class FakeLiveKit:
         """Answer the next `times` calls of `method` with HTTP `status`."""
         self.failures.setdefault(method, []).extend([status] * times)
 
+    def slow(self, method: str, seconds: float, *, times: int = 1) -> None:
+        """Answer the next `times` calls of `method` only after `seconds` (a LiveKit that hangs)."""
+        self.delays.setdefault(method, []).extend([seconds] * times)
+
     def fail_after(self, method: str, status: int, *, times: int = 1) -> None:
         """Carry out the next `times` calls of `method`, then answer HTTP `status` (a call that landed)."""
         self.failures_after.setdefault(method, []).extend([status] * times)
@@ -117,6 +123,8 @@ class FakeLiveKit:
             else:
                 self._authorise(request.headers.get("authorization", ""), room)
             self.calls.append((method, room))
+            if self.delays.get(method):
+                await asyncio.sleep(self.delays[method].pop(0))
             queued = self.failures.get(method)
             if queued:
                 status = queued.pop(0)

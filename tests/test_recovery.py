@@ -266,3 +266,14 @@ async def test_sla_can_run_from_room_start(redis_url: str, database_url: str) ->
         await person_joins(h)
         deadline = (await h.room()).deadline
         assert deadline is not None and deadline.at == started + 15
+
+
+async def test_livekit_slower_than_the_timeout_is_retried_and_ends_with_one_dispatch(h: Harness) -> None:
+    await person_joins(h)
+    h.fake.slow("ListParticipants", 3.0)  # longer than the client's 2 s timeout
+    h.fake.slow("CreateDispatch", 3.0)  # this one lands, but its answer comes too late
+    assert await h.fire() == "none"
+    assert len(h.fake.live_dispatches(ROOM, AGENT)) == 1
+    assert [c[0] for c in h.fake.calls].count("ListParticipants") == 2
+    room = await h.room()
+    assert (room.redispatches, room.recovery) == (1, Recovery.NONE)

@@ -44,6 +44,7 @@ class CloudAgents:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
         self._client = TwirpClient(self._session, url, "livekit", failover=False)
         self._key, self._secret = api_key, api_secret
+        self._timeout = timeout
         self.agent_id = agent_id
 
     async def aclose(self) -> None:
@@ -51,9 +52,8 @@ class CloudAgents:
 
     async def _request(self, method: str, request: Message, reply: type[Message]) -> Message:
         token = AccessToken(self._key, self._secret).with_agent_grants(AgentGrants(admin=True)).to_jwt()
-        return await call(
-            self._client.request(SERVICE, method, request, {"Authorization": f"Bearer {token}"}, reply)
-        )
+        headers = {"Authorization": f"Bearer {token}"}
+        return await call(self._client.request(SERVICE, method, request, headers, reply), self._timeout)
 
     async def _agent_id(self, agent_name: str) -> str:
         if self.agent_id:

@@ -8,7 +8,7 @@ region failover is off, so that retries (and their backoff) stay with the job th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
 import aiohttp
@@ -60,14 +60,15 @@ class LiveKitRooms:
         self._api = LiveKitAPI(
             url, api_key, api_secret, timeout=aiohttp.ClientTimeout(total=timeout), failover=False
         )
+        self._timeout = timeout
 
     async def aclose(self) -> None:
         await self._api.aclose()
 
     async def observe(self, room: str) -> tuple[bool, tuple[Participant, ...], tuple[DispatchInfo, ...]]:
         asked = await asyncio.gather(
-            call(self._api.room.list_participants(ListParticipantsRequest(room=room))),
-            call(self._api.agent_dispatch.list_dispatch(room)),
+            self._call(self._api.room.list_participants(ListParticipantsRequest(room=room))),
+            self._call(self._api.agent_dispatch.list_dispatch(room)),
             return_exceptions=True,
         )
         listed, dispatches = asked
@@ -90,13 +91,16 @@ class LiveKitRooms:
         )
         return True, participants, infos
 
+    async def _call(self, request: Awaitable[T]) -> T:
+        return await call(request, self._timeout)
+
     async def list_rooms(self) -> list[tuple[str, str]]:
-        listed = await call(self._api.room.list_rooms(ListRoomsRequest()))
+        listed = await self._call(self._api.room.list_rooms(ListRoomsRequest()))
         return [(r.sid, r.name) for r in listed.rooms]
 
     async def participants(self, room: str) -> tuple[Participant, ...] | None:
         try:
-            listed = await call(self._api.room.list_participants(ListParticipantsRequest(room=room)))
+            listed = await self._call(self._api.room.list_participants(ListParticipantsRequest(room=room)))
         except UpstreamError as exc:
             if exc.code == NOT_FOUND:
                 return None
@@ -105,23 +109,28 @@ class LiveKitRooms:
 
     async def redispatch(self, room: str, agent_name: str, metadata: str, stale: tuple[str, ...]) -> str:
         current = [
-            d for d in await call(self._api.agent_dispatch.list_dispatch(room)) if d.agent_name == agent_name
+            d
+            for d in await self._call(self._api.agent_dispatch.list_dispatch(room))
+            if d.agent_name == agent_name
         ]
         # A dispatch Warden did not see when it decided was made since: by an earlier try of this step
         # (a timeout that landed after all), or by LiveKit itself. Either way it is the live one.
         fresh = [d for d in current if d.id not in stale]
         for dispatch in current:
             if dispatch.id in stale:
-                await _ignore_not_found(self._api.agent_dispatch.delete_dispatch(dispatch.id, room))
+                await _ignore_not_found(
+                    self._call, self._api.agent_dispatch.delete_dispatch(dispatch.id, room)
+                )
         if fresh:
             return str(fresh[0].id)
         request = CreateAgentDispatchRequest(agent_name=agent_name, room=room, metadata=metadata)
-        created = await call(self._api.agent_dispatch.create_dispatch(request))
+        created = await self._call(self._api.agent_dispatch.create_dispatch(request))
         return str(created.id)
 
     async def evict(self, room: str, identity: str) -> None:
         await _ignore_not_found(
-            self._api.room.remove_participant(RoomParticipantIdentity(room=room, identity=identity))
+            self._call,
+            self._api.room.remove_participant(RoomParticipantIdentity(room=room, identity=identity)),
         )
 
 
@@ -135,10 +144,15 @@ def _participant(info: ParticipantInfo) -> Participant:
     )
 
 
-async def call(request: Awaitable[T]) -> T:
-    """Await a livekit-api request, turning its failures into `UpstreamError`."""
+async def call(request: Awaitable[T], timeout: float) -> T:
+    """Await a livekit-api request within `timeout` seconds, turning its failures into `UpstreamError`.
+
+    The timeout is enforced here: livekit-api's Twirp client passes `timeout=None` to each aiohttp
+    request, which turns the session's timeout off (livekit-api 1.2.2), so a hung LiveKit would hang
+    the job."""
     try:
-        return await request
+        async with asyncio.timeout(timeout):
+            return await request
     except ServerError as exc:
         retryable = exc.status >= 500 or exc.status == 429
         message = f"{exc.code}: {exc.message or 'HTTP ' + str(exc.status)}"
@@ -147,9 +161,11 @@ async def call(request: Awaitable[T]) -> T:
         raise UpstreamError(f"unreachable: {type(exc).__name__}", retryable=True) from None
 
 
-async def _ignore_not_found(request: Awaitable[object]) -> None:
+async def _ignore_not_found(
+    send: Callable[[Awaitable[object]], Awaitable[object]], request: Awaitable[object]
+) -> None:
     try:
-        await call(request)
+        await send(request)
     except UpstreamError as exc:
         if exc.code != NOT_FOUND:
             raise
