@@ -23,6 +23,7 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.bench.ingest
 	$(BIN)/python -m tests.bench.reaction
 	BENCH_SPREAD=20 $(BIN)/python -m tests.bench.reaction
+	$(BIN)/python -m tests.bench.worker
 
 lint: $(STAMP)
 	$(BIN)/ruff check service workers tests
