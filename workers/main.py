@@ -26,7 +26,7 @@ import httpx
 from arq import cron
 from arq.worker import Retry, func
 from redis.exceptions import RedisError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from workers.cloud_agents import CloudAgents
 from workers.db import make_engine
@@ -106,8 +106,9 @@ async def _notices(ctx: dict[str, Any], recorded: Recorded) -> None:
         if isinstance(action, ScheduleDeadline | Dispatch | Escalate | ReportBreach | ReportRecovered):
             try:
                 await effects.execute(action, recorded.room)
-            except (UpstreamError, RedisError, OSError) as exc:
-                log.warning("%s for room %s failed: %s", type(action).__name__, recorded.room.name, exc)
+            except (UpstreamError, RedisError, SQLAlchemyError, OSError) as exc:
+                what = str(exc) if isinstance(exc, UpstreamError) else type(exc).__name__
+                log.warning("%s for room %s failed: %s", type(action).__name__, recorded.room.name, what)
 
 
 async def apply_webhook(ctx: dict[str, Any], event: dict[str, Any], received_at: float) -> str:
