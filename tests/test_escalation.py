@@ -20,6 +20,13 @@ from workers.room_state import Phase
 ALERTS = "https://hooks.example.test/alerts"
 HOOK = "https://deploy.example.test/hook"
 ROOMS = [f"room-{i}" for i in range(8)]
+# The real escalation, the stand-in's CloudAgent API, alerts on respx, fast retries.
+CLOUD: dict[str, object] = {
+    "escalation": True,
+    "lk_agents_url": "{livekit}",
+    "warden_alert_webhook_url": ALERTS,
+    "warden_escalation_backoff_seconds": 0.01,
+}
 
 
 def sid(room: str) -> str:
@@ -105,14 +112,7 @@ async def test_restart_failing_once_with_503_is_retried_into_one_restart(
     redis_url: str, database_url: str, alerts: respx.Route
 ) -> None:
     async with harness(
-        redis_url,
-        database_url,
-        escalation=True,
-        lk_agents_url="{livekit}",
-        warden_cloud_agent_id="CA_x",
-        warden_alert_webhook_url=ALERTS,
-        warden_escalation_backoff_seconds=0.01,
-        warden_outage_rooms=1,
+        redis_url, database_url, **CLOUD, warden_cloud_agent_id="CA_x", warden_outage_rooms=1
     ) as h:
         h.fake.cloud_agents = {"CA_x": AGENT}
         h.fake.fail("RestartAgent", 503)
@@ -185,11 +185,8 @@ async def test_agents_still_missing_after_the_restart_alert_loudly_once_instead_
     async with harness(
         redis_url,
         database_url,
-        escalation=True,
-        lk_agents_url="{livekit}",
+        **CLOUD,
         warden_cloud_agent_id="CA_x",
-        warden_alert_webhook_url=ALERTS,
-        warden_escalation_backoff_seconds=0.01,
         warden_outage_rooms=1,
         warden_escalation="restart,rollback",
     ) as h:
