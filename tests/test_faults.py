@@ -17,6 +17,21 @@ from tests.test_e2e_recovery import wait_until
 from workers.main import JOB_TIMEOUT_SECONDS
 
 
+async def send_join(client: httpx.AsyncClient, room: str) -> int:
+    """A signed participant_joined for `room`; the HTTP status Warden answered."""
+    raw = body(
+        "participant_joined",
+        id=f"EV_{room}",
+        created_at=int(time.time()),
+        room=room,
+        sid=f"RM_{room}",
+        participant=person("alice"),
+    )
+    return (
+        await client.post("/webhook", content=raw, headers={"Authorization": sign(raw, KEY, SECRET)})
+    ).status_code
+
+
 async def test_redis_stopped_means_503_and_nothing_answered_200_is_lost_or_doubled(tmp_path: Path) -> None:
     redis_dir = tmp_path / "redis"
     server = EmbeddedRedis(redis_dir, persist=True)  # production Redis keeps an append-only file
@@ -33,19 +48,7 @@ async def test_redis_stopped_means_503_and_nothing_answered_200_is_lost_or_doubl
             async with httpx.AsyncClient(base_url=warden.url, timeout=10) as client:
 
                 async def deliver(i: int) -> int:
-                    raw = body(
-                        "participant_joined",
-                        id=f"EV_{i}",
-                        created_at=int(time.time()),
-                        room=f"fault-{i}",
-                        sid=f"RM_fault_{i}",
-                        participant=person("alice"),
-                    )
-                    status = (
-                        await client.post(
-                            "/webhook", content=raw, headers={"Authorization": sign(raw, KEY, SECRET)}
-                        )
-                    ).status_code
+                    status = await send_join(client, f"fault-{i}")
                     if status == 200:
                         accepted.append(f"fault-{i}")
                     return status
@@ -93,18 +96,7 @@ async def test_postgresql_restarted_under_load_the_worker_recovers_alone(
         async with httpx.AsyncClient(base_url=warden.url, timeout=10) as client:
 
             async def deliver(i: int) -> None:
-                raw = body(
-                    "participant_joined",
-                    id=f"EV_pg_{i}",
-                    created_at=int(time.time()),
-                    room=f"pg-{i}",
-                    sid=f"RM_pg_{i}",
-                    participant=person("alice"),
-                )
-                response = await client.post(
-                    "/webhook", content=raw, headers={"Authorization": sign(raw, KEY, SECRET)}
-                )
-                assert response.status_code == 200  # intake needs no database
+                assert await send_join(client, f"pg-{i}") == 200  # intake needs no database
 
             for i in range(10):
                 await deliver(i)
