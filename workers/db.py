@@ -6,9 +6,11 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Table, event
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine.url import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
@@ -58,3 +60,8 @@ def for_writing(engine: AsyncEngine) -> AsyncEngine:
     if writer is None:
         writer = _writers[engine] = engine.execution_options(**{_WRITER_OPTION: True})
     return writer
+
+
+def dialect_insert(connection: AsyncConnection, table: Table) -> Any:
+    """An INSERT for `table` in the connection's dialect, so `.on_conflict_do_nothing()` is available."""
+    return (postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert)(table)

@@ -9,20 +9,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import Table, and_, exists, func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import and_, exists, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from workers.db import for_writing
-from workers.models import IncidentActionRow, IncidentRoomRow, IncidentRow, RoomRow
+from workers.db import dialect_insert, for_writing
+from workers.models import INCIDENT_ACTIONS, INCIDENT_ROOMS, INCIDENTS, ROOMS
 
-INCIDENTS: Table = IncidentRow.__table__  # type: ignore[attr-defined]
-INCIDENT_ROOMS: Table = IncidentRoomRow.__table__  # type: ignore[attr-defined]
-INCIDENT_ACTIONS: Table = IncidentActionRow.__table__  # type: ignore[attr-defined]
-ROOMS: Table = RoomRow.__table__  # type: ignore[attr-defined]
 CLAIMS = ("alerted_open_at", "restart_claimed_at", "followup_claimed_at", "rollback_claimed_at")
 
 
@@ -42,10 +35,6 @@ class Incident:
         return sum(1 for *_, recovered in self.rooms if recovered is None)
 
 
-def _upsert(connection: AsyncConnection, table: Table) -> Any:
-    return (postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert)(table)
-
-
 async def open_or_join(
     engine: AsyncEngine, agent_name: str, reason: str, rooms: list[tuple[str, str]], now: float
 ) -> tuple[str, bool]:
@@ -54,7 +43,7 @@ async def open_or_join(
     async with for_writing(engine).begin() as connection:
         new_id = f"IN_{uuid.uuid4().hex[:12]}"
         opened = await connection.scalar(
-            _upsert(connection, INCIDENTS)
+            dialect_insert(connection, INCIDENTS)
             .values(id=new_id, agent_name=agent_name, open_key=agent_name, reason=reason[:512], opened_at=now)
             .on_conflict_do_nothing(index_elements=["open_key"])
             .returning(INCIDENTS.c.id)
@@ -70,7 +59,7 @@ async def open_or_join(
         )
         for sid, name in rooms:
             await connection.execute(
-                _upsert(connection, INCIDENT_ROOMS)
+                dialect_insert(connection, INCIDENT_ROOMS)
                 .values(incident_id=incident_id, room_sid=sid, room_name=name, added_at=now)
                 .on_conflict_do_nothing(index_elements=["incident_id", "room_sid"])
             )

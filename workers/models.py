@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index
+from sqlalchemy import JSON, Column, Index, Table
 from sqlmodel import Field, SQLModel
 
 
@@ -87,3 +87,11 @@ class IncidentActionRow(SQLModel, table=True):
     at: float
     action: str = Field(max_length=64)
     outcome: str = Field(max_length=1024)
+
+
+# The tables as SQLAlchemy Core sees them, for the statements that bypass the ORM (store, incidents).
+ROOMS: Table = RoomRow.__table__  # type: ignore[attr-defined]
+EVENTS: Table = EventRow.__table__  # type: ignore[attr-defined]
+INCIDENTS: Table = IncidentRow.__table__  # type: ignore[attr-defined]
+INCIDENT_ROOMS: Table = IncidentRoomRow.__table__  # type: ignore[attr-defined]
+INCIDENT_ACTIONS: Table = IncidentActionRow.__table__  # type: ignore[attr-defined]

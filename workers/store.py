@@ -21,22 +21,18 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Table, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from workers.db import for_writing
+from workers.db import dialect_insert, for_writing
 from workers.errors import StaleWrite
 from workers.events import Event, from_dict, to_dict
-from workers.models import EventRow, RoomRow
+from workers.models import EVENTS, ROOMS
 from workers.room_state import Action, Policy, Room, action_to_dict, room_from_dict, room_to_dict
 from workers.rooms import fold, new_actions, order_key, transition
 
 MAX_ATTEMPTS = 20
-ROOMS: Table = RoomRow.__table__  # type: ignore[attr-defined]
-EVENTS: Table = EventRow.__table__  # type: ignore[attr-defined]
 
 
 ACTION_KIND = "action"
@@ -167,9 +163,8 @@ async def _sid_by_name(connection: AsyncConnection, name: str) -> str:
 
 async def _insert_event(connection: AsyncConnection, event: Event, received_at: float) -> bool:
     """Insert the event unless its id is known; True when it was new."""
-    dialect_insert = postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
     statement = (
-        dialect_insert(EVENTS)
+        dialect_insert(connection, EVENTS)
         .values(
             event_id=event.id,
             room_sid=event.room_sid or None,
