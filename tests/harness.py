@@ -15,10 +15,10 @@ from typing import Any
 from arq.connections import ArqRedis
 from arq.worker import Retry
 
+from service.simulator.livekit import FakeLiveKit
+from service.simulator.serving import serve
 from tests.conftest import KEY, SECRET, make_settings
-from tests.fake_livekit import FakeLiveKit
 from tests.helpers import body
-from tests.servers import serve
 from tests.test_store import parse
 from workers.effects import Effects
 from workers.livekit_rooms import LiveKitRooms

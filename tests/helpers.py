@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
-from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
-from livekit.api import AccessToken
+from service.simulator.webhooks import agent, body, person, sign
+
+__all__ = ["FIXTURES", "agent", "body", "fixture", "person", "sign"]
 
 FIXTURES = Path(__file__).parent / "fixtures" / "webhooks"
 
@@ -17,37 +14,3 @@ FIXTURES = Path(__file__).parent / "fixtures" / "webhooks"
 def fixture(name: str) -> bytes:
     """A recorded webhook body, byte for byte."""
     return (FIXTURES / f"{name}.json").read_bytes()
-
-
-def sign(body: bytes, key: str, secret: str, *, ttl: timedelta = timedelta(minutes=5)) -> str:
-    """The bare JWT livekit-server puts in Authorization: HS256, iss = key, sha256 of the body bytes."""
-    digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
-    return AccessToken(key, secret).with_ttl(ttl).with_sha256(digest).to_jwt()
-
-
-def body(
-    event: str, *, id: str, created_at: int, room: str = "call-42", sid: str = "RM_test", **extra: Any
-) -> bytes:
-    """A compact protojson body like livekit-server's, for events the recorded fixtures do not cover."""
-    data: dict[str, Any] = {
-        "event": event,
-        "room": {"sid": sid, "name": room},
-        "id": id,
-        "createdAt": str(created_at),
-    }
-    data.update(extra)
-    return json.dumps(data, separators=(",", ":")).encode()
-
-
-def person(identity: str, sid: str | None = None) -> dict[str, Any]:
-    return {"sid": sid or f"PA_{identity}", "identity": identity, "state": "ACTIVE"}
-
-
-def agent(identity: str, name: str = "notetaker", sid: str | None = None) -> dict[str, Any]:
-    return {
-        "sid": sid or f"PA_{identity}",
-        "identity": identity,
-        "state": "ACTIVE",
-        "kind": "AGENT",
-        "attributes": {"lk.agent_name": name},
-    }

@@ -12,9 +12,9 @@ from starlette.requests import Request
 
 from service.app import create_app
 from service.auth import check_admin
+from service.simulator.serving import serve
 from tests.conftest import make_settings
 from tests.helpers import agent, body, person
-from tests.servers import serve
 from tests.test_store import parse
 from workers.room_state import Policy
 from workers.store import record_event

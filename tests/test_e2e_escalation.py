@@ -16,10 +16,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
+from service.simulator.livekit import FakeLiveKit
+from service.simulator.serving import serve
 from tests.conftest import KEY, SECRET
-from tests.fake_livekit import FakeLiveKit
 from tests.processes import run_warden
-from tests.servers import serve
 from tests.test_e2e_recovery import AGENT, World, settled, wait_until
 
 ROOMS = [f"outage-{i}" for i in range(8)]

@@ -14,11 +14,11 @@ import httpx
 import pytest
 from livekit.protocol.agent_dispatch import AgentDispatch
 
+from service.simulator.livekit import FakeLiveKit
+from service.simulator.serving import serve
 from tests.conftest import KEY, SECRET
-from tests.fake_livekit import FakeLiveKit
 from tests.helpers import agent, body, person, sign
 from tests.processes import Warden, run_warden
-from tests.servers import serve
 
 AGENT = "notetaker"
 SLA = {"WARDEN_JOIN_SLA_SECONDS": "1.5", "WARDEN_REJOIN_SLA_SECONDS": "2", "WARDEN_SWEEP_SECONDS": "1"}

@@ -11,8 +11,8 @@ import redis.asyncio as aioredis
 from livekit.api import AccessToken, VideoGrants
 
 from service.app import create_app
+from service.simulator.serving import serve
 from tests.conftest import KEY, SECRET, make_settings
-from tests.servers import serve
 
 
 @pytest.fixture

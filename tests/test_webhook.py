@@ -10,9 +10,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from service.app import create_app
+from service.simulator.serving import serve
 from tests.conftest import KEY, SECRET, make_settings
 from tests.helpers import body, fixture, sign
-from tests.servers import serve
 
 QUEUE = "warden:queue"
 

@@ -1,7 +1,7 @@
 """Reaction benchmark: N rooms whose agent never comes; delay from SLA expiry to Warden's CreateDispatch.
 
 Warden runs from its Procfile (release, web, one worker) on SQLite and a private redis-server, against
-the stand-in LiveKit (`tests/fake_livekit.py`) served by this process. Every room gets one person at
+the stand-in LiveKit (`service/simulator/livekit.py`) served by this process. Every room gets one person at
 once; the SLA runs from that webhook's `createdAt` (LiveKit's whole second), so the deadline of a
 room is `createdAt + SLA`. Run with `make bench` (or `BENCH_ROOMS=1000 python -m tests.bench.reaction`).
 """
@@ -19,11 +19,11 @@ import httpx
 from livekit.protocol.agent_dispatch import AgentDispatch
 
 from service.embedded_redis import EmbeddedRedis
+from service.simulator.livekit import FakeLiveKit
+from service.simulator.serving import serve
 from tests.conftest import KEY, SECRET
-from tests.fake_livekit import FakeLiveKit
 from tests.helpers import body, person, sign
 from tests.processes import run_warden
-from tests.servers import serve
 
 ROOMS = int(os.environ.get("BENCH_ROOMS", "200"))
 SLA = float(os.environ.get("BENCH_SLA", "10"))

@@ -1,9 +1,10 @@
-"""Run an ASGI app on a real loopback socket inside the test's event loop."""
+"""Run an ASGI app on a real loopback socket inside the caller's event loop (simulator and tests)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 
 import uvicorn
@@ -17,8 +18,8 @@ class _Server(uvicorn.Server):
         super().__init__(config)
         self.ready = asyncio.Event()
 
-    async def startup(self, sockets: list[object] | None = None) -> None:
-        await super().startup(sockets=sockets)  # type: ignore[arg-type]
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
         self.ready.set()
 
     def install_signal_handlers(self) -> None:
