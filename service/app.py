@@ -20,9 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from service.api import get_room, get_rooms
+from service.dashboard import STATIC, incidents_page, room_page, rooms_page
 from service.enqueue import Enqueuer
 from service.heartbeat import post_heartbeat
 from service.incidents_api import get_incidents, get_one_incident
@@ -118,6 +120,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/api/rooms/{name}/heartbeat", post_heartbeat, methods=["POST"]),
             Route("/api/incidents", get_incidents),
             Route("/api/incidents/{id}", get_one_incident),
+            Route("/", rooms_page),
+            Route("/rooms/{name:path}", room_page),
+            Route("/incidents", incidents_page),
+            Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         lifespan=lifespan,
         exception_handlers={SQLAlchemyError: database_unavailable},

@@ -1,7 +1,10 @@
-"""Who may read the operator API: a bearer `WARDEN_ADMIN_TOKEN`, or, when none is set, loopback only."""
+"""Who may read the operator API and dashboard: `WARDEN_ADMIN_TOKEN` (as a bearer token, or as the
+password of HTTP Basic auth so that a browser can ask for it), or, when none is set, loopback only."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import ipaddress
 from collections.abc import Awaitable, Callable
@@ -23,15 +26,14 @@ def is_loopback(host: str) -> bool:
 def check_admin(request: Request, admin_token: str) -> Response | None:
     """None when the request may proceed, else the 401/403 response to send."""
     if admin_token:
-        supplied = request.headers.get("authorization", "")
-        if supplied.startswith("Bearer ") and hmac.compare_digest(
-            supplied.removeprefix("Bearer ").encode(), admin_token.encode()
+        if hmac.compare_digest(
+            _supplied_token(request.headers.get("authorization", "")), admin_token.encode()
         ):
             return None
         return JSONResponse(
-            {"error": "missing or wrong bearer token"},
+            {"error": "missing or wrong admin token (a bearer token, or the Basic auth password)"},
             status_code=401,
-            headers={"WWW-Authenticate": "Bearer"},
+            headers={"WWW-Authenticate": 'Basic realm="Warden", charset="UTF-8"'},
         )
     client = request.client.host if request.client else ""
     if is_loopback(client):
@@ -40,6 +42,19 @@ def check_admin(request: Request, admin_token: str) -> Response | None:
         {"error": "WARDEN_ADMIN_TOKEN is not set, so the API answers loopback clients only"},
         status_code=403,
     )
+
+
+def _supplied_token(header: str) -> bytes:
+    """The token in `Authorization: Bearer <token>` or `Basic base64(<any user>:<token>)`."""
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip().encode()
+    if scheme.lower() == "basic":
+        try:
+            return base64.b64decode(value.strip(), validate=True).partition(b":")[2]
+        except (binascii.Error, ValueError):
+            return b""
+    return b""
 
 
 def admin_only(endpoint: Endpoint) -> Endpoint:

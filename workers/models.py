@@ -24,6 +24,7 @@ class RoomRow(SQLModel, table=True):
     updated_at: float
     deadline_at: float | None = Field(default=None, index=True)
     recovery: str = Field(default="none", max_length=32)
+    time_to_agent: float | None = None  # seconds from the first person to the first agent of ours
 
 
 class EventRow(SQLModel, table=True):

@@ -38,12 +38,14 @@ class RoomPage:
     total: int
 
 
-async def list_rooms(engine: AsyncEngine, *, limit: int, offset: int) -> RoomPage:
-    """Rooms in the order Warden first heard of them, newest first."""
+async def list_rooms(engine: AsyncEngine, *, limit: int, offset: int, phase: str | None = None) -> RoomPage:
+    """Rooms in the order Warden first heard of them, newest first (only those in `phase`, if given)."""
+    where = [col(RoomRow.phase) == phase] if phase else []
     async with AsyncSession(engine) as session:
-        total = await session.scalar(select(func.count()).select_from(RoomRow)) or 0
+        total = await session.scalar(select(func.count()).select_from(RoomRow).where(*where)) or 0
         rows = await session.scalars(
             select(RoomRow)
+            .where(*where)
             .order_by(col(RoomRow.first_seen_at).desc(), col(RoomRow.sid))
             .limit(limit)
             .offset(offset)

@@ -214,7 +214,15 @@ def _room_values(room: Room, key: tuple[int, int], received_at: float) -> dict[s
         "updated_at": received_at,
         "deadline_at": room.deadline.at if room.deadline is not None else None,
         "recovery": str(room.recovery),
+        "time_to_agent": time_to_agent(room),
     }
+
+
+def time_to_agent(room: Room) -> float | None:
+    """Seconds people waited for the room's first agent (0 when the agent was there first)."""
+    if room.agent_joined_at is None or room.first_person_at is None:
+        return None
+    return max(0.0, room.agent_joined_at - room.first_person_at)
 
 
 async def _room_events(connection: AsyncConnection, room_sid: str) -> list[tuple[Event, float]]:
