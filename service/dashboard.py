@@ -20,9 +20,9 @@ from service.auth import check_admin
 from service.charts import Deadline, Mark, Span, histogram_bars, histogram_svg, percentile, timeline_svg
 from workers.incidents import list_incidents
 from workers.queries import TimelineEntry, find_room, list_rooms
-from workers.room_state import Phase
+from workers.room_state import Phase, time_to_agent
 from workers.stats import open_incidents_by_room, phase_counts, time_to_agent_since
-from workers.store import ACTION_KIND, time_to_agent
+from workers.store import ACTION_KIND
 
 STATIC = Path(__file__).parent / "static"
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))

@@ -1,20 +1,41 @@
-"""`GET /metrics` for Prometheus: webhooks received by type and verdict, and the process's own metrics.
+"""`GET /metrics` for Prometheus: what the web process counts, and figures read at scrape time from
+Redis and the database, which are the same whichever web process answers.
+
+- `warden_webhooks_total{event,verdict}`: webhooks received, by type ('unknown' before verification).
+- `warden_queue_lag_seconds`: how long the oldest job that is due has waited to be picked up.
+- `warden_queue_jobs{state}`: jobs in the queue, due now ('ready') or later ('deferred', SLA timers).
+- `warden_rooms{phase}`, `warden_open_incidents`: from the database.
+The worker's own counters (jobs, durations, time to agent, breaches, re-dispatches, restarts, LiveKit
+errors) are served by each worker on `WARDEN_WORKER_METRICS_PORT` (see `workers.metrics`).
 
 Counts only, no room names or secrets, so it is served without the API's authentication (restrict it
-at the network if that matters to you). More of Warden's figures join here with the dashboard issue.
+at the network if that matters to you).
 """
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+import logging
+import time
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import Response
+
+from workers.stats import open_incident_count, phase_counts
+
+log = logging.getLogger("warden.web")
 
 WEBHOOKS = Counter(
     "warden_webhooks_total",
     "LiveKit webhooks received, by event type ('unknown' before verification) and verdict",
     ["event", "verdict"],
 )
+QUEUE_LAG = Gauge("warden_queue_lag_seconds", "How long the oldest due job has waited for a worker")
+QUEUE_JOBS = Gauge("warden_queue_jobs", "Jobs in the queue: due now (ready) or later (deferred)", ["state"])
+ROOMS = Gauge("warden_rooms", "Rooms Warden knows, by phase", ["phase"])
+OPEN_INCIDENTS = Gauge("warden_open_incidents", "Outages not yet resolved")
 
 
 def count_webhook(event: str, verdict: str) -> None:
@@ -22,4 +43,21 @@ def count_webhook(event: str, verdict: str) -> None:
 
 
 async def metrics_endpoint(request: Request) -> Response:
+    state = request.state
+    now_ms = time.time() * 1000
+    try:
+        queue = state.settings.warden_queue_name
+        oldest = await state.queue.zrangebyscore(queue, "-inf", now_ms, start=0, num=1, withscores=True)
+        ready = await state.queue.zcount(queue, "-inf", now_ms)
+        QUEUE_JOBS.labels(state="ready").set(ready)
+        QUEUE_JOBS.labels(state="deferred").set(await state.queue.zcard(queue) - ready)
+        QUEUE_LAG.set(max(0.0, (now_ms - oldest[0][1]) / 1000) if oldest else 0.0)
+    except (RedisError, OSError) as exc:
+        log.warning("metrics: Redis unavailable (%s); queue figures not updated", type(exc).__name__)
+    try:
+        for phase, count in (await phase_counts(state.engine)).items():
+            ROOMS.labels(phase=phase).set(count)
+        OPEN_INCIDENTS.set(await open_incident_count(state.engine))
+    except (SQLAlchemyError, OSError) as exc:
+        log.warning("metrics: database unavailable (%s); room figures not updated", type(exc).__name__)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

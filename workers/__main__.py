@@ -13,7 +13,7 @@ import time
 from arq.worker import Worker
 from redis.exceptions import RedisError
 
-from workers import logs
+from workers import logs, metrics
 from workers.main import worker_settings
 from workers.settings import load_settings_or_exit
 
@@ -24,6 +24,12 @@ MAX_BACKOFF_SECONDS = 30.0
 def main() -> None:
     settings = load_settings_or_exit(worker=True)
     logs.configure(settings.warden_log_level)
+    try:
+        metrics.serve(settings.warden_worker_metrics_port)
+    except OSError as exc:
+        raise SystemExit(
+            f"WARDEN_WORKER_METRICS_PORT={settings.warden_worker_metrics_port}: {exc.strerror}"
+        ) from None
     backoff = 1.0
     while True:
         started = time.monotonic()

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from workers import incidents
 from workers.cloud_agents import CloudAgents
 from workers.errors import UpstreamError
+from workers.metrics import RESTARTS
 from workers.room_state import Room
 
 log = logging.getLogger("warden.escalation")
@@ -174,8 +175,10 @@ class Escalation:
                     )  # type: ignore[misc]
                 )
             except UpstreamError as exc:
+                RESTARTS.labels(via=restarter.name, outcome="failed").inc()
                 await self._note(incident_id, restarter.name, f"failed: {exc}")
                 continue
+            RESTARTS.labels(via=restarter.name, outcome="ok").inc()
             restarted = True
             await self._note(incident_id, restarter.name, outcome)
         if not restarted:

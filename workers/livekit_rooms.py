@@ -24,6 +24,7 @@ from livekit.protocol.models import ParticipantInfo
 
 from workers.errors import UpstreamError
 from workers.events import DispatchInfo, Participant
+from workers.metrics import LIVEKIT_ERRORS
 
 T = TypeVar("T")
 NOT_FOUND = "not_found"
@@ -154,10 +155,12 @@ async def call(request: Awaitable[T], timeout: float) -> T:
         async with asyncio.timeout(timeout):
             return await request
     except ServerError as exc:
+        LIVEKIT_ERRORS.labels(code=exc.code or str(exc.status)).inc()
         retryable = exc.status >= 500 or exc.status == 429
         message = f"{exc.code}: {exc.message or 'HTTP ' + str(exc.status)}"
         raise UpstreamError(message, retryable=retryable, code=exc.code) from None
     except (TimeoutError, aiohttp.ClientError) as exc:
+        LIVEKIT_ERRORS.labels(code="timeout" if isinstance(exc, TimeoutError) else "unreachable").inc()
         raise UpstreamError(f"unreachable: {type(exc).__name__}", retryable=True) from None
 
 

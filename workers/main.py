@@ -36,6 +36,7 @@ from workers.escalation import Escalation, Restarter
 from workers.events import Event, EventKind, Fact, Participant, from_dict, internal
 from workers.hooks import DeployHook, SlackAlerter
 from workers.livekit_rooms import LiveKitRooms
+from workers.metrics import observe_recorded, timed_job
 from workers.queries import known_sids, open_rooms, overdue_deadlines
 from workers.room_state import (
     Action,
@@ -52,7 +53,7 @@ from workers.room_state import (
 )
 from workers.rooms import pending_actions, transition
 from workers.settings import Settings
-from workers.store import Recorded, load_room, record_events
+from workers.store import Outcome, Recorded, load_room, record_events
 
 log = logging.getLogger("warden.worker")
 
@@ -81,6 +82,8 @@ async def _record(ctx: dict[str, Any], batch: list[tuple[Event, float]]) -> Reco
         raise Retry(defer=delay) from exc
     for event, _ in batch:
         log.info("%s %s room=%s: %s", event.name, event.id, event.room_name or "-", recorded.outcome)
+    if recorded.outcome is not Outcome.DUPLICATE:
+        observe_recorded([e for e, _ in batch], recorded.before, recorded.room, recorded.actions)
     await _notices(ctx, recorded)
     return recorded
 
@@ -300,12 +303,15 @@ def worker_settings(settings: Settings, **ctx: Any) -> dict[str, Any]:
     """Keyword arguments for `arq.Worker`, built from validated settings (and extra ctx for tests)."""
     return {
         "functions": [
-            func(apply_webhook, max_tries=MAX_TRIES),
-            func(on_deadline, max_tries=MAX_TRIES, keep_result=0),
-            func(heartbeat, max_tries=MAX_TRIES),
+            func(timed_job(apply_webhook), max_tries=MAX_TRIES),
+            func(timed_job(on_deadline), max_tries=MAX_TRIES, keep_result=0),
+            func(timed_job(heartbeat), max_tries=MAX_TRIES),
         ],
         "cron_jobs": [
-            cron(sweep, second=set(range(0, 60, settings.warden_sweep_seconds)), run_at_startup=True)
+            cron(
+                timed_job(sweep), second=set(range(0, 60, settings.warden_sweep_seconds)), run_at_startup=True
+            ),
+            cron(timed_job(reconcile), **settings.reconcile_schedule(), unique=True),  # type: ignore[arg-type]
         ],
         "queue_name": settings.warden_queue_name,
         "redis_settings": settings.arq_redis(),

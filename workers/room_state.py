@@ -218,3 +218,10 @@ def room_from_dict(data: dict[str, Any]) -> Room:
             "stale_dispatches": tuple(data.get("stale_dispatches", ())),
         }
     )
+
+
+def time_to_agent(room: Room) -> float | None:
+    """Seconds people waited for the room's first agent (0 when the agent was there first)."""
+    if room.agent_joined_at is None or room.first_person_at is None:
+        return None
+    return max(0.0, room.agent_joined_at - room.first_person_at)

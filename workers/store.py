@@ -29,7 +29,15 @@ from workers.db import dialect_insert, for_writing
 from workers.errors import StaleWrite
 from workers.events import Event, from_dict, to_dict
 from workers.models import EVENTS, ROOMS
-from workers.room_state import Action, Policy, Room, action_to_dict, room_from_dict, room_to_dict
+from workers.room_state import (
+    Action,
+    Policy,
+    Room,
+    action_to_dict,
+    room_from_dict,
+    room_to_dict,
+    time_to_agent,
+)
 from workers.rooms import fold, new_actions, order_key, transition
 
 MAX_ATTEMPTS = 20
@@ -52,6 +60,7 @@ class Recorded:
     outcome: Outcome
     room: Room | None = None
     actions: tuple[Action, ...] = ()
+    before: Room | None = None  # the room before this recording (None for a room new to Warden)
 
 
 async def record_event(engine: AsyncEngine, event: Event, *, received_at: float, policy: Policy) -> Recorded:
@@ -144,7 +153,7 @@ async def _record_once(
     if result.rowcount != 1:
         raise StaleWrite(f"room {sid} changed since it was read")
     await _log_actions(connection, decided)
-    return Recorded(outcome, room, _all_actions(decided))
+    return Recorded(outcome, room, _all_actions(decided), before)
 
 
 def _all_actions(decided: list[tuple[Event, float, tuple[Action, ...]]]) -> tuple[Action, ...]:
@@ -216,13 +225,6 @@ def _room_values(room: Room, key: tuple[int, int], received_at: float) -> dict[s
         "recovery": str(room.recovery),
         "time_to_agent": time_to_agent(room),
     }
-
-
-def time_to_agent(room: Room) -> float | None:
-    """Seconds people waited for the room's first agent (0 when the agent was there first)."""
-    if room.agent_joined_at is None or room.first_person_at is None:
-        return None
-    return max(0.0, room.agent_joined_at - room.first_person_at)
 
 
 async def _room_events(connection: AsyncConnection, room_sid: str) -> list[tuple[Event, float]]:

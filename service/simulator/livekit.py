@@ -1,8 +1,9 @@
-"""A stand-in LiveKit: RoomService and AgentDispatchService over Twirp (protobuf bodies) on loopback.
+"""A stand-in LiveKit: RoomService, AgentDispatchService and CloudAgent over Twirp (protobuf bodies).
 
 The real livekit-api client talks to it over HTTP. It checks each request's JWT (signature, and the
 `roomAdmin` grant for the room asked about), keeps rooms, participants and dispatches in memory, and
-records every call so tests read as facts: `assert fake.created == [("call-42", "notetaker")]`.
+records every call so that tests (and the simulator's summary) read as facts:
+`assert fake.created == [("call-42", "notetaker")]` (Warden's dispatches, not the application's).
 Failures are injected per method (`fail("CreateDispatch", 503, times=2)`), as are agents that come
 when dispatched (`on_dispatch`).
 """
@@ -69,6 +70,7 @@ class FakeLiveKit:
     cloud_agents: dict[str, str] = field(default_factory=dict)  # agent id -> agent name
     restarts: list[str] = field(default_factory=list)
     on_restart: Callable[[str], None] | None = None
+    on_remove: Callable[[str, str], None] | None = None  # (room, identity) removed by RemoveParticipant
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     # --- the world, as tests arrange it -------------------------------------------------------
@@ -88,6 +90,18 @@ class FakeLiveKit:
 
     def leave(self, room: str, identity: str) -> None:
         self.rooms.get(room, {}).pop(identity, None)
+
+    def create_dispatch(self, room: str, agent_name: str) -> ad.AgentDispatch:
+        """The application's own dispatch (not Warden's: not listed in `created`)."""
+        dispatch = self._CreateDispatch(ad.CreateAgentDispatchRequest(room=room, agent_name=agent_name))
+        self.created.remove((room, agent_name))
+        return dispatch
+
+    def close_room(self, room: str) -> None:
+        """The room ends: its participants and dispatches go."""
+        self.rooms.pop(room, None)
+        for dispatch_id in [i for i, d in self.dispatches.items() if d.room == room]:
+            del self.dispatches[dispatch_id]
 
     def fail(self, method: str, status: int, *, times: int = 1) -> None:
         """Answer the next `times` calls of `method` with HTTP `status`."""
@@ -168,6 +182,8 @@ class FakeLiveKit:
     def _RemoveParticipant(self, req: rs.RoomParticipantIdentity) -> rs.RemoveParticipantResponse:
         if self._room(req.room).pop(req.identity, None) is None:
             raise TwirpFailure("not_found", "participant not found")
+        if self.on_remove is not None:
+            self.on_remove(req.room, req.identity)
         return rs.RemoveParticipantResponse()
 
     def _ListRooms(self, req: rs.ListRoomsRequest) -> rs.ListRoomsResponse:

@@ -1,0 +1,267 @@
+"""A simulated LiveKit deployment: rooms where people meet and agents come, fail to come, stall or leave,
+sent to Warden as signed webhooks, with the stand-in LiveKit (`livekit.FakeLiveKit`) answering Warden's
+API calls. `warden simulate` and `make run`'s demo mode drive it; the summary compares what was
+injected with what Warden did.
+
+Each room: `room_started`, a person joins, the application dispatches the agent, the meeting lasts a
+while, the person leaves, `room_finished`. What happens to the agent is the room's *fate*:
+- ok: the agent joins within a second or two and publishes a track;
+- never_joins: the first dispatch is accepted and nobody comes (Warden's re-dispatch is answered);
+- leaves: the first agent leaves mid-meeting while the person stays (the next one stays);
+- stalls: the first agent joins and never publishes (Warden needs `WARDEN_ACTIVE_SLA_SECONDS` to see it;
+  it evicts the agent, which the simulator reports as `participant_left`, and re-dispatches);
+and during an outage (`outage:START+LENGTH`, seconds into the run) no dispatch is answered until the
+outage ends or Warden restarts the Cloud agent (`RestartAgent`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from livekit.protocol.agent_dispatch import AgentDispatch
+
+from service.simulator.livekit import FakeLiveKit
+from service.simulator.webhooks import agent, body, person, sign
+
+FATES = ("never_joins", "leaves", "stalls")
+WEBHOOK_TRIES = 3
+
+
+@dataclass(frozen=True)
+class Outage:
+    start: float  # seconds after the run starts
+    length: float
+
+
+@dataclass(frozen=True)
+class FailurePlan:
+    never_joins: float = 0.0
+    leaves: float = 0.0
+    stalls: float = 0.0
+    outage: Outage | None = None
+
+    def fate(self, rng: random.Random) -> str:
+        roll = rng.random()
+        for name in FATES:
+            share: float = getattr(self, name)
+            if roll < share:
+                return name
+            roll -= share
+        return "ok"
+
+
+def parse_failures(text: str) -> FailurePlan:
+    """`never-joins:0.1,leaves:0.05,stalls:0.05,outage:30+20` (shares of rooms; outage START+LENGTH s)."""
+    values: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = part.partition(":")
+        key = name.strip().replace("-", "_")
+        if not sep:
+            raise ValueError(f"'{part}': expected NAME:VALUE")
+        if key == "outage":
+            start, plus, length = value.partition("+")
+            try:
+                outage = Outage(float(start), float(length))
+            except ValueError:
+                raise ValueError(f"'{part}': outage is START+LENGTH in seconds, e.g. outage:30+20") from None
+            if not plus or outage.start < 0 or outage.length <= 0:
+                raise ValueError(f"'{part}': outage is START+LENGTH in seconds, e.g. outage:30+20")
+            values["outage"] = outage
+        elif key in FATES:
+            try:
+                share = float(value)
+            except ValueError:
+                raise ValueError(f"'{part}': {name} takes a share of rooms from 0 to 1") from None
+            if not 0 <= share <= 1:
+                raise ValueError(f"'{part}': {name} takes a share of rooms from 0 to 1")
+            values[key] = share
+        else:
+            raise ValueError(f"'{name}': unknown failure (known: never-joins, leaves, stalls, outage)")
+    if sum(values.get(f, 0.0) for f in FATES) > 1:
+        raise ValueError("the shares of never-joins, leaves and stalls add up to more than 1")
+    return FailurePlan(**values)
+
+
+@dataclass
+class Report:
+    """What was injected, and what Warden did about it (as the stand-in LiveKit saw it)."""
+
+    rooms: int = 0
+    injected: Counter[str] = field(default_factory=Counter)  # rooms by fate
+    served: Counter[str] = field(default_factory=Counter)  # rooms by fate with a working agent at the end
+    outage_rooms: int = 0  # rooms whose first dispatch fell in the outage
+    outage_served: int = 0
+    warden_dispatches: int = 0
+    evictions: int = 0
+    restarts: int = 0
+    webhooks: int = 0
+    webhook_errors: int = 0
+
+    @property
+    def unserved(self) -> int:
+        return self.rooms - sum(self.served.values())
+
+
+@dataclass
+class Simulation:
+    fake: FakeLiveKit
+    client: httpx.AsyncClient  # posts to Warden
+    webhook_url: str
+    agent_name: str
+    plan: FailurePlan
+    rng: random.Random = field(default_factory=random.Random)
+    meeting: tuple[float, float] = (20.0, 40.0)  # seconds a meeting lasts
+    agent_delay: tuple[float, float] = (0.3, 1.5)  # seconds an answered dispatch takes to bring an agent
+    prefix: str = field(default_factory=lambda: f"sim-{int(time.time()) % 100000}")
+    report: Report = field(default_factory=Report)
+    on_room_done: Callable[[], None] = lambda: None
+    _started: float = field(default_factory=time.monotonic)
+    _restarted: bool = False
+    _fates: dict[str, str] = field(default_factory=dict)
+    _dispatched: Counter[str] = field(default_factory=Counter)  # dispatches seen per room
+    _answered: Counter[str] = field(default_factory=Counter)  # agents sent per room
+    _working: dict[str, str] = field(default_factory=dict)  # room -> identity of a publishing agent
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _ids: int = 0
+
+    def __post_init__(self) -> None:
+        self.fake.on_dispatch = self._on_dispatch
+        self.fake.on_remove = self._on_remove
+        self.fake.on_restart = self._on_restart
+
+    async def run(self, rooms: int, *, over: float) -> Report:
+        """`rooms` rooms arriving evenly over `over` seconds; returns when every meeting has ended."""
+        self._started = time.monotonic()
+        gap = over / max(1, rooms)
+        meetings = []
+        for i in range(rooms):
+            meetings.append(asyncio.create_task(self.room(i)))
+            await asyncio.sleep(gap)
+        await asyncio.gather(*meetings)
+        return self.finish()
+
+    async def forever(self, *, every: float) -> None:
+        """A room every `every` seconds until cancelled (demo mode)."""
+        i = 0
+        while True:
+            self._spawn(self.room(i))
+            i += 1
+            await asyncio.sleep(every * self.rng.uniform(0.5, 1.5))
+
+    def finish(self) -> Report:
+        self.report.warden_dispatches = len(self.fake.created)
+        self.report.evictions = sum(1 for method, _ in self.fake.calls if method == "RemoveParticipant")
+        self.report.restarts = len(self.fake.restarts)
+        return self.report
+
+    def outage_now(self) -> bool:
+        outage = self.plan.outage
+        if outage is None or self._restarted:
+            return False
+        elapsed = time.monotonic() - self._started
+        return outage.start <= elapsed < outage.start + outage.length
+
+    async def room(self, i: int) -> None:
+        name = f"{self.prefix}-{i:04d}"
+        fate = self.plan.fate(self.rng)
+        self._fates[name] = fate
+        self.report.rooms += 1
+        self.report.injected[fate] += 1
+        self.fake.rooms[name] = {}
+        await self.webhook("room_started", name)
+        await asyncio.sleep(self.rng.uniform(0.1, 0.8))
+        self.fake.join(name, "alice")
+        await self.webhook("participant_joined", name, participant=person("alice"))
+        outage_room = self.outage_now()
+        self.report.outage_rooms += outage_room
+        self.fake.create_dispatch(name, self.agent_name)
+        await asyncio.sleep(self.rng.uniform(*self.meeting))
+        served = name in self._working and self._working[name] in self.fake.rooms.get(name, {})
+        if served:
+            self.report.served[fate] += 1
+            self.report.outage_served += outage_room
+        self.fake.leave(name, "alice")
+        await self.webhook("participant_left", name, participant=person("alice"))
+        self.fake.close_room(name)
+        await self.webhook("room_finished", name)
+        self._working.pop(name, None)
+        self.on_room_done()
+
+    def _on_dispatch(self, dispatch: AgentDispatch) -> None:
+        room = dispatch.room
+        self._dispatched[room] += 1
+        if room not in self.fake.rooms or self.outage_now():
+            return
+        fate = self._fates.get(room, "ok")
+        if fate == "never_joins" and self._dispatched[room] == 1:
+            return  # the application's dispatch: accepted, and nobody comes
+        first = self._answered[room] == 0
+        self._answered[room] += 1
+        behaviour = fate if first and fate in ("leaves", "stalls") else "ok"
+        self._spawn(self._agent(room, f"agent-{dispatch.id}", behaviour))
+
+    async def _agent(self, room: str, identity: str, behaviour: str) -> None:
+        await asyncio.sleep(self.rng.uniform(*self.agent_delay))
+        if room not in self.fake.rooms:
+            return
+        self.fake.join(room, identity, agent_name=self.agent_name)
+        await self.webhook("participant_joined", room, participant=agent(identity, self.agent_name))
+        if behaviour == "stalls":
+            return
+        self._working[room] = identity
+        await self.webhook(
+            "track_published",
+            room,
+            participant={"sid": f"PA_{identity}", "identity": identity},
+            track={"sid": f"TR_{identity}", "type": "AUDIO"},
+        )
+        if behaviour == "leaves":
+            await asyncio.sleep(self.rng.uniform(2.0, 5.0))
+            if identity in self.fake.rooms.get(room, {}):
+                self.fake.leave(room, identity)
+                await self.webhook("participant_left", room, participant=agent(identity, self.agent_name))
+
+    def _on_remove(self, room: str, identity: str) -> None:
+        """Warden evicted a participant: LiveKit tells it so."""
+        self._spawn(self.webhook("participant_left", room, participant=agent(identity, self.agent_name)))
+
+    def _on_restart(self, _agent_id: str) -> None:
+        self._restarted = True  # a restarted deployment answers dispatches again
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def webhook(self, event: str, room: str, **fields: Any) -> None:
+        """Sign and post one webhook as livekit-server does, retrying a failed delivery."""
+        self._ids += 1
+        raw = body(
+            event,
+            id=f"EV_{room}_{self._ids}",
+            created_at=int(time.time()),
+            room=room,
+            sid=f"RM_{room}",
+            **fields,
+        )
+        headers = {
+            "Authorization": sign(raw, self.fake.key, self.fake.secret),
+            "Content-Type": "application/webhook+json",
+        }
+        self.report.webhooks += 1
+        for attempt in range(WEBHOOK_TRIES):
+            try:
+                answer = await self.client.post(self.webhook_url, content=raw, headers=headers)
+                if answer.status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.5 * 2**attempt)
+        self.report.webhook_errors += 1
