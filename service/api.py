@@ -1,4 +1,4 @@
-"""The operator API: `GET /api/rooms` (newest first, paginated) and `GET /api/rooms/{name}`."""
+"""The operator API: `GET /api/rooms` (newest first, paginated, `?state=`) and `GET /api/rooms/{name}`."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from starlette.responses import JSONResponse
 from service.auth import admin_only
 from workers.events import INTERNAL_KINDS, JobStatus, ParticipantKind
 from workers.queries import TimelineEntry, find_room, list_rooms
-from workers.room_state import Room
+from workers.room_state import Phase, Room
 from workers.store import ACTION_KIND
 
 MAX_LIMIT = 200
+PHASES = tuple(str(p) for p in Phase)
 
 
 def iso(timestamp: float | None) -> str | None:
@@ -137,15 +138,19 @@ async def get_rooms(request: Request) -> JSONResponse:
         offset = int_param(request, "offset", 0, 0, 10**9)
     except ValueError as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
-    page = await list_rooms(request.state.engine, limit=limit, offset=offset)
+    state = request.query_params.get("state") or None
+    if state is not None and state not in PHASES:
+        return JSONResponse({"error": f"'state' must be one of {', '.join(PHASES)}"}, status_code=400)
+    page = await list_rooms(request.state.engine, limit=limit, offset=offset, phase=state)
     following = offset + limit
+    more = f"&state={state}" if state else ""
     return JSONResponse(
         {
             "rooms": [room_summary(room) for room in page.rooms],
             "total": page.total,
             "limit": limit,
             "offset": offset,
-            "next": f"/api/rooms?limit={limit}&offset={following}" if following < page.total else None,
+            "next": f"/api/rooms?limit={limit}&offset={following}{more}" if following < page.total else None,
         }
     )
 

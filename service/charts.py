@@ -96,6 +96,7 @@ class Deadline:
     label: str
 
 
+LABEL_ROWS = 3
 LANES = ("people", "agent", "livekit", "warden", "action")
 LANE_TITLES = {
     "people": "people present",
@@ -117,7 +118,8 @@ def timeline_svg(
 ) -> Markup:
     """Lanes of presence bands and event dots over time, with each SLA deadline as a dashed line."""
     left, right, lane_h, top = 130, 20, 26, 10
-    height = top + lane_h * len(LANES) + 30
+    labels_top = top + lane_h * len(LANES) + 2
+    height = labels_top + 12 * LABEL_ROWS + 16
     span = max(end - start, 1.0)
 
     def x(at: float) -> float:
@@ -141,11 +143,16 @@ def timeline_svg(
             f'<rect class="span {s.lane}" x="{x(s.start)}" y="{y(s.lane) + 5}" '
             f'width="{max(2.0, x(s.end) - x(s.start)):.1f}" height="16" rx="3"></rect>'
         )
-    for d in deadlines:
+    row_ends = [float("-inf")] * LABEL_ROWS  # where each row of labels ends, so that none overlap
+    for d in sorted(deadlines, key=lambda d: d.at):
         label = escape(d.label)
+        at = x(d.at)
+        row = next((i for i, end in enumerate(row_ends) if at > end), LABEL_ROWS - 1)
+        row_ends[row] = at + 6 * len(d.label) + 6
         parts.append(
-            f'<g class="deadline"><title>{label}</title><line x1="{x(d.at)}" x2="{x(d.at)}" y1="{top}" '
-            f'y2="{height - 24}"></line><text x="{x(d.at) + 3}" y="{height - 12}">{label}</text></g>'
+            f'<g class="deadline"><title>{label}</title><line x1="{at}" x2="{at}" y1="{top}" '
+            f'y2="{labels_top + 12 * row}"></line><text x="{at + 3}" y="{labels_top + 10 + 12 * row}">'
+            f"{label}</text></g>"
         )
     for m in marks:
         label = escape(m.label)

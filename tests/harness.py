@@ -57,6 +57,9 @@ class RecordingEscalator:
     async def room_recovered(self, room: Room) -> None:
         self.recovered.append(room.name)
 
+    async def settle(self) -> None:
+        """Nothing to settle: this stand-in keeps no incidents."""
+
 
 @dataclass
 class Harness:

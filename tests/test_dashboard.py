@@ -18,7 +18,7 @@ from service.simulator.serving import serve
 from tests.conftest import make_settings
 from tests.helpers import agent, body, person
 from tests.test_store import parse
-from workers.incidents import note, open_or_join
+from workers.incidents import note, open_or_join, room_recovered
 from workers.room_state import Policy
 from workers.store import record_event
 
@@ -133,3 +133,20 @@ def test_percentile_is_nearest_rank() -> None:
         2.0,
         2.0,
     )
+
+
+async def test_incident_resolves_when_rooms_got_their_agent_without_missing_an_sla(
+    engine: AsyncEngine,
+) -> None:
+    """Rooms join an incident at the restart while merely waiting; one that then gets its agent before
+    its SLA never reports a recovery, so settling (the sweep) must see that it needs nothing now."""
+    for room in ("early", "late"):
+        await feed(engine, "room_started", 0, room, T0)
+        await feed(engine, "participant_joined", 1, room, T0 + 1, participant=person("alice"))
+    rooms = [("RM_early", "early"), ("RM_late", "late")]
+    incident, _ = await open_or_join(engine, "notetaker", "outage", rooms, T0 + 2)
+    await feed(engine, "participant_joined", 2, "early", T0 + 3, participant=agent("bot"))
+    assert await room_recovered(engine, "notetaker", "", T0 + 4) is None  # "late" still waits
+    await feed(engine, "participant_joined", 2, "late", T0 + 5, participant=agent("bot"))
+    resolved = await room_recovered(engine, "notetaker", "", T0 + 6)
+    assert resolved is not None and resolved.id == incident and resolved.resolved_at == T0 + 6

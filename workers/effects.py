@@ -58,6 +58,10 @@ class Escalator(Protocol):
         """A room that had missed its SLA needs nothing any more."""
         ...
 
+    async def settle(self) -> None:
+        """Periodically: resolve what needs resolving although no room reported it."""
+        ...
+
 
 class Effects:
     """The adapters the actions need, and the clock that dates their answers."""

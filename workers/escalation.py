@@ -126,7 +126,15 @@ class Escalation:
 
     async def room_recovered(self, room: Room) -> None:
         """A room that had missed its SLA needs nothing now; the last one resolves its incident."""
-        resolved = await incidents.room_recovered(self.engine, self.policy.agent_name, room.sid, self.clock())
+        await self._settle(room.sid)
+
+    async def settle(self) -> None:
+        """Resolve the open incident if none of its rooms waits any more (the sweep asks, so that rooms
+        which got their agent without ever missing an SLA do not keep an incident open)."""
+        await self._settle("")
+
+    async def _settle(self, room_sid: str) -> None:
+        resolved = await incidents.room_recovered(self.engine, self.policy.agent_name, room_sid, self.clock())
         if resolved is None or resolved.resolved_at is None:
             return
         took = resolved.resolved_at - resolved.opened_at

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from workers.db import dialect_insert, for_writing
 from workers.models import INCIDENT_ACTIONS, INCIDENT_ROOMS, INCIDENTS, ROOMS
 
+WAITING_PHASES = ("waiting", "agent_lost")  # people are there and no agent of ours
 CLAIMS = ("alerted_open_at", "restart_claimed_at", "followup_claimed_at", "rollback_claimed_at")
 
 
@@ -102,8 +103,9 @@ async def mark_restarted(engine: AsyncEngine, incident_id: str, now: float) -> N
 
 
 async def room_recovered(engine: AsyncEngine, agent_name: str, room_sid: str, now: float) -> Incident | None:
-    """Mark the room recovered in its agent's open incident; resolve the incident when it was the last
-    room waiting. Returns the incident if this call resolved it (so its caller alerts, once)."""
+    """Mark the room (and every other room of the incident that needs nothing now) recovered in its
+    agent's open incident; resolve the incident when no room waits any more. Returns the incident if
+    this call resolved it (so its caller alerts, once). `room_sid=""` only settles the others."""
     async with for_writing(engine).begin() as connection:
         incident_id = await connection.scalar(
             select(INCIDENTS.c.id).where(INCIDENTS.c.open_key == agent_name)
@@ -116,6 +118,18 @@ async def room_recovered(engine: AsyncEngine, agent_name: str, room_sid: str, no
                 INCIDENT_ROOMS.c.incident_id == incident_id,
                 INCIDENT_ROOMS.c.room_sid == room_sid,
                 INCIDENT_ROOMS.c.recovered_at.is_(None),
+            )
+            .values(recovered_at=now)
+        )
+        # Rooms that joined the incident while merely waiting (at the restart) and got their agent
+        # before missing an SLA never report a recovery: a room that needs nothing now has recovered.
+        fine = select(ROOMS.c.sid).where(ROOMS.c.phase.not_in(WAITING_PHASES), ROOMS.c.recovery == "none")
+        await connection.execute(
+            update(INCIDENT_ROOMS)
+            .where(
+                INCIDENT_ROOMS.c.incident_id == incident_id,
+                INCIDENT_ROOMS.c.recovered_at.is_(None),
+                INCIDENT_ROOMS.c.room_sid.in_(fine),
             )
             .values(recovered_at=now)
         )
@@ -140,7 +154,7 @@ async def waiting_rooms(engine: AsyncEngine) -> list[tuple[str, str]]:
     """(sid, name) of every open room with people waiting for the agent."""
     async with engine.connect() as connection:
         rows = await connection.execute(
-            select(ROOMS.c.sid, ROOMS.c.name).where(ROOMS.c.phase.in_(("waiting", "agent_lost")))
+            select(ROOMS.c.sid, ROOMS.c.name).where(ROOMS.c.phase.in_(WAITING_PHASES))
         )
         return [(sid, name) for sid, name in rows]
 

@@ -178,7 +178,8 @@ async def heartbeat(ctx: dict[str, Any], room_name: str, identity: str, at: floa
 
 
 async def sweep(ctx: dict[str, Any]) -> int:
-    """Cron: queue the deadline job of every room whose deadline is overdue; return how many."""
+    """Cron: queue the deadline job of every room whose deadline is overdue (return how many), and
+    resolve an incident none of whose rooms waits any more."""
     effects: Effects = ctx["effects"]
     due = await overdue_deadlines(ctx["engine"], effects.clock() - SWEEP_GRACE_SECONDS)
     for room_sid, attempt in due:
@@ -189,6 +190,10 @@ async def sweep(ctx: dict[str, Any]) -> int:
             _job_id=deadline_job_id(room_sid, attempt),
             _queue_name=effects.queue_name,
         )
+    try:
+        await effects.escalator.settle()
+    except (SQLAlchemyError, RedisError, OSError) as exc:
+        log.warning("settling incidents failed: %s", type(exc).__name__)
     return len(due)
 
 

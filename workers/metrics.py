@@ -16,7 +16,7 @@ from arq.worker import Retry
 from prometheus_client import Counter, Histogram, start_http_server
 
 from workers.events import Event, EventKind
-from workers.room_state import ReportBreach, Room, time_to_agent
+from workers.room_state import Recovery, ReportBreach, Room, time_to_agent
 
 log = logging.getLogger("warden.metrics")
 P = ParamSpec("P")
@@ -49,12 +49,12 @@ RESTARTS = Counter(
 )
 LIVEKIT_ERRORS = Counter("warden_livekit_errors_total", "Failed LiveKit API calls, by error code", ["code"])
 
-BREACH_KINDS = {
-    "join": "never_joined",
-    "rejoin": "left",
-    "active": "stalled",
-    "confirm": "redispatch_unanswered",
-}
+
+def breach_kind(breach: ReportBreach, room: Room) -> str:
+    """What the room's people lived through: no agent ever, an agent that left, or one that stalled."""
+    if breach.reason == "active" or room.recovery is Recovery.EVICTING or room.evict:
+        return "stalled"
+    return "never_joined" if room.agent_joined_at is None else "left"
 
 
 def serve(port: int) -> None:
@@ -94,8 +94,8 @@ def observe_recorded(
     if waited is not None and (before is None or before.agent_joined_at is None):
         TIME_TO_AGENT.observe(waited)
     for action in actions:
-        if isinstance(action, ReportBreach):
-            BREACHES.labels(kind=BREACH_KINDS.get(action.reason, action.reason)).inc()
+        if isinstance(action, ReportBreach) and after is not None:
+            BREACHES.labels(kind=breach_kind(action, after)).inc()
     for event in events:
         if event.kind is EventKind.AGENT_DISPATCHED:
             REDISPATCHES.labels(outcome="dispatched").inc()

@@ -27,18 +27,19 @@ class _Server(uvicorn.Server):
 
 
 @contextlib.asynccontextmanager
-async def serve(app: ASGIApp) -> AsyncIterator[str]:
-    """Serve `app` on 127.0.0.1 with its lifespan; yield its base URL; shut it down afterwards."""
-    port = free_port()
-    server = _Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+async def serve(app: ASGIApp, *, port: int = 0, host: str = "127.0.0.1") -> AsyncIterator[str]:
+    """Serve `app` on `host`:`port` (a free port by default) with its lifespan; yield its base URL;
+    shut it down afterwards."""
+    port = port or free_port()
+    server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
     task = asyncio.create_task(server.serve())
     ready = asyncio.create_task(server.ready.wait())
     done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
     if task in done:
         ready.cancel()
-        raise RuntimeError("test server failed to start") from task.exception()
+        raise RuntimeError(f"could not serve on {host}:{port} (in use?)") from task.exception()
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://{host}:{port}"
     finally:
         server.should_exit = True
         await task

@@ -96,6 +96,7 @@ class Report:
     rooms: int = 0
     injected: Counter[str] = field(default_factory=Counter)  # rooms by fate
     served: Counter[str] = field(default_factory=Counter)  # rooms by fate with a working agent at the end
+    unserved_rooms: list[str] = field(default_factory=list)
     outage_rooms: int = 0  # rooms whose first dispatch fell in the outage
     outage_served: int = 0
     warden_dispatches: int = 0
@@ -124,7 +125,7 @@ class Simulation:
     on_room_done: Callable[[], None] = lambda: None
     _started: float = field(default_factory=time.monotonic)
     _restarted: bool = False
-    _fates: dict[str, str] = field(default_factory=dict)
+    fates: dict[str, str] = field(default_factory=dict)  # room -> its injected fate
     _dispatched: Counter[str] = field(default_factory=Counter)  # dispatches seen per room
     _answered: Counter[str] = field(default_factory=Counter)  # agents sent per room
     _working: dict[str, str] = field(default_factory=dict)  # room -> identity of a publishing agent
@@ -171,7 +172,7 @@ class Simulation:
     async def room(self, i: int) -> None:
         name = f"{self.prefix}-{i:04d}"
         fate = self.plan.fate(self.rng)
-        self._fates[name] = fate
+        self.fates[name] = fate
         self.report.rooms += 1
         self.report.injected[fate] += 1
         self.fake.rooms[name] = {}
@@ -187,6 +188,8 @@ class Simulation:
         if served:
             self.report.served[fate] += 1
             self.report.outage_served += outage_room
+        else:
+            self.report.unserved_rooms.append(name)
         self.fake.leave(name, "alice")
         await self.webhook("participant_left", name, participant=person("alice"))
         self.fake.close_room(name)
@@ -199,7 +202,7 @@ class Simulation:
         self._dispatched[room] += 1
         if room not in self.fake.rooms or self.outage_now():
             return
-        fate = self._fates.get(room, "ok")
+        fate = self.fates.get(room, "ok")
         if fate == "never_joins" and self._dispatched[room] == 1:
             return  # the application's dispatch: accepted, and nobody comes
         first = self._answered[room] == 0
@@ -233,7 +236,8 @@ class Simulation:
         self._spawn(self.webhook("participant_left", room, participant=agent(identity, self.agent_name)))
 
     def _on_restart(self, _agent_id: str) -> None:
-        self._restarted = True  # a restarted deployment answers dispatches again
+        if self.outage_now():
+            self._restarted = True  # a deployment restarted during the outage answers dispatches again
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)

@@ -1,0 +1,63 @@
+"""`warden`: the operator's command line.
+
+    warden rooms [--state S]      rooms, newest first          (reads a running Warden's API)
+    warden room NAME              one room and its timeline
+    warden incidents              open and past incidents
+    warden check                  settings, LiveKit, Redis and the database, in plain words
+    warden replay FILE            re-send recorded webhook bodies (JSON lines), signed, to /webhook
+    warden simulate --rooms N --failure never-joins:0.1,leaves:0.05,stalls:0.05,outage:30+20
+
+The API commands find Warden at `--url` (or `WARDEN_URL`, default http://127.0.0.1:$PORT) and send
+`WARDEN_ADMIN_TOKEN` when it is set. Exit status: 0 fine, 1 a check or request failed, 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+
+from service.cli import check, replay, simulate, views
+
+
+def default_url() -> str:
+    return os.environ.get("WARDEN_URL") or f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="warden", description="Warden: every LiveKit room gets its agent.")
+    top.add_argument("--url", default=default_url(), help="Warden's base URL (default: %(default)s)")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    rooms = commands.add_parser("rooms", help="list rooms, newest first")
+    rooms.add_argument("--state", help="only rooms in this state (waiting, agent_active, ...)")
+    rooms.add_argument("--limit", type=int, default=50)
+    room = commands.add_parser("room", help="one room with its timeline")
+    room.add_argument("name")
+    commands.add_parser("incidents", help="open and past incidents")
+    commands.add_parser("check", help="check settings, LiveKit, Redis and the database")
+    rep = commands.add_parser("replay", help="re-send recorded webhook bodies (JSON lines) to Warden")
+    rep.add_argument("file", help="one webhook body (JSON) per line; '-' reads standard input")
+    simulate.add_arguments(commands.add_parser("simulate", help="a stand-in LiveKit with simulated rooms"))
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    match args.command:
+        case "rooms":
+            code = views.rooms(args.url, state=args.state, limit=args.limit)
+        case "room":
+            code = views.room(args.url, args.name)
+        case "incidents":
+            code = views.incidents(args.url)
+        case "check":
+            code = asyncio.run(check.run())
+        case "replay":
+            code = asyncio.run(replay.run(args.url, args.file))
+        case "simulate":
+            code = simulate.run(args)
+        case _:  # pragma: no cover - argparse refuses unknown commands
+            code = 2
+    sys.exit(code)
