@@ -159,3 +159,12 @@ async def test_database_failure_is_503_not_500(redis_url: str, tmp_path: Path) -
             503,
             {"error": "database unavailable, retry later"},
         )
+
+
+async def test_rooms_filtered_by_state(api: httpx.AsyncClient) -> None:
+    present = (await api.get("/api/rooms", params={"state": "agent_present"})).json()
+    assert ([r["name"] for r in present["rooms"]], present["total"]) == (["call-1"], 1)
+    idle = (await api.get("/api/rooms", params={"state": "idle", "limit": 1})).json()
+    assert idle["total"] == 2 and idle["next"] == "/api/rooms?limit=1&offset=1&state=idle"
+    refused = await api.get("/api/rooms", params={"state": "sleepy"})
+    assert refused.status_code == 400 and "'state' must be one of" in refused.json()["error"]

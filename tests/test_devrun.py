@@ -30,6 +30,7 @@ def test_make_run_serves_webhooks_on_embedded_defaults_and_stops_cleanly_on_ctrl
     }
     port = free_port()
     env["PORT"] = str(port)
+    env["WARDEN_DEMO"] = "0"  # dev keys for a local livekit-server --dev, no simulator
     runner = subprocess.Popen(
         [sys.executable, "-m", "service.devrun"],
         cwd=tmp_path,
@@ -71,5 +72,57 @@ def test_make_run_serves_webhooks_on_embedded_defaults_and_stops_cleanly_on_ctrl
         output = runner.communicate(timeout=30)[0]
     assert runner.returncode == 0, output
     assert "warden: stopped" in output
+    _gone, alive = psutil.wait_procs(children, timeout=5)
+    assert alive == []
+
+
+def test_make_run_without_credentials_is_a_demo_where_agents_fail_and_are_recovered(tmp_path: Path) -> None:
+    """A newcomer's first minute: simulated rooms come, some agents never join, Warden re-dispatches."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("LIVEKIT_", "WARDEN_", "REDIS_", "DATABASE_"))
+    }
+    port = free_port()
+    env.update(PORT=str(port), WARDEN_DEMO_SEED="5", WARDEN_DEMO_FAILURES="never-joins:0.5")
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "service.devrun"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        banner = []
+        assert runner.stdout is not None
+        for line in runner.stdout:
+            banner.append(line)
+            if "Ctrl-C stops" in line:
+                break
+        assert any("demo mode" in line for line in banner), banner
+        assert any(f"dashboard on {url}/" in line for line in banner), banner
+        deadline = time.monotonic() + 60
+        recovered = None
+        while recovered is None and time.monotonic() < deadline:  # polled as a person watching would
+            time.sleep(0.5)
+            try:
+                rooms = httpx.get(f"{url}/api/rooms").json()["rooms"]
+            except httpx.HTTPError:
+                continue
+            for room in rooms:
+                if room["state"] == "agent_active":
+                    timeline = httpx.get(f"{url}/api/rooms/{room['name']}").json()["timeline"]
+                    if any(e["type"] == "agent_dispatched" for e in timeline):
+                        recovered = room["name"]
+        assert recovered, "no simulated room was recovered by a re-dispatch within a minute"
+        assert "agent active" in httpx.get(f"{url}/").text
+        children = psutil.Process(runner.pid).children(recursive=True)
+        assert len(children) == 4  # redis-server, worker, web, simulator
+    finally:
+        runner.send_signal(signal.SIGINT)
+        output = runner.communicate(timeout=30)[0]
+    assert runner.returncode == 0, output
     _gone, alive = psutil.wait_procs(children, timeout=5)
     assert alive == []

@@ -83,7 +83,7 @@ CHECKS: tuple[tuple[str, Check], ...] = (("LiveKit", livekit), ("Redis", redis),
 
 
 async def run() -> int:
-    out = Console(highlight=False)
+    out = Console(highlight=False, soft_wrap=True)
     try:
         settings = load_settings()
     except SettingsError as exc:

@@ -24,7 +24,7 @@ def _lines(path: str) -> list[str]:
 
 
 async def run(url: str, path: str) -> int:
-    out = Console(highlight=False, stderr=True)
+    out = Console(highlight=False, stderr=True, soft_wrap=True)
     try:
         settings = load_settings()
         key, secret = settings.primary_key()

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def simulate(args: argparse.Namespace) -> int:
-    out = Console(highlight=False)
+    out = Console(highlight=False, soft_wrap=True)
     fake = FakeLiveKit(args.key, args.secret, cloud_agents={CLOUD_AGENT_ID: args.agent_name})
     async with serve(fake.app, port=args.port) as livekit_url, httpx.AsyncClient(timeout=10.0) as client:
         sim = Simulation(
