@@ -63,8 +63,12 @@ def clock(stamp: float) -> str:
     return datetime.fromtimestamp(stamp, UTC).strftime("%H:%M:%S.%f")[:-3]
 
 
+def when(stamp: float | None) -> str:
+    return "" if stamp is None else datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 TEMPLATES.env.filters.update(
-    seconds=seconds, ago=ago, clock=clock, phase=lambda p: str(p).replace("agent_", "agent ")
+    seconds=seconds, ago=ago, clock=clock, when=when, phase=lambda p: str(p).replace("agent_", "agent ")
 )
 
 
@@ -170,8 +174,8 @@ async def incidents_page(request: Request) -> Response:
             "agent_name": i.agent_name,
             "state": "resolved" if i.resolved_at is not None else "open",
             "reason": i.reason,
-            "opened_at": iso(i.opened_at),
-            "resolved_at": iso(i.resolved_at),
+            "opened_at": i.opened_at,
+            "resolved_at": i.resolved_at,
             "recovery": None if i.resolved_at is None else i.resolved_at - i.opened_at,
             "rooms": [
                 {"name": name, "recovered": recovered is not None} for _, name, _, recovered in i.rooms
