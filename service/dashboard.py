@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.templating import Jinja2Templates
 
-from service.api import iso, room_summary, timeline_entry
+from service.api import room_summary, timeline_entry
 from service.auth import check_admin
 from service.charts import Deadline, Mark, Span, histogram_bars, histogram_svg, percentile, timeline_svg
 from workers.incidents import list_incidents
@@ -182,7 +182,7 @@ async def incidents_page(request: Request) -> Response:
             ],
             "waiting": i.waiting_rooms,
             "actions": [
-                {"at": iso(at), "action": action, "outcome": outcome} for at, action, outcome in i.actions
+                {"at": at, "action": action, "outcome": outcome} for at, action, outcome in i.actions
             ],
         }
         for i in found

@@ -266,3 +266,22 @@ def test_cli_replay_resends_recorded_webhooks_signed(run: Run, tmp_path: Path) -
     while not replayed() and time.monotonic() < deadline:
         time.sleep(0.1)  # the worker applies it asynchronously; polled as an operator would
     assert replayed()
+
+
+def test_cli_simulate_prints_what_it_injected_and_what_warden_did(run: Run) -> None:
+    """`warden simulate` itself, on the port Warden's LIVEKIT_URL names (the fixture's stand-in is gone)."""
+    port = run.warden.env["LIVEKIT_URL"].rsplit(":", 1)[1]
+    argv = ["--url", run.warden.url, "simulate", "--rooms", "4", "--over", "1", "--meeting", "4-5"]
+    argv += ["--port", port, "--key", KEY, "--secret", SECRET, "--agent-name", AGENT]
+    argv += ["--failure", "never-joins:1", "--seed", "1"]
+    done = subprocess.run(
+        [sys.executable, "-m", "service.cli", *argv],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = re.sub(r"\s+", " ", done.stdout)
+    assert "4 rooms simulated" in out and "never-joins │ 4 │ 4" in out
+    assert re.search(r"Warden: re-dispatches │ [4-9]", out), out
