@@ -200,3 +200,35 @@ async def test_agents_still_missing_after_the_restart_alert_loudly_once_instead_
         assert sum("still does not come" in t for t in texts) == 1
         for room in ROOMS:
             assert (await h.room(sid(room))).deadline is None  # failed, waiting for a person: no loop
+
+
+async def test_a_breach_after_an_incident_resolved_does_not_reopen_it_with_old_breaches(
+    redis_url: str, database_url: str, alerts: respx.Route
+) -> None:
+    """Two rooms miss their SLA (an outage of two), recover; a third misses its SLA a little later,
+    within the same window: one room is not an outage, so no second incident and no third alert."""
+    async with harness(redis_url, database_url, **CLOUD, warden_outage_rooms=2) as h:
+        first, second, later = ROOMS[:3]
+        for room in (first, second):
+            h.fake.join(room, "alice")
+            await h.send("participant_joined", room=room, sid=sid(room), participant=person("alice"))
+        h.advance(16)
+        for room in (first, second):
+            await h.run_deadline(sid(room), 1)
+        for room in (first, second):
+            h.fake.join(room, f"agent-{room}", agent_name=AGENT)
+            await h.send(
+                "participant_joined", room=room, sid=sid(room), participant=agent(f"agent-{room}", AGENT)
+            )
+        found, total = await list_incidents(h.ctx["engine"], limit=10, offset=0)
+        assert total == 1 and found[0].resolved_at is not None
+        h.fake.join(later, "alice")
+        await h.send("participant_joined", room=later, sid=sid(later), participant=person("alice"))
+        h.advance(16)
+        await h.run_deadline(sid(later), 1)
+        assert (await list_incidents(h.ctx["engine"], limit=10, offset=0))[1] == 1
+        texts = [json.loads(call.request.content)["text"] for call in alerts.calls]
+        assert [t.split(" ")[0] for t in texts if "resolved" in t or "not coming" in t] == [
+            ":rotating_light:",
+            ":white_check_mark:",
+        ]  # one incident opened and resolved; none opened again

@@ -81,11 +81,7 @@ class Escalation:
 
     async def breach(self, room: Room, reason: str) -> None:
         """A room missed its SLA: count it; enough of them within the window is an outage."""
-        key, now, window = (
-            f"warden:breaches:{self.policy.agent_name}",
-            self.clock(),
-            self.policy.outage_window,
-        )
+        key, now, window = self._breaches_key(), self.clock(), self.policy.outage_window
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.zadd(key, {f"{room.sid}|{room.name}": now})
             pipe.zremrangebyscore(key, "-inf", now - window)
@@ -95,6 +91,9 @@ class Escalation:
         if len(members) >= self.policy.outage_rooms:
             rooms = [(sid, name) for sid, _, name in (m.decode().partition("|") for m in members)]
             await self._outage(rooms, f"{len(rooms)} rooms missed their SLA within {window:g} s")
+
+    def _breaches_key(self) -> str:
+        return f"warden:breaches:{self.policy.agent_name}"
 
     async def room_failed(self, room: Room, reason: str) -> None:
         """A room exhausted its re-dispatches, or LiveKit refused: an outage on its own."""
@@ -137,6 +136,9 @@ class Escalation:
         resolved = await incidents.room_recovered(self.engine, self.policy.agent_name, room_sid, self.clock())
         if resolved is None or resolved.resolved_at is None:
             return
+        # Breaches before the resolution belong to the incident just closed: counting them again would
+        # open a new incident with the next single breach (and alert again), as long as the window lasts.
+        await self.redis.delete(self._breaches_key())
         took = resolved.resolved_at - resolved.opened_at
         await self._note(resolved.id, "resolved", f"{len(resolved.rooms)} room(s) recovered in {took:.0f} s")
         await self._alert(
