@@ -84,7 +84,7 @@ async def look(warden: Warden, recovered: str, seen: Seen) -> None:
         await page.goto(f"{warden.url}/incidents")
         await page.wait_for_selector("article.incident")
         seen.text["incidents"] = await page.inner_text("main")
-        await page.screenshot(path=SCREENSHOTS / "incidents.png")
+        await page.screenshot(path=SCREENSHOTS / "incidents.png", full_page=True)
 
 
 async def simulate(warden: Warden, fake: FakeLiveKit, port: int, seen: Seen) -> Report:
