@@ -71,6 +71,7 @@ async def test_dormant_cloud_agent_is_restarted_once_by_two_racing_workers(
             "WARDEN_RESTART_GRACE_SECONDS": "1",
             "WARDEN_SWEEP_SECONDS": "1",
             "WARDEN_OUTAGE_ROOMS": "3",
+            "WARDEN_RECONCILE_SECONDS": "1",  # reconciliation racing the webhooks all along
         }
         with run_warden(tmp_path, **env) as warden:
             warden.start("worker")  # a second worker process on the same Redis and database
@@ -86,9 +87,19 @@ async def test_dormant_cloud_agent_is_restarted_once_by_two_racing_workers(
             try:
                 await wait_until(all_served, "every room served after the restart", timeout=60)
             except AssertionError:
-                states = {room: (await w.room(room)).get("recovery") for room in ROOMS}
+                states = {
+                    room: (lambda r: (r.get("state"), r.get("recovery")))(await w.room(room))
+                    for room in ROOMS
+                }
+                bad = [r for r, (state, _) in states.items() if state != "agent_active"][:1]
+                lines = [
+                    (e["type"], e["participant"], e["created_at"], e["received_at"], e.get("detail"))
+                    for r in bad
+                    for e in (await w.room(r))["timeline"]
+                ]
                 raise AssertionError(
-                    f"not served: {states}; created {fake.created}; restarts {fake.restarts}\n"
+                    f"timeline of a room not served: {lines}\nnot served: {states}\n"
+                    f"created {fake.created}; restarts {fake.restarts}\n"
                     f"{warden.log_text()[-6000:]}"
                 ) from None
 

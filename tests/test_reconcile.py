@@ -11,6 +11,7 @@ from tests.harness import AGENT, Harness, harness
 from tests.helpers import agent, person
 from workers.main import reconcile
 from workers.queries import find_room
+from workers.recovery import RECONCILE_GRACE_SECONDS
 from workers.room_state import Phase
 
 
@@ -29,6 +30,8 @@ async def test_room_livekit_no_longer_has_is_closed(h: Harness) -> None:
         "participant_joined", room="lost-finish", sid=sid("lost-finish"), participant=person("alice")
     )
     assert (await h.room(sid("lost-finish"))).phase is Phase.WAITING  # its room_finished never came
+    assert await reconcile(h.ctx) == {"closed": 0, "adopted": 0, "asked": 0}  # heard of just now: kept
+    h.advance(RECONCILE_GRACE_SECONDS + 1)
     assert await reconcile(h.ctx) == {"closed": 1, "adopted": 0, "asked": 0}
     room = await h.room(sid("lost-finish"))
     assert (room.phase, room.deadline) == (Phase.CLOSED, None)
@@ -50,6 +53,7 @@ async def test_presence_is_corrected_both_ways(h: Harness) -> None:
     await h.send("participant_joined", room="drift", sid=sid("drift"), participant=person("alice"))
     await h.send("participant_joined", room="drift", sid=sid("drift"), participant=agent("agent-1", AGENT))
     h.fake.join("drift", "bob")  # alice left and bob came, and both webhooks were lost; the agent left too
+    h.advance(RECONCILE_GRACE_SECONDS + 1)
     await reconcile(h.ctx)
     room = await h.room(sid("drift"))
     assert [p.identity for p in room.people] == ["bob"] and room.agents == ()
@@ -74,3 +78,18 @@ async def test_a_room_warden_saw_finish_is_not_adopted_again(h: Harness) -> None
     await h.send("room_finished", room="done", sid=sid("done"))  # LiveKit still lists it, for a moment
     assert await reconcile(h.ctx) == {"closed": 0, "adopted": 0, "asked": 0}
     assert (await h.room(sid("done"))).phase is Phase.CLOSED
+
+
+async def test_a_listing_older_than_a_join_does_not_undo_it(h: Harness) -> None:
+    """LiveKit listed the room just before the agent joined; the join's webhook was recorded first.
+    The agent stays (no "agent lost", no second dispatch) until a later listing still lacks it."""
+    h.fake.join("race", "alice")
+    await h.send("participant_joined", room="race", sid=sid("race"), participant=person("alice"))
+    await h.send("participant_joined", room="race", sid=sid("race"), participant=agent("agent-1", AGENT))
+    await reconcile(h.ctx)  # the stand-in lists alice only, as a listing taken a moment earlier would
+    room = await h.room(sid("race"))
+    assert room.phase is Phase.AGENT_PRESENT and [a.identity for a in room.agents] == ["agent-1"]
+    assert h.fake.created == []
+    h.advance(RECONCILE_GRACE_SECONDS + 1)
+    await reconcile(h.ctx)
+    assert (await h.room(sid("race"))).phase is Phase.AGENT_LOST  # still missing: LiveKit is right

@@ -38,6 +38,7 @@ from workers.hooks import DeployHook, SlackAlerter
 from workers.livekit_rooms import LiveKitRooms
 from workers.metrics import observe_recorded, timed_job
 from workers.queries import known_sids, open_rooms, overdue_deadlines
+from workers.recovery import RECONCILE_GRACE_SECONDS
 from workers.room_state import (
     Action,
     CheckPresence,
@@ -204,6 +205,7 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
     heard least recently from), so the cost stays bounded with many rooms."""
     settings: Settings = ctx["settings"]
     effects: Effects = ctx["effects"]
+    listed_at = effects.clock()
     try:
         livekit_rooms = dict(await effects.presence.list_rooms())
     except UpstreamError as exc:
@@ -211,7 +213,12 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
         return {}
     known = await open_rooms(ctx["engine"])
     now = effects.clock()
-    gone = [(sid, name) for sid, (name, _) in known.items() if sid not in livekit_rooms]
+    # A room Warden heard of after (or just before) the listing may simply be missing from it.
+    gone = [
+        (sid, name)
+        for sid, (name, updated) in known.items()
+        if sid not in livekit_rooms and updated < listed_at - RECONCILE_GRACE_SECONDS
+    ]
     seen = await known_sids(ctx["engine"], [sid for sid in livekit_rooms if sid not in known])
     unknown = [
         (sid, name)

@@ -11,6 +11,8 @@ from dataclasses import replace
 from workers.events import Event, Participant
 from workers.room_state import Agent, Deadline, Person, Policy, Reason, Recovery, Room
 
+RECONCILE_GRACE_SECONDS = 10.0
+
 
 def _answers(room: Room, event: Event, expected: Recovery) -> bool:
     """Is `event` the answer to the step the room is waiting on (same attempt, same recovery step)?"""
@@ -32,17 +34,25 @@ def deadline_passed(room: Room, event: Event, policy: Policy) -> Room:
     return replace(room, recovery=Recovery.CHECKING)
 
 
-def _reconcile(room: Room, participants: Iterable[Participant], at: float) -> Room:
-    known_people = {p.identity: p for p in room.people}
-    known_agents = {a.identity: a for a in room.agents}
+def _reconcile(
+    room: Room, participants: Iterable[Participant], at: float, *, keep_since: float | None = None
+) -> Room:
+    """Who is in the room is what LiveKit listed; with `keep_since`, participants Warden saw join at or
+    after that moment stay even if the list lacks them (the list may predate their join)."""
+    known_people: dict[str, Person | None] = {p.identity: p for p in room.people}
+    known_agents: dict[str, Agent | None] = {a.identity: a for a in room.agents}
     people, agents = [], []
     for p in participants:
         if p.is_agent:
             agents.append(
-                known_agents.get(p.identity) or Agent(p.identity, p.sid, p.agent_name, p.joined_at or at)
+                known_agents.pop(p.identity, None)
+                or Agent(p.identity, p.sid, p.agent_name, p.joined_at or at)
             )
         elif p.is_person:
-            people.append(known_people.get(p.identity) or Person(p.identity, p.sid, p.joined_at or at))
+            people.append(known_people.pop(p.identity, None) or Person(p.identity, p.sid, p.joined_at or at))
+    if keep_since is not None:
+        people += [p for p in known_people.values() if p is not None and p.joined_at >= keep_since]
+        agents += [a for a in known_agents.values() if a is not None and a.joined_at >= keep_since]
     return replace(room, people=tuple(people), agents=tuple(agents))
 
 
@@ -118,10 +128,13 @@ def agent_restarted(room: Room, event: Event, policy: Policy) -> Room:
 
 def reconciled(room: Room, event: Event, policy: Policy) -> Room:
     """The periodic comparison with LiveKit: a room it no longer has is finished; otherwise who is
-    there is what LiveKit says (people Warden never heard of keep LiveKit's join time)."""
+    there is what LiveKit says (people Warden never heard of keep LiveKit's join time), except that
+    whoever joined within `RECONCILE_GRACE_SECONDS` of the listing stays: the listing is taken before
+    it is recorded, and a join in between (webhook times are whole seconds) must not be undone — that
+    would make a present agent "lost" and re-dispatch a second one."""
     fact = event.fact
     if fact is None:
         return room
     if not fact.room_exists:
         return replace(room, finished_at=fact.at, people=(), agents=(), recovery=Recovery.NONE, deadline=None)
-    return _reconcile(room, fact.participants, fact.at)
+    return _reconcile(room, fact.participants, fact.at, keep_since=fact.at - RECONCILE_GRACE_SECONDS)
