@@ -212,3 +212,30 @@ async def test_worker_killed_between_join_and_sla_a_fresh_worker_still_acts(worl
 
 async def _true(check: Callable[[dict[str, Any]], bool], room: Awaitable[dict[str, Any]]) -> bool:
     return check(await room)
+
+
+async def test_worker_killed_in_the_middle_of_a_redispatch_the_job_is_retried_without_doubling(
+    world: World,
+) -> None:
+    """SIGKILL while `CreateDispatch` is in flight. The call lands anyway, but no agent answers that
+    dispatch. ARQ hands the job to a fresh worker once the dead one's claim expires (job timeout +
+    10 s); the retry finds the landed dispatch and keeps it rather than adding one, the confirm deadline
+    finds no agent, and the next re-dispatch replaces it: one live dispatch, one agent."""
+    world.arrive_on = {"k-midjob": 2}
+    world.fake.slow("CreateDispatch", 2.0)  # long enough to kill the worker during the call
+    await world.person_joins("k-midjob")
+
+    async def in_flight() -> bool:
+        return ("CreateDispatch", "k-midjob") in world.fake.calls
+
+    await wait_until(in_flight, "the re-dispatch call in flight")
+    world.warden.kill("worker")
+    lists_before = world.fake.calls.count(("ListDispatch", "k-midjob"))
+    world.warden.start("worker")
+    await wait_until(
+        lambda: _true(settled("agent_active"), world.room("k-midjob")), "the agent, via a fresh worker", 90
+    )
+    assert world.fake.calls.count(("ListDispatch", "k-midjob")) > lists_before  # the fresh worker retried
+    assert world.created("k-midjob") == 2
+    assert len(world.fake.live_dispatches("k-midjob", AGENT)) == 1
+    assert world.fake.agents_in("k-midjob") == ["agent-2"]

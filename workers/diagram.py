@@ -38,7 +38,8 @@ def _participant(identity: str, sid: str, kind: ParticipantKind | None) -> Parti
 
 def sample_events(kind: EventKind) -> dict[str, Event]:
     """Representative events of one kind, labelled by whom they concern."""
-    at = 10
+    # A reconciliation listing taken well after the sample joins (within its grace it undoes nothing).
+    at = 100 if kind is EventKind.RECONCILED else 10
 
     def make(participant: Participant | None = None, job: Job | None = None, track: str = "") -> Event:
         fact = Fact(attempt=1, at=float(at)) if kind in INTERNAL_KINDS else None
