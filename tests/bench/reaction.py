@@ -71,7 +71,7 @@ async def main() -> None:
                         id=f"EV_{i}",
                         created_at=created,
                         room=room,
-                        sid=f"RM_{i}",
+                        sid=f"RM_{room}",  # as the stand-in LiveKit lists it (reconciliation)
                         participant=person("alice"),
                     )
                     async with gate:
