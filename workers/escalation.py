@@ -78,6 +78,9 @@ class Escalation:
         self.engine, self.redis, self.policy = engine, redis, policy
         self.restarters, self.cloud, self.alerter = restarters, cloud, alerter
         self.clock, self.fresh_start = clock, fresh_start
+        # The open incident and the rooms this process has added to it: during an outage every breach
+        # passes the whole window, and adding the same rooms again each time would cost a write per room.
+        self._joined: tuple[str, set[str]] = ("", set())
 
     async def breach(self, room: Room, reason: str) -> None:
         """A room missed its SLA: count it; enough of them within the window is an outage."""
@@ -148,9 +151,16 @@ class Escalation:
 
     async def _outage(self, rooms: list[tuple[str, str]], reason: str) -> str:
         now = self.clock()
+        known_id, known = self._joined
+        fresh = [(sid, name) for sid, name in rooms if sid not in known]
         incident_id, opened = await incidents.open_or_join(
-            self.engine, self.policy.agent_name, reason, rooms, now
+            self.engine, self.policy.agent_name, reason, fresh, now
         )
+        if incident_id != known_id:  # another incident since: all of the window's rooms belong to it
+            if len(fresh) < len(rooms):
+                await incidents.open_or_join(self.engine, self.policy.agent_name, reason, rooms, now)
+            known = set()
+        self._joined = (incident_id, known | {sid for sid, _ in rooms})
         if opened:
             log.error("incident %s opened for agent %s: %s", incident_id, self.policy.agent_name, reason)
         if await incidents.claim(self.engine, incident_id, "alerted_open_at", now):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import and_, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from workers.db import dialect_insert, for_writing
+from workers.db import dialect_insert, writing
 from workers.models import INCIDENT_ACTIONS, INCIDENT_ROOMS, INCIDENTS, ROOMS
 
 WAITING_PHASES = ("waiting", "agent_lost")  # people are there and no agent of ours
@@ -41,7 +41,7 @@ async def open_or_join(
 ) -> tuple[str, bool]:
     """The open incident of `agent_name` (opened now if there is none) with `rooms` added to it;
     True when this call opened it."""
-    async with for_writing(engine).begin() as connection:
+    async with writing(engine) as connection:
         new_id = f"IN_{uuid.uuid4().hex[:12]}"
         opened = await connection.scalar(
             dialect_insert(connection, INCIDENTS)
@@ -58,11 +58,15 @@ async def open_or_join(
         incident_id = opened or await connection.scalar(
             select(INCIDENTS.c.id).where(INCIDENTS.c.open_key == agent_name)
         )
-        for sid, name in rooms:
+        if rooms:  # one executemany (compiled once), not one statement per room
             await connection.execute(
-                dialect_insert(connection, INCIDENT_ROOMS)
-                .values(incident_id=incident_id, room_sid=sid, room_name=name, added_at=now)
-                .on_conflict_do_nothing(index_elements=["incident_id", "room_sid"])
+                dialect_insert(connection, INCIDENT_ROOMS).on_conflict_do_nothing(
+                    index_elements=["incident_id", "room_sid"]
+                ),
+                [
+                    {"incident_id": incident_id, "room_sid": sid, "room_name": name, "added_at": now}
+                    for sid, name in rooms
+                ],
             )
     return str(incident_id), opened is not None
 
@@ -74,20 +78,23 @@ async def claim(
     also refuse while any incident of the same agent claimed that step less than `cooldown` ago."""
     assert column in CLAIMS
     target = INCIDENTS.c[column]
+    async with engine.connect() as connection:  # most callers find it claimed: no write lock for them
+        if await connection.scalar(select(target).where(INCIDENTS.c.id == incident_id)) is not None:
+            return False
     condition = and_(INCIDENTS.c.id == incident_id, target.is_(None))
     if cooldown:
         earlier = INCIDENTS.alias("earlier")
         agent = select(INCIDENTS.c.agent_name).where(INCIDENTS.c.id == incident_id).scalar_subquery()
         recent = exists().where(earlier.c.agent_name == agent, earlier.c[column] > now - cooldown)
         condition = and_(condition, ~recent)
-    async with for_writing(engine).begin() as connection:
+    async with writing(engine) as connection:
         result = await connection.execute(update(INCIDENTS).where(condition).values({column: now}))
     return bool(result.rowcount == 1)
 
 
 async def note(engine: AsyncEngine, incident_id: str, at: float, action: str, outcome: str) -> None:
     """Append to the incident's action log."""
-    async with for_writing(engine).begin() as connection:
+    async with writing(engine) as connection:
         await connection.execute(
             insert(INCIDENT_ACTIONS).values(
                 incident_id=incident_id, at=at, action=action, outcome=outcome[:1024]
@@ -96,7 +103,7 @@ async def note(engine: AsyncEngine, incident_id: str, at: float, action: str, ou
 
 
 async def mark_restarted(engine: AsyncEngine, incident_id: str, now: float) -> None:
-    async with for_writing(engine).begin() as connection:
+    async with writing(engine) as connection:
         await connection.execute(
             update(INCIDENTS).where(INCIDENTS.c.id == incident_id).values(restarted_at=now)
         )
@@ -106,7 +113,7 @@ async def room_recovered(engine: AsyncEngine, agent_name: str, room_sid: str, no
     """Mark the room (and every other room of the incident that needs nothing now) recovered in its
     agent's open incident; resolve the incident when no room waits any more. Returns the incident if
     this call resolved it (so its caller alerts, once). `room_sid=""` only settles the others."""
-    async with for_writing(engine).begin() as connection:
+    async with writing(engine) as connection:
         incident_id = await connection.scalar(
             select(INCIDENTS.c.id).where(INCIDENTS.c.open_key == agent_name)
         )

@@ -13,9 +13,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -25,7 +22,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from workers.db import dialect_insert, for_writing
+from workers.db import dialect_insert, writing
 from workers.errors import StaleWrite
 from workers.events import Event, from_dict, to_dict
 from workers.models import EVENTS, ROOMS
@@ -75,22 +72,11 @@ async def record_events(
     writer. Used for a question and its answer (a deadline and what LiveKit said), which belong together."""
     for _ in range(MAX_ATTEMPTS):
         try:
-            async with _sqlite_writer(engine), for_writing(engine).begin() as connection:
+            async with writing(engine) as connection:
                 return await _record_once(connection, batch, policy)
         except (StaleWrite, IntegrityError):
             continue
     raise StaleWrite(f"room {batch[0][0].room_sid} kept changing under {MAX_ATTEMPTS} attempts")
-
-
-_SQLITE_WRITERS: weakref.WeakKeyDictionary[AsyncEngine, asyncio.Lock] = weakref.WeakKeyDictionary()
-
-
-def _sqlite_writer(engine: AsyncEngine) -> contextlib.AbstractAsyncContextManager[object]:
-    """SQLite has one writer at a time; queue this process's writers on a lock rather than in
-    SQLite's busy handler, whose growing sleeps add seconds under load. PostgreSQL needs none."""
-    if engine.dialect.name != "sqlite":
-        return contextlib.nullcontext()
-    return _SQLITE_WRITERS.setdefault(engine, asyncio.Lock())
 
 
 async def load_room(engine: AsyncEngine, sid: str) -> Room | None:
