@@ -34,6 +34,7 @@ from workers.effects import DEADLINE_JOB, Effects, deadline_job_id
 from workers.errors import UpstreamError
 from workers.escalation import Escalation, Restarter
 from workers.events import Event, EventKind, Fact, Participant, from_dict, internal
+from workers.group_store import GroupCommit
 from workers.hooks import DeployHook, SlackAlerter
 from workers.livekit_rooms import LiveKitRooms
 from workers.metrics import observe_recorded, timed_job
@@ -54,7 +55,7 @@ from workers.room_state import (
 )
 from workers.rooms import pending_actions, transition
 from workers.settings import Settings
-from workers.store import Outcome, Recorded, load_room, record_events
+from workers.store import Outcome, Recorded, load_room
 
 log = logging.getLogger("warden.worker")
 
@@ -71,12 +72,14 @@ def _retry_delay(job_try: int) -> float:
 
 
 async def _record(ctx: dict[str, Any], batch: list[tuple[Event, float]]) -> Recorded:
-    """Record events of one room (see `store.record_events`), then carry out the notices decided."""
+    """Record events of one room (see `store.record_events`; concurrent jobs' batches are committed
+    together, see `workers.group_store`), then carry out the notices decided."""
     first = batch[0][0]
     lock = ctx["locks"][zlib.crc32((first.room_sid or first.room_name).encode()) % LOCK_STRIPES]
     try:
         async with lock:
-            recorded = await record_events(ctx["engine"], batch, policy=ctx["policy"])
+            committer: GroupCommit = ctx["committer"]
+            recorded = await committer.record(batch)
     except (OperationalError, DBAPIError, OSError) as exc:
         delay = _retry_delay(ctx["job_try"])
         log.warning("database unavailable (%s); %s retried in %.0fs", type(exc).__name__, first.id, delay)
@@ -301,6 +304,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["engine"] = make_engine(settings.database_url)
     ctx["policy"] = settings.policy()
     ctx["locks"] = [asyncio.Lock() for _ in range(LOCK_STRIPES)]
+    ctx["committer"] = GroupCommit(ctx["engine"], ctx["policy"])
     if "effects" not in ctx:
         ctx["effects"] = build_effects(ctx, clock=ctx.get("clock", time.time))
 

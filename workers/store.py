@@ -19,10 +19,12 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from workers.db import dialect_insert, writing
+from workers.db import writing
 from workers.errors import StaleWrite
 from workers.events import Event, from_dict, to_dict
 from workers.models import EVENTS, ROOMS
@@ -73,7 +75,7 @@ async def record_events(
     for _ in range(MAX_ATTEMPTS):
         try:
             async with writing(engine) as connection:
-                return await _record_once(connection, batch, policy)
+                return await record_once(connection, batch, policy)
         except (StaleWrite, IntegrityError):
             continue
     raise StaleWrite(f"room {batch[0][0].room_sid} kept changing under {MAX_ATTEMPTS} attempts")
@@ -86,7 +88,7 @@ async def load_room(engine: AsyncEngine, sid: str) -> Room | None:
     return room_from_dict(state) if state is not None else None
 
 
-async def _record_once(
+async def record_once(
     connection: AsyncConnection, batch: Sequence[tuple[Event, float]], policy: Policy
 ) -> Recorded:
     sid = batch[0][0].room_sid or await _sid_by_name(connection, batch[0][0].room_name)
@@ -109,7 +111,7 @@ async def _record_once(
             room = decision.room
             decided.append((event, at, decision.actions))
         key = max(order_key(e) for e, _ in fresh)
-        values = _room_values(room, key, received_at)
+        values = room_values(room, key, received_at)
         await connection.execute(insert(ROOMS).values(**values, version=1, first_seen_at=received_at))
         await _log_actions(connection, decided)
         return Recorded(Outcome.APPLIED, room, _all_actions(decided))
@@ -122,7 +124,7 @@ async def _record_once(
             room, key = decision.room, order_key(event)
             decided.append((event, at, decision.actions))
         else:  # late: re-fold the whole log, this batch included (it is inserted already)
-            room = fold(Room(sid, row.name), await _room_events(connection, sid), policy=policy)
+            room = fold(Room(sid, row.name), await room_events(connection, sid), policy=policy)
             outcome, decided = (
                 Outcome.REFOLDED,
                 [(last_event, received_at, new_actions(before, room, policy))],
@@ -134,7 +136,7 @@ async def _record_once(
     result = await connection.execute(
         update(ROOMS)
         .where(ROOMS.c.sid == sid, ROOMS.c.version == row.version)
-        .values(**_room_values(room, key, received_at), version=row.version + 1)
+        .values(**room_values(room, key, received_at), version=row.version + 1)
     )
     if result.rowcount != 1:
         raise StaleWrite(f"room {sid} changed since it was read")
@@ -156,31 +158,40 @@ async def _sid_by_name(connection: AsyncConnection, name: str) -> str:
     return str(found) if found else ""
 
 
+def event_row(event: Event, received_at: float) -> dict[str, Any]:
+    """The event log's row for `event`."""
+    return {
+        "event_id": event.id,
+        "room_sid": event.room_sid or None,
+        "kind": str(event.kind),
+        "name": event.name,
+        "participant_identity": event.participant.identity if event.participant else None,
+        "created_at": event.created_at,
+        "received_at": received_at,
+        "data": to_dict(event),
+    }
+
+
+def _insert_event_statement(insert_for: Any) -> Any:
+    return insert_for(EVENTS).on_conflict_do_nothing(index_elements=["event_id"]).returning(EVENTS.c.seq)
+
+
+# Built once: constructing a statement with .values() per call costs more than executing it.
+_INSERT_EVENT = {
+    "postgresql": _insert_event_statement(postgresql_insert),
+    "sqlite": _insert_event_statement(sqlite_insert),
+}
+
+
 async def _insert_event(connection: AsyncConnection, event: Event, received_at: float) -> bool:
     """Insert the event unless its id is known; True when it was new."""
-    statement = (
-        dialect_insert(connection, EVENTS)
-        .values(
-            event_id=event.id,
-            room_sid=event.room_sid or None,
-            kind=str(event.kind),
-            name=event.name,
-            participant_identity=event.participant.identity if event.participant else None,
-            created_at=event.created_at,
-            received_at=received_at,
-            data=to_dict(event),
-        )
-        .on_conflict_do_nothing(index_elements=["event_id"])
-        .returning(EVENTS.c.seq)
-    )
-    return await connection.scalar(statement) is not None
+    statement = _INSERT_EVENT[connection.dialect.name]
+    return await connection.scalar(statement, event_row(event, received_at)) is not None
 
 
-async def _log_actions(
-    connection: AsyncConnection, decided: list[tuple[Event, float, tuple[Action, ...]]]
-) -> None:
+def action_rows(decided: list[tuple[Event, float, tuple[Action, ...]]]) -> list[dict[str, Any]]:
     """Decisions go into the room's log beside the events that caused them (never folded)."""
-    rows = [
+    return [
         {
             "event_id": f"{event.id}#{i}",
             "room_sid": event.room_sid,
@@ -194,11 +205,17 @@ async def _log_actions(
         for event, received_at, actions in decided
         for i, action in enumerate(actions)
     ]
+
+
+async def _log_actions(
+    connection: AsyncConnection, decided: list[tuple[Event, float, tuple[Action, ...]]]
+) -> None:
+    rows = action_rows(decided)
     if rows:
         await connection.execute(insert(EVENTS), rows)
 
 
-def _room_values(room: Room, key: tuple[int, int], received_at: float) -> dict[str, Any]:
+def room_values(room: Room, key: tuple[int, int], received_at: float) -> dict[str, Any]:
     return {
         "sid": room.sid,
         "name": room.name,
@@ -213,7 +230,7 @@ def _room_values(room: Room, key: tuple[int, int], received_at: float) -> dict[s
     }
 
 
-async def _room_events(connection: AsyncConnection, room_sid: str) -> list[tuple[Event, float]]:
+async def room_events(connection: AsyncConnection, room_sid: str) -> list[tuple[Event, float]]:
     rows = await connection.execute(
         select(EVENTS.c.data, EVENTS.c.received_at)
         .where(EVENTS.c.room_sid == room_sid, EVENTS.c.kind != ACTION_KIND)
