@@ -25,12 +25,12 @@ from starlette.staticfiles import StaticFiles
 
 from service.api import get_room, get_rooms
 from service.dashboard import STATIC, incidents_page, room_page, rooms_page
-from service.enqueue import Enqueuer
 from service.heartbeat import post_heartbeat
 from service.incidents_api import get_incidents, get_one_incident
 from service.metrics import metrics_endpoint
 from service.webhook import WebhookVerifier, receive_webhook
 from workers.db import make_engine
+from workers.enqueue import Enqueuer
 from workers.queries import ping
 from workers.settings import Settings, load_settings
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -205,7 +205,7 @@ async def test_one_round_trip_enqueue_stores_what_arq_would(redis_url: str) -> N
     from arq.connections import ArqRedis
     from arq.jobs import Job, JobStatus
 
-    from service.enqueue import Enqueuer
+    from workers.enqueue import Enqueuer
 
     redis = ArqRedis.from_url(redis_url)
     try:
@@ -227,5 +227,14 @@ async def test_one_round_trip_enqueue_stores_what_arq_would(redis_url: str) -> N
         await redis.delete("arq:job:EV_ours")
         await redis.set("arq:result:EV_ours", b"done")
         assert await enqueuer.enqueue("apply_webhook", "EV_ours", {}, 2.0) is False  # done, result kept
+        # Deferred, as a deadline is: scored at its time, and the key outlives it as ARQ's would.
+        at = datetime.now(UTC) + timedelta(hours=2)
+        assert await enqueuer.enqueue("on_deadline", "dl_ours", "RM_1", 1, defer_until=at.timestamp()) is True
+        await redis.enqueue_job(
+            "on_deadline", "RM_1", 1, _job_id="dl_arqs", _queue_name=QUEUE, _defer_until=at
+        )
+        assert abs(await redis.zscore(QUEUE, "dl_ours") - await redis.zscore(QUEUE, "dl_arqs")) < 5_000
+        assert abs(await redis.pttl("arq:job:dl_ours") - await redis.pttl("arq:job:dl_arqs")) < 5_000
+        assert await Job("dl_ours", redis, _queue_name=QUEUE).status() == JobStatus.deferred
     finally:
         await redis.aclose()

@@ -8,13 +8,14 @@ the API never hold them.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Any
 
 from livekit.protocol.webhook import WebhookEvent
 
 from workers.errors import MalformedEvent
+from workers.plain import as_dict
 
 
 class EventKind(StrEnum):
@@ -224,7 +225,7 @@ def from_webhook(proto: WebhookEvent, *, fallback_id: str) -> Event:
 
 def to_dict(event: Event) -> dict[str, Any]:
     """Plain JSON-able form, for job arguments and the event log."""
-    return asdict(event)
+    return as_dict(event)
 
 
 def from_dict(data: dict[str, Any]) -> Event:

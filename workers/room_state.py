@@ -6,9 +6,11 @@ as JSON, the effects layer carries the actions out.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+
+from workers.plain import as_dict
 
 
 class Phase(StrEnum):
@@ -194,12 +196,12 @@ class Decision:
 
 def action_to_dict(action: Action) -> dict[str, Any]:
     """An action as JSON for the room's timeline: its type and fields."""
-    return {"action": type(action).__name__, **asdict(action)}
+    return {"action": type(action).__name__, **as_dict(action)}
 
 
 def room_to_dict(room: Room) -> dict[str, Any]:
     """Plain JSON-able form of a room, for the database."""
-    return asdict(room)
+    return as_dict(room)
 
 
 def room_from_dict(data: dict[str, Any]) -> Room:

@@ -20,10 +20,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.embedded_redis import EmbeddedRedis
-from service.enqueue import Enqueuer
 from tests.conftest import KEY, SECRET
 from tests.processes import ROOT
 from workers.db import make_engine
+from workers.enqueue import Enqueuer
 from workers.events import Event, EventKind, Participant, ParticipantKind, to_dict
 from workers.settings import normalise_database_url
 

@@ -3,7 +3,8 @@ dedupe as `ArqRedis.enqueue_job`, but one server-side script instead of WATCH / 
 PSETEX / ZADD / EXEC (three round trips, the largest cost of the webhook endpoint).
 
 The script refuses the job, as ARQ does, when its job key or its result key exists: LiveKit's retries
-of one event are one job for as long as ARQ keeps the result.
+of one event are one job for as long as ARQ keeps the result. A deferred job (`defer_until`, as ARQ's
+`_defer_until`) is scored at that time and its key lives until then plus ARQ's usual margin.
 """
 
 from __future__ import annotations
@@ -32,9 +33,12 @@ class Enqueuer:
         self._redis, self._queue_name = redis, queue_name
         self._script = redis.register_script(ENQUEUE)
 
-    async def enqueue(self, function: str, job_id: str, *args: Any) -> bool:
+    async def enqueue(self, function: str, job_id: str, *args: Any, defer_until: float | None = None) -> bool:
+        """Queue `function(*args)` as job `job_id`, to run now or at `defer_until` (epoch seconds)."""
         now = timestamp_ms()
+        score = max(now, round(defer_until * 1000)) if defer_until is not None else now
         job = serialize_job(function, args, {}, None, now, serializer=self._redis.job_serializer)
         keys = [job_key_prefix + job_id, result_key_prefix + job_id, self._queue_name]
-        queued = await self._script(keys=keys, args=[self._redis.expires_extra_ms, job, now, job_id])
+        expires = score - now + self._redis.expires_extra_ms
+        queued = await self._script(keys=keys, args=[expires, job, score, job_id])
         return bool(queued)
