@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Any
 
+from google.protobuf.json_format import MessageToDict
 from livekit.protocol.webhook import WebhookEvent
 
 from workers.errors import MalformedEvent
@@ -172,55 +173,74 @@ def internal(
 
 
 def from_webhook(proto: WebhookEvent, *, fallback_id: str) -> Event:
-    """Reduce a parsed WebhookEvent; `fallback_id` names events sent without an `id` (older servers)."""
-    if not proto.event:
+    """Reduce a parsed WebhookEvent (see `from_webhook_json`)."""
+    return from_webhook_json(MessageToDict(proto), fallback_id=fallback_id)
+
+
+def from_webhook_json(data: dict[str, Any], *, fallback_id: str) -> Event:
+    """Reduce a WebhookEvent in protojson form, as `json_format.Parse` accepts it (the web checks that,
+    see `service.webhook_json`): integers may be strings, enums names or numbers, defaults may be
+    missing. `fallback_id` names events sent without an `id` (older servers)."""
+    name = data.get("event", "")
+    if not name:
         raise MalformedEvent("body is not a LiveKit WebhookEvent (no 'event' field)")
     try:
-        kind = EventKind(proto.event)
+        kind = EventKind(name)
     except ValueError:
         kind = EventKind.OTHER
     if kind in INTERNAL_KINDS:  # a webhook can never pose as one of Warden's own events
         kind = EventKind.OTHER
-    room_sid, room_name = proto.room.sid, proto.room.name
+    room = data.get("room", {})
+    room_sid, room_name = room.get("sid", ""), room.get("name", "")
     job = None
-    if proto.HasField("job"):
+    if "job" in data:
+        raw, state = data["job"], data["job"].get("state", {})
         job = Job(
-            id=proto.job.id,
-            agent_name=proto.job.agent_name,
-            dispatch_id=proto.job.dispatch_id,
-            status=int(proto.job.state.status),
-            participant_identity=proto.job.state.participant_identity,
-            error=proto.job.state.error,
+            id=raw.get("id", ""),
+            agent_name=raw.get("agentName", ""),
+            dispatch_id=raw.get("dispatchId", ""),
+            status=_enum(_STATUS, state.get("status", 0)),
+            participant_identity=state.get("participantIdentity", ""),
+            error=state.get("error", ""),
         )
-        room_sid = room_sid or proto.job.room.sid
-        room_name = room_name or proto.job.room.name
+        room_sid = room_sid or raw.get("room", {}).get("sid", "")
+        room_name = room_name or raw.get("room", {}).get("name", "")
     participant = None
-    if proto.HasField("participant") and proto.participant.identity:
-        info = proto.participant
+    info = data.get("participant", {})
+    if info.get("identity"):
         has_kind = kind in (
             EventKind.PARTICIPANT_JOINED,
             EventKind.PARTICIPANT_LEFT,
             EventKind.PARTICIPANT_CONNECTION_ABORTED,
         )
+        attributes = info.get("attributes", {})
         participant = Participant(
-            identity=info.identity,
-            sid=info.sid,
-            kind=int(info.kind) if has_kind else None,
-            agent_name=next(
-                (info.attributes[a] for a in AGENT_NAME_ATTRIBUTES if info.attributes.get(a)), ""
-            ),
+            identity=info["identity"],
+            sid=info.get("sid", ""),
+            kind=_enum(_KIND, info.get("kind", 0)) if has_kind else None,
+            agent_name=next((attributes[a] for a in AGENT_NAME_ATTRIBUTES if attributes.get(a)), ""),
         )
     return Event(
-        id=proto.id or fallback_id,
+        id=data.get("id", "") or fallback_id,
         kind=kind,
-        name=proto.event,
-        created_at=int(proto.created_at),
+        name=name,
+        created_at=int(data.get("createdAt", 0)),
         room_sid=room_sid,
         room_name=room_name,
         participant=participant,
-        track_sid=proto.track.sid,
+        track_sid=data.get("track", {}).get("sid", ""),
         job=job,
     )
+
+
+def _enum(field: Any, value: int | str) -> int:
+    """A protojson enum value (its name or its number) as its number, by the field's descriptor."""
+    return value if isinstance(value, int) else int(field.enum_type.values_by_name[value].number)
+
+
+_FIELDS: Any = WebhookEvent.DESCRIPTOR.fields_by_name
+_KIND = _FIELDS["participant"].message_type.fields_by_name["kind"]
+_STATUS = _FIELDS["job"].message_type.fields_by_name["state"].message_type.fields_by_name["status"]
 
 
 def to_dict(event: Event) -> dict[str, Any]:
