@@ -9,12 +9,14 @@ of one event are one job for as long as ARQ keeps the result. A deferred job (`d
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from arq.connections import ArqRedis
 from arq.constants import default_queue_name, job_key_prefix, result_key_prefix
 from arq.jobs import serialize_job
 from arq.utils import timestamp_ms
+from redis.exceptions import NoScriptError
 
 ENQUEUE = """
 if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then
@@ -27,11 +29,17 @@ return 1
 
 
 class Enqueuer:
-    """`enqueue(function, job_id, *args)`: True when queued, False when that job id is already known."""
+    """`enqueue(function, job_id, *args)`: True when queued, False when that job id is already known.
+
+    Calls made while a round trip is under way are sent together in the next one (a pipeline of the
+    same script, one reply each), so under load many webhooks share one write to Redis; alone, a
+    call is sent at once. Each caller still learns its own job's fate, or the error that stopped it."""
 
     def __init__(self, redis: ArqRedis, queue_name: str = default_queue_name) -> None:
         self._redis, self._queue_name = redis, queue_name
         self._script = redis.register_script(ENQUEUE)
+        self._waiting: list[tuple[list[Any], asyncio.Future[bool]]] = []
+        self._sender: asyncio.Task[None] | None = None
 
     async def enqueue(self, function: str, job_id: str, *args: Any, defer_until: float | None = None) -> bool:
         """Queue `function(*args)` as job `job_id`, to run now or at `defer_until` (epoch seconds)."""
@@ -40,5 +48,41 @@ class Enqueuer:
         job = serialize_job(function, args, {}, None, now, serializer=self._redis.job_serializer)
         keys = [job_key_prefix + job_id, result_key_prefix + job_id, self._queue_name]
         expires = score - now + self._redis.expires_extra_ms
-        queued = await self._script(keys=keys, args=[expires, job, score, job_id])
-        return bool(queued)
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.append(([*keys, expires, job, score, job_id], future))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send())
+        return await future
+
+    async def _send(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                replies = await self._round_trip([call for call, _ in batch])
+            except Exception as exc:  # Redis unreachable: every caller of this batch hears it
+                replies = [exc] * len(batch)
+            for (_, future), reply in zip(batch, replies, strict=True):
+                if future.done():
+                    continue
+                if isinstance(reply, Exception):
+                    future.set_exception(reply)
+                else:
+                    future.set_result(bool(reply))
+
+    async def _round_trip(self, calls: list[list[Any]]) -> list[Any]:
+        if len(calls) == 1:
+            keys, args = calls[0][:3], calls[0][3:]
+            return [await self._script(keys=keys, args=args)]
+        pipe = self._redis.pipeline(transaction=False)
+        for call in calls:
+            pipe.evalsha(self._script.sha, 3, *call)
+        replies = list(await pipe.execute(raise_on_error=False))
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if missing:  # Redis restarted and forgot the script: load it, send those again
+            await self._redis.script_load(ENQUEUE)
+            pipe = self._redis.pipeline(transaction=False)
+            for i in missing:
+                pipe.evalsha(self._script.sha, 3, *calls[i])
+            for i, reply in zip(missing, await pipe.execute(raise_on_error=False), strict=True):
+                replies[i] = reply
+        return replies
