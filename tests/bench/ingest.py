@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -131,7 +132,31 @@ def p(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1] * 1000
 
 
-def main() -> None:
+@dataclass
+class IngestRun:
+    rounds: list[tuple[Result, Result]]  # (bare, warden) per round
+    queued: int  # jobs in Redis after the Warden rounds
+    answered: int  # distinct webhooks Warden answered (wrk counts only completed requests)
+    loader: str
+
+    def table(self) -> str:
+        lines = [
+            "| round | bare req/s | warden req/s | ratio | warden p50 ms | warden p99 ms | errors |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for i, ((b_rps, _, b_err, _), (w_rps, (p50, p99), w_err, _)) in enumerate(self.rounds, 1):
+            ratio = w_rps / b_rps
+            lines.append(
+                f"| {i} | {b_rps:.0f} | {w_rps:.0f} | {ratio:.2f} | {p50:.1f} | {p99:.1f} | {b_err + w_err} |"
+            )
+        return "\n".join(lines)
+
+    @property
+    def ratios(self) -> list[float]:
+        return [warden[0] / bare[0] for bare, warden in self.rounds]
+
+
+def measure(rounds: int = ROUNDS) -> IngestRun:
     with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis(Path(tmp) / "redis") as server:
         warden_port, bare_port = free_port(), free_port()
         env = {
@@ -144,54 +169,36 @@ def main() -> None:
             "WARDEN_HOST": "127.0.0.1",
             "WARDEN_LOG_LEVEL": "WARNING",
         }
-        uvicorn_bare = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "tests.bench.bare:app",
-            "--port",
-            str(bare_port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ]
+        bare = [sys.executable, "-m", "uvicorn", "tests.bench.bare:app", "--port", str(bare_port)]
         processes = [
             start([sys.executable, "-m", "service"], env, warden_port),
-            start(uvicorn_bare, env, bare_port),
+            start([*bare, "--log-level", "warning", "--no-access-log"], env, bare_port),
         ]
         use_wrk = shutil.which("wrk") is not None
         n = WRK_BODIES if use_wrk else REQUESTS
         try:
             rows = []
-            for round_ in range(ROUNDS):
+            bare_bodies = signed_bodies(min(n, 5000), "bare")  # the bare endpoint reads them, nothing more
+            for round_ in range(rounds):
                 row = []
-                for tag, port in (("b", bare_port), ("w", warden_port)):
-                    url, bodies = f"http://127.0.0.1:{port}/webhook", signed_bodies(n, f"{tag}{round_}")
+                for port, bodies in ((bare_port, bare_bodies), (warden_port, signed_bodies(n, f"w{round_}"))):
+                    url = f"http://127.0.0.1:{port}/webhook"
                     row.append(load_wrk(url, bodies, tmp) if use_wrk else load_aiohttp(url, bodies))
-                rows.append(row)
+                rows.append((row[0], row[1]))
             queued = redis.Redis.from_url(server.url).zcard("warden:queue")
         finally:
             for process in processes:
                 process.terminate()
                 process.wait()
     loader = "wrk, 1 thread" if use_wrk else "aiohttp in the benchmark's process"
-    print("| round | bare req/s | warden req/s | ratio | warden p50 ms | warden p99 ms | errors |")
-    print("|---|---|---|---|---|---|---|")
-    for i, ((b_rps, _, b_err, _), (w_rps, (p50, p99), w_err, _)) in enumerate(rows, 1):
-        cells = [
-            i,
-            f"{b_rps:.0f}",
-            f"{w_rps:.0f}",
-            f"{w_rps / b_rps:.2f}",
-            f"{p50:.1f}",
-            f"{p99:.1f}",
-            b_err + w_err,
-        ]
-        print("| " + " | ".join(map(str, cells)) + " |")
-    distinct = sum(min(w[3], n) for _, w in rows)
+    return IngestRun(rows, queued, sum(min(w[3], n) for _, w in rows), loader)
+
+
+def main() -> None:
+    run = measure()
+    print(run.table())
     print(
-        f"\n{queued} jobs queued for {distinct} distinct webhooks answered by Warden "
-        f"({CONCURRENCY} connections, load from {loader})"
+        f"\n{run.queued} jobs queued for {run.answered} distinct webhooks answered by Warden ({run.loader})"
     )
 
 

@@ -13,6 +13,7 @@ import os
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -32,37 +33,53 @@ WORKERS = int(os.environ.get("BENCH_WORKERS", "1"))
 CONCURRENCY = 20
 
 
-async def main() -> None:
+@dataclass
+class ReactionRun:
+    rooms: int
+    spread: float
+    workers: int
+    sla: float
+    delays: list[float]  # seconds from each room's SLA expiry to its first CreateDispatch, sorted
+
+    def ms(self, q: int) -> float:
+        return statistics.quantiles(self.delays, n=100)[q - 1] * 1000
+
+
+def measure(rooms: int, spread: float, sla: float, workers: int, database_url: str | None) -> ReactionRun:
+    return asyncio.run(_run(rooms, spread, sla, workers, database_url))
+
+
+async def _run(rooms: int, spread: float, sla: float, workers: int, database_url: str | None) -> ReactionRun:
     fake = FakeLiveKit(KEY, SECRET)
     first_dispatch: dict[str, float] = {}
     all_dispatched = asyncio.Event()
 
     def on_dispatch(dispatch: AgentDispatch) -> None:
         first_dispatch.setdefault(dispatch.room, time.time())
-        if len(first_dispatch) == ROOMS:
+        if len(first_dispatch) == rooms:
             all_dispatched.set()
 
     fake.on_dispatch = on_dispatch
     with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis(Path(tmp) / "redis") as redis_server:
         async with serve(fake.app) as livekit_url, httpx.AsyncClient(timeout=30) as client:
-            database = os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{tmp}/w.db")
+            database = database_url or f"sqlite:///{tmp}/w.db"
             env = {
                 "REDIS_URL": redis_server.url,
                 "DATABASE_URL": database,
                 "LIVEKIT_URL": livekit_url,
                 "WARDEN_AGENT_NAME": "notetaker",
-                "WARDEN_JOIN_SLA_SECONDS": str(SLA),
+                "WARDEN_JOIN_SLA_SECONDS": str(sla),
                 "WARDEN_LOG_LEVEL": "WARNING",
             }
             with run_warden(Path(tmp), **env) as warden:
                 deadlines: dict[str, float] = {}
                 gate = asyncio.Semaphore(CONCURRENCY)
 
-                for _ in range(WORKERS - 1):
+                for _ in range(workers - 1):
                     warden.start("worker")
 
                 async def join(i: int) -> None:
-                    await asyncio.sleep(SPREAD * i / ROOMS)
+                    await asyncio.sleep(spread * i / rooms)
                     room = f"bench-{i}"
                     fake.join(room, "alice")
                     created = int(time.time())
@@ -81,18 +98,23 @@ async def main() -> None:
                             headers={"Authorization": sign(raw, KEY, SECRET)},
                         )
                     assert response.status_code == 200
-                    deadlines[room] = created + SLA
+                    deadlines[room] = created + sla
 
-                await asyncio.gather(*(join(i) for i in range(ROOMS)))
-                await asyncio.wait_for(all_dispatched.wait(), timeout=SLA + 120)
+                await asyncio.gather(*(join(i) for i in range(rooms)))
+                await asyncio.wait_for(all_dispatched.wait(), timeout=sla + 120)
     delays = sorted(first_dispatch[room] - deadlines[room] for room in deadlines)
-    q = statistics.quantiles(delays, n=100)
-    database = "PostgreSQL" if "BENCH_DATABASE_URL" in os.environ else "SQLite"
-    ms = [f"{value * 1000:.0f}" for value in (q[49], q[98], delays[-1], delays[0])]
+    return ReactionRun(rooms, spread, workers, sla, delays)
+
+
+def main() -> None:
+    database = os.environ.get("BENCH_DATABASE_URL")
+    run = measure(ROOMS, SPREAD, SLA, WORKERS, database)
+    ms = [f"{value:.0f}" for value in (run.ms(50), run.ms(99), run.delays[-1] * 1000, run.delays[0] * 1000)]
     print("| rooms | arrivals over s | workers | database | SLA s | p50 ms | p99 ms | max ms | min ms |")
     print("|---|---|---|---|---|---|---|---|---|")
-    print(f"| {ROOMS} | {SPREAD:g} | {WORKERS} | {database} | {SLA:g} | {' | '.join(ms)} |")
+    name = "PostgreSQL" if database else "SQLite"
+    print(f"| {ROOMS} | {SPREAD:g} | {WORKERS} | {name} | {SLA:g} | {' | '.join(ms)} |")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

@@ -1,0 +1,51 @@
+"""The worker benchmark's baseline: ARQ itself, running jobs that do nothing, with Warden's worker
+settings (max_jobs, poll delay, kept results) on the same Redis. `python -m tests.bench.arq_noop URL N`
+queues N jobs (through Warden's one-round-trip enqueue), drains them in burst mode and prints jobs/s."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from typing import Any
+
+from arq.connections import ArqRedis
+from arq.worker import Worker, func
+
+from tests.conftest import make_settings
+from workers.enqueue import Enqueuer
+from workers.main import worker_settings
+
+QUEUE = "bench:noop"
+
+
+async def noop(ctx: dict[str, Any], *args: Any) -> None:
+    return None
+
+
+async def run(redis_url: str, jobs: int) -> float:
+    redis = ArqRedis.from_url(redis_url)
+    await redis.delete(QUEUE)
+    enqueuer = Enqueuer(redis, QUEUE)
+    for i in range(jobs):
+        await enqueuer.enqueue("noop", f"noop-{i}-{time.time()}", {"id": i}, 1.0)
+    ours = worker_settings(make_settings())
+    worker = Worker(
+        functions=[func(noop, name="noop")],
+        queue_name=QUEUE,
+        redis_pool=redis,
+        burst=True,
+        handle_signals=False,
+        max_jobs=ours["max_jobs"],
+        poll_delay=ours["poll_delay"],
+        job_timeout=ours["job_timeout"],
+    )
+    started = time.perf_counter()
+    await worker.async_run()
+    elapsed = time.perf_counter() - started
+    await worker.close()
+    return jobs / elapsed
+
+
+if __name__ == "__main__":
+    print(f"{asyncio.run(run(sys.argv[1], int(sys.argv[2]))):.1f}")

@@ -1,0 +1,58 @@
+"""Small SVG line charts for the benchmark report (no plotting library: a few lines of SVG do)."""
+
+from __future__ import annotations
+
+import math
+from html import escape
+
+WIDTH, HEIGHT, PAD = 360, 220, 48
+COLOURS = ("#2563eb", "#dc2626", "#16a34a", "#9333ea")
+
+
+def chart(
+    title: str, xs: list[int], series: dict[str, list[float]], unit: str, x: float = 0, y: float = 0
+) -> str:
+    """One chart at (x, y): `xs` on a log scale, each series a line with its points labelled."""
+    top = max((v for values in series.values() for v in values), default=1.0) * 1.15 or 1.0
+    lo, hi = math.log10(min(xs)), math.log10(max(xs))
+
+    def px(value: int) -> float:
+        return x + PAD + (math.log10(value) - lo) / ((hi - lo) or 1) * (WIDTH - 2 * PAD)
+
+    def py(value: float) -> float:
+        return y + HEIGHT - PAD + -value / top * (HEIGHT - 2 * PAD)
+
+    out = [
+        f'<text x="{x + WIDTH / 2}" y="{y + 18}" text-anchor="middle" font-weight="bold">',
+        f"{escape(title)}</text>",
+        f'<line x1="{x + PAD}" y1="{py(0)}" x2="{x + WIDTH - PAD}" y2="{py(0)}" stroke="#555"/>',
+        f'<line x1="{x + PAD}" y1="{py(0)}" x2="{x + PAD}" y2="{py(top)}" stroke="#555"/>',
+        f'<text x="{x + 6}" y="{py(top) - 6}" font-size="11">{escape(unit)}</text>',
+    ]
+    for value in xs:
+        out.append(
+            f'<text x="{px(value)}" y="{py(0) + 16}" text-anchor="middle" font-size="11">{value:,}</text>'
+        )
+    out.append(f'<text x="{x + WIDTH / 2}" y="{py(0) + 32}" text-anchor="middle" font-size="11">rooms</text>')
+    for i, (name, values) in enumerate(series.items()):
+        colour = COLOURS[i % len(COLOURS)]
+        points = " ".join(f"{px(a):.1f},{py(b):.1f}" for a, b in zip(xs, values, strict=True))
+        out.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        for a, b in zip(xs, values, strict=True):
+            out.append(f'<circle cx="{px(a):.1f}" cy="{py(b):.1f}" r="3" fill="{colour}"/>')
+            out.append(f'<text x="{px(a) + 4:.1f}" y="{py(b) - 6:.1f}" font-size="10">{b:,.0f}</text>')
+        legend_y = y + 34 + 14 * i
+        out.append(
+            f'<text x="{x + WIDTH - PAD}" y="{legend_y}" text-anchor="end" font-size="11" fill="{colour}">'
+        )
+        out.append(f"{escape(name)}</text>")
+    return "\n".join(out)
+
+
+def figure(charts: list[str], columns: int = 2) -> str:
+    rows = math.ceil(len(charts) / columns)
+    width, height = WIDTH * columns, HEIGHT * rows
+    head = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif">'
+    )
+    return "\n".join([head, f'<rect width="{width}" height="{height}" fill="white"/>', *charts, "</svg>\n"])

@@ -1,0 +1,165 @@
+"""`make bench`: every benchmark, one after the other, each beside its baseline from the same run.
+Writes `docs/benchmarks/results.md` (the tables, with the machine and the commit) and
+`docs/benchmarks/scaling.svg` (cost from 100 to 10,000 rooms), and prints the tables.
+
+PostgreSQL runs use a fresh database on the server the tests use (`WARDEN_TEST_POSTGRES_URL`, default
+postgres@127.0.0.1:5432); without one they are left out, and the report says so. `BENCH_QUICK=1` runs
+smaller sizes (a smoke test of the harness, not figures to quote).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from service.embedded_redis import EmbeddedRedis
+from tests.bench import ingest, plot, reaction, worker
+from tests.bench.pg import fresh_database
+from tests.processes import ROOT
+
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+OUT = ROOT / "docs" / "benchmarks"
+SCALE = [100, 1000, 10000] if not QUICK else [10, 100]
+WORKER_EVENTS, WORKER_ROOMS = (4000, 1000) if not QUICK else (400, 100)
+REACTION_ROOMS = 1000 if not QUICK else 50
+ARQ_JOBS = 5000 if not QUICK else 500
+
+
+def _events_for(rooms: int) -> int:
+    """Four events a room (two joins, two leaves), two at 10,000 rooms to keep `make bench` short."""
+    if rooms == WORKER_ROOMS:
+        return WORKER_EVENTS
+    return 2 * rooms if rooms >= 10000 else max(4 * rooms, 400)
+
+
+def _section(lines: list[str], title: str, body: str) -> None:
+    print(f"\n## {title}\n\n{body}", flush=True)
+    lines += [f"## {title}", "", body, ""]
+
+
+def main() -> None:
+    started = time.monotonic()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Written by `make bench` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit "
+        f"{commit.stdout.strip() or 'unknown'}, {os.cpu_count()} cores, load average before "
+        f"{os.getloadavg()[0]:.2f}. Method and reading: [../benchmarks.md](../benchmarks.md).",
+        "",
+    ]
+    pg = fresh_database("warden_bench")
+    if pg is None:
+        lines += ["**No PostgreSQL answered: its rows are left out.**", ""]
+
+    run = ingest.measure()
+    body = (
+        run.table()
+        + f"\n\n{run.queued} jobs queued for {run.answered} distinct webhooks answered ({run.loader})."
+    )
+    _section(lines, "Ingest: signed webhooks/s through POST /webhook, ratio to bare Starlette", body)
+
+    rows = [
+        "| database | rooms | arrivals over s | SLA s | p50 ms | p99 ms | max ms | target p99 ms |",
+        "|---" * 8 + "|",
+    ]
+    cases = [("PostgreSQL", pg, 20.0), ("SQLite", None, 20.0), ("PostgreSQL", pg, 0.0)]
+    for name, url, spread in cases:
+        if name == "PostgreSQL" and url is None:
+            continue
+        if url is not None:
+            url = fresh_database("warden_bench")
+        r = reaction.measure(REACTION_ROOMS, spread, 10.0, 1, url)
+        rows.append(
+            f"| {name} | {r.rooms} | {spread:g} | {r.sla:g} | {r.ms(50):.0f} | {r.ms(99):.0f} "
+            f"| {r.delays[-1] * 1000:.0f} | 1000 |"
+        )
+    _section(lines, "Reaction: SLA expiry to CreateDispatch (one worker)", "\n".join(rows))
+
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis(Path(tmp) / "redis") as redis:
+        noop = float(
+            subprocess.run(
+                [sys.executable, "-m", "tests.bench.arq_noop", redis.url, str(ARQ_JOBS)],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=ROOT,
+            ).stdout.split()[-1]
+        )
+        databases = [("PostgreSQL", "pg"), ("SQLite", "sqlite")] if pg else [("SQLite", "sqlite")]
+        rows = [
+            "| database | events | rooms | events/s | ratio to ARQ no-op | worker CPU µs/event | RSS MiB |",
+            "|---" * 7 + "|",
+        ]
+        rows.append(f"| (ARQ, jobs doing nothing) | {ARQ_JOBS} | — | {noop:.0f} | 1.00 | — | — |")
+        scaling: dict[str, list[worker.WorkerRun]] = {}
+        for name, kind in databases:
+            for rooms in SCALE if kind == "pg" or len(databases) == 1 else [WORKER_ROOMS]:
+                count = (
+                    WORKER_EVENTS
+                    if rooms == WORKER_ROOMS
+                    else max(4 * rooms, 400)
+                    if rooms < 10000
+                    else 2 * rooms
+                )
+                url = fresh_database("warden_bench") if kind == "pg" else f"sqlite:///{tmp}/w{rooms}.db"
+                w = worker.measure(url or "", redis.url, count, rooms)
+                scaling.setdefault(name, []).append(w)
+                rows.append(
+                    f"| {name} | {w.events} | {w.rooms} | {w.rate:.0f} | {w.rate / noop:.2f} "
+                    f"| {w.cpu_us:.0f} | {w.rss_mib:.0f} |"
+                )
+    _section(lines, "Worker: events/s per process, ratio to ARQ running no-op jobs, memory", "\n".join(rows))
+
+    pages = [
+        "| database | rooms in database | " + " | ".join(f"`{p}` ms" for p in worker.PAGES) + " |",
+        "|---" * 5 + "|",
+    ]
+    for name, runs in scaling.items():
+        for w in runs:
+            pages.append(
+                f"| {name} | {w.rooms} | " + " | ".join(f"{w.pages_ms[p]:.0f}" for p in worker.PAGES) + " |"
+            )
+    _section(
+        lines,
+        "Operator pages with the rooms of the worker runs in the database (median of 7)",
+        "\n".join(pages),
+    )
+
+    main_series = max(scaling.values(), key=len)
+    xs = [w.rooms for w in main_series]
+    svg = plot.figure(
+        [
+            plot.chart("Worker events/s", xs, {"events/s": [w.rate for w in main_series]}, "events/s"),
+            plot.chart(
+                "Worker CPU per event", xs, {"µs": [w.cpu_us for w in main_series]}, "µs", x=plot.WIDTH
+            ),
+            plot.chart("Worker RSS", xs, {"MiB": [w.rss_mib for w in main_series]}, "MiB", y=plot.HEIGHT),
+            plot.chart(
+                "Operator pages",
+                xs,
+                {p: [w.pages_ms[p] for w in main_series] for p in worker.PAGES},
+                "ms",
+                x=plot.WIDTH,
+                y=plot.HEIGHT,
+            ),
+        ]
+    )
+    which = "PostgreSQL" if pg else "SQLite"
+    lines += [f"![Cost from {xs[0]:,} to {xs[-1]:,} rooms ({which})](scaling.svg)", ""]
+    lines.append(f"`make bench` took {time.monotonic() - started:.0f} s.")
+    if not QUICK:
+        OUT.mkdir(parents=True, exist_ok=True)
+        (OUT / "results.md").write_text("\n".join(lines) + "\n")
+        (OUT / "scaling.svg").write_text(svg)
+        print(f"\nwritten: {OUT / 'results.md'}, {OUT / 'scaling.svg'}")
+    print(f"\n`make bench` took {time.monotonic() - started:.0f} s.")
+
+
+if __name__ == "__main__":
+    main()
