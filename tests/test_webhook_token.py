@@ -103,6 +103,7 @@ def test_livekit_servers_tokens_are_decided_on_the_fast_path() -> None:
 
 
 def test_a_signed_token_with_unreadable_grants_is_refused_not_a_crash() -> None:
-    token = jwt.encode({"iss": "APIkey1", "exp": int(time.time()) + 600, "video": [1]}, KEYS["APIkey1"], algorithm="HS256")
+    claims = {"iss": "APIkey1", "exp": int(time.time()) + 600, "video": [1]}
+    token = jwt.encode(claims, KEYS["APIkey1"], algorithm="HS256")
     with pytest.raises(InvalidWebhook, match="malformed"):
         WebhookVerifier(KEYS).sha256(token)
