@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 import time
 
-from arq.worker import Worker
 from redis.exceptions import RedisError
 
 from workers import logs, metrics
+from workers.arq_worker import ClaimingWorker
 from workers.main import worker_settings
 from workers.settings import load_settings_or_exit
 
@@ -34,7 +34,7 @@ def main() -> None:
     while True:
         started = time.monotonic()
         try:
-            Worker(**worker_settings(settings)).run()
+            ClaimingWorker(**worker_settings(settings)).run()
             return  # stopped by a signal
         except (RedisError, OSError) as exc:
             if time.monotonic() - started > 60:

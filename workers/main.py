@@ -335,6 +335,6 @@ def worker_settings(settings: Settings, **ctx: Any) -> dict[str, Any]:
         "on_shutdown": shutdown,
         "ctx": {"settings": settings, **ctx},
         "job_timeout": JOB_TIMEOUT_SECONDS,
-        "poll_delay": 0.05,
-        "max_jobs": 50,
+        "poll_delay": 0.01,
+        "max_jobs": 200,
     }

@@ -42,7 +42,7 @@ class ReactionRun:
     delays: list[float]  # seconds from each room's SLA expiry to its first CreateDispatch, sorted
 
     def ms(self, q: int) -> float:
-        return statistics.quantiles(self.delays, n=100)[q - 1] * 1000
+        return statistics.quantiles(self.delays, n=100, method="inclusive")[q - 1] * 1000
 
 
 def measure(rooms: int, spread: float, sla: float, workers: int, database_url: str | None) -> ReactionRun:
