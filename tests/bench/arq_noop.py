@@ -1,6 +1,7 @@
-"""The worker benchmark's baseline: ARQ itself, running jobs that do nothing, with Warden's worker
-settings (max_jobs, poll delay, kept results) on the same Redis. `python -m tests.bench.arq_noop URL N`
-queues N jobs (through Warden's one-round-trip enqueue), drains them in burst mode and prints jobs/s."""
+"""The worker benchmark's baselines: ARQ's own `Worker`, and Warden's `ClaimingWorker` (ARQ with the
+claim step in one round trip), running jobs that do nothing, with Warden's worker settings (max_jobs,
+poll delay) on the same Redis. `python -m tests.bench.arq_noop URL N` queues N jobs (through Warden's
+one-round-trip enqueue) for each, drains them in burst mode and prints both rates in jobs/s."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from arq.connections import ArqRedis
 from arq.worker import Worker, func
 
 from tests.conftest import make_settings
+from workers.arq_worker import ClaimingWorker
 from workers.enqueue import Enqueuer
 from workers.main import worker_settings
 
@@ -23,14 +25,14 @@ async def noop(ctx: dict[str, Any], *args: Any) -> None:
     return None
 
 
-async def run(redis_url: str, jobs: int) -> float:
+async def run(redis_url: str, jobs: int, worker_class: type[Worker]) -> float:
     redis = ArqRedis.from_url(redis_url)
     await redis.delete(QUEUE)
     enqueuer = Enqueuer(redis, QUEUE)
     for i in range(jobs):
         await enqueuer.enqueue("noop", f"noop-{i}-{time.time()}", {"id": i}, 1.0)
     ours = worker_settings(make_settings())
-    worker = Worker(
+    worker = worker_class(
         functions=[func(noop, name="noop")],
         queue_name=QUEUE,
         redis_pool=redis,
@@ -48,4 +50,5 @@ async def run(redis_url: str, jobs: int) -> float:
 
 
 if __name__ == "__main__":
-    print(f"{asyncio.run(run(sys.argv[1], int(sys.argv[2]))):.1f}")
+    url, jobs = sys.argv[1], int(sys.argv[2])
+    print(" ".join(f"{asyncio.run(run(url, jobs, cls)):.1f}" for cls in (Worker, ClaimingWorker)))
