@@ -90,22 +90,14 @@ def main() -> None:
             "| database | events | rooms | events/s | ratio to no-op jobs | worker CPU µs/event | RSS MiB |",
             "|---" * 7 + "|",
         ]
-        rows.append(
-            f"| (ARQ's Worker, jobs doing nothing) | {ARQ_JOBS} | — | {stock:.0f} | {stock / noop:.2f} | — | — |"
-        )
-        rows.append(
-            f"| (Warden's ClaimingWorker, jobs doing nothing) | {ARQ_JOBS} | — | {noop:.0f} | 1.00 | — | — |"
-        )
+        for label, rate in (("ARQ's Worker", stock), ("Warden's ClaimingWorker", noop)):
+            rows.append(
+                f"| ({label}, no-op jobs) | {ARQ_JOBS} | — | {rate:.0f} | {rate / noop:.2f} | — | — |"
+            )
         scaling: dict[str, list[worker.WorkerRun]] = {}
         for name, kind in databases:
             for rooms in SCALE if kind == "pg" or len(databases) == 1 else [WORKER_ROOMS]:
-                count = (
-                    WORKER_EVENTS
-                    if rooms == WORKER_ROOMS
-                    else max(4 * rooms, 400)
-                    if rooms < 10000
-                    else 2 * rooms
-                )
+                count = _events_for(rooms)
                 url = fresh_database("warden_bench") if kind == "pg" else f"sqlite:///{tmp}/w{rooms}.db"
                 w = worker.measure(url or "", redis.url, count, rooms)
                 scaling.setdefault(name, []).append(w)
@@ -113,9 +105,7 @@ def main() -> None:
                     f"| {name} | {w.events} | {w.rooms} | {w.rate:.0f} | {w.rate / noop:.2f} "
                     f"| {w.cpu_us:.0f} | {w.rss_mib:.0f} |"
                 )
-    title = (
-        "Worker: events/s per process (target 2,000 on PostgreSQL), ratio to no-op jobs on the same worker"
-    )
+    title = "Worker: events/s per process (target 2,000 on PostgreSQL), ratio to no-op jobs"
     _section(lines, title, "\n".join(rows))
 
     pages = [
