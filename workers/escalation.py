@@ -81,19 +81,35 @@ class Escalation:
         # The open incident and the rooms this process has added to it: during an outage every breach
         # passes the whole window, and adding the same rooms again each time would cost a write per room.
         self._joined: tuple[str, set[str]] = ("", set())
+        # Steps (incident, column) known to be claimed, by this process or another: not asked again.
+        self._taken: set[tuple[str, str]] = set()
 
     async def breach(self, room: Room, reason: str) -> None:
-        """A room missed its SLA: count it; enough of them within the window is an outage."""
+        """A room missed its SLA: count it; enough of them within the window is an outage. The window's
+        rooms are read only when this process does not know the open incident yet (during an outage
+        every breach is over the threshold, and reading the whole window each time would cost O(n))."""
         key, now, window = self._breaches_key(), self.clock(), self.policy.outage_window
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.zadd(key, {f"{room.sid}|{room.name}": now})
             pipe.zremrangebyscore(key, "-inf", now - window)
-            pipe.zrange(key, 0, -1)
+            pipe.zcard(key)
             pipe.expire(key, int(window) + 1)
-            members = (await pipe.execute())[2]
-        if len(members) >= self.policy.outage_rooms:
-            rooms = [(sid, name) for sid, _, name in (m.decode().partition("|") for m in members)]
-            await self._outage(rooms, f"{len(rooms)} rooms missed their SLA within {window:g} s")
+            count = (await pipe.execute())[2]
+        if count < self.policy.outage_rooms:
+            return
+        why = f"{count} rooms missed their SLA within {window:g} s"
+        known, joined = self._joined
+        if known and await incidents.join_open(
+            self.engine, known, self.policy.agent_name, (room.sid, room.name), now
+        ):
+            joined.add(room.sid)  # the open incident this process knows: one statement, no reads
+            await self._steps(known, why, count, now)
+            return
+        await self._outage(await self._window(key), why)  # all of the window is in the incident
+
+    async def _window(self, key: str) -> list[tuple[str, str]]:
+        members = await self.redis.zrange(key, 0, -1)
+        return [(sid, name) for sid, _, name in (m.decode().partition("|") for m in members)]
 
     def _breaches_key(self) -> str:
         return f"warden:breaches:{self.policy.agent_name}"
@@ -163,20 +179,32 @@ class Escalation:
         self._joined = (incident_id, known | {sid for sid, _ in rooms})
         if opened:
             log.error("incident %s opened for agent %s: %s", incident_id, self.policy.agent_name, reason)
-        if await incidents.claim(self.engine, incident_id, "alerted_open_at", now):
+        await self._steps(incident_id, reason, len(rooms), now)
+        return incident_id
+
+    async def _steps(self, incident_id: str, reason: str, rooms: int, now: float) -> None:
+        """The incident's once-only steps: the opening alert, then the restart (each claimed once)."""
+        if await self._claim(incident_id, "alerted_open_at", now):
             doing = (
                 " and ".join(r.name for r in self.restarters)
                 or "nothing to restart (no Cloud agent or deploy hook set)"
             )
             await self._alert(
                 f":rotating_light: Warden incident {incident_id}: agent '{self.policy.agent_name}' is not "
-                f"coming — {reason}. {len(rooms)} room(s) affected so far. Warden is trying: {doing}."
+                f"coming — {reason}. {rooms} room(s) affected so far. Warden is trying: {doing}."
             )
-        if await incidents.claim(
-            self.engine, incident_id, "restart_claimed_at", now, cooldown=self.policy.cooldown
-        ):
+        if await self._claim(incident_id, "restart_claimed_at", now, cooldown=self.policy.cooldown):
             await self._restart(incident_id, reason)
-        return incident_id
+
+    async def _claim(self, incident_id: str, column: str, now: float, *, cooldown: float = 0.0) -> bool:
+        """`incidents.claim`, remembering steps that are taken for good, so that each breach of an
+        outage does not ask the database again."""
+        if (incident_id, column) in self._taken:
+            return False
+        claimed = await incidents.claim(self.engine, incident_id, column, now, cooldown=cooldown)
+        if claimed is not None:
+            self._taken.add((incident_id, column))
+        return bool(claimed)
 
     async def _restart(self, incident_id: str, reason: str) -> None:
         if not self.restarters:

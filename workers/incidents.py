@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import and_, exists, func, insert, select, update
+from sqlalchemy import Float, String, and_, exists, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workers.db import dialect_insert, writing
@@ -71,11 +71,30 @@ async def open_or_join(
     return str(incident_id), opened is not None
 
 
+async def join_open(
+    engine: AsyncEngine, incident_id: str, agent_name: str, room: tuple[str, str], now: float
+) -> bool:
+    """Add `room` to incident `incident_id` in one statement, if that incident is still the agent's open
+    one; True when the room was added (False: the incident is closed, or the room was in it already)."""
+    sid, name = room
+    source = select(INCIDENTS.c.id, literal(sid, String), literal(name, String), literal(now, Float)).where(
+        INCIDENTS.c.id == incident_id, INCIDENTS.c.open_key == agent_name
+    )
+    async with writing(engine) as connection:
+        added = await connection.execute(
+            dialect_insert(connection, INCIDENT_ROOMS)
+            .from_select(["incident_id", "room_sid", "room_name", "added_at"], source)
+            .on_conflict_do_nothing(index_elements=["incident_id", "room_sid"])
+        )
+    return bool(added.rowcount == 1)
+
+
 async def claim(
     engine: AsyncEngine, incident_id: str, column: str, now: float, *, cooldown: float = 0.0
-) -> bool:
-    """Set `column` (one of `CLAIMS`) if nobody has: True for the one caller that did. With `cooldown`,
-    also refuse while any incident of the same agent claimed that step less than `cooldown` ago."""
+) -> bool | None:
+    """Set `column` (one of `CLAIMS`) if nobody has: True for the one caller that did, False when it was
+    claimed already (for good). With `cooldown`, also refuse while any incident of the same agent
+    claimed that step less than `cooldown` ago: None (a later call may succeed)."""
     assert column in CLAIMS
     target = INCIDENTS.c[column]
     async with engine.connect() as connection:  # most callers find it claimed: no write lock for them
@@ -89,7 +108,9 @@ async def claim(
         condition = and_(condition, ~recent)
     async with writing(engine) as connection:
         result = await connection.execute(update(INCIDENTS).where(condition).values({column: now}))
-    return bool(result.rowcount == 1)
+    if result.rowcount == 1:
+        return True
+    return None if cooldown else False
 
 
 async def note(engine: AsyncEngine, incident_id: str, at: float, action: str, outcome: str) -> None:
