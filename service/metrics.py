@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
 from redis.exceptions import RedisError
@@ -38,8 +39,14 @@ ROOMS = Gauge("warden_rooms", "Rooms Warden knows, by phase", ["phase"])
 OPEN_INCIDENTS = Gauge("warden_open_incidents", "Outages not yet resolved")
 
 
+_WEBHOOK_COUNTERS: dict[tuple[str, str], Any] = {}
+
+
 def count_webhook(event: str, verdict: str) -> None:
-    WEBHOOKS.labels(event=event, verdict=verdict).inc()
+    counter = _WEBHOOK_COUNTERS.get((event, verdict))
+    if counter is None:  # labels() takes a lock and validates on every call: once per pair is enough
+        counter = _WEBHOOK_COUNTERS[(event, verdict)] = WEBHOOKS.labels(event=event, verdict=verdict)
+    counter.inc()
 
 
 async def metrics_endpoint(request: Request) -> Response:
