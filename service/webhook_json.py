@@ -44,7 +44,7 @@ def loads_webhook(body: bytes) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise MalformedEvent("body is not a LiveKit WebhookEvent") from None
     try:
-        data = json.loads(text, object_pairs_hook=_no_duplicates)
+        data = _DECODER.decode(text)
     except (ValueError, RecursionError):
         data = None  # Parse gives the verdict below
     if type(data) is dict and _conforms(data, WebhookEvent.DESCRIPTOR):
@@ -66,6 +66,9 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     if len(data) != len(pairs):
         raise _Duplicate  # protobuf refuses duplicate keys
     return data
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates)  # json.loads(...) would build one per call
 
 
 def _table(descriptor: Any) -> tuple[_Fields, list[frozenset[str]]]:

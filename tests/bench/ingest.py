@@ -34,7 +34,7 @@ REQUESTS = int(os.environ.get("BENCH_REQUESTS", "4000"))  # per round, with aioh
 DURATION = int(os.environ.get("BENCH_SECONDS", "8"))  # per round, with wrk
 WRK_BODIES = 40_000  # distinct webhooks per round with wrk: more than Warden answers in DURATION
 CONCURRENCY = 32
-ROUNDS = 2
+ROUNDS = 3
 LUA = Path(__file__).with_name("ingest.lua")
 
 
