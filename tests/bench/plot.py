@@ -41,11 +41,11 @@ def chart(
         for a, b in zip(xs, values, strict=True):
             out.append(f'<circle cx="{px(a):.1f}" cy="{py(b):.1f}" r="3" fill="{colour}"/>')
             out.append(f'<text x="{px(a) + 4:.1f}" y="{py(b) - 6:.1f}" font-size="10">{b:,.0f}</text>')
-        legend_y = y + 34 + 14 * i
-        out.append(
-            f'<text x="{x + WIDTH - PAD}" y="{legend_y}" text-anchor="end" font-size="11" fill="{colour}">'
-        )
-        out.append(f"{escape(name)}</text>")
+        legend_x = x + PAD + 110 * i  # one row under the title, above the highest point
+        if len(series) > 1:
+            out.append(
+                f'<text x="{legend_x}" y="{y + 36}" font-size="11" fill="{colour}">{escape(name)}</text>'
+            )
     return "\n".join(out)
 
 

@@ -37,6 +37,10 @@ def _events_for(rooms: int) -> int:
     return 2 * rooms if rooms >= 10000 else max(4 * rooms, 400)
 
 
+def _page_name(path: str) -> str:
+    return "/ (dashboard)" if path == "/" else path
+
+
 def _section(lines: list[str], title: str, body: str) -> None:
     print(f"\n## {title}\n\n{body}", flush=True)
     lines += [f"## {title}", "", body, ""]
@@ -135,7 +139,10 @@ def main() -> None:
             plot.chart(
                 "Operator pages",
                 xs,
-                {p: [w.pages_ms[p] for w in main_series] for p in worker.PAGES},
+                {
+                    "/ (dashboard)" if p == "/" else p: [w.pages_ms[p] for w in main_series]
+                    for p in worker.PAGES
+                },
                 "ms",
                 x=plot.WIDTH,
                 y=plot.HEIGHT,
