@@ -8,15 +8,20 @@ job is claimed (its in-progress key set, with ARQ's timeout) when no worker runs
 due, exactly ARQ's conditions, atomically per job. Everything else — running, retries, results,
 timeouts, the keys and their formats — is ARQ's own. The override relies on `Worker`'s attributes
 `sem`, `job_counter`, `tasks`, `run_job` and `in_progress_timeout_s`, hence the pinned ARQ minor
-version in pyproject.toml; the end-to-end and fault tests run this class.
+version in pyproject.toml; the end-to-end and fault tests run this class. An idle worker polls less
+often, down to every 0.1 s (one that polls every 10 ms costs ~5 % of a core doing nothing).
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from arq.constants import in_progress_key_prefix
 from arq.utils import timestamp_ms
 from arq.worker import Worker
 from redis.commands.core import AsyncScript
+
+IDLE_POLL_SECONDS = 0.1
 
 CLAIM = """
 local claimed = {}
@@ -39,8 +44,18 @@ class ClaimingWorker(Worker):
     """`arq.Worker` whose polled jobs are claimed together (see the module's doc)."""
 
     _claim: AsyncScript | None = None
+    _idle_polls = 0
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
+        if not job_ids:
+            # Idle: poll less and less often, up to every IDLE_POLL_SECONDS, so that a quiet worker costs
+            # next to nothing while a busy one polls every `poll_delay` (ARQ's loop calls this each poll).
+            self._idle_polls += 1
+            await asyncio.sleep(
+                min(IDLE_POLL_SECONDS - self.poll_delay_s, self.poll_delay_s * self._idle_polls)
+            )
+            return
+        self._idle_polls = 0
         wanted: list[str] = []
         for polled in job_ids:
             if self.job_counter >= self.max_jobs:
