@@ -7,6 +7,7 @@ import asyncio
 import itertools
 from dataclasses import replace
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -143,3 +144,31 @@ async def test_two_workers_creating_one_room_at_once_both_land(database_url: str
     finally:
         for e in engines:
             await e.dispose()
+
+
+async def test_one_rooms_failure_is_that_rooms_alone(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A bug that raises for one room's event must fail that room's job, not the others in its group.
+    from workers import group_store, store
+
+    real = group_store.transition
+
+    def poisoned(room: Room, event: Event, **kwargs: object) -> object:
+        if room.sid == "RM_poison":
+            raise ValueError("a bug in the state machine")
+        return real(room, event, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(group_store, "transition", poisoned)
+    monkeypatch.setattr(store, "transition", poisoned)
+    committer = GroupCommit(engine, POLICY)
+    steps = [(i, "alice", True, 0, False) for i in range(3)]
+    batches = [
+        [(replace(_event("", n, s), room_sid=sid), 1.0)]
+        for n, (s, sid) in enumerate(zip(steps, ["RM_p1", "RM_poison", "RM_p2"], strict=True))
+    ]
+    results = await asyncio.gather(*(committer.record(b) for b in batches), return_exceptions=True)
+    assert isinstance(results[1], ValueError)
+    assert [r.outcome for r in (results[0], results[2])] == [Outcome.APPLIED, Outcome.APPLIED]  # type: ignore[union-attr]
+    tables = await _table(engine, "RM_p")
+    assert [sid for sid, *_ in tables[0]] == ["1", "2"]  # the poisoned room was not stored

@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from workers.db import writing
@@ -91,14 +91,30 @@ _UPDATE_ROOMS = (
 _INSERT_ACTIONS = insert(EVENTS)
 
 
-async def record_group(engine: AsyncEngine, batches: Sequence[Batch], *, policy: Policy) -> list[Recorded]:
+async def record_group(
+    engine: AsyncEngine, batches: Sequence[Batch], *, policy: Policy
+) -> list[Recorded | Exception]:
     """Record `batches` (each one room's events, no room twice) in one transaction; one result each.
-    A conflict with another worker's writes makes it record them one room at a time instead."""
+    A conflict with another worker's writes, or a batch that fails on its own, makes it record them
+    one room at a time instead, so that one room's failure is that room's alone (its result is the
+    exception). An unavailable database fails them all (their jobs retry)."""
     try:
         async with writing(engine) as connection:
-            return await _record_group_once(connection, batches, policy)
+            return list(await _record_group_once(connection, batches, policy))
     except (StaleWrite, IntegrityError):
-        return [await record_events(engine, batch, policy=policy) for batch in batches]
+        pass
+    except (OperationalError, DBAPIError, OSError):
+        raise
+    except Exception:
+        if len(batches) == 1:
+            raise
+    results: list[Recorded | Exception] = []
+    for batch in batches:
+        try:
+            results.append(await record_events(engine, batch, policy=policy))
+        except Exception as exc:
+            results.append(exc)
+    return results
 
 
 @dataclass
@@ -257,5 +273,9 @@ class GroupCommit:
                         future.set_exception(exc)
                 continue
             for (_, future), result in zip(group, results, strict=True):
-                if not future.done():
+                if future.done():
+                    continue
+                if isinstance(result, Exception):
+                    future.set_exception(result)
+                else:
                     future.set_result(result)
