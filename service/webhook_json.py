@@ -47,8 +47,11 @@ def loads_webhook(body: bytes) -> dict[str, Any]:
         data = _DECODER.decode(text)
     except (ValueError, RecursionError):
         data = None  # Parse gives the verdict below
-    if type(data) is dict and _conforms(data, WebhookEvent.DESCRIPTOR):
-        return data
+    try:
+        if type(data) is dict and _conforms(data, WebhookEvent.DESCRIPTOR):
+            return data
+    except RecursionError:  # nested deeper than the check can follow: Parse decides
+        pass
     try:
         proto = Parse(text, WebhookEvent(), ignore_unknown_fields=True)
     except (ParseError, RecursionError, ValueError):
