@@ -16,7 +16,6 @@ from arq.connections import ArqRedis
 from arq.constants import default_queue_name, job_key_prefix, result_key_prefix
 from arq.jobs import serialize_job
 from arq.utils import timestamp_ms
-from redis.exceptions import NoScriptError
 
 ENQUEUE = """
 if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then
@@ -27,17 +26,36 @@ redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
 return 1
 """
 
+# The same, for several jobs of one queue in one call (in order, so a repeated id is refused the
+# second time). KEYS: the queue, then each job's job key and result key; ARGV: four values a job.
+ENQUEUE_MANY = """
+local queued = {}
+for i = 1, (#KEYS - 1) / 2 do
+  local a = 4 * (i - 1)
+  if redis.call('EXISTS', KEYS[2 * i], KEYS[2 * i + 1]) > 0 then
+    queued[i] = 0
+  else
+    redis.call('PSETEX', KEYS[2 * i], ARGV[a + 1], ARGV[a + 2])
+    redis.call('ZADD', KEYS[1], ARGV[a + 3], ARGV[a + 4])
+    queued[i] = 1
+  end
+end
+return queued
+"""
+
 
 class Enqueuer:
     """`enqueue(function, job_id, *args)`: True when queued, False when that job id is already known.
 
-    Calls made while a round trip is under way are sent together in the next one (a pipeline of the
-    same script, one reply each), so under load many webhooks share one write to Redis; alone, a
-    call is sent at once. Each caller still learns its own job's fate, or the error that stopped it."""
+    Calls made while a round trip is under way are sent together in the next one (one script that
+    does for each job what `ENQUEUE` does), so under load many webhooks share one command to Redis;
+    alone, a call is sent at once. Each caller still learns its own job's fate, or the error that
+    stopped them all."""
 
     def __init__(self, redis: ArqRedis, queue_name: str = default_queue_name) -> None:
         self._redis, self._queue_name = redis, queue_name
         self._script = redis.register_script(ENQUEUE)
+        self._many = redis.register_script(ENQUEUE_MANY)
         self._waiting: list[tuple[list[Any], asyncio.Future[bool]]] = []
         self._sender: asyncio.Task[None] | None = None
 
@@ -73,16 +91,8 @@ class Enqueuer:
         if len(calls) == 1:
             keys, args = calls[0][:3], calls[0][3:]
             return [await self._script(keys=keys, args=args)]
-        pipe = self._redis.pipeline(transaction=False)
-        for call in calls:
-            pipe.evalsha(self._script.sha, 3, *call)
-        replies = list(await pipe.execute(raise_on_error=False))
-        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
-        if missing:  # Redis restarted and forgot the script: load it, send those again
-            await self._redis.script_load(ENQUEUE)
-            pipe = self._redis.pipeline(transaction=False)
-            for i in missing:
-                pipe.evalsha(self._script.sha, 3, *calls[i])
-            for i, reply in zip(missing, await pipe.execute(raise_on_error=False), strict=True):
-                replies[i] = reply
-        return replies
+        keys, args = [self._queue_name], []
+        for job_key, result_key, _queue, *values in calls:
+            keys += [job_key, result_key]
+            args += values
+        return list(await self._many(keys=keys, args=args))  # redis-py reloads the script if Redis forgot it
