@@ -50,7 +50,7 @@ def dormant_until_restarted(w: World) -> Callable[[AgentDispatch], None]:
 
 
 async def test_dormant_cloud_agent_is_restarted_once_by_two_racing_workers(
-    tmp_path: Path, redis_url: str
+    tmp_path: Path, redis_url: str, database_url: str
 ) -> None:
     fake = FakeLiveKit(KEY, SECRET, cloud_agents={"CA_sleepy": AGENT})
     alerts: list[str] = []
@@ -61,7 +61,7 @@ async def test_dormant_cloud_agent_is_restarted_once_by_two_racing_workers(
     ):
         env = {
             "REDIS_URL": redis_url,
-            "DATABASE_URL": f"sqlite:///{tmp_path}/w.db",
+            "DATABASE_URL": database_url,  # SQLite, and PostgreSQL: two workers' group commits race on it
             "LIVEKIT_URL": livekit_url,
             "WARDEN_AGENT_NAME": AGENT,
             "LK_AGENTS_URL": livekit_url,
