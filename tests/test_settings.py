@@ -52,6 +52,7 @@ def test_warden_rooms_globs_choose_the_watched_rooms() -> None:
         ({"livekit_api_key": "", "livekit_api_secret": ""}, "LIVEKIT_API_KEY"),
         ({"livekit_api_secret": ""}, "LIVEKIT_API_SECRET"),
         ({"port": 70000}, "PORT"),
+        ({"warden_worker_concurrency": 0}, "WARDEN_WORKER_CONCURRENCY"),
     ],
 )
 def test_bad_setting_names_the_variable_and_not_the_secret(
@@ -61,6 +62,13 @@ def test_bad_setting_names_the_variable_and_not_the_secret(
         make_settings(**overrides)
     assert str(caught.value).startswith(f"{variable}:")
     assert SECRET not in str(caught.value) and "hidden-value" not in str(caught.value)
+
+
+def test_worker_concurrency_is_the_number_of_jobs_a_worker_runs_at_once() -> None:
+    from workers.main import worker_settings
+
+    assert worker_settings(make_settings())["max_jobs"] == 200
+    assert worker_settings(make_settings(warden_worker_concurrency=20))["max_jobs"] == 20
 
 
 def test_dotenv_file_is_read(tmp_path: Path) -> None:

@@ -336,5 +336,5 @@ def worker_settings(settings: Settings, **ctx: Any) -> dict[str, Any]:
         "ctx": {"settings": settings, **ctx},
         "job_timeout": JOB_TIMEOUT_SECONDS,
         "poll_delay": 0.01,
-        "max_jobs": 200,
+        "max_jobs": settings.warden_worker_concurrency,
     }

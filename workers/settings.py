@@ -94,6 +94,7 @@ class Settings(BaseSettings):
     warden_redis_tls_verify: bool = True
     warden_reconcile_seconds: int = 30
     warden_reconcile_batch: int = Field(default=100, ge=1, le=10_000)
+    warden_worker_concurrency: int = Field(default=200, ge=1, le=2_000)
     port: int = Field(default=8000, ge=1, le=65535)
     warden_worker_metrics_port: int = Field(default=0, ge=0, le=65535)
 
