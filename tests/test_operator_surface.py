@@ -146,6 +146,9 @@ def run(tmp_path_factory: pytest.TempPathFactory, redis_server: str) -> Iterator
         "WARDEN_OUTAGE_ROOMS": "3",
         "WARDEN_OUTAGE_WINDOW_SECONDS": "4",
         "WARDEN_RESTART_GRACE_SECONDS": "1",
+        # On this compressed clock a small incident before the outage (never-joining agents) may take the
+        # restart; with the default 300 s cooldown the outage's own restart would then be refused.
+        "WARDEN_RESTART_COOLDOWN_SECONDS": "2",
         "WARDEN_WORKER_METRICS_PORT": str(metrics_port),
     }
     fake = FakeLiveKit(KEY, SECRET, cloud_agents={"CA_simulated": AGENT})
@@ -176,11 +179,13 @@ def test_every_room_got_a_working_agent_despite_what_was_injected(run: Run) -> N
         ]
         for n in report.unserved_rooms
     ]
-    assert report.unserved_rooms == [], (report.injected, [run.fake.calls], timelines)
+    incidents = httpx.get(f"{run.warden.url}/api/incidents").json()["incidents"]
+    assert report.unserved_rooms == [], (timelines, incidents, run.fake.restarts, report.injected)
     assert report.rooms == ROOMS and report.unserved == 0 and report.webhook_errors == 0
     assert sum(report.injected.values()) == ROOMS
     assert report.injected["never_joins"] and report.injected["leaves"] and report.injected["stalls"]
-    assert report.outage_rooms >= 1 and report.restarts == 1  # one restart for the outage, not one per room
+    # A restart for the outage; at most one an incident, never one a room.
+    assert report.outage_rooms >= 1 and 1 <= report.restarts <= len(incidents) < report.rooms
     assert report.evictions >= report.injected["stalls"]  # each stalled agent removed before re-dispatch
     failed = report.injected["never_joins"] + report.injected["leaves"] + report.injected["stalls"]
     assert report.warden_dispatches >= failed
@@ -203,9 +208,8 @@ def test_both_metrics_endpoints_agree_with_what_happened(run: Run) -> None:
     assert sample(worker, "warden_sla_breaches_total", kind="left") >= report.injected["leaves"]
     assert sample(worker, "warden_sla_breaches_total", kind="stalled") >= report.injected["stalls"]
     assert sample(worker, "warden_redispatches_total", outcome="dispatched") == report.warden_dispatches
-    assert sample(worker, "warden_restarts_total", via="LiveKit Cloud agent restart", outcome="ok") == 1, [
-        line for line in worker.splitlines() if "restart" in line
-    ]
+    restarted = sample(worker, "warden_restarts_total", via="LiveKit Cloud agent restart", outcome="ok")
+    assert restarted == report.restarts >= 1, [line for line in worker.splitlines() if "restart" in line]
     assert sample(worker, "warden_job_duration_seconds_count", function="on_deadline") > 0
 
 
