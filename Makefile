@@ -37,7 +37,7 @@ $(WRK):
 	  || { $$sudo apt-get update -qq && $$sudo apt-get install -y -qq wrk >/dev/null; } \
 	  || echo "make: could not install wrk: the ingest benchmark loads from Python instead"
 
-# Every benchmark; writes docs/benchmarks/results.md and docs/benchmarks/scaling.svg (about 7 minutes).
+# Every benchmark; writes docs/benchmarks/results.md and docs/benchmarks/scaling.svg (about 4 minutes here).
 bench: $(STAMP) $(WRK)
 	$(BIN)/python -m tests.bench.run
 
