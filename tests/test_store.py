@@ -8,10 +8,11 @@ import json
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from service.webhook_json import loads_webhook
 from tests.conftest import make_settings
 from tests.helpers import agent, body, fixture, person
 from workers.db import make_engine
-from workers.events import Event, from_webhook
+from workers.events import Event, from_webhook_json
 from workers.models import EventRow, RoomRow
 from workers.queries import find_room
 from workers.room_state import Phase, Policy
@@ -21,10 +22,7 @@ POLICY = Policy("notetaker")
 
 
 def parse(raw: bytes) -> Event:
-    from google.protobuf.json_format import Parse
-    from livekit.protocol.webhook import WebhookEvent
-
-    return from_webhook(Parse(raw.decode(), WebhookEvent(), ignore_unknown_fields=True), fallback_id="none")
+    return from_webhook_json(loads_webhook(raw), fallback_id="none")
 
 
 def joined(who: dict[str, object], at: int, id: str) -> Event:

@@ -1,9 +1,9 @@
 """The state machine's input: a LiveKit webhook reduced to the facts Warden uses.
 
-`from_webhook` turns a parsed `livekit.WebhookEvent` into an `Event`; `to_dict` / `from_dict` carry
-it through the job queue and the event log as plain JSON. Nothing secret survives the reduction
-(the room's TURN password, metadata and track details are dropped), so the queue, the database and
-the API never hold them.
+`from_webhook_json` turns a `livekit.WebhookEvent` in protojson form into an `Event`; `to_dict` /
+`from_dict` carry it through the job queue and the event log as plain JSON. Nothing secret survives
+the reduction (the room's TURN password, metadata and track details are dropped), so the queue, the
+database and the API never hold them.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Any
 
-from google.protobuf.json_format import MessageToDict
 from livekit.protocol.webhook import WebhookEvent
 
 from workers.errors import MalformedEvent
@@ -170,11 +169,6 @@ def internal(
 ) -> Event:
     """One of Warden's own events."""
     return Event(event_id, kind, str(kind), int(fact.at), room_sid, room_name, participant, fact=fact)
-
-
-def from_webhook(proto: WebhookEvent, *, fallback_id: str) -> Event:
-    """Reduce a parsed WebhookEvent (see `from_webhook_json`)."""
-    return from_webhook_json(MessageToDict(proto), fallback_id=fallback_id)
 
 
 def from_webhook_json(data: dict[str, Any], *, fallback_id: str) -> Event:

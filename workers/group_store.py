@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
@@ -37,16 +37,17 @@ from workers.db import writing
 from workers.errors import StaleWrite
 from workers.events import Event
 from workers.models import EVENTS, ROOMS
-from workers.room_state import Action, Policy, Room, room_from_dict
-from workers.rooms import fold, new_actions, order_key, transition
+from workers.room_state import Policy, Room, room_from_dict
 from workers.store import (
+    Decided,
     Outcome,
     Recorded,
     action_rows,
+    all_actions,
     event_row,
+    fold_fresh,
     record_events,
     record_once,
-    room_events,
     room_values,
 )
 
@@ -147,12 +148,12 @@ async def _record_group_once(
             state = room_from_dict(row.state)
             key = (row.last_created_at, row.last_rank)
             current[row.sid] = _Current(state, key, row.version, row.first_seen_at, row.updated_at)
-    decided: list[tuple[Event, float, tuple[Action, ...]]] = []
+    decided: Decided = []
     touched: dict[str, _Current] = {}
     for i, batch in by_sid:
         sid = batch[0][0].room_sid
         fresh = [(e, at) for e, at in batch if _take(new_ids, e.id)]
-        results[i] = await _fold(connection, sid, batch, fresh, current, decided, policy)
+        results[i] = await _fold(connection, sid, fresh, current, decided, policy)
         if fresh and sid in current:
             touched[sid] = current[sid]
     new_rooms, changed_rooms = [], []
@@ -184,10 +185,9 @@ def _take(new_ids: set[str], event_id: str) -> bool:
 async def _fold(
     connection: AsyncConnection,
     sid: str,
-    batch: Batch,
     fresh: list[tuple[Event, float]],
     current: dict[str, _Current],
-    decided: list[tuple[Event, float, tuple[Action, ...]]],
+    decided: Decided,
     policy: Policy,
 ) -> Recorded:
     """Fold one room's fresh events into `current[sid]` (creating it for a new room), as
@@ -195,40 +195,17 @@ async def _fold(
     now = current.get(sid)
     if not fresh:
         return Recorded(Outcome.DUPLICATE, now.room if now is not None else None)
-    last_event, received_at = fresh[-1]
-    mine: list[tuple[Event, float, tuple[Action, ...]]] = []
+    received_at = fresh[-1][1]
     if now is None:
-        room = Room(sid, last_event.room_name)
-        for event, at in sorted(fresh, key=lambda pair: order_key(pair[0])):
-            decision = transition(room, event, now=at, policy=policy)
-            room = decision.room
-            mine.append((event, at, decision.actions))
-        key = max(order_key(e) for e, _ in fresh)
-        current[sid] = _Current(room, key, 0, received_at, received_at)
-        decided.extend(mine)
-        return Recorded(Outcome.APPLIED, room, _actions(mine))
-    before = room = now.room
-    key, outcome = now.key, Outcome.APPLIED
-    for event, at in fresh:
-        if order_key(event) >= key:
-            decision = transition(room, event, now=at, policy=policy)
-            room, key = decision.room, order_key(event)
-            mine.append((event, at, decision.actions))
-        else:  # late: re-fold the whole log, this batch included (it is inserted already)
-            room = fold(Room(sid, before.name), await room_events(connection, sid), policy=policy)
-            outcome = Outcome.REFOLDED
-            mine = [(last_event, received_at, new_actions(before, room, policy))]
-            key = max([key, *(order_key(e) for e, _ in fresh)])
-            break
-    if not room.name and last_event.room_name:
-        room = replace(room, name=last_event.room_name)
-    now.room, now.key, now.updated_at = room, key, received_at
-    decided.extend(mine)
-    return Recorded(outcome, room, _actions(mine), before)
-
-
-def _actions(decided: list[tuple[Event, float, tuple[Action, ...]]]) -> tuple[Action, ...]:
-    return tuple(action for _, _, actions in decided for action in actions)
+        folded = await fold_fresh(connection, sid, fresh, policy)
+        current[sid] = _Current(folded.room, folded.key, 0, received_at, received_at)
+        decided.extend(folded.decided)
+        return Recorded(Outcome.APPLIED, folded.room, all_actions(folded.decided))
+    before = now.room
+    folded = await fold_fresh(connection, sid, fresh, policy, before=before, key=now.key, name=before.name)
+    now.room, now.key, now.updated_at = folded.room, folded.key, received_at
+    decided.extend(folded.decided)
+    return Recorded(folded.outcome, folded.room, all_actions(folded.decided), before)
 
 
 class GroupCommit:

@@ -99,32 +99,75 @@ async def record_once(
     if not fresh:
         state = await connection.scalar(select(ROOMS.c.state).where(ROOMS.c.sid == sid))
         return Recorded(Outcome.DUPLICATE, room_from_dict(state) if state is not None else None)
-    last_event, received_at = fresh[-1]
+    received_at = fresh[-1][1]
     # FOR UPDATE queues concurrent writers of one room on PostgreSQL (SQLite's BEGIN IMMEDIATE already
     # does); the version check below still catches any writer that slipped past.
     row = (await connection.execute(select(ROOMS).where(ROOMS.c.sid == sid).with_for_update())).first()
-    decided: list[tuple[Event, float, tuple[Action, ...]]] = []
     if row is None:
+        folded = await fold_fresh(connection, sid, fresh, policy)
+        values = room_values(folded.room, folded.key, received_at)
+        await connection.execute(insert(ROOMS).values(**values, version=1, first_seen_at=received_at))
+        await _log_actions(connection, folded.decided)
+        return Recorded(Outcome.APPLIED, folded.room, all_actions(folded.decided))
+    before = room_from_dict(row.state)
+    folded = await fold_fresh(
+        connection, sid, fresh, policy, before=before, key=(row.last_created_at, row.last_rank), name=row.name
+    )
+    result = await connection.execute(
+        update(ROOMS)
+        .where(ROOMS.c.sid == sid, ROOMS.c.version == row.version)
+        .values(**room_values(folded.room, folded.key, received_at), version=row.version + 1)
+    )
+    if result.rowcount != 1:
+        raise StaleWrite(f"room {sid} changed since it was read")
+    await _log_actions(connection, folded.decided)
+    return Recorded(folded.outcome, folded.room, all_actions(folded.decided), before)
+
+
+Decided = list[tuple[Event, float, tuple[Action, ...]]]
+
+
+@dataclass(frozen=True)
+class Folded:
+    """A room with its new events folded in: the outcome, the room, its order key, and the decisions
+    with the events that caused them."""
+
+    outcome: Outcome
+    room: Room
+    key: tuple[int, int]
+    decided: Decided
+
+
+async def fold_fresh(
+    connection: AsyncConnection,
+    sid: str,
+    fresh: Sequence[tuple[Event, float]],
+    policy: Policy,
+    *,
+    before: Room | None = None,
+    key: tuple[int, int] = (0, 0),
+    name: str = "",
+) -> Folded:
+    """Fold events new to Warden (already inserted) into the room `before` (None: a room new to Warden),
+    whose newest applied event has order `key`. An event older than that re-folds the room from its
+    whole log; nothing is written here."""
+    last_event, received_at = fresh[-1]
+    decided: Decided = []
+    if before is None:
         room = Room(sid, last_event.room_name)
         for event, at in sorted(fresh, key=lambda pair: order_key(pair[0])):
             decision = transition(room, event, now=at, policy=policy)
             room = decision.room
             decided.append((event, at, decision.actions))
-        key = max(order_key(e) for e, _ in fresh)
-        values = room_values(room, key, received_at)
-        await connection.execute(insert(ROOMS).values(**values, version=1, first_seen_at=received_at))
-        await _log_actions(connection, decided)
-        return Recorded(Outcome.APPLIED, room, _all_actions(decided))
-
-    before = room = room_from_dict(row.state)
-    key, outcome = (row.last_created_at, row.last_rank), Outcome.APPLIED
+        return Folded(Outcome.APPLIED, room, max(order_key(e) for e, _ in fresh), decided)
+    room, outcome = before, Outcome.APPLIED
     for event, at in fresh:
         if order_key(event) >= key:
             decision = transition(room, event, now=at, policy=policy)
             room, key = decision.room, order_key(event)
             decided.append((event, at, decision.actions))
         else:  # late: re-fold the whole log, this batch included (it is inserted already)
-            room = fold(Room(sid, row.name), await room_events(connection, sid), policy=policy)
+            room = fold(Room(sid, name), await room_events(connection, sid), policy=policy)
             outcome, decided = (
                 Outcome.REFOLDED,
                 [(last_event, received_at, new_actions(before, room, policy))],
@@ -133,18 +176,10 @@ async def record_once(
             break
     if not room.name and last_event.room_name:
         room = replace(room, name=last_event.room_name)
-    result = await connection.execute(
-        update(ROOMS)
-        .where(ROOMS.c.sid == sid, ROOMS.c.version == row.version)
-        .values(**room_values(room, key, received_at), version=row.version + 1)
-    )
-    if result.rowcount != 1:
-        raise StaleWrite(f"room {sid} changed since it was read")
-    await _log_actions(connection, decided)
-    return Recorded(outcome, room, _all_actions(decided), before)
+    return Folded(outcome, room, key, decided)
 
 
-def _all_actions(decided: list[tuple[Event, float, tuple[Action, ...]]]) -> tuple[Action, ...]:
+def all_actions(decided: Decided) -> tuple[Action, ...]:
     return tuple(action for _, _, actions in decided for action in actions)
 
 
