@@ -16,14 +16,19 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/python -m service.devrun
 
+# $(call apt-install,PACKAGE,FOR WHAT,IF IT FAILS): install a Debian package (as root, or with sudo).
+define apt-install
+@echo "make: installing Debian's $(1) for $(2)"
+@if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
+  $$sudo apt-get install -y -qq $(1) >/dev/null 2>&1 \
+  || { $$sudo apt-get update -qq && $$sudo apt-get install -y -qq $(1) >/dev/null; } \
+  || echo "make: could not install $(1): $(3)"
+endef
+
 # The browser tests drive Debian's Chromium (Playwright's own browser download needs a network we lack).
 CHROMIUM := /usr/bin/chromium
 $(CHROMIUM):
-	@echo "make: installing Debian's chromium for the browser tests"
-	@if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
-	  $$sudo apt-get install -y -qq chromium >/dev/null 2>&1 \
-	  || { $$sudo apt-get update -qq && $$sudo apt-get install -y -qq chromium >/dev/null; } \
-	  || echo "make: could not install chromium: the browser tests will be skipped (under CI they fail)"
+	$(call apt-install,chromium,the browser tests,the browser tests will be skipped (under CI they fail))
 
 test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest
@@ -31,11 +36,7 @@ test: $(STAMP) $(CHROMIUM)
 # The ingest benchmark loads Warden with wrk (Debian's package); without it, from Python (slower, noisier).
 WRK := /usr/bin/wrk
 $(WRK):
-	@echo "make: installing Debian's wrk for the ingest benchmark"
-	@if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
-	  $$sudo apt-get install -y -qq wrk >/dev/null 2>&1 \
-	  || { $$sudo apt-get update -qq && $$sudo apt-get install -y -qq wrk >/dev/null; } \
-	  || echo "make: could not install wrk: the ingest benchmark loads from Python instead"
+	$(call apt-install,wrk,the ingest benchmark,the ingest benchmark loads from Python instead)
 
 # Every benchmark; writes docs/benchmarks/results.md and docs/benchmarks/scaling.svg (about 4 minutes here).
 bench: $(STAMP) $(WRK)
