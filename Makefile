@@ -30,8 +30,10 @@ CHROMIUM := /usr/bin/chromium
 $(CHROMIUM):
 	$(call apt-install,chromium,the browser tests,the browser tests will be skipped (under CI they fail))
 
+# PostgreSQL: the server at WARDEN_TEST_POSTGRES_URL when one answers, else a private one started (and
+# Debian's postgresql installed) for the run; Redis: 127.0.0.1:6379 when it answers, else a private one.
 test: $(STAMP) $(CHROMIUM)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m tests.support.run
 
 # The ingest benchmark loads Warden with wrk (Debian's package); without it, from Python (slower, noisier).
 WRK := /usr/bin/wrk

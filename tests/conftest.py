@@ -13,7 +13,7 @@ import os
 
 for _name in list(os.environ):
     ours = _name.startswith(("LIVEKIT_", "WARDEN_")) or _name in ("REDIS_URL", "DATABASE_URL", "PORT")
-    if ours and _name != "WARDEN_TEST_POSTGRES_URL":
+    if ours and not _name.startswith("WARDEN_TEST_"):
         del os.environ[_name]
 
 import asyncio

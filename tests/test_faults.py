@@ -13,6 +13,7 @@ from service.embedded_redis import EmbeddedRedis
 from tests.conftest import KEY, SECRET
 from tests.helpers import body, person, sign
 from tests.processes import run_warden
+from tests.support.postgres import private_restart_argv
 from tests.test_e2e_recovery import wait_until
 from workers.main import JOB_TIMEOUT_SECONDS
 
@@ -83,14 +84,22 @@ async def test_redis_stopped_means_503_and_nothing_answered_200_is_lost_or_doubl
 async def test_postgresql_restarted_under_load_the_worker_recovers_alone(
     tmp_path: Path, postgres_url: str, redis_url: str
 ) -> None:
-    """Restarts this machine's PostgreSQL cluster (pg_ctlcluster) while webhooks flow."""
-    clusters = subprocess.run(["pg_lsclusters", "--no-header"], capture_output=True, text=True)
-    online = [
-        line.split() for line in clusters.stdout.splitlines() if "online" in line and " 5432 " in f" {line} "
-    ]
-    if clusters.returncode != 0 or not online:
-        pytest.skip("no local PostgreSQL cluster on port 5432 managed by pg_ctlcluster")
-    version, name = online[0][0], online[0][1]
+    """Restarts the run's PostgreSQL (the private cluster `make test` started, else this machine's
+    cluster on port 5432 through pg_ctlcluster) while webhooks flow."""
+    restart_command = private_restart_argv()
+    if restart_command is None:
+        clusters = subprocess.run(
+            ["pg_lsclusters", "--no-header"], capture_output=True, text=True, check=False
+        )
+        online = [
+            line.split()
+            for line in clusters.stdout.splitlines()
+            if "online" in line and " 5432 " in f" {line} "
+        ]
+        if clusters.returncode != 0 or not online:
+            pytest.skip("no private PostgreSQL from make test and no pg_ctlcluster cluster on port 5432")
+        version, name = online[0][0], online[0][1]
+        restart_command = ["pg_ctlcluster", "--skip-systemctl-redirect", version, name, "restart"]
     env = {"REDIS_URL": redis_url, "DATABASE_URL": postgres_url, "WARDEN_JOIN_SLA_SECONDS": "600"}
     with run_warden(tmp_path, **env) as warden:
         async with httpx.AsyncClient(base_url=warden.url, timeout=10) as client:
@@ -100,9 +109,7 @@ async def test_postgresql_restarted_under_load_the_worker_recovers_alone(
 
             for i in range(10):
                 await deliver(i)
-            restart = subprocess.Popen(
-                ["pg_ctlcluster", "--skip-systemctl-redirect", version, name, "restart"]
-            )
+            restart = subprocess.Popen(restart_command, stdout=subprocess.DEVNULL)
             for i in range(10, 40):  # under load while PostgreSQL goes down and comes back
                 await deliver(i)
             assert restart.wait(timeout=60) == 0

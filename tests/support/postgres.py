@@ -1,0 +1,175 @@
+"""PostgreSQL for the test run: the server that answers at WARDEN_TEST_POSTGRES_URL, else a private one.
+
+A private cluster is made with Debian's `postgresql` binaries (installed with apt-get when missing, as
+root or with sudo), its data under `var/test-pg` in the build tree, on a free loopback port, and stopped
+when the run ends. `initdb` refuses to run as root, so as root the cluster belongs to the `postgres`
+user and every PostgreSQL command runs through `runuser -u postgres --`.
+
+The private cluster is described to the tests by WARDEN_TEST_PGDATA (its data directory) and
+WARDEN_TEST_PGBIN (its binaries), so a fault test can restart exactly that server.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+ROOT = Path(__file__).resolve().parents[2]
+PRIVATE_DIR = ROOT / "var" / "test-pg"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def answers(url: str) -> bool:
+    """True when a PostgreSQL server accepts a connection at `url` within three seconds."""
+    import asyncio
+
+    import asyncpg
+
+    async def probe() -> bool:
+        try:
+            connection = await asyncpg.connect(url, timeout=3)
+        except (TimeoutError, OSError, asyncpg.PostgresError):
+            return False
+        await connection.close()
+        return True
+
+    return asyncio.run(probe())
+
+
+def _binaries() -> Path | None:
+    """Directory holding initdb and pg_ctl: Debian's newest, else whatever PATH has."""
+    debian = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
+    if debian:
+        return Path(debian[-1]).parent
+    found = shutil.which("initdb")
+    return Path(found).parent if found else None
+
+
+def _install() -> None:
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    print("tests: installing Debian's postgresql for the PostgreSQL tests", flush=True)
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = [*sudo, "apt-get", "install", "-y", "-qq", "postgresql"]
+    if subprocess.run(install, env=env, check=False, **quiet).returncode != 0:
+        subprocess.run([*sudo, "apt-get", "update", "-qq"], env=env, check=False, **quiet)
+        subprocess.run(install, env=env, check=False, **quiet)
+
+
+def _as_owner() -> list[str]:
+    return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+
+@dataclass
+class PrivatePostgres:
+    """A PostgreSQL cluster of this test run's own."""
+
+    bindir: Path
+    datadir: Path
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str) -> None:
+        subprocess.run([*_as_owner(), *args], check=True, stdout=subprocess.DEVNULL)
+
+    def start(self) -> None:
+        options = " ".join(
+            [
+                f"-p {self.port}",
+                "-c listen_addresses=127.0.0.1",
+                f"-c unix_socket_directories={self.datadir}",
+                "-c max_connections=300",
+                "-c fsync=off",  # a throw-away cluster: durability across power loss is not tested
+                "-c full_page_writes=off",
+            ]
+        )
+        log = str(self.datadir.parent / "postgres.log")
+        self._run(
+            str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-l", log, "-o", options, "-w", "start"
+        )
+
+    def stop(self) -> None:
+        subprocess.run(
+            [*_as_owner(), str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "fast", "-w", "stop"],
+            check=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def environ(self) -> dict[str, str]:
+        return {
+            "WARDEN_TEST_POSTGRES_URL": self.url,
+            "WARDEN_TEST_PGDATA": str(self.datadir),
+            "WARDEN_TEST_PGBIN": str(self.bindir),
+        }
+
+
+def _owned_dir(base: Path) -> Path:
+    """A fresh directory the cluster's owner can write: `base`, else one in /tmp when it cannot reach it."""
+    if base.exists():
+        shutil.rmtree(base, ignore_errors=True)
+    base.mkdir(parents=True)
+    if os.geteuid() != 0:
+        return base
+    shutil.chown(base, "postgres", "postgres")
+    reachable = subprocess.run(["runuser", "-u", "postgres", "--", "test", "-w", str(base)], check=False)
+    if reachable.returncode == 0:
+        return base
+    import tempfile
+
+    fallback = Path(tempfile.mkdtemp(prefix="warden-test-pg-"))
+    shutil.chown(fallback, "postgres", "postgres")
+    return fallback
+
+
+def make_private() -> PrivatePostgres:
+    """Install (if needed), initialise and start a private cluster; raises RuntimeError naming the step."""
+    bindir = _binaries()
+    if bindir is None:
+        _install()
+        bindir = _binaries()
+    if bindir is None:
+        raise RuntimeError("no PostgreSQL binaries (initdb) and Debian's postgresql could not be installed")
+    home = _owned_dir(PRIVATE_DIR)
+    server = PrivatePostgres(bindir=bindir, datadir=home / "data", port=_free_port())
+    subprocess.run(
+        [
+            *_as_owner(),
+            str(bindir / "initdb"),
+            "-D",
+            str(server.datadir),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    server.start()
+    return server
+
+
+def private_restart_argv() -> list[str] | None:
+    """The command that restarts this run's private cluster (None when the run uses a server it did not
+    start); pg_ctl restart keeps the options it was started with."""
+    datadir, bindir = os.environ.get("WARDEN_TEST_PGDATA"), os.environ.get("WARDEN_TEST_PGBIN")
+    if not datadir or not bindir:
+        return None
+    return [*_as_owner(), f"{bindir}/pg_ctl", "-D", datadir, "-m", "fast", "-w", "restart"]
