@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint typecheck check diagram clean
+.PHONY: run test test-unit bench lint typecheck check diagram clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Warden needs Python 3.11 or newer (set PYTHON=python3.11)")'
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m service.devrun
+	$(BIN)/python -m service.dev.run
 
 # $(call apt-install,PACKAGE,FOR WHAT,IF IT FAILS): install a Debian package (as root, or with sudo).
 define apt-install
@@ -35,6 +35,10 @@ $(CHROMIUM):
 test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m tests.support.run
 
+# The pure tier alone (no servers, no processes): run it constantly.
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit -q
+
 # The ingest benchmark loads Warden with wrk (Debian's package); without it, from Python (slower, noisier).
 WRK := /usr/bin/wrk
 $(WRK):
@@ -54,7 +58,7 @@ typecheck: $(STAMP)
 check: lint typecheck test
 
 diagram: $(STAMP)
-	$(BIN)/python -m workers.diagram README.md
+	$(BIN)/python -m workers.core.diagram README.md
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -23,16 +23,16 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from service.api import get_room, get_rooms
-from service.dashboard import STATIC, incidents_page, room_page, rooms_page
-from service.heartbeat import post_heartbeat
-from service.incidents_api import get_incidents, get_one_incident
+from service.api.incidents import get_incidents, get_one_incident
+from service.api.rooms import get_room, get_rooms
+from service.dashboard.pages import STATIC, incidents_page, room_page, rooms_page
+from service.intake.heartbeat import post_heartbeat
+from service.intake.webhook import WebhookVerifier, receive_webhook
 from service.metrics import metrics_endpoint
-from service.webhook import WebhookVerifier, receive_webhook
-from workers.db import make_engine
-from workers.enqueue import Enqueuer
-from workers.queries import ping
+from workers.queue.enqueue import Enqueuer
 from workers.settings import Settings, load_settings
+from workers.store.engine import make_engine
+from workers.store.queries import ping
 
 log = logging.getLogger("warden.web")
 

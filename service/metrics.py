@@ -6,7 +6,7 @@ Redis and the database, which are the same whichever web process answers.
 - `warden_queue_jobs{state}`: jobs in the queue, due now ('ready') or later ('deferred', SLA timers).
 - `warden_rooms{phase}`, `warden_open_incidents`: from the database.
 The worker's own counters (jobs, durations, time to agent, breaches, re-dispatches, restarts, LiveKit
-errors) are served by each worker on `WARDEN_WORKER_METRICS_PORT` (see `workers.metrics`).
+errors) are served by each worker on `WARDEN_WORKER_METRICS_PORT` (see `workers.jobs.metrics`).
 
 Counts only, no room names or secrets, so it is served without the API's authentication (restrict it
 at the network if that matters to you).
@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from workers.stats import open_incident_count, phase_counts
+from workers.store.stats import open_incident_count, phase_counts
 
 log = logging.getLogger("warden.web")
 

@@ -25,10 +25,10 @@ import asyncpg
 import pytest
 import redis
 
-from service.embedded_redis import EmbeddedRedis
-from workers.db import make_engine
+from service.dev.embedded_redis import EmbeddedRedis
 from workers.migrate import upgrade
 from workers.settings import Settings, load_settings
+from workers.store.engine import make_engine
 
 KEY, SECRET = "devkey", "a-test-secret-that-is-long-enough-for-hs256"
 POSTGRES_ADMIN_URL = os.environ.get(

@@ -12,9 +12,10 @@ import time
 
 from redis.exceptions import RedisError
 
-from workers import logs, metrics
-from workers.arq_worker import ClaimingWorker
-from workers.main import worker_settings
+from workers import logs
+from workers.jobs import metrics
+from workers.jobs.main import worker_settings
+from workers.queue.claiming import ClaimingWorker
 from workers.settings import load_settings_or_exit
 
 log = logging.getLogger("warden.worker")

@@ -9,10 +9,10 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from workers.db import make_engine
 from workers.settings import load_settings_or_exit
+from workers.store.engine import make_engine
 
-MIGRATIONS = Path(__file__).with_name("migrations")
+MIGRATIONS = Path(__file__).parent / "store" / "migrations"
 
 
 def alembic_config(database_url: str) -> Config:

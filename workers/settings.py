@@ -18,10 +18,10 @@ from arq.connections import RedisSettings
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from workers.cloud_agents import agents_url
-from workers.errors import SettingsError
-from workers.escalation import EscalationPolicy
-from workers.room_state import Policy
+from workers.adapters.cloud import agents_url
+from workers.core.errors import SettingsError
+from workers.core.room import Policy
+from workers.jobs.escalation import EscalationPolicy
 
 DEFAULT_SQLITE_PATH = Path("var") / "warden.db"
 _URL_SCHEMES = ("ws://", "wss://", "http://", "https://")

@@ -12,11 +12,11 @@ from rich.console import Console
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from workers.db import make_engine
-from workers.errors import SettingsError, UpstreamError
-from workers.livekit_rooms import LiveKitRooms
+from workers.adapters.livekit import LiveKitRooms
+from workers.core.errors import SettingsError, UpstreamError
 from workers.migrate import alembic_config
 from workers.settings import Settings, load_settings
+from workers.store.engine import make_engine
 
 Check = Callable[[Settings], Awaitable[str]]
 

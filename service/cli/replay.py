@@ -14,7 +14,7 @@ import httpx
 from rich.console import Console
 
 from service.simulator.webhooks import sign
-from workers.errors import SettingsError
+from workers.core.errors import SettingsError
 from workers.settings import load_settings
 
 

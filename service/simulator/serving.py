@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import uvicorn
 from starlette.types import ASGIApp
 
-from service.embedded_redis import free_port
+from service.dev.embedded_redis import free_port
 
 
 class _Server(uvicorn.Server):

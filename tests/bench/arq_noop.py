@@ -14,9 +14,9 @@ from arq.connections import ArqRedis
 from arq.worker import Worker, func
 
 from tests.conftest import make_settings
-from workers.arq_worker import ClaimingWorker
-from workers.enqueue import Enqueuer
-from workers.main import worker_settings
+from workers.jobs.main import worker_settings
+from workers.queue.claiming import ClaimingWorker
+from workers.queue.enqueue import Enqueuer
 
 QUEUE = "bench:noop"
 

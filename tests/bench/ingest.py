@@ -25,8 +25,8 @@ from pathlib import Path
 import aiohttp
 import redis
 
-from service.embedded_redis import EmbeddedRedis, free_port
-from tests.helpers import body, person, sign
+from service.dev.embedded_redis import EmbeddedRedis, free_port
+from tests.support.helpers import body, person, sign
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY, SECRET = "benchkey", "bench-secret-long-enough-for-hs256-signing"

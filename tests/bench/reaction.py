@@ -19,12 +19,12 @@ from pathlib import Path
 import httpx
 from livekit.protocol.agent_dispatch import AgentDispatch
 
-from service.embedded_redis import EmbeddedRedis
+from service.dev.embedded_redis import EmbeddedRedis
 from service.simulator.livekit import FakeLiveKit
 from service.simulator.serving import serve
 from tests.conftest import KEY, SECRET
-from tests.helpers import body, person, sign
-from tests.processes import run_warden
+from tests.support.helpers import body, person, sign
+from tests.support.processes import run_warden
 
 ROOMS = int(os.environ.get("BENCH_ROOMS", "200"))
 SLA = float(os.environ.get("BENCH_SLA", "10"))

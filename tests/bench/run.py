@@ -17,10 +17,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from service.embedded_redis import EmbeddedRedis
+from service.dev.embedded_redis import EmbeddedRedis
 from tests.bench import ingest, plot, reaction, worker
 from tests.bench.pg import fresh_database
-from tests.processes import ROOT
+from tests.support.processes import ROOT
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 OUT = ROOT / "docs" / "benchmarks"

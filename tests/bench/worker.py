@@ -27,13 +27,13 @@ from arq.connections import ArqRedis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.embedded_redis import EmbeddedRedis, free_port
+from service.dev.embedded_redis import EmbeddedRedis, free_port
 from tests.conftest import KEY, SECRET
-from tests.processes import ROOT
-from workers.db import make_engine
-from workers.enqueue import Enqueuer
-from workers.events import Event, EventKind, Participant, ParticipantKind, to_dict
+from tests.support.processes import ROOT
+from workers.core.events import Event, EventKind, Participant, ParticipantKind, to_dict
+from workers.queue.enqueue import Enqueuer
 from workers.settings import normalise_database_url
+from workers.store.engine import make_engine
 
 QUEUE = "warden:queue"
 PAGES = ("/metrics", "/api/rooms", "/")

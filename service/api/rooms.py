@@ -1,0 +1,164 @@
+"""The operator API: `GET /api/rooms` (newest first, paginated, `?state=`) and `GET /api/rooms/{name}`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from service.api.auth import admin_only
+from workers.core.events import INTERNAL_KINDS, JobStatus, ParticipantKind
+from workers.core.room import Phase, Room
+from workers.store.queries import TimelineEntry, find_room, list_rooms
+from workers.store.writer import ACTION_KIND
+
+MAX_LIMIT = 200
+PHASES = tuple(str(p) for p in Phase)
+
+
+def iso(timestamp: float | None) -> str | None:
+    """Unix seconds as an ISO 8601 UTC string (None stays None)."""
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
+
+
+def room_summary(room: Room) -> dict[str, Any]:
+    return {
+        "name": room.name,
+        "sid": room.sid,
+        "state": str(room.phase),
+        "people": [
+            {"identity": p.identity, "sid": p.sid, "joined_at": iso(p.joined_at)} for p in room.people
+        ],
+        "agents": [
+            {
+                "identity": a.identity,
+                "sid": a.sid,
+                "agent_name": a.name,
+                "joined_at": iso(a.joined_at),
+                "active_at": iso(a.active_at),
+            }
+            for a in room.agents
+        ],
+        "started_at": iso(room.started_at),
+        "finished_at": iso(room.finished_at),
+        "first_person_at": iso(room.first_person_at),
+        "agent_joined_at": iso(room.agent_joined_at),
+        "waiting_since": iso(room.waiting_since),
+        "updated_at": iso(room.updated_at),
+        "recovery": {
+            "state": str(room.recovery),
+            "deadline": None
+            if room.deadline is None
+            else {
+                "attempt": room.deadline.attempt,
+                "at": iso(room.deadline.at),
+                "reason": str(room.deadline.reason),
+            },
+            "redispatches": room.redispatches,
+            "dispatch_id": room.dispatch_id or None,
+            "error": room.error or None,
+        },
+    }
+
+
+def timeline_entry(entry: TimelineEntry) -> dict[str, Any]:
+    """A log line for people: webhooks with their participant, Warden's facts and actions with details."""
+    line: dict[str, Any] = {
+        "type": entry.name,
+        "source": "action"
+        if entry.kind == ACTION_KIND
+        else "warden"
+        if entry.kind in INTERNAL_KINDS
+        else "livekit",
+        "id": entry.data.get("id"),
+        "participant": entry.participant,
+        "created_at": iso(entry.created_at),
+        "received_at": iso(entry.received_at),
+    }
+    if entry.kind == ACTION_KIND:
+        line["detail"] = {k: v for k, v in entry.data.items() if k != "action"}
+        line["id"] = None
+    elif entry.kind in INTERNAL_KINDS:
+        line["detail"] = _fact_detail(entry.data.get("fact") or {})
+    else:
+        participant = entry.data.get("participant") or {}
+        line["participant_kind"] = _kind_name(participant.get("kind"))
+        line["track"] = entry.data.get("track_sid") or None
+    return line
+
+
+def _fact_detail(fact: dict[str, Any]) -> dict[str, Any]:
+    detail: dict[str, Any] = {"attempt": fact.get("attempt"), "at": iso(fact.get("at"))}
+    if fact.get("participants") is not None and fact.get("participants") != []:
+        detail["participants"] = [p["identity"] for p in fact["participants"]]
+    if fact.get("dispatches"):
+        detail["dispatches"] = [
+            {"id": d["id"], "agent_name": d["agent_name"], "jobs": [_job_status(x) for x in d["statuses"]]}
+            for d in fact["dispatches"]
+        ]
+    for key in ("dispatch_id", "error"):
+        if fact.get(key):
+            detail[key] = fact[key]
+    if fact.get("room_exists") is False:
+        detail["room_exists"] = False
+    return detail
+
+
+def _job_status(status: int) -> str:
+    try:
+        return JobStatus(status).name
+    except ValueError:
+        return str(status)
+
+
+def _kind_name(kind: int | None) -> str | None:
+    if kind is None:
+        return None
+    try:
+        return ParticipantKind(kind).name
+    except ValueError:
+        return str(kind)
+
+
+def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name, str(default))
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ValueError(f"'{name}' must be a whole number from {low} to {high}")
+    return int(raw)
+
+
+@admin_only
+async def get_rooms(request: Request) -> JSONResponse:
+    try:
+        limit = int_param(request, "limit", 50, 1, MAX_LIMIT)
+        offset = int_param(request, "offset", 0, 0, 10**9)
+    except ValueError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+    state = request.query_params.get("state") or None
+    if state is not None and state not in PHASES:
+        return JSONResponse({"error": f"'state' must be one of {', '.join(PHASES)}"}, status_code=400)
+    page = await list_rooms(request.state.engine, limit=limit, offset=offset, phase=state)
+    following = offset + limit
+    more = f"&state={state}" if state else ""
+    return JSONResponse(
+        {
+            "rooms": [room_summary(room) for room in page.rooms],
+            "total": page.total,
+            "limit": limit,
+            "offset": offset,
+            "next": f"/api/rooms?limit={limit}&offset={following}{more}" if following < page.total else None,
+        }
+    )
+
+
+@admin_only
+async def get_room(request: Request) -> JSONResponse:
+    found = await find_room(request.state.engine, request.path_params["name"])
+    if found is None:
+        return JSONResponse({"error": "no such room"}, status_code=404)
+    room, timeline = found
+    return JSONResponse({**room_summary(room), "timeline": [timeline_entry(e) for e in timeline]})

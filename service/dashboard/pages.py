@@ -1,0 +1,256 @@
+"""The dashboard: `/` (rooms), `/rooms/{name}` (one room's timeline), `/incidents`. Server-rendered with
+Jinja2; each page refreshes its live part by fetching itself with `?fragment=1` (no build step, no CDN).
+Same access rules as the API (see `service.api.auth`); a browser is asked for the admin token by
+Basic auth."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.templating import Jinja2Templates
+
+from service.api.auth import check_admin
+from service.api.rooms import room_summary, timeline_entry
+from service.dashboard.charts import (
+    Deadline,
+    Mark,
+    Span,
+    histogram_bars,
+    histogram_svg,
+    percentile,
+    timeline_svg,
+)
+from workers.core.room import Phase, time_to_agent
+from workers.store.incidents import list_incidents
+from workers.store.queries import TimelineEntry, find_room, list_rooms
+from workers.store.stats import open_incidents_by_room, phase_counts, time_to_agent_since
+from workers.store.writer import ACTION_KIND
+
+STATIC = Path(__file__).parent / "static"
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+PAGE_ROOMS = 100
+WINDOWS = {"hour": 3600.0, "day": 86400.0}
+SLA_NAMES = {
+    "join": "join SLA",
+    "rejoin": "rejoin SLA",
+    "active": "active SLA",
+    "confirm": "re-dispatch check",
+}
+JOINS = ("participant_joined",)
+LEAVES = ("participant_left", "participant_connection_aborted")
+
+Page = Callable[[Request], Awaitable[Response]]
+
+
+def seconds(value: float) -> str:
+    """A duration for people: 850 ms, 4.2 s, 3 min 5 s, 2 h 10 min."""
+    if value < 1:
+        return f"{value * 1000:.0f} ms"
+    if value < 60:
+        return f"{value:.1f} s"
+    if value < 3600:
+        return f"{int(value // 60)} min {int(value % 60)} s"
+    return f"{int(value // 3600)} h {int(value % 3600 // 60)} min"
+
+
+def ago(stamp: str | None, now: float) -> str:
+    """An ISO time from the API as "12 s ago"."""
+    if not stamp:
+        return "-"
+    then = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    return f"{seconds(max(0.0, now - then))} ago"
+
+
+def clock(stamp: float) -> str:
+    return datetime.fromtimestamp(stamp, UTC).strftime("%H:%M:%S.%f")[:-3]
+
+
+def when(stamp: float | None) -> str:
+    return "" if stamp is None else datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+TEMPLATES.env.filters.update(
+    seconds=seconds, ago=ago, clock=clock, when=when, phase=lambda p: str(p).replace("agent_", "agent ")
+)
+
+
+def page(endpoint: Page) -> Page:
+    """Guard a page like the API; a refusal is a short HTML page (401 asks the browser for the token)."""
+
+    @wraps(endpoint)
+    async def guarded(request: Request) -> Response:
+        refusal = check_admin(request, request.state.settings.admin_token)
+        if refusal is None:
+            return await endpoint(request)
+        message = "Sign in with any user name and the admin token as the password."
+        if refusal.status_code == 403:
+            message = "WARDEN_ADMIN_TOKEN is not set, so the dashboard answers loopback clients only."
+        return HTMLResponse(
+            f"<!doctype html><title>Warden</title><p>{message}</p>",
+            status_code=refusal.status_code,
+            headers={k: v for k, v in refusal.headers.items() if k == "www-authenticate"},
+        )
+
+    return guarded
+
+
+def _render(request: Request, name: str, context: dict[str, Any]) -> Response:
+    fragment = request.query_params.get("fragment") == "1"
+    template = f"_{name}_live.html" if fragment else f"{name}.html"
+    return TEMPLATES.TemplateResponse(request, template, {"now": time.time(), **context})
+
+
+@page
+async def rooms_page(request: Request) -> Response:
+    engine = request.state.engine
+    settings = request.state.settings
+    state = request.query_params.get("state", "")
+    if state and state not in {str(p) for p in Phase}:
+        state = ""
+    window = request.query_params.get("window", "hour")
+    if window not in WINDOWS:
+        window = "hour"
+    found = await list_rooms(engine, limit=PAGE_ROOMS, offset=0, phase=state or None)
+    incidents = await open_incidents_by_room(engine, [r.sid for r in found.rooms])
+    waits = await time_to_agent_since(engine, time.time() - WINDOWS[window])
+    rows = [
+        {**room_summary(room), "time_to_agent": time_to_agent(room), "incident": incidents.get(room.sid)}
+        for room in found.rooms
+    ]
+    sla = settings.warden_join_sla_seconds
+    return _render(
+        request,
+        "rooms",
+        {
+            "rooms": rows,
+            "total": found.total,
+            "state": state,
+            "phases": [str(p) for p in Phase],
+            "counts": await phase_counts(engine),
+            "window": window,
+            "histogram": histogram_svg(histogram_bars(waits.seconds, waits.still_waiting, sla)),
+            "p50": percentile(waits.seconds, 0.5),
+            "p90": percentile(waits.seconds, 0.9),
+            "measured": len(waits.seconds),
+            "sla": sla,
+        },
+    )
+
+
+@page
+async def room_page(request: Request) -> Response:
+    found = await find_room(request.state.engine, request.path_params["name"])
+    if found is None:
+        return TEMPLATES.TemplateResponse(
+            request, "missing.html", {"what": f"room {request.path_params['name']}"}, status_code=404
+        )
+    room, timeline = found
+    incidents = await open_incidents_by_room(request.state.engine, [room.sid])
+    now = time.time()
+    marks, spans, deadlines = _drawing(timeline, end=room.finished_at or now)
+    moments = [m.at for m in marks] + [d.at for d in deadlines]
+    start = min(moments, default=now)
+    end = max([*moments, room.finished_at or now])
+    lines = [
+        {**timeline_entry(entry), "at": _at(entry), "offset": _at(entry) - start, "summary": _summary(entry)}
+        for entry in timeline
+    ]
+    return _render(
+        request,
+        "room",
+        {
+            "room": {**room_summary(room), "time_to_agent": time_to_agent(room)},
+            "incident": incidents.get(room.sid),
+            "timeline": lines,
+            "drawing": timeline_svg(marks, spans, deadlines, start, end),
+        },
+    )
+
+
+@page
+async def incidents_page(request: Request) -> Response:
+    found, total = await list_incidents(request.state.engine, limit=100, offset=0)
+    incidents = [
+        {
+            "id": i.id,
+            "agent_name": i.agent_name,
+            "state": "resolved" if i.resolved_at is not None else "open",
+            "reason": i.reason,
+            "opened_at": i.opened_at,
+            "resolved_at": i.resolved_at,
+            "recovery": None if i.resolved_at is None else i.resolved_at - i.opened_at,
+            "rooms": [
+                {"name": name, "recovered": recovered is not None} for _, name, _, recovered in i.rooms
+            ],
+            "waiting": i.waiting_rooms,
+            "actions": [
+                {"at": at, "action": action, "outcome": outcome} for at, action, outcome in i.actions
+            ],
+        }
+        for i in found
+    ]
+    return _render(request, "incidents", {"incidents": incidents, "total": total})
+
+
+def _at(entry: TimelineEntry) -> float:
+    """When it happened on Warden's clock: a fact's own time, else when Warden received or decided it."""
+    fact = entry.data.get("fact") or {}
+    return float(fact.get("at") or entry.received_at)
+
+
+def _summary(entry: TimelineEntry) -> str:
+    line = timeline_entry(entry)
+    detail = line.get("detail") or {}
+    parts = [f"{k}={v}" for k, v in detail.items() if v not in (None, "", [], {}) and k != "at"]
+    if line.get("participant_kind"):
+        parts.insert(0, str(line["participant_kind"]).lower())
+    return ", ".join(parts)
+
+
+def _drawing(timeline: list[TimelineEntry], *, end: float) -> tuple[list[Mark], list[Span], list[Deadline]]:
+    """The timeline as lanes: dots for entries, presence bands from joins and leaves, SLA deadlines."""
+    marks: list[Mark] = []
+    deadlines: list[Deadline] = []
+    present: dict[str, dict[str, float]] = {"people": {}, "agent": {}}
+    spans: list[Span] = []
+    for entry in timeline:
+        at = _at(entry)
+        line = timeline_entry(entry)
+        lane = {"action": "action", "warden": "warden"}.get(line["source"], "livekit")
+        label = entry.name + (f" {entry.participant}" if entry.participant else "")
+        marks.append(Mark(at, lane, label))
+        if entry.kind == ACTION_KIND and entry.name == "ScheduleDeadline":
+            reason = str(entry.data.get("reason", ""))
+            deadlines.append(Deadline(float(entry.data["at"]), SLA_NAMES.get(reason, reason)))
+        if lane != "livekit" or not entry.participant:
+            continue
+        who = present["agent" if line.get("participant_kind") == "AGENT" else "people"]
+        if entry.name in JOINS:
+            who.setdefault(entry.participant, at)
+        elif entry.name in LEAVES and entry.participant in who:
+            spans.append(Span(who.pop(entry.participant), at, _lane(present, who)))
+    for lane, who in present.items():
+        spans.extend(Span(since, end, lane) for since in who.values())
+    return marks, _merge(spans), deadlines
+
+
+def _lane(present: dict[str, dict[str, float]], who: dict[str, float]) -> str:
+    return "agent" if who is present["agent"] else "people"
+
+
+def _merge(spans: list[Span]) -> list[Span]:
+    """Overlapping stretches of one lane drawn as one band."""
+    merged: list[Span] = []
+    for s in sorted(spans, key=lambda s: (s.lane, s.start)):
+        if merged and merged[-1].lane == s.lane and s.start <= merged[-1].end:
+            merged[-1] = Span(merged[-1].start, max(merged[-1].end, s.end), s.lane)
+        else:
+            merged.append(s)
+    return merged

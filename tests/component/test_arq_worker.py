@@ -1,0 +1,85 @@
+"""Warden's ARQ worker (`workers.queue.claiming.ClaimingWorker`) claims polled jobs in one round trip; it
+must keep ARQ's promises: every job runs, none runs twice across workers, a job another worker holds
+or one deferred to later is left alone, and retries and results work as in ARQ."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from arq.connections import ArqRedis
+from arq.constants import in_progress_key_prefix
+from arq.jobs import Job, JobStatus
+from arq.worker import Retry, func
+
+from workers.queue.claiming import ClaimingWorker
+from workers.queue.enqueue import Enqueuer
+
+QUEUE = "warden:test-claims"
+
+
+async def record(ctx: dict[str, Any], job: str) -> str:
+    await ctx["redis"].rpush("ran", job)
+    await asyncio.sleep(0)  # let the other worker poll meanwhile
+    return f"done {job}"
+
+
+async def flaky(ctx: dict[str, Any], job: str) -> str:
+    if ctx["job_try"] == 1:
+        raise Retry(defer=0.01)
+    await ctx["redis"].rpush("ran", f"{job}@{ctx['job_try']}")
+    return "second time"
+
+
+def _worker(redis: ArqRedis) -> ClaimingWorker:
+    return ClaimingWorker(
+        functions=[func(record, name="record"), func(flaky, name="flaky")],
+        queue_name=QUEUE,
+        redis_pool=redis,
+        burst=True,
+        handle_signals=False,
+        poll_delay=0.001,
+        max_jobs=7,
+        ctx={"redis": redis},
+    )
+
+
+async def test_two_workers_run_every_job_once(redis_url: str) -> None:
+    redis = ArqRedis.from_url(redis_url)
+    try:
+        enqueuer = Enqueuer(redis, QUEUE)
+        for i in range(300):
+            await enqueuer.enqueue("record", f"job-{i}", f"job-{i}")
+        await enqueuer.enqueue("flaky", "flaky", "flaky")
+        workers = [_worker(redis), _worker(redis)]
+        await asyncio.wait_for(asyncio.gather(*(w.async_run() for w in workers)), timeout=60)
+        ran = [r.decode() for r in await redis.lrange("ran", 0, -1)]
+        assert sorted(ran) == sorted([f"job-{i}" for i in range(300)] + ["flaky@2"])
+        assert all(w.jobs_complete > 0 for w in workers), "both workers took jobs"
+        assert sum(w.jobs_complete for w in workers) == 301 and sum(w.jobs_retried for w in workers) == 1
+        result = await Job("job-7", redis, _queue_name=QUEUE).result_info()
+        assert result is not None and result.result == "done job-7" and result.success
+    finally:
+        await redis.aclose()
+
+
+async def test_a_job_held_elsewhere_or_deferred_is_not_started(redis_url: str) -> None:
+    redis = ArqRedis.from_url(redis_url)
+    try:
+        enqueuer = Enqueuer(redis, QUEUE)
+        await enqueuer.enqueue("record", "held", "held")
+        await redis.psetex(in_progress_key_prefix + "held", 60_000, b"1")  # another worker runs it
+        await enqueuer.enqueue("record", "later", "later", defer_until=time.time() + 3600)
+        await enqueuer.enqueue("record", "gone", "gone")
+        await redis.zrem(QUEUE, "gone")  # finished and removed meanwhile
+        await enqueuer.enqueue("record", "due", "due")
+        worker = _worker(redis)
+        await worker.start_jobs([b"held", b"later", b"gone", b"due"])
+        assert list(worker.tasks) == ["due"] and worker.job_counter == 1
+        await worker.tasks["due"]
+        assert [r.decode() for r in await redis.lrange("ran", 0, -1)] == ["due"]
+        assert await Job("held", redis, _queue_name=QUEUE).status() == JobStatus.in_progress
+        assert await Job("later", redis, _queue_name=QUEUE).status() == JobStatus.deferred
+    finally:
+        await redis.aclose()

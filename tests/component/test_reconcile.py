@@ -1,0 +1,95 @@
+"""Reconciliation: Warden's open rooms against LiveKit's (`ListRooms`, `ListParticipants`), through the
+real client and the stand-in LiveKit; every correction is a line in the room's log."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.support.harness import AGENT, Harness, harness
+from tests.support.helpers import agent, person
+from workers.core.recovery import RECONCILE_GRACE_SECONDS
+from workers.core.room import Phase
+from workers.jobs.main import reconcile
+from workers.store.queries import find_room
+
+
+@pytest.fixture
+async def h(redis_url: str, database_url: str) -> AsyncIterator[Harness]:
+    async with harness(redis_url, database_url, warden_reconcile_batch=3) as ready:
+        yield ready
+
+
+def sid(room: str) -> str:
+    return f"RM_{room}"
+
+
+async def test_room_livekit_no_longer_has_is_closed(h: Harness) -> None:
+    await h.send(
+        "participant_joined", room="lost-finish", sid=sid("lost-finish"), participant=person("alice")
+    )
+    assert (await h.room(sid("lost-finish"))).phase is Phase.WAITING  # its room_finished never came
+    assert await reconcile(h.ctx) == {"closed": 0, "adopted": 0, "asked": 0}  # heard of just now: kept
+    h.advance(RECONCILE_GRACE_SECONDS + 1)
+    assert await reconcile(h.ctx) == {"closed": 1, "adopted": 0, "asked": 0}
+    room = await h.room(sid("lost-finish"))
+    assert (room.phase, room.deadline) == (Phase.CLOSED, None)
+    found = await find_room(h.ctx["engine"], "lost-finish")
+    assert found is not None and found[1][-1].name == "reconciled"
+
+
+async def test_room_warden_never_heard_of_is_adopted_with_livekits_join_time(h: Harness) -> None:
+    joined = int(h.clock.now) - 5
+    h.fake.join("unseen", "alice", at=joined)
+    assert (await reconcile(h.ctx))["adopted"] == 1
+    room = await h.room(sid("unseen"))
+    assert room.phase is Phase.WAITING and [p.identity for p in room.people] == ["alice"]
+    assert room.waiting_since == joined and room.deadline is not None and room.deadline.at == joined + 15
+    assert await h.timers() == [f"deadline:{sid('unseen')}:1"]
+
+
+async def test_presence_is_corrected_both_ways(h: Harness) -> None:
+    await h.send("participant_joined", room="drift", sid=sid("drift"), participant=person("alice"))
+    await h.send("participant_joined", room="drift", sid=sid("drift"), participant=agent("agent-1", AGENT))
+    h.fake.join("drift", "bob")  # alice left and bob came, and both webhooks were lost; the agent left too
+    h.advance(RECONCILE_GRACE_SECONDS + 1)
+    await reconcile(h.ctx)
+    room = await h.room(sid("drift"))
+    assert [p.identity for p in room.people] == ["bob"] and room.agents == ()
+    assert room.phase is Phase.AGENT_LOST and room.deadline is not None
+
+
+async def test_each_run_asks_about_a_bounded_number_of_rooms(h: Harness) -> None:
+    for i in range(7):
+        h.fake.join(f"many-{i}", "alice")
+    first = await reconcile(h.ctx)
+    assert first == {"closed": 0, "adopted": 3, "asked": 3}
+    assert sum(1 for method, _ in h.fake.calls if method == "ListParticipants") == 3
+    second = await reconcile(h.ctx)
+    assert second["adopted"] == 3
+    third = await reconcile(h.ctx)
+    assert third["adopted"] == 1 and third["asked"] == 3  # the last unknown one, then the least recent
+
+
+async def test_a_room_warden_saw_finish_is_not_adopted_again(h: Harness) -> None:
+    h.fake.join("done", "alice")
+    await h.send("participant_joined", room="done", sid=sid("done"), participant=person("alice"))
+    await h.send("room_finished", room="done", sid=sid("done"))  # LiveKit still lists it, for a moment
+    assert await reconcile(h.ctx) == {"closed": 0, "adopted": 0, "asked": 0}
+    assert (await h.room(sid("done"))).phase is Phase.CLOSED
+
+
+async def test_a_listing_older_than_a_join_does_not_undo_it(h: Harness) -> None:
+    """LiveKit listed the room just before the agent joined; the join's webhook was recorded first.
+    The agent stays (no "agent lost", no second dispatch) until a later listing still lacks it."""
+    h.fake.join("race", "alice")
+    await h.send("participant_joined", room="race", sid=sid("race"), participant=person("alice"))
+    await h.send("participant_joined", room="race", sid=sid("race"), participant=agent("agent-1", AGENT))
+    await reconcile(h.ctx)  # the stand-in lists alice only, as a listing taken a moment earlier would
+    room = await h.room(sid("race"))
+    assert room.phase is Phase.AGENT_PRESENT and [a.identity for a in room.agents] == ["agent-1"]
+    assert h.fake.created == []
+    h.advance(RECONCILE_GRACE_SECONDS + 1)
+    await reconcile(h.ctx)
+    assert (await h.room(sid("race"))).phase is Phase.AGENT_LOST  # still missing: LiveKit is right

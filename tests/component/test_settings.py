@@ -1,0 +1,110 @@
+"""Start-up configuration: good values are normalised, bad ones stop the process naming the variable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import KEY, SECRET, make_settings
+from tests.support.processes import ROOT, procfile_argv
+from workers.core.errors import SettingsError
+from workers.settings import load_settings
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgres://u:p@db:5432/warden", "postgresql+asyncpg://u:p@db:5432/warden"),
+        ("postgresql://u@db/warden", "postgresql+asyncpg://u@db/warden"),
+        ("sqlite:///var/x.db", "sqlite+aiosqlite:///var/x.db"),
+    ],
+)
+def test_database_urls_people_paste_are_accepted(given: str, expected: str) -> None:
+    assert make_settings(database_url=given).database_url == expected
+
+
+def test_livekit_keys_add_rotating_keys_beside_the_main_one() -> None:
+    settings = make_settings(livekit_keys="old: s1\nolder: s2")
+    assert settings.api_keys == {"old": "s1", "older": "s2", KEY: SECRET}
+
+
+def test_warden_rooms_globs_choose_the_watched_rooms() -> None:
+    settings = make_settings(warden_rooms="call-*, support-?")
+    assert [settings.watches(n) for n in ("call-42", "support-1", "support-12", "lobby")] == [
+        True,
+        True,
+        False,
+        False,
+    ]
+    assert make_settings().watches("anything")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "variable"),
+    [
+        ({"livekit_url": "livekit.example.com"}, "LIVEKIT_URL"),
+        ({"redis_url": "http://localhost"}, "REDIS_URL"),
+        ({"database_url": "mysql://x"}, "DATABASE_URL"),
+        ({"livekit_keys": "only-a-key-and-a-hidden-value"}, "LIVEKIT_KEYS"),
+        ({"livekit_api_key": "", "livekit_api_secret": ""}, "LIVEKIT_API_KEY"),
+        ({"livekit_api_secret": ""}, "LIVEKIT_API_SECRET"),
+        ({"port": 70000}, "PORT"),
+        ({"warden_worker_concurrency": 0}, "WARDEN_WORKER_CONCURRENCY"),
+    ],
+)
+def test_bad_setting_names_the_variable_and_not_the_secret(
+    overrides: dict[str, object], variable: str
+) -> None:
+    with pytest.raises(SettingsError) as caught:
+        make_settings(**overrides)
+    assert str(caught.value).startswith(f"{variable}:")
+    assert SECRET not in str(caught.value) and "hidden-value" not in str(caught.value)
+
+
+def test_worker_concurrency_is_the_number_of_jobs_a_worker_runs_at_once() -> None:
+    from workers.jobs.main import worker_settings
+
+    assert worker_settings(make_settings())["max_jobs"] == 200
+    assert worker_settings(make_settings(warden_worker_concurrency=20))["max_jobs"] == 20
+
+
+def test_dotenv_file_is_read(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        f"LIVEKIT_API_KEY=fromfile\nLIVEKIT_API_SECRET={SECRET}\nWARDEN_AGENT_NAME=notetaker\n"
+    )
+    settings = load_settings(_env_file=env_file)
+    assert (settings.livekit_api_key, settings.warden_agent_name) == ("fromfile", "notetaker")
+
+
+@pytest.mark.parametrize("process", ["web", "worker", "release"])
+def test_procfile_process_refuses_to_start_on_a_bad_setting(process: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIVEKIT_", "WARDEN_"))}
+    env.update({"LIVEKIT_API_KEY": KEY, "LIVEKIT_API_SECRET": SECRET, "LIVEKIT_URL": "nonsense"})
+    done = subprocess.run(
+        procfile_argv(process), env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert "LIVEKIT_URL: must be a ws://, wss://, http:// or https:// URL" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_worker_refuses_to_start_without_livekit_url() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIVEKIT_", "WARDEN_"))}
+    env.update({"LIVEKIT_API_KEY": KEY, "LIVEKIT_API_SECRET": SECRET})
+    done = subprocess.run(
+        procfile_argv("worker"), env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert "LIVEKIT_URL: required by the worker" in done.stderr
+
+
+def test_self_signed_rediss_can_be_accepted_for_heroku() -> None:
+    strict = make_settings(redis_url="rediss://h:6380/0")
+    assert (strict.arq_redis().ssl_cert_reqs, strict.redis_pool_options()) == ("required", {})
+    lax = make_settings(redis_url="rediss://h:6380/0", warden_redis_tls_verify=False)
+    assert (lax.arq_redis().ssl_cert_reqs, lax.redis_pool_options()) == ("none", {"ssl_cert_reqs": "none"})
+    assert make_settings(redis_url="redis://h/0", warden_redis_tls_verify=False).redis_pool_options() == {}

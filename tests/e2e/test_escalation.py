@@ -1,0 +1,132 @@
+"""The seed's outage from the Procfile: a LiveKit Cloud agent asleep after inactivity that never wakes.
+Two worker processes race on it; Warden must restart it once, bring every room its agent, and tell
+people twice (opened, resolved) through a Slack-compatible webhook served on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+from livekit.protocol.agent_dispatch import AgentDispatch
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from service.simulator.livekit import FakeLiveKit
+from service.simulator.serving import serve
+from tests.conftest import KEY, SECRET
+from tests.support.processes import run_warden
+from tests.e2e.test_recovery import AGENT, World, settled, wait_until
+
+ROOMS = [f"outage-{i}" for i in range(8)]
+
+
+def slack(received: list[str]) -> Starlette:
+    async def hook(request: Request) -> PlainTextResponse:
+        received.append(json.loads(await request.body())["text"])
+        return PlainTextResponse("ok")
+
+    return Starlette(routes=[Route("/hook", hook, methods=["POST"])])
+
+
+def dormant_until_restarted(w: World) -> Callable[[AgentDispatch], None]:
+    """Dispatches go unanswered until RestartAgent wakes the deployment; then each agent joins."""
+    awake = {"yes": False}
+    w.fake.on_restart = lambda _agent_id: awake.update(yes=True)
+
+    def on_dispatch(dispatch: AgentDispatch) -> None:
+        if awake["yes"]:
+            task = asyncio.get_running_loop().create_task(
+                w.agent_joins(dispatch.room, f"agent-{dispatch.id}")
+            )
+            w.tasks.add(task)
+            task.add_done_callback(w.tasks.discard)
+
+    return on_dispatch
+
+
+async def test_dormant_cloud_agent_is_restarted_once_by_two_racing_workers(
+    tmp_path: Path, redis_url: str, database_url: str
+) -> None:
+    fake = FakeLiveKit(KEY, SECRET, cloud_agents={"CA_sleepy": AGENT})
+    alerts: list[str] = []
+    async with (
+        serve(fake.app) as livekit_url,
+        serve(slack(alerts)) as slack_url,
+        httpx.AsyncClient() as client,
+    ):
+        env = {
+            "REDIS_URL": redis_url,
+            "DATABASE_URL": database_url,  # SQLite, and PostgreSQL: two workers' group commits race on it
+            "LIVEKIT_URL": livekit_url,
+            "WARDEN_AGENT_NAME": AGENT,
+            "LK_AGENTS_URL": livekit_url,
+            "WARDEN_CLOUD_AGENT_ID": "CA_sleepy",
+            "WARDEN_ALERT_WEBHOOK_URL": f"{slack_url}/hook",
+            "WARDEN_JOIN_SLA_SECONDS": "1.5",
+            "WARDEN_RESTART_GRACE_SECONDS": "1",
+            "WARDEN_SWEEP_SECONDS": "1",
+            "WARDEN_OUTAGE_ROOMS": "3",
+            "WARDEN_RECONCILE_SECONDS": "1",  # reconciliation racing the webhooks all along
+        }
+        with run_warden(tmp_path, **env) as warden:
+            warden.start("worker")  # a second worker process on the same Redis and database
+            w = World(fake, warden, client)
+            fake.on_dispatch = dormant_until_restarted(w)
+            for room in ROOMS:
+                await w.person_joins(room)
+
+            async def all_served() -> bool:
+                rooms = [await w.room(room) for room in ROOMS]
+                return all(settled("agent_active")(room) for room in rooms)
+
+            try:
+                await wait_until(all_served, "every room served after the restart", timeout=60)
+            except AssertionError:
+                states = {
+                    room: (lambda r: (r.get("state"), r.get("recovery")))(await w.room(room))
+                    for room in ROOMS
+                }
+                bad = [r for r, (state, _) in states.items() if state != "agent_active"][:1]
+                lines = [
+                    (e["type"], e["participant"], e["created_at"], e["received_at"], e.get("detail"))
+                    for r in bad
+                    for e in (await w.room(r))["timeline"]
+                ]
+                raise AssertionError(
+                    f"timeline of a room not served: {lines}\nnot served: {states}\n"
+                    f"created {fake.created}; restarts {fake.restarts}\n"
+                    f"{warden.log_text()[-6000:]}"
+                ) from None
+
+            async def resolved() -> bool:
+                listed = (await client.get(f"{warden.url}/api/incidents")).json()["incidents"]
+                return bool(listed) and listed[0]["state"] == "resolved"
+
+            await wait_until(resolved, "the incident resolved")
+
+            async def told_twice() -> bool:  # the resolved alert is sent just after the incident resolves
+                return len(alerts) >= 2
+
+            await wait_until(told_twice, "the resolution alert")
+            incidents = (await client.get(f"{warden.url}/api/incidents")).json()
+            detail = (
+                await client.get(f"{warden.url}/api/incidents/{incidents['incidents'][0]['id']}")
+            ).json()
+            worker_logs = warden.log_text()
+    assert fake.restarts == ["CA_sleepy"]
+    assert incidents["total"] == 1 and len(detail["rooms"]) == len(ROOMS)
+    assert all(r["recovered_at"] for r in detail["rooms"])
+    assert [a["action"] for a in detail["actions"]][:2] == ["opened", "LiveKit Cloud agent restart"]
+    assert (
+        len(alerts) == 2
+        and alerts[0].startswith(":rotating_light:")
+        and alerts[1].startswith(":white_check_mark:")
+    )
+    for room in ROOMS:
+        assert len(fake.live_dispatches(room, AGENT)) == 1, room
+    assert "/hook" not in worker_logs and SECRET not in worker_logs  # the alert URL and the key stay secret

@@ -1,0 +1,126 @@
+"""Faults with real processes: Redis stopped while webhooks arrive; PostgreSQL restarted under load."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.dev.embedded_redis import EmbeddedRedis
+from tests.conftest import KEY, SECRET
+from tests.support.helpers import body, person, sign
+from tests.support.postgres import private_restart_argv
+from tests.support.processes import run_warden
+from tests.e2e.test_recovery import wait_until
+from workers.jobs.main import JOB_TIMEOUT_SECONDS
+
+
+async def send_join(client: httpx.AsyncClient, room: str) -> int:
+    """A signed participant_joined for `room`; the HTTP status Warden answered."""
+    raw = body(
+        "participant_joined",
+        id=f"EV_{room}",
+        created_at=int(time.time()),
+        room=room,
+        sid=f"RM_{room}",
+        participant=person("alice"),
+    )
+    return (
+        await client.post("/webhook", content=raw, headers={"Authorization": sign(raw, KEY, SECRET)})
+    ).status_code
+
+
+async def test_redis_stopped_means_503_and_nothing_answered_200_is_lost_or_doubled(tmp_path: Path) -> None:
+    redis_dir = tmp_path / "redis"
+    server = EmbeddedRedis(redis_dir, persist=True)  # production Redis keeps an append-only file
+    server.start()
+    accepted: list[str] = []
+    refused = 0
+    try:
+        env = {
+            "REDIS_URL": server.url,
+            "DATABASE_URL": f"sqlite:///{tmp_path}/w.db",
+            "WARDEN_JOIN_SLA_SECONDS": "600",
+        }
+        with run_warden(tmp_path, **env) as warden:
+            async with httpx.AsyncClient(base_url=warden.url, timeout=10) as client:
+
+                async def deliver(i: int) -> int:
+                    status = await send_join(client, f"fault-{i}")
+                    if status == 200:
+                        accepted.append(f"fault-{i}")
+                    return status
+
+                assert {await deliver(i) for i in range(20)} == {200}
+                server.stop()
+                during = [await deliver(i) for i in range(20, 30)]
+                refused = during.count(503)
+                assert set(during) == {503}  # never 200 while the queue is down
+                server.start()  # same port, same append-only file
+                after = [await deliver(i) for i in range(30, 40)]
+                assert set(after) == {200}
+
+                async def all_processed() -> bool:
+                    listed = (await client.get("/api/rooms", params={"limit": 200})).json()
+                    return {r["name"] for r in listed["rooms"]} == set(accepted)
+
+                # A job that was running when Redis went away runs again once ARQ's in-progress mark
+                # expires (the job timeout plus 10 s).
+                await wait_until(
+                    all_processed, "every accepted event processed", timeout=JOB_TIMEOUT_SECONDS + 30
+                )
+                for name in accepted:
+                    timeline = (await client.get(f"/api/rooms/{name}")).json()["timeline"]
+                    assert [e["type"] for e in timeline if e["source"] == "livekit"] == ["participant_joined"]
+    finally:
+        server.stop()
+    assert len(accepted) == 30 and refused == 10
+
+
+@pytest.mark.postgres
+async def test_postgresql_restarted_under_load_the_worker_recovers_alone(
+    tmp_path: Path, postgres_url: str, redis_url: str
+) -> None:
+    """Restarts the run's PostgreSQL (the private cluster `make test` started, else this machine's
+    cluster on port 5432 through pg_ctlcluster) while webhooks flow."""
+    restart_command = private_restart_argv()
+    if restart_command is None:
+        clusters = subprocess.run(
+            ["pg_lsclusters", "--no-header"], capture_output=True, text=True, check=False
+        )
+        online = [
+            line.split()
+            for line in clusters.stdout.splitlines()
+            if "online" in line and " 5432 " in f" {line} "
+        ]
+        if clusters.returncode != 0 or not online:
+            pytest.skip("no private PostgreSQL from make test and no pg_ctlcluster cluster on port 5432")
+        version, name = online[0][0], online[0][1]
+        restart_command = ["pg_ctlcluster", "--skip-systemctl-redirect", version, name, "restart"]
+    env = {"REDIS_URL": redis_url, "DATABASE_URL": postgres_url, "WARDEN_JOIN_SLA_SECONDS": "600"}
+    with run_warden(tmp_path, **env) as warden:
+        async with httpx.AsyncClient(base_url=warden.url, timeout=10) as client:
+
+            async def deliver(i: int) -> None:
+                assert await send_join(client, f"pg-{i}") == 200  # intake needs no database
+
+            for i in range(10):
+                await deliver(i)
+            restart = subprocess.Popen(restart_command, stdout=subprocess.DEVNULL)
+            for i in range(10, 40):  # under load while PostgreSQL goes down and comes back
+                await deliver(i)
+            assert restart.wait(timeout=60) == 0
+
+            async def all_processed() -> bool:
+                try:
+                    listed = (await client.get("/api/rooms", params={"limit": 200})).json()
+                except ValueError:
+                    return False
+                return {r["name"] for r in listed.get("rooms", [])} >= {f"pg-{i}" for i in range(40)}
+
+            await wait_until(
+                all_processed, "every event processed after the restart", timeout=JOB_TIMEOUT_SECONDS + 60
+            )

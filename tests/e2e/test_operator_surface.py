@@ -1,0 +1,291 @@
+"""The operator's view of a real run: the simulator plays LiveKit (its Twirp API and signed webhooks)
+against Warden's Procfile processes with never-joining, leaving and stalling agents and an outage.
+While it runs, headless Chromium loads the dashboard, as a person would, and saves the screenshots the
+README shows; afterwards the simulator's summary, both metrics endpoints, the CLI and the pages are
+checked against each other."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from service.dev.embedded_redis import free_port
+from service.simulator.livekit import FakeLiveKit
+from service.simulator.serving import serve
+from service.simulator.world import Report, Simulation, parse_failures
+from tests.conftest import KEY, SECRET
+from tests.support.browser import SCREENSHOTS, chromium, need_chromium
+from tests.support.processes import ROOT, Warden, run_warden
+
+AGENT = "notetaker"
+ROOMS = 24
+FAILURES = "never-joins:0.2,leaves:0.15,stalls:0.15,outage:4+5"
+
+
+@dataclass
+class Seen:
+    """What the browser showed, page by page (visible text), and screenshots saved."""
+
+    text: dict[str, str] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Run:
+    warden: Warden
+    report: Report
+    fake: FakeLiveKit
+    seen: Seen
+    worker_metrics: str
+
+
+async def wait_for(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for: {what}")
+        await asyncio.sleep(0.2)
+
+
+async def look(warden: Warden, recovered: str, seen: Seen) -> None:
+    """Mid-run: load each page in Chromium, save its screenshot, note what a person sees."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    async with chromium() as browser:
+        page = await browser.new_page(viewport={"width": 1280, "height": 860})
+        await page.goto(f"{warden.url}/")
+        await page.wait_for_selector("table.rooms tbody tr")
+        seen.text["rooms"] = await page.inner_text("main")
+        seen.counts["bars"] = await page.locator("svg.histogram g.bar").count()
+        await page.screenshot(path=SCREENSHOTS / "rooms.png")
+        await page.wait_for_function("document.getElementById('refreshed').textContent.includes('updated')")
+        seen.text["refreshed"] = await page.inner_text("#refreshed")
+        await page.click(".filters a.phase-agent_active")
+        await page.wait_for_selector("table.rooms tbody tr")
+        seen.text["filtered"] = ",".join(
+            await page.locator("table.rooms tbody tr").evaluate_all("rows => rows.map(r => r.dataset.state)")
+        )
+        await page.goto(f"{warden.url}/rooms/{recovered}")
+        await page.wait_for_selector("svg.timeline")
+        seen.text["room"] = await page.inner_text("main")
+        seen.counts["deadlines"] = await page.locator("svg.timeline g.deadline").count()
+        await page.screenshot(path=SCREENSHOTS / "room.png", full_page=True)
+        await page.goto(f"{warden.url}/incidents")
+        await page.wait_for_selector("article.incident")
+        seen.text["incidents"] = await page.inner_text("main")
+        await page.screenshot(path=SCREENSHOTS / "incidents.png", full_page=True)
+
+
+async def simulate(warden: Warden, fake: FakeLiveKit, port: int, seen: Seen) -> Report:
+    async with serve(fake.app, port=port), httpx.AsyncClient(timeout=10.0) as client:
+        sim = Simulation(
+            fake,
+            client,
+            f"{warden.url}/webhook",
+            AGENT,
+            parse_failures(FAILURES),
+            rng=random.Random(7),
+            meeting=(14.0, 18.0),
+            agent_delay=(0.2, 0.6),
+        )
+        running = asyncio.create_task(sim.run(ROOMS, over=8.0))
+
+        recovered: list[str] = []
+
+        async def recovering() -> bool:
+            """An incident is open and a room whose first agent never came has one now."""
+            incidents = (await client.get(f"{warden.url}/api/incidents")).json()["incidents"]
+            for name, fate in list(sim.fates.items()):
+                room = (await client.get(f"{warden.url}/api/rooms/{name}")).json()
+                if fate == "never_joins" and room.get("state") == "agent_active":
+                    recovered.append(name)
+                    break
+            return bool(incidents) and bool(recovered)
+
+        await wait_for(recovering, "a recovered room and an incident")
+        await look(warden, recovered[0], seen)
+        report = await running
+
+        async def all_closed() -> bool:
+            rooms = (await client.get(f"{warden.url}/api/rooms", params={"limit": 200})).json()["rooms"]
+            return len(rooms) == ROOMS and all(r["state"] == "closed" for r in rooms)
+
+        await wait_for(all_closed, "every room closed in Warden")
+        return report
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory, redis_server: str) -> Iterator[Run]:
+    need_chromium()
+    tmp = tmp_path_factory.mktemp("operator")
+    redis.Redis.from_url(redis_server).flushdb()
+    port, metrics_port = free_port(), free_port()
+    livekit = f"http://127.0.0.1:{port}"
+    env = {
+        "REDIS_URL": redis_server,
+        "DATABASE_URL": f"sqlite:///{tmp}/w.db",
+        "LIVEKIT_URL": livekit,
+        "LK_AGENTS_URL": livekit,
+        "WARDEN_CLOUD_AGENT_ID": "CA_simulated",
+        "WARDEN_AGENT_NAME": AGENT,
+        "WARDEN_JOIN_SLA_SECONDS": "1.5",
+        "WARDEN_REJOIN_SLA_SECONDS": "1.5",
+        "WARDEN_ACTIVE_SLA_SECONDS": "2",
+        "WARDEN_SWEEP_SECONDS": "1",
+        "WARDEN_OUTAGE_ROOMS": "3",
+        "WARDEN_OUTAGE_WINDOW_SECONDS": "4",
+        "WARDEN_RESTART_GRACE_SECONDS": "1",
+        # On this compressed clock a small incident before the outage (never-joining agents) may take the
+        # restart; with the default 300 s cooldown the outage's own restart would then be refused.
+        "WARDEN_RESTART_COOLDOWN_SECONDS": "2",
+        "WARDEN_WORKER_METRICS_PORT": str(metrics_port),
+    }
+    fake = FakeLiveKit(KEY, SECRET, cloud_agents={"CA_simulated": AGENT})
+    seen = Seen()
+    with run_warden(tmp, **env) as warden:
+        try:
+            report = asyncio.run(simulate(warden, fake, port, seen))
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{warden.log_text()[-5000:]}") from None
+        worker_metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+        yield Run(warden, report, fake, seen, worker_metrics)
+
+
+def sample(metrics: str, name: str, **labels: str) -> float:
+    """The value of one Prometheus sample (0 when absent)."""
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    pattern = rf"^{re.escape(name)}(?:\{{{re.escape(wanted)}\}})? (\S+)$" if wanted else rf"^{name} (\S+)$"
+    found = re.search(pattern, metrics, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_every_room_got_a_working_agent_despite_what_was_injected(run: Run) -> None:
+    report = run.report
+    timelines = [
+        [
+            (e["type"], e["participant"], e["received_at"][11:23])
+            for e in httpx.get(f"{run.warden.url}/api/rooms/{n}").json()["timeline"]
+        ]
+        for n in report.unserved_rooms
+    ]
+    incidents = httpx.get(f"{run.warden.url}/api/incidents").json()["incidents"]
+    assert report.unserved_rooms == [], (timelines, incidents, run.fake.restarts, report.injected)
+    assert report.rooms == ROOMS and report.unserved == 0 and report.webhook_errors == 0
+    assert sum(report.injected.values()) == ROOMS
+    assert report.injected["never_joins"] and report.injected["leaves"] and report.injected["stalls"]
+    # A restart for the outage; at most one an incident, never one a room.
+    assert report.outage_rooms >= 1 and 1 <= report.restarts <= len(incidents) < report.rooms
+    assert report.evictions >= report.injected["stalls"]  # each stalled agent removed before re-dispatch
+    failed = report.injected["never_joins"] + report.injected["leaves"] + report.injected["stalls"]
+    assert report.warden_dispatches >= failed
+
+
+def test_both_metrics_endpoints_agree_with_what_happened(run: Run) -> None:
+    report, worker = run.report, run.worker_metrics
+    web = httpx.get(f"{run.warden.url}/metrics").text
+    accepted = sum(
+        float(v)
+        for v in re.findall(r'^warden_webhooks_total\{event="\w+",verdict="queued"\} (\S+)$', web, re.M)
+    )
+    assert accepted == report.webhooks
+    assert sample(web, "warden_rooms", phase="closed") == ROOMS
+    assert sample(web, "warden_open_incidents") == 0
+    assert sample(web, "warden_queue_jobs", state="ready") == 0
+    assert sample(worker, "warden_time_to_agent_seconds_count") == ROOMS
+    assert sample(worker, "warden_jobs_total", function="apply_webhook", outcome="ok") == report.webhooks
+    assert sample(worker, "warden_sla_breaches_total", kind="never_joined") >= report.injected["never_joins"]
+    assert sample(worker, "warden_sla_breaches_total", kind="left") >= report.injected["leaves"]
+    assert sample(worker, "warden_sla_breaches_total", kind="stalled") >= report.injected["stalls"]
+    assert sample(worker, "warden_redispatches_total", outcome="dispatched") == report.warden_dispatches
+    restarted = sample(worker, "warden_restarts_total", via="LiveKit Cloud agent restart", outcome="ok")
+    assert restarted == report.restarts >= 1, [line for line in worker.splitlines() if "restart" in line]
+    assert sample(worker, "warden_job_duration_seconds_count", function="on_deadline") > 0
+
+
+def test_dashboard_showed_rooms_recoveries_and_the_incident(run: Run) -> None:
+    rooms, room, incidents = run.seen.text["rooms"], run.seen.text["room"], run.seen.text["incidents"]
+    assert "Time to agent" in rooms and "agent active" in rooms and "sim-" in rooms
+    assert run.seen.counts["bars"] == 9  # eight wait buckets and "no agent yet"
+    assert run.seen.text["refreshed"].startswith("updated")
+    assert set(run.seen.text["filtered"].split(",")) == {"agent_active"}
+    assert "Re-dispatches" in room and "redispatch" in room.lower() and run.seen.counts["deadlines"] >= 2
+    assert "CA_simulated" in incidents or "LiveKit Cloud agent restart" in incidents
+    for shot in ("rooms.png", "room.png", "incidents.png"):
+        assert (SCREENSHOTS / shot).stat().st_size > 10_000
+
+
+def cli(run: Run, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "service.cli", "--url", run.warden.url, *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_cli_lists_rooms_one_room_and_incidents(run: Run) -> None:
+    listed = cli(run, "rooms", "--state", "closed", "--limit", "100")
+    assert f"Rooms ({ROOMS} closed" in listed and listed.count("sim-") == ROOMS
+    name = re.findall(r"sim-\d+-\d{4}", listed)[0]
+    one = cli(run, "room", name)
+    assert name in one and "room_finished" in one and "closed" in one
+    incidents = cli(run, "incidents")
+    assert "resolved" in incidents and AGENT in incidents
+
+
+def test_cli_replay_resends_recorded_webhooks_signed(run: Run, tmp_path: Path) -> None:
+    recording = tmp_path / "webhooks.jsonl"
+    recording.write_text(
+        '{"event":"room_started","room":{"sid":"RM_replayed","name":"replayed"},"id":"EV_r1","createdAt":"1"}\n'
+        "not json\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "service.cli", "--url", run.warden.url, "replay", str(recording)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**run.warden.env},
+        timeout=60,
+    )
+    assert done.returncode == 1 and "1 webhook(s) accepted, 1 refused or skipped, of 2" in done.stderr
+
+    def replayed() -> Any:
+        return httpx.get(f"{run.warden.url}/api/rooms/replayed").status_code == 200
+
+    deadline = time.monotonic() + 20
+    while not replayed() and time.monotonic() < deadline:
+        time.sleep(0.1)  # the worker applies it asynchronously; polled as an operator would
+    assert replayed()
+
+
+def test_cli_simulate_prints_what_it_injected_and_what_warden_did(run: Run) -> None:
+    """`warden simulate` itself, on the port Warden's LIVEKIT_URL names (the fixture's stand-in is gone)."""
+    port = run.warden.env["LIVEKIT_URL"].rsplit(":", 1)[1]
+    argv = ["--url", run.warden.url, "simulate", "--rooms", "4", "--over", "1", "--meeting", "4-5"]
+    argv += ["--port", port, "--key", KEY, "--secret", SECRET, "--agent-name", AGENT]
+    argv += ["--failure", "never-joins:1", "--seed", "1"]
+    done = subprocess.run(
+        [sys.executable, "-m", "service.cli", *argv],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = re.sub(r"\s+", " ", done.stdout)
+    assert "4 rooms simulated" in out and "never-joins │ 4 │ 4" in out
+    assert re.search(r"Warden: re-dispatches │ [4-9]", out), out

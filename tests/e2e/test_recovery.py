@@ -1,0 +1,241 @@
+"""Warden started from its Procfile (web, worker, release) against a stand-in LiveKit on loopback:
+every recovery scenario, each in its own room, on short SLAs; then a worker killed mid-SLA."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from livekit.protocol.agent_dispatch import AgentDispatch
+
+from service.simulator.livekit import FakeLiveKit
+from service.simulator.serving import serve
+from tests.conftest import KEY, SECRET
+from tests.support.helpers import agent, body, person, sign
+from tests.support.processes import Warden, run_warden
+
+AGENT = "notetaker"
+SLA = {"WARDEN_JOIN_SLA_SECONDS": "1.5", "WARDEN_REJOIN_SLA_SECONDS": "2", "WARDEN_SWEEP_SECONDS": "1"}
+
+
+@dataclass
+class World:
+    """LiveKit (the fake) and the webhooks it sends to a running Warden."""
+
+    fake: FakeLiveKit
+    warden: Warden
+    client: httpx.AsyncClient
+    arrive_on: dict[str, int] = field(default_factory=dict)  # room -> the dispatch its agent answers
+    publish: bool = True
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    ids: int = 0
+
+    async def webhook(self, event: str, room: str, **fields: Any) -> None:
+        self.ids += 1
+        raw = body(
+            event,
+            id=f"EV_{room}_{self.ids}",
+            created_at=int(time.time()),
+            room=room,
+            sid=f"RM_{room}",
+            **fields,
+        )
+        response = await self.client.post(
+            f"{self.warden.url}/webhook", content=raw, headers={"Authorization": sign(raw, KEY, SECRET)}
+        )
+        assert response.status_code == 200, response.text
+
+    async def person_joins(self, room: str, who: str = "alice") -> None:
+        self.fake.join(room, who)
+        await self.webhook("participant_joined", room, participant=person(who))
+
+    async def person_leaves(self, room: str, who: str = "alice") -> None:
+        self.fake.leave(room, who)
+        await self.webhook("participant_left", room, participant=person(who))
+
+    async def agent_joins(self, room: str, who: str, *, publish: bool | None = None) -> None:
+        self.fake.join(room, who, agent_name=AGENT)
+        await self.webhook("participant_joined", room, participant=agent(who, AGENT))
+        if self.publish if publish is None else publish:
+            await self.webhook(
+                "track_published",
+                room,
+                participant={"sid": f"PA_{who}", "identity": who},
+                track={"sid": f"TR_{who}"},
+            )
+
+    async def agent_leaves(self, room: str, who: str) -> None:
+        self.fake.leave(room, who)
+        await self.webhook("participant_left", room, participant=agent(who, AGENT))
+
+    def on_dispatch(self, dispatch: AgentDispatch) -> None:
+        """An agent answers the n-th dispatch of its room, as scripted in `arrive_on`."""
+        count = sum(1 for room, _ in self.fake.created if room == dispatch.room)
+        if self.arrive_on.get(dispatch.room) == count:
+            task = asyncio.get_running_loop().create_task(self.agent_joins(dispatch.room, f"agent-{count}"))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def room(self, name: str) -> dict[str, Any]:
+        return (await self.client.get(f"{self.warden.url}/api/rooms/{name}")).json()
+
+    def created(self, room: str) -> int:
+        return sum(1 for r, _ in self.fake.created if r == room)
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 30.0) -> None:
+    """Poll Warden's API, as an operator would, until `check` holds."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for: {what}")
+        await asyncio.sleep(0.1)
+
+
+def settled(state: str) -> Callable[[dict[str, Any]], bool]:
+    """The room is in `state` with no deadline pending and nothing under way."""
+
+    def check(room: dict[str, Any]) -> bool:
+        recovery = room.get("recovery") or {}
+        return (
+            room.get("state") == state
+            and recovery.get("state") == "none"
+            and recovery.get("deadline") is None
+        )
+
+    return check
+
+
+@pytest.fixture
+async def world(tmp_path: Path, redis_url: str, request: pytest.FixtureRequest) -> AsyncIterator[World]:
+    fake = FakeLiveKit(KEY, SECRET)
+    extra = getattr(request, "param", {})
+    async with serve(fake.app) as livekit_url, httpx.AsyncClient() as client:
+        env = {
+            "REDIS_URL": redis_url,
+            "DATABASE_URL": f"sqlite:///{tmp_path}/w.db",
+            "LIVEKIT_URL": livekit_url,
+            "WARDEN_AGENT_NAME": AGENT,
+            **SLA,
+            **extra,
+        }
+        with run_warden(tmp_path, **env) as warden:
+            w = World(fake, warden, client)
+            fake.on_dispatch = w.on_dispatch
+            yield w
+
+
+async def test_every_scenario_from_the_procfile(world: World) -> None:
+    w = world
+    w.arrive_on = {"b-never-joins": 1, "c-second-redispatch": 2, "d-left-early": 1, "i-503-twice": 1}
+    w.fake.fail("CreateDispatch", 503)
+    w.fake.fail_after("CreateDispatch", 503)
+    for room in (
+        "a-in-time",
+        "b-never-joins",
+        "c-second-redispatch",
+        "d-left-early",
+        "e-replaced",
+        "f-last-out",
+        "g-finished",
+        "h-lost-webhook",
+        "i-503-twice",
+    ):
+        await w.person_joins(room)
+    await w.agent_joins("a-in-time", "agent-0")
+    for room in ("d-left-early", "e-replaced", "f-last-out"):
+        await w.agent_joins(room, "agent-0")
+    await w.agent_leaves("d-left-early", "agent-0")
+    await w.agent_leaves("e-replaced", "agent-0")
+    await w.agent_joins("e-replaced", "agent-AJ_livekit")  # LiveKit's own replacement, before the rejoin SLA
+    await w.person_leaves("f-last-out")
+    await w.agent_leaves("f-last-out", "agent-0")
+    await w.webhook("room_finished", "g-finished")
+    w.fake.join("h-lost-webhook", "agent-0", agent_name=AGENT)  # present, but its webhook never came
+
+    expected = {
+        "a-in-time": ("agent_active", 0),
+        "b-never-joins": ("agent_active", 1),
+        "c-second-redispatch": ("agent_active", 2),
+        "d-left-early": ("agent_active", 1),
+        "e-replaced": ("agent_active", 0),
+        "f-last-out": ("idle", 0),
+        "g-finished": ("closed", 0),
+        "h-lost-webhook": ("agent_present", 0),
+        "i-503-twice": ("agent_active", 1),
+    }
+
+    async def all_settled() -> bool:
+        rooms = {name: await w.room(name) for name in expected}
+        return all(settled(state)(rooms[name]) for name, (state, _) in expected.items())
+
+    await wait_until(all_settled, "every room settled")
+    assert {room: w.created(room) for room in expected} == {room: n for room, (_, n) in expected.items()}
+    for room in expected:
+        assert len(w.fake.live_dispatches(room, AGENT)) <= 1, room
+    assert w.fake.failures == {"CreateDispatch": []} and w.fake.failures_after == {"CreateDispatch": []}
+    timeline = [e["type"] for e in (await w.room("c-second-redispatch"))["timeline"]]
+    assert timeline.count("Redispatch") == 2 and timeline.count("agent_dispatched") == 2
+
+
+@pytest.mark.parametrize("world", [{"WARDEN_ACTIVE_SLA_SECONDS": "1.5"}], indirect=True)
+async def test_stalled_agent_is_evicted_and_replaced_from_the_procfile(world: World) -> None:
+    world.arrive_on = {"j-stalled": 1}
+    await world.person_joins("j-stalled")
+    await world.agent_joins("j-stalled", "agent-0", publish=False)  # joins, never publishes, no heartbeat
+    await wait_until(lambda: _true(settled("agent_active"), world.room("j-stalled")), "a working agent")
+    assert ("RemoveParticipant", "j-stalled") in world.fake.calls
+    assert world.fake.agents_in("j-stalled") == ["agent-1"] and world.created("j-stalled") == 1
+
+
+async def test_worker_killed_between_join_and_sla_a_fresh_worker_still_acts(world: World) -> None:
+    world.arrive_on = {"k-killed": 1}
+    await world.person_joins("k-killed")
+    await wait_until(
+        lambda: _true(lambda r: bool(r.get("recovery", {}).get("deadline")), world.room("k-killed")),
+        "a deadline",
+    )
+    world.warden.kill("worker")
+    assert world.fake.created == []
+    world.warden.start("worker")
+    await wait_until(
+        lambda: _true(settled("agent_active"), world.room("k-killed")), "the agent, via a fresh worker"
+    )
+    assert world.created("k-killed") == 1
+
+
+async def _true(check: Callable[[dict[str, Any]], bool], room: Awaitable[dict[str, Any]]) -> bool:
+    return check(await room)
+
+
+async def test_worker_killed_in_the_middle_of_a_redispatch_the_job_is_retried_without_doubling(
+    world: World,
+) -> None:
+    """SIGKILL while `CreateDispatch` is in flight. The call lands anyway, but no agent answers that
+    dispatch. ARQ hands the job to a fresh worker once the dead one's claim expires (job timeout +
+    10 s); the retry finds the landed dispatch and keeps it rather than adding one, the confirm deadline
+    finds no agent, and the next re-dispatch replaces it: one live dispatch, one agent."""
+    world.arrive_on = {"k-midjob": 2}
+    world.fake.slow("CreateDispatch", 2.0)  # long enough to kill the worker during the call
+    await world.person_joins("k-midjob")
+
+    async def in_flight() -> bool:
+        return ("CreateDispatch", "k-midjob") in world.fake.calls
+
+    await wait_until(in_flight, "the re-dispatch call in flight")
+    world.warden.kill("worker")
+    lists_before = world.fake.calls.count(("ListDispatch", "k-midjob"))
+    world.warden.start("worker")
+    await wait_until(
+        lambda: _true(settled("agent_active"), world.room("k-midjob")), "the agent, via a fresh worker", 90
+    )
+    assert world.fake.calls.count(("ListDispatch", "k-midjob")) > lists_before  # the fresh worker retried
+    assert world.created("k-midjob") == 2
+    assert len(world.fake.live_dispatches("k-midjob", AGENT)) == 1
+    assert world.fake.agents_in("k-midjob") == ["agent-2"]

@@ -1,0 +1,164 @@
+"""Drive Warden's worker jobs in-process against a stand-in LiveKit on loopback, on a clock tests move.
+
+Real: the database, Redis (the deadline timers are real ARQ jobs, inspected by id), the livekit-api
+client over HTTP, the job functions. Pretend: the clock, and LiveKit itself (`FakeLiveKit`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from arq.connections import ArqRedis
+from arq.worker import Retry
+
+from service.simulator.livekit import FakeLiveKit
+from service.simulator.serving import serve
+from tests.component.test_store import parse
+from tests.conftest import KEY, SECRET, make_settings
+from tests.support.helpers import body
+from workers.adapters.livekit import LiveKitRooms
+from workers.core.room import Room
+from workers.jobs.effects import Effects
+from workers.jobs.main import apply_webhook, on_deadline, shutdown, startup
+from workers.migrate import upgrade
+from workers.store.writer import load_room
+
+AGENT = "notetaker"
+ROOM, SID = "call-42", "RM_42"
+T0 = float(int(time.time()))  # ARQ defers timers against the real clock
+
+
+@dataclass
+class Clock:
+    now: float = T0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class RecordingEscalator:
+    """Stands in for `workers.jobs.escalation.Escalation` where a test looks only at the rooms."""
+
+    escalated: list[tuple[str, str]] = field(default_factory=list)
+    breaches: list[tuple[str, str]] = field(default_factory=list)
+    recovered: list[str] = field(default_factory=list)
+
+    async def breach(self, room: Room, reason: str) -> None:
+        self.breaches.append((room.name, reason))
+
+    async def room_failed(self, room: Room, reason: str) -> None:
+        self.escalated.append((room.name, reason))
+
+    async def room_recovered(self, room: Room) -> None:
+        self.recovered.append(room.name)
+
+    async def settle(self) -> None:
+        """Nothing to settle: this stand-in keeps no incidents."""
+
+
+@dataclass
+class Harness:
+    fake: FakeLiveKit
+    ctx: dict[str, Any]
+    clock: Clock
+    escalator: RecordingEscalator
+    queue: ArqRedis
+    _ids: int = 0
+
+    async def send(
+        self,
+        event: str,
+        *,
+        at: float | None = None,
+        room: str = ROOM,
+        sid: str = SID,
+        event_id: str | None = None,
+        **fields: Any,
+    ) -> str:
+        """Deliver one webhook, as LiveKit would, created at `at` (default: now)."""
+        self._ids += 1
+        created = int(self.clock.now if at is None else at)
+        raw = body(event, id=event_id or f"EV_{self._ids}", created_at=created, room=room, sid=sid, **fields)
+        return await apply_webhook(self.ctx, _dict(parse(raw)), self.clock.now)
+
+    async def room(self, sid: str = SID) -> Room:
+        found = await load_room(self.ctx["engine"], sid)
+        assert found is not None
+        return found
+
+    async def timers(self) -> list[str]:
+        """Ids of the deadline jobs waiting in the queue."""
+        queued = await self.queue.zrange(self.ctx["settings"].warden_queue_name, 0, -1)
+        return sorted(m.decode() for m in queued if m.startswith(b"deadline:"))
+
+    async def fire(self, sid: str = SID, *, early_by: float = 0.0) -> str:
+        """Move the clock to the room's deadline (less `early_by`) and run its timer job."""
+        room = await self.room(sid)
+        assert room.deadline is not None, "no deadline is set"
+        self.clock.now = max(self.clock.now, room.deadline.at - early_by)
+        await self.queue.delete(f"arq:job:deadline:{sid}:{room.deadline.attempt}")
+        return await self.run_deadline(sid, room.deadline.attempt)
+
+    async def run_deadline(self, sid: str, attempt: int) -> str:
+        """Run the timer job as ARQ would, retrying it (`Retry`) until it finishes, at most 5 times."""
+        for job_try in range(1, 6):
+            self.ctx["job_try"] = job_try
+            try:
+                return await on_deadline(self.ctx, sid, attempt)
+            except Retry:
+                if job_try == 5:
+                    raise
+        raise AssertionError("unreachable")
+
+    def advance(self, seconds: float) -> None:
+        self.clock.now += seconds
+
+
+def _dict(event: Any) -> dict[str, Any]:
+    from workers.core.events import to_dict
+
+    return to_dict(event)
+
+
+@contextlib.asynccontextmanager
+async def harness(
+    redis_url: str, database_url: str, *, escalation: bool = False, **settings: Any
+) -> AsyncIterator[Harness]:
+    """With `escalation`, the worker's real escalation (incidents, Cloud restart, hooks, alerts) runs;
+    without, a recorder stands in for it. `settings` may use "{livekit}" for the stand-in's URL."""
+    fake = FakeLiveKit(KEY, SECRET)
+    async with serve(fake.app) as url:
+        values = {k: v.replace("{livekit}", url) if isinstance(v, str) else v for k, v in settings.items()}
+        config = make_settings(
+            redis_url=redis_url,
+            database_url=database_url,
+            livekit_url=url,
+            warden_agent_name=AGENT,
+            **values,
+        )
+        queue = ArqRedis.from_url(redis_url)
+        clock, escalator = Clock(), RecordingEscalator()
+        ctx: dict[str, Any] = {"settings": config, "redis": queue, "job_try": 1, "clock": clock}
+        if not escalation:
+            livekit = LiveKitRooms(url, KEY, SECRET, timeout=2.0)
+            ctx["closers"] = [livekit.aclose]
+            ctx["effects"] = Effects(
+                presence=livekit,
+                dispatcher=livekit,
+                queue=queue,
+                queue_name=config.warden_queue_name,
+                escalator=escalator,
+                clock=clock,
+            )
+        await startup(ctx)
+        await upgrade(ctx["engine"])
+        try:
+            yield Harness(fake, ctx, clock, escalator, queue)
+        finally:
+            await shutdown(ctx)
+            await queue.aclose()

@@ -1,0 +1,259 @@
+"""Whole room lives through the pure state machine: what an operator would see at each step."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from workers.core.events import Event, EventKind, Fact, Job, Participant, ParticipantKind
+from workers.core.machine import fold, order_key, pending_actions, transition
+from workers.core.room import Phase, Policy, Room, ScheduleDeadline
+
+POLICY = Policy("notetaker")
+_counter = iter(range(1, 10**9))
+
+
+def ev(
+    kind: EventKind,
+    at: int,
+    who: str | None = None,
+    *,
+    agent: bool = False,
+    sid: str = "",
+    name: str = "notetaker",
+    kind_of: ParticipantKind | None = None,
+    job: Job | None = None,
+) -> Event:
+    participant = None
+    if who is not None:
+        is_membership = kind in (
+            EventKind.PARTICIPANT_JOINED,
+            EventKind.PARTICIPANT_LEFT,
+            EventKind.PARTICIPANT_CONNECTION_ABORTED,
+        )
+        k = kind_of if kind_of is not None else (ParticipantKind.AGENT if agent else ParticipantKind.STANDARD)
+        participant = Participant(
+            who, sid or f"PA_{who}", int(k) if is_membership else None, name if agent else ""
+        )
+    return Event(f"EV_{next(_counter)}", kind, str(kind), at, "RM_1", "call-42", participant, "", job)
+
+
+def run(*events: Event, policy: Policy = POLICY) -> Room:
+    room = Room("RM_1", "call-42")
+    for event in events:
+        room = transition(room, event, now=float(event.created_at), policy=policy).room
+    return room
+
+
+def test_a_meeting_with_its_agent_from_start_to_finish() -> None:
+    J, L, T = EventKind.PARTICIPANT_JOINED, EventKind.PARTICIPANT_LEFT, EventKind.TRACK_PUBLISHED
+    room = run(ev(EventKind.ROOM_STARTED, 100), ev(J, 101, "alice"))
+    assert (room.phase, room.waiting_since, room.first_person_at) == (Phase.WAITING, 101, 101)
+    room = run(ev(EventKind.ROOM_STARTED, 100), ev(J, 101, "alice"), ev(J, 104, "agent-1", agent=True))
+    assert (room.phase, room.agent_joined_at, room.waiting_since) == (Phase.AGENT_PRESENT, 104, None)
+    room = run(
+        ev(EventKind.ROOM_STARTED, 100),
+        ev(J, 101, "alice"),
+        ev(J, 104, "agent-1", agent=True),
+        ev(T, 105, "agent-1"),
+        ev(J, 110, "bob"),
+        ev(L, 200, "alice"),
+        ev(L, 201, "bob"),
+        ev(L, 202, "agent-1", agent=True),
+        ev(EventKind.ROOM_FINISHED, 230),
+    )
+    assert room.phase is Phase.CLOSED
+    assert (room.started_at, room.finished_at, room.agent_joined_at) == (100, 230, 104)
+
+
+def test_agent_that_leaves_mid_meeting_is_lost_until_one_comes_back() -> None:
+    J, L = EventKind.PARTICIPANT_JOINED, EventKind.PARTICIPANT_LEFT
+    base = [ev(J, 1, "alice"), ev(J, 2, "agent-1", agent=True), ev(L, 50, "agent-1", agent=True)]
+    lost = run(*base)
+    assert (lost.phase, lost.waiting_since) == (Phase.AGENT_LOST, 50)
+    assert run(*base, ev(J, 55, "bob")).phase is Phase.AGENT_LOST  # people coming and going: still lost
+    assert run(*base, ev(J, 65, "agent-AJ_2", agent=True)).phase is Phase.AGENT_PRESENT
+    assert run(*base, ev(L, 60, "alice")).phase is Phase.IDLE  # nobody left to serve
+
+
+def test_agent_leaving_after_everyone_else_leaves_the_room_idle() -> None:
+    J, L = EventKind.PARTICIPANT_JOINED, EventKind.PARTICIPANT_LEFT
+    room = run(
+        ev(J, 1, "alice"),
+        ev(J, 2, "agent-1", agent=True),
+        ev(L, 9, "alice"),
+        ev(L, 10, "agent-1", agent=True),
+    )
+    assert room.phase is Phase.IDLE
+
+
+def test_only_the_configured_agent_counts_but_an_unnamed_agent_is_not_double_booked() -> None:
+    J = EventKind.PARTICIPANT_JOINED
+    other = run(ev(J, 1, "alice"), ev(J, 2, "greeter", agent=True, name="greeter"))
+    assert other.phase is Phase.WAITING
+    assert [a.name for a in other.agents] == ["greeter"]
+    unnamed = run(ev(J, 1, "alice"), ev(J, 2, "agent-x", agent=True, name=""))
+    assert unnamed.phase is Phase.AGENT_PRESENT
+    assert (
+        run(ev(J, 1, "alice"), ev(J, 2, "greeter", agent=True, name="greeter"), policy=Policy("")).phase
+        is Phase.AGENT_PRESENT
+    )
+
+
+def test_egress_recorder_is_not_a_person_but_a_phone_caller_is() -> None:
+    J = EventKind.PARTICIPANT_JOINED
+    assert run(ev(J, 1, "EG_rec", kind_of=ParticipantKind.EGRESS)).phase is Phase.IDLE
+    assert run(ev(J, 1, "sip-caller", kind_of=ParticipantKind.SIP)).phase is Phase.WAITING
+
+
+def test_identity_takeover_keeps_the_newer_session() -> None:
+    J, L = EventKind.PARTICIPANT_JOINED, EventKind.PARTICIPANT_LEFT
+    room = run(
+        ev(J, 1, "alice", sid="PA_old"), ev(J, 5, "alice", sid="PA_new"), ev(L, 5, "alice", sid="PA_old")
+    )
+    assert [(p.identity, p.sid) for p in room.people] == [("alice", "PA_new")]
+    assert room.phase is Phase.WAITING
+
+
+def test_duplicate_events_change_nothing() -> None:
+    J, T = EventKind.PARTICIPANT_JOINED, EventKind.TRACK_PUBLISHED
+    events = [ev(J, 1, "alice"), ev(J, 2, "agent-1", agent=True), ev(T, 3, "agent-1")]
+    once = run(*events)
+    twice = run(*events, *events)
+    assert twice == once
+
+
+def test_left_delivered_before_its_join_still_wins_once_ordered() -> None:
+    J, L = EventKind.PARTICIPANT_JOINED, EventKind.PARTICIPANT_LEFT
+    joined, left = ev(J, 10, "alice"), ev(L, 10, "alice")  # same second: lifecycle order decides
+    room = fold(Room("RM_1", "call-42"), [(left, 11.0), (joined, 12.0)], policy=POLICY)
+    assert room.phase is Phase.IDLE and room.people == ()
+
+
+def test_failed_agent_job_removes_its_agent() -> None:
+    J = EventKind.PARTICIPANT_JOINED
+    ended = ev(EventKind.AGENT_JOB_ENDED, 30, job=Job("AJ_1", "notetaker", "AD_1", 3, "agent-1", "crashed"))
+    room = run(ev(J, 1, "alice"), ev(J, 2, "agent-1", agent=True), ended)
+    assert (room.phase, room.agents) == (Phase.AGENT_LOST, ())
+
+
+KINDS = [
+    EventKind.PARTICIPANT_JOINED,
+    EventKind.PARTICIPANT_LEFT,
+    EventKind.PARTICIPANT_CONNECTION_ABORTED,
+    EventKind.TRACK_PUBLISHED,
+    EventKind.TRACK_UNPUBLISHED,
+    EventKind.ROOM_STARTED,
+    EventKind.ROOM_FINISHED,
+    EventKind.AGENT_JOB_ENDED,
+    EventKind.OTHER,
+]
+event_strategy = st.builds(
+    lambda kind, at, who, is_agent, session: ev(
+        kind,
+        at,
+        who,
+        agent=is_agent,
+        sid=f"PA_{who}_{session}",
+        job=Job("AJ", "notetaker", "AD", 3, who) if kind is EventKind.AGENT_JOB_ENDED else None,
+    ),
+    st.sampled_from(KINDS),
+    st.integers(0, 20),
+    st.sampled_from(["alice", "bob", "agent-1"]),
+    st.booleans(),
+    st.integers(0, 2),
+)
+
+
+def deliver(arrival: list[tuple[Event, float]]) -> Room:
+    """What the store does: apply in place while events come in order, re-fold the log when one is late."""
+    room, log, last = Room("RM_1", "call-42"), [], (-1, -1)
+    for event, received_at in arrival:
+        log.append((event, received_at))
+        if order_key(event) >= last:
+            room, last = transition(room, event, now=received_at, policy=POLICY).room, order_key(event)
+        else:
+            room = fold(Room("RM_1", "call-42"), log, policy=POLICY)
+    return room
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(event_strategy, max_size=25), st.randoms())
+def test_any_delivery_order_gives_the_fold_in_livekit_order_and_phase_matches_presence(
+    events: list[Event], rnd: random.Random
+) -> None:
+    rnd.shuffle(events)
+    arrival = [(e, float(i)) for i, e in enumerate(events)]
+    room = deliver(arrival)
+    assert room == fold(Room("RM_1", "call-42"), arrival, policy=POLICY)
+
+    ours = room.our_agents(POLICY)
+    if room.finished_at is not None:
+        assert room.phase is Phase.CLOSED and not room.people and not room.agents
+    elif ours:
+        assert room.phase in (Phase.AGENT_PRESENT, Phase.AGENT_ACTIVE)
+    elif room.people:
+        assert room.phase in (Phase.WAITING, Phase.AGENT_LOST)
+        assert room.waiting_since is not None
+    else:
+        assert room.phase is Phase.IDLE
+    assert len({p.identity for p in room.people}) == len(room.people)
+
+
+any_kind = st.sampled_from(list(EventKind))
+facts = st.builds(
+    lambda attempt, at, exists, who: Fact(
+        attempt=attempt,
+        at=float(at),
+        room_exists=exists,
+        participants=tuple(
+            Participant(w, f"PA_{w}", int(ParticipantKind.AGENT if w.startswith("agent") else 0), "notetaker")
+            for w in who
+        ),
+    ),
+    st.integers(0, 4),
+    st.integers(0, 60),
+    st.booleans(),
+    st.lists(st.sampled_from(["alice", "agent-1"]), max_size=2, unique=True),
+)
+any_event = st.builds(
+    lambda kind, at, who, fact: Event(
+        f"EV_{next(_counter)}",
+        kind,
+        str(kind),
+        at,
+        "RM_1",
+        "call-42",
+        Participant(
+            who, f"PA_{who}", int(ParticipantKind.AGENT) if who.startswith("agent") else 0, "notetaker"
+        ),
+        "",
+        Job("AJ", "notetaker", "AD", 3, who),
+        fact,
+    ),
+    any_kind,
+    st.integers(0, 60),
+    st.sampled_from(["alice", "bob", "agent-1"]),
+    st.one_of(st.none(), facts),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(any_event, max_size=30),
+    st.sampled_from([Policy("notetaker"), Policy("notetaker", active_sla=5.0)]),
+)
+def test_the_machine_never_raises_and_its_actions_are_well_formed(
+    events: list[Event], policy: Policy
+) -> None:
+    room = Room("RM_1", "call-42")
+    for event in events:
+        decision = transition(room, event, now=float(event.created_at), policy=policy)
+        room = decision.room
+        assert room.phase in Phase
+        for action in decision.actions:
+            assert action in pending_actions(room, policy) or not isinstance(action, ScheduleDeadline)
+        if room.deadline is not None:
+            assert room.deadline.attempt == room.attempt

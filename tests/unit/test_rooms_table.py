@@ -1,0 +1,110 @@
+"""The whole (phase, event) table of the room state machine, walked pair by pair."""
+
+from __future__ import annotations
+
+from itertools import product
+
+import pytest
+
+from workers.core.diagram import SAMPLE_ROOMS, sample_events
+from workers.core.events import EventKind as K
+from workers.core.machine import TABLE, transition
+from workers.core.room import Phase, Policy
+
+I, W, P, A, L, C = (
+    Phase.IDLE,
+    Phase.WAITING,
+    Phase.AGENT_PRESENT,
+    Phase.AGENT_ACTIVE,
+    Phase.AGENT_LOST,
+    Phase.CLOSED,
+)
+
+# (phase before, event kind, whom it concerns) -> phase after. Written by hand from the rules in
+# workers/core/machine.py; the sample rooms hold one person "alice" and, in P and A, the agent "agent-1".
+EXPECTED: dict[tuple[Phase, K, str], Phase] = {}
+for _phase in (I, W, P, A, L):
+    EXPECTED |= {
+        (_phase, K.ROOM_STARTED, ""): _phase,
+        (_phase, K.ROOM_FINISHED, ""): C,
+        (_phase, K.TRACK_UNPUBLISHED, "agent"): _phase,
+        (_phase, K.AGENT_JOB_STARTED, ""): _phase,
+        (_phase, K.OTHER, ""): _phase,
+        # Warden's own events answer a recovery step; the sample rooms are in none, so they change nothing
+        (_phase, K.DEADLINE_PASSED, ""): _phase,
+        (_phase, K.PRESENCE_OBSERVED, ""): _phase,
+        (_phase, K.AGENT_EVICTED, ""): _phase,
+        (_phase, K.AGENT_DISPATCHED, ""): _phase,
+        (_phase, K.UPSTREAM_FAILED, ""): _phase,
+        (_phase, K.AGENT_RESTARTED, ""): _phase,
+        (_phase, K.RECONCILED, ""): I,  # the sample answer: LiveKit has the room, with nobody in it
+    }
+EXPECTED |= {
+    # a person joins: an empty room starts waiting; otherwise the phase holds
+    (I, K.PARTICIPANT_JOINED, "person"): W,
+    (W, K.PARTICIPANT_JOINED, "person"): W,
+    (P, K.PARTICIPANT_JOINED, "person"): P,
+    (A, K.PARTICIPANT_JOINED, "person"): A,
+    (L, K.PARTICIPANT_JOINED, "person"): L,
+    # the agent joins (a rejoin is a new session: present again, not yet active)
+    (I, K.PARTICIPANT_JOINED, "agent"): P,
+    (W, K.PARTICIPANT_JOINED, "agent"): P,
+    (P, K.PARTICIPANT_JOINED, "agent"): P,
+    (A, K.PARTICIPANT_JOINED, "agent"): P,
+    (L, K.PARTICIPANT_JOINED, "agent"): P,
+    # the only person leaves
+    (I, K.PARTICIPANT_LEFT, "person"): I,
+    (W, K.PARTICIPANT_LEFT, "person"): I,
+    (P, K.PARTICIPANT_LEFT, "person"): P,
+    (A, K.PARTICIPANT_LEFT, "person"): A,
+    (L, K.PARTICIPANT_LEFT, "person"): I,
+    # the agent leaves while alice remains: lost
+    (I, K.PARTICIPANT_LEFT, "agent"): I,
+    (W, K.PARTICIPANT_LEFT, "agent"): W,
+    (P, K.PARTICIPANT_LEFT, "agent"): L,
+    (A, K.PARTICIPANT_LEFT, "agent"): L,
+    (L, K.PARTICIPANT_LEFT, "agent"): L,
+    # the agent publishes a track: active
+    (I, K.TRACK_PUBLISHED, "agent"): I,
+    (W, K.TRACK_PUBLISHED, "agent"): W,
+    (P, K.TRACK_PUBLISHED, "agent"): A,
+    (A, K.TRACK_PUBLISHED, "agent"): A,
+    (L, K.TRACK_PUBLISHED, "agent"): L,
+    # the agent's job ended: its participant is gone
+    (I, K.AGENT_JOB_ENDED, ""): I,
+    (W, K.AGENT_JOB_ENDED, ""): W,
+    (P, K.AGENT_JOB_ENDED, ""): L,
+    (A, K.AGENT_JOB_ENDED, ""): L,
+    (L, K.AGENT_JOB_ENDED, ""): L,
+}
+for _phase in (I, W, P, A, L):
+    EXPECTED[(_phase, K.HEARTBEAT, "agent")] = EXPECTED[(_phase, K.TRACK_PUBLISHED, "agent")]
+    for _who in ("person", "agent"):
+        EXPECTED[(_phase, K.PARTICIPANT_CONNECTION_ABORTED, _who)] = EXPECTED[
+            (_phase, K.PARTICIPANT_LEFT, _who)
+        ]
+for _kind in K:
+    for _who in sample_events(_kind):
+        EXPECTED[(C, _kind, _who)] = C
+
+CASES = [(phase, kind, who) for phase, kind in product(Phase, K) for who in sample_events(kind)]
+
+
+def test_every_phase_and_event_pair_is_declared() -> None:
+    assert set(TABLE) == set(product(Phase, K))
+    assert {(phase, kind) for phase, kind, _ in EXPECTED} == set(TABLE)
+
+
+@pytest.mark.parametrize(("phase", "kind", "who"), CASES, ids=[f"{p}-{k}-{w or 'any'}" for p, k, w in CASES])
+def test_transition(phase: Phase, kind: K, who: str) -> None:
+    room = SAMPLE_ROOMS[phase]
+    decision = transition(room, sample_events(kind)[who], now=100.0, policy=Policy("notetaker"))
+    assert decision.room.phase == EXPECTED[(phase, kind, who)]
+
+
+def test_closed_room_never_changes() -> None:
+    closed = SAMPLE_ROOMS[C]
+    for kind in K:
+        for event in sample_events(kind).values():
+            after = transition(closed, event, now=100.0, policy=Policy()).room
+            assert (after.people, after.agents, after.phase) == ((), (), C)

@@ -1,0 +1,89 @@
+"""LiveKit Cloud agents (what `lk agent restart|rollback` call): Twirp service `livekit.CloudAgent`.
+
+livekit-api has no wrapper for it, so this speaks through the SDK's own `TwirpClient` with the same
+request shape: protobuf bodies, `Authorization: Bearer <jwt>` with an agent-admin grant. The agent id
+is `WARDEN_CLOUD_AGENT_ID`, or found by agent name with `ListAgents`.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+from google.protobuf.message import Message
+from livekit.api import AccessToken
+from livekit.api.access_token import AgentGrants
+from livekit.api.twirp_client import TwirpClient
+from livekit.protocol import cloud_agent as ca
+
+from workers.adapters.livekit import call
+from workers.core.errors import UpstreamError
+
+SERVICE = "CloudAgent"
+
+
+def agents_url(livekit_url: str) -> str:
+    """`LK_AGENTS_URL`'s default, as the `lk` CLI derives it: the first host label becomes `agents`
+    (`wss://proj-x.livekit.cloud` → `https://agents.livekit.cloud`)."""
+    parts = urlsplit(livekit_url)
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+    labels = (parts.hostname or "").split(".")
+    host = ".".join(["agents", *labels[1:]]) if len(labels) > 1 else (parts.hostname or "")
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((scheme, netloc, "", "", ""))
+
+
+class CloudAgents:
+    """Restart (or roll back) a LiveKit Cloud agent deployment."""
+
+    name = "LiveKit Cloud agent restart"
+
+    def __init__(
+        self, url: str, api_key: str, api_secret: str, *, agent_id: str = "", timeout: float = 3.0
+    ) -> None:
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
+        self._client = TwirpClient(self._session, url, "livekit", failover=False)
+        self._key, self._secret = api_key, api_secret
+        self._timeout = timeout
+        self.agent_id = agent_id
+
+    async def aclose(self) -> None:
+        await self._session.close()
+
+    async def _request(self, method: str, request: Message, reply: type[Message]) -> Message:
+        token = AccessToken(self._key, self._secret).with_agent_grants(AgentGrants(admin=True)).to_jwt()
+        headers = {"Authorization": f"Bearer {token}"}
+        return await call(self._client.request(SERVICE, method, request, headers, reply), self._timeout)
+
+    async def _agent_id(self, agent_name: str) -> str:
+        if self.agent_id:
+            return self.agent_id
+        listed = await self._request(
+            "ListAgents", ca.ListAgentsRequest(agent_name=agent_name), ca.ListAgentsResponse
+        )
+        assert isinstance(listed, ca.ListAgentsResponse)
+        for agent in listed.agents:
+            if agent.agent_name == agent_name:
+                return str(agent.agent_id)
+        raise UpstreamError(f"no LiveKit Cloud agent named {agent_name!r}", retryable=False, code="not_found")
+
+    async def restart(self, agent_name: str, **_incident: object) -> str:
+        """RestartAgent (no rebuild); raise `UpstreamError` unless LiveKit says it succeeded."""
+        agent_id = await self._agent_id(agent_name)
+        reply = await self._request(
+            "RestartAgent", ca.RestartAgentRequest(agent_id=agent_id), ca.RestartAgentResponse
+        )
+        assert isinstance(reply, ca.RestartAgentResponse)
+        if not reply.success:
+            raise UpstreamError(f"RestartAgent {agent_id} refused: {reply.message}", retryable=False)
+        return f"restarted {agent_id}" + (f": {reply.message}" if reply.message else "")
+
+    async def rollback(self, agent_name: str) -> str:
+        """RollbackAgent to the previous version (the version is left to LiveKit)."""
+        agent_id = await self._agent_id(agent_name)
+        request = ca.RollbackAgentRequest(agent_id=agent_id, agent_name=agent_name)
+        reply = await self._request("RollbackAgent", request, ca.RollbackAgentResponse)
+        assert isinstance(reply, ca.RollbackAgentResponse)
+        if not reply.success:
+            raise UpstreamError(f"RollbackAgent {agent_id} refused: {reply.message}", retryable=False)
+        return f"rolled back {agent_id}" + (f": {reply.message}" if reply.message else "")

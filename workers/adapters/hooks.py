@@ -1,0 +1,66 @@
+"""Warden's own outgoing HTTP (httpx): the deploy hook that restarts self-hosted workers, and alerts.
+
+The deploy hook gets a JSON body signed with HMAC-SHA256 of `WARDEN_DEPLOY_HOOK_SECRET`, in
+`X-Warden-Signature: sha256=<hex>` (the body's exact bytes, as GitHub signs its webhooks). Alerts are
+Slack-compatible incoming-webhook JSON (`{"text": …}`: Slack, Mattermost, Discord's /slack endpoint).
+Both URLs are secrets: they are never logged. 5xx and transport errors are retryable, 4xx final.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+
+import httpx
+
+from workers.core.errors import UpstreamError
+
+SIGNATURE_HEADER = "X-Warden-Signature"
+
+
+def signature(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+async def _post(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str], what: str) -> int:
+    try:
+        response = await client.post(
+            url, content=body, headers={"Content-Type": "application/json", **headers}
+        )
+    except httpx.HTTPError as exc:
+        raise UpstreamError(f"{what} unreachable: {type(exc).__name__}", retryable=True) from None
+    if response.status_code >= 400:
+        retryable = response.status_code >= 500 or response.status_code == 429
+        raise UpstreamError(f"{what} answered HTTP {response.status_code}", retryable=retryable)
+    return response.status_code
+
+
+class DeployHook:
+    """POSTs the outage to a URL that can restart workers (a PaaS deploy hook, a Kubernetes job, …)."""
+
+    name = "deploy hook"
+
+    def __init__(self, client: httpx.AsyncClient, url: str, secret: str) -> None:
+        self._client, self._url, self._secret = client, url, secret
+
+    async def restart(self, agent_name: str, *, incident_id: str, reason: str, rooms: list[str]) -> str:
+        body = json.dumps(
+            {"agent_name": agent_name, "reason": reason, "rooms": rooms, "incident_id": incident_id},
+            separators=(",", ":"),
+        ).encode()
+        headers = {"X-Warden-Incident": incident_id}
+        if self._secret:
+            headers[SIGNATURE_HEADER] = signature(self._secret, body)
+        status = await _post(self._client, self._url, body, headers, "deploy hook")
+        return f"deploy hook answered HTTP {status}"
+
+
+class SlackAlerter:
+    """Posts a line of text to a Slack-compatible incoming webhook."""
+
+    def __init__(self, client: httpx.AsyncClient, url: str) -> None:
+        self._client, self._url = client, url
+
+    async def send(self, text: str) -> None:
+        await _post(self._client, self._url, json.dumps({"text": text}).encode(), {}, "alert webhook")

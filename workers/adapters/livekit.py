@@ -1,0 +1,174 @@
+"""The LiveKit adapter: who is in a room, which dispatches exist, remove a participant, dispatch an agent.
+
+Speaks Twirp through livekit-api's own client (aiohttp). Errors become `UpstreamError`: retryable for
+transport failures, timeouts and 5xx; final for 4xx (bad credentials, bad request). The SDK's
+region failover is off, so that retries (and their backoff) stay with the job that owns them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
+
+import aiohttp
+from livekit.api import (
+    CreateAgentDispatchRequest,
+    ListParticipantsRequest,
+    ListRoomsRequest,
+    LiveKitAPI,
+    RoomParticipantIdentity,
+)
+from livekit.api.twirp_client import ServerError
+from livekit.protocol.models import ParticipantInfo
+
+from workers.core.errors import UpstreamError
+from workers.core.events import DispatchInfo, Participant
+from workers.jobs.metrics import LIVEKIT_ERRORS
+
+T = TypeVar("T")
+NOT_FOUND = "not_found"
+
+
+class Presence(Protocol):
+    async def observe(self, room: str) -> tuple[bool, tuple[Participant, ...], tuple[DispatchInfo, ...]]:
+        """(room exists, participants, dispatches) as LiveKit sees them now."""
+        ...
+
+    async def list_rooms(self) -> list[tuple[str, str]]:
+        """(sid, name) of every room LiveKit has now."""
+        ...
+
+    async def participants(self, room: str) -> tuple[Participant, ...] | None:
+        """Who is in the room now; None when LiveKit has no such room."""
+        ...
+
+
+class Dispatcher(Protocol):
+    async def redispatch(self, room: str, agent_name: str, metadata: str, stale: tuple[str, ...]) -> str:
+        """Replace the `stale` dispatches with one new one; return the live dispatch's id."""
+        ...
+
+    async def evict(self, room: str, identity: str) -> None:
+        """Remove a participant (a stalled agent) from the room."""
+        ...
+
+
+class LiveKitRooms:
+    """`Presence` and `Dispatcher` over LiveKit's RoomService and AgentDispatchService."""
+
+    def __init__(self, url: str, api_key: str, api_secret: str, *, timeout: float = 5.0) -> None:
+        self._api = LiveKitAPI(
+            url, api_key, api_secret, timeout=aiohttp.ClientTimeout(total=timeout), failover=False
+        )
+        self._timeout = timeout
+
+    async def aclose(self) -> None:
+        await self._api.aclose()
+
+    async def observe(self, room: str) -> tuple[bool, tuple[Participant, ...], tuple[DispatchInfo, ...]]:
+        asked = await asyncio.gather(
+            self._call(self._api.room.list_participants(ListParticipantsRequest(room=room))),
+            self._call(self._api.agent_dispatch.list_dispatch(room)),
+            return_exceptions=True,
+        )
+        listed, dispatches = asked
+        if isinstance(listed, UpstreamError) and listed.code == NOT_FOUND:
+            return False, (), ()
+        for failure in asked:
+            if isinstance(failure, BaseException):
+                raise failure
+        assert not isinstance(listed, BaseException) and not isinstance(dispatches, BaseException)
+        participants = tuple(_participant(p) for p in listed.participants)
+        infos = tuple(
+            DispatchInfo(
+                id=d.id,
+                agent_name=d.agent_name,
+                metadata=d.metadata,
+                created_at=float(d.state.created_at),
+                statuses=tuple(int(job.state.status) for job in d.state.jobs),
+            )
+            for d in dispatches
+        )
+        return True, participants, infos
+
+    async def _call(self, request: Awaitable[T]) -> T:
+        return await call(request, self._timeout)
+
+    async def list_rooms(self) -> list[tuple[str, str]]:
+        listed = await self._call(self._api.room.list_rooms(ListRoomsRequest()))
+        return [(r.sid, r.name) for r in listed.rooms]
+
+    async def participants(self, room: str) -> tuple[Participant, ...] | None:
+        try:
+            listed = await self._call(self._api.room.list_participants(ListParticipantsRequest(room=room)))
+        except UpstreamError as exc:
+            if exc.code == NOT_FOUND:
+                return None
+            raise
+        return tuple(_participant(p) for p in listed.participants)
+
+    async def redispatch(self, room: str, agent_name: str, metadata: str, stale: tuple[str, ...]) -> str:
+        current = [
+            d
+            for d in await self._call(self._api.agent_dispatch.list_dispatch(room))
+            if d.agent_name == agent_name
+        ]
+        # A dispatch Warden did not see when it decided was made since: by an earlier try of this step
+        # (a timeout that landed after all), or by LiveKit itself. Either way it is the live one.
+        fresh = [d for d in current if d.id not in stale]
+        for dispatch in current:
+            if dispatch.id in stale:
+                await _ignore_not_found(
+                    self._call, self._api.agent_dispatch.delete_dispatch(dispatch.id, room)
+                )
+        if fresh:
+            return str(fresh[0].id)
+        request = CreateAgentDispatchRequest(agent_name=agent_name, room=room, metadata=metadata)
+        created = await self._call(self._api.agent_dispatch.create_dispatch(request))
+        return str(created.id)
+
+    async def evict(self, room: str, identity: str) -> None:
+        await _ignore_not_found(
+            self._call,
+            self._api.room.remove_participant(RoomParticipantIdentity(room=room, identity=identity)),
+        )
+
+
+def _participant(info: ParticipantInfo) -> Participant:
+    return Participant(
+        identity=info.identity,
+        sid=info.sid,
+        kind=int(info.kind),
+        agent_name=info.attributes.get("lk.agent_name") or info.attributes.get("lk.agent.name") or "",
+        joined_at=float(info.joined_at),
+    )
+
+
+async def call(request: Awaitable[T], timeout: float) -> T:
+    """Await a livekit-api request within `timeout` seconds, turning its failures into `UpstreamError`.
+
+    The timeout is enforced here: livekit-api's Twirp client passes `timeout=None` to each aiohttp
+    request, which turns the session's timeout off (livekit-api 1.2.2), so a hung LiveKit would hang
+    the job."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await request
+    except ServerError as exc:
+        LIVEKIT_ERRORS.labels(code=exc.code or str(exc.status)).inc()
+        retryable = exc.status >= 500 or exc.status == 429
+        message = f"{exc.code}: {exc.message or 'HTTP ' + str(exc.status)}"
+        raise UpstreamError(message, retryable=retryable, code=exc.code) from None
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        LIVEKIT_ERRORS.labels(code="timeout" if isinstance(exc, TimeoutError) else "unreachable").inc()
+        raise UpstreamError(f"unreachable: {type(exc).__name__}", retryable=True) from None
+
+
+async def _ignore_not_found(
+    send: Callable[[Awaitable[object]], Awaitable[object]], request: Awaitable[object]
+) -> None:
+    try:
+        await send(request)
+    except UpstreamError as exc:
+        if exc.code != NOT_FOUND:
+            raise

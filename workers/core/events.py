@@ -1,0 +1,274 @@
+"""The state machine's input: a LiveKit webhook reduced to the facts Warden uses.
+
+`from_webhook_json` turns a `livekit.WebhookEvent` in protojson form into an `Event`; `to_dict` /
+`from_dict` carry it through the job queue and the event log as plain JSON. Nothing secret survives
+the reduction (the room's TURN password, metadata and track details are dropped), so the queue, the
+database and the API never hold them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum, StrEnum
+from typing import Any
+
+from livekit.protocol.webhook import WebhookEvent
+
+from workers.core.errors import MalformedEvent
+from workers.core.plain import as_dict
+
+
+class EventKind(StrEnum):
+    """Webhook names the state machine reads; everything else becomes OTHER (recorded, ignored)."""
+
+    ROOM_STARTED = "room_started"
+    ROOM_FINISHED = "room_finished"
+    PARTICIPANT_JOINED = "participant_joined"
+    PARTICIPANT_LEFT = "participant_left"
+    PARTICIPANT_CONNECTION_ABORTED = "participant_connection_aborted"
+    TRACK_PUBLISHED = "track_published"
+    TRACK_UNPUBLISHED = "track_unpublished"
+    AGENT_JOB_STARTED = "agent_job_started"
+    AGENT_JOB_ENDED = "agent_job_ended"
+    OTHER = "other"
+    # Warden's own events: a timer, the answers of its questions to LiveKit, outcomes of its actions.
+    DEADLINE_PASSED = "deadline_passed"
+    PRESENCE_OBSERVED = "presence_observed"
+    AGENT_EVICTED = "agent_evicted"
+    AGENT_DISPATCHED = "agent_dispatched"
+    UPSTREAM_FAILED = "upstream_failed"
+    HEARTBEAT = "heartbeat"
+    AGENT_RESTARTED = "agent_restarted"
+    RECONCILED = "reconciled"
+
+
+INTERNAL_KINDS = frozenset(
+    {
+        EventKind.DEADLINE_PASSED,
+        EventKind.PRESENCE_OBSERVED,
+        EventKind.AGENT_EVICTED,
+        EventKind.AGENT_DISPATCHED,
+        EventKind.UPSTREAM_FAILED,
+        EventKind.HEARTBEAT,
+        EventKind.AGENT_RESTARTED,
+        EventKind.RECONCILED,
+    }
+)
+
+
+class ParticipantKind(IntEnum):
+    """livekit.ParticipantInfo.Kind, by number (protojson omits STANDARD, the zero value)."""
+
+    STANDARD = 0
+    INGRESS = 1
+    EGRESS = 2
+    SIP = 3
+    AGENT = 4
+    CONNECTOR = 7
+    BRIDGE = 8
+
+
+class JobStatus(IntEnum):
+    """livekit.JobStatus. RUNNING means a worker *accepted* the job, not that the agent joined."""
+
+    PENDING = 0
+    RUNNING = 1
+    SUCCESS = 2
+    FAILED = 3
+    CANCELLED = 4
+
+
+AGENT_NAME_ATTRIBUTES = ("lk.agent_name", "lk.agent.name")
+
+
+@dataclass(frozen=True)
+class Participant:
+    """Who an event is about. `kind` is None on track events, which carry only sid and identity."""
+
+    identity: str
+    sid: str = ""
+    kind: int | None = None
+    agent_name: str = ""
+    joined_at: float = 0.0
+
+    @property
+    def is_agent(self) -> bool:
+        return self.kind == ParticipantKind.AGENT
+
+    @property
+    def is_person(self) -> bool:
+        """People are everyone but agents and egress recorders (SIP callers and ingress streams count)."""
+        return self.kind is not None and self.kind not in (ParticipantKind.AGENT, ParticipantKind.EGRESS)
+
+
+@dataclass(frozen=True)
+class Job:
+    """An agent job as `agent_job_*` events report it."""
+
+    id: str
+    agent_name: str = ""
+    dispatch_id: str = ""
+    status: int = JobStatus.PENDING
+    participant_identity: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class DispatchInfo:
+    """One agent dispatch as `ListDispatch` reports it; `statuses` are its jobs' JobStatus values."""
+
+    id: str
+    agent_name: str
+    metadata: str = ""
+    created_at: float = 0.0
+    statuses: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Fact:
+    """What one of Warden's own events says: the deadline attempt it belongs to, when (Warden's
+    clock, sub-second), and what LiveKit answered or what an action achieved."""
+
+    attempt: int = 0
+    at: float = 0.0
+    room_exists: bool = True
+    participants: tuple[Participant, ...] = ()
+    dispatches: tuple[DispatchInfo, ...] = ()
+    dispatch_id: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event, reduced. `created_at` is LiveKit's Unix time in seconds (Warden's, for its own)."""
+
+    id: str
+    kind: EventKind
+    name: str
+    created_at: int
+    room_sid: str = ""
+    room_name: str = ""
+    participant: Participant | None = None
+    track_sid: str = ""
+    job: Job | None = None
+    fact: Fact | None = None
+
+    @property
+    def at(self) -> float:
+        """When it happened: Warden's precise clock for its own events, LiveKit's second otherwise."""
+        return self.fact.at if self.fact is not None else float(self.created_at)
+
+
+def internal(
+    kind: EventKind,
+    event_id: str,
+    room_sid: str,
+    room_name: str,
+    fact: Fact,
+    participant: Participant | None = None,
+) -> Event:
+    """One of Warden's own events."""
+    return Event(event_id, kind, str(kind), int(fact.at), room_sid, room_name, participant, fact=fact)
+
+
+def from_webhook_json(data: dict[str, Any], *, fallback_id: str) -> Event:
+    """Reduce a WebhookEvent in protojson form, as `json_format.Parse` accepts it (the web checks that,
+    see `service.intake.body`): integers may be strings, enums names or numbers, defaults may be
+    missing. `fallback_id` names events sent without an `id` (older servers)."""
+    name = data.get("event", "")
+    if not name:
+        raise MalformedEvent("body is not a LiveKit WebhookEvent (no 'event' field)")
+    try:
+        kind = EventKind(name)
+    except ValueError:
+        kind = EventKind.OTHER
+    if kind in INTERNAL_KINDS:  # a webhook can never pose as one of Warden's own events
+        kind = EventKind.OTHER
+    room = data.get("room", {})
+    room_sid, room_name = room.get("sid", ""), room.get("name", "")
+    job = None
+    if "job" in data:
+        raw, state = data["job"], data["job"].get("state", {})
+        job = Job(
+            id=raw.get("id", ""),
+            agent_name=raw.get("agentName", ""),
+            dispatch_id=raw.get("dispatchId", ""),
+            status=_enum(_STATUS, state.get("status", 0)),
+            participant_identity=state.get("participantIdentity", ""),
+            error=state.get("error", ""),
+        )
+        room_sid = room_sid or raw.get("room", {}).get("sid", "")
+        room_name = room_name or raw.get("room", {}).get("name", "")
+    participant = None
+    info = data.get("participant", {})
+    if info.get("identity"):
+        has_kind = kind in (
+            EventKind.PARTICIPANT_JOINED,
+            EventKind.PARTICIPANT_LEFT,
+            EventKind.PARTICIPANT_CONNECTION_ABORTED,
+        )
+        attributes = info.get("attributes", {})
+        participant = Participant(
+            identity=info["identity"],
+            sid=info.get("sid", ""),
+            kind=_enum(_KIND, info.get("kind", 0)) if has_kind else None,
+            agent_name=next((attributes[a] for a in AGENT_NAME_ATTRIBUTES if attributes.get(a)), ""),
+        )
+    return Event(
+        id=data.get("id", "") or fallback_id,
+        kind=kind,
+        name=name,
+        created_at=int(data.get("createdAt", 0)),
+        room_sid=room_sid,
+        room_name=room_name,
+        participant=participant,
+        track_sid=data.get("track", {}).get("sid", ""),
+        job=job,
+    )
+
+
+def _enum(field: Any, value: int | str) -> int:
+    """A protojson enum value (its name or its number) as its number, by the field's descriptor."""
+    return value if isinstance(value, int) else int(field.enum_type.values_by_name[value].number)
+
+
+_FIELDS: Any = WebhookEvent.DESCRIPTOR.fields_by_name
+_KIND = _FIELDS["participant"].message_type.fields_by_name["kind"]
+_STATUS = _FIELDS["job"].message_type.fields_by_name["state"].message_type.fields_by_name["status"]
+
+
+def to_dict(event: Event) -> dict[str, Any]:
+    """Plain JSON-able form, for job arguments and the event log."""
+    return as_dict(event)
+
+
+def from_dict(data: dict[str, Any]) -> Event:
+    """Inverse of `to_dict`."""
+    participant = data.get("participant")
+    job = data.get("job")
+    fact = data.get("fact")
+    return Event(
+        id=data["id"],
+        kind=EventKind(data["kind"]),
+        name=data["name"],
+        created_at=int(data["created_at"]),
+        room_sid=data.get("room_sid", ""),
+        room_name=data.get("room_name", ""),
+        participant=Participant(**participant) if participant else None,
+        track_sid=data.get("track_sid", ""),
+        job=Job(**job) if job else None,
+        fact=_fact_from_dict(fact) if fact else None,
+    )
+
+
+def _fact_from_dict(data: dict[str, Any]) -> Fact:
+    return Fact(
+        **{
+            **data,
+            "participants": tuple(Participant(**p) for p in data.get("participants", ())),
+            "dispatches": tuple(
+                DispatchInfo(**{**d, "statuses": tuple(d.get("statuses", ()))})
+                for d in data.get("dispatches", ())
+            ),
+        }
+    )

@@ -1,0 +1,229 @@
+"""The room state machine's values: phases, policy, the room, and the actions a decision asks for.
+
+All frozen dataclasses, all plain data: `workers.core.machine` computes with them, `workers.store.writer`
+saves them as JSON, the effects layer carries the actions out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from workers.core.plain import as_dict
+
+
+class Phase(StrEnum):
+    """Who is in the room (derived from presence, see `rooms._next_phase`)."""
+
+    IDLE = "idle"
+    WAITING = "waiting"
+    AGENT_PRESENT = "agent_present"
+    AGENT_ACTIVE = "agent_active"
+    AGENT_LOST = "agent_lost"
+    CLOSED = "closed"
+
+
+class Recovery(StrEnum):
+    """What Warden is doing about the room's agent."""
+
+    NONE = "none"  # watching (a deadline may be set)
+    CHECKING = "checking"  # a deadline passed; asking LiveKit who is there
+    EVICTING = "evicting"  # removing a stalled agent before re-dispatching
+    REDISPATCHING = "redispatching"  # deleting stale dispatches and creating a new one
+    FAILED = "failed"  # re-dispatches exhausted or LiveKit refused: escalated, no more attempts
+
+
+class Reason(StrEnum):
+    """Why a deadline was set."""
+
+    JOIN = "join"  # people arrived, no agent yet
+    REJOIN = "rejoin"  # the agent left while people remain
+    ACTIVE = "active"  # the agent joined but has not published or sent a heartbeat
+    CONFIRM = "confirm"  # Warden re-dispatched; has the new agent arrived?
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What the machine is told from outside (from settings, as plain values)."""
+
+    agent_name: str = ""
+    join_sla: float = 15.0
+    rejoin_sla: float = 20.0
+    active_sla: float | None = None
+    max_redispatches: int = 2
+    sla_from_room_start: bool = False
+    dispatch_on_start: bool = False
+    restart_grace: float = 20.0
+
+    def counts(self, agent_name: str) -> bool:
+        """Is an agent of this name "ours"? An agent that gives no name counts, so none is double-booked."""
+        return not self.agent_name or not agent_name or agent_name == self.agent_name
+
+
+@dataclass(frozen=True)
+class Person:
+    identity: str
+    sid: str
+    joined_at: float
+
+
+@dataclass(frozen=True)
+class Agent:
+    identity: str
+    sid: str
+    name: str
+    joined_at: float
+    active_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Deadline:
+    attempt: int
+    at: float
+    reason: Reason
+
+
+@dataclass(frozen=True)
+class Room:
+    sid: str
+    name: str
+    phase: Phase = Phase.IDLE
+    people: tuple[Person, ...] = ()
+    agents: tuple[Agent, ...] = ()
+    started_at: float | None = None
+    finished_at: float | None = None
+    first_person_at: float | None = None
+    agent_joined_at: float | None = None
+    waiting_since: float | None = None
+    updated_at: float = 0.0
+    # recovery
+    deadline: Deadline | None = None
+    attempt: int = 0
+    recovery: Recovery = Recovery.NONE
+    redispatches: int = 0
+    stale_dispatches: tuple[str, ...] = ()
+    dispatch_metadata: str = ""
+    dispatch_id: str = ""
+    evict: str = ""
+    error: str = ""
+    dispatched_on_start: bool = False
+
+    def our_agents(self, policy: Policy) -> tuple[Agent, ...]:
+        return tuple(a for a in self.agents if policy.counts(a.name))
+
+
+@dataclass(frozen=True)
+class ScheduleDeadline:
+    """Fire `DEADLINE_PASSED(attempt)` at `at` (a deferred job with a deterministic id)."""
+
+    attempt: int
+    at: float
+    reason: Reason
+
+
+@dataclass(frozen=True)
+class CheckPresence:
+    """Ask LiveKit who is in the room and which dispatches exist; answer with PRESENCE_OBSERVED."""
+
+    attempt: int
+
+
+@dataclass(frozen=True)
+class Evict:
+    """Remove a stalled agent from the room; answer with AGENT_EVICTED."""
+
+    attempt: int
+    identity: str
+
+
+@dataclass(frozen=True)
+class Redispatch:
+    """Delete stale dispatches, create one new dispatch; answer with AGENT_DISPATCHED."""
+
+    attempt: int
+    agent_name: str
+    metadata: str
+    stale: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """Create the room's first dispatch (`WARDEN_DISPATCH_ON_START`)."""
+
+    agent_name: str
+
+
+@dataclass(frozen=True)
+class Escalate:
+    """Re-dispatching cannot help this room: hand it to escalation (restart, deploy hook, alert)."""
+
+    reason: str
+    redispatches: int
+
+
+@dataclass(frozen=True)
+class ReportBreach:
+    """The room missed its SLA (`reason`: the deadline's reason): count it towards an outage."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class ReportRecovered:
+    """A room that had missed its SLA no longer needs an agent (`outcome`: its phase now)."""
+
+    outcome: str
+
+
+Action = (
+    ScheduleDeadline
+    | CheckPresence
+    | Evict
+    | Redispatch
+    | Dispatch
+    | Escalate
+    | ReportBreach
+    | ReportRecovered
+)
+
+
+@dataclass(frozen=True)
+class Decision:
+    room: Room
+    actions: tuple[Action, ...] = ()
+
+
+def action_to_dict(action: Action) -> dict[str, Any]:
+    """An action as JSON for the room's timeline: its type and fields."""
+    return {"action": type(action).__name__, **as_dict(action)}
+
+
+def room_to_dict(room: Room) -> dict[str, Any]:
+    """Plain JSON-able form of a room, for the database."""
+    return as_dict(room)
+
+
+def room_from_dict(data: dict[str, Any]) -> Room:
+    """Inverse of `room_to_dict`; fields missing from older rows take their defaults."""
+    deadline = data.get("deadline")
+    return Room(
+        **{
+            **data,
+            "phase": Phase(data["phase"]),
+            "people": tuple(Person(**p) for p in data["people"]),
+            "agents": tuple(Agent(**a) for a in data["agents"]),
+            "deadline": Deadline(deadline["attempt"], deadline["at"], Reason(deadline["reason"]))
+            if deadline
+            else None,
+            "recovery": Recovery(data.get("recovery", Recovery.NONE)),
+            "stale_dispatches": tuple(data.get("stale_dispatches", ())),
+        }
+    )
+
+
+def time_to_agent(room: Room) -> float | None:
+    """Seconds people waited for the room's first agent (0 when the agent was there first)."""
+    if room.agent_joined_at is None or room.first_person_at is None:
+        return None
+    return max(0.0, room.agent_joined_at - room.first_person_at)

@@ -1,0 +1,147 @@
+"""Carry out the state machine's actions. One `Effects.execute` dispatches each action to an adapter.
+
+Questions (`CheckPresence`, `Evict`, `Redispatch`) are answered with one of Warden's own events, which
+the caller records and folds in like any other; notices (`ScheduleDeadline`, `Dispatch`, `Escalate`)
+have no answer. A LiveKit refusal (4xx) is answered with UPSTREAM_FAILED; a retryable failure (5xx,
+timeout) raises `UpstreamError` so that the job backs off and tries the same step again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
+
+from arq.connections import ArqRedis
+
+from workers.adapters.livekit import Dispatcher, Presence
+from workers.core.errors import UpstreamError
+from workers.core.events import Event, EventKind, Fact, internal
+from workers.core.room import (
+    Action,
+    CheckPresence,
+    Dispatch,
+    Escalate,
+    Evict,
+    Redispatch,
+    ReportBreach,
+    ReportRecovered,
+    Room,
+    ScheduleDeadline,
+)
+from workers.queue.enqueue import Enqueuer
+
+log = logging.getLogger("warden.effects")
+T = TypeVar("T")
+
+DEADLINE_JOB = "on_deadline"
+
+
+def deadline_job_id(room_sid: str, attempt: int) -> str:
+    """The deterministic id of a room's deadline job: one timer per (room, attempt), however often asked."""
+    return f"deadline:{room_sid}:{attempt}"
+
+
+class Escalator(Protocol):
+    """Where rooms' troubles go beyond re-dispatching (`workers.jobs.escalation.Escalation`)."""
+
+    async def breach(self, room: Room, reason: str) -> None:
+        """The room missed its SLA."""
+        ...
+
+    async def room_failed(self, room: Room, reason: str) -> None:
+        """Re-dispatching could not bring this room an agent."""
+        ...
+
+    async def room_recovered(self, room: Room) -> None:
+        """A room that had missed its SLA needs nothing any more."""
+        ...
+
+    async def settle(self) -> None:
+        """Periodically: resolve what needs resolving although no room reported it."""
+        ...
+
+
+class Effects:
+    """The adapters the actions need, and the clock that dates their answers."""
+
+    def __init__(
+        self,
+        *,
+        presence: Presence,
+        dispatcher: Dispatcher,
+        queue: ArqRedis,
+        queue_name: str,
+        escalator: Escalator,
+        clock: Callable[[], float],
+    ) -> None:
+        self.presence = presence
+        self.dispatcher = dispatcher
+        self.queue = queue
+        self.queue_name = queue_name
+        self._enqueuer = Enqueuer(queue, queue_name)  # one round trip, where enqueue_job takes four
+        self.escalator = escalator
+        self.clock = clock
+
+    async def execute(self, action: Action, room: Room) -> Event | None:
+        """Do `action` for `room`; return the answer to record, if the action asks a question."""
+        match action:
+            case ScheduleDeadline(attempt=attempt, at=at):
+                # ARQ measures the deferral against the real clock; a deadline already past runs now.
+                job_id = deadline_job_id(room.sid, attempt)
+                await self._enqueuer.enqueue(DEADLINE_JOB, job_id, room.sid, attempt, defer_until=at)
+                return None
+            case Escalate(reason=reason):
+                await self.escalator.room_failed(room, reason)
+                return None
+            case ReportBreach(reason=reason):
+                await self.escalator.breach(room, reason)
+                return None
+            case ReportRecovered():
+                await self.escalator.room_recovered(room)
+                return None
+            case Dispatch(agent_name=agent_name):
+                created = await self._refusable(self.dispatcher.redispatch(room.name, agent_name, "", ()))
+                if isinstance(created, UpstreamError):
+                    log.warning("first dispatch for room %s refused: %s", room.name, created)
+                return None
+            case CheckPresence(attempt=attempt):
+                observed = await self._refusable(self.presence.observe(room.name))
+                if isinstance(observed, UpstreamError):
+                    return self._failed(room, attempt, observed)
+                exists, participants, dispatches = observed
+                fact = Fact(attempt, self.clock(), exists, participants, dispatches)
+                return self._event(room, EventKind.PRESENCE_OBSERVED, fact)
+            case Evict(attempt=attempt, identity=identity):
+                evicted = await self._refusable(self.dispatcher.evict(room.name, identity))
+                if isinstance(evicted, UpstreamError):
+                    return self._failed(room, attempt, evicted)
+                return self._event(room, EventKind.AGENT_EVICTED, Fact(attempt=attempt, at=self.clock()))
+            case Redispatch(attempt=attempt, agent_name=agent_name, metadata=metadata, stale=stale):
+                dispatched = await self._refusable(
+                    self.dispatcher.redispatch(room.name, agent_name, metadata, stale)
+                )
+                if isinstance(dispatched, UpstreamError):
+                    return self._failed(room, attempt, dispatched)
+                fact = Fact(attempt=attempt, at=self.clock(), dispatch_id=dispatched)
+                return self._event(room, EventKind.AGENT_DISPATCHED, fact)
+        raise TypeError(f"unknown action {action!r}")
+
+    @staticmethod
+    async def _refusable(call: Awaitable[T]) -> T | UpstreamError:
+        """Await `call`; a final (4xx) refusal comes back as a value, a retryable failure is raised."""
+        try:
+            return await call
+        except UpstreamError as exc:
+            if exc.retryable:
+                raise
+            return exc
+
+    def _failed(self, room: Room, attempt: int, error: UpstreamError) -> Event:
+        return self._event(
+            room, EventKind.UPSTREAM_FAILED, Fact(attempt=attempt, at=self.clock(), error=str(error))
+        )
+
+    @staticmethod
+    def _event(room: Room, kind: EventKind, fact: Fact) -> Event:
+        return internal(kind, f"{kind}:{room.sid}:{fact.attempt}", room.sid, room.name, fact)

@@ -1,0 +1,103 @@
+"""The worker's Prometheus metrics, served by the worker itself on `WARDEN_WORKER_METRICS_PORT`.
+
+Counters live in each worker process (Prometheus adds them up across the processes it scrapes); the
+web process's `/metrics` adds figures read from the database and Redis, which are the same whichever
+process answers (see `service.metrics`)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, ParamSpec, TypeVar
+
+from arq.worker import Retry
+from prometheus_client import Counter, Histogram, start_http_server
+
+from workers.core.events import Event, EventKind
+from workers.core.room import Recovery, ReportBreach, Room, time_to_agent
+
+log = logging.getLogger("warden.metrics")
+P = ParamSpec("P")
+T = TypeVar("T")
+
+JOBS = Counter(
+    "warden_jobs_total", "ARQ jobs run by this worker, by function and outcome", ["function", "outcome"]
+)
+JOB_SECONDS = Histogram(
+    "warden_job_duration_seconds",
+    "How long ARQ jobs took, by function",
+    ["function"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+TIME_TO_AGENT = Histogram(
+    "warden_time_to_agent_seconds",
+    "From the first person's arrival to the first agent's, per room",
+    buckets=(1, 2, 5, 10, 15, 20, 30, 60, 120, 300, 600),
+)
+BREACHES = Counter("warden_sla_breaches_total", "Rooms that missed an SLA, by kind", ["kind"])
+REDISPATCHES = Counter(
+    "warden_redispatches_total",
+    "Re-dispatches asked of LiveKit, by outcome (dispatched, refused)",
+    ["outcome"],
+)
+RESTARTS = Counter(
+    "warden_restarts_total",
+    "Agent restarts (Cloud API or deploy hook), by means and outcome",
+    ["via", "outcome"],
+)
+LIVEKIT_ERRORS = Counter("warden_livekit_errors_total", "Failed LiveKit API calls, by error code", ["code"])
+
+
+def breach_kind(breach: ReportBreach, room: Room) -> str:
+    """What the room's people lived through: no agent ever, an agent that left, or one that stalled."""
+    if breach.reason == "active" or room.recovery is Recovery.EVICTING or room.evict:
+        return "stalled"
+    return "never_joined" if room.agent_joined_at is None else "left"
+
+
+def serve(port: int) -> None:
+    """Serve this process's metrics on `port` (a daemon thread); 0 means not at all."""
+    if port:
+        start_http_server(port)
+        log.info("worker metrics on http://0.0.0.0:%d/metrics", port)
+
+
+def timed_job(job: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+    """Count a job function's runs by outcome (ok, retry, error) and time them."""
+    name = job.__name__
+
+    @functools.wraps(job)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            result = await job(*args, **kwargs)
+            outcome = "ok"
+            return result
+        except Retry:
+            outcome = "retry"
+            raise
+        finally:
+            JOBS.labels(function=name, outcome=outcome).inc()
+            JOB_SECONDS.labels(function=name).observe(time.perf_counter() - started)
+
+    return run
+
+
+def observe_recorded(
+    events: Sequence[Event], before: Room | None, after: Room | None, actions: Sequence[Any]
+) -> None:
+    """Count what one recording changed: an agent's first arrival, breaches, re-dispatch outcomes."""
+    waited = time_to_agent(after) if after is not None else None
+    if waited is not None and (before is None or before.agent_joined_at is None):
+        TIME_TO_AGENT.observe(waited)
+    for action in actions:
+        if isinstance(action, ReportBreach) and after is not None:
+            BREACHES.labels(kind=breach_kind(action, after)).inc()
+    for event in events:
+        if event.kind is EventKind.AGENT_DISPATCHED:
+            REDISPATCHES.labels(outcome="dispatched").inc()
+        elif event.kind is EventKind.UPSTREAM_FAILED:
+            REDISPATCHES.labels(outcome="refused").inc()

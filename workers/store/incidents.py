@@ -1,0 +1,232 @@
+"""Incidents in the database: open-or-join, one-time claims, the action log, resolution, and reads.
+
+Every step that must happen once per outage, across many rooms, jobs and worker processes, is a
+single conditional statement: the unique `open_key` makes concurrent openers join one incident, and
+`UPDATE ... WHERE <column> IS NULL` lets exactly one caller claim a step.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import Float, String, and_, exists, func, insert, literal, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from workers.store.engine import dialect_insert, writing
+from workers.store.models import INCIDENT_ACTIONS, INCIDENT_ROOMS, INCIDENTS, ROOMS
+
+WAITING_PHASES = ("waiting", "agent_lost")  # people are there and no agent of ours
+CLAIMS = ("alerted_open_at", "restart_claimed_at", "followup_claimed_at", "rollback_claimed_at")
+
+
+@dataclass(frozen=True)
+class Incident:
+    id: str
+    agent_name: str
+    reason: str
+    opened_at: float
+    resolved_at: float | None
+    restarted_at: float | None
+    rooms: tuple[tuple[str, str, float, float | None], ...] = ()  # (sid, name, added_at, recovered_at)
+    actions: tuple[tuple[float, str, str], ...] = ()  # (at, action, outcome)
+
+    @property
+    def waiting_rooms(self) -> int:
+        return sum(1 for *_, recovered in self.rooms if recovered is None)
+
+
+async def open_or_join(
+    engine: AsyncEngine, agent_name: str, reason: str, rooms: list[tuple[str, str]], now: float
+) -> tuple[str, bool]:
+    """The open incident of `agent_name` (opened now if there is none) with `rooms` added to it;
+    True when this call opened it."""
+    async with writing(engine) as connection:
+        new_id = f"IN_{uuid.uuid4().hex[:12]}"
+        opened = await connection.scalar(
+            dialect_insert(connection, INCIDENTS)
+            .values(id=new_id, agent_name=agent_name, open_key=agent_name, reason=reason[:512], opened_at=now)
+            .on_conflict_do_nothing(index_elements=["open_key"])
+            .returning(INCIDENTS.c.id)
+        )
+        if opened:  # in the same transaction, so "opened" is always the incident's first line
+            await connection.execute(
+                insert(INCIDENT_ACTIONS).values(
+                    incident_id=opened, at=now, action="opened", outcome=reason[:1024]
+                )
+            )
+        incident_id = opened or await connection.scalar(
+            select(INCIDENTS.c.id).where(INCIDENTS.c.open_key == agent_name)
+        )
+        if rooms:  # one executemany (compiled once), not one statement per room
+            await connection.execute(
+                dialect_insert(connection, INCIDENT_ROOMS).on_conflict_do_nothing(
+                    index_elements=["incident_id", "room_sid"]
+                ),
+                [
+                    {"incident_id": incident_id, "room_sid": sid, "room_name": name, "added_at": now}
+                    for sid, name in rooms
+                ],
+            )
+    return str(incident_id), opened is not None
+
+
+async def join_open(
+    engine: AsyncEngine, incident_id: str, agent_name: str, room: tuple[str, str], now: float
+) -> bool:
+    """Add `room` to incident `incident_id` in one statement, if that incident is still the agent's open
+    one; True when the room was added (False: the incident is closed, or the room was in it already)."""
+    sid, name = room
+    source = select(INCIDENTS.c.id, literal(sid, String), literal(name, String), literal(now, Float)).where(
+        INCIDENTS.c.id == incident_id, INCIDENTS.c.open_key == agent_name
+    )
+    async with writing(engine) as connection:
+        added = await connection.execute(
+            dialect_insert(connection, INCIDENT_ROOMS)
+            .from_select(["incident_id", "room_sid", "room_name", "added_at"], source)
+            .on_conflict_do_nothing(index_elements=["incident_id", "room_sid"])
+        )
+    return bool(added.rowcount == 1)
+
+
+async def claim(
+    engine: AsyncEngine, incident_id: str, column: str, now: float, *, cooldown: float = 0.0
+) -> bool | None:
+    """Set `column` (one of `CLAIMS`) if nobody has: True for the one caller that did, False when it was
+    claimed already (for good). With `cooldown`, also refuse while any incident of the same agent
+    claimed that step less than `cooldown` ago: None (a later call may succeed)."""
+    assert column in CLAIMS
+    target = INCIDENTS.c[column]
+    async with engine.connect() as connection:  # most callers find it claimed: no write lock for them
+        if await connection.scalar(select(target).where(INCIDENTS.c.id == incident_id)) is not None:
+            return False
+    condition = and_(INCIDENTS.c.id == incident_id, target.is_(None))
+    if cooldown:
+        earlier = INCIDENTS.alias("earlier")
+        agent = select(INCIDENTS.c.agent_name).where(INCIDENTS.c.id == incident_id).scalar_subquery()
+        recent = exists().where(earlier.c.agent_name == agent, earlier.c[column] > now - cooldown)
+        condition = and_(condition, ~recent)
+    async with writing(engine) as connection:
+        result = await connection.execute(update(INCIDENTS).where(condition).values({column: now}))
+    if result.rowcount == 1:
+        return True
+    return None if cooldown else False
+
+
+async def note(engine: AsyncEngine, incident_id: str, at: float, action: str, outcome: str) -> None:
+    """Append to the incident's action log."""
+    async with writing(engine) as connection:
+        await connection.execute(
+            insert(INCIDENT_ACTIONS).values(
+                incident_id=incident_id, at=at, action=action, outcome=outcome[:1024]
+            )
+        )
+
+
+async def mark_restarted(engine: AsyncEngine, incident_id: str, now: float) -> None:
+    async with writing(engine) as connection:
+        await connection.execute(
+            update(INCIDENTS).where(INCIDENTS.c.id == incident_id).values(restarted_at=now)
+        )
+
+
+async def room_recovered(engine: AsyncEngine, agent_name: str, room_sid: str, now: float) -> Incident | None:
+    """Mark the room (and every other room of the incident that needs nothing now) recovered in its
+    agent's open incident; resolve the incident when no room waits any more. Returns the incident if
+    this call resolved it (so its caller alerts, once). `room_sid=""` only settles the others."""
+    async with writing(engine) as connection:
+        incident_id = await connection.scalar(
+            select(INCIDENTS.c.id).where(INCIDENTS.c.open_key == agent_name)
+        )
+        if incident_id is None:
+            return None
+        await connection.execute(
+            update(INCIDENT_ROOMS)
+            .where(
+                INCIDENT_ROOMS.c.incident_id == incident_id,
+                INCIDENT_ROOMS.c.room_sid == room_sid,
+                INCIDENT_ROOMS.c.recovered_at.is_(None),
+            )
+            .values(recovered_at=now)
+        )
+        # Rooms that joined the incident while merely waiting (at the restart) and got their agent
+        # before missing an SLA never report a recovery: a room that needs nothing now has recovered.
+        fine = select(ROOMS.c.sid).where(ROOMS.c.phase.not_in(WAITING_PHASES), ROOMS.c.recovery == "none")
+        await connection.execute(
+            update(INCIDENT_ROOMS)
+            .where(
+                INCIDENT_ROOMS.c.incident_id == incident_id,
+                INCIDENT_ROOMS.c.recovered_at.is_(None),
+                INCIDENT_ROOMS.c.room_sid.in_(fine),
+            )
+            .values(recovered_at=now)
+        )
+        waiting = await connection.scalar(
+            select(func.count())
+            .select_from(INCIDENT_ROOMS)
+            .where(INCIDENT_ROOMS.c.incident_id == incident_id, INCIDENT_ROOMS.c.recovered_at.is_(None))
+        )
+        if waiting:
+            return None
+        resolved = await connection.execute(
+            update(INCIDENTS)
+            .where(INCIDENTS.c.id == incident_id, INCIDENTS.c.resolved_at.is_(None))
+            .values(resolved_at=now, open_key=None)
+        )
+        if resolved.rowcount != 1:
+            return None
+    return await get_incident(engine, str(incident_id))
+
+
+async def waiting_rooms(engine: AsyncEngine) -> list[tuple[str, str]]:
+    """(sid, name) of every open room with people waiting for the agent."""
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            select(ROOMS.c.sid, ROOMS.c.name).where(ROOMS.c.phase.in_(WAITING_PHASES))
+        )
+        return [(sid, name) for sid, name in rows]
+
+
+async def get_incident(engine: AsyncEngine, incident_id: str) -> Incident | None:
+    """One incident with its rooms and actions."""
+    async with engine.connect() as connection:
+        row = (await connection.execute(select(INCIDENTS).where(INCIDENTS.c.id == incident_id))).first()
+        if row is None:
+            return None
+        rooms = await connection.execute(
+            select(
+                INCIDENT_ROOMS.c.room_sid,
+                INCIDENT_ROOMS.c.room_name,
+                INCIDENT_ROOMS.c.added_at,
+                INCIDENT_ROOMS.c.recovered_at,
+            )
+            .where(INCIDENT_ROOMS.c.incident_id == incident_id)
+            .order_by(INCIDENT_ROOMS.c.added_at, INCIDENT_ROOMS.c.room_sid)
+        )
+        actions = await connection.execute(
+            select(INCIDENT_ACTIONS.c.at, INCIDENT_ACTIONS.c.action, INCIDENT_ACTIONS.c.outcome)
+            .where(INCIDENT_ACTIONS.c.incident_id == incident_id)
+            .order_by(INCIDENT_ACTIONS.c.seq)
+        )
+        return Incident(
+            row.id,
+            row.agent_name,
+            row.reason,
+            row.opened_at,
+            row.resolved_at,
+            row.restarted_at,
+            tuple(tuple(r) for r in rooms),
+            tuple(tuple(a) for a in actions),
+        )
+
+
+async def list_incidents(engine: AsyncEngine, *, limit: int, offset: int) -> tuple[list[Incident], int]:
+    """Incidents newest first (with their rooms), and how many there are."""
+    async with engine.connect() as connection:
+        total = await connection.scalar(select(func.count()).select_from(INCIDENTS)) or 0
+        ids = await connection.scalars(
+            select(INCIDENTS.c.id).order_by(INCIDENTS.c.opened_at.desc()).limit(limit).offset(offset)
+        )
+        wanted = list(ids)
+    found = [await get_incident(engine, i) for i in wanted]
+    return [i for i in found if i is not None], int(total)

@@ -1,0 +1,149 @@
+"""Read-side queries for the operator API: rooms newest first, one room with its timeline."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlmodel import col, select
+
+from workers.core.machine import ORDER_RANK
+from workers.core.room import Room, room_from_dict
+from workers.store.models import EventRow, RoomRow
+
+TIMELINE_LIMIT = 1000
+_RANK_BY_NAME = {str(kind): rank for kind, rank in ORDER_RANK.items()}
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One line of a room's log: a webhook, one of Warden's own events, or a decided action."""
+
+    kind: str
+    name: str
+    participant: str | None
+    created_at: int
+    received_at: float
+    data: dict[str, Any]
+
+    event_id: str = ""
+
+
+@dataclass(frozen=True)
+class RoomPage:
+    rooms: list[Room]
+    total: int
+
+
+async def list_rooms(engine: AsyncEngine, *, limit: int, offset: int, phase: str | None = None) -> RoomPage:
+    """Rooms in the order Warden first heard of them, newest first (only those in `phase`, if given)."""
+    where = [col(RoomRow.phase) == phase] if phase else []
+    async with AsyncSession(engine) as session:
+        total = await session.scalar(select(func.count()).select_from(RoomRow).where(*where)) or 0
+        rows = await session.scalars(
+            select(RoomRow)
+            .where(*where)
+            .order_by(col(RoomRow.first_seen_at).desc(), col(RoomRow.sid))
+            .limit(limit)
+            .offset(offset)
+        )
+        return RoomPage([room_from_dict(r.state) for r in rows], total)
+
+
+async def find_room(engine: AsyncEngine, name: str) -> tuple[Room, list[TimelineEntry]] | None:
+    """The newest room called `name`, with its events in the order they were applied."""
+    async with AsyncSession(engine) as session:
+        row = await session.scalar(
+            select(RoomRow)
+            .where(col(RoomRow.name) == name)
+            .order_by(col(RoomRow.first_seen_at).desc())
+            .limit(1)
+        )
+        if row is None:
+            return None
+        rows = await session.scalars(
+            select(EventRow)
+            .where(col(EventRow.room_sid) == row.sid)
+            .order_by(col(EventRow.seq).desc())
+            .limit(TIMELINE_LIMIT)
+        )
+        timeline = [
+            TimelineEntry(
+                r.kind, r.name, r.participant_identity, r.created_at, r.received_at, dict(r.data), r.event_id
+            )
+            for r in rows
+        ]
+    timeline.reverse()  # oldest first, so that ties keep arrival order in the stable sort
+    return room_from_dict(row.state), sorted(timeline, key=_timeline_order(timeline))
+
+
+def _timeline_order(timeline: list[TimelineEntry]) -> Callable[[TimelineEntry], tuple[float, ...]]:
+    """LiveKit's order, as the fold applies events; each decision right after the event that caused it
+    (its id is `<event id>#<n>`)."""
+    keys: dict[str, tuple[float, ...]] = {}
+    for arrival, entry in enumerate(timeline):
+        if "#" not in entry.event_id:
+            keys[entry.event_id] = (
+                entry.created_at,
+                _RANK_BY_NAME.get(entry.kind, 7),
+                entry.received_at,
+                arrival,
+                -1,
+            )
+
+    def key(entry: TimelineEntry) -> tuple[float, ...]:
+        cause, _, n = entry.event_id.rpartition("#")
+        if cause in keys:
+            return (*keys[cause][:4], int(n))
+        return keys.get(entry.event_id, (entry.created_at, 7, entry.received_at, len(keys), 0))
+
+    return key
+
+
+async def overdue_deadlines(engine: AsyncEngine, cutoff: float, limit: int = 1000) -> list[tuple[str, int]]:
+    """(room sid, deadline attempt) of open rooms whose deadline is at or before `cutoff`."""
+    async with AsyncSession(engine) as session:
+        rows = await session.scalars(
+            select(RoomRow)
+            .where(col(RoomRow.deadline_at) <= cutoff, col(RoomRow.phase) != "closed")
+            .order_by(col(RoomRow.deadline_at))
+            .limit(limit)
+        )
+        due = []
+        for row in rows:
+            room = room_from_dict(row.state)
+            if room.deadline is not None:
+                due.append((room.sid, room.deadline.attempt))
+        return due
+
+
+async def open_rooms(engine: AsyncEngine) -> dict[str, tuple[str, float]]:
+    """sid → (name, updated_at) of every room Warden has not seen finish."""
+    async with AsyncSession(engine) as session:
+        rows = await session.execute(
+            select(col(RoomRow.sid), col(RoomRow.name), col(RoomRow.updated_at)).where(
+                col(RoomRow.phase) != "closed"
+            )
+        )
+        return {sid: (name, updated_at) for sid, name, updated_at in rows}
+
+
+async def known_sids(engine: AsyncEngine, sids: list[str]) -> set[str]:
+    """Which of `sids` Warden has a room for (open or closed), asked in batches."""
+    found: set[str] = set()
+    async with AsyncSession(engine) as session:
+        for start in range(0, len(sids), 500):
+            rows = await session.scalars(
+                select(col(RoomRow.sid)).where(col(RoomRow.sid).in_(sids[start : start + 500]))
+            )
+            found.update(rows)
+    return found
+
+
+async def ping(engine: AsyncEngine) -> None:
+    """Raise if the database cannot answer a trivial query."""
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
