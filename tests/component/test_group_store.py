@@ -10,16 +10,16 @@ from dataclasses import replace
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tests.conftest import make_settings
 from workers.core.events import Event, EventKind, Participant, ParticipantKind
 from workers.core.room import Policy, Room, room_to_dict
 from workers.store.engine import make_engine
-from workers.store.group import GroupCommit, record_group
+from workers.store.group import GroupCommit
 from workers.store.models import EVENTS, ROOMS
-from workers.store.writer import Outcome, Recorded, record_events
+from workers.store.writer import Outcome, Recorded, record_events, record_group
 
 POLICY = Policy("notetaker")
 RUNS = itertools.count()
@@ -152,7 +152,7 @@ async def test_one_rooms_failure_is_that_rooms_alone(
     # A bug that raises for one room's event must fail that room's job, not the others in its group.
     from workers.store import writer as store
 
-    real = store.transition  # the fold both paths share (`store.fold_fresh`)
+    real = store.transition  # the fold of the one writer
 
     def poisoned(room: Room, event: Event, **kwargs: object) -> object:
         if room.sid == "RM_poison":
@@ -171,3 +171,33 @@ async def test_one_rooms_failure_is_that_rooms_alone(
     assert [r.outcome for r in (results[0], results[2])] == [Outcome.APPLIED, Outcome.APPLIED]  # type: ignore[union-attr]
     tables = await _table(engine, "RM_p")
     assert [sid for sid, *_ in tables[0]] == ["1", "2"]  # the poisoned room was not stored
+
+
+async def test_a_room_changed_since_it_was_read_is_recorded_again(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The version check: a writer that got past the row lock (simulated here, in the group's own
+    # transaction) bumps the version after the group read it; the group's write must be refused and
+    # the room recorded again from what is stored, not written over it.
+    from workers.store import writer
+
+    first = _event("", 0, (0, "alice", True, 0, False))
+    assert (await writer.record_events(engine, [(first, 1.0)], policy=POLICY)).outcome == Outcome.APPLIED
+    real, folds = writer._fold, []
+
+    async def interloper(connection: AsyncConnection, sid: str, *args: object) -> Recorded:
+        folds.append(sid)
+        if len(folds) == 1:
+            await connection.execute(
+                update(ROOMS).where(ROOMS.c.sid == sid).values(version=ROOMS.c.version + 1)
+            )
+        return await real(connection, sid, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(writer, "_fold", interloper)
+    second = _event("", 1, (0, "bob", True, 1, False))
+    (recorded,) = await record_group(engine, [[(second, 2.0)]], policy=POLICY)
+    assert isinstance(recorded, Recorded) and recorded.outcome == Outcome.APPLIED
+    assert folds == ["RM_0", "RM_0"]  # refused once, then recorded again
+    async with engine.connect() as connection:
+        row = (await connection.execute(select(ROOMS).where(ROOMS.c.sid == "RM_0"))).one()
+    assert row.version == 2 and {p["identity"] for p in row.state["people"]} == {"alice", "bob"}

@@ -1,14 +1,20 @@
-"""Record one event and fold it into its room, exactly once, in one transaction.
+"""The one writer of rooms: record events and fold them into their rooms, exactly once, many rooms
+in one transaction with a handful of statements (`record_group`; a single batch is a group of one).
 
-- The event row is unique on the event id (`INSERT ... ON CONFLICT DO NOTHING`): a duplicate
-  (LiveKit's retry, ARQ re-running a job) changes nothing.
-- The room row is read `FOR UPDATE` (PostgreSQL; SQLite's writers are serialised by BEGIN IMMEDIATE),
-  so writers of one room queue instead of colliding, and it carries a `version`: the write is
-  `UPDATE ... WHERE version = <read>`, so two writers that read the same room can never both write;
-  the loser re-reads and tries again (`StaleWrite`). Event and room are committed together, so
-  neither exists without the other.
-- An event older than the newest one applied (by `rooms.order_key`) arrived out of order: the room
-  is re-folded from its whole log, so the state is always the fold of the events in LiveKit's order.
+1. insert every event (`INSERT ... ON CONFLICT DO NOTHING RETURNING event_id`, one multi-row
+   statement): the ids returned are the events new to Warden, the rest are duplicates (LiveKit's
+   retry, ARQ re-running a job) and change nothing;
+2. read every room concerned (`SELECT ... WHERE sid IN (...) ORDER BY sid FOR UPDATE`: rows locked
+   in one order, so two workers never deadlock; SQLite's BEGIN IMMEDIATE holds its only write lock);
+3. fold the new events into the rooms in memory. An event older than the newest one applied (by
+   `rooms.order_key`) arrived out of order: the room is re-folded from its whole log, so the state
+   is always the fold of the events in LiveKit's order;
+4. insert the new rooms, update the others, and log the decisions: one executemany each. Each room
+   row carries a `version`, and the update writes a room only at the version it read; any other
+   version, like a room that another worker inserted meanwhile, fails the transaction
+   (`IntegrityError`). The group is then recorded again one room at a time, each retried.
+
+Events and rooms are committed together, so neither exists without the other.
 """
 
 from __future__ import annotations
@@ -18,10 +24,10 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, case, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from workers.core.errors import StaleWrite
@@ -41,8 +47,10 @@ from workers.store.models import EVENTS, ROOMS
 
 MAX_ATTEMPTS = 20
 
-
 ACTION_KIND = "action"
+
+Batch = Sequence[tuple[Event, float]]
+Decided = list[tuple[Event, float, tuple[Action, ...]]]
 
 
 class Outcome(StrEnum):
@@ -67,18 +75,43 @@ async def record_event(engine: AsyncEngine, event: Event, *, received_at: float,
     return await record_events(engine, [(event, received_at)], policy=policy)
 
 
-async def record_events(
-    engine: AsyncEngine, batch: Sequence[tuple[Event, float]], *, policy: Policy
-) -> Recorded:
-    """Store events of one room, in order, and fold them in: one transaction, retried on a concurrent
-    writer. Used for a question and its answer (a deadline and what LiveKit said), which belong together."""
+async def record_events(engine: AsyncEngine, batch: Batch, *, policy: Policy) -> Recorded:
+    """Store events of one room, in order, and fold them in: a group of one, retried on a conflict
+    with another worker. Used for a question and its answer (a deadline and what LiveKit said)."""
     for _ in range(MAX_ATTEMPTS):
         try:
             async with writing(engine) as connection:
-                return await record_once(connection, batch, policy)
-        except (StaleWrite, IntegrityError):
+                (recorded,) = await _record(connection, [batch], policy)
+                return recorded
+        except IntegrityError:
             continue
     raise StaleWrite(f"room {batch[0][0].room_sid} kept changing under {MAX_ATTEMPTS} attempts")
+
+
+async def record_group(
+    engine: AsyncEngine, batches: Sequence[Batch], *, policy: Policy
+) -> list[Recorded | Exception]:
+    """Record `batches` (each one room's events, no room twice) in one transaction; one result each.
+    A conflict with another worker's writes, or a batch that fails on its own, makes it record them
+    one room at a time instead, so that one room's failure is that room's alone (its result is the
+    exception). An unavailable database fails them all (their jobs retry)."""
+    try:
+        async with writing(engine) as connection:
+            return list(await _record(connection, batches, policy))
+    except IntegrityError:
+        pass
+    except (OperationalError, DBAPIError, OSError):
+        raise
+    except Exception:
+        if len(batches) == 1:
+            raise
+    results: list[Recorded | Exception] = []
+    for batch in batches:
+        try:
+            results.append(await record_events(engine, batch, policy=policy))
+        except Exception as exc:
+            results.append(exc)
+    return results
 
 
 async def load_room(engine: AsyncEngine, sid: str) -> Room | None:
@@ -88,95 +121,174 @@ async def load_room(engine: AsyncEngine, sid: str) -> Room | None:
     return room_from_dict(state) if state is not None else None
 
 
-async def record_once(
-    connection: AsyncConnection, batch: Sequence[tuple[Event, float]], policy: Policy
-) -> Recorded:
-    sid = batch[0][0].room_sid or await _sid_by_name(connection, batch[0][0].room_name)
-    batch = [(replace(e, room_sid=sid), at) if e.room_sid != sid else (e, at) for e, at in batch]
-    fresh = [(e, at) for e, at in batch if await _insert_event(connection, e, at)]
-    if not sid:
-        return Recorded(Outcome.NO_ROOM if fresh else Outcome.DUPLICATE)
-    if not fresh:
-        state = await connection.scalar(select(ROOMS.c.state).where(ROOMS.c.sid == sid))
-        return Recorded(Outcome.DUPLICATE, room_from_dict(state) if state is not None else None)
-    received_at = fresh[-1][1]
-    # FOR UPDATE queues concurrent writers of one room on PostgreSQL (SQLite's BEGIN IMMEDIATE already
-    # does); the version check below still catches any writer that slipped past.
-    row = (await connection.execute(select(ROOMS).where(ROOMS.c.sid == sid).with_for_update())).first()
-    if row is None:
-        folded = await fold_fresh(connection, sid, fresh, policy)
-        values = room_values(folded.room, folded.key, received_at)
-        await connection.execute(insert(ROOMS).values(**values, version=1, first_seen_at=received_at))
-        await _log_actions(connection, folded.decided)
-        return Recorded(Outcome.APPLIED, folded.room, all_actions(folded.decided))
-    before = room_from_dict(row.state)
-    folded = await fold_fresh(
-        connection, sid, fresh, policy, before=before, key=(row.last_created_at, row.last_rank), name=row.name
+def room_values(room: Room, key: tuple[int, int], received_at: float) -> dict[str, Any]:
+    """The room row's columns for `room`, whose newest applied event has order `key` (all but the
+    `version` and `first_seen_at` that only the writer knows)."""
+    return {
+        "sid": room.sid,
+        "name": room.name,
+        "phase": str(room.phase),
+        "state": room_to_dict(room),
+        "last_created_at": key[0],
+        "last_rank": key[1],
+        "updated_at": received_at,
+        "deadline_at": room.deadline.at if room.deadline is not None else None,
+        "recovery": str(room.recovery),
+        "time_to_agent": time_to_agent(room),
+    }
+
+
+def _insert_events(insert_for: Any) -> Any:
+    return insert_for(EVENTS).on_conflict_do_nothing(index_elements=["event_id"]).returning(EVENTS.c.event_id)
+
+
+# Built once: constructing a statement per call costs more than executing it.
+_INSERT_EVENTS = {"postgresql": _insert_events(postgresql_insert), "sqlite": _insert_events(sqlite_insert)}
+_SELECT_ROOMS = (
+    select(ROOMS)
+    .where(ROOMS.c.sid.in_(bindparam("sids", expanding=True)))
+    .order_by(ROOMS.c.sid)
+    .with_for_update()
+)
+_INSERT_ROOMS = insert(ROOMS)
+_UPDATED = tuple(c.name for c in ROOMS.c if c.name not in ("sid", "version", "first_seen_at"))
+# The version check: a row not at the version read gets a NULL version, which the NOT NULL column
+# refuses, failing the transaction. (`WHERE version = ...` would skip the row silently instead, and
+# asyncpg reports no row count for an executemany.)
+_UPDATE_ROOMS = (
+    update(ROOMS)
+    .where(ROOMS.c.sid == bindparam("b_sid"))
+    .values(
+        {
+            **{name: bindparam(name) for name in _UPDATED},
+            "version": case((ROOMS.c.version == bindparam("b_version"), ROOMS.c.version + 1)),
+        }
     )
-    result = await connection.execute(
-        update(ROOMS)
-        .where(ROOMS.c.sid == sid, ROOMS.c.version == row.version)
-        .values(**room_values(folded.room, folded.key, received_at), version=row.version + 1)
-    )
-    if result.rowcount != 1:
-        raise StaleWrite(f"room {sid} changed since it was read")
-    await _log_actions(connection, folded.decided)
-    return Recorded(folded.outcome, folded.room, all_actions(folded.decided), before)
+)
+_INSERT_ACTIONS = insert(EVENTS)
+
+Placed = list[tuple[int, str, Batch]]  # (index in the group, room sid or "" when unknown, batch)
 
 
-Decided = list[tuple[Event, float, tuple[Action, ...]]]
+async def _record(connection: AsyncConnection, batches: Sequence[Batch], policy: Policy) -> list[Recorded]:
+    """Record `batches` in the open write transaction, one result each (see the module's doc)."""
+    named: Placed = []
+    for i, batch in enumerate(batches):
+        first = batch[0][0]
+        if not first.room_sid:  # knows only its room's name (a heartbeat): the newest room of that name
+            sid = await _sid_by_name(connection, first.room_name)
+            named.append((i, sid, [(replace(e, room_sid=sid), at) for e, at in batch]))
+    found = {sid for _, sid, _ in named}
+    by_sid = [(i, b[0][0].room_sid, b) for i, b in enumerate(batches) if b[0][0].room_sid]
+    # A room appears once per round; a room that a heartbeat found is folded after the heartbeat.
+    rounds = [named + [p for p in by_sid if p[1] not in found], [p for p in by_sid if p[1] in found]]
+    results: dict[int, Recorded] = {}
+    for placed in rounds:
+        if placed:
+            results.update(await _record_round(connection, placed, policy))
+    return [results[i] for i in range(len(batches))]
 
 
-@dataclass(frozen=True)
-class Folded:
-    """A room with its new events folded in: the outcome, the room, its order key, and the decisions
-    with the events that caused them."""
+@dataclass
+class _Current:
+    """A room as the group has folded it so far, and what its row needs."""
 
-    outcome: Outcome
     room: Room
     key: tuple[int, int]
-    decided: Decided
+    version: int  # 0: the row does not exist yet
+    first_seen_at: float
+    updated_at: float
 
 
-async def fold_fresh(
+async def _record_round(connection: AsyncConnection, placed: Placed, policy: Policy) -> dict[int, Recorded]:
+    rows = [event_row(event, at) for _, _, batch in placed for event, at in batch]
+    new_ids = set(await connection.scalars(_INSERT_EVENTS[connection.dialect.name], rows))
+    current: dict[str, _Current] = {}
+    sids = sorted({sid for _, sid, _ in placed if sid})
+    if sids:
+        for row in await connection.execute(_SELECT_ROOMS, {"sids": sids}):
+            key = (row.last_created_at, row.last_rank)
+            current[row.sid] = _Current(
+                room_from_dict(row.state), key, row.version, row.first_seen_at, row.updated_at
+            )
+    results: dict[int, Recorded] = {}
+    decided: Decided = []
+    touched: set[str] = set()
+    for i, sid, batch in placed:
+        fresh = [(e, at) for e, at in batch if _take(new_ids, e.id)]
+        if not sid:
+            results[i] = Recorded(Outcome.NO_ROOM if fresh else Outcome.DUPLICATE)
+            continue
+        results[i] = await _fold(connection, sid, fresh, current, decided, policy)
+        if fresh:
+            touched.add(sid)
+    new_rooms, changed_rooms = [], []
+    for sid in sorted(touched):  # one order for every writer: no deadlock between two inserting workers
+        now = current[sid]
+        values = room_values(now.room, now.key, now.updated_at)
+        if now.version == 0:
+            new_rooms.append({**values, "version": 1, "first_seen_at": now.first_seen_at})
+        else:
+            changed_rooms.append({**{n: values[n] for n in _UPDATED}, "b_sid": sid, "b_version": now.version})
+    if new_rooms:
+        await connection.execute(_INSERT_ROOMS, new_rooms)
+    if changed_rooms:
+        await connection.execute(_UPDATE_ROOMS, changed_rooms)
+    actions = action_rows(decided)
+    if actions:
+        await connection.execute(_INSERT_ACTIONS, actions)
+    return results
+
+
+def _take(new_ids: set[str], event_id: str) -> bool:
+    """True for the first occurrence of a newly inserted id (a repeat in the same group is a duplicate)."""
+    if event_id in new_ids:
+        new_ids.discard(event_id)
+        return True
+    return False
+
+
+async def _fold(
     connection: AsyncConnection,
     sid: str,
-    fresh: Sequence[tuple[Event, float]],
+    fresh: list[tuple[Event, float]],
+    current: dict[str, _Current],
+    decided: Decided,
     policy: Policy,
-    *,
-    before: Room | None = None,
-    key: tuple[int, int] = (0, 0),
-    name: str = "",
-) -> Folded:
-    """Fold events new to Warden (already inserted) into the room `before` (None: a room new to Warden),
-    whose newest applied event has order `key`. An event older than that re-folds the room from its
-    whole log; nothing is written here."""
+) -> Recorded:
+    """Fold one room's events new to Warden (already inserted) into `current[sid]`, creating it for a
+    room new to Warden, and add the decisions to `decided`; the rows are written by the caller."""
+    now = current.get(sid)
+    if not fresh:
+        return Recorded(Outcome.DUPLICATE, now.room if now is not None else None)
     last_event, received_at = fresh[-1]
-    decided: Decided = []
-    if before is None:
+    mine: Decided = []
+    if now is None:
         room = Room(sid, last_event.room_name)
         for event, at in sorted(fresh, key=lambda pair: order_key(pair[0])):
             decision = transition(room, event, now=at, policy=policy)
             room = decision.room
-            decided.append((event, at, decision.actions))
-        return Folded(Outcome.APPLIED, room, max(order_key(e) for e, _ in fresh), decided)
-    room, outcome = before, Outcome.APPLIED
+            mine.append((event, at, decision.actions))
+        key = max(order_key(e) for e, _ in fresh)
+        current[sid] = _Current(room, key, 0, received_at, received_at)
+        decided.extend(mine)
+        return Recorded(Outcome.APPLIED, room, all_actions(mine))
+    before, room, key, outcome = now.room, now.room, now.key, Outcome.APPLIED
     for event, at in fresh:
         if order_key(event) >= key:
             decision = transition(room, event, now=at, policy=policy)
             room, key = decision.room, order_key(event)
-            decided.append((event, at, decision.actions))
+            mine.append((event, at, decision.actions))
         else:  # late: re-fold the whole log, this batch included (it is inserted already)
-            room = fold(Room(sid, name), await room_events(connection, sid), policy=policy)
-            outcome, decided = (
-                Outcome.REFOLDED,
-                [(last_event, received_at, new_actions(before, room, policy))],
-            )
+            room = fold(Room(sid, before.name), await room_events(connection, sid), policy=policy)
+            outcome, mine = Outcome.REFOLDED, [(last_event, received_at, new_actions(before, room, policy))]
             key = max([key, *(order_key(e) for e, _ in fresh)])
             break
     if not room.name and last_event.room_name:
         room = replace(room, name=last_event.room_name)
-    return Folded(outcome, room, key, decided)
+    now.room, now.key, now.updated_at = room, key, received_at
+    decided.extend(mine)
+    return Recorded(outcome, room, all_actions(mine), before)
 
 
 def all_actions(decided: Decided) -> tuple[Action, ...]:
@@ -207,24 +319,7 @@ def event_row(event: Event, received_at: float) -> dict[str, Any]:
     }
 
 
-def _insert_event_statement(insert_for: Any) -> Any:
-    return insert_for(EVENTS).on_conflict_do_nothing(index_elements=["event_id"]).returning(EVENTS.c.seq)
-
-
-# Built once: constructing a statement with .values() per call costs more than executing it.
-_INSERT_EVENT = {
-    "postgresql": _insert_event_statement(postgresql_insert),
-    "sqlite": _insert_event_statement(sqlite_insert),
-}
-
-
-async def _insert_event(connection: AsyncConnection, event: Event, received_at: float) -> bool:
-    """Insert the event unless its id is known; True when it was new."""
-    statement = _INSERT_EVENT[connection.dialect.name]
-    return await connection.scalar(statement, event_row(event, received_at)) is not None
-
-
-def action_rows(decided: list[tuple[Event, float, tuple[Action, ...]]]) -> list[dict[str, Any]]:
+def action_rows(decided: Decided) -> list[dict[str, Any]]:
     """Decisions go into the room's log beside the events that caused them (never folded)."""
     return [
         {
@@ -240,29 +335,6 @@ def action_rows(decided: list[tuple[Event, float, tuple[Action, ...]]]) -> list[
         for event, received_at, actions in decided
         for i, action in enumerate(actions)
     ]
-
-
-async def _log_actions(
-    connection: AsyncConnection, decided: list[tuple[Event, float, tuple[Action, ...]]]
-) -> None:
-    rows = action_rows(decided)
-    if rows:
-        await connection.execute(insert(EVENTS), rows)
-
-
-def room_values(room: Room, key: tuple[int, int], received_at: float) -> dict[str, Any]:
-    return {
-        "sid": room.sid,
-        "name": room.name,
-        "phase": str(room.phase),
-        "state": room_to_dict(room),
-        "last_created_at": key[0],
-        "last_rank": key[1],
-        "updated_at": received_at,
-        "deadline_at": room.deadline.at if room.deadline is not None else None,
-        "recovery": str(room.recovery),
-        "time_to_agent": time_to_agent(room),
-    }
 
 
 async def room_events(connection: AsyncConnection, room_sid: str) -> list[tuple[Event, float]]:
