@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import make_settings
+from tests.support.settings import make_settings
 from workers.core.events import Event, EventKind, Participant, ParticipantKind
 from workers.core.room import Policy, Room, room_to_dict
 from workers.store.engine import make_engine

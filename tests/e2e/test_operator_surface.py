@@ -25,9 +25,9 @@ from service.dev.embedded_redis import free_port
 from service.simulator.livekit import FakeLiveKit
 from service.simulator.serving import serve
 from service.simulator.world import Report, Simulation, parse_failures
-from tests.conftest import KEY, SECRET
 from tests.support.browser import SCREENSHOTS, chromium, need_chromium
 from tests.support.processes import ROOT, Warden, run_warden
+from tests.support.settings import KEY, SECRET
 
 AGENT = "notetaker"
 ROOMS = 24
