@@ -12,7 +12,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from service.simulator.world import Report, Simulation, parse_failures
 from tests.support.browser import SCREENSHOTS, chromium, need_chromium
 from tests.support.processes import ROOT, Warden, run_warden
 from tests.support.settings import KEY, SECRET
-from tests.support.waiting import read_until, wait_until
+from tests.support.waiting import read_until
 
 AGENT = "notetaker"
 ROOMS = 24
@@ -50,6 +50,14 @@ class Run:
     fake: FakeLiveKit
     seen: Seen
     worker_metrics_url: str
+
+
+async def wait_for(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for: {what}")
+        await asyncio.sleep(0.2)
 
 
 async def look(warden: Warden, recovered: str, seen: Seen) -> None:
@@ -106,7 +114,7 @@ async def simulate(warden: Warden, fake: FakeLiveKit, port: int, seen: Seen) -> 
                     break
             return bool(incidents) and bool(recovered)
 
-        await wait_until(recovering, "a recovered room and an incident", timeout=60)
+        await wait_for(recovering, "a recovered room and an incident")
         await look(warden, recovered[0], seen)
         report = await running
 
@@ -114,7 +122,7 @@ async def simulate(warden: Warden, fake: FakeLiveKit, port: int, seen: Seen) -> 
             rooms = (await client.get(f"{warden.url}/api/rooms", params={"limit": 200})).json()["rooms"]
             return len(rooms) == ROOMS and all(r["state"] == "closed" for r in rooms)
 
-        await wait_until(all_closed, "every room closed in Warden", timeout=60)
+        await wait_for(all_closed, "every room closed in Warden")
         return report
 
 
