@@ -48,9 +48,11 @@ $(WRK):
 bench: $(STAMP) $(WRK)
 	$(BIN)/python -m tests.bench.run
 
+# Style, and the import rules between packages (pyproject's [tool.importlinter]).
 lint: $(STAMP)
 	$(BIN)/ruff check service workers tests
 	$(BIN)/ruff format --check service workers tests
+	$(BIN)/lint-imports --no-logo
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -61,4 +63,4 @@ diagram: $(STAMP)
 	$(BIN)/python -m workers.core.diagram README.md
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

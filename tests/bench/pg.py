@@ -6,7 +6,7 @@ import asyncio
 
 import asyncpg
 
-from tests.conftest import POSTGRES_ADMIN_URL
+from tests.support.postgres import POSTGRES_ADMIN_URL
 
 
 def fresh_database(name: str) -> str | None:

@@ -22,9 +22,9 @@ from livekit.protocol.agent_dispatch import AgentDispatch
 from service.dev.embedded_redis import EmbeddedRedis
 from service.simulator.livekit import FakeLiveKit
 from service.simulator.serving import serve
-from tests.conftest import KEY, SECRET
 from tests.support.helpers import body, person, sign
 from tests.support.processes import run_warden
+from tests.support.settings import KEY, SECRET
 
 ROOMS = int(os.environ.get("BENCH_ROOMS", "200"))
 SLA = float(os.environ.get("BENCH_SLA", "10"))

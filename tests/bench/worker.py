@@ -28,8 +28,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.dev.embedded_redis import EmbeddedRedis, free_port
-from tests.conftest import KEY, SECRET
 from tests.support.processes import ROOT
+from tests.support.settings import KEY, SECRET
 from workers.core.events import Event, EventKind, Participant, ParticipantKind, to_dict
 from workers.queue.enqueue import Enqueuer
 from workers.settings import normalise_database_url

@@ -13,9 +13,9 @@ from starlette.requests import Request
 from service.api.auth import check_admin
 from service.app import create_app
 from service.simulator.serving import serve
-from tests.component.test_store import parse
-from tests.conftest import make_settings
+from tests.support.events import parse
 from tests.support.helpers import agent, body, person
+from tests.support.settings import make_settings
 from workers.core.room import Policy
 from workers.store.writer import record_event
 

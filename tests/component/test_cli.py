@@ -12,7 +12,7 @@ from service.cli import check, parser
 from service.simulator.livekit import FakeLiveKit
 from service.simulator.serving import serve
 from service.simulator.world import FailurePlan, Outage, parse_failures
-from tests.conftest import KEY, SECRET
+from tests.support.settings import KEY, SECRET
 
 
 @pytest.fixture

@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.app import create_app
 from service.dashboard.charts import histogram_bars, percentile
 from service.simulator.serving import serve
-from tests.component.test_store import parse
-from tests.conftest import make_settings
+from tests.support.events import parse
 from tests.support.helpers import agent, body, person
+from tests.support.settings import make_settings
 from workers.core.room import Policy
 from workers.store.incidents import note, open_or_join, room_recovered
 from workers.store.writer import record_event

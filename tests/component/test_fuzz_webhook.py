@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from service.app import create_app
 from service.dev.embedded_redis import free_port
-from tests.conftest import KEY, SECRET, make_settings
 from tests.support.helpers import FIXTURES, sign
+from tests.support.settings import KEY, SECRET, make_settings
 from workers.migrate import upgrade
 from workers.store.engine import make_engine
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from tests.conftest import make_settings
+from tests.support.settings import make_settings
 from workers.core.events import Event, EventKind, Fact, Participant, ParticipantKind, internal
 from workers.core.room import Policy, Room, room_to_dict
 from workers.store.engine import make_engine

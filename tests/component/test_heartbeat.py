@@ -12,7 +12,7 @@ from livekit.api import AccessToken, VideoGrants
 
 from service.app import create_app
 from service.simulator.serving import serve
-from tests.conftest import KEY, SECRET, make_settings
+from tests.support.settings import KEY, SECRET, make_settings
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import KEY, SECRET, make_settings
 from tests.support.processes import ROOT, procfile_argv
+from tests.support.settings import KEY, SECRET, make_settings
 from workers.core.errors import SettingsError
 from workers.settings import load_settings
 

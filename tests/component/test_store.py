@@ -8,10 +8,10 @@ import json
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from service.intake.body import loads_webhook
-from tests.conftest import make_settings
+from tests.support.events import parse
 from tests.support.helpers import agent, body, fixture, person
-from workers.core.events import Event, from_webhook_json
+from tests.support.settings import make_settings
+from workers.core.events import Event
 from workers.core.room import Phase, Policy
 from workers.store.engine import make_engine
 from workers.store.models import EventRow, RoomRow
@@ -19,10 +19,6 @@ from workers.store.queries import find_room
 from workers.store.writer import Outcome, record_event
 
 POLICY = Policy("notetaker")
-
-
-def parse(raw: bytes) -> Event:
-    return from_webhook_json(loads_webhook(raw), fallback_id="none")
 
 
 def joined(who: dict[str, object], at: int, id: str) -> Event:

@@ -11,8 +11,8 @@ import redis.asyncio as aioredis
 
 from service.app import create_app
 from service.simulator.serving import serve
-from tests.conftest import KEY, SECRET, make_settings
 from tests.support.helpers import body, fixture, sign
+from tests.support.settings import KEY, SECRET, make_settings
 
 QUEUE = "warden:queue"
 

@@ -18,9 +18,10 @@ from starlette.routing import Route
 
 from service.simulator.livekit import FakeLiveKit
 from service.simulator.serving import serve
-from tests.conftest import KEY, SECRET
 from tests.support.processes import run_warden
-from tests.e2e.test_recovery import AGENT, World, settled, wait_until
+from tests.support.settings import KEY, SECRET
+from tests.support.waiting import wait_until
+from tests.support.world import AGENT, World, settled
 
 ROOMS = [f"outage-{i}" for i in range(8)]
 

@@ -10,11 +10,11 @@ import httpx
 import pytest
 
 from service.dev.embedded_redis import EmbeddedRedis
-from tests.conftest import KEY, SECRET
 from tests.support.helpers import body, person, sign
 from tests.support.postgres import private_restart_argv
 from tests.support.processes import run_warden
-from tests.e2e.test_recovery import wait_until
+from tests.support.settings import KEY, SECRET
+from tests.support.waiting import wait_until
 from workers.jobs.main import JOB_TIMEOUT_SECONDS
 
 

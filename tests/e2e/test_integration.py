@@ -10,9 +10,9 @@ import pytest
 from arq.connections import ArqRedis
 from arq.jobs import Job
 
-from tests.conftest import KEY, SECRET
 from tests.support.helpers import fixture, sign
 from tests.support.processes import Warden, run_warden
+from tests.support.settings import KEY, SECRET
 
 QUEUE = "warden:queue"
 

@@ -25,9 +25,10 @@ from service.dev.embedded_redis import free_port
 from service.simulator.livekit import FakeLiveKit
 from service.simulator.serving import serve
 from service.simulator.world import Report, Simulation, parse_failures
-from tests.conftest import KEY, SECRET
 from tests.support.browser import SCREENSHOTS, chromium, need_chromium
 from tests.support.processes import ROOT, Warden, run_warden
+from tests.support.settings import KEY, SECRET
+from tests.support.waiting import read_until
 
 AGENT = "notetaker"
 ROOMS = 24
@@ -48,7 +49,7 @@ class Run:
     report: Report
     fake: FakeLiveKit
     seen: Seen
-    worker_metrics: str
+    worker_metrics_url: str
 
 
 async def wait_for(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 60.0) -> None:
@@ -158,8 +159,7 @@ def run(tmp_path_factory: pytest.TempPathFactory, redis_server: str) -> Iterator
             report = asyncio.run(simulate(warden, fake, port, seen))
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n{warden.log_text()[-5000:]}") from None
-        worker_metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
-        yield Run(warden, report, fake, seen, worker_metrics)
+        yield Run(warden, report, fake, seen, f"http://127.0.0.1:{metrics_port}/metrics")
 
 
 def sample(metrics: str, name: str, **labels: str) -> float:
@@ -191,19 +191,39 @@ def test_every_room_got_a_working_agent_despite_what_was_injected(run: Run) -> N
     assert report.warden_dispatches >= failed
 
 
+def drained_metrics(run: Run) -> tuple[str, str]:
+    """Both metrics pages (web, worker), read at an instant when the run has drained: no job due (the
+    sweep cron or a heartbeat may have just queued one), no incident open, every webhook applied."""
+
+    def read() -> tuple[dict[str, float], str, str]:
+        web, worker = httpx.get(f"{run.warden.url}/metrics").text, httpx.get(run.worker_metrics_url).text
+        values = {
+            "ready jobs": sample(web, "warden_queue_jobs", state="ready"),
+            "open incidents": sample(web, "warden_open_incidents"),
+            "webhooks applied": sample(worker, "warden_jobs_total", function="apply_webhook", outcome="ok"),
+        }
+        return values, web, worker
+
+    drained = {"ready jobs": 0, "open incidents": 0, "webhooks applied": run.report.webhooks}
+    _, web, worker = read_until(
+        read,
+        lambda reading: reading[0] == drained,
+        f"the run drained, {drained}",
+        describe=lambda reading: reading[0],
+    )
+    return web, worker
+
+
 def test_both_metrics_endpoints_agree_with_what_happened(run: Run) -> None:
-    report, worker = run.report, run.worker_metrics
-    web = httpx.get(f"{run.warden.url}/metrics").text
+    report = run.report
+    web, worker = drained_metrics(run)
     accepted = sum(
         float(v)
         for v in re.findall(r'^warden_webhooks_total\{event="\w+",verdict="queued"\} (\S+)$', web, re.M)
     )
     assert accepted == report.webhooks
     assert sample(web, "warden_rooms", phase="closed") == ROOMS
-    assert sample(web, "warden_open_incidents") == 0
-    assert sample(web, "warden_queue_jobs", state="ready") == 0
     assert sample(worker, "warden_time_to_agent_seconds_count") == ROOMS
-    assert sample(worker, "warden_jobs_total", function="apply_webhook", outcome="ok") == report.webhooks
     assert sample(worker, "warden_sla_breaches_total", kind="never_joined") >= report.injected["never_joins"]
     assert sample(worker, "warden_sla_breaches_total", kind="left") >= report.injected["leaves"]
     assert sample(worker, "warden_sla_breaches_total", kind="stalled") >= report.injected["stalls"]

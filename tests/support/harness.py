@@ -17,9 +17,9 @@ from arq.worker import Retry
 
 from service.simulator.livekit import FakeLiveKit
 from service.simulator.serving import serve
-from tests.component.test_store import parse
-from tests.conftest import KEY, SECRET, make_settings
+from tests.support.events import parse
 from tests.support.helpers import body
+from tests.support.settings import KEY, SECRET, make_settings
 from workers.adapters.livekit import LiveKitRooms
 from workers.core.room import Room
 from workers.jobs.effects import Effects

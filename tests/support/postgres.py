@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+# The server the tests make their databases on (`tests.support.run` sets the variable for a private one).
+POSTGRES_ADMIN_URL = os.environ.get("WARDEN_TEST_POSTGRES_URL", DEFAULT_URL)
 ROOT = Path(__file__).resolve().parents[2]
 PRIVATE_DIR = ROOT / "var" / "test-pg"
 

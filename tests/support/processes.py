@@ -16,7 +16,7 @@ from typing import IO
 import httpx
 
 from service.dev.embedded_redis import free_port
-from tests.conftest import KEY, SECRET
+from tests.support.settings import KEY, SECRET
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_SECONDS = 30.0

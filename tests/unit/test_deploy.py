@@ -16,8 +16,8 @@ import yaml
 from dockerfile_parse import DockerfileParser
 
 from service.app import create_app
-from tests.conftest import make_settings
 from tests.support.processes import ROOT, procfile
+from tests.support.settings import make_settings
 
 DEPLOY = ROOT / "deploy"
 COMMANDS = {name: command.split() for name, command in procfile().items()}

@@ -7,7 +7,7 @@ from dataclasses import asdict
 
 import pytest
 
-from tests.component.test_store import parse
+from tests.support.events import parse
 from tests.support.helpers import FIXTURES
 from workers.core.events import DispatchInfo, EventKind, Fact, Participant, internal, to_dict
 from workers.core.plain import as_dict
