@@ -14,7 +14,7 @@ from redis.exceptions import RedisError
 
 from workers import logs
 from workers.jobs import metrics
-from workers.jobs.main import worker_settings
+from workers.jobs.worker import worker_settings
 from workers.queue.claiming import ClaimingWorker
 from workers.settings import load_settings_or_exit
 

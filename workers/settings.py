@@ -18,10 +18,8 @@ from arq.connections import RedisSettings
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from workers.adapters.cloud import agents_url
 from workers.core.errors import SettingsError
 from workers.core.room import Policy
-from workers.jobs.escalation import EscalationPolicy
 
 DEFAULT_SQLITE_PATH = Path("var") / "warden.db"
 _URL_SCHEMES = ("ws://", "wss://", "http://", "https://")
@@ -239,32 +237,11 @@ class Settings(BaseSettings):
             return {"ssl_cert_reqs": "none"}
         return {}
 
-    def escalation_policy(self) -> EscalationPolicy:
-        return EscalationPolicy(
-            agent_name=self.warden_agent_name,
-            outage_rooms=self.warden_outage_rooms,
-            outage_window=self.warden_outage_window_seconds,
-            cooldown=self.warden_restart_cooldown_seconds,
-            restart_grace=self.warden_restart_grace_seconds,
-            rollback="rollback" in self.warden_escalation.split(","),
-            backoff=self.warden_escalation_backoff_seconds,
-        )
-
     def primary_key(self) -> tuple[str, str]:
         """The key pair Warden signs its LiveKit calls with: LIVEKIT_API_KEY, else LIVEKIT_KEYS' first."""
         if self.livekit_api_key:
             return self.livekit_api_key, self.livekit_api_secret.get_secret_value()
         return next(iter(self.api_keys.items()))
-
-    @property
-    def cloud_agents_url(self) -> str:
-        """Where LiveKit Cloud's agent API is: `LK_AGENTS_URL`, or derived from a *.livekit.cloud URL."""
-        if self.lk_agents_url:
-            return self.lk_agents_url
-        host = self.livekit_url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
-        if self.warden_cloud_agent_id or host.endswith(".livekit.cloud"):
-            return agents_url(self.livekit_url)
-        return ""
 
     def require_livekit_url(self) -> None:
         """The worker talks to LiveKit; without its URL it cannot check rooms or re-dispatch."""

@@ -97,7 +97,7 @@ async def test_outage_of_8_rooms_gets_one_restart_then_every_room_its_agent(
         for room in ROOMS:
             assert (await h.room(sid(room))).phase is Phase.AGENT_PRESENT, room
             assert len(h.fake.live_dispatches(room, AGENT)) == 1
-        found, total = await list_incidents(h.ctx["engine"], limit=10, offset=0)
+        found, total = await list_incidents(h.engine, limit=10, offset=0)
         assert total == 1
         incident = found[0]
         assert incident.resolved_at is not None and len(incident.rooms) == 8 and incident.waiting_rooms == 0
@@ -142,7 +142,7 @@ async def test_without_a_restart_configured_the_incident_is_raised_and_alerted_o
         h.advance(15)
         await h.run_deadline(sid(ROOMS[0]), 1)
         assert not [c for c in h.fake.calls if c[0] in ("RestartAgent", "ListAgents")]
-        found, _ = await list_incidents(h.ctx["engine"], limit=10, offset=0)
+        found, _ = await list_incidents(h.engine, limit=10, offset=0)
         assert len(found) == 1 and found[0].resolved_at is None
         assert ("restart", "not attempted: no Cloud agent and no deploy hook configured") in [
             (a, o) for _, a, o in found[0].actions
@@ -172,7 +172,7 @@ async def test_deploy_hook_is_signed_and_retried_on_5xx(redis_url: str, database
             assert sent.headers["X-Warden-Signature"] == expected
             payload = json.loads(sent.content)
             assert payload["agent_name"] == AGENT and payload["rooms"] == [ROOMS[0]]
-            incident = await get_incident(h.ctx["engine"], payload["incident_id"])
+            incident = await get_incident(h.engine, payload["incident_id"])
             assert incident is not None and incident.restarted_at is not None
             assert ("deploy hook", "deploy hook answered HTTP 200") in [
                 (a, o) for _, a, o in incident.actions
@@ -220,13 +220,13 @@ async def test_a_breach_after_an_incident_resolved_does_not_reopen_it_with_old_b
             await h.send(
                 "participant_joined", room=room, sid=sid(room), participant=agent(f"agent-{room}", AGENT)
             )
-        found, total = await list_incidents(h.ctx["engine"], limit=10, offset=0)
+        found, total = await list_incidents(h.engine, limit=10, offset=0)
         assert total == 1 and found[0].resolved_at is not None
         h.fake.join(later, "alice")
         await h.send("participant_joined", room=later, sid=sid(later), participant=person("alice"))
         h.advance(16)
         await h.run_deadline(sid(later), 1)
-        assert (await list_incidents(h.ctx["engine"], limit=10, offset=0))[1] == 1
+        assert (await list_incidents(h.engine, limit=10, offset=0))[1] == 1
         texts = [json.loads(call.request.content)["text"] for call in alerts.calls]
         assert [t.split(" ")[0] for t in texts if "resolved" in t or "not coming" in t] == [
             ":rotating_light:",

@@ -11,7 +11,7 @@ from tests.support.harness import AGENT, Harness, harness
 from tests.support.helpers import agent, person
 from workers.core.recovery import RECONCILE_GRACE_SECONDS
 from workers.core.room import Phase
-from workers.jobs.main import reconcile
+from workers.jobs.crons import reconcile
 from workers.store.queries import find_room
 
 
@@ -35,7 +35,7 @@ async def test_room_livekit_no_longer_has_is_closed(h: Harness) -> None:
     assert await reconcile(h.ctx) == {"closed": 1, "adopted": 0, "asked": 0}
     room = await h.room(sid("lost-finish"))
     assert (room.phase, room.deadline) == (Phase.CLOSED, None)
-    found = await find_room(h.ctx["engine"], "lost-finish")
+    found = await find_room(h.engine, "lost-finish")
     assert found is not None and found[1][-1].name == "reconciled"
 
 

@@ -73,7 +73,7 @@ async def play(h: Harness, steps: list[str]) -> None:
 async def _known(h: Harness, sid: str) -> bool:
     from workers.store.writer import load_room
 
-    return await load_room(h.ctx["engine"], sid) is not None
+    return await load_room(h.engine, sid) is not None
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

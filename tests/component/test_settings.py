@@ -65,7 +65,7 @@ def test_bad_setting_names_the_variable_and_not_the_secret(
 
 
 def test_worker_concurrency_is_the_number_of_jobs_a_worker_runs_at_once() -> None:
-    from workers.jobs.main import worker_settings
+    from workers.jobs.worker import worker_settings
 
     assert worker_settings(make_settings())["max_jobs"] == 200
     assert worker_settings(make_settings(warden_worker_concurrency=20))["max_jobs"] == 20

@@ -15,7 +15,7 @@ from tests.support.postgres import private_restart_argv
 from tests.support.processes import run_warden
 from tests.support.settings import KEY, SECRET
 from tests.support.waiting import wait_until
-from workers.jobs.main import JOB_TIMEOUT_SECONDS
+from workers.jobs.retry import JOB_TIMEOUT_SECONDS
 
 
 async def send_join(client: httpx.AsyncClient, room: str) -> int:

@@ -14,6 +14,7 @@ from typing import Any
 
 from arq.connections import ArqRedis
 from arq.worker import Retry
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.simulator.livekit import FakeLiveKit
 from service.simulator.serving import serve
@@ -22,8 +23,10 @@ from tests.support.helpers import body
 from tests.support.settings import KEY, SECRET, make_settings
 from workers.adapters.livekit import LiveKitRooms
 from workers.core.room import Room
+from workers.jobs.context import context
 from workers.jobs.effects import Effects
-from workers.jobs.main import apply_webhook, on_deadline, shutdown, startup
+from workers.jobs.lifecycle import shutdown, startup
+from workers.jobs.rooms import apply_webhook, on_deadline
 from workers.migrate import upgrade
 from workers.store.writer import load_room
 
@@ -86,14 +89,19 @@ class Harness:
         raw = body(event, id=event_id or f"EV_{self._ids}", created_at=created, room=room, sid=sid, **fields)
         return await apply_webhook(self.ctx, _dict(parse(raw)), self.clock.now)
 
+    @property
+    def engine(self) -> AsyncEngine:
+        """The worker's database engine."""
+        return context(self.ctx).engine
+
     async def room(self, sid: str = SID) -> Room:
-        found = await load_room(self.ctx["engine"], sid)
+        found = await load_room(self.engine, sid)
         assert found is not None
         return found
 
     async def timers(self) -> list[str]:
         """Ids of the deadline jobs waiting in the queue."""
-        queued = await self.queue.zrange(self.ctx["settings"].warden_queue_name, 0, -1)
+        queued = await self.queue.zrange(context(self.ctx).settings.warden_queue_name, 0, -1)
         return sorted(m.decode() for m in queued if m.startswith(b"deadline:"))
 
     async def fire(self, sid: str = SID, *, early_by: float = 0.0) -> str:
@@ -143,11 +151,11 @@ async def harness(
         )
         queue = ArqRedis.from_url(redis_url)
         clock, escalator = Clock(), RecordingEscalator()
-        ctx: dict[str, Any] = {"settings": config, "redis": queue, "job_try": 1, "clock": clock}
+        ctx: dict[str, Any] = {"redis": queue, "job_try": 1}
+        livekit, effects = None, None
         if not escalation:
             livekit = LiveKitRooms(url, KEY, SECRET, timeout=2.0)
-            ctx["closers"] = [livekit.aclose]
-            ctx["effects"] = Effects(
+            effects = Effects(
                 presence=livekit,
                 dispatcher=livekit,
                 queue=queue,
@@ -155,10 +163,12 @@ async def harness(
                 escalator=escalator,
                 clock=clock,
             )
-        await startup(ctx)
-        await upgrade(ctx["engine"])
+        await startup(ctx, settings=config, clock=clock, effects=effects)
+        await upgrade(context(ctx).engine)
         try:
             yield Harness(fake, ctx, clock, escalator, queue)
         finally:
             await shutdown(ctx)
+            if livekit is not None:
+                await livekit.aclose()
             await queue.aclose()

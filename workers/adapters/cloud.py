@@ -16,7 +16,7 @@ from livekit.api.access_token import AgentGrants
 from livekit.api.twirp_client import TwirpClient
 from livekit.protocol import cloud_agent as ca
 
-from workers.adapters.livekit import call
+from workers.adapters.livekit import ErrorCallback, call
 from workers.core.errors import UpstreamError
 
 SERVICE = "CloudAgent"
@@ -39,13 +39,21 @@ class CloudAgents:
     name = "LiveKit Cloud agent restart"
 
     def __init__(
-        self, url: str, api_key: str, api_secret: str, *, agent_id: str = "", timeout: float = 3.0
+        self,
+        url: str,
+        api_key: str,
+        api_secret: str,
+        *,
+        agent_id: str = "",
+        timeout: float = 3.0,
+        on_error: ErrorCallback | None = None,
     ) -> None:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
         self._client = TwirpClient(self._session, url, "livekit", failover=False)
         self._key, self._secret = api_key, api_secret
         self._timeout = timeout
         self.agent_id = agent_id
+        self._on_error = on_error
 
     async def aclose(self) -> None:
         await self._session.close()
@@ -53,7 +61,8 @@ class CloudAgents:
     async def _request(self, method: str, request: Message, reply: type[Message]) -> Message:
         token = AccessToken(self._key, self._secret).with_agent_grants(AgentGrants(admin=True)).to_jwt()
         headers = {"Authorization": f"Bearer {token}"}
-        return await call(self._client.request(SERVICE, method, request, headers, reply), self._timeout)
+        sent = self._client.request(SERVICE, method, request, headers, reply)
+        return await call(sent, self._timeout, on_error=self._on_error)
 
     async def _agent_id(self, agent_name: str) -> str:
         if self.agent_id:

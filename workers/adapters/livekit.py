@@ -24,10 +24,10 @@ from livekit.protocol.models import ParticipantInfo
 
 from workers.core.errors import UpstreamError
 from workers.core.events import DispatchInfo, Participant
-from workers.jobs.metrics import LIVEKIT_ERRORS
 
 T = TypeVar("T")
 NOT_FOUND = "not_found"
+ErrorCallback = Callable[[str], None]
 
 
 class Presence(Protocol):
@@ -57,11 +57,20 @@ class Dispatcher(Protocol):
 class LiveKitRooms:
     """`Presence` and `Dispatcher` over LiveKit's RoomService and AgentDispatchService."""
 
-    def __init__(self, url: str, api_key: str, api_secret: str, *, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        api_secret: str,
+        *,
+        timeout: float = 5.0,
+        on_error: ErrorCallback | None = None,
+    ) -> None:
         self._api = LiveKitAPI(
             url, api_key, api_secret, timeout=aiohttp.ClientTimeout(total=timeout), failover=False
         )
         self._timeout = timeout
+        self._on_error = on_error
 
     async def aclose(self) -> None:
         await self._api.aclose()
@@ -93,7 +102,7 @@ class LiveKitRooms:
         return True, participants, infos
 
     async def _call(self, request: Awaitable[T]) -> T:
-        return await call(request, self._timeout)
+        return await call(request, self._timeout, on_error=self._on_error)
 
     async def list_rooms(self) -> list[tuple[str, str]]:
         listed = await self._call(self._api.room.list_rooms(ListRoomsRequest()))
@@ -145,8 +154,9 @@ def _participant(info: ParticipantInfo) -> Participant:
     )
 
 
-async def call(request: Awaitable[T], timeout: float) -> T:
-    """Await a livekit-api request within `timeout` seconds, turning its failures into `UpstreamError`.
+async def call(request: Awaitable[T], timeout: float, *, on_error: ErrorCallback | None = None) -> T:
+    """Await a livekit-api request within `timeout` seconds, turning its failures into `UpstreamError`;
+    `on_error` is told each failure's code (the caller counts them).
 
     The timeout is enforced here: livekit-api's Twirp client passes `timeout=None` to each aiohttp
     request, which turns the session's timeout off (livekit-api 1.2.2), so a hung LiveKit would hang
@@ -155,12 +165,14 @@ async def call(request: Awaitable[T], timeout: float) -> T:
         async with asyncio.timeout(timeout):
             return await request
     except ServerError as exc:
-        LIVEKIT_ERRORS.labels(code=exc.code or str(exc.status)).inc()
+        if on_error is not None:
+            on_error(exc.code or str(exc.status))
         retryable = exc.status >= 500 or exc.status == 429
         message = f"{exc.code}: {exc.message or 'HTTP ' + str(exc.status)}"
         raise UpstreamError(message, retryable=retryable, code=exc.code) from None
     except (TimeoutError, aiohttp.ClientError) as exc:
-        LIVEKIT_ERRORS.labels(code="timeout" if isinstance(exc, TimeoutError) else "unreachable").inc()
+        if on_error is not None:
+            on_error("timeout" if isinstance(exc, TimeoutError) else "unreachable")
         raise UpstreamError(f"unreachable: {type(exc).__name__}", retryable=True) from None
 
 

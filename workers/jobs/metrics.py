@@ -64,6 +64,11 @@ def serve(port: int) -> None:
         log.info("worker metrics on http://0.0.0.0:%d/metrics", port)
 
 
+def count_livekit_error(code: str) -> None:
+    """Count a failed LiveKit API call (the adapters' `on_error`)."""
+    LIVEKIT_ERRORS.labels(code=code).inc()
+
+
 def timed_job(job: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
     """Count a job function's runs by outcome (ok, retry, error) and time them."""
     name = job.__name__

@@ -1,0 +1,50 @@
+"""The worker's context: what every job needs, built once at start-up (`workers.jobs.lifecycle`).
+
+ARQ hands each job a dict (`ctx`) holding its own keys (`redis`, `job_try`, ...); Warden keeps one
+typed `WorkerContext` in it, under `CONTEXT_KEY`, read with `context(ctx)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from workers.core.room import Policy
+from workers.jobs.effects import Effects
+from workers.settings import Settings
+from workers.store.group import GroupCommit
+
+CONTEXT_KEY = "warden"
+LOCK_STRIPES = 256
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    """The settings, the database, the state machine's policy, the adapters, and this process's
+    striped room locks. `closers` are awaited at shutdown, in order."""
+
+    settings: Settings
+    engine: AsyncEngine
+    policy: Policy
+    committer: GroupCommit
+    effects: Effects
+    closers: tuple[Callable[[], Awaitable[None]], ...] = ()
+    locks: tuple[asyncio.Lock, ...] = field(
+        default_factory=lambda: tuple(asyncio.Lock() for _ in range(LOCK_STRIPES))
+    )
+
+    def lock(self, room_key: str) -> asyncio.Lock:
+        """The lock that serialises, inside this process, the writes of the room `room_key` (sid or name)."""
+        return self.locks[zlib.crc32(room_key.encode()) % LOCK_STRIPES]
+
+
+def context(ctx: dict[str, Any]) -> WorkerContext:
+    """The worker's context, from the `ctx` ARQ passes to a job."""
+    found = ctx[CONTEXT_KEY]
+    assert isinstance(found, WorkerContext), "the worker's startup did not run"
+    return found

@@ -1,0 +1,93 @@
+"""The periodic jobs (ARQ crons).
+
+- `sweep`: re-queues every overdue deadline, so a lost timer or a dead worker still fires; settles
+  incidents none of whose rooms waits any more.
+- `reconcile`: compares Warden's open rooms with LiveKit's and records what differs.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
+
+from workers.core.errors import UpstreamError
+from workers.core.events import Event, EventKind, Fact, internal
+from workers.core.recovery import RECONCILE_GRACE_SECONDS
+from workers.jobs.context import context
+from workers.jobs.effects import DEADLINE_JOB, deadline_job_id
+from workers.jobs.recording import record
+from workers.store.queries import known_sids, open_rooms, overdue_deadlines
+
+log = logging.getLogger("warden.worker")
+
+SWEEP_GRACE_SECONDS = 2.0
+
+
+async def sweep(ctx: dict[str, Any]) -> int:
+    """Cron: queue the deadline job of every room whose deadline is overdue (return how many), and
+    resolve an incident none of whose rooms waits any more."""
+    worker = context(ctx)
+    effects = worker.effects
+    due = await overdue_deadlines(worker.engine, effects.clock() - SWEEP_GRACE_SECONDS)
+    for room_sid, attempt in due:
+        await effects.queue.enqueue_job(
+            DEADLINE_JOB,
+            room_sid,
+            attempt,
+            _job_id=deadline_job_id(room_sid, attempt),
+            _queue_name=effects.queue_name,
+        )
+    try:
+        await effects.escalator.settle()
+    except (SQLAlchemyError, RedisError, OSError) as exc:
+        log.warning("settling incidents failed: %s", type(exc).__name__)
+    return len(due)
+
+
+async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
+    """Cron: compare Warden's open rooms with LiveKit's. Rooms LiveKit no longer has are closed; rooms
+    Warden never heard of are adopted; who is in the room is corrected. At most
+    `WARDEN_RECONCILE_BATCH` rooms are asked about per run (unknown rooms first, then those Warden has
+    heard least recently from), so the cost stays bounded with many rooms."""
+    worker = context(ctx)
+    settings, effects = worker.settings, worker.effects
+    listed_at = effects.clock()
+    try:
+        livekit_rooms = dict(await effects.presence.list_rooms())
+    except UpstreamError as exc:
+        log.warning("reconciliation skipped, LiveKit unavailable: %s", exc)
+        return {}
+    known = await open_rooms(worker.engine)
+    now = effects.clock()
+    # A room Warden heard of after (or just before) the listing may simply be missing from it.
+    gone = [
+        (sid, name)
+        for sid, (name, updated) in known.items()
+        if sid not in livekit_rooms and updated < listed_at - RECONCILE_GRACE_SECONDS
+    ]
+    seen = await known_sids(worker.engine, [sid for sid in livekit_rooms if sid not in known])
+    unknown = [
+        (sid, name)
+        for sid, name in livekit_rooms.items()
+        if sid not in known and sid not in seen and settings.watches(name)
+    ]
+    by_age = sorted((updated, sid, name) for sid, (name, updated) in known.items() if sid in livekit_rooms)
+    to_ask = (unknown + [(sid, name) for _, sid, name in by_age])[: settings.warden_reconcile_batch]
+    for sid, name in gone:
+        await record(ctx, [(_reconciled(sid, name, Fact(at=now, room_exists=False)), now)])
+    for sid, name in to_ask:
+        try:
+            present = await effects.presence.participants(name)
+        except UpstreamError as exc:
+            log.warning("reconciliation of room %s skipped: %s", name, exc)
+            continue
+        fact = Fact(at=effects.clock(), room_exists=present is not None, participants=present or ())
+        await record(ctx, [(_reconciled(sid, name, fact), fact.at)])
+    return {"closed": len(gone), "adopted": len(unknown[: len(to_ask)]), "asked": len(to_ask)}
+
+
+def _reconciled(sid: str, name: str, fact: Fact) -> Event:
+    return internal(EventKind.RECONCILED, f"reconciled:{sid}:{fact.at:.3f}", sid, name, fact)

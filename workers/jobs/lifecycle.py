@@ -1,0 +1,142 @@
+"""The worker's start-up and shutdown: the adapters wired from settings, the database engine and the
+`WorkerContext` every job reads (`workers.jobs.context`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+from arq.connections import ArqRedis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from workers.adapters.cloud import CloudAgents, agents_url
+from workers.adapters.hooks import DeployHook, SlackAlerter
+from workers.adapters.livekit import LiveKitRooms
+from workers.jobs.context import CONTEXT_KEY, WorkerContext, context
+from workers.jobs.effects import Effects
+from workers.jobs.escalation import Escalation, EscalationPolicy, Restarter
+from workers.jobs.metrics import count_livekit_error
+from workers.jobs.rooms import fresh_start
+from workers.settings import Settings
+from workers.store.engine import make_engine
+from workers.store.group import GroupCommit
+
+Closer = Callable[[], Awaitable[None]]
+
+
+def escalation_policy(settings: Settings) -> EscalationPolicy:
+    """The escalation's policy, as plain values."""
+    return EscalationPolicy(
+        agent_name=settings.warden_agent_name,
+        outage_rooms=settings.warden_outage_rooms,
+        outage_window=settings.warden_outage_window_seconds,
+        cooldown=settings.warden_restart_cooldown_seconds,
+        restart_grace=settings.warden_restart_grace_seconds,
+        rollback="rollback" in settings.warden_escalation.split(","),
+        backoff=settings.warden_escalation_backoff_seconds,
+    )
+
+
+def cloud_agents_url(settings: Settings) -> str:
+    """Where LiveKit Cloud's agent API is: `LK_AGENTS_URL`, or derived from a *.livekit.cloud URL;
+    empty when Warden does not run on LiveKit Cloud."""
+    if settings.lk_agents_url:
+        return settings.lk_agents_url
+    host = settings.livekit_url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
+    if settings.warden_cloud_agent_id or host.endswith(".livekit.cloud"):
+        return agents_url(settings.livekit_url)
+    return ""
+
+
+def build_effects(
+    settings: Settings,
+    engine: AsyncEngine,
+    redis: ArqRedis,
+    *,
+    clock: Callable[[], float],
+    fresh_start: Callable[[str, str, str], Awaitable[None]],
+) -> tuple[Effects, list[Closer]]:
+    """The adapters, from settings: LiveKit rooms and dispatch, Cloud agents, deploy hook, alerts; and
+    what needs closing at shutdown."""
+    key, secret = settings.primary_key()
+    livekit = LiveKitRooms(
+        settings.livekit_url,
+        key,
+        secret,
+        timeout=settings.warden_livekit_timeout_seconds,
+        on_error=count_livekit_error,
+    )
+    http = httpx.AsyncClient(timeout=3.0)  # escalation must fit in one job (retry.JOB_TIMEOUT_SECONDS)
+    closers: list[Closer] = [livekit.aclose, http.aclose]
+    restarters: list[Restarter] = []
+    cloud = None
+    url = cloud_agents_url(settings)
+    if url:
+        cloud = CloudAgents(
+            url, key, secret, agent_id=settings.warden_cloud_agent_id, on_error=count_livekit_error
+        )
+        closers.append(cloud.aclose)
+        restarters.append(cloud)
+    hook_url = settings.warden_deploy_hook_url.get_secret_value()
+    if hook_url:
+        restarters.append(DeployHook(http, hook_url, settings.warden_deploy_hook_secret.get_secret_value()))
+    alert_url = settings.warden_alert_webhook_url.get_secret_value()
+    escalation = Escalation(
+        engine=engine,
+        redis=redis,
+        policy=escalation_policy(settings),
+        restarters=restarters,
+        cloud=cloud,
+        alerter=SlackAlerter(http, alert_url) if alert_url else None,
+        clock=clock,
+        fresh_start=fresh_start,
+    )
+    effects = Effects(
+        presence=livekit,
+        dispatcher=livekit,
+        queue=redis,
+        queue_name=settings.warden_queue_name,
+        escalator=escalation,
+        clock=clock,
+    )
+    return effects, closers
+
+
+async def startup(
+    ctx: dict[str, Any],
+    *,
+    settings: Settings,
+    clock: Callable[[], float] = time.time,
+    effects: Effects | None = None,
+) -> None:
+    """ARQ's on_startup: open the database and the adapters, and keep the worker's context in `ctx`.
+    Tests may hand in their own `effects` (which they close) and `clock`."""
+    engine = make_engine(settings.database_url)
+    policy = settings.policy()
+    closers: list[Closer] = []
+    if effects is None:
+        effects, closers = build_effects(
+            settings,
+            engine,
+            ctx["redis"],
+            clock=clock,
+            fresh_start=lambda sid, name, incident: fresh_start(ctx, sid, name, incident),
+        )
+    ctx[CONTEXT_KEY] = WorkerContext(
+        settings=settings,
+        engine=engine,
+        policy=policy,
+        committer=GroupCommit(engine, policy),
+        effects=effects,
+        closers=tuple(closers),
+    )
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    """ARQ's on_shutdown: close the adapters, then the database engine."""
+    worker = context(ctx)
+    for close in worker.closers:
+        await close()
+    await worker.engine.dispose()

@@ -1,0 +1,39 @@
+"""Record a batch of one room's events from a job: under the room's lock, through the group commit
+(`workers.store.group`), counted in the worker's metrics, then its notices carried out."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from workers.core.events import Event
+from workers.jobs.context import context
+from workers.jobs.metrics import observe_recorded
+from workers.jobs.notices import carry_out_notices
+from workers.jobs.retry import retry_later
+from workers.store.writer import Outcome, Recorded
+
+log = logging.getLogger("warden.worker")
+
+
+async def record(ctx: dict[str, Any], batch: list[tuple[Event, float]]) -> Recorded:
+    """Record events of one room (see `store.record_events`; concurrent jobs' batches are committed
+    together), then carry out the notices decided. While the database is unavailable the job is
+    retried later."""
+    worker = context(ctx)
+    first = batch[0][0]
+    try:
+        async with worker.lock(first.room_sid or first.room_name):
+            recorded = await worker.committer.record(batch)
+    except (OperationalError, DBAPIError, OSError) as exc:
+        raise retry_later(
+            ctx, "database unavailable (%s); %s retried in %.0fs", type(exc).__name__, first.id
+        ) from exc
+    for event, _ in batch:
+        log.info("%s %s room=%s: %s", event.name, event.id, event.room_name or "-", recorded.outcome)
+    if recorded.outcome is not Outcome.DUPLICATE:
+        observe_recorded([e for e, _ in batch], recorded.before, recorded.room, recorded.actions)
+    await carry_out_notices(worker.effects, recorded)
+    return recorded

@@ -1,0 +1,118 @@
+"""The room jobs: fold events into rooms and carry out what the rooms need.
+
+- `apply_webhook(event)`: record one reduced webhook; schedule the deadline it sets, if any.
+- `on_deadline(room_sid, attempt)`: the timer. Records DEADLINE_PASSED, then works through the room's
+  pending questions (check presence → evict → re-dispatch), recording each answer before the next
+  step, so a job that dies half-way is finished by its retry or by the sweep, never done twice.
+  Single-flight: its id is `deadline:{sid}:{attempt}` and no result is kept, so it can be queued
+  again (by the sweep) only once it is no longer queued or running.
+- `heartbeat(room_name, identity)`: an agent says it is working.
+- `fresh_start(room_sid, room_name, incident_id)`: called by the escalation after a restart.
+
+Every job may run twice; recording is idempotent by event id, per-room writes are serialised by the
+database (row lock and version) and, inside one process, by a striped lock.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from arq.worker import Retry
+
+from workers.core.errors import UpstreamError
+from workers.core.events import Event, EventKind, Fact, Participant, from_dict, internal
+from workers.core.machine import pending_actions, transition
+from workers.core.room import Action, CheckPresence, Evict, Recovery, Redispatch, Room
+from workers.jobs.context import context
+from workers.jobs.recording import record
+from workers.jobs.retry import retry_later
+from workers.store.writer import load_room
+
+MAX_STEPS = 6
+
+
+async def apply_webhook(ctx: dict[str, Any], event: dict[str, Any], received_at: float) -> str:
+    """Job: record one reduced webhook (see `workers.core.events`) and fold it into its room."""
+    return str((await record(ctx, [(from_dict(event), received_at)])).outcome)
+
+
+async def _ask(ctx: dict[str, Any], question: Action, room: Room) -> Event | None:
+    """Carry out a question to LiveKit; a retryable failure makes ARQ run the job again later."""
+    try:
+        return await context(ctx).effects.execute(question, room)
+    except UpstreamError as exc:
+        raise retry_later(
+            ctx, "LiveKit unavailable for room %s (%s); retried in %.0fs", room.name, exc
+        ) from exc
+
+
+async def on_deadline(ctx: dict[str, Any], room_sid: str, attempt: int) -> str:
+    """Job: a room's deadline `attempt` is due. Ask LiveKit, then act on the answer, step by step."""
+    worker = context(ctx)
+    clock = worker.effects.clock
+    room = await load_room(worker.engine, room_sid)
+    if room is None or room.deadline is None or room.deadline.attempt != attempt:
+        return "stale"
+    now = clock()
+    if room.recovery is Recovery.NONE and now < room.deadline.at:
+        raise Retry(defer=room.deadline.at - now)  # early (clock skew, or a sweep that ran ahead)
+    fired = internal(
+        EventKind.DEADLINE_PASSED,
+        f"deadline_passed:{room_sid}:{attempt}",
+        room_sid,
+        room.name,
+        Fact(attempt, now),
+    )
+    current: Room | None = room
+    if room.recovery is Recovery.NONE:
+        # Decide in memory, ask LiveKit, then commit the deadline and LiveKit's answer together: one
+        # write instead of two. A job that dies before the commit leaves the deadline due, to be re-run.
+        decided = transition(room, fired, now=now, policy=worker.policy)
+        batch = [(fired, now)]
+        for question in decided.actions:
+            if isinstance(question, CheckPresence):
+                answer = await _ask(ctx, question, decided.room)
+                if answer is not None:
+                    batch.append((answer, clock()))
+        current = (await record(ctx, batch)).room
+    for _ in range(MAX_STEPS):
+        if current is None:
+            break
+        questions = [
+            a
+            for a in pending_actions(current, worker.policy)
+            if isinstance(a, CheckPresence | Evict | Redispatch) and a.attempt == attempt
+        ]
+        if not questions:
+            break
+        answer = await _ask(ctx, questions[0], current)
+        if answer is None:
+            break
+        current = (await record(ctx, [(answer, clock())])).room
+    return str(current.recovery) if current is not None else "no room"
+
+
+async def heartbeat(ctx: dict[str, Any], room_name: str, identity: str, at: float) -> str:
+    """Job: an agent in `room_name` says it is working (counts as activity for the stall check)."""
+    event = internal(
+        EventKind.HEARTBEAT,
+        f"heartbeat:{room_name}:{identity}:{at:.3f}",
+        "",
+        room_name,
+        Fact(at=at),
+        participant=Participant(identity),
+    )
+    return str((await record(ctx, [(event, at)])).outcome)
+
+
+async def fresh_start(ctx: dict[str, Any], room_sid: str, room_name: str, incident_id: str) -> None:
+    """After a restart: give a waiting room a fresh start (see `EventKind.AGENT_RESTARTED`)."""
+    at = context(ctx).effects.clock()
+    event = internal(
+        EventKind.AGENT_RESTARTED,
+        f"agent_restarted:{incident_id}:{room_sid}",
+        room_sid,
+        room_name,
+        Fact(at=at),
+    )
+    await record(ctx, [(event, at)])

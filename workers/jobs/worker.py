@@ -1,0 +1,41 @@
+"""The ARQ worker's configuration: which functions and crons it runs (their names are the queue's
+wire format), with what retries and timeouts, and its start-up and shutdown (`python -m workers`)."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from arq import cron
+from arq.worker import func
+
+from workers.jobs.crons import reconcile, sweep
+from workers.jobs.lifecycle import shutdown, startup
+from workers.jobs.metrics import timed_job
+from workers.jobs.retry import JOB_TIMEOUT_SECONDS, MAX_TRIES
+from workers.jobs.rooms import apply_webhook, heartbeat, on_deadline
+from workers.settings import Settings
+
+
+def worker_settings(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for `arq.Worker`, built from validated settings."""
+    return {
+        "functions": [
+            func(timed_job(apply_webhook), max_tries=MAX_TRIES),
+            func(timed_job(on_deadline), max_tries=MAX_TRIES, keep_result=0),
+            func(timed_job(heartbeat), max_tries=MAX_TRIES),
+        ],
+        "cron_jobs": [
+            cron(
+                timed_job(sweep), second=set(range(0, 60, settings.warden_sweep_seconds)), run_at_startup=True
+            ),
+            cron(timed_job(reconcile), **settings.reconcile_schedule(), unique=True),  # type: ignore[arg-type]
+        ],
+        "queue_name": settings.warden_queue_name,
+        "redis_settings": settings.arq_redis(),
+        "on_startup": functools.partial(startup, settings=settings),
+        "on_shutdown": shutdown,
+        "job_timeout": JOB_TIMEOUT_SECONDS,
+        "poll_delay": 0.01,
+        "max_jobs": settings.warden_worker_concurrency,
+    }
