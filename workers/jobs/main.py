@@ -48,9 +48,10 @@ from workers.core.room import (
     Room,
     ScheduleDeadline,
 )
-from workers.jobs.effects import DEADLINE_JOB, Effects, deadline_job_id
+from workers.jobs.effects import Effects
 from workers.jobs.escalation import Escalation, Restarter
 from workers.jobs.metrics import observe_recorded, timed_job
+from workers.queue.jobs import queue_deadline
 from workers.settings import Settings
 from workers.store.engine import make_engine
 from workers.store.group import GroupCommit
@@ -187,13 +188,7 @@ async def sweep(ctx: dict[str, Any]) -> int:
     effects: Effects = ctx["effects"]
     due = await overdue_deadlines(ctx["engine"], effects.clock() - SWEEP_GRACE_SECONDS)
     for room_sid, attempt in due:
-        await effects.queue.enqueue_job(
-            DEADLINE_JOB,
-            room_sid,
-            attempt,
-            _job_id=deadline_job_id(room_sid, attempt),
-            _queue_name=effects.queue_name,
-        )
+        await queue_deadline(effects.enqueuer, room_sid, attempt)
     try:
         await effects.escalator.settle()
     except (SQLAlchemyError, RedisError, OSError) as exc:
