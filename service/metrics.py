@@ -15,7 +15,6 @@ at the network if that matters to you).
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
@@ -24,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from workers.queue.depth import queue_depth
 from workers.store.stats import open_incident_count, phase_counts
 
 log = logging.getLogger("warden.web")
@@ -51,14 +51,11 @@ def count_webhook(event: str, verdict: str) -> None:
 
 async def metrics_endpoint(request: Request) -> Response:
     state = request.state
-    now_ms = time.time() * 1000
     try:
-        queue = state.settings.warden_queue_name
-        oldest = await state.queue.zrangebyscore(queue, "-inf", now_ms, start=0, num=1, withscores=True)
-        ready = await state.queue.zcount(queue, "-inf", now_ms)
-        QUEUE_JOBS.labels(state="ready").set(ready)
-        QUEUE_JOBS.labels(state="deferred").set(await state.queue.zcard(queue) - ready)
-        QUEUE_LAG.set(max(0.0, (now_ms - oldest[0][1]) / 1000) if oldest else 0.0)
+        depth = await queue_depth(state.queue, state.settings.warden_queue_name)
+        QUEUE_JOBS.labels(state="ready").set(depth.ready)
+        QUEUE_JOBS.labels(state="deferred").set(depth.deferred)
+        QUEUE_LAG.set(depth.lag_seconds)
     except (RedisError, OSError) as exc:
         log.warning("metrics: Redis unavailable (%s); queue figures not updated", type(exc).__name__)
     try:

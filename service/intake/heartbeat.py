@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from workers.core.errors import InvalidWebhook
+from workers.queue.jobs import queue_heartbeat
 
 MAX_BODY = 4096
 
@@ -46,11 +47,8 @@ async def post_heartbeat(request: Request) -> JSONResponse:
     identity = await _identity(request, room)
     if isinstance(identity, JSONResponse):
         return identity
-    now = time.time()
     try:
-        await request.state.queue.enqueue_job(
-            "heartbeat", room, identity, now, _job_id=f"heartbeat:{room}:{identity}:{int(now)}"
-        )
+        await queue_heartbeat(request.state.enqueuer, room, identity, time.time())
     except (RedisError, OSError, TimeoutError):
         return JSONResponse({"error": "queue unavailable, retry later"}, status_code=503)
     return JSONResponse({"status": "queued", "room": room, "identity": identity}, status_code=202)

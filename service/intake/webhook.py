@@ -28,6 +28,7 @@ from service.intake.token import fast_sha256
 from service.metrics import count_webhook
 from workers.core.errors import InvalidWebhook, MalformedEvent
 from workers.core.events import Event, from_webhook_json, to_dict
+from workers.queue.jobs import queue_webhook
 
 log = logging.getLogger("warden.webhook")
 
@@ -137,7 +138,7 @@ async def receive_webhook(request: Request) -> JSONResponse:
         count_webhook(event.kind, "ignored")
         return JSONResponse({"status": "ignored", "reason": "room not in WARDEN_ROOMS", "id": event.id})
     try:
-        queued = await request.state.enqueuer.enqueue("apply_webhook", event.id, to_dict(event), time.time())
+        queued = await queue_webhook(request.state.enqueuer, event.id, to_dict(event), time.time())
     except (RedisError, OSError, TimeoutError) as exc:
         log.error("queue unavailable, answering 503 so that LiveKit retries: %s", type(exc).__name__)
         count_webhook(event.kind, "unavailable")

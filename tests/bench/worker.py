@@ -32,6 +32,7 @@ from tests.support.processes import ROOT
 from tests.support.settings import KEY, SECRET
 from workers.core.events import Event, EventKind, Participant, ParticipantKind, to_dict
 from workers.queue.enqueue import Enqueuer
+from workers.queue.jobs import queue_webhook
 from workers.settings import normalise_database_url
 from workers.store.engine import make_engine
 
@@ -78,7 +79,7 @@ async def _run(database_url: str, redis_url: str, count: int, rooms: int) -> Wor
     await redis.flushdb()
     enqueuer = Enqueuer(redis, QUEUE)
     await asyncio.gather(
-        *(enqueuer.enqueue("apply_webhook", e.id, to_dict(e), time.time()) for e in events(count, rooms))
+        *(queue_webhook(enqueuer, e.id, to_dict(e), time.time()) for e in events(count, rooms))
     )
     env = _env(database_url, redis_url)
     subprocess.run(

@@ -17,8 +17,8 @@ from workers.core.errors import UpstreamError
 from workers.core.events import Event, EventKind, Fact, internal
 from workers.core.recovery import RECONCILE_GRACE_SECONDS
 from workers.jobs.context import context
-from workers.jobs.effects import DEADLINE_JOB, deadline_job_id
 from workers.jobs.recording import record
+from workers.queue.jobs import queue_deadline
 from workers.store.queries import known_sids, open_rooms, overdue_deadlines
 
 log = logging.getLogger("warden.worker")
@@ -33,13 +33,7 @@ async def sweep(ctx: dict[str, Any]) -> int:
     effects = worker.effects
     due = await overdue_deadlines(worker.engine, effects.clock() - SWEEP_GRACE_SECONDS)
     for room_sid, attempt in due:
-        await effects.queue.enqueue_job(
-            DEADLINE_JOB,
-            room_sid,
-            attempt,
-            _job_id=deadline_job_id(room_sid, attempt),
-            _queue_name=effects.queue_name,
-        )
+        await queue_deadline(effects.enqueuer, room_sid, attempt)
     try:
         await effects.escalator.settle()
     except (SQLAlchemyError, RedisError, OSError) as exc:

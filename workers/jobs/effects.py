@@ -30,16 +30,10 @@ from workers.core.room import (
     ScheduleDeadline,
 )
 from workers.queue.enqueue import Enqueuer
+from workers.queue.jobs import queue_deadline
 
 log = logging.getLogger("warden.effects")
 T = TypeVar("T")
-
-DEADLINE_JOB = "on_deadline"
-
-
-def deadline_job_id(room_sid: str, attempt: int) -> str:
-    """The deterministic id of a room's deadline job: one timer per (room, attempt), however often asked."""
-    return f"deadline:{room_sid}:{attempt}"
 
 
 class Escalator(Protocol):
@@ -77,9 +71,7 @@ class Effects:
     ) -> None:
         self.presence = presence
         self.dispatcher = dispatcher
-        self.queue = queue
-        self.queue_name = queue_name
-        self._enqueuer = Enqueuer(queue, queue_name)  # one round trip, where enqueue_job takes four
+        self.enqueuer = Enqueuer(queue, queue_name)  # one round trip, where enqueue_job takes four
         self.escalator = escalator
         self.clock = clock
 
@@ -88,8 +80,7 @@ class Effects:
         match action:
             case ScheduleDeadline(attempt=attempt, at=at):
                 # ARQ measures the deferral against the real clock; a deadline already past runs now.
-                job_id = deadline_job_id(room.sid, attempt)
-                await self._enqueuer.enqueue(DEADLINE_JOB, job_id, room.sid, attempt, defer_until=at)
+                await queue_deadline(self.enqueuer, room.sid, attempt, at)
                 return None
             case Escalate(reason=reason):
                 await self.escalator.room_failed(room, reason)

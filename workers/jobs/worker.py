@@ -14,6 +14,7 @@ from workers.jobs.lifecycle import shutdown, startup
 from workers.jobs.metrics import timed_job
 from workers.jobs.retry import JOB_TIMEOUT_SECONDS, MAX_TRIES
 from workers.jobs.rooms import apply_webhook, heartbeat, on_deadline
+from workers.queue.jobs import APPLY_WEBHOOK, HEARTBEAT, ON_DEADLINE
 from workers.settings import Settings
 
 
@@ -21,9 +22,9 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for `arq.Worker`, built from validated settings."""
     return {
         "functions": [
-            func(timed_job(apply_webhook), max_tries=MAX_TRIES),
-            func(timed_job(on_deadline), max_tries=MAX_TRIES, keep_result=0),
-            func(timed_job(heartbeat), max_tries=MAX_TRIES),
+            func(timed_job(apply_webhook), name=APPLY_WEBHOOK, max_tries=MAX_TRIES),
+            func(timed_job(on_deadline), name=ON_DEADLINE, max_tries=MAX_TRIES, keep_result=0),
+            func(timed_job(heartbeat), name=HEARTBEAT, max_tries=MAX_TRIES),
         ],
         "cron_jobs": [
             cron(

@@ -7,9 +7,11 @@ claiming — not the jobs — the ceiling of a Warden worker (about 1,100 no-op 
 job is claimed (its in-progress key set, with ARQ's timeout) when no worker runs it and its score is
 due, exactly ARQ's conditions, atomically per job. Everything else — running, retries, results,
 timeouts, the keys and their formats — is ARQ's own. The override relies on `Worker`'s attributes
-`sem`, `job_counter`, `tasks`, `run_job` and `in_progress_timeout_s`, hence the pinned ARQ minor
-version in pyproject.toml; the end-to-end and fault tests run this class. An idle worker polls less
-often, down to every 0.1 s (one that polls every 10 ms costs ~5 % of a core doing nothing).
+`sem`, `job_counter`, `tasks`, `run_job`, `in_progress_timeout_s` and a few more, hence the pinned ARQ
+minor version in pyproject.toml (tests/unit/test_arq_pin.py lists what to re-check on an upgrade);
+tests/component/test_queue_contract.py runs it beside ARQ's own worker, and the end-to-end and fault
+tests run it. An idle worker polls less often, down to every 0.1 s (one that polls every 10 ms costs
+~5 % of a core doing nothing).
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
-"""Enqueue a job for ARQ in one round trip: the same keys, the same serialized job and the same
+"""Enqueue jobs for ARQ in one round trip: the same keys, the same serialized job and the same
 dedupe as `ArqRedis.enqueue_job`, but one server-side script instead of WATCH / EXISTS / MULTI /
 PSETEX / ZADD / EXEC (three round trips, the largest cost of the webhook endpoint).
 
-The script refuses the job, as ARQ does, when its job key or its result key exists: LiveKit's retries
+The script refuses a job, as ARQ does, when its job key or its result key exists: LiveKit's retries
 of one event are one job for as long as ARQ keeps the result. A deferred job (`defer_until`, as ARQ's
 `_defer_until`) is scored at that time and its key lives until then plus ARQ's usual margin.
+`tests/component/test_queue_contract.py` compares what it writes with `ArqRedis.enqueue_job`, key by key.
 """
 
 from __future__ import annotations
@@ -17,18 +18,11 @@ from arq.constants import default_queue_name, job_key_prefix, result_key_prefix
 from arq.jobs import serialize_job
 from arq.utils import timestamp_ms
 
+# Several jobs of one queue in one call, in order, so that an id repeated in one call is refused the
+# second time. KEYS: the queue, then each job's job key and result key. ARGV, four values a job: the
+# job key's time to live (ms), the serialized job, its score (ms) and its id. Returns 1 (queued) or 0
+# (refused) per job.
 ENQUEUE = """
-if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then
-  return 0
-end
-redis.call('PSETEX', KEYS[1], ARGV[1], ARGV[2])
-redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
-return 1
-"""
-
-# The same, for several jobs of one queue in one call (in order, so a repeated id is refused the
-# second time). KEYS: the queue, then each job's job key and result key; ARGV: four values a job.
-ENQUEUE_MANY = """
 local queued = {}
 for i = 1, (#KEYS - 1) / 2 do
   local a = 4 * (i - 1)
@@ -47,15 +41,14 @@ return queued
 class Enqueuer:
     """`enqueue(function, job_id, *args)`: True when queued, False when that job id is already known.
 
-    Calls made while a round trip is under way are sent together in the next one (one script that
-    does for each job what `ENQUEUE` does), so under load many webhooks share one command to Redis;
-    alone, a call is sent at once. Each caller still learns its own job's fate, or the error that
-    stopped them all."""
+    Calls made while a round trip is under way are sent together in the next one, so under load many
+    webhooks share one command to Redis; alone, a call is sent at once. Each caller still learns its
+    own job's fate, or the error that stopped them all. Warden's jobs are queued through
+    `workers.queue.jobs`, which knows their names, ids and arguments."""
 
     def __init__(self, redis: ArqRedis, queue_name: str = default_queue_name) -> None:
         self._redis, self._queue_name = redis, queue_name
         self._script = redis.register_script(ENQUEUE)
-        self._many = redis.register_script(ENQUEUE_MANY)
         self._waiting: list[tuple[list[Any], asyncio.Future[bool]]] = []
         self._sender: asyncio.Task[None] | None = None
 
@@ -64,10 +57,11 @@ class Enqueuer:
         now = timestamp_ms()
         score = max(now, round(defer_until * 1000)) if defer_until is not None else now
         job = serialize_job(function, args, {}, None, now, serializer=self._redis.job_serializer)
-        keys = [job_key_prefix + job_id, result_key_prefix + job_id, self._queue_name]
         expires = score - now + self._redis.expires_extra_ms
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._waiting.append(([*keys, expires, job, score, job_id], future))
+        self._waiting.append(
+            ([job_key_prefix + job_id, result_key_prefix + job_id, expires, job, score, job_id], future)
+        )
         if self._sender is None or self._sender.done():
             self._sender = asyncio.create_task(self._send())
         return await future
@@ -88,11 +82,10 @@ class Enqueuer:
                     future.set_result(bool(reply))
 
     async def _round_trip(self, calls: list[list[Any]]) -> list[Any]:
-        if len(calls) == 1:
-            keys, args = calls[0][:3], calls[0][3:]
-            return [await self._script(keys=keys, args=args)]
         keys, args = [self._queue_name], []
-        for job_key, result_key, _queue, *values in calls:
+        for job_key, result_key, *values in calls:
             keys += [job_key, result_key]
             args += values
-        return list(await self._many(keys=keys, args=args))  # redis-py reloads the script if Redis forgot it
+        return list(
+            await self._script(keys=keys, args=args)
+        )  # redis-py reloads the script if Redis forgot it

@@ -1,0 +1,287 @@
+"""Warden's queue against ARQ's own: what Warden's enqueue writes is what `ArqRedis.enqueue_job` writes,
+key by key; the one refuses what the other refuses; jobs queued by either are run by either worker
+(Warden's `ClaimingWorker`, ARQ's stock `Worker`); and jobs queued exactly as the previous version of
+Warden queued them are run by the current job functions — jobs waiting in Redis survive an upgrade.
+
+The ARQ side is written with literal names and ids on purpose: it is the wire format, frozen."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from arq.connections import ArqRedis
+from arq.jobs import Job, JobStatus, deserialize_job_raw
+from arq.worker import Worker, func
+from workers.jobs.main import shutdown, worker_settings
+
+from service.intake.body import loads_webhook
+from tests.support.harness import SID, harness
+from tests.support.helpers import body
+from tests.support.settings import make_settings
+from workers.core.events import from_webhook_json, to_dict
+from workers.queue.claiming import ClaimingWorker
+from workers.queue.depth import Depth, queue_depth
+from workers.queue.enqueue import Enqueuer
+from workers.queue.jobs import (
+    APPLY_WEBHOOK,
+    HEARTBEAT,
+    ON_DEADLINE,
+    queue_deadline,
+    queue_heartbeat,
+    queue_webhook,
+)
+from workers.store.writer import load_room
+
+QUEUE = "warden:queue"
+SLACK_MS = 5_000  # two enqueues a few moments apart: their times and time-to-lives differ by that much
+AT = float(int(time.time()) + 7200)  # a deadline in two hours, on a whole second as ARQ's datetime keeps it
+EVENT = {"id": "EV_contract", "kind": "participant_joined", "room_sid": "RM_1", "room_name": "call-1"}
+
+Write = Callable[[ArqRedis], Awaitable[object]]
+
+# Each job as Warden queues it now, and as the previous version queued it (ARQ's enqueue_job).
+JOBS: dict[str, tuple[Write, Write]] = {
+    "webhook": (
+        lambda r: queue_webhook(Enqueuer(r, QUEUE), "EV_contract", EVENT, 1.5),
+        lambda r: r.enqueue_job("apply_webhook", EVENT, 1.5, _job_id="EV_contract", _queue_name=QUEUE),
+    ),
+    "deadline": (
+        lambda r: queue_deadline(Enqueuer(r, QUEUE), "RM_1", 2, AT),
+        lambda r: r.enqueue_job(
+            "on_deadline",
+            "RM_1",
+            2,
+            _job_id="deadline:RM_1:2",
+            _queue_name=QUEUE,
+            _defer_until=datetime.fromtimestamp(AT, UTC),
+        ),
+    ),
+    "swept deadline": (
+        lambda r: queue_deadline(Enqueuer(r, QUEUE), "RM_1", 3),
+        lambda r: r.enqueue_job("on_deadline", "RM_1", 3, _job_id="deadline:RM_1:3", _queue_name=QUEUE),
+    ),
+    "heartbeat": (
+        lambda r: queue_heartbeat(Enqueuer(r, QUEUE), "call-1", "agent-1", 1700000000.25),
+        lambda r: r.enqueue_job(
+            "heartbeat",
+            "call-1",
+            "agent-1",
+            1700000000.25,
+            _job_id="heartbeat:call-1:agent-1:1700000000",
+            _queue_name=QUEUE,
+        ),
+    ),
+}
+
+
+async def snapshot(redis: ArqRedis) -> dict[str, tuple[Any, int]]:
+    """Every key in Redis: the queue's members and scores, or the deserialized job; and its time to live."""
+    found: dict[str, tuple[Any, int]] = {}
+    for key in await redis.keys("*"):
+        if await redis.type(key) == b"zset":
+            value: Any = {m.decode(): s for m, s in await redis.zrange(key, 0, -1, withscores=True)}
+        else:
+            value = deserialize_job_raw(await redis.get(key))  # function, args, kwargs, job_try, enqueued at
+        found[key.decode()] = (value, await redis.pttl(key))
+    return found
+
+
+def close(a: float, b: float) -> bool:
+    return abs(a - b) < SLACK_MS
+
+
+@pytest.mark.parametrize("job", list(JOBS))
+async def test_warden_writes_what_arq_writes(redis_url: str, job: str) -> None:
+    ours, arqs = JOBS[job]
+    redis = ArqRedis.from_url(redis_url)
+    try:
+        await arqs(redis)
+        expected = await snapshot(redis)
+        await redis.flushdb()
+        assert await ours(redis) is True
+        written = await snapshot(redis)
+    finally:
+        await redis.aclose()
+    assert sorted(written) == sorted(expected)
+    for key, (value, ttl) in written.items():
+        want, want_ttl = expected[key]
+        assert close(ttl, want_ttl), (key, ttl, want_ttl)
+        if key == QUEUE:
+            assert value.keys() == want.keys()
+            assert all(close(value[m], want[m]) for m in value), (value, want)
+            if job == "deadline":
+                assert value == want == {"deadline:RM_1:2": AT * 1000}
+        else:
+            assert value[:4] == want[:4] and close(value[4], want[4]), (value, want)
+
+
+async def _warden(redis: ArqRedis, job_id: str) -> bool:
+    return await Enqueuer(redis, QUEUE).enqueue("apply_webhook", job_id, EVENT, 1.5)
+
+
+async def _arq(redis: ArqRedis, job_id: str) -> bool:
+    return await redis.enqueue_job("apply_webhook", EVENT, 1.5, _job_id=job_id, _queue_name=QUEUE) is not None
+
+
+@pytest.mark.parametrize("enqueue", [_warden, _arq], ids=["warden", "arq"])
+async def test_an_id_queued_or_done_is_refused(
+    redis_url: str, enqueue: Callable[[ArqRedis, str], Awaitable[bool]]
+) -> None:
+    redis = ArqRedis.from_url(redis_url)
+    try:
+        assert await enqueue(redis, "EV_1") is True
+        before = await redis.get("arq:job:EV_1")
+        assert await enqueue(redis, "EV_1") is False  # still queued
+        assert await redis.get("arq:job:EV_1") == before  # and left as it was
+        await redis.set("arq:result:EV_2", b"done")  # ran, its result kept
+        assert await enqueue(redis, "EV_2") is False
+        assert await redis.zrange(QUEUE, 0, -1) == [b"EV_1"]
+    finally:
+        await redis.aclose()
+
+
+async def ran(ctx: dict[str, Any], job: str) -> str:
+    await ctx["redis"].rpush("ran", job)
+    await asyncio.sleep(0)  # let another worker poll meanwhile
+    return f"done {job}"
+
+
+def _worker(cls: type[Worker], redis: ArqRedis) -> Worker:
+    return cls(
+        functions=[func(ran, name="ran")],
+        queue_name=QUEUE,
+        redis_pool=redis,
+        burst=True,
+        handle_signals=False,
+        poll_delay=0.001,
+        max_jobs=7,
+        ctx={"redis": redis},
+    )
+
+
+async def _queue(redis: ArqRedis, writer: str, ids: list[str], function: str = "ran") -> None:
+    enqueuer = Enqueuer(redis, QUEUE)
+    for job_id in ids:
+        if writer == "warden":
+            assert await enqueuer.enqueue(function, job_id, job_id) is True
+        else:
+            assert await redis.enqueue_job(function, job_id, _job_id=job_id, _queue_name=QUEUE) is not None
+
+
+@pytest.mark.parametrize(
+    ("writer", "worker"), [("arq", ClaimingWorker), ("warden", Worker)], ids=["arq→warden", "warden→arq"]
+)
+async def test_jobs_queued_by_one_are_run_by_the_other(
+    redis_url: str, writer: str, worker: type[Worker]
+) -> None:
+    redis = ArqRedis.from_url(redis_url)
+    try:
+        ids = [f"job-{i}" for i in range(40)]
+        await _queue(redis, writer, ids)
+        running = _worker(worker, redis)
+        await asyncio.wait_for(running.async_run(), timeout=30)
+        assert sorted(r.decode() for r in await redis.lrange("ran", 0, -1)) == sorted(ids)
+        result = await Job("job-7", redis, _queue_name=QUEUE).result_info()
+        assert result is not None and result.success and result.result == "done job-7"
+    finally:
+        await redis.aclose()
+
+
+async def test_stock_and_claiming_workers_share_a_queue_and_run_each_job_once(redis_url: str) -> None:
+    started: set[str] = set()
+    both = asyncio.Event()
+
+    async def shared(ctx: dict[str, Any], job: str) -> None:
+        # A job finishes only once each worker has started one: neither can drain the queue alone.
+        started.add(ctx["worker"])
+        if len(started) == 2:
+            both.set()
+        await both.wait()
+        await ctx["redis"].rpush("ran", job)
+
+    redis = ArqRedis.from_url(redis_url)
+    try:
+        ids = [f"job-{i}" for i in range(300)]
+        await _queue(redis, "warden", ids[::2], "shared")
+        await _queue(redis, "arq", ids[1::2], "shared")
+        workers = [
+            cls(
+                functions=[func(shared, name="shared")],
+                queue_name=QUEUE,
+                redis_pool=redis,
+                burst=True,
+                handle_signals=False,
+                poll_delay=0.001,
+                max_jobs=7,
+                ctx={"redis": redis, "worker": cls.__name__},
+            )
+            for cls in (Worker, ClaimingWorker)
+        ]
+        await asyncio.wait_for(asyncio.gather(*(w.async_run() for w in workers)), timeout=60)
+        assert sorted(r.decode() for r in await redis.lrange("ran", 0, -1)) == sorted(ids)
+        assert started == {"Worker", "ClaimingWorker"}
+    finally:
+        await redis.aclose()
+
+
+def test_the_worker_runs_the_functions_the_queue_names(redis_url: str) -> None:
+    functions = worker_settings(make_settings(redis_url=redis_url))["functions"]
+    assert {f.name for f in functions} == {APPLY_WEBHOOK, ON_DEADLINE, HEARTBEAT}
+
+
+async def test_jobs_queued_by_the_previous_version_run_after_the_upgrade(
+    redis_url: str, database_url: str
+) -> None:
+    async with harness(redis_url, database_url) as h:
+        settings = h.ctx["settings"]
+        raw = body("participant_joined", id="EV_old", created_at=int(time.time()), sid=SID, participant={})
+        event = to_dict(from_webhook_json(loads_webhook(raw), fallback_id="none"))
+        now = time.time()
+        # Exactly as the previous version wrote them: the web's webhook and heartbeat, the sweep's timer.
+        await h.queue.enqueue_job("apply_webhook", event, now, _job_id="EV_old", _queue_name=QUEUE)
+        await h.queue.enqueue_job(
+            "heartbeat",
+            "call-42",
+            "agent-1",
+            now,
+            _job_id=f"heartbeat:call-42:agent-1:{int(now)}",
+            _queue_name=QUEUE,
+        )
+        await h.queue.enqueue_job("on_deadline", SID, 9, _job_id=f"deadline:{SID}:9", _queue_name=QUEUE)
+        options = {**worker_settings(settings, effects=h.ctx["effects"]), "cron_jobs": []}
+        pool = ArqRedis.from_url(redis_url)
+        worker = ClaimingWorker(
+            **options, redis_pool=pool, burst=True, max_burst_jobs=3, handle_signals=False
+        )
+        try:
+            await asyncio.wait_for(worker.async_run(), timeout=30)
+        finally:
+            await shutdown(worker.ctx)
+            await pool.aclose()
+        assert (worker.jobs_complete, worker.jobs_failed) == (3, 0)
+        webhook = await Job("EV_old", h.queue, _queue_name=QUEUE).result_info()
+        assert webhook is not None and webhook.success, webhook
+        assert await load_room(h.ctx["engine"], SID) is not None
+        heartbeat = await Job(
+            f"heartbeat:call-42:agent-1:{int(now)}", h.queue, _queue_name=QUEUE
+        ).result_info()
+        assert heartbeat is not None and heartbeat.success, heartbeat
+        # The timer keeps no result: it ran, and left neither its job nor its place in the queue.
+        assert await Job(f"deadline:{SID}:9", h.queue, _queue_name=QUEUE).status() == JobStatus.not_found
+
+
+async def test_queue_depth_counts_jobs_due_and_deferred(redis_url: str) -> None:
+    redis = ArqRedis.from_url(redis_url)
+    try:
+        assert await queue_depth(redis, QUEUE) == Depth(ready=0, deferred=0, lag_seconds=0.0)
+        await redis.enqueue_job("ran", "due", _job_id="due", _queue_name=QUEUE)
+        await redis.enqueue_job("ran", "later", _job_id="later", _queue_name=QUEUE, _defer_by=3600)
+        depth = await queue_depth(redis, QUEUE)
+        assert (depth.ready, depth.deferred) == (1, 1) and 0.0 <= depth.lag_seconds < SLACK_MS / 1000
+    finally:
+        await redis.aclose()

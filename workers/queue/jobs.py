@@ -1,0 +1,46 @@
+"""Warden's jobs as they sit in ARQ's queue: the function names, the job ids and the arguments of
+each, and the one way of queueing each through an `Enqueuer`.
+
+This is wire format: a job queued by one version of Warden is run by the next, so the names, the id
+formats and the order of the arguments below never change without a migration of queued jobs
+(`tests/component/test_queue_contract.py` runs jobs written exactly as the previous version did).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workers.queue.enqueue import Enqueuer
+
+APPLY_WEBHOOK = "apply_webhook"
+ON_DEADLINE = "on_deadline"
+HEARTBEAT = "heartbeat"
+
+
+def deadline_job_id(room_sid: str, attempt: int) -> str:
+    """The deterministic id of a room's deadline job: one timer per (room, attempt), however often asked."""
+    return f"deadline:{room_sid}:{attempt}"
+
+
+def heartbeat_job_id(room_name: str, identity: str, at: float) -> str:
+    """One heartbeat job per agent and second: an agent that reports more often is heard once a second."""
+    return f"heartbeat:{room_name}:{identity}:{int(at)}"
+
+
+async def queue_webhook(enqueuer: Enqueuer, event_id: str, event: dict[str, Any], received_at: float) -> bool:
+    """Queue `apply_webhook(event, received_at)` under the event's id: LiveKit's retries are one job."""
+    return await enqueuer.enqueue(APPLY_WEBHOOK, event_id, event, received_at)
+
+
+async def queue_deadline(enqueuer: Enqueuer, room_sid: str, attempt: int, at: float | None = None) -> bool:
+    """Queue `on_deadline(room_sid, attempt)` to run at `at` (epoch seconds; now when absent or past)."""
+    return await enqueuer.enqueue(
+        ON_DEADLINE, deadline_job_id(room_sid, attempt), room_sid, attempt, defer_until=at
+    )
+
+
+async def queue_heartbeat(enqueuer: Enqueuer, room_name: str, identity: str, at: float) -> bool:
+    """Queue `heartbeat(room_name, identity, at)`."""
+    return await enqueuer.enqueue(
+        HEARTBEAT, heartbeat_job_id(room_name, identity, at), room_name, identity, at
+    )
