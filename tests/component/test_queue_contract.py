@@ -8,6 +8,7 @@ The ARQ side is written with literal names and ids on purpose: it is the wire fo
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -17,13 +18,15 @@ import pytest
 from arq.connections import ArqRedis
 from arq.jobs import Job, JobStatus, deserialize_job_raw
 from arq.worker import Worker, func
-from workers.jobs.main import shutdown, worker_settings
 
 from service.intake.body import loads_webhook
 from tests.support.harness import SID, harness
 from tests.support.helpers import body
 from tests.support.settings import make_settings
 from workers.core.events import from_webhook_json, to_dict
+from workers.jobs.context import context
+from workers.jobs.lifecycle import shutdown, startup
+from workers.jobs.worker import worker_settings
 from workers.queue.claiming import ClaimingWorker
 from workers.queue.depth import Depth, queue_depth
 from workers.queue.enqueue import Enqueuer
@@ -238,7 +241,7 @@ async def test_jobs_queued_by_the_previous_version_run_after_the_upgrade(
     redis_url: str, database_url: str
 ) -> None:
     async with harness(redis_url, database_url) as h:
-        settings = h.ctx["settings"]
+        settings = context(h.ctx).settings
         raw = body("participant_joined", id="EV_old", created_at=int(time.time()), sid=SID, participant={})
         event = to_dict(from_webhook_json(loads_webhook(raw), fallback_id="none"))
         now = time.time()
@@ -253,7 +256,11 @@ async def test_jobs_queued_by_the_previous_version_run_after_the_upgrade(
             _queue_name=QUEUE,
         )
         await h.queue.enqueue_job("on_deadline", SID, 9, _job_id=f"deadline:{SID}:9", _queue_name=QUEUE)
-        options = {**worker_settings(settings, effects=h.ctx["effects"]), "cron_jobs": []}
+        options = {
+            **worker_settings(settings),
+            "on_startup": functools.partial(startup, settings=settings, effects=context(h.ctx).effects),
+            "cron_jobs": [],
+        }
         pool = ArqRedis.from_url(redis_url)
         worker = ClaimingWorker(
             **options, redis_pool=pool, burst=True, max_burst_jobs=3, handle_signals=False
@@ -266,7 +273,7 @@ async def test_jobs_queued_by_the_previous_version_run_after_the_upgrade(
         assert (worker.jobs_complete, worker.jobs_failed) == (3, 0)
         webhook = await Job("EV_old", h.queue, _queue_name=QUEUE).result_info()
         assert webhook is not None and webhook.success, webhook
-        assert await load_room(h.ctx["engine"], SID) is not None
+        assert await load_room(h.engine, SID) is not None
         heartbeat = await Job(
             f"heartbeat:call-42:agent-1:{int(now)}", h.queue, _queue_name=QUEUE
         ).result_info()
