@@ -83,3 +83,35 @@ async def test_a_job_held_elsewhere_or_deferred_is_not_started(redis_url: str) -
         assert await Job("later", redis, _queue_name=QUEUE).status() == JobStatus.deferred
     finally:
         await redis.aclose()
+
+
+async def test_a_claim_lasts_its_own_jobs_timeout_so_a_dead_workers_room_job_comes_back_soon(
+    redis_url: str,
+) -> None:
+    """ARQ claims every job for the longest timeout of all functions (+10 s): escalation's long one
+    would keep a room job of a worker that died from running again for minutes."""
+    redis = ArqRedis.from_url(redis_url)
+    try:
+        enqueuer = Enqueuer(redis, QUEUE)
+        await enqueuer.enqueue("on_deadline", "deadline:RM_1:1", "deadline")
+        await enqueuer.enqueue("escalate", "escalate:EV_1#0", "escalation")
+        worker = ClaimingWorker(
+            functions=[
+                func(record, name="on_deadline"),
+                func(record, name="escalate", timeout=300),
+            ],
+            queue_name=QUEUE,
+            redis_pool=redis,
+            burst=True,
+            handle_signals=False,
+            job_timeout=30,
+            ctx={"redis": redis},
+        )
+        await worker.start_jobs([b"deadline:RM_1:1", b"escalate:EV_1#0"])
+        room_claim = await redis.pttl(in_progress_key_prefix + "deadline:RM_1:1")
+        escalation_claim = await redis.pttl(in_progress_key_prefix + "escalate:EV_1#0")
+        await asyncio.gather(*worker.tasks.values())
+        assert 35_000 < room_claim <= 40_000, room_claim
+        assert 305_000 < escalation_claim <= 310_000, escalation_claim
+    finally:
+        await redis.aclose()

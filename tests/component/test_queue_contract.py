@@ -32,9 +32,11 @@ from workers.queue.depth import Depth, queue_depth
 from workers.queue.enqueue import Enqueuer
 from workers.queue.jobs import (
     APPLY_WEBHOOK,
+    ESCALATE,
     HEARTBEAT,
     ON_DEADLINE,
     queue_deadline,
+    queue_escalation,
     queue_heartbeat,
     queue_webhook,
 )
@@ -43,6 +45,7 @@ from workers.store.writer import load_room
 QUEUE = "warden:queue"
 SLACK_MS = 5_000  # two enqueues a few moments apart: their times and time-to-lives differ by that much
 AT = float(int(time.time()) + 7200)  # a deadline in two hours, on a whole second as ARQ's datetime keeps it
+ESCALATION = {"action": "Escalate", "reason": "no agent after 2 re-dispatch(es)", "redispatches": 2}
 EVENT = {"id": "EV_contract", "kind": "participant_joined", "room_sid": "RM_1", "room_name": "call-1"}
 
 Write = Callable[[ArqRedis], Awaitable[object]]
@@ -77,6 +80,12 @@ JOBS: dict[str, tuple[Write, Write]] = {
             1700000000.25,
             _job_id="heartbeat:call-1:agent-1:1700000000",
             _queue_name=QUEUE,
+        ),
+    ),
+    "escalation": (
+        lambda r: queue_escalation(Enqueuer(r, QUEUE), "EV_1#0", "RM_1", ESCALATION),
+        lambda r: r.enqueue_job(
+            "escalate", "EV_1#0", "RM_1", ESCALATION, _job_id="escalate:EV_1#0", _queue_name=QUEUE
         ),
     ),
 }
@@ -234,7 +243,7 @@ async def test_stock_and_claiming_workers_share_a_queue_and_run_each_job_once(re
 
 def test_the_worker_runs_the_functions_the_queue_names(redis_url: str) -> None:
     functions = worker_settings(make_settings(redis_url=redis_url))["functions"]
-    assert {f.name for f in functions} == {APPLY_WEBHOOK, ON_DEADLINE, HEARTBEAT}
+    assert {f.name for f in functions} == {APPLY_WEBHOOK, ON_DEADLINE, HEARTBEAT, ESCALATE}
 
 
 async def test_jobs_queued_by_the_previous_version_run_after_the_upgrade(

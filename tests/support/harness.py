@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from arq.connections import ArqRedis
+from arq.constants import job_key_prefix
+from arq.jobs import Job
 from arq.worker import Retry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -25,6 +27,7 @@ from workers.adapters.livekit import LiveKitRooms
 from workers.core.room import Room
 from workers.jobs.context import context
 from workers.jobs.effects import Effects
+from workers.jobs.escalate import escalate
 from workers.jobs.lifecycle import shutdown, startup
 from workers.jobs.rooms import apply_webhook, on_deadline
 from workers.migrate import upgrade
@@ -87,7 +90,9 @@ class Harness:
         self._ids += 1
         created = int(self.clock.now if at is None else at)
         raw = body(event, id=event_id or f"EV_{self._ids}", created_at=created, room=room, sid=sid, **fields)
-        return await apply_webhook(self.ctx, _dict(parse(raw)), self.clock.now)
+        outcome = await apply_webhook(self.ctx, _dict(parse(raw)), self.clock.now)
+        await self.run_escalations()
+        return outcome
 
     @property
     def engine(self) -> AsyncEngine:
@@ -117,11 +122,29 @@ class Harness:
         for job_try in range(1, 6):
             self.ctx["job_try"] = job_try
             try:
-                return await on_deadline(self.ctx, sid, attempt)
+                outcome = await on_deadline(self.ctx, sid, attempt)
+                await self.run_escalations()
+                return outcome
             except Retry:
                 if job_try == 5:
                     raise
         raise AssertionError("unreachable")
+
+    async def run_escalations(self) -> list[str]:
+        """Run the escalation jobs the last job queued (as a worker would, right after it), in order;
+        their outcomes."""
+        queue_name = context(self.ctx).settings.warden_queue_name
+        outcomes = []
+        for member in await self.queue.zrange(queue_name, 0, -1):
+            job_id = member.decode()
+            if not job_id.startswith("escalate:"):
+                continue
+            info = await Job(job_id, self.queue, _queue_name=queue_name).info()
+            assert info is not None, job_id
+            await self.queue.zrem(queue_name, job_id)
+            await self.queue.delete(job_key_prefix + job_id)
+            outcomes.append(await escalate(self.ctx, *info.args))
+        return outcomes
 
     def advance(self, seconds: float) -> None:
         self.clock.now += seconds

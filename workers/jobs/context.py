@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workers.core.room import Policy
+from workers.jobs.delivery import Delivered
 from workers.jobs.effects import Effects
 from workers.settings import Settings
 from workers.store.group import GroupCommit
@@ -33,6 +34,7 @@ class WorkerContext:
     policy: Policy
     committer: GroupCommit
     effects: Effects
+    delivered: Delivered
     closers: tuple[Callable[[], Awaitable[None]], ...] = ()
     locks: tuple[asyncio.Lock, ...] = field(
         default_factory=lambda: tuple(asyncio.Lock() for _ in range(LOCK_STRIPES))

@@ -17,6 +17,7 @@ from workers.core.errors import UpstreamError
 from workers.core.events import Event, EventKind, Fact, internal
 from workers.core.recovery import RECONCILE_GRACE_SECONDS
 from workers.jobs.context import context
+from workers.jobs.delivery import deliver_overdue
 from workers.jobs.recording import record
 from workers.queue.jobs import queue_deadline
 from workers.store.queries import known_sids, open_rooms, overdue_deadlines
@@ -27,13 +28,17 @@ SWEEP_GRACE_SECONDS = 2.0
 
 
 async def sweep(ctx: dict[str, Any]) -> int:
-    """Cron: queue the deadline job of every room whose deadline is overdue (return how many), and
-    resolve an incident none of whose rooms waits any more."""
+    """Cron: queue the deadline job of every room whose deadline is overdue (return how many), deliver
+    what the outbox still holds, and resolve an incident none of whose rooms waits any more."""
     worker = context(ctx)
     effects = worker.effects
     due = await overdue_deadlines(worker.engine, effects.clock() - SWEEP_GRACE_SECONDS)
     for room_sid, attempt in due:
         await queue_deadline(effects.enqueuer, room_sid, attempt)
+    try:
+        await deliver_overdue(effects, worker.engine, worker.delivered)
+    except (SQLAlchemyError, RedisError, OSError) as exc:
+        log.warning("delivering the outbox failed: %s", type(exc).__name__)
     try:
         await effects.escalator.settle()
     except (SQLAlchemyError, RedisError, OSError) as exc:

@@ -15,6 +15,7 @@ from workers.adapters.cloud import CloudAgents, agents_url
 from workers.adapters.hooks import DeployHook, SlackAlerter
 from workers.adapters.livekit import LiveKitRooms
 from workers.jobs.context import CONTEXT_KEY, WorkerContext, context
+from workers.jobs.delivery import Delivered
 from workers.jobs.effects import Effects
 from workers.jobs.escalation import Escalation, EscalationPolicy, Restarter
 from workers.jobs.metrics import count_livekit_error
@@ -130,6 +131,7 @@ async def startup(
         policy=policy,
         committer=GroupCommit(engine, policy),
         effects=effects,
+        delivered=Delivered(engine),
         closers=tuple(closers),
     )
 
@@ -137,6 +139,7 @@ async def startup(
 async def shutdown(ctx: dict[str, Any]) -> None:
     """ARQ's on_shutdown: close the adapters, then the database engine."""
     worker = context(ctx)
+    await worker.delivered.close()
     for close in worker.closers:
         await close()
     await worker.engine.dispose()

@@ -1,5 +1,6 @@
 """Record a batch of one room's events from a job: under the room's lock, through the group commit
-(`workers.store.group`), counted in the worker's metrics, then its notices carried out."""
+(`workers.store.group`), counted in the worker's metrics, then its notices delivered from the
+outbox (`workers.jobs.delivery`)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from workers.core.events import Event
 from workers.jobs.context import context
+from workers.jobs.delivery import deliver
 from workers.jobs.metrics import observe_recorded
-from workers.jobs.notices import carry_out_notices
 from workers.jobs.retry import retry_later
 from workers.store.writer import Outcome, Recorded
 
@@ -20,7 +21,7 @@ log = logging.getLogger("warden.worker")
 
 async def record(ctx: dict[str, Any], batch: list[tuple[Event, float]]) -> Recorded:
     """Record events of one room (see `store.record_events`; concurrent jobs' batches are committed
-    together), then carry out the notices decided. While the database is unavailable the job is
+    together), then deliver the notices decided. While the database is unavailable the job is
     retried later."""
     worker = context(ctx)
     first = batch[0][0]
@@ -35,5 +36,6 @@ async def record(ctx: dict[str, Any], batch: list[tuple[Event, float]]) -> Recor
         log.info("%s %s room=%s: %s", event.name, event.id, event.room_name or "-", recorded.outcome)
     if recorded.outcome is not Outcome.DUPLICATE:
         observe_recorded([e for e, _ in batch], recorded.before, recorded.room, recorded.actions)
-    await carry_out_notices(worker.effects, recorded)
+    if recorded.room is not None and recorded.notices:
+        await deliver(worker.effects, worker.delivered, recorded.notices, recorded.room)
     return recorded

@@ -10,11 +10,12 @@ from arq import cron
 from arq.worker import func
 
 from workers.jobs.crons import reconcile, sweep
+from workers.jobs.escalate import ESCALATION_TIMEOUT_SECONDS, escalate
 from workers.jobs.lifecycle import shutdown, startup
 from workers.jobs.metrics import timed_job
 from workers.jobs.retry import JOB_TIMEOUT_SECONDS, MAX_TRIES
 from workers.jobs.rooms import apply_webhook, heartbeat, on_deadline
-from workers.queue.jobs import APPLY_WEBHOOK, HEARTBEAT, ON_DEADLINE
+from workers.queue.jobs import APPLY_WEBHOOK, ESCALATE, HEARTBEAT, ON_DEADLINE
 from workers.settings import Settings
 
 
@@ -25,6 +26,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
             func(timed_job(apply_webhook), name=APPLY_WEBHOOK, max_tries=MAX_TRIES),
             func(timed_job(on_deadline), name=ON_DEADLINE, max_tries=MAX_TRIES, keep_result=0),
             func(timed_job(heartbeat), name=HEARTBEAT, max_tries=MAX_TRIES),
+            func(timed_job(escalate), name=ESCALATE, max_tries=MAX_TRIES, timeout=ESCALATION_TIMEOUT_SECONDS),
         ],
         "cron_jobs": [
             cron(

@@ -4,8 +4,8 @@ ARQ's `Worker.start_jobs` claims the jobs it polled one after the other, each wi
 ZSCORE / MULTI-PSETEX-EXEC: four sequential round trips per job before it can start, which made the
 claiming — not the jobs — the ceiling of a Warden worker (about 1,100 no-op jobs/s here).
 `ClaimingWorker.start_jobs` makes the same decision for all polled jobs in one server-side script: a
-job is claimed (its in-progress key set, with ARQ's timeout) when no worker runs it and its score is
-due, exactly ARQ's conditions, atomically per job. Everything else — running, retries, results,
+job is claimed (its in-progress key set, for its own function's timeout) when no worker runs it and its
+score is due, exactly ARQ's conditions, atomically per job. Everything else — running, retries, results,
 timeouts, the keys and their formats — is ARQ's own. The override relies on `Worker`'s attributes
 `sem`, `job_counter`, `tasks`, `run_job`, `in_progress_timeout_s` and a few more, hence the pinned ARQ
 minor version in pyproject.toml (tests/unit/test_arq_pin.py lists what to re-check on an upgrade);
@@ -23,16 +23,18 @@ from arq.utils import timestamp_ms
 from arq.worker import Worker
 from redis.commands.core import AsyncScript
 
+from workers.queue.jobs import function_of
+
 IDLE_POLL_SECONDS = 0.1
 
 CLAIM = """
 local claimed = {}
 for i = 2, #KEYS do
-  local job_id = ARGV[i + 1]
+  local job_id = ARGV[2 * i - 2]
   if redis.call('EXISTS', KEYS[i]) == 0 then
     local score = redis.call('ZSCORE', KEYS[1], job_id)
     if score and tonumber(score) <= tonumber(ARGV[1]) then
-      redis.call('PSETEX', KEYS[i], ARGV[2], '1')
+      redis.call('PSETEX', KEYS[i], ARGV[2 * i - 1], '1')
       claimed[#claimed + 1] = job_id
       claimed[#claimed + 1] = score
     end
@@ -85,10 +87,20 @@ class ClaimingWorker(Worker):
         if self._claim is None:
             self._claim = self.pool.register_script(CLAIM)
         keys = [self.queue_name, *(in_progress_key_prefix + job_id for job_id in job_ids)]
-        args: list[str | int] = [timestamp_ms(), int(self.in_progress_timeout_s * 1000), *job_ids]
+        args: list[str | int] = [timestamp_ms()]
+        for job_id in job_ids:
+            args += [job_id, self._claim_ms(job_id)]
         reply = await self._claim(keys=keys, args=args)
         pairs = iter(reply)
         return {job_id.decode(): int(float(score)) for job_id, score in zip(pairs, pairs, strict=True)}
+
+    def _claim_ms(self, job_id: str) -> int:
+        """How long a claim lasts: the job's own timeout plus ARQ's 10 s. (ARQ gives every job the
+        longest timeout of all functions, so that escalation's long timeout would keep a room job of a
+        worker that died from being run again for minutes.)"""
+        function = self.functions.get(function_of(job_id))
+        timeout = function.timeout_s if function is not None and function.timeout_s else self.job_timeout_s
+        return int(((timeout or 0) + 10) * 1000)
 
     def _give_back(self, count: int) -> None:
         for _ in range(count):

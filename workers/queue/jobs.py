@@ -15,6 +15,14 @@ from workers.queue.enqueue import Enqueuer
 APPLY_WEBHOOK = "apply_webhook"
 ON_DEADLINE = "on_deadline"
 HEARTBEAT = "heartbeat"
+ESCALATE = "escalate"
+
+
+def function_of(job_id: str) -> str:
+    """The function a job id belongs to, for the ids that say it (deadlines, heartbeats, escalations);
+    webhooks' ids are LiveKit's event ids and say nothing ("")."""
+    prefix = job_id.split(":", 1)[0]
+    return {"deadline": ON_DEADLINE, "heartbeat": HEARTBEAT, "escalate": ESCALATE}.get(prefix, "")
 
 
 def deadline_job_id(room_sid: str, attempt: int) -> str:
@@ -44,3 +52,13 @@ async def queue_heartbeat(enqueuer: Enqueuer, room_name: str, identity: str, at:
     return await enqueuer.enqueue(
         HEARTBEAT, heartbeat_job_id(room_name, identity, at), room_name, identity, at
     )
+
+
+def escalation_job_id(notice_id: str) -> str:
+    """One escalation job per outbox notice (a breach, a failed room, a recovery), however often delivered."""
+    return f"escalate:{notice_id}"
+
+
+async def queue_escalation(enqueuer: Enqueuer, notice_id: str, room_sid: str, action: dict[str, Any]) -> bool:
+    """Queue `escalate(notice_id, room_sid, action)`: the notice's escalation step, as its own job."""
+    return await enqueuer.enqueue(ESCALATE, escalation_job_id(notice_id), notice_id, room_sid, action)

@@ -1,4 +1,5 @@
-"""Database tables: one row per room (its folded state) and an append-only event log."""
+"""Database tables: one row per room (its folded state), an append-only event log, incidents, the
+outbox of side effects to deliver, and dead letters."""
 
 from __future__ import annotations
 
@@ -64,6 +65,9 @@ class IncidentRow(SQLModel, table=True):
     restarted_at: float | None = None
     followup_claimed_at: float | None = None
     rollback_claimed_at: float | None = None
+    # A step's outcome, whatever it was: a claim without one is a lease, taken again once it expires.
+    restart_done_at: float | None = None
+    rollback_done_at: float | None = None
 
 
 class IncidentRoomRow(SQLModel, table=True):
@@ -90,9 +94,45 @@ class IncidentActionRow(SQLModel, table=True):
     outcome: str = Field(max_length=1024)
 
 
+class OutboxRow(SQLModel, table=True):
+    """A side effect the machine decided, written in the transaction of the state that decided it and
+    deleted once delivered. `id` is deterministic (the deciding event's id and the action's place), so
+    a decision recorded twice is one row; `lease_until` keeps a second deliverer away meanwhile."""
+
+    __tablename__ = "outbox"
+
+    id: str = Field(primary_key=True, max_length=160)
+    room_sid: str | None = Field(default=None, max_length=64)
+    kind: str = Field(max_length=32)
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: float
+    due_at: float = Field(index=True)
+    attempts: int = 0
+    lease_until: float | None = None
+    last_error: str | None = Field(default=None, max_length=512)
+
+
+class DeadLetterRow(SQLModel, table=True):
+    """A job that kept failing for a reason no retry fixes: what it was given, and why it failed."""
+
+    __tablename__ = "dead_letters"
+
+    id: str = Field(primary_key=True, max_length=160)
+    function: str = Field(max_length=64)
+    args: list[Any] = Field(sa_column=Column(JSON, nullable=False))
+    room_sid: str | None = Field(default=None, max_length=64)
+    room_name: str | None = Field(default=None, max_length=256)
+    error: str = Field(max_length=2048)
+    attempts: int
+    failed_at: float = Field(index=True)
+    retried_at: float | None = None
+
+
 # The tables as SQLAlchemy Core sees them, for the statements that bypass the ORM (store, incidents).
 ROOMS: Table = RoomRow.__table__  # type: ignore[attr-defined]
 EVENTS: Table = EventRow.__table__  # type: ignore[attr-defined]
 INCIDENTS: Table = IncidentRow.__table__  # type: ignore[attr-defined]
 INCIDENT_ROOMS: Table = IncidentRoomRow.__table__  # type: ignore[attr-defined]
 INCIDENT_ACTIONS: Table = IncidentActionRow.__table__  # type: ignore[attr-defined]
+OUTBOX: Table = OutboxRow.__table__  # type: ignore[attr-defined]
+DEAD_LETTERS: Table = DeadLetterRow.__table__  # type: ignore[attr-defined]

@@ -9,7 +9,8 @@ in one transaction with a handful of statements (`record_group`; a single batch 
 3. fold the new events into the rooms in memory. An event older than the newest one applied (by
    `rooms.order_key`) arrived out of order: the room is re-folded from its whole log, so the state
    is always the fold of the events in LiveKit's order;
-4. insert the new rooms, update the others, and log the decisions: one executemany each. Each room
+4. insert the new rooms, update the others, log the decisions, and put the side effects among them in
+   the outbox (`workers.store.outbox`, delivered at least once from there): one executemany each. Each room
    row carries a `version`, and the update writes a room only at the version it read; any other
    version, like a room that another worker inserted meanwhile, fails the transaction
    (`IntegrityError`). The group is then recorded again one room at a time, each retried.
@@ -42,8 +43,10 @@ from workers.core.room import (
     room_to_dict,
     time_to_agent,
 )
+from workers.store import outbox
 from workers.store.engine import writing
 from workers.store.models import EVENTS, ROOMS
+from workers.store.outbox import Pending
 
 MAX_ATTEMPTS = 20
 
@@ -68,6 +71,7 @@ class Recorded:
     room: Room | None = None
     actions: tuple[Action, ...] = ()
     before: Room | None = None  # the room before this recording (None for a room new to Warden)
+    notices: tuple[Pending, ...] = ()  # the actions among `actions` written to the outbox, with their ids
 
 
 async def record_event(engine: AsyncEngine, event: Event, *, received_at: float, policy: Policy) -> Recorded:
@@ -237,6 +241,7 @@ async def _record_round(connection: AsyncConnection, placed: Placed, policy: Pol
     actions = action_rows(decided)
     if actions:
         await connection.execute(_INSERT_ACTIONS, actions)
+        await outbox.write(connection, outbox.rows(decided))  # delivered at least once from here on
     return results
 
 
@@ -272,7 +277,7 @@ async def _fold(
         key = max(order_key(e) for e, _ in fresh)
         current[sid] = _Current(room, key, 0, received_at, received_at)
         decided.extend(mine)
-        return Recorded(Outcome.APPLIED, room, all_actions(mine))
+        return Recorded(Outcome.APPLIED, room, all_actions(mine), notices=_notices(mine))
     before, room, key, outcome = now.room, now.room, now.key, Outcome.APPLIED
     for event, at in fresh:
         if order_key(event) >= key:
@@ -288,11 +293,20 @@ async def _fold(
         room = replace(room, name=last_event.room_name)
     now.room, now.key, now.updated_at = room, key, received_at
     decided.extend(mine)
-    return Recorded(outcome, room, all_actions(mine), before)
+    return Recorded(outcome, room, all_actions(mine), before, _notices(mine))
 
 
 def all_actions(decided: Decided) -> tuple[Action, ...]:
     return tuple(action for _, _, actions in decided for action in actions)
+
+
+def _notices(decided: Decided) -> tuple[Pending, ...]:
+    return tuple(
+        Pending(outbox.notice_id(event, i), event.room_sid, action)  # type: ignore[arg-type]
+        for event, _, actions in decided
+        for i, action in enumerate(actions)
+        if outbox.is_notice(action)
+    )
 
 
 async def _sid_by_name(connection: AsyncConnection, name: str) -> str:

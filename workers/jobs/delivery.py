@@ -1,0 +1,103 @@
+"""Delivering the outbox (`workers.store.outbox`): a recording job's notices at once, what was left
+behind from the sweep. Deadlines and first dispatches are carried out here; a breach, a failed room
+and a recovery go to escalation as a job of their own (`escalate`, one per notice), so that restarts,
+alerts and their retries never run under a room job's timeout.
+
+Delivered rows are deleted in batches a moment later (`Delivered`): a crash before that only means
+the sweep delivers them again, which every receiver takes calmly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from workers.core.errors import UpstreamError
+from workers.core.room import Escalate, ReportBreach, ReportRecovered, Room, action_to_dict
+from workers.jobs.effects import Effects
+from workers.queue.jobs import queue_escalation
+from workers.store import outbox
+from workers.store.outbox import Pending
+from workers.store.writer import load_room
+
+log = logging.getLogger("warden.delivery")
+
+FLUSH_SECONDS = 0.2
+TRANSIENT = (UpstreamError, RedisError, SQLAlchemyError, OSError)
+
+
+class Delivered:
+    """Ids of delivered notices, deleted from the outbox together every `FLUSH_SECONDS`."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._ids: list[str] = []
+        self._flushing: asyncio.Task[None] | None = None
+
+    def add(self, ids: Sequence[str]) -> None:
+        if not ids:
+            return
+        self._ids.extend(ids)
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(FLUSH_SECONDS)  # gather the ids of the jobs finishing meanwhile
+        await self.flush()
+
+    async def flush(self) -> None:
+        ids, self._ids = self._ids, []
+        try:
+            await outbox.done(self._engine, ids)
+        except (SQLAlchemyError, OSError) as exc:  # delivered again by the sweep: harmless
+            log.warning("%d delivered notice(s) not cleared: %s", len(ids), type(exc).__name__)
+
+    async def close(self) -> None:
+        if self._flushing is not None:
+            await self._flushing
+        await self.flush()
+
+
+async def send(effects: Effects, notice: Pending, room: Room) -> None:
+    """Deliver one notice; raises one of `TRANSIENT` when it could not be delivered now."""
+    if isinstance(notice.action, Escalate | ReportBreach | ReportRecovered):
+        await queue_escalation(effects.enqueuer, notice.id, room.sid, action_to_dict(notice.action))
+    else:
+        await effects.execute(notice.action, room)
+
+
+async def deliver(effects: Effects, delivered: Delivered, notices: Sequence[Pending], room: Room) -> None:
+    """A recording job's notices, at once. What fails stays in the outbox for the sweep."""
+    done: list[str] = []
+    for notice in notices:
+        try:
+            await send(effects, notice, room)
+        except TRANSIENT as exc:
+            what = str(exc) if isinstance(exc, UpstreamError) else type(exc).__name__
+            log.warning("%s for room %s left for the sweep: %s", notice.action_name, room.name, what)
+            continue
+        done.append(notice.id)
+    delivered.add(done)
+
+
+async def deliver_overdue(effects: Effects, engine: AsyncEngine, delivered: Delivered) -> int:
+    """The sweep's part: lease what is left in the outbox and deliver it; returns how many were sent."""
+    sent: list[str] = []
+    for notice in await outbox.due(engine, effects.clock()):
+        room = await load_room(engine, notice.room_sid)
+        if room is None:
+            sent.append(notice.id)  # nothing to act on
+            continue
+        try:
+            await send(effects, notice, room)
+        except TRANSIENT as exc:
+            await outbox.failed(engine, notice, effects.clock(), str(exc) or type(exc).__name__)
+            continue
+        sent.append(notice.id)
+    delivered.add(sent)
+    return len(sent)

@@ -1,0 +1,34 @@
+"""The `escalate` job: one escalation step (a breach to count, a failed room, a recovery), fed by the
+outbox (`workers.jobs.delivery`) with the notice's id as its job id, under a timeout of its own, so
+that restarts, alerts and their retries never hold up, or are cut short by, a room's job."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
+
+from workers.core.errors import UpstreamError
+from workers.jobs.context import context
+from workers.jobs.retry import retry_later
+from workers.store.outbox import notice_from_dict
+from workers.store.writer import load_room
+
+ESCALATION_TIMEOUT_SECONDS = 300
+
+
+async def escalate(ctx: dict[str, Any], notice_id: str, room_sid: str, action: dict[str, Any]) -> str:
+    """Job: carry out the escalation step `action` (an `Escalate`, `ReportBreach` or `ReportRecovered`)
+    for the room as it stands now; retried while Redis, the database or LiveKit is unavailable."""
+    worker = context(ctx)
+    room = await load_room(worker.engine, room_sid)
+    if room is None:
+        return "no room"
+    try:
+        await worker.effects.execute(notice_from_dict(action), room)
+    except (UpstreamError, RedisError, SQLAlchemyError, OSError) as exc:
+        raise retry_later(
+            ctx, "escalation step %s failed (%s); retried in %.0fs", notice_id, type(exc).__name__
+        ) from exc
+    return str(action["action"])

@@ -1,0 +1,172 @@
+"""The outbox: side effects the machine decided, kept until delivered.
+
+A notice (a deadline to queue, a first dispatch, an escalation, a breach or a recovery to report) is
+written by the room writer in the same transaction as the room state that decided it, with the id of
+the deciding event and the action's place in its decision (`{event_id}#{i}`, as in the room's log).
+The job that recorded it delivers it at once and deletes it; whatever a crash, a Redis blink or a
+LiveKit failure leaves behind is found by the sweep (`due`) once it is `GRACE_SECONDS` old, leased
+to one deliverer at a time, and delivered again. Every receiver is idempotent (deterministic job ids,
+ListDispatch before CreateDispatch, claimed incident steps), so a second delivery is harmless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import bindparam, delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from workers.core.events import Event
+from workers.core.room import (
+    Action,
+    Dispatch,
+    Escalate,
+    Reason,
+    ReportBreach,
+    ReportRecovered,
+    ScheduleDeadline,
+    action_to_dict,
+)
+from workers.store.engine import writing
+from workers.store.models import OUTBOX
+
+GRACE_SECONDS = 5.0  # the recording job delivers first; the sweep takes what is older than this
+LEASE_SECONDS = 60.0  # a deliverer that died frees its rows after this long
+MAX_BACKOFF_SECONDS = 60.0
+
+Notice = ScheduleDeadline | Dispatch | Escalate | ReportBreach | ReportRecovered
+NOTICES: tuple[type, ...] = (ScheduleDeadline, Dispatch, Escalate, ReportBreach, ReportRecovered)
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An outbox row handed to a deliverer: its id, its room and the decided action."""
+
+    id: str
+    room_sid: str
+    action: Notice
+    attempts: int = 0
+
+    @property
+    def action_name(self) -> str:
+        return type(self.action).__name__
+
+
+def notice_id(event: Event, index: int) -> str:
+    """The outbox id of the `index`-th action decided by `event` (the id of its row in the room's log)."""
+    return f"{event.id}#{index}"
+
+
+def is_notice(action: Action) -> bool:
+    return isinstance(action, NOTICES)
+
+
+def notice_from_dict(data: dict[str, Any]) -> Notice:
+    """Inverse of `action_to_dict` for the actions the outbox carries."""
+    fields = {k: v for k, v in data.items() if k != "action"}
+    match data["action"]:
+        case "ScheduleDeadline":
+            return ScheduleDeadline(fields["attempt"], fields["at"], Reason(fields["reason"]))
+        case "Dispatch":
+            return Dispatch(**fields)
+        case "Escalate":
+            return Escalate(**fields)
+        case "ReportBreach":
+            return ReportBreach(**fields)
+        case "ReportRecovered":
+            return ReportRecovered(**fields)
+    raise ValueError(f"not an outbox action: {data['action']!r}")
+
+
+def rows(decided: Iterable[tuple[Event, float, Sequence[Action]]]) -> list[dict[str, Any]]:
+    """The outbox rows of the notices among `decided` (event, when, the actions it decided)."""
+    return [
+        {
+            "id": notice_id(event, i),
+            "room_sid": event.room_sid,
+            "kind": type(action).__name__,
+            "payload": action_to_dict(action),
+            "created_at": at,
+            "due_at": at,
+            "attempts": 0,
+        }
+        for event, at, actions in decided
+        for i, action in enumerate(actions)
+        if is_notice(action)
+    ]
+
+
+def _insert(insert_for: Any) -> Any:
+    return insert_for(OUTBOX).on_conflict_do_nothing(index_elements=["id"])
+
+
+_INSERT = {"postgresql": _insert(postgresql_insert), "sqlite": _insert(sqlite_insert)}
+_DELETE = delete(OUTBOX).where(OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
+
+
+async def write(connection: AsyncConnection, outbox_rows: list[dict[str, Any]]) -> None:
+    """Add rows in the caller's transaction; a row already there (a decision recorded twice) stays."""
+    if outbox_rows:
+        await connection.execute(_INSERT[connection.dialect.name], outbox_rows)
+
+
+async def done(engine: AsyncEngine, ids: Sequence[str]) -> None:
+    """Delivered: forget these rows."""
+    if ids:
+        async with writing(engine) as connection:
+            await connection.execute(_DELETE, {"ids": list(ids)})
+
+
+async def due(engine: AsyncEngine, now: float, *, limit: int = 500) -> list[Pending]:
+    """Lease the rows older than the grace that nobody holds (or whose holder's lease ran out) to the
+    caller for `LEASE_SECONDS`; oldest first."""
+    free = or_(OUTBOX.c.lease_until.is_(None), OUTBOX.c.lease_until < now)
+    async with engine.connect() as connection:
+        candidates = list(
+            await connection.scalars(
+                select(OUTBOX.c.id)
+                .where(OUTBOX.c.due_at <= now - GRACE_SECONDS, free)
+                .order_by(OUTBOX.c.due_at)
+                .limit(limit)
+            )
+        )
+    if not candidates:
+        return []
+    async with writing(engine) as connection:
+        leased = await connection.execute(
+            update(OUTBOX)
+            .where(OUTBOX.c.id.in_(candidates), free)
+            .values(lease_until=now + LEASE_SECONDS, attempts=OUTBOX.c.attempts + 1)
+            .returning(OUTBOX.c.id, OUTBOX.c.room_sid, OUTBOX.c.payload, OUTBOX.c.attempts)
+        )
+        taken = list(leased)
+    order = {row_id: i for i, row_id in enumerate(candidates)}
+    return sorted(
+        (
+            Pending(row.id, row.room_sid or "", notice_from_dict(dict(row.payload)), row.attempts)
+            for row in taken
+        ),
+        key=lambda pending: order[pending.id],
+    )
+
+
+async def failed(engine: AsyncEngine, pending: Pending, now: float, error: str) -> None:
+    """Not delivered this time: try again after a backoff that grows with the attempts (at most a
+    minute), noting why."""
+    retry_at = now + min(MAX_BACKOFF_SECONDS, 2.0 ** max(0, pending.attempts - 1))
+    async with writing(engine) as connection:
+        await connection.execute(
+            update(OUTBOX)
+            .where(OUTBOX.c.id == pending.id)
+            .values(lease_until=retry_at, last_error=error[:512])
+        )
+
+
+async def pending_count(engine: AsyncEngine) -> int:
+    """Rows not yet delivered (for `/metrics`)."""
+    async with engine.connect() as connection:
+        return int(await connection.scalar(select(func.count()).select_from(OUTBOX)) or 0)
