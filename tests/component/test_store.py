@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from service.intake.body import loads_webhook
 from tests.conftest import make_settings
 from tests.support.helpers import agent, body, fixture, person
-from workers.core.events import Event, from_webhook_json
+from workers.adapters.webhook import from_webhook_json
+from workers.core.events import Event
 from workers.core.room import Phase, Policy
 from workers.store.engine import make_engine
 from workers.store.models import EventRow, RoomRow

@@ -34,7 +34,7 @@ from workers.adapters.livekit import LiveKitRooms
 from workers.core.errors import UpstreamError
 from workers.core.events import Event, EventKind, Fact, Participant, from_dict, internal
 from workers.core.machine import pending_actions, transition
-from workers.core.recovery import RECONCILE_GRACE_SECONDS
+from workers.core.presence import RECONCILE_GRACE_SECONDS
 from workers.core.room import (
     Action,
     CheckPresence,
