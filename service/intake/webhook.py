@@ -26,8 +26,9 @@ from starlette.responses import JSONResponse
 from service.intake.body import loads_webhook
 from service.intake.token import fast_sha256
 from service.metrics import count_webhook
+from workers.adapters.webhook import from_webhook_json
 from workers.core.errors import InvalidWebhook, MalformedEvent
-from workers.core.events import Event, from_webhook_json, to_dict
+from workers.core.events import Event, to_dict
 from workers.queue.jobs import queue_webhook
 
 log = logging.getLogger("warden.webhook")

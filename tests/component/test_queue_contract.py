@@ -23,7 +23,8 @@ from service.intake.body import loads_webhook
 from tests.support.harness import SID, harness
 from tests.support.helpers import body
 from tests.support.settings import make_settings
-from workers.core.events import from_webhook_json, to_dict
+from workers.adapters.webhook import from_webhook_json
+from workers.core.events import to_dict
 from workers.jobs.context import context
 from workers.jobs.lifecycle import shutdown, startup
 from workers.jobs.worker import worker_settings

@@ -9,7 +9,7 @@ import pytest
 
 from tests.support.harness import AGENT, Harness, harness
 from tests.support.helpers import agent, person
-from workers.core.recovery import RECONCILE_GRACE_SECONDS
+from workers.core.presence import RECONCILE_GRACE_SECONDS
 from workers.core.room import Phase
 from workers.jobs.crons import reconcile
 from workers.store.queries import find_room

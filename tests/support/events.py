@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from service.intake.body import loads_webhook
-from workers.core.events import Event, from_webhook_json
+from workers.adapters.webhook import from_webhook_json
+from workers.core.events import Event
 
 
 def parse(raw: bytes) -> Event:

@@ -1,18 +1,21 @@
-"""The README's state diagram is the one the table draws today."""
+"""The README's state diagrams are the ones the tables draw today."""
 
 from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.support.processes import ROOT
-from workers.core.diagram import mermaid
+from workers.core.diagram import DIAGRAMS, block
 
 
-def test_readme_state_diagram_matches_the_table() -> None:
+@pytest.mark.parametrize("name", sorted(DIAGRAMS))
+def test_readme_state_diagram_matches_the_table(name: str) -> None:
     readme = (ROOT / "README.md").read_text()
-    found = re.search(r"<!-- diagram:start -->\n```mermaid\n(.*?)\n```\n<!-- diagram:end -->", readme, re.S)
-    assert found, "README.md has lost its diagram markers"
-    assert found.group(1) == mermaid(), "README diagram is stale: run `make diagram`"
+    found = re.search(rf"<!-- diagram:{name}:start -->.*?<!-- diagram:{name}:end -->", readme, re.S)
+    assert found, f"README.md has lost its {name} diagram's markers"
+    assert found.group(0) == block(name), f"README's {name} diagram is stale: run `make diagram`"
 
 
 def test_readme_images_exist() -> None:

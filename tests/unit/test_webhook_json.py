@@ -15,16 +15,9 @@ from livekit.protocol.webhook import WebhookEvent
 
 from service.intake.body import _conforms, loads_webhook
 from tests.support.helpers import FIXTURES, agent, body, person
+from workers.adapters.webhook import AGENT_NAME_ATTRIBUTES, from_webhook_json
 from workers.core.errors import MalformedEvent
-from workers.core.events import (
-    AGENT_NAME_ATTRIBUTES,
-    INTERNAL_KINDS,
-    Event,
-    EventKind,
-    Job,
-    Participant,
-    from_webhook_json,
-)
+from workers.core.events import INTERNAL_KINDS, Event, EventKind, Job, Participant
 
 FIXTURE_BODIES = sorted(FIXTURES.glob("*.json"))
 

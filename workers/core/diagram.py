@@ -1,30 +1,48 @@
-"""Draw the room state machine as a Mermaid diagram by running `rooms.TABLE` on sample rooms.
+"""Draw both state machines as Mermaid diagrams by running their tables on sample rooms.
 
-`python -m workers.core.diagram` prints it; `make diagram` updates the README's copy between its
-markers, and a test fails when the two differ, so the picture cannot drift from the rules.
+Presence: `machine.transition` on a room in each phase, for sample events of every kind. Recovery:
+the `machine.RECOVERY` rule of every (recovery state, trigger) pair on a room in that state, for sample
+inputs of the trigger. An edge is drawn wherever the state changed. `python -m workers.core.diagram`
+prints them; `make diagram` updates the README's copies between their markers, and a test fails when
+they differ, so the pictures cannot drift from the rules.
 """
 
 from __future__ import annotations
 
 import re
 import sys
+from dataclasses import replace
+from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
-from workers.core.events import INTERNAL_KINDS, Event, EventKind, Fact, Job, Participant, ParticipantKind
-from workers.core.machine import transition
-from workers.core.room import Agent, Person, Phase, Policy, Room
+from workers.core.events import (
+    INTERNAL_KINDS,
+    DispatchInfo,
+    Event,
+    EventKind,
+    Fact,
+    Job,
+    Participant,
+    ParticipantKind,
+)
+from workers.core.machine import RECOVERY, transition
+from workers.core.recovery import Trigger
+from workers.core.room import Agent, Deadline, Person, Phase, Policy, Reason, Recovery, Room
+
+Edge = tuple[StrEnum, StrEnum, StrEnum, str]  # from, to, the input, what the sample input said
 
 SID, NAME = "RM_sample", "sample"
+POLICY = Policy("notetaker")
 PERSON = Person("alice", "PA_alice", 1)
 AGENT = Agent("agent-1", "PA_agent", "notetaker", 2)
+ACTIVE_AGENT = replace(AGENT, active_at=3)
 
 SAMPLE_ROOMS: dict[Phase, Room] = {
     Phase.IDLE: Room(SID, NAME),
     Phase.WAITING: Room(SID, NAME, Phase.WAITING, people=(PERSON,), waiting_since=1),
     Phase.AGENT_PRESENT: Room(SID, NAME, Phase.AGENT_PRESENT, people=(PERSON,), agents=(AGENT,)),
-    Phase.AGENT_ACTIVE: Room(
-        SID, NAME, Phase.AGENT_ACTIVE, people=(PERSON,), agents=(Agent(**{**AGENT.__dict__, "active_at": 3}),)
-    ),
+    Phase.AGENT_ACTIVE: Room(SID, NAME, Phase.AGENT_ACTIVE, people=(PERSON,), agents=(ACTIVE_AGENT,)),
     Phase.AGENT_LOST: Room(SID, NAME, Phase.AGENT_LOST, people=(PERSON,), waiting_since=4),
     Phase.CLOSED: Room(SID, NAME, Phase.CLOSED, finished_at=5),
 }
@@ -64,37 +82,162 @@ def sample_events(kind: EventKind) -> dict[str, Event]:
     return {"": make()}
 
 
-def edges(policy: Policy = Policy("notetaker")) -> list[tuple[Phase, Phase, str]]:  # noqa: B008 - frozen
-    """(from, to, label) for every sample transition that changes the phase, in table order."""
-    found: list[tuple[Phase, Phase, str]] = []
+def edges(policy: Policy = POLICY) -> list[Edge]:
+    """(from, to, event kind, whom) for every sample event that changes the phase."""
+    found: list[Edge] = []
     for phase, room in SAMPLE_ROOMS.items():
         for kind in EventKind:
             for who, event in sample_events(kind).items():
                 after = transition(room, event, now=0.0, policy=policy).room.phase
-                label = f"{kind} ({who})" if who else str(kind)
-                if after != phase and (phase, after, label) not in found:
-                    found.append((phase, after, label))
+                if after != phase:
+                    found.append((phase, after, kind, who))
     return found
 
 
+# --- recovery -------------------------------------------------------------------------------------
+
+# A room waiting for its agent, past its first (join) deadline, in each recovery state; an evicting
+# room holds the stalled agent it is removing.
+_WAITING = replace(SAMPLE_ROOMS[Phase.WAITING], attempt=1, deadline=Deadline(1, 16.0, Reason.JOIN))
+RECOVERY_ROOMS: dict[Recovery, Room] = {
+    Recovery.NONE: _WAITING,
+    Recovery.CHECKING: replace(_WAITING, recovery=Recovery.CHECKING),
+    Recovery.EVICTING: replace(
+        SAMPLE_ROOMS[Phase.AGENT_PRESENT],
+        recovery=Recovery.EVICTING,
+        attempt=1,
+        deadline=Deadline(1, 12.0, Reason.ACTIVE),
+        evict=AGENT.identity,
+    ),
+    Recovery.REDISPATCHING: replace(_WAITING, recovery=Recovery.REDISPATCHING, stale_dispatches=("AD_1",)),
+    Recovery.FAILED: replace(
+        _WAITING, recovery=Recovery.FAILED, deadline=None, redispatches=2, error="no agent after 2"
+    ),
+}
+
+# Where the presence rules leave the room, for the triggers that say so.
+_MOVED: dict[Trigger, dict[str, Any]] = {
+    Trigger.ROOM_IDLE: {"phase": Phase.IDLE, "people": (), "agents": (), "waiting_since": None},
+    Trigger.PEOPLE_WAITING: {"phase": Phase.WAITING, "people": (PERSON,), "agents": ()},
+    Trigger.AGENT_ARRIVED: {"phase": Phase.AGENT_PRESENT, "people": (PERSON,), "agents": (AGENT,)},
+    Trigger.AGENT_STAYED: {"phase": Phase.AGENT_PRESENT, "people": (PERSON,), "agents": (AGENT,)},
+    Trigger.AGENT_ACTIVE: {"phase": Phase.AGENT_ACTIVE, "people": (PERSON,), "agents": (ACTIVE_AGENT,)},
+    Trigger.AGENT_LOST: {"phase": Phase.AGENT_LOST, "people": (PERSON,), "agents": ()},
+    Trigger.ROOM_CLOSED: {"phase": Phase.CLOSED, "people": (), "agents": (), "finished_at": 20.0},
+    Trigger.ROOM_GONE: {"phase": Phase.CLOSED, "people": (), "agents": (), "finished_at": 20.0},
+}
+
+# LiveKit's answer to a check, by what it shows; the room changes a variant needs.
+_ANSWERS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "agent there": ({"participants": ("alice", "agent-1")}, {}),
+    "agent stalled": (
+        {"participants": ("alice", "agent-1")},
+        {"phase": Phase.AGENT_PRESENT, "agents": (AGENT,), "deadline": Deadline(1, 12.0, Reason.ACTIVE)},
+    ),
+    "no agent": ({"participants": ("alice",)}, {}),
+    "re-dispatches used up": ({"participants": ("alice",)}, {"redispatches": 2}),
+    "nobody left": ({"participants": ()}, {}),
+    "room gone": ({"room_exists": False}, {}),
+}
+
+
+def _answer(participants: tuple[str, ...] = (), room_exists: bool = True) -> Fact:
+    listed = tuple(
+        _participant(AGENT.identity, AGENT.sid, ParticipantKind.AGENT)
+        if w == AGENT.identity
+        else _participant(PERSON.identity, PERSON.sid, ParticipantKind.STANDARD)
+        for w in participants
+    )
+    dispatches = (DispatchInfo("AD_1", "notetaker", "{}", 1.0),)
+    return Fact(attempt=1, at=20.0, room_exists=room_exists, participants=listed, dispatches=dispatches)
+
+
+def recovery_samples(state: Recovery, trigger: Trigger) -> dict[str, tuple[Room, Event]]:
+    """Representative inputs of one trigger for a room in `state`, labelled by what they say: Warden's
+    events for the room's attempt (and one for an earlier, stale attempt); the room as the presence
+    rules leave it for the other triggers."""
+    room = RECOVERY_ROOMS[state]
+
+    def event(fact: Fact) -> Event:
+        return Event(f"EV_{trigger}", EventKind(trigger), str(trigger), int(fact.at), SID, NAME, fact=fact)
+
+    if trigger in _MOVED:
+        kind = EventKind.RECONCILED if trigger is Trigger.ROOM_GONE else EventKind.OTHER
+        other = Event(f"EV_{trigger}", kind, str(kind), 20, SID, NAME, fact=Fact(attempt=1, at=20.0))
+        return {"": (replace(room, **_MOVED[trigger]), other)}
+    fact = Fact(attempt=1, at=20.0, dispatch_id="AD_2", error="permission denied")
+    samples = {"": (room, event(fact))}
+    if trigger is Trigger.PRESENCE_OBSERVED:
+        samples = {
+            label: (replace(room, **changes), event(_answer(**answer)))
+            for label, (answer, changes) in _ANSWERS.items()
+        }
+    if trigger is not Trigger.AGENT_RESTARTED:  # a restart is for the room, whatever its attempt
+        samples["stale"] = (room, event(replace(fact, attempt=0)))
+    return samples
+
+
+def recovery_edges(policy: Policy = POLICY) -> list[Edge]:
+    """(from, to, trigger, what it said) for every sample input that changes the recovery state."""
+    found: list[Edge] = []
+    for state in Recovery:
+        for trigger in Trigger:
+            for what, (room, event) in recovery_samples(state, trigger).items():
+                after = RECOVERY[(state, trigger)](room, event, policy).recovery
+                if after != state:
+                    found.append((state, after, trigger, what))
+    return found
+
+
+def _arrows(found: list[Edge]) -> list[str]:
+    """One arrow per (from, to), labelled by its inputs in table order, variants in brackets."""
+    labels: dict[tuple[StrEnum, StrEnum], dict[StrEnum, list[str]]] = {}
+    for a, b, key, what in found:
+        variants = labels.setdefault((a, b), {}).setdefault(key, [])
+        if what and what not in variants:
+            variants.append(what)
+    return [
+        f"    {a} --> {b}: " + ", ".join(f"{k} ({' / '.join(v)})" if v else str(k) for k, v in inputs.items())
+        for (a, b), inputs in labels.items()
+    ]
+
+
 def mermaid() -> str:
-    """The diagram as Mermaid source."""
+    """The presence diagram as Mermaid source."""
     lines = ["stateDiagram-v2", f"    [*] --> {Phase.IDLE}"]
-    lines += [f"    {a} --> {b}: {label}" for a, b, label in edges()]
+    lines += _arrows(edges())
     lines.append(f"    {Phase.CLOSED} --> [*]")
     return "\n".join(lines)
 
 
+def recovery_mermaid() -> str:
+    """The recovery diagram as Mermaid source."""
+    lines = ["stateDiagram-v2", f"    [*] --> {Recovery.NONE}"]
+    lines += _arrows(recovery_edges())
+    return "\n".join(lines)
+
+
+DIAGRAMS = {"presence": mermaid, "recovery": recovery_mermaid}
+
+
+def block(name: str) -> str:
+    """The README's copy of one diagram, with its markers."""
+    return f"<!-- diagram:{name}:start -->\n```mermaid\n{DIAGRAMS[name]()}\n```\n<!-- diagram:{name}:end -->"
+
+
 def update_readme(path: Path) -> None:
-    """Replace the diagram between the README's `diagram:start` / `diagram:end` markers."""
+    """Replace each diagram between the README's `diagram:NAME:start` / `diagram:NAME:end` markers."""
     text = path.read_text()
-    block = f"<!-- diagram:start -->\n```mermaid\n{mermaid()}\n```\n<!-- diagram:end -->"
-    pattern = r"<!-- diagram:start -->.*?<!-- diagram:end -->"
-    path.write_text(re.sub(pattern, lambda _: block, text, flags=re.S))
+    for name in DIAGRAMS:
+        found = re.search(rf"<!-- diagram:{name}:start -->.*?<!-- diagram:{name}:end -->", text, re.S)
+        if found is None:
+            raise SystemExit(f"{path} has no markers for the {name} diagram")
+        text = text[: found.start()] + block(name) + text[found.end() :]
+    path.write_text(text)
 
 
 if __name__ == "__main__":
     if sys.argv[1:]:
         update_readme(Path(sys.argv[1]))
     else:
-        print(mermaid())
+        print("\n\n".join(DIAGRAMS[name]() for name in DIAGRAMS))

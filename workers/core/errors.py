@@ -5,7 +5,8 @@
     ├── InvalidWebhook     signature, key, expiry or body hash wrong       → HTTP 401
     ├── MalformedEvent     signed, but not a LiveKit WebhookEvent          → HTTP 400
     ├── StaleWrite         another job changed the room first              → the job re-reads and retries
-    └── UpstreamError      LiveKit or a hook failed; `retryable` for 5xx and timeouts, not for 4xx
+    ├── UpstreamError      LiveKit or a hook failed; `retryable` for 5xx and timeouts, not for 4xx
+    └── UndeclaredTransition  a state table lacks a (state, input) pair: the import stops
 
 Messages never carry secrets: they name the variable or the check that failed, never the value.
 """
@@ -29,6 +30,10 @@ class MalformedEvent(WardenError):
 
 class StaleWrite(WardenError):
     """The room row changed between read and write; the caller re-reads and tries again."""
+
+
+class UndeclaredTransition(WardenError):
+    """A state machine's table has no rule for some (state, input) pairs; the message names them."""
 
 
 class UpstreamError(WardenError):

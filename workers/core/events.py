@@ -1,9 +1,8 @@
-"""The state machine's input: a LiveKit webhook reduced to the facts Warden uses.
-
-`from_webhook_json` turns a `livekit.WebhookEvent` in protojson form into an `Event`; `to_dict` /
-`from_dict` carry it through the job queue and the event log as plain JSON. Nothing secret survives
-the reduction (the room's TURN password, metadata and track details are dropped), so the queue, the
-database and the API never hold them.
+"""The state machine's input: a LiveKit webhook reduced to the facts Warden uses, or one of Warden's
+own events. Plain data: `workers.adapters.webhook` reduces a `livekit.WebhookEvent` to an `Event`;
+`to_dict` / `from_dict` carry it through the job queue and the event log as plain JSON. Nothing secret
+survives the reduction (the room's TURN password, metadata and track details are dropped), so the
+queue, the database and the API never hold them.
 """
 
 from __future__ import annotations
@@ -12,9 +11,6 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Any
 
-from livekit.protocol.webhook import WebhookEvent
-
-from workers.core.errors import MalformedEvent
 from workers.core.plain import as_dict
 
 
@@ -76,9 +72,6 @@ class JobStatus(IntEnum):
     SUCCESS = 2
     FAILED = 3
     CANCELLED = 4
-
-
-AGENT_NAME_ATTRIBUTES = ("lk.agent_name", "lk.agent.name")
 
 
 @dataclass(frozen=True)
@@ -169,72 +162,6 @@ def internal(
 ) -> Event:
     """One of Warden's own events."""
     return Event(event_id, kind, str(kind), int(fact.at), room_sid, room_name, participant, fact=fact)
-
-
-def from_webhook_json(data: dict[str, Any], *, fallback_id: str) -> Event:
-    """Reduce a WebhookEvent in protojson form, as `json_format.Parse` accepts it (the web checks that,
-    see `service.intake.body`): integers may be strings, enums names or numbers, defaults may be
-    missing. `fallback_id` names events sent without an `id` (older servers)."""
-    name = data.get("event", "")
-    if not name:
-        raise MalformedEvent("body is not a LiveKit WebhookEvent (no 'event' field)")
-    try:
-        kind = EventKind(name)
-    except ValueError:
-        kind = EventKind.OTHER
-    if kind in INTERNAL_KINDS:  # a webhook can never pose as one of Warden's own events
-        kind = EventKind.OTHER
-    room = data.get("room", {})
-    room_sid, room_name = room.get("sid", ""), room.get("name", "")
-    job = None
-    if "job" in data:
-        raw, state = data["job"], data["job"].get("state", {})
-        job = Job(
-            id=raw.get("id", ""),
-            agent_name=raw.get("agentName", ""),
-            dispatch_id=raw.get("dispatchId", ""),
-            status=_enum(_STATUS, state.get("status", 0)),
-            participant_identity=state.get("participantIdentity", ""),
-            error=state.get("error", ""),
-        )
-        room_sid = room_sid or raw.get("room", {}).get("sid", "")
-        room_name = room_name or raw.get("room", {}).get("name", "")
-    participant = None
-    info = data.get("participant", {})
-    if info.get("identity"):
-        has_kind = kind in (
-            EventKind.PARTICIPANT_JOINED,
-            EventKind.PARTICIPANT_LEFT,
-            EventKind.PARTICIPANT_CONNECTION_ABORTED,
-        )
-        attributes = info.get("attributes", {})
-        participant = Participant(
-            identity=info["identity"],
-            sid=info.get("sid", ""),
-            kind=_enum(_KIND, info.get("kind", 0)) if has_kind else None,
-            agent_name=next((attributes[a] for a in AGENT_NAME_ATTRIBUTES if attributes.get(a)), ""),
-        )
-    return Event(
-        id=data.get("id", "") or fallback_id,
-        kind=kind,
-        name=name,
-        created_at=int(data.get("createdAt", 0)),
-        room_sid=room_sid,
-        room_name=room_name,
-        participant=participant,
-        track_sid=data.get("track", {}).get("sid", ""),
-        job=job,
-    )
-
-
-def _enum(field: Any, value: int | str) -> int:
-    """A protojson enum value (its name or its number) as its number, by the field's descriptor."""
-    return value if isinstance(value, int) else int(field.enum_type.values_by_name[value].number)
-
-
-_FIELDS: Any = WebhookEvent.DESCRIPTOR.fields_by_name
-_KIND = _FIELDS["participant"].message_type.fields_by_name["kind"]
-_STATUS = _FIELDS["job"].message_type.fields_by_name["state"].message_type.fields_by_name["status"]
 
 
 def to_dict(event: Event) -> dict[str, Any]:

@@ -34,9 +34,16 @@ What Warden does about it
    removed first (EVICTING → `Evict`). Each re-dispatch sets a CONFIRM deadline, `join_sla` doubled
    per re-dispatch already made.
 9. After `max_redispatches` re-dispatches, or when LiveKit refuses a call (4xx), the room is FAILED:
-   `Escalate` is emitted once, and no more deadlines are set until an agent arrives or the room
-   empties.
-10. Every (phase, event kind) pair is declared in `TABLE`, including the ones that are ignored.
+   `Escalate` is emitted once, and no more deadlines are set until an agent arrives, the room
+   empties, or the agent is restarted (`AGENT_RESTARTED`: a fresh start for a room still waiting, a
+   CONFIRM deadline `restart_grace` later). A failed room that finishes stays failed, for the record.
+10. The periodic reconciliation (`RECONCILED`) replaces who is there with LiveKit's listing, sparing
+    joins within `RECONCILE_GRACE_SECONDS` of it; a room LiveKit no longer has is closed, and
+    whatever Warden was doing about it stops, failed or not.
+11. Two tables hold the rules, a rule for every pair, "ignore" included (an undeclared pair stops the
+    import): `TABLE` by (phase, event kind) for who is there, `RECOVERY` by (recovery state, trigger)
+    for rules 6-10. Warden's own events pass from the first to the second in the phases where they
+    can matter; after every event, where presence left the room is the second one's trigger too.
 
 `transition` returns a `Decision`: the next room and the actions this step newly asks for, derived
 from what changed. `pending_actions` re-derives what a room still awaits, so that a job that died
@@ -45,30 +52,34 @@ half-way can finish the work after a restart.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import replace
-from itertools import product
 
 from workers.core.events import Event, EventKind
+from workers.core.presence import activity, finish, job_ended, join, leave, reconciled, start
 from workers.core.recovery import (
-    agent_dispatched,
-    agent_evicted,
-    agent_restarted,
-    deadline_passed,
-    presence_observed,
-    reconciled,
-    upstream_failed,
+    Trigger,
+    act_on_answer,
+    ask_livekit,
+    await_join,
+    await_rejoin,
+    closed_failed,
+    confirm,
+    fresh_start,
+    give_up,
+    let_check_decide,
+    redispatch,
+    resolved,
+    stand_down,
+    watch_agent,
 )
 from workers.core.room import (
     Action,
-    Agent,
     CheckPresence,
-    Deadline,
     Decision,
     Dispatch,
     Escalate,
     Evict,
-    Person,
     Phase,
     Policy,
     Reason,
@@ -79,8 +90,7 @@ from workers.core.room import (
     Room,
     ScheduleDeadline,
 )
-
-Handler = Callable[[Room, Event, Policy], Room]
+from workers.core.table import ignore, table
 
 ORDER_RANK: dict[EventKind, int] = {
     EventKind.ROOM_STARTED: 0,
@@ -109,95 +119,76 @@ def order_key(event: Event) -> tuple[int, int]:
     return (event.created_at, ORDER_RANK[event.kind])
 
 
-# --- who is there -------------------------------------------------------------------------------
+def recover(room: Room, event: Event, policy: Policy) -> Room:
+    """One of Warden's own events, in a phase where it can matter: `RECOVERY` has its rule."""
+    return RECOVERY[(room.recovery, Trigger(event.kind))](room, event, policy)
 
 
-def _ignore(room: Room, event: Event, policy: Policy) -> Room:
-    return room
+# Who is there. Warden's own events matter only where a deadline or a recovery step can be under way
+# (entering idle or agent_active clears both), a restart only where people wait for an agent of ours.
+K = EventKind
+TABLE = table("TABLE", Phase, EventKind, {
+    #                                 idle        waiting     present     active      lost        closed
+    K.ROOM_STARTED:                   (start,      start,      start,      start,      start,      ignore),
+    K.ROOM_FINISHED:                  (finish,     finish,     finish,     finish,     finish,     ignore),
+    K.PARTICIPANT_JOINED:             (join,       join,       join,       join,       join,       ignore),
+    K.PARTICIPANT_LEFT:               (leave,      leave,      leave,      leave,      leave,      ignore),
+    K.PARTICIPANT_CONNECTION_ABORTED: (leave,      leave,      leave,      leave,      leave,      ignore),
+    K.TRACK_PUBLISHED:                (activity,   activity,   activity,   activity,   activity,   ignore),
+    K.TRACK_UNPUBLISHED:              (ignore,     ignore,     ignore,     ignore,     ignore,     ignore),
+    K.AGENT_JOB_STARTED:              (ignore,     ignore,     ignore,     ignore,     ignore,     ignore),
+    K.AGENT_JOB_ENDED:                (job_ended,  job_ended,  job_ended,  job_ended,  job_ended,  ignore),
+    K.OTHER:                          (ignore,     ignore,     ignore,     ignore,     ignore,     ignore),
+    K.HEARTBEAT:                      (activity,   activity,   activity,   activity,   activity,   ignore),
+    K.RECONCILED:                     (reconciled, reconciled, reconciled, reconciled, reconciled, ignore),
+    K.DEADLINE_PASSED:                (ignore,     recover,    recover,    ignore,     recover,    ignore),
+    K.PRESENCE_OBSERVED:              (ignore,     recover,    recover,    ignore,     recover,    ignore),
+    K.AGENT_EVICTED:                  (ignore,     recover,    recover,    ignore,     recover,    ignore),
+    K.AGENT_DISPATCHED:               (ignore,     recover,    recover,    ignore,     recover,    ignore),
+    K.UPSTREAM_FAILED:                (ignore,     recover,    recover,    ignore,     recover,    ignore),
+    K.AGENT_RESTARTED:                (ignore,     recover,    ignore,     ignore,     recover,    ignore),
+})  # fmt: skip
 
+# What Warden does about the agent. Rules for Warden's events act for the attempt the room is on only
+# (a stale timer or answer is ignored); the other triggers are where presence left the room. A room
+# that closes stays failed, for the record, unless LiveKit has forgotten it.
+T = Trigger
+RECOVERY = table("RECOVERY", Recovery, Trigger, {
+    #                     none          checking          evicting          redispatching     failed
+    T.DEADLINE_PASSED:    (ask_livekit,  ignore,           ignore,           ignore,           ignore),
+    T.PRESENCE_OBSERVED:  (ignore,       act_on_answer,    ignore,           ignore,           ignore),
+    T.AGENT_EVICTED:      (ignore,       ignore,           redispatch,       ignore,           ignore),
+    T.AGENT_DISPATCHED:   (ignore,       ignore,           ignore,           confirm,          ignore),
+    T.UPSTREAM_FAILED:    (ignore,       give_up,          give_up,          give_up,          ignore),
+    T.AGENT_RESTARTED:    (fresh_start,  ignore,           ignore,           ignore,           fresh_start),
+    T.ROOM_IDLE:          (resolved,     resolved,         resolved,         resolved,         resolved),
+    T.PEOPLE_WAITING:     (await_join,   ignore,           ignore,           ignore,           ignore),
+    T.AGENT_ARRIVED:      (watch_agent,  let_check_decide, let_check_decide, let_check_decide, watch_agent),
+    T.AGENT_STAYED:       (watch_agent,  let_check_decide, let_check_decide, let_check_decide, ignore),
+    T.AGENT_ACTIVE:       (resolved,     resolved,         resolved,         resolved,         resolved),
+    T.AGENT_LOST:         (await_rejoin, ignore,           ignore,           ignore,           ignore),
+    T.ROOM_CLOSED:        (stand_down,   stand_down,       stand_down,       stand_down,       closed_failed),
+    T.ROOM_GONE:          (stand_down,   stand_down,       stand_down,       stand_down,       stand_down),
+})  # fmt: skip
+del K, T
 
-def _start(room: Room, event: Event, policy: Policy) -> Room:
-    return room if room.started_at is not None else replace(room, started_at=event.at)
-
-
-def _finish(room: Room, event: Event, policy: Policy) -> Room:
-    return replace(room, finished_at=event.at, people=(), agents=())
-
-
-def _join(room: Room, event: Event, policy: Policy) -> Room:
-    p = event.participant
-    if p is None:
-        return room
-    if p.is_agent:
-        agents = tuple(a for a in room.agents if a.identity != p.identity)
-        return replace(room, agents=(*agents, Agent(p.identity, p.sid, p.agent_name, event.at)))
-    if p.is_person:
-        people = tuple(x for x in room.people if x.identity != p.identity)
-        first = room.first_person_at if room.first_person_at is not None else event.at
-        return replace(room, people=(*people, Person(p.identity, p.sid, event.at)), first_person_at=first)
-    return room
-
-
-def _same_session(identity: str, sid: str) -> Callable[[Person | Agent], bool]:
-    return lambda x: x.identity == identity and (not sid or not x.sid or x.sid == sid)
-
-
-def _leave(room: Room, event: Event, policy: Policy) -> Room:
-    p = event.participant
-    if p is None:
-        return room
-    gone = _same_session(p.identity, p.sid)
-    return replace(
-        room,
-        people=tuple(x for x in room.people if not gone(x)),
-        agents=tuple(a for a in room.agents if not gone(a)),
-    )
-
-
-def _activity(room: Room, event: Event, policy: Policy) -> Room:
-    """A track published, or a heartbeat: the agent with that identity is working."""
-    p = event.participant
-    if p is None:
-        return room
-    is_it = _same_session(p.identity, p.sid)
-    agents = tuple(
-        replace(a, active_at=event.at) if is_it(a) and a.active_at is None else a for a in room.agents
-    )
-    return replace(room, agents=agents)
-
-
-def _job_ended(room: Room, event: Event, policy: Policy) -> Room:
-    if event.job is None or not event.job.participant_identity:
-        return room
-    identity = event.job.participant_identity
-    return replace(room, agents=tuple(a for a in room.agents if a.identity != identity))
-
-
-_OPEN_ROOM: dict[EventKind, Handler] = {
-    EventKind.ROOM_STARTED: _start,
-    EventKind.ROOM_FINISHED: _finish,
-    EventKind.PARTICIPANT_JOINED: _join,
-    EventKind.PARTICIPANT_LEFT: _leave,
-    EventKind.PARTICIPANT_CONNECTION_ABORTED: _leave,
-    EventKind.TRACK_PUBLISHED: _activity,
-    EventKind.TRACK_UNPUBLISHED: _ignore,
-    EventKind.AGENT_JOB_STARTED: _ignore,
-    EventKind.AGENT_JOB_ENDED: _job_ended,
-    EventKind.OTHER: _ignore,
-    EventKind.HEARTBEAT: _activity,
-    EventKind.DEADLINE_PASSED: deadline_passed,
-    EventKind.PRESENCE_OBSERVED: presence_observed,
-    EventKind.AGENT_EVICTED: agent_evicted,
-    EventKind.AGENT_DISPATCHED: agent_dispatched,
-    EventKind.UPSTREAM_FAILED: upstream_failed,
-    EventKind.AGENT_RESTARTED: agent_restarted,
-    EventKind.RECONCILED: reconciled,
+_SETTLED = {
+    Phase.IDLE: Trigger.ROOM_IDLE,
+    Phase.WAITING: Trigger.PEOPLE_WAITING,
+    Phase.AGENT_ACTIVE: Trigger.AGENT_ACTIVE,
+    Phase.AGENT_LOST: Trigger.AGENT_LOST,
 }
 
-TABLE: dict[tuple[Phase, EventKind], Handler] = {
-    (phase, kind): (_ignore if phase is Phase.CLOSED else _OPEN_ROOM[kind])
-    for phase, kind in product(Phase, EventKind)
-}
+
+def settled(before: Phase, after: Phase, event: Event) -> Trigger:
+    """Where the presence rules left the room, as the recovery table's trigger."""
+    if after is Phase.CLOSED:
+        gone = before is not Phase.CLOSED and event.kind is EventKind.RECONCILED
+        return Trigger.ROOM_GONE if gone else Trigger.ROOM_CLOSED
+    if after is Phase.AGENT_PRESENT:
+        return Trigger.AGENT_STAYED if before is Phase.AGENT_PRESENT else Trigger.AGENT_ARRIVED
+    return _SETTLED[after]
+
 
 # --- settling: phase, deadlines, and the actions that follow -------------------------------------
 
@@ -216,52 +207,6 @@ def _next_phase(before: Phase, room: Room, policy: Policy) -> Phase:
     if before in (*_AGENT_HERE, Phase.AGENT_LOST):
         return Phase.AGENT_LOST
     return Phase.WAITING
-
-
-def _resolved(room: Room) -> Room:
-    """No agent is needed now (or one is working): the incident, if any, is over."""
-    return replace(
-        room, deadline=None, recovery=Recovery.NONE, redispatches=0, error="", evict="", stale_dispatches=()
-    )
-
-
-def _with_deadline(room: Room, at: float, reason: Reason) -> Room:
-    return replace(room, attempt=room.attempt + 1, deadline=Deadline(room.attempt + 1, at, reason))
-
-
-def _settle_recovery(room: Room, before: Phase, policy: Policy) -> Room:
-    phase = room.phase
-    if phase is Phase.CLOSED:
-        return replace(
-            room, deadline=None, recovery=room.recovery if room.recovery is Recovery.FAILED else Recovery.NONE
-        )
-    if phase in (Phase.IDLE, Phase.AGENT_ACTIVE):
-        return _resolved(room)
-    busy = room.recovery in (Recovery.CHECKING, Recovery.EVICTING, Recovery.REDISPATCHING)
-    if phase is Phase.AGENT_PRESENT:
-        if room.recovery is Recovery.FAILED and before is Phase.AGENT_PRESENT:
-            return room  # the stalled agent could not be replaced; escalation has it
-        stall_check = room.deadline is not None and room.deadline.reason is Reason.ACTIVE
-        if busy and stall_check:
-            return room  # the stalled-agent check that is under way decides
-        if policy.active_sla is None:
-            return _resolved(room)
-        if stall_check and not busy:
-            return room
-        joined = max(a.joined_at for a in room.our_agents(policy))
-        return _with_deadline(_resolved(room), joined + policy.active_sla, Reason.ACTIVE)
-    # WAITING or AGENT_LOST: an agent is needed
-    if busy or room.recovery is Recovery.FAILED:
-        return room
-    if room.deadline is not None and room.deadline.reason is not Reason.ACTIVE:
-        return room
-    assert room.waiting_since is not None  # set on entering a waiting phase
-    if phase is Phase.WAITING:
-        base = room.waiting_since
-        if policy.sla_from_room_start and room.started_at is not None:
-            base = room.started_at
-        return _with_deadline(room, base + policy.join_sla, Reason.JOIN)
-    return _with_deadline(room, room.waiting_since + policy.rejoin_sla, Reason.REJOIN)
 
 
 def pending_actions(room: Room, policy: Policy) -> tuple[Action, ...]:
@@ -307,7 +252,8 @@ def new_actions(before: Room, after: Room, policy: Policy) -> tuple[Action, ...]
 
 
 def transition(room: Room, event: Event, *, now: float, policy: Policy) -> Decision:
-    """Apply one event: look up the rule in `TABLE`, settle phase and deadlines, derive the actions."""
+    """Apply one event: its rule in `TABLE`, then the phase it leaves, then that phase's rule in
+    `RECOVERY` (deadlines and recovery follow presence); the actions follow from what changed."""
     handled = TABLE[(room.phase, event.kind)](room, event, policy)
     phase = _next_phase(room.phase, handled, policy)
     waiting_since = handled.waiting_since
@@ -325,19 +271,16 @@ def transition(room: Room, event: Event, *, now: float, policy: Policy) -> Decis
     dispatched = handled.dispatched_on_start or (
         policy.dispatch_on_start and phase is Phase.WAITING and room.phase is Phase.IDLE
     )
-    settled = _settle_recovery(
-        replace(
-            handled,
-            phase=phase,
-            waiting_since=waiting_since,
-            agent_joined_at=agent_joined_at,
-            dispatched_on_start=dispatched,
-            updated_at=now,
-        ),
-        room.phase,
-        policy,
+    moved = replace(
+        handled,
+        phase=phase,
+        waiting_since=waiting_since,
+        agent_joined_at=agent_joined_at,
+        dispatched_on_start=dispatched,
+        updated_at=now,
     )
-    return Decision(settled, new_actions(room, settled, policy))
+    after = RECOVERY[(moved.recovery, settled(room.phase, phase, event))](moved, event, policy)
+    return Decision(after, new_actions(room, after, policy))
 
 
 def fold(room: Room, events: Iterable[tuple[Event, float]], *, policy: Policy) -> Room:

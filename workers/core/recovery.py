@@ -1,70 +1,83 @@
-"""The recovery rules of the room state machine: Warden's own events (timers, LiveKit's answers, the
-outcomes of its actions) and what they do to a room. Pure, like `workers.core.machine`, whose `TABLE` maps
-them; the rules are stated in plain words at the top of `workers.core.machine`.
+"""The recovery rules of the room state machine: what Warden does about a room's agent (`Recovery`).
+Pure, like `workers.core.machine`, whose `RECOVERY` table says for which (recovery state, `Trigger`)
+pair each rule applies; the rules are stated in plain words at the top of that module.
+
+The sub-machine moves on two kinds of input. Warden's own events (a deadline passing, LiveKit's answer
+to "who is there", the outcome of an evict or a dispatch, LiveKit refusing a call, the agent restarted)
+reach it through the presence table, in the phases where they can matter. And after every event, where
+the presence rules left the room (people waiting, an agent arrived, the room idle or closed...) is one
+more trigger, so that deadlines follow presence. Each rule gets the room after the presence step.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable
 from dataclasses import replace
+from enum import StrEnum
+from functools import wraps
 
-from workers.core.events import Event, Participant
-from workers.core.room import Agent, Deadline, Person, Policy, Reason, Recovery, Room
-
-RECONCILE_GRACE_SECONDS = 10.0
-
-
-def _answers(room: Room, event: Event, expected: Recovery) -> bool:
-    """Is `event` the answer to the step the room is waiting on (same attempt, same recovery step)?"""
-    fact = event.fact
-    return (
-        fact is not None
-        and room.recovery is expected
-        and room.deadline is not None
-        and fact.attempt == room.deadline.attempt
-    )
+from workers.core.events import Event, Fact
+from workers.core.presence import reconcile
+from workers.core.room import Deadline, Policy, Reason, Recovery, Room
+from workers.core.table import Handler
 
 
-def deadline_passed(room: Room, event: Event, policy: Policy) -> Room:
-    fact, deadline = event.fact, room.deadline
-    if fact is None or deadline is None or room.recovery is not Recovery.NONE:
-        return room
-    if fact.attempt != deadline.attempt or fact.at < deadline.at:
-        return room  # a stale timer, or an early one
-    return replace(room, recovery=Recovery.CHECKING)
+class Trigger(StrEnum):
+    """What moves the recovery sub-machine."""
+
+    # Warden's own events (named as their `EventKind`)
+    DEADLINE_PASSED = "deadline_passed"
+    PRESENCE_OBSERVED = "presence_observed"
+    AGENT_EVICTED = "agent_evicted"
+    AGENT_DISPATCHED = "agent_dispatched"
+    UPSTREAM_FAILED = "upstream_failed"
+    AGENT_RESTARTED = "agent_restarted"
+    # where the presence rules left the room, after every event
+    ROOM_IDLE = "room_idle"  # nobody there
+    PEOPLE_WAITING = "people_waiting"  # waiting: people, no agent has come
+    AGENT_ARRIVED = "agent_arrived"  # agent_present, entered just now
+    AGENT_STAYED = "agent_stayed"  # agent_present, as before
+    AGENT_ACTIVE = "agent_active"
+    AGENT_LOST = "agent_lost"
+    ROOM_CLOSED = "room_closed"  # by `room_finished`, or closed already
+    ROOM_GONE = "room_gone"  # closed by reconciliation: LiveKit no longer has the room
 
 
-def _reconcile(
-    room: Room, participants: Iterable[Participant], at: float, *, keep_since: float | None = None
-) -> Room:
-    """Who is in the room is what LiveKit listed; with `keep_since`, participants Warden saw join at or
-    after that moment stay even if the list lacks them (the list may predate their join)."""
-    known_people: dict[str, Person | None] = {p.identity: p for p in room.people}
-    known_agents: dict[str, Agent | None] = {a.identity: a for a in room.agents}
-    people, agents = [], []
-    for p in participants:
-        if p.is_agent:
-            agents.append(
-                known_agents.pop(p.identity, None)
-                or Agent(p.identity, p.sid, p.agent_name, p.joined_at or at)
-            )
-        elif p.is_person:
-            people.append(known_people.pop(p.identity, None) or Person(p.identity, p.sid, p.joined_at or at))
-    if keep_since is not None:
-        people += [p for p in known_people.values() if p is not None and p.joined_at >= keep_since]
-        agents += [a for a in known_agents.values() if a is not None and a.joined_at >= keep_since]
-    return replace(room, people=tuple(people), agents=tuple(agents))
+Step = Callable[[Room, Fact, Deadline, Policy], Room]
 
 
-def presence_observed(room: Room, event: Event, policy: Policy) -> Room:
-    if not _answers(room, event, Recovery.CHECKING) or event.fact is None or room.deadline is None:
-        return room
-    fact, reason = event.fact, room.deadline.reason
+def for_current_attempt(step: Step) -> Handler:
+    """`step` for the attempt the room is on; a timer or an answer for another attempt (late, repeated,
+    or from before the room moved on) is stale and changes nothing."""
+
+    @wraps(step)
+    def rule(room: Room, event: Event, policy: Policy) -> Room:
+        fact, deadline = event.fact, room.deadline
+        if fact is None or deadline is None or fact.attempt != deadline.attempt:
+            return room
+        return step(room, fact, deadline, policy)
+
+    return rule
+
+
+# --- Warden's own events ----------------------------------------------------------------------------
+
+
+@for_current_attempt
+def ask_livekit(room: Room, fact: Fact, deadline: Deadline, policy: Policy) -> Room:
+    """Ask LiveKit before acting (an early timer waits for its time)."""
+    return room if fact.at < deadline.at else replace(room, recovery=Recovery.CHECKING)
+
+
+@for_current_attempt
+def act_on_answer(room: Room, fact: Fact, deadline: Deadline, policy: Policy) -> Room:
+    """LiveKit's answer, trusted over the webhooks: nothing to do, evict a stalled agent, re-dispatch,
+    or give up when the re-dispatches are used up."""
     if not fact.room_exists:
         return replace(room, finished_at=fact.at, people=(), agents=(), recovery=Recovery.NONE, deadline=None)
-    room = _reconcile(room, fact.participants, fact.at)
+    room = reconcile(room, fact.participants, fact.at)
     ours = room.our_agents(policy)
-    stalled = reason is Reason.ACTIVE and bool(ours) and all(a.active_at is None for a in ours)
+    stalled = deadline.reason is Reason.ACTIVE and bool(ours) and all(a.active_at is None for a in ours)
     if (ours and not stalled) or not room.people:
         return replace(room, recovery=Recovery.NONE, deadline=None)
     if room.redispatches >= policy.max_redispatches:
@@ -79,62 +92,107 @@ def presence_observed(room: Room, event: Event, policy: Policy) -> Room:
     return replace(room, recovery=Recovery.REDISPATCHING)
 
 
-def agent_evicted(room: Room, event: Event, policy: Policy) -> Room:
-    if not _answers(room, event, Recovery.EVICTING):
-        return room
+@for_current_attempt
+def redispatch(room: Room, fact: Fact, deadline: Deadline, policy: Policy) -> Room:
+    """The stalled agent is out: re-dispatch."""
     agents = tuple(a for a in room.agents if a.identity != room.evict)
     return replace(room, agents=agents, evict="", recovery=Recovery.REDISPATCHING)
 
 
-def agent_dispatched(room: Room, event: Event, policy: Policy) -> Room:
-    if not _answers(room, event, Recovery.REDISPATCHING) or event.fact is None:
-        return room
+@for_current_attempt
+def confirm(room: Room, fact: Fact, deadline: Deadline, policy: Policy) -> Room:
+    """A new dispatch: confirm it with a deadline, `join_sla` doubled per re-dispatch already made."""
     count = room.redispatches + 1
     attempt = room.attempt + 1
-    deadline = Deadline(attempt, event.fact.at + policy.join_sla * 2 ** (count - 1), Reason.CONFIRM)
     return replace(
         room,
         recovery=Recovery.NONE,
         redispatches=count,
-        dispatch_id=event.fact.dispatch_id,
+        dispatch_id=fact.dispatch_id,
         stale_dispatches=(),
         attempt=attempt,
-        deadline=deadline,
+        deadline=Deadline(attempt, fact.at + policy.join_sla * 2 ** (count - 1), Reason.CONFIRM),
     )
 
 
-def upstream_failed(room: Room, event: Event, policy: Policy) -> Room:
-    for step in (Recovery.CHECKING, Recovery.EVICTING, Recovery.REDISPATCHING):
-        if _answers(room, event, step) and event.fact is not None:
-            return _failed(room, f"LiveKit refused: {event.fact.error}")
-    return room
+@for_current_attempt
+def give_up(room: Room, fact: Fact, deadline: Deadline, policy: Policy) -> Room:
+    """LiveKit refused a call (4xx): the room is failed, escalated, not retried."""
+    return _failed(room, f"LiveKit refused: {fact.error}")
 
 
 def _failed(room: Room, reason: str) -> Room:
     return replace(room, recovery=Recovery.FAILED, error=reason, deadline=None, evict="", stale_dispatches=())
 
 
-def agent_restarted(room: Room, event: Event, policy: Policy) -> Room:
-    """The agent was restarted (an outage's escalation): a room still waiting gets a fresh start, a
-    confirm deadline once the restart has had `restart_grace` to bring workers up."""
-    if event.fact is None or room.recovery not in (Recovery.NONE, Recovery.FAILED):
-        return room
-    if not room.people or room.our_agents(policy):
+def fresh_start(room: Room, event: Event, policy: Policy) -> Room:
+    """The agent was restarted (an outage's escalation) while people wait for it (the presence table
+    passes the restart on in waiting and agent_lost only): a fresh start, a confirm deadline once the
+    restart has had `restart_grace` to bring workers up."""
+    if event.fact is None:
         return room
     attempt = room.attempt + 1
     deadline = Deadline(attempt, event.fact.at + policy.restart_grace, Reason.CONFIRM)
     return replace(room, recovery=Recovery.NONE, redispatches=0, error="", attempt=attempt, deadline=deadline)
 
 
-def reconciled(room: Room, event: Event, policy: Policy) -> Room:
-    """The periodic comparison with LiveKit: a room it no longer has is finished; otherwise who is
-    there is what LiveKit says (people Warden never heard of keep LiveKit's join time), except that
-    whoever joined within `RECONCILE_GRACE_SECONDS` of the listing stays: the listing is taken before
-    it is recorded, and a join in between (webhook times are whole seconds) must not be undone — that
-    would make a present agent "lost" and re-dispatch a second one."""
-    fact = event.fact
-    if fact is None:
+# --- where the presence rules left the room ----------------------------------------------------------
+
+
+def resolved(room: Room, event: Event, policy: Policy) -> Room:
+    """No agent is needed now (or one is working): the incident, if any, is over."""
+    return replace(
+        room, deadline=None, recovery=Recovery.NONE, redispatches=0, error="", evict="", stale_dispatches=()
+    )
+
+
+def stand_down(room: Room, event: Event, policy: Policy) -> Room:
+    """The room is over: nothing left to watch or to do."""
+    return replace(room, deadline=None, recovery=Recovery.NONE)
+
+
+def closed_failed(room: Room, event: Event, policy: Policy) -> Room:
+    """A failed room that finished stays failed, for the record; nothing left to watch."""
+    return replace(room, deadline=None)
+
+
+def _with_deadline(room: Room, at: float, reason: Reason) -> Room:
+    return replace(room, attempt=room.attempt + 1, deadline=Deadline(room.attempt + 1, at, reason))
+
+
+def watch_agent(room: Room, event: Event, policy: Policy) -> Room:
+    """Our agent is there; with `active_sla` it must publish or heartbeat by an ACTIVE deadline."""
+    if policy.active_sla is None:
+        return resolved(room, event, policy)
+    if room.deadline is not None and room.deadline.reason is Reason.ACTIVE:
+        return room  # already watched
+    joined = max(a.joined_at for a in room.our_agents(policy))
+    return _with_deadline(resolved(room, event, policy), joined + policy.active_sla, Reason.ACTIVE)
+
+
+def let_check_decide(room: Room, event: Event, policy: Policy) -> Room:
+    """A step under way while our agent is there: the stalled-agent check decides for itself; any
+    other step (the agent was missing) is moot now."""
+    if room.deadline is not None and room.deadline.reason is Reason.ACTIVE:
         return room
-    if not fact.room_exists:
-        return replace(room, finished_at=fact.at, people=(), agents=(), recovery=Recovery.NONE, deadline=None)
-    return _reconcile(room, fact.participants, fact.at, keep_since=fact.at - RECONCILE_GRACE_SECONDS)
+    return watch_agent(room, event, policy)
+
+
+def await_join(room: Room, event: Event, policy: Policy) -> Room:
+    """People wait for an agent: one must join `join_sla` after the first of them arrived (or after
+    `room_started`, by policy). A deadline already set (but a stalled-agent one) keeps running."""
+    if room.deadline is not None and room.deadline.reason is not Reason.ACTIVE:
+        return room
+    assert room.waiting_since is not None  # set on entering a waiting phase
+    base = room.waiting_since
+    if policy.sla_from_room_start and room.started_at is not None:
+        base = room.started_at
+    return _with_deadline(room, base + policy.join_sla, Reason.JOIN)
+
+
+def await_rejoin(room: Room, event: Event, policy: Policy) -> Room:
+    """Our agent left while people remain: one must be back `rejoin_sla` after it left."""
+    if room.deadline is not None and room.deadline.reason is not Reason.ACTIVE:
+        return room
+    assert room.waiting_since is not None  # set on entering a waiting phase
+    return _with_deadline(room, room.waiting_since + policy.rejoin_sla, Reason.REJOIN)

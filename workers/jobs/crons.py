@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from workers.core.errors import UpstreamError
 from workers.core.events import Event, EventKind, Fact, internal
-from workers.core.recovery import RECONCILE_GRACE_SECONDS
+from workers.core.presence import RECONCILE_GRACE_SECONDS
 from workers.jobs.context import context
 from workers.jobs.delivery import deliver_overdue
 from workers.jobs.recording import record

@@ -1,0 +1,43 @@
+"""How Warden's state machines are written down: one table each, a rule for every (state, input) pair.
+
+`table` builds one from a grid, one row per input and one rule per state in the states' order, so that
+it reads like the tables in a textbook; a pair without a rule stops the import with an
+`UndeclaredTransition` that names it. `ignore` is the rule for a pair that changes nothing: declared,
+so that "nothing" is a decision, not a default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from enum import Enum
+from itertools import product
+from types import MappingProxyType
+from typing import TypeVar
+
+from workers.core.errors import UndeclaredTransition
+from workers.core.events import Event
+from workers.core.room import Policy, Room
+
+Handler = Callable[[Room, Event, Policy], Room]
+State = TypeVar("State", bound=Enum)
+Input = TypeVar("Input", bound=Enum)
+
+
+def ignore(room: Room, event: Event, policy: Policy) -> Room:
+    """The pair changes nothing."""
+    return room
+
+
+def table(
+    name: str, states: type[State], inputs: type[Input], rows: Mapping[Input, Sequence[Handler]]
+) -> Mapping[tuple[State, Input], Handler]:
+    """`{(state, input): rule}` from `rows[input]`, one rule per member of `states` in their order."""
+    order = list(states)
+    rules = {(state, key): rule for key, row in rows.items() for state, rule in zip(order, row, strict=False)}
+    missing = [f"({state}, {key})" for key, state in product(inputs, order) if (state, key) not in rules]
+    longer = [str(key) for key, row in rows.items() if len(row) > len(order)]
+    problems = [f"no rule for {', '.join(missing)}"] if missing else []
+    problems += [f"more rules than {states.__name__} has members for {', '.join(longer)}"] if longer else []
+    if problems:
+        raise UndeclaredTransition(f"{name}: {'; '.join(problems)}")
+    return MappingProxyType(rules)
