@@ -1,6 +1,6 @@
 """Read a webhook body as protojson, without protobuf's parser when the body is ordinary.
 
-`loads_webhook(body)` returns the WebhookEvent as a dict of JSON values, as `workers.core.events.
+`loads_webhook(body)` returns the WebhookEvent as a dict of JSON values, as `workers.adapters.webhook.
 from_webhook_json` reduces it, or raises `MalformedEvent` (answered 400). A body is taken straight from
 `json.loads` when every key is a field of the message (by its JSON name), and every value has a type
 protobuf's `json_format.Parse` accepts for that field *without conversion*: strings for strings,

@@ -22,6 +22,7 @@ from livekit.api import (
 from livekit.api.twirp_client import ServerError
 from livekit.protocol.models import ParticipantInfo
 
+from workers.adapters.webhook import AGENT_NAME_ATTRIBUTES
 from workers.core.errors import UpstreamError
 from workers.core.events import DispatchInfo, Participant
 
@@ -149,7 +150,7 @@ def _participant(info: ParticipantInfo) -> Participant:
         identity=info.identity,
         sid=info.sid,
         kind=int(info.kind),
-        agent_name=info.attributes.get("lk.agent_name") or info.attributes.get("lk.agent.name") or "",
+        agent_name=next((info.attributes[a] for a in AGENT_NAME_ATTRIBUTES if info.attributes.get(a)), ""),
         joined_at=float(info.joined_at),
     )
 
