@@ -74,6 +74,7 @@ class Harness:
     clock: Clock
     escalator: RecordingEscalator
     queue: ArqRedis
+    escalations_run: set[str] = field(default_factory=set)
     _ids: int = 0
 
     async def send(
@@ -132,7 +133,8 @@ class Harness:
 
     async def run_escalations(self) -> list[str]:
         """Run the escalation jobs the last job queued (as a worker would, right after it), in order;
-        their outcomes."""
+        their outcomes. A job id this harness ran already is dropped unrun: ARQ keeps a finished job's
+        result for an hour (`keep_result`), and a worker's Redis refuses the same id meanwhile."""
         queue_name = context(self.ctx).settings.warden_queue_name
         outcomes = []
         for member in await self.queue.zrange(queue_name, 0, -1):
@@ -143,7 +145,9 @@ class Harness:
             assert info is not None, job_id
             await self.queue.zrem(queue_name, job_id)
             await self.queue.delete(job_key_prefix + job_id)
-            outcomes.append(await escalate(self.ctx, *info.args))
+            if job_id not in self.escalations_run:
+                self.escalations_run.add(job_id)
+                outcomes.append(await escalate(self.ctx, *info.args))
         return outcomes
 
     def advance(self, seconds: float) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from workers.core.events import Event
+from workers.jobs import faults
 from workers.jobs.context import context
 from workers.jobs.delivery import deliver
 from workers.jobs.metrics import observe_recorded
@@ -37,5 +38,6 @@ async def record(ctx: dict[str, Any], batch: list[tuple[Event, float]]) -> Recor
     if recorded.outcome is not Outcome.DUPLICATE:
         observe_recorded([e for e, _ in batch], recorded.before, recorded.room, recorded.actions)
     if recorded.room is not None and recorded.notices:
+        faults.after_commit(recorded.notices)  # a crash test's hook (WARDEN_FAULT_AT); unset, nothing
         await deliver(worker.effects, worker.delivered, recorded.notices, recorded.room)
     return recorded

@@ -1,0 +1,99 @@
+"""The outbox with real processes: the worker SIGKILLed right after a room's commit, before the notices
+that commit decided are delivered (the worker's test hook `WARDEN_FAULT_AT`, see workers/jobs/faults.py),
+then a fresh worker started without the hook. What was decided still happens, once."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.simulator.livekit import FakeLiveKit
+from service.simulator.serving import serve
+from tests.support.processes import run_warden
+from tests.support.settings import KEY, SECRET
+from tests.support.waiting import wait_until
+from tests.support.world import AGENT, World, settled
+from workers.jobs.faults import VARIABLE
+
+SLA = {"WARDEN_JOIN_SLA_SECONDS": "1.5", "WARDEN_SWEEP_SECONDS": "1"}
+CLOUD_AGENT = "CA_outbox"
+
+
+@pytest.fixture
+async def world(tmp_path: Path, redis_url: str, request: pytest.FixtureRequest) -> AsyncIterator[World]:
+    """Warden whose first worker dies after the first commit deciding a notice of the kind `param`."""
+    fake = FakeLiveKit(KEY, SECRET, cloud_agents={CLOUD_AGENT: AGENT})
+    async with serve(fake.app) as livekit_url, httpx.AsyncClient() as client:
+        env = {
+            "REDIS_URL": redis_url,
+            "DATABASE_URL": f"sqlite:///{tmp_path}/w.db",
+            "LIVEKIT_URL": livekit_url,
+            "LK_AGENTS_URL": livekit_url,
+            "WARDEN_CLOUD_AGENT_ID": CLOUD_AGENT,
+            "WARDEN_AGENT_NAME": AGENT,
+            VARIABLE: f"after_commit.{request.param}:{tmp_path / 'fault-fired'}",
+            **SLA,
+        }
+        with run_warden(tmp_path, **env) as warden:
+            w = World(fake, warden, client)
+            fake.on_dispatch = w.on_dispatch
+            yield w
+
+
+async def killed_by_the_hook(w: World) -> None:
+    """Wait for the first worker to die by its hook, then start a fresh one without it."""
+    (worker, _), *_ = w.warden.running["worker"]
+
+    async def dead() -> bool:
+        return worker.poll() is not None
+
+    await wait_until(dead, "the worker killed right after the commit")
+    assert worker.returncode == -9, w.warden.log_text()[-3000:]
+    del w.warden.env[VARIABLE]
+    w.warden.start("worker")
+
+
+@pytest.mark.parametrize("world", ["ScheduleDeadline"], indirect=True)
+async def test_killed_before_the_deadline_was_queued_the_room_is_redispatched_once(world: World) -> None:
+    world.arrive_on = {"o-deadline": 1}
+    await world.person_joins("o-deadline")  # decides the join deadline; the worker dies at its commit
+    await killed_by_the_hook(world)
+    assert world.fake.created == []
+    room = await world.room("o-deadline")
+    assert room["recovery"]["deadline"] is not None  # committed before the kill
+
+    async def served() -> bool:
+        return settled("agent_active")(await world.room("o-deadline"))
+
+    await wait_until(served, "the agent, dispatched by the fresh worker")
+    assert world.created("o-deadline") == 1
+    assert len(world.fake.live_dispatches("o-deadline", AGENT)) == 1
+
+
+@pytest.mark.parametrize("world", ["Escalate"], indirect=True)
+async def test_killed_before_the_escalation_was_queued_the_agent_is_still_restarted_once(
+    world: World,
+) -> None:
+    world.fake.fail("CreateDispatch", 403)  # LiveKit refuses the re-dispatch: the room fails, escalated
+    await world.person_joins("o-escalate")
+    await killed_by_the_hook(world)
+    assert world.fake.restarts == []
+    assert (await world.room("o-escalate"))["recovery"]["state"] == "failed"  # committed before the kill
+
+    async def restarted() -> bool:
+        return bool(world.fake.restarts)
+
+    await wait_until(restarted, "the Cloud agent restarted by the fresh worker")
+    incidents = f"{world.warden.url}/api/incidents"
+
+    async def fresh_started() -> bool:  # the restart's last step: waiting rooms re-checked
+        listed = (await world.client.get(incidents)).json()["incidents"]
+        detail = (await world.client.get(f"{incidents}/{listed[0]['id']}")).json() if listed else {}
+        return "re-dispatch" in [a["action"] for a in detail.get("actions", [])]
+
+    await wait_until(fresh_started, "the restart carried through")
+    assert (await world.client.get(incidents)).json()["total"] == 1
+    assert world.fake.restarts == [CLOUD_AGENT]
