@@ -83,10 +83,10 @@ def dead_lettered(function: str, job: Job, *, max_tries: int) -> Job:
                 delay = retry_delay(job_try)
                 log.warning("job %s failed (%s); retried in %.0fs", ctx["job_id"], describe(exc), delay)
                 raise Retry(defer=delay) from exc
-            error, trace = describe(exc), redact("".join(traceback.format_exception(exc)))
+            error, trace = describe(exc), "\n" + redact("".join(traceback.format_exception(exc))).rstrip()
         await _keep(ctx, function, list(args), error, job_try)
         log.error(
-            "job %s (%s) kept as a dead letter after %d tries: %s\n%s",
+            "job %s (%s) kept as a dead letter after %d tries: %s%s",
             ctx["job_id"],
             function,
             job_try,
