@@ -21,6 +21,7 @@ from service.simulator.serving import serve
 from tests.support.events import parse
 from tests.support.harness import Harness, harness
 from tests.support.helpers import body, person
+from tests.support.settings import make_settings
 from tests.support.waiting import wait_until
 from workers.core import machine
 from workers.core.events import Event, to_dict
@@ -221,3 +222,15 @@ def test_re_run_ids_name_the_job_they_re_run() -> None:
     assert original_job_id("EV_abc") == "EV_abc"
     assert function_of("retry:escalate:EV_1#0:2") == "escalate", "a re-run is claimed for its own timeout"
     assert function_of("retry:EV_abc:1") == ""
+
+
+async def test_dead_letters_are_for_the_admin_only(redis_url: str, database_url: str) -> None:
+    settings = make_settings(
+        redis_url=redis_url, database_url=database_url, warden_admin_token="s3cret-admin"
+    )
+    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as api:
+        assert (await api.get("/api/dead-letters")).status_code == 401
+        assert (await api.post("/api/dead-letters/EV_1/retry")).status_code == 401
+        assert (await api.get("/dead-letters")).status_code == 401
+        allowed = await api.get("/api/dead-letters", headers={"Authorization": "Bearer s3cret-admin"})
+        assert (allowed.status_code, allowed.json()) == (200, {"dead_letters": []})
