@@ -1,4 +1,4 @@
-"""The Starlette application: webhook intake, health checks and the operator API.
+"""The Starlette application: webhook intake, health checks, the operator API and the dashboard.
 
 `create_app(settings)` builds it; the lifespan opens the queue (a lazy Redis pool: the web process
 starts even while Redis is down, and answers 503 until it is back) and the database engine, and
@@ -23,8 +23,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from service.api.dead_letters import get_dead_letters, retry_dead_letter
 from service.api.incidents import get_incidents, get_one_incident
 from service.api.rooms import get_room, get_rooms
+from service.dashboard.dead_letters import dead_letters_page
 from service.dashboard.pages import STATIC, incidents_page, room_page, rooms_page
 from service.intake.heartbeat import post_heartbeat
 from service.intake.webhook import WebhookVerifier, receive_webhook
@@ -120,9 +122,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/api/rooms/{name}/heartbeat", post_heartbeat, methods=["POST"]),
             Route("/api/incidents", get_incidents),
             Route("/api/incidents/{id}", get_one_incident),
+            Route("/api/dead-letters", get_dead_letters),
+            Route("/api/dead-letters/{id:path}/retry", retry_dead_letter, methods=["POST"]),
             Route("/", rooms_page),
             Route("/rooms/{name:path}", room_page),
             Route("/incidents", incidents_page),
+            Route("/dead-letters", dead_letters_page),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         lifespan=lifespan,

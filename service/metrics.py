@@ -5,6 +5,7 @@ Redis and the database, which are the same whichever web process answers.
 - `warden_queue_lag_seconds`: how long the oldest job that is due has waited to be picked up.
 - `warden_queue_jobs{state}`: jobs in the queue, due now ('ready') or later ('deferred', SLA timers).
 - `warden_rooms{phase}`, `warden_open_incidents`: from the database.
+- `warden_dead_letters`: jobs that failed for good and have not been re-run (`warden dead-letters`).
 The worker's own counters (jobs, durations, time to agent, breaches, re-dispatches, restarts, LiveKit
 errors) are served by each worker on `WARDEN_WORKER_METRICS_PORT` (see `workers.jobs.metrics`).
 
@@ -24,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from workers.queue.depth import queue_depth
+from workers.store.dead_letters import waiting_count
 from workers.store.stats import open_incident_count, phase_counts
 
 log = logging.getLogger("warden.web")
@@ -37,6 +39,7 @@ QUEUE_LAG = Gauge("warden_queue_lag_seconds", "How long the oldest due job has w
 QUEUE_JOBS = Gauge("warden_queue_jobs", "Jobs in the queue: due now (ready) or later (deferred)", ["state"])
 ROOMS = Gauge("warden_rooms", "Rooms Warden knows, by phase", ["phase"])
 OPEN_INCIDENTS = Gauge("warden_open_incidents", "Outages not yet resolved")
+DEAD_LETTERS = Gauge("warden_dead_letters", "Jobs that failed for good and have not been re-run")
 
 
 _WEBHOOK_COUNTERS: dict[tuple[str, str], Any] = {}
@@ -62,6 +65,7 @@ async def metrics_endpoint(request: Request) -> Response:
         for phase, count in (await phase_counts(state.engine)).items():
             ROOMS.labels(phase=phase).set(count)
         OPEN_INCIDENTS.set(await open_incident_count(state.engine))
+        DEAD_LETTERS.set(await waiting_count(state.engine))
     except (SQLAlchemyError, OSError) as exc:
         log.warning("metrics: database unavailable (%s); room figures not updated", type(exc).__name__)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

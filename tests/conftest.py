@@ -104,7 +104,15 @@ async def _migrate_and_empty(url: str) -> None:
     try:
         await upgrade(engine)
         async with engine.begin() as connection:
-            for table in ("events", "rooms", "incidents", "incident_rooms", "incident_actions"):
+            for table in (
+                "events",
+                "rooms",
+                "incidents",
+                "incident_rooms",
+                "incident_actions",
+                "outbox",
+                "dead_letters",
+            ):
                 await connection.exec_driver_sql(f"DELETE FROM {table}")
     finally:
         await engine.dispose()

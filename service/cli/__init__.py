@@ -3,6 +3,8 @@
     warden rooms [--state S]      rooms, newest first          (reads a running Warden's API)
     warden room NAME              one room and its timeline
     warden incidents              open and past incidents
+    warden dead-letters           jobs that failed for good, newest first
+    warden retry ID               queue a dead letter's job again, once its cause is fixed
     warden check                  settings, LiveKit, Redis and the database, in plain words
     warden replay FILE            re-send recorded webhook bodies (JSON lines), signed, to /webhook
     warden simulate --rooms N --failure never-joins:0.1,leaves:0.05,stalls:0.05,outage:30+20
@@ -19,7 +21,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from service.cli import check, replay, simulate, views
+from service.cli import check, dead_letters, replay, simulate, views
 
 
 def default_url() -> str:
@@ -36,6 +38,9 @@ def parser() -> argparse.ArgumentParser:
     room = commands.add_parser("room", help="one room with its timeline")
     room.add_argument("name")
     commands.add_parser("incidents", help="open and past incidents")
+    commands.add_parser("dead-letters", help="jobs that failed for good, newest first")
+    retry = commands.add_parser("retry", help="queue a dead letter's job again (once its cause is fixed)")
+    retry.add_argument("id", help="the dead letter's id, as `warden dead-letters` lists it")
     commands.add_parser("check", help="check settings, LiveKit, Redis and the database")
     rep = commands.add_parser("replay", help="re-send recorded webhook bodies (JSON lines) to Warden")
     rep.add_argument("file", help="one webhook body (JSON) per line; '-' reads standard input")
@@ -52,6 +57,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             code = views.room(args.url, args.name)
         case "incidents":
             code = views.incidents(args.url)
+        case "dead-letters":
+            code = dead_letters.dead_letters(args.url)
+        case "retry":
+            code = dead_letters.retry(args.url, args.id)
         case "check":
             code = asyncio.run(check.run())
         case "replay":

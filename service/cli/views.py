@@ -30,10 +30,19 @@ def console() -> Console:
 
 def fetch(url: str, path: str, **params: Any) -> tuple[int, dict[str, Any]]:
     """GET a Warden API path; (status, JSON body), status 0 when Warden is unreachable."""
+    return call(url, "GET", path, params)
+
+
+def call(
+    url: str, method: str, path: str, params: dict[str, Any] | None = None
+) -> tuple[int, dict[str, Any]]:
+    """Ask a Warden API path; (status, JSON body), status 0 when Warden is unreachable."""
     token = os.environ.get("WARDEN_ADMIN_TOKEN", "")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        answer = httpx.get(f"{url.rstrip('/')}{path}", params=params, headers=headers, timeout=10.0)
+        answer = httpx.request(
+            method, f"{url.rstrip('/')}{path}", params=params, headers=headers, timeout=10.0
+        )
     except httpx.HTTPError as exc:
         return 0, {"error": f"Warden unreachable at {url} ({type(exc).__name__})"}
     try:
@@ -42,7 +51,7 @@ def fetch(url: str, path: str, **params: Any) -> tuple[int, dict[str, Any]]:
         return answer.status_code, {"error": f"HTTP {answer.status_code}, not JSON"}
 
 
-def _failed(status: int, data: dict[str, Any]) -> int:
+def failed(status: int, data: dict[str, Any]) -> int:
     console().print(f"[red]warden: {data.get('error') or f'HTTP {status}'}[/red]")
     return 1
 
@@ -66,7 +75,7 @@ def rooms(url: str, *, state: str | None, limit: int) -> int:
         params["state"] = state
     status, data = fetch(url, "/api/rooms", **params)
     if status != 200:
-        return _failed(status, data)
+        return failed(status, data)
     table = Table(title=f"Rooms ({data['total']}{' ' + state if state else ''}, newest first)")
     for column in ("room", "state", "people", "agent", "time to agent", "recovery", "redispatches"):
         table.add_column(column)
@@ -88,7 +97,7 @@ def rooms(url: str, *, state: str | None, limit: int) -> int:
 def room(url: str, name: str) -> int:
     status, data = fetch(url, f"/api/rooms/{quote(name, safe='')}")
     if status != 200:
-        return _failed(status, data)
+        return failed(status, data)
     out = console()
     out.print(f"[bold]{data['name']}[/bold] {_state(data['state'])}  sid {data['sid']}")
     out.print(
@@ -112,7 +121,7 @@ def room(url: str, name: str) -> int:
 def incidents(url: str) -> int:
     status, data = fetch(url, "/api/incidents")
     if status != 200:
-        return _failed(status, data)
+        return failed(status, data)
     table = Table(title=f"Incidents ({data['total']})")
     for column in ("id", "agent", "state", "opened", "time to recovery", "rooms", "waiting", "reason"):
         table.add_column(column)

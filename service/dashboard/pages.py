@@ -1,4 +1,5 @@
-"""The dashboard: `/` (rooms), `/rooms/{name}` (one room's timeline), `/incidents`. Server-rendered with
+"""The dashboard: `/` (rooms), `/rooms/{name}` (one room's timeline), `/incidents` (and `/dead-letters`,
+in `service.dashboard.dead_letters`). Server-rendered with
 Jinja2; each page refreshes its live part by fetching itself with `?fragment=1` (no build step, no CDN).
 Same access rules as the API (see `service.api.auth`); a browser is asked for the admin token by
 Basic auth."""
@@ -28,6 +29,7 @@ from service.dashboard.charts import (
     timeline_svg,
 )
 from workers.core.room import Phase, time_to_agent
+from workers.store.dead_letters import waiting_count
 from workers.store.incidents import list_incidents
 from workers.store.queries import TimelineEntry, find_room, list_rooms
 from workers.store.stats import open_incidents_by_room, phase_counts, time_to_agent_since
@@ -101,7 +103,7 @@ def page(endpoint: Page) -> Page:
     return guarded
 
 
-def _render(request: Request, name: str, context: dict[str, Any]) -> Response:
+def render(request: Request, name: str, context: dict[str, Any]) -> Response:
     fragment = request.query_params.get("fragment") == "1"
     template = f"_{name}_live.html" if fragment else f"{name}.html"
     return TEMPLATES.TemplateResponse(request, template, {"now": time.time(), **context})
@@ -125,7 +127,7 @@ async def rooms_page(request: Request) -> Response:
         for room in found.rooms
     ]
     sla = settings.warden_join_sla_seconds
-    return _render(
+    return render(
         request,
         "rooms",
         {
@@ -140,6 +142,7 @@ async def rooms_page(request: Request) -> Response:
             "p90": percentile(waits.seconds, 0.9),
             "measured": len(waits.seconds),
             "sla": sla,
+            "dead_letters": await waiting_count(engine),
         },
     )
 
@@ -162,7 +165,7 @@ async def room_page(request: Request) -> Response:
         {**timeline_entry(entry), "at": _at(entry), "offset": _at(entry) - start, "summary": _summary(entry)}
         for entry in timeline
     ]
-    return _render(
+    return render(
         request,
         "room",
         {
@@ -196,7 +199,7 @@ async def incidents_page(request: Request) -> Response:
         }
         for i in found
     ]
-    return _render(request, "incidents", {"incidents": incidents, "total": total})
+    return render(request, "incidents", {"incidents": incidents, "total": total})
 
 
 def _at(entry: TimelineEntry) -> float:

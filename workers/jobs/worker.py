@@ -10,6 +10,7 @@ from arq import cron
 from arq.worker import func
 
 from workers.jobs.crons import reconcile, sweep
+from workers.jobs.dead_letters import Job, dead_lettered
 from workers.jobs.escalate import ESCALATION_TIMEOUT_SECONDS, escalate
 from workers.jobs.lifecycle import shutdown, startup
 from workers.jobs.metrics import timed_job
@@ -19,14 +20,25 @@ from workers.queue.jobs import APPLY_WEBHOOK, ESCALATE, HEARTBEAT, ON_DEADLINE
 from workers.settings import Settings
 
 
+def _job(name: str, job: Job) -> Job:
+    """A job function as the worker runs it: kept as a dead letter when it fails for good, counted and
+    timed (failures included) in the worker's metrics."""
+    return dead_lettered(name, timed_job(job), max_tries=MAX_TRIES)
+
+
 def worker_settings(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for `arq.Worker`, built from validated settings."""
     return {
         "functions": [
-            func(timed_job(apply_webhook), name=APPLY_WEBHOOK, max_tries=MAX_TRIES),
-            func(timed_job(on_deadline), name=ON_DEADLINE, max_tries=MAX_TRIES, keep_result=0),
-            func(timed_job(heartbeat), name=HEARTBEAT, max_tries=MAX_TRIES),
-            func(timed_job(escalate), name=ESCALATE, max_tries=MAX_TRIES, timeout=ESCALATION_TIMEOUT_SECONDS),
+            func(_job(APPLY_WEBHOOK, apply_webhook), name=APPLY_WEBHOOK, max_tries=MAX_TRIES),
+            func(_job(ON_DEADLINE, on_deadline), name=ON_DEADLINE, max_tries=MAX_TRIES, keep_result=0),
+            func(_job(HEARTBEAT, heartbeat), name=HEARTBEAT, max_tries=MAX_TRIES),
+            func(
+                _job(ESCALATE, escalate),
+                name=ESCALATE,
+                max_tries=MAX_TRIES,
+                timeout=ESCALATION_TIMEOUT_SECONDS,
+            ),
         ],
         "cron_jobs": [
             cron(

@@ -18,10 +18,13 @@ HEARTBEAT = "heartbeat"
 ESCALATE = "escalate"
 
 
+RETRY_PREFIX = "retry:"
+
+
 def function_of(job_id: str) -> str:
-    """The function a job id belongs to, for the ids that say it (deadlines, heartbeats, escalations);
-    webhooks' ids are LiveKit's event ids and say nothing ("")."""
-    prefix = job_id.split(":", 1)[0]
+    """The function a job id belongs to, for the ids that say it (deadlines, heartbeats, escalations,
+    and re-runs of those); webhooks' ids are LiveKit's event ids and say nothing ("")."""
+    prefix = original_job_id(job_id).split(":", 1)[0]
     return {"deadline": ON_DEADLINE, "heartbeat": HEARTBEAT, "escalate": ESCALATE}.get(prefix, "")
 
 
@@ -62,3 +65,24 @@ def escalation_job_id(notice_id: str) -> str:
 async def queue_escalation(enqueuer: Enqueuer, notice_id: str, room_sid: str, action: dict[str, Any]) -> bool:
     """Queue `escalate(notice_id, room_sid, action)`: the notice's escalation step, as its own job."""
     return await enqueuer.enqueue(ESCALATE, escalation_job_id(notice_id), notice_id, room_sid, action)
+
+
+def retry_job_id(job_id: str, n: int) -> str:
+    """The id of the `n`-th re-run of the dead-lettered job `job_id` (ARQ refuses a finished job's id)."""
+    return f"{RETRY_PREFIX}{job_id}:{n}"
+
+
+def original_job_id(job_id: str) -> str:
+    """The job a re-run re-runs (`retry_job_id`'s inverse); any other id is its own."""
+    if job_id.startswith(RETRY_PREFIX):
+        return job_id.removeprefix(RETRY_PREFIX).rsplit(":", 1)[0]
+    return job_id
+
+
+async def queue_retry(enqueuer: Enqueuer, job_id: str, function: str, args: list[Any]) -> str:
+    """Queue `function(*args)` again, as the job `job_id` was, under the first re-run id ARQ does not
+    already know (an earlier re-run keeps its id while its result is kept); that id."""
+    n = 1
+    while not await enqueuer.enqueue(function, retry_job_id(job_id, n), *args):
+        n += 1
+    return retry_job_id(job_id, n)

@@ -1,0 +1,43 @@
+"""`warden dead-letters` (jobs that failed for good, newest first) and `warden retry ID` (queue one
+again once its cause is fixed), through the API (`service.api.dead_letters`)."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from rich.markup import escape
+from rich.table import Table
+
+from service.cli.views import call, console, failed, fetch
+
+
+def dead_letters(url: str) -> int:
+    status, data = fetch(url, "/api/dead-letters")
+    if status != 200:
+        return failed(status, data)
+    letters = data["dead_letters"]
+    waiting = sum(1 for letter in letters if letter["retried_at"] is None)
+    table = Table(title=f"Dead letters ({waiting} not re-run; `warden retry ID` re-runs one)")
+    for column in ("id", "function", "room", "tries", "failed", "re-run", "error"):
+        table.add_column(column)
+    for letter in letters:
+        room = letter["room"]
+        table.add_row(
+            escape(letter["id"]),
+            letter["function"],
+            escape(room["name"] or room["sid"] or "-"),
+            str(letter["attempts"]),
+            (letter["failed_at"] or "")[:19],
+            (letter["retried_at"] or "not yet")[:19],
+            escape(letter["error"]),
+        )
+    console().print(table)
+    return 0
+
+
+def retry(url: str, letter_id: str) -> int:
+    status, data = call(url, "POST", f"/api/dead-letters/{quote(letter_id, safe='')}/retry")
+    if status != 200:
+        return failed(status, data)
+    console().print(f"re-queued {escape(data['id'])} ({data['function']}) as job {escape(data['job_id'])}")
+    return 0

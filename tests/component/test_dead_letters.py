@@ -1,0 +1,236 @@
+"""Dead letters: a planted bug in the fold makes one room's webhook job fail; the real claiming worker
+retries it, then keeps it as a dead letter that the API, the CLI, `/metrics` and the dashboard show,
+while other rooms go on; once the bug is gone, `warden retry ID` applies the event."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from service.app import create_app
+from service.cli import main
+from service.simulator.serving import serve
+from tests.support.events import parse
+from tests.support.harness import Harness, harness
+from tests.support.helpers import body, person
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_until
+from workers.core import machine
+from workers.core.events import Event, to_dict
+from workers.jobs.context import context
+from workers.jobs.dead_letters import DEAD, dead_lettered
+from workers.jobs.retry import retry_later
+from workers.jobs.worker import worker_settings
+from workers.queue.claiming import ClaimingWorker
+from workers.queue.enqueue import Enqueuer
+from workers.queue.jobs import function_of, original_job_id, queue_webhook, retry_job_id
+from workers.store import writer
+from workers.store.dead_letters import newest
+
+SECRET_URL = "https://hooks.example.com/services/T0/B0/s3cret-hook-token"
+
+
+@pytest.fixture
+def planted_bug(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """The fold raises for the event EV_bad (naming a secret URL, as an httpx error would)."""
+    real = writer.transition
+
+    def transition(room: Any, event: Event, **kwargs: Any) -> Any:
+        if event.id == "EV_bad":
+            raise RuntimeError(f"planted bug while calling {SECRET_URL}")
+        return real(room, event, **kwargs)
+
+    monkeypatch.setattr(writer, "transition", transition)  # a room's next event
+    monkeypatch.setattr(machine, "transition", transition)  # a late event: the room's log re-folded
+    yield monkeypatch
+
+
+async def _queue(
+    h: Harness, event_id: str, room: str, sid: str, event: str = "room_started", **fields: Any
+) -> None:
+    raw = body(event, id=event_id, created_at=int(time.time()), room=room, sid=sid, **fields)
+    settings = context(h.ctx).settings
+    queued = await queue_webhook(
+        Enqueuer(h.queue, settings.warden_queue_name), event_id, to_dict(parse(raw)), time.time()
+    )
+    assert queued
+
+
+@contextlib.asynccontextmanager
+async def working(h: Harness) -> AsyncIterator[None]:
+    """The worker's registered jobs (dead letters, metrics and all) run by a real claiming worker."""
+    settings = context(h.ctx).settings
+    worker = ClaimingWorker(
+        functions=worker_settings(settings)["functions"],
+        queue_name=settings.warden_queue_name,
+        redis_pool=h.queue,
+        handle_signals=False,
+        poll_delay=0.01,
+        ctx=h.ctx,
+    )
+    running = asyncio.create_task(worker.async_run())
+    try:
+        yield
+    finally:
+        for task in [running, *worker.tasks.values()]:
+            task.cancel()
+        await asyncio.gather(running, *worker.tasks.values(), return_exceptions=True)
+
+
+async def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    """`warden ARGV` in a thread (it blocks on HTTP to the app this loop serves); exit code and output."""
+    with pytest.raises(SystemExit) as exited:
+        await asyncio.to_thread(main, list(argv))
+    return int(exited.value.code or 0), capsys.readouterr().out
+
+
+async def _any(found: Awaitable[list[Any]]) -> bool:
+    return bool(await found)
+
+
+async def _kept(h: Harness, *, retried: bool) -> bool:
+    """A dead letter is kept, re-run (`retried`) or not."""
+    return any((letter.retried_at is not None) == retried for letter in await newest(h.engine))
+
+
+def _gauge(text: str, name: str) -> float:
+    (family,) = [f for f in text_string_to_metric_families(text) if f.name == name]
+    (sample,) = family.samples
+    return float(sample.value)
+
+
+async def test_a_planted_bug_is_kept_as_a_dead_letter_and_re_run_once_fixed(
+    redis_url: str,
+    database_url: str,
+    planted_bug: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with harness(redis_url, database_url) as h:
+        settings = context(h.ctx).settings
+        async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as api, working(h):
+
+            async def letters() -> list[dict[str, Any]]:
+                return list((await api.get("/api/dead-letters")).json()["dead_letters"])
+
+            async def heard(room: str) -> set[str]:
+                found = await api.get(f"/api/rooms/{room}")
+                timeline = found.json()["timeline"] if found.status_code == 200 else []
+                return {e["type"] for e in timeline if e["source"] == "livekit"}
+
+            started = time.monotonic()
+            await _queue(h, "EV_bad", "bad-room", "RM_bad")
+            await _queue(
+                h, "EV_bad_bob", "bad-room", "RM_bad", "participant_joined", participant=person("bob")
+            )
+            await _queue(h, "EV_good", "good-room", "RM_good")
+            await _queue(
+                h, "EV_alice", "good-room", "RM_good", "participant_joined", participant=person("alice")
+            )
+            await wait_until(lambda: _any(letters()), "EV_bad kept as a dead letter")
+            assert time.monotonic() - started >= 3.0, "tried three times, 1 s then 2 s apart"
+            assert await heard("good-room") == {"room_started", "participant_joined"}, "other rooms go on"
+            assert await heard("bad-room") == {"participant_joined"}, "its later event is applied, not EV_bad"
+            (letter,) = await letters()
+            assert {k: letter[k] for k in ("id", "function", "room", "attempts", "retried_at")} == {
+                "id": "EV_bad",
+                "function": "apply_webhook",
+                "room": {"sid": "RM_bad", "name": "bad-room"},
+                "attempts": 3,
+                "retried_at": None,
+            }
+            assert letter["error"] == "RuntimeError: planted bug while calling <url>"
+            assert letter["args"][0]["id"] == "EV_bad", "the reduced event is kept"
+            assert _gauge((await api.get("/metrics")).text, "warden_dead_letters") == 1
+            assert "1 dead letter:" in re.sub(r"<[^>]+>", "", (await api.get("/")).text)
+            page = (await api.get("/dead-letters")).text
+            assert "EV_bad" in page and "planted bug" in page and "s3cret" not in page
+            code, listed = await _cli(capsys, "--url", url, "dead-letters")
+            assert code == 0 and "EV_bad" in listed and "planted bug" in listed and "bad-room" in listed
+
+            planted_bug.undo()  # the cause is fixed
+            code, said = await _cli(capsys, "--url", url, "retry", "EV_bad")
+            assert code == 0 and "retry:EV_bad:1" in said, said
+
+            async def applied() -> bool:
+                return "room_started" in await heard("bad-room")
+
+            await wait_until(applied, "the re-run applies EV_bad to its room")
+            assert _gauge((await api.get("/metrics")).text, "warden_dead_letters") == 0
+            (letter,) = await letters()
+            assert letter["retried_at"] is not None
+            code, refused = await _cli(capsys, "--url", url, "retry", "EV_bad")
+            assert code == 1 and "already re-run" in refused
+            assert (await api.post("/api/dead-letters/EV_nope/retry")).status_code == 404
+    assert "s3cret-hook-token" not in caplog.text
+    assert "kept as a dead letter after 3 tries" in caplog.text
+
+
+async def test_a_re_run_that_fails_again_is_the_same_dead_letter_again(
+    redis_url: str, database_url: str, planted_bug: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with harness(redis_url, database_url) as h:
+        async with serve(create_app(context(h.ctx).settings)) as url, working(h):
+            await _queue(h, "EV_bad", "bad-room", "RM_bad")
+            await wait_until(lambda: _kept(h, retried=False), "EV_bad kept as a dead letter")
+            code, _ = await _cli(capsys, "--url", url, "retry", "EV_bad")
+            assert code == 0
+            await wait_until(
+                lambda: _kept(h, retried=False), "the re-run fails again"
+            )  # the bug is still there
+        (letter,) = await newest(h.engine)
+        assert (letter.id, letter.attempts, letter.retried_at) == ("EV_bad", 6, None)
+
+
+async def test_a_job_whose_retries_run_out_is_kept_rather_than_failed(
+    redis_url: str, database_url: str
+) -> None:
+    async def unavailable(ctx: dict[str, Any], room_sid: str, attempt: int) -> str:
+        try:
+            raise ConnectionRefusedError("database at postgresql://warden:pw@db/warden refused")
+        except OSError as exc:
+            raise retry_later(ctx, "database unavailable (%s); retried in %.0fs", "x") from exc
+
+    job = dead_lettered("on_deadline", unavailable, max_tries=5)
+    async with harness(redis_url, database_url) as h:
+        h.ctx.update(job_id="deadline:RM_9:1", job_try=4)
+        with pytest.raises(Exception, match="Retry"):
+            await job(h.ctx, "RM_9", 1)
+        h.ctx["job_try"] = 5
+        assert await job(h.ctx, "RM_9", 1) == DEAD
+        (letter,) = await newest(h.engine)
+    assert (letter.function, letter.room_sid, letter.args, letter.attempts) == (
+        "on_deadline",
+        "RM_9",
+        ["RM_9", 1],
+        5,
+    )
+    assert letter.error == "retried 5 times: ConnectionRefusedError: database at <url> refused"
+
+
+def test_re_run_ids_name_the_job_they_re_run() -> None:
+    assert retry_job_id("escalate:EV_1#0", 2) == "retry:escalate:EV_1#0:2"
+    assert original_job_id("retry:escalate:EV_1#0:2") == "escalate:EV_1#0"
+    assert original_job_id("EV_abc") == "EV_abc"
+    assert function_of("retry:escalate:EV_1#0:2") == "escalate", "a re-run is claimed for its own timeout"
+    assert function_of("retry:EV_abc:1") == ""
+
+
+async def test_dead_letters_are_for_the_admin_only(redis_url: str, database_url: str) -> None:
+    settings = make_settings(
+        redis_url=redis_url, database_url=database_url, warden_admin_token="s3cret-admin"
+    )
+    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as api:
+        assert (await api.get("/api/dead-letters")).status_code == 401
+        assert (await api.post("/api/dead-letters/EV_1/retry")).status_code == 401
+        assert (await api.get("/dead-letters")).status_code == 401
+        allowed = await api.get("/api/dead-letters", headers={"Authorization": "Bearer s3cret-admin"})
+        assert (allowed.status_code, allowed.json()) == (200, {"dead_letters": []})

@@ -1,0 +1,117 @@
+"""Dead letters: jobs that kept failing for a reason no retry fixes (a bug, a malformed event), kept
+with what they were given and why they failed, until an operator re-runs them (`warden retry ID`).
+
+A row's id is the failed job's id; a re-run that fails again comes back to the same row (its attempts
+added up, `retried_at` cleared), so a job is one row however often it is re-run."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from workers.store.engine import dialect_insert, writing
+from workers.store.models import DEAD_LETTERS
+
+MAX_ERROR = 2048  # the column's width
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A failed job: its id, function and arguments (JSON), its room when known, the error (type and
+    message), how often it was tried, when it last failed and when it was last re-run."""
+
+    id: str
+    function: str
+    args: list[Any]
+    room_sid: str | None
+    room_name: str | None
+    error: str
+    attempts: int
+    failed_at: float
+    retried_at: float | None = None
+
+
+def _letter(row: Row[Any]) -> DeadLetter:
+    return DeadLetter(
+        row.id,
+        row.function,
+        list(row.args),
+        row.room_sid,
+        row.room_name,
+        row.error,
+        row.attempts,
+        row.failed_at,
+        row.retried_at,
+    )
+
+
+async def keep(engine: AsyncEngine, letter: DeadLetter) -> None:
+    """Keep a failed job; one kept before under the same id (a re-run failing again) is updated."""
+    values = {**asdict(letter), "error": letter.error[:MAX_ERROR], "retried_at": None}
+    async with writing(engine) as connection:
+        insert = dialect_insert(connection, DEAD_LETTERS).values(values)
+        await connection.execute(
+            insert.on_conflict_do_update(
+                index_elements=["id"],
+                set_={
+                    "function": insert.excluded.function,
+                    "args": insert.excluded.args,
+                    "room_sid": insert.excluded.room_sid,
+                    "room_name": insert.excluded.room_name,
+                    "error": insert.excluded.error,
+                    "attempts": DEAD_LETTERS.c.attempts + insert.excluded.attempts,
+                    "failed_at": insert.excluded.failed_at,
+                    "retried_at": None,
+                },
+            )
+        )
+
+
+async def newest(engine: AsyncEngine, *, limit: int = 100) -> list[DeadLetter]:
+    """The dead letters, newest failure first."""
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            select(DEAD_LETTERS).order_by(DEAD_LETTERS.c.failed_at.desc(), DEAD_LETTERS.c.id).limit(limit)
+        )
+        return [_letter(row) for row in rows]
+
+
+async def find(engine: AsyncEngine, letter_id: str) -> DeadLetter | None:
+    async with engine.connect() as connection:
+        row = (await connection.execute(select(DEAD_LETTERS).where(DEAD_LETTERS.c.id == letter_id))).first()
+        return None if row is None else _letter(row)
+
+
+async def claim_retry(engine: AsyncEngine, letter_id: str, now: float) -> DeadLetter | None:
+    """Mark a dead letter re-run at `now`, unless it already is (then None: one re-run per failure)."""
+    async with writing(engine) as connection:
+        row = (
+            await connection.execute(
+                update(DEAD_LETTERS)
+                .where(DEAD_LETTERS.c.id == letter_id, DEAD_LETTERS.c.retried_at.is_(None))
+                .values(retried_at=now)
+                .returning(*DEAD_LETTERS.c)
+            )
+        ).first()
+        return None if row is None else _letter(row)
+
+
+async def release_retry(engine: AsyncEngine, letter_id: str) -> None:
+    """Undo `claim_retry` when the re-run could not be queued."""
+    async with writing(engine) as connection:
+        await connection.execute(
+            update(DEAD_LETTERS).where(DEAD_LETTERS.c.id == letter_id).values(retried_at=None)
+        )
+
+
+async def waiting_count(engine: AsyncEngine) -> int:
+    """Dead letters not re-run yet (for `/metrics` and the dashboard)."""
+    async with engine.connect() as connection:
+        count = await connection.scalar(
+            select(func.count()).select_from(DEAD_LETTERS).where(DEAD_LETTERS.c.retried_at.is_(None))
+        )
+        return int(count or 0)
