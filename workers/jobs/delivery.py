@@ -101,6 +101,7 @@ async def deliver_overdue(
     """The sweep's part: lease what is left in the outbox (for `lease` seconds) and deliver it; returns
     how many were sent."""
     sent: list[str] = []
+    calls = 0
     for notice in await outbox.due(engine, effects.clock(), lease=lease):
         room = await load_room(engine, notice.room_sid) if notice.room_sid else None
         try:
@@ -108,6 +109,10 @@ async def deliver_overdue(
         except TRANSIENT as exc:
             await outbox.failed(engine, notice, effects.clock(), str(exc) or type(exc).__name__)
             continue
-        sent.append(notice.id)
+        if notice.room_sid:
+            sent.append(notice.id)
+        else:  # an alert or a hook: forgotten at once, so that no other sweep sends it a second time
+            await outbox.done(engine, [notice.id])
+            calls += 1
     delivered.add(sent)
-    return len(sent)
+    return len(sent) + calls
