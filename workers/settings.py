@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     warden_restart_grace_seconds: float = Field(default=20.0, ge=0)
     warden_alert_webhook_url: SecretStr = SecretStr("")
     warden_escalation_backoff_seconds: float = Field(default=1.0, ge=0)
+    warden_alert_retry_seconds: float = Field(default=600.0, gt=0)
+    warden_claim_lease_seconds: float = Field(default=60.0, gt=0, le=3600)
     warden_redis_tls_verify: bool = True
     warden_reconcile_seconds: int = 30
     warden_reconcile_batch: int = Field(default=100, ge=1, le=10_000)

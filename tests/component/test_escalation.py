@@ -15,6 +15,7 @@ import respx
 from tests.support.harness import AGENT, Harness, harness
 from tests.support.helpers import agent, person
 from workers.core.room import Phase
+from workers.jobs.crons import sweep
 from workers.store.incidents import get_incident, list_incidents
 
 ALERTS = "https://hooks.example.test/alerts"
@@ -101,7 +102,12 @@ async def test_outage_of_8_rooms_gets_one_restart_then_every_room_its_agent(
         assert total == 1
         incident = found[0]
         assert incident.resolved_at is not None and len(incident.rooms) == 8 and incident.waiting_rooms == 0
-        assert [a for _, a, _ in incident.actions][:2] == ["opened", "LiveKit Cloud agent restart"]
+        steps = [a for _, a, _ in incident.actions if not a.startswith("alert ")]
+        assert steps[:2] == ["opened", "LiveKit Cloud agent restart"]
+        assert [(a, o) for _, a, o in incident.actions if a.startswith("alert ")] == [
+            ("alert opened", "alert webhook answered HTTP 200 (attempt 1)"),
+            ("alert resolved", "alert webhook answered HTTP 200 (attempt 1)"),
+        ]
         texts = [json.loads(call.request.content)["text"] for call in alerts.calls]
         assert len(texts) == 2
         assert texts[0].startswith(f":rotating_light: Warden incident {incident.id}")
@@ -166,6 +172,9 @@ async def test_deploy_hook_is_signed_and_retried_on_5xx(redis_url: str, database
             await everyone_waits(h)
             h.advance(15)
             await h.run_deadline(sid(ROOMS[0]), 1)
+            assert hook.call_count == 1
+            h.advance(6)  # the outbox's backoff, past the sweep's grace
+            await sweep(h.ctx)
             assert hook.call_count == 2
             sent = hook.calls[-1].request
             expected = "sha256=" + hmac.new(b"hook-secret", sent.content, hashlib.sha256).hexdigest()
@@ -174,7 +183,7 @@ async def test_deploy_hook_is_signed_and_retried_on_5xx(redis_url: str, database
             assert payload["agent_name"] == AGENT and payload["rooms"] == [ROOMS[0]]
             incident = await get_incident(h.engine, payload["incident_id"])
             assert incident is not None and incident.restarted_at is not None
-            assert ("deploy hook", "deploy hook answered HTTP 200") in [
+            assert ("deploy hook", "deploy hook answered HTTP 200 (attempt 2)") in [
                 (a, o) for _, a, o in incident.actions
             ]
 

@@ -1,5 +1,5 @@
-"""Incident rows (`workers.store.incidents`):
-joining the open incident in one statement, and only while open."""
+"""Incident rows (`workers.store.incidents`): joining the open incident in one statement, and only
+while open; leased steps, taken again only when their holder died; the restart cooldown."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workers.store import incidents
+from workers.store.incidents import Claim
 from workers.store.models import INCIDENT_ROOMS
 
 
@@ -30,3 +31,33 @@ async def test_a_room_joins_the_open_incident_once_and_never_a_resolved_one(engi
     assert resolved is not None and resolved.resolved_at == 4.0
     assert await incidents.join_open(engine, incident_id, "notetaker", ("RM_d", "d"), 5.0) is False
     assert await _rooms(engine, incident_id) == ["RM_a", "RM_b"]
+
+
+async def test_a_leased_step_is_taken_again_only_when_its_holder_died_and_never_once_done(
+    engine: AsyncEngine,
+) -> None:
+    incident_id, _ = await incidents.open_or_join(engine, "notetaker", "outage", [("RM_a", "a")], 100.0)
+    step, lease = "restart_claimed_at", 60.0
+    assert await incidents.claim(engine, incident_id, step, 100.0, lease=lease) is Claim.FIRST
+    assert await incidents.claim(engine, incident_id, step, 150.0, lease=lease) is Claim.LATER  # holder alive
+    assert await incidents.unfinished(engine, "notetaker", 150.0, lease) == []
+    assert await incidents.unfinished(engine, "notetaker", 161.0, lease) == [(incident_id, step)]
+    assert await incidents.claim(engine, incident_id, step, 161.0, lease=lease) is Claim.AGAIN  # it died
+    assert await incidents.claim(engine, incident_id, step, 162.0, lease=lease) is Claim.LATER
+    assert await incidents.finish(engine, incident_id, step, 170.0) is True
+    assert await incidents.finish(engine, incident_id, step, 171.0) is False
+    assert await incidents.claim(engine, incident_id, step, 1000.0, lease=lease) is Claim.TAKEN
+    assert await incidents.unfinished(engine, "notetaker", 1000.0, lease) == []
+
+
+async def test_the_restart_cooldown_refuses_a_new_incident_but_not_its_own_lease(engine: AsyncEngine) -> None:
+    step, lease, cooldown = "restart_claimed_at", 60.0, 300.0
+    first, _ = await incidents.open_or_join(engine, "notetaker", "outage", [("RM_a", "a")], 100.0)
+    assert await incidents.claim(engine, first, step, 100.0, cooldown=cooldown, lease=lease) is Claim.FIRST
+    assert await incidents.claim(engine, first, step, 200.0, cooldown=cooldown, lease=lease) is Claim.AGAIN
+    assert await incidents.room_recovered(engine, "notetaker", "RM_a", 210.0) is not None
+    second, opened = await incidents.open_or_join(engine, "notetaker", "again", [("RM_b", "b")], 220.0)
+    assert opened and second != first
+    assert await incidents.claim(engine, second, step, 220.0, cooldown=cooldown, lease=lease) is Claim.LATER
+    assert await incidents.unfinished(engine, "notetaker", 400.0, lease) == []  # refused: nothing to resume
+    assert await incidents.claim(engine, second, step, 501.0, cooldown=cooldown, lease=lease) is Claim.FIRST

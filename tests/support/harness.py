@@ -31,6 +31,7 @@ from workers.jobs.escalate import escalate
 from workers.jobs.lifecycle import shutdown, startup
 from workers.jobs.rooms import apply_webhook, on_deadline
 from workers.migrate import upgrade
+from workers.store.outbox import Pending
 from workers.store.writer import load_room
 
 AGENT = "notetaker"
@@ -65,6 +66,9 @@ class RecordingEscalator:
 
     async def settle(self) -> None:
         """Nothing to settle: this stand-in keeps no incidents."""
+
+    async def deliver(self, pending: Pending) -> None:
+        """Nothing to deliver: this stand-in decides no outgoing calls."""
 
 
 @dataclass

@@ -62,5 +62,8 @@ class SlackAlerter:
     def __init__(self, client: httpx.AsyncClient, url: str) -> None:
         self._client, self._url = client, url
 
-    async def send(self, text: str) -> None:
-        await _post(self._client, self._url, json.dumps({"text": text}).encode(), {}, "alert webhook")
+    async def send(self, text: str) -> str:
+        status = await _post(
+            self._client, self._url, json.dumps({"text": text}).encode(), {}, "alert webhook"
+        )
+        return f"alert webhook answered HTTP {status}"

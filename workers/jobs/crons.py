@@ -1,7 +1,8 @@
 """The periodic jobs (ARQ crons).
 
-- `sweep`: re-queues every overdue deadline, so a lost timer or a dead worker still fires; settles
-  incidents none of whose rooms waits any more.
+- `sweep`: re-queues every overdue deadline, so a lost timer or a dead worker still fires; delivers
+  what the outbox still holds (alerts and deploy hooks too); settles incidents none of whose rooms
+  waits any more, and takes up their restarts a dead worker left unfinished.
 - `reconcile`: compares Warden's open rooms with LiveKit's and records what differs.
 """
 
@@ -36,7 +37,8 @@ async def sweep(ctx: dict[str, Any]) -> int:
     for room_sid, attempt in due:
         await queue_deadline(effects.enqueuer, room_sid, attempt)
     try:
-        await deliver_overdue(effects, worker.engine, worker.delivered)
+        lease = worker.settings.warden_claim_lease_seconds
+        await deliver_overdue(effects, worker.engine, worker.delivered, lease=lease)
     except (SQLAlchemyError, RedisError, OSError) as exc:
         log.warning("delivering the outbox failed: %s", type(exc).__name__)
     try:

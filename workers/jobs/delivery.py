@@ -3,6 +3,9 @@ behind from the sweep. Deadlines and first dispatches are carried out here; a br
 and a recovery go to escalation as a job of their own (`escalate`, one per notice), so that restarts,
 alerts and their retries never run under a room job's timeout.
 
+Outgoing calls (alerts, deploy hooks: no room) go to the escalation, which notes every attempt in
+the incident's log and says when to stop trying (`workers.jobs.outgoing`).
+
 Delivered rows are deleted in batches a moment later (`Delivered`): a crash before that only means
 the sweep delivers them again, which every receiver takes calmly.
 """
@@ -18,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workers.core.errors import UpstreamError
+from workers.core.outgoing import Alert, DeployHook
 from workers.core.room import Escalate, ReportBreach, ReportRecovered, Room, action_to_dict
 from workers.jobs.effects import Effects
 from workers.queue.jobs import queue_escalation
@@ -63,12 +67,18 @@ class Delivered:
         await self.flush()
 
 
-async def send(effects: Effects, notice: Pending, room: Room) -> None:
-    """Deliver one notice; raises one of `TRANSIENT` when it could not be delivered now."""
-    if isinstance(notice.action, Escalate | ReportBreach | ReportRecovered):
-        await queue_escalation(effects.enqueuer, notice.id, room.sid, action_to_dict(notice.action))
+async def send(effects: Effects, notice: Pending, room: Room | None) -> None:
+    """Deliver one notice (a room's, with its `room`; an outgoing call has none); raises one of
+    `TRANSIENT` when it could not be delivered now."""
+    action = notice.action
+    if isinstance(action, Alert | DeployHook):
+        await effects.escalator.deliver(notice)
+    elif room is None:
+        return  # the room is gone: nothing to act on
+    elif isinstance(action, Escalate | ReportBreach | ReportRecovered):
+        await queue_escalation(effects.enqueuer, notice.id, room.sid, action_to_dict(action))
     else:
-        await effects.execute(notice.action, room)
+        await effects.execute(action, room)
 
 
 async def deliver(effects: Effects, delivered: Delivered, notices: Sequence[Pending], room: Room) -> None:
@@ -85,19 +95,24 @@ async def deliver(effects: Effects, delivered: Delivered, notices: Sequence[Pend
     delivered.add(done)
 
 
-async def deliver_overdue(effects: Effects, engine: AsyncEngine, delivered: Delivered) -> int:
-    """The sweep's part: lease what is left in the outbox and deliver it; returns how many were sent."""
+async def deliver_overdue(
+    effects: Effects, engine: AsyncEngine, delivered: Delivered, *, lease: float = outbox.LEASE_SECONDS
+) -> int:
+    """The sweep's part: lease what is left in the outbox (for `lease` seconds) and deliver it; returns
+    how many were sent."""
     sent: list[str] = []
-    for notice in await outbox.due(engine, effects.clock()):
-        room = await load_room(engine, notice.room_sid)
-        if room is None:
-            sent.append(notice.id)  # nothing to act on
-            continue
+    calls = 0
+    for notice in await outbox.due(engine, effects.clock(), lease=lease):
+        room = await load_room(engine, notice.room_sid) if notice.room_sid else None
         try:
             await send(effects, notice, room)
         except TRANSIENT as exc:
             await outbox.failed(engine, notice, effects.clock(), str(exc) or type(exc).__name__)
             continue
-        sent.append(notice.id)
+        if notice.room_sid:
+            sent.append(notice.id)
+        else:  # an alert or a hook: forgotten at once, so that no other sweep sends it a second time
+            await outbox.done(engine, [notice.id])
+            calls += 1
     delivered.add(sent)
-    return len(sent)
+    return len(sent) + calls

@@ -31,6 +31,7 @@ from workers.core.room import (
 )
 from workers.queue.enqueue import Enqueuer
 from workers.queue.jobs import queue_deadline
+from workers.store.outbox import Pending
 
 log = logging.getLogger("warden.effects")
 T = TypeVar("T")
@@ -52,7 +53,13 @@ class Escalator(Protocol):
         ...
 
     async def settle(self) -> None:
-        """Periodically: resolve what needs resolving although no room reported it."""
+        """Periodically: resolve what needs resolving although no room reported it, and take up the
+        steps whose worker died."""
+        ...
+
+    async def deliver(self, pending: Pending) -> None:
+        """Try an outgoing call of the outbox (an alert, a deploy hook) once; raise `UpstreamError` when
+        it is to be tried again later."""
         ...
 
 

@@ -6,14 +6,20 @@ in Redis, shared by every worker). The outage is an incident in the database; it
 once each (`workers.store.incidents`), so many rooms, jobs and processes produce one alert and one restart:
 
 1. open (or join) the incident; alert once that it opened, saying what Warden will do;
-2. restart, unless a restart of this agent was claimed within `cooldown`: the LiveKit Cloud agent
-   (`RestartAgent`) and/or the deploy hook, each retried on 5xx with backoff;
+2. restart, unless another incident restarted this agent within `cooldown`: the LiveKit Cloud agent
+   (`RestartAgent`, retried on 5xx) and/or the deploy hook. The restart is a leased step: claimed by a
+   worker that dies before its outcome is recorded, it is taken up again `lease` seconds later (by the
+   next breach, or by the sweep's `settle`); once restarted, or refused for good, never again;
 3. after a restart, every room still waiting gets a fresh start (`AGENT_RESTARTED`: a confirm deadline
    `restart_grace` later, then presence check and re-dispatch — the restart brings back no lost job);
 4. a room that fails again after the restart: one loud follow-up alert (and, with `rollback`, one
-   `RollbackAgent`) instead of a loop;
+   `RollbackAgent`, leased like the restart) instead of a loop;
 5. when the last room of the incident has its agent (or empties, or closes): resolved, one alert with
    the time to recovery.
+
+Alerts and the deploy hook are outgoing calls (`workers.core.outgoing`): outbox rows written in the
+transaction of the step that decides them, tried at once, then by the sweep until they land or
+`retry_for` seconds have passed (`workers.jobs.outgoing`), each attempt in the incident's log.
 """
 
 from __future__ import annotations
@@ -22,18 +28,23 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workers.adapters.cloud import CloudAgents
 from workers.core.errors import UpstreamError
+from workers.core.outgoing import Alert, DeployHook, Outgoing
 from workers.core.room import Room
 from workers.jobs.metrics import RESTARTS
-from workers.store import incidents
+from workers.jobs.outgoing import Couriers, Decided, Route
+from workers.store import incidents, outbox
+from workers.store.incidents import Claim
+from workers.store.outbox import Pending
 
 log = logging.getLogger("warden.escalation")
+RESTART, ROLLBACK = "restart_claimed_at", "rollback_claimed_at"
 
 
 class Restarter(Protocol):
@@ -45,7 +56,9 @@ class Restarter(Protocol):
 
 
 class Alerter(Protocol):
-    async def send(self, text: str) -> None: ...
+    async def send(self, text: str) -> str:
+        """Post `text`; return what the receiver answered, or raise `UpstreamError`."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -58,6 +71,8 @@ class EscalationPolicy:
     rollback: bool = False
     attempts: int = 3
     backoff: float = 1.0
+    lease: float = 60.0  # a claimed restart or rollback with no outcome after this long is taken again
+    retry_for: float = 600.0  # alerts and deploy hooks are given up this long after they were decided
 
 
 class Escalation:
@@ -69,19 +84,27 @@ class Escalation:
         engine: AsyncEngine,
         redis: Redis,
         policy: EscalationPolicy,
-        restarters: list[Restarter],
         cloud: CloudAgents | None,
+        hook: Restarter | None,
         alerter: Alerter | None,
         clock: Callable[[], float],
         fresh_start: Callable[[str, str, str], Awaitable[None]],
     ) -> None:
         self.engine, self.redis, self.policy = engine, redis, policy
-        self.restarters, self.cloud, self.alerter = restarters, cloud, alerter
+        self.cloud, self.hook, self.alerter = cloud, hook, alerter
         self.clock, self.fresh_start = clock, fresh_start
+        routes: dict[str, Route] = {}
+        if alerter is not None:
+            routes["Alert"] = lambda call: alerter.send(call.text)
+        if hook is not None:
+            routes["DeployHook"] = lambda call: hook.restart(
+                call.agent_name, incident_id=call.incident_id, reason=call.reason, rooms=list(call.rooms)
+            )
+        self.couriers = Couriers(engine, routes, retry_for=policy.retry_for, clock=clock)
         # The open incident and the rooms this process has added to it: during an outage every breach
         # passes the whole window, and adding the same rooms again each time would cost a write per room.
         self._joined: tuple[str, set[str]] = ("", set())
-        # Steps (incident, column) known to be claimed, by this process or another: not asked again.
+        # Steps (incident, column) known to be taken, by this process or for good: not asked again.
         self._taken: set[tuple[str, str]] = set()
 
     async def breach(self, room: Room, reason: str) -> None:
@@ -121,26 +144,22 @@ class Escalation:
         if incident is None or incident.restarted_at is None:
             return
         now = self.clock()
-        if await incidents.claim(self.engine, incident_id, "followup_claimed_at", now):
+        text = (
+            f":warning: Warden incident {incident_id}: agent '{self.policy.agent_name}' still does not "
+            f"come after the restart; {incident.waiting_rooms} room(s) waiting. A person is needed."
+        )
+        alerts = self._decided(now, Alert(incident_id, "followup", text))
+        if await incidents.claim(self.engine, incident_id, "followup_claimed_at", now, then=alerts):
             await self._note(
                 incident_id, "follow-up", f"room {room.name} still has no agent after the restart"
             )
-            await self._alert(
-                f":warning: Warden incident {incident_id}: agent '{self.policy.agent_name}' still does not "
-                f"come after the restart; {incident.waiting_rooms} room(s) waiting. A person is needed."
-            )
+            await self._try_held(alerts)
         if (
             self.policy.rollback
             and self.cloud
-            and await incidents.claim(self.engine, incident_id, "rollback_claimed_at", now)
+            and await incidents.claim(self.engine, incident_id, ROLLBACK, now, lease=self.policy.lease)
         ):
-            try:
-                outcome = await self._retrying(lambda: self.cloud.rollback(self.policy.agent_name))  # type: ignore[union-attr]
-            except UpstreamError as exc:
-                await self._note(incident_id, "rollback", f"failed: {exc}")
-                return
-            await self._note(incident_id, "rollback", outcome)
-            await self._fresh_start_all(incident_id)
+            await self._rollback(incident_id)
 
     async def room_recovered(self, room: Room) -> None:
         """A room that had missed its SLA needs nothing now; the last one resolves its incident."""
@@ -148,11 +167,54 @@ class Escalation:
 
     async def settle(self) -> None:
         """Resolve the open incident if none of its rooms waits any more (the sweep asks, so that rooms
-        which got their agent without ever missing an SLA do not keep an incident open)."""
+        which got their agent without ever missing an SLA do not keep an incident open), and take up
+        its restart or rollback again if the worker that claimed it died before its outcome."""
         await self._settle("")
+        now, lease = self.clock(), self.policy.lease
+        for incident_id, column in await incidents.unfinished(
+            self.engine, self.policy.agent_name, now, lease
+        ):
+            if not await incidents.claim(self.engine, incident_id, column, now, lease=lease):
+                continue
+            log.warning("incident %s: taking up its unfinished %s again", incident_id, column.split("_")[0])
+            if column == RESTART:
+                await self._restart(incident_id, [])
+            else:
+                await self._rollback(incident_id)
+
+    async def deliver(self, pending: Pending) -> None:
+        """Try an outgoing call of the outbox once (`Couriers.send`); a deploy hook that landed is the
+        restart, one refused or given up may be the restart's failure. Raises `UpstreamError` when the
+        call is to be tried again later."""
+        landed = await self.couriers.send(pending)
+        if not isinstance(pending.action, DeployHook):
+            return
+        incident_id = pending.action.incident_id
+        RESTARTS.labels(via="deploy hook", outcome="ok" if landed else "failed").inc()
+        if landed:
+            await self._restarted(incident_id)
+            return
+        incident = await incidents.get_incident(self.engine, incident_id)
+        cloud_failed = self.cloud is None or (incident is not None and incident.restart_done_at is not None)
+        if incident is not None and incident.restarted_at is None and cloud_failed:
+            await incidents.finish(self.engine, incident_id, RESTART, self.clock())
+            await self._restart_failed(incident_id)
 
     async def _settle(self, room_sid: str) -> None:
-        resolved = await incidents.room_recovered(self.engine, self.policy.agent_name, room_sid, self.clock())
+        alerts: list[dict[str, Any]] = []
+
+        def resolution(incident_id: str, opened_at: float, rooms: int) -> list[dict[str, Any]]:
+            text = (
+                f":white_check_mark: Warden incident {incident_id} resolved: agent "
+                f"'{self.policy.agent_name}' is back; {rooms} room(s) recovered, "
+                f"{self.clock() - opened_at:.0f} s after the incident opened."
+            )
+            alerts.extend(self._decided(self.clock(), Alert(incident_id, "resolved", text))([]))
+            return alerts
+
+        resolved = await incidents.room_recovered(
+            self.engine, self.policy.agent_name, room_sid, self.clock(), then=resolution
+        )
         if resolved is None or resolved.resolved_at is None:
             return
         # Breaches before the resolution belong to the incident just closed: counting them again would
@@ -160,10 +222,8 @@ class Escalation:
         await self.redis.delete(self._breaches_key())
         took = resolved.resolved_at - resolved.opened_at
         await self._note(resolved.id, "resolved", f"{len(resolved.rooms)} room(s) recovered in {took:.0f} s")
-        await self._alert(
-            f":white_check_mark: Warden incident {resolved.id} resolved: agent '{self.policy.agent_name}' is "
-            f"back; {len(resolved.rooms)} room(s) recovered, {took:.0f} s after the incident opened."
-        )
+        for row in alerts:
+            await self._try(outbox.held(row))
 
     async def _outage(self, rooms: list[tuple[str, str]], reason: str) -> str:
         now = self.clock()
@@ -184,57 +244,113 @@ class Escalation:
 
     async def _steps(self, incident_id: str, reason: str, rooms: int, now: float) -> None:
         """The incident's once-only steps: the opening alert, then the restart (each claimed once)."""
-        if await self._claim(incident_id, "alerted_open_at", now):
-            doing = (
-                " and ".join(r.name for r in self.restarters)
-                or "nothing to restart (no Cloud agent or deploy hook set)"
-            )
-            await self._alert(
-                f":rotating_light: Warden incident {incident_id}: agent '{self.policy.agent_name}' is not "
-                f"coming — {reason}. {rooms} room(s) affected so far. Warden is trying: {doing}."
-            )
-        if await self._claim(incident_id, "restart_claimed_at", now, cooldown=self.policy.cooldown):
-            await self._restart(incident_id, reason)
+        doing = (
+            " and ".join(r.name for r in (self.cloud, self.hook) if r is not None)
+            or "nothing to restart (no Cloud agent or deploy hook set)"
+        )
+        text = (
+            f":rotating_light: Warden incident {incident_id}: agent '{self.policy.agent_name}' is not "
+            f"coming — {reason}. {rooms} room(s) affected so far. Warden is trying: {doing}."
+        )
+        alerts = self._decided(now, Alert(incident_id, "opened", text))
+        if await self._claim(incident_id, "alerted_open_at", now, then=alerts):
+            await self._try_held(alerts)
+        hooks = self._decided(
+            now, *([DeployHook(incident_id, self.policy.agent_name, reason)] if self.hook else [])
+        )
+        claimed = await self._claim(
+            incident_id, RESTART, now, cooldown=self.policy.cooldown, lease=self.policy.lease, then=hooks
+        )
+        if claimed:
+            await self._restart(incident_id, hooks.rows if claimed is Claim.FIRST else [])
 
-    async def _claim(self, incident_id: str, column: str, now: float, *, cooldown: float = 0.0) -> bool:
-        """`incidents.claim`, remembering steps that are taken for good, so that each breach of an
-        outage does not ask the database again."""
+    async def _claim(
+        self,
+        incident_id: str,
+        column: str,
+        now: float,
+        *,
+        cooldown: float = 0.0,
+        lease: float = 0.0,
+        then: Decided | None = None,
+    ) -> Claim:
+        """`incidents.claim`, remembering the steps taken for good or by this process, so that each
+        breach of an outage does not ask the database again (the sweep takes up a step whose lease ran
+        out)."""
         if (incident_id, column) in self._taken:
-            return False
-        claimed = await incidents.claim(self.engine, incident_id, column, now, cooldown=cooldown)
-        if claimed is not None:
+            return Claim.TAKEN
+        claimed = await incidents.claim(
+            self.engine, incident_id, column, now, cooldown=cooldown, lease=lease, then=then
+        )
+        if claimed is not Claim.LATER:
             self._taken.add((incident_id, column))
-        return bool(claimed)
+        return claimed
 
-    async def _restart(self, incident_id: str, reason: str) -> None:
-        if not self.restarters:
+    async def _restart(self, incident_id: str, hooks: list[dict[str, Any]]) -> None:
+        """The claimed restart: the deploy hook's first try (when this claim decided it; the sweep
+        tries it again), and the Cloud restart, whose outcome is recorded unless it may still work."""
+        if self.cloud is None and self.hook is None:
             await self._note(
                 incident_id, "restart", "not attempted: no Cloud agent and no deploy hook configured"
             )
+            await incidents.finish(self.engine, incident_id, RESTART, self.clock())
             return
-        incident = await incidents.get_incident(self.engine, incident_id)
-        names = [name for _, name, *_ in incident.rooms] if incident else []
-        restarted = False
-        for restarter in self.restarters:
-            try:
-                outcome = await self._retrying(
-                    lambda r=restarter: r.restart(
-                        self.policy.agent_name, incident_id=incident_id, reason=reason, rooms=names
-                    )  # type: ignore[misc]
+        for row in hooks:
+            await self._try(outbox.held(row))
+        if self.cloud is None:
+            return  # the deploy hook's delivery records the outcome
+        cloud = self.cloud
+        try:
+            outcome = await self._retrying(lambda: cloud.restart(self.policy.agent_name))
+        except UpstreamError as exc:
+            RESTARTS.labels(via=cloud.name, outcome="failed").inc()
+            if exc.retryable:
+                await self._note(
+                    incident_id, cloud.name, f"failed: {exc}; tried again in {self.policy.lease:g} s"
                 )
-            except UpstreamError as exc:
-                RESTARTS.labels(via=restarter.name, outcome="failed").inc()
-                await self._note(incident_id, restarter.name, f"failed: {exc}")
-                continue
-            RESTARTS.labels(via=restarter.name, outcome="ok").inc()
-            restarted = True
-            await self._note(incident_id, restarter.name, outcome)
-        if not restarted:
-            await self._alert(
-                f":x: Warden incident {incident_id}: the restart failed; see the incident's log."
+                return
+            await self._note(incident_id, cloud.name, f"failed for good: {exc}")
+            await incidents.finish(self.engine, incident_id, RESTART, self.clock())
+            hook_waits = self.hook is not None and await outbox.waiting(
+                self.engine, DeployHook(incident_id, "", "").id
             )
+            if not hook_waits:
+                await self._restart_failed(incident_id)
             return
-        await incidents.mark_restarted(self.engine, incident_id, self.clock())
+        RESTARTS.labels(via=cloud.name, outcome="ok").inc()
+        await self._note(incident_id, cloud.name, outcome)
+        await self._restarted(incident_id)
+
+    async def _restarted(self, incident_id: str) -> None:
+        """A restart landed: the rooms waiting get their fresh start, once however many restarts land."""
+        if await incidents.mark_restarted(self.engine, incident_id, self.clock()):
+            await self._fresh_start_all(incident_id)
+
+    async def _restart_failed(self, incident_id: str) -> None:
+        text = f":x: Warden incident {incident_id}: the restart failed; see the incident's log."
+        row = self._decided(self.clock(), Alert(incident_id, "restart-failed", text))([])
+        for held in [await outbox.hold(self.engine, r) for r in row]:
+            if held is not None:
+                await self._try(held)
+
+    async def _rollback(self, incident_id: str) -> None:
+        """The claimed rollback; its outcome is recorded unless it may still work (then it is taken up
+        again once the claim's lease runs out)."""
+        assert self.cloud is not None
+        cloud = self.cloud
+        try:
+            outcome = await self._retrying(lambda: cloud.rollback(self.policy.agent_name))
+        except UpstreamError as exc:
+            if exc.retryable:
+                await self._note(
+                    incident_id, "rollback", f"failed: {exc}; tried again in {self.policy.lease:g} s"
+                )
+                return
+            await self._note(incident_id, "rollback", f"failed for good: {exc}")
+            await incidents.finish(self.engine, incident_id, ROLLBACK, self.clock())
+            return
+        await self._note(incident_id, "rollback", outcome)
+        await incidents.finish(self.engine, incident_id, ROLLBACK, self.clock())
         await self._fresh_start_all(incident_id)
 
     async def _fresh_start_all(self, incident_id: str) -> None:
@@ -264,15 +380,20 @@ class Escalation:
     async def _note(self, incident_id: str, action: str, outcome: str) -> None:
         await incidents.note(self.engine, incident_id, self.clock(), action, outcome)
 
-    async def _alert(self, text: str) -> None:
-        if self.alerter is None:
-            return
+    def _decided(self, now: float, *calls: Outgoing) -> Decided:
+        """The outbox rows of `calls` (none for alerts when no alert webhook is configured)."""
+        wanted = [c for c in calls if self.alerter is not None or not isinstance(c, Alert)]
+        return Decided(now, self.policy.lease, wanted)
+
+    async def _try_held(self, decided: Decided) -> None:
+        for row in decided.rows:
+            await self._try(outbox.held(row))
+
+    async def _try(self, pending: Pending) -> None:
+        """The first try of an outgoing call this process holds; the sweep tries again what failed."""
         try:
-            await self._retrying(lambda: _sent(self.alerter, text))  # type: ignore[arg-type]
+            await self.deliver(pending)
         except UpstreamError as exc:
-            log.warning("alert not delivered: %s", exc)
-
-
-async def _sent(alerter: Alerter, text: str) -> str:
-    await alerter.send(text)
-    return "sent"
+            await outbox.failed(self.engine, pending, self.clock(), str(exc))
+            return
+        await outbox.done(self.engine, [pending.id])

@@ -17,7 +17,7 @@ from workers.adapters.livekit import LiveKitRooms
 from workers.jobs.context import CONTEXT_KEY, WorkerContext, context
 from workers.jobs.delivery import Delivered
 from workers.jobs.effects import Effects
-from workers.jobs.escalation import Escalation, EscalationPolicy, Restarter
+from workers.jobs.escalation import Escalation, EscalationPolicy
 from workers.jobs.metrics import count_livekit_error
 from workers.jobs.rooms import fresh_start
 from workers.settings import Settings
@@ -37,6 +37,8 @@ def escalation_policy(settings: Settings) -> EscalationPolicy:
         restart_grace=settings.warden_restart_grace_seconds,
         rollback="rollback" in settings.warden_escalation.split(","),
         backoff=settings.warden_escalation_backoff_seconds,
+        lease=settings.warden_claim_lease_seconds,
+        retry_for=settings.warden_alert_retry_seconds,
     )
 
 
@@ -71,7 +73,6 @@ def build_effects(
     )
     http = httpx.AsyncClient(timeout=3.0)  # escalation must fit in one job (retry.JOB_TIMEOUT_SECONDS)
     closers: list[Closer] = [livekit.aclose, http.aclose]
-    restarters: list[Restarter] = []
     cloud = None
     url = cloud_agents_url(settings)
     if url:
@@ -79,17 +80,19 @@ def build_effects(
             url, key, secret, agent_id=settings.warden_cloud_agent_id, on_error=count_livekit_error
         )
         closers.append(cloud.aclose)
-        restarters.append(cloud)
     hook_url = settings.warden_deploy_hook_url.get_secret_value()
-    if hook_url:
-        restarters.append(DeployHook(http, hook_url, settings.warden_deploy_hook_secret.get_secret_value()))
+    hook = (
+        DeployHook(http, hook_url, settings.warden_deploy_hook_secret.get_secret_value())
+        if hook_url
+        else None
+    )
     alert_url = settings.warden_alert_webhook_url.get_secret_value()
     escalation = Escalation(
         engine=engine,
         redis=redis,
         policy=escalation_policy(settings),
-        restarters=restarters,
         cloud=cloud,
+        hook=hook,
         alerter=SlackAlerter(http, alert_url) if alert_url else None,
         clock=clock,
         fresh_start=fresh_start,

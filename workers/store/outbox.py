@@ -7,6 +7,10 @@ The job that recorded it delivers it at once and deletes it; whatever a crash, a
 LiveKit failure leaves behind is found by the sweep (`due`) once it is `GRACE_SECONDS` old, leased
 to one deliverer at a time, and delivered again. Every receiver is idempotent (deterministic job ids,
 ListDispatch before CreateDispatch, claimed incident steps), so a second delivery is harmless.
+
+Calls to the world outside LiveKit (`workers.core.outgoing`: alerts, deploy hooks) are rows too, with no
+room: written by the incident step that decides them (`outgoing_row`), held at once by their writer for
+a first try (`lease_until`), then delivered by the sweep like the rest until they land or are given up.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from workers.core.events import Event
+from workers.core.outgoing import Outgoing, outgoing_from_dict, outgoing_to_dict
 from workers.core.room import (
     Action,
     Dispatch,
@@ -44,12 +49,14 @@ NOTICES: tuple[type, ...] = (ScheduleDeadline, Dispatch, Escalate, ReportBreach,
 
 @dataclass(frozen=True)
 class Pending:
-    """An outbox row handed to a deliverer: its id, its room and the decided action."""
+    """An outbox row handed to a deliverer: its id, its room ("" for an outgoing call, which has none),
+    the decided action, how often it was handed out (this time included) and when it was decided."""
 
     id: str
     room_sid: str
-    action: Notice
+    action: Notice | Outgoing
     attempts: int = 0
+    created_at: float = 0.0
 
     @property
     def action_name(self) -> str:
@@ -66,7 +73,7 @@ def is_notice(action: Action) -> bool:
 
 
 def notice_from_dict(data: dict[str, Any]) -> Notice:
-    """Inverse of `action_to_dict` for the actions the outbox carries."""
+    """Inverse of `action_to_dict` for the room actions the outbox carries."""
     fields = {k: v for k, v in data.items() if k != "action"}
     match data["action"]:
         case "ScheduleDeadline":
@@ -80,6 +87,11 @@ def notice_from_dict(data: dict[str, Any]) -> Notice:
         case "ReportRecovered":
             return ReportRecovered(**fields)
     raise ValueError(f"not an outbox action: {data['action']!r}")
+
+
+def payload_from_dict(data: dict[str, Any], room_sid: str | None) -> Notice | Outgoing:
+    """What a row carries: a room's notice, or (no room) an outgoing call."""
+    return notice_from_dict(data) if room_sid else outgoing_from_dict(data)
 
 
 def rows(decided: Iterable[tuple[Event, float, Sequence[Action]]]) -> list[dict[str, Any]]:
@@ -100,6 +112,26 @@ def rows(decided: Iterable[tuple[Event, float, Sequence[Action]]]) -> list[dict[
     ]
 
 
+def outgoing_row(call: Outgoing, now: float, *, held_for: float) -> dict[str, Any]:
+    """The outbox row of an outgoing call decided now, held by its writer for `held_for` seconds (its
+    first try, at once); counted as one attempt."""
+    return {
+        "id": call.id,
+        "room_sid": None,
+        "kind": type(call).__name__,
+        "payload": outgoing_to_dict(call),
+        "created_at": now,
+        "due_at": now,
+        "attempts": 1,
+        "lease_until": now + held_for,
+    }
+
+
+def held(row: dict[str, Any]) -> Pending:
+    """The `Pending` of an `outgoing_row` its writer holds."""
+    return Pending(row["id"], "", outgoing_from_dict(row["payload"]), row["attempts"], row["created_at"])
+
+
 def _insert(insert_for: Any) -> Any:
     return insert_for(OUTBOX).on_conflict_do_nothing(index_elements=["id"])
 
@@ -114,6 +146,22 @@ async def write(connection: AsyncConnection, outbox_rows: list[dict[str, Any]]) 
         await connection.execute(_INSERT[connection.dialect.name], outbox_rows)
 
 
+async def hold(engine: AsyncEngine, row: dict[str, Any]) -> Pending | None:
+    """Write an `outgoing_row` on its own, unless a row of that id is there already: its `Pending`,
+    held by the caller for a first try, or None (someone else decided it first)."""
+    async with writing(engine) as connection:
+        added = await connection.execute(_INSERT[connection.dialect.name].values(row).returning(OUTBOX.c.id))
+        if added.first() is None:
+            return None
+    return held(row)
+
+
+async def waiting(engine: AsyncEngine, row_id: str) -> bool:
+    """Whether the row `row_id` is still to be delivered."""
+    async with engine.connect() as connection:
+        return await connection.scalar(select(OUTBOX.c.id).where(OUTBOX.c.id == row_id)) is not None
+
+
 async def done(engine: AsyncEngine, ids: Sequence[str]) -> None:
     """Delivered: forget these rows."""
     if ids:
@@ -121,9 +169,11 @@ async def done(engine: AsyncEngine, ids: Sequence[str]) -> None:
             await connection.execute(_DELETE, {"ids": list(ids)})
 
 
-async def due(engine: AsyncEngine, now: float, *, limit: int = 500) -> list[Pending]:
+async def due(
+    engine: AsyncEngine, now: float, *, limit: int = 500, lease: float = LEASE_SECONDS
+) -> list[Pending]:
     """Lease the rows older than the grace that nobody holds (or whose holder's lease ran out) to the
-    caller for `LEASE_SECONDS`; oldest first."""
+    caller for `lease` seconds; oldest first."""
     free = or_(OUTBOX.c.lease_until.is_(None), OUTBOX.c.lease_until < now)
     async with engine.connect() as connection:
         candidates = list(
@@ -140,14 +190,22 @@ async def due(engine: AsyncEngine, now: float, *, limit: int = 500) -> list[Pend
         leased = await connection.execute(
             update(OUTBOX)
             .where(OUTBOX.c.id.in_(candidates), free)
-            .values(lease_until=now + LEASE_SECONDS, attempts=OUTBOX.c.attempts + 1)
-            .returning(OUTBOX.c.id, OUTBOX.c.room_sid, OUTBOX.c.payload, OUTBOX.c.attempts)
+            .values(lease_until=now + lease, attempts=OUTBOX.c.attempts + 1)
+            .returning(
+                OUTBOX.c.id, OUTBOX.c.room_sid, OUTBOX.c.payload, OUTBOX.c.attempts, OUTBOX.c.created_at
+            )
         )
         taken = list(leased)
     order = {row_id: i for i, row_id in enumerate(candidates)}
     return sorted(
         (
-            Pending(row.id, row.room_sid or "", notice_from_dict(dict(row.payload)), row.attempts)
+            Pending(
+                row.id,
+                row.room_sid or "",
+                payload_from_dict(dict(row.payload), row.room_sid),
+                row.attempts,
+                row.created_at,
+            )
             for row in taken
         ),
         key=lambda pending: order[pending.id],
