@@ -54,7 +54,9 @@ def loads_webhook(body: bytes) -> dict[str, Any]:
         pass
     try:
         proto = Parse(text, WebhookEvent(), ignore_unknown_fields=True)
-    except (ParseError, RecursionError, ValueError):
+    except (ParseError, RecursionError, ValueError, SystemError):
+        # SystemError: protobuf's C parser, given a lone surrogate ("\ud800") where it wants an enum
+        # name, loses its own UnicodeEncodeError that way. A 400 like any other unreadable body.
         raise MalformedEvent("body is not a LiveKit WebhookEvent") from None
     result: dict[str, Any] = MessageToDict(proto)
     return result

@@ -241,3 +241,19 @@ async def test_a_breach_after_an_incident_resolved_does_not_reopen_it_with_old_b
             ":rotating_light:",
             ":white_check_mark:",
         ]  # one incident opened and resolved; none opened again
+
+
+async def test_the_room_whose_failure_brought_the_restart_gets_no_follow_up_in_the_same_breath(
+    redis_url: str, database_url: str, alerts: respx.Route
+) -> None:
+    """The follow-up ("still does not come after the restart") is for a room failing after the
+    restart, not for the one whose failure just caused it."""
+    async with harness(redis_url, database_url, **CLOUD, warden_cloud_agent_id="CA_x") as h:
+        h.fake.cloud_agents = {"CA_x": AGENT}
+        await everyone_waits(h)
+        h.fake.fail("CreateDispatch", 403)  # LiveKit refuses: the room fails at its first re-dispatch
+        h.advance(15)
+        await h.run_deadline(sid(ROOMS[0]), 1)
+        assert h.fake.restarts == ["CA_x"]
+        texts = [json.loads(call.request.content)["text"] for call in alerts.calls]
+        assert len(texts) == 1 and "is not coming" in texts[0], texts

@@ -26,8 +26,8 @@ def oracle(raw: bytes) -> Event | None:
     """Parse, then read the message's fields (Warden's reduction before the fast path); None = 400."""
     try:
         proto = Parse(raw.decode("utf-8"), WebhookEvent(), ignore_unknown_fields=True)
-    except (UnicodeDecodeError, ParseError, RecursionError, ValueError):
-        return None
+    except (UnicodeDecodeError, ParseError, RecursionError, ValueError, SystemError):
+        return None  # SystemError: protobuf's C parser on a lone surrogate in an enum's name
     if not proto.event:
         return None
     kind = EventKind(proto.event) if proto.event in EventKind._value2member_map_ else EventKind.OTHER

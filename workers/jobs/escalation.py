@@ -27,8 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -37,6 +36,7 @@ from workers.adapters.cloud import CloudAgents
 from workers.core.errors import UpstreamError
 from workers.core.outgoing import Alert, DeployHook, Outgoing
 from workers.core.room import Room
+from workers.jobs.escalation_policy import Alerter, EscalationPolicy, Restarter
 from workers.jobs.metrics import RESTARTS
 from workers.jobs.outgoing import Couriers, Decided, Route
 from workers.store import incidents, outbox
@@ -45,34 +45,6 @@ from workers.store.outbox import Pending
 
 log = logging.getLogger("warden.escalation")
 RESTART, ROLLBACK = "restart_claimed_at", "rollback_claimed_at"
-
-
-class Restarter(Protocol):
-    name: str
-
-    async def restart(self, agent_name: str, *, incident_id: str, reason: str, rooms: list[str]) -> str:
-        """Restart the agent's workers; return what happened, or raise `UpstreamError`."""
-        ...
-
-
-class Alerter(Protocol):
-    async def send(self, text: str) -> str:
-        """Post `text`; return what the receiver answered, or raise `UpstreamError`."""
-        ...
-
-
-@dataclass(frozen=True)
-class EscalationPolicy:
-    agent_name: str
-    outage_rooms: int = 3
-    outage_window: float = 60.0
-    cooldown: float = 300.0
-    restart_grace: float = 20.0
-    rollback: bool = False
-    attempts: int = 3
-    backoff: float = 1.0
-    lease: float = 60.0  # a claimed restart or rollback with no outcome after this long is taken again
-    retry_for: float = 600.0  # alerts and deploy hooks are given up this long after they were decided
 
 
 class Escalation:
@@ -138,10 +110,12 @@ class Escalation:
         return f"warden:breaches:{self.policy.agent_name}"
 
     async def room_failed(self, room: Room, reason: str) -> None:
-        """A room exhausted its re-dispatches, or LiveKit refused: an outage on its own."""
+        """A room exhausted its re-dispatches, or LiveKit refused: an outage on its own (and, failing
+        after its incident's restart, not in the same breath, worth one loud follow-up)."""
+        failed_at = self.clock()
         incident_id = await self._outage([(room.sid, room.name)], f"room {room.name}: {reason}")
         incident = await incidents.get_incident(self.engine, incident_id)
-        if incident is None or incident.restarted_at is None:
+        if incident is None or incident.restarted_at is None or incident.restarted_at >= failed_at:
             return
         now = self.clock()
         text = (

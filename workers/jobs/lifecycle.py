@@ -17,7 +17,8 @@ from workers.adapters.livekit import LiveKitRooms
 from workers.jobs.context import CONTEXT_KEY, WorkerContext, context
 from workers.jobs.delivery import Delivered
 from workers.jobs.effects import Effects
-from workers.jobs.escalation import Escalation, EscalationPolicy
+from workers.jobs.escalation import Escalation
+from workers.jobs.escalation_policy import EscalationPolicy
 from workers.jobs.metrics import count_livekit_error
 from workers.jobs.rooms import fresh_start
 from workers.settings import Settings
