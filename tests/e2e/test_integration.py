@@ -71,7 +71,9 @@ async def test_room_life_out_of_order_and_duplicated_ends_right(warden: Warden, 
     assert [(a["identity"], a["agent_name"]) for a in room["agents"]] == [
         ("agent-AJ_Fh3kLmNoPq12", "my-agent")
     ]
-    assert [(e["type"], e["participant"]) for e in room["timeline"]] == [
+    # LiveKit's events in LiveKit's order. (Warden's decisions in between depend on which job ran first:
+    # a join applied before the late leave arrives sets a join deadline, one applied after does not.)
+    assert [(e["type"], e["participant"]) for e in room["timeline"] if e["source"] == "livekit"] == [
         ("room_started", None),
         ("participant_joined", "user-123"),
         ("participant_joined", "agent-AJ_Fh3kLmNoPq12"),
