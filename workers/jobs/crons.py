@@ -3,6 +3,7 @@
 - `sweep`: re-queues every overdue deadline, so a lost timer or a dead worker still fires; settles
   incidents none of whose rooms waits any more.
 - `reconcile`: compares Warden's open rooms with LiveKit's and records what differs.
+- `prune`: deletes closed rooms and resolved incidents older than `WARDEN_RETENTION`, in small batches.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from workers.core.events import Event, EventKind, Fact, internal
 from workers.core.presence import RECONCILE_GRACE_SECONDS
 from workers.jobs.context import context
 from workers.jobs.delivery import deliver_overdue
+from workers.jobs.metrics import count_pruned
 from workers.jobs.recording import record
 from workers.queue.jobs import queue_deadline
 from workers.store.queries import known_sids, open_rooms, overdue_deadlines
+from workers.store.retention import prune as prune_older
 
 log = logging.getLogger("warden.worker")
 
@@ -90,3 +93,15 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
 
 def _reconciled(sid: str, name: str, fact: Fact) -> Event:
     return internal(EventKind.RECONCILED, f"reconciled:{sid}:{fact.at:.3f}", sid, name, fact)
+
+
+async def prune(ctx: dict[str, Any]) -> dict[str, int]:
+    """Cron (every minute): delete what is older than `WARDEN_RETENTION` (see `workers.store.retention`);
+    returns how many rows went, by table."""
+    worker = context(ctx)
+    cutoff = worker.effects.clock() - worker.settings.retention_seconds
+    pruned = await prune_older(worker.engine, cutoff)
+    count_pruned(pruned)
+    if pruned:
+        log.info("retention: deleted %s", ", ".join(f"{n} {what}" for what, n in pruned.items()))
+    return pruned

@@ -155,7 +155,7 @@ _SELECT_ROOMS = (
     .with_for_update()
 )
 _INSERT_ROOMS = insert(ROOMS)
-_UPDATED = tuple(c.name for c in ROOMS.c if c.name not in ("sid", "version", "first_seen_at"))
+_UPDATED = tuple(c.name for c in ROOMS.c if c.name not in ("sid", "version", "first_seen_at", "confirmed_at"))
 # The version check: a row not at the version read gets a NULL version, which the NOT NULL column
 # refuses, failing the transaction. (`WHERE version = ...` would skip the row silently instead, and
 # asyncpg reports no row count for an executemany.)
