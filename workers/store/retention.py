@@ -20,7 +20,7 @@ import asyncio
 import time
 from collections import Counter
 
-from sqlalchemy import ColumnElement, Table, and_, delete, select
+from sqlalchemy import ColumnElement, Table, and_, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workers.store.engine import writing
@@ -52,6 +52,15 @@ async def prune(engine: AsyncEngine, cutoff: float, *, budget_seconds: float = 2
                 break
             await asyncio.sleep(0)  # let the jobs waiting on this process's write lock go first
     return {what: pruned[what] for what in WHAT if pruned[what]}
+
+
+async def closed_rooms_older_than(engine: AsyncEngine, cutoff: float) -> int:
+    """How many closed rooms retention has yet to delete (a backlog: the worker's cron is not running)."""
+    async with engine.connect() as connection:
+        count = await connection.scalar(
+            select(func.count()).select_from(ROOMS).where(_old_closed_rooms(cutoff))
+        )
+        return int(count or 0)
 
 
 def _old_closed_rooms(cutoff: float) -> ColumnElement[bool]:
