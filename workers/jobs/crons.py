@@ -116,7 +116,7 @@ def _reconciled(sid: str, name: str, fact: Fact) -> Event:
 
 
 async def prune(ctx: dict[str, Any]) -> dict[str, int]:
-    """Cron (every minute): delete what is older than `WARDEN_RETENTION` (see `workers.store.retention`);
+    """Cron (every 15 s): delete what is older than `WARDEN_RETENTION` (see `workers.store.retention`);
     returns how many rows went, by table."""
     worker = context(ctx)
     cutoff = worker.effects.clock() - worker.settings.retention_seconds

@@ -33,7 +33,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
                 timed_job(sweep), second=set(range(0, 60, settings.warden_sweep_seconds)), run_at_startup=True
             ),
             cron(timed_job(reconcile), **settings.reconcile_schedule(), unique=True),  # type: ignore[arg-type]
-            cron(timed_job(prune), second={45}, unique=True, run_at_startup=True),  # retention, once a minute
+            cron(timed_job(prune), second={7, 22, 37, 52}, unique=True, run_at_startup=True),  # retention
         ],
         "queue_name": settings.warden_queue_name,
         "redis_settings": settings.arq_redis(),
