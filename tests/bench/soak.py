@@ -54,6 +54,7 @@ class Sample:
     worker_mb: float
     rows: dict[str, int]
     db_mb: float
+    used_mb: float  # the database's pages in use: what the rows take, without the WAL and free pages
     lag: float
     errors: int
 
@@ -74,6 +75,15 @@ def _rss_mb(pid: int) -> float:
 def _rows(db: Path) -> dict[str, int]:
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as connection:
         return {t: connection.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
+
+
+def _used_mb(db: Path) -> float:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as connection:
+        pages, free, size = (
+            connection.execute(f"PRAGMA {name}").fetchone()[0]
+            for name in ("page_count", "freelist_count", "page_size")
+        )
+    return float((pages - free) * size) / 2**20
 
 
 def _size_mb(db: Path) -> float:
@@ -143,6 +153,7 @@ async def _soak(tmp: Path) -> Soak:
                             _rss_mb(worker),
                             _rows(db),
                             _size_mb(db),
+                            _used_mb(db),
                             await _lag(client, warden.url),
                             _errors(tmp),
                         )
@@ -162,7 +173,7 @@ async def _soak(tmp: Path) -> Soak:
 
 def _line(s: Sample) -> str:
     rows = " | ".join(f"{s.rows[t]:,}" for t in TABLES)
-    figures = f"{s.db_mb:.1f} | {s.lag:.2f} | {s.errors}"
+    figures = f"{s.db_mb:.1f} | {s.used_mb:.2f} | {s.lag:.2f} | {s.errors}"
     return f"| {s.at:.0f} | {s.web_mb:.0f} | {s.worker_mb:.0f} | {rows} | {figures} |"
 
 
@@ -204,6 +215,7 @@ def write(soak: Soak) -> str:
     steady = [s for s in samples if s.at >= WARM_UP]
     rooms = sum(s.rows["rooms"] for s in steady) / max(1, len(steady))
     db_bytes = sum(s.db_mb for s in steady) / max(1, len(steady)) * 2**20
+    used_bytes = sum(s.used_mb for s in steady) / max(1, len(steady)) * 2**20
     events = sum(s.rows["events"] for s in steady) / max(1, len(steady))
     head = " | ".join(TABLES)
     lines = [
@@ -222,14 +234,15 @@ def write(soak: Soak) -> str:
         *(f"| {name} | {'yes' if ok else '**no**'} | {detail} |" for name, ok, detail in verdict(samples)),
         "",
         f"At the plateau: {rooms:,.0f} rooms and {events:,.0f} events kept, "
-        f"{db_bytes / 2**20:.1f} MB on disk: **{db_bytes / max(rooms, 1) / 1024:.1f} KB per room** kept "
-        "(file and WAL, free pages included).",
+        f"{db_bytes / 2**20:.1f} MB on disk (file and WAL, free pages included), {used_bytes / 2**20:.2f} MB "
+        f"of it in use: **{used_bytes / max(rooms, 1) / 1024:.1f} KB per room** kept, with its "
+        f"{events / max(rooms, 1):.1f} events and actions.",
         "",
         *(["ERROR lines (the first ten):", "", "```", *soak.errors[:10], "```", ""] if soak.errors else []),
         "![soak](soak.svg)",
         "",
-        f"| s | web RSS MB | worker RSS MB | {head} | database MB | queue lag s | ERROR lines |",
-        "| " + " | ".join(["---"] * (len(TABLES) + 6)) + " |",
+        f"| s | web RSS MB | worker RSS MB | {head} | database MB | in use MB | queue lag s | ERROR lines |",
+        "| " + " | ".join(["---"] * (len(TABLES) + 7)) + " |",
         *(_line(s) for s in samples),
         "",
     ]
