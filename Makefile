@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit bench lint typecheck check diagram clean
+.PHONY: run test test-unit bench soak lint typecheck check diagram clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Warden needs Python 3.11 or newer (set PYTHON=python3.11)")'
@@ -47,6 +47,11 @@ $(WRK):
 # Every benchmark; writes docs/benchmarks/results.md and docs/benchmarks/scaling.svg (about 4 minutes here).
 bench: $(STAMP) $(WRK)
 	$(BIN)/python -m tests.bench.run
+
+# Rooms coming and going for about 6 minutes (time compressed ten to one, retention 30 s): do rows, RSS and
+# the database stay flat? Writes docs/benchmarks/soak.md and soak.svg. Not part of `make test`.
+soak: $(STAMP)
+	$(BIN)/python -m tests.bench.soak
 
 # Style, and the import rules between packages (pyproject's [tool.importlinter]).
 lint: $(STAMP)

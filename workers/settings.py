@@ -23,6 +23,7 @@ from workers.core.room import Policy
 
 DEFAULT_SQLITE_PATH = Path("var") / "warden.db"
 _URL_SCHEMES = ("ws://", "wss://", "http://", "https://")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def normalise_database_url(url: str) -> str:
@@ -34,6 +35,14 @@ def normalise_database_url(url: str) -> str:
         if url.startswith(prefix):
             return "sqlite+aiosqlite:///" + url[len(prefix) :]
     raise ValueError("must start with postgres://, postgresql:// or sqlite:///")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration such as ``30d``, ``12h``, ``90m`` or ``45s`` (a whole number and one unit)."""
+    match = re.fullmatch(r"\s*(\d+)\s*([smhd])\s*", text.lower())
+    if match is None or int(match[1]) == 0:
+        raise ValueError("must be a positive whole number with a unit: s, m, h or d (e.g. 30d, 12h)")
+    return float(int(match[1]) * _DURATION_UNITS[match[2]])
 
 
 def parse_keys(text: str) -> dict[str, str]:
@@ -97,6 +106,7 @@ class Settings(BaseSettings):
     warden_worker_concurrency: int = Field(default=200, ge=1, le=2_000)
     port: int = Field(default=8000, ge=1, le=65535)
     warden_worker_metrics_port: int = Field(default=0, ge=0, le=65535)
+    warden_retention: str = "30d"
 
     @field_validator("livekit_url")
     @classmethod
@@ -156,6 +166,12 @@ class Settings(BaseSettings):
                 "must divide a minute (e.g. 10, 15, 30) or an hour in whole minutes (60, 120, 300)"
             )
         return value
+
+    @field_validator("warden_retention")
+    @classmethod
+    def _check_retention(cls, value: str) -> str:
+        parse_duration(value)
+        return value.strip().lower()
 
     @field_validator("livekit_keys")
     @classmethod
@@ -218,6 +234,11 @@ class Settings(BaseSettings):
             dispatch_on_start=self.warden_dispatch_on_start,
             restart_grace=self.warden_restart_grace_seconds,
         )
+
+    @property
+    def retention_seconds(self) -> float:
+        """How long closed rooms and resolved incidents are kept (`WARDEN_RETENTION`), in seconds."""
+        return parse_duration(self.warden_retention)
 
     def reconcile_schedule(self) -> dict[str, set[int]]:
         """ARQ cron fields for running reconciliation every `WARDEN_RECONCILE_SECONDS`."""

@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse
 from service.api.auth import admin_only
 from workers.core.events import INTERNAL_KINDS, JobStatus, ParticipantKind
 from workers.core.room import Phase, Room
-from workers.store.queries import TimelineEntry, find_room, list_rooms
+from workers.store.queries import TimelineEntry, confirmations, find_room, list_rooms
 from workers.store.writer import ACTION_KIND
 
 MAX_LIMIT = 200
@@ -25,7 +25,8 @@ def iso(timestamp: float | None) -> str | None:
     return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
 
 
-def room_summary(room: Room) -> dict[str, Any]:
+def room_summary(room: Room, confirmed_at: float | None = None) -> dict[str, Any]:
+    """The room for the API; `confirmed_at`: when reconciliation last found it as Warden knows it."""
     return {
         "name": room.name,
         "sid": room.sid,
@@ -49,6 +50,7 @@ def room_summary(room: Room) -> dict[str, Any]:
         "agent_joined_at": iso(room.agent_joined_at),
         "waiting_since": iso(room.waiting_since),
         "updated_at": iso(room.updated_at),
+        "confirmed_at": iso(confirmed_at),
         "recovery": {
             "state": str(room.recovery),
             "deadline": None
@@ -146,7 +148,7 @@ async def get_rooms(request: Request) -> JSONResponse:
     more = f"&state={state}" if state else ""
     return JSONResponse(
         {
-            "rooms": [room_summary(room) for room in page.rooms],
+            "rooms": [room_summary(room, page.confirmed.get(room.sid)) for room in page.rooms],
             "total": page.total,
             "limit": limit,
             "offset": offset,
@@ -161,4 +163,5 @@ async def get_room(request: Request) -> JSONResponse:
     if found is None:
         return JSONResponse({"error": "no such room"}, status_code=404)
     room, timeline = found
-    return JSONResponse({**room_summary(room), "timeline": [timeline_entry(e) for e in timeline]})
+    confirmed = (await confirmations(request.state.engine, [room.sid])).get(room.sid)
+    return JSONResponse({**room_summary(room, confirmed), "timeline": [timeline_entry(e) for e in timeline]})

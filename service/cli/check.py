@@ -3,6 +3,7 @@ and the database, each reported in plain words with what to do about a failure."
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
@@ -17,6 +18,7 @@ from workers.core.errors import SettingsError, UpstreamError
 from workers.migrate import alembic_config
 from workers.settings import Settings, load_settings
 from workers.store.engine import make_engine
+from workers.store.retention import closed_rooms_older_than
 
 Check = Callable[[Settings], Awaitable[str]]
 
@@ -75,11 +77,33 @@ async def database(settings: Settings) -> str:
     return f"database ({engine.dialect.name}) answers; schema {current} is current"
 
 
+async def retention(settings: Settings) -> str:
+    engine = make_engine(settings.database_url)
+    try:
+        backlog = await closed_rooms_older_than(engine, time.time() - settings.retention_seconds)
+    except SQLAlchemyError as exc:
+        raise CheckFailed(
+            f"could not read the rooms ({type(exc).__name__}): see the database check"
+        ) from None
+    finally:
+        await engine.dispose()
+    kept = settings.warden_retention
+    stated = f"closed rooms and resolved incidents are deleted after {kept} (WARDEN_RETENTION)"
+    if backlog:  # the worker deletes them within the minute: a backlog says it is not running
+        return f"{stated}; {backlog} closed room(s) older than that are still there: is the worker running?"
+    return f"{stated}; none is overdue"
+
+
 class CheckFailed(Exception):
     pass
 
 
-CHECKS: tuple[tuple[str, Check], ...] = (("LiveKit", livekit), ("Redis", redis), ("database", database))
+CHECKS: tuple[tuple[str, Check], ...] = (
+    ("LiveKit", livekit),
+    ("Redis", redis),
+    ("database", database),
+    ("retention", retention),
+)
 
 
 async def run() -> int:

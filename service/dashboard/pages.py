@@ -31,7 +31,7 @@ from service.dashboard.charts import (
 from workers.core.room import Phase, time_to_agent
 from workers.store.dead_letters import waiting_count
 from workers.store.incidents import list_incidents
-from workers.store.queries import TimelineEntry, find_room, list_rooms
+from workers.store.queries import TimelineEntry, confirmations, find_room, list_rooms
 from workers.store.stats import open_incidents_by_room, phase_counts, time_to_agent_since
 from workers.store.writer import ACTION_KIND
 
@@ -123,7 +123,11 @@ async def rooms_page(request: Request) -> Response:
     incidents = await open_incidents_by_room(engine, [r.sid for r in found.rooms])
     waits = await time_to_agent_since(engine, time.time() - WINDOWS[window])
     rows = [
-        {**room_summary(room), "time_to_agent": time_to_agent(room), "incident": incidents.get(room.sid)}
+        {
+            **room_summary(room, found.confirmed.get(room.sid)),
+            "time_to_agent": time_to_agent(room),
+            "incident": incidents.get(room.sid),
+        }
         for room in found.rooms
     ]
     sla = settings.warden_join_sla_seconds
@@ -143,6 +147,7 @@ async def rooms_page(request: Request) -> Response:
             "measured": len(waits.seconds),
             "sla": sla,
             "dead_letters": await waiting_count(engine),
+            "retention": settings.warden_retention,
         },
     )
 
@@ -169,7 +174,10 @@ async def room_page(request: Request) -> Response:
         request,
         "room",
         {
-            "room": {**room_summary(room), "time_to_agent": time_to_agent(room)},
+            "room": {
+                **room_summary(room, (await confirmations(request.state.engine, [room.sid])).get(room.sid)),
+                "time_to_agent": time_to_agent(room),
+            },
             "incident": incidents.get(room.sid),
             "timeline": lines,
             "drawing": timeline_svg(marks, spans, deadlines, start, end),
@@ -199,7 +207,8 @@ async def incidents_page(request: Request) -> Response:
         }
         for i in found
     ]
-    return render(request, "incidents", {"incidents": incidents, "total": total})
+    retention = request.state.settings.warden_retention
+    return render(request, "incidents", {"incidents": incidents, "total": total, "retention": retention})
 
 
 def _at(entry: TimelineEntry) -> float:

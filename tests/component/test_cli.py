@@ -41,6 +41,7 @@ async def test_check_reports_every_part_working(
     out = capsys.readouterr().out
     assert f"✓ LiveKit: LiveKit at {url} answered list_rooms with key {KEY}: 1 room(s) live" in out
     assert "✓ Redis: Redis answers" in out and "✓ database" in out and "is current" in out
+    assert "✓ retention: closed rooms and resolved incidents are deleted after 30d" in out
     assert out.rstrip().endswith("all good") and SECRET not in out
 
 

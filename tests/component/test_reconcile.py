@@ -1,5 +1,6 @@
 """Reconciliation: Warden's open rooms against LiveKit's (`ListRooms`, `ListParticipants`), through the
-real client and the stand-in LiveKit; every correction is a line in the room's log."""
+real client and the stand-in LiveKit; every correction is a line in the room's log, and a room found as
+Warden knows it gets none (only its `confirmed_at`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from tests.support.helpers import agent, person
 from workers.core.presence import RECONCILE_GRACE_SECONDS
 from workers.core.room import Phase
 from workers.jobs.crons import reconcile
-from workers.store.queries import find_room
+from workers.jobs.rooms import heartbeat
+from workers.store.queries import confirmations, find_room
 
 
 @pytest.fixture
@@ -30,9 +32,14 @@ async def test_room_livekit_no_longer_has_is_closed(h: Harness) -> None:
         "participant_joined", room="lost-finish", sid=sid("lost-finish"), participant=person("alice")
     )
     assert (await h.room(sid("lost-finish"))).phase is Phase.WAITING  # its room_finished never came
-    assert await reconcile(h.ctx) == {"closed": 0, "adopted": 0, "asked": 0}  # heard of just now: kept
+    assert await reconcile(h.ctx) == {
+        "closed": 0,
+        "adopted": 0,
+        "asked": 0,
+        "confirmed": 0,
+    }  # heard of just now: kept
     h.advance(RECONCILE_GRACE_SECONDS + 1)
-    assert await reconcile(h.ctx) == {"closed": 1, "adopted": 0, "asked": 0}
+    assert await reconcile(h.ctx) == {"closed": 1, "adopted": 0, "asked": 0, "confirmed": 0}
     room = await h.room(sid("lost-finish"))
     assert (room.phase, room.deadline) == (Phase.CLOSED, None)
     found = await find_room(h.engine, "lost-finish")
@@ -64,7 +71,7 @@ async def test_each_run_asks_about_a_bounded_number_of_rooms(h: Harness) -> None
     for i in range(7):
         h.fake.join(f"many-{i}", "alice")
     first = await reconcile(h.ctx)
-    assert first == {"closed": 0, "adopted": 3, "asked": 3}
+    assert first == {"closed": 0, "adopted": 3, "asked": 3, "confirmed": 0}
     assert sum(1 for method, _ in h.fake.calls if method == "ListParticipants") == 3
     second = await reconcile(h.ctx)
     assert second["adopted"] == 3
@@ -76,7 +83,7 @@ async def test_a_room_warden_saw_finish_is_not_adopted_again(h: Harness) -> None
     h.fake.join("done", "alice")
     await h.send("participant_joined", room="done", sid=sid("done"), participant=person("alice"))
     await h.send("room_finished", room="done", sid=sid("done"))  # LiveKit still lists it, for a moment
-    assert await reconcile(h.ctx) == {"closed": 0, "adopted": 0, "asked": 0}
+    assert await reconcile(h.ctx) == {"closed": 0, "adopted": 0, "asked": 0, "confirmed": 0}
     assert (await h.room(sid("done"))).phase is Phase.CLOSED
 
 
@@ -93,3 +100,38 @@ async def test_a_listing_older_than_a_join_does_not_undo_it(h: Harness) -> None:
     h.advance(RECONCILE_GRACE_SECONDS + 1)
     await reconcile(h.ctx)
     assert (await h.room(sid("race"))).phase is Phase.AGENT_LOST  # still missing: LiveKit is right
+
+
+async def _log(h: Harness, room: str) -> list[str]:
+    found = await find_room(h.engine, room)
+    assert found is not None
+    return [entry.name for entry in found[1]]
+
+
+async def test_a_room_as_warden_knows_it_gets_no_line_only_its_confirmation(h: Harness) -> None:
+    h.fake.join("calm", "alice")
+    h.fake.join("calm", "agent-1", agent_name=AGENT)
+    await h.send("participant_joined", room="calm", sid=sid("calm"), participant=person("alice"))
+    await h.send("participant_joined", room="calm", sid=sid("calm"), participant=agent("agent-1", AGENT))
+    logged = await _log(h, "calm")
+    for _ in range(3):
+        h.advance(RECONCILE_GRACE_SECONDS + 1)
+        assert (await reconcile(h.ctx))["confirmed"] == 1
+    assert await _log(h, "calm") == logged  # no "reconciled" line for a look that found nothing new
+    assert await confirmations(h.engine, [sid("calm")]) == {sid("calm"): h.clock.now}
+    h.fake.leave("calm", "alice")  # her participant_left was lost: the next look corrects it, in the log
+    h.advance(RECONCILE_GRACE_SECONDS + 1)
+    assert (await reconcile(h.ctx))["confirmed"] == 0
+    assert await _log(h, "calm") == [*logged, "reconciled"]
+    assert (await h.room(sid("calm"))).people == ()
+
+
+async def test_a_heartbeat_of_an_agent_known_active_writes_nothing(h: Harness) -> None:
+    await h.send("participant_joined", room="beat", sid=sid("beat"), participant=person("alice"))
+    await h.send("participant_joined", room="beat", sid=sid("beat"), participant=agent("agent-1", AGENT))
+    assert await heartbeat(h.ctx, "beat", "agent-1", h.clock.now) == "applied"  # news: the agent works
+    logged = await _log(h, "beat")
+    h.advance(5)
+    assert await heartbeat(h.ctx, "beat", "agent-1", h.clock.now) == "confirmed"
+    assert await _log(h, "beat") == logged
+    assert (await h.room(sid("beat"))).phase is Phase.AGENT_ACTIVE

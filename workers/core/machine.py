@@ -283,6 +283,24 @@ def transition(room: Room, event: Event, *, now: float, policy: Policy) -> Decis
     return Decision(after, new_actions(room, after, policy))
 
 
+def changes(room: Room, event: Event, *, now: float, policy: Policy) -> bool:
+    """Would applying `event` change what Warden knows of the room, or decide anything? A check that only
+    confirms what is known (a reconciliation that lists the same people, a heartbeat of an agent already
+    active) does not, and is not worth a line in the room's log."""
+    decision = transition(room, event, now=now, policy=policy)
+    return bool(decision.actions) or _known(decision.room) != _known(room)
+
+
+def _known(room: Room) -> Room:
+    """The room as far as a check can confirm it: who is there in any order, not when it was looked at."""
+    return replace(
+        room,
+        people=tuple(sorted(room.people, key=lambda p: (p.identity, p.sid))),
+        agents=tuple(sorted(room.agents, key=lambda a: (a.identity, a.sid))),
+        updated_at=0.0,
+    )
+
+
 def fold(room: Room, events: Iterable[tuple[Event, float]], *, policy: Policy) -> Room:
     """Apply `(event, received_at)` pairs in `order_key` order; the room's state after all of them."""
     for event, received_at in sorted(events, key=lambda pair: order_key(pair[0])):

@@ -4,6 +4,7 @@
   what the outbox still holds (alerts and deploy hooks too); settles incidents none of whose rooms
   waits any more, and takes up their restarts a dead worker left unfinished.
 - `reconcile`: compares Warden's open rooms with LiveKit's and records what differs.
+- `prune`: deletes closed rooms and resolved incidents older than `WARDEN_RETENTION`, in small batches.
 """
 
 from __future__ import annotations
@@ -16,12 +17,16 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from workers.core.errors import UpstreamError
 from workers.core.events import Event, EventKind, Fact, internal
+from workers.core.machine import changes
 from workers.core.presence import RECONCILE_GRACE_SECONDS
 from workers.jobs.context import context
 from workers.jobs.delivery import deliver_overdue
+from workers.jobs.metrics import count_pruned
 from workers.jobs.recording import record
 from workers.queue.jobs import queue_deadline
-from workers.store.queries import known_sids, open_rooms, overdue_deadlines
+from workers.store.queries import known_sids, load_rooms, open_rooms, overdue_deadlines
+from workers.store.retention import prune as prune_older
+from workers.store.writer import confirm
 
 log = logging.getLogger("warden.worker")
 
@@ -50,9 +55,10 @@ async def sweep(ctx: dict[str, Any]) -> int:
 
 async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
     """Cron: compare Warden's open rooms with LiveKit's. Rooms LiveKit no longer has are closed; rooms
-    Warden never heard of are adopted; who is in the room is corrected. At most
-    `WARDEN_RECONCILE_BATCH` rooms are asked about per run (unknown rooms first, then those Warden has
-    heard least recently from), so the cost stays bounded with many rooms."""
+    Warden never heard of are adopted; who is in the room is corrected. A room found as Warden knows
+    it gets no event, only its `confirmed_at`. At most `WARDEN_RECONCILE_BATCH` rooms are asked about
+    per run (unknown rooms first, then those Warden has heard from or confirmed least recently), so the
+    cost stays bounded with many rooms."""
     worker = context(ctx)
     settings, effects = worker.settings, worker.effects
     listed_at = effects.clock()
@@ -66,7 +72,7 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
     # A room Warden heard of after (or just before) the listing may simply be missing from it.
     gone = [
         (sid, name)
-        for sid, (name, updated) in known.items()
+        for sid, (name, updated, _) in known.items()
         if sid not in livekit_rooms and updated < listed_at - RECONCILE_GRACE_SECONDS
     ]
     seen = await known_sids(worker.engine, [sid for sid in livekit_rooms if sid not in known])
@@ -75,10 +81,16 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
         for sid, name in livekit_rooms.items()
         if sid not in known and sid not in seen and settings.watches(name)
     ]
-    by_age = sorted((updated, sid, name) for sid, (name, updated) in known.items() if sid in livekit_rooms)
+    by_age = sorted(
+        (max(updated, confirmed), sid, name)
+        for sid, (name, updated, confirmed) in known.items()
+        if sid in livekit_rooms
+    )
     to_ask = (unknown + [(sid, name) for _, sid, name in by_age])[: settings.warden_reconcile_batch]
     for sid, name in gone:
         await record(ctx, [(_reconciled(sid, name, Fact(at=now, room_exists=False)), now)])
+    rooms = await load_rooms(worker.engine, [sid for sid, _ in to_ask if sid in known])
+    confirmed = []
     for sid, name in to_ask:
         try:
             present = await effects.presence.participants(name)
@@ -86,9 +98,32 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
             log.warning("reconciliation of room %s skipped: %s", name, exc)
             continue
         fact = Fact(at=effects.clock(), room_exists=present is not None, participants=present or ())
-        await record(ctx, [(_reconciled(sid, name, fact), fact.at)])
-    return {"closed": len(gone), "adopted": len(unknown[: len(to_ask)]), "asked": len(to_ask)}
+        event = _reconciled(sid, name, fact)
+        room = rooms.get(sid)
+        if room is not None and not changes(room, event, now=fact.at, policy=worker.policy):
+            confirmed.append(sid)  # nothing to correct: not worth a line in the room's log
+            continue
+        await record(ctx, [(event, fact.at)])
+    await confirm(worker.engine, confirmed, effects.clock())
+    return {
+        "closed": len(gone),
+        "adopted": len(unknown[: len(to_ask)]),
+        "asked": len(to_ask),
+        "confirmed": len(confirmed),
+    }
 
 
 def _reconciled(sid: str, name: str, fact: Fact) -> Event:
     return internal(EventKind.RECONCILED, f"reconciled:{sid}:{fact.at:.3f}", sid, name, fact)
+
+
+async def prune(ctx: dict[str, Any]) -> dict[str, int]:
+    """Cron (every 15 s): delete what is older than `WARDEN_RETENTION` (see `workers.store.retention`);
+    returns how many rows went, by table."""
+    worker = context(ctx)
+    cutoff = worker.effects.clock() - worker.settings.retention_seconds
+    pruned = await prune_older(worker.engine, cutoff)
+    count_pruned(pruned)
+    if pruned:
+        log.info("retention: deleted %s", ", ".join(f"{n} {what}" for what, n in pruned.items()))
+    return pruned

@@ -47,6 +47,7 @@ RESTARTS = Counter(
     "Agent restarts (Cloud API or deploy hook), by means and outcome",
     ["via", "outcome"],
 )
+PRUNED = Counter("warden_pruned_total", "Rows deleted by retention (WARDEN_RETENTION), by table", ["what"])
 LIVEKIT_ERRORS = Counter("warden_livekit_errors_total", "Failed LiveKit API calls, by error code", ["code"])
 
 
@@ -67,6 +68,12 @@ def serve(port: int) -> None:
 def count_livekit_error(code: str) -> None:
     """Count a failed LiveKit API call (the adapters' `on_error`)."""
     LIVEKIT_ERRORS.labels(code=code).inc()
+
+
+def count_pruned(pruned: dict[str, int]) -> None:
+    """Count the rows one retention run deleted, by table."""
+    for what, count in pruned.items():
+        PRUNED.labels(what=what).inc(count)
 
 
 def timed_job(job: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:

@@ -6,7 +6,7 @@
   step, so a job that dies half-way is finished by its retry or by the sweep, never done twice.
   Single-flight: its id is `deadline:{sid}:{attempt}` and no result is kept, so it can be queued
   again (by the sweep) only once it is no longer queued or running.
-- `heartbeat(room_name, identity)`: an agent says it is working.
+- `heartbeat(room_name, identity)`: an agent says it is working (recorded only when that is news).
 - `fresh_start(room_sid, room_name, incident_id)`: called by the escalation after a restart.
 
 Every job may run twice; recording is idempotent by event id, per-room writes are serialised by the
@@ -15,18 +15,19 @@ database (row lock and version) and, inside one process, by a striped lock.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from arq.worker import Retry
 
 from workers.core.errors import UpstreamError
 from workers.core.events import Event, EventKind, Fact, Participant, from_dict, internal
-from workers.core.machine import pending_actions, transition
+from workers.core.machine import changes, pending_actions, transition
 from workers.core.room import Action, CheckPresence, Evict, Recovery, Redispatch, Room
 from workers.jobs.context import context
 from workers.jobs.recording import record
 from workers.jobs.retry import retry_later
-from workers.store.writer import load_room
+from workers.store.writer import confirm, load_room, load_room_named
 
 MAX_STEPS = 6
 
@@ -93,7 +94,9 @@ async def on_deadline(ctx: dict[str, Any], room_sid: str, attempt: int) -> str:
 
 
 async def heartbeat(ctx: dict[str, Any], room_name: str, identity: str, at: float) -> str:
-    """Job: an agent in `room_name` says it is working (counts as activity for the stall check)."""
+    """Job: an agent in `room_name` says it is working (counts as activity for the stall check). An
+    agent Warden already knows as active is news to nobody: the room is marked confirmed, no event."""
+    worker = context(ctx)
     event = internal(
         EventKind.HEARTBEAT,
         f"heartbeat:{room_name}:{identity}:{at:.3f}",
@@ -102,6 +105,12 @@ async def heartbeat(ctx: dict[str, Any], room_name: str, identity: str, at: floa
         Fact(at=at),
         participant=Participant(identity),
     )
+    room = await load_room_named(worker.engine, room_name)
+    if room is not None and not changes(
+        room, replace(event, room_sid=room.sid), now=at, policy=worker.policy
+    ):
+        await confirm(worker.engine, [room.sid], at)
+        return "confirmed"
     return str((await record(ctx, [(event, at)])).outcome)
 
 

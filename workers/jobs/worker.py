@@ -9,7 +9,7 @@ from typing import Any
 from arq import cron
 from arq.worker import func
 
-from workers.jobs.crons import reconcile, sweep
+from workers.jobs.crons import prune, reconcile, sweep
 from workers.jobs.dead_letters import Job, dead_lettered
 from workers.jobs.escalate import ESCALATION_TIMEOUT_SECONDS, escalate
 from workers.jobs.lifecycle import shutdown, startup
@@ -45,6 +45,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
                 timed_job(sweep), second=set(range(0, 60, settings.warden_sweep_seconds)), run_at_startup=True
             ),
             cron(timed_job(reconcile), **settings.reconcile_schedule(), unique=True),  # type: ignore[arg-type]
+            cron(timed_job(prune), second={7, 22, 37, 52}, unique=True, run_at_startup=True),  # retention
         ],
         "queue_name": settings.warden_queue_name,
         "redis_settings": settings.arq_redis(),

@@ -16,6 +16,10 @@ from sqlalchemy.engine.url import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# WAL checkpoints, bounded: SQLite copies the WAL into the database every ~4 MB written (1,000 pages),
+# and a WAL that a long read made grow is cut back to 16 MB at the next checkpoint, not left at its peak.
+SQLITE_WAL_AUTOCHECKPOINT_PAGES = 1000
+SQLITE_WAL_LIMIT_BYTES = 16 * 1024 * 1024
 
 
 def make_engine(url: str) -> AsyncEngine:
@@ -37,6 +41,8 @@ def make_engine(url: str) -> AsyncEngine:
         # LiveKit's retries and the ARQ job (still in Redis until it finishes) make good.
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_WAL_AUTOCHECKPOINT_PAGES}")
+        cursor.execute(f"PRAGMA journal_size_limit={SQLITE_WAL_LIMIT_BYTES}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

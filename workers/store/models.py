@@ -5,14 +5,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Table
+from sqlalchemy import JSON, Column, Index, Table, literal_column
 from sqlmodel import Field, SQLModel
+
+# The rooms Warden has not seen finish, spelled as a literal (not a bound parameter) so that PostgreSQL
+# and SQLite match it to the partial index below in every plan, generic ones included.
+OPEN_PHASE = literal_column("phase") != literal_column("'closed'")
 
 
 class RoomRow(SQLModel, table=True):
-    """A room's current state, folded from its events. `version` guards concurrent writers."""
+    """A room's current state, folded from its events. `version` guards concurrent writers;
+    `confirmed_at` is when reconciliation last found it as Warden knows it (no event is written then)."""
 
     __tablename__ = "rooms"
+    __table_args__ = (
+        # Retention: closed rooms, oldest first. Reconciliation: the open ones, without the closed.
+        Index("ix_rooms_phase_updated_at", "phase", "updated_at"),
+        Index("ix_rooms_open", "updated_at", postgresql_where=OPEN_PHASE, sqlite_where=OPEN_PHASE),
+    )
 
     sid: str = Field(primary_key=True, max_length=64)
     name: str = Field(index=True, max_length=256)
@@ -26,6 +36,7 @@ class RoomRow(SQLModel, table=True):
     deadline_at: float | None = Field(default=None, index=True)
     recovery: str = Field(default="none", max_length=32)
     time_to_agent: float | None = None  # seconds from the first person to the first agent of ours
+    confirmed_at: float | None = None
 
 
 class EventRow(SQLModel, table=True):
@@ -59,7 +70,7 @@ class IncidentRow(SQLModel, table=True):
     open_key: str | None = Field(default=None, unique=True, max_length=128)
     reason: str = Field(max_length=512)
     opened_at: float = Field(index=True)
-    resolved_at: float | None = None
+    resolved_at: float | None = Field(default=None, index=True)
     alerted_open_at: float | None = None
     restart_claimed_at: float | None = None
     restarted_at: float | None = None
@@ -76,7 +87,7 @@ class IncidentRoomRow(SQLModel, table=True):
     __tablename__ = "incident_rooms"
 
     incident_id: str = Field(primary_key=True, max_length=32)
-    room_sid: str = Field(primary_key=True, max_length=64)
+    room_sid: str = Field(primary_key=True, max_length=64, index=True)
     room_name: str = Field(max_length=256)
     added_at: float
     recovered_at: float | None = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, text
@@ -12,7 +12,7 @@ from sqlmodel import col, select
 
 from workers.core.machine import ORDER_RANK
 from workers.core.room import Room, room_from_dict
-from workers.store.models import EventRow, RoomRow
+from workers.store.models import OPEN_PHASE, ROOMS, EventRow, RoomRow
 
 TIMELINE_LIMIT = 1000
 _RANK_BY_NAME = {str(kind): rank for kind, rank in ORDER_RANK.items()}
@@ -36,6 +36,7 @@ class TimelineEntry:
 class RoomPage:
     rooms: list[Room]
     total: int
+    confirmed: dict[str, float] = field(default_factory=dict)  # sid → when reconciliation last confirmed it
 
 
 async def list_rooms(engine: AsyncEngine, *, limit: int, offset: int, phase: str | None = None) -> RoomPage:
@@ -50,7 +51,9 @@ async def list_rooms(engine: AsyncEngine, *, limit: int, offset: int, phase: str
             .limit(limit)
             .offset(offset)
         )
-        return RoomPage([room_from_dict(r.state) for r in rows], total)
+        found = list(rows)
+        confirmed = {r.sid: r.confirmed_at for r in found if r.confirmed_at is not None}
+        return RoomPage([room_from_dict(r.state) for r in found], total, confirmed)
 
 
 async def find_room(engine: AsyncEngine, name: str) -> tuple[Room, list[TimelineEntry]] | None:
@@ -120,15 +123,35 @@ async def overdue_deadlines(engine: AsyncEngine, cutoff: float, limit: int = 100
         return due
 
 
-async def open_rooms(engine: AsyncEngine) -> dict[str, tuple[str, float]]:
-    """sid → (name, updated_at) of every room Warden has not seen finish."""
-    async with AsyncSession(engine) as session:
-        rows = await session.execute(
-            select(col(RoomRow.sid), col(RoomRow.name), col(RoomRow.updated_at)).where(
-                col(RoomRow.phase) != "closed"
+async def open_rooms(engine: AsyncEngine) -> dict[str, tuple[str, float, float]]:
+    """sid → (name, updated_at, confirmed_at or 0) of every room Warden has not seen finish."""
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            select(ROOMS.c.sid, ROOMS.c.name, ROOMS.c.updated_at, ROOMS.c.confirmed_at).where(OPEN_PHASE)
+        )
+        return {sid: (name, updated_at, confirmed_at or 0.0) for sid, name, updated_at, confirmed_at in rows}
+
+
+async def load_rooms(engine: AsyncEngine, sids: list[str]) -> dict[str, Room]:
+    """sid → current state of those of `sids` Warden knows."""
+    if not sids:
+        return {}
+    async with engine.connect() as connection:
+        rows = await connection.execute(select(ROOMS.c.state).where(ROOMS.c.sid.in_(sids)))
+        return {room.sid: room for room in (room_from_dict(state) for (state,) in rows)}
+
+
+async def confirmations(engine: AsyncEngine, sids: list[str]) -> dict[str, float]:
+    """sid → when reconciliation last found the room as Warden knows it (rooms never confirmed left out)."""
+    if not sids:
+        return {}
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            select(ROOMS.c.sid, ROOMS.c.confirmed_at).where(
+                ROOMS.c.sid.in_(sids), ROOMS.c.confirmed_at.is_not(None)
             )
         )
-        return {sid: (name, updated_at) for sid, name, updated_at in rows}
+        return {sid: float(at) for sid, at in rows}
 
 
 async def known_sids(engine: AsyncEngine, sids: list[str]) -> set[str]:

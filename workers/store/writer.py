@@ -125,6 +125,26 @@ async def load_room(engine: AsyncEngine, sid: str) -> Room | None:
     return room_from_dict(state) if state is not None else None
 
 
+async def load_room_named(engine: AsyncEngine, name: str) -> Room | None:
+    """The newest room called `name` (for events that know only the name, such as heartbeats)."""
+    async with engine.connect() as connection:
+        sid = await _sid_by_name(connection, name)
+    return await load_room(engine, sid) if sid else None
+
+
+async def confirm(engine: AsyncEngine, sids: Sequence[str], at: float) -> None:
+    """A check found these rooms as Warden knows them: note when (`rooms.confirmed_at`), with no event
+    and no new version. Rows are locked in sid order, as every writer locks them."""
+    if not sids:
+        return
+    ordered = sorted(set(sids))
+    async with writing(engine) as connection:
+        await connection.execute(
+            select(ROOMS.c.sid).where(ROOMS.c.sid.in_(ordered)).order_by(ROOMS.c.sid).with_for_update()
+        )
+        await connection.execute(update(ROOMS).where(ROOMS.c.sid.in_(ordered)).values(confirmed_at=at))
+
+
 def room_values(room: Room, key: tuple[int, int], received_at: float) -> dict[str, Any]:
     """The room row's columns for `room`, whose newest applied event has order `key` (all but the
     `version` and `first_seen_at` that only the writer knows)."""
@@ -155,7 +175,7 @@ _SELECT_ROOMS = (
     .with_for_update()
 )
 _INSERT_ROOMS = insert(ROOMS)
-_UPDATED = tuple(c.name for c in ROOMS.c if c.name not in ("sid", "version", "first_seen_at"))
+_UPDATED = tuple(c.name for c in ROOMS.c if c.name not in ("sid", "version", "first_seen_at", "confirmed_at"))
 # The version check: a row not at the version read gets a NULL version, which the NOT NULL column
 # refuses, failing the transaction. (`WHERE version = ...` would skip the row silently instead, and
 # asyncpg reports no row count for an executemany.)

@@ -1,0 +1,148 @@
+"""Retention: delete what is older than `WARDEN_RETENTION`, in small batches.
+
+What goes, once older than the cutoff (and only then):
+- closed rooms (by their last update) with their events;
+- events of no known room (a heartbeat for a room Warden never heard of);
+- resolved incidents (by their resolution) with their rooms and actions;
+- dead letters an operator retried (by when the job failed); the others wait for a person;
+- outbox rows undelivered since the cutoff (their room is long gone; retrying them helps nobody).
+Open rooms and open incidents are never deleted, however old.
+
+Each batch is its own short transaction, so webhooks and deadlines wait for one batch at most. A
+batch takes its rooms' row locks in sid order, as the room writer does, and deletes a room only if it
+is still closed and old under that lock: a late webhook for the room either lands before (the room is
+then recent, and stays) or after (its event stays, and the writer starts the room afresh).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+
+from sqlalchemy import ColumnElement, Table, and_, delete, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from workers.store.engine import writing
+from workers.store.models import (
+    DEAD_LETTERS,
+    EVENTS,
+    INCIDENT_ACTIONS,
+    INCIDENT_ROOMS,
+    INCIDENTS,
+    OUTBOX,
+    ROOMS,
+)
+
+ROOM_BATCH = 100  # rooms per transaction (with their events: a few thousand rows at most)
+ROW_BATCH = 1000  # rows per transaction for the tables without children
+WHAT = ("rooms", "events", "incidents", "incident_rooms", "incident_actions", "dead_letters", "outbox")
+
+
+async def prune(engine: AsyncEngine, cutoff: float, *, budget_seconds: float = 20.0) -> dict[str, int]:
+    """Delete what is older than `cutoff` (Unix seconds), batch after batch, until nothing is left or
+    `budget_seconds` have passed (the next run goes on). Returns how many rows went, by table."""
+    pruned: Counter[str] = Counter()
+    stop_at = time.monotonic() + budget_seconds
+    for step in (_rooms, _orphan_events, _incidents, _dead_letters, _outbox):
+        while time.monotonic() < stop_at:
+            done = await step(engine, cutoff)
+            pruned.update(done)
+            if not any(done.values()):
+                break
+            await asyncio.sleep(0)  # let the jobs waiting on this process's write lock go first
+    return {what: pruned[what] for what in WHAT if pruned[what]}
+
+
+async def closed_rooms_older_than(engine: AsyncEngine, cutoff: float) -> int:
+    """How many closed rooms retention has yet to delete (a backlog: the worker's cron is not running)."""
+    async with engine.connect() as connection:
+        count = await connection.scalar(
+            select(func.count()).select_from(ROOMS).where(_old_closed_rooms(cutoff))
+        )
+        return int(count or 0)
+
+
+def _old_closed_rooms(cutoff: float) -> ColumnElement[bool]:
+    return and_(ROOMS.c.phase == "closed", ROOMS.c.updated_at < cutoff)
+
+
+async def _rooms(engine: AsyncEngine, cutoff: float) -> dict[str, int]:
+    async with engine.connect() as connection:
+        candidates = list(
+            await connection.scalars(
+                select(ROOMS.c.sid)
+                .where(_old_closed_rooms(cutoff))
+                .order_by(ROOMS.c.updated_at)
+                .limit(ROOM_BATCH)
+            )
+        )
+    if not candidates:
+        return {}
+    async with writing(engine) as connection:
+        sids = list(
+            await connection.scalars(
+                select(ROOMS.c.sid)
+                .where(ROOMS.c.sid.in_(candidates), _old_closed_rooms(cutoff))
+                .order_by(ROOMS.c.sid)
+                .with_for_update()
+            )
+        )
+        if not sids:
+            return {}
+        events = await connection.execute(delete(EVENTS).where(EVENTS.c.room_sid.in_(sids)))
+        rooms = await connection.execute(delete(ROOMS).where(ROOMS.c.sid.in_(sids)))
+    return {"rooms": rooms.rowcount, "events": events.rowcount}
+
+
+async def _orphan_events(engine: AsyncEngine, cutoff: float) -> dict[str, int]:
+    return {
+        "events": await _batch(
+            engine, EVENTS, EVENTS.c.seq, EVENTS.c.room_sid.is_(None), EVENTS.c.received_at < cutoff
+        )
+    }
+
+
+async def _dead_letters(engine: AsyncEngine, cutoff: float) -> dict[str, int]:
+    old = DEAD_LETTERS.c.failed_at < cutoff
+    return {
+        "dead_letters": await _batch(
+            engine, DEAD_LETTERS, DEAD_LETTERS.c.id, old, DEAD_LETTERS.c.retried_at.is_not(None)
+        )
+    }
+
+
+async def _outbox(engine: AsyncEngine, cutoff: float) -> dict[str, int]:
+    return {"outbox": await _batch(engine, OUTBOX, OUTBOX.c.id, OUTBOX.c.due_at < cutoff)}
+
+
+async def _batch(
+    engine: AsyncEngine, table: Table, key: ColumnElement[object], *where: ColumnElement[bool]
+) -> int:
+    """Delete up to `ROW_BATCH` rows of `table` matching `where`, found first by an indexed read."""
+    async with engine.connect() as connection:
+        keys = list(await connection.scalars(select(key).where(*where).limit(ROW_BATCH)))
+    if not keys:
+        return 0
+    async with writing(engine) as connection:
+        deleted = await connection.execute(delete(table).where(key.in_(keys), *where))
+    return int(deleted.rowcount)
+
+
+async def _incidents(engine: AsyncEngine, cutoff: float) -> dict[str, int]:
+    old = and_(INCIDENTS.c.resolved_at.is_not(None), INCIDENTS.c.resolved_at < cutoff)
+    async with engine.connect() as connection:
+        ids = list(await connection.scalars(select(INCIDENTS.c.id).where(old).limit(ROOM_BATCH)))
+    if not ids:
+        return {}
+    async with writing(engine) as connection:
+        actions = await connection.execute(
+            delete(INCIDENT_ACTIONS).where(INCIDENT_ACTIONS.c.incident_id.in_(ids))
+        )
+        rooms = await connection.execute(delete(INCIDENT_ROOMS).where(INCIDENT_ROOMS.c.incident_id.in_(ids)))
+        incidents = await connection.execute(delete(INCIDENTS).where(INCIDENTS.c.id.in_(ids), old))
+    return {
+        "incidents": incidents.rowcount,
+        "incident_rooms": rooms.rowcount,
+        "incident_actions": actions.rowcount,
+    }
