@@ -36,7 +36,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     probe = redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=0.5)
     try:
         probe.ping()
-        yield "redis://127.0.0.1:6379/9"
+        yield f"redis://127.0.0.1:6379/{os.environ.get('WARDEN_TEST_REDIS_DB', '9')}"  # e2e beside: 10
         return
     except redis.ConnectionError:
         pass
