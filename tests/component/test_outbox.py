@@ -11,15 +11,18 @@ from pathlib import Path
 import httpx
 import pytest
 import respx
+from sqlalchemy import select
 
 from service.dev.embedded_redis import EmbeddedRedis
 from tests.support.harness import harness
 from tests.support.helpers import person
 from workers.jobs.context import context
 from workers.jobs.crons import sweep
+from workers.jobs.delivery import deliver_overdue
 from workers.jobs.rooms import on_deadline
 from workers.store import outbox
 from workers.store.incidents import list_incidents
+from workers.store.models import OUTBOX
 
 ALERTS = "https://hooks.example.test/alerts"
 ROOM, SID = "call-7", "RM_7"
@@ -86,3 +89,34 @@ async def test_a_room_failing_while_redis_is_down_is_escalated_once_redis_is_bac
 
 def texts(alerts: respx.Route) -> list[str]:
     return [json.loads(call.request.content)["text"] for call in alerts.calls]
+
+
+async def test_an_unreadable_row_does_not_hold_up_the_rest_of_the_outbox(
+    redis_url: str, database_url: str
+) -> None:
+    """A row no version of Warden can read (a bug, a downgrade) is left where it is, logged; the sweep
+    goes on delivering every other row."""
+    async with harness(redis_url, database_url) as h:
+        h.fake.join(ROOM, "alice")
+        await h.send("participant_joined", room=ROOM, sid=SID, participant=person("alice"))
+        worker = context(h.ctx)
+        await worker.delivered.flush()  # the join's own deadline, delivered: out of the outbox
+        at = h.clock.now
+        rows = [
+            {"id": f"{name}#0", "room_sid": SID, "kind": kind, "payload": payload, "created_at": at,
+             "due_at": at, "attempts": 0}
+            for name, kind, payload in [
+                ("bad", "Unheard", {"action": "Unheard"}),
+                ("good", "ScheduleDeadline",
+                 {"action": "ScheduleDeadline", "attempt": 9, "at": at, "reason": "join"}),
+            ]
+        ]  # fmt: skip
+        async with h.engine.begin() as connection:
+            await outbox.write(connection, rows)
+        h.advance(outbox.GRACE_SECONDS + 1)
+        assert await deliver_overdue(worker.effects, h.engine, worker.delivered) == 1
+        await worker.delivered.flush()
+        assert f"deadline:{SID}:9" in await h.timers()
+        async with h.engine.connect() as connection:
+            left = list(await connection.scalars(select(OUTBOX.c.id)))
+        assert "bad#0" in left and "good#0" not in left

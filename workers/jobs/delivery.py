@@ -109,6 +109,10 @@ async def deliver_overdue(
         except TRANSIENT as exc:
             await outbox.failed(engine, notice, effects.clock(), str(exc) or type(exc).__name__)
             continue
+        except Exception as exc:  # a bug in one notice's delivery must not stop the others'
+            log.exception("delivering %s %s failed", notice.action_name, notice.id)
+            await outbox.failed(engine, notice, effects.clock(), f"{type(exc).__name__}: {exc}")
+            continue
         if notice.room_sid:
             sent.append(notice.id)
         else:  # an alert or a hook: forgotten at once, so that no other sweep sends it a second time

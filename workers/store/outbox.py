@@ -15,6 +15,7 @@ a first try (`lease_until`), then delivered by the sweep like the rest until the
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,8 @@ from workers.core.room import (
 )
 from workers.store.engine import writing
 from workers.store.models import OUTBOX
+
+log = logging.getLogger("warden.outbox")
 
 GRACE_SECONDS = 5.0  # the recording job delivers first; the sweep takes what is older than this
 LEASE_SECONDS = 60.0  # a deliverer that died frees its rows after this long
@@ -197,19 +200,15 @@ async def due(
         )
         taken = list(leased)
     order = {row_id: i for i, row_id in enumerate(candidates)}
-    return sorted(
-        (
-            Pending(
-                row.id,
-                row.room_sid or "",
-                payload_from_dict(dict(row.payload), row.room_sid),
-                row.attempts,
-                row.created_at,
-            )
-            for row in taken
-        ),
-        key=lambda pending: order[pending.id],
-    )
+    readable = []
+    for row in taken:
+        try:
+            action = payload_from_dict(dict(row.payload), row.room_sid)
+        except (KeyError, TypeError, ValueError) as exc:  # one bad row must not stop the others
+            log.error("outbox row %s cannot be read (%s: %s); left as it is", row.id, type(exc).__name__, exc)
+            continue
+        readable.append(Pending(row.id, row.room_sid or "", action, row.attempts, row.created_at))
+    return sorted(readable, key=lambda pending: order[pending.id])
 
 
 async def failed(engine: AsyncEngine, pending: Pending, now: float, error: str) -> None:
