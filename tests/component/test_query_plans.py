@@ -110,7 +110,6 @@ CALLS: dict[str, Call] = {
     "sweep: outbox": lambda e: outbox.due(e, NOW),
     "sweep: waiting rooms": incidents.waiting_rooms,
     "sweep: settle an incident": lambda e: incidents.room_recovered(e, "agent-100", "RM_1000", NOW),
-    "metrics: outbox": outbox.pending_count,
     "reconcile: open rooms": queries.open_rooms,
     "reconcile: known sids": lambda e: queries.known_sids(e, SIDS),
     "reconcile: load rooms": lambda e: queries.load_rooms(e, SIDS),

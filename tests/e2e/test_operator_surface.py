@@ -12,7 +12,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from service.simulator.world import Report, Simulation, parse_failures
 from tests.support.browser import SCREENSHOTS, chromium, need_chromium
 from tests.support.processes import ROOT, Warden, run_warden
 from tests.support.settings import KEY, SECRET
-from tests.support.waiting import read_until
+from tests.support.waiting import read_until, wait_until
 
 AGENT = "notetaker"
 ROOMS = 24
@@ -43,6 +43,10 @@ class Seen:
     counts: dict[str, int] = field(default_factory=dict)
 
 
+# Every room is polled this often during the simulation: twice as often changes the load it was tuned for.
+POLL = 0.2
+
+
 @dataclass
 class Run:
     warden: Warden
@@ -50,14 +54,6 @@ class Run:
     fake: FakeLiveKit
     seen: Seen
     worker_metrics_url: str
-
-
-async def wait_for(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for: {what}")
-        await asyncio.sleep(0.2)
 
 
 async def look(warden: Warden, recovered: str, seen: Seen) -> None:
@@ -114,7 +110,7 @@ async def simulate(warden: Warden, fake: FakeLiveKit, port: int, seen: Seen) -> 
                     break
             return bool(incidents) and bool(recovered)
 
-        await wait_for(recovering, "a recovered room and an incident")
+        await wait_until(recovering, "a recovered room and an incident", 60, every=POLL)
         await look(warden, recovered[0], seen)
         report = await running
 
@@ -122,7 +118,7 @@ async def simulate(warden: Warden, fake: FakeLiveKit, port: int, seen: Seen) -> 
             rooms = (await client.get(f"{warden.url}/api/rooms", params={"limit": 200})).json()["rooms"]
             return len(rooms) == ROOMS and all(r["state"] == "closed" for r in rooms)
 
-        await wait_for(all_closed, "every room closed in Warden")
+        await wait_until(all_closed, "every room closed in Warden", 60, every=POLL)
         return report
 
 

@@ -11,13 +11,15 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-async def wait_until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 30.0) -> None:
-    """Poll Warden's API, as an operator would, until `check` holds."""
+async def wait_until(
+    check: Callable[[], Awaitable[bool]], what: str, timeout: float = 30.0, *, every: float = 0.1
+) -> None:
+    """Poll Warden's API, as an operator would, every `every` seconds until `check` holds."""
     deadline = time.monotonic() + timeout
     while not await check():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for: {what}")
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(every)
 
 
 def read_until(

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -221,9 +221,3 @@ async def failed(engine: AsyncEngine, pending: Pending, now: float, error: str) 
             .where(OUTBOX.c.id == pending.id)
             .values(lease_until=retry_at, last_error=error[:512])
         )
-
-
-async def pending_count(engine: AsyncEngine) -> int:
-    """Rows not yet delivered (for `/metrics`)."""
-    async with engine.connect() as connection:
-        return int(await connection.scalar(select(func.count()).select_from(OUTBOX)) or 0)
