@@ -20,6 +20,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workers.core.errors import SettingsError
 from workers.core.room import Policy
+from workers.core.rules import Rule, Rules
+from workers.rules_file import load_rules
 
 DEFAULT_SQLITE_PATH = Path("var") / "warden.db"
 _URL_SCHEMES = ("ws://", "wss://", "http://", "https://")
@@ -73,6 +75,7 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     database_url: str = f"sqlite:///{DEFAULT_SQLITE_PATH}"
     warden_agent_name: str = ""
+    warden_rules: str = ""
     warden_rooms: str = ""
     warden_admin_token: SecretStr = SecretStr("")
     warden_queue_name: str = "warden:queue"
@@ -235,6 +238,15 @@ class Settings(BaseSettings):
             restart_grace=self.warden_restart_grace_seconds,
         )
 
+    @cached_property
+    def rule_list(self) -> tuple[Rule, ...]:
+        """The rules of `WARDEN_RULES` (checked when the settings are loaded)."""
+        return load_rules(self.warden_rules) if self.warden_rules else ()
+
+    def rules(self) -> Rules:
+        """Which agents each room expects, and on what terms: the rules file, then `WARDEN_AGENT_NAME`."""
+        return Rules.of(self.rule_list, self.policy())
+
     @property
     def retention_seconds(self) -> float:
         """How long closed rooms and resolved incidents are kept (`WARDEN_RETENTION`), in seconds."""
@@ -279,9 +291,11 @@ class Settings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """Read and validate the settings; raise `SettingsError` naming the variable on a bad value."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise SettingsError(_describe(exc)) from None
+    settings.rule_list  # noqa: B018 - a bad rules file stops start-up here, like a bad variable
+    return settings
 
 
 def _describe(exc: ValidationError) -> str:

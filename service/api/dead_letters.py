@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse
 
 from service.api.auth import admin_only
 from service.api.rooms import int_param, iso
+from workers.core.personal import mask_phone
 from workers.queue.jobs import queue_retry
 from workers.store.dead_letters import DeadLetter, claim_retry, find, newest, release_retry
 
@@ -23,7 +24,7 @@ def letter_summary(letter: DeadLetter) -> dict[str, Any]:
     return {
         "id": letter.id,
         "function": letter.function,
-        "room": {"sid": letter.room_sid, "name": letter.room_name},
+        "room": {"sid": letter.room_sid, "name": mask_phone(letter.room_name or "") or None},
         "args": letter.args,
         "error": letter.error,
         "attempts": letter.attempts,

@@ -9,6 +9,7 @@ from starlette.responses import JSONResponse
 
 from service.api.auth import admin_only
 from service.api.rooms import int_param, iso
+from workers.core.personal import mask_phone
 from workers.store.incidents import Incident, get_incident, list_incidents
 
 
@@ -20,7 +21,7 @@ def incident_summary(incident: Incident) -> dict[str, Any]:
         "id": incident.id,
         "agent_name": incident.agent_name,
         "state": "resolved" if incident.resolved_at is not None else "open",
-        "reason": incident.reason,
+        "reason": mask_phone(incident.reason),
         "opened_at": iso(incident.opened_at),
         "resolved_at": iso(incident.resolved_at),
         "time_to_recovery_seconds": recovered_in,
@@ -52,11 +53,11 @@ async def get_one_incident(request: Request) -> JSONResponse:
         {
             **incident_summary(incident),
             "rooms": [
-                {"sid": sid, "name": name, "added_at": iso(added), "recovered_at": iso(recovered)}
+                {"sid": sid, "name": mask_phone(name), "added_at": iso(added), "recovered_at": iso(recovered)}
                 for sid, name, added, recovered in incident.rooms
             ],
             "actions": [
-                {"at": iso(at), "action": action, "outcome": outcome}
+                {"at": iso(at), "action": action, "outcome": mask_phone(outcome)}
                 for at, action, outcome in incident.actions
             ],
         }

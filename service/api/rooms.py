@@ -9,8 +9,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from service.api.auth import admin_only
+from workers.core import views
 from workers.core.events import INTERNAL_KINDS, JobStatus, ParticipantKind
-from workers.core.room import Phase, Room
+from workers.core.personal import mask_phone
+from workers.core.room import Phase, Room, time_to_agent
+from workers.core.views import RoomViews
 from workers.store.queries import TimelineEntry, confirmations, find_room, list_rooms
 from workers.store.writer import ACTION_KIND
 
@@ -25,12 +28,18 @@ def iso(timestamp: float | None) -> str | None:
     return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
 
 
-def room_summary(room: Room, confirmed_at: float | None = None) -> dict[str, Any]:
-    """The room for the API; `confirmed_at`: when reconciliation last found it as Warden knows it."""
+def room_summary(whole: RoomViews, confirmed_at: float | None = None) -> dict[str, Any]:
+    """The room for the API: its state and recovery are those of its expected agent most in need
+    (`expected` lists each, with where Warden learned of it); `confirmed_at`: when reconciliation last
+    found it as Warden knows it. Phone numbers in names are masked."""
+    room = views.summary(whole)
     return {
-        "name": room.name,
+        "name": mask_phone(room.name),
         "sid": room.sid,
         "state": str(room.phase),
+        "sip": room.sip,
+        "expected": [_expected(v) for v in whole.views],
+        "expects": "learned" if whole.learned else "not yet known",
         "people": [
             {"identity": p.identity, "sid": p.sid, "joined_at": iso(p.joined_at)} for p in room.people
         ],
@@ -51,19 +60,35 @@ def room_summary(room: Room, confirmed_at: float | None = None) -> dict[str, Any
         "waiting_since": iso(room.waiting_since),
         "updated_at": iso(room.updated_at),
         "confirmed_at": iso(confirmed_at),
-        "recovery": {
-            "state": str(room.recovery),
-            "deadline": None
-            if room.deadline is None
-            else {
-                "attempt": room.deadline.attempt,
-                "at": iso(room.deadline.at),
-                "reason": str(room.deadline.reason),
-            },
-            "redispatches": room.redispatches,
-            "dispatch_id": room.dispatch_id or None,
-            "error": room.error or None,
+        "recovery": _recovery(room),
+    }
+
+
+def _recovery(room: Room) -> dict[str, Any]:
+    return {
+        "state": str(room.recovery),
+        "deadline": None
+        if room.deadline is None
+        else {
+            "attempt": room.deadline.attempt,
+            "at": iso(room.deadline.at),
+            "reason": str(room.deadline.reason),
         },
+        "redispatches": room.redispatches,
+        "dispatch_id": room.dispatch_id or None,
+        "error": room.error or None,
+    }
+
+
+def _expected(view: Room) -> dict[str, Any]:
+    """One expected agent: its name, where Warden learned of it, whether it is there, what Warden does."""
+    return {
+        "agent_name": view.agent,
+        "sources": list(view.sources),
+        "state": str(view.phase),
+        "agent_joined_at": iso(view.agent_joined_at),
+        "time_to_agent": time_to_agent(view),
+        "recovery": _recovery(view),
     }
 
 
@@ -102,7 +127,7 @@ def _fact_detail(fact: dict[str, Any]) -> dict[str, Any]:
             {"id": d["id"], "agent_name": d["agent_name"], "jobs": [_job_status(x) for x in d["statuses"]]}
             for d in fact["dispatches"]
         ]
-    for key in ("dispatch_id", "error"):
+    for key in ("agent", "dispatch_id", "error"):
         if fact.get(key):
             detail[key] = fact[key]
     if fact.get("room_exists") is False:

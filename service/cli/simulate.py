@@ -40,6 +40,16 @@ def _failures(text: str) -> FailurePlan:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _share(text: str) -> float:
+    try:
+        share = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}': a share of rooms from 0 to 1") from None
+    if not 0 <= share <= 1:
+        raise argparse.ArgumentTypeError(f"'{text}': a share of rooms from 0 to 1")
+    return share
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rooms", type=int, default=20, help="rooms to simulate (default 20)")
     p.add_argument("--over", type=float, help="seconds over which rooms arrive (default: rooms / 2)")
@@ -49,6 +59,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--meeting", type=_range, default=(20.0, 40.0), help="meeting length MIN-MAX s (20-40)")
     p.add_argument("--port", type=int, default=7880, help="the stand-in LiveKit's port (default 7880)")
     p.add_argument("--agent-name", default=os.environ.get("WARDEN_AGENT_NAME") or "agent")
+    p.add_argument(
+        "--second-agent", default="", help="a second agent dispatched beside the first (e.g. notetaker)"
+    )
+    p.add_argument("--second", type=_share, default=0.0, help="share of rooms with the second agent (0-1)")
+    p.add_argument("--sip", type=_share, default=0.0, help="share of rooms that are phone calls (0-1)")
     p.add_argument("--key", default=os.environ.get("LIVEKIT_API_KEY") or "devkey")
     p.add_argument("--secret", default=os.environ.get("LIVEKIT_API_SECRET") or "secret")
     p.add_argument("--seed", type=int, help="random seed, for a repeatable run")
@@ -74,6 +89,9 @@ async def simulate(args: argparse.Namespace) -> int:
             args.failure,
             rng=random.Random(args.seed),
             meeting=args.meeting,
+            second_agent=args.second_agent,
+            second=args.second,
+            sip=args.sip,
         )
         out.print(
             f"stand-in LiveKit on {livekit_url} (key {args.key}, Cloud agent {CLOUD_AGENT_ID}); "
@@ -101,6 +119,10 @@ def summary(report: Report) -> Table:
     for fate in ("ok", *FATES):
         if report.injected[fate]:
             table.add_row(fate.replace("_", "-"), str(report.injected[fate]), str(report.served[fate]))
+    if report.second_rooms:
+        table.add_row("with a second agent", str(report.second_rooms), str(report.second_served))
+    if report.sip_rooms:
+        table.add_row("phone calls (SIP)", str(report.sip_rooms), "")
     if report.outage_rooms:
         table.add_row("outage (first dispatch lost)", str(report.outage_rooms), str(report.outage_served))
     table.add_section()

@@ -28,6 +28,8 @@ from service.dashboard.charts import (
     percentile,
     timeline_svg,
 )
+from workers.core import views
+from workers.core.personal import mask_phone
 from workers.core.room import Phase, time_to_agent
 from workers.store.dead_letters import waiting_count
 from workers.store.incidents import list_incidents
@@ -125,7 +127,7 @@ async def rooms_page(request: Request) -> Response:
     rows = [
         {
             **room_summary(room, found.confirmed.get(room.sid)),
-            "time_to_agent": time_to_agent(room),
+            "time_to_agent": time_to_agent(views.summary(room)),
             "incident": incidents.get(room.sid),
         }
         for room in found.rooms
@@ -159,7 +161,8 @@ async def room_page(request: Request) -> Response:
         return TEMPLATES.TemplateResponse(
             request, "missing.html", {"what": f"room {request.path_params['name']}"}, status_code=404
         )
-    room, timeline = found
+    whole, timeline = found
+    room = views.summary(whole)
     incidents = await open_incidents_by_room(request.state.engine, [room.sid])
     now = time.time()
     marks, spans, deadlines = _drawing(timeline, end=room.finished_at or now)
@@ -175,7 +178,7 @@ async def room_page(request: Request) -> Response:
         "room",
         {
             "room": {
-                **room_summary(room, (await confirmations(request.state.engine, [room.sid])).get(room.sid)),
+                **room_summary(whole, (await confirmations(request.state.engine, [room.sid])).get(room.sid)),
                 "time_to_agent": time_to_agent(room),
             },
             "incident": incidents.get(room.sid),
@@ -193,16 +196,18 @@ async def incidents_page(request: Request) -> Response:
             "id": i.id,
             "agent_name": i.agent_name,
             "state": "resolved" if i.resolved_at is not None else "open",
-            "reason": i.reason,
+            "reason": mask_phone(i.reason),
             "opened_at": i.opened_at,
             "resolved_at": i.resolved_at,
             "recovery": None if i.resolved_at is None else i.resolved_at - i.opened_at,
             "rooms": [
-                {"name": name, "recovered": recovered is not None} for _, name, _, recovered in i.rooms
+                {"name": mask_phone(name), "sid": sid, "recovered": recovered is not None}
+                for sid, name, _, recovered in i.rooms
             ],
             "waiting": i.waiting_rooms,
             "actions": [
-                {"at": at, "action": action, "outcome": outcome} for at, action, outcome in i.actions
+                {"at": at, "action": action, "outcome": mask_phone(outcome)}
+                for at, action, outcome in i.actions
             ],
         }
         for i in found

@@ -31,8 +31,10 @@ STOP_GRACE_SECONDS = 10
 DEMO_AGENT = "demo-agent"
 DEMO_FAILURES = "never-joins:0.2,leaves:0.1,stalls:0.1,outage:60+40"
 # Short SLAs so that a newcomer sees recoveries in the first minute; an outage is 3 rooms failing.
+DEMO_SECOND_AGENT = "notetaker"
+DEMO_RULES = Path(__file__).with_name("demo-rules.toml")
 DEMO_SETTINGS = {
-    "WARDEN_AGENT_NAME": DEMO_AGENT,
+    "WARDEN_RULES": str(DEMO_RULES),
     "WARDEN_JOIN_SLA_SECONDS": "5",
     "WARDEN_REJOIN_SLA_SECONDS": "5",
     "WARDEN_ACTIVE_SLA_SECONDS": "6",
@@ -101,7 +103,8 @@ def main() -> None:
 def _simulator(url: str, port: int, env: dict[str, str]) -> list[str]:
     argv = [sys.executable, "-m", "service.cli", "--url", url, "simulate", "--forever", "--port", str(port)]
     argv += ["--failure", env.get("WARDEN_DEMO_FAILURES", DEMO_FAILURES), "--meeting", "20-45"]
-    argv += ["--agent-name", env["WARDEN_AGENT_NAME"]]
+    argv += ["--agent-name", env.get("WARDEN_AGENT_NAME") or DEMO_AGENT]
+    argv += ["--second-agent", DEMO_SECOND_AGENT, "--second", "0.5", "--sip", "0.2"]
     return argv + (["--seed", env["WARDEN_DEMO_SEED"]] if env.get("WARDEN_DEMO_SEED") else [])
 
 

@@ -11,6 +11,7 @@ when dispatched (`on_dispatch`).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import time
 from collections.abc import Callable
@@ -49,6 +50,19 @@ REQUESTS: dict[str, type[Message]] = {
 CLOUD_AGENT_METHODS = ("RestartAgent", "RollbackAgent", "ListAgents")
 
 
+def room_sid(name: str) -> str:
+    return sid_for("RM_", name)
+
+
+def sid_for(prefix: str, name: str) -> str:
+    """The stand-in's sid for a room (`RM_`) or participant (`PA_`): the prefix and the name, readable in
+    tests; one named after a phone number (a SIP call, a caller) gets an opaque one, as LiveKit's sids
+    are (the prefix and random letters)."""
+    if "+" in name and any(c.isdigit() for c in name):
+        return prefix + hashlib.sha1(name.encode()).hexdigest()[:12]
+    return prefix + name
+
+
 class TwirpFailure(Exception):
     def __init__(self, code: str, msg: str, status: int | None = None) -> None:
         super().__init__(msg)
@@ -75,25 +89,47 @@ class FakeLiveKit:
 
     # --- the world, as tests arrange it -------------------------------------------------------
 
-    def join(self, room: str, identity: str, *, agent_name: str | None = None, at: int = 0) -> None:
-        """A participant joins (an agent when `agent_name` is given), at Unix second `at` (default now)."""
+    def join(
+        self,
+        room: str,
+        identity: str,
+        *,
+        agent_name: str | None = None,
+        at: int = 0,
+        caller: str = "",
+        on_behalf: str = "",
+    ) -> None:
+        """A participant joins at Unix second `at` (default now): an agent when `agent_name` is given
+        (livekit-server sets `lk.agent_name`), an avatar speaking for the agent `on_behalf`, or a phone
+        caller (kind SIP) whose number is `caller`."""
         info = models.ParticipantInfo(
             identity=identity,
-            sid=f"PA_{identity}",
+            sid=sid_for("PA_", identity),
             state=models.ParticipantInfo.ACTIVE,
             joined_at=at or int(time.time()),
         )
-        if agent_name is not None:
+        if agent_name is not None or on_behalf:
             info.kind = models.ParticipantInfo.AGENT
+        if agent_name is not None:
             info.attributes["lk.agent_name"] = agent_name
+        if on_behalf:
+            info.attributes["lk.publish_on_behalf"] = on_behalf
+        if caller:
+            info.kind = models.ParticipantInfo.SIP
+            info.attributes["sip.phoneNumber"] = caller
         self.rooms.setdefault(room, {})[identity] = info
 
     def leave(self, room: str, identity: str) -> None:
         self.rooms.get(room, {}).pop(identity, None)
 
-    def create_dispatch(self, room: str, agent_name: str) -> ad.AgentDispatch:
+    def create_dispatch(
+        self, room: str, agent_name: str, *, metadata: str = "", attributes: dict[str, str] | None = None
+    ) -> ad.AgentDispatch:
         """The application's own dispatch (not Warden's: not listed in `created`)."""
-        dispatch = self._CreateDispatch(ad.CreateAgentDispatchRequest(room=room, agent_name=agent_name))
+        request = ad.CreateAgentDispatchRequest(
+            room=room, agent_name=agent_name, metadata=metadata, attributes=attributes or {}
+        )
+        dispatch = self._CreateDispatch(request)
         self.created.remove((room, agent_name))
         return dispatch
 
@@ -187,7 +223,7 @@ class FakeLiveKit:
         return rs.RemoveParticipantResponse()
 
     def _ListRooms(self, req: rs.ListRoomsRequest) -> rs.ListRoomsResponse:
-        return rs.ListRoomsResponse(rooms=[models.Room(name=n, sid=f"RM_{n}") for n in self.rooms])
+        return rs.ListRoomsResponse(rooms=[models.Room(name=n, sid=room_sid(n)) for n in self.rooms])
 
     def _CreateDispatch(self, req: ad.CreateAgentDispatchRequest) -> ad.AgentDispatch:
         dispatch = ad.AgentDispatch(
@@ -195,6 +231,7 @@ class FakeLiveKit:
             agent_name=req.agent_name,
             room=req.room,
             metadata=req.metadata,
+            attributes=dict(req.attributes),
             state=ad.AgentDispatchState(created_at=time.time_ns()),
         )
         self.dispatches[dispatch.id] = dispatch

@@ -10,6 +10,8 @@ from typing import Any
 
 from livekit.api import AccessToken
 
+from service.simulator.livekit import sid_for
+
 
 def sign(body: bytes, key: str, secret: str, *, ttl: timedelta = timedelta(minutes=5)) -> str:
     """The bare JWT livekit-server puts in Authorization: HS256, iss = key, sha256 of the body bytes."""
@@ -42,4 +44,26 @@ def agent(identity: str, name: str = "notetaker", sid: str | None = None) -> dic
         "state": "ACTIVE",
         "kind": "AGENT",
         "attributes": {"lk.agent_name": name},
+    }
+
+
+def caller(identity: str, number: str, sid: str | None = None) -> dict[str, Any]:
+    """A phone caller as livekit-server reports one (kind SIP, the number in its attributes)."""
+    return {
+        "sid": sid or sid_for("PA_", identity),
+        "identity": identity,
+        "state": "ACTIVE",
+        "kind": "SIP",
+        "attributes": {"sip.phoneNumber": number, "sip.callStatus": "active"},
+    }
+
+
+def avatar(identity: str, speaks_for: str, sid: str | None = None) -> dict[str, Any]:
+    """An avatar worker: a second AGENT participant publishing on behalf of the agent `speaks_for`."""
+    return {
+        "sid": sid or f"PA_{identity}",
+        "identity": identity,
+        "state": "ACTIVE",
+        "kind": "AGENT",
+        "attributes": {"lk.publish_on_behalf": speaks_for},
     }

@@ -3,15 +3,19 @@ sent to Warden as signed webhooks, with the stand-in LiveKit (`livekit.FakeLiveK
 API calls. `warden simulate` and `make run`'s demo mode drive it; the summary compares what was
 injected with what Warden did.
 
-Each room: `room_started`, a person joins, the application dispatches the agent, the meeting lasts a
-while, the person leaves, `room_finished`. What happens to the agent is the room's *fate*:
+Each room: `room_started`, a person joins (in a share of rooms, `sip`, a phone caller: kind SIP, the room
+named after the number as a SIP dispatch rule names it), the application dispatches the agent with its
+metadata (and, in a share of rooms, `second`, a second agent beside it, e.g. a notetaker), the meeting
+lasts a while, the person leaves, `room_finished`. What happens to the agent is the room's *fate*:
 - ok: the agent joins within a second or two and publishes a track;
 - never_joins: the first dispatch is accepted and nobody comes (Warden's re-dispatch is answered);
 - leaves: the first agent leaves mid-meeting while the person stays (the next one stays);
 - stalls: the first agent joins and never publishes (Warden needs `WARDEN_ACTIVE_SLA_SECONDS` to see it;
   it evicts the agent, which the simulator reports as `participant_left`, and re-dispatches);
 and during an outage (`outage:START+LENGTH`, seconds into the run) no dispatch is answered until the
-outage ends or Warden restarts the Cloud agent (`RestartAgent`).
+outage ends or Warden restarts the Cloud agent (`RestartAgent`). The second agent has a fate of its own
+(never_joins with the same share, else ok), so that a room where the first agent came and the second
+did not shows Warden re-dispatching the second only.
 """
 
 from __future__ import annotations
@@ -27,8 +31,8 @@ from typing import Any
 import httpx
 from livekit.protocol.agent_dispatch import AgentDispatch
 
-from service.simulator.livekit import FakeLiveKit
-from service.simulator.webhooks import agent, body, person, sign
+from service.simulator.livekit import FakeLiveKit, room_sid
+from service.simulator.webhooks import agent, body, caller, person, sign
 
 FATES = ("never_joins", "leaves", "stalls")
 WEBHOOK_TRIES = 3
@@ -97,6 +101,9 @@ class Report:
     injected: Counter[str] = field(default_factory=Counter)  # rooms by fate
     served: Counter[str] = field(default_factory=Counter)  # rooms by fate with a working agent at the end
     unserved_rooms: list[str] = field(default_factory=list)
+    second_rooms: int = 0  # rooms that expect a second agent
+    second_served: int = 0  # of which had it at the end
+    sip_rooms: int = 0  # rooms whose person was a phone caller
     outage_rooms: int = 0  # rooms whose first dispatch fell in the outage
     outage_served: int = 0
     warden_dispatches: int = 0
@@ -121,6 +128,9 @@ class Simulation:
     meeting: tuple[float, float] = (20.0, 40.0)  # seconds a meeting lasts
     agent_delay: tuple[float, float] = (0.3, 1.5)  # seconds an answered dispatch takes to bring an agent
     prefix: str = field(default_factory=lambda: f"sim-{int(time.time()) % 100000}")
+    second_agent: str = ""  # a second agent the application dispatches in a share of rooms
+    second: float = 0.0  # that share
+    sip: float = 0.0  # the share of rooms that are phone calls
     report: Report = field(default_factory=Report)
     on_room_done: Callable[[], None] = lambda: None
     _started: float = field(default_factory=time.monotonic)
@@ -129,6 +139,9 @@ class Simulation:
     _dispatched: Counter[str] = field(default_factory=Counter)  # dispatches seen per room
     _answered: Counter[str] = field(default_factory=Counter)  # agents sent per room
     _working: dict[str, str] = field(default_factory=dict)  # room -> identity of a publishing agent
+    _second_fates: dict[str, str] = field(default_factory=dict)  # room -> the second agent's fate
+    _second_working: dict[str, str] = field(default_factory=dict)
+    _names: dict[str, str] = field(default_factory=dict)  # agent identity -> agent name
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _ids: int = 0
 
@@ -170,35 +183,54 @@ class Simulation:
         return outage.start <= elapsed < outage.start + outage.length
 
     async def room(self, i: int) -> None:
-        name = f"{self.prefix}-{i:04d}"
+        number = f"+1555010{i % 10000:04d}" if self.rng.random() < self.sip else ""
+        name = f"{self.prefix}-call-_{number}_{i:04d}" if number else f"{self.prefix}-{i:04d}"
         fate = self.plan.fate(self.rng)
         self.fates[name] = fate
         self.report.rooms += 1
         self.report.injected[fate] += 1
+        two = bool(self.second_agent) and self.rng.random() < self.second
+        if two:
+            never = self.rng.random() < self.plan.never_joins
+            self._second_fates[name] = "never_joins" if never else "ok"
+            self.report.second_rooms += 1
         self.fake.rooms[name] = {}
         await self.webhook("room_started", name)
         await asyncio.sleep(self.rng.uniform(0.1, 0.8))
-        self.fake.join(name, "alice")
-        await self.webhook("participant_joined", name, participant=person("alice"))
+        who = f"sip_{number}" if number else "alice"
+        self.fake.join(name, who, caller=number)
+        self.report.sip_rooms += bool(number)
+        await self.webhook(
+            "participant_joined", name, participant=caller(who, number) if number else person(who)
+        )
         outage_room = self.outage_now()
         self.report.outage_rooms += outage_room
-        self.fake.create_dispatch(name, self.agent_name)
+        self.fake.create_dispatch(name, self.agent_name, metadata=f'{{"room":"{i}"}}')
+        if two:
+            self.fake.create_dispatch(name, self.second_agent, metadata=f'{{"notes_for":"{i}"}}')
         await asyncio.sleep(self.rng.uniform(*self.meeting))
-        served = name in self._working and self._working[name] in self.fake.rooms.get(name, {})
+        present = self.fake.rooms.get(name, {})
+        served = name in self._working and self._working[name] in present
         if served:
             self.report.served[fate] += 1
             self.report.outage_served += outage_room
         else:
             self.report.unserved_rooms.append(name)
-        self.fake.leave(name, "alice")
-        await self.webhook("participant_left", name, participant=person("alice"))
+        self.report.second_served += two and self._second_working.get(name, "") in present
+        self.fake.leave(name, who)
+        gone = caller(who, number) if number else person(who)
+        await self.webhook("participant_left", name, participant=gone)
         self.fake.close_room(name)
         await self.webhook("room_finished", name)
         self._working.pop(name, None)
+        self._second_working.pop(name, None)
         self.on_room_done()
 
     def _on_dispatch(self, dispatch: AgentDispatch) -> None:
         room = dispatch.room
+        if dispatch.agent_name != self.agent_name:
+            self._on_second_dispatch(dispatch)
+            return
         self._dispatched[room] += 1
         if room not in self.fake.rooms or self.outage_now():
             return
@@ -210,15 +242,30 @@ class Simulation:
         behaviour = fate if first and fate in ("leaves", "stalls") else "ok"
         self._spawn(self._agent(room, f"agent-{dispatch.id}", behaviour))
 
-    async def _agent(self, room: str, identity: str, behaviour: str) -> None:
+    def _on_second_dispatch(self, dispatch: AgentDispatch) -> None:
+        """The second agent's workers: a fate of their own, the same outage (one fleet)."""
+        room, name = dispatch.room, dispatch.agent_name
+        self._dispatched[f"{room}|{name}"] += 1
+        if room not in self.fake.rooms or self.outage_now():
+            return
+        if self._second_fates.get(room) == "never_joins" and self._dispatched[f"{room}|{name}"] == 1:
+            return
+        self._spawn(self._agent(room, f"agent-{dispatch.id}", "ok", name))
+
+    async def _agent(self, room: str, identity: str, behaviour: str, name: str = "") -> None:
+        name = name or self.agent_name
         await asyncio.sleep(self.rng.uniform(*self.agent_delay))
         if room not in self.fake.rooms:
             return
-        self.fake.join(room, identity, agent_name=self.agent_name)
-        await self.webhook("participant_joined", room, participant=agent(identity, self.agent_name))
+        self._names[identity] = name
+        self.fake.join(room, identity, agent_name=name)
+        await self.webhook("participant_joined", room, participant=agent(identity, name))
         if behaviour == "stalls":
             return
-        self._working[room] = identity
+        if name == self.agent_name:
+            self._working[room] = identity
+        else:
+            self._second_working[room] = identity
         await self.webhook(
             "track_published",
             room,
@@ -229,11 +276,12 @@ class Simulation:
             await asyncio.sleep(self.rng.uniform(2.0, 5.0))
             if identity in self.fake.rooms.get(room, {}):
                 self.fake.leave(room, identity)
-                await self.webhook("participant_left", room, participant=agent(identity, self.agent_name))
+                await self.webhook("participant_left", room, participant=agent(identity, name))
 
     def _on_remove(self, room: str, identity: str) -> None:
         """Warden evicted a participant: LiveKit tells it so."""
-        self._spawn(self.webhook("participant_left", room, participant=agent(identity, self.agent_name)))
+        name = self._names.get(identity, self.agent_name)
+        self._spawn(self.webhook("participant_left", room, participant=agent(identity, name)))
 
     def _on_restart(self, _agent_id: str) -> None:
         if self.outage_now():
@@ -252,7 +300,7 @@ class Simulation:
             id=f"EV_{room}_{self._ids}",
             created_at=int(time.time()),
             room=room,
-            sid=f"RM_{room}",
+            sid=room_sid(room),
             **fields,
         )
         headers = {

@@ -21,7 +21,7 @@ from workers.store.writer import record_event
 
 
 async def feed(engine: AsyncEngine, raw: bytes, received_at: float) -> None:
-    await record_event(engine, parse(raw), received_at=received_at, policy=Policy("notetaker"))
+    await record_event(engine, parse(raw), received_at=received_at, rules=Policy("notetaker"))
 
 
 @pytest.fixture
@@ -85,7 +85,12 @@ async def test_room_shows_people_agent_join_time_and_timeline(api: httpx.AsyncCl
         ("action", "ScheduleDeadline", None, None),  # the join SLA starts with alice
         ("livekit", "participant_joined", "agent-AJ_1", "AGENT"),
     ]
-    assert room["timeline"][2]["detail"] == {"attempt": 1, "at": 1018.0, "reason": "join"}
+    assert room["timeline"][2]["detail"] == {
+        "attempt": 1,
+        "at": 1018.0,
+        "reason": "join",
+        "agent": "notetaker",
+    }
     assert room["timeline"][3]["received_at"] == "1970-01-01T00:16:47.250000Z"
     assert room["recovery"] == {
         "state": "none",

@@ -28,7 +28,7 @@ POLICY = Policy("notetaker", join_sla=15.0)
 
 async def feed(engine: AsyncEngine, event: str, n: int, room: str, at: float, **extra: object) -> None:
     raw = body(event, id=f"EV_{room}_{n}", created_at=int(at), room=room, sid=f"RM_{room}", **extra)
-    await record_event(engine, parse(raw), received_at=at, policy=POLICY)
+    await record_event(engine, parse(raw), received_at=at, rules=POLICY)
 
 
 @pytest.fixture
@@ -101,7 +101,7 @@ async def test_room_page_draws_timeline_with_sla_deadline(page: httpx.AsyncClien
 
 async def test_incidents_page_shows_rooms_and_actions(page: httpx.AsyncClient) -> None:
     html = re.sub(r"\s+", " ", (await page.get("/incidents")).text)
-    assert "3 rooms missed their SLA" in html and 'href="/rooms/lonely" class="waiting"' in html
+    assert "3 rooms missed their SLA" in html and 'href="/rooms/RM_lonely" class="waiting"' in html
     assert "<td>restart</td><td>restarted CA_1</td>" in html
     assert "1 (1 still waiting)" in html
 

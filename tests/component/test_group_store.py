@@ -14,8 +14,10 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tests.support.settings import make_settings
+from workers.core import views
 from workers.core.events import Event, EventKind, Fact, Participant, ParticipantKind, internal
 from workers.core.room import Policy, Room, room_to_dict
+from workers.core.views import RoomViews
 from workers.store.engine import make_engine
 from workers.store.group import GroupCommit
 from workers.store.models import EVENTS, ROOMS
@@ -100,9 +102,9 @@ async def test_group_commit_records_what_one_by_one_records(engine: AsyncEngine,
     sequential, grouped = [], []
     for batches in _rounds(one, steps):  # type: ignore[arg-type]
         for batch in batches:
-            sequential.append(_plain(await record_events(engine, batch, policy=POLICY), one))
+            sequential.append(_plain(await record_events(engine, batch, rules=POLICY), one))
     for batches in _rounds(many, steps):  # type: ignore[arg-type]
-        grouped.extend(_plain(r, many) for r in await record_group(engine, batches, policy=POLICY))
+        grouped.extend(_plain(r, many) for r in await record_group(engine, batches, rules=POLICY))
     assert grouped == sequential
     assert await _table(engine, many) == await _table(engine, one)
 
@@ -133,7 +135,7 @@ async def test_two_workers_creating_one_room_at_once_both_land(database_url: str
         others = [[(_event("x", 10 + i, (i + 1, "alice", True, 0, False)), 1.0)] for i in range(4)]
         groups = [[[(people[0], 1.0)], *others[:2]], [[(people[1], 1.0)], *others[2:]]]
         results = await asyncio.gather(
-            *(record_group(e, g, policy=POLICY) for e, g in zip(engines, groups, strict=True))
+            *(record_group(e, g, rules=POLICY) for e, g in zip(engines, groups, strict=True))
         )
         # Alice's join (second 1000) is refolded if Bob's group (second 1001) committed first.
         assert results[0][0].outcome in (Outcome.APPLIED, Outcome.REFOLDED)
@@ -152,14 +154,14 @@ async def test_one_rooms_failure_is_that_rooms_alone(
     # A bug that raises for one room's event must fail that room's job, not the others in its group.
     from workers.store import writer as store
 
-    real = store.transition  # the fold of the one writer
+    real = store.views.step  # the fold of the one writer
 
-    def poisoned(room: Room, event: Event, **kwargs: object) -> object:
+    def poisoned(room: RoomViews, event: Event, **kwargs: object) -> object:
         if room.sid == "RM_poison":
             raise ValueError("a bug in the state machine")
         return real(room, event, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(store, "transition", poisoned)
+    monkeypatch.setattr(store.views, "step", poisoned)
     committer = GroupCommit(engine, POLICY)
     steps = [(i, "alice", True, 0, False) for i in range(3)]
     batches = [
@@ -182,7 +184,7 @@ async def test_a_room_changed_since_it_was_read_is_recorded_again(
     from workers.store import writer
 
     first = _event("", 0, (0, "alice", True, 0, False))
-    assert (await writer.record_events(engine, [(first, 1.0)], policy=POLICY)).outcome == Outcome.APPLIED
+    assert (await writer.record_events(engine, [(first, 1.0)], rules=POLICY)).outcome == Outcome.APPLIED
     real, folds = writer._fold, []
 
     async def interloper(connection: AsyncConnection, sid: str, *args: object) -> Recorded:
@@ -195,7 +197,7 @@ async def test_a_room_changed_since_it_was_read_is_recorded_again(
 
     monkeypatch.setattr(writer, "_fold", interloper)
     second = _event("", 1, (0, "bob", True, 1, False))
-    (recorded,) = await record_group(engine, [[(second, 2.0)]], policy=POLICY)
+    (recorded,) = await record_group(engine, [[(second, 2.0)]], rules=POLICY)
     assert isinstance(recorded, Recorded) and recorded.outcome == Outcome.APPLIED
     assert folds == ["RM_0", "RM_0"]  # refused once, then recorded again
     async with engine.connect() as connection:
@@ -218,18 +220,19 @@ async def test_a_heartbeat_grouped_with_its_rooms_webhook_records_what_one_by_on
     def plain(recorded: Recorded | Exception, prefix: str) -> tuple[Outcome, object, object, object]:
         assert isinstance(recorded, Recorded)
         room, before = (
-            replace(r, name=r.name.removeprefix(prefix)) if r else r for r in (recorded.room, recorded.before)
+            views.renamed(r, r.name.removeprefix(prefix)) if r else r
+            for r in (recorded.views, recorded.before_views)
         )
-        return _plain(replace(recorded, room=room, before=before), prefix)
+        return _plain(replace(recorded, views=room, before_views=before), prefix)
 
     got = {}
     for prefix in ("one_hb_", "grp_hb_"):
         first = replace(_event(prefix, 1, (0, "alice", True, 1, False)), room_name=f"{prefix}room-0")
-        await record_events(engine, [(first, 1.0)], policy=POLICY)
+        await record_events(engine, [(first, 1.0)], rules=POLICY)
         if prefix == "one_hb_":
-            results = [await record_events(engine, b, policy=POLICY) for b in batches(prefix)]
+            results = [await record_events(engine, b, rules=POLICY) for b in batches(prefix)]
         else:
-            results = await record_group(engine, batches(prefix), policy=POLICY)
+            results = await record_group(engine, batches(prefix), rules=POLICY)
         got[prefix] = [plain(r, prefix) for r in results]
     assert [outcome for outcome, *_ in got["grp_hb_"]] == [Outcome.REFOLDED, Outcome.APPLIED, Outcome.NO_ROOM]
     assert got["grp_hb_"] == got["one_hb_"]

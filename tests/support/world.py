@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from livekit.protocol.agent_dispatch import AgentDispatch
 
-from service.simulator.livekit import FakeLiveKit
+from service.simulator.livekit import FakeLiveKit, room_sid
 from tests.support.helpers import agent, body, person, sign
 from tests.support.processes import Warden
 from tests.support.settings import KEY, SECRET
@@ -38,7 +38,7 @@ class World:
             id=f"EV_{room}_{self.ids}",
             created_at=int(time.time()),
             room=room,
-            sid=f"RM_{room}",
+            sid=room_sid(room),
             **fields,
         )
         response = await self.client.post(

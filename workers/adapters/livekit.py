@@ -22,9 +22,10 @@ from livekit.api import (
 from livekit.api.twirp_client import ServerError
 from livekit.protocol.models import ParticipantInfo
 
-from workers.adapters.webhook import AGENT_NAME_ATTRIBUTES
+from workers.adapters.webhook import AGENT_NAME_ATTRIBUTES, ON_BEHALF_ATTRIBUTE
 from workers.core.errors import UpstreamError
 from workers.core.events import DispatchInfo, Participant
+from workers.core.personal import mask_identity
 
 T = TypeVar("T")
 NOT_FOUND = "not_found"
@@ -46,7 +47,14 @@ class Presence(Protocol):
 
 
 class Dispatcher(Protocol):
-    async def redispatch(self, room: str, agent_name: str, metadata: str, stale: tuple[str, ...]) -> str:
+    async def redispatch(
+        self,
+        room: str,
+        agent_name: str,
+        metadata: str,
+        stale: tuple[str, ...],
+        attributes: tuple[tuple[str, str], ...] = (),
+    ) -> str:
         """Replace the `stale` dispatches with one new one; return the live dispatch's id."""
         ...
 
@@ -97,6 +105,7 @@ class LiveKitRooms:
                 metadata=d.metadata,
                 created_at=float(d.state.created_at),
                 statuses=tuple(int(job.state.status) for job in d.state.jobs),
+                attributes=tuple(sorted(d.attributes.items())),
             )
             for d in dispatches
         )
@@ -118,7 +127,14 @@ class LiveKitRooms:
             raise
         return tuple(_participant(p) for p in listed.participants)
 
-    async def redispatch(self, room: str, agent_name: str, metadata: str, stale: tuple[str, ...]) -> str:
+    async def redispatch(
+        self,
+        room: str,
+        agent_name: str,
+        metadata: str,
+        stale: tuple[str, ...],
+        attributes: tuple[tuple[str, str], ...] = (),
+    ) -> str:
         current = [
             d
             for d in await self._call(self._api.agent_dispatch.list_dispatch(room))
@@ -134,7 +150,9 @@ class LiveKitRooms:
                 )
         if fresh:
             return str(fresh[0].id)
-        request = CreateAgentDispatchRequest(agent_name=agent_name, room=room, metadata=metadata)
+        request = CreateAgentDispatchRequest(
+            agent_name=agent_name, room=room, metadata=metadata, attributes=dict(attributes)
+        )
         created = await self._call(self._api.agent_dispatch.create_dispatch(request))
         return str(created.id)
 
@@ -147,11 +165,12 @@ class LiveKitRooms:
 
 def _participant(info: ParticipantInfo) -> Participant:
     return Participant(
-        identity=info.identity,
+        identity=mask_identity(info.identity, int(info.kind)),
         sid=info.sid,
         kind=int(info.kind),
         agent_name=next((info.attributes[a] for a in AGENT_NAME_ATTRIBUTES if info.attributes.get(a)), ""),
         joined_at=float(info.joined_at),
+        on_behalf=info.attributes.get(ON_BEHALF_ATTRIBUTE, ""),
     )
 
 

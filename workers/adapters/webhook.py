@@ -13,8 +13,10 @@ from livekit.protocol.webhook import WebhookEvent
 
 from workers.core.errors import MalformedEvent
 from workers.core.events import INTERNAL_KINDS, Event, EventKind, Job, Participant
+from workers.core.personal import mask_identity
 
 AGENT_NAME_ATTRIBUTES = ("lk.agent_name", "lk.agent.name")
+ON_BEHALF_ATTRIBUTE = "lk.publish_on_behalf"  # an avatar worker: the identity of the agent it speaks for
 
 
 def from_webhook_json(data: dict[str, Any], *, fallback_id: str) -> Event:
@@ -54,11 +56,13 @@ def from_webhook_json(data: dict[str, Any], *, fallback_id: str) -> Event:
             EventKind.PARTICIPANT_CONNECTION_ABORTED,
         )
         attributes = info.get("attributes", {})
+        participant_kind = _enum(_KIND, info.get("kind", 0)) if has_kind else None
         participant = Participant(
-            identity=info["identity"],
+            identity=mask_identity(info["identity"], participant_kind),  # a caller's is their number
             sid=info.get("sid", ""),
-            kind=_enum(_KIND, info.get("kind", 0)) if has_kind else None,
+            kind=participant_kind,
             agent_name=next((attributes[a] for a in AGENT_NAME_ATTRIBUTES if attributes.get(a)), ""),
+            on_behalf=str(attributes.get(ON_BEHALF_ATTRIBUTE, "")),
         )
     return Event(
         id=data.get("id", "") or fallback_id,

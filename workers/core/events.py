@@ -83,10 +83,16 @@ class Participant:
     kind: int | None = None
     agent_name: str = ""
     joined_at: float = 0.0
+    on_behalf: str = ""  # an avatar worker: the identity of the agent it speaks for (`lk.publish_on_behalf`)
 
     @property
     def is_agent(self) -> bool:
-        return self.kind == ParticipantKind.AGENT
+        """An agent of its own: an avatar speaking for another agent is neither an agent nor a person."""
+        return self.kind == ParticipantKind.AGENT and not self.on_behalf
+
+    @property
+    def is_caller(self) -> bool:
+        return self.kind == ParticipantKind.SIP
 
     @property
     def is_person(self) -> bool:
@@ -115,6 +121,7 @@ class DispatchInfo:
     metadata: str = ""
     created_at: float = 0.0
     statuses: tuple[int, ...] = ()
+    attributes: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -129,6 +136,7 @@ class Fact:
     dispatches: tuple[DispatchInfo, ...] = ()
     dispatch_id: str = ""
     error: str = ""
+    agent: str = ""  # the agent whose view of the room this event is for ("" : the room's own watch)
 
 
 @dataclass(frozen=True)
@@ -194,7 +202,13 @@ def _fact_from_dict(data: dict[str, Any]) -> Fact:
             **data,
             "participants": tuple(Participant(**p) for p in data.get("participants", ())),
             "dispatches": tuple(
-                DispatchInfo(**{**d, "statuses": tuple(d.get("statuses", ()))})
+                DispatchInfo(
+                    **{
+                        **d,
+                        "statuses": tuple(d.get("statuses", ())),
+                        "attributes": tuple(tuple(kv) for kv in d.get("attributes", ())),
+                    }
+                )
                 for d in data.get("dispatches", ())
             ),
         }

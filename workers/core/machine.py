@@ -211,18 +211,25 @@ def _next_phase(before: Phase, room: Room, policy: Policy) -> Phase:
 
 def pending_actions(room: Room, policy: Policy) -> tuple[Action, ...]:
     """What the room's state still waits for Warden to do (a re-run job does these again, safely)."""
-    deadline = room.deadline
+    deadline, agent = room.deadline, room.agent
     if room.recovery is Recovery.NONE and deadline is not None:
-        return (ScheduleDeadline(deadline.attempt, deadline.at, deadline.reason),)
+        return (ScheduleDeadline(deadline.attempt, deadline.at, deadline.reason, agent),)
     if deadline is None:
         return ()
     if room.recovery is Recovery.CHECKING:
-        return (CheckPresence(deadline.attempt),)
+        return (CheckPresence(deadline.attempt, agent),)
     if room.recovery is Recovery.EVICTING:
-        return (Evict(deadline.attempt, room.evict),)
+        return (Evict(deadline.attempt, room.evict, agent),)
     if room.recovery is Recovery.REDISPATCHING:
+        name = agent or policy.agent_name
         return (
-            Redispatch(deadline.attempt, policy.agent_name, room.dispatch_metadata, room.stale_dispatches),
+            Redispatch(
+                deadline.attempt,
+                name,
+                room.dispatch_metadata,
+                room.stale_dispatches,
+                room.dispatch_attributes,
+            ),
         )
     return ()
 
@@ -241,11 +248,11 @@ def new_actions(before: Room, after: Room, policy: Policy) -> tuple[Action, ...]
     already = set(pending_actions(before, policy))
     actions: list[Action] = [a for a in pending_actions(after, policy) if a not in already]
     if in_breach(after) and not in_breach(before):
-        actions.append(ReportBreach(str(after.deadline.reason) if after.deadline else "failed"))
+        actions.append(ReportBreach(str(after.deadline.reason) if after.deadline else "failed", after.agent))
     if after.recovery is Recovery.FAILED and before.recovery is not Recovery.FAILED:
-        actions.append(Escalate(after.error, after.redispatches))
+        actions.append(Escalate(after.error, after.redispatches, after.agent))
     if in_breach(before) and not in_breach(after):
-        actions.append(ReportRecovered(str(after.phase)))
+        actions.append(ReportRecovered(str(after.phase), after.agent))
     if after.dispatched_on_start and not before.dispatched_on_start:
         actions.append(Dispatch(policy.agent_name))
     return tuple(actions)
@@ -269,7 +276,10 @@ def transition(room: Room, event: Event, *, now: float, policy: Policy) -> Decis
     if agent_joined_at is None and phase in _AGENT_HERE:
         agent_joined_at = min(a.joined_at for a in handled.our_agents(policy))
     dispatched = handled.dispatched_on_start or (
-        policy.dispatch_on_start and phase is Phase.WAITING and room.phase is Phase.IDLE
+        policy.dispatch_on_start
+        and bool(policy.agent_name)
+        and phase is Phase.WAITING
+        and room.phase is Phase.IDLE
     )
     moved = replace(
         handled,
@@ -288,10 +298,10 @@ def changes(room: Room, event: Event, *, now: float, policy: Policy) -> bool:
     confirms what is known (a reconciliation that lists the same people, a heartbeat of an agent already
     active) does not, and is not worth a line in the room's log."""
     decision = transition(room, event, now=now, policy=policy)
-    return bool(decision.actions) or _known(decision.room) != _known(room)
+    return bool(decision.actions) or known_state(decision.room) != known_state(room)
 
 
-def _known(room: Room) -> Room:
+def known_state(room: Room) -> Room:
     """The room as far as a check can confirm it: who is there in any order, not when it was looked at."""
     return replace(
         room,

@@ -86,7 +86,13 @@ def act_on_answer(room: Room, fact: Fact, deadline: Deadline, policy: Policy) ->
         (d for d in fact.dispatches if d.agent_name == policy.agent_name), key=lambda d: d.created_at
     )
     metadata = mine[0].metadata if mine else room.dispatch_metadata
-    room = replace(room, stale_dispatches=tuple(d.id for d in mine), dispatch_metadata=metadata)
+    attributes = mine[0].attributes if mine else room.dispatch_attributes
+    room = replace(
+        room,
+        stale_dispatches=tuple(d.id for d in mine),
+        dispatch_metadata=metadata,
+        dispatch_attributes=attributes,
+    )
     if stalled:
         return replace(room, recovery=Recovery.EVICTING, evict=ours[0].identity)
     return replace(room, recovery=Recovery.REDISPATCHING)

@@ -55,9 +55,12 @@ class Policy:
     sla_from_room_start: bool = False
     dispatch_on_start: bool = False
     restart_grace: float = 20.0
+    discovering: bool = False  # the room's watch before its agents are known: no agent is "ours"
 
     def counts(self, agent_name: str) -> bool:
         """Is an agent of this name "ours"? An agent that gives no name counts, so none is double-booked."""
+        if self.discovering:
+            return False
         return not self.agent_name or not agent_name or agent_name == self.agent_name
 
 
@@ -108,6 +111,11 @@ class Room:
     evict: str = ""
     error: str = ""
     dispatched_on_start: bool = False
+    # which agent this view of the room watches ("" : the room's own watch, see `workers.core.agents`)
+    agent: str = ""
+    sources: tuple[str, ...] = ()  # where Warden learned that the room expects it: dispatch, job, rule
+    dispatch_attributes: tuple[tuple[str, str], ...] = ()
+    sip: bool = False  # a phone caller has been in the room
 
     def our_agents(self, policy: Policy) -> tuple[Agent, ...]:
         return tuple(a for a in self.agents if policy.counts(a.name))
@@ -120,6 +128,7 @@ class ScheduleDeadline:
     attempt: int
     at: float
     reason: Reason
+    agent: str = ""
 
 
 @dataclass(frozen=True)
@@ -127,6 +136,7 @@ class CheckPresence:
     """Ask LiveKit who is in the room and which dispatches exist; answer with PRESENCE_OBSERVED."""
 
     attempt: int
+    agent: str = ""
 
 
 @dataclass(frozen=True)
@@ -135,6 +145,7 @@ class Evict:
 
     attempt: int
     identity: str
+    agent: str = ""
 
 
 @dataclass(frozen=True)
@@ -145,6 +156,11 @@ class Redispatch:
     agent_name: str
     metadata: str
     stale: tuple[str, ...]
+    attributes: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def agent(self) -> str:
+        return self.agent_name
 
 
 @dataclass(frozen=True)
@@ -153,6 +169,18 @@ class Dispatch:
 
     agent_name: str
 
+    @property
+    def agent(self) -> str:
+        return self.agent_name
+
+
+@dataclass(frozen=True)
+class Expect:
+    """The room expects this agent (`source`: dispatch, job or rule): recorded in its timeline."""
+
+    agent: str
+    source: str
+
 
 @dataclass(frozen=True)
 class Escalate:
@@ -160,6 +188,7 @@ class Escalate:
 
     reason: str
     redispatches: int
+    agent: str = ""
 
 
 @dataclass(frozen=True)
@@ -167,6 +196,7 @@ class ReportBreach:
     """The room missed its SLA (`reason`: the deadline's reason): count it towards an outage."""
 
     reason: str
+    agent: str = ""
 
 
 @dataclass(frozen=True)
@@ -174,6 +204,7 @@ class ReportRecovered:
     """A room that had missed its SLA no longer needs an agent (`outcome`: its phase now)."""
 
     outcome: str
+    agent: str = ""
 
 
 Action = (
@@ -182,6 +213,7 @@ Action = (
     | Evict
     | Redispatch
     | Dispatch
+    | Expect
     | Escalate
     | ReportBreach
     | ReportRecovered
@@ -218,6 +250,8 @@ def room_from_dict(data: dict[str, Any]) -> Room:
             else None,
             "recovery": Recovery(data.get("recovery", Recovery.NONE)),
             "stale_dispatches": tuple(data.get("stale_dispatches", ())),
+            "sources": tuple(data.get("sources", ())),
+            "dispatch_attributes": tuple(tuple(kv) for kv in data.get("dispatch_attributes", ())),
         }
     )
 

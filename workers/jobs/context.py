@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from workers.core.room import Policy
+from workers.core.rules import Rules
 from workers.jobs.delivery import Delivered
 from workers.jobs.effects import Effects
 from workers.settings import Settings
@@ -26,12 +26,12 @@ LOCK_STRIPES = 256
 
 @dataclass(frozen=True)
 class WorkerContext:
-    """The settings, the database, the state machine's policy, the adapters, and this process's
+    """The settings, the database, the rules of which agents rooms expect, the adapters, and this process's
     striped room locks. `closers` are awaited at shutdown, in order."""
 
     settings: Settings
     engine: AsyncEngine
-    policy: Policy
+    rules: Rules
     committer: GroupCommit
     effects: Effects
     delivered: Delivered

@@ -17,8 +17,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from workers.core.errors import UpstreamError
 from workers.core.events import Event, EventKind, Fact, internal
-from workers.core.machine import changes
 from workers.core.presence import RECONCILE_GRACE_SECONDS
+from workers.core.views import changes
 from workers.jobs.context import context
 from workers.jobs.delivery import deliver_overdue
 from workers.jobs.metrics import count_pruned
@@ -89,7 +89,8 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
     to_ask = (unknown + [(sid, name) for _, sid, name in by_age])[: settings.warden_reconcile_batch]
     for sid, name in gone:
         await record(ctx, [(_reconciled(sid, name, Fact(at=now, room_exists=False)), now)])
-    rooms = await load_rooms(worker.engine, [sid for sid, _ in to_ask if sid in known])
+    legacy = worker.rules.legacy_agent
+    rooms = await load_rooms(worker.engine, [sid for sid, _ in to_ask if sid in known], legacy_agent=legacy)
     confirmed = []
     for sid, name in to_ask:
         try:
@@ -100,7 +101,7 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
         fact = Fact(at=effects.clock(), room_exists=present is not None, participants=present or ())
         event = _reconciled(sid, name, fact)
         room = rooms.get(sid)
-        if room is not None and not changes(room, event, now=fact.at, policy=worker.policy):
+        if room is not None and not changes(room, event, now=fact.at, rules=worker.rules):
             confirmed.append(sid)  # nothing to correct: not worth a line in the room's log
             continue
         await record(ctx, [(event, fact.at)])

@@ -20,14 +20,16 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from workers.core import views
 from workers.core.errors import UpstreamError
 from workers.core.outgoing import Alert, DeployHook
-from workers.core.room import Escalate, ReportBreach, ReportRecovered, Room, action_to_dict
+from workers.core.room import Escalate, ReportBreach, ReportRecovered, action_to_dict
+from workers.core.views import RoomViews
 from workers.jobs.effects import Effects
 from workers.queue.jobs import queue_escalation
 from workers.store import outbox
 from workers.store.outbox import Pending
-from workers.store.writer import load_room
+from workers.store.writer import load_views
 
 log = logging.getLogger("warden.delivery")
 
@@ -67,9 +69,9 @@ class Delivered:
         await self.flush()
 
 
-async def send(effects: Effects, notice: Pending, room: Room | None) -> None:
-    """Deliver one notice (a room's, with its `room`; an outgoing call has none); raises one of
-    `TRANSIENT` when it could not be delivered now."""
+async def send(effects: Effects, notice: Pending, room: RoomViews | None) -> None:
+    """Deliver one notice (a room's, with its `room`, carried out for the view of the agent it is
+    about; an outgoing call has none); raises one of `TRANSIENT` when it could not be delivered now."""
     action = notice.action
     if isinstance(action, Alert | DeployHook):
         await effects.escalator.deliver(notice)
@@ -78,10 +80,12 @@ async def send(effects: Effects, notice: Pending, room: Room | None) -> None:
     elif isinstance(action, Escalate | ReportBreach | ReportRecovered):
         await queue_escalation(effects.enqueuer, notice.id, room.sid, action_to_dict(action))
     else:
-        await effects.execute(action, room)
+        await effects.execute(action, views.view_for(room, getattr(action, "agent", "")))
 
 
-async def deliver(effects: Effects, delivered: Delivered, notices: Sequence[Pending], room: Room) -> None:
+async def deliver(
+    effects: Effects, delivered: Delivered, notices: Sequence[Pending], room: RoomViews
+) -> None:
     """A recording job's notices, at once. What fails stays in the outbox for the sweep."""
     done: list[str] = []
     for notice in notices:
@@ -103,7 +107,7 @@ async def deliver_overdue(
     sent: list[str] = []
     calls = 0
     for notice in await outbox.due(engine, effects.clock(), lease=lease):
-        room = await load_room(engine, notice.room_sid) if notice.room_sid else None
+        room = await load_views(engine, notice.room_sid) if notice.room_sid else None
         try:
             await send(effects, notice, room)
         except TRANSIENT as exc:

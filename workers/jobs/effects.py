@@ -23,6 +23,7 @@ from workers.core.room import (
     Dispatch,
     Escalate,
     Evict,
+    Expect,
     Redispatch,
     ReportBreach,
     ReportRecovered,
@@ -98,6 +99,8 @@ class Effects:
             case ReportRecovered():
                 await self.escalator.room_recovered(room)
                 return None
+            case Expect():
+                return None  # a line in the room's timeline, nothing to do
             case Dispatch(agent_name=agent_name):
                 created = await self._refusable(self.dispatcher.redispatch(room.name, agent_name, "", ()))
                 if isinstance(created, UpstreamError):
@@ -108,20 +111,21 @@ class Effects:
                 if isinstance(observed, UpstreamError):
                     return self._failed(room, attempt, observed)
                 exists, participants, dispatches = observed
-                fact = Fact(attempt, self.clock(), exists, participants, dispatches)
+                fact = Fact(attempt, self.clock(), exists, participants, dispatches, agent=room.agent)
                 return self._event(room, EventKind.PRESENCE_OBSERVED, fact)
             case Evict(attempt=attempt, identity=identity):
                 evicted = await self._refusable(self.dispatcher.evict(room.name, identity))
                 if isinstance(evicted, UpstreamError):
                     return self._failed(room, attempt, evicted)
-                return self._event(room, EventKind.AGENT_EVICTED, Fact(attempt=attempt, at=self.clock()))
+                fact = Fact(attempt=attempt, at=self.clock(), agent=room.agent)
+                return self._event(room, EventKind.AGENT_EVICTED, fact)
             case Redispatch(attempt=attempt, agent_name=agent_name, metadata=metadata, stale=stale):
                 dispatched = await self._refusable(
-                    self.dispatcher.redispatch(room.name, agent_name, metadata, stale)
+                    self.dispatcher.redispatch(room.name, agent_name, metadata, stale, action.attributes)
                 )
                 if isinstance(dispatched, UpstreamError):
                     return self._failed(room, attempt, dispatched)
-                fact = Fact(attempt=attempt, at=self.clock(), dispatch_id=dispatched)
+                fact = Fact(attempt=attempt, at=self.clock(), dispatch_id=dispatched, agent=room.agent)
                 return self._event(room, EventKind.AGENT_DISPATCHED, fact)
         raise TypeError(f"unknown action {action!r}")
 
@@ -137,7 +141,9 @@ class Effects:
 
     def _failed(self, room: Room, attempt: int, error: UpstreamError) -> Event:
         return self._event(
-            room, EventKind.UPSTREAM_FAILED, Fact(attempt=attempt, at=self.clock(), error=str(error))
+            room,
+            EventKind.UPSTREAM_FAILED,
+            Fact(attempt=attempt, at=self.clock(), error=str(error), agent=room.agent),
         )
 
     @staticmethod

@@ -164,7 +164,9 @@ class Escalation:
         if not isinstance(pending.action, DeployHook):
             return
         incident_id = pending.action.incident_id
-        RESTARTS.labels(via="deploy hook", outcome="ok" if landed else "failed").inc()
+        RESTARTS.labels(
+            via="deploy hook", outcome="ok" if landed else "failed", agent=self.policy.agent_name
+        ).inc()
         if landed:
             await self._restarted(incident_id)
             return
@@ -277,7 +279,7 @@ class Escalation:
         try:
             outcome = await self._retrying(lambda: cloud.restart(self.policy.agent_name))
         except UpstreamError as exc:
-            RESTARTS.labels(via=cloud.name, outcome="failed").inc()
+            RESTARTS.labels(via=cloud.name, outcome="failed", agent=self.policy.agent_name).inc()
             if exc.retryable:
                 await self._note(
                     incident_id, cloud.name, f"failed: {exc}; tried again in {self.policy.lease:g} s"
@@ -291,7 +293,7 @@ class Escalation:
             if not hook_waits:
                 await self._restart_failed(incident_id)
             return
-        RESTARTS.labels(via=cloud.name, outcome="ok").inc()
+        RESTARTS.labels(via=cloud.name, outcome="ok", agent=self.policy.agent_name).inc()
         await self._note(incident_id, cloud.name, outcome)
         await self._restarted(incident_id)
 

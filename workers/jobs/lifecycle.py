@@ -17,8 +17,8 @@ from workers.adapters.livekit import LiveKitRooms
 from workers.jobs.context import CONTEXT_KEY, WorkerContext, context
 from workers.jobs.delivery import Delivered
 from workers.jobs.effects import Effects
-from workers.jobs.escalation import Escalation
 from workers.jobs.escalation_policy import EscalationPolicy
+from workers.jobs.escalations import Escalations
 from workers.jobs.metrics import count_livekit_error
 from workers.jobs.rooms import fresh_start
 from workers.settings import Settings
@@ -60,7 +60,7 @@ def build_effects(
     redis: ArqRedis,
     *,
     clock: Callable[[], float],
-    fresh_start: Callable[[str, str, str], Awaitable[None]],
+    fresh_start: Callable[[str, str, str, str], Awaitable[None]],
 ) -> tuple[Effects, list[Closer]]:
     """The adapters, from settings: LiveKit rooms and dispatch, Cloud agents, deploy hook, alerts; and
     what needs closing at shutdown."""
@@ -88,12 +88,18 @@ def build_effects(
         else None
     )
     alert_url = settings.warden_alert_webhook_url.get_secret_value()
-    escalation = Escalation(
+    if cloud is None and any(r.cloud_agent_id for r in settings.rule_list):
+        cloud = CloudAgents(agents_url(settings.livekit_url), key, secret, on_error=count_livekit_error)
+        closers.append(cloud.aclose)
+    escalation = Escalations(
         engine=engine,
         redis=redis,
         policy=escalation_policy(settings),
+        rules=settings.rules(),
         cloud=cloud,
         hook=hook,
+        hook_secret=settings.warden_deploy_hook_secret.get_secret_value(),
+        http=http,
         alerter=SlackAlerter(http, alert_url) if alert_url else None,
         clock=clock,
         fresh_start=fresh_start,
@@ -119,7 +125,7 @@ async def startup(
     """ARQ's on_startup: open the database and the adapters, and keep the worker's context in `ctx`.
     Tests may hand in their own `effects` (which they close) and `clock`."""
     engine = make_engine(settings.database_url)
-    policy = settings.policy()
+    rules = settings.rules()
     closers: list[Closer] = []
     if effects is None:
         effects, closers = build_effects(
@@ -127,13 +133,13 @@ async def startup(
             engine,
             ctx["redis"],
             clock=clock,
-            fresh_start=lambda sid, name, incident: fresh_start(ctx, sid, name, incident),
+            fresh_start=lambda sid, name, incident, agent: fresh_start(ctx, sid, name, incident, agent),
         )
     ctx[CONTEXT_KEY] = WorkerContext(
         settings=settings,
         engine=engine,
-        policy=policy,
-        committer=GroupCommit(engine, policy),
+        rules=rules,
+        committer=GroupCommit(engine, rules),
         effects=effects,
         delivered=Delivered(engine),
         closers=tuple(closers),

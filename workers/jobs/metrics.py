@@ -15,8 +15,10 @@ from typing import Any, ParamSpec, TypeVar
 from arq.worker import Retry
 from prometheus_client import Counter, Histogram, start_http_server
 
+from workers.core import views
 from workers.core.events import Event, EventKind
 from workers.core.room import Recovery, ReportBreach, Room, time_to_agent
+from workers.core.views import RoomViews
 
 log = logging.getLogger("warden.metrics")
 P = ParamSpec("P")
@@ -33,19 +35,22 @@ JOB_SECONDS = Histogram(
 )
 TIME_TO_AGENT = Histogram(
     "warden_time_to_agent_seconds",
-    "From the first person's arrival to the first agent's, per room",
+    "From the first person's arrival to the agent's, per room and expected agent",
+    ["agent"],
     buckets=(1, 2, 5, 10, 15, 20, 30, 60, 120, 300, 600),
 )
-BREACHES = Counter("warden_sla_breaches_total", "Rooms that missed an SLA, by kind", ["kind"])
+BREACHES = Counter(
+    "warden_sla_breaches_total", "Rooms that missed an SLA, by kind and agent", ["kind", "agent"]
+)
 REDISPATCHES = Counter(
     "warden_redispatches_total",
-    "Re-dispatches asked of LiveKit, by outcome (dispatched, refused)",
-    ["outcome"],
+    "Re-dispatches asked of LiveKit, by outcome (dispatched, refused) and agent",
+    ["outcome", "agent"],
 )
 RESTARTS = Counter(
     "warden_restarts_total",
-    "Agent restarts (Cloud API or deploy hook), by means and outcome",
-    ["via", "outcome"],
+    "Agent restarts (Cloud API or deploy hook), by means, outcome and agent",
+    ["via", "outcome", "agent"],
 )
 PRUNED = Counter("warden_pruned_total", "Rows deleted by retention (WARDEN_RETENTION), by table", ["what"])
 LIVEKIT_ERRORS = Counter("warden_livekit_errors_total", "Failed LiveKit API calls, by error code", ["code"])
@@ -99,17 +104,24 @@ def timed_job(job: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any,
 
 
 def observe_recorded(
-    events: Sequence[Event], before: Room | None, after: Room | None, actions: Sequence[Any]
+    events: Sequence[Event], before: RoomViews | None, after: RoomViews | None, actions: Sequence[Any]
 ) -> None:
-    """Count what one recording changed: an agent's first arrival, breaches, re-dispatch outcomes."""
-    waited = time_to_agent(after) if after is not None else None
-    if waited is not None and (before is None or before.agent_joined_at is None):
-        TIME_TO_AGENT.observe(waited)
+    """Count what one recording changed, by expected agent: its first arrival, breaches, re-dispatch
+    outcomes."""
+    if after is None:
+        return
+    for view in after.views:
+        waited = time_to_agent(view)
+        was = before.view(view.agent) if before is not None else None
+        if waited is not None and (was is None or was.agent_joined_at is None):
+            TIME_TO_AGENT.labels(agent=view.agent).observe(waited)
     for action in actions:
-        if isinstance(action, ReportBreach) and after is not None:
-            BREACHES.labels(kind=breach_kind(action, after)).inc()
+        if isinstance(action, ReportBreach):
+            view = views.view_for(after, action.agent)
+            BREACHES.labels(kind=breach_kind(action, view), agent=view.agent).inc()
     for event in events:
+        agent = event.fact.agent if event.fact is not None else ""
         if event.kind is EventKind.AGENT_DISPATCHED:
-            REDISPATCHES.labels(outcome="dispatched").inc()
+            REDISPATCHES.labels(outcome="dispatched", agent=agent).inc()
         elif event.kind is EventKind.UPSTREAM_FAILED:
-            REDISPATCHES.labels(outcome="refused").inc()
+            REDISPATCHES.labels(outcome="refused", agent=agent).inc()

@@ -20,14 +20,16 @@ from typing import Any
 
 from arq.worker import Retry
 
+from workers.core import views
 from workers.core.errors import UpstreamError
 from workers.core.events import Event, EventKind, Fact, Participant, from_dict, internal
-from workers.core.machine import changes, pending_actions, transition
-from workers.core.room import Action, CheckPresence, Evict, Recovery, Redispatch, Room
-from workers.jobs.context import context
+from workers.core.machine import pending_actions
+from workers.core.room import Action, CheckPresence, Evict, Policy, Recovery, Redispatch, Room
+from workers.core.views import RoomViews
+from workers.jobs.context import WorkerContext, context
 from workers.jobs.recording import record
 from workers.jobs.retry import retry_later
-from workers.store.writer import confirm, load_room, load_room_named
+from workers.store.writer import confirm, load_views, load_views_named
 
 MAX_STEPS = 6
 
@@ -48,49 +50,64 @@ async def _ask(ctx: dict[str, Any], question: Action, room: Room) -> Event | Non
 
 
 async def on_deadline(ctx: dict[str, Any], room_sid: str, attempt: int) -> str:
-    """Job: a room's deadline `attempt` is due. Ask LiveKit, then act on the answer, step by step."""
+    """Job: a room's deadline `attempt` is due (attempts are numbered room-wide: it is one view's, one
+    expected agent's). Ask LiveKit, then act on the answer, step by step."""
     worker = context(ctx)
     clock = worker.effects.clock
-    room = await load_room(worker.engine, room_sid)
-    if room is None or room.deadline is None or room.deadline.attempt != attempt:
+    room = await load_views(worker.engine, room_sid, legacy_agent=worker.rules.legacy_agent)
+    view = room.for_attempt(attempt) if room is not None else None
+    if room is None or view is None or view.deadline is None:
         return "stale"
     now = clock()
-    if room.recovery is Recovery.NONE and now < room.deadline.at:
-        raise Retry(defer=room.deadline.at - now)  # early (clock skew, or a sweep that ran ahead)
+    if view.recovery is Recovery.NONE and now < view.deadline.at:
+        raise Retry(defer=view.deadline.at - now)  # early (clock skew, or a sweep that ran ahead)
     fired = internal(
         EventKind.DEADLINE_PASSED,
         f"deadline_passed:{room_sid}:{attempt}",
         room_sid,
         room.name,
-        Fact(attempt, now),
+        Fact(attempt, now, agent=view.agent),
     )
-    current: Room | None = room
-    if room.recovery is Recovery.NONE:
+    current: RoomViews | None = room
+    if view.recovery is Recovery.NONE:
         # Decide in memory, ask LiveKit, then commit the deadline and LiveKit's answer together: one
         # write instead of two. A job that dies before the commit leaves the deadline due, to be re-run.
-        decided = transition(room, fired, now=now, policy=worker.policy)
+        decided, actions = views.step(room, fired, now=now, rules=worker.rules)
         batch = [(fired, now)]
-        for question in decided.actions:
-            if isinstance(question, CheckPresence):
-                answer = await _ask(ctx, question, decided.room)
+        for question in actions:
+            if isinstance(question, CheckPresence) and question.attempt == attempt:
+                answer = await _ask(ctx, question, _view(decided, attempt) or view)
                 if answer is not None:
                     batch.append((answer, clock()))
-        current = (await record(ctx, batch)).room
+        current = (await record(ctx, batch)).views
     for _ in range(MAX_STEPS):
-        if current is None:
+        found = _view(current, attempt) if current is not None else None
+        if found is None:
             break
         questions = [
             a
-            for a in pending_actions(current, worker.policy)
+            for a in pending_actions(found, _policy(worker, current, found))
             if isinstance(a, CheckPresence | Evict | Redispatch) and a.attempt == attempt
         ]
         if not questions:
             break
-        answer = await _ask(ctx, questions[0], current)
+        answer = await _ask(ctx, questions[0], found)
         if answer is None:
             break
-        current = (await record(ctx, [(answer, clock())])).room
-    return str(current.recovery) if current is not None else "no room"
+        current = (await record(ctx, [(answer, clock())])).views
+    if current is None:
+        return "no room"
+    return str(views.view_for(current, view.agent).recovery)
+
+
+def _view(room: RoomViews | None, attempt: int) -> Room | None:
+    return room.for_attempt(attempt) if room is not None else None
+
+
+def _policy(worker: WorkerContext, room: RoomViews | None, view: Room) -> Policy:
+    assert room is not None
+    policy, _ = worker.rules.policy_for(room.name, room.base.sip)
+    return views.view_policy(room, view, policy)
 
 
 async def heartbeat(ctx: dict[str, Any], room_name: str, identity: str, at: float) -> str:
@@ -105,23 +122,26 @@ async def heartbeat(ctx: dict[str, Any], room_name: str, identity: str, at: floa
         Fact(at=at),
         participant=Participant(identity),
     )
-    room = await load_room_named(worker.engine, room_name)
-    if room is not None and not changes(
-        room, replace(event, room_sid=room.sid), now=at, policy=worker.policy
+    room = await load_views_named(worker.engine, room_name, legacy_agent=worker.rules.legacy_agent)
+    if room is not None and not views.changes(
+        room, replace(event, room_sid=room.sid), now=at, rules=worker.rules
     ):
         await confirm(worker.engine, [room.sid], at)
         return "confirmed"
     return str((await record(ctx, [(event, at)])).outcome)
 
 
-async def fresh_start(ctx: dict[str, Any], room_sid: str, room_name: str, incident_id: str) -> None:
-    """After a restart: give a waiting room a fresh start (see `EventKind.AGENT_RESTARTED`)."""
+async def fresh_start(
+    ctx: dict[str, Any], room_sid: str, room_name: str, incident_id: str, agent: str = ""
+) -> None:
+    """After a restart of `agent`: give its view of a waiting room a fresh start (see
+    `EventKind.AGENT_RESTARTED`)."""
     at = context(ctx).effects.clock()
     event = internal(
         EventKind.AGENT_RESTARTED,
         f"agent_restarted:{incident_id}:{room_sid}",
         room_sid,
         room_name,
-        Fact(at=at),
+        Fact(at=at, agent=agent),
     )
     await record(ctx, [(event, at)])

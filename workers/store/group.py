@@ -16,7 +16,8 @@ import asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workers.core.room import Policy
-from workers.store.writer import Batch, Recorded, record_group
+from workers.core.rules import Rules
+from workers.store.writer import Batch, Recorded, as_rules, record_group
 
 MAX_GROUP = 500
 
@@ -25,8 +26,8 @@ class GroupCommit:
     """Gathers the batches of concurrent jobs and records them together (see the module's doc).
     `await record(batch)` returns what `writer.record_events` would, once its group is committed."""
 
-    def __init__(self, engine: AsyncEngine, policy: Policy, *, max_group: int = MAX_GROUP) -> None:
-        self._engine, self._policy, self._max = engine, policy, max_group
+    def __init__(self, engine: AsyncEngine, rules: Rules | Policy, *, max_group: int = MAX_GROUP) -> None:
+        self._engine, self._rules, self._max = engine, as_rules(rules), max_group
         self._waiting: list[tuple[Batch, asyncio.Future[Recorded]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -56,7 +57,7 @@ class GroupCommit:
             if not group:
                 continue
             try:
-                results = await record_group(self._engine, [batch for batch, _ in group], policy=self._policy)
+                results = await record_group(self._engine, [batch for batch, _ in group], rules=self._rules)
             except Exception as exc:  # every caller sees the failure (and its job retries)
                 for _, future in group:
                     if not future.done():

@@ -345,3 +345,12 @@ async def list_incidents(engine: AsyncEngine, *, limit: int, offset: int) -> tup
         wanted = list(ids)
     found = [await get_incident(engine, i) for i in wanted]
     return [i for i in found if i is not None], int(total)
+
+
+async def open_agents(engine: AsyncEngine) -> list[str]:
+    """The agents with an open incident."""
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            select(INCIDENTS.c.agent_name).where(INCIDENTS.c.resolved_at.is_(None))
+        )
+        return sorted({str(name) for (name,) in rows})

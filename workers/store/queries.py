@@ -10,8 +10,9 @@ from sqlalchemy import func, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col, select
 
+from workers.core import views
 from workers.core.machine import ORDER_RANK
-from workers.core.room import Room, room_from_dict
+from workers.core.views import RoomViews
 from workers.store.models import OPEN_PHASE, ROOMS, EventRow, RoomRow
 
 TIMELINE_LIMIT = 1000
@@ -34,7 +35,7 @@ class TimelineEntry:
 
 @dataclass(frozen=True)
 class RoomPage:
-    rooms: list[Room]
+    rooms: list[RoomViews]
     total: int
     confirmed: dict[str, float] = field(default_factory=dict)  # sid → when reconciliation last confirmed it
 
@@ -53,11 +54,12 @@ async def list_rooms(engine: AsyncEngine, *, limit: int, offset: int, phase: str
         )
         found = list(rows)
         confirmed = {r.sid: r.confirmed_at for r in found if r.confirmed_at is not None}
-        return RoomPage([room_from_dict(r.state) for r in found], total, confirmed)
+        return RoomPage([views.from_dict(r.state) for r in found], total, confirmed)
 
 
-async def find_room(engine: AsyncEngine, name: str) -> tuple[Room, list[TimelineEntry]] | None:
-    """The newest room called `name`, with its events in the order they were applied."""
+async def find_room(engine: AsyncEngine, name: str) -> tuple[RoomViews, list[TimelineEntry]] | None:
+    """The newest room called `name` (or the room whose sid it is: names with a phone number in them
+    are shown masked, and linked by sid), with its events in the order they were applied."""
     async with AsyncSession(engine) as session:
         row = await session.scalar(
             select(RoomRow)
@@ -65,6 +67,8 @@ async def find_room(engine: AsyncEngine, name: str) -> tuple[Room, list[Timeline
             .order_by(col(RoomRow.first_seen_at).desc())
             .limit(1)
         )
+        if row is None:
+            row = await session.scalar(select(RoomRow).where(col(RoomRow.sid) == name))
         if row is None:
             return None
         rows = await session.scalars(
@@ -80,7 +84,7 @@ async def find_room(engine: AsyncEngine, name: str) -> tuple[Room, list[Timeline
             for r in rows
         ]
     timeline.reverse()  # oldest first, so that ties keep arrival order in the stable sort
-    return room_from_dict(row.state), sorted(timeline, key=_timeline_order(timeline))
+    return views.from_dict(row.state), sorted(timeline, key=_timeline_order(timeline))
 
 
 def _timeline_order(timeline: list[TimelineEntry]) -> Callable[[TimelineEntry], tuple[float, ...]]:
@@ -107,7 +111,8 @@ def _timeline_order(timeline: list[TimelineEntry]) -> Callable[[TimelineEntry], 
 
 
 async def overdue_deadlines(engine: AsyncEngine, cutoff: float, limit: int = 1000) -> list[tuple[str, int]]:
-    """(room sid, deadline attempt) of open rooms whose deadline is at or before `cutoff`."""
+    """(room sid, deadline attempt) of the deadlines at or before `cutoff` of open rooms (a room with
+    several expected agents may have several)."""
     async with AsyncSession(engine) as session:
         rows = await session.scalars(
             select(RoomRow)
@@ -117,9 +122,10 @@ async def overdue_deadlines(engine: AsyncEngine, cutoff: float, limit: int = 100
         )
         due = []
         for row in rows:
-            room = room_from_dict(row.state)
-            if room.deadline is not None:
-                due.append((room.sid, room.deadline.attempt))
+            room = views.from_dict(row.state)
+            for view in room.all():
+                if view.deadline is not None and view.deadline.at <= cutoff:
+                    due.append((room.sid, view.deadline.attempt))
         return due
 
 
@@ -132,13 +138,14 @@ async def open_rooms(engine: AsyncEngine) -> dict[str, tuple[str, float, float]]
         return {sid: (name, updated_at, confirmed_at or 0.0) for sid, name, updated_at, confirmed_at in rows}
 
 
-async def load_rooms(engine: AsyncEngine, sids: list[str]) -> dict[str, Room]:
+async def load_rooms(engine: AsyncEngine, sids: list[str], *, legacy_agent: str = "") -> dict[str, RoomViews]:
     """sid → current state of those of `sids` Warden knows."""
     if not sids:
         return {}
     async with engine.connect() as connection:
         rows = await connection.execute(select(ROOMS.c.state).where(ROOMS.c.sid.in_(sids)))
-        return {room.sid: room for room in (room_from_dict(state) for (state,) in rows)}
+        found = (views.from_dict(state, legacy_agent=legacy_agent) for (state,) in rows)
+        return {room.sid: room for room in found}
 
 
 async def confirmations(engine: AsyncEngine, sids: list[str]) -> dict[str, float]:

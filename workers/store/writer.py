@@ -31,18 +31,13 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from workers.core import views
 from workers.core.errors import StaleWrite
 from workers.core.events import Event, from_dict, to_dict
-from workers.core.machine import fold, new_actions, order_key, transition
-from workers.core.room import (
-    Action,
-    Policy,
-    Room,
-    action_to_dict,
-    room_from_dict,
-    room_to_dict,
-    time_to_agent,
-)
+from workers.core.machine import order_key
+from workers.core.room import Action, Policy, Room, action_to_dict, time_to_agent
+from workers.core.rules import Rules
+from workers.core.views import RoomViews
 from workers.store import outbox
 from workers.store.engine import writing
 from workers.store.models import EVENTS, ROOMS
@@ -65,27 +60,44 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class Recorded:
-    """What recording did: the outcome, the room as it now stands, and the actions newly decided."""
+    """What recording did: the outcome, the room as it now stands (with a view per expected agent),
+    and the actions newly decided."""
 
     outcome: Outcome
-    room: Room | None = None
+    views: RoomViews | None = None
     actions: tuple[Action, ...] = ()
-    before: Room | None = None  # the room before this recording (None for a room new to Warden)
+    before_views: RoomViews | None = None  # the room before this recording (None: new to Warden)
     notices: tuple[Pending, ...] = ()  # the actions among `actions` written to the outbox, with their ids
 
+    @property
+    def room(self) -> Room | None:
+        """The view most in need of an agent (the one the room's row shows)."""
+        return views.summary(self.views) if self.views is not None else None
 
-async def record_event(engine: AsyncEngine, event: Event, *, received_at: float, policy: Policy) -> Recorded:
+    @property
+    def before(self) -> Room | None:
+        return views.summary(self.before_views) if self.before_views is not None else None
+
+
+def as_rules(rules: Rules | Policy) -> Rules:
+    """The rules to record under (a bare policy: no rules file, its agent name as `WARDEN_AGENT_NAME`)."""
+    return rules if isinstance(rules, Rules) else Rules.of((), rules)
+
+
+async def record_event(
+    engine: AsyncEngine, event: Event, *, received_at: float, rules: Rules | Policy
+) -> Recorded:
     """Store `event` and update its room; retry on a concurrent writer. Safe to call twice."""
-    return await record_events(engine, [(event, received_at)], policy=policy)
+    return await record_events(engine, [(event, received_at)], rules=rules)
 
 
-async def record_events(engine: AsyncEngine, batch: Batch, *, policy: Policy) -> Recorded:
+async def record_events(engine: AsyncEngine, batch: Batch, *, rules: Rules | Policy) -> Recorded:
     """Store events of one room, in order, and fold them in: a group of one, retried on a conflict
     with another worker. Used for a question and its answer (a deadline and what LiveKit said)."""
     for _ in range(MAX_ATTEMPTS):
         try:
             async with writing(engine) as connection:
-                (recorded,) = await _record(connection, [batch], policy)
+                (recorded,) = await _record(connection, [batch], as_rules(rules))
                 return recorded
         except IntegrityError:
             continue
@@ -93,7 +105,7 @@ async def record_events(engine: AsyncEngine, batch: Batch, *, policy: Policy) ->
 
 
 async def record_group(
-    engine: AsyncEngine, batches: Sequence[Batch], *, policy: Policy
+    engine: AsyncEngine, batches: Sequence[Batch], *, rules: Rules | Policy
 ) -> list[Recorded | Exception]:
     """Record `batches` (each one room's events, no room twice) in one transaction; one result each.
     A conflict with another worker's writes, or a batch that fails on its own, makes it record them
@@ -101,7 +113,7 @@ async def record_group(
     exception). An unavailable database fails them all (their jobs retry)."""
     try:
         async with writing(engine) as connection:
-            return list(await _record(connection, batches, policy))
+            return list(await _record(connection, batches, as_rules(rules)))
     except IntegrityError:
         pass
     except (OperationalError, DBAPIError, OSError):
@@ -112,24 +124,31 @@ async def record_group(
     results: list[Recorded | Exception] = []
     for batch in batches:
         try:
-            results.append(await record_events(engine, batch, policy=policy))
+            results.append(await record_events(engine, batch, rules=rules))
         except Exception as exc:
             results.append(exc)
     return results
 
 
-async def load_room(engine: AsyncEngine, sid: str) -> Room | None:
-    """The room's current state, or None if Warden has never heard of it."""
+async def load_views(engine: AsyncEngine, sid: str, *, legacy_agent: str = "") -> RoomViews | None:
+    """The room's current state, a view per expected agent, or None if Warden has never heard of it.
+    (`legacy_agent`: whom a row written before views existed was watched for, `WARDEN_AGENT_NAME`.)"""
     async with engine.connect() as connection:
         state = await connection.scalar(select(ROOMS.c.state).where(ROOMS.c.sid == sid))
-    return room_from_dict(state) if state is not None else None
+    return views.from_dict(state, legacy_agent=legacy_agent) if state is not None else None
 
 
-async def load_room_named(engine: AsyncEngine, name: str) -> Room | None:
+async def load_room(engine: AsyncEngine, sid: str) -> Room | None:
+    """The room's view most in need of an agent (what its row shows), or None."""
+    found = await load_views(engine, sid)
+    return views.summary(found) if found is not None else None
+
+
+async def load_views_named(engine: AsyncEngine, name: str, *, legacy_agent: str = "") -> RoomViews | None:
     """The newest room called `name` (for events that know only the name, such as heartbeats)."""
     async with engine.connect() as connection:
         sid = await _sid_by_name(connection, name)
-    return await load_room(engine, sid) if sid else None
+    return await load_views(engine, sid, legacy_agent=legacy_agent) if sid else None
 
 
 async def confirm(engine: AsyncEngine, sids: Sequence[str], at: float) -> None:
@@ -145,20 +164,23 @@ async def confirm(engine: AsyncEngine, sids: Sequence[str], at: float) -> None:
         await connection.execute(update(ROOMS).where(ROOMS.c.sid.in_(ordered)).values(confirmed_at=at))
 
 
-def room_values(room: Room, key: tuple[int, int], received_at: float) -> dict[str, Any]:
+def room_values(room: RoomViews, key: tuple[int, int], received_at: float) -> dict[str, Any]:
     """The room row's columns for `room`, whose newest applied event has order `key` (all but the
-    `version` and `first_seen_at` that only the writer knows)."""
+    `version` and `first_seen_at` that only the writer knows): the phase and recovery of its view most
+    in need, its next deadline, and the time to its first expected agent."""
+    shown = views.summary(room)
+    waits = [t for t in (time_to_agent(v) for v in room.views or (room.base,)) if t is not None]
     return {
         "sid": room.sid,
         "name": room.name,
-        "phase": str(room.phase),
-        "state": room_to_dict(room),
+        "phase": str(shown.phase),
+        "state": views.to_dict(room),
         "last_created_at": key[0],
         "last_rank": key[1],
         "updated_at": received_at,
-        "deadline_at": room.deadline.at if room.deadline is not None else None,
-        "recovery": str(room.recovery),
-        "time_to_agent": time_to_agent(room),
+        "deadline_at": views.next_deadline(room),
+        "recovery": str(shown.recovery),
+        "time_to_agent": min(waits, default=None),
     }
 
 
@@ -194,7 +216,7 @@ _INSERT_ACTIONS = insert(EVENTS)
 Placed = list[tuple[int, str, Batch]]  # (index in the group, room sid or "" when unknown, batch)
 
 
-async def _record(connection: AsyncConnection, batches: Sequence[Batch], policy: Policy) -> list[Recorded]:
+async def _record(connection: AsyncConnection, batches: Sequence[Batch], rules: Rules) -> list[Recorded]:
     """Record `batches` in the open write transaction, one result each (see the module's doc)."""
     named: Placed = []
     for i, batch in enumerate(batches):
@@ -209,7 +231,7 @@ async def _record(connection: AsyncConnection, batches: Sequence[Batch], policy:
     results: dict[int, Recorded] = {}
     for placed in rounds:
         if placed:
-            results.update(await _record_round(connection, placed, policy))
+            results.update(await _record_round(connection, placed, rules))
     return [results[i] for i in range(len(batches))]
 
 
@@ -217,14 +239,14 @@ async def _record(connection: AsyncConnection, batches: Sequence[Batch], policy:
 class _Current:
     """A room as the group has folded it so far, and what its row needs."""
 
-    room: Room
+    room: RoomViews
     key: tuple[int, int]
     version: int  # 0: the row does not exist yet
     first_seen_at: float
     updated_at: float
 
 
-async def _record_round(connection: AsyncConnection, placed: Placed, policy: Policy) -> dict[int, Recorded]:
+async def _record_round(connection: AsyncConnection, placed: Placed, rules: Rules) -> dict[int, Recorded]:
     rows = [event_row(event, at) for _, _, batch in placed for event, at in batch]
     new_ids = set(await connection.scalars(_INSERT_EVENTS[connection.dialect.name], rows))
     current: dict[str, _Current] = {}
@@ -233,7 +255,11 @@ async def _record_round(connection: AsyncConnection, placed: Placed, policy: Pol
         for row in await connection.execute(_SELECT_ROOMS, {"sids": sids}):
             key = (row.last_created_at, row.last_rank)
             current[row.sid] = _Current(
-                room_from_dict(row.state), key, row.version, row.first_seen_at, row.updated_at
+                views.from_dict(row.state, legacy_agent=rules.legacy_agent),
+                key,
+                row.version,
+                row.first_seen_at,
+                row.updated_at,
             )
     results: dict[int, Recorded] = {}
     decided: Decided = []
@@ -243,7 +269,7 @@ async def _record_round(connection: AsyncConnection, placed: Placed, policy: Pol
         if not sid:
             results[i] = Recorded(Outcome.NO_ROOM if fresh else Outcome.DUPLICATE)
             continue
-        results[i] = await _fold(connection, sid, fresh, current, decided, policy)
+        results[i] = await _fold(connection, sid, fresh, current, decided, rules)
         if fresh:
             touched.add(sid)
     new_rooms, changed_rooms = [], []
@@ -279,7 +305,7 @@ async def _fold(
     fresh: list[tuple[Event, float]],
     current: dict[str, _Current],
     decided: Decided,
-    policy: Policy,
+    rules: Rules,
 ) -> Recorded:
     """Fold one room's events new to Warden (already inserted) into `current[sid]`, creating it for a
     room new to Warden, and add the decisions to `decided`; the rows are written by the caller."""
@@ -289,11 +315,10 @@ async def _fold(
     last_event, received_at = fresh[-1]
     mine: Decided = []
     if now is None:
-        room = Room(sid, last_event.room_name)
+        room = views.new(sid, last_event.room_name)
         for event, at in sorted(fresh, key=lambda pair: order_key(pair[0])):
-            decision = transition(room, event, now=at, policy=policy)
-            room = decision.room
-            mine.append((event, at, decision.actions))
+            room, actions = views.step(room, event, now=at, rules=rules)
+            mine.append((event, at, actions))
         key = max(order_key(e) for e, _ in fresh)
         current[sid] = _Current(room, key, 0, received_at, received_at)
         decided.extend(mine)
@@ -301,16 +326,17 @@ async def _fold(
     before, room, key, outcome = now.room, now.room, now.key, Outcome.APPLIED
     for event, at in fresh:
         if order_key(event) >= key:
-            decision = transition(room, event, now=at, policy=policy)
-            room, key = decision.room, order_key(event)
-            mine.append((event, at, decision.actions))
+            room, actions = views.step(room, event, now=at, rules=rules)
+            key = order_key(event)
+            mine.append((event, at, actions))
         else:  # late: re-fold the whole log, this batch included (it is inserted already)
-            room = fold(Room(sid, before.name), await room_events(connection, sid), policy=policy)
-            outcome, mine = Outcome.REFOLDED, [(last_event, received_at, new_actions(before, room, policy))]
+            room = views.fold(views.new(sid, before.name), await room_events(connection, sid), rules=rules)
+            refolded = views.new_actions(before, room, rules)
+            outcome, mine = Outcome.REFOLDED, [(last_event, received_at, refolded)]
             key = max([key, *(order_key(e) for e, _ in fresh)])
             break
     if not room.name and last_event.room_name:
-        room = replace(room, name=last_event.room_name)
+        room = views.renamed(room, last_event.room_name)
     now.room, now.key, now.updated_at = room, key, received_at
     decided.extend(mine)
     return Recorded(outcome, room, all_actions(mine), before, _notices(mine))

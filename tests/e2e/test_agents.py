@@ -1,0 +1,247 @@
+"""Every agent a room needs, from the Procfile processes against the stand-in LiveKit: with no agent
+configured Warden learns each room's agents from LiveKit's dispatches and re-dispatches the missing one
+with the application's metadata; rules give rooms their agents, SIP rooms their own SLA, and each agent
+its own deployment to restart."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from livekit.protocol.agent_dispatch import AgentDispatch
+
+from service.simulator.livekit import FakeLiveKit, room_sid
+from service.simulator.serving import serve
+from service.simulator.webhooks import avatar, caller
+from tests.support.helpers import agent
+from tests.support.processes import ROOT, run_warden
+from tests.support.settings import KEY, SECRET
+from tests.support.waiting import wait_until
+from tests.support.world import World
+
+SLA = {"WARDEN_JOIN_SLA_SECONDS": "1.5", "WARDEN_REJOIN_SLA_SECONDS": "2", "WARDEN_SWEEP_SECONDS": "1"}
+
+
+@dataclass
+class Agents(World):
+    """The e2e world with agents told apart by name: Warden's dispatches are answered per agent
+    (`answers`), the application's own (`app_dispatch`) never are: their workers are not there."""
+
+    answers: Callable[[AgentDispatch], bool] = lambda dispatch: True
+    app_made: set[str] = field(default_factory=set)
+    by_app: bool = False
+
+    async def named_agent_joins(self, room: str, who: str, name: str) -> None:
+        self.fake.join(room, who, agent_name=name)
+        await self.webhook("participant_joined", room, participant=agent(who, name))
+        await self.webhook("track_published", room, participant={"sid": f"PA_{who}", "identity": who})
+
+    def on_dispatch(self, dispatch: AgentDispatch) -> None:
+        if self.by_app or not self.answers(dispatch):
+            return
+        work = self.named_agent_joins(dispatch.room, f"agent-{dispatch.id}", dispatch.agent_name)
+        task = asyncio.get_running_loop().create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def app_dispatch(self, room: str, name: str, **kw: Any) -> AgentDispatch:
+        self.by_app = True
+        try:
+            made = self.fake.create_dispatch(room, name, **kw)
+        finally:
+            self.by_app = False
+        self.app_made.add(made.id)
+        return made
+
+    def dispatches(self, room: str, name: str) -> list[AgentDispatch]:
+        return self.fake.live_dispatches(room, name)
+
+
+@pytest.fixture
+async def agents(tmp_path: Path, redis_url: str, request: pytest.FixtureRequest) -> AsyncIterator[Agents]:
+    fake = FakeLiveKit(KEY, SECRET, cloud_agents={"CA_assistant": "assistant", "CA_notes": "notetaker"})
+    extra: dict[str, str] = getattr(request, "param", {})
+    async with serve(fake.app) as livekit_url, httpx.AsyncClient() as client:
+        env = {
+            "REDIS_URL": redis_url,
+            "DATABASE_URL": f"sqlite:///{tmp_path}/w.db",
+            "LIVEKIT_URL": livekit_url,
+            "LK_AGENTS_URL": livekit_url,
+            **SLA,
+            **extra,
+        }
+        if "rules" in extra:
+            (tmp_path / "rules.toml").write_text(env.pop("rules"))
+            env["WARDEN_RULES"] = str(tmp_path / "rules.toml")
+        with run_warden(tmp_path, **env) as warden:
+            w = Agents(fake, warden, client)
+            fake.on_dispatch = w.on_dispatch
+            yield w
+
+
+async def patiently(w: Agents, check: Callable[[], Any], what: str, rooms: tuple[str, ...]) -> None:
+    """`wait_until`, saying on a timeout what the rooms and Warden's logs looked like."""
+    try:
+        await wait_until(check, what, timeout=45)
+    except AssertionError:
+        states = {r: (await w.room(r)) for r in rooms}
+        brief = {
+            r: (s.get("expected"), [e["type"] for e in s.get("timeline", [])]) for r, s in states.items()
+        }
+        raise AssertionError(
+            f"{what}: {brief}\ncreated {w.fake.created}\n{w.warden.log_text()[-4000:]}"
+        ) from None
+
+
+def expected(room: dict[str, Any]) -> dict[str, tuple[str, list[str]]]:
+    return {e["agent_name"]: (e["state"], e["sources"]) for e in room.get("expected", [])}
+
+
+async def test_zero_config_learns_each_rooms_agents_and_brings_only_the_missing_ones(agents: Agents) -> None:
+    w = agents
+    # the app dispatched one agent with metadata and attributes; its worker never picked it up
+    w.app_dispatch("z-app", "assistant", metadata='{"lang":"fr"}', attributes={"team": "blue"})
+    # two agents: the assistant came, the notetaker did not
+    w.app_dispatch("z-two", "assistant")
+    w.app_dispatch("z-two", "notetaker", metadata='{"doc":"42"}')
+    # no agent at all: nothing is expected
+    # an avatar speaking for an agent is not the agent
+    w.app_dispatch("z-avatar", "assistant")
+    for room in ("z-app", "z-two", "z-none", "z-avatar"):
+        await w.person_joins(room)
+    await w.named_agent_joins("z-two", "agent-AJ_a", "assistant")
+    w.fake.join("z-avatar", "avatar-1", on_behalf="agent-AJ_gone")
+    await w.webhook("participant_joined", "z-avatar", participant=avatar("avatar-1", "agent-AJ_gone"))
+
+    async def served() -> bool:
+        rooms = {r: expected(await w.room(r)) for r in ("z-app", "z-two", "z-avatar")}
+        return (
+            rooms["z-app"].get("assistant", ("",))[0] == "agent_active"
+            and rooms["z-two"].get("notetaker", ("",))[0] == "agent_active"
+            and rooms["z-avatar"].get("assistant", ("",))[0] == "agent_active"
+        )
+
+    await patiently(w, served, "every expected agent there", ("z-app", "z-two", "z-avatar"))
+    assert sorted(w.fake.created) == [
+        ("z-app", "assistant"),
+        ("z-avatar", "assistant"),
+        ("z-two", "notetaker"),
+    ]
+    (redispatched,) = [d for d in w.dispatches("z-app", "assistant") if d.id not in w.app_made]
+    assert (redispatched.metadata, dict(redispatched.attributes)) == ('{"lang":"fr"}', {"team": "blue"})
+    assert [d.metadata for d in w.dispatches("z-two", "notetaker")] == ['{"doc":"42"}']  # the stale one went
+    two = await w.room("z-two")
+    assert expected(two) == {
+        "assistant": ("agent_active", ["dispatch"]),
+        "notetaker": ("agent_active", ["dispatch"]),
+    }
+    assert [e["detail"] for e in two["timeline"] if e["type"] == "Expect"] == [
+        {"agent": "assistant", "source": "dispatch"},
+        {"agent": "notetaker", "source": "dispatch"},
+    ]
+    none = await w.room("z-none")
+    assert (none["expects"], none["expected"]) == ("learned", [])
+    assert ("ListDispatch", "z-none") in w.fake.calls and not any(r == "z-none" for r, _ in w.fake.created)
+    assert len(w.dispatches("z-two", "assistant")) == 1  # the agent that came was left alone
+
+
+RULES = """
+[[rule]]
+match = { sip = true }
+agents = ["receptionist"]
+join_sla_seconds = 1
+
+[[rule]]
+match = { room = "support-*" }
+agents = ["assistant", "notetaker"]
+max_redispatches = 1
+
+[[rule]]
+match = { room = "support-*" }
+agents = ["notetaker"]
+cloud_agent_id = "CA_notes"
+"""
+
+
+@pytest.mark.parametrize(
+    "agents",
+    [
+        {
+            "rules": RULES,
+            "WARDEN_JOIN_SLA_SECONDS": "30",
+            "WARDEN_CLOUD_AGENT_ID": "CA_assistant",
+            "WARDEN_OUTAGE_ROOMS": "2",
+            "WARDEN_RESTART_GRACE_SECONDS": "1",
+        }
+    ],
+    indirect=True,
+)
+async def test_rules_sip_rooms_and_one_agents_outage_restarting_its_own_deployment(agents: Agents) -> None:
+    w = agents
+    awake = {"notetaker": False}
+    w.fake.on_restart = lambda agent_id: awake.update(notetaker=awake["notetaker"] or agent_id == "CA_notes")
+    w.answers = lambda d: d.agent_name != "notetaker" or awake["notetaker"]  # the notetakers' fleet is down
+    for room in ("support-1", "support-2"):
+        await w.person_joins(room)
+        await w.named_agent_joins(room, f"agent-AJ_{room}", "assistant")
+    number = "+15550100123"
+    sip_room = f"call-_{number}_x1"
+    w.fake.join(sip_room, f"sip_{number}", caller=number)
+    await w.webhook("participant_joined", sip_room, participant=caller(f"sip_{number}", number))
+
+    async def sip_served() -> bool:
+        return expected(await w.room(sip_room)).get("receptionist", ("",))[0] == "agent_active"
+
+    await patiently(
+        w, sip_served, "the caller's agent, on the SIP rule's 1-second SLA", (room_sid(sip_room),)
+    )
+
+    async def notetakers_back() -> bool:
+        rooms = [expected(await w.room(r)) for r in ("support-1", "support-2")]
+        return all(r.get("notetaker", ("",))[0] == "agent_active" for r in rooms)
+
+    await patiently(
+        w, notetakers_back, "the notetakers, after their deployment's restart", ("support-1", "support-2")
+    )
+    assert w.fake.restarts == ["CA_notes"]  # the assistant's deployment (CA_assistant) left alone
+    incidents = (await w.client.get(f"{w.warden.url}/api/incidents")).json()["incidents"]
+    assert {i["agent_name"] for i in incidents} == {"notetaker"}
+    sip = (await w.client.get(f"{w.warden.url}/api/rooms/{room_sid(sip_room)}")).json()
+    assert sip["sip"] is True and sip["name"] == "call-_•••0123_x1"
+    everything = json.dumps(sip) + (await w.client.get(f"{w.warden.url}/api/rooms")).text
+    everything += (await w.client.get(f"{w.warden.url}/rooms/{room_sid(sip_room)}")).text
+    leaks = [everything[max(0, i - 120) : i + 40] for i in _all(everything, "5550100123")]
+    assert leaks == []
+    assert "5550100123" not in w.warden.log_text()
+
+
+def _all(text: str, needle: str) -> list[int]:
+    found, at = [], text.find(needle)
+    while at >= 0:
+        found.append(at)
+        at = text.find(needle, at + 1)
+    return found
+
+
+def test_a_bad_rules_file_stops_the_worker_naming_the_rule_and_key(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[rule]]\nmatch = { room = "support-*" }\njoin_sla_seconds = "fast"\n')
+    env = {"LIVEKIT_API_KEY": KEY, "LIVEKIT_API_SECRET": SECRET, "LIVEKIT_URL": "http://127.0.0.1:1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "workers"],
+        env={"PATH": "/usr/bin:/bin", **env, "WARDEN_RULES": str(rules)},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert f"WARDEN_RULES ({rules}): rule 1, join_sla_seconds" in done.stderr

@@ -1,0 +1,94 @@
+"""`WARDEN_RULES`: a rules file is read in order, and a mistake stops start-up naming the file, the rule
+and the key (and never the value of a secret)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from workers.core.room import Policy
+from workers.core.rules import Rules
+from workers.rules_file import RulesError, load_rules
+from workers.settings import load_settings
+
+GOOD = """
+[[rule]]
+match = { sip = true }
+agents = ["receptionist"]
+join_sla_seconds = 3
+
+[[rule]]
+match = { room = "support-*" }
+agents = ["assistant", "notetaker"]
+active_sla_seconds = 0
+max_redispatches = 1
+cloud_agent_id = "CA_notes"
+
+[[rule]]
+match = { room = "sales-*" }
+unnamed_agents = true
+deploy_hook_url = "https://deploy.example/hook?token=s3cret"
+"""
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "rules.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_rooms_match_the_first_rule_that_fits_and_its_settings_replace_the_environments(
+    tmp_path: Path,
+) -> None:
+    rules = Rules.of(
+        load_rules(write(tmp_path, GOOD)), Policy(agent_name="helper", join_sla=15, active_sla=8)
+    )
+    policy, rule = rules.policy_for("support-12", sip=False)
+    assert (rule.number, rule.agents, policy.max_redispatches, policy.active_sla) == (
+        2,
+        ("assistant", "notetaker"),
+        1,
+        None,
+    )
+    policy, rule = rules.policy_for("support-12", sip=True)  # a caller in it: the SIP rule comes first
+    assert (rule.agents, policy.join_sla) == (("receptionist",), 3.0)
+    _, rule = rules.policy_for("sales-3", sip=False)
+    assert (rule.agents, rule.unnamed_agents) == (None, True)
+    policy, rule = rules.policy_for("standup", sip=False)  # WARDEN_AGENT_NAME: the last rule
+    assert (rule.agents, rule.source, policy.join_sla) == (("helper",), "setting", 15)
+    assert rules.rule_for_agent("notetaker", "standup", False).cloud_agent_id == "CA_notes"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[[rule]]\nagents = ['a']\n", "rule 1, match: required"),
+        ("[[rule]]\nmatch = { room = 'x' }\njoin_sla_seconds = -1\n", "rule 1, join_sla_seconds"),
+        (GOOD + "\n[[rule]]\nmatch = { phone = true }\n", "rule 4, match.phone: unknown condition"),
+        ("[[rule]]\nmatch = { room = 'x' }\nagents = 'assistant'\n", "rule 1, agents: must be a list"),
+        ("[[rule]]\nmatch = { room = 'x' }\ncloud_agent_id = 'notes'\n", "rule 1, cloud_agent_id"),
+        ("[[rule]]\nmatch = { room = 'x' }\njoin_sla = 3\n", "rule 1, join_sla: unknown key"),
+        ("[[rule]\nmatch = 1\n", "not valid TOML"),
+        ("[[rule]]\nmatch = { sip = 'yes' }\n", "rule 1, match.sip: must be true or false"),
+    ],
+)
+def test_a_bad_rules_file_stops_start_up_naming_the_file_the_rule_and_the_key(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(RulesError) as caught:
+        load_settings(livekit_api_key="k", livekit_api_secret="s", warden_rules=path)
+    assert message in str(caught.value) and f"WARDEN_RULES ({path})" in str(caught.value)
+
+
+def test_a_deploy_hook_url_is_a_secret_even_in_an_error(tmp_path: Path) -> None:
+    text = "[[rule]]\nmatch = { room = 'x' }\ndeploy_hook_url = 'ftp://deploy.example/s3cret'\n"
+    with pytest.raises(RulesError) as caught:
+        load_rules(write(tmp_path, text))
+    assert "deploy_hook_url" in str(caught.value) and "s3cret" not in str(caught.value)
+
+
+def test_a_missing_rules_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(RulesError, match=r"WARDEN_RULES \(.*nope.toml\): no such file"):
+        load_rules(str(tmp_path / "nope.toml"))

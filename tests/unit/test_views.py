@@ -1,0 +1,236 @@
+"""Every agent a room needs (`workers.core.views`): what Warden does for each expected agent, learned from
+LiveKit's dispatches, job events and rules, told apart by name — pure, step by step."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from workers.core import views
+from workers.core.events import (
+    DispatchInfo,
+    Event,
+    EventKind,
+    Fact,
+    Job,
+    Participant,
+    ParticipantKind,
+    internal,
+)
+from workers.core.machine import fold as fold_one
+from workers.core.room import (
+    CheckPresence,
+    Dispatch,
+    Expect,
+    Phase,
+    Policy,
+    Redispatch,
+    Room,
+    ScheduleDeadline,
+)
+from workers.core.rules import Rule, Rules
+from workers.core.views import RoomViews
+
+POLICY = Policy(join_sla=15.0, rejoin_sla=20.0, max_redispatches=2)
+ZERO = Rules.of((), POLICY)
+_ids = iter(range(1, 10**9))
+J, L = EventKind.PARTICIPANT_JOINED, EventKind.PARTICIPANT_LEFT
+
+
+def person(identity: str, kind: ParticipantKind = ParticipantKind.STANDARD) -> Participant:
+    return Participant(identity, f"PA_{identity}", int(kind))
+
+
+def agent(identity: str, name: str, on_behalf: str = "") -> Participant:
+    return Participant(identity, f"PA_{identity}", int(ParticipantKind.AGENT), name, on_behalf=on_behalf)
+
+
+def webhook(kind: EventKind, at: int, who: Participant | None = None, job: Job | None = None) -> Event:
+    return Event(f"EV_{next(_ids)}", kind, str(kind), at, "RM_1", "support-7", who, job=job)
+
+
+def own(kind: EventKind, fact: Fact) -> Event:
+    return internal(kind, f"{kind}:RM_1:{fact.attempt}:{next(_ids)}", "RM_1", "support-7", fact)
+
+
+class Room_:
+    """A room driven through `views.step`, remembering every action decided."""
+
+    def __init__(self, rules: Rules = ZERO) -> None:
+        self.room, self.rules, self.actions = views.new("RM_1", "support-7"), rules, []  # type: ignore[var-annotated]
+
+    def __call__(self, event: Event, now: float | None = None) -> list[object]:
+        self.room, actions = views.step(self.room, event, now=now or event.at, rules=self.rules)
+        self.actions += actions
+        return list(actions)
+
+    def due(self, agent_name: str) -> ScheduleDeadline:
+        found = [a for a in self.actions if isinstance(a, ScheduleDeadline) and a.agent == agent_name]
+        return found[-1]
+
+    def answer(self, attempt: int, at: float, present: tuple[Participant, ...], *dispatches: DispatchInfo):
+        return self(own(EventKind.PRESENCE_OBSERVED, Fact(attempt, at, True, present, dispatches)))
+
+    def fire(self, deadline: ScheduleDeadline) -> list[object]:
+        return self(own(EventKind.DEADLINE_PASSED, Fact(deadline.attempt, deadline.at)))
+
+
+ALICE = person("alice")
+ASSISTANT = agent("agent-AJ_1", "assistant")
+D_ASSISTANT = DispatchInfo("AD_1", "assistant", metadata='{"lang":"fr"}', created_at=100)
+D_NOTETAKER = DispatchInfo("AD_2", "notetaker", metadata='{"doc":"42"}', attributes=(("team", "sales"),))
+
+
+def test_zero_config_learns_the_dispatches_and_redispatches_the_missing_agent_with_its_metadata() -> None:
+    room = Room_()
+    room(webhook(EventKind.ROOM_STARTED, 99))
+    room(webhook(J, 100, ALICE))
+    room(webhook(J, 103, ASSISTANT))
+    first = room.due("")  # the room's own watch: at the first person's arrival + join_sla
+    assert (first.at, first.agent) == (115, "")
+    assert any(isinstance(a, CheckPresence) for a in room.fire(first))
+    learned = room.answer(first.attempt, 115.1, (ALICE, ASSISTANT), D_ASSISTANT, D_NOTETAKER)
+    assert [a for a in learned if isinstance(a, Expect)] == [
+        Expect("assistant", "dispatch"),
+        Expect("notetaker", "dispatch"),
+    ]
+    assert not any(isinstance(a, Redispatch) for a in learned)  # each view asks for itself first
+    assistant, notetaker = room.room.view("assistant"), room.room.view("notetaker")
+    assert assistant is not None and notetaker is not None
+    assert (assistant.phase, assistant.deadline) == (Phase.AGENT_PRESENT, None)
+    assert notetaker.phase is Phase.WAITING
+    due = room.due("notetaker")
+    assert due.at == 115 and due.attempt != first.attempt  # already past: fires at once
+    room.fire(due)
+    acted = room.answer(due.attempt, 115.3, (ALICE, ASSISTANT), D_ASSISTANT, D_NOTETAKER)
+    assert [a for a in acted if isinstance(a, Redispatch)] == [
+        Redispatch(due.attempt, "notetaker", '{"doc":"42"}', ("AD_2",), (("team", "sales"),))
+    ]
+    summary = views.summary(room.room)
+    assert (summary.agent, str(summary.recovery)) == ("notetaker", "redispatching")
+
+
+def test_a_room_that_expects_no_agent_is_left_alone() -> None:
+    room = Room_()
+    room(webhook(J, 100, ALICE))
+    first = room.due("")
+    room.fire(first)
+    automatic = DispatchInfo("AD_9", "")  # the server's own empty-name dispatch says nothing
+    after = room.answer(first.attempt, 115.2, (ALICE,), automatic)
+    assert not [a for a in after if isinstance(a, Redispatch | Dispatch | ScheduleDeadline)]
+    room(webhook(J, 130, person("bob")))
+    room(webhook(L, 140, ALICE))
+    assert room.room.views == () and room.room.learned
+    assert views.next_deadline(room.room) is None
+    assert not any(isinstance(a, Redispatch | Dispatch) for a in room.actions)
+
+
+def test_unnamed_agents_count_where_a_rule_says_so() -> None:
+    rules = Rules.of((Rule(1, room="support-*", unnamed_agents=True),), POLICY)
+    room = Room_(rules)
+    room(webhook(J, 100, ALICE))
+    room.fire(room.due(""))
+    room.answer(room.due("").attempt, 115.2, (ALICE,), DispatchInfo("AD_9", ""))
+    assert [v.agent for v in room.room.views] == [""]
+
+
+def test_a_rule_expects_two_agents_and_only_the_missing_one_is_redispatched() -> None:
+    rules = Rules.of((Rule(1, room="support-*", agents=("assistant", "notetaker"), join_sla=10),), POLICY)
+    room = Room_(rules)
+    room(webhook(J, 100, ALICE))
+    assert {(v.agent, v.sources) for v in room.room.views} == {
+        ("assistant", ("rule",)),
+        ("notetaker", ("rule",)),
+    }
+    room(webhook(J, 104, ASSISTANT))
+    assert room.room.view("assistant").deadline is None  # type: ignore[union-attr]
+    due = room.due("notetaker")
+    assert due.at == 110  # the rule's join_sla
+    room.fire(due)
+    acted = room.answer(due.attempt, 110.2, (ALICE, ASSISTANT), D_ASSISTANT)
+    assert [(a.agent_name, a.metadata) for a in acted if isinstance(a, Redispatch)] == [("notetaker", "")]
+    assert room.room.view("assistant").phase is Phase.AGENT_PRESENT  # type: ignore[union-attr]
+
+
+def test_a_job_event_makes_its_agent_expected() -> None:
+    rules = Rules.of((Rule(1, room="support-*", agents=("assistant",)),), POLICY)
+    room = Room_(rules)
+    room(webhook(J, 100, ALICE))
+    job = Job("AJ_7", agent_name="notetaker", dispatch_id="AD_2")
+    acted = room(webhook(EventKind.AGENT_JOB_STARTED, 101, job=job))
+    assert Expect("notetaker", "job") in acted
+    assert room.due("notetaker").at == 115
+
+
+def test_an_avatar_is_neither_an_agent_nor_a_person() -> None:
+    rules = Rules.of((Rule(1, agents=("assistant",)),), POLICY)
+    room = Room_(rules)
+    room(webhook(J, 100, ALICE))
+    room(webhook(J, 101, agent("avatar-1", "", on_behalf="agent-AJ_1")))
+    view = room.room.view("assistant")
+    assert view is not None and view.phase is Phase.WAITING and len(view.people) == 1
+    room(webhook(L, 102, ALICE))
+    assert room.room.view("assistant").phase is Phase.IDLE  # type: ignore[union-attr]
+
+
+def test_a_sip_room_gets_its_own_sla_from_the_callers_arrival() -> None:
+    rules = Rules.of(
+        (Rule(1, sip=True, agents=("receptionist",), join_sla=3),),
+        replace(POLICY, sla_from_room_start=True, agent_name="assistant"),
+    )
+    room = Room_(rules)
+    room(webhook(EventKind.ROOM_STARTED, 90))
+    room(webhook(J, 100, person("sip_•••0100", ParticipantKind.SIP)))
+    assert [v.agent for v in room.room.views] == ["receptionist"]  # the SIP rule, not the setting's
+    due = room.due("receptionist")
+    assert due.at == 103  # from the caller's arrival, not the room's start
+
+
+def test_warden_agent_name_alone_is_one_view_of_that_agent() -> None:
+    rules = Rules.of((), replace(POLICY, agent_name="notetaker"))
+    room = Room_(rules)
+    room(webhook(J, 100, ALICE))
+    assert [(v.agent, v.sources) for v in room.room.views] == [("notetaker", ("setting",))]
+    assert [a.agent for a in room.actions if isinstance(a, ScheduleDeadline)] == ["notetaker"]
+
+
+# --- WARDEN_AGENT_NAME alone behaves exactly as before views existed ----------------------------------
+
+NAMES = ("alice", "bob", "agent-1", "agent-2")
+
+
+@st.composite
+def lives(draw: st.DrawFn) -> list[tuple[Event, float]]:
+    events, at = [], 100
+    for _ in range(draw(st.integers(1, 25))):
+        at += draw(st.integers(0, 12))
+        who = draw(st.sampled_from(NAMES))
+        is_agent = who.startswith("agent")
+        p = agent(who, "notetaker") if is_agent else person(who)
+        kind = draw(
+            st.sampled_from(
+                [J, L, EventKind.TRACK_PUBLISHED, EventKind.DEADLINE_PASSED, EventKind.PRESENCE_OBSERVED]
+            )
+        )
+        if kind in (EventKind.DEADLINE_PASSED, EventKind.PRESENCE_OBSERVED):
+            fact = Fact(draw(st.integers(1, 4)), float(at), True, (p,) if draw(st.booleans()) else ())
+            events.append((own(kind, fact), float(at)))
+        elif kind is EventKind.TRACK_PUBLISHED:
+            events.append((webhook(kind, at, Participant(who, f"PA_{who}")), float(at)))
+        else:
+            events.append((webhook(kind, at, p), float(at)))
+    return events
+
+
+@settings(max_examples=300, deadline=None)
+@given(lives())
+def test_a_single_agent_name_folds_exactly_as_the_one_agent_machine(
+    events: list[tuple[Event, float]],
+) -> None:
+    policy = replace(POLICY, agent_name="notetaker")
+    before = fold_one(Room("RM_1", "support-7"), events, policy=policy)
+    room: RoomViews = views.fold(views.new("RM_1", "support-7"), events, rules=Rules.of((), policy))
+    (view,) = room.views
+    assert replace(view, agent="", sources=()) == before

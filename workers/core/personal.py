@@ -1,0 +1,37 @@
+"""Personal data Warden must not show: phone numbers. A caller's identity is derived from the number by
+default (`sip_+15550100`), SIP rooms are often named after it, and `sip.phoneNumber` attributes carry
+it. `mask_phone` keeps at most the last four digits of every unbroken run of seven digits or more (with
+or without a leading `+`, as E.164 numbers are written in SIP): "+15550100" → "•••0100". Runs broken
+by separators ("2026-12-01") are left alone."""
+
+from __future__ import annotations
+
+import re
+
+_NUMBER = re.compile(r"\+?\d{7,}")
+
+
+def mask_phone(text: str) -> str:
+    """`text` with each phone-number-like run replaced by `•••` and its last four digits."""
+    if not any(c.isdigit() for c in text):
+        return text
+    return _NUMBER.sub(_masked, text)
+
+
+def _masked(match: re.Match[str]) -> str:
+    return "•••" + match[0][-4:]
+
+
+def mask_identity(identity: str, kind: int | None) -> str:
+    """A participant's identity fit to keep: an agent's as it is (Warden evicts agents by identity);
+    anyone else's with phone numbers masked. Track events carry no kind: there only the identities
+    LiveKit derives from a number (`sip_…`) or that spell one (`+…`) are masked, so that an agent's
+    identity, which may hold a long run of digits, is never changed."""
+    if kind == AGENT_KIND:
+        return identity
+    if kind is None and not (identity.startswith("sip_") or "+" in identity):
+        return identity
+    return mask_phone(identity)
+
+
+AGENT_KIND = 4  # livekit.ParticipantInfo.Kind.AGENT (see `workers.core.events.ParticipantKind`)
