@@ -23,7 +23,7 @@ from tests.support.harness import Harness, harness
 from tests.support.helpers import body, person
 from tests.support.settings import make_settings
 from tests.support.waiting import wait_until
-from workers.core import machine
+from workers.core import views
 from workers.core.events import Event, to_dict
 from workers.jobs.context import context
 from workers.jobs.dead_letters import DEAD, dead_lettered
@@ -32,7 +32,6 @@ from workers.jobs.worker import worker_settings
 from workers.queue.claiming import ClaimingWorker
 from workers.queue.enqueue import Enqueuer
 from workers.queue.jobs import function_of, original_job_id, queue_webhook, retry_job_id
-from workers.store import writer
 from workers.store.dead_letters import newest
 
 SECRET_URL = "https://hooks.example.com/services/T0/B0/s3cret-hook-token"
@@ -41,15 +40,14 @@ SECRET_URL = "https://hooks.example.com/services/T0/B0/s3cret-hook-token"
 @pytest.fixture
 def planted_bug(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     """The fold raises for the event EV_bad (naming a secret URL, as an httpx error would)."""
-    real = writer.transition
+    real = views.transition  # the one-agent machine, as every view of a room is moved by it
 
     def transition(room: Any, event: Event, **kwargs: Any) -> Any:
         if event.id == "EV_bad":
             raise RuntimeError(f"planted bug while calling {SECRET_URL}")
         return real(room, event, **kwargs)
 
-    monkeypatch.setattr(writer, "transition", transition)  # a room's next event
-    monkeypatch.setattr(machine, "transition", transition)  # a late event: the room's log re-folded
+    monkeypatch.setattr(views, "transition", transition)  # a room's next event, or its log re-folded
     yield monkeypatch
 
 
