@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 import jwt
 from google.protobuf.message import Message
 from livekit.api import TokenVerifier
+from livekit.protocol import agent, models
 from livekit.protocol import agent_dispatch as ad
 from livekit.protocol import cloud_agent as ca
-from livekit.protocol import models
 from livekit.protocol import room as rs
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -85,6 +85,8 @@ class FakeLiveKit:
     restarts: list[str] = field(default_factory=list)
     on_restart: Callable[[str], None] | None = None
     on_remove: Callable[[str, str], None] | None = None  # (room, identity) removed by RemoveParticipant
+    automatic_dispatch: bool = True  # rooms get livekit-server's empty-name dispatch (no agents configured)
+    jobs: dict[str, str] = field(default_factory=dict)  # dispatch id -> identity of the agent serving it
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     # --- the world, as tests arrange it -------------------------------------------------------
@@ -98,6 +100,7 @@ class FakeLiveKit:
         at: int = 0,
         caller: str = "",
         on_behalf: str = "",
+        dispatch_id: str = "",
     ) -> None:
         """A participant joins at Unix second `at` (default now): an agent when `agent_name` is given
         (livekit-server sets `lk.agent_name`), an avatar speaking for the agent `on_behalf`, or a phone
@@ -110,8 +113,10 @@ class FakeLiveKit:
         )
         if agent_name is not None or on_behalf:
             info.kind = models.ParticipantInfo.AGENT
-        if agent_name is not None:
-            info.attributes["lk.agent_name"] = agent_name
+        if agent_name is not None:  # livekit-server sets one, the agents framework the other
+            info.attributes["lk.agent_name"] = info.attributes["lk.agent.name"] = agent_name
+        if dispatch_id:
+            self.jobs[dispatch_id] = identity
         if on_behalf:
             info.attributes["lk.publish_on_behalf"] = on_behalf
         if caller:
@@ -213,7 +218,8 @@ class FakeLiveKit:
         return self.rooms[name]
 
     def _ListParticipants(self, req: rs.ListParticipantsRequest) -> rs.ListParticipantsResponse:
-        return rs.ListParticipantsResponse(participants=list(self._room(req.room).values()))
+        # livekit-server answers for a room it does not have with an empty list, not `not_found`
+        return rs.ListParticipantsResponse(participants=list(self.rooms.get(req.room, {}).values()))
 
     def _RemoveParticipant(self, req: rs.RoomParticipantIdentity) -> rs.RemoveParticipantResponse:
         if self._room(req.room).pop(req.identity, None) is None:
@@ -223,9 +229,11 @@ class FakeLiveKit:
         return rs.RemoveParticipantResponse()
 
     def _ListRooms(self, req: rs.ListRoomsRequest) -> rs.ListRoomsResponse:
-        return rs.ListRoomsResponse(rooms=[models.Room(name=n, sid=room_sid(n)) for n in self.rooms])
+        names = [n for n in self.rooms if not req.names or n in req.names]
+        return rs.ListRoomsResponse(rooms=[models.Room(name=n, sid=room_sid(n)) for n in names])
 
     def _CreateDispatch(self, req: ad.CreateAgentDispatchRequest) -> ad.AgentDispatch:
+        self.rooms.setdefault(req.room, {})  # livekit-server creates a room it is asked to dispatch to
         dispatch = ad.AgentDispatch(
             id=f"AD_{next(self._ids)}",
             agent_name=req.agent_name,
@@ -244,11 +252,34 @@ class FakeLiveKit:
         dispatch = self.dispatches.pop(req.dispatch_id, None)
         if dispatch is None:
             raise TwirpFailure("not_found", "dispatch not found")
+        serving = self.jobs.pop(dispatch.id, "")
+        removed = bool(serving) and self.rooms.get(dispatch.room, {}).pop(serving, None) is not None
+        if removed and self.on_remove is not None:  # livekit-server ends the job, removes its agent
+            self.on_remove(dispatch.room, serving)
         return dispatch
 
     def _ListDispatch(self, req: ad.ListAgentDispatchRequest) -> ad.ListAgentDispatchResponse:
-        found = [d for d in self.dispatches.values() if d.room == req.room]
+        if req.room not in self.rooms:  # as livekit-server answers, after 3 s
+            raise TwirpFailure("unavailable", "no response from servers")
+        found = [self._with_job(d) for d in self.dispatches.values() if d.room == req.room]
+        if self.automatic_dispatch:
+            found.insert(0, ad.AgentDispatch(id=f"AD_auto_{room_sid(req.room)}", room=req.room))
         return ad.ListAgentDispatchResponse(agent_dispatches=found)
+
+    def _with_job(self, dispatch: ad.AgentDispatch) -> ad.AgentDispatch:
+        """A dispatch as listed: a served one has its job, JS_RUNNING for good (livekit-server never
+        updates the listed status, even after the agent left)."""
+        identity = self.jobs.get(dispatch.id)
+        if not identity:
+            return dispatch
+        listed = ad.AgentDispatch()
+        listed.CopyFrom(dispatch)
+        job = listed.state.jobs.add(
+            id=f"AJ_{dispatch.id}", dispatch_id=dispatch.id, agent_name=dispatch.agent_name
+        )
+        job.state.status = agent.JobStatus.JS_RUNNING
+        job.state.participant_identity = identity
+        return listed
 
     def _RestartAgent(self, req: ca.RestartAgentRequest) -> ca.RestartAgentResponse:
         if req.agent_id not in self.cloud_agents:

@@ -240,7 +240,7 @@ class Simulation:
         first = self._answered[room] == 0
         self._answered[room] += 1
         behaviour = fate if first and fate in ("leaves", "stalls") else "ok"
-        self._spawn(self._agent(room, f"agent-{dispatch.id}", behaviour))
+        self._spawn(self._agent(room, f"agent-{dispatch.id}", behaviour, dispatch_id=dispatch.id))
 
     def _on_second_dispatch(self, dispatch: AgentDispatch) -> None:
         """The second agent's workers: a fate of their own, the same outage (one fleet)."""
@@ -250,15 +250,17 @@ class Simulation:
             return
         if self._second_fates.get(room) == "never_joins" and self._dispatched[f"{room}|{name}"] == 1:
             return
-        self._spawn(self._agent(room, f"agent-{dispatch.id}", "ok", name))
+        self._spawn(self._agent(room, f"agent-{dispatch.id}", "ok", name, dispatch_id=dispatch.id))
 
-    async def _agent(self, room: str, identity: str, behaviour: str, name: str = "") -> None:
+    async def _agent(
+        self, room: str, identity: str, behaviour: str, name: str = "", *, dispatch_id: str = ""
+    ) -> None:
         name = name or self.agent_name
         await asyncio.sleep(self.rng.uniform(*self.agent_delay))
         if room not in self.fake.rooms:
             return
         self._names[identity] = name
-        self.fake.join(room, identity, agent_name=name)
+        self.fake.join(room, identity, agent_name=name, dispatch_id=dispatch_id)
         await self.webhook("participant_joined", room, participant=agent(identity, name))
         if behaviour == "stalls":
             return

@@ -39,15 +39,15 @@ class Agents(World):
     app_made: set[str] = field(default_factory=set)
     by_app: bool = False
 
-    async def named_agent_joins(self, room: str, who: str, name: str) -> None:
-        self.fake.join(room, who, agent_name=name)
+    async def named_agent_joins(self, room: str, who: str, name: str, dispatch_id: str = "") -> None:
+        self.fake.join(room, who, agent_name=name, dispatch_id=dispatch_id)
         await self.webhook("participant_joined", room, participant=agent(who, name))
         await self.webhook("track_published", room, participant={"sid": f"PA_{who}", "identity": who})
 
     def on_dispatch(self, dispatch: AgentDispatch) -> None:
         if self.by_app or not self.answers(dispatch):
             return
-        work = self.named_agent_joins(dispatch.room, f"agent-{dispatch.id}", dispatch.agent_name)
+        work = self.named_agent_joins(dispatch.room, f"agent-{dispatch.id}", dispatch.agent_name, dispatch.id)
         task = asyncio.get_running_loop().create_task(work)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)

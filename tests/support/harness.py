@@ -177,8 +177,7 @@ async def harness(
             redis_url=redis_url,
             database_url=database_url,
             livekit_url=url,
-            warden_agent_name=AGENT,
-            **values,
+            **{"warden_agent_name": AGENT, **values},  # warden_agent_name="": no agent configured
         )
         queue = ArqRedis.from_url(redis_url)
         clock, escalator = Clock(), RecordingEscalator()

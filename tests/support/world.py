@@ -54,8 +54,10 @@ class World:
         self.fake.leave(room, who)
         await self.webhook("participant_left", room, participant=person(who))
 
-    async def agent_joins(self, room: str, who: str, *, publish: bool | None = None) -> None:
-        self.fake.join(room, who, agent_name=AGENT)
+    async def agent_joins(
+        self, room: str, who: str, *, publish: bool | None = None, dispatch_id: str = ""
+    ) -> None:
+        self.fake.join(room, who, agent_name=AGENT, dispatch_id=dispatch_id)
         await self.webhook("participant_joined", room, participant=agent(who, AGENT))
         if self.publish if publish is None else publish:
             await self.webhook(
@@ -73,7 +75,8 @@ class World:
         """An agent answers the n-th dispatch of its room, as scripted in `arrive_on`."""
         count = sum(1 for room, _ in self.fake.created if room == dispatch.room)
         if self.arrive_on.get(dispatch.room) == count:
-            task = asyncio.get_running_loop().create_task(self.agent_joins(dispatch.room, f"agent-{count}"))
+            joins = self.agent_joins(dispatch.room, f"agent-{count}", dispatch_id=dispatch.id)
+            task = asyncio.get_running_loop().create_task(joins)
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
 

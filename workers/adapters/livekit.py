@@ -85,6 +85,8 @@ class LiveKitRooms:
         await self._api.aclose()
 
     async def observe(self, room: str) -> tuple[bool, tuple[Participant, ...], tuple[DispatchInfo, ...]]:
+        if not await self._exists(room):
+            return False, (), ()
         asked = await asyncio.gather(
             self._call(self._api.room.list_participants(ListParticipantsRequest(room=room))),
             self._call(self._api.agent_dispatch.list_dispatch(room)),
@@ -111,6 +113,13 @@ class LiveKitRooms:
         )
         return True, participants, infos
 
+    async def _exists(self, room: str) -> bool:
+        """Does LiveKit have the room now? livekit-server answers `ListParticipants` for a room it does
+        not have with an empty list (and `ListDispatch` with a 503 after 3 s), so only `ListRooms` with
+        the room's name tells (in milliseconds)."""
+        listed = await self._call(self._api.room.list_rooms(ListRoomsRequest(names=[room])))
+        return any(r.name == room for r in listed.rooms)
+
     async def _call(self, request: Awaitable[T]) -> T:
         return await call(request, self._timeout, on_error=self._on_error)
 
@@ -119,6 +128,8 @@ class LiveKitRooms:
         return [(r.sid, r.name) for r in listed.rooms]
 
     async def participants(self, room: str) -> tuple[Participant, ...] | None:
+        if not await self._exists(room):
+            return None
         try:
             listed = await self._call(self._api.room.list_participants(ListParticipantsRequest(room=room)))
         except UpstreamError as exc:
@@ -135,11 +146,25 @@ class LiveKitRooms:
         stale: tuple[str, ...],
         attributes: tuple[tuple[str, str], ...] = (),
     ) -> str:
-        current = [
-            d
-            for d in await self._call(self._api.agent_dispatch.list_dispatch(room))
-            if d.agent_name == agent_name
-        ]
+        if not await self._exists(room):
+            # CreateDispatch would bring the room back (livekit-server creates the rooms it is asked about)
+            raise UpstreamError("room gone", retryable=False, code=NOT_FOUND)
+        listed, dispatches = await asyncio.gather(
+            self._call(self._api.room.list_participants(ListParticipantsRequest(room=room))),
+            self._call(self._api.agent_dispatch.list_dispatch(room)),
+        )
+        current = [d for d in dispatches if d.agent_name == agent_name]
+        here = {
+            p.identity
+            for p in listed.participants
+            if p.kind == ParticipantInfo.AGENT and _agent_name(p) == agent_name
+        }
+        if here:
+            # An agent of that name is in the room now: it joined after Warden looked (LiveKit lists a
+            # job ~5 s after it starts). Deleting its dispatch would remove it from the room; it is the
+            # live one.
+            serving = [d for d in current if any(j.state.participant_identity in here for j in d.state.jobs)]
+            return str((serving or current)[0].id) if serving or current else ""
         # A dispatch Warden did not see when it decided was made since: by an earlier try of this step
         # (a timeout that landed after all), or by LiveKit itself. Either way it is the live one.
         fresh = [d for d in current if d.id not in stale]
@@ -163,12 +188,16 @@ class LiveKitRooms:
         )
 
 
+def _agent_name(info: ParticipantInfo) -> str:
+    return next((info.attributes[a] for a in AGENT_NAME_ATTRIBUTES if info.attributes.get(a)), "")
+
+
 def _participant(info: ParticipantInfo) -> Participant:
     return Participant(
         identity=mask_identity(info.identity, int(info.kind)),
         sid=info.sid,
         kind=int(info.kind),
-        agent_name=next((info.attributes[a] for a in AGENT_NAME_ATTRIBUTES if info.attributes.get(a)), ""),
+        agent_name=_agent_name(info),
         joined_at=float(info.joined_at),
         on_behalf=info.attributes.get(ON_BEHALF_ATTRIBUTE, ""),
     )

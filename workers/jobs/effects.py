@@ -14,7 +14,7 @@ from typing import Protocol, TypeVar
 
 from arq.connections import ArqRedis
 
-from workers.adapters.livekit import Dispatcher, Presence
+from workers.adapters.livekit import NOT_FOUND, Dispatcher, Presence
 from workers.core.errors import UpstreamError
 from workers.core.events import Event, EventKind, Fact, internal
 from workers.core.room import (
@@ -123,6 +123,8 @@ class Effects:
                 dispatched = await self._refusable(
                     self.dispatcher.redispatch(room.name, agent_name, metadata, stale, action.attributes)
                 )
+                if isinstance(dispatched, UpstreamError) and dispatched.code == NOT_FOUND:
+                    return self._gone(room)  # the room ended meanwhile: nothing to dispatch to
                 if isinstance(dispatched, UpstreamError):
                     return self._failed(room, attempt, dispatched)
                 fact = Fact(attempt=attempt, at=self.clock(), dispatch_id=dispatched, agent=room.agent)
@@ -138,6 +140,13 @@ class Effects:
             if exc.retryable:
                 raise
             return exc
+
+    def _gone(self, room: Room) -> Event:
+        """LiveKit no longer has the room: as reconciliation would find it."""
+        fact = Fact(at=self.clock(), room_exists=False)
+        return internal(
+            EventKind.RECONCILED, f"reconciled:{room.sid}:{fact.at:.3f}", room.sid, room.name, fact
+        )
 
     def _failed(self, room: Room, attempt: int, error: UpstreamError) -> Event:
         return self._event(
