@@ -17,7 +17,7 @@ from service.api.openapi_schemas import SCHEMAS, Schema, ref
 from workers.core.room import Phase
 
 JSON = "application/json"
-ADMIN = [{"adminToken": []}, {"adminBasic": []}]
+ADMIN: list[dict[str, list[str]]] = [{"adminToken": []}, {"adminBasic": []}]
 DESCRIPTION = """Warden's operator API: rooms with their timelines, incidents, dead letters, and agents'
 heartbeats.
 

@@ -70,6 +70,12 @@ def test_every_alert_has_a_severity_a_wait_and_words_for_people() -> None:
         assert rule["annotations"]["summary"] and rule["annotations"]["description"], rule["alert"]
 
 
+def test_the_rules_read_wardens_metrics_and_prometheus_up_only() -> None:
+    names = {name: metric_names(expr) for name, expr in rule_expressions().items()}
+    assert set(names) == ALERTS and all(names.values())
+    assert all(n == "up" or n.startswith("warden_") for found in names.values() for n in found), names
+
+
 def test_every_alert_has_a_unit_test() -> None:
     tests = yaml.safe_load(RULE_TESTS.read_text())["tests"]
     tested = {case["alertname"] for test in tests for case in test.get("alert_rule_test", [])}
@@ -116,11 +122,13 @@ def test_the_dashboard_shows_what_operators_look_for_by_agent() -> None:
         ("max(warden_open_incidents) > 0", {"warden_open_incidents"}),
         ('up{job="warden-worker"} == 0', {"up"}),
         (
-            'absent(warden_jobs_total{function="sweep"}) or sum(rate(warden_jobs_total{function="x"}[5m])) == 0',
+            'absent(warden_jobs_total{function="sweep"})'
+            ' or sum(rate(warden_jobs_total{function="x"}[5m])) == 0',
             {"warden_jobs_total"},
         ),
         (
-            'histogram_quantile(0.9, sum by (agent, le) (rate(warden_a_bucket{agent=~"$agent"}[$__rate_interval])))',
+            "histogram_quantile(0.9, sum by (agent, le)"
+            ' (rate(warden_a_bucket{agent=~"$agent"}[$__rate_interval])))',
             {"warden_a_bucket"},
         ),
         ("sum(rate(a_total[5m] offset 1h)) by (code) / ignoring(code) group_left b", {"a_total", "b"}),
