@@ -55,6 +55,7 @@ def test_warden_rooms_globs_choose_the_watched_rooms() -> None:
         ({"warden_worker_concurrency": 0}, "WARDEN_WORKER_CONCURRENCY"),
         ({"warden_alert_retry_seconds": 0}, "WARDEN_ALERT_RETRY_SECONDS"),
         ({"warden_claim_lease_seconds": "soon"}, "WARDEN_CLAIM_LEASE_SECONDS"),
+        ({"warden_log_format": "yaml"}, "WARDEN_LOG_FORMAT"),
     ],
 )
 def test_bad_setting_names_the_variable_and_not_the_secret(
