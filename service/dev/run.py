@@ -151,7 +151,7 @@ def main() -> None:
             notes=tuple(notes),
         )
         exited = (
-            _watch_with_panel(processes, links, settings.port)
+            _watch_with_panel(processes, links, settings.port, settings.admin_token)
             if on_terminal
             else _watch_plain(processes, links)
         )
@@ -204,14 +204,21 @@ def _watch_plain(processes: Processes, links: Links) -> tuple[str, int] | None:
         return None
 
 
-def _watch_with_panel(processes: Processes, links: Links, port: int) -> tuple[str, int] | None:
+def _watch_with_panel(
+    processes: Processes, links: Links, port: int, admin_token: str
+) -> tuple[str, int] | None:
     """The status panel, refreshed each second from both processes' metrics over loopback, until
-    SIGINT/SIGTERM or a process exits (returned)."""
+    SIGINT/SIGTERM or a process exits (returned). `/metrics` needs no credentials today; the dashboard's
+    are sent all the same (to Warden's own process, on loopback) should it ever ask for them."""
     loopback = f"http://127.0.0.1:{port}/metrics"
     status: Status | None = None
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    with httpx.Client() as client, Live(render(None, links, "starting"), auto_refresh=False) as live:
+    auth = {"Authorization": f"Bearer {admin_token}"} if admin_token else {}
+    with (
+        httpx.Client(headers=auth) as client,
+        Live(render(None, links, "starting"), auto_refresh=False) as live,
+    ):
         try:
             while (exited := processes.exited()) is None:
                 status = read_status(client, loopback, links.worker_metrics)
