@@ -62,9 +62,13 @@ def test_every_line_of_release_web_and_worker_is_a_json_object(tmp_path: Path, r
     web = json_lines((tmp_path / "web-0.log").read_text(), "web")
 
     recorded = [e for e in worker if e.get("outcome")]
-    assert [(e["room"], e["event"], e["outcome"], e["level"]) for e in recorded] == [
-        ("call-42", "participant_joined", "applied", "INFO")
-    ]
+    # (the join SLA's deadline may have passed too on a slow machine: it is about the same room)
+    assert (recorded[0]["event"], recorded[0]["outcome"], recorded[0]["level"]) == (
+        "participant_joined",
+        "applied",
+        "INFO",
+    )
+    assert {e["room"] for e in recorded} == {"call-42"}
     assert any(e["logger"] == "arq.worker" for e in worker)  # the libraries' lines too
     assert any(e["level"] == "WARNING" and "webhook rejected" in e["message"] for e in web)
     assert any(e["logger"] == "uvicorn.access" and "POST /webhook" in e["message"] for e in web)
