@@ -35,9 +35,14 @@ PROMTOOL := /usr/bin/promtool
 $(PROMTOOL):
 	$(call apt-install,prometheus,promtool (the alert rules' tests),the rules' tests will be skipped (under CI they fail))
 
+# The terminal test of `make run` types into tmux (Debian's package).
+TMUX_BIN := /usr/bin/tmux
+$(TMUX_BIN):
+	$(call apt-install,tmux,the terminal test of make run,that test will be skipped (under CI it fails))
+
 # PostgreSQL: the server at WARDEN_TEST_POSTGRES_URL when one answers, else a private one started (and
 # Debian's postgresql installed) for the run; Redis: 127.0.0.1:6379 when it answers, else a private one.
-test: $(STAMP) $(CHROMIUM) $(PROMTOOL)
+test: $(STAMP) $(CHROMIUM) $(PROMTOOL) $(TMUX_BIN)
 	$(BIN)/python -m tests.support.run
 
 # The pure tier alone (no servers, no processes): run it constantly.

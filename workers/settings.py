@@ -85,6 +85,7 @@ class Settings(BaseSettings):
     warden_admin_token: SecretStr = SecretStr("")
     warden_queue_name: str = "warden:queue"
     warden_log_level: str = "INFO"
+    warden_log_format: str = "text"
     warden_max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     warden_host: str = "0.0.0.0"
     warden_join_sla_seconds: float = Field(default=15.0, gt=0)
@@ -212,6 +213,13 @@ class Settings(BaseSettings):
         if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
         return value.upper()
+
+    @field_validator("warden_log_format")
+    @classmethod
+    def _check_log_format(cls, value: str) -> str:
+        if value.lower() not in ("text", "json"):
+            raise ValueError("must be text or json")
+        return value.lower()
 
     @model_validator(mode="after")
     def _check_credentials(self) -> Settings:

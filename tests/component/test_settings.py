@@ -59,6 +59,7 @@ def test_warden_rooms_globs_choose_the_watched_rooms() -> None:
         ({"warden_opsgenie_url": "ftp://api.opsgenie.com/hidden-value"}, "WARDEN_OPSGENIE_URL"),
         ({"warden_incident_webhook_url": "https:///hidden-value"}, "WARDEN_INCIDENT_WEBHOOK_URL"),
         ({"warden_alert_webhook_url": "hooks.slack.com/services/hidden-value"}, "WARDEN_ALERT_WEBHOOK_URL"),
+        ({"warden_log_format": "yaml"}, "WARDEN_LOG_FORMAT"),
     ],
 )
 def test_bad_setting_names_the_variable_and_not_the_secret(
