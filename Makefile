@@ -30,9 +30,19 @@ CHROMIUM := /usr/bin/chromium
 $(CHROMIUM):
 	$(call apt-install,chromium,the browser tests,the browser tests will be skipped (under CI they fail))
 
+# The Prometheus rules' checks and unit tests run promtool, which Debian's prometheus package has.
+PROMTOOL := /usr/bin/promtool
+$(PROMTOOL):
+	$(call apt-install,prometheus,promtool (the alert rules' tests),the rules' tests will be skipped (under CI they fail))
+
+# The terminal test of `make run` types into tmux (Debian's package).
+TMUX_BIN := /usr/bin/tmux
+$(TMUX_BIN):
+	$(call apt-install,tmux,the terminal test of make run,that test will be skipped (under CI it fails))
+
 # PostgreSQL: the server at WARDEN_TEST_POSTGRES_URL when one answers, else a private one started (and
 # Debian's postgresql installed) for the run; Redis: 127.0.0.1:6379 when it answers, else a private one.
-test: $(STAMP) $(CHROMIUM)
+test: $(STAMP) $(CHROMIUM) $(PROMTOOL) $(TMUX_BIN)
 	$(BIN)/python -m tests.support.run
 
 # The pure tier alone (no servers, no processes): run it constantly.

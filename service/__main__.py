@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
 
 from service.app import create_app
 from workers import logs
@@ -11,12 +12,15 @@ from workers.settings import load_settings_or_exit
 
 def main() -> None:
     settings = load_settings_or_exit()
-    logs.configure(settings.warden_log_level)
+    logs.configure(settings.warden_log_level, settings.warden_log_format, process="web")
+    logs.allow_dev_keys(settings.api_keys)
     uvicorn.run(
         create_app(settings),
         host=settings.warden_host,
         port=settings.port,
         log_level=settings.warden_log_level.lower(),
+        # JSON: uvicorn's own loggers go to ours instead of its text handlers.
+        log_config=None if settings.warden_log_format == "json" else LOGGING_CONFIG,
     )
 
 

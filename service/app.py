@@ -25,6 +25,7 @@ from starlette.staticfiles import StaticFiles
 
 from service.api.dead_letters import get_dead_letters, retry_dead_letter
 from service.api.incidents import get_incidents, get_one_incident
+from service.api.openapi import get_openapi
 from service.api.rooms import get_room, get_rooms
 from service.dashboard.dead_letters import dead_letters_page
 from service.dashboard.pages import STATIC, incidents_page, room_page, rooms_page
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/api/incidents/{id}", get_one_incident),
             Route("/api/dead-letters", get_dead_letters),
             Route("/api/dead-letters/{id:path}/retry", retry_dead_letter, methods=["POST"]),
+            Route("/api/openapi.json", get_openapi),
             Route("/", rooms_page),
             Route("/rooms/{name:path}", room_page),
             Route("/incidents", incidents_page),

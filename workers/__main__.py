@@ -24,7 +24,8 @@ MAX_BACKOFF_SECONDS = 30.0
 
 def main() -> None:
     settings = load_settings_or_exit(worker=True)
-    logs.configure(settings.warden_log_level)
+    logs.configure(settings.warden_log_level, settings.warden_log_format, process="worker")
+    logs.allow_dev_keys(settings.api_keys)
     try:
         metrics.serve(settings.warden_worker_metrics_port)
     except OSError as exc:

@@ -1,11 +1,27 @@
-"""Logging for Warden's processes. httpx logs every request URL at INFO, and the alert and deploy-hook
-URLs are secrets (Slack's carries its token), so its loggers are held at WARNING."""
+"""Logging for Warden's processes (web, worker, release), as text or, with `WARDEN_LOG_FORMAT=json`, one
+JSON object per line for a log drain: time, level, process, logger, message, and the room, event and
+outcome when the line is about one (passed as `extra={"room": ..., ...}`).
+
+httpx logs every request URL at INFO, and the alert and deploy-hook URLs are secrets (Slack's carries its
+token), so its loggers are held at WARNING. Python's warnings are logged too, so that they are JSON as well.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import warnings
+from datetime import UTC, datetime
+
+import jwt
 
 from workers.core.personal import mask_phone
+
+LOG_FORMATS = ("text", "json")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+CONTEXT_FIELDS = ("room", "event", "outcome")
+# livekit-server --dev's key pair, which `make run` uses when no key is configured.
+DEV_KEYS = {"devkey": "secret"}
 
 
 class MaskPhoneNumbers(logging.Filter):
@@ -19,9 +35,44 @@ class MaskPhoneNumbers(logging.Filter):
         return True
 
 
-def configure(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(MaskPhoneNumbers())
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, on one line (a traceback goes into `exception`, escaped)."""
+
+    def __init__(self, process: str) -> None:
+        super().__init__()
+        self.process = process
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "process": self.process,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in CONTEXT_FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                entry[name] = mask_phone(str(value))
+        if record.exc_info:
+            entry["exception"] = mask_phone(self.formatException(record.exc_info))
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure(level: str, fmt: str = "text", *, process: str) -> None:
+    """Log at `level` to stderr, as `fmt` ('text' or 'json'), naming the `process` in JSON."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter(process) if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.addFilter(MaskPhoneNumbers())
+    logging.basicConfig(level=level, handlers=[handler])
+    logging.captureWarnings(True)
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def allow_dev_keys(keys: dict[str, str]) -> None:
+    """PyJWT warns on every token signed or verified with livekit-server --dev's 6-byte secret. When the
+    only keys are that well-known pair (`make run`'s demo and dev modes) the warning says nothing new and
+    is filtered in this process; with any other key, however short, it is left alone."""
+    if keys == DEV_KEYS:
+        warnings.filterwarnings("ignore", category=jwt.InsecureKeyLengthWarning)

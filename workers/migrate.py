@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from workers import logs
 from workers.settings import load_settings_or_exit
 from workers.store.engine import make_engine
 
+log = logging.getLogger("warden.release")
 MIGRATIONS = Path(__file__).parent / "store" / "migrations"
 
 
@@ -38,6 +41,7 @@ async def upgrade(engine: AsyncEngine) -> None:
 def main() -> None:
     """Entry point: `python -m workers.migrate`."""
     settings = load_settings_or_exit()
+    logs.configure(settings.warden_log_level, settings.warden_log_format, process="release")
     engine = make_engine(settings.database_url)
 
     async def _go() -> None:
@@ -47,7 +51,10 @@ def main() -> None:
             await engine.dispose()
 
     asyncio.run(_go())
-    print("warden: database is at the newest schema")
+    if settings.warden_log_format == "json":
+        log.info("database is at the newest schema")
+    else:
+        print("warden: database is at the newest schema")
 
 
 if __name__ == "__main__":

@@ -47,6 +47,14 @@ def parse_duration(text: str) -> float:
     return float(int(match[1]) * _DURATION_UNITS[match[2]])
 
 
+def check_http_url(url: str) -> None:
+    """An http(s) URL with a host; the error never repeats the URL (a webhook URL is a secret)."""
+    scheme, sep, rest = url.partition("://")
+    host = rest.split("/", 1)[0].split("?", 1)[0].rpartition("@")[2]
+    if not sep or scheme.lower() not in ("http", "https") or not host or any(c.isspace() for c in url):
+        raise ValueError("must be an http:// or https:// URL with a host")
+
+
 def parse_keys(text: str) -> dict[str, str]:
     """Parse livekit-server's ``key: secret`` pairs, one per line or separated by commas."""
     keys: dict[str, str] = {}
@@ -80,6 +88,7 @@ class Settings(BaseSettings):
     warden_admin_token: SecretStr = SecretStr("")
     warden_queue_name: str = "warden:queue"
     warden_log_level: str = "INFO"
+    warden_log_format: str = "text"
     warden_max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     warden_host: str = "0.0.0.0"
     warden_join_sla_seconds: float = Field(default=15.0, gt=0)
@@ -100,6 +109,12 @@ class Settings(BaseSettings):
     warden_restart_cooldown_seconds: float = Field(default=300.0, ge=0)
     warden_restart_grace_seconds: float = Field(default=20.0, ge=0)
     warden_alert_webhook_url: SecretStr = SecretStr("")
+    warden_pagerduty_routing_key: SecretStr = SecretStr("")
+    warden_pagerduty_url: str = "https://events.pagerduty.com/v2/enqueue"
+    warden_opsgenie_api_key: SecretStr = SecretStr("")
+    warden_opsgenie_url: str = "https://api.opsgenie.com"
+    warden_incident_webhook_url: SecretStr = SecretStr("")
+    warden_incident_webhook_secret: SecretStr = SecretStr("")
     warden_escalation_backoff_seconds: float = Field(default=1.0, ge=0)
     warden_alert_retry_seconds: float = Field(default=600.0, gt=0)
     warden_claim_lease_seconds: float = Field(default=60.0, gt=0, le=3600)
@@ -154,11 +169,17 @@ class Settings(BaseSettings):
             raise ValueError("must be 'restart' or 'restart,rollback'")
         return ",".join(steps)
 
-    @field_validator("warden_deploy_hook_url", "warden_alert_webhook_url")
+    @field_validator("warden_deploy_hook_url", "warden_alert_webhook_url", "warden_incident_webhook_url")
     @classmethod
     def _check_hook_url(cls, value: SecretStr) -> SecretStr:
-        if value.get_secret_value() and not value.get_secret_value().startswith(("http://", "https://")):
-            raise ValueError("must be an http:// or https:// URL")
+        if value.get_secret_value():
+            check_http_url(value.get_secret_value())
+        return value
+
+    @field_validator("warden_pagerduty_url", "warden_opsgenie_url")
+    @classmethod
+    def _check_alert_api_url(cls, value: str) -> str:
+        check_http_url(value)
         return value
 
     @field_validator("warden_reconcile_seconds")
@@ -195,6 +216,13 @@ class Settings(BaseSettings):
         if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
         return value.upper()
+
+    @field_validator("warden_log_format")
+    @classmethod
+    def _check_log_format(cls, value: str) -> str:
+        if value.lower() not in ("text", "json"):
+            raise ValueError("must be text or json")
+        return value.lower()
 
     @model_validator(mode="after")
     def _check_credentials(self) -> Settings:

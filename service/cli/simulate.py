@@ -18,6 +18,7 @@ from rich.table import Table
 from service.simulator.livekit import FakeLiveKit
 from service.simulator.serving import serve
 from service.simulator.world import FATES, FailurePlan, Report, Simulation, parse_failures
+from workers.logs import allow_dev_keys
 
 CLOUD_AGENT_ID = "CA_simulated"
 
@@ -71,6 +72,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    allow_dev_keys({args.key: args.secret})  # the default keys are livekit-server --dev's short pair
     try:
         return asyncio.run(simulate(args))
     except KeyboardInterrupt:

@@ -35,8 +35,11 @@ def free_port() -> int:
 class EmbeddedRedis:
     """A redis-server child process that keeps nothing on disk; use as a context manager."""
 
-    def __init__(self, workdir: Path, *, port: int = 0, persist: bool = False) -> None:
+    def __init__(
+        self, workdir: Path, *, port: int = 0, persist: bool = False, logfile: Path | None = None
+    ) -> None:
         self.workdir = workdir
+        self.logfile = (logfile or workdir / "redis.log").resolve()
         self.port = port or free_port()
         self.persist = persist
         self.process: subprocess.Popen[bytes] | None = None
@@ -47,6 +50,7 @@ class EmbeddedRedis:
 
     def start(self) -> str:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self.logfile.parent.mkdir(parents=True, exist_ok=True)
         args = [
             redis_server_binary(),
             "--port",
@@ -59,7 +63,7 @@ class EmbeddedRedis:
             "--dir",
             str(self.workdir),
             "--logfile",
-            "redis.log",
+            str(self.logfile),
         ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.2)
@@ -71,9 +75,7 @@ class EmbeddedRedis:
             except redis.ConnectionError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(
-                        f"embedded redis-server did not start (see {self.workdir}/redis.log)"
-                    ) from None
+                    raise RuntimeError(f"embedded redis-server did not start (see {self.logfile})") from None
                 time.sleep(0.05)  # polling a socket that is not listening yet: there is no event to await
             finally:
                 client.close()

@@ -55,6 +55,11 @@ def test_warden_rooms_globs_choose_the_watched_rooms() -> None:
         ({"warden_worker_concurrency": 0}, "WARDEN_WORKER_CONCURRENCY"),
         ({"warden_alert_retry_seconds": 0}, "WARDEN_ALERT_RETRY_SECONDS"),
         ({"warden_claim_lease_seconds": "soon"}, "WARDEN_CLAIM_LEASE_SECONDS"),
+        ({"warden_pagerduty_url": "events.pagerduty.com/hidden-value"}, "WARDEN_PAGERDUTY_URL"),
+        ({"warden_opsgenie_url": "ftp://api.opsgenie.com/hidden-value"}, "WARDEN_OPSGENIE_URL"),
+        ({"warden_incident_webhook_url": "https:///hidden-value"}, "WARDEN_INCIDENT_WEBHOOK_URL"),
+        ({"warden_alert_webhook_url": "hooks.slack.com/services/hidden-value"}, "WARDEN_ALERT_WEBHOOK_URL"),
+        ({"warden_log_format": "yaml"}, "WARDEN_LOG_FORMAT"),
     ],
 )
 def test_bad_setting_names_the_variable_and_not_the_secret(
@@ -64,6 +69,18 @@ def test_bad_setting_names_the_variable_and_not_the_secret(
         make_settings(**overrides)
     assert str(caught.value).startswith(f"{variable}:")
     assert SECRET not in str(caught.value) and "hidden-value" not in str(caught.value)
+
+
+def test_alert_routes_default_to_the_public_endpoints_and_are_off_until_given_a_key() -> None:
+    settings = make_settings()
+    assert settings.warden_pagerduty_url == "https://events.pagerduty.com/v2/enqueue"
+    assert settings.warden_opsgenie_url == "https://api.opsgenie.com"
+    assert not settings.warden_pagerduty_routing_key.get_secret_value()
+    assert not settings.warden_opsgenie_api_key.get_secret_value()
+    assert not settings.warden_incident_webhook_url.get_secret_value()
+    eu = make_settings(warden_opsgenie_url="https://api.eu.opsgenie.com", warden_opsgenie_api_key="k")
+    assert eu.warden_opsgenie_url == "https://api.eu.opsgenie.com"
+    assert "k" not in repr(eu.warden_opsgenie_api_key)
 
 
 def test_worker_concurrency_is_the_number_of_jobs_a_worker_runs_at_once() -> None:
@@ -110,3 +127,15 @@ def test_self_signed_rediss_can_be_accepted_for_heroku() -> None:
     lax = make_settings(redis_url="rediss://h:6380/0", warden_redis_tls_verify=False)
     assert (lax.arq_redis().ssl_cert_reqs, lax.redis_pool_options()) == ("none", {"ssl_cert_reqs": "none"})
     assert make_settings(redis_url="redis://h/0", warden_redis_tls_verify=False).redis_pool_options() == {}
+
+
+def test_worker_refuses_to_start_on_a_bad_alert_route_url_without_repeating_it() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIVEKIT_", "WARDEN_"))}
+    env.update({"LIVEKIT_API_KEY": KEY, "LIVEKIT_API_SECRET": SECRET, "LIVEKIT_URL": "http://127.0.0.1:7880"})
+    env["WARDEN_INCIDENT_WEBHOOK_URL"] = "hooks.example.com/router-token"
+    done = subprocess.run(
+        procfile_argv("worker"), env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert "WARDEN_INCIDENT_WEBHOOK_URL: must be an http:// or https:// URL with a host" in done.stderr
+    assert "router-token" not in done.stderr and "Traceback" not in done.stderr

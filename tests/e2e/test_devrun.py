@@ -15,6 +15,7 @@ import pytest
 
 from service.dev.embedded_redis import free_port
 from tests.support.helpers import fixture, sign
+from tests.support.processes import ROOT
 
 DEV_KEY, DEV_SECRET = "devkey", "secret"
 
@@ -30,6 +31,7 @@ def test_make_run_serves_webhooks_on_embedded_defaults_and_stops_cleanly_on_ctrl
     }
     port = free_port()
     env["PORT"] = str(port)
+    env["PYTHONPATH"] = str(ROOT)  # this checkout's code, whatever is installed
     env["WARDEN_DEMO"] = "0"  # dev keys for a local livekit-server --dev, no simulator
     runner = subprocess.Popen(
         [sys.executable, "-m", "service.dev.run"],
@@ -84,7 +86,9 @@ def test_make_run_without_credentials_is_a_demo_where_agents_fail_and_are_recove
         if not k.startswith(("LIVEKIT_", "WARDEN_", "REDIS_", "DATABASE_"))
     }
     port = free_port()
-    env.update(PORT=str(port), WARDEN_DEMO_SEED="5", WARDEN_DEMO_FAILURES="never-joins:0.5")
+    env.update(
+        PORT=str(port), WARDEN_DEMO_SEED="5", WARDEN_DEMO_FAILURES="never-joins:0.5", PYTHONPATH=str(ROOT)
+    )
     runner = subprocess.Popen(
         [sys.executable, "-m", "service.dev.run"],
         cwd=tmp_path,
@@ -124,5 +128,8 @@ def test_make_run_without_credentials_is_a_demo_where_agents_fail_and_are_recove
         runner.send_signal(signal.SIGINT)
         output = runner.communicate(timeout=30)[0]
     assert runner.returncode == 0, output
+    said = [*banner, *output.splitlines(keepends=True)]  # away from a terminal: a few calm lines, no more
+    assert all(line.startswith("warden: ") for line in said), said
+    assert len(said) == 4, said  # demo mode, embedded redis, the URLs, stopped
     _gone, alive = psutil.wait_procs(children, timeout=5)
     assert alive == []

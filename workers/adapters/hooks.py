@@ -23,7 +23,8 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-async def _post(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str], what: str) -> int:
+async def post(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str], what: str) -> int:
+    """POST JSON `body`; the status, or `UpstreamError` naming `what` (never the URL nor the headers)."""
     try:
         response = await client.post(
             url, content=body, headers={"Content-Type": "application/json", **headers}
@@ -52,7 +53,7 @@ class DeployHook:
         headers = {"X-Warden-Incident": incident_id}
         if self._secret:
             headers[SIGNATURE_HEADER] = signature(self._secret, body)
-        status = await _post(self._client, self._url, body, headers, "deploy hook")
+        status = await post(self._client, self._url, body, headers, "deploy hook")
         return f"deploy hook answered HTTP {status}"
 
 
@@ -63,7 +64,5 @@ class SlackAlerter:
         self._client, self._url = client, url
 
     async def send(self, text: str) -> str:
-        status = await _post(
-            self._client, self._url, json.dumps({"text": text}).encode(), {}, "alert webhook"
-        )
+        status = await post(self._client, self._url, json.dumps({"text": text}).encode(), {}, "alert webhook")
         return f"alert webhook answered HTTP {status}"

@@ -2,8 +2,11 @@
 
 Each is decided by an incident step and kept in the outbox (`workers.store.outbox`, no room) under a
 deterministic id until it lands, a receiver refuses it for good (4xx), or its retry time is over. The
-outbox row's `kind` is the class name, and picks the route that sends it (`workers.jobs.outgoing`): a
-new destination (PagerDuty, Opsgenie, a generic webhook) is one more kind here and one more route there.
+outbox row's `kind` is the class name, and picks the route that sends it (`workers.jobs.outgoing`).
+
+An `Alert` is the Slack-compatible message; each other alert route (PagerDuty, Opsgenie, the signed
+incident webhook) gets an `IncidentEvent` of its own for the same step, so that each is tried, retried
+and given up on its own.
 """
 
 from __future__ import annotations
@@ -42,7 +45,33 @@ class DeployHook:
         return f"hook:{self.incident_id}:restart"
 
 
-Outgoing = Alert | DeployHook
+@dataclass(frozen=True)
+class IncidentEvent:
+    """A step of incident `incident_id` (opened, restarted, followup, restart-failed, resolved) for one
+    alert `route` ("pagerduty", "opsgenie", "webhook"), with what the receiver needs to know: the
+    agent, the rooms affected, what Warden is doing about it, and `text`, the alert's message."""
+
+    route: str
+    incident_id: str
+    step: str
+    agent_name: str
+    text: str
+    at: float
+    rooms: tuple[str, ...] = ()
+    doing: str = ""
+
+    @property
+    def id(self) -> str:
+        return f"{self.route}:{self.incident_id}:{self.step}"
+
+    @property
+    def summary(self) -> str:
+        """`text` without its leading Slack emoji (":rotating_light: ")."""
+        head, sep, rest = self.text.partition(" ")
+        return rest if sep and len(head) > 2 and head.startswith(":") and head.endswith(":") else self.text
+
+
+Outgoing = Alert | DeployHook | IncidentEvent
 
 
 def outgoing_to_dict(call: Outgoing) -> dict[str, Any]:
@@ -58,4 +87,6 @@ def outgoing_from_dict(data: dict[str, Any]) -> Outgoing:
             return Alert(**fields)
         case "DeployHook":
             return DeployHook(**{**fields, "rooms": tuple(fields.get("rooms", ()))})
+        case "IncidentEvent":
+            return IncidentEvent(**{**fields, "rooms": tuple(fields.get("rooms", ()))})
     raise ValueError(f"not an outgoing call: {data['action']!r}")

@@ -3,8 +3,8 @@ behind from the sweep. Deadlines and first dispatches are carried out here; a br
 and a recovery go to escalation as a job of their own (`escalate`, one per notice), so that restarts,
 alerts and their retries never run under a room job's timeout.
 
-Outgoing calls (alerts, deploy hooks: no room) go to the escalation, which notes every attempt in
-the incident's log and says when to stop trying (`workers.jobs.outgoing`).
+Outgoing calls (alerts, incident events, deploy hooks: no room) go to the escalation, which notes every
+attempt in the incident's log and says when to stop trying (`workers.jobs.outgoing`).
 
 Delivered rows are deleted in batches a moment later (`Delivered`): a crash before that only means
 the sweep delivers them again, which every receiver takes calmly.
@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workers.core import views
 from workers.core.errors import UpstreamError
-from workers.core.outgoing import Alert, DeployHook
+from workers.core.outgoing import Alert, DeployHook, IncidentEvent
 from workers.core.room import Escalate, ReportBreach, ReportRecovered, action_to_dict
 from workers.core.views import RoomViews
 from workers.jobs.effects import Effects
@@ -73,7 +73,7 @@ async def send(effects: Effects, notice: Pending, room: RoomViews | None) -> Non
     """Deliver one notice (a room's, with its `room`, carried out for the view of the agent it is
     about; an outgoing call has none); raises one of `TRANSIENT` when it could not be delivered now."""
     action = notice.action
-    if isinstance(action, Alert | DeployHook):
+    if isinstance(action, Alert | DeployHook | IncidentEvent):
         await effects.escalator.deliver(notice)
     elif room is None:
         return  # the room is gone: nothing to act on

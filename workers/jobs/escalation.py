@@ -17,16 +17,17 @@ once each (`workers.store.incidents`), so many rooms, jobs and processes produce
 5. when the last room of the incident has its agent (or empties, or closes): resolved, one alert with
    the time to recovery.
 
-Alerts and the deploy hook are outgoing calls (`workers.core.outgoing`): outbox rows written in the
-transaction of the step that decides them, tried at once, then by the sweep until they land or
-`retry_for` seconds have passed (`workers.jobs.outgoing`), each attempt in the incident's log.
+Alerts (one per alert route that takes the step: Slack, PagerDuty, Opsgenie, the incident webhook;
+`workers.jobs.alert_routes`) and the deploy hook are outgoing calls (`workers.core.outgoing`): outbox
+rows written in the transaction of the step that decides them, tried at once, then by the sweep until
+they land or `retry_for` seconds have passed (`workers.jobs.outgoing`), each attempt in the incident's log.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from redis.asyncio import Redis
@@ -36,6 +37,7 @@ from workers.adapters.cloud import CloudAgents
 from workers.core.errors import UpstreamError
 from workers.core.outgoing import Alert, DeployHook, Outgoing
 from workers.core.room import Room
+from workers.jobs.alert_routes import AlertRoutes, EventRoute
 from workers.jobs.escalation_policy import Alerter, EscalationPolicy, Restarter
 from workers.jobs.metrics import RESTARTS
 from workers.jobs.outgoing import Couriers, Decided, Route
@@ -61,18 +63,26 @@ class Escalation:
         alerter: Alerter | None,
         clock: Callable[[], float],
         fresh_start: Callable[[str, str, str], Awaitable[None]],
+        alert_routes: Mapping[str, EventRoute] | None = None,
     ) -> None:
         self.engine, self.redis, self.policy = engine, redis, policy
         self.cloud, self.hook, self.alerter = cloud, hook, alerter
         self.clock, self.fresh_start = clock, fresh_start
-        routes: dict[str, Route] = {}
+        self.doing = (
+            " and ".join(r.name for r in (cloud, hook) if r is not None)
+            or "nothing to restart (no Cloud agent or deploy hook set)"
+        )
+        self.alerts = AlertRoutes(alerter is not None, alert_routes or {}, self.doing)
+        routes: dict[str, Route] = dict(self.alerts.senders())
         if alerter is not None:
             routes["Alert"] = lambda call: alerter.send(call.text)
         if hook is not None:
             routes["DeployHook"] = lambda call: hook.restart(
                 call.agent_name, incident_id=call.incident_id, reason=call.reason, rooms=list(call.rooms)
             )
-        self.couriers = Couriers(engine, routes, retry_for=policy.retry_for, clock=clock)
+        self.couriers = Couriers(
+            engine, routes, retry_for=policy.retry_for, clock=clock, names=self.alerts.names()
+        )
         # The open incident and the rooms this process has added to it: during an outage every breach
         # passes the whole window, and adding the same rooms again each time would cost a write per room.
         self._joined: tuple[str, set[str]] = ("", set())
@@ -220,13 +230,9 @@ class Escalation:
 
     async def _steps(self, incident_id: str, reason: str, rooms: int, now: float) -> None:
         """The incident's once-only steps: the opening alert, then the restart (each claimed once)."""
-        doing = (
-            " and ".join(r.name for r in (self.cloud, self.hook) if r is not None)
-            or "nothing to restart (no Cloud agent or deploy hook set)"
-        )
         text = (
             f":rotating_light: Warden incident {incident_id}: agent '{self.policy.agent_name}' is not "
-            f"coming — {reason}. {rooms} room(s) affected so far. Warden is trying: {doing}."
+            f"coming — {reason}. {rooms} room(s) affected so far. Warden is trying: {self.doing}."
         )
         alerts = self._decided(now, Alert(incident_id, "opened", text))
         if await self._claim(incident_id, "alerted_open_at", now, then=alerts):
@@ -300,11 +306,21 @@ class Escalation:
     async def _restarted(self, incident_id: str) -> None:
         """A restart landed: the rooms waiting get their fresh start, once however many restarts land."""
         if await incidents.mark_restarted(self.engine, incident_id, self.clock()):
+            text = (
+                f":arrows_counterclockwise: Warden incident {incident_id}: agent "
+                f"'{self.policy.agent_name}' restarted; waiting rooms are re-checked "
+                f"{self.policy.restart_grace:g} s later."
+            )
             await self._fresh_start_all(incident_id)
+            await self._announce(Alert(incident_id, "restarted", text))
 
     async def _restart_failed(self, incident_id: str) -> None:
         text = f":x: Warden incident {incident_id}: the restart failed; see the incident's log."
-        row = self._decided(self.clock(), Alert(incident_id, "restart-failed", text))([])
+        await self._announce(Alert(incident_id, "restart-failed", text))
+
+    async def _announce(self, alert: Alert) -> None:
+        """An alert decided outside a claim: written once whoever decides it again, tried at once."""
+        row = self._decided(self.clock(), alert)([])
         for held in [await outbox.hold(self.engine, r) for r in row]:
             if held is not None:
                 await self._try(held)
@@ -357,9 +373,12 @@ class Escalation:
         await incidents.note(self.engine, incident_id, self.clock(), action, outcome)
 
     def _decided(self, now: float, *calls: Outgoing) -> Decided:
-        """The outbox rows of `calls` (none for alerts when no alert webhook is configured)."""
-        wanted = [c for c in calls if self.alerter is not None or not isinstance(c, Alert)]
-        return Decided(now, self.policy.lease, wanted)
+        """The outbox rows of `calls`, an alert's for each alert route that takes its step (none when no
+        alert route is configured)."""
+        agent = self.policy.agent_name
+        return Decided(
+            now, self.policy.lease, list(calls), lambda a, rooms: self.alerts.calls(a, agent, rooms, now)
+        )
 
     async def _try_held(self, decided: Decided) -> None:
         for row in decided.rows:

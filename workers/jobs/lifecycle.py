@@ -11,9 +11,11 @@ import httpx
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from workers.adapters.alert_routes import IncidentWebhook, Opsgenie, PagerDuty
 from workers.adapters.cloud import CloudAgents, agents_url
 from workers.adapters.hooks import DeployHook, SlackAlerter
 from workers.adapters.livekit import LiveKitRooms
+from workers.jobs.alert_routes import EventRoute
 from workers.jobs.context import CONTEXT_KEY, WorkerContext, context
 from workers.jobs.delivery import Delivered
 from workers.jobs.effects import Effects
@@ -52,6 +54,20 @@ def cloud_agents_url(settings: Settings) -> str:
     if settings.warden_cloud_agent_id or host.endswith(".livekit.cloud"):
         return agents_url(settings.livekit_url)
     return ""
+
+
+def alert_routes(settings: Settings, http: httpx.AsyncClient) -> dict[str, EventRoute]:
+    """The alert routes beside Slack that are configured, by key."""
+    routes: dict[str, EventRoute] = {}
+    if key := settings.warden_pagerduty_routing_key.get_secret_value():
+        routes["pagerduty"] = PagerDuty(http, key, settings.warden_pagerduty_url)
+    if key := settings.warden_opsgenie_api_key.get_secret_value():
+        routes["opsgenie"] = Opsgenie(http, key, settings.warden_opsgenie_url)
+    if url := settings.warden_incident_webhook_url.get_secret_value():
+        routes["webhook"] = IncidentWebhook(
+            http, url, settings.warden_incident_webhook_secret.get_secret_value()
+        )
+    return routes
 
 
 def build_effects(
@@ -103,6 +119,7 @@ def build_effects(
         alerter=SlackAlerter(http, alert_url) if alert_url else None,
         clock=clock,
         fresh_start=fresh_start,
+        alert_routes=alert_routes(settings, http),
     )
     effects = Effects(
         presence=livekit,

@@ -1,4 +1,5 @@
-"""Sending the outbox's outgoing calls (`workers.core.outgoing`: alerts, deploy hooks) until they land.
+"""Sending the outbox's outgoing calls (`workers.core.outgoing`: alerts, incident events for the other
+alert routes, deploy hooks) until they land.
 
 Each kind of call has a route (the adapter that sends it). One attempt is one call of its route, and
 every attempt is a line of the incident's log: sent, failed (tried again later, with the outbox's
@@ -14,7 +15,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workers.core.errors import UpstreamError
-from workers.core.outgoing import Alert, DeployHook, Outgoing
+from workers.core.outgoing import Alert, DeployHook, IncidentEvent, Outgoing
+from workers.jobs.alert_routes import route_key
 from workers.store import incidents, outbox
 from workers.store.outbox import Pending
 
@@ -22,8 +24,11 @@ from workers.store.outbox import Pending
 Route = Callable[[Any], Awaitable[str]]
 
 
-def label(call: Outgoing) -> str:
-    """The call's name in the incident's log."""
+def label(call: Outgoing, names: Mapping[str, str]) -> str:
+    """The call's name in the incident's log ("alert opened", "PagerDuty resolved", "deploy hook"), with
+    `names` the event routes' names by key."""
+    if isinstance(call, IncidentEvent):
+        return f"{names.get(call.route, call.route)} {call.step}"
     return f"alert {call.step}" if isinstance(call, Alert) else "deploy hook"
 
 
@@ -37,16 +42,18 @@ class Couriers:
         *,
         retry_for: float,
         clock: Callable[[], float],
+        names: Mapping[str, str] | None = None,
     ) -> None:
         self.engine, self.routes, self.retry_for, self.clock = engine, routes, retry_for, clock
+        self.names = names or {}
 
     async def send(self, pending: Pending) -> bool:
         """Try the call once, noting the attempt in its incident's log. True: it landed; False: refused
         for good, given up, or there is no route for it any more; raises `UpstreamError` when it is to
         be tried again later."""
         call = pending.action
-        assert isinstance(call, Alert | DeployHook), call
-        route = self.routes.get(type(call).__name__)
+        assert isinstance(call, Alert | DeployHook | IncidentEvent), call
+        route = self.routes.get(route_key(call))
         if route is None:
             await self._note(call, "not sent: no destination configured any more")
             return False
@@ -67,27 +74,31 @@ class Couriers:
         return True
 
     async def _note(self, call: Outgoing, outcome: str) -> None:
-        await incidents.note(self.engine, call.incident_id, self.clock(), label(call), outcome)
+        await incidents.note(self.engine, call.incident_id, self.clock(), label(call, self.names), outcome)
+
+
+# An alert as the calls of the alert routes that take its step, given the incident's room names.
+FanOut = Callable[[Alert, list[str]], list[Outgoing]]
 
 
 class Decided:
     """The outgoing calls an incident step decides, as outbox rows: called by the claim's transaction
-    (with the incident's room names, which a deploy hook carries), then read back as `rows`, held by
-    this process for the first try."""
+    (with the incident's room names, which a deploy hook and the alert routes' events carry), then read
+    back as `rows`, held by this process for the first try. Each alert is one call per alert route that
+    takes its step (`fan_out`)."""
 
-    def __init__(self, now: float, held_for: float, calls: list[Outgoing]) -> None:
-        self.now, self.held_for, self.calls = now, held_for, calls
+    def __init__(self, now: float, held_for: float, calls: list[Outgoing], fan_out: FanOut) -> None:
+        self.now, self.held_for, self.calls, self.fan_out = now, held_for, calls, fan_out
         self.rows: list[dict[str, Any]] = []
 
     def __call__(self, rooms: list[str]) -> list[dict[str, Any]]:
-        self.rows = [
-            outbox.outgoing_row(
-                DeployHook(c.incident_id, c.agent_name, c.reason, tuple(rooms))
-                if isinstance(c, DeployHook)
-                else c,
-                self.now,
-                held_for=self.held_for,
-            )
-            for c in self.calls
-        ]
+        calls: list[Outgoing] = []
+        for c in self.calls:
+            if isinstance(c, Alert):
+                calls.extend(self.fan_out(c, rooms))
+            elif isinstance(c, DeployHook):
+                calls.append(DeployHook(c.incident_id, c.agent_name, c.reason, tuple(rooms)))
+            else:
+                calls.append(c)
+        self.rows = [outbox.outgoing_row(c, self.now, held_for=self.held_for) for c in calls]
         return self.rows

@@ -34,7 +34,14 @@ async def record(ctx: dict[str, Any], batch: list[tuple[Event, float]]) -> Recor
             ctx, "database unavailable (%s); %s retried in %.0fs", type(exc).__name__, first.id
         ) from exc
     for event, _ in batch:
-        log.info("%s %s room=%s: %s", event.name, event.id, event.room_name or "-", recorded.outcome)
+        log.info(
+            "%s %s room=%s: %s",
+            event.name,
+            event.id,
+            event.room_name or "-",
+            recorded.outcome,
+            extra={"room": event.room_name or None, "event": event.name, "outcome": recorded.outcome},
+        )
     if recorded.outcome is not Outcome.DUPLICATE:
         observe_recorded([e for e, _ in batch], recorded.before_views, recorded.views, recorded.actions)
     if recorded.views is not None and recorded.notices:

@@ -1,0 +1,219 @@
+"""`GET /api/openapi.json`: the OpenAPI 3.1 description of every `/api/*` route, under the API's own
+access rules. Built here from the same enums the API answers with; the objects' schemas are in
+`service.api.openapi_schemas`. `tests/component/test_openapi.py` runs schemathesis against a live
+instance to keep it true."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from service.api.auth import admin_only
+from service.api.openapi_schemas import SCHEMAS, Schema, ref
+from workers.core.room import Phase
+
+JSON = "application/json"
+ADMIN: list[dict[str, list[str]]] = [{"adminToken": []}, {"adminBasic": []}]
+DESCRIPTION = """Warden's operator API: rooms with their timelines, incidents, dead letters, and agents'
+heartbeats.
+
+Access: when `WARDEN_ADMIN_TOKEN` is set, every route needs it, as a bearer token or as the password of
+HTTP Basic auth (any user name); when it is not set, the API answers loopback clients only (403 to
+others) and asks for no credentials. The heartbeat takes a LiveKit access token for its room instead.
+Any route answers 503 while the database (or, where it queues, Redis) is unavailable: retry later.
+
+Objects may gain fields: clients should ignore the ones they do not know."""
+
+
+def _response(description: str, schema: Schema) -> Schema:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def _error(description: str) -> Schema:
+    return _response(description, ref("Error"))
+
+
+def _errors(*codes: int) -> dict[str, Schema]:
+    """The error responses every admin route can give, plus `codes`."""
+    known = {
+        400: "a query parameter or the body is not valid",
+        401: "WARDEN_ADMIN_TOKEN is set and the request does not carry it",
+        403: "WARDEN_ADMIN_TOKEN is not set and the client is not on loopback",
+        404: "there is no such thing",
+        409: "it was re-run already",
+        503: "the database or Redis is unavailable; retry later",
+    }
+    return {str(code): _error(known[code]) for code in sorted({401, 403, 503, *codes})}
+
+
+def _int_query(name: str, default: int, low: int, high: int, description: str) -> Schema:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": {"type": "integer", "minimum": low, "maximum": high, "default": default},
+    }
+
+
+def _path(name: str, description: str, *, single: bool = True) -> Schema:
+    """A path parameter; `single`: one path segment (no `/`), as Starlette's `{name}` matches."""
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string", "minLength": 1, **({"pattern": "^[^/]+$"} if single else {})},
+    }
+
+
+def _get(operation_id: str, summary: str, ok: Schema, parameters: list[Schema], *errors: int) -> Schema:
+    return {
+        "get": {
+            "operationId": operation_id,
+            "summary": summary,
+            "security": ADMIN,
+            "parameters": parameters,
+            "responses": {"200": ok, **_errors(*errors)},
+        }
+    }
+
+
+OFFSET = _int_query("offset", 0, 0, 10**9, "how many to skip")
+
+
+def _paths() -> dict[str, Schema]:
+    return {
+        "/api/rooms": _get(
+            "listRooms",
+            "Rooms, newest first",
+            _response("a page of rooms", ref("RoomPage")),
+            [
+                _int_query("limit", 50, 1, 200, "rooms per page"),
+                OFFSET,
+                {
+                    "name": "state",
+                    "in": "query",
+                    "required": False,
+                    "description": "only rooms in this phase",
+                    "schema": {"type": "string", "enum": [str(p) for p in Phase]},
+                },
+            ],
+            400,
+        ),
+        "/api/rooms/{name}": _get(
+            "getRoom",
+            "One room with its timeline",
+            _response("the room", ref("RoomDetail")),
+            [_path("name", "the room's name")],
+            404,
+        ),
+        "/api/rooms/{name}/heartbeat": {
+            "post": {
+                "operationId": "postHeartbeat",
+                "summary": "An agent says it is working (activity for the stalled-agent check)",
+                "description": "With a LiveKit access token for this room (its subject is the agent's "
+                'identity), or with WARDEN_ADMIN_TOKEN and `{"identity": …}` in the body.',
+                "security": [{"livekitToken": []}, {"adminToken": []}],
+                "parameters": [_path("name", "the room's name")],
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        JSON: {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"identity": {"type": "string", "minLength": 1}},
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "202": _response("queued for the worker", ref("HeartbeatQueued")),
+                    "400": _error("the admin token was given without an identity"),
+                    "401": _error("no valid LiveKit token (nor the admin token)"),
+                    "403": _error("the token does not name this room and an identity"),
+                    "503": _error("Redis is unavailable; retry later"),
+                },
+            }
+        },
+        "/api/incidents": _get(
+            "listIncidents",
+            "Incidents, newest first",
+            _response("a page of incidents", ref("IncidentPage")),
+            [_int_query("limit", 50, 1, 200, "incidents per page"), OFFSET],
+            400,
+        ),
+        "/api/incidents/{id}": _get(
+            "getIncident",
+            "One incident with its rooms and actions",
+            _response("the incident", ref("IncidentDetail")),
+            [_path("id", "the incident's id")],
+            404,
+        ),
+        "/api/dead-letters": _get(
+            "listDeadLetters",
+            "Jobs that failed for good, newest first",
+            _response("the dead letters", ref("DeadLetters")),
+            [_int_query("limit", 100, 1, 500, "how many")],
+            400,
+        ),
+        "/api/dead-letters/{id}/retry": {
+            "post": {
+                "operationId": "retryDeadLetter",
+                "summary": "Queue a dead letter's job again, once",
+                "security": ADMIN,
+                "parameters": [_path("id", "the dead letter's id (its job's id)", single=False)],
+                "responses": {
+                    "200": _response("queued again", ref("Retried")),
+                    **_errors(404, 409),
+                },
+            }
+        },
+        "/api/openapi.json": _get(
+            "getOpenAPI",
+            "This description",
+            _response("the OpenAPI 3.1 description", {"type": "object"}),
+            [],
+        ),
+    }
+
+
+@cache
+def description() -> dict[str, Any]:
+    """The whole OpenAPI document."""
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Warden", "version": "1", "description": DESCRIPTION},
+        "paths": _paths(),
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "adminToken": {"type": "http", "scheme": "bearer", "description": "WARDEN_ADMIN_TOKEN"},
+                "adminBasic": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "any user name, WARDEN_ADMIN_TOKEN as the password",
+                },
+                "livekitToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "a LiveKit access token for the room, signed with one of Warden's keys",
+                },
+            },
+        },
+    }
+
+
+@cache
+def _body() -> bytes:
+    return json.dumps(description(), indent=1).encode()
+
+
+@admin_only
+async def get_openapi(request: Request) -> Response:
+    return Response(_body(), media_type=JSON)

@@ -1,0 +1,183 @@
+"""The JSON Schemas (OpenAPI 3.1) of what the operator API answers: rooms, timelines, incidents, dead
+letters, errors. Objects list every field the API writes today, with its type, and stay open
+(`additionalProperties` allowed) so that a new field does not break a generated client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workers.core.room import Phase, Reason, Recovery
+
+Schema = dict[str, Any]
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def nullable(schema: Schema) -> Schema:
+    """`schema` or null (3.1: a type list when `schema` has a plain type, else anyOf)."""
+    if "type" in schema and isinstance(schema["type"], str) and "enum" not in schema:
+        return {**schema, "type": [schema["type"], "null"]}
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def obj(description: str, properties: dict[str, Schema], *, optional: tuple[str, ...] = ()) -> Schema:
+    """An open object whose listed properties are all present, except the `optional` ones."""
+    return {
+        "type": "object",
+        "description": description,
+        "properties": properties,
+        "required": [name for name in properties if name not in optional],
+        "additionalProperties": True,
+    }
+
+
+STRING: Schema = {"type": "string"}
+INTEGER: Schema = {"type": "integer"}
+TIME: Schema = {"type": "string", "format": "date-time", "description": "ISO 8601, UTC (`Z`)"}
+MAYBE_TIME: Schema = nullable(TIME)
+MAYBE_STRING: Schema = nullable(STRING)
+
+
+def _page(items: str, item: str, description: str, *, next_link: bool = False) -> Schema:
+    fields: dict[str, Schema] = {
+        items: {"type": "array", "items": ref(item)},
+        "total": {"type": "integer", "minimum": 0, "description": "how many there are in all"},
+        "limit": {"type": "integer", "minimum": 1},
+        "offset": {"type": "integer", "minimum": 0},
+    }
+    if next_link:
+        fields["next"] = {**MAYBE_STRING, "description": "the next page's path and query, null on the last"}
+    return obj(description, fields)
+
+
+PERSON = obj(
+    "Someone in the room who is not an agent",
+    {"identity": STRING, "sid": STRING, "joined_at": TIME},
+)
+AGENT = obj(
+    "An agent in the room",
+    {
+        "identity": STRING,
+        "sid": STRING,
+        "agent_name": {**STRING, "description": "its explicit-dispatch name (empty when it has none)"},
+        "joined_at": TIME,
+        "active_at": {**MAYBE_TIME, "description": "when it last published a track or sent a heartbeat"},
+    },
+)
+DEADLINE = obj(
+    "The room's next check",
+    {
+        "attempt": INTEGER,
+        "at": TIME,
+        "reason": {"type": "string", "enum": [str(r) for r in Reason]},
+    },
+)
+RECOVERY = obj(
+    "What Warden is doing about the room's agent",
+    {
+        "state": {"type": "string", "enum": [str(r) for r in Recovery]},
+        "deadline": nullable(ref("Deadline")),
+        "redispatches": {"type": "integer", "minimum": 0},
+        "dispatch_id": MAYBE_STRING,
+        "error": MAYBE_STRING,
+    },
+)
+ROOM_FIELDS: dict[str, Schema] = {
+    "name": STRING,
+    "sid": STRING,
+    "state": {"type": "string", "enum": [str(p) for p in Phase]},
+    "people": {"type": "array", "items": ref("Person")},
+    "agents": {"type": "array", "items": ref("Agent")},
+    "started_at": MAYBE_TIME,
+    "finished_at": MAYBE_TIME,
+    "first_person_at": MAYBE_TIME,
+    "agent_joined_at": MAYBE_TIME,
+    "waiting_since": MAYBE_TIME,
+    "updated_at": MAYBE_TIME,
+    "confirmed_at": {**MAYBE_TIME, "description": "when reconciliation last found it as Warden knows it"},
+    "recovery": ref("Recovery"),
+}
+TIMELINE_ENTRY = obj(
+    "One line of a room's log: a LiveKit webhook, one of Warden's own facts, or an action it decided",
+    {
+        "type": {**STRING, "description": "the webhook's event, the fact's or the action's name"},
+        "source": {"type": "string", "enum": ["livekit", "warden", "action"]},
+        "id": {**MAYBE_STRING, "description": "the event's id (null for actions)"},
+        "participant": MAYBE_STRING,
+        "created_at": TIME,
+        "received_at": TIME,
+        "detail": {"type": "object", "description": "facts and actions: what was asked or decided"},
+        "participant_kind": {**MAYBE_STRING, "description": "webhooks: STANDARD, AGENT, SIP, …"},
+        "track": {**MAYBE_STRING, "description": "webhooks: the track's sid"},
+    },
+    optional=("detail", "participant_kind", "track"),
+)
+INCIDENT_FIELDS: dict[str, Schema] = {
+    "id": STRING,
+    "agent_name": STRING,
+    "state": {"type": "string", "enum": ["open", "resolved"]},
+    "reason": STRING,
+    "opened_at": TIME,
+    "resolved_at": MAYBE_TIME,
+    "time_to_recovery_seconds": nullable({"type": "number", "minimum": 0}),
+    "restarted_at": MAYBE_TIME,
+    "rooms": {"type": "integer", "minimum": 0, "description": "how many rooms it took in"},
+    "rooms_waiting": {"type": "integer", "minimum": 0, "description": "its rooms still without their agent"},
+}
+INCIDENT_ROOM = obj(
+    "A room in an incident", {"sid": STRING, "name": STRING, "added_at": TIME, "recovered_at": MAYBE_TIME}
+)
+INCIDENT_ACTION = obj("One step Warden took", {"at": TIME, "action": STRING, "outcome": STRING})
+DEAD_LETTER_FIELDS: dict[str, Schema] = {
+    "id": STRING,
+    "function": STRING,
+    "room": obj("the room it was about, when known", {"sid": MAYBE_STRING, "name": MAYBE_STRING}),
+    "args": {"type": "array", "description": "the job's arguments"},
+    "error": STRING,
+    "attempts": {"type": "integer", "minimum": 0},
+    "failed_at": TIME,
+    "retried_at": MAYBE_TIME,
+}
+HEARTBEAT_QUEUED = obj(
+    "The heartbeat is queued for the worker",
+    {"status": {"const": "queued"}, "room": STRING, "identity": STRING},
+)
+ERROR = obj("What went wrong, for people", {"error": STRING})
+
+SCHEMAS: dict[str, Schema] = {
+    "Person": PERSON,
+    "Agent": AGENT,
+    "Deadline": DEADLINE,
+    "Recovery": RECOVERY,
+    "Room": obj("A room as Warden knows it", ROOM_FIELDS),
+    "RoomPage": _page("rooms", "Room", "A page of rooms, newest first", next_link=True),
+    "TimelineEntry": TIMELINE_ENTRY,
+    "RoomDetail": obj(
+        "A room with its whole timeline",
+        {**ROOM_FIELDS, "timeline": {"type": "array", "items": ref("TimelineEntry")}},
+    ),
+    "Incident": obj("An agent outage: rooms missing their agent together", INCIDENT_FIELDS),
+    "IncidentRoom": INCIDENT_ROOM,
+    "IncidentAction": INCIDENT_ACTION,
+    "IncidentDetail": obj(
+        "An incident with its rooms and every step Warden took",
+        {
+            **INCIDENT_FIELDS,
+            "rooms": {"type": "array", "items": ref("IncidentRoom")},
+            "actions": {"type": "array", "items": ref("IncidentAction")},
+        },
+    ),
+    "IncidentPage": _page("incidents", "Incident", "A page of incidents, newest first"),
+    "DeadLetter": obj("A job that failed for good", DEAD_LETTER_FIELDS),
+    "DeadLetters": obj(
+        "Dead letters, newest first", {"dead_letters": {"type": "array", "items": ref("DeadLetter")}}
+    ),
+    "Retried": obj(
+        "The dead letter, now marked re-run, and the re-run's job id",
+        {**DEAD_LETTER_FIELDS, "job_id": STRING},
+    ),
+    "HeartbeatQueued": HEARTBEAT_QUEUED,
+    "Error": ERROR,
+}
