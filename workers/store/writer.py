@@ -47,6 +47,7 @@ from workers.store import outbox
 from workers.store.engine import writing
 from workers.store.models import EVENTS, ROOMS
 from workers.store.outbox import Pending
+from workers.store.reads import read_state
 
 MAX_ATTEMPTS = 20
 
@@ -119,9 +120,9 @@ async def record_group(
 
 
 async def load_room(engine: AsyncEngine, sid: str) -> Room | None:
-    """The room's current state, or None if Warden has never heard of it."""
-    async with engine.connect() as connection:
-        state = await connection.scalar(select(ROOMS.c.state).where(ROOMS.c.sid == sid))
+    """The room's current state, or None if Warden has never heard of it (read together with the rooms
+    that concurrent jobs ask for, `workers.store.reads`)."""
+    state = await read_state(engine, sid)
     return room_from_dict(state) if state is not None else None
 
 
