@@ -3,10 +3,14 @@
 ARQ's worker stops when it loses Redis; this entry point starts a fresh one after a backoff instead,
 so that a Redis restart or failover needs no person (queued jobs survive in a persistent Redis, and a
 job that was running is run again by ARQ).
+
+The event loop is uvloop's when it is installed (`uvicorn[standard]` brings it), as uvicorn chooses for
+the web process; asyncio's otherwise.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -32,6 +36,7 @@ def main() -> None:
         raise SystemExit(
             f"WARDEN_WORKER_METRICS_PORT={settings.warden_worker_metrics_port}: {exc.strerror}"
         ) from None
+    use_uvloop()
     backoff = 1.0
     while True:
         started = time.monotonic()
@@ -44,6 +49,16 @@ def main() -> None:
             log.error("worker lost Redis (%s); starting a new worker in %.0f s", type(exc).__name__, backoff)
             time.sleep(backoff)
             backoff = min(MAX_BACKOFF_SECONDS, backoff * 2)
+
+
+def use_uvloop() -> bool:
+    """Make new event loops uvloop's (ARQ's worker makes its own) when uvloop is installed."""
+    try:
+        import uvloop
+    except ImportError:
+        return False
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return True
 
 
 if __name__ == "__main__":

@@ -14,8 +14,8 @@ from workers.core.events import INTERNAL_KINDS, JobStatus, ParticipantKind
 from workers.core.personal import mask_phone
 from workers.core.room import Phase, Room, time_to_agent
 from workers.core.views import RoomViews
+from workers.store.log_rows import ACTION_KIND
 from workers.store.queries import TimelineEntry, confirmations, find_room, list_rooms
-from workers.store.writer import ACTION_KIND
 
 MAX_LIMIT = 200
 PHASES = tuple(str(p) for p in Phase)

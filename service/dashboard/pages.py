@@ -33,9 +33,9 @@ from workers.core.personal import mask_phone
 from workers.core.room import Phase, time_to_agent
 from workers.store.dead_letters import waiting_count
 from workers.store.incidents import list_incidents
+from workers.store.log_rows import ACTION_KIND
 from workers.store.queries import TimelineEntry, confirmations, find_room, list_rooms
 from workers.store.stats import open_incidents_by_room, phase_counts, time_to_agent_since
-from workers.store.writer import ACTION_KIND
 
 STATIC = Path(__file__).parent / "static"
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))

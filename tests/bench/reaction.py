@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import os
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 from livekit.protocol.agent_dispatch import AgentDispatch
 
 from service.dev.embedded_redis import EmbeddedRedis
@@ -31,6 +33,8 @@ SLA = float(os.environ.get("BENCH_SLA", "10"))
 SPREAD = float(os.environ.get("BENCH_SPREAD", "0"))  # seconds over which the rooms' people arrive
 WORKERS = int(os.environ.get("BENCH_WORKERS", "1"))
 CONCURRENCY = 20
+# BENCH_PROFILE=<file>: run the (first) worker under tests.bench.profile_worker, its stacks saved to <file>
+PROFILE = os.environ.get("BENCH_PROFILE", "")
 
 
 @dataclass
@@ -40,6 +44,9 @@ class ReactionRun:
     workers: int
     sla: float
     delays: list[float]  # seconds from each room's SLA expiry to its first CreateDispatch, sorted
+    worker_cpu: float = (
+        0.0  # the workers' user+system CPU seconds from the first webhook to the last dispatch
+    )
 
     def ms(self, q: int) -> float:
         return statistics.quantiles(self.delays, n=100, method="inclusive")[q - 1] * 1000
@@ -71,12 +78,20 @@ async def _run(rooms: int, spread: float, sla: float, workers: int, database_url
                 "WARDEN_JOIN_SLA_SECONDS": str(sla),
                 "WARDEN_LOG_LEVEL": "WARNING",
             }
-            with run_warden(Path(tmp), **env) as warden:
+            argv = {"worker": [sys.executable, "-m", "tests.bench.profile_worker"]} if PROFILE else {}
+            with run_warden(Path(tmp), argv, **env) as warden:
                 deadlines: dict[str, float] = {}
                 gate = asyncio.Semaphore(CONCURRENCY)
 
+                warden.argv.clear()
                 for _ in range(workers - 1):
                     warden.start("worker")
+                processes = [psutil.Process(p.pid) for p, _ in warden.running["worker"]]
+
+                def cpu() -> float:
+                    return sum(sum(p.cpu_times()[:2]) for p in processes)
+
+                cpu_before = cpu()
 
                 async def join(i: int) -> None:
                     await asyncio.sleep(spread * i / rooms)
@@ -102,16 +117,21 @@ async def _run(rooms: int, spread: float, sla: float, workers: int, database_url
 
                 await asyncio.gather(*(join(i) for i in range(rooms)))
                 await asyncio.wait_for(all_dispatched.wait(), timeout=sla + 120)
+                worker_cpu = cpu() - cpu_before
     delays = sorted(first_dispatch[room] - deadlines[room] for room in deadlines)
-    return ReactionRun(rooms, spread, workers, sla, delays)
+    return ReactionRun(rooms, spread, workers, sla, delays, worker_cpu)
 
 
 def main() -> None:
     database = os.environ.get("BENCH_DATABASE_URL")
     run = measure(ROOMS, SPREAD, SLA, WORKERS, database)
     ms = [f"{value:.0f}" for value in (run.ms(50), run.ms(99), run.delays[-1] * 1000, run.delays[0] * 1000)]
-    print("| rooms | arrivals over s | workers | database | SLA s | p50 ms | p99 ms | max ms | min ms |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    ms.append(f"{run.worker_cpu * 1000 / run.rooms:.1f}")
+    print(
+        "| rooms | arrivals over s | workers | database | SLA s | p50 ms | p99 ms | max ms | min ms "
+        "| worker CPU ms/room |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     name = "PostgreSQL" if database else "SQLite"
     print(f"| {ROOMS} | {SPREAD:g} | {WORKERS} | {name} | {SLA:g} | {' | '.join(ms)} |")
 

@@ -18,7 +18,7 @@ from tests.support.settings import make_settings
 from workers.core.events import EventKind, Fact, internal
 from workers.core.room import Policy
 from workers.migrate import upgrade
-from workers.store import incidents, outbox, queries, retention, stats, writer
+from workers.store import incidents, log_rows, outbox, queries, retention, stats, writer
 from workers.store.engine import SQLITE_WAL_AUTOCHECKPOINT_PAGES, SQLITE_WAL_LIMIT_BYTES, make_engine
 from workers.store.models import EVENTS
 
@@ -178,7 +178,7 @@ async def test_sqlite_runs_in_wal_mode_with_bounded_checkpoints(tmp_path: Path) 
         blob = "x" * 4000
         for batch in range(150):  # ~60 MB written, far beyond one checkpoint's worth
             rows = [
-                writer.event_row(
+                log_rows.event_row(
                     internal(EventKind.HEARTBEAT, f"hb:{batch}:{i}", "RM_1", "r", Fact(at=1.0, error=blob)),
                     1.0,
                 )

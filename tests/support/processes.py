@@ -39,15 +39,15 @@ class Warden:
     url: str
     env: dict[str, str]
     logs: Path
+    argv: dict[str, list[str]] = field(default_factory=dict)  # a command instead of the Procfile's, by type
     running: dict[str, list[tuple[subprocess.Popen[bytes], IO[bytes]]]] = field(default_factory=dict)
 
     def start(self, process_type: str) -> subprocess.Popen[bytes]:
         """Start one more process of a Procfile type, logging to `<logs>/<type>-<n>.log`."""
         same = self.running.setdefault(process_type, [])
         log = open(self.logs / f"{process_type}-{len(same)}.log", "wb")  # noqa: SIM115 - closed in stop()
-        process = subprocess.Popen(
-            procfile_argv(process_type), env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
-        )
+        argv = self.argv.get(process_type) or procfile_argv(process_type)
+        process = subprocess.Popen(argv, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         same.append((process, log))
         return process
 
@@ -88,8 +88,9 @@ class Warden:
 
 
 @contextlib.contextmanager
-def run_warden(tmp: Path, **env: str) -> Iterator[Warden]:
-    """Run release, then web and worker, each with the Procfile's command; stop them afterwards."""
+def run_warden(tmp: Path, argv: dict[str, list[str]] | None = None, **env: str) -> Iterator[Warden]:
+    """Run release, then web and worker, each with the Procfile's command (or the one `argv` gives for
+    its type, such as a profiled worker); stop them afterwards."""
     full_env = {
         **os.environ,
         "LIVEKIT_API_KEY": KEY,
@@ -100,7 +101,7 @@ def run_warden(tmp: Path, **env: str) -> Iterator[Warden]:
         **env,
     }
     subprocess.run(procfile_argv("release"), env=full_env, cwd=ROOT, check=True, capture_output=True)
-    warden = Warden(f"http://127.0.0.1:{full_env['PORT']}", full_env, tmp)
+    warden = Warden(f"http://127.0.0.1:{full_env['PORT']}", full_env, tmp, argv or {})
     try:
         warden.start("worker")
         warden.start("web")

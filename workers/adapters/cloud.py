@@ -1,8 +1,9 @@
 """LiveKit Cloud agents (what `lk agent restart|rollback` call): Twirp service `livekit.CloudAgent`.
 
 livekit-api has no wrapper for it, so this speaks through the SDK's own `TwirpClient` with the same
-request shape: protobuf bodies, `Authorization: Bearer <jwt>` with an agent-admin grant. The agent id
-is `WARDEN_CLOUD_AGENT_ID`, or found by agent name with `ListAgents`.
+request shape: protobuf bodies, `Authorization: Bearer <jwt>` with an agent-admin grant (signed once and
+reused, `workers.adapters.tokens`). The agent id is `WARDEN_CLOUD_AGENT_ID`, or found by agent name
+with `ListAgents`.
 """
 
 from __future__ import annotations
@@ -11,12 +12,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 from google.protobuf.message import Message
-from livekit.api import AccessToken
-from livekit.api.access_token import AgentGrants
 from livekit.api.twirp_client import TwirpClient
 from livekit.protocol import cloud_agent as ca
 
 from workers.adapters.livekit import ErrorCallback, call
+from workers.adapters.tokens import Tokens
 from workers.core.errors import UpstreamError
 
 SERVICE = "CloudAgent"
@@ -50,7 +50,7 @@ class CloudAgents:
     ) -> None:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
         self._client = TwirpClient(self._session, url, "livekit", failover=False)
-        self._key, self._secret = api_key, api_secret
+        self.tokens = Tokens(api_key, api_secret)
         self._timeout = timeout
         self.agent_id = agent_id
         self._on_error = on_error
@@ -59,9 +59,7 @@ class CloudAgents:
         await self._session.close()
 
     async def _request(self, method: str, request: Message, reply: type[Message]) -> Message:
-        token = AccessToken(self._key, self._secret).with_agent_grants(AgentGrants(admin=True)).to_jwt()
-        headers = {"Authorization": f"Bearer {token}"}
-        sent = self._client.request(SERVICE, method, request, headers, reply)
+        sent = self._client.request(SERVICE, method, request, self.tokens.agent_admin(), reply)
         return await call(sent, self._timeout, on_error=self._on_error)
 
     async def _agent_id(self, agent_name: str) -> str:

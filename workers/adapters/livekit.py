@@ -1,8 +1,9 @@
 """The LiveKit adapter: who is in a room, which dispatches exist, remove a participant, dispatch an agent.
 
-Speaks Twirp through livekit-api's own client (aiohttp). Errors become `UpstreamError`: retryable for
-transport failures, timeouts and 5xx; final for 4xx (bad credentials, bad request). The SDK's
-region failover is off, so that retries (and their backoff) stay with the job that owns them.
+Speaks Twirp through livekit-api's own client (aiohttp): one session for the adapter's lifetime, and
+each room's token signed once and reused (`workers.adapters.tokens`). Errors become `UpstreamError`:
+retryable for transport failures, timeouts and 5xx; final for 4xx (bad credentials, bad request). The
+SDK's region failover is off, so that retries (and their backoff) stay with the job that owns them.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from livekit.api import (
 from livekit.api.twirp_client import ServerError
 from livekit.protocol.models import ParticipantInfo
 
+from workers.adapters.tokens import Tokens
 from workers.adapters.webhook import AGENT_NAME_ATTRIBUTES, ON_BEHALF_ATTRIBUTE
 from workers.core.errors import UpstreamError
 from workers.core.events import DispatchInfo, Participant
@@ -78,6 +80,8 @@ class LiveKitRooms:
         self._api = LiveKitAPI(
             url, api_key, api_secret, timeout=aiohttp.ClientTimeout(total=timeout), failover=False
         )
+        self.tokens = Tokens(api_key, api_secret)
+        self.tokens.install([self._api.room, self._api.agent_dispatch])
         self._timeout = timeout
         self._on_error = on_error
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from workers.core.outgoing import Alert, IncidentEvent, Outgoing
+from workers.core.personal import mask_phone
 
 # Slack gets the steps it always had: a restart that landed is news for routers, not for people.
 SLACK_STEPS = frozenset({"opened", "followup", "restart-failed", "resolved"})
@@ -54,9 +55,17 @@ class AlertRoutes:
     def calls(self, alert: Alert, agent_name: str, rooms: list[str], now: float) -> list[Outgoing]:
         """`alert` for every route that takes its step (none when no route does)."""
         calls: list[Outgoing] = [alert] if self.slack and alert.step in SLACK_STEPS else []
+        masked = tuple(mask_phone(room) for room in rooms)  # SIP rooms are named after the caller
         calls.extend(
             IncidentEvent(
-                key, alert.incident_id, alert.step, agent_name, alert.text, now, tuple(rooms), self.doing
+                key,
+                alert.incident_id,
+                alert.step,
+                agent_name,
+                alert.text,
+                now,
+                masked,
+                self.doing,
             )
             for key, route in self.events.items()
             if alert.step in route.steps

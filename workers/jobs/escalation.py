@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from workers.adapters.cloud import CloudAgents
 from workers.core.errors import UpstreamError
 from workers.core.outgoing import Alert, DeployHook, Outgoing
+from workers.core.personal import mask_phone
 from workers.core.room import Room
 from workers.jobs.alert_routes import AlertRoutes, EventRoute
 from workers.jobs.escalation_policy import Alerter, EscalationPolicy, Restarter
@@ -123,7 +124,7 @@ class Escalation:
         """A room exhausted its re-dispatches, or LiveKit refused: an outage on its own (and, failing
         after its incident's restart, not in the same breath, worth one loud follow-up)."""
         failed_at = self.clock()
-        incident_id = await self._outage([(room.sid, room.name)], f"room {room.name}: {reason}")
+        incident_id = await self._outage([(room.sid, room.name)], f"room {mask_phone(room.name)}: {reason}")
         incident = await incidents.get_incident(self.engine, incident_id)
         if incident is None or incident.restarted_at is None or incident.restarted_at >= failed_at:
             return
@@ -135,7 +136,7 @@ class Escalation:
         alerts = self._decided(now, Alert(incident_id, "followup", text))
         if await incidents.claim(self.engine, incident_id, "followup_claimed_at", now, then=alerts):
             await self._note(
-                incident_id, "follow-up", f"room {room.name} still has no agent after the restart"
+                incident_id, "follow-up", f"room {mask_phone(room.name)} still has no agent after the restart"
             )
             await self._try_held(alerts)
         if (

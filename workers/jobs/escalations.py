@@ -9,7 +9,7 @@ in the rule that matched the room); without one, the environment's (`WARDEN_CLOU
 from __future__ import annotations
 
 import copy
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 
 import httpx
@@ -18,9 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workers.adapters.cloud import CloudAgents
 from workers.adapters.hooks import DeployHook as DeployHookCaller
-from workers.core.outgoing import DeployHook
+from workers.core.outgoing import DeployHook, IncidentEvent
 from workers.core.room import Room
 from workers.core.rules import Rules
+from workers.jobs.alert_routes import EventRoute
 from workers.jobs.escalation import Escalation
 from workers.jobs.escalation_policy import Alerter, EscalationPolicy, Restarter
 from workers.store import incidents
@@ -46,10 +47,12 @@ class Escalations:
         alerter: Alerter | None,
         clock: Callable[[], float],
         fresh_start: FreshStart,
+        alert_routes: Mapping[str, EventRoute] | None = None,
     ) -> None:
         self.engine, self.redis, self.policy, self.rules = engine, redis, policy, rules
         self.cloud, self.hook, self.hook_secret, self.http = cloud, hook, hook_secret, http
         self.alerter, self.clock, self.fresh_start = alerter, clock, fresh_start
+        self.alert_routes = alert_routes
         self.by_agent: dict[str, Escalation] = {}
 
     def agent_of(self, room: Room) -> str:
@@ -82,6 +85,7 @@ class Escalations:
             alerter=self.alerter,
             clock=self.clock,
             fresh_start=fresh_start,
+            alert_routes=self.alert_routes,
         )
         self.by_agent[agent] = made
         return made
@@ -102,5 +106,7 @@ class Escalations:
 
     async def deliver(self, pending: Pending) -> None:
         action = pending.action
-        agent = action.agent_name if isinstance(action, DeployHook) else self.policy.agent_name
+        agent = (
+            action.agent_name if isinstance(action, DeployHook | IncidentEvent) else self.policy.agent_name
+        )
         await self.escalation(agent).deliver(pending)

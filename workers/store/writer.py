@@ -33,22 +33,22 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from workers.core import views
 from workers.core.errors import StaleWrite
-from workers.core.events import Event, from_dict, to_dict
+from workers.core.events import Event, from_dict
 from workers.core.machine import order_key
-from workers.core.room import Action, Policy, Room, action_to_dict, time_to_agent
+from workers.core.room import Action, Policy, Room, time_to_agent
 from workers.core.rules import Rules
 from workers.core.views import RoomViews
 from workers.store import outbox
 from workers.store.engine import writing
+from workers.store.log_rows import ACTION_KIND, Decided, action_rows, event_row
 from workers.store.models import EVENTS, ROOMS
 from workers.store.outbox import Pending
+from workers.store.reads import read_state
 
 MAX_ATTEMPTS = 20
 
-ACTION_KIND = "action"
 
 Batch = Sequence[tuple[Event, float]]
-Decided = list[tuple[Event, float, tuple[Action, ...]]]
 
 
 class Outcome(StrEnum):
@@ -131,10 +131,10 @@ async def record_group(
 
 
 async def load_views(engine: AsyncEngine, sid: str, *, legacy_agent: str = "") -> RoomViews | None:
-    """The room's current state, a view per expected agent, or None if Warden has never heard of it.
-    (`legacy_agent`: whom a row written before views existed was watched for, `WARDEN_AGENT_NAME`.)"""
-    async with engine.connect() as connection:
-        state = await connection.scalar(select(ROOMS.c.state).where(ROOMS.c.sid == sid))
+    """The room's current state, a view per expected agent, or None if Warden has never heard of it
+    (read together with the rooms that concurrent jobs ask for, `workers.store.reads`). `legacy_agent`:
+    whom a row written before views existed was watched for, `WARDEN_AGENT_NAME`."""
+    state = await read_state(engine, sid)
     return views.from_dict(state, legacy_agent=legacy_agent) if state is not None else None
 
 
@@ -363,38 +363,6 @@ async def _sid_by_name(connection: AsyncConnection, name: str) -> str:
         select(ROOMS.c.sid).where(ROOMS.c.name == name).order_by(ROOMS.c.first_seen_at.desc()).limit(1)
     )
     return str(found) if found else ""
-
-
-def event_row(event: Event, received_at: float) -> dict[str, Any]:
-    """The event log's row for `event`."""
-    return {
-        "event_id": event.id,
-        "room_sid": event.room_sid or None,
-        "kind": str(event.kind),
-        "name": event.name,
-        "participant_identity": event.participant.identity if event.participant else None,
-        "created_at": event.created_at,
-        "received_at": received_at,
-        "data": to_dict(event),
-    }
-
-
-def action_rows(decided: Decided) -> list[dict[str, Any]]:
-    """Decisions go into the room's log beside the events that caused them (never folded)."""
-    return [
-        {
-            "event_id": f"{event.id}#{i}",
-            "room_sid": event.room_sid,
-            "kind": ACTION_KIND,
-            "name": type(action).__name__,
-            "participant_identity": None,
-            "created_at": event.created_at,
-            "received_at": received_at,
-            "data": action_to_dict(action),
-        }
-        for event, received_at, actions in decided
-        for i, action in enumerate(actions)
-    ]
 
 
 async def room_events(connection: AsyncConnection, room_sid: str) -> list[tuple[Event, float]]:
