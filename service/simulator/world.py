@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 from livekit.protocol.agent_dispatch import AgentDispatch
 
-from service.simulator.livekit import FakeLiveKit, room_sid
+from service.simulator.livekit import FakeLiveKit, room_sid, sid_for
 from service.simulator.webhooks import agent, body, caller, person, sign
 
 FATES = ("never_joins", "leaves", "stalls")
@@ -299,7 +299,7 @@ class Simulation:
         self._ids += 1
         raw = body(
             event,
-            id=f"EV_{room}_{self._ids}",
+            id=sid_for("EV_", f"{room}_{self._ids}"),
             created_at=int(time.time()),
             room=room,
             sid=room_sid(room),

@@ -104,7 +104,7 @@ def assert_no_secret(*texts: str) -> None:
 async def test_one_incident_reaches_pagerduty_opsgenie_the_webhook_and_slack_field_by_field(
     redis_url: str, database_url: str, receiver: Receiver, caplog: pytest.LogCaptureFixture
 ) -> None:
-    configure("DEBUG")  # as the worker process logs (httpx held at WARNING)
+    configure("DEBUG", process="worker")  # as the worker process logs (httpx held at WARNING)
     caplog.set_level(logging.DEBUG)
     async with harness(redis_url, database_url, **every_route(receiver)) as h:
         incident = await outage(h)

@@ -26,7 +26,7 @@ async def join(engine: AsyncEngine, room: str, who: str, at: int) -> None:
         sid=f"RM_{room}",
         participant=person(who),
     )
-    await record_event(engine, parse(raw), received_at=float(at), policy=POLICY)
+    await record_event(engine, parse(raw), received_at=float(at), rules=POLICY)
 
 
 def count_room_reads(engine: AsyncEngine) -> list[str]:

@@ -159,11 +159,13 @@ def run(tmp_path_factory: pytest.TempPathFactory, redis_server: str) -> Iterator
 
 
 def sample(metrics: str, name: str, **labels: str) -> float:
-    """The value of one Prometheus sample (0 when absent)."""
-    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    pattern = rf"^{re.escape(name)}(?:\{{{re.escape(wanted)}\}})? (\S+)$" if wanted else rf"^{name} (\S+)$"
-    found = re.search(pattern, metrics, re.M)
-    return float(found.group(1)) if found else 0.0
+    """The sum of one metric's samples whose labels include `labels` (0 when none)."""
+    total = 0.0
+    for found in re.finditer(rf"^{re.escape(name)}(?:\{{(.*)\}})? (\S+)$", metrics, re.M):
+        have = dict(re.findall(r'(\w+)="([^"]*)"', found.group(1) or ""))
+        if all(have.get(k) == v for k, v in labels.items()):
+            total += float(found.group(2))
+    return total
 
 
 def test_every_room_got_a_working_agent_despite_what_was_injected(run: Run) -> None:

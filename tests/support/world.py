@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from livekit.protocol.agent_dispatch import AgentDispatch
 
-from service.simulator.livekit import FakeLiveKit, room_sid
+from service.simulator.livekit import FakeLiveKit, room_sid, sid_for
 from tests.support.helpers import agent, body, person, sign
 from tests.support.processes import Warden
 from tests.support.settings import KEY, SECRET
@@ -35,7 +35,7 @@ class World:
         self.ids += 1
         raw = body(
             event,
-            id=f"EV_{room}_{self.ids}",
+            id=sid_for("EV_", f"{room}_{self.ids}"),
             created_at=int(time.time()),
             room=room,
             sid=room_sid(room),

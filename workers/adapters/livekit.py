@@ -109,7 +109,7 @@ class LiveKitRooms:
                 id=d.id,
                 agent_name=d.agent_name,
                 metadata=d.metadata,
-                created_at=float(d.state.created_at),
+                created_at=d.state.created_at / 1e9,  # nanoseconds
                 statuses=tuple(int(job.state.status) for job in d.state.jobs),
                 attributes=tuple(sorted(d.attributes.items())),
             )

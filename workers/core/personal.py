@@ -1,14 +1,14 @@
 """Personal data Warden must not show: phone numbers. A caller's identity is derived from the number by
 default (`sip_+15550100`), SIP rooms are often named after it, and `sip.phoneNumber` attributes carry
-it. `mask_phone` keeps at most the last four digits of every unbroken run of seven digits or more (with
-or without a leading `+`, as E.164 numbers are written in SIP): "+15550100" → "•••0100". Runs broken
-by separators ("2026-12-01") are left alone."""
+it. `mask_phone` keeps at most the last four digits of every number written as LiveKit's SIP writes them:
+E.164 with its `+` ("+15550100" → "•••0100"), or seven digits or more right after `sip_`. Other runs of
+digits (timestamps in event ids, dates) are left alone."""
 
 from __future__ import annotations
 
 import re
 
-_NUMBER = re.compile(r"\+?\d{7,}")
+_NUMBER = re.compile(r"\+\d{7,}|(?<=sip_)\d{7,}")
 
 
 def mask_phone(text: str) -> str:

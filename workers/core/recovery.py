@@ -44,6 +44,7 @@ class Trigger(StrEnum):
 
 
 Step = Callable[[Room, Fact, Deadline, Policy], Room]
+DISPATCH_GRACE = 5.0  # seconds a new dispatch may go without a job in `ListDispatch` (livekit-server: ~5 s)
 
 
 def for_current_attempt(step: Step) -> Handler:
@@ -85,6 +86,15 @@ def act_on_answer(room: Room, fact: Fact, deadline: Deadline, policy: Policy) ->
     mine = sorted(
         (d for d in fact.dispatches if d.agent_name == policy.agent_name), key=lambda d: d.created_at
     )
+    young = [
+        d.created_at for d in mine if not d.statuses and fact.at - DISPATCH_GRACE < d.created_at <= fact.at
+    ]
+    if young and not stalled:
+        # LiveKit may be assigning that dispatch right now (it lists a job some seconds after the agent
+        # started): deleting it would leave its agent orphaned beside the new one. Look again once it
+        # has had its time.
+        waiting = replace(room, recovery=Recovery.NONE)
+        return _with_deadline(waiting, max(young) + DISPATCH_GRACE, deadline.reason)
     metadata = mine[0].metadata if mine else room.dispatch_metadata
     attributes = mine[0].attributes if mine else room.dispatch_attributes
     room = replace(

@@ -292,10 +292,11 @@ _URGENCY = {
 
 def summary(room: RoomViews) -> Room:
     """The view most in need of an agent (the room's own watch while no agent is known): what the room's
-    row shows as its phase and recovery."""
+    row shows as its phase and recovery. A room that expects no agent shows as idle: nobody waits."""
     candidates = room.all() or (room.base,)
-    if room.learned and not room.views:
-        return room.base
+    if room.learned and not room.views:  # expects no agent: nobody waits for one
+        idle = room.base.phase is not Phase.CLOSED
+        return replace(room.base, phase=Phase.IDLE, waiting_since=None) if idle else room.base
     return min(candidates, key=lambda v: (_URGENCY[v.recovery], _NEED[v.phase]))
 
 
