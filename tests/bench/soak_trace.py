@@ -1,7 +1,7 @@
-"""`SOAK_TRACE=1`: the worker's Python memory during the soak (`tests/bench/trace/sitecustomize.py` takes
-the snapshots), and what the soak reports of it: RSS beside the memory Python traced, the lines whose
-allocations grew most between the first snapshot after the warm-up and the last, and the object types
-whose counts grew most."""
+"""`SOAK_TRACE=1` (or `=tracemalloc`): where the worker's memory goes during the soak
+(`tests/bench/trace/sitecustomize.py` takes the figures), and what the soak reports of it: RSS beside
+Python's allocated blocks, SQLite's memory and, with tracemalloc, the lines whose allocations grew most
+between the first snapshot after the warm-up and the last; the object types whose counts grew most."""
 
 from __future__ import annotations
 
@@ -23,39 +23,46 @@ def environ(tmp: Path) -> dict[str, str]:
     return {"PYTHONPATH": path, "SOAK_TRACE_DIR": str(folder)}
 
 
-def report(tmp: Path, warm_up: float) -> list[str]:
-    folder = tmp / "trace"
-    figures = [json.loads(line) for line in (folder / "worker.jsonl").read_text().splitlines()]
+def _grew(folder: Path, warm_up: float) -> list[str]:
     snaps = sorted(folder.glob("worker-*.snap"))
     after = [s for s in snaps if float(s.stem.split("-")[1]) >= warm_up]
     if len(after) < 2:
-        return ["Traced: too few snapshots after the warm-up.", ""]
+        return []
     first, last = (tracemalloc.Snapshot.load(str(s)) for s in (after[0], after[-1]))
     ignore = [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, "<frozen *>")]
-    first, last = first.filter_traces(ignore), last.filter_traces(ignore)
-    grew = last.compare_to(first, "lineno")[:10]
-    start = next(f for f in figures if f["at"] >= warm_up)
-    end = figures[-1]
-    types = sorted(((n - start["objects"].get(t, 0), t, n) for t, n in end["objects"].items()), reverse=True)[
-        :8
-    ]
+    grew = last.filter_traces(ignore).compare_to(first.filter_traces(ignore), "lineno")[:10]
+    return (
+        [f"Lines whose allocations grew most ({after[0].stem} → {after[-1].stem}):", "", "```"]
+        + [str(stat) for stat in grew]
+        + ["```", ""]
+    )
+
+
+def report(tmp: Path, warm_up: float) -> list[str]:
+    folder = tmp / "trace"
+    figures = [json.loads(line) for line in (folder / "worker.jsonl").read_text().splitlines()]
+    after = [f for f in figures if f["at"] >= warm_up]
+    if len(after) < 2:
+        return ["Traced: too few samples after the warm-up.", ""]
+    start, end = after[0], after[-1]
+    types = sorted(((n - start["objects"].get(t, 0), t, n) for t, n in end["objects"].items()), reverse=True)
+
+    def traced(f: dict[str, float]) -> str:
+        return "-" if f["traced_mb"] is None else f"{f['traced_mb']:.2f}"
+
     return [
-        f"Traced (`SOAK_TRACE=1`, the worker under `tracemalloc`, 5 frames): from {start['at']:.0f} s to "
-        f"{end['at']:.0f} s the worker's RSS went {start['rss_mb']:.1f} → {end['rss_mb']:.1f} MB and the "
-        f"memory Python traced {start['traced_mb']:.2f} → {end['traced_mb']:.2f} MB.",
+        f"Traced (`SOAK_TRACE={os.environ.get('SOAK_TRACE')}`): the worker's memory every 30 s.",
         "",
-        "| s | RSS MB | traced MB |",
-        "| --- | --- | --- |",
-        *(f"| {f['at']:.0f} | {f['rss_mb']:.1f} | {f['traced_mb']:.2f} |" for f in figures),
+        "| s | RSS MB | Python blocks | SQLite MB | tracemalloc MB |",
+        "| --- | --- | --- | --- | --- |",
+        *(
+            f"| {f['at']:.0f} | {f['rss_mb']:.1f} | {f['blocks']:,} | {f['sqlite_mb']:.2f} | {traced(f)} |"
+            for f in figures
+        ),
         "",
-        f"Lines whose allocations grew most between {after[0].stem} and {after[-1].stem}:",
-        "",
-        "```",
-        *(str(stat) for stat in grew),
-        "```",
-        "",
-        "Object types whose counts grew most: "
-        + ", ".join(f"{t} {n - d:,} → {n:,}" for d, t, n in types)
+        *_grew(folder, warm_up),
+        f"Object types whose counts grew most from {start['at']:.0f} s to {end['at']:.0f} s: "
+        + ", ".join(f"{t} {n - d:,} → {n:,}" for d, t, n in types[:8])
         + ".",
         "",
     ]
