@@ -58,6 +58,9 @@ OUTAGE = Outage(WARM_UP % PERIOD, PERIOD * 2 / 7, every=PERIOD)  # 20 s every 70
 FAILURES = FailurePlan(never_joins=0.2, leaves=0.1, stalls=0.1, outage=OUTAGE)  # the demo's, outages repeated
 QUEUE = Settings.model_fields["warden_queue_name"].default
 LOAD_BEFORE = os.getloadavg()[0]
+COMMIT = subprocess.run(
+    ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+).stdout.strip()  # the code that runs: read at the start
 
 
 @dataclass
@@ -238,7 +241,6 @@ def verdict(samples: list[Sample]) -> list[tuple[str, bool, str]]:
 
 def write(soak: Soak, database: SQLiteDatabase | PostgreSQLDatabase) -> str:
     samples = soak.samples
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
     kept = steady(samples)
 
     def mean(value: str, table: str = "") -> float:
@@ -251,7 +253,7 @@ def write(soak: Soak, database: SQLiteDatabase | PostgreSQLDatabase) -> str:
         f"# Soak ({database.name})",
         "",
         f"Written by `make soak` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit "
-        f"{commit.stdout.strip() or 'unknown'}, {os.cpu_count()} cores, load average before "
+        f"{COMMIT or 'unknown'}, {os.cpu_count()} cores, load average before "
         f"{LOAD_BEFORE:.1f} (a machine shared with other work). {ROOMS:,} rooms over {SECONDS:.0f} s, each "
         f"living 3-12 s (30-120 simulated s), demo failure mix with an outage of {OUTAGE.length:.0f} s every "
         f"{PERIOD:.0f} s from {OUTAGE.start:.0f} s, `WARDEN_RETENTION={RETENTION}`, {database.name}. "
