@@ -9,6 +9,7 @@ import json
 import os
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 HOOK = Path(__file__).resolve().parent / "trace"
 
@@ -38,6 +39,11 @@ def _grew(folder: Path, warm_up: float) -> list[str]:
     )
 
 
+def _malloc(figures: dict[str, Any], which: int) -> str:
+    found = figures.get("malloc_mb")
+    return "-" if not found else f"{found[which]:.1f}"
+
+
 def report(tmp: Path, warm_up: float) -> list[str]:
     folder = tmp / "trace"
     figures = [json.loads(line) for line in (folder / "worker.jsonl").read_text().splitlines()]
@@ -53,10 +59,12 @@ def report(tmp: Path, warm_up: float) -> list[str]:
     return [
         f"Traced (`SOAK_TRACE={os.environ.get('SOAK_TRACE')}`): the worker's memory every 30 s.",
         "",
-        "| s | RSS MB | Python blocks | SQLite MB | tracemalloc MB |",
-        "| --- | --- | --- | --- | --- |",
+        "| s | RSS MB | Python blocks | objects | SQLite MB | malloc in use MB | malloc free MB "
+        "| tracemalloc MB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
         *(
-            f"| {f['at']:.0f} | {f['rss_mb']:.1f} | {f['blocks']:,} | {f['sqlite_mb']:.2f} | {traced(f)} |"
+            f"| {f['at']:.0f} | {f['rss_mb']:.1f} | {f['blocks']:,} | {sum(f['objects'].values()):,} "
+            f"| {f['sqlite_mb']:.2f} | {_malloc(f, 0)} | {_malloc(f, 1)} | {traced(f)} |"
             for f in figures
         ),
         "",
