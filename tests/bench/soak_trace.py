@@ -51,7 +51,8 @@ def report(tmp: Path, warm_up: float) -> list[str]:
     if len(after) < 2:
         return ["Traced: too few samples after the warm-up.", ""]
     start, end = after[0], after[-1]
-    types = sorted(((n - start["objects"].get(t, 0), t, n) for t, n in end["objects"].items()), reverse=True)
+    both = [(t, start["objects"][t], n) for t, n in end["objects"].items() if t in start["objects"]]
+    types = sorted(((n - before, t, n) for t, before, n in both), reverse=True)  # of the 40 commonest
 
     def traced(f: dict[str, float]) -> str:
         return "-" if f["traced_mb"] is None else f"{f['traced_mb']:.2f}"
