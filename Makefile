@@ -60,6 +60,8 @@ bench: $(STAMP) $(WRK)
 
 # Rooms coming and going for about 6 minutes (time compressed ten to one, retention 30 s): do rows, RSS and
 # the database stay flat? Writes docs/benchmarks/soak.md and soak.svg. Not part of `make test`.
+# SOAK_DATABASE=postgresql runs it on PostgreSQL (soak-postgresql.md/svg); SOAK_TRACE=1 also reports where
+# the worker's memory goes (SOAK_TRACE=tracemalloc: with tracemalloc's diff, slowing the worker down).
 soak: $(STAMP)
 	$(BIN)/python -m tests.bench.soak
 

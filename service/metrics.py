@@ -2,8 +2,10 @@
 Redis and the database, which are the same whichever web process answers.
 
 - `warden_webhooks_total{event,verdict}`: webhooks received, by type ('unknown' before verification).
-- `warden_queue_lag_seconds`: how long the oldest job that is due has waited to be picked up.
-- `warden_queue_jobs{state}`: jobs in the queue, due now ('ready') or later ('deferred', SLA timers).
+- `warden_queue_lag_seconds`: how long the oldest job that is due has waited to be picked up (a job
+  running is not waiting: its run time is not lag).
+- `warden_queue_jobs{state}`: jobs in the queue, due now ('ready', waiting or running) or later
+  ('deferred', SLA timers).
 - `warden_rooms{phase}`, `warden_open_incidents`: from the database.
 - `warden_dead_letters`: jobs that failed for good and have not been re-run (`warden dead-letters`).
 The worker's own counters (jobs, durations, time to agent, breaches, re-dispatches, restarts, LiveKit

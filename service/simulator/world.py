@@ -12,10 +12,10 @@ lasts a while, the person leaves, `room_finished`. What happens to the agent is 
 - leaves: the first agent leaves mid-meeting while the person stays (the next one stays);
 - stalls: the first agent joins and never publishes (Warden needs `WARDEN_ACTIVE_SLA_SECONDS` to see it;
   it evicts the agent, which the simulator reports as `participant_left`, and re-dispatches);
-and during an outage (`outage:START+LENGTH`, seconds into the run) no dispatch is answered until the
-outage ends or Warden restarts the Cloud agent (`RestartAgent`). The second agent has a fate of its own
-(never_joins with the same share, else ok), so that a room where the first agent came and the second
-did not shows Warden re-dispatching the second only.
+and during an outage (`outage:START+LENGTH`, seconds into the run; `Outage.every` repeats it) no dispatch
+is answered until the outage ends or Warden restarts the Cloud agent (`RestartAgent`). The second agent
+has a fate of its own (never_joins with the same share, else ok), so that a room where the first agent
+came and the second did not shows Warden re-dispatching the second only.
 """
 
 from __future__ import annotations
@@ -42,6 +42,14 @@ WEBHOOK_TRIES = 3
 class Outage:
     start: float  # seconds after the run starts
     length: float
+    every: float | None = None  # then again every `every` seconds (each ended early by its own restart)
+
+    def index(self, elapsed: float) -> int | None:
+        """Which outage (0, 1, ...) is on `elapsed` seconds into the run, or None."""
+        if elapsed < self.start:
+            return None
+        n = int((elapsed - self.start) // self.every) if self.every else 0
+        return n if elapsed - self.start - n * (self.every or 0.0) < self.length else None
 
 
 @dataclass(frozen=True)
@@ -134,7 +142,7 @@ class Simulation:
     report: Report = field(default_factory=Report)
     on_room_done: Callable[[], None] = lambda: None
     _started: float = field(default_factory=time.monotonic)
-    _restarted: bool = False
+    _restarted: set[int] = field(default_factory=set)  # the outages a restart has ended
     fates: dict[str, str] = field(default_factory=dict)  # room -> its injected fate
     _dispatched: Counter[str] = field(default_factory=Counter)  # dispatches seen per room
     _answered: Counter[str] = field(default_factory=Counter)  # agents sent per room
@@ -176,11 +184,12 @@ class Simulation:
         return self.report
 
     def outage_now(self) -> bool:
+        index = self._outage()
+        return index is not None and index not in self._restarted
+
+    def _outage(self) -> int | None:
         outage = self.plan.outage
-        if outage is None or self._restarted:
-            return False
-        elapsed = time.monotonic() - self._started
-        return outage.start <= elapsed < outage.start + outage.length
+        return None if outage is None else outage.index(time.monotonic() - self._started)
 
     async def room(self, i: int) -> None:
         number = f"+1555010{i % 10000:04d}" if self.rng.random() < self.sip else ""
@@ -286,8 +295,9 @@ class Simulation:
         self._spawn(self.webhook("participant_left", room, participant=agent(identity, name)))
 
     def _on_restart(self, _agent_id: str) -> None:
-        if self.outage_now():
-            self._restarted = True  # a deployment restarted during the outage answers dispatches again
+        index = self._outage()
+        if index is not None:
+            self._restarted.add(index)  # a deployment restarted during the outage answers dispatches again
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)

@@ -9,12 +9,13 @@ import asyncpg
 from tests.support.postgres import POSTGRES_ADMIN_URL
 
 
-def fresh_database(name: str) -> str | None:
-    """Drop and create database `name`; its URL, or None when no PostgreSQL answers."""
+def fresh_database(name: str, admin_url: str = POSTGRES_ADMIN_URL) -> str | None:
+    """Drop and create database `name` on the server of `admin_url`; its URL, or None when no PostgreSQL
+    answers."""
 
     async def create() -> str | None:
         try:
-            admin = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=3)
+            admin = await asyncpg.connect(admin_url, timeout=3)
         except (TimeoutError, OSError, asyncpg.PostgresError):
             return None
         try:
@@ -22,6 +23,6 @@ def fresh_database(name: str) -> str | None:
             await admin.execute(f'CREATE DATABASE "{name}"')
         finally:
             await admin.close()
-        return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+        return admin_url.rsplit("/", 1)[0] + f"/{name}"
 
     return asyncio.run(create())

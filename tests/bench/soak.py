@@ -1,15 +1,19 @@
 """`make soak`: does Warden stay flat while rooms come and go? Minutes, not hours, by compressing time.
 
-Web and worker run from the Procfile on SQLite, with an embedded Redis and the stand-in LiveKit. The
-simulator opens `SOAK_ROOMS` rooms (2,000) evenly over `SOAK_SECONDS` (300); each lives 3-12 s (30-120
-simulated seconds at ten to one) with the demo's failure mix (never joins, leaves, stalls, an outage),
-and `WARDEN_RETENTION=30s` stands for five simulated minutes. Every 5 s it samples the RSS of web and
-worker, the rows of each table, the database's size on disk (file and WAL), the queue lag (the web's
-`/metrics`) and the ERROR lines logged so far.
+Web and worker run from the Procfile on SQLite (or PostgreSQL: `SOAK_DATABASE=postgresql`, see
+`tests.bench.soak_db`), with an embedded Redis and the stand-in LiveKit. The simulator opens `SOAK_ROOMS`
+rooms (2,000) evenly over `SOAK_SECONDS` (300); each lives 3-12 s (30-120 simulated seconds at ten to
+one) with the demo's failure mix (never joins, leaves, stalls) and an outage of 20 s every 70 s, the
+first at 20 s: outages are part of the steady state, so each third of the measured window holds one,
+at the same place. `WARDEN_RETENTION=30s` stands for five simulated minutes. Every 5 s it samples the RSS
+of web and worker, the rows of each table, the database's size on disk and in use, the queue lag (the
+web's `/metrics`), the longest a job had been running then (read from Redis), and the ERROR lines logged
+so far. `SOAK_TRACE=1` also traces the worker's Python memory (`tests/bench/trace`) and reports what grew.
 
-Writes `docs/benchmarks/soak.md` (the table and the verdict) and `docs/benchmarks/soak.svg` (the plot).
-Targets: rows, database size and RSS flat after warm-up (the means of the three thirds of what follows
-the warm-up within 10 % of each other), no ERROR line, queue lag under a second.
+Writes `docs/benchmarks/soak.md` and `soak.svg` (`soak-postgresql.*` on PostgreSQL): the table, the
+verdict and the plot. Targets: rows, database size and RSS flat after the warm-up (the means of the three
+70-s thirds of the window from 90 s to `SOAK_SECONDS` within 10 % of each other), no ERROR line, queue
+lag under a second.
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ import asyncio
 import os
 import random
 import re
-import sqlite3
 import subprocess
 import tempfile
 import time
@@ -27,24 +30,37 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+from arq.constants import in_progress_key_prefix, job_key_prefix
+from arq.jobs import deserialize_job
+from redis.asyncio import Redis
 
 from service.dev.embedded_redis import EmbeddedRedis
 from service.dev.run import DEMO_SETTINGS
 from service.simulator.livekit import FakeLiveKit
 from service.simulator.serving import serve
 from service.simulator.world import FailurePlan, Outage, Simulation
-from tests.bench import plot
+from tests.bench import plot, soak_trace
+from tests.bench.soak_db import TABLES, PostgreSQLDatabase, SQLiteDatabase, soak_database
 from tests.support.processes import ROOT, run_warden
 from tests.support.settings import KEY, SECRET
+from workers.settings import Settings
 
 OUT = ROOT / "docs" / "benchmarks"
 ROOMS = int(os.environ.get("SOAK_ROOMS", "2000"))
 SECONDS = float(os.environ.get("SOAK_SECONDS", "300"))
 RETENTION = "30s"
 SAMPLE_EVERY = 5.0
-WARM_UP = 90.0  # retention + a prune interval + the longest meeting, with room to spare
-FAILURES = FailurePlan(never_joins=0.2, leaves=0.1, stalls=0.1, outage=Outage(60.0, 40.0))  # the demo's
-TABLES = ("rooms", "events", "incidents", "incident_rooms", "incident_actions", "outbox")
+WARM_UP = (
+    90.0  # retention + a prune interval + the longest meeting + an outage's incident, with room to spare
+)
+PERIOD = (SECONDS - WARM_UP) / 3  # an outage in each third of the measured window, at the same place
+OUTAGE = Outage(WARM_UP % PERIOD, PERIOD * 2 / 7, every=PERIOD)  # 20 s every 70 s in 300 s
+FAILURES = FailurePlan(never_joins=0.2, leaves=0.1, stalls=0.1, outage=OUTAGE)  # the demo's, outages repeated
+QUEUE = Settings.model_fields["warden_queue_name"].default
+LOAD_BEFORE = os.getloadavg()[0]
+COMMIT = subprocess.run(
+    ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+).stdout.strip()  # the code that runs: read at the start
 
 
 @dataclass
@@ -54,16 +70,20 @@ class Sample:
     worker_mb: float
     rows: dict[str, int]
     db_mb: float
-    used_mb: float  # the database's pages in use: what the rows take, without the WAL and free pages
+    used_mb: float
     lag: float
+    running: float  # how long the longest-running job had been running (since it was due)
     errors: int
+    running_job: str = ""
 
 
 @dataclass
 class Soak:
+    database: str
     samples: list[Sample] = field(default_factory=list)
     report: str = ""
     errors: list[str] = field(default_factory=list)
+    trace: list[str] = field(default_factory=list)
 
 
 def _rss_mb(pid: int) -> float:
@@ -72,29 +92,21 @@ def _rss_mb(pid: int) -> float:
     return int(match[1]) / 1024 if match else 0.0
 
 
-def _rows(db: Path) -> dict[str, int]:
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as connection:
-        return {t: connection.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
-
-
-def _used_mb(db: Path) -> float:
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as connection:
-        pages, free, size = (
-            connection.execute(f"PRAGMA {name}").fetchone()[0]
-            for name in ("page_count", "freelist_count", "page_size")
-        )
-    return float((pages - free) * size) / 2**20
-
-
-def _size_mb(db: Path) -> float:
-    files = [db, Path(f"{db}-wal")]
-    return sum(f.stat().st_size for f in files if f.exists()) / 2**20
-
-
 async def _lag(client: httpx.AsyncClient, url: str) -> float:
     text = (await client.get(f"{url}/metrics")).text
     match = re.search(r"^warden_queue_lag_seconds ([0-9.e+-]+)$", text, re.M)
     return float(match[1]) if match else 0.0
+
+
+async def _running(redis: Redis) -> tuple[float, str]:
+    """The due job that has been in the queue longest while a worker runs it: (seconds, function)."""
+    now_ms = time.time() * 1000
+    for job_id, score in await redis.zrangebyscore(QUEUE, "-inf", now_ms, start=0, num=50, withscores=True):
+        if await redis.exists(in_progress_key_prefix + job_id.decode()):
+            raw = await redis.get(job_key_prefix + job_id.decode())
+            function = deserialize_job(raw).function if raw else "?"
+            return (now_ms - score) / 1000, function
+    return 0.0, ""
 
 
 # An outage is logged as an ERROR on purpose (the operator's alert): the injected failures call for it.
@@ -111,26 +123,24 @@ def _error_lines(logs: Path) -> list[str]:
     ]
 
 
-def _errors(logs: Path) -> int:
-    return len(_error_lines(logs))
-
-
-async def _soak(tmp: Path) -> Soak:
-    soak = Soak()
+async def _soak(tmp: Path, database: SQLiteDatabase | PostgreSQLDatabase) -> Soak:
+    soak = Soak(database.name)
     fake = FakeLiveKit(KEY, SECRET)
-    db = tmp / "warden.db"
+    trace = soak_trace.environ(tmp)
     with EmbeddedRedis(tmp / "redis") as redis:
         async with serve(fake.app) as livekit_url:
             env = {
                 **DEMO_SETTINGS,
+                **trace,
                 "WARDEN_AGENT_NAME": "soak-agent",
                 "LIVEKIT_URL": livekit_url,
                 "LK_AGENTS_URL": livekit_url,
                 "REDIS_URL": redis.url,
-                "DATABASE_URL": f"sqlite:///{db}",
+                "DATABASE_URL": database.url,
                 "WARDEN_RETENTION": RETENTION,
                 "WARDEN_LOG_LEVEL": "WARNING",
             }
+            queue = Redis.from_url(redis.url)
             with run_warden(tmp, **env) as warden:
                 web = warden.running["web"][0][0].pid
                 worker = warden.running["worker"][0][0].pid
@@ -147,19 +157,26 @@ async def _soak(tmp: Path) -> Soak:
                     started = time.monotonic()
                     run = asyncio.create_task(simulation.run(ROOMS, over=SECONDS))
                     while not run.done():
+                        at = time.monotonic() - started
+                        sizes = await database.sizes()
+                        running, job = await _running(queue)
                         sample = Sample(
-                            time.monotonic() - started,
+                            at,
                             _rss_mb(web),
                             _rss_mb(worker),
-                            _rows(db),
-                            _size_mb(db),
-                            _used_mb(db),
+                            sizes.rows,
+                            sizes.disk_mb,
+                            sizes.used_mb,
                             await _lag(client, warden.url),
-                            _errors(tmp),
+                            running,
+                            len(_error_lines(tmp)),
+                            job,
                         )
                         soak.samples.append(sample)
                         print(_line(sample), flush=True)
-                        await asyncio.wait({run}, timeout=SAMPLE_EVERY)
+                        await asyncio.wait(
+                            {run}, timeout=max(0.0, at + SAMPLE_EVERY - (time.monotonic() - started))
+                        )
                     outcome = run.result()
                     soak.errors = _error_lines(tmp)
                     unserved = len(outcome.unserved_rooms)
@@ -168,104 +185,125 @@ async def _soak(tmp: Path) -> Soak:
                         f"undelivered), {outcome.warden_dispatches} re-dispatches, {outcome.evictions} "
                         f"evictions, {outcome.restarts} restarts, {unserved} rooms unserved"
                     )
+            await queue.aclose()
+    soak.trace = soak_trace.report(tmp, WARM_UP) if trace else []
     return soak
 
 
 def _line(s: Sample) -> str:
     rows = " | ".join(f"{s.rows[t]:,}" for t in TABLES)
-    figures = f"{s.db_mb:.1f} | {s.used_mb:.2f} | {s.lag:.2f} | {s.errors}"
+    job = f"{s.running:.2f} {s.running_job}".strip()
+    figures = f"{s.db_mb:.1f} | {s.used_mb:.2f} | {s.lag:.2f} | {job} | {s.errors}"
     return f"| {s.at:.0f} | {s.web_mb:.0f} | {s.worker_mb:.0f} | {rows} | {figures} |"
 
 
-def _thirds(values: list[float]) -> list[float]:
-    size = max(1, len(values) // 3)
-    return [
-        sum(part) / len(part) for part in (values[:size], values[size : 2 * size], values[2 * size :]) if part
-    ]
+def steady(samples: list[Sample]) -> list[Sample]:
+    return [s for s in samples if WARM_UP <= s.at < SECONDS]
 
 
-def _flat(values: list[float]) -> tuple[bool, str]:
-    if not values:
-        return False, "no sample after the warm-up"
-    means = _thirds(values)
+def _thirds(samples: list[Sample], value: str | None = None, table: str = "") -> list[float]:
+    """Means over the three equal spans of time after the warm-up (each holds one outage)."""
+    parts: list[list[float]] = [[], [], []]
+    for s in steady(samples):
+        part = min(2, int((s.at - WARM_UP) // PERIOD))
+        parts[part].append(float(s.rows[table]) if table else getattr(s, value or ""))
+    return [sum(p) / len(p) for p in parts if p]
+
+
+def _flat(means: list[float]) -> tuple[bool, str]:
+    if len(means) < 3:
+        return False, "too few samples after the warm-up"
     spread = max(means) / min(means) - 1 if min(means) > 0 else 0.0
     return spread <= 0.10, f"{' → '.join(f'{m:,.1f}' for m in means)} ({spread:.0%})"
 
 
 def verdict(samples: list[Sample]) -> list[tuple[str, bool, str]]:
-    steady = [s for s in samples if s.at >= WARM_UP]
     checks = [
-        ("rooms rows", [float(s.rows["rooms"]) for s in steady]),
-        ("events rows", [float(s.rows["events"]) for s in steady]),
-        ("database MB", [s.db_mb for s in steady]),
-        ("web RSS MB", [s.web_mb for s in steady]),
-        ("worker RSS MB", [s.worker_mb for s in steady]),
+        ("rooms rows", _thirds(samples, table="rooms")),
+        ("events rows", _thirds(samples, table="events")),
+        ("database MB on disk", _thirds(samples, "db_mb")),
+        ("web RSS MB", _thirds(samples, "web_mb")),
+        ("worker RSS MB", _thirds(samples, "worker_mb")),
     ]
-    found = [(name, *_flat(values)) for name, values in checks]
+    found = [(name, *_flat(means)) for name, means in checks]
     worst_lag = max((s.lag for s in samples), default=0.0)
+    longest = max(samples, key=lambda s: s.running, default=None)
+    run = (
+        f"; longest job running at a sample {longest.running:.2f} s ({longest.running_job})"
+        if longest
+        else ""
+    )
     errors = samples[-1].errors if samples else 0
-    found.append(("queue lag under 1 s", worst_lag < 1.0, f"worst {worst_lag:.2f} s"))
+    found.append(("queue lag under 1 s", worst_lag < 1.0, f"worst {worst_lag:.2f} s{run}"))
     found.append(("no ERROR line", errors == 0, f"{errors} ERROR line(s)"))
     return found
 
 
-def write(soak: Soak) -> str:
+def write(soak: Soak, database: SQLiteDatabase | PostgreSQLDatabase) -> str:
     samples = soak.samples
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
-    steady = [s for s in samples if s.at >= WARM_UP]
-    rooms = sum(s.rows["rooms"] for s in steady) / max(1, len(steady))
-    db_bytes = sum(s.db_mb for s in steady) / max(1, len(steady)) * 2**20
-    used_bytes = sum(s.used_mb for s in steady) / max(1, len(steady)) * 2**20
-    events = sum(s.rows["events"] for s in steady) / max(1, len(steady))
+    kept = steady(samples)
+
+    def mean(value: str, table: str = "") -> float:
+        return sum(s.rows[table] if table else getattr(s, value) for s in kept) / max(1, len(kept))
+
+    rooms, events, used = mean("", "rooms"), mean("", "events"), mean("used_mb") * 2**20
     head = " | ".join(TABLES)
+    stem = "soak" if database.name == "SQLite" else "soak-postgresql"
     lines = [
-        "# Soak",
+        f"# Soak ({database.name})",
         "",
         f"Written by `make soak` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit "
-        f"{commit.stdout.strip() or 'unknown'}, {os.cpu_count()} cores. {ROOMS:,} rooms over "
-        f"{SECONDS:.0f} s, each living 3-12 s (30-120 simulated s), demo failure mix, "
-        f"`WARDEN_RETENTION={RETENTION}`, SQLite. "
+        f"{COMMIT or 'unknown'}, {os.cpu_count()} cores, load average before "
+        f"{LOAD_BEFORE:.1f} (a machine shared with other work). {ROOMS:,} rooms over {SECONDS:.0f} s, each "
+        f"living 3-12 s (30-120 simulated s), demo failure mix with an outage of {OUTAGE.length:.0f} s every "
+        f"{PERIOD:.0f} s from {OUTAGE.start:.0f} s, `WARDEN_RETENTION={RETENTION}`, {database.name}. "
         f"Warm-up: the first {WARM_UP:.0f} s. Method: [../benchmarks.md](../benchmarks.md#soak).",
         "",
         f"Simulated: {soak.report}.",
         "",
-        "| target | met | after warm-up (means of the three thirds, spread) |",
+        f"| target | met | after warm-up (means of the three {PERIOD:.0f}-s thirds, spread) |",
         "| --- | --- | --- |",
         *(f"| {name} | {'yes' if ok else '**no**'} | {detail} |" for name, ok, detail in verdict(samples)),
         "",
-        f"At the plateau: {rooms:,.0f} rooms and {events:,.0f} events kept, "
-        f"{db_bytes / 2**20:.1f} MB on disk (file and WAL, free pages included), {used_bytes / 2**20:.2f} MB "
-        f"of it in use: **{used_bytes / max(rooms, 1) / 1024:.1f} KB per room** kept, with its "
+        f"At the plateau: {rooms:,.0f} rooms and {events:,.0f} events kept, {mean('db_mb'):.1f} MB on disk "
+        f"({database.disk}), {used / 2**20:.2f} MB in use ({database.used}): "
+        f"**{used / max(rooms, 1) / 1024:.1f} KB per room** kept, with its "
         f"{events / max(rooms, 1):.1f} events and actions.",
         "",
         *(["ERROR lines (the first ten):", "", "```", *soak.errors[:10], "```", ""] if soak.errors else []),
-        "![soak](soak.svg)",
+        *soak.trace,
+        f"![soak]({stem}.svg)",
         "",
-        f"| s | web RSS MB | worker RSS MB | {head} | database MB | in use MB | queue lag s | ERROR lines |",
-        "| " + " | ".join(["---"] * (len(TABLES) + 7)) + " |",
+        f"| s | web RSS MB | worker RSS MB | {head} | database MB | in use MB | queue lag s "
+        "| longest job running s | ERROR lines |",
+        "| " + " | ".join(["---"] * (len(TABLES) + 8)) + " |",
         *(_line(s) for s in samples),
         "",
     ]
-    (OUT / "soak.md").write_text("\n".join(lines))
+    (OUT / f"{stem}.md").write_text("\n".join(lines))
     at = [s.at for s in samples]
     rows = {t: [float(s.rows[t]) for s in samples] for t in ("rooms", "events")}
     rss = {"web": [s.web_mb for s in samples], "worker": [s.worker_mb for s in samples]}
-    disk = {"file + WAL": [s.db_mb for s in samples]}
-    lag = {"lag": [s.lag for s in samples]}
+    disk = {database.disk: [s.db_mb for s in samples], "in use": [s.used_mb for s in samples]}
+    lag = {"lag (waiting)": [s.lag for s in samples], "longest running": [s.running for s in samples]}
     charts = [
         plot.over_time("Rows", at, rows, "rows"),
         plot.over_time("RSS", at, rss, "MB", x=plot.WIDTH),
-        plot.over_time("Database on disk", at, disk, "MB", y=plot.HEIGHT),
-        plot.over_time("Queue lag", at, lag, "s", x=plot.WIDTH, y=plot.HEIGHT),
+        plot.over_time("Database", at, disk, "MB", y=plot.HEIGHT),
+        plot.over_time("Queue", at, lag, "s", x=plot.WIDTH, y=plot.HEIGHT),
     ]
-    (OUT / "soak.svg").write_text(plot.figure(charts))
+    (OUT / f"{stem}.svg").write_text(plot.figure(charts))
     return "\n".join(lines)
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="warden-soak-") as tmp:
-        soak = asyncio.run(_soak(Path(tmp)))
-    print(write(soak))
+    if SECONDS < WARM_UP + 3 * SAMPLE_EVERY:
+        raise SystemExit(
+            f"SOAK_SECONDS={SECONDS:g}: the run must outlast the {WARM_UP:.0f}-s warm-up by 15 s"
+        )
+    with tempfile.TemporaryDirectory(prefix="warden-soak-") as tmp, soak_database(Path(tmp)) as database:
+        soak = asyncio.run(_soak(Path(tmp), database))
+        print(write(soak, database))
 
 
 if __name__ == "__main__":

@@ -90,6 +90,20 @@ def test_failure_syntax() -> None:
             parse_failures(bad)
 
 
+def test_an_outage_once_or_every_so_often() -> None:
+    once, periodic = Outage(20.0, 10.0), Outage(20.0, 10.0, every=70.0)
+    assert [once.index(t) for t in (19.9, 20.0, 29.9, 30.0, 90.0)] == [None, 0, 0, None, None]
+    assert [periodic.index(t) for t in (19.9, 25.0, 30.0, 90.0, 99.9, 100.0, 165.0)] == [
+        None,
+        0,
+        None,
+        1,
+        1,
+        None,
+        2,
+    ]
+
+
 def test_simulate_refuses_a_bad_failure_spec(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as stopped:
         parser().parse_args(["simulate", "--failure", "outage:soon"])

@@ -1,14 +1,21 @@
 """Incident rows (`workers.store.incidents`): joining the open incident in one statement, and only
-while open; leased steps, taken again only when their holder died; the restart cooldown."""
+while open; leased steps, taken again only when their holder died; the restart cooldown; rooms
+recovering at once."""
 
 from __future__ import annotations
+
+import asyncio
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.support.events import parse
+from tests.support.helpers import agent, body, person
+from workers.core.room import Policy
 from workers.store import incidents
 from workers.store.incidents import Claim
 from workers.store.models import INCIDENT_ROOMS
+from workers.store.writer import record_event
 
 
 async def _rooms(engine: AsyncEngine, incident_id: str) -> list[str]:
@@ -61,3 +68,23 @@ async def test_the_restart_cooldown_refuses_a_new_incident_but_not_its_own_lease
     assert await incidents.claim(engine, second, step, 220.0, cooldown=cooldown, lease=lease) is Claim.LATER
     assert await incidents.unfinished(engine, "notetaker", 400.0, lease) == []  # refused: nothing to resume
     assert await incidents.claim(engine, second, step, 501.0, cooldown=cooldown, lease=lease) is Claim.FIRST
+
+
+async def test_rooms_recovering_at_once_resolve_the_incident_once_without_a_deadlock(
+    engine: AsyncEngine,
+) -> None:
+    """Each recovery marks its own room, then every other room of the incident that needs nothing now:
+    at once, on PostgreSQL, two of them used to wait for each other's rows (a deadlock, the job failed)."""
+    rooms = [(f"RM_r{i}", f"r{i}") for i in range(12)]
+    for n, (sid, name) in enumerate(rooms):  # each has its agent now: it needs nothing
+        for event, who in (("participant_joined", person("alice")), ("participant_joined", agent("bot"))):
+            raw = body(
+                event, id=f"EV_{name}_{who['identity']}", created_at=100, room=name, sid=sid, participant=who
+            )
+            await record_event(engine, parse(raw), received_at=100.0 + n, policy=Policy("notetaker"))
+    incident_id, _ = await incidents.open_or_join(engine, "notetaker", "outage", rooms, 100.0)
+    outcomes = await asyncio.gather(
+        *(incidents.room_recovered(engine, "notetaker", sid, 200.0) for sid, _ in rooms)
+    )
+    resolved = [o for o in outcomes if o is not None]
+    assert len(resolved) == 1 and resolved[0].id == incident_id and resolved[0].resolved_at == 200.0

@@ -23,6 +23,7 @@ from service.intake.body import loads_webhook
 from tests.support.harness import SID, harness
 from tests.support.helpers import body
 from tests.support.settings import make_settings
+from tests.support.waiting import wait_until
 from workers.adapters.webhook import from_webhook_json
 from workers.core.events import to_dict
 from workers.jobs.context import context
@@ -300,5 +301,48 @@ async def test_queue_depth_counts_jobs_due_and_deferred(redis_url: str) -> None:
         await redis.enqueue_job("ran", "later", _job_id="later", _queue_name=QUEUE, _defer_by=3600)
         depth = await queue_depth(redis, QUEUE)
         assert (depth.ready, depth.deferred) == (1, 1) and 0.0 <= depth.lag_seconds < SLACK_MS / 1000
+    finally:
+        await redis.aclose()
+
+
+def ago(seconds: float) -> datetime:
+    return datetime.fromtimestamp(time.time() - seconds, UTC)
+
+
+async def test_queue_lag_is_the_wait_for_a_worker_not_the_time_a_job_runs(redis_url: str) -> None:
+    """A job a worker is running stays in ARQ's sorted set until it finishes: its time running is not
+    lag. A due job left waiting (the worker's one slot is taken) is."""
+    redis = ArqRedis.from_url(redis_url)
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(ctx: dict[str, Any], job: str) -> str:
+        started.set()
+        await release.wait()
+        return job
+
+    worker = ClaimingWorker(
+        functions=[func(slow, name="slow")],
+        queue_name=QUEUE,
+        redis_pool=redis,
+        burst=True,
+        handle_signals=False,
+        poll_delay=0.001,
+        max_jobs=1,
+    )
+    try:
+        await redis.enqueue_job("slow", "running", _job_id="running", _queue_name=QUEUE, _defer_until=ago(5))
+        run = asyncio.create_task(worker.async_run())
+        await asyncio.wait_for(started.wait(), timeout=10)
+        assert (await queue_depth(redis, QUEUE)).lag_seconds < 1.0  # due 5 s ago, but running
+        await redis.enqueue_job("slow", "waiting", _job_id="waiting", _queue_name=QUEUE, _defer_until=ago(3))
+        depth = await queue_depth(redis, QUEUE)
+        assert depth.ready == 2 and 3.0 <= depth.lag_seconds < 5.0  # the waiting one's lag
+        release.set()
+        await asyncio.wait_for(run, timeout=10)
+
+        async def empty() -> bool:
+            return await queue_depth(redis, QUEUE) == Depth(ready=0, deferred=0, lag_seconds=0.0)
+
+        await wait_until(empty, "both jobs ran and left the queue")
     finally:
         await redis.aclose()

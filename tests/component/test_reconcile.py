@@ -4,12 +4,19 @@ Warden knows it gets none (only its `confirmed_at`)."""
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
+import httpx
 import pytest
 
+from service.app import create_app
+from service.simulator.serving import serve
 from tests.support.harness import AGENT, Harness, harness
 from tests.support.helpers import agent, person
+from tests.support.settings import make_settings
 from workers.core.presence import RECONCILE_GRACE_SECONDS
 from workers.core.room import Phase
 from workers.jobs.crons import reconcile
@@ -124,6 +131,37 @@ async def test_a_room_as_warden_knows_it_gets_no_line_only_its_confirmation(h: H
     assert (await reconcile(h.ctx))["confirmed"] == 0
     assert await _log(h, "calm") == [*logged, "reconciled"]
     assert (await h.room(sid("calm"))).people == ()
+
+
+def _last_confirmed(html: str) -> str:
+    found = re.search(r"<dt>Last confirmed</dt><dd[^>]*>([^<]*)</dd>", html)
+    assert found, "no 'Last confirmed' on the room page"
+    return found.group(1)
+
+
+async def test_the_api_and_the_dashboard_say_when_a_quiet_room_was_last_confirmed(
+    h: Harness, redis_url: str, database_url: str
+) -> None:
+    h.clock.now = time.time() - 120  # confirmed two minutes ago, by the dashboard's clock
+    h.fake.join("calm", "alice")
+    h.fake.join("calm", "agent-1", agent_name=AGENT)
+    await h.send("participant_joined", room="calm", sid=sid("calm"), participant=person("alice"))
+    await h.send("participant_joined", room="calm", sid=sid("calm"), participant=agent("agent-1", AGENT))
+    settings = make_settings(database_url=database_url, redis_url=redis_url, warden_agent_name=AGENT)
+    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as client:
+        before = (await client.get("/api/rooms/calm")).json()
+        assert before["confirmed_at"] is None
+        assert _last_confirmed((await client.get("/rooms/calm")).text) == "-"
+        h.advance(RECONCILE_GRACE_SECONDS + 1)
+        assert (await reconcile(h.ctx))["confirmed"] == 1
+        after = (await client.get("/api/rooms/calm")).json()
+        confirmed = datetime.fromtimestamp(h.clock.now, UTC).isoformat().replace("+00:00", "Z")
+        assert after["confirmed_at"] == confirmed
+        assert after["timeline"] == before["timeline"]  # confirmed, and no event written for it
+        listed = (await client.get("/api/rooms")).json()["rooms"]
+        assert [r["confirmed_at"] for r in listed if r["name"] == "calm"] == [confirmed]
+        shown = _last_confirmed((await client.get("/rooms/calm")).text)
+        assert re.fullmatch(r"1 min \d+ s ago", shown), shown
 
 
 async def test_a_heartbeat_of_an_agent_known_active_writes_nothing(h: Harness) -> None:

@@ -138,15 +138,16 @@ def _owned_dir(base: Path) -> Path:
     return fallback
 
 
-def make_private() -> PrivatePostgres:
-    """Install (if needed), initialise and start a private cluster; raises RuntimeError naming the step."""
+def make_private(base: Path = PRIVATE_DIR) -> PrivatePostgres:
+    """Install (if needed), initialise and start a private cluster under `base`; raises RuntimeError
+    naming the step."""
     bindir = _binaries()
     if bindir is None:
         _install()
         bindir = _binaries()
     if bindir is None:
         raise RuntimeError("no PostgreSQL binaries (initdb) and Debian's postgresql could not be installed")
-    home = _owned_dir(PRIVATE_DIR)
+    home = _owned_dir(base)
     server = PrivatePostgres(bindir=bindir, datadir=home / "data", port=_free_port())
     subprocess.run(
         [

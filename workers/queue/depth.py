@@ -1,28 +1,54 @@
 """How full ARQ's queue is, read from its sorted set (job ids scored by the time they are due, in ms):
-the figures `service.metrics` serves."""
+the figures `service.metrics` serves.
+
+A job stays in the sorted set while it runs (ARQ removes it when it finishes), with its in-progress key
+set. The lag is therefore that of the oldest due job *without* an in-progress key: the time a job has
+waited for a worker, not the time a worker has spent on it (a prune or sweep of a second or two is not
+lag), nor the time before a deferred job (an SLA timer, a retry) is due.
+"""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
 
+from arq.constants import in_progress_key_prefix
 from redis.asyncio import Redis
+
+PAGE = 100  # due jobs looked at per round trip while looking for the oldest one not running
 
 
 @dataclass(frozen=True)
 class Depth:
-    """`ready`: jobs due now; `deferred`: jobs due later (SLA timers, retries); `lag_seconds`: how
-    long the oldest due job has waited for a worker (0 when none is due)."""
+    """`ready`: jobs due now (waiting or running); `deferred`: jobs due later (SLA timers, retries);
+    `lag_seconds`: how long the oldest due job no worker runs yet has waited (0 when none waits)."""
 
     ready: int
     deferred: int
     lag_seconds: float
 
 
+async def _oldest_waiting(redis: Redis, queue_name: str, now_ms: float) -> float | None:
+    """The score (due time, ms) of the oldest due job that no worker runs, or None."""
+    offset = 0
+    while True:
+        due = await redis.zrangebyscore(queue_name, "-inf", now_ms, start=offset, num=PAGE, withscores=True)
+        if not due:
+            return None
+        async with redis.pipeline(transaction=False) as pipe:
+            for job_id, _ in due:
+                pipe.exists(in_progress_key_prefix + job_id.decode())
+            running = await pipe.execute()
+        for (_, score), busy in zip(due, running, strict=True):
+            if not busy:
+                return float(score)
+        offset += PAGE
+
+
 async def queue_depth(redis: Redis, queue_name: str) -> Depth:
     """Read the queue's depth now, by the real clock (as ARQ scores jobs)."""
     now_ms = time.time() * 1000
-    oldest = await redis.zrangebyscore(queue_name, "-inf", now_ms, start=0, num=1, withscores=True)
+    oldest = await _oldest_waiting(redis, queue_name, now_ms)
     ready = await redis.zcount(queue_name, "-inf", now_ms)
     deferred = await redis.zcard(queue_name) - ready
-    return Depth(ready, deferred, max(0.0, (now_ms - oldest[0][1]) / 1000) if oldest else 0.0)
+    return Depth(ready, deferred, max(0.0, (now_ms - oldest) / 1000) if oldest is not None else 0.0)

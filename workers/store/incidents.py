@@ -239,8 +239,10 @@ async def room_recovered(
     `then(incident id, opened at, rooms)` in the same transaction. Returns the incident if this call
     resolved it. `room_sid=""` only settles the others."""
     async with writing(engine) as connection:
+        # The incident's row first (PostgreSQL: FOR UPDATE; SQLite's writer holds the whole database):
+        # recoveries of one incident take its room rows one after the other, never each other's halves.
         incident_id = await connection.scalar(
-            select(INCIDENTS.c.id).where(INCIDENTS.c.open_key == agent_name)
+            select(INCIDENTS.c.id).where(INCIDENTS.c.open_key == agent_name).with_for_update()
         )
         if incident_id is None:
             return None
