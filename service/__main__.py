@@ -14,6 +14,7 @@ def main() -> None:
     settings = load_settings_or_exit()
     logs.configure(settings.warden_log_level, settings.warden_log_format, process="web")
     logs.allow_dev_keys(settings.api_keys)
+    logs.mask_phone_numbers("uvicorn.access", "uvicorn.error")  # request paths may hold a room's name
     uvicorn.run(
         create_app(settings),
         host=settings.warden_host,

@@ -28,11 +28,28 @@ class MaskPhoneNumbers(logging.Filter):
     """Phone numbers never reach a log line: SIP rooms are often named after the caller's number."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        masked = mask_phone(message)
-        if masked != message:
-            record.msg, record.args = masked, None
+        # Masked piece by piece, so that formatters that read `args` (uvicorn's access log) still can.
+        if isinstance(record.msg, str):
+            record.msg = mask_phone(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(_masked(a) for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: _masked(v) for k, v in record.args.items()}
         return True
+
+
+def _masked(value: object) -> object:
+    if isinstance(value, int | float) or value is None:
+        return value
+    text = str(value)
+    masked = mask_phone(text)
+    return value if masked == text else masked
+
+
+def mask_phone_numbers(*loggers: str) -> None:
+    """Mask phone numbers in what these loggers (say uvicorn's, with handlers of their own) write."""
+    for name in loggers:
+        logging.getLogger(name).addFilter(MaskPhoneNumbers())
 
 
 class JsonFormatter(logging.Formatter):

@@ -105,6 +105,16 @@ def room(url: str, name: str) -> int:
         f"agents: {', '.join(a['identity'] for a in data['agents']) or 'none'}   "
         f"time to agent: {_wait(data)}   redispatches: {data['recovery']['redispatches']}"
     )
+    expected = data.get("expected") or []
+    if expected:
+        out.print(
+            "expected agents: "
+            + ", ".join(
+                f"{e['agent_name'] or '(unnamed)'} ({'/'.join(e['sources'])}: {e['state']})" for e in expected
+            )
+        )
+    elif data.get("expects") == "learned":
+        out.print("expected agents: none (Warden leaves this room alone)")
     table = Table(title="Timeline")
     for column in ("received", "source", "what", "who", "detail"):
         table.add_column(column)

@@ -81,7 +81,7 @@ async def test_rooms_recovering_at_once_resolve_the_incident_once_without_a_dead
             raw = body(
                 event, id=f"EV_{name}_{who['identity']}", created_at=100, room=name, sid=sid, participant=who
             )
-            await record_event(engine, parse(raw), received_at=100.0 + n, policy=Policy("notetaker"))
+            await record_event(engine, parse(raw), received_at=100.0 + n, rules=Policy("notetaker"))
     incident_id, _ = await incidents.open_or_join(engine, "notetaker", "outage", rooms, 100.0)
     outcomes = await asyncio.gather(
         *(incidents.room_recovered(engine, "notetaker", sid, 200.0) for sid, _ in rooms)

@@ -77,7 +77,7 @@ async def test_one_token_per_room_reused_across_calls(livekit: tuple[Recorder, s
     for room, token in by_room.items():
         claims = verifier.verify(token)
         assert claims.video == VideoGrants(room_admin=True, room=room)  # what livekit-api signs itself
-    assert [room for _, room in recorder.fake.calls if room].count("alpha") == 6  # all accepted
+    assert [room for _, room in recorder.fake.calls if room].count("alpha") == 7  # all accepted
     assert len(recorder.fake.live_dispatches("beta", AGENT)) == 1
     (listed,) = recorder.tokens("ListRooms")
     assert verifier.verify(listed).video == VideoGrants(room_list=True)

@@ -1,14 +1,15 @@
 """Personal data Warden must not show: phone numbers. A caller's identity is derived from the number by
 default (`sip_+15550100`), SIP rooms are often named after it, and `sip.phoneNumber` attributes carry
 it. `mask_phone` keeps at most the last four digits of every number written as LiveKit's SIP writes them:
-E.164 with its `+` ("+15550100" → "•••0100"), or seven digits or more right after `sip_`. Other runs of
+E.164 with its `+` ("+15550100" → "•••0100", also URL-encoded), or seven digits or more right after
+`sip_`. Other runs of
 digits (timestamps in event ids, dates) are left alone."""
 
 from __future__ import annotations
 
 import re
 
-_NUMBER = re.compile(r"\+\d{7,}|(?<=sip_)\d{7,}")
+_NUMBER = re.compile(r"(?:\+|%2[bB])\d{7,}|(?<=sip_)\d{7,}")  # %2B: a `+` in a URL
 
 
 def mask_phone(text: str) -> str:

@@ -44,7 +44,9 @@ class Trigger(StrEnum):
 
 
 Step = Callable[[Room, Fact, Deadline, Policy], Room]
-DISPATCH_GRACE = 5.0  # seconds a new dispatch may go without a job in `ListDispatch` (livekit-server: ~5 s)
+# Seconds a dispatch just made is given before it counts as stale: livekit-server assigns it within
+# moments and its agent joins within about a second, although `ListDispatch` shows the job only ~5 s on.
+DISPATCH_GRACE = 2.0
 
 
 def for_current_attempt(step: Step) -> Handler:
@@ -90,9 +92,8 @@ def act_on_answer(room: Room, fact: Fact, deadline: Deadline, policy: Policy) ->
         d.created_at for d in mine if not d.statuses and fact.at - DISPATCH_GRACE < d.created_at <= fact.at
     ]
     if young and not stalled:
-        # LiveKit may be assigning that dispatch right now (it lists a job some seconds after the agent
-        # started): deleting it would leave its agent orphaned beside the new one. Look again once it
-        # has had its time.
+        # LiveKit may be assigning that dispatch right now: deleting it would leave its agent orphaned
+        # beside the new one. Look again once it has had its time.
         waiting = replace(room, recovery=Recovery.NONE)
         return _with_deadline(waiting, max(young) + DISPATCH_GRACE, deadline.reason)
     metadata = mine[0].metadata if mine else room.dispatch_metadata
