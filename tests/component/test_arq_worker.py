@@ -64,6 +64,26 @@ async def test_two_workers_run_every_job_once(redis_url: str) -> None:
         await redis.aclose()
 
 
+async def test_a_priority_job_queued_behind_a_backlog_runs_first_and_its_retry_stays_ahead(
+    redis_url: str,
+) -> None:
+    """Escalation's jobs are queued with priority: the worker takes them before room jobs queued earlier."""
+    redis = ArqRedis.from_url(redis_url)
+    try:
+        enqueuer = Enqueuer(redis, QUEUE)
+        for i in range(50):
+            await enqueuer.enqueue("record", f"job-{i}", f"job-{i}")
+        await enqueuer.enqueue("flaky", "urgent", "urgent", priority=True)  # retried once, 10 ms later
+        worker = _worker(redis)
+        worker.max_jobs = 1
+        await asyncio.wait_for(worker.async_run(), timeout=60)
+        ran = [r.decode() for r in await redis.lrange("ran", 0, -1)]
+        assert sorted(ran) == sorted([f"job-{i}" for i in range(50)] + ["urgent@2"])
+        assert ran.index("urgent@2") < 10, ran  # its retry, due 10 ms later, still ahead of the backlog
+    finally:
+        await redis.aclose()
+
+
 async def test_a_job_held_elsewhere_or_deferred_is_not_started(redis_url: str) -> None:
     redis = ArqRedis.from_url(redis_url)
     try:

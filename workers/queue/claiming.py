@@ -12,6 +12,11 @@ minor version in pyproject.toml (tests/unit/test_arq_pin.py lists what to re-che
 tests/component/test_queue_contract.py runs it beside ARQ's own worker, and the end-to-end and fault
 tests run it. An idle worker polls less often, down to every 0.1 s (one that polls every 10 ms costs
 ~5 % of a core doing nothing).
+
+Jobs queued with priority (`workers.queue.enqueue`: scored `PRIORITY_MS` before their time) come first in
+ARQ's poll, which reads due jobs in score order; `run_job` is given their real time (`due_ms`), so that
+ARQ's log says how late they are, and a retry's new score (ARQ adds the delay to the score it was given)
+stays in the priority band.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from arq.utils import timestamp_ms
 from arq.worker import Worker
 from redis.commands.core import AsyncScript
 
+from workers.queue.enqueue import due_ms
 from workers.queue.jobs import function_of
 
 IDLE_POLL_SECONDS = 0.1
@@ -79,7 +85,7 @@ class ClaimingWorker(Worker):
             if score is None:  # running elsewhere, finished, or re-queued for later: as ARQ skips it
                 self._give_back(1)
                 continue
-            task = self.loop.create_task(self.run_job(job_id, score))
+            task = self.loop.create_task(self.run_job(job_id, int(due_ms(score))))
             task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
             self.tasks[job_id] = task
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from workers.queue.enqueue import PRIORITY_MS
+
 
 @dataclass(frozen=True)
 class Depth:
@@ -20,9 +22,20 @@ class Depth:
 
 
 async def queue_depth(redis: Redis, queue_name: str) -> Depth:
-    """Read the queue's depth now, by the real clock (as ARQ scores jobs)."""
+    """Read the queue's depth now, by the real clock (as ARQ scores jobs). Priority jobs (scored
+    `PRIORITY_MS` before their time, `workers.queue.enqueue`) are counted by the time they are due."""
     now_ms = time.time() * 1000
-    oldest = await redis.zrangebyscore(queue_name, "-inf", now_ms, start=0, num=1, withscores=True)
-    ready = await redis.zcount(queue_name, "-inf", now_ms)
-    deferred = await redis.zcard(queue_name) - ready
-    return Depth(ready, deferred, max(0.0, (now_ms - oldest[0][1]) / 1000) if oldest else 0.0)
+    bands = [("-inf", now_ms - PRIORITY_MS, PRIORITY_MS), (PRIORITY_MS, now_ms, 0)]
+    async with redis.pipeline(transaction=False) as pipe:
+        for low, high, _ in bands:
+            pipe.zrangebyscore(queue_name, low, high, start=0, num=1, withscores=True)
+            pipe.zcount(queue_name, low, high)
+        pipe.zcard(queue_name)
+        replies = await pipe.execute()
+    waited = [
+        (now_ms - (oldest[0][1] + shift)) / 1000
+        for (_, _, shift), oldest in zip(bands, replies[0:4:2], strict=True)
+        if oldest
+    ]
+    ready = replies[1] + replies[3]
+    return Depth(ready, replies[4] - ready, max([0.0, *waited]))
