@@ -25,7 +25,10 @@ async def queue_depth(redis: Redis, queue_name: str) -> Depth:
     """Read the queue's depth now, by the real clock (as ARQ scores jobs). Priority jobs (scored
     `PRIORITY_MS` before their time, `workers.queue.enqueue`) are counted by the time they are due."""
     now_ms = time.time() * 1000
-    bands = [("-inf", now_ms - PRIORITY_MS, PRIORITY_MS), (PRIORITY_MS, now_ms, 0)]
+    bands: list[tuple[float | str, float, int]] = [
+        ("-inf", now_ms - PRIORITY_MS, PRIORITY_MS),
+        (PRIORITY_MS, now_ms, 0),
+    ]
     async with redis.pipeline(transaction=False) as pipe:
         for low, high, _ in bands:
             pipe.zrangebyscore(queue_name, low, high, start=0, num=1, withscores=True)
