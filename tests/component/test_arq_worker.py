@@ -13,6 +13,7 @@ from arq.constants import in_progress_key_prefix
 from arq.jobs import Job, JobStatus
 from arq.worker import Retry, func
 
+from tests.support.waiting import wait_until
 from workers.queue.claiming import ClaimingWorker
 from workers.queue.enqueue import Enqueuer
 
@@ -80,6 +81,50 @@ async def test_a_priority_job_queued_behind_a_backlog_runs_first_and_its_retry_s
         ran = [r.decode() for r in await redis.lrange("ran", 0, -1)]
         assert sorted(ran) == sorted([f"job-{i}" for i in range(50)] + ["urgent@2"])
         assert ran.index("urgent@2") < 10, ran  # its retry, due 10 ms later, still ahead of the backlog
+    finally:
+        await redis.aclose()
+
+
+async def held(ctx: dict[str, Any], job: str) -> str:
+    await ctx["gate"].wait()
+    await ctx["redis"].rpush("ran", job)
+    return "released"
+
+
+async def test_a_worker_full_of_room_jobs_still_runs_a_priority_job(redis_url: str) -> None:
+    """ARQ polls nothing while `max_jobs` jobs run: an escalation would wait for a room job to end."""
+    redis = ArqRedis.from_url(redis_url)
+    try:
+        enqueuer = Enqueuer(redis, QUEUE)
+        for i in range(5):
+            await enqueuer.enqueue("held", f"room-{i}", f"room-{i}")
+        gate = asyncio.Event()
+        worker = ClaimingWorker(
+            functions=[func(held, name="held"), func(record, name="record")],
+            queue_name=QUEUE,
+            redis_pool=redis,
+            burst=True,
+            handle_signals=False,
+            poll_delay=0.001,
+            max_jobs=2,
+            ctx={"redis": redis, "gate": gate},
+        )
+        running = asyncio.create_task(worker.async_run())
+
+        async def full() -> bool:
+            return worker.job_counter == 2
+
+        async def urgent_ran() -> bool:
+            return await redis.lrange("ran", 0, -1) == [b"urgent"]
+
+        await wait_until(full, "the worker running max_jobs room jobs", every=0.01)
+        await enqueuer.enqueue("record", "urgent", "urgent", priority=True)
+        await wait_until(urgent_ran, "the priority job run while the room jobs hold every slot", every=0.01)
+        gate.set()  # the room jobs go on
+        await asyncio.wait_for(running, timeout=60)
+        ran = [r.decode() for r in await redis.lrange("ran", 0, -1)]
+        assert ran[0] == "urgent" and sorted(ran[1:]) == [f"room-{i}" for i in range(5)]
+        assert worker.job_counter == 0 and worker.jobs_complete == 6
     finally:
         await redis.aclose()
 
