@@ -3,7 +3,9 @@ Writes `docs/benchmarks/results.md` (the tables, with the machine and the commit
 `docs/benchmarks/scaling.svg` (cost from 100 to 10,000 rooms), and prints the tables.
 
 PostgreSQL runs use a fresh database on the server the tests use (`WARDEN_TEST_POSTGRES_URL`, default
-postgres@127.0.0.1:5432); without one they are left out, and the report says so. `BENCH_QUICK=1` runs
+postgres@127.0.0.1:5432), else on a private cluster started for the run (as `make test` does); without
+either they are left out, and the report says so. The report opens with the issue's targets, each with
+its figure from this run. `BENCH_QUICK=1` runs
 smaller sizes (a smoke test of the harness, not figures to quote).
 """
 
@@ -19,6 +21,7 @@ from pathlib import Path
 
 from service.dev.embedded_redis import EmbeddedRedis
 from tests.bench import ingest, plot, reaction, worker
+from tests.bench import pg as pg_server
 from tests.bench.pg import fresh_database
 from tests.support.processes import ROOT
 
@@ -47,7 +50,36 @@ def _section(lines: list[str], title: str, body: str) -> None:
 
 
 def main() -> None:
+    with pg_server.server():
+        _main()
+
+
+def _targets(figures: dict[str, str]) -> str:
+    """The issue's targets, each with this run's figure ("—" when its run was left out)."""
+    rows = [
+        ("reaction p99, 1,000 rooms over 20 s, PostgreSQL, one worker", "≤ 1 s past the SLA", "react_pg"),
+        ("the same, SQLite", "≤ 1 s", "react_sqlite"),
+        ("reaction p99, 1,000 SLAs in the same second, PostgreSQL, one worker", "≤ 5 s", "burst"),
+        ("worker CPU per event recorded, PostgreSQL", "≤ 500 µs", "cpu"),
+        ("worker events/s, ratio to its no-op ceiling in the same run", "≥ 0.8x", "ceiling"),
+        ("ingest, ratio to bare Starlette (Warden's p99)", "≥ 0.6x, 0 errors", "ingest"),
+        (
+            "escalation: breach reaching WARDEN_OUTAGE_ROOMS → RestartAgent, 1,000-room backlog",
+            "≤ 1 s",
+            "esc",
+        ),
+        ("recovery: deployment running → each room re-dispatched (p50 / p99)", "(measured)", "recovery"),
+        ("scale-out, two workers on one PostgreSQL: events/s ratio to one", "≥ 1.7x", "scale_rate"),
+        ("scale-out: the same-second burst's p99, two workers against one", "≤ 0.5x", "scale_burst"),
+    ]
+    lines = ["| target | wanted | this run |", "|---|---|---|"]
+    lines += [f"| {what} | {want} | {figures.get(key, '—')} |" for what, want, key in rows]
+    return "\n".join(lines)
+
+
+def _main() -> None:
     started = time.monotonic()
+    figures: dict[str, str] = {}
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
     lines = [
         "# Benchmark results",
@@ -67,23 +99,68 @@ def main() -> None:
         + f"\n\n{run.queued} jobs queued for {run.answered} distinct webhooks answered ({run.loader})."
     )
     _section(lines, "Ingest: signed webhooks/s through POST /webhook, ratio to bare Starlette", body)
+    p99s = [warden[1][1] for _, warden in run.rounds]
+    figures["ingest"] = (
+        f"{min(run.ratios):.2f}-{max(run.ratios):.2f}x (p99 {min(p99s):.0f}-{max(p99s):.0f} ms), "
+        f"{sum(b[2] + w[2] for b, w in run.rounds)} errors"
+    )
 
     rows = [
         "| database | rooms | arrivals over s | SLA s | p50 ms | p99 ms | max ms | target p99 ms |",
         "|---" * 8 + "|",
     ]
-    cases = [("PostgreSQL", pg, 20.0), ("SQLite", None, 20.0), ("PostgreSQL", pg, 0.0)]
-    for name, url, spread in cases:
+    rows[0] = rows[0].replace("| database |", "| database | workers |")
+    rows[1] += "---|"
+    cases = [
+        ("PostgreSQL", pg, 20.0, 1, "react_pg"),
+        ("SQLite", None, 20.0, 1, "react_sqlite"),
+        ("PostgreSQL", pg, 0.0, 1, "burst"),
+        ("PostgreSQL", pg, 0.0, 2, "burst2"),
+    ]
+    burst: dict[int, float] = {}
+    for name, url, spread, workers, key in cases:
         if name == "PostgreSQL" and url is None:
             continue
         if url is not None:
             url = fresh_database("warden_bench")
-        r = reaction.measure(REACTION_ROOMS, spread, 10.0, 1, url)
+        r = reaction.measure(REACTION_ROOMS, spread, 10.0, workers, url)
+        figures[key] = f"{r.ms(99) / 1000:.2f} s (p50 {r.ms(50) / 1000:.2f} s)"
+        if spread == 0:
+            burst[workers] = r.ms(99)
         rows.append(
-            f"| {name} | {r.rooms} | {spread:g} | {r.sla:g} | {r.ms(50):.0f} | {r.ms(99):.0f} "
-            f"| {r.delays[-1] * 1000:.0f} | 1000 |"
+            f"| {name} | {workers} | {r.rooms} | {spread:g} | {r.sla:g} | {r.ms(50):.0f} | {r.ms(99):.0f} "
+            f"| {r.delays[-1] * 1000:.0f} | {5000 if spread == 0 else 1000} |"
         )
-    _section(lines, "Reaction: SLA expiry to CreateDispatch (one worker)", "\n".join(rows))
+    if len(burst) == 2:
+        figures["scale_burst"] = (
+            f"{burst[2] / burst[1]:.2f}x ({burst[1] / 1000:.1f} s → {burst[2] / 1000:.1f} s)"
+        )
+    _section(lines, "Reaction: SLA expiry to CreateDispatch", "\n".join(rows))
+
+    rows = [
+        "| database | breach → RestartAgent ms | deployment back → re-dispatch p50 ms | p99 ms | max ms |",
+        "|---" * 5 + "|",
+    ]
+    esc, recovery = [], []
+    for name, url in (("PostgreSQL", pg), ("SQLite", None)):
+        if name == "PostgreSQL" and url is None:
+            continue
+        url = fresh_database("warden_bench") if url is not None else None
+        r = reaction.measure(REACTION_ROOMS, 0.0, 10.0, 1, url, outage=True)
+        assert r.restart_after is not None and r.recovery is not None
+        esc.append(f"{r.restart_after * 1000:.0f} ms ({name})")
+        recovery.append(f"{r.ms(50, r.recovery) / 1000:.1f} / {r.ms(99, r.recovery) / 1000:.1f} s ({name})")
+        rows.append(
+            f"| {name} | {r.restart_after * 1000:.0f} | {r.ms(50, r.recovery):.0f} "
+            f"| {r.ms(99, r.recovery):.0f} | {r.recovery[-1] * 1000:.0f} |"
+        )
+    figures["esc"], figures["recovery"] = ", ".join(esc), ", ".join(recovery)
+    title = (
+        f"Outage: {REACTION_ROOMS} rooms' SLAs in the same second, one worker, a Cloud agent whose "
+        f"deployment runs again {reaction.COMES_BACK:g} s after RestartAgent "
+        f"(WARDEN_OUTAGE_ROOMS={reaction.OUTAGE_ROOMS})"
+    )
+    _section(lines, title, "\n".join(rows))
 
     with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis(Path(tmp) / "redis") as redis:
         argv = [sys.executable, "-m", "tests.bench.arq_noop", redis.url, str(ARQ_JOBS)]
@@ -109,6 +186,19 @@ def main() -> None:
                     f"| {name} | {w.events} | {w.rooms} | {w.rate:.0f} | {w.rate / noop:.2f} "
                     f"| {w.cpu_us:.0f} | {w.rss_mib:.0f} |"
                 )
+                if rooms == WORKER_ROOMS and (kind == "pg" or not pg):
+                    figures["cpu"] = f"{w.cpu_us:.0f} µs ({name})"
+                    figures["ceiling"] = f"{w.rate / noop:.2f}x ({w.rate:.0f} of {noop:.0f}/s)"
+                    if kind == "pg":
+                        two = worker.measure(fresh_database("warden_bench") or "", redis.url, count, rooms, 2)
+                        rows.append(
+                            f"| {name}, two workers | {two.events} | {two.rooms} | {two.rate:.0f} "
+                            f"| {two.rate / noop:.2f} | {two.cpu_us:.0f} (both) | — |"
+                        )
+                        figures["scale_rate"] = (
+                            f"{two.rate / w.rate:.2f}x ({w.rate:.0f} → {two.rate:.0f}/s; CPU per event "
+                            f"{w.cpu_us:.0f} → {two.cpu_us:.0f} µs, both workers)"
+                        )
     title = "Worker: events/s per process (target 2,000 on PostgreSQL), ratio to no-op jobs"
     _section(lines, title, "\n".join(rows))
 
@@ -152,6 +242,8 @@ def main() -> None:
     which = "PostgreSQL" if pg else "SQLite"
     lines += [f"![Cost from {xs[0]:,} to {xs[-1]:,} rooms ({which})](scaling.svg)", ""]
     lines.append(f"`make bench` took {time.monotonic() - started:.0f} s.")
+    lines[5:5] = ["## Targets (issue 17)", "", _targets(figures), ""]
+    print("\n## Targets (issue 17)\n\n" + _targets(figures), flush=True)
     if not QUICK:
         OUT.mkdir(parents=True, exist_ok=True)
         (OUT / "results.md").write_text("\n".join(lines) + "\n")

@@ -20,6 +20,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -74,7 +75,7 @@ def _env(database_url: str, redis_url: str) -> dict[str, str]:
     }
 
 
-async def _run(database_url: str, redis_url: str, count: int, rooms: int) -> WorkerRun:
+async def _run(database_url: str, redis_url: str, count: int, rooms: int, workers: int = 1) -> WorkerRun:
     redis = ArqRedis.from_url(redis_url)
     await redis.flushdb()
     enqueuer = Enqueuer(redis, QUEUE)
@@ -85,10 +86,13 @@ async def _run(database_url: str, redis_url: str, count: int, rooms: int) -> Wor
     subprocess.run(
         [sys.executable, "-m", "workers.migrate"], env=env, cwd=ROOT, check=True, capture_output=True
     )
-    worker = subprocess.Popen([sys.executable, "-m", "workers"], env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
+    started_workers = [
+        subprocess.Popen([sys.executable, "-m", "workers"], env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
+        for _ in range(workers)
+    ]
     engine = make_engine(normalise_database_url(database_url))
     try:
-        process = psutil.Process(worker.pid)
+        process = _Processes([psutil.Process(w.pid) for w in started_workers])
         # Measured from the first event stored, so that the worker's start-up is not counted.
         launched, first = time.monotonic(), 0
         while (first := await _stored(engine)) == 0:
@@ -105,8 +109,9 @@ async def _run(database_url: str, redis_url: str, count: int, rooms: int) -> Wor
         cpu = process.cpu_times()
         rss = process.memory_info().rss / 2**20
     finally:
-        worker.terminate()
-        worker.wait()
+        for worker in started_workers:
+            worker.terminate()
+            worker.wait()
         await redis.aclose()
         await engine.dispose()
     pages = _time_pages(env)
@@ -155,8 +160,23 @@ async def _stored(engine: AsyncEngine) -> int:
         return int(await connection.scalar(text("SELECT count(*) FROM events WHERE kind != 'action'")) or 0)
 
 
-def measure(database_url: str, redis_url: str, count: int, rooms: int) -> WorkerRun:
-    return asyncio.run(_run(database_url, redis_url, count, rooms))
+class _Processes:
+    """Several worker processes read as one: CPU times and RSS summed."""
+
+    def __init__(self, processes: list[psutil.Process]) -> None:
+        self._processes = processes
+
+    def cpu_times(self) -> Any:
+        times = [p.cpu_times() for p in self._processes]
+        return type(times[0])(*(sum(t[i] for t in times) for i in range(len(times[0]))))
+
+    def memory_info(self) -> Any:
+        return self._processes[0].memory_info()  # one process's RSS, as the single-worker runs report
+
+
+def measure(database_url: str, redis_url: str, count: int, rooms: int, workers: int = 1) -> WorkerRun:
+    """Events/s through `workers` worker processes (their CPU per event summed)."""
+    return asyncio.run(_run(database_url, redis_url, count, rooms, workers))
 
 
 def main() -> None:

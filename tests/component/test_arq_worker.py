@@ -13,6 +13,7 @@ from arq.constants import in_progress_key_prefix
 from arq.jobs import Job, JobStatus
 from arq.worker import Retry, func
 
+from tests.support.waiting import wait_until
 from workers.queue.claiming import ClaimingWorker
 from workers.queue.enqueue import Enqueuer
 
@@ -60,6 +61,70 @@ async def test_two_workers_run_every_job_once(redis_url: str) -> None:
         assert sum(w.jobs_complete for w in workers) == 301 and sum(w.jobs_retried for w in workers) == 1
         result = await Job("job-7", redis, _queue_name=QUEUE).result_info()
         assert result is not None and result.result == "done job-7" and result.success
+    finally:
+        await redis.aclose()
+
+
+async def test_a_priority_job_queued_behind_a_backlog_runs_first_and_its_retry_stays_ahead(
+    redis_url: str,
+) -> None:
+    """Escalation's jobs are queued with priority: the worker takes them before room jobs queued earlier."""
+    redis = ArqRedis.from_url(redis_url)
+    try:
+        enqueuer = Enqueuer(redis, QUEUE)
+        for i in range(50):
+            await enqueuer.enqueue("record", f"job-{i}", f"job-{i}")
+        await enqueuer.enqueue("flaky", "urgent", "urgent", priority=True)  # retried once, 10 ms later
+        worker = _worker(redis)
+        worker.max_jobs = 1
+        await asyncio.wait_for(worker.async_run(), timeout=60)
+        ran = [r.decode() for r in await redis.lrange("ran", 0, -1)]
+        assert sorted(ran) == sorted([f"job-{i}" for i in range(50)] + ["urgent@2"])
+        assert ran.index("urgent@2") < 10, ran  # its retry, due 10 ms later, still ahead of the backlog
+    finally:
+        await redis.aclose()
+
+
+async def held(ctx: dict[str, Any], job: str) -> str:
+    await ctx["gate"].wait()
+    await ctx["redis"].rpush("ran", job)
+    return "released"
+
+
+async def test_a_worker_full_of_room_jobs_still_runs_a_priority_job(redis_url: str) -> None:
+    """ARQ polls nothing while `max_jobs` jobs run: an escalation would wait for a room job to end."""
+    redis = ArqRedis.from_url(redis_url)
+    try:
+        enqueuer = Enqueuer(redis, QUEUE)
+        for i in range(5):
+            await enqueuer.enqueue("held", f"room-{i}", f"room-{i}")
+        gate = asyncio.Event()
+        worker = ClaimingWorker(
+            functions=[func(held, name="held"), func(record, name="record")],
+            queue_name=QUEUE,
+            redis_pool=redis,
+            burst=True,
+            handle_signals=False,
+            poll_delay=0.001,
+            max_jobs=2,
+            ctx={"redis": redis, "gate": gate},
+        )
+        running = asyncio.create_task(worker.async_run())
+
+        async def full() -> bool:
+            return worker.job_counter == 2
+
+        async def urgent_ran() -> bool:
+            return await redis.lrange("ran", 0, -1) == [b"urgent"]
+
+        await wait_until(full, "the worker running max_jobs room jobs", every=0.01)
+        await enqueuer.enqueue("record", "urgent", "urgent", priority=True)
+        await wait_until(urgent_ran, "the priority job run while the room jobs hold every slot", every=0.01)
+        gate.set()  # the room jobs go on
+        await asyncio.wait_for(running, timeout=60)
+        ran = [r.decode() for r in await redis.lrange("ran", 0, -1)]
+        assert ran[0] == "urgent" and sorted(ran[1:]) == [f"room-{i}" for i in range(5)]
+        assert worker.job_counter == 0 and worker.jobs_complete == 6
     finally:
         await redis.aclose()
 

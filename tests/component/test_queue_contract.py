@@ -31,7 +31,7 @@ from workers.jobs.lifecycle import shutdown, startup
 from workers.jobs.worker import worker_settings
 from workers.queue.claiming import ClaimingWorker
 from workers.queue.depth import Depth, queue_depth
-from workers.queue.enqueue import Enqueuer
+from workers.queue.enqueue import PRIORITY_MS, Enqueuer, due_ms
 from workers.queue.jobs import (
     APPLY_WEBHOOK,
     ESCALATE,
@@ -127,7 +127,10 @@ async def test_warden_writes_what_arq_writes(redis_url: str, job: str) -> None:
         assert close(ttl, want_ttl), (key, ttl, want_ttl)
         if key == QUEUE:
             assert value.keys() == want.keys()
-            assert all(close(value[m], want[m]) for m in value), (value, want)
+            # an escalation is scored ahead of room jobs (`PRIORITY_MS` before its time); both versions'
+            # workers run it when due
+            assert all(close(due_ms(value[m]), want[m]) for m in value), (value, want)
+            assert all((value[m] < PRIORITY_MS) == (job == "escalation") for m in value), value
             if job == "deadline":
                 assert value == want == {"deadline:RM_1:2": AT * 1000}
         else:
@@ -344,5 +347,23 @@ async def test_queue_lag_is_the_wait_for_a_worker_not_the_time_a_job_runs(redis_
             return await queue_depth(redis, QUEUE) == Depth(ready=0, deferred=0, lag_seconds=0.0)
 
         await wait_until(empty, "both jobs ran and left the queue")
+    finally:
+        await redis.aclose()
+
+
+async def test_queue_depth_counts_priority_jobs_by_when_they_are_due(redis_url: str) -> None:
+    """An escalation is scored years before its time to come first; it is not years late."""
+    redis = ArqRedis.from_url(redis_url)
+    try:
+        enqueuer = Enqueuer(redis, QUEUE)
+        await enqueuer.enqueue("escalate", "escalate:now", priority=True)
+        await enqueuer.enqueue("escalate", "escalate:later", priority=True, defer_until=time.time() + 3600)
+        await redis.zadd(QUEUE, {"escalate:waited": time.time() * 1000 - 30_000 - PRIORITY_MS})
+        await redis.enqueue_job("ran", "due", _job_id="due", _queue_name=QUEUE, _defer_by=-5)
+        depth = await queue_depth(redis, QUEUE)
+        assert (depth.ready, depth.deferred) == (3, 1)
+        assert 30.0 <= depth.lag_seconds < 30.0 + SLACK_MS / 1000  # the escalation waiting 30 s
+        await redis.zrem(QUEUE, "escalate:waited")
+        assert 5.0 <= (await queue_depth(redis, QUEUE)).lag_seconds < 5.0 + SLACK_MS / 1000
     finally:
         await redis.aclose()

@@ -3,7 +3,7 @@
 livekit-api has no wrapper for it, so this speaks through the SDK's own `TwirpClient` with the same
 request shape: protobuf bodies, `Authorization: Bearer <jwt>` with an agent-admin grant (signed once and
 reused, `workers.adapters.tokens`). The agent id is `WARDEN_CLOUD_AGENT_ID`, or found by agent name
-with `ListAgents`.
+with `ListAgents`, which also tells whether the agent's deployment runs (`running`).
 """
 
 from __future__ import annotations
@@ -73,6 +73,22 @@ class CloudAgents:
             if agent.agent_name == agent_name:
                 return str(agent.agent_id)
         raise UpstreamError(f"no LiveKit Cloud agent named {agent_name!r}", retryable=False, code="not_found")
+
+    async def running(self, agent_name: str) -> bool | None:
+        """Does the agent's deployment report running replicas (`ListAgents`: a deployment whose status
+        is "Running" with one replica or more)? None when LiveKit lists no deployment for it."""
+        request = ca.ListAgentsRequest(agent_name=agent_name, agent_id=self.agent_id)
+        listed = await self._request("ListAgents", request, ca.ListAgentsResponse)
+        assert isinstance(listed, ca.ListAgentsResponse)
+        deployments = [
+            d
+            for agent in listed.agents
+            if agent.agent_name == agent_name or (self.agent_id and agent.agent_id == self.agent_id)
+            for d in agent.agent_deployments
+        ]
+        if not deployments:
+            return None
+        return any(d.replicas > 0 and d.status.lower() == "running" for d in deployments)
 
     async def restart(self, agent_name: str, **_incident: object) -> str:
         """RestartAgent (no rebuild); raise `UpstreamError` unless LiveKit says it succeeded."""

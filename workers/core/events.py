@@ -137,6 +137,9 @@ class Fact:
     dispatch_id: str = ""
     error: str = ""
     agent: str = ""  # the agent whose view of the room this event is for ("" : the room's own watch)
+    # AGENT_RESTARTED: how long the agent may take to come back (None: the policy's `restart_grace`; 0 once
+    # its deployment reports running replicas)
+    wait: float | None = None
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,8 @@ What Warden does about it
 9. After `max_redispatches` re-dispatches, or when LiveKit refuses a call (4xx), the room is FAILED:
    `Escalate` is emitted once, and no more deadlines are set until an agent arrives, the room
    empties, or the agent is restarted (`AGENT_RESTARTED`: a fresh start for a room still waiting, a
-   CONFIRM deadline `restart_grace` later). A failed room that finishes stays failed, for the record.
+   CONFIRM deadline `restart_grace` later, or sooner when the event says so: at once when the agent's
+   deployment is known to be back). A failed room that finishes stays failed, for the record.
 10. The periodic reconciliation (`RECONCILED`) replaces who is there with LiveKit's listing, sparing
     joins within `RECONCILE_GRACE_SECONDS` of it; a room LiveKit no longer has is closed, and
     whatever Warden was doing about it stops, failed or not.

@@ -145,11 +145,13 @@ def _failed(room: Room, reason: str) -> Room:
 def fresh_start(room: Room, event: Event, policy: Policy) -> Room:
     """The agent was restarted (an outage's escalation) while people wait for it (the presence table
     passes the restart on in waiting and agent_lost only): a fresh start, a confirm deadline once the
-    restart has had `restart_grace` to bring workers up."""
+    restart has had `restart_grace` to bring workers up — or the event's own `wait`, when that is
+    shorter (0: its deployment reports running replicas, re-check at once)."""
     if event.fact is None:
         return room
     attempt = room.attempt + 1
-    deadline = Deadline(attempt, event.fact.at + policy.restart_grace, Reason.CONFIRM)
+    wait = policy.restart_grace if event.fact.wait is None else min(event.fact.wait, policy.restart_grace)
+    deadline = Deadline(attempt, event.fact.at + max(0.0, wait), Reason.CONFIRM)
     return replace(room, recovery=Recovery.NONE, redispatches=0, error="", attempt=attempt, deadline=deadline)
 
 

@@ -38,6 +38,7 @@ from workers.core.errors import UpstreamError
 from workers.core.outgoing import Alert, DeployHook, Outgoing
 from workers.core.personal import mask_phone
 from workers.core.room import Room
+from workers.jobs import comeback
 from workers.jobs.alert_routes import AlertRoutes, EventRoute
 from workers.jobs.escalation_policy import Alerter, EscalationPolicy, Restarter
 from workers.jobs.metrics import RESTARTS
@@ -63,7 +64,7 @@ class Escalation:
         hook: Restarter | None,
         alerter: Alerter | None,
         clock: Callable[[], float],
-        fresh_start: Callable[[str, str, str], Awaitable[None]],
+        fresh_start: comeback.FreshStart,
         alert_routes: Mapping[str, EventRoute] | None = None,
     ) -> None:
         self.engine, self.redis, self.policy = engine, redis, policy
@@ -302,18 +303,25 @@ class Escalation:
             return
         RESTARTS.labels(via=cloud.name, outcome="ok", agent=self.policy.agent_name).inc()
         await self._note(incident_id, cloud.name, outcome)
-        await self._restarted(incident_id)
+        await self._restarted(incident_id, watch=cloud)
 
-    async def _restarted(self, incident_id: str) -> None:
-        """A restart landed: the rooms waiting get their fresh start, once however many restarts land."""
+    async def _restarted(self, incident_id: str, watch: CloudAgents | None = None) -> None:
+        """A restart landed: the rooms waiting get their fresh start, once however many restarts land;
+        after a Cloud restart, another with no wait as soon as the deployment is back (`comeback`)."""
         if await incidents.mark_restarted(self.engine, incident_id, self.clock()):
+            grace = self.policy.restart_grace
+            sooner = "as soon as its deployment runs, at most " if watch else ""
             text = (
                 f":arrows_counterclockwise: Warden incident {incident_id}: agent "
                 f"'{self.policy.agent_name}' restarted; waiting rooms are re-checked "
-                f"{self.policy.restart_grace:g} s later."
+                f"{sooner}{grace:g} s later."
             )
             await self._fresh_start_all(incident_id)
             await self._announce(Alert(incident_id, "restarted", text))
+            back = await comeback.when_back(watch, self.policy.agent_name, grace) if watch else None
+            if back is not None:
+                when = f"at once, its deployment running {back:.1f} s after"
+                await self._fresh_start_all(incident_id, wait=0.0, when=when)
 
     async def _restart_failed(self, incident_id: str) -> None:
         text = f":x: Warden incident {incident_id}: the restart failed; see the incident's log."
@@ -346,19 +354,12 @@ class Escalation:
         await incidents.finish(self.engine, incident_id, ROLLBACK, self.clock())
         await self._fresh_start_all(incident_id)
 
-    async def _fresh_start_all(self, incident_id: str) -> None:
-        waiting = await incidents.waiting_rooms(self.engine)
-        # Every room still waiting for the agent is part of the outage, and of its resolution.
-        await incidents.open_or_join(
-            self.engine, self.policy.agent_name, "waiting at the restart", waiting, self.clock()
+    async def _fresh_start_all(self, incident_id: str, wait: float | None = None, when: str = "") -> None:
+        rooms = await comeback.fresh_start_all(
+            self.engine, self.policy.agent_name, incident_id, self.fresh_start, self.clock(), wait
         )
-        for sid, name in waiting:
-            await self.fresh_start(sid, name, incident_id)
-        await self._note(
-            incident_id,
-            "re-dispatch",
-            f"{len(waiting)} waiting room(s) re-checked {self.policy.restart_grace:g} s after it",
-        )
+        when = when or f"{self.policy.restart_grace:g} s after"
+        await self._note(incident_id, "re-dispatch", f"{rooms} waiting room(s) re-checked {when} it")
 
     async def _retrying(self, attempt: Callable[[], Awaitable[str]]) -> str:
         for n in range(self.policy.attempts):

@@ -27,7 +27,7 @@ from workers.jobs.escalation_policy import Alerter, EscalationPolicy, Restarter
 from workers.store import incidents
 from workers.store.outbox import Pending
 
-FreshStart = Callable[[str, str, str, str], Awaitable[None]]
+FreshStart = Callable[[str, str, str, str, float | None], Awaitable[None]]  # sid, name, incident, agent, wait
 
 
 class Escalations:
@@ -73,8 +73,8 @@ class Escalations:
             elif rule.deploy_hook_url:
                 hook, cloud = DeployHookCaller(self.http, rule.deploy_hook_url, self.hook_secret), None
 
-        async def fresh_start(sid: str, name: str, incident_id: str) -> None:
-            await self.fresh_start(sid, name, incident_id, agent)
+        async def fresh_start(sid: str, name: str, incident_id: str, wait: float | None) -> None:
+            await self.fresh_start(sid, name, incident_id, agent, wait)
 
         made = Escalation(
             engine=self.engine,

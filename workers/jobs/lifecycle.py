@@ -20,7 +20,7 @@ from workers.jobs.context import CONTEXT_KEY, WorkerContext, context
 from workers.jobs.delivery import Delivered
 from workers.jobs.effects import Effects
 from workers.jobs.escalation_policy import EscalationPolicy
-from workers.jobs.escalations import Escalations
+from workers.jobs.escalations import Escalations, FreshStart
 from workers.jobs.metrics import count_livekit_error
 from workers.jobs.rooms import fresh_start
 from workers.settings import Settings
@@ -76,7 +76,7 @@ def build_effects(
     redis: ArqRedis,
     *,
     clock: Callable[[], float],
-    fresh_start: Callable[[str, str, str, str], Awaitable[None]],
+    fresh_start: FreshStart,
 ) -> tuple[Effects, list[Closer]]:
     """The adapters, from settings: LiveKit rooms and dispatch, Cloud agents, deploy hook, alerts; and
     what needs closing at shutdown."""
@@ -150,7 +150,9 @@ async def startup(
             engine,
             ctx["redis"],
             clock=clock,
-            fresh_start=lambda sid, name, incident, agent: fresh_start(ctx, sid, name, incident, agent),
+            fresh_start=lambda sid, name, incident, agent, wait: fresh_start(
+                ctx, sid, name, incident, agent, wait
+            ),
         )
     ctx[CONTEXT_KEY] = WorkerContext(
         settings=settings,

@@ -7,7 +7,7 @@
   Single-flight: its id is `deadline:{sid}:{attempt}` and no result is kept, so it can be queued
   again (by the sweep) only once it is no longer queued or running.
 - `heartbeat(room_name, identity)`: an agent says it is working (recorded only when that is news).
-- `fresh_start(room_sid, room_name, incident_id)`: called by the escalation after a restart.
+- `fresh_start(room_sid, room_name, incident_id, agent, wait)`: called by the escalation after a restart.
 
 Every job may run twice; recording is idempotent by event id, per-room writes are serialised by the
 database (row lock and version) and, inside one process, by a striped lock.
@@ -132,16 +132,22 @@ async def heartbeat(ctx: dict[str, Any], room_name: str, identity: str, at: floa
 
 
 async def fresh_start(
-    ctx: dict[str, Any], room_sid: str, room_name: str, incident_id: str, agent: str = ""
+    ctx: dict[str, Any],
+    room_sid: str,
+    room_name: str,
+    incident_id: str,
+    agent: str = "",
+    wait: float | None = None,
 ) -> None:
     """After a restart of `agent`: give its view of a waiting room a fresh start (see
-    `EventKind.AGENT_RESTARTED`)."""
+    `EventKind.AGENT_RESTARTED`), re-checked `wait` seconds later (None: the restart grace). A second
+    fresh start with a `wait`, once the agent's deployment is known to be back, is an event of its own."""
     at = context(ctx).effects.clock()
     event = internal(
         EventKind.AGENT_RESTARTED,
-        f"agent_restarted:{incident_id}:{room_sid}",
+        f"agent_restarted:{incident_id}:{room_sid}" + ("" if wait is None else ":back"),
         room_sid,
         room_name,
-        Fact(at=at, agent=agent),
+        Fact(at=at, agent=agent, wait=wait),
     )
     await record(ctx, [(event, at)])

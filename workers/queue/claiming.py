@@ -12,6 +12,13 @@ minor version in pyproject.toml (tests/unit/test_arq_pin.py lists what to re-che
 tests/component/test_queue_contract.py runs it beside ARQ's own worker, and the end-to-end and fault
 tests run it. An idle worker polls less often, down to every 0.1 s (one that polls every 10 ms costs
 ~5 % of a core doing nothing).
+
+Jobs queued with priority (`workers.queue.enqueue`: scored `PRIORITY_MS` before their time) come first in
+ARQ's poll, which reads due jobs in score order; `run_job` is given their real time (`due_ms`), so that
+ARQ's log says how late they are, and a retry's new score (ARQ adds the delay to the score it was given)
+stays in the priority band. A worker running `max_jobs` room jobs (ARQ polls nothing then) still takes
+priority jobs, up to `PRIORITY_EXTRA` beyond the limit: an outage's escalation does not wait for a slot
+among the rooms it is about.
 """
 
 from __future__ import annotations
@@ -23,9 +30,11 @@ from arq.utils import timestamp_ms
 from arq.worker import Worker
 from redis.commands.core import AsyncScript
 
+from workers.queue.enqueue import PRIORITY_MS, due_ms
 from workers.queue.jobs import function_of
 
 IDLE_POLL_SECONDS = 0.1
+PRIORITY_EXTRA = 10  # priority jobs a full worker runs beyond `max_jobs`
 
 CLAIM = """
 local claimed = {}
@@ -49,6 +58,27 @@ class ClaimingWorker(Worker):
 
     _claim: AsyncScript | None = None
     _idle_polls = 0
+    _extra: frozenset[str] = frozenset()  # priority jobs running beyond `max_jobs`
+
+    async def _poll_iteration(self) -> None:
+        if self.job_counter >= self.max_jobs:
+            await self._start_priority_jobs()
+        await super()._poll_iteration()
+
+    async def _start_priority_jobs(self) -> None:
+        """Full: claim and start due priority jobs anyway, up to `PRIORITY_EXTRA` of them at a time."""
+        self._extra = frozenset(j for j in self._extra if j in self.tasks and not self.tasks[j].done())
+        room = PRIORITY_EXTRA - len(self._extra)
+        if room <= 0:
+            return
+        due = timestamp_ms() - PRIORITY_MS
+        polled = await self.pool.zrangebyscore(self.queue_name, "-inf", due, start=0, num=room)
+        wanted = [j for j in (p.decode() for p in polled) if j not in self.tasks]
+        if not wanted:
+            return
+        for job_id, score in (await self._claimed(wanted)).items():
+            self.tasks[job_id] = self.loop.create_task(self.run_job(job_id, int(due_ms(score))))
+            self._extra |= {job_id}
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         if not job_ids:
@@ -79,7 +109,7 @@ class ClaimingWorker(Worker):
             if score is None:  # running elsewhere, finished, or re-queued for later: as ARQ skips it
                 self._give_back(1)
                 continue
-            task = self.loop.create_task(self.run_job(job_id, score))
+            task = self.loop.create_task(self.run_job(job_id, int(due_ms(score))))
             task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
             self.tasks[job_id] = task
 

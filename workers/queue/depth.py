@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from arq.constants import in_progress_key_prefix
 from redis.asyncio import Redis
 
+from workers.queue.enqueue import PRIORITY_MS
+
 PAGE = 100  # due jobs looked at per round trip while looking for the oldest one not running
 
 
@@ -28,11 +30,11 @@ class Depth:
     lag_seconds: float
 
 
-async def _oldest_waiting(redis: Redis, queue_name: str, now_ms: float) -> float | None:
-    """The score (due time, ms) of the oldest due job that no worker runs, or None."""
+async def _oldest_waiting(redis: Redis, queue_name: str, low: float | str, high: float) -> float | None:
+    """The score of the oldest job scored from `low` to `high` that no worker runs, or None."""
     offset = 0
     while True:
-        due = await redis.zrangebyscore(queue_name, "-inf", now_ms, start=offset, num=PAGE, withscores=True)
+        due = await redis.zrangebyscore(queue_name, low, high, start=offset, num=PAGE, withscores=True)
         if not due:
             return None
         async with redis.pipeline(transaction=False) as pipe:
@@ -46,9 +48,14 @@ async def _oldest_waiting(redis: Redis, queue_name: str, now_ms: float) -> float
 
 
 async def queue_depth(redis: Redis, queue_name: str) -> Depth:
-    """Read the queue's depth now, by the real clock (as ARQ scores jobs)."""
+    """Read the queue's depth now, by the real clock (as ARQ scores jobs). Priority jobs (scored
+    `PRIORITY_MS` before their time, `workers.queue.enqueue`) are counted by the time they are due."""
     now_ms = time.time() * 1000
-    oldest = await _oldest_waiting(redis, queue_name, now_ms)
-    ready = await redis.zcount(queue_name, "-inf", now_ms)
+    waited, ready = [], 0
+    for low, high, shift in (("-inf", now_ms - PRIORITY_MS, PRIORITY_MS), (PRIORITY_MS, now_ms, 0)):
+        ready += await redis.zcount(queue_name, low, high)
+        oldest = await _oldest_waiting(redis, queue_name, low, high)
+        if oldest is not None:
+            waited.append((now_ms - (oldest + shift)) / 1000)
     deferred = await redis.zcard(queue_name) - ready
-    return Depth(ready, deferred, max(0.0, (now_ms - oldest) / 1000) if oldest is not None else 0.0)
+    return Depth(ready, deferred, max([0.0, *waited]))

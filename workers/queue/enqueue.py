@@ -6,6 +6,11 @@ The script refuses a job, as ARQ does, when its job key or its result key exists
 of one event are one job for as long as ARQ keeps the result. A deferred job (`defer_until`, as ARQ's
 `_defer_until`) is scored at that time and its key lives until then plus ARQ's usual margin.
 `tests/component/test_queue_contract.py` compares what it writes with `ArqRedis.enqueue_job`, key by key.
+
+A job queued with `priority` (escalation's: an outage's restart must not wait behind a backlog of room
+jobs) is scored `PRIORITY_MS` before its time: ARQ's workers poll due jobs in score order, so it is
+taken before any room job. Every score below `PRIORITY_MS` (a time before 2001) is such a job, and
+`due_ms` gives its time back (for the queue's lag, and to ARQ's `run_job`, see `workers.queue.claiming`).
 """
 
 from __future__ import annotations
@@ -17,6 +22,14 @@ from arq.connections import ArqRedis
 from arq.constants import default_queue_name, job_key_prefix, result_key_prefix
 from arq.jobs import serialize_job
 from arq.utils import timestamp_ms
+
+PRIORITY_MS = 10**12  # ~31.7 years: a priority job's score, before its time; real times are all above
+
+
+def due_ms(score: float) -> float:
+    """When a job of this score is due (ms): a priority job's score is `PRIORITY_MS` before that."""
+    return score + PRIORITY_MS if score < PRIORITY_MS else score
+
 
 # Several jobs of one queue in one call, in order, so that an id repeated in one call is refused the
 # second time. KEYS: the queue, then each job's job key and result key. ARGV, four values a job: the
@@ -52,12 +65,16 @@ class Enqueuer:
         self._waiting: list[tuple[list[Any], asyncio.Future[bool]]] = []
         self._sender: asyncio.Task[None] | None = None
 
-    async def enqueue(self, function: str, job_id: str, *args: Any, defer_until: float | None = None) -> bool:
-        """Queue `function(*args)` as job `job_id`, to run now or at `defer_until` (epoch seconds)."""
+    async def enqueue(
+        self, function: str, job_id: str, *args: Any, defer_until: float | None = None, priority: bool = False
+    ) -> bool:
+        """Queue `function(*args)` as job `job_id`, to run now or at `defer_until` (epoch seconds);
+        with `priority`, before every job that is not (see the module's doc)."""
         now = timestamp_ms()
-        score = max(now, round(defer_until * 1000)) if defer_until is not None else now
+        due = max(now, round(defer_until * 1000)) if defer_until is not None else now
         job = serialize_job(function, args, {}, None, now, serializer=self._redis.job_serializer)
-        expires = score - now + self._redis.expires_extra_ms
+        expires = due - now + self._redis.expires_extra_ms
+        score = due - PRIORITY_MS if priority else due
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._waiting.append(
             ([job_key_prefix + job_id, result_key_prefix + job_id, expires, job, score, job_id], future)

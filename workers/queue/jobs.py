@@ -63,8 +63,11 @@ def escalation_job_id(notice_id: str) -> str:
 
 
 async def queue_escalation(enqueuer: Enqueuer, notice_id: str, room_sid: str, action: dict[str, Any]) -> bool:
-    """Queue `escalate(notice_id, room_sid, action)`: the notice's escalation step, as its own job."""
-    return await enqueuer.enqueue(ESCALATE, escalation_job_id(notice_id), notice_id, room_sid, action)
+    """Queue `escalate(notice_id, room_sid, action)`: the notice's escalation step, as its own job, ahead
+    of every room job waiting (an outage's restart never waits behind the rooms it is for)."""
+    return await enqueuer.enqueue(
+        ESCALATE, escalation_job_id(notice_id), notice_id, room_sid, action, priority=True
+    )
 
 
 def retry_job_id(job_id: str, n: int) -> str:
