@@ -84,10 +84,31 @@ RECOVERY = obj(
         "error": MAYBE_STRING,
     },
 )
+EXPECTED_AGENT = obj(
+    "An agent the room expects, with where Warden learned of it, and its own state and recovery",
+    {
+        "agent_name": {**STRING, "description": "empty: an unnamed (automatic-dispatch) agent"},
+        "sources": {
+            "type": "array",
+            "items": {"type": "string", "enum": ["dispatch", "job", "rule", "setting"]},
+        },
+        "state": {"type": "string", "enum": [str(p) for p in Phase]},
+        "agent_joined_at": MAYBE_TIME,
+        "time_to_agent": nullable({"type": "number", "minimum": 0}),
+        "recovery": ref("Recovery"),
+    },
+)
 ROOM_FIELDS: dict[str, Schema] = {
-    "name": STRING,
+    "name": {**STRING, "description": "phone numbers in it masked (last four digits)"},
     "sid": STRING,
     "state": {"type": "string", "enum": [str(p) for p in Phase]},
+    "sip": {"type": "boolean", "description": "a phone caller is or was in the room"},
+    "expected": {"type": "array", "items": ref("ExpectedAgent")},
+    "expects": {
+        "type": "string",
+        "enum": ["learned", "not yet known"],
+        "description": "learned: from LiveKit or a rule (an empty `expected` then means no agent)",
+    },
     "people": {"type": "array", "items": ref("Person")},
     "agents": {"type": "array", "items": ref("Agent")},
     "started_at": MAYBE_TIME,
@@ -151,6 +172,7 @@ SCHEMAS: dict[str, Schema] = {
     "Agent": AGENT,
     "Deadline": DEADLINE,
     "Recovery": RECOVERY,
+    "ExpectedAgent": EXPECTED_AGENT,
     "Room": obj("A room as Warden knows it", ROOM_FIELDS),
     "RoomPage": _page("rooms", "Room", "A page of rooms, newest first", next_link=True),
     "TimelineEntry": TIMELINE_ENTRY,
