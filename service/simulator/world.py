@@ -143,6 +143,7 @@ class Simulation:
     on_room_done: Callable[[], None] = lambda: None
     _started: float = field(default_factory=time.monotonic)
     _restarted: set[int] = field(default_factory=set)  # the outages a restart has ended
+    _dropped: set[int] = field(default_factory=set)  # the outages that have left a dispatch unanswered
     fates: dict[str, str] = field(default_factory=dict)  # room -> its injected fate
     _dispatched: Counter[str] = field(default_factory=Counter)  # dispatches seen per room
     _answered: Counter[str] = field(default_factory=Counter)  # agents sent per room
@@ -241,7 +242,7 @@ class Simulation:
             self._on_second_dispatch(dispatch)
             return
         self._dispatched[room] += 1
-        if room not in self.fake.rooms or self.outage_now():
+        if room not in self.fake.rooms or self._dropped_in_outage():
             return
         fate = self.fates.get(room, "ok")
         if fate == "never_joins" and self._dispatched[room] == 1:
@@ -255,7 +256,7 @@ class Simulation:
         """The second agent's workers: a fate of their own, the same outage (one fleet)."""
         room, name = dispatch.room, dispatch.agent_name
         self._dispatched[f"{room}|{name}"] += 1
-        if room not in self.fake.rooms or self.outage_now():
+        if room not in self.fake.rooms or self._dropped_in_outage():
             return
         if self._second_fates.get(room) == "never_joins" and self._dispatched[f"{room}|{name}"] == 1:
             return
@@ -294,10 +295,20 @@ class Simulation:
         name = self._names.get(identity, self.agent_name)
         self._spawn(self.webhook("participant_left", room, participant=agent(identity, name)))
 
+    def _dropped_in_outage(self) -> bool:
+        """A dispatch now goes unanswered (the outage is on): noted, so that a restart ends it."""
+        index = self._outage()
+        if index is None or index in self._restarted:
+            return False
+        self._dropped.add(index)
+        return True
+
     def _on_restart(self, _agent_id: str) -> None:
         index = self._outage()
-        if index is not None:
-            self._restarted.add(index)  # a deployment restarted during the outage answers dispatches again
+        # A deployment restarted during the outage answers dispatches again: the restart that the outage
+        # brought about, not one of an earlier incident that lands as the outage begins.
+        if index is not None and index in self._dropped:
+            self._restarted.add(index)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
