@@ -193,7 +193,8 @@ class Simulation:
         return None if outage is None else outage.index(time.monotonic() - self._started)
 
     async def room(self, i: int) -> None:
-        number = f"+1555010{i % 10000:04d}" if self.rng.random() < self.sip else ""
+        # (no draw without phone calls: a seeded run draws the same fates as before they existed)
+        number = f"+1555010{i % 10000:04d}" if self.sip and self.rng.random() < self.sip else ""
         name = f"{self.prefix}-call-_{number}_{i:04d}" if number else f"{self.prefix}-{i:04d}"
         fate = self.plan.fate(self.rng)
         self.fates[name] = fate
