@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from workers.core.room import Policy
-from workers.core.rules import Rules
+from workers.core.rules import Rule, Rules
 from workers.rules_file import RulesError, load_rules
 from workers.settings import load_settings
 
@@ -41,9 +41,8 @@ def write(tmp_path: Path, text: str) -> str:
 def test_rooms_match_the_first_rule_that_fits_and_its_settings_replace_the_environments(
     tmp_path: Path,
 ) -> None:
-    rules = Rules.of(
-        load_rules(write(tmp_path, GOOD)), Policy(agent_name="helper", join_sla=15, active_sla=8)
-    )
+    environment = Policy(agent_name="helper", join_sla=15, active_sla=8)
+    rules = Rules.of(load_rules(write(tmp_path, GOOD)), environment)
     policy, rule = rules.policy_for("support-12", sip=False)
     assert (rule.number, rule.agents, policy.max_redispatches, policy.active_sla) == (
         2,
@@ -58,6 +57,15 @@ def test_rooms_match_the_first_rule_that_fits_and_its_settings_replace_the_envir
     policy, rule = rules.policy_for("standup", sip=False)  # WARDEN_AGENT_NAME: the last rule
     assert (rule.agents, rule.source, policy.join_sla) == (("helper",), "setting", 15)
     assert rules.rule_for_agent("notetaker", "standup", False).cloud_agent_id == "CA_notes"
+    # with no room (a restarted Warden settling open incidents) only rules naming the agent count
+    catch_all = Rules.of(
+        (
+            Rule(1, room="sales-*", agents=("notetaker",), cloud_agent_id="CA_note"),
+            Rule(2, agents=("assistant",), cloud_agent_id="CA_assist"),
+        ),
+        environment,
+    )
+    assert catch_all.rule_for_agent("notetaker", "", False).cloud_agent_id == "CA_note"
 
 
 @pytest.mark.parametrize(

@@ -254,3 +254,20 @@ def test_a_dispatch_made_just_before_the_deadline_is_given_its_time_not_replaced
     room.fire(again)
     acted = room.answer(again.attempt, 116.3, (ALICE,), fresh)  # still nobody: now it is stale
     assert [a.stale for a in acted if isinstance(a, Redispatch)] == [("AD_5",)]
+
+
+def test_attempts_only_go_up_even_when_a_view_goes() -> None:
+    """A caller makes the SIP rule apply: the setting's agent is no longer expected, and the phone
+    agent's first deadline must not reuse a number the dropped view's timers and answers already used
+    (its job and events would be taken for duplicates, and it would never be re-dispatched)."""
+    rules = Rules.of((Rule(1, sip=True, agents=("phone",)),), replace(POLICY, agent_name="assistant"))
+    room = Room_(rules)
+    room(webhook(J, 100, ALICE))
+    first = room.due("assistant")
+    room.fire(first)
+    room.answer(first.attempt, 115.1, (ALICE,))
+    room(own(EventKind.AGENT_DISPATCHED, Fact(first.attempt, 115.2, dispatch_id="AD_1")))
+    used = {a.attempt for a in room.actions if isinstance(a, ScheduleDeadline | Redispatch)}
+    room(webhook(J, 120, person("sip_•••0100", ParticipantKind.SIP)))
+    assert [v.agent for v in room.room.views] == ["phone"]
+    assert room.due("phone").attempt > max(used)

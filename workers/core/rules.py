@@ -84,8 +84,9 @@ class Rules:
 
     def rule_for_agent(self, agent: str, room_name: str, sip: bool) -> Rule:
         """The rule that says how to restart `agent` for this room: its room's rule when that one names
-        a target, else the first rule expecting `agent` that does."""
-        rule = self.match(room_name, sip)
+        a target, else the first rule expecting `agent` that does (with no room, as after a restart of
+        Warden, only the latter: a catch-all rule with another agent's target is not this agent's)."""
+        rule = self.match(room_name, sip) if room_name else NO_RULE  # no room: only rules naming it
         if rule.cloud_agent_id or rule.deploy_hook_url:
             return rule
         named = (r for r in self.rules if r.agents and agent in r.agents)

@@ -16,9 +16,10 @@ with the policy for that agent. The rules, in plain words:
 3. A view learned while people wait starts as if it had watched from the first person's arrival: an
    agent of its name there → watched; missing → its join deadline is that arrival plus `join_sla`
    (already past when learned late: it fires at once, and the view asks LiveKit itself before acting).
-4. Deadline attempts are numbered room-wide, so a timer or an answer (`Fact.attempt`) belongs to exactly
-   one view; the others take LiveKit's listing in an answer as news of who is there. A restart
-   (`AGENT_RESTARTED`) is for the view of the restarted agent (`Fact.agent`).
+4. Deadline attempts are numbered room-wide and only go up (the base keeps the count, also when a view
+   goes), so a timer or an answer (`Fact.attempt`) belongs to exactly one view; the others take
+   LiveKit's listing in an answer as news of who is there. A restart (`AGENT_RESTARTED`) is for the view
+   of the restarted agent (`Fact.agent`).
 5. A phone caller (a participant of kind SIP) makes the room a SIP room for good (`Room.sip`), which
    may match a rule of its own (`sip = true`) with its own SLA, run from the caller's arrival.
 """
@@ -104,6 +105,7 @@ def step(room: RoomViews, event: Event, *, now: float, rules: Rules) -> tuple[Ro
     sip = room.base.sip or (participant is not None and participant.is_caller)
     name = room.name or event.room_name
     policy, rule = rules.policy_for(name, sip)
+    top = room.attempt  # attempts only go up, even when a view goes: a number is never given twice
     if rule.agents is not None and not room.learned:  # the rule names the agents: nothing to discover
         room = RoomViews(_quiet(room.base, room.base.attempt), room.views, True)
     # A caller's arrival may change the room's rule: agents only a rule that no longer applies named
@@ -114,7 +116,7 @@ def step(room: RoomViews, event: Event, *, now: float, rules: Rules) -> tuple[Ro
         room = RoomViews(room.base, kept, room.learned)
     target = _target(room, event)
     actions: list[Action] = []
-    attempt = room.attempt
+    attempt = max(top, room.attempt)
     discovered = event.kind is EventKind.PRESENCE_OBSERVED and target is room.base and not room.learned
     # The base's own answer only tells who is there (with reconciliation's grace for joins the listing
     # may predate) and which agents the room expects: the base never acts on it.
@@ -148,6 +150,7 @@ def step(room: RoomViews, event: Event, *, now: float, rules: Rules) -> tuple[Ro
         views.append(fresh)
         said = [Expect(agent, source)] if source != SETTING else []  # `WARDEN_AGENT_NAME`: as before
         actions += [*said, *_start_actions(fresh, replace(policy, agent_name=agent))]
+    base = replace(base, attempt=max(base.attempt, attempt))  # the base keeps the room-wide count
     return RoomViews(base, tuple(views), learned), tuple(actions)
 
 
