@@ -11,8 +11,9 @@ from typing import Any
 from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix
 from arq.jobs import Job, JobStatus
-from arq.worker import Retry, func
+from arq.worker import Retry, Worker, func
 
+from tests.support.queue_workers import burst_worker
 from tests.support.waiting import wait_until
 from workers.queue.claiming import ClaimingWorker
 from workers.queue.enqueue import Enqueuer
@@ -33,17 +34,8 @@ async def flaky(ctx: dict[str, Any], job: str) -> str:
     return "second time"
 
 
-def _worker(redis: ArqRedis) -> ClaimingWorker:
-    return ClaimingWorker(
-        functions=[func(record, name="record"), func(flaky, name="flaky")],
-        queue_name=QUEUE,
-        redis_pool=redis,
-        burst=True,
-        handle_signals=False,
-        poll_delay=0.001,
-        max_jobs=7,
-        ctx={"redis": redis},
-    )
+def _worker(redis: ArqRedis) -> Worker:
+    return burst_worker(redis, QUEUE, func(record, name="record"), func(flaky, name="flaky"))
 
 
 async def test_two_workers_run_every_job_once(redis_url: str) -> None:
@@ -99,15 +91,8 @@ async def test_a_worker_full_of_room_jobs_still_runs_a_priority_job(redis_url: s
         for i in range(5):
             await enqueuer.enqueue("held", f"room-{i}", f"room-{i}")
         gate = asyncio.Event()
-        worker = ClaimingWorker(
-            functions=[func(held, name="held"), func(record, name="record")],
-            queue_name=QUEUE,
-            redis_pool=redis,
-            burst=True,
-            handle_signals=False,
-            poll_delay=0.001,
-            max_jobs=2,
-            ctx={"redis": redis, "gate": gate},
+        worker = burst_worker(
+            redis, QUEUE, func(held, name="held"), func(record, name="record"), max_jobs=2, gate=gate
         )
         running = asyncio.create_task(worker.async_run())
 

@@ -22,6 +22,7 @@ from arq.worker import Worker, func
 from service.intake.body import loads_webhook
 from tests.support.harness import SID, harness
 from tests.support.helpers import body
+from tests.support.queue_workers import burst_worker
 from tests.support.settings import make_settings
 from tests.support.waiting import wait_until
 from workers.adapters.webhook import from_webhook_json
@@ -169,16 +170,7 @@ async def ran(ctx: dict[str, Any], job: str) -> str:
 
 
 def _worker(cls: type[Worker], redis: ArqRedis) -> Worker:
-    return cls(
-        functions=[func(ran, name="ran")],
-        queue_name=QUEUE,
-        redis_pool=redis,
-        burst=True,
-        handle_signals=False,
-        poll_delay=0.001,
-        max_jobs=7,
-        ctx={"redis": redis},
-    )
+    return burst_worker(redis, QUEUE, func(ran, name="ran"), cls=cls)
 
 
 async def _queue(redis: ArqRedis, writer: str, ids: list[str], function: str = "ran") -> None:
@@ -227,16 +219,7 @@ async def test_stock_and_claiming_workers_share_a_queue_and_run_each_job_once(re
         await _queue(redis, "warden", ids[::2], "shared")
         await _queue(redis, "arq", ids[1::2], "shared")
         workers = [
-            cls(
-                functions=[func(shared, name="shared")],
-                queue_name=QUEUE,
-                redis_pool=redis,
-                burst=True,
-                handle_signals=False,
-                poll_delay=0.001,
-                max_jobs=7,
-                ctx={"redis": redis, "worker": cls.__name__},
-            )
+            burst_worker(redis, QUEUE, func(shared, name="shared"), cls=cls, worker=cls.__name__)
             for cls in (Worker, ClaimingWorker)
         ]
         await asyncio.wait_for(asyncio.gather(*(w.async_run() for w in workers)), timeout=60)
@@ -323,15 +306,7 @@ async def test_queue_lag_is_the_wait_for_a_worker_not_the_time_a_job_runs(redis_
         await release.wait()
         return job
 
-    worker = ClaimingWorker(
-        functions=[func(slow, name="slow")],
-        queue_name=QUEUE,
-        redis_pool=redis,
-        burst=True,
-        handle_signals=False,
-        poll_delay=0.001,
-        max_jobs=1,
-    )
+    worker = burst_worker(redis, QUEUE, func(slow, name="slow"), max_jobs=1)
     try:
         await redis.enqueue_job("slow", "running", _job_id="running", _queue_name=QUEUE, _defer_until=ago(5))
         run = asyncio.create_task(worker.async_run())

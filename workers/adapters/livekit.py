@@ -132,8 +132,9 @@ class LiveKitRooms:
         return [(r.sid, r.name) for r in listed.rooms]
 
     async def participants(self, room: str) -> tuple[Participant, ...] | None:
-        if not await self._exists(room):
-            return None
+        # Asked for rooms `list_rooms` just listed (reconciliation): no second look whether the room is
+        # there. One that ended since lists nobody (livekit-server answers an unknown room with an empty
+        # list); the next reconciliation finds it gone.
         try:
             listed = await self._call(self._api.room.list_participants(ListParticipantsRequest(room=room)))
         except UpstreamError as exc:

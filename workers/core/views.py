@@ -99,6 +99,12 @@ def view_policy(room: RoomViews, view: Room, policy: Policy) -> Policy:
     return replace(policy, agent_name=view.agent)
 
 
+def policy_of(room: RoomViews, view: Room, rules: Rules) -> Policy:
+    """The policy `view` of `room` is moved by: its room's rule, then `view_policy`."""
+    policy, _ = rules.policy_for(room.name, room.base.sip)
+    return view_policy(room, view, policy)
+
+
 def step(room: RoomViews, event: Event, *, now: float, rules: Rules) -> tuple[RoomViews, tuple[Action, ...]]:
     """Apply one event to the room and each of its views; learn the agents it declares."""
     participant = event.participant
@@ -248,16 +254,15 @@ def _known(room: RoomViews) -> RoomViews:
 
 def new_actions(before: RoomViews, after: RoomViews, rules: Rules) -> tuple[Action, ...]:
     """What `after` (a re-fold) asks for that `before` did not, view by view."""
-    policy, _ = rules.policy_for(after.name, after.base.sip)
     actions: list[Action] = []
     if not after.learned:
-        actions += machine_new_actions(before.base, after.base, view_policy(after, after.base, policy))
+        actions += machine_new_actions(before.base, after.base, policy_of(after, after.base, rules))
     for view in after.views:
         was = before.view(view.agent)
         if was is None:
             actions += [Expect(view.agent, s) for s in view.sources[:1] if s != SETTING]
             was = replace(view, deadline=None, recovery=Recovery.NONE, redispatches=0)
-        actions += machine_new_actions(was, view, replace(policy, agent_name=view.agent))
+        actions += machine_new_actions(was, view, policy_of(after, view, rules))
     return tuple(actions)
 
 

@@ -24,9 +24,9 @@ from workers.core import views
 from workers.core.errors import UpstreamError
 from workers.core.events import Event, EventKind, Fact, Participant, from_dict, internal
 from workers.core.machine import pending_actions
-from workers.core.room import Action, CheckPresence, Evict, Policy, Recovery, Redispatch, Room
+from workers.core.room import Action, CheckPresence, Evict, Recovery, Redispatch, Room
 from workers.core.views import RoomViews
-from workers.jobs.context import WorkerContext, context
+from workers.jobs.context import context
 from workers.jobs.recording import record
 from workers.jobs.retry import retry_later
 from workers.store.writer import confirm, load_views, load_views_named
@@ -76,17 +76,17 @@ async def on_deadline(ctx: dict[str, Any], room_sid: str, attempt: int) -> str:
         batch = [(fired, now)]
         for question in actions:
             if isinstance(question, CheckPresence) and question.attempt == attempt:
-                answer = await _ask(ctx, question, _view(decided, attempt) or view)
+                answer = await _ask(ctx, question, decided.for_attempt(attempt) or view)
                 if answer is not None:
                     batch.append((answer, clock()))
         current = (await record(ctx, batch)).views
     for _ in range(MAX_STEPS):
-        found = _view(current, attempt) if current is not None else None
-        if found is None:
+        found = current.for_attempt(attempt) if current is not None else None
+        if current is None or found is None:
             break
         questions = [
             a
-            for a in pending_actions(found, _policy(worker, current, found))
+            for a in pending_actions(found, views.policy_of(current, found, worker.rules))
             if isinstance(a, CheckPresence | Evict | Redispatch) and a.attempt == attempt
         ]
         if not questions:
@@ -98,16 +98,6 @@ async def on_deadline(ctx: dict[str, Any], room_sid: str, attempt: int) -> str:
     if current is None:
         return "no room"
     return str(views.view_for(current, view.agent).recovery)
-
-
-def _view(room: RoomViews | None, attempt: int) -> Room | None:
-    return room.for_attempt(attempt) if room is not None else None
-
-
-def _policy(worker: WorkerContext, room: RoomViews | None, view: Room) -> Policy:
-    assert room is not None
-    policy, _ = worker.rules.policy_for(room.name, room.base.sip)
-    return views.view_policy(room, view, policy)
 
 
 async def heartbeat(ctx: dict[str, Any], room_name: str, identity: str, at: float) -> str:
