@@ -23,7 +23,6 @@ from workers.core.room import (
     Dispatch,
     Escalate,
     Evict,
-    Expect,
     Redispatch,
     ReportBreach,
     ReportRecovered,
@@ -99,8 +98,6 @@ class Effects:
             case ReportRecovered():
                 await self.escalator.room_recovered(room)
                 return None
-            case Expect():
-                return None  # a line in the room's timeline, nothing to do
             case Dispatch(agent_name=agent_name):
                 created = await self._refusable(self.dispatcher.redispatch(room.name, agent_name, "", ()))
                 if isinstance(created, UpstreamError):
