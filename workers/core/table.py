@@ -2,8 +2,10 @@
 
 `table` builds one from a grid, one row per input and one rule per state in the states' order, so that
 it reads like the tables in a textbook; a pair without a rule stops the import with an
-`UndeclaredTransition` that names it. `ignore` is the rule for a pair that changes nothing: declared,
-so that "nothing" is a decision, not a default.
+`UndeclaredTransition` that names it. `ignore` is the room's rule for a pair that changes nothing:
+declared, so that "nothing" is a decision, not a default (the incident machine, whose rules take and
+give other values, has an `ignore` of its own). A rule can be any value: the room's take a room and an
+event, the incident's an incident and a report.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from workers.core.room import Policy, Room
 Handler = Callable[[Room, Event, Policy], Room]
 State = TypeVar("State", bound=Enum)
 Input = TypeVar("Input", bound=Enum)
+Rule = TypeVar("Rule")
 
 
 def ignore(room: Room, event: Event, policy: Policy) -> Room:
@@ -29,8 +32,8 @@ def ignore(room: Room, event: Event, policy: Policy) -> Room:
 
 
 def table(
-    name: str, states: type[State], inputs: type[Input], rows: Mapping[Input, Sequence[Handler]]
-) -> Mapping[tuple[State, Input], Handler]:
+    name: str, states: type[State], inputs: type[Input], rows: Mapping[Input, Sequence[Rule]]
+) -> Mapping[tuple[State, Input], Rule]:
     """`{(state, input): rule}` from `rows[input]`, one rule per member of `states` in their order."""
     order = list(states)
     rules = {(state, key): rule for key, row in rows.items() for state, rule in zip(order, row, strict=False)}
