@@ -23,9 +23,9 @@ from tests.support.harness import AGENT, Harness, harness
 from tests.support.helpers import agent, person
 from workers.core.room import Room
 from workers.jobs import delivery, recording
-from workers.jobs.context import context
-from workers.jobs.delivery import Delivered
-from workers.jobs.effects import Effects
+from workers.jobs.delivery.outbox import Delivered
+from workers.jobs.rooms.effects import Effects
+from workers.jobs.runtime.context import context
 from workers.store import outbox
 from workers.store.outbox import Pending
 from workers.store.writer import load_room

@@ -26,9 +26,9 @@ from workers.core.events import Event, EventKind, Fact, Participant, from_dict, 
 from workers.core.machine import pending_actions
 from workers.core.room import Action, CheckPresence, Evict, Recovery, Redispatch, Room
 from workers.core.views import RoomViews
-from workers.jobs.context import context
-from workers.jobs.recording import record
-from workers.jobs.retry import retry_later
+from workers.jobs.rooms.recording import record
+from workers.jobs.runtime.context import context
+from workers.jobs.runtime.retry import retry_later
 from workers.store.writer import confirm, load_views, load_views_named
 
 MAX_STEPS = 6

@@ -4,7 +4,7 @@ and a recovery go to escalation as a job of their own (`escalate`, one per notic
 alerts and their retries never run under a room job's timeout.
 
 Outgoing calls (alerts, incident events, deploy hooks: no room) go to the escalation, which notes every
-attempt in the incident's log and says when to stop trying (`workers.jobs.outgoing`).
+attempt in the incident's log and says when to stop trying (`workers.escalation.couriers`).
 
 Delivered rows are deleted in batches a moment later (`Delivered`): a crash before that only means
 the sweep delivers them again, which every receiver takes calmly.
@@ -25,7 +25,7 @@ from workers.core.errors import UpstreamError
 from workers.core.outgoing import Alert, DeployHook, IncidentEvent
 from workers.core.room import Escalate, ReportBreach, ReportRecovered, action_to_dict
 from workers.core.views import RoomViews
-from workers.jobs.effects import Effects
+from workers.jobs.rooms.effects import Effects
 from workers.queue.jobs import queue_escalation
 from workers.store import outbox
 from workers.store.outbox import Pending

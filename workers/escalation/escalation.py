@@ -18,9 +18,10 @@ once each (`workers.store.incidents`), so many rooms, jobs and processes produce
    the time to recovery.
 
 Alerts (one per alert route that takes the step: Slack, PagerDuty, Opsgenie, the incident webhook;
-`workers.jobs.alert_routes`) and the deploy hook are outgoing calls (`workers.core.outgoing`): outbox
+`workers.escalation.alert_routes`) and the deploy hook are outgoing calls (`workers.core.outgoing`): outbox
 rows written in the transaction of the step that decides them, tried at once, then by the sweep until
-they land or `retry_for` seconds have passed (`workers.jobs.outgoing`), each attempt in the incident's log.
+they land or `retry_for` seconds have passed (`workers.escalation.couriers`), each attempt in the
+incident's log.
 """
 
 from __future__ import annotations
@@ -38,11 +39,11 @@ from workers.core.errors import UpstreamError
 from workers.core.outgoing import Alert, DeployHook, Outgoing
 from workers.core.personal import mask_phone
 from workers.core.room import Room
-from workers.jobs import comeback
-from workers.jobs.alert_routes import AlertRoutes, EventRoute
-from workers.jobs.escalation_policy import Alerter, EscalationPolicy, Restarter
-from workers.jobs.metrics import RESTARTS
-from workers.jobs.outgoing import Couriers, Decided, Route
+from workers.escalation import comeback
+from workers.escalation.alert_routes import AlertRoutes, EventRoute
+from workers.escalation.couriers import Couriers, Decided, Route
+from workers.escalation.metrics import RESTARTS
+from workers.escalation.policy import Alerter, EscalationPolicy, Restarter
 from workers.store import incidents, outbox
 from workers.store.incidents import Claim
 from workers.store.outbox import Pending

@@ -21,9 +21,9 @@ from workers.adapters.hooks import DeployHook as DeployHookCaller
 from workers.core.outgoing import DeployHook, IncidentEvent
 from workers.core.room import Room
 from workers.core.rules import Rules
-from workers.jobs.alert_routes import EventRoute
-from workers.jobs.escalation import Escalation
-from workers.jobs.escalation_policy import Alerter, EscalationPolicy, Restarter
+from workers.escalation.alert_routes import EventRoute
+from workers.escalation.escalation import Escalation
+from workers.escalation.policy import Alerter, EscalationPolicy, Restarter
 from workers.store import incidents
 from workers.store.outbox import Pending
 

@@ -38,7 +38,7 @@ T = TypeVar("T")
 
 
 class Escalator(Protocol):
-    """Where rooms' troubles go beyond re-dispatching (`workers.jobs.escalation.Escalation`)."""
+    """Where rooms' troubles go beyond re-dispatching (`workers.escalation.escalation.Escalation`)."""
 
     async def breach(self, room: Room, reason: str) -> None:
         """The room missed its SLA."""

@@ -47,11 +47,6 @@ REDISPATCHES = Counter(
     "Re-dispatches asked of LiveKit, by outcome (dispatched, refused) and agent",
     ["outcome", "agent"],
 )
-RESTARTS = Counter(
-    "warden_restarts_total",
-    "Agent restarts (Cloud API or deploy hook), by means, outcome and agent",
-    ["via", "outcome", "agent"],
-)
 PRUNED = Counter("warden_pruned_total", "Rows deleted by retention (WARDEN_RETENTION), by table", ["what"])
 LIVEKIT_ERRORS = Counter("warden_livekit_errors_total", "Failed LiveKit API calls, by error code", ["code"])
 
