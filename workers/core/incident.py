@@ -111,6 +111,7 @@ class Incident:
     opened_at: float = 0.0
     restarted_at: float | None = None
     rollback_claimed_at: float | None = None
+    resolved_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -332,7 +333,7 @@ def resolve(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
         *alerts.notify(policy.routes, "resolved", text),
         Resolve(),
     )
-    return Step(replace(incident, state=S.RESOLVED), decisions)
+    return Step(replace(incident, state=S.RESOLVED, resolved_at=report.at), decisions)
 
 
 G = Signal

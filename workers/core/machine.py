@@ -34,7 +34,7 @@ What Warden does about it
    removed first (EVICTING → `Evict`). Each re-dispatch sets a CONFIRM deadline, `join_sla` doubled
    per re-dispatch already made.
 9. After `max_redispatches` re-dispatches, or when LiveKit refuses a call (4xx), the room is FAILED:
-   `Escalate` is emitted once, and no more deadlines are set until an agent arrives, the room
+   `ReportFailed` is emitted once, and no more deadlines are set until an agent arrives, the room
    empties, or the agent is restarted (`AGENT_RESTARTED`: a fresh start for a room still waiting, a
    CONFIRM deadline `restart_grace` later, or sooner when the event says so: at once when the agent's
    deployment is known to be back). A failed room that finishes stays failed, for the record.
@@ -80,7 +80,6 @@ from workers.core.room import (
     CheckPresence,
     Decision,
     Dispatch,
-    Escalate,
     Evict,
     Phase,
     Policy,
@@ -88,6 +87,7 @@ from workers.core.room import (
     Recovery,
     Redispatch,
     ReportBreach,
+    ReportFailed,
     ReportRecovered,
     ScheduleDeadline,
 )
@@ -251,7 +251,7 @@ def new_actions(before: AgentView, after: AgentView, policy: Policy) -> tuple[Ac
     if in_breach(after) and not in_breach(before):
         actions.append(ReportBreach(str(after.deadline.reason) if after.deadline else "failed", after.agent))
     if after.recovery is Recovery.FAILED and before.recovery is not Recovery.FAILED:
-        actions.append(Escalate(after.error, after.redispatches, after.agent))
+        actions.append(ReportFailed(after.error, after.redispatches, after.agent))
     if in_breach(before) and not in_breach(after):
         actions.append(ReportRecovered(str(after.phase), after.agent))
     if after.dispatched_on_start and not before.dispatched_on_start:

@@ -183,8 +183,9 @@ class Expect:
 
 
 @dataclass(frozen=True)
-class Escalate:
-    """Re-dispatching cannot help this room: hand it to escalation (restart, deploy hook, alert)."""
+class ReportFailed:
+    """Re-dispatching cannot help this room: its failure is reported to its agent's incident (a
+    restart of the deployment, alerts). Stored before issue 22 as "Escalate", a name still read."""
 
     reason: str
     redispatches: int
@@ -214,7 +215,7 @@ Action = (
     | Redispatch
     | Dispatch
     | Expect
-    | Escalate
+    | ReportFailed
     | ReportBreach
     | ReportRecovered
 )

@@ -15,6 +15,9 @@ from workers.queue.enqueue import Enqueuer
 APPLY_WEBHOOK = "apply_webhook"
 ON_DEADLINE = "on_deadline"
 HEARTBEAT = "heartbeat"
+REPORT_TO_INCIDENT = "report_to_incident"
+# The same job as versions before issue 22 named it (and its ids: "escalate:{notice}"): still run, so
+# that jobs waiting in Redis, and dead letters retried, survive the upgrade.
 ESCALATE = "escalate"
 
 
@@ -22,10 +25,11 @@ RETRY_PREFIX = "retry:"
 
 
 def function_of(job_id: str) -> str:
-    """The function a job id belongs to, for the ids that say it (deadlines, heartbeats, escalations,
-    and re-runs of those); webhooks' ids are LiveKit's event ids and say nothing ("")."""
+    """The function a job id belongs to, for the ids that say it (deadlines, heartbeats, incident
+    reports, and re-runs of those); webhooks' ids are LiveKit's event ids and say nothing ("")."""
     prefix = original_job_id(job_id).split(":", 1)[0]
-    return {"deadline": ON_DEADLINE, "heartbeat": HEARTBEAT, "escalate": ESCALATE}.get(prefix, "")
+    functions = {"deadline": ON_DEADLINE, "heartbeat": HEARTBEAT, "incident": REPORT_TO_INCIDENT}
+    return {**functions, "escalate": ESCALATE}.get(prefix, "")
 
 
 def deadline_job_id(room_sid: str, attempt: int) -> str:
@@ -57,16 +61,20 @@ async def queue_heartbeat(enqueuer: Enqueuer, room_name: str, identity: str, at:
     )
 
 
-def escalation_job_id(notice_id: str) -> str:
-    """One escalation job per outbox notice (a breach, a failed room, a recovery), however often delivered."""
-    return f"escalate:{notice_id}"
+def incident_report_job_id(notice_id: str) -> str:
+    """One incident report job per outbox notice (a breach, a failed room, a recovery), however often
+    delivered."""
+    return f"incident:{notice_id}"
 
 
-async def queue_escalation(enqueuer: Enqueuer, notice_id: str, room_sid: str, action: dict[str, Any]) -> bool:
-    """Queue `escalate(notice_id, room_sid, action)`: the notice's escalation step, as its own job, ahead
-    of every room job waiting (an outage's restart never waits behind the rooms it is for)."""
+async def queue_incident_report(
+    enqueuer: Enqueuer, notice_id: str, room_sid: str, action: dict[str, Any]
+) -> bool:
+    """Queue `report_to_incident(notice_id, room_sid, action)`: the notice's report to its agent's
+    incident, as its own job, ahead of every room job waiting (an outage's restart never waits behind
+    the rooms it is for)."""
     return await enqueuer.enqueue(
-        ESCALATE, escalation_job_id(notice_id), notice_id, room_sid, action, priority=True
+        REPORT_TO_INCIDENT, incident_report_job_id(notice_id), notice_id, room_sid, action, priority=True
     )
 
 

@@ -30,9 +30,9 @@ from workers.core.outgoing import Outgoing, outgoing_from_dict, outgoing_to_dict
 from workers.core.room import (
     Action,
     Dispatch,
-    Escalate,
     Reason,
     ReportBreach,
+    ReportFailed,
     ReportRecovered,
     ScheduleDeadline,
     action_to_dict,
@@ -46,8 +46,8 @@ GRACE_SECONDS = 5.0  # the recording job delivers first; the sweep takes what is
 LEASE_SECONDS = 60.0  # a deliverer that died frees its rows after this long
 MAX_BACKOFF_SECONDS = 60.0
 
-Notice = ScheduleDeadline | Dispatch | Escalate | ReportBreach | ReportRecovered
-NOTICES: tuple[type, ...] = (ScheduleDeadline, Dispatch, Escalate, ReportBreach, ReportRecovered)
+Notice = ScheduleDeadline | Dispatch | ReportFailed | ReportBreach | ReportRecovered
+NOTICES: tuple[type, ...] = (ScheduleDeadline, Dispatch, ReportFailed, ReportBreach, ReportRecovered)
 
 
 @dataclass(frozen=True)
@@ -76,15 +76,16 @@ def is_notice(action: Action) -> bool:
 
 
 def notice_from_dict(data: dict[str, Any]) -> Notice:
-    """Inverse of `action_to_dict` for the room actions the outbox carries."""
+    """Inverse of `action_to_dict` for the room actions the outbox carries ("Escalate": a room's failure
+    as rows and queued jobs from before issue 22 name it)."""
     fields = {k: v for k, v in data.items() if k != "action"}
     match data["action"]:
         case "ScheduleDeadline":
             return ScheduleDeadline(fields["attempt"], fields["at"], Reason(fields["reason"]))
         case "Dispatch":
             return Dispatch(**fields)
-        case "Escalate":
-            return Escalate(**fields)
+        case "ReportFailed" | "Escalate":
+            return ReportFailed(**fields)
         case "ReportBreach":
             return ReportBreach(**fields)
         case "ReportRecovered":

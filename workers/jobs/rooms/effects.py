@@ -1,7 +1,7 @@
 """Carry out the state machine's actions. One `Effects.execute` dispatches each action to an adapter.
 
 Questions (`CheckPresence`, `Evict`, `Redispatch`) are answered with one of Warden's own events, which
-the caller records and folds in like any other; notices (`ScheduleDeadline`, `Dispatch`, `Escalate`)
+the caller records and folds in like any other; notices (`ScheduleDeadline`, `Dispatch`, `ReportFailed`)
 have no answer. A LiveKit refusal (4xx) is answered with UPSTREAM_FAILED; a retryable failure (5xx,
 timeout) raises `UpstreamError` so that the job backs off and tries the same step again.
 """
@@ -22,10 +22,10 @@ from workers.core.room import (
     AgentView,
     CheckPresence,
     Dispatch,
-    Escalate,
     Evict,
     Redispatch,
     ReportBreach,
+    ReportFailed,
     ReportRecovered,
     ScheduleDeadline,
 )
@@ -37,8 +37,9 @@ log = logging.getLogger("warden.effects")
 T = TypeVar("T")
 
 
-class Escalator(Protocol):
-    """Where rooms' troubles go beyond re-dispatching (`workers.escalation.escalation.Escalation`)."""
+class IncidentReports(Protocol):
+    """Where rooms' troubles go beyond re-dispatching: their agents' incidents
+    (`workers.escalation.agents.Incidents`)."""
 
     async def breach(self, room: AgentView, reason: str) -> None:
         """The room missed its SLA."""
@@ -73,13 +74,13 @@ class Effects:
         dispatcher: Dispatcher,
         queue: ArqRedis,
         queue_name: str,
-        escalator: Escalator,
+        incidents: IncidentReports,
         clock: Callable[[], float],
     ) -> None:
         self.presence = presence
         self.dispatcher = dispatcher
         self.enqueuer = Enqueuer(queue, queue_name)  # one round trip, where enqueue_job takes four
-        self.escalator = escalator
+        self.incidents = incidents
         self.clock = clock
 
     async def execute(self, action: Action, room: AgentView) -> Event | None:
@@ -89,14 +90,14 @@ class Effects:
                 # ARQ measures the deferral against the real clock; a deadline already past runs now.
                 await queue_deadline(self.enqueuer, room.sid, attempt, at)
                 return None
-            case Escalate(reason=reason):
-                await self.escalator.room_failed(room, reason)
+            case ReportFailed(reason=reason):
+                await self.incidents.room_failed(room, reason)
                 return None
             case ReportBreach(reason=reason):
-                await self.escalator.breach(room, reason)
+                await self.incidents.breach(room, reason)
                 return None
             case ReportRecovered():
-                await self.escalator.room_recovered(room)
+                await self.incidents.room_recovered(room)
                 return None
             case Dispatch(agent_name=agent_name):
                 created = await self._refusable(self.dispatcher.redispatch(room.name, agent_name, "", ()))

@@ -15,9 +15,9 @@ from workers.adapters.alert_routes import IncidentWebhook, Opsgenie, PagerDuty
 from workers.adapters.cloud import CloudAgents, agents_url
 from workers.adapters.hooks import DeployHook, SlackAlerter
 from workers.adapters.livekit import LiveKitRooms
-from workers.escalation.agents import Escalations, FreshStart
+from workers.escalation.agents import FreshStart, Incidents
 from workers.escalation.alert_routes import EventRoute
-from workers.escalation.policy import EscalationPolicy
+from workers.escalation.policy import OutagePolicy
 from workers.jobs.delivery.outbox import Delivered
 from workers.jobs.rooms.effects import Effects
 from workers.jobs.rooms.jobs import fresh_start
@@ -30,9 +30,9 @@ from workers.store.group import GroupCommit
 Closer = Callable[[], Awaitable[None]]
 
 
-def escalation_policy(settings: Settings) -> EscalationPolicy:
-    """The escalation's policy, as plain values."""
-    return EscalationPolicy(
+def outage_policy(settings: Settings) -> OutagePolicy:
+    """When rooms' troubles are an outage, and how its incident calls out, as plain values."""
+    return OutagePolicy(
         agent_name=settings.warden_agent_name,
         outage_rooms=settings.warden_outage_rooms,
         outage_window=settings.warden_outage_window_seconds,
@@ -88,7 +88,9 @@ def build_effects(
         timeout=settings.warden_livekit_timeout_seconds,
         on_error=count_livekit_error,
     )
-    http = httpx.AsyncClient(timeout=3.0)  # escalation must fit in one job (retry.JOB_TIMEOUT_SECONDS)
+    http = httpx.AsyncClient(
+        timeout=3.0
+    )  # an incident report must fit in one job (retry.JOB_TIMEOUT_SECONDS)
     closers: list[Closer] = [livekit.aclose, http.aclose]
     cloud = None
     url = cloud_agents_url(settings)
@@ -107,13 +109,14 @@ def build_effects(
     if cloud is None and any(r.cloud_agent_id for r in settings.rule_list):
         cloud = CloudAgents(agents_url(settings.livekit_url), key, secret, on_error=count_livekit_error)
         closers.append(cloud.aclose)
-    escalation = Escalations(
+    incidents = Incidents(
         engine=engine,
         redis=redis,
-        policy=escalation_policy(settings),
+        policy=outage_policy(settings),
         rules=settings.rules(),
         cloud=cloud,
         hook=hook,
+        hook_url=hook_url,
         hook_secret=settings.warden_deploy_hook_secret.get_secret_value(),
         http=http,
         alerter=SlackAlerter(http, alert_url) if alert_url else None,
@@ -126,7 +129,7 @@ def build_effects(
         dispatcher=livekit,
         queue=redis,
         queue_name=settings.warden_queue_name,
-        escalator=escalation,
+        incidents=incidents,
         clock=clock,
     )
     return effects, closers
