@@ -158,17 +158,18 @@ def test_a_restart_whose_caller_died_is_claimed_again_after_its_lease_and_called
     assert d.restarts() == [Restart((CLOUD,))] * 2 and d.incidents["notetaker"].state is S.RESTARTED
 
 
-def test_the_cooldown_is_the_deployments_a_landed_restart_is_shared_a_failed_one_waited_out() -> None:
+def test_the_cooldown_is_the_deployments_a_restart_landed_just_now_is_shared() -> None:
     d = Deployment()
     d.report("notetaker", G.OUTAGE, 100.0, rooms=3)
     d.outcome(CLOUD, landed=True, at=101.0)
-    d.report("notetaker", G.RECOVERED, 130.0, rooms=3)
-    d.incidents.clear()
-    d.report("demo-agent", G.OUTAGE, 200.0, rooms=3)  # another agent of it, within the cooldown
+    d.report("demo-agent", G.OUTAGE, 101.005, rooms=3)  # another agent of it, the restart just landed
     assert d.restarts() == [Restart((CLOUD,))] and d.incidents["demo-agent"].state is S.RESTARTED
-    d.report("demo-agent", G.RECOVERED, 230.0, rooms=3)
+    assert FreshStarts(None, "20 s after") in [x for agent, x in d.decided if agent == "demo-agent"]
+    d.report("demo-agent", G.RECOVERED, 130.0, rooms=3)
     d.incidents.clear()
-    d.report("demo-agent", G.OUTAGE, 401.0, rooms=3)  # the cooldown is over: a restart of its own
+    d.report("demo-agent", G.OUTAGE, 200.0, rooms=3)  # a new outage, within the cooldown: it waits
+    assert d.incidents["demo-agent"].state is S.OPEN and len(d.restarts()) == 1
+    assert d.report("demo-agent", G.SWEPT, 401.0) == (Restart((CLOUD,)),)  # the cooldown is over
     assert len(d.restarts()) == 2
     d.outcome(CLOUD, landed=False, at=402.0)
     d.incidents.clear()

@@ -59,10 +59,11 @@ for _signal in (G.OUTAGE, G.ROOM_FAILED):
             (_state, _signal, "deployment free"): (S.RESTARTING, _said + RESTART),
             (_state, _signal, "restart under way"): (S.RESTARTING, _said + SHARED),
             (_state, _signal, "its caller died"): (S.RESTARTING, _said + RESTART),
-            (_state, _signal, "landed lately"): (S.RESTARTED, _said + LANDED),
+            (_state, _signal, "landed just now"): (S.RESTARTED, _said + LANDED),
             (_state, _signal, "nothing to restart"): (S.NOT_RESTARTED, (*_said, "Note restart")),
         }
-    CHANGED[(S.NEW, _signal, "failed lately")] = (S.OPEN, OPENED)  # waits out the cooldown
+    CHANGED[(S.NEW, _signal, "landed lately")] = (S.OPEN, OPENED)  # waits out the cooldown
+    CHANGED[(S.NEW, _signal, "failed lately")] = (S.OPEN, OPENED)
 CHANGED |= {
     (S.RESTARTED, G.ROOM_FAILED, "after the restart"): (S.ROLLING_BACK, (*FOLLOWED, "Rollback")),
     (S.RESTARTED, G.ROOM_FAILED, "no rollback"): (S.FOLLOWED_UP, FOLLOWED),
@@ -118,7 +119,13 @@ def test_the_restart_is_claimed_for_the_deployment_only_where_it_is_called() -> 
     assert _step(S.NEW, G.OUTAGE, "deployment free").restart == DeploymentRestart(AT, (CLOUD,))
     assert _step(S.NEW, G.OUTAGE, "its caller died").restart == DeploymentRestart(AT, (CLOUD,))
     assert _step(S.RESTARTING, G.SWEPT, "its caller died").restart == DeploymentRestart(AT, (CLOUD,))
-    for what in ("restart under way", "landed lately", "failed lately", "nothing to restart"):
+    for what in (
+        "restart under way",
+        "landed just now",
+        "landed lately",
+        "failed lately",
+        "nothing to restart",
+    ):
         assert _step(S.NEW, G.OUTAGE, what).restart is None, what
 
 

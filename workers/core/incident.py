@@ -12,9 +12,10 @@ The rules, in plain words.
    agent: agents that share one share its restart and its cooldown. Opened, the incident claims its
    deployment's restart (RESTARTING, `Restart`: `RestartAgent` and/or the deploy hook) unless that
    restart is under way for another incident (it shares it: RESTARTING, no second call), or landed
-   less than `cooldown` ago (it shares that one: RESTARTED at once), or failed less than `cooldown`
-   ago (it stays OPEN, and claims the restart at a report or a sweep after the cooldown). With no
-   Cloud agent and no hook it is NOT_RESTARTED at once, and its log says so.
+   less than `restart_grace` ago, while the rooms it found waiting are still being re-checked (it
+   shares that one: RESTARTED at once, its own rooms re-checked too), or was claimed less than
+   `cooldown` ago (it stays OPEN, and claims the restart at a report or a sweep after the cooldown).
+   With no Cloud agent and no hook it is NOT_RESTARTED at once, and its log says so.
 3. The restart is a lease: a Cloud restart claimed `lease` seconds ago with no outcome (its caller
    died) is claimed again at the sweep (SWEPT) and called again; a deploy hook, an outbox row, outlives
    its caller anyway. A sweep also brings an incident that missed its deployment's outcome up to date.
@@ -227,8 +228,8 @@ def opened(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
 
 
 def claim(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
-    """Claim the deployment's restart, share the one under way or landed lately, or wait out the
-    cooldown of one that failed lately."""
+    """Claim the deployment's restart, share the one under way or landed just now, or wait out the
+    cooldown of one claimed lately."""
     if not policy.legs:
         note = Note("restart", "not attempted: no Cloud agent and no deploy hook configured")
         return Step(replace(incident, state=S.NOT_RESTARTED), (note,))
@@ -238,10 +239,9 @@ def claim(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
             return _take_up(incident, last, at)
         note = Note("restart", "its deployment's restart is under way for another incident: shared")
         return Step(replace(incident, state=S.RESTARTING), (note,))
-    lately = last.claimed_at is not None and last.claimed_at > at - policy.cooldown
-    if lately and last.landed_at is not None:
+    if last.landed_at is not None and last.landed_at > at - policy.restart_grace:
         return landed(incident, replace(report, leg=""), policy)
-    if lately:
+    if last.claimed_at is not None and last.claimed_at > at - policy.cooldown:
         return Step(incident)
     claimed = DeploymentRestart(claimed_at=at, pending=policy.legs)
     return Step(replace(incident, state=S.RESTARTING), (Restart(policy.legs),), claimed)

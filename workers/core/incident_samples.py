@@ -4,7 +4,8 @@ landed or failed lately...). The README's incident diagram is drawn from them (`
 and the table test walks them (`tests/unit/test_incident_table.py`), so both see every rule at work.
 
 Times: the incident opened at 0, its restart landed at 50, its rollback was claimed at 60; the reports
-come at 100 (80 while a caller's lease still runs). The lease is 30 s and the cooldown 60 s.
+come at 100 (80 while a caller's lease still runs). The lease is 30 s, the restart grace 20 s and the
+cooldown 60 s.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ _DEPLOYMENT: dict[str, DeploymentRestart] = {
     "deployment free": DeploymentRestart(),
     "restart under way": DeploymentRestart(claimed_at=90.0, pending=(CLOUD,)),
     "its caller died": DeploymentRestart(claimed_at=10.0, pending=(CLOUD,)),
-    "landed lately": DeploymentRestart(claimed_at=90.0, landed_at=91.0),
+    "landed just now": DeploymentRestart(claimed_at=90.0, landed_at=91.0),
+    "landed lately": DeploymentRestart(claimed_at=70.0, landed_at=71.0),
     "failed lately": DeploymentRestart(claimed_at=90.0),
 }
 # What the sweep finds, by what it says: (when it looks, the deployment's restart). An open incident
