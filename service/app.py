@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
@@ -27,6 +28,7 @@ from service.api.dead_letters import get_dead_letters, retry_dead_letter
 from service.api.incidents import get_incidents, get_one_incident
 from service.api.openapi import get_openapi
 from service.api.rooms import get_room, get_rooms
+from service.body_reading import BodyDeadline
 from service.dashboard.dead_letters import dead_letters_page
 from service.dashboard.pages import STATIC, incidents_page, room_page, rooms_page
 from service.intake.heartbeat import post_heartbeat
@@ -133,5 +135,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         lifespan=lifespan,
+        middleware=[Middleware(BodyDeadline, timeout=settings.warden_body_timeout_seconds)],
         exception_handlers={SQLAlchemyError: database_unavailable},
     )
