@@ -82,7 +82,9 @@ class BodyDeadline:
 
 
 async def _answer_408(send: Send, timeout: float) -> None:
-    body = json.dumps({"error": f"request body not complete within {timeout:g} s"}).encode()
+    body = json.dumps(
+        {"error": f"request body not complete within {timeout:g} s"}, separators=(",", ":")
+    ).encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),

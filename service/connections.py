@@ -82,7 +82,7 @@ class WardenConfig(uvicorn.Config):
 
 def refusal(status: int, message: str) -> bytes:
     """A whole HTTP/1.1 response that closes the connection, with Warden's `{"error": ...}` body."""
-    body = json.dumps({"error": message}).encode()
+    body = json.dumps({"error": message}, separators=(",", ":")).encode()
     head = (
         f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\ncontent-type: application/json\r\n"
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"

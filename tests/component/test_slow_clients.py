@@ -141,25 +141,27 @@ async def test_headers_over_the_size_bound_are_refused(web: Web) -> None:
 
 
 async def test_a_body_dribbling_after_an_early_answer_is_cut(settings_for: object) -> None:
+    """Answered 413 on its Content-Length, a client sends the rest a byte at a time: each byte used to
+    wake uvicorn's keep-alive timer again, for ever."""
     async with serve_web(settings_for(warden_max_body_bytes=100)) as web:  # type: ignore[operator]
         client = await Client.connect(web)
+
+        async def dribble() -> None:
+            while True:
+                await client.send(b"x")
+                await asyncio.sleep(0.1)  # the client's slowness, which this test is about
+
+        dribbling: asyncio.Task[None] | None = None
         try:
             await client.send(b"POST /webhook HTTP/1.1\r\nHost: warden\r\nContent-Length: 1000\r\n\r\n")
             assert (await client.reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 413 ")
             answered = time.monotonic()
-
-            async def dribble() -> (
-                None
-            ):  # a byte every tenth of a second: it keeps uvicorn's keep-alive awake
-                while True:
-                    await client.send(b"x")
-                    await asyncio.sleep(0.1)
-
             dribbling = asyncio.create_task(dribble())
             _, at = await client.until_closed(BOUND + SLACK)
-            dribbling.cancel()
-            await asyncio.gather(dribbling, return_exceptions=True)
         finally:
+            if dribbling is not None:
+                dribbling.cancel()
+                await asyncio.gather(dribbling, return_exceptions=True)
             await client.close()
         assert BOUND * 0.9 <= at - answered <= BOUND + SLACK
 
@@ -201,5 +203,7 @@ async def test_a_client_gone_mid_body_is_one_info_line_without_traceback(web: We
             await web.requests_done()  # the request's handling over, its lines written
     lines = logs.lines(logging.INFO)
     assert len(lines) == 1, lines
-    assert lines[0].startswith("INFO warden.web: client went away mid-request: POST /webhook from 127.0.0.1")
+    assert lines[0].startswith(
+        "INFO warden.web: client went away mid-request: POST /webhook from 127.0.0.1"
+    ), lines
     assert "Traceback" not in lines[0] and "bytes of its body received" in lines[0]
