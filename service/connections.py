@@ -8,7 +8,7 @@ descriptors: 1,100 idle connections were never cut, and with 1,024 open files a 
 failed. `ReadDeadlines` is uvicorn's httptools protocol with:
 
 - **a header deadline**, `WARDEN_HEADER_TIMEOUT_SECONDS` from the connection's opening (or from the
-  first byte of a later request on it) to the end of the request's headers. A client that sent part
+  first read of a later request on it) to the end of the request's headers. A client that sent part
   of a request is answered 408; one that sent nothing (a browser's speculative connection, a port
   scan) is closed without a word, and logged at DEBUG only.
 - **a header size bound** (`MAX_HEADER_BYTES`): over it, 431.
@@ -134,12 +134,15 @@ class ReadDeadlines(HttpToolsProtocol):
         if self._header_bytes > self.limits.max_header_bytes:
             log.info("cut %s: request headers over %d bytes; answered 431", self._peer(), MAX_HEADER_BYTES)
             self._cut(431, f"request headers over {self.limits.max_header_bytes} bytes")
+        elif self._request_begun and self._timer is None:
+            # A later request on a kept-alive connection, its headers not all in one read: they have
+            # their time from now. (Set here, not at the request's first byte, so that the usual
+            # request, whole in one read, costs no timer.)
+            self._arm(self.limits.header_timeout, self._headers_late)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._request_begun = True
-        if self._timer is None:  # a later request on a kept-alive connection: its headers start now
-            self._arm(self.limits.header_timeout, self._headers_late)
 
     def on_headers_complete(self) -> None:
         self._awaiting_headers = False

@@ -130,6 +130,21 @@ async def test_half_sent_headers_and_silent_connections_are_cut(web: Web) -> Non
     assert (await post_webhook(web, 1)).status_code == 200
 
 
+async def test_half_sent_headers_of_a_later_request_on_a_kept_alive_connection_are_cut(web: Web) -> None:
+    """uvicorn's keep-alive timer stops at a later request's first byte; its headers still have a bound."""
+    client = await Client.connect(web)
+    try:
+        await client.send(b"GET /healthz HTTP/1.1\r\nHost: warden\r\n\r\n")
+        assert (await client.reader.readuntil(b'{"status":"ok"}')).startswith(b"HTTP/1.1 200 ")
+        await client.send(b"GET /healthz HTTP/1.1\r\nHo")
+        sent = time.monotonic()
+        answer, at = await client.until_closed(BOUND + SLACK)
+    finally:
+        await client.close()
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert BOUND * 0.9 <= at - sent <= BOUND + SLACK
+
+
 async def test_headers_over_the_size_bound_are_refused(web: Web) -> None:
     client = await Client.connect(web)
     try:
