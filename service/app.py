@@ -98,7 +98,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         if not settings.admin_token:
-            log.warning("WARDEN_ADMIN_TOKEN is not set: the API answers requests from loopback only")
+            log.warning(
+                "WARDEN_ADMIN_TOKEN is not set: the API and the dashboard answer loopback clients only, "
+                "and no request that came through a proxy"
+            )
         queue = open_queue(settings)
         engine = make_engine(settings.database_url)
         try:
