@@ -29,6 +29,7 @@ from service.api.incidents import get_incidents, get_one_incident
 from service.api.openapi import get_openapi
 from service.api.rooms import get_room, get_rooms
 from service.body_reading import BodyDeadline
+from service.concurrency import ConcurrencyLimit
 from service.dashboard.dead_letters import dead_letters_page
 from service.dashboard.pages import STATIC, incidents_page, room_page, rooms_page
 from service.intake.heartbeat import post_heartbeat
@@ -138,6 +139,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         lifespan=lifespan,
-        middleware=[Middleware(BodyDeadline, timeout=settings.warden_body_timeout_seconds)],
+        middleware=[
+            Middleware(ConcurrencyLimit, limit=settings.warden_web_concurrency),
+            Middleware(BodyDeadline, timeout=settings.warden_body_timeout_seconds),
+        ],
         exception_handlers={SQLAlchemyError: database_unavailable},
     )

@@ -17,9 +17,8 @@ failed. `ReadDeadlines` is uvicorn's httptools protocol with:
   a body, `service.body_reading` bounds it and answers 408.
 - **a cap on open connections**, what the open-files limit leaves once Redis, the database and the
   process's own files are counted (`service.server`): a connection beyond it is answered 503 and
-  closed at once, so that the process always has descriptors for Redis and for the webhooks it
-  serves. `WARDEN_MAX_CONNECTIONS`, below it, is uvicorn's `limit_concurrency`: a request arriving
-  while more connections are open is answered 503 after its headers (LiveKit retries it).
+  closed at once, so that the process always has descriptors for Redis and the database. (Requests
+  in progress have their own limit below that, `service.concurrency`.)
 
 `tests/unit/test_uvicorn_hooks.py` checks that the uvicorn installed still has the hooks used here.
 """

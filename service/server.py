@@ -21,11 +21,11 @@ FILES_RESERVED = 128
 UNLIMITED = 1 << 20  # Linux's own ceiling on a process's files (fs.nr_open)
 
 
-def open_files_limit(max_connections: int) -> int:
-    """The open-files limit the process runs with, raised to the hard limit if `max_connections` would
-    not fit under the soft one (as Go's runtime does); `SettingsError` naming `WARDEN_MAX_CONNECTIONS`
-    when even the hard limit is too low."""
-    needed = max_connections + FILES_RESERVED
+def open_files_limit(concurrency: int) -> int:
+    """The open-files limit the process runs with, raised to the hard limit if `concurrency` requests
+    (a connection each) would not fit under the soft one (as Go's runtime does); `SettingsError` naming
+    `WARDEN_WEB_CONCURRENCY` when even the hard limit is too low."""
+    needed = concurrency + FILES_RESERVED
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return UNLIMITED
@@ -33,9 +33,9 @@ def open_files_limit(max_connections: int) -> int:
         return soft
     if hard != resource.RLIM_INFINITY and hard < needed:
         raise SettingsError(
-            f"WARDEN_MAX_CONNECTIONS: {max_connections} connections need {needed} open files, and this "
+            f"WARDEN_WEB_CONCURRENCY: {concurrency} requests at once need {needed} open files, and this "
             f"process may open {hard} at most (ulimit -n; systemd LimitNOFILE=, docker --ulimit nofile=): "
-            "raise that limit or lower WARDEN_MAX_CONNECTIONS"
+            "raise that limit or lower WARDEN_WEB_CONCURRENCY"
         )
     raised = hard if hard != resource.RLIM_INFINITY else needed
     resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
@@ -53,16 +53,13 @@ def read_limits(settings: Settings, open_files: int) -> ReadLimits:
 def web_config(
     settings: Settings, app: Any, *, port: int | None = None, **uvicorn_options: Any
 ) -> WardenConfig:
-    """uvicorn's configuration for Warden's web process (`port` replaces `PORT`, for tests).
-
-    `limit_concurrency` counts the connection a request came on, so it is one more than the number of
-    connections served at once."""
+    """uvicorn's configuration for Warden's web process (`port` replaces `PORT`, for tests). Its
+    `limit_concurrency` stays off: `service.concurrency` counts requests, not connections."""
     return WardenConfig(
         app,
-        limits=read_limits(settings, open_files_limit(settings.warden_max_connections)),
+        limits=read_limits(settings, open_files_limit(settings.warden_web_concurrency)),
         host=settings.warden_host,
         port=settings.port if port is None else port,
-        limit_concurrency=settings.warden_max_connections + 1,
         log_level=settings.warden_log_level.lower(),
         # JSON: uvicorn's own loggers go to ours instead of its text handlers.
         log_config=None if settings.warden_log_format == "json" else LOGGING_CONFIG,

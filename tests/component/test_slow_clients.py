@@ -181,23 +181,30 @@ async def test_a_body_dribbling_after_an_early_answer_is_cut(settings_for: objec
         assert BOUND * 0.9 <= at - answered <= BOUND + SLACK
 
 
-async def test_over_the_connection_limit_requests_are_answered_503(settings_for: object) -> None:
-    async with serve_web(settings_for(warden_max_connections=5)) as web:  # type: ignore[operator]
+async def test_over_the_concurrency_limit_requests_are_answered_503_and_idle_connections_do_not_count(
+    settings_for: object,
+) -> None:
+    async with serve_web(settings_for(warden_web_concurrency=5)) as web:  # type: ignore[operator]
+        idle = [await Client.connect(web) for _ in range(20)]
         slow = [await Client.connect(web) for _ in range(5)]
         try:
+            assert (await post_webhook(web, 100)).status_code == 200  # 20 idle connections: no work
             await asyncio.gather(*(c.stall_in_body(n) for n, c in enumerate(slow)))
-            refused = await post_webhook(web, 100)
-            assert refused.status_code == 503
+            refused = await post_webhook(web, 101)  # 5 requests in progress: the limit
+            assert (refused.status_code, refused.json()) == (
+                503,
+                {"error": "too many requests in progress, retry later"},
+            )
             await asyncio.gather(*(c.until_closed(BOUND + SLACK) for c in slow))
+            assert (await post_webhook(web, 102)).status_code == 200  # the slow ones were cut: room again
         finally:
-            await asyncio.gather(*(c.close() for c in slow))
-        assert (await post_webhook(web, 101)).status_code == 200  # the slow ones were cut: room again
+            await asyncio.gather(*(c.close() for c in [*idle, *slow]))
 
 
 async def test_connections_beyond_the_open_files_limit_are_closed_at_once(
     settings_for: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("service.server.open_files_limit", lambda _: FILES_RESERVED + 3)
+    monkeypatch.setattr("service.server.open_files_limit", lambda _: FILES_RESERVED + 3)  # 3 connections
     async with serve_web(settings_for()) as web:  # type: ignore[operator]
         held = [await Client.connect(web) for _ in range(3)]
         extra = await Client.connect(web)
