@@ -12,9 +12,11 @@ failed. `ReadDeadlines` is uvicorn's httptools protocol with:
   of a request is answered 408; one that sent nothing (a browser's speculative connection, a port
   scan) is closed without a word, and logged at DEBUG only.
 - **a header size bound** (`MAX_HEADER_BYTES`): over it, 431.
-- **the rest of a body after an early answer** (413 from `Content-Length`, uvicorn's 503): it has
-  `WARDEN_BODY_TIMEOUT_SECONDS` to arrive, then the connection is closed. While the application reads
-  a body, `service.body_reading` bounds it and answers 408.
+- **the rest of a body after an early answer** (413 from `Content-Length`, 503 over
+  `WARDEN_WEB_CONCURRENCY`): it has `WARDEN_BODY_TIMEOUT_SECONDS` to arrive, then the connection is
+  closed; once it has, the next request has the header deadline (uvicorn's keep-alive timer, stopped
+  by the body's bytes, would never run again). While the application reads a body,
+  `service.body_reading` bounds it and answers 408.
 - **a cap on open connections**, what the open-files limit leaves once Redis, the database and the
   process's own files are counted (`service.server`): a connection beyond it is answered 503 and
   closed at once, so that the process always has descriptors for Redis and the database. (Requests
@@ -125,15 +127,16 @@ class ReadDeadlines(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         awaited, ended = self._awaiting_headers, self._requests_ended
         super().data_received(data)
-        if not (awaited and self._awaiting_headers and ended == self._requests_ended):
-            return  # these bytes ended some headers, or a request: they are not all headers
-        if self.transport.is_closing():
+        if self.transport.is_closing() or not self._awaiting_headers:
             return
-        self._header_bytes += len(data)
-        if self._header_bytes > self.limits.max_header_bytes:
-            log.info("cut %s: request headers over %d bytes; answered 431", self._peer(), MAX_HEADER_BYTES)
-            self._cut(431, f"request headers over {self.limits.max_header_bytes} bytes")
-        elif self._request_begun and self._timer is None:
+        if awaited and ended == self._requests_ended:  # no headers or request ended in these bytes
+            self._header_bytes += len(data)
+            if self._header_bytes > self.limits.max_header_bytes:
+                limit = self.limits.max_header_bytes
+                log.info("cut %s: request headers over %d bytes; answered 431", self._peer(), limit)
+                self._cut(431, f"request headers over {limit} bytes")
+                return
+        if self._request_begun and self._timer is None:
             # A later request on a kept-alive connection, its headers not all in one read: they have
             # their time from now. (Set here, not at the request's first byte, so that the usual
             # request, whole in one read, costs no timer.)
@@ -153,6 +156,8 @@ class ReadDeadlines(HttpToolsProtocol):
         self._disarm()
         self._awaiting_headers, self._header_bytes, self._request_begun = True, 0, False
         self._requests_ended += 1
+        if self.cycle.response_complete:  # answered early, its body in at last: now idle
+            self._arm(self.limits.header_timeout, self._headers_late)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()

@@ -50,9 +50,7 @@ def read_limits(settings: Settings, open_files: int) -> ReadLimits:
     )
 
 
-def web_config(
-    settings: Settings, app: Any, *, port: int | None = None, **uvicorn_options: Any
-) -> WardenConfig:
+def web_config(settings: Settings, app: Any, *, port: int | None = None) -> WardenConfig:
     """uvicorn's configuration for Warden's web process (`port` replaces `PORT`, for tests). Its
     `limit_concurrency` stays off: `service.concurrency` counts requests, not connections."""
     return WardenConfig(
@@ -63,5 +61,4 @@ def web_config(
         log_level=settings.warden_log_level.lower(),
         # JSON: uvicorn's own loggers go to ours instead of its text handlers.
         log_config=None if settings.warden_log_format == "json" else LOGGING_CONFIG,
-        **uvicorn_options,
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 
@@ -179,6 +180,26 @@ async def test_a_body_dribbling_after_an_early_answer_is_cut(settings_for: objec
                 await asyncio.gather(dribbling, return_exceptions=True)
             await client.close()
         assert BOUND * 0.9 <= at - answered <= BOUND + SLACK
+
+
+async def test_a_connection_idle_after_an_early_answer_and_its_body_is_closed(settings_for: object) -> None:
+    """Answered 413 early, the client sends the rest of its body, then nothing: uvicorn's keep-alive
+    timer, stopped by the body's bytes, never ran again."""
+    async with serve_web(settings_for(warden_max_body_bytes=100)) as web:  # type: ignore[operator]
+        client = await Client.connect(web)
+        try:
+            await client.send(b"POST /webhook HTTP/1.1\r\nHost: warden\r\nContent-Length: 1000\r\n\r\n")
+            answer = await client.reader.readuntil(b"\r\n\r\n")
+            assert answer.startswith(b"HTTP/1.1 413 ")
+            length = int(re.search(rb"content-length: (\d+)", answer)[1])  # type: ignore[index]
+            await client.reader.readexactly(length)
+            await client.send(b"x" * 1000)
+            sent = time.monotonic()
+            rest, at = await client.until_closed(BOUND + SLACK)
+        finally:
+            await client.close()
+        assert rest == b""
+        assert BOUND * 0.9 <= at - sent <= BOUND + SLACK
 
 
 async def test_over_the_concurrency_limit_requests_are_answered_503_and_idle_connections_do_not_count(
