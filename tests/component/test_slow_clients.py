@@ -237,6 +237,19 @@ async def test_connections_beyond_the_open_files_limit_are_closed_at_once(
     assert answer.startswith(b"HTTP/1.1 503 ") and b"too many open connections" in answer
 
 
+async def test_a_stalled_client_does_not_hold_up_a_shutdown(settings_for: object) -> None:
+    """uvicorn stops gracefully by waiting for every request in progress: one stalled body used to hold
+    a deploy's SIGTERM for ever."""
+    async with asyncio.timeout(BOUND + SLACK + 5):  # if it fails, it fails instead of hanging
+        async with serve_web(settings_for()) as web:  # type: ignore[operator]
+            client = await Client.connect(web)
+            await client.stall_in_body(1)
+            stopping = time.monotonic()
+        stopped = time.monotonic()
+    await client.close()
+    assert stopped - stopping <= BOUND + SLACK
+
+
 async def test_a_client_gone_mid_body_is_one_info_line_without_traceback(web: Web) -> None:
     with recorded_logs() as logs:
         client = await Client.connect(web)
