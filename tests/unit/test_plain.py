@@ -11,7 +11,7 @@ from types import UnionType
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.support.events import parse
@@ -97,6 +97,10 @@ def values(tp: Any) -> st.SearchStrategy[Any]:
     }[tp]
 
 
+# No deadline: a shared, busy machine must not fail a test for being slow.
+patiently = settings(deadline=None)
+
+
 def stored(data: dict[str, Any]) -> dict[str, Any]:
     """`data` as the database hands it back: JSON, so lists for tuples and values for enums."""
     loaded: dict[str, Any] = json.loads(json.dumps(data))
@@ -110,6 +114,7 @@ def same(decoded: Any, value: Any) -> bool:
 
 
 @pytest.mark.parametrize("cls", [Event, AgentView], ids=lambda cls: cls.__name__)
+@patiently
 @given(data=st.data())
 def test_an_event_and_an_agent_view_come_back_as_they_were_stored(cls: type, data: st.DataObject) -> None:
     value = data.draw(values(cls))
@@ -117,12 +122,14 @@ def test_an_event_and_an_agent_view_come_back_as_they_were_stored(cls: type, dat
     assert same(from_plain(cls, as_dict(value)), value)  # as ARQ pickles a job's arguments: tuples, enums
 
 
+@patiently
 @given(values(Room))
 def test_a_room_and_its_agent_views_come_back_as_they_were_stored(room: Room) -> None:
     assert same(views.from_dict(stored(views.to_dict(room))), room)
 
 
 @pytest.mark.parametrize("cls", get_args(Action), ids=lambda cls: cls.__name__)
+@patiently
 @given(data=st.data())
 def test_every_action_comes_back_as_it_was_logged(cls: type, data: st.DataObject) -> None:
     action = data.draw(values(cls))
@@ -130,6 +137,7 @@ def test_every_action_comes_back_as_it_was_logged(cls: type, data: st.DataObject
 
 
 @pytest.mark.parametrize("cls", get_args(Notice), ids=lambda cls: cls.__name__)
+@patiently
 @given(data=st.data())
 def test_every_outbox_notice_comes_back_by_its_kind(cls: type, data: st.DataObject) -> None:
     notice = data.draw(values(cls))
@@ -141,6 +149,7 @@ def test_every_outbox_notice_comes_back_by_its_kind(cls: type, data: st.DataObje
 
 
 @pytest.mark.parametrize("cls", get_args(Outgoing), ids=lambda cls: cls.__name__)
+@patiently
 @given(data=st.data())
 def test_every_outgoing_call_comes_back_by_its_kind(cls: type, data: st.DataObject) -> None:
     call = data.draw(values(cls))
