@@ -187,6 +187,7 @@ def test_fields_missing_from_older_rows_take_their_defaults_and_unknown_keys_are
         ),
         (Action, {"action": "Unheard", "attempt": 1}, "union: action 'Unheard' is none of ScheduleDeadline"),
         (Action, ["ScheduleDeadline"], "union: action None is none of"),
+        (Action, {"action": ["ScheduleDeadline"]}, "union: action ['ScheduleDeadline'] is none of"),
         (Deadline, None, "Deadline: expected an object, got null"),
     ],
 )

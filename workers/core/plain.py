@@ -172,6 +172,8 @@ def _dataclass(cls: type) -> Decode:
 
 
 def _union(members: tuple[Any, ...]) -> Decode:
+    """`X | None`, or dataclasses told apart by their `TAG`. `as_dict` tags nothing, so a union nested in
+    a stored dataclass must be written with `tagged`: without a tag its decoder fails, loudly."""
     optional = type(None) in members
     rest = tuple(m for m in members if m is not type(None))
     if len(rest) == 1:
@@ -188,7 +190,7 @@ def _union(members: tuple[Any, ...]) -> Decode:
 def _by_tag(decoders: dict[str, Decode]) -> Decode:
     def decode(data: Any) -> Any:
         name = data.get(TAG) if isinstance(data, dict) else None
-        if name not in decoders:
+        if not isinstance(name, str) or name not in decoders:
             raise _Wrong(f"{TAG} {name!r} is none of {', '.join(decoders)}")
         return decoders[name](data)
 
