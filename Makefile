@@ -45,7 +45,8 @@ $(TMUX_BIN):
 test: $(STAMP) $(CHROMIUM) $(PROMTOOL) $(TMUX_BIN)
 	$(BIN)/python -m tests.support.run
 
-# The pure tier alone (no servers, no processes): run it constantly.
+# The pure tier alone (no servers, no processes: tests/unit/conftest.py fails a test that starts one): run it
+# constantly.
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit -q
 
