@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m service.dev.run
+	$(BIN)/python -m devtools.run
 
 # $(call apt-install,PACKAGE,FOR WHAT,IF IT FAILS): install a Debian package (as root, or with sudo).
 define apt-install

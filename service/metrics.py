@@ -9,7 +9,7 @@ Redis and the database, which are the same whichever web process answers.
 - `warden_rooms{phase}`, `warden_open_incidents`: from the database.
 - `warden_dead_letters`: jobs that failed for good and have not been re-run (`warden dead-letters`).
 The worker's own counters (jobs, durations, time to agent, breaches, re-dispatches, restarts, LiveKit
-errors) are served by each worker on `WARDEN_WORKER_METRICS_PORT` (see `workers.jobs.metrics`).
+errors) are served by each worker on `WARDEN_WORKER_METRICS_PORT` (see `workers.jobs.runtime.metrics`).
 
 Counts only, no room names or secrets, so it is served without the API's authentication (restrict it
 at the network if that matters to you).

@@ -21,7 +21,7 @@ import asyncpg
 import pytest
 import redis
 
-from service.dev.embedded_redis import EmbeddedRedis
+from devtools.embedded_redis import EmbeddedRedis
 from tests.support.postgres import POSTGRES_ADMIN_URL
 from tests.support.settings import make_settings
 from workers.migrate import upgrade

@@ -17,8 +17,8 @@ import time
 from redis.exceptions import RedisError
 
 from workers import logs
-from workers.jobs import metrics
-from workers.jobs.worker import worker_settings
+from workers.jobs.runtime import metrics
+from workers.jobs.runtime.worker import worker_settings
 from workers.queue.claiming import ClaimingWorker
 from workers.settings import load_settings_or_exit
 

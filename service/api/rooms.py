@@ -12,8 +12,8 @@ from service.api.auth import admin_only
 from workers.core import views
 from workers.core.events import INTERNAL_KINDS, JobStatus, ParticipantKind
 from workers.core.personal import mask_phone
-from workers.core.room import Phase, Room, time_to_agent
-from workers.core.views import RoomViews
+from workers.core.room import AgentView, Phase, time_to_agent
+from workers.core.views import Room
 from workers.store.log_rows import ACTION_KIND
 from workers.store.queries import TimelineEntry, confirmations, find_room, list_rooms
 
@@ -28,7 +28,7 @@ def iso(timestamp: float | None) -> str | None:
     return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
 
 
-def room_summary(whole: RoomViews, confirmed_at: float | None = None) -> dict[str, Any]:
+def room_summary(whole: Room, confirmed_at: float | None = None) -> dict[str, Any]:
     """The room for the API: its state and recovery are those of its expected agent most in need
     (`expected` lists each, with where Warden learned of it); `confirmed_at`: when reconciliation last
     found it as Warden knows it. Phone numbers in names are masked."""
@@ -64,7 +64,7 @@ def room_summary(whole: RoomViews, confirmed_at: float | None = None) -> dict[st
     }
 
 
-def _recovery(room: Room) -> dict[str, Any]:
+def _recovery(room: AgentView) -> dict[str, Any]:
     return {
         "state": str(room.recovery),
         "deadline": None
@@ -80,7 +80,7 @@ def _recovery(room: Room) -> dict[str, Any]:
     }
 
 
-def _expected(view: Room) -> dict[str, Any]:
+def _expected(view: AgentView) -> dict[str, Any]:
     """One expected agent: its name, where Warden learned of it, whether it is there, what Warden does."""
     return {
         "agent_name": view.agent,

@@ -7,7 +7,6 @@
     warden retry ID               queue a dead letter's job again, once its cause is fixed
     warden check                  settings, LiveKit, Redis and the database, in plain words
     warden replay FILE            re-send recorded webhook bodies (JSON lines), signed, to /webhook
-    warden simulate --rooms N --failure never-joins:0.1,leaves:0.05,stalls:0.05,outage:30+20
 
 The API commands find Warden at `--url` (or `WARDEN_URL`, default http://127.0.0.1:$PORT) and send
 `WARDEN_ADMIN_TOKEN` when it is set. Exit status: 0 fine, 1 a check or request failed, 2 bad usage.
@@ -21,7 +20,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from service.cli import check, dead_letters, replay, simulate, views
+from service.cli import check, dead_letters, replay, views
 
 
 def default_url() -> str:
@@ -44,7 +43,6 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("check", help="check settings, LiveKit, Redis and the database")
     rep = commands.add_parser("replay", help="re-send recorded webhook bodies (JSON lines) to Warden")
     rep.add_argument("file", help="one webhook body (JSON) per line; '-' reads standard input")
-    simulate.add_arguments(commands.add_parser("simulate", help="a stand-in LiveKit with simulated rooms"))
     return top
 
 
@@ -65,8 +63,6 @@ def main(argv: Sequence[str] | None = None) -> None:
             code = asyncio.run(check.run())
         case "replay":
             code = asyncio.run(replay.run(args.url, args.file))
-        case "simulate":
-            code = simulate.run(args)
         case _:  # pragma: no cover - argparse refuses unknown commands
             code = 2
     sys.exit(code)

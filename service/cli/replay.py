@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 
-from service.simulator.webhooks import sign
+from service.cli.signing import sign
 from workers.core.errors import SettingsError
 from workers.settings import load_settings
 

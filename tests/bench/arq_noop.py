@@ -14,7 +14,7 @@ from arq.connections import ArqRedis
 from arq.worker import Worker, func
 
 from tests.support.settings import make_settings
-from workers.jobs.worker import worker_settings
+from workers.jobs.runtime.worker import worker_settings
 from workers.queue.claiming import ClaimingWorker
 from workers.queue.enqueue import Enqueuer
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import aiohttp
 import redis
 
-from service.dev.embedded_redis import EmbeddedRedis, free_port
+from devtools.embedded_redis import EmbeddedRedis, free_port
 from tests.support.helpers import body, person, sign
 
 ROOT = Path(__file__).resolve().parents[2]

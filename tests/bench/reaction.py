@@ -1,7 +1,7 @@
 """Reaction benchmark: N rooms whose agent never comes; delay from SLA expiry to Warden's CreateDispatch.
 
 Warden runs from its Procfile (release, web, one worker) on SQLite and a private redis-server, against
-the stand-in LiveKit (`service/simulator/livekit.py`) served by this process. Every room gets one person at
+the stand-in LiveKit (`devtools/simulator/livekit.py`) served by this process. Every room gets one person at
 once; the SLA runs from that webhook's `createdAt` (LiveKit's whole second), so the deadline of a
 room is `createdAt + SLA`. Run with `make bench` (or `BENCH_ROOMS=1000 python -m tests.bench.reaction`).
 
@@ -29,9 +29,9 @@ import psutil
 from livekit.protocol.agent_dispatch import AgentDispatch
 from sqlalchemy import select
 
-from service.dev.embedded_redis import EmbeddedRedis
-from service.simulator.livekit import FakeLiveKit
-from service.simulator.serving import serve
+from devtools.embedded_redis import EmbeddedRedis
+from devtools.simulator.livekit import FakeLiveKit
+from devtools.simulator.serving import serve
 from tests.support.helpers import body, person, sign
 from tests.support.processes import run_warden
 from tests.support.settings import KEY, SECRET

@@ -19,7 +19,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from service.dev.embedded_redis import EmbeddedRedis
+from devtools.embedded_redis import EmbeddedRedis
 from tests.bench import ingest, plot, reaction, worker
 from tests.bench import pg as pg_server
 from tests.bench.pg import fresh_database

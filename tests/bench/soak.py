@@ -34,11 +34,11 @@ from arq.constants import in_progress_key_prefix, job_key_prefix
 from arq.jobs import deserialize_job
 from redis.asyncio import Redis
 
-from service.dev.embedded_redis import EmbeddedRedis
-from service.dev.run import DEMO_SETTINGS
-from service.simulator.livekit import FakeLiveKit
-from service.simulator.serving import serve
-from service.simulator.world import FailurePlan, Outage, Simulation
+from devtools.embedded_redis import EmbeddedRedis
+from devtools.run import DEMO_SETTINGS
+from devtools.simulator.livekit import FakeLiveKit
+from devtools.simulator.serving import serve
+from devtools.simulator.world import FailurePlan, Outage, Simulation
 from tests.bench import plot, soak_trace
 from tests.bench.soak_db import TABLES, PostgreSQLDatabase, SQLiteDatabase, soak_database
 from tests.support.processes import ROOT, run_warden

@@ -28,7 +28,7 @@ from arq.connections import ArqRedis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.dev.embedded_redis import EmbeddedRedis, free_port
+from devtools.embedded_redis import EmbeddedRedis, free_port
 from tests.support.processes import ROOT
 from tests.support.settings import KEY, SECRET
 from workers.core.events import Event, EventKind, Participant, ParticipantKind, to_dict

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from tests.support.harness import Harness, harness
 from tests.support.helpers import agent, person
-from workers.core.views import RoomViews
+from workers.core.views import Room
 from workers.store.writer import load_views
 
 NAMES = ("assistant", "notetaker")
@@ -76,7 +76,7 @@ async def play(h: Harness, steps: list[str]) -> None:
         assert {agent_name for r, agent_name in h.fake.created if r == room} <= set(NAMES)
 
 
-def _due(room: RoomViews | None) -> list[tuple[int, float]]:
+def _due(room: Room | None) -> list[tuple[int, float]]:
     if room is None:
         return []
     return [(v.deadline.attempt, v.deadline.at) for v in room.all() if v.deadline is not None]

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from tests.support.harness import AGENT, Harness, harness
 from tests.support.helpers import agent, person
 from tests.support.receiver import Receiver, receiving
-from workers.jobs.crons import sweep
+from workers.jobs.rooms.crons import sweep
 from workers.logs import configure
 from workers.store.incidents import Incident, get_incident, list_incidents
 from workers.store.models import OUTBOX

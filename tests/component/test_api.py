@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 
+from devtools.simulator.serving import serve
 from service.api.auth import check_admin
 from service.app import create_app
-from service.simulator.serving import serve
 from tests.support.events import parse
 from tests.support.helpers import agent, body, person
 from tests.support.settings import make_settings

@@ -8,10 +8,11 @@ import re
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.cli import check, parser
-from service.simulator.livekit import FakeLiveKit
-from service.simulator.serving import serve
-from service.simulator.world import FailurePlan, Outage, parse_failures
+from devtools import simulate
+from devtools.simulator.livekit import FakeLiveKit
+from devtools.simulator.serving import serve
+from devtools.simulator.world import FailurePlan, Outage, parse_failures
+from service.cli import check
 from tests.support.settings import KEY, SECRET
 
 
@@ -106,5 +107,5 @@ def test_an_outage_once_or_every_so_often() -> None:
 
 def test_simulate_refuses_a_bad_failure_spec(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as stopped:
-        parser().parse_args(["simulate", "--failure", "outage:soon"])
+        simulate.parser().parse_args(["--failure", "outage:soon"])
     assert stopped.value.code == 2 and "outage is START+LENGTH" in capsys.readouterr().err

@@ -12,9 +12,9 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from devtools.simulator.serving import serve
 from service.app import create_app
 from service.dashboard.charts import histogram_bars, percentile
-from service.simulator.serving import serve
 from tests.support.events import parse
 from tests.support.helpers import agent, body, person
 from tests.support.settings import make_settings

@@ -15,9 +15,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from devtools.simulator.serving import serve
 from service.app import create_app
 from service.cli import main
-from service.simulator.serving import serve
 from tests.support.events import parse
 from tests.support.harness import Harness, harness
 from tests.support.helpers import body, person
@@ -25,10 +25,10 @@ from tests.support.settings import make_settings
 from tests.support.waiting import wait_until
 from workers.core import views
 from workers.core.events import Event, to_dict
-from workers.jobs.context import context
-from workers.jobs.dead_letters import DEAD, dead_lettered
-from workers.jobs.retry import retry_later
-from workers.jobs.worker import worker_settings
+from workers.jobs.delivery.dead_letters import DEAD, dead_lettered
+from workers.jobs.runtime.context import context
+from workers.jobs.runtime.retry import retry_later
+from workers.jobs.runtime.worker import worker_settings
 from workers.queue.claiming import ClaimingWorker
 from workers.queue.enqueue import Enqueuer
 from workers.queue.jobs import function_of, original_job_id, queue_webhook, retry_job_id

@@ -87,6 +87,8 @@ def test_a_built_wheel_carries_its_migrations_and_runs_the_release_step(tmp_path
     assert built.returncode == 0, built.stderr
     wheel = next((tmp_path / "dist").glob("warden-*.whl"))
     shutil.unpack_archive(wheel, tmp_path / "site", format="zip")
+    shipped = {p.name for p in (tmp_path / "site").iterdir()}
+    assert {"service", "workers"} <= shipped and not shipped & {"devtools", "tests"}, shipped
     env = {
         "PYTHONPATH": str(tmp_path / "site"),
         "PATH": "/usr/bin:/bin",

@@ -15,7 +15,7 @@ import respx
 from tests.support.harness import AGENT, Harness, harness
 from tests.support.helpers import agent, person
 from workers.core.room import Phase
-from workers.jobs.crons import sweep
+from workers.jobs.rooms.crons import sweep
 from workers.store.incidents import get_incident, list_incidents
 
 ALERTS = "https://hooks.example.test/alerts"

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from tests.support.harness import AGENT, Harness, harness
 from tests.support.helpers import person
-from workers.jobs.crons import sweep
+from workers.jobs.rooms.crons import sweep
 from workers.store import incidents
 from workers.store.incidents import Incident, get_incident, list_incidents
 from workers.store.models import OUTBOX

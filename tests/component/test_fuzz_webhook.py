@@ -15,8 +15,8 @@ import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from devtools.embedded_redis import free_port
 from service.app import create_app
-from service.dev.embedded_redis import free_port
 from tests.support.helpers import FIXTURES, sign
 from tests.support.settings import KEY, SECRET, make_settings
 from workers.migrate import upgrade

@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from tests.support.settings import make_settings
 from workers.core import views
 from workers.core.events import Event, EventKind, Fact, Participant, ParticipantKind, internal
-from workers.core.room import Policy, Room, room_to_dict
-from workers.core.views import RoomViews
+from workers.core.room import AgentView, Policy, room_to_dict
+from workers.core.views import Room
 from workers.store.engine import make_engine
 from workers.store.group import GroupCommit
 from workers.store.models import EVENTS, ROOMS
@@ -69,7 +69,7 @@ def _rounds(
 def _plain(recorded: Recorded, prefix: str) -> tuple[Outcome, object, object, tuple[object, ...]]:
     """A result with the prefix taken out of the room's sid, for comparing the two runs."""
 
-    def room(r: Room | None) -> object:
+    def room(r: AgentView | None) -> object:
         return room_to_dict(replace(r, sid=r.sid.removeprefix(prefix))) if r is not None else None
 
     return recorded.outcome, room(recorded.room), room(recorded.before), recorded.actions
@@ -156,7 +156,7 @@ async def test_one_rooms_failure_is_that_rooms_alone(
 
     real = store.views.step  # the fold of the one writer
 
-    def poisoned(room: RoomViews, event: Event, **kwargs: object) -> object:
+    def poisoned(room: Room, event: Event, **kwargs: object) -> object:
         if room.sid == "RM_poison":
             raise ValueError("a bug in the state machine")
         return real(room, event, **kwargs)  # type: ignore[arg-type]

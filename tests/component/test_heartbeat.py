@@ -10,8 +10,8 @@ import pytest
 import redis.asyncio as aioredis
 from livekit.api import AccessToken, VideoGrants
 
+from devtools.simulator.serving import serve
 from service.app import create_app
-from service.simulator.serving import serve
 from tests.support.settings import KEY, SECRET, make_settings
 
 

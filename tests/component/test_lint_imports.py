@@ -60,3 +60,14 @@ def test_a_test_module_importing_another_of_its_tier_breaks_the_tests_contract(t
 
     assert "test modules never import one another" in report and "BROKEN" in report, report
     assert "tests.component.test_api -> tests.component.test_store" in report, report
+
+
+def test_the_web_process_importing_the_simulator_breaks_the_dev_tools_contract(tmp_path: Path) -> None:
+    planted = _copy_project(tmp_path)
+    rooms = planted / "service" / "api" / "rooms.py"
+    rooms.write_text(rooms.read_text() + "\nimport devtools.simulator.world  # planted\n")
+
+    report = _lint_imports(planted, "no-dev-tools")
+
+    assert "never imports the dev tools" in report and "BROKEN" in report, report
+    assert "service.api.rooms -> devtools.simulator.world" in report, report

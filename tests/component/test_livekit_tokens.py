@@ -11,8 +11,8 @@ import jwt
 import pytest
 from livekit.api import TokenVerifier, VideoGrants
 
-from service.simulator.livekit import FakeLiveKit
-from service.simulator.serving import serve
+from devtools.simulator.livekit import FakeLiveKit
+from devtools.simulator.serving import serve
 from tests.support.settings import KEY, SECRET
 from workers.adapters.cloud import CloudAgents
 from workers.adapters.livekit import LiveKitRooms

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.processes import ROOT
 from tests.support.settings import KEY, SECRET
-from workers.jobs import metrics as worker_metrics
+from workers.jobs.runtime import metrics as worker_metrics
 
 WEB = """
 import sys
@@ -55,7 +55,7 @@ def _families(script: str, redis_url: str, tmp_path: Path) -> set[str]:
 
 
 def _worker_series() -> set[str]:
-    """Every series defined in `workers.jobs.metrics`."""
+    """Every series defined in `workers.jobs.runtime.metrics`."""
     described: list[Metric] = [
         metric
         for value in vars(worker_metrics).values()

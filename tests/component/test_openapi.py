@@ -15,9 +15,9 @@ import httpx
 import pytest
 import schemathesis
 
+from devtools.simulator.serving import serve
 from service.api.openapi import description
 from service.app import create_app
-from service.simulator.serving import serve
 from tests.support.harness import AGENT, Harness, harness
 from tests.support.helpers import agent, person
 from tests.support.settings import make_settings

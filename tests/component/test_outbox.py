@@ -14,13 +14,13 @@ import respx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.dev.embedded_redis import EmbeddedRedis
+from devtools.embedded_redis import EmbeddedRedis
 from tests.support.harness import harness
 from tests.support.helpers import person
-from workers.jobs.context import context
-from workers.jobs.crons import sweep
-from workers.jobs.delivery import deliver_overdue
-from workers.jobs.rooms import on_deadline
+from workers.jobs.delivery.outbox import deliver_overdue
+from workers.jobs.rooms.crons import sweep
+from workers.jobs.rooms.jobs import on_deadline
+from workers.jobs.runtime.context import context
 from workers.store import outbox
 from workers.store.incidents import list_incidents
 from workers.store.models import OUTBOX

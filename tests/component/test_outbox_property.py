@@ -21,11 +21,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from tests.support.harness import AGENT, Harness, harness
 from tests.support.helpers import agent, person
-from workers.core.room import Room
+from workers.core.room import AgentView
 from workers.jobs import delivery, recording
-from workers.jobs.context import context
-from workers.jobs.delivery import Delivered
-from workers.jobs.effects import Effects
+from workers.jobs.delivery.outbox import Delivered
+from workers.jobs.rooms.effects import Effects
+from workers.jobs.runtime.context import context
 from workers.store import outbox
 from workers.store.outbox import Pending
 from workers.store.writer import load_room
@@ -55,7 +55,7 @@ class Fates:
     struck: list[str] = field(default_factory=list)
 
     async def deliver(
-        self, effects: Effects, delivered: Delivered, notices: Sequence[Pending], room: Room
+        self, effects: Effects, delivered: Delivered, notices: Sequence[Pending], room: AgentView
     ) -> None:
         fate = self.fates[self.calls] if self.calls < len(self.fates) else "delivered"
         self.calls += 1
@@ -74,7 +74,7 @@ class Fates:
         await delivery.deliver(effects, delivered, notices, room)
 
 
-async def _unreachable(effects: Effects, notice: Pending, room: Room) -> None:
+async def _unreachable(effects: Effects, notice: Pending, room: AgentView) -> None:
     raise RedisConnectionError("Connection refused")
 
 

@@ -27,9 +27,9 @@ from tests.support.settings import make_settings
 from tests.support.waiting import wait_until
 from workers.adapters.webhook import from_webhook_json
 from workers.core.events import to_dict
-from workers.jobs.context import context
-from workers.jobs.lifecycle import shutdown, startup
-from workers.jobs.worker import worker_settings
+from workers.jobs.runtime.context import context
+from workers.jobs.runtime.lifecycle import shutdown, startup
+from workers.jobs.runtime.worker import worker_settings
 from workers.queue.claiming import ClaimingWorker
 from workers.queue.depth import Depth, queue_depth
 from workers.queue.enqueue import PRIORITY_MS, Enqueuer, due_ms

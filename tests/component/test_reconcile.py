@@ -12,15 +12,15 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
+from devtools.simulator.serving import serve
 from service.app import create_app
-from service.simulator.serving import serve
 from tests.support.harness import AGENT, Harness, harness
 from tests.support.helpers import agent, person
 from tests.support.settings import make_settings
 from workers.core.presence import RECONCILE_GRACE_SECONDS
 from workers.core.room import Phase
-from workers.jobs.crons import reconcile
-from workers.jobs.rooms import heartbeat
+from workers.jobs.rooms.crons import reconcile
+from workers.jobs.rooms.jobs import heartbeat
 from workers.store.queries import confirmations, find_room
 
 

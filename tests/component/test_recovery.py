@@ -10,7 +10,7 @@ from arq.worker import Retry
 from tests.support.harness import AGENT, ROOM, SID, Harness, harness
 from tests.support.helpers import agent, person
 from workers.core.room import Phase, Recovery
-from workers.jobs.rooms import heartbeat, on_deadline
+from workers.jobs.rooms.jobs import heartbeat, on_deadline
 
 
 @pytest.fixture
@@ -187,7 +187,7 @@ async def test_room_gone_from_livekit_is_closed(h: Harness) -> None:
 
 
 async def test_lost_timer_still_fires_through_the_sweep(h: Harness) -> None:
-    from workers.jobs.crons import sweep
+    from workers.jobs.rooms.crons import sweep
 
     await person_joins(h)
     await h.queue.flushdb()  # the deferred job is lost (say, Redis restarted without persistence)

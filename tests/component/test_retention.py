@@ -19,7 +19,7 @@ from tests.support.processes import ROOT, procfile_argv
 from tests.support.settings import KEY, SECRET, make_settings
 from workers.core.errors import SettingsError
 from workers.core.room import Phase
-from workers.jobs.crons import prune
+from workers.jobs.rooms.crons import prune
 from workers.store import incidents, retention
 from workers.store.models import EVENTS, INCIDENT_ACTIONS, INCIDENT_ROOMS
 from workers.store.queries import find_room

@@ -84,7 +84,7 @@ def test_alert_routes_default_to_the_public_endpoints_and_are_off_until_given_a_
 
 
 def test_worker_concurrency_is_the_number_of_jobs_a_worker_runs_at_once() -> None:
-    from workers.jobs.worker import worker_settings
+    from workers.jobs.runtime.worker import worker_settings
 
     assert worker_settings(make_settings())["max_jobs"] == 200
     assert worker_settings(make_settings(warden_worker_concurrency=20))["max_jobs"] == 20

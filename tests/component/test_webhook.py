@@ -9,8 +9,8 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from devtools.simulator.serving import serve
 from service.app import create_app
-from service.simulator.serving import serve
 from tests.support.helpers import body, fixture, sign
 from tests.support.settings import KEY, SECRET, make_settings
 
@@ -150,7 +150,7 @@ async def test_room_outside_warden_rooms_is_acknowledged_but_not_queued(
 
 
 async def test_queue_down_is_503_never_200(tmp_path: object) -> None:
-    from service.dev.embedded_redis import free_port
+    from devtools.embedded_redis import free_port
 
     settings = make_settings(
         redis_url=f"redis://127.0.0.1:{free_port()}/0", database_url=f"sqlite:///{tmp_path}/w.db"

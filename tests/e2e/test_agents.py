@@ -18,9 +18,9 @@ import httpx
 import pytest
 from livekit.protocol.agent_dispatch import AgentDispatch
 
-from service.simulator.livekit import FakeLiveKit, room_sid
-from service.simulator.serving import serve
-from service.simulator.webhooks import avatar, caller
+from devtools.simulator.livekit import FakeLiveKit, room_sid
+from devtools.simulator.serving import serve
+from devtools.simulator.webhooks import avatar, caller
 from tests.support.helpers import agent
 from tests.support.processes import ROOT, run_warden
 from tests.support.settings import KEY, SECRET

@@ -13,7 +13,7 @@ import httpx
 import psutil
 import pytest
 
-from service.dev.embedded_redis import free_port
+from devtools.embedded_redis import free_port
 from tests.support.helpers import fixture, sign
 from tests.support.processes import ROOT
 
@@ -34,7 +34,7 @@ def test_make_run_serves_webhooks_on_embedded_defaults_and_stops_cleanly_on_ctrl
     env["PYTHONPATH"] = str(ROOT)  # this checkout's code, whatever is installed
     env["WARDEN_DEMO"] = "0"  # dev keys for a local livekit-server --dev, no simulator
     runner = subprocess.Popen(
-        [sys.executable, "-m", "service.dev.run"],
+        [sys.executable, "-m", "devtools.run"],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
@@ -90,7 +90,7 @@ def test_make_run_without_credentials_is_a_demo_where_agents_fail_and_are_recove
         PORT=str(port), WARDEN_DEMO_SEED="5", WARDEN_DEMO_FAILURES="never-joins:0.5", PYTHONPATH=str(ROOT)
     )
     runner = subprocess.Popen(
-        [sys.executable, "-m", "service.dev.run"],
+        [sys.executable, "-m", "devtools.run"],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,

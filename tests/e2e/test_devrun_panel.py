@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 
-from service.dev.embedded_redis import free_port
+from devtools.embedded_redis import free_port
 from tests.support.processes import ROOT
 from tests.support.terminal import Terminal
 from tests.support.waiting import read_until
@@ -48,7 +48,7 @@ def test_make_run_in_a_terminal_shows_one_calm_panel_and_ctrl_c_stops_everything
     url = f"http://127.0.0.1:{port}"
     terminal = Terminal(tmp_path, env)
     try:
-        terminal.type(f"{sys.executable} -m service.dev.run")
+        terminal.type(f"{sys.executable} -m devtools.run")
         screen = read_until(
             terminal.screen,
             lambda s: re.search(r"Rooms +(waiting|agent \w+|idle|closed) \d", s) is not None,

@@ -9,13 +9,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.dev.embedded_redis import EmbeddedRedis
+from devtools.embedded_redis import EmbeddedRedis
 from tests.support.helpers import body, person, sign
 from tests.support.postgres import private_postgres
 from tests.support.processes import run_warden
 from tests.support.settings import KEY, SECRET
 from tests.support.waiting import wait_until
-from workers.jobs.retry import JOB_TIMEOUT_SECONDS
+from workers.jobs.runtime.retry import JOB_TIMEOUT_SECONDS
 
 
 async def send_join(client: httpx.AsyncClient, room: str) -> int:

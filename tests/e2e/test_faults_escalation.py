@@ -21,8 +21,8 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.simulator.livekit import FakeLiveKit
-from service.simulator.serving import serve
+from devtools.simulator.livekit import FakeLiveKit
+from devtools.simulator.serving import serve
 from tests.support.processes import Warden, run_warden
 from tests.support.settings import KEY, SECRET
 from tests.support.waiting import wait_until

@@ -10,13 +10,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.simulator.livekit import FakeLiveKit
-from service.simulator.serving import serve
+from devtools.simulator.livekit import FakeLiveKit
+from devtools.simulator.serving import serve
 from tests.support.processes import run_warden
 from tests.support.settings import KEY, SECRET
 from tests.support.waiting import wait_until
 from tests.support.world import AGENT, World, settled
-from workers.jobs.faults import VARIABLE
+from workers.jobs.runtime.faults import VARIABLE
 
 SLA = {"WARDEN_JOIN_SLA_SECONDS": "1.5", "WARDEN_SWEEP_SECONDS": "1"}
 CLOUD_AGENT = "CA_outbox"

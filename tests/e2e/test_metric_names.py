@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from service.dev.embedded_redis import free_port
+from devtools.embedded_redis import free_port
 from tests.support.processes import run_warden
 from tests.support.promql import (
     SYNTHETIC,

@@ -21,10 +21,10 @@ import httpx
 import pytest
 import redis
 
-from service.dev.embedded_redis import free_port
-from service.simulator.livekit import FakeLiveKit
-from service.simulator.serving import serve
-from service.simulator.world import Report, Simulation, parse_failures
+from devtools.embedded_redis import free_port
+from devtools.simulator.livekit import FakeLiveKit
+from devtools.simulator.serving import serve
+from devtools.simulator.world import Report, Simulation, parse_failures
 from tests.support.browser import SCREENSHOTS, chromium, need_chromium
 from tests.support.processes import ROOT, Warden, run_warden
 from tests.support.settings import KEY, SECRET
@@ -297,13 +297,14 @@ def test_cli_replay_resends_recorded_webhooks_signed(run: Run, tmp_path: Path) -
 
 
 def test_cli_simulate_prints_what_it_injected_and_what_warden_did(run: Run) -> None:
-    """`warden simulate` itself, on the port Warden's LIVEKIT_URL names (the fixture's stand-in is gone)."""
+    """`python -m devtools.simulate` itself, on the port Warden's LIVEKIT_URL names (the fixture's
+    stand-in is gone)."""
     port = run.warden.env["LIVEKIT_URL"].rsplit(":", 1)[1]
-    argv = ["--url", run.warden.url, "simulate", "--rooms", "4", "--over", "1", "--meeting", "4-5"]
+    argv = ["--url", run.warden.url, "--rooms", "4", "--over", "1", "--meeting", "4-5"]
     argv += ["--port", port, "--key", KEY, "--secret", SECRET, "--agent-name", AGENT]
     argv += ["--failure", "never-joins:1", "--seed", "1"]
     done = subprocess.run(
-        [sys.executable, "-m", "service.cli", *argv],
+        [sys.executable, "-m", "devtools.simulate", *argv],
         capture_output=True,
         text=True,
         cwd=ROOT,

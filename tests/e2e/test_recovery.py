@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from service.simulator.livekit import FakeLiveKit
-from service.simulator.serving import serve
+from devtools.simulator.livekit import FakeLiveKit
+from devtools.simulator.serving import serve
 from tests.support.processes import run_warden
 from tests.support.settings import KEY, SECRET
 from tests.support.waiting import wait_until

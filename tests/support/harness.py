@@ -18,18 +18,18 @@ from arq.jobs import Job
 from arq.worker import Retry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.simulator.livekit import FakeLiveKit
-from service.simulator.serving import serve
+from devtools.simulator.livekit import FakeLiveKit
+from devtools.simulator.serving import serve
 from tests.support.events import parse
 from tests.support.helpers import body
 from tests.support.settings import KEY, SECRET, make_settings
 from workers.adapters.livekit import LiveKitRooms
-from workers.core.room import Room
-from workers.jobs.context import context
-from workers.jobs.effects import Effects
-from workers.jobs.escalate import escalate
-from workers.jobs.lifecycle import shutdown, startup
-from workers.jobs.rooms import apply_webhook, on_deadline
+from workers.core.room import AgentView
+from workers.jobs.delivery.escalate import escalate
+from workers.jobs.rooms.effects import Effects
+from workers.jobs.rooms.jobs import apply_webhook, on_deadline
+from workers.jobs.runtime.context import context
+from workers.jobs.runtime.lifecycle import shutdown, startup
 from workers.migrate import upgrade
 from workers.store.outbox import Pending
 from workers.store.writer import load_room
@@ -49,19 +49,19 @@ class Clock:
 
 @dataclass
 class RecordingEscalator:
-    """Stands in for `workers.jobs.escalation.Escalation` where a test looks only at the rooms."""
+    """Stands in for `workers.escalation.escalation.Escalation` where a test looks only at the rooms."""
 
     escalated: list[tuple[str, str]] = field(default_factory=list)
     breaches: list[tuple[str, str]] = field(default_factory=list)
     recovered: list[str] = field(default_factory=list)
 
-    async def breach(self, room: Room, reason: str) -> None:
+    async def breach(self, room: AgentView, reason: str) -> None:
         self.breaches.append((room.name, reason))
 
-    async def room_failed(self, room: Room, reason: str) -> None:
+    async def room_failed(self, room: AgentView, reason: str) -> None:
         self.escalated.append((room.name, reason))
 
-    async def room_recovered(self, room: Room) -> None:
+    async def room_recovered(self, room: AgentView) -> None:
         self.recovered.append(room.name)
 
     async def settle(self) -> None:
@@ -104,7 +104,7 @@ class Harness:
         """The worker's database engine."""
         return context(self.ctx).engine
 
-    async def room(self, sid: str = SID) -> Room:
+    async def room(self, sid: str = SID) -> AgentView:
         found = await load_room(self.engine, sid)
         assert found is not None
         return found

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from service.simulator.webhooks import agent, body, person, sign
+from devtools.simulator.webhooks import agent, body, person
+from service.cli.signing import sign
 
 __all__ = ["FIXTURES", "agent", "body", "fixture", "person", "sign"]
 

@@ -15,7 +15,7 @@ from typing import IO
 
 import httpx
 
-from service.dev.embedded_redis import free_port
+from devtools.embedded_redis import free_port
 from tests.support.settings import KEY, SECRET
 
 ROOT = Path(__file__).resolve().parents[2]

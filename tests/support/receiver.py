@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from service.simulator.serving import serve
+from devtools.simulator.serving import serve
 
 
 @dataclass(frozen=True)

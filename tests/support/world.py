@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from livekit.protocol.agent_dispatch import AgentDispatch
 
-from service.simulator.livekit import FakeLiveKit, room_sid, sid_for
+from devtools.simulator.livekit import FakeLiveKit, room_sid, sid_for
 from tests.support.helpers import agent, body, person, sign
 from tests.support.processes import Warden
 from tests.support.settings import KEY, SECRET

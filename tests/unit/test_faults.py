@@ -1,4 +1,4 @@
-"""The worker's crash hook (`workers.jobs.faults`) stays silent unless armed for the very point and
+"""The worker's crash hook (`workers.jobs.runtime.faults`) stays silent unless armed for the very point and
 notice; it fires (a SIGKILL, seen in tests/e2e/test_faults_outbox.py) at most once per marker file."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from workers.core.room import Escalate, Reason, ScheduleDeadline
-from workers.jobs import faults
+from workers.jobs.runtime import faults
 from workers.store.outbox import Pending
 
 DEADLINE = Pending("EV_1#0", "RM_1", ScheduleDeadline(1, 10.0, Reason.JOIN))

@@ -11,7 +11,7 @@ from tests.support.events import parse
 from tests.support.helpers import FIXTURES
 from workers.core.events import DispatchInfo, EventKind, Fact, Participant, internal, to_dict
 from workers.core.plain import as_dict
-from workers.core.room import Agent, Deadline, Person, Reason, Recovery, Redispatch, Room, action_to_dict
+from workers.core.room import Agent, AgentView, Deadline, Person, Reason, Recovery, Redispatch, action_to_dict
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in FIXTURES.glob("*.json")))
@@ -21,7 +21,7 @@ def test_recorded_webhooks_convert_as_asdict_does(name: str) -> None:
 
 
 def test_rooms_facts_and_actions_convert_as_asdict_does() -> None:
-    room = Room(
+    room = AgentView(
         "RM_1",
         "call",
         people=(Person("alice", "PA_1", 1.0),),

@@ -14,7 +14,7 @@ from workers.core.errors import UndeclaredTransition
 from workers.core.events import Event, EventKind, Fact, Participant, ParticipantKind
 from workers.core.machine import RECOVERY, TABLE, recover, settled, transition
 from workers.core.recovery import Trigger
-from workers.core.room import Phase, Policy, Reason, Recovery, Room
+from workers.core.room import AgentView, Phase, Policy, Reason, Recovery
 from workers.core.table import Handler, ignore, table
 
 N, C, E, R, F = Recovery.NONE, Recovery.CHECKING, Recovery.EVICTING, Recovery.REDISPATCHING, Recovery.FAILED
@@ -158,7 +158,7 @@ def _participant(who: str, *, track: bool = False) -> Participant:
     return Participant(who, f"PA_{who}", None if track else int(kind), name)
 
 
-def _event(room: Room, kind: EventKind, who: str, step: int, exists: bool, listed: list[str]) -> Event:
+def _event(room: AgentView, kind: EventKind, who: str, step: int, exists: bool, listed: list[str]) -> Event:
     """An event of `kind` at `step`; Warden's own are for the room's current attempt, when it is due."""
     fact, at = None, float(step)
     if kind.value in Trigger._value2member_map_ or kind is EventKind.RECONCILED:
@@ -199,7 +199,7 @@ def test_where_the_presence_table_ignores_warden_events_recovery_has_nothing_to_
     """Idle and agent_active rooms have no deadline and no step under way, so the recovery rules would
     change nothing there; idle rooms have nobody waiting and agent_present or agent_active ones have
     our agent, so a restart has nobody to start afresh for."""
-    room = Room("RM_1", "call-42")
+    room = AgentView("RM_1", "call-42")
     for step, (kind, who, exists, listed) in enumerate(sequence):
         room = transition(room, _event(room, kind, who, step, exists, listed), now=step, policy=policy).room
         if room.phase in (Phase.IDLE, Phase.AGENT_ACTIVE):

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from workers.core.events import Event, EventKind, Fact, Job, Participant, ParticipantKind
 from workers.core.machine import fold, order_key, pending_actions, transition
-from workers.core.room import Phase, Policy, Room, ScheduleDeadline
+from workers.core.room import AgentView, Phase, Policy, ScheduleDeadline
 
 POLICY = Policy("notetaker")
 _counter = iter(range(1, 10**9))
@@ -40,8 +40,8 @@ def ev(
     return Event(f"EV_{next(_counter)}", kind, str(kind), at, "RM_1", "call-42", participant, "", job)
 
 
-def run(*events: Event, policy: Policy = POLICY) -> Room:
-    room = Room("RM_1", "call-42")
+def run(*events: Event, policy: Policy = POLICY) -> AgentView:
+    room = AgentView("RM_1", "call-42")
     for event in events:
         room = transition(room, event, now=float(event.created_at), policy=policy).room
     return room
@@ -128,7 +128,7 @@ def test_duplicate_events_change_nothing() -> None:
 def test_left_delivered_before_its_join_still_wins_once_ordered() -> None:
     J, L = EventKind.PARTICIPANT_JOINED, EventKind.PARTICIPANT_LEFT
     joined, left = ev(J, 10, "alice"), ev(L, 10, "alice")  # same second: lifecycle order decides
-    room = fold(Room("RM_1", "call-42"), [(left, 11.0), (joined, 12.0)], policy=POLICY)
+    room = fold(AgentView("RM_1", "call-42"), [(left, 11.0), (joined, 12.0)], policy=POLICY)
     assert room.phase is Phase.IDLE and room.people == ()
 
 
@@ -167,15 +167,15 @@ event_strategy = st.builds(
 )
 
 
-def deliver(arrival: list[tuple[Event, float]]) -> Room:
+def deliver(arrival: list[tuple[Event, float]]) -> AgentView:
     """What the store does: apply in place while events come in order, re-fold the log when one is late."""
-    room, log, last = Room("RM_1", "call-42"), [], (-1, -1)
+    room, log, last = AgentView("RM_1", "call-42"), [], (-1, -1)
     for event, received_at in arrival:
         log.append((event, received_at))
         if order_key(event) >= last:
             room, last = transition(room, event, now=received_at, policy=POLICY).room, order_key(event)
         else:
-            room = fold(Room("RM_1", "call-42"), log, policy=POLICY)
+            room = fold(AgentView("RM_1", "call-42"), log, policy=POLICY)
     return room
 
 
@@ -187,7 +187,7 @@ def test_any_delivery_order_gives_the_fold_in_livekit_order_and_phase_matches_pr
     rnd.shuffle(events)
     arrival = [(e, float(i)) for i, e in enumerate(events)]
     room = deliver(arrival)
-    assert room == fold(Room("RM_1", "call-42"), arrival, policy=POLICY)
+    assert room == fold(AgentView("RM_1", "call-42"), arrival, policy=POLICY)
 
     ours = room.our_agents(POLICY)
     if room.finished_at is not None:
@@ -248,7 +248,7 @@ any_event = st.builds(
 def test_the_machine_never_raises_and_its_actions_are_well_formed(
     events: list[Event], policy: Policy
 ) -> None:
-    room = Room("RM_1", "call-42")
+    room = AgentView("RM_1", "call-42")
     for event in events:
         decision = transition(room, event, now=float(event.created_at), policy=policy)
         room = decision.room

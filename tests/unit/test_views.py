@@ -21,17 +21,17 @@ from workers.core.events import (
 )
 from workers.core.machine import fold as fold_one
 from workers.core.room import (
+    AgentView,
     CheckPresence,
     Dispatch,
     Expect,
     Phase,
     Policy,
     Redispatch,
-    Room,
     ScheduleDeadline,
 )
 from workers.core.rules import Rule, Rules
-from workers.core.views import RoomViews
+from workers.core.views import Room
 
 POLICY = Policy(join_sla=15.0, rejoin_sla=20.0, max_redispatches=2)
 ZERO = Rules.of((), POLICY)
@@ -231,8 +231,8 @@ def test_a_single_agent_name_folds_exactly_as_the_one_agent_machine(
     events: list[tuple[Event, float]],
 ) -> None:
     policy = replace(POLICY, agent_name="notetaker")
-    before = fold_one(Room("RM_1", "support-7"), events, policy=policy)
-    room: RoomViews = views.fold(views.new("RM_1", "support-7"), events, rules=Rules.of((), policy))
+    before = fold_one(AgentView("RM_1", "support-7"), events, policy=policy)
+    room: Room = views.fold(views.new("RM_1", "support-7"), events, rules=Rules.of((), policy))
     (view,) = room.views
     assert replace(view, agent="", sources=()) == before
 

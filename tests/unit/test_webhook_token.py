@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from service.cli.signing import sign
 from service.intake.token import fast_sha256
 from service.intake.webhook import LEEWAY, WebhookVerifier
-from service.simulator.webhooks import sign
 from workers.core.errors import InvalidWebhook
 
 KEYS = {

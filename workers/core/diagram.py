@@ -28,7 +28,7 @@ from workers.core.events import (
 )
 from workers.core.machine import RECOVERY, transition
 from workers.core.recovery import Trigger
-from workers.core.room import Agent, Deadline, Person, Phase, Policy, Reason, Recovery, Room
+from workers.core.room import Agent, AgentView, Deadline, Person, Phase, Policy, Reason, Recovery
 
 Edge = tuple[StrEnum, StrEnum, StrEnum, str]  # from, to, the input, what the sample input said
 
@@ -38,13 +38,13 @@ PERSON = Person("alice", "PA_alice", 1)
 AGENT = Agent("agent-1", "PA_agent", "notetaker", 2)
 ACTIVE_AGENT = replace(AGENT, active_at=3)
 
-SAMPLE_ROOMS: dict[Phase, Room] = {
-    Phase.IDLE: Room(SID, NAME),
-    Phase.WAITING: Room(SID, NAME, Phase.WAITING, people=(PERSON,), waiting_since=1),
-    Phase.AGENT_PRESENT: Room(SID, NAME, Phase.AGENT_PRESENT, people=(PERSON,), agents=(AGENT,)),
-    Phase.AGENT_ACTIVE: Room(SID, NAME, Phase.AGENT_ACTIVE, people=(PERSON,), agents=(ACTIVE_AGENT,)),
-    Phase.AGENT_LOST: Room(SID, NAME, Phase.AGENT_LOST, people=(PERSON,), waiting_since=4),
-    Phase.CLOSED: Room(SID, NAME, Phase.CLOSED, finished_at=5),
+SAMPLE_ROOMS: dict[Phase, AgentView] = {
+    Phase.IDLE: AgentView(SID, NAME),
+    Phase.WAITING: AgentView(SID, NAME, Phase.WAITING, people=(PERSON,), waiting_since=1),
+    Phase.AGENT_PRESENT: AgentView(SID, NAME, Phase.AGENT_PRESENT, people=(PERSON,), agents=(AGENT,)),
+    Phase.AGENT_ACTIVE: AgentView(SID, NAME, Phase.AGENT_ACTIVE, people=(PERSON,), agents=(ACTIVE_AGENT,)),
+    Phase.AGENT_LOST: AgentView(SID, NAME, Phase.AGENT_LOST, people=(PERSON,), waiting_since=4),
+    Phase.CLOSED: AgentView(SID, NAME, Phase.CLOSED, finished_at=5),
 }
 
 
@@ -99,7 +99,7 @@ def edges(policy: Policy = POLICY) -> list[Edge]:
 # A room waiting for its agent, past its first (join) deadline, in each recovery state; an evicting
 # room holds the stalled agent it is removing.
 _WAITING = replace(SAMPLE_ROOMS[Phase.WAITING], attempt=1, deadline=Deadline(1, 16.0, Reason.JOIN))
-RECOVERY_ROOMS: dict[Recovery, Room] = {
+RECOVERY_ROOMS: dict[Recovery, AgentView] = {
     Recovery.NONE: _WAITING,
     Recovery.CHECKING: replace(_WAITING, recovery=Recovery.CHECKING),
     Recovery.EVICTING: replace(
@@ -152,7 +152,7 @@ def _answer(participants: tuple[str, ...] = (), room_exists: bool = True) -> Fac
     return Fact(attempt=1, at=20.0, room_exists=room_exists, participants=listed, dispatches=dispatches)
 
 
-def recovery_samples(state: Recovery, trigger: Trigger) -> dict[str, tuple[Room, Event]]:
+def recovery_samples(state: Recovery, trigger: Trigger) -> dict[str, tuple[AgentView, Event]]:
     """Representative inputs of one trigger for a room in `state`, labelled by what they say: Warden's
     events for the room's attempt (and one for an earlier, stale attempt); the room as the presence
     rules leave it for the other triggers."""

@@ -76,6 +76,7 @@ from workers.core.recovery import (
 )
 from workers.core.room import (
     Action,
+    AgentView,
     CheckPresence,
     Decision,
     Dispatch,
@@ -88,7 +89,6 @@ from workers.core.room import (
     Redispatch,
     ReportBreach,
     ReportRecovered,
-    Room,
     ScheduleDeadline,
 )
 from workers.core.table import ignore, table
@@ -120,7 +120,7 @@ def order_key(event: Event) -> tuple[int, int]:
     return (event.created_at, ORDER_RANK[event.kind])
 
 
-def recover(room: Room, event: Event, policy: Policy) -> Room:
+def recover(room: AgentView, event: Event, policy: Policy) -> AgentView:
     """One of Warden's own events, in a phase where it can matter: `RECOVERY` has its rule."""
     return RECOVERY[(room.recovery, Trigger(event.kind))](room, event, policy)
 
@@ -197,7 +197,7 @@ _WAITING = (Phase.WAITING, Phase.AGENT_LOST)
 _AGENT_HERE = (Phase.AGENT_PRESENT, Phase.AGENT_ACTIVE)
 
 
-def _next_phase(before: Phase, room: Room, policy: Policy) -> Phase:
+def _next_phase(before: Phase, room: AgentView, policy: Policy) -> Phase:
     if room.finished_at is not None:
         return Phase.CLOSED
     ours = room.our_agents(policy)
@@ -210,7 +210,7 @@ def _next_phase(before: Phase, room: Room, policy: Policy) -> Phase:
     return Phase.WAITING
 
 
-def pending_actions(room: Room, policy: Policy) -> tuple[Action, ...]:
+def pending_actions(room: AgentView, policy: Policy) -> tuple[Action, ...]:
     """What the room's state still waits for Warden to do (a re-run job does these again, safely)."""
     deadline, agent = room.deadline, room.agent
     if room.recovery is Recovery.NONE and deadline is not None:
@@ -235,7 +235,7 @@ def pending_actions(room: Room, policy: Policy) -> tuple[Action, ...]:
     return ()
 
 
-def in_breach(room: Room) -> bool:
+def in_breach(room: AgentView) -> bool:
     """Has the room missed its SLA, with Warden still working on it (or given up)?"""
     return (
         room.recovery in (Recovery.REDISPATCHING, Recovery.EVICTING, Recovery.FAILED)
@@ -244,7 +244,7 @@ def in_breach(room: Room) -> bool:
     )
 
 
-def new_actions(before: Room, after: Room, policy: Policy) -> tuple[Action, ...]:
+def new_actions(before: AgentView, after: AgentView, policy: Policy) -> tuple[Action, ...]:
     """The actions `after` asks for that `before` did not."""
     already = set(pending_actions(before, policy))
     actions: list[Action] = [a for a in pending_actions(after, policy) if a not in already]
@@ -259,7 +259,7 @@ def new_actions(before: Room, after: Room, policy: Policy) -> tuple[Action, ...]
     return tuple(actions)
 
 
-def transition(room: Room, event: Event, *, now: float, policy: Policy) -> Decision:
+def transition(room: AgentView, event: Event, *, now: float, policy: Policy) -> Decision:
     """Apply one event: its rule in `TABLE`, then the phase it leaves, then that phase's rule in
     `RECOVERY` (deadlines and recovery follow presence); the actions follow from what changed."""
     handled = TABLE[(room.phase, event.kind)](room, event, policy)
@@ -294,7 +294,7 @@ def transition(room: Room, event: Event, *, now: float, policy: Policy) -> Decis
     return Decision(after, new_actions(room, after, policy))
 
 
-def changes(room: Room, event: Event, *, now: float, policy: Policy) -> bool:
+def changes(room: AgentView, event: Event, *, now: float, policy: Policy) -> bool:
     """Would applying `event` change what Warden knows of the room, or decide anything? A check that only
     confirms what is known (a reconciliation that lists the same people, a heartbeat of an agent already
     active) does not, and is not worth a line in the room's log."""
@@ -302,7 +302,7 @@ def changes(room: Room, event: Event, *, now: float, policy: Policy) -> bool:
     return bool(decision.actions) or known_state(decision.room) != known_state(room)
 
 
-def known_state(room: Room) -> Room:
+def known_state(room: AgentView) -> AgentView:
     """The room as far as a check can confirm it: who is there in any order, not when it was looked at."""
     return replace(
         room,
@@ -312,7 +312,7 @@ def known_state(room: Room) -> Room:
     )
 
 
-def fold(room: Room, events: Iterable[tuple[Event, float]], *, policy: Policy) -> Room:
+def fold(room: AgentView, events: Iterable[tuple[Event, float]], *, policy: Policy) -> AgentView:
     """Apply `(event, received_at)` pairs in `order_key` order; the room's state after all of them."""
     for event, received_at in sorted(events, key=lambda pair: order_key(pair[0])):
         room = transition(room, event, now=received_at, policy=policy).room

@@ -2,7 +2,7 @@
 
 Each is decided by an incident step and kept in the outbox (`workers.store.outbox`, no room) under a
 deterministic id until it lands, a receiver refuses it for good (4xx), or its retry time is over. The
-outbox row's `kind` is the class name, and picks the route that sends it (`workers.jobs.outgoing`).
+outbox row's `kind` is the class name, and picks the route that sends it (`workers.escalation.couriers`).
 
 An `Alert` is the Slack-compatible message; each other alert route (PagerDuty, Opsgenie, the signed
 incident webhook) gets an `IncidentEvent` of its own for the same step, so that each is tried, retried

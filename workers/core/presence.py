@@ -10,20 +10,20 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from workers.core.events import Event, Participant
-from workers.core.room import Agent, Person, Policy, Room
+from workers.core.room import Agent, AgentView, Person, Policy
 
 RECONCILE_GRACE_SECONDS = 10.0
 
 
-def start(room: Room, event: Event, policy: Policy) -> Room:
+def start(room: AgentView, event: Event, policy: Policy) -> AgentView:
     return room if room.started_at is not None else replace(room, started_at=event.at)
 
 
-def finish(room: Room, event: Event, policy: Policy) -> Room:
+def finish(room: AgentView, event: Event, policy: Policy) -> AgentView:
     return replace(room, finished_at=event.at, people=(), agents=())
 
 
-def join(room: Room, event: Event, policy: Policy) -> Room:
+def join(room: AgentView, event: Event, policy: Policy) -> AgentView:
     p = event.participant
     if p is None:
         return room
@@ -41,7 +41,7 @@ def _same_session(identity: str, sid: str) -> Callable[[Person | Agent], bool]:
     return lambda x: x.identity == identity and (not sid or not x.sid or x.sid == sid)
 
 
-def leave(room: Room, event: Event, policy: Policy) -> Room:
+def leave(room: AgentView, event: Event, policy: Policy) -> AgentView:
     p = event.participant
     if p is None:
         return room
@@ -53,7 +53,7 @@ def leave(room: Room, event: Event, policy: Policy) -> Room:
     )
 
 
-def activity(room: Room, event: Event, policy: Policy) -> Room:
+def activity(room: AgentView, event: Event, policy: Policy) -> AgentView:
     """A track published, or a heartbeat: the agent with that identity is working."""
     p = event.participant
     if p is None:
@@ -65,7 +65,7 @@ def activity(room: Room, event: Event, policy: Policy) -> Room:
     return replace(room, agents=agents)
 
 
-def job_ended(room: Room, event: Event, policy: Policy) -> Room:
+def job_ended(room: AgentView, event: Event, policy: Policy) -> AgentView:
     if event.job is None or not event.job.participant_identity:
         return room
     identity = event.job.participant_identity
@@ -73,8 +73,8 @@ def job_ended(room: Room, event: Event, policy: Policy) -> Room:
 
 
 def reconcile(
-    room: Room, participants: Iterable[Participant], at: float, *, keep_since: float | None = None
-) -> Room:
+    room: AgentView, participants: Iterable[Participant], at: float, *, keep_since: float | None = None
+) -> AgentView:
     """Who is in the room is what LiveKit listed; with `keep_since`, participants Warden saw join at or
     after that moment stay even if the list lacks them (the list may predate their join)."""
     known_people: dict[str, Person | None] = {p.identity: p for p in room.people}
@@ -94,7 +94,7 @@ def reconcile(
     return replace(room, people=tuple(people), agents=tuple(agents))
 
 
-def reconciled(room: Room, event: Event, policy: Policy) -> Room:
+def reconciled(room: AgentView, event: Event, policy: Policy) -> AgentView:
     """The periodic comparison with LiveKit: a room it no longer has is finished (the recovery table
     stands down on `room_gone`); otherwise who is there is what LiveKit says (people Warden never heard
     of keep LiveKit's join time), except that whoever joined within `RECONCILE_GRACE_SECONDS` of the

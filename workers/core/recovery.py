@@ -18,7 +18,7 @@ from functools import wraps
 
 from workers.core.events import Event, Fact
 from workers.core.presence import reconcile
-from workers.core.room import Deadline, Policy, Reason, Recovery, Room
+from workers.core.room import AgentView, Deadline, Policy, Reason, Recovery
 from workers.core.table import Handler
 
 
@@ -43,7 +43,7 @@ class Trigger(StrEnum):
     ROOM_GONE = "room_gone"  # closed by reconciliation: LiveKit no longer has the room
 
 
-Step = Callable[[Room, Fact, Deadline, Policy], Room]
+Step = Callable[[AgentView, Fact, Deadline, Policy], AgentView]
 # Seconds a dispatch just made is given before it counts as stale: livekit-server assigns it within
 # moments and its agent joins within about a second, although `ListDispatch` shows the job only ~5 s on.
 DISPATCH_GRACE = 2.0
@@ -54,7 +54,7 @@ def for_current_attempt(step: Step) -> Handler:
     or from before the room moved on) is stale and changes nothing."""
 
     @wraps(step)
-    def rule(room: Room, event: Event, policy: Policy) -> Room:
+    def rule(room: AgentView, event: Event, policy: Policy) -> AgentView:
         fact, deadline = event.fact, room.deadline
         if fact is None or deadline is None or fact.attempt != deadline.attempt:
             return room
@@ -67,13 +67,13 @@ def for_current_attempt(step: Step) -> Handler:
 
 
 @for_current_attempt
-def ask_livekit(room: Room, fact: Fact, deadline: Deadline, policy: Policy) -> Room:
+def ask_livekit(room: AgentView, fact: Fact, deadline: Deadline, policy: Policy) -> AgentView:
     """Ask LiveKit before acting (an early timer waits for its time)."""
     return room if fact.at < deadline.at else replace(room, recovery=Recovery.CHECKING)
 
 
 @for_current_attempt
-def act_on_answer(room: Room, fact: Fact, deadline: Deadline, policy: Policy) -> Room:
+def act_on_answer(room: AgentView, fact: Fact, deadline: Deadline, policy: Policy) -> AgentView:
     """LiveKit's answer, trusted over the webhooks: nothing to do, evict a stalled agent, re-dispatch,
     or give up when the re-dispatches are used up."""
     if not fact.room_exists:
@@ -110,14 +110,14 @@ def act_on_answer(room: Room, fact: Fact, deadline: Deadline, policy: Policy) ->
 
 
 @for_current_attempt
-def redispatch(room: Room, fact: Fact, deadline: Deadline, policy: Policy) -> Room:
+def redispatch(room: AgentView, fact: Fact, deadline: Deadline, policy: Policy) -> AgentView:
     """The stalled agent is out: re-dispatch."""
     agents = tuple(a for a in room.agents if a.identity != room.evict)
     return replace(room, agents=agents, evict="", recovery=Recovery.REDISPATCHING)
 
 
 @for_current_attempt
-def confirm(room: Room, fact: Fact, deadline: Deadline, policy: Policy) -> Room:
+def confirm(room: AgentView, fact: Fact, deadline: Deadline, policy: Policy) -> AgentView:
     """A new dispatch: confirm it with a deadline, `join_sla` doubled per re-dispatch already made."""
     count = room.redispatches + 1
     attempt = room.attempt + 1
@@ -133,16 +133,16 @@ def confirm(room: Room, fact: Fact, deadline: Deadline, policy: Policy) -> Room:
 
 
 @for_current_attempt
-def give_up(room: Room, fact: Fact, deadline: Deadline, policy: Policy) -> Room:
+def give_up(room: AgentView, fact: Fact, deadline: Deadline, policy: Policy) -> AgentView:
     """LiveKit refused a call (4xx): the room is failed, escalated, not retried."""
     return _failed(room, f"LiveKit refused: {fact.error}")
 
 
-def _failed(room: Room, reason: str) -> Room:
+def _failed(room: AgentView, reason: str) -> AgentView:
     return replace(room, recovery=Recovery.FAILED, error=reason, deadline=None, evict="", stale_dispatches=())
 
 
-def fresh_start(room: Room, event: Event, policy: Policy) -> Room:
+def fresh_start(room: AgentView, event: Event, policy: Policy) -> AgentView:
     """The agent was restarted (an outage's escalation) while people wait for it (the presence table
     passes the restart on in waiting and agent_lost only): a fresh start, a confirm deadline once the
     restart has had `restart_grace` to bring workers up — or the event's own `wait`, when that is
@@ -158,28 +158,28 @@ def fresh_start(room: Room, event: Event, policy: Policy) -> Room:
 # --- where the presence rules left the room ----------------------------------------------------------
 
 
-def resolved(room: Room, event: Event, policy: Policy) -> Room:
+def resolved(room: AgentView, event: Event, policy: Policy) -> AgentView:
     """No agent is needed now (or one is working): the incident, if any, is over."""
     return replace(
         room, deadline=None, recovery=Recovery.NONE, redispatches=0, error="", evict="", stale_dispatches=()
     )
 
 
-def stand_down(room: Room, event: Event, policy: Policy) -> Room:
+def stand_down(room: AgentView, event: Event, policy: Policy) -> AgentView:
     """The room is over: nothing left to watch or to do."""
     return replace(room, deadline=None, recovery=Recovery.NONE)
 
 
-def closed_failed(room: Room, event: Event, policy: Policy) -> Room:
+def closed_failed(room: AgentView, event: Event, policy: Policy) -> AgentView:
     """A failed room that finished stays failed, for the record; nothing left to watch."""
     return replace(room, deadline=None)
 
 
-def _with_deadline(room: Room, at: float, reason: Reason) -> Room:
+def _with_deadline(room: AgentView, at: float, reason: Reason) -> AgentView:
     return replace(room, attempt=room.attempt + 1, deadline=Deadline(room.attempt + 1, at, reason))
 
 
-def watch_agent(room: Room, event: Event, policy: Policy) -> Room:
+def watch_agent(room: AgentView, event: Event, policy: Policy) -> AgentView:
     """Our agent is there; with `active_sla` it must publish or heartbeat by an ACTIVE deadline."""
     if policy.active_sla is None:
         return resolved(room, event, policy)
@@ -189,7 +189,7 @@ def watch_agent(room: Room, event: Event, policy: Policy) -> Room:
     return _with_deadline(resolved(room, event, policy), joined + policy.active_sla, Reason.ACTIVE)
 
 
-def let_check_decide(room: Room, event: Event, policy: Policy) -> Room:
+def let_check_decide(room: AgentView, event: Event, policy: Policy) -> AgentView:
     """A step under way while our agent is there: the stalled-agent check decides for itself; any
     other step (the agent was missing) is moot now."""
     if room.deadline is not None and room.deadline.reason is Reason.ACTIVE:
@@ -197,7 +197,7 @@ def let_check_decide(room: Room, event: Event, policy: Policy) -> Room:
     return watch_agent(room, event, policy)
 
 
-def await_join(room: Room, event: Event, policy: Policy) -> Room:
+def await_join(room: AgentView, event: Event, policy: Policy) -> AgentView:
     """People wait for an agent: one must join `join_sla` after the first of them arrived (or after
     `room_started`, by policy). A deadline already set (but a stalled-agent one) keeps running."""
     if room.deadline is not None and room.deadline.reason is not Reason.ACTIVE:
@@ -209,7 +209,7 @@ def await_join(room: Room, event: Event, policy: Policy) -> Room:
     return _with_deadline(room, base + policy.join_sla, Reason.JOIN)
 
 
-def await_rejoin(room: Room, event: Event, policy: Policy) -> Room:
+def await_rejoin(room: AgentView, event: Event, policy: Policy) -> AgentView:
     """Our agent left while people remain: one must be back `rejoin_sla` after it left."""
     if room.deadline is not None and room.deadline.reason is not Reason.ACTIVE:
         return room

@@ -88,7 +88,7 @@ class Deadline:
 
 
 @dataclass(frozen=True)
-class Room:
+class AgentView:
     sid: str
     name: str
     phase: Phase = Phase.IDLE
@@ -222,7 +222,7 @@ Action = (
 
 @dataclass(frozen=True)
 class Decision:
-    room: Room
+    room: AgentView
     actions: tuple[Action, ...] = ()
 
 
@@ -231,15 +231,15 @@ def action_to_dict(action: Action) -> dict[str, Any]:
     return {"action": type(action).__name__, **as_dict(action)}
 
 
-def room_to_dict(room: Room) -> dict[str, Any]:
+def room_to_dict(room: AgentView) -> dict[str, Any]:
     """Plain JSON-able form of a room, for the database."""
     return as_dict(room)
 
 
-def room_from_dict(data: dict[str, Any]) -> Room:
+def room_from_dict(data: dict[str, Any]) -> AgentView:
     """Inverse of `room_to_dict`; fields missing from older rows take their defaults."""
     deadline = data.get("deadline")
-    return Room(
+    return AgentView(
         **{
             **data,
             "phase": Phase(data["phase"]),
@@ -256,7 +256,7 @@ def room_from_dict(data: dict[str, Any]) -> Room:
     )
 
 
-def time_to_agent(room: Room) -> float | None:
+def time_to_agent(room: AgentView) -> float | None:
     """Seconds people waited for the room's first agent (0 when the agent was there first)."""
     if room.agent_joined_at is None or room.first_person_at is None:
         return None

@@ -16,14 +16,14 @@ from typing import TypeVar
 
 from workers.core.errors import UndeclaredTransition
 from workers.core.events import Event
-from workers.core.room import Policy, Room
+from workers.core.room import AgentView, Policy
 
-Handler = Callable[[Room, Event, Policy], Room]
+Handler = Callable[[AgentView, Event, Policy], AgentView]
 State = TypeVar("State", bound=Enum)
 Input = TypeVar("Input", bound=Enum)
 
 
-def ignore(room: Room, event: Event, policy: Policy) -> Room:
+def ignore(room: AgentView, event: Event, policy: Policy) -> AgentView:
     """The pair changes nothing."""
     return room
 

@@ -1,8 +1,8 @@
 """Every agent a room needs: one view of the room per expected agent. Pure, like `workers.core.machine`.
 
 A room may expect several agents (a voice assistant and a notetaker), each with its own presence, SLA,
-deadlines, re-dispatches and recovery. `RoomViews` holds the room as a whole (`base`: who is there) and
-one `Room` per expected agent (`views`), each moved by the one-agent machine (`machine.transition`)
+deadlines, re-dispatches and recovery. `Room` holds the room as a whole (`base`: who is there) and
+one `AgentView` per expected agent (`views`), each moved by the one-agent machine (`machine.transition`)
 with the policy for that agent. The rules, in plain words:
 
 1. Expected agents are the union of the room's dispatches as `ListDispatch` reports them (a non-empty
@@ -20,7 +20,7 @@ with the policy for that agent. The rules, in plain words:
    goes), so a timer or an answer (`Fact.attempt`) belongs to exactly one view; the others take
    LiveKit's listing in an answer as news of who is there. A restart (`AGENT_RESTARTED`) is for the view
    of the restarted agent (`Fact.agent`).
-5. A phone caller (a participant of kind SIP) makes the room a SIP room for good (`Room.sip`), which
+5. A phone caller (a participant of kind SIP) makes the room a SIP room for good (`AgentView.sip`), which
    may match a rule of its own (`sip = true`) with its own SLA, run from the caller's arrival.
 """
 
@@ -34,7 +34,7 @@ from workers.core.events import Event, EventKind
 from workers.core.machine import RECOVERY, order_key, settled, transition
 from workers.core.machine import known_state as known
 from workers.core.machine import new_actions as machine_new_actions
-from workers.core.room import Action, Expect, Phase, Policy, Recovery, Room, room_from_dict, room_to_dict
+from workers.core.room import Action, AgentView, Expect, Phase, Policy, Recovery, room_from_dict, room_to_dict
 from workers.core.rules import DISPATCH, JOB, RULE, SETTING, Rule, Rules
 
 # Warden's own events that belong to one deadline attempt (`Fact.attempt`), hence to one view.
@@ -50,9 +50,9 @@ _ATTEMPT_EVENTS = frozenset(
 
 
 @dataclass(frozen=True)
-class RoomViews:
-    base: Room  # the room as a whole; its own watch until the expected agents are known
-    views: tuple[Room, ...] = ()  # one per expected agent, in the order learned
+class Room:
+    base: AgentView  # the room as a whole; its own watch until the expected agents are known
+    views: tuple[AgentView, ...] = ()  # one per expected agent, in the order learned
     learned: bool = False  # LiveKit was asked, or a rule named the agents: the base no longer watches
 
     @property
@@ -63,14 +63,14 @@ class RoomViews:
     def name(self) -> str:
         return self.base.name
 
-    def view(self, agent: str) -> Room | None:
+    def view(self, agent: str) -> AgentView | None:
         return next((v for v in self.views if v.agent == agent), None)
 
-    def all(self) -> tuple[Room, ...]:
+    def all(self) -> tuple[AgentView, ...]:
         """Every view that can have a deadline: the base while it watches, then the agents'."""
         return self.views if self.learned else (self.base, *self.views)
 
-    def for_attempt(self, attempt: int) -> Room | None:
+    def for_attempt(self, attempt: int) -> AgentView | None:
         return next((v for v in self.all() if v.deadline is not None and v.deadline.attempt == attempt), None)
 
     @property
@@ -78,7 +78,7 @@ class RoomViews:
         return max((v.attempt for v in (self.base, *self.views)), default=0)
 
 
-def view_for(room: RoomViews, agent: str) -> Room:
+def view_for(room: Room, agent: str) -> AgentView:
     """The view an action about `agent` is carried out for (an action recorded before views existed
     names no agent: the room's first expected agent's, else the room's own)."""
     found = room.view(agent)
@@ -87,11 +87,11 @@ def view_for(room: RoomViews, agent: str) -> Room:
     return room.views[0] if room.views and not agent else room.base
 
 
-def new(sid: str, name: str) -> RoomViews:
-    return RoomViews(Room(sid, name))
+def new(sid: str, name: str) -> Room:
+    return Room(AgentView(sid, name))
 
 
-def view_policy(room: RoomViews, view: Room, policy: Policy) -> Policy:
+def view_policy(room: Room, view: AgentView, policy: Policy) -> Policy:
     """The policy for one view: its agent's name; the base counts no agent while it watches for them
     (any agent once they are known: its phase then says whether some agent is there)."""
     if view is room.base:
@@ -99,13 +99,13 @@ def view_policy(room: RoomViews, view: Room, policy: Policy) -> Policy:
     return replace(policy, agent_name=view.agent)
 
 
-def policy_of(room: RoomViews, view: Room, rules: Rules) -> Policy:
+def policy_of(room: Room, view: AgentView, rules: Rules) -> Policy:
     """The policy `view` of `room` is moved by: its room's rule, then `view_policy`."""
     policy, _ = rules.policy_for(room.name, room.base.sip)
     return view_policy(room, view, policy)
 
 
-def step(room: RoomViews, event: Event, *, now: float, rules: Rules) -> tuple[RoomViews, tuple[Action, ...]]:
+def step(room: Room, event: Event, *, now: float, rules: Rules) -> tuple[Room, tuple[Action, ...]]:
     """Apply one event to the room and each of its views; learn the agents it declares."""
     participant = event.participant
     sip = room.base.sip or (participant is not None and participant.is_caller)
@@ -113,13 +113,13 @@ def step(room: RoomViews, event: Event, *, now: float, rules: Rules) -> tuple[Ro
     policy, rule = rules.policy_for(name, sip)
     top = room.attempt  # attempts only go up, even when a view goes: a number is never given twice
     if rule.agents is not None and not room.learned:  # the rule names the agents: nothing to discover
-        room = RoomViews(_quiet(room.base, room.base.attempt), room.views, True)
+        room = Room(_quiet(room.base, room.base.attempt), room.views, True)
     # A caller's arrival may change the room's rule: agents only a rule that no longer applies named
     # are not expected any more.
     named = set(rule.agents or ())
     kept = tuple(v for v in room.views if v.agent in named or not set(v.sources) <= {RULE, SETTING})
     if len(kept) != len(room.views):
-        room = RoomViews(room.base, kept, room.learned)
+        room = Room(room.base, kept, room.learned)
     target = _target(room, event)
     actions: list[Action] = []
     attempt = max(top, room.attempt)
@@ -134,7 +134,7 @@ def step(room: RoomViews, event: Event, *, now: float, rules: Rules) -> tuple[Ro
     else:
         actions += decided
     attempt = max(attempt, base.attempt)
-    views: list[Room] = []
+    views: list[AgentView] = []
     for view in room.views:
         moved, decided = _apply(room, view, event, target, now, policy, attempt)
         attempt = max(attempt, moved.attempt)
@@ -157,16 +157,16 @@ def step(room: RoomViews, event: Event, *, now: float, rules: Rules) -> tuple[Ro
         said = [Expect(agent, source)] if source != SETTING else []  # `WARDEN_AGENT_NAME`: as before
         actions += [*said, *_start_actions(fresh, replace(policy, agent_name=agent))]
     base = replace(base, attempt=max(base.attempt, attempt))  # the base keeps the room-wide count
-    return RoomViews(base, tuple(views), learned), tuple(actions)
+    return Room(base, tuple(views), learned), tuple(actions)
 
 
-def _quiet(base: Room, attempt: int) -> Room:
+def _quiet(base: AgentView, attempt: int) -> AgentView:
     return replace(
         base, recovery=Recovery.NONE, deadline=None, redispatches=0, error="", evict="", attempt=attempt
     )
 
 
-def _target(room: RoomViews, event: Event) -> Room | None:
+def _target(room: Room, event: Event) -> AgentView | None:
     """The view one of Warden's own events is for (None: every view, or none for a stale one)."""
     fact = event.fact
     if fact is None:
@@ -179,8 +179,14 @@ def _target(room: RoomViews, event: Event) -> Room | None:
 
 
 def _apply(
-    room: RoomViews, view: Room, event: Event, target: Room | None, now: float, policy: Policy, attempt: int
-) -> tuple[Room, tuple[Action, ...]]:
+    room: Room,
+    view: AgentView,
+    event: Event,
+    target: AgentView | None,
+    now: float,
+    policy: Policy,
+    attempt: int,
+) -> tuple[AgentView, tuple[Action, ...]]:
     """`event` through one view: its own event as such, another view's answer as news of who is there."""
     mine = event
     own = event.fact is not None and event.kind in (*_ATTEMPT_EVENTS, EventKind.AGENT_RESTARTED)
@@ -205,8 +211,8 @@ def _declared(event: Event, rule: Rule, listing_counts: bool) -> Iterable[tuple[
 
 
 def _adopt(
-    base: Room, agent: str, source: str, event: Event, now: float, policy: Policy, attempt: int
-) -> Room:
+    base: AgentView, agent: str, source: str, event: Event, now: float, policy: Policy, attempt: int
+) -> AgentView:
     """A new view for `agent`, as if it had been watched since the first person present arrived."""
     ours = tuple(a for a in base.agents if policy.counts(a.name))
     if base.finished_at is not None:
@@ -215,7 +221,7 @@ def _adopt(
         phase = Phase.AGENT_ACTIVE if any(a.active_at is not None for a in ours) else Phase.AGENT_PRESENT
     else:
         phase = Phase.WAITING if base.people else Phase.IDLE
-    view = Room(
+    view = AgentView(
         base.sid,
         base.name,
         phase=phase,
@@ -237,22 +243,22 @@ def _adopt(
     return RECOVERY[(Recovery.NONE, settled(Phase.IDLE, phase, event))](view, event, policy)
 
 
-def _start_actions(view: Room, policy: Policy) -> tuple[Action, ...]:
+def _start_actions(view: AgentView, policy: Policy) -> tuple[Action, ...]:
     return machine_new_actions(replace(view, deadline=None, dispatched_on_start=False), view, policy)
 
 
-def changes(room: RoomViews, event: Event, *, now: float, rules: Rules) -> bool:
+def changes(room: Room, event: Event, *, now: float, rules: Rules) -> bool:
     """Would `event` change anything Warden knows of the room, or decide anything? (See
     `machine.changes`: a check that only confirms what is known is not worth a line in the log.)"""
     after, actions = step(room, event, now=now, rules=rules)
     return bool(actions) or _known(after) != _known(room)
 
 
-def _known(room: RoomViews) -> RoomViews:
-    return RoomViews(known(room.base), tuple(known(v) for v in room.views), room.learned)
+def _known(room: Room) -> Room:
+    return Room(known(room.base), tuple(known(v) for v in room.views), room.learned)
 
 
-def new_actions(before: RoomViews, after: RoomViews, rules: Rules) -> tuple[Action, ...]:
+def new_actions(before: Room, after: Room, rules: Rules) -> tuple[Action, ...]:
     """What `after` (a re-fold) asks for that `before` did not, view by view."""
     actions: list[Action] = []
     if not after.learned:
@@ -266,13 +272,11 @@ def new_actions(before: RoomViews, after: RoomViews, rules: Rules) -> tuple[Acti
     return tuple(actions)
 
 
-def renamed(room: RoomViews, name: str) -> RoomViews:
-    return RoomViews(
-        replace(room.base, name=name), tuple(replace(v, name=name) for v in room.views), room.learned
-    )
+def renamed(room: Room, name: str) -> Room:
+    return Room(replace(room.base, name=name), tuple(replace(v, name=name) for v in room.views), room.learned)
 
 
-def fold(room: RoomViews, events: Iterable[tuple[Event, float]], *, rules: Rules) -> RoomViews:
+def fold(room: Room, events: Iterable[tuple[Event, float]], *, rules: Rules) -> Room:
     """Apply `(event, received_at)` pairs in `order_key` order."""
     for event, received_at in sorted(events, key=lambda pair: order_key(pair[0])):
         room, _ = step(room, event, now=received_at, rules=rules)
@@ -298,7 +302,7 @@ _URGENCY = {
 }
 
 
-def summary(room: RoomViews) -> Room:
+def summary(room: Room) -> AgentView:
     """The view most in need of an agent (the room's own watch while no agent is known): what the room's
     row shows as its phase and recovery. A room that expects no agent shows as idle: nobody waits."""
     candidates = room.all() or (room.base,)
@@ -308,24 +312,24 @@ def summary(room: RoomViews) -> Room:
     return min(candidates, key=lambda v: (_URGENCY[v.recovery], _NEED[v.phase]))
 
 
-def next_deadline(room: RoomViews) -> float | None:
+def next_deadline(room: Room) -> float | None:
     return min((v.deadline.at for v in room.all() if v.deadline is not None), default=None)
 
 
-def to_dict(room: RoomViews) -> dict[str, Any]:
+def to_dict(room: Room) -> dict[str, Any]:
     views = [room_to_dict(v) for v in room.views]
     return {**room_to_dict(room.base), "views": views, "learned": room.learned}
 
 
-def from_dict(data: dict[str, Any], *, legacy_agent: str = "") -> RoomViews:
+def from_dict(data: dict[str, Any], *, legacy_agent: str = "") -> Room:
     """Inverse of `to_dict`. A row written before views existed holds one room, watched for
     `WARDEN_AGENT_NAME` (a view of that agent) or for any agent (the base, as it was)."""
     fields = {k: v for k, v in data.items() if k not in ("views", "learned")}
     base = room_from_dict(fields)
     if "views" in data:
-        return RoomViews(base, tuple(room_from_dict(v) for v in data["views"]), bool(data.get("learned")))
+        return Room(base, tuple(room_from_dict(v) for v in data["views"]), bool(data.get("learned")))
     if legacy_agent:
         view = replace(base, agent=legacy_agent, sources=("setting",))
         quiet = replace(base, recovery=Recovery.NONE, deadline=None, redispatches=0, error="")
-        return RoomViews(quiet, (view,), True)
-    return RoomViews(base)
+        return Room(quiet, (view,), True)
+    return Room(base)

@@ -12,7 +12,7 @@ from sqlmodel import col, select
 
 from workers.core import views
 from workers.core.machine import ORDER_RANK
-from workers.core.views import RoomViews
+from workers.core.views import Room
 from workers.store.models import OPEN_PHASE, ROOMS, EventRow, RoomRow
 
 TIMELINE_LIMIT = 1000
@@ -35,7 +35,7 @@ class TimelineEntry:
 
 @dataclass(frozen=True)
 class RoomPage:
-    rooms: list[RoomViews]
+    rooms: list[Room]
     total: int
     confirmed: dict[str, float] = field(default_factory=dict)  # sid → when reconciliation last confirmed it
 
@@ -57,7 +57,7 @@ async def list_rooms(engine: AsyncEngine, *, limit: int, offset: int, phase: str
         return RoomPage([views.from_dict(r.state) for r in found], total, confirmed)
 
 
-async def find_room(engine: AsyncEngine, name: str) -> tuple[RoomViews, list[TimelineEntry]] | None:
+async def find_room(engine: AsyncEngine, name: str) -> tuple[Room, list[TimelineEntry]] | None:
     """The newest room called `name` (or the room whose sid it is: names with a phone number in them
     are shown masked, and linked by sid), with its events in the order they were applied."""
     async with AsyncSession(engine) as session:
@@ -138,7 +138,7 @@ async def open_rooms(engine: AsyncEngine) -> dict[str, tuple[str, float, float]]
         return {sid: (name, updated_at, confirmed_at or 0.0) for sid, name, updated_at, confirmed_at in rows}
 
 
-async def load_rooms(engine: AsyncEngine, sids: list[str], *, legacy_agent: str = "") -> dict[str, RoomViews]:
+async def load_rooms(engine: AsyncEngine, sids: list[str], *, legacy_agent: str = "") -> dict[str, Room]:
     """sid → current state of those of `sids` Warden knows."""
     if not sids:
         return {}

@@ -35,9 +35,9 @@ from workers.core import views
 from workers.core.errors import StaleWrite
 from workers.core.events import Event, from_dict
 from workers.core.machine import order_key
-from workers.core.room import Action, Policy, Room, time_to_agent
+from workers.core.room import Action, AgentView, Policy, time_to_agent
 from workers.core.rules import Rules
-from workers.core.views import RoomViews
+from workers.core.views import Room
 from workers.store import outbox
 from workers.store.engine import writing
 from workers.store.log_rows import ACTION_KIND, Decided, action_rows, event_row
@@ -64,18 +64,18 @@ class Recorded:
     and the actions newly decided."""
 
     outcome: Outcome
-    views: RoomViews | None = None
+    views: Room | None = None
     actions: tuple[Action, ...] = ()
-    before_views: RoomViews | None = None  # the room before this recording (None: new to Warden)
+    before_views: Room | None = None  # the room before this recording (None: new to Warden)
     notices: tuple[Pending, ...] = ()  # the actions among `actions` written to the outbox, with their ids
 
     @property
-    def room(self) -> Room | None:
+    def room(self) -> AgentView | None:
         """The view most in need of an agent (the one the room's row shows)."""
         return views.summary(self.views) if self.views is not None else None
 
     @property
-    def before(self) -> Room | None:
+    def before(self) -> AgentView | None:
         return views.summary(self.before_views) if self.before_views is not None else None
 
 
@@ -130,7 +130,7 @@ async def record_group(
     return results
 
 
-async def load_views(engine: AsyncEngine, sid: str, *, legacy_agent: str = "") -> RoomViews | None:
+async def load_views(engine: AsyncEngine, sid: str, *, legacy_agent: str = "") -> Room | None:
     """The room's current state, a view per expected agent, or None if Warden has never heard of it
     (read together with the rooms that concurrent jobs ask for, `workers.store.reads`). `legacy_agent`:
     whom a row written before views existed was watched for, `WARDEN_AGENT_NAME`."""
@@ -138,13 +138,13 @@ async def load_views(engine: AsyncEngine, sid: str, *, legacy_agent: str = "") -
     return views.from_dict(state, legacy_agent=legacy_agent) if state is not None else None
 
 
-async def load_room(engine: AsyncEngine, sid: str) -> Room | None:
+async def load_room(engine: AsyncEngine, sid: str) -> AgentView | None:
     """The room's view most in need of an agent (what its row shows), or None."""
     found = await load_views(engine, sid)
     return views.summary(found) if found is not None else None
 
 
-async def load_views_named(engine: AsyncEngine, name: str, *, legacy_agent: str = "") -> RoomViews | None:
+async def load_views_named(engine: AsyncEngine, name: str, *, legacy_agent: str = "") -> Room | None:
     """The newest room called `name` (for events that know only the name, such as heartbeats)."""
     async with engine.connect() as connection:
         sid = await _sid_by_name(connection, name)
@@ -164,7 +164,7 @@ async def confirm(engine: AsyncEngine, sids: Sequence[str], at: float) -> None:
         await connection.execute(update(ROOMS).where(ROOMS.c.sid.in_(ordered)).values(confirmed_at=at))
 
 
-def room_values(room: RoomViews, key: tuple[int, int], received_at: float) -> dict[str, Any]:
+def room_values(room: Room, key: tuple[int, int], received_at: float) -> dict[str, Any]:
     """The room row's columns for `room`, whose newest applied event has order `key` (all but the
     `version` and `first_seen_at` that only the writer knows): the phase and recovery of its view most
     in need, its next deadline, and the time to its first expected agent."""
@@ -239,7 +239,7 @@ async def _record(connection: AsyncConnection, batches: Sequence[Batch], rules: 
 class _Current:
     """A room as the group has folded it so far, and what its row needs."""
 
-    room: RoomViews
+    room: Room
     key: tuple[int, int]
     version: int  # 0: the row does not exist yet
     first_seen_at: float

@@ -1,5 +1,5 @@
 """The `escalate` job: one escalation step (a breach to count, a failed room, a recovery), fed by the
-outbox (`workers.jobs.delivery`) with the notice's id as its job id, under a timeout of its own, so
+outbox (`workers.jobs.delivery.outbox`) with the notice's id as its job id, under a timeout of its own, so
 that restarts, alerts and their retries never hold up, or are cut short by, a room's job."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from workers.core import views
 from workers.core.errors import UpstreamError
-from workers.jobs.context import context
-from workers.jobs.retry import retry_later
+from workers.jobs.runtime.context import context
+from workers.jobs.runtime.retry import retry_later
 from workers.store.outbox import notice_from_dict
 from workers.store.writer import load_views
 

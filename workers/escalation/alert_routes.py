@@ -3,7 +3,7 @@
 
 Escalation decides one `Alert` per step (opened, restarted, followup, restart-failed, resolved); here it
 becomes one outgoing call per route that takes that step, each an outbox row of its own, so that each
-route is tried, retried and given up on its own (`workers.jobs.outgoing`).
+route is tried, retried and given up on its own (`workers.escalation.couriers`).
 """
 
 from __future__ import annotations

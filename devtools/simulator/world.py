@@ -31,8 +31,9 @@ from typing import Any
 import httpx
 from livekit.protocol.agent_dispatch import AgentDispatch
 
-from service.simulator.livekit import FakeLiveKit, room_sid, sid_for
-from service.simulator.webhooks import agent, body, caller, person, sign
+from devtools.simulator.livekit import FakeLiveKit, room_sid, sid_for
+from devtools.simulator.webhooks import agent, body, caller, person
+from service.cli.signing import sign
 
 FATES = ("never_joins", "leaves", "stalls")
 WEBHOOK_TRIES = 3

@@ -17,8 +17,8 @@ from prometheus_client import Counter, Histogram, start_http_server
 
 from workers.core import views
 from workers.core.events import Event, EventKind
-from workers.core.room import Recovery, ReportBreach, Room, time_to_agent
-from workers.core.views import RoomViews
+from workers.core.room import AgentView, Recovery, ReportBreach, time_to_agent
+from workers.core.views import Room
 
 log = logging.getLogger("warden.metrics")
 P = ParamSpec("P")
@@ -47,16 +47,11 @@ REDISPATCHES = Counter(
     "Re-dispatches asked of LiveKit, by outcome (dispatched, refused) and agent",
     ["outcome", "agent"],
 )
-RESTARTS = Counter(
-    "warden_restarts_total",
-    "Agent restarts (Cloud API or deploy hook), by means, outcome and agent",
-    ["via", "outcome", "agent"],
-)
 PRUNED = Counter("warden_pruned_total", "Rows deleted by retention (WARDEN_RETENTION), by table", ["what"])
 LIVEKIT_ERRORS = Counter("warden_livekit_errors_total", "Failed LiveKit API calls, by error code", ["code"])
 
 
-def breach_kind(breach: ReportBreach, room: Room) -> str:
+def breach_kind(breach: ReportBreach, room: AgentView) -> str:
     """What the room's people lived through: no agent ever, an agent that left, or one that stalled."""
     if breach.reason == "active" or room.recovery is Recovery.EVICTING or room.evict:
         return "stalled"
@@ -104,7 +99,7 @@ def timed_job(job: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any,
 
 
 def observe_recorded(
-    events: Sequence[Event], before: RoomViews | None, after: RoomViews | None, actions: Sequence[Any]
+    events: Sequence[Event], before: Room | None, after: Room | None, actions: Sequence[Any]
 ) -> None:
     """Count what one recording changed, by expected agent: its first arrival, breaches, re-dispatch
     outcomes."""

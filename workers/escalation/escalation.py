@@ -18,9 +18,10 @@ once each (`workers.store.incidents`), so many rooms, jobs and processes produce
    the time to recovery.
 
 Alerts (one per alert route that takes the step: Slack, PagerDuty, Opsgenie, the incident webhook;
-`workers.jobs.alert_routes`) and the deploy hook are outgoing calls (`workers.core.outgoing`): outbox
+`workers.escalation.alert_routes`) and the deploy hook are outgoing calls (`workers.core.outgoing`): outbox
 rows written in the transaction of the step that decides them, tried at once, then by the sweep until
-they land or `retry_for` seconds have passed (`workers.jobs.outgoing`), each attempt in the incident's log.
+they land or `retry_for` seconds have passed (`workers.escalation.couriers`), each attempt in the
+incident's log.
 """
 
 from __future__ import annotations
@@ -37,12 +38,12 @@ from workers.adapters.cloud import CloudAgents
 from workers.core.errors import UpstreamError
 from workers.core.outgoing import Alert, DeployHook, Outgoing
 from workers.core.personal import mask_phone
-from workers.core.room import Room
-from workers.jobs import comeback
-from workers.jobs.alert_routes import AlertRoutes, EventRoute
-from workers.jobs.escalation_policy import Alerter, EscalationPolicy, Restarter
-from workers.jobs.metrics import RESTARTS
-from workers.jobs.outgoing import Couriers, Decided, Route
+from workers.core.room import AgentView
+from workers.escalation import comeback
+from workers.escalation.alert_routes import AlertRoutes, EventRoute
+from workers.escalation.couriers import Couriers, Decided, Route
+from workers.escalation.metrics import RESTARTS
+from workers.escalation.policy import Alerter, EscalationPolicy, Restarter
 from workers.store import incidents, outbox
 from workers.store.incidents import Claim
 from workers.store.outbox import Pending
@@ -91,7 +92,7 @@ class Escalation:
         # Steps (incident, column) known to be taken, by this process or for good: not asked again.
         self._taken: set[tuple[str, str]] = set()
 
-    async def breach(self, room: Room, reason: str) -> None:
+    async def breach(self, room: AgentView, reason: str) -> None:
         """A room missed its SLA: count it; enough of them within the window is an outage. The window's
         rooms are read only when this process does not know the open incident yet (during an outage
         every breach is over the threshold, and reading the whole window each time would cost O(n))."""
@@ -121,7 +122,7 @@ class Escalation:
     def _breaches_key(self) -> str:
         return f"warden:breaches:{self.policy.agent_name}"
 
-    async def room_failed(self, room: Room, reason: str) -> None:
+    async def room_failed(self, room: AgentView, reason: str) -> None:
         """A room exhausted its re-dispatches, or LiveKit refused: an outage on its own (and, failing
         after its incident's restart, not in the same breath, worth one loud follow-up)."""
         failed_at = self.clock()
@@ -147,7 +148,7 @@ class Escalation:
         ):
             await self._rollback(incident_id)
 
-    async def room_recovered(self, room: Room) -> None:
+    async def room_recovered(self, room: AgentView) -> None:
         """A room that had missed its SLA needs nothing now; the last one resolves its incident."""
         await self._settle(room.sid)
 

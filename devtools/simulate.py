@@ -1,7 +1,8 @@
-"""`warden simulate`: a stand-in LiveKit (Twirp API on `--port`, 7880 like `livekit-server --dev`) and
-simulated rooms whose signed webhooks go to a Warden, with failures injected; a progress bar, then a
-summary of what was injected and what Warden did. Point Warden's `LIVEKIT_URL` at the stand-in (the
-`make run` defaults already do) and, for outages, `LK_AGENTS_URL` and `WARDEN_CLOUD_AGENT_ID` too."""
+"""`python -m devtools.simulate`: a stand-in LiveKit (Twirp API on `--port`, 7880 like
+`livekit-server --dev`) and simulated rooms whose signed webhooks go to a Warden, with failures
+injected; a progress bar, then a summary of what was injected and what Warden did. Point Warden's
+`LIVEKIT_URL` at the stand-in (the `make run` defaults already do) and, for outages, `LK_AGENTS_URL`
+and `WARDEN_CLOUD_AGENT_ID` too."""
 
 from __future__ import annotations
 
@@ -9,15 +10,17 @@ import argparse
 import asyncio
 import os
 import random
+import sys
+from collections.abc import Sequence
 
 import httpx
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from service.simulator.livekit import FakeLiveKit
-from service.simulator.serving import serve
-from service.simulator.world import FATES, FailurePlan, Report, Simulation, parse_failures
+from devtools.simulator.livekit import FakeLiveKit
+from devtools.simulator.serving import serve
+from devtools.simulator.world import FATES, FailurePlan, Report, Simulation, parse_failures
 from workers.logs import allow_dev_keys
 
 CLOUD_AGENT_ID = "CA_simulated"
@@ -134,3 +137,21 @@ def summary(report: Report) -> Table:
     if report.webhook_errors:
         table.add_row("[red]webhooks not accepted[/red]", str(report.webhook_errors), "")
     return table
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m devtools.simulate", description="A stand-in LiveKit with simulated rooms."
+    )
+    url = os.environ.get("WARDEN_URL") or f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
+    p.add_argument("--url", default=url, help="Warden's base URL (default: %(default)s)")
+    add_arguments(p)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    sys.exit(run(parser().parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()

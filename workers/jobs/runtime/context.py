@@ -1,4 +1,4 @@
-"""The worker's context: what every job needs, built once at start-up (`workers.jobs.lifecycle`).
+"""The worker's context: what every job needs, built once at start-up (`workers.jobs.runtime.lifecycle`).
 
 ARQ hands each job a dict (`ctx`) holding its own keys (`redis`, `job_try`, ...); Warden keeps one
 typed `WorkerContext` in it, under `CONTEXT_KEY`, read with `context(ctx)`.
@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workers.core.rules import Rules
-from workers.jobs.delivery import Delivered
-from workers.jobs.effects import Effects
+from workers.jobs.delivery.outbox import Delivered
+from workers.jobs.rooms.effects import Effects
 from workers.settings import Settings
 from workers.store.group import GroupCommit
 

@@ -3,12 +3,12 @@
 - `.env` is read if present (by the settings, and here to see what is set).
 - No `REDIS_URL`: a private redis-server is started on loopback (see `embedded_redis`).
 - No `DATABASE_URL`: the settings' default SQLite file under ./var/.
-- No LiveKit key at all: demo mode. The simulator (`warden simulate --forever`) plays LiveKit on a
+- No LiveKit key at all: demo mode. The simulator (`python -m devtools.simulate --forever`) plays LiveKit on a
   loopback port with `livekit-server --dev`'s keys (devkey / secret), rooms come and go, agents fail
   and Warden recovers them; open the dashboard URL shown. `WARDEN_DEMO=0` skips the simulator and
   keeps the dev keys, so that a local `livekit-server --dev` can post webhooks here instead.
 - The processes' output goes to var/log/<process>.log (release, web, worker, simulator, redis), each
-  started afresh. On a terminal, one status panel (`service.dev.panel`) refreshed each second stands in
+  started afresh. On a terminal, one status panel (`devtools.panel`) refreshed each second stands in
   for their lines; elsewhere (CI, a pipe) a line with the URLs when up and one when stopped.
 """
 
@@ -27,8 +27,8 @@ import httpx
 from dotenv import dotenv_values
 from rich.live import Live
 
-from service.dev.embedded_redis import EmbeddedRedis, free_port
-from service.dev.panel import Links, Status, read_status, render
+from devtools.embedded_redis import EmbeddedRedis, free_port
+from devtools.panel import Links, Status, read_status, render
 from workers.settings import load_settings_or_exit
 
 DEV_KEYS = {
@@ -174,7 +174,7 @@ def main() -> None:
 
 
 def _simulator(url: str, port: int, env: dict[str, str]) -> list[str]:
-    argv = [sys.executable, "-m", "service.cli", "--url", url, "simulate", "--forever", "--port", str(port)]
+    argv = [sys.executable, "-m", "devtools.simulate", "--url", url, "--forever", "--port", str(port)]
     argv += ["--failure", env.get("WARDEN_DEMO_FAILURES", DEMO_FAILURES), "--meeting", "20-45"]
     argv += ["--agent-name", env.get("WARDEN_AGENT_NAME") or DEMO_AGENT]
     argv += ["--second-agent", DEMO_SECOND_AGENT, "--second", "0.5", "--sip", "0.2"]

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import uvicorn
 from starlette.types import ASGIApp
 
-from service.dev.embedded_redis import free_port
+from devtools.embedded_redis import free_port
 
 
 class _Server(uvicorn.Server):

@@ -9,13 +9,13 @@ from typing import Any
 from arq import cron
 from arq.worker import func
 
-from workers.jobs.crons import prune, reconcile, sweep
-from workers.jobs.dead_letters import Job, dead_lettered
-from workers.jobs.escalate import ESCALATION_TIMEOUT_SECONDS, escalate
-from workers.jobs.lifecycle import shutdown, startup
-from workers.jobs.metrics import timed_job
-from workers.jobs.retry import JOB_TIMEOUT_SECONDS, MAX_TRIES
-from workers.jobs.rooms import apply_webhook, heartbeat, on_deadline
+from workers.jobs.delivery.dead_letters import Job, dead_lettered
+from workers.jobs.delivery.escalate import ESCALATION_TIMEOUT_SECONDS, escalate
+from workers.jobs.rooms.crons import prune, reconcile, sweep
+from workers.jobs.rooms.jobs import apply_webhook, heartbeat, on_deadline
+from workers.jobs.runtime.lifecycle import shutdown, startup
+from workers.jobs.runtime.metrics import timed_job
+from workers.jobs.runtime.retry import JOB_TIMEOUT_SECONDS, MAX_TRIES
 from workers.queue.jobs import APPLY_WEBHOOK, ESCALATE, HEARTBEAT, ON_DEADLINE
 from workers.settings import Settings
 

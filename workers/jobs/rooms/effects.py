@@ -19,6 +19,7 @@ from workers.core.errors import UpstreamError
 from workers.core.events import Event, EventKind, Fact, internal
 from workers.core.room import (
     Action,
+    AgentView,
     CheckPresence,
     Dispatch,
     Escalate,
@@ -26,7 +27,6 @@ from workers.core.room import (
     Redispatch,
     ReportBreach,
     ReportRecovered,
-    Room,
     ScheduleDeadline,
 )
 from workers.queue.enqueue import Enqueuer
@@ -38,17 +38,17 @@ T = TypeVar("T")
 
 
 class Escalator(Protocol):
-    """Where rooms' troubles go beyond re-dispatching (`workers.jobs.escalation.Escalation`)."""
+    """Where rooms' troubles go beyond re-dispatching (`workers.escalation.escalation.Escalation`)."""
 
-    async def breach(self, room: Room, reason: str) -> None:
+    async def breach(self, room: AgentView, reason: str) -> None:
         """The room missed its SLA."""
         ...
 
-    async def room_failed(self, room: Room, reason: str) -> None:
+    async def room_failed(self, room: AgentView, reason: str) -> None:
         """Re-dispatching could not bring this room an agent."""
         ...
 
-    async def room_recovered(self, room: Room) -> None:
+    async def room_recovered(self, room: AgentView) -> None:
         """A room that had missed its SLA needs nothing any more."""
         ...
 
@@ -82,7 +82,7 @@ class Effects:
         self.escalator = escalator
         self.clock = clock
 
-    async def execute(self, action: Action, room: Room) -> Event | None:
+    async def execute(self, action: Action, room: AgentView) -> Event | None:
         """Do `action` for `room`; return the answer to record, if the action asks a question."""
         match action:
             case ScheduleDeadline(attempt=attempt, at=at):
@@ -138,14 +138,14 @@ class Effects:
                 raise
             return exc
 
-    def _gone(self, room: Room) -> Event:
+    def _gone(self, room: AgentView) -> Event:
         """LiveKit no longer has the room: as reconciliation would find it."""
         fact = Fact(at=self.clock(), room_exists=False)
         return internal(
             EventKind.RECONCILED, f"reconciled:{room.sid}:{fact.at:.3f}", room.sid, room.name, fact
         )
 
-    def _failed(self, room: Room, attempt: int, error: UpstreamError) -> Event:
+    def _failed(self, room: AgentView, attempt: int, error: UpstreamError) -> Event:
         return self._event(
             room,
             EventKind.UPSTREAM_FAILED,
@@ -153,5 +153,5 @@ class Effects:
         )
 
     @staticmethod
-    def _event(room: Room, kind: EventKind, fact: Fact) -> Event:
+    def _event(room: AgentView, kind: EventKind, fact: Fact) -> Event:
         return internal(kind, f"{kind}:{room.sid}:{fact.attempt}", room.sid, room.name, fact)

@@ -4,7 +4,7 @@ and a recovery go to escalation as a job of their own (`escalate`, one per notic
 alerts and their retries never run under a room job's timeout.
 
 Outgoing calls (alerts, incident events, deploy hooks: no room) go to the escalation, which notes every
-attempt in the incident's log and says when to stop trying (`workers.jobs.outgoing`).
+attempt in the incident's log and says when to stop trying (`workers.escalation.couriers`).
 
 Delivered rows are deleted in batches a moment later (`Delivered`): a crash before that only means
 the sweep delivers them again, which every receiver takes calmly.
@@ -24,8 +24,8 @@ from workers.core import views
 from workers.core.errors import UpstreamError
 from workers.core.outgoing import Alert, DeployHook, IncidentEvent
 from workers.core.room import Escalate, ReportBreach, ReportRecovered, action_to_dict
-from workers.core.views import RoomViews
-from workers.jobs.effects import Effects
+from workers.core.views import Room
+from workers.jobs.rooms.effects import Effects
 from workers.queue.jobs import queue_escalation
 from workers.store import outbox
 from workers.store.outbox import Pending
@@ -69,7 +69,7 @@ class Delivered:
         await self.flush()
 
 
-async def send(effects: Effects, notice: Pending, room: RoomViews | None) -> None:
+async def send(effects: Effects, notice: Pending, room: Room | None) -> None:
     """Deliver one notice (a room's, with its `room`, carried out for the view of the agent it is
     about; an outgoing call has none); raises one of `TRANSIENT` when it could not be delivered now."""
     action = notice.action
@@ -83,9 +83,7 @@ async def send(effects: Effects, notice: Pending, room: RoomViews | None) -> Non
         await effects.execute(action, views.view_for(room, getattr(action, "agent", "")))
 
 
-async def deliver(
-    effects: Effects, delivered: Delivered, notices: Sequence[Pending], room: RoomViews
-) -> None:
+async def deliver(effects: Effects, delivered: Delivered, notices: Sequence[Pending], room: Room) -> None:
     """A recording job's notices, at once. What fails stays in the outbox for the sweep."""
     done: list[str] = []
     for notice in notices:

@@ -24,11 +24,11 @@ from workers.core import views
 from workers.core.errors import UpstreamError
 from workers.core.events import Event, EventKind, Fact, Participant, from_dict, internal
 from workers.core.machine import pending_actions
-from workers.core.room import Action, CheckPresence, Evict, Recovery, Redispatch, Room
-from workers.core.views import RoomViews
-from workers.jobs.context import context
-from workers.jobs.recording import record
-from workers.jobs.retry import retry_later
+from workers.core.room import Action, AgentView, CheckPresence, Evict, Recovery, Redispatch
+from workers.core.views import Room
+from workers.jobs.rooms.recording import record
+from workers.jobs.runtime.context import context
+from workers.jobs.runtime.retry import retry_later
 from workers.store.writer import confirm, load_views, load_views_named
 
 MAX_STEPS = 6
@@ -39,7 +39,7 @@ async def apply_webhook(ctx: dict[str, Any], event: dict[str, Any], received_at:
     return str((await record(ctx, [(from_dict(event), received_at)])).outcome)
 
 
-async def _ask(ctx: dict[str, Any], question: Action, room: Room) -> Event | None:
+async def _ask(ctx: dict[str, Any], question: Action, room: AgentView) -> Event | None:
     """Carry out a question to LiveKit; a retryable failure makes ARQ run the job again later."""
     try:
         return await context(ctx).effects.execute(question, room)
@@ -68,7 +68,7 @@ async def on_deadline(ctx: dict[str, Any], room_sid: str, attempt: int) -> str:
         room.name,
         Fact(attempt, now, agent=view.agent),
     )
-    current: RoomViews | None = room
+    current: Room | None = room
     if view.recovery is Recovery.NONE:
         # Decide in memory, ask LiveKit, then commit the deadline and LiveKit's answer together: one
         # write instead of two. A job that dies before the commit leaves the deadline due, to be re-run.

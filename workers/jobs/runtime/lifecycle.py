@@ -1,5 +1,5 @@
 """The worker's start-up and shutdown: the adapters wired from settings, the database engine and the
-`WorkerContext` every job reads (`workers.jobs.context`)."""
+`WorkerContext` every job reads (`workers.jobs.runtime.context`)."""
 
 from __future__ import annotations
 
@@ -15,14 +15,14 @@ from workers.adapters.alert_routes import IncidentWebhook, Opsgenie, PagerDuty
 from workers.adapters.cloud import CloudAgents, agents_url
 from workers.adapters.hooks import DeployHook, SlackAlerter
 from workers.adapters.livekit import LiveKitRooms
-from workers.jobs.alert_routes import EventRoute
-from workers.jobs.context import CONTEXT_KEY, WorkerContext, context
-from workers.jobs.delivery import Delivered
-from workers.jobs.effects import Effects
-from workers.jobs.escalation_policy import EscalationPolicy
-from workers.jobs.escalations import Escalations, FreshStart
-from workers.jobs.metrics import count_livekit_error
-from workers.jobs.rooms import fresh_start
+from workers.escalation.agents import Escalations, FreshStart
+from workers.escalation.alert_routes import EventRoute
+from workers.escalation.policy import EscalationPolicy
+from workers.jobs.delivery.outbox import Delivered
+from workers.jobs.rooms.effects import Effects
+from workers.jobs.rooms.jobs import fresh_start
+from workers.jobs.runtime.context import CONTEXT_KEY, WorkerContext, context
+from workers.jobs.runtime.metrics import count_livekit_error
 from workers.settings import Settings
 from workers.store.engine import make_engine
 from workers.store.group import GroupCommit

@@ -25,8 +25,8 @@ from typing import Any
 from arq.worker import Retry
 from sqlalchemy.exc import SQLAlchemyError
 
-from workers.jobs.context import context
-from workers.jobs.retry import retry_delay, retry_later
+from workers.jobs.runtime.context import context
+from workers.jobs.runtime.retry import retry_delay, retry_later
 from workers.queue.jobs import APPLY_WEBHOOK, ESCALATE, HEARTBEAT, ON_DEADLINE, original_job_id
 from workers.store.dead_letters import DeadLetter, keep
 

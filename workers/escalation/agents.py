@@ -19,11 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from workers.adapters.cloud import CloudAgents
 from workers.adapters.hooks import DeployHook as DeployHookCaller
 from workers.core.outgoing import DeployHook, IncidentEvent
-from workers.core.room import Room
+from workers.core.room import AgentView
 from workers.core.rules import Rules
-from workers.jobs.alert_routes import EventRoute
-from workers.jobs.escalation import Escalation
-from workers.jobs.escalation_policy import Alerter, EscalationPolicy, Restarter
+from workers.escalation.alert_routes import EventRoute
+from workers.escalation.escalation import Escalation
+from workers.escalation.policy import Alerter, EscalationPolicy, Restarter
 from workers.store import incidents
 from workers.store.outbox import Pending
 
@@ -55,10 +55,10 @@ class Escalations:
         self.alert_routes = alert_routes
         self.by_agent: dict[str, Escalation] = {}
 
-    def agent_of(self, room: Room) -> str:
+    def agent_of(self, room: AgentView) -> str:
         return room.agent or self.policy.agent_name
 
-    def escalation(self, agent: str, room: Room | None = None) -> Escalation:
+    def escalation(self, agent: str, room: AgentView | None = None) -> Escalation:
         """The escalation of `agent`, made at its first trouble with the restart target of its rule."""
         found = self.by_agent.get(agent)
         if found is not None:
@@ -90,13 +90,13 @@ class Escalations:
         self.by_agent[agent] = made
         return made
 
-    async def breach(self, room: Room, reason: str) -> None:
+    async def breach(self, room: AgentView, reason: str) -> None:
         await self.escalation(self.agent_of(room), room).breach(room, reason)
 
-    async def room_failed(self, room: Room, reason: str) -> None:
+    async def room_failed(self, room: AgentView, reason: str) -> None:
         await self.escalation(self.agent_of(room), room).room_failed(room, reason)
 
-    async def room_recovered(self, room: Room) -> None:
+    async def room_recovered(self, room: AgentView) -> None:
         await self.escalation(self.agent_of(room), room).room_recovered(room)
 
     async def settle(self) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workers.core.errors import UpstreamError
 from workers.core.outgoing import Alert, DeployHook, IncidentEvent, Outgoing
-from workers.jobs.alert_routes import route_key
+from workers.escalation.alert_routes import route_key
 from workers.store import incidents, outbox
 from workers.store.outbox import Pending
 

@@ -1,6 +1,6 @@
 """Record a batch of one room's events from a job: under the room's lock, through the group commit
 (`workers.store.group`), counted in the worker's metrics, then its notices delivered from the
-outbox (`workers.jobs.delivery`)."""
+outbox (`workers.jobs.delivery.outbox`)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from workers.core.events import Event
-from workers.jobs import faults
-from workers.jobs.context import context
-from workers.jobs.delivery import deliver
-from workers.jobs.metrics import observe_recorded
-from workers.jobs.retry import retry_later
+from workers.jobs.delivery.outbox import deliver
+from workers.jobs.runtime import faults
+from workers.jobs.runtime.context import context
+from workers.jobs.runtime.metrics import observe_recorded
+from workers.jobs.runtime.retry import retry_later
 from workers.store.writer import Outcome, Recorded
 
 log = logging.getLogger("warden.worker")

@@ -19,10 +19,10 @@ from workers.core.errors import UpstreamError
 from workers.core.events import Event, EventKind, Fact, internal
 from workers.core.presence import RECONCILE_GRACE_SECONDS
 from workers.core.views import changes
-from workers.jobs.context import context
-from workers.jobs.delivery import deliver_overdue
-from workers.jobs.metrics import count_pruned
-from workers.jobs.recording import record
+from workers.jobs.delivery.outbox import deliver_overdue
+from workers.jobs.rooms.recording import record
+from workers.jobs.runtime.context import context
+from workers.jobs.runtime.metrics import count_pruned
 from workers.queue.jobs import queue_deadline
 from workers.store.queries import known_sids, load_rooms, open_rooms, overdue_deadlines
 from workers.store.retention import prune as prune_older

@@ -1,0 +1,12 @@
+"""Escalation's own counter, served with the worker's (`workers.jobs.runtime.metrics`): the registry is
+process-wide, so defining it here keeps escalation below the jobs that run it."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+RESTARTS = Counter(
+    "warden_restarts_total",
+    "Agent restarts (Cloud API or deploy hook), by means, outcome and agent",
+    ["via", "outcome", "agent"],
+)
