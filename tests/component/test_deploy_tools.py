@@ -18,6 +18,8 @@ from tests.support.processes import ROOT, procfile
 
 DEPLOY = ROOT / "deploy"
 COMMANDS = {name: command.split() for name, command in procfile().items()}
+# What a checkout holds that a clone does not: the venv, run data, build output and caches.
+NOT_SOURCES = (".git", ".venv", "var", "build", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis")
 
 
 def test_compose_file_is_valid_compose_spec_and_wires_the_processes() -> None:
@@ -68,7 +70,11 @@ def test_systemd_units_verify(tmp_path: Path) -> None:
 
 
 def test_a_built_wheel_carries_its_migrations_and_runs_the_release_step(tmp_path: Path) -> None:
-    """What the Docker image and the PaaS builds do (`pip install .`, not an editable install)."""
+    """What the Docker image and the PaaS builds do (`pip install .`, not an editable install). Built from
+    a copy of the checkout as a clone has it: setuptools builds in the source tree, where it would leave a
+    build/ directory whose stale modules (since moved or deleted) later builds there would ship."""
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*NOT_SOURCES))
     built = subprocess.run(
         [
             sys.executable,
@@ -79,7 +85,7 @@ def test_a_built_wheel_carries_its_migrations_and_runs_the_release_step(tmp_path
             "--no-deps",
             "-w",
             str(tmp_path / "dist"),
-            str(ROOT),
+            str(source),
         ],
         capture_output=True,
         text=True,
