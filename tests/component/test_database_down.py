@@ -30,6 +30,9 @@ API = [
     ("POST", "/api/dead-letters/{id}/retry", "/api/dead-letters/webhook:EV_1/retry"),
 ]
 PAGES = ["/", "/rooms/call-1", "/incidents", "/dead-letters"]
+# Routes that read no database: the webhook and the heartbeat only queue, the rest answer without it.
+NO_DATABASE = {"/webhook", "/healthz", "/readyz", "/metrics", "/static", "/api/openapi.json"}
+NO_DATABASE |= {"/api/rooms/{name}/heartbeat"}
 
 
 @pytest.fixture
@@ -99,3 +102,10 @@ async def test_every_route_answers_503_with_the_described_body_while_the_databas
             assert (response.status_code, response.json()) == (503, UNAVAILABLE), path
         ready = await client.get("/readyz")
         assert ready.status_code == 503 and ready.json()["database"].startswith("unreachable")
+
+
+def test_every_route_that_reads_the_database_is_asked_above() -> None:
+    routes = {getattr(route, "path", "") for route in create_app(make_settings()).routes}
+    asked = {template.replace("{id}/", "{id:path}/") for _, template, _ in API}
+    asked |= {"/", "/rooms/{name:path}", "/incidents", "/dead-letters"}
+    assert routes - NO_DATABASE == asked
