@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit bench soak lint typecheck check diagram clean
+.PHONY: run test test-unit test-jobs bench soak lint typecheck check diagram clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Warden needs Python 3.11 or newer (set PYTHON=python3.11)")'
@@ -48,6 +48,11 @@ test: $(STAMP) $(CHROMIUM) $(PROMTOOL) $(TMUX_BIN)
 # The pure tier alone (no servers, no processes): run it constantly.
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit -q
+
+# The worker's room jobs and escalation against in-memory LiveKit, queue, Redis and clock, on SQLite:
+# no server, no process, in seconds.
+test-jobs: $(STAMP)
+	$(BIN)/python -m pytest tests/jobs -q
 
 # The ingest benchmark loads Warden with wrk (Debian's package); without it, from Python (slower, noisier).
 WRK := /usr/bin/wrk
