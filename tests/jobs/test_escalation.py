@@ -11,6 +11,7 @@ from tests.support.jobs_world import AGENT, DEPLOYMENT, JOIN_AFTER, T0, World, j
 
 ROOM = "call-42"
 ROOMS = ["call-1", "call-2", "call-3"]
+LATER_ROOMS = ["call-4", "call-5", "call-6"]
 GRACE = 20.0  # WARDEN_RESTART_GRACE_SECONDS
 
 
@@ -122,6 +123,21 @@ async def test_a_restart_failing_once_is_retried_into_one_restart(world: World) 
     assert world.cloud.restarts == [DEPLOYMENT]
     await world.wait(120)
     assert world.cloud.restarts == [DEPLOYMENT] and await phases(world, ROOMS) == ["agent_active"] * 3
+
+
+async def test_an_outage_soon_after_a_restart_is_not_restarted_again_within_the_cooldown(
+    world: World,
+) -> None:
+    world.agent_down()
+    await everyone_waits(world, ROOMS)
+    await world.wait(15 + GRACE + JOIN_AFTER)
+    assert world.cloud.restarts == [DEPLOYMENT] and (await world.incidents())[0].resolved_at is not None
+    world.agent_down()  # down again, a minute after its restart
+    await everyone_waits(world, LATER_ROOMS)
+    await world.wait(60)
+    second, _ = await world.incidents()
+    assert second.resolved_at is None and world.webhook.said().count("opened") == 2
+    assert world.cloud.restarts == [DEPLOYMENT]  # WARDEN_RESTART_COOLDOWN_SECONDS: 300 s
 
 
 async def test_agents_still_missing_after_the_restart_are_one_loud_follow_up_and_one_rollback(

@@ -55,7 +55,7 @@ AGENT = "notetaker"
 DEPLOYMENT = "CA_notetaker"
 T0 = 1_700_000_000.0  # a fixed start: nothing here reads the real clock
 JOIN_AFTER = 1.0  # seconds from a dispatch to its agent's arrival
-MAX_STEPS = 10_000
+MAX_STEPS = 500  # at one moment of the clock: far more than any scenario here needs; a loop stops soon
 # The worker's crons that run by default; not retention ("prune"), which deletes nothing in the minutes a
 # scenario lasts (WARDEN_RETENTION is days) and would cost a query every 15 s of the test's time.
 CRONS = ("sweep", "reconcile")
