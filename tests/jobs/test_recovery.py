@@ -64,6 +64,16 @@ async def test_livekits_own_replacement_arriving_first_means_no_redispatch(world
     assert world.livekit.dispatched == [] and world.livekit.looked == []
 
 
+async def test_an_agent_leaving_after_everyone_else_changes_nothing(world: World) -> None:
+    await world.person_joins(ROOM)
+    await world.agent_joins(ROOM, "agent-1")
+    await world.person_leaves(ROOM)
+    await world.agent_leaves(ROOM, "agent-1")
+    assert await world.phase(ROOM) == "idle"
+    await world.wait(90)
+    assert world.livekit.looked == [] and world.livekit.dispatched == []
+
+
 async def test_a_stalled_agent_is_evicted_and_replaced(tmp_path: Path) -> None:
     async with jobs_world(tmp_path, warden_active_sla_seconds=10) as world:
         await world.person_joins(ROOM)

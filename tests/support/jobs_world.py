@@ -18,7 +18,6 @@ import contextlib
 import datetime as dt
 import heapq
 import itertools
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,8 @@ from typing import Any
 
 import fakeredis
 import httpx
-from arq.worker import Retry
+from arq.cron import CronJob, next_cron
+from arq.worker import Function, Retry
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -59,7 +59,6 @@ MAX_STEPS = 500  # at one moment of the clock: far more than any scenario here n
 # The worker's crons that run by default; not retention ("prune"), which deletes nothing in the minutes a
 # scenario lasts (WARDEN_RETENTION is days) and would cost a query every 15 s of the test's time.
 CRONS = ("sweep", "reconcile")
-next_cron = sys.modules["arq.cron"].next_cron  # `arq.cron` the attribute is the function `cron`
 
 
 @dataclass
@@ -88,14 +87,10 @@ class World:
     agents_publish: bool = True  # agents answering a dispatch publish a track as they join
     outcomes: list[tuple[str, Any]] = field(default_factory=list)  # (job id, what it returned)
     _later: list[tuple[float, int, Callable[[], Awaitable[None]]]] = field(default_factory=list)
-    _functions: dict[str, Any] = field(default_factory=dict)  # arq.worker.Function by name
-    _cron_jobs: dict[str, Any] = field(default_factory=dict)  # arq.cron.CronJob by name
+    _functions: dict[str, Function] = field(default_factory=dict)
+    _cron_jobs: dict[str, CronJob] = field(default_factory=dict)
     _crons: dict[str, float] = field(default_factory=dict)  # cron name -> when it runs next
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
-
-    @property
-    def settings(self) -> Settings:
-        return context(self.ctx).settings
 
     @property
     def engine(self) -> AsyncEngine:
@@ -237,7 +232,7 @@ class World:
         await context(self.ctx).delivered.flush()
 
     @staticmethod
-    def _after(cron: Any, now: float) -> float:
+    def _after(cron: CronJob, now: float) -> float:
         previous = dt.datetime.fromtimestamp(now, dt.UTC)
         fields = ("month", "day", "weekday", "hour", "minute", "second")
         return next_cron(previous, **{f: getattr(cron, f) for f in fields}, microsecond=0).timestamp()
