@@ -18,6 +18,8 @@ import contextlib
 import datetime as dt
 import heapq
 import itertools
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +49,8 @@ from workers.jobs.runtime.lifecycle import Adapters, shutdown, startup
 from workers.jobs.runtime.worker import worker_settings
 from workers.migrate import upgrade
 from workers.queue.jobs import queue_heartbeat, queue_webhook
-from workers.settings import Settings
+from workers.settings import Settings, normalise_database_url
+from workers.store.engine import make_engine
 from workers.store.incidents import Incident, list_incidents
 from workers.store.queries import find_room
 
@@ -269,6 +272,22 @@ class World:
         return (await list_incidents(self.engine, limit=100, offset=0))[0]
 
 
+_TEMPLATE: list[tempfile.TemporaryDirectory[str]] = []  # one migrated database per test process
+
+
+async def _migrated(path: Path) -> None:
+    """A migrated, empty database at `path`: a copy of one migrated once per test process (running the
+    migrations takes longer than most scenarios)."""
+    if not _TEMPLATE:
+        _TEMPLATE.append(tempfile.TemporaryDirectory(prefix="warden-jobs-"))
+        engine = make_engine(normalise_database_url(f"sqlite:///{_TEMPLATE[0].name}/warden.db"))
+        try:
+            await upgrade(engine)
+        finally:
+            await engine.dispose()
+    shutil.copyfile(Path(_TEMPLATE[0].name) / "warden.db", path)
+
+
 @contextlib.asynccontextmanager
 async def jobs_world(
     directory: Path,
@@ -312,9 +331,9 @@ async def jobs_world(
         queue=world.queue,
         redis=redis,
     )
+    await _migrated(directory / "warden.db")
     await startup(world.ctx, settings=config, clock=clock, adapters=lambda _settings, _redis: adapters)
     try:
-        await upgrade(context(world.ctx).engine)
         world._schedule(config, crons)
         await world.run()
         yield world
