@@ -84,7 +84,8 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    """The API's answer when the database fails: 503 (retry later), not a 500 with a traceback."""
+    """The API's and the dashboard's answer when the database fails: 503 (retry later), as the OpenAPI
+    description promises, not a 500 with a traceback."""
     log.error("database error on %s: %s", request.url.path, type(exc).__name__)
     return JSONResponse({"error": "database unavailable, retry later"}, status_code=503)
 
@@ -133,5 +134,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         lifespan=lifespan,
-        exception_handlers={SQLAlchemyError: database_unavailable},
+        # SQLAlchemy wraps what the driver reports (asyncpg's "starting up", a connection lost mid-query),
+        # but not what the socket does before a session exists: a refused or reset connection, a timeout
+        # reach the handlers as OSError (TimeoutError is one). Redis' errors are not OSErrors, and each
+        # route that queues answers its own 503 for them.
+        exception_handlers={SQLAlchemyError: database_unavailable, OSError: database_unavailable},
     )
