@@ -81,8 +81,8 @@ soak: $(STAMP)
 
 # Style, and the import rules between packages (pyproject's [tool.importlinter]).
 lint: $(STAMP)
-	$(BIN)/ruff check service workers tests
-	$(BIN)/ruff format --check service workers tests
+	$(BIN)/ruff check service workers devtools tests
+	$(BIN)/ruff format --check service workers devtools tests
 	$(BIN)/lint-imports --no-logo
 
 typecheck: $(STAMP)

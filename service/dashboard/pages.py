@@ -6,6 +6,7 @@ Basic auth."""
 
 from __future__ import annotations
 
+import html
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.templating import Jinja2Templates
 
-from service.api.auth import check_admin
+from service.api.auth import check_admin, tokenless_refusal
 from service.api.rooms import room_summary, timeline_entry
 from service.dashboard.charts import (
     Deadline,
@@ -85,24 +86,36 @@ TEMPLATES.env.filters.update(
 )
 
 
+# No page of the dashboard may be framed by another site (clickjacking its retry button): CSP's
+# `frame-ancestors` for today's browsers, X-Frame-Options for older ones.
+NO_FRAMING = {"Content-Security-Policy": "frame-ancestors 'none'", "X-Frame-Options": "DENY"}
+
+
 def page(endpoint: Page) -> Page:
-    """Guard a page like the API; a refusal is a short HTML page (401 asks the browser for the token)."""
+    """Guard a page like the API; a refusal is a short HTML page (401 asks the browser for the token).
+    Every answer, refusals included, forbids framing."""
 
     @wraps(endpoint)
     async def guarded(request: Request) -> Response:
-        refusal = check_admin(request, request.state.settings.admin_token)
-        if refusal is None:
-            return await endpoint(request)
-        message = "Sign in with any user name and the admin token as the password."
-        if refusal.status_code == 403:
-            message = "WARDEN_ADMIN_TOKEN is not set, so the dashboard answers loopback clients only."
-        return HTMLResponse(
-            f"<!doctype html><title>Warden</title><p>{message}</p>",
-            status_code=refusal.status_code,
-            headers={k: v for k, v in refusal.headers.items() if k == "www-authenticate"},
-        )
+        response = await _guarded(endpoint, request)
+        response.headers.update(NO_FRAMING)
+        return response
 
     return guarded
+
+
+async def _guarded(endpoint: Page, request: Request) -> Response:
+    refusal = check_admin(request, request.state.settings.admin_token)
+    if refusal is None:
+        return await endpoint(request)
+    message = "Sign in with any user name and the admin token as the password."
+    if refusal.status_code == 403:
+        message = f"{tokenless_refusal(request, 'the dashboard')}."
+    return HTMLResponse(
+        f"<!doctype html><title>Warden</title><p>{html.escape(message)}</p>",
+        status_code=refusal.status_code,
+        headers={k: v for k, v in refusal.headers.items() if k == "www-authenticate"},
+    )
 
 
 def render(request: Request, name: str, context: dict[str, Any]) -> Response:
