@@ -1,15 +1,16 @@
 """The jobs tier's world: Warden's worker in-process, its jobs run as its ARQ worker registers them, against
 in-memory LiveKit, LiveKit Cloud, deploy hook and alert channel (`tests.support.fakes`), an in-memory
 queue (`tests.support.memory_queue`) and an in-memory Redis (fakeredis: escalation's outage window), on
-SQLite, on a clock the test moves. No server, no process, no socket: a scenario runs in milliseconds.
+SQLite, on a clock the test moves. No server, no process, no socket: minutes of a scenario run in a
+fraction of a second.
 
 The worker is started by its own start-up (`workers.jobs.runtime.lifecycle.startup`, handed the
 in-memory adapters), so the jobs, the escalation and the delivery are wired as in production. People
 and agents act through the world, which changes what LiveKit has and sends LiveKit's webhook the way
 the web does (queued under the event's id). Agents answer Warden's dispatches a moment later unless
 their deployment is down (`agent_down`), until it is restarted. Time passes only in `wait`: every job,
-cron (the sweep, reconciliation, retention, at the worker's schedule) and arrival due meanwhile runs at
-its own time, in order.
+cron (the sweep and reconciliation, at the worker's schedule) and arrival due meanwhile runs at its own
+time, in order.
 """
 
 from __future__ import annotations
