@@ -20,7 +20,6 @@ def main() -> None:
     settings = load_settings_or_exit()
     logs.configure(settings.warden_log_level, settings.warden_log_format, process="web")
     logs.allow_dev_keys(settings.api_keys)
-    logs.mask_phone_numbers("uvicorn.access", "uvicorn.error")  # request paths may hold a room's name
     try:
         config = web_config(settings, create_app(settings))
     except SettingsError as exc:

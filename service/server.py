@@ -9,8 +9,6 @@ from __future__ import annotations
 import resource
 from typing import Any
 
-from uvicorn.config import LOGGING_CONFIG
-
 from service.connections import ReadLimits, WardenConfig
 from workers.core.errors import SettingsError
 from workers.settings import Settings
@@ -59,6 +57,7 @@ def web_config(settings: Settings, app: Any, *, port: int | None = None) -> Ward
         host=settings.warden_host,
         port=settings.port if port is None else port,
         log_level=settings.warden_log_level.lower(),
-        # JSON: uvicorn's own loggers go to ours instead of its text handlers.
-        log_config=None if settings.warden_log_format == "json" else LOGGING_CONFIG,
+        # uvicorn's loggers go to ours, not to its own handlers: its lines (a request path may hold a
+        # room's name) are masked, clipped and escaped like every other (see `workers.logs`).
+        log_config=None,
     )
