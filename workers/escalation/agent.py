@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from workers.adapters.cloud import CloudAgents
+from workers.adapters.cloud import Cloud
 from workers.core.errors import UpstreamError
 from workers.core.incident import (
     CLOUD,
@@ -67,7 +67,7 @@ class AgentIncidents:
         policy: OutagePolicy,
         incident_policy: IncidentPolicy,
         deployment: str,
-        cloud: CloudAgents | None,
+        cloud: Cloud | None,
         rows: Rows,
         clock: Callable[[], float],
         fresh_start: comeback.FreshStart,

@@ -20,7 +20,7 @@ import httpx
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from workers.adapters.cloud import CloudAgents
+from workers.adapters.cloud import Cloud
 from workers.adapters.hooks import DeployHook as DeployHookCaller
 from workers.core import alerts
 from workers.core.incident import HOOK, IncidentPolicy, WatchComeback
@@ -50,7 +50,7 @@ class Incidents:
         redis: Redis,
         policy: OutagePolicy,
         rules: Rules,
-        cloud: CloudAgents | None,
+        cloud: Cloud | None,
         hook: Restarter | None,
         hook_url: str,
         hook_secret: str,
@@ -117,6 +117,7 @@ class Incidents:
                 agent,
                 cloud=cloud is not None,
                 cloud_agent_id=cloud.agent_id if cloud else "",
+                hook=hook is not None,
                 hook_url=hook_url,
             ),
             cloud=cloud,

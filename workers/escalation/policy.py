@@ -39,13 +39,16 @@ class OutagePolicy:
     retry_for: float = 600.0  # alerts and deploy hooks are given up this long after they were decided
 
 
-def deployment_key(agent_name: str, *, cloud: bool, cloud_agent_id: str, hook_url: str) -> str:
+def deployment_key(agent_name: str, *, cloud: bool, cloud_agent_id: str, hook: bool, hook_url: str) -> str:
     """The name of what a restart of `agent_name` restarts: its LiveKit Cloud agent (by id; by the agent's
-    name when Warden finds the id by name), its deploy hook, or both; "" for nothing. A hook's URL is a
-    secret: only its hash is kept, and it is never logged."""
+    name when Warden finds the id by name), its deploy hook (by URL; by the agent's name for a hook
+    whose URL is not Warden's to know), or both; "" for nothing. A hook's URL is a secret: only its hash
+    is kept, and it is never logged."""
     parts = []
     if cloud:
         parts.append(f"cloud:{cloud_agent_id}" if cloud_agent_id else f"cloud-agent:{agent_name}")
-    if hook_url:
-        parts.append("hook:" + hashlib.sha256(hook_url.encode()).hexdigest()[:32])
+    if hook:
+        parts.append(
+            "hook:" + (hashlib.sha256(hook_url.encode()).hexdigest()[:32] if hook_url else agent_name)
+        )
     return "+".join(parts)[:128]
