@@ -19,6 +19,7 @@ from workers.core.incident import IncidentState
 from workers.jobs.rooms.crons import sweep
 from workers.jobs.runtime.context import context
 from workers.store.incidents import get_incident, list_incidents
+from workers.store.writer import load_views
 
 ALERTS = "https://hooks.example.test/alerts"
 AGENTS = ("notetaker", "scribe")
@@ -42,21 +43,26 @@ def sid(room: str) -> str:
 
 
 async def run_due_timers(h: Harness, joins: list[tuple[str, str]]) -> None:
-    """Every deadline job due by the harness's clock, as a worker would run it; the agents dispatched
-    meanwhile join their rooms."""
+    """Every deadline job whose view's deadline is due by the harness's clock (whatever the real clock
+    says: the queue defers by it), as a worker would run it; the agents dispatched meanwhile join."""
     queue_name = context(h.ctx).settings.warden_queue_name
-    for member, score in await h.queue.zrange(queue_name, 0, -1, withscores=True):
+    for member in await h.queue.zrange(queue_name, 0, -1):
         job_id = member.decode()
-        if job_id.startswith("deadline:") and score / 1000 <= h.clock.now:
+        if not job_id.startswith("deadline:"):
+            continue
+        _, room_sid, attempt = job_id.rsplit(":", 2)
+        room = await load_views(h.engine, room_sid)
+        view = room.for_attempt(int(attempt)) if room is not None else None
+        if view is not None and view.deadline is not None and view.deadline.at <= h.clock.now:
             await h.queue.zrem(queue_name, job_id)
             await h.queue.delete(job_key_prefix + job_id)
-            _, room_sid, attempt = job_id.rsplit(":", 2)
             await h.run_deadline(room_sid, int(attempt))
         while joins:
-            room, name = joins.pop(0)
-            identity = f"{name}-{room}"
-            h.fake.join(room, identity, agent_name=name)
-            await h.send("participant_joined", room=room, sid=sid(room), participant=agent(identity, name))
+            name_of_room, name = joins.pop(0)
+            identity = f"{name}-{name_of_room}"
+            h.fake.join(name_of_room, identity, agent_name=name)
+            joined = agent(identity, name)
+            await h.send("participant_joined", room=name_of_room, sid=sid(name_of_room), participant=joined)
 
 
 async def test_two_agents_of_one_cloud_deployment_out_at_once_get_one_restart_and_both_come_back(
