@@ -26,16 +26,16 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-async def upgrade(engine: AsyncEngine, *, legacy_agent: str = "") -> None:
-    """Bring the database behind `engine` to the newest schema. `legacy_agent`: `WARDEN_AGENT_NAME`,
-    whom rooms stored before they had a view per expected agent were watched for (0007 gives each such
-    open room a row for that agent)."""
+async def upgrade(engine: AsyncEngine, *, legacy_agent: str = "", revision: str = "head") -> None:
+    """Bring the database behind `engine` to the newest schema (or to `revision`). `legacy_agent`:
+    `WARDEN_AGENT_NAME`, whom rooms stored before they had a view per expected agent were watched for
+    (0007 gives each such open room a row for that agent)."""
     config = alembic_config(engine.url.render_as_string(hide_password=False))
 
     def _run(connection: object) -> None:
         config.attributes["connection"] = connection
         config.attributes["legacy_agent"] = legacy_agent
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)
 
     async with engine.begin() as connection:
         await connection.run_sync(_run)
