@@ -22,8 +22,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from tests.support.harness import AGENT, Harness, harness
 from tests.support.helpers import agent, person
 from workers.core.room import AgentView
-from workers.jobs import delivery, recording
+from workers.jobs.delivery import outbox as delivery
 from workers.jobs.delivery.outbox import Delivered
+from workers.jobs.rooms import recording
 from workers.jobs.rooms.effects import Effects
 from workers.jobs.runtime.context import context
 from workers.store import outbox

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from workers.core.plain import as_dict
+from workers.core.plain import as_dict, tagged
 
 
 class Phase(StrEnum):
@@ -228,32 +228,12 @@ class Decision:
 
 def action_to_dict(action: Action) -> dict[str, Any]:
     """An action as JSON for the room's timeline: its type and fields."""
-    return {"action": type(action).__name__, **as_dict(action)}
+    return tagged(action)
 
 
 def room_to_dict(room: AgentView) -> dict[str, Any]:
     """Plain JSON-able form of a room, for the database."""
     return as_dict(room)
-
-
-def room_from_dict(data: dict[str, Any]) -> AgentView:
-    """Inverse of `room_to_dict`; fields missing from older rows take their defaults."""
-    deadline = data.get("deadline")
-    return AgentView(
-        **{
-            **data,
-            "phase": Phase(data["phase"]),
-            "people": tuple(Person(**p) for p in data["people"]),
-            "agents": tuple(Agent(**a) for a in data["agents"]),
-            "deadline": Deadline(deadline["attempt"], deadline["at"], Reason(deadline["reason"]))
-            if deadline
-            else None,
-            "recovery": Recovery(data.get("recovery", Recovery.NONE)),
-            "stale_dispatches": tuple(data.get("stale_dispatches", ())),
-            "sources": tuple(data.get("sources", ())),
-            "dispatch_attributes": tuple(tuple(kv) for kv in data.get("dispatch_attributes", ())),
-        }
-    )
 
 
 def time_to_agent(room: AgentView) -> float | None:

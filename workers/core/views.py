@@ -34,7 +34,8 @@ from workers.core.events import Event, EventKind
 from workers.core.machine import RECOVERY, order_key, settled, transition
 from workers.core.machine import known_state as known
 from workers.core.machine import new_actions as machine_new_actions
-from workers.core.room import Action, AgentView, Expect, Phase, Policy, Recovery, room_from_dict, room_to_dict
+from workers.core.plain import from_plain
+from workers.core.room import Action, AgentView, Expect, Phase, Policy, Recovery, room_to_dict
 from workers.core.rules import DISPATCH, JOB, RULE, SETTING, Rule, Rules
 
 # Warden's own events that belong to one deadline attempt (`Fact.attempt`), hence to one view.
@@ -322,12 +323,12 @@ def to_dict(room: Room) -> dict[str, Any]:
 
 
 def from_dict(data: dict[str, Any], *, legacy_agent: str = "") -> Room:
-    """Inverse of `to_dict`. A row written before views existed holds one room, watched for
-    `WARDEN_AGENT_NAME` (a view of that agent) or for any agent (the base, as it was)."""
-    fields = {k: v for k, v in data.items() if k not in ("views", "learned")}
-    base = room_from_dict(fields)
+    """Inverse of `to_dict` (the base's fields beside `views` and `learned`). A row written before views
+    existed holds one room, watched for `WARDEN_AGENT_NAME` (a view of that agent) or for any agent (the
+    base, as it was)."""
+    base = from_plain(AgentView, data)  # `views` and `learned` are not its fields: left out
     if "views" in data:
-        return Room(base, tuple(room_from_dict(v) for v in data["views"]), bool(data.get("learned")))
+        return Room(base, tuple(from_plain(AgentView, v) for v in data["views"]), bool(data.get("learned")))
     if legacy_agent:
         view = replace(base, agent=legacy_agent, sources=("setting",))
         quiet = replace(base, recovery=Recovery.NONE, deadline=None, redispatches=0, error="")

@@ -34,8 +34,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from workers.core import views
 from workers.core.errors import StaleWrite
-from workers.core.events import Event, from_dict
+from workers.core.events import Event
 from workers.core.machine import order_key
+from workers.core.plain import from_plain
 from workers.core.room import Action, AgentView, Policy, time_to_agent
 from workers.core.rules import Rules
 from workers.core.views import Room
@@ -374,4 +375,4 @@ async def room_events(connection: AsyncConnection, room_sid: str) -> list[tuple[
         .where(EVENTS.c.room_sid == room_sid, EVENTS.c.kind != ACTION_KIND)
         .order_by(EVENTS.c.seq)
     )
-    return [(from_dict(dict(data)), received_at) for data, received_at in rows]
+    return [(from_plain(Event, data), received_at) for data, received_at in rows]

@@ -11,9 +11,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from workers.core import views
 from workers.core.errors import UpstreamError
+from workers.core.plain import from_plain
 from workers.jobs.runtime.context import context
 from workers.jobs.runtime.retry import retry_later
-from workers.store.outbox import notice_from_dict
+from workers.store.outbox import Notice
 from workers.store.writer import load_views
 
 ESCALATION_TIMEOUT_SECONDS = 300
@@ -26,7 +27,7 @@ async def escalate(ctx: dict[str, Any], notice_id: str, room_sid: str, action: d
     room = await load_views(worker.engine, room_sid, legacy_agent=worker.rules.legacy_agent)
     if room is None:
         return "no room"
-    notice = notice_from_dict(action)
+    notice: Notice = from_plain(Notice, action)  # told apart by its tag, as `action_to_dict` wrote it
     try:
         await worker.effects.execute(notice, views.view_for(room, getattr(notice, "agent", "")))
     except (UpstreamError, RedisError, SQLAlchemyError, OSError) as exc:

@@ -105,7 +105,7 @@ async def deliver_overdue(
     sent: list[str] = []
     calls = 0
     for notice in await outbox.due(engine, effects.clock(), lease=lease):
-        room = await load_views(engine, notice.room_sid) if notice.room_sid else None
+        room = None if notice.outgoing else await load_views(engine, notice.room_sid)
         try:
             await send(effects, notice, room)
         except TRANSIENT as exc:
@@ -115,10 +115,10 @@ async def deliver_overdue(
             log.exception("delivering %s %s failed", notice.action_name, notice.id)
             await outbox.failed(engine, notice, effects.clock(), f"{type(exc).__name__}: {exc}")
             continue
-        if notice.room_sid:
-            sent.append(notice.id)
-        else:  # an alert or a hook: forgotten at once, so that no other sweep sends it a second time
+        if notice.outgoing:  # an alert or a hook: forgotten at once, so that no other sweep sends it again
             await outbox.done(engine, [notice.id])
             calls += 1
+        else:
+            sent.append(notice.id)
     delivered.add(sent)
     return len(sent) + calls
