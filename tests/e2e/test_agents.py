@@ -24,7 +24,7 @@ from livekit.protocol.agent_dispatch import AgentDispatch
 from devtools.simulator.livekit import FakeLiveKit, room_sid
 from devtools.simulator.serving import serve
 from devtools.simulator.webhooks import avatar, caller
-from tests.support.helpers import agent
+from tests.support.helpers import agent, person
 from tests.support.processes import ROOT, run_warden
 from tests.support.settings import KEY, SECRET
 from tests.support.waiting import wait_until
@@ -199,6 +199,10 @@ async def test_rules_sip_rooms_and_one_agents_outage_restarting_its_own_deployme
     sip_room = f"call-_{number}_x1"
     w.fake.join(sip_room, f"sip_{number}", caller=number)
     await w.webhook("participant_joined", sip_room, participant=caller(f"sip_{number}", number))
+    # Numbers written with separators, in a room that expects no agent (no SLA of its own to miss).
+    dashed_room, dashed_person = "call-15550199-dashed", "phone-1-555-010-0199"
+    w.fake.join(dashed_room, dashed_person)
+    await w.webhook("participant_joined", dashed_room, participant=person(dashed_person, "PA_dashed"))
 
     async def sip_served() -> bool:
         return expected(await w.room(sip_room)).get("receptionist", ("",))[0] == "agent_active"
@@ -221,9 +225,15 @@ async def test_rules_sip_rooms_and_one_agents_outage_restarting_its_own_deployme
     assert sip["sip"] is True and sip["name"] == "call-_•••0123_x1"
     everything = json.dumps(sip) + (await w.client.get(f"{w.warden.url}/api/rooms")).text
     everything += (await w.client.get(f"{w.warden.url}/rooms/{room_sid(sip_room)}")).text
-    leaks = [everything[max(0, i - 120) : i + 40] for i in _all(everything, "5550100123")]
-    assert leaks == []
-    assert "5550100123" not in w.warden.log_text()
+    dashed = (await w.client.get(f"{w.warden.url}/api/rooms/{room_sid(dashed_room)}")).json()
+    assert dashed["name"] == "call-•••0199-dashed" and dashed["people"][0]["identity"] == "phone-•••0199"
+    everything += (
+        json.dumps(dashed) + (await w.client.get(f"{w.warden.url}/rooms/{room_sid(dashed_room)}")).text
+    )
+    for needle in ("5550100123", "15550199", "555-010-0199"):
+        leaks = [everything[max(0, i - 120) : i + 40] for i in _all(everything, needle)]
+        assert leaks == []
+        assert needle not in w.warden.log_text()
 
 
 TWO_DEPLOYMENTS = """
