@@ -1,4 +1,4 @@
-"""Incidents recorded before the incident machine keep their meaning after the upgrade: migration 0007
+"""Incidents recorded before the incident machine keep their meaning after the upgrade: migration 0008
 gives each row the state its claims had reached, and the incident machine takes them up from there;
 a downgrade brings the claims back."""
 
@@ -15,7 +15,7 @@ from workers.migrate import alembic_config
 from workers.store.engine import make_engine
 from workers.store.incidents import get_incident, open_agents
 
-# id -> the claim columns set (at 100 s, or as given) on a row of the schema before 0007
+# id -> the claim columns set (at 100 s, or as given) on a row of the schema before 0008
 BEFORE = {
     "IN_open": {},
     "IN_restarting": {"alerted_open_at": 100, "restart_claimed_at": 100},

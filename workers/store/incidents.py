@@ -15,11 +15,11 @@ from sqlalchemy import Float, String, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workers.core.incident import IncidentPolicy, IncidentState, Report, Signal
+from workers.store import room_agents
 from workers.store.engine import dialect_insert, writing
 from workers.store.incident_steps import Applied, Rows, apply, join
-from workers.store.models import INCIDENT_ACTIONS, INCIDENT_ROOMS, INCIDENTS, ROOMS
+from workers.store.models import INCIDENT_ACTIONS, INCIDENT_ROOMS, INCIDENTS, ROOM_AGENTS, ROOMS
 
-WAITING_PHASES = ("waiting", "agent_lost")  # people are there and no agent of ours
 UNALERTED = IncidentPolicy()  # no route to alert: a resolution's line in the log, no outbox rows
 
 
@@ -130,14 +130,14 @@ async def room_recovered(
             .values(recovered_at=now)
         )
         # Rooms that joined the incident while merely waiting (at the restart) and got their agent
-        # before missing an SLA never report a recovery: a room that needs nothing now has recovered.
-        fine = select(ROOMS.c.sid).where(ROOMS.c.phase.not_in(WAITING_PHASES), ROOMS.c.recovery == "none")
+        # before missing an SLA never report a recovery: a room that no longer needs *this* agent
+        # (whatever its other agents' state) has recovered.
         await connection.execute(
             update(INCIDENT_ROOMS)
             .where(
                 INCIDENT_ROOMS.c.incident_id == row.id,
                 INCIDENT_ROOMS.c.recovered_at.is_(None),
-                INCIDENT_ROOMS.c.room_sid.in_(fine),
+                ~room_agents.needs(agent_name, INCIDENT_ROOMS.c.room_sid),
             )
             .values(recovered_at=now)
         )
@@ -154,11 +154,14 @@ async def room_recovered(
         return await apply(connection, row, Report(Signal.RECOVERED, now, rooms=rooms), policy, rows)
 
 
-async def waiting_rooms(engine: AsyncEngine) -> list[tuple[str, str]]:
-    """(sid, name) of every open room with people waiting for the agent."""
+async def waiting_rooms(engine: AsyncEngine, agent_name: str) -> list[tuple[str, str]]:
+    """(sid, name) of every room whose people wait for `agent_name` (not for another of its agents)."""
     async with engine.connect() as connection:
         rows = await connection.execute(
-            select(ROOMS.c.sid, ROOMS.c.name).where(ROOMS.c.phase.in_(WAITING_PHASES))
+            select(ROOMS.c.sid, ROOMS.c.name)
+            .join(ROOM_AGENTS, ROOM_AGENTS.c.room_sid == ROOMS.c.sid)
+            .where(room_agents.waiting_for(agent_name))
+            .order_by(ROOMS.c.sid)
         )
         return [(sid, name) for sid, name in rows]
 

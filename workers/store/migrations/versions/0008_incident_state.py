@@ -2,13 +2,15 @@
 
 Each incident's step claims (`alerted_open_at`, `restart_claimed_at`, `followup_claimed_at`, and the
 outcome markers `restart_done_at`, `rollback_done_at`) become one `state` of the incident machine
-(`workers.core.incident`), derived from them for the rows already there. A restart now belongs to a
-deployment: `deployment_restarts` holds each deployment's last restart (its claim, the legs still
-without an outcome, when it landed), and each incident names its deployment. Incidents from before keep
-an empty deployment: their restart's outcome, if one still comes, is theirs alone.
+(`workers.core.incident`), derived from them for the rows already there. The claim columns stay, unread
+by this version, so that a worker of the previous one keeps working during the rollout (migrations only
+add); a downgrade writes them again from the state. A restart now belongs to a deployment:
+`deployment_restarts` holds each deployment's last restart (its claim, the legs still without an outcome,
+when it landed), and each incident names its deployment. Incidents from before keep an empty deployment:
+their restart's outcome, if one still comes, is theirs alone.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
@@ -33,13 +35,6 @@ _STATE = sa.text(
         ELSE 'open'
     END"""
 )
-_CLAIMS = (
-    "alerted_open_at",
-    "restart_claimed_at",
-    "followup_claimed_at",
-    "restart_done_at",
-    "rollback_done_at",
-)
 
 
 def upgrade() -> None:
@@ -47,9 +42,6 @@ def upgrade() -> None:
         batch.add_column(sa.Column("state", sa.String(32), nullable=False, server_default="open"))
         batch.add_column(sa.Column("deployment", sa.String(128), nullable=False, server_default=""))
     op.execute(sa.text(f"UPDATE incidents SET state = {_STATE.text}"))
-    with op.batch_alter_table("incidents") as batch:
-        for column in _CLAIMS:
-            batch.drop_column(column)
     op.create_index("ix_incidents_deployment", "incidents", ["deployment"])
     op.create_table(
         "deployment_restarts",
@@ -63,10 +55,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("deployment_restarts")
     op.drop_index("ix_incidents_deployment", "incidents")
-    with op.batch_alter_table("incidents") as batch:
-        for column in _CLAIMS:
-            batch.add_column(sa.Column(column, sa.Float(), nullable=True))
-    # Each step the state says was taken, dated as well as the row can say.
+    # Each step the state says was taken, dated as well as the row can say (the claims were not kept
+    # while this version ran).
     op.execute(
         sa.text(
             """UPDATE incidents SET
