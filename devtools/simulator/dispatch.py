@@ -78,7 +78,7 @@ class Dispatches(Rooms):
     created: list[tuple[str, str]] = field(default_factory=list)  # Warden's CreateDispatch: (room, name)
     on_dispatch: Callable[[ad.AgentDispatch], None] | None = None  # told each CreateDispatch (scripts)
     automatic_dispatch: bool = True  # rooms started with no agent get livekit-server's empty-name dispatch
-    job_listing_lag: float = 0.0  # SHORTCUT: JOB_LISTING_LAG is the server's (issue 23 flips it)
+    job_listing_lag: float = JOB_LISTING_LAG
     removal_wait: float = REMOVAL_WAIT
     entrypoint_grace: float = ENTRYPOINT_GRACE
     # what `add_worker` gives a worker unless told otherwise

@@ -13,17 +13,21 @@ in `cloud.py`. What the server does of its own doing (a room `CreateDispatch` cr
 brought, a participant removed or timed out) it announces through `on_webhook`; what a test does
 (`join`, `publish`, `leave`, `start_room`, `close_room`) returns the webhooks for the test to send.
 
-Timings are constructor options, on `clock` (wall time, or a `ManualClock` the test moves). The faithful
-value of each is a named constant; the defaults are faithful except these SHORTCUTS, kept while Warden's
-core does not yet survive the real timing (issue 23 flips them, `faithful()` gives them all):
-- `job_listing_lag=0.0`: the server lists a job `JOB_LISTING_LAG` (5 s) after its worker accepted it;
-  until Warden gives a job-less dispatch that long, the faithful lag makes it double a slow agent.
-Faithful by default: the automatic empty-name dispatch, both agent-name attributes, `track_unpublished`
-and `disconnectReason`, `crash_timeout=CRASH_TIMEOUT` (20 s), an asynchronous `DeleteDispatch`
-(`removal_wait=REMOVAL_WAIT`, `entrypoint_grace=ENTRYPOINT_GRACE`), no job for a worker at load
->= `FULL_LOAD`, `CreateDispatch` creating a missing room, no `agent_job_*` webhooks, no re-dispatch by
-itself, and `ListDispatch` of a missing room answering 503 after `missing_room_wait=MISSING_ROOM_WAIT`
-(3 s, on wall time: it is the HTTP answer that is slow).
+Timings are constructor options, on `clock` (wall time, or a `ManualClock` the test moves); the real
+server's value of each is a named constant, and the default. None is shortened: the tests written
+against the earlier stand-in (which listed a job the moment its agent joined) pass with every faithful
+default, the job listing lag included, because their scripted agents join the moment they are
+dispatched. What the real timing does to Warden shows with an agent slow to connect: a stand-in worker
+with a cold start (`scenarios.cold_start`), which issue 23's tests bring. Faithful: jobs listed
+`job_listing_lag=JOB_LISTING_LAG` (5 s) after the accept, the automatic empty-name dispatch, both
+agent-name attributes, `track_unpublished` and `disconnectReason`, `crash_timeout=CRASH_TIMEOUT` (20 s),
+an asynchronous `DeleteDispatch` (`removal_wait=REMOVAL_WAIT`, `entrypoint_grace=ENTRYPOINT_GRACE`), no
+job for a worker at load >= `FULL_LOAD`, `CreateDispatch` creating a missing room, no `agent_job_*`
+webhooks, no re-dispatch by itself, and `ListDispatch` of a missing room answering 503 after
+`missing_room_wait=MISSING_ROOM_WAIT` (3 s, on wall time: it is the HTTP answer that is slow). A test
+may shorten any of them (`job_listing_lag=0.0`) where the timing is not what it is about; `faithful()`
+spells them all out. Workers: `add_worker(name, ...)` or `agent_workers=(name, ...)`, each with
+`accept_after=ACCEPT_AFTER`, `cold_start=WARM_START` and `worker_load=0.0` unless told otherwise.
 """
 
 from __future__ import annotations
@@ -100,8 +104,15 @@ CLOUD_AGENT_METHODS = ("RestartAgent", "RollbackAgent", "ListAgents")
 
 
 def faithful(**options: Any) -> dict[str, Any]:
-    """FakeLiveKit's options with every timing as livekit-server's (the shortcuts off), `options` over."""
-    return {"job_listing_lag": JOB_LISTING_LAG, **options}
+    """FakeLiveKit's timing options, each as livekit-server's (the defaults, spelled out), `options` over."""
+    timing = {
+        "job_listing_lag": JOB_LISTING_LAG,
+        "crash_timeout": CRASH_TIMEOUT,
+        "removal_wait": REMOVAL_WAIT,
+        "entrypoint_grace": ENTRYPOINT_GRACE,
+        "missing_room_wait": MISSING_ROOM_WAIT,
+    }
+    return {**timing, **options}
 
 
 @dataclass
@@ -111,6 +122,11 @@ class FakeLiveKit(Dispatches, CloudAgents):
     failures_after: dict[str, list[int]] = field(default_factory=dict)
     delays: dict[str, list[float]] = field(default_factory=dict)
     missing_room_wait: float = MISSING_ROOM_WAIT
+    agent_workers: tuple[str, ...] = ()  # agents whose workers are registered from the start
+
+    def __post_init__(self) -> None:
+        for name in self.agent_workers:
+            self.add_worker(name)
 
     # --- failures, as tests inject them ---------------------------------------------------------
 

@@ -10,6 +10,7 @@ lets time pass with `pass_time` (or `fire`s a deadline), each created at its own
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -166,6 +167,26 @@ class Harness:
             await self.deliver()
         self.clock.now = until
 
+    async def run_for(self, seconds: float, sid: str = SID) -> list[str]:
+        """Let `seconds` pass as a worker lives them: the stand-in's timers and webhooks in order, and the
+        room's deadline run the moment it falls due (as often as it does). The deadlines' outcomes."""
+        until, outcomes, ran = self.clock.now + seconds, [], None
+        while True:
+            deadline = (await self.room(sid)).deadline
+            due = deadline.at if deadline is not None else math.inf
+            if deadline is not None and due <= self.clock.now:
+                assert deadline != ran, f"{deadline} ran and is still due"
+                await self.queue.delete(f"arq:job:deadline:{sid}:{deadline.attempt}")
+                outcomes.append(await self.run_deadline(sid, deadline.attempt))
+                ran = deadline
+                continue
+            if self.clock.now >= until:
+                return outcomes
+            timer = self.clock.next_due()
+            await self.pass_time(
+                max(0.0, min(due, until, math.inf if timer is None else timer) - self.clock.now)
+            )
+
     async def deliver(self) -> None:
         """Deliver the webhooks the stand-in sent of its own doing and nobody delivered yet, each created
         at the time it was sent."""
@@ -192,8 +213,8 @@ async def harness(
     **settings: Any,
 ) -> AsyncIterator[Harness]:
     """With `escalation`, the worker's real escalation (incidents, Cloud restart, hooks, alerts) runs;
-    without, a recorder stands in for it. `livekit`: the stand-in's options (`faithful()` for the real
-    server's timing). `settings` may use "{livekit}" for the stand-in's URL."""
+    without, a recorder stands in for it. `livekit`: the stand-in's options (its timing is the real
+    server's unless shortened). `settings` may use "{livekit}" for the stand-in's URL."""
     clock = ManualClock(T0)  # the worker's jobs' clock, and the stand-in's
     fake = FakeLiveKit(KEY, SECRET, clock=clock, **(livekit or {}))
     async with serve(fake.app) as url:
