@@ -120,6 +120,11 @@ async def test_rooms_started_without_named_agents_get_the_automatic_empty_name_d
     assert [d.agent_name for d in await lk.dispatches("configured")] == ["notetaker"]
     assert lk.fake.start_room("configured", agents=("assistant",)) == []  # a later roomConfig: dropped
     assert [d.agent_name for d in await lk.dispatches("configured")] == ["notetaker"]
+    lk.fake.add_worker("")  # a worker with no agent name takes automatic dispatches (rooms from now on)
+    lk.fake.join("served", "bob")
+    lk.at(2)
+    (served,) = [p for p in (await lk.participants("served")).values() if p.kind == ParticipantInfo.AGENT]
+    assert served.attributes["lk.agent_name"] == ""
 
 
 async def test_create_dispatch_into_a_missing_room_creates_it_with_its_automatic_dispatch(
@@ -268,8 +273,7 @@ async def test_remove_participant_is_announced_with_its_reason(lk: Standin) -> N
 async def test_the_harness_delivers_what_the_standin_does_at_the_time_it_does_it(
     tmp_path: Path, redis_url: str
 ) -> None:
-    async with harness(redis_url, f"sqlite:///{tmp_path}/w.db", livekit=faithful()) as h:
-        h.fake.add_worker(AGENT, accept_after=0.2, cold_start=1.0)
+    async with harness(redis_url, f"sqlite:///{tmp_path}/w.db", livekit={"agent_workers": (AGENT,)}) as h:
         h.fake.join(ROOM, "alice")
         await h.send("participant_joined", participant=person("alice"))
         h.fake.create_dispatch(ROOM, AGENT)
