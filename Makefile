@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit screenshots bench soak lint typecheck check diagram clean
+.PHONY: run test test-unit test-jobs screenshots bench soak lint typecheck check diagram clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Warden needs Python 3.11 or newer (set PYTHON=python3.11)")'
@@ -49,6 +49,11 @@ test: $(STAMP) $(CHROMIUM) $(PROMTOOL) $(TMUX_BIN)
 # constantly.
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit -q
+
+# The worker's room jobs and escalation against in-memory LiveKit, queue, Redis and clock, on SQLite:
+# no server, no process, in seconds.
+test-jobs: $(STAMP)
+	$(BIN)/python -m pytest tests/jobs -q
 
 # The README's screenshots (docs/screenshots): the browser test saves them in var/screenshots, as in every
 # run, and they are copied over only when it passed (a skipped test, e.g. no Chromium, leaves none to copy).

@@ -190,6 +190,9 @@ async def test_rules_sip_rooms_and_one_agents_outage_restarting_its_own_deployme
     number = "+15550100123"
     sip_room = f"call-_{number}_x1"
     await w.tell(sip_room, w.fake.join(sip_room, f"sip_{number}", caller=number))
+    # Numbers written with separators, in a room that expects no agent (no SLA of its own to miss).
+    dashed_room, dashed_person = "call-15550199-dashed", "phone-1-555-010-0199"
+    await w.tell(dashed_room, w.fake.join(dashed_room, dashed_person))  # its sid opaque, as LiveKit's
 
     async def sip_served() -> bool:
         return expected(await w.room(sip_room)).get("receptionist", ("",))[0] == "agent_active"
@@ -212,9 +215,15 @@ async def test_rules_sip_rooms_and_one_agents_outage_restarting_its_own_deployme
     assert sip["sip"] is True and sip["name"] == "call-_•••0123_x1"
     everything = json.dumps(sip) + (await w.client.get(f"{w.warden.url}/api/rooms")).text
     everything += (await w.client.get(f"{w.warden.url}/rooms/{room_sid(sip_room)}")).text
-    leaks = [everything[max(0, i - 120) : i + 40] for i in _all(everything, "5550100123")]
-    assert leaks == []
-    assert "5550100123" not in w.warden.log_text()
+    dashed = (await w.client.get(f"{w.warden.url}/api/rooms/{room_sid(dashed_room)}")).json()
+    assert dashed["name"] == "call-•••0199-dashed" and dashed["people"][0]["identity"] == "phone-•••0199"
+    everything += (
+        json.dumps(dashed) + (await w.client.get(f"{w.warden.url}/rooms/{room_sid(dashed_room)}")).text
+    )
+    for needle in ("5550100123", "15550199", "555-010-0199"):
+        leaks = [everything[max(0, i - 120) : i + 40] for i in _all(everything, needle)]
+        assert leaks == []
+        assert needle not in w.warden.log_text()
 
 
 def _all(text: str, needle: str) -> list[int]:

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from workers.adapters.cloud import CloudAgents
+from workers.adapters.cloud import Cloud
 from workers.core.errors import UpstreamError
 from workers.store import incidents
 
@@ -52,7 +52,7 @@ async def fresh_start_all(
 
 
 async def when_back(
-    cloud: CloudAgents,
+    cloud: Cloud,
     agent_name: str,
     grace: float,
     *,

@@ -13,6 +13,7 @@ the sweep delivers them again, which every receiver takes calmly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 
@@ -44,6 +45,7 @@ class Delivered:
         self._engine = engine
         self._ids: list[str] = []
         self._flushing: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
 
     def add(self, ids: Sequence[str]) -> None:
         if not ids:
@@ -53,7 +55,9 @@ class Delivered:
             self._flushing = asyncio.create_task(self._flush_soon())
 
     async def _flush_soon(self) -> None:
-        await asyncio.sleep(FLUSH_SECONDS)  # gather the ids of the jobs finishing meanwhile
+        # Gather the ids of the jobs finishing meanwhile; at shutdown, flush at once.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closing.wait(), FLUSH_SECONDS)
         await self.flush()
 
     async def flush(self) -> None:
@@ -64,6 +68,7 @@ class Delivered:
             log.warning("%d delivered notice(s) not cleared: %s", len(ids), type(exc).__name__)
 
     async def close(self) -> None:
+        self._closing.set()
         if self._flushing is not None:
             await self._flushing
         await self.flush()
