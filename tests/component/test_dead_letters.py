@@ -139,7 +139,7 @@ async def test_a_planted_bug_is_kept_as_a_dead_letter_and_re_run_once_fixed(
             assert await heard("bad-room") == {"participant_joined"}, "its later event is applied, not EV_bad"
             (letter,) = await letters()
             assert {k: letter[k] for k in ("id", "function", "room", "attempts", "retried_at")} == {
-                "id": "EV_bad",
+                "id": "webhook:EV_bad",
                 "function": "apply_webhook",
                 "room": {"sid": "RM_bad", "name": "bad-room"},
                 "attempts": 3,
@@ -155,8 +155,8 @@ async def test_a_planted_bug_is_kept_as_a_dead_letter_and_re_run_once_fixed(
             assert code == 0 and "EV_bad" in listed and "planted bug" in listed and "bad-room" in listed
 
             planted_bug.undo()  # the cause is fixed
-            code, said = await _cli(capsys, "--url", url, "retry", "EV_bad")
-            assert code == 0 and "retry:EV_bad:1" in said, said
+            code, said = await _cli(capsys, "--url", url, "retry", "webhook:EV_bad")
+            assert code == 0 and "retry:webhook:EV_bad:1" in said, said
 
             async def applied() -> bool:
                 return "room_started" in await heard("bad-room")
@@ -165,7 +165,7 @@ async def test_a_planted_bug_is_kept_as_a_dead_letter_and_re_run_once_fixed(
             assert _gauge((await api.get("/metrics")).text, "warden_dead_letters") == 0
             (letter,) = await letters()
             assert letter["retried_at"] is not None
-            code, refused = await _cli(capsys, "--url", url, "retry", "EV_bad")
+            code, refused = await _cli(capsys, "--url", url, "retry", "webhook:EV_bad")
             assert code == 1 and "already re-run" in refused
             assert (await api.post("/api/dead-letters/EV_nope/retry")).status_code == 404
     assert "s3cret-hook-token" not in caplog.text
@@ -179,13 +179,13 @@ async def test_a_re_run_that_fails_again_is_the_same_dead_letter_again(
         async with serve(create_app(context(h.ctx).settings)) as url, working(h):
             await _queue(h, "EV_bad", "bad-room", "RM_bad")
             await wait_until(lambda: _kept(h, retried=False), "EV_bad kept as a dead letter")
-            code, _ = await _cli(capsys, "--url", url, "retry", "EV_bad")
+            code, _ = await _cli(capsys, "--url", url, "retry", "webhook:EV_bad")
             assert code == 0
             await wait_until(
                 lambda: _kept(h, retried=False), "the re-run fails again"
             )  # the bug is still there
         (letter,) = await newest(h.engine)
-        assert (letter.id, letter.attempts, letter.retried_at) == ("EV_bad", 6, None)
+        assert (letter.id, letter.attempts, letter.retried_at) == ("webhook:EV_bad", 6, None)
 
 
 async def test_a_job_whose_retries_run_out_is_kept_rather_than_failed(
@@ -217,9 +217,13 @@ async def test_a_job_whose_retries_run_out_is_kept_rather_than_failed(
 def test_re_run_ids_name_the_job_they_re_run() -> None:
     assert retry_job_id("escalate:EV_1#0", 2) == "retry:escalate:EV_1#0:2"
     assert original_job_id("retry:escalate:EV_1#0:2") == "escalate:EV_1#0"
-    assert original_job_id("EV_abc") == "EV_abc"
+    assert original_job_id("retry:webhook:EV_abc:1") == "webhook:EV_abc"
+    assert original_job_id("webhook:EV_abc") == "webhook:EV_abc"
     assert function_of("retry:escalate:EV_1#0:2") == "escalate", "a re-run is claimed for its own timeout"
-    assert function_of("retry:EV_abc:1") == ""
+    assert function_of("retry:webhook:EV_abc:1") == function_of("webhook:EV_abc") == "apply_webhook"
+    # A webhook queued, or kept as a dead letter, before job ids had kinds: its id is the bare event id.
+    assert original_job_id("retry:EV_abc:1") == "EV_abc"
+    assert function_of("retry:EV_abc:1") == function_of("EV_abc") == ""
 
 
 async def test_dead_letters_are_for_the_admin_only(redis_url: str, database_url: str) -> None:
