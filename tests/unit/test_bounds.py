@@ -17,7 +17,15 @@ from workers.queue.jobs import (
     retry_job_id,
     webhook_job_id,
 )
-from workers.store.models import DEAD_LETTERS, EVENTS, INCIDENT_ROOMS, INCIDENTS, OUTBOX, ROOMS
+from workers.store.models import (
+    DEAD_LETTERS,
+    EVENTS,
+    INCIDENT_ROOMS,
+    INCIDENTS,
+    OUTBOX,
+    ROOM_AGENTS,
+    ROOMS,
+)
 from workers.store.unstorable import width
 
 LONGEST_ID = "EV_" + "x" * 60  # the longest event id kept as it is; a hash is shorter
@@ -29,9 +37,18 @@ LONGEST_SID = "RM_" + "x" * (bounds.SID - 3)
     [
         (bounds.ROOM_NAME, [ROOMS.c.name, INCIDENT_ROOMS.c.room_name, DEAD_LETTERS.c.room_name]),
         (bounds.IDENTITY, [EVENTS.c.participant_identity]),
-        (bounds.SID, [ROOMS.c.sid, EVENTS.c.room_sid, INCIDENT_ROOMS.c.room_sid, OUTBOX.c.room_sid]),
+        (
+            bounds.SID,
+            [
+                ROOMS.c.sid,
+                EVENTS.c.room_sid,
+                INCIDENT_ROOMS.c.room_sid,
+                OUTBOX.c.room_sid,
+                ROOM_AGENTS.c.room_sid,
+            ],
+        ),
         (bounds.EVENT_NAME, [EVENTS.c.name]),
-        (bounds.AGENT_NAME, [INCIDENTS.c.agent_name]),
+        (bounds.AGENT_NAME, [INCIDENTS.c.agent_name, ROOM_AGENTS.c.agent]),
     ],
 )
 def test_each_bound_is_the_width_of_the_columns_that_hold_it(bound: int, columns: list[object]) -> None:

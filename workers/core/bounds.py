@@ -36,7 +36,7 @@ import re
 
 ROOM_NAME = 256  # LiveKit's default `limit.max_room_name_length`; rooms.name
 IDENTITY = 256  # LiveKit's default `limit.max_participant_identity_length`; events.participant_identity
-AGENT_NAME = 128  # incidents.agent_name (LiveKit has no limit of its own but the attributes' 64 KB)
+AGENT_NAME = 128  # room_agents.agent, incidents.agent_name (LiveKit: only its attributes' 64 KB)
 SID = 64  # rooms.sid; LiveKit's are a prefix and 12 (before: 22) characters
 EVENT_NAME = 64  # events.name
 TEXT = 1024  # an agent job's error (kept in the event's JSON only)

@@ -29,7 +29,7 @@ from workers.core import bounds
 from workers.core.errors import UnstorableEvent
 from workers.core.events import Event
 from workers.core.personal import mask_phone
-from workers.store.models import EVENTS, ROOMS
+from workers.store.models import EVENTS, ROOM_AGENTS, ROOMS
 
 MAX_REASON = 300  # characters of the database's own message kept in the reason
 
@@ -49,7 +49,7 @@ _WIDTHS = {
     "events.name": width(EVENTS.c.name),
     "events.participant_identity": width(EVENTS.c.participant_identity),
     "rooms.name": width(ROOMS.c.name),
-    "agent name": bounds.AGENT_NAME,  # incidents.agent_name, and a room's expected agents
+    "agent name": width(ROOM_AGENTS.c.agent),  # an agent a room learns gets a row of its own
 }
 
 

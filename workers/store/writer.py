@@ -10,11 +10,12 @@ a single batch is a group of one).
 3. fold the new events into the rooms in memory. An event older than the newest one applied (by
    `rooms.order_key`) arrived out of order: the room is re-folded from its whole log, so the state
    is always the fold of the events in LiveKit's order;
-4. insert the new rooms, update the others, log the decisions, and put the side effects among them in
-   the outbox (`workers.store.outbox`, delivered at least once from there): one executemany each. Each room
-   row carries a `version`, and the update writes a room only at the version it read; any other
-   version, like a room that another worker inserted meanwhile, fails the transaction
-   (`IntegrityError`). The group is then recorded again one room at a time, each retried.
+4. insert the new rooms, update the others, write their expected agents' rows (`workers.store.room_agents`),
+   log the decisions, and put the side effects among them in the outbox (`workers.store.outbox`,
+   delivered at least once from there): one executemany each. Each room row carries a `version`, and
+   the update writes a room only at the version it read; any other version, like a room that another
+   worker inserted meanwhile, fails the transaction (`IntegrityError`). The group is then recorded
+   again one room at a time, each retried.
 
 Events and rooms are committed together, so neither exists without the other. An event whose values the
 database cannot store (`workers.store.unstorable`: checked before, or refused by the database) fails
@@ -42,7 +43,7 @@ from workers.core.plain import from_plain
 from workers.core.room import Action, AgentView, Policy, time_to_agent
 from workers.core.rules import Rules
 from workers.core.views import Room
-from workers.store import outbox, unstorable
+from workers.store import outbox, room_agents, unstorable
 from workers.store.engine import writing
 from workers.store.log_rows import ACTION_KIND, Decided, action_rows, event_row
 from workers.store.models import EVENTS, ROOMS
@@ -249,6 +250,7 @@ async def _record_round(connection: AsyncConnection, placed: Placed, rules: Rule
                 row.first_seen_at,
                 row.updated_at,
             )
+    read = {sid: now.room for sid, now in current.items()}  # as stored: whose agents' rows exist
     results: dict[int, Recorded] = {}
     decided: Decided = []
     touched: set[str] = set()
@@ -272,6 +274,7 @@ async def _record_round(connection: AsyncConnection, placed: Placed, rules: Rule
         await connection.execute(_INSERT_ROOMS, new_rooms)
     if changed_rooms:
         await connection.execute(_UPDATE_ROOMS, changed_rooms)
+    await room_agents.write(connection, [(read.get(sid), current[sid].room) for sid in sorted(touched)])
     actions = action_rows(decided)
     if actions:
         await connection.execute(_INSERT_ACTIONS, actions)
