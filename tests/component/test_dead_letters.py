@@ -32,7 +32,8 @@ from workers.jobs.runtime.worker import worker_settings
 from workers.queue.claiming import ClaimingWorker
 from workers.queue.enqueue import Enqueuer
 from workers.queue.jobs import function_of, original_job_id, queue_webhook, retry_job_id
-from workers.store.dead_letters import newest
+from workers.store.dead_letters import DeadLetter, keep, newest
+from workers.store.writer import load_room
 
 SECRET_URL = "https://hooks.example.com/services/T0/B0/s3cret-hook-token"
 
@@ -186,6 +187,30 @@ async def test_a_re_run_that_fails_again_is_the_same_dead_letter_again(
             )  # the bug is still there
         (letter,) = await newest(h.engine)
         assert (letter.id, letter.attempts, letter.retried_at) == ("webhook:EV_bad", 6, None)
+
+
+async def test_a_dead_letter_kept_before_job_ids_had_kinds_is_re_run_under_its_bare_id(
+    redis_url: str, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = body("room_started", id="EV_old", created_at=int(time.time()), room="old-room", sid="RM_old")
+    event = to_dict(parse(raw))
+    async with harness(redis_url, database_url) as h:
+        # As the previous version kept it: the webhook's job id was its bare event id.
+        old = DeadLetter(
+            "EV_old", "apply_webhook", [event, 1.0], "RM_old", "old-room", "RuntimeError", 3, 1.0
+        )
+        await keep(h.engine, old)
+        async with serve(create_app(context(h.ctx).settings)) as url, working(h):
+            code, said = await _cli(capsys, "--url", url, "retry", "EV_old")
+            assert code == 0 and "retry:EV_old:1" in said, said
+            await wait_until(lambda: _any(_room(h, "RM_old")), "the re-run applies EV_old")
+        (letter,) = await newest(h.engine)
+        assert (letter.id, letter.retried_at is not None) == ("EV_old", True)
+
+
+async def _room(h: Harness, sid: str) -> list[object]:
+    room = await load_room(h.engine, sid)
+    return [] if room is None else [room]
 
 
 async def test_a_job_whose_retries_run_out_is_kept_rather_than_failed(

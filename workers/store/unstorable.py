@@ -2,8 +2,8 @@
 
 A value too long for its column, a NUL in text or a constraint it breaks is the event's fault: no
 retry fixes it, and the events recorded in the same transaction must not fail with it. An unreachable
-or failing database is nobody's event's fault: every job waiting on it retries. The writer
-(`workers.store.writer`) asks here which one it met:
+or failing database is nobody's event's fault: every job waiting on it retries. The writer and the
+group commit (`workers.store.writer`, `workers.store.group`) ask here which one they met:
 
 - `check(batch)` before writing: the values of each event against the widths of the columns that hold
   them, and NULs, the same on SQLite (which would store any length, and a NUL) and PostgreSQL (which
