@@ -30,6 +30,7 @@ from workers.core.views import Room
 from workers.jobs.rooms.recording import record
 from workers.jobs.runtime.context import context
 from workers.jobs.runtime.retry import retry_later
+from workers.queue.jobs import agent_key
 from workers.store.writer import confirm, load_views, load_views_named
 
 MAX_STEPS = 6
@@ -107,7 +108,7 @@ async def heartbeat(ctx: dict[str, Any], room_name: str, identity: str, at: floa
     worker = context(ctx)
     event = internal(
         EventKind.HEARTBEAT,
-        f"heartbeat:{room_name}:{identity}:{at:.3f}",
+        f"heartbeat:{agent_key(room_name, identity)}:{at:.3f}",  # names run long: the event id may not
         "",
         room_name,
         Fact(at=at),
