@@ -28,7 +28,6 @@ from service.dashboard.charts import (
     percentile,
     timeline_svg,
 )
-from workers.core import views
 from workers.core.personal import mask_phone
 from workers.core.room import Phase, time_to_agent
 from workers.store.dead_letters import waiting_count
@@ -127,7 +126,7 @@ async def rooms_page(request: Request) -> Response:
     rows = [
         {
             **room_summary(room, found.confirmed.get(room.sid)),
-            "time_to_agent": time_to_agent(views.summary(room)),
+            "time_to_agent": time_to_agent(room, room.summary()),
             "incident": incidents.get(room.sid),
         }
         for room in found.rooms
@@ -161,8 +160,7 @@ async def room_page(request: Request) -> Response:
         return TEMPLATES.TemplateResponse(
             request, "missing.html", {"what": f"room {request.path_params['name']}"}, status_code=404
         )
-    whole, timeline = found
-    room = views.summary(whole)
+    room, timeline = found
     incidents = await open_incidents_by_room(request.state.engine, [room.sid])
     now = time.time()
     marks, spans, deadlines = _drawing(timeline, end=room.finished_at or now)
@@ -178,8 +176,8 @@ async def room_page(request: Request) -> Response:
         "room",
         {
             "room": {
-                **room_summary(whole, (await confirmations(request.state.engine, [room.sid])).get(room.sid)),
-                "time_to_agent": time_to_agent(room),
+                **room_summary(room, (await confirmations(request.state.engine, [room.sid])).get(room.sid)),
+                "time_to_agent": time_to_agent(room, room.summary()),
             },
             "incident": incidents.get(room.sid),
             "timeline": lines,

@@ -11,7 +11,17 @@ from tests.support.events import parse
 from tests.support.helpers import FIXTURES
 from workers.core.events import DispatchInfo, EventKind, Fact, Participant, internal, to_dict
 from workers.core.plain import as_dict
-from workers.core.room import Agent, AgentView, Deadline, Person, Reason, Recovery, Redispatch, action_to_dict
+from workers.core.room import (
+    Agent,
+    AgentView,
+    Deadline,
+    Person,
+    Reason,
+    Recovery,
+    Redispatch,
+    Room,
+    action_to_dict,
+)
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in FIXTURES.glob("*.json")))
@@ -21,14 +31,20 @@ def test_recorded_webhooks_convert_as_asdict_does(name: str) -> None:
 
 
 def test_rooms_facts_and_actions_convert_as_asdict_does() -> None:
-    room = AgentView(
+    room = Room(
         "RM_1",
         "call",
         people=(Person("alice", "PA_1", 1.0),),
         agents=(Agent("agent-1", "PA_2", "notetaker", 2.0, 3.0),),
-        deadline=Deadline(2, 30.0, Reason.JOIN),
-        recovery=Recovery.REDISPATCHING,
-        stale_dispatches=("AD_1", "AD_2"),
+        watch=None,
+        views=(
+            AgentView(
+                "notetaker",
+                deadline=Deadline(2, 30.0, Reason.JOIN),
+                recovery=Recovery.REDISPATCHING,
+                stale_dispatches=("AD_1", "AD_2"),
+            ),
+        ),
     )
     fact = Fact(
         1,

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from workers.adapters.cloud import CloudAgents
 from workers.adapters.hooks import DeployHook as DeployHookCaller
 from workers.core.outgoing import DeployHook, IncidentEvent
-from workers.core.room import AgentView
+from workers.core.room import Room
 from workers.core.rules import Rules
 from workers.escalation.alert_routes import EventRoute
 from workers.escalation.escalation import Escalation
@@ -55,10 +55,12 @@ class Escalations:
         self.alert_routes = alert_routes
         self.by_agent: dict[str, Escalation] = {}
 
-    def agent_of(self, room: AgentView) -> str:
-        return room.agent or self.policy.agent_name
+    def agent_of(self, agent: str) -> str:
+        """Whom a room's trouble is about (a notice from before views existed names none:
+        `WARDEN_AGENT_NAME`'s)."""
+        return agent or self.policy.agent_name
 
-    def escalation(self, agent: str, room: AgentView | None = None) -> Escalation:
+    def escalation(self, agent: str, room: Room | None = None) -> Escalation:
         """The escalation of `agent`, made at its first trouble with the restart target of its rule."""
         found = self.by_agent.get(agent)
         if found is not None:
@@ -90,14 +92,14 @@ class Escalations:
         self.by_agent[agent] = made
         return made
 
-    async def breach(self, room: AgentView, reason: str) -> None:
-        await self.escalation(self.agent_of(room), room).breach(room, reason)
+    async def breach(self, room: Room, agent: str, reason: str) -> None:
+        await self.escalation(self.agent_of(agent), room).breach(room, reason)
 
-    async def room_failed(self, room: AgentView, reason: str) -> None:
-        await self.escalation(self.agent_of(room), room).room_failed(room, reason)
+    async def room_failed(self, room: Room, agent: str, reason: str) -> None:
+        await self.escalation(self.agent_of(agent), room).room_failed(room, reason)
 
-    async def room_recovered(self, room: AgentView) -> None:
-        await self.escalation(self.agent_of(room), room).room_recovered(room)
+    async def room_recovered(self, room: Room, agent: str) -> None:
+        await self.escalation(self.agent_of(agent), room).room_recovered(room)
 
     async def settle(self) -> None:
         agents = set(self.by_agent) | set(await incidents.open_agents(self.engine)) | {self.policy.agent_name}

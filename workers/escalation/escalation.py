@@ -38,7 +38,7 @@ from workers.adapters.cloud import CloudAgents
 from workers.core.errors import UpstreamError
 from workers.core.outgoing import Alert, DeployHook, Outgoing
 from workers.core.personal import mask_phone
-from workers.core.room import AgentView
+from workers.core.room import Room
 from workers.escalation import comeback
 from workers.escalation.alert_routes import AlertRoutes, EventRoute
 from workers.escalation.couriers import Couriers, Decided, Route
@@ -92,7 +92,7 @@ class Escalation:
         # Steps (incident, column) known to be taken, by this process or for good: not asked again.
         self._taken: set[tuple[str, str]] = set()
 
-    async def breach(self, room: AgentView, reason: str) -> None:
+    async def breach(self, room: Room, reason: str) -> None:
         """A room missed its SLA: count it; enough of them within the window is an outage. The window's
         rooms are read only when this process does not know the open incident yet (during an outage
         every breach is over the threshold, and reading the whole window each time would cost O(n))."""
@@ -122,7 +122,7 @@ class Escalation:
     def _breaches_key(self) -> str:
         return f"warden:breaches:{self.policy.agent_name}"
 
-    async def room_failed(self, room: AgentView, reason: str) -> None:
+    async def room_failed(self, room: Room, reason: str) -> None:
         """A room exhausted its re-dispatches, or LiveKit refused: an outage on its own (and, failing
         after its incident's restart, not in the same breath, worth one loud follow-up)."""
         failed_at = self.clock()
@@ -148,7 +148,7 @@ class Escalation:
         ):
             await self._rollback(incident_id)
 
-    async def room_recovered(self, room: AgentView) -> None:
+    async def room_recovered(self, room: Room) -> None:
         """A room that had missed its SLA needs nothing now; the last one resolves its incident."""
         await self._settle(room.sid)
 

@@ -9,12 +9,11 @@ from typing import Any
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
-from workers.core import views
 from workers.core.errors import UpstreamError
 from workers.jobs.runtime.context import context
 from workers.jobs.runtime.retry import retry_later
 from workers.store.outbox import notice_from_dict
-from workers.store.writer import load_views
+from workers.store.writer import load_room
 
 ESCALATION_TIMEOUT_SECONDS = 300
 
@@ -23,12 +22,12 @@ async def escalate(ctx: dict[str, Any], notice_id: str, room_sid: str, action: d
     """Job: carry out the escalation step `action` (an `Escalate`, `ReportBreach` or `ReportRecovered`)
     for the room as it stands now; retried while Redis, the database or LiveKit is unavailable."""
     worker = context(ctx)
-    room = await load_views(worker.engine, room_sid, legacy_agent=worker.rules.legacy_agent)
+    room = await load_room(worker.engine, room_sid, legacy_agent=worker.rules.legacy_agent)
     if room is None:
         return "no room"
     notice = notice_from_dict(action)
     try:
-        await worker.effects.execute(notice, views.view_for(room, getattr(notice, "agent", "")))
+        await worker.effects.execute(notice, room)
     except (UpstreamError, RedisError, SQLAlchemyError, OSError) as exc:
         raise retry_later(
             ctx, "escalation step %s failed (%s); retried in %.0fs", notice_id, type(exc).__name__
