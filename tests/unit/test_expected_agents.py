@@ -281,3 +281,20 @@ def test_attempts_only_go_up_even_when_a_view_goes() -> None:
     room(webhook(J, 120, person("sip_•••0100", ParticipantKind.SIP)))
     assert [v.agent for v in room.room.views] == ["phone"]
     assert room.due("phone").attempt > max(used)
+
+
+def test_warden_makes_the_first_dispatch_only_of_the_agents_it_is_told_of() -> None:
+    """`WARDEN_DISPATCH_ON_START`: the agents a rule (or the setting) names get their first dispatch from
+    Warden when people start waiting, once; an agent LiveKit already runs a job for was dispatched by
+    someone else, and a second dispatch would book it twice."""
+    rules = Rules.of(
+        (Rule(1, room="support-*", agents=("assistant",)),), replace(POLICY, dispatch_on_start=True)
+    )
+    room = Room_(rules)
+    room(
+        webhook(EventKind.AGENT_JOB_STARTED, 99, job=Job("AJ_7", agent_name="notetaker", dispatch_id="AD_2"))
+    )
+    acted = room(webhook(J, 100, ALICE))
+    assert [a for a in acted if isinstance(a, Dispatch)] == [Dispatch("assistant")]
+    room(webhook(L, 110, ALICE))
+    assert not any(isinstance(a, Dispatch) for a in room(webhook(J, 120, person("bob"))))

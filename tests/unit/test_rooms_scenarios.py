@@ -8,8 +8,9 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from workers.core.actions import pending_actions
 from workers.core.events import Event, EventKind, Fact, Job, Participant, ParticipantKind
-from workers.core.machine import fold, order_key, pending_actions, transition
+from workers.core.machine import fold, order_key, transition
 from workers.core.room import AgentView, Phase, Policy, Room, ScheduleDeadline
 from workers.core.rules import DISPATCH, Rules
 

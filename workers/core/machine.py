@@ -56,8 +56,7 @@ What Warden does about each expected agent
     that part's trigger in the second table.
 
 `transition` returns a `Decision`: the next room and the actions this step newly asks for, derived
-from what changed (`new_actions`). `pending_actions` re-derives what a part still awaits, so that a job
-that died half-way can finish the work after a restart.
+from what changed (`workers.core.actions`).
 """
 
 from __future__ import annotations
@@ -65,6 +64,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
+from workers.core.actions import new_actions
 from workers.core.agents import declared, expect
 from workers.core.events import Event, EventKind
 from workers.core.presence import (
@@ -96,25 +96,7 @@ from workers.core.recovery import (
     stand_down,
     watch_agent,
 )
-from workers.core.room import (
-    Action,
-    AgentView,
-    CheckPresence,
-    Decision,
-    Dispatch,
-    Escalate,
-    Evict,
-    Expect,
-    Phase,
-    Policy,
-    Reason,
-    Recovery,
-    Redispatch,
-    ReportBreach,
-    ReportRecovered,
-    Room,
-    ScheduleDeadline,
-)
+from workers.core.room import AgentView, Decision, Phase, Policy, Recovery, Room
 from workers.core.rules import RULE, SETTING, Rules
 from workers.core.table import ignore, table
 
@@ -155,7 +137,7 @@ def order_key(event: Event) -> tuple[int, int]:
     return (event.created_at, ORDER_RANK[event.kind])
 
 
-def target(room: Room, event: Event) -> AgentView | None:
+def _target(room: Room, event: Event) -> AgentView | None:
     """The part one of Warden's own events is for: the one whose deadline has its attempt number (none:
     stale), or for a restart the restarted agent's (one that names no agent, from before views
     existed: the room's first expected agent's). None for anything else."""
@@ -169,7 +151,7 @@ def target(room: Room, event: Event) -> AgentView | None:
     return None
 
 
-def view_policy(room: Room, view: AgentView, policy: Policy) -> Policy:
+def _policy(room: Room, view: AgentView, policy: Policy) -> Policy:
     """The policy an agent's part is moved by: its agent's name; the room's own watch counts no agent."""
     if room.watch is not None and not view.agent:
         return replace(policy, agent_name="", discovering=True)
@@ -179,10 +161,10 @@ def view_policy(room: Room, view: AgentView, policy: Policy) -> Policy:
 def recover(room: Room, event: Event, policy: Policy) -> Room:
     """One of Warden's own events, for the part it is for, in a phase where it can matter: `RECOVERY`
     has its rule (for no part, a stale event changes nothing)."""
-    view = target(room, event)
+    view = _target(room, event)
     if view is None:
         return room
-    return RECOVERY[(view.recovery, Trigger(event.kind))](room, view, event, view_policy(room, view, policy))
+    return RECOVERY[(view.recovery, Trigger(event.kind))](room, view, event, _policy(room, view, policy))
 
 
 # Who is there, by the phase of whom the event concerns (see rule 11). Warden's own events matter only
@@ -271,14 +253,14 @@ def transition(room: Room, event: Event, *, now: float, rules: Rules) -> Decisio
     caller = event.participant is not None and event.participant.is_caller
     policy, rule = rules.policy_for(room.name or event.room_name, room.sip or caller)
     after = expect(replace(room, sip=room.sip or caller, updated_at=now), rule)
-    concerned, seen = target(after, event), event
+    concerned, seen = _target(after, event), event
     if concerned is not None and concerned is after.watch and event.kind is EventKind.PRESENCE_OBSERVED:
         # The watch's question is answered (`agents`, rule 2): for the room, a reconciliation.
         after, seen, concerned = replace(after, watch=None), replace(event, kind=EventKind.RECONCILED), None
     phase = room_phase(after) if concerned is None else concerned.phase
     after = TABLE[(phase, seen.kind)](after, seen, policy)
     for view in after.watchers():
-        after = _settle(after, view, seen, view_policy(after, view, policy))
+        after = _settle(after, view, seen, _policy(after, view, policy))
     for agent, source in declared(event, rule, after):
         after = _expect(after, agent, source, seen, policy)
     return Decision(after, new_actions(room, after))
@@ -294,7 +276,7 @@ def _settle(room: Room, view: AgentView, event: Event, policy: Policy, *, new: b
     if phase not in _WAITING:
         waiting_since = None
     elif before not in _WAITING:
-        # adopted from a listing, or a new part: people have waited since LiveKit says they came
+        # a room adopted from a listing, or a new part: people have waited since LiveKit says they came
         listed = phase is Phase.WAITING and (new or event.kind in _LISTINGS)
         waiting_since = min(p.joined_at for p in room.people) if listed else event.at
     agent_joined_at = view.agent_joined_at
@@ -323,7 +305,7 @@ def _expect(room: Room, agent: str, source: str, event: Event, policy: Policy) -
         return room if source in known.sources else room.put(replace(known, sources=(*known.sources, source)))
     fresh = AgentView(agent, (source,))
     room = replace(room, views=(*room.views, fresh))
-    return _settle(room, fresh, event, view_policy(room, fresh, policy), new=True)
+    return _settle(room, fresh, event, _policy(room, fresh, policy), new=True)
 
 
 def fold(room: Room, events: Iterable[tuple[Event, float]], *, rules: Rules) -> Room:
@@ -349,63 +331,3 @@ def _known(room: Room) -> Room:
         agents=tuple(sorted(room.agents, key=lambda a: (a.identity, a.sid))),
         updated_at=0.0,
     )
-
-
-# --- actions: what changed --------------------------------------------------------------------------
-
-
-def pending_actions(view: AgentView) -> tuple[Action, ...]:
-    """What an agent's part still waits for Warden to do (a re-run job does these again, safely)."""
-    deadline, agent = view.deadline, view.agent
-    if deadline is None:
-        return ()
-    if view.recovery is Recovery.NONE:
-        return (ScheduleDeadline(deadline.attempt, deadline.at, deadline.reason, agent),)
-    if view.recovery is Recovery.CHECKING:
-        return (CheckPresence(deadline.attempt, agent),)
-    if view.recovery is Recovery.EVICTING:
-        return (Evict(deadline.attempt, view.evict, agent),)
-    if view.recovery is Recovery.REDISPATCHING:
-        stale, attributes = view.stale_dispatches, view.dispatch_attributes
-        return (Redispatch(deadline.attempt, agent, view.dispatch_metadata, stale, attributes),)
-    return ()
-
-
-def in_breach(view: AgentView) -> bool:
-    """Has the agent missed its SLA, with Warden still working on it (or given up)?"""
-    return (
-        view.recovery in (Recovery.REDISPATCHING, Recovery.EVICTING, Recovery.FAILED)
-        or view.redispatches > 0
-        or (view.deadline is not None and view.deadline.reason is Reason.CONFIRM)
-    )
-
-
-def new_actions(before: Room, after: Room) -> tuple[Action, ...]:
-    """What `after` asks for that `before` did not, part by part (a step's, or a re-fold's): the room's
-    own watch while it lasts, then each expected agent's, an agent new to the room recorded as
-    expected first."""
-    actions: list[Action] = []
-    if after.watch is not None:
-        actions += _asked(before.watch or AgentView(), after.watch)
-    for view in after.views:
-        was = before.view(view.agent)
-        if was is None:
-            actions += [Expect(view.agent, s) for s in view.sources[:1] if s != SETTING]  # not the setting's
-            was = AgentView(view.agent)
-        actions += _asked(was, view)
-    return tuple(actions)
-
-
-def _asked(before: AgentView, after: AgentView) -> list[Action]:
-    """The actions one part asks for that it did not before."""
-    already = set(pending_actions(before))
-    actions: list[Action] = [a for a in pending_actions(after) if a not in already]
-    if in_breach(after) and not in_breach(before):
-        actions.append(ReportBreach(str(after.deadline.reason) if after.deadline else "failed", after.agent))
-    if after.recovery is Recovery.FAILED and before.recovery is not Recovery.FAILED:
-        actions.append(Escalate(after.error, after.redispatches, after.agent))
-    if in_breach(before) and not in_breach(after):
-        actions.append(ReportRecovered(str(after.phase), after.agent))
-    if after.dispatched_on_start and not before.dispatched_on_start:
-        actions.append(Dispatch(after.agent))
-    return actions

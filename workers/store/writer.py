@@ -32,6 +32,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from workers.core import machine, stored
+from workers.core.actions import new_actions
 from workers.core.errors import StaleWrite
 from workers.core.events import Event, from_dict
 from workers.core.machine import order_key
@@ -316,7 +317,7 @@ async def _fold(
             mine.append((event, at, decision.actions))
         else:  # late: re-fold the whole log, this batch included (it is inserted already)
             room = machine.fold(Room(sid, before.name), await room_events(connection, sid), rules=rules)
-            refolded = machine.new_actions(before, room)
+            refolded = new_actions(before, room)
             outcome, mine = Outcome.REFOLDED, [(last_event, received_at, refolded)]
             key = max([key, *(order_key(e) for e, _ in fresh)])
             break

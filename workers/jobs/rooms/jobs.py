@@ -20,9 +20,10 @@ from typing import Any
 
 from arq.worker import Retry
 
+from workers.core.actions import pending_actions
 from workers.core.errors import UpstreamError
 from workers.core.events import Event, EventKind, Fact, Participant, from_dict, internal
-from workers.core.machine import changes, pending_actions, transition
+from workers.core.machine import changes, transition
 from workers.core.room import Action, CheckPresence, Evict, Recovery, Redispatch, Room
 from workers.jobs.rooms.recording import record
 from workers.jobs.runtime.context import context
