@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit bench soak lint typecheck check diagram clean
+.PHONY: run test test-unit test-jobs screenshots bench soak lint typecheck check diagram clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Warden needs Python 3.11 or newer (set PYTHON=python3.11)")'
@@ -45,9 +45,23 @@ $(TMUX_BIN):
 test: $(STAMP) $(CHROMIUM) $(PROMTOOL) $(TMUX_BIN)
 	$(BIN)/python -m tests.support.run
 
-# The pure tier alone (no servers, no processes): run it constantly.
+# The pure tier alone (no servers, no processes: tests/unit/conftest.py fails a test that starts one): run it
+# constantly.
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit -q
+
+# The worker's room jobs and escalation against in-memory LiveKit, queue, Redis and clock, on SQLite:
+# no server, no process, in seconds.
+test-jobs: $(STAMP)
+	$(BIN)/python -m pytest tests/jobs -q
+
+# The README's screenshots (docs/screenshots): the browser test saves them in var/screenshots, as in every
+# run, and they are copied over only when it passed (a skipped test, e.g. no Chromium, leaves none to copy).
+SHOTS := rooms.png room.png incidents.png
+screenshots: $(STAMP) $(CHROMIUM)
+	rm -rf var/screenshots
+	$(BIN)/python -m pytest tests/e2e/test_operator_surface.py -k dashboard -q -p no:cacheprovider
+	cp $(addprefix var/screenshots/,$(SHOTS)) docs/screenshots/
 
 # The ingest benchmark loads Warden with wrk (Debian's package); without it, from Python (slower, noisier).
 WRK := /usr/bin/wrk
@@ -67,8 +81,8 @@ soak: $(STAMP)
 
 # Style, and the import rules between packages (pyproject's [tool.importlinter]).
 lint: $(STAMP)
-	$(BIN)/ruff check service workers tests
-	$(BIN)/ruff format --check service workers tests
+	$(BIN)/ruff check service workers devtools tests
+	$(BIN)/ruff format --check service workers devtools tests
 	$(BIN)/lint-imports --no-logo
 
 typecheck: $(STAMP)

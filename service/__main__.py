@@ -2,27 +2,34 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+
 import uvicorn
-from uvicorn.config import LOGGING_CONFIG
 
 from service.app import create_app
+from service.server import web_config
 from workers import logs
+from workers.core.errors import SettingsError
 from workers.settings import load_settings_or_exit
+
+STARTUP_FAILURE = 3  # what `uvicorn.run` exits with when the server could not start
 
 
 def main() -> None:
     settings = load_settings_or_exit()
     logs.configure(settings.warden_log_level, settings.warden_log_format, process="web")
     logs.allow_dev_keys(settings.api_keys)
-    logs.mask_phone_numbers("uvicorn.access", "uvicorn.error")  # request paths may hold a room's name
-    uvicorn.run(
-        create_app(settings),
-        host=settings.warden_host,
-        port=settings.port,
-        log_level=settings.warden_log_level.lower(),
-        # JSON: uvicorn's own loggers go to ours instead of its text handlers.
-        log_config=None if settings.warden_log_format == "json" else LOGGING_CONFIG,
-    )
+    try:
+        config = web_config(settings, create_app(settings))
+    except SettingsError as exc:
+        print(f"warden: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    server = uvicorn.Server(config)
+    with contextlib.suppress(KeyboardInterrupt):  # as `uvicorn.run`: Ctrl-C is a stop, not an error
+        server.run()
+    if not server.started:
+        raise SystemExit(STARTUP_FAILURE)
 
 
 if __name__ == "__main__":

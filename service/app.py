@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
@@ -27,6 +28,8 @@ from service.api.dead_letters import get_dead_letters, retry_dead_letter
 from service.api.incidents import get_incidents, get_one_incident
 from service.api.openapi import get_openapi
 from service.api.rooms import get_room, get_rooms
+from service.body_reading import BodyDeadline
+from service.concurrency import ConcurrencyLimit
 from service.dashboard.dead_letters import dead_letters_page
 from service.dashboard.pages import STATIC, incidents_page, room_page, rooms_page
 from service.intake.heartbeat import post_heartbeat
@@ -84,7 +87,8 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    """The API's answer when the database fails: 503 (retry later), not a 500 with a traceback."""
+    """The API's and the dashboard's answer when the database fails: 503 (retry later), as the OpenAPI
+    description promises, not a 500 with a traceback."""
     log.error("database error on %s: %s", request.url.path, type(exc).__name__)
     return JSONResponse({"error": "database unavailable, retry later"}, status_code=503)
 
@@ -96,7 +100,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         if not settings.admin_token:
-            log.warning("WARDEN_ADMIN_TOKEN is not set: the API answers requests from loopback only")
+            log.warning(
+                "WARDEN_ADMIN_TOKEN is not set: the API and the dashboard answer loopback clients only, "
+                "and no request that came through a proxy"
+            )
         queue = open_queue(settings)
         engine = make_engine(settings.database_url)
         try:
@@ -133,5 +140,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         lifespan=lifespan,
-        exception_handlers={SQLAlchemyError: database_unavailable},
+        middleware=[
+            Middleware(ConcurrencyLimit, limit=settings.warden_web_concurrency),
+            Middleware(BodyDeadline, timeout=settings.warden_body_timeout_seconds),
+        ],
+        # SQLAlchemy wraps what the driver reports (asyncpg's "starting up", a connection lost mid-query),
+        # but not what the socket does before a session exists: a refused or reset connection, a timeout
+        # reach the handlers as OSError (TimeoutError is one). Redis' errors are not OSErrors, and each
+        # route that queues answers its own 503 for them.
+        exception_handlers={SQLAlchemyError: database_unavailable, OSError: database_unavailable},
     )

@@ -106,6 +106,7 @@ async def _migrate_and_empty(url: str) -> None:
         async with engine.begin() as connection:
             for table in (
                 "events",
+                "room_agents",
                 "rooms",
                 "incidents",
                 "incident_rooms",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from wsgiref.simple_server import WSGIServer
 
 from redis.exceptions import RedisError
 
@@ -20,7 +21,7 @@ from workers import logs
 from workers.jobs.runtime import metrics
 from workers.jobs.runtime.worker import worker_settings
 from workers.queue.claiming import ClaimingWorker
-from workers.settings import load_settings_or_exit
+from workers.settings import Settings, load_settings_or_exit
 
 log = logging.getLogger("warden.worker")
 MAX_BACKOFF_SECONDS = 30.0
@@ -30,12 +31,7 @@ def main() -> None:
     settings = load_settings_or_exit(worker=True)
     logs.configure(settings.warden_log_level, settings.warden_log_format, process="worker")
     logs.allow_dev_keys(settings.api_keys)
-    try:
-        metrics.serve(settings.warden_worker_metrics_port)
-    except OSError as exc:
-        raise SystemExit(
-            f"WARDEN_WORKER_METRICS_PORT={settings.warden_worker_metrics_port}: {exc.strerror}"
-        ) from None
+    serve_metrics(settings)
     use_uvloop()
     backoff = 1.0
     while True:
@@ -49,6 +45,17 @@ def main() -> None:
             log.error("worker lost Redis (%s); starting a new worker in %.0f s", type(exc).__name__, backoff)
             time.sleep(backoff)
             backoff = min(MAX_BACKOFF_SECONDS, backoff * 2)
+
+
+def serve_metrics(settings: Settings) -> WSGIServer | None:
+    """The worker's metrics on `WARDEN_HOST`:`WARDEN_WORKER_METRICS_PORT`, or exit naming the port."""
+    port = settings.warden_worker_metrics_port
+    try:
+        return metrics.serve(port, settings.warden_host)
+    except OSError as exc:
+        raise SystemExit(
+            f"WARDEN_WORKER_METRICS_PORT={port} on WARDEN_HOST={settings.warden_host}: {exc.strerror}"
+        ) from None
 
 
 def use_uvloop() -> bool:

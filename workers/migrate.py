@@ -26,13 +26,16 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-async def upgrade(engine: AsyncEngine) -> None:
-    """Bring the database behind `engine` to the newest schema."""
+async def upgrade(engine: AsyncEngine, *, legacy_agent: str = "", revision: str = "head") -> None:
+    """Bring the database behind `engine` to the newest schema (or to `revision`). `legacy_agent`:
+    `WARDEN_AGENT_NAME`, whom rooms stored before they had a view per expected agent were watched for
+    (0007 gives each such open room a row for that agent)."""
     config = alembic_config(engine.url.render_as_string(hide_password=False))
 
     def _run(connection: object) -> None:
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        config.attributes["legacy_agent"] = legacy_agent
+        command.upgrade(config, revision)
 
     async with engine.begin() as connection:
         await connection.run_sync(_run)
@@ -46,7 +49,7 @@ def main() -> None:
 
     async def _go() -> None:
         try:
-            await upgrade(engine)
+            await upgrade(engine, legacy_agent=settings.warden_agent_name)
         finally:
             await engine.dispose()
 

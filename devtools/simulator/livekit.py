@@ -29,6 +29,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from workers.core.personal import mask_phone
+
 STATUS = {
     "not_found": 404,
     "unauthenticated": 401,
@@ -56,9 +58,9 @@ def room_sid(name: str) -> str:
 
 def sid_for(prefix: str, name: str) -> str:
     """The stand-in's sid for a room (`RM_`) or participant (`PA_`): the prefix and the name, readable in
-    tests; one named after a phone number (a SIP call, a caller) gets an opaque one, as LiveKit's sids
-    are (the prefix and random letters)."""
-    if "+" in name and any(c.isdigit() for c in name):
+    tests; one named after a phone number (a SIP call, a caller: what Warden masks) gets an opaque one,
+    as LiveKit's sids are (the prefix and random letters)."""
+    if ("+" in name and any(c.isdigit() for c in name)) or mask_phone(name) != name:
         return prefix + hashlib.sha1(name.encode()).hexdigest()[:12]
     return prefix + name
 

@@ -1,5 +1,11 @@
 """Who may read the operator API and dashboard: `WARDEN_ADMIN_TOKEN` (as a bearer token, or as the
-password of HTTP Basic auth so that a browser can ask for it), or, when none is set, loopback only."""
+password of HTTP Basic auth so that a browser can ask for it), or, when none is set, loopback only.
+
+Loopback means a client on this machine talking to Warden directly. A request that came through a
+proxy carries the proxy's address (often loopback itself: nginx on the same host), so any forwarding
+header on a tokenless request refuses it, whatever it says: `X-Forwarded-For: localhost` was served
+once, and `X-Real-IP` / `Forwarded` were not read at all, so behind a same-host proxy setting only
+those every client counted as loopback. Behind a proxy, set `WARDEN_ADMIN_TOKEN`."""
 
 from __future__ import annotations
 
@@ -16,11 +22,50 @@ from starlette.responses import JSONResponse, Response
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
+# Headers a proxy or CDN adds to say whom it forwards for (RFC 7239's `Forwarded`, the de facto
+# X-Forwarded-*, nginx's X-Real-IP, the CDNs' own) or that it forwarded at all (`Via`, RFC 9110).
+FORWARDING_HEADERS = (
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-forwarded-server",
+    "x-forwarded-prefix",
+    "x-original-forwarded-for",
+    "x-real-ip",
+    "x-client-ip",
+    "x-cluster-client-ip",
+    "true-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "via",
+)
+
+
 def is_loopback(host: str) -> bool:
+    """An address of this machine's loopback interface (a name such as `localhost` is not an address:
+    only a forwarding header could have put it there)."""
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
-        return host == "localhost"
+        return False
+
+
+def tokenless_refusal(request: Request, what: str = "the API") -> str | None:
+    """Why a request may not read `what` without a token (None when it may): it must come straight
+    from loopback, through no proxy."""
+    forwarded = [name for name in FORWARDING_HEADERS if name in request.headers]
+    if forwarded:
+        return (
+            f"WARDEN_ADMIN_TOKEN is not set, so {what} answers direct loopback clients only, and this "
+            f"request came through a proxy ({', '.join(forwarded)}): set WARDEN_ADMIN_TOKEN"
+        )
+    # The socket's peer: uvicorn replaces it with X-Forwarded-For's only when that header is present.
+    client = request.client.host if request.client else ""
+    if is_loopback(client):
+        return None
+    return f"WARDEN_ADMIN_TOKEN is not set, so {what} answers loopback clients only"
 
 
 def check_admin(request: Request, admin_token: str) -> Response | None:
@@ -35,13 +80,8 @@ def check_admin(request: Request, admin_token: str) -> Response | None:
             status_code=401,
             headers={"WWW-Authenticate": 'Basic realm="Warden", charset="UTF-8"'},
         )
-    client = request.client.host if request.client else ""
-    if is_loopback(client):
-        return None
-    return JSONResponse(
-        {"error": "WARDEN_ADMIN_TOKEN is not set, so the API answers loopback clients only"},
-        status_code=403,
-    )
+    reason = tokenless_refusal(request)
+    return None if reason is None else JSONResponse({"error": reason}, status_code=403)
 
 
 def _supplied_token(header: str) -> bytes:

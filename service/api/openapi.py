@@ -22,8 +22,10 @@ DESCRIPTION = """Warden's operator API: rooms with their timelines, incidents, d
 heartbeats.
 
 Access: when `WARDEN_ADMIN_TOKEN` is set, every route needs it, as a bearer token or as the password of
-HTTP Basic auth (any user name); when it is not set, the API answers loopback clients only (403 to
-others) and asks for no credentials. The heartbeat takes a LiveKit access token for its room instead.
+HTTP Basic auth (any user name); when it is not set, the API answers loopback clients only, and only
+when they reach it directly (403 to others, and to any request carrying a forwarding header such as
+`X-Forwarded-For`, `X-Real-IP`, `Forwarded` or `Via`), and asks for no credentials. The heartbeat
+takes a LiveKit access token for its room instead.
 Any route answers 503 while the database (or, where it queues, Redis) is unavailable: retry later.
 
 Objects may gain fields: clients should ignore the ones they do not know."""

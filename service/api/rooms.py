@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse
 
 from service.api.auth import admin_only
 from workers.core.events import INTERNAL_KINDS, JobStatus, ParticipantKind
-from workers.core.personal import mask_phone
+from workers.core.personal import mask_identity, mask_phone
 from workers.core.room import AgentView, Phase, Room, time_to_agent
 from workers.store.log_rows import ACTION_KIND
 from workers.store.queries import TimelineEntry, confirmations, find_room, list_rooms
@@ -29,7 +29,9 @@ def iso(timestamp: float | None) -> str | None:
 def room_summary(room: Room, confirmed_at: float | None = None) -> dict[str, Any]:
     """The room for the API: its state and recovery are those of its expected agent most in need
     (`expected` lists each, with where Warden learned of it); `confirmed_at`: when reconciliation last
-    found it as Warden knows it. Phone numbers in names are masked."""
+    found it as Warden knows it. Phone numbers in names are masked, and in people's identities again
+    (they were at intake, by the rules of the day: rooms kept from before a rule was widened are
+    shown by today's). Values are otherwise as stored: whole, for clients that look rooms up by them."""
     shown = room.summary()
     return {
         "name": mask_phone(room.name),
@@ -39,7 +41,8 @@ def room_summary(room: Room, confirmed_at: float | None = None) -> dict[str, Any
         "expected": [_expected(room, v) for v in room.views],
         "expects": "learned" if room.learned else "not yet known",
         "people": [
-            {"identity": p.identity, "sid": p.sid, "joined_at": iso(p.joined_at)} for p in room.people
+            {"identity": mask_phone(p.identity), "sid": p.sid, "joined_at": iso(p.joined_at)}
+            for p in room.people
         ],
         "agents": [
             {
@@ -92,6 +95,8 @@ def _expected(room: Room, view: AgentView) -> dict[str, Any]:
 
 def timeline_entry(entry: TimelineEntry) -> dict[str, Any]:
     """A log line for people: webhooks with their participant, Warden's facts and actions with details."""
+    participant = entry.data.get("participant")
+    participant = participant if isinstance(participant, dict) else {}
     line: dict[str, Any] = {
         "type": entry.name,
         "source": "action"
@@ -100,7 +105,7 @@ def timeline_entry(entry: TimelineEntry) -> dict[str, Any]:
         if entry.kind in INTERNAL_KINDS
         else "livekit",
         "id": entry.data.get("id"),
-        "participant": entry.participant,
+        "participant": entry.participant and mask_identity(entry.participant, participant.get("kind")),
         "created_at": iso(entry.created_at),
         "received_at": iso(entry.received_at),
     }
@@ -110,7 +115,6 @@ def timeline_entry(entry: TimelineEntry) -> dict[str, Any]:
     elif entry.kind in INTERNAL_KINDS:
         line["detail"] = _fact_detail(entry.data.get("fact") or {})
     else:
-        participant = entry.data.get("participant") or {}
         line["participant_kind"] = _kind_name(participant.get("kind"))
         line["track"] = entry.data.get("track_sid") or None
     return line

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from rich.markup import escape
 from rich.table import Table
 
-from service.cli.views import call, console, failed, fetch
+from service.cli.views import call, cell, console, failed, fetch, handle
+from workers.core.shown import TEXT_CHARS
 
 
 def dead_letters(url: str) -> int:
@@ -23,13 +23,13 @@ def dead_letters(url: str) -> int:
     for letter in letters:
         room = letter["room"]
         table.add_row(
-            escape(letter["id"]),
-            letter["function"],
-            escape(room["name"] or room["sid"] or "-"),
-            str(letter["attempts"]),
-            (letter["failed_at"] or "")[:19],
-            (letter["retried_at"] or "not yet")[:19],
-            escape(letter["error"]),
+            handle(letter["id"]),
+            cell(letter["function"]),
+            cell(room["name"] or room["sid"] or "-"),
+            cell(letter["attempts"]),
+            cell((letter["failed_at"] or "")[:19]),
+            cell((letter["retried_at"] or "not yet")[:19]),
+            cell(letter["error"], TEXT_CHARS),
         )
     console().print(table)
     return 0
@@ -39,5 +39,7 @@ def retry(url: str, letter_id: str) -> int:
     status, data = call(url, "POST", f"/api/dead-letters/{quote(letter_id, safe='')}/retry")
     if status != 200:
         return failed(status, data)
-    console().print(f"re-queued {escape(data['id'])} ({data['function']}) as job {escape(data['job_id'])}")
+    console().print(
+        f"re-queued {handle(data['id'])} ({cell(data['function'])}) as job {handle(data['job_id'])}"
+    )
     return 0

@@ -1,5 +1,10 @@
 """`warden rooms`, `warden room NAME`, `warden incidents`: the API's answers as tables (colour on a
-terminal, plain text when piped)."""
+terminal, plain text when piped).
+
+Every value from the API goes through `cell` before it is printed: masked and clipped (a 1 MB room name
+is a line, not a screenful), its control characters escaped (a newline would forge a table row, ESC
+would drive the terminal: `workers.core.shown`), and its `[` kept from being read as rich's markup (a
+room named `[/]` would stop the command, `[blink]` would style the rest)."""
 
 from __future__ import annotations
 
@@ -10,7 +15,10 @@ from urllib.parse import quote
 
 import httpx
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+from workers.core.shown import NAME_CHARS, TEXT_CHARS, listed, shown
 
 STATE_STYLE = {
     "waiting": "yellow",
@@ -51,13 +59,28 @@ def call(
         return answer.status_code, {"error": f"HTTP {answer.status_code}, not JSON"}
 
 
+def cell(value: object, limit: int = NAME_CHARS) -> str:
+    """A value from the API, fit to print as rich markup: masked, clipped, inert, `[` escaped."""
+    return escape(shown("" if value is None else str(value), limit))
+
+
+def handle(value: object) -> str:
+    """An id from the API (a sid, a dead letter's id), as `cell` but never masked: it is typed back."""
+    return escape(shown("" if value is None else str(value), TEXT_CHARS, mask=False))
+
+
+def names(values: list[str]) -> str:
+    """Identities as one cell: each `cell`-like, the first few of a long list and how many more."""
+    return escape(listed(values))
+
+
 def failed(status: int, data: dict[str, Any]) -> int:
-    console().print(f"[red]warden: {data.get('error') or f'HTTP {status}'}[/red]")
+    console().print(f"[red]warden: {cell(data.get('error') or f'HTTP {status}', TEXT_CHARS)}[/red]")
     return 1
 
 
 def _state(state: str) -> str:
-    return f"[{STATE_STYLE.get(state, 'default')}]{state}[/]"
+    return f"[{STATE_STYLE.get(state, 'default')}]{cell(state)}[/]"
 
 
 def _wait(room: dict[str, Any]) -> str:
@@ -76,19 +99,19 @@ def rooms(url: str, *, state: str | None, limit: int) -> int:
     status, data = fetch(url, "/api/rooms", **params)
     if status != 200:
         return failed(status, data)
-    table = Table(title=f"Rooms ({data['total']}{' ' + state if state else ''}, newest first)")
+    table = Table(title=f"Rooms ({cell(data['total'])}{' ' + cell(state) if state else ''}, newest first)")
     for column in ("room", "state", "people", "agent", "time to agent", "recovery", "redispatches"):
         table.add_column(column)
     for room in data["rooms"]:
         recovery = room["recovery"]
         table.add_row(
-            room["name"],
+            cell(room["name"]),
             _state(room["state"]),
             str(len(room["people"])),
-            ", ".join(a["identity"] for a in room["agents"]) or "-",
+            names([a["identity"] for a in room["agents"]]) or "-",
             _wait(room),
-            recovery["state"] if recovery["state"] != "none" else "",
-            str(recovery["redispatches"]),
+            cell(recovery["state"]) if recovery["state"] != "none" else "",
+            cell(recovery["redispatches"]),
         )
     console().print(table)
     return 0
@@ -99,18 +122,19 @@ def room(url: str, name: str) -> int:
     if status != 200:
         return failed(status, data)
     out = console()
-    out.print(f"[bold]{data['name']}[/bold] {_state(data['state'])}  sid {data['sid']}")
+    out.print(f"[bold]{cell(data['name'])}[/bold] {_state(data['state'])}  sid {handle(data['sid'])}")
     out.print(
-        f"people: {', '.join(p['identity'] for p in data['people']) or 'none'}   "
-        f"agents: {', '.join(a['identity'] for a in data['agents']) or 'none'}   "
-        f"time to agent: {_wait(data)}   redispatches: {data['recovery']['redispatches']}"
+        f"people: {names([p['identity'] for p in data['people']]) or 'none'}   "
+        f"agents: {names([a['identity'] for a in data['agents']]) or 'none'}   "
+        f"time to agent: {_wait(data)}   redispatches: {cell(data['recovery']['redispatches'])}"
     )
     expected = data.get("expected") or []
     if expected:
         out.print(
             "expected agents: "
             + ", ".join(
-                f"{e['agent_name'] or '(unnamed)'} ({'/'.join(e['sources'])}: {e['state']})" for e in expected
+                f"{cell(e['agent_name']) or '(unnamed)'} ({cell('/'.join(e['sources']))}: {cell(e['state'])})"
+                for e in expected
             )
         )
     elif data.get("expects") == "learned":
@@ -122,7 +146,11 @@ def room(url: str, name: str) -> int:
         detail = line.get("detail") or {}
         text = ", ".join(f"{k}={v}" for k, v in detail.items() if v not in (None, "", [], {}))
         table.add_row(
-            (line["received_at"] or "")[11:23], line["source"], line["type"], line["participant"] or "", text
+            cell((line["received_at"] or "")[11:23]),
+            cell(line["source"]),
+            cell(line["type"]),
+            cell(line["participant"]),
+            cell(text, TEXT_CHARS),
         )
     out.print(table)
     return 0
@@ -132,20 +160,20 @@ def incidents(url: str) -> int:
     status, data = fetch(url, "/api/incidents")
     if status != 200:
         return failed(status, data)
-    table = Table(title=f"Incidents ({data['total']})")
+    table = Table(title=f"Incidents ({cell(data['total'])})")
     for column in ("id", "agent", "state", "opened", "time to recovery", "rooms", "waiting", "reason"):
         table.add_column(column)
     for i in data["incidents"]:
         took = i["time_to_recovery_seconds"]
         table.add_row(
-            i["id"],
-            i["agent_name"],
+            handle(i["id"]),
+            cell(i["agent_name"]),
             _state(i["state"]),
-            (i["opened_at"] or "")[:19],
+            cell((i["opened_at"] or "")[:19]),
             "-" if took is None else f"{took:.0f} s",
-            str(i["rooms"]),
-            str(i["rooms_waiting"]),
-            i["reason"],
+            cell(i["rooms"]),
+            cell(i["rooms_waiting"]),
+            cell(i["reason"], TEXT_CHARS),
         )
     console().print(table)
     return 0

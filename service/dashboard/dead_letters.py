@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from service.api.dead_letters import letter_summary
 from service.dashboard.pages import page, render
+from workers.core.shown import TEXT_CHARS, fit
 from workers.store.dead_letters import newest
 
 SHOWN = 200
@@ -16,6 +17,14 @@ SHOWN = 200
 @page
 async def dead_letters_page(request: Request) -> Response:
     letters = await newest(request.state.engine, limit=SHOWN)
-    rows = [{**letter_summary(letter), "failed": letter.failed_at} for letter in letters]
+    rows = [
+        {
+            **(summary := letter_summary(letter)),
+            "room": {**summary["room"], "name": summary["room"]["name"] and fit(summary["room"]["name"])},
+            "error": fit(letter.error, TEXT_CHARS),
+            "failed": letter.failed_at,
+        }
+        for letter in letters
+    ]
     waiting = sum(1 for letter in letters if letter.retried_at is None)
     return render(request, "dead_letters", {"letters": rows, "waiting": waiting})

@@ -2,10 +2,17 @@
 in `service.dashboard.dead_letters`). Server-rendered with
 Jinja2; each page refreshes its live part by fetching itself with `?fragment=1` (no build step, no CDN).
 Same access rules as the API (see `service.api.auth`); a browser is asked for the admin token by
-Basic auth."""
+Basic auth.
+
+What it shows of values Warden was sent is bounded and inert, where the API keeps them whole: names and
+identities are masked and clipped here (`workers.core.shown`, a 1 MB room name is a line, not a 2 MB
+page), lists of identities show their first few, and every value any template writes passes the
+environment's `finalize`, which escapes control characters (a bidi override would reorder the rest of
+a cell, a newline is a title's line break) and clips what was missed, after which Jinja escapes HTML."""
 
 from __future__ import annotations
 
+import html
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -13,11 +20,12 @@ from functools import wraps
 from pathlib import Path
 from typing import Any
 
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.templating import Jinja2Templates
 
-from service.api.auth import check_admin
+from service.api.auth import check_admin, tokenless_refusal
 from service.api.rooms import room_summary, timeline_entry
 from service.dashboard.charts import (
     Deadline,
@@ -28,8 +36,8 @@ from service.dashboard.charts import (
     percentile,
     timeline_svg,
 )
-from workers.core.personal import mask_phone
 from workers.core.room import Phase, time_to_agent
+from workers.core.shown import TEXT_CHARS, fit, listed, shown
 from workers.store.dead_letters import waiting_count
 from workers.store.incidents import list_incidents
 from workers.store.log_rows import ACTION_KIND
@@ -79,29 +87,72 @@ def when(stamp: float | None) -> str:
     return "" if stamp is None else datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def inert_output(value: Any) -> Any:
+    """What a template writes: text inert and bounded (not masked: ids are shown as they are, to be
+    typed back); Markup (the charts) is the page's own."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return shown(value, TEXT_CHARS, mask=False)
+    return value
+
+
+TEMPLATES.env.finalize = inert_output  # before any template is compiled: Jinja reads it then
 TEMPLATES.env.filters.update(
-    seconds=seconds, ago=ago, clock=clock, when=when, phase=lambda p: str(p).replace("agent_", "agent ")
+    seconds=seconds,
+    ago=ago,
+    clock=clock,
+    when=when,
+    phase=lambda p: str(p).replace("agent_", "agent "),
+    listed=lambda names: listed([str(n) for n in names]),
 )
 
 
+# No page of the dashboard may be framed by another site (clickjacking its retry button): CSP's
+# `frame-ancestors` for today's browsers, X-Frame-Options for older ones.
+NO_FRAMING = {"Content-Security-Policy": "frame-ancestors 'none'", "X-Frame-Options": "DENY"}
+
+
+def shown_room(summary: dict[str, Any]) -> dict[str, Any]:
+    """A room from `room_summary` as the dashboard shows it: its names and identities masked and
+    clipped (the API keeps them whole)."""
+    recovery = summary["recovery"]
+    return {
+        **summary,
+        "name": fit(summary["name"]),
+        "people": [{**p, "identity": fit(p["identity"])} for p in summary["people"]],
+        "agents": [
+            {**a, "identity": fit(a["identity"]), "agent_name": fit(a["agent_name"] or "")}
+            for a in summary["agents"]
+        ],
+        "expected": [{**e, "agent_name": fit(e["agent_name"] or "")} for e in summary["expected"]],
+        "recovery": {**recovery, "error": recovery["error"] and fit(recovery["error"], TEXT_CHARS)},
+    }
+
+
 def page(endpoint: Page) -> Page:
-    """Guard a page like the API; a refusal is a short HTML page (401 asks the browser for the token)."""
+    """Guard a page like the API; a refusal is a short HTML page (401 asks the browser for the token).
+    Every answer, refusals included, forbids framing."""
 
     @wraps(endpoint)
     async def guarded(request: Request) -> Response:
-        refusal = check_admin(request, request.state.settings.admin_token)
-        if refusal is None:
-            return await endpoint(request)
-        message = "Sign in with any user name and the admin token as the password."
-        if refusal.status_code == 403:
-            message = "WARDEN_ADMIN_TOKEN is not set, so the dashboard answers loopback clients only."
-        return HTMLResponse(
-            f"<!doctype html><title>Warden</title><p>{message}</p>",
-            status_code=refusal.status_code,
-            headers={k: v for k, v in refusal.headers.items() if k == "www-authenticate"},
-        )
+        response = await _guarded(endpoint, request)
+        response.headers.update(NO_FRAMING)
+        return response
 
     return guarded
+
+
+async def _guarded(endpoint: Page, request: Request) -> Response:
+    refusal = check_admin(request, request.state.settings.admin_token)
+    if refusal is None:
+        return await endpoint(request)
+    message = "Sign in with any user name and the admin token as the password."
+    if refusal.status_code == 403:
+        message = f"{tokenless_refusal(request, 'the dashboard')}."
+    return HTMLResponse(
+        f"<!doctype html><title>Warden</title><p>{html.escape(message)}</p>",
+        status_code=refusal.status_code,
+        headers={k: v for k, v in refusal.headers.items() if k == "www-authenticate"},
+    )
 
 
 def render(request: Request, name: str, context: dict[str, Any]) -> Response:
@@ -125,7 +176,7 @@ async def rooms_page(request: Request) -> Response:
     waits = await time_to_agent_since(engine, time.time() - WINDOWS[window])
     rows = [
         {
-            **room_summary(room, found.confirmed.get(room.sid)),
+            **shown_room(room_summary(room, found.confirmed.get(room.sid))),
             "time_to_agent": time_to_agent(room, room.summary()),
             "incident": incidents.get(room.sid),
         }
@@ -157,9 +208,8 @@ async def rooms_page(request: Request) -> Response:
 async def room_page(request: Request) -> Response:
     found = await find_room(request.state.engine, request.path_params["name"])
     if found is None:
-        return TEMPLATES.TemplateResponse(
-            request, "missing.html", {"what": f"room {request.path_params['name']}"}, status_code=404
-        )
+        what = f"room {fit(request.path_params['name'])}"
+        return TEMPLATES.TemplateResponse(request, "missing.html", {"what": what}, status_code=404)
     room, timeline = found
     incidents = await open_incidents_by_room(request.state.engine, [room.sid])
     now = time.time()
@@ -168,7 +218,14 @@ async def room_page(request: Request) -> Response:
     start = min(moments, default=now)
     end = max([*moments, room.finished_at or now])
     lines = [
-        {**timeline_entry(entry), "at": _at(entry), "offset": _at(entry) - start, "summary": _summary(entry)}
+        {
+            **(line := timeline_entry(entry)),
+            "type": fit(line["type"]),
+            "participant": fit(line["participant"] or ""),
+            "at": _at(entry),
+            "offset": _at(entry) - start,
+            "summary": fit(_summary(entry), TEXT_CHARS),
+        }
         for entry in timeline
     ]
     return render(
@@ -176,7 +233,9 @@ async def room_page(request: Request) -> Response:
         "room",
         {
             "room": {
-                **room_summary(room, (await confirmations(request.state.engine, [room.sid])).get(room.sid)),
+                **shown_room(
+                    room_summary(room, (await confirmations(request.state.engine, [room.sid])).get(room.sid))
+                ),
                 "time_to_agent": time_to_agent(room, room.summary()),
             },
             "incident": incidents.get(room.sid),
@@ -192,19 +251,19 @@ async def incidents_page(request: Request) -> Response:
     incidents = [
         {
             "id": i.id,
-            "agent_name": i.agent_name,
+            "agent_name": fit(i.agent_name or ""),
             "state": "resolved" if i.resolved_at is not None else "open",
-            "reason": mask_phone(i.reason),
+            "reason": fit(i.reason, TEXT_CHARS),
             "opened_at": i.opened_at,
             "resolved_at": i.resolved_at,
             "recovery": None if i.resolved_at is None else i.resolved_at - i.opened_at,
             "rooms": [
-                {"name": mask_phone(name), "sid": sid, "recovered": recovered is not None}
+                {"name": fit(name), "sid": sid, "recovered": recovered is not None}
                 for sid, name, _, recovered in i.rooms
             ],
             "waiting": i.waiting_rooms,
             "actions": [
-                {"at": at, "action": action, "outcome": mask_phone(outcome)}
+                {"at": at, "action": action, "outcome": fit(outcome, TEXT_CHARS)}
                 for at, action, outcome in i.actions
             ],
         }
@@ -240,7 +299,7 @@ def _drawing(timeline: list[TimelineEntry], *, end: float) -> tuple[list[Mark], 
         line = timeline_entry(entry)
         lane = {"action": "action", "warden": "warden"}.get(line["source"], "livekit")
         label = entry.name + (f" {entry.participant}" if entry.participant else "")
-        marks.append(Mark(at, lane, label))
+        marks.append(Mark(at, lane, shown(label)))  # the chart is Markup: `finalize` never sees it
         if entry.kind == ACTION_KIND and entry.name == "ScheduleDeadline":
             reason = str(entry.data.get("reason", ""))
             deadlines.append(Deadline(float(entry.data["at"]), SLA_NAMES.get(reason, reason)))

@@ -118,7 +118,10 @@ async def test_admin_token_is_required_when_set(database_url: str, redis_url: st
         assert ok.status_code == 200
 
 
-@pytest.mark.parametrize(("host", "allowed"), [("127.0.0.1", True), ("::1", True), ("203.0.113.7", False)])
+@pytest.mark.parametrize(
+    ("host", "allowed"),
+    [("127.0.0.1", True), ("::1", True), ("127.0.0.2", True), ("203.0.113.7", False), ("localhost", False)],
+)
 def test_without_admin_token_only_loopback_may_read(host: str, allowed: bool) -> None:
     request = Request(
         {"type": "http", "method": "GET", "path": "/api/rooms", "headers": [], "client": (host, 5)}
@@ -127,6 +130,44 @@ def test_without_admin_token_only_loopback_may_read(host: str, allowed: bool) ->
     assert (refusal is None) == allowed
     if refusal is not None:
         assert refusal.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [
+        ("X-Forwarded-For", "localhost"),  # uvicorn trusts it from loopback: it was served
+        ("X-Forwarded-For", "127.0.0.1"),
+        ("X-Real-IP", "127.0.0.1"),  # nginx's; never read, so every client behind it was loopback
+        ("Forwarded", "for=127.0.0.1"),
+        ("Forwarded", 'for="[::1]";proto=https'),
+        ("X-Forwarded-Host", "warden.example.com"),
+        ("X-Forwarded-Proto", "https"),
+        ("Via", "1.1 proxy"),
+        ("True-Client-IP", "127.0.0.1"),
+    ],
+)
+async def test_without_admin_token_a_forwarded_request_is_refused_even_from_loopback(
+    api: httpx.AsyncClient, header: str, value: str
+) -> None:
+    assert (await api.get("/api/rooms")).status_code == 200  # straight from loopback: served
+    refused = await api.get("/api/rooms", headers={header: value})
+    assert refused.status_code == 403
+    error = refused.json()["error"]
+    assert error.startswith("WARDEN_ADMIN_TOKEN is not set, so the API answers direct loopback clients only")
+    assert f"came through a proxy ({header.lower()})" in error
+    page = await api.get("/", headers={header: value})
+    assert page.status_code == 403 and "came through a proxy" in page.text
+
+
+async def test_with_an_admin_token_forwarded_requests_are_judged_by_the_token(
+    database_url: str, redis_url: str
+) -> None:
+    settings = make_settings(database_url=database_url, redis_url=redis_url, warden_admin_token="s3cret")
+    forwarded = {"X-Forwarded-For": "203.0.113.7", "X-Real-IP": "203.0.113.7"}
+    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as client:
+        assert (await client.get("/api/rooms", headers=forwarded)).status_code == 401
+        good = {**forwarded, "Authorization": "Bearer s3cret"}
+        assert (await client.get("/api/rooms", headers=good)).status_code == 200
 
 
 async def test_incidents_are_listed_and_shown_with_rooms_and_actions(

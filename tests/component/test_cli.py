@@ -1,9 +1,14 @@
 """`warden check` against a stand-in LiveKit, the real Redis and a real database, and the simulator's
-failure syntax: what an operator reads when something is wrong."""
+failure syntax: what an operator reads when something is wrong. `warden rooms` and `warden room` given
+hostile names and identities (`tests.support.hostile`): nothing reaches the terminal but plain text, one
+row per room, numbers masked, long values clipped."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
+from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -12,8 +17,10 @@ from devtools import simulate
 from devtools.simulator.livekit import FakeLiveKit
 from devtools.simulator.serving import serve
 from devtools.simulator.world import FailurePlan, Outage, parse_failures
-from service.cli import check
-from tests.support.settings import KEY, SECRET
+from service.app import create_app
+from service.cli import check, main
+from tests.support.hostile import DIGITS, LONG, LONG_IDENTITY, RAW, record_rooms
+from tests.support.settings import KEY, SECRET, make_settings
 
 
 @pytest.fixture
@@ -109,3 +116,55 @@ def test_simulate_refuses_a_bad_failure_spec(capsys: pytest.CaptureFixture[str])
     with pytest.raises(SystemExit) as stopped:
         simulate.parser().parse_args(["--failure", "outage:soon"])
     assert stopped.value.code == 2 and "outage is START+LENGTH" in capsys.readouterr().err
+
+
+@pytest.fixture
+async def hostile(engine: AsyncEngine, database_url: str, redis_url: str) -> AsyncIterator[str]:
+    """Warden's web serving the rooms of `tests.support.hostile`; its URL."""
+    await record_rooms(engine, time.time() - 60)
+    settings = make_settings(database_url=database_url, redis_url=redis_url, warden_agent_name="notetaker")
+    async with serve(create_app(settings)) as url:
+        yield url
+
+
+async def warden(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    """`warden ARGV`'s output, run in a thread (it blocks on HTTP to the app this loop serves)."""
+    with pytest.raises(SystemExit) as exited:
+        await asyncio.to_thread(main, list(argv))
+    out = capsys.readouterr().out
+    assert exited.value.code == 0, out
+    return out
+
+
+async def test_rooms_prints_hostile_names_inert_one_row_each(
+    hostile: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = await warden(capsys, "--url", hostile, "rooms")
+    assert not [c for c in RAW if c in out]  # no escape sequence, bidi override or CR reaches the terminal
+    assert "evil\\n2026-12-07" in out  # the newline shown, not obeyed: no forged row
+    assert not [line for line in out.splitlines() if "FORGED" in line and "warden.worker" not in line]
+    assert "[/][blink]markup" in out  # rich's markup shown as typed, not read
+    assert "bidi\\u202eevil" in out
+    assert "call-•••0100-dashed" in out and not [d for d in DIGITS if d in out]
+    assert "x" * 201 not in out.replace("\n", "").replace("│", "").replace(" ", "")
+
+
+async def test_room_prints_a_hostile_room_its_people_and_timeline_inert(
+    hostile: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = await warden(capsys, "--url", hostile, "room", "RM_forge")
+    assert not [c for c in RAW if c in out]
+    assert out.splitlines()[0].startswith("evil\\n2026-12-07 03:00:00,000 ERROR warden.worker: FORGED")
+    assert "caller\\x1b[2J\\x1b]0;pwned\\x07" in out
+    sip = await warden(capsys, "--url", hostile, "room", "RM_sip")
+    assert "phone-•••0123" in sip and not [d for d in DIGITS if d in sip]
+    crowd = await warden(capsys, "--url", hostile, "room", "RM_crowd")
+    assert "guest-08, guest-09 and 2 more   agents: none" in crowd  # a long list: its first ten
+    markup = await warden(capsys, "--url", hostile, "room", "RM_markup")
+    assert "[red]who[/red]" in markup
+
+
+async def test_room_clips_a_long_name_and_identity(hostile: str, capsys: pytest.CaptureFixture[str]) -> None:
+    out = (await warden(capsys, "--url", hostile, "room", "RM_long")).replace("\n", "")  # lines wrap at 200
+    assert out.startswith(f"{LONG[:200]}…(50 more chars)")
+    assert f"{LONG_IDENTITY[:200]}…(50 more chars)" in out and LONG[:201] not in out

@@ -1,5 +1,6 @@
 """The dashboard over HTTP: what an operator reads on `/`, `/rooms/{name}` and `/incidents`, who may
-read it, and that room names cannot inject markup. (The browser tests load the same pages in Chromium.)"""
+read it, and that room names cannot inject markup, nor control characters, phone numbers or a page's
+worth of name (`tests.support.hostile`). (The browser tests load the same pages in Chromium.)"""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from service.app import create_app
 from service.dashboard.charts import histogram_bars, percentile
 from tests.support.events import parse
 from tests.support.helpers import agent, body, person
+from tests.support.hostile import DIGITS, LONG, LONG_IDENTITY, RAW, ROOMS, record_rooms
 from tests.support.settings import make_settings
 from workers.core.room import Policy
 from workers.store.incidents import note, open_or_join, room_recovered
@@ -127,6 +129,23 @@ async def test_dashboard_asks_a_browser_for_the_admin_token(
         assert (await client.get("/api/rooms", headers={"Authorization": f"Basic {good}"})).status_code == 200
 
 
+async def test_no_dashboard_page_may_be_framed(
+    page: httpx.AsyncClient, database_url: str, redis_url: str
+) -> None:
+    answers = [
+        await page.get(path)
+        for path in ("/", "/rooms/quick", "/rooms/nowhere", "/incidents", "/dead-letters")
+    ]
+    answers.append(await page.get("/", headers={"X-Forwarded-For": "203.0.113.7"}))  # a refusal, 403
+    settings = make_settings(database_url=database_url, redis_url=redis_url, warden_admin_token="s3cret")
+    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as client:
+        answers.append(await client.get("/"))  # a refusal, 401
+    assert [a.status_code for a in answers] == [200, 200, 404, 200, 200, 403, 401]
+    for answer in answers:
+        assert answer.headers["content-security-policy"] == "frame-ancestors 'none'"
+        assert answer.headers["x-frame-options"] == "DENY"
+
+
 def test_percentile_is_nearest_rank() -> None:
     assert (percentile([], 0.5), percentile([3.0, 1.0, 2.0], 0.5), percentile([1.0, 2.0], 0.9)) == (
         None,
@@ -150,3 +169,46 @@ async def test_incident_resolves_when_rooms_got_their_agent_without_missing_an_s
     await feed(engine, "participant_joined", 2, "late", T0 + 5, participant=agent("bot"))
     resolved = await room_recovered(engine, "notetaker", "", T0 + 6)
     assert resolved is not None and resolved.id == incident and resolved.resolved_at == T0 + 6
+
+
+@pytest.fixture
+async def hostile(engine: AsyncEngine, database_url: str, redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The dashboard over the rooms of `tests.support.hostile`."""
+    await record_rooms(engine, T0)
+    settings = make_settings(database_url=database_url, redis_url=redis_url, warden_agent_name="notetaker")
+    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as client:
+        yield client
+
+
+async def test_hostile_names_are_inert_on_every_page(hostile: httpx.AsyncClient) -> None:
+    pages = {path: (await hostile.get(path)).text for path in ("/", "/?fragment=1", "/incidents")}
+    for sid in ROOMS:
+        pages[sid] = (await hostile.get(f"/rooms/{sid}")).text
+    for path, html in pages.items():
+        assert not [c for c in RAW if c in html], path  # in text, attributes, titles and the chart
+    forge, rooms = pages["RM_forge"], pages["/"]
+    assert "<title>evil\\n2026-12-07 03:00:00,000 ERROR warden.worker: FORGED · Warden</title>" in forge
+    assert '<tr data-room="evil\\n2026-12-07 03:00:00,000 ERROR warden.worker: FORGED"' in rooms
+    assert "caller\\x1b[2J\\x1b]0;pwned\\x07" in forge  # the person, and the timeline's "who"
+    assert "<title>participant_joined caller\\x1b[2J" in forge  # the chart's dots
+    assert "bidi\\u202eevil" in rooms and "alice\\u202e" in pages["RM_bidi"]
+
+
+async def test_phone_numbers_written_with_separators_are_masked(hostile: httpx.AsyncClient) -> None:
+    shown = (await hostile.get("/")).text + (await hostile.get("/rooms/RM_sip")).text
+    api = (await hostile.get("/api/rooms")).text + (await hostile.get("/api/rooms/RM_sip")).text
+    for text in (shown, api):
+        assert not [d for d in DIGITS if d in text]
+        assert "call-•••0100-dashed" in text and "phone-•••0123" in text
+
+
+async def test_long_names_and_identities_are_clipped_and_long_lists_cut(hostile: httpx.AsyncClient) -> None:
+    rooms, room = (await hostile.get("/")).text, (await hostile.get("/rooms/RM_long")).text
+    for html in (rooms, room):
+        assert f"{LONG[:200]}…(50 more chars)" in html and LONG[:201] not in html
+    assert f"{LONG_IDENTITY[:200]}…(50 more chars)" in room and LONG_IDENTITY[:201] not in room
+    assert 'title="guest-00, guest-01, guest-02' in rooms and "guest-09 and 2 more" in rooms
+    api = (await hostile.get("/api/rooms/RM_long")).json()  # the API keeps them whole
+    assert api["name"] == LONG and api["people"][0]["identity"] == LONG_IDENTITY
+    missing = await hostile.get("/rooms/" + "z" * 300)
+    assert missing.status_code == 404 and "z" * 201 not in missing.text

@@ -1,11 +1,17 @@
 """Fuzzing POST /webhook over HTTP: 10,000 malformed, truncated, mis-signed and oversized requests get
-only 4xx — never a 5xx — and none of them reaches the queue."""
+only 4xx — never a 5xx — and none of them reaches the queue. Signed webhooks whose room names and
+identities hold control characters or run long are taken in, and what Warden then shows of them (the
+dashboard, `warden room`, a text log line) is inert and bounded."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import logging
+import re
 import threading
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -16,11 +22,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from devtools.embedded_redis import free_port
+from service import cli
 from service.app import create_app
-from tests.support.helpers import FIXTURES, sign
+from tests.support.events import parse
+from tests.support.helpers import FIXTURES, body, person, sign
 from tests.support.settings import KEY, SECRET, make_settings
+from workers.core.room import Policy
+from workers.core.shown import TEXT_CHARS
+from workers.logs import TextFormatter
 from workers.migrate import upgrade
 from workers.store.engine import make_engine
+from workers.store.writer import record_event
 
 EXAMPLES = 2500  # per test; the four request tests below make 10,000 requests
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
@@ -28,13 +40,17 @@ SAMPLES = [p.read_bytes() for p in sorted(FIXTURES.glob("*.json"))]
 
 
 @pytest.fixture(scope="module")
-def web(tmp_path_factory: pytest.TempPathFactory, redis_server: str) -> Iterator[tuple[httpx.Client, str]]:
+def web_database(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The web app's database (SQLite), which a test may write rooms into as the worker would."""
+    return f"sqlite:///{tmp_path_factory.mktemp('fuzz')}/w.db"
+
+
+@pytest.fixture(scope="module")
+def web(web_database: str, redis_server: str) -> Iterator[tuple[httpx.Client, str]]:
     """Warden's web app under uvicorn in a thread, for synchronous Hypothesis tests."""
     redis.Redis.from_url(redis_server).flushdb()
     app_settings = make_settings(
-        redis_url=redis_server,
-        database_url=f"sqlite:///{tmp_path_factory.mktemp('fuzz')}/w.db",
-        warden_max_body_bytes=64 * 1024,
+        redis_url=redis_server, database_url=web_database, warden_max_body_bytes=64 * 1024
     )
     asyncio.run(_migrate(app_settings.database_url))
     port = free_port()
@@ -163,3 +179,73 @@ def test_the_api_answers_odd_requests_with_2xx_or_4xx(
     client, _ = web
     status = client.get(path, params=params).status_code
     assert status < 500
+
+
+# Text as a room name or an identity may hold it: any character, the controls likeliest; or one
+# character repeated past what is shown (a 5,000-character name).
+hostile_text = st.one_of(
+    st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=60),
+    st.text(st.sampled_from("\n\r\x1b\x07\x00\x7f\x9b\u2028\u202e [/]1-+call"), min_size=1, max_size=80),
+    st.builds(
+        lambda c, n: c * n, st.sampled_from(["x", "\n", "\x1b", "1-", "\u202e"]), st.integers(150, 5000)
+    ),
+)
+RAW_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+POLICY = Policy("notetaker", join_sla=15.0)
+_names = itertools.count()
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+@given(room=hostile_text, identity=hostile_text)
+def test_hostile_names_are_taken_in_and_shown_inert_and_bounded(
+    web: tuple[httpx.Client, str],
+    web_database: str,
+    room: str,
+    identity: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    client, redis_url = web
+    sid = f"RM_fuzz{next(_names)}"
+    raw = body(
+        "participant_joined",
+        id=f"EV_{sid}",
+        created_at=int(time.time()),
+        room=room,
+        sid=sid,
+        participant=person(identity or "-", f"PA_{sid}"),
+    )
+    status = post(client, raw, sign(raw, KEY, SECRET))
+    redis.Redis.from_url(redis_url).flushdb()  # recorded below, as the worker would: nothing left queued
+    assert status in (200, 400), status  # taken in, or refused whole (never a 5xx)
+    if status == 400:
+        return
+    asyncio.run(_record(web_database, raw))
+    page = client.get(f"/rooms/{sid}")
+    assert page.status_code == 200 and len(page.text) < 60_000
+    title = re.search(r"<title>(.*) · Warden</title>", page.text, re.S)
+    heading = re.search(r"<h1>(.*?) <span", page.text, re.S)
+    people = re.search(r"<dt>People</dt><dd>(.*?)</dd>", page.text, re.S)
+    assert title and heading and people
+    for shown in (title[1], heading[1], people[1]):
+        assert not RAW_CONTROL.search(shown) and len(shown) < 1500, shown
+    rooms = client.get("/", params={"fragment": "1"}).text
+    row = re.search(rf'<tr data-room="([^"]*)" data-state="\w+">\s*<td><a href="/rooms/{sid}">', rooms)
+    assert row and not RAW_CONTROL.search(row[1])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--url", str(client.base_url), "room", sid])
+    printed = capsys.readouterr().out
+    assert exited.value.code == 0, printed
+    assert not RAW_CONTROL.search(printed.replace("\n", "")) and len(printed) < 60_000
+    line = TextFormatter().format(
+        logging.LogRecord("warden.worker", logging.INFO, "", 1, "%s %s", (room, identity), None)
+    )
+    assert not RAW_CONTROL.search(line) and len(line) < 6 * 2 * (TEXT_CHARS + 30)  # an escape: ≤ 6 chars
+
+
+async def _record(url: str, raw: bytes) -> None:
+    engine = make_engine(make_settings(database_url=url).database_url)
+    try:
+        await record_event(engine, parse(raw), received_at=time.time(), rules=POLICY)
+    finally:
+        await engine.dispose()

@@ -16,10 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from tests.support.settings import make_settings
 from workers.core.events import Event, EventKind, Fact, Participant, ParticipantKind, internal
 from workers.core.room import Policy, Room
-from workers.core.stored import to_dict
+from workers.core.stored import from_dict, to_dict
+from workers.store import room_agents
 from workers.store.engine import make_engine
 from workers.store.group import GroupCommit
-from workers.store.models import EVENTS, ROOMS
+from workers.store.models import EVENTS, ROOM_AGENTS, ROOMS
 from workers.store.writer import Outcome, Recorded, record_events, record_group
 
 POLICY = Policy("notetaker")
@@ -74,7 +75,7 @@ def _plain(recorded: Recorded, prefix: str) -> tuple[Outcome, object, object, tu
     return recorded.outcome, room(recorded.room), room(recorded.before), recorded.actions
 
 
-async def _table(engine: AsyncEngine, prefix: str) -> tuple[list[object], list[object]]:
+async def _table(engine: AsyncEngine, prefix: str) -> tuple[list[object], list[object], list[object]]:
     async with engine.connect() as connection:
         rooms = await connection.execute(
             select(ROOMS.c.sid, ROOMS.c.phase, ROOMS.c.version, ROOMS.c.deadline_at, ROOMS.c.updated_at)
@@ -86,11 +87,26 @@ async def _table(engine: AsyncEngine, prefix: str) -> tuple[list[object], list[o
             .where(EVENTS.c.room_sid.startswith(prefix))
             .order_by(EVENTS.c.event_id)
         )
+        agents = await connection.execute(
+            select(ROOM_AGENTS).where(ROOM_AGENTS.c.room_sid.startswith(prefix)).order_by(*ROOM_AGENTS.c)
+        )
         strip = len(prefix)
         return (
             [(r[0][strip:], *r[1:]) for r in rooms],
             [(e[0][strip:], *e[1:]) for e in events],
+            [(a[0][strip:], *a[1:]) for a in agents],
         )
+
+
+async def _rows_follow_rooms(engine: AsyncEngine, prefix: str) -> None:
+    """Each room's expected agents' rows are the ones its stored state says (`room_agents.rows`)."""
+    async with engine.connect() as connection:
+        states = await connection.scalars(select(ROOMS.c.state).where(ROOMS.c.sid.startswith(prefix)))
+        said = sorted(tuple(r.values()) for state in states for r in room_agents.rows(from_dict(state)))
+        stored = await connection.execute(
+            select(ROOM_AGENTS).where(ROOM_AGENTS.c.room_sid.startswith(prefix)).order_by(*ROOM_AGENTS.c)
+        )
+        assert [tuple(row) for row in stored] == said
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -106,6 +122,7 @@ async def test_group_commit_records_what_one_by_one_records(engine: AsyncEngine,
         grouped.extend(_plain(r, many) for r in await record_group(engine, batches, rules=POLICY))
     assert grouped == sequential
     assert await _table(engine, many) == await _table(engine, one)
+    await _rows_follow_rooms(engine, many)  # late events re-folded and duplicates included
 
 
 async def test_concurrent_jobs_share_transactions_and_each_gets_its_own_answer(engine: AsyncEngine) -> None:
@@ -122,6 +139,9 @@ async def test_concurrent_jobs_share_transactions_and_each_gets_its_own_answer(e
     assert {r.outcome for r in again} == {Outcome.DUPLICATE}
     tables = await _table(engine, "RM_c")
     assert len(tables[0]) == 200 and all(version == 1 for _, _, version, _, _ in tables[0])
+    assert [(sid, agent) for sid, agent, *_ in tables[2]] == [
+        (str(i), "notetaker") for i in sorted(range(200), key=str)
+    ]
 
 
 async def test_two_workers_creating_one_room_at_once_both_land(database_url: str) -> None:

@@ -26,7 +26,16 @@ async def _rooms(engine: AsyncEngine, incident_id: str) -> list[str]:
         return sorted(rows)
 
 
+async def _waiting(engine: AsyncEngine, *names: str) -> None:
+    """Rooms `names` (sid `RM_<name>`) with a person waiting for the notetaker."""
+    for name in names:
+        who = {"participant": person("alice")}
+        raw = body("participant_joined", id=f"EV_{name}", created_at=1, room=name, sid=f"RM_{name}", **who)
+        await record_event(engine, parse(raw), received_at=1.0, rules=Policy("notetaker"))
+
+
 async def test_a_room_joins_the_open_incident_once_and_never_a_resolved_one(engine: AsyncEngine) -> None:
+    await _waiting(engine, "a", "b")
     incident_id, opened = await incidents.open_or_join(engine, "notetaker", "3 rooms", [("RM_a", "a")], 1.0)
     assert opened
     assert await incidents.join_open(engine, incident_id, "notetaker", ("RM_b", "b"), 2.0) is True

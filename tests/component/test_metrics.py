@@ -7,16 +7,21 @@ process both are loaded, and Prometheus' registry is per process."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+import pytest
 from prometheus_client import Metric
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
 
+from devtools.embedded_redis import free_port
 from tests.support.processes import ROOT
-from tests.support.settings import KEY, SECRET
+from tests.support.settings import KEY, SECRET, make_settings
+from workers.__main__ import serve_metrics
 from workers.jobs.runtime import metrics as worker_metrics
 
 WEB = """
@@ -72,3 +77,19 @@ def test_web_metrics_have_no_worker_series_and_the_worker_keeps_them(redis_url: 
     assert "warden_webhooks" in web and "warden_queue_jobs" in web
     assert not web & worker_series, sorted(web & worker_series)
     assert worker_series <= _families(WORKER, redis_url, tmp_path)
+
+
+def test_worker_metrics_listen_on_warden_host_only() -> None:
+    """`WARDEN_HOST` keeps the worker's metrics port where it says, as it keeps the web's (it was bound
+    to 0.0.0.0 whatever `WARDEN_HOST` said). 127.0.0.2 is loopback too on Linux, so that 127.0.0.1 can
+    show what is not listened on."""
+    port = free_port()
+    server = serve_metrics(make_settings(warden_host="127.0.0.2", warden_worker_metrics_port=port))
+    assert server is not None
+    try:
+        assert httpx.get(f"http://127.0.0.2:{port}/metrics").status_code == 200
+        with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.support.harness import Harness, harness
+from tests.support.harness import AGENT, Harness, harness
 from tests.support.helpers import person
 from tests.support.processes import ROOT, procfile_argv
 from tests.support.settings import KEY, SECRET, make_settings
@@ -74,10 +74,12 @@ async def test_old_closed_rooms_and_resolved_incidents_go_open_ones_stay(h: Harn
     pruned = await prune(h.ctx)
 
     assert pruned["rooms"] == 1 and pruned["incidents"] == 1 and pruned["events"] >= 2
+    assert pruned["room_agents"] == 1  # the closed room's expected agent went with it
     assert _pruned("rooms") == before + 1  # counted in the worker's /metrics
     assert await find_room(h.engine, "old-closed") is None
     assert await _count(h.engine, EVENTS.c.room_sid == "RM_old-closed") == 0
     assert (await h.room("RM_old-open")).phase is Phase.WAITING
+    assert await incidents.waiting_rooms(h.engine, AGENT) == [("RM_old-open", "old-open")]
     assert await _count(h.engine, EVENTS.c.room_sid == "RM_old-open") >= 1
     assert (await h.room("RM_new-closed")).phase is Phase.CLOSED
     assert await incidents.get_incident(h.engine, resolved) is None

@@ -60,6 +60,12 @@ def test_warden_rooms_globs_choose_the_watched_rooms() -> None:
         ({"warden_incident_webhook_url": "https:///hidden-value"}, "WARDEN_INCIDENT_WEBHOOK_URL"),
         ({"warden_alert_webhook_url": "hooks.slack.com/services/hidden-value"}, "WARDEN_ALERT_WEBHOOK_URL"),
         ({"warden_log_format": "yaml"}, "WARDEN_LOG_FORMAT"),
+        ({"warden_web_concurrency": 0}, "WARDEN_WEB_CONCURRENCY"),
+        ({"warden_web_concurrency": "many"}, "WARDEN_WEB_CONCURRENCY"),
+        ({"warden_header_timeout_seconds": 0}, "WARDEN_HEADER_TIMEOUT_SECONDS"),
+        ({"warden_header_timeout_seconds": 3600}, "WARDEN_HEADER_TIMEOUT_SECONDS"),
+        ({"warden_body_timeout_seconds": -1}, "WARDEN_BODY_TIMEOUT_SECONDS"),
+        ({"warden_body_timeout_seconds": "soon"}, "WARDEN_BODY_TIMEOUT_SECONDS"),
     ],
 )
 def test_bad_setting_names_the_variable_and_not_the_secret(
@@ -139,3 +145,42 @@ def test_worker_refuses_to_start_on_a_bad_alert_route_url_without_repeating_it()
     assert done.returncode == 2
     assert "WARDEN_INCIDENT_WEBHOOK_URL: must be an http:// or https:// URL with a host" in done.stderr
     assert "router-token" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_slow_client_limits_default_to_bounds_a_webhook_never_nears() -> None:
+    settings = make_settings()
+    assert (
+        settings.warden_web_concurrency,
+        settings.warden_header_timeout_seconds,
+        settings.warden_body_timeout_seconds,
+    ) == (500, 10.0, 10.0)
+
+
+@pytest.mark.parametrize(
+    ("soft", "hard", "concurrency", "runs_with"),
+    [
+        (1024, 4096, 500, 1024),  # the default fits under the usual soft limit: left alone
+        (1024, 4096, 2000, 4096),  # raised to the hard limit, as Go's runtime does
+        (1024, 1024, 2000, None),  # cannot fit: start-up stops, naming the variable
+    ],
+)
+def test_web_concurrency_must_fit_the_open_files_limit(
+    monkeypatch: pytest.MonkeyPatch, soft: int, hard: int, concurrency: int, runs_with: int | None
+) -> None:
+    import resource
+
+    from service.server import open_files_limit
+
+    raised: list[tuple[int, int]] = []
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (soft, hard))
+    monkeypatch.setattr(resource, "setrlimit", lambda _, limits: raised.append(limits))
+    if runs_with is None:
+        with pytest.raises(SettingsError) as caught:
+            open_files_limit(concurrency)
+        assert str(caught.value).startswith(
+            "WARDEN_WEB_CONCURRENCY: 2000 requests at once need 2128 open files"
+        )
+        assert raised == []
+    else:
+        assert open_files_limit(concurrency) == runs_with
+        assert raised == ([] if runs_with == soft else [(hard, hard)])

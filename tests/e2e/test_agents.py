@@ -1,14 +1,17 @@
 """Every agent a room needs, from the Procfile processes against the stand-in LiveKit: with no agent
 configured Warden learns each room's agents from LiveKit's dispatches and re-dispatches the missing one
 with the application's metadata; rules give rooms their agents, SIP rooms their own SLA, and each agent
-its own deployment to restart."""
+its own deployment to restart: two agents out at once make two incidents, each of its own agent's rooms
+only, each resolved when its own agent is back."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +24,7 @@ from livekit.protocol.agent_dispatch import AgentDispatch
 from devtools.simulator.livekit import FakeLiveKit, room_sid
 from devtools.simulator.serving import serve
 from devtools.simulator.webhooks import avatar, caller
-from tests.support.helpers import agent
+from tests.support.helpers import agent, person
 from tests.support.processes import ROOT, run_warden
 from tests.support.settings import KEY, SECRET
 from tests.support.waiting import wait_until
@@ -196,6 +199,10 @@ async def test_rules_sip_rooms_and_one_agents_outage_restarting_its_own_deployme
     sip_room = f"call-_{number}_x1"
     w.fake.join(sip_room, f"sip_{number}", caller=number)
     await w.webhook("participant_joined", sip_room, participant=caller(f"sip_{number}", number))
+    # Numbers written with separators, in a room that expects no agent (no SLA of its own to miss).
+    dashed_room, dashed_person = "call-15550199-dashed", "phone-1-555-010-0199"
+    w.fake.join(dashed_room, dashed_person)
+    await w.webhook("participant_joined", dashed_room, participant=person(dashed_person, "PA_dashed"))
 
     async def sip_served() -> bool:
         return expected(await w.room(sip_room)).get("receptionist", ("",))[0] == "agent_active"
@@ -218,9 +225,81 @@ async def test_rules_sip_rooms_and_one_agents_outage_restarting_its_own_deployme
     assert sip["sip"] is True and sip["name"] == "call-_•••0123_x1"
     everything = json.dumps(sip) + (await w.client.get(f"{w.warden.url}/api/rooms")).text
     everything += (await w.client.get(f"{w.warden.url}/rooms/{room_sid(sip_room)}")).text
-    leaks = [everything[max(0, i - 120) : i + 40] for i in _all(everything, "5550100123")]
-    assert leaks == []
-    assert "5550100123" not in w.warden.log_text()
+    dashed = (await w.client.get(f"{w.warden.url}/api/rooms/{room_sid(dashed_room)}")).json()
+    assert dashed["name"] == "call-•••0199-dashed" and dashed["people"][0]["identity"] == "phone-•••0199"
+    everything += (
+        json.dumps(dashed) + (await w.client.get(f"{w.warden.url}/rooms/{room_sid(dashed_room)}")).text
+    )
+    for needle in ("5550100123", "15550199", "555-010-0199"):
+        leaks = [everything[max(0, i - 120) : i + 40] for i in _all(everything, needle)]
+        assert leaks == []
+        assert needle not in w.warden.log_text()
+
+
+TWO_DEPLOYMENTS = """
+[[rule]]
+match = { room = "assist-*" }
+agents = ["assistant"]
+cloud_agent_id = "CA_assistant"
+
+[[rule]]
+match = { room = "notes-*" }
+agents = ["notetaker"]
+cloud_agent_id = "CA_notes"
+"""
+DEPLOYMENT = {"assistant": "CA_assistant", "notetaker": "CA_notes"}
+ROOMS_OF = {"assistant": {"assist-1", "assist-2", "assist-3"}, "notetaker": {"notes-1", "notes-2", "notes-3"}}
+
+
+@pytest.mark.parametrize(
+    "agents",
+    [{"rules": TWO_DEPLOYMENTS, "WARDEN_OUTAGE_ROOMS": "2", "WARDEN_RESTART_GRACE_SECONDS": "30"}],
+    indirect=True,
+)
+async def test_two_agents_out_at_once_each_incident_holds_and_resolves_with_its_own_rooms(
+    agents: Agents,
+) -> None:
+    w = agents
+    # Both fleets are down: a dispatch is answered only while its agent's deployment runs. The
+    # assistant's runs again 2 s after its restart; the notetaker's when this test says so.
+    w.fake.restart_takes.update(CA_assistant=2.0, CA_notes=math.inf)
+    w.answers = lambda d: time.time() >= w.fake.back_at.get(DEPLOYMENT[d.agent_name], math.inf)
+    everywhere = tuple(sorted(ROOMS_OF["assistant"] | ROOMS_OF["notetaker"]))
+    for room in everywhere:
+        await w.person_joins(room)
+
+    async def incident(agent: str) -> dict[str, Any]:
+        listed = (await w.client.get(f"{w.warden.url}/api/incidents")).json()["incidents"]
+        mine = [i for i in listed if i["agent_name"] == agent]
+        if len(mine) != 1:
+            return {"state": "none", "rooms": [], "actions": [], "listed": len(mine)}
+        return dict((await w.client.get(f"{w.warden.url}/api/incidents/{mine[0]['id']}")).json())
+
+    def rooms(found: dict[str, Any]) -> set[str]:
+        return {r["name"] for r in found["rooms"]}
+
+    async def fresh_started(agent: str) -> bool:
+        return any(a["action"] == "re-dispatch" for a in (await incident(agent))["actions"])
+
+    async def resolved(agent: str) -> bool:
+        return (await incident(agent))["state"] == "resolved"
+
+    await patiently(w, lambda: fresh_started("assistant"), "the assistant restarted", everywhere)
+    assert rooms(await incident("assistant")) <= ROOMS_OF["assistant"]  # no room waiting for the notetaker
+    await patiently(w, lambda: resolved("assistant"), "the assistant's incident resolved", everywhere)
+    notes = await incident("notetaker")
+    assert notes["state"] == "open" and rooms(notes) <= ROOMS_OF["notetaker"]
+    assert rooms(await incident("assistant")) == ROOMS_OF["assistant"]
+    notetakers = [expected(await w.room(r))["notetaker"][0] for r in sorted(ROOMS_OF["notetaker"])]
+    assert "agent_active" not in notetakers  # resolved while the notetakers were still missing
+
+    w.fake.back_at["CA_notes"] = time.time()  # the notetakers' deployment runs again
+    await patiently(w, lambda: resolved("notetaker"), "the notetaker's incident resolved", everywhere)
+    assert rooms(await incident("notetaker")) == ROOMS_OF["notetaker"]
+    assert sorted(w.fake.restarts) == ["CA_assistant", "CA_notes"]
+    for name, its_rooms in ROOMS_OF.items():
+        for room in its_rooms:
+            assert expected(await w.room(room))[name][0] == "agent_active", (name, room)
 
 
 def _all(text: str, needle: str) -> list[int]:

@@ -84,7 +84,8 @@ async def test_a_job_the_worker_cannot_run_is_kept_shown_and_re_run(warden: Ward
         await wait_until(lambda: kept(3), "EV_broken kept as a dead letter after 3 tries")
         (letter,) = await letters()
         assert letter["room"] == {"sid": "RM_broken", "name": "broken-room"}
-        assert letter["error"].startswith("ValueError: 'from_a_newer_warden'"), letter["error"]
+        # the reason names the field it could not read (never the value: it may be a person's)
+        assert letter["error"].startswith("UnreadableRecord: Event.kind"), letter["error"]
         assert (await api.get("/api/rooms/fine-room")).status_code == 200, "other rooms go on"
         assert gauge((await api.get("/metrics")).text, "warden_dead_letters") == 1
 
@@ -96,7 +97,7 @@ async def test_a_job_the_worker_cannot_run_is_kept_shown_and_re_run(warden: Ward
             await page.click("#dead-letters a")
             await page.wait_for_url(f"{warden.url}/dead-letters")
             row = await page.inner_text('tr[data-dead-letter="EV_broken"]')
-            assert "apply_webhook" in row and "broken-room" in row and "ValueError" in row, row
+            assert "apply_webhook" in row and "broken-room" in row and "UnreadableRecord" in row, row
             assert "1 not re-run" in await page.inner_text("h1")
 
         listed = cli(warden, "dead-letters")

@@ -1,8 +1,8 @@
-"""Faults with real processes: Redis stopped while webhooks arrive; PostgreSQL restarted under load."""
+"""Faults with real processes: Redis stopped while webhooks arrive; PostgreSQL restarted under load. Each
+test stops or restarts a server of its own, never the run's shared ones."""
 
 from __future__ import annotations
 
-import subprocess
 import time
 from pathlib import Path
 
@@ -11,7 +11,7 @@ import pytest
 
 from devtools.embedded_redis import EmbeddedRedis
 from tests.support.helpers import body, person, sign
-from tests.support.postgres import private_restart_argv
+from tests.support.postgres import private_postgres
 from tests.support.processes import run_warden
 from tests.support.settings import KEY, SECRET
 from tests.support.waiting import wait_until
@@ -82,45 +82,32 @@ async def test_redis_stopped_means_503_and_nothing_answered_200_is_lost_or_doubl
 
 @pytest.mark.postgres
 async def test_postgresql_restarted_under_load_the_worker_recovers_alone(
-    tmp_path: Path, postgres_url: str, redis_url: str
+    tmp_path: Path, redis_url: str
 ) -> None:
-    """Restarts the run's PostgreSQL (the private cluster `make test` started, else this machine's
-    cluster on port 5432 through pg_ctlcluster) while webhooks flow."""
-    restart_command = private_restart_argv()
-    if restart_command is None:
-        clusters = subprocess.run(
-            ["pg_lsclusters", "--no-header"], capture_output=True, text=True, check=False
-        )
-        online = [
-            line.split()
-            for line in clusters.stdout.splitlines()
-            if "online" in line and " 5432 " in f" {line} "
-        ]
-        if clusters.returncode != 0 or not online:
-            pytest.skip("no private PostgreSQL from make test and no pg_ctlcluster cluster on port 5432")
-        version, name = online[0][0], online[0][1]
-        restart_command = ["pg_ctlcluster", "--skip-systemctl-redirect", version, name, "restart"]
-    env = {"REDIS_URL": redis_url, "DATABASE_URL": postgres_url, "WARDEN_JOIN_SLA_SECONDS": "600"}
-    with run_warden(tmp_path, **env) as warden:
-        async with httpx.AsyncClient(base_url=warden.url, timeout=10) as client:
+    """Restarts a PostgreSQL of this test's own (never the run's, which other tests are using) while
+    webhooks flow."""
+    with private_postgres(tmp_path / "pg") as postgres:
+        env = {"REDIS_URL": redis_url, "DATABASE_URL": postgres.url, "WARDEN_JOIN_SLA_SECONDS": "600"}
+        with run_warden(tmp_path, **env) as warden:
+            async with httpx.AsyncClient(base_url=warden.url, timeout=10) as client:
 
-            async def deliver(i: int) -> None:
-                assert await send_join(client, f"pg-{i}") == 200  # intake needs no database
+                async def deliver(i: int) -> None:
+                    assert await send_join(client, f"pg-{i}") == 200  # intake needs no database
 
-            for i in range(10):
-                await deliver(i)
-            restart = subprocess.Popen(restart_command, stdout=subprocess.DEVNULL)
-            for i in range(10, 40):  # under load while PostgreSQL goes down and comes back
-                await deliver(i)
-            assert restart.wait(timeout=60) == 0
+                for i in range(10):
+                    await deliver(i)
+                restart = postgres.restart()
+                for i in range(10, 40):  # under load while PostgreSQL goes down and comes back
+                    await deliver(i)
+                assert restart.wait(timeout=60) == 0
 
-            async def all_processed() -> bool:
-                try:
-                    listed = (await client.get("/api/rooms", params={"limit": 200})).json()
-                except ValueError:
-                    return False
-                return {r["name"] for r in listed.get("rooms", [])} >= {f"pg-{i}" for i in range(40)}
+                async def all_processed() -> bool:
+                    try:
+                        listed = (await client.get("/api/rooms", params={"limit": 200})).json()
+                    except ValueError:
+                        return False
+                    return {r["name"] for r in listed.get("rooms", [])} >= {f"pg-{i}" for i in range(40)}
 
-            await wait_until(
-                all_processed, "every event processed after the restart", timeout=JOB_TIMEOUT_SECONDS + 60
-            )
+                await wait_until(
+                    all_processed, "every event processed after the restart", timeout=JOB_TIMEOUT_SECONDS + 60
+                )

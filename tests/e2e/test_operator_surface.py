@@ -1,8 +1,8 @@
 """The operator's view of a real run: the simulator plays LiveKit (its Twirp API and signed webhooks)
 against Warden's Procfile processes with never-joining, leaving and stalling agents and an outage.
 While it runs, headless Chromium loads the dashboard, as a person would, and saves the screenshots the
-README shows; afterwards the simulator's summary, both metrics endpoints, the CLI and the pages are
-checked against each other."""
+README shows (in var/screenshots; `make screenshots` refreshes the README's); afterwards the simulator's
+summary, both metrics endpoints, the CLI and the pages are checked against each other."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ from tests.support.waiting import read_until, wait_until
 AGENT = "notetaker"
 ROOMS = 24
 FAILURES = "never-joins:0.2,leaves:0.15,stalls:0.15,outage:4+5"
+SHOTS = ("rooms.png", "room.png", "incidents.png")
 
 
 @dataclass
@@ -57,8 +58,11 @@ class Run:
 
 
 async def look(warden: Warden, recovered: str, seen: Seen) -> None:
-    """Mid-run: load each page in Chromium, save its screenshot, note what a person sees."""
+    """Mid-run: load each page in Chromium, save its screenshot (in var/screenshots: `make screenshots`
+    copies them into docs/), note what a person sees."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for shot in SHOTS:
+        (SCREENSHOTS / shot).unlink(missing_ok=True)  # each run's own, not a previous run's
     async with chromium() as browser:
         page = await browser.new_page(viewport={"width": 1280, "height": 860})
         await page.goto(f"{warden.url}/")
@@ -239,7 +243,7 @@ def test_dashboard_showed_rooms_recoveries_and_the_incident(run: Run) -> None:
     assert set(run.seen.text["filtered"].split(",")) == {"agent_active"}
     assert "Re-dispatches" in room and "redispatch" in room.lower() and run.seen.counts["deadlines"] >= 2
     assert "CA_simulated" in incidents or "LiveKit Cloud agent restart" in incidents
-    for shot in ("rooms.png", "room.png", "incidents.png"):
+    for shot in SHOTS:
         assert (SCREENSHOTS / shot).stat().st_size > 10_000
 
 

@@ -11,7 +11,10 @@ import pytest
 from playwright.async_api import Browser, async_playwright
 
 CHROMIUM = Path(os.environ.get("WARDEN_CHROMIUM", "/usr/bin/chromium"))
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+ROOT = Path(__file__).resolve().parents[2]
+# Where the browser tests save what they saw: under var/ (ignored by git), so that a test run changes no
+# tracked file. `make screenshots` copies them over the README's, in docs/screenshots.
+SCREENSHOTS = ROOT / "var" / "screenshots"
 # Flags for a closed network (no background calls home) and for running as root in a container.
 FLAGS = [
     "--no-sandbox",

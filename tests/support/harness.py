@@ -31,6 +31,7 @@ from workers.jobs.rooms.jobs import apply_webhook, on_deadline
 from workers.jobs.runtime.context import context
 from workers.jobs.runtime.lifecycle import shutdown, startup
 from workers.migrate import upgrade
+from workers.queue.enqueue import Enqueuer
 from workers.store.outbox import Pending
 from workers.store.writer import load_room
 
@@ -193,8 +194,7 @@ async def harness(
             effects = Effects(
                 presence=livekit,
                 dispatcher=livekit,
-                queue=queue,
-                queue_name=config.warden_queue_name,
+                enqueuer=Enqueuer(queue, config.warden_queue_name),
                 escalator=escalator,
                 clock=clock,
             )

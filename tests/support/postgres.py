@@ -5,17 +5,19 @@ root or with sudo), its data under `var/test-pg` in the build tree, on a free lo
 when the run ends. `initdb` refuses to run as root, so as root the cluster belongs to the `postgres`
 user and every PostgreSQL command runs through `runuser -u postgres --`.
 
-The private cluster is described to the tests by WARDEN_TEST_PGDATA (its data directory) and
-WARDEN_TEST_PGBIN (its binaries), so a fault test can restart exactly that server.
+The run's server is shared by every test (and by the e2e tier running beside the others): no test may
+stop or restart it. A test that does so to a server makes one of its own with `private_postgres`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
 import socket
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,6 +106,12 @@ class PrivatePostgres:
             str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-l", log, "-o", options, "-w", "start"
         )
 
+    def restart(self) -> subprocess.Popen[bytes]:
+        """Begin a fast restart (pg_ctl keeps the options the server was started with); the caller waits
+        for the returned pg_ctl."""
+        argv = [str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "fast", "-w", "restart"]
+        return subprocess.Popen([*_as_owner(), *argv], stdout=subprocess.DEVNULL)
+
     def stop(self) -> None:
         subprocess.run(
             [*_as_owner(), str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "fast", "-w", "stop"],
@@ -113,11 +121,7 @@ class PrivatePostgres:
         )
 
     def environ(self) -> dict[str, str]:
-        return {
-            "WARDEN_TEST_POSTGRES_URL": self.url,
-            "WARDEN_TEST_PGDATA": str(self.datadir),
-            "WARDEN_TEST_PGBIN": str(self.bindir),
-        }
+        return {"WARDEN_TEST_POSTGRES_URL": self.url}
 
 
 def _owned_dir(base: Path) -> Path:
@@ -169,10 +173,13 @@ def make_private(base: Path = PRIVATE_DIR) -> PrivatePostgres:
     return server
 
 
-def private_restart_argv() -> list[str] | None:
-    """The command that restarts this run's private cluster (None when the run uses a server it did not
-    start); pg_ctl restart keeps the options it was started with."""
-    datadir, bindir = os.environ.get("WARDEN_TEST_PGDATA"), os.environ.get("WARDEN_TEST_PGBIN")
-    if not datadir or not bindir:
-        return None
-    return [*_as_owner(), f"{bindir}/pg_ctl", "-D", datadir, "-m", "fast", "-w", "restart"]
+@contextlib.contextmanager
+def private_postgres(base: Path) -> Iterator[PrivatePostgres]:
+    """A cluster of the caller's own under `base` (for a test that stops or restarts it), stopped and
+    removed afterwards."""
+    server = make_private(base)
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.datadir.parent, ignore_errors=True)

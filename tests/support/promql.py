@@ -20,6 +20,18 @@ from tests.support.processes import ROOT
 RULES = ROOT / "deploy" / "prometheus" / "warden-rules.yml"
 RULE_TESTS = ROOT / "deploy" / "prometheus" / "warden-rules.test.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "warden.json"
+# The alerts the rules define.
+ALERTS = frozenset(
+    {
+        "WardenNoWebhooks",
+        "WardenQueueLagHigh",
+        "WardenBreachRateHigh",
+        "WardenIncidentOpen",
+        "WardenWorkerDown",
+        "WardenNoWorkerHeartbeat",
+        "WardenDeadLetters",
+    }
+)
 # Series Prometheus writes itself for every target, not exposed by any process.
 SYNTHETIC = frozenset({"up", "scrape_duration_seconds", "scrape_samples_scraped"})
 # The sample names each metric type's family `f` exposes (prometheus_client's text format).

@@ -1,11 +1,11 @@
 """`make test`: run pytest with the PostgreSQL it needs, started here when none answers.
 
-    python -m tests.support.run              the whole suite: unit + component, and e2e beside them
+    python -m tests.support.run              the whole suite: unit + jobs + component, and e2e beside
     python -m tests.support.run PATH... [-k ...]   what pytest is given
 
-The whole suite runs as two pytest processes at once: the unit and component tiers (CPU-bound, shown
-as they run) and the e2e tier (Warden's own processes; mostly waiting on SLAs and restarts, its output
-shown when it ends, kept in var/log/test-e2e.log), which halves the wall time on two cores. They share
+The whole suite runs as two pytest processes at once: the unit, jobs and component tiers (CPU-bound,
+shown as they run) and the e2e tier (Warden's own processes; mostly waiting on SLAs and restarts, its
+output shown when it ends, kept in var/log/test-e2e.log), which halves the wall time on two cores. They share
 the PostgreSQL server (a database each) and use a Redis database each.
 
 When WARDEN_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/postgres) answers, that
@@ -64,7 +64,9 @@ def _whole_suite(options: list[str]) -> int:
             env={**os.environ, "WARDEN_TEST_REDIS_DB": "10"},  # 6379's database 9 is the other run's
         )
         print("tests: the e2e tier runs beside the others (its output follows theirs)", flush=True)
-        fast = subprocess.run([*pytest, "tests/unit", "tests/component", f"--junitxml={fast_xml}", *options])
+        fast = subprocess.run(
+            [*pytest, "tests/unit", "tests/jobs", "tests/component", f"--junitxml={fast_xml}", *options]
+        )
         e2e.wait()
     print(f"\n--- tests/e2e ({e2e_log.relative_to(ROOT)}) ---", flush=True)
     print(e2e_log.read_text(), end="", flush=True)

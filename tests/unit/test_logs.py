@@ -1,4 +1,6 @@
-"""Log lines as JSON, and the dev key's PyJWT warning filtered for livekit-server --dev's pair only."""
+"""Log lines as JSON and as text, inert and bounded whatever values they carry (issue 24: one record is
+one line, escape sequences shown, numbers masked, long values clipped), and the dev key's PyJWT warning
+filtered for livekit-server --dev's pair only."""
 
 from __future__ import annotations
 
@@ -8,8 +10,11 @@ import sys
 import warnings
 
 import jwt
+import pytest
 
-from workers.logs import JsonFormatter, allow_dev_keys
+from workers.logs import TEXT_FORMAT, JsonFormatter, TextFormatter, allow_dev_keys
+
+FORGING = "evil\n2026-12-07 03:00:00,000 ERROR warden.worker: FORGED\x1b[2J\x1b]0;pwned\x07"
 
 
 def test_a_json_line_carries_the_record_and_its_room_event_and_outcome() -> None:
@@ -50,3 +55,73 @@ def test_only_livekit_server_dev_keys_lose_the_short_key_warning() -> None:
     assert not _warns("devkey", "secret")
     assert _warns("prodkey", "secret")  # a production key this short is still warned about
     assert _warns("devkey", "another-short")
+
+
+def _record(msg: str, *args: object, exc_info: bool = False) -> logging.LogRecord:
+    return logging.LogRecord(
+        "warden.worker", logging.INFO, __file__, 1, msg, args, sys.exc_info() if exc_info else None
+    )
+
+
+def test_a_text_line_is_one_line_whatever_its_values_hold() -> None:
+    line = TextFormatter().format(_record("%s room=%s: %s", "room_started", FORGING, "applied"))
+    assert "\n" not in line and "\x1b" not in line and "\x07" not in line
+    assert line.endswith(
+        r"INFO warden.worker: room_started room=evil\n2026-12-07 03:00:00,000 ERROR warden.worker: "
+        r"FORGED\x1b[2J\x1b]0;pwned\x07: applied"
+    )
+
+
+@pytest.mark.parametrize("raw", ["\r", "\x85", "\u2028", "\u202e", "\x9b"])
+def test_text_and_json_lines_write_no_raw_control_character(raw: str) -> None:
+    record = _record("room %s", f"a{raw}b")
+    assert raw not in TextFormatter().format(record)
+    line = JsonFormatter("worker").format(record)
+    assert raw not in line and json.loads(line)["message"] == f"room a{raw}b"  # JSON: the same value
+
+
+def test_a_text_line_is_formatted_as_the_standard_formatter_does() -> None:
+    record = _record("%s: %d rooms", "call-1", 3)
+    assert TextFormatter().format(record) == logging.Formatter(TEXT_FORMAT).format(record)
+
+
+def test_a_traceback_keeps_its_lines_but_not_those_its_message_brings() -> None:
+    try:
+        try:
+            raise KeyError("inner")
+        except KeyError as exc:
+            raise ValueError(f"room {FORGING}") from exc
+    except ValueError:
+        record = _record("failed", exc_info=True)
+    text = TextFormatter().format(record)
+    lines = text.splitlines()
+    assert lines[0].endswith("INFO warden.worker: failed")
+    assert lines[1] == "Traceback (most recent call last):" and "direct cause" in text
+    assert lines[-1] == (
+        r"ValueError: room evil\n2026-12-07 03:00:00,000 ERROR warden.worker: FORGED\x1b[2J\x1b]0;pwned\x07"
+    )
+    assert not [line for line in lines if line.startswith("2026-12-07 03:00:00")]
+
+
+def test_an_exception_groups_messages_are_escaped_too() -> None:
+    try:
+        raise ExceptionGroup("two", [ValueError(f"a {FORGING}"), TypeError("b\x1b")])
+    except ExceptionGroup:
+        record = _record("failed", exc_info=True)
+    text = TextFormatter().format(record)
+    assert "\x1b" not in text and r"| TypeError: b\x1b" in text
+    assert not [line for line in text.splitlines() if "FORGED" in line and "ValueError: a evil" not in line]
+
+
+@pytest.mark.parametrize("fmt", [TextFormatter(), JsonFormatter("worker")])
+def test_values_and_messages_are_clipped_and_masked(fmt: logging.Formatter) -> None:
+    huge = "call-15550100-" + "x" * 1_000_000
+    line = fmt.format(_record("%s room=%s: %s", "room_started", huge, "applied"))
+    assert len(line) < 1200 and "…(999014 more chars): applied" in line  # the rest of the line kept
+    assert "call-•••0100-" in line and "15550100" not in line
+    whole = fmt.format(_record("x" * 100_000))  # a message with no values, say from a library
+    assert len(whole) < 4200 and "…(96000 more chars)" in whole
+
+
+def test_a_number_split_between_the_format_and_its_value_is_masked() -> None:
+    assert "•••0100" in TextFormatter().format(_record("call-%s", "15550100"))

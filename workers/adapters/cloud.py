@@ -8,6 +8,7 @@ with `ListAgents`, which also tells whether the agent's deployment runs (`runnin
 
 from __future__ import annotations
 
+from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
@@ -31,6 +32,26 @@ def agents_url(livekit_url: str) -> str:
     host = ".".join(["agents", *labels[1:]]) if len(labels) > 1 else (parts.hostname or "")
     netloc = f"{host}:{parts.port}" if parts.port else host
     return urlunsplit((scheme, netloc, "", "", ""))
+
+
+class Cloud(Protocol):
+    """What escalation asks of LiveKit Cloud's agents (`CloudAgents`). `agent_id` is the deployment's
+    id (empty: found by agent name); a rule naming another sets it on a copy."""
+
+    name: str
+    agent_id: str
+
+    async def restart(self, agent_name: str, **_incident: object) -> str:
+        """Restart the agent's deployment; what LiveKit said, or raise `UpstreamError`."""
+        ...
+
+    async def rollback(self, agent_name: str) -> str:
+        """Roll the agent's deployment back to its previous version, or raise `UpstreamError`."""
+        ...
+
+    async def running(self, agent_name: str) -> bool | None:
+        """Does its deployment report running replicas? None when LiveKit lists none for it."""
+        ...
 
 
 class CloudAgents:

@@ -6,6 +6,7 @@
     ├── MalformedEvent     signed, but not a LiveKit WebhookEvent          → HTTP 400
     ├── StaleWrite         another job changed the room first              → the job re-reads and retries
     ├── UpstreamError      LiveKit or a hook failed; `retryable` for 5xx and timeouts, not for 4xx
+    ├── UnreadableRecord   a stored row or a queued job's argument is not the type it should be
     └── UndeclaredTransition  a state table lacks a (state, input) pair: the import stops
 
 Messages never carry secrets: they name the variable or the check that failed, never the value.
@@ -30,6 +31,11 @@ class MalformedEvent(WardenError):
 
 class StaleWrite(WardenError):
     """The room row changed between read and write; the caller re-reads and tries again."""
+
+
+class UnreadableRecord(WardenError):
+    """A stored dict (a row, a queued job's argument) does not decode to the type it is read as
+    (`workers.core.plain.from_plain`); the message names the field."""
 
 
 class UndeclaredTransition(WardenError):

@@ -1,8 +1,8 @@
 """The state machine's input: a LiveKit webhook reduced to the facts Warden uses, or one of Warden's
 own events. Plain data: `workers.adapters.webhook` reduces a `livekit.WebhookEvent` to an `Event`;
-`to_dict` / `from_dict` carry it through the job queue and the event log as plain JSON. Nothing secret
-survives the reduction (the room's TURN password, metadata and track details are dropped), so the
-queue, the database and the API never hold them.
+`to_dict` and `workers.core.plain.from_plain(Event, data)` carry it through the job queue and the event
+log as plain JSON. Nothing secret survives the reduction (the room's TURN password, metadata and track
+details are dropped), so the queue, the database and the API never hold them.
 """
 
 from __future__ import annotations
@@ -178,41 +178,3 @@ def internal(
 def to_dict(event: Event) -> dict[str, Any]:
     """Plain JSON-able form, for job arguments and the event log."""
     return as_dict(event)
-
-
-def from_dict(data: dict[str, Any]) -> Event:
-    """Inverse of `to_dict`."""
-    participant = data.get("participant")
-    job = data.get("job")
-    fact = data.get("fact")
-    return Event(
-        id=data["id"],
-        kind=EventKind(data["kind"]),
-        name=data["name"],
-        created_at=int(data["created_at"]),
-        room_sid=data.get("room_sid", ""),
-        room_name=data.get("room_name", ""),
-        participant=Participant(**participant) if participant else None,
-        track_sid=data.get("track_sid", ""),
-        job=Job(**job) if job else None,
-        fact=_fact_from_dict(fact) if fact else None,
-    )
-
-
-def _fact_from_dict(data: dict[str, Any]) -> Fact:
-    return Fact(
-        **{
-            **data,
-            "participants": tuple(Participant(**p) for p in data.get("participants", ())),
-            "dispatches": tuple(
-                DispatchInfo(
-                    **{
-                        **d,
-                        "statuses": tuple(d.get("statuses", ())),
-                        "attributes": tuple(tuple(kv) for kv in d.get("attributes", ())),
-                    }
-                )
-                for d in data.get("dispatches", ())
-            ),
-        }
-    )

@@ -2,7 +2,8 @@
 
 Each is decided by an incident step and kept in the outbox (`workers.store.outbox`, no room) under a
 deterministic id until it lands, a receiver refuses it for good (4xx), or its retry time is over. The
-outbox row's `kind` is the class name, and picks the route that sends it (`workers.escalation.couriers`).
+outbox row's `kind` is the class name: the outbox reads the row as that class (`workers.store.outbox`),
+and the escalation's couriers pick the route that sends it (`workers.escalation.couriers`).
 
 An `Alert` is the Slack-compatible message; each other alert route (PagerDuty, Opsgenie, the signed
 incident webhook) gets an `IncidentEvent` of its own for the same step, so that each is tried, retried
@@ -14,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from workers.core.plain import as_dict
+from workers.core.plain import tagged
 
 
 @dataclass(frozen=True)
@@ -76,17 +77,4 @@ Outgoing = Alert | DeployHook | IncidentEvent
 
 def outgoing_to_dict(call: Outgoing) -> dict[str, Any]:
     """The call as the outbox's JSON payload: its kind and fields."""
-    return {"action": type(call).__name__, **as_dict(call)}
-
-
-def outgoing_from_dict(data: dict[str, Any]) -> Outgoing:
-    """Inverse of `outgoing_to_dict`."""
-    fields = {k: v for k, v in data.items() if k != "action"}
-    match data["action"]:
-        case "Alert":
-            return Alert(**fields)
-        case "DeployHook":
-            return DeployHook(**{**fields, "rooms": tuple(fields.get("rooms", ()))})
-        case "IncidentEvent":
-            return IncidentEvent(**{**fields, "rooms": tuple(fields.get("rooms", ()))})
-    raise ValueError(f"not an outgoing call: {data['action']!r}")
+    return tagged(call)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from workers.core.plain import as_dict
+from workers.core.plain import tagged
 
 
 class Phase(StrEnum):
@@ -316,4 +316,4 @@ class Decision:
 
 def action_to_dict(action: Action) -> dict[str, Any]:
     """An action as JSON for the room's timeline: its type and fields."""
-    return {"action": type(action).__name__, **as_dict(action)}
+    return tagged(action)

@@ -16,7 +16,7 @@ import httpx
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from workers.adapters.cloud import CloudAgents
+from workers.adapters.cloud import Cloud
 from workers.adapters.hooks import DeployHook as DeployHookCaller
 from workers.core.outgoing import DeployHook, IncidentEvent
 from workers.core.room import Room
@@ -40,7 +40,7 @@ class Escalations:
         redis: Redis,
         policy: EscalationPolicy,
         rules: Rules,
-        cloud: CloudAgents | None,
+        cloud: Cloud | None,
         hook: Restarter | None,
         hook_secret: str,
         http: httpx.AsyncClient,

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from workers.adapters.cloud import CloudAgents
+from workers.adapters.cloud import Cloud
 from workers.core.errors import UpstreamError
 from workers.store import incidents
 
@@ -40,9 +40,10 @@ async def fresh_start_all(
     now: float,
     wait: float | None = None,
 ) -> int:
-    """Every room still waiting for the agent joins the incident and gets a fresh start, re-checked
-    `wait` seconds later (None: the restart grace); how many rooms."""
-    waiting = await incidents.waiting_rooms(engine)
+    """Every room still waiting for the agent (only for this one: a room waiting for another of its
+    agents is another incident's) joins the incident and gets a fresh start, re-checked `wait` seconds
+    later (None: the restart grace); how many rooms."""
+    waiting = await incidents.waiting_rooms(engine, agent_name)
     # Every room still waiting for the agent is part of the outage, and of its resolution.
     await incidents.open_or_join(engine, agent_name, "waiting at the restart", waiting, now)
     for first in range(0, len(waiting), AT_ONCE):
@@ -52,7 +53,7 @@ async def fresh_start_all(
 
 
 async def when_back(
-    cloud: CloudAgents,
+    cloud: Cloud,
     agent_name: str,
     grace: float,
     *,

@@ -34,7 +34,7 @@ from typing import Any
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from workers.adapters.cloud import CloudAgents
+from workers.adapters.cloud import Cloud
 from workers.core.errors import UpstreamError
 from workers.core.outgoing import Alert, DeployHook, Outgoing
 from workers.core.personal import mask_phone
@@ -61,7 +61,7 @@ class Escalation:
         engine: AsyncEngine,
         redis: Redis,
         policy: EscalationPolicy,
-        cloud: CloudAgents | None,
+        cloud: Cloud | None,
         hook: Restarter | None,
         alerter: Alerter | None,
         clock: Callable[[], float],
@@ -306,7 +306,7 @@ class Escalation:
         await self._note(incident_id, cloud.name, outcome)
         await self._restarted(incident_id, watch=cloud)
 
-    async def _restarted(self, incident_id: str, watch: CloudAgents | None = None) -> None:
+    async def _restarted(self, incident_id: str, watch: Cloud | None = None) -> None:
         """A restart landed: the rooms waiting get their fresh start, once however many restarts land;
         after a Cloud restart, another with no wait as soon as the deployment is back (`comeback`)."""
         if await incidents.mark_restarted(self.engine, incident_id, self.clock()):

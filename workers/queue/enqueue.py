@@ -16,7 +16,7 @@ taken before any room job. Every score below `PRIORITY_MS` (a time before 2001) 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Protocol
 
 from arq.connections import ArqRedis
 from arq.constants import default_queue_name, job_key_prefix, result_key_prefix
@@ -49,6 +49,17 @@ for i = 1, (#KEYS - 1) / 2 do
 end
 return queued
 """
+
+
+class JobQueue(Protocol):
+    """What queues Warden's jobs: `Enqueuer` on ARQ's Redis (the jobs tier of the tests has one in memory)."""
+
+    async def enqueue(
+        self, function: str, job_id: str, *args: Any, defer_until: float | None = None, priority: bool = False
+    ) -> bool:
+        """Queue `function(*args)` as job `job_id` (now, or at `defer_until`, epoch seconds; with
+        `priority`, before every job that is not); False when that job id is already known."""
+        ...
 
 
 class Enqueuer:

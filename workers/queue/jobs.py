@@ -1,5 +1,5 @@
 """Warden's jobs as they sit in ARQ's queue: the function names, the job ids and the arguments of
-each, and the one way of queueing each through an `Enqueuer`.
+each, and the one way of queueing each through a `JobQueue` (`workers.queue.enqueue`).
 
 This is wire format: a job queued by one version of Warden is run by the next, so the names, the id
 formats and the order of the arguments below never change without a migration of queued jobs
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workers.queue.enqueue import Enqueuer
+from workers.queue.enqueue import JobQueue
 
 APPLY_WEBHOOK = "apply_webhook"
 ON_DEADLINE = "on_deadline"
@@ -38,19 +38,19 @@ def heartbeat_job_id(room_name: str, identity: str, at: float) -> str:
     return f"heartbeat:{room_name}:{identity}:{int(at)}"
 
 
-async def queue_webhook(enqueuer: Enqueuer, event_id: str, event: dict[str, Any], received_at: float) -> bool:
+async def queue_webhook(enqueuer: JobQueue, event_id: str, event: dict[str, Any], received_at: float) -> bool:
     """Queue `apply_webhook(event, received_at)` under the event's id: LiveKit's retries are one job."""
     return await enqueuer.enqueue(APPLY_WEBHOOK, event_id, event, received_at)
 
 
-async def queue_deadline(enqueuer: Enqueuer, room_sid: str, attempt: int, at: float | None = None) -> bool:
+async def queue_deadline(enqueuer: JobQueue, room_sid: str, attempt: int, at: float | None = None) -> bool:
     """Queue `on_deadline(room_sid, attempt)` to run at `at` (epoch seconds; now when absent or past)."""
     return await enqueuer.enqueue(
         ON_DEADLINE, deadline_job_id(room_sid, attempt), room_sid, attempt, defer_until=at
     )
 
 
-async def queue_heartbeat(enqueuer: Enqueuer, room_name: str, identity: str, at: float) -> bool:
+async def queue_heartbeat(enqueuer: JobQueue, room_name: str, identity: str, at: float) -> bool:
     """Queue `heartbeat(room_name, identity, at)`."""
     return await enqueuer.enqueue(
         HEARTBEAT, heartbeat_job_id(room_name, identity, at), room_name, identity, at
@@ -62,7 +62,7 @@ def escalation_job_id(notice_id: str) -> str:
     return f"escalate:{notice_id}"
 
 
-async def queue_escalation(enqueuer: Enqueuer, notice_id: str, room_sid: str, action: dict[str, Any]) -> bool:
+async def queue_escalation(enqueuer: JobQueue, notice_id: str, room_sid: str, action: dict[str, Any]) -> bool:
     """Queue `escalate(notice_id, room_sid, action)`: the notice's escalation step, as its own job, ahead
     of every room job waiting (an outage's restart never waits behind the rooms it is for)."""
     return await enqueuer.enqueue(
@@ -82,7 +82,7 @@ def original_job_id(job_id: str) -> str:
     return job_id
 
 
-async def queue_retry(enqueuer: Enqueuer, job_id: str, function: str, args: list[Any]) -> str:
+async def queue_retry(enqueuer: JobQueue, job_id: str, function: str, args: list[Any]) -> str:
     """Queue `function(*args)` again, as the job `job_id` was, under the first re-run id ARQ does not
     already know (an earlier re-run keeps its id while its result is kept); that id."""
     n = 1

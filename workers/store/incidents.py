@@ -19,11 +19,10 @@ from typing import Any
 from sqlalchemy import Float, String, and_, exists, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from workers.store import outbox
+from workers.store import outbox, room_agents
 from workers.store.engine import dialect_insert, writing
-from workers.store.models import INCIDENT_ACTIONS, INCIDENT_ROOMS, INCIDENTS, ROOMS
+from workers.store.models import INCIDENT_ACTIONS, INCIDENT_ROOMS, INCIDENTS, ROOM_AGENTS, ROOMS
 
-WAITING_PHASES = ("waiting", "agent_lost")  # people are there and no agent of ours
 CLAIMS = ("alerted_open_at", "restart_claimed_at", "followup_claimed_at", "rollback_claimed_at")
 # The steps that call out (and may die doing it): each claim's column, and the column of its outcome.
 LEASED = {"restart_claimed_at": "restart_done_at", "rollback_claimed_at": "rollback_done_at"}
@@ -256,14 +255,14 @@ async def room_recovered(
             .values(recovered_at=now)
         )
         # Rooms that joined the incident while merely waiting (at the restart) and got their agent
-        # before missing an SLA never report a recovery: a room that needs nothing now has recovered.
-        fine = select(ROOMS.c.sid).where(ROOMS.c.phase.not_in(WAITING_PHASES), ROOMS.c.recovery == "none")
+        # before missing an SLA never report a recovery: a room that no longer needs *this* agent
+        # (whatever its other agents' state) has recovered.
         await connection.execute(
             update(INCIDENT_ROOMS)
             .where(
                 INCIDENT_ROOMS.c.incident_id == incident_id,
                 INCIDENT_ROOMS.c.recovered_at.is_(None),
-                INCIDENT_ROOMS.c.room_sid.in_(fine),
+                ~room_agents.needs(agent_name, INCIDENT_ROOMS.c.room_sid),
             )
             .values(recovered_at=now)
         )
@@ -294,11 +293,14 @@ async def room_recovered(
     return await get_incident(engine, str(incident_id))
 
 
-async def waiting_rooms(engine: AsyncEngine) -> list[tuple[str, str]]:
-    """(sid, name) of every open room with people waiting for the agent."""
+async def waiting_rooms(engine: AsyncEngine, agent_name: str) -> list[tuple[str, str]]:
+    """(sid, name) of every room whose people wait for `agent_name` (not for another of its agents)."""
     async with engine.connect() as connection:
         rows = await connection.execute(
-            select(ROOMS.c.sid, ROOMS.c.name).where(ROOMS.c.phase.in_(WAITING_PHASES))
+            select(ROOMS.c.sid, ROOMS.c.name)
+            .join(ROOM_AGENTS, ROOM_AGENTS.c.room_sid == ROOMS.c.sid)
+            .where(room_agents.waiting_for(agent_name))
+            .order_by(ROOMS.c.sid)
         )
         return [(sid, name) for sid, name in rows]
 

@@ -1,16 +1,37 @@
-"""Database tables: one row per room (its folded state), an append-only event log, incidents, the
-outbox of side effects to deliver, and dead letters."""
+"""Database tables: one row per room (its folded state) and one per expected agent of each room, an
+append-only event log, incidents, the outbox of side effects to deliver, and dead letters."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Table, literal_column
+from sqlalchemy import JSON, Column, Enum, Index, Table, literal_column
 from sqlmodel import Field, SQLModel
+
+from workers.core.room import Phase, Recovery
 
 # The rooms Warden has not seen finish, spelled as a literal (not a bound parameter) so that PostgreSQL
 # and SQLite match it to the partial index below in every plan, generic ones included.
-OPEN_PHASE = literal_column("phase") != literal_column("'closed'")
+OPEN_PHASE = literal_column("phase") != literal_column(f"'{Phase.CLOSED.value}'")
+
+
+def _checked(enum: type[StrEnum], name: str) -> Enum:
+    """A column type holding `enum`'s values as strings, which the database checks (constraint `name`)
+    and SQLAlchemy binds and reads as the enum's members: SQL never spells a phase by hand."""
+    return Enum(
+        enum,
+        name=name,
+        native_enum=False,  # a string and a CHECK: no PostgreSQL type to alter when a value is added
+        create_constraint=True,
+        length=32,
+        validate_strings=True,
+        values_callable=lambda members: [m.value for m in members],
+    )
+
+
+PHASE = _checked(Phase, "ck_room_agents_phase")
+RECOVERY = _checked(Recovery, "ck_room_agents_recovery")
 
 
 class RoomRow(SQLModel, table=True):
@@ -34,9 +55,28 @@ class RoomRow(SQLModel, table=True):
     first_seen_at: float = Field(index=True)
     updated_at: float
     deadline_at: float | None = Field(default=None, index=True)
-    recovery: str = Field(default="none", max_length=32)
+    recovery: str = Field(default=Recovery.NONE.value, max_length=32)
     time_to_agent: float | None = None  # seconds from the first person to the first agent of ours
     confirmed_at: float | None = None
+
+
+class RoomAgentRow(SQLModel, table=True):
+    """One expected agent of a room (`workers.store.room_agents.rows`): its phase, recovery and next
+    deadline, so that the store can ask which rooms wait for *this* agent. Written only by the room
+    writer, in the room's transaction; deleted with the room."""
+
+    __tablename__ = "room_agents"
+    # Escalation: the rooms of one agent in the phases where its people wait for it.
+    __table_args__ = (Index("ix_room_agents_agent_phase", "agent", "phase"),)
+
+    room_sid: str = Field(primary_key=True, max_length=64)
+    agent: str = Field(primary_key=True, max_length=128)
+    phase: Phase = Field(sa_column=Column(PHASE, nullable=False))
+    recovery: Recovery = Field(sa_column=Column(RECOVERY, nullable=False))
+    deadline_at: float | None = None
+    waiting_since: float | None = None
+    redispatches: int = 0
+    updated_at: float
 
 
 class EventRow(SQLModel, table=True):
@@ -141,6 +181,7 @@ class DeadLetterRow(SQLModel, table=True):
 
 # The tables as SQLAlchemy Core sees them, for the statements that bypass the ORM (store, incidents).
 ROOMS: Table = RoomRow.__table__  # type: ignore[attr-defined]
+ROOM_AGENTS: Table = RoomAgentRow.__table__  # type: ignore[attr-defined]
 EVENTS: Table = EventRow.__table__  # type: ignore[attr-defined]
 INCIDENTS: Table = IncidentRow.__table__  # type: ignore[attr-defined]
 INCIDENT_ROOMS: Table = IncidentRoomRow.__table__  # type: ignore[attr-defined]

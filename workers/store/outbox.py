@@ -11,6 +11,10 @@ ListDispatch before CreateDispatch, claimed incident steps), so a second deliver
 Calls to the world outside LiveKit (`workers.core.outgoing`: alerts, deploy hooks) are rows too, with no
 room: written by the incident step that decides them (`outgoing_row`), held at once by their writer for
 a first try (`lease_until`), then delivered by the sweep like the rest until they land or are given up.
+
+A row's `kind` column names what it carries: the class name of its notice or call, as every version has
+written it. `KINDS` reads the payload as that class (`workers.core.plain.from_plain`); the deliverer
+then picks the route by that type.
 """
 
 from __future__ import annotations
@@ -18,20 +22,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from workers.core.errors import UnreadableRecord
 from workers.core.events import Event
-from workers.core.outgoing import Outgoing, outgoing_from_dict, outgoing_to_dict
+from workers.core.outgoing import Outgoing, outgoing_to_dict
+from workers.core.plain import from_plain
 from workers.core.room import (
     Action,
     Dispatch,
     Escalate,
-    Reason,
     ReportBreach,
     ReportRecovered,
     ScheduleDeadline,
@@ -47,7 +52,9 @@ LEASE_SECONDS = 60.0  # a deliverer that died frees its rows after this long
 MAX_BACKOFF_SECONDS = 60.0
 
 Notice = ScheduleDeadline | Dispatch | Escalate | ReportBreach | ReportRecovered
-NOTICES: tuple[type, ...] = (ScheduleDeadline, Dispatch, Escalate, ReportBreach, ReportRecovered)
+NOTICES: tuple[type[Notice], ...] = get_args(Notice)
+# A row's `kind` → the class its payload is read as: every notice and every outgoing call, by name.
+KINDS: dict[str, type[Notice | Outgoing]] = {cls.__name__: cls for cls in (*NOTICES, *get_args(Outgoing))}
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,11 @@ class Pending:
     def action_name(self) -> str:
         return type(self.action).__name__
 
+    @property
+    def outgoing(self) -> bool:
+        """A call to the world outside LiveKit (an alert, a deploy hook), not a room's notice."""
+        return not isinstance(self.action, NOTICES)
+
 
 def notice_id(event: Event, index: int) -> str:
     """The outbox id of the `index`-th action decided by `event` (the id of its row in the room's log)."""
@@ -75,26 +87,12 @@ def is_notice(action: Action) -> bool:
     return isinstance(action, NOTICES)
 
 
-def notice_from_dict(data: dict[str, Any]) -> Notice:
-    """Inverse of `action_to_dict` for the room actions the outbox carries."""
-    fields = {k: v for k, v in data.items() if k != "action"}
-    match data["action"]:
-        case "ScheduleDeadline":
-            return ScheduleDeadline(fields["attempt"], fields["at"], Reason(fields["reason"]))
-        case "Dispatch":
-            return Dispatch(**fields)
-        case "Escalate":
-            return Escalate(**fields)
-        case "ReportBreach":
-            return ReportBreach(**fields)
-        case "ReportRecovered":
-            return ReportRecovered(**fields)
-    raise ValueError(f"not an outbox action: {data['action']!r}")
-
-
-def payload_from_dict(data: dict[str, Any], room_sid: str | None) -> Notice | Outgoing:
-    """What a row carries: a room's notice, or (no room) an outgoing call."""
-    return notice_from_dict(data) if room_sid else outgoing_from_dict(data)
+def payload(kind: str, data: dict[str, Any]) -> Notice | Outgoing:
+    """What a row of `kind` carries; `UnreadableRecord` if it is none of `KINDS` or not that class."""
+    cls = KINDS.get(kind)
+    if cls is None:
+        raise UnreadableRecord(f"outbox kind {kind!r} is none of {', '.join(KINDS)}")
+    return from_plain(cls, data)
 
 
 def rows(decided: Iterable[tuple[Event, float, Sequence[Action]]]) -> list[dict[str, Any]]:
@@ -132,7 +130,7 @@ def outgoing_row(call: Outgoing, now: float, *, held_for: float) -> dict[str, An
 
 def held(row: dict[str, Any]) -> Pending:
     """The `Pending` of an `outgoing_row` its writer holds."""
-    return Pending(row["id"], "", outgoing_from_dict(row["payload"]), row["attempts"], row["created_at"])
+    return Pending(row["id"], "", payload(row["kind"], row["payload"]), row["attempts"], row["created_at"])
 
 
 def _insert(insert_for: Any) -> Any:
@@ -195,7 +193,12 @@ async def due(
             .where(OUTBOX.c.id.in_(candidates), free)
             .values(lease_until=now + lease, attempts=OUTBOX.c.attempts + 1)
             .returning(
-                OUTBOX.c.id, OUTBOX.c.room_sid, OUTBOX.c.payload, OUTBOX.c.attempts, OUTBOX.c.created_at
+                OUTBOX.c.id,
+                OUTBOX.c.room_sid,
+                OUTBOX.c.kind,
+                OUTBOX.c.payload,
+                OUTBOX.c.attempts,
+                OUTBOX.c.created_at,
             )
         )
         taken = list(leased)
@@ -203,9 +206,9 @@ async def due(
     readable = []
     for row in taken:
         try:
-            action = payload_from_dict(dict(row.payload), row.room_sid)
-        except (KeyError, TypeError, ValueError) as exc:  # one bad row must not stop the others
-            log.error("outbox row %s cannot be read (%s: %s); left as it is", row.id, type(exc).__name__, exc)
+            action = payload(row.kind, row.payload)
+        except UnreadableRecord as exc:  # one bad row must not stop the others
+            log.error("outbox row %s cannot be read (%s); left as it is", row.id, exc)
             continue
         readable.append(Pending(row.id, row.room_sid or "", action, row.attempts, row.created_at))
     return sorted(readable, key=lambda pending: order[pending.id])

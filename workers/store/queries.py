@@ -12,7 +12,7 @@ from sqlmodel import col, select
 
 from workers.core import stored
 from workers.core.machine import ORDER_RANK
-from workers.core.room import Room
+from workers.core.room import Phase, Room
 from workers.store.models import OPEN_PHASE, ROOMS, EventRow, RoomRow
 
 TIMELINE_LIMIT = 1000
@@ -116,7 +116,7 @@ async def overdue_deadlines(engine: AsyncEngine, cutoff: float, limit: int = 100
     async with AsyncSession(engine) as session:
         rows = await session.scalars(
             select(RoomRow)
-            .where(col(RoomRow.deadline_at) <= cutoff, col(RoomRow.phase) != "closed")
+            .where(col(RoomRow.deadline_at) <= cutoff, col(RoomRow.phase) != Phase.CLOSED)
             .order_by(col(RoomRow.deadline_at))
             .limit(limit)
         )

@@ -1,7 +1,7 @@
 """Retention: delete what is older than `WARDEN_RETENTION`, in small batches.
 
 What goes, once older than the cutoff (and only then):
-- closed rooms (by their last update) with their events;
+- closed rooms (by their last update) with their expected agents' rows and their events;
 - events of no known room (a heartbeat for a room Warden never heard of);
 - resolved incidents (by their resolution) with their rooms and actions;
 - dead letters an operator retried (by when the job failed); the others wait for a person;
@@ -23,6 +23,7 @@ from collections import Counter
 from sqlalchemy import ColumnElement, Table, and_, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from workers.core.room import Phase
 from workers.store.engine import writing
 from workers.store.models import (
     DEAD_LETTERS,
@@ -31,12 +32,22 @@ from workers.store.models import (
     INCIDENT_ROOMS,
     INCIDENTS,
     OUTBOX,
+    ROOM_AGENTS,
     ROOMS,
 )
 
 ROOM_BATCH = 100  # rooms per transaction (with their events: a few thousand rows at most)
 ROW_BATCH = 1000  # rows per transaction for the tables without children
-WHAT = ("rooms", "events", "incidents", "incident_rooms", "incident_actions", "dead_letters", "outbox")
+WHAT = (
+    "rooms",
+    "room_agents",
+    "events",
+    "incidents",
+    "incident_rooms",
+    "incident_actions",
+    "dead_letters",
+    "outbox",
+)
 
 
 async def prune(engine: AsyncEngine, cutoff: float, *, budget_seconds: float = 20.0) -> dict[str, int]:
@@ -64,7 +75,7 @@ async def closed_rooms_older_than(engine: AsyncEngine, cutoff: float) -> int:
 
 
 def _old_closed_rooms(cutoff: float) -> ColumnElement[bool]:
-    return and_(ROOMS.c.phase == "closed", ROOMS.c.updated_at < cutoff)
+    return and_(ROOMS.c.phase == Phase.CLOSED, ROOMS.c.updated_at < cutoff)
 
 
 async def _rooms(engine: AsyncEngine, cutoff: float) -> dict[str, int]:
@@ -91,8 +102,9 @@ async def _rooms(engine: AsyncEngine, cutoff: float) -> dict[str, int]:
         if not sids:
             return {}
         events = await connection.execute(delete(EVENTS).where(EVENTS.c.room_sid.in_(sids)))
+        agents = await connection.execute(delete(ROOM_AGENTS).where(ROOM_AGENTS.c.room_sid.in_(sids)))
         rooms = await connection.execute(delete(ROOMS).where(ROOMS.c.sid.in_(sids)))
-    return {"rooms": rooms.rowcount, "events": events.rowcount}
+    return {"rooms": rooms.rowcount, "room_agents": agents.rowcount, "events": events.rowcount}
 
 
 async def _orphan_events(engine: AsyncEngine, cutoff: float) -> dict[str, int]:

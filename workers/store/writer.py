@@ -9,11 +9,12 @@ in one transaction with a handful of statements (`record_group`; a single batch 
 3. fold the new events into the rooms in memory (`machine.transition`). An event older than the newest
    one applied (by `machine.order_key`) arrived out of order: the room is re-folded from its whole log,
    so the state is always the fold of the events in LiveKit's order;
-4. insert the new rooms, update the others, log the decisions, and put the side effects among them in
-   the outbox (`workers.store.outbox`, delivered at least once from there): one executemany each. Each room
-   row carries a `version`, and the update writes a room only at the version it read; any other
-   version, like a room that another worker inserted meanwhile, fails the transaction
-   (`IntegrityError`). The group is then recorded again one room at a time, each retried.
+4. insert the new rooms, update the others, write their expected agents' rows (`workers.store.room_agents`),
+   log the decisions, and put the side effects among them in the outbox (`workers.store.outbox`,
+   delivered at least once from there): one executemany each. Each room row carries a `version`, and
+   the update writes a room only at the version it read; any other version, like a room that another
+   worker inserted meanwhile, fails the transaction (`IntegrityError`). The group is then recorded
+   again one room at a time, each retried.
 
 Events and rooms are committed together, so neither exists without the other.
 """
@@ -34,11 +35,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from workers.core import machine, stored
 from workers.core.actions import new_actions
 from workers.core.errors import StaleWrite
-from workers.core.events import Event, from_dict
+from workers.core.events import Event
 from workers.core.machine import order_key
+from workers.core.plain import from_plain
 from workers.core.room import Action, Policy, Room, time_to_agent
 from workers.core.rules import Rules
-from workers.store import outbox
+from workers.store import outbox, room_agents
 from workers.store.engine import writing
 from workers.store.log_rows import ACTION_KIND, Decided, action_rows, event_row
 from workers.store.models import EVENTS, ROOMS
@@ -246,6 +248,7 @@ async def _record_round(connection: AsyncConnection, placed: Placed, rules: Rule
                 row.first_seen_at,
                 row.updated_at,
             )
+    read = {sid: now.room for sid, now in current.items()}  # as stored: whose agents' rows exist
     results: dict[int, Recorded] = {}
     decided: Decided = []
     touched: set[str] = set()
@@ -269,6 +272,7 @@ async def _record_round(connection: AsyncConnection, placed: Placed, rules: Rule
         await connection.execute(_INSERT_ROOMS, new_rooms)
     if changed_rooms:
         await connection.execute(_UPDATE_ROOMS, changed_rooms)
+    await room_agents.write(connection, [(read.get(sid), current[sid].room) for sid in sorted(touched)])
     actions = action_rows(decided)
     if actions:
         await connection.execute(_INSERT_ACTIONS, actions)
@@ -357,4 +361,4 @@ async def room_events(connection: AsyncConnection, room_sid: str) -> list[tuple[
         .where(EVENTS.c.room_sid == room_sid, EVENTS.c.kind != ACTION_KIND)
         .order_by(EVENTS.c.seq)
     )
-    return [(from_dict(dict(data)), received_at) for data, received_at in rows]
+    return [(from_plain(Event, data), received_at) for data, received_at in rows]

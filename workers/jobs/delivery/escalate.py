@@ -10,9 +10,10 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from workers.core.errors import UpstreamError
+from workers.core.plain import from_plain
 from workers.jobs.runtime.context import context
 from workers.jobs.runtime.retry import retry_later
-from workers.store.outbox import notice_from_dict
+from workers.store.outbox import Notice
 from workers.store.writer import load_room
 
 ESCALATION_TIMEOUT_SECONDS = 300
@@ -25,7 +26,7 @@ async def escalate(ctx: dict[str, Any], notice_id: str, room_sid: str, action: d
     room = await load_room(worker.engine, room_sid, legacy_agent=worker.rules.legacy_agent)
     if room is None:
         return "no room"
-    notice = notice_from_dict(action)
+    notice: Notice = from_plain(Notice, action)  # told apart by its tag, as `action_to_dict` wrote it
     try:
         await worker.effects.execute(notice, room)
     except (UpstreamError, RedisError, SQLAlchemyError, OSError) as exc:

@@ -13,6 +13,7 @@ the sweep delivers them again, which every receiver takes calmly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 
@@ -42,6 +43,7 @@ class Delivered:
         self._engine = engine
         self._ids: list[str] = []
         self._flushing: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
 
     def add(self, ids: Sequence[str]) -> None:
         if not ids:
@@ -51,7 +53,9 @@ class Delivered:
             self._flushing = asyncio.create_task(self._flush_soon())
 
     async def _flush_soon(self) -> None:
-        await asyncio.sleep(FLUSH_SECONDS)  # gather the ids of the jobs finishing meanwhile
+        # Gather the ids of the jobs finishing meanwhile; at shutdown, flush at once.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closing.wait(), FLUSH_SECONDS)
         await self.flush()
 
     async def flush(self) -> None:
@@ -62,6 +66,7 @@ class Delivered:
             log.warning("%d delivered notice(s) not cleared: %s", len(ids), type(exc).__name__)
 
     async def close(self) -> None:
+        self._closing.set()
         if self._flushing is not None:
             await self._flushing
         await self.flush()
@@ -103,7 +108,7 @@ async def deliver_overdue(
     sent: list[str] = []
     calls = 0
     for notice in await outbox.due(engine, effects.clock(), lease=lease):
-        room = await load_room(engine, notice.room_sid) if notice.room_sid else None
+        room = None if notice.outgoing else await load_room(engine, notice.room_sid)
         try:
             await send(effects, notice, room)
         except TRANSIENT as exc:
@@ -113,10 +118,10 @@ async def deliver_overdue(
             log.exception("delivering %s %s failed", notice.action_name, notice.id)
             await outbox.failed(engine, notice, effects.clock(), f"{type(exc).__name__}: {exc}")
             continue
-        if notice.room_sid:
-            sent.append(notice.id)
-        else:  # an alert or a hook: forgotten at once, so that no other sweep sends it a second time
+        if notice.outgoing:  # an alert or a hook: forgotten at once, so that no other sweep sends it again
             await outbox.done(engine, [notice.id])
             calls += 1
+        else:
+            sent.append(notice.id)
     delivered.add(sent)
     return len(sent) + calls

@@ -12,8 +12,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
-from arq.connections import ArqRedis
-
 from workers.adapters.livekit import NOT_FOUND, Dispatcher, Presence
 from workers.core.errors import UpstreamError
 from workers.core.events import Event, EventKind, Fact, internal
@@ -29,7 +27,7 @@ from workers.core.room import (
     Room,
     ScheduleDeadline,
 )
-from workers.queue.enqueue import Enqueuer
+from workers.queue.enqueue import JobQueue
 from workers.queue.jobs import queue_deadline
 from workers.store.outbox import Pending
 
@@ -64,21 +62,21 @@ class Escalator(Protocol):
 
 
 class Effects:
-    """The adapters the actions need, and the clock that dates their answers."""
+    """The adapters the actions need, the queue their timers and escalation jobs go to, and the clock
+    that dates their answers."""
 
     def __init__(
         self,
         *,
         presence: Presence,
         dispatcher: Dispatcher,
-        queue: ArqRedis,
-        queue_name: str,
+        enqueuer: JobQueue,
         escalator: Escalator,
         clock: Callable[[], float],
     ) -> None:
         self.presence = presence
         self.dispatcher = dispatcher
-        self.enqueuer = Enqueuer(queue, queue_name)  # one round trip, where enqueue_job takes four
+        self.enqueuer = enqueuer
         self.escalator = escalator
         self.clock = clock
 

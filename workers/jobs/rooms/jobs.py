@@ -22,8 +22,9 @@ from arq.worker import Retry
 
 from workers.core.actions import pending_actions
 from workers.core.errors import UpstreamError
-from workers.core.events import Event, EventKind, Fact, Participant, from_dict, internal
+from workers.core.events import Event, EventKind, Fact, Participant, internal
 from workers.core.machine import changes, transition
+from workers.core.plain import from_plain
 from workers.core.room import Action, CheckPresence, Evict, Recovery, Redispatch, Room
 from workers.jobs.rooms.recording import record
 from workers.jobs.runtime.context import context
@@ -35,7 +36,7 @@ MAX_STEPS = 6
 
 async def apply_webhook(ctx: dict[str, Any], event: dict[str, Any], received_at: float) -> str:
     """Job: record one reduced webhook (see `workers.core.events`) and fold it into its room."""
-    return str((await record(ctx, [(from_dict(event), received_at)])).outcome)
+    return str((await record(ctx, [(from_plain(Event, event), received_at)])).outcome)
 
 
 async def _ask(ctx: dict[str, Any], question: Action, room: Room) -> Event | None:

@@ -5,24 +5,27 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from arq.connections import ArqRedis
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workers.adapters.alert_routes import IncidentWebhook, Opsgenie, PagerDuty
-from workers.adapters.cloud import CloudAgents, agents_url
+from workers.adapters.cloud import Cloud, CloudAgents, agents_url
 from workers.adapters.hooks import DeployHook, SlackAlerter
-from workers.adapters.livekit import LiveKitRooms
+from workers.adapters.livekit import Dispatcher, LiveKitRooms, Presence
 from workers.escalation.agents import Escalations, FreshStart
 from workers.escalation.alert_routes import EventRoute
-from workers.escalation.policy import EscalationPolicy
+from workers.escalation.policy import Alerter, EscalationPolicy, Restarter
 from workers.jobs.delivery.outbox import Delivered
 from workers.jobs.rooms.effects import Effects
 from workers.jobs.rooms.jobs import fresh_start
 from workers.jobs.runtime.context import CONTEXT_KEY, WorkerContext, context
 from workers.jobs.runtime.metrics import count_livekit_error
+from workers.queue.enqueue import Enqueuer, JobQueue
 from workers.settings import Settings
 from workers.store.engine import make_engine
 from workers.store.group import GroupCommit
@@ -70,16 +73,28 @@ def alert_routes(settings: Settings, http: httpx.AsyncClient) -> dict[str, Event
     return routes
 
 
-def build_effects(
-    settings: Settings,
-    engine: AsyncEngine,
-    redis: ArqRedis,
-    *,
-    clock: Callable[[], float],
-    fresh_start: FreshStart,
-) -> tuple[Effects, list[Closer]]:
-    """The adapters, from settings: LiveKit rooms and dispatch, Cloud agents, deploy hook, alerts; and
-    what needs closing at shutdown."""
+@dataclass(frozen=True)
+class Adapters:
+    """What the worker talks to beside its database: LiveKit (who is in a room, dispatch), LiveKit
+    Cloud's agents, the deploy hook, the alert routes, the queue, and Redis itself (escalation's outage
+    window). `closers` are awaited at shutdown. Built from settings by `connect`; the jobs tier of the
+    tests hands in in-memory ones meeting the same protocols."""
+
+    presence: Presence
+    dispatcher: Dispatcher
+    cloud: Cloud | None
+    hook: Restarter | None
+    alerter: Alerter | None
+    alert_routes: dict[str, EventRoute]
+    http: httpx.AsyncClient  # the deploy hooks that rules name are called with it
+    queue: JobQueue
+    redis: Redis
+    closers: tuple[Closer, ...] = ()
+
+
+def connect(settings: Settings, redis: ArqRedis) -> Adapters:
+    """The adapters, from settings: LiveKit rooms and dispatch, Cloud agents, deploy hook, alerts, the
+    queue on ARQ's `redis`."""
     key, secret = settings.primary_key()
     livekit = LiveKitRooms(
         settings.livekit_url,
@@ -107,29 +122,50 @@ def build_effects(
     if cloud is None and any(r.cloud_agent_id for r in settings.rule_list):
         cloud = CloudAgents(agents_url(settings.livekit_url), key, secret, on_error=count_livekit_error)
         closers.append(cloud.aclose)
-    escalation = Escalations(
-        engine=engine,
-        redis=redis,
-        policy=escalation_policy(settings),
-        rules=settings.rules(),
-        cloud=cloud,
-        hook=hook,
-        hook_secret=settings.warden_deploy_hook_secret.get_secret_value(),
-        http=http,
-        alerter=SlackAlerter(http, alert_url) if alert_url else None,
-        clock=clock,
-        fresh_start=fresh_start,
-        alert_routes=alert_routes(settings, http),
-    )
-    effects = Effects(
+    return Adapters(
         presence=livekit,
         dispatcher=livekit,
-        queue=redis,
-        queue_name=settings.warden_queue_name,
+        cloud=cloud,
+        hook=hook,
+        alerter=SlackAlerter(http, alert_url) if alert_url else None,
+        alert_routes=alert_routes(settings, http),
+        http=http,
+        queue=Enqueuer(redis, settings.warden_queue_name),  # one round trip, where enqueue_job takes four
+        redis=redis,
+        closers=tuple(closers),
+    )
+
+
+def build_effects(
+    settings: Settings,
+    engine: AsyncEngine,
+    adapters: Adapters,
+    *,
+    clock: Callable[[], float],
+    fresh_start: FreshStart,
+) -> Effects:
+    """The effects the jobs carry actions out with: the adapters, and escalation over them."""
+    escalation = Escalations(
+        engine=engine,
+        redis=adapters.redis,
+        policy=escalation_policy(settings),
+        rules=settings.rules(),
+        cloud=adapters.cloud,
+        hook=adapters.hook,
+        hook_secret=settings.warden_deploy_hook_secret.get_secret_value(),
+        http=adapters.http,
+        alerter=adapters.alerter,
+        clock=clock,
+        fresh_start=fresh_start,
+        alert_routes=adapters.alert_routes,
+    )
+    return Effects(
+        presence=adapters.presence,
+        dispatcher=adapters.dispatcher,
+        enqueuer=adapters.queue,
         escalator=escalation,
         clock=clock,
     )
-    return effects, closers
 
 
 async def startup(
@@ -138,17 +174,21 @@ async def startup(
     settings: Settings,
     clock: Callable[[], float] = time.time,
     effects: Effects | None = None,
+    adapters: Callable[[Settings, ArqRedis], Adapters] = connect,
 ) -> None:
     """ARQ's on_startup: open the database and the adapters, and keep the worker's context in `ctx`.
-    Tests may hand in their own `effects` (which they close) and `clock`."""
+    Tests may hand in their own `clock`, and their own `adapters` (built from the settings and ARQ's
+    Redis) or whole `effects` (which they close)."""
     engine = make_engine(settings.database_url)
     rules = settings.rules()
-    closers: list[Closer] = []
+    closers: tuple[Closer, ...] = ()
     if effects is None:
-        effects, closers = build_effects(
+        outside = adapters(settings, ctx["redis"])
+        closers = outside.closers
+        effects = build_effects(
             settings,
             engine,
-            ctx["redis"],
+            outside,
             clock=clock,
             fresh_start=lambda sid, name, incident, agent, wait: fresh_start(
                 ctx, sid, name, incident, agent, wait
@@ -161,7 +201,7 @@ async def startup(
         committer=GroupCommit(engine, rules),
         effects=effects,
         delivered=Delivered(engine),
-        closers=tuple(closers),
+        closers=closers,
     )
 
 

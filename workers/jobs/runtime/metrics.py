@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, ParamSpec, TypeVar
+from wsgiref.simple_server import WSGIServer
 
 from arq.worker import Retry
 from prometheus_client import Counter, Histogram, start_http_server
@@ -56,11 +57,14 @@ def breach_kind(breach: ReportBreach, view: AgentView) -> str:
     return "never_joined" if view.agent_joined_at is None else "left"
 
 
-def serve(port: int) -> None:
-    """Serve this process's metrics on `port` (a daemon thread); 0 means not at all."""
-    if port:
-        start_http_server(port)
-        log.info("worker metrics on http://0.0.0.0:%d/metrics", port)
+def serve(port: int, host: str) -> WSGIServer | None:
+    """Serve this process's metrics on `host`:`port` (a daemon thread; `WARDEN_HOST`, as the web does:
+    a worker told to stay on loopback must not open a port to the world); port 0 means not at all."""
+    if not port:
+        return None
+    server, _ = start_http_server(port, addr=host)
+    log.info("worker metrics on http://%s:%d/metrics", f"[{host}]" if ":" in host else host, port)
+    return server
 
 
 def count_livekit_error(code: str) -> None:

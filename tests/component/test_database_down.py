@@ -1,0 +1,111 @@
+"""The database down: every API route and dashboard page answers 503 (retry later) with the body the
+OpenAPI description promises, never a 500 with a traceback. Down as PostgreSQL is when its port refuses
+connections (stopped), when it drops them as soon as they are made (shutting down), or when it is there
+but refuses to start a session ("the database system is starting up", for a moment during
+`pg_ctl restart`)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+import schemathesis
+
+from devtools.simulator.serving import serve
+from service.api.openapi import description
+from service.app import create_app
+from tests.support.settings import make_settings
+
+UNAVAILABLE = {"error": "database unavailable, retry later"}
+API = [
+    ("GET", "/api/rooms", "/api/rooms"),
+    ("GET", "/api/rooms/{name}", "/api/rooms/call-1"),
+    ("GET", "/api/incidents", "/api/incidents"),
+    ("GET", "/api/incidents/{id}", "/api/incidents/IN_1"),
+    ("GET", "/api/dead-letters", "/api/dead-letters"),
+    ("POST", "/api/dead-letters/{id}/retry", "/api/dead-letters/webhook:EV_1/retry"),
+]
+PAGES = ["/", "/rooms/call-1", "/incidents", "/dead-letters"]
+# Routes that read no database: the webhook and the heartbeat only queue, the rest answer without it.
+NO_DATABASE = {"/webhook", "/healthz", "/readyz", "/metrics", "/static", "/api/openapi.json"}
+NO_DATABASE |= {"/api/rooms/{name}/heartbeat"}
+
+
+@pytest.fixture
+def refusing_port() -> Iterator[int]:
+    """A loopback port bound by nobody listening: every connection to it is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))  # held, so that no other process takes the port meanwhile
+        yield int(sock.getsockname()[1])
+
+
+@pytest.fixture
+async def resetting_port() -> AsyncIterator[int]:
+    """A loopback port that accepts each connection and drops it at once."""
+
+    async def drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.transport.abort()
+
+    server = await asyncio.start_server(drop, "127.0.0.1", 0)
+    async with server:
+        yield int(server.sockets[0].getsockname()[1])
+
+
+@pytest.fixture
+async def starting_up_port() -> AsyncIterator[int]:
+    """A stand-in PostgreSQL that answers every session's start-up as a server still starting does:
+    SQLSTATE 57P03, "the database system is starting up"."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                (length,) = struct.unpack("!i", await reader.readexactly(4))
+                (code,) = struct.unpack("!i", (await reader.readexactly(length - 4))[:4])
+                if code != 80877103:  # not an SSLRequest: the start-up message itself
+                    break
+                writer.write(b"N")  # no TLS here; the client goes on in plain text
+            fields = b"SFATAL\0VFATAL\0C57P03\0Mthe database system is starting up\0\0"
+            writer.write(b"E" + struct.pack("!i", 4 + len(fields)) + fields)
+            await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    async with server:
+        yield int(server.sockets[0].getsockname()[1])
+
+
+@pytest.fixture(params=["refusing", "resetting", "starting_up"])
+def down_url(request: pytest.FixtureRequest) -> str:
+    port = request.getfixturevalue(f"{request.param}_port")
+    return f"postgresql://postgres@127.0.0.1:{port}/warden"
+
+
+async def test_every_route_answers_503_with_the_described_body_while_the_database_is_down(
+    down_url: str, redis_url: str
+) -> None:
+    schema = schemathesis.openapi.from_dict(description())
+    settings = make_settings(database_url=down_url, redis_url=redis_url)
+    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
+        for method, template, path in API:
+            response = await client.request(method, path)
+            assert (response.status_code, response.json()) == (503, UNAVAILABLE), path
+            schema[template][method].validate_response(response)
+        for path in PAGES:
+            response = await client.get(path)
+            assert (response.status_code, response.json()) == (503, UNAVAILABLE), path
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["database"].startswith("unreachable")
+
+
+def test_every_route_that_reads_the_database_is_asked_above() -> None:
+    routes = {getattr(route, "path", "") for route in create_app(make_settings()).routes}
+    asked = {template.replace("{id}/", "{id:path}/") for _, template, _ in API}
+    asked |= {"/", "/rooms/{name:path}", "/incidents", "/dead-letters"}
+    assert routes - NO_DATABASE == asked
