@@ -1,11 +1,15 @@
-"""Webhook bodies and signatures exactly as livekit-server makes them (simulator, replay and tests)."""
+"""Webhook bodies and signatures exactly as livekit-server makes them (simulator, replay and tests), and
+`InOrder`, which sends the stand-in's own webhooks one after another."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from devtools.simulator.livekit import sid_for
+from devtools.simulator.base import sid_for
 
 
 def body(
@@ -32,7 +36,7 @@ def agent(identity: str, name: str = "notetaker", sid: str | None = None) -> dic
         "identity": identity,
         "state": "ACTIVE",
         "kind": "AGENT",
-        "attributes": {"lk.agent_name": name},
+        "attributes": {"lk.agent.name": name, "lk.agent_name": name},  # the framework's, the server's
     }
 
 
@@ -56,3 +60,33 @@ def avatar(identity: str, speaks_for: str, sid: str | None = None) -> dict[str, 
         "kind": "AGENT",
         "attributes": {"lk.publish_on_behalf": speaks_for},
     }
+
+
+class InOrder:
+    """An `on_webhook` for the stand-in: each webhook it announces is sent by `send(event, room, **fields)`,
+    one at a time, in the order announced (livekit-server keeps a FIFO per room: a `track_unpublished`
+    comes before its participant's `participant_left`). A send that raises is kept in `errors`."""
+
+    def __init__(self, send: Callable[..., Awaitable[None]]) -> None:
+        self._send = send
+        self._queue: deque[tuple[str, str, dict[str, Any]]] = deque()
+        self._task: asyncio.Task[None] | None = None
+        self.errors: list[BaseException] = []
+
+    def __call__(self, event: str, room: str, fields: dict[str, Any]) -> None:
+        self._queue.append((event, room, fields))
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        while self._queue:
+            event, room, fields = self._queue.popleft()
+            try:
+                await self._send(event, room, **fields)
+            except Exception as exc:  # kept for the test to see; the rest still go
+                self.errors.append(exc)
+
+    async def sent(self) -> None:
+        """Wait until every webhook announced so far has been sent."""
+        while self._task is not None and not self._task.done():
+            await self._task

@@ -11,7 +11,7 @@ lasts a while, the person leaves, `room_finished`. What happens to the agent is 
 - never_joins: the first dispatch is accepted and nobody comes (Warden's re-dispatch is answered);
 - leaves: the first agent leaves mid-meeting while the person stays (the next one stays);
 - stalls: the first agent joins and never publishes (Warden needs `WARDEN_ACTIVE_SLA_SECONDS` to see it;
-  it evicts the agent, which the simulator reports as `participant_left`, and re-dispatches);
+  it evicts the agent, which the stand-in reports as `participant_left`, and re-dispatches);
 and during an outage (`outage:START+LENGTH`, seconds into the run; `Outage.every` repeats it) no dispatch
 is answered until the outage ends or Warden restarts the Cloud agent (`RestartAgent`). The second agent
 has a fate of its own (never_joins with the same share, else ok), so that a room where the first agent
@@ -31,8 +31,8 @@ from typing import Any
 import httpx
 from livekit.protocol.agent_dispatch import AgentDispatch
 
-from devtools.simulator.livekit import FakeLiveKit, room_sid, sid_for
-from devtools.simulator.webhooks import agent, body, caller, person
+from devtools.simulator.livekit import FakeLiveKit, Webhook, room_sid, sid_for
+from devtools.simulator.webhooks import InOrder, body
 from service.cli.signing import sign
 
 FATES = ("never_joins", "leaves", "stalls")
@@ -151,14 +151,13 @@ class Simulation:
     _working: dict[str, str] = field(default_factory=dict)  # room -> identity of a publishing agent
     _second_fates: dict[str, str] = field(default_factory=dict)  # room -> the second agent's fate
     _second_working: dict[str, str] = field(default_factory=dict)
-    _names: dict[str, str] = field(default_factory=dict)  # agent identity -> agent name
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _ids: int = 0
 
     def __post_init__(self) -> None:
         self.fake.on_dispatch = self._on_dispatch
-        self.fake.on_remove = self._on_remove
         self.fake.on_restart = self._on_restart
+        self.fake.on_webhook = InOrder(self.webhook)  # what LiveKit does itself: evictions, a room re-made
 
     async def run(self, rooms: int, *, over: float) -> Report:
         """`rooms` rooms arriving evenly over `over` seconds; returns when every meeting has ended."""
@@ -206,15 +205,11 @@ class Simulation:
             never = self.rng.random() < self.plan.never_joins
             self._second_fates[name] = "never_joins" if never else "ok"
             self.report.second_rooms += 1
-        self.fake.rooms[name] = {}
-        await self.webhook("room_started", name)
+        await self.tell(name, self.fake.start_room(name))
         await asyncio.sleep(self.rng.uniform(0.1, 0.8))
         who = f"sip_{number}" if number else "alice"
-        self.fake.join(name, who, caller=number)
         self.report.sip_rooms += bool(number)
-        await self.webhook(
-            "participant_joined", name, participant=caller(who, number) if number else person(who)
-        )
+        await self.tell(name, self.fake.join(name, who, caller=number))
         outage_room = self.outage_now()
         self.report.outage_rooms += outage_room
         self.fake.create_dispatch(name, self.agent_name, metadata=f'{{"room":"{i}"}}')
@@ -229,11 +224,8 @@ class Simulation:
         else:
             self.report.unserved_rooms.append(name)
         self.report.second_served += two and self._second_working.get(name, "") in present
-        self.fake.leave(name, who)
-        gone = caller(who, number) if number else person(who)
-        await self.webhook("participant_left", name, participant=gone)
-        self.fake.close_room(name)
-        await self.webhook("room_finished", name)
+        await self.tell(name, self.fake.leave(name, who))
+        await self.tell(name, self.fake.close_room(name))  # an agent still there leaves with it
         self._working.pop(name, None)
         self._second_working.pop(name, None)
         self.on_room_done()
@@ -271,31 +263,17 @@ class Simulation:
         await asyncio.sleep(self.rng.uniform(*self.agent_delay))
         if room not in self.fake.rooms:
             return
-        self._names[identity] = name
-        self.fake.join(room, identity, agent_name=name, dispatch_id=dispatch_id)
-        await self.webhook("participant_joined", room, participant=agent(identity, name))
+        await self.tell(room, self.fake.join(room, identity, agent_name=name, dispatch_id=dispatch_id))
         if behaviour == "stalls":
             return
         if name == self.agent_name:
             self._working[room] = identity
         else:
             self._second_working[room] = identity
-        await self.webhook(
-            "track_published",
-            room,
-            participant={"sid": f"PA_{identity}", "identity": identity},
-            track={"sid": f"TR_{identity}", "type": "AUDIO"},
-        )
+        await self.tell(room, self.fake.publish(room, identity))
         if behaviour == "leaves":
             await asyncio.sleep(self.rng.uniform(2.0, 5.0))
-            if identity in self.fake.rooms.get(room, {}):
-                self.fake.leave(room, identity)
-                await self.webhook("participant_left", room, participant=agent(identity, name))
-
-    def _on_remove(self, room: str, identity: str) -> None:
-        """Warden evicted a participant: LiveKit tells it so."""
-        name = self._names.get(identity, self.agent_name)
-        self._spawn(self.webhook("participant_left", room, participant=agent(identity, name)))
+            await self.tell(room, self.fake.leave(room, identity))
 
     def _dropped_in_outage(self) -> bool:
         """A dispatch now goes unanswered (the outage is on): noted, so that a restart ends it."""
@@ -316,6 +294,11 @@ class Simulation:
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def tell(self, room: str, webhooks: list[Webhook]) -> None:
+        """Send the webhooks LiveKit makes of what happened in `room`, in order."""
+        for event, fields in webhooks:
+            await self.webhook(event, room, **fields)
 
     async def webhook(self, event: str, room: str, **fields: Any) -> None:
         """Sign and post one webhook as livekit-server does, retrying a failed delivery."""

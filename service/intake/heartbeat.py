@@ -2,7 +2,8 @@
 
 Authenticated by a LiveKit access token for that room, signed with one of Warden's LiveKit keys (an
 agent already holds the key pair; its identity is the token's subject), or by `WARDEN_ADMIN_TOKEN`
-with the identity in the JSON body. Answers 202 once queued, 503 when the queue is unreachable.
+with the identity in the JSON body. Answers 202 once queued, 400 for a room name or identity Warden
+cannot keep as it is (`workers.core.bounds`, as for webhooks), 503 when the queue is unreachable.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from workers.core import bounds
 from workers.core.errors import InvalidWebhook
 from workers.queue.jobs import queue_heartbeat
 
@@ -47,6 +49,13 @@ async def post_heartbeat(request: Request) -> JSONResponse:
     identity = await _identity(request, room)
     if isinstance(identity, JSONResponse):
         return identity
+    for field, value, limit in (
+        ("room name", room, bounds.ROOM_NAME),
+        ("identity", identity, bounds.IDENTITY),
+    ):
+        problem = bounds.problem(value, limit)
+        if problem is not None:
+            return JSONResponse({"error": f"{field} is {problem}"}, status_code=400)
     try:
         await queue_heartbeat(request.state.enqueuer, room, identity, time.time())
     except (RedisError, OSError, TimeoutError):

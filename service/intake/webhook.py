@@ -1,9 +1,11 @@
 """`POST /webhook`: verify a LiveKit webhook over its raw bytes, enqueue it, answer in milliseconds.
 
-Answers: 200 queued (or already queued: LiveKit's retry of an event is one job), 200 ignored (a room
-outside `WARDEN_ROOMS`), 401 the token or body hash does not verify, 400 signed but not a
-WebhookEvent, 413 body over `WARDEN_MAX_BODY_BYTES`, 503 the queue is unreachable (LiveKit retries
-5xx, so nothing answered 200 is lost). The endpoint touches neither the database nor LiveKit.
+Answers: 200 queued (or already queued: LiveKit's retry of an event is one job, `webhook:{event id}`),
+200 ignored (a room outside `WARDEN_ROOMS`), 401 the token or body hash does not verify, 400 signed but
+not a WebhookEvent, or holding a value Warden keeps exactly over its bound (`workers.core.bounds`: the
+reduction refuses it whole), 413 body over `WARDEN_MAX_BODY_BYTES`, 503 the queue is unreachable
+(LiveKit retries 5xx, so nothing answered 200 is lost). The endpoint touches neither the database nor
+LiveKit.
 """
 
 from __future__ import annotations

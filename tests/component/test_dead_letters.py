@@ -32,7 +32,8 @@ from workers.jobs.runtime.worker import worker_settings
 from workers.queue.claiming import ClaimingWorker
 from workers.queue.enqueue import Enqueuer
 from workers.queue.jobs import function_of, original_job_id, queue_webhook, retry_job_id
-from workers.store.dead_letters import newest
+from workers.store.dead_letters import DeadLetter, keep, newest
+from workers.store.writer import load_room
 
 SECRET_URL = "https://hooks.example.com/services/T0/B0/s3cret-hook-token"
 
@@ -139,7 +140,7 @@ async def test_a_planted_bug_is_kept_as_a_dead_letter_and_re_run_once_fixed(
             assert await heard("bad-room") == {"participant_joined"}, "its later event is applied, not EV_bad"
             (letter,) = await letters()
             assert {k: letter[k] for k in ("id", "function", "room", "attempts", "retried_at")} == {
-                "id": "EV_bad",
+                "id": "webhook:EV_bad",
                 "function": "apply_webhook",
                 "room": {"sid": "RM_bad", "name": "bad-room"},
                 "attempts": 3,
@@ -155,8 +156,8 @@ async def test_a_planted_bug_is_kept_as_a_dead_letter_and_re_run_once_fixed(
             assert code == 0 and "EV_bad" in listed and "planted bug" in listed and "bad-room" in listed
 
             planted_bug.undo()  # the cause is fixed
-            code, said = await _cli(capsys, "--url", url, "retry", "EV_bad")
-            assert code == 0 and "retry:EV_bad:1" in said, said
+            code, said = await _cli(capsys, "--url", url, "retry", "webhook:EV_bad")
+            assert code == 0 and "retry:webhook:EV_bad:1" in said, said
 
             async def applied() -> bool:
                 return "room_started" in await heard("bad-room")
@@ -165,7 +166,7 @@ async def test_a_planted_bug_is_kept_as_a_dead_letter_and_re_run_once_fixed(
             assert _gauge((await api.get("/metrics")).text, "warden_dead_letters") == 0
             (letter,) = await letters()
             assert letter["retried_at"] is not None
-            code, refused = await _cli(capsys, "--url", url, "retry", "EV_bad")
+            code, refused = await _cli(capsys, "--url", url, "retry", "webhook:EV_bad")
             assert code == 1 and "already re-run" in refused
             assert (await api.post("/api/dead-letters/EV_nope/retry")).status_code == 404
     assert "s3cret-hook-token" not in caplog.text
@@ -179,13 +180,37 @@ async def test_a_re_run_that_fails_again_is_the_same_dead_letter_again(
         async with serve(create_app(context(h.ctx).settings)) as url, working(h):
             await _queue(h, "EV_bad", "bad-room", "RM_bad")
             await wait_until(lambda: _kept(h, retried=False), "EV_bad kept as a dead letter")
-            code, _ = await _cli(capsys, "--url", url, "retry", "EV_bad")
+            code, _ = await _cli(capsys, "--url", url, "retry", "webhook:EV_bad")
             assert code == 0
             await wait_until(
                 lambda: _kept(h, retried=False), "the re-run fails again"
             )  # the bug is still there
         (letter,) = await newest(h.engine)
-        assert (letter.id, letter.attempts, letter.retried_at) == ("EV_bad", 6, None)
+        assert (letter.id, letter.attempts, letter.retried_at) == ("webhook:EV_bad", 6, None)
+
+
+async def test_a_dead_letter_kept_before_job_ids_had_kinds_is_re_run_under_its_bare_id(
+    redis_url: str, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = body("room_started", id="EV_old", created_at=int(time.time()), room="old-room", sid="RM_old")
+    event = to_dict(parse(raw))
+    async with harness(redis_url, database_url) as h:
+        # As the previous version kept it: the webhook's job id was its bare event id.
+        old = DeadLetter(
+            "EV_old", "apply_webhook", [event, 1.0], "RM_old", "old-room", "RuntimeError", 3, 1.0
+        )
+        await keep(h.engine, old)
+        async with serve(create_app(context(h.ctx).settings)) as url, working(h):
+            code, said = await _cli(capsys, "--url", url, "retry", "EV_old")
+            assert code == 0 and "retry:EV_old:1" in said, said
+            await wait_until(lambda: _any(_room(h, "RM_old")), "the re-run applies EV_old")
+        (letter,) = await newest(h.engine)
+        assert (letter.id, letter.retried_at is not None) == ("EV_old", True)
+
+
+async def _room(h: Harness, sid: str) -> list[object]:
+    room = await load_room(h.engine, sid)
+    return [] if room is None else [room]
 
 
 async def test_a_job_whose_retries_run_out_is_kept_rather_than_failed(
@@ -217,9 +242,13 @@ async def test_a_job_whose_retries_run_out_is_kept_rather_than_failed(
 def test_re_run_ids_name_the_job_they_re_run() -> None:
     assert retry_job_id("escalate:EV_1#0", 2) == "retry:escalate:EV_1#0:2"
     assert original_job_id("retry:escalate:EV_1#0:2") == "escalate:EV_1#0"
-    assert original_job_id("EV_abc") == "EV_abc"
+    assert original_job_id("retry:webhook:EV_abc:1") == "webhook:EV_abc"
+    assert original_job_id("webhook:EV_abc") == "webhook:EV_abc"
     assert function_of("retry:escalate:EV_1#0:2") == "escalate", "a re-run is claimed for its own timeout"
-    assert function_of("retry:EV_abc:1") == ""
+    assert function_of("retry:webhook:EV_abc:1") == function_of("webhook:EV_abc") == "apply_webhook"
+    # A webhook queued, or kept as a dead letter, before job ids had kinds: its id is the bare event id.
+    assert original_job_id("retry:EV_abc:1") == "EV_abc"
+    assert function_of("retry:EV_abc:1") == function_of("EV_abc") == ""
 
 
 async def test_dead_letters_are_for_the_admin_only(redis_url: str, database_url: str) -> None:

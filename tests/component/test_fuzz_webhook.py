@@ -1,7 +1,9 @@
 """Fuzzing POST /webhook over HTTP: 10,000 malformed, truncated, mis-signed and oversized requests get
 only 4xx — never a 5xx — and none of them reaches the queue. Signed webhooks whose room names and
-identities hold control characters or run long are taken in, and what Warden then shows of them (the
-dashboard, `warden room`, a text log line) is inert and bounded."""
+identities hold control characters are taken in, and what Warden then shows of them (the dashboard,
+`warden room`, a text log line) is inert and bounded; those over their bound (`workers.core.bounds`) are
+refused whole. Signed webhooks with any event id, shaped like another job's id or not, are queued
+under a webhook job id (`webhook:` and LiveKit's id, or its hash), never under the id as sent."""
 
 from __future__ import annotations
 
@@ -12,12 +14,14 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
 import redis
 import uvicorn
+from arq.jobs import deserialize_job_raw
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,12 +29,14 @@ from devtools.embedded_redis import free_port
 from service import cli
 from service.app import create_app
 from tests.support.events import parse
-from tests.support.helpers import FIXTURES, body, person, sign
+from tests.support.helpers import FIXTURES, agent, body, person, sign
 from tests.support.settings import KEY, SECRET, make_settings
+from workers.core import bounds
 from workers.core.room import Policy
 from workers.core.shown import TEXT_CHARS
 from workers.logs import TextFormatter
 from workers.migrate import upgrade
+from workers.queue.jobs import APPLY_WEBHOOK, function_of
 from workers.store.engine import make_engine
 from workers.store.writer import record_event
 
@@ -216,7 +222,8 @@ def test_hostile_names_are_taken_in_and_shown_inert_and_bounded(
     )
     status = post(client, raw, sign(raw, KEY, SECRET))
     redis.Redis.from_url(redis_url).flushdb()  # recorded below, as the worker would: nothing left queued
-    assert status in (200, 400), status  # taken in, or refused whole (never a 5xx)
+    refused = any(bounds.problem(v, bounds.ROOM_NAME) for v in (room, identity or "-"))
+    assert status == (400 if refused else 200), status  # refused whole, or taken in (never a 5xx)
     if status == 400:
         return
     asyncio.run(_record(web_database, raw))
@@ -249,3 +256,88 @@ async def _record(url: str, raw: bytes) -> None:
         await record_event(engine, parse(raw), received_at=time.time(), rules=POLICY)
     finally:
         await engine.dispose()
+
+
+KINDS = ["deadline", "heartbeat", "escalate", "retry", "cron", "webhook", "deadline_passed", "arq:job"]
+event_ids = st.one_of(
+    st.text(max_size=80),  # anything at all, controls and `:` and `#` included
+    st.builds(lambda kind, rest: f"{kind}:{rest}", st.sampled_from(KINDS), st.text(max_size=40)),
+    st.from_regex(r"EV_[A-Za-z0-9_-]{1,70}(#[0-9])?", fullmatch=True),  # LiveKit's form, and past it
+    st.builds(lambda n: "EV_" + "a" * n, st.integers(55, 5000)),
+)
+WEBHOOK_JOB = re.compile(r"webhook:(EV_[A-Za-z0-9_-]{1,60}|sha256-id-[0-9a-f]{32}|sha256-[0-9a-f]{32})")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(event_id=event_ids)
+def test_any_signed_event_id_is_queued_under_a_webhook_job_id(
+    web: tuple[httpx.Client, str], event_id: str
+) -> None:
+    client, redis_url = web
+    queue = redis.Redis.from_url(redis_url)
+    queue.flushdb()
+    raw = body("room_started", id=event_id, created_at=int(time.time()), room="ids", sid="RM_ids")
+    assert post(client, raw, sign(raw, KEY, SECRET)) == 200
+    (queued,) = [m.decode() for m in queue.zrange("warden:queue", 0, -1)]
+    assert WEBHOOK_JOB.fullmatch(queued) and function_of(queued) == APPLY_WEBHOOK, queued
+    if event_id and bounds.EVENT_ID.fullmatch(event_id):
+        assert queued == f"webhook:{event_id}"
+    assert post(client, raw, sign(raw, KEY, SECRET)) == 200  # LiveKit's retry: the same job
+    assert [m.decode() for m in queue.zrange("warden:queue", 0, -1)] == [queued]
+
+
+# Each field Warden keeps exactly: its bound (`workers.core.bounds`), how a webhook carries it, and
+# where the reduced event keeps it.
+Carry = Callable[[str], dict[str, object]]
+Read = Callable[[dict[str, Any]], object]
+KEPT: dict[str, tuple[int, Carry, Read]] = {
+    "room.name": (bounds.ROOM_NAME, lambda v: {"room": {"sid": "RM_v", "name": v}}, lambda e: e["room_name"]),
+    "room.sid": (bounds.SID, lambda v: {"room": {"sid": v, "name": "v"}}, lambda e: e["room_sid"]),
+    "participant.identity": (
+        bounds.IDENTITY,
+        lambda v: {"participant": person(v, "PA_v")},
+        lambda e: e["participant"]["identity"],
+    ),
+    "participant.sid": (
+        bounds.SID,
+        lambda v: {"participant": person("alice", v)},
+        lambda e: e["participant"]["sid"],
+    ),
+    "participant's agent name attribute": (
+        bounds.AGENT_NAME,
+        lambda v: {"participant": {**agent("a", v, "PA_v")}},
+        lambda e: e["participant"]["agent_name"],
+    ),
+}
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(field=st.sampled_from(list(KEPT)), data=st.data())
+def test_values_over_their_bound_are_refused_whole_and_those_within_kept_exactly(
+    web: tuple[httpx.Client, str], field: str, data: st.DataObject
+) -> None:
+    client, redis_url = web
+    queue = redis.Redis.from_url(redis_url)
+    queue.flushdb()
+    limit, carry, read = KEPT[field]
+    # at most 10,000 characters: 60 KB as JSON escapes (\u001b), within the fuzzed web's 64 KB body
+    size = data.draw(st.one_of(st.integers(1, limit), st.integers(limit + 1, 10_000)), label="size")
+    value = data.draw(st.sampled_from("x\n\x1bé\u202e"), label="char") * size
+    raw = json.dumps(
+        {
+            "event": "participant_joined",
+            "id": "EV_kept",
+            "createdAt": "1",
+            "room": {"sid": "RM_v", "name": "v"},
+        }
+        | carry(value)
+    ).encode()
+    response = client.post("/webhook", content=raw, headers={"Authorization": sign(raw, KEY, SECRET)})
+    if size > limit:
+        assert response.status_code == 400
+        assert response.json()["error"].startswith(f"{field} is {size} characters, over {limit}")
+        assert queue.zcard("warden:queue") == 0
+    else:
+        assert response.status_code == 200
+        _, args, *_ = deserialize_job_raw(queue.get("arq:job:webhook:EV_kept"))
+        assert read(args[0]) == value

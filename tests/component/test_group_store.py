@@ -19,9 +19,9 @@ from workers.core.room import Policy, Room
 from workers.core.stored import from_dict, to_dict
 from workers.store import room_agents
 from workers.store.engine import make_engine
-from workers.store.group import GroupCommit
+from workers.store.group import GroupCommit, record_group
 from workers.store.models import EVENTS, ROOM_AGENTS, ROOMS
-from workers.store.writer import Outcome, Recorded, record_events, record_group
+from workers.store.writer import Outcome, Recorded, record_events
 
 POLICY = Policy("notetaker")
 RUNS = itertools.count()

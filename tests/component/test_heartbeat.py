@@ -13,6 +13,7 @@ from livekit.api import AccessToken, VideoGrants
 from devtools.simulator.serving import serve
 from service.app import create_app
 from tests.support.settings import KEY, SECRET, make_settings
+from workers.queue.jobs import agent_key
 
 
 @pytest.fixture
@@ -41,7 +42,7 @@ async def test_agent_token_for_the_room_is_accepted(web: httpx.AsyncClient, redi
         "/api/rooms/call-42/heartbeat", headers={"Authorization": f"Bearer {agent_token('call-42')}"}
     )
     assert (response.status_code, response.json()["identity"]) == (202, "agent-1")
-    assert await queued_heartbeats(redis_url) == ["heartbeat:call-42:agent-1"]
+    assert await queued_heartbeats(redis_url) == [f"heartbeat:{agent_key('call-42', 'agent-1')}"]
 
 
 async def test_admin_token_needs_the_identity_in_the_body(web: httpx.AsyncClient, redis_url: str) -> None:
@@ -49,7 +50,7 @@ async def test_admin_token_needs_the_identity_in_the_body(web: httpx.AsyncClient
     assert (await web.post("/api/rooms/call-42/heartbeat", headers=headers)).status_code == 400
     ok = await web.post("/api/rooms/call-42/heartbeat", headers=headers, json={"identity": "agent-9"})
     assert ok.status_code == 202
-    assert await queued_heartbeats(redis_url) == ["heartbeat:call-42:agent-9"]
+    assert await queued_heartbeats(redis_url) == [f"heartbeat:{agent_key('call-42', 'agent-9')}"]
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,9 @@
 """Warden's queue against ARQ's own: what Warden's enqueue writes is what `ArqRedis.enqueue_job` writes,
 key by key; the one refuses what the other refuses; jobs queued by either are run by either worker
 (Warden's `ClaimingWorker`, ARQ's stock `Worker`); and jobs queued exactly as the previous version of
-Warden queued them are run by the current job functions — jobs waiting in Redis survive an upgrade.
+Warden queued them are run by the current job functions — jobs waiting in Redis survive an upgrade,
+those queued before job ids had kinds too (a webhook's was its bare event id), and LiveKit's redelivery
+of such a webhook after the upgrade, under the new id, is recorded once all the same.
 
 The ARQ side is written with literal names and ids on purpose: it is the wire format, frozen."""
 
@@ -18,6 +20,9 @@ import pytest
 from arq.connections import ArqRedis
 from arq.jobs import Job, JobStatus, deserialize_job_raw
 from arq.worker import Worker, func
+from sqlalchemy import func as sql
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.intake.body import loads_webhook
 from tests.support.harness import SID, harness
@@ -43,6 +48,7 @@ from workers.queue.jobs import (
     queue_heartbeat,
     queue_webhook,
 )
+from workers.store.models import EVENTS
 from workers.store.writer import load_room
 
 QUEUE = "warden:queue"
@@ -53,11 +59,14 @@ EVENT = {"id": "EV_contract", "kind": "participant_joined", "room_sid": "RM_1", 
 
 Write = Callable[[ArqRedis], Awaitable[object]]
 
-# Each job as Warden queues it now, and as the previous version queued it (ARQ's enqueue_job).
+# Each job as Warden queues it now, and as the previous version queued it (ARQ's enqueue_job). (Webhooks
+# and heartbeats had other ids before ids had kinds: see the upgrade test below.)
 JOBS: dict[str, tuple[Write, Write]] = {
     "webhook": (
         lambda r: queue_webhook(Enqueuer(r, QUEUE), "EV_contract", EVENT, 1.5),
-        lambda r: r.enqueue_job("apply_webhook", EVENT, 1.5, _job_id="EV_contract", _queue_name=QUEUE),
+        lambda r: r.enqueue_job(
+            "apply_webhook", EVENT, 1.5, _job_id="webhook:EV_contract", _queue_name=QUEUE
+        ),
     ),
     "deadline": (
         lambda r: queue_deadline(Enqueuer(r, QUEUE), "RM_1", 2, AT),
@@ -81,7 +90,7 @@ JOBS: dict[str, tuple[Write, Write]] = {
             "call-1",
             "agent-1",
             1700000000.25,
-            _job_id="heartbeat:call-1:agent-1:1700000000",
+            _job_id="heartbeat:84d8c517bb100156bc4c1076382f493a:1700000000",
             _queue_name=QUEUE,
         ),
     ),
@@ -277,6 +286,29 @@ async def test_jobs_queued_by_the_previous_version_run_after_the_upgrade(
         assert heartbeat is not None and heartbeat.success, heartbeat
         # The timer keeps no result: it ran, and left neither its job nor its place in the queue.
         assert await Job(f"deadline:{SID}:9", h.queue, _queue_name=QUEUE).status() == JobStatus.not_found
+        # LiveKit redelivers EV_old after the upgrade: a new job (its id has a kind now), which records
+        # nothing new, since the event's id is unique in the database.
+        before = await _logged(h.engine, "EV_old")
+        assert await queue_webhook(Enqueuer(h.queue, QUEUE), "EV_old", event, time.time())
+        pool = ArqRedis.from_url(redis_url)
+        again = ClaimingWorker(**options, redis_pool=pool, burst=True, handle_signals=False)
+        try:
+            await asyncio.wait_for(again.async_run(), timeout=30)
+        finally:
+            await shutdown(again.ctx)
+            await pool.aclose()
+        redelivered = await Job("webhook:EV_old", h.queue, _queue_name=QUEUE).result_info()
+        assert redelivered is not None and redelivered.result == "duplicate", redelivered
+        assert await _logged(h.engine, "EV_old") == before == 1
+
+
+async def _logged(engine: AsyncEngine, event_id: str) -> int:
+    """How often the event log holds `event_id`."""
+    async with engine.connect() as connection:
+        found = await connection.scalar(
+            select(sql.count()).select_from(EVENTS).where(EVENTS.c.event_id == event_id)
+        )
+        return int(found or 0)
 
 
 async def test_queue_depth_counts_jobs_due_and_deferred(redis_url: str) -> None:

@@ -37,7 +37,7 @@ _rooms = itertools.count()
 async def play(h: Harness, steps: list[str]) -> None:
     n = next(_rooms)
     room, sid = f"prop-{n}", f"RM_prop_{n}"
-    h.fake.rooms[room] = {}
+    h.fake.start_room(room)
     h.fake._CreateDispatch(
         CreateAgentDispatchRequest(agent_name=AGENT, room=room)
     )  # the app's own, before Warden

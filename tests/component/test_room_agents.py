@@ -29,8 +29,9 @@ from workers.core.stored import to_dict
 from workers.migrate import upgrade
 from workers.store import incidents
 from workers.store.engine import make_engine
+from workers.store.group import record_group
 from workers.store.models import ROOM_AGENTS, ROOMS
-from workers.store.writer import record_event, record_group, room_values
+from workers.store.writer import record_event, room_values
 
 RULES = Rules.of(
     (

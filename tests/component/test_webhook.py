@@ -45,7 +45,7 @@ async def post(client: httpx.AsyncClient, raw: bytes, token: str | None) -> http
     return await client.post("/webhook", content=raw, headers=headers)
 
 
-async def test_signed_webhook_is_queued_once_under_its_event_id(
+async def test_signed_webhook_is_queued_once_under_its_event_ids_job_id(
     intake: httpx.AsyncClient, redis_url: str
 ) -> None:
     raw = fixture("participant_joined_agent")
@@ -55,7 +55,7 @@ async def test_signed_webhook_is_queued_once_under_its_event_id(
         intake, raw, "Bearer " + sign(raw, KEY, SECRET)
     )  # LiveKit's retry; Bearer accepted too
     assert (retry.status_code, retry.json()["status"]) == (200, "duplicate")
-    assert await queued(redis_url) == ["EV_partAbc123xyz"]
+    assert await queued(redis_url) == ["webhook:EV_partAbc123xyz"]
 
 
 async def test_body_with_go_spaces_verifies_over_its_raw_bytes(
@@ -67,14 +67,14 @@ async def test_body_with_go_spaces_verifies_over_its_raw_bytes(
     assert response.status_code == 200
     # This body has no id; its identity is the hash of its bytes, so a retry still dedupes.
     assert response.json()["id"].startswith("sha256-")
-    assert await queued(redis_url) == [response.json()["id"]]
+    assert await queued(redis_url) == ["webhook:" + response.json()["id"]]
 
 
 async def test_rotated_key_from_livekit_keys_is_accepted(intake: httpx.AsyncClient, redis_url: str) -> None:
     raw = fixture("real_python_sdk_room_started")
     response = await post(intake, raw, sign(raw, "oldkey", "an-old-secret-still-accepted-during-rotation"))
     assert response.status_code == 200
-    assert await queued(redis_url) == ["EV_eugWmGhovZmm"]
+    assert await queued(redis_url) == ["webhook:EV_eugWmGhovZmm"]
 
 
 @pytest.mark.parametrize(
@@ -137,7 +137,7 @@ async def test_unknown_event_type_is_accepted_and_recorded(intake: httpx.AsyncCl
     raw = body("agent_session_summarised", id="EV_future", created_at=1)
     response = await post(intake, raw, sign(raw, KEY, SECRET))
     assert (response.status_code, response.json()["status"]) == (200, "queued")
-    assert await queued(redis_url) == ["EV_future"]
+    assert await queued(redis_url) == ["webhook:EV_future"]
 
 
 async def test_room_outside_warden_rooms_is_acknowledged_but_not_queued(
@@ -209,7 +209,7 @@ async def test_with_a_single_key_the_token_is_decoded_once_and_still_refused_cle
         assert (response.status_code, response.json()) == (401, {"error": reason})
         good = await post(client, raw, sign(raw, KEY, SECRET))
         assert good.status_code == 200
-    assert await queued(redis_url) == ["EV_partAbc123xyz"]
+    assert await queued(redis_url) == ["webhook:EV_partAbc123xyz"]
 
 
 async def test_one_round_trip_enqueue_stores_what_arq_would(redis_url: str) -> None:

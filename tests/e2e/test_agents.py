@@ -23,8 +23,6 @@ from livekit.protocol.agent_dispatch import AgentDispatch
 
 from devtools.simulator.livekit import FakeLiveKit, room_sid
 from devtools.simulator.serving import serve
-from devtools.simulator.webhooks import avatar, caller
-from tests.support.helpers import agent, person
 from tests.support.processes import ROOT, run_warden
 from tests.support.settings import KEY, SECRET
 from tests.support.waiting import wait_until
@@ -43,9 +41,7 @@ class Agents(World):
     by_app: bool = False
 
     async def named_agent_joins(self, room: str, who: str, name: str, dispatch_id: str = "") -> None:
-        self.fake.join(room, who, agent_name=name, dispatch_id=dispatch_id)
-        await self.webhook("participant_joined", room, participant=agent(who, name))
-        await self.webhook("track_published", room, participant={"sid": f"PA_{who}", "identity": who})
+        await self.agent_joins(room, who, publish=True, dispatch_id=dispatch_id, name=name)
 
     def on_dispatch(self, dispatch: AgentDispatch) -> None:
         if self.by_app or not self.answers(dispatch):
@@ -121,8 +117,7 @@ async def test_zero_config_learns_each_rooms_agents_and_brings_only_the_missing_
     for room in ("z-app", "z-two", "z-none", "z-avatar"):
         await w.person_joins(room)
     await w.named_agent_joins("z-two", "agent-AJ_a", "assistant")
-    w.fake.join("z-avatar", "avatar-1", on_behalf="agent-AJ_gone")
-    await w.webhook("participant_joined", "z-avatar", participant=avatar("avatar-1", "agent-AJ_gone"))
+    await w.tell("z-avatar", w.fake.join("z-avatar", "avatar-1", on_behalf="agent-AJ_gone"))
 
     async def served() -> bool:
         rooms = {r: expected(await w.room(r)) for r in ("z-app", "z-two", "z-avatar")}
@@ -197,12 +192,10 @@ async def test_rules_sip_rooms_and_one_agents_outage_restarting_its_own_deployme
         await w.named_agent_joins(room, f"agent-AJ_{room}", "assistant")
     number = "+15550100123"
     sip_room = f"call-_{number}_x1"
-    w.fake.join(sip_room, f"sip_{number}", caller=number)
-    await w.webhook("participant_joined", sip_room, participant=caller(f"sip_{number}", number))
+    await w.tell(sip_room, w.fake.join(sip_room, f"sip_{number}", caller=number))
     # Numbers written with separators, in a room that expects no agent (no SLA of its own to miss).
     dashed_room, dashed_person = "call-15550199-dashed", "phone-1-555-010-0199"
-    w.fake.join(dashed_room, dashed_person)
-    await w.webhook("participant_joined", dashed_room, participant=person(dashed_person, "PA_dashed"))
+    await w.tell(dashed_room, w.fake.join(dashed_room, dashed_person))  # its sid opaque, as LiveKit's
 
     async def sip_served() -> bool:
         return expected(await w.room(sip_room)).get("receptionist", ("",))[0] == "agent_active"

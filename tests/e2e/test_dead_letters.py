@@ -78,7 +78,7 @@ async def test_a_job_the_worker_cannot_run_is_kept_shown_and_re_run(warden: Ward
 
         async def kept(attempts: int) -> bool:
             return [(d["id"], d["attempts"], d["retried_at"]) for d in await letters()] == [
-                ("EV_broken", attempts, None)
+                ("webhook:EV_broken", attempts, None)
             ]
 
         await wait_until(lambda: kept(3), "EV_broken kept as a dead letter after 3 tries")
@@ -96,12 +96,12 @@ async def test_a_job_the_worker_cannot_run_is_kept_shown_and_re_run(warden: Ward
             assert banner.startswith("1 dead letter:"), banner
             await page.click("#dead-letters a")
             await page.wait_for_url(f"{warden.url}/dead-letters")
-            row = await page.inner_text('tr[data-dead-letter="EV_broken"]')
+            row = await page.inner_text('tr[data-dead-letter="webhook:EV_broken"]')
             assert "apply_webhook" in row and "broken-room" in row and "UnreadableRecord" in row, row
             assert "1 not re-run" in await page.inner_text("h1")
 
         listed = cli(warden, "dead-letters")
         assert "EV_broken" in listed and "broken-room" in listed and "1 not re-run" in listed
-        assert "retry:EV_broken:1" in cli(warden, "retry", "EV_broken")
+        assert "retry:webhook:EV_broken:1" in cli(warden, "retry", "webhook:EV_broken")
         await wait_until(lambda: kept(6), "the re-run, still unable to run, kept again")
     assert "kept as a dead letter after 3 tries" in warden.log_text()

@@ -13,6 +13,7 @@ from arq.jobs import Job
 from tests.support.helpers import fixture, sign
 from tests.support.processes import Warden, run_warden
 from tests.support.settings import KEY, SECRET
+from workers.queue.jobs import webhook_job_id
 
 QUEUE = "warden:queue"
 
@@ -59,7 +60,9 @@ async def test_room_life_out_of_order_and_duplicated_ends_right(warden: Warden, 
                 "/webhook", content=bodies[2], headers={"Authorization": sign(bodies[2], KEY, SECRET)}
             )
             assert again.json()["status"] == "duplicate"
-            outcomes = [await Job(i, queue, _queue_name=QUEUE).result(timeout=20) for i in ids]
+            outcomes = [
+                await Job(webhook_job_id(i), queue, _queue_name=QUEUE).result(timeout=20) for i in ids
+            ]
             # The worker runs jobs concurrently, so which ones found an older event late varies.
             assert set(outcomes) <= {"applied", "refolded"}
             room = (await client.get("/api/rooms/call-42")).json()

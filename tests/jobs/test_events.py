@@ -15,7 +15,7 @@ async def test_a_webhook_livekit_sends_twice_is_one_job(world: World) -> None:
     world.livekit.join(ROOM, "alice")
     assert await world.send("participant_joined", ROOM, event_id="EV_alice", participant=person("alice"))
     assert not await world.send("participant_joined", ROOM, event_id="EV_alice", participant=person("alice"))
-    assert world.queue.refused == ["EV_alice"]
+    assert world.queue.refused == ["webhook:EV_alice"]
     assert (await world.timeline(ROOM)).count("participant_joined") == 1
     assert [job for job, _ in world.timers()] == ["deadline:RM_call-42:1"]
 
@@ -34,7 +34,7 @@ async def _repeat_after_an_hour(world: World) -> None:
     assert await world.send(
         "participant_joined", ROOM, event_id="EV_alice", created_at=created, participant=person("alice")
     )
-    assert world.outcomes[-1] == ("EV_alice", "duplicate")
+    assert world.outcomes[-1] == ("webhook:EV_alice", "duplicate")
     assert world.timers() == [] and world.livekit.dispatched == []
     assert (await world.timeline(ROOM)).count("participant_joined") == 2  # alice and the agent, once each
 

@@ -1,12 +1,16 @@
 """Drive Warden's worker jobs in-process against a stand-in LiveKit on loopback, on a clock tests move.
 
 Real: the database, Redis (the deadline timers are real ARQ jobs, inspected by id), the livekit-api
-client over HTTP, the job functions. Pretend: the clock, and LiveKit itself (`FakeLiveKit`).
+client over HTTP, the job functions. Pretend: the clock, and LiveKit itself (`FakeLiveKit`), which runs
+on the same clock: its timers (a job listed late, an agent connecting, a crash timing out) run as the
+test moves the clock, and the webhooks it sends of its own doing reach the worker's jobs when the test
+lets time pass with `pass_time` (or `fire`s a deadline), each created at its own time.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -18,7 +22,8 @@ from arq.jobs import Job
 from arq.worker import Retry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from devtools.simulator.livekit import FakeLiveKit
+from devtools.simulator.clock import ManualClock
+from devtools.simulator.livekit import FakeLiveKit, room_sid
 from devtools.simulator.serving import serve
 from tests.support.events import parse
 from tests.support.helpers import body
@@ -38,14 +43,6 @@ from workers.store.writer import load_room
 AGENT = "notetaker"
 ROOM, SID = "call-42", "RM_42"
 T0 = float(int(time.time()))  # ARQ defers timers against the real clock
-
-
-@dataclass
-class Clock:
-    now: float = T0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass
@@ -76,11 +73,13 @@ class RecordingEscalator:
 class Harness:
     fake: FakeLiveKit
     ctx: dict[str, Any]
-    clock: Clock
+    clock: ManualClock
     escalator: RecordingEscalator
     queue: ArqRedis
     escalations_run: set[str] = field(default_factory=set)
+    sids: dict[str, str] = field(default_factory=lambda: {ROOM: SID})  # room name -> the sid sent with it
     _ids: int = 0
+    _delivered: int = 0  # how many of the stand-in's own webhooks have been delivered
 
     async def send(
         self,
@@ -94,6 +93,7 @@ class Harness:
     ) -> str:
         """Deliver one webhook, as LiveKit would, created at `at` (default: now)."""
         self._ids += 1
+        self.sids.setdefault(room, sid)
         created = int(self.clock.now if at is None else at)
         raw = body(event, id=event_id or f"EV_{self._ids}", created_at=created, room=room, sid=sid, **fields)
         outcome = await apply_webhook(self.ctx, _dict(parse(raw)), self.clock.now)
@@ -124,7 +124,7 @@ class Harness:
         """Move the clock to the room's deadline (less `early_by`) and run its timer job."""
         room = await self.room(sid)
         assert room.deadline is not None, "no deadline is set"
-        self.clock.now = max(self.clock.now, room.deadline.at - early_by)
+        await self.pass_time(max(0.0, room.deadline.at - early_by - self.clock.now))
         await self.queue.delete(f"arq:job:deadline:{sid}:{room.deadline.attempt}")
         return await self.run_deadline(sid, room.deadline.attempt)
 
@@ -161,7 +161,46 @@ class Harness:
         return outcomes
 
     def advance(self, seconds: float) -> None:
+        """Move the clock (the stand-in's timers run; what they announce waits for `deliver`)."""
         self.clock.now += seconds
+
+    async def pass_time(self, seconds: float) -> None:
+        """Let `seconds` pass: the stand-in's timers run in order, and after each the webhooks it sent
+        are delivered to the worker's jobs, as LiveKit would send them then."""
+        until = self.clock.now + seconds
+        await self.deliver()
+        while self.clock.step(until):
+            await self.deliver()
+        self.clock.now = until
+
+    async def run_for(self, seconds: float, sid: str = SID) -> list[str]:
+        """Let `seconds` pass as a worker lives them: the stand-in's timers and webhooks in order, and the
+        room's deadline run the moment it falls due (as often as it does). The deadlines' outcomes."""
+        until, outcomes, ran = self.clock.now + seconds, [], None
+        while True:
+            deadline = (await self.room(sid)).deadline
+            due = deadline.at if deadline is not None else math.inf
+            if deadline is not None and due <= self.clock.now:
+                assert deadline != ran, f"{deadline} ran and is still due"
+                await self.queue.delete(f"arq:job:deadline:{sid}:{deadline.attempt}")
+                outcomes.append(await self.run_deadline(sid, deadline.attempt))
+                ran = deadline
+                continue
+            if self.clock.now >= until:
+                return outcomes
+            timer = self.clock.next_due()
+            await self.pass_time(
+                max(0.0, min(due, until, math.inf if timer is None else timer) - self.clock.now)
+            )
+
+    async def deliver(self) -> None:
+        """Deliver the webhooks the stand-in sent of its own doing and nobody delivered yet, each created
+        at the time it was sent."""
+        while self._delivered < len(self.fake.webhooks):
+            at, event, room, fields = self.fake.webhooks[self._delivered]
+            self._delivered += 1
+            sid = self.sids.get(room, room_sid(room))
+            await self.send(event, at=at, room=room, sid=sid, **fields)
 
 
 def _dict(event: Any) -> dict[str, Any]:
@@ -172,11 +211,18 @@ def _dict(event: Any) -> dict[str, Any]:
 
 @contextlib.asynccontextmanager
 async def harness(
-    redis_url: str, database_url: str, *, escalation: bool = False, **settings: Any
+    redis_url: str,
+    database_url: str,
+    *,
+    escalation: bool = False,
+    livekit: dict[str, Any] | None = None,
+    **settings: Any,
 ) -> AsyncIterator[Harness]:
     """With `escalation`, the worker's real escalation (incidents, Cloud restart, hooks, alerts) runs;
-    without, a recorder stands in for it. `settings` may use "{livekit}" for the stand-in's URL."""
-    fake = FakeLiveKit(KEY, SECRET)
+    without, a recorder stands in for it. `livekit`: the stand-in's options (its timing is the real
+    server's unless shortened). `settings` may use "{livekit}" for the stand-in's URL."""
+    clock = ManualClock(T0)  # the worker's jobs' clock, and the stand-in's
+    fake = FakeLiveKit(KEY, SECRET, clock=clock, **(livekit or {}))
     async with serve(fake.app) as url:
         values = {k: v.replace("{livekit}", url) if isinstance(v, str) else v for k, v in settings.items()}
         config = make_settings(
@@ -186,7 +232,7 @@ async def harness(
             **{"warden_agent_name": AGENT, **values},  # warden_agent_name="": no agent configured
         )
         queue = ArqRedis.from_url(redis_url)
-        clock, escalator = Clock(), RecordingEscalator()
+        escalator = RecordingEscalator()
         ctx: dict[str, Any] = {"redis": queue, "job_try": 1}
         livekit, effects = None, None
         if not escalation:

@@ -1,4 +1,8 @@
-"""A LiveKit (the fake) and the webhooks it sends to a Warden started from its Procfile: the e2e world."""
+"""A LiveKit (the fake) and the webhooks it sends to a Warden started from its Procfile: the e2e world.
+
+What a test does (a person joins, an agent leaves) it announces with the webhooks the stand-in returns for
+it; what the stand-in does itself (an agent its workers bring, a participant it removes or times out, a
+room `CreateDispatch` re-made) it announces through `announce`, in order, as LiveKit would."""
 
 from __future__ import annotations
 
@@ -11,8 +15,10 @@ from typing import Any
 import httpx
 from livekit.protocol.agent_dispatch import AgentDispatch
 
-from devtools.simulator.livekit import FakeLiveKit, room_sid, sid_for
-from tests.support.helpers import agent, body, person, sign
+from devtools.simulator.livekit import FakeLiveKit, Webhook, Worker, room_sid, sid_for
+from devtools.simulator.scenarios import cold_start
+from devtools.simulator.webhooks import InOrder
+from tests.support.helpers import body, sign
 from tests.support.processes import Warden
 from tests.support.settings import KEY, SECRET
 
@@ -30,6 +36,11 @@ class World:
     publish: bool = True
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     ids: int = 0
+    announce: InOrder = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.announce = InOrder(self.webhook)
+        self.fake.on_webhook = self.announce
 
     async def webhook(self, event: str, room: str, **fields: Any) -> None:
         self.ids += 1
@@ -46,30 +57,31 @@ class World:
         )
         assert response.status_code == 200, response.text
 
+    async def tell(self, room: str, webhooks: list[Webhook]) -> None:
+        """Send the webhooks the stand-in made of what the test did in `room`, in order."""
+        for event, fields in webhooks:
+            await self.webhook(event, room, **fields)
+
     async def person_joins(self, room: str, who: str = "alice") -> None:
-        self.fake.join(room, who)
-        await self.webhook("participant_joined", room, participant=person(who))
+        await self.tell(room, self.fake.join(room, who))
 
     async def person_leaves(self, room: str, who: str = "alice") -> None:
-        self.fake.leave(room, who)
-        await self.webhook("participant_left", room, participant=person(who))
+        await self.tell(room, self.fake.leave(room, who))
 
     async def agent_joins(
-        self, room: str, who: str, *, publish: bool | None = None, dispatch_id: str = ""
+        self, room: str, who: str, *, publish: bool | None = None, dispatch_id: str = "", name: str = AGENT
     ) -> None:
-        self.fake.join(room, who, agent_name=AGENT, dispatch_id=dispatch_id)
-        await self.webhook("participant_joined", room, participant=agent(who, AGENT))
+        await self.tell(room, self.fake.join(room, who, agent_name=name, dispatch_id=dispatch_id))
         if self.publish if publish is None else publish:
-            await self.webhook(
-                "track_published",
-                room,
-                participant={"sid": f"PA_{who}", "identity": who},
-                track={"sid": f"TR_{who}"},
-            )
+            await self.tell(room, self.fake.publish(room, who))
 
     async def agent_leaves(self, room: str, who: str) -> None:
-        self.fake.leave(room, who)
-        await self.webhook("participant_left", room, participant=agent(who, AGENT))
+        await self.tell(room, self.fake.leave(room, who))
+
+    def cold_start(self, agent_name: str = AGENT) -> Worker:
+        """Issue 23's slow agent from now on: its worker accepts a job in 0.2 s, the agent connects 4.5 s
+        later, and LiveKit lists the job 5 s after the accept (`devtools.simulator.scenarios`)."""
+        return cold_start(self.fake, agent_name)
 
     def on_dispatch(self, dispatch: AgentDispatch) -> None:
         """An agent answers the n-th dispatch of its room, as scripted in `arrive_on`."""

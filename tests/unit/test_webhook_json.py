@@ -1,10 +1,12 @@
 """Reading webhook bodies without protobuf's parser (`service.intake.body`) must give every body the
 answer protobuf's `json_format.Parse` gives: the same reduced event, or a 400. The oracle below is the
-reduction Warden used before, field by field on the parsed message."""
+reduction Warden used before, field by field on the parsed message, then bounded as Warden bounds what
+it keeps (`workers.core.bounds`)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -16,6 +18,7 @@ from livekit.protocol.webhook import WebhookEvent
 from service.intake.body import _conforms, loads_webhook
 from tests.support.helpers import FIXTURES, agent, body, person
 from workers.adapters.webhook import AGENT_NAME_ATTRIBUTES, from_webhook_json
+from workers.core import bounds
 from workers.core.errors import MalformedEvent
 from workers.core.events import INTERNAL_KINDS, Event, EventKind, Job, Participant
 
@@ -50,10 +53,28 @@ def oracle(raw: bytes) -> Event | None:
         )
         name = next((info.attributes[a] for a in AGENT_NAME_ATTRIBUTES if info.attributes.get(a)), "")
         participant = Participant(info.identity, info.sid, int(info.kind) if has_kind else None, name)
-    return Event(
-        proto.id or "fallback", kind, proto.event, int(proto.created_at), room_sid, room_name,
-        participant, proto.track.sid, job,
+    event = Event(
+        bounds.event_id(proto.id, "fallback"), kind, bounds.clip(proto.event, bounds.EVENT_NAME),
+        int(proto.created_at), room_sid, room_name, participant, proto.track.sid, job,
     )  # fmt: skip
+    return _bounded(event)
+
+
+def _bounded(event: Event) -> Event | None:
+    """`event` with its free text clipped, or None (a 400) when a value kept exactly is over its bound."""
+    person, job = event.participant, event.job
+    exact = [(event.room_sid, bounds.SID), (event.room_name, bounds.ROOM_NAME), (event.track_sid, bounds.SID)]
+    if person is not None:
+        exact += [
+            (person.identity, bounds.IDENTITY),
+            (person.sid, bounds.SID),
+            (person.agent_name, bounds.AGENT_NAME),
+        ]
+    if job is not None:
+        exact += [(job.id, bounds.SID), (job.agent_name, bounds.AGENT_NAME), (job.dispatch_id, bounds.SID)]
+        exact += [(job.participant_identity, bounds.IDENTITY)]
+        event = replace(event, job=replace(job, error=bounds.clip(job.error, bounds.TEXT)))
+    return None if any(bounds.problem(value, limit) for value, limit in exact) else event
 
 
 def ours(raw: bytes) -> Event | None:

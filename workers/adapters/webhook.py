@@ -2,7 +2,9 @@
 the protojson form `service.intake.body.loads_webhook` returns, to a `workers.core.events.Event`.
 
 Here, not in the core, because reading protojson enums by name needs the message's descriptors
-(livekit.protocol, protobuf); the core keeps only the numbers (`ParticipantKind`, `JobStatus`).
+(livekit.protocol, protobuf); the core keeps only the numbers (`ParticipantKind`, `JobStatus`). Every
+value kept is bounded here, before anything is queued (`workers.core.bounds`: exact values over their
+bound refuse the event, free text is clipped, odd event ids are hashed).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any
 
 from livekit.protocol.webhook import WebhookEvent
 
+from workers.core import bounds
 from workers.core.errors import MalformedEvent
 from workers.core.events import INTERNAL_KINDS, Event, EventKind, Job, Participant
 from workers.core.personal import mask_identity
@@ -38,15 +41,19 @@ def from_webhook_json(data: dict[str, Any], *, fallback_id: str) -> Event:
     if "job" in data:
         raw, state = data["job"], data["job"].get("state", {})
         job = Job(
-            id=raw.get("id", ""),
-            agent_name=raw.get("agentName", ""),
-            dispatch_id=raw.get("dispatchId", ""),
+            id=_exact(raw.get("id", ""), bounds.SID, "job.id"),
+            agent_name=_exact(raw.get("agentName", ""), bounds.AGENT_NAME, "job.agentName"),
+            dispatch_id=_exact(raw.get("dispatchId", ""), bounds.SID, "job.dispatchId"),
             status=_enum(_STATUS, state.get("status", 0)),
-            participant_identity=state.get("participantIdentity", ""),
-            error=state.get("error", ""),
+            participant_identity=_exact(
+                state.get("participantIdentity", ""), bounds.IDENTITY, "job.state.participantIdentity"
+            ),
+            error=bounds.clip(state.get("error", ""), bounds.TEXT),
         )
         room_sid = room_sid or raw.get("room", {}).get("sid", "")
         room_name = room_name or raw.get("room", {}).get("name", "")
+    room_sid = _exact(room_sid, bounds.SID, "room.sid")
+    room_name = _exact(room_name, bounds.ROOM_NAME, "room.name")
     participant = None
     info = data.get("participant", {})
     if info.get("identity"):
@@ -57,24 +64,37 @@ def from_webhook_json(data: dict[str, Any], *, fallback_id: str) -> Event:
         )
         attributes = info.get("attributes", {})
         participant_kind = _enum(_KIND, info.get("kind", 0)) if has_kind else None
+        agent_name = next((attributes[a] for a in AGENT_NAME_ATTRIBUTES if attributes.get(a)), "")
+        identity = _exact(info["identity"], bounds.IDENTITY, "participant.identity")
         participant = Participant(
-            identity=mask_identity(info["identity"], participant_kind),  # a caller's is their number
-            sid=info.get("sid", ""),
+            identity=mask_identity(identity, participant_kind),  # a caller's is their number
+            sid=_exact(info.get("sid", ""), bounds.SID, "participant.sid"),
             kind=participant_kind,
-            agent_name=next((attributes[a] for a in AGENT_NAME_ATTRIBUTES if attributes.get(a)), ""),
-            on_behalf=str(attributes.get(ON_BEHALF_ATTRIBUTE, "")),
+            agent_name=_exact(agent_name, bounds.AGENT_NAME, "participant's agent name attribute"),
+            on_behalf=_exact(
+                str(attributes.get(ON_BEHALF_ATTRIBUTE, "")), bounds.IDENTITY, "lk.publish_on_behalf"
+            ),
         )
     return Event(
-        id=data.get("id", "") or fallback_id,
+        id=bounds.event_id(data.get("id", ""), fallback_id),
         kind=kind,
-        name=name,
+        name=bounds.clip(name, bounds.EVENT_NAME),  # only shown: a name Warden knows is far shorter
         created_at=int(data.get("createdAt", 0)),
         room_sid=room_sid,
         room_name=room_name,
         participant=participant,
-        track_sid=data.get("track", {}).get("sid", ""),
+        track_sid=_exact(data.get("track", {}).get("sid", ""), bounds.SID, "track.sid"),
         job=job,
     )
+
+
+def _exact(value: str, limit: int, field: str) -> str:
+    """`value`, which Warden must keep exactly as LiveKit sent it, or `MalformedEvent` (answered 400)
+    when it cannot be (`workers.core.bounds`). The message names the field, never the value."""
+    problem = bounds.problem(value, limit)
+    if problem is not None:
+        raise MalformedEvent(f"{field} is {problem}: refused whole, never clipped (see Warden's bounds)")
+    return value
 
 
 def _enum(field: Any, value: int | str) -> int:

@@ -5,6 +5,7 @@
     ├── InvalidWebhook     signature, key, expiry or body hash wrong       → HTTP 401
     ├── MalformedEvent     signed, but not a LiveKit WebhookEvent          → HTTP 400
     ├── StaleWrite         another job changed the room first              → the job re-reads and retries
+    ├── UnstorableEvent    the database cannot store an event's values     → a dead letter at once
     ├── UpstreamError      LiveKit or a hook failed; `retryable` for 5xx and timeouts, not for 4xx
     ├── UnreadableRecord   a stored row or a queued job's argument is not the type it should be
     └── UndeclaredTransition  a state table lacks a (state, input) pair: the import stops
@@ -31,6 +32,13 @@ class MalformedEvent(WardenError):
 
 class StaleWrite(WardenError):
     """The room row changed between read and write; the caller re-reads and tries again."""
+
+
+class UnstorableEvent(WardenError):
+    """An event whose values the database cannot store (too long for a column, a NUL, a constraint they
+    break): the event's fault, not the database's, so no retry fixes it. Its job becomes a dead letter
+    at once; the events recorded with it are recorded without it. The message names the event and the
+    column, never the value."""
 
 
 class UnreadableRecord(WardenError):

@@ -4,10 +4,21 @@ each, and the one way of queueing each through a `JobQueue` (`workers.queue.enqu
 This is wire format: a job queued by one version of Warden is run by the next, so the names, the id
 formats and the order of the arguments below never change without a migration of queued jobs
 (`tests/component/test_queue_contract.py` runs jobs written exactly as the previous version did).
+
+Every job id starts with its kind (`webhook:`, `deadline:`, `heartbeat:`, `escalate:`, and `retry:`
+before a re-run's), and no input is an id as it is: a webhook's is its event's id, which the reduction
+bounds to LiveKit's form or hashes (`workers.core.bounds.event_id`), a heartbeat's hashes the room's name
+and the agent's identity. So no webhook can take the id of a room's deadline, an escalation or one of
+ARQ's crons (`cron:…`), and every id fits a dead letter's (160 characters).
+
+Before ids had kinds (issue 24), a webhook's job id was the bare event id (`EV_…`): such jobs still run
+(ARQ runs a job by the function it names, whatever its id), and a redelivery queued after the upgrade
+under `webhook:EV_…` is recorded once all the same, since the event's id is unique in the database.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from workers.queue.enqueue import JobQueue
@@ -19,13 +30,18 @@ ESCALATE = "escalate"
 
 
 RETRY_PREFIX = "retry:"
+_KINDS = {"webhook": APPLY_WEBHOOK, "deadline": ON_DEADLINE, "heartbeat": HEARTBEAT, "escalate": ESCALATE}
 
 
 def function_of(job_id: str) -> str:
-    """The function a job id belongs to, for the ids that say it (deadlines, heartbeats, escalations,
-    and re-runs of those); webhooks' ids are LiveKit's event ids and say nothing ("")."""
-    prefix = original_job_id(job_id).split(":", 1)[0]
-    return {"deadline": ON_DEADLINE, "heartbeat": HEARTBEAT, "escalate": ESCALATE}.get(prefix, "")
+    """The function a job id belongs to, by its kind (and a re-run's by the job it re-runs); "" for an
+    id of no kind (a webhook queued before ids had one: its bare event id)."""
+    return _KINDS.get(original_job_id(job_id).split(":", 1)[0], "")
+
+
+def webhook_job_id(event_id: str) -> str:
+    """One job per event (`Event.id`, already bounded by the reduction): LiveKit's retries are one job."""
+    return f"webhook:{event_id}"
 
 
 def deadline_job_id(room_sid: str, attempt: int) -> str:
@@ -34,13 +50,20 @@ def deadline_job_id(room_sid: str, attempt: int) -> str:
 
 
 def heartbeat_job_id(room_name: str, identity: str, at: float) -> str:
-    """One heartbeat job per agent and second: an agent that reports more often is heard once a second."""
-    return f"heartbeat:{room_name}:{identity}:{int(at)}"
+    """One heartbeat job per agent and second: an agent that reports more often is heard once a second.
+    The room and the agent are hashed together: names hold any character (a `:` too) and run long."""
+    return f"heartbeat:{agent_key(room_name, identity)}:{int(at)}"
+
+
+def agent_key(room_name: str, identity: str) -> str:
+    """A short key for an agent in a room (32 hex digits), for ids made of the two."""
+    pair = f"{room_name}\x00{identity}".encode("utf-8", "surrogatepass")  # neither may hold a NUL
+    return hashlib.sha256(pair).hexdigest()[:32]
 
 
 async def queue_webhook(enqueuer: JobQueue, event_id: str, event: dict[str, Any], received_at: float) -> bool:
-    """Queue `apply_webhook(event, received_at)` under the event's id: LiveKit's retries are one job."""
-    return await enqueuer.enqueue(APPLY_WEBHOOK, event_id, event, received_at)
+    """Queue `apply_webhook(event, received_at)` under the event's job id: LiveKit's retries are one job."""
+    return await enqueuer.enqueue(APPLY_WEBHOOK, webhook_job_id(event_id), event, received_at)
 
 
 async def queue_deadline(enqueuer: JobQueue, room_sid: str, attempt: int, at: float | None = None) -> bool:

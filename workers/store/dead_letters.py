@@ -2,7 +2,13 @@
 with what they were given and why they failed, until an operator re-runs them (`warden retry ID`).
 
 A row's id is the failed job's id; a re-run that fails again comes back to the same row (its attempts
-added up, `retried_at` cleared), so a job is one row however often it is re-run."""
+added up, `retried_at` cleared), so a job is one row however often it is re-run.
+
+Every value is kept within its column, and a string among the arguments within `MAX_ARG_CHARS`, clipped
+with a marker (`workers.core.bounds.clip`): today's jobs carry bounded values, but one queued by an
+older version may hold a megabyte-long identity that the store refused, and its dead letter must
+neither be refused in turn nor serve megabytes to the dashboard and the API. Such a job fails the
+same way when re-run."""
 
 from __future__ import annotations
 
@@ -13,10 +19,13 @@ from sqlalchemy import func, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from workers.core import bounds
 from workers.store.engine import dialect_insert, writing
 from workers.store.models import DEAD_LETTERS
+from workers.store.unstorable import width
 
 MAX_ERROR = 2048  # the column's width
+MAX_ARG_CHARS = 4096
 
 
 @dataclass(frozen=True)
@@ -51,7 +60,21 @@ def _letter(row: Row[Any]) -> DeadLetter:
 
 async def keep(engine: AsyncEngine, letter: DeadLetter) -> None:
     """Keep a failed job; one kept before under the same id (a re-run failing again) is updated."""
-    values = {**asdict(letter), "error": letter.error[:MAX_ERROR], "retried_at": None}
+    values = {
+        **asdict(letter),
+        **{
+            column: bounds.clip(value, width(DEAD_LETTERS.c[column])) if value else None
+            for column, value in (
+                ("id", letter.id),
+                ("function", letter.function),
+                ("room_sid", letter.room_sid),
+                ("room_name", letter.room_name),
+            )
+        },
+        "args": _clipped(letter.args),
+        "error": bounds.clip(letter.error, MAX_ERROR),
+        "retried_at": None,
+    }
     async with writing(engine) as connection:
         insert = dialect_insert(connection, DEAD_LETTERS).values(values)
         await connection.execute(
@@ -69,6 +92,17 @@ async def keep(engine: AsyncEngine, letter: DeadLetter) -> None:
                 },
             )
         )
+
+
+def _clipped(value: Any) -> Any:
+    """JSON `value` with every string longer than `MAX_ARG_CHARS` clipped (see the module's doc)."""
+    if isinstance(value, str):
+        return bounds.clip(value, MAX_ARG_CHARS)
+    if isinstance(value, list):
+        return [_clipped(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _clipped(item) for key, item in value.items()}
+    return value
 
 
 async def newest(engine: AsyncEngine, *, limit: int = 100) -> list[DeadLetter]:

@@ -4,22 +4,90 @@ Under load a worker runs dozens of jobs at once, each recording one room's event
 each costs a transaction of four statements, and SQLAlchemy's per-statement work, not the database,
 is what limits the worker. `GroupCommit.record` hands a room's batch to a flusher that takes every
 batch waiting (one per room, so that each room's order is plain) and records them with
-`writer.record_group`, which writes a group as cheaply as one batch. At low load a flush holds one
-batch, and costs what recording it alone would. Each caller gets exactly what
+`record_group`, which writes a group as cheaply as one batch (`writer.record_in`). At low load a flush
+holds one batch, and costs what recording it alone would. Each caller gets exactly what
 `writer.record_events` would have returned for its batch.
+
+One batch's failure is that batch's alone. One whose values the database cannot store
+(`workers.store.unstorable`) gets `UnstorableEvent`, and the group is recorded again in halves until
+it is left out; a conflict with another worker, or a bug that one room's events meet, makes the group
+record one room at a time. Only an unavailable database fails the whole group (every job retries).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workers.core.room import Policy
 from workers.core.rules import Rules
-from workers.store.writer import Batch, Recorded, as_rules, record_group
+from workers.store import unstorable
+from workers.store.engine import writing
+from workers.store.writer import Batch, Recorded, as_rules, record_events, record_in
 
 MAX_GROUP = 500
+
+
+async def record_group(
+    engine: AsyncEngine, batches: Sequence[Batch], *, rules: Rules | Policy
+) -> list[Recorded | Exception]:
+    """Record `batches` (each one room's events, no room twice) in one transaction; one result each.
+    A batch the database cannot store fails alone (its result is `UnstorableEvent`) and the others are
+    recorded without it; a conflict with another worker's writes, or a batch that fails on its own,
+    makes it record them one room at a time instead, so that one room's failure is that room's alone
+    (its result is the exception). An unavailable database fails them all (their jobs retry)."""
+    results: dict[int, Recorded | Exception] = {}
+    for i, batch in enumerate(batches):
+        refusal = unstorable.check(batch)
+        if refusal is not None:
+            results[i] = refusal
+    part = [i for i in range(len(batches)) if i not in results]
+    await _record_part(engine, batches, part, results, as_rules(rules))
+    return [results[i] for i in range(len(batches))]
+
+
+async def _record_part(
+    engine: AsyncEngine,
+    batches: Sequence[Batch],
+    part: list[int],
+    results: dict[int, Recorded | Exception],
+    rules: Rules,
+) -> None:
+    """Record the batches numbered `part` in one transaction, their results into `results`. When the
+    database refuses a batch's values, each half of `part` again: a group of n with one such batch
+    costs about 2 log2(n) transactions, not n."""
+    if not part:
+        return
+    try:
+        async with writing(engine) as connection:
+            recorded = await record_in(connection, [batches[i] for i in part], rules)
+        results.update(zip(part, recorded, strict=True))
+        return
+    except (OperationalError, OSError):
+        raise
+    except DBAPIError as exc:
+        said = unstorable.refused(exc)
+        if said is not None and len(part) == 1:
+            results[part[0]] = unstorable.refusal(batches[part[0]], said)
+            return
+        if said is not None:
+            half = len(part) // 2
+            await _record_part(engine, batches, part[:half], results, rules)
+            await _record_part(engine, batches, part[half:], results, rules)
+            return
+        if not isinstance(exc, IntegrityError):
+            raise
+    except Exception:
+        if len(batches) == 1:
+            raise
+    for i in part:  # a conflict with another writer, or one room's own failure: one room at a time
+        try:
+            results[i] = await record_events(engine, batches[i], rules=rules)
+        except Exception as exc:
+            results[i] = exc
 
 
 class GroupCommit:

@@ -1,5 +1,6 @@
 """The one writer of rooms: record events and fold them into their rooms, exactly once, many rooms
-in one transaction with a handful of statements (`record_group`; a single batch is a group of one).
+in one transaction with a handful of statements (`record_in`, for `workers.store.group.record_group`;
+a single batch is a group of one).
 
 1. insert every event (`INSERT ... ON CONFLICT DO NOTHING RETURNING event_id`, one multi-row
    statement): the ids returned are the events new to Warden, the rest are duplicates (LiveKit's
@@ -16,7 +17,9 @@ in one transaction with a handful of statements (`record_group`; a single batch 
    worker inserted meanwhile, fails the transaction (`IntegrityError`). The group is then recorded
    again one room at a time, each retried.
 
-Events and rooms are committed together, so neither exists without the other.
+Events and rooms are committed together, so neither exists without the other. An event whose values the
+database cannot store (`workers.store.unstorable`: checked before, or refused by the database) fails
+alone with `UnstorableEvent`, never retried (a group is recorded again without it, `record_group`).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from workers.core.machine import order_key
 from workers.core.plain import from_plain
 from workers.core.room import Action, Policy, Room, time_to_agent
 from workers.core.rules import Rules
-from workers.store import outbox, room_agents
+from workers.store import outbox, room_agents, unstorable
 from workers.store.engine import writing
 from workers.store.log_rows import ACTION_KIND, Decided, action_rows, event_row
 from workers.store.models import EVENTS, ROOMS
@@ -86,41 +89,25 @@ async def record_event(
 
 async def record_events(engine: AsyncEngine, batch: Batch, *, rules: Rules | Policy) -> Recorded:
     """Store events of one room, in order, and fold them in: a group of one, retried on a conflict
-    with another worker. Used for a question and its answer (a deadline and what LiveKit said)."""
+    with another worker. Used for a question and its answer (a deadline and what LiveKit said).
+    `UnstorableEvent` when the database cannot store their values."""
+    refusal = unstorable.check(batch)
+    if refusal is not None:
+        raise refusal
     for _ in range(MAX_ATTEMPTS):
         try:
             async with writing(engine) as connection:
-                (recorded,) = await _record(connection, [batch], as_rules(rules))
+                (recorded,) = await record_in(connection, [batch], as_rules(rules))
                 return recorded
-        except IntegrityError:
-            continue
-    raise StaleWrite(f"room {batch[0][0].room_sid} kept changing under {MAX_ATTEMPTS} attempts")
-
-
-async def record_group(
-    engine: AsyncEngine, batches: Sequence[Batch], *, rules: Rules | Policy
-) -> list[Recorded | Exception]:
-    """Record `batches` (each one room's events, no room twice) in one transaction; one result each.
-    A conflict with another worker's writes, or a batch that fails on its own, makes it record them
-    one room at a time instead, so that one room's failure is that room's alone (its result is the
-    exception). An unavailable database fails them all (their jobs retry)."""
-    try:
-        async with writing(engine) as connection:
-            return list(await _record(connection, batches, as_rules(rules)))
-    except IntegrityError:
-        pass
-    except (OperationalError, DBAPIError, OSError):
-        raise
-    except Exception:
-        if len(batches) == 1:
+        except (OperationalError, OSError):
             raise
-    results: list[Recorded | Exception] = []
-    for batch in batches:
-        try:
-            results.append(await record_events(engine, batch, rules=rules))
-        except Exception as exc:
-            results.append(exc)
-    return results
+        except DBAPIError as exc:
+            said = unstorable.refused(exc)
+            if said is not None:
+                raise unstorable.refusal(batch, said) from None  # not the statement, nor its values
+            if not isinstance(exc, IntegrityError):
+                raise
+    raise StaleWrite(f"room {batch[0][0].room_sid} kept changing under {MAX_ATTEMPTS} attempts")
 
 
 async def load_room(engine: AsyncEngine, sid: str, *, legacy_agent: str = "") -> Room | None:
@@ -203,7 +190,7 @@ _INSERT_ACTIONS = insert(EVENTS)
 Placed = list[tuple[int, str, Batch]]  # (index in the group, room sid or "" when unknown, batch)
 
 
-async def _record(connection: AsyncConnection, batches: Sequence[Batch], rules: Rules) -> list[Recorded]:
+async def record_in(connection: AsyncConnection, batches: Sequence[Batch], rules: Rules) -> list[Recorded]:
     """Record `batches` in the open write transaction, one result each (see the module's doc)."""
     named: Placed = []
     for i, batch in enumerate(batches):

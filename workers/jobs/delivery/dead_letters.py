@@ -6,7 +6,10 @@ each job function: such a failure is retried `UNEXPECTED_TRIES` times in all, wi
 (1 s, 2 s ...), in case it was transient after all; then the job's function, arguments, room and
 error are kept as a dead letter (`workers.store.dead_letters`) and the job completes. A job whose
 `Retry`s (database, Redis or LiveKit unavailable) reach ARQ's `max_tries` is kept the same way rather
-than failed by ARQ. Cancellation (shutdown, ARQ's timeout) is ARQ's business and passes through.
+than failed by ARQ. An event whose values the database cannot store (`UnstorableEvent`: too long for
+its column, say) is kept at once: it is the event's fault, no retry fixes it, and retrying it as an
+outage would only hold its room up. Cancellation (shutdown, ARQ's timeout) is ARQ's business and
+passes through.
 
 Operators see dead letters in `/metrics` (`warden_dead_letters`), the dashboard, `GET
 /api/dead-letters` and `warden dead-letters`; `warden retry ID` queues the job again once the cause is
@@ -25,6 +28,7 @@ from typing import Any
 from arq.worker import Retry
 from sqlalchemy.exc import SQLAlchemyError
 
+from workers.core.errors import UnstorableEvent
 from workers.jobs.runtime.context import context
 from workers.jobs.runtime.retry import retry_delay, retry_later
 from workers.queue.jobs import APPLY_WEBHOOK, ESCALATE, HEARTBEAT, ON_DEADLINE, original_job_id
@@ -78,6 +82,8 @@ def dead_lettered(function: str, job: Job, *, max_tries: int) -> Job:
             if job_try < max_tries:
                 raise
             error, trace = f"retried {job_try} times: {describe(exc.__cause__ or exc)}", ""
+        except UnstorableEvent as exc:  # names the event and the column; its place in the code says nothing
+            error, trace = describe(exc), ""
         except Exception as exc:
             if job_try < UNEXPECTED_TRIES:
                 delay = retry_delay(job_try)

@@ -29,6 +29,7 @@ from workers.core.room import Action, CheckPresence, Evict, Recovery, Redispatch
 from workers.jobs.rooms.recording import record
 from workers.jobs.runtime.context import context
 from workers.jobs.runtime.retry import retry_later
+from workers.queue.jobs import agent_key
 from workers.store.writer import confirm, load_room, load_room_named
 
 MAX_STEPS = 6
@@ -106,7 +107,7 @@ async def heartbeat(ctx: dict[str, Any], room_name: str, identity: str, at: floa
     worker = context(ctx)
     event = internal(
         EventKind.HEARTBEAT,
-        f"heartbeat:{room_name}:{identity}:{at:.3f}",
+        f"heartbeat:{agent_key(room_name, identity)}:{at:.3f}",  # names run long: the event id may not
         "",
         room_name,
         Fact(at=at),

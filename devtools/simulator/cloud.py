@@ -1,0 +1,66 @@
+"""LiveKit Cloud's agent deployments in the stand-in (`livekit.CloudAgent`, what `lk agent restart` calls):
+RestartAgent, RollbackAgent, ListAgents.
+
+A deployment given a `restart_takes` is listed "Sleeping" with no replicas until that long after its
+RestartAgent, "Running" after. That runs on wall time, whatever the stand-in's clock: Warden's escalation
+polls ListAgents on wall time, in the tests too.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from livekit.protocol import cloud_agent as ca
+
+from devtools.simulator.base import Base, TwirpFailure
+
+
+@dataclass
+class CloudAgents(Base):
+    cloud_agents: dict[str, str] = field(default_factory=dict)  # agent id -> agent name
+    restarts: list[str] = field(default_factory=list)
+    on_restart: Callable[[str], None] | None = None
+    # agent id -> seconds its deployment takes to come back after RestartAgent: such an agent's
+    # deployment is listed (ListAgents), "Sleeping" with no replicas until then, "Running" after.
+    restart_takes: dict[str, float] = field(default_factory=dict)
+    back_at: dict[str, float] = field(default_factory=dict)  # agent id -> when its deployment came back
+
+    def _RestartAgent(self, req: ca.RestartAgentRequest) -> ca.RestartAgentResponse:
+        if req.agent_id not in self.cloud_agents:
+            raise TwirpFailure("not_found", "agent not found")
+        self.restarts.append(req.agent_id)
+        if req.agent_id in self.restart_takes:
+            self.back_at[req.agent_id] = time.time() + self.restart_takes[req.agent_id]
+        if self.on_restart is not None:
+            self.on_restart(req.agent_id)
+        return ca.RestartAgentResponse(success=True, message="restarting")
+
+    def _RollbackAgent(self, req: ca.RollbackAgentRequest) -> ca.RollbackAgentResponse:
+        self.restarts.append(f"rollback:{req.agent_id}")
+        return ca.RollbackAgentResponse(success=req.agent_id in self.cloud_agents)
+
+    def _ListAgents(self, req: ca.ListAgentsRequest) -> ca.ListAgentsResponse:
+        agents = [
+            ca.AgentInfo(agent_id=i, agent_name=n, agent_deployments=self._deployments(i, n))
+            for i, n in self.cloud_agents.items()
+            if (not req.agent_name or n == req.agent_name) and (not req.agent_id or i == req.agent_id)
+        ]
+        return ca.ListAgentsResponse(agents=agents)
+
+    def _deployments(self, agent_id: str, agent_name: str) -> list[ca.AgentDeployment]:
+        if agent_id not in self.restart_takes:
+            return []
+        up = time.time() >= self.back_at.get(agent_id, float("inf"))
+        return [
+            ca.AgentDeployment(
+                region="us-east",
+                agent_id=agent_id,
+                agent_name=agent_name,
+                status="Running" if up else "Sleeping",
+                replicas=1 if up else 0,
+                min_replicas=0,
+                max_replicas=2,
+            )
+        ]
