@@ -111,6 +111,7 @@ async def _migrate_and_empty(url: str) -> None:
                 "incidents",
                 "incident_rooms",
                 "incident_actions",
+                "deployment_restarts",
                 "outbox",
                 "dead_letters",
             ):

@@ -31,7 +31,7 @@ CATEGORIES = [
 JOBS = [
     ("on_deadline", "on_deadline ("),
     ("apply_webhook", "apply_webhook ("),
-    ("escalate", "escalate ("),
+    ("report_to_incident", "report_to_incident ("),
     ("group commit flush", "GroupCommit._flush ("),
     ("sweep / crons", "workers/jobs/rooms/crons.py"),
     ("claiming and polling", "_poll_iteration ("),

@@ -193,7 +193,7 @@ async def test_incidents_are_listed_and_shown_with_rooms_and_actions(
             "recovered_at": "1970-01-01T00:17:10Z",
         }
     ]
-    assert [a["action"] for a in shown["actions"]] == ["opened", "LiveKit Cloud agent restart"]
+    assert [a["action"] for a in shown["actions"]] == ["opened", "LiveKit Cloud agent restart", "resolved"]
     assert (await api.get("/api/incidents/IN_nope")).status_code == 404
 
 

@@ -168,7 +168,10 @@ async def test_incident_resolves_when_rooms_got_their_agent_without_missing_an_s
     assert await room_recovered(engine, "notetaker", "", T0 + 4) is None  # "late" still waits
     await feed(engine, "participant_joined", 2, "late", T0 + 5, participant=agent("bot"))
     resolved = await room_recovered(engine, "notetaker", "", T0 + 6)
-    assert resolved is not None and resolved.id == incident and resolved.resolved_at == T0 + 6
+    assert resolved is not None and (resolved.incident.id, resolved.incident.resolved_at) == (
+        incident,
+        T0 + 6,
+    )
 
 
 @pytest.fixture

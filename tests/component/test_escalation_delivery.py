@@ -14,8 +14,10 @@ from sqlalchemy import select
 
 from tests.support.harness import AGENT, Harness, harness
 from tests.support.helpers import person
+from workers.core.incident import CLOUD, IncidentState, Report, Restart, Signal
+from workers.escalation.agents import Incidents
 from workers.jobs.rooms.crons import sweep
-from workers.store import incidents
+from workers.jobs.runtime.context import context
 from workers.store.incidents import Incident, get_incident, list_incidents
 from workers.store.models import OUTBOX
 
@@ -79,8 +81,12 @@ async def test_a_restart_claimed_by_a_worker_that_died_is_taken_up_after_the_lea
         mock.post(ALERTS).mock(return_value=httpx.Response(200))
         h.fake.cloud_agents = {"CA_x": AGENT}
         # Another worker opened the incident and claimed its restart, then died before calling it.
-        dead, _ = await incidents.open_or_join(h.engine, AGENT, "outage", [(SID, ROOM)], h.clock.now)
-        assert await incidents.claim(h.engine, dead, "restart_claimed_at", h.clock.now, lease=60)
+        incidents = context(h.ctx).effects.incidents
+        assert isinstance(incidents, Incidents)
+        report = Report(Signal.OUTAGE, h.clock.now, reason="outage", rooms=1)
+        claimed = await incidents.for_agent(AGENT).decide(report, [(SID, ROOM)])
+        assert claimed is not None and Restart((CLOUD,)) in claimed.decisions  # decided, never carried out
+        dead = claimed.incident.id
         incident = await outage(h)
         assert incident.id == dead and h.fake.restarts == []  # the claim is held: no second restart
         await sweep_later(h, 30)
@@ -95,7 +101,7 @@ async def test_a_restart_claimed_by_a_worker_that_died_is_taken_up_after_the_lea
         await h.run_deadline(SID, deadline.attempt)  # the room misses its SLA again: a breach
         assert h.fake.restarts == ["CA_x"]
         incident = await the_incident(h)
-        assert incident.restarted_at is not None and incident.restart_done_at is not None
+        assert incident.restarted_at is not None and incident.state is IncidentState.RESTARTED
 
 
 async def test_a_restart_that_keeps_failing_with_5xx_is_tried_again_each_lease_until_it_lands(
@@ -217,7 +223,7 @@ async def test_a_deploy_hook_given_up_ends_the_restart_step_and_says_so(
             await sweep_later(h, 10)
         assert hook.call_count == 3
         incident = await the_incident(h)
-        assert incident.restart_done_at is not None and incident.restarted_at is None
+        assert incident.state is IncidentState.NOT_RESTARTED and incident.restarted_at is None
         assert log_of(incident, "deploy hook")[-1].startswith("gave up (attempt 3")
         texts = [json.loads(call.request.content)["text"] for call in alerts.calls]
         assert sum("the restart failed" in t for t in texts) == 1

@@ -1,5 +1,6 @@
-"""Incident rows (`workers.store.incidents`): joining the open incident in one statement, and only
-while open; leased steps, taken again only when their holder died; the restart cooldown; rooms
+"""Incident rows (`workers.store.incidents`, `workers.store.incident_steps`): joining the open incident
+in one statement, and only while open; the restart, a lease claimed again only when its caller died;
+the cooldown and the claim, a deployment's, so that its agents out at once get one restart; rooms
 recovering at once."""
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support.events import parse
 from tests.support.helpers import agent, body, person
+from workers.core.incident import CLOUD, IncidentPolicy, IncidentState, Report, Restart, Signal
 from workers.core.room import Policy
-from workers.store import incidents
-from workers.store.incidents import Claim
+from workers.store import incident_steps, incidents
+from workers.store.incident_steps import Applied
 from workers.store.models import INCIDENT_ROOMS
 from workers.store.writer import record_event
 
@@ -44,39 +46,85 @@ async def test_a_room_joins_the_open_incident_once_and_never_a_resolved_one(engi
     assert await _rooms(engine, incident_id) == ["RM_a", "RM_b"]
     assert await incidents.room_recovered(engine, "notetaker", "RM_a", 4.0) is None  # RM_b still waits
     resolved = await incidents.room_recovered(engine, "notetaker", "RM_b", 4.0)
-    assert resolved is not None and resolved.resolved_at == 4.0
+    assert resolved is not None and resolved.incident.resolved_at == 4.0
     assert await incidents.join_open(engine, incident_id, "notetaker", ("RM_d", "d"), 5.0) is False
     assert await _rooms(engine, incident_id) == ["RM_a", "RM_b"]
 
 
-async def test_a_leased_step_is_taken_again_only_when_its_holder_died_and_never_once_done(
+CLOUD_ONLY = IncidentPolicy(cloud=True, cooldown=300.0, lease=60.0)
+DEPLOYMENT = "cloud:CA_x"
+
+
+async def _report(
+    engine: AsyncEngine, agent: str, signal: Signal, at: float, rooms: list[tuple[str, str]] | None = None
+) -> Applied | None:
+    report = Report(signal, at, reason="outage", rooms=len(rooms or ()))
+    return await incident_steps.report(
+        engine, agent, report, CLOUD_ONLY, deployment=DEPLOYMENT, rooms=rooms or []
+    )
+
+
+def _restarts(applied: Applied | None) -> list[Restart]:
+    return [d for d in (applied.decisions if applied else ()) if isinstance(d, Restart)]
+
+
+async def _landed(engine: AsyncEngine, incident_id: str, at: float) -> list[Applied]:
+    return await incident_steps.restart_outcome(
+        engine, incident_id, CLOUD, True, at, policy_of=lambda _: CLOUD_ONLY, rows_of=lambda _: _no_rows
+    )
+
+
+def _no_rows(incident: object, decisions: object, names: list[str]) -> list[dict[str, object]]:
+    return []
+
+
+async def test_a_leased_restart_is_claimed_again_only_when_its_caller_died_and_never_once_done(
     engine: AsyncEngine,
 ) -> None:
-    incident_id, _ = await incidents.open_or_join(engine, "notetaker", "outage", [("RM_a", "a")], 100.0)
-    step, lease = "restart_claimed_at", 60.0
-    assert await incidents.claim(engine, incident_id, step, 100.0, lease=lease) is Claim.FIRST
-    assert await incidents.claim(engine, incident_id, step, 150.0, lease=lease) is Claim.LATER  # holder alive
-    assert await incidents.unfinished(engine, "notetaker", 150.0, lease) == []
-    assert await incidents.unfinished(engine, "notetaker", 161.0, lease) == [(incident_id, step)]
-    assert await incidents.claim(engine, incident_id, step, 161.0, lease=lease) is Claim.AGAIN  # it died
-    assert await incidents.claim(engine, incident_id, step, 162.0, lease=lease) is Claim.LATER
-    assert await incidents.finish(engine, incident_id, step, 170.0) is True
-    assert await incidents.finish(engine, incident_id, step, 171.0) is False
-    assert await incidents.claim(engine, incident_id, step, 1000.0, lease=lease) is Claim.TAKEN
-    assert await incidents.unfinished(engine, "notetaker", 1000.0, lease) == []
+    opened = await _report(engine, "notetaker", Signal.OUTAGE, 100.0, [("RM_a", "a")])
+    assert opened is not None and _restarts(opened) == [Restart((CLOUD,))]
+    assert await _report(engine, "notetaker", Signal.SWEPT, 150.0) is None  # its caller is alive
+    assert _restarts(await _report(engine, "notetaker", Signal.SWEPT, 161.0)) == [
+        Restart((CLOUD,))
+    ]  # it died
+    assert await _report(engine, "notetaker", Signal.SWEPT, 162.0) is None
+    assert [a.incident.state for a in await _landed(engine, opened.incident.id, 170.0)] == [
+        IncidentState.RESTARTED
+    ]
+    assert await _landed(engine, opened.incident.id, 171.0) == []  # the restart has its outcome already
+    assert await _report(engine, "notetaker", Signal.SWEPT, 1000.0) is None
 
 
-async def test_the_restart_cooldown_refuses_a_new_incident_but_not_its_own_lease(engine: AsyncEngine) -> None:
-    step, lease, cooldown = "restart_claimed_at", 60.0, 300.0
-    first, _ = await incidents.open_or_join(engine, "notetaker", "outage", [("RM_a", "a")], 100.0)
-    assert await incidents.claim(engine, first, step, 100.0, cooldown=cooldown, lease=lease) is Claim.FIRST
-    assert await incidents.claim(engine, first, step, 200.0, cooldown=cooldown, lease=lease) is Claim.AGAIN
+async def test_the_cooldown_is_the_deployments_and_spares_a_restarts_own_lease(engine: AsyncEngine) -> None:
+    """Within the cooldown of its deployment's restart a new incident shares the restart that landed
+    (its rooms re-checked, no second call); its own lease is no other incident's cooldown."""
+    first = await _report(engine, "notetaker", Signal.OUTAGE, 100.0, [("RM_a", "a")])
+    assert first is not None and _restarts(first)
+    assert _restarts(await _report(engine, "notetaker", Signal.SWEPT, 200.0))  # its caller died: again
+    await _landed(engine, first.incident.id, 205.0)
     assert await incidents.room_recovered(engine, "notetaker", "RM_a", 210.0) is not None
-    second, opened = await incidents.open_or_join(engine, "notetaker", "again", [("RM_b", "b")], 220.0)
-    assert opened and second != first
-    assert await incidents.claim(engine, second, step, 220.0, cooldown=cooldown, lease=lease) is Claim.LATER
-    assert await incidents.unfinished(engine, "notetaker", 400.0, lease) == []  # refused: nothing to resume
-    assert await incidents.claim(engine, second, step, 501.0, cooldown=cooldown, lease=lease) is Claim.FIRST
+    second = await _report(engine, "scribe", Signal.OUTAGE, 220.0, [("RM_b", "b")])
+    assert second is not None and second.incident.id != first.incident.id
+    assert _restarts(second) == [] and second.incident.state is IncidentState.RESTARTED
+    assert await incidents.room_recovered(engine, "scribe", "RM_b", 230.0) is not None
+    third = await _report(engine, "notetaker", Signal.OUTAGE, 501.0, [("RM_c", "c")])  # 300 s after 200
+    assert _restarts(third) == [Restart((CLOUD,))]
+
+
+async def test_agents_of_one_deployment_out_at_once_claim_one_restart(engine: AsyncEngine) -> None:
+    """Incidents of two agents on one deployment, opened at the same moment by concurrent workers:
+    exactly one restart is claimed; its outcome moves both incidents."""
+    agents = ["notetaker", "demo-agent"] * 4  # four workers each
+    opened = await asyncio.gather(
+        *(_report(engine, agent, Signal.OUTAGE, 100.0, [(f"RM_{agent}", agent)]) for agent in agents)
+    )
+    assert sum(len(_restarts(a)) for a in opened) == 1
+    claimed = next(a for a in opened if a is not None and _restarts(a))
+    moved = await _landed(engine, claimed.incident.id, 101.0)
+    assert sorted((a.incident.agent_name, a.incident.state) for a in moved) == [
+        ("demo-agent", IncidentState.RESTARTED),
+        ("notetaker", IncidentState.RESTARTED),
+    ]
 
 
 async def test_rooms_recovering_at_once_resolve_the_incident_once_without_a_deadlock(
@@ -96,4 +144,5 @@ async def test_rooms_recovering_at_once_resolve_the_incident_once_without_a_dead
         *(incidents.room_recovered(engine, "notetaker", sid, 200.0) for sid, _ in rooms)
     )
     resolved = [o for o in outcomes if o is not None]
-    assert len(resolved) == 1 and resolved[0].id == incident_id and resolved[0].resolved_at == 200.0
+    assert len(resolved) == 1 and resolved[0].incident.id == incident_id
+    assert resolved[0].incident.resolved_at == 200.0

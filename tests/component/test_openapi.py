@@ -21,8 +21,10 @@ from service.app import create_app
 from tests.support.harness import AGENT, Harness, harness
 from tests.support.helpers import agent, person
 from tests.support.settings import make_settings
+from workers.core.incident import CLOUD, Report, Signal
 from workers.store.dead_letters import DeadLetter, keep
-from workers.store.incidents import mark_restarted, note, open_or_join, room_recovered
+from workers.store.incident_steps import report
+from workers.store.incidents import UNALERTED, note, open_or_join, room_recovered
 
 TOKEN = "an-admin-token-for-the-openapi-test"
 ST = Path(sys.executable).parent / "st"
@@ -48,7 +50,8 @@ async def fill(h: Harness) -> None:
     await h.send("room_finished", room="call-3", sid="RM_3")
     now = h.clock.now
     old, _ = await open_or_join(h.engine, "translator", "3 rooms missed the SLA", [("RM_3", "call-3")], now)
-    await mark_restarted(h.engine, old, now + 1)
+    landed = Report(Signal.RESTART_LANDED, now + 1, leg=CLOUD)
+    await report(h.engine, "translator", landed, UNALERTED, incident_id=old)
     await note(h.engine, old, now + 1, "restart", "restarted")
     await room_recovered(h.engine, "translator", "RM_3", now + 20)
     await open_or_join(h.engine, AGENT, "the agent did not come", [("RM_1", "call-1")], now + 30)

@@ -147,9 +147,9 @@ async def play(h: Harness, steps: list[tuple[str, int]]) -> Seen:
     return Seen(
         created=[number(room) for room, _ in h.fake.created],
         timers=timers,
-        escalated=sorted((number(name), reason) for name, reason in h.escalator.escalated),
-        breaches=sorted((number(name), reason) for name, reason in h.escalator.breaches),
-        recovered=sorted(number(name) for name in h.escalator.recovered),
+        escalated=sorted((number(name), reason) for name, reason in h.incidents.failed),
+        breaches=sorted((number(name), reason) for name, reason in h.incidents.breaches),
+        recovered=sorted(number(name) for name in h.incidents.recovered),
     )
 
 

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.intake.body import loads_webhook
-from tests.support.harness import SID, harness
+from tests.support.harness import ROOM, SID, harness
 from tests.support.helpers import body
 from tests.support.queue_workers import burst_worker
 from tests.support.settings import make_settings
@@ -43,9 +43,10 @@ from workers.queue.jobs import (
     ESCALATE,
     HEARTBEAT,
     ON_DEADLINE,
+    REPORT_TO_INCIDENT,
     queue_deadline,
-    queue_escalation,
     queue_heartbeat,
+    queue_incident_report,
     queue_webhook,
 )
 from workers.store.models import EVENTS
@@ -54,7 +55,7 @@ from workers.store.writer import load_room
 QUEUE = "warden:queue"
 SLACK_MS = 5_000  # two enqueues a few moments apart: their times and time-to-lives differ by that much
 AT = float(int(time.time()) + 7200)  # a deadline in two hours, on a whole second as ARQ's datetime keeps it
-ESCALATION = {"action": "Escalate", "reason": "no agent after 2 re-dispatch(es)", "redispatches": 2}
+FAILED = {"action": "ReportFailed", "reason": "no agent after 2 re-dispatch(es)", "redispatches": 2}
 EVENT = {"id": "EV_contract", "kind": "participant_joined", "room_sid": "RM_1", "room_name": "call-1"}
 
 Write = Callable[[ArqRedis], Awaitable[object]]
@@ -94,10 +95,10 @@ JOBS: dict[str, tuple[Write, Write]] = {
             _queue_name=QUEUE,
         ),
     ),
-    "escalation": (
-        lambda r: queue_escalation(Enqueuer(r, QUEUE), "EV_1#0", "RM_1", ESCALATION),
+    "incident report": (
+        lambda r: queue_incident_report(Enqueuer(r, QUEUE), "EV_1#0", "RM_1", FAILED),
         lambda r: r.enqueue_job(
-            "escalate", "EV_1#0", "RM_1", ESCALATION, _job_id="escalate:EV_1#0", _queue_name=QUEUE
+            "report_to_incident", "EV_1#0", "RM_1", FAILED, _job_id="incident:EV_1#0", _queue_name=QUEUE
         ),
     ),
 }
@@ -137,10 +138,10 @@ async def test_warden_writes_what_arq_writes(redis_url: str, job: str) -> None:
         assert close(ttl, want_ttl), (key, ttl, want_ttl)
         if key == QUEUE:
             assert value.keys() == want.keys()
-            # an escalation is scored ahead of room jobs (`PRIORITY_MS` before its time); both versions'
+            # an incident report is scored ahead of room jobs (`PRIORITY_MS` before its time); both versions'
             # workers run it when due
             assert all(close(due_ms(value[m]), want[m]) for m in value), (value, want)
-            assert all((value[m] < PRIORITY_MS) == (job == "escalation") for m in value), value
+            assert all((value[m] < PRIORITY_MS) == (job == "incident report") for m in value), value
             if job == "deadline":
                 assert value == want == {"deadline:RM_1:2": AT * 1000}
         else:
@@ -240,7 +241,13 @@ async def test_stock_and_claiming_workers_share_a_queue_and_run_each_job_once(re
 
 def test_the_worker_runs_the_functions_the_queue_names(redis_url: str) -> None:
     functions = worker_settings(make_settings(redis_url=redis_url))["functions"]
-    assert {f.name for f in functions} == {APPLY_WEBHOOK, ON_DEADLINE, HEARTBEAT, ESCALATE}
+    assert {f.name for f in functions} == {
+        APPLY_WEBHOOK,
+        ON_DEADLINE,
+        HEARTBEAT,
+        REPORT_TO_INCIDENT,
+        ESCALATE,
+    }
 
 
 async def test_jobs_queued_by_the_previous_version_run_after_the_upgrade(
@@ -262,6 +269,12 @@ async def test_jobs_queued_by_the_previous_version_run_after_the_upgrade(
             _queue_name=QUEUE,
         )
         await h.queue.enqueue_job("on_deadline", SID, 9, _job_id=f"deadline:{SID}:9", _queue_name=QUEUE)
+        # A room's failure as versions before issue 22 queued it: the job's old name, the action's old name.
+        await h.send("room_started")  # a room to report about (no one in it: no timer of its own)
+        failed = {"action": "Escalate", "reason": "no agent after 2 re-dispatch(es)", "redispatches": 2}
+        await h.queue.enqueue_job(
+            "escalate", "EV_2#0", SID, failed, _job_id="escalate:EV_2#0", _queue_name=QUEUE
+        )
         options = {
             **worker_settings(settings),
             "on_startup": functools.partial(startup, settings=settings, effects=context(h.ctx).effects),
@@ -269,14 +282,15 @@ async def test_jobs_queued_by_the_previous_version_run_after_the_upgrade(
         }
         pool = ArqRedis.from_url(redis_url)
         worker = ClaimingWorker(
-            **options, redis_pool=pool, burst=True, max_burst_jobs=3, handle_signals=False
+            **options, redis_pool=pool, burst=True, max_burst_jobs=4, handle_signals=False
         )
         try:
             await asyncio.wait_for(worker.async_run(), timeout=30)
         finally:
             await shutdown(worker.ctx)
             await pool.aclose()
-        assert (worker.jobs_complete, worker.jobs_failed) == (3, 0)
+        assert (worker.jobs_complete, worker.jobs_failed) == (4, 0)
+        assert h.incidents.failed == [(ROOM, "no agent after 2 re-dispatch(es)")]  # reported as it was
         webhook = await Job("EV_old", h.queue, _queue_name=QUEUE).result_info()
         assert webhook is not None and webhook.success, webhook
         assert await load_room(h.engine, SID) is not None

@@ -88,9 +88,9 @@ async def test_exhausted_redispatches_escalate_once_and_stop(h: Harness) -> None
     room = await h.room()
     assert (room.recovery, room.deadline) == (Recovery.FAILED, None)
     assert len(h.fake.created) == 2
-    assert h.escalator.escalated == [(ROOM, "no agent after 2 re-dispatch(es)")]
+    assert h.incidents.failed == [(ROOM, "no agent after 2 re-dispatch(es)")]
     await person_joins(h, "bob")  # more people: still failed, no new deadline, no loop
-    assert (await h.room()).deadline is None and len(h.escalator.escalated) == 1
+    assert (await h.room()).deadline is None and len(h.incidents.failed) == 1
 
 
 async def test_agent_that_leaves_is_replaced_after_the_rejoin_sla(h: Harness) -> None:
@@ -177,7 +177,7 @@ async def test_4xx_from_livekit_is_recorded_and_escalated_not_retried(h: Harness
     assert await h.fire() == "failed"
     room = await h.room()
     assert room.error.startswith("LiveKit refused: permission_denied")
-    assert len(h.escalator.escalated) == 1 and h.fake.created == []
+    assert len(h.incidents.failed) == 1 and h.fake.created == []
 
 
 async def test_room_gone_from_livekit_is_closed(h: Harness) -> None:

@@ -116,7 +116,7 @@ async def test_a_restart_and_an_incident_see_only_their_own_agents_rooms(engine:
     assert await incidents.room_recovered(engine, "assistant", "", 201.0) is None  # assist-1 waits
     await _record(engine, _event("participant_joined", "assist-1", 2, participant=agent("a-2", "assistant")))
     resolved = await incidents.room_recovered(engine, "assistant", "", 202.0)
-    assert resolved is not None and resolved.id == incident_id
+    assert resolved is not None and resolved.incident.id == incident_id
     assert await incidents.room_recovered(engine, "notetaker", "", 202.0) is None  # support-1 still waits
     assert (await incidents.get_incident(engine, notes_id)).resolved_at is None  # type: ignore[union-attr]
 

@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from devtools.simulator.livekit import FakeLiveKit
 from devtools.simulator.serving import serve
+from tests.support.helpers import agent
 from tests.support.processes import run_warden
 from tests.support.settings import KEY, SECRET
 from tests.support.waiting import wait_until
@@ -132,3 +133,81 @@ async def test_dormant_cloud_agent_is_restarted_once_by_two_racing_workers(
     for room in ROOMS:
         assert len(fake.live_dispatches(room, AGENT)) == 1, room
     assert "/hook" not in worker_logs and SECRET not in worker_logs  # the alert URL and the key stay secret
+
+
+SHARED = ["shared-1", "shared-2", "shared-3"]
+SHARED_RULES = """
+[[rule]]
+match = { room = "shared-*" }
+agents = ["notetaker", "demo-agent"]
+cloud_agent_id = "CA_shared"
+"""
+
+
+async def test_two_agents_of_one_deployment_out_at_once_get_one_restart_and_both_incidents_resolve(
+    tmp_path: Path, redis_url: str, database_url: str
+) -> None:
+    """`make run`'s demo, where two incidents opened in the same millisecond each restarted the one
+    deployment: the notetaker and the demo agent run on one LiveKit Cloud agent (`cloud_agent_id` in
+    WARDEN_RULES), its workers asleep. One RestartAgent; each incident resolves once its agent is back."""
+    fake = FakeLiveKit(KEY, SECRET, cloud_agents={"CA_shared": AGENT})
+    (tmp_path / "rules.toml").write_text(SHARED_RULES)
+    async with serve(fake.app) as livekit_url, httpx.AsyncClient() as client:
+        env = {
+            "REDIS_URL": redis_url,
+            "DATABASE_URL": database_url,
+            "LIVEKIT_URL": livekit_url,
+            "LK_AGENTS_URL": livekit_url,
+            "WARDEN_RULES": str(tmp_path / "rules.toml"),
+            "WARDEN_JOIN_SLA_SECONDS": "1.5",
+            "WARDEN_RESTART_GRACE_SECONDS": "1",
+            "WARDEN_SWEEP_SECONDS": "1",
+            "WARDEN_OUTAGE_ROOMS": "2",
+        }
+        with run_warden(tmp_path, **env) as warden:
+            w = World(fake, warden, client)
+            awake = {"yes": False}
+            fake.on_restart = lambda _agent_id: awake.update(yes=True)
+
+            def on_dispatch(dispatch: AgentDispatch) -> None:  # each agent's workers, asleep until then
+                if awake["yes"]:
+                    joins = named_agent_joins(
+                        w, dispatch.room, f"{dispatch.agent_name}-{dispatch.id}", dispatch.agent_name
+                    )
+                    task = asyncio.get_running_loop().create_task(joins)
+                    w.tasks.add(task)
+                    task.add_done_callback(w.tasks.discard)
+
+            fake.on_dispatch = on_dispatch
+            for room in SHARED:
+                await w.person_joins(room)
+
+            async def both_back_everywhere() -> bool:
+                for room in SHARED:
+                    states = {e["agent_name"]: e["state"] for e in (await w.room(room)).get("expected", [])}
+                    if states != {AGENT: "agent_active", "demo-agent": "agent_active"}:
+                        return False
+                return True
+
+            async def both_resolved() -> bool:
+                listed = (await client.get(f"{warden.url}/api/incidents")).json()["incidents"]
+                return len(listed) == 2 and all(i["state"] == "resolved" for i in listed)
+
+            try:
+                await wait_until(both_back_everywhere, "both agents back in every room", timeout=60)
+                await wait_until(both_resolved, "both incidents resolved")
+            except AssertionError:
+                raise AssertionError(
+                    f"restarts {fake.restarts}; created {fake.created}\n{warden.log_text()[-6000:]}"
+                ) from None
+            listed = (await client.get(f"{warden.url}/api/incidents")).json()["incidents"]
+    assert fake.restarts == ["CA_shared"]  # one deployment, one restart: not one per agent
+    assert sorted(i["agent_name"] for i in listed) == ["demo-agent", AGENT]
+    assert all(i["restarted_at"] is not None for i in listed)
+
+
+async def named_agent_joins(w: World, room: str, who: str, name: str) -> None:
+    """An agent of `name` joins and publishes, as its worker would once it runs."""
+    w.fake.join(room, who, agent_name=name)
+    await w.webhook("participant_joined", room, participant=agent(who, name))
+    await w.webhook("track_published", room, participant={"sid": f"PA_{who}", "identity": who})

@@ -74,7 +74,7 @@ async def test_killed_before_the_deadline_was_queued_the_room_is_redispatched_on
     assert len(world.fake.live_dispatches("o-deadline", AGENT)) == 1
 
 
-@pytest.mark.parametrize("world", ["Escalate"], indirect=True)
+@pytest.mark.parametrize("world", ["ReportFailed"], indirect=True)
 async def test_killed_before_the_escalation_was_queued_the_agent_is_still_restarted_once(
     world: World,
 ) -> None:

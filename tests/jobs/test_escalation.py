@@ -169,3 +169,28 @@ async def test_a_breach_after_an_incident_resolved_does_not_reopen_it(tmp_path: 
         await world.wait(15 + JOIN_AFTER)
         assert world.livekit.dispatched[-1] == (later, AGENT)
         assert len(await world.incidents()) == 1 and world.webhook.said().count("opened") == 1
+
+
+async def test_two_agents_of_one_deployment_out_at_once_share_one_restart(tmp_path: Path) -> None:
+    """The notetaker and a scribe run on one LiveKit Cloud agent (one `cloud_agent_id` in the rules),
+    whose workers are down: two incidents, one restart, and both agents back in every room."""
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        f'[[rule]]\nmatch = {{ room = "shared-*" }}\nagents = ["{AGENT}", "scribe"]\n'
+        f'cloud_agent_id = "{DEPLOYMENT}"\n'
+    )
+    settings = {"warden_agent_name": "", "warden_rules": str(rules), "warden_outage_rooms": 1}
+    async with jobs_world(tmp_path, **settings) as world:
+        world.agent_down(AGENT)
+        world.agent_down("scribe")
+        world.cloud.on_restart = lambda _agent: world.down.clear()  # the deployment runs both agents
+        await everyone_waits(world, ["shared-1", "shared-2"])
+        await world.wait(15)
+        assert sorted(i.agent_name for i in await world.incidents()) == sorted([AGENT, "scribe"])
+        assert world.cloud.restarts == [DEPLOYMENT]
+        await world.wait(GRACE + JOIN_AFTER)
+        assert all(i.resolved_at is not None for i in await world.incidents())
+        assert world.cloud.restarts == [DEPLOYMENT]
+        assert sorted(world.livekit.dispatched[-4:]) == sorted(
+            (room, name) for room in ("shared-1", "shared-2") for name in (AGENT, "scribe")
+        )  # each agent re-dispatched to each room once its deployment was back

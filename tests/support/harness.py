@@ -30,7 +30,7 @@ from tests.support.helpers import body
 from tests.support.settings import KEY, SECRET, make_settings
 from workers.adapters.livekit import LiveKitRooms
 from workers.core.room import AgentView, Room
-from workers.jobs.delivery.escalate import escalate
+from workers.jobs.delivery.incident_reports import report_to_incident
 from workers.jobs.rooms.effects import Effects
 from workers.jobs.rooms.jobs import apply_webhook, on_deadline
 from workers.jobs.runtime.context import context
@@ -46,10 +46,10 @@ T0 = float(int(time.time()))  # ARQ defers timers against the real clock
 
 
 @dataclass
-class RecordingEscalator:
-    """Stands in for `workers.escalation.escalation.Escalation` where a test looks only at the rooms."""
+class RecordingIncidents:
+    """Stands in for `workers.escalation.agents.Incidents` where a test looks only at the rooms."""
 
-    escalated: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
     breaches: list[tuple[str, str]] = field(default_factory=list)
     recovered: list[str] = field(default_factory=list)
 
@@ -57,7 +57,7 @@ class RecordingEscalator:
         self.breaches.append((room.name, reason))
 
     async def room_failed(self, room: Room, agent: str, reason: str) -> None:
-        self.escalated.append((room.name, reason))
+        self.failed.append((room.name, reason))
 
     async def room_recovered(self, room: Room, agent: str) -> None:
         self.recovered.append(room.name)
@@ -74,7 +74,7 @@ class Harness:
     fake: FakeLiveKit
     ctx: dict[str, Any]
     clock: ManualClock
-    escalator: RecordingEscalator
+    incidents: RecordingIncidents
     queue: ArqRedis
     escalations_run: set[str] = field(default_factory=set)
     sids: dict[str, str] = field(default_factory=lambda: {ROOM: SID})  # room name -> the sid sent with it
@@ -142,14 +142,14 @@ class Harness:
         raise AssertionError("unreachable")
 
     async def run_escalations(self) -> list[str]:
-        """Run the escalation jobs the last job queued (as a worker would, right after it), in order;
+        """Run the incident report jobs the last job queued (as a worker would, right after it), in order;
         their outcomes. A job id this harness ran already is dropped unrun: ARQ keeps a finished job's
         result for an hour (`keep_result`), and a worker's Redis refuses the same id meanwhile."""
         queue_name = context(self.ctx).settings.warden_queue_name
         outcomes = []
         for member in await self.queue.zrange(queue_name, 0, -1):
             job_id = member.decode()
-            if not job_id.startswith("escalate:"):
+            if not job_id.startswith("incident:"):
                 continue
             info = await Job(job_id, self.queue, _queue_name=queue_name).info()
             assert info is not None, job_id
@@ -157,7 +157,7 @@ class Harness:
             await self.queue.delete(job_key_prefix + job_id)
             if job_id not in self.escalations_run:
                 self.escalations_run.add(job_id)
-                outcomes.append(await escalate(self.ctx, *info.args))
+                outcomes.append(await report_to_incident(self.ctx, *info.args))
         return outcomes
 
     def advance(self, seconds: float) -> None:
@@ -232,7 +232,7 @@ async def harness(
             **{"warden_agent_name": AGENT, **values},  # warden_agent_name="": no agent configured
         )
         queue = ArqRedis.from_url(redis_url)
-        escalator = RecordingEscalator()
+        incidents = RecordingIncidents()
         ctx: dict[str, Any] = {"redis": queue, "job_try": 1}
         livekit, effects = None, None
         if not escalation:
@@ -241,13 +241,13 @@ async def harness(
                 presence=livekit,
                 dispatcher=livekit,
                 enqueuer=Enqueuer(queue, config.warden_queue_name),
-                escalator=escalator,
+                incidents=incidents,
                 clock=clock,
             )
         await startup(ctx, settings=config, clock=clock, effects=effects)
         await upgrade(context(ctx).engine)
         try:
-            yield Harness(fake, ctx, clock, escalator, queue)
+            yield Harness(fake, ctx, clock, incidents, queue)
         finally:
             await shutdown(ctx)
             if livekit is not None:

@@ -11,9 +11,9 @@ from workers.core import bounds
 from workers.queue.jobs import (
     APPLY_WEBHOOK,
     HEARTBEAT,
-    escalation_job_id,
     function_of,
     heartbeat_job_id,
+    incident_report_job_id,
     retry_job_id,
     webhook_job_id,
 )
@@ -59,7 +59,7 @@ def test_the_longest_ids_made_of_kept_values_fit_their_columns() -> None:
     notice = f"{LONGEST_ID}#99"  # an action's row in the event log, and its outbox notice
     deadline_passed = f"deadline_passed:{LONGEST_SID}:{2**31}"
     assert len(notice) <= width(EVENTS.c.event_id) and len(deadline_passed) <= width(EVENTS.c.event_id)
-    for job_id in (webhook_job_id(LONGEST_ID), escalation_job_id(f"{deadline_passed}#99")):
+    for job_id in (webhook_job_id(LONGEST_ID), incident_report_job_id(f"{deadline_passed}#99")):
         assert len(job_id) <= width(DEAD_LETTERS.c.id) and len(job_id) <= width(OUTBOX.c.id)
     assert len(heartbeat_job_id("r" * bounds.ROOM_NAME, "i" * bounds.IDENTITY, 1e10)) < 64
 
@@ -78,7 +78,15 @@ def test_an_event_id_is_livekits_as_it_is_or_a_hash_of_it(raw: str) -> None:
 
 
 def test_ids_shaped_like_other_kinds_are_hashed() -> None:
-    for shaped in ("deadline:RM_x:1", "escalate:EV_1#0", "retry:EV_1:1", "EV_1#0", "EV_" + "a" * 61):
+    shapes = (
+        "deadline:RM_x:1",
+        "incident:EV_1#0",
+        "escalate:EV_1#0",
+        "retry:EV_1:1",
+        "EV_1#0",
+        "EV_" + "a" * 61,
+    )
+    for shaped in shapes:
         assert bounds.event_id(shaped, "").startswith(bounds.HASHED), shaped
 
 

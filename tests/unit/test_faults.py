@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.core.room import Escalate, Reason, ScheduleDeadline
+from workers.core.room import Reason, ReportFailed, ScheduleDeadline
 from workers.jobs.runtime import faults
 from workers.store.outbox import Pending
 
@@ -26,7 +26,7 @@ def test_unset_or_without_notices_it_does_nothing(monkeypatch: pytest.MonkeyPatc
     assert not (tmp_path / "marker").exists()
 
 
-@pytest.mark.parametrize("point", ["before_commit", "after_commit.Escalate", "after_commit"])
+@pytest.mark.parametrize("point", ["before_commit", "after_commit.ReportFailed", "after_commit"])
 def test_another_point_another_kind_or_no_marker_does_nothing(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, point: str
 ) -> None:
@@ -38,5 +38,5 @@ def test_another_point_another_kind_or_no_marker_does_nothing(
 
 def test_a_marker_left_by_an_earlier_kill_disarms_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     (tmp_path / "marker").touch()
-    armed(monkeypatch, f"after_commit.Escalate:{tmp_path / 'marker'}")
-    faults.after_commit([DEADLINE, Pending("EV_1#1", "RM_1", Escalate("refused", 0))])  # still alive
+    armed(monkeypatch, f"after_commit.ReportFailed:{tmp_path / 'marker'}")
+    faults.after_commit([DEADLINE, Pending("EV_1#1", "RM_1", ReportFailed("refused", 0))])  # still alive

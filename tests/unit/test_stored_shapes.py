@@ -25,13 +25,13 @@ from workers.core.room import (
     Deadline,
     Decision,
     Dispatch,
-    Escalate,
     Person,
     Phase,
     Policy,
     Reason,
     Recovery,
     ReportBreach,
+    ReportFailed,
     ReportRecovered,
     Room,
     ScheduleDeadline,
@@ -307,7 +307,7 @@ OUTBOX_ROWS: list[tuple[str, dict[str, Any], object]] = [
      ScheduleDeadline(3, 150.0, Reason.CONFIRM)),
     ("Dispatch", {"action": "Dispatch", "agent_name": "notetaker"}, Dispatch("notetaker")),
     ("Escalate", {"action": "Escalate", "reason": "redispatch_failed", "redispatches": 2},
-     Escalate("redispatch_failed", 2)),
+     ReportFailed("redispatch_failed", 2)),  # named before issue 22
     ("ReportBreach", {"action": "ReportBreach", "reason": "join"}, ReportBreach("join")),
     ("ReportRecovered", {"action": "ReportRecovered", "outcome": "agent_active"},
      ReportRecovered("agent_active")),
@@ -321,7 +321,10 @@ OUTBOX_ROWS: list[tuple[str, dict[str, Any], object]] = [
      {"action": "ScheduleDeadline", "attempt": 5, "at": 260.0, "reason": "active", "agent": "voice"},
      ScheduleDeadline(5, 260.0, Reason.ACTIVE, "voice")),
     ("Escalate", {"action": "Escalate", "reason": "redispatch_failed", "redispatches": 2, "agent": "voice"},
-     Escalate("redispatch_failed", 2, "voice")),
+     ReportFailed("redispatch_failed", 2, "voice")),
+    ("ReportFailed",
+     {"action": "ReportFailed", "reason": "redispatch_failed", "redispatches": 2, "agent": "voice"},
+     ReportFailed("redispatch_failed", 2, "voice")),
     ("ReportBreach", {"action": "ReportBreach", "reason": "join", "agent": "voice"},
      ReportBreach("join", "voice")),
     ("ReportRecovered", {"action": "ReportRecovered", "outcome": "agent_active", "agent": "voice"},
@@ -350,4 +353,4 @@ def test_a_queued_escalate_job_loads_as_arq_unpickles_its_argument() -> None:
     notice: Notice = from_plain(Notice, queued)
     assert notice == ReportBreach("join", "voice")
     old = {"action": "Escalate", "reason": "redispatch_failed", "redispatches": 2}
-    assert from_plain(Notice, old) == Escalate("redispatch_failed", 2)
+    assert from_plain(Notice, old) == ReportFailed("redispatch_failed", 2)  # its name before issue 22

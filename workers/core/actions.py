@@ -10,13 +10,13 @@ from workers.core.room import (
     AgentView,
     CheckPresence,
     Dispatch,
-    Escalate,
     Evict,
     Expect,
     Reason,
     Recovery,
     Redispatch,
     ReportBreach,
+    ReportFailed,
     ReportRecovered,
     Room,
     ScheduleDeadline,
@@ -73,7 +73,7 @@ def _asked(before: AgentView, after: AgentView) -> list[Action]:
     if in_breach(after) and not in_breach(before):
         actions.append(ReportBreach(str(after.deadline.reason) if after.deadline else "failed", after.agent))
     if after.recovery is Recovery.FAILED and before.recovery is not Recovery.FAILED:
-        actions.append(Escalate(after.error, after.redispatches, after.agent))
+        actions.append(ReportFailed(after.error, after.redispatches, after.agent))
     if in_breach(before) and not in_breach(after):
         actions.append(ReportRecovered(str(after.phase), after.agent))
     if after.dispatched_on_start and not before.dispatched_on_start:

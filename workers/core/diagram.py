@@ -1,11 +1,12 @@
-"""Draw both state machines as Mermaid diagrams by running their tables on sample rooms.
+"""Draw the state machines as Mermaid diagrams by running their tables on samples.
 
 Presence: `machine.transition` on a room whose one expected agent sees it in each phase, for sample
 events of every kind. Recovery: the `machine.RECOVERY` rule of every (recovery state, trigger) pair on
-a room whose agent's part is in that state, for sample inputs of the trigger. An edge is drawn wherever
-the state changed. `python -m workers.core.diagram` prints them; `make diagram` updates the README's
-copies between their markers, and a test fails when they differ, so the pictures cannot drift from the
-rules.
+a room whose agent's part is in that state, for sample inputs of the trigger. Incident: the
+`incident.INCIDENT` rule of every (state, signal) pair on an incident in that state, for the sample
+reports of `workers.core.incident_samples`. An edge is drawn wherever the state changed.
+`python -m workers.core.diagram` prints them; `make diagram` updates the README's copies between their
+markers, and a test fails when they differ, so the pictures cannot drift from the rules.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from workers.core.events import (
     Participant,
     ParticipantKind,
 )
+from workers.core.incident import INCIDENT, IncidentState, Signal
+from workers.core.incident_samples import incident_samples
 from workers.core.machine import RECOVERY, transition
 from workers.core.recovery import Trigger
 from workers.core.room import Agent, AgentView, Deadline, Person, Phase, Policy, Reason, Recovery, Room
@@ -221,6 +224,18 @@ def recovery_edges(policy: Policy = POLICY) -> list[Edge]:
     return found
 
 
+def incident_edges() -> list[Edge]:
+    """(from, to, signal, what it said) for every sample report that changes the incident's state."""
+    found: list[Edge] = []
+    for state in IncidentState:
+        for signal in Signal:
+            for what, (incident, report, policy) in incident_samples(state, signal).items():
+                after = INCIDENT[(state, signal)](incident, report, policy).incident.state
+                if after != state:
+                    found.append((state, after, signal, what))
+    return found
+
+
 def _arrows(found: list[Edge]) -> list[str]:
     """One arrow per (from, to), labelled by its inputs in table order, variants in brackets."""
     labels: dict[tuple[StrEnum, StrEnum], dict[StrEnum, list[str]]] = {}
@@ -249,7 +264,15 @@ def recovery_mermaid() -> str:
     return "\n".join(lines)
 
 
-DIAGRAMS = {"presence": mermaid, "recovery": recovery_mermaid}
+def incident_mermaid() -> str:
+    """The incident diagram as Mermaid source."""
+    lines = ["stateDiagram-v2", f"    [*] --> {IncidentState.NEW}"]
+    lines += _arrows(incident_edges())
+    lines.append(f"    {IncidentState.RESOLVED} --> [*]")
+    return "\n".join(lines)
+
+
+DIAGRAMS = {"presence": mermaid, "recovery": recovery_mermaid, "incident": incident_mermaid}
 
 
 def block(name: str) -> str:

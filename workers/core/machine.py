@@ -40,7 +40,7 @@ What Warden does about each expected agent
    removed first (EVICTING → `Evict`). Each re-dispatch sets a CONFIRM deadline, `join_sla` doubled
    per re-dispatch already made.
 9. After `max_redispatches` re-dispatches, or when LiveKit refuses a call (4xx), the agent's part is
-   FAILED: `Escalate` is emitted once, and no more deadlines are set until an agent arrives, the room
+   FAILED: `ReportFailed` is emitted once, and no more deadlines are set until an agent arrives, the room
    empties, or the agent is restarted (`AGENT_RESTARTED`: a fresh start for a room still waiting, a
    CONFIRM deadline `restart_grace` later, or sooner when the event says so: at once when the agent's
    deployment is known to be back). A failed part of a room that finishes stays failed, for the record.

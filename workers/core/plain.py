@@ -16,7 +16,8 @@ reader. What it takes:
   writes `1.0` as `1.0`, but older rows held whole seconds); tuples, of any length or of fixed length,
   from lists (JSON has no tuples) or tuples (ARQ pickles job arguments); `X | None`;
 - a union of dataclasses (the room's actions, the outgoing calls) by the class name in the dict's
-  `"action"` key (`TAG`), which `tagged` writes.
+  `"action"` key (`TAG`), which `tagged` writes, or by a name the class was stored under before it was
+  renamed (`names`: its `FORMERLY`).
 
 What it cannot read raises `UnreadableRecord`, naming the field; a field type it does not know is a
 `TypeError` when its decoder is first built, so a new stored type meets it in the unit tests.
@@ -65,6 +66,12 @@ def as_dict(value: Any) -> dict[str, Any]:
     if not isinstance(result, dict):
         raise TypeError(f"not a dataclass: {type(value).__name__}")
     return result
+
+
+def names(cls: type) -> tuple[str, ...]:
+    """The tags a class is read by: its name, then those it had when older rows and jobs were written
+    (a `FORMERLY` class variable), so that a rename never strands what is stored."""
+    return (cls.__name__, *getattr(cls, "FORMERLY", ()))
 
 
 def tagged(value: Any) -> dict[str, Any]:
@@ -179,7 +186,7 @@ def _union(members: tuple[Any, ...]) -> Decode:
     if len(rest) == 1:
         one = _decoder(rest[0])
     elif all(isinstance(m, type) and is_dataclass(m) for m in rest):
-        one = _by_tag({m.__name__: _decoder(m) for m in rest})
+        one = _by_tag({name: _decoder(m) for m in rest for name in names(m)})
     else:
         raise TypeError(f"from_plain cannot tell apart the members of {members!r}")
     if not optional:

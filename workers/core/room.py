@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from workers.core.plain import tagged
 
@@ -271,8 +271,11 @@ class Expect:
 
 
 @dataclass(frozen=True)
-class Escalate:
-    """Re-dispatching cannot help this room: hand it to escalation (restart, deploy hook, alert)."""
+class ReportFailed:
+    """Re-dispatching cannot help this room: its failure is reported to its agent's incident (a
+    restart of the deployment, alerts)."""
+
+    FORMERLY: ClassVar[tuple[str, ...]] = ("Escalate",)  # its name in rows and jobs before issue 22
 
     reason: str
     redispatches: int
@@ -302,7 +305,7 @@ Action = (
     | Redispatch
     | Dispatch
     | Expect
-    | Escalate
+    | ReportFailed
     | ReportBreach
     | ReportRecovered
 )

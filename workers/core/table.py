@@ -2,10 +2,11 @@
 
 `table` builds one from a grid, one row per input and one rule per state in the states' order, so that
 it reads like the tables in a textbook; a pair without a rule stops the import with an
-`UndeclaredTransition` that names it. `ignore` is the rule for a pair that changes nothing: declared,
-so that "nothing" is a decision, not a default. The room's rules all take the room first and give
-the room back (the presence rules with the event, the recovery rules with one agent's part of it), so
-one `ignore` serves both of its tables.
+`UndeclaredTransition` that names it. `ignore` is the room's rule for a pair that changes nothing:
+declared, so that "nothing" is a decision, not a default. The room's rules all take the room first and
+give the room back (the presence rules with the event, the recovery rules with one agent's part of it),
+so one `ignore` serves both of its tables; the incident machine, whose rules take and give other values,
+has an `ignore` of its own. A rule can be any value.
 """
 
 from __future__ import annotations

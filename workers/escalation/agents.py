@@ -1,9 +1,13 @@
-"""Escalation per agent: one `Escalation` for each agent name a room reports trouble with, so that an
-outage of the notetaker counts, opens an incident and restarts the notetaker's deployment only.
+"""Incidents per agent, restarts per deployment: one `AgentIncidents` for each agent name a room reports
+trouble with, so that an outage of the notetaker counts, opens an incident and alerts for the notetaker
+only, and the restart of a deployment reaches every agent it runs.
 
 Which deployment belongs to which agent is the rules' business (`cloud_agent_id` or `deploy_hook_url`
 in the rule that matched the room); without one, the environment's (`WARDEN_CLOUD_AGENT_ID`,
-`WARDEN_DEPLOY_HOOK_URL`) applies, as it did when Warden watched a single agent.
+`WARDEN_DEPLOY_HOOK_URL`) applies, as it did when Warden watched a single agent. Agents that share a
+Cloud agent id or a deploy hook share its restart (`workers.escalation.policy.deployment_key`): the
+incident machine claims it once for all of them, and its outcome moves each of their incidents
+(`outcome`), whose Cloud deployment is then watched once (`workers.escalation.comeback.when_back`).
 """
 
 from __future__ import annotations
@@ -18,30 +22,37 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workers.adapters.cloud import Cloud
 from workers.adapters.hooks import DeployHook as DeployHookCaller
+from workers.core import alerts
+from workers.core.incident import HOOK, IncidentPolicy, WatchComeback
 from workers.core.outgoing import DeployHook, IncidentEvent
 from workers.core.room import Room
 from workers.core.rules import Rules
-from workers.escalation.alert_routes import EventRoute
-from workers.escalation.escalation import Escalation
-from workers.escalation.policy import Alerter, EscalationPolicy, Restarter
-from workers.store import incidents
+from workers.escalation import comeback
+from workers.escalation.agent import AgentIncidents
+from workers.escalation.alert_routes import AlertRoutes, EventRoute
+from workers.escalation.couriers import Couriers, Route, outbox_rows
+from workers.escalation.metrics import RESTARTS
+from workers.escalation.policy import Alerter, OutagePolicy, Restarter, deployment_key
+from workers.escalation.window import OutageWindow
+from workers.store import incident_steps, incidents
 from workers.store.outbox import Pending
 
 FreshStart = Callable[[str, str, str, str, float | None], Awaitable[None]]  # sid, name, incident, agent, wait
 
 
-class Escalations:
-    """The `Escalator` the effects call: each room's trouble goes to its agent's escalation."""
+class Incidents:
+    """The `IncidentReports` the effects call: each room's trouble goes to its agent's incidents."""
 
     def __init__(
         self,
         *,
         engine: AsyncEngine,
         redis: Redis,
-        policy: EscalationPolicy,
+        policy: OutagePolicy,
         rules: Rules,
         cloud: Cloud | None,
         hook: Restarter | None,
+        hook_url: str,
         hook_secret: str,
         http: httpx.AsyncClient,
         alerter: Alerter | None,
@@ -50,65 +61,140 @@ class Escalations:
         alert_routes: Mapping[str, EventRoute] | None = None,
     ) -> None:
         self.engine, self.redis, self.policy, self.rules = engine, redis, policy, rules
-        self.cloud, self.hook, self.hook_secret, self.http = cloud, hook, hook_secret, http
-        self.alerter, self.clock, self.fresh_start = alerter, clock, fresh_start
-        self.alert_routes = alert_routes
-        self.by_agent: dict[str, Escalation] = {}
+        self.cloud, self.hook, self.hook_url, self.hook_secret = cloud, hook, hook_url, hook_secret
+        self.http, self.alerter, self.clock, self.fresh_start = http, alerter, clock, fresh_start
+        self.alert_routes = alert_routes or {}
+        self.by_agent: dict[str, AgentIncidents] = {}
+        self.couriers: dict[str, Couriers] = {}
 
     def agent_of(self, agent: str) -> str:
         """Whom a room's trouble is about (a notice from before views existed names none:
         `WARDEN_AGENT_NAME`'s)."""
         return agent or self.policy.agent_name
 
-    def escalation(self, agent: str, room: Room | None = None) -> Escalation:
-        """The escalation of `agent`, made at its first trouble with the restart target of its rule."""
+    def for_agent(self, agent: str, room: Room | None = None) -> AgentIncidents:
+        """The incidents of `agent`, made at its first trouble with the restart target of its rule."""
         found = self.by_agent.get(agent)
         if found is not None:
             return found
-        cloud, hook = self.cloud, self.hook
+        cloud, hook, hook_url = self.cloud, self.hook, self.hook_url
         rule = self.rules.rule_for_agent(agent, room.name if room else "", room.sip if room else False)
         if rule.cloud_agent_id or rule.deploy_hook_url:
             if rule.cloud_agent_id and cloud is not None:
                 cloud = copy.copy(cloud)  # the same session, another agent id
                 cloud.agent_id = rule.cloud_agent_id
-                hook = None
+                hook, hook_url = None, ""
             elif rule.deploy_hook_url:
-                hook, cloud = DeployHookCaller(self.http, rule.deploy_hook_url, self.hook_secret), None
+                hook_url = rule.deploy_hook_url
+                hook, cloud = DeployHookCaller(self.http, hook_url, self.hook_secret), None
+        policy = replace(self.policy, agent_name=agent)
+        doing = " and ".join(r.name for r in (cloud, hook) if r is not None)
+        routes = AlertRoutes(self.alerter is not None, self.alert_routes, alerts.trying(doing))
+        self.couriers[agent] = Couriers(
+            self.engine,
+            self._senders(routes, hook),
+            retry_for=policy.retry_for,
+            clock=self.clock,
+            names=routes.names(),
+        )
 
         async def fresh_start(sid: str, name: str, incident_id: str, wait: float | None) -> None:
             await self.fresh_start(sid, name, incident_id, agent, wait)
 
-        made = Escalation(
+        made = AgentIncidents(
             engine=self.engine,
-            redis=self.redis,
-            policy=replace(self.policy, agent_name=agent),
+            window=OutageWindow(self.redis, agent, policy.outage_window),
+            policy=policy,
+            incident_policy=IncidentPolicy(
+                cloud=cloud is not None,
+                hook=hook is not None,
+                rollback=policy.rollback,
+                cooldown=policy.cooldown,
+                lease=policy.lease,
+                restart_grace=policy.restart_grace,
+                doing=doing,
+                routes=routes.routes(),
+            ),
+            deployment=deployment_key(
+                agent,
+                cloud=cloud is not None,
+                cloud_agent_id=cloud.agent_id if cloud else "",
+                hook=hook is not None,
+                hook_url=hook_url,
+            ),
             cloud=cloud,
-            hook=hook,
-            alerter=self.alerter,
+            rows=outbox_rows(agent, routes, clock=self.clock, held_for=policy.lease),
             clock=self.clock,
             fresh_start=fresh_start,
-            alert_routes=self.alert_routes,
+            outcome=self.outcome,
+            deliver=self.deliver,
         )
         self.by_agent[agent] = made
         return made
 
+    def _senders(self, routes: AlertRoutes, hook: Restarter | None) -> dict[str, Route]:
+        senders: dict[str, Route] = dict(routes.senders())
+        alerter = self.alerter
+        if alerter is not None:
+            senders["Alert"] = lambda call: alerter.send(call.text)
+        if hook is not None:
+            senders["DeployHook"] = lambda call: hook.restart(
+                call.agent_name, incident_id=call.incident_id, reason=call.reason, rooms=list(call.rooms)
+            )
+        return senders
+
     async def breach(self, room: Room, agent: str, reason: str) -> None:
-        await self.escalation(self.agent_of(agent), room).breach(room, reason)
+        await self.for_agent(self.agent_of(agent), room).breach(room, reason)
 
     async def room_failed(self, room: Room, agent: str, reason: str) -> None:
-        await self.escalation(self.agent_of(agent), room).room_failed(room, reason)
+        await self.for_agent(self.agent_of(agent), room).room_failed(room, reason)
 
     async def room_recovered(self, room: Room, agent: str) -> None:
-        await self.escalation(self.agent_of(agent), room).room_recovered(room)
+        await self.for_agent(self.agent_of(agent), room).room_recovered(room)
 
     async def settle(self) -> None:
         agents = set(self.by_agent) | set(await incidents.open_agents(self.engine)) | {self.policy.agent_name}
         for agent in sorted(agents):
-            await self.escalation(agent).settle()
+            await self.for_agent(agent).settle()
 
     async def deliver(self, pending: Pending) -> None:
+        """Try an outgoing call of the outbox once (`Couriers.send`); a deploy hook that landed, or was
+        refused or given up, is its restart's outcome. Raises `UpstreamError` when the call is to be
+        tried again later."""
         action = pending.action
         agent = (
             action.agent_name if isinstance(action, DeployHook | IncidentEvent) else self.policy.agent_name
         )
-        await self.escalation(agent).deliver(pending)
+        self.for_agent(agent)
+        landed = await self.couriers[agent].send(pending)
+        if isinstance(action, DeployHook):
+            RESTARTS.labels(via="deploy hook", outcome="ok" if landed else "failed", agent=agent).inc()
+            await self.outcome(action.incident_id, HOOK, landed)
+
+    async def outcome(self, incident_id: str, leg: str, landed: bool) -> None:
+        """One leg of the restart incident `incident_id` called has its outcome; once its deployment's
+        restart has one, every agent's incident of that deployment hears it and carries out what it
+        decides, and a Cloud deployment back sooner than the grace is reported to all of them."""
+        applied = await incident_steps.restart_outcome(
+            self.engine,
+            incident_id,
+            leg,
+            landed,
+            self.clock(),
+            policy_of=lambda agent: self.for_agent(agent).incident_policy,
+            rows_of=lambda agent: self.for_agent(agent).rows,
+        )
+        watching: list[tuple[AgentIncidents, str]] = []
+        for step in applied:
+            agent = self.for_agent(step.incident.agent_name)
+            await agent.carry(step)
+            if WatchComeback() in step.decisions:
+                watching.append((agent, step.incident.id))
+        cloud = watching[0][0].cloud if watching else None
+        if cloud is None:
+            return
+        first = watching[0][0]
+        back = await comeback.when_back(cloud, first.agent, first.policy.restart_grace)
+        if back is not None:
+            for agent, watched in watching:
+                await agent.back(watched, back)

@@ -1,9 +1,9 @@
 """Where an incident's alerts go: the Slack-compatible webhook (`Alert`) and the other alert routes
 (PagerDuty, Opsgenie, the signed incident webhook: `IncidentEvent`s), any combination at once.
 
-Escalation decides one `Alert` per step (opened, restarted, followup, restart-failed, resolved); here it
-becomes one outgoing call per route that takes that step, each an outbox row of its own, so that each
-route is tried, retried and given up on its own (`workers.escalation.couriers`).
+The incident machine decides one `Notify` per route that takes a step (`workers.core.alerts`); here
+each becomes the outgoing call of its route, an outbox row of its own, so that each route is tried,
+retried and given up on its own (`workers.escalation.couriers`).
 """
 
 from __future__ import annotations
@@ -12,11 +12,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from workers.core.alerts import SLACK, SLACK_STEPS, AlertRoute, Notify
 from workers.core.outgoing import Alert, IncidentEvent, Outgoing
 from workers.core.personal import mask_phone
-
-# Slack gets the steps it always had: a restart that landed is news for routers, not for people.
-SLACK_STEPS = frozenset({"opened", "followup", "restart-failed", "resolved"})
 
 
 class EventRoute(Protocol):
@@ -38,11 +36,16 @@ def route_key(call: Outgoing) -> str:
 @dataclass(frozen=True)
 class AlertRoutes:
     """The alert routes configured: Slack or not, the others by key ("pagerduty", "opsgenie",
-    "webhook"), and what Warden does in an outage (which the opening events say)."""
+    "webhook"), and what Warden does in an outage (which the routes' events say)."""
 
     slack: bool = False
     events: Mapping[str, EventRoute] = field(default_factory=dict)
     doing: str = ""
+
+    def routes(self) -> tuple[AlertRoute, ...]:
+        """The routes and the steps each takes, for the incident machine: Slack first."""
+        slack = (AlertRoute(SLACK, SLACK_STEPS),) if self.slack else ()
+        return slack + tuple(AlertRoute(key, route.steps) for key, route in self.events.items())
 
     def senders(self) -> dict[str, Callable[[Any], Awaitable[str]]]:
         """The `Couriers` routes of the event routes."""
@@ -52,22 +55,14 @@ class AlertRoutes:
         """Each event route's name in the incident's log, by key."""
         return {key: route.name for key, route in self.events.items()}
 
-    def calls(self, alert: Alert, agent_name: str, rooms: list[str], now: float) -> list[Outgoing]:
-        """`alert` for every route that takes its step (none when no route does)."""
-        calls: list[Outgoing] = [alert] if self.slack and alert.step in SLACK_STEPS else []
-        masked = tuple(mask_phone(room) for room in rooms)  # SIP rooms are named after the caller
-        calls.extend(
-            IncidentEvent(
-                key,
-                alert.incident_id,
-                alert.step,
-                agent_name,
-                alert.text,
-                now,
-                masked,
-                self.doing,
-            )
-            for key, route in self.events.items()
-            if alert.step in route.steps
+    def call(
+        self, notify: Notify, incident_id: str, agent_name: str, rooms: list[str], now: float
+    ) -> Outgoing:
+        """The outgoing call of `notify`: Slack's message, or another route's event (which names the
+        rooms, masked: SIP rooms are named after the caller)."""
+        if notify.route == SLACK:
+            return Alert(incident_id, notify.step, notify.text)
+        masked = tuple(mask_phone(room) for room in rooms)
+        return IncidentEvent(
+            notify.route, incident_id, notify.step, agent_name, notify.text, now, masked, self.doing
         )
-        return calls

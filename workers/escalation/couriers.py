@@ -1,5 +1,5 @@
-"""Sending the outbox's outgoing calls (`workers.core.outgoing`: alerts, incident events for the other
-alert routes, deploy hooks) until they land.
+"""The outbox's outgoing calls (`workers.core.outgoing`: alerts, incident events for the other alert
+routes, deploy hooks): their rows, as an incident step decides them, and their sending until they land.
 
 Each kind of call has a route (the adapter that sends it). One attempt is one call of its route, and
 every attempt is a line of the incident's log: sent, failed (tried again later, with the outbox's
@@ -14,10 +14,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from workers.core.alerts import Notify
 from workers.core.errors import UpstreamError
+from workers.core.incident import HOOK, Decision, Incident, Restart
 from workers.core.outgoing import Alert, DeployHook, IncidentEvent, Outgoing
-from workers.escalation.alert_routes import route_key
+from workers.escalation.alert_routes import AlertRoutes, route_key
 from workers.store import incidents, outbox
+from workers.store.incident_steps import Rows
 from workers.store.outbox import Pending
 
 # A route sends one call and says how it went ("alert webhook answered HTTP 200"), or raises UpstreamError.
@@ -77,28 +80,21 @@ class Couriers:
         await incidents.note(self.engine, call.incident_id, self.clock(), label(call, self.names), outcome)
 
 
-# An alert as the calls of the alert routes that take its step, given the incident's room names.
-FanOut = Callable[[Alert, list[str]], list[Outgoing]]
+def outbox_rows(
+    agent_name: str, alert_routes: AlertRoutes, *, clock: Callable[[], float], held_for: float
+) -> Rows:
+    """The outbox rows an incident step of `agent_name` decides, given the incident's room names (which
+    a deploy hook and the alert routes' events carry): one call per `Notify`, and the deploy hook of a
+    `Restart` that calls it; held by the writer for `held_for` seconds, for their first try."""
 
-
-class Decided:
-    """The outgoing calls an incident step decides, as outbox rows: called by the claim's transaction
-    (with the incident's room names, which a deploy hook and the alert routes' events carry), then read
-    back as `rows`, held by this process for the first try. Each alert is one call per alert route that
-    takes its step (`fan_out`)."""
-
-    def __init__(self, now: float, held_for: float, calls: list[Outgoing], fan_out: FanOut) -> None:
-        self.now, self.held_for, self.calls, self.fan_out = now, held_for, calls, fan_out
-        self.rows: list[dict[str, Any]] = []
-
-    def __call__(self, rooms: list[str]) -> list[dict[str, Any]]:
+    def rows(incident: Incident, decisions: tuple[Decision, ...], names: list[str]) -> list[dict[str, Any]]:
+        now = clock()
         calls: list[Outgoing] = []
-        for c in self.calls:
-            if isinstance(c, Alert):
-                calls.extend(self.fan_out(c, rooms))
-            elif isinstance(c, DeployHook):
-                calls.append(DeployHook(c.incident_id, c.agent_name, c.reason, tuple(rooms)))
-            else:
-                calls.append(c)
-        self.rows = [outbox.outgoing_row(c, self.now, held_for=self.held_for) for c in calls]
-        return self.rows
+        for decision in decisions:
+            if isinstance(decision, Notify):
+                calls.append(alert_routes.call(decision, incident.id, agent_name, names, now))
+            elif isinstance(decision, Restart) and HOOK in decision.legs:
+                calls.append(DeployHook(incident.id, agent_name, incident.reason, tuple(names)))
+        return [outbox.outgoing_row(call, now, held_for=held_for) for call in calls]
+
+    return rows

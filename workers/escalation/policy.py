@@ -1,8 +1,10 @@
-"""What escalation is given: its policy as plain values, and the two things it calls out to (a
-restarter for the deploy hook, an alerter), as protocols the adapters in `workers.adapters.hooks` meet."""
+"""What the escalation package is given: the outage policy as plain values, the two things it calls
+out to (a restarter for the deploy hook, an alerter), as protocols the adapters in
+`workers.adapters.hooks` meet, and the name of a deployment, whose restart its agents share."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -22,7 +24,9 @@ class Alerter(Protocol):
 
 
 @dataclass(frozen=True)
-class EscalationPolicy:
+class OutagePolicy:
+    """When rooms' troubles are an outage of their agent, and how its incident's calls are made."""
+
     agent_name: str
     outage_rooms: int = 3
     outage_window: float = 60.0
@@ -33,3 +37,18 @@ class EscalationPolicy:
     backoff: float = 1.0
     lease: float = 60.0  # a claimed restart or rollback with no outcome after this long is taken again
     retry_for: float = 600.0  # alerts and deploy hooks are given up this long after they were decided
+
+
+def deployment_key(agent_name: str, *, cloud: bool, cloud_agent_id: str, hook: bool, hook_url: str) -> str:
+    """The name of what a restart of `agent_name` restarts: its LiveKit Cloud agent (by id; by the agent's
+    name when Warden finds the id by name), its deploy hook (by URL; by the agent's name for a hook
+    whose URL is not Warden's to know), or both; "" for nothing. A hook's URL is a secret: only its hash
+    is kept, and it is never logged."""
+    parts = []
+    if cloud:
+        parts.append(f"cloud:{cloud_agent_id}" if cloud_agent_id else f"cloud-agent:{agent_name}")
+    if hook:
+        parts.append(
+            "hook:" + (hashlib.sha256(hook_url.encode()).hexdigest()[:32] if hook_url else agent_name)
+        )
+    return "+".join(parts)[:128]

@@ -26,11 +26,20 @@ from workers.queue.enqueue import JobQueue
 APPLY_WEBHOOK = "apply_webhook"
 ON_DEADLINE = "on_deadline"
 HEARTBEAT = "heartbeat"
+REPORT_TO_INCIDENT = "report_to_incident"
+# The same job as versions before issue 22 named it (and its ids: "escalate:{notice}"): still run, so
+# that jobs waiting in Redis, and dead letters retried, survive the upgrade.
 ESCALATE = "escalate"
 
 
 RETRY_PREFIX = "retry:"
-_KINDS = {"webhook": APPLY_WEBHOOK, "deadline": ON_DEADLINE, "heartbeat": HEARTBEAT, "escalate": ESCALATE}
+_KINDS = {
+    "webhook": APPLY_WEBHOOK,
+    "deadline": ON_DEADLINE,
+    "heartbeat": HEARTBEAT,
+    "incident": REPORT_TO_INCIDENT,
+    "escalate": ESCALATE,  # an incident report's id before issue 22
+}
 
 
 def function_of(job_id: str) -> str:
@@ -80,16 +89,20 @@ async def queue_heartbeat(enqueuer: JobQueue, room_name: str, identity: str, at:
     )
 
 
-def escalation_job_id(notice_id: str) -> str:
-    """One escalation job per outbox notice (a breach, a failed room, a recovery), however often delivered."""
-    return f"escalate:{notice_id}"
+def incident_report_job_id(notice_id: str) -> str:
+    """One incident report job per outbox notice (a breach, a failed room, a recovery), however often
+    delivered."""
+    return f"incident:{notice_id}"
 
 
-async def queue_escalation(enqueuer: JobQueue, notice_id: str, room_sid: str, action: dict[str, Any]) -> bool:
-    """Queue `escalate(notice_id, room_sid, action)`: the notice's escalation step, as its own job, ahead
-    of every room job waiting (an outage's restart never waits behind the rooms it is for)."""
+async def queue_incident_report(
+    enqueuer: JobQueue, notice_id: str, room_sid: str, action: dict[str, Any]
+) -> bool:
+    """Queue `report_to_incident(notice_id, room_sid, action)`: the notice's report to its agent's
+    incident, as its own job, ahead of every room job waiting (an outage's restart never waits behind
+    the rooms it is for)."""
     return await enqueuer.enqueue(
-        ESCALATE, escalation_job_id(notice_id), notice_id, room_sid, action, priority=True
+        REPORT_TO_INCIDENT, incident_report_job_id(notice_id), notice_id, room_sid, action, priority=True
     )
 
 

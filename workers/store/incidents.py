@@ -1,35 +1,32 @@
-"""Incidents in the database: open-or-join, one-time claims, the action log, resolution, and reads.
+"""Incidents in the database: opening and joining, the action log, rooms recovering, and reads.
 
-Every step that must happen once per outage, across many rooms, jobs and worker processes, is a
-single conditional statement: the unique `open_key` makes concurrent openers join one incident, and
-`UPDATE ... WHERE <column> IS NULL` lets exactly one caller claim a step. The steps that call out
-(restart, rollback) are leases: a claim with no recorded outcome (`<step>_done_at`) after the lease is
-taken again, so a worker killed mid-call does not leave the step claimed and never done. The outbox
-rows a step decides (its alerts, the deploy hook) are written in the claim's own transaction.
+An incident's steps are transitions of the incident machine, taken under its row's lock
+(`workers.store.incident_steps`); here are the rest of its rows: the rooms it covers (`join_open` adds
+one in one statement, only while the incident is open), the lines of its log, and the rooms that need
+nothing any more, the last of which resolves it (`room_recovered`, a step of the machine too).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
-from typing import Any
 
-from sqlalchemy import Float, String, and_, exists, func, insert, literal, select, update
+from sqlalchemy import Float, String, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from workers.store import outbox, room_agents
+from workers.core.incident import IncidentPolicy, IncidentState, Report, Signal
+from workers.store import room_agents
 from workers.store.engine import dialect_insert, writing
+from workers.store.incident_steps import Applied, Rows, apply, join
 from workers.store.models import INCIDENT_ACTIONS, INCIDENT_ROOMS, INCIDENTS, ROOM_AGENTS, ROOMS
 
-CLAIMS = ("alerted_open_at", "restart_claimed_at", "followup_claimed_at", "rollback_claimed_at")
-# The steps that call out (and may die doing it): each claim's column, and the column of its outcome.
-LEASED = {"restart_claimed_at": "restart_done_at", "rollback_claimed_at": "rollback_done_at"}
+UNALERTED = IncidentPolicy()  # no route to alert: a resolution's line in the log, no outbox rows
 
 
 @dataclass(frozen=True)
 class Incident:
+    """An incident as the API and the dashboard show it: its state, rooms and log."""
+
     id: str
     agent_name: str
     reason: str
@@ -38,7 +35,7 @@ class Incident:
     restarted_at: float | None
     rooms: tuple[tuple[str, str, float, float | None], ...] = ()  # (sid, name, added_at, recovered_at)
     actions: tuple[tuple[float, str, str], ...] = ()  # (at, action, outcome)
-    restart_done_at: float | None = None  # the restart step has its outcome (restarted or not)
+    state: IncidentState = IncidentState.OPEN
 
     @property
     def waiting_rooms(self) -> int:
@@ -48,8 +45,8 @@ class Incident:
 async def open_or_join(
     engine: AsyncEngine, agent_name: str, reason: str, rooms: list[tuple[str, str]], now: float
 ) -> tuple[str, bool]:
-    """The open incident of `agent_name` (opened now if there is none) with `rooms` added to it;
-    True when this call opened it."""
+    """The open incident of `agent_name` with `rooms` added to it; True when this call opened it (an
+    incident opened here, not by an outage's report, is OPEN with its "opened" line and nothing more)."""
     async with writing(engine) as connection:
         new_id = f"IN_{uuid.uuid4().hex[:12]}"
         opened = await connection.scalar(
@@ -67,16 +64,8 @@ async def open_or_join(
         incident_id = opened or await connection.scalar(
             select(INCIDENTS.c.id).where(INCIDENTS.c.open_key == agent_name)
         )
-        if rooms:  # one executemany (compiled once), not one statement per room
-            await connection.execute(
-                dialect_insert(connection, INCIDENT_ROOMS).on_conflict_do_nothing(
-                    index_elements=["incident_id", "room_sid"]
-                ),
-                [
-                    {"incident_id": incident_id, "room_sid": sid, "room_name": name, "added_at": now}
-                    for sid, name in rooms
-                ],
-            )
+        if rooms:
+            await join(connection, str(incident_id), rooms, now)
     return str(incident_id), opened is not None
 
 
@@ -98,113 +87,6 @@ async def join_open(
     return bool(added.rowcount == 1)
 
 
-class Claim(Enum):
-    """How a claim on an incident step went."""
-
-    FIRST = "first"  # claimed, by nobody before: the caller does the step
-    AGAIN = "again"  # claimed again, its holder's lease ran out with no outcome: the caller resumes it
-    TAKEN = "taken"  # claimed for good (or its outcome is recorded): never again
-    LATER = "later"  # held by someone whose lease runs, or refused by the cooldown: perhaps later
-
-    def __bool__(self) -> bool:
-        return self in (Claim.FIRST, Claim.AGAIN)
-
-
-async def claim(
-    engine: AsyncEngine,
-    incident_id: str,
-    column: str,
-    now: float,
-    *,
-    cooldown: float = 0.0,
-    lease: float = 0.0,
-    then: Callable[[list[str]], list[dict[str, Any]]] | None = None,
-) -> Claim:
-    """Set `column` (one of `CLAIMS`) if nobody has, writing the outbox rows `then(the incident's room
-    names)` in the same transaction. With `cooldown`, refuse while another incident of the same agent
-    claimed that step less than `cooldown` ago. With `lease` (a step of `LEASED`), a claim whose step
-    has no outcome (`finish`) `lease` seconds later is taken again: its holder died."""
-    assert column in CLAIMS
-    target = INCIDENTS.c[column]
-    done = INCIDENTS.c[LEASED[column]] if lease else None
-    async with engine.connect() as connection:  # most callers find it claimed: no write lock for them
-        row = (
-            await connection.execute(
-                select(target, done if done is not None else literal(None)).where(
-                    INCIDENTS.c.id == incident_id
-                )
-            )
-        ).first()
-    if row is None:
-        return Claim.TAKEN
-    claimed_at, done_at = row
-    if done_at is not None or (claimed_at is not None and not lease):
-        return Claim.TAKEN
-    if claimed_at is not None and claimed_at >= now - lease:
-        return Claim.LATER
-    first = and_(INCIDENTS.c.id == incident_id, target.is_(None))
-    if cooldown:
-        earlier = INCIDENTS.alias("earlier")
-        agent = select(INCIDENTS.c.agent_name).where(INCIDENTS.c.id == incident_id).scalar_subquery()
-        recent = exists().where(
-            earlier.c.agent_name == agent, earlier.c.id != incident_id, earlier.c[column] > now - cooldown
-        )
-        first = and_(first, ~recent)
-    async with writing(engine) as connection:
-        if (await connection.execute(update(INCIDENTS).where(first).values({column: now}))).rowcount == 1:
-            if then is not None:
-                names = await connection.scalars(
-                    select(INCIDENT_ROOMS.c.room_name)
-                    .where(INCIDENT_ROOMS.c.incident_id == incident_id)
-                    .order_by(INCIDENT_ROOMS.c.added_at, INCIDENT_ROOMS.c.room_sid)
-                )
-                await outbox.write(connection, then(list(names)))
-            return Claim.FIRST
-        if done is None:
-            return Claim.LATER if cooldown else Claim.TAKEN
-        expired = and_(INCIDENTS.c.id == incident_id, done.is_(None), target < now - lease)
-        if (await connection.execute(update(INCIDENTS).where(expired).values({column: now}))).rowcount == 1:
-            return Claim.AGAIN
-    return Claim.LATER
-
-
-async def finish(
-    engine: AsyncEngine,
-    incident_id: str,
-    column: str,
-    now: float,
-    *,
-    then: list[dict[str, Any]] | None = None,
-) -> bool:
-    """Record that the leased step `column` has its outcome (it is never claimed again), writing the
-    outbox rows `then` in the same transaction; True for the one caller that recorded it."""
-    done = INCIDENTS.c[LEASED[column]]
-    async with writing(engine) as connection:
-        result = await connection.execute(
-            update(INCIDENTS).where(INCIDENTS.c.id == incident_id, done.is_(None)).values({done: now})
-        )
-        if result.rowcount != 1:
-            return False
-        await outbox.write(connection, then or [])
-    return True
-
-
-async def unfinished(engine: AsyncEngine, agent_name: str, now: float, lease: float) -> list[tuple[str, str]]:
-    """(incident id, step column) of the agent's open incident whose leased steps were claimed more than
-    `lease` seconds ago and have no outcome: their holder died, someone must take them up again."""
-    async with engine.connect() as connection:
-        row = (await connection.execute(select(INCIDENTS).where(INCIDENTS.c.open_key == agent_name))).first()
-    if row is None:
-        return []
-    return [
-        (row.id, column)
-        for column, done in LEASED.items()
-        if row._mapping[column] is not None
-        and row._mapping[done] is None
-        and row._mapping[column] < now - lease
-    ]
-
-
 async def note(engine: AsyncEngine, incident_id: str, at: float, action: str, outcome: str) -> None:
     """Append to the incident's action log."""
     async with writing(engine) as connection:
@@ -215,40 +97,33 @@ async def note(engine: AsyncEngine, incident_id: str, at: float, action: str, ou
         )
 
 
-async def mark_restarted(engine: AsyncEngine, incident_id: str, now: float) -> bool:
-    """A restart landed: the restart step has its outcome. True for the first caller (a Cloud restart
-    and a deploy hook may both land: the rooms get one fresh start)."""
-    async with writing(engine) as connection:
-        result = await connection.execute(
-            update(INCIDENTS)
-            .where(INCIDENTS.c.id == incident_id, INCIDENTS.c.restarted_at.is_(None))
-            .values(restarted_at=now, restart_done_at=func.coalesce(INCIDENTS.c.restart_done_at, now))
-        )
-    return bool(result.rowcount == 1)
-
-
-Resolution = Callable[[str, float, int], list[dict[str, Any]]]
-
-
 async def room_recovered(
-    engine: AsyncEngine, agent_name: str, room_sid: str, now: float, *, then: Resolution | None = None
-) -> Incident | None:
+    engine: AsyncEngine,
+    agent_name: str,
+    room_sid: str,
+    now: float,
+    *,
+    policy: IncidentPolicy = UNALERTED,
+    rows: Rows | None = None,
+) -> Applied | None:
     """Mark the room (and every other room of the incident that needs nothing now) recovered in its
-    agent's open incident; resolve the incident when no room waits any more, writing the outbox rows
-    `then(incident id, opened at, rooms)` in the same transaction. Returns the incident if this call
-    resolved it. `room_sid=""` only settles the others."""
+    agent's open incident; when no room waits any more, that is the incident machine's RECOVERED, taken
+    in the same transaction (its alerts' outbox rows from `rows`). The step, if this call resolved the
+    incident. `room_sid=""` only settles the others."""
     async with writing(engine) as connection:
         # The incident's row first (PostgreSQL: FOR UPDATE; SQLite's writer holds the whole database):
         # recoveries of one incident take its room rows one after the other, never each other's halves.
-        incident_id = await connection.scalar(
-            select(INCIDENTS.c.id).where(INCIDENTS.c.open_key == agent_name).with_for_update()
-        )
-        if incident_id is None:
+        row = (
+            await connection.execute(
+                select(INCIDENTS).where(INCIDENTS.c.open_key == agent_name).with_for_update()
+            )
+        ).first()
+        if row is None:
             return None
         await connection.execute(
             update(INCIDENT_ROOMS)
             .where(
-                INCIDENT_ROOMS.c.incident_id == incident_id,
+                INCIDENT_ROOMS.c.incident_id == row.id,
                 INCIDENT_ROOMS.c.room_sid == room_sid,
                 INCIDENT_ROOMS.c.recovered_at.is_(None),
             )
@@ -260,37 +135,23 @@ async def room_recovered(
         await connection.execute(
             update(INCIDENT_ROOMS)
             .where(
-                INCIDENT_ROOMS.c.incident_id == incident_id,
+                INCIDENT_ROOMS.c.incident_id == row.id,
                 INCIDENT_ROOMS.c.recovered_at.is_(None),
                 ~room_agents.needs(agent_name, INCIDENT_ROOMS.c.room_sid),
             )
             .values(recovered_at=now)
         )
-        waiting = await connection.scalar(
-            select(func.count())
-            .select_from(INCIDENT_ROOMS)
-            .where(INCIDENT_ROOMS.c.incident_id == incident_id, INCIDENT_ROOMS.c.recovered_at.is_(None))
-        )
-        if waiting:
-            return None
-        resolved = await connection.execute(
-            update(INCIDENTS)
-            .where(INCIDENTS.c.id == incident_id, INCIDENTS.c.resolved_at.is_(None))
-            .values(resolved_at=now, open_key=None)
-        )
-        if resolved.rowcount != 1:
-            return None
-        if then is not None:
-            opened_at = await connection.scalar(
-                select(INCIDENTS.c.opened_at).where(INCIDENTS.c.id == incident_id)
+        counts = (
+            await connection.execute(
+                select(func.count(), func.count(INCIDENT_ROOMS.c.recovered_at)).where(
+                    INCIDENT_ROOMS.c.incident_id == row.id
+                )
             )
-            rooms = await connection.scalar(
-                select(func.count())
-                .select_from(INCIDENT_ROOMS)
-                .where(INCIDENT_ROOMS.c.incident_id == incident_id)
-            )
-            await outbox.write(connection, then(str(incident_id), float(opened_at or now), int(rooms or 0)))
-    return await get_incident(engine, str(incident_id))
+        ).one()
+        rooms, recovered = int(counts[0]), int(counts[1])
+        if rooms > recovered:
+            return None
+        return await apply(connection, row, Report(Signal.RECOVERED, now, rooms=rooms), policy, rows)
 
 
 async def waiting_rooms(engine: AsyncEngine, agent_name: str) -> list[tuple[str, str]]:
@@ -335,7 +196,7 @@ async def get_incident(engine: AsyncEngine, incident_id: str) -> Incident | None
             row.restarted_at,
             tuple(tuple(r) for r in rooms),
             tuple(tuple(a) for a in actions),
-            row.restart_done_at,
+            IncidentState(row.state),
         )
 
 

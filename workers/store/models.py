@@ -1,5 +1,6 @@
 """Database tables: one row per room (its folded state) and one per expected agent of each room, an
-append-only event log, incidents, the outbox of side effects to deliver, and dead letters."""
+append-only event log, incidents and their deployments' restarts, the outbox of side effects to deliver,
+and dead letters."""
 
 from __future__ import annotations
 
@@ -100,8 +101,10 @@ class IncidentRow(SQLModel, table=True):
     """An outage of one agent: opened once, joined by every room it hurts, resolved once.
 
     `open_key` holds the agent name while the incident is open and is unique, so concurrent workers
-    that see the same outage all land in one incident; the `*_claimed_at` columns are set once each,
-    by `UPDATE ... WHERE <column> IS NULL`, so each step (alert, restart, follow-up) happens once."""
+    that see the same outage all land in one incident. `state` is its state in the incident machine
+    (`workers.core.incident`), changed only under the row's lock (`workers.store.incident_steps`), so
+    each step (the opening alert, the restart, the follow-up) happens once. `deployment` is whose
+    restart it takes or shares (`DeploymentRestartRow`)."""
 
     __tablename__ = "incidents"
 
@@ -111,14 +114,24 @@ class IncidentRow(SQLModel, table=True):
     reason: str = Field(max_length=512)
     opened_at: float = Field(index=True)
     resolved_at: float | None = Field(default=None, index=True)
-    alerted_open_at: float | None = None
-    restart_claimed_at: float | None = None
+    state: str = Field(default="open", max_length=32)
+    deployment: str = Field(default="", index=True, max_length=128)
     restarted_at: float | None = None
-    followup_claimed_at: float | None = None
-    rollback_claimed_at: float | None = None
-    # A step's outcome, whatever it was: a claim without one is a lease, taken again once it expires.
-    restart_done_at: float | None = None
-    rollback_done_at: float | None = None
+    rollback_claimed_at: float | None = None  # the rollback's lease: claimed again once it runs out
+
+
+class DeploymentRestartRow(SQLModel, table=True):
+    """A deployment's last restart (a Cloud agent id, a deploy hook's hashed URL, or both, as
+    `workers.escalation.policy.deployment_key` spells it): when it was claimed, the legs called with no
+    outcome yet, when it landed. Its row lock is what makes one restart of a deployment, however many
+    incidents of its agents report at once; its claim is the cooldown they share."""
+
+    __tablename__ = "deployment_restarts"
+
+    deployment: str = Field(primary_key=True, max_length=128)
+    claimed_at: float | None = None
+    pending: str = Field(default="", max_length=32)  # "cloud,hook"
+    landed_at: float | None = None
 
 
 class IncidentRoomRow(SQLModel, table=True):
@@ -186,5 +199,6 @@ EVENTS: Table = EventRow.__table__  # type: ignore[attr-defined]
 INCIDENTS: Table = IncidentRow.__table__  # type: ignore[attr-defined]
 INCIDENT_ROOMS: Table = IncidentRoomRow.__table__  # type: ignore[attr-defined]
 INCIDENT_ACTIONS: Table = IncidentActionRow.__table__  # type: ignore[attr-defined]
+DEPLOYMENT_RESTARTS: Table = DeploymentRestartRow.__table__  # type: ignore[attr-defined]
 OUTBOX: Table = OutboxRow.__table__  # type: ignore[attr-defined]
 DEAD_LETTERS: Table = DeadLetterRow.__table__  # type: ignore[attr-defined]

@@ -1,6 +1,6 @@
 """The outbox: side effects the machine decided, kept until delivered.
 
-A notice (a deadline to queue, a first dispatch, an escalation, a breach or a recovery to report) is
+A notice (a deadline to queue, a first dispatch, a failed room, a breach or a recovery to report) is
 written by the room writer in the same transaction as the room state that decided it, with the id of
 the deciding event and the action's place in its decision (`{event_id}#{i}`, as in the room's log).
 The job that recorded it delivers it at once and deletes it; whatever a crash, a Redis blink or a
@@ -13,8 +13,8 @@ room: written by the incident step that decides them (`outgoing_row`), held at o
 a first try (`lease_until`), then delivered by the sweep like the rest until they land or are given up.
 
 A row's `kind` column names what it carries: the class name of its notice or call, as every version has
-written it. `KINDS` reads the payload as that class (`workers.core.plain.from_plain`); the deliverer
-then picks the route by that type.
+written it (or a name the class had before, `workers.core.plain.names`). `KINDS` reads the payload as
+that class (`workers.core.plain.from_plain`); the deliverer then picks the route by that type.
 """
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from workers.core.errors import UnreadableRecord
 from workers.core.events import Event
 from workers.core.outgoing import Outgoing, outgoing_to_dict
-from workers.core.plain import from_plain
+from workers.core.plain import from_plain, names
 from workers.core.room import (
     Action,
     Dispatch,
-    Escalate,
     ReportBreach,
+    ReportFailed,
     ReportRecovered,
     ScheduleDeadline,
     action_to_dict,
@@ -51,10 +51,12 @@ GRACE_SECONDS = 5.0  # the recording job delivers first; the sweep takes what is
 LEASE_SECONDS = 60.0  # a deliverer that died frees its rows after this long
 MAX_BACKOFF_SECONDS = 60.0
 
-Notice = ScheduleDeadline | Dispatch | Escalate | ReportBreach | ReportRecovered
+Notice = ScheduleDeadline | Dispatch | ReportFailed | ReportBreach | ReportRecovered
 NOTICES: tuple[type[Notice], ...] = get_args(Notice)
 # A row's `kind` → the class its payload is read as: every notice and every outgoing call, by name.
-KINDS: dict[str, type[Notice | Outgoing]] = {cls.__name__: cls for cls in (*NOTICES, *get_args(Outgoing))}
+KINDS: dict[str, type[Notice | Outgoing]] = {
+    name: cls for cls in (*NOTICES, *get_args(Outgoing)) for name in names(cls)
+}
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """Delivering the outbox (`workers.store.outbox`): a recording job's notices at once, what was left
 behind from the sweep. Deadlines and first dispatches are carried out here; a breach, a failed room
-and a recovery go to escalation as a job of their own (`escalate`, one per notice), so that restarts,
-alerts and their retries never run under a room job's timeout.
+and a recovery go to their agent's incidents as a job of their own (`report_to_incident`, one per
+notice), so that restarts, alerts and their retries never run under a room job's timeout.
 
-Outgoing calls (alerts, incident events, deploy hooks: no room) go to the escalation, which notes every
+Outgoing calls (alerts, incident events, deploy hooks: no room) go to the incidents, which note every
 attempt in the incident's log and says when to stop trying (`workers.escalation.couriers`).
 
 Delivered rows are deleted in batches a moment later (`Delivered`): a crash before that only means
@@ -23,9 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workers.core.errors import UpstreamError
 from workers.core.outgoing import Alert, DeployHook, IncidentEvent
-from workers.core.room import Escalate, ReportBreach, ReportRecovered, Room, action_to_dict
+from workers.core.room import ReportBreach, ReportFailed, ReportRecovered, Room, action_to_dict
 from workers.jobs.rooms.effects import Effects
-from workers.queue.jobs import queue_escalation
+from workers.queue.jobs import queue_incident_report
 from workers.store import outbox
 from workers.store.outbox import Pending
 from workers.store.writer import load_room
@@ -77,11 +77,11 @@ async def send(effects: Effects, notice: Pending, room: Room | None) -> None:
     an outgoing call has none); raises one of `TRANSIENT` when it could not be delivered now."""
     action = notice.action
     if isinstance(action, Alert | DeployHook | IncidentEvent):
-        await effects.escalator.deliver(notice)
+        await effects.incidents.deliver(notice)
     elif room is None:
         return  # the room is gone: nothing to act on
-    elif isinstance(action, Escalate | ReportBreach | ReportRecovered):
-        await queue_escalation(effects.enqueuer, notice.id, room.sid, action_to_dict(action))
+    elif isinstance(action, ReportFailed | ReportBreach | ReportRecovered):
+        await queue_incident_report(effects.enqueuer, notice.id, room.sid, action_to_dict(action))
     else:
         await effects.execute(action, room)
 

@@ -47,7 +47,7 @@ async def sweep(ctx: dict[str, Any]) -> int:
     except (SQLAlchemyError, RedisError, OSError) as exc:
         log.warning("delivering the outbox failed: %s", type(exc).__name__)
     try:
-        await effects.escalator.settle()
+        await effects.incidents.settle()
     except (SQLAlchemyError, RedisError, OSError) as exc:
         log.warning("settling incidents failed: %s", type(exc).__name__)
     return len(due)

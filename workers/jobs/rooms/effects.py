@@ -1,7 +1,7 @@
 """Carry out the state machine's actions. One `Effects.execute` dispatches each action to an adapter.
 
 Questions (`CheckPresence`, `Evict`, `Redispatch`) are answered with one of Warden's own events, which
-the caller records and folds in like any other; notices (`ScheduleDeadline`, `Dispatch`, `Escalate`)
+the caller records and folds in like any other; notices (`ScheduleDeadline`, `Dispatch`, `ReportFailed`)
 have no answer. A LiveKit refusal (4xx) is answered with UPSTREAM_FAILED; a retryable failure (5xx,
 timeout) raises `UpstreamError` so that the job backs off and tries the same step again.
 """
@@ -19,10 +19,10 @@ from workers.core.room import (
     Action,
     CheckPresence,
     Dispatch,
-    Escalate,
     Evict,
     Redispatch,
     ReportBreach,
+    ReportFailed,
     ReportRecovered,
     Room,
     ScheduleDeadline,
@@ -35,8 +35,9 @@ log = logging.getLogger("warden.effects")
 T = TypeVar("T")
 
 
-class Escalator(Protocol):
-    """Where rooms' troubles go beyond re-dispatching (`workers.escalation.escalation.Escalation`)."""
+class IncidentReports(Protocol):
+    """Where rooms' troubles go beyond re-dispatching: their agents' incidents
+    (`workers.escalation.agents.Incidents`)."""
 
     async def breach(self, room: Room, agent: str, reason: str) -> None:
         """The room missed its SLA for `agent`."""
@@ -71,13 +72,13 @@ class Effects:
         presence: Presence,
         dispatcher: Dispatcher,
         enqueuer: JobQueue,
-        escalator: Escalator,
+        incidents: IncidentReports,
         clock: Callable[[], float],
     ) -> None:
         self.presence = presence
         self.dispatcher = dispatcher
         self.enqueuer = enqueuer
-        self.escalator = escalator
+        self.incidents = incidents
         self.clock = clock
 
     async def execute(self, action: Action, room: Room) -> Event | None:
@@ -89,14 +90,14 @@ class Effects:
                 # ARQ measures the deferral against the real clock; a deadline already past runs now.
                 await queue_deadline(self.enqueuer, room.sid, attempt, at)
                 return None
-            case Escalate(reason=reason):
-                await self.escalator.room_failed(room, agent, reason)
+            case ReportFailed(reason=reason):
+                await self.incidents.room_failed(room, agent, reason)
                 return None
             case ReportBreach(reason=reason):
-                await self.escalator.breach(room, agent, reason)
+                await self.incidents.breach(room, agent, reason)
                 return None
             case ReportRecovered():
-                await self.escalator.room_recovered(room, agent)
+                await self.incidents.room_recovered(room, agent)
                 return None
             case Dispatch(agent_name=agent_name):
                 created = await self._refusable(self.dispatcher.redispatch(room.name, agent_name, "", ()))

@@ -3,7 +3,7 @@ point, once, so that end-to-end tests can crash it exactly where a crash hurts m
 
 The value is `<point>:<marker file>`. The only point is `after_commit`: right after the commit of a
 batch that decided notices, before any of them is delivered; `after_commit.<Kind>` fires only when those
-notices include one of that kind (`after_commit.Escalate`). The marker file is created (exclusively)
+notices include one of that kind (`after_commit.ReportFailed`). The marker file is created (exclusively)
 just before the kill, and an existing marker disarms the hook: it fires once however many processes
 inherit the variable. Unset, as everywhere but in tests/e2e/test_faults_outbox.py, it does nothing.
 It is read here rather than in `workers.settings` because no deployment should ever find it among

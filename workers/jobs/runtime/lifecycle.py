@@ -17,9 +17,9 @@ from workers.adapters.alert_routes import IncidentWebhook, Opsgenie, PagerDuty
 from workers.adapters.cloud import Cloud, CloudAgents, agents_url
 from workers.adapters.hooks import DeployHook, SlackAlerter
 from workers.adapters.livekit import Dispatcher, LiveKitRooms, Presence
-from workers.escalation.agents import Escalations, FreshStart
+from workers.escalation.agents import FreshStart, Incidents
 from workers.escalation.alert_routes import EventRoute
-from workers.escalation.policy import Alerter, EscalationPolicy, Restarter
+from workers.escalation.policy import Alerter, OutagePolicy, Restarter
 from workers.jobs.delivery.outbox import Delivered
 from workers.jobs.rooms.effects import Effects
 from workers.jobs.rooms.jobs import fresh_start
@@ -33,9 +33,9 @@ from workers.store.group import GroupCommit
 Closer = Callable[[], Awaitable[None]]
 
 
-def escalation_policy(settings: Settings) -> EscalationPolicy:
-    """The escalation's policy, as plain values."""
-    return EscalationPolicy(
+def outage_policy(settings: Settings) -> OutagePolicy:
+    """When rooms' troubles are an outage, and how its incident calls out, as plain values."""
+    return OutagePolicy(
         agent_name=settings.warden_agent_name,
         outage_rooms=settings.warden_outage_rooms,
         outage_window=settings.warden_outage_window_seconds,
@@ -76,7 +76,7 @@ def alert_routes(settings: Settings, http: httpx.AsyncClient) -> dict[str, Event
 @dataclass(frozen=True)
 class Adapters:
     """What the worker talks to beside its database: LiveKit (who is in a room, dispatch), LiveKit
-    Cloud's agents, the deploy hook, the alert routes, the queue, and Redis itself (escalation's outage
+    Cloud's agents, the deploy hook, the alert routes, the queue, and Redis itself (the incidents' outage
     window). `closers` are awaited at shutdown. Built from settings by `connect`; the jobs tier of the
     tests hands in in-memory ones meeting the same protocols."""
 
@@ -103,7 +103,9 @@ def connect(settings: Settings, redis: ArqRedis) -> Adapters:
         timeout=settings.warden_livekit_timeout_seconds,
         on_error=count_livekit_error,
     )
-    http = httpx.AsyncClient(timeout=3.0)  # escalation must fit in one job (retry.JOB_TIMEOUT_SECONDS)
+    http = httpx.AsyncClient(
+        timeout=3.0
+    )  # an incident report must fit in one job (retry.JOB_TIMEOUT_SECONDS)
     closers: list[Closer] = [livekit.aclose, http.aclose]
     cloud = None
     url = cloud_agents_url(settings)
@@ -144,14 +146,15 @@ def build_effects(
     clock: Callable[[], float],
     fresh_start: FreshStart,
 ) -> Effects:
-    """The effects the jobs carry actions out with: the adapters, and escalation over them."""
-    escalation = Escalations(
+    """The effects the jobs carry actions out with: the adapters, and the incidents over them."""
+    incidents = Incidents(
         engine=engine,
         redis=adapters.redis,
-        policy=escalation_policy(settings),
+        policy=outage_policy(settings),
         rules=settings.rules(),
         cloud=adapters.cloud,
         hook=adapters.hook,
+        hook_url=settings.warden_deploy_hook_url.get_secret_value(),
         hook_secret=settings.warden_deploy_hook_secret.get_secret_value(),
         http=adapters.http,
         alerter=adapters.alerter,
@@ -163,7 +166,7 @@ def build_effects(
         presence=adapters.presence,
         dispatcher=adapters.dispatcher,
         enqueuer=adapters.queue,
-        escalator=escalation,
+        incidents=incidents,
         clock=clock,
     )
 

@@ -10,13 +10,13 @@ from arq import cron
 from arq.worker import func
 
 from workers.jobs.delivery.dead_letters import Job, dead_lettered
-from workers.jobs.delivery.escalate import ESCALATION_TIMEOUT_SECONDS, escalate
+from workers.jobs.delivery.incident_reports import INCIDENT_REPORT_TIMEOUT_SECONDS, report_to_incident
 from workers.jobs.rooms.crons import prune, reconcile, sweep
 from workers.jobs.rooms.jobs import apply_webhook, heartbeat, on_deadline
 from workers.jobs.runtime.lifecycle import shutdown, startup
 from workers.jobs.runtime.metrics import timed_job
 from workers.jobs.runtime.retry import JOB_TIMEOUT_SECONDS, MAX_TRIES
-from workers.queue.jobs import APPLY_WEBHOOK, ESCALATE, HEARTBEAT, ON_DEADLINE
+from workers.queue.jobs import APPLY_WEBHOOK, ESCALATE, HEARTBEAT, ON_DEADLINE, REPORT_TO_INCIDENT
 from workers.settings import Settings
 
 
@@ -33,11 +33,14 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
             func(_job(APPLY_WEBHOOK, apply_webhook), name=APPLY_WEBHOOK, max_tries=MAX_TRIES),
             func(_job(ON_DEADLINE, on_deadline), name=ON_DEADLINE, max_tries=MAX_TRIES, keep_result=0),
             func(_job(HEARTBEAT, heartbeat), name=HEARTBEAT, max_tries=MAX_TRIES),
-            func(
-                _job(ESCALATE, escalate),
-                name=ESCALATE,
-                max_tries=MAX_TRIES,
-                timeout=ESCALATION_TIMEOUT_SECONDS,
+            *(
+                func(
+                    _job(name, report_to_incident),
+                    name=name,
+                    max_tries=MAX_TRIES,
+                    timeout=INCIDENT_REPORT_TIMEOUT_SECONDS,
+                )
+                for name in (REPORT_TO_INCIDENT, ESCALATE)  # ESCALATE: jobs queued before issue 22
             ),
         ],
         "cron_jobs": [

@@ -1,0 +1,78 @@
+"""What an incident tells people, and through which alert routes: its alerts' texts (pure functions
+of the incident's facts), and which route takes which step.
+
+An incident's steps are "opened", "restarted", "followup", "restart-failed" and "resolved". Slack (the
+Slack-compatible alert webhook) takes the steps people act on; a restart that landed is news for
+routers, not for people. Each other route (PagerDuty, Opsgenie, the incident webhook) says the steps it
+takes (`workers.adapters.alert_routes`). An alert is one `Notify` per route that takes its step, so that
+each route is tried, retried and given up on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SLACK = "slack"
+SLACK_STEPS = frozenset({"opened", "followup", "restart-failed", "resolved"})
+NOTHING_TO_RESTART = "nothing to restart (no Cloud agent or deploy hook set)"
+
+
+@dataclass(frozen=True)
+class AlertRoute:
+    """An alert route by its key (`SLACK`, "pagerduty", "opsgenie", "webhook") and the steps it takes."""
+
+    key: str
+    steps: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Notify:
+    """An alert: `text` about one `step` of the incident, for one alert `route`."""
+
+    route: str
+    step: str
+    text: str
+
+
+def notify(routes: tuple[AlertRoute, ...], step: str, text: str) -> tuple[Notify, ...]:
+    """`text` for every route that takes `step`, in the routes' order (none when no route does)."""
+    return tuple(Notify(route.key, step, text) for route in routes if step in route.steps)
+
+
+def trying(doing: str) -> str:
+    """What Warden does in an outage (the restart's legs, by name), as the opening alert says it."""
+    return doing or NOTHING_TO_RESTART
+
+
+def opened(incident_id: str, agent: str, reason: str, rooms: int, doing: str) -> str:
+    return (
+        f":rotating_light: Warden incident {incident_id}: agent '{agent}' is not coming — {reason}. "
+        f"{rooms} room(s) affected so far. Warden is trying: {doing}."
+    )
+
+
+def restarted(incident_id: str, agent: str, grace: float, *, sooner: bool) -> str:
+    """`sooner`: a Cloud deployment, whose rooms are re-checked as soon as it runs again."""
+    when = "as soon as its deployment runs, at most " if sooner else ""
+    return (
+        f":arrows_counterclockwise: Warden incident {incident_id}: agent '{agent}' restarted; waiting "
+        f"rooms are re-checked {when}{grace:g} s later."
+    )
+
+
+def followup(incident_id: str, agent: str, waiting: int) -> str:
+    return (
+        f":warning: Warden incident {incident_id}: agent '{agent}' still does not come after the "
+        f"restart; {waiting} room(s) waiting. A person is needed."
+    )
+
+
+def restart_failed(incident_id: str) -> str:
+    return f":x: Warden incident {incident_id}: the restart failed; see the incident's log."
+
+
+def resolved(incident_id: str, agent: str, rooms: int, took: float) -> str:
+    return (
+        f":white_check_mark: Warden incident {incident_id} resolved: agent '{agent}' is back; "
+        f"{rooms} room(s) recovered, {took:.0f} s after the incident opened."
+    )

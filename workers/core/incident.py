@@ -1,0 +1,356 @@
+"""The incident state machine: one agent's outage, from its first alert to its last. Pure, like
+`workers.core.machine`: no I/O, no clock, no settings; time, the deployment's restart as the store
+read it, and the policy are inputs, and what to do comes back as data (`Step`).
+
+The rules, in plain words.
+
+1. An incident is one agent's outage. It opens (NEW → OPEN) at the first report of one: enough rooms
+   missing their SLA within the outage window (OUTAGE), or one room whose re-dispatches are used up
+   or that LiveKit refused (ROOM_FAILED). Opening says so once: the "opened" line of its log and the
+   opening alert, which says what Warden is trying. Later reports join the open incident's rooms.
+2. A restart belongs to a deployment (a LiveKit Cloud agent, a deploy hook, or both), not to an
+   agent: agents that share one share its restart and its cooldown. Opened, the incident claims its
+   deployment's restart (RESTARTING, `Restart`: `RestartAgent` and/or the deploy hook) unless that
+   restart is under way for another incident (it shares it: RESTARTING, no second call), or landed
+   less than `restart_grace` ago, while the rooms it found waiting are still being re-checked (it
+   shares that one: RESTARTED at once, its own rooms re-checked too), or was claimed less than
+   `cooldown` ago (it stays OPEN, and claims the restart at a report or a sweep after the cooldown).
+   With no Cloud agent and no hook it is NOT_RESTARTED at once, and its log says so.
+3. The restart is a lease: a Cloud restart claimed `lease` seconds ago with no outcome (its caller
+   died) is claimed again at the sweep (SWEPT) and called again; a deploy hook, an outbox row, outlives
+   its caller anyway. A sweep also brings an incident that missed its deployment's outcome up to date.
+4. The restart's outcome is its deployment's (`DeploymentRestart.outcome`: landed as soon as one leg
+   lands, failed once every leg failed for good) and reaches every open incident of it. Landed
+   (RESTART_LANDED): RESTARTED, every room still waiting gets a fresh start re-checked `restart_grace`
+   later (`FreshStarts`), the "restarted" alert goes out, and a Cloud restart's deployment is watched
+   (`WatchComeback`): running again sooner (RUNNING_AGAIN), the rooms are re-checked at once. Failed
+   (RESTART_FAILED): NOT_RESTARTED and the "restart-failed" alert; a landing after that still counts.
+5. A room failing after the restart (ROOM_FAILED later than `restarted_at`) is worth one loud
+   follow-up alert, never a loop: FOLLOWED_UP, or with `rollback` (a Cloud agent's) ROLLING_BACK with a
+   `Rollback`, leased like the restart, whose outcome (ROLLBACK_DONE) ends it FOLLOWED_UP, the rooms
+   re-checked once more if it landed. Later failures and breaches change nothing.
+6. When no room of the incident waits any more (RECOVERED) it is RESOLVED: a line and an alert with
+   the time it took, and its outage window is forgotten (`Resolve`), so that the breaches it counted
+   do not open the next incident. A resolved incident changes no more; a new outage opens a new one.
+7. Each alert is one `Notify` per alert route that takes its step (`workers.core.alerts`).
+8. `INCIDENT` holds a rule for every (state, signal) pair, "ignore" included: a gap stops the import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from workers.core import alerts
+from workers.core.alerts import AlertRoute, Notify
+from workers.core.personal import mask_phone
+from workers.core.table import table
+
+CLOUD, HOOK = "cloud", "hook"  # the legs of a restart: LiveKit Cloud's RestartAgent, the deploy hook
+
+
+class IncidentState(StrEnum):
+    """Where an incident is (the `state` column of its row)."""
+
+    NEW = "new"  # being opened: never stored
+    OPEN = "open"  # opened, no restart of its own under way (a failed one's cooldown runs)
+    RESTARTING = "restarting"  # its deployment's restart is claimed, by it or by another incident
+    RESTARTED = "restarted"  # a restart landed: the waiting rooms got a fresh start
+    NOT_RESTARTED = "not_restarted"  # nothing to restart, or every leg failed for good
+    ROLLING_BACK = "rolling_back"  # a room failed after the restart: followed up, rollback claimed
+    FOLLOWED_UP = "followed_up"  # a room failed after the restart: followed up, nothing more to try
+    RESOLVED = "resolved"  # no room waits any more
+
+
+class Signal(StrEnum):
+    """What moves an incident."""
+
+    OUTAGE = "outage"  # enough rooms missed their SLA within the window
+    ROOM_FAILED = "room_failed"  # a room's re-dispatches are used up, or LiveKit refused
+    SWEPT = "swept"  # the periodic sweep looks at the open incidents
+    RESTART_LANDED = "restart_landed"  # the deployment's restart landed (a Cloud restart, a deploy hook)
+    RESTART_FAILED = "restart_failed"  # every leg of the deployment's restart failed for good
+    RUNNING_AGAIN = "running_again"  # the Cloud deployment runs again after the restart
+    ROLLBACK_DONE = "rollback_done"  # landed, or refused for good (a retryable failure waits for the lease)
+    RECOVERED = "recovered"  # no room of the incident waits any more
+
+
+@dataclass(frozen=True)
+class DeploymentRestart:
+    """The last restart of a deployment, as the store read it under the deployment's lock."""
+
+    claimed_at: float | None = None
+    pending: tuple[str, ...] = ()  # the legs called, with no outcome yet
+    landed_at: float | None = None
+
+    @property
+    def under_way(self) -> bool:
+        return self.claimed_at is not None and bool(self.pending) and self.landed_at is None
+
+    @property
+    def failed(self) -> bool:
+        return self.claimed_at is not None and not self.pending and self.landed_at is None
+
+    def outcome(self, leg: str, landed: bool, at: float) -> DeploymentRestart:
+        """The restart once `leg` has its outcome: landed as soon as one leg lands (a later leg changes
+        nothing), failed once no leg is left to land."""
+        if self.landed_at is not None:
+            return self
+        if landed:
+            return replace(self, pending=(), landed_at=at)
+        return replace(self, pending=tuple(p for p in self.pending if p != leg))
+
+
+@dataclass(frozen=True)
+class Incident:
+    """One agent's outage, as the machine sees it (its rooms and log are the store's)."""
+
+    id: str
+    agent_name: str
+    state: IncidentState = IncidentState.NEW
+    reason: str = ""
+    opened_at: float = 0.0
+    restarted_at: float | None = None
+    rollback_claimed_at: float | None = None
+    resolved_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Report:
+    """A signal and the facts it comes with; which facts a signal uses is said beside each."""
+
+    signal: Signal
+    at: float
+    reason: str = ""  # OUTAGE, ROOM_FAILED: why
+    rooms: int = 0  # OUTAGE: rooms affected so far; RECOVERED: rooms of the incident
+    waiting: int = 0  # ROOM_FAILED: rooms of the incident still waiting
+    room: str = ""  # ROOM_FAILED: the room's name
+    leg: str = ""  # RESTART_LANDED: the leg that landed (a Cloud restart's deployment is watched)
+    landed: bool = False  # ROLLBACK_DONE: it landed (else it was refused for good)
+    after: float = 0.0  # RUNNING_AGAIN: seconds from the restart to running replicas
+    restart: DeploymentRestart = DeploymentRestart()  # OUTAGE, ROOM_FAILED, SWEPT
+
+
+@dataclass(frozen=True)
+class IncidentPolicy:
+    """What the machine is told from outside, as plain values: the agent's deployment (a Cloud agent,
+    a deploy hook) and what it is called in alerts (`doing`), its rules of time, the alert routes."""
+
+    cloud: bool = False
+    hook: bool = False
+    rollback: bool = False  # roll a Cloud agent back when its restart did not help
+    cooldown: float = 300.0
+    lease: float = 60.0
+    restart_grace: float = 20.0
+    doing: str = ""  # "LiveKit Cloud agent restart and deploy hook"
+    routes: tuple[AlertRoute, ...] = ()
+
+    @property
+    def legs(self) -> tuple[str, ...]:
+        return (CLOUD,) * self.cloud + (HOOK,) * self.hook
+
+
+# --- decisions ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Restart:
+    """Restart the deployment: `RestartAgent` and/or the deploy hook, as `legs` say."""
+
+    legs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Rollback:
+    """Roll the Cloud agent back to its previous version."""
+
+
+@dataclass(frozen=True)
+class FreshStarts:
+    """Every room still waiting for the agent joins the incident and is re-checked `wait` seconds on
+    (None: `restart_grace`); `when` says it in the log."""
+
+    wait: float | None
+    when: str
+
+
+@dataclass(frozen=True)
+class WatchComeback:
+    """Watch the Cloud deployment come back (answered with RUNNING_AGAIN, or nothing)."""
+
+
+@dataclass(frozen=True)
+class Note:
+    """A line of the incident's log, written with its new state."""
+
+    action: str
+    outcome: str
+
+
+@dataclass(frozen=True)
+class Resolve:
+    """The outage is over: forget the breaches its window counted."""
+
+
+Decision = Notify | Restart | Rollback | FreshStarts | WatchComeback | Note | Resolve
+
+
+@dataclass(frozen=True)
+class Step:
+    """The incident after a report, what it decided, and the deployment's restart when it claimed it."""
+
+    incident: Incident
+    decisions: tuple[Decision, ...] = ()
+    restart: DeploymentRestart | None = None
+
+
+# --- the rules ---------------------------------------------------------------------------------------
+
+S = IncidentState
+
+
+def ignore(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
+    """The pair changes nothing."""
+    return Step(incident)
+
+
+def opened(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
+    """The first report of an outage: opened, said once, and its deployment's restart claimed."""
+    born = replace(incident, state=S.OPEN, reason=report.reason, opened_at=report.at)
+    doing = alerts.trying(policy.doing)
+    text = alerts.opened(born.id, born.agent_name, report.reason, report.rooms, doing)
+    said: tuple[Decision, ...] = (
+        Note("opened", report.reason),
+        *alerts.notify(policy.routes, "opened", text),
+    )
+    claimed = claim(born, report, policy)
+    return replace(claimed, decisions=said + claimed.decisions)
+
+
+def claim(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
+    """Claim the deployment's restart, share the one under way or landed just now, or wait out the
+    cooldown of one claimed lately."""
+    if not policy.legs:
+        note = Note("restart", "not attempted: no Cloud agent and no deploy hook configured")
+        return Step(replace(incident, state=S.NOT_RESTARTED), (note,))
+    last, at = report.restart, report.at
+    if last.under_way:
+        if _caller_died(last, at, policy):
+            return _take_up(incident, last, at)
+        note = Note("restart", "its deployment's restart is under way for another incident: shared")
+        return Step(replace(incident, state=S.RESTARTING), (note,))
+    if last.landed_at is not None and last.landed_at > at - policy.restart_grace:
+        return landed(incident, replace(report, leg=""), policy)
+    if last.claimed_at is not None and last.claimed_at > at - policy.cooldown:
+        return Step(incident)
+    claimed = DeploymentRestart(claimed_at=at, pending=policy.legs)
+    return Step(replace(incident, state=S.RESTARTING), (Restart(policy.legs),), claimed)
+
+
+def _caller_died(last: DeploymentRestart, at: float, policy: IncidentPolicy) -> bool:
+    """A Cloud restart claimed a lease ago with no outcome: its caller died before recording one."""
+    return CLOUD in last.pending and last.claimed_at is not None and last.claimed_at < at - policy.lease
+
+
+def _take_up(incident: Incident, last: DeploymentRestart, at: float) -> Step:
+    """Claim the restart a dead caller left again; only the Cloud leg is called again."""
+    return Step(replace(incident, state=S.RESTARTING), (Restart((CLOUD,)),), replace(last, claimed_at=at))
+
+
+def catch_up(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
+    """The sweep: the deployment's outcome, if this incident missed it; its restart claimed again if
+    its caller died."""
+    last = report.restart
+    if last.landed_at is not None:
+        return landed(incident, replace(report, at=last.landed_at, leg=""), policy)
+    if last.failed:
+        return failed(incident, report, policy)
+    if last.under_way and _caller_died(last, report.at, policy):
+        return _take_up(incident, last, report.at)
+    return Step(incident)
+
+
+def landed(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
+    """A restart landed: the waiting rooms get their fresh start; a Cloud deployment is watched."""
+    watch = report.leg == CLOUD
+    text = alerts.restarted(incident.id, incident.agent_name, policy.restart_grace, sooner=watch)
+    decisions: tuple[Decision, ...] = (
+        FreshStarts(None, f"{policy.restart_grace:g} s after"),
+        *alerts.notify(policy.routes, "restarted", text),
+        *((WatchComeback(),) if watch else ()),
+    )
+    return Step(replace(incident, state=S.RESTARTED, restarted_at=report.at), decisions)
+
+
+def failed(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
+    """Every leg of the restart failed for good: people are told."""
+    said = alerts.notify(policy.routes, "restart-failed", alerts.restart_failed(incident.id))
+    return Step(replace(incident, state=S.NOT_RESTARTED), said)
+
+
+def follow_up(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
+    """A room fails after the restart (not the one whose failure brought it, in the same breath): one
+    loud follow-up, and a rollback when the policy says so."""
+    if incident.restarted_at is None or report.at <= incident.restarted_at:
+        return Step(incident)
+    text = alerts.followup(incident.id, incident.agent_name, report.waiting)
+    said: tuple[Decision, ...] = (
+        Note("follow-up", f"room {mask_phone(report.room)} still has no agent after the restart"),
+        *alerts.notify(policy.routes, "followup", text),
+    )
+    if policy.rollback and policy.cloud:
+        rolling = replace(incident, state=S.ROLLING_BACK, rollback_claimed_at=report.at)
+        return Step(rolling, (*said, Rollback()))
+    return Step(replace(incident, state=S.FOLLOWED_UP), said)
+
+
+def roll_again(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
+    """The sweep: a rollback claimed a lease ago with no outcome is claimed and called again."""
+    claimed = incident.rollback_claimed_at
+    if claimed is not None and claimed >= report.at - policy.lease:
+        return Step(incident)
+    return Step(replace(incident, rollback_claimed_at=report.at), (Rollback(),))
+
+
+def rolled(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
+    """The rollback has its outcome: nothing more to try. Landed, the previous version runs, and the
+    waiting rooms are re-checked once more."""
+    fresh = (FreshStarts(None, f"{policy.restart_grace:g} s after"),) if report.landed else ()
+    return Step(replace(incident, state=S.FOLLOWED_UP), fresh)
+
+
+def at_once(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
+    """The Cloud deployment runs again: the waiting rooms are re-checked at once, not after the grace."""
+    return Step(incident, (FreshStarts(0.0, f"at once, its deployment running {report.after:.1f} s after"),))
+
+
+def resolve(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
+    """No room waits any more: resolved, with the time it took."""
+    took = report.at - incident.opened_at
+    text = alerts.resolved(incident.id, incident.agent_name, report.rooms, took)
+    decisions: tuple[Decision, ...] = (
+        Note("resolved", f"{report.rooms} room(s) recovered in {took:.0f} s"),
+        *alerts.notify(policy.routes, "resolved", text),
+        Resolve(),
+    )
+    return Step(replace(incident, state=S.RESOLVED, resolved_at=report.at), decisions)
+
+
+G = Signal
+INCIDENT = table("INCIDENT", IncidentState, Signal, {
+    #                 new     open     restarting restarted  not_restarted rolling_back followed_up resolved
+    G.OUTAGE:         (opened, claim,   ignore,    ignore,    ignore,       ignore,      ignore,     ignore),
+    G.ROOM_FAILED:    (opened, claim,   ignore,    follow_up, ignore,       ignore,      ignore,     ignore),
+    G.SWEPT:          (ignore, claim,   catch_up,  ignore,    ignore,       roll_again,  ignore,     ignore),
+    G.RESTART_LANDED: (ignore, landed,  landed,    ignore,    landed,       ignore,      ignore,     ignore),
+    G.RESTART_FAILED: (ignore, ignore,  failed,    ignore,    ignore,       ignore,      ignore,     ignore),
+    G.RUNNING_AGAIN:  (ignore, ignore,  ignore,    at_once,   ignore,       at_once,     at_once,    ignore),
+    G.ROLLBACK_DONE:  (ignore, ignore,  ignore,    ignore,    ignore,       rolled,      ignore,     ignore),
+    G.RECOVERED:      (ignore, resolve, resolve,   resolve,   resolve,      resolve,     resolve,    ignore),
+})  # fmt: skip
+del G
+
+
+def transition(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
+    """Apply one report: its rule in `INCIDENT`."""
+    return INCIDENT[(incident.state, report.signal)](incident, report, policy)

@@ -1,0 +1,118 @@
+"""Sample incidents and reports for the incident machine: an incident in every state, and for every
+signal the reports that tell its rules apart (the deployment's restart free, under way, its caller dead,
+landed or failed lately...). The README's incident diagram is drawn from them (`workers.core.diagram`)
+and the table test walks them (`tests/unit/test_incident_table.py`), so both see every rule at work.
+
+Times: the incident opened at 0, its restart landed at 50, its rollback was claimed at 60; the reports
+come at 100 (80 while a caller's lease still runs). The lease is 30 s, the restart grace 20 s and the
+cooldown 60 s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from workers.core.alerts import SLACK, SLACK_STEPS, AlertRoute
+from workers.core.incident import (
+    CLOUD,
+    HOOK,
+    DeploymentRestart,
+    Incident,
+    IncidentPolicy,
+    IncidentState,
+    Report,
+    Signal,
+)
+
+AT = 100.0
+EVERY_STEP = frozenset({"opened", "restarted", "followup", "restart-failed", "resolved"})
+POLICY = IncidentPolicy(
+    cloud=True,
+    rollback=True,
+    cooldown=60.0,
+    lease=30.0,
+    restart_grace=20.0,
+    doing="LiveKit Cloud agent restart",
+    routes=(AlertRoute(SLACK, SLACK_STEPS), AlertRoute("webhook", EVERY_STEP)),
+)
+NOTHING_TO_RESTART = replace(POLICY, cloud=False, rollback=False, doing="")
+
+S = IncidentState
+_OPENED = Incident("IN_sample", "notetaker", S.OPEN, "3 rooms missed their SLA within 60 s", 0.0)
+_RESTARTED = replace(_OPENED, state=S.RESTARTED, restarted_at=50.0)
+SAMPLE_INCIDENTS: dict[IncidentState, Incident] = {
+    S.NEW: Incident("IN_sample", "notetaker"),
+    S.OPEN: _OPENED,
+    S.RESTARTING: replace(_OPENED, state=S.RESTARTING),
+    S.RESTARTED: _RESTARTED,
+    S.NOT_RESTARTED: replace(_OPENED, state=S.NOT_RESTARTED),
+    S.ROLLING_BACK: replace(_RESTARTED, state=S.ROLLING_BACK, rollback_claimed_at=60.0),
+    S.FOLLOWED_UP: replace(_RESTARTED, state=S.FOLLOWED_UP),
+    S.RESOLVED: replace(_RESTARTED, state=S.RESOLVED),
+}
+
+# The deployment's restart as a report finds it, by what it says.
+_DEPLOYMENT: dict[str, DeploymentRestart] = {
+    "deployment free": DeploymentRestart(),
+    "restart under way": DeploymentRestart(claimed_at=90.0, pending=(CLOUD,)),
+    "its caller died": DeploymentRestart(claimed_at=10.0, pending=(CLOUD,)),
+    "landed just now": DeploymentRestart(claimed_at=90.0, landed_at=91.0),
+    "landed lately": DeploymentRestart(claimed_at=70.0, landed_at=71.0),
+    "failed lately": DeploymentRestart(claimed_at=90.0),
+}
+# What the sweep finds, by what it says: (when it looks, the deployment's restart). An open incident
+# (waiting out a failed restart's cooldown) can claim one again; a restarting one catches up.
+_SWEPT: dict[str, tuple[float, DeploymentRestart]] = {
+    "restart under way": (80.0, DeploymentRestart(claimed_at=70.0, pending=(CLOUD,))),
+    "its caller died": (AT, DeploymentRestart(claimed_at=10.0, pending=(CLOUD,))),
+    "restart landed": (AT, DeploymentRestart(claimed_at=90.0, landed_at=95.0)),
+    "restart failed": (AT, DeploymentRestart(claimed_at=90.0)),
+    "cooldown over": (AT, DeploymentRestart(claimed_at=10.0)),
+}
+_ROLLBACK_SWEPT = {"rollback under way": 80.0, "its caller died": AT}
+
+Sample = tuple[Incident, Report, IncidentPolicy]
+
+
+def incident_samples(state: IncidentState, signal: Signal) -> dict[str, Sample]:
+    """Representative reports of `signal` for the sample incident in `state`, labelled by what they say
+    where the state's rule tells them apart (one sample where it does not)."""
+    incident = SAMPLE_INCIDENTS[state]
+
+    def sample(report: Report, policy: IncidentPolicy = POLICY) -> Sample:
+        return (incident, report, policy)
+
+    if signal in (Signal.OUTAGE, Signal.ROOM_FAILED):
+        reason = "3 rooms missed their SLA within 60 s" if signal is Signal.OUTAGE else "room call-1: refused"
+        report = Report(signal, AT, reason=reason, rooms=3, waiting=2, room="call-1")
+        if state in (S.NEW, S.OPEN):
+            found = {what: sample(replace(report, restart=d)) for what, d in _DEPLOYMENT.items()}
+            return found | {"nothing to restart": sample(report, NOTHING_TO_RESTART)}
+        if signal is Signal.OUTAGE:
+            return {"": sample(report)}
+        return {
+            "after the restart": sample(report),
+            "no rollback": sample(report, replace(POLICY, rollback=False)),
+            "in the same breath": sample(replace(report, at=50.0)),  # the failure that brought the restart
+        }
+    if signal is Signal.SWEPT:
+        if state is S.ROLLING_BACK:
+            return {what: sample(Report(signal, at)) for what, at in _ROLLBACK_SWEPT.items()}
+        if state not in (S.OPEN, S.RESTARTING):
+            return {"": sample(Report(signal, AT))}
+        return {
+            what: sample(Report(signal, at, restart=d))
+            for what, (at, d) in _SWEPT.items()
+            if state is S.OPEN or what != "cooldown over"
+        }
+    if signal is Signal.RESTART_LANDED:
+        return {
+            "Cloud restart": sample(Report(signal, AT, leg=CLOUD)),
+            "deploy hook": sample(Report(signal, AT, leg=HOOK)),
+        }
+    if signal is Signal.ROLLBACK_DONE:
+        return {
+            "landed": sample(Report(signal, AT, landed=True)),
+            "refused": sample(Report(signal, AT, landed=False)),
+        }
+    return {"": sample(Report(signal, AT, rooms=3, after=3.5))}
