@@ -298,3 +298,20 @@ def test_warden_makes_the_first_dispatch_only_of_the_agents_it_is_told_of() -> N
     assert [a for a in acted if isinstance(a, Dispatch)] == [Dispatch("assistant")]
     room(webhook(L, 110, ALICE))
     assert not any(isinstance(a, Dispatch) for a in room(webhook(J, 120, person("bob"))))
+
+
+def test_an_answer_that_predates_a_join_undoes_it_for_no_agent() -> None:
+    """LiveKit's listing is taken before it is recorded: the assistant joining (and starting to work)
+    after the notetaker's check was listed, but before its answer is recorded, stays in the room, for
+    every agent's part — the notetaker's answer must not make the assistant lost, nor forget that it
+    works (it would never be active again: its track was published already)."""
+    rules = Rules.of((Rule(1, room="support-*", agents=("assistant", "notetaker")),), POLICY)
+    room = Room_(rules)
+    room(webhook(J, 100, ALICE))
+    due = room.due("notetaker")
+    room.fire(due)
+    room(webhook(J, 115, ASSISTANT))
+    room(webhook(EventKind.TRACK_PUBLISHED, 115, Participant(ASSISTANT.identity, ASSISTANT.sid)))
+    acted = room.answer(due.attempt, 115.2, (ALICE,))  # listed before the assistant came
+    assert room.room.view("assistant").phase is Phase.AGENT_ACTIVE  # type: ignore[union-attr]
+    assert [a.agent_name for a in acted if isinstance(a, Redispatch)] == ["notetaker"]

@@ -34,8 +34,9 @@ What Warden does about each expected agent
    Warden ask LiveKit before acting (CHECKING → `CheckPresence`). A stale or early timer is ignored.
    Deadlines are numbered room-wide, so a number names one agent's deadline.
 8. The answer (`PRESENCE_OBSERVED`) is trusted over the webhooks: its participants replace the room's
-   lists (webhooks get lost). Then: our agent there (and active, for an ACTIVE deadline) — nothing to
-   do. Nobody left — nothing to do. Otherwise re-dispatch: delete the stale dispatches for our agent
+   lists (webhooks get lost), sparing joins within `RECONCILE_GRACE_SECONDS` of it as rule 10 does
+   (the listing may predate them). Then: our agent there (and active, for an ACTIVE deadline) — nothing
+   to do. Nobody left — nothing to do. Otherwise re-dispatch: delete the stale dispatches for our agent
    and create one with the original metadata (REDISPATCHING → `Redispatch`); a stalled agent is
    removed first (EVICTING → `Evict`). Each re-dispatch sets a CONFIRM deadline, `join_sla` doubled
    per re-dispatch already made.

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
-from workers.core.events import Event, Participant
+from workers.core.events import Event, Fact, Participant
 from workers.core.room import Agent, Person, Phase, Policy, Room
 
 Presence = Callable[[Room, Event, Policy], Room]  # a presence rule (or `machine.recover`): a cell of `TABLE`
@@ -101,11 +101,21 @@ def job_ended(room: Room, event: Event, policy: Policy) -> Room:
     return replace(room, agents=tuple(a for a in room.agents if a.identity != identity))
 
 
-def reconcile(
-    room: Room, participants: Iterable[Participant], at: float, *, keep_since: float | None = None
-) -> Room:
-    """Who is in the room is what LiveKit listed; with `keep_since`, participants Warden saw join at or
-    after that moment stay even if the list lacks them (the list may predate their join)."""
+def listed(room: Room, fact: Fact) -> Room:
+    """Who is there, as LiveKit listed it at `fact.at` (reconciliation's listing, or the answer to a
+    check): a room it no longer has is finished; otherwise its participants replace the room's (people
+    Warden never heard of keep LiveKit's join time), except that whoever joined within
+    `RECONCILE_GRACE_SECONDS` of the listing stays: the listing is taken before it is recorded, and a
+    join in between (webhook times are whole seconds) must not be undone — that would make a present
+    agent "lost", re-dispatch a second one, or forget that it was working."""
+    if not fact.room_exists:
+        return finished(room, fact.at)
+    return _reconcile(room, fact.participants, fact.at, keep_since=fact.at - RECONCILE_GRACE_SECONDS)
+
+
+def _reconcile(room: Room, participants: Iterable[Participant], at: float, *, keep_since: float) -> Room:
+    """Who is in the room is what LiveKit listed; participants Warden saw join at or after `keep_since`
+    stay even if the list lacks them (the list may predate their join)."""
     known_people: dict[str, Person | None] = {p.identity: p for p in room.people}
     known_agents: dict[str, Agent | None] = {a.identity: a for a in room.agents}
     people, agents = [], []
@@ -117,22 +127,12 @@ def reconcile(
             )
         elif p.is_person:
             people.append(known_people.pop(p.identity, None) or Person(p.identity, p.sid, p.joined_at or at))
-    if keep_since is not None:
-        people += [p for p in known_people.values() if p is not None and p.joined_at >= keep_since]
-        agents += [a for a in known_agents.values() if a is not None and a.joined_at >= keep_since]
+    people += [p for p in known_people.values() if p is not None and p.joined_at >= keep_since]
+    agents += [a for a in known_agents.values() if a is not None and a.joined_at >= keep_since]
     return replace(room, people=tuple(people), agents=tuple(agents))
 
 
 def reconciled(room: Room, event: Event, policy: Policy) -> Room:
-    """The periodic comparison with LiveKit: a room it no longer has is finished (the recovery table
-    stands down on `room_gone`); otherwise who is there is what LiveKit says (people Warden never heard
-    of keep LiveKit's join time), except that whoever joined within `RECONCILE_GRACE_SECONDS` of the
-    listing stays: the listing is taken before it is recorded, and a join in between (webhook times are
-    whole seconds) must not be undone — that would make a present agent "lost" and re-dispatch a
-    second one."""
-    fact = event.fact
-    if fact is None:
-        return room
-    if not fact.room_exists:
-        return finished(room, fact.at)
-    return reconcile(room, fact.participants, fact.at, keep_since=fact.at - RECONCILE_GRACE_SECONDS)
+    """The periodic comparison with LiveKit: who is there is what it lists (`listed`); a room it no
+    longer has is finished, and the recovery table stands down on `room_gone`."""
+    return room if event.fact is None else listed(room, event.fact)

@@ -20,7 +20,7 @@ from enum import StrEnum
 from functools import wraps
 
 from workers.core.events import Event, Fact
-from workers.core.presence import finished, reconcile
+from workers.core.presence import listed
 from workers.core.room import AgentView, Deadline, Policy, Reason, Recovery, Room
 
 
@@ -77,12 +77,12 @@ def ask_livekit(room: Room, view: AgentView, fact: Fact, deadline: Deadline, pol
 
 @for_current_attempt
 def act_on_answer(room: Room, view: AgentView, fact: Fact, deadline: Deadline, policy: Policy) -> Room:
-    """LiveKit's answer, trusted over the webhooks (they get lost): who is there is what it lists, for
-    the whole room. Then: nothing to do, evict a stalled agent, re-dispatch, or give up when the
-    re-dispatches are used up."""
+    """LiveKit's answer, trusted over the webhooks (they get lost): who is there, for the whole room, is
+    what it lists (`presence.listed`, sparing joins the listing may predate). Then: nothing to do, evict
+    a stalled agent, re-dispatch, or give up when the re-dispatches are used up."""
+    room = listed(room, fact)
     if not fact.room_exists:
-        return finished(room, fact.at).put(replace(view, recovery=Recovery.NONE, deadline=None))
-    room = reconcile(room, fact.participants, fact.at)
+        return room.put(replace(view, recovery=Recovery.NONE, deadline=None))
     ours = room.our_agents(policy)
     stalled = deadline.reason is Reason.ACTIVE and bool(ours) and all(a.active_at is None for a in ours)
     if (ours and not stalled) or not room.people:
