@@ -9,11 +9,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from service.api.auth import admin_only
-from workers.core import views
 from workers.core.events import INTERNAL_KINDS, JobStatus, ParticipantKind
 from workers.core.personal import mask_identity, mask_phone
-from workers.core.room import AgentView, Phase, time_to_agent
-from workers.core.views import Room
+from workers.core.room import AgentView, Phase, Room, time_to_agent
 from workers.store.log_rows import ACTION_KIND
 from workers.store.queries import TimelineEntry, confirmations, find_room, list_rooms
 
@@ -28,20 +26,20 @@ def iso(timestamp: float | None) -> str | None:
     return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
 
 
-def room_summary(whole: Room, confirmed_at: float | None = None) -> dict[str, Any]:
+def room_summary(room: Room, confirmed_at: float | None = None) -> dict[str, Any]:
     """The room for the API: its state and recovery are those of its expected agent most in need
     (`expected` lists each, with where Warden learned of it); `confirmed_at`: when reconciliation last
     found it as Warden knows it. Phone numbers in names are masked, and in people's identities again
     (they were at intake, by the rules of the day: rooms kept from before a rule was widened are
     shown by today's). Values are otherwise as stored: whole, for clients that look rooms up by them."""
-    room = views.summary(whole)
+    shown = room.summary()
     return {
         "name": mask_phone(room.name),
         "sid": room.sid,
-        "state": str(room.phase),
+        "state": str(shown.phase),
         "sip": room.sip,
-        "expected": [_expected(v) for v in whole.views],
-        "expects": "learned" if whole.learned else "not yet known",
+        "expected": [_expected(room, v) for v in room.views],
+        "expects": "learned" if room.learned else "not yet known",
         "people": [
             {"identity": mask_phone(p.identity), "sid": p.sid, "joined_at": iso(p.joined_at)}
             for p in room.people
@@ -59,38 +57,38 @@ def room_summary(whole: Room, confirmed_at: float | None = None) -> dict[str, An
         "started_at": iso(room.started_at),
         "finished_at": iso(room.finished_at),
         "first_person_at": iso(room.first_person_at),
-        "agent_joined_at": iso(room.agent_joined_at),
-        "waiting_since": iso(room.waiting_since),
+        "agent_joined_at": iso(shown.agent_joined_at),
+        "waiting_since": iso(shown.waiting_since),
         "updated_at": iso(room.updated_at),
         "confirmed_at": iso(confirmed_at),
-        "recovery": _recovery(room),
+        "recovery": _recovery(shown),
     }
 
 
-def _recovery(room: AgentView) -> dict[str, Any]:
+def _recovery(view: AgentView) -> dict[str, Any]:
     return {
-        "state": str(room.recovery),
+        "state": str(view.recovery),
         "deadline": None
-        if room.deadline is None
+        if view.deadline is None
         else {
-            "attempt": room.deadline.attempt,
-            "at": iso(room.deadline.at),
-            "reason": str(room.deadline.reason),
+            "attempt": view.deadline.attempt,
+            "at": iso(view.deadline.at),
+            "reason": str(view.deadline.reason),
         },
-        "redispatches": room.redispatches,
-        "dispatch_id": room.dispatch_id or None,
-        "error": room.error or None,
+        "redispatches": view.redispatches,
+        "dispatch_id": view.dispatch_id or None,
+        "error": view.error or None,
     }
 
 
-def _expected(view: AgentView) -> dict[str, Any]:
+def _expected(room: Room, view: AgentView) -> dict[str, Any]:
     """One expected agent: its name, where Warden learned of it, whether it is there, what Warden does."""
     return {
         "agent_name": view.agent,
         "sources": list(view.sources),
         "state": str(view.phase),
         "agent_joined_at": iso(view.agent_joined_at),
-        "time_to_agent": time_to_agent(view),
+        "time_to_agent": time_to_agent(room, view),
         "recovery": _recovery(view),
     }
 

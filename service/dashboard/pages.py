@@ -36,7 +36,6 @@ from service.dashboard.charts import (
     percentile,
     timeline_svg,
 )
-from workers.core import views
 from workers.core.room import Phase, time_to_agent
 from workers.core.shown import TEXT_CHARS, fit, listed, shown
 from workers.store.dead_letters import waiting_count
@@ -178,7 +177,7 @@ async def rooms_page(request: Request) -> Response:
     rows = [
         {
             **shown_room(room_summary(room, found.confirmed.get(room.sid))),
-            "time_to_agent": time_to_agent(views.summary(room)),
+            "time_to_agent": time_to_agent(room, room.summary()),
             "incident": incidents.get(room.sid),
         }
         for room in found.rooms
@@ -211,8 +210,7 @@ async def room_page(request: Request) -> Response:
     if found is None:
         what = f"room {fit(request.path_params['name'])}"
         return TEMPLATES.TemplateResponse(request, "missing.html", {"what": what}, status_code=404)
-    whole, timeline = found
-    room = views.summary(whole)
+    room, timeline = found
     incidents = await open_incidents_by_room(request.state.engine, [room.sid])
     now = time.time()
     marks, spans, deadlines = _drawing(timeline, end=room.finished_at or now)
@@ -236,9 +234,9 @@ async def room_page(request: Request) -> Response:
         {
             "room": {
                 **shown_room(
-                    room_summary(whole, (await confirmations(request.state.engine, [room.sid])).get(room.sid))
+                    room_summary(room, (await confirmations(request.state.engine, [room.sid])).get(room.sid))
                 ),
-                "time_to_agent": time_to_agent(room),
+                "time_to_agent": time_to_agent(room, room.summary()),
             },
             "incident": incidents.get(room.sid),
             "timeline": lines,

@@ -33,7 +33,7 @@ JOBS = [
     ("apply_webhook", "apply_webhook ("),
     ("report_to_incident", "report_to_incident ("),
     ("group commit flush", "GroupCommit._flush ("),
-    ("sweep / crons", "workers/jobs/crons.py"),
+    ("sweep / crons", "workers/jobs/rooms/crons.py"),
     ("claiming and polling", "_poll_iteration ("),
 ]
 

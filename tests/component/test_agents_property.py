@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from tests.support.harness import Harness, harness
 from tests.support.helpers import agent, person
-from workers.core.views import Room
-from workers.store.writer import load_views
+from workers.core.room import Room
+from workers.store.writer import load_room
 
 NAMES = ("assistant", "notetaker")
 STEPS = st.lists(
@@ -61,7 +61,7 @@ async def play(h: Harness, steps: list[str]) -> None:
                 last = (event, fields)
                 await h.send(event, room=room, sid=sid, event_id=f"EV_{n}_{h._ids}", **fields)
         elif step == "deadlines fire":
-            current = await load_views(h.engine, sid)
+            current = await load_room(h.engine, sid)
             for attempt in _due(current):
                 h.clock.now = max(h.clock.now, attempt[1])
                 await h.run_deadline(sid, attempt[0])
@@ -79,7 +79,7 @@ async def play(h: Harness, steps: list[str]) -> None:
 def _due(room: Room | None) -> list[tuple[int, float]]:
     if room is None:
         return []
-    return [(v.deadline.attempt, v.deadline.at) for v in room.all() if v.deadline is not None]
+    return [(v.deadline.attempt, v.deadline.at) for v in room.watchers() if v.deadline is not None]
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

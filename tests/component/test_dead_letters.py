@@ -23,7 +23,7 @@ from tests.support.harness import Harness, harness
 from tests.support.helpers import body, person
 from tests.support.settings import make_settings
 from tests.support.waiting import wait_until
-from workers.core import views
+from workers.core import machine
 from workers.core.events import Event, to_dict
 from workers.jobs.delivery.dead_letters import DEAD, dead_lettered
 from workers.jobs.runtime.context import context
@@ -41,14 +41,14 @@ SECRET_URL = "https://hooks.example.com/services/T0/B0/s3cret-hook-token"
 @pytest.fixture
 def planted_bug(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     """The fold raises for the event EV_bad (naming a secret URL, as an httpx error would)."""
-    real = views.transition  # the one-agent machine, as every view of a room is moved by it
+    real = machine.transition  # the room machine, which the writer and the re-fold both call
 
     def transition(room: Any, event: Event, **kwargs: Any) -> Any:
         if event.id == "EV_bad":
             raise RuntimeError(f"planted bug while calling {SECRET_URL}")
         return real(room, event, **kwargs)
 
-    monkeypatch.setattr(views, "transition", transition)  # a room's next event, or its log re-folded
+    monkeypatch.setattr(machine, "transition", transition)  # a room's next event, or its log re-folded
     yield monkeypatch
 
 

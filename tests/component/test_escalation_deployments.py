@@ -19,7 +19,7 @@ from workers.core.incident import IncidentState
 from workers.jobs.rooms.crons import sweep
 from workers.jobs.runtime.context import context
 from workers.store.incidents import get_incident, list_incidents
-from workers.store.writer import load_views
+from workers.store.writer import load_room
 
 ALERTS = "https://hooks.example.test/alerts"
 AGENTS = ("notetaker", "scribe")
@@ -51,7 +51,7 @@ async def run_due_timers(h: Harness, joins: list[tuple[str, str]]) -> None:
         if not job_id.startswith("deadline:"):
             continue
         _, room_sid, attempt = job_id.rsplit(":", 2)
-        room = await load_views(h.engine, room_sid)
+        room = await load_room(h.engine, room_sid)
         view = room.for_attempt(int(attempt)) if room is not None else None
         if view is not None and view.deadline is not None and view.deadline.at <= h.clock.now:
             await h.queue.zrem(queue_name, job_id)

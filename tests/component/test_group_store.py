@@ -14,10 +14,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tests.support.settings import make_settings
-from workers.core import views
 from workers.core.events import Event, EventKind, Fact, Participant, ParticipantKind, internal
-from workers.core.room import AgentView, Policy, room_to_dict
-from workers.core.views import Room
+from workers.core.room import Policy, Room
+from workers.core.stored import from_dict, to_dict
 from workers.store import room_agents
 from workers.store.engine import make_engine
 from workers.store.group import GroupCommit, record_group
@@ -70,8 +69,8 @@ def _rounds(
 def _plain(recorded: Recorded, prefix: str) -> tuple[Outcome, object, object, tuple[object, ...]]:
     """A result with the prefix taken out of the room's sid, for comparing the two runs."""
 
-    def room(r: AgentView | None) -> object:
-        return room_to_dict(replace(r, sid=r.sid.removeprefix(prefix))) if r is not None else None
+    def room(r: Room | None) -> object:
+        return to_dict(replace(r, sid=r.sid.removeprefix(prefix))) if r is not None else None
 
     return recorded.outcome, room(recorded.room), room(recorded.before), recorded.actions
 
@@ -103,7 +102,7 @@ async def _rows_follow_rooms(engine: AsyncEngine, prefix: str) -> None:
     """Each room's expected agents' rows are the ones its stored state says (`room_agents.rows`)."""
     async with engine.connect() as connection:
         states = await connection.scalars(select(ROOMS.c.state).where(ROOMS.c.sid.startswith(prefix)))
-        said = sorted(tuple(r.values()) for state in states for r in room_agents.rows(views.from_dict(state)))
+        said = sorted(tuple(r.values()) for state in states for r in room_agents.rows(from_dict(state)))
         stored = await connection.execute(
             select(ROOM_AGENTS).where(ROOM_AGENTS.c.room_sid.startswith(prefix)).order_by(*ROOM_AGENTS.c)
         )
@@ -174,14 +173,14 @@ async def test_one_rooms_failure_is_that_rooms_alone(
     # A bug that raises for one room's event must fail that room's job, not the others in its group.
     from workers.store import writer as store
 
-    real = store.views.step  # the fold of the one writer
+    real = store.machine.transition  # the fold of the one writer
 
     def poisoned(room: Room, event: Event, **kwargs: object) -> object:
         if room.sid == "RM_poison":
             raise ValueError("a bug in the state machine")
         return real(room, event, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(store.views, "step", poisoned)
+    monkeypatch.setattr(store.machine, "transition", poisoned)
     committer = GroupCommit(engine, POLICY)
     steps = [(i, "alice", True, 0, False) for i in range(3)]
     batches = [
@@ -240,10 +239,9 @@ async def test_a_heartbeat_grouped_with_its_rooms_webhook_records_what_one_by_on
     def plain(recorded: Recorded | Exception, prefix: str) -> tuple[Outcome, object, object, object]:
         assert isinstance(recorded, Recorded)
         room, before = (
-            views.renamed(r, r.name.removeprefix(prefix)) if r else r
-            for r in (recorded.views, recorded.before_views)
+            replace(r, name=r.name.removeprefix(prefix)) if r else r for r in (recorded.room, recorded.before)
         )
-        return _plain(replace(recorded, views=room, before_views=before), prefix)
+        return _plain(replace(recorded, room=room, before=before), prefix)
 
     got = {}
     for prefix in ("one_hb_", "grp_hb_"):

@@ -21,7 +21,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from tests.support.harness import AGENT, Harness, harness
 from tests.support.helpers import agent, person
-from workers.core.room import AgentView
+from workers.core.room import Room
 from workers.jobs.delivery import outbox as delivery
 from workers.jobs.delivery.outbox import Delivered
 from workers.jobs.rooms import recording
@@ -56,7 +56,7 @@ class Fates:
     struck: list[str] = field(default_factory=list)
 
     async def deliver(
-        self, effects: Effects, delivered: Delivered, notices: Sequence[Pending], room: AgentView
+        self, effects: Effects, delivered: Delivered, notices: Sequence[Pending], room: Room
     ) -> None:
         fate = self.fates[self.calls] if self.calls < len(self.fates) else "delivered"
         self.calls += 1
@@ -75,7 +75,7 @@ class Fates:
         await delivery.deliver(effects, delivered, notices, room)
 
 
-async def _unreachable(effects: Effects, notice: Pending, room: AgentView) -> None:
+async def _unreachable(effects: Effects, notice: Pending, room: Room) -> None:
     raise RedisConnectionError("Connection refused")
 
 
@@ -128,7 +128,7 @@ async def play(h: Harness, steps: list[tuple[str, int]]) -> Seen:
             await send(h, run, "participant_left", room=room, sid=sid, participant=agent(f"agent-{r}", AGENT))
         elif step == "deadline fires":
             known = await load_room(h.engine, sid)
-            if known is not None and known.deadline is not None:
+            if known is not None and known.summary().deadline is not None:
                 await h.fire(sid)
         elif step == "livekit refuses":
             h.fake.fail("CreateDispatch", 400)

@@ -120,7 +120,7 @@ CALLS: dict[str, Call] = {
     "reconcile: known sids": lambda e: queries.known_sids(e, SIDS),
     "reconcile: load rooms": lambda e: queries.load_rooms(e, SIDS),
     "reconcile: confirm": lambda e: writer.confirm(e, SIDS, NOW),
-    "heartbeat: room by name": lambda e: writer.load_views_named(e, "room-40"),
+    "heartbeat: room by name": lambda e: writer.load_room_named(e, "room-40"),
     "writer: record": lambda e: writer.record_event(e, _reconciled(), received_at=NOW, rules=POLICY),
     "check: retention backlog": lambda e: retention.closed_rooms_older_than(e, NOW - 3600),
     # The oldest few rooms and incidents only: one batch of each, every statement of it.

@@ -57,8 +57,8 @@ async def test_room_warden_never_heard_of_is_adopted_with_livekits_join_time(h: 
     joined = int(h.clock.now) - 5
     h.fake.join("unseen", "alice", at=joined)
     assert (await reconcile(h.ctx))["adopted"] == 1
-    room = await h.room(sid("unseen"))
-    assert room.phase is Phase.WAITING and [p.identity for p in room.people] == ["alice"]
+    room, whole = await h.room(sid("unseen")), await h.whole(sid("unseen"))
+    assert room.phase is Phase.WAITING and [p.identity for p in whole.people] == ["alice"]
     assert room.waiting_since == joined and room.deadline is not None and room.deadline.at == joined + 15
     assert await h.timers() == [f"deadline:{sid('unseen')}:1"]
 
@@ -69,8 +69,8 @@ async def test_presence_is_corrected_both_ways(h: Harness) -> None:
     h.fake.join("drift", "bob")  # alice left and bob came, and both webhooks were lost; the agent left too
     h.advance(RECONCILE_GRACE_SECONDS + 1)
     await reconcile(h.ctx)
-    room = await h.room(sid("drift"))
-    assert [p.identity for p in room.people] == ["bob"] and room.agents == ()
+    room, whole = await h.room(sid("drift")), await h.whole(sid("drift"))
+    assert [p.identity for p in whole.people] == ["bob"] and whole.agents == ()
     assert room.phase is Phase.AGENT_LOST and room.deadline is not None
 
 
@@ -101,8 +101,8 @@ async def test_a_listing_older_than_a_join_does_not_undo_it(h: Harness) -> None:
     await h.send("participant_joined", room="race", sid=sid("race"), participant=person("alice"))
     await h.send("participant_joined", room="race", sid=sid("race"), participant=agent("agent-1", AGENT))
     await reconcile(h.ctx)  # the stand-in lists alice only, as a listing taken a moment earlier would
-    room = await h.room(sid("race"))
-    assert room.phase is Phase.AGENT_PRESENT and [a.identity for a in room.agents] == ["agent-1"]
+    room, whole = await h.room(sid("race")), await h.whole(sid("race"))
+    assert room.phase is Phase.AGENT_PRESENT and [a.identity for a in whole.agents] == ["agent-1"]
     assert h.fake.created == []
     h.advance(RECONCILE_GRACE_SECONDS + 1)
     await reconcile(h.ctx)
@@ -130,7 +130,7 @@ async def test_a_room_as_warden_knows_it_gets_no_line_only_its_confirmation(h: H
     h.advance(RECONCILE_GRACE_SECONDS + 1)
     assert (await reconcile(h.ctx))["confirmed"] == 0
     assert await _log(h, "calm") == [*logged, "reconciled"]
-    assert (await h.room(sid("calm"))).people == ()
+    assert (await h.whole(sid("calm"))).people == ()
 
 
 def _last_confirmed(html: str) -> str:

@@ -111,7 +111,7 @@ async def test_livekits_own_replacement_arriving_first_means_no_redispatch(h: Ha
     await agent_leaves(h)
     h.advance(15)  # LiveKit re-dispatches a crashed agent after about 15 s
     await agent_joins(h, "agent-2")
-    assert await h.run_deadline(SID, (await h.room()).attempt) == "stale"
+    assert await h.run_deadline(SID, (await h.whole()).attempt) == "stale"
     assert h.fake.created == []
 
 
@@ -158,8 +158,8 @@ async def test_lost_agent_webhook_is_made_up_by_asking_livekit(h: Harness) -> No
     assert await h.fire() == "none"
     assert h.fake.created == []
     assert [c[0] for c in h.fake.calls] == ["ListRooms", "ListParticipants", "ListDispatch"]
-    room = await h.room()
-    assert room.phase is Phase.AGENT_PRESENT and [a.identity for a in room.agents] == ["agent-1"]
+    room, whole = await h.room(), await h.whole()
+    assert room.phase is Phase.AGENT_PRESENT and [a.identity for a in whole.agents] == ["agent-1"]
 
 
 async def test_503_twice_still_leaves_exactly_one_live_dispatch(h: Harness) -> None:
@@ -232,8 +232,8 @@ async def test_stalled_agent_is_evicted_and_replaced(redis_url: str, database_ur
         await h.fire()
         assert ("RemoveParticipant", ROOM) in h.fake.calls
         assert h.fake.agents_in(ROOM) == [] and h.fake.created == [(ROOM, AGENT)]
-        room = await h.room()
-        assert room.agents == () and room.redispatches == 1
+        room, whole = await h.room(), await h.whole()
+        assert whole.agents == () and room.redispatches == 1
 
 
 async def test_heartbeat_or_track_keeps_an_agent_from_counting_as_stalled(

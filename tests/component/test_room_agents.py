@@ -20,11 +20,12 @@ from tests.support.events import parse
 from tests.support.helpers import agent, body, person
 from tests.support.postgres import POSTGRES_ADMIN_URL
 from tests.support.settings import make_settings
-from workers.core import views
 from workers.core.events import Event
-from workers.core.machine import order_key
-from workers.core.room import Phase, Policy, Recovery, room_to_dict
+from workers.core.machine import order_key, transition
+from workers.core.plain import as_dict
+from workers.core.room import AgentView, Phase, Policy, Recovery, Room
 from workers.core.rules import Rule, Rules
+from workers.core.stored import to_dict
 from workers.migrate import upgrade
 from workers.store import incidents
 from workers.store.engine import make_engine
@@ -147,14 +148,22 @@ async def unmigrated(database_url: str, tmp_path: Path) -> AsyncIterator[AsyncEn
             await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _old_row(room: views.Room, events: list[Event], *, before_views: bool = False) -> dict[str, Any]:
-    """The `rooms` row the writer of revision 0006 wrote for `room` (`before_views`: as Warden wrote
+def _old_row(room: Room, events: list[Event], *, before_views: bool = False) -> dict[str, Any]:
+    """The `rooms` row the writer of revision 0006 wrote for `room`: the whole room's fields beside a
+    view per expected agent, each the whole room as that agent saw it (`before_views`: as Warden wrote
     rooms before they had a view per expected agent, one room of one agent)."""
     key = max(order_key(e) for e in events)
     values = {**room_values(room, key, 100.0), "version": 1, "first_seen_at": 100.0}
+    whole = {k: v for k, v in to_dict(room).items() if k not in ("watch", "views")}
+
+    def seen_by(view: AgentView) -> dict[str, Any]:
+        return {**whole, **as_dict(view)}
+
     if before_views:
-        fields = room_to_dict(views.summary(room)).items()
-        values["state"] = {k: v for k, v in fields if k not in ("agent", "sources")}
+        values["state"] = {k: v for k, v in seen_by(room.summary()).items() if k not in ("agent", "sources")}
+    else:
+        views = [seen_by(v) for v in room.views]
+        values["state"] = {**seen_by(room.watch or AgentView()), "views": views, "learned": room.learned}
     return values
 
 
@@ -169,9 +178,9 @@ async def test_the_migration_carries_open_rooms_over(unmigrated: AsyncEngine) ->
         events = [_event("participant_joined", room, n, participant=p) for n, p in enumerate(people)]
         if room == "support-2":
             events.append(_event("room_finished", room, len(events)))
-        folded = views.new(f"RM_{room}", room)
+        folded = Room(f"RM_{room}", room)
         for event in events:
-            folded, _ = views.step(folded, event, now=float(event.created_at), rules=RULES)
+            folded = transition(folded, event, now=float(event.created_at), rules=RULES).room
         old.append(_old_row(folded, events, before_views=before_views))
     async with unmigrated.begin() as connection:
         await connection.execute(sa.insert(ROOMS), old)

@@ -278,9 +278,9 @@ async def test_the_harness_delivers_what_the_standin_does_at_the_time_it_does_it
         await h.send("participant_joined", participant=person("alice"))
         h.fake.create_dispatch(ROOM, AGENT)
         await h.pass_time(2)
-        room = await h.room()
+        room, whole = await h.room(), await h.whole()
         (identity,) = h.fake.agents_in(ROOM)
-        assert [a.identity for a in room.agents] == [identity] and room.phase is Phase.AGENT_ACTIVE
+        assert [a.identity for a in whole.agents] == [identity] and room.phase is Phase.AGENT_ACTIVE
 
 
 @pytest.mark.xfail(strict=True, reason="issue 23: Warden doubles a slow agent (the core's fix turns this on)")

@@ -1,6 +1,7 @@
 """The outbox with real processes: the worker SIGKILLed right after a room's commit, before the notices
-that commit decided are delivered (the worker's test hook `WARDEN_FAULT_AT`, see workers/jobs/faults.py),
-then a fresh worker started without the hook. What was decided still happens, once."""
+that commit decided are delivered (the worker's test hook `WARDEN_FAULT_AT`, see
+workers/jobs/runtime/faults.py), then a fresh worker started without the hook. What was decided still
+happens, once."""
 
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ from tests.support.events import parse
 from tests.support.helpers import body
 from tests.support.settings import KEY, SECRET, make_settings
 from workers.adapters.livekit import LiveKitRooms
-from workers.core.room import AgentView
+from workers.core.room import AgentView, Room
 from workers.jobs.delivery.incident_reports import report_to_incident
 from workers.jobs.rooms.effects import Effects
 from workers.jobs.rooms.jobs import apply_webhook, on_deadline
@@ -53,13 +53,13 @@ class RecordingIncidents:
     breaches: list[tuple[str, str]] = field(default_factory=list)
     recovered: list[str] = field(default_factory=list)
 
-    async def breach(self, room: AgentView, reason: str) -> None:
+    async def breach(self, room: Room, agent: str, reason: str) -> None:
         self.breaches.append((room.name, reason))
 
-    async def room_failed(self, room: AgentView, reason: str) -> None:
+    async def room_failed(self, room: Room, agent: str, reason: str) -> None:
         self.failed.append((room.name, reason))
 
-    async def room_recovered(self, room: AgentView) -> None:
+    async def room_recovered(self, room: Room, agent: str) -> None:
         self.recovered.append(room.name)
 
     async def settle(self) -> None:
@@ -105,10 +105,15 @@ class Harness:
         """The worker's database engine."""
         return context(self.ctx).engine
 
-    async def room(self, sid: str = SID) -> AgentView:
+    async def whole(self, sid: str = SID) -> Room:
+        """The room: who is there, and a part per expected agent."""
         found = await load_room(self.engine, sid)
         assert found is not None
         return found
+
+    async def room(self, sid: str = SID) -> AgentView:
+        """The room's expected agent most in need (what its row shows)."""
+        return (await self.whole(sid)).summary()
 
     async def timers(self) -> list[str]:
         """Ids of the deadline jobs waiting in the queue."""

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from tests.support.events import parse
 from tests.support.helpers import FIXTURES
-from workers.core import views
+from workers.core import stored as room_rows
 from workers.core.errors import UnreadableRecord
 from workers.core.events import DispatchInfo, Event, EventKind, Fact, Participant, internal, to_dict
 from workers.core.outgoing import Outgoing
@@ -30,9 +30,9 @@ from workers.core.room import (
     Reason,
     Recovery,
     Redispatch,
+    Room,
     action_to_dict,
 )
-from workers.core.views import Room
 from workers.store import outbox
 from workers.store.outbox import Notice
 
@@ -44,14 +44,20 @@ def test_recorded_webhooks_convert_as_asdict_does(name: str) -> None:
 
 
 def test_rooms_facts_and_actions_convert_as_asdict_does() -> None:
-    room = AgentView(
+    room = Room(
         "RM_1",
         "call",
         people=(Person("alice", "PA_1", 1.0),),
         agents=(Agent("agent-1", "PA_2", "notetaker", 2.0, 3.0),),
-        deadline=Deadline(2, 30.0, Reason.JOIN),
-        recovery=Recovery.REDISPATCHING,
-        stale_dispatches=("AD_1", "AD_2"),
+        watch=None,
+        views=(
+            AgentView(
+                "notetaker",
+                deadline=Deadline(2, 30.0, Reason.JOIN),
+                recovery=Recovery.REDISPATCHING,
+                stale_dispatches=("AD_1", "AD_2"),
+            ),
+        ),
     )
     fact = Fact(
         1,
@@ -126,7 +132,7 @@ def test_an_event_and_an_agent_view_come_back_as_they_were_stored(cls: type, dat
 @patiently
 @given(values(Room))
 def test_a_room_and_its_agent_views_come_back_as_they_were_stored(room: Room) -> None:
-    assert same(views.from_dict(stored(views.to_dict(room))), room)
+    assert same(room_rows.from_dict(stored(room_rows.to_dict(room))), room)
 
 
 @pytest.mark.parametrize("cls", get_args(Action), ids=lambda cls: cls.__name__)
@@ -163,18 +169,18 @@ def test_every_outgoing_call_comes_back_by_its_kind(cls: type, data: st.DataObje
 def test_fields_missing_from_older_rows_take_their_defaults_and_unknown_keys_are_ignored() -> None:
     newer = {"identity": "alice", "sid": "PA_1", "joined_at": 3, "mood": "calm"}  # `mood`: a newer field
     assert same(from_plain(Person, newer), Person("alice", "PA_1", 3.0))  # whole seconds, as the first rows
-    assert same(from_plain(AgentView, {"sid": "RM_1", "name": "call"}), AgentView("RM_1", "call"))
+    assert same(from_plain(Room, {"sid": "RM_1", "name": "call"}), Room("RM_1", "call"))
 
 
 @pytest.mark.parametrize(
     ("cls", "data", "message"),
     [
-        (AgentView, {"sid": "RM_1"}, "AgentView.name: missing"),
-        (AgentView, {"sid": "RM_1", "name": "call", "phase": "asleep"}, "AgentView.phase: not a Phase"),
+        (Room, {"sid": "RM_1"}, "Room.name: missing"),
+        (Room, {"sid": "R", "name": "c", "views": [{"phase": "asleep"}]}, "Room.views[0].phase: not a Phase"),
         (
-            AgentView,
+            Room,
             {"sid": "RM_1", "name": "c", "people": [{"identity": "a", "sid": "P", "joined_at": "noon"}]},
-            "AgentView.people[0].joined_at: expected float or int, got str",
+            "Room.people[0].joined_at: expected float or int, got str",
         ),
         (
             Event,

@@ -9,22 +9,24 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workers.core.diagram import recovery_samples
+from workers.core.diagram import part, recovery_samples
 from workers.core.errors import UndeclaredTransition
 from workers.core.events import Event, EventKind, Fact, Participant, ParticipantKind
 from workers.core.machine import RECOVERY, TABLE, recover, settled, transition
-from workers.core.recovery import Trigger
-from workers.core.room import AgentView, Phase, Policy, Reason, Recovery
-from workers.core.table import Handler, ignore, table
+from workers.core.recovery import Rule, Trigger
+from workers.core.room import AgentView, Phase, Policy, Reason, Recovery, Room
+from workers.core.rules import Rules
+from workers.core.table import ignore, table
 
 N, C, E, R, F = Recovery.NONE, Recovery.CHECKING, Recovery.EVICTING, Recovery.REDISPATCHING, Recovery.FAILED
 POLICY = Policy("notetaker")
 CASES = [(s, t, what) for s, t in product(Recovery, Trigger) for what in recovery_samples(s, t)]
 
-# (state, trigger, what the sample says) -> (recovery state after, its deadline's reason). Written by
-# hand from the rules in workers/core/machine.py. The sample rooms (workers/core/diagram.py) wait past a
-# join deadline of attempt 1, but the evicting one, which holds a stalled agent under an active
-# deadline, and the failed one, which has none. Anything not listed changes nothing.
+# (state, trigger, what the sample says) -> (recovery state after, its deadline's reason), of the sample
+# room's one expected agent. Written by hand from the rules in workers/core/machine.py. The sample rooms
+# (workers/core/diagram.py) wait past a join deadline of attempt 1, but the evicting one, which holds a
+# stalled agent under an active deadline, and the failed one, which has none. Anything not listed
+# changes nothing.
 NO_DEADLINE = None
 CHANGED: dict[tuple[Recovery, Trigger, str], tuple[Recovery, Reason | None]] = {
     (N, Trigger.DEADLINE_PASSED, ""): (C, Reason.JOIN),
@@ -71,25 +73,26 @@ def test_every_recovery_state_and_trigger_pair_is_declared_and_sampled() -> None
 )
 def test_recovery_rule(state: Recovery, trigger: Trigger, what: str) -> None:
     room, event = recovery_samples(state, trigger)[what]
-    assert room.recovery is state
-    after = RECOVERY[(state, trigger)](room, event, POLICY)
-    unchanged = (room.recovery, room.deadline.reason if room.deadline else None)
+    view = part(room)
+    assert view.recovery is state
+    after = part(RECOVERY[(state, trigger)](room, view, event, POLICY))
+    unchanged = (view.recovery, view.deadline.reason if view.deadline else None)
     assert (after.recovery, after.deadline.reason if after.deadline else None) == CHANGED.get(
         (state, trigger, what), unchanged
     )
     if (state, trigger, what) not in CHANGED:
-        assert after == room
+        assert RECOVERY[(state, trigger)](room, view, event, POLICY) == room
 
 
 def test_with_an_active_sla_an_arriving_agent_must_show_activity_and_a_stall_check_decides() -> None:
     policy = Policy("notetaker", active_sla=5.0)
     for state in (N, C, R, F):
         room, event = recovery_samples(state, Trigger.AGENT_ARRIVED)[""]
-        after = RECOVERY[(state, Trigger.AGENT_ARRIVED)](room, event, policy)
+        after = part(RECOVERY[(state, Trigger.AGENT_ARRIVED)](room, part(room), event, policy))
         assert after.recovery is N and after.deadline is not None
         assert (after.deadline.reason, after.deadline.at) == (Reason.ACTIVE, room.agents[0].joined_at + 5.0)
     room, event = recovery_samples(E, Trigger.AGENT_ARRIVED)[""]
-    assert RECOVERY[(E, Trigger.AGENT_ARRIVED)](room, event, policy) == room
+    assert RECOVERY[(E, Trigger.AGENT_ARRIVED)](room, part(room), event, policy) == room
 
 
 def _of_kind(kind: EventKind) -> Event:
@@ -132,9 +135,7 @@ def test_the_presence_table_hands_warden_events_to_recovery_where_they_can_matte
 
 
 def test_a_table_with_an_undeclared_pair_is_refused_with_the_pair_named() -> None:
-    rows: dict[Trigger, tuple[Handler, ...]] = {
-        t: (ignore,) * 5 for t in Trigger if t is not Trigger.ROOM_GONE
-    }
+    rows: dict[Trigger, tuple[Rule, ...]] = {t: (ignore,) * 5 for t in Trigger if t is not Trigger.ROOM_GONE}
     rows[Trigger.ROOM_IDLE] = (ignore,) * 4
     with pytest.raises(UndeclaredTransition) as refused:
         table("RECOVERY", Recovery, Trigger, rows)
@@ -158,11 +159,13 @@ def _participant(who: str, *, track: bool = False) -> Participant:
     return Participant(who, f"PA_{who}", None if track else int(kind), name)
 
 
-def _event(room: AgentView, kind: EventKind, who: str, step: int, exists: bool, listed: list[str]) -> Event:
-    """An event of `kind` at `step`; Warden's own are for the room's current attempt, when it is due."""
+def _event(
+    room: Room, view: AgentView | None, kind: EventKind, who: str, step: int, exists: bool, listed: list[str]
+) -> Event:
+    """An event of `kind` at `step`; Warden's own are for the agent's current attempt, when it is due."""
     fact, at = None, float(step)
     if kind.value in Trigger._value2member_map_ or kind is EventKind.RECONCILED:
-        deadline = room.deadline
+        deadline = view.deadline if view is not None else None
         at = max(at, deadline.at) if deadline is not None else at
         listing = tuple(_participant(w) for w in listed)
         attempt = deadline.attempt if deadline is not None else room.attempt
@@ -196,22 +199,24 @@ steps = st.lists(
 def test_where_the_presence_table_ignores_warden_events_recovery_has_nothing_to_do(
     sequence: list[tuple[EventKind, str, bool, list[str]]], policy: Policy
 ) -> None:
-    """Idle and agent_active rooms have no deadline and no step under way, so the recovery rules would
+    """Idle and agent_active parts have no deadline and no step under way, so the recovery rules would
     change nothing there; idle rooms have nobody waiting and agent_present or agent_active ones have
     our agent, so a restart has nobody to start afresh for."""
-    room = AgentView("RM_1", "call-42")
+    room, rules = Room("RM_1", "call-42"), Rules.of((), policy)
     for step, (kind, who, exists, listed) in enumerate(sequence):
-        room = transition(room, _event(room, kind, who, step, exists, listed), now=step, policy=policy).room
-        if room.phase in (Phase.IDLE, Phase.AGENT_ACTIVE):
-            assert (room.recovery, room.deadline) == (N, None)
-        if room.phase is Phase.CLOSED:
-            assert room.deadline is None and room.recovery in (N, F)
+        event = _event(room, room.view("notetaker"), kind, who, step, exists, listed)
+        room = transition(room, event, now=step, rules=rules).room
+        view = room.views[0]
+        if view.phase in (Phase.IDLE, Phase.AGENT_ACTIVE):
+            assert (view.recovery, view.deadline) == (N, None)
+        if view.phase is Phase.CLOSED:
+            assert view.deadline is None and view.recovery in (N, F)
             continue
         for trigger in WARDEN:
-            if TABLE[(room.phase, EventKind(trigger))] is not ignore:
+            if TABLE[(view.phase, EventKind(trigger))] is not ignore:
                 continue
             if trigger is Trigger.AGENT_RESTARTED:
                 assert not room.people or room.our_agents(policy)
             else:
-                answer = _event(room, EventKind(trigger), who, step, exists, listed)
-                assert RECOVERY[(room.recovery, trigger)](room, answer, policy) == room
+                answer = _event(room, view, EventKind(trigger), who, step, exists, listed)
+                assert RECOVERY[(view.recovery, trigger)](room, view, answer, policy) == room

@@ -1,4 +1,5 @@
-"""Whole room lives through the pure state machine: what an operator would see at each step."""
+"""Whole room lives through the pure state machine, with one expected agent (`WARDEN_AGENT_NAME`, or an
+agent that gives no name): what an operator would see at each step."""
 
 from __future__ import annotations
 
@@ -7,11 +8,18 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from workers.core.actions import pending_actions
 from workers.core.events import Event, EventKind, Fact, Job, Participant, ParticipantKind
-from workers.core.machine import fold, order_key, pending_actions, transition
-from workers.core.room import AgentView, Phase, Policy, ScheduleDeadline
+from workers.core.machine import fold, order_key, transition
+from workers.core.room import AgentView, Phase, Policy, Room, ScheduleDeadline
+from workers.core.rules import DISPATCH, Rules
 
 POLICY = Policy("notetaker")
+RULES = Rules.of((), POLICY)
+# A room that expects an agent that gives no name (learned from automatic dispatch), with no agent
+# configured: any agent is ours.
+ANY_AGENT = Room("RM_1", "call-42", watch=None, views=(AgentView("", (DISPATCH,)),))
+NO_AGENT_CONFIGURED = Rules.of((), Policy())
 _counter = iter(range(1, 10**9))
 
 
@@ -40,20 +48,23 @@ def ev(
     return Event(f"EV_{next(_counter)}", kind, str(kind), at, "RM_1", "call-42", participant, "", job)
 
 
-def run(*events: Event, policy: Policy = POLICY) -> AgentView:
-    room = AgentView("RM_1", "call-42")
+NEW = Room("RM_1", "call-42")
+
+
+def run(*events: Event, room: Room = NEW, rules: Rules = RULES) -> tuple[Room, AgentView]:
+    """The room after `events`, and its one expected agent's part."""
     for event in events:
-        room = transition(room, event, now=float(event.created_at), policy=policy).room
-    return room
+        room = transition(room, event, now=float(event.created_at), rules=rules).room
+    return room, room.views[0]
 
 
 def test_a_meeting_with_its_agent_from_start_to_finish() -> None:
     J, L, T = EventKind.PARTICIPANT_JOINED, EventKind.PARTICIPANT_LEFT, EventKind.TRACK_PUBLISHED
-    room = run(ev(EventKind.ROOM_STARTED, 100), ev(J, 101, "alice"))
-    assert (room.phase, room.waiting_since, room.first_person_at) == (Phase.WAITING, 101, 101)
-    room = run(ev(EventKind.ROOM_STARTED, 100), ev(J, 101, "alice"), ev(J, 104, "agent-1", agent=True))
-    assert (room.phase, room.agent_joined_at, room.waiting_since) == (Phase.AGENT_PRESENT, 104, None)
-    room = run(
+    room, view = run(ev(EventKind.ROOM_STARTED, 100), ev(J, 101, "alice"))
+    assert (view.phase, view.waiting_since, room.first_person_at) == (Phase.WAITING, 101, 101)
+    _, view = run(ev(EventKind.ROOM_STARTED, 100), ev(J, 101, "alice"), ev(J, 104, "agent-1", agent=True))
+    assert (view.phase, view.agent_joined_at, view.waiting_since) == (Phase.AGENT_PRESENT, 104, None)
+    room, view = run(
         ev(EventKind.ROOM_STARTED, 100),
         ev(J, 101, "alice"),
         ev(J, 104, "agent-1", agent=True),
@@ -64,57 +75,56 @@ def test_a_meeting_with_its_agent_from_start_to_finish() -> None:
         ev(L, 202, "agent-1", agent=True),
         ev(EventKind.ROOM_FINISHED, 230),
     )
-    assert room.phase is Phase.CLOSED
-    assert (room.started_at, room.finished_at, room.agent_joined_at) == (100, 230, 104)
+    assert view.phase is Phase.CLOSED
+    assert (room.started_at, room.finished_at, view.agent_joined_at) == (100, 230, 104)
 
 
 def test_agent_that_leaves_mid_meeting_is_lost_until_one_comes_back() -> None:
     J, L = EventKind.PARTICIPANT_JOINED, EventKind.PARTICIPANT_LEFT
     base = [ev(J, 1, "alice"), ev(J, 2, "agent-1", agent=True), ev(L, 50, "agent-1", agent=True)]
-    lost = run(*base)
+    _, lost = run(*base)
     assert (lost.phase, lost.waiting_since) == (Phase.AGENT_LOST, 50)
-    assert run(*base, ev(J, 55, "bob")).phase is Phase.AGENT_LOST  # people coming and going: still lost
-    assert run(*base, ev(J, 65, "agent-AJ_2", agent=True)).phase is Phase.AGENT_PRESENT
-    assert run(*base, ev(L, 60, "alice")).phase is Phase.IDLE  # nobody left to serve
+    assert run(*base, ev(J, 55, "bob"))[1].phase is Phase.AGENT_LOST  # people coming and going: still lost
+    assert run(*base, ev(J, 65, "agent-AJ_2", agent=True))[1].phase is Phase.AGENT_PRESENT
+    assert run(*base, ev(L, 60, "alice"))[1].phase is Phase.IDLE  # nobody left to serve
 
 
 def test_agent_leaving_after_everyone_else_leaves_the_room_idle() -> None:
     J, L = EventKind.PARTICIPANT_JOINED, EventKind.PARTICIPANT_LEFT
-    room = run(
+    _, view = run(
         ev(J, 1, "alice"),
         ev(J, 2, "agent-1", agent=True),
         ev(L, 9, "alice"),
         ev(L, 10, "agent-1", agent=True),
     )
-    assert room.phase is Phase.IDLE
+    assert view.phase is Phase.IDLE
 
 
 def test_only_the_configured_agent_counts_but_an_unnamed_agent_is_not_double_booked() -> None:
     J = EventKind.PARTICIPANT_JOINED
-    other = run(ev(J, 1, "alice"), ev(J, 2, "greeter", agent=True, name="greeter"))
-    assert other.phase is Phase.WAITING
+    other, view = run(ev(J, 1, "alice"), ev(J, 2, "greeter", agent=True, name="greeter"))
+    assert view.phase is Phase.WAITING
     assert [a.name for a in other.agents] == ["greeter"]
-    unnamed = run(ev(J, 1, "alice"), ev(J, 2, "agent-x", agent=True, name=""))
+    _, unnamed = run(ev(J, 1, "alice"), ev(J, 2, "agent-x", agent=True, name=""))
     assert unnamed.phase is Phase.AGENT_PRESENT
-    assert (
-        run(ev(J, 1, "alice"), ev(J, 2, "greeter", agent=True, name="greeter"), policy=Policy("")).phase
-        is Phase.AGENT_PRESENT
-    )
+    greeter = ev(J, 2, "greeter", agent=True, name="greeter")
+    _, anyone = run(ev(J, 1, "alice"), greeter, room=ANY_AGENT, rules=NO_AGENT_CONFIGURED)
+    assert anyone.phase is Phase.AGENT_PRESENT
 
 
 def test_egress_recorder_is_not_a_person_but_a_phone_caller_is() -> None:
     J = EventKind.PARTICIPANT_JOINED
-    assert run(ev(J, 1, "EG_rec", kind_of=ParticipantKind.EGRESS)).phase is Phase.IDLE
-    assert run(ev(J, 1, "sip-caller", kind_of=ParticipantKind.SIP)).phase is Phase.WAITING
+    assert run(ev(J, 1, "EG_rec", kind_of=ParticipantKind.EGRESS))[1].phase is Phase.IDLE
+    assert run(ev(J, 1, "sip-caller", kind_of=ParticipantKind.SIP))[1].phase is Phase.WAITING
 
 
 def test_identity_takeover_keeps_the_newer_session() -> None:
     J, L = EventKind.PARTICIPANT_JOINED, EventKind.PARTICIPANT_LEFT
-    room = run(
+    room, view = run(
         ev(J, 1, "alice", sid="PA_old"), ev(J, 5, "alice", sid="PA_new"), ev(L, 5, "alice", sid="PA_old")
     )
     assert [(p.identity, p.sid) for p in room.people] == [("alice", "PA_new")]
-    assert room.phase is Phase.WAITING
+    assert view.phase is Phase.WAITING
 
 
 def test_duplicate_events_change_nothing() -> None:
@@ -128,15 +138,15 @@ def test_duplicate_events_change_nothing() -> None:
 def test_left_delivered_before_its_join_still_wins_once_ordered() -> None:
     J, L = EventKind.PARTICIPANT_JOINED, EventKind.PARTICIPANT_LEFT
     joined, left = ev(J, 10, "alice"), ev(L, 10, "alice")  # same second: lifecycle order decides
-    room = fold(AgentView("RM_1", "call-42"), [(left, 11.0), (joined, 12.0)], policy=POLICY)
-    assert room.phase is Phase.IDLE and room.people == ()
+    room = fold(Room("RM_1", "call-42"), [(left, 11.0), (joined, 12.0)], rules=RULES)
+    assert room.views[0].phase is Phase.IDLE and room.people == ()
 
 
 def test_failed_agent_job_removes_its_agent() -> None:
     J = EventKind.PARTICIPANT_JOINED
     ended = ev(EventKind.AGENT_JOB_ENDED, 30, job=Job("AJ_1", "notetaker", "AD_1", 3, "agent-1", "crashed"))
-    room = run(ev(J, 1, "alice"), ev(J, 2, "agent-1", agent=True), ended)
-    assert (room.phase, room.agents) == (Phase.AGENT_LOST, ())
+    room, view = run(ev(J, 1, "alice"), ev(J, 2, "agent-1", agent=True), ended)
+    assert (view.phase, room.agents) == (Phase.AGENT_LOST, ())
 
 
 KINDS = [
@@ -167,15 +177,15 @@ event_strategy = st.builds(
 )
 
 
-def deliver(arrival: list[tuple[Event, float]]) -> AgentView:
+def deliver(arrival: list[tuple[Event, float]]) -> Room:
     """What the store does: apply in place while events come in order, re-fold the log when one is late."""
-    room, log, last = AgentView("RM_1", "call-42"), [], (-1, -1)
+    room, log, last = Room("RM_1", "call-42"), [], (-1, -1)
     for event, received_at in arrival:
         log.append((event, received_at))
         if order_key(event) >= last:
-            room, last = transition(room, event, now=received_at, policy=POLICY).room, order_key(event)
+            room, last = transition(room, event, now=received_at, rules=RULES).room, order_key(event)
         else:
-            room = fold(AgentView("RM_1", "call-42"), log, policy=POLICY)
+            room = fold(Room("RM_1", "call-42"), log, rules=RULES)
     return room
 
 
@@ -187,18 +197,18 @@ def test_any_delivery_order_gives_the_fold_in_livekit_order_and_phase_matches_pr
     rnd.shuffle(events)
     arrival = [(e, float(i)) for i, e in enumerate(events)]
     room = deliver(arrival)
-    assert room == fold(AgentView("RM_1", "call-42"), arrival, policy=POLICY)
+    assert room == fold(Room("RM_1", "call-42"), arrival, rules=RULES)
 
-    ours = room.our_agents(POLICY)
+    ours, view = room.our_agents(POLICY), room.view_for(POLICY.agent_name)
     if room.finished_at is not None:
-        assert room.phase is Phase.CLOSED and not room.people and not room.agents
+        assert view.phase is Phase.CLOSED and not room.people and not room.agents
     elif ours:
-        assert room.phase in (Phase.AGENT_PRESENT, Phase.AGENT_ACTIVE)
+        assert view.phase in (Phase.AGENT_PRESENT, Phase.AGENT_ACTIVE)
     elif room.people:
-        assert room.phase in (Phase.WAITING, Phase.AGENT_LOST)
-        assert room.waiting_since is not None
+        assert view.phase in (Phase.WAITING, Phase.AGENT_LOST)
+        assert view.waiting_since is not None
     else:
-        assert room.phase is Phase.IDLE
+        assert view.phase is Phase.IDLE
     assert len({p.identity for p in room.people}) == len(room.people)
 
 
@@ -248,12 +258,13 @@ any_event = st.builds(
 def test_the_machine_never_raises_and_its_actions_are_well_formed(
     events: list[Event], policy: Policy
 ) -> None:
-    room = AgentView("RM_1", "call-42")
+    room, rules = Room("RM_1", "call-42"), Rules.of((), policy)
     for event in events:
-        decision = transition(room, event, now=float(event.created_at), policy=policy)
+        decision = transition(room, event, now=float(event.created_at), rules=rules)
         room = decision.room
-        assert room.phase in Phase
+        view = room.views[0]
+        assert view.phase in Phase
         for action in decision.actions:
-            assert action in pending_actions(room, policy) or not isinstance(action, ScheduleDeadline)
-        if room.deadline is not None:
-            assert room.deadline.attempt == room.attempt
+            assert action in pending_actions(view) or not isinstance(action, ScheduleDeadline)
+        if view.deadline is not None:
+            assert view.deadline.attempt == room.attempt

@@ -1,34 +1,42 @@
 """Rows and queued jobs already written must still load after an upgrade. Each shape below is written out
 exactly as a version of Warden stored it (made by that version's own code, then through JSON as the
 database hands it back), with the object it must decode to: the first rooms (whole seconds, no
-recovery), rooms from before a room had a view per agent, events, outbox notices and outgoing calls from
-then and from now, and the argument of a queued `escalate` job as ARQ unpickles it."""
+recovery), rooms from before a room had a view per agent, rooms with views (the previous version, whose
+timers may still be queued) and as this version writes them, events, outbox notices and outgoing calls
+from then and from now, and the argument of a queued `escalate` job as ARQ unpickles it."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
-from workers.core import views
-from workers.core.events import DispatchInfo, Event, EventKind, Fact, Job, Participant
+from workers.core import stored
+from workers.core.actions import pending_actions
+from workers.core.events import DispatchInfo, Event, EventKind, Fact, Job, Participant, internal
+from workers.core.machine import transition
 from workers.core.outgoing import Alert, DeployHook, IncidentEvent
 from workers.core.plain import from_plain
 from workers.core.room import (
     Agent,
     AgentView,
+    CheckPresence,
     Deadline,
+    Decision,
     Dispatch,
     Person,
     Phase,
+    Policy,
     Reason,
     Recovery,
     ReportBreach,
     ReportFailed,
     ReportRecovered,
+    Room,
     ScheduleDeadline,
 )
-from workers.core.views import Room
+from workers.core.rules import Rules
 from workers.store import outbox
 from workers.store.outbox import Notice
 
@@ -47,17 +55,14 @@ FIRST_ROOM = {
     "started_at": 9, "finished_at": None, "first_person_at": 10, "agent_joined_at": 12, "waiting_since": None,
     "updated_at": 13.5,
 }  # fmt: skip
-FIRST_VIEW = AgentView(
-    "RM_first",
-    "call-0",
-    phase=Phase.AGENT_ACTIVE,
-    people=(Person("alice", "PA_a", 10.0),),
-    agents=(Agent("agent-x", "PA_x", "", 12.0, 13.0),),
-    started_at=9.0,
-    first_person_at=10.0,
-    agent_joined_at=12.0,
-    updated_at=13.5,
-)
+FIRST_PRESENCE = {
+    "people": (Person("alice", "PA_a", 10.0),),
+    "agents": (Agent("agent-x", "PA_x", "", 12.0, 13.0),),
+    "started_at": 9.0,
+    "first_person_at": 10.0,
+    "updated_at": 13.5,
+}
+FIRST_PART = AgentView(phase=Phase.AGENT_ACTIVE, agent_joined_at=12.0)
 
 # A room row from before views (c5c4330^): one room, recovering, no `agent`, `sources`, `sip`.
 PRE_VIEWS_ROOM = {
@@ -72,18 +77,18 @@ PRE_VIEWS_ROOM = {
     "dispatch_metadata": "{\"k\": 1}", "dispatch_id": "AD_2", "evict": "", "error": "boom",
     "dispatched_on_start": False,
 }  # fmt: skip
-PRE_VIEWS_VIEW = AgentView(
-    "RM_old",
-    "call-1",
+PRE_VIEWS_PRESENCE: dict[str, Any] = {
+    "people": (Person("alice", "PA_a", 100.5),),
+    "agents": (Agent("agent-x", "PA_x", "notetaker", 90.0, 95.0),),
+    "started_at": 99.0,
+    "first_person_at": 100.5,
+    "updated_at": 116.0,
+    "attempt": 2,
+}
+PRE_VIEWS_PART = AgentView(
     phase=Phase.WAITING,
-    people=(Person("alice", "PA_a", 100.5),),
-    agents=(Agent("agent-x", "PA_x", "notetaker", 90.0, 95.0),),
-    started_at=99.0,
-    first_person_at=100.5,
     waiting_since=100.5,
-    updated_at=116.0,
     deadline=Deadline(2, 130.5, Reason.REJOIN),
-    attempt=2,
     recovery=Recovery.CHECKING,
     redispatches=1,
     stale_dispatches=("AD_1",),
@@ -92,12 +97,12 @@ PRE_VIEWS_VIEW = AgentView(
     error="boom",
 )
 
-# A room row as the current code writes it: the base's fields, then `views` and `learned`.
-ROOM_NOW = {
+# A room row with views (the version before this one): the base's fields, then `views` and `learned`.
+ROOM_WITH_VIEWS = {
     "sid": "RM_new", "name": "support-2", "phase": "agent_lost",
     "people": [{"identity": "+15550100", "sid": "PA_c", "joined_at": 200.0}], "agents": [],
     "started_at": 199.0, "finished_at": None, "first_person_at": 200.0, "agent_joined_at": None,
-    "waiting_since": None, "updated_at": 230.0, "deadline": None, "attempt": 4, "recovery": "none",
+    "waiting_since": None, "updated_at": 230.0, "deadline": None, "attempt": 3, "recovery": "none",
     "redispatches": 0, "stale_dispatches": [], "dispatch_metadata": "", "dispatch_id": "", "evict": "",
     "error": "", "dispatched_on_start": False, "agent": "", "sources": [], "dispatch_attributes": [],
     "sip": True,
@@ -114,71 +119,91 @@ ROOM_NOW = {
     }],
     "learned": True,
 }  # fmt: skip
-_CALLER = (Person("+15550100", "PA_c", 200.0),)
-BASE_NOW = AgentView(
-    "RM_new",
-    "support-2",
-    phase=Phase.AGENT_LOST,
-    people=_CALLER,
-    started_at=199.0,
-    first_person_at=200.0,
-    updated_at=230.0,
-    attempt=4,
-    sip=True,
-)
-VIEW_NOW = AgentView(
-    "RM_new",
-    "support-2",
-    phase=Phase.AGENT_LOST,
-    people=_CALLER,
-    started_at=199.0,
-    first_person_at=200.0,
+VOICE = AgentView(
+    "voice",
+    ("rule", "dispatch"),
+    Phase.AGENT_LOST,
     agent_joined_at=205.0,
-    updated_at=230.0,
     deadline=Deadline(4, 250.0, Reason.CONFIRM),
-    attempt=4,
     recovery=Recovery.REDISPATCHING,
     redispatches=1,
     stale_dispatches=("AD_3",),
     dispatch_metadata="m",
+    dispatch_attributes=(("lang", "fr"),),
     dispatch_id="AD_4",
     evict="agent-y",
     dispatched_on_start=True,
-    agent="voice",
-    sources=("rule", "dispatch"),
-    dispatch_attributes=(("lang", "fr"),),
-    sip=True,
 )
+WITH_VIEWS = Room(
+    "RM_new",
+    "support-2",
+    people=(Person("+15550100", "PA_c", 200.0),),
+    started_at=199.0,
+    first_person_at=200.0,
+    sip=True,
+    updated_at=230.0,
+    attempt=4,  # the highest any part had (the base's count lagged behind before d1506a5)
+    watch=None,
+    views=(VOICE,),
+)
+
+# A room row as this version writes it: who is there, its own watch (null: its agents are known), parts.
+ROOM_NOW = {
+    "sid": "RM_new", "name": "support-2",
+    "people": [{"identity": "+15550100", "sid": "PA_c", "joined_at": 200.0}], "agents": [],
+    "started_at": 199.0, "finished_at": None, "first_person_at": 200.0, "sip": True, "updated_at": 230.0,
+    "attempt": 4, "watch": None,
+    "views": [{
+        "agent": "voice", "sources": ["rule", "dispatch"], "phase": "agent_lost", "waiting_since": None,
+        "agent_joined_at": 205.0, "deadline": {"attempt": 4, "at": 250.0, "reason": "confirm"},
+        "recovery": "redispatching", "redispatches": 1, "stale_dispatches": ["AD_3"],
+        "dispatch_metadata": "m", "dispatch_attributes": [["lang", "fr"]], "dispatch_id": "AD_4",
+        "evict": "agent-y", "error": "", "dispatched_on_start": True,
+    }],
+}  # fmt: skip
+
+
+def _fired(room: Room, attempt: int, at: float) -> Decision:
+    """The room's timer `deadline:{sid}:{attempt}`, queued before the upgrade, run after it."""
+    fact = Fact(attempt, at)
+    fired = internal(
+        EventKind.DEADLINE_PASSED, f"deadline_passed:{room.sid}:{attempt}", room.sid, room.name, fact
+    )
+    return transition(room, fired, now=at, rules=Rules.of((), Policy("notetaker")))
 
 
 def test_the_first_rooms_still_load() -> None:
-    assert same(views.from_dict(FIRST_ROOM), Room(FIRST_VIEW))
+    assert same(stored.from_dict(FIRST_ROOM), Room("RM_first", "call-0", **FIRST_PRESENCE, watch=FIRST_PART))
 
 
-def test_a_room_from_before_views_is_the_base_or_the_view_of_warden_agent_name() -> None:
-    assert same(views.from_dict(PRE_VIEWS_ROOM), Room(PRE_VIEWS_VIEW))
-    quiet = AgentView(
-        "RM_old",
-        "call-1",
-        phase=Phase.WAITING,
-        people=PRE_VIEWS_VIEW.people,
-        agents=PRE_VIEWS_VIEW.agents,
-        started_at=99.0,
-        first_person_at=100.5,
-        waiting_since=100.5,
-        updated_at=116.0,
-        attempt=2,
-        stale_dispatches=("AD_1",),
-        dispatch_metadata='{"k": 1}',
-        dispatch_id="AD_2",
-    )
-    view = AgentView(**{**vars(PRE_VIEWS_VIEW), "agent": "notetaker", "sources": ("setting",)})
-    assert same(views.from_dict(PRE_VIEWS_ROOM, legacy_agent="notetaker"), Room(quiet, (view,), True))
+def test_a_room_from_before_views_is_the_rooms_own_watch_or_warden_agent_names_part() -> None:
+    watching = Room("RM_old", "call-1", **PRE_VIEWS_PRESENCE, watch=PRE_VIEWS_PART)
+    assert same(stored.from_dict(PRE_VIEWS_ROOM), watching)
+    setting = AgentView(**{**vars(PRE_VIEWS_PART), "agent": "notetaker", "sources": ("setting",)})
+    expecting = Room("RM_old", "call-1", **PRE_VIEWS_PRESENCE, watch=None, views=(setting,))
+    assert same(stored.from_dict(PRE_VIEWS_ROOM, legacy_agent="notetaker"), expecting)
 
 
-def test_a_room_as_written_now_loads_with_its_views() -> None:
-    assert same(views.from_dict(ROOM_NOW), Room(BASE_NOW, (VIEW_NOW,), True))
-    assert same(views.from_dict(ROOM_NOW, legacy_agent="notetaker"), Room(BASE_NOW, (VIEW_NOW,), True))
+def test_a_room_from_before_views_keeps_its_queued_timer_and_its_check_under_way() -> None:
+    waiting = {**PRE_VIEWS_ROOM, "agents": [], "recovery": "none"}  # for its agent, deadline 2 set
+    room = stored.from_dict(waiting, legacy_agent="notetaker")
+    assert _fired(room, 2, 130.5).actions == (CheckPresence(2, "notetaker"),)
+    checking = stored.from_dict(PRE_VIEWS_ROOM, legacy_agent="notetaker")
+    assert pending_actions(checking.views[0]) == (CheckPresence(2, "notetaker"),)  # the retried job asks
+
+
+def test_a_room_with_views_is_its_presence_and_each_agents_part() -> None:
+    assert same(stored.from_dict(ROOM_WITH_VIEWS), WITH_VIEWS)
+    assert same(stored.from_dict(ROOM_WITH_VIEWS, legacy_agent="notetaker"), WITH_VIEWS)
+    join = {"attempt": 3, "at": 215.0, "reason": "join"}
+    room = stored.from_dict({**ROOM_WITH_VIEWS, "learned": False, "deadline": join})  # still watching
+    assert room.watch == AgentView(phase=Phase.AGENT_LOST, deadline=Deadline(3, 215.0, Reason.JOIN))
+    assert (room.for_attempt(3), room.for_attempt(4)) == (room.watch, VOICE)
+
+
+def test_a_room_as_written_now_loads_as_it_was() -> None:
+    assert same(stored.from_dict(ROOM_NOW), WITH_VIEWS)
+    assert same(stored.from_dict(json.loads(json.dumps(stored.to_dict(WITH_VIEWS)))), WITH_VIEWS)
 
 
 # Events as the log and the queue held them before views (no `on_behalf`, `attributes`, `agent`, `wait`)...

@@ -80,7 +80,7 @@ class Tokens:
     def install(self, services: Iterable[object]) -> None:
         """Make livekit-api's services (`LiveKitAPI.room`, `.agent_dispatch`, ...) take their headers from
         here: each signs in `Service._auth_header` (livekit-api 1.x), which this replaces on the instance
-        (tests/unit/test_livekit_tokens.py checks that the method is still there and still called)."""
+        (tests/component/test_livekit_tokens.py checks that the method is still there and still called)."""
         for service in services:
             if not callable(getattr(service, "_auth_header", None)):
                 raise TypeError(f"{type(service).__name__} has no _auth_header: livekit-api changed")

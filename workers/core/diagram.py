@@ -1,12 +1,12 @@
 """Draw the state machines as Mermaid diagrams by running their tables on samples.
 
-Presence: `machine.transition` on a room in each phase, for sample events of every kind. Recovery:
-the `machine.RECOVERY` rule of every (recovery state, trigger) pair on a room in that state, for sample
-inputs of the trigger. Incident: the `incident.INCIDENT` rule of every (state, signal) pair on an
-incident in that state, for the sample reports of `workers.core.incident_samples`. An edge is drawn
-wherever the state changed. `python -m workers.core.diagram`
-prints them; `make diagram` updates the README's copies between their markers, and a test fails when
-they differ, so the pictures cannot drift from the rules.
+Presence: `machine.transition` on a room whose one expected agent sees it in each phase, for sample
+events of every kind. Recovery: the `machine.RECOVERY` rule of every (recovery state, trigger) pair on
+a room whose agent's part is in that state, for sample inputs of the trigger. Incident: the
+`incident.INCIDENT` rule of every (state, signal) pair on an incident in that state, for the sample
+reports of `workers.core.incident_samples`. An edge is drawn wherever the state changed.
+`python -m workers.core.diagram` prints them; `make diagram` updates the README's copies between their
+markers, and a test fails when they differ, so the pictures cannot drift from the rules.
 """
 
 from __future__ import annotations
@@ -32,23 +32,37 @@ from workers.core.incident import INCIDENT, IncidentState, Signal
 from workers.core.incident_samples import incident_samples
 from workers.core.machine import RECOVERY, transition
 from workers.core.recovery import Trigger
-from workers.core.room import Agent, AgentView, Deadline, Person, Phase, Policy, Reason, Recovery
+from workers.core.room import Agent, AgentView, Deadline, Person, Phase, Policy, Reason, Recovery, Room
+from workers.core.rules import SETTING, Rules
 
 Edge = tuple[StrEnum, StrEnum, StrEnum, str]  # from, to, the input, what the sample input said
 
 SID, NAME = "RM_sample", "sample"
 POLICY = Policy("notetaker")
+RULES = Rules.of((), POLICY)  # `WARDEN_AGENT_NAME=notetaker`: the one agent every room expects
 PERSON = Person("alice", "PA_alice", 1)
 AGENT = Agent("agent-1", "PA_agent", "notetaker", 2)
 ACTIVE_AGENT = replace(AGENT, active_at=3)
 
-SAMPLE_ROOMS: dict[Phase, AgentView] = {
-    Phase.IDLE: AgentView(SID, NAME),
-    Phase.WAITING: AgentView(SID, NAME, Phase.WAITING, people=(PERSON,), waiting_since=1),
-    Phase.AGENT_PRESENT: AgentView(SID, NAME, Phase.AGENT_PRESENT, people=(PERSON,), agents=(AGENT,)),
-    Phase.AGENT_ACTIVE: AgentView(SID, NAME, Phase.AGENT_ACTIVE, people=(PERSON,), agents=(ACTIVE_AGENT,)),
-    Phase.AGENT_LOST: AgentView(SID, NAME, Phase.AGENT_LOST, people=(PERSON,), waiting_since=4),
-    Phase.CLOSED: AgentView(SID, NAME, Phase.CLOSED, finished_at=5),
+
+def sample(phase: Phase, view: dict[str, Any] | None = None, **presence: Any) -> Room:
+    """A room (`presence`: who is there) whose agent, the notetaker, sees it in `phase`."""
+    agent = AgentView(POLICY.agent_name, (SETTING,), phase, **(view or {}))
+    return Room(SID, NAME, watch=None, views=(agent,), **presence)
+
+
+def part(room: Room) -> AgentView:
+    """The sample room's one expected agent's part."""
+    return room.views[0]
+
+
+SAMPLE_ROOMS: dict[Phase, Room] = {
+    Phase.IDLE: sample(Phase.IDLE),
+    Phase.WAITING: sample(Phase.WAITING, {"waiting_since": 1}, people=(PERSON,)),
+    Phase.AGENT_PRESENT: sample(Phase.AGENT_PRESENT, people=(PERSON,), agents=(AGENT,)),
+    Phase.AGENT_ACTIVE: sample(Phase.AGENT_ACTIVE, people=(PERSON,), agents=(ACTIVE_AGENT,)),
+    Phase.AGENT_LOST: sample(Phase.AGENT_LOST, {"waiting_since": 4}, people=(PERSON,)),
+    Phase.CLOSED: sample(Phase.CLOSED, finished_at=5),
 }
 
 
@@ -86,13 +100,13 @@ def sample_events(kind: EventKind) -> dict[str, Event]:
     return {"": make()}
 
 
-def edges(policy: Policy = POLICY) -> list[Edge]:
+def edges(rules: Rules = RULES) -> list[Edge]:
     """(from, to, event kind, whom) for every sample event that changes the phase."""
     found: list[Edge] = []
     for phase, room in SAMPLE_ROOMS.items():
         for kind in EventKind:
             for who, event in sample_events(kind).items():
-                after = transition(room, event, now=0.0, policy=policy).room.phase
+                after = part(transition(room, event, now=0.0, rules=rules).room).phase
                 if after != phase:
                     found.append((phase, after, kind, who))
     return found
@@ -102,47 +116,64 @@ def edges(policy: Policy = POLICY) -> list[Edge]:
 
 # A room waiting for its agent, past its first (join) deadline, in each recovery state; an evicting
 # room holds the stalled agent it is removing.
-_WAITING = replace(SAMPLE_ROOMS[Phase.WAITING], attempt=1, deadline=Deadline(1, 16.0, Reason.JOIN))
-RECOVERY_ROOMS: dict[Recovery, AgentView] = {
-    Recovery.NONE: _WAITING,
-    Recovery.CHECKING: replace(_WAITING, recovery=Recovery.CHECKING),
+_WAITING = replace(SAMPLE_ROOMS[Phase.WAITING], attempt=1)
+_JOIN = {"deadline": Deadline(1, 16.0, Reason.JOIN)}
+
+
+def _waiting(recovery: Recovery, **view: Any) -> Room:
+    return _WAITING.put(replace(part(_WAITING), recovery=recovery, **{**_JOIN, **view}))
+
+
+RECOVERY_ROOMS: dict[Recovery, Room] = {
+    Recovery.NONE: _waiting(Recovery.NONE),
+    Recovery.CHECKING: _waiting(Recovery.CHECKING),
     Recovery.EVICTING: replace(
         SAMPLE_ROOMS[Phase.AGENT_PRESENT],
-        recovery=Recovery.EVICTING,
         attempt=1,
-        deadline=Deadline(1, 12.0, Reason.ACTIVE),
-        evict=AGENT.identity,
+        views=(
+            replace(
+                part(SAMPLE_ROOMS[Phase.AGENT_PRESENT]),
+                recovery=Recovery.EVICTING,
+                deadline=Deadline(1, 12.0, Reason.ACTIVE),
+                evict=AGENT.identity,
+            ),
+        ),
     ),
-    Recovery.REDISPATCHING: replace(_WAITING, recovery=Recovery.REDISPATCHING, stale_dispatches=("AD_1",)),
-    Recovery.FAILED: replace(
-        _WAITING, recovery=Recovery.FAILED, deadline=None, redispatches=2, error="no agent after 2"
-    ),
+    Recovery.REDISPATCHING: _waiting(Recovery.REDISPATCHING, stale_dispatches=("AD_1",)),
+    Recovery.FAILED: _waiting(Recovery.FAILED, deadline=None, redispatches=2, error="no agent after 2"),
 }
 
-# Where the presence rules leave the room, for the triggers that say so.
-_MOVED: dict[Trigger, dict[str, Any]] = {
-    Trigger.ROOM_IDLE: {"phase": Phase.IDLE, "people": (), "agents": (), "waiting_since": None},
-    Trigger.PEOPLE_WAITING: {"phase": Phase.WAITING, "people": (PERSON,), "agents": ()},
-    Trigger.AGENT_ARRIVED: {"phase": Phase.AGENT_PRESENT, "people": (PERSON,), "agents": (AGENT,)},
-    Trigger.AGENT_STAYED: {"phase": Phase.AGENT_PRESENT, "people": (PERSON,), "agents": (AGENT,)},
-    Trigger.AGENT_ACTIVE: {"phase": Phase.AGENT_ACTIVE, "people": (PERSON,), "agents": (ACTIVE_AGENT,)},
-    Trigger.AGENT_LOST: {"phase": Phase.AGENT_LOST, "people": (PERSON,), "agents": ()},
-    Trigger.ROOM_CLOSED: {"phase": Phase.CLOSED, "people": (), "agents": (), "finished_at": 20.0},
-    Trigger.ROOM_GONE: {"phase": Phase.CLOSED, "people": (), "agents": (), "finished_at": 20.0},
+# Where the presence rules leave the room, for the triggers that say so: (who is there, the agent's
+# phase and waiting time).
+_MOVED: dict[Trigger, tuple[dict[str, Any], dict[str, Any]]] = {
+    Trigger.ROOM_IDLE: ({"people": (), "agents": ()}, {"phase": Phase.IDLE, "waiting_since": None}),
+    Trigger.PEOPLE_WAITING: ({"people": (PERSON,), "agents": ()}, {"phase": Phase.WAITING}),
+    Trigger.AGENT_ARRIVED: ({"people": (PERSON,), "agents": (AGENT,)}, {"phase": Phase.AGENT_PRESENT}),
+    Trigger.AGENT_STAYED: ({"people": (PERSON,), "agents": (AGENT,)}, {"phase": Phase.AGENT_PRESENT}),
+    Trigger.AGENT_ACTIVE: ({"people": (PERSON,), "agents": (ACTIVE_AGENT,)}, {"phase": Phase.AGENT_ACTIVE}),
+    Trigger.AGENT_LOST: ({"people": (PERSON,), "agents": ()}, {"phase": Phase.AGENT_LOST}),
+    Trigger.ROOM_CLOSED: ({"people": (), "agents": (), "finished_at": 20.0}, {"phase": Phase.CLOSED}),
+    Trigger.ROOM_GONE: ({"people": (), "agents": (), "finished_at": 20.0}, {"phase": Phase.CLOSED}),
 }
 
-# LiveKit's answer to a check, by what it shows; the room changes a variant needs.
-_ANSWERS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
-    "agent there": ({"participants": ("alice", "agent-1")}, {}),
+# LiveKit's answer to a check, by what it shows; the changes a variant needs (to who is there, to the
+# agent's part).
+_ANSWERS: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
+    "agent there": ({"participants": ("alice", "agent-1")}, {}, {}),
     "agent stalled": (
         {"participants": ("alice", "agent-1")},
-        {"phase": Phase.AGENT_PRESENT, "agents": (AGENT,), "deadline": Deadline(1, 12.0, Reason.ACTIVE)},
+        {"agents": (AGENT,)},
+        {"phase": Phase.AGENT_PRESENT, "deadline": Deadline(1, 12.0, Reason.ACTIVE)},
     ),
-    "no agent": ({"participants": ("alice",)}, {}),
-    "re-dispatches used up": ({"participants": ("alice",)}, {"redispatches": 2}),
-    "nobody left": ({"participants": ()}, {}),
-    "room gone": ({"room_exists": False}, {}),
+    "no agent": ({"participants": ("alice",)}, {}, {}),
+    "re-dispatches used up": ({"participants": ("alice",)}, {}, {"redispatches": 2}),
+    "nobody left": ({"participants": ()}, {}, {}),
+    "room gone": ({"room_exists": False}, {}, {}),
 }
+
+
+def _moved(room: Room, presence: dict[str, Any], view: dict[str, Any]) -> Room:
+    return replace(room, **presence).put(replace(part(room), **view))
 
 
 def _answer(participants: tuple[str, ...] = (), room_exists: bool = True) -> Fact:
@@ -156,10 +187,10 @@ def _answer(participants: tuple[str, ...] = (), room_exists: bool = True) -> Fac
     return Fact(attempt=1, at=20.0, room_exists=room_exists, participants=listed, dispatches=dispatches)
 
 
-def recovery_samples(state: Recovery, trigger: Trigger) -> dict[str, tuple[AgentView, Event]]:
-    """Representative inputs of one trigger for a room in `state`, labelled by what they say: Warden's
-    events for the room's attempt (and one for an earlier, stale attempt); the room as the presence
-    rules leave it for the other triggers."""
+def recovery_samples(state: Recovery, trigger: Trigger) -> dict[str, tuple[Room, Event]]:
+    """Representative inputs of one trigger for a room whose agent's part is in `state`, labelled by
+    what they say: Warden's events for the part's attempt (and one for an earlier, stale attempt); the
+    room as the presence rules leave it for the other triggers."""
     room = RECOVERY_ROOMS[state]
 
     def event(fact: Fact) -> Event:
@@ -168,13 +199,13 @@ def recovery_samples(state: Recovery, trigger: Trigger) -> dict[str, tuple[Agent
     if trigger in _MOVED:
         kind = EventKind.RECONCILED if trigger is Trigger.ROOM_GONE else EventKind.OTHER
         other = Event(f"EV_{trigger}", kind, str(kind), 20, SID, NAME, fact=Fact(attempt=1, at=20.0))
-        return {"": (replace(room, **_MOVED[trigger]), other)}
+        return {"": (_moved(room, *_MOVED[trigger]), other)}
     fact = Fact(attempt=1, at=20.0, dispatch_id="AD_2", error="permission denied")
     samples = {"": (room, event(fact))}
     if trigger is Trigger.PRESENCE_OBSERVED:
         samples = {
-            label: (replace(room, **changes), event(_answer(**answer)))
-            for label, (answer, changes) in _ANSWERS.items()
+            label: (_moved(room, presence, view), event(_answer(**answer)))
+            for label, (answer, presence, view) in _ANSWERS.items()
         }
     if trigger is not Trigger.AGENT_RESTARTED:  # a restart is for the room, whatever its attempt
         samples["stale"] = (room, event(replace(fact, attempt=0)))
@@ -187,7 +218,7 @@ def recovery_edges(policy: Policy = POLICY) -> list[Edge]:
     for state in Recovery:
         for trigger in Trigger:
             for what, (room, event) in recovery_samples(state, trigger).items():
-                after = RECOVERY[(state, trigger)](room, event, policy).recovery
+                after = part(RECOVERY[(state, trigger)](room, part(room), event, policy)).recovery
                 if after != state:
                     found.append((state, after, trigger, what))
     return found

@@ -1,13 +1,16 @@
-"""The room state machine. Pure: no I/O, no clock, no settings; time and policy are inputs.
+"""The room state machine: one room, all its expected agents. Pure: no I/O, no clock, no settings; time
+and the rules are inputs.
 
 The rules, in plain words.
 
 Who is there
-1. A room is keyed by its sid (names get reused). It starts IDLE: known, nobody in it.
-2. People are every participant but agents and egress recorders. "Our" agent is a participant of
-   kind AGENT named `policy.agent_name` (any agent when that is empty; an agent that gives no name
-   counts too, so that Warden never books a second one beside it).
-3. The phase follows from who is present, and from the phase before: CLOSED once `room_finished`
+1. A room is keyed by its sid (names get reused). It starts with nobody in it. Who is there is the
+   room's, held once; each expected agent sees it in a phase of its own (`workers.core.agents` says
+   which agents a room expects, and `AgentView` holds each one's part).
+2. People are every participant but agents and egress recorders. An agent's part counts as "ours" a
+   participant of kind AGENT with that agent's name (an agent that gives no name counts too, so that
+   Warden never books a second one beside it).
+3. An agent's phase follows from who is present, and from its phase before: CLOSED once `room_finished`
    came (nothing changes a closed room again); AGENT_ACTIVE when our agent is present and has
    published a track or sent a heartbeat; AGENT_PRESENT when it is present and has not; else IDLE
    when no person is present; AGENT_LOST when people remain and our agent was present just before
@@ -19,46 +22,66 @@ Who is there
 5. Events apply in LiveKit's `created_at` order; within one second in lifecycle order (`ORDER_RANK`);
    the store re-folds a room from its log when an older event arrives late.
 
-What Warden does about it
-6. Entering WAITING sets a JOIN deadline at the first person's arrival (or `room_started`, by policy)
-   plus `join_sla`; entering AGENT_LOST sets a REJOIN deadline at the agent's departure plus
+What Warden does about each expected agent
+6. Its part entering WAITING sets a JOIN deadline at the first person's arrival (or `room_started`, by
+   policy) plus `join_sla`; entering AGENT_LOST sets a REJOIN deadline at the agent's departure plus
    `rejoin_sla` (longer than LiveKit's own ~15 s re-dispatch, so Warden does not race it). With
    `active_sla`, an agent that joined gets an ACTIVE deadline: it must publish or heartbeat by then.
-   An agent that becomes active, a room that empties or closes, clears the deadline.
+   An agent that becomes active, a room that empties or closes, clears the deadline. With
+   `dispatch_on_start`, an agent a rule (or `WARDEN_AGENT_NAME`) names gets its first dispatch from
+   Warden when its part enters WAITING from IDLE, once.
 7. A deadline that passes (`DEADLINE_PASSED` with its attempt number, not before its time) makes
    Warden ask LiveKit before acting (CHECKING → `CheckPresence`). A stale or early timer is ignored.
-8. The answer (`PRESENCE_OBSERVED`) is trusted over the webhooks: its participants replace Warden's
-   lists (webhooks get lost). Then: our agent there (and active, for an ACTIVE deadline) — nothing to
-   do. Nobody left — nothing to do. Otherwise re-dispatch: delete the stale dispatches for our agent
+   Deadlines are numbered room-wide, so a number names one agent's deadline.
+8. The answer (`PRESENCE_OBSERVED`) is trusted over the webhooks: its participants replace the room's
+   lists (webhooks get lost), sparing joins within `RECONCILE_GRACE_SECONDS` of it as rule 10 does
+   (the listing may predate them). Then: our agent there (and active, for an ACTIVE deadline) — nothing
+   to do. Nobody left — nothing to do. Otherwise re-dispatch: delete the stale dispatches for our agent
    and create one with the original metadata (REDISPATCHING → `Redispatch`); a stalled agent is
    removed first (EVICTING → `Evict`). Each re-dispatch sets a CONFIRM deadline, `join_sla` doubled
    per re-dispatch already made.
-9. After `max_redispatches` re-dispatches, or when LiveKit refuses a call (4xx), the room is FAILED:
-   `ReportFailed` is emitted once, and no more deadlines are set until an agent arrives, the room
+9. After `max_redispatches` re-dispatches, or when LiveKit refuses a call (4xx), the agent's part is
+   FAILED: `ReportFailed` is emitted once, and no more deadlines are set until an agent arrives, the room
    empties, or the agent is restarted (`AGENT_RESTARTED`: a fresh start for a room still waiting, a
    CONFIRM deadline `restart_grace` later, or sooner when the event says so: at once when the agent's
-   deployment is known to be back). A failed room that finishes stays failed, for the record.
+   deployment is known to be back). A failed part of a room that finishes stays failed, for the record.
 10. The periodic reconciliation (`RECONCILED`) replaces who is there with LiveKit's listing, sparing
     joins within `RECONCILE_GRACE_SECONDS` of it; a room LiveKit no longer has is closed, and
     whatever Warden was doing about it stops, failed or not.
 11. Two tables hold the rules, a rule for every pair, "ignore" included (an undeclared pair stops the
     import): `TABLE` by (phase, event kind) for who is there, `RECOVERY` by (recovery state, trigger)
-    for rules 6-10. Warden's own events pass from the first to the second in the phases where they
-    can matter; after every event, where presence left the room is the second one's trigger too.
+    for rules 6-10. An event's rule in `TABLE` is read in the phase of whom it concerns: one of
+    Warden's own events, the part it is for (so it passes to `RECOVERY` in the phases where it can
+    matter); anything else, the room as a whole (`presence.room_phase`), and applies once. Then every
+    part's phase follows from who is there (`presence.phase_of`), and where presence left the room is
+    that part's trigger in the second table.
 
 `transition` returns a `Decision`: the next room and the actions this step newly asks for, derived
-from what changed. `pending_actions` re-derives what a room still awaits, so that a job that died
-half-way can finish the work after a restart.
+from what changed (`workers.core.actions`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
+from workers.core.actions import new_actions
+from workers.core.agents import declared, expect
 from workers.core.events import Event, EventKind
-from workers.core.presence import activity, finish, job_ended, join, leave, reconciled, start
+from workers.core.presence import (
+    Presence,
+    activity,
+    finish,
+    job_ended,
+    join,
+    leave,
+    phase_of,
+    reconciled,
+    room_phase,
+    start,
+)
 from workers.core.recovery import (
+    Rule,
     Trigger,
     act_on_answer,
     ask_livekit,
@@ -74,23 +97,8 @@ from workers.core.recovery import (
     stand_down,
     watch_agent,
 )
-from workers.core.room import (
-    Action,
-    AgentView,
-    CheckPresence,
-    Decision,
-    Dispatch,
-    Evict,
-    Phase,
-    Policy,
-    Reason,
-    Recovery,
-    Redispatch,
-    ReportBreach,
-    ReportFailed,
-    ReportRecovered,
-    ScheduleDeadline,
-)
+from workers.core.room import AgentView, Decision, Phase, Policy, Recovery, Room
+from workers.core.rules import RULE, SETTING, Rules
 from workers.core.table import ignore, table
 
 ORDER_RANK: dict[EventKind, int] = {
@@ -113,6 +121,16 @@ ORDER_RANK: dict[EventKind, int] = {
     EventKind.RECONCILED: 7,
     EventKind.ROOM_FINISHED: 8,
 }
+# Warden's own events that belong to one deadline attempt (`Fact.attempt`), hence to one agent's part.
+_ATTEMPT_EVENTS = frozenset(
+    {
+        EventKind.DEADLINE_PASSED,
+        EventKind.PRESENCE_OBSERVED,
+        EventKind.AGENT_EVICTED,
+        EventKind.AGENT_DISPATCHED,
+        EventKind.UPSTREAM_FAILED,
+    }
+)
 
 
 def order_key(event: Event) -> tuple[int, int]:
@@ -120,15 +138,41 @@ def order_key(event: Event) -> tuple[int, int]:
     return (event.created_at, ORDER_RANK[event.kind])
 
 
-def recover(room: AgentView, event: Event, policy: Policy) -> AgentView:
-    """One of Warden's own events, in a phase where it can matter: `RECOVERY` has its rule."""
-    return RECOVERY[(room.recovery, Trigger(event.kind))](room, event, policy)
+def _target(room: Room, event: Event) -> AgentView | None:
+    """The part one of Warden's own events is for: the one whose deadline has its attempt number (none:
+    stale), or for a restart the restarted agent's (one that names no agent, from before views
+    existed: the room's first expected agent's). None for anything else."""
+    fact = event.fact
+    if fact is None:
+        return None
+    if event.kind in _ATTEMPT_EVENTS:
+        return room.for_attempt(fact.attempt)
+    if event.kind is EventKind.AGENT_RESTARTED:
+        return room.view(fact.agent) if fact.agent else (room.views[0] if room.views else room.watch)
+    return None
 
 
-# Who is there. Warden's own events matter only where a deadline or a recovery step can be under way
-# (entering idle or agent_active clears both), a restart only where people wait for an agent of ours.
+def _policy(room: Room, view: AgentView, policy: Policy) -> Policy:
+    """The policy an agent's part is moved by: its agent's name; the room's own watch counts no agent."""
+    if room.watch is not None and not view.agent:
+        return replace(policy, agent_name="", discovering=True)
+    return replace(policy, agent_name=view.agent)
+
+
+def recover(room: Room, event: Event, policy: Policy) -> Room:
+    """One of Warden's own events, for the part it is for, in a phase where it can matter: `RECOVERY`
+    has its rule (for no part, a stale event changes nothing)."""
+    view = _target(room, event)
+    if view is None:
+        return room
+    return RECOVERY[(view.recovery, Trigger(event.kind))](room, view, event, _policy(room, view, policy))
+
+
+# Who is there, by the phase of whom the event concerns (see rule 11). Warden's own events matter only
+# where a deadline or a recovery step can be under way (entering idle or agent_active clears both), a
+# restart only where people wait for an agent of ours.
 K = EventKind
-TABLE = table("TABLE", Phase, EventKind, {
+TABLE: Mapping[tuple[Phase, EventKind], Presence] = table("TABLE", Phase, EventKind, {
     #                                 idle        waiting     present     active      lost        closed
     K.ROOM_STARTED:                   (start,      start,      start,      start,      start,      ignore),
     K.ROOM_FINISHED:                  (finish,     finish,     finish,     finish,     finish,     ignore),
@@ -150,11 +194,11 @@ TABLE = table("TABLE", Phase, EventKind, {
     K.AGENT_RESTARTED:                (ignore,     recover,    ignore,     ignore,     recover,    ignore),
 })  # fmt: skip
 
-# What Warden does about the agent. Rules for Warden's events act for the attempt the room is on only
-# (a stale timer or answer is ignored); the other triggers are where presence left the room. A room
-# that closes stays failed, for the record, unless LiveKit has forgotten it.
+# What Warden does about an agent. Rules for Warden's events act for the attempt its part is on only (a
+# stale timer or answer is ignored); the other triggers are where presence left the room. A part that
+# closes stays failed, for the record, unless LiveKit has forgotten the room.
 T = Trigger
-RECOVERY = table("RECOVERY", Recovery, Trigger, {
+RECOVERY: Mapping[tuple[Recovery, Trigger], Rule] = table("RECOVERY", Recovery, Trigger, {
     #                     none          checking          evicting          redispatching     failed
     T.DEADLINE_PASSED:    (ask_livekit,  ignore,           ignore,           ignore,           ignore),
     T.PRESENCE_OBSERVED:  (ignore,       act_on_answer,    ignore,           ignore,           ignore),
@@ -179,130 +223,108 @@ _SETTLED = {
     Phase.AGENT_ACTIVE: Trigger.AGENT_ACTIVE,
     Phase.AGENT_LOST: Trigger.AGENT_LOST,
 }
+_LISTINGS = (EventKind.RECONCILED, EventKind.PRESENCE_OBSERVED)
 
 
 def settled(before: Phase, after: Phase, event: Event) -> Trigger:
-    """Where the presence rules left the room, as the recovery table's trigger."""
+    """Where the presence rules left the room for one agent, as the recovery table's trigger."""
     if after is Phase.CLOSED:
-        gone = before is not Phase.CLOSED and event.kind is EventKind.RECONCILED
-        return Trigger.ROOM_GONE if gone else Trigger.ROOM_CLOSED
+        forgotten = event.kind is EventKind.RECONCILED or (
+            event.kind is EventKind.PRESENCE_OBSERVED
+            and event.fact is not None
+            and not event.fact.room_exists
+        )
+        return Trigger.ROOM_GONE if before is not Phase.CLOSED and forgotten else Trigger.ROOM_CLOSED
     if after is Phase.AGENT_PRESENT:
         return Trigger.AGENT_STAYED if before is Phase.AGENT_PRESENT else Trigger.AGENT_ARRIVED
     return _SETTLED[after]
 
 
-# --- settling: phase, deadlines, and the actions that follow -------------------------------------
+# --- the whole room ---------------------------------------------------------------------------------
 
 _WAITING = (Phase.WAITING, Phase.AGENT_LOST)
 _AGENT_HERE = (Phase.AGENT_PRESENT, Phase.AGENT_ACTIVE)
 
 
-def _next_phase(before: Phase, room: AgentView, policy: Policy) -> Phase:
-    if room.finished_at is not None:
-        return Phase.CLOSED
-    ours = room.our_agents(policy)
-    if ours:
-        return Phase.AGENT_ACTIVE if any(a.active_at is not None for a in ours) else Phase.AGENT_PRESENT
-    if not room.people:
-        return Phase.IDLE
-    if before in (*_AGENT_HERE, Phase.AGENT_LOST):
-        return Phase.AGENT_LOST
-    return Phase.WAITING
+def transition(room: Room, event: Event, *, now: float, rules: Rules) -> Decision:
+    """Apply one event to the room: the agents its rule names (`agents.expect`); the event's rule in
+    `TABLE`, once (who is there, or the part one of Warden's own events is for); each part's phase and
+    its rule in `RECOVERY` for where presence left it; then the agents the event declares. The actions
+    follow from what changed."""
+    caller = event.participant is not None and event.participant.is_caller
+    policy, rule = rules.policy_for(room.name or event.room_name, room.sip or caller)
+    after = expect(replace(room, sip=room.sip or caller, updated_at=now), rule)
+    concerned, seen = _target(after, event), event
+    if concerned is not None and concerned is after.watch and event.kind is EventKind.PRESENCE_OBSERVED:
+        # The watch's question is answered (`agents`, rule 2): for the room, a reconciliation.
+        after, seen, concerned = replace(after, watch=None), replace(event, kind=EventKind.RECONCILED), None
+    phase = room_phase(after) if concerned is None else concerned.phase
+    after = TABLE[(phase, seen.kind)](after, seen, policy)
+    for view in after.watchers():
+        after = _settle(after, view, seen, _policy(after, view, policy))
+    for agent, source in declared(event, rule, after):
+        after = _expect(after, agent, source, seen, policy)
+    return Decision(after, new_actions(room, after))
 
 
-def pending_actions(room: AgentView, policy: Policy) -> tuple[Action, ...]:
-    """What the room's state still waits for Warden to do (a re-run job does these again, safely)."""
-    deadline, agent = room.deadline, room.agent
-    if room.recovery is Recovery.NONE and deadline is not None:
-        return (ScheduleDeadline(deadline.attempt, deadline.at, deadline.reason, agent),)
-    if deadline is None:
-        return ()
-    if room.recovery is Recovery.CHECKING:
-        return (CheckPresence(deadline.attempt, agent),)
-    if room.recovery is Recovery.EVICTING:
-        return (Evict(deadline.attempt, room.evict, agent),)
-    if room.recovery is Recovery.REDISPATCHING:
-        name = agent or policy.agent_name
-        return (
-            Redispatch(
-                deadline.attempt,
-                name,
-                room.dispatch_metadata,
-                room.stale_dispatches,
-                room.dispatch_attributes,
-            ),
-        )
-    return ()
-
-
-def in_breach(room: AgentView) -> bool:
-    """Has the room missed its SLA, with Warden still working on it (or given up)?"""
-    return (
-        room.recovery in (Recovery.REDISPATCHING, Recovery.EVICTING, Recovery.FAILED)
-        or room.redispatches > 0
-        or (room.deadline is not None and room.deadline.reason is Reason.CONFIRM)
-    )
-
-
-def new_actions(before: AgentView, after: AgentView, policy: Policy) -> tuple[Action, ...]:
-    """The actions `after` asks for that `before` did not."""
-    already = set(pending_actions(before, policy))
-    actions: list[Action] = [a for a in pending_actions(after, policy) if a not in already]
-    if in_breach(after) and not in_breach(before):
-        actions.append(ReportBreach(str(after.deadline.reason) if after.deadline else "failed", after.agent))
-    if after.recovery is Recovery.FAILED and before.recovery is not Recovery.FAILED:
-        actions.append(ReportFailed(after.error, after.redispatches, after.agent))
-    if in_breach(before) and not in_breach(after):
-        actions.append(ReportRecovered(str(after.phase), after.agent))
-    if after.dispatched_on_start and not before.dispatched_on_start:
-        actions.append(Dispatch(policy.agent_name))
-    return tuple(actions)
-
-
-def transition(room: AgentView, event: Event, *, now: float, policy: Policy) -> Decision:
-    """Apply one event: its rule in `TABLE`, then the phase it leaves, then that phase's rule in
-    `RECOVERY` (deadlines and recovery follow presence); the actions follow from what changed."""
-    handled = TABLE[(room.phase, event.kind)](room, event, policy)
-    phase = _next_phase(room.phase, handled, policy)
-    waiting_since = handled.waiting_since
+def _settle(room: Room, view: AgentView, event: Event, policy: Policy, *, new: bool = False) -> Room:
+    """Where presence left the room for one part: its phase, when its people started waiting or its agent
+    came, its first dispatch (rule 6); then that phase's rule in `RECOVERY`. A `new` part is as if it
+    had watched from the first person's arrival (`agents`, rule 3)."""
+    before = view.phase
+    phase = phase_of(room, before, policy)
+    waiting_since = view.waiting_since
     if phase not in _WAITING:
         waiting_since = None
-    elif room.phase not in _WAITING:
-        waiting_since = event.at
-        if event.kind is EventKind.RECONCILED and phase is Phase.WAITING:
-            waiting_since = min(
-                p.joined_at for p in handled.people
-            )  # adopted: the SLA runs from LiveKit's time
-    agent_joined_at = handled.agent_joined_at
+    elif before not in _WAITING:
+        # a room adopted from a listing, or a new part: people have waited since LiveKit says they came
+        listed = phase is Phase.WAITING and (new or event.kind in _LISTINGS)
+        waiting_since = min(p.joined_at for p in room.people) if listed else event.at
+    agent_joined_at = view.agent_joined_at
     if agent_joined_at is None and phase in _AGENT_HERE:
-        agent_joined_at = min(a.joined_at for a in handled.our_agents(policy))
-    dispatched = handled.dispatched_on_start or (
+        agent_joined_at = min(a.joined_at for a in room.our_agents(policy))
+    first_dispatch = view.dispatched_on_start or (
         policy.dispatch_on_start
-        and bool(policy.agent_name)
         and phase is Phase.WAITING
-        and room.phase is Phase.IDLE
+        and before is Phase.IDLE
+        and bool({RULE, SETTING} & set(view.sources))
     )
     moved = replace(
-        handled,
+        view,
         phase=phase,
         waiting_since=waiting_since,
         agent_joined_at=agent_joined_at,
-        dispatched_on_start=dispatched,
-        updated_at=now,
+        dispatched_on_start=first_dispatch,
     )
-    after = RECOVERY[(moved.recovery, settled(room.phase, phase, event))](moved, event, policy)
-    return Decision(after, new_actions(room, after, policy))
+    return RECOVERY[(moved.recovery, settled(before, phase, event))](room.put(moved), moved, event, policy)
 
 
-def changes(room: AgentView, event: Event, *, now: float, policy: Policy) -> bool:
+def _expect(room: Room, agent: str, source: str, event: Event, policy: Policy) -> Room:
+    """The room expecting `agent` (learned from `source`): a part of its own, if it has none yet."""
+    known = room.view(agent)
+    if known is not None:
+        return room if source in known.sources else room.put(replace(known, sources=(*known.sources, source)))
+    fresh = AgentView(agent, (source,))
+    room = replace(room, views=(*room.views, fresh))
+    return _settle(room, fresh, event, _policy(room, fresh, policy), new=True)
+
+
+def fold(room: Room, events: Iterable[tuple[Event, float]], *, rules: Rules) -> Room:
+    """Apply `(event, received_at)` pairs in `order_key` order; the room after all of them."""
+    for event, received_at in sorted(events, key=lambda pair: order_key(pair[0])):
+        room = transition(room, event, now=received_at, rules=rules).room
+    return room
+
+
+def changes(room: Room, event: Event, *, now: float, rules: Rules) -> bool:
     """Would applying `event` change what Warden knows of the room, or decide anything? A check that only
     confirms what is known (a reconciliation that lists the same people, a heartbeat of an agent already
     active) does not, and is not worth a line in the room's log."""
-    decision = transition(room, event, now=now, policy=policy)
-    return bool(decision.actions) or known_state(decision.room) != known_state(room)
+    decision = transition(room, event, now=now, rules=rules)
+    return bool(decision.actions) or _known(decision.room) != _known(room)
 
 
-def known_state(room: AgentView) -> AgentView:
+def _known(room: Room) -> Room:
     """The room as far as a check can confirm it: who is there in any order, not when it was looked at."""
     return replace(
         room,
@@ -310,10 +332,3 @@ def known_state(room: AgentView) -> AgentView:
         agents=tuple(sorted(room.agents, key=lambda a: (a.identity, a.sid))),
         updated_at=0.0,
     )
-
-
-def fold(room: AgentView, events: Iterable[tuple[Event, float]], *, policy: Policy) -> AgentView:
-    """Apply `(event, received_at)` pairs in `order_key` order; the room's state after all of them."""
-    for event, received_at in sorted(events, key=lambda pair: order_key(pair[0])):
-        room = transition(room, event, now=received_at, policy=policy).room
-    return room

@@ -1,7 +1,7 @@
-"""The presence rules of the room state machine: who is in the room after an event. Pure, like
-`workers.core.machine`, whose `TABLE` says in which phase each applies; the rules are stated in plain
-words at the top of that module. None of them touches the recovery fields: `workers.core.recovery`
-owns those.
+"""The presence rules of the room state machine: who is in the room after an event, held once for the
+room, and the phase each expected agent sees in it. Pure, like `workers.core.machine`, whose `TABLE`
+says in which phase each rule applies; the rules are stated in plain words at the top of that module.
+None of them touches an agent's recovery: `workers.core.recovery` owns that.
 """
 
 from __future__ import annotations
@@ -9,21 +9,50 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
-from workers.core.events import Event, Participant
-from workers.core.room import Agent, AgentView, Person, Policy
+from workers.core.events import Event, Fact, Participant
+from workers.core.room import Agent, Person, Phase, Policy, Room
 
+Presence = Callable[[Room, Event, Policy], Room]  # a presence rule (or `machine.recover`): a cell of `TABLE`
 RECONCILE_GRACE_SECONDS = 10.0
+# The room's own watch, and the room as a whole: people count, no agent is "ours".
+NO_AGENT = Policy(discovering=True)
+_HERE_BEFORE = (Phase.AGENT_PRESENT, Phase.AGENT_ACTIVE, Phase.AGENT_LOST)
 
 
-def start(room: AgentView, event: Event, policy: Policy) -> AgentView:
+def phase_of(room: Room, before: Phase, policy: Policy) -> Phase:
+    """The phase of the room for the agent `policy` names, after `before`: closed once finished;
+    agent_active or agent_present while an agent of ours is there; idle with nobody; agent_lost when
+    people remain and our agent was there just before (so while people come and go); else waiting."""
+    if room.finished_at is not None:
+        return Phase.CLOSED
+    ours = room.our_agents(policy)
+    if ours:
+        return Phase.AGENT_ACTIVE if any(a.active_at is not None for a in ours) else Phase.AGENT_PRESENT
+    if not room.people:
+        return Phase.IDLE
+    return Phase.AGENT_LOST if before in _HERE_BEFORE else Phase.WAITING
+
+
+def room_phase(room: Room) -> Phase:
+    """The phase of the room as a whole (its own watch's): closed, idle, or waiting while people are in
+    it. Who is there does not depend on whose phase reads the presence rules: they are the same in
+    every open phase."""
+    return phase_of(room, Phase.IDLE, NO_AGENT)
+
+
+def start(room: Room, event: Event, policy: Policy) -> Room:
     return room if room.started_at is not None else replace(room, started_at=event.at)
 
 
-def finish(room: AgentView, event: Event, policy: Policy) -> AgentView:
-    return replace(room, finished_at=event.at, people=(), agents=())
+def finish(room: Room, event: Event, policy: Policy) -> Room:
+    return finished(room, event.at)
 
 
-def join(room: AgentView, event: Event, policy: Policy) -> AgentView:
+def finished(room: Room, at: float) -> Room:
+    return replace(room, finished_at=at, people=(), agents=())
+
+
+def join(room: Room, event: Event, policy: Policy) -> Room:
     p = event.participant
     if p is None:
         return room
@@ -41,7 +70,7 @@ def _same_session(identity: str, sid: str) -> Callable[[Person | Agent], bool]:
     return lambda x: x.identity == identity and (not sid or not x.sid or x.sid == sid)
 
 
-def leave(room: AgentView, event: Event, policy: Policy) -> AgentView:
+def leave(room: Room, event: Event, policy: Policy) -> Room:
     p = event.participant
     if p is None:
         return room
@@ -53,7 +82,7 @@ def leave(room: AgentView, event: Event, policy: Policy) -> AgentView:
     )
 
 
-def activity(room: AgentView, event: Event, policy: Policy) -> AgentView:
+def activity(room: Room, event: Event, policy: Policy) -> Room:
     """A track published, or a heartbeat: the agent with that identity is working."""
     p = event.participant
     if p is None:
@@ -65,18 +94,28 @@ def activity(room: AgentView, event: Event, policy: Policy) -> AgentView:
     return replace(room, agents=agents)
 
 
-def job_ended(room: AgentView, event: Event, policy: Policy) -> AgentView:
+def job_ended(room: Room, event: Event, policy: Policy) -> Room:
     if event.job is None or not event.job.participant_identity:
         return room
     identity = event.job.participant_identity
     return replace(room, agents=tuple(a for a in room.agents if a.identity != identity))
 
 
-def reconcile(
-    room: AgentView, participants: Iterable[Participant], at: float, *, keep_since: float | None = None
-) -> AgentView:
-    """Who is in the room is what LiveKit listed; with `keep_since`, participants Warden saw join at or
-    after that moment stay even if the list lacks them (the list may predate their join)."""
+def listed(room: Room, fact: Fact) -> Room:
+    """Who is there, as LiveKit listed it at `fact.at` (reconciliation's listing, or the answer to a
+    check): a room it no longer has is finished; otherwise its participants replace the room's (people
+    Warden never heard of keep LiveKit's join time), except that whoever joined within
+    `RECONCILE_GRACE_SECONDS` of the listing stays: the listing is taken before it is recorded, and a
+    join in between (webhook times are whole seconds) must not be undone — that would make a present
+    agent "lost", re-dispatch a second one, or forget that it was working."""
+    if not fact.room_exists:
+        return finished(room, fact.at)
+    return _reconcile(room, fact.participants, fact.at, keep_since=fact.at - RECONCILE_GRACE_SECONDS)
+
+
+def _reconcile(room: Room, participants: Iterable[Participant], at: float, *, keep_since: float) -> Room:
+    """Who is in the room is what LiveKit listed; participants Warden saw join at or after `keep_since`
+    stay even if the list lacks them (the list may predate their join)."""
     known_people: dict[str, Person | None] = {p.identity: p for p in room.people}
     known_agents: dict[str, Agent | None] = {a.identity: a for a in room.agents}
     people, agents = [], []
@@ -88,22 +127,12 @@ def reconcile(
             )
         elif p.is_person:
             people.append(known_people.pop(p.identity, None) or Person(p.identity, p.sid, p.joined_at or at))
-    if keep_since is not None:
-        people += [p for p in known_people.values() if p is not None and p.joined_at >= keep_since]
-        agents += [a for a in known_agents.values() if a is not None and a.joined_at >= keep_since]
+    people += [p for p in known_people.values() if p is not None and p.joined_at >= keep_since]
+    agents += [a for a in known_agents.values() if a is not None and a.joined_at >= keep_since]
     return replace(room, people=tuple(people), agents=tuple(agents))
 
 
-def reconciled(room: AgentView, event: Event, policy: Policy) -> AgentView:
-    """The periodic comparison with LiveKit: a room it no longer has is finished (the recovery table
-    stands down on `room_gone`); otherwise who is there is what LiveKit says (people Warden never heard
-    of keep LiveKit's join time), except that whoever joined within `RECONCILE_GRACE_SECONDS` of the
-    listing stays: the listing is taken before it is recorded, and a join in between (webhook times are
-    whole seconds) must not be undone — that would make a present agent "lost" and re-dispatch a
-    second one."""
-    fact = event.fact
-    if fact is None:
-        return room
-    if not fact.room_exists:
-        return replace(room, finished_at=fact.at, people=(), agents=())
-    return reconcile(room, fact.participants, fact.at, keep_since=fact.at - RECONCILE_GRACE_SECONDS)
+def reconciled(room: Room, event: Event, policy: Policy) -> Room:
+    """The periodic comparison with LiveKit: who is there is what it lists (`listed`); a room it no
+    longer has is finished, and the recovery table stands down on `room_gone`."""
+    return room if event.fact is None else listed(room, event.fact)

@@ -1,20 +1,21 @@
-"""The room state machine's values: phases, policy, the room, and the actions a decision asks for.
+"""The room state machine's values: phases, policy, the room and each expected agent's part of it, and
+the actions a decision asks for.
 
-All frozen dataclasses, all plain data: `workers.core.machine` computes with them, `workers.store.writer`
-saves them as JSON, the effects layer carries the actions out.
+All frozen dataclasses, all plain data: `workers.core.machine` computes with them, `workers.core.stored`
+turns a room into the JSON its row holds and back, the effects layer carries the actions out.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from workers.core.plain import as_dict, tagged
+from workers.core.plain import tagged
 
 
 class Phase(StrEnum):
-    """Who is in the room (derived from presence, see `rooms._next_phase`)."""
+    """Who is in the room, as one expected agent sees it (`presence.phase_of`)."""
 
     IDLE = "idle"
     WAITING = "waiting"
@@ -25,7 +26,7 @@ class Phase(StrEnum):
 
 
 class Recovery(StrEnum):
-    """What Warden is doing about the room's agent."""
+    """What Warden is doing about one expected agent of the room."""
 
     NONE = "none"  # watching (a deadline may be set)
     CHECKING = "checking"  # a deadline passed; asking LiveKit who is there
@@ -45,7 +46,7 @@ class Reason(StrEnum):
 
 @dataclass(frozen=True)
 class Policy:
-    """What the machine is told from outside (from settings, as plain values)."""
+    """What the machine is told from outside (from settings and the room's rule, as plain values)."""
 
     agent_name: str = ""
     join_sla: float = 15.0
@@ -55,7 +56,7 @@ class Policy:
     sla_from_room_start: bool = False
     dispatch_on_start: bool = False
     restart_grace: float = 20.0
-    discovering: bool = False  # the room's watch before its agents are known: no agent is "ours"
+    discovering: bool = False  # the room's own watch before its agents are known: no agent is "ours"
 
     def counts(self, agent_name: str) -> bool:
         """Is an agent of this name "ours"? An agent that gives no name counts, so none is double-booked."""
@@ -89,36 +90,123 @@ class Deadline:
 
 @dataclass(frozen=True)
 class AgentView:
+    """One expected agent's part of a room: the phase as that agent sees who is there, and what Warden
+    is doing about that agent. Who is there is the room's, held once (`Room`)."""
+
+    agent: str = ""  # its name ("" : the room's own watch, or an agent that gives no name)
+    sources: tuple[str, ...] = ()  # where Warden learned that the room expects it: dispatch, job, rule
+    phase: Phase = Phase.IDLE
+    waiting_since: float | None = None  # when people started waiting for it (waiting, agent_lost)
+    agent_joined_at: float | None = None  # when it first came
+    # recovery
+    deadline: Deadline | None = None
+    recovery: Recovery = Recovery.NONE
+    redispatches: int = 0
+    stale_dispatches: tuple[str, ...] = ()
+    dispatch_metadata: str = ""
+    dispatch_attributes: tuple[tuple[str, str], ...] = ()
+    dispatch_id: str = ""
+    evict: str = ""
+    error: str = ""
+    dispatched_on_start: bool = False
+
+
+@dataclass(frozen=True)
+class Room:
+    """A room: who is there, held once, and a part per expected agent (`views`). Until the agents it
+    expects are known, the room's own `watch` (counting no agent as ours) waits for people to wait;
+    it is None once they are learned."""
+
     sid: str
     name: str
-    phase: Phase = Phase.IDLE
     people: tuple[Person, ...] = ()
     agents: tuple[Agent, ...] = ()
     started_at: float | None = None
     finished_at: float | None = None
     first_person_at: float | None = None
-    agent_joined_at: float | None = None
-    waiting_since: float | None = None
-    updated_at: float = 0.0
-    # recovery
-    deadline: Deadline | None = None
-    attempt: int = 0
-    recovery: Recovery = Recovery.NONE
-    redispatches: int = 0
-    stale_dispatches: tuple[str, ...] = ()
-    dispatch_metadata: str = ""
-    dispatch_id: str = ""
-    evict: str = ""
-    error: str = ""
-    dispatched_on_start: bool = False
-    # which agent this view of the room watches ("" : the room's own watch, see `workers.core.agents`)
-    agent: str = ""
-    sources: tuple[str, ...] = ()  # where Warden learned that the room expects it: dispatch, job, rule
-    dispatch_attributes: tuple[tuple[str, str], ...] = ()
     sip: bool = False  # a phone caller has been in the room
+    updated_at: float = 0.0
+    attempt: int = 0  # the newest deadline's number: numbered room-wide, it only goes up
+    watch: AgentView | None = AgentView()
+    views: tuple[AgentView, ...] = ()  # one per expected agent, in the order learned
+
+    @property
+    def learned(self) -> bool:
+        """LiveKit was asked, or a rule named the agents: the room's own watch is over."""
+        return self.watch is None
 
     def our_agents(self, policy: Policy) -> tuple[Agent, ...]:
         return tuple(a for a in self.agents if policy.counts(a.name))
+
+    def watchers(self) -> tuple[AgentView, ...]:
+        """Every part that can have a deadline: the room's own watch while it watches, then the agents'."""
+        return self.views if self.watch is None else (self.watch, *self.views)
+
+    def view(self, agent: str) -> AgentView | None:
+        return next((v for v in self.views if v.agent == agent), None)
+
+    def for_attempt(self, attempt: int) -> AgentView | None:
+        """The part whose deadline has this number (none: a timer or an answer that is stale)."""
+        return next(
+            (v for v in self.watchers() if v.deadline is not None and v.deadline.attempt == attempt), None
+        )
+
+    def view_for(self, agent: str) -> AgentView:
+        """The part an action about `agent` is carried out for. An action recorded before views existed
+        names no agent: the room's first expected agent's (or its own watch); an agent no longer
+        expected has a blank part."""
+        found = self.view(agent)
+        if found is not None:
+            return found
+        if not agent and self.views:
+            return self.views[0]
+        if not agent and self.watch is not None:
+            return self.watch
+        return AgentView(agent)
+
+    def put(self, view: AgentView) -> Room:
+        """The room with `view` in place of the part of the same agent: its own watch for "" while it
+        watches (no expected agent is nameless then: a job event names its agent, and a listing of
+        nameless dispatches is learned only once the watch is over)."""
+        if self.watch is not None and not view.agent:
+            return replace(self, watch=view)
+        return replace(self, views=tuple(view if v.agent == view.agent else v for v in self.views))
+
+    def summary(self) -> AgentView:
+        """The part most in need of an agent (the room's own watch while no agent is known): what the
+        room's row shows as its phase and recovery. A room that expects no agent shows as idle: nobody
+        waits."""
+        watching = self.watchers()
+        if not watching:
+            return AgentView(phase=Phase.CLOSED if self.finished_at is not None else Phase.IDLE)
+        return min(watching, key=lambda v: (_URGENCY[v.recovery], _NEED[v.phase]))
+
+    def next_deadline(self) -> float | None:
+        return min((v.deadline.at for v in self.watchers() if v.deadline is not None), default=None)
+
+
+_NEED = {
+    Phase.AGENT_LOST: 0,
+    Phase.WAITING: 1,
+    Phase.AGENT_PRESENT: 2,
+    Phase.AGENT_ACTIVE: 3,
+    Phase.IDLE: 4,
+    Phase.CLOSED: 5,
+}
+_URGENCY = {
+    Recovery.FAILED: 0,
+    Recovery.REDISPATCHING: 1,
+    Recovery.EVICTING: 2,
+    Recovery.CHECKING: 3,
+    Recovery.NONE: 4,
+}
+
+
+def time_to_agent(room: Room, view: AgentView) -> float | None:
+    """Seconds people waited for `view`'s agent (0 when the agent was there first)."""
+    if view.agent_joined_at is None or room.first_person_at is None:
+        return None
+    return max(0.0, view.agent_joined_at - room.first_person_at)
 
 
 @dataclass(frozen=True)
@@ -165,7 +253,7 @@ class Redispatch:
 
 @dataclass(frozen=True)
 class Dispatch:
-    """Create the room's first dispatch (`WARDEN_DISPATCH_ON_START`)."""
+    """Create the room's first dispatch of an agent (`WARDEN_DISPATCH_ON_START`)."""
 
     agent_name: str
 
@@ -225,22 +313,10 @@ Action = (
 
 @dataclass(frozen=True)
 class Decision:
-    room: AgentView
+    room: Room
     actions: tuple[Action, ...] = ()
 
 
 def action_to_dict(action: Action) -> dict[str, Any]:
     """An action as JSON for the room's timeline: its type and fields."""
     return tagged(action)
-
-
-def room_to_dict(room: AgentView) -> dict[str, Any]:
-    """Plain JSON-able form of a room, for the database."""
-    return as_dict(room)
-
-
-def time_to_agent(room: AgentView) -> float | None:
-    """Seconds people waited for the room's first agent (0 when the agent was there first)."""
-    if room.agent_joined_at is None or room.first_person_at is None:
-        return None
-    return max(0.0, room.agent_joined_at - room.first_person_at)

@@ -3,30 +3,29 @@
 `table` builds one from a grid, one row per input and one rule per state in the states' order, so that
 it reads like the tables in a textbook; a pair without a rule stops the import with an
 `UndeclaredTransition` that names it. `ignore` is the room's rule for a pair that changes nothing:
-declared, so that "nothing" is a decision, not a default (the incident machine, whose rules take and
-give other values, has an `ignore` of its own). A rule can be any value: the room's take a room and an
-event, the incident's an incident and a report.
+declared, so that "nothing" is a decision, not a default. The room's rules all take the room first and
+give the room back (the presence rules with the event, the recovery rules with one agent's part of it),
+so one `ignore` serves both of its tables; the incident machine, whose rules take and give other values,
+has an `ignore` of its own. A rule can be any value.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from enum import Enum
 from itertools import product
 from types import MappingProxyType
 from typing import TypeVar
 
 from workers.core.errors import UndeclaredTransition
-from workers.core.events import Event
-from workers.core.room import AgentView, Policy
+from workers.core.room import Room
 
-Handler = Callable[[AgentView, Event, Policy], AgentView]
 State = TypeVar("State", bound=Enum)
 Input = TypeVar("Input", bound=Enum)
 Rule = TypeVar("Rule")
 
 
-def ignore(room: AgentView, event: Event, policy: Policy) -> AgentView:
+def ignore(room: Room, *_: object) -> Room:
     """The pair changes nothing."""
     return room
 

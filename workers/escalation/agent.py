@@ -41,7 +41,7 @@ from workers.core.incident import (
     ignore,
 )
 from workers.core.personal import mask_phone
-from workers.core.room import AgentView
+from workers.core.room import Room
 from workers.escalation import comeback
 from workers.escalation.metrics import RESTARTS
 from workers.escalation.policy import OutagePolicy
@@ -84,7 +84,7 @@ class AgentIncidents:
         # asking for a step already taken, would cost a write per room.
         self._known: tuple[str, IncidentState, set[str]] = ("", IncidentState.NEW, set())
 
-    async def breach(self, room: AgentView, reason: str) -> None:
+    async def breach(self, room: Room, reason: str) -> None:
         """A room missed its SLA: count it; enough of them within the window is an outage. Past its
         restart's claim, the incident this process knows only gains the room (one statement)."""
         now = self.clock()
@@ -101,14 +101,14 @@ class AgentIncidents:
         rooms = await self.window.rooms()  # all of the window is in the incident
         await self.carry(await self._outage(Report(Signal.OUTAGE, now, reason=why, rooms=len(rooms)), rooms))
 
-    async def room_failed(self, room: AgentView, reason: str) -> None:
+    async def room_failed(self, room: Room, reason: str) -> None:
         """A room exhausted its re-dispatches, or LiveKit refused: an outage on its own (and, failing after
         its incident's restart, worth one loud follow-up)."""
         why = f"room {mask_phone(room.name)}: {reason}"
         report = Report(Signal.ROOM_FAILED, self.clock(), reason=why, rooms=1, room=room.name)
         await self.carry(await self._outage(report, [(room.sid, room.name)]))
 
-    async def room_recovered(self, room: AgentView) -> None:
+    async def room_recovered(self, room: Room) -> None:
         """A room that had missed its SLA needs nothing now; the last one resolves its incident."""
         await self._settle(room.sid)
 

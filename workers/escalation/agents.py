@@ -25,7 +25,7 @@ from workers.adapters.hooks import DeployHook as DeployHookCaller
 from workers.core import alerts
 from workers.core.incident import HOOK, IncidentPolicy, WatchComeback
 from workers.core.outgoing import DeployHook, IncidentEvent
-from workers.core.room import AgentView
+from workers.core.room import Room
 from workers.core.rules import Rules
 from workers.escalation import comeback
 from workers.escalation.agent import AgentIncidents
@@ -67,10 +67,12 @@ class Incidents:
         self.by_agent: dict[str, AgentIncidents] = {}
         self.couriers: dict[str, Couriers] = {}
 
-    def agent_of(self, room: AgentView) -> str:
-        return room.agent or self.policy.agent_name
+    def agent_of(self, agent: str) -> str:
+        """Whom a room's trouble is about (a notice from before views existed names none:
+        `WARDEN_AGENT_NAME`'s)."""
+        return agent or self.policy.agent_name
 
-    def for_agent(self, agent: str, room: AgentView | None = None) -> AgentIncidents:
+    def for_agent(self, agent: str, room: Room | None = None) -> AgentIncidents:
         """The incidents of `agent`, made at its first trouble with the restart target of its rule."""
         found = self.by_agent.get(agent)
         if found is not None:
@@ -141,14 +143,14 @@ class Incidents:
             )
         return senders
 
-    async def breach(self, room: AgentView, reason: str) -> None:
-        await self.for_agent(self.agent_of(room), room).breach(room, reason)
+    async def breach(self, room: Room, agent: str, reason: str) -> None:
+        await self.for_agent(self.agent_of(agent), room).breach(room, reason)
 
-    async def room_failed(self, room: AgentView, reason: str) -> None:
-        await self.for_agent(self.agent_of(room), room).room_failed(room, reason)
+    async def room_failed(self, room: Room, agent: str, reason: str) -> None:
+        await self.for_agent(self.agent_of(agent), room).room_failed(room, reason)
 
-    async def room_recovered(self, room: AgentView) -> None:
-        await self.for_agent(self.agent_of(room), room).room_recovered(room)
+    async def room_recovered(self, room: Room, agent: str) -> None:
+        await self.for_agent(self.agent_of(agent), room).room_recovered(room)
 
     async def settle(self) -> None:
         agents = set(self.by_agent) | set(await incidents.open_agents(self.engine)) | {self.policy.agent_name}

@@ -10,10 +10,9 @@ from sqlalchemy import func, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col, select
 
-from workers.core import views
+from workers.core import stored
 from workers.core.machine import ORDER_RANK
-from workers.core.room import Phase
-from workers.core.views import Room
+from workers.core.room import Phase, Room
 from workers.store.models import OPEN_PHASE, ROOMS, EventRow, RoomRow
 
 TIMELINE_LIMIT = 1000
@@ -55,7 +54,7 @@ async def list_rooms(engine: AsyncEngine, *, limit: int, offset: int, phase: str
         )
         found = list(rows)
         confirmed = {r.sid: r.confirmed_at for r in found if r.confirmed_at is not None}
-        return RoomPage([views.from_dict(r.state) for r in found], total, confirmed)
+        return RoomPage([stored.from_dict(r.state) for r in found], total, confirmed)
 
 
 async def find_room(engine: AsyncEngine, name: str) -> tuple[Room, list[TimelineEntry]] | None:
@@ -85,7 +84,7 @@ async def find_room(engine: AsyncEngine, name: str) -> tuple[Room, list[Timeline
             for r in rows
         ]
     timeline.reverse()  # oldest first, so that ties keep arrival order in the stable sort
-    return views.from_dict(row.state), sorted(timeline, key=_timeline_order(timeline))
+    return stored.from_dict(row.state), sorted(timeline, key=_timeline_order(timeline))
 
 
 def _timeline_order(timeline: list[TimelineEntry]) -> Callable[[TimelineEntry], tuple[float, ...]]:
@@ -123,8 +122,8 @@ async def overdue_deadlines(engine: AsyncEngine, cutoff: float, limit: int = 100
         )
         due = []
         for row in rows:
-            room = views.from_dict(row.state)
-            for view in room.all():
+            room = stored.from_dict(row.state)
+            for view in room.watchers():
                 if view.deadline is not None and view.deadline.at <= cutoff:
                     due.append((room.sid, view.deadline.attempt))
         return due
@@ -145,7 +144,7 @@ async def load_rooms(engine: AsyncEngine, sids: list[str], *, legacy_agent: str 
         return {}
     async with engine.connect() as connection:
         rows = await connection.execute(select(ROOMS.c.state).where(ROOMS.c.sid.in_(sids)))
-        found = (views.from_dict(state, legacy_agent=legacy_agent) for (state,) in rows)
+        found = (stored.from_dict(state, legacy_agent=legacy_agent) for (state,) in rows)
         return {room.sid: room for room in found}
 
 

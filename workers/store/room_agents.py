@@ -4,7 +4,7 @@ the `rooms` row shows only the agent most in need.
 `rows` is the one mapping from a room to its rows; the room writer saves them with `write` in the
 room's own transaction (under the room's row lock, so two writers never touch a room's agents at
 once), and the migration that carried existing rooms over used the same mapping (`rows_of_state`).
-The room's own watch before its agents are known (its base) is no expected agent and has no row.
+The room's own watch before its agents are known (`Room.watch`) is no expected agent and has no row.
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from workers.core import views
-from workers.core.room import Phase, Recovery
-from workers.core.views import Room
+from workers.core import stored
+from workers.core.room import Phase, Recovery, Room
 from workers.store.models import ROOM_AGENTS
 
 # People are there and no agent of ours: the phases in which a room waits for its agent.
@@ -38,7 +37,7 @@ def rows(room: Room) -> list[dict[str, Any]]:
             "deadline_at": view.deadline.at if view.deadline is not None else None,
             "waiting_since": view.waiting_since,
             "redispatches": view.redispatches,
-            "updated_at": view.updated_at,
+            "updated_at": room.updated_at,
         }
         for view in room.views
     ]
@@ -47,7 +46,7 @@ def rows(room: Room) -> list[dict[str, Any]]:
 def rows_of_state(state: dict[str, Any], *, legacy_agent: str) -> list[dict[str, Any]]:
     """`rows` of a room as the `rooms` row stores it (`legacy_agent`: `WARDEN_AGENT_NAME`, whom a room
     stored before views existed was watched for)."""
-    return rows(views.from_dict(state, legacy_agent=legacy_agent))
+    return rows(stored.from_dict(state, legacy_agent=legacy_agent))
 
 
 def _upsert(insert_for: Any) -> Any:

@@ -7,9 +7,9 @@ a single batch is a group of one).
    retry, ARQ re-running a job) and change nothing;
 2. read every room concerned (`SELECT ... WHERE sid IN (...) ORDER BY sid FOR UPDATE`: rows locked
    in one order, so two workers never deadlock; SQLite's BEGIN IMMEDIATE holds its only write lock);
-3. fold the new events into the rooms in memory. An event older than the newest one applied (by
-   `rooms.order_key`) arrived out of order: the room is re-folded from its whole log, so the state
-   is always the fold of the events in LiveKit's order;
+3. fold the new events into the rooms in memory (`machine.transition`). An event older than the newest
+   one applied (by `machine.order_key`) arrived out of order: the room is re-folded from its whole log,
+   so the state is always the fold of the events in LiveKit's order;
 4. insert the new rooms, update the others, write their expected agents' rows (`workers.store.room_agents`),
    log the decisions, and put the side effects among them in the outbox (`workers.store.outbox`,
    delivered at least once from there): one executemany each. Each room row carries a `version`, and
@@ -35,14 +35,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from workers.core import views
+from workers.core import machine, stored
+from workers.core.actions import new_actions
 from workers.core.errors import StaleWrite
 from workers.core.events import Event
 from workers.core.machine import order_key
 from workers.core.plain import from_plain
-from workers.core.room import Action, AgentView, Policy, time_to_agent
+from workers.core.room import Action, Policy, Room, time_to_agent
 from workers.core.rules import Rules
-from workers.core.views import Room
 from workers.store import outbox, room_agents, unstorable
 from workers.store.engine import writing
 from workers.store.log_rows import ACTION_KIND, Decided, action_rows, event_row
@@ -65,23 +65,14 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class Recorded:
-    """What recording did: the outcome, the room as it now stands (with a view per expected agent),
+    """What recording did: the outcome, the room as it now stands (with a part per expected agent),
     and the actions newly decided."""
 
     outcome: Outcome
-    views: Room | None = None
+    room: Room | None = None
     actions: tuple[Action, ...] = ()
-    before_views: Room | None = None  # the room before this recording (None: new to Warden)
+    before: Room | None = None  # the room before this recording (None: new to Warden)
     notices: tuple[Pending, ...] = ()  # the actions among `actions` written to the outbox, with their ids
-
-    @property
-    def room(self) -> AgentView | None:
-        """The view most in need of an agent (the one the room's row shows)."""
-        return views.summary(self.views) if self.views is not None else None
-
-    @property
-    def before(self) -> AgentView | None:
-        return views.summary(self.before_views) if self.before_views is not None else None
 
 
 def as_rules(rules: Rules | Policy) -> Rules:
@@ -119,25 +110,19 @@ async def record_events(engine: AsyncEngine, batch: Batch, *, rules: Rules | Pol
     raise StaleWrite(f"room {batch[0][0].room_sid} kept changing under {MAX_ATTEMPTS} attempts")
 
 
-async def load_views(engine: AsyncEngine, sid: str, *, legacy_agent: str = "") -> Room | None:
-    """The room's current state, a view per expected agent, or None if Warden has never heard of it
+async def load_room(engine: AsyncEngine, sid: str, *, legacy_agent: str = "") -> Room | None:
+    """The room's current state, a part per expected agent, or None if Warden has never heard of it
     (read together with the rooms that concurrent jobs ask for, `workers.store.reads`). `legacy_agent`:
     whom a row written before views existed was watched for, `WARDEN_AGENT_NAME`."""
     state = await read_state(engine, sid)
-    return views.from_dict(state, legacy_agent=legacy_agent) if state is not None else None
+    return stored.from_dict(state, legacy_agent=legacy_agent) if state is not None else None
 
 
-async def load_room(engine: AsyncEngine, sid: str) -> AgentView | None:
-    """The room's view most in need of an agent (what its row shows), or None."""
-    found = await load_views(engine, sid)
-    return views.summary(found) if found is not None else None
-
-
-async def load_views_named(engine: AsyncEngine, name: str, *, legacy_agent: str = "") -> Room | None:
+async def load_room_named(engine: AsyncEngine, name: str, *, legacy_agent: str = "") -> Room | None:
     """The newest room called `name` (for events that know only the name, such as heartbeats)."""
     async with engine.connect() as connection:
         sid = await _sid_by_name(connection, name)
-    return await load_views(engine, sid, legacy_agent=legacy_agent) if sid else None
+    return await load_room(engine, sid, legacy_agent=legacy_agent) if sid else None
 
 
 async def confirm(engine: AsyncEngine, sids: Sequence[str], at: float) -> None:
@@ -155,19 +140,19 @@ async def confirm(engine: AsyncEngine, sids: Sequence[str], at: float) -> None:
 
 def room_values(room: Room, key: tuple[int, int], received_at: float) -> dict[str, Any]:
     """The room row's columns for `room`, whose newest applied event has order `key` (all but the
-    `version` and `first_seen_at` that only the writer knows): the phase and recovery of its view most
+    `version` and `first_seen_at` that only the writer knows): the phase and recovery of its agent most
     in need, its next deadline, and the time to its first expected agent."""
-    shown = views.summary(room)
-    waits = [t for t in (time_to_agent(v) for v in room.views or (room.base,)) if t is not None]
+    shown = room.summary()
+    waits = [t for t in (time_to_agent(room, v) for v in room.views) if t is not None]
     return {
         "sid": room.sid,
         "name": room.name,
         "phase": str(shown.phase),
-        "state": views.to_dict(room),
+        "state": stored.to_dict(room),
         "last_created_at": key[0],
         "last_rank": key[1],
         "updated_at": received_at,
-        "deadline_at": views.next_deadline(room),
+        "deadline_at": room.next_deadline(),
         "recovery": str(shown.recovery),
         "time_to_agent": min(waits, default=None),
     }
@@ -244,7 +229,7 @@ async def _record_round(connection: AsyncConnection, placed: Placed, rules: Rule
         for row in await connection.execute(_SELECT_ROOMS, {"sids": sids}):
             key = (row.last_created_at, row.last_rank)
             current[row.sid] = _Current(
-                views.from_dict(row.state, legacy_agent=rules.legacy_agent),
+                stored.from_dict(row.state, legacy_agent=rules.legacy_agent),
                 key,
                 row.version,
                 row.first_seen_at,
@@ -306,10 +291,11 @@ async def _fold(
     last_event, received_at = fresh[-1]
     mine: Decided = []
     if now is None:
-        room = views.new(sid, last_event.room_name)
+        room = Room(sid, last_event.room_name)
         for event, at in sorted(fresh, key=lambda pair: order_key(pair[0])):
-            room, actions = views.step(room, event, now=at, rules=rules)
-            mine.append((event, at, actions))
+            decision = machine.transition(room, event, now=at, rules=rules)
+            room = decision.room
+            mine.append((event, at, decision.actions))
         key = max(order_key(e) for e, _ in fresh)
         current[sid] = _Current(room, key, 0, received_at, received_at)
         decided.extend(mine)
@@ -317,17 +303,17 @@ async def _fold(
     before, room, key, outcome = now.room, now.room, now.key, Outcome.APPLIED
     for event, at in fresh:
         if order_key(event) >= key:
-            room, actions = views.step(room, event, now=at, rules=rules)
-            key = order_key(event)
-            mine.append((event, at, actions))
+            decision = machine.transition(room, event, now=at, rules=rules)
+            room, key = decision.room, order_key(event)
+            mine.append((event, at, decision.actions))
         else:  # late: re-fold the whole log, this batch included (it is inserted already)
-            room = views.fold(views.new(sid, before.name), await room_events(connection, sid), rules=rules)
-            refolded = views.new_actions(before, room, rules)
+            room = machine.fold(Room(sid, before.name), await room_events(connection, sid), rules=rules)
+            refolded = new_actions(before, room)
             outcome, mine = Outcome.REFOLDED, [(last_event, received_at, refolded)]
             key = max([key, *(order_key(e) for e, _ in fresh)])
             break
     if not room.name and last_event.room_name:
-        room = views.renamed(room, last_event.room_name)
+        room = replace(room, name=last_event.room_name)
     now.room, now.key, now.updated_at = room, key, received_at
     decided.extend(mine)
     return Recorded(outcome, room, all_actions(mine), before, _notices(mine))

@@ -11,13 +11,12 @@ from typing import Any
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
-from workers.core import views
 from workers.core.errors import UpstreamError
 from workers.core.plain import from_plain
 from workers.jobs.runtime.context import context
 from workers.jobs.runtime.retry import retry_later
 from workers.store.outbox import Notice
-from workers.store.writer import load_views
+from workers.store.writer import load_room
 
 INCIDENT_REPORT_TIMEOUT_SECONDS = 300
 
@@ -28,12 +27,12 @@ async def report_to_incident(
     """Job: report `action` (a `ReportFailed`, `ReportBreach` or `ReportRecovered`) to the incidents for
     the room as it stands now; retried while Redis, the database or LiveKit is unavailable."""
     worker = context(ctx)
-    room = await load_views(worker.engine, room_sid, legacy_agent=worker.rules.legacy_agent)
+    room = await load_room(worker.engine, room_sid, legacy_agent=worker.rules.legacy_agent)
     if room is None:
         return "no room"
     notice: Notice = from_plain(Notice, action)  # told apart by its tag, as `action_to_dict` wrote it
     try:
-        await worker.effects.execute(notice, views.view_for(room, getattr(notice, "agent", "")))
+        await worker.effects.execute(notice, room)
     except (UpstreamError, RedisError, SQLAlchemyError, OSError) as exc:
         raise retry_later(
             ctx, "incident report %s failed (%s); retried in %.0fs", notice_id, type(exc).__name__

@@ -21,16 +21,14 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from workers.core import views
 from workers.core.errors import UpstreamError
 from workers.core.outgoing import Alert, DeployHook, IncidentEvent
-from workers.core.room import ReportBreach, ReportFailed, ReportRecovered, action_to_dict
-from workers.core.views import Room
+from workers.core.room import ReportBreach, ReportFailed, ReportRecovered, Room, action_to_dict
 from workers.jobs.rooms.effects import Effects
 from workers.queue.jobs import queue_incident_report
 from workers.store import outbox
 from workers.store.outbox import Pending
-from workers.store.writer import load_views
+from workers.store.writer import load_room
 
 log = logging.getLogger("warden.delivery")
 
@@ -75,8 +73,8 @@ class Delivered:
 
 
 async def send(effects: Effects, notice: Pending, room: Room | None) -> None:
-    """Deliver one notice (a room's, with its `room`, carried out for the view of the agent it is
-    about; an outgoing call has none); raises one of `TRANSIENT` when it could not be delivered now."""
+    """Deliver one notice (a room's, with its `room`, carried out for the expected agent it is about;
+    an outgoing call has none); raises one of `TRANSIENT` when it could not be delivered now."""
     action = notice.action
     if isinstance(action, Alert | DeployHook | IncidentEvent):
         await effects.incidents.deliver(notice)
@@ -85,7 +83,7 @@ async def send(effects: Effects, notice: Pending, room: Room | None) -> None:
     elif isinstance(action, ReportFailed | ReportBreach | ReportRecovered):
         await queue_incident_report(effects.enqueuer, notice.id, room.sid, action_to_dict(action))
     else:
-        await effects.execute(action, views.view_for(room, getattr(action, "agent", "")))
+        await effects.execute(action, room)
 
 
 async def deliver(effects: Effects, delivered: Delivered, notices: Sequence[Pending], room: Room) -> None:
@@ -110,7 +108,7 @@ async def deliver_overdue(
     sent: list[str] = []
     calls = 0
     for notice in await outbox.due(engine, effects.clock(), lease=lease):
-        room = None if notice.outgoing else await load_views(engine, notice.room_sid)
+        room = None if notice.outgoing else await load_room(engine, notice.room_sid)
         try:
             await send(effects, notice, room)
         except TRANSIENT as exc:

@@ -17,8 +17,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from workers.core.errors import UpstreamError
 from workers.core.events import Event, EventKind, Fact, internal
+from workers.core.machine import changes
 from workers.core.presence import RECONCILE_GRACE_SECONDS
-from workers.core.views import changes
 from workers.jobs.delivery.outbox import deliver_overdue
 from workers.jobs.rooms.recording import record
 from workers.jobs.runtime.context import context

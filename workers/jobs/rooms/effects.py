@@ -17,7 +17,6 @@ from workers.core.errors import UpstreamError
 from workers.core.events import Event, EventKind, Fact, internal
 from workers.core.room import (
     Action,
-    AgentView,
     CheckPresence,
     Dispatch,
     Evict,
@@ -25,6 +24,7 @@ from workers.core.room import (
     ReportBreach,
     ReportFailed,
     ReportRecovered,
+    Room,
     ScheduleDeadline,
 )
 from workers.queue.enqueue import JobQueue
@@ -39,16 +39,16 @@ class IncidentReports(Protocol):
     """Where rooms' troubles go beyond re-dispatching: their agents' incidents
     (`workers.escalation.agents.Incidents`)."""
 
-    async def breach(self, room: AgentView, reason: str) -> None:
-        """The room missed its SLA."""
+    async def breach(self, room: Room, agent: str, reason: str) -> None:
+        """The room missed its SLA for `agent`."""
         ...
 
-    async def room_failed(self, room: AgentView, reason: str) -> None:
-        """Re-dispatching could not bring this room an agent."""
+    async def room_failed(self, room: Room, agent: str, reason: str) -> None:
+        """Re-dispatching could not bring this room `agent`."""
         ...
 
-    async def room_recovered(self, room: AgentView) -> None:
-        """A room that had missed its SLA needs nothing any more."""
+    async def room_recovered(self, room: Room, agent: str) -> None:
+        """A room that had missed its SLA for `agent` needs nothing any more."""
         ...
 
     async def settle(self) -> None:
@@ -81,21 +81,23 @@ class Effects:
         self.incidents = incidents
         self.clock = clock
 
-    async def execute(self, action: Action, room: AgentView) -> Event | None:
-        """Do `action` for `room`; return the answer to record, if the action asks a question."""
+    async def execute(self, action: Action, room: Room) -> Event | None:
+        """Do `action` for `room`; return the answer to record, if the action asks a question. Answers
+        and escalation name the expected agent the action is about (`Room.view_for`)."""
+        agent = room.view_for(action.agent).agent
         match action:
             case ScheduleDeadline(attempt=attempt, at=at):
                 # ARQ measures the deferral against the real clock; a deadline already past runs now.
                 await queue_deadline(self.enqueuer, room.sid, attempt, at)
                 return None
             case ReportFailed(reason=reason):
-                await self.incidents.room_failed(room, reason)
+                await self.incidents.room_failed(room, agent, reason)
                 return None
             case ReportBreach(reason=reason):
-                await self.incidents.breach(room, reason)
+                await self.incidents.breach(room, agent, reason)
                 return None
             case ReportRecovered():
-                await self.incidents.room_recovered(room)
+                await self.incidents.room_recovered(room, agent)
                 return None
             case Dispatch(agent_name=agent_name):
                 created = await self._refusable(self.dispatcher.redispatch(room.name, agent_name, "", ()))
@@ -105,15 +107,15 @@ class Effects:
             case CheckPresence(attempt=attempt):
                 observed = await self._refusable(self.presence.observe(room.name))
                 if isinstance(observed, UpstreamError):
-                    return self._failed(room, attempt, observed)
+                    return self._failed(room, agent, attempt, observed)
                 exists, participants, dispatches = observed
-                fact = Fact(attempt, self.clock(), exists, participants, dispatches, agent=room.agent)
+                fact = Fact(attempt, self.clock(), exists, participants, dispatches, agent=agent)
                 return self._event(room, EventKind.PRESENCE_OBSERVED, fact)
             case Evict(attempt=attempt, identity=identity):
                 evicted = await self._refusable(self.dispatcher.evict(room.name, identity))
                 if isinstance(evicted, UpstreamError):
-                    return self._failed(room, attempt, evicted)
-                fact = Fact(attempt=attempt, at=self.clock(), agent=room.agent)
+                    return self._failed(room, agent, attempt, evicted)
+                fact = Fact(attempt=attempt, at=self.clock(), agent=agent)
                 return self._event(room, EventKind.AGENT_EVICTED, fact)
             case Redispatch(attempt=attempt, agent_name=agent_name, metadata=metadata, stale=stale):
                 dispatched = await self._refusable(
@@ -122,8 +124,8 @@ class Effects:
                 if isinstance(dispatched, UpstreamError) and dispatched.code == NOT_FOUND:
                     return self._gone(room)  # the room ended meanwhile: nothing to dispatch to
                 if isinstance(dispatched, UpstreamError):
-                    return self._failed(room, attempt, dispatched)
-                fact = Fact(attempt=attempt, at=self.clock(), dispatch_id=dispatched, agent=room.agent)
+                    return self._failed(room, agent, attempt, dispatched)
+                fact = Fact(attempt=attempt, at=self.clock(), dispatch_id=dispatched, agent=agent)
                 return self._event(room, EventKind.AGENT_DISPATCHED, fact)
         raise TypeError(f"unknown action {action!r}")
 
@@ -137,20 +139,20 @@ class Effects:
                 raise
             return exc
 
-    def _gone(self, room: AgentView) -> Event:
+    def _gone(self, room: Room) -> Event:
         """LiveKit no longer has the room: as reconciliation would find it."""
         fact = Fact(at=self.clock(), room_exists=False)
         return internal(
             EventKind.RECONCILED, f"reconciled:{room.sid}:{fact.at:.3f}", room.sid, room.name, fact
         )
 
-    def _failed(self, room: AgentView, attempt: int, error: UpstreamError) -> Event:
+    def _failed(self, room: Room, agent: str, attempt: int, error: UpstreamError) -> Event:
         return self._event(
             room,
             EventKind.UPSTREAM_FAILED,
-            Fact(attempt=attempt, at=self.clock(), error=str(error), agent=room.agent),
+            Fact(attempt=attempt, at=self.clock(), error=str(error), agent=agent),
         )
 
     @staticmethod
-    def _event(room: AgentView, kind: EventKind, fact: Fact) -> Event:
+    def _event(room: Room, kind: EventKind, fact: Fact) -> Event:
         return internal(kind, f"{kind}:{room.sid}:{fact.attempt}", room.sid, room.name, fact)

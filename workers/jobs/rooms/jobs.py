@@ -20,18 +20,17 @@ from typing import Any
 
 from arq.worker import Retry
 
-from workers.core import views
+from workers.core.actions import pending_actions
 from workers.core.errors import UpstreamError
 from workers.core.events import Event, EventKind, Fact, Participant, internal
-from workers.core.machine import pending_actions
+from workers.core.machine import changes, transition
 from workers.core.plain import from_plain
-from workers.core.room import Action, AgentView, CheckPresence, Evict, Recovery, Redispatch
-from workers.core.views import Room
+from workers.core.room import Action, CheckPresence, Evict, Recovery, Redispatch, Room
 from workers.jobs.rooms.recording import record
 from workers.jobs.runtime.context import context
 from workers.jobs.runtime.retry import retry_later
 from workers.queue.jobs import agent_key
-from workers.store.writer import confirm, load_views, load_views_named
+from workers.store.writer import confirm, load_room, load_room_named
 
 MAX_STEPS = 6
 
@@ -41,7 +40,7 @@ async def apply_webhook(ctx: dict[str, Any], event: dict[str, Any], received_at:
     return str((await record(ctx, [(from_plain(Event, event), received_at)])).outcome)
 
 
-async def _ask(ctx: dict[str, Any], question: Action, room: AgentView) -> Event | None:
+async def _ask(ctx: dict[str, Any], question: Action, room: Room) -> Event | None:
     """Carry out a question to LiveKit; a retryable failure makes ARQ run the job again later."""
     try:
         return await context(ctx).effects.execute(question, room)
@@ -52,11 +51,11 @@ async def _ask(ctx: dict[str, Any], question: Action, room: AgentView) -> Event 
 
 
 async def on_deadline(ctx: dict[str, Any], room_sid: str, attempt: int) -> str:
-    """Job: a room's deadline `attempt` is due (attempts are numbered room-wide: it is one view's, one
-    expected agent's). Ask LiveKit, then act on the answer, step by step."""
+    """Job: a room's deadline `attempt` is due (attempts are numbered room-wide: it is one expected
+    agent's). Ask LiveKit, then act on the answer, step by step."""
     worker = context(ctx)
     clock = worker.effects.clock
-    room = await load_views(worker.engine, room_sid, legacy_agent=worker.rules.legacy_agent)
+    room = await load_room(worker.engine, room_sid, legacy_agent=worker.rules.legacy_agent)
     view = room.for_attempt(attempt) if room is not None else None
     if room is None or view is None or view.deadline is None:
         return "stale"
@@ -74,32 +73,32 @@ async def on_deadline(ctx: dict[str, Any], room_sid: str, attempt: int) -> str:
     if view.recovery is Recovery.NONE:
         # Decide in memory, ask LiveKit, then commit the deadline and LiveKit's answer together: one
         # write instead of two. A job that dies before the commit leaves the deadline due, to be re-run.
-        decided, actions = views.step(room, fired, now=now, rules=worker.rules)
+        decided = transition(room, fired, now=now, rules=worker.rules)
         batch = [(fired, now)]
-        for question in actions:
+        for question in decided.actions:
             if isinstance(question, CheckPresence) and question.attempt == attempt:
-                answer = await _ask(ctx, question, decided.for_attempt(attempt) or view)
+                answer = await _ask(ctx, question, decided.room)
                 if answer is not None:
                     batch.append((answer, clock()))
-        current = (await record(ctx, batch)).views
+        current = (await record(ctx, batch)).room
     for _ in range(MAX_STEPS):
         found = current.for_attempt(attempt) if current is not None else None
         if current is None or found is None:
             break
         questions = [
             a
-            for a in pending_actions(found, views.policy_of(current, found, worker.rules))
+            for a in pending_actions(found)
             if isinstance(a, CheckPresence | Evict | Redispatch) and a.attempt == attempt
         ]
         if not questions:
             break
-        answer = await _ask(ctx, questions[0], found)
+        answer = await _ask(ctx, questions[0], current)
         if answer is None:
             break
-        current = (await record(ctx, [(answer, clock())])).views
+        current = (await record(ctx, [(answer, clock())])).room
     if current is None:
         return "no room"
-    return str(views.view_for(current, view.agent).recovery)
+    return str(current.view_for(view.agent).recovery)
 
 
 async def heartbeat(ctx: dict[str, Any], room_name: str, identity: str, at: float) -> str:
@@ -114,10 +113,8 @@ async def heartbeat(ctx: dict[str, Any], room_name: str, identity: str, at: floa
         Fact(at=at),
         participant=Participant(identity),
     )
-    room = await load_views_named(worker.engine, room_name, legacy_agent=worker.rules.legacy_agent)
-    if room is not None and not views.changes(
-        room, replace(event, room_sid=room.sid), now=at, rules=worker.rules
-    ):
+    room = await load_room_named(worker.engine, room_name, legacy_agent=worker.rules.legacy_agent)
+    if room is not None and not changes(room, replace(event, room_sid=room.sid), now=at, rules=worker.rules):
         await confirm(worker.engine, [room.sid], at)
         return "confirmed"
     return str((await record(ctx, [(event, at)])).outcome)
@@ -131,7 +128,7 @@ async def fresh_start(
     agent: str = "",
     wait: float | None = None,
 ) -> None:
-    """After a restart of `agent`: give its view of a waiting room a fresh start (see
+    """After a restart of `agent`: give its part of a waiting room a fresh start (see
     `EventKind.AGENT_RESTARTED`), re-checked `wait` seconds later (None: the restart grace). A second
     fresh start with a `wait`, once the agent's deployment is known to be back, is an event of its own."""
     at = context(ctx).effects.clock()

@@ -16,10 +16,8 @@ from wsgiref.simple_server import WSGIServer
 from arq.worker import Retry
 from prometheus_client import Counter, Histogram, start_http_server
 
-from workers.core import views
 from workers.core.events import Event, EventKind
-from workers.core.room import AgentView, Recovery, ReportBreach, time_to_agent
-from workers.core.views import Room
+from workers.core.room import AgentView, Recovery, ReportBreach, Room, time_to_agent
 
 log = logging.getLogger("warden.metrics")
 P = ParamSpec("P")
@@ -52,11 +50,11 @@ PRUNED = Counter("warden_pruned_total", "Rows deleted by retention (WARDEN_RETEN
 LIVEKIT_ERRORS = Counter("warden_livekit_errors_total", "Failed LiveKit API calls, by error code", ["code"])
 
 
-def breach_kind(breach: ReportBreach, room: AgentView) -> str:
+def breach_kind(breach: ReportBreach, view: AgentView) -> str:
     """What the room's people lived through: no agent ever, an agent that left, or one that stalled."""
-    if breach.reason == "active" or room.recovery is Recovery.EVICTING or room.evict:
+    if breach.reason == "active" or view.recovery is Recovery.EVICTING or view.evict:
         return "stalled"
-    return "never_joined" if room.agent_joined_at is None else "left"
+    return "never_joined" if view.agent_joined_at is None else "left"
 
 
 def serve(port: int, host: str) -> WSGIServer | None:
@@ -110,13 +108,13 @@ def observe_recorded(
     if after is None:
         return
     for view in after.views:
-        waited = time_to_agent(view)
+        waited = time_to_agent(after, view)
         was = before.view(view.agent) if before is not None else None
         if waited is not None and (was is None or was.agent_joined_at is None):
             TIME_TO_AGENT.labels(agent=view.agent).observe(waited)
     for action in actions:
         if isinstance(action, ReportBreach):
-            view = views.view_for(after, action.agent)
+            view = after.view_for(action.agent)
             BREACHES.labels(kind=breach_kind(action, view), agent=view.agent).inc()
     for event in events:
         agent = event.fact.agent if event.fact is not None else ""

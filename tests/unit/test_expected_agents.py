@@ -1,5 +1,6 @@
-"""Every agent a room needs (`workers.core.views`): what Warden does for each expected agent, learned from
-LiveKit's dispatches, job events and rules, told apart by name — pure, step by step."""
+"""Every agent a room needs (`workers.core.agents`, moved by `workers.core.machine`): what Warden does for
+each expected agent, learned from LiveKit's dispatches, job events and rules, told apart by name — pure,
+step by step."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workers.core import views
 from workers.core.events import (
     DispatchInfo,
     Event,
@@ -19,19 +19,18 @@ from workers.core.events import (
     ParticipantKind,
     internal,
 )
-from workers.core.machine import fold as fold_one
+from workers.core.machine import order_key, transition
 from workers.core.room import (
-    AgentView,
     CheckPresence,
     Dispatch,
     Expect,
     Phase,
     Policy,
     Redispatch,
+    Room,
     ScheduleDeadline,
 )
 from workers.core.rules import Rule, Rules
-from workers.core.views import Room
 
 POLICY = Policy(join_sla=15.0, rejoin_sla=20.0, max_redispatches=2)
 ZERO = Rules.of((), POLICY)
@@ -56,15 +55,16 @@ def own(kind: EventKind, fact: Fact) -> Event:
 
 
 class Room_:
-    """A room driven through `views.step`, remembering every action decided."""
+    """A room driven through `machine.transition`, remembering every action decided."""
 
     def __init__(self, rules: Rules = ZERO) -> None:
-        self.room, self.rules, self.actions = views.new("RM_1", "support-7"), rules, []  # type: ignore[var-annotated]
+        self.room, self.rules, self.actions = Room("RM_1", "support-7"), rules, []  # type: ignore[var-annotated]
 
     def __call__(self, event: Event, now: float | None = None) -> list[object]:
-        self.room, actions = views.step(self.room, event, now=now or event.at, rules=self.rules)
-        self.actions += actions
-        return list(actions)
+        decision = transition(self.room, event, now=now or event.at, rules=self.rules)
+        self.room = decision.room
+        self.actions += decision.actions
+        return list(decision.actions)
 
     def due(self, agent_name: str) -> ScheduleDeadline:
         found = [a for a in self.actions if isinstance(a, ScheduleDeadline) and a.agent == agent_name]
@@ -108,7 +108,7 @@ def test_zero_config_learns_the_dispatches_and_redispatches_the_missing_agent_wi
     assert [a for a in acted if isinstance(a, Redispatch)] == [
         Redispatch(due.attempt, "notetaker", '{"doc":"42"}', ("AD_2",), (("team", "sales"),))
     ]
-    summary = views.summary(room.room)
+    summary = room.room.summary()
     assert (summary.agent, str(summary.recovery)) == ("notetaker", "redispatching")
 
 
@@ -123,8 +123,8 @@ def test_a_room_that_expects_no_agent_is_left_alone() -> None:
     room(webhook(J, 130, person("bob")))
     room(webhook(L, 140, ALICE))
     assert room.room.views == () and room.room.learned
-    assert views.next_deadline(room.room) is None
-    assert views.summary(room.room).phase is Phase.IDLE  # nobody waits: not counted as waiting
+    assert room.room.next_deadline() is None
+    assert room.room.summary().phase is Phase.IDLE  # nobody waits: not counted as waiting
     assert not any(isinstance(a, Redispatch | Dispatch) for a in room.actions)
 
 
@@ -171,7 +171,7 @@ def test_an_avatar_is_neither_an_agent_nor_a_person() -> None:
     room(webhook(J, 100, ALICE))
     room(webhook(J, 101, agent("avatar-1", "", on_behalf="agent-AJ_1")))
     view = room.room.view("assistant")
-    assert view is not None and view.phase is Phase.WAITING and len(view.people) == 1
+    assert view is not None and view.phase is Phase.WAITING and len(room.room.people) == 1
     room(webhook(L, 102, ALICE))
     assert room.room.view("assistant").phase is Phase.IDLE  # type: ignore[union-attr]
 
@@ -227,14 +227,24 @@ def lives(draw: st.DrawFn) -> list[tuple[Event, float]]:
 
 @settings(max_examples=300, deadline=None)
 @given(lives())
-def test_a_single_agent_name_folds_exactly_as_the_one_agent_machine(
+def test_a_single_agent_name_is_one_agent_watched_from_the_first_event_as_a_rule_would(
     events: list[tuple[Event, float]],
 ) -> None:
-    policy = replace(POLICY, agent_name="notetaker")
-    before = fold_one(AgentView("RM_1", "support-7"), events, policy=policy)
-    room: Room = views.fold(views.new("RM_1", "support-7"), events, rules=Rules.of((), policy))
-    (view,) = room.views
-    assert replace(view, agent="", sources=()) == before
+    """`WARDEN_AGENT_NAME` alone: from the room's first event, one part, of that agent, which is what
+    the room's row shows; every step decides what a rule naming that agent decides, without the
+    timeline's `Expect` line (the setting expects it in every room, as before views existed)."""
+    setting = Rules.of((), replace(POLICY, agent_name="notetaker"))
+    named = Rules.of((Rule(1, agents=("notetaker",)),), POLICY)
+    alone, ruled = Room("RM_1", "support-7"), Room("RM_1", "support-7")
+    for event, at in sorted(events, key=lambda pair: order_key(pair[0])):
+        by_setting = transition(alone, event, now=at, rules=setting)
+        by_rule = transition(ruled, event, now=at, rules=named)
+        alone, ruled = by_setting.room, by_rule.room
+        (view,) = alone.views
+        assert (view.agent, view.sources, alone.learned) == ("notetaker", ("setting",), True)
+        assert alone.summary() == view
+        assert replace(alone, views=(replace(view, sources=("rule",)),)) == ruled
+        assert by_setting.actions == tuple(a for a in by_rule.actions if not isinstance(a, Expect))
 
 
 def test_a_dispatch_made_just_before_the_deadline_is_given_its_time_not_replaced() -> None:
@@ -271,3 +281,37 @@ def test_attempts_only_go_up_even_when_a_view_goes() -> None:
     room(webhook(J, 120, person("sip_•••0100", ParticipantKind.SIP)))
     assert [v.agent for v in room.room.views] == ["phone"]
     assert room.due("phone").attempt > max(used)
+
+
+def test_warden_makes_the_first_dispatch_only_of_the_agents_it_is_told_of() -> None:
+    """`WARDEN_DISPATCH_ON_START`: the agents a rule (or the setting) names get their first dispatch from
+    Warden when people start waiting, once; an agent LiveKit already runs a job for was dispatched by
+    someone else, and a second dispatch would book it twice."""
+    rules = Rules.of(
+        (Rule(1, room="support-*", agents=("assistant",)),), replace(POLICY, dispatch_on_start=True)
+    )
+    room = Room_(rules)
+    room(
+        webhook(EventKind.AGENT_JOB_STARTED, 99, job=Job("AJ_7", agent_name="notetaker", dispatch_id="AD_2"))
+    )
+    acted = room(webhook(J, 100, ALICE))
+    assert [a for a in acted if isinstance(a, Dispatch)] == [Dispatch("assistant")]
+    room(webhook(L, 110, ALICE))
+    assert not any(isinstance(a, Dispatch) for a in room(webhook(J, 120, person("bob"))))
+
+
+def test_an_answer_that_predates_a_join_undoes_it_for_no_agent() -> None:
+    """LiveKit's listing is taken before it is recorded: the assistant joining (and starting to work)
+    after the notetaker's check was listed, but before its answer is recorded, stays in the room, for
+    every agent's part — the notetaker's answer must not make the assistant lost, nor forget that it
+    works (it would never be active again: its track was published already)."""
+    rules = Rules.of((Rule(1, room="support-*", agents=("assistant", "notetaker")),), POLICY)
+    room = Room_(rules)
+    room(webhook(J, 100, ALICE))
+    due = room.due("notetaker")
+    room.fire(due)
+    room(webhook(J, 115, ASSISTANT))
+    room(webhook(EventKind.TRACK_PUBLISHED, 115, Participant(ASSISTANT.identity, ASSISTANT.sid)))
+    acted = room.answer(due.attempt, 115.2, (ALICE,))  # listed before the assistant came
+    assert room.room.view("assistant").phase is Phase.AGENT_ACTIVE  # type: ignore[union-attr]
+    assert [a.agent_name for a in acted if isinstance(a, Redispatch)] == ["notetaker"]

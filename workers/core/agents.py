@@ -1,0 +1,58 @@
+"""Which agents a room expects: learned from LiveKit's dispatches, job events and the room's rule. Pure,
+like `workers.core.machine`, which gives each agent learned its part of the room (`AgentView`).
+
+The rules, in plain words:
+
+1. Expected agents are the union of the room's dispatches as `ListDispatch` reports them (a non-empty
+   `agent_name`; the empty-name automatic dispatch only where the rule says `unnamed_agents`), the agents
+   of `agent_job_started` events, and the agents of the room's rule (or `WARDEN_AGENT_NAME`). Each is
+   learned once, with where it came from (`sources`), and recorded in the timeline (`Expect`).
+2. Before any is known (no rule, no setting), the room's own watch (counting no agent as "ours") sets
+   the join deadline when people arrive and asks LiveKit when it passes: the dispatches it lists are the
+   agents the room expects. Its answer is, for the room, a reconciliation: who is there (sparing joins
+   the listing may predate) and which agents it expects; the watch never acts on it, and is over. A
+   room whose answer names no agent expects none and is left alone: Warden never creates a dispatch for
+   it. A rule naming the agents ends the watch before it starts.
+3. An agent learned while people wait is given its part as if it had watched from the first person's
+   arrival: an agent of its name there → watched; missing → its join deadline is that arrival plus
+   `join_sla` (already past when learned late: it fires at once, and it asks LiveKit itself before
+   acting).
+4. Deadline attempts are numbered room-wide and only go up (also when an agent's part goes), so a
+   timer or an answer (`Fact.attempt`) belongs to exactly one part; LiveKit's listing in an answer is
+   news of who is there for the whole room. A restart (`AGENT_RESTARTED`) is for the part of the
+   restarted agent (`Fact.agent`).
+5. A phone caller (a participant of kind SIP) makes the room a SIP room for good (`Room.sip`), which may
+   match a rule of its own (`sip = true`) with its own SLA, run from the caller's arrival. Agents only a
+   rule that no longer applies named are not expected any more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+
+from workers.core.events import Event, EventKind
+from workers.core.room import Room
+from workers.core.rules import DISPATCH, JOB, RULE, SETTING, Rule
+
+
+def expect(room: Room, rule: Rule) -> Room:
+    """The room under `rule`: a rule naming the agents ends the room's own watch (nothing to discover);
+    agents only a rule named that no longer applies (a caller's arrival changed the rule) are dropped."""
+    if rule.agents is not None and room.watch is not None:
+        room = replace(room, watch=None)
+    named = set(rule.agents or ())
+    kept = tuple(v for v in room.views if v.agent in named or not set(v.sources) <= {RULE, SETTING})
+    return room if len(kept) == len(room.views) else replace(room, views=kept)
+
+
+def declared(event: Event, rule: Rule, room: Room) -> Iterator[tuple[str, str]]:
+    """(agent, source) pairs the rule or the event says the room expects, in a stable order; the
+    dispatches an answer lists count once the room's own watch is over."""
+    if rule.agents:
+        yield from ((agent, rule.source) for agent in rule.agents)
+    if event.kind is EventKind.AGENT_JOB_STARTED and event.job is not None and event.job.agent_name:
+        yield event.job.agent_name, JOB
+    if event.kind is EventKind.PRESENCE_OBSERVED and event.fact is not None and room.learned:
+        names = sorted({d.agent_name for d in event.fact.dispatches if d.agent_name or rule.unnamed_agents})
+        yield from ((name, DISPATCH) for name in names)
