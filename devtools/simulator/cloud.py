@@ -26,6 +26,10 @@ class CloudAgents(Base):
     # deployment is listed (ListAgents), "Sleeping" with no replicas until then, "Running" after.
     restart_takes: dict[str, float] = field(default_factory=dict)
     back_at: dict[str, float] = field(default_factory=dict)  # agent id -> when its deployment came back
+    # agent id -> how many ListAgents answers after a RestartAgent list it "Sleeping" whatever the time:
+    # a test that must see the deployment down before it is up, however late its first poll comes.
+    restart_asleep_polls: dict[str, int] = field(default_factory=dict)
+    asleep_left: dict[str, int] = field(default_factory=dict)
 
     def _RestartAgent(self, req: ca.RestartAgentRequest) -> ca.RestartAgentResponse:
         if req.agent_id not in self.cloud_agents:
@@ -33,6 +37,7 @@ class CloudAgents(Base):
         self.restarts.append(req.agent_id)
         if req.agent_id in self.restart_takes:
             self.back_at[req.agent_id] = time.time() + self.restart_takes[req.agent_id]
+            self.asleep_left[req.agent_id] = self.restart_asleep_polls.get(req.agent_id, 0)
         if self.on_restart is not None:
             self.on_restart(req.agent_id)
         return ca.RestartAgentResponse(success=True, message="restarting")
@@ -53,6 +58,9 @@ class CloudAgents(Base):
         if agent_id not in self.restart_takes:
             return []
         up = time.time() >= self.back_at.get(agent_id, float("inf"))
+        if self.asleep_left.get(agent_id, 0) > 0:
+            self.asleep_left[agent_id] -= 1
+            up = False
         return [
             ca.AgentDeployment(
                 region="us-east",

@@ -80,6 +80,7 @@ async def test_rooms_are_re_dispatched_as_soon_as_the_cloud_deployment_reports_r
     ) as h:
         h.fake.cloud_agents = {"CA_x": AGENT}
         h.fake.restart_takes = {"CA_x": 0.3}  # "Sleeping", no replicas, then "Running" 0.3 s after
+        h.fake.restart_asleep_polls = {"CA_x": 1}  # and seen asleep first, however late the first poll
         answered = await outage(h)
         assert h.fake.restarts == ["CA_x"]
         restarted_at = h.clock.now
