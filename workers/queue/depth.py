@@ -9,10 +9,10 @@ lag), nor the time before a deferred job (an SLA timer, a retry) is due.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from arq.constants import in_progress_key_prefix
+from arq.utils import timestamp_ms
 from redis.asyncio import Redis
 
 from workers.queue.enqueue import PRIORITY_MS
@@ -50,7 +50,9 @@ async def _oldest_waiting(redis: Redis, queue_name: str, low: float | str, high:
 async def queue_depth(redis: Redis, queue_name: str) -> Depth:
     """Read the queue's depth now, by the real clock (as ARQ scores jobs). Priority jobs (scored
     `PRIORITY_MS` before their time, `workers.queue.enqueue`) are counted by the time they are due."""
-    now_ms = time.time() * 1000
+    # ARQ scores a job with `timestamp_ms()`, its time rounded to the millisecond: read "now" the same
+    # way, or a job enqueued less than half a millisecond ago is scored after "now" and counted deferred.
+    now_ms = timestamp_ms()
     waited, ready = [], 0
     for low, high, shift in (("-inf", now_ms - PRIORITY_MS, PRIORITY_MS), (PRIORITY_MS, now_ms, 0)):
         ready += await redis.zcount(queue_name, low, high)
