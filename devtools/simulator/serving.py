@@ -13,7 +13,9 @@ from starlette.types import ASGIApp
 from devtools.embedded_redis import free_port
 
 
-class _Server(uvicorn.Server):
+class ReadyServer(uvicorn.Server):
+    """uvicorn's server with an event set once it listens (the tests' servers share it)."""
+
     def __init__(self, config: uvicorn.Config) -> None:
         super().__init__(config)
         self.ready = asyncio.Event()
@@ -31,7 +33,7 @@ async def serve(app: ASGIApp, *, port: int = 0, host: str = "127.0.0.1") -> Asyn
     """Serve `app` on `host`:`port` (a free port by default) with its lifespan; yield its base URL;
     shut it down afterwards."""
     port = port or free_port()
-    server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
+    server = ReadyServer(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
     task = asyncio.create_task(server.serve())
     ready = asyncio.create_task(server.ready.wait())
     done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)

@@ -7,26 +7,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import uvicorn
 
 from devtools.embedded_redis import free_port
+from devtools.simulator.serving import ReadyServer
 from service.app import create_app
 from service.server import web_config
 from workers.settings import Settings
-
-
-class _Server(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = asyncio.Event()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        self.ready.set()
 
 
 @dataclass
@@ -50,7 +40,7 @@ async def serve_web(settings: Settings) -> AsyncIterator[Web]:
     """Serve `create_app(settings)` with the web process's uvicorn configuration on a free port of
     `settings.warden_host`; shut it down afterwards."""
     port = free_port()
-    server = _Server(web_config(settings, create_app(settings), port=port))
+    server = ReadyServer(web_config(settings, create_app(settings), port=port))
     task = asyncio.create_task(server.serve())
     ready = asyncio.create_task(server.ready.wait())
     done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
