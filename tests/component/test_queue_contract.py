@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from arq.connections import ArqRedis
 from arq.jobs import Job, JobStatus, deserialize_job_raw
+from arq.utils import timestamp_ms
 from arq.worker import Worker, func
 from sqlalchemy import func as sql
 from sqlalchemy import select
@@ -380,7 +381,8 @@ async def test_queue_depth_counts_priority_jobs_by_when_they_are_due(redis_url: 
         enqueuer = Enqueuer(redis, QUEUE)
         await enqueuer.enqueue("escalate", "escalate:now", priority=True)
         await enqueuer.enqueue("escalate", "escalate:later", priority=True, defer_until=time.time() + 3600)
-        await redis.zadd(QUEUE, {"escalate:waited": time.time() * 1000 - 30_000 - PRIORITY_MS})
+        # scored as ARQ scores jobs: whole milliseconds (a fractional score reads up to 0.5 ms short)
+        await redis.zadd(QUEUE, {"escalate:waited": timestamp_ms() - 30_000 - PRIORITY_MS})
         await redis.enqueue_job("ran", "due", _job_id="due", _queue_name=QUEUE, _defer_by=-5)
         depth = await queue_depth(redis, QUEUE)
         assert (depth.ready, depth.deferred) == (3, 1)
