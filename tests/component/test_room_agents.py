@@ -21,7 +21,7 @@ from tests.support.helpers import agent, body, person
 from tests.support.postgres import POSTGRES_ADMIN_URL
 from tests.support.settings import make_settings
 from workers.core.events import Event
-from workers.core.machine import order_key, transition
+from workers.core.machine import newest_after, transition
 from workers.core.plain import as_dict
 from workers.core.room import AgentView, Phase, Policy, Recovery, Room
 from workers.core.rules import Rule, Rules
@@ -152,8 +152,8 @@ def _old_row(room: Room, events: list[Event], *, before_views: bool = False) -> 
     """The `rooms` row the writer of revision 0006 wrote for `room`: the whole room's fields beside a
     view per expected agent, each the whole room as that agent saw it (`before_views`: as Warden wrote
     rooms before they had a view per expected agent, one room of one agent)."""
-    key = max(order_key(e) for e in events)
-    values = {**room_values(room, key, 100.0), "version": 1, "first_seen_at": 100.0}
+    newest = max(newest_after(-1, e) for e in events)
+    values = {**room_values(room, newest, 100.0), "version": 1, "first_seen_at": 100.0}
     whole = {k: v for k, v in to_dict(room).items() if k not in ("watch", "views")}
 
     def seen_by(view: AgentView) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from workers.core.events import (
     ParticipantKind,
     internal,
 )
-from workers.core.machine import order_key, transition
+from workers.core.machine import placed, transition
 from workers.core.room import (
     CheckPresence,
     Dispatch,
@@ -236,7 +236,7 @@ def test_a_single_agent_name_is_one_agent_watched_from_the_first_event_as_a_rule
     setting = Rules.of((), replace(POLICY, agent_name="notetaker"))
     named = Rules.of((Rule(1, agents=("notetaker",)),), POLICY)
     alone, ruled = Room("RM_1", "support-7"), Room("RM_1", "support-7")
-    for event, at in sorted(events, key=lambda pair: order_key(pair[0])):
+    for event, at in placed(events):
         by_setting = transition(alone, event, now=at, rules=setting)
         by_rule = transition(ruled, event, now=at, rules=named)
         alone, ruled = by_setting.room, by_rule.room

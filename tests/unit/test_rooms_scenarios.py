@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workers.core.actions import pending_actions
-from workers.core.events import Event, EventKind, Fact, Job, Participant, ParticipantKind
-from workers.core.machine import fold, order_key, transition
+from workers.core.events import Event, EventKind, Fact, Job, Participant, ParticipantKind, internal
+from workers.core.machine import fold, is_webhook, newest_after, placed, second_of, transition
 from workers.core.room import AgentView, Phase, Policy, Room, ScheduleDeadline
 from workers.core.rules import DISPATCH, Rules
 
@@ -137,9 +137,24 @@ def test_duplicate_events_change_nothing() -> None:
 
 def test_left_delivered_before_its_join_still_wins_once_ordered() -> None:
     J, L = EventKind.PARTICIPANT_JOINED, EventKind.PARTICIPANT_LEFT
-    joined, left = ev(J, 10, "alice"), ev(L, 10, "alice")  # same second: lifecycle order decides
-    room = fold(Room("RM_1", "call-42"), [(left, 11.0), (joined, 12.0)], rules=RULES)
+    joined, left = ev(J, 10, "alice"), ev(L, 11, "alice")  # an earlier second: LiveKit's order decides
+    room = fold(Room("RM_1", "call-42"), [(left, 12.0), (joined, 13.0)], rules=RULES)
     assert room.views[0].phase is Phase.IDLE and room.people == ()
+
+
+def test_wardens_own_events_sit_after_what_they_were_decided_on_and_make_no_webhook_late() -> None:
+    """Warden's own events take the second of the newest webhook before them, not their wall clock's:
+    a re-dispatch (decided at 12.9 s) stays before the agent's join that it brought (LiveKit's second
+    12), and joins of an earlier second that arrive after Warden's own event are not late."""
+    J = EventKind.PARTICIPANT_JOINED
+    alice = ev(J, 10, "alice")
+    dispatched = internal(EventKind.AGENT_DISPATCHED, "dispatched:1", "RM_1", "call-42", Fact(1, 12.9))
+    agent, bob = ev(J, 12, "agent-1", agent=True), ev(J, 11, "bob")
+    arrival = [(alice, 10.1), (dispatched, 12.9), (agent, 13.0)]
+    assert [e for e, _ in placed(arrival)] == [alice, dispatched, agent]
+    heard = internal(EventKind.HEARTBEAT, "heartbeat:1", "RM_1", "call-42", Fact(at=30.0))
+    assert [e for e, _ in placed([(alice, 10.1), (heard, 30.0), (bob, 30.1)])] == [alice, heard, bob]
+    assert second_of(heard, newest_after(-1, alice)) == 10 and is_webhook(bob) and not is_webhook(heard)
 
 
 def test_failed_agent_job_removes_its_agent() -> None:
@@ -179,11 +194,14 @@ event_strategy = st.builds(
 
 def deliver(arrival: list[tuple[Event, float]]) -> Room:
     """What the store does: apply in place while events come in order, re-fold the log when one is late."""
-    room, log, last = Room("RM_1", "call-42"), [], (-1, -1)
+    room, log, newest = Room("RM_1", "call-42"), [], -1
     for event, received_at in arrival:
         log.append((event, received_at))
-        if order_key(event) >= last:
-            room, last = transition(room, event, now=received_at, rules=RULES).room, order_key(event)
+        if not is_webhook(event) or event.created_at >= newest:
+            room, newest = (
+                transition(room, event, now=received_at, rules=RULES).room,
+                newest_after(newest, event),
+            )
         else:
             room = fold(Room("RM_1", "call-42"), log, rules=RULES)
     return room

@@ -19,8 +19,12 @@ Who is there
    the identity's newer session (LiveKit's duplicate-identity takeover). A track event carries only
    an identity; it can only mark one of the present agents active. `agent_job_ended` means that
    job's agent participant is gone.
-5. Events apply in LiveKit's `created_at` order; within one second in lifecycle order (`ORDER_RANK`);
-   the store re-folds a room from its log when an older event arrives late.
+5. Events apply in the order things happened (`placed`): webhooks by LiveKit's `created_at` second and,
+   within one second, in the order they arrived (LiveKit sends a room's webhooks through one FIFO
+   queue; seconds are all it stamps); each of Warden's own events right after the events it was
+   decided on (at the second of the newest webhook before it, whatever its wall clock says), so it
+   never makes a webhook late. Only a webhook of an earlier second than one applied is late (a
+   reordered delivery): the store folds the room again from a checkpoint before it.
 
 What Warden does about each expected agent
 6. Its part entering WAITING sets a JOIN deadline at the first person's arrival (or `room_started`, by
@@ -67,7 +71,7 @@ from dataclasses import replace
 
 from workers.core.actions import new_actions
 from workers.core.agents import declared, expect
-from workers.core.events import Event, EventKind
+from workers.core.events import INTERNAL_KINDS, Event, EventKind
 from workers.core.presence import (
     Presence,
     activity,
@@ -101,26 +105,6 @@ from workers.core.room import AgentView, Decision, Phase, Policy, Recovery, Room
 from workers.core.rules import RULE, SETTING, Rules
 from workers.core.table import ignore, table
 
-ORDER_RANK: dict[EventKind, int] = {
-    EventKind.ROOM_STARTED: 0,
-    EventKind.AGENT_JOB_STARTED: 1,
-    EventKind.PARTICIPANT_JOINED: 2,
-    EventKind.TRACK_PUBLISHED: 3,
-    EventKind.TRACK_UNPUBLISHED: 4,
-    EventKind.PARTICIPANT_LEFT: 5,
-    EventKind.PARTICIPANT_CONNECTION_ABORTED: 5,
-    EventKind.AGENT_JOB_ENDED: 6,
-    EventKind.OTHER: 7,
-    EventKind.HEARTBEAT: 7,
-    EventKind.DEADLINE_PASSED: 7,
-    EventKind.PRESENCE_OBSERVED: 7,
-    EventKind.AGENT_EVICTED: 7,
-    EventKind.AGENT_DISPATCHED: 7,
-    EventKind.UPSTREAM_FAILED: 7,
-    EventKind.AGENT_RESTARTED: 7,
-    EventKind.RECONCILED: 7,
-    EventKind.ROOM_FINISHED: 8,
-}
 # Warden's own events that belong to one deadline attempt (`Fact.attempt`), hence to one agent's part.
 _ATTEMPT_EVENTS = frozenset(
     {
@@ -133,9 +117,31 @@ _ATTEMPT_EVENTS = frozenset(
 )
 
 
-def order_key(event: Event) -> tuple[int, int]:
-    """Sort key for applying events: the second, then lifecycle order within it."""
-    return (event.created_at, ORDER_RANK[event.kind])
+def is_webhook(event: Event) -> bool:
+    """LiveKit's event (its `created_at` places it), not one of Warden's own."""
+    return event.kind not in INTERNAL_KINDS
+
+
+def second_of(event: Event, newest: int) -> int:
+    """The second `event` applies at, after webhooks up to second `newest`: a webhook's own; one of
+    Warden's own events', the newest webhook's before it (rule 5)."""
+    return event.created_at if is_webhook(event) else newest
+
+
+def newest_after(newest: int, event: Event) -> int:
+    """The newest webhook second once `event` is applied (Warden's own events leave it)."""
+    return max(newest, event.created_at) if is_webhook(event) else newest
+
+
+def placed(events: Iterable[tuple[Event, float]], *, newest: int = -1) -> list[tuple[Event, float]]:
+    """`(event, received_at)` pairs, given in arrival order (the log's), in the order they apply (rule 5):
+    by second, then arrival. `newest`: the newest webhook second applied before the first of them."""
+    keyed = []
+    for arrival, (event, at) in enumerate(events):
+        keyed.append((second_of(event, newest), arrival, event, at))
+        newest = newest_after(newest, event)
+    keyed.sort(key=lambda k: (k[0], k[1]))
+    return [(event, at) for _, _, event, at in keyed]
 
 
 def _target(room: Room, event: Event) -> AgentView | None:
@@ -309,9 +315,10 @@ def _expect(room: Room, agent: str, source: str, event: Event, policy: Policy) -
     return _settle(room, fresh, event, _policy(room, fresh, policy), new=True)
 
 
-def fold(room: Room, events: Iterable[tuple[Event, float]], *, rules: Rules) -> Room:
-    """Apply `(event, received_at)` pairs in `order_key` order; the room after all of them."""
-    for event, received_at in sorted(events, key=lambda pair: order_key(pair[0])):
+def fold(room: Room, events: Iterable[tuple[Event, float]], *, rules: Rules, newest: int = -1) -> Room:
+    """Apply `(event, received_at)` pairs, given in arrival order, in the order they apply (`placed`;
+    `newest` as there); the room after all of them."""
+    for event, received_at in placed(events, newest=newest):
         room = transition(room, event, now=received_at, rules=rules).room
     return room
 

@@ -11,12 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col, select
 
 from workers.core import stored
-from workers.core.machine import ORDER_RANK
+from workers.core.events import INTERNAL_KINDS
 from workers.core.room import Phase, Room
 from workers.store.models import OPEN_PHASE, ROOMS, EventRow, RoomRow
 
 TIMELINE_LIMIT = 1000
-_RANK_BY_NAME = {str(kind): rank for kind, rank in ORDER_RANK.items()}
+_WARDENS = frozenset(str(kind) for kind in INTERNAL_KINDS)
 
 
 @dataclass(frozen=True)
@@ -87,25 +87,23 @@ async def find_room(engine: AsyncEngine, name: str) -> tuple[Room, list[Timeline
     return stored.from_dict(row.state), sorted(timeline, key=_timeline_order(timeline))
 
 
-def _timeline_order(timeline: list[TimelineEntry]) -> Callable[[TimelineEntry], tuple[float, ...]]:
-    """LiveKit's order, as the fold applies events; each decision right after the event that caused it
-    (its id is `<event id>#<n>`)."""
-    keys: dict[str, tuple[float, ...]] = {}
+def _timeline_order(timeline: list[TimelineEntry]) -> Callable[[TimelineEntry], tuple[int, ...]]:
+    """The order the fold applies events (`machine.placed`: LiveKit's second, then arrival; each of
+    Warden's own events at the second of the newest webhook before it); each decision right after the
+    event that caused it (its id is `<event id>#<n>`). `timeline` is in arrival order."""
+    keys: dict[str, tuple[int, ...]] = {}
+    newest = -1
     for arrival, entry in enumerate(timeline):
         if "#" not in entry.event_id:
-            keys[entry.event_id] = (
-                entry.created_at,
-                _RANK_BY_NAME.get(entry.kind, 7),
-                entry.received_at,
-                arrival,
-                -1,
-            )
+            second = newest if entry.kind in _WARDENS else entry.created_at
+            keys[entry.event_id] = (second, arrival, -1)
+            newest = max(newest, second)
 
-    def key(entry: TimelineEntry) -> tuple[float, ...]:
+    def key(entry: TimelineEntry) -> tuple[int, ...]:
         cause, _, n = entry.event_id.rpartition("#")
         if cause in keys:
-            return (*keys[cause][:4], int(n))
-        return keys.get(entry.event_id, (entry.created_at, 7, entry.received_at, len(keys), 0))
+            return (*keys[cause][:2], int(n))
+        return keys.get(entry.event_id, (entry.created_at, len(timeline), 0))
 
     return key
 

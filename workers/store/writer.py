@@ -2,14 +2,16 @@
 in one transaction with a handful of statements (`record_in`, for `workers.store.group.record_group`;
 a single batch is a group of one).
 
-1. insert every event (`INSERT ... ON CONFLICT DO NOTHING RETURNING event_id`, one multi-row
-   statement): the ids returned are the events new to Warden, the rest are duplicates (LiveKit's
-   retry, ARQ re-running a job) and change nothing;
-2. read every room concerned (`SELECT ... WHERE sid IN (...) ORDER BY sid FOR UPDATE`: rows locked
+1. read every room concerned (`SELECT ... WHERE sid IN (...) ORDER BY sid FOR UPDATE`: rows locked
    in one order, so two workers never deadlock; SQLite's BEGIN IMMEDIATE holds its only write lock);
-3. fold the new events into the rooms in memory (`machine.transition`). An event older than the newest
-   one applied (by `machine.order_key`) arrived out of order: the room is re-folded from its whole log,
-   so the state is always the fold of the events in LiveKit's order;
+2. insert every event (`INSERT ... ON CONFLICT DO NOTHING RETURNING event_id`, one multi-row
+   statement): the ids returned are the events new to Warden, the rest are duplicates (LiveKit's
+   retry, ARQ re-running a job) and change nothing. A room's events are inserted under its lock, so
+   their `seq` is the order they were applied in;
+3. fold the new events into the rooms in memory (`machine.transition`), in the order things happened
+   (`machine.placed`: LiveKit's second, then arrival; Warden's own events right after what they were
+   decided on). A webhook of an earlier second than the newest applied arrived out of order (late):
+   the room is folded again from its log, so the state is always the fold of its events in that order;
 4. insert the new rooms, update the others, write their expected agents' rows (`workers.store.room_agents`),
    log the decisions, and put the side effects among them in the outbox (`workers.store.outbox`,
    delivered at least once from there): one executemany each. Each room row carries a `version`, and
@@ -39,7 +41,6 @@ from workers.core import machine, stored
 from workers.core.actions import new_actions
 from workers.core.errors import StaleWrite
 from workers.core.events import Event
-from workers.core.machine import order_key
 from workers.core.plain import from_plain
 from workers.core.room import Action, Policy, Room, time_to_agent
 from workers.core.rules import Rules
@@ -138,8 +139,8 @@ async def confirm(engine: AsyncEngine, sids: Sequence[str], at: float) -> None:
         await connection.execute(update(ROOMS).where(ROOMS.c.sid.in_(ordered)).values(confirmed_at=at))
 
 
-def room_values(room: Room, key: tuple[int, int], received_at: float) -> dict[str, Any]:
-    """The room row's columns for `room`, whose newest applied event has order `key` (all but the
+def room_values(room: Room, newest: int, received_at: float) -> dict[str, Any]:
+    """The room row's columns for `room`, whose newest webhook applied is of second `newest` (all but the
     `version` and `first_seen_at` that only the writer knows): the phase and recovery of its agent most
     in need, its next deadline, and the time to its first expected agent."""
     shown = room.summary()
@@ -149,8 +150,8 @@ def room_values(room: Room, key: tuple[int, int], received_at: float) -> dict[st
         "name": room.name,
         "phase": str(shown.phase),
         "state": stored.to_dict(room),
-        "last_created_at": key[0],
-        "last_rank": key[1],
+        "last_created_at": newest,
+        "last_rank": 0,  # was the newest event's rank within its second, before issue 24
         "updated_at": received_at,
         "deadline_at": room.next_deadline(),
         "recovery": str(shown.recovery),
@@ -214,27 +215,26 @@ class _Current:
     """A room as the group has folded it so far, and what its row needs."""
 
     room: Room
-    key: tuple[int, int]
+    newest: int  # the newest webhook second applied (`machine.placed`)
     version: int  # 0: the row does not exist yet
     first_seen_at: float
     updated_at: float
 
 
 async def _record_round(connection: AsyncConnection, placed: Placed, rules: Rules) -> dict[int, Recorded]:
-    rows = [event_row(event, at) for _, _, batch in placed for event, at in batch]
-    new_ids = set(await connection.scalars(_INSERT_EVENTS[connection.dialect.name], rows))
     current: dict[str, _Current] = {}
     sids = sorted({sid for _, sid, _ in placed if sid})
-    if sids:
+    if sids:  # locked before the events go in: a room's `seq` is then the order of its events' folding
         for row in await connection.execute(_SELECT_ROOMS, {"sids": sids}):
-            key = (row.last_created_at, row.last_rank)
             current[row.sid] = _Current(
                 stored.from_dict(row.state, legacy_agent=rules.legacy_agent),
-                key,
+                row.last_created_at,
                 row.version,
                 row.first_seen_at,
                 row.updated_at,
             )
+    rows = [event_row(event, at) for _, _, batch in placed for event, at in batch]
+    new_ids = set(await connection.scalars(_INSERT_EVENTS[connection.dialect.name], rows))
     read = {sid: now.room for sid, now in current.items()}  # as stored: whose agents' rows exist
     results: dict[int, Recorded] = {}
     decided: Decided = []
@@ -250,7 +250,7 @@ async def _record_round(connection: AsyncConnection, placed: Placed, rules: Rule
     new_rooms, changed_rooms = [], []
     for sid in sorted(touched):  # one order for every writer: no deadlock between two inserting workers
         now = current[sid]
-        values = room_values(now.room, now.key, now.updated_at)
+        values = room_values(now.room, now.newest, now.updated_at)
         if now.version == 0:
             new_rooms.append({**values, "version": 1, "first_seen_at": now.first_seen_at})
         else:
@@ -291,30 +291,30 @@ async def _fold(
     last_event, received_at = fresh[-1]
     mine: Decided = []
     if now is None:
-        room = Room(sid, last_event.room_name)
-        for event, at in sorted(fresh, key=lambda pair: order_key(pair[0])):
+        room, newest = Room(sid, last_event.room_name), -1
+        for event, at in machine.placed(fresh):
             decision = machine.transition(room, event, now=at, rules=rules)
-            room = decision.room
+            room, newest = decision.room, machine.newest_after(newest, event)
             mine.append((event, at, decision.actions))
-        key = max(order_key(e) for e, _ in fresh)
-        current[sid] = _Current(room, key, 0, received_at, received_at)
+        current[sid] = _Current(room, newest, 0, received_at, received_at)
         decided.extend(mine)
         return Recorded(Outcome.APPLIED, room, all_actions(mine), notices=_notices(mine))
-    before, room, key, outcome = now.room, now.room, now.key, Outcome.APPLIED
+    before, room, newest, outcome = now.room, now.room, now.newest, Outcome.APPLIED
     for event, at in fresh:
-        if order_key(event) >= key:
+        if not machine.is_webhook(event) or event.created_at >= newest:  # in order (`machine.placed`)
             decision = machine.transition(room, event, now=at, rules=rules)
-            room, key = decision.room, order_key(event)
+            room, newest = decision.room, machine.newest_after(newest, event)
             mine.append((event, at, decision.actions))
         else:  # late: re-fold the whole log, this batch included (it is inserted already)
-            room = machine.fold(Room(sid, before.name), await room_events(connection, sid), rules=rules)
+            log = await room_events(connection, sid)
+            room = machine.fold(Room(sid, before.name), log, rules=rules)
             refolded = new_actions(before, room)
             outcome, mine = Outcome.REFOLDED, [(last_event, received_at, refolded)]
-            key = max([key, *(order_key(e) for e, _ in fresh)])
+            newest = max(machine.newest_after(-1, e) for e, _ in log)
             break
     if not room.name and last_event.room_name:
         room = replace(room, name=last_event.room_name)
-    now.room, now.key, now.updated_at = room, key, received_at
+    now.room, now.newest, now.updated_at = room, newest, received_at
     decided.extend(mine)
     return Recorded(outcome, room, all_actions(mine), before, _notices(mine))
 

@@ -1,0 +1,99 @@
+"""Big rooms on a real database (SQLite file and PostgreSQL): a storm of joins costs work linear in its
+size, Warden's own events make no webhook late, and the timeline lists events in the order they apply
+(issue 24, issue 23's ordering)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.support.events import parse
+from tests.support.helpers import agent, body, person
+from workers.core import machine
+from workers.core.events import Event, EventKind, Fact, Participant, internal
+from workers.core.room import Phase, Policy
+from workers.store.queries import find_room
+from workers.store.writer import Outcome, record_event, record_events
+
+POLICY = Policy("notetaker")
+SID, NAME = "RM_test", "call-42"
+
+
+def joined(who: dict[str, object], at: int, id: str) -> Event:
+    return parse(body("participant_joined", id=id, created_at=at, participant=who))
+
+
+@pytest.fixture
+def transitions(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """How many times the machine's `transition` ran (the writer's steps and its re-folds alike)."""
+    calls = [0]
+    real = machine.transition
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(machine, "transition", counted)
+    yield calls
+
+
+async def test_a_storm_of_joins_after_wardens_own_event_costs_linear_work(
+    engine: AsyncEngine, transitions: list[int]
+) -> None:
+    """The issue's storm: once one of Warden's own events (a later wall-clock second) was recorded, every
+    join of LiveKit's earlier second was "late" and re-folded the whole log. Now each is applied in
+    place: one step per event."""
+    await record_event(engine, joined(person("first"), 100, "EV_first"), received_at=100.0, rules=POLICY)
+    heard = internal(
+        EventKind.HEARTBEAT, "heartbeat:x", SID, NAME, Fact(at=130.0), participant=Participant("nobody")
+    )
+    assert (await record_event(engine, heard, received_at=130.0, rules=POLICY)).outcome is Outcome.APPLIED
+    storm = 200
+    before = transitions[0]
+    for i in range(storm):
+        event = joined(person(f"p{i}"), 100, f"EV_{i}")
+        recorded = await record_event(engine, event, received_at=130.0 + i / 1000, rules=POLICY)
+        assert recorded.outcome is Outcome.APPLIED, i
+    assert transitions[0] - before == storm
+    room, _ = await find_room(engine, NAME) or (None, [])
+    assert room is not None and len(room.people) == storm + 1
+
+
+async def test_a_webhook_of_an_earlier_second_is_still_late_and_lands_in_livekit_order(
+    engine: AsyncEngine,
+) -> None:
+    """A genuinely reordered delivery (alice's leave of second 20 before her join of second 10), with
+    one of Warden's own events between them: the join is folded in before the leave."""
+    left = parse(body("participant_left", id="EV_left", created_at=20, participant=person("alice")))
+    assert (await record_event(engine, left, received_at=20.0, rules=POLICY)).outcome is Outcome.APPLIED
+    heard = internal(
+        EventKind.HEARTBEAT, "heartbeat:y", SID, NAME, Fact(at=25.0), participant=Participant("x")
+    )
+    await record_event(engine, heard, received_at=25.0, rules=POLICY)
+    late = await record_event(engine, joined(person("alice"), 10, "EV_join"), received_at=26.0, rules=POLICY)
+    assert late.outcome is Outcome.REFOLDED
+    assert late.room is not None and late.room.people == () and late.room.summary().phase is Phase.IDLE
+    _, timeline = await find_room(engine, NAME) or (None, [])
+    assert [e.name for e in timeline if e.kind != "action"] == [
+        "participant_joined",
+        "participant_left",
+        "heartbeat",
+    ]
+
+
+async def test_the_timeline_lists_a_redispatch_before_the_agent_it_brought(engine: AsyncEngine) -> None:
+    """Warden re-dispatches at 12.9 s by its clock; the agent joins in LiveKit's second 12. The
+    timeline (and the fold) list the dispatch first: it sits after what it was decided on."""
+    await record_event(engine, joined(person("alice"), 10, "EV_alice"), received_at=10.1, rules=POLICY)
+    dispatched = internal(EventKind.AGENT_DISPATCHED, "agent_dispatched:1", SID, NAME, Fact(1, 12.9))
+    arrived = joined(agent("agent-1", "notetaker"), 12, "EV_agent")
+    await record_events(engine, [(dispatched, 12.9)], rules=POLICY)
+    recorded = await record_event(engine, arrived, received_at=13.0, rules=POLICY)
+    assert recorded.outcome is Outcome.APPLIED
+    _, timeline = await find_room(engine, NAME) or (None, [])
+    names = [e.name for e in timeline if e.kind != "action"]
+    assert names == ["participant_joined", "agent_dispatched", "participant_joined"]
+    assert timeline[-1].kind == "action" or timeline[-1].event_id == "EV_agent"
