@@ -111,7 +111,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "settings": settings,
                 "verifier": WebhookVerifier(settings.api_keys),
                 "queue": queue,
-                "enqueuer": Enqueuer(queue, settings.warden_queue_name),
+                "enqueuer": Enqueuer(
+                    queue, settings.warden_queue_name, room_spacing_ms=settings.room_spacing_ms
+                ),
                 "engine": engine,
             }
         finally:

@@ -125,6 +125,8 @@ class Settings(BaseSettings):
     warden_reconcile_seconds: int = 30
     warden_reconcile_batch: int = Field(default=100, ge=1, le=10_000)
     warden_worker_concurrency: int = Field(default=200, ge=1, le=2_000)
+    warden_room_events_per_second: float = Field(default=1000.0, ge=0, le=1_000_000)
+    warden_room_people_listed: int = Field(default=200, ge=1, le=100_000)
     port: int = Field(default=8000, ge=1, le=65535)
     warden_worker_metrics_port: int = Field(default=0, ge=0, le=65535)
     warden_retention: str = "30d"
@@ -267,6 +269,7 @@ class Settings(BaseSettings):
             sla_from_room_start=self.warden_sla_from == "room_started",
             dispatch_on_start=self.warden_dispatch_on_start,
             restart_grace=self.warden_restart_grace_seconds,
+            people_listed=self.warden_room_people_listed,
         )
 
     @cached_property
@@ -277,6 +280,13 @@ class Settings(BaseSettings):
     def rules(self) -> Rules:
         """Which agents each room expects, and on what terms: the rules file, then `WARDEN_AGENT_NAME`."""
         return Rules.of(self.rule_list, self.policy())
+
+    @property
+    def room_spacing_ms(self) -> float:
+        """How far apart in queue time one room's webhooks are scored (`WARDEN_ROOM_EVENTS_PER_SECOND`;
+        0: not spaced)."""
+        rate = self.warden_room_events_per_second
+        return 1000.0 / rate if rate else 0.0
 
     @property
     def retention_seconds(self) -> float:

@@ -110,6 +110,10 @@ ROOM_FIELDS: dict[str, Schema] = {
         "description": "learned: from LiveKit or a rule (an empty `expected` then means no agent)",
     },
     "people": {"type": "array", "items": ref("Person")},
+    "people_unlisted": {
+        "type": "integer",
+        "description": "people present beyond those listed (WARDEN_ROOM_PEOPLE_LISTED): counted only",
+    },
     "agents": {"type": "array", "items": ref("Agent")},
     "started_at": MAYBE_TIME,
     "finished_at": MAYBE_TIME,

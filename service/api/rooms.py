@@ -44,6 +44,7 @@ def room_summary(room: Room, confirmed_at: float | None = None) -> dict[str, Any
             {"identity": mask_phone(p.identity), "sid": p.sid, "joined_at": iso(p.joined_at)}
             for p in room.people
         ],
+        "people_unlisted": room.people_unlisted,
         "agents": [
             {
                 "identity": a.identity,

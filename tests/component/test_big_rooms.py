@@ -4,10 +4,12 @@ size, Warden's own events make no webhook late, and the timeline lists events in
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support.events import parse
@@ -15,10 +17,15 @@ from tests.support.helpers import agent, body, person
 from workers.core import machine
 from workers.core.events import Event, EventKind, Fact, Participant, internal
 from workers.core.room import Phase, Policy
+from workers.queue.enqueue import Enqueuer
+from workers.queue.jobs import queue_webhook, webhook_job_id
+from workers.store import group
+from workers.store.group import GroupCommit
 from workers.store.queries import find_room
 from workers.store.writer import Outcome, record_event, record_events
 
-POLICY = Policy("notetaker")
+POLICY = Policy("notetaker", people_listed=50)
+QUEUE = "warden:queue"
 SID, NAME = "RM_test", "call-42"
 
 
@@ -59,7 +66,7 @@ async def test_a_storm_of_joins_after_wardens_own_event_costs_linear_work(
         assert recorded.outcome is Outcome.APPLIED, i
     assert transitions[0] - before == storm
     room, _ = await find_room(engine, NAME) or (None, [])
-    assert room is not None and len(room.people) == storm + 1
+    assert room is not None and (len(room.people), room.people_unlisted) == (50, storm + 1 - 50)
 
 
 async def test_a_webhook_of_an_earlier_second_is_still_late_and_lands_in_livekit_order(
@@ -97,3 +104,54 @@ async def test_the_timeline_lists_a_redispatch_before_the_agent_it_brought(engin
     names = [e.name for e in timeline if e.kind != "action"]
     assert names == ["participant_joined", "agent_dispatched", "participant_joined"]
     assert timeline[-1].kind == "action" or timeline[-1].event_id == "EV_agent"
+
+
+async def test_a_rooms_storm_is_recorded_in_few_groups_beside_the_other_rooms(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """300 jobs of one room and one of another, all waiting at once: the storm is recorded in a few
+    transactions (a room gives a group at most `ROOM_BATCHES` batches, in order), the other room's
+    event in the first of them, and the room ends as recording them one by one leaves it."""
+    groups: list[list[str]] = []
+    real = group.record_in
+
+    async def counted(connection: Any, batches: Any, rules: Any) -> Any:
+        groups.append([b[0][0].room_sid for b in batches])
+        return await real(connection, batches, rules)
+
+    monkeypatch.setattr(group, "record_in", counted)
+    committer = GroupCommit(engine, POLICY)
+    storm = [[(joined(person(f"p{i}"), 100 + i // 100, f"EV_{i}"), 100.0 + i / 100)] for i in range(300)]
+    other = [
+        (parse(body("room_started", id="EV_other", created_at=100, sid="RM_other", room="other")), 100.0)
+    ]
+    results = await asyncio.gather(*(committer.record(b) for b in [*storm, other]))
+    assert {r.outcome for r in results} == {Outcome.APPLIED}
+    assert len(groups) <= 4 and "RM_other" in groups[0], [len(g) for g in groups]
+    big = results[len(storm) - 1].room
+    assert big is not None and len(big.people) + big.people_unlisted == 300
+    assert [r.room.people_unlisted + len(r.room.people) for r in results[:300] if r.room] == list(
+        range(1, 301)
+    )
+
+
+def test_a_storm_is_spaced_in_the_queue_so_another_rooms_event_goes_before_its_tail(redis_url: str) -> None:
+    """1,000 webhooks of one room queued, then one of another room: spaced a millisecond apart in score
+    (`WARDEN_ROOM_EVENTS_PER_SECOND=1000`), the storm's tail is due after the other room's event, which
+    ARQ's poll (in score order) then takes among the first; the storm keeps its order."""
+
+    async def scenario() -> list[str]:
+        redis = ArqRedis.from_url(redis_url)
+        try:
+            enqueuer = Enqueuer(redis, QUEUE, room_spacing_ms=1.0)
+            storm = [{"id": f"EV_{i}", "room_sid": "RM_big", "room_name": "big"} for i in range(1000)]
+            await asyncio.gather(*(queue_webhook(enqueuer, e["id"], e, 1.0) for e in storm))
+            await queue_webhook(enqueuer, "EV_other", {"id": "EV_other", "room_sid": "RM_other"}, 1.0)
+            return [m.decode() for m in await redis.zrange(QUEUE, 0, -1)]
+        finally:
+            await redis.aclose()
+
+    order = asyncio.run(scenario())
+    assert order.index(webhook_job_id("EV_other")) < 500, order.index(webhook_job_id("EV_other"))
+    stormed = [j for j in order if j != webhook_job_id("EV_other")]
+    assert stormed == [webhook_job_id(f"EV_{i}") for i in range(1000)]

@@ -45,7 +45,13 @@ class MemoryQueue:
         self.refused: list[str] = []  # ids refused as already known, in order
 
     async def enqueue(
-        self, function: str, job_id: str, *args: Any, defer_until: float | None = None, priority: bool = False
+        self,
+        function: str,
+        job_id: str,
+        *args: Any,
+        defer_until: float | None = None,
+        priority: bool = False,
+        room: str = "",
     ) -> bool:
         now = self.clock()
         if job_id in self.queued or job_id in self.running or self.kept.get(job_id, now) > now:

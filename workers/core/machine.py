@@ -9,7 +9,10 @@ Who is there
    which agents a room expects, and `AgentView` holds each one's part).
 2. People are every participant but agents and egress recorders. An agent's part counts as "ours" a
    participant of kind AGENT with that agent's name (an agent that gives no name counts too, so that
-   Warden never books a second one beside it).
+   Warden never books a second one beside it). A room lists at most the policy's `people_listed`
+   people by identity and counts the rest (`people_unlisted`): a join of someone not listed adds
+   one, a leave of someone not listed takes one off, a listing from LiveKit counts afresh. Agents
+   are always listed: the rules need only whether someone is there and who the agents are.
 3. An agent's phase follows from who is present, and from its phase before: CLOSED once `room_finished`
    came (nothing changes a closed room again); AGENT_ACTIVE when our agent is present and has
    published a track or sent a heartbeat; AGENT_PRESENT when it is present and has not; else IDLE
@@ -75,6 +78,7 @@ from workers.core.events import INTERNAL_KINDS, Event, EventKind
 from workers.core.presence import (
     Presence,
     activity,
+    capped,
     finish,
     job_ended,
     join,
@@ -265,7 +269,7 @@ def transition(room: Room, event: Event, *, now: float, rules: Rules) -> Decisio
         # The watch's question is answered (`agents`, rule 2): for the room, a reconciliation.
         after, seen, concerned = replace(after, watch=None), replace(event, kind=EventKind.RECONCILED), None
     phase = room_phase(after) if concerned is None else concerned.phase
-    after = TABLE[(phase, seen.kind)](after, seen, policy)
+    after = capped(TABLE[(phase, seen.kind)](after, seen, policy), policy.people_listed)
     for view in after.watchers():
         after = _settle(after, view, seen, _policy(after, view, policy))
     for agent, source in declared(event, rule, after):
@@ -285,7 +289,7 @@ def _settle(room: Room, view: AgentView, event: Event, policy: Policy, *, new: b
     elif before not in _WAITING:
         # a room adopted from a listing, or a new part: people have waited since LiveKit says they came
         listed = phase is Phase.WAITING and (new or event.kind in _LISTINGS)
-        waiting_since = min(p.joined_at for p in room.people) if listed else event.at
+        waiting_since = min((p.joined_at for p in room.people), default=event.at) if listed else event.at
     agent_joined_at = view.agent_joined_at
     if agent_joined_at is None and phase in _AGENT_HERE:
         agent_joined_at = min(a.joined_at for a in room.our_agents(policy))

@@ -28,7 +28,7 @@ def phase_of(room: Room, before: Phase, policy: Policy) -> Phase:
     ours = room.our_agents(policy)
     if ours:
         return Phase.AGENT_ACTIVE if any(a.active_at is not None for a in ours) else Phase.AGENT_PRESENT
-    if not room.people:
+    if not room.someone_here:
         return Phase.IDLE
     return Phase.AGENT_LOST if before in _HERE_BEFORE else Phase.WAITING
 
@@ -49,7 +49,7 @@ def finish(room: Room, event: Event, policy: Policy) -> Room:
 
 
 def finished(room: Room, at: float) -> Room:
-    return replace(room, finished_at=at, people=(), agents=())
+    return replace(room, finished_at=at, people=(), agents=(), people_unlisted=0)
 
 
 def join(room: Room, event: Event, policy: Policy) -> Room:
@@ -62,8 +62,18 @@ def join(room: Room, event: Event, policy: Policy) -> Room:
     if p.is_person:
         people = tuple(x for x in room.people if x.identity != p.identity)
         first = room.first_person_at if room.first_person_at is not None else event.at
+        if len(people) == len(room.people) and len(people) >= policy.people_listed:  # beyond the list
+            return replace(room, people_unlisted=room.people_unlisted + 1, first_person_at=first)
         return replace(room, people=(*people, Person(p.identity, p.sid, event.at)), first_person_at=first)
     return room
+
+
+def capped(room: Room, listed: int) -> Room:
+    """The room listing at most `listed` people, the rest counted in `people_unlisted`."""
+    if len(room.people) <= listed:
+        return room
+    extra = len(room.people) - listed
+    return replace(room, people=room.people[:listed], people_unlisted=room.people_unlisted + extra)
 
 
 def _same_session(identity: str, sid: str) -> Callable[[Person | Agent], bool]:
@@ -75,11 +85,15 @@ def leave(room: Room, event: Event, policy: Policy) -> Room:
     if p is None:
         return room
     gone = _same_session(p.identity, p.sid)
-    return replace(
-        room,
-        people=tuple(x for x in room.people if not gone(x)),
-        agents=tuple(a for a in room.agents if not gone(a)),
+    people = tuple(x for x in room.people if not gone(x))
+    agents = tuple(a for a in room.agents if not gone(a))
+    unlisted = room.people_unlisted
+    known = any(x.identity == p.identity for x in room.people) or any(
+        a.identity == p.identity for a in room.agents
     )
+    if unlisted and p.is_person and not known:
+        unlisted -= 1  # someone Warden only counted
+    return replace(room, people=people, agents=agents, people_unlisted=unlisted)
 
 
 def activity(room: Room, event: Event, policy: Policy) -> Room:
@@ -129,7 +143,8 @@ def _reconcile(room: Room, participants: Iterable[Participant], at: float, *, ke
             people.append(known_people.pop(p.identity, None) or Person(p.identity, p.sid, p.joined_at or at))
     people += [p for p in known_people.values() if p is not None and p.joined_at >= keep_since]
     agents += [a for a in known_agents.values() if a is not None and a.joined_at >= keep_since]
-    return replace(room, people=tuple(people), agents=tuple(agents))
+    # the listing counts everyone: `machine.transition` lists the first people again, counts the rest
+    return replace(room, people=tuple(people), agents=tuple(agents), people_unlisted=0)
 
 
 def reconciled(room: Room, event: Event, policy: Policy) -> Room:

@@ -56,6 +56,7 @@ class Policy:
     sla_from_room_start: bool = False
     dispatch_on_start: bool = False
     restart_grace: float = 20.0
+    people_listed: int = 200  # people a room lists by identity; the rest are counted (`Room.people_unlisted`)
     discovering: bool = False  # the room's own watch before its agents are known: no agent is "ours"
 
     def counts(self, agent_name: str) -> bool:
@@ -121,6 +122,9 @@ class Room:
     name: str
     people: tuple[Person, ...] = ()
     agents: tuple[Agent, ...] = ()
+    # people present beyond the policy's `people_listed`: counted, not listed (a big room's state stays
+    # small; what Warden decides needs only whether someone is there and who the agents are)
+    people_unlisted: int = 0
     started_at: float | None = None
     finished_at: float | None = None
     first_person_at: float | None = None
@@ -134,6 +138,11 @@ class Room:
     def learned(self) -> bool:
         """LiveKit was asked, or a rule named the agents: the room's own watch is over."""
         return self.watch is None
+
+    @property
+    def someone_here(self) -> bool:
+        """A person is present (listed or only counted)."""
+        return bool(self.people) or self.people_unlisted > 0
 
     def our_agents(self, policy: Policy) -> tuple[Agent, ...]:
         return tuple(a for a in self.agents if policy.counts(a.name))

@@ -11,6 +11,12 @@ A job queued with `priority` (escalation's: an outage's restart must not wait be
 jobs) is scored `PRIORITY_MS` before its time: ARQ's workers poll due jobs in score order, so it is
 taken before any room job. Every score below `PRIORITY_MS` (a time before 2001) is such a job, and
 `due_ms` gives its time back (for the queue's lag, and to ARQ's `run_job`, see `workers.queue.claiming`).
+
+A room's jobs (`room`: a webhook's room) are spaced in score: each is scored no earlier than
+`room_spacing_ms` after the room's previous one (`warden:room-score:{room}`, kept a minute), so that a
+room's storm (5,000 joins in one second) is scored over seconds, and another room's event queued in the
+middle of it is due before the storm's tail: one room never holds the queue. A room of ordinary pace
+(under one event per `room_spacing_ms`) is scored at its time, as before. 0 turns the spacing off.
 """
 
 from __future__ import annotations
@@ -31,34 +37,50 @@ def due_ms(score: float) -> float:
     return score + PRIORITY_MS if score < PRIORITY_MS else score
 
 
+ROOM_SCORE_PREFIX = "warden:room-score:"
+ROOM_SCORE_KEEP_MS = 60_000
+
 # Several jobs of one queue in one call, in order, so that an id repeated in one call is refused the
-# second time. KEYS: the queue, then each job's job key and result key. ARGV, four values a job: the
-# job key's time to live (ms), the serialized job, its score (ms) and its id. Returns 1 (queued) or 0
-# (refused) per job.
+# second time. KEYS: the queue, then each job's job key and result key. ARGV, six values a job: the
+# job key's time to live (ms), the serialized job, its score (ms), its id, its room's score key ("":
+# none) and the room's spacing (ms). Returns 1 (queued) or 0 (refused) per job.
 ENQUEUE = """
 local queued = {}
 for i = 1, (#KEYS - 1) / 2 do
-  local a = 4 * (i - 1)
+  local a = 6 * (i - 1)
   if redis.call('EXISTS', KEYS[2 * i], KEYS[2 * i + 1]) > 0 then
     queued[i] = 0
   else
+    local score = tonumber(ARGV[a + 3])
+    if ARGV[a + 5] ~= '' then
+      local last = tonumber(redis.call('GET', ARGV[a + 5]) or '0')
+      score = math.max(score, last + tonumber(ARGV[a + 6]))
+      redis.call('SET', ARGV[a + 5], string.format('%d', score), 'PX', KEEP_MS)
+    end
     redis.call('PSETEX', KEYS[2 * i], ARGV[a + 1], ARGV[a + 2])
-    redis.call('ZADD', KEYS[1], ARGV[a + 3], ARGV[a + 4])
+    redis.call('ZADD', KEYS[1], string.format('%d', score), ARGV[a + 4])
     queued[i] = 1
   end
 end
 return queued
-"""
+""".replace("KEEP_MS", str(ROOM_SCORE_KEEP_MS))
 
 
 class JobQueue(Protocol):
     """What queues Warden's jobs: `Enqueuer` on ARQ's Redis (the jobs tier of the tests has one in memory)."""
 
     async def enqueue(
-        self, function: str, job_id: str, *args: Any, defer_until: float | None = None, priority: bool = False
+        self,
+        function: str,
+        job_id: str,
+        *args: Any,
+        defer_until: float | None = None,
+        priority: bool = False,
+        room: str = "",
     ) -> bool:
         """Queue `function(*args)` as job `job_id` (now, or at `defer_until`, epoch seconds; with
-        `priority`, before every job that is not); False when that job id is already known."""
+        `priority`, before every job that is not; `room`: spaced among that room's jobs, see the
+        module's doc); False when that job id is already known."""
         ...
 
 
@@ -70,26 +92,35 @@ class Enqueuer:
     own job's fate, or the error that stopped them all. Warden's jobs are queued through
     `workers.queue.jobs`, which knows their names, ids and arguments."""
 
-    def __init__(self, redis: ArqRedis, queue_name: str = default_queue_name) -> None:
-        self._redis, self._queue_name = redis, queue_name
+    def __init__(
+        self, redis: ArqRedis, queue_name: str = default_queue_name, *, room_spacing_ms: float = 0.0
+    ) -> None:
+        self._redis, self._queue_name, self._spacing = redis, queue_name, room_spacing_ms
         self._script = redis.register_script(ENQUEUE)
         self._waiting: list[tuple[list[Any], asyncio.Future[bool]]] = []
         self._sender: asyncio.Task[None] | None = None
 
     async def enqueue(
-        self, function: str, job_id: str, *args: Any, defer_until: float | None = None, priority: bool = False
+        self,
+        function: str,
+        job_id: str,
+        *args: Any,
+        defer_until: float | None = None,
+        priority: bool = False,
+        room: str = "",
     ) -> bool:
         """Queue `function(*args)` as job `job_id`, to run now or at `defer_until` (epoch seconds);
-        with `priority`, before every job that is not (see the module's doc)."""
+        with `priority`, before every job that is not; `room`: spaced among that room's jobs (see
+        the module's doc)."""
         now = timestamp_ms()
         due = max(now, round(defer_until * 1000)) if defer_until is not None else now
         job = serialize_job(function, args, {}, None, now, serializer=self._redis.job_serializer)
         expires = due - now + self._redis.expires_extra_ms
         score = due - PRIORITY_MS if priority else due
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._waiting.append(
-            ([job_key_prefix + job_id, result_key_prefix + job_id, expires, job, score, job_id], future)
-        )
+        spaced = ROOM_SCORE_PREFIX + room if room and self._spacing > 0 and not priority else ""
+        call = [job_key_prefix + job_id, result_key_prefix + job_id, expires, job, score, job_id]
+        self._waiting.append(([*call, spaced, self._spacing], future))
         if self._sender is None or self._sender.done():
             self._sender = asyncio.create_task(self._send())
         return await future

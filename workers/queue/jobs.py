@@ -71,8 +71,10 @@ def agent_key(room_name: str, identity: str) -> str:
 
 
 async def queue_webhook(enqueuer: JobQueue, event_id: str, event: dict[str, Any], received_at: float) -> bool:
-    """Queue `apply_webhook(event, received_at)` under the event's job id: LiveKit's retries are one job."""
-    return await enqueuer.enqueue(APPLY_WEBHOOK, webhook_job_id(event_id), event, received_at)
+    """Queue `apply_webhook(event, received_at)` under the event's job id: LiveKit's retries are one job.
+    Spaced among its room's jobs (`workers.queue.enqueue`): one room's storm does not hold the others."""
+    room = str(event.get("room_sid") or event.get("room_name") or "")
+    return await enqueuer.enqueue(APPLY_WEBHOOK, webhook_job_id(event_id), event, received_at, room=room)
 
 
 async def queue_deadline(enqueuer: JobQueue, room_sid: str, attempt: int, at: float | None = None) -> bool:

@@ -2,11 +2,14 @@
 
 Under load a worker runs dozens of jobs at once, each recording one room's events. Done one by one,
 each costs a transaction of four statements, and SQLAlchemy's per-statement work, not the database,
-is what limits the worker. `GroupCommit.record` hands a room's batch to a flusher that takes every
-batch waiting (one per room, so that each room's order is plain) and records them with
-`record_group`, which writes a group as cheaply as one batch (`writer.record_in`). At low load a flush
-holds one batch, and costs what recording it alone would. Each caller gets exactly what
-`writer.record_events` would have returned for its batch.
+is what limits the worker. `GroupCommit.record` hands a room's batch to a flusher that takes the
+batches waiting, in the order they came, and records them with `record_group`, which writes a group
+as cheaply as one batch (`writer.record_in`): a room's batches one after the other, its row written
+once. A room gives a group at most `ROOM_BATCHES` batches, so that a room's storm (thousands of jobs
+of one room at once) is recorded in few large transactions, each with the other rooms' batches waiting
+beside it: one room never holds up the others. At low load a flush holds one batch, and costs what
+recording it alone would. Each caller gets exactly what `writer.record_events` would have returned for
+its batch, recorded in that order.
 
 One batch's failure is that batch's alone. One whose values the database cannot store
 (`workers.store.unstorable`) gets `UnstorableEvent`, and the group is recorded again in halves until
@@ -29,12 +32,14 @@ from workers.store.engine import writing
 from workers.store.writer import Batch, Recorded, as_rules, record_events, record_in
 
 MAX_GROUP = 500
+ROOM_BATCHES = 100  # a room's batches in one group at most (the rest wait for the next, in order)
 
 
 async def record_group(
     engine: AsyncEngine, batches: Sequence[Batch], *, rules: Rules | Policy
 ) -> list[Recorded | Exception]:
-    """Record `batches` (each one room's events, no room twice) in one transaction; one result each.
+    """Record `batches` (each one room's events; a room's batches in the order given) in one transaction;
+    one result each.
     A batch the database cannot store fails alone (its result is `UnstorableEvent`) and the others are
     recorded without it; a conflict with another worker's writes, or a batch that fails on its own,
     makes it record them one room at a time instead, so that one room's failure is that room's alone
@@ -94,8 +99,20 @@ class GroupCommit:
     """Gathers the batches of concurrent jobs and records them together (see the module's doc).
     `await record(batch)` returns what `writer.record_events` would, once its group is committed."""
 
-    def __init__(self, engine: AsyncEngine, rules: Rules | Policy, *, max_group: int = MAX_GROUP) -> None:
-        self._engine, self._rules, self._max = engine, as_rules(rules), max_group
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        rules: Rules | Policy,
+        *,
+        max_group: int = MAX_GROUP,
+        room_batches: int = ROOM_BATCHES,
+    ) -> None:
+        self._engine, self._rules, self._max, self._per_room = (
+            engine,
+            as_rules(rules),
+            max_group,
+            room_batches,
+        )
         self._waiting: list[tuple[Batch, asyncio.Future[Recorded]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -110,16 +127,16 @@ class GroupCommit:
         while self._waiting:
             group: list[tuple[Batch, asyncio.Future[Recorded]]] = []
             rest: list[tuple[Batch, asyncio.Future[Recorded]]] = []
-            rooms: set[str] = set()
+            taken: dict[str, int] = {}
             for batch, future in self._waiting:
                 first = batch[0][0]
                 room = first.room_sid or f"name:{first.room_name}"
                 if future.done():  # its job gave up waiting (timed out): nobody wants the answer
                     continue
-                if room in rooms or len(group) >= self._max:
-                    rest.append((batch, future))
+                if taken.get(room, 0) >= self._per_room or len(group) >= self._max:
+                    rest.append((batch, future))  # a room's later batches too: its order holds
                     continue
-                rooms.add(room)
+                taken[room] = taken.get(room, 0) + 1
                 group.append((batch, future))
             self._waiting = rest
             if not group:

@@ -201,7 +201,7 @@ async def record_in(connection: AsyncConnection, batches: Sequence[Batch], rules
             named.append((i, sid, [(replace(e, room_sid=sid), at) for e, at in batch]))
     found = {sid for _, sid, _ in named}
     by_sid = [(i, b[0][0].room_sid, b) for i, b in enumerate(batches) if b[0][0].room_sid]
-    # A room appears once per round; a room that a heartbeat found is folded after the heartbeat.
+    # A room's batches are folded in their order; a room that a heartbeat found, after the heartbeat.
     rounds = [named + [p for p in by_sid if p[1] not in found], [p for p in by_sid if p[1] in found]]
     results: dict[int, Recorded] = {}
     for placed in rounds:

@@ -1,6 +1,6 @@
-"""Record a batch of one room's events from a job: under the room's lock, through the group commit
-(`workers.store.group`), counted in the worker's metrics, then its notices delivered from the
-outbox (`workers.jobs.delivery.outbox`)."""
+"""Record a batch of one room's events from a job: through the group commit (`workers.store.group`,
+which records a room's batches in the order they come, many in one transaction), counted in the
+worker's metrics, then its notices delivered from the outbox (`workers.jobs.delivery.outbox`)."""
 
 from __future__ import annotations
 
@@ -27,8 +27,7 @@ async def record(ctx: dict[str, Any], batch: list[tuple[Event, float]]) -> Recor
     worker = context(ctx)
     first = batch[0][0]
     try:
-        async with worker.lock(first.room_sid or first.room_name):
-            recorded = await worker.committer.record(batch)
+        recorded = await worker.committer.record(batch)
     except (OperationalError, DBAPIError, OSError) as exc:
         raise retry_later(
             ctx, "database unavailable (%s); %s retried in %.0fs", type(exc).__name__, first.id

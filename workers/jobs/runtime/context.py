@@ -6,10 +6,8 @@ typed `WorkerContext` in it, under `CONTEXT_KEY`, read with `context(ctx)`.
 
 from __future__ import annotations
 
-import asyncio
-import zlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -21,13 +19,13 @@ from workers.settings import Settings
 from workers.store.group import GroupCommit
 
 CONTEXT_KEY = "warden"
-LOCK_STRIPES = 256
 
 
 @dataclass(frozen=True)
 class WorkerContext:
-    """The settings, the database, the rules of which agents rooms expect, the adapters, and this process's
-    striped room locks. `closers` are awaited at shutdown, in order."""
+    """The settings, the database, the rules of which agents rooms expect, the adapters. `closers` are
+    awaited at shutdown, in order. (A room's writes are serialised in this process by the group commit,
+    which records its batches in the order they came, and across processes by the database.)"""
 
     settings: Settings
     engine: AsyncEngine
@@ -36,13 +34,6 @@ class WorkerContext:
     effects: Effects
     delivered: Delivered
     closers: tuple[Callable[[], Awaitable[None]], ...] = ()
-    locks: tuple[asyncio.Lock, ...] = field(
-        default_factory=lambda: tuple(asyncio.Lock() for _ in range(LOCK_STRIPES))
-    )
-
-    def lock(self, room_key: str) -> asyncio.Lock:
-        """The lock that serialises, inside this process, the writes of the room `room_key` (sid or name)."""
-        return self.locks[zlib.crc32(room_key.encode()) % LOCK_STRIPES]
 
 
 def context(ctx: dict[str, Any]) -> WorkerContext:

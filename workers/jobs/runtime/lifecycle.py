@@ -132,7 +132,8 @@ def connect(settings: Settings, redis: ArqRedis) -> Adapters:
         alerter=SlackAlerter(http, alert_url) if alert_url else None,
         alert_routes=alert_routes(settings, http),
         http=http,
-        queue=Enqueuer(redis, settings.warden_queue_name),  # one round trip, where enqueue_job takes four
+        # one round trip, where enqueue_job takes four
+        queue=Enqueuer(redis, settings.warden_queue_name, room_spacing_ms=settings.room_spacing_ms),
         redis=redis,
         closers=tuple(closers),
     )
