@@ -5,27 +5,32 @@ size, Warden's own events make no webhook late, and the timeline lists events in
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from arq.connections import ArqRedis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support.events import parse
 from tests.support.helpers import agent, body, person
 from workers.core import machine
 from workers.core.events import Event, EventKind, Fact, Participant, internal
-from workers.core.room import Phase, Policy
+from workers.core.room import Phase, Policy, Room
+from workers.core.rules import Rules
 from workers.queue.enqueue import Enqueuer
 from workers.queue.jobs import queue_webhook, webhook_job_id
-from workers.store import group
+from workers.store import checkpoints, group
 from workers.store.group import GroupCommit
 from workers.store.queries import find_room
 from workers.store.writer import Outcome, record_event, record_events
 
 POLICY = Policy("notetaker", people_listed=50)
 QUEUE = "warden:queue"
+RUNS = itertools.count()
 SID, NAME = "RM_test", "call-42"
 
 
@@ -155,3 +160,46 @@ def test_a_storm_is_spaced_in_the_queue_so_another_rooms_event_goes_before_its_t
     assert order.index(webhook_job_id("EV_other")) < 500, order.index(webhook_job_id("EV_other"))
     stormed = [j for j in order if j != webhook_job_id("EV_other")]
     assert stormed == [webhook_job_id(f"EV_{i}") for i in range(1000)]
+
+
+async def test_a_late_webhook_is_folded_from_a_checkpoint_not_from_the_rooms_first_event(
+    engine: AsyncEngine, transitions: list[int]
+) -> None:
+    """300 seconds of comings and goings, then a webhook 5 s late: it is folded in from the checkpoint
+    of its 30-second window (about 30 events), not from the first of 300, and lands where it belongs."""
+    events = [
+        parse(body(kind, id=f"EV_{i}", created_at=1000 + i, participant=person(f"p{i // 2}")))
+        for i, kind in ((i, "participant_joined" if i % 2 == 0 else "participant_left") for i in range(300))
+    ]
+    for i, event in enumerate(events):
+        if i != 296:  # p148's join, held back
+            await record_event(engine, event, received_at=1000.0 + i, rules=POLICY)
+    before = transitions[0]
+    late = await record_event(engine, events[296], received_at=1300.0, rules=POLICY)
+    assert late.outcome is Outcome.REFOLDED
+    assert transitions[0] - before <= 35, transitions[0] - before
+    log = [(e, 1000.0 + i) for i, e in enumerate(events) if i != 296] + [(events[296], 1300.0)]
+    whole = machine.fold(Room(SID, NAME), log, rules=Rules.of((), POLICY))
+    assert late.room is not None and late.room.people == whole.people and late.room.views == whole.views
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(0, 12), st.integers(0, 3), st.booleans()), min_size=1, max_size=30))
+async def test_late_webhooks_folded_from_checkpoints_give_the_fold_of_the_whole_log(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch, steps: list[tuple[int, int, bool]]
+) -> None:
+    """Webhooks of random seconds in random order, checkpoints every 2 s: the room is always the fold of
+    its whole log in the order it was recorded."""
+    monkeypatch.setattr(checkpoints, "WINDOW", 2)
+    sid = f"RM_p{next(RUNS)}"
+    log = []
+    for n, (second, who, joins) in enumerate(steps):
+        kind = "participant_joined" if joins else "participant_left"
+        event = parse(
+            body(kind, id=f"{sid}_{n}", created_at=100 + second, sid=sid, participant=person(f"p{who}"))
+        )
+        recorded = await record_event(engine, event, received_at=float(n), rules=POLICY)
+        log.append((event, float(n)))
+        whole = machine.fold(Room(sid, NAME), log, rules=Rules.of((), POLICY))
+        assert recorded.room is not None
+        assert (recorded.room.people, recorded.room.views) == (whole.people, whole.views), n

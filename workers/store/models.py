@@ -80,6 +80,21 @@ class RoomAgentRow(SQLModel, table=True):
     updated_at: float
 
 
+class RoomCheckpointRow(SQLModel, table=True):
+    """A room's state before the first webhook of a window of seconds (`workers.store.checkpoints`): two a
+    room (`slot`), so that a late webhook is folded in from near its place. Written only by the room
+    writer, in the room's transaction; deleted with the room."""
+
+    __tablename__ = "room_checkpoints"
+
+    room_sid: str = Field(primary_key=True, max_length=64)
+    slot: int = Field(primary_key=True)
+    second: int
+    seq: int
+    newest: int
+    state: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
 class EventRow(SQLModel, table=True):
     """One received webhook (reduced, secret-free); `event_id` is unique, so a duplicate is a no-op."""
 
@@ -196,6 +211,7 @@ class DeadLetterRow(SQLModel, table=True):
 ROOMS: Table = RoomRow.__table__  # type: ignore[attr-defined]
 ROOM_AGENTS: Table = RoomAgentRow.__table__  # type: ignore[attr-defined]
 EVENTS: Table = EventRow.__table__  # type: ignore[attr-defined]
+ROOM_CHECKPOINTS: Table = RoomCheckpointRow.__table__  # type: ignore[attr-defined]
 INCIDENTS: Table = IncidentRow.__table__  # type: ignore[attr-defined]
 INCIDENT_ROOMS: Table = IncidentRoomRow.__table__  # type: ignore[attr-defined]
 INCIDENT_ACTIONS: Table = IncidentActionRow.__table__  # type: ignore[attr-defined]

@@ -33,6 +33,7 @@ from workers.store.models import (
     INCIDENTS,
     OUTBOX,
     ROOM_AGENTS,
+    ROOM_CHECKPOINTS,
     ROOMS,
 )
 
@@ -103,6 +104,7 @@ async def _rooms(engine: AsyncEngine, cutoff: float) -> dict[str, int]:
             return {}
         events = await connection.execute(delete(EVENTS).where(EVENTS.c.room_sid.in_(sids)))
         agents = await connection.execute(delete(ROOM_AGENTS).where(ROOM_AGENTS.c.room_sid.in_(sids)))
+        await connection.execute(delete(ROOM_CHECKPOINTS).where(ROOM_CHECKPOINTS.c.room_sid.in_(sids)))
         rooms = await connection.execute(delete(ROOMS).where(ROOMS.c.sid.in_(sids)))
     return {"rooms": rooms.rowcount, "room_agents": agents.rowcount, "events": events.rowcount}
 

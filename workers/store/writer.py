@@ -11,7 +11,8 @@ a single batch is a group of one).
 3. fold the new events into the rooms in memory (`machine.transition`), in the order things happened
    (`machine.placed`: LiveKit's second, then arrival; Warden's own events right after what they were
    decided on). A webhook of an earlier second than the newest applied arrived out of order (late):
-   the room is folded again from its log, so the state is always the fold of its events in that order;
+   the room is folded again from its newest checkpoint before that second (`workers.store.checkpoints`,
+   else from its first event), so the state is always the fold of its events in that order;
 4. insert the new rooms, update the others, write their expected agents' rows (`workers.store.room_agents`),
    log the decisions, and put the side effects among them in the outbox (`workers.store.outbox`,
    delivered at least once from there): one executemany each. Each room row carries a `version`, and
@@ -27,7 +28,7 @@ alone with `UnstorableEvent`, never retried (a group is recorded again without i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -44,7 +45,7 @@ from workers.core.events import Event
 from workers.core.plain import from_plain
 from workers.core.room import Action, Policy, Room, time_to_agent
 from workers.core.rules import Rules
-from workers.store import outbox, room_agents, unstorable
+from workers.store import checkpoints, outbox, room_agents, unstorable
 from workers.store.engine import writing
 from workers.store.log_rows import ACTION_KIND, Decided, action_rows, event_row
 from workers.store.models import EVENTS, ROOMS
@@ -160,7 +161,8 @@ def room_values(room: Room, newest: int, received_at: float) -> dict[str, Any]:
 
 
 def _insert_events(insert_for: Any) -> Any:
-    return insert_for(EVENTS).on_conflict_do_nothing(index_elements=["event_id"]).returning(EVENTS.c.event_id)
+    statement = insert_for(EVENTS).on_conflict_do_nothing(index_elements=["event_id"])
+    return statement.returning(EVENTS.c.event_id, EVENTS.c.seq)
 
 
 # Built once: constructing a statement per call costs more than executing it.
@@ -219,6 +221,7 @@ class _Current:
     version: int  # 0: the row does not exist yet
     first_seen_at: float
     updated_at: float
+    checkpoints: checkpoints.Pending = field(default_factory=checkpoints.Pending)
 
 
 async def _record_round(connection: AsyncConnection, placed: Placed, rules: Rules) -> dict[int, Recorded]:
@@ -234,7 +237,11 @@ async def _record_round(connection: AsyncConnection, placed: Placed, rules: Rule
                 row.updated_at,
             )
     rows = [event_row(event, at) for _, _, batch in placed for event, at in batch]
-    new_ids = set(await connection.scalars(_INSERT_EVENTS[connection.dialect.name], rows))
+    seqs = {
+        event_id: seq
+        for event_id, seq in await connection.execute(_INSERT_EVENTS[connection.dialect.name], rows)
+    }
+    new_ids = set(seqs)
     read = {sid: now.room for sid, now in current.items()}  # as stored: whose agents' rows exist
     results: dict[int, Recorded] = {}
     decided: Decided = []
@@ -244,7 +251,7 @@ async def _record_round(connection: AsyncConnection, placed: Placed, rules: Rule
         if not sid:
             results[i] = Recorded(Outcome.NO_ROOM if fresh else Outcome.DUPLICATE)
             continue
-        results[i] = await _fold(connection, sid, fresh, current, decided, rules)
+        results[i] = await _fold(connection, sid, fresh, seqs, current, decided, rules)
         if fresh:
             touched.add(sid)
     new_rooms, changed_rooms = [], []
@@ -260,6 +267,9 @@ async def _record_round(connection: AsyncConnection, placed: Placed, rules: Rule
     if changed_rooms:
         await connection.execute(_UPDATE_ROOMS, changed_rooms)
     await room_agents.write(connection, [(read.get(sid), current[sid].room) for sid in sorted(touched)])
+    await checkpoints.write(
+        connection, {sid: current[sid].checkpoints for sid in touched if current[sid].checkpoints}
+    )
     actions = action_rows(decided)
     if actions:
         await connection.execute(_INSERT_ACTIONS, actions)
@@ -279,6 +289,7 @@ async def _fold(
     connection: AsyncConnection,
     sid: str,
     fresh: list[tuple[Event, float]],
+    seqs: dict[str, int],
     current: dict[str, _Current],
     decided: Decided,
     rules: Rules,
@@ -302,21 +313,39 @@ async def _fold(
     before, room, newest, outcome = now.room, now.room, now.newest, Outcome.APPLIED
     for event, at in fresh:
         if not machine.is_webhook(event) or event.created_at >= newest:  # in order (`machine.placed`)
+            if machine.is_webhook(event) and checkpoints.opens_window(newest, event.created_at):
+                now.checkpoints.keep(checkpoints.Checkpoint(event.created_at, seqs[event.id], newest, room))
             decision = machine.transition(room, event, now=at, rules=rules)
             room, newest = decision.room, machine.newest_after(newest, event)
             mine.append((event, at, decision.actions))
-        else:  # late: re-fold the whole log, this batch included (it is inserted already)
-            log = await room_events(connection, sid)
-            room = machine.fold(Room(sid, before.name), log, rules=rules)
+        else:  # late: fold again from a checkpoint before it, this batch included (it is inserted already)
+            room, newest = await _refold(connection, sid, event.created_at, now, rules)
             refolded = new_actions(before, room)
             outcome, mine = Outcome.REFOLDED, [(last_event, received_at, refolded)]
-            newest = max(machine.newest_after(-1, e) for e, _ in log)
             break
     if not room.name and last_event.room_name:
         room = replace(room, name=last_event.room_name)
     now.room, now.newest, now.updated_at = room, newest, received_at
     decided.extend(mine)
     return Recorded(outcome, room, all_actions(mine), before, _notices(mine))
+
+
+async def _refold(
+    connection: AsyncConnection, sid: str, second: int, now: _Current, rules: Rules
+) -> tuple[Room, int]:
+    """The room folded again for a late webhook of `second`: from the newest checkpoint at or before it
+    (else from the first event), over the events since, in the order they apply; and the newest second."""
+    start = await checkpoints.before(
+        connection, sid, second, now.checkpoints, legacy_agent=rules.legacy_agent
+    )
+    room, newest, since = Room(sid, now.room.name), -1, 0
+    if start is not None:
+        room, newest, since = start.room, start.newest, start.seq
+    log = await room_events(connection, sid, since=since)
+    folded = machine.fold(room, log, rules=rules, newest=newest)
+    for event, _ in log:
+        newest = machine.newest_after(newest, event)
+    return folded, newest
 
 
 def all_actions(decided: Decided) -> tuple[Action, ...]:
@@ -342,10 +371,13 @@ async def _sid_by_name(connection: AsyncConnection, name: str) -> str:
     return str(found) if found else ""
 
 
-async def room_events(connection: AsyncConnection, room_sid: str) -> list[tuple[Event, float]]:
+async def room_events(
+    connection: AsyncConnection, room_sid: str, *, since: int = 0
+) -> list[tuple[Event, float]]:
+    """The room's events in the order they were recorded (from log `seq` `since` on)."""
     rows = await connection.execute(
         select(EVENTS.c.data, EVENTS.c.received_at)
-        .where(EVENTS.c.room_sid == room_sid, EVENTS.c.kind != ACTION_KIND)
+        .where(EVENTS.c.room_sid == room_sid, EVENTS.c.kind != ACTION_KIND, EVENTS.c.seq >= since)
         .order_by(EVENTS.c.seq)
     )
     return [(from_plain(Event, data), received_at) for data, received_at in rows]
