@@ -89,7 +89,14 @@ def _wait(room: dict[str, Any]) -> str:
     if agents and first:
         seconds = (datetime.fromisoformat(agents) - datetime.fromisoformat(first)).total_seconds()
         return f"{max(0.0, seconds):.1f} s"
-    return "waiting" if room["people"] else "-"
+    return "waiting" if room["people"] or room.get("people_unlisted") else "-"
+
+
+def _people(room: dict[str, Any]) -> str:
+    """Who is there: the people listed, and "+N more" counted beyond them (`WARDEN_ROOM_PEOPLE_LISTED`)."""
+    listed = names([p["identity"] for p in room["people"]])
+    more = int(room.get("people_unlisted") or 0)
+    return f"{listed} +{more} more" if listed and more else listed or (f"+{more} more" if more else "none")
 
 
 def rooms(url: str, *, state: str | None, limit: int) -> int:
@@ -107,7 +114,7 @@ def rooms(url: str, *, state: str | None, limit: int) -> int:
         table.add_row(
             cell(room["name"]),
             _state(room["state"]),
-            str(len(room["people"])),
+            str(len(room["people"]) + int(room.get("people_unlisted") or 0)),
             names([a["identity"] for a in room["agents"]]) or "-",
             _wait(room),
             cell(recovery["state"]) if recovery["state"] != "none" else "",
@@ -124,7 +131,7 @@ def room(url: str, name: str) -> int:
     out = console()
     out.print(f"[bold]{cell(data['name'])}[/bold] {_state(data['state'])}  sid {handle(data['sid'])}")
     out.print(
-        f"people: {names([p['identity'] for p in data['people']]) or 'none'}   "
+        f"people: {_people(data)}   "
         f"agents: {names([a['identity'] for a in data['agents']]) or 'none'}   "
         f"time to agent: {_wait(data)}   redispatches: {cell(data['recovery']['redispatches'])}"
     )

@@ -7,6 +7,9 @@ postgres@127.0.0.1:5432), else on a private cluster started for the run (as `mak
 either they are left out, and the report says so. The report opens with the issue's targets, each with
 its figure from this run. `BENCH_QUICK=1` runs
 smaller sizes (a smoke test of the harness, not figures to quote).
+
+`python -m tests.bench.run bigroom` runs the big-room benchmark alone (issue 24) and puts its section in
+place in `results.md`, leaving the others as they were.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from devtools.embedded_redis import EmbeddedRedis
-from tests.bench import ingest, plot, reaction, worker
+from tests.bench import bigroom, ingest, plot, reaction, worker
 from tests.bench import pg as pg_server
 from tests.bench.pg import fresh_database
 from tests.support.processes import ROOT
@@ -31,6 +34,11 @@ SCALE = [100, 1000, 10000] if not QUICK else [10, 100]
 WORKER_EVENTS, WORKER_ROOMS = (4000, 1000) if not QUICK else (400, 100)
 REACTION_ROOMS = 1000 if not QUICK else 50
 ARQ_JOBS = 5000 if not QUICK else 500
+BIG_RUNS = 3 if not QUICK else 1  # the big-room benchmark's runs per database: the machine is noisy
+BIG_TITLE = (
+    f"Big room: {bigroom.STORM:,} joins to one room within one second and {bigroom.ROOMS} ordinary rooms "
+    "(room_started + a join each) among them, one worker"
+)
 
 
 def _events_for(rooms: int) -> int:
@@ -51,7 +59,61 @@ def _section(lines: list[str], title: str, body: str) -> None:
 
 def main() -> None:
     with pg_server.server():
-        _main()
+        if sys.argv[1:] == ["bigroom"]:
+            _bigroom_only()
+        else:
+            _main()
+
+
+def _bigroom(pg: bool) -> tuple[str, dict[str, str]]:
+    """The big-room section's table (`BIG_RUNS` runs per database) and its target figures (ranges)."""
+    runs: list[bigroom.BigRoomRun] = []
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis(Path(tmp) / "redis") as redis:
+        for n in range(BIG_RUNS):
+            runs.append(bigroom.measure(f"sqlite:///{tmp}/big{n}.db", redis.url, "SQLite"))
+            url = fresh_database("warden_bench") if pg else None
+            if url is not None:
+                runs.append(bigroom.measure(url, redis.url, "PostgreSQL"))
+
+    def span(values: list[float], unit: str, digits: int) -> str:
+        return f"{min(values):.{digits}f}-{max(values):.{digits}f} {unit}"
+
+    figures = {
+        "big_rooms": span([r.ordinary_max for r in runs], "s", 2) + " (max of each run)",
+        "big_settled": span([r.settled for r in runs], "s", 1)
+        + f", worker CPU {span([r.cpu for r in runs], 's', 1)}",
+    }
+    return bigroom.table(runs), figures
+
+
+def _bigroom_only() -> None:
+    """The big-room benchmark alone: printed, and its section of `results.md` replaced (or added)."""
+    load = os.getloadavg()[0]
+    pg = fresh_database("warden_bench") is not None
+    body, figures = _bigroom(pg)
+    print(f"\n## {BIG_TITLE}\n\n{body}\n", flush=True)
+    print(
+        f"ordinary rooms' events applied: {figures['big_rooms']}; big room settled: {figures['big_settled']}"
+    )
+    results = OUT / "results.md"
+    if QUICK or not results.exists():
+        return
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+    note = (
+        f"Run alone (`python -m tests.bench.run bigroom`) on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit "
+        f"{commit.stdout.strip() or 'unknown'}, load average before {load:.2f}."
+    )
+    section = f"## {BIG_TITLE}\n\n{body}\n\n{note}\n\n"
+    text = results.read_text()
+    start = text.find("## Big room:")
+    if start >= 0:
+        end = text.find("\n## ", start + 1)
+        text = text[:start] + section + (text[end + 1 :] if end >= 0 else "")
+    else:
+        at = text.find("![Cost from")
+        text = text[:at] + section + text[at:] if at >= 0 else text + "\n" + section
+    results.write_text(text)
+    print(f"written: the big-room section of {results}")
 
 
 def _targets(figures: dict[str, str]) -> str:
@@ -71,6 +133,12 @@ def _targets(figures: dict[str, str]) -> str:
         ("recovery: deployment running → each room re-dispatched (p50 / p99)", "(measured)", "recovery"),
         ("scale-out, two workers on one PostgreSQL: events/s ratio to one", "≥ 1.7x", "scale_rate"),
         ("scale-out: the same-second burst's p99, two workers against one", "≤ 0.5x", "scale_burst"),
+        (
+            "big room (issue 24): ordinary rooms' events applied beside a 5,000-join storm",
+            "≤ 2 s",
+            "big_rooms",
+        ),
+        ("big room (issue 24): the storm's room settled, one worker", "≤ 30 s", "big_settled"),
     ]
     lines = ["| target | wanted | this run |", "|---|---|---|"]
     lines += [f"| {what} | {want} | {figures.get(key, '—')} |" for what, want, key in rows]
@@ -216,6 +284,10 @@ def _main() -> None:
         "Operator pages with the rooms of the worker runs in the database (median of 7)",
         "\n".join(pages),
     )
+
+    body, big = _bigroom(pg is not None)
+    figures.update(big)
+    _section(lines, BIG_TITLE, body)
 
     main_series = max(scaling.values(), key=len)
     xs = [w.rooms for w in main_series]

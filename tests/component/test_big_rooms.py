@@ -6,17 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from arq.connections import ArqRedis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from devtools.simulator.serving import serve
+from service.app import create_app
 from tests.support.events import parse
 from tests.support.helpers import agent, body, person
+from tests.support.settings import make_settings
 from workers.core import machine
 from workers.core.events import Event, EventKind, Fact, Participant, internal
 from workers.core.room import Phase, Policy, Room
@@ -203,3 +208,25 @@ async def test_late_webhooks_folded_from_checkpoints_give_the_fold_of_the_whole_
         whole = machine.fold(Room(sid, NAME), log, rules=Rules.of((), POLICY))
         assert recorded.room is not None
         assert (recorded.room.people, recorded.room.views) == (whole.people, whole.views), n
+
+
+async def test_the_api_and_the_dashboard_count_the_people_not_listed(
+    engine: AsyncEngine, database_url: str, redis_url: str
+) -> None:
+    """A room of 60 people with 50 listed: the API says 50 listed and 10 more, the rooms page counts
+    60, the room's page names the listed ones and "+10 more"."""
+    for i in range(60):
+        await record_event(engine, joined(person(f"p{i}"), 100, f"EV_{i}"), received_at=100.0, rules=POLICY)
+    settings = make_settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        warden_agent_name="notetaker",
+        warden_room_people_listed=50,
+    )
+    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as client:
+        shown = (await client.get(f"/api/rooms/{NAME}")).json()
+        assert (len(shown["people"]), shown["people_unlisted"]) == (50, 10)
+        rooms = (await client.get("/")).text
+        cells = re.search(rf'<tr data-room="{NAME}".*?</tr>', rooms, re.S)
+        assert cells is not None and re.search(r"<td[^>]*>60</td>", cells.group(0))
+        assert "+10 more" in (await client.get(f"/rooms/{NAME}")).text
