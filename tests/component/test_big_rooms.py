@@ -31,7 +31,7 @@ from workers.queue.jobs import queue_webhook, webhook_job_id
 from workers.store import checkpoints, group
 from workers.store.group import GroupCommit
 from workers.store.queries import find_room
-from workers.store.writer import Outcome, record_event, record_events
+from workers.store.writer import Outcome, load_room, record_event, record_events
 
 POLICY = Policy("notetaker", people_listed=50)
 QUEUE = "warden:queue"
@@ -230,3 +230,20 @@ async def test_the_api_and_the_dashboard_count_the_people_not_listed(
         cells = re.search(rf'<tr data-room="{NAME}".*?</tr>', rooms, re.S)
         assert cells is not None and re.search(r"<td[^>]*>60</td>", cells.group(0))
         assert "+10 more" in (await client.get(f"/rooms/{NAME}")).text
+
+
+async def test_a_rooms_webhooks_handed_over_together_out_of_order_are_put_in_lifecycle_order(
+    engine: AsyncEngine,
+) -> None:
+    """Jobs run concurrently: the agent's `track_published` may reach the store just before its join of
+    the same second. Waiting together, they are recorded join first, so the agent counts as working
+    (in arrival order its track would have been ignored: the agent was not there yet)."""
+    committer = GroupCommit(engine, POLICY)
+    published = parse(body("track_published", id="EV_track", created_at=100, participant=agent("agent-1")))
+    arrived = joined(agent("agent-1"), 100, "EV_agent")
+    alice = joined(person("alice"), 99, "EV_alice")
+    results = await asyncio.gather(*(committer.record([(e, 100.0)]) for e in (published, arrived, alice)))
+    room = await load_room(engine, SID)
+    assert room is not None and [a.active_at for a in room.agents] == [100.0]
+    assert room.summary().phase is Phase.AGENT_ACTIVE
+    assert {r.outcome for r in results} == {Outcome.APPLIED}

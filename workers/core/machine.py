@@ -27,7 +27,9 @@ Who is there
    queue; seconds are all it stamps); each of Warden's own events right after the events it was
    decided on (at the second of the newest webhook before it, whatever its wall clock says), so it
    never makes a webhook late. Only a webhook of an earlier second than one applied is late (a
-   reordered delivery): the store folds the room again from a checkpoint before it.
+   reordered delivery): the store folds the room again from a checkpoint before it. Jobs run
+   concurrently, so a room's webhooks that reach the store together are handed over in lifecycle
+   order within their second first (`lifecycle_key`: started, joined, published, left, ended).
 
 What Warden does about each expected agent
 6. Its part entering WAITING sets a JOIN deadline at the first person's arrival (or `room_started`, by
@@ -119,6 +121,27 @@ _ATTEMPT_EVENTS = frozenset(
         EventKind.UPSTREAM_FAILED,
     }
 )
+
+
+# Within one second, the order a participant's (and the room's) life goes through: used to put back in
+# order a room's webhooks that reach the store together, never to make one late (rule 5).
+LIFECYCLE_RANK: Mapping[EventKind, int] = {
+    EventKind.ROOM_STARTED: 0,
+    EventKind.AGENT_JOB_STARTED: 1,
+    EventKind.PARTICIPANT_JOINED: 2,
+    EventKind.TRACK_PUBLISHED: 3,
+    EventKind.TRACK_UNPUBLISHED: 4,
+    EventKind.PARTICIPANT_LEFT: 5,
+    EventKind.PARTICIPANT_CONNECTION_ABORTED: 5,
+    EventKind.AGENT_JOB_ENDED: 6,
+    EventKind.OTHER: 7,
+    EventKind.ROOM_FINISHED: 8,
+}
+
+
+def lifecycle_key(event: Event) -> tuple[int, int]:
+    """A webhook's second, then its place in a life within that second (`LIFECYCLE_RANK`)."""
+    return (event.created_at, LIFECYCLE_RANK.get(event.kind, 7))
 
 
 def is_webhook(event: Event) -> bool:

@@ -7,7 +7,10 @@ batches waiting, in the order they came, and records them with `record_group`, w
 as cheaply as one batch (`writer.record_in`): a room's batches one after the other, its row written
 once. A room gives a group at most `ROOM_BATCHES` batches, so that a room's storm (thousands of jobs
 of one room at once) is recorded in few large transactions, each with the other rooms' batches waiting
-beside it: one room never holds up the others. At low load a flush holds one batch, and costs what
+beside it: one room never holds up the others. Jobs run concurrently, so a room's webhooks may reach
+the flusher in another order than they came in: those waiting together are handed over in lifecycle
+order within their second (`machine.lifecycle_key`; Warden's own events stay where they are, and
+nothing moves past them). At low load a flush holds one batch, and costs what
 recording it alone would. Each caller gets exactly what `writer.record_events` would have returned for
 its batch, recorded in that order.
 
@@ -25,6 +28,7 @@ from collections.abc import Sequence
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from workers.core import machine
 from workers.core.room import Policy
 from workers.core.rules import Rules
 from workers.store import unstorable
@@ -95,6 +99,26 @@ async def _record_part(
             results[i] = exc
 
 
+Waiting = list[tuple[Batch, "asyncio.Future[Recorded]"]]
+
+
+def in_lifecycle_order(group: Waiting) -> Waiting:
+    """`group` with each stretch of webhook batches between Warden's own events sorted (stably) by
+    `machine.lifecycle_key`: a room's webhooks of one second in the order a life goes through, whatever
+    order concurrent jobs handed them over in; batches of other rooms only change places among them."""
+    out: Waiting = []
+    stretch: Waiting = []
+    for item in group:
+        batch = item[0]
+        if len(batch) == 1 and machine.is_webhook(batch[0][0]):
+            stretch.append(item)
+            continue
+        out += sorted(stretch, key=lambda i: machine.lifecycle_key(i[0][0][0]))
+        stretch = []
+        out.append(item)
+    return out + sorted(stretch, key=lambda i: machine.lifecycle_key(i[0][0][0]))
+
+
 class GroupCommit:
     """Gathers the batches of concurrent jobs and records them together (see the module's doc).
     `await record(batch)` returns what `writer.record_events` would, once its group is committed."""
@@ -113,7 +137,7 @@ class GroupCommit:
             max_group,
             room_batches,
         )
-        self._waiting: list[tuple[Batch, asyncio.Future[Recorded]]] = []
+        self._waiting: Waiting = []
         self._flusher: asyncio.Task[None] | None = None
 
     async def record(self, batch: Batch) -> Recorded:
@@ -125,8 +149,8 @@ class GroupCommit:
 
     async def _flush(self) -> None:
         while self._waiting:
-            group: list[tuple[Batch, asyncio.Future[Recorded]]] = []
-            rest: list[tuple[Batch, asyncio.Future[Recorded]]] = []
+            group: Waiting = []
+            rest: Waiting = []
             taken: dict[str, int] = {}
             for batch, future in self._waiting:
                 first = batch[0][0]
@@ -139,6 +163,7 @@ class GroupCommit:
                 taken[room] = taken.get(room, 0) + 1
                 group.append((batch, future))
             self._waiting = rest
+            group = in_lifecycle_order(group)
             if not group:
                 continue
             try:
