@@ -5,14 +5,15 @@ of a later second) is queued too: before issue 24 it made every join after it "l
 the room's whole log.
 
 Events are queued as the web queues them (`queue_webhook`, through an `Enqueuer` spacing one room's jobs
-as `WARDEN_ROOM_EVENTS_PER_SECOND` says) at the pace they arrive, spread over one second. Measured, from
+as `WARDEN_ROOM_EVENTS_PER_SECOND` says) at the pace they arrive, spread over one second; or, the issue's
+backlog, the whole storm at once and the ordinary rooms' events right after it. Measured, from
 the moment each event was queued: how long until each ordinary room's two events are stored (polled
 every 20 ms), how long until the big room is settled (its 5,000 joins stored, and its row counting 5,000
 people), and the worker's CPU time meanwhile. Targets: ordinary rooms within 2 s, the big room within
 30 s. Run by `make bench`; alone: `python -m tests.bench.run bigroom`, or
-`[BENCH_DATABASE_URL=postgresql://...] python -m tests.bench.bigroom`; `BENCH_WORKER_ROOT=<checkout>` runs
-another checkout's worker (to compare with the version before), `BENCH_CAP` gives up after that many
-seconds (default 600).
+`[BENCH_DATABASE_URL=postgresql://...] [BENCH_AT_ONCE=1] python -m tests.bench.bigroom`;
+`BENCH_WORKER_ROOT=<checkout>` runs another checkout's worker (to compare with the version before),
+`BENCH_CAP` gives up after that many seconds (default 600).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ DEFAULT_RATE = Settings.model_fields["warden_room_events_per_second"].default
 @dataclass
 class BigRoomRun:
     database: str
+    queued: str  # how the events were queued: over one second, or the storm at once and the rooms after
     ordinary_p50: float  # seconds from an ordinary room's last event queued to both stored
     ordinary_max: float
     settled: float  # seconds from the first event queued to the big room settled
@@ -104,7 +106,7 @@ async def _big_counted(engine: AsyncEngine) -> int:
     return len(data.get("people", [])) + int(data.get("people_unlisted", 0))
 
 
-async def _run(database_url: str, redis_url: str, label: str) -> BigRoomRun:
+async def _run(database_url: str, redis_url: str, label: str, ticks: int) -> BigRoomRun:
     redis = ArqRedis.from_url(redis_url)
     await redis.flushdb()
     env = _env(database_url, redis_url)
@@ -142,16 +144,19 @@ async def _run(database_url: str, redis_url: str, label: str) -> BigRoomRun:
         cpu_before = sum(process.cpu_times()[:2])
         started = time.monotonic()
         watching = asyncio.create_task(_watch(engine, started, queued_at))  # while the storm is queued
-        for tick in range(TICKS):
-            share = storm[tick * len(storm) // TICKS : (tick + 1) * len(storm) // TICKS]
-            rooms = ordinary[tick * ROOMS // TICKS : (tick + 1) * ROOMS // TICKS]
+        for tick in range(ticks):
+            share = storm[tick * len(storm) // ticks : (tick + 1) * len(storm) // ticks]
+            rooms = ordinary[tick * ROOMS // ticks : (tick + 1) * ROOMS // ticks]
+            if ticks == 1:  # the storm first, then the rooms: each room's events behind the whole storm
+                await asyncio.gather(*(queue_webhook(enqueuer, e.id, to_dict(e), time.time()) for e in share))
+                share = []
             events = share + [e for pair in rooms for e in pair]
             for pair in rooms:  # from before they are queued: an upper bound of their wait
                 queued_at[pair[0].room_sid] = time.monotonic()
             await asyncio.gather(*(queue_webhook(enqueuer, e.id, to_dict(e), time.time()) for e in events))
-            if tick == 2:  # Warden's own event for the big room, of a later second
+            if tick == min(2, ticks - 1):  # Warden's own event for the big room, of a later second
                 await queue_heartbeat(enqueuer, "bench-big", "agent-x", second + 1.5)
-            await asyncio.sleep(max(0.0, started + (tick + 1) * SPREAD / TICKS - time.monotonic()))
+            await asyncio.sleep(max(0.0, started + (tick + 1) * SPREAD / ticks - time.monotonic()))
         lags, settled = await watching
         cpu = sum(process.cpu_times()[:2]) - cpu_before
     finally:
@@ -159,7 +164,8 @@ async def _run(database_url: str, redis_url: str, label: str) -> BigRoomRun:
         worker.wait()
         await redis.aclose()
         await engine.dispose()
-    return BigRoomRun(label, lags[len(lags) // 2], lags[-1], settled, cpu)
+    queued = "over 1 s" if ticks > 1 else "storm at once, rooms after"
+    return BigRoomRun(label, queued, lags[len(lags) // 2], lags[-1], settled, cpu)
 
 
 async def _watch(
@@ -190,18 +196,22 @@ async def _count(engine: AsyncEngine, sid: str) -> int:
         return int(found or 0)
 
 
-def measure(database_url: str, redis_url: str, label: str) -> BigRoomRun:
-    """One run of the storm on `database_url` (`label`: the database's name, for the report)."""
-    return asyncio.run(_run(database_url, redis_url, label))
+def measure(database_url: str, redis_url: str, label: str, *, at_once: bool = False) -> BigRoomRun:
+    """One run of the storm on `database_url` (`label`: the database's name, for the report): queued over
+    one second, the rooms among the storm; or (`at_once`) the whole storm queued at once and the rooms'
+    events right after it, behind all of it in arrival order (the issue's backlog)."""
+    return asyncio.run(_run(database_url, redis_url, label, 1 if at_once else TICKS))
 
 
 def table(runs: list[BigRoomRun]) -> str:
     rows = [
-        "| database | ordinary rooms' events applied, p50 s | max s | big room settled s | worker CPU s |",
-        "|---" * 5 + "|",
+        "| database | queued | ordinary rooms' events applied, p50 s | max s | big room settled s "
+        "| worker CPU s |",
+        "|---" * 6 + "|",
     ]
     rows += [
-        f"| {r.database} | {r.ordinary_p50:.2f} | {r.ordinary_max:.2f} | {r.settled:.1f} | {r.cpu:.1f} |"
+        f"| {r.database} | {r.queued} | {r.ordinary_p50:.2f} | {r.ordinary_max:.2f} | {r.settled:.1f} "
+        f"| {r.cpu:.1f} |"
         for r in runs
     ]
     return "\n".join(rows)
@@ -209,9 +219,10 @@ def table(runs: list[BigRoomRun]) -> str:
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis(Path(tmp) / "redis") as server:
-        runs = [measure(f"sqlite:///{tmp}/big.db", server.url, "SQLite")]
+        at_once = os.environ.get("BENCH_AT_ONCE") == "1"
+        runs = [measure(f"sqlite:///{tmp}/big.db", server.url, "SQLite", at_once=at_once)]
         if os.environ.get("BENCH_DATABASE_URL"):
-            runs.append(measure(os.environ["BENCH_DATABASE_URL"], server.url, "PostgreSQL"))
+            runs.append(measure(os.environ["BENCH_DATABASE_URL"], server.url, "PostgreSQL", at_once=at_once))
         print(table(runs))
 
 

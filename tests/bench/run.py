@@ -37,7 +37,7 @@ ARQ_JOBS = 5000 if not QUICK else 500
 BIG_RUNS = 3 if not QUICK else 1  # the big-room benchmark's runs per database: the machine is noisy
 BIG_TITLE = (
     f"Big room: {bigroom.STORM:,} joins to one room within one second and {bigroom.ROOMS} ordinary rooms "
-    "(room_started + a join each) among them, one worker"
+    "(room_started + a join each), one worker"
 )
 
 
@@ -69,11 +69,13 @@ def _bigroom(pg: bool) -> tuple[str, dict[str, str]]:
     """The big-room section's table (`BIG_RUNS` runs per database) and its target figures (ranges)."""
     runs: list[bigroom.BigRoomRun] = []
     with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis(Path(tmp) / "redis") as redis:
-        for n in range(BIG_RUNS):
-            runs.append(bigroom.measure(f"sqlite:///{tmp}/big{n}.db", redis.url, "SQLite"))
+        for n, at_once in ((n, at_once) for at_once in (False, True) for n in range(BIG_RUNS)):
+            runs.append(
+                bigroom.measure(f"sqlite:///{tmp}/big{n}{at_once}.db", redis.url, "SQLite", at_once=at_once)
+            )
             url = fresh_database("warden_bench") if pg else None
             if url is not None:
-                runs.append(bigroom.measure(url, redis.url, "PostgreSQL"))
+                runs.append(bigroom.measure(url, redis.url, "PostgreSQL", at_once=at_once))
 
     def span(values: list[float], unit: str, digits: int) -> str:
         return f"{min(values):.{digits}f}-{max(values):.{digits}f} {unit}"
