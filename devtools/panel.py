@@ -15,7 +15,15 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-PHASE_ORDER = ("waiting", "agent_present", "agent_active", "agent_lost", "idle", "closed")
+PHASE_ORDER = (
+    "waiting",
+    "agent_present",
+    "agent_active",
+    "agent_lost",
+    "no_agent_expected",
+    "idle",
+    "closed",
+)
 READ_TIMEOUT_SECONDS = 0.8
 
 

@@ -124,8 +124,11 @@ def test_a_room_that_expects_no_agent_is_left_alone() -> None:
     room(webhook(L, 140, ALICE))
     assert room.room.views == () and room.room.learned
     assert room.room.next_deadline() is None
-    assert room.room.summary().phase is Phase.IDLE  # nobody waits: not counted as waiting
+    # nobody waits (not counted as waiting), but people are there: not "idle", which means nobody in it
+    assert room.room.summary().phase is Phase.NO_AGENT_EXPECTED
     assert not any(isinstance(a, Redispatch | Dispatch) for a in room.actions)
+    room(webhook(L, 150, person("bob")))
+    assert room.room.summary().phase is Phase.IDLE  # now nobody is in it
 
 
 def test_unnamed_agents_count_where_a_rule_says_so() -> None:

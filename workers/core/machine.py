@@ -14,7 +14,9 @@ Who is there
    came (nothing changes a closed room again); AGENT_ACTIVE when our agent is present and has
    published a track or sent a heartbeat; AGENT_PRESENT when it is present and has not; else IDLE
    when no person is present; AGENT_LOST when people remain and our agent was present just before
-   (it stays so while people come and go); WAITING when people are there and no agent has come.
+   (it stays so while people come and go); WAITING when people are there and no agent has come. The
+   room as a whole, once LiveKit was asked and named no agent for it, is NO_AGENT_EXPECTED while people
+   are there (nobody waits for an agent: `presence.room_phase`, and the room's row).
 4. Participants are tracked by identity *and* sid: a `participant_left` for an old sid does not remove
    the identity's newer session (LiveKit's duplicate-identity takeover). A track event carries only
    an identity; it can only mark one of the present agents active. `agent_job_ended` means that
@@ -173,25 +175,25 @@ def recover(room: Room, event: Event, policy: Policy) -> Room:
 # restart only where people wait for an agent of ours.
 K = EventKind
 TABLE: Mapping[tuple[Phase, EventKind], Presence] = table("TABLE", Phase, EventKind, {
-    #                                 idle        waiting     present     active      lost        closed
-    K.ROOM_STARTED:                   (start,      start,      start,      start,      start,      ignore),
-    K.ROOM_FINISHED:                  (finish,     finish,     finish,     finish,     finish,     ignore),
-    K.PARTICIPANT_JOINED:             (join,       join,       join,       join,       join,       ignore),
-    K.PARTICIPANT_LEFT:               (leave,      leave,      leave,      leave,      leave,      ignore),
-    K.PARTICIPANT_CONNECTION_ABORTED: (leave,      leave,      leave,      leave,      leave,      ignore),
-    K.TRACK_PUBLISHED:                (activity,   activity,   activity,   activity,   activity,   ignore),
-    K.TRACK_UNPUBLISHED:              (ignore,     ignore,     ignore,     ignore,     ignore,     ignore),
-    K.AGENT_JOB_STARTED:              (ignore,     ignore,     ignore,     ignore,     ignore,     ignore),
-    K.AGENT_JOB_ENDED:                (job_ended,  job_ended,  job_ended,  job_ended,  job_ended,  ignore),
-    K.OTHER:                          (ignore,     ignore,     ignore,     ignore,     ignore,     ignore),
-    K.HEARTBEAT:                      (activity,   activity,   activity,   activity,   activity,   ignore),
-    K.RECONCILED:                     (reconciled, reconciled, reconciled, reconciled, reconciled, ignore),
-    K.DEADLINE_PASSED:                (ignore,     recover,    recover,    ignore,     recover,    ignore),
-    K.PRESENCE_OBSERVED:              (ignore,     recover,    recover,    ignore,     recover,    ignore),
-    K.AGENT_EVICTED:                  (ignore,     recover,    recover,    ignore,     recover,    ignore),
-    K.AGENT_DISPATCHED:               (ignore,     recover,    recover,    ignore,     recover,    ignore),
-    K.UPSTREAM_FAILED:                (ignore,     recover,    recover,    ignore,     recover,    ignore),
-    K.AGENT_RESTARTED:                (ignore,     recover,    ignore,     ignore,     recover,    ignore),
+    #                                 idle        waiting     present     active      lost        closed      no agent
+    K.ROOM_STARTED:                   (start,      start,      start,      start,      start,      ignore,     start),
+    K.ROOM_FINISHED:                  (finish,     finish,     finish,     finish,     finish,     ignore,     finish),
+    K.PARTICIPANT_JOINED:             (join,       join,       join,       join,       join,       ignore,     join),
+    K.PARTICIPANT_LEFT:               (leave,      leave,      leave,      leave,      leave,      ignore,     leave),
+    K.PARTICIPANT_CONNECTION_ABORTED: (leave,      leave,      leave,      leave,      leave,      ignore,     leave),
+    K.TRACK_PUBLISHED:                (activity,   activity,   activity,   activity,   activity,   ignore,     activity),
+    K.TRACK_UNPUBLISHED:              (ignore,     ignore,     ignore,     ignore,     ignore,     ignore,     ignore),
+    K.AGENT_JOB_STARTED:              (ignore,     ignore,     ignore,     ignore,     ignore,     ignore,     ignore),
+    K.AGENT_JOB_ENDED:                (job_ended,  job_ended,  job_ended,  job_ended,  job_ended,  ignore,     job_ended),
+    K.OTHER:                          (ignore,     ignore,     ignore,     ignore,     ignore,     ignore,     ignore),
+    K.HEARTBEAT:                      (activity,   activity,   activity,   activity,   activity,   ignore,     activity),
+    K.RECONCILED:                     (reconciled, reconciled, reconciled, reconciled, reconciled, ignore,     reconciled),
+    K.DEADLINE_PASSED:                (ignore,     recover,    recover,    ignore,     recover,    ignore,     ignore),
+    K.PRESENCE_OBSERVED:              (ignore,     recover,    recover,    ignore,     recover,    ignore,     ignore),
+    K.AGENT_EVICTED:                  (ignore,     recover,    recover,    ignore,     recover,    ignore,     ignore),
+    K.AGENT_DISPATCHED:               (ignore,     recover,    recover,    ignore,     recover,    ignore,     ignore),
+    K.UPSTREAM_FAILED:                (ignore,     recover,    recover,    ignore,     recover,    ignore,     ignore),
+    K.AGENT_RESTARTED:                (ignore,     recover,    ignore,     ignore,     recover,    ignore,     ignore),
 })  # fmt: skip
 
 # What Warden does about an agent. Rules for Warden's events act for the attempt its part is on only (a

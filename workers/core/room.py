@@ -15,7 +15,9 @@ from workers.core.plain import tagged
 
 
 class Phase(StrEnum):
-    """Who is in the room, as one expected agent sees it (`presence.phase_of`)."""
+    """Who is in the room, as one expected agent sees it (`presence.phase_of`); NO_AGENT_EXPECTED only
+    for the room as a whole (`presence.room_phase`): people are there, and LiveKit was asked and named
+    no agent for it."""
 
     IDLE = "idle"
     WAITING = "waiting"
@@ -23,6 +25,7 @@ class Phase(StrEnum):
     AGENT_ACTIVE = "agent_active"
     AGENT_LOST = "agent_lost"
     CLOSED = "closed"
+    NO_AGENT_EXPECTED = "no_agent_expected"
 
 
 class Recovery(StrEnum):
@@ -174,11 +177,13 @@ class Room:
 
     def summary(self) -> AgentView:
         """The part most in need of an agent (the room's own watch while no agent is known): what the
-        room's row shows as its phase and recovery. A room that expects no agent shows as idle: nobody
-        waits."""
+        room's row shows as its phase and recovery. A room that expects no agent shows as
+        no_agent_expected while people are in it (nobody waits for an agent), idle once nobody is."""
         watching = self.watchers()
         if not watching:
-            return AgentView(phase=Phase.CLOSED if self.finished_at is not None else Phase.IDLE)
+            if self.finished_at is not None:
+                return AgentView(phase=Phase.CLOSED)
+            return AgentView(phase=Phase.NO_AGENT_EXPECTED if self.people else Phase.IDLE)
         return min(watching, key=lambda v: (_URGENCY[v.recovery], _NEED[v.phase]))
 
     def next_deadline(self) -> float | None:
@@ -190,8 +195,9 @@ _NEED = {
     Phase.WAITING: 1,
     Phase.AGENT_PRESENT: 2,
     Phase.AGENT_ACTIVE: 3,
-    Phase.IDLE: 4,
-    Phase.CLOSED: 5,
+    Phase.NO_AGENT_EXPECTED: 4,
+    Phase.IDLE: 5,
+    Phase.CLOSED: 6,
 }
 _URGENCY = {
     Recovery.FAILED: 0,
