@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 from workers.core.events import Event, EventKind
-from workers.core.room import Room
+from workers.core.room import AgentView, Room
 from workers.core.rules import DISPATCH, JOB, RULE, SETTING, Rule
 
 
@@ -56,3 +56,27 @@ def declared(event: Event, rule: Rule, room: Room) -> Iterator[tuple[str, str]]:
     if event.kind is EventKind.PRESENCE_OBSERVED and event.fact is not None and room.learned:
         names = sorted({d.agent_name for d in event.fact.dispatches if d.agent_name or rule.unnamed_agents})
         yield from ((name, DISPATCH) for name in names)
+
+
+def noted(room: Room, event: Event) -> Room:
+    """What the event tells of each expected agent's dispatches, whatever its part was doing when it
+    came (an agent that arrived meanwhile, or a re-fold that applies it after the agent's arrival, does
+    not undo a dispatch): a dispatch Warden made (`agent_dispatched`) is counted (`redispatched`) and is
+    the live one (`dispatch_id`); a listing names the newest of each agent's as the live one."""
+    fact = event.fact
+    if fact is None:
+        return room
+    if event.kind is EventKind.AGENT_DISPATCHED and fact.dispatch_id:
+        made = room.view_for(fact.agent)
+        if made not in room.views:
+            return room  # no longer expected
+        return room.put(replace(made, dispatch_id=fact.dispatch_id, redispatched=made.redispatched + 1))
+    if event.kind not in (EventKind.PRESENCE_OBSERVED, EventKind.RECONCILED) or not fact.dispatches:
+        return room
+    live = {d.agent_name: d.id for d in sorted(fact.dispatches, key=lambda d: d.created_at)}
+    return replace(room, views=tuple(_live(view, live) for view in room.views))
+
+
+def _live(view: AgentView, live: dict[str, str]) -> AgentView:
+    found = live.get(view.agent, view.dispatch_id)
+    return view if found == view.dispatch_id else replace(view, dispatch_id=found)

@@ -68,7 +68,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
 from workers.core.actions import new_actions
-from workers.core.agents import declared, expect
+from workers.core.agents import declared, expect, noted
 from workers.core.events import Event, EventKind
 from workers.core.presence import (
     Presence,
@@ -266,6 +266,7 @@ def transition(room: Room, event: Event, *, now: float, rules: Rules) -> Decisio
         after = _settle(after, view, seen, _policy(after, view, policy))
     for agent, source in declared(event, rule, after):
         after = _expect(after, agent, source, seen, policy)
+    after = noted(after, event)
     return Decision(after, new_actions(room, after))
 
 

@@ -104,11 +104,12 @@ class AgentView:
     # recovery
     deadline: Deadline | None = None
     recovery: Recovery = Recovery.NONE
-    redispatches: int = 0
+    redispatches: int = 0  # in the incident under way, bounded by `max_redispatches`; reset when one comes
+    redispatched: int = 0  # dispatches Warden made for it in this room, ever: the timeline's agent_dispatched
     stale_dispatches: tuple[str, ...] = ()
     dispatch_metadata: str = ""
     dispatch_attributes: tuple[tuple[str, str], ...] = ()
-    dispatch_id: str = ""
+    dispatch_id: str = ""  # its dispatch live now: the one Warden made last, or the newest a listing named
     evict: str = ""
     error: str = ""
     dispatched_on_start: bool = False
