@@ -264,16 +264,25 @@ def transition(room: Room, event: Event, *, now: float, rules: Rules) -> Decisio
     after = TABLE[(phase, seen.kind)](after, seen, policy)
     for view in after.watchers():
         after = _settle(after, view, seen, _policy(after, view, policy))
-    for agent, source in declared(event, rule, after):
-        after = _expect(after, agent, source, seen, policy)
+    for agent, source, since in declared(event, rule, after):
+        after = _expect(after, agent, source, seen, policy, since)
     after = noted(after, event)
     return Decision(after, new_actions(room, after))
 
 
-def _settle(room: Room, view: AgentView, event: Event, policy: Policy, *, new: bool = False) -> Room:
+def _settle(
+    room: Room,
+    view: AgentView,
+    event: Event,
+    policy: Policy,
+    *,
+    new: bool = False,
+    since: float | None = None,
+) -> Room:
     """Where presence left the room for one part: its phase, when its people started waiting or its agent
     came, its first dispatch (rule 6); then that phase's rule in `RECOVERY`. A `new` part is as if it
-    had watched from the first person's arrival (`agents`, rule 3)."""
+    had watched from the first person's arrival, or from `since` (its dispatch) when later (`agents`,
+    rule 3)."""
     before = view.phase
     phase = phase_of(room, before, policy)
     waiting_since = view.waiting_since
@@ -283,6 +292,8 @@ def _settle(room: Room, view: AgentView, event: Event, policy: Policy, *, new: b
         # a room adopted from a listing, or a new part: people have waited since LiveKit says they came
         listed = phase is Phase.WAITING and (new or event.kind in _LISTINGS)
         waiting_since = min(p.joined_at for p in room.people) if listed else event.at
+        if new and since is not None:
+            waiting_since = max(waiting_since, since)
     agent_joined_at = view.agent_joined_at
     if agent_joined_at is None and phase in _AGENT_HERE:
         agent_joined_at = min(a.joined_at for a in room.our_agents(policy))
@@ -302,14 +313,17 @@ def _settle(room: Room, view: AgentView, event: Event, policy: Policy, *, new: b
     return RECOVERY[(moved.recovery, settled(before, phase, event))](room.put(moved), moved, event, policy)
 
 
-def _expect(room: Room, agent: str, source: str, event: Event, policy: Policy) -> Room:
-    """The room expecting `agent` (learned from `source`): a part of its own, if it has none yet."""
+def _expect(
+    room: Room, agent: str, source: str, event: Event, policy: Policy, since: float | None = None
+) -> Room:
+    """The room expecting `agent` (learned from `source`; dispatched at `since`): a part of its own, if it
+    has none yet."""
     known = room.view(agent)
     if known is not None:
         return room if source in known.sources else room.put(replace(known, sources=(*known.sources, source)))
     fresh = AgentView(agent, (source,))
     room = replace(room, views=(*room.views, fresh))
-    return _settle(room, fresh, event, _policy(room, fresh, policy), new=True)
+    return _settle(room, fresh, event, _policy(room, fresh, policy), new=True, since=since)
 
 
 def fold(room: Room, events: Iterable[tuple[Event, float]], *, rules: Rules) -> Room:
