@@ -84,7 +84,7 @@ def test_bad_setting_names_the_variable_and_not_the_secret(
 def test_the_look_at_rooms_expecting_no_agent_is_bounded_in_calls_per_second() -> None:
     assert (make_settings().warden_discover_seconds, make_settings().discover_batch) == (60, 12)
     assert make_settings(warden_discover_calls_per_second=0.4).discover_batch == 1
-    with pytest.raises(SettingsError, match="must be 0.4 or more"):
+    with pytest.raises(SettingsError, match=r"must be 0\.4 or more"):
         make_settings(warden_discover_calls_per_second=0.3)
 
 
