@@ -82,7 +82,7 @@ RECOVERY = obj(
         "redispatches": {
             "type": "integer",
             "minimum": 0,
-            "description": "dispatches Warden made for the agent in the room (the agent_dispatched lines)",
+            "description": "re-dispatches of the agent in the room, as its timeline shows them",
         },
         "dispatch_id": {**MAYBE_STRING, "description": "the agent's dispatch live now, as last known"},
         "error": MAYBE_STRING,

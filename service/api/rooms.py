@@ -76,7 +76,7 @@ def _recovery(view: AgentView) -> dict[str, Any]:
             "reason": str(view.deadline.reason),
         },
         # every re-dispatch of the room's timeline (a room stored before they were counted: this incident's)
-        "redispatches": max(view.redispatched, view.redispatches),
+        "redispatches": max(len(view.redispatched), view.redispatches),
         "dispatch_id": view.dispatch_id or None,
         "error": view.error or None,
     }

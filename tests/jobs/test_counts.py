@@ -35,3 +35,26 @@ async def test_two_redispatches_read_two_and_name_the_live_dispatch_once_the_age
     assert summary["recovery"]["dispatch_id"] == live.id
     (notetaker,) = summary["expected"]
     assert (notetaker["recovery"]["redispatches"], notetaker["recovery"]["dispatch_id"]) == (2, live.id)
+
+
+async def test_a_redispatch_whose_answer_was_lost_is_counted_and_its_dispatch_named_at_the_next_look(
+    world: World,
+) -> None:
+    """The second re-dispatch lands, but LiveKit's answer is lost and the retries fail until the agent it
+    brought has arrived: the job finds its step moot and records no `agent_dispatched`. The first
+    dispatch, which Warden deleted, must not stay named as the live one."""
+    world.agent_down()
+    await world.person_joins(ROOM)
+    await world.wait(15)  # the first re-dispatch: never answered
+    world.down.discard(AGENT)  # the deployment is back for the second
+    world.livekit.fail("redispatch", landed=True)  # it lands; LiveKit's answer is lost
+    world.livekit.fail("redispatch", times=2)  # and the retries fail until its agent is there
+    await world.wait(15 + 10)
+    (first,) = world.livekit.withdrawn
+    (live,) = world.livekit.dispatches(ROOM, AGENT)
+    summary, timeline = await shown(world)
+    assert timeline.count("Redispatch") == 2 and timeline.count("agent_dispatched") == 1
+    assert summary["state"] == "agent_active" and summary["recovery"]["redispatches"] == 2
+    await world.wait(30)  # reconciliation lists the room's dispatches
+    summary, _ = await shown(world)
+    assert summary["recovery"]["dispatch_id"] == live.id != first[1]

@@ -71,8 +71,9 @@ def declared(event: Event, rule: Rule, room: Room) -> Iterator[tuple[str, str, f
 def noted(room: Room, event: Event) -> Room:
     """What the event tells of each expected agent's dispatches, whatever its part was doing when it
     came (an agent that arrived meanwhile, or a re-fold that applies it after the agent's arrival, does
-    not undo a dispatch): a dispatch Warden made (`agent_dispatched`) is counted (`redispatched`) and is
-    the live one (`dispatch_id`); a listing names the newest of each agent's as the live one."""
+    not undo a dispatch): a dispatch Warden made (`agent_dispatched`) is counted (`redispatched`, by its
+    attempt) and is the live one (`dispatch_id`); a listing names the newest of each agent's as the live
+    one (a dispatch whose answer was lost, a dispatch Warden deleted replaced)."""
     fact = event.fact
     if fact is None:
         return room
@@ -80,11 +81,18 @@ def noted(room: Room, event: Event) -> Room:
         made = room.view_for(fact.agent)
         if made not in room.views:
             return room  # no longer expected
-        return room.put(replace(made, dispatch_id=fact.dispatch_id, redispatched=made.redispatched + 1))
+        return room.put(replace(counted(made, fact.attempt), dispatch_id=fact.dispatch_id))
     if event.kind not in _LISTINGS or not fact.dispatches:
         return room
     live = {d.agent_name: d.id for d in sorted(fact.dispatches, key=lambda d: d.created_at)}
     return replace(room, views=tuple(_live(view, live) for view in room.views))
+
+
+def counted(view: AgentView, attempt: int) -> AgentView:
+    """`view` with a re-dispatch at deadline `attempt` counted (once, however often it is told)."""
+    if attempt in view.redispatched:
+        return view
+    return replace(view, redispatched=tuple(sorted((*view.redispatched, attempt))))
 
 
 def _live(view: AgentView, live: dict[str, str]) -> AgentView:

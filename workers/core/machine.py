@@ -68,7 +68,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
 from workers.core.actions import new_actions
-from workers.core.agents import declared, expect, noted
+from workers.core.agents import counted, declared, expect, noted
 from workers.core.events import Event, EventKind
 from workers.core.presence import (
     Presence,
@@ -99,7 +99,7 @@ from workers.core.recovery import (
     stand_down,
     watch_agent,
 )
-from workers.core.room import AgentView, Decision, Phase, Policy, Recovery, Room
+from workers.core.room import AgentView, Decision, Phase, Policy, Recovery, Redispatch, Room
 from workers.core.rules import RULE, SETTING, Rules
 from workers.core.table import ignore, table
 
@@ -267,7 +267,10 @@ def transition(room: Room, event: Event, *, now: float, rules: Rules) -> Decisio
     for agent, source, since in declared(event, rule, after):
         after = _expect(after, agent, source, seen, policy, since)
     after = noted(after, event)
-    return Decision(after, new_actions(room, after))
+    actions = new_actions(room, after)
+    for decided in (a for a in actions if isinstance(a, Redispatch)):
+        after = after.put(counted(after.view_for(decided.agent), decided.attempt))  # counted once decided
+    return Decision(after, actions)
 
 
 def _settle(

@@ -105,7 +105,9 @@ class AgentView:
     deadline: Deadline | None = None
     recovery: Recovery = Recovery.NONE
     redispatches: int = 0  # in the incident under way, bounded by `max_redispatches`; reset when one comes
-    redispatched: int = 0  # dispatches Warden made for it in this room, ever: the timeline's agent_dispatched
+    # the deadline attempts at which Warden re-dispatched it in this room, ever (decided, or answered): the
+    # timeline's Redispatch and agent_dispatched lines, which neither its arrival nor a re-fold undoes
+    redispatched: tuple[int, ...] = ()
     stale_dispatches: tuple[str, ...] = ()
     dispatch_metadata: str = ""
     dispatch_attributes: tuple[tuple[str, str], ...] = ()
