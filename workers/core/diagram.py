@@ -133,12 +133,23 @@ def _watch_answered(*dispatches: DispatchInfo) -> Event:
     return Event("EV_answer", EventKind.PRESENCE_OBSERVED, "presence_observed", 20, SID, NAME, fact=fact)
 
 
+def _later_dispatch() -> Event:
+    """Reconciliation's listing of the room that expects no agent: alice, and a dispatch made since."""
+    dispatch = DispatchInfo("AD_1", "notetaker", created_at=50.0)
+    fact = Fact(at=100.0, participants=(_ALICE,), dispatches=(dispatch,))
+    return Event("EV_listed", EventKind.RECONCILED, "reconciled", 100, SID, NAME, fact=fact)
+
+
 def _discovered() -> list[Edge]:
-    """The room's own watch answered: the agents LiveKit names are expected, or none is."""
+    """The room's own watch answered: the agents LiveKit names are expected, or none is; and a room that
+    expects none learns a dispatch made later from a listing."""
     found: list[Edge] = []
     for who, event in {"no agent named": _watch_answered()}.items():
         after = transition(_WATCHING, event, now=0.0, rules=ZERO_CONFIG).room.summary().phase
         found.append((Phase.WAITING, after, EventKind.PRESENCE_OBSERVED, who))
+    none = SAMPLE_ROOMS[Phase.NO_AGENT_EXPECTED]
+    after = transition(none, _later_dispatch(), now=0.0, rules=ZERO_CONFIG).room.summary().phase
+    found.append((Phase.NO_AGENT_EXPECTED, after, EventKind.RECONCILED, "dispatch listed"))
     return found
 
 
