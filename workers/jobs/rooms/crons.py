@@ -151,7 +151,9 @@ async def _look(
     presence, clock = context(ctx).effects.presence, context(ctx).effects.clock
     try:
         present = await presence.participants(name)
-        listed = await presence.listed_dispatches(name) if dispatches and present is not None else ()
+        # Nobody there (livekit-server lists a room that ended since as empty, and would answer its
+        # ListDispatch with a 503 after 3 s): no agent to learn for anyone.
+        listed = await presence.listed_dispatches(name) if dispatches and present else ()
     except UpstreamError as exc:
         log.warning("looking at room %s skipped: %s", name, exc)
         return None
