@@ -73,9 +73,10 @@ def noted(room: Room, event: Event) -> Room:
     came (an agent that arrived meanwhile, or a re-fold that applies it after the agent's arrival, does
     not undo a dispatch): a dispatch Warden made (`agent_dispatched`) is counted (`redispatched`, by its
     attempt) and is the live one (`dispatch_id`); a listing names the newest of each agent's as the live
-    one (a dispatch whose answer was lost, a dispatch Warden deleted replaced)."""
+    one (a dispatch whose answer was lost, a dispatch Warden deleted replaced). A closed room is not
+    changed again."""
     fact = event.fact
-    if fact is None:
+    if fact is None or room.finished_at is not None:
         return room
     if event.kind is EventKind.AGENT_DISPATCHED and fact.dispatch_id:
         made = room.view_for(fact.agent)
