@@ -9,8 +9,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workers.core.actions import pending_actions
-from workers.core.events import Event, EventKind, Fact, Job, Participant, ParticipantKind, internal
-from workers.core.machine import fold, is_webhook, newest_after, placed, second_of, transition
+from workers.core.events import (
+    INTERNAL_KINDS,
+    Event,
+    EventKind,
+    Fact,
+    Job,
+    Participant,
+    ParticipantKind,
+    internal,
+)
+from workers.core.machine import LIFECYCLE_RANK, fold, is_webhook, newest_after, placed, second_of, transition
 from workers.core.room import AgentView, Phase, Policy, Room, ScheduleDeadline
 from workers.core.rules import DISPATCH, Rules
 
@@ -155,6 +164,13 @@ def test_wardens_own_events_sit_after_what_they_were_decided_on_and_make_no_webh
     heard = internal(EventKind.HEARTBEAT, "heartbeat:1", "RM_1", "call-42", Fact(at=30.0))
     assert [e for e, _ in placed([(alice, 10.1), (heard, 30.0), (bob, 30.1)])] == [alice, heard, bob]
     assert second_of(heard, newest_after(-1, alice)) == 10 and is_webhook(bob) and not is_webhook(heard)
+
+
+def test_every_kind_is_placed_either_as_livekits_or_as_wardens_own() -> None:
+    """A new kind must say whose it is: a webhook's has a place in a life (`LIFECYCLE_RANK`), one of
+    Warden's own is in `INTERNAL_KINDS` (placed after what it was decided on, never late)."""
+    assert set(LIFECYCLE_RANK) | INTERNAL_KINDS == set(EventKind)
+    assert not set(LIFECYCLE_RANK) & INTERNAL_KINDS
 
 
 def test_failed_agent_job_removes_its_agent() -> None:
