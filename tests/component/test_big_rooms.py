@@ -15,6 +15,7 @@ import pytest
 from arq.connections import ArqRedis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from devtools.simulator.serving import serve
@@ -28,8 +29,9 @@ from workers.core.room import Phase, Policy, Room
 from workers.core.rules import Rules
 from workers.queue.enqueue import Enqueuer
 from workers.queue.jobs import queue_webhook, webhook_job_id
-from workers.store import checkpoints, group
+from workers.store import checkpoints, group, retention
 from workers.store.group import GroupCommit
+from workers.store.models import ROOM_CHECKPOINTS
 from workers.store.queries import find_room
 from workers.store.writer import Outcome, load_room, record_event, record_events
 
@@ -247,3 +249,20 @@ async def test_a_rooms_webhooks_handed_over_together_out_of_order_are_put_in_lif
     assert room is not None and [a.active_at for a in room.agents] == [100.0]
     assert room.summary().phase is Phase.AGENT_ACTIVE
     assert {r.outcome for r in results} == {Outcome.APPLIED}
+
+
+async def test_retention_deletes_a_rooms_checkpoints_with_it(engine: AsyncEngine) -> None:
+    """Checkpoints are written as a room's webhooks open windows of seconds, and go with the room."""
+    for i in range(4):
+        event = joined(person(f"p{i}"), 1000 + 40 * i, f"EV_{i}")  # each 40 s on: a window each
+        await record_event(engine, event, received_at=1000.0 + 40 * i, rules=POLICY)
+    assert await _checkpoints(engine) == 2  # one a window parity
+    finished = parse(body("room_finished", id="EV_end", created_at=1200))
+    await record_event(engine, finished, received_at=1200.0, rules=POLICY)
+    assert (await retention.prune(engine, cutoff=10_000.0))["rooms"] == 1
+    assert await _checkpoints(engine) == 0
+
+
+async def _checkpoints(engine: AsyncEngine) -> int:
+    async with engine.connect() as connection:
+        return int(await connection.scalar(select(func.count()).select_from(ROOM_CHECKPOINTS)) or 0)
