@@ -107,6 +107,7 @@ async def _migrate_and_empty(url: str) -> None:
             for table in (
                 "events",
                 "room_agents",
+                "room_checkpoints",
                 "rooms",
                 "incidents",
                 "incident_rooms",

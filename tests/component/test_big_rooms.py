@@ -266,3 +266,38 @@ async def test_retention_deletes_a_rooms_checkpoints_with_it(engine: AsyncEngine
 async def _checkpoints(engine: AsyncEngine) -> int:
     async with engine.connect() as connection:
         return int(await connection.scalar(select(func.count()).select_from(ROOM_CHECKPOINTS)) or 0)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(st.tuples(st.integers(0, 1), st.integers(0, 12), st.integers(0, 3), st.booleans()), max_size=40),
+    st.integers(1, 8),
+)
+async def test_groups_of_many_batches_a_room_with_checkpoints_give_the_fold_of_the_whole_log(
+    engine: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
+    steps: list[tuple[int, int, int, bool]],
+    size: int,
+) -> None:
+    """Two rooms' webhooks of random seconds, recorded in groups of `size` batches (a room's several in
+    one group, in order), checkpoints every 2 s: each room ends as the fold of its log in the order it
+    was recorded."""
+    monkeypatch.setattr(checkpoints, "WINDOW", 2)
+    run = next(RUNS)
+    logs: dict[str, list[tuple[Event, float]]] = {}
+    batches = []
+    for n, (room, second, who, joins) in enumerate(steps):
+        sid = f"RM_g{run}_{room}"
+        kind = "participant_joined" if joins else "participant_left"
+        event = parse(
+            body(kind, id=f"{sid}_{n}", created_at=100 + second, sid=sid, participant=person(f"p{who}"))
+        )
+        batches.append([(event, float(n))])
+        logs.setdefault(sid, []).append((event, float(n)))
+    for start in range(0, len(batches), size):
+        results = await group.record_group(engine, batches[start : start + size], rules=POLICY)
+        assert not [r for r in results if isinstance(r, Exception)]
+    for sid, log in logs.items():
+        room = await load_room(engine, sid)
+        whole = machine.fold(Room(sid, NAME), log, rules=Rules.of((), POLICY))
+        assert room is not None and (room.people, room.views) == (whole.people, whole.views)
