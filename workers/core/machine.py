@@ -93,6 +93,7 @@ from workers.core.recovery import (
     give_up,
     let_check_decide,
     redispatch,
+    remove_copy,
     resolved,
     stand_down,
     watch_agent,
@@ -169,8 +170,8 @@ def recover(room: Room, event: Event, policy: Policy) -> Room:
 
 
 # Who is there, by the phase of whom the event concerns (see rule 11). Warden's own events matter only
-# where a deadline or a recovery step can be under way (entering idle or agent_active clears both), a
-# restart only where people wait for an agent of ours.
+# where a deadline or a recovery step can be under way (entering idle clears both; in agent_active only
+# the removal of a second copy can be), a restart only where people wait for an agent of ours.
 K = EventKind
 TABLE: Mapping[tuple[Phase, EventKind], Presence] = table("TABLE", Phase, EventKind, {
     #                                 idle        waiting     present     active      lost        closed
@@ -186,11 +187,11 @@ TABLE: Mapping[tuple[Phase, EventKind], Presence] = table("TABLE", Phase, EventK
     K.OTHER:                          (ignore,     ignore,     ignore,     ignore,     ignore,     ignore),
     K.HEARTBEAT:                      (activity,   activity,   activity,   activity,   activity,   ignore),
     K.RECONCILED:                     (reconciled, reconciled, reconciled, reconciled, reconciled, ignore),
-    K.DEADLINE_PASSED:                (ignore,     recover,    recover,    ignore,     recover,    ignore),
-    K.PRESENCE_OBSERVED:              (ignore,     recover,    recover,    ignore,     recover,    ignore),
-    K.AGENT_EVICTED:                  (ignore,     recover,    recover,    ignore,     recover,    ignore),
-    K.AGENT_DISPATCHED:               (ignore,     recover,    recover,    ignore,     recover,    ignore),
-    K.UPSTREAM_FAILED:                (ignore,     recover,    recover,    ignore,     recover,    ignore),
+    K.DEADLINE_PASSED:                (ignore,     recover,    recover,    recover,    recover,    ignore),
+    K.PRESENCE_OBSERVED:              (ignore,     recover,    recover,    recover,    recover,    ignore),
+    K.AGENT_EVICTED:                  (ignore,     recover,    recover,    recover,    recover,    ignore),
+    K.AGENT_DISPATCHED:               (ignore,     recover,    recover,    recover,    recover,    ignore),
+    K.UPSTREAM_FAILED:                (ignore,     recover,    recover,    recover,    recover,    ignore),
     K.AGENT_RESTARTED:                (ignore,     recover,    ignore,     ignore,     recover,    ignore),
 })  # fmt: skip
 
@@ -211,6 +212,7 @@ RECOVERY: Mapping[tuple[Recovery, Trigger], Rule] = table("RECOVERY", Recovery, 
     T.AGENT_ARRIVED:      (watch_agent,  let_check_decide, let_check_decide, let_check_decide, watch_agent),
     T.AGENT_STAYED:       (watch_agent,  let_check_decide, let_check_decide, let_check_decide, ignore),
     T.AGENT_ACTIVE:       (resolved,     resolved,         resolved,         resolved,         resolved),
+    T.AGENT_DOUBLED:      (remove_copy,  ignore,           ignore,           ignore,           remove_copy),
     T.AGENT_LOST:         (await_rejoin, ignore,           ignore,           ignore,           ignore),
     T.ROOM_CLOSED:        (stand_down,   stand_down,       stand_down,       stand_down,       closed_failed),
     T.ROOM_GONE:          (stand_down,   stand_down,       stand_down,       stand_down,       stand_down),
@@ -224,10 +226,13 @@ _SETTLED = {
     Phase.AGENT_LOST: Trigger.AGENT_LOST,
 }
 _LISTINGS = (EventKind.RECONCILED, EventKind.PRESENCE_OBSERVED)
+_WAITING = (Phase.WAITING, Phase.AGENT_LOST)
+_AGENT_HERE = (Phase.AGENT_PRESENT, Phase.AGENT_ACTIVE)
 
 
-def settled(before: Phase, after: Phase, event: Event) -> Trigger:
-    """Where the presence rules left the room for one agent, as the recovery table's trigger."""
+def settled(before: Phase, after: Phase, event: Event, *, doubled: bool = False) -> Trigger:
+    """Where the presence rules left the room for one agent, as the recovery table's trigger (`doubled`:
+    two copies of the agent are there)."""
     if after is Phase.CLOSED:
         forgotten = event.kind is EventKind.RECONCILED or (
             event.kind is EventKind.PRESENCE_OBSERVED
@@ -235,15 +240,14 @@ def settled(before: Phase, after: Phase, event: Event) -> Trigger:
             and not event.fact.room_exists
         )
         return Trigger.ROOM_GONE if before is not Phase.CLOSED and forgotten else Trigger.ROOM_CLOSED
+    if doubled and after in _AGENT_HERE:
+        return Trigger.AGENT_DOUBLED
     if after is Phase.AGENT_PRESENT:
         return Trigger.AGENT_STAYED if before is Phase.AGENT_PRESENT else Trigger.AGENT_ARRIVED
     return _SETTLED[after]
 
 
 # --- the whole room ---------------------------------------------------------------------------------
-
-_WAITING = (Phase.WAITING, Phase.AGENT_LOST)
-_AGENT_HERE = (Phase.AGENT_PRESENT, Phase.AGENT_ACTIVE)
 
 
 def transition(room: Room, event: Event, *, now: float, rules: Rules) -> Decision:
@@ -296,7 +300,8 @@ def _settle(room: Room, view: AgentView, event: Event, policy: Policy, *, new: b
         agent_joined_at=agent_joined_at,
         dispatched_on_start=first_dispatch,
     )
-    return RECOVERY[(moved.recovery, settled(before, phase, event))](room.put(moved), moved, event, policy)
+    trigger = settled(before, phase, event, doubled=len(room.copies(policy)) > 1)
+    return RECOVERY[(moved.recovery, trigger)](room.put(moved), moved, event, policy)
 
 
 def _expect(room: Room, agent: str, source: str, event: Event, policy: Policy) -> Room:
@@ -314,6 +319,30 @@ def fold(room: Room, events: Iterable[tuple[Event, float]], *, rules: Rules) -> 
     for event, received_at in sorted(events, key=lambda pair: order_key(pair[0])):
         room = transition(room, event, now=received_at, rules=rules).room
     return room
+
+
+def renumbered(before: Room, after: Room) -> Room:
+    """`after`, the re-fold of `before`'s log, with no deadline number used twice in the room: a re-fold
+    numbers deadlines as the log says, which can hand a deadline a number `before` (or a room before it)
+    gave another one, whose timer job and events' ids are taken. A deadline `before` had too (the same
+    part, reason and time) keeps `before`'s number; any other numbered no higher than `before`'s newest
+    gets a new one above every number issued."""
+    top = max(before.attempt, after.attempt)
+    for view in after.watchers():
+        deadline = view.deadline
+        if deadline is None:
+            continue
+        was = before.watch if not view.agent and before.watch is not None else before.view(view.agent)
+        old = was.deadline if was is not None else None
+        if old is not None and (old.reason, old.at) == (deadline.reason, deadline.at):
+            number = old.attempt
+        elif deadline.attempt > before.attempt:
+            number = deadline.attempt
+        else:
+            top += 1
+            number = top
+        after = after.put(replace(view, deadline=replace(deadline, attempt=number)))
+    return replace(after, attempt=top)
 
 
 def changes(room: Room, event: Event, *, now: float, rules: Rules) -> bool:

@@ -19,9 +19,9 @@ from dataclasses import replace
 from enum import StrEnum
 from functools import wraps
 
-from workers.core.events import Event, Fact
+from workers.core.events import DispatchInfo, Event, Fact, JobStatus
 from workers.core.presence import listed
-from workers.core.room import AgentView, Deadline, Policy, Reason, Recovery, Room
+from workers.core.room import AgentView, Deadline, Phase, Policy, Reason, Recovery, Room
 
 
 class Trigger(StrEnum):
@@ -40,6 +40,7 @@ class Trigger(StrEnum):
     AGENT_ARRIVED = "agent_arrived"  # agent_present, entered just now
     AGENT_STAYED = "agent_stayed"  # agent_present, as before
     AGENT_ACTIVE = "agent_active"
+    AGENT_DOUBLED = "agent_doubled"  # agent_present or agent_active, two copies of it there
     AGENT_LOST = "agent_lost"
     ROOM_CLOSED = "room_closed"  # by `room_finished`, or closed already
     ROOM_GONE = "room_gone"  # LiveKit no longer has the room (reconciliation, or the answer to a check)
@@ -47,9 +48,17 @@ class Trigger(StrEnum):
 
 Rule = Callable[[Room, AgentView, Event, Policy], Room]
 Step = Callable[[Room, AgentView, Fact, Deadline, Policy], Room]
-# Seconds a dispatch just made is given before it counts as stale: livekit-server assigns it within
-# moments and its agent joins within about a second, although `ListDispatch` shows the job only ~5 s on.
-DISPATCH_GRACE = 2.0
+# A dispatch that may still bring its agent is never deleted: deleting it terminates a job LiveKit may
+# have assigned already, whose agent (its entrypoint running on) still joins beside the replacement.
+# Measured against livekit-server v1.13.5 (issue 23): a worker accepts a job ~0.2 s after the dispatch,
+# but `ListDispatch` shows the job only when the agent-name cache refresh in flight ends, 0.1-5 s after
+# the dispatch. So a dispatch with no job listed is awaited until `LISTING_GRACE` after it was made...
+LISTING_GRACE = 6.0
+# ...and one whose job is listed and not ended (JS_RUNNING: accepted, not joined) until `CONNECT_GRACE`
+# after it was made: a cold start took 4.5-5.5 s; a worker that accepts and never connects is a real
+# failure, so the wait is bounded.
+CONNECT_GRACE = 10.0
+_NOT_ENDED = (JobStatus.PENDING, JobStatus.RUNNING)
 
 
 def for_current_attempt(step: Step) -> Rule:
@@ -78,11 +87,17 @@ def ask_livekit(room: Room, view: AgentView, fact: Fact, deadline: Deadline, pol
 @for_current_attempt
 def act_on_answer(room: Room, view: AgentView, fact: Fact, deadline: Deadline, policy: Policy) -> Room:
     """LiveKit's answer, trusted over the webhooks (they get lost): who is there, for the whole room, is
-    what it lists (`presence.listed`, sparing joins the listing may predate). Then: nothing to do, evict
-    a stalled agent, re-dispatch, or give up when the re-dispatches are used up."""
+    what it lists (`presence.listed`, sparing joins the listing may predate). Then: remove the later of
+    two copies, nothing to do, wait for a dispatch that may still bring its agent, evict a stalled
+    agent, re-dispatch, or give up when the re-dispatches are used up."""
     room = listed(room, fact)
     if not fact.room_exists:
         return room.put(replace(view, recovery=Recovery.NONE, deadline=None))
+    if deadline.reason is Reason.DUPLICATE:
+        later = room.copies(policy)[1:]
+        if not later:
+            return room.put(replace(view, recovery=Recovery.NONE, deadline=None))
+        return room.put(replace(view, recovery=Recovery.EVICTING, evict=later[-1].identity))
     ours = room.our_agents(policy)
     stalled = deadline.reason is Reason.ACTIVE and bool(ours) and all(a.active_at is None for a in ours)
     if (ours and not stalled) or not room.people:
@@ -92,14 +107,12 @@ def act_on_answer(room: Room, view: AgentView, fact: Fact, deadline: Deadline, p
     mine = sorted(
         (d for d in fact.dispatches if d.agent_name == policy.agent_name), key=lambda d: d.created_at
     )
-    young = [
-        d.created_at for d in mine if not d.statuses and fact.at - DISPATCH_GRACE < d.created_at <= fact.at
-    ]
-    if young and not stalled:
-        # LiveKit may be assigning that dispatch right now: deleting it would leave its agent orphaned
-        # beside the new one. Look again once it has had its time.
+    left_at = view.waiting_since if view.phase is Phase.AGENT_LOST else None
+    awaited = [u for u in (_may_serve_until(d, fact.at, left_at) for d in mine) if u is not None]
+    if awaited and not stalled:
+        # LiveKit may have assigned that dispatch already: look again once it has had its time.
         waiting = replace(view, recovery=Recovery.NONE)
-        return _with_deadline(room, waiting, max(young) + DISPATCH_GRACE, deadline.reason)
+        return _with_deadline(room, waiting, max(awaited), deadline.reason)
     view = replace(
         view,
         stale_dispatches=tuple(d.id for d in mine),
@@ -111,10 +124,28 @@ def act_on_answer(room: Room, view: AgentView, fact: Fact, deadline: Deadline, p
     return room.put(replace(view, recovery=Recovery.REDISPATCHING))
 
 
+def _may_serve_until(dispatch: DispatchInfo, at: float, left_at: float | None) -> float | None:
+    """Until when `dispatch` may still bring its agent, if that is after `at` (else None): with no job
+    listed, `LISTING_GRACE` after it was made; with a job listed and not ended, `CONNECT_GRACE`. One made
+    before our agent left (`left_at`) has served it, or never will."""
+    if left_at is not None and dispatch.created_at <= left_at:
+        return None
+    if not dispatch.statuses:
+        until = dispatch.created_at + LISTING_GRACE
+    elif any(s in _NOT_ENDED for s in dispatch.statuses):
+        until = dispatch.created_at + CONNECT_GRACE
+    else:
+        return None
+    return until if until > at else None
+
+
 @for_current_attempt
 def redispatch(room: Room, view: AgentView, fact: Fact, deadline: Deadline, policy: Policy) -> Room:
-    """The stalled agent is out (of the room, for every agent's part): re-dispatch."""
+    """The stalled agent is out (of the room, for every agent's part): re-dispatch. A second copy that
+    is out leaves the first one there: nothing more to do."""
     present = replace(room, agents=tuple(a for a in room.agents if a.identity != view.evict))
+    if deadline.reason is Reason.DUPLICATE:
+        return present.put(replace(view, evict="", recovery=Recovery.NONE, deadline=None))
     return present.put(replace(view, evict="", recovery=Recovery.REDISPATCHING))
 
 
@@ -193,6 +224,15 @@ def watch_agent(room: Room, view: AgentView, event: Event, policy: Policy) -> Ro
         return room  # already watched
     joined = max(a.joined_at for a in room.our_agents(policy))
     return _with_deadline(room, _reset(view), joined + policy.active_sla, Reason.ACTIVE)
+
+
+def remove_copy(room: Room, view: AgentView, event: Event, policy: Policy) -> Room:
+    """Two copies of our agent are in the room (a late agent beside its replacement, a dispatch served
+    twice): ask LiveKit at once, and remove the later one (a DUPLICATE deadline, due now). Our agent is
+    there, so whatever was under way is over."""
+    if view.deadline is not None and view.deadline.reason is Reason.DUPLICATE:
+        return room
+    return _with_deadline(room, _reset(view), event.at, Reason.DUPLICATE)
 
 
 def let_check_decide(room: Room, view: AgentView, event: Event, policy: Policy) -> Room:

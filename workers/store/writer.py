@@ -307,7 +307,8 @@ async def _fold(
             room, key = decision.room, order_key(event)
             mine.append((event, at, decision.actions))
         else:  # late: re-fold the whole log, this batch included (it is inserted already)
-            room = machine.fold(Room(sid, before.name), await room_events(connection, sid), rules=rules)
+            folded = machine.fold(Room(sid, before.name), await room_events(connection, sid), rules=rules)
+            room = machine.renumbered(before, folded)
             refolded = new_actions(before, room)
             outcome, mine = Outcome.REFOLDED, [(last_event, received_at, refolded)]
             key = max([key, *(order_key(e) for e, _ in fresh)])
