@@ -112,6 +112,9 @@ class LiveKitRooms:
                 created_at=d.state.created_at / 1e9,  # nanoseconds
                 statuses=tuple(int(job.state.status) for job in d.state.jobs),
                 attributes=tuple(sorted(d.attributes.items())),
+                agents=tuple(
+                    j.state.participant_identity for j in d.state.jobs if j.state.participant_identity
+                ),
             )
             for d in dispatches
         )
@@ -205,6 +208,7 @@ def _participant(info: ParticipantInfo) -> Participant:
         agent_name=_agent_name(info),
         joined_at=float(info.joined_at),
         on_behalf=info.attributes.get(ON_BEHALF_ATTRIBUTE, ""),
+        publishing=len(info.tracks) > 0,
     )
 
 

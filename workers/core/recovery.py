@@ -94,10 +94,7 @@ def act_on_answer(room: Room, view: AgentView, fact: Fact, deadline: Deadline, p
     if not fact.room_exists:
         return room.put(replace(view, recovery=Recovery.NONE, deadline=None))
     if deadline.reason is Reason.DUPLICATE:
-        later = room.copies(policy)[1:]
-        if not later:
-            return room.put(replace(view, recovery=Recovery.NONE, deadline=None))
-        return room.put(replace(view, recovery=Recovery.EVICTING, evict=later[-1].identity))
+        return _remove_copy(room, view, fact, policy)
     ours = room.our_agents(policy)
     stalled = deadline.reason is Reason.ACTIVE and bool(ours) and all(a.active_at is None for a in ours)
     if (ours and not stalled) or not room.people:
@@ -122,6 +119,19 @@ def act_on_answer(room: Room, view: AgentView, fact: Fact, deadline: Deadline, p
     if stalled:
         return room.put(replace(view, recovery=Recovery.EVICTING, evict=ours[0].identity))
     return room.put(replace(view, recovery=Recovery.REDISPATCHING))
+
+
+def _remove_copy(room: Room, view: AgentView, fact: Fact, policy: Policy) -> Room:
+    """Two or more copies of our agent are listed: evict one. Not one that a live dispatch's listed job
+    names, if another is not (a copy whose dispatch was deleted is on its way out anyway, in up to 15 s
+    when its entrypoint runs on); among the rest, the later."""
+    copies = room.copies(policy)
+    if len(copies) < 2:
+        return room.put(replace(view, recovery=Recovery.NONE, deadline=None))
+    served = {i for d in fact.dispatches if d.agent_name == policy.agent_name for i in d.agents}
+    unserved = [a for a in copies if a.identity not in served] if served else []
+    victim = (unserved or list(copies))[-1]
+    return room.put(replace(view, recovery=Recovery.EVICTING, evict=victim.identity))
 
 
 def _may_serve_until(dispatch: DispatchInfo, at: float, left_at: float | None) -> float | None:
