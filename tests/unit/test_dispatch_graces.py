@@ -157,6 +157,21 @@ def test_of_two_copies_the_one_whose_dispatch_is_gone_goes_even_when_it_came_fir
     assert [a.identity for a in acted if isinstance(a, Evict)] == ["agent-AJ_1"]
 
 
+def test_of_two_copies_none_yet_named_by_a_job_the_listing_is_awaited() -> None:
+    """The replacement's agent came before its job is listed, beside the agent of the deleted dispatch:
+    which one stays is known once the listing names it (up to `LISTING_GRACE` after the dispatch)."""
+    room = Driven()
+    room.webhook(J, 100, ALICE)
+    room.webhook(J, 112, agent("agent-AJ_1"))
+    room.webhook(J, 114, agent("agent-AJ_2"))
+    both = (ALICE, agent("agent-AJ_1"), agent("agent-AJ_2"))
+    acted = room.check(114.8, both, dispatch(110.0, listed=False))
+    assert not [a for a in acted if isinstance(a, Evict)]
+    assert room.deadline is not None and room.deadline.at == 110.0 + LISTING_GRACE
+    acted = room.check(116.0, both, dispatch(110.0, "agent-AJ_2"))
+    assert [a.identity for a in acted if isinstance(a, Evict)] == ["agent-AJ_1"]
+
+
 def test_two_working_copies_are_still_two() -> None:
     room = Driven()
     room.webhook(J, 100, ALICE)

@@ -124,14 +124,20 @@ def act_on_answer(room: Room, view: AgentView, fact: Fact, deadline: Deadline, p
 def _remove_copy(room: Room, view: AgentView, fact: Fact, policy: Policy) -> Room:
     """Two or more copies of our agent are listed: evict one. Not one that a live dispatch's listed job
     names, if another is not (a copy whose dispatch was deleted is on its way out anyway, in up to 15 s
-    when its entrypoint runs on); among the rest, the later."""
+    when its entrypoint runs on); when no job names any yet and a dispatch's job may still be listed,
+    look again once it is; else the later."""
     copies = room.copies(policy)
     if len(copies) < 2:
         return room.put(replace(view, recovery=Recovery.NONE, deadline=None))
-    served = {i for d in fact.dispatches if d.agent_name == policy.agent_name for i in d.agents}
-    unserved = [a for a in copies if a.identity not in served] if served else []
-    victim = (unserved or list(copies))[-1]
-    return room.put(replace(view, recovery=Recovery.EVICTING, evict=victim.identity))
+    mine = [d for d in fact.dispatches if d.agent_name == policy.agent_name]
+    served = {i for d in mine for i in d.agents}
+    unserved = [a for a in copies if a.identity not in served]
+    if served and unserved:
+        return room.put(replace(view, recovery=Recovery.EVICTING, evict=unserved[-1].identity))
+    unlisted = [d.created_at + LISTING_GRACE for d in mine if not d.statuses]
+    if not served and any(at > fact.at for at in unlisted):
+        return _with_deadline(room, replace(view, recovery=Recovery.NONE), max(unlisted), Reason.DUPLICATE)
+    return room.put(replace(view, recovery=Recovery.EVICTING, evict=copies[-1].identity))
 
 
 def _may_serve_until(dispatch: DispatchInfo, at: float, left_at: float | None) -> float | None:
