@@ -32,14 +32,23 @@ What Warden does about each expected agent
    Warden when its part enters WAITING from IDLE, once.
 7. A deadline that passes (`DEADLINE_PASSED` with its attempt number, not before its time) makes
    Warden ask LiveKit before acting (CHECKING → `CheckPresence`). A stale or early timer is ignored.
-   Deadlines are numbered room-wide, so a number names one agent's deadline.
+   Deadlines are numbered room-wide and a number is never used twice, re-folds included (`renumbered`),
+   so a number names one agent's deadline.
 8. The answer (`PRESENCE_OBSERVED`) is trusted over the webhooks: its participants replace the room's
    lists (webhooks get lost), sparing joins within `RECONCILE_GRACE_SECONDS` of it as rule 10 does
-   (the listing may predate them). Then: our agent there (and active, for an ACTIVE deadline) — nothing
-   to do. Nobody left — nothing to do. Otherwise re-dispatch: delete the stale dispatches for our agent
-   and create one with the original metadata (REDISPATCHING → `Redispatch`); a stalled agent is
-   removed first (EVICTING → `Evict`). Each re-dispatch sets a CONFIRM deadline, `join_sla` doubled
-   per re-dispatch already made.
+   (the listing may predate them); an agent listed with a published track is active. Then: our agent
+   there (and active, for an ACTIVE deadline) — nothing to do. Nobody left — nothing to do. A dispatch
+   for our agent that may still bring it — look again when it has had its time: no job listed,
+   `LISTING_GRACE` after it was made (livekit-server lists a job up to 5 s after assigning it); a job
+   listed and not ended (accepted, not joined), `CONNECT_GRACE`; one made before our agent left is not
+   awaited. Otherwise re-dispatch: delete the stale dispatches for our agent (never one that may still
+   bring it) and create one with the original metadata (REDISPATCHING → `Redispatch`); a stalled agent
+   is removed first (EVICTING → `Evict`). Each re-dispatch sets a CONFIRM deadline, `join_sla` doubled
+   per re-dispatch already made. Two copies of our agent (by its exact name) in the room set a
+   DUPLICATE deadline due at once (AGENT_DOUBLED), whatever else was watched; its check removes one
+   copy (EVICTING → `Evict`), no breach and no re-dispatch: not one a live dispatch's listed job
+   names, if another is not (its dispatch was deleted: it is leaving); with no job naming any yet and
+   a job still to be listed, it looks again once it is; else the later copy.
 9. After `max_redispatches` re-dispatches, or when LiveKit refuses a call (4xx), the agent's part is
    FAILED: `ReportFailed` is emitted once, and no more deadlines are set until an agent arrives, the room
    empties, or the agent is restarted (`AGENT_RESTARTED`: a fresh start for a room still waiting, a

@@ -9,7 +9,8 @@ phases where they can matter. And after every event, where the presence rules le
 agent (people waiting, an agent arrived, the room idle or closed...) is one more trigger, so that
 deadlines follow presence. Each rule reads who is there from the room, moves the part and gives the room
 back: a new deadline takes the room's next number, and LiveKit's answer (or an eviction) is news of who
-is there for the whole room.
+is there for the whole room. A dispatch that may still bring its agent is never deleted
+(`LISTING_GRACE`, `CONNECT_GRACE`), and two copies of an agent lose one at once (`remove_copy`).
 """
 
 from __future__ import annotations
