@@ -218,3 +218,8 @@ def test_a_refold_never_reuses_a_deadline_number() -> None:
     again = [events[0], (replace(events[1][0], created_at=101), 101.0)]
     same = renumbered(before, fold(Room("RM_1", "call-1"), again, rules=ACTIVE_RULES))
     assert same.views[0].deadline == before.views[0].deadline and same.attempt == before.attempt
+    # the same deadline, but the re-fold could not match the events of its step (they carry the number
+    # `before` gave it): asked about again under a new number, never left due with its events taken
+    checking = before.put(replace(before.views[0], recovery=Recovery.CHECKING))
+    asked = renumbered(checking, fold(Room("RM_1", "call-1"), again, rules=ACTIVE_RULES))
+    assert asked.views[0].deadline is not None and asked.views[0].deadline.attempt == 3
