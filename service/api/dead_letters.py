@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse
 
 from service.api.auth import admin_only
 from service.api.rooms import int_param, iso
-from workers.core.personal import mask_phone
+from workers.core.personal import mask_phone, mask_within
 from workers.queue.jobs import queue_retry
 from workers.store.dead_letters import DeadLetter, claim_retry, find, newest, release_retry
 
@@ -21,12 +21,14 @@ log = logging.getLogger("warden.web")
 
 
 def letter_summary(letter: DeadLetter) -> dict[str, Any]:
+    """A dead letter as the API, the CLI and the dashboard show it: phone numbers masked throughout (the
+    arguments are kept whole in the database, to be re-run as they were)."""
     return {
         "id": letter.id,
         "function": letter.function,
         "room": {"sid": letter.room_sid, "name": mask_phone(letter.room_name or "") or None},
-        "args": letter.args,
-        "error": letter.error,
+        "args": mask_within(letter.args),
+        "error": mask_phone(letter.error),
         "attempts": letter.attempts,
         "failed_at": iso(letter.failed_at),
         "retried_at": iso(letter.retried_at),

@@ -286,3 +286,22 @@ async def test_a_route_answering_5xx_is_tried_again_by_the_sweep_until_it_lands(
         ]
         await agent_comes(h)  # the resolution is a row of its own: it goes out at once
         assert len(receiver.at(path if name != "Opsgenie" else "/opsgenie")) == 4
+
+
+async def test_slack_shows_an_agents_name_literally() -> None:
+    """Slack reads `<!channel>` as a mention of everyone and `<url|text>` as a link: a value in an alert
+    is escaped so that Slack shows it as it was written."""
+    import json
+
+    import httpx
+    import respx
+
+    from workers.adapters.hooks import SlackAlerter
+
+    url = "https://hooks.example.com/services/T0/B0/secret"
+    with respx.mock() as mock:
+        route = mock.post(url).respond(200)
+        async with httpx.AsyncClient() as client:
+            await SlackAlerter(client, url).send("agent '<!channel> & <https://evil.example|click>' is down")
+    sent = json.loads(route.calls.last.request.content)["text"]
+    assert sent == "agent '&lt;!channel&gt; &amp; &lt;https://evil.example|click&gt;' is down"

@@ -261,3 +261,33 @@ async def test_dead_letters_are_for_the_admin_only(redis_url: str, database_url:
         assert (await api.get("/dead-letters")).status_code == 401
         allowed = await api.get("/api/dead-letters", headers={"Authorization": "Bearer s3cret-admin"})
         assert (allowed.status_code, allowed.json()) == (200, {"dead_letters": []})
+
+
+async def test_a_callers_number_in_a_dead_letter_is_never_shown(redis_url: str, database_url: str) -> None:
+    """A SIP room is often named after the caller: the letter keeps it whole to re-run it, the API and the
+    dashboard mask it."""
+    number = "+15550100123"
+    raw = body("room_started", id="EV_sip", created_at=int(time.time()), room=f"call-{number}", sid="RM_sip")
+    event = to_dict(parse(raw))
+    async with harness(redis_url, database_url) as h:
+        await keep(
+            h.engine,
+            DeadLetter(
+                "webhook:EV_sip",
+                "apply_webhook",
+                [event, 1.0],
+                "RM_sip",
+                f"call-{number}",
+                f"RuntimeError: no room call-{number}",
+                1,
+                1.0,
+            ),
+        )
+        (kept,) = await newest(h.engine)
+        assert number in str(kept.args)  # kept whole, to be re-run as it was
+        async with serve(create_app(context(h.ctx).settings)) as url, httpx.AsyncClient(base_url=url) as web:
+            api, page = await web.get("/api/dead-letters"), await web.get("/dead-letters")
+        (shown,) = api.json()["dead_letters"]
+        assert shown["args"][0]["room_name"] == "call-•••0123", shown["args"]
+        assert number not in api.text and "5550100123" not in api.text
+        assert page.status_code == 200 and "5550100123" not in page.text

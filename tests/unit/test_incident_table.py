@@ -175,3 +175,14 @@ def test_a_cloud_restart_landing_is_watched_and_its_text_says_so() -> None:
         ":arrows_counterclockwise: Warden incident IN_sample: agent 'notetaker' restarted; waiting rooms "
         "are re-checked 20 s later.",
     ]
+
+
+def test_an_alert_shows_a_sent_value_inert_masked_and_bounded() -> None:
+    """An agent's name is the app's to choose: in an alert it can start no new line, show no caller's
+    number and run to no length."""
+    from workers.core import alerts
+
+    text = alerts.opened("inc-1", "notes\n:fake: line call-+15550100123" + "x" * 5000, "no worker", 3, "x")
+    assert "\n" not in text and "\\n" in text
+    assert "15550100123" not in text and "•••0123" in text
+    assert len(text) < 1500 and "more chars" in text

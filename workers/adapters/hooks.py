@@ -57,12 +57,19 @@ class DeployHook:
         return f"deploy hook answered HTTP {status}"
 
 
+def slack_escaped(text: str) -> str:
+    """`text` as Slack shows it literally: `&`, `<` and `>` escaped, so that a value in an alert (an
+    agent's name) can never mention `<!channel>` or make a link (Slack's "escaping text")."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 class SlackAlerter:
-    """Posts a line of text to a Slack-compatible incoming webhook."""
+    """Posts a line of text to a Slack-compatible incoming webhook (Slack's markup escaped)."""
 
     def __init__(self, client: httpx.AsyncClient, url: str) -> None:
         self._client, self._url = client, url
 
     async def send(self, text: str) -> str:
-        status = await post(self._client, self._url, json.dumps({"text": text}).encode(), {}, "alert webhook")
+        body = json.dumps({"text": slack_escaped(text)}).encode()
+        status = await post(self._client, self._url, body, {}, "alert webhook")
         return f"alert webhook answered HTTP {status}"

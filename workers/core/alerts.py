@@ -6,11 +6,17 @@ Slack-compatible alert webhook) takes the steps people act on; a restart that la
 routers, not for people. Each other route (PagerDuty, Opsgenie, the incident webhook) says the steps it
 takes (`workers.adapters.alert_routes`). An alert is one `Notify` per route that takes its step, so that
 each route is tried, retried and given up on its own.
+
+The values in a text that Warden was sent (an agent's name, a reason quoting LiveKit) are written as
+`workers.core.shown.shown` writes them for people: phone numbers masked, control characters escaped,
+bounded. (The Slack route also escapes Slack's own markup, `workers.adapters.hooks`.)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from workers.core.shown import TEXT_CHARS, shown
 
 SLACK = "slack"
 SLACK_STEPS = frozenset({"opened", "followup", "restart-failed", "resolved"})
@@ -46,7 +52,8 @@ def trying(doing: str) -> str:
 
 def opened(incident_id: str, agent: str, reason: str, rooms: int, doing: str) -> str:
     return (
-        f":rotating_light: Warden incident {incident_id}: agent '{agent}' is not coming — {reason}. "
+        f":rotating_light: Warden incident {incident_id}: agent '{shown(agent)}' is not coming — "
+        f"{shown(reason, TEXT_CHARS)}. "
         f"{rooms} room(s) affected so far. Warden is trying: {doing}."
     )
 
@@ -55,14 +62,14 @@ def restarted(incident_id: str, agent: str, grace: float, *, sooner: bool) -> st
     """`sooner`: a Cloud deployment, whose rooms are re-checked as soon as it runs again."""
     when = "as soon as its deployment runs, at most " if sooner else ""
     return (
-        f":arrows_counterclockwise: Warden incident {incident_id}: agent '{agent}' restarted; waiting "
+        f":arrows_counterclockwise: Warden incident {incident_id}: agent '{shown(agent)}' restarted; waiting "
         f"rooms are re-checked {when}{grace:g} s later."
     )
 
 
 def followup(incident_id: str, agent: str, waiting: int) -> str:
     return (
-        f":warning: Warden incident {incident_id}: agent '{agent}' still does not come after the "
+        f":warning: Warden incident {incident_id}: agent '{shown(agent)}' still does not come after the "
         f"restart; {waiting} room(s) waiting. A person is needed."
     )
 
@@ -73,6 +80,6 @@ def restart_failed(incident_id: str) -> str:
 
 def resolved(incident_id: str, agent: str, rooms: int, took: float) -> str:
     return (
-        f":white_check_mark: Warden incident {incident_id} resolved: agent '{agent}' is back; "
+        f":white_check_mark: Warden incident {incident_id} resolved: agent '{shown(agent)}' is back; "
         f"{rooms} room(s) recovered, {took:.0f} s after the incident opened."
     )

@@ -27,6 +27,7 @@ phone word or not (`15550100123`, `1-555-010-0123` → `•••0123`).
 from __future__ import annotations
 
 import re
+from typing import Any
 
 _SEP = r"(?:[-. _]|%20)"
 _GROUP = r"(?:\(|%28)\d{1,5}(?:\)|%29)"  # an area code in parentheses, as in (555)
@@ -56,6 +57,17 @@ def _masked(match: re.Match[str], anywhere: bool) -> str:
     if len(digits) < FEWEST_DIGITS or not (plus or anywhere or (word and not _DATE.fullmatch(run))):
         return match[0]  # no number: as it was (the run is consumed, so no part of it is taken alone)
     return (word or "") + "•••" + digits[-4:]
+
+
+def mask_within(value: Any) -> Any:
+    """`value` (JSON: a job's arguments) with phone numbers masked in every string in it, keys too."""
+    if isinstance(value, str):
+        return mask_phone(value)
+    if isinstance(value, list | tuple):
+        return [mask_within(item) for item in value]
+    if isinstance(value, dict):
+        return {mask_within(key): mask_within(item) for key, item in value.items()}
+    return value
 
 
 def mask_identity(identity: str, kind: int | None) -> str:
