@@ -88,8 +88,8 @@ def ask_livekit(room: Room, view: AgentView, fact: Fact, deadline: Deadline, pol
 @for_current_attempt
 def act_on_answer(room: Room, view: AgentView, fact: Fact, deadline: Deadline, policy: Policy) -> Room:
     """LiveKit's answer, trusted over the webhooks (they get lost): who is there, for the whole room, is
-    what it lists (`presence.listed`, sparing joins the listing may predate). Then: remove the later of
-    two copies, nothing to do, wait for a dispatch that may still bring its agent, evict a stalled
+    what it lists (`presence.listed`, sparing joins the listing may predate). Then: remove one of two
+    copies, nothing to do, wait for a dispatch that may still bring its agent, evict a stalled
     agent, re-dispatch, or give up when the re-dispatches are used up."""
     room = listed(room, fact)
     if not fact.room_exists:
