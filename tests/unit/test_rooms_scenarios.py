@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from workers.core.actions import pending_actions
 from workers.core.events import Event, EventKind, Fact, Job, Participant, ParticipantKind
 from workers.core.machine import fold, order_key, transition
-from workers.core.room import AgentView, Phase, Policy, Room, ScheduleDeadline
+from workers.core.room import AgentView, Phase, Policy, Recovery, Room, ScheduleDeadline
 from workers.core.rules import DISPATCH, Rules
 
 POLICY = Policy("notetaker")
@@ -245,7 +245,7 @@ any_event = st.builds(
     ),
     any_kind,
     st.integers(0, 60),
-    st.sampled_from(["alice", "bob", "agent-1"]),
+    st.sampled_from(["alice", "bob", "agent-1", "agent-2"]),
     st.one_of(st.none(), facts),
 )
 
@@ -259,6 +259,7 @@ def test_the_machine_never_raises_and_its_actions_are_well_formed(
     events: list[Event], policy: Policy
 ) -> None:
     room, rules = Room("RM_1", "call-42"), Rules.of((), policy)
+    numbered: dict[int, ScheduleDeadline] = {}
     for event in events:
         decision = transition(room, event, now=float(event.created_at), rules=rules)
         room = decision.room
@@ -266,5 +267,9 @@ def test_the_machine_never_raises_and_its_actions_are_well_formed(
         assert view.phase in Phase
         for action in decision.actions:
             assert action in pending_actions(view) or not isinstance(action, ScheduleDeadline)
+            if isinstance(action, ScheduleDeadline):  # a number names one deadline, ever
+                assert numbered.setdefault(action.attempt, action) == action
         if view.deadline is not None:
             assert view.deadline.attempt == room.attempt
+        if view.phase in (Phase.WAITING, Phase.AGENT_LOST) and view.recovery is Recovery.NONE:
+            assert view.deadline is not None  # people wait, the agent is absent: something is scheduled
