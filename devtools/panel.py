@@ -15,7 +15,15 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-PHASE_ORDER = ("waiting", "agent_present", "agent_active", "agent_lost", "idle", "closed")
+PHASE_ORDER = (
+    "waiting",
+    "agent_present",
+    "agent_active",
+    "agent_lost",
+    "no_agent_expected",
+    "idle",
+    "closed",
+)
 READ_TIMEOUT_SECONDS = 0.8
 
 
@@ -89,7 +97,9 @@ def read_status(client: httpx.Client, metrics_url: str, worker_metrics_url: str)
 def _rooms_line(rooms: dict[str, int] | None) -> Text:
     if rooms is None:
         return Text("web process not answering yet", style="yellow")
-    phases = [p for p in PHASE_ORDER if p in rooms] + sorted(set(rooms) - set(PHASE_ORDER))
+    # The web reports every phase; those no room is in are left out, to keep the line short.
+    shown = {phase for phase, count in rooms.items() if count}
+    phases = [p for p in PHASE_ORDER if p in shown] + sorted(shown - set(PHASE_ORDER))
     line = Text()
     for i, phase in enumerate(phases or ["waiting"]):
         if i:

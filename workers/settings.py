@@ -26,6 +26,9 @@ from workers.rules_file import load_rules
 DEFAULT_SQLITE_PATH = Path("var") / "warden.db"
 _URL_SCHEMES = ("ws://", "wss://", "http://", "https://")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# The `discover` cron runs this often, looking at a room with ListParticipants and ListDispatch.
+DISCOVER_TICK_SECONDS = 5
+CALLS_PER_LOOK = 2
 
 
 def normalise_database_url(url: str) -> str:
@@ -124,6 +127,8 @@ class Settings(BaseSettings):
     warden_redis_tls_verify: bool = True
     warden_reconcile_seconds: int = 30
     warden_reconcile_batch: int = Field(default=100, ge=1, le=10_000)
+    warden_discover_seconds: int = Field(default=60, ge=DISCOVER_TICK_SECONDS, le=3600)
+    warden_discover_calls_per_second: float = Field(default=5.0, le=1000)
     warden_worker_concurrency: int = Field(default=200, ge=1, le=2_000)
     port: int = Field(default=8000, ge=1, le=65535)
     warden_worker_metrics_port: int = Field(default=0, ge=0, le=65535)
@@ -191,6 +196,17 @@ class Settings(BaseSettings):
         if not (value > 0 and (60 % value == 0 or (value % 60 == 0 and 3600 % value == 0))):
             raise ValueError(
                 "must divide a minute (e.g. 10, 15, 30) or an hour in whole minutes (60, 120, 300)"
+            )
+        return value
+
+    @field_validator("warden_discover_calls_per_second")
+    @classmethod
+    def _check_discover_rate(cls, value: float) -> float:
+        if value * DISCOVER_TICK_SECONDS < CALLS_PER_LOOK:
+            least = CALLS_PER_LOOK / DISCOVER_TICK_SECONDS
+            raise ValueError(
+                f"must be {least:g} or more: a look at one room is {CALLS_PER_LOOK} calls, and Warden looks "
+                f"every {DISCOVER_TICK_SECONDS} s"
             )
         return value
 
@@ -289,6 +305,12 @@ class Settings(BaseSettings):
         if every < 60:
             return {"second": set(range(0, 60, every))}
         return {"minute": set(range(0, 60, every // 60)), "second": {0}}
+
+    @property
+    def discover_batch(self) -> int:
+        """How many rooms one run of the `discover` cron looks at: `WARDEN_DISCOVER_CALLS_PER_SECOND`'s
+        calls over the run's period, each look `CALLS_PER_LOOK` calls."""
+        return int(self.warden_discover_calls_per_second * DISCOVER_TICK_SECONDS // CALLS_PER_LOOK)
 
     def arq_redis(self) -> RedisSettings:
         """ARQ's connection settings; `WARDEN_REDIS_TLS_VERIFY=false` for self-signed `rediss://` (Heroku)."""

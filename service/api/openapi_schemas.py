@@ -79,8 +79,12 @@ RECOVERY = obj(
     {
         "state": {"type": "string", "enum": [str(r) for r in Recovery]},
         "deadline": nullable(ref("Deadline")),
-        "redispatches": {"type": "integer", "minimum": 0},
-        "dispatch_id": MAYBE_STRING,
+        "redispatches": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "re-dispatches of the agent in the room, as its timeline shows them",
+        },
+        "dispatch_id": {**MAYBE_STRING, "description": "the agent's dispatch live now, as last known"},
         "error": MAYBE_STRING,
     },
 )

@@ -75,7 +75,8 @@ def _recovery(view: AgentView) -> dict[str, Any]:
             "at": iso(view.deadline.at),
             "reason": str(view.deadline.reason),
         },
-        "redispatches": view.redispatches,
+        # every re-dispatch of the room's timeline (a room stored before they were counted: this incident's)
+        "redispatches": max(len(view.redispatched), view.redispatches),
         "dispatch_id": view.dispatch_id or None,
         "error": view.error or None,
     }

@@ -27,6 +27,7 @@ STATE_STYLE = {
     "agent_lost": "red",
     "closed": "dim",
     "idle": "dim",
+    "no_agent_expected": "cyan",
     "open": "red",
     "resolved": "green",
 }

@@ -101,7 +101,7 @@ TEMPLATES.env.filters.update(
     ago=ago,
     clock=clock,
     when=when,
-    phase=lambda p: str(p).replace("agent_", "agent "),
+    phase=lambda p: str(p).replace("_", " "),
     listed=lambda names: listed([str(n) for n in names]),
 )
 

@@ -214,3 +214,31 @@ async def test_rooms_filtered_by_state(api: httpx.AsyncClient) -> None:
     assert idle["total"] == 2 and idle["next"] == "/api/rooms?limit=1&offset=1&state=idle"
     refused = await api.get("/api/rooms", params={"state": "sleepy"})
     assert refused.status_code == 400 and "'state' must be one of" in refused.json()["error"]
+
+
+def rooms_gauge(text: str) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    (family,) = [f for f in text_string_to_metric_families(text) if f.name == "warden_rooms"]
+    return {s.labels["phase"]: s.value for s in family.samples}
+
+
+async def test_the_rooms_gauge_reads_every_phase_and_drops_to_zero(
+    api: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    """`warden_rooms{phase}` says how many rooms are in each phase now: every phase, no_agent_expected
+    too, and a phase no room is in any more reads 0, not its last count."""
+    gauge = rooms_gauge((await api.get("/metrics")).text)
+    assert (gauge["agent_present"], gauge["idle"], gauge["no_agent_expected"], gauge["waiting"]) == (
+        1,
+        2,
+        0,
+        0,
+    )
+    for i, who in enumerate((agent("agent-AJ_1"), person("alice"))):
+        left = body(
+            "participant_left", id=f"EV_l{i}", created_at=1010, room="call-1", sid="RM_1", participant=who
+        )
+        await feed(engine, left, 1010.0 + i)
+    gauge = rooms_gauge((await api.get("/metrics")).text)
+    assert (gauge["agent_present"], gauge["agent_lost"], gauge["idle"]) == (0, 0, 3)

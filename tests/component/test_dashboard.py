@@ -20,6 +20,7 @@ from tests.support.events import parse
 from tests.support.helpers import agent, body, person
 from tests.support.hostile import DIGITS, LONG, LONG_IDENTITY, RAW, ROOMS, record_rooms
 from tests.support.settings import make_settings
+from workers.core.events import EventKind, Fact, Participant, internal
 from workers.core.room import Policy
 from workers.store.incidents import note, open_or_join, room_recovered
 from workers.store.writer import record_event
@@ -215,3 +216,32 @@ async def test_long_names_and_identities_are_clipped_and_long_lists_cut(hostile:
     assert api["name"] == LONG and api["people"][0]["identity"] == LONG_IDENTITY
     missing = await hostile.get("/rooms/" + "z" * 300)
     assert missing.status_code == 404 and "z" * 201 not in missing.text
+
+
+async def test_a_room_with_people_that_expects_no_agent_is_shown_so_not_idle(
+    engine: AsyncEngine, database_url: str, redis_url: str
+) -> None:
+    """Zero configuration: at the join deadline LiveKit named no agent for the stand-up; two people are
+    in it. The rooms page says so in words, and its filter finds it."""
+    zero = Policy(join_sla=15.0)
+    people = (Participant("alice", "PA_alice", 0), Participant("bob", "PA_bob", 0))
+    for n, who in enumerate(people):
+        raw = body(
+            "participant_joined",
+            id=f"EV_su{n}",
+            created_at=T0,
+            room="standup",
+            sid="RM_su",
+            participant=person(who.identity),
+        )
+        await record_event(engine, parse(raw), received_at=T0 + n, rules=zero)
+    for kind, at in ((EventKind.DEADLINE_PASSED, T0 + 15.0), (EventKind.PRESENCE_OBSERVED, T0 + 15.2)):
+        answer = internal(kind, f"{kind}:RM_su:1", "RM_su", "standup", Fact(1, at, True, people))
+        await record_event(engine, answer, received_at=at, rules=zero)
+    settings = make_settings(database_url=database_url, redis_url=redis_url, warden_agent_name="")
+    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as client:
+        html = (await client.get("/")).text
+        assert row(html, "standup").startswith("standup no agent expected 2 none")
+        assert "badge phase-no_agent_expected" in html and "idle" not in row(html, "standup")
+        only = (await client.get("/", params={"state": "no_agent_expected"})).text
+        assert 'data-room="standup"' in only and re.search(r"no agent expected\s*<b>1</b>", only)

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support.settings import make_settings
 from workers.core.events import EventKind, Fact, internal
-from workers.core.room import Policy
+from workers.core.room import Phase, Policy
 from workers.migrate import upgrade
 from workers.store import incidents, log_rows, outbox, queries, retention, stats, writer
 from workers.store.engine import SQLITE_WAL_AUTOCHECKPOINT_PAGES, SQLITE_WAL_LIMIT_BYTES, make_engine
@@ -37,7 +37,8 @@ FILL = f"""
 INSERT INTO rooms (sid, name, phase, state, version, last_created_at, last_rank, first_seen_at, updated_at,
                    deadline_at, recovery, time_to_agent, confirmed_at)
 SELECT 'RM_' || i, 'room-' || i,
-       CASE WHEN i % 20 = 0 THEN (ARRAY['waiting', 'agent_active', 'agent_lost', 'idle'])[1 + i / 20 % 4]
+       CASE WHEN i % 20 = 0
+            THEN (ARRAY['waiting', 'agent_active', 'agent_lost', 'idle', 'no_agent_expected'])[1 + i / 20 % 5]
             ELSE 'closed' END,
        replace('{STATE}', 'RM_x', 'RM_' || i)::json, 3, 0, 0,
        {NOW} - 86400 + i * 2.0, {NOW} - 86400 + i * 2.0 + 90,
@@ -120,6 +121,7 @@ CALLS: dict[str, Call] = {
     "reconcile: known sids": lambda e: queries.known_sids(e, SIDS),
     "reconcile: load rooms": lambda e: queries.load_rooms(e, SIDS),
     "reconcile: confirm": lambda e: writer.confirm(e, SIDS, NOW),
+    "discover: rooms expecting no agent": lambda e: queries.unconfirmed(e, Phase.NO_AGENT_EXPECTED, NOW, 12),
     "heartbeat: room by name": lambda e: writer.load_room_named(e, "room-40"),
     "writer: record": lambda e: writer.record_event(e, _reconciled(), received_at=NOW, rules=POLICY),
     "check: retention backlog": lambda e: retention.closed_rooms_older_than(e, NOW - 3600),

@@ -66,6 +66,10 @@ def test_warden_rooms_globs_choose_the_watched_rooms() -> None:
         ({"warden_header_timeout_seconds": 3600}, "WARDEN_HEADER_TIMEOUT_SECONDS"),
         ({"warden_body_timeout_seconds": -1}, "WARDEN_BODY_TIMEOUT_SECONDS"),
         ({"warden_body_timeout_seconds": "soon"}, "WARDEN_BODY_TIMEOUT_SECONDS"),
+        ({"warden_discover_seconds": 1}, "WARDEN_DISCOVER_SECONDS"),
+        ({"warden_discover_seconds": "hourly"}, "WARDEN_DISCOVER_SECONDS"),
+        ({"warden_discover_calls_per_second": 0.1}, "WARDEN_DISCOVER_CALLS_PER_SECOND"),
+        ({"warden_discover_calls_per_second": 0}, "WARDEN_DISCOVER_CALLS_PER_SECOND"),
     ],
 )
 def test_bad_setting_names_the_variable_and_not_the_secret(
@@ -75,6 +79,13 @@ def test_bad_setting_names_the_variable_and_not_the_secret(
         make_settings(**overrides)
     assert str(caught.value).startswith(f"{variable}:")
     assert SECRET not in str(caught.value) and "hidden-value" not in str(caught.value)
+
+
+def test_the_look_at_rooms_expecting_no_agent_is_bounded_in_calls_per_second() -> None:
+    assert (make_settings().warden_discover_seconds, make_settings().discover_batch) == (60, 12)
+    assert make_settings(warden_discover_calls_per_second=0.4).discover_batch == 1
+    with pytest.raises(SettingsError, match=r"must be 0\.4 or more"):
+        make_settings(warden_discover_calls_per_second=0.3)
 
 
 def test_alert_routes_default_to_the_public_endpoints_and_are_off_until_given_a_key() -> None:

@@ -151,6 +151,43 @@ async def test_zero_config_learns_each_rooms_agents_and_brings_only_the_missing_
     assert len(w.dispatches("z-two", "assistant")) == 1  # the agent that came was left alone
 
 
+@pytest.mark.parametrize("agents", [{"WARDEN_RECONCILE_SECONDS": "1"}], indirect=True)
+async def test_zero_config_learns_a_dispatch_made_later_and_re_dispatches_it_only_when_unserved(
+    agents: Agents,
+) -> None:
+    """Issue 23, time compressed (join SLA 1.5 s, reconciliation every second): two meetings with their
+    assistant; some seconds in, the app adds a notetaker to each, served in one room only."""
+    w = agents
+    rooms = ("late-never", "late-served")
+    for room in rooms:
+        w.app_dispatch(room, "assistant")
+        await w.person_joins(room)
+        await w.named_agent_joins(room, f"agent-AJ_{room}", "assistant")
+
+    async def states(agent: str) -> list[str]:
+        return [expected(await w.room(r)).get(agent, ("",))[0] for r in rooms]
+
+    async def assistants_learned() -> bool:
+        return await states("assistant") == ["agent_active"] * 2
+
+    await patiently(w, assistants_learned, "each room's assistant learned", rooms)
+    await asyncio.sleep(1.5)  # the room goes on
+    w.app_dispatch("late-never", "notetaker")  # its worker never takes it
+    served = w.app_dispatch("late-served", "notetaker")
+    await w.named_agent_joins("late-served", "agent-AJ_notes", "notetaker", served.id)
+
+    async def notetakers_there() -> bool:
+        return await states("notetaker") == ["agent_active"] * 2
+
+    await patiently(w, notetakers_there, "each room's notetaker learned and there", rooms)
+    assert w.fake.created == [("late-never", "notetaker")]  # the served one left alone, no assistant
+    never = await w.room("late-never")
+    assert expected(never)["notetaker"] == ("agent_active", ["dispatch"])
+    (notetaker,) = [e for e in never["expected"] if e["agent_name"] == "notetaker"]
+    assert notetaker["recovery"]["redispatches"] == 1
+    assert notetaker["recovery"]["dispatch_id"] == w.dispatches("late-never", "notetaker")[0].id
+
+
 RULES = """
 [[rule]]
 match = { sip = true }

@@ -64,6 +64,7 @@ class InMemoryLiveKit:
     evicted: list[tuple[str, str]] = field(default_factory=list)  # (room, identity)
     withdrawn: list[tuple[str, str]] = field(default_factory=list)  # stale dispatches deleted: (room, id)
     looked: list[str] = field(default_factory=list)  # rooms Warden asked about (`observe`)
+    listed: list[str] = field(default_factory=list)  # rooms whose dispatches it listed alone
     on_dispatch: Callable[[str, DispatchInfo], None] | None = None
     failures: Failures = field(default_factory=Failures)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -131,6 +132,13 @@ class InMemoryLiveKit:
         self.failures.check("participants")
         live = self.rooms.get(room)
         return None if live is None else tuple(live.participants.values())
+
+    async def listed_dispatches(self, room: str) -> tuple[DispatchInfo, ...]:
+        self.failures.check("listed_dispatches")
+        self.listed.append(room)
+        if room not in self.rooms:  # livekit-server: a 503 after ~3 s
+            raise UpstreamError("unavailable: no such room", retryable=True)
+        return tuple(self.rooms[room].dispatches.values())
 
     # --- Dispatcher -------------------------------------------------------------------------------
 

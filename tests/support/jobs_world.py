@@ -62,7 +62,7 @@ JOIN_AFTER = 1.0  # seconds from a dispatch to its agent's arrival
 MAX_STEPS = 500  # at one moment of the clock: far more than any scenario here needs; a loop stops soon
 # The worker's crons that run by default; not retention ("prune"), which deletes nothing in the minutes a
 # scenario lasts (WARDEN_RETENTION is days) and would cost a query every 15 s of the test's time.
-CRONS = ("sweep", "reconcile")
+CRONS = ("sweep", "reconcile", "discover")
 
 
 @dataclass

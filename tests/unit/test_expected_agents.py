@@ -125,8 +125,46 @@ def test_a_room_that_expects_no_agent_is_left_alone() -> None:
     room(webhook(L, 140, ALICE))
     assert room.room.views == () and room.room.learned
     assert room.room.next_deadline() is None
-    assert room.room.summary().phase is Phase.IDLE  # nobody waits: not counted as waiting
+    # nobody waits (not counted as waiting), but people are there: not "idle", which means nobody in it
+    assert room.room.summary().phase is Phase.NO_AGENT_EXPECTED
     assert not any(isinstance(a, Redispatch | Dispatch) for a in room.actions)
+    room(webhook(L, 150, person("bob")))
+    assert room.room.summary().phase is Phase.IDLE  # now nobody is in it
+
+
+def reconciled(at: float, present: tuple[Participant, ...], *dispatches: DispatchInfo) -> Event:
+    return own(EventKind.RECONCILED, Fact(0, at, True, present, dispatches))
+
+
+def test_a_dispatch_listed_later_is_learned_with_its_sla_from_its_dispatch() -> None:
+    room = Room_()
+    room(webhook(J, 100, ALICE))
+    room(webhook(J, 101, ASSISTANT))
+    first = room.due("")
+    room.fire(first)
+    room.answer(first.attempt, 115.1, (ALICE, ASSISTANT), D_ASSISTANT)
+    assert room.room.summary().phase is Phase.AGENT_PRESENT and room.room.view("notetaker") is None
+    late = DispatchInfo("AD_7", "notetaker", created_at=700.25)  # the app adds a notetaker at 700 s
+    learned = room(reconciled(730.0, (ALICE, ASSISTANT), D_ASSISTANT, late))
+    assert Expect("notetaker", "dispatch") in learned
+    due = room.due("notetaker")
+    assert due.at == 715.25  # its SLA from its dispatch, not from alice's arrival (115): past, at once
+    room.fire(due)
+    acted = room.answer(due.attempt, 730.2, (ALICE, ASSISTANT), D_ASSISTANT, late)
+    assert [a.agent for a in acted if isinstance(a, Redispatch)] == ["notetaker"]
+    assert room.room.view("assistant").deadline is None  # type: ignore[union-attr]
+
+
+def test_a_room_expecting_no_agent_learns_a_later_dispatch_from_a_listing() -> None:
+    room = Room_()
+    room(webhook(J, 100, ALICE))
+    first = room.due("")
+    room.fire(first)
+    room.answer(first.attempt, 115.1, (ALICE,))
+    assert room.room.summary().phase is Phase.NO_AGENT_EXPECTED
+    assert room(reconciled(160.0, (ALICE,))) == []  # nothing dispatched yet: nothing to do
+    room(reconciled(220.0, (ALICE,), DispatchInfo("AD_8", "notetaker", created_at=210.0)))
+    assert room.room.summary().phase is Phase.WAITING and room.due("notetaker").at == 225.0
 
 
 def test_unnamed_agents_count_where_a_rule_says_so() -> None:

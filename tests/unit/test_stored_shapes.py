@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from service.api.rooms import room_summary
 from workers.core import stored
 from workers.core.actions import pending_actions
 from workers.core.events import DispatchInfo, Event, EventKind, Fact, Job, Participant, internal
@@ -204,6 +205,17 @@ def test_a_room_with_views_is_its_presence_and_each_agents_part() -> None:
 def test_a_room_as_written_now_loads_as_it_was() -> None:
     assert same(stored.from_dict(ROOM_NOW), WITH_VIEWS)
     assert same(stored.from_dict(json.loads(json.dumps(stored.to_dict(WITH_VIEWS)))), WITH_VIEWS)
+
+
+def test_a_room_stored_before_issue_23_shows_its_counts_and_its_people_truly() -> None:
+    """Written before re-dispatches were counted by attempt (`redispatched`) and before no_agent_expected:
+    the part shows its incident's count, and a room with people that expects no agent is not idle."""
+    room = stored.from_dict(ROOM_NOW)
+    assert room.views[0].redispatched == ()
+    assert room_summary(room)["recovery"]["redispatches"] == 1
+    quiet = stored.from_dict({**ROOM_NOW, "views": []})
+    assert (quiet.learned, quiet.summary().phase) == (True, Phase.NO_AGENT_EXPECTED)
+    assert same(stored.from_dict(json.loads(json.dumps(stored.to_dict(quiet)))), quiet)
 
 
 # Events as the log and the queue held them before views (no `on_behalf`, `attributes`, `agent`, `wait`)...

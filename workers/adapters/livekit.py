@@ -14,6 +14,7 @@ from typing import Protocol, TypeVar
 
 import aiohttp
 from livekit.api import (
+    AgentDispatch,
     CreateAgentDispatchRequest,
     ListParticipantsRequest,
     ListRoomsRequest,
@@ -45,6 +46,10 @@ class Presence(Protocol):
 
     async def participants(self, room: str) -> tuple[Participant, ...] | None:
         """Who is in the room now; None when LiveKit has no such room."""
+        ...
+
+    async def listed_dispatches(self, room: str) -> tuple[DispatchInfo, ...]:
+        """The room's dispatches now (asked of rooms `list_rooms` just listed)."""
         ...
 
 
@@ -104,21 +109,7 @@ class LiveKitRooms:
                 raise failure
         assert not isinstance(listed, BaseException) and not isinstance(dispatches, BaseException)
         participants = tuple(_participant(p) for p in listed.participants)
-        infos = tuple(
-            DispatchInfo(
-                id=d.id,
-                agent_name=d.agent_name,
-                metadata=d.metadata,
-                created_at=d.state.created_at / 1e9,  # nanoseconds
-                statuses=tuple(int(job.state.status) for job in d.state.jobs),
-                attributes=tuple(sorted(d.attributes.items())),
-                agents=tuple(
-                    j.state.participant_identity for j in d.state.jobs if j.state.participant_identity
-                ),
-            )
-            for d in dispatches
-        )
-        return True, participants, infos
+        return True, participants, tuple(_dispatch(d) for d in dispatches)
 
     async def _exists(self, room: str) -> bool:
         """Does LiveKit have the room now? livekit-server answers `ListParticipants` for a room it does
@@ -145,6 +136,11 @@ class LiveKitRooms:
                 return None
             raise
         return tuple(_participant(p) for p in listed.participants)
+
+    async def listed_dispatches(self, room: str) -> tuple[DispatchInfo, ...]:
+        # Asked for rooms `list_rooms` just listed: livekit-server answers one that ended since with a 503
+        # after ~3 s, a retryable error (the caller skips the room; the next reconciliation finds it gone).
+        return tuple(_dispatch(d) for d in await self._call(self._api.agent_dispatch.list_dispatch(room)))
 
     async def redispatch(
         self,
@@ -198,6 +194,20 @@ class LiveKitRooms:
 
 def _agent_name(info: ParticipantInfo) -> str:
     return next((info.attributes[a] for a in AGENT_NAME_ATTRIBUTES if info.attributes.get(a)), "")
+
+
+def _dispatch(dispatch: AgentDispatch) -> DispatchInfo:
+    return DispatchInfo(
+        id=dispatch.id,
+        agent_name=dispatch.agent_name,
+        metadata=dispatch.metadata,
+        created_at=dispatch.state.created_at / 1e9,  # nanoseconds
+        statuses=tuple(int(job.state.status) for job in dispatch.state.jobs),
+        attributes=tuple(sorted(dispatch.attributes.items())),
+        agents=tuple(
+            j.state.participant_identity for j in dispatch.state.jobs if j.state.participant_identity
+        ),
+    )
 
 
 def _participant(info: ParticipantInfo) -> Participant:

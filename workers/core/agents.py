@@ -14,9 +14,12 @@ The rules, in plain words:
    room whose answer names no agent expects none and is left alone: Warden never creates a dispatch for
    it. A rule naming the agents ends the watch before it starts.
 3. An agent learned while people wait is given its part as if it had watched from the first person's
-   arrival: an agent of its name there → watched; missing → its join deadline is that arrival plus
-   `join_sla` (already past when learned late: it fires at once, and it asks LiveKit itself before
-   acting).
+   arrival, or from its dispatch when that came later (an app that adds a notetaker ten minutes into a
+   meeting): an agent of its name there → watched; missing → its join deadline is then plus `join_sla`
+   (already past when learned late: it fires at once, and it asks LiveKit itself before acting).
+   Dispatches made later are learned whenever Warden lists the room's dispatches: a deadline's check,
+   reconciliation (`RECONCILED` with dispatches), and the slow look at rooms with people that expect
+   no agent yet.
 4. Deadline attempts are numbered room-wide and only go up (also when an agent's part goes), so a
    timer or an answer (`Fact.attempt`) belongs to exactly one part; LiveKit's listing in an answer is
    news of who is there for the whole room. A restart (`AGENT_RESTARTED`) is for the part of the
@@ -32,8 +35,10 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 from workers.core.events import Event, EventKind
-from workers.core.room import Room
+from workers.core.room import AgentView, Room
 from workers.core.rules import DISPATCH, JOB, RULE, SETTING, Rule
+
+_LISTINGS = (EventKind.PRESENCE_OBSERVED, EventKind.RECONCILED)  # events whose fact lists the dispatches
 
 
 def expect(room: Room, rule: Rule) -> Room:
@@ -46,13 +51,51 @@ def expect(room: Room, rule: Rule) -> Room:
     return room if len(kept) == len(room.views) else replace(room, views=kept)
 
 
-def declared(event: Event, rule: Rule, room: Room) -> Iterator[tuple[str, str]]:
-    """(agent, source) pairs the rule or the event says the room expects, in a stable order; the
-    dispatches an answer lists count once the room's own watch is over."""
+def declared(event: Event, rule: Rule, room: Room) -> Iterator[tuple[str, str, float | None]]:
+    """(agent, source, dispatched at) triples the rule or the event says the room expects, in a stable
+    order; the dispatches a listing names (an answer, or reconciliation's) count once the room's own
+    watch is over, each agent's dispatched at its oldest listed dispatch's creation (None: not a
+    dispatch)."""
     if rule.agents:
-        yield from ((agent, rule.source) for agent in rule.agents)
+        yield from ((agent, rule.source, None) for agent in rule.agents)
     if event.kind is EventKind.AGENT_JOB_STARTED and event.job is not None and event.job.agent_name:
-        yield event.job.agent_name, JOB
-    if event.kind is EventKind.PRESENCE_OBSERVED and event.fact is not None and room.learned:
-        names = sorted({d.agent_name for d in event.fact.dispatches if d.agent_name or rule.unnamed_agents})
-        yield from ((name, DISPATCH) for name in names)
+        yield event.job.agent_name, JOB, None
+    if event.kind in _LISTINGS and event.fact is not None and room.learned:
+        since: dict[str, float] = {}
+        for d in event.fact.dispatches:
+            if d.agent_name or rule.unnamed_agents:
+                since[d.agent_name] = min(since.get(d.agent_name, d.created_at), d.created_at)
+        yield from ((name, DISPATCH, since[name]) for name in sorted(since))
+
+
+def noted(room: Room, event: Event) -> Room:
+    """What the event tells of each expected agent's dispatches, whatever its part was doing when it
+    came (an agent that arrived meanwhile, or a re-fold that applies it after the agent's arrival, does
+    not undo a dispatch): a dispatch Warden made (`agent_dispatched`) is counted (`redispatched`, by its
+    attempt) and is the live one (`dispatch_id`); a listing names the newest of each agent's as the live
+    one (a dispatch whose answer was lost, a dispatch Warden deleted replaced). A closed room is not
+    changed again."""
+    fact = event.fact
+    if fact is None or room.finished_at is not None:
+        return room
+    if event.kind is EventKind.AGENT_DISPATCHED and fact.dispatch_id:
+        made = room.view_for(fact.agent)
+        if made not in room.views:
+            return room  # no longer expected
+        return room.put(replace(counted(made, fact.attempt), dispatch_id=fact.dispatch_id))
+    if event.kind not in _LISTINGS or not fact.dispatches:
+        return room
+    live = {d.agent_name: d.id for d in sorted(fact.dispatches, key=lambda d: d.created_at)}
+    return replace(room, views=tuple(_live(view, live) for view in room.views))
+
+
+def counted(view: AgentView, attempt: int) -> AgentView:
+    """`view` with a re-dispatch at deadline `attempt` counted (once, however often it is told)."""
+    if attempt in view.redispatched:
+        return view
+    return replace(view, redispatched=tuple(sorted((*view.redispatched, attempt))))
+
+
+def _live(view: AgentView, live: dict[str, str]) -> AgentView:
+    found = live.get(view.agent, view.dispatch_id)
+    return view if found == view.dispatch_id else replace(view, dispatch_id=found)

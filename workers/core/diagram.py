@@ -64,7 +64,19 @@ SAMPLE_ROOMS: dict[Phase, Room] = {
     Phase.AGENT_ACTIVE: sample(Phase.AGENT_ACTIVE, people=(PERSON,), agents=(ACTIVE_AGENT,)),
     Phase.AGENT_LOST: sample(Phase.AGENT_LOST, {"waiting_since": 4}, people=(PERSON,)),
     Phase.CLOSED: sample(Phase.CLOSED, finished_at=5),
+    # The room as a whole once LiveKit was asked and named no agent for it: alice is there, none expected.
+    Phase.NO_AGENT_EXPECTED: Room(SID, NAME, people=(PERSON,), watch=None),
 }
+ZERO_CONFIG = Rules.of((), Policy())  # no agent named anywhere: each room's agents are learned from LiveKit
+
+
+def phase_after(phase: Phase, event: Event) -> Phase:
+    """The sample room of `phase` after `event`: as its one expected agent sees it (the notetaker, by
+    `RULES`); the room that expects no agent (by `ZERO_CONFIG`) as its row shows it."""
+    room = SAMPLE_ROOMS[phase]
+    if phase is Phase.NO_AGENT_EXPECTED:
+        return transition(room, event, now=0.0, rules=ZERO_CONFIG).room.summary().phase
+    return part(transition(room, event, now=0.0, rules=RULES).room).phase
 
 
 def _participant(identity: str, sid: str, kind: ParticipantKind | None) -> Participant:
@@ -104,16 +116,57 @@ def sample_events(kind: EventKind) -> dict[str, Event]:
     return {"": make()}
 
 
-def edges(rules: Rules = RULES) -> list[Edge]:
+# A room with no agent named anywhere, whose own watch asks LiveKit at its join deadline (alice waits).
+_WATCHING = Room(
+    SID,
+    NAME,
+    people=(PERSON,),
+    attempt=1,
+    watch=AgentView(
+        phase=Phase.WAITING,
+        waiting_since=1,
+        deadline=Deadline(1, 16.0, Reason.JOIN),
+        recovery=Recovery.CHECKING,
+    ),
+)
+_ALICE = _participant(PERSON.identity, PERSON.sid, ParticipantKind.STANDARD)
+
+
+def _watch_answered(*dispatches: DispatchInfo) -> Event:
+    fact = Fact(attempt=1, at=20.0, participants=(_ALICE,), dispatches=dispatches)
+    return Event("EV_answer", EventKind.PRESENCE_OBSERVED, "presence_observed", 20, SID, NAME, fact=fact)
+
+
+def _later_dispatch() -> Event:
+    """Reconciliation's listing of the room that expects no agent: alice, and a dispatch made since."""
+    dispatch = DispatchInfo("AD_1", "notetaker", created_at=50.0)
+    fact = Fact(at=100.0, participants=(_ALICE,), dispatches=(dispatch,))
+    return Event("EV_listed", EventKind.RECONCILED, "reconciled", 100, SID, NAME, fact=fact)
+
+
+def _discovered() -> list[Edge]:
+    """The room's own watch answered: the agents LiveKit names are expected, or none is; and a room that
+    expects none learns a dispatch made later from a listing."""
+    found: list[Edge] = []
+    for who, event in {"no agent named": _watch_answered()}.items():
+        after = transition(_WATCHING, event, now=0.0, rules=ZERO_CONFIG).room.summary().phase
+        found.append((Phase.WAITING, after, EventKind.PRESENCE_OBSERVED, who))
+    none = SAMPLE_ROOMS[Phase.NO_AGENT_EXPECTED]
+    after = transition(none, _later_dispatch(), now=0.0, rules=ZERO_CONFIG).room.summary().phase
+    found.append((Phase.NO_AGENT_EXPECTED, after, EventKind.RECONCILED, "dispatch listed"))
+    return found
+
+
+def edges() -> list[Edge]:
     """(from, to, event kind, whom) for every sample event that changes the phase."""
     found: list[Edge] = []
-    for phase, room in SAMPLE_ROOMS.items():
+    for phase in SAMPLE_ROOMS:
         for kind in EventKind:
             for who, event in sample_events(kind).items():
-                after = part(transition(room, event, now=0.0, rules=rules).room).phase
+                after = phase_after(phase, event)
                 if after != phase:
                     found.append((phase, after, kind, who))
-    return found
+    return found + _discovered()
 
 
 # --- recovery -------------------------------------------------------------------------------------

@@ -14,7 +14,9 @@ Who is there
    came (nothing changes a closed room again); AGENT_ACTIVE when our agent is present and has
    published a track or sent a heartbeat; AGENT_PRESENT when it is present and has not; else IDLE
    when no person is present; AGENT_LOST when people remain and our agent was present just before
-   (it stays so while people come and go); WAITING when people are there and no agent has come.
+   (it stays so while people come and go); WAITING when people are there and no agent has come. The
+   room as a whole, once LiveKit was asked and named no agent for it, is NO_AGENT_EXPECTED while people
+   are there (nobody waits for an agent: `presence.room_phase`, and the room's row).
 4. Participants are tracked by identity *and* sid: a `participant_left` for an old sid does not remove
    the identity's newer session (LiveKit's duplicate-identity takeover). A track event carries only
    an identity; it can only mark one of the present agents active. `agent_job_ended` means that
@@ -75,7 +77,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
 from workers.core.actions import new_actions
-from workers.core.agents import declared, expect
+from workers.core.agents import counted, declared, expect, noted
 from workers.core.events import Event, EventKind
 from workers.core.presence import (
     Presence,
@@ -107,7 +109,7 @@ from workers.core.recovery import (
     stand_down,
     watch_agent,
 )
-from workers.core.room import AgentView, Decision, Phase, Policy, Recovery, Room
+from workers.core.room import AgentView, Decision, Phase, Policy, Recovery, Redispatch, Room
 from workers.core.rules import RULE, SETTING, Rules
 from workers.core.table import ignore, table
 
@@ -183,25 +185,25 @@ def recover(room: Room, event: Event, policy: Policy) -> Room:
 # the removal of a second copy can be), a restart only where people wait for an agent of ours.
 K = EventKind
 TABLE: Mapping[tuple[Phase, EventKind], Presence] = table("TABLE", Phase, EventKind, {
-    #                                 idle        waiting     present     active      lost        closed
-    K.ROOM_STARTED:                   (start,      start,      start,      start,      start,      ignore),
-    K.ROOM_FINISHED:                  (finish,     finish,     finish,     finish,     finish,     ignore),
-    K.PARTICIPANT_JOINED:             (join,       join,       join,       join,       join,       ignore),
-    K.PARTICIPANT_LEFT:               (leave,      leave,      leave,      leave,      leave,      ignore),
-    K.PARTICIPANT_CONNECTION_ABORTED: (leave,      leave,      leave,      leave,      leave,      ignore),
-    K.TRACK_PUBLISHED:                (activity,   activity,   activity,   activity,   activity,   ignore),
-    K.TRACK_UNPUBLISHED:              (ignore,     ignore,     ignore,     ignore,     ignore,     ignore),
-    K.AGENT_JOB_STARTED:              (ignore,     ignore,     ignore,     ignore,     ignore,     ignore),
-    K.AGENT_JOB_ENDED:                (job_ended,  job_ended,  job_ended,  job_ended,  job_ended,  ignore),
-    K.OTHER:                          (ignore,     ignore,     ignore,     ignore,     ignore,     ignore),
-    K.HEARTBEAT:                      (activity,   activity,   activity,   activity,   activity,   ignore),
-    K.RECONCILED:                     (reconciled, reconciled, reconciled, reconciled, reconciled, ignore),
-    K.DEADLINE_PASSED:                (ignore,     recover,    recover,    recover,    recover,    ignore),
-    K.PRESENCE_OBSERVED:              (ignore,     recover,    recover,    recover,    recover,    ignore),
-    K.AGENT_EVICTED:                  (ignore,     recover,    recover,    recover,    recover,    ignore),
-    K.AGENT_DISPATCHED:               (ignore,     recover,    recover,    recover,    recover,    ignore),
-    K.UPSTREAM_FAILED:                (ignore,     recover,    recover,    recover,    recover,    ignore),
-    K.AGENT_RESTARTED:                (ignore,     recover,    ignore,     ignore,     recover,    ignore),
+    #                                 idle        waiting     present     active      lost        closed      no agent
+    K.ROOM_STARTED:                   (start,      start,      start,      start,      start,      ignore,     start),
+    K.ROOM_FINISHED:                  (finish,     finish,     finish,     finish,     finish,     ignore,     finish),
+    K.PARTICIPANT_JOINED:             (join,       join,       join,       join,       join,       ignore,     join),
+    K.PARTICIPANT_LEFT:               (leave,      leave,      leave,      leave,      leave,      ignore,     leave),
+    K.PARTICIPANT_CONNECTION_ABORTED: (leave,      leave,      leave,      leave,      leave,      ignore,     leave),
+    K.TRACK_PUBLISHED:                (activity,   activity,   activity,   activity,   activity,   ignore,     activity),
+    K.TRACK_UNPUBLISHED:              (ignore,     ignore,     ignore,     ignore,     ignore,     ignore,     ignore),
+    K.AGENT_JOB_STARTED:              (ignore,     ignore,     ignore,     ignore,     ignore,     ignore,     ignore),
+    K.AGENT_JOB_ENDED:                (job_ended,  job_ended,  job_ended,  job_ended,  job_ended,  ignore,     job_ended),
+    K.OTHER:                          (ignore,     ignore,     ignore,     ignore,     ignore,     ignore,     ignore),
+    K.HEARTBEAT:                      (activity,   activity,   activity,   activity,   activity,   ignore,     activity),
+    K.RECONCILED:                     (reconciled, reconciled, reconciled, reconciled, reconciled, ignore,     reconciled),
+    K.DEADLINE_PASSED:                (ignore,     recover,    recover,    recover,    recover,    ignore,     ignore),
+    K.PRESENCE_OBSERVED:              (ignore,     recover,    recover,    recover,    recover,    ignore,     ignore),
+    K.AGENT_EVICTED:                  (ignore,     recover,    recover,    recover,    recover,    ignore,     ignore),
+    K.AGENT_DISPATCHED:               (ignore,     recover,    recover,    recover,    recover,    ignore,     ignore),
+    K.UPSTREAM_FAILED:                (ignore,     recover,    recover,    recover,    recover,    ignore,     ignore),
+    K.AGENT_RESTARTED:                (ignore,     recover,    ignore,     ignore,     recover,    ignore,     ignore),
 })  # fmt: skip
 
 # What Warden does about an agent. Rules for Warden's events act for the attempt its part is on only (a
@@ -275,15 +277,28 @@ def transition(room: Room, event: Event, *, now: float, rules: Rules) -> Decisio
     after = TABLE[(phase, seen.kind)](after, seen, policy)
     for view in after.watchers():
         after = _settle(after, view, seen, _policy(after, view, policy))
-    for agent, source in declared(event, rule, after):
-        after = _expect(after, agent, source, seen, policy)
-    return Decision(after, new_actions(room, after))
+    for agent, source, since in declared(event, rule, after):
+        after = _expect(after, agent, source, seen, policy, since)
+    after = noted(after, event)
+    actions = new_actions(room, after)
+    for decided in (a for a in actions if isinstance(a, Redispatch)):
+        after = after.put(counted(after.view_for(decided.agent), decided.attempt))  # counted once decided
+    return Decision(after, actions)
 
 
-def _settle(room: Room, view: AgentView, event: Event, policy: Policy, *, new: bool = False) -> Room:
+def _settle(
+    room: Room,
+    view: AgentView,
+    event: Event,
+    policy: Policy,
+    *,
+    new: bool = False,
+    since: float | None = None,
+) -> Room:
     """Where presence left the room for one part: its phase, when its people started waiting or its agent
     came, its first dispatch (rule 6); then that phase's rule in `RECOVERY`. A `new` part is as if it
-    had watched from the first person's arrival (`agents`, rule 3)."""
+    had watched from the first person's arrival, or from `since` (its dispatch) when later (`agents`,
+    rule 3)."""
     before = view.phase
     phase = phase_of(room, before, policy)
     waiting_since = view.waiting_since
@@ -293,6 +308,8 @@ def _settle(room: Room, view: AgentView, event: Event, policy: Policy, *, new: b
         # a room adopted from a listing, or a new part: people have waited since LiveKit says they came
         listed = phase is Phase.WAITING and (new or event.kind in _LISTINGS)
         waiting_since = min(p.joined_at for p in room.people) if listed else event.at
+        if new and since is not None:
+            waiting_since = max(waiting_since, since)
     agent_joined_at = view.agent_joined_at
     if agent_joined_at is None and phase in _AGENT_HERE:
         agent_joined_at = min(a.joined_at for a in room.our_agents(policy))
@@ -313,14 +330,17 @@ def _settle(room: Room, view: AgentView, event: Event, policy: Policy, *, new: b
     return RECOVERY[(moved.recovery, trigger)](room.put(moved), moved, event, policy)
 
 
-def _expect(room: Room, agent: str, source: str, event: Event, policy: Policy) -> Room:
-    """The room expecting `agent` (learned from `source`): a part of its own, if it has none yet."""
+def _expect(
+    room: Room, agent: str, source: str, event: Event, policy: Policy, since: float | None = None
+) -> Room:
+    """The room expecting `agent` (learned from `source`; dispatched at `since`): a part of its own, if it
+    has none yet."""
     known = room.view(agent)
     if known is not None:
         return room if source in known.sources else room.put(replace(known, sources=(*known.sources, source)))
     fresh = AgentView(agent, (source,))
     room = replace(room, views=(*room.views, fresh))
-    return _settle(room, fresh, event, _policy(room, fresh, policy), new=True)
+    return _settle(room, fresh, event, _policy(room, fresh, policy), new=True, since=since)
 
 
 def fold(room: Room, events: Iterable[tuple[Event, float]], *, rules: Rules) -> Room:

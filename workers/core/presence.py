@@ -35,9 +35,13 @@ def phase_of(room: Room, before: Phase, policy: Policy) -> Phase:
 
 def room_phase(room: Room) -> Phase:
     """The phase of the room as a whole (its own watch's): closed, idle, or waiting while people are in
-    it. Who is there does not depend on whose phase reads the presence rules: they are the same in
-    every open phase."""
-    return phase_of(room, Phase.IDLE, NO_AGENT)
+    it — no_agent_expected instead once LiveKit was asked and named no agent (nobody waits for one).
+    Who is there does not depend on whose phase reads the presence rules: they are the same in every
+    open phase."""
+    phase = phase_of(room, Phase.IDLE, NO_AGENT)
+    if phase is Phase.WAITING and room.learned and not room.views:
+        return Phase.NO_AGENT_EXPECTED
+    return phase
 
 
 def start(room: Room, event: Event, policy: Policy) -> Room:

@@ -15,7 +15,9 @@ from workers.core.plain import tagged
 
 
 class Phase(StrEnum):
-    """Who is in the room, as one expected agent sees it (`presence.phase_of`)."""
+    """Who is in the room, as one expected agent sees it (`presence.phase_of`); NO_AGENT_EXPECTED only
+    for the room as a whole (`presence.room_phase`): people are there, and LiveKit was asked and named
+    no agent for it."""
 
     IDLE = "idle"
     WAITING = "waiting"
@@ -23,6 +25,7 @@ class Phase(StrEnum):
     AGENT_ACTIVE = "agent_active"
     AGENT_LOST = "agent_lost"
     CLOSED = "closed"
+    NO_AGENT_EXPECTED = "no_agent_expected"
 
 
 class Recovery(StrEnum):
@@ -102,11 +105,14 @@ class AgentView:
     # recovery
     deadline: Deadline | None = None
     recovery: Recovery = Recovery.NONE
-    redispatches: int = 0
+    redispatches: int = 0  # in the incident under way, bounded by `max_redispatches`; reset when one comes
+    # the deadline attempts at which Warden re-dispatched it in this room, ever (decided, or answered): the
+    # timeline's Redispatch and agent_dispatched lines, which neither its arrival nor a re-fold undoes
+    redispatched: tuple[int, ...] = ()
     stale_dispatches: tuple[str, ...] = ()
     dispatch_metadata: str = ""
     dispatch_attributes: tuple[tuple[str, str], ...] = ()
-    dispatch_id: str = ""
+    dispatch_id: str = ""  # its dispatch live now: the one Warden made last, or the newest a listing named
     evict: str = ""
     error: str = ""
     dispatched_on_start: bool = False
@@ -183,11 +189,13 @@ class Room:
 
     def summary(self) -> AgentView:
         """The part most in need of an agent (the room's own watch while no agent is known): what the
-        room's row shows as its phase and recovery. A room that expects no agent shows as idle: nobody
-        waits."""
+        room's row shows as its phase and recovery. A room that expects no agent shows as
+        no_agent_expected while people are in it (nobody waits for an agent), idle once nobody is."""
         watching = self.watchers()
         if not watching:
-            return AgentView(phase=Phase.CLOSED if self.finished_at is not None else Phase.IDLE)
+            if self.finished_at is not None:
+                return AgentView(phase=Phase.CLOSED)
+            return AgentView(phase=Phase.NO_AGENT_EXPECTED if self.people else Phase.IDLE)
         return min(watching, key=lambda v: (_URGENCY[v.recovery], _NEED[v.phase]))
 
     def next_deadline(self) -> float | None:
@@ -199,8 +207,9 @@ _NEED = {
     Phase.WAITING: 1,
     Phase.AGENT_PRESENT: 2,
     Phase.AGENT_ACTIVE: 3,
-    Phase.IDLE: 4,
-    Phase.CLOSED: 5,
+    Phase.NO_AGENT_EXPECTED: 4,
+    Phase.IDLE: 5,
+    Phase.CLOSED: 6,
 }
 _URGENCY = {
     Recovery.FAILED: 0,

@@ -138,6 +138,20 @@ async def open_rooms(engine: AsyncEngine) -> dict[str, tuple[str, float, float]]
         return {sid: (name, updated_at, confirmed_at or 0.0) for sid, name, updated_at, confirmed_at in rows}
 
 
+async def unconfirmed(engine: AsyncEngine, phase: Phase, since: float, limit: int) -> list[tuple[str, str]]:
+    """(sid, name) of up to `limit` rooms in `phase` that no check has confirmed since `since`, those
+    confirmed least recently (or never) first."""
+    confirmed = func.coalesce(ROOMS.c.confirmed_at, 0.0)
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            select(ROOMS.c.sid, ROOMS.c.name)
+            .where(ROOMS.c.phase == phase.value, confirmed < since)
+            .order_by(confirmed, ROOMS.c.sid)
+            .limit(limit)
+        )
+        return [(sid, name) for sid, name in rows]
+
+
 async def load_rooms(engine: AsyncEngine, sids: list[str], *, legacy_agent: str = "") -> dict[str, Room]:
     """sid → current state of those of `sids` Warden knows."""
     if not sids:

@@ -3,7 +3,11 @@
 - `sweep`: re-queues every overdue deadline, so a lost timer or a dead worker still fires; delivers
   what the outbox still holds (alerts and deploy hooks too); settles incidents none of whose rooms
   waits any more, and takes up their restarts a dead worker left unfinished.
-- `reconcile`: compares Warden's open rooms with LiveKit's and records what differs.
+- `reconcile`: compares Warden's open rooms with LiveKit's and records what differs: who is there, and
+  (rooms whose agents are learned, with people) the dispatches, so that a dispatch made later is learned.
+- `discover`: every `DISCOVER_TICK_SECONDS`, looks again at rooms with people that expect no agent yet
+  (`no_agent_expected`): each every `WARDEN_DISCOVER_SECONDS` at most, at most
+  `WARDEN_DISCOVER_CALLS_PER_SECOND` calls to LiveKit a second across all rooms.
 - `prune`: deletes closed rooms and resolved incidents older than `WARDEN_RETENTION`, in small batches.
 """
 
@@ -19,12 +23,13 @@ from workers.core.errors import UpstreamError
 from workers.core.events import Event, EventKind, Fact, internal
 from workers.core.machine import changes
 from workers.core.presence import RECONCILE_GRACE_SECONDS
+from workers.core.room import Phase, Room
 from workers.jobs.delivery.outbox import deliver_overdue
 from workers.jobs.rooms.recording import record
 from workers.jobs.runtime.context import context
 from workers.jobs.runtime.metrics import count_pruned
 from workers.queue.jobs import queue_deadline
-from workers.store.queries import known_sids, load_rooms, open_rooms, overdue_deadlines
+from workers.store.queries import known_sids, load_rooms, open_rooms, overdue_deadlines, unconfirmed
 from workers.store.retention import prune as prune_older
 from workers.store.writer import confirm
 
@@ -93,18 +98,11 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
     rooms = await load_rooms(worker.engine, [sid for sid, _ in to_ask if sid in known], legacy_agent=legacy)
     confirmed = []
     for sid, name in to_ask:
-        try:
-            present = await effects.presence.participants(name)
-        except UpstreamError as exc:
-            log.warning("reconciliation of room %s skipped: %s", name, exc)
-            continue
-        fact = Fact(at=effects.clock(), room_exists=present is not None, participants=present or ())
-        event = _reconciled(sid, name, fact)
         room = rooms.get(sid)
-        if room is not None and not changes(room, event, now=fact.at, rules=worker.rules):
-            confirmed.append(sid)  # nothing to correct: not worth a line in the room's log
-            continue
-        await record(ctx, [(event, fact.at)])
+        # The dispatches too where they can teach an agent: learned rooms with people in them.
+        looked = await _look(ctx, sid, name, room, dispatches=room is not None and _listens(room))
+        if looked:
+            confirmed.append(sid)
     await confirm(worker.engine, confirmed, effects.clock())
     return {
         "closed": len(gone),
@@ -112,6 +110,59 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
         "asked": len(to_ask),
         "confirmed": len(confirmed),
     }
+
+
+async def discover(ctx: dict[str, Any]) -> dict[str, int]:
+    """Cron (every `DISCOVER_TICK_SECONDS`): look again at rooms with people that expect no agent yet
+    (`no_agent_expected`: LiveKit named none when asked), so that an agent the application dispatches
+    later is learned and watched from its dispatch. Each such room is looked at (ListParticipants and
+    ListDispatch, recorded as a reconciliation when it is news) once no check has confirmed it for
+    `WARDEN_DISCOVER_SECONDS`, least recently confirmed first, at most `Settings.discover_batch` rooms a
+    run: `WARDEN_DISCOVER_CALLS_PER_SECOND` bounds the calls across all rooms."""
+    worker = context(ctx)
+    settings, clock = worker.settings, worker.effects.clock
+    due = await unconfirmed(
+        worker.engine,
+        Phase.NO_AGENT_EXPECTED,
+        clock() - settings.warden_discover_seconds,
+        settings.discover_batch,
+    )
+    legacy = worker.rules.legacy_agent
+    rooms = await load_rooms(worker.engine, [sid for sid, _ in due], legacy_agent=legacy)
+    looked = []
+    for sid, name in due:
+        if await _look(ctx, sid, name, rooms.get(sid), dispatches=True) is not None:
+            looked.append(sid)
+    await confirm(worker.engine, looked, clock())  # news or not, looked at now: next in its own time
+    return {"due": len(due), "looked": len(looked)}
+
+
+def _listens(room: Room) -> bool:
+    """Can the room's dispatches teach Warden an agent? Its own watch is over, and people are there."""
+    return room.learned and bool(room.people) and room.finished_at is None
+
+
+async def _look(
+    ctx: dict[str, Any], sid: str, name: str, room: Room | None, *, dispatches: bool
+) -> bool | None:
+    """List who is in the room (and its `dispatches`) and record it as a reconciliation when that is news
+    to Warden. True: found as Warden knows it (nothing recorded); False: recorded; None: LiveKit did
+    not answer (logged, skipped)."""
+    presence, clock = context(ctx).effects.presence, context(ctx).effects.clock
+    try:
+        present = await presence.participants(name)
+        # Nobody there (livekit-server lists a room that ended since as empty, and would answer its
+        # ListDispatch with a 503 after 3 s): no agent to learn for anyone.
+        listed = await presence.listed_dispatches(name) if dispatches and present else ()
+    except UpstreamError as exc:
+        log.warning("looking at room %s skipped: %s", name, exc)
+        return None
+    fact = Fact(at=clock(), room_exists=present is not None, participants=present or (), dispatches=listed)
+    event = _reconciled(sid, name, fact)
+    if room is not None and not changes(room, event, now=fact.at, rules=context(ctx).rules):
+        return True  # nothing to correct: not worth a line in the room's log
+    await record(ctx, [(event, fact.at)])
+    return False
 
 
 def _reconciled(sid: str, name: str, fact: Fact) -> Event:

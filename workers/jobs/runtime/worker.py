@@ -11,13 +11,13 @@ from arq.worker import func
 
 from workers.jobs.delivery.dead_letters import Job, dead_lettered
 from workers.jobs.delivery.incident_reports import INCIDENT_REPORT_TIMEOUT_SECONDS, report_to_incident
-from workers.jobs.rooms.crons import prune, reconcile, sweep
+from workers.jobs.rooms.crons import discover, prune, reconcile, sweep
 from workers.jobs.rooms.jobs import apply_webhook, heartbeat, on_deadline
 from workers.jobs.runtime.lifecycle import shutdown, startup
 from workers.jobs.runtime.metrics import timed_job
 from workers.jobs.runtime.retry import JOB_TIMEOUT_SECONDS, MAX_TRIES
 from workers.queue.jobs import APPLY_WEBHOOK, ESCALATE, HEARTBEAT, ON_DEADLINE, REPORT_TO_INCIDENT
-from workers.settings import Settings
+from workers.settings import DISCOVER_TICK_SECONDS, Settings
 
 
 def _job(name: str, job: Job) -> Job:
@@ -48,6 +48,8 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
                 timed_job(sweep), second=set(range(0, 60, settings.warden_sweep_seconds)), run_at_startup=True
             ),
             cron(timed_job(reconcile), **settings.reconcile_schedule(), unique=True),  # type: ignore[arg-type]
+            # rooms with people that expect no agent yet: a later dispatch is learned
+            cron(timed_job(discover), second=set(range(0, 60, DISCOVER_TICK_SECONDS)), unique=True),
             cron(timed_job(prune), second={7, 22, 37, 52}, unique=True, run_at_startup=True),  # retention
         ],
         "queue_name": settings.warden_queue_name,
