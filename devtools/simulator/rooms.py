@@ -211,8 +211,16 @@ class Rooms(Base):
         return self.rooms[name]
 
     def _ListParticipants(self, req: rs.ListParticipantsRequest) -> rs.ListParticipantsResponse:
-        # livekit-server answers for a room it does not have with an empty list, not `not_found`
-        return rs.ListParticipantsResponse(participants=list(self.rooms.get(req.room, {}).values()))
+        # livekit-server answers for a room it does not have with an empty list, not `not_found`; it
+        # lists each participant with the tracks it publishes
+        listed = []
+        for identity, info in self.rooms.get(req.room, {}).items():
+            shown = models.ParticipantInfo()
+            shown.CopyFrom(info)
+            for track in self.tracks.get((req.room, identity), []):
+                shown.tracks.add(sid=track, type=models.TrackType.AUDIO, source=models.TrackSource.MICROPHONE)
+            listed.append(shown)
+        return rs.ListParticipantsResponse(participants=listed)
 
     def _RemoveParticipant(self, req: rs.RoomParticipantIdentity) -> rs.RemoveParticipantResponse:
         if req.identity not in self._room(req.room):

@@ -283,12 +283,12 @@ async def test_the_harness_delivers_what_the_standin_does_at_the_time_it_does_it
         assert [a.identity for a in whole.agents] == [identity] and room.phase is Phase.AGENT_ACTIVE
 
 
-@pytest.mark.xfail(strict=True, reason="issue 23: Warden doubles a slow agent (the core's fix turns this on)")
 async def test_the_cold_start_is_never_doubled(tmp_path: Path, redis_url: str) -> None:
     """Issue 23's cold start through the worker's jobs, on the harness's clock: the application's
-    dispatch, the agent 4.7 s after it, its job listed at 5.2 s, a 4-s join SLA. Today Warden deletes
-    the dispatch at the SLA and dispatches again; the first agent comes anyway, and the two are in the
-    room together from 8.7 s to 19.0 s (10.3 s; 12 s against livekit-server)."""
+    dispatch, the agent 4.7 s after it, its job listed at 5.2 s, a 4-s join SLA. Before issue 23 Warden
+    deleted the dispatch at the SLA and dispatched again; the first agent came anyway, and the two were
+    in the room together from 8.7 s to 19.0 s. Now a dispatch without a job is awaited `LISTING_GRACE`
+    after it was made: the agent comes at 4.7 s, and nothing else does."""
     db = f"sqlite:///{tmp_path}/w.db"
     async with harness(redis_url, db, warden_agent_name="", warden_join_sla_seconds=4) as h:
         cold_start(h.fake, AGENT)

@@ -300,7 +300,9 @@ def test_cli_simulate_prints_what_it_injected_and_what_warden_did(run: Run) -> N
     """`python -m devtools.simulate` itself, on the port Warden's LIVEKIT_URL names (the fixture's
     stand-in is gone)."""
     port = run.warden.env["LIVEKIT_URL"].rsplit(":", 1)[1]
-    argv = ["--url", run.warden.url, "--rooms", "4", "--over", "1", "--meeting", "4-5"]
+    # meetings long enough for a re-dispatch: a dispatch no worker took is replaced only once LiveKit
+    # would have listed its job (`LISTING_GRACE`, 6 s after it was made)
+    argv = ["--url", run.warden.url, "--rooms", "4", "--over", "1", "--meeting", "9-10"]
     argv += ["--port", port, "--key", KEY, "--secret", SECRET, "--agent-name", AGENT]
     argv += ["--failure", "never-joins:1", "--seed", "1"]
     done = subprocess.run(

@@ -84,7 +84,7 @@ class InMemoryLiveKit:
         live.participants[identity] = who
         waiting = [d for d in live.dispatches.values() if d.agent_name == agent_name and not d.statuses]
         if waiting:
-            live.dispatches[waiting[0].id] = replace(waiting[0], statuses=(JOB_RUNNING,))
+            live.dispatches[waiting[0].id] = replace(waiting[0], statuses=(JOB_RUNNING,), agents=(identity,))
         return who
 
     def leave(self, room: str, identity: str) -> None:

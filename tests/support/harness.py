@@ -10,6 +10,7 @@ lets time pass with `pass_time` (or `fire`s a deadline), each created at its own
 from __future__ import annotations
 
 import contextlib
+import heapq
 import math
 import time
 from collections.abc import AsyncIterator
@@ -78,8 +79,12 @@ class Harness:
     queue: ArqRedis
     escalations_run: set[str] = field(default_factory=set)
     sids: dict[str, str] = field(default_factory=lambda: {ROOM: SID})  # room name -> the sid sent with it
+    # how long each of the stand-in's next webhooks takes to arrive, in order (none left: at once); a
+    # webhook that is late can arrive after a later one
+    delays: list[float] = field(default_factory=list)
     _ids: int = 0
-    _delivered: int = 0  # how many of the stand-in's own webhooks have been delivered
+    _delivered: int = 0  # how many of the stand-in's own webhooks are delivered or on their way
+    _arriving: list[tuple[float, int]] = field(default_factory=list)  # (when it arrives, its index), a heap
 
     async def send(
         self,
@@ -169,9 +174,18 @@ class Harness:
         are delivered to the worker's jobs, as LiveKit would send them then."""
         until = self.clock.now + seconds
         await self.deliver()
-        while self.clock.step(until):
+        while True:
+            timer, arrives = self.clock.next_due(), self.next_arrival()
+            if arrives <= until and (timer is None or arrives < timer):
+                self.clock.now = max(self.clock.now, arrives)
+            elif not self.clock.step(until):
+                break
             await self.deliver()
         self.clock.now = until
+
+    def next_arrival(self) -> float:
+        """When the next webhook on its way arrives (inf: none is)."""
+        return self._arriving[0][0] if self._arriving else math.inf
 
     async def run_for(self, seconds: float, sid: str = SID) -> list[str]:
         """Let `seconds` pass as a worker lives them: the stand-in's timers and webhooks in order, and the
@@ -190,15 +204,26 @@ class Harness:
                 return outcomes
             timer = self.clock.next_due()
             await self.pass_time(
-                max(0.0, min(due, until, math.inf if timer is None else timer) - self.clock.now)
+                max(
+                    0.0,
+                    min(due, until, math.inf if timer is None else timer, self.next_arrival())
+                    - self.clock.now,
+                )
             )
 
     async def deliver(self) -> None:
-        """Deliver the webhooks the stand-in sent of its own doing and nobody delivered yet, each created
-        at the time it was sent."""
-        while self._delivered < len(self.fake.webhooks):
-            at, event, room, fields = self.fake.webhooks[self._delivered]
-            self._delivered += 1
+        """Deliver the webhooks the stand-in sent of its own doing that have arrived by now (at once,
+        unless `delays` says otherwise) and nobody delivered yet, each created at the time it was sent."""
+        while True:
+            while self._delivered < len(self.fake.webhooks):
+                at = self.fake.webhooks[self._delivered][0]
+                delay = self.delays.pop(0) if self.delays else 0.0
+                heapq.heappush(self._arriving, (at + delay, self._delivered))
+                self._delivered += 1
+            if self.next_arrival() > self.clock.now:
+                return
+            _, index = heapq.heappop(self._arriving)
+            at, event, room, fields = self.fake.webhooks[index]
             sid = self.sids.get(room, room_sid(room))
             await self.send(event, at=at, room=room, sid=sid, **fields)
 

@@ -20,6 +20,7 @@ from workers.core.events import (
     internal,
 )
 from workers.core.machine import placed, transition
+from workers.core.recovery import LISTING_GRACE
 from workers.core.room import (
     CheckPresence,
     Dispatch,
@@ -288,7 +289,8 @@ def test_a_single_agent_name_is_one_agent_watched_from_the_first_event_as_a_rule
 def test_a_dispatch_made_just_before_the_deadline_is_given_its_time_not_replaced() -> None:
     """A dispatch made a moment before the check, still without a job or an agent, may be on its way
     (livekit-server assigned one 50 ms after Warden deleted it): re-dispatching would orphan its agent
-    beside a new one. Warden looks again once it has had its time (2 s)."""
+    beside a new one. Warden looks again once it has had its time (`LISTING_GRACE`, 6 s: livekit-server
+    lists a job up to 5 s after it assigned it)."""
     rules = Rules.of((Rule(1, agents=("assistant",)),), POLICY)
     room = Room_(rules)
     room(webhook(J, 100, ALICE))
@@ -298,9 +300,9 @@ def test_a_dispatch_made_just_before_the_deadline_is_given_its_time_not_replaced
     acted = room.answer(due.attempt, 115.0, (ALICE,), fresh)
     assert not any(isinstance(a, Redispatch) for a in acted)
     again = room.due("assistant")
-    assert again.at == 114.2 + 2 and again.attempt > due.attempt
+    assert again.at == 114.2 + LISTING_GRACE and again.attempt > due.attempt
     room.fire(again)
-    acted = room.answer(again.attempt, 116.3, (ALICE,), fresh)  # still nobody: now it is stale
+    acted = room.answer(again.attempt, 120.3, (ALICE,), fresh)  # still nobody, no job: now it is stale
     assert [a.stale for a in acted if isinstance(a, Redispatch)] == [("AD_5",)]
 
 

@@ -32,6 +32,7 @@ CHANGED: dict[tuple[Recovery, Trigger, str], tuple[Recovery, Reason | None]] = {
     (N, Trigger.DEADLINE_PASSED, ""): (C, Reason.JOIN),
     (C, Trigger.PRESENCE_OBSERVED, "agent there"): (N, NO_DEADLINE),
     (C, Trigger.PRESENCE_OBSERVED, "agent stalled"): (E, Reason.ACTIVE),
+    (C, Trigger.PRESENCE_OBSERVED, "two copies"): (E, Reason.DUPLICATE),
     (C, Trigger.PRESENCE_OBSERVED, "no agent"): (R, Reason.JOIN),
     (C, Trigger.PRESENCE_OBSERVED, "re-dispatches used up"): (F, NO_DEADLINE),
     (C, Trigger.PRESENCE_OBSERVED, "nobody left"): (N, NO_DEADLINE),
@@ -52,6 +53,10 @@ CHANGED: dict[tuple[Recovery, Trigger, str], tuple[Recovery, Reason | None]] = {
     (N, Trigger.AGENT_STAYED, ""): (N, NO_DEADLINE),
     (C, Trigger.AGENT_STAYED, ""): (N, NO_DEADLINE),
     (R, Trigger.AGENT_STAYED, ""): (N, NO_DEADLINE),
+    # two copies of the agent: the later one is to go (a check due at once), whatever was under way
+    # but a step of its own, which finishes first
+    (N, Trigger.AGENT_DOUBLED, ""): (N, Reason.DUPLICATE),
+    (F, Trigger.AGENT_DOUBLED, ""): (N, Reason.DUPLICATE),
 }
 for _state in Recovery:
     CHANGED |= {
@@ -124,7 +129,7 @@ def test_where_presence_left_the_room_is_the_recovery_trigger(
 
 def test_the_presence_table_hands_warden_events_to_recovery_where_they_can_matter() -> None:
     waiting_for_agent = {Phase.WAITING, Phase.AGENT_LOST}
-    can_be_recovering = waiting_for_agent | {Phase.AGENT_PRESENT}
+    can_be_recovering = waiting_for_agent | {Phase.AGENT_PRESENT, Phase.AGENT_ACTIVE}  # active: copies
     for trigger in Trigger:
         if trigger.value not in EventKind._value2member_map_:
             continue  # where presence left the room: not an event

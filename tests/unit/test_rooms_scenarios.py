@@ -20,7 +20,7 @@ from workers.core.events import (
     internal,
 )
 from workers.core.machine import LIFECYCLE_RANK, fold, is_webhook, newest_after, placed, second_of, transition
-from workers.core.room import AgentView, Phase, Policy, Room, ScheduleDeadline
+from workers.core.room import AgentView, Phase, Policy, Recovery, Room, ScheduleDeadline
 from workers.core.rules import DISPATCH, Rules
 
 POLICY = Policy("notetaker")
@@ -279,7 +279,7 @@ any_event = st.builds(
     ),
     any_kind,
     st.integers(0, 60),
-    st.sampled_from(["alice", "bob", "agent-1"]),
+    st.sampled_from(["alice", "bob", "agent-1", "agent-2"]),
     st.one_of(st.none(), facts),
 )
 
@@ -293,6 +293,7 @@ def test_the_machine_never_raises_and_its_actions_are_well_formed(
     events: list[Event], policy: Policy
 ) -> None:
     room, rules = Room("RM_1", "call-42"), Rules.of((), policy)
+    numbered: dict[int, ScheduleDeadline] = {}
     for event in events:
         decision = transition(room, event, now=float(event.created_at), rules=rules)
         room = decision.room
@@ -300,5 +301,9 @@ def test_the_machine_never_raises_and_its_actions_are_well_formed(
         assert view.phase in Phase
         for action in decision.actions:
             assert action in pending_actions(view) or not isinstance(action, ScheduleDeadline)
+            if isinstance(action, ScheduleDeadline):  # a number names one deadline, ever
+                assert numbered.setdefault(action.attempt, action) == action
         if view.deadline is not None:
             assert view.deadline.attempt == room.attempt
+        if view.phase in (Phase.WAITING, Phase.AGENT_LOST) and view.recovery is Recovery.NONE:
+            assert view.deadline is not None  # people wait, the agent is absent: something is scheduled

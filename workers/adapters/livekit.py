@@ -204,6 +204,9 @@ def _dispatch(dispatch: AgentDispatch) -> DispatchInfo:
         created_at=dispatch.state.created_at / 1e9,  # nanoseconds
         statuses=tuple(int(job.state.status) for job in dispatch.state.jobs),
         attributes=tuple(sorted(dispatch.attributes.items())),
+        agents=tuple(
+            j.state.participant_identity for j in dispatch.state.jobs if j.state.participant_identity
+        ),
     )
 
 
@@ -215,6 +218,7 @@ def _participant(info: ParticipantInfo) -> Participant:
         agent_name=_agent_name(info),
         joined_at=float(info.joined_at),
         on_behalf=info.attributes.get(ON_BEHALF_ATTRIBUTE, ""),
+        publishing=len(info.tracks) > 0,
     )
 
 

@@ -42,7 +42,10 @@ def pending_actions(view: AgentView) -> tuple[Action, ...]:
 
 
 def in_breach(view: AgentView) -> bool:
-    """Has the agent missed its SLA, with Warden still working on it (or given up)?"""
+    """Has the agent missed its SLA, with Warden still working on it (or given up)? Removing a second
+    copy of an agent that is there is no breach."""
+    if view.deadline is not None and view.deadline.reason is Reason.DUPLICATE:
+        return False
     return (
         view.recovery in (Recovery.REDISPATCHING, Recovery.EVICTING, Recovery.FAILED)
         or view.redispatches > 0

@@ -43,6 +43,7 @@ RULES = Rules.of((), POLICY)  # `WARDEN_AGENT_NAME=notetaker`: the one agent eve
 PERSON = Person("alice", "PA_alice", 1)
 AGENT = Agent("agent-1", "PA_agent", "notetaker", 2)
 ACTIVE_AGENT = replace(AGENT, active_at=3)
+COPY = Agent("agent-2", "PA_agent2", "notetaker", 9)  # a second copy of the notetaker, later
 
 
 def sample(phase: Phase, view: dict[str, Any] | None = None, **presence: Any) -> Room:
@@ -80,7 +81,10 @@ def phase_after(phase: Phase, event: Event) -> Phase:
 
 def _participant(identity: str, sid: str, kind: ParticipantKind | None) -> Participant:
     return Participant(
-        identity, sid, None if kind is None else int(kind), "notetaker" if identity == "agent-1" else ""
+        identity,
+        sid,
+        None if kind is None else int(kind),
+        "notetaker" if identity.startswith("agent-") else "",
     )
 
 
@@ -204,6 +208,7 @@ _MOVED: dict[Trigger, tuple[dict[str, Any], dict[str, Any]]] = {
     Trigger.AGENT_ARRIVED: ({"people": (PERSON,), "agents": (AGENT,)}, {"phase": Phase.AGENT_PRESENT}),
     Trigger.AGENT_STAYED: ({"people": (PERSON,), "agents": (AGENT,)}, {"phase": Phase.AGENT_PRESENT}),
     Trigger.AGENT_ACTIVE: ({"people": (PERSON,), "agents": (ACTIVE_AGENT,)}, {"phase": Phase.AGENT_ACTIVE}),
+    Trigger.AGENT_DOUBLED: ({"people": (PERSON,), "agents": (AGENT, COPY)}, {"phase": Phase.AGENT_PRESENT}),
     Trigger.AGENT_LOST: ({"people": (PERSON,), "agents": ()}, {"phase": Phase.AGENT_LOST}),
     Trigger.ROOM_CLOSED: ({"people": (), "agents": (), "finished_at": 20.0}, {"phase": Phase.CLOSED}),
     Trigger.ROOM_GONE: ({"people": (), "agents": (), "finished_at": 20.0}, {"phase": Phase.CLOSED}),
@@ -218,6 +223,11 @@ _ANSWERS: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
         {"agents": (AGENT,)},
         {"phase": Phase.AGENT_PRESENT, "deadline": Deadline(1, 12.0, Reason.ACTIVE)},
     ),
+    "two copies": (
+        {"participants": ("alice", "agent-1", "agent-2")},
+        {"agents": (AGENT, COPY)},
+        {"phase": Phase.AGENT_PRESENT, "deadline": Deadline(1, 12.0, Reason.DUPLICATE)},
+    ),
     "no agent": ({"participants": ("alice",)}, {}, {}),
     "re-dispatches used up": ({"participants": ("alice",)}, {}, {"redispatches": 2}),
     "nobody left": ({"participants": ()}, {}, {}),
@@ -230,9 +240,10 @@ def _moved(room: Room, presence: dict[str, Any], view: dict[str, Any]) -> Room:
 
 
 def _answer(participants: tuple[str, ...] = (), room_exists: bool = True) -> Fact:
+    agents = {a.identity: a for a in (AGENT, COPY)}
     listed = tuple(
-        _participant(AGENT.identity, AGENT.sid, ParticipantKind.AGENT)
-        if w == AGENT.identity
+        _participant(w, agents[w].sid, ParticipantKind.AGENT)
+        if w in agents
         else _participant(PERSON.identity, PERSON.sid, ParticipantKind.STANDARD)
         for w in participants
     )

@@ -84,6 +84,7 @@ class Participant:
     agent_name: str = ""
     joined_at: float = 0.0
     on_behalf: str = ""  # an avatar worker: the identity of the agent it speaks for (`lk.publish_on_behalf`)
+    publishing: bool = False  # LiveKit's listing shows it with a published track (an agent: working)
 
     @property
     def is_agent(self) -> bool:
@@ -122,6 +123,7 @@ class DispatchInfo:
     created_at: float = 0.0
     statuses: tuple[int, ...] = ()
     attributes: tuple[tuple[str, str], ...] = ()
+    agents: tuple[str, ...] = ()  # its listed jobs' agent identities (who serves it)
 
 
 @dataclass(frozen=True)

@@ -43,14 +43,23 @@ What Warden does about each expected agent
    Warden when its part enters WAITING from IDLE, once.
 7. A deadline that passes (`DEADLINE_PASSED` with its attempt number, not before its time) makes
    Warden ask LiveKit before acting (CHECKING → `CheckPresence`). A stale or early timer is ignored.
-   Deadlines are numbered room-wide, so a number names one agent's deadline.
+   Deadlines are numbered room-wide and a number is never used twice, re-folds included (`renumbered`),
+   so a number names one agent's deadline.
 8. The answer (`PRESENCE_OBSERVED`) is trusted over the webhooks: its participants replace the room's
    lists (webhooks get lost), sparing joins within `RECONCILE_GRACE_SECONDS` of it as rule 10 does
-   (the listing may predate them). Then: our agent there (and active, for an ACTIVE deadline) — nothing
-   to do. Nobody left — nothing to do. Otherwise re-dispatch: delete the stale dispatches for our agent
-   and create one with the original metadata (REDISPATCHING → `Redispatch`); a stalled agent is
-   removed first (EVICTING → `Evict`). Each re-dispatch sets a CONFIRM deadline, `join_sla` doubled
-   per re-dispatch already made.
+   (the listing may predate them); an agent listed with a published track is active. Then: our agent
+   there (and active, for an ACTIVE deadline) — nothing to do. Nobody left — nothing to do. A dispatch
+   for our agent that may still bring it — look again when it has had its time: no job listed,
+   `LISTING_GRACE` after it was made (livekit-server lists a job up to 5 s after assigning it); a job
+   listed and not ended (accepted, not joined), `CONNECT_GRACE`; one made before our agent left is not
+   awaited. Otherwise re-dispatch: delete the stale dispatches for our agent (never one that may still
+   bring it) and create one with the original metadata (REDISPATCHING → `Redispatch`); a stalled agent
+   is removed first (EVICTING → `Evict`). Each re-dispatch sets a CONFIRM deadline, `join_sla` doubled
+   per re-dispatch already made. Two copies of our agent (by its exact name) in the room set a
+   DUPLICATE deadline due at once (AGENT_DOUBLED), whatever else was watched; its check removes one
+   copy (EVICTING → `Evict`), no breach and no re-dispatch: not one a live dispatch's listed job
+   names, if another is not (its dispatch was deleted: it is leaving); with no job naming any yet and
+   a job still to be listed, it looks again once it is; else the later copy.
 9. After `max_redispatches` re-dispatches, or when LiveKit refuses a call (4xx), the agent's part is
    FAILED: `ReportFailed` is emitted once, and no more deadlines are set until an agent arrives, the room
    empties, or the agent is restarted (`AGENT_RESTARTED`: a fresh start for a room still waiting, a
@@ -105,6 +114,7 @@ from workers.core.recovery import (
     give_up,
     let_check_decide,
     redispatch,
+    remove_copy,
     resolved,
     stand_down,
     watch_agent,
@@ -204,8 +214,8 @@ def recover(room: Room, event: Event, policy: Policy) -> Room:
 
 
 # Who is there, by the phase of whom the event concerns (see rule 11). Warden's own events matter only
-# where a deadline or a recovery step can be under way (entering idle or agent_active clears both), a
-# restart only where people wait for an agent of ours.
+# where a deadline or a recovery step can be under way (entering idle clears both; in agent_active only
+# the removal of a second copy can be), a restart only where people wait for an agent of ours.
 K = EventKind
 TABLE: Mapping[tuple[Phase, EventKind], Presence] = table("TABLE", Phase, EventKind, {
     #                                 idle        waiting     present     active      lost        closed      no agent
@@ -221,11 +231,11 @@ TABLE: Mapping[tuple[Phase, EventKind], Presence] = table("TABLE", Phase, EventK
     K.OTHER:                          (ignore,     ignore,     ignore,     ignore,     ignore,     ignore,     ignore),
     K.HEARTBEAT:                      (activity,   activity,   activity,   activity,   activity,   ignore,     activity),
     K.RECONCILED:                     (reconciled, reconciled, reconciled, reconciled, reconciled, ignore,     reconciled),
-    K.DEADLINE_PASSED:                (ignore,     recover,    recover,    ignore,     recover,    ignore,     ignore),
-    K.PRESENCE_OBSERVED:              (ignore,     recover,    recover,    ignore,     recover,    ignore,     ignore),
-    K.AGENT_EVICTED:                  (ignore,     recover,    recover,    ignore,     recover,    ignore,     ignore),
-    K.AGENT_DISPATCHED:               (ignore,     recover,    recover,    ignore,     recover,    ignore,     ignore),
-    K.UPSTREAM_FAILED:                (ignore,     recover,    recover,    ignore,     recover,    ignore,     ignore),
+    K.DEADLINE_PASSED:                (ignore,     recover,    recover,    recover,    recover,    ignore,     ignore),
+    K.PRESENCE_OBSERVED:              (ignore,     recover,    recover,    recover,    recover,    ignore,     ignore),
+    K.AGENT_EVICTED:                  (ignore,     recover,    recover,    recover,    recover,    ignore,     ignore),
+    K.AGENT_DISPATCHED:               (ignore,     recover,    recover,    recover,    recover,    ignore,     ignore),
+    K.UPSTREAM_FAILED:                (ignore,     recover,    recover,    recover,    recover,    ignore,     ignore),
     K.AGENT_RESTARTED:                (ignore,     recover,    ignore,     ignore,     recover,    ignore,     ignore),
 })  # fmt: skip
 
@@ -246,6 +256,7 @@ RECOVERY: Mapping[tuple[Recovery, Trigger], Rule] = table("RECOVERY", Recovery, 
     T.AGENT_ARRIVED:      (watch_agent,  let_check_decide, let_check_decide, let_check_decide, watch_agent),
     T.AGENT_STAYED:       (watch_agent,  let_check_decide, let_check_decide, let_check_decide, ignore),
     T.AGENT_ACTIVE:       (resolved,     resolved,         resolved,         resolved,         resolved),
+    T.AGENT_DOUBLED:      (remove_copy,  ignore,           ignore,           ignore,           remove_copy),
     T.AGENT_LOST:         (await_rejoin, ignore,           ignore,           ignore,           ignore),
     T.ROOM_CLOSED:        (stand_down,   stand_down,       stand_down,       stand_down,       closed_failed),
     T.ROOM_GONE:          (stand_down,   stand_down,       stand_down,       stand_down,       stand_down),
@@ -259,10 +270,13 @@ _SETTLED = {
     Phase.AGENT_LOST: Trigger.AGENT_LOST,
 }
 _LISTINGS = (EventKind.RECONCILED, EventKind.PRESENCE_OBSERVED)
+_WAITING = (Phase.WAITING, Phase.AGENT_LOST)
+_AGENT_HERE = (Phase.AGENT_PRESENT, Phase.AGENT_ACTIVE)
 
 
-def settled(before: Phase, after: Phase, event: Event) -> Trigger:
-    """Where the presence rules left the room for one agent, as the recovery table's trigger."""
+def settled(before: Phase, after: Phase, event: Event, *, doubled: bool = False) -> Trigger:
+    """Where the presence rules left the room for one agent, as the recovery table's trigger (`doubled`:
+    two copies of the agent are there)."""
     if after is Phase.CLOSED:
         forgotten = event.kind is EventKind.RECONCILED or (
             event.kind is EventKind.PRESENCE_OBSERVED
@@ -270,15 +284,14 @@ def settled(before: Phase, after: Phase, event: Event) -> Trigger:
             and not event.fact.room_exists
         )
         return Trigger.ROOM_GONE if before is not Phase.CLOSED and forgotten else Trigger.ROOM_CLOSED
+    if doubled and after in _AGENT_HERE:
+        return Trigger.AGENT_DOUBLED
     if after is Phase.AGENT_PRESENT:
         return Trigger.AGENT_STAYED if before is Phase.AGENT_PRESENT else Trigger.AGENT_ARRIVED
     return _SETTLED[after]
 
 
 # --- the whole room ---------------------------------------------------------------------------------
-
-_WAITING = (Phase.WAITING, Phase.AGENT_LOST)
-_AGENT_HERE = (Phase.AGENT_PRESENT, Phase.AGENT_ACTIVE)
 
 
 def transition(room: Room, event: Event, *, now: float, rules: Rules) -> Decision:
@@ -346,7 +359,8 @@ def _settle(
         agent_joined_at=agent_joined_at,
         dispatched_on_start=first_dispatch,
     )
-    return RECOVERY[(moved.recovery, settled(before, phase, event))](room.put(moved), moved, event, policy)
+    trigger = settled(before, phase, event, doubled=len(room.copies(policy)) > 1)
+    return RECOVERY[(moved.recovery, trigger)](room.put(moved), moved, event, policy)
 
 
 def _expect(
@@ -368,6 +382,32 @@ def fold(room: Room, events: Iterable[tuple[Event, float]], *, rules: Rules, new
     for event, received_at in placed(events, newest=newest):
         room = transition(room, event, now=received_at, rules=rules).room
     return room
+
+
+def renumbered(before: Room, after: Room) -> Room:
+    """`after`, the re-fold of `before`'s log, with no deadline number used twice in the room: a re-fold
+    numbers deadlines as the log says, which can hand a deadline a number `before` (or a room before it)
+    gave another one, whose timer job and events' ids are taken. A deadline `before` had too (the same
+    part, reason and time, at the same step) keeps `before`'s number; any other numbered no higher than
+    `before`'s newest gets a new one above every number issued (a deadline whose events the re-fold
+    could not match is so asked about again, under a number of its own)."""
+    top = max(before.attempt, after.attempt)
+    for view in after.watchers():
+        deadline = view.deadline
+        if deadline is None:
+            continue
+        was = before.watch if not view.agent and before.watch is not None else before.view(view.agent)
+        old = was.deadline if was is not None else None
+        same_step = was is not None and was.recovery is view.recovery
+        if old is not None and same_step and (old.reason, old.at) == (deadline.reason, deadline.at):
+            number = old.attempt
+        elif deadline.attempt > before.attempt:
+            number = deadline.attempt
+        else:
+            top += 1
+            number = top
+        after = after.put(replace(view, deadline=replace(deadline, attempt=number)))
+    return replace(after, attempt=top)
 
 
 def changes(room: Room, event: Event, *, now: float, rules: Rules) -> bool:

@@ -133,16 +133,20 @@ def listed(room: Room, fact: Fact) -> Room:
 
 def _reconcile(room: Room, participants: Iterable[Participant], at: float, *, keep_since: float) -> Room:
     """Who is in the room is what LiveKit listed; participants Warden saw join at or after `keep_since`
-    stay even if the list lacks them (the list may predate their join)."""
+    stay even if the list lacks them (the list may predate their join). An agent listed with a published
+    track is working, whether or not its `track_published` has been heard yet: a check judges by what
+    LiveKit says when it runs."""
     known_people: dict[str, Person | None] = {p.identity: p for p in room.people}
     known_agents: dict[str, Agent | None] = {a.identity: a for a in room.agents}
     people, agents = [], []
     for p in participants:
         if p.is_agent:
-            agents.append(
-                known_agents.pop(p.identity, None)
-                or Agent(p.identity, p.sid, p.agent_name, p.joined_at or at)
+            agent = known_agents.pop(p.identity, None) or Agent(
+                p.identity, p.sid, p.agent_name, p.joined_at or at
             )
+            if p.publishing and agent.active_at is None:  # its track_published may not have come yet
+                agent = replace(agent, active_at=at)
+            agents.append(agent)
         elif p.is_person:
             people.append(known_people.pop(p.identity, None) or Person(p.identity, p.sid, p.joined_at or at))
     people += [p for p in known_people.values() if p is not None and p.joined_at >= keep_since]

@@ -9,7 +9,8 @@ phases where they can matter. And after every event, where the presence rules le
 agent (people waiting, an agent arrived, the room idle or closed...) is one more trigger, so that
 deadlines follow presence. Each rule reads who is there from the room, moves the part and gives the room
 back: a new deadline takes the room's next number, and LiveKit's answer (or an eviction) is news of who
-is there for the whole room.
+is there for the whole room. A dispatch that may still bring its agent is never deleted
+(`LISTING_GRACE`, `CONNECT_GRACE`), and two copies of an agent lose one at once (`remove_copy`).
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from dataclasses import replace
 from enum import StrEnum
 from functools import wraps
 
-from workers.core.events import Event, Fact
+from workers.core.events import DispatchInfo, Event, Fact, JobStatus
 from workers.core.presence import listed
-from workers.core.room import AgentView, Deadline, Policy, Reason, Recovery, Room
+from workers.core.room import AgentView, Deadline, Phase, Policy, Reason, Recovery, Room
 
 
 class Trigger(StrEnum):
@@ -40,6 +41,7 @@ class Trigger(StrEnum):
     AGENT_ARRIVED = "agent_arrived"  # agent_present, entered just now
     AGENT_STAYED = "agent_stayed"  # agent_present, as before
     AGENT_ACTIVE = "agent_active"
+    AGENT_DOUBLED = "agent_doubled"  # agent_present or agent_active, two copies of it there
     AGENT_LOST = "agent_lost"
     ROOM_CLOSED = "room_closed"  # by `room_finished`, or closed already
     ROOM_GONE = "room_gone"  # LiveKit no longer has the room (reconciliation, or the answer to a check)
@@ -47,9 +49,17 @@ class Trigger(StrEnum):
 
 Rule = Callable[[Room, AgentView, Event, Policy], Room]
 Step = Callable[[Room, AgentView, Fact, Deadline, Policy], Room]
-# Seconds a dispatch just made is given before it counts as stale: livekit-server assigns it within
-# moments and its agent joins within about a second, although `ListDispatch` shows the job only ~5 s on.
-DISPATCH_GRACE = 2.0
+# A dispatch that may still bring its agent is never deleted: deleting it terminates a job LiveKit may
+# have assigned already, whose agent (its entrypoint running on) still joins beside the replacement.
+# Measured against livekit-server v1.13.5 (issue 23): a worker accepts a job ~0.2 s after the dispatch,
+# but `ListDispatch` shows the job only when the agent-name cache refresh in flight ends, 0.1-5 s after
+# the dispatch. So a dispatch with no job listed is awaited until `LISTING_GRACE` after it was made...
+LISTING_GRACE = 6.0
+# ...and one whose job is listed and not ended (JS_RUNNING: accepted, not joined) until `CONNECT_GRACE`
+# after it was made: a cold start took 4.5-5.5 s; a worker that accepts and never connects is a real
+# failure, so the wait is bounded.
+CONNECT_GRACE = 10.0
+_NOT_ENDED = (JobStatus.PENDING, JobStatus.RUNNING)
 
 
 def for_current_attempt(step: Step) -> Rule:
@@ -78,11 +88,14 @@ def ask_livekit(room: Room, view: AgentView, fact: Fact, deadline: Deadline, pol
 @for_current_attempt
 def act_on_answer(room: Room, view: AgentView, fact: Fact, deadline: Deadline, policy: Policy) -> Room:
     """LiveKit's answer, trusted over the webhooks (they get lost): who is there, for the whole room, is
-    what it lists (`presence.listed`, sparing joins the listing may predate). Then: nothing to do, evict
-    a stalled agent, re-dispatch, or give up when the re-dispatches are used up."""
+    what it lists (`presence.listed`, sparing joins the listing may predate). Then: remove one of two
+    copies, nothing to do, wait for a dispatch that may still bring its agent, evict a stalled
+    agent, re-dispatch, or give up when the re-dispatches are used up."""
     room = listed(room, fact)
     if not fact.room_exists:
         return room.put(replace(view, recovery=Recovery.NONE, deadline=None))
+    if deadline.reason is Reason.DUPLICATE:
+        return _remove_copy(room, view, fact, policy)
     ours = room.our_agents(policy)
     stalled = deadline.reason is Reason.ACTIVE and bool(ours) and all(a.active_at is None for a in ours)
     if (ours and not stalled) or not room.people:
@@ -92,14 +105,12 @@ def act_on_answer(room: Room, view: AgentView, fact: Fact, deadline: Deadline, p
     mine = sorted(
         (d for d in fact.dispatches if d.agent_name == policy.agent_name), key=lambda d: d.created_at
     )
-    young = [
-        d.created_at for d in mine if not d.statuses and fact.at - DISPATCH_GRACE < d.created_at <= fact.at
-    ]
-    if young and not stalled:
-        # LiveKit may be assigning that dispatch right now: deleting it would leave its agent orphaned
-        # beside the new one. Look again once it has had its time.
+    left_at = view.waiting_since if view.phase is Phase.AGENT_LOST else None
+    awaited = [u for u in (_may_serve_until(d, fact.at, left_at) for d in mine) if u is not None]
+    if awaited and not stalled:
+        # LiveKit may have assigned that dispatch already: look again once it has had its time.
         waiting = replace(view, recovery=Recovery.NONE)
-        return _with_deadline(room, waiting, max(young) + DISPATCH_GRACE, deadline.reason)
+        return _with_deadline(room, waiting, max(awaited), deadline.reason)
     view = replace(
         view,
         stale_dispatches=tuple(d.id for d in mine),
@@ -111,10 +122,47 @@ def act_on_answer(room: Room, view: AgentView, fact: Fact, deadline: Deadline, p
     return room.put(replace(view, recovery=Recovery.REDISPATCHING))
 
 
+def _remove_copy(room: Room, view: AgentView, fact: Fact, policy: Policy) -> Room:
+    """Two or more copies of our agent are listed: evict one. Not one that a live dispatch's listed job
+    names, if another is not (a copy whose dispatch was deleted is on its way out anyway, in up to 15 s
+    when its entrypoint runs on); when no job names any yet and a dispatch's job may still be listed,
+    look again once it is; else the later."""
+    copies = room.copies(policy)
+    if len(copies) < 2:
+        return room.put(replace(view, recovery=Recovery.NONE, deadline=None))
+    mine = [d for d in fact.dispatches if d.agent_name == policy.agent_name]
+    served = {i for d in mine for i in d.agents}
+    unserved = [a for a in copies if a.identity not in served]
+    if served and unserved:
+        return room.put(replace(view, recovery=Recovery.EVICTING, evict=unserved[-1].identity))
+    unlisted = [d.created_at + LISTING_GRACE for d in mine if not d.statuses]
+    if not served and any(at > fact.at for at in unlisted):
+        return _with_deadline(room, replace(view, recovery=Recovery.NONE), max(unlisted), Reason.DUPLICATE)
+    return room.put(replace(view, recovery=Recovery.EVICTING, evict=copies[-1].identity))
+
+
+def _may_serve_until(dispatch: DispatchInfo, at: float, left_at: float | None) -> float | None:
+    """Until when `dispatch` may still bring its agent, if that is after `at` (else None): with no job
+    listed, `LISTING_GRACE` after it was made; with a job listed and not ended, `CONNECT_GRACE`. One made
+    before our agent left (`left_at`) has served it, or never will."""
+    if left_at is not None and dispatch.created_at <= left_at:
+        return None
+    if not dispatch.statuses:
+        until = dispatch.created_at + LISTING_GRACE
+    elif any(s in _NOT_ENDED for s in dispatch.statuses):
+        until = dispatch.created_at + CONNECT_GRACE
+    else:
+        return None
+    return until if until > at else None
+
+
 @for_current_attempt
 def redispatch(room: Room, view: AgentView, fact: Fact, deadline: Deadline, policy: Policy) -> Room:
-    """The stalled agent is out (of the room, for every agent's part): re-dispatch."""
+    """The stalled agent is out (of the room, for every agent's part): re-dispatch. A second copy that
+    is out leaves the first one there: nothing more to do."""
     present = replace(room, agents=tuple(a for a in room.agents if a.identity != view.evict))
+    if deadline.reason is Reason.DUPLICATE:
+        return present.put(replace(view, evict="", recovery=Recovery.NONE, deadline=None))
     return present.put(replace(view, evict="", recovery=Recovery.REDISPATCHING))
 
 
@@ -193,6 +241,15 @@ def watch_agent(room: Room, view: AgentView, event: Event, policy: Policy) -> Ro
         return room  # already watched
     joined = max(a.joined_at for a in room.our_agents(policy))
     return _with_deadline(room, _reset(view), joined + policy.active_sla, Reason.ACTIVE)
+
+
+def remove_copy(room: Room, view: AgentView, event: Event, policy: Policy) -> Room:
+    """Two copies of our agent are in the room (a late agent beside its replacement, a dispatch served
+    twice): ask LiveKit at once, and remove the later one (a DUPLICATE deadline, due now). Our agent is
+    there, so whatever was under way is over."""
+    if view.deadline is not None and view.deadline.reason is Reason.DUPLICATE:
+        return room
+    return _with_deadline(room, _reset(view), event.at, Reason.DUPLICATE)
 
 
 def let_check_decide(room: Room, view: AgentView, event: Event, policy: Policy) -> Room:

@@ -45,6 +45,7 @@ class Reason(StrEnum):
     REJOIN = "rejoin"  # the agent left while people remain
     ACTIVE = "active"  # the agent joined but has not published or sent a heartbeat
     CONFIRM = "confirm"  # Warden re-dispatched; has the new agent arrived?
+    DUPLICATE = "duplicate"  # two copies of the agent are in the room: the later one goes
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,14 @@ class Room:
 
     def our_agents(self, policy: Policy) -> tuple[Agent, ...]:
         return tuple(a for a in self.agents if policy.counts(a.name))
+
+    def copies(self, policy: Policy) -> tuple[Agent, ...]:
+        """The agents in the room that give exactly the name of the agent `policy` is for, earliest
+        first (arrival order on a tie: webhook times are whole seconds). More than one is a double."""
+        if not policy.agent_name or policy.discovering:
+            return ()
+        named = [a for a in self.agents if a.name == policy.agent_name]
+        return tuple(sorted(named, key=lambda a: a.joined_at))
 
     def watchers(self) -> tuple[AgentView, ...]:
         """Every part that can have a deadline: the room's own watch while it watches, then the agents'."""

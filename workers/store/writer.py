@@ -319,7 +319,8 @@ async def _fold(
             room, newest = decision.room, machine.newest_after(newest, event)
             mine.append((event, at, decision.actions))
         else:  # late: fold again from a checkpoint before it, this batch included (it is inserted already)
-            room, newest = await _refold(connection, sid, event.created_at, now, rules)
+            folded, newest = await _refold(connection, sid, event.created_at, now, rules)
+            room = machine.renumbered(before, folded)
             refolded = new_actions(before, room)
             outcome, mine = Outcome.REFOLDED, [(last_event, received_at, refolded)]
             break

@@ -88,7 +88,13 @@ class Effects:
         match action:
             case ScheduleDeadline(attempt=attempt, at=at):
                 # ARQ measures the deferral against the real clock; a deadline already past runs now.
-                await queue_deadline(self.enqueuer, room.sid, attempt, at)
+                # Numbers are never reused in a room, so a job id already known is this deadline's own
+                # job (queued, or running and about to find it due); said, not dropped: should that job
+                # end without acting, the sweep queues the deadline again once it is overdue.
+                if not await queue_deadline(self.enqueuer, room.sid, attempt, at):
+                    log.info(
+                        "deadline %s of room %s: its job is already queued or running", attempt, room.name
+                    )
                 return None
             case ReportFailed(reason=reason):
                 await self.incidents.room_failed(room, agent, reason)
