@@ -8,6 +8,7 @@ import asyncio
 import itertools
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -25,7 +26,7 @@ from tests.support.helpers import agent, body, person
 from tests.support.settings import make_settings
 from workers.core import machine
 from workers.core.events import Event, EventKind, Fact, Participant, internal
-from workers.core.room import Phase, Policy, Room
+from workers.core.room import AgentView, Phase, Policy, Room
 from workers.core.rules import Rules
 from workers.queue.enqueue import Enqueuer
 from workers.queue.jobs import queue_webhook, webhook_job_id
@@ -43,6 +44,15 @@ SID, NAME = "RM_test", "call-42"
 
 def joined(who: dict[str, object], at: int, id: str) -> Event:
     return parse(body("participant_joined", id=id, created_at=at, participant=who))
+
+
+def unnumbered(room: Room) -> tuple[AgentView, ...]:
+    """The room's parts without their deadlines' numbers: a re-fold renumbers a deadline whose number it
+    cannot keep (`machine.renumbered`: no number names two deadlines), which a bare fold does not."""
+    return tuple(
+        replace(v, deadline=replace(v.deadline, attempt=0) if v.deadline is not None else None)
+        for v in room.views
+    )
 
 
 @pytest.fixture
@@ -187,7 +197,8 @@ async def test_a_late_webhook_is_folded_from_a_checkpoint_not_from_the_rooms_fir
     assert transitions[0] - before <= 35, transitions[0] - before
     log = [(e, 1000.0 + i) for i, e in enumerate(events) if i != 296] + [(events[296], 1300.0)]
     whole = machine.fold(Room(SID, NAME), log, rules=Rules.of((), POLICY))
-    assert late.room is not None and late.room.people == whole.people and late.room.views == whole.views
+    assert late.room is not None and late.room.people == whole.people
+    assert unnumbered(late.room) == unnumbered(whole)
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -209,7 +220,7 @@ async def test_late_webhooks_folded_from_checkpoints_give_the_fold_of_the_whole_
         log.append((event, float(n)))
         whole = machine.fold(Room(sid, NAME), log, rules=Rules.of((), POLICY))
         assert recorded.room is not None
-        assert (recorded.room.people, recorded.room.views) == (whole.people, whole.views), n
+        assert (recorded.room.people, unnumbered(recorded.room)) == (whole.people, unnumbered(whole)), n
 
 
 async def test_the_api_and_the_dashboard_count_the_people_not_listed(
@@ -300,4 +311,4 @@ async def test_groups_of_many_batches_a_room_with_checkpoints_give_the_fold_of_t
     for sid, log in logs.items():
         room = await load_room(engine, sid)
         whole = machine.fold(Room(sid, NAME), log, rules=Rules.of((), POLICY))
-        assert room is not None and (room.people, room.views) == (whole.people, whole.views)
+        assert room is not None and (room.people, unnumbered(room)) == (whole.people, unnumbered(whole))

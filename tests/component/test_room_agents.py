@@ -21,7 +21,8 @@ from tests.support.helpers import agent, body, person
 from tests.support.postgres import POSTGRES_ADMIN_URL
 from tests.support.settings import make_settings
 from workers.core.events import Event
-from workers.core.machine import newest_after, transition
+from workers.core.machine import transition
+from workers.core.order import newest_after
 from workers.core.plain import as_dict
 from workers.core.room import AgentView, Phase, Policy, Recovery, Room
 from workers.core.rules import Rule, Rules

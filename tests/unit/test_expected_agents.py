@@ -19,7 +19,8 @@ from workers.core.events import (
     ParticipantKind,
     internal,
 )
-from workers.core.machine import placed, transition
+from workers.core.machine import transition
+from workers.core.order import placed
 from workers.core.recovery import LISTING_GRACE
 from workers.core.room import (
     CheckPresence,

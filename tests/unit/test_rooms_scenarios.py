@@ -19,7 +19,8 @@ from workers.core.events import (
     ParticipantKind,
     internal,
 )
-from workers.core.machine import LIFECYCLE_RANK, fold, is_webhook, newest_after, placed, second_of, transition
+from workers.core.machine import fold, transition
+from workers.core.order import LIFECYCLE_RANK, is_webhook, newest_after, placed, second_of
 from workers.core.room import AgentView, Phase, Policy, Recovery, Room, ScheduleDeadline
 from workers.core.rules import DISPATCH, Rules
 

@@ -24,14 +24,14 @@ Who is there
    the identity's newer session (LiveKit's duplicate-identity takeover). A track event carries only
    an identity; it can only mark one of the present agents active. `agent_job_ended` means that
    job's agent participant is gone.
-5. Events apply in the order things happened (`placed`): webhooks by LiveKit's `created_at` second and,
+5. Events apply in the order things happened (`workers.core.order.placed`): webhooks by LiveKit's `created_at` second and,
    within one second, in the order they arrived (LiveKit sends a room's webhooks through one FIFO
    queue; seconds are all it stamps); each of Warden's own events right after the events it was
    decided on (at the second of the newest webhook before it, whatever its wall clock says), so it
    never makes a webhook late. Only a webhook of an earlier second than one applied is late (a
    reordered delivery): the store folds the room again from a checkpoint before it. Jobs run
    concurrently, so a room's webhooks that reach the store together are handed over in lifecycle
-   order within their second first (`lifecycle_key`: started, joined, published, left, ended).
+   order within their second first (`order.lifecycle_key`: started, joined, published, left, ended).
 
 What Warden does about each expected agent
 6. Its part entering WAITING sets a JOIN deadline at the first person's arrival (or `room_started`, by
@@ -87,7 +87,8 @@ from dataclasses import replace
 
 from workers.core.actions import new_actions
 from workers.core.agents import counted, declared, expect, noted
-from workers.core.events import INTERNAL_KINDS, Event, EventKind
+from workers.core.events import Event, EventKind
+from workers.core.order import placed
 from workers.core.presence import (
     Presence,
     activity,
@@ -133,54 +134,6 @@ _ATTEMPT_EVENTS = frozenset(
         EventKind.UPSTREAM_FAILED,
     }
 )
-
-
-# Within one second, the order a participant's (and the room's) life goes through: used to put back in
-# order a room's webhooks that reach the store together, never to make one late (rule 5).
-LIFECYCLE_RANK: Mapping[EventKind, int] = {
-    EventKind.ROOM_STARTED: 0,
-    EventKind.AGENT_JOB_STARTED: 1,
-    EventKind.PARTICIPANT_JOINED: 2,
-    EventKind.TRACK_PUBLISHED: 3,
-    EventKind.TRACK_UNPUBLISHED: 4,
-    EventKind.PARTICIPANT_LEFT: 5,
-    EventKind.PARTICIPANT_CONNECTION_ABORTED: 5,
-    EventKind.AGENT_JOB_ENDED: 6,
-    EventKind.OTHER: 7,
-    EventKind.ROOM_FINISHED: 8,
-}
-
-
-def lifecycle_key(event: Event) -> tuple[int, int]:
-    """A webhook's second, then its place in a life within that second (`LIFECYCLE_RANK`)."""
-    return (event.created_at, LIFECYCLE_RANK.get(event.kind, 7))
-
-
-def is_webhook(event: Event) -> bool:
-    """LiveKit's event (its `created_at` places it), not one of Warden's own."""
-    return event.kind not in INTERNAL_KINDS
-
-
-def second_of(event: Event, newest: int) -> int:
-    """The second `event` applies at, after webhooks up to second `newest`: a webhook's own; one of
-    Warden's own events', the newest webhook's before it (rule 5)."""
-    return event.created_at if is_webhook(event) else newest
-
-
-def newest_after(newest: int, event: Event) -> int:
-    """The newest webhook second once `event` is applied (Warden's own events leave it)."""
-    return max(newest, event.created_at) if is_webhook(event) else newest
-
-
-def placed(events: Iterable[tuple[Event, float]], *, newest: int = -1) -> list[tuple[Event, float]]:
-    """`(event, received_at)` pairs, given in arrival order (the log's), in the order they apply (rule 5):
-    by second, then arrival. `newest`: the newest webhook second applied before the first of them."""
-    keyed = []
-    for arrival, (event, at) in enumerate(events):
-        keyed.append((second_of(event, newest), arrival, event, at))
-        newest = newest_after(newest, event)
-    keyed.sort(key=lambda k: (k[0], k[1]))
-    return [(event, at) for _, _, event, at in keyed]
 
 
 def _target(room: Room, event: Event) -> AgentView | None:
@@ -377,7 +330,7 @@ def _expect(
 
 
 def fold(room: Room, events: Iterable[tuple[Event, float]], *, rules: Rules, newest: int = -1) -> Room:
-    """Apply `(event, received_at)` pairs, given in arrival order, in the order they apply (`placed`;
+    """Apply `(event, received_at)` pairs, given in arrival order, in the order they apply (`order.placed`;
     `newest` as there); the room after all of them."""
     for event, received_at in placed(events, newest=newest):
         room = transition(room, event, now=received_at, rules=rules).room

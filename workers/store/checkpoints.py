@@ -4,7 +4,7 @@ the room's first event (`workers.store.writer`).
 A checkpoint is the room as it stood before the first webhook of a `WINDOW`-second window of LiveKit's
 seconds (windows aligned on multiples of `WINDOW`): its state, that webhook's second and `seq`, and the
 newest second applied before it. Every event of the room with a smaller `seq` is in it, every later one
-is not, and every later one applies at that second or after (`machine.placed`). A room keeps two, one
+is not, and every later one applies at that second or after (`order.placed`). A room keeps two, one
 per window parity (`slot`), written only when a webhook opens a new window, so a write costs nothing
 most of the time and reads none.
 

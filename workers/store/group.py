@@ -9,7 +9,7 @@ once. A room gives a group at most `ROOM_BATCHES` batches, so that a room's stor
 of one room at once) is recorded in few large transactions, each with the other rooms' batches waiting
 beside it: one room never holds up the others. Jobs run concurrently, so a room's webhooks may reach
 the flusher in another order than they came in: those waiting together are handed over in lifecycle
-order within their second (`machine.lifecycle_key`; Warden's own events stay where they are, and
+order within their second (`order.lifecycle_key`; Warden's own events stay where they are, and
 nothing moves past them). At low load a flush holds one batch, and costs what
 recording it alone would. Each caller gets exactly what `writer.record_events` would have returned for
 its batch, recorded in that order.
@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from workers.core import machine
+from workers.core import order
 from workers.core.room import Policy
 from workers.core.rules import Rules
 from workers.store import unstorable
@@ -104,19 +104,19 @@ Waiting = list[tuple[Batch, "asyncio.Future[Recorded]"]]
 
 def in_lifecycle_order(group: Waiting) -> Waiting:
     """`group` with each stretch of webhook batches between Warden's own events sorted (stably) by
-    `machine.lifecycle_key`: a room's webhooks of one second in the order a life goes through, whatever
+    `order.lifecycle_key`: a room's webhooks of one second in the order a life goes through, whatever
     order concurrent jobs handed them over in; batches of other rooms only change places among them."""
     out: Waiting = []
     stretch: Waiting = []
     for item in group:
         batch = item[0]
-        if len(batch) == 1 and machine.is_webhook(batch[0][0]):
+        if len(batch) == 1 and order.is_webhook(batch[0][0]):
             stretch.append(item)
             continue
-        out += sorted(stretch, key=lambda i: machine.lifecycle_key(i[0][0][0]))
+        out += sorted(stretch, key=lambda i: order.lifecycle_key(i[0][0][0]))
         stretch = []
         out.append(item)
-    return out + sorted(stretch, key=lambda i: machine.lifecycle_key(i[0][0][0]))
+    return out + sorted(stretch, key=lambda i: order.lifecycle_key(i[0][0][0]))
 
 
 class GroupCommit:

@@ -88,7 +88,7 @@ async def find_room(engine: AsyncEngine, name: str) -> tuple[Room, list[Timeline
 
 
 def _timeline_order(timeline: list[TimelineEntry]) -> Callable[[TimelineEntry], tuple[int, ...]]:
-    """The order the fold applies events (`machine.placed`: LiveKit's second, then arrival; each of
+    """The order the fold applies events (`order.placed`: LiveKit's second, then arrival; each of
     Warden's own events at the second of the newest webhook before it); each decision right after the
     event that caused it (its id is `<event id>#<n>`). `timeline` is in arrival order."""
     keys: dict[str, tuple[int, ...]] = {}

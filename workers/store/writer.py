@@ -9,7 +9,7 @@ a single batch is a group of one).
    retry, ARQ re-running a job) and change nothing. A room's events are inserted under its lock, so
    their `seq` is the order they were applied in;
 3. fold the new events into the rooms in memory (`machine.transition`), in the order things happened
-   (`machine.placed`: LiveKit's second, then arrival; Warden's own events right after what they were
+   (`order.placed`: LiveKit's second, then arrival; Warden's own events right after what they were
    decided on). A webhook of an earlier second than the newest applied arrived out of order (late):
    the room is folded again from its newest checkpoint before that second (`workers.store.checkpoints`,
    else from its first event), so the state is always the fold of its events in that order;
@@ -38,7 +38,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from workers.core import machine, stored
+from workers.core import machine, order, stored
 from workers.core.actions import new_actions
 from workers.core.errors import StaleWrite
 from workers.core.events import Event
@@ -217,7 +217,7 @@ class _Current:
     """A room as the group has folded it so far, and what its row needs."""
 
     room: Room
-    newest: int  # the newest webhook second applied (`machine.placed`)
+    newest: int  # the newest webhook second applied (`order.placed`)
     version: int  # 0: the row does not exist yet
     first_seen_at: float
     updated_at: float
@@ -303,20 +303,20 @@ async def _fold(
     mine: Decided = []
     if now is None:
         room, newest = Room(sid, last_event.room_name), -1
-        for event, at in machine.placed(fresh):
+        for event, at in order.placed(fresh):
             decision = machine.transition(room, event, now=at, rules=rules)
-            room, newest = decision.room, machine.newest_after(newest, event)
+            room, newest = decision.room, order.newest_after(newest, event)
             mine.append((event, at, decision.actions))
         current[sid] = _Current(room, newest, 0, received_at, received_at)
         decided.extend(mine)
         return Recorded(Outcome.APPLIED, room, all_actions(mine), notices=_notices(mine))
     before, room, newest, outcome = now.room, now.room, now.newest, Outcome.APPLIED
     for event, at in fresh:
-        if not machine.is_webhook(event) or event.created_at >= newest:  # in order (`machine.placed`)
-            if machine.is_webhook(event) and checkpoints.opens_window(newest, event.created_at):
+        if not order.is_webhook(event) or event.created_at >= newest:  # in order (`order.placed`)
+            if order.is_webhook(event) and checkpoints.opens_window(newest, event.created_at):
                 now.checkpoints.keep(checkpoints.Checkpoint(event.created_at, seqs[event.id], newest, room))
             decision = machine.transition(room, event, now=at, rules=rules)
-            room, newest = decision.room, machine.newest_after(newest, event)
+            room, newest = decision.room, order.newest_after(newest, event)
             mine.append((event, at, decision.actions))
         else:  # late: fold again from a checkpoint before it, this batch included (it is inserted already)
             folded, newest = await _refold(connection, sid, event.created_at, now, rules)
@@ -345,7 +345,7 @@ async def _refold(
     log = await room_events(connection, sid, since=since)
     folded = machine.fold(room, log, rules=rules, newest=newest)
     for event, _ in log:
-        newest = machine.newest_after(newest, event)
+        newest = order.newest_after(newest, event)
     return folded, newest
 
 
