@@ -34,8 +34,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from devtools.embedded_redis import EmbeddedRedis
+from tests.bench.worker import worker_env
 from tests.support.processes import ROOT
-from tests.support.settings import KEY, SECRET
 from workers.core.events import Event, EventKind, Participant, ParticipantKind, to_dict
 from workers.queue.enqueue import Enqueuer
 from workers.queue.jobs import queue_heartbeat, queue_webhook
@@ -71,20 +71,6 @@ def _started(sid: str, name: str, at: int) -> Event:
     return Event(f"EV_{sid}_start", EventKind.ROOM_STARTED, "room_started", at, sid, name)
 
 
-def _env(database_url: str, redis_url: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "REDIS_URL": redis_url,
-        "DATABASE_URL": database_url,
-        "LIVEKIT_API_KEY": KEY,
-        "LIVEKIT_API_SECRET": SECRET,
-        "LIVEKIT_URL": "http://127.0.0.1:9",
-        "WARDEN_JOIN_SLA_SECONDS": "3600",
-        "WARDEN_LOG_LEVEL": "WARNING",
-        "WARDEN_RECONCILE_SECONDS": "3600",
-    }
-
-
 async def _ordinary_stored(engine: AsyncEngine) -> dict[str, int]:
     async with engine.connect() as connection:
         rows = await connection.execute(
@@ -109,7 +95,7 @@ async def _big_counted(engine: AsyncEngine) -> int:
 async def _run(database_url: str, redis_url: str, label: str, ticks: int) -> BigRoomRun:
     redis = ArqRedis.from_url(redis_url)
     await redis.flushdb()
-    env = _env(database_url, redis_url)
+    env = worker_env(database_url, redis_url)
     subprocess.run(
         [sys.executable, "-m", "workers.migrate"], env=env, cwd=ROOT, check=True, capture_output=True
     )

@@ -61,7 +61,8 @@ def events(count: int, rooms: int) -> list[Event]:
     return out
 
 
-def _env(database_url: str, redis_url: str) -> dict[str, str]:
+def worker_env(database_url: str, redis_url: str) -> dict[str, str]:
+    """A bench worker's environment: no LiveKit, deadlines and reconciliation out of the way."""
     return {
         **os.environ,
         "REDIS_URL": redis_url,
@@ -82,7 +83,7 @@ async def _run(database_url: str, redis_url: str, count: int, rooms: int, worker
     await asyncio.gather(
         *(queue_webhook(enqueuer, e.id, to_dict(e), time.time()) for e in events(count, rooms))
     )
-    env = _env(database_url, redis_url)
+    env = worker_env(database_url, redis_url)
     subprocess.run(
         [sys.executable, "-m", "workers.migrate"], env=env, cwd=ROOT, check=True, capture_output=True
     )

@@ -57,6 +57,16 @@ async def person_arrives(h: Harness, *, app_dispatch: bool = True) -> float:
     return t0
 
 
+async def replaced_once(h: Harness, t0: float, grace: float, what: str) -> None:
+    """After 40 s: one copy of the agent ever, one dispatch of Warden's, the first agent within 2 s of
+    `grace` after the person came (Warden's replacement, not before the grace)."""
+    await h.run_for(40)
+    result = seen(h.fake, t0)
+    print(f"\n{what}: {result}")
+    assert (result.copies, result.together, result.created) == (1, 0.0, 1)
+    assert grace <= result.first <= grace + 2.0
+
+
 @pytest.mark.parametrize("sla", [4, 3])
 @pytest.mark.parametrize("connects_after", [4.5, 5.5])
 async def test_a_cold_start_is_never_doubled(
@@ -86,11 +96,7 @@ async def test_a_worker_that_accepts_and_never_connects_is_replaced_after_the_co
         t0 = await person_arrives(h)
         silent.load = 0.9  # from now on jobs go to a warm worker
         h.fake.add_worker(AGENT)
-        await h.run_for(40)
-        result = seen(h.fake, t0)
-        print(f"\naccepted, never connects, SLA 3 s: {result}")
-        assert (result.copies, result.together, result.created) == (1, 0.0, 1)
-        assert CONNECT_GRACE <= result.first <= CONNECT_GRACE + 2.0
+        await replaced_once(h, t0, CONNECT_GRACE, "accepted, never connects, SLA 3 s")
 
 
 async def test_a_dispatch_no_worker_took_is_replaced_once_its_job_would_have_been_listed(
@@ -102,11 +108,7 @@ async def test_a_dispatch_no_worker_took_is_replaced_once_its_job_would_have_bee
     async with harness(redis_url, db, warden_join_sla_seconds=3) as h:
         t0 = await person_arrives(h)
         h.fake.add_worker(AGENT)  # registers after the dispatch: it is not offered the old one
-        await h.run_for(40)
-        result = seen(h.fake, t0)
-        print(f"\nno worker for the first dispatch, SLA 3 s: {result}")
-        assert (result.copies, result.together, result.created) == (1, 0.0, 1)
-        assert LISTING_GRACE <= result.first <= LISTING_GRACE + 2.0
+        await replaced_once(h, t0, LISTING_GRACE, "no worker for the first dispatch, SLA 3 s")
 
 
 async def test_an_agent_slower_than_the_connect_grace_is_one_copy_again_at_once(
