@@ -312,3 +312,24 @@ async def test_groups_of_many_batches_a_room_with_checkpoints_give_the_fold_of_t
         room = await load_room(engine, sid)
         whole = machine.fold(Room(sid, NAME), log, rules=Rules.of((), POLICY))
         assert room is not None and (room.people, unnumbered(room)) == (whole.people, unnumbered(whole))
+
+
+def test_a_storm_is_spaced_at_a_pace_above_a_thousand_a_second(redis_url: str) -> None:
+    """`WARDEN_ROOM_EVENTS_PER_SECOND=2000` (half a millisecond apart): 1,000 webhooks of one room queued
+    at once are spread over half a second of queue time, in order, as the setting says; not all due in
+    the same millisecond (the spacing lost to whole milliseconds)."""
+
+    async def scenario() -> list[tuple[str, float]]:
+        redis = ArqRedis.from_url(redis_url)
+        try:
+            enqueuer = Enqueuer(redis, QUEUE, room_spacing_ms=0.5)
+            storm = [{"id": f"EV_{i}", "room_sid": "RM_fast", "room_name": "fast"} for i in range(1000)]
+            await asyncio.gather(*(queue_webhook(enqueuer, e["id"], e, 1.0) for e in storm))
+            return [(m.decode(), s) for m, s in await redis.zrange(QUEUE, 0, -1, withscores=True)]
+        finally:
+            await redis.aclose()
+
+    queued = asyncio.run(scenario())
+    scores = [s for _, s in queued]
+    assert 490 <= scores[-1] - scores[0] <= 510, scores[-1] - scores[0]
+    assert [j for j, _ in queued] == [webhook_job_id(f"EV_{i}") for i in range(1000)]

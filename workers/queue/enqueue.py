@@ -55,7 +55,8 @@ for i = 1, (#KEYS - 1) / 2 do
     if ARGV[a + 5] ~= '' then
       local last = tonumber(redis.call('GET', ARGV[a + 5]) or '0')
       score = math.max(score, last + tonumber(ARGV[a + 6]))
-      redis.call('SET', ARGV[a + 5], string.format('%d', score), 'PX', KEEP_MS)
+      -- kept to the microsecond: a spacing under a millisecond must add up, not round away
+      redis.call('SET', ARGV[a + 5], string.format('%.3f', score), 'PX', KEEP_MS)
     end
     redis.call('PSETEX', KEYS[2 * i], ARGV[a + 1], ARGV[a + 2])
     redis.call('ZADD', KEYS[1], string.format('%d', score), ARGV[a + 4])
