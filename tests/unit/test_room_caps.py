@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 
 from workers.core.events import Event, EventKind, Fact, Participant, ParticipantKind, internal
-from workers.core.machine import fold
+from workers.core.machine import changes, fold, transition
 from workers.core.room import Phase, Policy, Room
 from workers.core.rules import Rules
 
@@ -65,3 +65,16 @@ def test_a_finished_room_counts_nobody() -> None:
     finished = Event("EV_end", EventKind.ROOM_FINISHED, "room_finished", 20, "RM_1", "call-42")
     room = room_after(*(member(J, f"p{i}") for i in range(9)), (finished, 20.0))
     assert (room.people, room.people_unlisted) == ((), 0)
+
+
+def test_a_listing_of_the_same_people_in_another_order_keeps_the_list_and_is_no_news() -> None:
+    """livekit-server lists a room's participants in no set order: a reconciliation that finds the same
+    people keeps the ones listed (the dashboard's names do not churn) and is not recorded as news."""
+    room = room_after(*(member(J, f"p{i}") for i in range(6)), member(J, "agent-1", agent=True))
+    everyone = [Participant(f"p{i}", f"PA_p{i}", int(ParticipantKind.STANDARD)) for i in (5, 4, 3, 2, 1, 0)]
+    everyone.append(Participant("agent-1", "PA_agent-1", int(ParticipantKind.AGENT), "notetaker"))
+    fact = Fact(at=100.0, participants=tuple(everyone))
+    reconciled = internal(EventKind.RECONCILED, "reconciled:2", "RM_1", "call-42", fact)
+    assert not changes(room, reconciled, now=100.0, rules=RULES)
+    after = transition(room, reconciled, now=100.0, rules=RULES).room
+    assert [p.identity for p in after.people] == ["p0", "p1", "p2"] and after.people_unlisted == 3

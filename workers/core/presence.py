@@ -150,6 +150,10 @@ def _reconcile(room: Room, participants: Iterable[Participant], at: float, *, ke
         elif p.is_person:
             people.append(known_people.pop(p.identity, None) or Person(p.identity, p.sid, p.joined_at or at))
     people += [p for p in known_people.values() if p is not None and p.joined_at >= keep_since]
+    # LiveKit lists in no set order: those listed already first, as they were, so that the cap keeps
+    # them listed (`capped`) and a listing of the same people is no news
+    place = {p.identity: i for i, p in enumerate(room.people)}
+    people.sort(key=lambda p: place.get(p.identity, len(place)))
     agents += [a for a in known_agents.values() if a is not None and a.joined_at >= keep_since]
     # the listing counts everyone: `machine.transition` lists the first people again, counts the rest
     return replace(room, people=tuple(people), agents=tuple(agents), people_unlisted=0)
