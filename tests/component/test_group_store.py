@@ -255,3 +255,28 @@ async def test_a_heartbeat_grouped_with_its_rooms_webhook_records_what_one_by_on
     assert [outcome for outcome, *_ in got["grp_hb_"]] == [Outcome.APPLIED, Outcome.APPLIED, Outcome.NO_ROOM]
     assert got["grp_hb_"] == got["one_hb_"]
     assert await _table(engine, "grp_hb_") == await _table(engine, "one_hb_")
+
+
+async def test_a_late_webhook_grouped_with_later_batches_of_its_room_counts_each_person_once(
+    engine: AsyncEngine,
+) -> None:
+    """Two batches of one room in one group, the first a late webhook (re-folded from the log), the
+    second a join of someone beyond the people listed: the join is folded once, as one by one, not once
+    in the re-fold (it is in the log already, inserted with the group) and again on top."""
+    capped = Policy("notetaker", people_listed=1)
+
+    def join(prefix: str, n: int, who: str, at: int) -> list[tuple[Event, float]]:
+        return [(_event(prefix, n, (0, who, True, at, False)), float(at))]
+
+    rooms = {}
+    for prefix in ("one_late_", "grp_late_"):
+        await record_events(engine, join(prefix, 1, "alice", 4), rules=capped)
+        late, later = join(prefix, 2, "bob", 2), join(prefix, 3, "carol", 5)  # bob's is of an earlier second
+        if prefix == "one_late_":
+            results = [await record_events(engine, b, rules=capped) for b in (late, later)]
+        else:
+            results = list(await record_group(engine, [late, later], rules=capped))
+        room = results[-1].room if isinstance(results[-1], Recorded) else None
+        assert room is not None
+        rooms[prefix] = (len(room.people), room.people_unlisted)
+    assert rooms["grp_late_"] == rooms["one_late_"] == (1, 2)

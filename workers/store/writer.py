@@ -319,7 +319,8 @@ async def _fold(
             room, newest = decision.room, order.newest_after(newest, event)
             mine.append((event, at, decision.actions))
         else:  # late: fold again from a checkpoint before it, this batch included (it is inserted already)
-            folded, newest = await _refold(connection, sid, event.created_at, now, rules)
+            until = max(seqs[e.id] for e, _ in fresh)  # not the room's later batches of this group
+            folded, newest = await _refold(connection, sid, event.created_at, until, now, rules)
             room = machine.renumbered(before, folded)
             refolded = new_actions(before, room)
             outcome, mine = Outcome.REFOLDED, [(last_event, received_at, refolded)]
@@ -332,17 +333,19 @@ async def _fold(
 
 
 async def _refold(
-    connection: AsyncConnection, sid: str, second: int, now: _Current, rules: Rules
+    connection: AsyncConnection, sid: str, second: int, until: int, now: _Current, rules: Rules
 ) -> tuple[Room, int]:
     """The room folded again for a late webhook of `second`: from the newest checkpoint at or before it
-    (else from the first event), over the events since, in the order they apply; and the newest second."""
+    (else from the first event), over the events since up to log `seq` `until` (the group inserted the
+    room's later batches too: they are folded on top afterwards), in the order they apply; and the
+    newest second."""
     start = await checkpoints.before(
         connection, sid, second, now.checkpoints, legacy_agent=rules.legacy_agent
     )
     room, newest, since = Room(sid, now.room.name), -1, 0
     if start is not None:
         room, newest, since = start.room, start.newest, start.seq
-    log = await room_events(connection, sid, since=since)
+    log = await room_events(connection, sid, since=since, until=until)
     folded = machine.fold(room, log, rules=rules, newest=newest)
     for event, _ in log:
         newest = order.newest_after(newest, event)
@@ -373,12 +376,13 @@ async def _sid_by_name(connection: AsyncConnection, name: str) -> str:
 
 
 async def room_events(
-    connection: AsyncConnection, room_sid: str, *, since: int = 0
+    connection: AsyncConnection, room_sid: str, *, since: int = 0, until: int | None = None
 ) -> list[tuple[Event, float]]:
-    """The room's events in the order they were recorded (from log `seq` `since` on)."""
-    rows = await connection.execute(
-        select(EVENTS.c.data, EVENTS.c.received_at)
-        .where(EVENTS.c.room_sid == room_sid, EVENTS.c.kind != ACTION_KIND, EVENTS.c.seq >= since)
-        .order_by(EVENTS.c.seq)
+    """The room's events in the order they were recorded (from log `seq` `since` on, up to `until`)."""
+    query = select(EVENTS.c.data, EVENTS.c.received_at).where(
+        EVENTS.c.room_sid == room_sid, EVENTS.c.kind != ACTION_KIND, EVENTS.c.seq >= since
     )
+    if until is not None:
+        query = query.where(EVENTS.c.seq <= until)
+    rows = await connection.execute(query.order_by(EVENTS.c.seq))
     return [(from_plain(Event, data), received_at) for data, received_at in rows]
