@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -28,7 +29,7 @@ from workers.core import machine
 from workers.core.events import Event, EventKind, Fact, Participant, internal
 from workers.core.room import AgentView, Phase, Policy, Room
 from workers.core.rules import Rules
-from workers.queue.enqueue import Enqueuer
+from workers.queue.enqueue import ROOM_SCORE_PREFIX, Enqueuer
 from workers.queue.jobs import queue_webhook, webhook_job_id
 from workers.store import checkpoints, group, retention
 from workers.store.group import GroupCommit
@@ -333,3 +334,27 @@ def test_a_storm_is_spaced_at_a_pace_above_a_thousand_a_second(redis_url: str) -
     scores = [s for _, s in queued]
     assert 490 <= scores[-1] - scores[0] <= 510, scores[-1] - scores[0]
     assert [j for j, _ in queued] == [webhook_job_id(f"EV_{i}") for i in range(1000)]
+
+
+def test_a_storm_spread_over_more_than_a_minute_keeps_its_rooms_next_webhook_behind_it(
+    redis_url: str,
+) -> None:
+    """`WARDEN_ROOM_EVENTS_PER_SECOND=10`: 700 webhooks of one room are spread over 70 s of queue time.
+    The room's pace is remembered until the storm's tail is due (a minute past it), so the room's next
+    webhook, whenever within that time it comes, is queued after the tail, not at its own time among it."""
+
+    async def scenario() -> tuple[float, float, int]:
+        redis = ArqRedis.from_url(redis_url)
+        try:
+            enqueuer = Enqueuer(redis, QUEUE, room_spacing_ms=100.0)
+            storm = [{"id": f"EV_{i}", "room_sid": "RM_slow", "room_name": "slow"} for i in range(700)]
+            await asyncio.gather(*(queue_webhook(enqueuer, e["id"], e, 1.0) for e in storm))
+            tail = await redis.zscore(QUEUE, webhook_job_id("EV_699"))
+            remembered = await redis.pttl(ROOM_SCORE_PREFIX + "RM_slow")
+            return tail, time.time() * 1000, remembered
+        finally:
+            await redis.aclose()
+
+    tail, now, remembered = asyncio.run(scenario())
+    assert tail - now > 65_000
+    assert now + remembered >= tail + 59_000, (tail - now, remembered)

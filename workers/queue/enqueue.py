@@ -13,9 +13,10 @@ taken before any room job. Every score below `PRIORITY_MS` (a time before 2001) 
 `due_ms` gives its time back (for the queue's lag, and to ARQ's `run_job`, see `workers.queue.claiming`).
 
 A room's jobs (`room`: a webhook's room) are spaced in score: each is scored no earlier than
-`room_spacing_ms` after the room's previous one (`warden:room-score:{room}`, kept a minute), so that a
-room's storm (5,000 joins in one second) is scored over seconds, and another room's event queued in the
-middle of it is due before the storm's tail: one room never holds the queue. A room of ordinary pace
+`room_spacing_ms` after the room's previous one (`warden:room-score:{room}`, kept until a minute past
+the room's last job's time), so that a room's storm (5,000 joins in one second) is scored over seconds,
+and another room's event queued in the middle of it is due before the storm's tail: one room never
+holds the queue. A room of ordinary pace
 (under one event per `room_spacing_ms`) is scored at its time, as before. 0 turns the spacing off.
 """
 
@@ -55,8 +56,11 @@ for i = 1, (#KEYS - 1) / 2 do
     if ARGV[a + 5] ~= '' then
       local last = tonumber(redis.call('GET', ARGV[a + 5]) or '0')
       score = math.max(score, last + tonumber(ARGV[a + 6]))
-      -- kept to the microsecond: a spacing under a millisecond must add up, not round away
-      redis.call('SET', ARGV[a + 5], string.format('%.3f', score), 'PX', KEEP_MS)
+      -- kept to the microsecond (a spacing under a millisecond must add up, not round away), and until
+      -- a minute past this job's time: a storm spread further ahead than that keeps the room's next
+      -- job behind its tail
+      local keep = math.floor(score - tonumber(ARGV[a + 3])) + KEEP_MS
+      redis.call('SET', ARGV[a + 5], string.format('%.3f', score), 'PX', string.format('%d', keep))
     end
     redis.call('PSETEX', KEYS[2 * i], ARGV[a + 1], ARGV[a + 2])
     redis.call('ZADD', KEYS[1], string.format('%d', score), ARGV[a + 4])
