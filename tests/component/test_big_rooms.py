@@ -21,9 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from devtools.simulator.serving import serve
 from service.app import create_app
+from tests.support.cli import run_cli
 from tests.support.events import parse
 from tests.support.helpers import agent, body, person
 from tests.support.settings import make_settings
+from tests.support.timelines import logged
 from workers.core import machine
 from workers.core.events import Event, EventKind, Fact, Participant, internal
 from workers.core.room import AgentView, Phase, Policy, Room
@@ -32,7 +34,7 @@ from workers.queue.enqueue import Enqueuer
 from workers.queue.jobs import queue_webhook, webhook_job_id
 from workers.store import checkpoints, group, retention
 from workers.store.group import GroupCommit
-from workers.store.models import ROOM_CHECKPOINTS
+from workers.store.models import EVENTS, ROOM_CHECKPOINTS
 from workers.store.queries import find_room
 from workers.store.writer import Outcome, load_room, record_event, record_events
 
@@ -87,7 +89,7 @@ async def test_a_storm_of_joins_after_wardens_own_event_costs_linear_work(
         recorded = await record_event(engine, event, received_at=130.0 + i / 1000, rules=POLICY)
         assert recorded.outcome is Outcome.APPLIED, i
     assert transitions[0] - before == storm
-    room, _ = await find_room(engine, NAME) or (None, [])
+    room, _ = logged(await find_room(engine, NAME))
     assert room is not None and (len(room.people), room.people_unlisted) == (50, storm + 1 - 50)
 
 
@@ -105,7 +107,7 @@ async def test_a_webhook_of_an_earlier_second_is_still_late_and_lands_in_livekit
     late = await record_event(engine, joined(person("alice"), 10, "EV_join"), received_at=26.0, rules=POLICY)
     assert late.outcome is Outcome.REFOLDED
     assert late.room is not None and late.room.people == () and late.room.summary().phase is Phase.IDLE
-    _, timeline = await find_room(engine, NAME) or (None, [])
+    _, timeline = logged(await find_room(engine, NAME))
     assert [e.name for e in timeline if e.kind != "action"] == [
         "participant_joined",
         "participant_left",
@@ -122,7 +124,7 @@ async def test_the_timeline_lists_a_redispatch_before_the_agent_it_brought(engin
     await record_events(engine, [(dispatched, 12.9)], rules=POLICY)
     recorded = await record_event(engine, arrived, received_at=13.0, rules=POLICY)
     assert recorded.outcome is Outcome.APPLIED
-    _, timeline = await find_room(engine, NAME) or (None, [])
+    _, timeline = logged(await find_room(engine, NAME))
     names = [e.name for e in timeline if e.kind != "action"]
     assert names == ["participant_joined", "agent_dispatched", "participant_joined"]
     assert timeline[-1].kind == "action" or timeline[-1].event_id == "EV_agent"
@@ -312,3 +314,30 @@ async def test_groups_of_many_batches_a_room_with_checkpoints_give_the_fold_of_t
         room = await load_room(engine, sid)
         whole = machine.fold(Room(sid, NAME), log, rules=Rules.of((), POLICY))
         assert room is not None and (room.people, unnumbered(room)) == (whole.people, unnumbered(whole))
+
+
+async def test_a_big_rooms_timeline_lists_the_newest_entries_and_counts_the_earlier_ones(
+    engine: AsyncEngine, database_url: str, redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A webinar's 60 joins with 20 entries shown: the API, the room's page and `warden room` list the
+    newest 20 and count every entry before them, by type."""
+    for i in range(60):
+        await record_event(engine, joined(person(f"p{i}"), 100, f"EV_{i}"), received_at=100.0, rules=POLICY)
+    async with engine.connect() as connection:
+        logged = await connection.scalar(select(func.count()).where(EVENTS.c.room_sid == SID))
+    settings = make_settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        warden_agent_name="notetaker",
+        warden_timeline_shown=20,
+    )
+    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as client:
+        shown = (await client.get(f"/api/rooms/{NAME}")).json()
+        page = (await client.get(f"/rooms/{NAME}")).text
+        code, printed = await run_cli(capsys, "--url", url, "room", NAME)
+    joins = [e["participant"] for e in shown["timeline"] if e["type"] == "participant_joined"]
+    assert len(shown["timeline"]) == 20 and joins[-1] == "p59"
+    assert shown["timeline_earlier"]["participant_joined"] == 60 - len(joins)
+    assert len(shown["timeline"]) + sum(shown["timeline_earlier"].values()) == logged
+    assert f"{logged - 20} earlier entries not shown" in page
+    assert code == 0 and f"{logged - 20} earlier entries not shown: " in printed
