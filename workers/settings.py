@@ -132,6 +132,7 @@ class Settings(BaseSettings):
     warden_worker_concurrency: int = Field(default=200, ge=1, le=2_000)
     warden_room_events_per_second: float = Field(default=1000.0, ge=0, le=1_000_000)
     warden_room_people_listed: int = Field(default=200, ge=1, le=100_000)
+    warden_timeline_shown: int = Field(default=1000, ge=10, le=100_000)
     port: int = Field(default=8000, ge=1, le=65535)
     warden_worker_metrics_port: int = Field(default=0, ge=0, le=65535)
     warden_retention: str = "30d"

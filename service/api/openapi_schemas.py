@@ -185,8 +185,16 @@ SCHEMAS: dict[str, Schema] = {
     "RoomPage": _page("rooms", "Room", "A page of rooms, newest first", next_link=True),
     "TimelineEntry": TIMELINE_ENTRY,
     "RoomDetail": obj(
-        "A room with its whole timeline",
-        {**ROOM_FIELDS, "timeline": {"type": "array", "items": ref("TimelineEntry")}},
+        "A room with its timeline: the newest WARDEN_TIMELINE_SHOWN entries, the earlier ones counted",
+        {
+            **ROOM_FIELDS,
+            "timeline": {"type": "array", "items": ref("TimelineEntry")},
+            "timeline_earlier": {
+                "type": "object",
+                "additionalProperties": {"type": "integer", "minimum": 1},
+                "description": "entries before those listed, by type (empty: the whole log is listed)",
+            },
+        },
     ),
     "Incident": obj("An agent outage: rooms missing their agent together", INCIDENT_FIELDS),
     "IncidentRoom": INCIDENT_ROOM,

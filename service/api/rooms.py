@@ -188,9 +188,16 @@ async def get_rooms(request: Request) -> JSONResponse:
 
 @admin_only
 async def get_room(request: Request) -> JSONResponse:
-    found = await find_room(request.state.engine, request.path_params["name"])
+    shown = request.state.settings.warden_timeline_shown
+    found = await find_room(request.state.engine, request.path_params["name"], shown=shown)
     if found is None:
         return JSONResponse({"error": "no such room"}, status_code=404)
-    room, timeline = found
+    room = found.room
     confirmed = (await confirmations(request.state.engine, [room.sid])).get(room.sid)
-    return JSONResponse({**room_summary(room, confirmed), "timeline": [timeline_entry(e) for e in timeline]})
+    return JSONResponse(
+        {
+            **room_summary(room, confirmed),
+            "timeline": [timeline_entry(e) for e in found.timeline],
+            "timeline_earlier": found.earlier,
+        }
+    )

@@ -147,6 +147,10 @@ def room(url: str, name: str) -> int:
         )
     elif data.get("expects") == "learned":
         out.print("expected agents: none (Warden leaves this room alone)")
+    earlier = data.get("timeline_earlier") or {}
+    if earlier:
+        counted = ", ".join(f"{n} {cell(kind)}" for kind, n in earlier.items())
+        out.print(f"{sum(earlier.values())} earlier entries not shown: {counted}")
     table = Table(title="Timeline")
     for column in ("received", "source", "what", "who", "detail"):
         table.add_column(column)

@@ -206,11 +206,13 @@ async def rooms_page(request: Request) -> Response:
 
 @page
 async def room_page(request: Request) -> Response:
-    found = await find_room(request.state.engine, request.path_params["name"])
+    found = await find_room(
+        request.state.engine, request.path_params["name"], shown=request.state.settings.warden_timeline_shown
+    )
     if found is None:
         what = f"room {fit(request.path_params['name'])}"
         return TEMPLATES.TemplateResponse(request, "missing.html", {"what": what}, status_code=404)
-    room, timeline = found
+    room, timeline = found.room, found.timeline
     incidents = await open_incidents_by_room(request.state.engine, [room.sid])
     now = time.time()
     marks, spans, deadlines = _drawing(timeline, end=room.finished_at or now)
@@ -240,6 +242,7 @@ async def room_page(request: Request) -> Response:
             },
             "incident": incidents.get(room.sid),
             "timeline": lines,
+            "earlier": {fit(kind): n for kind, n in found.earlier.items()},
             "drawing": timeline_svg(marks, spans, deadlines, start, end),
         },
     )

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -22,18 +21,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from devtools.simulator.serving import serve
 from service.app import create_app
+from tests.support.cli import run_cli
 from tests.support.events import parse
 from tests.support.helpers import agent, body, person
 from tests.support.settings import make_settings
+from tests.support.timelines import logged
 from workers.core import machine
 from workers.core.events import Event, EventKind, Fact, Participant, internal
 from workers.core.room import AgentView, Phase, Policy, Room
 from workers.core.rules import Rules
-from workers.queue.enqueue import ROOM_SCORE_PREFIX, Enqueuer
+from workers.queue.enqueue import Enqueuer
 from workers.queue.jobs import queue_webhook, webhook_job_id
 from workers.store import checkpoints, group, retention
 from workers.store.group import GroupCommit
-from workers.store.models import ROOM_CHECKPOINTS
+from workers.store.models import EVENTS, ROOM_CHECKPOINTS
 from workers.store.queries import find_room
 from workers.store.writer import Outcome, load_room, record_event, record_events
 
@@ -88,7 +89,7 @@ async def test_a_storm_of_joins_after_wardens_own_event_costs_linear_work(
         recorded = await record_event(engine, event, received_at=130.0 + i / 1000, rules=POLICY)
         assert recorded.outcome is Outcome.APPLIED, i
     assert transitions[0] - before == storm
-    room, _ = await find_room(engine, NAME) or (None, [])
+    room, _ = logged(await find_room(engine, NAME))
     assert room is not None and (len(room.people), room.people_unlisted) == (50, storm + 1 - 50)
 
 
@@ -106,7 +107,7 @@ async def test_a_webhook_of_an_earlier_second_is_still_late_and_lands_in_livekit
     late = await record_event(engine, joined(person("alice"), 10, "EV_join"), received_at=26.0, rules=POLICY)
     assert late.outcome is Outcome.REFOLDED
     assert late.room is not None and late.room.people == () and late.room.summary().phase is Phase.IDLE
-    _, timeline = await find_room(engine, NAME) or (None, [])
+    _, timeline = logged(await find_room(engine, NAME))
     assert [e.name for e in timeline if e.kind != "action"] == [
         "participant_joined",
         "participant_left",
@@ -123,7 +124,7 @@ async def test_the_timeline_lists_a_redispatch_before_the_agent_it_brought(engin
     await record_events(engine, [(dispatched, 12.9)], rules=POLICY)
     recorded = await record_event(engine, arrived, received_at=13.0, rules=POLICY)
     assert recorded.outcome is Outcome.APPLIED
-    _, timeline = await find_room(engine, NAME) or (None, [])
+    _, timeline = logged(await find_room(engine, NAME))
     names = [e.name for e in timeline if e.kind != "action"]
     assert names == ["participant_joined", "agent_dispatched", "participant_joined"]
     assert timeline[-1].kind == "action" or timeline[-1].event_id == "EV_agent"
@@ -315,46 +316,28 @@ async def test_groups_of_many_batches_a_room_with_checkpoints_give_the_fold_of_t
         assert room is not None and (room.people, unnumbered(room)) == (whole.people, unnumbered(whole))
 
 
-def test_a_storm_is_spaced_at_a_pace_above_a_thousand_a_second(redis_url: str) -> None:
-    """`WARDEN_ROOM_EVENTS_PER_SECOND=2000` (half a millisecond apart): 1,000 webhooks of one room queued
-    at once are spread over half a second of queue time, in order, as the setting says; not all due in
-    the same millisecond (the spacing lost to whole milliseconds)."""
-
-    async def scenario() -> list[tuple[str, float]]:
-        redis = ArqRedis.from_url(redis_url)
-        try:
-            enqueuer = Enqueuer(redis, QUEUE, room_spacing_ms=0.5)
-            storm = [{"id": f"EV_{i}", "room_sid": "RM_fast", "room_name": "fast"} for i in range(1000)]
-            await asyncio.gather(*(queue_webhook(enqueuer, e["id"], e, 1.0) for e in storm))
-            return [(m.decode(), s) for m, s in await redis.zrange(QUEUE, 0, -1, withscores=True)]
-        finally:
-            await redis.aclose()
-
-    queued = asyncio.run(scenario())
-    scores = [s for _, s in queued]
-    assert 490 <= scores[-1] - scores[0] <= 510, scores[-1] - scores[0]
-    assert [j for j, _ in queued] == [webhook_job_id(f"EV_{i}") for i in range(1000)]
-
-
-def test_a_storm_spread_over_more_than_a_minute_keeps_its_rooms_next_webhook_behind_it(
-    redis_url: str,
+async def test_a_big_rooms_timeline_lists_the_newest_entries_and_counts_the_earlier_ones(
+    engine: AsyncEngine, database_url: str, redis_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`WARDEN_ROOM_EVENTS_PER_SECOND=10`: 700 webhooks of one room are spread over 70 s of queue time.
-    The room's pace is remembered until the storm's tail is due (a minute past it), so the room's next
-    webhook, whenever within that time it comes, is queued after the tail, not at its own time among it."""
-
-    async def scenario() -> tuple[float, float, int]:
-        redis = ArqRedis.from_url(redis_url)
-        try:
-            enqueuer = Enqueuer(redis, QUEUE, room_spacing_ms=100.0)
-            storm = [{"id": f"EV_{i}", "room_sid": "RM_slow", "room_name": "slow"} for i in range(700)]
-            await asyncio.gather(*(queue_webhook(enqueuer, e["id"], e, 1.0) for e in storm))
-            tail = await redis.zscore(QUEUE, webhook_job_id("EV_699"))
-            remembered = await redis.pttl(ROOM_SCORE_PREFIX + "RM_slow")
-            return tail, time.time() * 1000, remembered
-        finally:
-            await redis.aclose()
-
-    tail, now, remembered = asyncio.run(scenario())
-    assert tail - now > 65_000
-    assert now + remembered >= tail + 59_000, (tail - now, remembered)
+    """A webinar's 60 joins with 20 entries shown: the API, the room's page and `warden room` list the
+    newest 20 and count every entry before them, by type."""
+    for i in range(60):
+        await record_event(engine, joined(person(f"p{i}"), 100, f"EV_{i}"), received_at=100.0, rules=POLICY)
+    async with engine.connect() as connection:
+        logged = await connection.scalar(select(func.count()).where(EVENTS.c.room_sid == SID))
+    settings = make_settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        warden_agent_name="notetaker",
+        warden_timeline_shown=20,
+    )
+    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as client:
+        shown = (await client.get(f"/api/rooms/{NAME}")).json()
+        page = (await client.get(f"/rooms/{NAME}")).text
+        code, printed = await run_cli(capsys, "--url", url, "room", NAME)
+    joins = [e["participant"] for e in shown["timeline"] if e["type"] == "participant_joined"]
+    assert len(shown["timeline"]) == 20 and joins[-1] == "p59"
+    assert shown["timeline_earlier"]["participant_joined"] == 60 - len(joins)
+    assert len(shown["timeline"]) + sum(shown["timeline_earlier"].values()) == logged
+    assert f"{logged - 20} earlier entries not shown" in page
+    assert code == 0 and f"{logged - 20} earlier entries not shown: " in printed

@@ -5,7 +5,6 @@ row per room, numbers masked, long values clipped."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
@@ -18,7 +17,8 @@ from devtools.simulator.livekit import FakeLiveKit
 from devtools.simulator.serving import serve
 from devtools.simulator.world import FailurePlan, Outage, parse_failures
 from service.app import create_app
-from service.cli import check, main
+from service.cli import check
+from tests.support.cli import run_cli
 from tests.support.hostile import DIGITS, LONG, LONG_IDENTITY, RAW, record_rooms
 from tests.support.settings import KEY, SECRET, make_settings
 
@@ -128,11 +128,9 @@ async def hostile(engine: AsyncEngine, database_url: str, redis_url: str) -> Asy
 
 
 async def warden(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
-    """`warden ARGV`'s output, run in a thread (it blocks on HTTP to the app this loop serves)."""
-    with pytest.raises(SystemExit) as exited:
-        await asyncio.to_thread(main, list(argv))
-    out = capsys.readouterr().out
-    assert exited.value.code == 0, out
+    """`warden ARGV`'s output; it must succeed."""
+    code, out = await run_cli(capsys, *argv)
+    assert code == 0, out
     return out
 
 

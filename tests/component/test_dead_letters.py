@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from devtools.simulator.serving import serve
 from service.app import create_app
-from service.cli import main
+from tests.support.cli import run_cli
 from tests.support.events import parse
 from tests.support.harness import Harness, harness
 from tests.support.helpers import body, person
@@ -84,13 +84,6 @@ async def working(h: Harness) -> AsyncIterator[None]:
         await asyncio.gather(running, *worker.tasks.values(), return_exceptions=True)
 
 
-async def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
-    """`warden ARGV` in a thread (it blocks on HTTP to the app this loop serves); exit code and output."""
-    with pytest.raises(SystemExit) as exited:
-        await asyncio.to_thread(main, list(argv))
-    return int(exited.value.code or 0), capsys.readouterr().out
-
-
 async def _any(found: Awaitable[list[Any]]) -> bool:
     return bool(await found)
 
@@ -152,11 +145,11 @@ async def test_a_planted_bug_is_kept_as_a_dead_letter_and_re_run_once_fixed(
             assert "1 dead letter:" in re.sub(r"<[^>]+>", "", (await api.get("/")).text)
             page = (await api.get("/dead-letters")).text
             assert "EV_bad" in page and "planted bug" in page and "s3cret" not in page
-            code, listed = await _cli(capsys, "--url", url, "dead-letters")
+            code, listed = await run_cli(capsys, "--url", url, "dead-letters")
             assert code == 0 and "EV_bad" in listed and "planted bug" in listed and "bad-room" in listed
 
             planted_bug.undo()  # the cause is fixed
-            code, said = await _cli(capsys, "--url", url, "retry", "webhook:EV_bad")
+            code, said = await run_cli(capsys, "--url", url, "retry", "webhook:EV_bad")
             assert code == 0 and "retry:webhook:EV_bad:1" in said, said
 
             async def applied() -> bool:
@@ -166,7 +159,7 @@ async def test_a_planted_bug_is_kept_as_a_dead_letter_and_re_run_once_fixed(
             assert _gauge((await api.get("/metrics")).text, "warden_dead_letters") == 0
             (letter,) = await letters()
             assert letter["retried_at"] is not None
-            code, refused = await _cli(capsys, "--url", url, "retry", "webhook:EV_bad")
+            code, refused = await run_cli(capsys, "--url", url, "retry", "webhook:EV_bad")
             assert code == 1 and "already re-run" in refused
             assert (await api.post("/api/dead-letters/EV_nope/retry")).status_code == 404
     assert "s3cret-hook-token" not in caplog.text
@@ -180,7 +173,7 @@ async def test_a_re_run_that_fails_again_is_the_same_dead_letter_again(
         async with serve(create_app(context(h.ctx).settings)) as url, working(h):
             await _queue(h, "EV_bad", "bad-room", "RM_bad")
             await wait_until(lambda: _kept(h, retried=False), "EV_bad kept as a dead letter")
-            code, _ = await _cli(capsys, "--url", url, "retry", "webhook:EV_bad")
+            code, _ = await run_cli(capsys, "--url", url, "retry", "webhook:EV_bad")
             assert code == 0
             await wait_until(
                 lambda: _kept(h, retried=False), "the re-run fails again"
@@ -201,7 +194,7 @@ async def test_a_dead_letter_kept_before_job_ids_had_kinds_is_re_run_under_its_b
         )
         await keep(h.engine, old)
         async with serve(create_app(context(h.ctx).settings)) as url, working(h):
-            code, said = await _cli(capsys, "--url", url, "retry", "EV_old")
+            code, said = await run_cli(capsys, "--url", url, "retry", "EV_old")
             assert code == 0 and "retry:EV_old:1" in said, said
             await wait_until(lambda: _any(_room(h, "RM_old")), "the re-run applies EV_old")
         (letter,) = await newest(h.engine)

@@ -4,15 +4,19 @@ trip, and each caller still gets its own answer — queued, already known, or th
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from arq.connections import ArqRedis
 from arq.jobs import Job, JobStatus
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from workers.queue.enqueue import Enqueuer
+from workers.queue.enqueue import ROOM_SCORE_PREFIX, Enqueuer
+from workers.queue.jobs import queue_webhook, webhook_job_id
 
 QUEUE = "warden:test-enqueue"
+# A room's storm spaced in queue time (`WARDEN_ROOM_EVENTS_PER_SECOND`), each on a queue of its own.
+FAST, SLOW = f"{QUEUE}:fast", f"{QUEUE}:slow"
 
 
 async def test_concurrent_calls_each_get_their_own_answer(redis_url: str) -> None:
@@ -57,3 +61,50 @@ async def test_unreachable_redis_fails_every_caller() -> None:
             await enqueuer.enqueue("apply_webhook", "EV_alone", {}, 1.0)
     finally:
         await redis.aclose()
+
+
+def test_a_storm_is_spaced_at_a_pace_above_a_thousand_a_second(redis_url: str) -> None:
+    """`WARDEN_ROOM_EVENTS_PER_SECOND=2000` (half a millisecond apart): 1,000 webhooks of one room queued
+    at once are spread over half a second of queue time, in order, as the setting says; not all due in
+    the same millisecond (the spacing lost to whole milliseconds)."""
+
+    async def scenario() -> list[tuple[str, float]]:
+        redis = ArqRedis.from_url(redis_url)
+        try:
+            await redis.delete(FAST, ROOM_SCORE_PREFIX + "RM_fast")
+            enqueuer = Enqueuer(redis, FAST, room_spacing_ms=0.5)
+            storm = [{"id": f"EV_{i}", "room_sid": "RM_fast", "room_name": "fast"} for i in range(1000)]
+            await asyncio.gather(*(queue_webhook(enqueuer, e["id"], e, 1.0) for e in storm))
+            return [(m.decode(), s) for m, s in await redis.zrange(FAST, 0, -1, withscores=True)]
+        finally:
+            await redis.aclose()
+
+    queued = asyncio.run(scenario())
+    scores = [s for _, s in queued]
+    assert 490 <= scores[-1] - scores[0] <= 510, scores[-1] - scores[0]
+    assert [j for j, _ in queued] == [webhook_job_id(f"EV_{i}") for i in range(1000)]
+
+
+def test_a_storm_spread_over_more_than_a_minute_keeps_its_rooms_next_webhook_behind_it(
+    redis_url: str,
+) -> None:
+    """`WARDEN_ROOM_EVENTS_PER_SECOND=10`: 700 webhooks of one room are spread over 70 s of queue time.
+    The room's pace is remembered until the storm's tail is due (a minute past it), so the room's next
+    webhook, whenever within that time it comes, is queued after the tail, not at its own time among it."""
+
+    async def scenario() -> tuple[float, float, int]:
+        redis = ArqRedis.from_url(redis_url)
+        try:
+            await redis.delete(SLOW, ROOM_SCORE_PREFIX + "RM_slow")
+            enqueuer = Enqueuer(redis, SLOW, room_spacing_ms=100.0)
+            storm = [{"id": f"EV_{i}", "room_sid": "RM_slow", "room_name": "slow"} for i in range(700)]
+            await asyncio.gather(*(queue_webhook(enqueuer, e["id"], e, 1.0) for e in storm))
+            tail = await redis.zscore(SLOW, webhook_job_id("EV_699"))
+            remembered = await redis.pttl(ROOM_SCORE_PREFIX + "RM_slow")
+            return tail, time.time() * 1000, remembered
+        finally:
+            await redis.aclose()
+
+    tail, now, remembered = asyncio.run(scenario())
+    assert tail - now > 65_000
+    assert now + remembered >= tail + 59_000, (tail - now, remembered)

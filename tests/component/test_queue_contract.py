@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from arq.connections import ArqRedis
+from arq.constants import in_progress_key_prefix
 from arq.jobs import Job, JobStatus, deserialize_job_raw
 from arq.utils import timestamp_ms
 from arq.worker import Worker, func
@@ -391,3 +392,36 @@ async def test_queue_depth_counts_priority_jobs_by_when_they_are_due(redis_url: 
         assert 5.0 <= (await queue_depth(redis, QUEUE)).lag_seconds < 5.0 + SLACK_MS / 1000
     finally:
         await redis.aclose()
+
+
+async def test_a_job_still_running_takes_no_slot_from_the_jobs_queued_behind_it(redis_url: str) -> None:
+    """A running job stays at the head of ARQ's sorted set: a worker with a free slot still starts the job
+    behind it (a running job taken for a new one filled the slot, and nothing else started until it
+    ended: a room's batch waiting in the group commit stalled every other room's job)."""
+    redis = ArqRedis.from_url(redis_url)
+    release, behind_ran = asyncio.Event(), asyncio.Event()
+
+    async def slow(ctx: dict[str, Any], job: str) -> str:
+        await release.wait()
+        return job
+
+    async def quick(ctx: dict[str, Any], job: str) -> str:
+        behind_ran.set()
+        return job
+
+    worker = burst_worker(redis, QUEUE, func(slow, name="slow"), func(quick, name="quick"), max_jobs=2)
+    try:
+        await redis.enqueue_job("slow", "head", _job_id="head", _queue_name=QUEUE, _defer_until=ago(5))
+        run = asyncio.create_task(worker.async_run())
+        await wait_until(lambda: _running(redis, "head"), "the head job running")
+        await redis.enqueue_job("quick", "behind", _job_id="behind", _queue_name=QUEUE)
+        await asyncio.wait_for(behind_ran.wait(), timeout=10)  # while the head job still runs
+        release.set()
+        await asyncio.wait_for(run, timeout=10)
+    finally:
+        release.set()
+        await redis.aclose()
+
+
+async def _running(redis: ArqRedis, job_id: str) -> bool:
+    return bool(await redis.exists(in_progress_key_prefix + job_id))

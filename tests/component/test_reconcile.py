@@ -50,7 +50,7 @@ async def test_room_livekit_no_longer_has_is_closed(h: Harness) -> None:
     room = await h.room(sid("lost-finish"))
     assert (room.phase, room.deadline) == (Phase.CLOSED, None)
     found = await find_room(h.engine, "lost-finish")
-    assert found is not None and found[1][-1].name == "reconciled"
+    assert found is not None and found.timeline[-1].name == "reconciled"
 
 
 async def test_room_warden_never_heard_of_is_adopted_with_livekits_join_time(h: Harness) -> None:
@@ -112,7 +112,7 @@ async def test_a_listing_older_than_a_join_does_not_undo_it(h: Harness) -> None:
 async def _log(h: Harness, room: str) -> list[str]:
     found = await find_room(h.engine, room)
     assert found is not None
-    return [entry.name for entry in found[1]]
+    return [entry.name for entry in found.timeline]
 
 
 async def test_a_room_as_warden_knows_it_gets_no_line_only_its_confirmation(h: Harness) -> None:

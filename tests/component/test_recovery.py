@@ -210,7 +210,7 @@ async def test_timeline_reads_like_the_decision_tree(
     await h.fire()
     found = await find_room(h.engine, ROOM)
     assert found is not None
-    assert [e.name for e in found[1]] == [
+    assert [e.name for e in found.timeline] == [
         "participant_joined",
         "ScheduleDeadline",
         "deadline_passed",

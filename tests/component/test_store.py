@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from tests.support.events import parse
 from tests.support.helpers import agent, body, fixture, person
 from tests.support.settings import make_settings
+from tests.support.timelines import logged
 from workers.core.events import Event
 from workers.core.room import Phase, Policy
 from workers.store.engine import make_engine
@@ -41,7 +42,7 @@ async def count(engine: AsyncEngine, model: type) -> int:
 async def test_recorded_fixtures_build_the_room_and_its_timeline(engine: AsyncEngine) -> None:
     for name in ("room_started", "participant_joined_standard"):
         assert await outcome(engine, parse(fixture(name)), 1.0) == Outcome.APPLIED
-    room, timeline = await find_room(engine, "call-42") or (None, [])
+    room, timeline = logged(await find_room(engine, "call-42"))
     assert room is not None and room.sid == "RM_x7Qk2mP9aZbC"
     assert room.summary().phase is Phase.WAITING
     assert [p.identity for p in room.people] == ["user-123"]
@@ -64,7 +65,7 @@ async def test_late_older_event_is_applied_in_livekit_order(engine: AsyncEngine)
     # alice leaves at 20 but that webhook arrives first; her join (at 10) arrives later and must not win.
     assert await outcome(engine, left(person("alice"), 20, "EV_left"), 1.0) == Outcome.APPLIED
     assert await outcome(engine, joined(person("alice"), 10, "EV_join"), 2.0) == Outcome.REFOLDED
-    room, timeline = await find_room(engine, "call-42") or (None, [])
+    room, timeline = logged(await find_room(engine, "call-42"))
     assert room is not None and room.summary().phase is Phase.IDLE and room.people == ()
     assert [e.name for e in timeline] == ["participant_joined", "participant_left"]
 
@@ -82,7 +83,7 @@ async def test_concurrent_writers_on_one_room_lose_nothing(database_url: str) ->
             )
         )
         assert {r.outcome for r in outcomes} <= {Outcome.APPLIED, Outcome.REFOLDED}
-        room, _ = await find_room(engines[0], "call-42") or (None, [])
+        room, _ = logged(await find_room(engines[0], "call-42"))
         assert room is not None and len(room.people) == 40
         async with AsyncSession(engines[0]) as session:
             row = await session.get(RoomRow, "RM_test")
@@ -95,7 +96,7 @@ async def test_concurrent_writers_on_one_room_lose_nothing(database_url: str) ->
 async def test_agent_join_is_seen_and_event_without_room_is_logged(engine: AsyncEngine) -> None:
     await record_event(engine, joined(person("alice"), 10, "EV_a"), received_at=1.0, rules=POLICY)
     await record_event(engine, joined(agent("agent-AJ_1"), 14, "EV_b"), received_at=2.0, rules=POLICY)
-    room, _ = await find_room(engine, "call-42") or (None, [])
+    room, _ = logged(await find_room(engine, "call-42"))
     shown = room.summary() if room is not None else None
     assert shown is not None and (shown.phase, shown.agent_joined_at) == (Phase.AGENT_PRESENT, 14)
     orphan = parse(json.dumps({"event": "egress_started", "id": "EV_eg", "createdAt": "5"}).encode())

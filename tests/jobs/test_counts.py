@@ -16,7 +16,7 @@ async def shown(world: World) -> tuple[dict[str, Any], list[str]]:
     """The room as `GET /api/rooms/{name}` shows it: its summary, and the names of its timeline's lines."""
     found = await find_room(world.engine, ROOM)
     assert found is not None
-    room, timeline = found
+    room, timeline = found.room, found.timeline
     return room_summary(room), [entry.name for entry in timeline]
 
 

@@ -262,7 +262,7 @@ class World:
         """The names of the lines of the room's log, as the API shows them, oldest first."""
         found = await find_room(self.engine, room)
         assert found is not None, f"Warden never heard of room {room}"
-        return [entry.name for entry in found[1]]
+        return [entry.name for entry in found.timeline]
 
     def timers(self) -> list[tuple[str, float]]:
         """The deadline jobs waiting in the queue: (job id, seconds from now until it is due)."""

@@ -94,6 +94,9 @@ class ClaimingWorker(Worker):
         for polled in job_ids:
             if self.job_counter >= self.max_jobs:
                 break
+            running = self.tasks.get(polled.decode())
+            if running is not None and not running.done():  # it stays in the sorted set until it ends
+                continue
             await self.sem.acquire()
             self.job_counter += 1
             wanted.append(polled.decode())

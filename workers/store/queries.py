@@ -15,7 +15,7 @@ from workers.core.events import INTERNAL_KINDS
 from workers.core.room import Phase, Room
 from workers.store.models import OPEN_PHASE, ROOMS, EventRow, RoomRow
 
-TIMELINE_LIMIT = 1000
+TIMELINE_LIMIT = 1000  # the newest entries of a room's log shown (`WARDEN_TIMELINE_SHOWN`); the rest counted
 _WARDENS = frozenset(str(kind) for kind in INTERNAL_KINDS)
 
 
@@ -31,6 +31,16 @@ class TimelineEntry:
     data: dict[str, Any]
 
     event_id: str = ""
+
+
+@dataclass(frozen=True)
+class RoomLog:
+    """A room, the newest entries of its log in the order they were applied, and the entries before
+    them counted by type (`earlier`: empty when the whole log is shown)."""
+
+    room: Room
+    timeline: list[TimelineEntry]
+    earlier: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -57,9 +67,10 @@ async def list_rooms(engine: AsyncEngine, *, limit: int, offset: int, phase: str
         return RoomPage([stored.from_dict(r.state) for r in found], total, confirmed)
 
 
-async def find_room(engine: AsyncEngine, name: str) -> tuple[Room, list[TimelineEntry]] | None:
+async def find_room(engine: AsyncEngine, name: str, *, shown: int = TIMELINE_LIMIT) -> RoomLog | None:
     """The newest room called `name` (or the room whose sid it is: names with a phone number in them
-    are shown masked, and linked by sid), with its events in the order they were applied."""
+    are shown masked, and linked by sid), with its newest `shown` events in the order they were applied
+    and the earlier ones counted by type (a webinar's thousands of joins are a count, not a page)."""
     async with AsyncSession(engine) as session:
         row = await session.scalar(
             select(RoomRow)
@@ -75,16 +86,25 @@ async def find_room(engine: AsyncEngine, name: str) -> tuple[Room, list[Timeline
             select(EventRow)
             .where(col(EventRow.room_sid) == row.sid)
             .order_by(col(EventRow.seq).desc())
-            .limit(TIMELINE_LIMIT)
+            .limit(shown)
         )
+        found = list(rows)
+        earlier: dict[str, int] = {}
+        if len(found) == shown:
+            counted = await session.execute(
+                select(col(EventRow.kind), func.count())
+                .where(col(EventRow.room_sid) == row.sid, col(EventRow.seq) < found[-1].seq)
+                .group_by(col(EventRow.kind))
+            )
+            earlier = {str(kind): int(n) for kind, n in sorted(counted.all())}
         timeline = [
             TimelineEntry(
                 r.kind, r.name, r.participant_identity, r.created_at, r.received_at, dict(r.data), r.event_id
             )
-            for r in rows
+            for r in found
         ]
     timeline.reverse()  # oldest first, so that ties keep arrival order in the stable sort
-    return stored.from_dict(row.state), sorted(timeline, key=_timeline_order(timeline))
+    return RoomLog(stored.from_dict(row.state), sorted(timeline, key=_timeline_order(timeline)), earlier)
 
 
 def _timeline_order(timeline: list[TimelineEntry]) -> Callable[[TimelineEntry], tuple[int, ...]]:
