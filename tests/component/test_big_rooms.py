@@ -32,6 +32,7 @@ from workers.core.room import AgentView, Phase, Policy, Room
 from workers.core.rules import Rules
 from workers.queue.enqueue import Enqueuer
 from workers.queue.jobs import queue_webhook, webhook_job_id
+from workers.settings import Settings
 from workers.store import checkpoints, group, retention
 from workers.store.group import GroupCommit
 from workers.store.models import EVENTS, ROOM_CHECKPOINTS
@@ -225,19 +226,26 @@ async def test_late_webhooks_folded_from_checkpoints_give_the_fold_of_the_whole_
         assert (recorded.room.people, unnumbered(recorded.room)) == (whole.people, unnumbered(whole)), n
 
 
+async def webinar_of_sixty(engine: AsyncEngine) -> None:
+    """The room `NAME` with 60 people joined (`p0`...`p59`, LiveKit's second 100)."""
+    for i in range(60):
+        await record_event(engine, joined(person(f"p{i}"), 100, f"EV_{i}"), received_at=100.0, rules=POLICY)
+
+
+def web_settings(database_url: str, redis_url: str, **extra: Any) -> Settings:
+    """The web's settings for the room's pages, with the notetaker expected."""
+    return make_settings(
+        database_url=database_url, redis_url=redis_url, warden_agent_name="notetaker", **extra
+    )
+
+
 async def test_the_api_and_the_dashboard_count_the_people_not_listed(
     engine: AsyncEngine, database_url: str, redis_url: str
 ) -> None:
     """A room of 60 people with 50 listed: the API says 50 listed and 10 more, the rooms page counts
     60, the room's page names the listed ones and "+10 more"."""
-    for i in range(60):
-        await record_event(engine, joined(person(f"p{i}"), 100, f"EV_{i}"), received_at=100.0, rules=POLICY)
-    settings = make_settings(
-        database_url=database_url,
-        redis_url=redis_url,
-        warden_agent_name="notetaker",
-        warden_room_people_listed=50,
-    )
+    await webinar_of_sixty(engine)
+    settings = web_settings(database_url, redis_url, warden_room_people_listed=50)
     async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as client:
         shown = (await client.get(f"/api/rooms/{NAME}")).json()
         assert (len(shown["people"]), shown["people_unlisted"]) == (50, 10)
@@ -321,16 +329,10 @@ async def test_a_big_rooms_timeline_lists_the_newest_entries_and_counts_the_earl
 ) -> None:
     """A webinar's 60 joins with 20 entries shown: the API, the room's page and `warden room` list the
     newest 20 and count every entry before them, by type."""
-    for i in range(60):
-        await record_event(engine, joined(person(f"p{i}"), 100, f"EV_{i}"), received_at=100.0, rules=POLICY)
+    await webinar_of_sixty(engine)
     async with engine.connect() as connection:
         logged = await connection.scalar(select(func.count()).where(EVENTS.c.room_sid == SID))
-    settings = make_settings(
-        database_url=database_url,
-        redis_url=redis_url,
-        warden_agent_name="notetaker",
-        warden_timeline_shown=20,
-    )
+    settings = web_settings(database_url, redis_url, warden_timeline_shown=20)
     async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as client:
         shown = (await client.get(f"/api/rooms/{NAME}")).json()
         page = (await client.get(f"/rooms/{NAME}")).text

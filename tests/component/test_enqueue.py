@@ -63,48 +63,42 @@ async def test_unreachable_redis_fails_every_caller() -> None:
         await redis.aclose()
 
 
-def test_a_storm_is_spaced_at_a_pace_above_a_thousand_a_second(redis_url: str) -> None:
+async def queued_storm(redis: ArqRedis, queue: str, room: str, size: int, spacing_ms: float) -> None:
+    """`size` webhooks of `room` queued at once on `queue` (emptied first), spaced `spacing_ms` apart."""
+    await redis.delete(queue, ROOM_SCORE_PREFIX + room)
+    enqueuer = Enqueuer(redis, queue, room_spacing_ms=spacing_ms)
+    storm = [{"id": f"EV_{i}", "room_sid": room, "room_name": room} for i in range(size)]
+    await asyncio.gather(*(queue_webhook(enqueuer, e["id"], e, 1.0) for e in storm))
+
+
+async def test_a_storm_is_spaced_at_a_pace_above_a_thousand_a_second(redis_url: str) -> None:
     """`WARDEN_ROOM_EVENTS_PER_SECOND=2000` (half a millisecond apart): 1,000 webhooks of one room queued
     at once are spread over half a second of queue time, in order, as the setting says; not all due in
     the same millisecond (the spacing lost to whole milliseconds)."""
-
-    async def scenario() -> list[tuple[str, float]]:
-        redis = ArqRedis.from_url(redis_url)
-        try:
-            await redis.delete(FAST, ROOM_SCORE_PREFIX + "RM_fast")
-            enqueuer = Enqueuer(redis, FAST, room_spacing_ms=0.5)
-            storm = [{"id": f"EV_{i}", "room_sid": "RM_fast", "room_name": "fast"} for i in range(1000)]
-            await asyncio.gather(*(queue_webhook(enqueuer, e["id"], e, 1.0) for e in storm))
-            return [(m.decode(), s) for m, s in await redis.zrange(FAST, 0, -1, withscores=True)]
-        finally:
-            await redis.aclose()
-
-    queued = asyncio.run(scenario())
+    redis = ArqRedis.from_url(redis_url)
+    try:
+        await queued_storm(redis, FAST, "RM_fast", 1000, 0.5)
+        queued = [(m.decode(), s) for m, s in await redis.zrange(FAST, 0, -1, withscores=True)]
+    finally:
+        await redis.aclose()
     scores = [s for _, s in queued]
     assert 490 <= scores[-1] - scores[0] <= 510, scores[-1] - scores[0]
     assert [j for j, _ in queued] == [webhook_job_id(f"EV_{i}") for i in range(1000)]
 
 
-def test_a_storm_spread_over_more_than_a_minute_keeps_its_rooms_next_webhook_behind_it(
+async def test_a_storm_spread_over_more_than_a_minute_keeps_its_rooms_next_webhook_behind_it(
     redis_url: str,
 ) -> None:
     """`WARDEN_ROOM_EVENTS_PER_SECOND=10`: 700 webhooks of one room are spread over 70 s of queue time.
     The room's pace is remembered until the storm's tail is due (a minute past it), so the room's next
     webhook, whenever within that time it comes, is queued after the tail, not at its own time among it."""
-
-    async def scenario() -> tuple[float, float, int]:
-        redis = ArqRedis.from_url(redis_url)
-        try:
-            await redis.delete(SLOW, ROOM_SCORE_PREFIX + "RM_slow")
-            enqueuer = Enqueuer(redis, SLOW, room_spacing_ms=100.0)
-            storm = [{"id": f"EV_{i}", "room_sid": "RM_slow", "room_name": "slow"} for i in range(700)]
-            await asyncio.gather(*(queue_webhook(enqueuer, e["id"], e, 1.0) for e in storm))
-            tail = await redis.zscore(SLOW, webhook_job_id("EV_699"))
-            remembered = await redis.pttl(ROOM_SCORE_PREFIX + "RM_slow")
-            return tail, time.time() * 1000, remembered
-        finally:
-            await redis.aclose()
-
-    tail, now, remembered = asyncio.run(scenario())
-    assert tail - now > 65_000
+    redis = ArqRedis.from_url(redis_url)
+    try:
+        await queued_storm(redis, SLOW, "RM_slow", 700, 100.0)
+        tail = await redis.zscore(SLOW, webhook_job_id("EV_699"))
+        remembered = await redis.pttl(ROOM_SCORE_PREFIX + "RM_slow")
+        now = time.time() * 1000
+    finally:
+        await redis.aclose()
+    assert tail is not None and tail - now > 65_000
     assert now + remembered >= tail + 59_000, (tail - now, remembered)
