@@ -144,6 +144,15 @@ class Settings(BaseSettings):
             raise ValueError("must be a ws://, wss://, http:// or https:// URL")
         return value
 
+    @field_validator("warden_room_events_per_second")
+    @classmethod
+    def _check_room_pace(cls, value: float) -> float:
+        if 0 < value < 10:
+            raise ValueError(
+                "must be 0 (no spacing) or at least 10: slower, a room's webhooks would wait minutes"
+            )
+        return value
+
     @field_validator("redis_url")
     @classmethod
     def _check_redis_url(cls, value: str) -> str:

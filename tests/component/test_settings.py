@@ -54,6 +54,7 @@ def test_warden_rooms_globs_choose_the_watched_rooms() -> None:
         ({"port": 70000}, "PORT"),
         ({"warden_worker_concurrency": 0}, "WARDEN_WORKER_CONCURRENCY"),
         ({"warden_room_events_per_second": -1}, "WARDEN_ROOM_EVENTS_PER_SECOND"),
+        ({"warden_room_events_per_second": 0.001}, "WARDEN_ROOM_EVENTS_PER_SECOND"),
         ({"warden_room_people_listed": 0}, "WARDEN_ROOM_PEOPLE_LISTED"),
         ({"warden_alert_retry_seconds": 0}, "WARDEN_ALERT_RETRY_SECONDS"),
         ({"warden_claim_lease_seconds": "soon"}, "WARDEN_CLAIM_LEASE_SECONDS"),
