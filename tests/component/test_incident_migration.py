@@ -6,12 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alembic import command
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.support.migrations import migrate
 from tests.support.settings import make_settings
-from workers.migrate import alembic_config
 from workers.store.engine import make_engine
 from workers.store.incidents import get_incident, open_agents
 
@@ -38,21 +36,10 @@ AFTER = {
 }
 
 
-async def _migrate(engine: AsyncEngine, how: str, revision: str) -> None:
-    config = alembic_config(engine.url.render_as_string(hide_password=False))
-
-    def run(connection: object) -> None:
-        config.attributes["connection"] = connection
-        getattr(command, how)(config, revision)
-
-    async with engine.begin() as connection:
-        await connection.run_sync(run)
-
-
 async def test_incidents_from_before_get_the_state_their_claims_reached_and_back(tmp_path: Path) -> None:
     engine = make_engine(make_settings(database_url=f"sqlite:///{tmp_path}/old.db").database_url)
     try:
-        await _migrate(engine, "upgrade", "0006")
+        await migrate(engine, "upgrade", "0006")
         async with engine.begin() as connection:
             for n, (incident_id, claims) in enumerate(BEFORE.items()):
                 columns = {"id": incident_id, "agent_name": f"agent-{n}", "reason": "outage", "opened_at": 90}
@@ -64,12 +51,12 @@ async def test_incidents_from_before_get_the_state_their_claims_reached_and_back
                     text(f"INSERT INTO incidents ({names}) VALUES ({', '.join(':' + c for c in columns)})"),
                     columns,
                 )
-        await _migrate(engine, "upgrade", "head")
+        await migrate(engine, "upgrade", "head")
         for incident_id, state in AFTER.items():
             incident = await get_incident(engine, incident_id)
             assert incident is not None and incident.state == state, (incident_id, incident)
         assert len(await open_agents(engine)) == len(BEFORE) - 1
-        await _migrate(engine, "downgrade", "0006")
+        await migrate(engine, "downgrade", "0006")
         async with engine.connect() as connection:
             rows = await connection.execute(
                 text("SELECT id, restart_done_at IS NOT NULL, followup_claimed_at IS NOT NULL FROM incidents")
