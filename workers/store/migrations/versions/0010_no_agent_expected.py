@@ -32,7 +32,8 @@ def upgrade() -> None:
     rows = bind.execute(sa.text("SELECT sid, state FROM rooms WHERE phase = 'idle'")).fetchall()
     changed = []
     for sid, state in rows:
-        room = stored.from_dict(json.loads(state) if isinstance(state, str) else state, legacy_agent=legacy_agent)
+        data = json.loads(state) if isinstance(state, str) else state
+        room = stored.from_dict(data, legacy_agent=legacy_agent)
         phase = str(room.summary().phase)
         if phase != "idle":
             changed.append({"sid": sid, "phase": phase})
