@@ -35,15 +35,21 @@ def is_webhook(event: Event) -> bool:
     return event.kind not in INTERNAL_KINDS
 
 
+def second_at(kind: str, created_at: int, newest: int) -> int:
+    """The second an event of `kind` stamped `created_at` applies at, after webhooks up to second
+    `newest`: a webhook's own; one of Warden's own events', the newest webhook's before it (rule 5).
+    (By kind and stamp, so that a timeline's stored entries are placed as their events were.)"""
+    return newest if kind in INTERNAL_KINDS else created_at
+
+
 def second_of(event: Event, newest: int) -> int:
-    """The second `event` applies at, after webhooks up to second `newest`: a webhook's own; one of
-    Warden's own events', the newest webhook's before it (rule 5)."""
-    return event.created_at if is_webhook(event) else newest
+    """`second_at` for an event."""
+    return second_at(event.kind, event.created_at, newest)
 
 
 def newest_after(newest: int, event: Event) -> int:
     """The newest webhook second once `event` is applied (Warden's own events leave it)."""
-    return max(newest, event.created_at) if is_webhook(event) else newest
+    return max(newest, second_of(event, newest))
 
 
 def placed(events: Iterable[tuple[Event, float]], *, newest: int = -1) -> list[tuple[Event, float]]:

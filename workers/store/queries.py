@@ -10,13 +10,11 @@ from sqlalchemy import func, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col, select
 
-from workers.core import stored
-from workers.core.events import INTERNAL_KINDS
+from workers.core import order, stored
 from workers.core.room import Phase, Room
 from workers.store.models import OPEN_PHASE, ROOMS, EventRow, RoomRow
 
 TIMELINE_LIMIT = 1000  # the newest entries of a room's log shown (`WARDEN_TIMELINE_SHOWN`); the rest counted
-_WARDENS = frozenset(str(kind) for kind in INTERNAL_KINDS)
 
 
 @dataclass(frozen=True)
@@ -115,7 +113,7 @@ def _timeline_order(timeline: list[TimelineEntry]) -> Callable[[TimelineEntry], 
     newest = -1
     for arrival, entry in enumerate(timeline):
         if "#" not in entry.event_id:
-            second = newest if entry.kind in _WARDENS else entry.created_at
+            second = order.second_at(entry.kind, entry.created_at, newest)
             keys[entry.event_id] = (second, arrival, -1)
             newest = max(newest, second)
 
