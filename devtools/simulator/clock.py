@@ -55,7 +55,7 @@ class _Due:
 
 
 class ManualClock:
-    """A clock that moves only when told to. Setting `now` (or `advance`) runs every timer due by then,
+    """A clock that moves only when told to. Setting `now` runs every timer due by then,
     earliest first, with the clock at that timer's time; a timer set by a timer runs too if it is due.
     Setting `now` backwards moves the clock back and runs nothing."""
 
@@ -76,9 +76,6 @@ class ManualClock:
         while self.step(value):
             pass
         self._now = value
-
-    def advance(self, seconds: float) -> None:
-        self.now = self._now + seconds
 
     def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
         due = _Due(when, next(self._seq), callback)

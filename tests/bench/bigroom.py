@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from devtools.embedded_redis import EmbeddedRedis
 from tests.bench.worker import worker_env
 from tests.support.processes import ROOT
+from tests.support.waiting import wait_until
 from workers.core.events import Event, EventKind, Participant, ParticipantKind, to_dict
 from workers.queue.enqueue import Enqueuer
 from workers.queue.jobs import queue_heartbeat, queue_webhook
@@ -111,11 +112,11 @@ async def _run(database_url: str, redis_url: str, label: str, ticks: int) -> Big
         # Warm up: the worker is running and has recorded something before the clock starts.
         warm = _started("RM_warm", "bench-warm", int(time.time()))
         await queue_webhook(enqueuer, warm.id, to_dict(warm), time.time())
-        launched = time.monotonic()
-        while not await _count(engine, "RM_warm"):
-            if time.monotonic() - launched > 60:
-                raise RuntimeError("the worker stored nothing in 60 s")
-            await asyncio.sleep(0.02)
+
+        async def warmed() -> bool:
+            return await _count(engine, "RM_warm") > 0
+
+        await wait_until(warmed, "the worker stored RM_warm", timeout=60, every=0.02)
         second = int(time.time())
         storm = [_started(BIG, "bench-big", second)]
         storm += [_join(i, BIG, "bench-big", second, f"user-{i}") for i in range(STORM)]

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from devtools.embedded_redis import free_port
 from service import cli
 from service.app import create_app
-from tests.support.events import parse
+from tests.support.events import LIVEKITS_ID, parse
 from tests.support.helpers import FIXTURES, agent, body, person, sign
 from tests.support.settings import KEY, SECRET, make_settings
 from workers.core import bounds
@@ -222,7 +222,7 @@ def test_hostile_names_are_taken_in_and_shown_inert_and_bounded(
     )
     status = post(client, raw, sign(raw, KEY, SECRET))
     redis.Redis.from_url(redis_url).flushdb()  # recorded below, as the worker would: nothing left queued
-    refused = any(bounds.problem(v, bounds.ROOM_NAME) for v in (room, identity or "-"))
+    refused = any(len(v) > 256 or "\x00" in v for v in (room, identity or "-"))  # the bounds, as README says
     assert status == (400 if refused else 200), status  # refused whole, or taken in (never a 5xx)
     if status == 400:
         return
@@ -280,7 +280,7 @@ def test_any_signed_event_id_is_queued_under_a_webhook_job_id(
     assert post(client, raw, sign(raw, KEY, SECRET)) == 200
     (queued,) = [m.decode() for m in queue.zrange("warden:queue", 0, -1)]
     assert WEBHOOK_JOB.fullmatch(queued) and function_of(queued) == APPLY_WEBHOOK, queued
-    if event_id and bounds.EVENT_ID.fullmatch(event_id):
+    if event_id and LIVEKITS_ID.fullmatch(event_id):
         assert queued == f"webhook:{event_id}"
     assert post(client, raw, sign(raw, KEY, SECRET)) == 200  # LiveKit's retry: the same job
     assert [m.decode() for m in queue.zrange("warden:queue", 0, -1)] == [queued]

@@ -16,8 +16,7 @@ async def shown(world: World) -> tuple[dict[str, Any], list[str]]:
     """The room as `GET /api/rooms/{name}` shows it: its summary, and the names of its timeline's lines."""
     found = await find_room(world.engine, ROOM)
     assert found is not None
-    room, timeline = found.room, found.timeline
-    return room_summary(room), [entry.name for entry in timeline]
+    return room_summary(found.room), await world.timeline(ROOM)
 
 
 async def test_two_redispatches_read_two_and_name_the_live_dispatch_once_the_agent_came(world: World) -> None:
