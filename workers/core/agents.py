@@ -34,11 +34,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 
-from workers.core.events import Event, EventKind
+from workers.core.events import LISTINGS, Event, EventKind
 from workers.core.room import AgentView, Room
 from workers.core.rules import DISPATCH, JOB, RULE, SETTING, Rule
-
-_LISTINGS = (EventKind.PRESENCE_OBSERVED, EventKind.RECONCILED)  # events whose fact lists the dispatches
 
 
 def expect(room: Room, rule: Rule) -> Room:
@@ -60,7 +58,7 @@ def declared(event: Event, rule: Rule, room: Room) -> Iterator[tuple[str, str, f
         yield from ((agent, rule.source, None) for agent in rule.agents)
     if event.kind is EventKind.AGENT_JOB_STARTED and event.job is not None and event.job.agent_name:
         yield event.job.agent_name, JOB, None
-    if event.kind in _LISTINGS and event.fact is not None and room.learned:
+    if event.kind in LISTINGS and event.fact is not None and room.learned:
         since: dict[str, float] = {}
         for d in event.fact.dispatches:
             if d.agent_name or rule.unnamed_agents:
@@ -83,7 +81,7 @@ def noted(room: Room, event: Event) -> Room:
         if made not in room.views:
             return room  # no longer expected
         return room.put(replace(counted(made, fact.attempt), dispatch_id=fact.dispatch_id))
-    if event.kind not in _LISTINGS or not fact.dispatches:
+    if event.kind not in LISTINGS or not fact.dispatches:
         return room
     live = {d.agent_name: d.id for d in sorted(fact.dispatches, key=lambda d: d.created_at)}
     return replace(room, views=tuple(_live(view, live) for view in room.views))

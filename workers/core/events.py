@@ -50,6 +50,8 @@ INTERNAL_KINDS = frozenset(
         EventKind.RECONCILED,
     }
 )
+# Warden's own events whose fact lists who is there and the room's dispatches (LiveKit's answer).
+LISTINGS = frozenset({EventKind.PRESENCE_OBSERVED, EventKind.RECONCILED})
 
 
 class ParticipantKind(IntEnum):

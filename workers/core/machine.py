@@ -87,7 +87,7 @@ from dataclasses import replace
 
 from workers.core.actions import new_actions
 from workers.core.agents import counted, declared, expect, noted
-from workers.core.events import Event, EventKind
+from workers.core.events import LISTINGS, Event, EventKind
 from workers.core.order import placed
 from workers.core.presence import (
     Presence,
@@ -120,7 +120,7 @@ from workers.core.recovery import (
     stand_down,
     watch_agent,
 )
-from workers.core.room import AgentView, Decision, Phase, Policy, Recovery, Redispatch, Room
+from workers.core.room import WAITING_PHASES, AgentView, Decision, Phase, Policy, Recovery, Redispatch, Room
 from workers.core.rules import RULE, SETTING, Rules
 from workers.core.table import ignore, table
 
@@ -222,8 +222,6 @@ _SETTLED = {
     Phase.AGENT_ACTIVE: Trigger.AGENT_ACTIVE,
     Phase.AGENT_LOST: Trigger.AGENT_LOST,
 }
-_LISTINGS = (EventKind.RECONCILED, EventKind.PRESENCE_OBSERVED)
-_WAITING = (Phase.WAITING, Phase.AGENT_LOST)
 _AGENT_HERE = (Phase.AGENT_PRESENT, Phase.AGENT_ACTIVE)
 
 
@@ -288,11 +286,11 @@ def _settle(
     before = view.phase
     phase = phase_of(room, before, policy)
     waiting_since = view.waiting_since
-    if phase not in _WAITING:
+    if phase not in WAITING_PHASES:
         waiting_since = None
-    elif before not in _WAITING:
+    elif before not in WAITING_PHASES:
         # a room adopted from a listing, or a new part: people have waited since LiveKit says they came
-        listed = phase is Phase.WAITING and (new or event.kind in _LISTINGS)
+        listed = phase is Phase.WAITING and (new or event.kind in LISTINGS)
         waiting_since = min((p.joined_at for p in room.people), default=event.at) if listed else event.at
         if new and since is not None:
             waiting_since = max(waiting_since, since)

@@ -29,6 +29,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from workers.core.plain import strings_mapped
+
 _SEP = r"(?:[-. _]|%20)"
 _GROUP = r"(?:\(|%28)\d{1,5}(?:\)|%29)"  # an area code in parentheses, as in (555)
 _RUN = rf"(?:{_GROUP}|\d)(?:{_SEP}?(?:{_GROUP}|\d)){{3,}}"  # seven digits or more: counted in _masked
@@ -61,13 +63,7 @@ def _masked(match: re.Match[str], anywhere: bool) -> str:
 
 def mask_within(value: Any) -> Any:
     """`value` (JSON: a job's arguments) with phone numbers masked in every string in it, keys too."""
-    if isinstance(value, str):
-        return mask_phone(value)
-    if isinstance(value, list | tuple):
-        return [mask_within(item) for item in value]
-    if isinstance(value, dict):
-        return {mask_within(key): mask_within(item) for key, item in value.items()}
-    return value
+    return strings_mapped(value, mask_phone, keys=True)
 
 
 def mask_identity(identity: str, kind: int | None) -> str:

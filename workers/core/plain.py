@@ -267,3 +267,18 @@ def _what(value: Any) -> str:
 
 def _name(tp: object) -> str:
     return tp.__name__ if isinstance(tp, type) else "union"  # its members are named by `_by_tag`
+
+
+def strings_mapped(value: Any, change: Callable[[str], str], *, keys: bool = False) -> Any:
+    """JSON `value` with `change` applied to every string in it (to the keys of objects too, with
+    `keys`); lists and tuples come back as lists."""
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, list | tuple):
+        return [strings_mapped(item, change, keys=keys) for item in value]
+    if isinstance(value, dict):
+        return {
+            (change(key) if keys and isinstance(key, str) else key): strings_mapped(item, change, keys=keys)
+            for key, item in value.items()
+        }
+    return value

@@ -93,13 +93,13 @@ def act_on_answer(room: Room, view: AgentView, fact: Fact, deadline: Deadline, p
     agent, re-dispatch, or give up when the re-dispatches are used up."""
     room = listed(room, fact)
     if not fact.room_exists:
-        return room.put(replace(view, recovery=Recovery.NONE, deadline=None))
+        return at_rest(room, view)
     if deadline.reason is Reason.DUPLICATE:
         return _remove_copy(room, view, fact, policy)
     ours = room.our_agents(policy)
     stalled = deadline.reason is Reason.ACTIVE and bool(ours) and all(a.active_at is None for a in ours)
     if (ours and not stalled) or not room.people:
-        return room.put(replace(view, recovery=Recovery.NONE, deadline=None))
+        return at_rest(room, view)
     if view.redispatches >= policy.max_redispatches:
         return room.put(_failed(view, f"no agent after {view.redispatches} re-dispatch(es)"))
     mine = sorted(
@@ -129,7 +129,7 @@ def _remove_copy(room: Room, view: AgentView, fact: Fact, policy: Policy) -> Roo
     look again once it is; else the later."""
     copies = room.copies(policy)
     if len(copies) < 2:
-        return room.put(replace(view, recovery=Recovery.NONE, deadline=None))
+        return at_rest(room, view)
     mine = [d for d in fact.dispatches if d.agent_name == policy.agent_name]
     served = {i for d in mine for i in d.agents}
     unserved = [a for a in copies if a.identity not in served]
@@ -218,7 +218,12 @@ def resolved(room: Room, view: AgentView, event: Event, policy: Policy) -> Room:
 
 def stand_down(room: Room, view: AgentView, event: Event, policy: Policy) -> Room:
     """The room is over: nothing left to watch or to do."""
-    return room.put(replace(view, deadline=None, recovery=Recovery.NONE))
+    return at_rest(room, view)
+
+
+def at_rest(room: Room, view: AgentView) -> Room:
+    """The room with the agent's part no longer in recovery and without a deadline."""
+    return room.put(replace(view, recovery=Recovery.NONE, deadline=None))
 
 
 def closed_failed(room: Room, view: AgentView, event: Event, policy: Policy) -> Room:

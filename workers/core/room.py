@@ -28,6 +28,10 @@ class Phase(StrEnum):
     NO_AGENT_EXPECTED = "no_agent_expected"
 
 
+# People are there and no agent of ours: the phases in which a room waits for its agent.
+WAITING_PHASES = (Phase.WAITING, Phase.AGENT_LOST)
+
+
 class Recovery(StrEnum):
     """What Warden is doing about one expected agent of the room."""
 

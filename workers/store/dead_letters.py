@@ -20,6 +20,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workers.core import bounds
+from workers.core.plain import strings_mapped
 from workers.store.engine import dialect_insert, writing
 from workers.store.models import DEAD_LETTERS
 from workers.store.unstorable import width
@@ -96,13 +97,7 @@ async def keep(engine: AsyncEngine, letter: DeadLetter) -> None:
 
 def _clipped(value: Any) -> Any:
     """JSON `value` with every string longer than `MAX_ARG_CHARS` clipped (see the module's doc)."""
-    if isinstance(value, str):
-        return bounds.clip(value, MAX_ARG_CHARS)
-    if isinstance(value, list):
-        return [_clipped(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _clipped(item) for key, item in value.items()}
-    return value
+    return strings_mapped(value, lambda text: bounds.clip(text, MAX_ARG_CHARS))
 
 
 async def newest(engine: AsyncEngine, *, limit: int = 100) -> list[DeadLetter]:

@@ -18,11 +18,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workers.core import stored
-from workers.core.room import Phase, Recovery, Room
+from workers.core.room import WAITING_PHASES, Recovery, Room
 from workers.store.models import ROOM_AGENTS
-
-# People are there and no agent of ours: the phases in which a room waits for its agent.
-WAITING = (Phase.WAITING, Phase.AGENT_LOST)
 
 
 def rows(room: Room) -> list[dict[str, Any]]:
@@ -81,7 +78,7 @@ async def write(connection: AsyncConnection, saved: Sequence[tuple[Room | None, 
 
 def waiting_for(agent: str) -> ColumnElement[bool]:
     """Rows of `agent` in rooms whose people wait for it."""
-    return and_(ROOM_AGENTS.c.agent == agent, ROOM_AGENTS.c.phase.in_(WAITING))
+    return and_(ROOM_AGENTS.c.agent == agent, ROOM_AGENTS.c.phase.in_(WAITING_PHASES))
 
 
 def needs(agent: str, room_sid: ColumnElement[str]) -> ColumnElement[bool]:
@@ -90,6 +87,6 @@ def needs(agent: str, room_sid: ColumnElement[str]) -> ColumnElement[bool]:
         select(ROOM_AGENTS.c.room_sid).where(
             ROOM_AGENTS.c.room_sid == room_sid,
             ROOM_AGENTS.c.agent == agent,
-            ROOM_AGENTS.c.phase.in_(WAITING) | (ROOM_AGENTS.c.recovery != Recovery.NONE),
+            ROOM_AGENTS.c.phase.in_(WAITING_PHASES) | (ROOM_AGENTS.c.recovery != Recovery.NONE),
         )
     )
