@@ -132,8 +132,9 @@ _WATCHING = Room(
 _ALICE = _participant(PERSON.identity, PERSON.sid, ParticipantKind.STANDARD)
 
 
-def _watch_answered(*dispatches: DispatchInfo) -> Event:
-    fact = Fact(attempt=1, at=20.0, participants=(_ALICE,), dispatches=dispatches)
+def _watch_answered() -> Event:
+    """LiveKit's answer to the room's own watch: alice, and no dispatch."""
+    fact = Fact(attempt=1, at=20.0, participants=(_ALICE,))
     return Event("EV_answer", EventKind.PRESENCE_OBSERVED, "presence_observed", 20, SID, NAME, fact=fact)
 
 
@@ -148,9 +149,8 @@ def _discovered() -> list[Edge]:
     """The room's own watch answered: the agents LiveKit names are expected, or none is; and a room that
     expects none learns a dispatch made later from a listing."""
     found: list[Edge] = []
-    for who, event in {"no agent named": _watch_answered()}.items():
-        after = transition(_WATCHING, event, now=0.0, rules=ZERO_CONFIG).room.summary().phase
-        found.append((Phase.WAITING, after, EventKind.PRESENCE_OBSERVED, who))
+    after = transition(_WATCHING, _watch_answered(), now=0.0, rules=ZERO_CONFIG).room.summary().phase
+    found.append((Phase.WAITING, after, EventKind.PRESENCE_OBSERVED, "no agent named"))
     none = SAMPLE_ROOMS[Phase.NO_AGENT_EXPECTED]
     after = transition(none, _later_dispatch(), now=0.0, rules=ZERO_CONFIG).room.summary().phase
     found.append((Phase.NO_AGENT_EXPECTED, after, EventKind.RECONCILED, "dispatch listed"))
