@@ -6,6 +6,7 @@
     unnamed_agents = false              # the server's empty-name (automatic) dispatch is an agent too
     join_sla_seconds = 10               # also rejoin_sla_seconds, active_sla_seconds, max_redispatches
     cloud_agent_id = "CA_..."           # or deploy_hook_url: what escalation restarts for these agents
+    canary = true                       # canaries for these agents (WARDEN_CANARY_EVERY)
 
 A mistake stops start-up with a message naming the file, the rule's number and the key (`RulesError`,
 a `SettingsError`). Deploy-hook URLs are secrets: an error never repeats their value.
@@ -33,6 +34,7 @@ _KEYS = {
     "max_redispatches",
     "cloud_agent_id",
     "deploy_hook_url",
+    "canary",
     *_NUMBERS,
 }
 
@@ -106,6 +108,12 @@ def _rule(item: Any, number: int, where: str) -> Rule:
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 20:
             raise bad("max_redispatches", "must be a whole number from 0 to 20")
         fields["max_redispatches"] = value
+    if "canary" in item:
+        if not isinstance(item["canary"], bool):
+            raise bad("canary", "must be true or false")
+        if item["canary"] and not fields.get("agents"):
+            raise bad("canary", "needs the rule's agents = [...]: a canary is placed for a named agent")
+        fields["canary"] = item["canary"]
     agent_id = item.get("cloud_agent_id", "")
     if not isinstance(agent_id, str) or (agent_id and not agent_id.startswith("CA_")):
         raise bad("cloud_agent_id", "must be a LiveKit Cloud agent id (CA_...)")

@@ -8,7 +8,6 @@ the code receives plain values (the state machine never imports this module).
 from __future__ import annotations
 
 import fnmatch
-import re
 import sys
 from functools import cached_property
 from pathlib import Path
@@ -18,58 +17,18 @@ from arq.connections import RedisSettings
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from workers.core.canary import CanaryPolicy
 from workers.core.errors import SettingsError
 from workers.core.room import Policy
 from workers.core.rules import Rule, Rules
 from workers.rules_file import load_rules
+from workers.setting_values import check_http_url, normalise_database_url, parse_duration, parse_keys
 
 DEFAULT_SQLITE_PATH = Path("var") / "warden.db"
 _URL_SCHEMES = ("ws://", "wss://", "http://", "https://")
-_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # The `discover` cron runs this often, looking at a room with ListParticipants and ListDispatch.
 DISCOVER_TICK_SECONDS = 5
 CALLS_PER_LOOK = 2
-
-
-def normalise_database_url(url: str) -> str:
-    """Map the URLs people paste (``postgres://``, ``sqlite:///``) to SQLAlchemy async-driver URLs."""
-    for prefix in ("postgres://", "postgresql://", "postgresql+asyncpg://", "postgresql+psycopg://"):
-        if url.startswith(prefix):
-            return "postgresql+asyncpg://" + url[len(prefix) :]
-    for prefix in ("sqlite:///", "sqlite+aiosqlite:///"):
-        if url.startswith(prefix):
-            return "sqlite+aiosqlite:///" + url[len(prefix) :]
-    raise ValueError("must start with postgres://, postgresql:// or sqlite:///")
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in a duration such as ``30d``, ``12h``, ``90m`` or ``45s`` (a whole number and one unit)."""
-    match = re.fullmatch(r"\s*(\d+)\s*([smhd])\s*", text.lower())
-    if match is None or int(match[1]) == 0:
-        raise ValueError("must be a positive whole number with a unit: s, m, h or d (e.g. 30d, 12h)")
-    return float(int(match[1]) * _DURATION_UNITS[match[2]])
-
-
-def check_http_url(url: str) -> None:
-    """An http(s) URL with a host; the error never repeats the URL (a webhook URL is a secret)."""
-    scheme, sep, rest = url.partition("://")
-    host = rest.split("/", 1)[0].split("?", 1)[0].rpartition("@")[2]
-    if not sep or scheme.lower() not in ("http", "https") or not host or any(c.isspace() for c in url):
-        raise ValueError("must be an http:// or https:// URL with a host")
-
-
-def parse_keys(text: str) -> dict[str, str]:
-    """Parse livekit-server's ``key: secret`` pairs, one per line or separated by commas."""
-    keys: dict[str, str] = {}
-    for chunk in re.split(r"[\n,]", text):
-        chunk = chunk.strip()
-        if not chunk:
-            continue
-        key, sep, secret = chunk.partition(":")
-        if not sep or not key.strip() or not secret.strip():
-            raise ValueError("each entry must look like 'key: secret'")
-        keys[key.strip()] = secret.strip()
-    return keys
 
 
 class Settings(BaseSettings):
@@ -136,6 +95,10 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     warden_worker_metrics_port: int = Field(default=0, ge=0, le=65535)
     warden_retention: str = "30d"
+    warden_canary_agents: str = ""
+    warden_canary_every: str = "5m"
+    warden_canary_sla_seconds: float | None = Field(default=None, gt=0, le=600)
+    warden_canary_failures: int = Field(default=2, ge=1, le=100)
 
     @field_validator("livekit_url")
     @classmethod
@@ -221,6 +184,21 @@ class Settings(BaseSettings):
                 f"every {DISCOVER_TICK_SECONDS} s"
             )
         return value
+
+    @field_validator("warden_canary_every")
+    @classmethod
+    def _check_canary_every(cls, value: str) -> str:
+        if parse_duration(value) > 86400 or value.strip().lower().endswith("d"):
+            raise ValueError("must be a whole number of s, m or h, from 1s up to 24h (e.g. 5m)")
+        return value.strip().lower()
+
+    @field_validator("warden_canary_agents")
+    @classmethod
+    def _check_canary_agents(cls, value: str) -> str:
+        names = [a.strip() for a in value.split(",")]
+        if value.strip() and not all(names):
+            raise ValueError("must be agent names separated by commas, none empty")
+        return ",".join(a for a in names if a)
 
     @field_validator("warden_retention")
     @classmethod
@@ -318,6 +296,21 @@ class Settings(BaseSettings):
     def retention_seconds(self) -> float:
         """How long closed rooms and resolved incidents are kept (`WARDEN_RETENTION`), in seconds."""
         return parse_duration(self.warden_retention)
+
+    def canaries(self) -> tuple[CanaryPolicy, ...]:
+        """A canary per agent named in `WARDEN_CANARY_AGENTS` or by a rule with `canary = true`, every
+        `WARDEN_CANARY_EVERY`, within `WARDEN_CANARY_SLA_SECONDS` (unset: the agent's join SLA)."""
+        named = [a for a in self.warden_canary_agents.split(",") if a]
+        rules = self.rules()
+        named += [a for r in rules.rules if r.canary for a in r.agents or ()]
+        every = parse_duration(self.warden_canary_every)
+        policies = []
+        for agent in dict.fromkeys(named):
+            rule = next((r for r in rules.rules if r.agents and agent in r.agents), None)
+            join_sla = rule.join_sla if rule is not None and rule.join_sla is not None else None
+            sla = self.warden_canary_sla_seconds or join_sla or self.warden_join_sla_seconds
+            policies.append(CanaryPolicy(agent, every, sla, self.warden_canary_failures))
+        return tuple(policies)
 
     def reconcile_schedule(self) -> dict[str, set[int]]:
         """ARQ cron fields for running reconciliation every `WARDEN_RECONCILE_SECONDS`."""

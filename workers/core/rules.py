@@ -33,6 +33,7 @@ class Rule:
     max_redispatches: int | None = None
     cloud_agent_id: str = ""  # what escalation restarts for these agents
     deploy_hook_url: str = ""
+    canary: bool = False  # Warden places canaries for these agents (`workers.core.canary`)
     source: str = RULE
 
     def matches(self, room_name: str, sip: bool) -> bool:

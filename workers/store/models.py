@@ -133,6 +133,24 @@ class IncidentRow(SQLModel, table=True):
     deployment: str = Field(default="", index=True, max_length=128)
     restarted_at: float | None = None
     rollback_claimed_at: float | None = None  # the rollback's lease: claimed again once it runs out
+    canary_failing: bool = False  # the agent's canaries fail: the incident stays open without rooms
+
+
+class CanaryRunRow(SQLModel, table=True):
+    """One canary run (`workers.core.canary`): its number `n` names its room. A run still `running`
+    whose worker died is finished (`interrupted`, its room deleted) by the agent's next run."""
+
+    __tablename__ = "canary_runs"
+    __table_args__ = (Index("ix_canary_runs_agent_n", "agent_name", "n"),)
+
+    n: int | None = Field(default=None, primary_key=True)
+    agent_name: str = Field(max_length=128)
+    room: str = Field(max_length=256)
+    started_at: float = Field(index=True)
+    outcome: str = Field(default="running", max_length=16)
+    seconds: float | None = None  # from the dispatch to the agent in the room
+    finished_at: float | None = None
+    detail: str = Field(default="", max_length=512)
 
 
 class DeploymentRestartRow(SQLModel, table=True):
@@ -218,3 +236,4 @@ INCIDENT_ACTIONS: Table = IncidentActionRow.__table__  # type: ignore[attr-defin
 DEPLOYMENT_RESTARTS: Table = DeploymentRestartRow.__table__  # type: ignore[attr-defined]
 OUTBOX: Table = OutboxRow.__table__  # type: ignore[attr-defined]
 DEAD_LETTERS: Table = DeadLetterRow.__table__  # type: ignore[attr-defined]
+CANARY_RUNS: Table = CanaryRunRow.__table__  # type: ignore[attr-defined]

@@ -1,0 +1,106 @@
+"""Canaries: a test session per agent, placed on a schedule, so that a sleeping or broken agent is found
+before a person waits for it. Pure: the schedule, the verdict and the streak of failures, from plain
+values (the runs the store keeps, the agent's incident as the store read it, the clock as an input).
+
+A canary of agent `a` is the room `warden-canary-a-<n>` (`room_name`; `n` the run's number), the agent
+dispatched to it with the metadata `{"warden_canary": true}`, and the time until a participant of kind
+AGENT with that name is in it. It passes when that time is at most the canary's SLA, and fails when it
+is longer or the agent never came. The room is deleted either way. A run no worker finished (the worker
+died) is `interrupted`: not a verdict on the agent, and its room is deleted by the next run.
+
+When a canary is due (`due`): `every` seconds after the last one started; every `every / 5` while the
+agent's incident is open; at once when the incident's restart landed after the last canary started.
+`failures` verdicts of `fail` in a row (`streak`, interrupted runs skipped) report the agent's outage.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+PREFIX = "warden-canary-"
+METADATA = json.dumps({"warden_canary": True})
+OPEN_INCIDENT_DIVISOR = 5  # while the agent's incident is open, canaries run this many times as often
+EMPTY_TIMEOUT_SECONDS = 60  # a canary room LiveKit closes on its own, should every delete fail
+
+
+class Outcome(StrEnum):
+    """A canary run's outcome (the `outcome` column of its row)."""
+
+    RUNNING = "running"
+    PASSED = "pass"
+    FAILED = "fail"
+    INTERRUPTED = "interrupted"  # its worker died: no verdict on the agent
+
+
+@dataclass(frozen=True)
+class CanaryPolicy:
+    """One agent's canary terms, as plain values."""
+
+    agent: str
+    every: float  # seconds between canaries
+    sla: float  # the agent must be in the room this many seconds after its dispatch
+    failures: int = 2  # this many failures in a row are an outage
+
+
+@dataclass(frozen=True)
+class Run:
+    """A canary run as the store keeps it."""
+
+    n: int
+    agent: str
+    room: str
+    started_at: float
+    outcome: Outcome = Outcome.RUNNING
+    seconds: float | None = None  # from the dispatch to the agent in the room
+    finished_at: float | None = None
+    detail: str = ""
+
+
+def room_name(agent: str, n: int) -> str:
+    return f"{PREFIX}{agent}-{n}"
+
+
+def is_canary_room(name: str) -> bool:
+    """Is `name` a canary's room? (Such rooms are not user rooms: no timeline, no count, no SLA.)"""
+    return name.startswith(PREFIX)
+
+
+def agent_prefix(agent: str) -> str:
+    """The start of every canary room's name of `agent` (a leftover room is found by it)."""
+    return f"{PREFIX}{agent}-"
+
+
+def due(
+    policy: CanaryPolicy,
+    now: float,
+    last_started: float | None,
+    *,
+    incident_open: bool = False,
+    restarted_at: float | None = None,
+) -> bool:
+    """Is the agent's next canary due at `now`? (See the module's comment.)"""
+    if last_started is None:
+        return True
+    if incident_open and restarted_at is not None and restarted_at >= last_started:
+        return True
+    every = policy.every / OPEN_INCIDENT_DIVISOR if incident_open else policy.every
+    return now >= last_started + every
+
+
+def verdict(policy: CanaryPolicy, seconds: float | None) -> Outcome:
+    """Pass when the agent came within the SLA; fail when later or never (`seconds` None)."""
+    return Outcome.PASSED if seconds is not None and seconds <= policy.sla else Outcome.FAILED
+
+
+def streak(outcomes: Iterable[Outcome]) -> int:
+    """Failures in a row, newest first (interrupted and running runs skipped: no verdict)."""
+    count = 0
+    for outcome in outcomes:
+        if outcome is Outcome.FAILED:
+            count += 1
+        elif outcome is Outcome.PASSED:
+            break
+    return count

@@ -1,0 +1,49 @@
+"""The values settings are written in, parsed: durations, URLs, key pairs. Plain functions raising
+`ValueError` with a message fit for the variable's name in front (`workers.settings`)."""
+
+from __future__ import annotations
+
+import re
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def normalise_database_url(url: str) -> str:
+    """Map the URLs people paste (``postgres://``, ``sqlite:///``) to SQLAlchemy async-driver URLs."""
+    for prefix in ("postgres://", "postgresql://", "postgresql+asyncpg://", "postgresql+psycopg://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    for prefix in ("sqlite:///", "sqlite+aiosqlite:///"):
+        if url.startswith(prefix):
+            return "sqlite+aiosqlite:///" + url[len(prefix) :]
+    raise ValueError("must start with postgres://, postgresql:// or sqlite:///")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration such as ``30d``, ``12h``, ``90m`` or ``45s`` (a whole number and one unit)."""
+    match = re.fullmatch(r"\s*(\d+)\s*([smhd])\s*", text.lower())
+    if match is None or int(match[1]) == 0:
+        raise ValueError("must be a positive whole number with a unit: s, m, h or d (e.g. 30d, 12h)")
+    return float(int(match[1]) * _DURATION_UNITS[match[2]])
+
+
+def check_http_url(url: str) -> None:
+    """An http(s) URL with a host; the error never repeats the URL (a webhook URL is a secret)."""
+    scheme, sep, rest = url.partition("://")
+    host = rest.split("/", 1)[0].split("?", 1)[0].rpartition("@")[2]
+    if not sep or scheme.lower() not in ("http", "https") or not host or any(c.isspace() for c in url):
+        raise ValueError("must be an http:// or https:// URL with a host")
+
+
+def parse_keys(text: str) -> dict[str, str]:
+    """Parse livekit-server's ``key: secret`` pairs, one per line or separated by commas."""
+    keys: dict[str, str] = {}
+    for chunk in re.split(r"[\n,]", text):
+        chunk = chunk.strip()
+        if not chunk:
+            continue
+        key, sep, secret = chunk.partition(":")
+        if not sep or not key.strip() or not secret.strip():
+            raise ValueError("each entry must look like 'key: secret'")
+        keys[key.strip()] = secret.strip()
+    return keys
