@@ -24,12 +24,14 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from service.api.canaries import get_canaries
 from service.api.dead_letters import get_dead_letters, retry_dead_letter
 from service.api.incidents import get_incidents, get_one_incident
 from service.api.openapi import get_openapi
 from service.api.rooms import get_room, get_rooms
 from service.body_reading import BodyDeadline
 from service.concurrency import ConcurrencyLimit
+from service.dashboard.canaries import canaries_page
 from service.dashboard.dead_letters import dead_letters_page
 from service.dashboard.pages import STATIC, incidents_page, room_page, rooms_page
 from service.intake.heartbeat import post_heartbeat
@@ -134,11 +136,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/api/incidents/{id}", get_one_incident),
             Route("/api/dead-letters", get_dead_letters),
             Route("/api/dead-letters/{id:path}/retry", retry_dead_letter, methods=["POST"]),
+            Route("/api/canaries", get_canaries),
             Route("/api/openapi.json", get_openapi),
             Route("/", rooms_page),
             Route("/rooms/{name:path}", room_page),
             Route("/incidents", incidents_page),
             Route("/dead-letters", dead_letters_page),
+            Route("/canaries", canaries_page),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         lifespan=lifespan,

@@ -18,8 +18,8 @@ from workers.core.room import Phase
 
 JSON = "application/json"
 ADMIN: list[dict[str, list[str]]] = [{"adminToken": []}, {"adminBasic": []}]
-DESCRIPTION = """Warden's operator API: rooms with their timelines, incidents, dead letters, and agents'
-heartbeats.
+DESCRIPTION = """Warden's operator API: rooms with their timelines, incidents, dead letters, canaries, and
+agents' heartbeats.
 
 Access: when `WARDEN_ADMIN_TOKEN` is set, every route needs it, as a bearer token or as the password of
 HTTP Basic auth (any user name); when it is not set, the API answers loopback clients only, and only
@@ -175,6 +175,13 @@ def _paths() -> dict[str, Schema]:
                 },
             }
         },
+        "/api/canaries": _get(
+            "listCanaries",
+            "Each agent's canaries: terms, failures in a row, last success and latest runs",
+            _response("the agents with canaries configured or on record", ref("Canaries")),
+            [_int_query("limit", 20, 1, 200, "runs per agent, newest first")],
+            400,
+        ),
         "/api/openapi.json": _get(
             "getOpenAPI",
             "This description",

@@ -1,11 +1,12 @@
 """The JSON Schemas (OpenAPI 3.1) of what the operator API answers: rooms, timelines, incidents, dead
-letters, errors. Objects list every field the API writes today, with its type, and stay open
+letters, canaries, errors. Objects list every field the API writes today, with its type, and stay open
 (`additionalProperties` allowed) so that a new field does not break a generated client."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from workers.core.canary import Outcome
 from workers.core.room import Phase, Reason, Recovery
 
 Schema = dict[str, Any]
@@ -169,6 +170,39 @@ DEAD_LETTER_FIELDS: dict[str, Schema] = {
     "failed_at": TIME,
     "retried_at": MAYBE_TIME,
 }
+CANARY_RUN = obj(
+    "One canary run: its room, when it started and ended, and whether the agent came in time",
+    {
+        "n": {"type": "integer", "minimum": 1, "description": "the run's number (its room's last part)"},
+        "room": STRING,
+        "started_at": TIME,
+        "finished_at": MAYBE_TIME,
+        "outcome": {"type": "string", "enum": [str(o) for o in Outcome]},
+        "seconds": nullable({"type": "number", "minimum": 0, "description": "from dispatch to agent"}),
+        "detail": STRING,
+    },
+)
+AGENT_CANARIES = obj(
+    "An agent's canaries",
+    {
+        "agent": STRING,
+        "configured": {
+            "type": "boolean",
+            "description": "named by WARDEN_CANARY_AGENTS or by a rule with canary = true "
+            "(false: runs on record only)",
+        },
+        "every_seconds": nullable({"type": "number", "exclusiveMinimum": 0}),
+        "sla_seconds": nullable({"type": "number", "exclusiveMinimum": 0}),
+        "failures_to_open": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "failures in a row that open the agent's incident (WARDEN_CANARY_FAILURES)",
+        },
+        "failing_in_a_row": {"type": "integer", "minimum": 0},
+        "last_success_at": {**MAYBE_TIME, "description": "when its last passing canary ended"},
+        "runs": {"type": "array", "items": ref("CanaryRun")},
+    },
+)
 HEARTBEAT_QUEUED = obj(
     "The heartbeat is queued for the worker",
     {"status": {"const": "queued"}, "room": STRING, "identity": STRING},
@@ -215,6 +249,12 @@ SCHEMAS: dict[str, Schema] = {
     "Retried": obj(
         "The dead letter, now marked re-run, and the re-run's job id",
         {**DEAD_LETTER_FIELDS, "job_id": STRING},
+    ),
+    "CanaryRun": CANARY_RUN,
+    "AgentCanaries": AGENT_CANARIES,
+    "Canaries": obj(
+        "The configured agents, then others with runs on record",
+        {"agents": {"type": "array", "items": ref("AgentCanaries")}},
     ),
     "HeartbeatQueued": HEARTBEAT_QUEUED,
     "Error": ERROR,

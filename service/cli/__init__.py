@@ -4,6 +4,7 @@
     warden room NAME              one room and its timeline
     warden incidents              open and past incidents
     warden dead-letters           jobs that failed for good, newest first
+    warden canaries               each agent's canaries: last success, failures in a row, latest runs
     warden retry ID               queue a dead letter's job again, once its cause is fixed
     warden check                  settings, LiveKit, Redis and the database, in plain words
     warden replay FILE            re-send recorded webhook bodies (JSON lines), signed, to /webhook
@@ -20,7 +21,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from service.cli import check, dead_letters, replay, views
+from service.cli import canaries, check, dead_letters, replay, views
 
 
 def default_url() -> str:
@@ -38,6 +39,8 @@ def parser() -> argparse.ArgumentParser:
     room.add_argument("name")
     commands.add_parser("incidents", help="open and past incidents")
     commands.add_parser("dead-letters", help="jobs that failed for good, newest first")
+    canary = commands.add_parser("canaries", help="each agent's canaries: last success, latest runs")
+    canary.add_argument("--limit", type=int, default=10, help="runs per agent (default: %(default)s)")
     retry = commands.add_parser("retry", help="queue a dead letter's job again (once its cause is fixed)")
     retry.add_argument("id", help="the dead letter's id, as `warden dead-letters` lists it")
     commands.add_parser("check", help="check settings, LiveKit, Redis and the database")
@@ -57,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             code = views.incidents(args.url)
         case "dead-letters":
             code = dead_letters.dead_letters(args.url)
+        case "canaries":
+            code = canaries.canaries(args.url, limit=args.limit)
         case "retry":
             code = dead_letters.retry(args.url, args.id)
         case "check":

@@ -1,6 +1,6 @@
-"""The dashboard: `/` (rooms), `/rooms/{name}` (one room's timeline), `/incidents` (and `/dead-letters`,
-in `service.dashboard.dead_letters`). Server-rendered with
-Jinja2; each page refreshes its live part by fetching itself with `?fragment=1` (no build step, no CDN).
+"""The dashboard: `/` (rooms), `/rooms/{name}` (one room's timeline), `/incidents` (and `/dead-letters`
+and `/canaries`, in `service.dashboard.dead_letters` and `.canaries`). Server-rendered with Jinja2;
+each page refreshes its live part by fetching itself with `?fragment=1` (no build step, no CDN).
 Same access rules as the API (see `service.api.auth`); a browser is asked for the admin token by
 Basic auth.
 

@@ -135,13 +135,13 @@ async def test_no_dashboard_page_may_be_framed(
 ) -> None:
     answers = [
         await page.get(path)
-        for path in ("/", "/rooms/quick", "/rooms/nowhere", "/incidents", "/dead-letters")
+        for path in ("/", "/rooms/quick", "/rooms/nowhere", "/incidents", "/dead-letters", "/canaries")
     ]
     answers.append(await page.get("/", headers={"X-Forwarded-For": "203.0.113.7"}))  # a refusal, 403
     settings = make_settings(database_url=database_url, redis_url=redis_url, warden_admin_token="s3cret")
     async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as client:
         answers.append(await client.get("/"))  # a refusal, 401
-    assert [a.status_code for a in answers] == [200, 200, 404, 200, 200, 403, 401]
+    assert [a.status_code for a in answers] == [200, 200, 404, 200, 200, 200, 403, 401]
     for answer in answers:
         assert answer.headers["content-security-policy"] == "frame-ancestors 'none'"
         assert answer.headers["x-frame-options"] == "DENY"

@@ -1,6 +1,6 @@
 """`GET /api/openapi.json` describes the API truly: schemathesis (its command line, as an API client's
 author would run it) generates requests for every operation against a live Warden (uvicorn in-process)
-holding rooms in several states, open and resolved incidents and a dead letter: no 5xx, and every
+holding rooms in several states, open and resolved incidents, a dead letter and canary runs: no 5xx, and every
 response's status, content type, headers and body conform to the description."""
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from service.app import create_app
 from tests.support.harness import AGENT, Harness, harness
 from tests.support.helpers import agent, person
 from tests.support.settings import make_settings
+from workers.core.canary import Outcome
 from workers.core.incident import CLOUD, Report, Signal
+from workers.store import canary_runs
 from workers.store.dead_letters import DeadLetter, keep
 from workers.store.incident_steps import report
 from workers.store.incidents import UNALERTED, note, open_or_join, room_recovered
@@ -36,7 +38,7 @@ CHECKS = (
 
 async def fill(h: Harness) -> None:
     """Rooms: one recovering (facts and actions in its timeline), one served, one closed; an incident
-    resolved after a restart, one open; a dead letter."""
+    resolved after a restart, one open; a dead letter; canary runs passed, failed and running."""
     h.fake.join("call-1", "alice")
     await h.send("room_started", room="call-1", sid="RM_1")
     await h.send("participant_joined", room="call-1", sid="RM_1", participant=person("alice"))
@@ -60,13 +62,23 @@ async def fill(h: Harness) -> None:
         h.engine,
         DeadLetter("webhook:EV_x", "apply_webhook", [{"id": "EV_x"}], "RM_1", "call-1", error, 3, now),
     )
+    passed = await canary_runs.start(h.engine, AGENT, now)
+    await canary_runs.finish(h.engine, passed.n, Outcome.PASSED, now + 1, seconds=0.75)
+    failed = await canary_runs.start(h.engine, AGENT, now + 300)
+    await canary_runs.finish(h.engine, failed.n, Outcome.FAILED, now + 315, detail="no agent within 15 s")
+    await canary_runs.start(h.engine, AGENT, now + 600)
 
 
 @pytest.fixture
 async def live(redis_url: str, database_url: str) -> AsyncIterator[str]:
     async with harness(redis_url, database_url) as h:
         await fill(h)
-    settings = make_settings(database_url=database_url, redis_url=redis_url, warden_admin_token=TOKEN)
+    settings = make_settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        warden_admin_token=TOKEN,
+        warden_canary_agents=f"{AGENT},translator",
+    )
     async with serve(create_app(settings)) as url:
         yield url
 
@@ -108,6 +120,7 @@ async def test_every_real_answer_conforms(live: str) -> None:
         for incident in incidents:
             await conforms("GET", "/api/incidents/{id}", f"/api/incidents/{incident['id']}")
         letters = (await conforms("GET", "/api/dead-letters", "/api/dead-letters")).json()["dead_letters"]
+        canaries = (await conforms("GET", "/api/canaries", "/api/canaries")).json()["agents"]
         retry = "/api/dead-letters/{id}/retry"
         assert (await conforms("POST", retry, "/api/dead-letters/webhook:EV_x/retry")).status_code == 200
         assert (await conforms("POST", retry, "/api/dead-letters/webhook:EV_x/retry")).status_code == 409
@@ -123,6 +136,10 @@ async def test_every_real_answer_conforms(live: str) -> None:
         "call-3": ("closed", None),
     }
     assert [letter["id"] for letter in letters] == ["webhook:EV_x"]
+    assert [(c["agent"], [r["outcome"] for r in c["runs"]]) for c in canaries] == [
+        (AGENT, ["running", "fail", "pass"]),
+        ("translator", []),
+    ]
 
 
 async def test_schemathesis_finds_no_server_error_and_no_nonconforming_response(
