@@ -30,6 +30,7 @@ ALERTS = frozenset(
         "WardenWorkerDown",
         "WardenNoWorkerHeartbeat",
         "WardenDeadLetters",
+        "WardenCanaryFailing",
     }
 )
 # Series Prometheus writes itself for every target, not exposed by any process.
