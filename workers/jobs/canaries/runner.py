@@ -4,8 +4,8 @@ the agent with the metadata `{"warden_canary": true}`, waits for it, deletes the
 verdict to the agent's incidents.
 
 The wait ends at the agent's `participant_joined` webhook (`heard` pushes it to the run's list in
-Redis, which the run pops), or at a look at the room's participants every `POLL_SECONDS` should a
-webhook be lost, or `LATE_FACTOR` times the SLA after the dispatch: an agent later than its SLA fails
+Redis, which the run pops), or at a look at the room's participants every `POLL_SECONDS` (a quarter
+of the SLA when that is shorter) should a webhook be lost, or `LATE_FACTOR` times the SLA after the dispatch: an agent later than its SLA fails
 the run but its time is still recorded. A run whose worker died is finished by the agent's next run
 (`interrupted`, its room deleted), which also deletes any room of the agent's canaries LiveKit still
 has: none is left behind.
@@ -168,7 +168,8 @@ class Canaries:
         try:
             while (left := until - self.clock()) > 0:
                 # Redis 6+ takes a fractional timeout; redis-py's hints say whole seconds
-                popped = await self.redis.blpop([key], timeout=min(left, POLL_SECONDS))  # type: ignore[arg-type,misc]
+                wait = min(left, POLL_SECONDS, policy.sla / 4)  # a look's delay is a fraction of the SLA
+                popped = await self.redis.blpop([key], timeout=wait)  # type: ignore[arg-type,misc]
                 if popped is not None and popped[1].decode() == policy.agent:
                     return self.clock() - sent
                 if popped is None and await self._agent_in(room, policy.agent):
