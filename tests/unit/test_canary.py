@@ -17,7 +17,7 @@ from workers.core.canary import (
 )
 
 POLICY = CanaryPolicy("voice", every=300.0, sla=15.0, failures=2)
-P, F, I, R = Outcome.PASSED, Outcome.FAILED, Outcome.INTERRUPTED, Outcome.RUNNING
+P, F, X, R = Outcome.PASSED, Outcome.FAILED, Outcome.INTERRUPTED, Outcome.RUNNING
 
 
 def test_the_first_canary_is_due_at_once_then_every_period() -> None:
@@ -43,7 +43,7 @@ def test_a_canary_passes_when_the_agent_came_within_its_sla(seconds: float | Non
 
 @pytest.mark.parametrize(
     ("newest_first", "failures"),
-    [((), 0), ((F,), 1), ((F, F, P, F), 2), ((F, I, F), 2), ((R, F, F), 2), ((P, F, F), 0)],
+    [((), 0), ((F,), 1), ((F, F, P, F), 2), ((F, X, F), 2), ((R, F, F), 2), ((P, F, F), 0)],
 )
 def test_failures_in_a_row_skip_runs_without_a_verdict(
     newest_first: tuple[Outcome, ...], failures: int
