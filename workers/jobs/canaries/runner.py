@@ -6,9 +6,10 @@ verdict to the agent's incidents.
 The wait ends at the agent's `participant_joined` webhook (`heard` pushes it to the run's list in
 Redis, which the run pops), or at a look at the room's participants every `POLL_SECONDS` (a quarter
 of the SLA when that is shorter) should a webhook be lost, or `LATE_FACTOR` times the SLA after the
-dispatch: an agent later than its SLA fails the run but its time is still recorded. A run whose worker died is finished by the agent's next run
-(`interrupted`, its room deleted), which also deletes any room of the agent's canaries LiveKit still
-has: none is left behind.
+dispatch: an agent later than its SLA fails the run but its time is still recorded.
+
+A run whose worker died is finished by the agent's next run (`interrupted`, its room deleted), which
+also deletes any room of the agent's canaries LiveKit still has: none is left behind.
 """
 
 from __future__ import annotations
