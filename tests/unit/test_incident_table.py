@@ -133,6 +133,20 @@ def test_failed_canaries_mark_the_incident_and_only_a_pass_unmarks_it() -> None:
     assert isinstance(note, Note) and note.outcome.startswith("canaries still fail after the restart")
 
 
+def test_an_incident_a_canary_found_says_no_user_room_waits_and_ends_with_the_canary() -> None:
+    incident, report, policy = incident_samples(S.NEW, G.CANARY_FAILED)["deployment free"]
+    opened = INCIDENT[(S.NEW, G.CANARY_FAILED)](incident, replace(report, rooms=0), policy)
+    slack = opened.decisions[1]
+    assert isinstance(slack, Notify) and "No user room affected yet (found by a canary)." in slack.text
+    marked, passed, policy = incident_samples(S.RESTARTED, G.CANARY_PASSED)["no room waits"]
+    ended = INCIDENT[(S.RESTARTED, G.CANARY_PASSED)](marked, replace(passed, rooms=0), policy)
+    assert ended.decisions[0] == Note("resolved", "canary passed, 100 s after it opened")
+    assert (
+        isinstance(ended.decisions[1], Notify)
+        and "is back; its canary passed, 100 s" in ended.decisions[1].text
+    )
+
+
 def _step(state: IncidentState, signal: Signal, what: str) -> Step:
     incident, report, policy = incident_samples(state, signal)[what]
     return INCIDENT[(state, signal)](incident, report, policy)

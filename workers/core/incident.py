@@ -313,7 +313,12 @@ def resolve(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
     took = report.at - incident.opened_at
     text = alerts.resolved(incident.id, incident.agent_name, report.rooms, took)
     decisions: tuple[Decision, ...] = (
-        Note("resolved", f"{report.rooms} room(s) recovered in {took:.0f} s"),
+        Note(
+            "resolved",
+            f"{report.rooms} room(s) recovered in {took:.0f} s"
+            if report.rooms
+            else f"canary passed, {took:.0f} s after it opened",
+        ),
         *alerts.notify(policy.routes, "resolved", text),
         Resolve(),
     )
