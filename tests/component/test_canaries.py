@@ -33,8 +33,10 @@ class CanaryLiveKit:
     """Rooms made and deleted, and an agent that comes (`comes`: by webhook after that many seconds;
     "listed": only seen in the room, its webhook lost; None: never)."""
 
-    def __init__(self, redis: Redis, comes: float | str | None = 0.05) -> None:
-        self.redis, self.comes = redis, comes
+    def __init__(
+        self, redis: Redis, comes: float | str | None = 0.05, told: EventKind = EventKind.PARTICIPANT_JOINED
+    ) -> None:
+        self.redis, self.comes, self.told = redis, comes, told
         self.rooms: set[str] = set()
         self.created: list[str] = []
         self.present: set[str] = set()
@@ -55,11 +57,12 @@ class CanaryLiveKit:
 
     async def _arrive(self, room: str, agent_name: str, after: float) -> None:
         await asyncio.sleep(after)
-        self.present.add(room)
+        if self.told is EventKind.PARTICIPANT_JOINED:  # else it left already
+            self.present.add(room)
         agent = Participant("agent-1", kind=AGENT_KIND, agent_name=agent_name)
         await heard(
             self.redis,
-            Event(f"EV_{room}", EventKind.PARTICIPANT_JOINED, "participant_joined", 0, "RM_c", room, agent),
+            Event(f"EV_{room}", self.told, str(self.told), 0, "RM_c", room, agent),
         )
 
     async def agent_in(self, room: str, agent_name: str) -> bool:
@@ -123,6 +126,15 @@ async def test_an_agent_seen_in_the_room_passes_when_its_webhook_is_lost(
     livekit = CanaryLiveKit(redis, comes="listed")
     assert await canaries(engine, redis, livekit, Reports()).tick() == {"voice": "pass"}
     assert not livekit.rooms
+
+
+async def test_an_agent_that_left_at_once_passes_by_its_leaving_webhook(
+    engine: AsyncEngine, redis: Redis
+) -> None:
+    """The agent's side leaves a canary within milliseconds: should its joining webhook be lost, its
+    leaving one still says it came (no look at the room would find it)."""
+    livekit = CanaryLiveKit(redis, told=EventKind.PARTICIPANT_LEFT)
+    assert await canaries(engine, redis, livekit, Reports()).tick() == {"voice": "pass"}
 
 
 async def test_failures_in_a_row_report_an_outage_and_the_room_is_deleted_each_time(

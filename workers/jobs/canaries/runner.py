@@ -53,10 +53,12 @@ def arrivals_key(room: str) -> str:
 
 
 async def heard(redis: Redis, event: Event) -> str:
-    """A webhook of a canary room: an agent's arrival is passed to the run waiting for it; the rest
-    is not a user room's business and is dropped."""
+    """A webhook of a canary room: an agent's arrival (or departure: it came) is passed to the run
+    waiting for it; the rest is not a user room's business and is dropped."""
     who = event.participant
-    if event.kind is EventKind.PARTICIPANT_JOINED and who is not None and who.kind == AGENT_KIND:
+    # An agent leaving came (it may leave within milliseconds, and its joining webhook be lost).
+    came = event.kind in (EventKind.PARTICIPANT_JOINED, EventKind.PARTICIPANT_LEFT)
+    if came and who is not None and who.kind == AGENT_KIND:
         key = arrivals_key(event.room_name)
         async with redis.pipeline(transaction=True) as pipe:
             pipe.rpush(key, who.agent_name)
