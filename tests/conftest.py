@@ -115,6 +115,7 @@ async def _migrate_and_empty(url: str) -> None:
                 "deployment_restarts",
                 "outbox",
                 "dead_letters",
+                "canary_runs",
             ):
                 await connection.exec_driver_sql(f"DELETE FROM {table}")
     finally:

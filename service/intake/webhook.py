@@ -29,6 +29,7 @@ from service.intake.body import loads_webhook
 from service.intake.token import fast_sha256
 from service.metrics import count_webhook
 from workers.adapters.webhook import from_webhook_json
+from workers.core.canary import is_canary_room
 from workers.core.errors import InvalidWebhook, MalformedEvent
 from workers.core.events import Event, to_dict
 from workers.queue.jobs import queue_webhook
@@ -137,7 +138,8 @@ async def receive_webhook(request: Request) -> JSONResponse:
         log.warning("webhook rejected: %s", exc)
         count_webhook("unknown", "malformed")
         return JSONResponse({"error": str(exc)}, status_code=400)
-    if event.room_name and not settings.watches(event.room_name):
+    # A canary's room is read whatever WARDEN_ROOMS says: its webhooks tell the canary the agent came.
+    if event.room_name and not settings.watches(event.room_name) and not is_canary_room(event.room_name):
         count_webhook(event.kind, "ignored")
         return JSONResponse({"status": "ignored", "reason": "room not in WARDEN_ROOMS", "id": event.id})
     try:

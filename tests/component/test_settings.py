@@ -72,6 +72,12 @@ def test_warden_rooms_globs_choose_the_watched_rooms() -> None:
         ({"warden_discover_seconds": 1}, "WARDEN_DISCOVER_SECONDS"),
         ({"warden_discover_seconds": "hourly"}, "WARDEN_DISCOVER_SECONDS"),
         ({"warden_discover_calls_per_second": 0.1}, "WARDEN_DISCOVER_CALLS_PER_SECOND"),
+        ({"warden_canary_every": "0s"}, "WARDEN_CANARY_EVERY"),
+        ({"warden_canary_every": "2d"}, "WARDEN_CANARY_EVERY"),
+        ({"warden_canary_every": "soon"}, "WARDEN_CANARY_EVERY"),
+        ({"warden_canary_agents": "voice,,notes"}, "WARDEN_CANARY_AGENTS"),
+        ({"warden_canary_failures": 0}, "WARDEN_CANARY_FAILURES"),
+        ({"warden_canary_sla_seconds": 0}, "WARDEN_CANARY_SLA_SECONDS"),
         ({"warden_discover_calls_per_second": 0}, "WARDEN_DISCOVER_CALLS_PER_SECOND"),
     ],
 )

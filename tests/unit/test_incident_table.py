@@ -53,8 +53,9 @@ RESOLVED = ("Note resolved", "Notify slack resolved", "Notify webhook resolved",
 # (state, signal, what the sample says) -> (state after, what it decides). Anything not listed
 # changes nothing and decides nothing.
 CHANGED: dict[tuple[IncidentState, Signal, str], tuple[IncidentState, tuple[str, ...]]] = {}
-for _signal in (G.OUTAGE, G.ROOM_FAILED):
-    for _state, _said in ((S.NEW, OPENED), (S.OPEN, ())):
+for _signal in (G.OUTAGE, G.ROOM_FAILED, G.CANARY_FAILED):
+    _joined = ("Note canary",) if _signal is G.CANARY_FAILED else ()  # marked, said once
+    for _state, _said in ((S.NEW, OPENED), (S.OPEN, _joined)):
         CHANGED |= {
             (_state, _signal, "deployment free"): (S.RESTARTING, _said + RESTART),
             (_state, _signal, "restart under way"): (S.RESTARTING, _said + SHARED),
@@ -64,6 +65,9 @@ for _signal in (G.OUTAGE, G.ROOM_FAILED):
         }
     CHANGED[(S.NEW, _signal, "landed lately")] = (S.OPEN, OPENED)  # waits out the cooldown
     CHANGED[(S.NEW, _signal, "failed lately")] = (S.OPEN, OPENED)
+    if _joined:
+        CHANGED[(S.OPEN, _signal, "landed lately")] = (S.OPEN, _joined)
+        CHANGED[(S.OPEN, _signal, "failed lately")] = (S.OPEN, _joined)
 CHANGED |= {
     (S.RESTARTED, G.ROOM_FAILED, "after the restart"): (S.ROLLING_BACK, (*FOLLOWED, "Rollback")),
     (S.RESTARTED, G.ROOM_FAILED, "no rollback"): (S.FOLLOWED_UP, FOLLOWED),
@@ -85,7 +89,16 @@ for _state in (S.OPEN, S.RESTARTING, S.NOT_RESTARTED):  # a landing counts, even
 for _state in (S.RESTARTED, S.ROLLING_BACK, S.FOLLOWED_UP):
     CHANGED[(_state, G.RUNNING_AGAIN, "")] = (_state, ("FreshStarts 0.0",))
 for _state in set(IncidentState) - {S.NEW, S.RESOLVED}:
-    CHANGED[(_state, G.RECOVERED, "")] = (S.RESOLVED, RESOLVED)
+    CHANGED[(_state, G.RECOVERED, "")] = (S.RESOLVED, RESOLVED)  # not while its canaries fail
+    CHANGED[(_state, G.CANARY_PASSED, "no room waits")] = (S.RESOLVED, RESOLVED)
+    CHANGED[(_state, G.CANARY_PASSED, "rooms wait")] = (_state, ("Note canary",))  # unmarked
+CHANGED |= {  # after the restart, failing canaries are a failed room's follow-up
+    (S.RESTARTED, G.CANARY_FAILED, "after the restart"): (S.ROLLING_BACK, (*FOLLOWED, "Rollback")),
+    (S.RESTARTED, G.CANARY_FAILED, "no rollback"): (S.FOLLOWED_UP, FOLLOWED),
+    (S.RESTARTED, G.CANARY_FAILED, "in the same breath"): (S.RESTARTED, ()),  # marked, no more
+}
+for _state in (S.RESTARTING, S.NOT_RESTARTED, S.ROLLING_BACK, S.FOLLOWED_UP):  # marked: stays open for them
+    CHANGED[(_state, G.CANARY_FAILED, "")] = (_state, ("Note canary",))
 
 
 def test_every_state_and_signal_pair_is_declared_and_sampled() -> None:
@@ -106,6 +119,32 @@ def test_incident_rule(state: IncidentState, signal: Signal, what: str) -> None:
     )
     if (state, signal, what) not in CHANGED:
         assert step == Step(incident)
+
+
+def test_failed_canaries_mark_the_incident_and_only_a_pass_unmarks_it() -> None:
+    """Opened or joined by failed canaries, the incident is marked; rooms recovering leave it open for
+    them; a passing canary unmarks it, and resolves it when no room waits."""
+    for state, what in ((S.NEW, "deployment free"), (S.OPEN, "deployment free"), (S.RESTARTING, "")):
+        assert _step(state, G.CANARY_FAILED, what).incident.canary_failing, state
+    assert _step(S.NEW, G.CANARY_FAILED, "deployment free").incident.reason.startswith("canary:")
+    assert _step(S.RESTARTED, G.RECOVERED, "canary failing").incident.state is S.RESTARTED
+    assert not _step(S.RESTARTED, G.CANARY_PASSED, "rooms wait").incident.canary_failing
+    note = _step(S.RESTARTED, G.CANARY_FAILED, "no rollback").decisions[0]
+    assert isinstance(note, Note) and note.outcome.startswith("canaries still fail after the restart")
+
+
+def test_an_incident_a_canary_found_says_no_user_room_waits_and_ends_with_the_canary() -> None:
+    incident, report, policy = incident_samples(S.NEW, G.CANARY_FAILED)["deployment free"]
+    opened = INCIDENT[(S.NEW, G.CANARY_FAILED)](incident, replace(report, rooms=0), policy)
+    slack = opened.decisions[1]
+    assert isinstance(slack, Notify) and "No user room affected yet (found by a canary)." in slack.text
+    marked, passed, policy = incident_samples(S.RESTARTED, G.CANARY_PASSED)["no room waits"]
+    ended = INCIDENT[(S.RESTARTED, G.CANARY_PASSED)](marked, replace(passed, rooms=0), policy)
+    assert ended.decisions[0] == Note("resolved", "canary passed, 100 s after it opened")
+    assert (
+        isinstance(ended.decisions[1], Notify)
+        and "is back; its canary passed, 100 s" in ended.decisions[1].text
+    )
 
 
 def _step(state: IncidentState, signal: Signal, what: str) -> Step:

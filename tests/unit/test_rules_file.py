@@ -79,6 +79,8 @@ def test_rooms_match_the_first_rule_that_fits_and_its_settings_replace_the_envir
         ("[[rule]]\nmatch = { room = 'x' }\njoin_sla = 3\n", "rule 1, join_sla: unknown key"),
         ("[[rule]\nmatch = 1\n", "not valid TOML"),
         ("[[rule]]\nmatch = { sip = 'yes' }\n", "rule 1, match.sip: must be true or false"),
+        ("[[rule]]\nmatch = { room = 'x' }\ncanary = true\n", "rule 1, canary: needs the rule's agents"),
+        ("[[rule]]\nmatch = { room = 'x' }\nagents = ['a']\ncanary = 1\n", "rule 1, canary: must be true"),
     ],
 )
 def test_a_bad_rules_file_stops_start_up_naming_the_file_the_rule_and_the_key(
@@ -88,6 +90,22 @@ def test_a_bad_rules_file_stops_start_up_naming_the_file_the_rule_and_the_key(
     with pytest.raises(RulesError) as caught:
         load_settings(livekit_api_key="k", livekit_api_secret="s", warden_rules=path)
     assert message in str(caught.value) and f"WARDEN_RULES ({path})" in str(caught.value)
+
+
+def test_canaries_come_from_the_environment_and_from_rules_with_their_join_sla(tmp_path: Path) -> None:
+    text = (
+        "[[rule]]\nmatch = { sip = true }\nagents = ['phone', 'voice']\njoin_sla_seconds = 4\ncanary = true\n"
+    )
+    settings = load_settings(
+        livekit_api_key="k",
+        livekit_api_secret="s",
+        warden_rules=write(tmp_path, text),
+        warden_canary_agents="voice,notes",
+        warden_canary_every="2m",
+    )
+    found = {p.agent: (p.every, p.sla, p.failures) for p in settings.canaries()}
+    assert found == {"voice": (120.0, 4.0, 2), "notes": (120.0, 15.0, 2), "phone": (120.0, 4.0, 2)}
+    assert load_settings(livekit_api_key="k", livekit_api_secret="s").canaries() == ()
 
 
 def test_a_deploy_hook_url_is_a_secret_even_in_an_error(tmp_path: Path) -> None:

@@ -16,6 +16,8 @@ import aiohttp
 from livekit.api import (
     AgentDispatch,
     CreateAgentDispatchRequest,
+    CreateRoomRequest,
+    DeleteRoomRequest,
     ListParticipantsRequest,
     ListRoomsRequest,
     LiveKitAPI,
@@ -70,8 +72,30 @@ class Dispatcher(Protocol):
         ...
 
 
+class CanaryRooms(Protocol):
+    """What a canary asks of LiveKit (`workers.jobs.canaries`)."""
+
+    async def create_room(self, room: str, empty_timeout: int, metadata: str) -> None: ...
+
+    async def dispatch(self, room: str, agent_name: str, metadata: str) -> str:
+        """A new dispatch of `agent_name` to `room`; its id."""
+        ...
+
+    async def agent_in(self, room: str, agent_name: str) -> bool:
+        """Is a participant of kind AGENT named `agent_name` in the room now?"""
+        ...
+
+    async def delete_room(self, room: str) -> None:
+        """Delete the room (a room LiveKit no longer has is deleted already)."""
+        ...
+
+    async def room_names(self) -> list[str]:
+        """The names of every room LiveKit has now."""
+        ...
+
+
 class LiveKitRooms:
-    """`Presence` and `Dispatcher` over LiveKit's RoomService and AgentDispatchService."""
+    """`Presence`, `Dispatcher` and `CanaryRooms` over LiveKit's RoomService and AgentDispatchService."""
 
     def __init__(
         self,
@@ -190,6 +214,26 @@ class LiveKitRooms:
             self._call,
             self._api.room.remove_participant(RoomParticipantIdentity(room=room, identity=identity)),
         )
+
+    async def create_room(self, room: str, empty_timeout: int, metadata: str) -> None:
+        request = CreateRoomRequest(name=room, empty_timeout=empty_timeout, metadata=metadata)
+        await self._call(self._api.room.create_room(request))
+
+    async def dispatch(self, room: str, agent_name: str, metadata: str) -> str:
+        request = CreateAgentDispatchRequest(agent_name=agent_name, room=room, metadata=metadata)
+        return str((await self._call(self._api.agent_dispatch.create_dispatch(request))).id)
+
+    async def agent_in(self, room: str, agent_name: str) -> bool:
+        listed = await self._call(self._api.room.list_participants(ListParticipantsRequest(room=room)))
+        return any(
+            p.kind == ParticipantInfo.AGENT and _agent_name(p) == agent_name for p in listed.participants
+        )
+
+    async def delete_room(self, room: str) -> None:
+        await _ignore_not_found(self._call, self._api.room.delete_room(DeleteRoomRequest(room=room)))
+
+    async def room_names(self) -> list[str]:
+        return [name for _, name in await self.list_rooms()]
 
 
 def _agent_name(info: ParticipantInfo) -> str:

@@ -54,8 +54,13 @@ def opened(incident_id: str, agent: str, reason: str, rooms: int, doing: str) ->
     return (
         f":rotating_light: Warden incident {incident_id}: agent '{shown(agent)}' is not coming — "
         f"{shown(reason, TEXT_CHARS)}. "
-        f"{rooms} room(s) affected so far. Warden is trying: {doing}."
+        f"{_affected(rooms)} Warden is trying: {doing}."
     )
+
+
+def _affected(rooms: int) -> str:
+    """How many user rooms an outage hurts so far (none: a canary found it first)."""
+    return f"{rooms} room(s) affected so far." if rooms else "No user room affected yet (found by a canary)."
 
 
 def restarted(incident_id: str, agent: str, grace: float, *, sooner: bool) -> str:
@@ -79,7 +84,8 @@ def restart_failed(incident_id: str) -> str:
 
 
 def resolved(incident_id: str, agent: str, rooms: int, took: float) -> str:
+    how = f"{rooms} room(s) recovered" if rooms else "its canary passed"
     return (
         f":white_check_mark: Warden incident {incident_id} resolved: agent '{shown(agent)}' is back; "
-        f"{rooms} room(s) recovered, {took:.0f} s after the incident opened."
+        f"{how}, {took:.0f} s after the incident opened."
     )

@@ -33,7 +33,12 @@ The rules, in plain words.
    the time it took, and its outage window is forgotten (`Resolve`), so that the breaches it counted
    do not open the next incident. A resolved incident changes no more; a new outage opens a new one.
 7. Each alert is one `Notify` per alert route that takes its step (`workers.core.alerts`).
-8. `INCIDENT` holds a rule for every (state, signal) pair, "ignore" included: a gap stops the import.
+8. Canaries (`workers.core.canary`) report too. `failures` failed canaries in a row (CANARY_FAILED) are
+   an outage with no room in it: they open the incident, or join the open one, as an outage does, and
+   mark it `canary_failing`; after the restart they are worth the follow-up a failed room is. While
+   it is marked, rooms recovering do not resolve it; a passing canary (CANARY_PASSED) unmarks it and
+   resolves it when no room of it waits.
+9. `INCIDENT` holds a rule for every (state, signal) pair, "ignore" included: a gap stops the import.
 """
 
 from __future__ import annotations
@@ -42,9 +47,20 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from workers.core import alerts
-from workers.core.alerts import AlertRoute, Notify
+from workers.core.alerts import AlertRoute
+from workers.core.incident_decisions import (
+    Decision,
+    FreshStarts,
+    Note,
+    Resolve,
+    Restart,
+    Rollback,
+    WatchComeback,
+)
 from workers.core.personal import mask_phone
 from workers.core.table import table
+
+__all__ = ["Decision", "FreshStarts", "Note", "Resolve", "Restart", "Rollback", "WatchComeback"]
 
 CLOUD, HOOK = "cloud", "hook"  # the legs of a restart: LiveKit Cloud's RestartAgent, the deploy hook
 
@@ -73,6 +89,8 @@ class Signal(StrEnum):
     RUNNING_AGAIN = "running_again"  # the Cloud deployment runs again after the restart
     ROLLBACK_DONE = "rollback_done"  # landed, or refused for good (a retryable failure waits for the lease)
     RECOVERED = "recovered"  # no room of the incident waits any more
+    CANARY_FAILED = "canary_failed"  # the agent's canaries failed `failures` times in a row
+    CANARY_PASSED = "canary_passed"  # a canary of the agent passed
 
 
 @dataclass(frozen=True)
@@ -113,6 +131,7 @@ class Incident:
     restarted_at: float | None = None
     rollback_claimed_at: float | None = None
     resolved_at: float | None = None
+    canary_failing: bool = False  # the agent's canaries fail: rooms recovering do not resolve it
 
 
 @dataclass(frozen=True)
@@ -121,14 +140,14 @@ class Report:
 
     signal: Signal
     at: float
-    reason: str = ""  # OUTAGE, ROOM_FAILED: why
-    rooms: int = 0  # OUTAGE: rooms affected so far; RECOVERED: rooms of the incident
-    waiting: int = 0  # ROOM_FAILED: rooms of the incident still waiting
-    room: str = ""  # ROOM_FAILED: the room's name
+    reason: str = ""  # OUTAGE, ROOM_FAILED, CANARY_FAILED: why
+    rooms: int = 0  # OUTAGE: rooms affected so far; RECOVERED, CANARY_PASSED: rooms of the incident
+    waiting: int = 0  # ROOM_FAILED, CANARY_FAILED, CANARY_PASSED: rooms of the incident still waiting
+    room: str = ""  # ROOM_FAILED: the room's name; CANARY_FAILED: the canary's room
     leg: str = ""  # RESTART_LANDED: the leg that landed (a Cloud restart's deployment is watched)
     landed: bool = False  # ROLLBACK_DONE: it landed (else it was refused for good)
     after: float = 0.0  # RUNNING_AGAIN: seconds from the restart to running replicas
-    restart: DeploymentRestart = DeploymentRestart()  # OUTAGE, ROOM_FAILED, SWEPT
+    restart: DeploymentRestart = DeploymentRestart()  # OUTAGE, ROOM_FAILED, CANARY_FAILED, SWEPT
 
 
 @dataclass(frozen=True)
@@ -150,49 +169,7 @@ class IncidentPolicy:
         return (CLOUD,) * self.cloud + (HOOK,) * self.hook
 
 
-# --- decisions ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Restart:
-    """Restart the deployment: `RestartAgent` and/or the deploy hook, as `legs` say."""
-
-    legs: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Rollback:
-    """Roll the Cloud agent back to its previous version."""
-
-
-@dataclass(frozen=True)
-class FreshStarts:
-    """Every room still waiting for the agent joins the incident and is re-checked `wait` seconds on
-    (None: `restart_grace`); `when` says it in the log."""
-
-    wait: float | None
-    when: str
-
-
-@dataclass(frozen=True)
-class WatchComeback:
-    """Watch the Cloud deployment come back (answered with RUNNING_AGAIN, or nothing)."""
-
-
-@dataclass(frozen=True)
-class Note:
-    """A line of the incident's log, written with its new state."""
-
-    action: str
-    outcome: str
-
-
-@dataclass(frozen=True)
-class Resolve:
-    """The outage is over: forget the breaches its window counted."""
-
-
-Decision = Notify | Restart | Rollback | FreshStarts | WatchComeback | Note | Resolve
+# --- decisions (`workers.core.incident_decisions`) ------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -294,8 +271,13 @@ def follow_up(incident: Incident, report: Report, policy: IncidentPolicy) -> Ste
     if incident.restarted_at is None or report.at <= incident.restarted_at:
         return Step(incident)
     text = alerts.followup(incident.id, incident.agent_name, report.waiting)
+    still = (
+        f"canaries still fail after the restart: {report.reason}"
+        if report.signal is Signal.CANARY_FAILED
+        else f"room {mask_phone(report.room)} still has no agent after the restart"
+    )
     said: tuple[Decision, ...] = (
-        Note("follow-up", f"room {mask_phone(report.room)} still has no agent after the restart"),
+        Note("follow-up", still),
         *alerts.notify(policy.routes, "followup", text),
     )
     if policy.rollback and policy.cloud:
@@ -325,15 +307,59 @@ def at_once(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
 
 
 def resolve(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
-    """No room waits any more: resolved, with the time it took."""
+    """No room waits any more: resolved, with the time it took (not while its agent's canaries fail)."""
+    if incident.canary_failing:
+        return Step(incident)
     took = report.at - incident.opened_at
     text = alerts.resolved(incident.id, incident.agent_name, report.rooms, took)
     decisions: tuple[Decision, ...] = (
-        Note("resolved", f"{report.rooms} room(s) recovered in {took:.0f} s"),
+        Note(
+            "resolved",
+            f"{report.rooms} room(s) recovered in {took:.0f} s"
+            if report.rooms
+            else f"canary passed, {took:.0f} s after it opened",
+        ),
         *alerts.notify(policy.routes, "resolved", text),
         Resolve(),
     )
     return Step(replace(incident, state=S.RESOLVED, resolved_at=report.at), decisions)
+
+
+def canary_opened(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
+    """Failed canaries open the incident as an outage does, and mark it."""
+    return opened(replace(incident, canary_failing=True), report, policy)
+
+
+def canary_claim(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
+    """Failed canaries during an open outage: one incident (marked), one restart."""
+    said = canary_joins(incident, report, policy)
+    claimed = claim(said.incident, report, policy)
+    return replace(claimed, decisions=said.decisions + claimed.decisions)
+
+
+def canary_follow_up(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
+    """Canaries placed after the restart fail too: the follow-up a failed room is worth."""
+    step = follow_up(incident, report, policy)
+    return replace(step, incident=replace(step.incident, canary_failing=True))
+
+
+def canary_joins(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
+    """Failed canaries mark the incident (its restart is under way or done): it stays open for them."""
+    marked = _marked(incident, report)
+    return Step(marked) if marked == incident else Step(marked, (Note("canary", report.reason),))
+
+
+def _marked(incident: Incident, report: Report) -> Incident:
+    return incident if incident.canary_failing else replace(incident, canary_failing=True)
+
+
+def canary_passed(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
+    """A canary passed: unmarked, and resolved when no room of it waits."""
+    if report.waiting:
+        if not incident.canary_failing:
+            return Step(incident)
+        return Step(replace(incident, canary_failing=False), (Note("canary", "passed; rooms still wait"),))
+    return resolve(replace(incident, canary_failing=False), report, policy)
 
 
 G = Signal
@@ -347,6 +373,10 @@ INCIDENT = table("INCIDENT", IncidentState, Signal, {
     G.RUNNING_AGAIN:  (ignore, ignore,  ignore,    at_once,   ignore,       at_once,     at_once,    ignore),
     G.ROLLBACK_DONE:  (ignore, ignore,  ignore,    ignore,    ignore,       rolled,      ignore,     ignore),
     G.RECOVERED:      (ignore, resolve, resolve,   resolve,   resolve,      resolve,     resolve,    ignore),
+    G.CANARY_FAILED:  (canary_opened, canary_claim, canary_joins, canary_follow_up, canary_joins,
+                       canary_joins, canary_joins, ignore),
+    G.CANARY_PASSED:  (ignore, canary_passed, canary_passed, canary_passed, canary_passed, canary_passed,
+                       canary_passed, ignore),
 })  # fmt: skip
 del G
 

@@ -71,6 +71,8 @@ _SWEPT: dict[str, tuple[float, DeploymentRestart]] = {
 }
 _ROLLBACK_SWEPT = {"rollback under way": 80.0, "its caller died": AT}
 
+_CANARY = "canary: 2 canaries in a row failed (the agent did not come within 15 s)"
+
 Sample = tuple[Incident, Report, IncidentPolicy]
 
 
@@ -82,13 +84,31 @@ def incident_samples(state: IncidentState, signal: Signal) -> dict[str, Sample]:
     def sample(report: Report, policy: IncidentPolicy = POLICY) -> Sample:
         return (incident, report, policy)
 
-    if signal in (Signal.OUTAGE, Signal.ROOM_FAILED):
-        reason = "3 rooms missed their SLA within 60 s" if signal is Signal.OUTAGE else "room call-1: refused"
+    marked = replace(incident, canary_failing=True)
+    if signal is Signal.CANARY_PASSED and state not in (S.NEW, S.RESOLVED):
+        report = Report(signal, AT, rooms=3)
+        return {
+            "no room waits": (marked, report, POLICY),
+            "rooms wait": (marked, replace(report, waiting=2), POLICY),
+            "not marked, rooms wait": sample(replace(report, waiting=2)),
+        }
+    if signal is Signal.CANARY_FAILED and state not in (S.NEW, S.OPEN, S.RESTARTED, S.RESOLVED):
+        report = Report(signal, AT, reason=_CANARY, waiting=2, room="warden-canary-notetaker-7")
+        return {"": sample(report), "already marked": (marked, report, POLICY)}
+    if signal is Signal.RECOVERED and state not in (S.NEW, S.RESOLVED):
+        report = Report(signal, AT, rooms=3)
+        return {"": sample(report), "canary failing": (marked, report, POLICY)}
+    if signal in (Signal.OUTAGE, Signal.ROOM_FAILED, Signal.CANARY_FAILED):
+        reason = {
+            Signal.OUTAGE: "3 rooms missed their SLA within 60 s",
+            Signal.ROOM_FAILED: "room call-1: refused",
+            Signal.CANARY_FAILED: _CANARY,
+        }[signal]
         report = Report(signal, AT, reason=reason, rooms=3, waiting=2, room="call-1")
         if state in (S.NEW, S.OPEN):
             found = {what: sample(replace(report, restart=d)) for what, d in _DEPLOYMENT.items()}
             return found | {"nothing to restart": sample(report, NOTHING_TO_RESTART)}
-        if signal is Signal.OUTAGE:
+        if signal is Signal.OUTAGE or state is S.RESOLVED:
             return {"": sample(report)}
         return {
             "after the restart": sample(report),

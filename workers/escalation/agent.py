@@ -108,6 +108,25 @@ class AgentIncidents:
         report = Report(Signal.ROOM_FAILED, self.clock(), reason=why, rooms=1, room=room.name)
         await self.carry(await self._outage(report, [(room.sid, room.name)]))
 
+    async def canary_failed(self, reason: str, room: str) -> None:
+        """The agent's canaries failed enough times in a row: an outage with no room in it."""
+        report = Report(Signal.CANARY_FAILED, self.clock(), reason=reason, room=room)
+        await self.carry(await self._outage(report, []))
+
+    async def canary_passed(self) -> None:
+        """A canary passed: the open incident is no longer kept open by canaries, and is resolved when
+        no room of it waits."""
+        applied = await incidents.room_recovered(
+            self.engine,
+            self.agent,
+            "",
+            self.clock(),
+            policy=self.incident_policy,
+            rows=self.rows,
+            canary_passed=True,
+        )
+        await self.carry(applied)
+
     async def room_recovered(self, room: Room) -> None:
         """A room that had missed its SLA needs nothing now; the last one resolves its incident."""
         await self._settle(room.sid)

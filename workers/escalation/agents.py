@@ -152,6 +152,12 @@ class Incidents:
     async def room_recovered(self, room: Room, agent: str) -> None:
         await self.for_agent(self.agent_of(agent), room).room_recovered(room)
 
+    async def canary_failed(self, agent: str, reason: str, room: str) -> None:
+        await self.for_agent(agent).canary_failed(reason, room)
+
+    async def canary_passed(self, agent: str) -> None:
+        await self.for_agent(agent).canary_passed()
+
     async def settle(self) -> None:
         agents = set(self.by_agent) | set(await incidents.open_agents(self.engine)) | {self.policy.agent_name}
         for agent in sorted(agents):

@@ -45,7 +45,9 @@ from workers.store.models import DEPLOYMENT_RESTARTS, INCIDENT_ACTIONS, INCIDENT
 # The outbox rows of a step's alerts and deploy hook: (the incident, its decisions, its rooms' names).
 Rows = Callable[[Incident, tuple[Decision, ...], list[str]], list[dict[str, Any]]]
 # Signals whose rules read the deployment's restart (and may claim it).
-_CLAIMING = (Signal.OUTAGE, Signal.ROOM_FAILED, Signal.SWEPT)
+_CLAIMING = (Signal.OUTAGE, Signal.ROOM_FAILED, Signal.CANARY_FAILED, Signal.SWEPT)
+# Signals that open an incident when the agent has none open.
+_OPENING = (Signal.OUTAGE, Signal.ROOM_FAILED, Signal.CANARY_FAILED)
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ async def report(
         return None
     async with writing(engine) as connection:
         restart = await _lock_restart(connection, deployment) if report.signal in _CLAIMING else None
-        if not incident_id and report.signal in (Signal.OUTAGE, Signal.ROOM_FAILED):
+        if not incident_id and report.signal in _OPENING:
             await connection.execute(
                 dialect_insert(connection, INCIDENTS)
                 .values(
@@ -100,7 +102,7 @@ async def report(
         if restart is not None and row.deployment != deployment:  # its deployment was another then
             restart = await _lock_restart(connection, row.deployment)
         facts = replace(report, restart=restart or DeploymentRestart())
-        if report.signal is Signal.ROOM_FAILED:
+        if report.signal in (Signal.ROOM_FAILED, Signal.CANARY_FAILED):
             facts = replace(facts, waiting=await _count_rooms(connection, row.id, waiting=True))
         return await apply(connection, row, facts, policy, rows)
 
@@ -168,6 +170,7 @@ async def apply(
         "opened_at": after.opened_at,
         "restarted_at": after.restarted_at,
         "rollback_claimed_at": after.rollback_claimed_at,
+        "canary_failing": after.canary_failing,
     }
     if after.resolved_at is not None:
         values |= {"resolved_at": after.resolved_at, "open_key": None}
@@ -211,6 +214,7 @@ def incident_of(row: Row[Any]) -> Incident:
         row.restarted_at,
         row.rollback_claimed_at,
         row.resolved_at,
+        bool(row.canary_failing),
     )
 
 
@@ -292,3 +296,10 @@ async def _count_rooms(connection: AsyncConnection, incident_id: str, *, waiting
     if waiting:
         which.append(INCIDENT_ROOMS.c.recovered_at.is_(None))
     return int(await connection.scalar(select(func.count()).select_from(INCIDENT_ROOMS).where(*which)) or 0)
+
+
+async def open_incident(engine: AsyncEngine, agent_name: str) -> Incident | None:
+    """The agent's open incident, as the machine sees it (read without a lock)."""
+    async with engine.connect() as connection:
+        row = (await connection.execute(select(INCIDENTS).where(INCIDENTS.c.open_key == agent_name))).first()
+    return incident_of(row) if row is not None else None

@@ -105,11 +105,13 @@ async def room_recovered(
     *,
     policy: IncidentPolicy = UNALERTED,
     rows: Rows | None = None,
+    canary_passed: bool = False,
 ) -> Applied | None:
     """Mark the room (and every other room of the incident that needs nothing now) recovered in its
     agent's open incident; when no room waits any more, that is the incident machine's RECOVERED, taken
     in the same transaction (its alerts' outbox rows from `rows`). The step, if this call resolved the
-    incident. `room_sid=""` only settles the others."""
+    incident. `room_sid=""` only settles the others; with `canary_passed`, the step is CANARY_PASSED,
+    taken whether rooms wait or not (a step that changed nothing included)."""
     async with writing(engine) as connection:
         # The incident's row first (PostgreSQL: FOR UPDATE; SQLite's writer holds the whole database):
         # recoveries of one incident take its room rows one after the other, never each other's halves.
@@ -149,6 +151,9 @@ async def room_recovered(
             )
         ).one()
         rooms, recovered = int(counts[0]), int(counts[1])
+        if canary_passed:
+            report = Report(Signal.CANARY_PASSED, now, rooms=rooms, waiting=rooms - recovered)
+            return await apply(connection, row, report, policy, rows)
         if rooms > recovered:
             return None
         return await apply(connection, row, Report(Signal.RECOVERED, now, rooms=rooms), policy, rows)

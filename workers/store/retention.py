@@ -5,7 +5,8 @@ What goes, once older than the cutoff (and only then):
 - events of no known room (a heartbeat for a room Warden never heard of);
 - resolved incidents (by their resolution) with their rooms and actions;
 - dead letters an operator retried (by when the job failed); the others wait for a person;
-- outbox rows undelivered since the cutoff (their room is long gone; retrying them helps nobody).
+- outbox rows undelivered since the cutoff (their room is long gone; retrying them helps nobody);
+- finished canary runs (by when they started).
 Open rooms and open incidents are never deleted, however old.
 
 Each batch is its own short transaction, so webhooks and deadlines wait for one batch at most. A
@@ -26,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from workers.core.room import Phase
 from workers.store.engine import writing
 from workers.store.models import (
+    CANARY_RUNS,
     DEAD_LETTERS,
     EVENTS,
     INCIDENT_ACTIONS,
@@ -48,6 +50,7 @@ WHAT = (
     "incident_actions",
     "dead_letters",
     "outbox",
+    "canary_runs",
 )
 
 
@@ -56,7 +59,7 @@ async def prune(engine: AsyncEngine, cutoff: float, *, budget_seconds: float = 2
     `budget_seconds` have passed (the next run goes on). Returns how many rows went, by table."""
     pruned: Counter[str] = Counter()
     stop_at = time.monotonic() + budget_seconds
-    for step in (_rooms, _orphan_events, _incidents, _dead_letters, _outbox):
+    for step in (_rooms, _orphan_events, _incidents, _dead_letters, _outbox, _canary_runs):
         while time.monotonic() < stop_at:
             done = await step(engine, cutoff)
             pruned.update(done)
@@ -128,6 +131,12 @@ async def _dead_letters(engine: AsyncEngine, cutoff: float) -> dict[str, int]:
 
 async def _outbox(engine: AsyncEngine, cutoff: float) -> dict[str, int]:
     return {"outbox": await _batch(engine, OUTBOX, OUTBOX.c.id, OUTBOX.c.due_at < cutoff)}
+
+
+async def _canary_runs(engine: AsyncEngine, cutoff: float) -> dict[str, int]:
+    runs = CANARY_RUNS.c
+    old = runs.started_at < cutoff
+    return {"canary_runs": await _batch(engine, CANARY_RUNS, runs.n, old, runs.finished_at.is_not(None))}
 
 
 async def _batch(

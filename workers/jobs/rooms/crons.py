@@ -19,6 +19,7 @@ from typing import Any
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
+from workers.core.canary import is_canary_room
 from workers.core.errors import UpstreamError
 from workers.core.events import Event, EventKind, Fact, internal
 from workers.core.machine import changes
@@ -84,7 +85,7 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
     unknown = [
         (sid, name)
         for sid, name in livekit_rooms.items()
-        if sid not in known and sid not in seen and settings.watches(name)
+        if sid not in known and sid not in seen and settings.watches(name) and not is_canary_room(name)
     ]
     by_age = sorted(
         (max(updated, confirmed), sid, name)
@@ -167,6 +168,13 @@ async def _look(
 
 def _reconciled(sid: str, name: str, fact: Fact) -> Event:
     return internal(EventKind.RECONCILED, f"reconciled:{sid}:{fact.at:.3f}", sid, name, fact)
+
+
+async def canaries(ctx: dict[str, Any]) -> dict[str, str]:
+    """Cron (every second, on one worker a tick): the canaries that are due run (`workers.jobs.canaries`),
+    each agent's one at a time across all workers; what each came to."""
+    runner = context(ctx).canaries
+    return await runner.tick() if runner is not None else {}
 
 
 async def prune(ctx: dict[str, Any]) -> dict[str, int]:

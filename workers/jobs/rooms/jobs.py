@@ -21,11 +21,13 @@ from typing import Any
 from arq.worker import Retry
 
 from workers.core.actions import pending_actions
+from workers.core.canary import is_canary_room
 from workers.core.errors import UpstreamError
 from workers.core.events import Event, EventKind, Fact, Participant, internal
 from workers.core.machine import changes, transition
 from workers.core.plain import from_plain
 from workers.core.room import Action, CheckPresence, Evict, Recovery, Redispatch, Room
+from workers.jobs.canaries.runner import heard as canary_heard
 from workers.jobs.rooms.recording import record
 from workers.jobs.runtime.context import context
 from workers.jobs.runtime.retry import retry_later
@@ -36,8 +38,12 @@ MAX_STEPS = 6
 
 
 async def apply_webhook(ctx: dict[str, Any], event: dict[str, Any], received_at: float) -> str:
-    """Job: record one reduced webhook (see `workers.core.events`) and fold it into its room."""
-    return str((await record(ctx, [(from_plain(Event, event), received_at)])).outcome)
+    """Job: record one reduced webhook (see `workers.core.events`) and fold it into its room. A
+    canary's room is no user room: its webhooks only tell a canary its agent came."""
+    reduced = from_plain(Event, event)
+    if is_canary_room(reduced.room_name):
+        return await canary_heard(ctx["redis"], reduced)
+    return str((await record(ctx, [(reduced, received_at)])).outcome)
 
 
 async def _ask(ctx: dict[str, Any], question: Action, room: Room) -> Event | None:
@@ -105,6 +111,8 @@ async def heartbeat(ctx: dict[str, Any], room_name: str, identity: str, at: floa
     """Job: an agent in `room_name` says it is working (counts as activity for the stall check). An
     agent Warden already knows as active is news to nobody: the room is marked confirmed, no event."""
     worker = context(ctx)
+    if is_canary_room(room_name):
+        return "canary"
     event = internal(
         EventKind.HEARTBEAT,
         f"heartbeat:{agent_key(room_name, identity)}:{at:.3f}",  # names run long: the event id may not

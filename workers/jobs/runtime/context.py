@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workers.core.rules import Rules
+from workers.jobs.canaries.runner import Canaries
 from workers.jobs.delivery.outbox import Delivered
 from workers.jobs.rooms.effects import Effects
 from workers.settings import Settings
@@ -34,6 +35,7 @@ class WorkerContext:
     effects: Effects
     delivered: Delivered
     closers: tuple[Callable[[], Awaitable[None]], ...] = ()
+    canaries: Canaries | None = None  # the configured agents' canaries (none configured: None)
 
 
 def context(ctx: dict[str, Any]) -> WorkerContext:

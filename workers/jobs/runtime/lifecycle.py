@@ -16,10 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from workers.adapters.alert_routes import IncidentWebhook, Opsgenie, PagerDuty
 from workers.adapters.cloud import Cloud, CloudAgents, agents_url
 from workers.adapters.hooks import DeployHook, SlackAlerter
-from workers.adapters.livekit import Dispatcher, LiveKitRooms, Presence
+from workers.adapters.livekit import CanaryRooms, Dispatcher, LiveKitRooms, Presence
 from workers.escalation.agents import FreshStart, Incidents
 from workers.escalation.alert_routes import EventRoute
 from workers.escalation.policy import Alerter, OutagePolicy, Restarter
+from workers.jobs.canaries.runner import Canaries
 from workers.jobs.delivery.outbox import Delivered
 from workers.jobs.rooms.effects import Effects
 from workers.jobs.rooms.jobs import fresh_start
@@ -90,6 +91,7 @@ class Adapters:
     queue: JobQueue
     redis: Redis
     closers: tuple[Closer, ...] = ()
+    canary_rooms: CanaryRooms | None = None  # None: no canaries (a test's adapters may have none)
 
 
 def connect(settings: Settings, redis: ArqRedis) -> Adapters:
@@ -136,19 +138,20 @@ def connect(settings: Settings, redis: ArqRedis) -> Adapters:
         queue=Enqueuer(redis, settings.warden_queue_name, room_spacing_ms=settings.room_spacing_ms),
         redis=redis,
         closers=tuple(closers),
+        canary_rooms=livekit,
     )
 
 
-def build_effects(
+def build_incidents(
     settings: Settings,
     engine: AsyncEngine,
     adapters: Adapters,
     *,
     clock: Callable[[], float],
     fresh_start: FreshStart,
-) -> Effects:
-    """The effects the jobs carry actions out with: the adapters, and the incidents over them."""
-    incidents = Incidents(
+) -> Incidents:
+    """The agents' incidents, over the adapters they call out with."""
+    return Incidents(
         engine=engine,
         redis=adapters.redis,
         policy=outage_policy(settings),
@@ -162,13 +165,6 @@ def build_effects(
         clock=clock,
         fresh_start=fresh_start,
         alert_routes=adapters.alert_routes,
-    )
-    return Effects(
-        presence=adapters.presence,
-        dispatcher=adapters.dispatcher,
-        enqueuer=adapters.queue,
-        incidents=incidents,
-        clock=clock,
     )
 
 
@@ -186,10 +182,11 @@ async def startup(
     engine = make_engine(settings.database_url)
     rules = settings.rules()
     closers: tuple[Closer, ...] = ()
+    canaries = None
     if effects is None:
         outside = adapters(settings, ctx["redis"])
         closers = outside.closers
-        effects = build_effects(
+        incidents = build_incidents(
             settings,
             engine,
             outside,
@@ -198,6 +195,22 @@ async def startup(
                 ctx, sid, name, incident, agent, wait
             ),
         )
+        effects = Effects(
+            presence=outside.presence,
+            dispatcher=outside.dispatcher,
+            enqueuer=outside.queue,
+            incidents=incidents,
+            clock=clock,
+        )
+        if outside.canary_rooms is not None and settings.canaries():
+            canaries = Canaries(
+                engine=engine,
+                redis=outside.redis,
+                rooms=outside.canary_rooms,
+                reports=incidents,
+                policies=settings.canaries(),
+                clock=clock,
+            )
     ctx[CONTEXT_KEY] = WorkerContext(
         settings=settings,
         engine=engine,
@@ -206,6 +219,7 @@ async def startup(
         effects=effects,
         delivered=Delivered(engine),
         closers=closers,
+        canaries=canaries,
     )
 
 

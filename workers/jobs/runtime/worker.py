@@ -9,9 +9,10 @@ from typing import Any
 from arq import cron
 from arq.worker import func
 
+from workers.jobs.canaries.runner import LATE_FACTOR
 from workers.jobs.delivery.dead_letters import Job, dead_lettered
 from workers.jobs.delivery.incident_reports import INCIDENT_REPORT_TIMEOUT_SECONDS, report_to_incident
-from workers.jobs.rooms.crons import discover, prune, reconcile, sweep
+from workers.jobs.rooms.crons import canaries, discover, prune, reconcile, sweep
 from workers.jobs.rooms.jobs import apply_webhook, heartbeat, on_deadline
 from workers.jobs.runtime.lifecycle import shutdown, startup
 from workers.jobs.runtime.metrics import timed_job
@@ -24,6 +25,15 @@ def _job(name: str, job: Job) -> Job:
     """A job function as the worker runs it: kept as a dead letter when it fails for good, counted and
     timed (failures included) in the worker's metrics."""
     return dead_lettered(name, timed_job(job), max_tries=MAX_TRIES)
+
+
+def _canary_crons(settings: Settings) -> list[Any]:
+    """The canaries' tick, every second (one worker a tick), when any agent has canaries."""
+    policies = settings.canaries()
+    if not policies:
+        return []
+    longest = max(p.sla for p in policies) * LATE_FACTOR + 60  # a run's wait, its calls and its report
+    return [cron(timed_job(canaries), second=set(range(60)), unique=True, timeout=longest)]
 
 
 def worker_settings(settings: Settings) -> dict[str, Any]:
@@ -51,6 +61,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
             # rooms with people that expect no agent yet: a later dispatch is learned
             cron(timed_job(discover), second=set(range(0, 60, DISCOVER_TICK_SECONDS)), unique=True),
             cron(timed_job(prune), second={7, 22, 37, 52}, unique=True, run_at_startup=True),  # retention
+            *_canary_crons(settings),
         ],
         "queue_name": settings.warden_queue_name,
         "redis_settings": settings.arq_redis(),

@@ -1,0 +1,196 @@
+"""Canary runs (`workers.jobs.canaries.runner`) on a real Redis and database: a canary passes when the
+agent comes (told by its webhook, or seen in the room when the webhook is lost) and fails when it does
+not; its room is deleted either way; failures in a row go to the agent's incidents, a pass to its open
+incident; two workers run one canary at a time; a run a dead worker left is finished and its room
+deleted by the next. LiveKit here is a small in-memory one (the stand-in's CreateRoom and DeleteRoom,
+through the real client, are tested in test_standin_livekit); the incidents are tested below too."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from workers.core.canary import CanaryPolicy, Outcome
+from workers.core.events import Event, EventKind, Participant
+from workers.core.incident import IncidentPolicy, IncidentState, Report, Signal
+from workers.core.personal import AGENT_KIND
+from workers.jobs.canaries.metrics import CANARY_RUNS
+from workers.jobs.canaries.runner import Canaries, heard
+from workers.store import canary_runs, incident_steps, incidents
+
+pytestmark = pytest.mark.asyncio
+
+SLA = 0.5
+
+
+class CanaryLiveKit:
+    """Rooms made and deleted, and an agent that comes (`comes`: by webhook after that many seconds;
+    "listed": only seen in the room, its webhook lost; None: never)."""
+
+    def __init__(self, redis: Redis, comes: float | str | None = 0.05) -> None:
+        self.redis, self.comes = redis, comes
+        self.rooms: set[str] = set()
+        self.created: list[str] = []
+        self.present: set[str] = set()
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def create_room(self, room: str, empty_timeout: int, metadata: str) -> None:
+        assert metadata == '{"warden_canary": true}' and empty_timeout > 0
+        self.rooms.add(room)
+        self.created.append(room)
+
+    async def dispatch(self, room: str, agent_name: str, metadata: str) -> str:
+        assert metadata == '{"warden_canary": true}'
+        if self.comes == "listed":
+            self.present.add(room)
+        elif isinstance(self.comes, float):
+            self.tasks.append(asyncio.create_task(self._arrive(room, agent_name, self.comes)))
+        return f"AD_{room}"
+
+    async def _arrive(self, room: str, agent_name: str, after: float) -> None:
+        await asyncio.sleep(after)
+        self.present.add(room)
+        agent = Participant("agent-1", kind=AGENT_KIND, agent_name=agent_name)
+        await heard(
+            self.redis,
+            Event(f"EV_{room}", EventKind.PARTICIPANT_JOINED, "participant_joined", 0, "RM_c", room, agent),
+        )
+
+    async def agent_in(self, room: str, agent_name: str) -> bool:
+        return room in self.present and room in self.rooms
+
+    async def delete_room(self, room: str) -> None:
+        self.rooms.discard(room)
+
+    async def room_names(self) -> list[str]:
+        return sorted(self.rooms)
+
+
+class Reports:
+    def __init__(self) -> None:
+        self.said: list[tuple[str, ...]] = []
+
+    async def canary_failed(self, agent: str, reason: str, room: str) -> None:
+        self.said.append(("failed", agent, reason))
+
+    async def canary_passed(self, agent: str) -> None:
+        self.said.append(("passed", agent))
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+def canaries(
+    engine: Any, redis: Redis, livekit: CanaryLiveKit, reports: Reports, every: float = 0.0
+) -> Canaries:
+    return Canaries(
+        engine=engine,
+        redis=redis,
+        rooms=livekit,
+        reports=reports,
+        policies=[CanaryPolicy("voice", every=every, sla=SLA, failures=2)],
+        clock=time.time,
+    )
+
+
+def runs(outcome: str) -> float:
+    return CANARY_RUNS.labels(agent="voice", outcome=outcome)._value.get()
+
+
+async def test_an_agent_that_comes_passes_and_its_room_is_deleted(engine: AsyncEngine, redis: Redis) -> None:
+    livekit, reports = CanaryLiveKit(redis), Reports()
+    passed = runs("pass")
+    assert await canaries(engine, redis, livekit, reports).tick() == {"voice": "pass"}
+    [run] = await canary_runs.recent(engine, "voice", 5)
+    assert run.outcome is Outcome.PASSED and run.seconds is not None and 0.04 < run.seconds < SLA
+    assert livekit.created == [run.room] == [f"warden-canary-voice-{run.n}"] and not livekit.rooms
+    assert runs("pass") == passed + 1 and reports.said == []  # no open incident to tell
+
+
+async def test_an_agent_seen_in_the_room_passes_when_its_webhook_is_lost(
+    engine: AsyncEngine, redis: Redis
+) -> None:
+    livekit = CanaryLiveKit(redis, comes="listed")
+    assert await canaries(engine, redis, livekit, Reports()).tick() == {"voice": "pass"}
+    assert not livekit.rooms
+
+
+async def test_failures_in_a_row_report_an_outage_and_the_room_is_deleted_each_time(
+    engine: AsyncEngine, redis: Redis
+) -> None:
+    livekit, reports = CanaryLiveKit(redis, comes=None), Reports()
+    runner = canaries(engine, redis, livekit, reports)
+    assert await runner.tick() == {"voice": "fail"}
+    assert reports.said == [] and not livekit.rooms  # one failure is not an outage
+    assert await runner.tick() == {"voice": "fail"}
+    assert reports.said == [
+        (
+            "failed",
+            "voice",
+            f"canary: 2 canaries in a row failed (the agent did not come within {SLA * 2:g} s)",
+        )
+    ]
+    assert not livekit.rooms and len(livekit.created) == 2
+
+
+async def test_a_late_agent_fails_with_its_time_recorded(engine: AsyncEngine, redis: Redis) -> None:
+    livekit = CanaryLiveKit(redis, comes=SLA + 0.2)
+    assert await canaries(engine, redis, livekit, Reports()).tick() == {"voice": "fail"}
+    [run] = await canary_runs.recent(engine, "voice", 1)
+    assert run.seconds is not None and SLA < run.seconds < 2 * SLA and "past its" in run.detail
+
+
+async def test_two_workers_run_one_canary_at_a_time(engine: AsyncEngine, redis: Redis) -> None:
+    livekit = CanaryLiveKit(redis, comes=0.2)
+    first, second = canaries(engine, redis, livekit, Reports()), canaries(engine, redis, livekit, Reports())
+    done = await asyncio.gather(first.tick(), second.tick())
+    assert sorted(d["voice"] for d in done) in (["busy", "pass"], ["not due", "pass"])
+    assert len(livekit.created) == 1 and len(await canary_runs.recent(engine, "voice", 5)) == 1
+
+
+async def test_the_next_run_finishes_a_dead_workers_run_and_deletes_its_room(
+    engine: AsyncEngine, redis: Redis
+) -> None:
+    livekit, reports = CanaryLiveKit(redis), Reports()
+    dead = await canary_runs.start(engine, "voice", time.time() - 30)  # its worker died mid-run
+    livekit.rooms |= {dead.room, "warden-canary-voice-999", "warden-canary-voice-b-1", "support-1"}
+    assert await canaries(engine, redis, livekit, reports).tick() == {"voice": "pass"}
+    latest, left = await canary_runs.recent(engine, "voice", 2)
+    assert left.n == dead.n and left.outcome is Outcome.INTERRUPTED and latest.outcome is Outcome.PASSED
+    # every room of this agent's canaries is gone; another agent's ("voice-b") and user rooms stay
+    assert livekit.rooms == {"warden-canary-voice-b-1", "support-1"}
+
+
+async def test_a_pass_is_told_to_the_open_incident_only(engine: AsyncEngine, redis: Redis) -> None:
+    livekit, reports = CanaryLiveKit(redis), Reports()
+    await incident_steps.report(
+        engine, "voice", Report(Signal.CANARY_FAILED, time.time(), reason="canary"), IncidentPolicy()
+    )
+    assert await canaries(engine, redis, livekit, reports).tick() == {"voice": "pass"}
+    assert reports.said == [("passed", "voice")]
+
+
+async def test_a_failing_canarys_incident_outlives_its_rooms_and_ends_with_a_pass(
+    engine: AsyncEngine,
+) -> None:
+    """Marked by failed canaries, the incident stays open when its rooms recover; a pass resolves it."""
+    report = Report(Signal.CANARY_FAILED, 100.0, reason="canary: 2 canaries in a row failed")
+    opened = await incident_steps.report(engine, "voice", report, IncidentPolicy())
+    assert opened is not None and opened.incident.canary_failing
+    assert opened.incident.state is IncidentState.NOT_RESTARTED  # nothing to restart here
+    settled = await incidents.room_recovered(engine, "voice", "", 110.0)  # the sweep: no room waits
+    assert settled is not None and settled.incident.state is IncidentState.NOT_RESTARTED
+    assert (await incident_steps.open_incident(engine, "voice")) is not None
+    resolved = await incidents.room_recovered(engine, "voice", "", 120.0, canary_passed=True)
+    assert resolved is not None and resolved.incident.state is IncidentState.RESOLVED
+    assert await incident_steps.open_incident(engine, "voice") is None

@@ -1,0 +1,57 @@
+"""When a canary is due, what counts as a pass, and how many failures in a row there are
+(`workers.core.canary`)."""
+
+from __future__ import annotations
+
+import pytest
+
+from workers.core.canary import (
+    CanaryPolicy,
+    Outcome,
+    agent_prefix,
+    due,
+    is_canary_room,
+    room_name,
+    streak,
+    verdict,
+)
+
+POLICY = CanaryPolicy("voice", every=300.0, sla=15.0, failures=2)
+P, F, X, R = Outcome.PASSED, Outcome.FAILED, Outcome.INTERRUPTED, Outcome.RUNNING
+
+
+def test_the_first_canary_is_due_at_once_then_every_period() -> None:
+    assert due(POLICY, 1000.0, None)
+    assert not due(POLICY, 1299.0, 1000.0)
+    assert due(POLICY, 1300.0, 1000.0)
+
+
+def test_while_the_incident_is_open_canaries_run_five_times_as_often() -> None:
+    assert not due(POLICY, 1059.0, 1000.0, incident_open=True)
+    assert due(POLICY, 1060.0, 1000.0, incident_open=True)
+
+
+def test_after_a_restart_the_next_canary_runs_at_once_and_only_the_next() -> None:
+    assert due(POLICY, 1001.0, 1000.0, incident_open=True, restarted_at=1000.5)
+    assert not due(POLICY, 1002.0, 1001.0, incident_open=True, restarted_at=1000.5)  # that one ran
+
+
+@pytest.mark.parametrize(("seconds", "outcome"), [(0.4, P), (15.0, P), (15.1, F), (None, F)])
+def test_a_canary_passes_when_the_agent_came_within_its_sla(seconds: float | None, outcome: Outcome) -> None:
+    assert verdict(POLICY, seconds) is outcome
+
+
+@pytest.mark.parametrize(
+    ("newest_first", "failures"),
+    [((), 0), ((F,), 1), ((F, F, P, F), 2), ((F, X, F), 2), ((R, F, F), 2), ((P, F, F), 0)],
+)
+def test_failures_in_a_row_skip_runs_without_a_verdict(
+    newest_first: tuple[Outcome, ...], failures: int
+) -> None:
+    assert streak(newest_first) == failures
+
+
+def test_canary_rooms_are_named_for_their_agent_and_run() -> None:
+    assert room_name("voice", 7) == "warden-canary-voice-7"
+    assert is_canary_room("warden-canary-voice-7") and not is_canary_room("support-42")
+    assert room_name("voice", 7).startswith(agent_prefix("voice"))
