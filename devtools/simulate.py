@@ -100,6 +100,7 @@ async def simulate(args: argparse.Namespace) -> int:
             second_agent=args.second_agent,
             second=args.second,
             sip=args.sip,
+            say=out.print,
         )
         out.print(
             f"stand-in LiveKit on {livekit_url} (key {args.key}, Cloud agent {CLOUD_AGENT_ID}); "

@@ -85,6 +85,8 @@ class Simulation:
     sip: float = 0.0  # the share of rooms that are phone calls
     report: Report = field(default_factory=Report)
     on_room_done: Callable[[], None] = lambda: None
+    say: Callable[[str], None] = lambda _: None  # told what befalls the deployment (asleep, restarted)
+    _asleep_told: int = 0  # the sleeps already told
     _started: float = field(default_factory=time.monotonic)
     _restarted: set[int] = field(default_factory=set)  # the outages a restart has ended
     _dropped: set[int] = field(default_factory=set)  # the outages that have left a dispatch unanswered
@@ -189,7 +191,10 @@ class Simulation:
             self._on_second_dispatch(dispatch)
             return
         self._dispatched[room] += 1
-        if room not in self.fake.rooms or self.fake.swallowed(dispatch.id) or self._dropped_in_outage():
+        if self.fake.swallowed(dispatch.id):
+            self._tell_asleep(dispatch)
+            return
+        if room not in self.fake.rooms or self._dropped_in_outage():
             return
         fate = self.fates.get(room, "ok")
         if fate == "never_joins" and self._dispatched[room] == 1:
@@ -236,7 +241,18 @@ class Simulation:
         self._dropped.add(index)
         return True
 
-    def _on_restart(self, _agent_id: str) -> None:
+    def _tell_asleep(self, dispatch: AgentDispatch) -> None:
+        deployment = self.fake.deployments[dispatch.agent_name]
+        if self._asleep_told <= len(deployment.wakes):  # the first dispatch this sleep swallowed
+            self._asleep_told = len(deployment.wakes) + 1
+            self.say(
+                f"{dispatch.agent_name}'s deployment fell asleep after {deployment.sleep_after:g} s "
+                f"without a dispatch: {dispatch.id} in {dispatch.room} is not answered (nor any until "
+                "it is restarted)"
+            )
+
+    def _on_restart(self, agent_id: str) -> None:
+        self.say(f"RestartAgent {agent_id}: the deployment is up; new dispatches are answered")
         index = self._outage()
         # A deployment restarted during the outage answers dispatches again: the restart that the outage
         # brought about, not one of an earlier incident that lands as the outage begins.

@@ -6,6 +6,8 @@ dispatches, and answers again once restarted (Cloud `RestartAgent`, or the deplo
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +17,7 @@ import pytest
 from livekit.api import CreateAgentDispatchRequest, ListParticipantsRequest, LiveKitAPI, TwirpError
 from livekit.protocol.agent import JobStatus
 from livekit.protocol.agent_dispatch import AgentDispatch, RoomAgentDispatch
+from livekit.protocol.cloud_agent import RestartAgentRequest
 from livekit.protocol.models import ParticipantInfo, Room
 from livekit.protocol.room import CreateRoomRequest, DeleteRoomRequest, ListRoomsRequest
 
@@ -29,6 +32,7 @@ from devtools.simulator.livekit import (
 from devtools.simulator.plan import Outage, parse_failures
 from devtools.simulator.scenarios import SLEEPY_AGENT_ID, sleepy
 from devtools.simulator.serving import serve
+from devtools.simulator.world import Simulation
 from tests.support.settings import KEY, SECRET
 from workers.adapters.cloud import CloudAgents
 
@@ -254,3 +258,36 @@ def test_the_simulation_plan_takes_a_quiet_spell_and_a_sleepy_deployment() -> No
     for wrong in ("sleepy:0", "sleepy:soon", "quiet:90", "quiet:-1+5"):
         with pytest.raises(ValueError):
             parse_failures(wrong)
+
+
+async def test_the_simulation_brings_no_agent_while_its_deployment_sleeps_and_says_so() -> None:
+    """`make run`'s demo: the simulated application's agent (scripted by `Simulation`, not a worker) is
+    swallowed too while its deployment sleeps, canary rooms included, and comes again after RestartAgent."""
+    clock, said, posted = ManualClock(T0), [], []
+    fake = FakeLiveKit(KEY, SECRET, clock=clock, cloud_agents={"CA_simulated": "demo-agent"})
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        posted.append(json.loads(request.content)["event"])
+        return httpx.Response(200)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+        plan = parse_failures("sleepy:15")
+        sim = Simulation(
+            fake, client, "http://warden/webhook", "demo-agent", plan, agent_delay=(0, 0), say=said.append
+        )
+        clock.now = T0 + 16
+        fake._CreateRoom(CreateRoomRequest(name=CANARY))
+        asleep = fake.create_dispatch(CANARY, "demo-agent", metadata=METADATA)
+        await asyncio.gather(*sim._tasks)
+        assert fake.agents_in(CANARY) == [] and sim.finish().swallowed == 1
+        assert said == [
+            f"demo-agent's deployment fell asleep after 15 s without a dispatch: {asleep.id} in {CANARY} is "
+            "not answered (nor any until it is restarted)"
+        ]
+        fake.create_dispatch(CANARY, "demo-agent")  # told once a sleep
+        fake._RestartAgent(RestartAgentRequest(agent_id="CA_simulated"))
+        fake.create_dispatch(CANARY, "demo-agent")
+        await asyncio.gather(*sim._tasks)
+        await fake.on_webhook.sent()  # type: ignore[union-attr]
+        assert len(fake.agents_in(CANARY)) == 1 and len(said) == 2 and said[1].startswith("RestartAgent")
+        assert posted == ["room_started", "participant_joined", "track_published"]
