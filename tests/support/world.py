@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 from livekit.protocol.agent_dispatch import AgentDispatch
 
-from devtools.simulator.livekit import FakeLiveKit, Webhook, Worker, room_sid, sid_for
 from devtools.simulator.deployments import Deployment
+from devtools.simulator.livekit import FakeLiveKit, Webhook, Worker, room_sid, sid_for
 from devtools.simulator.scenarios import cold_start, sleepy
 from devtools.simulator.webhooks import InOrder
 from tests.support.helpers import body, sign
