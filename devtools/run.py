@@ -40,9 +40,9 @@ STOP_GRACE_SECONDS = 10
 LOG_DIR = Path("var") / "log"
 REFRESH_SECONDS = 1.0
 DEMO_AGENT = "demo-agent"
-# After the outage, a quiet night (no new rooms from 150 s for 80 s) in which the agent's deployment falls
-# asleep after 15 s without a dispatch: no person waits, and a canary (every 20 s) finds it asleep.
-DEMO_FAILURES = "never-joins:0.2,leaves:0.1,stalls:0.1,outage:60+40,quiet:150+80,sleepy:15"
+# After the outage, a quiet night (no new rooms from 150 s for 100 s) in which the agent's deployment falls
+# asleep, once, after 15 s without a dispatch: no person waits, and a canary (every 20 s) finds it asleep.
+DEMO_FAILURES = "never-joins:0.2,leaves:0.1,stalls:0.1,outage:60+40,quiet:150+100,sleepy:15x1"
 # Short SLAs so that a newcomer sees recoveries in the first minute; an outage is 3 rooms failing.
 DEMO_SECOND_AGENT = "notetaker"
 DEMO_RULES = Path(__file__).with_name("demo-rules.toml")

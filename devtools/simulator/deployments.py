@@ -10,7 +10,8 @@ like from the API; the open-source server never offers a dispatch again, so the 
 asleep stay unserved after the wake too. It wakes, and starts its quiet spell afresh, when it is restarted:
 Cloud `RestartAgent` of the agent id whose name it is (`cloud.py`), a call of Warden's deploy hook to the
 stand-in (`POST /deploy-hook`, `{"agent_name": ...}`), or `fake.redeploy(name)`. Dispatches made after the
-wake are answered again (and keep it awake).
+wake are answered again (and keep it awake). `sleeps=1`: it falls asleep once only (the broken deployment
+a redeploy mended), as `make run`'s demo has it.
 
 Its `ListAgents` status while asleep is "Sleeping" with 0 replicas, as `lk agent status` shows a scaled-to-
 zero Cloud deployment (docs.livekit.io, `lk agent status` example: "Sleeping", replicas 0 / 0 / 1), and
@@ -36,13 +37,15 @@ class Deployment:
     sleep_after: float  # seconds of quiet after which it falls asleep (math.inf: never)
     active_at: float  # the last dispatch it answered, or its last (re)start
     asleep_since: float | None = None  # when it fell asleep (None: awake)
+    sleeps: int | None = None  # how many more times it may fall asleep (None: after every quiet spell)
     swallowed: list[str] = field(default_factory=list)  # ids of the dispatches it took asleep
     wakes: list[float] = field(default_factory=list)  # when it was restarted or redeployed
 
     def asleep(self, now: float) -> bool:
         """Is it asleep at `now` (the quiet spell is over)? Falling asleep is for good, until a wake."""
-        if self.asleep_since is None and now - self.active_at >= self.sleep_after:
+        if self.asleep_since is None and now - self.active_at >= self.sleep_after and self.sleeps != 0:
             self.asleep_since = self.active_at + self.sleep_after
+            self.sleeps = None if self.sleeps is None else self.sleeps - 1
         return self.asleep_since is not None
 
     def answers(self, now: float) -> bool:
@@ -62,10 +65,13 @@ class Deployments(Base):
     deployments: dict[str, Deployment] = field(default_factory=dict)  # agent name -> its sleepy deployment
     swallowed_ids: set[str] = field(default_factory=set)  # dispatches a sleeping deployment swallowed
 
-    def deployment(self, agent_name: str, *, sleep_after: float = math.inf) -> Deployment:
+    def deployment(
+        self, agent_name: str, *, sleep_after: float = math.inf, sleeps: int | None = None
+    ) -> Deployment:
         """From now on `agent_name`'s deployment falls asleep after `sleep_after` seconds without a
-        dispatch (awake now, its quiet spell starting now). Returns it."""
-        made = Deployment(agent_name, sleep_after, self._now())
+        dispatch (awake now, its quiet spell starting now); `sleeps`: only that many times (None: after
+        every quiet spell). Returns it."""
+        made = Deployment(agent_name, sleep_after, self._now(), sleeps=sleeps)
         self.deployments[agent_name] = made
         return made
 

@@ -5,7 +5,7 @@ with no new rooms, and a deployment that falls asleep.
 answers no dispatch for LENGTH seconds or until the Cloud agent is restarted; `quiet:START+LENGTH` starts
 no new room for LENGTH seconds (a quiet night: only canaries dispatch the agent then); `sleepy:SECONDS`
 gives the agent's deployment a quiet spell of SECONDS after which it falls asleep and swallows its next
-dispatches until restarted (`deployments.py`).
+dispatches until restarted (`deployments.py`); `sleepy:SECONDSxTIMES` only TIMES times.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ class FailurePlan:
     outage: Outage | None = None
     quiet: Outage | None = None  # a spell with no new rooms (`Outage` as a window of time)
     sleepy: float | None = None  # the agent's deployment falls asleep after this many quiet seconds
+    sleeps: int | None = None  # ... only this many times (None: after every quiet spell)
 
     def fate(self, rng: random.Random) -> str:
         roll = rng.random()
@@ -53,7 +54,7 @@ class FailurePlan:
 
 def parse_failures(text: str) -> FailurePlan:
     """`never-joins:0.1,leaves:0.05,stalls:0.05,outage:30+20,quiet:150+90,sleepy:20` (shares of rooms;
-    outage and quiet START+LENGTH s; sleepy SECONDS)."""
+    outage and quiet START+LENGTH s; sleepy SECONDS or SECONDSxTIMES)."""
     values: dict[str, Any] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, sep, value = part.partition(":")
@@ -63,7 +64,10 @@ def parse_failures(text: str) -> FailurePlan:
         if key in ("outage", "quiet"):
             values[key] = _window(part, key, value)
         elif key == "sleepy":
-            values[key] = _seconds(part, value)
+            seconds, times_given, times = value.partition("x")
+            values["sleepy"] = _seconds(part, seconds)
+            if times_given:
+                values["sleeps"] = _times(part, times)
         elif key in FATES:
             try:
                 share = float(value)
@@ -99,3 +103,9 @@ def _seconds(part: str, value: str) -> float:
     if not seconds > 0:
         raise ValueError(f"'{part}': sleepy takes the seconds of quiet after which the deployment sleeps")
     return seconds
+
+
+def _times(part: str, value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"'{part}': sleepy is SECONDS or SECONDSxTIMES, e.g. sleepy:15x1")
+    return int(value)

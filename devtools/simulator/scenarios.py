@@ -46,13 +46,15 @@ def sleepy(
     agent_name: str,
     *,
     quiet: float,
+    sleeps: int | None = None,
     cloud_agent_id: str = SLEEPY_AGENT_ID,
     worker: bool = True,
 ) -> Deployment:
     """`agent_name`'s deployment falls asleep after `quiet` seconds without a dispatch (from now), and is a
     Cloud agent `cloud_agent_id` whose RestartAgent wakes it; with `worker`, a worker for it registers
-    too (a warm one: what answers while it is awake). Returns the deployment."""
+    too (a warm one: what answers while it is awake); `sleeps`: it falls asleep only that many times.
+    Returns the deployment."""
     if worker:
         fake.add_worker(agent_name)
     fake.cloud_agents[cloud_agent_id] = agent_name
-    return fake.deployment(agent_name, sleep_after=quiet)
+    return fake.deployment(agent_name, sleep_after=quiet, sleeps=sleeps)

@@ -104,7 +104,7 @@ class Simulation:
         self.fake.on_restart = self._on_restart
         self.fake.on_webhook = InOrder(self.webhook)  # what LiveKit does itself: evictions, a room re-made
         if self.plan.sleepy is not None:  # the agent's deployment falls asleep after a quiet spell
-            self.fake.deployment(self.agent_name, sleep_after=self.plan.sleepy)
+            self.fake.deployment(self.agent_name, sleep_after=self.plan.sleepy, sleeps=self.plan.sleeps)
 
     async def run(self, rooms: int, *, over: float) -> Report:
         """`rooms` rooms arriving evenly over `over` seconds; returns when every meeting has ended."""

@@ -252,10 +252,23 @@ async def test_the_deploy_hook_wakes_a_sleeping_deployment(lk: Standin) -> None:
     assert len(await lk.agents()) == 1
 
 
+async def test_a_deployment_that_sleeps_once_stays_awake_after_its_restart(lk: Standin) -> None:
+    sleepy(lk.fake, "notetaker", quiet=10, sleeps=1)
+    lk.at(11)
+    assert lk.fake.asleep("notetaker") is True
+    assert lk.fake.redeploy("notetaker") and not lk.fake.redeploy("nobody")
+    lk.at(100)
+    await lk.create(empty_timeout=60)
+    await lk.dispatch()
+    lk.at(102)
+    assert lk.fake.asleep("notetaker") is False and len(await lk.agents()) == 1
+
+
 def test_the_simulation_plan_takes_a_quiet_spell_and_a_sleepy_deployment() -> None:
     plan = parse_failures("never-joins:0.1,quiet:90+60,sleepy:15")
-    assert (plan.quiet, plan.sleepy, plan.outage) == (Outage(90, 60), 15.0, None)
-    for wrong in ("sleepy:0", "sleepy:soon", "quiet:90", "quiet:-1+5"):
+    assert (plan.quiet, plan.sleepy, plan.sleeps, plan.outage) == (Outage(90, 60), 15.0, None, None)
+    assert (parse_failures("sleepy:15x1").sleepy, parse_failures("sleepy:15x1").sleeps) == (15.0, 1)
+    for wrong in ("sleepy:0", "sleepy:soon", "sleepy:15x0", "sleepy:15x", "quiet:90", "quiet:-1+5"):
         with pytest.raises(ValueError):
             parse_failures(wrong)
 
