@@ -9,7 +9,7 @@ from typing import Any
 from arq import cron
 from arq.worker import func
 
-from workers.jobs.canaries.runner import LATE_FACTOR
+from workers.jobs.canaries.runner import lease_seconds
 from workers.jobs.delivery.dead_letters import Job, dead_lettered
 from workers.jobs.delivery.incident_reports import INCIDENT_REPORT_TIMEOUT_SECONDS, report_to_incident
 from workers.jobs.rooms.crons import canaries, discover, prune, reconcile, sweep
@@ -32,7 +32,7 @@ def _canary_crons(settings: Settings) -> list[Any]:
     policies = settings.canaries()
     if not policies:
         return []
-    longest = max(p.sla for p in policies) * LATE_FACTOR + 60  # a run's wait, its calls and its report
+    longest = max(lease_seconds(p, settings.warden_livekit_timeout_seconds) for p in policies)
     return [cron(timed_job(canaries), second=set(range(60)), unique=True, timeout=longest)]
 
 
