@@ -20,7 +20,7 @@ async def agents_present(engine: AsyncEngine, since: float, limit: int) -> list[
     async with engine.connect() as connection:
         rows = await connection.execute(
             select(ROOMS.c.sid, ROOMS.c.name)
-            .where(OPEN_PHASE, confirmed < since, present)
+            .where(OPEN_PHASE, confirmed <= since, present)
             .order_by(confirmed, ROOMS.c.sid)
             .limit(limit)
         )
