@@ -16,6 +16,7 @@ from livekit.protocol.webhook import WebhookEvent
 from workers.core import bounds
 from workers.core.errors import MalformedEvent
 from workers.core.events import INTERNAL_KINDS, Event, EventKind, Job, Participant, ParticipantKind
+from workers.core.liveness import STATES
 from workers.core.personal import mask_identity
 
 AGENT_NAME_ATTRIBUTES = ("lk.agent_name", "lk.agent.name")
@@ -23,7 +24,7 @@ ON_BEHALF_ATTRIBUTE = "lk.publish_on_behalf"  # an avatar worker: the identity o
 # An agent's own state (livekit-agents' `ATTRIBUTE_AGENT_STATE`): initializing, idle, listening, thinking,
 # speaking. Anything else is kept as unknown (""), never stored as sent.
 AGENT_STATE_ATTRIBUTE = "lk.agent.state"
-AGENT_STATES = frozenset({"initializing", "idle", "listening", "thinking", "speaking"})
+AGENT_STATES = frozenset(STATES)
 
 
 def agent_state(attributes: Any) -> str:
