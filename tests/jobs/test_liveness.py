@@ -21,12 +21,18 @@ async def served(world: World, room: str = ROOM, identity: str = "notetaker-0") 
     await world.agent_publishes(room, identity)
 
 
+async def first_look(world: World) -> float:
+    """Wait for the next liveness look at the room (within its 15-s period); when it was."""
+    since = world.clock.now
+    await world.wait(15)
+    return next(at for at, _ in world.livekit.asked if at > since)
+
+
 async def test_an_agent_stuck_initializing_is_replaced_and_the_replacement_left_alone(tmp_path: Path) -> None:
     async with jobs_world(tmp_path, crons=CRONS, warden_liveness_seconds=15) as world:
         await served(world)
         world.livekit.set_state(ROOM, "notetaker-0", "initializing")
-        await world.wait(1.5)  # the liveness look sees it (the room was never looked at): since then
-        seen_at = world.livekit.asked[-1][0]
+        seen_at = await first_look(world)  # initializing since then
         assert "reconciled" in await world.timeline(ROOM)
         await world.wait(seen_at + 30 - 0.1 - world.clock.now)
         assert world.livekit.evicted == []
@@ -61,8 +67,7 @@ async def test_an_agent_stuck_thinking_for_a_minute_is_replaced(tmp_path: Path) 
     async with jobs_world(tmp_path, crons=CRONS, warden_liveness_seconds=15) as world:
         await served(world)
         world.livekit.set_state(ROOM, "notetaker-0", "thinking")
-        await world.wait(1.5)
-        seen_at = world.livekit.asked[-1][0]
+        seen_at = await first_look(world)
         await world.wait(seen_at + 60 - 0.1 - world.clock.now)
         assert world.livekit.evicted == []
         await world.wait(0.1)

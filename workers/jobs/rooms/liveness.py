@@ -1,11 +1,13 @@
-"""The `liveness` cron: each room with people and a present agent is looked at (ListParticipants) at
-least every `WARDEN_LIVENESS_SECONDS`, so that Warden sees its agents' `lk.agent.state` (no webhook
-reports an attribute's change) and a stuck one is found (`workers.core.liveness`).
+"""The `liveness` cron: each room with people and a present agent is looked at (ListParticipants) about
+every `WARDEN_LIVENESS_SECONDS`, so that Warden sees its agents' `lk.agent.state` (no webhook reports an
+attribute's change) and a stuck one is found (`workers.core.liveness`).
 
-It runs every `LIVENESS_TICK_SECONDS` (one worker a tick) and looks at `Settings.liveness_batch` rooms
-at most, so LiveKit sees at most `WARDEN_LIVENESS_CALLS_PER_SECOND` calls a second from it however
-many rooms there are: with more rooms than the bound allows in one period, each is looked at less
-often (least recently looked at first). A look is recorded as a reconciliation only when it is news.
+It runs every `LIVENESS_TICK_SECONDS` (one worker a tick) and takes the next rooms in turn (by sid, from
+a cursor kept in Redis): as many a tick as spread the rooms over the period, at most
+`Settings.liveness_batch`, so LiveKit sees at most `WARDEN_LIVENESS_CALLS_PER_SECOND` calls a second
+however many rooms there are; with more rooms than that allows in one period, each is looked at less
+often. A look is recorded as a reconciliation only when it is news; nothing is written otherwise (the
+rooms' `confirmed_at` is reconciliation's, which takes rooms confirmed least recently first).
 """
 
 from __future__ import annotations
@@ -13,31 +15,55 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from workers.core.room import Phase, Room
 from workers.jobs.rooms.crons import look
 from workers.jobs.runtime.context import context
-from workers.store.liveness import agents_present
+from workers.settings import LIVENESS_TICK_SECONDS
+from workers.store.liveness import candidate_count, candidates_after
 from workers.store.queries import load_rooms
-from workers.store.writer import confirm
 
+CURSOR_KEY = "warden:liveness:cursor"  # the sid of the last room taken
 CONCURRENT_LOOKS = 16  # calls in flight at once within a tick
+_HERE = (Phase.AGENT_PRESENT, Phase.AGENT_ACTIVE)
+
+
+def share(tick: int, rooms: int, period: float) -> int:
+    """How many of `rooms` the tick numbered `tick` takes so that each is taken once per `period`
+    seconds: the ticks' shares add up to `rooms` over any `period` (one room in a 15-s period: one tick
+    in fifteen takes it)."""
+    per_tick = rooms * LIVENESS_TICK_SECONDS / period
+    return int((tick + 1) * per_tick) - int(tick * per_tick)
+
+
+def _watched(room: Room) -> bool:
+    """Does the room have people and an expected agent of its present (its state worth a look)?"""
+    return room.someone_here and any(v.phase in _HERE for v in room.views)
 
 
 async def liveness(ctx: dict[str, Any]) -> dict[str, int]:
-    """Cron: look at the rooms with an agent present that are due (news is recorded); how many were due
-    and how many looked at (a room nobody is in any more is due, and passed over)."""
+    """Cron: look at this tick's share of the rooms an agent may be in (news is recorded); how many
+    were taken and how many looked at (a room with no agent there or nobody else is passed over)."""
     worker = context(ctx)
-    settings, clock = worker.settings, worker.effects.clock
-    now = clock()
-    due = await agents_present(worker.engine, now - settings.warden_liveness_seconds, settings.liveness_batch)
-    # Claimed first (as looked at now): a tick that overlaps a slow one takes the next rooms.
-    await confirm(worker.engine, [sid for sid, _ in due], now)
-    rooms = await load_rooms(worker.engine, [sid for sid, _ in due], legacy_agent=worker.rules.legacy_agent)
-    wanted = [(sid, name) for sid, name in due if sid in rooms and rooms[sid].someone_here]
+    settings, engine, redis = worker.settings, worker.engine, ctx["redis"]
+    tick = int(worker.effects.clock()) // LIVENESS_TICK_SECONDS
+    total = await candidate_count(engine)
+    wanted = min(settings.liveness_batch, share(tick, total, settings.warden_liveness_seconds))
+    if not wanted:
+        return {"taken": 0, "looked": 0}
+    cursor = await redis.get(CURSOR_KEY)
+    taken = await candidates_after(engine, cursor.decode() if cursor else "", wanted)
+    if len(taken) < wanted:  # the end of the rooms: on from the first
+        taken += [r for r in await candidates_after(engine, "", wanted - len(taken)) if r not in taken]
+    if not taken:
+        return {"taken": 0, "looked": 0}
+    await redis.set(CURSOR_KEY, taken[-1][0])
+    rooms = await load_rooms(engine, [sid for sid, _ in taken], legacy_agent=worker.rules.legacy_agent)
     gate = asyncio.Semaphore(CONCURRENT_LOOKS)
 
     async def one(sid: str, name: str) -> bool | None:
         async with gate:
             return await look(ctx, sid, name, rooms[sid], dispatches=False)
 
-    answers = await asyncio.gather(*(one(sid, name) for sid, name in wanted))
-    return {"due": len(due), "looked": sum(a is not None for a in answers)}
+    due = [(sid, name) for sid, name in taken if sid in rooms and _watched(rooms[sid])]
+    answers = await asyncio.gather(*(one(sid, name) for sid, name in due))
+    return {"taken": len(taken), "looked": sum(a is not None for a in answers)}
