@@ -3,11 +3,13 @@ every `WARDEN_LIVENESS_SECONDS`, so that Warden sees its agents' `lk.agent.state
 attribute's change) and a stuck one is found (`workers.core.liveness`).
 
 It runs every `LIVENESS_TICK_SECONDS` (one worker a tick) and takes the next rooms in turn (by sid, from
-a cursor kept in Redis): as many a tick as spread the rooms over the period, at most
-`Settings.liveness_batch`, so LiveKit sees at most `WARDEN_LIVENESS_CALLS_PER_SECOND` calls a second
-however many rooms there are; with more rooms than that allows in one period, each is looked at less
-often. A look is recorded as a reconciliation only when it is news; nothing is written otherwise (the
-rooms' `confirmed_at` is reconciliation's, which takes rooms confirmed least recently first).
+a cursor kept in Redis): as many a tick as spread the rooms over the period, at most four times
+`Settings.liveness_batch` (rooms with no agent there, or nobody else, cost no call), and calls LiveKit
+for `Settings.liveness_batch` of them at most: LiveKit sees at most `WARDEN_LIVENESS_CALLS_PER_SECOND`
+calls a second however many rooms there are; with more rooms than that allows in one period, each is
+looked at less often. A look is recorded as a reconciliation only when it is news; nothing is written
+otherwise (the rooms' `confirmed_at` is reconciliation's, which takes rooms confirmed least recently
+first).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from workers.store.queries import load_rooms
 
 CURSOR_KEY = "warden:liveness:cursor"  # the sid of the last room taken
 CONCURRENT_LOOKS = 16  # calls in flight at once within a tick
+TAKEN_PER_CALL = 4  # rooms a tick may take per call it may make (rooms waiting for an agent cost none)
 _HERE = (Phase.AGENT_PRESENT, Phase.AGENT_ACTIVE)
 
 
@@ -47,7 +50,8 @@ async def liveness(ctx: dict[str, Any]) -> dict[str, int]:
     settings, engine, redis = worker.settings, worker.engine, ctx["redis"]
     tick = int(worker.effects.clock()) // LIVENESS_TICK_SECONDS
     total = await candidate_count(engine)
-    wanted = min(settings.liveness_batch, share(tick, total, settings.warden_liveness_seconds))
+    batch = settings.liveness_batch
+    wanted = min(batch * TAKEN_PER_CALL, share(tick, total, settings.warden_liveness_seconds))
     if not wanted:
         return {"taken": 0, "looked": 0}
     cursor = await redis.get(CURSOR_KEY)
@@ -56,14 +60,16 @@ async def liveness(ctx: dict[str, Any]) -> dict[str, int]:
         taken += [r for r in await candidates_after(engine, "", wanted - len(taken)) if r not in taken]
     if not taken:
         return {"taken": 0, "looked": 0}
-    await redis.set(CURSOR_KEY, taken[-1][0])
     rooms = await load_rooms(engine, [sid for sid, _ in taken], legacy_agent=worker.rules.legacy_agent)
+    due = [(sid, name) for sid, name in taken if sid in rooms and _watched(rooms[sid])]
+    # At most `batch` calls: the rooms after the last one looked at are the next tick's.
+    await redis.set(CURSOR_KEY, due[batch - 1][0] if len(due) > batch else taken[-1][0])
+    due = due[:batch]
     gate = asyncio.Semaphore(CONCURRENT_LOOKS)
 
     async def one(sid: str, name: str) -> bool | None:
         async with gate:
             return await look(ctx, sid, name, rooms[sid], dispatches=False)
 
-    due = [(sid, name) for sid, name in taken if sid in rooms and _watched(rooms[sid])]
     answers = await asyncio.gather(*(one(sid, name) for sid, name in due))
     return {"taken": len(taken), "looked": sum(a is not None for a in answers)}
