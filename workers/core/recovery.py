@@ -269,8 +269,9 @@ def watch_active(room: Room, view: AgentView, event: Event, policy: Policy) -> R
 def _watch(
     room: Room, view: AgentView, event: Event, policy: Policy, due: list[tuple[float, Reason]]
 ) -> Room:
+    """Watch the earliest of `due` and the stuck deadline, if any (a deadline already set for it kept)."""
     stuck = stuck_due(room, policy)
-    due += [stuck] if stuck is not None else []
+    due = [*due, stuck] if stuck is not None else due
     if not due:
         return resolved(room, view, event, policy)
     at, reason = min(due)
