@@ -28,8 +28,9 @@ API = [
     ("GET", "/api/incidents/{id}", "/api/incidents/IN_1"),
     ("GET", "/api/dead-letters", "/api/dead-letters"),
     ("POST", "/api/dead-letters/{id}/retry", "/api/dead-letters/webhook:EV_1/retry"),
+    ("GET", "/api/canaries", "/api/canaries"),
 ]
-PAGES = ["/", "/rooms/call-1", "/incidents", "/dead-letters"]
+PAGES = ["/", "/rooms/call-1", "/incidents", "/dead-letters", "/canaries"]
 # Routes that read no database: the webhook and the heartbeat only queue, the rest answer without it.
 NO_DATABASE = {"/webhook", "/healthz", "/readyz", "/metrics", "/static", "/api/openapi.json"}
 NO_DATABASE |= {"/api/rooms/{name}/heartbeat"}
@@ -107,5 +108,5 @@ async def test_every_route_answers_503_with_the_described_body_while_the_databas
 def test_every_route_that_reads_the_database_is_asked_above() -> None:
     routes = {getattr(route, "path", "") for route in create_app(make_settings()).routes}
     asked = {template.replace("{id}/", "{id:path}/") for _, template, _ in API}
-    asked |= {"/", "/rooms/{name:path}", "/incidents", "/dead-letters"}
+    asked |= {"/", "/rooms/{name:path}", "/incidents", "/dead-letters", "/canaries"}
     assert routes - NO_DATABASE == asked
