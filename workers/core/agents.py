@@ -5,7 +5,7 @@ The rules, in plain words:
 
 1. Expected agents are the union of the room's dispatches as `ListDispatch` reports them (a non-empty
    `agent_name`; the empty-name automatic dispatch only where the rule says `unnamed_agents`), the agents
-   of `agent_job_started` events, and the agents of the room's rule (or `WARDEN_AGENT_NAME`). Each is
+   of `agent_job_started` and `agent_job_pending` events, and the agents of the room's rule (or `WARDEN_AGENT_NAME`). Each is
    learned once, with where it came from (`sources`), and recorded in the timeline (`Expect`).
 2. Before any is known (no rule, no setting), the room's own watch (counting no agent as "ours") sets
    the join deadline when people arrive and asks LiveKit when it passes: the dispatches it lists are the
@@ -38,6 +38,9 @@ from workers.core.events import LISTINGS, Event, EventKind
 from workers.core.room import AgentView, Room
 from workers.core.rules import DISPATCH, JOB, RULE, SETTING, Rule
 
+# Job webhooks that say the room expects their agent: a job started, or waiting for a worker.
+_JOB_EXPECTATIONS = (EventKind.AGENT_JOB_STARTED, EventKind.AGENT_JOB_PENDING)
+
 
 def expect(room: Room, rule: Rule) -> Room:
     """The room under `rule`: a rule naming the agents ends the room's own watch (nothing to discover);
@@ -56,7 +59,7 @@ def declared(event: Event, rule: Rule, room: Room) -> Iterator[tuple[str, str, f
     dispatch)."""
     if rule.agents:
         yield from ((agent, rule.source, None) for agent in rule.agents)
-    if event.kind is EventKind.AGENT_JOB_STARTED and event.job is not None and event.job.agent_name:
+    if event.kind in _JOB_EXPECTATIONS and event.job is not None and event.job.agent_name:
         yield event.job.agent_name, JOB, None
     if event.kind in LISTINGS and event.fact is not None and room.learned:
         since: dict[str, float] = {}
