@@ -7,10 +7,12 @@ The rules, in plain words:
    Warden does not re-dispatch while it does, for at most one more join SLA after the deadline that
    found it (`retry_until`), then acts as without it.
 2. A dispatch whose job was refused for want of capacity (`JSR_NO_CAPACITY`, and no job of it
-   running) says the agent's workers are full (`refused`): a restart adds no capacity, so Warden
+   running) says the agent's workers are full (`refused`), and is not awaited as a job that may still
+   connect: a restart adds no capacity, so Warden
    keeps re-dispatching with backoff, never gives the room up for it, and reports a capacity incident.
 3. A dispatch whose jobs all ended because someone meant them to (`JS_CANCELLED`, `JSR_ROOM_CLOSED`,
-   `JSR_DISPATCH_DELETED`) is no failure (`let_go`): nothing to re-dispatch, no breach.
+   `JSR_DISPATCH_DELETED`) is no failure (`let_go`): nothing to re-dispatch, no breach; the room is
+   looked at again a while later (`LET_GO_LOOK_AGAIN`), so that a dispatch made since is acted on.
 4. A job a worker accepted (`JS_RUNNING`, or `JS_FAILED` for no reason LiveKit gives) whose agent is
    not in the room, for an agent that never came since the dispatch was made, is a job that worker
    took and did not serve (`unjoined`): counted per worker towards naming it in the incident. A failed
@@ -26,6 +28,7 @@ from workers.core.events import DispatchInfo, JobInfo, JobReason, JobStatus
 _LET_GO = (JobReason.ROOM_CLOSED, JobReason.DISPATCH_DELETED)
 _SERVING = (JobStatus.RUNNING, JobStatus.SUCCESS)
 _TOOK = (JobStatus.RUNNING, JobStatus.FAILED)
+LET_GO_LOOK_AGAIN = 60.0  # a room whose agent's job was let go is looked at again this often at most
 MAX_BACKOFF_DOUBLINGS = 5  # a room refused for want of capacity is re-checked 32 join SLAs apart at most
 
 
@@ -46,7 +49,8 @@ def retry_until(dispatch: DispatchInfo, since: float, join_sla: float, redispatc
 def refused(dispatch: DispatchInfo) -> bool:
     """A job of this dispatch was refused for want of capacity, and none of it runs (rule 2)."""
     jobs = dispatch.jobs
-    return any(j.reason == JobReason.NO_CAPACITY for j in jobs) and not any(j.status in _SERVING for j in jobs)
+    full = any(j.reason == JobReason.NO_CAPACITY for j in jobs)
+    return full and not any(j.status in _SERVING for j in jobs)
 
 
 def let_go(dispatch: DispatchInfo) -> bool:

@@ -105,25 +105,28 @@ def act_on_answer(room: Room, view: AgentView, fact: Fact, deadline: Deadline, p
         (d for d in fact.dispatches if d.agent_name == policy.agent_name), key=lambda d: d.created_at
     )
     if mine and job_signals.let_go(mine[-1]) and not stalled:
-        return at_rest(room, view)  # its job was cancelled, its dispatch deleted: no failure
+        # its job was cancelled, its dispatch deleted: no failure; a dispatch made later is seen then
+        later = fact.at + max(policy.join_sla, job_signals.LET_GO_LOOK_AGAIN)
+        return _with_deadline(room, replace(view, recovery=Recovery.NONE), later, deadline.reason)
     full = bool(mine) and job_signals.refused(mine[-1])  # a restart adds no capacity: keep trying
     if view.redispatches >= policy.max_redispatches and not full:
         return room.put(_failed(view, f"no agent after {view.redispatches} re-dispatch(es)"))
     left_at = view.waiting_since if view.phase is Phase.AGENT_LOST else None
-    retry_by = [
-        job_signals.retry_until(d, view.waiting_since or 0.0, policy.join_sla, view.redispatches)
+    since = view.waiting_since or 0.0
+    graces = (
+        _may_serve_until(
+            d, fact.at, left_at, job_signals.retry_until(d, since, policy.join_sla, view.redispatches)
+        )
         for d in mine
-    ]
-    awaited = [
-        u for u in (_may_serve_until(d, fact.at, left_at, r) for d, r in zip(mine, retry_by)) if u is not None
-    ]
+    )
+    awaited = [u for u in graces if u is not None]
     if awaited and not stalled:
         # LiveKit may have assigned that dispatch already: look again once it has had its time.
         waiting = replace(view, recovery=Recovery.NONE)
         return _with_deadline(room, waiting, max(awaited), deadline.reason)
     present = frozenset(a.identity for a in room.agents)
-    since = left_at if left_at is not None else view.agent_joined_at
-    took = job_signals.unjoined(mine, present, after=since)
+    came = left_at if left_at is not None else view.agent_joined_at
+    took = job_signals.unjoined(mine, present, after=came)
     view = replace(
         view,
         full=full,
@@ -168,7 +171,7 @@ def _may_serve_until(
     graces = [retry_by] if job_signals.retrying(dispatch) else []
     if not dispatch.statuses:
         graces.append(dispatch.created_at + LISTING_GRACE)
-    elif any(s in _NOT_ENDED for s in dispatch.statuses):
+    elif any(s in _NOT_ENDED for s in dispatch.statuses) and not job_signals.refused(dispatch):
         graces.append(dispatch.created_at + CONNECT_GRACE)
     until = max(graces, default=None)
     return until if until is not None and until > at else None
