@@ -6,7 +6,8 @@ The rules, in plain words:
 1. Expected agents are the union of the room's dispatches as `ListDispatch` reports them (a non-empty
    `agent_name`; the empty-name automatic dispatch only where the rule says `unnamed_agents`), the agents
    of `agent_job_started` and `agent_job_pending` events, and the agents of the room's rule (or
-   `WARDEN_AGENT_NAME`). Each is learned once, with where it came from (`sources`), and recorded in the timeline (`Expect`).
+   `WARDEN_AGENT_NAME`). Each is learned once, with where it came from (`sources`), and recorded in the
+   timeline (`Expect`).
 2. Before any is known (no rule, no setting), the room's own watch (counting no agent as "ours") sets
    the join deadline when people arrive and asks LiveKit when it passes: the dispatches it lists are the
    agents the room expects. Its answer is, for the room, a reconciliation: who is there (sparing joins
