@@ -19,7 +19,7 @@ from dataclasses import replace
 
 from workers.core import alerts
 from workers.core.alerts import Notify
-from workers.core.incident_decisions import Note
+from workers.core.incident_decisions import Decision, Note
 from workers.core.incident_values import CAPACITY, Incident, IncidentPolicy, IncidentState, Report, Step
 
 S = IncidentState
@@ -31,7 +31,7 @@ def capacity_opened(incident: Incident, report: Report, policy: IncidentPolicy) 
     """The first room refused for want of capacity: a capacity incident, said once, nothing restarted."""
     born = replace(incident, state=S.OPEN, kind=CAPACITY, reason=report.reason, opened_at=report.at)
     text = alerts.capacity(born.id, born.agent_name, report.rooms)
-    said = (
+    said: tuple[Decision, ...] = (
         Note("opened", report.reason),
         Note("restart", "not attempted: a restart adds no capacity"),
         *alerts.notify(policy.routes, "opened", text),

@@ -42,7 +42,7 @@ def retry_until(dispatch: DispatchInfo, since: float, join_sla: float, redispatc
     it, the join deadline for a room's first dispatch (people waiting `since`), the confirm deadline of
     Warden's own re-dispatch (`join_sla` doubled per re-dispatch before it). Read off the dispatch, not
     the deadline, so that looking again does not move it."""
-    deadline = join_sla * 2 ** max(0, redispatches - 1)
+    deadline = join_sla * float(2 ** max(0, redispatches - 1))
     return max(dispatch.created_at, since) + deadline + join_sla
 
 
