@@ -309,7 +309,8 @@ class Settings(BaseSettings):
             rule = next((r for r in rules.rules if r.agents and agent in r.agents), None)
             join_sla = rule.join_sla if rule is not None and rule.join_sla is not None else None
             sla = self.warden_canary_sla_seconds or join_sla or self.warden_join_sla_seconds
-            policies.append(CanaryPolicy(agent, every, sla, self.warden_canary_failures))
+            failures, grace = self.warden_canary_failures, self.warden_restart_grace_seconds
+            policies.append(CanaryPolicy(agent, every, sla, failures, grace))
         return tuple(policies)
 
     def reconcile_schedule(self) -> dict[str, set[int]]:

@@ -9,6 +9,7 @@ from workers.core.canary import (
     CanaryPolicy,
     Outcome,
     agent_prefix,
+    counts_after,
     due,
     is_canary_room,
     room_name,
@@ -29,6 +30,16 @@ def test_the_first_canary_is_due_at_once_then_every_period() -> None:
 def test_while_the_incident_is_open_canaries_run_five_times_as_often() -> None:
     assert not due(POLICY, 1059.0, 1000.0, incident_open=True)
     assert due(POLICY, 1060.0, 1000.0, incident_open=True)
+
+
+def test_a_failure_is_confirmed_at_the_open_incidents_pace() -> None:
+    assert not due(POLICY, 1059.0, 1000.0, last_failed=True)
+    assert due(POLICY, 1060.0, 1000.0, last_failed=True)
+
+
+def test_after_a_restart_failures_count_once_its_grace_is_over() -> None:
+    assert counts_after(POLICY, None) is None
+    assert counts_after(POLICY, 1000.0) == 1020.0  # the default WARDEN_RESTART_GRACE_SECONDS
 
 
 def test_after_a_restart_the_next_canary_runs_at_once_and_only_the_next() -> None:

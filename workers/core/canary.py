@@ -9,8 +9,12 @@ is longer or the agent never came. The room is deleted either way. A run no work
 died) is `interrupted`: not a verdict on the agent, and its room is deleted by the next run.
 
 When a canary is due (`due`): `every` seconds after the last one started; every `every / 5` while the
-agent's incident is open; at once when the incident's restart landed after the last canary started.
-`failures` verdicts of `fail` in a row (`streak`, interrupted runs skipped) report the agent's outage.
+agent's incident is open, and after a failure (one failure is confirmed or cleared soon, not a whole
+period later); at once when the incident's restart landed after the last canary started.
+`failures` verdicts of `fail` in a row (`streak`, interrupted runs skipped) report the agent's outage;
+after its restart, only canaries started `restart_grace` or more after it count (`counts_after`): the
+deployment is given the grace to come up, as waiting rooms are, though one that passes sooner ends the
+incident at once.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ class CanaryPolicy:
     every: float  # seconds between canaries
     sla: float  # the agent must be in the room this many seconds after its dispatch
     failures: int = 2  # this many failures in a row are an outage
+    restart_grace: float = 20.0  # after a restart, failures count from this long after it
 
 
 @dataclass(frozen=True)
@@ -80,14 +85,22 @@ def due(
     *,
     incident_open: bool = False,
     restarted_at: float | None = None,
+    last_failed: bool = False,
 ) -> bool:
     """Is the agent's next canary due at `now`? (See the module's comment.)"""
     if last_started is None:
         return True
     if incident_open and restarted_at is not None and restarted_at >= last_started:
         return True
-    every = policy.every / OPEN_INCIDENT_DIVISOR if incident_open else policy.every
+    sooner = incident_open or last_failed
+    every = policy.every / OPEN_INCIDENT_DIVISOR if sooner else policy.every
     return now >= last_started + every
+
+
+def counts_after(policy: CanaryPolicy, restarted_at: float | None) -> float | None:
+    """From when a canary's failure counts towards an outage: `restart_grace` after the incident's restart
+    (None: no restart, every failure counts)."""
+    return None if restarted_at is None else restarted_at + policy.restart_grace
 
 
 def verdict(policy: CanaryPolicy, seconds: float | None) -> Outcome:
