@@ -100,17 +100,24 @@ async def test_workers_full_across_four_rooms_give_a_capacity_alert_and_no_resta
 
     async def opened_and_said() -> bool:
         found = await incidents(w)
-        return bool(found) and len(found[0]["rooms"]) == 4 and {r["route"] for r in received} == {
-            "slack",
-            "webhook",
-        }
+        return (
+            bool(found)
+            and len(found[0]["rooms"]) == 4
+            and {r["route"] for r in received}
+            == {
+                "slack",
+                "webhook",
+            }
+        )
 
     await wait_until(opened_and_said, "a capacity incident with the four rooms, said on both routes")
 
     async def tried_past_the_redispatch_limit() -> bool:  # WARDEN_MAX_REDISPATCHES is 2
         return all((await timeline(w, room)).count("Redispatch") >= 3 for room in rooms)
 
-    await wait_until(tried_past_the_redispatch_limit, "re-dispatched with backoff, never given up", timeout=60)
+    await wait_until(
+        tried_past_the_redispatch_limit, "re-dispatched with backoff, never given up", timeout=60
+    )
     (incident,) = await incidents(w)
     assert incident["kind"] == "capacity" and incident["state"] == "open"
     assert w.fake.restarts == []  # a restart adds no capacity

@@ -238,3 +238,17 @@ def test_an_agent_job_pending_webhook_makes_its_agent_expected() -> None:
         Event("EV_p", EventKind.AGENT_JOB_PENDING, "agent_job_pending", 101, "RM_1", "call-1", job=pending)
     )
     assert [v.agent for v in room.room.views] == ["notetaker"] and acted
+
+
+def test_an_agent_whose_dispatch_was_deleted_by_the_application_is_no_breach() -> None:
+    """LiveKit Cloud's `agent_job_ended` says JSR_DISPATCH_DELETED; the dispatch is no longer listed, so
+    only the webhook tells: nothing re-dispatched at the rejoin deadline, until a dispatch is made."""
+    room = Driven()
+    room.webhook(J, 100, ALICE)
+    room.webhook(J, 101, agent("agent-AJ_1"))
+    ended = Job("AJ_1", "assistant", "AD_100", C, "agent-AJ_1", reason=JobReason.DISPATCH_DELETED)
+    room(Event("EV_end", ENDED, "agent_job_ended", 103, "RM_1", "call-1", job=ended))
+    acted = room.check(118.0, (ALICE,))
+    assert not redispatches(acted) and not breaches(acted)
+    acted = room.check(178.0, (ALICE,), dispatch(150.0, JobInfo(F)))  # the application dispatched again
+    assert redispatches(acted)

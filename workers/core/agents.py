@@ -35,6 +35,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 
+from workers.core import job_signals
 from workers.core.events import LISTINGS, Event, EventKind
 from workers.core.room import AgentView, Room
 from workers.core.rules import DISPATCH, JOB, RULE, SETTING, Rule
@@ -76,8 +77,15 @@ def noted(room: Room, event: Event) -> Room:
     not undo a dispatch): a dispatch Warden made (`agent_dispatched`) is counted (`redispatched`, by its
     attempt) and is the live one (`dispatch_id`); a listing names the newest of each agent's as the live
     one (a dispatch whose answer was lost, a dispatch Warden deleted replaced). A closed room is not
-    changed again."""
+    changed again. A job that ended because someone meant it to (`job_signals.meant`: cancelled, its
+    dispatch deleted, its room closed) is remembered as let go, by its dispatch."""
     fact = event.fact
+    job = event.job
+    if event.kind is EventKind.AGENT_JOB_ENDED and job is not None and room.finished_at is None:
+        view = room.view(job.agent_name)
+        if view is None or not job_signals.meant(job.status, job.reason):
+            return room
+        return room.put(replace(view, let_go=job.dispatch_id or job.id))
     if fact is None or room.finished_at is not None:
         return room
     if event.kind is EventKind.AGENT_DISPATCHED and fact.dispatch_id:

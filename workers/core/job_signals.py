@@ -12,7 +12,9 @@ The rules, in plain words:
    keeps re-dispatching with backoff, never gives the room up for it, and reports a capacity incident.
 3. A dispatch whose jobs all ended because someone meant them to (`JS_CANCELLED`, `JSR_ROOM_CLOSED`,
    `JSR_DISPATCH_DELETED`) is no failure (`let_go`): nothing to re-dispatch, no breach; the room is
-   looked at again a while later (`LET_GO_LOOK_AGAIN`), so that a dispatch made since is acted on.
+   looked at again a while later (`LET_GO_LOOK_AGAIN`), so that a dispatch made since is acted on. A
+   deleted dispatch is no longer listed: an `agent_job_ended` webhook saying so (LiveKit Cloud) is
+   remembered on the agent's part (`AgentView.let_go`, its dispatch) until a dispatch is made since.
 4. A job a worker accepted (`JS_RUNNING`, or `JS_FAILED` for no reason LiveKit gives) whose agent is
    not in the room, for an agent that never came since the dispatch was made, is a job that worker
    took and did not serve (`unjoined`): counted per worker towards naming it in the incident. A failed
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from workers.core.events import DispatchInfo, JobInfo, JobReason, JobStatus
+from workers.core.events import DispatchInfo, JobReason, JobStatus
 
 _LET_GO = (JobReason.ROOM_CLOSED, JobReason.DISPATCH_DELETED)
 _SERVING = (JobStatus.RUNNING, JobStatus.SUCCESS)
@@ -55,11 +57,12 @@ def refused(dispatch: DispatchInfo) -> bool:
 
 def let_go(dispatch: DispatchInfo) -> bool:
     """Every job of this dispatch ended because someone meant it to (rule 3)."""
-    return bool(dispatch.jobs) and all(_meant(j) for j in dispatch.jobs)
+    return bool(dispatch.jobs) and all(meant(j.status, j.reason) for j in dispatch.jobs)
 
 
-def _meant(job: JobInfo) -> bool:
-    return job.status == JobStatus.CANCELLED or job.reason in _LET_GO
+def meant(status: int, reason: int) -> bool:
+    """A job in `status` for `reason` ended because someone meant it to (rule 3)."""
+    return status == JobStatus.CANCELLED or reason in _LET_GO
 
 
 def unjoined(

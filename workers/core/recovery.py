@@ -104,7 +104,8 @@ def act_on_answer(room: Room, view: AgentView, fact: Fact, deadline: Deadline, p
     mine = sorted(
         (d for d in fact.dispatches if d.agent_name == policy.agent_name), key=lambda d: d.created_at
     )
-    if mine and job_signals.let_go(mine[-1]) and not stalled:
+    given_up = bool(view.let_go) and all(d.id == view.let_go for d in mine)  # its deleted dispatch
+    if (given_up or (mine and job_signals.let_go(mine[-1]))) and not stalled:
         # its job was cancelled, its dispatch deleted: no failure; a dispatch made later is seen then
         later = fact.at + max(policy.join_sla, job_signals.LET_GO_LOOK_AGAIN)
         return _with_deadline(room, replace(view, recovery=Recovery.NONE), later, deadline.reason)
@@ -238,6 +239,7 @@ def _reset(view: AgentView) -> AgentView:
         stale_dispatches=(),
         full=False,
         unjoined=(),
+        let_go="",
     )
 
 

@@ -125,6 +125,7 @@ class AgentView:
     # capacity, and the (dispatch, worker) of each job a worker took whose agent did not come
     full: bool = False
     unjoined: tuple[tuple[str, str], ...] = ()
+    let_go: str = ""  # the dispatch whose job an `agent_job_ended` said was meant to end (cancelled...)
 
 
 @dataclass(frozen=True)
