@@ -40,7 +40,9 @@ STOP_GRACE_SECONDS = 10
 LOG_DIR = Path("var") / "log"
 REFRESH_SECONDS = 1.0
 DEMO_AGENT = "demo-agent"
-DEMO_FAILURES = "never-joins:0.2,leaves:0.1,stalls:0.1,outage:60+40"
+# After the outage, a quiet night (no new rooms from 150 s for 100 s) in which the agent's deployment falls
+# asleep, once, after 15 s without a dispatch: no person waits, and a canary (every 20 s) finds it asleep.
+DEMO_FAILURES = "never-joins:0.2,leaves:0.1,stalls:0.1,outage:60+40,quiet:150+100,sleepy:15x1"
 # Short SLAs so that a newcomer sees recoveries in the first minute; an outage is 3 rooms failing.
 DEMO_SECOND_AGENT = "notetaker"
 DEMO_RULES = Path(__file__).with_name("demo-rules.toml")
@@ -55,6 +57,8 @@ DEMO_SETTINGS = {
     "WARDEN_RESTART_GRACE_SECONDS": "3",
     "WARDEN_CLOUD_AGENT_ID": "CA_simulated",
     "WARDEN_RECONCILE_SECONDS": "10",
+    "WARDEN_CANARY_EVERY": "20s",  # for the demo's agent (WARDEN_CANARY_AGENTS, set in demo mode)
+    "WARDEN_RESTART_COOLDOWN_SECONDS": "60",  # the outage's restart does not hold back the night's
 }
 
 
@@ -119,6 +123,7 @@ def main() -> None:
             env["LIVEKIT_URL"] = env["LK_AGENTS_URL"] = f"http://127.0.0.1:{demo_port}"
             for name, value in DEMO_SETTINGS.items():
                 env.setdefault(name, value)
+            env.setdefault("WARDEN_CANARY_AGENTS", env.get("WARDEN_AGENT_NAME") or DEMO_AGENT)
             notes.append(
                 "no LiveKit key configured: demo mode, simulated rooms and agents (WARDEN_DEMO=0: none)"
             )

@@ -58,7 +58,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rooms", type=int, default=20, help="rooms to simulate (default 20)")
     p.add_argument("--over", type=float, help="seconds over which rooms arrive (default: rooms / 2)")
     p.add_argument(
-        "--failure", type=_failures, default=FailurePlan(), help="e.g. never-joins:0.1,outage:30+20"
+        "--failure",
+        type=_failures,
+        default=FailurePlan(),
+        help="e.g. never-joins:0.1,outage:30+20,quiet:90+60,sleepy:15",
     )
     p.add_argument("--meeting", type=_range, default=(20.0, 40.0), help="meeting length MIN-MAX s (20-40)")
     p.add_argument("--port", type=int, default=7880, help="the stand-in LiveKit's port (default 7880)")
@@ -97,6 +100,7 @@ async def simulate(args: argparse.Namespace) -> int:
             second_agent=args.second_agent,
             second=args.second,
             sip=args.sip,
+            say=out.print,
         )
         out.print(
             f"stand-in LiveKit on {livekit_url} (key {args.key}, Cloud agent {CLOUD_AGENT_ID}); "
@@ -134,6 +138,8 @@ def summary(report: Report) -> Table:
     table.add_row("Warden: re-dispatches", str(report.warden_dispatches), "")
     table.add_row("Warden: agents evicted", str(report.evictions), "")
     table.add_row("Warden: Cloud agent restarts", str(report.restarts), "")
+    if report.swallowed:
+        table.add_row("dispatches a sleeping deployment swallowed", str(report.swallowed), "")
     if report.webhook_errors:
         table.add_row("[red]webhooks not accepted[/red]", str(report.webhook_errors), "")
     return table

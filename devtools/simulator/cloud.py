@@ -1,6 +1,9 @@
 """LiveKit Cloud's agent deployments in the stand-in (`livekit.CloudAgent`, what `lk agent restart` calls):
 RestartAgent, RollbackAgent, ListAgents.
 
+RestartAgent wakes the agent's deployment if it fell asleep (`deployments.py`), and ListAgents lists a
+sleepy deployment: "Sleeping" with no replicas while asleep, "Running" with one when awake.
+
 A deployment given a `restart_takes` is listed "Sleeping" with no replicas until that long after its
 RestartAgent, "Running" after. That runs on wall time, whatever the stand-in's clock: Warden's escalation
 polls ListAgents on wall time, in the tests too.
@@ -14,11 +17,12 @@ from dataclasses import dataclass, field
 
 from livekit.protocol import cloud_agent as ca
 
-from devtools.simulator.base import Base, TwirpFailure
+from devtools.simulator.base import TwirpFailure
+from devtools.simulator.deployments import Deployments
 
 
 @dataclass
-class CloudAgents(Base):
+class CloudAgents(Deployments):
     cloud_agents: dict[str, str] = field(default_factory=dict)  # agent id -> agent name
     restarts: list[str] = field(default_factory=list)
     on_restart: Callable[[str], None] | None = None
@@ -35,6 +39,7 @@ class CloudAgents(Base):
         if req.agent_id not in self.cloud_agents:
             raise TwirpFailure("not_found", "agent not found")
         self.restarts.append(req.agent_id)
+        self.redeploy(self.cloud_agents[req.agent_id])  # a sleepy deployment wakes (`deployments.py`)
         if req.agent_id in self.restart_takes:
             self.back_at[req.agent_id] = time.time() + self.restart_takes[req.agent_id]
             self.asleep_left[req.agent_id] = self.restart_asleep_polls.get(req.agent_id, 0)
@@ -55,9 +60,12 @@ class CloudAgents(Base):
         return ca.ListAgentsResponse(agents=agents)
 
     def _deployments(self, agent_id: str, agent_name: str) -> list[ca.AgentDeployment]:
-        if agent_id not in self.restart_takes:
+        asleep = self.asleep(agent_name)
+        if agent_id not in self.restart_takes and asleep is None:
             return []
-        up = time.time() >= self.back_at.get(agent_id, float("inf"))
+        up = asleep is not True
+        if agent_id in self.restart_takes:
+            up = up and time.time() >= self.back_at.get(agent_id, float("inf"))
         if self.asleep_left.get(agent_id, 0) > 0:
             self.asleep_left[agent_id] -= 1
             up = False

@@ -17,12 +17,13 @@ livekit-agents 1.8.9 workers were measured to behave (`../shared/LIVEKIT.md`, is
   not yet connected is not removed: if its entrypoint keeps running it still joins, and stays until
   livekit-agents ends the job `entrypoint_grace` (15 s) after the termination.
 - The open-source server sends no `agent_job_*` webhooks and never re-dispatches a job by itself.
+- A dispatch of an agent whose deployment is asleep (`deployments.py`) is offered to no worker.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import count
 
@@ -30,6 +31,7 @@ from livekit.protocol import agent, models
 from livekit.protocol import agent_dispatch as ad
 
 from devtools.simulator.base import TwirpFailure, room_sid
+from devtools.simulator.deployments import Deployments
 from devtools.simulator.rooms import Rooms
 
 JOB_LISTING_LAG = 5.0  # seconds from a worker's accept to the job in ListDispatch (5.0-5.1 s) [real]
@@ -71,7 +73,7 @@ class Job:
 
 
 @dataclass
-class Dispatches(Rooms):
+class Dispatches(Rooms, Deployments):
     dispatches: dict[str, ad.AgentDispatch] = field(default_factory=dict)  # live ones, by id
     jobs: dict[str, Job] = field(default_factory=dict)  # dispatch id -> its job
     workers: list[Worker] = field(default_factory=list)
@@ -128,9 +130,12 @@ class Dispatches(Rooms):
 
     # --- rooms coming and going -----------------------------------------------------------------
 
-    def _room_created(self, room: str, agents: tuple[str, ...]) -> None:
-        for name in agents or (("",) if self.automatic_dispatch else ()):
-            self._new_dispatch(room, name)
+    def _room_created(self, room: str, agents: Sequence[str | ad.RoomAgentDispatch]) -> None:
+        for wanted in agents or (("",) if self.automatic_dispatch else ()):
+            if isinstance(wanted, str):
+                self._new_dispatch(room, wanted)
+            else:
+                self._new_dispatch(room, wanted.agent_name, wanted.metadata, dict(wanted.attributes))
 
     def _room_closed(self, room: str) -> None:
         for dispatch_id in [i for i, d in self.dispatches.items() if d.room == room]:
@@ -158,6 +163,8 @@ class Dispatches(Rooms):
             state=ad.AgentDispatchState(created_at=int(self._now() * 1e9)),  # nanoseconds
         )
         self.dispatches[dispatch.id] = dispatch
+        if not self._answers(dispatch.id, agent_name):
+            return dispatch  # its deployment is asleep: no worker takes it (`deployments.py`)
         able = [w for w in self.workers if w.agent_name == agent_name and w.load < FULL_LOAD]
         if able:
             worker = min(able, key=lambda w: w.load)

@@ -1,17 +1,21 @@
 """A stand-in LiveKit: RoomService, AgentDispatchService and CloudAgent over Twirp (protobuf bodies).
 
 The real livekit-api client talks to it over HTTP. It checks each request's JWT (signature, and the
-`roomAdmin` grant for the room asked about), keeps rooms, participants, dispatches, jobs and agent workers
-in memory, and records every call so that tests (and the simulator's summary) read as facts:
-`assert fake.created == [("call-42", "notetaker")]` (Warden's dispatches, not the application's).
-Failures are injected per method (`fail("CreateDispatch", 503, times=2)`), as are agents that come when
-dispatched: scripted by a test (`on_dispatch`), or brought by the stand-in's own workers (`add_worker`).
+`roomAdmin` grant for the room asked about; `roomCreate` for CreateRoom and DeleteRoom), keeps rooms,
+participants, dispatches, jobs and agent workers in memory, and records every call so that tests (and the
+simulator's summary) read as facts: `assert fake.created == [("call-42", "notetaker")]` (Warden's
+dispatches, not the application's). Failures are injected per method (`fail("CreateDispatch", 503,
+times=2)`), as are agents that come when dispatched: scripted by a test (`on_dispatch`), or brought by the
+stand-in's own workers (`add_worker`).
 
 It behaves as livekit-server v1.13.5 was measured to (`../shared/LIVEKIT.md`, issue 23); how, part by
-part: rooms and participants in `rooms.py`, dispatches, jobs and workers in `dispatch.py`, Cloud agents
-in `cloud.py`. What the server does of its own doing (a room `CreateDispatch` created, an agent a worker
-brought, a participant removed or timed out) it announces through `on_webhook`; what a test does
-(`join`, `publish`, `leave`, `start_room`, `close_room`) returns the webhooks for the test to send.
+part: rooms and participants in `rooms.py`, CreateRoom, DeleteRoom and the idle close of created rooms in
+`room_service.py`, dispatches, jobs and workers in `dispatch.py`, deployments that fall asleep after a
+quiet spell (`deployment(name, sleep_after=...)`, woken by RestartAgent or `POST /deploy-hook`) in
+`deployments.py`, Cloud agents in `cloud.py`. What the server does of its own doing (a room
+`CreateDispatch` created, an agent a worker brought, a participant removed or timed out) it announces
+through `on_webhook`; what a test does (`join`, `publish`, `leave`, `start_room`, `close_room`) returns
+the webhooks for the test to send.
 
 Timings are constructor options, on `clock` (wall time, or a `ManualClock` the test moves); the real
 server's value of each is a named constant, and the default. None is shortened: the tests written
@@ -58,16 +62,18 @@ from devtools.simulator.dispatch import (
     JOB_LISTING_LAG,
     REMOVAL_WAIT,
     WARM_START,
-    Dispatches,
     Job,
     Worker,
 )
+from devtools.simulator.room_service import DEPARTURE_TIMEOUT, EMPTY_TIMEOUT, RoomService
 from devtools.simulator.rooms import CRASH_TIMEOUT, Presence
 
 __all__ = [
     "ACCEPT_AFTER",
     "COLD_START",
     "CRASH_TIMEOUT",
+    "DEPARTURE_TIMEOUT",
+    "EMPTY_TIMEOUT",
     "ENTRYPOINT_GRACE",
     "FULL_LOAD",
     "JOB_LISTING_LAG",
@@ -93,6 +99,8 @@ REQUESTS: dict[str, type[Message]] = {
     "ListParticipants": rs.ListParticipantsRequest,
     "RemoveParticipant": rs.RoomParticipantIdentity,
     "ListRooms": rs.ListRoomsRequest,
+    "CreateRoom": rs.CreateRoomRequest,
+    "DeleteRoom": rs.DeleteRoomRequest,
     "CreateDispatch": ad.CreateAgentDispatchRequest,
     "DeleteDispatch": ad.DeleteAgentDispatchRequest,
     "ListDispatch": ad.ListAgentDispatchRequest,
@@ -101,6 +109,7 @@ REQUESTS: dict[str, type[Message]] = {
     "ListAgents": ca.ListAgentsRequest,
 }
 CLOUD_AGENT_METHODS = ("RestartAgent", "RollbackAgent", "ListAgents")
+ROOM_CREATE_METHODS = ("CreateRoom", "DeleteRoom")  # the `roomCreate` grant, not `roomAdmin`
 
 
 def faithful(**options: Any) -> dict[str, Any]:
@@ -116,13 +125,16 @@ def faithful(**options: Any) -> dict[str, Any]:
 
 
 @dataclass
-class FakeLiveKit(Dispatches, CloudAgents):
+class FakeLiveKit(RoomService, CloudAgents):
     calls: list[tuple[str, str]] = field(default_factory=list)
     failures: dict[str, list[int]] = field(default_factory=dict)
     failures_after: dict[str, list[int]] = field(default_factory=dict)
     delays: dict[str, list[float]] = field(default_factory=dict)
     missing_room_wait: float = MISSING_ROOM_WAIT
     agent_workers: tuple[str, ...] = ()  # agents whose workers are registered from the start
+    deploy_hooks: list[str] = field(
+        default_factory=list
+    )  # the agent names `POST /deploy-hook` was called for
 
     def __post_init__(self) -> None:
         for name in self.agent_workers:
@@ -146,15 +158,33 @@ class FakeLiveKit(Dispatches, CloudAgents):
 
     @property
     def app(self) -> Starlette:
-        return Starlette(routes=[Route("/twirp/livekit.{service}/{method}", self._handle, methods=["POST"])])
+        return Starlette(
+            routes=[
+                Route("/twirp/livekit.{service}/{method}", self._handle, methods=["POST"]),
+                Route("/deploy-hook", self._deploy_hook, methods=["POST"]),
+            ]
+        )
+
+    async def _deploy_hook(self, request: Request) -> Response:
+        """Warden's deploy hook (`WARDEN_DEPLOY_HOOK_URL` or a rule's `deploy_hook_url` pointed here):
+        `{"agent_name": ...}` redeploys that agent's deployment (`deployments.py`). Not signed-checked."""
+        try:
+            name = str((await request.json())["agent_name"])
+        except (ValueError, KeyError, TypeError):
+            return JSONResponse({"error": "expected JSON with agent_name"}, status_code=400)
+        self.deploy_hooks.append(name)
+        self.redeploy(name)
+        return JSONResponse({"deployed": name}, status_code=202)
 
     async def _handle(self, request: Request) -> Response:
         method = request.path_params["method"]
         try:
             message = REQUESTS[method].FromString(await request.body())
-            room = getattr(message, "room", "")
+            room = message.name if isinstance(message, rs.CreateRoomRequest) else getattr(message, "room", "")
             if method in CLOUD_AGENT_METHODS:
                 self._authorise_agent_admin(request.headers.get("authorization", ""))
+            elif method in ROOM_CREATE_METHODS:
+                self._authorise_room_create(request.headers.get("authorization", ""))
             else:
                 self._authorise(request.headers.get("authorization", ""), room)
             self.calls.append((method, room))
@@ -185,6 +215,14 @@ class FakeLiveKit(Dispatches, CloudAgents):
             return  # ListRooms asks for roomList only
         if not claims.video or not claims.video.room_admin or (room and claims.video.room not in ("", room)):
             raise TwirpFailure("permission_denied", "roomAdmin grant for this room required")
+
+    def _authorise_room_create(self, header: str) -> None:
+        try:
+            claims = TokenVerifier(self.key, self.secret).verify(header.removeprefix("Bearer "))
+        except jwt.PyJWTError as exc:
+            raise TwirpFailure("unauthenticated", f"bad token: {type(exc).__name__}") from None
+        if not claims.video or not claims.video.room_create:
+            raise TwirpFailure("permission_denied", "roomCreate grant required")
 
     def _authorise_agent_admin(self, header: str) -> None:
         try:

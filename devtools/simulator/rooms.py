@@ -14,13 +14,14 @@ goings make, shaped as livekit-server v1.13.5 sends them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 from livekit.protocol import models
 from livekit.protocol import room as rs
+from livekit.protocol.agent_dispatch import RoomAgentDispatch
 
 from devtools.simulator.base import Base, TwirpFailure, Webhook, room_sid, sid_for
 
@@ -50,9 +51,10 @@ class Rooms(Base):
 
     # --- the world, as tests arrange it -------------------------------------------------------
 
-    def start_room(self, name: str, *, agents: tuple[str, ...] = ()) -> list[Webhook]:
+    def start_room(self, name: str, *, agents: Sequence[str | RoomAgentDispatch] = ()) -> list[Webhook]:
         """The room starts (if it is not there already) with `agents` configured (a token's roomConfig,
-        CreateRoom's `agents`), or none: then livekit-server gives it its automatic empty-name dispatch.
+        CreateRoom's `agents`: names, or `RoomAgentDispatch`es with their metadata), or none: then
+        livekit-server gives it its automatic empty-name dispatch.
         A room that exists already keeps what it has (the server drops a later roomConfig). Returns the
         webhook of the start (`room_started`), or none."""
         if name in self.rooms:
@@ -98,6 +100,7 @@ class Rooms(Base):
             info.attributes["sip.callStatus"] = "active"
         self.rooms[room][identity] = info
         self.presence.append(Presence(now, room, identity, agent_name or "", True))
+        self._joined(room, info)
         if dispatch_id:
             self._served(room, dispatch_id, identity)
         return [*webhooks, ("participant_joined", {"participant": _protojson(info)})]
@@ -127,6 +130,7 @@ class Rooms(Base):
         info.disconnect_reason = models.DisconnectReason.Value(reason)  # type: ignore[assignment]
         name = info.attributes.get("lk.agent_name", "") if info.kind == AGENT_KIND else ""
         self.presence.append(Presence(self._now(), room, identity, name, False))
+        self._left(room, info)
         return [*webhooks, ("participant_left", {"participant": _protojson(info)})]
 
     def crash(self, room: str, identity: str) -> None:
@@ -141,12 +145,13 @@ class Rooms(Base):
 
         self._later(self.crash_timeout, timed_out)
 
-    def close_room(self, room: str) -> list[Webhook]:
-        """The room ends (DeleteRoom, or the last one left): anyone still there leaves with ROOM_DELETED,
-        its dispatches go; returns those webhooks and `room_finished`."""
+    def close_room(self, room: str, *, reason: str = "ROOM_DELETED") -> list[Webhook]:
+        """The room ends (DeleteRoom, or the last one left): anyone still there leaves with `reason`
+        (ROOM_DELETED; ROOM_CLOSED when the server closes an idle room), its dispatches go; returns those
+        webhooks and `room_finished`."""
         if room not in self.rooms:
             return []
-        webhooks = [w for who in list(self.rooms[room]) for w in self.leave(room, who, reason="ROOM_DELETED")]
+        webhooks = [w for who in list(self.rooms[room]) for w in self.leave(room, who, reason=reason)]
         del self.rooms[room]
         self._room_closed(room)
         return [*webhooks, ("room_finished", {})]
@@ -193,8 +198,18 @@ class Rooms(Base):
         """Is the room still the incarnation a timer was set in?"""
         return room in self.rooms and self._generation.get(room) == generation
 
-    # (what the dispatch part does when rooms come and go, and when an agent serves a dispatch)
-    def _room_created(self, room: str, agents: tuple[str, ...]) -> None:
+    # (what the other parts do when rooms come and go, people join and leave, an agent serves a dispatch)
+    def _joined(self, room: str, info: models.ParticipantInfo) -> None:
+        """`info` joined the room."""
+
+    def _left(self, room: str, info: models.ParticipantInfo) -> None:
+        """`info` left the room."""
+
+    def _room_info(self, room: str) -> models.Room:
+        """The room as RoomService answers it (ListRooms, CreateRoom)."""
+        return models.Room(name=room, sid=room_sid(room))
+
+    def _room_created(self, room: str, agents: Sequence[str | RoomAgentDispatch]) -> None:
         """The room started with `agents` configured (none: the automatic dispatch)."""
 
     def _room_closed(self, room: str) -> None:
@@ -230,7 +245,7 @@ class Rooms(Base):
 
     def _ListRooms(self, req: rs.ListRoomsRequest) -> rs.ListRoomsResponse:
         names = [n for n in self.rooms if not req.names or n in req.names]
-        return rs.ListRoomsResponse(rooms=[models.Room(name=n, sid=room_sid(n)) for n in names])
+        return rs.ListRoomsResponse(rooms=[self._room_info(n) for n in names])
 
 
 def _protojson(info: models.ParticipantInfo) -> dict[str, Any]:

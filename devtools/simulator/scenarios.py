@@ -1,4 +1,4 @@
-"""Set-ups of the stand-in LiveKit that reproduce what issue 23 saw against livekit-server, for tests.
+"""Set-ups of the stand-in LiveKit that reproduce what was seen against LiveKit, for tests.
 
 `cold_start`: the slow agent Warden doubled. Its worker accepts a job in 0.2 s, the agent connects 4.5 s
 after that, and the server lists the job 5 s after the accept. With a 4-s join SLA the dispatch still
@@ -11,11 +11,27 @@ and its entrypoint runs on for 15 s) beside the second.
     fake.create_dispatch("call-1", "notetaker")   # the application's dispatch; the worker answers it
     ...
     assert fake.doubled("call-1", "notetaker") == []   # never two copies together
+
+`sleepy`: issue 25's Cloud deployment that went dormant after a quiet night and did not wake for the first
+session of the morning until it was redeployed. After `quiet` seconds without a dispatch of the agent, its
+dispatches are accepted and nobody comes (no job: no worker takes them) until `RestartAgent` of its Cloud
+agent id (`cloud_agent_id`, registered by the scenario), a deploy hook (`POST /deploy-hook`) or
+`fake.redeploy(name)`; then it answers new dispatches again, its quiet spell starting afresh.
+
+    fake = FakeLiveKit(KEY, SECRET, clock=clock)
+    sleepy(fake, "notetaker", quiet=600)          # a worker for it, and a deployment that sleeps
+    clock.now += 600                              # the night
+    ...                                           # a dispatch now: listed, no job, no agent
+    fake.deployments["notetaker"].swallowed      # the dispatches it took asleep
 """
 
 from __future__ import annotations
 
+from devtools.simulator.deployments import Deployment
 from devtools.simulator.dispatch import ACCEPT_AFTER, COLD_START, JOB_LISTING_LAG, Dispatches, Worker
+from devtools.simulator.livekit import FakeLiveKit
+
+SLEEPY_AGENT_ID = "CA_sleepy"
 
 
 def cold_start(fake: Dispatches, agent_name: str) -> Worker:
@@ -23,3 +39,22 @@ def cold_start(fake: Dispatches, agent_name: str) -> Worker:
     cold-starting one (its entrypoint keeps running after a termination). Returns the worker."""
     fake.job_listing_lag = JOB_LISTING_LAG
     return fake.add_worker(agent_name, accept_after=ACCEPT_AFTER, cold_start=COLD_START, keeps_running=True)
+
+
+def sleepy(
+    fake: FakeLiveKit,
+    agent_name: str,
+    *,
+    quiet: float,
+    sleeps: int | None = None,
+    cloud_agent_id: str = SLEEPY_AGENT_ID,
+    worker: bool = True,
+) -> Deployment:
+    """`agent_name`'s deployment falls asleep after `quiet` seconds without a dispatch (from now), and is a
+    Cloud agent `cloud_agent_id` whose RestartAgent wakes it; with `worker`, a worker for it registers
+    too (a warm one: what answers while it is awake); `sleeps`: it falls asleep only that many times.
+    Returns the deployment."""
+    if worker:
+        fake.add_worker(agent_name)
+    fake.cloud_agents[cloud_agent_id] = agent_name
+    return fake.deployment(agent_name, sleep_after=quiet, sleeps=sleeps)

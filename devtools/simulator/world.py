@@ -13,9 +13,12 @@ lasts a while, the person leaves, `room_finished`. What happens to the agent is 
 - stalls: the first agent joins and never publishes (Warden needs `WARDEN_ACTIVE_SLA_SECONDS` to see it;
   it evicts the agent, which the stand-in reports as `participant_left`, and re-dispatches);
 and during an outage (`outage:START+LENGTH`, seconds into the run; `Outage.every` repeats it) no dispatch
-is answered until the outage ends or Warden restarts the Cloud agent (`RestartAgent`). The second agent
-has a fate of its own (never_joins with the same share, else ok), so that a room where the first agent
-came and the second did not shows Warden re-dispatching the second only.
+is answered until the outage ends or Warden restarts the Cloud agent (`RestartAgent`). A quiet spell
+(`quiet:START+LENGTH`) starts no room; with `sleepy:SECONDS` the agent's deployment falls asleep after
+that long without a dispatch and answers none until restarted (`deployments.py`): a quiet night that only
+Warden's canaries (rooms it makes with CreateRoom, which the stand-in serves as any room) can catch. The
+second agent has a fate of its own (never_joins with the same share, else ok), so that a room where the
+first agent came and the second did not shows Warden re-dispatching the second only.
 """
 
 from __future__ import annotations
@@ -32,74 +35,13 @@ import httpx
 from livekit.protocol.agent_dispatch import AgentDispatch
 
 from devtools.simulator.livekit import FakeLiveKit, Webhook, room_sid, sid_for
+from devtools.simulator.plan import FATES, FailurePlan, Outage, parse_failures
 from devtools.simulator.webhooks import InOrder, body
 from service.cli.signing import sign
 
-FATES = ("never_joins", "leaves", "stalls")
+__all__ = ["FATES", "FailurePlan", "Outage", "Report", "Simulation", "parse_failures"]
+
 WEBHOOK_TRIES = 3
-
-
-@dataclass(frozen=True)
-class Outage:
-    start: float  # seconds after the run starts
-    length: float
-    every: float | None = None  # then again every `every` seconds (each ended early by its own restart)
-
-    def index(self, elapsed: float) -> int | None:
-        """Which outage (0, 1, ...) is on `elapsed` seconds into the run, or None."""
-        if elapsed < self.start:
-            return None
-        n = int((elapsed - self.start) // self.every) if self.every else 0
-        return n if elapsed - self.start - n * (self.every or 0.0) < self.length else None
-
-
-@dataclass(frozen=True)
-class FailurePlan:
-    never_joins: float = 0.0
-    leaves: float = 0.0
-    stalls: float = 0.0
-    outage: Outage | None = None
-
-    def fate(self, rng: random.Random) -> str:
-        roll = rng.random()
-        for name in FATES:
-            share: float = getattr(self, name)
-            if roll < share:
-                return name
-            roll -= share
-        return "ok"
-
-
-def parse_failures(text: str) -> FailurePlan:
-    """`never-joins:0.1,leaves:0.05,stalls:0.05,outage:30+20` (shares of rooms; outage START+LENGTH s)."""
-    values: dict[str, Any] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        name, sep, value = part.partition(":")
-        key = name.strip().replace("-", "_")
-        if not sep:
-            raise ValueError(f"'{part}': expected NAME:VALUE")
-        if key == "outage":
-            start, plus, length = value.partition("+")
-            try:
-                outage = Outage(float(start), float(length))
-            except ValueError:
-                raise ValueError(f"'{part}': outage is START+LENGTH in seconds, e.g. outage:30+20") from None
-            if not plus or outage.start < 0 or outage.length <= 0:
-                raise ValueError(f"'{part}': outage is START+LENGTH in seconds, e.g. outage:30+20")
-            values["outage"] = outage
-        elif key in FATES:
-            try:
-                share = float(value)
-            except ValueError:
-                raise ValueError(f"'{part}': {name} takes a share of rooms from 0 to 1") from None
-            if not 0 <= share <= 1:
-                raise ValueError(f"'{part}': {name} takes a share of rooms from 0 to 1")
-            values[key] = share
-        else:
-            raise ValueError(f"'{name}': unknown failure (known: never-joins, leaves, stalls, outage)")
-    if sum(values.get(f, 0.0) for f in FATES) > 1:
-        raise ValueError("the shares of never-joins, leaves and stalls add up to more than 1")
-    return FailurePlan(**values)
 
 
 @dataclass
@@ -118,6 +60,7 @@ class Report:
     warden_dispatches: int = 0
     evictions: int = 0
     restarts: int = 0
+    swallowed: int = 0  # dispatches a sleeping deployment took and never answered
     webhooks: int = 0
     webhook_errors: int = 0
 
@@ -142,6 +85,8 @@ class Simulation:
     sip: float = 0.0  # the share of rooms that are phone calls
     report: Report = field(default_factory=Report)
     on_room_done: Callable[[], None] = lambda: None
+    say: Callable[[str], None] = lambda _: None  # told what befalls the deployment (asleep, restarted)
+    _asleep_told: int = 0  # the sleeps already told
     _started: float = field(default_factory=time.monotonic)
     _restarted: set[int] = field(default_factory=set)  # the outages a restart has ended
     _dropped: set[int] = field(default_factory=set)  # the outages that have left a dispatch unanswered
@@ -158,6 +103,8 @@ class Simulation:
         self.fake.on_dispatch = self._on_dispatch
         self.fake.on_restart = self._on_restart
         self.fake.on_webhook = InOrder(self.webhook)  # what LiveKit does itself: evictions, a room re-made
+        if self.plan.sleepy is not None:  # the agent's deployment falls asleep after a quiet spell
+            self.fake.deployment(self.agent_name, sleep_after=self.plan.sleepy, sleeps=self.plan.sleeps)
 
     async def run(self, rooms: int, *, over: float) -> Report:
         """`rooms` rooms arriving evenly over `over` seconds; returns when every meeting has ended."""
@@ -165,6 +112,8 @@ class Simulation:
         gap = over / max(1, rooms)
         meetings = []
         for i in range(rooms):
+            while self.quiet_now():
+                await asyncio.sleep(0.5)
             meetings.append(asyncio.create_task(self.room(i)))
             await asyncio.sleep(gap)
         await asyncio.gather(*meetings)
@@ -174,15 +123,21 @@ class Simulation:
         """A room every `every` seconds until cancelled (demo mode)."""
         i = 0
         while True:
-            self._spawn(self.room(i))
-            i += 1
+            if not self.quiet_now():  # (a quiet spell: no new room; canaries alone dispatch the agent)
+                self._spawn(self.room(i))
+                i += 1
             await asyncio.sleep(every * self.rng.uniform(0.5, 1.5))
 
     def finish(self) -> Report:
         self.report.warden_dispatches = len(self.fake.created)
         self.report.evictions = sum(1 for method, _ in self.fake.calls if method == "RemoveParticipant")
         self.report.restarts = len(self.fake.restarts)
+        self.report.swallowed = len(self.fake.swallowed_ids)
         return self.report
+
+    def quiet_now(self) -> bool:
+        quiet = self.plan.quiet
+        return quiet is not None and quiet.index(time.monotonic() - self._started) is not None
 
     def outage_now(self) -> bool:
         index = self._outage()
@@ -236,6 +191,9 @@ class Simulation:
             self._on_second_dispatch(dispatch)
             return
         self._dispatched[room] += 1
+        if self.fake.swallowed(dispatch.id):
+            self._tell_asleep(dispatch)
+            return
         if room not in self.fake.rooms or self._dropped_in_outage():
             return
         fate = self.fates.get(room, "ok")
@@ -250,7 +208,7 @@ class Simulation:
         """The second agent's workers: a fate of their own, the same outage (one fleet)."""
         room, name = dispatch.room, dispatch.agent_name
         self._dispatched[f"{room}|{name}"] += 1
-        if room not in self.fake.rooms or self._dropped_in_outage():
+        if room not in self.fake.rooms or self.fake.swallowed(dispatch.id) or self._dropped_in_outage():
             return
         if self._second_fates.get(room) == "never_joins" and self._dispatched[f"{room}|{name}"] == 1:
             return
@@ -283,7 +241,18 @@ class Simulation:
         self._dropped.add(index)
         return True
 
-    def _on_restart(self, _agent_id: str) -> None:
+    def _tell_asleep(self, dispatch: AgentDispatch) -> None:
+        deployment = self.fake.deployments[dispatch.agent_name]
+        if self._asleep_told <= len(deployment.wakes):  # the first dispatch this sleep swallowed
+            self._asleep_told = len(deployment.wakes) + 1
+            self.say(
+                f"{dispatch.agent_name}'s deployment fell asleep after {deployment.sleep_after:g} s "
+                f"without a dispatch: {dispatch.id} in {dispatch.room} is not answered (nor any until "
+                "it is restarted)"
+            )
+
+    def _on_restart(self, agent_id: str) -> None:
+        self.say(f"RestartAgent {agent_id}: the deployment is up; new dispatches are answered")
         index = self._outage()
         # A deployment restarted during the outage answers dispatches again: the restart that the outage
         # brought about, not one of an earlier incident that lands as the outage begins.

@@ -15,8 +15,9 @@ from typing import Any
 import httpx
 from livekit.protocol.agent_dispatch import AgentDispatch
 
+from devtools.simulator.deployments import Deployment
 from devtools.simulator.livekit import FakeLiveKit, Webhook, Worker, room_sid, sid_for
-from devtools.simulator.scenarios import cold_start
+from devtools.simulator.scenarios import cold_start, sleepy
 from devtools.simulator.webhooks import InOrder
 from tests.support.helpers import body, sign
 from tests.support.processes import Warden
@@ -82,6 +83,12 @@ class World:
         """Issue 23's slow agent from now on: its worker accepts a job in 0.2 s, the agent connects 4.5 s
         later, and LiveKit lists the job 5 s after the accept (`devtools.simulator.scenarios`)."""
         return cold_start(self.fake, agent_name)
+
+    def sleepy(self, agent_name: str = AGENT, *, quiet: float) -> Deployment:
+        """Issue 25's dormant deployment: `agent_name` gets a worker and a deployment (Cloud agent
+        `scenarios.SLEEPY_AGENT_ID`) that falls asleep after `quiet` seconds without a dispatch and
+        answers none until restarted (`devtools.simulator.scenarios`)."""
+        return sleepy(self.fake, agent_name, quiet=quiet)
 
     def on_dispatch(self, dispatch: AgentDispatch) -> None:
         """An agent answers the n-th dispatch of its room, as scripted in `arrive_on`."""
