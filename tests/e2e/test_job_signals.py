@@ -113,11 +113,10 @@ async def test_workers_full_across_four_rooms_give_a_capacity_alert_and_no_resta
     await wait_until(opened_and_said, "a capacity incident with the four rooms, said on both routes")
 
     async def tried_past_the_redispatch_limit() -> bool:  # WARDEN_MAX_REDISPATCHES is 2
-        return all((await timeline(w, room)).count("Redispatch") >= 3 for room in rooms)
+        counts = [(await timeline(w, room)).count("Redispatch") for room in rooms]
+        return all(n >= 3 for n in counts)
 
-    await wait_until(
-        tried_past_the_redispatch_limit, "re-dispatched with backoff, never given up", timeout=60
-    )
+    await wait_until(tried_past_the_redispatch_limit, "re-dispatched, never given up", timeout=60)
     (incident,) = await incidents(w)
     assert incident["kind"] == "capacity" and incident["state"] == "open"
     assert w.fake.restarts == []  # a restart adds no capacity
@@ -126,7 +125,8 @@ async def test_workers_full_across_four_rooms_give_a_capacity_alert_and_no_resta
     (event,) = [r for r in received if r["route"] == "webhook"]
     assert (event["event"], event["kind"]) == ("opened", "capacity")
     assert "workers for notetaker are full" in event["summary"]
-    assert all("failed" not in str((await w.room(room)).get("recovery")) for room in rooms)
+    for room in rooms:
+        assert (await w.room(room))["recovery"]["state"] != "failed", room
     scraped = httpx.get(metrics).text
     assert f'warden_capacity_refusals_total{{agent="{AGENT}"}} 4.0' in scraped
 
@@ -145,15 +145,16 @@ async def test_workers_full_across_four_rooms_give_a_capacity_alert_and_no_resta
     assert w.fake.restarts == []
 
 
-@pytest.mark.parametrize("setting", [{"WARDEN_JOIN_SLA_SECONDS": "6"}], indirect=True)
+@pytest.mark.parametrize("setting", [{"WARDEN_JOIN_SLA_SECONDS": "8"}], indirect=True)
 async def test_a_job_livekit_retries_and_serves_within_the_grace_gets_no_dispatch_from_warden(
     setting: tuple[World, list[dict[str, Any]], str],
 ) -> None:
-    """LiveKit retries the assignment for 11 s: past the 10-s connect grace of a listed job, within one
-    more join SLA after the 6-s deadline. Without the retry read, Warden re-dispatched at 10 s."""
+    """LiveKit retries the assignment for 12 s (its agent there at ~13 s): past the 10-s connect grace of
+    a listed job, within one more join SLA after the 8-s deadline (16 s). Without the retry read, Warden
+    re-dispatched at 10 s."""
     w, _, _ = setting
     w.fake.add_worker(AGENT)
-    w.fake.retry(AGENT, 11.0)  # JS_PENDING with JSR_RETRYING, then a worker accepts
+    w.fake.retry(AGENT, 12.0)  # JS_PENDING with JSR_RETRYING, then a worker accepts
     await w.person_joins("retried")
     w.fake.create_dispatch("retried", AGENT)
 
@@ -174,12 +175,14 @@ async def test_a_room_whose_job_was_cancelled_is_no_breach(
     dispatch = w.fake.create_dispatch("cancelled", AGENT)
     w.fake.cancel_job(dispatch.id)  # JS_CANCELLED: the application called it off
 
-    async def looked_and_let_go() -> bool:  # a check whose listing shows the job cancelled (status 4)
+    async def looked_and_let_go() -> bool:  # a check whose listing shows the job cancelled
         room = await w.room("cancelled")
         checked = [e for e in room.get("timeline", []) if e["type"] == "presence_observed"]
-        return bool(checked) and '"status": 4' in json.dumps(checked[-1])
+        return bool(checked) and "CANCELLED" in json.dumps(checked[-1])
 
     await wait_until(looked_and_let_go, "the check that saw the job cancelled", timeout=30)
+    room = await w.room("cancelled")
+    assert room["recovery"]["state"] == "none" and room["recovery"]["deadline"]  # looked at again later
     assert w.created("cancelled") == 0 and await incidents(w) == []
     assert "ReportBreach" not in await timeline(w, "cancelled")
 

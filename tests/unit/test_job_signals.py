@@ -252,3 +252,18 @@ def test_an_agent_whose_dispatch_was_deleted_by_the_application_is_no_breach() -
     assert not redispatches(acted) and not breaches(acted)
     acted = room.check(178.0, (ALICE,), dispatch(150.0, JobInfo(F)))  # the application dispatched again
     assert redispatches(acted)
+
+
+def test_full_workers_stay_full_until_the_next_dispatchs_job_is_listed() -> None:
+    """The re-dispatch's refusal is listed seconds after it: at its confirm deadline, with no job listed
+    yet, the room is not given up (it waits for the listing), and the refusal then re-dispatches it."""
+    room = Driven(Rules.of((), Policy("assistant", join_sla=SLA, max_redispatches=1)))
+    room.webhook(J, 100, ALICE)
+    full = dispatch(99.0, JobInfo(P, JobReason.NO_CAPACITY))
+    (made,) = redispatches(room.check(115.0, (ALICE,), full))
+    room.own(EventKind.AGENT_DISPATCHED, Fact(made.attempt, 115.0, dispatch_id="AD_115"))
+    unlisted = dispatch(129.0)  # made late in its confirm window: its job not listed yet
+    acted = room.check(130.0, (ALICE,), unlisted)
+    assert not [a for a in acted if isinstance(a, ReportFailed)] and not redispatches(acted)
+    acted = room.check(135.0, (ALICE,), dispatch(129.0, JobInfo(P, JobReason.NO_CAPACITY)))
+    assert redispatches(acted)

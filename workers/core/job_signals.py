@@ -8,7 +8,8 @@ The rules, in plain words:
    found it (`retry_until`), then acts as without it.
 2. A dispatch whose job was refused for want of capacity (`JSR_NO_CAPACITY`, and no job of it
    running) says the agent's workers are full (`refused`), and is not awaited as a job that may still
-   connect: a restart adds no capacity, so Warden
+   connect (a later dispatch whose job is not listed yet is taken for refused too, until it is): a
+   restart adds no capacity, so Warden
    keeps re-dispatching with backoff, never gives the room up for it, and reports a capacity incident.
 3. A dispatch whose jobs all ended because someone meant them to (`JS_CANCELLED`, `JSR_ROOM_CLOSED`,
    `JSR_DISPATCH_DELETED`) is no failure (`let_go`): nothing to re-dispatch, no breach; the room is

@@ -109,7 +109,8 @@ def act_on_answer(room: Room, view: AgentView, fact: Fact, deadline: Deadline, p
         # its job was cancelled, its dispatch deleted: no failure; a dispatch made later is seen then
         later = fact.at + max(policy.join_sla, job_signals.LET_GO_LOOK_AGAIN)
         return _with_deadline(room, replace(view, recovery=Recovery.NONE), later, deadline.reason)
-    full = bool(mine) and job_signals.refused(mine[-1])  # a restart adds no capacity: keep trying
+    # a restart adds no capacity: keep trying (full still, until the newest dispatch's job is listed)
+    full = bool(mine) and (job_signals.refused(mine[-1]) or (view.full and not mine[-1].jobs))
     if view.redispatches >= policy.max_redispatches and not full:
         return room.put(_failed(view, f"no agent after {view.redispatches} re-dispatch(es)"))
     left_at = view.waiting_since if view.phase is Phase.AGENT_LOST else None
