@@ -170,7 +170,7 @@ class Dispatches(Rooms, Deployments, JobStates):
         self.dispatches[dispatch.id] = dispatch
         if not self._answers(dispatch.id, agent_name):
             return dispatch  # its deployment is asleep: no worker takes it (`deployments.py`)
-        if agent_name in self.full_agents:  # full: refused for want of capacity (`job_states.py`)
+        if self.full(agent_name):  # full: refused for want of capacity (`job_states.py`)
             self._pending(dispatch, agent.JobStateReason.JSR_NO_CAPACITY, self.job_listing_lag)
             self.refused_ids.add(dispatch.id)
             return dispatch

@@ -17,6 +17,7 @@ Every job a worker took names it (`worker_id`, "AW_…"), as the server lists it
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from devtools.simulator.base import Base
@@ -27,6 +28,7 @@ class JobStates(Base):
     full_agents: set[str] = field(default_factory=set)  # agents whose deployment refuses every job
     retry_for: dict[str, float] = field(default_factory=dict)  # agent -> seconds LiveKit retries it
     refused_ids: set[str] = field(default_factory=set)  # dispatches whose job was refused, full
+    full_now: Callable[[str], bool] | None = None  # also full while this says so (a simulation's plan)
 
     def fill(self, agent_name: str) -> None:
         """The agent's deployment is full from now on: its jobs are refused (JSR_NO_CAPACITY)."""
@@ -42,6 +44,10 @@ class JobStates(Base):
             self.retry_for[agent_name] = seconds
         else:
             self.retry_for.pop(agent_name, None)
+
+    def full(self, agent_name: str) -> bool:
+        """Is the agent's deployment full now?"""
+        return agent_name in self.full_agents or (self.full_now is not None and self.full_now(agent_name))
 
     def refused(self, dispatch_id: str) -> bool:
         """Was the dispatch's job refused for want of capacity (no agent will come for it)?"""
