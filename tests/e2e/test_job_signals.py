@@ -203,7 +203,12 @@ async def test_the_worker_that_swallowed_three_jobs_is_named_in_the_incident(
         found = await incidents(w)
         return bool(found) and said in [a["outcome"] for a in found[0]["actions"]]
 
-    await wait_until(named, "the worker named in the incident's log", timeout=40)
+    try:
+        await wait_until(named, "the worker named in the incident's log", timeout=40)
+    except AssertionError:
+        found = await incidents(w)
+        lines = [[(e["type"], e.get("detail")) for e in (await w.room(r))["timeline"]] for r in rooms]
+        raise AssertionError(f"{found}\n{lines}"[-6000:]) from None
     (incident,) = await incidents(w)
     assert incident["worker_ids"] == [swallower.id]
 

@@ -92,7 +92,7 @@ class AgentIncidents:
         whose job LiveKit refused for want of capacity (`full`) goes to the capacity incident instead;
         the jobs workers took for it whose agent never came (`unjoined`) are counted per worker."""
         now = self.clock()
-        workers = await self.window.unjoined(room.sid, unjoined, now)
+        workers = await self.window.unjoined(room.sid, unjoined, now)  # this room's jobs counted first
         if full:
             CAPACITY_REFUSALS.labels(agent=self.agent).inc()
             why = f"room {mask_phone(room.name)}: LiveKit refused its job for want of capacity"
@@ -102,6 +102,8 @@ class AgentIncidents:
         count = await self.window.count(room.sid, room.name, now)
         if count < self.policy.outage_rooms:
             return
+        # read again: every room counted before this one counted its jobs first (reports run concurrently)
+        workers = await self.window.unjoined(room.sid, (), now)
         why = f"{count} rooms missed their SLA within {self.policy.outage_window:g} s"
         known, state, joined = self._known
         if (
