@@ -44,7 +44,9 @@ DEMO_AGENT = "demo-agent"
 # asleep, once, after 15 s without a dispatch: no person waits, and a canary (every 20 s) finds it asleep.
 # Then its workers are full for 30 s (from 280 s): LiveKit refuses its jobs (JSR_NO_CAPACITY), a capacity
 # incident with no restart, resolved once the re-dispatches are served.
-DEMO_FAILURES = "never-joins:0.2,leaves:0.1,stalls:0.1,outage:60+40,quiet:150+100,sleepy:15x1,full:280+30"
+DEMO_FAILURES = (
+    "never-joins:0.2,leaves:0.1,stalls:0.1,stuck:0.05,outage:60+40,quiet:150+100,sleepy:15x1,full:280+30"
+)
 # Short SLAs so that a newcomer sees recoveries in the first minute; an outage is 3 rooms failing.
 DEMO_SECOND_AGENT = "notetaker"
 DEMO_RULES = Path(__file__).with_name("demo-rules.toml")
@@ -53,6 +55,8 @@ DEMO_SETTINGS = {
     "WARDEN_JOIN_SLA_SECONDS": "5",
     "WARDEN_REJOIN_SLA_SECONDS": "5",
     "WARDEN_ACTIVE_SLA_SECONDS": "6",
+    "WARDEN_STUCK_INITIALIZING_SECONDS": "8",  # the demo's stuck agents, replaced within a meeting
+    "WARDEN_LIVENESS_SECONDS": "5",
     "WARDEN_SWEEP_SECONDS": "1",
     "WARDEN_OUTAGE_ROOMS": "4",
     "WARDEN_OUTAGE_WINDOW_SECONDS": "20",

@@ -5,6 +5,7 @@
     agents = ["assistant", "notetaker"] # expected even when no dispatch says so; omit: learn from LiveKit
     unnamed_agents = false              # the server's empty-name (automatic) dispatch is an agent too
     join_sla_seconds = 10               # also rejoin_sla_seconds, active_sla_seconds, max_redispatches
+    stuck_thinking_seconds = 90         # also stuck_initializing_seconds (lk.agent.state; 0: off)
     cloud_agent_id = "CA_..."           # or deploy_hook_url: what escalation restarts for these agents
     canary = true                       # canaries for these agents (WARDEN_CANARY_EVERY)
 
@@ -26,7 +27,10 @@ _NUMBERS = {
     "join_sla_seconds": "join_sla",
     "rejoin_sla_seconds": "rejoin_sla",
     "active_sla_seconds": "active_sla",
+    "stuck_initializing_seconds": "stuck_initializing",
+    "stuck_thinking_seconds": "stuck_thinking",
 }
+_ZERO_IS_OFF = {"active_sla_seconds", "stuck_initializing_seconds", "stuck_thinking_seconds"}
 _KEYS = {
     "match",
     "agents",
@@ -100,7 +104,7 @@ def _rule(item: Any, number: int, where: str) -> Rule:
             value = item[key]
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise bad(key, "must be a number of seconds, 0 or more")
-            if value == 0 and key != "active_sla_seconds":
+            if value == 0 and key not in _ZERO_IS_OFF:
                 raise bad(key, "must be more than 0")
             fields[name] = float(value)
     if "max_redispatches" in item:

@@ -29,6 +29,8 @@ _URL_SCHEMES = ("ws://", "wss://", "http://", "https://")
 # The `discover` cron runs this often, looking at a room with ListParticipants and ListDispatch.
 DISCOVER_TICK_SECONDS = 5
 CALLS_PER_LOOK = 2
+# The `liveness` cron runs this often, looking at a room with ListParticipants (its agents' state).
+LIVENESS_TICK_SECONDS = 1
 
 
 class Settings(BaseSettings):
@@ -60,6 +62,10 @@ class Settings(BaseSettings):
     warden_sla_from: Literal["person_joined", "room_started"] = "person_joined"
     warden_rejoin_sla_seconds: float = Field(default=20.0, gt=0)
     warden_active_sla_seconds: float | None = Field(default=None, gt=0)
+    warden_stuck_initializing_seconds: float = Field(default=30.0, ge=0)
+    warden_stuck_thinking_seconds: float = Field(default=60.0, ge=0)
+    warden_liveness_seconds: int = Field(default=15, ge=0, le=3600)
+    warden_liveness_calls_per_second: float = Field(default=100.0, ge=1, le=10_000)
     warden_max_redispatches: int = Field(default=2, ge=0, le=20)
     warden_dispatch_on_start: bool = False
     warden_sweep_seconds: int = Field(default=5, ge=1, le=30)
@@ -274,6 +280,8 @@ class Settings(BaseSettings):
             dispatch_on_start=self.warden_dispatch_on_start,
             restart_grace=self.warden_restart_grace_seconds,
             people_listed=self.warden_room_people_listed,
+            stuck_initializing=self.warden_stuck_initializing_seconds or None,
+            stuck_thinking=self.warden_stuck_thinking_seconds or None,
         )
 
     @cached_property
@@ -325,6 +333,12 @@ class Settings(BaseSettings):
         """How many rooms one run of the `discover` cron looks at: `WARDEN_DISCOVER_CALLS_PER_SECOND`'s
         calls over the run's period, each look `CALLS_PER_LOOK` calls."""
         return int(self.warden_discover_calls_per_second * DISCOVER_TICK_SECONDS // CALLS_PER_LOOK)
+
+    @property
+    def liveness_batch(self) -> int:
+        """How many rooms one run of the `liveness` cron looks at (one ListParticipants each):
+        `WARDEN_LIVENESS_CALLS_PER_SECOND` over the run's period, at least one."""
+        return max(1, int(self.warden_liveness_calls_per_second * LIVENESS_TICK_SECONDS))
 
     def arq_redis(self) -> RedisSettings:
         """ARQ's connection settings; `WARDEN_REDIS_TLS_VERIFY=false` for self-signed `rediss://` (Heroku)."""

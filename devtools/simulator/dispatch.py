@@ -32,6 +32,7 @@ from itertools import count
 from livekit.protocol import agent, models
 from livekit.protocol import agent_dispatch as ad
 
+from devtools.simulator.agent_states import SILENT, States
 from devtools.simulator.base import TwirpFailure, room_sid
 from devtools.simulator.deployments import Deployments
 from devtools.simulator.job_states import JobStates
@@ -57,6 +58,8 @@ class Worker:
     cold_start: float = WARM_START  # after accepting, its agent connects (math.inf: never)
     keeps_running: bool = True  # its entrypoint runs on after a termination (as one that awaits forever)
     publishes: bool = True  # its agent publishes an audio track on joining
+    # its agents' `lk.agent.state` sequences (`agent_states.py`), one per job in turn, the last repeated
+    states: tuple[States, ...] = (SILENT,)
     jobs: list[str] = field(default_factory=list)  # the ids of the jobs it accepted
 
 
@@ -105,6 +108,7 @@ class Dispatches(Rooms, Deployments, JobStates):
         cold_start: float | None = None,
         keeps_running: bool = True,
         publishes: bool = True,
+        states: tuple[States, ...] = (SILENT,),
     ) -> Worker:
         """A worker registers for `agent_name`: dispatches made from now on are offered to it."""
         worker = Worker(
@@ -115,6 +119,7 @@ class Dispatches(Rooms, Deployments, JobStates):
             cold_start=self.cold_start if cold_start is None else cold_start,
             keeps_running=keeps_running,
             publishes=publishes,
+            states=states,
         )
         self.workers.append(worker)
         return worker
@@ -236,6 +241,8 @@ class Dispatches(Rooms, Deployments, JobStates):
         self._announce(job.room, self.join(job.room, job.identity, agent_name=job.agent_name))
         if worker.publishes:
             self._announce(job.room, self.publish(job.room, job.identity))
+        nth = worker.jobs.index(job.id)  # which of its jobs this is
+        self.play_states(job.room, job.identity, worker.states[min(nth, len(worker.states) - 1)])
         if job.terminated_at is not None:  # terminated before it connected: nobody removes it
             ends = job.terminated_at + self.entrypoint_grace
             self.clock.call_at(ends, lambda: self._entrypoint_ended(job, generation))

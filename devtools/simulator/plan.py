@@ -1,7 +1,8 @@
 """What a simulation injects (`--failure`): the shares of rooms whose agent fails, an outage, a quiet spell
 with no new rooms, and a deployment that falls asleep.
 
-`never-joins:0.1,leaves:0.05,stalls:0.05` are shares of rooms; `outage:START+LENGTH` (seconds into the run)
+`never-joins:0.1,leaves:0.05,stalls:0.05,stuck:0.05` are shares of rooms (stuck: the agent joins and
+publishes, and its `lk.agent.state` stays `initializing`); `outage:START+LENGTH` (seconds into the run)
 answers no dispatch for LENGTH seconds or until the Cloud agent is restarted; `quiet:START+LENGTH` starts
 no new room for LENGTH seconds (a quiet night: only canaries dispatch the agent then); `sleepy:SECONDS`
 gives the agent's deployment a quiet spell of SECONDS after which it falls asleep and swallows its next
@@ -16,8 +17,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-FATES = ("never_joins", "leaves", "stalls")
-KNOWN = "never-joins, leaves, stalls, outage, quiet, sleepy, full"
+FATES = ("never_joins", "leaves", "stalls", "stuck")
+KNOWN = "never-joins, leaves, stalls, stuck, outage, quiet, sleepy, full"
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class FailurePlan:
     quiet: Outage | None = None  # a spell with no new rooms (`Outage` as a window of time)
     sleepy: float | None = None  # the agent's deployment falls asleep after this many quiet seconds
     sleeps: int | None = None  # ... only this many times (None: after every quiet spell)
+    stuck: float = 0.0  # the first agent joins, publishes, and its `lk.agent.state` stays initializing
     full: Outage | None = None  # a spell in which the agent's workers are full (jobs refused)
 
     def fate(self, rng: random.Random) -> str:
@@ -82,7 +84,7 @@ def parse_failures(text: str) -> FailurePlan:
         else:
             raise ValueError(f"'{name}': unknown failure (known: {KNOWN})")
     if sum(values.get(f, 0.0) for f in FATES) > 1:
-        raise ValueError("the shares of never-joins, leaves and stalls add up to more than 1")
+        raise ValueError("the shares of never-joins, leaves, stalls and stuck add up to more than 1")
     return FailurePlan(**values)
 
 

@@ -23,6 +23,7 @@ from livekit.protocol import models
 from livekit.protocol import room as rs
 from livekit.protocol.agent_dispatch import RoomAgentDispatch
 
+from devtools.simulator.agent_states import AGENT_STATE, States
 from devtools.simulator.base import Base, TwirpFailure, Webhook, room_sid, sid_for
 
 CRASH_TIMEOUT = 20.0  # a crashed participant is listed this long, then leaves with CONNECTION_TIMEOUT [real]
@@ -104,6 +105,26 @@ class Rooms(Base):
         if dispatch_id:
             self._served(room, dispatch_id, identity)
         return [*webhooks, ("participant_joined", {"participant": _protojson(info)})]
+
+    def set_state(self, room: str, identity: str, state: str) -> None:
+        """The agent publishes its `lk.agent.state` (`agent_states.py`): no webhook, only listings show it."""
+        info = self.rooms.get(room, {}).get(identity)
+        if info is not None:
+            info.attributes[AGENT_STATE] = state
+
+    def play_states(self, room: str, identity: str, states: States) -> None:
+        """The agent goes through `states` (`(seconds from now, state)` pairs) while it is in the room."""
+        generation = self._generation.get(room)
+        for after, state in states:
+
+            def change(state: str = state) -> None:
+                if self._alive(room, generation):
+                    self.set_state(room, identity, state)
+
+            if after <= 0:
+                change()
+            else:
+                self._later(after, change)
 
     def publish(self, room: str, identity: str, track: str = "") -> list[Webhook]:
         """The participant publishes an audio track (`track`, default `TR_<identity>`); returns its

@@ -23,10 +23,18 @@ agent id (`cloud_agent_id`, registered by the scenario), a deploy hook (`POST /d
     clock.now += 600                              # the night
     ...                                           # a dispatch now: listed, no job, no agent
     fake.deployments["notetaker"].swallowed      # the dispatches it took asleep
+
+`stuck_initializing`: issue 26's agent that joins, publishes its audio and never finishes starting: its
+`lk.agent.state` stays `initializing` (a hung prewarm, a model that never loads). Its worker's first agent
+is stuck; the agents of its later jobs start and listen (`agent_states.HEALTHY`), as a replacement does.
+
+    stuck_initializing(fake, "notetaker")
+    fake.create_dispatch("call-1", "notetaker")   # its agent joins, and stays initializing
 """
 
 from __future__ import annotations
 
+from devtools.simulator.agent_states import HEALTHY, STUCK_INITIALIZING
 from devtools.simulator.deployments import Deployment
 from devtools.simulator.dispatch import ACCEPT_AFTER, COLD_START, JOB_LISTING_LAG, Dispatches, Worker
 from devtools.simulator.livekit import FakeLiveKit
@@ -58,3 +66,9 @@ def sleepy(
         fake.add_worker(agent_name)
     fake.cloud_agents[cloud_agent_id] = agent_name
     return fake.deployment(agent_name, sleep_after=quiet, sleeps=sleeps)
+
+
+def stuck_initializing(fake: Dispatches, agent_name: str, *, times: int = 1) -> Worker:
+    """A worker for `agent_name` registers whose first `times` agents stay `initializing` for good and
+    whose later ones start and listen. Returns the worker."""
+    return fake.add_worker(agent_name, states=(STUCK_INITIALIZING,) * times + (HEALTHY,))

@@ -12,6 +12,9 @@ lasts a while, the person leaves, `room_finished`. What happens to the agent is 
 - leaves: the first agent leaves mid-meeting while the person stays (the next one stays);
 - stalls: the first agent joins and never publishes (Warden needs `WARDEN_ACTIVE_SLA_SECONDS` to see it;
   it evicts the agent, which the stand-in reports as `participant_left`, and re-dispatches);
+- stuck: the first agent joins and publishes, and its `lk.agent.state` stays `initializing` (Warden
+  evicts it after `WARDEN_STUCK_INITIALIZING_SECONDS` and re-dispatches); every other agent publishes
+  its state as livekit-agents does, `initializing` then `listening` (`agent_states.py`);
 and during an outage (`outage:START+LENGTH`, seconds into the run; `Outage.every` repeats it) no dispatch
 is answered until the outage ends or Warden restarts the Cloud agent (`RestartAgent`). A quiet spell
 (`quiet:START+LENGTH`) starts no room; while the agent's workers are full (`full:START+LENGTH`) each
@@ -36,6 +39,7 @@ from typing import Any
 import httpx
 from livekit.protocol.agent_dispatch import AgentDispatch
 
+from devtools.simulator.agent_states import HEALTHY, STUCK_INITIALIZING
 from devtools.simulator.livekit import FakeLiveKit, Webhook, room_sid, sid_for
 from devtools.simulator.plan import FATES, FailurePlan, Outage, parse_failures
 from devtools.simulator.webhooks import InOrder, body
@@ -215,7 +219,7 @@ class Simulation:
             return  # the application's dispatch: accepted, and nobody comes
         first = self._answered[room] == 0
         self._answered[room] += 1
-        behaviour = fate if first and fate in ("leaves", "stalls") else "ok"
+        behaviour = fate if first and fate in ("leaves", "stalls", "stuck") else "ok"
         self._spawn(self._agent(room, f"agent-{dispatch.id}", behaviour, dispatch_id=dispatch.id))
 
     def _on_second_dispatch(self, dispatch: AgentDispatch) -> None:
@@ -238,6 +242,11 @@ class Simulation:
         await self.tell(room, self.fake.join(room, identity, agent_name=name, dispatch_id=dispatch_id))
         if behaviour == "stalls":
             return
+        if behaviour == "stuck":
+            self.fake.play_states(room, identity, STUCK_INITIALIZING)
+            await self.tell(room, self.fake.publish(room, identity))
+            return
+        self.fake.play_states(room, identity, HEALTHY)
         if name == self.agent_name:
             self._working[room] = identity
         else:

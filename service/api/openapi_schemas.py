@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from workers.core.canary import Outcome
+from workers.core.liveness import STATES
 from workers.core.room import Phase, Reason, Recovery
 
 Schema = dict[str, Any]
@@ -57,6 +58,18 @@ PERSON = obj(
     "Someone in the room who is not an agent",
     {"identity": STRING, "sid": STRING, "joined_at": TIME},
 )
+AGENT_STATE = {
+    **MAYBE_STRING,
+    "enum": [*STATES, None],
+    "description": "its `lk.agent.state` attribute as Warden last listed it (agents on LiveKit's agents "
+    "framework publish it; null: never seen). initializing for WARDEN_STUCK_INITIALIZING_SECONDS or "
+    "thinking for WARDEN_STUCK_THINKING_SECONDS while people are there: replaced as stalled",
+}
+AGENT_STATE_SINCE = {
+    **MAYBE_TIME,
+    "description": "when Warden first saw it in that state (LiveKit stamps no time on attributes: at "
+    "worst one WARDEN_LIVENESS_SECONDS late)",
+}
 AGENT = obj(
     "An agent in the room",
     {
@@ -65,6 +78,8 @@ AGENT = obj(
         "agent_name": {**STRING, "description": "its explicit-dispatch name (empty when it has none)"},
         "joined_at": TIME,
         "active_at": {**MAYBE_TIME, "description": "when it last published a track or sent a heartbeat"},
+        "agent_state": AGENT_STATE,
+        "agent_state_since": AGENT_STATE_SINCE,
     },
 )
 DEADLINE = obj(
@@ -100,6 +115,8 @@ EXPECTED_AGENT = obj(
         "state": {"type": "string", "enum": [str(p) for p in Phase]},
         "agent_joined_at": MAYBE_TIME,
         "time_to_agent": nullable({"type": "number", "minimum": 0}),
+        "agent_state": {**AGENT_STATE, "description": "its agent's in the room (see Agent)"},
+        "agent_state_since": AGENT_STATE_SINCE,
         "recovery": ref("Recovery"),
     },
 )

@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse
 from service.api.auth import admin_only
 from workers.core.events import INTERNAL_KINDS, JobReason, JobStatus, ParticipantKind
 from workers.core.personal import mask_identity, mask_phone
-from workers.core.room import AgentView, Phase, Room, time_to_agent
+from workers.core.room import AgentView, Phase, Policy, Room, time_to_agent
 from workers.store.log_rows import ACTION_KIND
 from workers.store.queries import TimelineEntry, confirmations, find_room, list_rooms
 
@@ -52,6 +52,8 @@ def room_summary(room: Room, confirmed_at: float | None = None) -> dict[str, Any
                 "agent_name": a.name,
                 "joined_at": iso(a.joined_at),
                 "active_at": iso(a.active_at),
+                "agent_state": a.state or None,
+                "agent_state_since": iso(a.state_since),
             }
             for a in room.agents
         ],
@@ -84,13 +86,18 @@ def _recovery(view: AgentView) -> dict[str, Any]:
 
 
 def _expected(room: Room, view: AgentView) -> dict[str, Any]:
-    """One expected agent: its name, where Warden learned of it, whether it is there, what Warden does."""
+    """One expected agent: its name, where Warden learned of it, whether it is there, its own state
+    (`lk.agent.state`, of its first agent in the room that publishes one), what Warden does."""
+    ours = Policy(agent_name=view.agent)
+    stated = next((a for a in room.agents if ours.counts(a.name) and a.state), None)
     return {
         "agent_name": view.agent,
         "sources": list(view.sources),
         "state": str(view.phase),
         "agent_joined_at": iso(view.agent_joined_at),
         "time_to_agent": time_to_agent(room, view),
+        "agent_state": stated.state if stated else None,
+        "agent_state_since": iso(stated.state_since) if stated else None,
         "recovery": _recovery(view),
     }
 

@@ -141,7 +141,8 @@ def room(url: str, name: str) -> int:
         out.print(
             "expected agents: "
             + ", ".join(
-                f"{cell(e['agent_name']) or '(unnamed)'} ({cell('/'.join(e['sources']))}: {cell(e['state'])})"
+                f"{cell(e['agent_name']) or '(unnamed)'} ({cell('/'.join(e['sources']))}: {cell(e['state'])}"
+                f"{_agent_state(e)})"
                 for e in expected
             )
         )
@@ -189,3 +190,11 @@ def incidents(url: str) -> int:
         )
     console().print(table)
     return 0
+
+
+def _agent_state(expected: dict[str, Any]) -> str:
+    """ ", thinking since 12:00:03" : the agent's own `lk.agent.state`, when Warden has seen one."""
+    state, since = expected.get("agent_state"), expected.get("agent_state_since")
+    if not state:
+        return ""
+    return f", {cell(state)} since {cell(str(since)[11:19]) if since else '?'} UTC"

@@ -53,6 +53,8 @@ SLA_NAMES = {
     "rejoin": "rejoin SLA",
     "active": "active SLA",
     "confirm": "re-dispatch check",
+    "stuck_initializing": "stuck initializing",
+    "stuck_thinking": "stuck thinking",
 }
 JOINS = ("participant_joined",)
 LEAVES = ("participant_left", "participant_connection_aborted")

@@ -87,6 +87,7 @@ async def test_check_names_a_bad_setting(env: pytest.MonkeyPatch, capsys: pytest
 def test_failure_syntax() -> None:
     plan = parse_failures("never-joins:0.1, leaves:0.05,stalls:0.05,outage:30+20")
     assert plan == FailurePlan(0.1, 0.05, 0.05, Outage(30.0, 20.0))
+    assert parse_failures("stuck:0.05,stalls:0.1").stuck == 0.05
     for bad, says in [
         ("never-joins:2", "share of rooms from 0 to 1"),
         ("outage:30", "START+LENGTH"),

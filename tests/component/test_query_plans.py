@@ -18,7 +18,7 @@ from tests.support.settings import make_settings
 from workers.core.events import EventKind, Fact, internal
 from workers.core.room import Phase, Policy
 from workers.migrate import upgrade
-from workers.store import incidents, log_rows, outbox, queries, retention, stats, writer
+from workers.store import incidents, liveness, log_rows, outbox, queries, retention, stats, writer
 from workers.store.engine import SQLITE_WAL_AUTOCHECKPOINT_PAGES, SQLITE_WAL_LIMIT_BYTES, make_engine
 from workers.store.models import EVENTS
 
@@ -122,6 +122,8 @@ CALLS: dict[str, Call] = {
     "reconcile: load rooms": lambda e: queries.load_rooms(e, SIDS),
     "reconcile: confirm": lambda e: writer.confirm(e, SIDS, NOW),
     "discover: rooms expecting no agent": lambda e: queries.unconfirmed(e, Phase.NO_AGENT_EXPECTED, NOW, 12),
+    "liveness: how many rooms an agent may be in": liveness.candidate_count,
+    "liveness: the next rooms an agent may be in": lambda e: liveness.candidates_after(e, "RM_1", 100),
     "heartbeat: room by name": lambda e: writer.load_room_named(e, "room-40"),
     "writer: record": lambda e: writer.record_event(e, _reconciled(), received_at=NOW, rules=POLICY),
     "check: retention backlog": lambda e: retention.closed_rooms_older_than(e, NOW - 3600),

@@ -79,6 +79,10 @@ def test_warden_rooms_globs_choose_the_watched_rooms() -> None:
         ({"warden_canary_failures": 0}, "WARDEN_CANARY_FAILURES"),
         ({"warden_canary_sla_seconds": 0}, "WARDEN_CANARY_SLA_SECONDS"),
         ({"warden_discover_calls_per_second": 0}, "WARDEN_DISCOVER_CALLS_PER_SECOND"),
+        ({"warden_liveness_seconds": -1}, "WARDEN_LIVENESS_SECONDS"),
+        ({"warden_liveness_calls_per_second": 0.5}, "WARDEN_LIVENESS_CALLS_PER_SECOND"),
+        ({"warden_stuck_initializing_seconds": -1}, "WARDEN_STUCK_INITIALIZING_SECONDS"),
+        ({"warden_stuck_thinking_seconds": "forever"}, "WARDEN_STUCK_THINKING_SECONDS"),
     ],
 )
 def test_bad_setting_names_the_variable_and_not_the_secret(
@@ -95,6 +99,14 @@ def test_the_look_at_rooms_expecting_no_agent_is_bounded_in_calls_per_second() -
     assert make_settings(warden_discover_calls_per_second=0.4).discover_batch == 1
     with pytest.raises(SettingsError, match=r"must be 0\.4 or more"):
         make_settings(warden_discover_calls_per_second=0.3)
+
+
+def test_the_liveness_look_and_the_stuck_limits_default_as_documented() -> None:
+    settings = make_settings()
+    assert (settings.warden_liveness_seconds, settings.liveness_batch) == (15, 100)  # 100 calls a second
+    policy = settings.policy()
+    assert (policy.stuck_initializing, policy.stuck_thinking) == (30.0, 60.0)
+    assert make_settings(warden_liveness_calls_per_second=2.5).liveness_batch == 2
 
 
 def test_alert_routes_default_to_the_public_endpoints_and_are_off_until_given_a_key() -> None:

@@ -65,6 +65,7 @@ class InMemoryLiveKit:
     withdrawn: list[tuple[str, str]] = field(default_factory=list)  # stale dispatches deleted: (room, id)
     looked: list[str] = field(default_factory=list)  # rooms Warden asked about (`observe`)
     listed: list[str] = field(default_factory=list)  # rooms whose dispatches it listed alone
+    asked: list[tuple[float, str]] = field(default_factory=list)  # (when, room) of each ListParticipants
     on_dispatch: Callable[[str, DispatchInfo], None] | None = None
     failures: Failures = field(default_factory=Failures)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -86,6 +87,11 @@ class InMemoryLiveKit:
         if waiting:
             live.dispatches[waiting[0].id] = replace(waiting[0], statuses=(JOB_RUNNING,), agents=(identity,))
         return who
+
+    def set_state(self, room: str, identity: str, state: str) -> None:
+        """An agent publishes its `lk.agent.state` attribute (no webhook tells Warden)."""
+        live = self.rooms[room]
+        live.participants[identity] = replace(live.participants[identity], state=state)
 
     def leave(self, room: str, identity: str) -> None:
         if room in self.rooms:
@@ -130,6 +136,7 @@ class InMemoryLiveKit:
 
     async def participants(self, room: str) -> tuple[Participant, ...] | None:
         self.failures.check("participants")
+        self.asked.append((self.clock(), room))
         live = self.rooms.get(room)
         return None if live is None else tuple(live.participants.values())
 

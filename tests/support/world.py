@@ -17,7 +17,7 @@ from livekit.protocol.agent_dispatch import AgentDispatch
 
 from devtools.simulator.deployments import Deployment
 from devtools.simulator.livekit import FakeLiveKit, Webhook, Worker, room_sid, sid_for
-from devtools.simulator.scenarios import cold_start, sleepy
+from devtools.simulator.scenarios import cold_start, sleepy, stuck_initializing
 from devtools.simulator.webhooks import InOrder
 from tests.support.helpers import body, sign
 from tests.support.processes import Warden
@@ -89,6 +89,11 @@ class World:
         `scenarios.SLEEPY_AGENT_ID`) that falls asleep after `quiet` seconds without a dispatch and
         answers none until restarted (`devtools.simulator.scenarios`)."""
         return sleepy(self.fake, agent_name, quiet=quiet)
+
+    def stuck_initializing(self, agent_name: str = AGENT) -> Worker:
+        """Issue 26's agent that never finishes starting: `agent_name`'s worker brings a first agent whose
+        `lk.agent.state` stays `initializing`, then agents that start and listen (`scenarios`)."""
+        return stuck_initializing(self.fake, agent_name)
 
     def on_dispatch(self, dispatch: AgentDispatch) -> None:
         """An agent answers the n-th dispatch of its room, as scripted in `arrive_on`."""

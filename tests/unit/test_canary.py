@@ -11,10 +11,12 @@ from workers.core.canary import (
     agent_prefix,
     counts_after,
     due,
+    empty_timeout,
     is_canary_room,
     room_name,
     streak,
     verdict,
+    wait_seconds,
 )
 
 POLICY = CanaryPolicy("voice", every=300.0, sla=15.0, failures=2)
@@ -66,3 +68,10 @@ def test_canary_rooms_are_named_for_their_agent_and_run() -> None:
     assert room_name("voice", 7) == "warden-canary-voice-7"
     assert is_canary_room("warden-canary-voice-7") and not is_canary_room("support-42")
     assert room_name("voice", 7).startswith(agent_prefix("voice"))
+
+
+def test_a_canary_room_outlives_the_wait_for_its_agent() -> None:
+    """livekit-server closes a room no person joined `empty_timeout` after its creation, agent or not."""
+    for sla in (1.0, 15.0, 600.0):
+        policy = CanaryPolicy("voice", every=300.0, sla=sla)
+        assert wait_seconds(policy) == 2 * sla and empty_timeout(policy) > wait_seconds(policy) + 10

@@ -32,6 +32,7 @@ CHANGED: dict[tuple[Recovery, Trigger, str], tuple[Recovery, Reason | None]] = {
     (N, Trigger.DEADLINE_PASSED, ""): (C, Reason.JOIN),
     (C, Trigger.PRESENCE_OBSERVED, "agent there"): (N, NO_DEADLINE),
     (C, Trigger.PRESENCE_OBSERVED, "agent stalled"): (E, Reason.ACTIVE),
+    (C, Trigger.PRESENCE_OBSERVED, "agent stuck"): (E, Reason.STUCK_INITIALIZING),
     (C, Trigger.PRESENCE_OBSERVED, "two copies"): (E, Reason.DUPLICATE),
     (C, Trigger.PRESENCE_OBSERVED, "no agent"): (R, Reason.JOIN),
     (C, Trigger.PRESENCE_OBSERVED, "re-dispatches used up"): (F, NO_DEADLINE),

@@ -81,6 +81,7 @@ def test_rooms_match_the_first_rule_that_fits_and_its_settings_replace_the_envir
         ("[[rule]]\nmatch = { sip = 'yes' }\n", "rule 1, match.sip: must be true or false"),
         ("[[rule]]\nmatch = { room = 'x' }\ncanary = true\n", "rule 1, canary: needs the rule's agents"),
         ("[[rule]]\nmatch = { room = 'x' }\nagents = ['a']\ncanary = 1\n", "rule 1, canary: must be true"),
+        ("[[rule]]\nmatch = { room = 'x' }\nstuck_thinking_seconds = -5\n", "rule 1, stuck_thinking_seconds"),
     ],
 )
 def test_a_bad_rules_file_stops_start_up_naming_the_file_the_rule_and_the_key(
@@ -118,3 +119,22 @@ def test_a_deploy_hook_url_is_a_secret_even_in_an_error(tmp_path: Path) -> None:
 def test_a_missing_rules_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(RulesError, match=r"WARDEN_RULES \(.*nope.toml\): no such file"):
         load_rules(str(tmp_path / "nope.toml"))
+
+
+def test_the_stuck_limits_are_rule_keys_and_0_turns_a_states_rule_off(tmp_path: Path) -> None:
+    text = (
+        "[[rule]]\nmatch = { room = 'call-*' }\nstuck_initializing_seconds = 12\nstuck_thinking_seconds = 0\n"
+    )
+    settings = load_settings(
+        livekit_api_key="k",
+        livekit_api_secret="s",
+        warden_rules=write(tmp_path, text),
+        warden_stuck_thinking_seconds=45,
+    )
+    rules = settings.rules()
+    call, _ = rules.policy_for("call-1", sip=False)
+    other, _ = rules.policy_for("standup", sip=False)
+    assert (call.stuck_initializing, call.stuck_thinking) == (12.0, None)
+    assert (other.stuck_initializing, other.stuck_thinking) == (30.0, 45.0)  # the environment's
+    off = load_settings(livekit_api_key="k", livekit_api_secret="s", warden_stuck_initializing_seconds=0)
+    assert off.policy().stuck_initializing is None

@@ -8,6 +8,7 @@ from then and from now, and the argument of a queued `escalate` job as ARQ unpic
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -205,6 +206,19 @@ def test_a_room_with_views_is_its_presence_and_each_agents_part() -> None:
 def test_a_room_as_written_now_loads_as_it_was() -> None:
     assert same(stored.from_dict(ROOM_NOW), WITH_VIEWS)
     assert same(stored.from_dict(json.loads(json.dumps(stored.to_dict(WITH_VIEWS)))), WITH_VIEWS)
+
+
+def test_a_room_stored_before_agents_had_a_state_reads_as_one_whose_agent_never_published_it() -> None:
+    """Agents stored before issue 26 have no `state` / `state_since`: as if the agent had never published
+    `lk.agent.state` (judged as before); a room written now keeps its agent's state, its since, and a
+    stuck deadline."""
+    assert stored.from_dict(FIRST_ROOM).agents == (Agent("agent-x", "PA_x", "", 12.0, 13.0, "", None),)
+    stuck = Agent("agent-x", "PA_x", "voice", 210.0, None, "initializing", 212.5)
+    part = AgentView(
+        "voice", ("rule",), Phase.AGENT_PRESENT, deadline=Deadline(5, 242.5, Reason.STUCK_INITIALIZING)
+    )
+    now = replace(WITH_VIEWS, agents=(stuck,), attempt=5, views=(part,))
+    assert same(stored.from_dict(json.loads(json.dumps(stored.to_dict(now)))), now)
 
 
 def test_a_room_stored_before_issue_23_shows_its_counts_and_its_people_truly() -> None:

@@ -52,7 +52,11 @@ def oracle(raw: bytes) -> Event | None:
             EventKind.PARTICIPANT_CONNECTION_ABORTED,
         )
         name = next((info.attributes[a] for a in AGENT_NAME_ATTRIBUTES if info.attributes.get(a)), "")
-        participant = Participant(info.identity, info.sid, int(info.kind) if has_kind else None, name)
+        state = info.attributes.get("lk.agent.state", "") if has_kind and info.kind == 4 else ""
+        state = state if state in ("initializing", "idle", "listening", "thinking", "speaking") else ""
+        participant = Participant(
+            info.identity, info.sid, int(info.kind) if has_kind else None, name, state=state
+        )
     event = Event(
         bounds.event_id(proto.id, "fallback"), kind, bounds.clip(proto.event, bounds.EVENT_NAME),
         int(proto.created_at), room_sid, room_name, participant, proto.track.sid, job,
@@ -179,3 +183,26 @@ def mutated_bodies(draw: st.DrawFn) -> bytes:
 @given(raw=mutated_bodies() | st.binary(max_size=40))
 def test_every_body_gets_protobufs_answer(raw: bytes) -> None:
     assert ours(raw) == oracle(raw)
+
+
+@pytest.mark.parametrize(
+    ("kind", "state", "kept"),
+    [
+        (4, "initializing", "initializing"),
+        (4, "thinking", "thinking"),
+        (4, "asleep", ""),
+        (0, "thinking", ""),
+    ],
+)
+def test_an_agents_own_state_is_read_from_its_attributes_when_the_webhook_carries_them(
+    kind: int, state: str, kept: str
+) -> None:
+    body = {
+        "event": "participant_joined",
+        "id": "EV_state",
+        "createdAt": 5,
+        "room": {"sid": "RM_s", "name": "s"},
+        "participant": {"identity": "a", "kind": kind, "attributes": {"lk.agent.state": state}},
+    }
+    event = from_webhook_json(body, fallback_id="x")
+    assert event.participant is not None and event.participant.state == kept

@@ -27,7 +27,12 @@ from livekit.api.twirp_client import ServerError
 from livekit.protocol.models import ParticipantInfo
 
 from workers.adapters.tokens import Tokens
-from workers.adapters.webhook import AGENT_NAME_ATTRIBUTES, ON_BEHALF_ATTRIBUTE, worker_id
+from workers.adapters.webhook import (
+    AGENT_NAME_ATTRIBUTES,
+    ON_BEHALF_ATTRIBUTE,
+    agent_state,
+    worker_id,
+)
 from workers.core.errors import UpstreamError
 from workers.core.events import DispatchInfo, JobInfo, Participant
 from workers.core.personal import mask_identity
@@ -272,6 +277,7 @@ def _participant(info: ParticipantInfo) -> Participant:
         joined_at=float(info.joined_at),
         on_behalf=info.attributes.get(ON_BEHALF_ATTRIBUTE, ""),
         publishing=len(info.tracks) > 0,
+        state=agent_state(info.attributes) if info.kind == ParticipantInfo.AGENT else "",
     )
 
 

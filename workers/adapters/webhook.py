@@ -15,11 +15,22 @@ from livekit.protocol.webhook import WebhookEvent
 
 from workers.core import bounds
 from workers.core.errors import MalformedEvent
-from workers.core.events import INTERNAL_KINDS, Event, EventKind, Job, Participant
+from workers.core.events import INTERNAL_KINDS, Event, EventKind, Job, Participant, ParticipantKind
+from workers.core.liveness import STATES
 from workers.core.personal import mask_identity
 
 AGENT_NAME_ATTRIBUTES = ("lk.agent_name", "lk.agent.name")
 ON_BEHALF_ATTRIBUTE = "lk.publish_on_behalf"  # an avatar worker: the identity of the agent it speaks for
+# An agent's own state (livekit-agents' `ATTRIBUTE_AGENT_STATE`): initializing, idle, listening, thinking,
+# speaking. Anything else is kept as unknown (""), never stored as sent.
+AGENT_STATE_ATTRIBUTE = "lk.agent.state"
+AGENT_STATES = frozenset(STATES)
+
+
+def agent_state(attributes: Any) -> str:
+    """The `lk.agent.state` attribute among `attributes`, if it is one of the framework's states."""
+    state = attributes.get(AGENT_STATE_ATTRIBUTE, "")
+    return state if state in AGENT_STATES else ""
 
 
 def from_webhook_json(data: dict[str, Any], *, fallback_id: str) -> Event:
@@ -76,6 +87,7 @@ def from_webhook_json(data: dict[str, Any], *, fallback_id: str) -> Event:
             on_behalf=_exact(
                 str(attributes.get(ON_BEHALF_ATTRIBUTE, "")), bounds.IDENTITY, "lk.publish_on_behalf"
             ),
+            state=agent_state(attributes) if participant_kind == ParticipantKind.AGENT else "",
         )
     return Event(
         id=bounds.event_id(data.get("id", ""), fallback_id),

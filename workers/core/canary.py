@@ -27,7 +27,7 @@ from enum import StrEnum
 PREFIX = "warden-canary-"
 METADATA = json.dumps({"warden_canary": True})
 OPEN_INCIDENT_DIVISOR = 5  # while the agent's incident is open, canaries run this many times as often
-EMPTY_TIMEOUT_SECONDS = 60  # a canary room LiveKit closes on its own, should every delete fail
+LATE_FACTOR = 2.0  # how long a run waits, in SLAs: a late agent's time is still worth knowing
 
 
 class Outcome(StrEnum):
@@ -62,6 +62,18 @@ class Run:
     seconds: float | None = None  # from the dispatch to the agent in the room
     finished_at: float | None = None
     detail: str = ""
+
+
+def wait_seconds(policy: CanaryPolicy) -> float:
+    """How long a run waits for its agent after the dispatch."""
+    return policy.sla * LATE_FACTOR
+
+
+def empty_timeout(policy: CanaryPolicy) -> int:
+    """The canary room's `empty_timeout`: LiveKit closes a room no person joined this long after it was
+    created, agent or not (livekit-server v1.13.5), so it must outlive the run's wait; and it closes a
+    room left behind, should every delete fail."""
+    return int(wait_seconds(policy)) + 30
 
 
 def room_name(agent: str, n: int) -> str:

@@ -44,6 +44,7 @@ PERSON = Person("alice", "PA_alice", 1)
 AGENT = Agent("agent-1", "PA_agent", "notetaker", 2)
 ACTIVE_AGENT = replace(AGENT, active_at=3)
 COPY = Agent("agent-2", "PA_agent2", "notetaker", 9)  # a second copy of the notetaker, later
+STUCK = replace(AGENT, state="initializing", state_since=2)  # its `lk.agent.state` since it came
 
 
 def sample(phase: Phase, view: dict[str, Any] | None = None, **presence: Any) -> Room:
@@ -223,6 +224,11 @@ _ANSWERS: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
         {"agents": (AGENT,)},
         {"phase": Phase.AGENT_PRESENT, "deadline": Deadline(1, 12.0, Reason.ACTIVE)},
     ),
+    "agent stuck": (
+        {"participants": ("alice", "agent-1"), "at": 40.0},
+        {"agents": (STUCK,)},
+        {"phase": Phase.AGENT_PRESENT, "deadline": Deadline(1, 32.0, Reason.STUCK_INITIALIZING)},
+    ),
     "two copies": (
         {"participants": ("alice", "agent-1", "agent-2")},
         {"agents": (AGENT, COPY)},
@@ -239,16 +245,17 @@ def _moved(room: Room, presence: dict[str, Any], view: dict[str, Any]) -> Room:
     return replace(room, **presence).put(replace(part(room), **view))
 
 
-def _answer(participants: tuple[str, ...] = (), room_exists: bool = True) -> Fact:
+def _answer(participants: tuple[str, ...] = (), room_exists: bool = True, at: float = 20.0) -> Fact:
     agents = {a.identity: a for a in (AGENT, COPY)}
+    state = "initializing" if at > 20.0 else ""  # the stuck sample's later answer lists it still initializing
     listed = tuple(
-        _participant(w, agents[w].sid, ParticipantKind.AGENT)
+        replace(_participant(w, agents[w].sid, ParticipantKind.AGENT), state=state)
         if w in agents
         else _participant(PERSON.identity, PERSON.sid, ParticipantKind.STANDARD)
         for w in participants
     )
     dispatches = (DispatchInfo("AD_1", "notetaker", "{}", 1.0),)
-    return Fact(attempt=1, at=20.0, room_exists=room_exists, participants=listed, dispatches=dispatches)
+    return Fact(attempt=1, at=at, room_exists=room_exists, participants=listed, dispatches=dispatches)
 
 
 def recovery_samples(state: Recovery, trigger: Trigger) -> dict[str, tuple[Room, Event]]:

@@ -98,6 +98,7 @@ class Participant:
     joined_at: float = 0.0
     on_behalf: str = ""  # an avatar worker: the identity of the agent it speaks for (`lk.publish_on_behalf`)
     publishing: bool = False  # LiveKit's listing shows it with a published track (an agent: working)
+    state: str = ""  # an agent's `lk.agent.state` attribute, when the listing or webhook carries it
 
     @property
     def is_agent(self) -> bool:

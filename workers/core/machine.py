@@ -38,7 +38,10 @@ What Warden does about each expected agent
    policy) plus `join_sla`; entering AGENT_LOST sets a REJOIN deadline at the agent's departure plus
    `rejoin_sla` (longer than LiveKit's own ~15 s re-dispatch, so Warden does not race it). With
    `active_sla`, an agent that joined gets an ACTIVE deadline: it must publish or heartbeat by then.
-   An agent that becomes active, a room that empties or closes, clears the deadline. With
+   An agent that becomes active, a room that empties or closes, clears the deadline. An agent of ours
+   whose `lk.agent.state` Warden has seen `initializing` (or `thinking`) while people are there gets a
+   STUCK deadline at the time it first saw that state plus `stuck_initializing` (`stuck_thinking`), the
+   earlier of it and the ACTIVE one watched (`workers.core.liveness`); another state clears it. With
    `dispatch_on_start`, an agent a rule (or `WARDEN_AGENT_NAME`) names gets its first dispatch from
    Warden when its part enters WAITING from IDLE, once.
 7. A deadline that passes (`DEADLINE_PASSED` with its attempt number, not before its time) makes
@@ -54,7 +57,8 @@ What Warden does about each expected agent
    listed and not ended (accepted, not joined), `CONNECT_GRACE`; one made before our agent left is not
    awaited. Otherwise re-dispatch: delete the stale dispatches for our agent (never one that may still
    bring it) and create one with the original metadata (REDISPATCHING → `Redispatch`); a stalled agent
-   is removed first (EVICTING → `Evict`). Each re-dispatch sets a CONFIRM deadline, `join_sla` doubled
+   (no track nor heartbeat at an ACTIVE deadline; at a STUCK one, still in a stuck state past its limit
+   by the answer's listing, active or not) is removed first (EVICTING → `Evict`). Each re-dispatch sets a CONFIRM deadline, `join_sla` doubled
    per re-dispatch already made. Two copies of our agent (by its exact name) in the room set a
    DUPLICATE deadline due at once (AGENT_DOUBLED), whatever else was watched; its check removes one
    copy (EVICTING → `Evict`), no breach and no re-dispatch: not one a live dispatch's listed job
@@ -114,10 +118,12 @@ from workers.core.recovery import (
     fresh_start,
     give_up,
     let_check_decide,
+    let_stuck_decide,
     redispatch,
     remove_copy,
     resolved,
     stand_down,
+    watch_active,
     watch_agent,
 )
 from workers.core.room import WAITING_PHASES, AgentView, Decision, Phase, Policy, Recovery, Redispatch, Room
@@ -209,7 +215,7 @@ RECOVERY: Mapping[tuple[Recovery, Trigger], Rule] = table("RECOVERY", Recovery, 
     T.PEOPLE_WAITING:     (await_join,   ignore,           ignore,           ignore,           ignore),
     T.AGENT_ARRIVED:      (watch_agent,  let_check_decide, let_check_decide, let_check_decide, watch_agent),
     T.AGENT_STAYED:       (watch_agent,  let_check_decide, let_check_decide, let_check_decide, ignore),
-    T.AGENT_ACTIVE:       (resolved,     resolved,         resolved,         resolved,         resolved),
+    T.AGENT_ACTIVE:       (watch_active, let_stuck_decide, let_stuck_decide, let_stuck_decide, resolved),
     T.AGENT_DOUBLED:      (remove_copy,  ignore,           ignore,           ignore,           remove_copy),
     T.AGENT_LOST:         (await_rejoin, ignore,           ignore,           ignore,           ignore),
     T.ROOM_CLOSED:        (stand_down,   stand_down,       stand_down,       stand_down,       closed_failed),

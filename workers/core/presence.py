@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from workers.core.events import Event, Fact, Participant
+from workers.core.liveness import seen
 from workers.core.room import Agent, Person, Phase, Policy, Room
 
 Presence = Callable[[Room, Event, Policy], Room]  # a presence rule (or `machine.recover`): a cell of `TABLE`
@@ -62,7 +63,8 @@ def join(room: Room, event: Event, policy: Policy) -> Room:
         return room
     if p.is_agent:
         agents = tuple(a for a in room.agents if a.identity != p.identity)
-        return replace(room, agents=(*agents, Agent(p.identity, p.sid, p.agent_name, event.at)))
+        joined = seen(Agent(p.identity, p.sid, p.agent_name, event.at), p.state, event.at)
+        return replace(room, agents=(*agents, joined))
     if p.is_person:
         people = tuple(x for x in room.people if x.identity != p.identity)
         first = room.first_person_at if room.first_person_at is not None else event.at
@@ -144,6 +146,7 @@ def _reconcile(room: Room, participants: Iterable[Participant], at: float, *, ke
             agent = known_agents.pop(p.identity, None) or Agent(
                 p.identity, p.sid, p.agent_name, p.joined_at or at
             )
+            agent = seen(agent, p.state, at)  # its `lk.agent.state`, since Warden first saw it
             if p.publishing and agent.active_at is None:  # its track_published may not have come yet
                 agent = replace(agent, active_at=at)
             agents.append(agent)

@@ -22,8 +22,9 @@ from functools import wraps
 
 from workers.core import job_signals
 from workers.core.events import DispatchInfo, Event, Fact, JobStatus
+from workers.core.liveness import STUCK_REASONS, stuck_agent, stuck_due
 from workers.core.presence import listed
-from workers.core.room import AgentView, Deadline, Phase, Policy, Reason, Recovery, Room
+from workers.core.room import Agent, AgentView, Deadline, Phase, Policy, Reason, Recovery, Room
 
 
 class Trigger(StrEnum):
@@ -61,6 +62,8 @@ LISTING_GRACE = 6.0
 # failure, so the wait is bounded.
 CONNECT_GRACE = 10.0
 _NOT_ENDED = (JobStatus.PENDING, JobStatus.RUNNING)
+# Deadlines that watch an agent that is there (`watch_agent`): its check decides for itself.
+WATCH_REASONS = (Reason.ACTIVE, *STUCK_REASONS)
 
 
 def for_current_attempt(step: Step) -> Rule:
@@ -90,22 +93,22 @@ def ask_livekit(room: Room, view: AgentView, fact: Fact, deadline: Deadline, pol
 def act_on_answer(room: Room, view: AgentView, fact: Fact, deadline: Deadline, policy: Policy) -> Room:
     """LiveKit's answer, trusted over the webhooks (they get lost): who is there, for the whole room, is
     what it lists (`presence.listed`, sparing joins the listing may predate). Then: remove one of two
-    copies, nothing to do, wait for a dispatch that may still bring its agent, evict a stalled
-    agent, re-dispatch, or give up when the re-dispatches are used up."""
+    copies, nothing to do, wait for a dispatch that may still bring its agent, evict a stalled (or
+    stuck: `workers.core.liveness`) agent, re-dispatch, or give up when the re-dispatches are used up."""
     room = listed(room, fact)
     if not fact.room_exists:
         return at_rest(room, view)
     if deadline.reason is Reason.DUPLICATE:
         return _remove_copy(room, view, fact, policy)
     ours = room.our_agents(policy)
-    stalled = deadline.reason is Reason.ACTIVE and bool(ours) and all(a.active_at is None for a in ours)
-    if (ours and not stalled) or not room.people:
+    stalled = _stalled(room, ours, deadline, fact, policy)
+    if (ours and stalled is None) or not room.people:
         return at_rest(room, view)
     mine = sorted(
         (d for d in fact.dispatches if d.agent_name == policy.agent_name), key=lambda d: d.created_at
     )
     given_up = bool(view.let_go) and all(d.id == view.let_go for d in mine)  # its deleted dispatch
-    if (given_up or (mine and job_signals.let_go(mine[-1]))) and not stalled:
+    if (given_up or (mine and job_signals.let_go(mine[-1]))) and stalled is None:
         # its job was cancelled, its dispatch deleted: no failure; a dispatch made later is seen then
         later = fact.at + max(policy.join_sla, job_signals.LET_GO_LOOK_AGAIN)
         return _with_deadline(room, replace(view, recovery=Recovery.NONE), later, deadline.reason)
@@ -122,7 +125,7 @@ def act_on_answer(room: Room, view: AgentView, fact: Fact, deadline: Deadline, p
         for d in mine
     )
     awaited = [u for u in graces if u is not None]
-    if awaited and not stalled:
+    if awaited and stalled is None:
         # LiveKit may have assigned that dispatch already: look again once it has had its time.
         waiting = replace(view, recovery=Recovery.NONE)
         return _with_deadline(room, waiting, max(awaited), deadline.reason)
@@ -137,9 +140,21 @@ def act_on_answer(room: Room, view: AgentView, fact: Fact, deadline: Deadline, p
         dispatch_metadata=mine[0].metadata if mine else view.dispatch_metadata,
         dispatch_attributes=mine[0].attributes if mine else view.dispatch_attributes,
     )
-    if stalled:
-        return room.put(replace(view, recovery=Recovery.EVICTING, evict=ours[0].identity))
+    if stalled is not None:
+        return room.put(replace(view, recovery=Recovery.EVICTING, evict=stalled.identity))
     return room.put(replace(view, recovery=Recovery.REDISPATCHING))
+
+
+def _stalled(
+    room: Room, ours: tuple[Agent, ...], deadline: Deadline, fact: Fact, policy: Policy
+) -> Agent | None:
+    """The agent of ours to remove at a watch deadline: for ACTIVE, the first when none has published
+    or sent a heartbeat; for a stuck state, the first still stuck by LiveKit's listing (`liveness`)."""
+    if deadline.reason is Reason.ACTIVE:
+        return ours[0] if ours and all(a.active_at is None for a in ours) else None
+    if deadline.reason in STUCK_REASONS:
+        return stuck_agent(room, policy, fact.at)
+    return None
 
 
 def _remove_copy(room: Room, view: AgentView, fact: Fact, policy: Policy) -> Room:
@@ -272,13 +287,35 @@ def _with_deadline(room: Room, view: AgentView, at: float, reason: Reason) -> Ro
 
 
 def watch_agent(room: Room, view: AgentView, event: Event, policy: Policy) -> Room:
-    """Our agent is there; with `active_sla` it must publish or heartbeat by an ACTIVE deadline."""
-    if policy.active_sla is None:
+    """Our agent is there; with `active_sla` it must publish or heartbeat by an ACTIVE deadline, and one
+    in a stuck-prone state (`liveness`) must leave it by a STUCK deadline: the earlier is watched."""
+    due = [] if policy.active_sla is None else [(_joined(room, policy) + policy.active_sla, Reason.ACTIVE)]
+    return _watch(room, view, event, policy, due)
+
+
+def watch_active(room: Room, view: AgentView, event: Event, policy: Policy) -> Room:
+    """Our agent is working: the incident, if any, is over; one in a stuck-prone state while people are
+    there (`liveness`) must leave it by a STUCK deadline."""
+    return _watch(room, view, event, policy, [])
+
+
+def _watch(
+    room: Room, view: AgentView, event: Event, policy: Policy, due: list[tuple[float, Reason]]
+) -> Room:
+    """Watch the earliest of `due` and the stuck deadline, if any (a deadline already set for it kept)."""
+    stuck = stuck_due(room, policy)
+    due = [*due, stuck] if stuck is not None else due
+    if not due:
         return resolved(room, view, event, policy)
-    if view.deadline is not None and view.deadline.reason is Reason.ACTIVE:
+    at, reason = min(due)
+    current = view.deadline
+    if current is not None and current.reason is reason and (reason is Reason.ACTIVE or current.at == at):
         return room  # already watched
-    joined = max(a.joined_at for a in room.our_agents(policy))
-    return _with_deadline(room, _reset(view), joined + policy.active_sla, Reason.ACTIVE)
+    return _with_deadline(room, _reset(view), at, reason)
+
+
+def _joined(room: Room, policy: Policy) -> float:
+    return max(a.joined_at for a in room.our_agents(policy))
 
 
 def remove_copy(room: Room, view: AgentView, event: Event, policy: Policy) -> Room:
@@ -293,15 +330,23 @@ def remove_copy(room: Room, view: AgentView, event: Event, policy: Policy) -> Ro
 def let_check_decide(room: Room, view: AgentView, event: Event, policy: Policy) -> Room:
     """A step under way while our agent is there: the stalled-agent check decides for itself; any
     other step (the agent was missing) is moot now."""
-    if view.deadline is not None and view.deadline.reason is Reason.ACTIVE:
+    if view.deadline is not None and view.deadline.reason in WATCH_REASONS:
         return room
     return watch_agent(room, view, event, policy)
+
+
+def let_stuck_decide(room: Room, view: AgentView, event: Event, policy: Policy) -> Room:
+    """A step under way while our agent is working: the stuck-agent check decides for itself (a stuck
+    agent may have published a track long ago); any other step is moot now."""
+    if view.deadline is not None and view.deadline.reason in STUCK_REASONS:
+        return room
+    return resolved(room, view, event, policy)
 
 
 def await_join(room: Room, view: AgentView, event: Event, policy: Policy) -> Room:
     """People wait for an agent: one must join `join_sla` after the first of them arrived (or after
     `room_started`, by policy). A deadline already set (but a stalled-agent one) keeps running."""
-    if view.deadline is not None and view.deadline.reason is not Reason.ACTIVE:
+    if view.deadline is not None and view.deadline.reason not in WATCH_REASONS:
         return room
     assert view.waiting_since is not None  # set on entering a waiting phase
     since = view.waiting_since
@@ -312,7 +357,7 @@ def await_join(room: Room, view: AgentView, event: Event, policy: Policy) -> Roo
 
 def await_rejoin(room: Room, view: AgentView, event: Event, policy: Policy) -> Room:
     """Our agent left while people remain: one must be back `rejoin_sla` after it left."""
-    if view.deadline is not None and view.deadline.reason is not Reason.ACTIVE:
+    if view.deadline is not None and view.deadline.reason not in WATCH_REASONS:
         return room
     assert view.waiting_since is not None  # set on entering a waiting phase
     return _with_deadline(room, view, view.waiting_since + policy.rejoin_sla, Reason.REJOIN)

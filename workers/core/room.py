@@ -50,6 +50,8 @@ class Reason(StrEnum):
     ACTIVE = "active"  # the agent joined but has not published or sent a heartbeat
     CONFIRM = "confirm"  # Warden re-dispatched; has the new agent arrived?
     DUPLICATE = "duplicate"  # two copies of the agent are in the room: the later one goes
+    STUCK_INITIALIZING = "stuck_initializing"  # its `lk.agent.state` has stayed `initializing` too long
+    STUCK_THINKING = "stuck_thinking"  # its `lk.agent.state` has stayed `thinking` too long
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,10 @@ class Policy:
     restart_grace: float = 20.0
     people_listed: int = 200  # people a room lists by identity; the rest are counted (`Room.people_unlisted`)
     discovering: bool = False  # the room's own watch before its agents are known: no agent is "ours"
+    # how long an agent may stay in its `lk.agent.state` of `initializing` / `thinking` while people are
+    # there before it counts as stalled (None: not judged by that state; `workers.core.liveness`)
+    stuck_initializing: float | None = 30.0
+    stuck_thinking: float | None = 60.0
 
     def counts(self, agent_name: str) -> bool:
         """Is an agent of this name "ours"? An agent that gives no name counts, so none is double-booked."""
@@ -88,6 +94,8 @@ class Agent:
     name: str
     joined_at: float
     active_at: float | None = None
+    state: str = ""  # its `lk.agent.state` as Warden last saw it ("" : never published, or not seen yet)
+    state_since: float | None = None  # when Warden first saw it in that state (LiveKit gives no time)
 
 
 @dataclass(frozen=True)

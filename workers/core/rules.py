@@ -30,6 +30,8 @@ class Rule:
     join_sla: float | None = None
     rejoin_sla: float | None = None
     active_sla: float | None = None
+    stuck_initializing: float | None = None  # `lk.agent.state` limits (`workers.core.liveness`); 0: off
+    stuck_thinking: float | None = None
     max_redispatches: int | None = None
     cloud_agent_id: str = ""  # what escalation restarts for these agents
     deploy_hook_url: str = ""
@@ -49,6 +51,9 @@ class Rule:
                 changes[key] = getattr(self, key)
         if self.active_sla is not None:
             changes["active_sla"] = self.active_sla or None  # 0 turns the stall check off
+        for key in ("stuck_initializing", "stuck_thinking"):
+            if getattr(self, key) is not None:
+                changes[key] = getattr(self, key) or None  # 0 turns that state's rule off
         if self.sip:
             changes["sla_from_room_start"] = False  # a caller's SLA runs from the caller's arrival
         return replace(policy, **changes) if changes else policy

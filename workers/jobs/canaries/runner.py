@@ -5,7 +5,7 @@ verdict to the agent's incidents.
 
 The wait ends at the agent's `participant_joined` webhook (`heard` pushes it to the run's list in
 Redis, which the run pops), or at a look at the room's participants every `POLL_SECONDS` (a quarter
-of the SLA when that is shorter) should a webhook be lost, or `LATE_FACTOR` times the SLA after the
+of the SLA when that is shorter) should a webhook be lost, or `canary.LATE_FACTOR` times the SLA after the
 dispatch: an agent later than its SLA fails the run but its time is still recorded.
 
 A run whose worker died is finished by the agent's next run (`interrupted`, its room deleted), which
@@ -35,7 +35,6 @@ from workers.store import canary_runs, incident_steps
 log = logging.getLogger("warden.canary")
 
 POLL_SECONDS = 2.0
-LATE_FACTOR = 2.0  # how long a run waits, in SLAs: a late agent's time is still worth knowing
 ARRIVALS_KEPT_SECONDS = 600
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
@@ -46,6 +45,13 @@ class CanaryReports(Protocol):
     async def canary_failed(self, agent: str, reason: str, room: str) -> None: ...
 
     async def canary_passed(self, agent: str) -> None: ...
+
+
+def lease_seconds(policy: CanaryPolicy, call_timeout: float) -> float:
+    """How long a run may hold its agent's lock: its wait, its calls to LiveKit (create, dispatch,
+    delete, a last look; each at most `call_timeout`), and its writes. A worker that dies holding it
+    delays the agent's next canary by at most this long."""
+    return canary.wait_seconds(policy) + 4 * call_timeout + 10.0
 
 
 def arrivals_key(room: str) -> str:
@@ -86,10 +92,10 @@ class Canaries:
         reports: CanaryReports,
         policies: Sequence[CanaryPolicy],
         clock: Callable[[], float],
-        lease_extra: float = 60.0,
+        call_timeout: float = 5.0,
     ) -> None:
         self.engine, self.redis, self.rooms, self.reports = engine, redis, rooms, reports
-        self.policies, self.clock, self.lease_extra = tuple(policies), clock, lease_extra
+        self.policies, self.clock, self.call_timeout = tuple(policies), clock, call_timeout
 
     async def tick(self) -> dict[str, str]:
         """Run every canary that is due, together; what each agent's came to."""
@@ -102,7 +108,7 @@ class Canaries:
         if not await self._due(policy):
             return "not due"
         key, token = f"warden:canary:lock:{policy.agent}", uuid.uuid4().hex
-        lease = policy.sla * LATE_FACTOR + self.lease_extra
+        lease = lease_seconds(policy, self.call_timeout)
         if not await self.redis.set(key, token, nx=True, px=int(lease * 1000)):
             return "busy"
         try:
@@ -152,7 +158,7 @@ class Canaries:
     async def _run(self, policy: CanaryPolicy) -> Run:
         run = await canary_runs.start(self.engine, policy.agent, self.clock())
         try:
-            await self.rooms.create_room(run.room, canary.EMPTY_TIMEOUT_SECONDS, canary.METADATA)
+            await self.rooms.create_room(run.room, canary.empty_timeout(policy), canary.METADATA)
             sent = self.clock()
             await self.rooms.dispatch(run.room, policy.agent, canary.METADATA)
         except UpstreamError as exc:
@@ -164,7 +170,7 @@ class Canaries:
         await self._delete(run.room)
         outcome = canary.verdict(policy, seconds)
         if seconds is None:
-            detail = f"the agent did not come within {policy.sla * LATE_FACTOR:g} s"
+            detail = f"the agent did not come within {canary.wait_seconds(policy):g} s"
         elif outcome is Outcome.FAILED:
             detail = f"the agent came after {seconds:.1f} s, past its {policy.sla:g} s"
         else:
@@ -173,7 +179,7 @@ class Canaries:
 
     async def _wait(self, room: str, policy: CanaryPolicy, sent: float) -> float | None:
         """Seconds from the dispatch to the agent in the room; None when it did not come in time."""
-        until = sent + policy.sla * LATE_FACTOR
+        until = sent + canary.wait_seconds(policy)
         key = arrivals_key(room)
         try:
             while (left := until - self.clock()) > 0:

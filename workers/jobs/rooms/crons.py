@@ -101,7 +101,7 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
     for sid, name in to_ask:
         room = rooms.get(sid)
         # The dispatches too where they can teach an agent: learned rooms with people in them.
-        looked = await _look(ctx, sid, name, room, dispatches=room is not None and _listens(room))
+        looked = await look(ctx, sid, name, room, dispatches=room is not None and _listens(room))
         if looked:
             confirmed.append(sid)
     await confirm(worker.engine, confirmed, effects.clock())
@@ -132,7 +132,7 @@ async def discover(ctx: dict[str, Any]) -> dict[str, int]:
     rooms = await load_rooms(worker.engine, [sid for sid, _ in due], legacy_agent=legacy)
     looked = []
     for sid, name in due:
-        if await _look(ctx, sid, name, rooms.get(sid), dispatches=True) is not None:
+        if await look(ctx, sid, name, rooms.get(sid), dispatches=True) is not None:
             looked.append(sid)
     await confirm(worker.engine, looked, clock())  # news or not, looked at now: next in its own time
     return {"due": len(due), "looked": len(looked)}
@@ -143,7 +143,7 @@ def _listens(room: Room) -> bool:
     return room.learned and room.someone_here and room.finished_at is None
 
 
-async def _look(
+async def look(
     ctx: dict[str, Any], sid: str, name: str, room: Room | None, *, dispatches: bool
 ) -> bool | None:
     """List who is in the room (and its `dispatches`) and record it as a reconciliation when that is news

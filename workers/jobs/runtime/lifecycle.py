@@ -210,6 +210,7 @@ async def startup(
                 reports=incidents,
                 policies=settings.canaries(),
                 clock=clock,
+                call_timeout=settings.warden_livekit_timeout_seconds,
             )
     ctx[CONTEXT_KEY] = WorkerContext(
         settings=settings,

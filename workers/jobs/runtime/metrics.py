@@ -51,7 +51,10 @@ LIVEKIT_ERRORS = Counter("warden_livekit_errors_total", "Failed LiveKit API call
 
 
 def breach_kind(breach: ReportBreach, view: AgentView) -> str:
-    """What the room's people lived through: no agent ever, an agent that left, or one that stalled."""
+    """What the room's people lived through: no agent ever, an agent that left, one that stalled, or
+    one stuck in its state."""
+    if breach.reason in ("stuck_initializing", "stuck_thinking"):
+        return breach.reason  # its `lk.agent.state` stayed put (`workers.core.liveness`)
     if breach.reason == "active" or view.recovery is Recovery.EVICTING or view.evict:
         return "stalled"
     return "never_joined" if view.agent_joined_at is None else "left"

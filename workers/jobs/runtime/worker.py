@@ -9,16 +9,17 @@ from typing import Any
 from arq import cron
 from arq.worker import func
 
-from workers.jobs.canaries.runner import LATE_FACTOR
+from workers.jobs.canaries.runner import lease_seconds
 from workers.jobs.delivery.dead_letters import Job, dead_lettered
 from workers.jobs.delivery.incident_reports import INCIDENT_REPORT_TIMEOUT_SECONDS, report_to_incident
 from workers.jobs.rooms.crons import canaries, discover, prune, reconcile, sweep
 from workers.jobs.rooms.jobs import apply_webhook, heartbeat, on_deadline
+from workers.jobs.rooms.liveness import liveness
 from workers.jobs.runtime.lifecycle import shutdown, startup
 from workers.jobs.runtime.metrics import timed_job
 from workers.jobs.runtime.retry import JOB_TIMEOUT_SECONDS, MAX_TRIES
 from workers.queue.jobs import APPLY_WEBHOOK, ESCALATE, HEARTBEAT, ON_DEADLINE, REPORT_TO_INCIDENT
-from workers.settings import DISCOVER_TICK_SECONDS, Settings
+from workers.settings import DISCOVER_TICK_SECONDS, LIVENESS_TICK_SECONDS, Settings
 
 
 def _job(name: str, job: Job) -> Job:
@@ -32,8 +33,16 @@ def _canary_crons(settings: Settings) -> list[Any]:
     policies = settings.canaries()
     if not policies:
         return []
-    longest = max(p.sla for p in policies) * LATE_FACTOR + 60  # a run's wait, its calls and its report
+    longest = max(lease_seconds(p, settings.warden_livekit_timeout_seconds) for p in policies)
     return [cron(timed_job(canaries), second=set(range(60)), unique=True, timeout=longest)]
+
+
+def _liveness_crons(settings: Settings) -> list[Any]:
+    """The agents' state looked at (`WARDEN_LIVENESS_SECONDS`; 0: never, but at checks and reconciliation)."""
+    if not settings.warden_liveness_seconds:
+        return []
+    every = set(range(0, 60, LIVENESS_TICK_SECONDS))
+    return [cron(timed_job(liveness), second=every, unique=True)]
 
 
 def worker_settings(settings: Settings) -> dict[str, Any]:
@@ -62,6 +71,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
             cron(timed_job(discover), second=set(range(0, 60, DISCOVER_TICK_SECONDS)), unique=True),
             cron(timed_job(prune), second={7, 22, 37, 52}, unique=True, run_at_startup=True),  # retention
             *_canary_crons(settings),
+            *_liveness_crons(settings),
         ],
         "queue_name": settings.warden_queue_name,
         "redis_settings": settings.arq_redis(),

@@ -1,0 +1,97 @@
+"""The agent's own state (`lk.agent.state`, issue 26) through the worker's jobs: the liveness cron sees
+it (no webhook does), a stuck agent is replaced with its dispatch's metadata and the replacement left
+alone, a healthy one is never touched, and LiveKit sees a bounded number of calls a second."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from tests.support.jobs_world import AGENT, JOIN_AFTER, World, jobs_world
+
+ROOM = "call-7"
+CRONS = ("sweep", "liveness")
+
+
+async def served(world: World, room: str = ROOM, identity: str = "notetaker-0") -> None:
+    """Alice, and the agent serving the application's dispatch (metadata `{"lang": "fr"}`), publishing."""
+    world.livekit.app_dispatch(room, AGENT, metadata='{"lang": "fr"}')
+    await world.person_joins(room)
+    await world.agent_joins(room, identity)
+    await world.agent_publishes(room, identity)
+
+
+async def first_look(world: World) -> float:
+    """Wait for the next liveness look at the room (within its 15-s period); when it was."""
+    since = world.clock.now
+    await world.wait(15)
+    return next(at for at, _ in world.livekit.asked if at > since)
+
+
+async def test_an_agent_stuck_initializing_is_replaced_and_the_replacement_left_alone(tmp_path: Path) -> None:
+    async with jobs_world(tmp_path, crons=CRONS, warden_liveness_seconds=15) as world:
+        await served(world)
+        world.livekit.set_state(ROOM, "notetaker-0", "initializing")
+        seen_at = await first_look(world)  # initializing since then
+        assert "reconciled" in await world.timeline(ROOM)
+        await world.wait(seen_at + 30 - 0.1 - world.clock.now)
+        assert world.livekit.evicted == []
+        await world.wait(0.1)  # 30 s after Warden first saw it initializing
+        assert world.livekit.evicted == [(ROOM, "notetaker-0")]
+        assert world.livekit.dispatched == [(ROOM, AGENT)]
+        (dispatch,) = world.livekit.dispatches(ROOM, AGENT)
+        assert dispatch.metadata == '{"lang": "fr"}'
+        await world.wait(JOIN_AFTER)
+        (replacement,) = world.livekit.agents_in(ROOM)
+        world.livekit.set_state(ROOM, replacement, "initializing")
+        await world.wait(20)  # it is starting up: a clock of its own, from the look that saw it
+        world.livekit.set_state(ROOM, replacement, "listening")
+        await world.wait(300)
+        assert world.livekit.evicted == [(ROOM, "notetaker-0")]
+        assert world.livekit.dispatched == [(ROOM, AGENT)]
+        timeline = await world.timeline(ROOM)
+        assert timeline.count("Evict") == 1 and timeline.count("Redispatch") == 1
+
+
+async def test_a_listening_agent_is_never_touched(tmp_path: Path) -> None:
+    async with jobs_world(tmp_path, crons=CRONS, warden_liveness_seconds=15) as world:
+        await served(world)
+        world.livekit.set_state(ROOM, "notetaker-0", "listening")
+        await world.wait(600)
+        assert (world.livekit.evicted, world.livekit.dispatched) == ([], [])
+        assert len(world.livekit.asked) >= 600 / 15 - 1  # looked at all along
+        assert (await world.timeline(ROOM)).count("reconciled") == 1  # recorded once: the news
+
+
+async def test_an_agent_stuck_thinking_for_a_minute_is_replaced(tmp_path: Path) -> None:
+    async with jobs_world(tmp_path, crons=CRONS, warden_liveness_seconds=15) as world:
+        await served(world)
+        world.livekit.set_state(ROOM, "notetaker-0", "thinking")
+        seen_at = await first_look(world)
+        await world.wait(seen_at + 60 - 0.1 - world.clock.now)
+        assert world.livekit.evicted == []
+        await world.wait(0.1)
+        assert world.livekit.evicted == [(ROOM, "notetaker-0")]
+
+
+async def test_liveness_looks_are_bounded_in_calls_a_second_and_the_period_stretches(tmp_path: Path) -> None:
+    async with jobs_world(
+        tmp_path, crons=CRONS, warden_liveness_seconds=15, warden_liveness_calls_per_second=2
+    ) as world:
+        rooms = [f"call-{i}" for i in range(40)]
+        for i, room in enumerate(rooms):
+            await served(world, room, f"notetaker-{i}")
+        world.livekit.asked.clear()
+        await world.wait(60)
+        per_second = Counter(int(at) for at, _ in world.livekit.asked)
+        assert max(per_second.values()) <= 2
+        looks = Counter(room for _, room in world.livekit.asked)
+        assert set(looks) == set(rooms) and min(looks.values()) >= 2  # each every 20 s, not 15
+
+
+async def test_liveness_0_turns_the_looks_off(tmp_path: Path) -> None:
+    async with jobs_world(tmp_path, crons=CRONS, warden_liveness_seconds=0) as world:
+        await served(world)
+        world.livekit.set_state(ROOM, "notetaker-0", "initializing")
+        await world.wait(120)
+        assert (world.livekit.asked, world.livekit.evicted) == ([], [])

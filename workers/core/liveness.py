@@ -1,0 +1,72 @@
+"""The agent's own state: agents built on LiveKit's agents framework publish it as the participant
+attribute `lk.agent.state` (`initializing`, `idle`, `listening`, `thinking`, `speaking`). Pure, like
+`workers.core.machine`, whose recovery rules ask this module when an agent is stuck.
+
+The rules, in plain words:
+
+1. No webhook reports an attribute's change, so Warden sees the state only when it lists the room's
+   participants (a deadline's check, reconciliation, the liveness look) or in a join's webhook. An
+   agent's state is "since" when Warden first saw it in that state (LiveKit stamps no time on
+   attributes): a look that finds it unchanged keeps the time, one that finds another state restarts it.
+2. `initializing` held for the policy's `stuck_initializing` seconds, or `thinking` for
+   `stuck_thinking`, while people are in the room, is a stall (`Reason.STUCK_INITIALIZING`,
+   `Reason.STUCK_THINKING`): the agent is removed and re-dispatched as a stalled one is. `listening`,
+   `idle` and `speaking` are healthy; an agent that never publishes the attribute is judged as before
+   (joined, active, heartbeat). None (a rule's 0) turns a state's rule off.
+3. A stuck deadline is set at the state's "since" plus its limit; when it passes Warden asks LiveKit
+   first, and acts only if the agent is still in a stuck state past its limit by what LiveKit lists then.
+   A replacement has a state clock of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from workers.core.room import Agent, Policy, Reason, Room
+
+INITIALIZING = "initializing"
+THINKING = "thinking"
+STATES = ("initializing", "idle", "listening", "thinking", "speaking")
+STUCK_REASONS = (Reason.STUCK_INITIALIZING, Reason.STUCK_THINKING)
+_REASON = {INITIALIZING: Reason.STUCK_INITIALIZING, THINKING: Reason.STUCK_THINKING}
+
+
+def limit(state: str, policy: Policy) -> float | None:
+    """How long an agent may stay in `state` (None: as long as it likes)."""
+    if state == INITIALIZING:
+        return policy.stuck_initializing
+    if state == THINKING:
+        return policy.stuck_thinking
+    return None
+
+
+def seen(agent: Agent, state: str, at: float) -> Agent:
+    """`agent` as a listing (or a join) taken at `at` shows it in `state`: since `at` if that is news."""
+    if state == agent.state:
+        return agent
+    return replace(agent, state=state, state_since=at if state else None)
+
+
+def _due(agent: Agent, policy: Policy) -> tuple[float, Reason] | None:
+    allowed = limit(agent.state, policy)
+    if allowed is None or agent.state_since is None:
+        return None
+    return agent.state_since + allowed, _REASON[agent.state]
+
+
+def stuck_due(room: Room, policy: Policy) -> tuple[float, Reason] | None:
+    """When the first of our agents in a stuck-prone state would be stuck, and why; None when none is,
+    or nobody is in the room (an agent alone may think as long as it likes)."""
+    if not room.someone_here:
+        return None
+    due = [d for d in (_due(a, policy) for a in room.our_agents(policy)) if d is not None]
+    return min(due, default=None)
+
+
+def stuck_agent(room: Room, policy: Policy, at: float) -> Agent | None:
+    """The first of our agents stuck at `at` (in a stuck-prone state past its limit), if any."""
+    for agent in room.our_agents(policy):
+        due = _due(agent, policy)
+        if due is not None and due[0] <= at:
+            return agent
+    return None

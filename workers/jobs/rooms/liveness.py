@@ -1,0 +1,75 @@
+"""The `liveness` cron: each room with people and a present agent is looked at (ListParticipants) about
+every `WARDEN_LIVENESS_SECONDS`, so that Warden sees its agents' `lk.agent.state` (no webhook reports an
+attribute's change) and a stuck one is found (`workers.core.liveness`).
+
+It runs every `LIVENESS_TICK_SECONDS` (one worker a tick) and takes the next rooms in turn (by sid, from
+a cursor kept in Redis): as many a tick as spread the rooms over the period, at most four times
+`Settings.liveness_batch` (rooms with no agent there, or nobody else, cost no call), and calls LiveKit
+for `Settings.liveness_batch` of them at most: LiveKit sees at most `WARDEN_LIVENESS_CALLS_PER_SECOND`
+calls a second however many rooms there are; with more rooms than that allows in one period, each is
+looked at less often. A look is recorded as a reconciliation only when it is news; nothing is written
+otherwise (the rooms' `confirmed_at` is reconciliation's, which takes rooms confirmed least recently
+first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from workers.core.room import Phase, Room
+from workers.jobs.rooms.crons import look
+from workers.jobs.runtime.context import context
+from workers.settings import LIVENESS_TICK_SECONDS
+from workers.store.liveness import candidate_count, candidates_after
+from workers.store.queries import load_rooms
+
+CURSOR_KEY = "warden:liveness:cursor"  # the sid of the last room taken
+CONCURRENT_LOOKS = 16  # calls in flight at once within a tick
+TAKEN_PER_CALL = 4  # rooms a tick may take per call it may make (rooms waiting for an agent cost none)
+_HERE = (Phase.AGENT_PRESENT, Phase.AGENT_ACTIVE)
+
+
+def share(tick: int, rooms: int, period: float) -> int:
+    """How many of `rooms` the tick numbered `tick` takes so that each is taken once per `period`
+    seconds: the ticks' shares add up to `rooms` over any `period` (one room in a 15-s period: one tick
+    in fifteen takes it)."""
+    per_tick = rooms * LIVENESS_TICK_SECONDS / period
+    return int((tick + 1) * per_tick) - int(tick * per_tick)
+
+
+def _watched(room: Room) -> bool:
+    """Does the room have people and an expected agent of its present (its state worth a look)?"""
+    return room.someone_here and any(v.phase in _HERE for v in room.views)
+
+
+async def liveness(ctx: dict[str, Any]) -> dict[str, int]:
+    """Cron: look at this tick's share of the rooms an agent may be in (news is recorded); how many
+    were taken and how many looked at (a room with no agent there or nobody else is passed over)."""
+    worker = context(ctx)
+    settings, engine, redis = worker.settings, worker.engine, ctx["redis"]
+    tick = int(worker.effects.clock()) // LIVENESS_TICK_SECONDS
+    total = await candidate_count(engine)
+    batch = settings.liveness_batch
+    wanted = min(batch * TAKEN_PER_CALL, share(tick, total, settings.warden_liveness_seconds))
+    if not wanted:
+        return {"taken": 0, "looked": 0}
+    cursor = await redis.get(CURSOR_KEY)
+    taken = await candidates_after(engine, cursor.decode() if cursor else "", wanted)
+    if len(taken) < wanted:  # the end of the rooms: on from the first
+        taken += [r for r in await candidates_after(engine, "", wanted - len(taken)) if r not in taken]
+    if not taken:
+        return {"taken": 0, "looked": 0}
+    rooms = await load_rooms(engine, [sid for sid, _ in taken], legacy_agent=worker.rules.legacy_agent)
+    due = [(sid, name) for sid, name in taken if sid in rooms and _watched(rooms[sid])]
+    # At most `batch` calls: the rooms after the last one looked at are the next tick's.
+    await redis.set(CURSOR_KEY, due[batch - 1][0] if len(due) > batch else taken[-1][0])
+    due = due[:batch]
+    gate = asyncio.Semaphore(CONCURRENT_LOOKS)
+
+    async def one(sid: str, name: str) -> bool | None:
+        async with gate:
+            return await look(ctx, sid, name, rooms[sid], dispatches=False)
+
+    answers = await asyncio.gather(*(one(sid, name) for sid, name in due))
+    return {"taken": len(taken), "looked": sum(a is not None for a in answers)}
