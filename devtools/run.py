@@ -42,7 +42,11 @@ REFRESH_SECONDS = 1.0
 DEMO_AGENT = "demo-agent"
 # After the outage, a quiet night (no new rooms from 150 s for 100 s) in which the agent's deployment falls
 # asleep, once, after 15 s without a dispatch: no person waits, and a canary (every 20 s) finds it asleep.
-DEMO_FAILURES = "never-joins:0.2,leaves:0.1,stalls:0.1,stuck:0.05,outage:60+40,quiet:150+100,sleepy:15x1"
+# Then its workers are full for 30 s (from 280 s): LiveKit refuses its jobs (JSR_NO_CAPACITY), a capacity
+# incident with no restart, resolved once the re-dispatches are served.
+DEMO_FAILURES = (
+    "never-joins:0.2,leaves:0.1,stalls:0.1,stuck:0.05,outage:60+40,quiet:150+100,sleepy:15x1,full:280+30"
+)
 # Short SLAs so that a newcomer sees recoveries in the first minute; an outage is 3 rooms failing.
 DEMO_SECOND_AGENT = "notetaker"
 DEMO_RULES = Path(__file__).with_name("demo-rules.toml")

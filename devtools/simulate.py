@@ -61,7 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--failure",
         type=_failures,
         default=FailurePlan(),
-        help="e.g. never-joins:0.1,stuck:0.05,outage:30+20,quiet:90+60,sleepy:15",
+        help="e.g. never-joins:0.1,stuck:0.05,outage:30+20,quiet:90+60,sleepy:15,full:120+30",
     )
     p.add_argument("--meeting", type=_range, default=(20.0, 40.0), help="meeting length MIN-MAX s (20-40)")
     p.add_argument("--port", type=int, default=7880, help="the stand-in LiveKit's port (default 7880)")
@@ -140,6 +140,8 @@ def summary(report: Report) -> Table:
     table.add_row("Warden: Cloud agent restarts", str(report.restarts), "")
     if report.swallowed:
         table.add_row("dispatches a sleeping deployment swallowed", str(report.swallowed), "")
+    if report.refused:
+        table.add_row("jobs a full deployment refused (JSR_NO_CAPACITY)", str(report.refused), "")
     if report.webhook_errors:
         table.add_row("[red]webhooks not accepted[/red]", str(report.webhook_errors), "")
     return table

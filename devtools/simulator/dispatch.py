@@ -17,6 +17,8 @@ livekit-agents 1.8.9 workers were measured to behave (`../shared/LIVEKIT.md`, is
   not yet connected is not removed: if its entrypoint keeps running it still joins, and stays until
   livekit-agents ends the job `entrypoint_grace` (15 s) after the termination.
 - The open-source server sends no `agent_job_*` webhooks and never re-dispatches a job by itself.
+- Newer servers say why a job is in its status (`JobState.reason`): opt-in, in `job_states.py` (a
+  deployment that is full, LiveKit retrying an assignment, a cancelled job).
 - A dispatch of an agent whose deployment is asleep (`deployments.py`) is offered to no worker.
 """
 
@@ -33,6 +35,7 @@ from livekit.protocol import agent_dispatch as ad
 from devtools.simulator.agent_states import SILENT, States
 from devtools.simulator.base import TwirpFailure, room_sid
 from devtools.simulator.deployments import Deployments
+from devtools.simulator.job_states import JobStates
 from devtools.simulator.rooms import Rooms
 
 JOB_LISTING_LAG = 5.0  # seconds from a worker's accept to the job in ListDispatch (5.0-5.1 s) [real]
@@ -73,10 +76,12 @@ class Job:
     listed_at: float  # ListDispatch shows it from then on
     worker: Worker | None = None
     terminated_at: float | None = None
+    status: int = agent.JobStatus.JS_RUNNING  # as listed (`job_states.py`: pending, refused, cancelled)
+    reason: int = agent.JobStateReason.JSR_UNSPECIFIED
 
 
 @dataclass
-class Dispatches(Rooms, Deployments):
+class Dispatches(Rooms, Deployments, JobStates):
     dispatches: dict[str, ad.AgentDispatch] = field(default_factory=dict)  # live ones, by id
     jobs: dict[str, Job] = field(default_factory=dict)  # dispatch id -> its job
     workers: list[Worker] = field(default_factory=list)
@@ -170,16 +175,46 @@ class Dispatches(Rooms, Deployments):
         self.dispatches[dispatch.id] = dispatch
         if not self._answers(dispatch.id, agent_name):
             return dispatch  # its deployment is asleep: no worker takes it (`deployments.py`)
+        if self.full(agent_name):  # full: refused for want of capacity (`job_states.py`)
+            self._pending(dispatch, agent.JobStateReason.JSR_NO_CAPACITY, self.job_listing_lag)
+            self.refused_ids.add(dispatch.id)
+            return dispatch
         able = [w for w in self.workers if w.agent_name == agent_name and w.load < FULL_LOAD]
         if able:
             worker = min(able, key=lambda w: w.load)
             generation = self._generation.get(room)
-            self._later(worker.accept_after, lambda: self._assign(dispatch, worker, generation))
+            retrying = self.retry_for.get(agent_name, 0.0)
+            if retrying:  # LiveKit retries the assignment itself first (`job_states.py`)
+                self._pending(dispatch, agent.JobStateReason.JSR_RETRYING, 0.0)
+            delay = retrying + worker.accept_after
+            self._later(delay, lambda: self._assign(dispatch, worker, generation))
         return dispatch
+
+    def _pending(self, dispatch: ad.AgentDispatch, reason: int, lag: float) -> None:
+        """A job no worker has: JS_PENDING for `reason`, listed `lag` from now."""
+        now, job_id = self._now(), f"AJ_{next(self._ids)}"
+        self.jobs[dispatch.id] = Job(
+            job_id, dispatch.id, dispatch.room, dispatch.agent_name, "", now, now + lag, None, None,
+            agent.JobStatus.JS_PENDING, reason,
+        )  # fmt: skip
+
+    def cancel_job(self, dispatch_id: str) -> None:
+        """The dispatch's job is cancelled (JS_CANCELLED), and terminated; the dispatch stays listed."""
+        job = self.jobs.get(dispatch_id)
+        if job is None:  # not assigned yet: a cancelled job with no worker, listed as any job
+            dispatch = self.dispatches[dispatch_id]
+            self._pending(dispatch, agent.JobStateReason.JSR_UNSPECIFIED, self.job_listing_lag)
+            job = self.jobs[dispatch_id]
+        job.status = agent.JobStatus.JS_CANCELLED
+        if job.terminated_at is None and job.worker is not None:
+            self._terminate(job)
 
     def _assign(self, dispatch: ad.AgentDispatch, worker: Worker, generation: int | None) -> None:
         if not self._alive(dispatch.room, generation):
             return
+        before = self.jobs.get(dispatch.id)
+        if before is not None and before.status == agent.JobStatus.JS_CANCELLED:
+            return  # cancelled before a worker took it
         now, job_id = self._now(), f"AJ_{next(self._ids)}"
         job = Job(
             job_id,
@@ -274,7 +309,8 @@ class Dispatches(Rooms, Deployments):
             agent_name=dispatch.agent_name,
             metadata=dispatch.metadata,
         )
-        added.state.status = agent.JobStatus.JS_RUNNING
+        added.state.status = job.status  # type: ignore[assignment]
+        added.state.reason = job.reason  # type: ignore[assignment]
         added.state.participant_identity = job.identity
         added.state.worker_id = job.worker.id if job.worker is not None else ""
         added.state.started_at = added.state.updated_at = int(job.assigned_at * 1e9)

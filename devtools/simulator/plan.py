@@ -7,6 +7,8 @@ answers no dispatch for LENGTH seconds or until the Cloud agent is restarted; `q
 no new room for LENGTH seconds (a quiet night: only canaries dispatch the agent then); `sleepy:SECONDS`
 gives the agent's deployment a quiet spell of SECONDS after which it falls asleep and swallows its next
 dispatches until restarted (`deployments.py`); `sleepy:SECONDSxTIMES` only TIMES times.
+`full:START+LENGTH`: the agent's deployment is full for LENGTH seconds: LiveKit refuses each job for want of
+capacity (JSR_NO_CAPACITY, `job_states.py`), and no agent comes for it; a restart changes nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 FATES = ("never_joins", "leaves", "stalls", "stuck")
-KNOWN = "never-joins, leaves, stalls, stuck, outage, quiet, sleepy"
+KNOWN = "never-joins, leaves, stalls, stuck, outage, quiet, sleepy, full"
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class FailurePlan:
     sleepy: float | None = None  # the agent's deployment falls asleep after this many quiet seconds
     sleeps: int | None = None  # ... only this many times (None: after every quiet spell)
     stuck: float = 0.0  # the first agent joins, publishes, and its `lk.agent.state` stays initializing
+    full: Outage | None = None  # a spell in which the agent's workers are full (jobs refused)
 
     def fate(self, rng: random.Random) -> str:
         roll = rng.random()
@@ -55,15 +58,15 @@ class FailurePlan:
 
 
 def parse_failures(text: str) -> FailurePlan:
-    """`never-joins:0.1,leaves:0.05,stalls:0.05,outage:30+20,quiet:150+90,sleepy:20` (shares of rooms;
-    outage and quiet START+LENGTH s; sleepy SECONDS or SECONDSxTIMES)."""
+    """`never-joins:0.1,leaves:0.05,stalls:0.05,outage:30+20,quiet:150+90,sleepy:20,full:300+30` (shares
+    of rooms; outage, quiet and full START+LENGTH s; sleepy SECONDS or SECONDSxTIMES)."""
     values: dict[str, Any] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, sep, value = part.partition(":")
         key = name.strip().replace("-", "_")
         if not sep:
             raise ValueError(f"'{part}': expected NAME:VALUE")
-        if key in ("outage", "quiet"):
+        if key in ("outage", "quiet", "full"):
             values[key] = _window(part, key, value)
         elif key == "sleepy":
             seconds, times_given, times = value.partition("x")

@@ -17,11 +17,13 @@ lasts a while, the person leaves, `room_finished`. What happens to the agent is 
   its state as livekit-agents does, `initializing` then `listening` (`agent_states.py`);
 and during an outage (`outage:START+LENGTH`, seconds into the run; `Outage.every` repeats it) no dispatch
 is answered until the outage ends or Warden restarts the Cloud agent (`RestartAgent`). A quiet spell
-(`quiet:START+LENGTH`) starts no room; with `sleepy:SECONDS` the agent's deployment falls asleep after
-that long without a dispatch and answers none until restarted (`deployments.py`): a quiet night that only
-Warden's canaries (rooms it makes with CreateRoom, which the stand-in serves as any room) can catch. The
-second agent has a fate of its own (never_joins with the same share, else ok), so that a room where the
-first agent came and the second did not shows Warden re-dispatching the second only.
+(`quiet:START+LENGTH`) starts no room; while the agent's workers are full (`full:START+LENGTH`) each
+job of it is refused for want of capacity (JSR_NO_CAPACITY) and nobody comes; with `sleepy:SECONDS` the
+agent's deployment falls asleep after that long without a dispatch and answers none until restarted
+(`deployments.py`): a quiet night that only Warden's canaries (rooms it makes with CreateRoom, which the
+stand-in serves as any room) can catch. The second agent has a fate of its own (never_joins with the same
+share, else ok), so that a room where the first agent came and the second did not shows Warden
+re-dispatching the second only.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ class Report:
     evictions: int = 0
     restarts: int = 0
     swallowed: int = 0  # dispatches a sleeping deployment took and never answered
+    refused: int = 0  # dispatches whose job a full deployment refused (JSR_NO_CAPACITY)
     webhooks: int = 0
     webhook_errors: int = 0
 
@@ -109,6 +112,8 @@ class Simulation:
         self.fake.on_webhook = InOrder(self.webhook)  # what LiveKit does itself: evictions, a room re-made
         if self.plan.sleepy is not None:  # the agent's deployment falls asleep after a quiet spell
             self.fake.deployment(self.agent_name, sleep_after=self.plan.sleepy, sleeps=self.plan.sleeps)
+        if self.plan.full is not None:  # the agent's workers are full for a while: jobs refused
+            self.fake.full_now = self.full_now
 
     async def run(self, rooms: int, *, over: float) -> Report:
         """`rooms` rooms arriving evenly over `over` seconds; returns when every meeting has ended."""
@@ -137,11 +142,18 @@ class Simulation:
         self.report.evictions = sum(1 for method, _ in self.fake.calls if method == "RemoveParticipant")
         self.report.restarts = len(self.fake.restarts)
         self.report.swallowed = len(self.fake.swallowed_ids)
+        self.report.refused = len(self.fake.refused_ids)
         return self.report
 
     def quiet_now(self) -> bool:
         quiet = self.plan.quiet
         return quiet is not None and quiet.index(time.monotonic() - self._started) is not None
+
+    def full_now(self, agent_name: str) -> bool:
+        """Are `agent_name`'s workers full now (`full:START+LENGTH`)?"""
+        full = self.plan.full
+        elapsed = time.monotonic() - self._started
+        return agent_name == self.agent_name and full is not None and full.index(elapsed) is not None
 
     def outage_now(self) -> bool:
         index = self._outage()
@@ -195,6 +207,8 @@ class Simulation:
             self._on_second_dispatch(dispatch)
             return
         self._dispatched[room] += 1
+        if self.fake.refused(dispatch.id):
+            return  # refused for want of capacity: nobody comes
         if self.fake.swallowed(dispatch.id):
             self._tell_asleep(dispatch)
             return

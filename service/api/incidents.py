@@ -28,6 +28,8 @@ def incident_summary(incident: Incident) -> dict[str, Any]:
         "restarted_at": iso(incident.restarted_at),
         "rooms": len(incident.rooms),
         "rooms_waiting": incident.waiting_rooms,
+        "kind": incident.kind,
+        "worker_ids": [worker for worker, _ in incident.workers],
     }
 
 

@@ -172,6 +172,16 @@ INCIDENT_FIELDS: dict[str, Schema] = {
     "restarted_at": MAYBE_TIME,
     "rooms": {"type": "integer", "minimum": 0, "description": "how many rooms it took in"},
     "rooms_waiting": {"type": "integer", "minimum": 0, "description": "its rooms still without their agent"},
+    "kind": {
+        "type": "string",
+        "enum": ["outage", "capacity"],
+        "description": "outage: its workers are gone (restarted); capacity: full (never restarted)",
+    },
+    "worker_ids": {
+        "type": "array",
+        "items": STRING,
+        "description": "workers that took 3 jobs in the window whose agent never came",
+    },
 }
 INCIDENT_ROOM = obj(
     "A room in an incident", {"sid": STRING, "name": STRING, "added_at": TIME, "recovered_at": MAYBE_TIME}

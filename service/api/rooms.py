@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from service.api.auth import admin_only
-from workers.core.events import INTERNAL_KINDS, JobStatus, ParticipantKind
+from workers.core.events import INTERNAL_KINDS, JobReason, JobStatus, ParticipantKind
 from workers.core.personal import mask_identity, mask_phone
 from workers.core.room import AgentView, Phase, Policy, Room, time_to_agent
 from workers.store.log_rows import ACTION_KIND
@@ -135,8 +135,7 @@ def _fact_detail(fact: dict[str, Any]) -> dict[str, Any]:
         detail["participants"] = [p["identity"] for p in fact["participants"]]
     if fact.get("dispatches"):
         detail["dispatches"] = [
-            {"id": d["id"], "agent_name": d["agent_name"], "jobs": [_job_status(x) for x in d["statuses"]]}
-            for d in fact["dispatches"]
+            {"id": d["id"], "agent_name": d["agent_name"], "jobs": _jobs(d)} for d in fact["dispatches"]
         ]
     for key in ("agent", "dispatch_id", "error"):
         if fact.get(key):
@@ -144,6 +143,30 @@ def _fact_detail(fact: dict[str, Any]) -> dict[str, Any]:
     if fact.get("room_exists") is False:
         detail["room_exists"] = False
     return detail
+
+
+def _jobs(dispatch: dict[str, Any]) -> list[str]:
+    """A listed dispatch's jobs, each as its status, and LiveKit's reason and the worker that took it
+    when it gave them: "PENDING (NO_CAPACITY)", "RUNNING on AW_1" (a fact from before issue 26: the
+    statuses alone)."""
+    if not dispatch.get("jobs"):
+        return [_job_status(x) for x in dispatch.get("statuses", ())]
+    lines = []
+    for job in dispatch["jobs"]:
+        line = _job_status(job.get("status", 0))
+        if job.get("reason"):
+            line += f" ({_job_reason(job['reason'])})"
+        if job.get("worker_id"):
+            line += f" on {job['worker_id']}"
+        lines.append(line)
+    return lines
+
+
+def _job_reason(reason: int) -> str:
+    try:
+        return JobReason(reason).name
+    except ValueError:
+        return str(reason)
 
 
 def _job_status(status: int) -> str:

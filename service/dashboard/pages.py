@@ -267,6 +267,8 @@ async def incidents_page(request: Request) -> Response:
                 for sid, name, _, recovered in i.rooms
             ],
             "waiting": i.waiting_rooms,
+            "kind": i.kind,
+            "workers": [fit(worker) for worker, _ in i.workers],
             "actions": [
                 {"at": at, "action": action, "outcome": fit(outcome, TEXT_CHARS)}
                 for at, action, outcome in i.actions

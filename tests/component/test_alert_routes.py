@@ -132,6 +132,8 @@ async def test_one_incident_reaches_pagerduty_opsgenie_the_webhook_and_slack_fie
             "agent": AGENT,
             "rooms_affected": [ROOM],
             "warden_is_doing": RESTART,
+            "kind": "outage",
+            "worker_ids": [],
         },
     }
     assert trigger == {"routing_key": ROUTING_KEY, "event_action": "trigger", "dedup_key": incident.id}
@@ -149,6 +151,8 @@ async def test_one_incident_reaches_pagerduty_opsgenie_the_webhook_and_slack_fie
         "agent": AGENT,
         "rooms_affected": ROOM,
         "warden_is_doing": RESTART,
+        "kind": "outage",
+        "worker_ids": "",
     }
     assert (alert["entity"], alert["source"], alert["priority"]) == (AGENT, "Warden", "P1")
     assert close.json()["source"] == "Warden"
@@ -169,6 +173,8 @@ async def test_one_incident_reaches_pagerduty_opsgenie_the_webhook_and_slack_fie
             "summary",
             "rooms",
             "warden_is_doing",
+            "kind",
+            "worker_ids",
         }
         assert (event.json()["incident_id"], event.json()["agent_name"]) == (incident.id, AGENT)
     first = events[0].json()

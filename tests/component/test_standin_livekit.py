@@ -8,16 +8,18 @@ missing room, no `agent_job_*` webhook and no re-dispatch of its own."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from livekit.api import CreateAgentDispatchRequest, ListParticipantsRequest, LiveKitAPI, TwirpError
-from livekit.protocol.agent import JobStatus
-from livekit.protocol.agent_dispatch import AgentDispatch
+from livekit.protocol.agent import JobStateReason, JobStatus
+from livekit.protocol.agent_dispatch import AgentDispatch, ListAgentDispatchRequest
 from livekit.protocol.models import ParticipantInfo
 from livekit.protocol.room import ListRoomsRequest, RoomParticipantIdentity
 
@@ -30,8 +32,10 @@ from devtools.simulator.livekit import (
     ManualClock,
     faithful,
 )
+from devtools.simulator.plan import Outage, parse_failures
 from devtools.simulator.scenarios import cold_start
 from devtools.simulator.serving import serve
+from devtools.simulator.world import Simulation
 from tests.support.harness import AGENT, ROOM, harness
 from tests.support.helpers import person
 from tests.support.settings import KEY, SECRET
@@ -298,3 +302,73 @@ async def test_the_cold_start_is_never_doubled(tmp_path: Path, redis_url: str) -
         await h.run_for(30)
         assert h.fake.doubled(ROOM, AGENT) == []
         assert h.fake.copies(ROOM, AGENT) == 1
+
+
+async def test_a_full_deployment_refuses_jobs_for_want_of_capacity_until_it_is_freed(lk: Standin) -> None:
+    """Issue 26's signals, opt-in (v1.13.5 sets no reason): every dispatch made while the agent's
+    deployment is full gets a JS_PENDING job with JSR_NO_CAPACITY and no worker, listed after the lag,
+    and no agent; freed, the next dispatch is served, its job naming the worker that took it."""
+    worker = lk.fake.add_worker("notetaker")
+    lk.fake.fill("notetaker")
+    lk.fake.join("r", "alice")
+    refused = await lk.dispatch("r", "notetaker")
+    lk.at(30)
+    (listed,) = await lk.dispatches("r", "notetaker")
+    (job,) = listed.state.jobs
+    assert (job.state.status, job.state.reason, job.state.worker_id) == (
+        JobStatus.JS_PENDING,
+        JobStateReason.JSR_NO_CAPACITY,
+        "",
+    )
+    assert lk.fake.agents_in("r") == [] and lk.fake.refused(refused.id) and worker.jobs == []
+    lk.fake.free("notetaker")
+    await lk.dispatch("r2", "notetaker")
+    lk.at(60)
+    (served,) = (await lk.dispatches("r2", "notetaker"))[0].state.jobs
+    assert (served.state.status, served.state.worker_id) == (JobStatus.JS_RUNNING, worker.id)
+    assert len(lk.fake.agents_in("r2")) == 1
+
+
+async def test_livekit_retrying_an_assignment_lists_it_at_once_then_serves_it(lk: Standin) -> None:
+    lk.fake.add_worker("notetaker")
+    lk.fake.retry("notetaker", 12.0)
+    await lk.dispatch("r", "notetaker")
+    lk.at(1)
+    (job,) = (await lk.dispatches("r", "notetaker"))[0].state.jobs
+    assert (job.state.status, job.state.reason) == (JobStatus.JS_PENDING, JobStateReason.JSR_RETRYING)
+    assert lk.fake.agents_in("r") == []
+    lk.at(14)
+    assert len(lk.fake.agents_in("r")) == 1
+
+
+async def test_a_cancelled_job_is_listed_cancelled_and_its_agent_never_comes(lk: Standin) -> None:
+    lk.fake.add_worker("notetaker", cold_start=4.0)
+    made = await lk.dispatch("r", "notetaker")
+    lk.fake.cancel_job(made.id)
+    lk.at(30)
+    (job,) = (await lk.dispatches("r", "notetaker"))[0].state.jobs
+    assert job.state.status == JobStatus.JS_CANCELLED and lk.fake.agents_in("r") == []
+
+
+async def test_the_simulation_brings_no_agent_while_its_workers_are_full() -> None:
+    """`full:START+LENGTH` (the demo's spell of full workers): the simulated application's agent is
+    refused with JSR_NO_CAPACITY, and nobody comes; the plan parses it as a window."""
+    assert parse_failures("full:280+30").full == Outage(280, 30)
+    clock = ManualClock(T0)
+    fake = FakeLiveKit(KEY, SECRET, clock=clock)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(lambda _: httpx.Response(200))) as client:
+        sim = Simulation(
+            fake,
+            client,
+            "http://warden/webhook",
+            "demo-agent",
+            parse_failures("full:0+3600"),
+            agent_delay=(0, 0),
+        )
+        fake.join("r", "alice")
+        refused = fake.create_dispatch("r", "demo-agent")
+        await asyncio.gather(*sim._tasks)
+        assert fake.agents_in("r") == [] and fake.refused(refused.id) and sim.finish().refused == 1
+        clock.now = T0 + 10
+        (job,) = fake._ListDispatch(ListAgentDispatchRequest(room="r")).agent_dispatches[-1].state.jobs
+        assert job.state.reason == JobStateReason.JSR_NO_CAPACITY

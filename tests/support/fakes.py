@@ -247,9 +247,20 @@ class InMemoryHook:
     on_restart: Callable[[str], None] | None = None
     failures: Failures = field(default_factory=Failures)
 
-    async def restart(self, agent_name: str, *, incident_id: str, reason: str, rooms: list[str]) -> str:
+    worker_ids: list[tuple[str, ...]] = field(default_factory=list)  # per restart: the workers it named
+
+    async def restart(
+        self,
+        agent_name: str,
+        *,
+        incident_id: str,
+        reason: str,
+        rooms: list[str],
+        worker_ids: list[str] | None = None,
+    ) -> str:
         self.failures.check("restart")
         self.restarts.append((agent_name, incident_id, tuple(rooms)))
+        self.worker_ids.append(tuple(worker_ids or ()))
         if self.on_restart is not None:
             self.on_restart(agent_name)
         return "deploy hook answered HTTP 200"

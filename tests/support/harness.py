@@ -54,7 +54,15 @@ class RecordingIncidents:
     breaches: list[tuple[str, str]] = field(default_factory=list)
     recovered: list[str] = field(default_factory=list)
 
-    async def breach(self, room: Room, agent: str, reason: str) -> None:
+    async def breach(
+        self,
+        room: Room,
+        agent: str,
+        reason: str,
+        *,
+        full: bool = False,
+        unjoined: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         self.breaches.append((room.name, reason))
 
     async def room_failed(self, room: Room, agent: str, reason: str) -> None:

@@ -22,7 +22,7 @@ import itertools
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ from tests.support.fakes import (
 from tests.support.helpers import agent, body, person
 from tests.support.memory_queue import MemoryQueue, QueuedJob
 from tests.support.settings import make_settings
-from workers.core.events import DispatchInfo, to_dict
+from workers.core.events import DispatchInfo, JobInfo, JobReason, JobStatus, to_dict
 from workers.jobs.runtime.context import context
 from workers.jobs.runtime.lifecycle import Adapters, shutdown, startup
 from workers.jobs.runtime.worker import worker_settings
@@ -89,6 +89,10 @@ class World:
     queue: MemoryQueue
     down: set[str] = field(default_factory=set)  # agents whose deployment answers no dispatch
     agents_publish: bool = True  # agents answering a dispatch publish a track as they join
+    full: set[str] = field(default_factory=set)  # agents whose workers refuse jobs (JSR_NO_CAPACITY)
+    swallowing: dict[str, str] = field(
+        default_factory=dict
+    )  # agent -> a worker that takes its jobs, never joins
     outcomes: list[tuple[str, Any]] = field(default_factory=list)  # (job id, what it returned)
     _later: list[tuple[float, int, Callable[[], Awaitable[None]]]] = field(default_factory=list)
     _functions: dict[str, Function] = field(default_factory=dict)
@@ -157,7 +161,25 @@ class World:
         """The agent's deployment answers no dispatch until it is restarted."""
         self.down.add(agent_name)
 
+    def app_dispatch(self, room: str, agent_name: str = AGENT) -> None:
+        """The application dispatches the agent (the world answers it as it answers Warden's)."""
+        self._dispatched(room, self.livekit.app_dispatch(room, agent_name))
+
+    def jobs_say(self, room: str, job: JobInfo) -> None:
+        """Every dispatch of the room now lists `job` (LiveKit's `ListDispatch`)."""
+        dispatches = self.livekit.rooms[room].dispatches
+        for key, dispatch in dispatches.items():
+            agents = (job.identity,) if job.identity else ()
+            dispatches[key] = replace(dispatch, statuses=(job.status,), jobs=(job,), agents=agents)
+
     def _dispatched(self, room: str, dispatch: DispatchInfo) -> None:
+        if dispatch.agent_name in self.full:
+            self.jobs_say(room, JobInfo(JobStatus.PENDING, JobReason.NO_CAPACITY))
+            return
+        if dispatch.agent_name in self.swallowing:
+            worker = self.swallowing[dispatch.agent_name]
+            self.jobs_say(room, JobInfo(JobStatus.RUNNING, worker_id=worker, identity=f"agent-{dispatch.id}"))
+            return
         if dispatch.agent_name in self.down:
             return
         identity = f"{dispatch.agent_name}-{next(self._ids)}"

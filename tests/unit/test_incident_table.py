@@ -99,6 +99,16 @@ CHANGED |= {  # after the restart, failing canaries are a failed room's follow-u
 }
 for _state in (S.RESTARTING, S.NOT_RESTARTED, S.ROLLING_BACK, S.FOLLOWED_UP):  # marked: stays open for them
     CHANGED[(_state, G.CANARY_FAILED, "")] = (_state, ("Note canary",))
+# Workers that are full: a capacity incident of its own, or the outage incident becomes one (followed
+# up once, unless it was already); a capacity incident never restarts nor follows up ("workers full").
+FULL = ("Note capacity", "Notify slack followup", "Notify webhook followup")
+CHANGED[(S.NEW, G.CAPACITY, "")] = (S.OPEN, ("Note opened", "Note restart", *OPENED[1:]))
+for _state in (S.OPEN, S.RESTARTING, S.RESTARTED, S.NOT_RESTARTED):
+    CHANGED[(_state, G.CAPACITY, "outage incident")] = (_state, FULL)
+for _state in (S.ROLLING_BACK, S.FOLLOWED_UP):
+    CHANGED[(_state, G.CAPACITY, "outage incident")] = (_state, FULL[:1])
+CHANGED[(S.OPEN, G.CANARY_FAILED, "workers full")] = (S.OPEN, ("Note canary",))  # marked, not restarted
+CHANGED[(S.RESTARTED, G.CANARY_FAILED, "workers full")] = (S.RESTARTED, ())
 
 
 def test_every_state_and_signal_pair_is_declared_and_sampled() -> None:

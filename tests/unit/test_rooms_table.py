@@ -32,6 +32,7 @@ for _phase in (I, W, P, A, L):
         (_phase, K.ROOM_FINISHED, ""): C,
         (_phase, K.TRACK_UNPUBLISHED, "agent"): _phase,
         (_phase, K.AGENT_JOB_STARTED, ""): _phase,
+        (_phase, K.AGENT_JOB_PENDING, ""): _phase,
         (_phase, K.OTHER, ""): _phase,
         # Warden's own events answer a recovery step; the sample rooms are in none, so they change nothing
         (_phase, K.DEADLINE_PASSED, ""): _phase,
@@ -98,6 +99,7 @@ EXPECTED |= {
     (N, K.PARTICIPANT_CONNECTION_ABORTED, "person"): I,
     (N, K.RECONCILED, ""): I,
     (N, K.AGENT_JOB_STARTED, ""): W,  # LiveKit Cloud says a job started: that agent is expected
+    (N, K.AGENT_JOB_PENDING, ""): W,  # or that one waits for a worker (protocol 1.53.1): the same
 }
 
 CASES = [(phase, kind, who) for phase, kind in product(Phase, K) for who in sample_events(kind)]

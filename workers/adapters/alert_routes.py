@@ -35,6 +35,8 @@ def _details(event: IncidentEvent) -> dict[str, Any]:
         "agent": event.agent_name or "(any agent)",
         "rooms_affected": list(event.rooms),
         "warden_is_doing": event.doing,
+        "kind": event.kind,
+        "worker_ids": list(event.worker_ids),
     }
 
 
@@ -133,6 +135,8 @@ class IncidentWebhook:
             "summary": event.summary,
             "rooms": list(event.rooms),
             "warden_is_doing": event.doing,
+            "kind": event.kind,
+            "worker_ids": list(event.worker_ids),
         }
 
     async def send(self, event: IncidentEvent) -> str:

@@ -45,9 +45,25 @@ class DeployHook:
     def __init__(self, client: httpx.AsyncClient, url: str, secret: str) -> None:
         self._client, self._url, self._secret = client, url, secret
 
-    async def restart(self, agent_name: str, *, incident_id: str, reason: str, rooms: list[str]) -> str:
+    async def restart(
+        self,
+        agent_name: str,
+        *,
+        incident_id: str,
+        reason: str,
+        rooms: list[str],
+        worker_ids: list[str] | None = None,
+    ) -> str:
+        """POST the restart; `worker_ids`: the workers that took jobs and served none (restart them
+        alone, if you can)."""
         body = json.dumps(
-            {"agent_name": agent_name, "reason": reason, "rooms": rooms, "incident_id": incident_id},
+            {
+                "agent_name": agent_name,
+                "reason": reason,
+                "rooms": rooms,
+                "incident_id": incident_id,
+                "worker_ids": worker_ids or [],
+            },
             separators=(",", ":"),
         ).encode()
         headers = {"X-Warden-Incident": incident_id}

@@ -27,9 +27,14 @@ from livekit.api.twirp_client import ServerError
 from livekit.protocol.models import ParticipantInfo
 
 from workers.adapters.tokens import Tokens
-from workers.adapters.webhook import AGENT_NAME_ATTRIBUTES, ON_BEHALF_ATTRIBUTE, agent_state
+from workers.adapters.webhook import (
+    AGENT_NAME_ATTRIBUTES,
+    ON_BEHALF_ATTRIBUTE,
+    agent_state,
+    worker_id,
+)
 from workers.core.errors import UpstreamError
-from workers.core.events import DispatchInfo, Participant
+from workers.core.events import DispatchInfo, JobInfo, Participant
 from workers.core.personal import mask_identity
 
 T = TypeVar("T")
@@ -250,6 +255,15 @@ def _dispatch(dispatch: AgentDispatch) -> DispatchInfo:
         attributes=tuple(sorted(dispatch.attributes.items())),
         agents=tuple(
             j.state.participant_identity for j in dispatch.state.jobs if j.state.participant_identity
+        ),
+        jobs=tuple(
+            JobInfo(
+                int(j.state.status),
+                int(j.state.reason),
+                worker_id(j.state.worker_id),
+                j.state.participant_identity,
+            )
+            for j in dispatch.state.jobs
         ),
     )
 

@@ -60,6 +60,8 @@ def from_webhook_json(data: dict[str, Any], *, fallback_id: str) -> Event:
                 state.get("participantIdentity", ""), bounds.IDENTITY, "job.state.participantIdentity"
             ),
             error=bounds.clip(state.get("error", ""), bounds.TEXT),
+            reason=_enum(_REASON, state.get("reason", 0)),
+            worker_id=worker_id(state.get("workerId", "")),
         )
         room_sid = room_sid or raw.get("room", {}).get("sid", "")
         room_name = room_name or raw.get("room", {}).get("name", "")
@@ -100,6 +102,12 @@ def from_webhook_json(data: dict[str, Any], *, fallback_id: str) -> Event:
     )
 
 
+def worker_id(value: str) -> str:
+    """A job's worker id as Warden keeps it: only shown and counted, so one over its bound (or holding a
+    NUL) is dropped, not refused with the whole event."""
+    return value if bounds.problem(value, bounds.SID) is None else ""
+
+
 def _exact(value: str, limit: int, field: str) -> str:
     """`value`, which Warden must keep exactly as LiveKit sent it, or `MalformedEvent` (answered 400)
     when it cannot be (`workers.core.bounds`). The message names the field, never the value."""
@@ -116,4 +124,5 @@ def _enum(field: Any, value: int | str) -> int:
 
 _FIELDS: Any = WebhookEvent.DESCRIPTOR.fields_by_name
 _KIND = _FIELDS["participant"].message_type.fields_by_name["kind"]
-_STATUS = _FIELDS["job"].message_type.fields_by_name["state"].message_type.fields_by_name["status"]
+_STATE = _FIELDS["job"].message_type.fields_by_name["state"].message_type.fields_by_name
+_STATUS, _REASON = _STATE["status"], _STATE["reason"]

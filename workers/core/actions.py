@@ -74,7 +74,8 @@ def _asked(before: AgentView, after: AgentView) -> list[Action]:
     already = set(pending_actions(before))
     actions: list[Action] = [a for a in pending_actions(after) if a not in already]
     if in_breach(after) and not in_breach(before):
-        actions.append(ReportBreach(str(after.deadline.reason) if after.deadline else "failed", after.agent))
+        reason = str(after.deadline.reason) if after.deadline else "failed"
+        actions.append(ReportBreach(reason, after.agent, after.full, after.unjoined))
     if after.recovery is Recovery.FAILED and before.recovery is not Recovery.FAILED:
         actions.append(ReportFailed(after.error, after.redispatches, after.agent))
     if in_breach(before) and not in_breach(after):

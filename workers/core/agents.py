@@ -5,8 +5,9 @@ The rules, in plain words:
 
 1. Expected agents are the union of the room's dispatches as `ListDispatch` reports them (a non-empty
    `agent_name`; the empty-name automatic dispatch only where the rule says `unnamed_agents`), the agents
-   of `agent_job_started` events, and the agents of the room's rule (or `WARDEN_AGENT_NAME`). Each is
-   learned once, with where it came from (`sources`), and recorded in the timeline (`Expect`).
+   of `agent_job_started` and `agent_job_pending` events, and the agents of the room's rule (or
+   `WARDEN_AGENT_NAME`). Each is learned once, with where it came from (`sources`), and recorded in the
+   timeline (`Expect`).
 2. Before any is known (no rule, no setting), the room's own watch (counting no agent as "ours") sets
    the join deadline when people arrive and asks LiveKit when it passes: the dispatches it lists are the
    agents the room expects. Its answer is, for the room, a reconciliation: who is there (sparing joins
@@ -34,9 +35,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 
+from workers.core import job_signals
 from workers.core.events import LISTINGS, Event, EventKind
 from workers.core.room import AgentView, Room
 from workers.core.rules import DISPATCH, JOB, RULE, SETTING, Rule
+
+# Job webhooks that say the room expects their agent: a job started, or waiting for a worker.
+_JOB_EXPECTATIONS = (EventKind.AGENT_JOB_STARTED, EventKind.AGENT_JOB_PENDING)
 
 
 def expect(room: Room, rule: Rule) -> Room:
@@ -56,7 +61,7 @@ def declared(event: Event, rule: Rule, room: Room) -> Iterator[tuple[str, str, f
     dispatch)."""
     if rule.agents:
         yield from ((agent, rule.source, None) for agent in rule.agents)
-    if event.kind is EventKind.AGENT_JOB_STARTED and event.job is not None and event.job.agent_name:
+    if event.kind in _JOB_EXPECTATIONS and event.job is not None and event.job.agent_name:
         yield event.job.agent_name, JOB, None
     if event.kind in LISTINGS and event.fact is not None and room.learned:
         since: dict[str, float] = {}
@@ -72,8 +77,15 @@ def noted(room: Room, event: Event) -> Room:
     not undo a dispatch): a dispatch Warden made (`agent_dispatched`) is counted (`redispatched`, by its
     attempt) and is the live one (`dispatch_id`); a listing names the newest of each agent's as the live
     one (a dispatch whose answer was lost, a dispatch Warden deleted replaced). A closed room is not
-    changed again."""
+    changed again. A job that ended because someone meant it to (`job_signals.meant`: cancelled, its
+    dispatch deleted, its room closed) is remembered as let go, by its dispatch."""
     fact = event.fact
+    job = event.job
+    if event.kind is EventKind.AGENT_JOB_ENDED and job is not None and room.finished_at is None:
+        view = room.view(job.agent_name)
+        if view is None or not job_signals.meant(job.status, job.reason):
+            return room
+        return room.put(replace(view, let_go=job.dispatch_id or job.id))
     if fact is None or room.finished_at is not None:
         return room
     if event.kind is EventKind.AGENT_DISPATCHED and fact.dispatch_id:

@@ -89,3 +89,32 @@ def resolved(incident_id: str, agent: str, rooms: int, took: float) -> str:
         f":white_check_mark: Warden incident {incident_id} resolved: agent '{shown(agent)}' is back; "
         f"{how}, {took:.0f} s after the incident opened."
     )
+
+
+def capacity(incident_id: str, agent: str, rooms: int) -> str:
+    """A capacity incident: LiveKit refuses the agent's jobs because its workers are full."""
+    return (
+        f":no_entry: Warden incident {incident_id}: workers for {shown(agent)} are full — LiveKit refuses "
+        f"their jobs for want of capacity (JSR_NO_CAPACITY). {_affected(rooms)} A restart adds no "
+        f"capacity: Warden re-dispatches with backoff, and restarts nothing; add workers or capacity."
+    )
+
+
+def capacity_resolved(incident_id: str, agent: str, rooms: int, took: float) -> str:
+    return (
+        f":white_check_mark: Warden incident {incident_id} resolved: workers for {shown(agent)} accept "
+        f"jobs again; {rooms} room(s) recovered, {took:.0f} s after the incident opened."
+    )
+
+
+def unjoined(worker: str, jobs: int) -> str:
+    """A worker that took jobs whose agents never came (a half-open socket can swallow them)."""
+    return f"worker {shown(worker)} took {jobs} jobs and none joined"
+
+
+def naming(text: str, workers: tuple[tuple[str, int], ...]) -> str:
+    """`text` naming the workers that took jobs and served none, so that that worker alone is restarted."""
+    if not workers:
+        return text
+    said = "; ".join(unjoined(worker, jobs) for worker, jobs in workers)
+    return f"{text} {said[0].upper()}{said[1:]}: restart that worker."

@@ -112,7 +112,7 @@ def sample_events(kind: EventKind) -> dict[str, Event]:
         }
     if kind in (EventKind.TRACK_PUBLISHED, EventKind.TRACK_UNPUBLISHED, EventKind.HEARTBEAT):
         return {"agent": make(_participant(agent, AGENT.sid, None), track="TR_1")}
-    if kind in (EventKind.AGENT_JOB_STARTED, EventKind.AGENT_JOB_ENDED):
+    if kind in (EventKind.AGENT_JOB_STARTED, EventKind.AGENT_JOB_PENDING, EventKind.AGENT_JOB_ENDED):
         return {"": make(job=Job("AJ_1", "notetaker", "AD_1", 1, agent))}
     return {"": make()}
 

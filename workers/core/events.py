@@ -25,6 +25,7 @@ class EventKind(StrEnum):
     TRACK_PUBLISHED = "track_published"
     TRACK_UNPUBLISHED = "track_unpublished"
     AGENT_JOB_STARTED = "agent_job_started"
+    AGENT_JOB_PENDING = "agent_job_pending"  # protocol 1.53.1: a job is waiting for a worker
     AGENT_JOB_ENDED = "agent_job_ended"
     OTHER = "other"
     # Warden's own events: a timer, the answers of its questions to LiveKit, outcomes of its actions.
@@ -64,6 +65,16 @@ class ParticipantKind(IntEnum):
     AGENT = 4
     CONNECTOR = 7
     BRIDGE = 8
+
+
+class JobReason(IntEnum):
+    """livekit.JobStateReason (protocol 1.53): why a job is in its status."""
+
+    UNSPECIFIED = 0
+    NO_CAPACITY = 1  # the workers are full: the job was refused
+    ROOM_CLOSED = 2
+    DISPATCH_DELETED = 3
+    RETRYING = 4  # LiveKit is retrying the assignment itself
 
 
 class JobStatus(IntEnum):
@@ -114,6 +125,19 @@ class Job:
     status: int = JobStatus.PENDING
     participant_identity: str = ""
     error: str = ""
+    reason: int = JobReason.UNSPECIFIED
+    worker_id: str = ""  # the worker that took it ("W_…"), when one did
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """One job of a dispatch as `ListDispatch` reports it: its status, why (`JobReason`), and who took
+    it (the worker, and the identity its agent joins as)."""
+
+    status: int = JobStatus.PENDING
+    reason: int = JobReason.UNSPECIFIED
+    worker_id: str = ""
+    identity: str = ""
 
 
 @dataclass(frozen=True)
@@ -127,6 +151,7 @@ class DispatchInfo:
     statuses: tuple[int, ...] = ()
     attributes: tuple[tuple[str, str], ...] = ()
     agents: tuple[str, ...] = ()  # its listed jobs' agent identities (who serves it)
+    jobs: tuple[JobInfo, ...] = ()  # its listed jobs, with their reasons and workers (`job_signals`)
 
 
 @dataclass(frozen=True)

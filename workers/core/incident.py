@@ -39,15 +39,21 @@ The rules, in plain words.
    it is marked, rooms recovering do not resolve it; a passing canary (CANARY_PASSED) unmarks it and
    resolves it when no room of it waits.
 9. `INCIDENT` holds a rule for every (state, signal) pair, "ignore" included: a gap stops the import.
+10. Workers that are full (CAPACITY: LiveKit refused a room's job for want of capacity) open a
+    capacity incident (`Incident.kind`), or make the open one one: its own alert on every route, and
+    no restart nor rollback from then on (a restart adds no capacity); rooms keep being re-dispatched
+    with backoff, and it resolves as an outage does, when no room of it waits any more.
+11. A worker that took `UNJOINED_JOBS` jobs within the window whose agent never came is named by the
+    open incident, once in its log, and in every alert it sends from then on (`Report.workers`).
+    Both rules are in `workers.core.incident_capacity`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from enum import StrEnum
+from dataclasses import replace
 
 from workers.core import alerts
-from workers.core.alerts import AlertRoute
+from workers.core.incident_capacity import capacity_opened, capacity_seen, named
 from workers.core.incident_decisions import (
     Decision,
     FreshStarts,
@@ -57,129 +63,44 @@ from workers.core.incident_decisions import (
     Rollback,
     WatchComeback,
 )
+from workers.core.incident_values import (
+    CAPACITY,
+    CLOUD,
+    HOOK,
+    OUTAGE,
+    UNJOINED_JOBS,
+    DeploymentRestart,
+    Incident,
+    IncidentPolicy,
+    IncidentState,
+    Report,
+    Signal,
+    Step,
+)
 from workers.core.personal import mask_phone
 from workers.core.table import table
 
-__all__ = ["Decision", "FreshStarts", "Note", "Resolve", "Restart", "Rollback", "WatchComeback"]
-
-CLOUD, HOOK = "cloud", "hook"  # the legs of a restart: LiveKit Cloud's RestartAgent, the deploy hook
-
-
-class IncidentState(StrEnum):
-    """Where an incident is (the `state` column of its row)."""
-
-    NEW = "new"  # being opened: never stored
-    OPEN = "open"  # opened, no restart of its own under way (a failed one's cooldown runs)
-    RESTARTING = "restarting"  # its deployment's restart is claimed, by it or by another incident
-    RESTARTED = "restarted"  # a restart landed: the waiting rooms got a fresh start
-    NOT_RESTARTED = "not_restarted"  # nothing to restart, or every leg failed for good
-    ROLLING_BACK = "rolling_back"  # a room failed after the restart: followed up, rollback claimed
-    FOLLOWED_UP = "followed_up"  # a room failed after the restart: followed up, nothing more to try
-    RESOLVED = "resolved"  # no room waits any more
-
-
-class Signal(StrEnum):
-    """What moves an incident."""
-
-    OUTAGE = "outage"  # enough rooms missed their SLA within the window
-    ROOM_FAILED = "room_failed"  # a room's re-dispatches are used up, or LiveKit refused
-    SWEPT = "swept"  # the periodic sweep looks at the open incidents
-    RESTART_LANDED = "restart_landed"  # the deployment's restart landed (a Cloud restart, a deploy hook)
-    RESTART_FAILED = "restart_failed"  # every leg of the deployment's restart failed for good
-    RUNNING_AGAIN = "running_again"  # the Cloud deployment runs again after the restart
-    ROLLBACK_DONE = "rollback_done"  # landed, or refused for good (a retryable failure waits for the lease)
-    RECOVERED = "recovered"  # no room of the incident waits any more
-    CANARY_FAILED = "canary_failed"  # the agent's canaries failed `failures` times in a row
-    CANARY_PASSED = "canary_passed"  # a canary of the agent passed
-
-
-@dataclass(frozen=True)
-class DeploymentRestart:
-    """The last restart of a deployment, as the store read it under the deployment's lock."""
-
-    claimed_at: float | None = None
-    pending: tuple[str, ...] = ()  # the legs called, with no outcome yet
-    landed_at: float | None = None
-
-    @property
-    def under_way(self) -> bool:
-        return self.claimed_at is not None and bool(self.pending) and self.landed_at is None
-
-    @property
-    def failed(self) -> bool:
-        return self.claimed_at is not None and not self.pending and self.landed_at is None
-
-    def outcome(self, leg: str, landed: bool, at: float) -> DeploymentRestart:
-        """The restart once `leg` has its outcome: landed as soon as one leg lands (a later leg changes
-        nothing), failed once no leg is left to land."""
-        if self.landed_at is not None:
-            return self
-        if landed:
-            return replace(self, pending=(), landed_at=at)
-        return replace(self, pending=tuple(p for p in self.pending if p != leg))
-
-
-@dataclass(frozen=True)
-class Incident:
-    """One agent's outage, as the machine sees it (its rooms and log are the store's)."""
-
-    id: str
-    agent_name: str
-    state: IncidentState = IncidentState.NEW
-    reason: str = ""
-    opened_at: float = 0.0
-    restarted_at: float | None = None
-    rollback_claimed_at: float | None = None
-    resolved_at: float | None = None
-    canary_failing: bool = False  # the agent's canaries fail: rooms recovering do not resolve it
-
-
-@dataclass(frozen=True)
-class Report:
-    """A signal and the facts it comes with; which facts a signal uses is said beside each."""
-
-    signal: Signal
-    at: float
-    reason: str = ""  # OUTAGE, ROOM_FAILED, CANARY_FAILED: why
-    rooms: int = 0  # OUTAGE: rooms affected so far; RECOVERED, CANARY_PASSED: rooms of the incident
-    waiting: int = 0  # ROOM_FAILED, CANARY_FAILED, CANARY_PASSED: rooms of the incident still waiting
-    room: str = ""  # ROOM_FAILED: the room's name; CANARY_FAILED: the canary's room
-    leg: str = ""  # RESTART_LANDED: the leg that landed (a Cloud restart's deployment is watched)
-    landed: bool = False  # ROLLBACK_DONE: it landed (else it was refused for good)
-    after: float = 0.0  # RUNNING_AGAIN: seconds from the restart to running replicas
-    restart: DeploymentRestart = DeploymentRestart()  # OUTAGE, ROOM_FAILED, CANARY_FAILED, SWEPT
-
-
-@dataclass(frozen=True)
-class IncidentPolicy:
-    """What the machine is told from outside, as plain values: the agent's deployment (a Cloud agent,
-    a deploy hook) and what it is called in alerts (`doing`), its rules of time, the alert routes."""
-
-    cloud: bool = False
-    hook: bool = False
-    rollback: bool = False  # roll a Cloud agent back when its restart did not help
-    cooldown: float = 300.0
-    lease: float = 60.0
-    restart_grace: float = 20.0
-    doing: str = ""  # "LiveKit Cloud agent restart and deploy hook"
-    routes: tuple[AlertRoute, ...] = ()
-
-    @property
-    def legs(self) -> tuple[str, ...]:
-        return (CLOUD,) * self.cloud + (HOOK,) * self.hook
-
-
-# --- decisions (`workers.core.incident_decisions`) ------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Step:
-    """The incident after a report, what it decided, and the deployment's restart when it claimed it."""
-
-    incident: Incident
-    decisions: tuple[Decision, ...] = ()
-    restart: DeploymentRestart | None = None
-
+__all__ = [
+    "CAPACITY",
+    "CLOUD",
+    "HOOK",
+    "OUTAGE",
+    "UNJOINED_JOBS",
+    "Decision",
+    "DeploymentRestart",
+    "FreshStarts",
+    "Incident",
+    "IncidentPolicy",
+    "IncidentState",
+    "Note",
+    "Report",
+    "Resolve",
+    "Restart",
+    "Rollback",
+    "Signal",
+    "Step",
+    "WatchComeback",
+]
 
 # --- the rules ---------------------------------------------------------------------------------------
 
@@ -207,6 +128,8 @@ def opened(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
 def claim(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
     """Claim the deployment's restart, share the one under way or landed just now, or wait out the
     cooldown of one claimed lately."""
+    if incident.kind == CAPACITY:
+        return Step(incident)  # a restart adds no capacity
     if not policy.legs:
         note = Note("restart", "not attempted: no Cloud agent and no deploy hook configured")
         return Step(replace(incident, state=S.NOT_RESTARTED), (note,))
@@ -268,7 +191,7 @@ def failed(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
 def follow_up(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
     """A room fails after the restart (not the one whose failure brought it, in the same breath): one
     loud follow-up, and a rollback when the policy says so."""
-    if incident.restarted_at is None or report.at <= incident.restarted_at:
+    if incident.restarted_at is None or report.at <= incident.restarted_at or incident.kind == CAPACITY:
         return Step(incident)
     text = alerts.followup(incident.id, incident.agent_name, report.waiting)
     still = (
@@ -311,7 +234,11 @@ def resolve(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
     if incident.canary_failing:
         return Step(incident)
     took = report.at - incident.opened_at
-    text = alerts.resolved(incident.id, incident.agent_name, report.rooms, took)
+    text = (
+        alerts.capacity_resolved(incident.id, incident.agent_name, report.rooms, took)
+        if incident.kind == CAPACITY
+        else alerts.resolved(incident.id, incident.agent_name, report.rooms, took)
+    )
     decisions: tuple[Decision, ...] = (
         Note(
             "resolved",
@@ -377,10 +304,12 @@ INCIDENT = table("INCIDENT", IncidentState, Signal, {
                        canary_joins, canary_joins, ignore),
     G.CANARY_PASSED:  (ignore, canary_passed, canary_passed, canary_passed, canary_passed, canary_passed,
                        canary_passed, ignore),
+    G.CAPACITY:       (capacity_opened, capacity_seen, capacity_seen, capacity_seen, capacity_seen,
+                       capacity_seen, capacity_seen, ignore),
 })  # fmt: skip
 del G
 
 
 def transition(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
-    """Apply one report: its rule in `INCIDENT`."""
-    return INCIDENT[(incident.state, report.signal)](incident, report, policy)
+    """Apply one report: its rule in `INCIDENT`, then the workers it names (`incident_capacity.named`)."""
+    return named(INCIDENT[(incident.state, report.signal)](incident, report, policy), report)

@@ -14,6 +14,7 @@ from dataclasses import replace
 
 from workers.core.alerts import SLACK, SLACK_STEPS, AlertRoute
 from workers.core.incident import (
+    CAPACITY,
     CLOUD,
     HOOK,
     DeploymentRestart,
@@ -72,6 +73,7 @@ _SWEPT: dict[str, tuple[float, DeploymentRestart]] = {
 _ROLLBACK_SWEPT = {"rollback under way": 80.0, "its caller died": AT}
 
 _CANARY = "canary: 2 canaries in a row failed (the agent did not come within 15 s)"
+_FULL = "room call-1: LiveKit refused its job for want of capacity (JSR_NO_CAPACITY)"
 
 Sample = tuple[Incident, Report, IncidentPolicy]
 
@@ -85,6 +87,12 @@ def incident_samples(state: IncidentState, signal: Signal) -> dict[str, Sample]:
         return (incident, report, policy)
 
     marked = replace(incident, canary_failing=True)
+    full = replace(incident, kind=CAPACITY)
+    if signal is Signal.CAPACITY:
+        report = Report(signal, AT, reason=_FULL, rooms=1, room="call-1")
+        if state in (S.NEW, S.RESOLVED):
+            return {"": sample(report)}
+        return {"outage incident": sample(report), "capacity incident": (full, report, POLICY)}
     if signal is Signal.CANARY_PASSED and state not in (S.NEW, S.RESOLVED):
         report = Report(signal, AT, rooms=3)
         return {
@@ -107,13 +115,15 @@ def incident_samples(state: IncidentState, signal: Signal) -> dict[str, Sample]:
         report = Report(signal, AT, reason=reason, rooms=3, waiting=2, room="call-1")
         if state in (S.NEW, S.OPEN):
             found = {what: sample(replace(report, restart=d)) for what, d in _DEPLOYMENT.items()}
-            return found | {"nothing to restart": sample(report, NOTHING_TO_RESTART)}
+            found |= {"nothing to restart": sample(report, NOTHING_TO_RESTART)}
+            return found | ({"workers full": (full, report, POLICY)} if state is S.OPEN else {})
         if signal is Signal.OUTAGE or state is S.RESOLVED:
             return {"": sample(report)}
         return {
             "after the restart": sample(report),
             "no rollback": sample(report, replace(POLICY, rollback=False)),
             "in the same breath": sample(replace(report, at=50.0)),  # the failure that brought the restart
+            "workers full": (full, report, POLICY),
         }
     if signal is Signal.SWEPT:
         if state is S.ROLLING_BACK:

@@ -186,6 +186,7 @@ TABLE: Mapping[tuple[Phase, EventKind], Presence] = table("TABLE", Phase, EventK
     K.TRACK_PUBLISHED:                (activity,   activity,   activity,   activity,   activity,   ignore,     activity),
     K.TRACK_UNPUBLISHED:              (ignore,     ignore,     ignore,     ignore,     ignore,     ignore,     ignore),
     K.AGENT_JOB_STARTED:              (ignore,     ignore,     ignore,     ignore,     ignore,     ignore,     ignore),
+    K.AGENT_JOB_PENDING:              (ignore,     ignore,     ignore,     ignore,     ignore,     ignore,     ignore),
     K.AGENT_JOB_ENDED:                (job_ended,  job_ended,  job_ended,  job_ended,  job_ended,  ignore,     job_ended),
     K.OTHER:                          (ignore,     ignore,     ignore,     ignore,     ignore,     ignore,     ignore),
     K.HEARTBEAT:                      (activity,   activity,   activity,   activity,   activity,   ignore,     activity),

@@ -13,6 +13,7 @@ from workers.core.events import INTERNAL_KINDS, Event, EventKind
 # order a room's webhooks that reach the store together, never to make one late (rule 5).
 LIFECYCLE_RANK: Mapping[EventKind, int] = {
     EventKind.ROOM_STARTED: 0,
+    EventKind.AGENT_JOB_PENDING: 1,
     EventKind.AGENT_JOB_STARTED: 1,
     EventKind.PARTICIPANT_JOINED: 2,
     EventKind.TRACK_PUBLISHED: 3,

@@ -40,6 +40,7 @@ class DeployHook:
     agent_name: str
     reason: str
     rooms: tuple[str, ...] = ()
+    worker_ids: tuple[str, ...] = ()  # workers that took jobs and served none: restart them alone
 
     @property
     def id(self) -> str:
@@ -50,7 +51,8 @@ class DeployHook:
 class IncidentEvent:
     """A step of incident `incident_id` (opened, restarted, followup, restart-failed, resolved) for one
     alert `route` ("pagerduty", "opsgenie", "webhook"), with what the receiver needs to know: the
-    agent, the rooms affected, what Warden is doing about it, and `text`, the alert's message."""
+    agent, the rooms affected, what Warden is doing about it, and `text`, the alert's message; the
+    incident's `kind` (outage, capacity) and the workers it names (`worker_ids`)."""
 
     route: str
     incident_id: str
@@ -60,6 +62,8 @@ class IncidentEvent:
     at: float
     rooms: tuple[str, ...] = ()
     doing: str = ""
+    kind: str = "outage"
+    worker_ids: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:

@@ -20,6 +20,7 @@ from dataclasses import replace
 from enum import StrEnum
 from functools import wraps
 
+from workers.core import job_signals
 from workers.core.events import DispatchInfo, Event, Fact, JobStatus
 from workers.core.liveness import STUCK_REASONS, stuck_agent, stuck_due
 from workers.core.presence import listed
@@ -103,19 +104,38 @@ def act_on_answer(room: Room, view: AgentView, fact: Fact, deadline: Deadline, p
     stalled = _stalled(room, ours, deadline, fact, policy)
     if (ours and stalled is None) or not room.people:
         return at_rest(room, view)
-    if view.redispatches >= policy.max_redispatches:
-        return room.put(_failed(view, f"no agent after {view.redispatches} re-dispatch(es)"))
     mine = sorted(
         (d for d in fact.dispatches if d.agent_name == policy.agent_name), key=lambda d: d.created_at
     )
+    given_up = bool(view.let_go) and all(d.id == view.let_go for d in mine)  # its deleted dispatch
+    if (given_up or (mine and job_signals.let_go(mine[-1]))) and stalled is None:
+        # its job was cancelled, its dispatch deleted: no failure; a dispatch made later is seen then
+        later = fact.at + max(policy.join_sla, job_signals.LET_GO_LOOK_AGAIN)
+        return _with_deadline(room, replace(view, recovery=Recovery.NONE), later, deadline.reason)
+    # a restart adds no capacity: keep trying (full still, until the newest dispatch's job is listed)
+    full = bool(mine) and (job_signals.refused(mine[-1]) or (view.full and not mine[-1].jobs))
+    if view.redispatches >= policy.max_redispatches and not full:
+        return room.put(_failed(view, f"no agent after {view.redispatches} re-dispatch(es)"))
     left_at = view.waiting_since if view.phase is Phase.AGENT_LOST else None
-    awaited = [u for u in (_may_serve_until(d, fact.at, left_at) for d in mine) if u is not None]
+    since = view.waiting_since or 0.0
+    graces = (
+        _may_serve_until(
+            d, fact.at, left_at, job_signals.retry_until(d, since, policy.join_sla, view.redispatches)
+        )
+        for d in mine
+    )
+    awaited = [u for u in graces if u is not None]
     if awaited and stalled is None:
         # LiveKit may have assigned that dispatch already: look again once it has had its time.
         waiting = replace(view, recovery=Recovery.NONE)
         return _with_deadline(room, waiting, max(awaited), deadline.reason)
+    present = frozenset(a.identity for a in room.agents)
+    came = left_at if left_at is not None else view.agent_joined_at
+    took = job_signals.unjoined(mine, present, after=came)
     view = replace(
         view,
+        full=full,
+        unjoined=(*view.unjoined, *(t for t in took if t not in view.unjoined)),
         stale_dispatches=tuple(d.id for d in mine),
         dispatch_metadata=mine[0].metadata if mine else view.dispatch_metadata,
         dispatch_attributes=mine[0].attributes if mine else view.dispatch_attributes,
@@ -156,19 +176,22 @@ def _remove_copy(room: Room, view: AgentView, fact: Fact, policy: Policy) -> Roo
     return room.put(replace(view, recovery=Recovery.EVICTING, evict=copies[-1].identity))
 
 
-def _may_serve_until(dispatch: DispatchInfo, at: float, left_at: float | None) -> float | None:
+def _may_serve_until(
+    dispatch: DispatchInfo, at: float, left_at: float | None, retry_by: float
+) -> float | None:
     """Until when `dispatch` may still bring its agent, if that is after `at` (else None): with no job
-    listed, `LISTING_GRACE` after it was made; with a job listed and not ended, `CONNECT_GRACE`. One made
-    before our agent left (`left_at`) has served it, or never will."""
+    listed, `LISTING_GRACE` after it was made; with a job listed and not ended, `CONNECT_GRACE`; with a
+    job LiveKit is retrying itself, until `retry_by` (`job_signals.retry_until`). One made before our
+    agent left (`left_at`) has served it, or never will."""
     if left_at is not None and dispatch.created_at <= left_at:
         return None
+    graces = [retry_by] if job_signals.retrying(dispatch) else []
     if not dispatch.statuses:
-        until = dispatch.created_at + LISTING_GRACE
-    elif any(s in _NOT_ENDED for s in dispatch.statuses):
-        until = dispatch.created_at + CONNECT_GRACE
-    else:
-        return None
-    return until if until > at else None
+        graces.append(dispatch.created_at + LISTING_GRACE)
+    elif any(s in _NOT_ENDED for s in dispatch.statuses) and not job_signals.refused(dispatch):
+        graces.append(dispatch.created_at + CONNECT_GRACE)
+    until = max(graces, default=None)
+    return until if until is not None and until > at else None
 
 
 @for_current_attempt
@@ -192,7 +215,8 @@ def confirm(room: Room, view: AgentView, fact: Fact, deadline: Deadline, policy:
         dispatch_id=fact.dispatch_id,
         stale_dispatches=(),
     )
-    return _with_deadline(room, dispatched, fact.at + policy.join_sla * 2 ** (count - 1), Reason.CONFIRM)
+    backoff = 2 ** min(count - 1, job_signals.MAX_BACKOFF_DOUBLINGS)  # re-dispatches go on only when full
+    return _with_deadline(room, dispatched, fact.at + policy.join_sla * backoff, Reason.CONFIRM)
 
 
 @for_current_attempt
@@ -222,7 +246,16 @@ def fresh_start(room: Room, view: AgentView, event: Event, policy: Policy) -> Ro
 def _reset(view: AgentView) -> AgentView:
     """Nothing under way and nothing counted: the one reset of an agent's recovery."""
     return replace(
-        view, deadline=None, recovery=Recovery.NONE, redispatches=0, error="", evict="", stale_dispatches=()
+        view,
+        deadline=None,
+        recovery=Recovery.NONE,
+        redispatches=0,
+        error="",
+        evict="",
+        stale_dispatches=(),
+        full=False,
+        unjoined=(),
+        let_go="",
     )
 
 

@@ -129,6 +129,11 @@ class AgentView:
     evict: str = ""
     error: str = ""
     dispatched_on_start: bool = False
+    # LiveKit's job signals at its last check (`workers.core.job_signals`): its job refused for want of
+    # capacity, and the (dispatch, worker) of each job a worker took whose agent did not come
+    full: bool = False
+    unjoined: tuple[tuple[str, str], ...] = ()
+    let_go: str = ""  # the dispatch whose job an `agent_job_ended` said was meant to end (cancelled...)
 
 
 @dataclass(frozen=True)
@@ -323,10 +328,14 @@ class ReportFailed:
 
 @dataclass(frozen=True)
 class ReportBreach:
-    """The room missed its SLA (`reason`: the deadline's reason): count it towards an outage."""
+    """The room missed its SLA (`reason`: the deadline's reason): count it towards an outage — or, when
+    LiveKit refused its job for want of capacity (`full`), towards the agent's capacity incident.
+    `unjoined`: (dispatch, worker) of the jobs workers took for it whose agent did not come."""
 
     reason: str
     agent: str = ""
+    full: bool = False
+    unjoined: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ from workers.core.incident import (
 from workers.core.personal import mask_phone
 from workers.core.room import Room
 from workers.escalation import comeback
-from workers.escalation.metrics import RESTARTS
+from workers.escalation.metrics import CAPACITY_REFUSALS, RESTARTS
 from workers.escalation.policy import OutagePolicy
 from workers.escalation.window import OutageWindow
 from workers.store import incident_steps, incidents, outbox
@@ -84,22 +84,38 @@ class AgentIncidents:
         # asking for a step already taken, would cost a write per room.
         self._known: tuple[str, IncidentState, set[str]] = ("", IncidentState.NEW, set())
 
-    async def breach(self, room: Room, reason: str) -> None:
+    async def breach(
+        self, room: Room, reason: str, *, full: bool = False, unjoined: tuple[tuple[str, str], ...] = ()
+    ) -> None:
         """A room missed its SLA: count it; enough of them within the window is an outage. Past its
-        restart's claim, the incident this process knows only gains the room (one statement)."""
+        restart's claim, the incident this process knows only gains the room (one statement). A room
+        whose job LiveKit refused for want of capacity (`full`) goes to the capacity incident instead;
+        the jobs workers took for it whose agent never came (`unjoined`) are counted per worker."""
         now = self.clock()
+        workers = await self.window.unjoined(room.sid, unjoined, now)  # this room's jobs counted first
+        if full:
+            CAPACITY_REFUSALS.labels(agent=self.agent).inc()
+            why = f"room {mask_phone(room.name)}: LiveKit refused its job for want of capacity"
+            report = Report(Signal.CAPACITY, now, reason=why, rooms=1, room=room.name, workers=workers)
+            await self.carry(await self._outage(report, [(room.sid, room.name)]))
+            return
         count = await self.window.count(room.sid, room.name, now)
         if count < self.policy.outage_rooms:
             return
+        # read again: every room counted before this one counted its jobs first (reports run concurrently)
+        workers = await self.window.unjoined(room.sid, (), now)
         why = f"{count} rooms missed their SLA within {self.policy.outage_window:g} s"
         known, state, joined = self._known
-        if INCIDENT[(state, Signal.OUTAGE)] is ignore and await incidents.join_open(
-            self.engine, known, self.agent, (room.sid, room.name), now
+        if (
+            not workers
+            and INCIDENT[(state, Signal.OUTAGE)] is ignore
+            and await incidents.join_open(self.engine, known, self.agent, (room.sid, room.name), now)
         ):
             joined.add(room.sid)
             return
         rooms = await self.window.rooms()  # all of the window is in the incident
-        await self.carry(await self._outage(Report(Signal.OUTAGE, now, reason=why, rooms=len(rooms)), rooms))
+        report = Report(Signal.OUTAGE, now, reason=why, rooms=len(rooms), workers=workers)
+        await self.carry(await self._outage(report, rooms))
 
     async def room_failed(self, room: Room, reason: str) -> None:
         """A room exhausted its re-dispatches, or LiveKit refused: an outage on its own (and, failing after

@@ -139,12 +139,24 @@ class Incidents:
             senders["Alert"] = lambda call: alerter.send(call.text)
         if hook is not None:
             senders["DeployHook"] = lambda call: hook.restart(
-                call.agent_name, incident_id=call.incident_id, reason=call.reason, rooms=list(call.rooms)
+                call.agent_name,
+                incident_id=call.incident_id,
+                reason=call.reason,
+                rooms=list(call.rooms),
+                worker_ids=list(call.worker_ids),
             )
         return senders
 
-    async def breach(self, room: Room, agent: str, reason: str) -> None:
-        await self.for_agent(self.agent_of(agent), room).breach(room, reason)
+    async def breach(
+        self,
+        room: Room,
+        agent: str,
+        reason: str,
+        *,
+        full: bool = False,
+        unjoined: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        await self.for_agent(self.agent_of(agent), room).breach(room, reason, full=full, unjoined=unjoined)
 
     async def room_failed(self, room: Room, agent: str, reason: str) -> None:
         await self.for_agent(self.agent_of(agent), room).room_failed(room, reason)

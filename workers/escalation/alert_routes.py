@@ -13,8 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from workers.core.alerts import SLACK, SLACK_STEPS, AlertRoute, Notify
+from workers.core.incident import CAPACITY, Incident
 from workers.core.outgoing import Alert, IncidentEvent, Outgoing
 from workers.core.personal import mask_phone
+
+CAPACITY_DOING = "re-dispatching with backoff; nothing restarted (a restart adds no capacity)"
 
 
 class EventRoute(Protocol):
@@ -56,13 +59,25 @@ class AlertRoutes:
         return {key: route.name for key, route in self.events.items()}
 
     def call(
-        self, notify: Notify, incident_id: str, agent_name: str, rooms: list[str], now: float
+        self, notify: Notify, incident: Incident, agent_name: str, rooms: list[str], now: float
     ) -> Outgoing:
         """The outgoing call of `notify`: Slack's message, or another route's event (which names the
-        rooms, masked: SIP rooms are named after the caller)."""
+        rooms, masked: SIP rooms are named after the caller; the incident's kind, and the workers it
+        names). A capacity incident restarts nothing, whatever the agent's deployment."""
         if notify.route == SLACK:
-            return Alert(incident_id, notify.step, notify.text)
+            return Alert(incident.id, notify.step, notify.text)
         masked = tuple(mask_phone(room) for room in rooms)
+        doing = CAPACITY_DOING if incident.kind == CAPACITY else self.doing
+        workers = tuple(worker for worker, _ in incident.workers)
         return IncidentEvent(
-            notify.route, incident_id, notify.step, agent_name, notify.text, now, masked, self.doing
+            notify.route,
+            incident.id,
+            notify.step,
+            agent_name,
+            notify.text,
+            now,
+            masked,
+            doing,
+            incident.kind,
+            workers,
         )

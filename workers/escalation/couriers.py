@@ -90,11 +90,12 @@ def outbox_rows(
     def rows(incident: Incident, decisions: tuple[Decision, ...], names: list[str]) -> list[dict[str, Any]]:
         now = clock()
         calls: list[Outgoing] = []
+        workers = tuple(worker for worker, _ in incident.workers)
         for decision in decisions:
             if isinstance(decision, Notify):
-                calls.append(alert_routes.call(decision, incident.id, agent_name, names, now))
+                calls.append(alert_routes.call(decision, incident, agent_name, names, now))
             elif isinstance(decision, Restart) and HOOK in decision.legs:
-                calls.append(DeployHook(incident.id, agent_name, incident.reason, tuple(names)))
+                calls.append(DeployHook(incident.id, agent_name, incident.reason, tuple(names), workers))
         return [outbox.outgoing_row(call, now, held_for=held_for) for call in calls]
 
     return rows

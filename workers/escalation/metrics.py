@@ -1,4 +1,4 @@
-"""Escalation's own counter, served with the worker's (`workers.jobs.runtime.metrics`): the registry is
+"""Escalation's own counters, served with the worker's (`workers.jobs.runtime.metrics`): the registry is
 process-wide, so defining it here keeps escalation below the jobs that run it."""
 
 from __future__ import annotations
@@ -9,4 +9,9 @@ RESTARTS = Counter(
     "warden_restarts_total",
     "Agent restarts (Cloud API or deploy hook), by means, outcome and agent",
     ["via", "outcome", "agent"],
+)
+CAPACITY_REFUSALS = Counter(
+    "warden_capacity_refusals_total",
+    "Rooms whose job LiveKit refused for want of capacity (JSR_NO_CAPACITY), by agent",
+    ["agent"],
 )

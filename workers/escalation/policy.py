@@ -12,8 +12,17 @@ from typing import Protocol
 class Restarter(Protocol):
     name: str
 
-    async def restart(self, agent_name: str, *, incident_id: str, reason: str, rooms: list[str]) -> str:
-        """Restart the agent's workers; return what happened, or raise `UpstreamError`."""
+    async def restart(
+        self,
+        agent_name: str,
+        *,
+        incident_id: str,
+        reason: str,
+        rooms: list[str],
+        worker_ids: list[str] | None = None,
+    ) -> str:
+        """Restart the agent's workers (`worker_ids`: those that took jobs and served none); return
+        what happened, or raise `UpstreamError`."""
         ...
 
 

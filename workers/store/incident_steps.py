@@ -15,6 +15,7 @@ leases the machine takes up again when their caller dies before an outcome is re
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -47,7 +48,7 @@ Rows = Callable[[Incident, tuple[Decision, ...], list[str]], list[dict[str, Any]
 # Signals whose rules read the deployment's restart (and may claim it).
 _CLAIMING = (Signal.OUTAGE, Signal.ROOM_FAILED, Signal.CANARY_FAILED, Signal.SWEPT)
 # Signals that open an incident when the agent has none open.
-_OPENING = (Signal.OUTAGE, Signal.ROOM_FAILED, Signal.CANARY_FAILED)
+_OPENING = (Signal.OUTAGE, Signal.ROOM_FAILED, Signal.CANARY_FAILED, Signal.CAPACITY)
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,8 @@ async def apply(
         "restarted_at": after.restarted_at,
         "rollback_claimed_at": after.rollback_claimed_at,
         "canary_failing": after.canary_failing,
+        "kind": after.kind,
+        "workers": workers_column(after.workers),
     }
     if after.resolved_at is not None:
         values |= {"resolved_at": after.resolved_at, "open_key": None}
@@ -215,7 +218,19 @@ def incident_of(row: Row[Any]) -> Incident:
         row.rollback_claimed_at,
         row.resolved_at,
         bool(row.canary_failing),
+        row.kind,
+        workers_of(row.workers),
     )
+
+
+def workers_column(workers: tuple[tuple[str, int], ...]) -> str:
+    """The workers an incident names, as its `workers` column holds them (JSON; ids are bounded, and
+    an incident names five at most, `incident_capacity.MOST_NAMED`)."""
+    return json.dumps([list(w) for w in workers], separators=(",", ":")) if workers else ""
+
+
+def workers_of(column: str) -> tuple[tuple[str, int], ...]:
+    return tuple((str(worker), int(jobs)) for worker, jobs in json.loads(column)) if column else ()
 
 
 async def join(

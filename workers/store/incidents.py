@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from workers.core.incident import IncidentPolicy, IncidentState, Report, Signal
 from workers.store import room_agents
 from workers.store.engine import dialect_insert, writing
-from workers.store.incident_steps import Applied, Rows, apply, join
+from workers.store.incident_steps import Applied, Rows, apply, join, workers_of
 from workers.store.models import INCIDENT_ACTIONS, INCIDENT_ROOMS, INCIDENTS, ROOM_AGENTS, ROOMS
 
 UNALERTED = IncidentPolicy()  # no route to alert: a resolution's line in the log, no outbox rows
@@ -36,6 +36,8 @@ class Incident:
     rooms: tuple[tuple[str, str, float, float | None], ...] = ()  # (sid, name, added_at, recovered_at)
     actions: tuple[tuple[float, str, str], ...] = ()  # (at, action, outcome)
     state: IncidentState = IncidentState.OPEN
+    kind: str = "outage"  # or "capacity": its workers are full
+    workers: tuple[tuple[str, int], ...] = ()  # the workers it named, with the jobs each served none of
 
     @property
     def waiting_rooms(self) -> int:
@@ -202,6 +204,8 @@ async def get_incident(engine: AsyncEngine, incident_id: str) -> Incident | None
             tuple(tuple(r) for r in rooms),
             tuple(tuple(a) for a in actions),
             IncidentState(row.state),
+            row.kind,
+            workers_of(row.workers),
         )
 
 

@@ -134,6 +134,9 @@ class IncidentRow(SQLModel, table=True):
     restarted_at: float | None = None
     rollback_claimed_at: float | None = None  # the rollback's lease: claimed again once it runs out
     canary_failing: bool = False  # the agent's canaries fail: the incident stays open without rooms
+    kind: str = Field(default="outage", max_length=16)  # or "capacity": its workers are full
+    # the workers it names, as JSON [[worker id, jobs], ...] (`workers.store.incident_steps`)
+    workers: str = Field(default="", max_length=1024)
 
 
 class CanaryRunRow(SQLModel, table=True):

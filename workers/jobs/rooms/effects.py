@@ -39,8 +39,17 @@ class IncidentReports(Protocol):
     """Where rooms' troubles go beyond re-dispatching: their agents' incidents
     (`workers.escalation.agents.Incidents`)."""
 
-    async def breach(self, room: Room, agent: str, reason: str) -> None:
-        """The room missed its SLA for `agent`."""
+    async def breach(
+        self,
+        room: Room,
+        agent: str,
+        reason: str,
+        *,
+        full: bool = False,
+        unjoined: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        """The room missed its SLA for `agent` (`full`: LiveKit refused its job for want of capacity;
+        `unjoined`: the (dispatch, worker) of jobs workers took for it whose agent never came)."""
         ...
 
     async def room_failed(self, room: Room, agent: str, reason: str) -> None:
@@ -99,8 +108,8 @@ class Effects:
             case ReportFailed(reason=reason):
                 await self.incidents.room_failed(room, agent, reason)
                 return None
-            case ReportBreach(reason=reason):
-                await self.incidents.breach(room, agent, reason)
+            case ReportBreach(reason=reason, full=full, unjoined=unjoined):
+                await self.incidents.breach(room, agent, reason, full=full, unjoined=unjoined)
                 return None
             case ReportRecovered():
                 await self.incidents.room_recovered(room, agent)
