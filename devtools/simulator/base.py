@@ -12,6 +12,7 @@ from devtools.simulator.clock import Clock, RealClock, Timer
 from workers.core.personal import mask_phone
 
 STATUS = {
+    "invalid_argument": 400,
     "not_found": 404,
     "unauthenticated": 401,
     "permission_denied": 403,
@@ -40,9 +41,12 @@ def sid_for(prefix: str, name: str) -> str:
 
 
 class TwirpFailure(Exception):
-    def __init__(self, code: str, msg: str, status: int | None = None) -> None:
+    def __init__(
+        self, code: str, msg: str, status: int | None = None, *, meta: dict[str, str] | None = None
+    ) -> None:
         super().__init__(msg)
         self.code, self.msg, self.status = code, msg, status or STATUS[code]
+        self.meta = meta or {}
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""A stand-in LiveKit: RoomService, AgentDispatchService and CloudAgent over Twirp (protobuf bodies).
+"""A stand-in LiveKit: RoomService, AgentDispatchService, SIP's TransferSIPParticipant and CloudAgent over
+Twirp (protobuf bodies).
 
 The real livekit-api client talks to it over HTTP. It checks each request's JWT (signature, and the
 `roomAdmin` grant for the room asked about; `roomCreate` for CreateRoom and DeleteRoom), keeps rooms,
@@ -12,7 +13,8 @@ It behaves as livekit-server v1.13.5 was measured to (`../shared/LIVEKIT.md`, is
 part: rooms and participants in `rooms.py`, CreateRoom, DeleteRoom and the idle close of created rooms in
 `room_service.py`, dispatches, jobs and workers in `dispatch.py`, deployments that fall asleep after a
 quiet spell (`deployment(name, sleep_after=...)`, woken by RestartAgent or `POST /deploy-hook`) in
-`deployments.py`, Cloud agents in `cloud.py`. What the server does of its own doing (a room
+`deployments.py`, Cloud agents in `cloud.py`, a caller's transfer and `SendData` in `sip.py` (recorded in
+`transfers` and `messages`). What the server does of its own doing (a room
 `CreateDispatch` created, an agent a worker brought, a participant removed or timed out) it announces
 through `on_webhook`; what a test does (`join`, `publish`, `leave`, `start_room`, `close_room`) returns
 the webhooks for the test to send.
@@ -46,6 +48,7 @@ from livekit.api import TokenVerifier
 from livekit.protocol import agent_dispatch as ad
 from livekit.protocol import cloud_agent as ca
 from livekit.protocol import room as rs
+from livekit.protocol import sip
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -67,6 +70,7 @@ from devtools.simulator.dispatch import (
 )
 from devtools.simulator.room_service import DEPARTURE_TIMEOUT, EMPTY_TIMEOUT, RoomService
 from devtools.simulator.rooms import CRASH_TIMEOUT, Presence
+from devtools.simulator.sip import NO_BRIDGE_WAIT, TRANSFER_HANGUP, DataMessage, SipAndData, Transfer
 
 __all__ = [
     "ACCEPT_AFTER",
@@ -80,12 +84,15 @@ __all__ = [
     "MISSING_ROOM_WAIT",
     "REMOVAL_WAIT",
     "STATUS",
+    "TRANSFER_HANGUP",
     "WARM_START",
+    "DataMessage",
     "FakeLiveKit",
     "Job",
     "ManualClock",
     "Presence",
     "RealClock",
+    "Transfer",
     "TwirpFailure",
     "Webhook",
     "Worker",
@@ -98,6 +105,8 @@ MISSING_ROOM_WAIT = 3.0  # ListDispatch of a room the server does not have: 503 
 REQUESTS: dict[str, type[Message]] = {
     "ListParticipants": rs.ListParticipantsRequest,
     "RemoveParticipant": rs.RoomParticipantIdentity,
+    "SendData": rs.SendDataRequest,
+    "TransferSIPParticipant": sip.TransferSIPParticipantRequest,
     "ListRooms": rs.ListRoomsRequest,
     "CreateRoom": rs.CreateRoomRequest,
     "DeleteRoom": rs.DeleteRoomRequest,
@@ -120,12 +129,13 @@ def faithful(**options: Any) -> dict[str, Any]:
         "removal_wait": REMOVAL_WAIT,
         "entrypoint_grace": ENTRYPOINT_GRACE,
         "missing_room_wait": MISSING_ROOM_WAIT,
+        "transfer_hangup": TRANSFER_HANGUP,
     }
     return {**timing, **options}
 
 
 @dataclass
-class FakeLiveKit(RoomService, CloudAgents):
+class FakeLiveKit(RoomService, SipAndData, CloudAgents):
     calls: list[tuple[str, str]] = field(default_factory=list)
     failures: dict[str, list[int]] = field(default_factory=dict)
     failures_after: dict[str, list[int]] = field(default_factory=dict)
@@ -180,11 +190,13 @@ class FakeLiveKit(RoomService, CloudAgents):
         method = request.path_params["method"]
         try:
             message = REQUESTS[method].FromString(await request.body())
-            room = message.name if isinstance(message, rs.CreateRoomRequest) else getattr(message, "room", "")
+            room = _room_of(message)
             if method in CLOUD_AGENT_METHODS:
                 self._authorise_agent_admin(request.headers.get("authorization", ""))
             elif method in ROOM_CREATE_METHODS:
                 self._authorise_room_create(request.headers.get("authorization", ""))
+            elif method == "TransferSIPParticipant":
+                self._authorise_sip_call(request.headers.get("authorization", ""), room)
             else:
                 self._authorise(request.headers.get("authorization", ""), room)
             self.calls.append((method, room))
@@ -196,14 +208,17 @@ class FakeLiveKit(RoomService, CloudAgents):
                 raise TwirpFailure(
                     "unavailable" if status >= 500 else "permission_denied", "injected", status
                 )
-            if method == "ListDispatch" and room not in self.rooms:
+            if method in ("ListDispatch", "SendData") and room not in self.rooms:
                 await asyncio.sleep(self.missing_room_wait)  # the server's RPC to a node that has no room
+            if method == "TransferSIPParticipant" and not self.sip_bridge:
+                await asyncio.sleep(min(NO_BRIDGE_WAIT, self.missing_room_wait))  # nobody answers the RPC
             reply = getattr(self, f"_{method}")(message)
             landed = self.failures_after.get(method)
             if landed:
                 raise TwirpFailure("unavailable", "injected after the call landed", landed.pop(0))
         except TwirpFailure as exc:
-            return JSONResponse({"code": exc.code, "msg": exc.msg}, status_code=exc.status)
+            body = {"code": exc.code, "msg": exc.msg, **({"meta": exc.meta} if exc.meta else {})}
+            return JSONResponse(body, status_code=exc.status)
         return Response(reply.SerializeToString(), media_type="application/protobuf")
 
     def _authorise(self, header: str, room: str) -> None:
@@ -215,6 +230,17 @@ class FakeLiveKit(RoomService, CloudAgents):
             return  # ListRooms asks for roomList only
         if not claims.video or not claims.video.room_admin or (room and claims.video.room not in ("", room)):
             raise TwirpFailure("permission_denied", "roomAdmin grant for this room required")
+
+    def _authorise_sip_call(self, header: str, room: str) -> None:
+        """The `sip.call` grant and `roomAdmin` for the room; without either: 401 "permissions denied"
+        (livekit-server's `twirpAuthError`) [real]."""
+        try:
+            claims = TokenVerifier(self.key, self.secret).verify(header.removeprefix("Bearer "))
+        except jwt.PyJWTError as exc:
+            raise TwirpFailure("unauthenticated", f"bad token: {type(exc).__name__}") from None
+        video = claims.video
+        if not (claims.sip and claims.sip.call) or not (video and video.room_admin and video.room == room):
+            raise TwirpFailure("unauthenticated", "permissions denied")
 
     def _authorise_room_create(self, header: str) -> None:
         try:
@@ -231,3 +257,12 @@ class FakeLiveKit(RoomService, CloudAgents):
             raise TwirpFailure("unauthenticated", f"bad token: {type(exc).__name__}") from None
         if claims.agent is None or not claims.agent.admin:
             raise TwirpFailure("permission_denied", "agent admin grant required")
+
+
+def _room_of(message: Message) -> str:
+    """The room a request is about (for the grant and the missing-room wait)."""
+    if isinstance(message, rs.CreateRoomRequest):
+        return message.name
+    if isinstance(message, sip.TransferSIPParticipantRequest):
+        return message.room_name
+    return str(getattr(message, "room", ""))

@@ -97,6 +97,7 @@ class Rooms(Base):
             info.attributes["lk.publish_on_behalf"] = on_behalf
         if caller:
             info.kind = models.ParticipantInfo.SIP
+            info.attributes["sip.callID"] = sid_for("SCL_", caller + identity)  # what a transfer needs
             info.attributes["sip.phoneNumber"] = caller
             info.attributes["sip.callStatus"] = "active"
         self.rooms[room][identity] = info
@@ -260,7 +261,7 @@ class Rooms(Base):
 
     def _RemoveParticipant(self, req: rs.RoomParticipantIdentity) -> rs.RemoveParticipantResponse:
         if req.identity not in self._room(req.room):
-            raise TwirpFailure("not_found", "participant not found")
+            raise TwirpFailure("not_found", "participant does not exist")  # [real]
         self._remove(req.room, req.identity)
         return rs.RemoveParticipantResponse()
 
