@@ -71,6 +71,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--second", type=_share, default=0.0, help="share of rooms with the second agent (0-1)")
     p.add_argument("--sip", type=_share, default=0.0, help="share of rooms that are phone calls (0-1)")
+    p.add_argument(
+        "--fallback-agent",
+        default="",
+        help="an agent on other workers that answers every dispatch of it (Warden's fallback, e.g. apology)",
+    )
     p.add_argument("--key", default=os.environ.get("LIVEKIT_API_KEY") or "devkey")
     p.add_argument("--secret", default=os.environ.get("LIVEKIT_API_SECRET") or "secret")
     p.add_argument("--seed", type=int, help="random seed, for a repeatable run")
@@ -100,6 +105,7 @@ async def simulate(args: argparse.Namespace) -> int:
             second_agent=args.second_agent,
             second=args.second,
             sip=args.sip,
+            fallback_agent=args.fallback_agent,
             say=out.print,
         )
         out.print(
@@ -142,6 +148,15 @@ def summary(report: Report) -> Table:
         table.add_row("dispatches a sleeping deployment swallowed", str(report.swallowed), "")
     if report.refused:
         table.add_row("jobs a full deployment refused (JSR_NO_CAPACITY)", str(report.refused), "")
+    if report.fallback_agents:
+        table.add_row(
+            "Warden: fallback agents (removed when the agent came)", str(report.fallback_agents), ""
+        )
+        table.add_row("  of which removed", str(report.fallback_removed), "")
+    if report.transfers:
+        table.add_row("Warden: phone callers transferred to people", str(report.transfers), "")
+    if report.notices:
+        table.add_row("Warden: status messages to rooms (warden.status)", str(report.notices), "")
     if report.webhook_errors:
         table.add_row("[red]webhooks not accepted[/red]", str(report.webhook_errors), "")
     return table

@@ -1,8 +1,10 @@
 """What a simulation injects (`--failure`): the shares of rooms whose agent fails, an outage, a quiet spell
 with no new rooms, and a deployment that falls asleep.
 
-`never-joins:0.1,leaves:0.05,stalls:0.05,stuck:0.05` are shares of rooms (stuck: the agent joins and
-publishes, and its `lk.agent.state` stays `initializing`); `outage:START+LENGTH` (seconds into the run)
+`never-joins:0.1,leaves:0.05,stalls:0.05,stuck:0.05,never-comes:0.05` are shares of rooms (stuck: the
+agent joins and publishes, and its `lk.agent.state` stays `initializing`; never-comes: no agent comes
+however often it is dispatched, so Warden's re-dispatches are spent and the room fails: the person gets
+the fallback agent, a phone caller is transferred, issue 27); `outage:START+LENGTH` (seconds into the run)
 answers no dispatch for LENGTH seconds or until the Cloud agent is restarted; `quiet:START+LENGTH` starts
 no new room for LENGTH seconds (a quiet night: only canaries dispatch the agent then); `sleepy:SECONDS`
 gives the agent's deployment a quiet spell of SECONDS after which it falls asleep and swallows its next
@@ -17,8 +19,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-FATES = ("never_joins", "leaves", "stalls", "stuck")
-KNOWN = "never-joins, leaves, stalls, stuck, outage, quiet, sleepy, full"
+FATES = ("never_joins", "leaves", "stalls", "stuck", "never_comes")  # (added last: seeded draws stay)
+KNOWN = "never-joins, leaves, stalls, stuck, never-comes, outage, quiet, sleepy, full"
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class FailurePlan:
     sleeps: int | None = None  # ... only this many times (None: after every quiet spell)
     stuck: float = 0.0  # the first agent joins, publishes, and its `lk.agent.state` stays initializing
     full: Outage | None = None  # a spell in which the agent's workers are full (jobs refused)
+    never_comes: float = 0.0  # no agent comes for any dispatch of the room (the fallback's case)
 
     def fate(self, rng: random.Random) -> str:
         roll = rng.random()
@@ -84,7 +87,9 @@ def parse_failures(text: str) -> FailurePlan:
         else:
             raise ValueError(f"'{name}': unknown failure (known: {KNOWN})")
     if sum(values.get(f, 0.0) for f in FATES) > 1:
-        raise ValueError("the shares of never-joins, leaves, stalls and stuck add up to more than 1")
+        raise ValueError(
+            "the shares of never-joins, leaves, stalls, stuck and never-comes add up to more than 1"
+        )
     return FailurePlan(**values)
 
 

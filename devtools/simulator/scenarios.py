@@ -30,11 +30,20 @@ is stuck; the agents of its later jobs start and listen (`agent_states.HEALTHY`)
 
     stuck_initializing(fake, "notetaker")
     fake.create_dispatch("call-1", "notetaker")   # its agent joins, and stays initializing
+
+`fallback_agent`: issue 27's small agent on other workers (`apology`) that Warden dispatches when the
+expected agent cannot be brought back: a warm worker whose agents start and listen, untouched by the
+expected agent's outage; `abandoned_call`: a phone caller in a room whose agent never comes (no worker is
+registered for it), the room Warden transfers.
+
+    fallback_agent(fake, "apology")
+    send(abandoned_call(fake, "call-_+15550100123_", "+15550100123", agent_name="assistant"))
 """
 
 from __future__ import annotations
 
 from devtools.simulator.agent_states import HEALTHY, STUCK_INITIALIZING
+from devtools.simulator.base import Webhook
 from devtools.simulator.deployments import Deployment
 from devtools.simulator.dispatch import ACCEPT_AFTER, COLD_START, JOB_LISTING_LAG, Dispatches, Worker
 from devtools.simulator.livekit import FakeLiveKit
@@ -72,3 +81,19 @@ def stuck_initializing(fake: Dispatches, agent_name: str, *, times: int = 1) -> 
     """A worker for `agent_name` registers whose first `times` agents stay `initializing` for good and
     whose later ones start and listen. Returns the worker."""
     return fake.add_worker(agent_name, states=(STUCK_INITIALIZING,) * times + (HEALTHY,))
+
+
+def fallback_agent(fake: Dispatches, agent_name: str = "apology") -> Worker:
+    """A warm worker for the fallback agent `agent_name` registers (its agents start and listen)."""
+    return fake.add_worker(agent_name, states=(HEALTHY,))
+
+
+def abandoned_call(fake: Dispatches, room: str, number: str, *, agent_name: str = "") -> list[Webhook]:
+    """A phone caller (identity `sip_<number>`) joins `room` and speaks; with `agent_name`, the
+    application dispatches that agent, whose worker never comes (none is registered for it). Returns the
+    webhooks for the test to send, as `join` does."""
+    caller = f"sip_{number}"
+    webhooks = fake.join(room, caller, caller=number) + fake.publish(room, caller)
+    if agent_name:
+        fake.create_dispatch(room, agent_name)
+    return webhooks

@@ -15,6 +15,9 @@ lasts a while, the person leaves, `room_finished`. What happens to the agent is 
 - stuck: the first agent joins and publishes, and its `lk.agent.state` stays `initializing` (Warden
   evicts it after `WARDEN_STUCK_INITIALIZING_SECONDS` and re-dispatches); every other agent publishes
   its state as livekit-agents does, `initializing` then `listening` (`agent_states.py`);
+- never_comes: no agent comes however often it is dispatched (Warden's re-dispatches are spent: with a
+  fallback agent configured the person gets it; a phone caller is transferred to people, and the stand-in
+  hangs up the call as livekit/sip does, `sip.py`);
 and during an outage (`outage:START+LENGTH`, seconds into the run; `Outage.every` repeats it) no dispatch
 is answered until the outage ends or Warden restarts the Cloud agent (`RestartAgent`). A quiet spell
 (`quiet:START+LENGTH`) starts no room; while the agent's workers are full (`full:START+LENGTH`) each
@@ -23,7 +26,9 @@ agent's deployment falls asleep after that long without a dispatch and answers n
 (`deployments.py`): a quiet night that only Warden's canaries (rooms it makes with CreateRoom, which the
 stand-in serves as any room) can catch. The second agent has a fate of its own (never_joins with the same
 share, else ok), so that a room where the first agent came and the second did not shows Warden
-re-dispatching the second only.
+re-dispatching the second only. A fallback agent (`fallback_agent`, e.g. `apology`, issue 27) runs on
+other workers: the outage, a sleep or full workers do not touch it; it joins whenever Warden dispatches
+it, and leaves when Warden removes it (once the expected agent came after all) or the room ends.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from devtools.simulator.livekit import FakeLiveKit, Webhook, room_sid, sid_for
 from devtools.simulator.plan import FATES, FailurePlan, Outage, parse_failures
 from devtools.simulator.webhooks import InOrder, body
 from service.cli.signing import sign
+from workers.core.personal import mask_phone
 
 __all__ = ["FATES", "FailurePlan", "Outage", "Report", "Simulation", "parse_failures"]
 
@@ -68,6 +74,10 @@ class Report:
     restarts: int = 0
     swallowed: int = 0  # dispatches a sleeping deployment took and never answered
     refused: int = 0  # dispatches whose job a full deployment refused (JSR_NO_CAPACITY)
+    fallback_agents: int = 0  # fallback agents that joined (Warden dispatched them)
+    fallback_removed: int = 0  # of which Warden removed once the expected agent came
+    transfers: int = 0  # phone callers transferred to people
+    notices: int = 0  # data messages Warden sent to rooms (`warden.status`)
     webhooks: int = 0
     webhook_errors: int = 0
 
@@ -90,6 +100,7 @@ class Simulation:
     second_agent: str = ""  # a second agent the application dispatches in a share of rooms
     second: float = 0.0  # that share
     sip: float = 0.0  # the share of rooms that are phone calls
+    fallback_agent: str = ""  # the agent Warden dispatches when the expected one cannot be brought back
     report: Report = field(default_factory=Report)
     on_room_done: Callable[[], None] = lambda: None
     say: Callable[[str], None] = lambda _: None  # told what befalls the deployment (asleep, restarted)
@@ -103,6 +114,7 @@ class Simulation:
     _working: dict[str, str] = field(default_factory=dict)  # room -> identity of a publishing agent
     _second_fates: dict[str, str] = field(default_factory=dict)  # room -> the second agent's fate
     _second_working: dict[str, str] = field(default_factory=dict)
+    _fallbacks: set[tuple[str, str]] = field(default_factory=set)  # (room, identity) of fallback agents
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _ids: int = 0
 
@@ -110,6 +122,7 @@ class Simulation:
         self.fake.on_dispatch = self._on_dispatch
         self.fake.on_restart = self._on_restart
         self.fake.on_webhook = InOrder(self.webhook)  # what LiveKit does itself: evictions, a room re-made
+        self.fake.on_remove = self._on_remove
         if self.plan.sleepy is not None:  # the agent's deployment falls asleep after a quiet spell
             self.fake.deployment(self.agent_name, sleep_after=self.plan.sleepy, sleeps=self.plan.sleeps)
         if self.plan.full is not None:  # the agent's workers are full for a while: jobs refused
@@ -143,6 +156,8 @@ class Simulation:
         self.report.restarts = len(self.fake.restarts)
         self.report.swallowed = len(self.fake.swallowed_ids)
         self.report.refused = len(self.fake.refused_ids)
+        self.report.transfers = len(self.fake.transferred())
+        self.report.notices = sum(len(sent) for sent in self.fake.messages.values())
         return self.report
 
     def quiet_now(self) -> bool:
@@ -203,6 +218,9 @@ class Simulation:
 
     def _on_dispatch(self, dispatch: AgentDispatch) -> None:
         room = dispatch.room
+        if self.fallback_agent and dispatch.agent_name == self.fallback_agent:
+            self._spawn(self._fallback(room, f"agent-{dispatch.id}", dispatch.id))
+            return
         if dispatch.agent_name != self.agent_name:
             self._on_second_dispatch(dispatch)
             return
@@ -215,8 +233,8 @@ class Simulation:
         if room not in self.fake.rooms or self._dropped_in_outage():
             return
         fate = self.fates.get(room, "ok")
-        if fate == "never_joins" and self._dispatched[room] == 1:
-            return  # the application's dispatch: accepted, and nobody comes
+        if (fate == "never_joins" and self._dispatched[room] == 1) or fate == "never_comes":
+            return  # accepted, and nobody comes (never_comes: for no dispatch)
         first = self._answered[room] == 0
         self._answered[room] += 1
         behaviour = fate if first and fate in ("leaves", "stalls", "stuck") else "ok"
@@ -255,6 +273,24 @@ class Simulation:
         if behaviour == "leaves":
             await asyncio.sleep(self.rng.uniform(2.0, 5.0))
             await self.tell(room, self.fake.leave(room, identity))
+
+    async def _fallback(self, room: str, identity: str, dispatch_id: str) -> None:
+        """The fallback agent, on workers of its own: it comes whatever befalls the expected agent's."""
+        await asyncio.sleep(self.rng.uniform(*self.agent_delay))
+        if room not in self.fake.rooms:
+            return
+        name = self.fallback_agent
+        await self.tell(room, self.fake.join(room, identity, agent_name=name, dispatch_id=dispatch_id))
+        self.fake.play_states(room, identity, HEALTHY)
+        self._fallbacks.add((room, identity))
+        self.report.fallback_agents += 1
+        self.say(f"the fallback agent {name} joined {mask_phone(room)}")
+        await self.tell(room, self.fake.publish(room, identity))
+
+    def _on_remove(self, room: str, identity: str) -> None:
+        if (room, identity) in self._fallbacks:
+            self.report.fallback_removed += 1
+            self.say(f"Warden removed the fallback agent from {mask_phone(room)}: its agent came")
 
     def _dropped_in_outage(self) -> bool:
         """A dispatch now goes unanswered (the outage is on): noted, so that a restart ends it."""

@@ -6,6 +6,7 @@ grant; messages reach the room in order; a fallback agent removed leaves with PA
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -13,8 +14,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import httpx
 import pytest
-from livekit.api import AccessToken, LiveKitAPI, SipCallError, TwirpError, VideoGrants
+from livekit.api import (
+    AccessToken,
+    CreateAgentDispatchRequest,
+    LiveKitAPI,
+    SipCallError,
+    TwirpError,
+    VideoGrants,
+)
 from livekit.api.twirp_client import TwirpClient
 from livekit.protocol.models import DataPacket
 from livekit.protocol.room import RoomParticipantIdentity, SendDataRequest
@@ -25,7 +34,10 @@ from livekit.protocol.sip import (
 )
 
 from devtools.simulator.livekit import TRANSFER_HANGUP, FakeLiveKit, ManualClock, faithful
+from devtools.simulator.plan import parse_failures
+from devtools.simulator.scenarios import abandoned_call
 from devtools.simulator.serving import serve
+from devtools.simulator.world import Simulation
 from tests.support.settings import KEY, SECRET
 
 T0 = 1_767_225_600.0
@@ -50,6 +62,9 @@ class Standin:
             room_name=room, participant_identity=identity, transfer_to=to, play_dialtone=True
         )
         return await self.api.sip.transfer_sip_participant(request)
+
+    async def dispatch_fallback(self, room: str, name: str = "apology") -> None:
+        await self.api.agent_dispatch.create_dispatch(CreateAgentDispatchRequest(room=room, agent_name=name))
 
     async def say(self, room: str, notice: dict[str, Any], *to: str) -> None:
         data = SendDataRequest(
@@ -203,3 +218,35 @@ async def test_a_fallback_agent_removed_leaves_with_participant_removed(lk: Stan
     with pytest.raises(TwirpError) as again:
         await lk.api.room.remove_participant(RoomParticipantIdentity(room="r", identity="agent-apology"))
     assert (again.value.status, again.value.message) == (404, "participant does not exist")
+
+
+async def test_the_simulation_serves_the_fallback_agent_and_hangs_up_a_transferred_call(lk: Standin) -> None:
+    """`never-comes` rooms get no expected agent however often dispatched; the fallback agent (on other
+    workers) comes even in an outage and is counted when Warden removes it; a caller transferred leaves."""
+    assert parse_failures("never-comes:0.1").never_comes == 0.1
+    async with httpx.AsyncClient(transport=httpx.MockTransport(lambda _: httpx.Response(200))) as client:
+        sim = Simulation(
+            lk.fake,
+            client,
+            "http://warden/webhook",
+            "demo-agent",
+            parse_failures("never-comes:1,outage:0+3600"),
+            agent_delay=(0, 0),
+            fallback_agent="apology",
+        )
+        sim.fates.update({"web": "never_comes", "call": "never_comes"})
+        lk.fake.join("web", "alice")
+        for _ in range(3):
+            lk.fake.create_dispatch("web", "demo-agent")  # the application's, then Warden's
+        await lk.dispatch_fallback("web")
+        await asyncio.gather(*sim._tasks)
+        (fallback,) = lk.fake.agents_in("web")
+        assert lk.fake.copies("web", "apology") == 1 and lk.fake.copies("web", "demo-agent") == 0
+        await lk.api.room.remove_participant(RoomParticipantIdentity(room="web", identity=fallback))
+        await asyncio.gather(*sim._tasks)
+        await sim.tell("call", abandoned_call(lk.fake, "call", NUMBER, agent_name="demo-agent"))
+        await lk.transfer("call", CALLER)
+        lk.at(TRANSFER_HANGUP + EPS)
+        report = sim.finish()
+    assert (report.fallback_agents, report.fallback_removed, report.transfers) == (1, 1, 1)
+    assert lk.fake.agents_in("call") == [] and CALLER not in lk.fake.rooms["call"]
