@@ -7,11 +7,12 @@ turns a room into the JSON its row holds and back, the effects layer carries the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, ClassVar
 
 from workers.core.plain import tagged
+from workers.core.protecting import DispatchFallback, RemoveFallback, SendStatus, TransferCaller
 
 
 class Phase(StrEnum):
@@ -72,6 +73,12 @@ class Policy:
     # there before it counts as stalled (None: not judged by that state; `workers.core.liveness`)
     stuck_initializing: float | None = 30.0
     stuck_thinking: float | None = 60.0
+    # protecting the person while an agent cannot be brought back (`workers.core.fallback`, issue 27)
+    fallback_agent: str = ""  # dispatched to the room in its agent's place
+    fallback_after: float | None = None  # seconds of waiting with its incident open (None: twice join_sla)
+    fallback_stays: bool = False  # the fallback agent stays when the expected one comes after all
+    fallback_transfer_to: str = field(default="", repr=False)  # a SIP caller goes there (personal data)
+    notify_room: bool = False  # the room is told on topic `warden.status`
 
     def counts(self, agent_name: str) -> bool:
         """Is an agent of this name "ours"? An agent that gives no name counts, so none is double-booked."""
@@ -134,6 +141,16 @@ class AgentView:
     full: bool = False
     unjoined: tuple[tuple[str, str], ...] = ()
     let_go: str = ""  # the dispatch whose job an `agent_job_ended` said was meant to end (cancelled...)
+    # protecting the person (`workers.core.fallback`): when its agent's incident was known open to the
+    # room, the fallback taken in this outage ("agent", "transfer"), why, the fallback agent sent (and
+    # to be removed when ours comes: "" when it stays), and the status the room was last told
+    outage_at: float | None = None
+    fallback: str = ""
+    fallback_reason: str = ""
+    fallback_to: str = ""
+    fallback_agent: str = ""
+    told: str = ""
+    told_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -356,6 +373,10 @@ Action = (
     | ReportFailed
     | ReportBreach
     | ReportRecovered
+    | DispatchFallback
+    | TransferCaller
+    | RemoveFallback
+    | SendStatus
 )
 
 
