@@ -9,7 +9,7 @@ from dataclasses import replace
 from workers.core.events import Event, EventKind, Fact, Job, Participant, ParticipantKind, internal
 from workers.core.machine import transition
 from workers.core.protecting import DispatchFallback, RemoveFallback, SendStatus, TransferCaller
-from workers.core.room import Action, CheckPresence, Policy, Room, ScheduleDeadline
+from workers.core.room import Action, CheckPresence, Policy, Protection, Room, ScheduleDeadline
 from workers.core.rules import Rule, Rules
 from workers.jobs.rooms.protect import fallback_metadata
 
@@ -96,7 +96,7 @@ def test_a_web_room_whose_agent_failed_gets_the_fallback_agent_once() -> None:
     room.agent_joins(130, "apology")  # the fallback agent is not the room's agent: still waiting
     room.join(131, replace(ALICE, identity="bob", sid="PA_bob"))
     assert room.protecting == [DispatchFallback(AGENT, "apology", "failed")]
-    assert room.room.views[0].fallback == "agent"
+    assert room.room.views[0].fallback is Protection.FALLBACK_AGENT
 
 
 def test_the_fallback_agent_is_removed_when_the_agent_comes_after_all_unless_it_stays() -> None:
@@ -135,7 +135,7 @@ def test_a_room_the_person_already_left_gets_nothing() -> None:
     room.leave(116)
     room.livekit_answers(117.0)  # nobody there
     assert [a for a in room.protecting if not isinstance(a, SendStatus)] == []
-    assert room.room.views[0].fallback == ""
+    assert room.room.views[0].fallback is Protection.NONE
 
 
 def test_nothing_without_a_fallback_configured() -> None:

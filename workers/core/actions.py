@@ -14,6 +14,7 @@ from workers.core.room import (
     Evict,
     Expect,
     Phase,
+    Protection,
     Reason,
     Recovery,
     Redispatch,
@@ -91,13 +92,12 @@ def _protecting(before: AgentView, after: AgentView) -> list[Action]:
     """What protecting the person newly asks for (`workers.core.fallback`): the fallback taken, the
     fallback agent removed when ours came, what the room is told."""
     actions: list[Action] = []
-    if after.fallback and not before.fallback:
-        if after.fallback == "transfer":
-            actions.append(TransferCaller(after.agent, after.fallback_reason))
-        else:
-            actions.append(DispatchFallback(after.agent, after.fallback_to, after.fallback_reason))
+    if after.fallback is not before.fallback and after.fallback is Protection.TRANSFERRED:
+        actions.append(TransferCaller(after.agent, after.fallback_reason))
+    if after.fallback is not before.fallback and after.fallback is Protection.FALLBACK_AGENT:
+        actions.append(DispatchFallback(after.agent, after.fallback_to, after.fallback_reason))
     came = after.phase in (Phase.AGENT_PRESENT, Phase.AGENT_ACTIVE)
-    if before.fallback_agent and not after.fallback and came:
+    if before.fallback_agent and after.fallback is Protection.NONE and came:
         actions.append(RemoveFallback(after.agent, before.fallback_agent))
     if after.told and after.told != before.told and after.told_at is not None:
         actions.append(SendStatus(after.agent, after.told, after.told_at))

@@ -331,9 +331,7 @@ def _settle(
     )
     trigger = settled(before, phase, event, doubled=len(room.copies(policy)) > 1)
     room = RECOVERY[(moved.recovery, trigger)](room.put(moved), moved, event, policy)
-    if not moved.agent:
-        return room  # the room's own watch: no agent to protect the person from losing
-    recovered = room.view(moved.agent)
+    recovered = room.view(moved.agent) if moved.agent else None  # the room's own watch: no agent
     return room if recovered is None else room.put(protect(room, recovered, policy, event.at))
 
 

@@ -43,6 +43,14 @@ class Recovery(StrEnum):
     FAILED = "failed"  # re-dispatches exhausted or LiveKit refused: escalated, no more attempts
 
 
+class Protection(StrEnum):
+    """What Warden did for an agent's people while it could not be brought back (`workers.core.fallback`)."""
+
+    NONE = "none"
+    FALLBACK_AGENT = "fallback_agent"  # another agent dispatched in its place
+    TRANSFERRED = "transferred"  # the SIP caller transferred to people
+
+
 class Reason(StrEnum):
     """Why a deadline was set."""
 
@@ -142,10 +150,10 @@ class AgentView:
     unjoined: tuple[tuple[str, str], ...] = ()
     let_go: str = ""  # the dispatch whose job an `agent_job_ended` said was meant to end (cancelled...)
     # protecting the person (`workers.core.fallback`): when its agent's incident was known open to the
-    # room, the fallback taken in this outage ("agent", "transfer"), why, the fallback agent sent (and
+    # room, the fallback taken in this outage, why, the fallback agent sent (and
     # to be removed when ours comes: "" when it stays), and the status the room was last told
     outage_at: float | None = None
-    fallback: str = ""
+    fallback: Protection = Protection.NONE
     fallback_reason: str = ""
     fallback_to: str = ""
     fallback_agent: str = ""
