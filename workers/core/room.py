@@ -31,6 +31,10 @@ class Phase(StrEnum):
 
 # People are there and no agent of ours: the phases in which a room waits for its agent.
 WAITING_PHASES = (Phase.WAITING, Phase.AGENT_LOST)
+# A room whose people wait and were given a fallback (`workers.core.fallback`): its own state in its row,
+# the API and the dashboard (`Room.state`); every other room's state is its phase.
+FALLBACK_STATE = "fallback"
+ROOM_STATES = (*(str(p) for p in Phase), FALLBACK_STATE)
 
 
 class Recovery(StrEnum):
@@ -248,6 +252,13 @@ class Room:
                 return AgentView(phase=Phase.CLOSED)
             return AgentView(phase=Phase.NO_AGENT_EXPECTED if self.someone_here else Phase.IDLE)
         return min(watching, key=lambda v: (_URGENCY[v.recovery], _NEED[v.phase]))
+
+    def state(self) -> str:
+        """The room's state as its row, the API and the dashboard show it: `fallback` while people wait
+        and a fallback was taken for its agent most in need, else that agent's phase."""
+        shown = self.summary()
+        taken = shown.fallback is not Protection.NONE and shown.phase in WAITING_PHASES
+        return FALLBACK_STATE if taken else str(shown.phase)
 
     def next_deadline(self) -> float | None:
         return min((v.deadline.at for v in self.watchers() if v.deadline is not None), default=None)
