@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from workers.core.room import Phase
+from workers.core.room import ROOM_STATES
 from workers.queue.depth import queue_depth
 from workers.store.dead_letters import waiting_count
 from workers.store.stats import open_incident_count, phase_counts
@@ -66,7 +66,7 @@ async def metrics_endpoint(request: Request) -> Response:
         log.warning("metrics: Redis unavailable (%s); queue figures not updated", type(exc).__name__)
     try:
         counts = await phase_counts(state.engine)
-        for phase in {*(str(p) for p in Phase), *counts}:  # a phase no room is in now reads 0, not its last
+        for phase in {*ROOM_STATES, *counts}:  # a phase no room is in now reads 0, not its last
             ROOMS.labels(phase=phase).set(counts.get(phase, 0))
         OPEN_INCIDENTS.set(await open_incident_count(state.engine))
         DEAD_LETTERS.set(await waiting_count(state.engine))

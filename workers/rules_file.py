@@ -8,6 +8,8 @@
     stuck_thinking_seconds = 90         # also stuck_initializing_seconds (lk.agent.state; 0: off)
     cloud_agent_id = "CA_..."           # or deploy_hook_url: what escalation restarts for these agents
     canary = true                       # canaries for these agents (WARDEN_CANARY_EVERY)
+    fallback_agent = "apology"          # protecting the person: also fallback_after_seconds,
+    fallback_transfer_to = "tel:+1..."  # fallback_stays, notify_room (README: Protecting the person)
 
 A mistake stops start-up with a message naming the file, the rule's number and the key (`RulesError`,
 a `SettingsError`). Deploy-hook URLs are secrets: an error never repeats their value.
@@ -16,11 +18,13 @@ a `SettingsError`). Deploy-hook URLs are secrets: an error never repeats their v
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from workers.core.errors import SettingsError
 from workers.core.rules import Rule
+from workers.setting_values import check_transfer_target
 
 _MATCH_KEYS = {"room", "sip"}
 _NUMBERS = {
@@ -39,6 +43,11 @@ _KEYS = {
     "cloud_agent_id",
     "deploy_hook_url",
     "canary",
+    "fallback_agent",
+    "fallback_after_seconds",
+    "fallback_stays",
+    "fallback_transfer_to",
+    "notify_room",
     *_NUMBERS,
 }
 
@@ -118,6 +127,7 @@ def _rule(item: Any, number: int, where: str) -> Rule:
         if item["canary"] and not fields.get("agents"):
             raise bad("canary", "needs the rule's agents = [...]: a canary is placed for a named agent")
         fields["canary"] = item["canary"]
+    fields.update(_fallback(item, bad))
     agent_id = item.get("cloud_agent_id", "")
     if not isinstance(agent_id, str) or (agent_id and not agent_id.startswith("CA_")):
         raise bad("cloud_agent_id", "must be a LiveKit Cloud agent id (CA_...)")
@@ -127,3 +137,35 @@ def _rule(item: Any, number: int, where: str) -> Rule:
     if agent_id and hook:
         raise bad("cloud_agent_id", "give cloud_agent_id or deploy_hook_url, not both")
     return Rule(number, cloud_agent_id=agent_id, deploy_hook_url=hook, **fields)
+
+
+def _fallback(item: dict[str, Any], bad: Callable[[str, str], RulesError]) -> dict[str, Any]:
+    """The rule's keys for protecting the person (issue 27), checked."""
+    fields: dict[str, Any] = {}
+    agent = item.get("fallback_agent")
+    if agent is not None:
+        if not isinstance(agent, str) or not agent.strip():
+            raise bad("fallback_agent", "must be an agent name (a non-empty string)")
+        fields["fallback_agent"] = agent.strip()
+    after = item.get("fallback_after_seconds")
+    if after is not None:
+        if isinstance(after, bool) or not isinstance(after, int | float) or after <= 0:
+            raise bad("fallback_after_seconds", "must be a number of seconds, more than 0")
+        fields["fallback_after"] = float(after)
+    for key in ("fallback_stays", "notify_room"):
+        if key in item:
+            if not isinstance(item[key], bool):
+                raise bad(key, "must be true or false")
+            fields[key] = item[key]
+    to = item.get("fallback_transfer_to")
+    if to is not None:
+        try:
+            if not isinstance(to, str):
+                raise ValueError(
+                    "must be a tel:+... number or a sip: URI (value not shown: it is personal data)"
+                )
+            check_transfer_target(to)
+        except ValueError as exc:
+            raise bad("fallback_transfer_to", str(exc)) from None
+        fields["fallback_transfer_to"] = to
+    return fields

@@ -47,3 +47,17 @@ def parse_keys(text: str) -> dict[str, str]:
             raise ValueError("each entry must look like 'key: secret'")
         keys[key.strip()] = secret.strip()
     return keys
+
+
+def check_transfer_target(to: str) -> None:
+    """A `tel:+...` number or a `sip:` URI; the error never repeats the value (it is personal data)."""
+    scheme, sep, rest = to.partition(":")
+    if (
+        not sep
+        or scheme.lower() not in ("tel", "sip", "sips")
+        or not rest.strip()
+        or any(c.isspace() for c in to)
+    ):
+        raise ValueError("must be a tel:+... number or a sip: URI (value not shown: it is personal data)")
+    if scheme.lower() == "tel" and not re.fullmatch(r"\+?[0-9][0-9().-]{2,}", rest):
+        raise ValueError("must be a tel:+... number or a sip: URI (value not shown: it is personal data)")

@@ -15,7 +15,7 @@ from typing import Literal
 
 from arq.connections import RedisSettings
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from workers.core.canary import CanaryPolicy
 from workers.core.errors import SettingsError
@@ -23,6 +23,7 @@ from workers.core.room import Policy
 from workers.core.rules import Rule, Rules
 from workers.rules_file import load_rules
 from workers.setting_values import check_http_url, normalise_database_url, parse_duration, parse_keys
+from workers.settings_fallback import FallbackSettings
 
 DEFAULT_SQLITE_PATH = Path("var") / "warden.db"
 _URL_SCHEMES = ("ws://", "wss://", "http://", "https://")
@@ -33,7 +34,7 @@ CALLS_PER_LOOK = 2
 LIVENESS_TICK_SECONDS = 1
 
 
-class Settings(BaseSettings):
+class Settings(FallbackSettings):
     """Environment variables (and a `.env` file) read by Warden; names match the variables."""
 
     model_config = SettingsConfigDict(
@@ -282,6 +283,7 @@ class Settings(BaseSettings):
             people_listed=self.warden_room_people_listed,
             stuck_initializing=self.warden_stuck_initializing_seconds or None,
             stuck_thinking=self.warden_stuck_thinking_seconds or None,
+            **self.fallback_policy(),
         )
 
     @cached_property

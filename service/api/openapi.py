@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from service.api.auth import admin_only
 from service.api.openapi_schemas import SCHEMAS, Schema, ref
-from workers.core.room import Phase
+from workers.core.room import ROOM_STATES
 
 JSON = "application/json"
 ADMIN: list[dict[str, list[str]]] = [{"adminToken": []}, {"adminBasic": []}]
@@ -102,7 +102,7 @@ def _paths() -> dict[str, Schema]:
                     "in": "query",
                     "required": False,
                     "description": "only rooms in this phase",
-                    "schema": {"type": "string", "enum": [str(p) for p in Phase]},
+                    "schema": {"type": "string", "enum": list(ROOM_STATES)},
                 },
             ],
             400,

@@ -8,7 +8,7 @@ from typing import Any
 
 from workers.core.canary import Outcome
 from workers.core.liveness import STATES
-from workers.core.room import Phase, Reason, Recovery
+from workers.core.room import ROOM_STATES, Phase, Reason, Recovery
 
 Schema = dict[str, Any]
 
@@ -123,7 +123,11 @@ EXPECTED_AGENT = obj(
 ROOM_FIELDS: dict[str, Schema] = {
     "name": {**STRING, "description": "phone numbers in it masked (last four digits)"},
     "sid": STRING,
-    "state": {"type": "string", "enum": [str(p) for p in Phase]},
+    "state": {
+        "type": "string",
+        "enum": list(ROOM_STATES),
+        "description": "its agent most in need's phase; fallback: people wait and a fallback was taken",
+    },
     "sip": {"type": "boolean", "description": "a phone caller is or was in the room"},
     "expected": {"type": "array", "items": ref("ExpectedAgent")},
     "expects": {

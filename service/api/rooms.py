@@ -11,12 +11,12 @@ from starlette.responses import JSONResponse
 from service.api.auth import admin_only
 from workers.core.events import INTERNAL_KINDS, JobReason, JobStatus, ParticipantKind
 from workers.core.personal import mask_identity, mask_phone
-from workers.core.room import AgentView, Phase, Policy, Room, time_to_agent
+from workers.core.room import ROOM_STATES, AgentView, Policy, Room, time_to_agent
 from workers.store.log_rows import ACTION_KIND
 from workers.store.queries import TimelineEntry, confirmations, find_room, list_rooms
 
 MAX_LIMIT = 200
-PHASES = tuple(str(p) for p in Phase)
+PHASES = ROOM_STATES
 
 
 def iso(timestamp: float | None) -> str | None:
@@ -36,7 +36,7 @@ def room_summary(room: Room, confirmed_at: float | None = None) -> dict[str, Any
     return {
         "name": mask_phone(room.name),
         "sid": room.sid,
-        "state": str(shown.phase),
+        "state": room.state(),
         "sip": room.sip,
         "expected": [_expected(room, v) for v in room.views],
         "expects": "learned" if room.learned else "not yet known",

@@ -28,6 +28,7 @@ STATE_STYLE = {
     "closed": "dim",
     "idle": "dim",
     "no_agent_expected": "cyan",
+    "fallback": "magenta",
     "open": "red",
     "resolved": "green",
 }

@@ -36,7 +36,7 @@ from service.dashboard.charts import (
     percentile,
     timeline_svg,
 )
-from workers.core.room import Phase, time_to_agent
+from workers.core.room import ROOM_STATES, time_to_agent
 from workers.core.shown import TEXT_CHARS, fit, listed, shown
 from workers.store.dead_letters import waiting_count
 from workers.store.incidents import list_incidents
@@ -168,7 +168,7 @@ async def rooms_page(request: Request) -> Response:
     engine = request.state.engine
     settings = request.state.settings
     state = request.query_params.get("state", "")
-    if state and state not in {str(p) for p in Phase}:
+    if state and state not in ROOM_STATES:
         state = ""
     window = request.query_params.get("window", "hour")
     if window not in WINDOWS:
@@ -192,7 +192,7 @@ async def rooms_page(request: Request) -> Response:
             "rooms": rows,
             "total": found.total,
             "state": state,
-            "phases": [str(p) for p in Phase],
+            "phases": list(ROOM_STATES),
             "counts": await phase_counts(engine),
             "window": window,
             "histogram": histogram_svg(histogram_bars(waits.seconds, waits.still_waiting, sla)),

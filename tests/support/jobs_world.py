@@ -345,6 +345,7 @@ async def jobs_world(
     world.cloud.on_restart = world.hook.on_restart = world._restarted
     adapters = Adapters(
         presence=world.livekit,
+        protector=world.livekit,
         dispatcher=world.livekit,
         cloud=world.cloud if cloud else None,
         hook=world.hook if hook else None,

@@ -5,6 +5,7 @@ re-fold newly asks for (`new_actions`). Pure; the action types are values, in `w
 
 from __future__ import annotations
 
+from workers.core.protecting import DispatchFallback, RemoveFallback, SendStatus, TransferCaller
 from workers.core.room import (
     Action,
     AgentView,
@@ -12,6 +13,8 @@ from workers.core.room import (
     Dispatch,
     Evict,
     Expect,
+    Phase,
+    Protection,
     Reason,
     Recovery,
     Redispatch,
@@ -82,4 +85,20 @@ def _asked(before: AgentView, after: AgentView) -> list[Action]:
         actions.append(ReportRecovered(str(after.phase), after.agent))
     if after.dispatched_on_start and not before.dispatched_on_start:
         actions.append(Dispatch(after.agent))
+    return actions + _protecting(before, after)
+
+
+def _protecting(before: AgentView, after: AgentView) -> list[Action]:
+    """What protecting the person newly asks for (`workers.core.fallback`): the fallback taken, the
+    fallback agent removed when ours came, what the room is told."""
+    actions: list[Action] = []
+    if after.fallback is not before.fallback and after.fallback is Protection.TRANSFERRED:
+        actions.append(TransferCaller(after.agent, after.fallback_reason))
+    if after.fallback is not before.fallback and after.fallback is Protection.FALLBACK_AGENT:
+        actions.append(DispatchFallback(after.agent, after.fallback_to, after.fallback_reason))
+    came = after.phase in (Phase.AGENT_PRESENT, Phase.AGENT_ACTIVE)
+    if before.fallback_agent and after.fallback is Protection.NONE and came:
+        actions.append(RemoveFallback(after.agent, before.fallback_agent))
+    if after.told and after.told != before.told and after.told_at is not None:
+        actions.append(SendStatus(after.agent, after.told, after.told_at))
     return actions

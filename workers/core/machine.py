@@ -80,6 +80,14 @@ What Warden does about each expected agent
     part's phase follows from who is there (`presence.phase_of`), and where presence left the room is
     that part's trigger in the second table.
 
+What Warden does for the person meanwhile
+12. After its rule in `RECOVERY`, every part passes through `fallback.protect`: an agent that cannot be
+    brought back (FAILED, or waited for `fallback_after` seconds with its incident open, which the
+    incident's `AGENT_RESTARTED` tells the room) gets, once per outage, a transfer of the SIP caller
+    or a fallback agent; the fallback agent goes when ours comes; with `notify_room`, the room is told
+    each change of the part's recovery (`workers.core.fallback` has the rules in full). The fallback
+    agent is never expected as one of the room's own.
+
 `transition` returns a `Decision`: the next room and the actions this step newly asks for, derived
 from what changed (`workers.core.actions`).
 """
@@ -92,6 +100,7 @@ from dataclasses import replace
 from workers.core.actions import new_actions
 from workers.core.agents import counted, declared, expect, noted
 from workers.core.events import LISTINGS, Event, EventKind
+from workers.core.fallback import outage_known, protect
 from workers.core.order import placed
 from workers.core.presence import (
     Presence,
@@ -264,12 +273,15 @@ def transition(room: Room, event: Event, *, now: float, rules: Rules) -> Decisio
     if concerned is not None and concerned is after.watch and event.kind is EventKind.PRESENCE_OBSERVED:
         # The watch's question is answered (`agents`, rule 2): for the room, a reconciliation.
         after, seen, concerned = replace(after, watch=None), replace(event, kind=EventKind.RECONCILED), None
+    if concerned is not None and event.kind is EventKind.AGENT_RESTARTED and concerned is not after.watch:
+        after = after.put(outage_known(concerned, event.at))  # its incident is open (rule 12)
     phase = room_phase(after) if concerned is None else concerned.phase
     after = capped(TABLE[(phase, seen.kind)](after, seen, policy), policy.people_listed)
     for view in after.watchers():
         after = _settle(after, view, seen, _policy(after, view, policy))
     for agent, source, since in declared(event, rule, after):
-        after = _expect(after, agent, source, seen, policy, since)
+        if agent != policy.fallback_agent or not agent:  # the fallback agent is not one of the room's own
+            after = _expect(after, agent, source, seen, policy, since)
     after = noted(after, event)
     actions = new_actions(room, after)
     for decided in (a for a in actions if isinstance(a, Redispatch)):
@@ -318,7 +330,9 @@ def _settle(
         dispatched_on_start=first_dispatch,
     )
     trigger = settled(before, phase, event, doubled=len(room.copies(policy)) > 1)
-    return RECOVERY[(moved.recovery, trigger)](room.put(moved), moved, event, policy)
+    room = RECOVERY[(moved.recovery, trigger)](room.put(moved), moved, event, policy)
+    recovered = room.view(moved.agent) if moved.agent else None  # the room's own watch: no agent
+    return room if recovered is None else room.put(protect(room, recovered, policy, event.at))
 
 
 def _expect(

@@ -7,11 +7,12 @@ turns a room into the JSON its row holds and back, the effects layer carries the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, ClassVar
 
 from workers.core.plain import tagged
+from workers.core.protecting import DispatchFallback, RemoveFallback, SendStatus, TransferCaller
 
 
 class Phase(StrEnum):
@@ -30,6 +31,10 @@ class Phase(StrEnum):
 
 # People are there and no agent of ours: the phases in which a room waits for its agent.
 WAITING_PHASES = (Phase.WAITING, Phase.AGENT_LOST)
+# A room whose people wait and were given a fallback (`workers.core.fallback`): its own state in its row,
+# the API and the dashboard (`Room.state`); every other room's state is its phase.
+FALLBACK_STATE = "fallback"
+ROOM_STATES = (*(str(p) for p in Phase), FALLBACK_STATE)
 
 
 class Recovery(StrEnum):
@@ -40,6 +45,14 @@ class Recovery(StrEnum):
     EVICTING = "evicting"  # removing a stalled agent before re-dispatching
     REDISPATCHING = "redispatching"  # deleting stale dispatches and creating a new one
     FAILED = "failed"  # re-dispatches exhausted or LiveKit refused: escalated, no more attempts
+
+
+class Protection(StrEnum):
+    """What Warden did for an agent's people while it could not be brought back (`workers.core.fallback`)."""
+
+    NONE = "none"
+    FALLBACK_AGENT = "fallback_agent"  # another agent dispatched in its place
+    TRANSFERRED = "transferred"  # the SIP caller transferred to people
 
 
 class Reason(StrEnum):
@@ -72,6 +85,12 @@ class Policy:
     # there before it counts as stalled (None: not judged by that state; `workers.core.liveness`)
     stuck_initializing: float | None = 30.0
     stuck_thinking: float | None = 60.0
+    # protecting the person while an agent cannot be brought back (`workers.core.fallback`, issue 27)
+    fallback_agent: str = ""  # dispatched to the room in its agent's place
+    fallback_after: float | None = None  # seconds of waiting with its incident open (None: twice join_sla)
+    fallback_stays: bool = False  # the fallback agent stays when the expected one comes after all
+    fallback_transfer_to: str = field(default="", repr=False)  # a SIP caller goes there (personal data)
+    notify_room: bool = False  # the room is told on topic `warden.status`
 
     def counts(self, agent_name: str) -> bool:
         """Is an agent of this name "ours"? An agent that gives no name counts, so none is double-booked."""
@@ -134,6 +153,16 @@ class AgentView:
     full: bool = False
     unjoined: tuple[tuple[str, str], ...] = ()
     let_go: str = ""  # the dispatch whose job an `agent_job_ended` said was meant to end (cancelled...)
+    # protecting the person (`workers.core.fallback`): when its agent's incident was known open to the
+    # room, the fallback taken in this outage, why, the fallback agent sent (and
+    # to be removed when ours comes: "" when it stays), and the status the room was last told
+    outage_at: float | None = None
+    fallback: Protection = Protection.NONE
+    fallback_reason: str = ""
+    fallback_to: str = ""
+    fallback_agent: str = ""
+    told: str = ""
+    told_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -223,6 +252,13 @@ class Room:
                 return AgentView(phase=Phase.CLOSED)
             return AgentView(phase=Phase.NO_AGENT_EXPECTED if self.someone_here else Phase.IDLE)
         return min(watching, key=lambda v: (_URGENCY[v.recovery], _NEED[v.phase]))
+
+    def state(self) -> str:
+        """The room's state as its row, the API and the dashboard show it: `fallback` while people wait
+        and a fallback was taken for its agent most in need, else that agent's phase."""
+        shown = self.summary()
+        taken = shown.fallback is not Protection.NONE and shown.phase in WAITING_PHASES
+        return FALLBACK_STATE if taken else str(shown.phase)
 
     def next_deadline(self) -> float | None:
         return min((v.deadline.at for v in self.watchers() if v.deadline is not None), default=None)
@@ -356,6 +392,10 @@ Action = (
     | ReportFailed
     | ReportBreach
     | ReportRecovered
+    | DispatchFallback
+    | TransferCaller
+    | RemoveFallback
+    | SendStatus
 )
 
 

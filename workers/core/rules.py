@@ -36,6 +36,11 @@ class Rule:
     cloud_agent_id: str = ""  # what escalation restarts for these agents
     deploy_hook_url: str = ""
     canary: bool = False  # Warden places canaries for these agents (`workers.core.canary`)
+    fallback_agent: str | None = None  # protecting the person (`workers.core.fallback`)
+    fallback_after: float | None = None
+    fallback_stays: bool | None = None
+    fallback_transfer_to: str | None = None
+    notify_room: bool | None = None
     source: str = RULE
 
     def matches(self, room_name: str, sip: bool) -> bool:
@@ -46,7 +51,7 @@ class Rule:
     def applied_to(self, policy: Policy) -> Policy:
         """The environment's policy with this rule's settings in place of its own."""
         changes: dict[str, Any] = {}
-        for key in ("join_sla", "rejoin_sla", "max_redispatches"):
+        for key in ("join_sla", "rejoin_sla", "max_redispatches", *FALLBACK_KEYS):
             if getattr(self, key) is not None:
                 changes[key] = getattr(self, key)
         if self.active_sla is not None:
@@ -60,6 +65,7 @@ class Rule:
 
 
 NO_RULE = Rule(0)
+FALLBACK_KEYS = ("fallback_agent", "fallback_after", "fallback_stays", "fallback_transfer_to", "notify_room")
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,14 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from workers.core.room import Phase
+from workers.core.room import FALLBACK_STATE, Phase
 from workers.store.models import ROOMS
 
 # The phases a room's row can show while an agent of its is present (the row shows the agent most in
 # need: a room whose assistant is there and whose notetaker is not shows waiting). The cron keeps those
 # whose agent is there, by their state (`Room.views`).
 CANDIDATE_PHASES = (Phase.AGENT_PRESENT, Phase.AGENT_ACTIVE, Phase.WAITING, Phase.AGENT_LOST)
-_CANDIDATE = ROOMS.c.phase.in_([p.value for p in CANDIDATE_PHASES])
+_CANDIDATE = ROOMS.c.phase.in_([*(p.value for p in CANDIDATE_PHASES), FALLBACK_STATE])
 
 
 async def candidate_count(engine: AsyncEngine) -> int:

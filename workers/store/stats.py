@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from workers.core.room import Phase
+from workers.core.room import FALLBACK_STATE, Phase
 from workers.store.models import INCIDENT_ROOMS, INCIDENTS, ROOMS
 
 
@@ -40,7 +40,7 @@ async def time_to_agent_since(engine: AsyncEngine, since: float) -> TimeToAgent:
             .where(
                 ROOMS.c.first_seen_at >= since,
                 ROOMS.c.time_to_agent.is_(None),
-                ROOMS.c.phase == Phase.WAITING,
+                ROOMS.c.phase.in_([Phase.WAITING.value, FALLBACK_STATE]),
             )
         )
         return TimeToAgent([float(s) for s in seconds], int(waiting or 0))

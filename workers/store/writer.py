@@ -149,7 +149,7 @@ def room_values(room: Room, newest: int, received_at: float) -> dict[str, Any]:
     return {
         "sid": room.sid,
         "name": room.name,
-        "phase": str(shown.phase),
+        "phase": room.state(),
         "state": stored.to_dict(room),
         "last_created_at": newest,
         "last_rank": 0,  # was the newest event's rank within its second, before issue 24

@@ -12,9 +12,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
-from workers.adapters.livekit import NOT_FOUND, Dispatcher, Presence
+from workers.adapters.livekit import NOT_FOUND, Dispatcher, Presence, Protector
 from workers.core.errors import UpstreamError
 from workers.core.events import Event, EventKind, Fact, internal
+from workers.core.protecting import DispatchFallback, RemoveFallback, SendStatus, TransferCaller
 from workers.core.room import (
     Action,
     CheckPresence,
@@ -27,6 +28,8 @@ from workers.core.room import (
     Room,
     ScheduleDeadline,
 )
+from workers.core.rules import Rules
+from workers.jobs.rooms.protect import carry_out
 from workers.queue.enqueue import JobQueue
 from workers.queue.jobs import queue_deadline
 from workers.store.outbox import Pending
@@ -83,7 +86,11 @@ class Effects:
         enqueuer: JobQueue,
         incidents: IncidentReports,
         clock: Callable[[], float],
+        protector: Protector | None = None,
+        rules: Rules | None = None,
     ) -> None:
+        self.protector = protector
+        self.rules = rules or Rules()
         self.presence = presence
         self.dispatcher = dispatcher
         self.enqueuer = enqueuer
@@ -118,6 +125,16 @@ class Effects:
                 created = await self._refusable(self.dispatcher.redispatch(room.name, agent_name, "", ()))
                 if isinstance(created, UpstreamError):
                     log.warning("first dispatch for room %s refused: %s", room.name, created)
+                return None
+            case DispatchFallback() | TransferCaller() | RemoveFallback() | SendStatus():
+                await carry_out(
+                    action,
+                    room,
+                    presence=self.presence,
+                    dispatcher=self.dispatcher,
+                    protector=self.protector,
+                    rules=self.rules,
+                )
                 return None
             case CheckPresence(attempt=attempt):
                 observed = await self._refusable(self.presence.observe(room.name))

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from workers.adapters.alert_routes import IncidentWebhook, Opsgenie, PagerDuty
 from workers.adapters.cloud import Cloud, CloudAgents, agents_url
 from workers.adapters.hooks import DeployHook, SlackAlerter
-from workers.adapters.livekit import CanaryRooms, Dispatcher, LiveKitRooms, Presence
+from workers.adapters.livekit import CanaryRooms, Dispatcher, LiveKitRooms, Presence, Protector
 from workers.escalation.agents import FreshStart, Incidents
 from workers.escalation.alert_routes import EventRoute
 from workers.escalation.policy import Alerter, OutagePolicy, Restarter
@@ -92,6 +92,7 @@ class Adapters:
     redis: Redis
     closers: tuple[Closer, ...] = ()
     canary_rooms: CanaryRooms | None = None  # None: no canaries (a test's adapters may have none)
+    protector: Protector | None = None  # transfers and data messages (issue 27); None: none made
 
 
 def connect(settings: Settings, redis: ArqRedis) -> Adapters:
@@ -129,6 +130,7 @@ def connect(settings: Settings, redis: ArqRedis) -> Adapters:
     return Adapters(
         presence=livekit,
         dispatcher=livekit,
+        protector=livekit,
         cloud=cloud,
         hook=hook,
         alerter=SlackAlerter(http, alert_url) if alert_url else None,
@@ -201,6 +203,8 @@ async def startup(
             enqueuer=outside.queue,
             incidents=incidents,
             clock=clock,
+            protector=outside.protector,
+            rules=rules,
         )
         if outside.canary_rooms is not None and settings.canaries():
             canaries = Canaries(

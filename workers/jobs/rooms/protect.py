@@ -1,0 +1,121 @@
+"""Carrying out what protects the person (`workers.core.protecting`; the rules in `workers.core.fallback`):
+a fallback agent dispatched or removed, a SIP caller transferred, a word to the room. Each is a notice of
+the outbox, so a worker that dies between the decision and the call still makes it (the sweep), and each
+is safe to make twice: the dispatch is ListDispatch before CreateDispatch (a live dispatch of the
+fallback agent is kept), a transfer looks up the room's callers first (one transferred has left), a
+removal of someone gone is no error; a status sent twice says the same thing again.
+
+A retryable failure (5xx, timeout) raises `UpstreamError`: the notice stays in the outbox and is tried
+again with a backoff. A refusal (4xx) is final: logged (the transfer target masked) and counted as
+failed; the room's timeline already holds the decision.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from prometheus_client import Counter
+
+from workers.adapters.livekit import NOT_FOUND, Dispatcher, Presence, Protector
+from workers.core.errors import UpstreamError
+from workers.core.personal import mask_phone, mask_text
+from workers.core.protecting import (
+    STATUS_TOPIC,
+    DispatchFallback,
+    RemoveFallback,
+    SendStatus,
+    TransferCaller,
+)
+from workers.core.room import Room
+from workers.core.rules import Rules
+
+log = logging.getLogger("warden.protect")
+
+FALLBACKS = Counter(
+    "warden_fallbacks_total",
+    "What Warden did for the person while an agent could not be brought back, by agent and kind "
+    "(agent, transfer, notice) and outcome (done, refused)",
+    ["agent", "kind", "outcome"],
+)
+
+Protecting = DispatchFallback | TransferCaller | RemoveFallback | SendStatus
+
+
+def fallback_metadata(agent: str, reason: str) -> str:
+    """The fallback agent's dispatch metadata: whom it stands in for, and why."""
+    return json.dumps({"warden_fallback_for": agent, "reason": reason})
+
+
+def status_payload(action: SendStatus) -> bytes:
+    return json.dumps({"agent": action.agent, "state": action.state, "since": action.since}).encode()
+
+
+async def carry_out(
+    action: Protecting,
+    room: Room,
+    *,
+    presence: Presence,
+    dispatcher: Dispatcher,
+    protector: Protector | None,
+    rules: Rules,
+) -> None:
+    """Make the call `action` asks for, for `room`; raises `UpstreamError` when it is to be tried again."""
+    where = mask_phone(room.name)
+    try:
+        match action:
+            case DispatchFallback(agent=agent, fallback_agent=fallback, reason=reason):
+                await dispatcher.redispatch(room.name, fallback, fallback_metadata(agent, reason), ())
+                _done(agent, "agent", f"fallback agent {fallback} dispatched to room {where} for {agent}")
+            case TransferCaller(agent=agent):
+                await _transfer(action, room, protector, rules)
+            case RemoveFallback(fallback_agent=fallback):
+                listed = await presence.participants(room.name) or ()
+                for participant in listed:
+                    if participant.is_agent and participant.agent_name == fallback:
+                        await dispatcher.evict(room.name, participant.identity)
+                log.info("fallback agent %s removed from room %s: %s came", fallback, where, action.agent)
+            case SendStatus(agent=agent, state=state):
+                if protector is not None:
+                    await protector.send_data(room.name, STATUS_TOPIC, status_payload(action))
+                    _done(agent, "notice", f"room {where} told {agent} is {state}")
+    except UpstreamError as exc:
+        if exc.retryable:
+            raise
+        kind = _KINDS[type(action)]
+        if kind:
+            FALLBACKS.labels(action.agent, kind, "refused").inc()
+        what = mask_text(str(exc), _target(rules, room))
+        if exc.code == NOT_FOUND:
+            log.info(
+                "%s for room %s: the room or participant is gone (%s)", type(action).__name__, where, what
+            )
+        else:
+            log.warning("%s for room %s refused: %s", type(action).__name__, where, what)
+
+
+_KINDS = {DispatchFallback: "agent", TransferCaller: "transfer", SendStatus: "notice", RemoveFallback: ""}
+
+
+def _target(rules: Rules, room: Room) -> str:
+    policy, _ = rules.policy_for(room.name, room.sip)
+    return policy.fallback_transfer_to
+
+
+async def _transfer(action: TransferCaller, room: Room, protector: Protector | None, rules: Rules) -> None:
+    where = mask_phone(room.name)
+    to = _target(rules, room)
+    if protector is None or not to:
+        log.warning("room %s: no transfer target any more; its caller is not transferred", where)
+        return
+    callers = await protector.callers(room.name)
+    if not callers:
+        log.info("room %s: no caller left to transfer (transferred already, or gone)", where)
+        return
+    await protector.transfer(room.name, callers[0], to, play_dialtone=True)
+    _done(action.agent, "transfer", f"caller of room {where} transferred for {action.agent}")
+
+
+def _done(agent: str, kind: str, line: str) -> None:
+    FALLBACKS.labels(agent, kind, "done").inc()
+    log.info(line)
