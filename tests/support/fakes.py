@@ -197,11 +197,12 @@ class InMemoryLiveKit:
         return tuple(p.identity for p in found if p.kind == ParticipantKind.SIP)
 
     async def transfer(self, room: str, identity: str, to: str, play_dialtone: bool = True) -> None:
-        """LiveKit transfers the caller to `to` (the test says when its SIP participant leaves)."""
+        """LiveKit transfers the caller to `to`: its SIP participant leaves the room once it is."""
         self.failures.check("transfer")
         if room not in self.rooms or identity not in self.rooms[room].participants:
             raise UpstreamError("not_found: no such participant", retryable=False, code=NOT_FOUND)
         self.transferred.append((room, identity, to))
+        self.leave(room, identity)
         self.failures.check("transfer", landed=True)
 
     async def send_data(self, room: str, topic: str, payload: bytes) -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from devtools.simulator.webhooks import agent, body, person
+from devtools.simulator.webhooks import agent, body, caller, person
 from service.cli.signing import sign
 
-__all__ = ["FIXTURES", "agent", "body", "fixture", "person", "sign"]
+__all__ = ["FIXTURES", "agent", "body", "caller", "fixture", "person", "sign"]
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "webhooks"
 

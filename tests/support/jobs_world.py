@@ -41,7 +41,7 @@ from tests.support.fakes import (
     InMemoryIncidentWebhook,
     InMemoryLiveKit,
 )
-from tests.support.helpers import agent, body, person
+from tests.support.helpers import agent, body, caller, person
 from tests.support.memory_queue import MemoryQueue, QueuedJob
 from tests.support.settings import make_settings
 from workers.core.events import DispatchInfo, JobInfo, JobReason, JobStatus, to_dict
@@ -130,6 +130,11 @@ class World:
     async def person_joins(self, room: str, identity: str = "alice") -> None:
         self.livekit.join(room, identity)
         await self.send("participant_joined", room, participant=person(identity))
+
+    async def caller_joins(self, room: str, identity: str, number: str) -> None:
+        """A phone caller (kind SIP) joins."""
+        self.livekit.join(room, identity, sip=True)
+        await self.send("participant_joined", room, participant=caller(identity, number))
 
     async def person_leaves(self, room: str, identity: str = "alice") -> None:
         self.livekit.leave(room, identity)
