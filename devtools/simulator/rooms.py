@@ -128,10 +128,12 @@ class Rooms(Base):
                 self._later(after, change)
 
     def publish(self, room: str, identity: str, track: str = "") -> list[Webhook]:
-        """The participant publishes an audio track (`track`, default `TR_<identity>`); returns its
-        `track_published` (which carries only the participant's sid and identity, as the server's)."""
+        """The participant publishes an audio track (`track`, default `TR_<identity>`, opaque for a caller);
+        returns its `track_published` (which carries only the participant's sid and identity, as the
+        server's)."""
         tracks = self.tracks.setdefault((room, identity), [])
-        track = track or f"TR_{identity}" + (f"_{len(tracks)}" if tracks else "")
+        # (a caller's track gets an opaque sid, as any real one: its identity holds the number)
+        track = track or sid_for("TR_", identity) + (f"_{len(tracks)}" if tracks else "")
         tracks.append(track)
         who = {"sid": sid_for("PA_", identity), "identity": identity}
         return [("track_published", {"participant": who, "track": {"sid": track, "source": "MICROPHONE"}})]
