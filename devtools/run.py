@@ -44,9 +44,14 @@ DEMO_AGENT = "demo-agent"
 # asleep, once, after 15 s without a dispatch: no person waits, and a canary (every 20 s) finds it asleep.
 # Then its workers are full for 30 s (from 280 s): LiveKit refuses its jobs (JSR_NO_CAPACITY), a capacity
 # incident with no restart, resolved once the re-dispatches are served.
+# In a twentieth of the rooms the agent never comes at all (issue 27): a web room gets the fallback agent
+# (`apology`, on other workers), a phone call is transferred to people (demo-rules.toml); every room is told
+# on `warden.status`, and rooms waiting through the outage get the fallback agent, removed when theirs comes.
 DEMO_FAILURES = (
-    "never-joins:0.2,leaves:0.1,stalls:0.1,stuck:0.05,outage:60+40,quiet:150+100,sleepy:15x1,full:280+30"
+    "never-joins:0.2,leaves:0.1,stalls:0.1,stuck:0.05,never-comes:0.05,"
+    "outage:60+40,quiet:150+100,sleepy:15x1,full:280+30"
 )
+DEMO_FALLBACK_AGENT = "apology"
 # Short SLAs so that a newcomer sees recoveries in the first minute; an outage is 3 rooms failing.
 DEMO_SECOND_AGENT = "notetaker"
 DEMO_RULES = Path(__file__).with_name("demo-rules.toml")
@@ -65,6 +70,8 @@ DEMO_SETTINGS = {
     "WARDEN_RECONCILE_SECONDS": "10",
     "WARDEN_CANARY_EVERY": "20s",  # for the demo's agent (WARDEN_CANARY_AGENTS, set in demo mode)
     "WARDEN_RESTART_COOLDOWN_SECONDS": "60",  # the outage's restart does not hold back the night's
+    "WARDEN_FALLBACK_AGENT": DEMO_FALLBACK_AGENT,  # protecting the person (issue 27)
+    "WARDEN_NOTIFY_ROOM": "true",
 }
 
 
@@ -189,6 +196,7 @@ def _simulator(url: str, port: int, env: dict[str, str]) -> list[str]:
     argv += ["--failure", env.get("WARDEN_DEMO_FAILURES", DEMO_FAILURES), "--meeting", "20-45"]
     argv += ["--agent-name", env.get("WARDEN_AGENT_NAME") or DEMO_AGENT]
     argv += ["--second-agent", DEMO_SECOND_AGENT, "--second", "0.5", "--sip", "0.2"]
+    argv += ["--fallback-agent", env.get("WARDEN_FALLBACK_AGENT") or DEMO_FALLBACK_AGENT]
     return argv + (["--seed", env["WARDEN_DEMO_SEED"]] if env.get("WARDEN_DEMO_SEED") else [])
 
 
