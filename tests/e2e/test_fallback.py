@@ -146,3 +146,26 @@ async def test_a_worker_killed_between_the_decision_and_the_transfer_still_trans
     world.warden.start("worker")
     await caller_gone(world)
     assert world.fake.transferred() == [(CALL, CALLER, DESK)]
+
+
+@pytest.mark.parametrize("world", [("0", "DispatchFallback")], indirect=True)
+async def test_a_worker_killed_between_the_decision_and_the_dispatch_still_sends_one_fallback_agent(
+    world: World,
+) -> None:
+    room = "web-2"
+    await world.person_joins(room)
+    (worker, _), *_ = world.warden.running["worker"]
+
+    async def dead() -> bool:
+        return worker.poll() is not None
+
+    await wait_until(dead, "the worker killed right after committing the fallback")
+    assert worker.returncode == -9 and world.fake.live_dispatches(room, FALLBACK) == []
+    del world.warden.env[VARIABLE]
+    world.warden.start("worker")
+
+    async def fallback_here() -> bool:
+        return world.fake.copies(room, FALLBACK) == 1 and (await world.room(room))["state"] == "fallback"
+
+    await wait_until(fallback_here, "the fallback agent sent by the fresh worker")
+    assert [name for r, name in world.fake.created if r == room].count(FALLBACK) == 1
