@@ -13,6 +13,7 @@ import pytest
 from tests.support.jobs_world import AGENT, jobs_world
 from workers.core.protecting import STATUS_TOPIC
 from workers.jobs.rooms import recording
+from workers.store.incidents import get_incident
 
 ROOM = "call-42"
 NUMBER = "+15550100"
@@ -128,3 +129,15 @@ async def test_a_worker_killed_between_the_decision_and_the_call_still_dispatche
         assert world.livekit.dispatched == [(ROOM, "apology")]
         await world.wait(120)
         assert world.livekit.dispatched == [(ROOM, "apology")]
+
+
+async def test_the_fallback_is_a_line_in_the_agents_incident_log(tmp_path: Path) -> None:
+    async with jobs_world(tmp_path, **FALLBACK) as world:
+        world.agent_down()
+        await world.person_joins(ROOM)
+        await world.wait(16)
+        (incident,) = await world.incidents()
+        found = await get_incident(world.engine, incident.id)
+        assert found is not None
+        lines = [outcome for _, action, outcome in found.actions if action == "fallback"]
+        assert lines == ["room call-42: fallback agent apology dispatched (failed)"]

@@ -88,6 +88,18 @@ PROTECTION: Mapping[tuple[Protection, Need], Rule] = table("PROTECTION", Protect
 del N
 
 
+def fallback_line(view: AgentView) -> str:
+    """The incident log's line of the fallback `view`'s part took because it failed ("" : none): the
+    failure's report notes it, once it has opened (or joined) the incident."""
+    if view.fallback_reason != FAILED_REASON:
+        return ""
+    if view.fallback is Protection.TRANSFERRED:
+        return f"caller transferred ({FAILED_REASON})"
+    if view.fallback is Protection.FALLBACK_AGENT:
+        return f"fallback agent {view.fallback_to} dispatched ({FAILED_REASON})"
+    return ""
+
+
 def fallback_after(policy: Policy) -> float:
     return policy.fallback_after if policy.fallback_after is not None else 2 * policy.join_sla
 
