@@ -6,6 +6,7 @@ room are no failure; and the jobs a worker took whose agent never came are repor
 from __future__ import annotations
 
 from tests.support.driven import Driven
+from workers.core import job_signals
 from workers.core.events import (
     DispatchInfo,
     Event,
@@ -230,3 +231,13 @@ def test_full_workers_stay_full_until_the_next_dispatchs_job_is_listed() -> None
     assert not [a for a in acted if isinstance(a, ReportFailed)] and not redispatches(acted)
     acted = room.check(135.0, (ALICE,), dispatch(129.0, JobInfo(P, JobReason.NO_CAPACITY)))
     assert redispatches(acted)
+
+
+def test_a_retry_is_awaited_one_join_sla_past_the_capped_confirm_deadline() -> None:
+    """Past the limit (the workers were full), confirm deadlines back off 32 join SLAs at most; a job
+    LiveKit retries after the eighth re-dispatch is left to it one join SLA past that deadline, not past
+    an uncapped 128 join SLAs."""
+    retried = dispatch(1000.0, JobInfo(P, JobReason.RETRYING))
+    assert job_signals.confirm_wait(SLA, 8) == SLA * 32
+    assert job_signals.retry_until(retried, 100.0, SLA, 8) == 1000.0 + SLA * 32 + SLA
+    assert job_signals.retry_until(dispatch(99.0, JobInfo(P, JobReason.RETRYING)), 100.0, SLA, 0) == 130.0

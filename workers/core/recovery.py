@@ -206,7 +206,8 @@ def redispatch(room: Room, view: AgentView, fact: Fact, deadline: Deadline, poli
 
 @for_current_attempt
 def confirm(room: Room, view: AgentView, fact: Fact, deadline: Deadline, policy: Policy) -> Room:
-    """A new dispatch: confirm it with a deadline, `join_sla` doubled per re-dispatch already made."""
+    """A new dispatch: confirm it with a deadline, `join_sla` doubled per re-dispatch already made (at
+    most `job_signals.MAX_BACKOFF_DOUBLINGS` times)."""
     count = view.redispatches + 1
     dispatched = replace(
         view,
@@ -215,8 +216,9 @@ def confirm(room: Room, view: AgentView, fact: Fact, deadline: Deadline, policy:
         dispatch_id=fact.dispatch_id,
         stale_dispatches=(),
     )
-    backoff = 2 ** min(count - 1, job_signals.MAX_BACKOFF_DOUBLINGS)  # re-dispatches go on only when full
-    return _with_deadline(room, dispatched, fact.at + policy.join_sla * backoff, Reason.CONFIRM)
+    return _with_deadline(
+        room, dispatched, fact.at + job_signals.confirm_wait(policy.join_sla, count), Reason.CONFIRM
+    )
 
 
 @for_current_attempt
