@@ -66,6 +66,8 @@ class InMemoryLiveKit:
     looked: list[str] = field(default_factory=list)  # rooms Warden asked about (`observe`)
     listed: list[str] = field(default_factory=list)  # rooms whose dispatches it listed alone
     asked: list[tuple[float, str]] = field(default_factory=list)  # (when, room) of each ListParticipants
+    transferred: list[tuple[str, str, str]] = field(default_factory=list)  # (room, identity, to)
+    sent: list[tuple[str, str, bytes]] = field(default_factory=list)  # (room, topic, payload)
     on_dispatch: Callable[[str, DispatchInfo], None] | None = None
     failures: Failures = field(default_factory=Failures)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -76,11 +78,14 @@ class InMemoryLiveKit:
         """The room, made if LiveKit does not have it yet (its sid is "RM_" and its name)."""
         return self.rooms.setdefault(room, LiveRoom(f"RM_{room}"))
 
-    def join(self, room: str, identity: str, *, agent_name: str | None = None) -> Participant:
+    def join(
+        self, room: str, identity: str, *, agent_name: str | None = None, sip: bool = False
+    ) -> Participant:
         """Someone joins: an agent of `agent_name`'s when it is given (taking that agent's oldest
-        unanswered dispatch, as LiveKit assigns a job), else a person."""
+        unanswered dispatch, as LiveKit assigns a job), else a person (a phone caller with `sip`)."""
         live = self.open(room)
         kind = ParticipantKind.AGENT if agent_name is not None else ParticipantKind.STANDARD
+        kind = ParticipantKind.SIP if sip else kind
         who = Participant(identity, f"PA_{identity}", kind, agent_name or "", self.clock())
         live.participants[identity] = who
         waiting = [d for d in live.dispatches.values() if d.agent_name == agent_name and not d.statuses]
@@ -182,6 +187,28 @@ class InMemoryLiveKit:
         self.failures.check("evict")
         self.evicted.append((room, identity))
         self.leave(room, identity)
+
+    # --- Protector --------------------------------------------------------------------------------
+
+    async def callers(self, room: str) -> tuple[str, ...]:
+        self.failures.check("callers")
+        live = self.rooms.get(room)
+        found = live.participants.values() if live else []
+        return tuple(p.identity for p in found if p.kind == ParticipantKind.SIP)
+
+    async def transfer(self, room: str, identity: str, to: str, play_dialtone: bool = True) -> None:
+        """LiveKit transfers the caller to `to` (the test says when its SIP participant leaves)."""
+        self.failures.check("transfer")
+        if room not in self.rooms or identity not in self.rooms[room].participants:
+            raise UpstreamError("not_found: no such participant", retryable=False, code=NOT_FOUND)
+        self.transferred.append((room, identity, to))
+        self.failures.check("transfer", landed=True)
+
+    async def send_data(self, room: str, topic: str, payload: bytes) -> None:
+        self.failures.check("send_data")
+        if room not in self.rooms:
+            raise UpstreamError("not_found: no such room", retryable=False, code=NOT_FOUND)
+        self.sent.append((room, topic, payload))
 
     def _create(
         self, room: str, agent_name: str, metadata: str, attributes: tuple[tuple[str, str], ...]

@@ -22,9 +22,11 @@ from livekit.api import (
     ListRoomsRequest,
     LiveKitAPI,
     RoomParticipantIdentity,
+    SendDataRequest,
+    TransferSIPParticipantRequest,
 )
 from livekit.api.twirp_client import ServerError
-from livekit.protocol.models import ParticipantInfo
+from livekit.protocol.models import DataPacket, ParticipantInfo
 
 from workers.adapters.tokens import Tokens
 from workers.adapters.webhook import (
@@ -35,10 +37,11 @@ from workers.adapters.webhook import (
 )
 from workers.core.errors import UpstreamError
 from workers.core.events import DispatchInfo, JobInfo, Participant
-from workers.core.personal import mask_identity
+from workers.core.personal import mask_identity, mask_text
 
 T = TypeVar("T")
 NOT_FOUND = "not_found"
+TRANSFER_TIMEOUT = 30.0  # seconds a transfer may take: it dials
 ErrorCallback = Callable[[str], None]
 
 
@@ -77,6 +80,22 @@ class Dispatcher(Protocol):
         ...
 
 
+class Protector(Protocol):
+    """What Warden does for the person while an agent cannot be brought back (issue 27)."""
+
+    async def callers(self, room: str) -> tuple[str, ...]:
+        """The identities of the SIP participants in the room now, as LiveKit has them (never kept)."""
+        ...
+
+    async def transfer(self, room: str, identity: str, to: str, play_dialtone: bool = True) -> None:
+        """Transfer the SIP participant `identity` to `to` (`tel:+...` or `sip:...`)."""
+        ...
+
+    async def send_data(self, room: str, topic: str, payload: bytes) -> None:
+        """Send `payload` to everyone in the room, reliably, on `topic`."""
+        ...
+
+
 class CanaryRooms(Protocol):
     """What a canary asks of LiveKit (`workers.jobs.canaries`)."""
 
@@ -100,7 +119,8 @@ class CanaryRooms(Protocol):
 
 
 class LiveKitRooms:
-    """`Presence`, `Dispatcher` and `CanaryRooms` over LiveKit's RoomService and AgentDispatchService."""
+    """`Presence`, `Dispatcher`, `Protector` and `CanaryRooms` over LiveKit's RoomService,
+    AgentDispatchService and SIP service."""
 
     def __init__(
         self,
@@ -115,7 +135,7 @@ class LiveKitRooms:
             url, api_key, api_secret, timeout=aiohttp.ClientTimeout(total=timeout), failover=False
         )
         self.tokens = Tokens(api_key, api_secret)
-        self.tokens.install([self._api.room, self._api.agent_dispatch])
+        self.tokens.install([self._api.room, self._api.agent_dispatch, self._api.sip])
         self._timeout = timeout
         self._on_error = on_error
 
@@ -219,6 +239,28 @@ class LiveKitRooms:
             self._call,
             self._api.room.remove_participant(RoomParticipantIdentity(room=room, identity=identity)),
         )
+
+    async def callers(self, room: str) -> tuple[str, ...]:
+        listed = await self._call(self._api.room.list_participants(ListParticipantsRequest(room=room)))
+        return tuple(p.identity for p in listed.participants if p.kind == ParticipantInfo.SIP)
+
+    async def transfer(self, room: str, identity: str, to: str, play_dialtone: bool = True) -> None:
+        request = TransferSIPParticipantRequest(
+            room_name=room, participant_identity=identity, transfer_to=to, play_dialtone=play_dialtone
+        )
+        # Transferring dials: it takes longer than other calls. Its error never repeats the target.
+        try:
+            await call(
+                self._api.sip.transfer_sip_participant(request),
+                max(self._timeout, TRANSFER_TIMEOUT),
+                on_error=self._on_error,
+            )
+        except UpstreamError as exc:
+            raise UpstreamError(mask_text(str(exc), to), retryable=exc.retryable, code=exc.code) from None
+
+    async def send_data(self, room: str, topic: str, payload: bytes) -> None:
+        request = SendDataRequest(room=room, data=payload, kind=DataPacket.Kind.RELIABLE, topic=topic)
+        await self._call(self._api.room.send_data(request))
 
     async def create_room(self, room: str, empty_timeout: int, metadata: str) -> None:
         request = CreateRoomRequest(name=room, empty_timeout=empty_timeout, metadata=metadata)

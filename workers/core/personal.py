@@ -76,5 +76,26 @@ def mask_identity(identity: str, kind: int | None) -> str:
     return mask_phone(identity, anywhere=kind == SIP_KIND)
 
 
+def mask_target(to: str) -> str:
+    """A transfer target (`tel:+15550100`, `sip:alice@pbx.example`) fit to show: a number by its last four
+    digits, a SIP URI's user part hidden (`sip:•••@pbx.example`)."""
+    scheme, colon, rest = to.partition(":")
+    if not colon:
+        scheme, rest = "", to
+    head = f"{scheme}:" if scheme else ""
+    _user, at, host = rest.rpartition("@")
+    if at:
+        return f"{head}•••@{host}"
+    digits = _NOT_A_DIGIT.sub("", rest)
+    return f"{head}•••{digits[-4:]}" if len(digits) >= 4 else f"{head}•••"
+
+
+def mask_text(text: str, secret: str) -> str:
+    """`text` with `secret` (a transfer target) masked wherever it appears, and phone numbers masked."""
+    if secret:
+        text = text.replace(secret, mask_target(secret))
+    return mask_phone(text)
+
+
 SIP_KIND = 3  # livekit.ParticipantInfo.Kind.SIP (see `workers.core.events.ParticipantKind`)
 AGENT_KIND = 4  # livekit.ParticipantInfo.Kind.AGENT
