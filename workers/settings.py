@@ -310,17 +310,15 @@ class Settings(FallbackSettings):
     def canaries(self) -> tuple[CanaryPolicy, ...]:
         """A canary per agent named in `WARDEN_CANARY_AGENTS` or by a rule with `canary = true`, every
         `WARDEN_CANARY_EVERY`, within `WARDEN_CANARY_SLA_SECONDS` (unset: the agent's join SLA)."""
+        rules = self.rules().rules
         named = [a for a in self.warden_canary_agents.split(",") if a]
-        rules = self.rules()
-        named += [a for r in rules.rules if r.canary for a in r.agents or ()]
-        every = parse_duration(self.warden_canary_every)
+        named += [a for r in rules if r.canary for a in r.agents or ()]
+        every, failures = parse_duration(self.warden_canary_every), self.warden_canary_failures
         policies = []
         for agent in dict.fromkeys(named):
-            rule = next((r for r in rules.rules if r.agents and agent in r.agents), None)
-            join_sla = rule.join_sla if rule is not None and rule.join_sla is not None else None
+            join_sla = next((r.join_sla for r in rules if r.agents and agent in r.agents), None)
             sla = self.warden_canary_sla_seconds or join_sla or self.warden_join_sla_seconds
-            failures, grace = self.warden_canary_failures, self.warden_restart_grace_seconds
-            policies.append(CanaryPolicy(agent, every, sla, failures, grace))
+            policies.append(CanaryPolicy(agent, every, sla, failures, self.warden_restart_grace_seconds))
         return tuple(policies)
 
     def reconcile_schedule(self) -> dict[str, set[int]]:

@@ -25,6 +25,9 @@ from workers.core.events import (
     EventKind,
     Fact,
     Job,
+    JobInfo,
+    JobReason,
+    JobStatus,
     Participant,
     ParticipantKind,
 )
@@ -46,6 +49,8 @@ AGENT = Agent("agent-1", "PA_agent", "notetaker", 2)
 ACTIVE_AGENT = replace(AGENT, active_at=3)
 COPY = Agent("agent-2", "PA_agent2", "notetaker", 9)  # a second copy of the notetaker, later
 STUCK = replace(AGENT, state="initializing", state_since=2)  # its `lk.agent.state` since it came
+CANCELLED = (JobInfo(JobStatus.CANCELLED),)  # the dispatch's job called off: no failure (`job_signals`)
+REFUSED = (JobInfo(JobStatus.PENDING, JobReason.NO_CAPACITY),)  # the workers are full
 
 
 def sample(phase: Phase, view: dict[str, Any] | None = None, **presence: Any) -> Room:
@@ -237,6 +242,8 @@ _ANSWERS: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
     ),
     "no agent": ({"participants": ("alice",)}, {}, {}),
     "re-dispatches used up": ({"participants": ("alice",)}, {}, {"redispatches": 2}),
+    "job cancelled": ({"participants": ("alice",), "jobs": CANCELLED}, {}, {}),
+    "workers full": ({"participants": ("alice",), "jobs": REFUSED}, {}, {"redispatches": 2}),
     "nobody left": ({"participants": ()}, {}, {}),
     "room gone": ({"room_exists": False}, {}, {}),
 }
@@ -246,7 +253,12 @@ def _moved(room: Room, presence: dict[str, Any], view: dict[str, Any]) -> Room:
     return replace(room, **presence).put(replace(part(room), **view))
 
 
-def _answer(participants: tuple[str, ...] = (), room_exists: bool = True, at: float = 20.0) -> Fact:
+def _answer(
+    participants: tuple[str, ...] = (),
+    room_exists: bool = True,
+    at: float = 20.0,
+    jobs: tuple[JobInfo, ...] = (),
+) -> Fact:
     agents = {a.identity: a for a in (AGENT, COPY)}
     state = "initializing" if at > 20.0 else ""  # the stuck sample's later answer lists it still initializing
     listed = tuple(
@@ -255,7 +267,8 @@ def _answer(participants: tuple[str, ...] = (), room_exists: bool = True, at: fl
         else _participant(PERSON.identity, PERSON.sid, ParticipantKind.STANDARD)
         for w in participants
     )
-    dispatches = (DispatchInfo("AD_1", "notetaker", "{}", 1.0),)
+    statuses = tuple(j.status for j in jobs)
+    dispatches = (DispatchInfo("AD_1", "notetaker", "{}", 1.0, statuses, jobs=jobs),)
     return Fact(attempt=1, at=at, room_exists=room_exists, participants=listed, dispatches=dispatches)
 
 
