@@ -18,6 +18,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from workers.core.diagram_protection import protection_edges, protection_start
 from workers.core.events import (
     INTERNAL_KINDS,
     DispatchInfo,
@@ -31,7 +32,6 @@ from workers.core.events import (
     Participant,
     ParticipantKind,
 )
-from workers.core.fallback import PROTECTION, Need
 from workers.core.incident import INCIDENT, IncidentState, Signal
 from workers.core.incident_samples import incident_samples
 from workers.core.machine import RECOVERY, transition
@@ -321,22 +321,6 @@ def incident_edges() -> list[Edge]:
     return found
 
 
-def protection_edges() -> list[Edge]:
-    """(from, to, need, which room) for every sample that changes a part's protection: a web room and a
-    SIP room, with a fallback agent and a transfer target both set."""
-    policy = replace(POLICY, fallback_agent="apology", fallback_transfer_to="tel:+15550100")
-    rooms = {"web": SAMPLE_ROOMS[Phase.WAITING], "sip": replace(SAMPLE_ROOMS[Phase.WAITING], sip=True)}
-    found: list[Edge] = []
-    for state in dict.fromkeys(state for state, _ in PROTECTION):  # in the table's order
-        for need in Need:
-            for what, room in rooms.items():
-                view = replace(part(room), fallback=state)
-                after = PROTECTION[(state, need)](view, room, policy, "failed").fallback
-                if after != state:
-                    found.append((state, after, need, what if need is Need.CANNOT_COME_BACK else ""))
-    return found
-
-
 def _arrows(found: list[Edge]) -> list[str]:
     """One arrow per (from, to), labelled by its inputs in table order, variants in brackets."""
     labels: dict[tuple[StrEnum, StrEnum], dict[StrEnum, list[str]]] = {}
@@ -375,9 +359,7 @@ def incident_mermaid() -> str:
 
 def protection_mermaid() -> str:
     """The protection diagram (`workers.core.fallback`) as Mermaid source."""
-    return "\n".join(
-        ["stateDiagram-v2", f"    [*] --> {next(iter(PROTECTION))[0]}", *_arrows(protection_edges())]
-    )
+    return "\n".join(["stateDiagram-v2", f"    [*] --> {protection_start()}", *_arrows(protection_edges())])
 
 
 DIAGRAMS = {

@@ -29,7 +29,8 @@ from dataclasses import replace
 from enum import StrEnum
 
 from workers.core.actions import in_breach
-from workers.core.room import WAITING_PHASES, AgentView, Phase, Policy, Protection, Reason, Recovery, Room
+from workers.core.protecting import Protection
+from workers.core.room import WAITING_PHASES, AgentView, Phase, Policy, Reason, Recovery, Room
 from workers.core.table import table
 
 WAITING, RECOVERING, FALLBACK, RESTORED = "waiting", "recovering", "fallback", "restored"

@@ -88,11 +88,8 @@ What Warden does about each expected agent
     that part's trigger in the second table.
 
 What Warden does for the person meanwhile
-12. After its rule in `RECOVERY`, every part passes through `fallback.protect` (its table `PROTECTION`):
-    an agent that cannot be brought back (FAILED, or waited for `fallback_after` with its incident
-    open, which the incident's `AGENT_RESTARTED` tells the room) gets, once per outage, a transfer of
-    the SIP caller or a fallback agent, removed when ours comes; with `notify_room` the room is told
-    each change. The fallback agent is never expected as one of the room's own.
+12. Then every part passes through `fallback.protect` (its table `PROTECTION`): an agent that cannot be
+    brought back gets a fallback for its people, once per outage (`workers.core.fallback`).
 
 `transition` returns a `Decision`: the next room and the actions this step newly asks for, derived
 from what changed (`workers.core.actions`).

@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from workers.core.plain import tagged
-from workers.core.protecting import DispatchFallback, RemoveFallback, SendStatus, TransferCaller
+from workers.core.protecting import DispatchFallback, Protection, RemoveFallback, SendStatus, TransferCaller
 
 
 class Phase(StrEnum):
@@ -45,14 +45,6 @@ class Recovery(StrEnum):
     EVICTING = "evicting"  # removing a stalled agent before re-dispatching
     REDISPATCHING = "redispatching"  # deleting stale dispatches and creating a new one
     FAILED = "failed"  # re-dispatches exhausted or LiveKit refused: escalated, no more attempts
-
-
-class Protection(StrEnum):
-    """What Warden did for an agent's people while it could not be brought back (`workers.core.fallback`)."""
-
-    NONE = "none"
-    FALLBACK_AGENT = "fallback_agent"  # another agent dispatched in its place
-    TRANSFERRED = "transferred"  # the SIP caller transferred to people
 
 
 class Reason(StrEnum):
@@ -153,9 +145,8 @@ class AgentView:
     full: bool = False
     unjoined: tuple[tuple[str, str], ...] = ()
     let_go: str = ""  # the dispatch whose job an `agent_job_ended` said was meant to end (cancelled...)
-    # protecting the person (`workers.core.fallback`): when its agent's incident was known open to the
-    # room, the fallback taken in this outage, why, the fallback agent sent (and
-    # to be removed when ours comes: "" when it stays), and the status the room was last told
+    # `workers.core.fallback`: when its incident was known open, the fallback taken in this outage, why,
+    # the fallback agent sent and the one to remove when ours comes ("" : it stays), what the room was told
     outage_at: float | None = None
     fallback: Protection = Protection.NONE
     fallback_reason: str = ""
