@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from pydantic import ValidationError
+
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -47,3 +49,30 @@ def parse_keys(text: str) -> dict[str, str]:
             raise ValueError("each entry must look like 'key: secret'")
         keys[key.strip()] = secret.strip()
     return keys
+
+
+def check_every(text: str) -> str:
+    """A period such as ``5m`` (``s``, ``m`` or ``h``, from 1 s up to 24 h), normalised."""
+    if parse_duration(text) > 86400 or text.strip().lower().endswith("d"):
+        raise ValueError("must be a whole number of s, m or h, from 1s up to 24h (e.g. 5m)")
+    return text.strip().lower()
+
+
+def agent_names(text: str) -> str:
+    """Agent names separated by commas (none empty), normalised; "" for none."""
+    names = [a.strip() for a in text.split(",")]
+    if text.strip() and not all(names):
+        raise ValueError("must be agent names separated by commas, none empty")
+    return ",".join(a for a in names if a)
+
+
+def describe(exc: ValidationError) -> str:
+    """Pydantic's errors as one line, each naming its variable (upper case, as in the environment)."""
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False):
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["loc"]:
+            lines.append(f"{str(error['loc'][0]).upper()}: {message}")
+        else:
+            lines.append(message)
+    return "; ".join(lines)
