@@ -81,7 +81,7 @@ def test_several_workers_named_are_told_to_restart_as_several() -> None:
     from workers.core.alerts import naming
 
     text = naming("Agent down.", (("W_a", 3), ("W_b", 4)))
-    assert (
-        text
-        == "Agent down. Worker W_a took 3 jobs and none joined; worker W_b took 4 jobs and none joined: restart those workers."
+    assert text == (
+        "Agent down. Worker W_a took 3 jobs and none joined; worker W_b took 4 jobs and none joined: "
+        "restart those workers."
     )
