@@ -86,8 +86,6 @@ What Warden does about each expected agent
     matter); anything else, the room as a whole (`presence.room_phase`), and applies once. Then every
     part's phase follows from who is there (`presence.phase_of`), and where presence left the room is
     that part's trigger in the second table.
-
-What Warden does for the person meanwhile
 12. Then every part passes through `fallback.protect` (its table `PROTECTION`): an agent that cannot be
     brought back gets a fallback for its people, once per outage (`workers.core.fallback`).
 
@@ -276,8 +274,7 @@ def transition(room: Room, event: Event, *, now: float, rules: Rules) -> Decisio
     if concerned is not None and concerned is after.watch and event.kind is EventKind.PRESENCE_OBSERVED:
         # The watch's question is answered (`agents`, rule 2): for the room, a reconciliation.
         after, seen, concerned = replace(after, watch=None), replace(event, kind=EventKind.RECONCILED), None
-    if concerned is not None and event.kind is EventKind.AGENT_RESTARTED and concerned is not after.watch:
-        after = after.put(outage_known(concerned, event.at))  # its incident is open (rule 12)
+    after = outage_known(after, concerned, event)  # a restart: its agent's incident is open (rule 12)
     phase = room_phase(after) if concerned is None else concerned.phase
     after = capped(TABLE[(phase, seen.kind)](after, seen, policy), policy.people_listed)
     for view in after.watchers():
