@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from pydantic import ValidationError
+
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -61,3 +63,30 @@ def check_transfer_target(to: str) -> None:
         raise ValueError("must be a tel:+... number or a sip: URI (value not shown: it is personal data)")
     if scheme.lower() == "tel" and not re.fullmatch(r"\+?[0-9][0-9().-]{2,}", rest):
         raise ValueError("must be a tel:+... number or a sip: URI (value not shown: it is personal data)")
+
+
+def check_every(text: str) -> str:
+    """A period such as ``5m`` (``s``, ``m`` or ``h``, from 1 s up to 24 h), normalised."""
+    if parse_duration(text) > 86400 or text.strip().lower().endswith("d"):
+        raise ValueError("must be a whole number of s, m or h, from 1s up to 24h (e.g. 5m)")
+    return text.strip().lower()
+
+
+def agent_names(text: str) -> str:
+    """Agent names separated by commas (none empty), normalised; "" for none."""
+    names = [a.strip() for a in text.split(",")]
+    if text.strip() and not all(names):
+        raise ValueError("must be agent names separated by commas, none empty")
+    return ",".join(a for a in names if a)
+
+
+def describe(exc: ValidationError) -> str:
+    """Pydantic's errors as one line, each naming its variable (upper case, as in the environment)."""
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False):
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["loc"]:
+            lines.append(f"{str(error['loc'][0]).upper()}: {message}")
+        else:
+            lines.append(message)
+    return "; ".join(lines)

@@ -22,7 +22,15 @@ from workers.core.errors import SettingsError
 from workers.core.room import Policy
 from workers.core.rules import Rule, Rules
 from workers.rules_file import load_rules
-from workers.setting_values import check_http_url, normalise_database_url, parse_duration, parse_keys
+from workers.setting_values import (
+    agent_names,
+    check_every,
+    check_http_url,
+    describe,
+    normalise_database_url,
+    parse_duration,
+    parse_keys,
+)
 from workers.settings_fallback import FallbackSettings
 
 DEFAULT_SQLITE_PATH = Path("var") / "warden.db"
@@ -195,17 +203,12 @@ class Settings(FallbackSettings):
     @field_validator("warden_canary_every")
     @classmethod
     def _check_canary_every(cls, value: str) -> str:
-        if parse_duration(value) > 86400 or value.strip().lower().endswith("d"):
-            raise ValueError("must be a whole number of s, m or h, from 1s up to 24h (e.g. 5m)")
-        return value.strip().lower()
+        return check_every(value)
 
     @field_validator("warden_canary_agents")
     @classmethod
     def _check_canary_agents(cls, value: str) -> str:
-        names = [a.strip() for a in value.split(",")]
-        if value.strip() and not all(names):
-            raise ValueError("must be agent names separated by commas, none empty")
-        return ",".join(a for a in names if a)
+        return agent_names(value)
 
     @field_validator("warden_retention")
     @classmethod
@@ -310,17 +313,15 @@ class Settings(FallbackSettings):
     def canaries(self) -> tuple[CanaryPolicy, ...]:
         """A canary per agent named in `WARDEN_CANARY_AGENTS` or by a rule with `canary = true`, every
         `WARDEN_CANARY_EVERY`, within `WARDEN_CANARY_SLA_SECONDS` (unset: the agent's join SLA)."""
+        rules = self.rules().rules
         named = [a for a in self.warden_canary_agents.split(",") if a]
-        rules = self.rules()
-        named += [a for r in rules.rules if r.canary for a in r.agents or ()]
-        every = parse_duration(self.warden_canary_every)
+        named += [a for r in rules if r.canary for a in r.agents or ()]
+        every, failures = parse_duration(self.warden_canary_every), self.warden_canary_failures
         policies = []
         for agent in dict.fromkeys(named):
-            rule = next((r for r in rules.rules if r.agents and agent in r.agents), None)
-            join_sla = rule.join_sla if rule is not None and rule.join_sla is not None else None
+            join_sla = next((r.join_sla for r in rules if r.agents and agent in r.agents), None)
             sla = self.warden_canary_sla_seconds or join_sla or self.warden_join_sla_seconds
-            failures, grace = self.warden_canary_failures, self.warden_restart_grace_seconds
-            policies.append(CanaryPolicy(agent, every, sla, failures, grace))
+            policies.append(CanaryPolicy(agent, every, sla, failures, self.warden_restart_grace_seconds))
         return tuple(policies)
 
     def reconcile_schedule(self) -> dict[str, set[int]]:
@@ -376,20 +377,9 @@ def load_settings(**overrides: object) -> Settings:
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        raise SettingsError(_describe(exc)) from None
+        raise SettingsError(describe(exc)) from None
     settings.rule_list  # noqa: B018 - a bad rules file stops start-up here, like a bad variable
     return settings
-
-
-def _describe(exc: ValidationError) -> str:
-    lines = []
-    for error in exc.errors(include_input=False, include_url=False):
-        message = str(error["msg"]).removeprefix("Value error, ")
-        if error["loc"]:
-            lines.append(f"{str(error['loc'][0]).upper()}: {message}")
-        else:
-            lines.append(message)
-    return "; ".join(lines)
 
 
 def load_settings_or_exit(*, worker: bool = False) -> Settings:

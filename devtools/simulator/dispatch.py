@@ -65,7 +65,8 @@ class Worker:
 
 @dataclass
 class Job:
-    """A dispatch's job: accepted by `worker` (None: an agent a test brought with `join(dispatch_id=)`)."""
+    """A dispatch's job: accepted by `worker` (None: no worker took it — refused, retried or cancelled
+    first, `job_states.py` — or an agent a test brought with `join(dispatch_id=)`)."""
 
     id: str
     dispatch_id: str

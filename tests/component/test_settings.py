@@ -216,3 +216,54 @@ def test_web_concurrency_must_fit_the_open_files_limit(
     else:
         assert open_files_limit(concurrency) == runs_with
         assert raised == ([] if runs_with == soft else [(hard, hard)])
+
+
+def test_the_fallback_settings_default_as_documented_and_reach_the_policy() -> None:
+    policy = make_settings().policy()
+    assert (policy.fallback_agent, policy.fallback_after, policy.fallback_stays) == ("", None, False)
+    assert (policy.fallback_transfer_to, policy.notify_room) == ("", False)
+    given = make_settings(
+        warden_fallback_agent="apology",
+        warden_fallback_after_seconds=45,
+        warden_fallback_stays=True,
+        warden_fallback_transfer_to="sip:oncall@pbx.example",
+        warden_notify_room=True,
+    ).policy()
+    assert (given.fallback_agent, given.fallback_after, given.fallback_stays, given.notify_room) == (
+        "apology",
+        45.0,
+        True,
+        True,
+    )
+    assert given.fallback_transfer_to == "sip:oncall@pbx.example" and "oncall" not in repr(given)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "variable"),
+    [
+        ({"warden_fallback_transfer_to": "+15550100"}, "WARDEN_FALLBACK_TRANSFER_TO"),
+        ({"warden_fallback_transfer_to": "tel:call me 15550100"}, "WARDEN_FALLBACK_TRANSFER_TO"),
+        ({"warden_fallback_after_seconds": 0}, "WARDEN_FALLBACK_AFTER_SECONDS"),
+        ({"warden_fallback_stays": "maybe"}, "WARDEN_FALLBACK_STAYS"),
+        ({"warden_notify_room": "loud"}, "WARDEN_NOTIFY_ROOM"),
+    ],
+)
+def test_a_bad_fallback_setting_names_the_variable_and_never_the_number(
+    overrides: dict[str, object], variable: str
+) -> None:
+    with pytest.raises(SettingsError) as caught:
+        make_settings(**overrides)
+    assert str(caught.value).startswith(f"{variable}:")
+    assert "15550100" not in str(caught.value)
+
+
+def test_worker_refuses_to_start_on_a_bad_transfer_target_without_repeating_it() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIVEKIT_", "WARDEN_"))}
+    env.update({"LIVEKIT_API_KEY": KEY, "LIVEKIT_API_SECRET": SECRET, "LIVEKIT_URL": "http://127.0.0.1:7880"})
+    env["WARDEN_FALLBACK_TRANSFER_TO"] = "+15550100"
+    done = subprocess.run(
+        procfile_argv("worker"), env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert "WARDEN_FALLBACK_TRANSFER_TO: must be a tel:+... number or a sip: URI" in done.stderr
+    assert "15550100" not in done.stderr and "Traceback" not in done.stderr

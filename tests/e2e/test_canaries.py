@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from devtools.simulator.livekit import FakeLiveKit
 from devtools.simulator.scenarios import SLEEPY_AGENT_ID, sleepy
@@ -72,6 +73,9 @@ def canary_rooms(fake: FakeLiveKit) -> list[str]:
     return [room for room in fake.rooms if room.startswith("warden-canary-")]
 
 
+# One database each (the canary runs' store is tested on both in tests/component/test_canaries.py): two
+# workers racing for the canary's lock on PostgreSQL, the rest on SQLite.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_a_sleeping_deployment_is_restarted_by_canaries_with_no_user_room(
     tmp_path: Path, redis_url: str, database_url: str
 ) -> None:
@@ -108,6 +112,7 @@ async def test_a_sleeping_deployment_is_restarted_by_canaries_with_no_user_room(
     assert rooms["rooms"] == []
 
 
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 async def test_a_healthy_agent_passes_one_canary_at_a_time_with_two_workers_and_no_user_room_shows(
     tmp_path: Path, redis_url: str, database_url: str
 ) -> None:
@@ -135,13 +140,14 @@ async def test_a_healthy_agent_passes_one_canary_at_a_time_with_two_workers_and_
     assert len(canary_rooms(fake)) <= 1  # the one under way, if any
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_a_worker_killed_mid_canary_leaves_no_room_behind_after_the_next_run(
     tmp_path: Path, redis_url: str, database_url: str
 ) -> None:
     fake = FakeLiveKit(KEY, SECRET)  # no worker yet: the first canary waits for an agent that never comes
     async with livekit(fake) as (url, client):
         with warden_with_canaries(
-            tmp_path, url, redis_url, database_url, WARDEN_CANARY_SLA_SECONDS="4"
+            tmp_path, url, redis_url, database_url, WARDEN_CANARY_SLA_SECONDS="3"
         ) as warden:
             World(fake, warden, client)
 

@@ -13,15 +13,12 @@ from typing import Any
 
 import httpx
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse
-from starlette.routing import Route
 
 from devtools.embedded_redis import free_port
 from devtools.simulator.livekit import FakeLiveKit
 from devtools.simulator.serving import serve
 from tests.support.processes import run_warden
+from tests.support.receiver import Receiver, receiving
 from tests.support.settings import KEY, SECRET
 from tests.support.waiting import wait_until
 from tests.support.world import AGENT, World, settled
@@ -29,34 +26,17 @@ from tests.support.world import AGENT, World, settled
 CLOUD_AGENT = "CA_notetaker"
 
 
-def receiver(received: list[dict[str, Any]]) -> Starlette:
-    """Slack (`/slack`) and the incident webhook (`/events`), as one loopback server."""
-
-    async def slack(request: Request) -> PlainTextResponse:
-        received.append({"route": "slack", **json.loads(await request.body())})
-        return PlainTextResponse("ok")
-
-    async def events(request: Request) -> PlainTextResponse:
-        received.append({"route": "webhook", **json.loads(await request.body())})
-        return PlainTextResponse("ok")
-
-    return Starlette(
-        routes=[Route("/slack", slack, methods=["POST"]), Route("/events", events, methods=["POST"])]
-    )
-
-
 @pytest.fixture
 async def setting(
     tmp_path: Path, redis_url: str, request: pytest.FixtureRequest
-) -> AsyncIterator[tuple[World, list[dict[str, Any]], str]]:
+) -> AsyncIterator[tuple[World, Receiver, str]]:
     """Warden from its Procfile, the stand-in LiveKit (a Cloud agent to restart), Slack and the incident
     webhook; the worker's metrics URL."""
     fake = FakeLiveKit(KEY, SECRET, cloud_agents={CLOUD_AGENT: AGENT})
-    received: list[dict[str, Any]] = []
     metrics_port = free_port()
     async with (
         serve(fake.app) as livekit_url,
-        serve(receiver(received)) as alerts_url,
+        receiving() as alerts,
         httpx.AsyncClient() as client,
     ):
         env = {
@@ -66,8 +46,8 @@ async def setting(
             "LK_AGENTS_URL": livekit_url,
             "WARDEN_CLOUD_AGENT_ID": CLOUD_AGENT,
             "WARDEN_AGENT_NAME": AGENT,
-            "WARDEN_ALERT_WEBHOOK_URL": f"{alerts_url}/slack",
-            "WARDEN_INCIDENT_WEBHOOK_URL": f"{alerts_url}/events",
+            "WARDEN_ALERT_WEBHOOK_URL": f"{alerts.url}/slack",
+            "WARDEN_INCIDENT_WEBHOOK_URL": f"{alerts.url}/events",
             "WARDEN_JOIN_SLA_SECONDS": "1.5",
             "WARDEN_SWEEP_SECONDS": "1",
             "WARDEN_OUTAGE_ROOMS": "3",
@@ -75,7 +55,7 @@ async def setting(
             **getattr(request, "param", {}),
         }
         with run_warden(tmp_path, **env) as warden:
-            yield World(fake, warden, client), received, f"http://127.0.0.1:{metrics_port}/metrics"
+            yield World(fake, warden, client), alerts, f"http://127.0.0.1:{metrics_port}/metrics"
 
 
 async def incidents(w: World) -> list[dict[str, Any]]:
@@ -88,9 +68,9 @@ async def timeline(w: World, room: str) -> list[str]:
 
 
 async def test_workers_full_across_four_rooms_give_a_capacity_alert_and_no_restart(
-    setting: tuple[World, list[dict[str, Any]], str],
+    setting: tuple[World, Receiver, str],
 ) -> None:
-    w, received, metrics = setting
+    w, alerts, metrics = setting
     w.fake.add_worker(AGENT)
     w.fake.fill(AGENT)  # every job of the agent refused: JSR_NO_CAPACITY
     rooms = [f"full-{i}" for i in range(4)]
@@ -103,11 +83,7 @@ async def test_workers_full_across_four_rooms_give_a_capacity_alert_and_no_resta
         return (
             bool(found)
             and len(found[0]["rooms"]) == 4
-            and {r["route"] for r in received}
-            == {
-                "slack",
-                "webhook",
-            }
+            and {r.path for r in alerts.received} == {"/slack", "/events"}
         )
 
     await wait_until(opened_and_said, "a capacity incident with the four rooms, said on both routes")
@@ -120,9 +96,9 @@ async def test_workers_full_across_four_rooms_give_a_capacity_alert_and_no_resta
     (incident,) = await incidents(w)
     assert incident["kind"] == "capacity" and incident["state"] == "open"
     assert w.fake.restarts == []  # a restart adds no capacity
-    slack = [r["text"] for r in received if r["route"] == "slack"]
+    slack = [r.json()["text"] for r in alerts.at("/slack")]
     assert len(slack) == 1 and "workers for notetaker are full" in slack[0]
-    (event,) = [r for r in received if r["route"] == "webhook"]
+    (event,) = [r.json() for r in alerts.at("/events")]
     assert (event["event"], event["kind"]) == ("opened", "capacity")
     assert "workers for notetaker are full" in event["summary"]
     for room in rooms:
@@ -138,7 +114,7 @@ async def test_workers_full_across_four_rooms_give_a_capacity_alert_and_no_resta
     await wait_until(resolved, "the capacity incident resolved once jobs are accepted", timeout=90)
 
     async def told() -> bool:
-        said = [r.get("text") or r.get("summary", "") for r in received]
+        said = [r.json().get("text") or r.json().get("summary", "") for r in alerts.received]
         return sum("workers for notetaker accept jobs again" in text for text in said) == 2
 
     await wait_until(told, "the resolution said on both routes")
@@ -147,7 +123,7 @@ async def test_workers_full_across_four_rooms_give_a_capacity_alert_and_no_resta
 
 @pytest.mark.parametrize("setting", [{"WARDEN_JOIN_SLA_SECONDS": "8"}], indirect=True)
 async def test_a_job_livekit_retries_and_serves_within_the_grace_gets_no_dispatch_from_warden(
-    setting: tuple[World, list[dict[str, Any]], str],
+    setting: tuple[World, Receiver, str],
 ) -> None:
     """LiveKit retries the assignment for 12 s (its agent there at ~13 s): past the 10-s connect grace of
     a listed job, within one more join SLA after the 8-s deadline (16 s). Without the retry read, Warden
@@ -167,7 +143,7 @@ async def test_a_job_livekit_retries_and_serves_within_the_grace_gets_no_dispatc
 
 
 async def test_a_room_whose_job_was_cancelled_is_no_breach(
-    setting: tuple[World, list[dict[str, Any]], str],
+    setting: tuple[World, Receiver, str],
 ) -> None:
     w, _, _ = setting
     w.fake.add_worker(AGENT, cold_start=math.inf)
@@ -188,9 +164,9 @@ async def test_a_room_whose_job_was_cancelled_is_no_breach(
 
 
 async def test_the_worker_that_swallowed_three_jobs_is_named_in_the_incident(
-    setting: tuple[World, list[dict[str, Any]], str],
+    setting: tuple[World, Receiver, str],
 ) -> None:
-    w, received, _ = setting
+    w, alerts, _ = setting
     swallower = w.fake.add_worker(AGENT, cold_start=math.inf)  # accepts, and its agent never connects
     rooms = [f"swallowed-{i}" for i in range(3)]
     for room in rooms:
@@ -213,10 +189,10 @@ async def test_the_worker_that_swallowed_three_jobs_is_named_in_the_incident(
     assert incident["worker_ids"] == [swallower.id]
 
     async def alerted() -> bool:
-        return any(r["route"] == "webhook" for r in received) and any(r["route"] == "slack" for r in received)
+        return bool(alerts.at("/events")) and bool(alerts.at("/slack"))
 
     await wait_until(alerted, "the opening alerts")
-    opened = [r for r in received if r["route"] == "webhook" and r["event"] == "opened"]
+    opened = [e for e in (r.json() for r in alerts.at("/events")) if e["event"] == "opened"]
     assert opened and opened[0]["worker_ids"] == [swallower.id]
-    slack = [r["text"] for r in received if r["route"] == "slack"]
+    slack = [r.json()["text"] for r in alerts.at("/slack")]
     assert f"W{said[1:]}: restart that worker." in slack[0]

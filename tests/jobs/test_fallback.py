@@ -9,10 +9,12 @@ import logging
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from tests.support.jobs_world import AGENT, jobs_world
 from workers.core.protecting import STATUS_TOPIC
 from workers.jobs.rooms import recording
+from workers.store.incidents import get_incident
 
 ROOM = "call-42"
 NUMBER = "+15550100"
@@ -128,3 +130,43 @@ async def test_a_worker_killed_between_the_decision_and_the_call_still_dispatche
         assert world.livekit.dispatched == [(ROOM, "apology")]
         await world.wait(120)
         assert world.livekit.dispatched == [(ROOM, "apology")]
+
+
+async def test_the_fallback_is_a_line_in_the_agents_incident_log(tmp_path: Path) -> None:
+    async with jobs_world(tmp_path, **FALLBACK) as world:
+        world.agent_down()
+        await world.person_joins(ROOM)
+        await world.wait(16)
+        (incident,) = await world.incidents()
+        found = await get_incident(world.engine, incident.id)
+        assert found is not None
+        lines = [outcome for _, action, outcome in found.actions if action == "fallback"]
+        assert lines == ["room call-42: fallback agent apology dispatched (failed)"]
+
+
+async def test_waiting_while_the_agents_incident_is_open_brings_the_fallback_before_the_room_fails(
+    tmp_path: Path,
+) -> None:
+    settings = {"warden_fallback_agent": "apology", "warden_outage_rooms": 1, "warden_max_redispatches": 5}
+    async with jobs_world(tmp_path, **settings) as world:
+        world.agent_down()
+        world.cloud.on_restart = None  # the restart does not bring the agent back
+        before = _counted("agent")
+        await world.person_joins(ROOM)
+        await world.wait(29)
+        assert world.cloud.restarts and ("apology" not in {a for _, a in world.livekit.dispatched})
+        await world.wait(60)
+        (sent,) = world.livekit.dispatches(ROOM, "apology")
+        assert json.loads(sent.metadata) == {"warden_fallback_for": AGENT, "reason": "outage"}
+        assert _counted("agent") == before + 1
+        (incident,) = await world.incidents()
+        found = await get_incident(world.engine, incident.id)
+        assert found is not None
+        assert "room call-42: fallback agent apology dispatched (outage)" in [o for _, _, o in found.actions]
+
+
+def _counted(kind: str) -> float:
+    return (
+        REGISTRY.get_sample_value("warden_fallbacks_total", {"agent": AGENT, "kind": kind, "outcome": "done"})
+        or 0.0
+    )

@@ -71,6 +71,9 @@ class RecordingIncidents:
     async def room_recovered(self, room: Room, agent: str) -> None:
         self.recovered.append(room.name)
 
+    async def protected(self, room: Room, agent: str, what: str) -> None:
+        """Nothing to note: this stand-in keeps no incidents."""
+
     async def settle(self) -> None:
         """Nothing to settle: this stand-in keeps no incidents."""
 

@@ -90,9 +90,8 @@ class World:
     down: set[str] = field(default_factory=set)  # agents whose deployment answers no dispatch
     agents_publish: bool = True  # agents answering a dispatch publish a track as they join
     full: set[str] = field(default_factory=set)  # agents whose workers refuse jobs (JSR_NO_CAPACITY)
-    swallowing: dict[str, str] = field(
-        default_factory=dict
-    )  # agent -> a worker that takes its jobs, never joins
+    # agent -> a worker that takes its jobs and whose agent never joins
+    swallowing: dict[str, str] = field(default_factory=dict)
     outcomes: list[tuple[str, Any]] = field(default_factory=list)  # (job id, what it returned)
     _later: list[tuple[float, int, Callable[[], Awaitable[None]]]] = field(default_factory=list)
     _functions: dict[str, Function] = field(default_factory=dict)

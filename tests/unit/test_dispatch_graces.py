@@ -6,14 +6,12 @@ re-fold never hands out a deadline number used before."""
 from __future__ import annotations
 
 from dataclasses import replace
-from itertools import count
 
+from tests.support.driven import Driven
 from workers.core.events import DispatchInfo, Event, EventKind, Fact, JobStatus, Participant, ParticipantKind
-from workers.core.events import internal as own_event
-from workers.core.machine import fold, renumbered, transition
+from workers.core.machine import fold, renumbered
 from workers.core.recovery import CONNECT_GRACE, LISTING_GRACE
 from workers.core.room import (
-    CheckPresence,
     Deadline,
     Evict,
     Phase,
@@ -32,7 +30,6 @@ RULES = Rules.of((), Policy("assistant", join_sla=SLA, rejoin_sla=SLA, max_redis
 ACTIVE_RULES = Rules.of((), Policy("assistant", join_sla=SLA, rejoin_sla=SLA, active_sla=2.0))
 J, L, T = EventKind.PARTICIPANT_JOINED, EventKind.PARTICIPANT_LEFT, EventKind.TRACK_PUBLISHED
 ALICE = Participant("alice", "PA_alice", int(ParticipantKind.STANDARD))
-_ids = count(1)
 
 
 def agent(identity: str, *, publishing: bool = False) -> Participant:
@@ -49,41 +46,11 @@ def dispatch(made: float, *agents: str, listed: bool = True, status: int = JobSt
     )
 
 
-class Driven:
-    """A room moved through `machine.transition`, keeping every action decided."""
-
-    def __init__(self, rules: Rules = RULES) -> None:
-        self.room, self.rules, self.actions = Room("RM_1", "call-1"), rules, []  # type: ignore[var-annotated]
-
-    def __call__(self, event: Event) -> list[object]:
-        decision = transition(self.room, event, now=event.at, rules=self.rules)
-        self.room, self.actions = decision.room, [*self.actions, *decision.actions]
-        return list(decision.actions)
-
-    def webhook(self, kind: EventKind, at: int, who: Participant) -> list[object]:
-        return self(Event(f"EV_{next(_ids)}", kind, str(kind), at, "RM_1", "call-1", who))
-
-    def own(self, kind: EventKind, fact: Fact) -> list[object]:
-        return self(own_event(kind, f"{kind}:RM_1:{fact.attempt}", "RM_1", "call-1", fact))
-
-    @property
-    def deadline(self) -> Deadline | None:
-        return self.room.views[0].deadline if self.room.views else None
-
-    def check(self, at: float, present: tuple[Participant, ...], *dispatches: DispatchInfo) -> list[object]:
-        """The deadline fires at `at`, and LiveKit answers with `present` and `dispatches`."""
-        due = self.deadline
-        assert due is not None and due.at <= at
-        asked = self.own(EventKind.DEADLINE_PASSED, Fact(due.attempt, at))
-        assert CheckPresence(due.attempt, "assistant") in asked
-        return self.own(EventKind.PRESENCE_OBSERVED, Fact(due.attempt, at, True, present, dispatches))
-
-
 def test_the_cold_start_is_awaited_not_doubled() -> None:
     """The issue's cold start: at the 4-s SLA the application's dispatch has no job listed (the server
     lists it ~5 s on): Warden looks again `LISTING_GRACE` after the dispatch was made, and the agent,
     arriving at 4.7 s, ends it."""
-    room = Driven()
+    room = Driven(RULES)
     room.webhook(J, 100, ALICE)
     acted = room.check(104.0, (ALICE,), dispatch(100.0, listed=False))
     assert not [a for a in acted if isinstance(a, Redispatch | ReportBreach)]
@@ -97,7 +64,7 @@ def test_a_listed_job_whose_agent_is_starting_is_awaited_then_replaced_once_its_
 ):
     """JS_RUNNING means a worker accepted, not that the agent joined: its dispatch is kept until
     `CONNECT_GRACE` after it was made; a worker that accepts and never connects is then replaced."""
-    room = Driven()
+    room = Driven(RULES)
     room.webhook(J, 100, ALICE)
     accepted = dispatch(100.0, "agent-AJ_1")
     room.check(106.5, (ALICE,), accepted)
@@ -107,7 +74,7 @@ def test_a_listed_job_whose_agent_is_starting_is_awaited_then_replaced_once_its_
 
 
 def test_a_dispatch_with_no_job_after_the_listing_grace_is_replaced_at_once() -> None:
-    room = Driven()
+    room = Driven(RULES)
     room.webhook(J, 100, ALICE)
     unserved = dispatch(90.0, listed=False)  # made 14 s before the check: nobody took it
     acted = room.check(104.0, (ALICE,), unserved)
@@ -117,7 +84,7 @@ def test_a_dispatch_with_no_job_after_the_listing_grace_is_replaced_at_once() ->
 def test_the_dispatch_of_an_agent_that_left_is_not_awaited() -> None:
     """A job stays JS_RUNNING for good after its agent left: the dispatch that served the agent that
     left is replaced at the rejoin deadline, not awaited."""
-    room = Driven()
+    room = Driven(RULES)
     room.webhook(J, 100, ALICE)
     room.webhook(J, 101, agent("agent-AJ_1"))
     room.webhook(L, 103, agent("agent-AJ_1"))
@@ -128,7 +95,7 @@ def test_the_dispatch_of_an_agent_that_left_is_not_awaited() -> None:
 
 
 def test_two_copies_lose_the_later_one_at_once_with_no_breach_and_no_redispatch() -> None:
-    room = Driven()
+    room = Driven(RULES)
     room.webhook(J, 100, ALICE)
     room.webhook(J, 101, agent("agent-AJ_1"))
     acted = room.webhook(J, 109, agent("agent-AJ_2"))
@@ -148,7 +115,7 @@ def test_of_two_copies_the_one_whose_dispatch_is_gone_goes_even_when_it_came_fir
     """Warden replaced a dispatch whose agent was too slow; that agent came after all (its entrypoint
     runs on), then the replacement: the first one's job was terminated and it will leave within 15 s,
     so it is the one removed, and the replacement stays."""
-    room = Driven()
+    room = Driven(RULES)
     room.webhook(J, 100, ALICE)
     room.webhook(J, 112, agent("agent-AJ_1"))
     room.webhook(J, 122, agent("agent-AJ_2"))
@@ -160,7 +127,7 @@ def test_of_two_copies_the_one_whose_dispatch_is_gone_goes_even_when_it_came_fir
 def test_of_two_copies_none_yet_named_by_a_job_the_listing_is_awaited() -> None:
     """The replacement's agent came before its job is listed, beside the agent of the deleted dispatch:
     which one stays is known once the listing names it (up to `LISTING_GRACE` after the dispatch)."""
-    room = Driven()
+    room = Driven(RULES)
     room.webhook(J, 100, ALICE)
     room.webhook(J, 112, agent("agent-AJ_1"))
     room.webhook(J, 114, agent("agent-AJ_2"))
@@ -173,7 +140,7 @@ def test_of_two_copies_none_yet_named_by_a_job_the_listing_is_awaited() -> None:
 
 
 def test_two_working_copies_are_still_two() -> None:
-    room = Driven()
+    room = Driven(RULES)
     room.webhook(J, 100, ALICE)
     for identity, at in (("agent-AJ_1", 101), ("agent-AJ_2", 102)):
         room.webhook(J, at, agent(identity))

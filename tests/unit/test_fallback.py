@@ -8,8 +8,8 @@ from dataclasses import replace
 
 from workers.core.events import Event, EventKind, Fact, Job, Participant, ParticipantKind, internal
 from workers.core.machine import transition
-from workers.core.protecting import DispatchFallback, RemoveFallback, SendStatus, TransferCaller
-from workers.core.room import Action, CheckPresence, Policy, Protection, Room, ScheduleDeadline
+from workers.core.protecting import DispatchFallback, Protection, RemoveFallback, SendStatus, TransferCaller
+from workers.core.room import Action, CheckPresence, Policy, Room, ScheduleDeadline
 from workers.core.rules import Rule, Rules
 from workers.jobs.rooms.protect import fallback_metadata
 

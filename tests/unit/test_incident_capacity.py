@@ -75,3 +75,13 @@ def test_a_worker_is_named_with_its_value_made_inert_and_only_by_an_open_inciden
     assert "\x1b" not in "".join(texts(step.decisions)) and "\\x1b" in texts(step.decisions)[0]
     resolved, recovered, policy = incident_samples(S.RESOLVED, G.OUTAGE)[""]
     assert transition(resolved, replace(recovered, workers=(("W_1", 3),)), policy).incident.workers == ()
+
+
+def test_several_workers_named_are_told_to_restart_as_several() -> None:
+    from workers.core.alerts import naming
+
+    text = naming("Agent down.", (("W_a", 3), ("W_b", 4)))
+    assert text == (
+        "Agent down. Worker W_a took 3 jobs and none joined; worker W_b took 4 jobs and none joined: "
+        "restart those workers."
+    )

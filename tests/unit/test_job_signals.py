@@ -5,8 +5,8 @@ room are no failure; and the jobs a worker took whose agent never came are repor
 
 from __future__ import annotations
 
-from itertools import count
-
+from tests.support.driven import Driven
+from workers.core import job_signals
 from workers.core.events import (
     DispatchInfo,
     Event,
@@ -19,58 +19,22 @@ from workers.core.events import (
     Participant,
     ParticipantKind,
 )
-from workers.core.events import internal as own_event
-from workers.core.machine import transition
 from workers.core.room import (
-    CheckPresence,
-    Deadline,
     Policy,
     Recovery,
     Redispatch,
     ReportBreach,
     ReportFailed,
-    Room,
 )
 from workers.core.rules import Rules
 
 SLA = 15.0
 RULES = Rules.of((), Policy("assistant", join_sla=SLA, rejoin_sla=SLA, max_redispatches=3))
 ALICE = Participant("alice", "PA_alice", int(ParticipantKind.STANDARD))
-_ids = count(1)
 
 
 def agent(identity: str) -> Participant:
     return Participant(identity, f"PA_{identity}", int(ParticipantKind.AGENT), "assistant")
-
-
-class Driven:
-    """A room moved through `machine.transition`, keeping every action decided."""
-
-    def __init__(self, rules: Rules = RULES) -> None:
-        self.room, self.rules, self.actions = Room("RM_1", "call-1"), rules, []  # type: ignore[var-annotated]
-
-    def __call__(self, event: Event) -> list[object]:
-        decision = transition(self.room, event, now=event.at, rules=self.rules)
-        self.room, self.actions = decision.room, [*self.actions, *decision.actions]
-        return list(decision.actions)
-
-    def webhook(self, kind: EventKind, at: int, who: Participant) -> list[object]:
-        return self(Event(f"EV_{next(_ids)}", kind, str(kind), at, "RM_1", "call-1", who))
-
-    def own(self, kind: EventKind, fact: Fact) -> list[object]:
-        return self(own_event(kind, f"{kind}:RM_1:{fact.attempt}", "RM_1", "call-1", fact))
-
-    @property
-    def deadline(self) -> Deadline | None:
-        return self.room.views[0].deadline if self.room.views else None
-
-    def check(self, at: float, present: tuple[Participant, ...], *dispatches: DispatchInfo) -> list[object]:
-        """The deadline fires at `at`, and LiveKit answers with `present` and `dispatches`."""
-        due = self.deadline
-        assert due is not None and due.at <= at
-        asked = self.own(EventKind.DEADLINE_PASSED, Fact(due.attempt, at))
-        assert CheckPresence(due.attempt, "assistant") in asked
-        return self.own(EventKind.PRESENCE_OBSERVED, Fact(due.attempt, at, True, present, dispatches))
 
 
 J, ENDED = EventKind.PARTICIPANT_JOINED, EventKind.AGENT_JOB_ENDED
@@ -98,7 +62,7 @@ def redispatches(actions: list[object]) -> list[Redispatch]:
 
 
 def test_a_job_livekit_retries_is_left_to_it_and_its_agent_coming_ends_it() -> None:
-    room = Driven()
+    room = Driven(RULES)
     room.webhook(J, 100, ALICE)
     retried = dispatch(100.0, JobInfo(P, JobReason.RETRYING))
     acted = room.check(115.0, (ALICE,), retried)
@@ -109,7 +73,7 @@ def test_a_job_livekit_retries_is_left_to_it_and_its_agent_coming_ends_it() -> N
 
 
 def test_a_job_livekit_still_retries_one_join_sla_after_the_deadline_is_replaced_as_today() -> None:
-    room = Driven()
+    room = Driven(RULES)
     room.webhook(J, 100, ALICE)
     retried = dispatch(100.0, JobInfo(F, JobReason.RETRYING))
     assert not redispatches(room.check(115.0, (ALICE,), retried))
@@ -119,7 +83,7 @@ def test_a_job_livekit_still_retries_one_join_sla_after_the_deadline_is_replaced
 
 
 def test_without_retrying_a_failed_job_is_replaced_at_the_deadline() -> None:
-    room = Driven()
+    room = Driven(RULES)
     room.webhook(J, 100, ALICE)
     failed = dispatch(100.0, JobInfo(F))
     assert redispatches(room.check(115.0, (ALICE,), failed))
@@ -128,7 +92,7 @@ def test_without_retrying_a_failed_job_is_replaced_at_the_deadline() -> None:
 def test_a_job_refused_for_want_of_capacity_is_redispatched_with_backoff_and_never_given_up() -> None:
     """Policy allows 3 re-dispatches; refused for capacity, a fourth and fifth come, each confirm
     deadline twice as far, and the room is never failed (a restart adds no capacity)."""
-    room = Driven()
+    room = Driven(RULES)
     room.webhook(J, 100, ALICE)
     at, waits = 115.0, []
     for n in range(5):
@@ -161,7 +125,7 @@ def test_a_cancelled_job_a_deleted_dispatch_a_closed_room_are_no_failure() -> No
         JobInfo(F, JobReason.DISPATCH_DELETED),
         JobInfo(F, JobReason.ROOM_CLOSED),
     ):
-        room = Driven()
+        room = Driven(RULES)
         room.webhook(J, 100, ALICE)
         acted = room.check(115.0, (ALICE,), dispatch(99.0, job))
         assert not redispatches(acted) and not breaches(acted), job
@@ -173,7 +137,7 @@ def test_a_cancelled_job_a_deleted_dispatch_a_closed_room_are_no_failure() -> No
 def test_an_agent_whose_job_was_cancelled_while_people_remain_is_no_breach() -> None:
     """`agent_job_ended` (JS_CANCELLED) takes the agent out; at the rejoin deadline LiveKit lists the
     job cancelled: nothing to do."""
-    room = Driven()
+    room = Driven(RULES)
     room.webhook(J, 100, ALICE)
     room.webhook(J, 101, agent("agent-AJ_1"))
     ended = Job("AJ_1", "assistant", "AD_100", C, "agent-AJ_1", reason=JobReason.UNSPECIFIED)
@@ -186,7 +150,7 @@ def test_a_failed_job_whose_agent_left_an_empty_room_is_no_failure() -> None:
     """The agent shuts down when the last person leaves and LiveKit marks its job failed
     (livekit/livekit#4447): no deadline, no breach; and when someone comes back later, its worker is
     not blamed for the job."""
-    room = Driven()
+    room = Driven(RULES)
     room.webhook(J, 100, ALICE)
     room.webhook(J, 101, agent("agent-AJ_1"))
     room.webhook(EventKind.PARTICIPANT_LEFT, 110, ALICE)
@@ -199,7 +163,7 @@ def test_a_failed_job_whose_agent_left_an_empty_room_is_no_failure() -> None:
 
 
 def test_the_jobs_a_worker_took_whose_agent_never_came_go_with_the_breach() -> None:
-    room = Driven()
+    room = Driven(RULES)
     room.webhook(J, 100, ALICE)
     swallowed = dispatch(99.0, JobInfo(R, worker_id="W_bad", identity="agent-AJ_1"))
     acted = room.check(115.0, (ALICE,), swallowed)
@@ -243,7 +207,7 @@ def test_an_agent_job_pending_webhook_makes_its_agent_expected() -> None:
 def test_an_agent_whose_dispatch_was_deleted_by_the_application_is_no_breach() -> None:
     """LiveKit Cloud's `agent_job_ended` says JSR_DISPATCH_DELETED; the dispatch is no longer listed, so
     only the webhook tells: nothing re-dispatched at the rejoin deadline, until a dispatch is made."""
-    room = Driven()
+    room = Driven(RULES)
     room.webhook(J, 100, ALICE)
     room.webhook(J, 101, agent("agent-AJ_1"))
     ended = Job("AJ_1", "assistant", "AD_100", C, "agent-AJ_1", reason=JobReason.DISPATCH_DELETED)
@@ -267,3 +231,13 @@ def test_full_workers_stay_full_until_the_next_dispatchs_job_is_listed() -> None
     assert not [a for a in acted if isinstance(a, ReportFailed)] and not redispatches(acted)
     acted = room.check(135.0, (ALICE,), dispatch(129.0, JobInfo(P, JobReason.NO_CAPACITY)))
     assert redispatches(acted)
+
+
+def test_a_retry_is_awaited_one_join_sla_past_the_capped_confirm_deadline() -> None:
+    """Past the limit (the workers were full), confirm deadlines back off 32 join SLAs at most; a job
+    LiveKit retries after the eighth re-dispatch is left to it one join SLA past that deadline, not past
+    an uncapped 128 join SLAs."""
+    retried = dispatch(1000.0, JobInfo(P, JobReason.RETRYING))
+    assert job_signals.confirm_wait(SLA, 8) == SLA * 32
+    assert job_signals.retry_until(retried, 100.0, SLA, 8) == 1000.0 + SLA * 32 + SLA
+    assert job_signals.retry_until(dispatch(99.0, JobInfo(P, JobReason.RETRYING)), 100.0, SLA, 0) == 130.0

@@ -36,6 +36,10 @@ CHANGED: dict[tuple[Recovery, Trigger, str], tuple[Recovery, Reason | None]] = {
     (C, Trigger.PRESENCE_OBSERVED, "two copies"): (E, Reason.DUPLICATE),
     (C, Trigger.PRESENCE_OBSERVED, "no agent"): (R, Reason.JOIN),
     (C, Trigger.PRESENCE_OBSERVED, "re-dispatches used up"): (F, NO_DEADLINE),
+    # LiveKit's job signals: a job called off is no failure (looked at again later); full workers are
+    # re-dispatched to past the limit (a restart adds no capacity)
+    (C, Trigger.PRESENCE_OBSERVED, "job cancelled"): (N, Reason.JOIN),
+    (C, Trigger.PRESENCE_OBSERVED, "workers full"): (R, Reason.JOIN),
     (C, Trigger.PRESENCE_OBSERVED, "nobody left"): (N, NO_DEADLINE),
     (C, Trigger.PRESENCE_OBSERVED, "room gone"): (N, NO_DEADLINE),
     (E, Trigger.AGENT_EVICTED, ""): (R, Reason.ACTIVE),

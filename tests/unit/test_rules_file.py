@@ -82,6 +82,20 @@ def test_rooms_match_the_first_rule_that_fits_and_its_settings_replace_the_envir
         ("[[rule]]\nmatch = { room = 'x' }\ncanary = true\n", "rule 1, canary: needs the rule's agents"),
         ("[[rule]]\nmatch = { room = 'x' }\nagents = ['a']\ncanary = 1\n", "rule 1, canary: must be true"),
         ("[[rule]]\nmatch = { room = 'x' }\nstuck_thinking_seconds = -5\n", "rule 1, stuck_thinking_seconds"),
+        (
+            "[[rule]]\nmatch = { room = 'x' }\nfallback_agent = ''\n",
+            "rule 1, fallback_agent: must be an agent",
+        ),
+        ("[[rule]]\nmatch = { room = 'x' }\nfallback_after_seconds = 0\n", "rule 1, fallback_after_seconds"),
+        (
+            "[[rule]]\nmatch = { room = 'x' }\nfallback_stays = 'yes'\n",
+            "rule 1, fallback_stays: must be true",
+        ),
+        ("[[rule]]\nmatch = { room = 'x' }\nnotify_room = 1\n", "rule 1, notify_room: must be true"),
+        (
+            "[[rule]]\nmatch = { sip = true }\nfallback_transfer_to = 5550100\n",
+            "rule 1, fallback_transfer_to",
+        ),
     ],
 )
 def test_a_bad_rules_file_stops_start_up_naming_the_file_the_rule_and_the_key(
@@ -138,3 +152,30 @@ def test_the_stuck_limits_are_rule_keys_and_0_turns_a_states_rule_off(tmp_path: 
     assert (other.stuck_initializing, other.stuck_thinking) == (30.0, 45.0)  # the environment's
     off = load_settings(livekit_api_key="k", livekit_api_secret="s", warden_stuck_initializing_seconds=0)
     assert off.policy().stuck_initializing is None
+
+
+def test_a_transfer_target_is_personal_data_even_in_an_error(tmp_path: Path) -> None:
+    text = "[[rule]]\nmatch = { sip = true }\nfallback_transfer_to = '+15550100'\n"
+    with pytest.raises(RulesError) as caught:
+        load_rules(write(tmp_path, text))
+    assert "fallback_transfer_to: must be a tel:+... number" in str(caught.value)
+    assert "15550100" not in str(caught.value)
+
+
+def test_the_fallback_keys_of_a_rule_replace_the_environments(tmp_path: Path) -> None:
+    text = (
+        "[[rule]]\nmatch = { sip = true }\nfallback_transfer_to = 'tel:+15550100'\nnotify_room = true\n"
+        "[[rule]]\nmatch = { room = 'support-*' }\nfallback_agent = 'sorry'\nfallback_after_seconds = 45\n"
+        "fallback_stays = true\n"
+    )
+    environment = Policy(fallback_agent="apology", notify_room=False)
+    rules = Rules.of(load_rules(write(tmp_path, text)), environment)
+    phone, _ = rules.policy_for("call-1", sip=True)
+    assert (phone.fallback_transfer_to, phone.notify_room, phone.fallback_agent) == (
+        "tel:+15550100",
+        True,
+        "apology",
+    )
+    support, _ = rules.policy_for("support-2", sip=False)
+    assert (support.fallback_agent, support.fallback_after, support.fallback_stays) == ("sorry", 45.0, True)
+    assert "15550100" not in repr(rules)

@@ -5,7 +5,7 @@ re-fold newly asks for (`new_actions`). Pure; the action types are values, in `w
 
 from __future__ import annotations
 
-from workers.core.protecting import DispatchFallback, RemoveFallback, SendStatus, TransferCaller
+from workers.core.protecting import DispatchFallback, Protection, RemoveFallback, SendStatus, TransferCaller
 from workers.core.room import (
     Action,
     AgentView,
@@ -14,7 +14,6 @@ from workers.core.room import (
     Evict,
     Expect,
     Phase,
-    Protection,
     Reason,
     Recovery,
     Redispatch,

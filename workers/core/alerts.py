@@ -117,4 +117,5 @@ def naming(text: str, workers: tuple[tuple[str, int], ...]) -> str:
     if not workers:
         return text
     said = "; ".join(unjoined(worker, jobs) for worker, jobs in workers)
-    return f"{text} {said[0].upper()}{said[1:]}: restart that worker."
+    which = "that worker" if len(workers) == 1 else "those workers"
+    return f"{text} {said[0].upper()}{said[1:]}: restart {which}."

@@ -18,6 +18,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from workers.core.diagram_protection import protection_edges, protection_start
 from workers.core.events import (
     INTERNAL_KINDS,
     DispatchInfo,
@@ -25,10 +26,12 @@ from workers.core.events import (
     EventKind,
     Fact,
     Job,
+    JobInfo,
+    JobReason,
+    JobStatus,
     Participant,
     ParticipantKind,
 )
-from workers.core.fallback import PROTECTION, Need
 from workers.core.incident import INCIDENT, IncidentState, Signal
 from workers.core.incident_samples import incident_samples
 from workers.core.machine import RECOVERY, transition
@@ -46,6 +49,8 @@ AGENT = Agent("agent-1", "PA_agent", "notetaker", 2)
 ACTIVE_AGENT = replace(AGENT, active_at=3)
 COPY = Agent("agent-2", "PA_agent2", "notetaker", 9)  # a second copy of the notetaker, later
 STUCK = replace(AGENT, state="initializing", state_since=2)  # its `lk.agent.state` since it came
+CANCELLED = (JobInfo(JobStatus.CANCELLED),)  # the dispatch's job called off: no failure (`job_signals`)
+REFUSED = (JobInfo(JobStatus.PENDING, JobReason.NO_CAPACITY),)  # the workers are full
 
 
 def sample(phase: Phase, view: dict[str, Any] | None = None, **presence: Any) -> Room:
@@ -237,6 +242,8 @@ _ANSWERS: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
     ),
     "no agent": ({"participants": ("alice",)}, {}, {}),
     "re-dispatches used up": ({"participants": ("alice",)}, {}, {"redispatches": 2}),
+    "job cancelled": ({"participants": ("alice",), "jobs": CANCELLED}, {}, {}),
+    "workers full": ({"participants": ("alice",), "jobs": REFUSED}, {}, {"redispatches": 2}),
     "nobody left": ({"participants": ()}, {}, {}),
     "room gone": ({"room_exists": False}, {}, {}),
 }
@@ -246,7 +253,12 @@ def _moved(room: Room, presence: dict[str, Any], view: dict[str, Any]) -> Room:
     return replace(room, **presence).put(replace(part(room), **view))
 
 
-def _answer(participants: tuple[str, ...] = (), room_exists: bool = True, at: float = 20.0) -> Fact:
+def _answer(
+    participants: tuple[str, ...] = (),
+    room_exists: bool = True,
+    at: float = 20.0,
+    jobs: tuple[JobInfo, ...] = (),
+) -> Fact:
     agents = {a.identity: a for a in (AGENT, COPY)}
     state = "initializing" if at > 20.0 else ""  # the stuck sample's later answer lists it still initializing
     listed = tuple(
@@ -255,7 +267,8 @@ def _answer(participants: tuple[str, ...] = (), room_exists: bool = True, at: fl
         else _participant(PERSON.identity, PERSON.sid, ParticipantKind.STANDARD)
         for w in participants
     )
-    dispatches = (DispatchInfo("AD_1", "notetaker", "{}", 1.0),)
+    statuses = tuple(j.status for j in jobs)
+    dispatches = (DispatchInfo("AD_1", "notetaker", "{}", 1.0, statuses, jobs=jobs),)
     return Fact(attempt=1, at=at, room_exists=room_exists, participants=listed, dispatches=dispatches)
 
 
@@ -308,22 +321,6 @@ def incident_edges() -> list[Edge]:
     return found
 
 
-def protection_edges() -> list[Edge]:
-    """(from, to, need, which room) for every sample that changes a part's protection: a web room and a
-    SIP room, with a fallback agent and a transfer target both set."""
-    policy = replace(POLICY, fallback_agent="apology", fallback_transfer_to="tel:+15550100")
-    rooms = {"web": SAMPLE_ROOMS[Phase.WAITING], "sip": replace(SAMPLE_ROOMS[Phase.WAITING], sip=True)}
-    found: list[Edge] = []
-    for state in dict.fromkeys(state for state, _ in PROTECTION):  # in the table's order
-        for need in Need:
-            for what, room in rooms.items():
-                view = replace(part(room), fallback=state)
-                after = PROTECTION[(state, need)](view, room, policy, "failed").fallback
-                if after != state:
-                    found.append((state, after, need, what if need is Need.CANNOT_COME_BACK else ""))
-    return found
-
-
 def _arrows(found: list[Edge]) -> list[str]:
     """One arrow per (from, to), labelled by its inputs in table order, variants in brackets."""
     labels: dict[tuple[StrEnum, StrEnum], dict[StrEnum, list[str]]] = {}
@@ -362,9 +359,7 @@ def incident_mermaid() -> str:
 
 def protection_mermaid() -> str:
     """The protection diagram (`workers.core.fallback`) as Mermaid source."""
-    return "\n".join(
-        ["stateDiagram-v2", f"    [*] --> {next(iter(PROTECTION))[0]}", *_arrows(protection_edges())]
-    )
+    return "\n".join(["stateDiagram-v2", f"    [*] --> {protection_start()}", *_arrows(protection_edges())])
 
 
 DIAGRAMS = {

@@ -29,7 +29,9 @@ from dataclasses import replace
 from enum import StrEnum
 
 from workers.core.actions import in_breach
-from workers.core.room import WAITING_PHASES, AgentView, Phase, Policy, Protection, Reason, Recovery, Room
+from workers.core.events import Event, EventKind
+from workers.core.protecting import Protection
+from workers.core.room import WAITING_PHASES, AgentView, Phase, Policy, Reason, Recovery, Room
 from workers.core.table import table
 
 WAITING, RECOVERING, FALLBACK, RESTORED = "waiting", "recovering", "fallback", "restored"
@@ -88,15 +90,29 @@ PROTECTION: Mapping[tuple[Protection, Need], Rule] = table("PROTECTION", Protect
 del N
 
 
+def fallback_line(view: AgentView) -> str:
+    """The incident log's line of the fallback `view`'s part took because it failed ("" : none): the
+    failure's report notes it, once it has opened (or joined) the incident."""
+    if view.fallback_reason != FAILED_REASON:
+        return ""
+    if view.fallback is Protection.TRANSFERRED:
+        return f"caller transferred ({FAILED_REASON})"
+    if view.fallback is Protection.FALLBACK_AGENT:
+        return f"fallback agent {view.fallback_to} dispatched ({FAILED_REASON})"
+    return ""
+
+
 def fallback_after(policy: Policy) -> float:
     return policy.fallback_after if policy.fallback_after is not None else 2 * policy.join_sla
 
 
-def outage_known(view: AgentView, at: float) -> AgentView:
-    """Its agent's incident is open (the incident's restart reached the room at `at`)."""
-    if view.phase not in WAITING_PHASES or view.outage_at is not None:
-        return view
-    return replace(view, outage_at=at)
+def outage_known(room: Room, view: AgentView | None, event: Event) -> Room:
+    """The room with `view`'s agent's incident known open, when `event` is that incident's restart
+    (`AGENT_RESTARTED`) reaching a part whose people wait (the room's own watch has no agent)."""
+    restart = event.kind is EventKind.AGENT_RESTARTED
+    if view is None or not restart or view is room.watch or view.phase not in WAITING_PHASES:
+        return room
+    return room if view.outage_at is not None else room.put(replace(view, outage_at=event.at))
 
 
 def need(room: Room, view: AgentView, policy: Policy, at: float) -> tuple[Need, str]:

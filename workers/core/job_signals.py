@@ -43,10 +43,16 @@ def retrying(dispatch: DispatchInfo) -> bool:
 def retry_until(dispatch: DispatchInfo, since: float, join_sla: float, redispatches: int) -> float:
     """Until when Warden leaves a retrying dispatch to LiveKit: one join SLA past the deadline that judges
     it, the join deadline for a room's first dispatch (people waiting `since`), the confirm deadline of
-    Warden's own re-dispatch (`join_sla` doubled per re-dispatch before it). Read off the dispatch, not
-    the deadline, so that looking again does not move it."""
-    deadline = join_sla * float(2 ** max(0, redispatches - 1))
-    return max(dispatch.created_at, since) + deadline + join_sla
+    Warden's own re-dispatch (`confirm_wait`). Read off the dispatch, not the deadline, so that looking
+    again does not move it."""
+    return max(dispatch.created_at, since) + confirm_wait(join_sla, redispatches) + join_sla
+
+
+def confirm_wait(join_sla: float, redispatches: int) -> float:
+    """How long after the `redispatches`-th re-dispatch its confirm deadline falls (0: the join SLA):
+    `join_sla` doubled per re-dispatch before it, at most `MAX_BACKOFF_DOUBLINGS` times (re-dispatches
+    go on past the limit only when the workers are full, rule 2)."""
+    return join_sla * float(2 ** min(max(0, redispatches - 1), MAX_BACKOFF_DOUBLINGS))
 
 
 def refused(dispatch: DispatchInfo) -> bool:

@@ -38,12 +38,13 @@ What Warden does about each expected agent
    policy) plus `join_sla`; entering AGENT_LOST sets a REJOIN deadline at the agent's departure plus
    `rejoin_sla` (longer than LiveKit's own ~15 s re-dispatch, so Warden does not race it). With
    `active_sla`, an agent that joined gets an ACTIVE deadline: it must publish or heartbeat by then.
-   An agent that becomes active, a room that empties or closes, clears the deadline. An agent of ours
-   whose `lk.agent.state` Warden has seen `initializing` (or `thinking`) while people are there gets a
-   STUCK deadline at the time it first saw that state plus `stuck_initializing` (`stuck_thinking`), the
-   earlier of it and the ACTIVE one watched (`workers.core.liveness`); another state clears it. With
-   `dispatch_on_start`, an agent a rule (or `WARDEN_AGENT_NAME`) names gets its first dispatch from
-   Warden when its part enters WAITING from IDLE, once.
+   An agent that becomes active, a room that empties or closes, clears the deadline (an active agent's
+   STUCK one excepted). An agent of ours whose `lk.agent.state` Warden has seen `initializing` (or
+   `thinking`) while people are there gets a STUCK deadline at the time it first saw that state plus
+   `stuck_initializing` (`stuck_thinking`), active or not, the earlier of it and the ACTIVE one watched
+   (`workers.core.liveness`); another state clears it. With `dispatch_on_start`, an agent a rule (or
+   `WARDEN_AGENT_NAME`) names gets its first dispatch from Warden when its part enters WAITING from
+   IDLE, once.
 7. A deadline that passes (`DEADLINE_PASSED` with its attempt number, not before its time) makes
    Warden ask LiveKit before acting (CHECKING → `CheckPresence`). A stale or early timer is ignored.
    Deadlines are numbered room-wide and a number is never used twice, re-folds included (`renumbered`),
@@ -54,21 +55,27 @@ What Warden does about each expected agent
    there (and active, for an ACTIVE deadline) — nothing to do. Nobody left — nothing to do. A dispatch
    for our agent that may still bring it — look again when it has had its time: no job listed,
    `LISTING_GRACE` after it was made (livekit-server lists a job up to 5 s after assigning it); a job
-   listed and not ended (accepted, not joined), `CONNECT_GRACE`; one made before our agent left is not
-   awaited. Otherwise re-dispatch: delete the stale dispatches for our agent (never one that may still
-   bring it) and create one with the original metadata (REDISPATCHING → `Redispatch`); a stalled agent
-   (no track nor heartbeat at an ACTIVE deadline; at a STUCK one, still in a stuck state past its limit
-   by the answer's listing, active or not) is removed first (EVICTING → `Evict`). Each re-dispatch sets a CONFIRM deadline, `join_sla` doubled
-   per re-dispatch already made. Two copies of our agent (by its exact name) in the room set a
-   DUPLICATE deadline due at once (AGENT_DOUBLED), whatever else was watched; its check removes one
-   copy (EVICTING → `Evict`), no breach and no re-dispatch: not one a live dispatch's listed job
+   listed and not ended (accepted, not joined), `CONNECT_GRACE`; a job LiveKit retries itself
+   (`JSR_RETRYING`), one more join SLA past its deadline; one made before our agent left is not
+   awaited. A dispatch whose jobs all ended on purpose (cancelled, room closed, dispatch deleted) is no
+   failure: no re-dispatch, the room looked at again later (`workers.core.job_signals`). Otherwise
+   re-dispatch: delete the stale dispatches for our agent (never one that may still bring it) and create
+   one with the original metadata (REDISPATCHING → `Redispatch`); a stalled agent (no track nor
+   heartbeat at an ACTIVE deadline) or a stuck one (at a STUCK deadline, still in a stuck state past its
+   limit by the answer's listing, active or not) is removed first (EVICTING → `Evict`). Each re-dispatch
+   sets a CONFIRM deadline, `join_sla` doubled per re-dispatch already made (at most
+   `job_signals.MAX_BACKOFF_DOUBLINGS` times). Two copies of our agent (by its exact name) in the room
+   set a DUPLICATE deadline due at once (AGENT_DOUBLED), whatever else was watched; its check removes
+   one copy (EVICTING → `Evict`), no breach and no re-dispatch: not one a live dispatch's listed job
    names, if another is not (its dispatch was deleted: it is leaving); with no job naming any yet and
    a job still to be listed, it looks again once it is; else the later copy.
-9. After `max_redispatches` re-dispatches, or when LiveKit refuses a call (4xx), the agent's part is
-   FAILED: `ReportFailed` is emitted once, and no more deadlines are set until an agent arrives, the room
-   empties, or the agent is restarted (`AGENT_RESTARTED`: a fresh start for a room still waiting, a
-   CONFIRM deadline `restart_grace` later, or sooner when the event says so: at once when the agent's
-   deployment is known to be back). A failed part of a room that finishes stays failed, for the record.
+9. After `max_redispatches` re-dispatches (unless LiveKit refused the newest dispatch's job for want of
+   capacity: a restart adds none, so re-dispatching goes on), or when LiveKit refuses a call (4xx), the
+   agent's part is FAILED: `ReportFailed` is emitted once, and no more deadlines are set until an agent
+   arrives, the room empties, or the agent is restarted (`AGENT_RESTARTED`: a fresh start for a room
+   still waiting, a CONFIRM deadline `restart_grace` later, or sooner when the event says so: at once
+   when the agent's deployment is known to be back). A failed part of a room that finishes stays
+   failed, for the record.
 10. The periodic reconciliation (`RECONCILED`) replaces who is there with LiveKit's listing, sparing
     joins within `RECONCILE_GRACE_SECONDS` of it; a room LiveKit no longer has is closed, and
     whatever Warden was doing about it stops, failed or not.
@@ -79,14 +86,8 @@ What Warden does about each expected agent
     matter); anything else, the room as a whole (`presence.room_phase`), and applies once. Then every
     part's phase follows from who is there (`presence.phase_of`), and where presence left the room is
     that part's trigger in the second table.
-
-What Warden does for the person meanwhile
-12. After its rule in `RECOVERY`, every part passes through `fallback.protect`: an agent that cannot be
-    brought back (FAILED, or waited for `fallback_after` seconds with its incident open, which the
-    incident's `AGENT_RESTARTED` tells the room) gets, once per outage, a transfer of the SIP caller
-    or a fallback agent; the fallback agent goes when ours comes; with `notify_room`, the room is told
-    each change of the part's recovery (`workers.core.fallback` has the rules in full). The fallback
-    agent is never expected as one of the room's own.
+12. Then every part passes through `fallback.protect` (its table `PROTECTION`): an agent that cannot be
+    brought back gets a fallback for its people, once per outage (`workers.core.fallback`).
 
 `transition` returns a `Decision`: the next room and the actions this step newly asks for, derived
 from what changed (`workers.core.actions`).
@@ -273,8 +274,7 @@ def transition(room: Room, event: Event, *, now: float, rules: Rules) -> Decisio
     if concerned is not None and concerned is after.watch and event.kind is EventKind.PRESENCE_OBSERVED:
         # The watch's question is answered (`agents`, rule 2): for the room, a reconciliation.
         after, seen, concerned = replace(after, watch=None), replace(event, kind=EventKind.RECONCILED), None
-    if concerned is not None and event.kind is EventKind.AGENT_RESTARTED and concerned is not after.watch:
-        after = after.put(outage_known(concerned, event.at))  # its incident is open (rule 12)
+    after = outage_known(after, concerned, event)  # a restart: its agent's incident is open (rule 12)
     phase = room_phase(after) if concerned is None else concerned.phase
     after = capped(TABLE[(phase, seen.kind)](after, seen, policy), policy.people_listed)
     for view in after.watchers():

@@ -5,8 +5,17 @@ None carries a transfer target: it is personal data, read from the rules when th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 STATUS_TOPIC = "warden.status"
+
+
+class Protection(StrEnum):
+    """What Warden did for an agent's people while it could not be brought back (`workers.core.fallback`)."""
+
+    NONE = "none"
+    FALLBACK_AGENT = "fallback_agent"  # another agent dispatched in its place
+    TRANSFERRED = "transferred"  # the SIP caller transferred to people
 
 
 @dataclass(frozen=True)

@@ -93,8 +93,10 @@ def ask_livekit(room: Room, view: AgentView, fact: Fact, deadline: Deadline, pol
 def act_on_answer(room: Room, view: AgentView, fact: Fact, deadline: Deadline, policy: Policy) -> Room:
     """LiveKit's answer, trusted over the webhooks (they get lost): who is there, for the whole room, is
     what it lists (`presence.listed`, sparing joins the listing may predate). Then: remove one of two
-    copies, nothing to do, wait for a dispatch that may still bring its agent, evict a stalled (or
-    stuck: `workers.core.liveness`) agent, re-dispatch, or give up when the re-dispatches are used up."""
+    copies, nothing to do, wait for a dispatch that may still bring its agent (or that LiveKit retries
+    itself), let a dispatch called off go (`workers.core.job_signals`), evict a stalled (or stuck:
+    `workers.core.liveness`) agent, re-dispatch, or give up when the re-dispatches are used up (never
+    while the agent's workers are full)."""
     room = listed(room, fact)
     if not fact.room_exists:
         return at_rest(room, view)
@@ -107,8 +109,8 @@ def act_on_answer(room: Room, view: AgentView, fact: Fact, deadline: Deadline, p
     mine = sorted(
         (d for d in fact.dispatches if d.agent_name == policy.agent_name), key=lambda d: d.created_at
     )
-    given_up = bool(view.let_go) and all(d.id == view.let_go for d in mine)  # its deleted dispatch
-    if (given_up or (mine and job_signals.let_go(mine[-1]))) and stalled is None:
+    deleted = bool(view.let_go) and all(d.id == view.let_go for d in mine)  # its dispatch deleted, unlisted
+    if (deleted or (mine and job_signals.let_go(mine[-1]))) and stalled is None:
         # its job was cancelled, its dispatch deleted: no failure; a dispatch made later is seen then
         later = fact.at + max(policy.join_sla, job_signals.LET_GO_LOOK_AGAIN)
         return _with_deadline(room, replace(view, recovery=Recovery.NONE), later, deadline.reason)
@@ -206,7 +208,8 @@ def redispatch(room: Room, view: AgentView, fact: Fact, deadline: Deadline, poli
 
 @for_current_attempt
 def confirm(room: Room, view: AgentView, fact: Fact, deadline: Deadline, policy: Policy) -> Room:
-    """A new dispatch: confirm it with a deadline, `join_sla` doubled per re-dispatch already made."""
+    """A new dispatch: confirm it with a deadline, `join_sla` doubled per re-dispatch already made (at
+    most `job_signals.MAX_BACKOFF_DOUBLINGS` times)."""
     count = view.redispatches + 1
     dispatched = replace(
         view,
@@ -215,8 +218,9 @@ def confirm(room: Room, view: AgentView, fact: Fact, deadline: Deadline, policy:
         dispatch_id=fact.dispatch_id,
         stale_dispatches=(),
     )
-    backoff = 2 ** min(count - 1, job_signals.MAX_BACKOFF_DOUBLINGS)  # re-dispatches go on only when full
-    return _with_deadline(room, dispatched, fact.at + policy.join_sla * backoff, Reason.CONFIRM)
+    return _with_deadline(
+        room, dispatched, fact.at + job_signals.confirm_wait(policy.join_sla, count), Reason.CONFIRM
+    )
 
 
 @for_current_attempt
@@ -328,7 +332,7 @@ def remove_copy(room: Room, view: AgentView, event: Event, policy: Policy) -> Ro
 
 
 def let_check_decide(room: Room, view: AgentView, event: Event, policy: Policy) -> Room:
-    """A step under way while our agent is there: the stalled-agent check decides for itself; any
+    """A step under way while our agent is there: a stalled- or stuck-agent check decides for itself; any
     other step (the agent was missing) is moot now."""
     if view.deadline is not None and view.deadline.reason in WATCH_REASONS:
         return room
@@ -345,7 +349,7 @@ def let_stuck_decide(room: Room, view: AgentView, event: Event, policy: Policy) 
 
 def await_join(room: Room, view: AgentView, event: Event, policy: Policy) -> Room:
     """People wait for an agent: one must join `join_sla` after the first of them arrived (or after
-    `room_started`, by policy). A deadline already set (but a stalled-agent one) keeps running."""
+    `room_started`, by policy). A deadline already set (but a stalled- or stuck-agent one) keeps running."""
     if view.deadline is not None and view.deadline.reason not in WATCH_REASONS:
         return room
     assert view.waiting_since is not None  # set on entering a waiting phase

@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from workers.core.plain import tagged
-from workers.core.protecting import DispatchFallback, RemoveFallback, SendStatus, TransferCaller
+from workers.core.protecting import DispatchFallback, Protection, RemoveFallback, SendStatus, TransferCaller
 
 
 class Phase(StrEnum):
@@ -31,8 +31,7 @@ class Phase(StrEnum):
 
 # People are there and no agent of ours: the phases in which a room waits for its agent.
 WAITING_PHASES = (Phase.WAITING, Phase.AGENT_LOST)
-# A room whose people wait and were given a fallback (`workers.core.fallback`): its own state in its row,
-# the API and the dashboard (`Room.state`); every other room's state is its phase.
+# A room's state in its row, the API and the dashboard (`Room.state`): its phase, or `fallback`.
 FALLBACK_STATE = "fallback"
 ROOM_STATES = (*(str(p) for p in Phase), FALLBACK_STATE)
 
@@ -45,14 +44,6 @@ class Recovery(StrEnum):
     EVICTING = "evicting"  # removing a stalled agent before re-dispatching
     REDISPATCHING = "redispatching"  # deleting stale dispatches and creating a new one
     FAILED = "failed"  # re-dispatches exhausted or LiveKit refused: escalated, no more attempts
-
-
-class Protection(StrEnum):
-    """What Warden did for an agent's people while it could not be brought back (`workers.core.fallback`)."""
-
-    NONE = "none"
-    FALLBACK_AGENT = "fallback_agent"  # another agent dispatched in its place
-    TRANSFERRED = "transferred"  # the SIP caller transferred to people
 
 
 class Reason(StrEnum):
@@ -85,8 +76,9 @@ class Policy:
     # there before it counts as stalled (None: not judged by that state; `workers.core.liveness`)
     stuck_initializing: float | None = 30.0
     stuck_thinking: float | None = 60.0
-    # protecting the person while an agent cannot be brought back (`workers.core.fallback`, issue 27)
-    fallback_agent: str = ""  # dispatched to the room in its agent's place
+    fallback_agent: str = (
+        ""  # protecting the person (`workers.core.fallback`): dispatched to the room in its agent's place
+    )
     fallback_after: float | None = None  # seconds of waiting with its incident open (None: twice join_sla)
     fallback_stays: bool = False  # the fallback agent stays when the expected one comes after all
     fallback_transfer_to: str = field(default="", repr=False)  # a SIP caller goes there (personal data)
@@ -153,9 +145,8 @@ class AgentView:
     full: bool = False
     unjoined: tuple[tuple[str, str], ...] = ()
     let_go: str = ""  # the dispatch whose job an `agent_job_ended` said was meant to end (cancelled...)
-    # protecting the person (`workers.core.fallback`): when its agent's incident was known open to the
-    # room, the fallback taken in this outage, why, the fallback agent sent (and
-    # to be removed when ours comes: "" when it stays), and the status the room was last told
+    # `workers.core.fallback`: when its incident was known open, the fallback taken in this outage, why,
+    # the fallback agent sent and the one to remove when ours comes ("" : it stays), what the room was told
     outage_at: float | None = None
     fallback: Protection = Protection.NONE
     fallback_reason: str = ""
@@ -254,8 +245,7 @@ class Room:
         return min(watching, key=lambda v: (_URGENCY[v.recovery], _NEED[v.phase]))
 
     def state(self) -> str:
-        """The room's state as its row, the API and the dashboard show it: `fallback` while people wait
-        and a fallback was taken for its agent most in need, else that agent's phase."""
+        """Its row's state: `fallback` once one was taken for its neediest agent, else its phase."""
         shown = self.summary()
         taken = shown.fallback is not Protection.NONE and shown.phase in WAITING_PHASES
         return FALLBACK_STATE if taken else str(shown.phase)

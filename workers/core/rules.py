@@ -39,7 +39,7 @@ class Rule:
     fallback_agent: str | None = None  # protecting the person (`workers.core.fallback`)
     fallback_after: float | None = None
     fallback_stays: bool | None = None
-    fallback_transfer_to: str | None = None
+    fallback_transfer_to: str | None = field(default=None, repr=False)  # personal data: never shown
     notify_room: bool | None = None
     source: str = RULE
 

@@ -23,8 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from workers.adapters.cloud import Cloud
 from workers.adapters.hooks import DeployHook as DeployHookCaller
 from workers.core import alerts
+from workers.core.fallback import fallback_line
 from workers.core.incident import HOOK, IncidentPolicy, WatchComeback
 from workers.core.outgoing import DeployHook, IncidentEvent
+from workers.core.personal import mask_phone
 from workers.core.room import Room
 from workers.core.rules import Rules
 from workers.escalation import comeback
@@ -160,9 +162,21 @@ class Incidents:
 
     async def room_failed(self, room: Room, agent: str, reason: str) -> None:
         await self.for_agent(self.agent_of(agent), room).room_failed(room, reason)
+        taken = fallback_line(room.view_for(agent))  # decided with the failure: noted once it is open
+        if taken:
+            await self.protected(room, agent, taken)
 
     async def room_recovered(self, room: Room, agent: str) -> None:
         await self.for_agent(self.agent_of(agent), room).room_recovered(room)
+
+    async def protected(self, room: Room, agent: str, what: str) -> None:
+        """A line in the agent's open incident's log (none open: nothing) of what was done for the
+        people of `room` (`workers.jobs.rooms.protect`)."""
+        found = await incident_steps.open_incident(self.engine, self.agent_of(agent))
+        if found is not None:
+            await incidents.note(
+                self.engine, found.id, self.clock(), "fallback", f"room {mask_phone(room.name)}: {what}"
+            )
 
     async def canary_failed(self, agent: str, reason: str, room: str) -> None:
         await self.for_agent(agent).canary_failed(reason, room)

@@ -15,6 +15,7 @@ from typing import Protocol, TypeVar
 from workers.adapters.livekit import NOT_FOUND, Dispatcher, Presence, Protector
 from workers.core.errors import UpstreamError
 from workers.core.events import Event, EventKind, Fact, internal
+from workers.core.fallback import FAILED_REASON
 from workers.core.protecting import DispatchFallback, RemoveFallback, SendStatus, TransferCaller
 from workers.core.room import (
     Action,
@@ -61,6 +62,11 @@ class IncidentReports(Protocol):
 
     async def room_recovered(self, room: Room, agent: str) -> None:
         """A room that had missed its SLA for `agent` needs nothing any more."""
+        ...
+
+    async def protected(self, room: Room, agent: str, what: str) -> None:
+        """What was done for the people of `room` while `agent` could not be brought back (a fallback
+        agent, a transfer): a line in the agent's open incident's log, if one is open."""
         ...
 
     async def settle(self) -> None:
@@ -127,7 +133,7 @@ class Effects:
                     log.warning("first dispatch for room %s refused: %s", room.name, created)
                 return None
             case DispatchFallback() | TransferCaller() | RemoveFallback() | SendStatus():
-                await carry_out(
+                done = await carry_out(
                     action,
                     room,
                     presence=self.presence,
@@ -135,6 +141,10 @@ class Effects:
                     protector=self.protector,
                     rules=self.rules,
                 )
+                # a fallback for a failed part is noted by its failure's report, which opens the incident
+                failed = getattr(action, "reason", "") == FAILED_REASON and "refused" not in done
+                if done and not isinstance(action, SendStatus) and not failed:
+                    await self.incidents.protected(room, agent, done)
                 return None
             case CheckPresence(attempt=attempt):
                 observed = await self._refusable(self.presence.observe(room.name))

@@ -59,26 +59,28 @@ async def carry_out(
     dispatcher: Dispatcher,
     protector: Protector | None,
     rules: Rules,
-) -> None:
-    """Make the call `action` asks for, for `room`; raises `UpstreamError` when it is to be tried again."""
+) -> str:
+    """Make the call `action` asks for, for `room`; what was done, for the incident's log ("" : nothing
+    worth a line). Raises `UpstreamError` when it is to be tried again."""
     where = mask_phone(room.name)
     try:
         match action:
             case DispatchFallback(agent=agent, fallback_agent=fallback, reason=reason):
                 await dispatcher.redispatch(room.name, fallback, fallback_metadata(agent, reason), ())
-                _done(agent, "agent", f"fallback agent {fallback} dispatched to room {where} for {agent}")
+                return _done(agent, "agent", f"fallback agent {fallback} dispatched ({reason})", where)
             case TransferCaller(agent=agent):
-                await _transfer(action, room, protector, rules)
+                return await _transfer(action, room, protector, rules)
             case RemoveFallback(fallback_agent=fallback):
                 listed = await presence.participants(room.name) or ()
                 for participant in listed:
                     if participant.is_agent and participant.agent_name == fallback:
                         await dispatcher.evict(room.name, participant.identity)
                 log.info("fallback agent %s removed from room %s: %s came", fallback, where, action.agent)
+                return f"fallback agent {fallback} removed: {action.agent} came"
             case SendStatus(agent=agent, state=state):
                 if protector is not None:
                     await protector.send_data(room.name, STATUS_TOPIC, status_payload(action))
-                    _done(agent, "notice", f"room {where} told {agent} is {state}")
+                    _done(agent, "notice", f"told {agent} is {state}", where)
     except UpstreamError as exc:
         if exc.retryable:
             raise
@@ -92,6 +94,8 @@ async def carry_out(
             )
         else:
             log.warning("%s for room %s refused: %s", type(action).__name__, where, what)
+            return f"{type(action).__name__} refused: {what}"
+    return ""
 
 
 _KINDS = {DispatchFallback: "agent", TransferCaller: "transfer", SendStatus: "notice", RemoveFallback: ""}
@@ -102,20 +106,21 @@ def _target(rules: Rules, room: Room) -> str:
     return policy.fallback_transfer_to
 
 
-async def _transfer(action: TransferCaller, room: Room, protector: Protector | None, rules: Rules) -> None:
+async def _transfer(action: TransferCaller, room: Room, protector: Protector | None, rules: Rules) -> str:
     where = mask_phone(room.name)
     to = _target(rules, room)
     if protector is None or not to:
         log.warning("room %s: no transfer target any more; its caller is not transferred", where)
-        return
+        return ""
     callers = await protector.callers(room.name)
     if not callers:
         log.info("room %s: no caller left to transfer (transferred already, or gone)", where)
-        return
+        return ""
     await protector.transfer(room.name, callers[0], to, play_dialtone=True)
-    _done(action.agent, "transfer", f"caller of room {where} transferred for {action.agent}")
+    return _done(action.agent, "transfer", f"caller transferred ({action.reason})", where)
 
 
-def _done(agent: str, kind: str, line: str) -> None:
+def _done(agent: str, kind: str, what: str, where: str) -> str:
     FALLBACKS.labels(agent, kind, "done").inc()
-    log.info(line)
+    log.info("room %s: %s, for %s", where, what, agent)
+    return what
