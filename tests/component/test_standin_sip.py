@@ -250,3 +250,12 @@ async def test_the_simulation_serves_the_fallback_agent_and_hangs_up_a_transferr
         report = sim.finish()
     assert (report.fallback_agents, report.fallback_removed, report.transfers) == (1, 1, 1)
     assert lk.fake.agents_in("call") == [] and CALLER not in lk.fake.rooms["call"]
+
+
+async def test_with_no_sip_bridge_a_transfer_fails_as_unavailable(lk: Standin) -> None:
+    lk.fake.sip_bridge = False  # a server without livekit/sip: nobody answers the transfer's RPC
+    lk.fake.join("call", CALLER, caller=NUMBER)
+    with pytest.raises(TwirpError) as nobody:
+        await lk.transfer("call", CALLER)
+    assert (nobody.value.status, nobody.value.message) == (503, "no response from servers")
+    assert lk.fake.transfers == [] and CALLER in lk.fake.rooms["call"]
