@@ -11,9 +11,14 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
+from tests.support.fakes import InMemoryLiveKit
 from tests.support.jobs_world import AGENT, jobs_world
-from workers.core.protecting import STATUS_TOPIC
+from workers.core.errors import UpstreamError
+from workers.core.protecting import STATUS_TOPIC, SendStatus
+from workers.core.room import Room
+from workers.core.rules import Rules
 from workers.jobs.rooms import recording
+from workers.jobs.rooms.protect import carry_out
 from workers.store.incidents import get_incident
 
 ROOM = "call-42"
@@ -170,3 +175,24 @@ def _counted(kind: str) -> float:
         REGISTRY.get_sample_value("warden_fallbacks_total", {"agent": AGENT, "kind": kind, "outcome": "done"})
         or 0.0
     )
+
+
+async def test_a_status_for_a_room_that_ended_is_dropped_not_retried() -> None:
+    livekit = InMemoryLiveKit(clock=lambda: 0.0)
+    livekit.join(ROOM, "alice")
+    told = SendStatus(AGENT, "waiting", 1.0)
+    room = Room("RM_call-42", ROOM)
+
+    async def tell() -> str:
+        return await carry_out(
+            told, room, presence=livekit, dispatcher=livekit, protector=livekit, rules=Rules()
+        )
+
+    assert await tell() == ""
+    assert len(livekit.sent) == 1
+    livekit.fail("send_data")  # LiveKit unavailable while people are there: tried again
+    with pytest.raises(UpstreamError):
+        await tell()
+    livekit.close(ROOM)  # the room ended: livekit-server answers 503 after a wait, and lists nobody
+    assert await tell() == ""
+    assert len(livekit.sent) == 1

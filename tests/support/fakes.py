@@ -207,8 +207,8 @@ class InMemoryLiveKit:
 
     async def send_data(self, room: str, topic: str, payload: bytes) -> None:
         self.failures.check("send_data")
-        if room not in self.rooms:
-            raise UpstreamError("not_found: no such room", retryable=False, code=NOT_FOUND)
+        if room not in self.rooms:  # as livekit-server v1.13.5: 503 after a wait, not 404
+            raise UpstreamError("unavailable: no response from servers", retryable=True)
         self.sent.append((room, topic, payload))
 
     def _create(

@@ -77,10 +77,9 @@ async def carry_out(
                         await dispatcher.evict(room.name, participant.identity)
                 log.info("fallback agent %s removed from room %s: %s came", fallback, where, action.agent)
                 return f"fallback agent {fallback} removed: {action.agent} came"
-            case SendStatus(agent=agent, state=state):
+            case SendStatus():
                 if protector is not None:
-                    await protector.send_data(room.name, STATUS_TOPIC, status_payload(action))
-                    _done(agent, "notice", f"told {agent} is {state}", where)
+                    await _tell(action, room, presence, protector, where)
     except UpstreamError as exc:
         if exc.retryable:
             raise
@@ -118,6 +117,20 @@ async def _transfer(action: TransferCaller, room: Room, protector: Protector | N
         return ""
     await protector.transfer(room.name, callers[0], to, play_dialtone=True)
     return _done(action.agent, "transfer", f"caller transferred ({action.reason})", where)
+
+
+async def _tell(action: SendStatus, room: Room, presence: Presence, protector: Protector, where: str) -> None:
+    """Send the status; a room that ended meanwhile is not told (livekit-server answers `SendData` to
+    an unknown room 503 after a wait, which would otherwise be tried again for as long as the outbox
+    keeps it: it lists such a room as empty)."""
+    try:
+        await protector.send_data(room.name, STATUS_TOPIC, status_payload(action))
+    except UpstreamError as exc:
+        if exc.retryable and not await presence.participants(room.name):
+            log.info("room %s: nobody left to tell %s is %s", where, action.agent, action.state)
+            return
+        raise
+    _done(action.agent, "notice", f"told {action.agent} is {action.state}", where)
 
 
 def _done(agent: str, kind: str, what: str, where: str) -> str:
