@@ -24,7 +24,7 @@ from typing import Any
 
 from workers.core.errors import SettingsError
 from workers.core.rules import Rule
-from workers.setting_values import check_transfer_target
+from workers.setting_values import NOT_A_TRANSFER_TARGET, check_transfer_target
 
 _MATCH_KEYS = {"room", "sip"}
 _NUMBERS = {
@@ -159,11 +159,9 @@ def _fallback(item: dict[str, Any], bad: Callable[[str, str], RulesError]) -> di
             fields[key] = item[key]
     to = item.get("fallback_transfer_to")
     if to is not None:
+        if not isinstance(to, str):
+            raise bad("fallback_transfer_to", NOT_A_TRANSFER_TARGET)
         try:
-            if not isinstance(to, str):
-                raise ValueError(
-                    "must be a tel:+... number or a sip: URI (value not shown: it is personal data)"
-                )
             check_transfer_target(to)
         except ValueError as exc:
             raise bad("fallback_transfer_to", str(exc)) from None

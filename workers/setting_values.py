@@ -51,6 +51,9 @@ def parse_keys(text: str) -> dict[str, str]:
     return keys
 
 
+NOT_A_TRANSFER_TARGET = "must be a tel:+... number or a sip: URI (value not shown: it is personal data)"
+
+
 def check_transfer_target(to: str) -> None:
     """A `tel:+...` number or a `sip:` URI; the error never repeats the value (it is personal data)."""
     scheme, sep, rest = to.partition(":")
@@ -60,9 +63,9 @@ def check_transfer_target(to: str) -> None:
         or not rest.strip()
         or any(c.isspace() for c in to)
     ):
-        raise ValueError("must be a tel:+... number or a sip: URI (value not shown: it is personal data)")
+        raise ValueError(NOT_A_TRANSFER_TARGET)
     if scheme.lower() == "tel" and not re.fullmatch(r"\+?[0-9][0-9().-]{2,}", rest):
-        raise ValueError("must be a tel:+... number or a sip: URI (value not shown: it is personal data)")
+        raise ValueError(NOT_A_TRANSFER_TARGET)
 
 
 def check_every(text: str) -> str:
