@@ -137,24 +137,29 @@ def test_dotenv_file_is_read(tmp_path: Path) -> None:
     assert (settings.livekit_api_key, settings.warden_agent_name) == ("fromfile", "notetaker")
 
 
-@pytest.mark.parametrize("process", ["web", "worker", "release"])
-def test_procfile_process_refuses_to_start_on_a_bad_setting(process: str) -> None:
+GOOD_LIVEKIT_URL = "http://127.0.0.1:7880"
+
+
+def _started(process: str, **variables: str) -> subprocess.CompletedProcess[str]:
+    """The Procfile's `process` run with LiveKit's key and secret and `variables`, and no other of
+    Warden's or LiveKit's settings from this environment."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LIVEKIT_", "WARDEN_"))}
-    env.update({"LIVEKIT_API_KEY": KEY, "LIVEKIT_API_SECRET": SECRET, "LIVEKIT_URL": "nonsense"})
-    done = subprocess.run(
+    env.update({"LIVEKIT_API_KEY": KEY, "LIVEKIT_API_SECRET": SECRET, **variables})
+    return subprocess.run(
         procfile_argv(process), env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
     )
+
+
+@pytest.mark.parametrize("process", ["web", "worker", "release"])
+def test_procfile_process_refuses_to_start_on_a_bad_setting(process: str) -> None:
+    done = _started(process, LIVEKIT_URL="nonsense")
     assert done.returncode == 2
     assert "LIVEKIT_URL: must be a ws://, wss://, http:// or https:// URL" in done.stderr
     assert "Traceback" not in done.stderr
 
 
 def test_worker_refuses_to_start_without_livekit_url() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIVEKIT_", "WARDEN_"))}
-    env.update({"LIVEKIT_API_KEY": KEY, "LIVEKIT_API_SECRET": SECRET})
-    done = subprocess.run(
-        procfile_argv("worker"), env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
+    done = _started("worker")
     assert done.returncode == 2
     assert "LIVEKIT_URL: required by the worker" in done.stderr
 
@@ -168,11 +173,8 @@ def test_self_signed_rediss_can_be_accepted_for_heroku() -> None:
 
 
 def test_worker_refuses_to_start_on_a_bad_alert_route_url_without_repeating_it() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIVEKIT_", "WARDEN_"))}
-    env.update({"LIVEKIT_API_KEY": KEY, "LIVEKIT_API_SECRET": SECRET, "LIVEKIT_URL": "http://127.0.0.1:7880"})
-    env["WARDEN_INCIDENT_WEBHOOK_URL"] = "hooks.example.com/router-token"
-    done = subprocess.run(
-        procfile_argv("worker"), env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    done = _started(
+        "worker", LIVEKIT_URL=GOOD_LIVEKIT_URL, WARDEN_INCIDENT_WEBHOOK_URL="hooks.example.com/router-token"
     )
     assert done.returncode == 2
     assert "WARDEN_INCIDENT_WEBHOOK_URL: must be an http:// or https:// URL with a host" in done.stderr
@@ -258,12 +260,7 @@ def test_a_bad_fallback_setting_names_the_variable_and_never_the_number(
 
 
 def test_worker_refuses_to_start_on_a_bad_transfer_target_without_repeating_it() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIVEKIT_", "WARDEN_"))}
-    env.update({"LIVEKIT_API_KEY": KEY, "LIVEKIT_API_SECRET": SECRET, "LIVEKIT_URL": "http://127.0.0.1:7880"})
-    env["WARDEN_FALLBACK_TRANSFER_TO"] = "+15550100"
-    done = subprocess.run(
-        procfile_argv("worker"), env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
+    done = _started("worker", LIVEKIT_URL=GOOD_LIVEKIT_URL, WARDEN_FALLBACK_TRANSFER_TO="+15550100")
     assert done.returncode == 2
     assert "WARDEN_FALLBACK_TRANSFER_TO: must be a tel:+... number or a sip: URI" in done.stderr
     assert "15550100" not in done.stderr and "Traceback" not in done.stderr
