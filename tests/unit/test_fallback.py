@@ -154,11 +154,15 @@ def test_waiting_with_its_incident_open_brings_the_fallback_after_twice_the_join
 
 
 def test_fallback_after_seconds_from_the_rule() -> None:
-    room = Room_(replace(WEB, max_redispatches=5), (Rule(1, room="call-*", fallback_after=60.0),))
+    room = Room_(
+        replace(WEB, max_redispatches=5), (Rule(1, room="call-*", agents=(AGENT,), fallback_after=60.0),)
+    )
     room.join(100)
     room.restarted(110.0)
     room.deadline_passes()  # at 130: 30 s, the rule says 60
     assert room.protecting == []
+    room.livekit_answers(170.0, ALICE)  # 70 s of waiting
+    assert room.protecting == [DispatchFallback(AGENT, "apology", "outage")]
 
 
 def test_no_incident_no_fallback_before_the_part_fails() -> None:
