@@ -196,3 +196,17 @@ async def test_a_status_for_a_room_that_ended_is_dropped_not_retried() -> None:
     livekit.close(ROOM)  # the room ended: livekit-server answers 503 after a wait, and lists nobody
     assert await tell() == ""
     assert len(livekit.sent) == 1
+
+
+async def test_a_second_outage_in_the_room_gets_a_fallback_agent_again(tmp_path: Path) -> None:
+    async with jobs_world(tmp_path, cloud=False, **FALLBACK) as world:
+        world.agent_down()
+        await world.person_joins(ROOM)
+        await world.wait(16)
+        (first,) = [a for a in world.livekit.agents_in(ROOM) if a.startswith("apology")]
+        await world.agent_joins(ROOM, "agent-1")  # the agent comes: the fallback agent removed
+        assert world.livekit.evicted == [(ROOM, first)]
+        await world.agent_leaves(ROOM, "agent-1")  # and goes: a second outage, the part fails again
+        await world.wait(60)
+        assert world.livekit.dispatched == [(ROOM, "apology"), (ROOM, "apology")]
+        assert [a for a in world.livekit.agents_in(ROOM) if a.startswith("apology")]

@@ -2,8 +2,9 @@
 a fallback agent dispatched or removed, a SIP caller transferred, a word to the room. Each is a notice of
 the outbox, so a worker that dies between the decision and the call still makes it (the sweep), and each
 is safe to make twice: the dispatch is ListDispatch before CreateDispatch (a live dispatch of the
-fallback agent is kept), a transfer looks up the room's callers first (one transferred has left), a
-removal of someone gone is no error; a status sent twice says the same thing again.
+fallback agent is kept; one whose agent came and went, in an earlier outage, is withdrawn), a transfer
+looks up the room's callers first (one transferred has left), a removal of someone gone is no error; a
+status sent twice says the same thing again.
 
 A retryable failure (5xx, timeout) raises `UpstreamError`: the notice stays in the outbox and is tried
 again with a backoff. A refusal (4xx) is final: logged (the transfer target masked) and counted as
@@ -66,7 +67,8 @@ async def carry_out(
     try:
         match action:
             case DispatchFallback(agent=agent, fallback_agent=fallback, reason=reason):
-                await dispatcher.redispatch(room.name, fallback, fallback_metadata(agent, reason), ())
+                stale = await _served_and_gone(room, fallback, presence)
+                await dispatcher.redispatch(room.name, fallback, fallback_metadata(agent, reason), stale)
                 return _done(agent, "agent", f"fallback agent {fallback} dispatched ({reason})", where)
             case TransferCaller(agent=agent):
                 return await _transfer(action, room, protector, rules)
@@ -98,6 +100,18 @@ async def carry_out(
 
 
 _KINDS = {DispatchFallback: "agent", TransferCaller: "transfer", SendStatus: "notice", RemoveFallback: ""}
+
+
+async def _served_and_gone(room: Room, fallback: str, presence: Presence) -> tuple[str, ...]:
+    """The fallback agent's dispatches whose agent came and is gone (removed when the room's agent came,
+    in an earlier outage): LiveKit still lists them, and a dispatch listed is taken for the live one, so
+    they are withdrawn and a new one made. A dispatch whose agent has not come yet is kept (a retry of
+    this notice after a worker died)."""
+    here = {p.identity for p in await presence.participants(room.name) or ()}
+    if not here:
+        return ()  # ended, or nobody to serve: the dispatch answers for itself
+    listed = await presence.listed_dispatches(room.name)
+    return tuple(d.id for d in listed if d.agent_name == fallback and d.agents and not here & set(d.agents))
 
 
 def _target(rules: Rules, room: Room) -> str:
