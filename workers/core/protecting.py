@@ -50,3 +50,7 @@ class SendStatus:
     agent: str
     state: str
     since: float
+
+
+# Every action that protects the person: notices of the outbox, carried out by `workers.jobs.rooms.protect`.
+Protecting = DispatchFallback | TransferCaller | RemoveFallback | SendStatus

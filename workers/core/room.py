@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from workers.core.plain import tagged
-from workers.core.protecting import DispatchFallback, Protection, RemoveFallback, SendStatus, TransferCaller
+from workers.core.protecting import Protecting, Protection
 
 
 class Phase(StrEnum):
@@ -382,10 +382,7 @@ Action = (
     | ReportFailed
     | ReportBreach
     | ReportRecovered
-    | DispatchFallback
-    | TransferCaller
-    | RemoveFallback
-    | SendStatus
+    | Protecting
 )
 
 

@@ -33,7 +33,7 @@ from workers.core.errors import UnreadableRecord
 from workers.core.events import Event
 from workers.core.outgoing import Outgoing, outgoing_to_dict
 from workers.core.plain import from_plain, names
-from workers.core.protecting import DispatchFallback, RemoveFallback, SendStatus, TransferCaller
+from workers.core.protecting import Protecting
 from workers.core.room import (
     Action,
     Dispatch,
@@ -52,17 +52,7 @@ GRACE_SECONDS = 5.0  # the recording job delivers first; the sweep takes what is
 LEASE_SECONDS = 60.0  # a deliverer that died frees its rows after this long
 MAX_BACKOFF_SECONDS = 60.0
 
-Notice = (
-    ScheduleDeadline
-    | Dispatch
-    | ReportFailed
-    | ReportBreach
-    | ReportRecovered
-    | DispatchFallback
-    | TransferCaller
-    | RemoveFallback
-    | SendStatus
-)
+Notice = ScheduleDeadline | Dispatch | ReportFailed | ReportBreach | ReportRecovered | Protecting
 NOTICES: tuple[type[Notice], ...] = get_args(Notice)
 # A row's `kind` → the class its payload is read as: every notice and every outgoing call, by name.
 KINDS: dict[str, type[Notice | Outgoing]] = {

@@ -24,6 +24,7 @@ from workers.core.personal import mask_phone, mask_text
 from workers.core.protecting import (
     STATUS_TOPIC,
     DispatchFallback,
+    Protecting,
     RemoveFallback,
     SendStatus,
     TransferCaller,
@@ -39,8 +40,6 @@ FALLBACKS = Counter(
     "(agent, transfer, notice) and outcome (done, refused)",
     ["agent", "kind", "outcome"],
 )
-
-Protecting = DispatchFallback | TransferCaller | RemoveFallback | SendStatus
 
 
 def fallback_metadata(agent: str, reason: str) -> str:
