@@ -14,7 +14,7 @@ from prometheus_client import REGISTRY
 from tests.support.fakes import InMemoryLiveKit
 from tests.support.jobs_world import AGENT, jobs_world
 from workers.core.errors import UpstreamError
-from workers.core.protecting import STATUS_TOPIC, SendStatus
+from workers.core.protecting import STATUS_TOPIC, RemoveFallback, SendStatus
 from workers.core.room import Room
 from workers.core.rules import Rules
 from workers.jobs.rooms import recording
@@ -210,3 +210,25 @@ async def test_a_second_outage_in_the_room_gets_a_fallback_agent_again(tmp_path:
         await world.wait(60)
         assert world.livekit.dispatched == [(ROOM, "apology"), (ROOM, "apology")]
         assert [a for a in world.livekit.agents_in(ROOM) if a.startswith("apology")]
+
+
+async def test_a_fallback_agent_that_never_came_is_not_said_removed() -> None:
+    """The incident's log says a fallback agent was removed only when one was there to remove."""
+    livekit = InMemoryLiveKit(clock=lambda: 0.0)
+    livekit.join(ROOM, "alice")
+    room = Room("RM_call-42", ROOM)
+
+    async def remove() -> str:
+        return await carry_out(
+            RemoveFallback(AGENT, "apology"),
+            room,
+            presence=livekit,
+            dispatcher=livekit,
+            protector=livekit,
+            rules=Rules(),
+        )
+
+    assert await remove() == "" and livekit.evicted == []
+    livekit.join(ROOM, "apology-1", agent_name="apology")
+    assert await remove() == f"fallback agent apology removed: {AGENT} came"
+    assert livekit.evicted == [(ROOM, "apology-1")]

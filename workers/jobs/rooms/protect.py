@@ -73,9 +73,12 @@ async def carry_out(
                 return await _transfer(action, room, protector, rules)
             case RemoveFallback(fallback_agent=fallback):
                 listed = await presence.participants(room.name) or ()
-                for participant in listed:
-                    if participant.is_agent and participant.agent_name == fallback:
-                        await dispatcher.evict(room.name, participant.identity)
+                there = [p.identity for p in listed if p.is_agent and p.agent_name == fallback]
+                for identity in there:
+                    await dispatcher.evict(room.name, identity)
+                if not there:  # it never came, or left on its own: nothing removed, nothing to say
+                    log.info("room %s: fallback agent %s not there to remove", where, fallback)
+                    return ""
                 log.info("fallback agent %s removed from room %s: %s came", fallback, where, action.agent)
                 return f"fallback agent {fallback} removed: {action.agent} came"
             case SendStatus():
