@@ -24,6 +24,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
+import threading
 import traceback
 import warnings
 from collections.abc import Callable, Generator, Iterator, Mapping
@@ -155,8 +157,28 @@ def configure(level: str, fmt: str = "text", *, process: str) -> None:
     """Log at `level` to stderr, as `fmt` ('text' or 'json'), naming the `process` in JSON."""
     logging.basicConfig(level=level, handlers=[handler(fmt, process=process)])
     logging.captureWarnings(True)
+    sys.unraisablehook = log_unraisable
+    threading.excepthook = log_thread_error
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def log_unraisable(hook: Any) -> None:
+    """An exception Python cannot raise (a finaliser's, at shutdown too) as a log line, not as the bare
+    text Python writes to stderr by default: a log drain reading JSON lines gets a JSON line."""
+    exc = hook.exc_value
+    info = (type(exc), exc, hook.exc_traceback) if exc is not None else None
+    where = hook.err_msg or "Exception ignored in"
+    logging.getLogger("warden.errors").error("%s: %r", where, hook.object, exc_info=info)
+
+
+def log_thread_error(hook: threading.ExceptHookArgs) -> None:
+    """A thread's uncaught exception as a log line (see `log_unraisable`)."""
+    if hook.exc_type is SystemExit:
+        return
+    info = (hook.exc_type, hook.exc_value, hook.exc_traceback) if hook.exc_value is not None else None
+    name = hook.thread.name if hook.thread is not None else "?"
+    logging.getLogger("warden.errors").error("uncaught in thread %s", name, exc_info=info)
 
 
 def allow_dev_keys(keys: dict[str, str]) -> None:

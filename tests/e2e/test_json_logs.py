@@ -22,7 +22,10 @@ def json_lines(text: str, process: str) -> list[dict[str, str]]:
     """Every line of `text` read as a JSON object with the fields, from `process`."""
     entries = []
     for line in text.splitlines():
-        entry = json.loads(line)  # fails the test, showing the line, on anything that is not JSON
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            raise AssertionError(f"{process} wrote a line that is not JSON: {line!r}") from None
         assert isinstance(entry, dict) and entry.keys() >= FIELDS, line
         assert entry["process"] == process, line
         entries.append(entry)

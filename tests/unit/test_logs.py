@@ -125,3 +125,28 @@ def test_values_and_messages_are_clipped_and_masked(fmt: logging.Formatter) -> N
 
 def test_a_number_split_between_the_format_and_its_value_is_masked() -> None:
     assert "•••0100" in TextFormatter().format(_record("call-%s", "15550100"))
+
+
+def test_an_exception_python_cannot_raise_is_a_json_line_too(caplog: pytest.LogCaptureFixture) -> None:
+    """A finaliser's exception (at shutdown, say) reaches the log as a record, so a JSON log drain gets a
+    JSON line, not Python's bare "Exception ignored in" text on stderr."""
+    from types import SimpleNamespace
+
+    from workers.logs import log_unraisable
+
+    try:
+        raise RuntimeError("socket closed")
+    except RuntimeError as exc:
+        hook = SimpleNamespace(
+            exc_type=RuntimeError,
+            exc_value=exc,
+            exc_traceback=exc.__traceback__,
+            err_msg=None,
+            object="a finaliser",
+        )
+    with caplog.at_level(logging.ERROR, logger="warden.errors"):
+        log_unraisable(hook)
+    (record,) = caplog.records
+    line = json.loads(JsonFormatter("worker").format(record))
+    assert line["level"] == "ERROR" and line["message"] == "Exception ignored in: 'a finaliser'"
+    assert "socket closed" in line["exception"]
