@@ -48,10 +48,10 @@ class CanaryReports(Protocol):
 
 
 def lease_seconds(policy: CanaryPolicy, call_timeout: float) -> float:
-    """How long a run may hold its agent's lock: its wait, its calls to LiveKit (create, dispatch,
-    delete, a last look; each at most `call_timeout`), and its writes. A worker that dies holding it
-    delays the agent's next canary by at most this long."""
-    return canary.wait_seconds(policy) + 4 * call_timeout + 10.0
+    """How long a run may hold its agent's lock: its wait, its calls to LiveKit (list, create, dispatch,
+    delete, a last look; each at most `call_timeout`) and its writes (a call's worth). A worker that
+    dies holding it delays the agent's next canary by at most this long (60 s at a 15-s SLA)."""
+    return canary.wait_seconds(policy) + 6 * call_timeout
 
 
 def arrivals_key(room: str) -> str:
