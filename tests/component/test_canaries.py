@@ -233,3 +233,21 @@ async def test_a_failing_canarys_incident_outlives_its_rooms_and_ends_with_a_pas
     resolved = await incidents.room_recovered(engine, "voice", "", 120.0, canary_passed=True)
     assert resolved is not None and resolved.incident.state is IncidentState.RESOLVED
     assert await incident_steps.open_incident(engine, "voice") is None
+
+
+async def test_a_wait_ending_within_a_millisecond_does_not_block_for_good(
+    engine: AsyncEngine, redis: Redis
+) -> None:
+    """Redis reads a BLPOP timeout in whole milliseconds, and 0 blocks for ever: the last slice of a wait
+    that ends within a millisecond must still end (a clock that moves 0.9996 s between two readings)."""
+    readings = iter([100.0, 100.0, 100.9996])
+    runner = Canaries(
+        engine=engine,
+        redis=redis,
+        rooms=CanaryLiveKit(redis, comes=None),
+        reports=Reports(),
+        policies=[CanaryPolicy("voice", every=0.0, sla=SLA)],
+        clock=lambda: next(readings, 200.0),
+    )
+    async with asyncio.timeout(5):
+        assert await runner._wait("warden-canary-voice-1", runner.policies[0], 100.0) is None

@@ -35,6 +35,7 @@ from workers.store import canary_runs, incident_steps
 log = logging.getLogger("warden.canary")
 
 POLL_SECONDS = 2.0
+MIN_BLOCK_SECONDS = 0.01
 ARRIVALS_KEPT_SECONDS = 600
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
@@ -184,7 +185,9 @@ class Canaries:
         try:
             while (left := until - self.clock()) > 0:
                 # Redis 6+ takes a fractional timeout; redis-py's hints say whole seconds
-                wait = min(left, POLL_SECONDS, policy.sla / 4)  # a look's delay is a fraction of the SLA
+                # a look's delay is a fraction of the SLA; never under 10 ms: Redis reads a BLPOP timeout in
+                # whole milliseconds, and 0 blocks for good
+                wait = max(MIN_BLOCK_SECONDS, min(left, POLL_SECONDS, policy.sla / 4))
                 popped = await self.redis.blpop([key], timeout=wait)  # type: ignore[arg-type,misc]
                 if popped is not None and popped[1].decode() == policy.agent:
                     return self.clock() - sent
