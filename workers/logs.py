@@ -159,6 +159,7 @@ def configure(level: str, fmt: str = "text", *, process: str) -> None:
     logging.captureWarnings(True)
     sys.unraisablehook = log_unraisable
     threading.excepthook = log_thread_error
+    sys.excepthook = log_uncaught
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -170,6 +171,14 @@ def log_unraisable(hook: Any) -> None:
     info = (type(exc), exc, hook.exc_traceback) if exc is not None else None
     where = hook.err_msg or "Exception ignored in"
     logging.getLogger("warden.errors").error("%s: %r", where, hook.object, exc_info=info)
+
+
+def log_uncaught(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    """The process's own uncaught exception (ARQ's shutdown cancelling a job in flight raises one out of
+    its run loop) as a log line, not Python's bare traceback on stderr (see `log_unraisable`)."""
+    logging.getLogger("warden.errors").error(
+        "stopped by an uncaught %s", kind.__name__, exc_info=(kind, exc, tb)
+    )
 
 
 def log_thread_error(hook: threading.ExceptHookArgs) -> None:

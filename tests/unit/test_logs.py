@@ -150,3 +150,22 @@ def test_an_exception_python_cannot_raise_is_a_json_line_too(caplog: pytest.LogC
     line = json.loads(JsonFormatter("worker").format(record))
     assert line["level"] == "ERROR" and line["message"] == "Exception ignored in: 'a finaliser'"
     assert "socket closed" in line["exception"]
+
+
+def test_the_processs_uncaught_exception_is_a_json_line_too(caplog: pytest.LogCaptureFixture) -> None:
+    """ARQ's shutdown cancelling a job in flight raises CancelledError out of the worker's run loop: its
+    traceback reaches the log as one record, not as bare lines on stderr."""
+    import asyncio
+
+    from workers.logs import log_uncaught
+
+    try:
+        raise asyncio.CancelledError()
+    except asyncio.CancelledError as exc:
+        with caplog.at_level(logging.ERROR, logger="warden.errors"):
+            log_uncaught(type(exc), exc, exc.__traceback__)
+    (record,) = caplog.records
+    line = json.loads(JsonFormatter("worker").format(record))
+    assert (
+        line["message"] == "stopped by an uncaught CancelledError" and "CancelledError" in line["exception"]
+    )
