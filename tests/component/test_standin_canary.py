@@ -27,13 +27,12 @@ from devtools.simulator.livekit import (
     JOB_LISTING_LAG,
     FakeLiveKit,
     ManualClock,
-    faithful,
 )
 from devtools.simulator.plan import Outage, parse_failures
 from devtools.simulator.scenarios import SLEEPY_AGENT_ID, sleepy
-from devtools.simulator.serving import serve
 from devtools.simulator.world import Simulation
 from tests.support.settings import KEY, SECRET
+from tests.support.standin import served
 from workers.adapters.cloud import CloudAgents
 
 T0 = 1_767_225_600.0
@@ -81,14 +80,8 @@ def _who(fields: dict[str, Any]) -> str:
 
 @pytest.fixture
 async def lk() -> AsyncIterator[Standin]:
-    clock = ManualClock(T0)
-    fake = FakeLiveKit(KEY, SECRET, clock=clock, **faithful(missing_room_wait=0.2))
-    async with serve(fake.app) as url:
-        api = LiveKitAPI(url, KEY, SECRET)
-        try:
-            yield Standin(fake, clock, api, url)
-        finally:
-            await api.aclose()
+    async with served(T0) as (fake, clock, api, url):
+        yield Standin(fake, clock, api, url)
 
 
 async def test_create_room_starts_it_at_once_and_lists_it_with_its_settings(lk: Standin) -> None:

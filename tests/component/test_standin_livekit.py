@@ -30,15 +30,14 @@ from devtools.simulator.livekit import (
     REMOVAL_WAIT,
     FakeLiveKit,
     ManualClock,
-    faithful,
 )
 from devtools.simulator.plan import Outage, parse_failures
 from devtools.simulator.scenarios import cold_start
-from devtools.simulator.serving import serve
 from devtools.simulator.world import Simulation
 from tests.support.harness import AGENT, ROOM, harness
 from tests.support.helpers import person
 from tests.support.settings import KEY, SECRET
+from tests.support.standin import served
 from workers.core.room import Phase
 
 T0 = 1_767_225_600.0
@@ -83,15 +82,9 @@ def _reason(fields: dict[str, Any]) -> str:
 
 @pytest.fixture
 async def lk() -> AsyncIterator[Standin]:
-    clock = ManualClock(T0)
-    fake = FakeLiveKit(KEY, SECRET, clock=clock, **faithful(missing_room_wait=0.2))
-    async with serve(fake.app) as url:
-        api = LiveKitAPI(url, KEY, SECRET)
-        try:
-            yield Standin(fake, clock, api)
-        finally:
-            await api.aclose()
-            assert not [w for w in fake.webhooks if w[1].startswith("agent_job")]  # open source: none
+    async with served(T0) as (fake, clock, api, _):
+        yield Standin(fake, clock, api)
+    assert not [w for w in fake.webhooks if w[1].startswith("agent_job")]  # open source: none
 
 
 async def test_a_job_is_listed_five_seconds_after_its_worker_accepted_it(lk: Standin) -> None:

@@ -33,12 +33,12 @@ from livekit.protocol.sip import (
     TransferSIPParticipantResponse,
 )
 
-from devtools.simulator.livekit import TRANSFER_HANGUP, FakeLiveKit, ManualClock, faithful
+from devtools.simulator.livekit import TRANSFER_HANGUP, FakeLiveKit, ManualClock
 from devtools.simulator.plan import parse_failures
 from devtools.simulator.scenarios import abandoned_call
-from devtools.simulator.serving import serve
 from devtools.simulator.world import Simulation
 from tests.support.settings import KEY, SECRET
+from tests.support.standin import served
 
 T0 = 1_767_225_600.0
 EPS = 0.01
@@ -94,14 +94,8 @@ def _reason(fields: dict[str, Any]) -> str:
 
 @pytest.fixture
 async def lk() -> AsyncIterator[Standin]:
-    clock = ManualClock(T0)
-    fake = FakeLiveKit(KEY, SECRET, clock=clock, **faithful(missing_room_wait=0.2))
-    async with serve(fake.app) as url:
-        api = LiveKitAPI(url, KEY, SECRET)
-        try:
-            yield Standin(fake, clock, api, url)
-        finally:
-            await api.aclose()
+    async with served(T0) as (fake, clock, api, url):
+        yield Standin(fake, clock, api, url)
 
 
 async def test_a_transferred_caller_leaves_the_room_a_moment_after_the_answer(lk: Standin) -> None:
