@@ -14,12 +14,25 @@ import binascii
 import hmac
 import ipaddress
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from functools import wraps
+from typing import Literal
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+Role = Literal["viewer", "operator"]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who made a request, as operator actions record it (`by`): a name and a role, never the token.
+    `WARDEN_ADMIN_TOKEN` is the operator named `admin`; with no token set, a direct loopback client is the
+    operator named `loopback`."""
+
+    name: str
+    role: Role
 
 
 # Headers a proxy or CDN adds to say whom it forwards for (RFC 7239's `Forwarded`, the de facto
@@ -69,11 +82,13 @@ def tokenless_refusal(request: Request, what: str = "the API") -> str | None:
 
 
 def check_admin(request: Request, admin_token: str) -> Response | None:
-    """None when the request may proceed, else the 401/403 response to send."""
+    """None when the request may proceed (and `request.state.caller` says who made it), else the 401/403
+    response to send."""
     if admin_token:
         if hmac.compare_digest(
             _supplied_token(request.headers.get("authorization", "")), admin_token.encode()
         ):
+            request.state.caller = Caller("admin", "operator")
             return None
         return JSONResponse(
             {"error": "missing or wrong admin token (a bearer token, or the Basic auth password)"},
@@ -81,7 +96,10 @@ def check_admin(request: Request, admin_token: str) -> Response | None:
             headers={"WWW-Authenticate": 'Basic realm="Warden", charset="UTF-8"'},
         )
     reason = tokenless_refusal(request)
-    return None if reason is None else JSONResponse({"error": reason}, status_code=403)
+    if reason is None:
+        request.state.caller = Caller("loopback", "operator")
+        return None
+    return JSONResponse({"error": reason}, status_code=403)
 
 
 def _supplied_token(header: str) -> bytes:
@@ -106,3 +124,32 @@ def admin_only(endpoint: Endpoint) -> Endpoint:
         return refusal if refusal is not None else await endpoint(request)
 
     return guarded
+
+
+def operator_only(endpoint: Endpoint) -> Endpoint:
+    """Decorate an endpoint that changes something (every operator POST and DELETE): it runs only for a
+    caller whose role is `operator`; any other authorised caller gets 403."""
+
+    @wraps(endpoint)
+    async def guarded(request: Request) -> Response:
+        refusal = check_admin(request, request.state.settings.admin_token)
+        if refusal is not None:
+            return refusal
+        if caller(request).role != "operator":
+            return JSONResponse({"error": "this needs an operator's token"}, status_code=403)
+        return await endpoint(request)
+
+    return guarded
+
+
+def caller(request: Request) -> Caller:
+    """Who made this (authorised) request."""
+    found = getattr(request.state, "caller", None)
+    if not isinstance(found, Caller):
+        raise RuntimeError("caller() read before the request was authorised")
+    return found
+
+
+def caller_name(request: Request) -> str:
+    """The name an operator action records as `by`."""
+    return caller(request).name

@@ -11,7 +11,7 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from service.api.auth import admin_only
+from service.api.auth import admin_only, operator_only
 from service.api.rooms import int_param, iso
 from workers.core.personal import mask_phone, mask_within
 from workers.queue.jobs import queue_retry
@@ -45,7 +45,7 @@ async def get_dead_letters(request: Request) -> JSONResponse:
     return JSONResponse({"dead_letters": [letter_summary(letter) for letter in found]})
 
 
-@admin_only
+@operator_only
 async def retry_dead_letter(request: Request) -> JSONResponse:
     engine, letter_id = request.state.engine, request.path_params["id"]
     letter = await claim_retry(engine, letter_id, time.time())
