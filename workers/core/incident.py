@@ -46,6 +46,10 @@ The rules, in plain words.
 11. A worker that took `UNJOINED_JOBS` jobs within the window whose agent never came is named by the
     open incident, once in its log, and in every alert it sends from then on (`Report.workers`).
     Both rules are in `workers.core.incident_capacity`.
+12. Operators act by hand (`workers.core.incident_operator`): an open incident acknowledged
+    (ACKNOWLEDGED, once) is said on the routes that take it, and decides no follow-up alert from then
+    on; a restart asked for (RESTART_ASKED) is claimed as rule 2 claims one, or refused (nothing to
+    restart, one under way, the deployment's cooldown) with a line in the log.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ from dataclasses import replace
 
 from workers.core import alerts
 from workers.core.incident_capacity import capacity_opened, capacity_seen, named
+from workers.core.incident_operator import acknowledge, followup_alerts, restart_by_hand, under_way
 from workers.core.incident_decisions import (
     Decision,
     FreshStarts,
@@ -199,10 +204,7 @@ def follow_up(incident: Incident, report: Report, policy: IncidentPolicy) -> Ste
         if report.signal is Signal.CANARY_FAILED
         else f"room {mask_phone(report.room)} still has no agent after the restart"
     )
-    said: tuple[Decision, ...] = (
-        Note("follow-up", still),
-        *alerts.notify(policy.routes, "followup", text),
-    )
+    said: tuple[Decision, ...] = (Note("follow-up", still), *followup_alerts(incident, policy, text))
     if policy.rollback and policy.cloud:
         rolling = replace(incident, state=S.ROLLING_BACK, rollback_claimed_at=report.at)
         return Step(rolling, (*said, Rollback()))
@@ -306,6 +308,10 @@ INCIDENT = table("INCIDENT", IncidentState, Signal, {
                        canary_passed, ignore),
     G.CAPACITY:       (capacity_opened, capacity_seen, capacity_seen, capacity_seen, capacity_seen,
                        capacity_seen, capacity_seen, ignore),
+    G.ACKNOWLEDGED:   (ignore, acknowledge, acknowledge, acknowledge, acknowledge, acknowledge, acknowledge,
+                       ignore),
+    G.RESTART_ASKED:  (ignore, restart_by_hand, under_way, restart_by_hand, restart_by_hand, under_way,
+                       restart_by_hand, ignore),
 })  # fmt: skip
 del G
 
