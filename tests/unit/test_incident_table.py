@@ -115,7 +115,9 @@ CHANGED[(S.RESTARTED, G.ROOM_FAILED, "acknowledged")] = (
     S.ROLLING_BACK,
     ("Note follow-up", "Note follow-up", "Rollback"),
 )
-CHANGED[(S.RESTARTED, G.CANARY_FAILED, "acknowledged")] = CHANGED[(S.RESTARTED, G.ROOM_FAILED, "acknowledged")]
+CHANGED[(S.RESTARTED, G.CANARY_FAILED, "acknowledged")] = CHANGED[
+    (S.RESTARTED, G.ROOM_FAILED, "acknowledged")
+]
 for _state in (S.OPEN, S.RESTARTED, S.NOT_RESTARTED, S.FOLLOWED_UP):
     for _what in ("deployment free", "cooldown over"):
         CHANGED[(_state, G.RESTART_ASKED, _what)] = (S.RESTARTING, ("Note restart", "Restart cloud"))

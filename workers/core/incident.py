@@ -58,7 +58,6 @@ from dataclasses import replace
 
 from workers.core import alerts
 from workers.core.incident_capacity import capacity_opened, capacity_seen, named
-from workers.core.incident_operator import acknowledge, followup_alerts, restart_by_hand, under_way
 from workers.core.incident_decisions import (
     Decision,
     FreshStarts,
@@ -68,6 +67,7 @@ from workers.core.incident_decisions import (
     Rollback,
     WatchComeback,
 )
+from workers.core.incident_operator import acknowledge, followup_alerts, restart_by_hand, under_way
 from workers.core.incident_values import (
     CAPACITY,
     CLOUD,

@@ -20,8 +20,15 @@ from dataclasses import replace
 
 from workers.core import alerts
 from workers.core.alerts import Notify
-from workers.core.incident_decisions import Note, Restart
-from workers.core.incident_values import DeploymentRestart, Incident, IncidentPolicy, IncidentState, Report, Step
+from workers.core.incident_decisions import Decision, Note, Restart
+from workers.core.incident_values import (
+    DeploymentRestart,
+    Incident,
+    IncidentPolicy,
+    IncidentState,
+    Report,
+    Step,
+)
 from workers.core.shown import shown
 
 S = IncidentState
@@ -33,7 +40,10 @@ def acknowledge(incident: Incident, report: Report, policy: IncidentPolicy) -> S
         return Step(incident)
     acked = replace(incident, acknowledged_at=report.at, acknowledged_by=report.by)
     text = alerts.acknowledged(incident.id, incident.agent_name, report.by)
-    said = (Note("acknowledged", f"by {shown(report.by)}"), *alerts.notify(policy.routes, "acknowledged", text))
+    said: tuple[Decision, ...] = (
+        Note("acknowledged", f"by {shown(report.by)}"),
+        *alerts.notify(policy.routes, "acknowledged", text),
+    )
     return Step(acked, said)
 
 
@@ -63,10 +73,14 @@ def restart_by_hand(incident: Incident, report: Report, policy: IncidentPolicy) 
         why = f"its deployment's cooldown runs {ends - at:.0f} s more"
         return Step(incident, (Note("restart", f"{asked}: refused: {why}"),))
     claimed = DeploymentRestart(claimed_at=at, pending=policy.legs)
-    return Step(replace(incident, state=S.RESTARTING), (Note("restart", asked), Restart(policy.legs)), claimed)
+    return Step(
+        replace(incident, state=S.RESTARTING), (Note("restart", asked), Restart(policy.legs)), claimed
+    )
 
 
 def under_way(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
     """A restart asked for while this incident's restart or rollback is under way: refused."""
     doing = "rollback" if incident.state is S.ROLLING_BACK else "restart"
-    return Step(incident, (Note("restart", f"asked by {shown(report.by)}: refused: its {doing} is under way"),))
+    return Step(
+        incident, (Note("restart", f"asked by {shown(report.by)}: refused: its {doing} is under way"),)
+    )

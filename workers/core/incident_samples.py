@@ -100,9 +100,11 @@ def incident_samples(state: IncidentState, signal: Signal) -> dict[str, Sample]:
     operating = state not in (S.NEW, S.RESOLVED)
     if signal is Signal.ACKNOWLEDGED:
         report = Report(signal, AT, by=OPERATOR)
-        return {"": sample(report), "already acknowledged": (acked, report, POLICY)} if operating else {
-            "": sample(report)
-        }
+        return (
+            {"": sample(report), "already acknowledged": (acked, report, POLICY)}
+            if operating
+            else {"": sample(report)}
+        )
     if signal is Signal.RESTART_ASKED:
         report = Report(signal, AT, by=OPERATOR)
         if state in (S.NEW, S.RESOLVED, S.RESTARTING, S.ROLLING_BACK):

@@ -46,7 +46,7 @@ from workers.store.models import DEPLOYMENT_RESTARTS, INCIDENT_ACTIONS, INCIDENT
 # The outbox rows of a step's alerts and deploy hook: (the incident, its decisions, its rooms' names).
 Rows = Callable[[Incident, tuple[Decision, ...], list[str]], list[dict[str, Any]]]
 # Signals whose rules read the deployment's restart (and may claim it).
-_CLAIMING = (Signal.OUTAGE, Signal.ROOM_FAILED, Signal.CANARY_FAILED, Signal.SWEPT)
+_CLAIMING = (Signal.OUTAGE, Signal.ROOM_FAILED, Signal.CANARY_FAILED, Signal.SWEPT, Signal.RESTART_ASKED)
 # Signals that open an incident when the agent has none open.
 _OPENING = (Signal.OUTAGE, Signal.ROOM_FAILED, Signal.CANARY_FAILED, Signal.CAPACITY)
 
@@ -174,6 +174,8 @@ async def apply(
         "canary_failing": after.canary_failing,
         "kind": after.kind,
         "workers": workers_column(after.workers),
+        "acknowledged_at": after.acknowledged_at,
+        "acknowledged_by": after.acknowledged_by[:64],
     }
     if after.resolved_at is not None:
         values |= {"resolved_at": after.resolved_at, "open_key": None}
@@ -220,6 +222,8 @@ def incident_of(row: Row[Any]) -> Incident:
         bool(row.canary_failing),
         row.kind,
         workers_of(row.workers),
+        row.acknowledged_at,
+        row.acknowledged_by,
     )
 
 
@@ -311,6 +315,19 @@ async def _count_rooms(connection: AsyncConnection, incident_id: str, *, waiting
     if waiting:
         which.append(INCIDENT_ROOMS.c.recovered_at.is_(None))
     return int(await connection.scalar(select(func.count()).select_from(INCIDENT_ROOMS).where(*which)) or 0)
+
+
+async def deployment_restart(engine: AsyncEngine, deployment: str) -> DeploymentRestart:
+    """The deployment's last restart, read without a lock (nothing for no deployment, or none yet)."""
+    if not deployment:
+        return DeploymentRestart()
+    async with engine.connect() as connection:
+        row = (
+            await connection.execute(
+                select(DEPLOYMENT_RESTARTS).where(DEPLOYMENT_RESTARTS.c.deployment == deployment)
+            )
+        ).first()
+    return _restart_of(row) if row is not None else DeploymentRestart()
 
 
 async def open_incident(engine: AsyncEngine, agent_name: str) -> Incident | None:
