@@ -29,8 +29,8 @@ from devtools.simulator.serving import serve
 from tests.support.events import parse
 from tests.support.helpers import body
 from tests.support.settings import KEY, SECRET, make_settings
-from workers.core.incident_values import Signal
 from workers.adapters.livekit import LiveKitRooms
+from workers.core.incident_values import Signal
 from workers.core.room import AgentView, Room
 from workers.jobs.delivery.incident_reports import report_to_incident
 from workers.jobs.rooms.effects import Effects
