@@ -28,6 +28,7 @@ from service.api.canaries import get_canaries
 from service.api.dead_letters import get_dead_letters, retry_dead_letter
 from service.api.incidents import get_incidents, get_one_incident
 from service.api.openapi import get_openapi
+from service.api.operator import ack_incident, redispatch_agent, restart_incident
 from service.api.rooms import get_room, get_rooms
 from service.body_reading import BodyDeadline
 from service.concurrency import ConcurrencyLimit
@@ -132,8 +133,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/api/rooms", get_rooms),
             Route("/api/rooms/{name}", get_room),
             Route("/api/rooms/{name}/heartbeat", post_heartbeat, methods=["POST"]),
+            Route("/api/rooms/{name}/redispatch", redispatch_agent, methods=["POST"]),
             Route("/api/incidents", get_incidents),
             Route("/api/incidents/{id}", get_one_incident),
+            Route("/api/incidents/{id}/ack", ack_incident, methods=["POST"]),
+            Route("/api/incidents/{id}/restart", restart_incident, methods=["POST"]),
             Route("/api/dead-letters", get_dead_letters),
             Route("/api/dead-letters/{id:path}/retry", retry_dead_letter, methods=["POST"]),
             Route("/api/canaries", get_canaries),

@@ -217,6 +217,7 @@ def confirm(room: Room, view: AgentView, fact: Fact, deadline: Deadline, policy:
         recovery=Recovery.NONE,
         redispatches=count,
         dispatch_id=fact.dispatch_id,
+        dispatched_at=fact.at,
         stale_dispatches=(),
     )
     return _with_deadline(
