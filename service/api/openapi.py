@@ -87,7 +87,12 @@ def _get(operation_id: str, summary: str, ok: Schema, parameters: list[Schema], 
 
 
 def _operator_post(
-    operation_id: str, summary: str, description: str, parameters: list[Schema], conflict: str = "Error"
+    operation_id: str,
+    summary: str,
+    description: str,
+    parameters: list[Schema],
+    conflict: str = "Error",
+    *errors: int,
 ) -> Schema:
     """An operator action (issue 28): queued for the worker (202), refused as the state stands (409)."""
     return {
@@ -99,7 +104,7 @@ def _operator_post(
             "parameters": parameters,
             "responses": {
                 "202": _response("queued for the worker", ref("OperatorQueued")),
-                **_errors(404),
+                **_errors(404, *errors),
                 "409": _response("refused as things stand (the error says why)", ref(conflict)),
             },
         }
@@ -202,6 +207,8 @@ def _paths() -> dict[str, Schema]:
                     "nobody waits for it, a re-dispatch is under way, or a dispatch for it is younger "
                     "than its grace (10 s).",
                     [_path("name", "the room's name")],
+                    "Error",
+                    400,
                 )["post"],
                 "requestBody": {
                     "required": True,
