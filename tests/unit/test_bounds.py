@@ -12,9 +12,11 @@ from workers.core import bounds
 from workers.queue.jobs import (
     APPLY_WEBHOOK,
     HEARTBEAT,
+    OPERATOR_ACTION,
     function_of,
     heartbeat_job_id,
     incident_report_job_id,
+    operator_job_id,
     retry_job_id,
     webhook_job_id,
 )
@@ -118,8 +120,6 @@ def test_a_problem_names_the_length_or_the_nul_never_the_value() -> None:
 
 def test_an_operators_request_has_a_job_id_of_its_kind_bounded_whatever_the_room_is_called() -> None:
     """Issue 28: one job per request while queued; a room's long name (and a colon) hashed."""
-    from workers.queue.jobs import OPERATOR_ACTION, operator_job_id
-
     for job_id in (
         operator_job_id("ack", "IN_0123456789ab"),
         operator_job_id("redispatch", "call:" + "9" * 250, "notetaker" * 14),
