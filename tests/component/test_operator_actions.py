@@ -21,6 +21,7 @@ from sqlalchemy import update
 
 from devtools.simulator.serving import serve
 from service.app import create_app
+from tests.support.cli import run_cli
 from tests.support.harness import AGENT, Harness, harness
 from tests.support.helpers import agent, person
 from tests.support.receiver import Receiver, receiving
@@ -83,6 +84,9 @@ async def operator_jobs(h: Harness) -> list[str]:
 
 
 async def outage(h: Harness) -> Incident:
+    """A person waits 15 s for the agent, up to the real clock's now (which the web judges by): the
+    room's breach opens an incident, which restarts the stand-in's Cloud agent."""
+    h.clock.now = time.time() - 15
     h.fake.cloud_agents = {"CA_x": AGENT}
     h.fake.join(ROOM, "alice")
     await h.send("participant_joined", room=ROOM, sid=SID, participant=person("alice"))
@@ -207,3 +211,27 @@ async def test_a_redispatch_by_hand_is_checked_made_once_and_in_the_timeline_wit
         await h.send("participant_joined", room=ROOM, sid=SID, participant=agent("agent-1", AGENT))
         refused(await client.post(url, json={"agent": AGENT}, headers=AUTH), 409, "is in the room")
         assert h.fake.created == [(ROOM, AGENT)]
+
+
+async def test_the_cli_acknowledges_restarts_and_redispatches_saying_why_when_refused(
+    redis_url: str,
+    database_url: str,
+    receiver: Receiver,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WARDEN_ADMIN_TOKEN", TOKEN)
+    async with harness(redis_url, database_url, **routes(receiver)) as h, web(h) as client:
+        incident = await outage(h)
+        url = ("--url", str(client.base_url))
+        code, out = await run_cli(capsys, *url, "incident", "restart", incident.id)
+        assert code == 1 and "WARDEN_RESTART_COOLDOWN_SECONDS" in out and "cooldown ends at" in out
+        code, out = await run_cli(capsys, *url, "incident", "ack", incident.id)
+        assert code == 0 and f"acknowledgement of incident {incident.id} queued, as admin" in out
+        await operator_jobs(h)
+        code, out = await run_cli(capsys, *url, "incidents")
+        assert code == 0 and "admin at" in out
+        code, out = await run_cli(capsys, *url, "redispatch", ROOM, "other")
+        assert code == 1 and "does not expect agent other" in out
+        code, out = await run_cli(capsys, *url, "redispatch", ROOM, AGENT)
+        assert code == 1 and f"a dispatch of {AGENT} was made" in out, out  # at the SLA: just now
