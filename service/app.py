@@ -34,6 +34,7 @@ from service.body_reading import BodyDeadline
 from service.concurrency import ConcurrencyLimit
 from service.dashboard.canaries import canaries_page
 from service.dashboard.dead_letters import dead_letters_page
+from service.dashboard.operator import ack_form, redispatch_form, restart_form
 from service.dashboard.pages import STATIC, incidents_page, room_page, rooms_page
 from service.intake.heartbeat import post_heartbeat
 from service.intake.webhook import WebhookVerifier, receive_webhook
@@ -143,8 +144,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/api/canaries", get_canaries),
             Route("/api/openapi.json", get_openapi),
             Route("/", rooms_page),
+            Route("/rooms/{name}/redispatch", redispatch_form, methods=["POST"]),
             Route("/rooms/{name:path}", room_page),
             Route("/incidents", incidents_page),
+            Route("/incidents/{id}/ack", ack_form, methods=["POST"]),
+            Route("/incidents/{id}/restart", restart_form, methods=["POST"]),
             Route("/dead-letters", dead_letters_page),
             Route("/canaries", canaries_page),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),

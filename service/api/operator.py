@@ -58,8 +58,8 @@ async def _queued(
     return JSONResponse({"status": "queued", "action": action, "by": by, **shown_as}, status_code=202)
 
 
-async def _incident(request: Request) -> Incident | JSONResponse:
-    incident = await get_incident(request.state.engine, request.path_params["id"])
+async def _incident(request: Request, incident_id: str) -> Incident | JSONResponse:
+    incident = await get_incident(request.state.engine, incident_id)
     if incident is None:
         return _refused("no such incident", 404)
     if incident.resolved_at is not None:
@@ -69,7 +69,25 @@ async def _incident(request: Request) -> Incident | JSONResponse:
 
 @operator_only
 async def ack_incident(request: Request) -> JSONResponse:
-    incident = await _incident(request)
+    return await acknowledge(request, request.path_params["id"])
+
+
+@operator_only
+async def restart_incident(request: Request) -> JSONResponse:
+    return await restart(request, request.path_params["id"])
+
+
+@operator_only
+async def redispatch_agent(request: Request) -> JSONResponse:
+    agent = await _agent_asked(request)
+    if isinstance(agent, JSONResponse):
+        return agent
+    return await redispatch(request, request.path_params["name"], agent)
+
+
+async def acknowledge(request: Request, incident_id: str) -> JSONResponse:
+    """Acknowledge incident `incident_id` (the caller is an operator): 202 queued, or 404 / 409."""
+    incident = await _incident(request, incident_id)
     if isinstance(incident, JSONResponse):
         return incident
     if incident.acknowledged_at is not None:
@@ -80,9 +98,9 @@ async def ack_incident(request: Request) -> JSONResponse:
     return await _queued(request, ACK, incident.id, incident_id=incident.id)
 
 
-@operator_only
-async def restart_incident(request: Request) -> JSONResponse:
-    incident = await _incident(request)
+async def restart(request: Request, incident_id: str) -> JSONResponse:
+    """Restart incident `incident_id`'s deployment now: 202 queued, or 404 / 409 (with `cooldown_ends`)."""
+    incident = await _incident(request, incident_id)
     if isinstance(incident, JSONResponse):
         return incident
     if not incident.deployment:
@@ -122,12 +140,9 @@ async def _agent_asked(request: Request) -> str | JSONResponse:
     return _refused(f"agent is {problem}", 400) if problem is not None else agent
 
 
-@operator_only
-async def redispatch_agent(request: Request) -> JSONResponse:
-    agent = await _agent_asked(request)
-    if isinstance(agent, JSONResponse):
-        return agent
-    found = await find_room(request.state.engine, request.path_params["name"], shown=1)
+async def redispatch(request: Request, room_name: str, agent: str) -> JSONResponse:
+    """Re-dispatch `agent` in room `room_name` (its name or sid) now: 202 queued, or 404 / 409."""
+    found = await find_room(request.state.engine, room_name, shown=1)
     if found is None:
         return _refused("no such room", 404)
     room = found.room

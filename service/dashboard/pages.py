@@ -160,7 +160,13 @@ async def _guarded(endpoint: Page, request: Request) -> Response:
 def render(request: Request, name: str, context: dict[str, Any]) -> Response:
     fragment = request.query_params.get("fragment") == "1"
     template = f"_{name}_live.html" if fragment else f"{name}.html"
-    return TEMPLATES.TemplateResponse(request, template, {"now": time.time(), **context})
+    caller = getattr(request.state, "caller", None)
+    shared = {
+        "now": time.time(),
+        "operator": getattr(caller, "role", "") == "operator",  # draws the buttons that act (issue 28)
+        "said": request.query_params.get("said", ""),  # what the last button did
+    }
+    return TEMPLATES.TemplateResponse(request, template, {**shared, **context})
 
 
 @page
@@ -269,6 +275,8 @@ async def incidents_page(request: Request) -> Response:
             "waiting": i.waiting_rooms,
             "kind": i.kind,
             "workers": [fit(worker) for worker, _ in i.workers],
+            "acknowledged_at": i.acknowledged_at,
+            "acknowledged_by": fit(i.acknowledged_by),
             "actions": [
                 {"at": at, "action": action, "outcome": fit(outcome, TEXT_CHARS)}
                 for at, action, outcome in i.actions
