@@ -235,3 +235,28 @@ async def test_the_cli_acknowledges_restarts_and_redispatches_saying_why_when_re
         assert code == 1 and "does not expect agent other" in out
         code, out = await run_cli(capsys, *url, "redispatch", ROOM, AGENT)
         assert code == 1 and f"a dispatch of {AGENT} was made" in out, out  # at the SLA: just now
+
+
+async def test_the_dashboards_buttons_post_forms_and_come_back_saying_what_happened(
+    redis_url: str, database_url: str, receiver: Receiver
+) -> None:
+    async with harness(redis_url, database_url, **routes(receiver)) as h, web(h) as client:
+        incident = await outage(h)
+        page = await client.get("/incidents", headers=AUTH)
+        assert 'name="ack"' in page.text and 'name="restart"' in page.text  # an operator's page
+        answer = await client.post(f"/incidents/{incident.id}/ack", headers=AUTH)
+        assert answer.status_code == 303 and answer.headers["x-frame-options"] == "DENY"
+        assert answer.headers["location"].startswith("/incidents?said=acknowledgement+queued")
+        assert answer.headers["location"].endswith(f"#{incident.id}")
+        shown = await client.get(answer.headers["location"], headers=AUTH)
+        assert "acknowledgement queued, as admin" in shown.text
+        await operator_jobs(h)
+        page = await client.get("/incidents", headers=AUTH)
+        assert "by admin at" in page.text and 'name="ack"' not in page.text
+        answer = await client.post(f"/incidents/{incident.id}/restart", headers=AUTH)
+        assert "said=refused" in answer.headers["location"]
+        room = await client.get(f"/rooms/{ROOM}", headers=AUTH)
+        assert 'name="redispatch"' in room.text
+        answer = await client.post(f"/rooms/{SID}/redispatch", content=b"agent=", headers=AUTH)
+        assert answer.status_code == 303 and "refused" in answer.headers["location"]
+        assert (await client.post(f"/incidents/{incident.id}/ack")).status_code == 401  # no token
