@@ -49,6 +49,7 @@ def retry(url: str, letter_id: str) -> int:
     if status != 200:
         return failed(status, data)
     console().print(
-        f"re-queued {handle(data['id'])} ({cell(data['function'])}) as job {handle(data['job_id'])}"
+        f"re-queued {handle(data['id'])} ({cell(data['function'])}) as job {handle(data['job_id'])} "
+        f"by {cell(data.get('retried_by') or 'an operator')}"
     )
     return 0

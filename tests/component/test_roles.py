@@ -96,6 +96,19 @@ async def test_a_viewer_reads_but_may_not_act_and_an_operator_acts_under_its_nam
     _no_token_in(refused.text + done.text + again.text + page.text)
 
 
+async def test_operator_buttons_are_shown_to_operators_only(site: Site) -> None:
+    viewer = (await site.client.get("/dead-letters", headers=basic(VIEWER))).text
+    operator = (await site.client.get("/dead-letters", headers=basic(OPERATOR))).text
+    button = 'data-post="/api/dead-letters/webhook%3AEV_roles/retry"'
+    assert button not in viewer and "data-post" not in viewer and 'id="action-result"' not in viewer
+    assert button in operator and 'id="action-result"' in operator
+    done = await site.client.post(
+        "/api/dead-letters/webhook%3AEV_roles/retry",
+        headers={**basic(OPERATOR), "Origin": site.url, "Sec-Fetch-Site": "same-origin"},
+    )
+    assert (done.status_code, await site.retried_by()) == (200, "otto"), "the button's own request"
+
+
 async def test_the_admin_token_is_the_operator_named_admin(site: Site) -> None:
     done = await site.client.post(RETRY, headers=bearer(ADMIN))
     assert (done.status_code, await site.retried_by()) == (200, "admin")
