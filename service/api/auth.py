@@ -27,7 +27,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from service.api.cross_site import cross_site_refusal
-from workers.settings_tokens import AccessToken, Role, digest
+from workers.settings_tokens import AccessToken, digest
+from workers.settings_tokens import Role as Role  # the roles, as callers of this module name them
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 
+from service.api import auth
 from service.api.cross_site import cross_site_refusal
 from tests.support.cli import run_cli
 from tests.support.settings import make_settings
@@ -241,3 +242,23 @@ def _request(origin: str, host: str, scheme: str = "http") -> Request:
 )
 def test_what_counts_as_the_same_origin(origin: str, host: str, scheme: str, same: bool) -> None:
     assert (cross_site_refusal(_request(origin, host, scheme)) is None) == same
+
+
+@pytest.mark.parametrize("token", [ADMIN, VIEWER, OPERATOR, "wrong"])
+def test_every_configured_token_is_compared_whichever_matches(
+    token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No early exit at the first match: the time taken says nothing of which token matched."""
+    compared: list[bytes] = []
+
+    def compare(a: bytes, b: bytes) -> bool:
+        compared.append(b)
+        return a == b
+
+    monkeypatch.setattr(auth.hmac, "compare_digest", compare)
+    settings = make_settings(warden_tokens=TOKENS, warden_admin_token=ADMIN)
+    headers = [(b"authorization", f"Bearer {token}".encode())]
+    request = Request({"type": "http", "headers": headers, "state": {"settings": settings}})
+    refusal = auth.authenticate(request)
+    assert compared == [t.digest for t in settings.access_tokens]
+    assert (refusal is None) == (token != "wrong")
