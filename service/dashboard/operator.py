@@ -3,7 +3,7 @@ restart each open incident; on a room's page, re-dispatch each expected agent. E
 POSTed to `/incidents/{id}/ack`, `/incidents/{id}/restart` or `/rooms/{name}/redispatch`, answered as
 the API answers (`service.api.operator`, the same checks, the same `by`) and sent back to the page it
 came from (303) with what happened in one line. Operators only (`operator_only`: a viewer's POST is
-refused); the buttons are drawn for operators only (`operator` in the templates)."""
+refused); the buttons are drawn for operators only (`is_operator` in the templates)."""
 
 from __future__ import annotations
 
