@@ -260,3 +260,32 @@ async def test_the_dashboards_buttons_post_forms_and_come_back_saying_what_happe
         answer = await client.post(f"/rooms/{SID}/redispatch", content=b"agent=", headers=AUTH)
         assert answer.status_code == 303 and "refused" in answer.headers["location"]
         assert (await client.post(f"/incidents/{incident.id}/ack")).status_code == 401  # no token
+
+
+async def test_a_viewer_sees_no_button_and_its_posts_and_another_sites_are_403_changing_nothing(
+    redis_url: str, database_url: str, receiver: Receiver
+) -> None:
+    viewer = {"Authorization": "Bearer view-token-0123"}
+    tokens = {"warden_tokens": "vera:viewer:view-token-0123,otto:operator:oper-token-0123"}
+    async with harness(redis_url, database_url, **routes(receiver), **tokens) as h, web(h) as client:
+        incident = await outage(h)
+        page = await client.get("/incidents", headers=viewer)
+        assert page.status_code == 200 and 'name="ack"' not in page.text
+        room = await client.get(f"/rooms/{ROOM}", headers=viewer)
+        assert room.status_code == 200 and 'name="redispatch"' not in room.text
+        evil = {**AUTH, "Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
+        for path, body in (
+            (f"/api/incidents/{incident.id}/ack", None),
+            (f"/api/incidents/{incident.id}/restart", None),
+            (f"/api/rooms/{ROOM}/redispatch", {"agent": AGENT}),
+            (f"/incidents/{incident.id}/ack", None),
+            (f"/rooms/{SID}/redispatch", None),
+        ):
+            for headers in (viewer, evil):
+                answer = await client.post(path, json=body, headers=headers)
+                assert answer.status_code == 403, (path, headers, answer.text)
+        assert await operator_jobs(h) == []
+        asked = await client.post(
+            f"/api/incidents/{incident.id}/ack", headers={"Authorization": "Bearer oper-token-0123"}
+        )
+        assert asked.status_code == 202 and asked.json()["by"] == "otto"
