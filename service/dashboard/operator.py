@@ -17,6 +17,7 @@ from service.api import operator
 from service.api.auth import operator_only
 from service.dashboard.pages import NO_FRAMING
 from workers.core.shown import TEXT_CHARS, shown
+from workers.store.queries import find_room
 
 DONE = {"ack": "acknowledgement", "restart": "restart", "redispatch": "re-dispatch"}
 
@@ -47,10 +48,14 @@ async def restart_form(request: Request) -> Response:
 
 @operator_only
 async def redispatch_form(request: Request) -> Response:
+    """The room's expected agent by its place in the room's list (`expected`: the page shows names
+    masked and clipped, so it cannot send one back as it is)."""
     room = request.path_params["name"]
     raw = await request.body()
-    agents = parse_qs(raw[: operator.MAX_BODY].decode("utf-8", "replace")).get("agent", [""])
+    which = parse_qs(raw[: operator.MAX_BODY].decode("utf-8", "replace")).get("expected", [""])[0]
     back = f"/rooms/{quote(room, safe='')}"
-    if not agents[0]:
-        return _back(back, JSONResponse({"error": "no agent named"}, status_code=400))
-    return _back(back, await operator.redispatch(request, room, agents[0]))
+    found = await find_room(request.state.engine, room, shown=1)
+    views = found.room.views if found is not None else ()
+    if not which.isdigit() or int(which) >= len(views):
+        return _back(back, JSONResponse({"error": "no such expected agent in this room"}, status_code=400))
+    return _back(back, await operator.redispatch(request, room, views[int(which)].agent))

@@ -257,8 +257,11 @@ async def test_the_dashboards_buttons_post_forms_and_come_back_saying_what_happe
         assert "said=refused" in answer.headers["location"]
         room = await client.get(f"/rooms/{ROOM}", headers=AUTH)
         assert 'name="redispatch"' in room.text
-        answer = await client.post(f"/rooms/{SID}/redispatch", content=b"agent=", headers=AUTH)
+        answer = await client.post(f"/rooms/{SID}/redispatch", content=b"expected=7", headers=AUTH)
         assert answer.status_code == 303 and "refused" in answer.headers["location"]
+        answer = await client.post(f"/rooms/{SID}/redispatch", content=b"expected=0", headers=AUTH)
+        said = (await client.get(answer.headers["location"], headers=AUTH)).text
+        assert f"refused: a dispatch of {AGENT} was made" in said  # the first expected agent, just dispatched
         assert (await client.post(f"/incidents/{incident.id}/ack")).status_code == 401  # no token
 
 
