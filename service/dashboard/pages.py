@@ -174,7 +174,10 @@ async def _guarded(endpoint: Page, request: Request) -> Response:
 def render(request: Request, name: str, context: dict[str, Any]) -> Response:
     fragment = request.query_params.get("fragment") == "1"
     template = f"_{name}_live.html" if fragment else f"{name}.html"
-    said = request.query_params.get("said", "")  # what the last form button did (issue 28)
+    # What the last form button did (issue 28), shown only when this page was reached from Warden's own
+    # (the form's redirect): another site's link cannot put words on an operator's page.
+    from_here = request.headers.get("sec-fetch-site", "same-origin") == "same-origin"
+    said = request.query_params.get("said", "") if from_here else ""
     return TEMPLATES.TemplateResponse(request, template, {"now": time.time(), "said": said, **context})
 
 

@@ -250,6 +250,11 @@ async def test_the_dashboards_buttons_post_forms_and_come_back_saying_what_happe
         assert answer.headers["location"].endswith(f"#{incident.id}")
         shown = await client.get(answer.headers["location"], headers=AUTH)
         assert "acknowledgement queued, as admin" in shown.text
+        elsewhere = {**AUTH, "Sec-Fetch-Site": "cross-site"}  # another site's link with words in it
+        assert (
+            "acknowledgement queued"
+            not in (await client.get(answer.headers["location"], headers=elsewhere)).text
+        )
         await operator_jobs(h)
         page = await client.get("/incidents", headers=AUTH)
         assert "by admin at" in page.text and 'name="ack"' not in page.text
