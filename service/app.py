@@ -27,6 +27,7 @@ from starlette.staticfiles import StaticFiles
 from service.api.canaries import get_canaries
 from service.api.dead_letters import get_dead_letters, retry_dead_letter
 from service.api.incidents import get_incidents, get_one_incident
+from service.api.maintenance import delete_maintenance, get_maintenance, post_maintenance
 from service.api.openapi import get_openapi
 from service.api.rooms import get_room, get_rooms
 from service.body_reading import BodyDeadline
@@ -137,6 +138,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/api/dead-letters", get_dead_letters),
             Route("/api/dead-letters/{id:path}/retry", retry_dead_letter, methods=["POST"]),
             Route("/api/canaries", get_canaries),
+            Route("/api/maintenance", get_maintenance),
+            Route("/api/maintenance", post_maintenance, methods=["POST"]),
+            Route("/api/maintenance/{id}", delete_maintenance, methods=["DELETE"]),
             Route("/api/openapi.json", get_openapi),
             Route("/", rooms_page),
             Route("/rooms/{name:path}", room_page),

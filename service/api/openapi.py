@@ -12,14 +12,15 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from service.api import openapi_maintenance
 from service.api.auth import admin_only
 from service.api.openapi_schemas import SCHEMAS, Schema, ref
 from workers.core.room import ROOM_STATES
 
 JSON = "application/json"
 ADMIN: list[dict[str, list[str]]] = [{"adminToken": []}, {"adminBasic": []}]
-DESCRIPTION = """Warden's operator API: rooms with their timelines, incidents, dead letters, canaries, and
-agents' heartbeats.
+DESCRIPTION = """Warden's operator API: rooms with their timelines, incidents, dead letters, canaries,
+maintenance windows, and agents' heartbeats.
 
 Access: when `WARDEN_ADMIN_TOKEN` is set, every route needs it, as a bearer token or as the password of
 HTTP Basic auth (any user name); when it is not set, the API answers loopback clients only, and only
@@ -182,6 +183,7 @@ def _paths() -> dict[str, Schema]:
             [_int_query("limit", 20, 1, 200, "runs per agent, newest first")],
             400,
         ),
+        **openapi_maintenance.PATHS,
         "/api/openapi.json": _get(
             "getOpenAPI",
             "This description",
@@ -199,7 +201,7 @@ def description() -> dict[str, Any]:
         "info": {"title": "Warden", "version": "1", "description": DESCRIPTION},
         "paths": _paths(),
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": SCHEMAS | openapi_maintenance.SCHEMAS,
             "securitySchemes": {
                 "adminToken": {"type": "http", "scheme": "bearer", "description": "WARDEN_ADMIN_TOKEN"},
                 "adminBasic": {

@@ -51,7 +51,9 @@ class Window:
         """The window as an incident's log says it (its values shown as Warden shows sent text)."""
         who = "every agent" if self.agent == EVERY_AGENT else f"agent {shown(self.agent)}"
         reason = f": {shown(self.reason, REASON_CHARS)}" if self.reason else ""
-        return f"maintenance window {self.id} over {who} until {hhmm(self.until)}, by {shown(self.by)}{reason}"
+        return (
+            f"maintenance window {self.id} over {who} until {hhmm(self.until)}, by {shown(self.by)}{reason}"
+        )
 
 
 def hhmm(at: float) -> str:

@@ -1,0 +1,124 @@
+"""Maintenance windows over HTTP, on SQLite and PostgreSQL: `POST /api/maintenance` checks what it is
+asked whole (a bad value is a 400 naming it, nothing stored), `GET` lists the active and recent windows
+newest first, `DELETE` ends one early (404 unknown, 409 over); and a window started through the API
+counts from the incident machine's next decision, ending it from the next sweep's."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from devtools.simulator.serving import serve
+from service.app import create_app
+from tests.support.settings import make_settings
+from workers.core.alerts import SLACK, SLACK_STEPS, AlertRoute, Notify
+from workers.core.incident import IncidentPolicy, Report, Restart, Signal
+from workers.store.incident_steps import report
+
+TOKEN = "an-admin-token-for-the-maintenance-test"
+POLICY = IncidentPolicy(
+    cloud=True, doing="LiveKit Cloud agent restart", routes=(AlertRoute(SLACK, SLACK_STEPS),)
+)
+
+
+@pytest.fixture
+async def api(database_url: str, redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    settings = make_settings(database_url=database_url, redis_url=redis_url, warden_admin_token=TOKEN)
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url, headers=headers) as client:
+        yield client
+
+
+async def windows(api: httpx.AsyncClient) -> list[dict[str, Any]]:
+    answer = await api.get("/api/maintenance")
+    assert answer.status_code == 200
+    return list(answer.json()["windows"])
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"agent": "", "minutes": 30}, "agent"),
+        ({"agent": "x" * 129, "minutes": 30}, "agent: 129 characters, over 128"),
+        ({"agent": "notetaker\n", "minutes": 30}, "agent"),
+        ({"agent": "a\x00b", "minutes": 30}, "agent"),
+        ({"minutes": 30}, "agent"),
+        ({"agent": "notetaker"}, "minutes"),
+        ({"agent": "notetaker", "minutes": 0}, "minutes"),
+        ({"agent": "notetaker", "minutes": 10081}, "minutes"),
+        ({"agent": "notetaker", "minutes": 2.5}, "minutes"),
+        ({"agent": "notetaker", "minutes": "30"}, "minutes"),
+        ({"agent": "notetaker", "minutes": True}, "minutes"),
+        ({"agent": "notetaker", "minutes": 30, "reason": "r" * 501}, "reason: 501 characters, over 500"),
+        ({"agent": "notetaker", "minutes": 30, "reason": "nul\x00"}, "reason"),
+        ({"agent": "notetaker", "minutes": 30, "reason": 7}, "reason"),
+        ({"agent": "notetaker", "minutes": 30, "until": "never"}, "unknown field(s): until"),
+        (["notetaker", 30], "JSON object"),
+    ],
+)
+async def test_a_bad_window_is_a_400_naming_what_is_wrong_and_nothing_is_stored(
+    api: httpx.AsyncClient, body: Any, says: str
+) -> None:
+    answer = await api.post("/api/maintenance", json=body)
+    assert answer.status_code == 400 and says in answer.json()["error"]
+    assert await windows(api) == []
+
+
+async def test_a_body_that_is_not_json_or_too_big_is_refused(api: httpx.AsyncClient) -> None:
+    assert (await api.post("/api/maintenance", content=b"{not json")).status_code == 400
+    assert (await api.post("/api/maintenance", content=b" " * 9000)).status_code == 413
+    assert await windows(api) == []
+
+
+async def test_windows_are_started_listed_newest_first_and_ended_early_once(api: httpx.AsyncClient) -> None:
+    first = await api.post("/api/maintenance", json={"agent": "notetaker", "minutes": 30, "reason": "v2"})
+    assert first.status_code == 201
+    started = first.json()
+    assert set(started) == {"id", "agent", "until", "reason", "by"}
+    assert (started["agent"], started["reason"], started["by"]) == ("notetaker", "v2", "admin")
+    every = (await api.post("/api/maintenance", json={"agent": "*", "minutes": 5})).json()
+    listed = await windows(api)
+    assert [(w["id"], w["agent"], w["active"], w["reason"]) for w in listed] == [
+        (every["id"], "*", True, ""),
+        (started["id"], "notetaker", True, "v2"),
+    ]
+    ended = await api.delete(f"/api/maintenance/{started['id']}")
+    assert ended.status_code == 200 and ended.json()["ended_at"] and not ended.json()["active"]
+    again = await api.delete(f"/api/maintenance/{started['id']}")
+    assert again.status_code == 409 and "over already" in again.json()["error"]
+    for unknown in ("999999", "99999999999999999999", "abc", "-1"):
+        assert (await api.delete(f"/api/maintenance/{unknown}")).status_code == 404, unknown
+    assert [w["active"] for w in await windows(api)] == [True, False]  # kept as history
+
+
+async def test_only_an_authorised_caller_may_start_or_end_a_window(api: httpx.AsyncClient) -> None:
+    async with httpx.AsyncClient(base_url=str(api.base_url)) as stranger:
+        assert (await stranger.post("/api/maintenance", json={"agent": "*", "minutes": 5})).status_code == 401
+        assert (await stranger.get("/api/maintenance")).status_code == 401
+        assert (await stranger.delete("/api/maintenance/1")).status_code == 401
+    assert await windows(api) == []
+
+
+async def test_a_window_started_through_the_api_counts_from_the_next_decision(
+    api: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    window = (await api.post("/api/maintenance", json={"agent": "notetaker", "minutes": 30})).json()
+    now = time.time()
+    outage = Report(Signal.OUTAGE, now, reason="3 rooms missed their SLA within 60 s", rooms=3)
+    opened = await report(engine, "notetaker", outage, POLICY, deployment="CA_1", rooms=[("RM_1", "call-1")])
+    assert opened is not None
+    assert not any(isinstance(d, Restart | Notify) for d in opened.decisions)
+    incident = (await api.get(f"/api/incidents/{opened.incident.id}")).json()
+    assert incident["in_maintenance"] is True
+    assert any(a["action"] == "maintenance" for a in incident["actions"])
+
+    assert (await api.delete(f"/api/maintenance/{window['id']}")).status_code == 200
+    swept = await report(engine, "notetaker", Report(Signal.SWEPT, time.time()), POLICY, deployment="CA_1")
+    assert swept is not None and Restart(("cloud",)) in swept.decisions
+    assert [d.step for d in swept.decisions if isinstance(d, Notify)] == ["opened"]
+    assert (await api.get(f"/api/incidents/{opened.incident.id}")).json()["in_maintenance"] is False
