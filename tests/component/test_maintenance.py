@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from devtools.simulator.serving import serve
 from service.app import create_app
+from tests.support.cli import run_cli
 from tests.support.settings import make_settings
 from workers.core.alerts import SLACK, SLACK_STEPS, AlertRoute, Notify
 from workers.core.incident import IncidentPolicy, Report, Restart, Signal
@@ -122,3 +123,23 @@ async def test_a_window_started_through_the_api_counts_from_the_next_decision(
     assert swept is not None and Restart(("cloud",)) in swept.decisions
     assert [d.step for d in swept.decisions if isinstance(d, Notify)] == ["opened"]
     assert (await api.get(f"/api/incidents/{opened.incident.id}")).json()["in_maintenance"] is False
+
+
+async def test_the_cli_starts_lists_and_ends_windows(
+    api: httpx.AsyncClient, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WARDEN_ADMIN_TOKEN", TOKEN)
+    url = str(api.base_url)
+    code, out = await run_cli(
+        capsys, "--url", url, "maintenance", "start", "--agent", "*", "--minutes", "30", "--reason", "[b]v2"
+    )
+    assert code == 0 and "started: every agent until" in out and "by admin" in out
+    (window,) = await windows(api)
+    code, out = await run_cli(capsys, "--url", url, "maintenance", "list")
+    assert code == 0 and "every agent" in out and "active" in out and "[b]v2" in out  # markup inert
+    code, out = await run_cli(capsys, "--url", url, "maintenance", "end", str(window["id"]))
+    assert code == 0 and f"maintenance window {window['id']} ended" in out
+    code, out = await run_cli(capsys, "--url", url, "maintenance", "end", str(window["id"]))
+    assert code == 1 and "over already" in out
+    code, out = await run_cli(capsys, "--url", url, "maintenance", "start", "--agent", "x", "--minutes", "0")
+    assert code == 1 and "minutes" in out and len(await windows(api)) == 1
