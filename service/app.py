@@ -34,6 +34,7 @@ from service.body_reading import BodyDeadline
 from service.concurrency import ConcurrencyLimit
 from service.dashboard.canaries import canaries_page
 from service.dashboard.dead_letters import dead_letters_page
+from service.dashboard.maintenance import end_maintenance_form, maintenance_page, start_maintenance_form
 from service.dashboard.pages import STATIC, incidents_page, room_page, rooms_page
 from service.intake.heartbeat import post_heartbeat
 from service.intake.webhook import WebhookVerifier, receive_webhook
@@ -147,6 +148,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/incidents", incidents_page),
             Route("/dead-letters", dead_letters_page),
             Route("/canaries", canaries_page),
+            Route("/maintenance", maintenance_page),
+            Route("/maintenance", start_maintenance_form, methods=["POST"]),
+            Route("/maintenance/{id}/end", end_maintenance_form, methods=["POST"]),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         lifespan=lifespan,

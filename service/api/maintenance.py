@@ -102,20 +102,21 @@ async def get_maintenance(request: Request) -> JSONResponse:
     return JSONResponse({"windows": [window_summary(w, now) for w in windows]})
 
 
-async def end_window(request: Request, window_id: str) -> Window | JSONResponse:
-    """End window `window_id` now, or the 404/409 answer (an id that is no number names no window)."""
+async def end_window(request: Request, window_id: str) -> Window | tuple[int, str]:
+    """End window `window_id` now, or the 404/409 status and why (an id that is no number names none)."""
     known = window_id.isascii() and window_id.isdigit() and int(window_id) <= LARGEST_ID
     ended = await maintenance.end(request.state.engine, int(window_id), time.time()) if known else "unknown"
     if ended == "unknown":
-        return JSONResponse({"error": "no such maintenance window"}, status_code=404)
+        return 404, "no such maintenance window"
     if ended == "over":
-        return JSONResponse({"error": "that maintenance window is over already"}, status_code=409)
+        return 409, "that maintenance window is over already"
     return ended
 
 
 @operator_only
 async def delete_maintenance(request: Request) -> JSONResponse:
     ended = await end_window(request, request.path_params["id"])
-    if isinstance(ended, JSONResponse):
-        return ended
+    if isinstance(ended, tuple):
+        status, error = ended
+        return JSONResponse({"error": error}, status_code=status)
     return JSONResponse(window_summary(ended, time.time()))

@@ -188,7 +188,7 @@ INCIDENT_FIELDS: dict[str, Schema] = {
     },
     "in_maintenance": {
         "type": "boolean",
-        "description": "a maintenance window covers (or covered, when it ended) its agent: no restart, no alert",
+        "description": "a maintenance window covered its agent: no restart, no alert",
     },
 }
 INCIDENT_ROOM = obj(

@@ -143,3 +143,45 @@ async def test_the_cli_starts_lists_and_ends_windows(
     assert code == 1 and "over already" in out
     code, out = await run_cli(capsys, "--url", url, "maintenance", "start", "--agent", "x", "--minutes", "0")
     assert code == 1 and "minutes" in out and len(await windows(api)) == 1
+
+
+async def test_the_dashboard_shows_a_banner_on_every_page_while_a_window_is_active(
+    api: httpx.AsyncClient,
+) -> None:
+    reason = "<script>alert(1)</script>\u202eevil"
+    await api.post("/api/maintenance", json={"agent": "notetaker", "minutes": 30, "reason": reason})
+    for path in ("/", "/incidents", "/dead-letters", "/canaries", "/maintenance", "/rooms/nowhere"):
+        page = (await api.get(path)).text
+        assert 'class="banner maintenance"' in page, path
+        assert "maintenance</a>: agent notetaker until " in page and " UTC, by admin: " in page, path
+        assert "<script>alert" not in page and "&lt;script&gt;" in page and "\u202e" not in page, path
+    assert 'class="banner maintenance"' not in (await api.get("/?fragment=1")).text  # a live part has none
+    (window,) = await windows(api)
+    await api.delete(f"/api/maintenance/{window['id']}")
+    assert 'class="banner maintenance"' not in (await api.get("/incidents")).text
+
+
+async def test_the_dashboards_forms_start_and_end_a_window(api: httpx.AsyncClient) -> None:
+    form = {"agent": "*", "minutes": "15", "reason": "moving regions"}
+    started = await api.post("/maintenance", data=form)
+    assert started.status_code == 303 and started.headers["location"] == "/maintenance"
+    (window,) = await windows(api)
+    assert (window["agent"], window["reason"], window["by"], window["active"]) == (
+        "*",
+        "moving regions",
+        "admin",
+        True,
+    )
+    page = (await api.get("/maintenance")).text
+    assert f'action="/maintenance/{window["id"]}/end"' in page and "every agent" in page
+    bad = await api.post("/maintenance", data={"agent": "*", "minutes": "a week"})
+    assert bad.status_code == 400 and "minutes: a whole number from 1 to 10080" in bad.text
+    assert len(await windows(api)) == 1
+    ended = await api.post(f"/maintenance/{window['id']}/end")
+    assert ended.status_code == 303 and not (await windows(api))[0]["active"]
+    again = await api.post(f"/maintenance/{window['id']}/end")
+    assert again.status_code == 409 and "over already" in again.text
+    assert (await api.post("/maintenance/12345/end")).status_code == 404
+    async with httpx.AsyncClient(base_url=str(api.base_url)) as stranger:
+        assert (await stranger.post("/maintenance", data=form)).status_code == 401
+    assert len(await windows(api)) == 1

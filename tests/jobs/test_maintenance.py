@@ -37,14 +37,18 @@ async def test_an_outage_in_a_window_restarts_nothing_and_ending_it_brings_one_r
     assert world.cloud.restarts == [] and world.alerts.sent == [] and world.webhook.said() == []
     assert len(world.livekit.dispatched) == 6  # re-dispatch goes on: each room twice
     assert f"maintenance: {window.said()}: no restart, rollback or deploy hook, no alert" in notes(incident)
-    assert window.said() == "maintenance window 1 over agent notetaker until 23:13 UTC, by alice: deploying v2"
+    assert (
+        window.said() == "maintenance window 1 over agent notetaker until 23:13 UTC, by alice: deploying v2"
+    )
 
     assert await maintenance.end(world.engine, window.id, world.clock()) != "unknown"
     await world.wait(SWEEP)  # no webhook needed: the sweep finds the window over
     assert world.cloud.restarts == [DEPLOYMENT]
     assert world.alerts.steps() == [":rotating_light:"] and world.webhook.said() == ["opened", "restarted"]
     (incident,) = await world.incidents()
-    assert not incident.maintenance and "maintenance: ended; 3 room(s) still wait: escalating" in notes(incident)
+    assert not incident.maintenance and "maintenance: ended; 3 room(s) still wait: escalating" in notes(
+        incident
+    )
     await world.wait(GRACE + JOIN_AFTER)
     (incident,) = await world.incidents()
     assert incident.resolved_at is not None and world.cloud.restarts == [DEPLOYMENT]

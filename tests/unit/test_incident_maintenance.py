@@ -88,7 +88,13 @@ def test_the_window_ending_with_the_outage_still_there_brings_one_restart_and_th
     a.report(G.RESTART_LANDED, 120.0, leg=CLOUD)
     a.report(G.RECOVERED, 150.0, rooms=3)
     assert a.calls() == [Restart((CLOUD,))] and a.incident.state is S.RESOLVED
-    assert a.alerts() == ["slack opened", "webhook opened", "webhook restarted", "slack resolved", "webhook resolved"]
+    assert a.alerts() == [
+        "slack opened",
+        "webhook opened",
+        "webhook restarted",
+        "slack resolved",
+        "webhook resolved",
+    ]
 
 
 def test_an_outage_ending_inside_the_window_is_resolved_quietly() -> None:

@@ -133,7 +133,10 @@ CHANGED |= {
 for _state in (S.RESTARTING, S.NOT_RESTARTED, S.ROLLING_BACK, S.FOLLOWED_UP):
     CHANGED[(_state, G.CANARY_FAILED, "in maintenance")] = (_state, ("Note canary",))
 for _state in (S.OPEN, S.RESTARTING, S.NOT_RESTARTED):  # restarted before the window: rooms re-checked
-    CHANGED[(_state, G.RESTART_LANDED, "in maintenance")] = (S.RESTARTED, ("FreshStarts None", "WatchComeback"))
+    CHANGED[(_state, G.RESTART_LANDED, "in maintenance")] = (
+        S.RESTARTED,
+        ("FreshStarts None", "WatchComeback"),
+    )
 for _state in (S.RESTARTED, S.ROLLING_BACK, S.FOLLOWED_UP):
     CHANGED[(_state, G.RUNNING_AGAIN, "in maintenance")] = (_state, ("FreshStarts 0.0",))
 for _state in OPEN_STATES:
