@@ -57,6 +57,7 @@ async def test_a_window_holds_an_outage_quietly_and_ending_it_brings_one_restart
             "WARDEN_RESTART_GRACE_SECONDS": "1",
             "WARDEN_SWEEP_SECONDS": "1",
             "WARDEN_OUTAGE_ROOMS": "3",
+            "WARDEN_MAX_REDISPATCHES": "1",
         }
         with run_warden(tmp_path, **env) as warden:
             w = World(fake, warden, client)
@@ -90,7 +91,7 @@ async def test_a_window_holds_an_outage_quietly_and_ending_it_brings_one_restart
                 for room in ROOMS:
                     await w.person_joins(room)
 
-                async def every_room_failed() -> bool:  # re-dispatched twice each: escalated, held
+                async def every_room_failed() -> bool:  # re-dispatched once each: escalated, held
                     rooms = [await w.room(room) for room in ROOMS]
                     return all((room.get("recovery") or {}).get("state") == "failed" for room in rooms)
 
