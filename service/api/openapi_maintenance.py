@@ -9,7 +9,8 @@ from workers.core import bounds
 from workers.store.maintenance import REASON_CHARS
 
 JSON = "application/json"
-ADMIN: list[dict[str, list[str]]] = [{"adminToken": []}, {"adminBasic": []}]
+ADMIN: list[dict[str, list[str]]] = [{"bearerToken": []}, {"basicAuth": []}]
+OPERATOR = "Operators only, and never from another site's page (see Access)."
 AGENT: Schema = {
     "type": "string",
     "minLength": 1,
@@ -60,8 +61,11 @@ def _error(description: str) -> Schema:
 
 
 AUTH_ERRORS = {
-    "401": _error("WARDEN_ADMIN_TOKEN is set and the request does not carry it"),
-    "403": _error("WARDEN_ADMIN_TOKEN is not set and the client is not on loopback, or not an operator"),
+    "401": _error("a token is set (WARDEN_TOKENS, WARDEN_ADMIN_TOKEN) and the request carries none of them"),
+    "403": _error(
+        "no token is set and the client is not on loopback; for a POST or DELETE, also a viewer's "
+        "token, or a request from another site's page (Origin, Sec-Fetch-Site)"
+    ),
     "503": _error("the database is unavailable; retry later"),
 }
 PATHS: dict[str, Schema] = {
@@ -75,7 +79,7 @@ PATHS: dict[str, Schema] = {
         "post": {
             "operationId": "startMaintenance",
             "summary": "Start a maintenance window over an agent, or every agent, from now",
-            "description": "While it is active Warden restarts, rolls back and calls the deploy hook "
+            "description": f"{OPERATOR} While it is active Warden restarts, rolls back and calls the deploy hook "
             "for none of its agents and sends no alert for their incidents (recorded `in_maintenance`); "
             "rooms are still re-dispatched. When it ends with the outage still there, escalation "
             "proceeds as if the outage had just been seen.",
@@ -93,6 +97,7 @@ PATHS: dict[str, Schema] = {
         "delete": {
             "operationId": "endMaintenance",
             "summary": "End a maintenance window now",
+            "description": f"{OPERATOR} Escalation goes on if the outage is still there.",
             "security": ADMIN,
             "parameters": [
                 {

@@ -48,7 +48,7 @@ def call(
 ) -> tuple[int, dict[str, Any]]:
     """Ask a Warden API path (with `body` as JSON, if any); (status, JSON body), status 0 when Warden
     is unreachable."""
-    token = os.environ.get("WARDEN_ADMIN_TOKEN", "")
+    token = os.environ.get("WARDEN_TOKEN") or os.environ.get("WARDEN_ADMIN_TOKEN", "")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         answer = httpx.request(

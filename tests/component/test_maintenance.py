@@ -22,6 +22,7 @@ from workers.core.incident import IncidentPolicy, Report, Restart, Signal
 from workers.store.incident_steps import report
 
 TOKEN = "an-admin-token-for-the-maintenance-test"
+VIEWER, OPERATOR = "a-viewers-token-for-the-maintenance-test", "an-operators-token-for-the-maintenance-test"
 POLICY = IncidentPolicy(
     cloud=True, doing="LiveKit Cloud agent restart", routes=(AlertRoute(SLACK, SLACK_STEPS),)
 )
@@ -29,7 +30,12 @@ POLICY = IncidentPolicy(
 
 @pytest.fixture
 async def api(database_url: str, redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    settings = make_settings(database_url=database_url, redis_url=redis_url, warden_admin_token=TOKEN)
+    settings = make_settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        warden_admin_token=TOKEN,
+        warden_tokens=f"vera:viewer:{VIEWER},otto:operator:{OPERATOR}",
+    )
     headers = {"Authorization": f"Bearer {TOKEN}"}
     async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url, headers=headers) as client:
         yield client
@@ -185,3 +191,31 @@ async def test_the_dashboards_forms_start_and_end_a_window(api: httpx.AsyncClien
     async with httpx.AsyncClient(base_url=str(api.base_url)) as stranger:
         assert (await stranger.post("/maintenance", data=form)).status_code == 401
     assert len(await windows(api)) == 1
+
+
+async def test_a_viewer_reads_windows_but_may_not_start_or_end_one_an_operator_is_named(
+    api: httpx.AsyncClient,
+) -> None:
+    viewer = {"Authorization": f"Bearer {VIEWER}"}
+    operator = {"Authorization": f"Bearer {OPERATOR}"}
+    body = {"agent": "notetaker", "minutes": 30}
+    refused = await api.post("/api/maintenance", json=body, headers=viewer)
+    assert refused.status_code == 403 and "viewer" in refused.json()["error"]
+    assert (
+        await api.post("/maintenance", data={"agent": "x", "minutes": "5"}, headers=viewer)
+    ).status_code == 403
+    assert await windows(api) == []
+    started = await api.post("/api/maintenance", json=body, headers=operator)
+    assert started.status_code == 201 and started.json()["by"] == "otto"
+    window = started.json()["id"]
+    assert (await api.get("/api/maintenance", headers=viewer)).json()["windows"][0]["by"] == "otto"
+    page = (await api.get("/maintenance", headers=viewer)).text
+    assert "by otto" in page and 'id="start-maintenance"' not in page and "end-maintenance" not in page
+    assert (await api.delete(f"/api/maintenance/{window}", headers=viewer)).status_code == 403
+    assert (await api.post(f"/maintenance/{window}/end", headers=viewer)).status_code == 403
+    cross = {**operator, "Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
+    assert (await api.delete(f"/api/maintenance/{window}", headers=cross)).status_code == 403
+    assert (await api.post(f"/maintenance/{window}/end", headers=cross)).status_code == 403
+    assert (await windows(api))[0]["active"]
+    page = (await api.get("/maintenance", headers=operator)).text
+    assert 'id="start-maintenance"' in page and "end-maintenance" in page
