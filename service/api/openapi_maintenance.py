@@ -79,10 +79,10 @@ PATHS: dict[str, Schema] = {
         "post": {
             "operationId": "startMaintenance",
             "summary": "Start a maintenance window over an agent, or every agent, from now",
-            "description": f"{OPERATOR} While it is active Warden restarts, rolls back and calls the deploy hook "
-            "for none of its agents and sends no alert for their incidents (recorded `in_maintenance`); "
-            "rooms are still re-dispatched. When it ends with the outage still there, escalation "
-            "proceeds as if the outage had just been seen.",
+            "description": f"{OPERATOR} While it is active Warden restarts, rolls back and calls the "
+            "deploy hook for none of its agents and sends no alert for their incidents (recorded "
+            "`in_maintenance`); rooms are still re-dispatched. When it ends with the outage still "
+            "there, escalation proceeds as if the outage had just been seen.",
             "security": ADMIN,
             "requestBody": {"required": True, "content": {JSON: {"schema": WINDOW_ASKED}}},
             "responses": {
