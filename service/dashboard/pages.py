@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.templating import Jinja2Templates
 
-from service.api.auth import authenticate, caller, tokenless_refusal
+from service.api.auth import Caller, authenticate, tokenless_refusal
 from service.api.rooms import room_summary, timeline_entry
 from service.dashboard.charts import (
     Deadline,
@@ -50,8 +50,11 @@ from workers.store.stats import open_incidents_by_room, phase_counts, time_to_ag
 
 
 def signed_in(request: Request) -> dict[str, Any]:
-    """Who the page is for, in every template's context: `caller` and `is_operator`."""
-    who = caller(request)
+    """Who the page is for, in every template's context: `caller` and `is_operator` (None and False on
+    a page rendered before anyone was authorised: no operator's button on it)."""
+    who = getattr(request.state, "caller", None)
+    if not isinstance(who, Caller):
+        return {"caller": None, "is_operator": False}
     return {"caller": who, "is_operator": who.role == "operator"}
 
 
