@@ -32,6 +32,7 @@ def incident_summary(incident: Incident) -> dict[str, Any]:
         "worker_ids": [worker for worker, _ in incident.workers],
         "acknowledged_at": iso(incident.acknowledged_at),
         "acknowledged_by": incident.acknowledged_by or None,
+        "in_maintenance": incident.maintenance,
     }
 
 

@@ -188,6 +188,10 @@ INCIDENT_FIELDS: dict[str, Schema] = {
     },
     "acknowledged_at": {**MAYBE_TIME, "description": "when an operator acknowledged it (null: nobody yet)"},
     "acknowledged_by": {**MAYBE_STRING, "description": "the name of the operator's token (never the token)"},
+    "in_maintenance": {
+        "type": "boolean",
+        "description": "a maintenance window covered its agent: no restart, no alert",
+    },
 }
 INCIDENT_ROOM = obj(
     "A room in an incident", {"sid": STRING, "name": STRING, "added_at": TIME, "recovered_at": MAYBE_TIME}

@@ -28,6 +28,7 @@ from workers.core.recovery import CONNECT_GRACE
 from workers.core.room import WAITING_PHASES, Reason, Recovery
 from workers.core.shown import shown
 from workers.queue.jobs import ACK, REDISPATCH, RESTART, queue_operator_action
+from workers.store import maintenance
 from workers.store.incident_steps import deployment_restart
 from workers.store.incidents import Incident, get_incident
 from workers.store.queries import find_room
@@ -109,6 +110,13 @@ async def restart(request: Request, incident_id: str) -> JSONResponse:
         return _refused(
             f"its {'rollback' if incident.state is IncidentState.ROLLING_BACK else 'restart'} is under way"
         )
+    windows = [
+        w
+        for w in await maintenance.active(request.state.engine, time.time())
+        if w.agent in (incident.agent_name, maintenance.EVERY_AGENT)
+    ]
+    if windows:
+        return _refused(f"{windows[0].said()}: no restart while it lasts (end it first)")
     last = await deployment_restart(request.state.engine, incident.deployment)
     if last.under_way:
         return _refused("its deployment's restart is under way")

@@ -21,7 +21,15 @@ from workers.core import alerts
 from workers.core.alerts import Notify
 from workers.core.incident_decisions import Decision, Note
 from workers.core.incident_operator import followup_alerts
-from workers.core.incident_values import CAPACITY, Incident, IncidentPolicy, IncidentState, Report, Step
+from workers.core.incident_values import (
+    CAPACITY,
+    Incident,
+    IncidentPolicy,
+    IncidentState,
+    Report,
+    Step,
+    tell,
+)
 
 S = IncidentState
 MOST_NAMED = 5  # workers an incident names at most
@@ -35,7 +43,7 @@ def capacity_opened(incident: Incident, report: Report, policy: IncidentPolicy) 
     said: tuple[Decision, ...] = (
         Note("opened", report.reason),
         Note("restart", "not attempted: a restart adds no capacity"),
-        *alerts.notify(policy.routes, "opened", text),
+        *tell(born, policy, "opened", text),
     )
     return Step(born, said)
 

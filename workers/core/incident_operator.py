@@ -1,17 +1,18 @@
-"""The incident machine's rules for what operators do by hand (`workers.core.incident`, rule 12): an
+"""The incident machine's rules for what operators do by hand (`workers.core.incident`, rule 13): an
 acknowledgement, and a restart asked for now. Pure, like the machine.
 
 An operator acknowledges an open incident (ACKNOWLEDGED, `Report.by` naming them): once, said in its log
 and to every alert route that takes the step ("acknowledged": PagerDuty's `acknowledge` of the trigger's
 `dedup_key`, Opsgenie's acknowledge by the alias it was created with, the incident webhook). From then on
 no follow-up alert is decided (a room failing after the restart, workers found full): a person is on it;
-the rollback, the resolution and its alert go on as before.
+the rollback, the resolution and its alert go on as before. The acknowledgement itself is sent in a
+maintenance window too: it quiets what was paged before the window began.
 
 An operator asks for the deployment's restart now (RESTART_ASKED): claimed as the machine claims it
 (`Restart`, the deployment's lease), unless there is nothing to restart, a restart or rollback is under
-way, or the deployment's cooldown still runs (a restart claimed less than `cooldown` ago, by any
-incident): then refused, said in the log. The web refuses those cases before asking (409); the machine
-says no too, for a request that raced another.
+way, the deployment's cooldown still runs (a restart claimed less than `cooldown` ago, by any
+incident), or a maintenance window covers the agent: then refused, said in the log. The web refuses
+those cases before asking (409); the machine says no too, for a request that raced another.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from workers.core.incident_values import (
     IncidentState,
     Report,
     Step,
+    tell,
 )
 from workers.core.shown import shown
 
@@ -48,10 +50,11 @@ def acknowledge(incident: Incident, report: Report, policy: IncidentPolicy) -> S
 
 
 def followup_alerts(incident: Incident, policy: IncidentPolicy, text: str) -> tuple[Note | Notify, ...]:
-    """The follow-up alert on every route that takes it; none once acknowledged (a line says so)."""
+    """The follow-up alert on every route that takes it; none once acknowledged (a line says so), nor
+    in maintenance (`tell`)."""
     if incident.acknowledged_at is not None:
         return (Note("follow-up", f"no alert: acknowledged by {shown(incident.acknowledged_by)}"),)
-    return alerts.notify(policy.routes, "followup", text)
+    return tell(incident, policy, "followup", text)
 
 
 def cooldown_ends(last: DeploymentRestart, policy: IncidentPolicy) -> float | None:
@@ -62,6 +65,9 @@ def cooldown_ends(last: DeploymentRestart, policy: IncidentPolicy) -> float | No
 def restart_by_hand(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
     """The deployment's restart asked for now: claimed, or refused with why."""
     asked = f"asked by {shown(report.by)}"
+    if incident.maintenance:
+        why = "a maintenance window covers its agent (no restart while it lasts)"
+        return Step(incident, (Note("restart", f"{asked}: refused: {why}"),))
     if not policy.legs:
         why = "nothing to restart (no Cloud agent and no deploy hook configured)"
         return Step(incident, (Note("restart", f"{asked}: not attempted: {why}"),))

@@ -41,6 +41,7 @@ class Incident:
     acknowledged_at: float | None = None  # an operator acknowledged it (issue 28), by name
     acknowledged_by: str = ""
     deployment: str = ""  # whose restart it takes or shares ("" : nothing to restart)
+    maintenance: bool = False  # a maintenance window covers its agent: no restart, no alert
 
     @property
     def waiting_rooms(self) -> int:
@@ -212,6 +213,7 @@ async def get_incident(engine: AsyncEngine, incident_id: str) -> Incident | None
             row.acknowledged_at,
             row.acknowledged_by,
             row.deployment,
+            bool(row.maintenance),
         )
 
 
