@@ -152,6 +152,14 @@ async def test_a_restart_within_the_cooldown_is_409_with_when_it_ends_and_after_
         assert await operator_jobs(h) == [] and h.fake.restarts == ["CA_x"]
         async with h.engine.begin() as connection:  # the last restart was ten minutes ago
             await connection.execute(update(DEPLOYMENT_RESTARTS).values(claimed_at=time.time() - 600))
+        window = await client.post(
+            "/api/maintenance", json={"agent": AGENT, "minutes": 30, "reason": "deploy"}, headers=AUTH
+        )
+        assert window.status_code == 201, window.text
+        asked = await client.post(f"/api/incidents/{incident.id}/restart", headers=AUTH)
+        refused(asked, 409, "no restart while it lasts")
+        ended = await client.delete(f"/api/maintenance/{window.json()['id']}", headers=AUTH)
+        assert ended.status_code == 200, ended.text
         asked = await client.post(f"/api/incidents/{incident.id}/restart", headers=AUTH)
         assert asked.status_code == 202 and asked.json()["by"] == "admin"
         assert await operator_jobs(h) == ["restarting"]  # claimed by the step, then called and landed
