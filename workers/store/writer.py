@@ -43,6 +43,7 @@ from workers.core.actions import new_actions
 from workers.core.errors import StaleWrite
 from workers.core.events import Event
 from workers.core.plain import from_plain
+from workers.core.renumber import renumbered
 from workers.core.room import Action, Policy, Room, time_to_agent
 from workers.core.rules import Rules
 from workers.store import checkpoints, outbox, room_agents, unstorable
@@ -321,7 +322,7 @@ async def _fold(
         else:  # late: fold again from a checkpoint before it, this batch included (it is inserted already)
             until = max(seqs[e.id] for e, _ in fresh)  # not the room's later batches of this group
             folded, newest = await _refold(connection, sid, event.created_at, until, now, rules)
-            room = machine.renumbered(before, folded)
+            room = renumbered(before, folded)
             refolded = new_actions(before, room)
             outcome, mine = Outcome.REFOLDED, [(last_event, received_at, refolded)]
             break
