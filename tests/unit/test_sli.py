@@ -13,6 +13,7 @@ from workers.core.rules import Rule, Rules
 
 AGENT = "assistant"
 ALICE = Participant("alice", "PA_alice", int(ParticipantKind.STANDARD), "", 100.0)
+POLICY = Policy(AGENT, join_sla=10.0)
 BOB = Participant("bob", "PA_bob", int(ParticipantKind.STANDARD), "", 100.0)
 
 
@@ -23,7 +24,7 @@ def agent(name: str = AGENT) -> Participant:
 class Life:
     """A room lived through event by event; what each step newly counts is kept, as the store does."""
 
-    def __init__(self, policy: Policy = Policy(AGENT, join_sla=10.0), rules: tuple[Rule, ...] = ()) -> None:
+    def __init__(self, policy: Policy = POLICY, rules: tuple[Rule, ...] = ()) -> None:
         self.rules = Rules.of(rules, policy)
         self.room = Room("RM_1", "call-1")
         self.actions: list[Action] = []
