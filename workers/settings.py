@@ -32,6 +32,7 @@ from workers.setting_values import (
     parse_keys,
 )
 from workers.settings_fallback import FallbackSettings
+from workers.settings_slo import SloSettings
 
 DEFAULT_SQLITE_PATH = Path("var") / "warden.db"
 _URL_SCHEMES = ("ws://", "wss://", "http://", "https://")
@@ -42,7 +43,7 @@ CALLS_PER_LOOK = 2
 LIVENESS_TICK_SECONDS = 1
 
 
-class Settings(FallbackSettings):
+class Settings(FallbackSettings, SloSettings):
     """Environment variables (and a `.env` file) read by Warden; names match the variables."""
 
     model_config = SettingsConfigDict(
