@@ -29,6 +29,7 @@ from service.api.dead_letters import get_dead_letters, retry_dead_letter
 from service.api.incidents import get_incidents, get_one_incident
 from service.api.openapi import get_openapi
 from service.api.rooms import get_room, get_rooms
+from service.api.slo import get_slo
 from service.body_reading import BodyDeadline
 from service.concurrency import ConcurrencyLimit
 from service.dashboard.canaries import canaries_page
@@ -137,6 +138,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/api/dead-letters", get_dead_letters),
             Route("/api/dead-letters/{id:path}/retry", retry_dead_letter, methods=["POST"]),
             Route("/api/canaries", get_canaries),
+            Route("/api/slo", get_slo),
             Route("/api/openapi.json", get_openapi),
             Route("/", rooms_page),
             Route("/rooms/{name:path}", room_page),

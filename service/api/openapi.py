@@ -18,8 +18,8 @@ from workers.core.room import ROOM_STATES
 
 JSON = "application/json"
 ADMIN: list[dict[str, list[str]]] = [{"adminToken": []}, {"adminBasic": []}]
-DESCRIPTION = """Warden's operator API: rooms with their timelines, incidents, dead letters, canaries, and
-agents' heartbeats.
+DESCRIPTION = """Warden's operator API: rooms with their timelines, incidents, dead letters, canaries,
+service levels, and agents' heartbeats.
 
 Access: when `WARDEN_ADMIN_TOKEN` is set, every route needs it, as a bearer token or as the password of
 HTTP Basic auth (any user name); when it is not set, the API answers loopback clients only, and only
@@ -181,6 +181,12 @@ def _paths() -> dict[str, Schema]:
             _response("the agents with canaries configured or on record", ref("Canaries")),
             [_int_query("limit", 20, 1, 200, "runs per agent, newest first")],
             400,
+        ),
+        "/api/slo": _get(
+            "getServiceLevels",
+            "Each agent's service levels over WARDEN_SLO_WINDOW: on time, served, budget left, burn rate",
+            _response("the configured agents, then others with outcomes in the window", ref("ServiceLevels")),
+            [],
         ),
         "/api/openapi.json": _get(
             "getOpenAPI",

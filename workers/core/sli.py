@@ -117,3 +117,23 @@ def _how(view: AgentView, was: AgentView | None, on_time: bool, served: bool) ->
             return REDISPATCHED
         return RESTARTED if was is not None and was.outage_at is not None else CAME_LATE
     return NEVER  # a fallback agent or a transfer that stood in for it included
+
+
+# --- objectives: the error budget (README "Service levels") -------------------------------------------
+
+
+def ratio(good: int, total: int) -> float | None:
+    """The share of good outcomes (None: nothing counted)."""
+    return good / total if total else None
+
+
+def burn_rate(good: int, total: int, objective: float) -> float:
+    """How fast the budget burns: the bad share over the budget's share (1 - objective). 1: the budget
+    lasts exactly the window; 0 when nothing was counted."""
+    return (total - good) / total / (1 - objective) if total else 0.0
+
+
+def budget_remaining(good: int, total: int, objective: float) -> float:
+    """The share of the window's error budget left: 1 - (bad / total) / (1 - objective); 1 when nothing
+    was counted, below 0 once it is overspent."""
+    return 1 - burn_rate(good, total, objective)
