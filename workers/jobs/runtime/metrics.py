@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any, ParamSpec, TypeVar
 from wsgiref.simple_server import WSGIServer
 
@@ -85,6 +85,15 @@ def count_pruned(pruned: dict[str, int]) -> None:
     """Count the rows one retention run deleted, by table."""
     for what, count in pruned.items():
         PRUNED.labels(what=what).inc(count)
+
+
+def start_sli_series(agents: Iterable[str]) -> None:
+    """The service levels' series of the agents named in the settings, at 0 from the start: Prometheus'
+    `rate` counts no increase into a series' first sample, so a series born at 1 would lose its room."""
+    for agent in agents:
+        for level in sli.SLIS:
+            for outcome in (sli.GOOD, sli.BAD):
+                SLI_EVENTS.labels(agent=agent, sli=level, outcome=outcome)
 
 
 def count_outcomes(outcomes: Sequence[sli.Outcome]) -> None:
