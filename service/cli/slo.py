@@ -44,7 +44,7 @@ def slo(url: str) -> int:
             _share(agent["served"]),
             f"{agent['objective'] * 100:g} %",
             _budget(agent["budget_remaining"]),
-            f"{agent['burn_rate_1h']:.2f}×",
+            f"{agent['burn_rate_1h']:.2f}x",
             cell(agent["window"]),
         )
     out.print(table)
