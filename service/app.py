@@ -35,6 +35,7 @@ from service.concurrency import ConcurrencyLimit
 from service.dashboard.canaries import canaries_page
 from service.dashboard.dead_letters import dead_letters_page
 from service.dashboard.pages import STATIC, incidents_page, room_page, rooms_page
+from service.dashboard.slo import slo_agent_page, slo_page
 from service.intake.heartbeat import post_heartbeat
 from service.intake.webhook import WebhookVerifier, receive_webhook
 from service.metrics import metrics_endpoint
@@ -145,6 +146,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/incidents", incidents_page),
             Route("/dead-letters", dead_letters_page),
             Route("/canaries", canaries_page),
+            Route("/slo", slo_page),
+            Route("/slo/{agent}", slo_agent_page),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         lifespan=lifespan,
