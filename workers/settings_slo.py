@@ -12,10 +12,12 @@ from pydantic_settings import BaseSettings
 from workers.core.rules import Rule
 from workers.setting_values import parse_duration
 
+DEFAULT_WINDOW = "30d"
+
 
 class SloSettings(BaseSettings):
     warden_slo: float = 0.99
-    warden_slo_window: str = "30d"
+    warden_slo_window: str = ""  # unset: 30d, or WARDEN_RETENTION when that is shorter
 
     @field_validator("warden_slo")
     @classmethod
@@ -27,21 +29,32 @@ class SloSettings(BaseSettings):
     @field_validator("warden_slo_window")
     @classmethod
     def _check_slo_window(cls, value: str) -> str:
-        parse_duration(value)
+        if value.strip():
+            parse_duration(value)
         return value.strip().lower()
 
     @model_validator(mode="after")
     def _check_slo_window_kept(self) -> SloSettings:
-        retention = str(getattr(self, "warden_retention", "30d"))
-        if parse_duration(self.warden_slo_window) > parse_duration(retention):
+        retention = str(getattr(self, "warden_retention", DEFAULT_WINDOW))
+        if self.warden_slo_window and parse_duration(self.warden_slo_window) > parse_duration(retention):
             raise ValueError(
                 f"WARDEN_SLO_WINDOW: must be at most WARDEN_RETENTION ({retention}): rooms older are deleted"
             )
         return self
 
     @property
+    def slo_window(self) -> str:
+        """The window service levels are judged over: `WARDEN_SLO_WINDOW`, else 30d or the retention if
+        shorter (a shorter retention deletes older rooms)."""
+        if self.warden_slo_window:
+            return self.warden_slo_window
+        retention = str(getattr(self, "warden_retention", DEFAULT_WINDOW))
+        shorter = parse_duration(retention) < parse_duration(DEFAULT_WINDOW)
+        return retention if shorter else DEFAULT_WINDOW
+
+    @property
     def slo_window_seconds(self) -> float:
-        return parse_duration(self.warden_slo_window)
+        return parse_duration(self.slo_window)
 
     def objective(self, agent: str, rules: Sequence[Rule]) -> float:
         """The objective for `agent`'s `served`: the `slo` of the first rule naming it that gives one,

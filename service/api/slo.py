@@ -82,4 +82,4 @@ def agent_summary(found: AgentSlo, window: str) -> dict[str, Any]:
 async def get_slo(request: Request) -> JSONResponse:
     settings: Settings = request.state.settings
     found = await read_slo(request.state.engine, settings, time.time())
-    return JSONResponse({"agents": [agent_summary(agent, settings.warden_slo_window) for agent in found]})
+    return JSONResponse({"agents": [agent_summary(agent, settings.slo_window) for agent in found]})

@@ -41,7 +41,7 @@ def shown_agent(found: AgentSlo) -> dict[str, Any]:
 async def slo_page(request: Request) -> Response:
     settings = request.state.settings
     found = await read_slo(request.state.engine, settings, time.time())
-    window = settings.warden_slo_window
+    window = settings.slo_window
     return render(request, "slo", {"agents": [shown_agent(a) for a in found], "window": window})
 
 
@@ -63,7 +63,7 @@ async def slo_agent_page(request: Request) -> Response:
     ]
     context = {
         "a": shown_agent(found),
-        "window": settings.warden_slo_window,
+        "window": settings.slo_window,
         "chart": ratio_chart_svg(points, start, now, found.objective),
         "rooms": rooms,
     }

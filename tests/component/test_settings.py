@@ -104,6 +104,8 @@ def test_service_levels_default_to_99_percent_over_30_days_and_a_window_within_t
     settings = make_settings()
     assert (settings.warden_slo, settings.slo_window_seconds) == (0.99, 30 * 86400)
     assert make_settings(warden_slo_window="7d", warden_retention="7d").slo_window_seconds == 7 * 86400
+    assert make_settings(warden_retention="3d").slo_window == "3d"  # unset: never past the retention
+    assert make_settings(warden_retention="90d").slo_window == "30d"
 
 
 def test_the_look_at_rooms_expecting_no_agent_is_bounded_in_calls_per_second() -> None:
