@@ -199,3 +199,13 @@ def test_an_agent_learned_from_the_room_s_own_watch_is_judged_from_the_first_per
     listing = Fact(check.attempt, 112.0, True, (ALICE, replace(agent(), joined_at=111.0)), (dispatch,))
     life._apply(internal(EventKind.PRESENCE_OBSERVED, "p1", "RM_1", "call-1", listing))
     assert life.told() == [(AGENT, "bad", "good", 111.0, "late")]
+
+
+def test_an_agent_warden_brought_is_late_even_if_its_webhook_s_whole_second_is_within_the_sla() -> None:
+    life = Life(Policy(AGENT, join_sla=1.5))
+    life.join(100)  # at 100.9 in truth: LiveKit stamps whole seconds
+    life.deadline_passes()  # 101.5
+    life.nobody_there(101.6)
+    life.dispatched(101.7)
+    life.webhook(EventKind.PARTICIPANT_JOINED, 101, agent())  # 101.9 in truth, stamped 101
+    assert life.told() == [(AGENT, "bad", "good", 101.0, "redispatched")]

@@ -13,8 +13,9 @@ The rules, in plain words.
    their own. A wait whose SLA ran out keeps it, whatever comes after.
 3. The fate is known, and counted once, when the agent is first in the room while a person is or was
    there (it came), or when the room finishes without it after its SLA ran out. Then:
-   - **on time**: good if it came at or before `due_at` (Warden acts only after it: this was without
-     its help); bad otherwise;
+   - **on time**: good if it came at or before `due_at` without Warden's help (no re-dispatch nor
+     restart for it yet: LiveKit's webhook times are whole seconds, so an agent Warden brought may
+     carry a second within the SLA); bad otherwise;
    - **served**: good if it came, in time or not, Warden's re-dispatch or restart included; bad if the
      room finished without it. A fallback agent or a transfer is not the agent: the part is not served.
 4. Not counted: a room that finished before the SLA ran out, a room nobody came to, an agent the room
@@ -105,6 +106,8 @@ def outcomes(before: Room | None, after: Room) -> tuple[Outcome, ...]:
         if fate is None or (was is not None and before is not None and decided(before, was) is not None):
             continue
         on_time, served, at = fate
+        helped = bool(view.redispatched) or (was is not None and was.outage_at is not None)
+        on_time = on_time and not helped  # LiveKit's seconds are whole: Warden's help says it was late
         found.append(Outcome(view.agent, on_time, served, at, _how(view, was, on_time, served)))
     return tuple(found)
 
