@@ -5,6 +5,7 @@ function of plain data, like `service.dashboard.charts`."""
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -33,7 +34,7 @@ def ratio_chart_svg(
     height: int = 220,
 ) -> Markup:
     """Both ratios over time; the y axis from a tenth below the lowest ratio (or the objective) to 1."""
-    left, right, top, bottom = 48, 16, 12, 28
+    left, right, top, bottom = 48, 16, 26, 28
     shares = [p.on_time / p.total for p in points] + [p.served / p.total for p in points] + [objective]
     low = max(0.0, math.floor(min(shares) * 10 - 1e-9) / 10)
     span_x, span_y = max(end - start, 1.0), max(1.0 - low, 0.1)
@@ -67,10 +68,17 @@ def ratio_chart_svg(
                 f'<circle cx="{px}" cy="{py}" r="3"><title>{title}: {good}/{p.total}</title></circle>'
             )
         parts.append("</g>")
+    right_edge = width - right
     parts.append(
-        f'<text class="legend on_time" x="{left}" y="{height - 6}">— on time</text>'
-        f'<text class="legend served" x="{left + 90}" y="{height - 6}">— served</text>'
-        f'<text class="legend objective" x="{left + 180}" y="{height - 6}">- - objective</text>'
+        f'<text class="axis" x="{left}" y="{height - 8}">{_stamp(start)}</text>'
+        f'<text class="axis" x="{right_edge}" y="{height - 8}" text-anchor="end">{_stamp(end)}</text>'
+        f'<text class="legend on_time" x="{right_edge - 230}" y="14">— on time</text>'
+        f'<text class="legend served" x="{right_edge - 155}" y="14">— served</text>'
+        f'<text class="legend objective" x="{right_edge - 85}" y="14">- - objective</text>'
     )
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+def _stamp(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(at))
