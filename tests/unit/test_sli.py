@@ -209,3 +209,21 @@ def test_an_agent_warden_brought_is_late_even_if_its_webhook_s_whole_second_is_w
     life.dispatched(101.7)
     life.webhook(EventKind.PARTICIPANT_JOINED, 101, agent())  # 101.9 in truth, stamped 101
     assert life.told() == [(AGENT, "bad", "good", 101.0, "redispatched")]
+
+
+def test_a_room_stored_before_service_levels_counts_nothing_it_had_decided_and_learns_its_sla() -> None:
+    """Rooms written before `due_at` existed: one whose agent had come counts nothing at its next event;
+    one still waiting takes its SLA's end from its JOIN deadline at its next event."""
+    served, waiting = Life(), Life()
+    served.join(100)
+    served.webhook(EventKind.PARTICIPANT_JOINED, 104, agent())
+    waiting.join(100)
+    for life in (served, waiting):
+        life.room = life.room.put(replace(life.room.views[0], due_at=None))  # as an older version stored it
+        life.counted = []
+    served.leave(150)
+    served.finish(160)
+    waiting.join(105, BOB)
+    assert waiting.room.views[0].due_at == 110.0
+    waiting.webhook(EventKind.PARTICIPANT_JOINED, 112, agent())
+    assert served.counted == [] and waiting.told() == [(AGENT, "bad", "good", 112.0, "late")]
