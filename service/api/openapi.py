@@ -12,6 +12,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from service.api import openapi_maintenance
 from service.api.auth import admin_only
 from service.api.openapi_schemas import SCHEMAS, Schema, ref
 from workers.core.room import ROOM_STATES
@@ -24,7 +25,7 @@ OPERATOR_ONLY = (
     "whatever its credentials."
 )
 DESCRIPTION = """Warden's operator API: rooms with their timelines, incidents, dead letters, canaries,
-service levels, and agents' heartbeats.
+service levels, maintenance windows, and agents' heartbeats.
 
 Access: with a token of `WARDEN_TOKENS` (`name:role:token` entries) or `WARDEN_ADMIN_TOKEN` (the
 operator named `admin`), as a bearer token or as the password of HTTP Basic auth (any user name); 401
@@ -205,6 +206,7 @@ def _paths() -> dict[str, Schema]:
             _response("the configured agents, then others with outcomes in the window", ref("ServiceLevels")),
             [],
         ),
+        **openapi_maintenance.PATHS,
         "/api/openapi.json": _get(
             "getOpenAPI",
             "This description",
@@ -222,7 +224,7 @@ def description() -> dict[str, Any]:
         "info": {"title": "Warden", "version": "1", "description": DESCRIPTION},
         "paths": _paths(),
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": SCHEMAS | openapi_maintenance.SCHEMAS,
             "securitySchemes": {
                 "bearerToken": {
                     "type": "http",

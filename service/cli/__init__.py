@@ -8,6 +8,10 @@
     warden slo                    each agent's service levels: on time, served, budget left, burn rate
     warden slo rules              Prometheus recording and burn-rate alert rules for the objectives
     warden retry ID               queue a dead letter's job again, once its cause is fixed
+    warden maintenance start --agent NAME|'*' --minutes N [--reason TEXT]
+                                  no restart and no alert for that agent (or any) meanwhile
+    warden maintenance list       active and recent maintenance windows, newest first
+    warden maintenance end ID     end a maintenance window now
     warden check                  settings, LiveKit, Redis and the database, in plain words
     warden replay FILE            re-send recorded webhook bodies (JSON lines), signed, to /webhook
 
@@ -25,7 +29,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from service.cli import canaries, check, dead_letters, replay, slo, views
+from service.cli import canaries, check, dead_letters, maintenance, replay, slo, views
 
 
 def default_url() -> str:
@@ -51,6 +55,7 @@ def parser() -> argparse.ArgumentParser:
     )
     retry = commands.add_parser("retry", help="queue a dead letter's job again (once its cause is fixed)")
     retry.add_argument("id", help="the dead letter's id, as `warden dead-letters` lists it")
+    maintenance.add_commands(commands)
     commands.add_parser("check", help="check settings, LiveKit, Redis and the database")
     rep = commands.add_parser("replay", help="re-send recorded webhook bodies (JSON lines) to Warden")
     rep.add_argument("file", help="one webhook body (JSON) per line; '-' reads standard input")
@@ -74,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             code = slo.rules() if args.what == "rules" else slo.slo(args.url)
         case "retry":
             code = dead_letters.retry(args.url, args.id)
+        case "maintenance":
+            code = maintenance.run(args.url, args)
         case "check":
             code = asyncio.run(check.run())
         case "replay":

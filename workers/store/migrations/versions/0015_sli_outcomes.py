@@ -4,8 +4,8 @@ own transaction (`workers.store.sli_outcomes`), read over the SLO window by `dec
 Rooms decided before the upgrade have no row: their outcomes were never counted, and are not now (the
 window fills from the upgrade on).
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0015
+Revises: 0014
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014"
-down_revision = "0013"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
