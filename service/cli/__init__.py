@@ -8,6 +8,8 @@
     warden redispatch ROOM AGENT  re-dispatch one expected agent of a room now (Warden's own checks)
     warden dead-letters           jobs that failed for good, newest first
     warden canaries               each agent's canaries: last success, failures in a row, latest runs
+    warden slo                    each agent's service levels: on time, served, budget left, burn rate
+    warden slo rules              Prometheus recording and burn-rate alert rules for the objectives
     warden retry ID               queue a dead letter's job again, once its cause is fixed
     warden maintenance start --agent NAME|'*' --minutes N [--reason TEXT]
                                   no restart and no alert for that agent (or any) meanwhile
@@ -30,7 +32,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from service.cli import canaries, check, dead_letters, maintenance, operator, replay, views
+from service.cli import canaries, check, dead_letters, maintenance, operator, replay, slo, views
 
 
 def default_url() -> str:
@@ -56,6 +58,10 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("dead-letters", help="jobs that failed for good, newest first")
     canary = commands.add_parser("canaries", help="each agent's canaries: last success, latest runs")
     canary.add_argument("--limit", type=int, default=10, help="runs per agent (default: %(default)s)")
+    levels = commands.add_parser("slo", help="each agent's service levels (`slo rules`: Prometheus rules)")
+    levels.add_argument(
+        "what", nargs="?", choices=["rules"], help="print Prometheus rules for the objectives"
+    )
     retry = commands.add_parser("retry", help="queue a dead letter's job again (once its cause is fixed)")
     retry.add_argument("id", help="the dead letter's id, as `warden dead-letters` lists it")
     maintenance.add_commands(commands)
@@ -82,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             code = dead_letters.dead_letters(args.url)
         case "canaries":
             code = canaries.canaries(args.url, limit=args.limit)
+        case "slo":
+            code = slo.rules() if args.what == "rules" else slo.slo(args.url)
         case "retry":
             code = dead_letters.retry(args.url, args.id)
         case "maintenance":
