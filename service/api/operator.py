@@ -24,6 +24,7 @@ from service.api.auth import caller_name, operator_only
 from service.api.rooms import iso
 from workers.core import bounds
 from workers.core.incident_values import IncidentState
+from workers.core.personal import mask_phone
 from workers.core.recovery import CONNECT_GRACE
 from workers.core.room import WAITING_PHASES, Reason, Recovery
 from workers.core.shown import shown
@@ -174,4 +175,4 @@ async def redispatch(request: Request, room_name: str, agent: str) -> JSONRespon
             f"a dispatch of {shown(agent)} was made {now - view.dispatched_at:.1f} s ago: LiveKit may "
             f"still bring its agent (grace {CONNECT_GRACE:g} s)"
         )
-    return await _queued(request, REDISPATCH, room.name, agent, room=room.name, agent=agent)
+    return await _queued(request, REDISPATCH, room.name, agent, room=mask_phone(room.name), agent=agent)

@@ -221,6 +221,19 @@ async def test_a_redispatch_by_hand_is_checked_made_once_and_in_the_timeline_wit
         assert h.fake.created == [(ROOM, AGENT)]
 
 
+async def test_a_redispatch_asked_by_sid_answers_with_the_room_s_name_masked(
+    redis_url: str, database_url: str
+) -> None:
+    """A SIP room's name holds the caller's number: the API masks it, the 202 included."""
+    room, sid = "call-+14155550123", "RM_sip"
+    async with harness(redis_url, database_url, warden_admin_token=TOKEN) as h, web(h) as client:
+        h.fake.join(room, "alice")
+        await h.send("participant_joined", room=room, sid=sid, participant=person("alice"))
+        asked = await client.post(f"/api/rooms/{sid}/redispatch", json={"agent": AGENT}, headers=AUTH)
+        assert asked.status_code == 202 and asked.json()["room"] == "call-\u2022\u2022\u20220123"
+        assert "5550123" not in asked.text
+
+
 async def test_the_cli_acknowledges_restarts_and_redispatches_saying_why_when_refused(
     redis_url: str,
     database_url: str,
