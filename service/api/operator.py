@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse
 
 from service.api.auth import caller_name, operator_only
 from service.api.rooms import iso
+from service.request_body import BodyTooLarge, read_body
 from workers.core import bounds
 from workers.core.incident_values import IncidentState
 from workers.core.personal import mask_phone
@@ -135,8 +136,9 @@ async def restart(request: Request, incident_id: str) -> JSONResponse:
 
 async def _agent_asked(request: Request) -> str | JSONResponse:
     """The agent named in the body (`{"agent": "<name>"}`), or the 400 for a body that does not."""
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
+    try:
+        raw = await read_body(request, MAX_BODY)
+    except BodyTooLarge:
         return _refused(f"the body is over {MAX_BODY} bytes", 400)
     try:
         body = json.loads(raw or b"null")
