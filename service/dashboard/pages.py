@@ -36,6 +36,7 @@ from service.dashboard.charts import (
     percentile,
     timeline_svg,
 )
+from workers.core.observing import would
 from workers.core.room import ROOM_STATES, time_to_agent
 from workers.core.shown import TEXT_CHARS, fit, listed, shown
 from workers.store.dead_letters import waiting_count
@@ -229,6 +230,7 @@ async def room_page(request: Request) -> Response:
             "at": _at(entry),
             "offset": _at(entry) - start,
             "summary": fit(_summary(entry), TEXT_CHARS),
+            "would": would(entry.name) if (line.get("detail") or {}).get("carried_out") is False else "",
         }
         for entry in timeline
     ]
@@ -270,8 +272,8 @@ async def incidents_page(request: Request) -> Response:
             "kind": i.kind,
             "workers": [fit(worker) for worker, _ in i.workers],
             "actions": [
-                {"at": at, "action": action, "outcome": fit(outcome, TEXT_CHARS)}
-                for at, action, outcome in i.actions
+                {"at": at, "action": action, "outcome": fit(outcome, TEXT_CHARS), "carried_out": done}
+                for at, action, outcome, done in i.actions
             ],
         }
         for i in found
@@ -289,7 +291,11 @@ def _at(entry: TimelineEntry) -> float:
 def _summary(entry: TimelineEntry) -> str:
     line = timeline_entry(entry)
     detail = line.get("detail") or {}
-    parts = [f"{k}={v}" for k, v in detail.items() if v not in (None, "", [], {}) and k != "at"]
+    parts = [
+        f"{k}={v}"
+        for k, v in detail.items()
+        if v not in (None, "", [], {}) and k not in ("at", "carried_out")
+    ]
     if line.get("participant_kind"):
         parts.insert(0, str(line["participant_kind"]).lower())
     return ", ".join(parts)

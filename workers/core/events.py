@@ -170,6 +170,9 @@ class Fact:
     # AGENT_RESTARTED: how long the agent may take to come back (None: the policy's `restart_grace`; 0 once
     # its deployment reports running replicas)
     wait: float | None = None
+    # AGENT_DISPATCHED, AGENT_EVICTED: False for a step observe mode decided and did not make
+    # (`workers.core.observing`): no dispatch was made, nobody was removed
+    carried_out: bool = True
 
 
 @dataclass(frozen=True)

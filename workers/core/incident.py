@@ -77,6 +77,7 @@ from workers.core.incident_values import (
     Signal,
     Step,
 )
+from workers.core.observing import observed
 from workers.core.personal import mask_phone
 from workers.core.table import table
 
@@ -311,5 +312,7 @@ del G
 
 
 def transition(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
-    """Apply one report: its rule in `INCIDENT`, then the workers it names (`incident_capacity.named`)."""
-    return named(INCIDENT[(incident.state, report.signal)](incident, report, policy), report)
+    """Apply one report: its rule in `INCIDENT`, then the workers it names (`incident_capacity.named`);
+    in observe mode, as `observing.observed` takes the step (nothing called, no claim written)."""
+    step = named(INCIDENT[(incident.state, report.signal)](incident, report, policy), report)
+    return observed(incident, report, step, policy) if policy.observe else step

@@ -46,6 +46,8 @@ def outage_policy(settings: Settings) -> OutagePolicy:
         backoff=settings.warden_escalation_backoff_seconds,
         lease=settings.warden_claim_lease_seconds,
         retry_for=settings.warden_alert_retry_seconds,
+        observe=settings.observing,
+        observe_alerts=settings.warden_observe_alerts,
     )
 
 
