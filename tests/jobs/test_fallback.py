@@ -167,7 +167,8 @@ async def test_waiting_while_the_agents_incident_is_open_brings_the_fallback_bef
         (incident,) = await world.incidents()
         found = await get_incident(world.engine, incident.id)
         assert found is not None
-        assert "room call-42: fallback agent apology dispatched (outage)" in [o for _, _, o, _ in found.actions]
+        lines = [o for _, _, o, _ in found.actions]
+        assert "room call-42: fallback agent apology dispatched (outage)" in lines
 
 
 def _counted(kind: str) -> float:
