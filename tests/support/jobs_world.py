@@ -287,7 +287,7 @@ class World:
         config = make_settings(**self._settings)
         adapters = self._adapters
         assert adapters is not None
-        await startup(self.ctx, settings=config, clock=self.clock, adapters=lambda _settings, _redis: adapters)
+        await startup(self.ctx, settings=config, clock=self.clock, adapters=lambda _s, _r: adapters)
         self._schedule(config, self._cron_names)
         await self.run()
 
