@@ -117,7 +117,7 @@ def test_warden_mode_is_act_or_observe_and_a_bad_value_names_the_variable() -> N
     assert make_settings().warden_mode == "act" and not make_settings().rules().observe
     observing = make_settings(warden_mode=" Observe ")
     assert observing.observing and observing.rules().observe and not observing.warden_observe_alerts
-    with pytest.raises(SettingsError, match="^WARDEN_MODE: must be act or observe$"):
+    with pytest.raises(SettingsError, match=r"^WARDEN_MODE: must be act or observe$"):
         make_settings(warden_mode="dry-run")
     with pytest.raises(SettingsError, match="WARDEN_OBSERVE_ALERTS"):
         make_settings(warden_observe_alerts="perhaps")
