@@ -152,7 +152,7 @@ async def test_without_a_restart_configured_the_incident_is_raised_and_alerted_o
         found, _ = await list_incidents(h.engine, limit=10, offset=0)
         assert len(found) == 1 and found[0].resolved_at is None
         assert ("restart", "not attempted: no Cloud agent and no deploy hook configured") in [
-            (a, o) for _, a, o in found[0].actions
+            (a, o) for _, a, o, _ in found[0].actions
         ]
         assert len(alerts.calls) == 1
         assert "nothing to restart" in json.loads(alerts.calls[0].request.content)["text"]
