@@ -161,7 +161,10 @@ async def _guarded(endpoint: Page, request: Request) -> Response:
 def render(request: Request, name: str, context: dict[str, Any]) -> Response:
     fragment = request.query_params.get("fragment") == "1"
     template = f"_{name}_live.html" if fragment else f"{name}.html"
-    return TEMPLATES.TemplateResponse(request, template, {"now": time.time(), **context})
+    observing = request.state.settings.observing  # the web's WARDEN_MODE: the worker's, as deployed
+    return TEMPLATES.TemplateResponse(
+        request, template, {"now": time.time(), "observing": observing, **context}
+    )
 
 
 @page

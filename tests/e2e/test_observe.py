@@ -88,6 +88,7 @@ async def test_observe_mode_decides_records_and_changes_nothing(tmp_path: Path, 
             incidents_page = (await client.get(f"{warden.url}/incidents")).text
             assert "would re-dispatch" in room_page and "would dispatch the fallback agent" in room_page
             assert "would restart" in incidents_page and "(not carried out)" in incidents_page
+            assert all("Observe mode" in page for page in (room_page, incidents_page))  # the banner
 
             seen = len(fake.calls)
             await wait_until(  # sweeps past the lease: the incident says "would restart" once still
