@@ -46,6 +46,9 @@ WOULD = {
     TransferCaller.__name__: "would transfer the caller",
     RemoveFallback.__name__: "would remove the fallback agent",
     SendStatus.__name__: "would tell the room",
+    # and the answers observe mode gives itself for the steps it did not make
+    "agent_dispatched": "no dispatch made",
+    "agent_evicted": "nobody removed",
 }
 ACTING = (Redispatch, Evict, Dispatch, DispatchFallback, TransferCaller, RemoveFallback, SendStatus)
 OBSERVED_ALERT = " (Warden is in observe mode: it changed nothing)"
