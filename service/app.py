@@ -101,10 +101,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
-        if not settings.admin_token:
+        if not settings.access_tokens:
             log.warning(
-                "WARDEN_ADMIN_TOKEN is not set: the API and the dashboard answer loopback clients only, "
-                "and no request that came through a proxy"
+                "neither WARDEN_TOKENS nor WARDEN_ADMIN_TOKEN is set: the API and the dashboard answer "
+                "loopback clients only, and no request that came through a proxy"
             )
         queue = open_queue(settings)
         engine = make_engine(settings.database_url)

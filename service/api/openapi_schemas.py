@@ -207,6 +207,11 @@ DEAD_LETTER_FIELDS: dict[str, Schema] = {
     "attempts": {"type": "integer", "minimum": 0},
     "failed_at": TIME,
     "retried_at": MAYBE_TIME,
+    "retried_by": {
+        "type": ["string", "null"],
+        "description": "who re-ran it: the name of the operator's token (WARDEN_TOKENS; `admin` for "
+        "WARDEN_ADMIN_TOKEN, `loopback` with no token set), never the token",
+    },
 }
 CANARY_RUN = obj(
     "One canary run: its room, when it started and ended, and whether the agent came in time",

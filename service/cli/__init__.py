@@ -10,7 +10,9 @@
     warden replay FILE            re-send recorded webhook bodies (JSON lines), signed, to /webhook
 
 The API commands find Warden at `--url` (or `WARDEN_URL`, default http://127.0.0.1:$PORT) and send
-`WARDEN_ADMIN_TOKEN` when it is set. Exit status: 0 fine, 1 a check or request failed, 2 bad usage.
+`WARDEN_TOKEN` (one token of `WARDEN_TOKENS`, the token alone: a viewer's reads, `warden retry` needs an
+operator's) or else `WARDEN_ADMIN_TOKEN`, when set. Exit status: 0 fine, 1 a check or request failed,
+2 bad usage.
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ def call(
     url: str, method: str, path: str, params: dict[str, Any] | None = None
 ) -> tuple[int, dict[str, Any]]:
     """Ask a Warden API path; (status, JSON body), status 0 when Warden is unreachable."""
-    token = os.environ.get("WARDEN_ADMIN_TOKEN", "")
+    token = os.environ.get("WARDEN_TOKEN") or os.environ.get("WARDEN_ADMIN_TOKEN", "")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         answer = httpx.request(

@@ -1,8 +1,10 @@
 """The dashboard: `/` (rooms), `/rooms/{name}` (one room's timeline), `/incidents` (and `/dead-letters`
 and `/canaries`, in `service.dashboard.dead_letters` and `.canaries`). Server-rendered with Jinja2;
 each page refreshes its live part by fetching itself with `?fragment=1` (no build step, no CDN).
-Same access rules as the API (see `service.api.auth`); a browser is asked for the admin token by
-Basic auth.
+Same access rules as the API (see `service.api.auth`); a browser is asked for a token by Basic auth.
+Every template knows who is signed in (`signed_in`): `caller` (a `Caller`: name and role) and
+`is_operator`, which an operator's button is shown under (`{% if is_operator %}`): a viewer's POST would
+be refused anyway.
 
 What it shows of values Warden was sent is bounded and inert, where the API keeps them whole: names and
 identities are masked and clipped here (`workers.core.shown`, a 1 MB room name is a line, not a 2 MB
@@ -25,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.templating import Jinja2Templates
 
-from service.api.auth import check_admin, tokenless_refusal
+from service.api.auth import authenticate, caller, tokenless_refusal
 from service.api.rooms import room_summary, timeline_entry
 from service.dashboard.charts import (
     Deadline,
@@ -45,8 +47,17 @@ from workers.store.log_rows import ACTION_KIND
 from workers.store.queries import TimelineEntry, confirmations, find_room, list_rooms
 from workers.store.stats import open_incidents_by_room, phase_counts, time_to_agent_since
 
+
+def signed_in(request: Request) -> dict[str, Any]:
+    """Who the page is for, in every template's context: `caller` and `is_operator`."""
+    who = caller(request)
+    return {"caller": who, "is_operator": who.role == "operator"}
+
+
 STATIC = Path(__file__).parent / "static"
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+TEMPLATES = Jinja2Templates(
+    directory=str(Path(__file__).parent / "templates"), context_processors=[signed_in]
+)
 PAGE_ROOMS = 100
 WINDOWS = {"hour": 3600.0, "day": 86400.0}
 SLA_NAMES = {
@@ -145,10 +156,10 @@ def page(endpoint: Page) -> Page:
 
 
 async def _guarded(endpoint: Page, request: Request) -> Response:
-    refusal = check_admin(request, request.state.settings.admin_token)
+    refusal = authenticate(request)
     if refusal is None:
         return await endpoint(request)
-    message = "Sign in with any user name and the admin token as the password."
+    message = "Sign in with any user name and your token (WARDEN_TOKENS, WARDEN_ADMIN_TOKEN) as the password."
     if refusal.status_code == 403:
         message = f"{tokenless_refusal(request, 'the dashboard')}."
     return HTMLResponse(

@@ -227,6 +227,7 @@ class DeadLetterRow(SQLModel, table=True):
     attempts: int
     failed_at: float = Field(index=True)
     retried_at: float | None = None
+    retried_by: str | None = Field(default=None, max_length=64)  # the operator who asked (a token's name)
 
 
 # The tables as SQLAlchemy Core sees them, for the statements that bypass the ORM (store, incidents).
