@@ -137,7 +137,7 @@ async def test_switching_to_act_re_dispatches_the_rooms_still_waiting_and_restar
 ) -> None:
     # a claimed restart left with no outcome is taken up again only after its lease: a long one, so that
     # a "would restart" taken for a restart under way would keep act mode from restarting in this test
-    async with jobs_world(tmp_path, warden_claim_lease_seconds=3600, **OBSERVE) as world:
+    async with jobs_world(tmp_path, warden_claim_lease_seconds=3600, **PROTECTING, **OBSERVE) as world:
         world.agent_down()
         for room in OUTAGE:
             await world.person_joins(room)
@@ -155,5 +155,8 @@ async def test_switching_to_act_re_dispatches_the_rooms_still_waiting_and_restar
         )
         await world.wait(120)  # re-dispatched twice more, failed: act's own incident, one real restart
         assert world.cloud.restarts == [DEPLOYMENT]  # observe mode's "would restart" is no cooldown
+        # the fallback observe mode decided and never sent is act's to send when the rooms fail again
+        assert sorted(room for room, agent in world.livekit.dispatched if agent == "apology") == OUTAGE
+        assert world.livekit.sent  # and the rooms are told, as act tells them
         assert [await world.phase(room) for room in OUTAGE] == ["agent_active"] * 4
         assert AGENT not in world.down

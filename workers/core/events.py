@@ -173,6 +173,10 @@ class Fact:
     # AGENT_DISPATCHED, AGENT_EVICTED: False for a step observe mode decided and did not make
     # (`workers.core.observing`): no dispatch was made, nobody was removed
     carried_out: bool = True
+    # AGENT_RESTARTED: the hand-over from observe mode to act (`workers.core.observing`, rule 3): what
+    # observe mode decided for the part and did not make (its fallback, what the room was told) is
+    # forgotten with its recovery
+    observed: bool = False
 
 
 @dataclass(frozen=True)

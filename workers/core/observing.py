@@ -22,7 +22,9 @@ The rules, in plain words.
 3. Switching to act needs a restart of the worker only: a part failed in observe mode was failed by
    re-dispatches never made, so the open incidents whose log holds a line not carried out are handed
    over (`workers.escalation.agents.Incidents.hand_over`): their waiting rooms get a fresh start at
-   once, and the incident is resolved as observed; act decides afresh from there.
+   once that forgets what observe mode decided for them and did not make (`unobserved`: a fallback
+   never sent would otherwise never be sent, a status never told never told), and the incident is
+   resolved as observed; act decides afresh from there.
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ from dataclasses import replace
 from workers.core.alerts import Notify
 from workers.core.incident_decisions import Decision, Note, Restart, Rollback
 from workers.core.incident_values import Incident, IncidentPolicy, IncidentState, Report, Signal, Step
-from workers.core.protecting import DispatchFallback, RemoveFallback, SendStatus, TransferCaller
-from workers.core.room import Dispatch, Evict, Redispatch
+from workers.core.protecting import DispatchFallback, Protection, RemoveFallback, SendStatus, TransferCaller
+from workers.core.room import AgentView, Dispatch, Evict, Redispatch
 
 ACT, OBSERVE = "act", "observe"
 
@@ -109,3 +111,18 @@ def counted(decisions: tuple[Decision, ...]) -> list[str]:
 
 
 _NOTED = {"restart": Restart.__name__, "rollback": Rollback.__name__, "alert": "Alert"}
+
+
+def unobserved(view: AgentView) -> AgentView:
+    """The part with what observe mode decided and did not make forgotten: no fallback taken, no outage
+    known, nothing told to the room (act mode takes and tells them itself, when they are due)."""
+    return replace(
+        view,
+        outage_at=None,
+        fallback=Protection.NONE,
+        fallback_reason="",
+        fallback_agent="",
+        fallback_to="",
+        told="",
+        told_at=None,
+    )

@@ -23,6 +23,7 @@ from functools import wraps
 from workers.core import job_signals
 from workers.core.events import DispatchInfo, Event, Fact, JobStatus
 from workers.core.liveness import STUCK_REASONS, stuck_agent, stuck_due
+from workers.core.observing import unobserved
 from workers.core.presence import listed
 from workers.core.room import Agent, AgentView, Deadline, Phase, Policy, Reason, Recovery, Room
 
@@ -241,7 +242,8 @@ def fresh_start(room: Room, view: AgentView, event: Event, policy: Policy) -> Ro
     if event.fact is None:
         return room
     wait = policy.restart_grace if event.fact.wait is None else min(event.fact.wait, policy.restart_grace)
-    return _with_deadline(room, _reset(view), event.fact.at + max(0.0, wait), Reason.CONFIRM)
+    fresh = unobserved(_reset(view)) if event.fact.observed else _reset(view)  # act taking over observe's
+    return _with_deadline(room, fresh, event.fact.at + max(0.0, wait), Reason.CONFIRM)
 
 
 # --- where the presence rules left the room ----------------------------------------------------------

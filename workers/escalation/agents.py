@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
+from typing import Protocol
 
 import httpx
 from redis.asyncio import Redis
@@ -39,7 +40,14 @@ from workers.escalation.window import OutageWindow
 from workers.store import incident_steps, incidents
 from workers.store.outbox import Pending
 
-FreshStart = Callable[[str, str, str, str, float | None], Awaitable[None]]  # sid, name, incident, agent, wait
+
+class FreshStart(Protocol):
+    """A fresh start of room `sid` (`name`) for `agent` after incident `incident_id`'s restart, re-checked
+    `wait` seconds on (None: the restart grace); `observed`: act mode taking over from observe mode."""
+
+    def __call__(
+        self, sid: str, name: str, incident_id: str, agent: str, wait: float | None, *, observed: bool = False
+    ) -> Awaitable[None]: ...
 
 
 class Incidents:
@@ -202,7 +210,7 @@ class Incidents:
         for incident_id, agent in await incidents.observed_open(self.engine):
             waiting = await incidents.waiting_rooms(self.engine, agent)
             for sid, name in waiting:
-                await self.fresh_start(sid, name, incident_id, agent, 0.0)
+                await self.fresh_start(sid, name, incident_id, agent, 0.0, observed=True)
             line = f"observed (Warden now acts): {len(waiting)} waiting room(s) looked at afresh"
             await incidents.hand_over(self.engine, incident_id, self.clock(), line)
             await self.for_agent(agent).window.forget()

@@ -195,8 +195,8 @@ async def startup(
             engine,
             outside,
             clock=clock,
-            fresh_start=lambda sid, name, incident, agent, wait: fresh_start(
-                ctx, sid, name, incident, agent, wait
+            fresh_start=lambda sid, name, incident, agent, wait, *, observed=False: fresh_start(
+                ctx, sid, name, incident, agent, wait, observed=observed
             ),
         )
         effects = Effects(
