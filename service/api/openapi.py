@@ -12,6 +12,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from service.api import openapi_maintenance
 from service.api.auth import admin_only
 from service.api.openapi_schemas import SCHEMAS, Schema, ref
 from workers.core.room import ROOM_STATES
@@ -23,8 +24,8 @@ OPERATOR_ONLY = (
     "`Sec-Fetch-Site` is not `same-origin` or `none`, or whose `Origin` is not this Warden's, gets 403 "
     "whatever its credentials."
 )
-DESCRIPTION = """Warden's operator API: rooms with their timelines, incidents, dead letters, canaries, and
-agents' heartbeats.
+DESCRIPTION = """Warden's operator API: rooms with their timelines, incidents, dead letters, canaries,
+maintenance windows, and agents' heartbeats.
 
 Access: with a token of `WARDEN_TOKENS` (`name:role:token` entries) or `WARDEN_ADMIN_TOKEN` (the
 operator named `admin`), as a bearer token or as the password of HTTP Basic auth (any user name); 401
@@ -199,6 +200,7 @@ def _paths() -> dict[str, Schema]:
             [_int_query("limit", 20, 1, 200, "runs per agent, newest first")],
             400,
         ),
+        **openapi_maintenance.PATHS,
         "/api/openapi.json": _get(
             "getOpenAPI",
             "This description",
@@ -216,7 +218,7 @@ def description() -> dict[str, Any]:
         "info": {"title": "Warden", "version": "1", "description": DESCRIPTION},
         "paths": _paths(),
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": SCHEMAS | openapi_maintenance.SCHEMAS,
             "securitySchemes": {
                 "bearerToken": {
                     "type": "http",

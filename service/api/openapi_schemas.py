@@ -190,6 +190,10 @@ INCIDENT_FIELDS: dict[str, Schema] = {
         "items": STRING,
         "description": "workers that took 3 jobs in the window whose agent never came",
     },
+    "in_maintenance": {
+        "type": "boolean",
+        "description": "a maintenance window covered its agent: no restart, no alert",
+    },
 }
 INCIDENT_ROOM = obj(
     "A room in an incident", {"sid": STRING, "name": STRING, "added_at": TIME, "recovered_at": MAYBE_TIME}

@@ -6,6 +6,10 @@
     warden dead-letters           jobs that failed for good, newest first
     warden canaries               each agent's canaries: last success, failures in a row, latest runs
     warden retry ID               queue a dead letter's job again, once its cause is fixed
+    warden maintenance start --agent NAME|'*' --minutes N [--reason TEXT]
+                                  no restart and no alert for that agent (or any) meanwhile
+    warden maintenance list       active and recent maintenance windows, newest first
+    warden maintenance end ID     end a maintenance window now
     warden check                  settings, LiveKit, Redis and the database, in plain words
     warden replay FILE            re-send recorded webhook bodies (JSON lines), signed, to /webhook
 
@@ -23,7 +27,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from service.cli import canaries, check, dead_letters, replay, views
+from service.cli import canaries, check, dead_letters, maintenance, replay, views
 
 
 def default_url() -> str:
@@ -45,6 +49,7 @@ def parser() -> argparse.ArgumentParser:
     canary.add_argument("--limit", type=int, default=10, help="runs per agent (default: %(default)s)")
     retry = commands.add_parser("retry", help="queue a dead letter's job again (once its cause is fixed)")
     retry.add_argument("id", help="the dead letter's id, as `warden dead-letters` lists it")
+    maintenance.add_commands(commands)
     commands.add_parser("check", help="check settings, LiveKit, Redis and the database")
     rep = commands.add_parser("replay", help="re-send recorded webhook bodies (JSON lines) to Warden")
     rep.add_argument("file", help="one webhook body (JSON) per line; '-' reads standard input")
@@ -66,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             code = canaries.canaries(args.url, limit=args.limit)
         case "retry":
             code = dead_letters.retry(args.url, args.id)
+        case "maintenance":
+            code = maintenance.run(args.url, args)
         case "check":
             code = asyncio.run(check.run())
         case "replay":

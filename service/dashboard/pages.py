@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.templating import Jinja2Templates
 
-from service.api.auth import authenticate, caller, tokenless_refusal
+from service.api.auth import Caller, authenticate, tokenless_refusal
 from service.api.rooms import room_summary, timeline_entry
 from service.dashboard.charts import (
     Deadline,
@@ -41,16 +41,21 @@ from service.dashboard.charts import (
 from workers.core.observing import would
 from workers.core.room import ROOM_STATES, time_to_agent
 from workers.core.shown import TEXT_CHARS, fit, listed, shown
+from workers.store import maintenance
 from workers.store.dead_letters import waiting_count
 from workers.store.incidents import list_incidents
 from workers.store.log_rows import ACTION_KIND
+from workers.store.maintenance import hhmm
 from workers.store.queries import TimelineEntry, confirmations, find_room, list_rooms
 from workers.store.stats import open_incidents_by_room, phase_counts, time_to_agent_since
 
 
 def signed_in(request: Request) -> dict[str, Any]:
-    """Who the page is for, in every template's context: `caller` and `is_operator`."""
-    who = caller(request)
+    """Who the page is for, in every template's context: `caller` and `is_operator` (None and False on
+    a page rendered before anyone was authorised: no operator's button on it)."""
+    who = getattr(request.state, "caller", None)
+    if not isinstance(who, Caller):
+        return {"caller": None, "is_operator": False}
     return {"caller": who, "is_operator": who.role == "operator"}
 
 
@@ -115,6 +120,7 @@ TEMPLATES.env.filters.update(
     ago=ago,
     clock=clock,
     when=when,
+    hhmm=hhmm,
     phase=lambda p: str(p).replace("_", " "),
     listed=lambda names: listed([str(n) for n in names]),
 )
@@ -158,6 +164,8 @@ def page(endpoint: Page) -> Page:
 async def _guarded(endpoint: Page, request: Request) -> Response:
     refusal = authenticate(request)
     if refusal is None:
+        if request.query_params.get("fragment") != "1":  # the banner of a whole page (`base.html`)
+            request.state.maintenance = await maintenance.active(request.state.engine, time.time())
         return await endpoint(request)
     message = "Sign in with any user name and your token (WARDEN_TOKENS, WARDEN_ADMIN_TOKEN) as the password."
     if refusal.status_code == 403:
@@ -284,6 +292,7 @@ async def incidents_page(request: Request) -> Response:
             ],
             "waiting": i.waiting_rooms,
             "kind": i.kind,
+            "maintenance": i.maintenance,
             "workers": [fit(worker) for worker, _ in i.workers],
             "actions": [
                 {"at": at, "action": action, "outcome": fit(outcome, TEXT_CHARS), "carried_out": done}

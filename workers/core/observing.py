@@ -33,7 +33,7 @@ from dataclasses import replace
 
 from workers.core.alerts import Notify
 from workers.core.incident_decisions import Decision, Note, Restart, Rollback
-from workers.core.incident_values import Incident, IncidentPolicy, IncidentState, Report, Signal, Step
+from workers.core.incident_values import IncidentPolicy, Step
 from workers.core.protecting import DispatchFallback, Protection, RemoveFallback, SendStatus, TransferCaller
 from workers.core.room import AgentView, Dispatch, Evict, Redispatch
 
@@ -70,11 +70,11 @@ def would(name: str) -> str:
     return WOULD.get(name, f"would {name}")
 
 
-def observed(before: Incident, report: Report, step: Step, policy: IncidentPolicy) -> Step:
-    """`step` (the machine's on `report`, from `before`) as observe mode takes it: nothing called, no
-    claim written, alerts only with `policy.observe_alerts` (marked), the rest lines not carried out."""
-    if report.signal is Signal.SWEPT and before.state is not IncidentState.OPEN:
-        return Step(before)  # a lease or an outcome to catch up is act mode's; only a cooldown's end is not
+def observed(step: Step, policy: IncidentPolicy) -> Step:
+    """An incident's `step` as observe mode takes it: nothing called, no claim written, alerts only with
+    `policy.observe_alerts` (marked), the rest lines not carried out. (The sweep's step is dropped
+    before, by `workers.core.incident.transition`, but in an open incident: observe mode has no lease
+    nor outcome of its own to take up, only a cooldown's end.)"""
     decisions: list[Decision] = []
     silenced: dict[str, list[str]] = {}
     for decision in step.decisions:

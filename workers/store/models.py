@@ -137,6 +137,22 @@ class IncidentRow(SQLModel, table=True):
     kind: str = Field(default="outage", max_length=16)  # or "capacity": its workers are full
     # the workers it names, as JSON [[worker id, jobs], ...] (`workers.store.incident_steps`)
     workers: str = Field(default="", max_length=1024)
+    maintenance: bool = False  # a maintenance window covers its agent: no restart, no alert (rule 12)
+
+
+class MaintenanceWindowRow(SQLModel, table=True):
+    """An operator's maintenance window over one agent (or `*`, every agent): from `starts_at` until
+    `until`, or `ended_at` when ended early; kept afterwards as history (`workers.store.maintenance`)."""
+
+    __tablename__ = "maintenance_windows"
+
+    id: int | None = Field(default=None, primary_key=True)
+    agent: str = Field(max_length=128)
+    starts_at: float
+    until: float = Field(index=True)
+    reason: str = Field(default="", max_length=500)
+    by: str = Field(max_length=128)
+    ended_at: float | None = None
 
 
 class CanaryRunRow(SQLModel, table=True):
@@ -242,3 +258,4 @@ DEPLOYMENT_RESTARTS: Table = DeploymentRestartRow.__table__  # type: ignore[attr
 OUTBOX: Table = OutboxRow.__table__  # type: ignore[attr-defined]
 DEAD_LETTERS: Table = DeadLetterRow.__table__  # type: ignore[attr-defined]
 CANARY_RUNS: Table = CanaryRunRow.__table__  # type: ignore[attr-defined]
+MAINTENANCE_WINDOWS: Table = MaintenanceWindowRow.__table__  # type: ignore[attr-defined]

@@ -30,8 +30,8 @@
 
 // Operators' buttons (templates show them under `{% if is_operator %}`):
 //   <button type="button" data-post="/api/..." data-body='{"json": 1}' data-done="what it did"
-//           data-confirm="Ask first?">Label</button>
-// POSTs the body (default {}) to data-post from this page (same origin: Warden refuses another site's),
+//           data-confirm="Ask first?" data-method="DELETE">Label</button>
+// POSTs the body (default {}) to data-post (or sends data-method, a DELETE without a body) from this page (same origin: Warden refuses another site's),
 // says what came of it in #action-result ("done ... by NAME", or the error), then refreshes the page's
 // live part at once.
 (function () {
@@ -43,11 +43,12 @@
     button.disabled = true;
     let text;
     try {
+      const method = (button.dataset.method || "POST").toUpperCase();
       const answer = await fetch(button.dataset.post, {
-        method: "POST",
+        method: method,
         credentials: "same-origin",
         headers: { "Content-Type": "application/json" },
-        body: button.dataset.body || "{}",
+        body: method === "DELETE" ? undefined : button.dataset.body || "{}",
       });
       let data = {};
       try {
