@@ -160,3 +160,37 @@ async def test_switching_to_act_re_dispatches_the_rooms_still_waiting_and_restar
         assert world.livekit.sent  # and the rooms are told, as act tells them
         assert [await world.phase(room) for room in OUTAGE] == ["agent_active"] * 4
         assert AGENT not in world.down
+
+
+async def test_a_stuck_agent_in_observe_mode_would_be_removed_once_then_its_room_fails(
+    tmp_path: Path,
+) -> None:
+    async with jobs_world(
+        tmp_path, crons=("sweep", "liveness"), warden_liveness_seconds=15, **OBSERVE
+    ) as world:
+        world.livekit.app_dispatch(ROOM, AGENT)
+        await world.person_joins(ROOM)
+        await world.agent_joins(ROOM, "notetaker-0")
+        world.livekit.set_state(ROOM, "notetaker-0", "initializing")
+        await world.wait(1200)  # it never leaves the state, and nobody removes it
+        not_made = [name for name, done in await decisions(world, ROOM) if done is False]
+        assert not_made == ["Evict", "Redispatch", "Redispatch"]  # then failed: nothing more is due
+        assert world.timers() == []
+        (incident,) = await world.incidents()
+        assert [o for a, o, _ in log(incident) if a == "restart"] == [
+            "would restart: LiveKit Cloud agent restart"
+        ]
+        nothing_changed(world)
+
+
+async def test_two_copies_of_the_agent_in_observe_mode_would_lose_one_once(tmp_path: Path) -> None:
+    async with jobs_world(tmp_path, **OBSERVE) as world:
+        await world.person_joins(ROOM)
+        await world.agent_joins(ROOM, "notetaker-1")
+        await world.agent_publishes(ROOM, "notetaker-1")
+        await world.agent_joins(ROOM, "notetaker-2")
+        await world.agent_publishes(ROOM, "notetaker-2")
+        await world.wait(600)
+        assert [name for name, done in await decisions(world, ROOM) if done is False] == ["Evict"]
+        assert await world.phase(ROOM) == "agent_active" and world.timers() == []
+        nothing_changed(world)

@@ -22,9 +22,10 @@ from workers.core.incident import (
     transition,
 )
 from workers.core.incident_samples import incident_samples
-from workers.core.observing import OBSERVED_ALERT, carried_out, counted, would
-from workers.core.protecting import DispatchFallback, RemoveFallback, SendStatus, TransferCaller
+from workers.core.observing import OBSERVED_ALERT, carried_out, counted, unobserved, would
+from workers.core.protecting import DispatchFallback, Protection, RemoveFallback, SendStatus, TransferCaller
 from workers.core.room import (
+    AgentView,
     CheckPresence,
     Dispatch,
     Evict,
@@ -121,3 +122,18 @@ def test_warden_mode_is_act_or_observe_and_a_bad_value_names_the_variable() -> N
         make_settings(warden_mode="dry-run")
     with pytest.raises(SettingsError, match="WARDEN_OBSERVE_ALERTS"):
         make_settings(warden_observe_alerts="perhaps")
+
+
+def test_act_taking_over_forgets_what_observe_mode_decided_and_did_not_make() -> None:
+    observed = AgentView(
+        "notetaker",
+        outage_at=10.0,
+        fallback=Protection.FALLBACK_AGENT,
+        fallback_reason="failed",
+        fallback_to="apology",
+        fallback_agent="apology",
+        told="fallback",
+        told_at=12.0,
+        spared=("notetaker-0",),
+    )
+    assert unobserved(observed) == AgentView("notetaker")

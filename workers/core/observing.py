@@ -13,6 +13,9 @@ The rules, in plain words.
    so the room goes on as it would in act mode with an agent that does not come: its confirm
    deadline, then the next re-dispatch, until its re-dispatches are used up (the recovery's own bound
    and backoff), and nothing waits on a dispatch that was never made (a check reads LiveKit's listing).
+   An agent it would have removed (stalled, stuck, a second copy) is still there: the part spares it
+   (`AgentView.spared`), as good as gone, as it would be in act mode, so that it is not judged and
+   removed again and again; the re-dispatch that follows is then bounded like any other.
 2. An incident's step (`observed`): a restart or a rollback is a line of its log marked not carried
    out ("would restart"), and its claim of the deployment's restart is not written, so it counts for
    no cooldown and no lease; an alert goes out only with `alerts` (`WARDEN_OBSERVE_ALERTS`), its text
@@ -115,7 +118,8 @@ _NOTED = {"restart": Restart.__name__, "rollback": Rollback.__name__, "alert": "
 
 def unobserved(view: AgentView) -> AgentView:
     """The part with what observe mode decided and did not make forgotten: no fallback taken, no outage
-    known, nothing told to the room (act mode takes and tells them itself, when they are due)."""
+    known, nothing told to the room, no agent spared (act mode takes, tells and removes them itself,
+    when they are due)."""
     return replace(
         view,
         outage_at=None,
@@ -125,4 +129,5 @@ def unobserved(view: AgentView) -> AgentView:
         fallback_to="",
         told="",
         told_at=None,
+        spared=(),
     )

@@ -200,8 +200,11 @@ def _may_serve_until(
 @for_current_attempt
 def redispatch(room: Room, view: AgentView, fact: Fact, deadline: Deadline, policy: Policy) -> Room:
     """The stalled agent is out (of the room, for every agent's part): re-dispatch. A second copy that
-    is out leaves the first one there: nothing more to do."""
+    is out leaves the first one there: nothing more to do. One observe mode did not remove is spared
+    from then on, as good as gone for the part (`workers.core.observing`, rule 1)."""
     present = replace(room, agents=tuple(a for a in room.agents if a.identity != view.evict))
+    if not fact.carried_out and view.evict not in view.spared:
+        view = replace(view, spared=(*view.spared, view.evict))
     if deadline.reason is Reason.DUPLICATE:
         return present.put(replace(view, evict="", recovery=Recovery.NONE, deadline=None))
     return present.put(replace(view, evict="", recovery=Recovery.REDISPATCHING))
