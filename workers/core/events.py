@@ -37,6 +37,7 @@ class EventKind(StrEnum):
     HEARTBEAT = "heartbeat"
     AGENT_RESTARTED = "agent_restarted"
     RECONCILED = "reconciled"
+    REDISPATCH_ASKED = "redispatch_asked"  # an operator asked for a re-dispatch of one agent now (issue 28)
 
 
 INTERNAL_KINDS = frozenset(
@@ -49,6 +50,7 @@ INTERNAL_KINDS = frozenset(
         EventKind.HEARTBEAT,
         EventKind.AGENT_RESTARTED,
         EventKind.RECONCILED,
+        EventKind.REDISPATCH_ASKED,
     }
 )
 # Warden's own events whose fact lists who is there and the room's dispatches (LiveKit's answer).
@@ -177,6 +179,7 @@ class Fact:
     # observe mode decided for the part and did not make (its fallback, what the room was told) is
     # forgotten with its recovery
     observed: bool = False
+    by: str = ""  # REDISPATCH_ASKED: the operator's name (a token's name, never the token)
 
 
 @dataclass(frozen=True)

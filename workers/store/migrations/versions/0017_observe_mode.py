@@ -1,8 +1,8 @@
 """observe mode (issue 28): each line of an incident's log says whether it was carried out (a restart,
 a rollback or an alert decided in observe mode is recorded, not made)
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0017
+Revises: 0016
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0016"
-down_revision = "0015"
+revision = "0017"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
