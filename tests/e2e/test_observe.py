@@ -90,6 +90,12 @@ async def test_observe_mode_decides_records_and_changes_nothing(tmp_path: Path, 
             assert "would restart" in incidents_page and "(not carried out)" in incidents_page
             assert all("Observe mode" in page for page in (room_page, incidents_page))  # the banner
 
+            # and nothing by hand either: an operator's re-dispatch or restart is refused, saying why
+            asked = await client.post(f"{warden.url}/api/rooms/{LONELY}/redispatch", json={"agent": AGENT})
+            restart = await client.post(f"{warden.url}/api/incidents/{incident['id']}/restart")
+            for answer in (asked, restart):
+                assert answer.status_code == 409 and "observe mode" in answer.json()["error"], answer.text
+
             seen = len(fake.calls)
             await wait_until(  # sweeps past the lease: the incident says "would restart" once still
                 lambda: _later(fake, seen), "the worker to go on asking LiveKit", timeout=10

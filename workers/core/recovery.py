@@ -220,8 +220,9 @@ def confirm(room: Room, view: AgentView, fact: Fact, deadline: Deadline, policy:
         view,
         recovery=Recovery.NONE,
         redispatches=count,
-        dispatch_id=fact.dispatch_id,
-        dispatched_at=fact.at,
+        # one observe mode did not make is no dispatch: none to show, none to wait for (`observing`)
+        dispatch_id=fact.dispatch_id if fact.carried_out else view.dispatch_id,
+        dispatched_at=fact.at if fact.carried_out else view.dispatched_at,
         stale_dispatches=(),
     )
     return _with_deadline(
