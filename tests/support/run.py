@@ -116,14 +116,22 @@ class Shard:
             argv, env=env, cwd=ROOT, stdout=self.output, stderr=subprocess.STDOUT if self.output else None
         )
 
-    def wait(self) -> int:
-        """Its exit status once it ends (all its tests deselected is no failure)."""
+    def ended(self) -> bool:
+        """Whether it has ended (its wall time then taken)."""
         assert self.process is not None
-        code = self.process.wait()
-        self.took = time.monotonic() - self.started
-        if self.output is not None:
-            self.output.close()
-        return 0 if code == NO_TESTS else code
+        if self.process.poll() is None:
+            return False
+        if not self.took:
+            self.took = time.monotonic() - self.started
+            if self.output is not None:
+                self.output.close()
+        return True
+
+    @property
+    def status(self) -> int:
+        """Its exit status (all its tests deselected is no failure)."""
+        assert self.process is not None and self.process.returncode is not None
+        return 0 if self.process.returncode == NO_TESTS else self.process.returncode
 
 
 def plan(fast: int, e2e: int) -> list[Shard]:
@@ -162,7 +170,9 @@ def _whole_suite(options: list[str]) -> int:
     )
     for shard in reversed(planned):  # the e2e shards, the longest to wait, first
         shard.start(options)
-    codes = [shard.wait() for shard in planned]
+    while not all([shard.ended() for shard in planned]):  # each one's end seen within a second
+        time.sleep(0.5)
+    codes = [shard.status for shard in planned]
     for shard in planned[1:]:
         print(f"\n--- shard {shard.name} ({shard.log.relative_to(ROOT)}) ---", flush=True)
         print(shard.log.read_text(errors="replace"), end="", flush=True)
