@@ -30,6 +30,7 @@ def incident_summary(incident: Incident) -> dict[str, Any]:
         "rooms_waiting": incident.waiting_rooms,
         "kind": incident.kind,
         "worker_ids": [worker for worker, _ in incident.workers],
+        "in_maintenance": incident.maintenance,
     }
 
 

@@ -5,12 +5,20 @@
     warden incidents              open and past incidents
     warden dead-letters           jobs that failed for good, newest first
     warden canaries               each agent's canaries: last success, failures in a row, latest runs
+    warden slo                    each agent's service levels: on time, served, budget left, burn rate
+    warden slo rules              Prometheus recording and burn-rate alert rules for the objectives
     warden retry ID               queue a dead letter's job again, once its cause is fixed
+    warden maintenance start --agent NAME|'*' --minutes N [--reason TEXT]
+                                  no restart and no alert for that agent (or any) meanwhile
+    warden maintenance list       active and recent maintenance windows, newest first
+    warden maintenance end ID     end a maintenance window now
     warden check                  settings, LiveKit, Redis and the database, in plain words
     warden replay FILE            re-send recorded webhook bodies (JSON lines), signed, to /webhook
 
 The API commands find Warden at `--url` (or `WARDEN_URL`, default http://127.0.0.1:$PORT) and send
-`WARDEN_ADMIN_TOKEN` when it is set. Exit status: 0 fine, 1 a check or request failed, 2 bad usage.
+`WARDEN_TOKEN` (one token of `WARDEN_TOKENS`, the token alone: a viewer's reads, `warden retry` needs an
+operator's) or else `WARDEN_ADMIN_TOKEN`, when set. Exit status: 0 fine, 1 a check or request failed,
+2 bad usage.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from service.cli import canaries, check, dead_letters, replay, views
+from service.cli import canaries, check, dead_letters, maintenance, replay, slo, views
 
 
 def default_url() -> str:
@@ -41,8 +49,13 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("dead-letters", help="jobs that failed for good, newest first")
     canary = commands.add_parser("canaries", help="each agent's canaries: last success, latest runs")
     canary.add_argument("--limit", type=int, default=10, help="runs per agent (default: %(default)s)")
+    levels = commands.add_parser("slo", help="each agent's service levels (`slo rules`: Prometheus rules)")
+    levels.add_argument(
+        "what", nargs="?", choices=["rules"], help="print Prometheus rules for the objectives"
+    )
     retry = commands.add_parser("retry", help="queue a dead letter's job again (once its cause is fixed)")
     retry.add_argument("id", help="the dead letter's id, as `warden dead-letters` lists it")
+    maintenance.add_commands(commands)
     commands.add_parser("check", help="check settings, LiveKit, Redis and the database")
     rep = commands.add_parser("replay", help="re-send recorded webhook bodies (JSON lines) to Warden")
     rep.add_argument("file", help="one webhook body (JSON) per line; '-' reads standard input")
@@ -62,8 +75,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             code = dead_letters.dead_letters(args.url)
         case "canaries":
             code = canaries.canaries(args.url, limit=args.limit)
+        case "slo":
+            code = slo.rules() if args.what == "rules" else slo.slo(args.url)
         case "retry":
             code = dead_letters.retry(args.url, args.id)
+        case "maintenance":
+            code = maintenance.run(args.url, args)
         case "check":
             code = asyncio.run(check.run())
         case "replay":

@@ -44,14 +44,15 @@ def fetch(url: str, path: str, **params: Any) -> tuple[int, dict[str, Any]]:
 
 
 def call(
-    url: str, method: str, path: str, params: dict[str, Any] | None = None
+    url: str, method: str, path: str, params: dict[str, Any] | None = None, body: Any = None
 ) -> tuple[int, dict[str, Any]]:
-    """Ask a Warden API path; (status, JSON body), status 0 when Warden is unreachable."""
-    token = os.environ.get("WARDEN_ADMIN_TOKEN", "")
+    """Ask a Warden API path (with `body` as JSON, if any); (status, JSON body), status 0 when Warden
+    is unreachable."""
+    token = os.environ.get("WARDEN_TOKEN") or os.environ.get("WARDEN_ADMIN_TOKEN", "")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         answer = httpx.request(
-            method, f"{url.rstrip('/')}{path}", params=params, headers=headers, timeout=10.0
+            method, f"{url.rstrip('/')}{path}", params=params, json=body, headers=headers, timeout=10.0
         )
     except httpx.HTTPError as exc:
         return 0, {"error": f"Warden unreachable at {url} ({type(exc).__name__})"}

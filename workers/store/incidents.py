@@ -38,6 +38,7 @@ class Incident:
     state: IncidentState = IncidentState.OPEN
     kind: str = "outage"  # or "capacity": its workers are full
     workers: tuple[tuple[str, int], ...] = ()  # the workers it named, with the jobs each served none of
+    maintenance: bool = False  # a maintenance window covers its agent: no restart, no alert
 
     @property
     def waiting_rooms(self) -> int:
@@ -206,6 +207,7 @@ async def get_incident(engine: AsyncEngine, incident_id: str) -> Incident | None
             IncidentState(row.state),
             row.kind,
             workers_of(row.workers),
+            bool(row.maintenance),
         )
 
 
