@@ -2,6 +2,7 @@
 
     python -m tests.support.run              the whole suite, in shards run at once (below)
     python -m tests.support.run PATH... [-k ...]   what pytest is given, in one process
+    python -m tests.support.run -k EXPR ...        the whole suite in shards, with pytest's options
 
 The whole suite runs as several pytest processes at once, each a shard of one tier: the unit, jobs and
 component tiers (CPU-bound) in `WARDEN_TEST_FAST_SHARDS` shards (default 3), the e2e tier (Warden's own
@@ -63,7 +64,7 @@ def main(argv: list[str]) -> int:
     # A Ctrl-C reaches pytest (same process group); this process waits for it, then cleans up.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        if any(not arg.startswith("-") for arg in argv):
+        if any(not arg.startswith("-") and (ROOT / arg.split("::")[0]).exists() for arg in argv):
             return subprocess.run([sys.executable, "-m", "pytest", *argv], check=False).returncode
         return _whole_suite(argv)
     finally:
