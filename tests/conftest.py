@@ -23,11 +23,13 @@ from pathlib import Path
 import asyncpg
 import pytest
 import redis
+from sqlmodel import SQLModel
 
 from devtools.embedded_redis import EmbeddedRedis
 from tests.support.postgres import POSTGRES_ADMIN_URL
 from tests.support.settings import make_settings
 from workers.migrate import upgrade
+from workers.store import models  # noqa: F401 - every table in SQLModel.metadata
 from workers.store.engine import make_engine
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -114,25 +116,32 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+# Every table, dependents first; `_migrate_and_empty` fails naming a table of the models not listed here.
+TABLES = (
+    "events",
+    "room_agents",
+    "room_checkpoints",
+    "rooms",
+    "incidents",
+    "incident_rooms",
+    "incident_actions",
+    "deployment_restarts",
+    "outbox",
+    "dead_letters",
+    "canary_runs",
+    "maintenance_windows",
+    "sli_outcomes",
+)
+
+
 async def _migrate_and_empty(url: str) -> None:
+    unlisted = {table.name for table in SQLModel.metadata.sorted_tables} - set(TABLES)
+    assert not unlisted, f"tests/conftest.py empties no {sorted(unlisted)} between tests: add it to TABLES"
     engine = make_engine(make_settings(database_url=url).database_url)
     try:
         await upgrade(engine)
         async with engine.begin() as connection:
-            for table in (
-                "events",
-                "room_agents",
-                "room_checkpoints",
-                "rooms",
-                "incidents",
-                "incident_rooms",
-                "incident_actions",
-                "deployment_restarts",
-                "outbox",
-                "dead_letters",
-                "canary_runs",
-                "maintenance_windows",
-            ):
+            for table in TABLES:
                 await connection.exec_driver_sql(f"DELETE FROM {table}")
     finally:
         await engine.dispose()
