@@ -29,6 +29,7 @@ from service.api.dead_letters import get_dead_letters, retry_dead_letter
 from service.api.incidents import get_incidents, get_one_incident
 from service.api.maintenance import delete_maintenance, get_maintenance, post_maintenance
 from service.api.openapi import get_openapi
+from service.api.operator import ack_incident, redispatch_agent, restart_incident
 from service.api.rooms import get_room, get_rooms
 from service.api.slo import get_slo
 from service.body_reading import BodyDeadline
@@ -36,6 +37,7 @@ from service.concurrency import ConcurrencyLimit
 from service.dashboard.canaries import canaries_page
 from service.dashboard.dead_letters import dead_letters_page
 from service.dashboard.maintenance import end_maintenance_form, maintenance_page, start_maintenance_form
+from service.dashboard.operator import ack_form, redispatch_form, restart_form
 from service.dashboard.pages import STATIC, incidents_page, room_page, rooms_page
 from service.dashboard.slo import slo_agent_page, slo_page
 from service.intake.heartbeat import post_heartbeat
@@ -136,8 +138,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/api/rooms", get_rooms),
             Route("/api/rooms/{name}", get_room),
             Route("/api/rooms/{name}/heartbeat", post_heartbeat, methods=["POST"]),
+            Route("/api/rooms/{name}/redispatch", redispatch_agent, methods=["POST"]),
             Route("/api/incidents", get_incidents),
             Route("/api/incidents/{id}", get_one_incident),
+            Route("/api/incidents/{id}/ack", ack_incident, methods=["POST"]),
+            Route("/api/incidents/{id}/restart", restart_incident, methods=["POST"]),
             Route("/api/dead-letters", get_dead_letters),
             Route("/api/dead-letters/{id:path}/retry", retry_dead_letter, methods=["POST"]),
             Route("/api/canaries", get_canaries),
@@ -147,8 +152,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/api/maintenance/{id}", delete_maintenance, methods=["DELETE"]),
             Route("/api/openapi.json", get_openapi),
             Route("/", rooms_page),
+            Route("/rooms/{name}/redispatch", redispatch_form, methods=["POST"]),
             Route("/rooms/{name:path}", room_page),
             Route("/incidents", incidents_page),
+            Route("/incidents/{id}/ack", ack_form, methods=["POST"]),
+            Route("/incidents/{id}/restart", restart_form, methods=["POST"]),
             Route("/dead-letters", dead_letters_page),
             Route("/canaries", canaries_page),
             Route("/slo", slo_page),

@@ -25,7 +25,9 @@ OPERATOR_ONLY = (
     "whatever its credentials."
 )
 DESCRIPTION = """Warden's operator API: rooms with their timelines, incidents, dead letters, canaries,
-service levels, maintenance windows, and agents' heartbeats.
+service levels, maintenance windows, and agents' heartbeats; and what operators do by hand: acknowledge
+an incident, restart its deployment, re-dispatch a room's agent (each queued for the worker, recorded
+with the operator's name).
 
 Access: with a token of `WARDEN_TOKENS` (`name:role:token` entries) or `WARDEN_ADMIN_TOKEN` (the
 operator named `admin`), as a bearer token or as the password of HTTP Basic auth (any user name); 401
@@ -96,6 +98,31 @@ def _get(operation_id: str, summary: str, ok: Schema, parameters: list[Schema], 
             "security": ADMIN,
             "parameters": parameters,
             "responses": {"200": ok, **_errors(*errors)},
+        }
+    }
+
+
+def _operator_post(
+    operation_id: str,
+    summary: str,
+    description: str,
+    parameters: list[Schema],
+    conflict: str = "Error",
+    *errors: int,
+) -> Schema:
+    """An operator action (issue 28): queued for the worker (202), refused as the state stands (409)."""
+    return {
+        "post": {
+            "operationId": operation_id,
+            "summary": summary,
+            "description": description + " Needs an operator's token; a viewer's gets 403.",
+            "security": ADMIN,
+            "parameters": parameters,
+            "responses": {
+                "202": _response("queued for the worker", ref("OperatorQueued")),
+                **_errors(404, *errors),
+                "409": _response("refused as things stand (the error says why)", ref(conflict)),
+            },
         }
     }
 
@@ -172,6 +199,48 @@ def _paths() -> dict[str, Schema]:
             [_path("id", "the incident's id")],
             404,
         ),
+        "/api/incidents/{id}/ack": _operator_post(
+            "acknowledgeIncident",
+            "Acknowledge an open incident: no more follow-up alerts",
+            "Sends PagerDuty's `acknowledge` (the trigger's `dedup_key`) and Opsgenie's acknowledge "
+            "(by its alias), and notes who did it. 409 once acknowledged, or resolved.",
+            [_path("id", "the incident's id")],
+        ),
+        "/api/incidents/{id}/restart": _operator_post(
+            "restartIncident",
+            "Restart the incident's deployment now (Cloud restart or deploy hook)",
+            "The deployment's cooldown still applies: 409 with `cooldown_ends`. 409 too when it is "
+            "resolved, has nothing to restart, or a restart or rollback is under way.",
+            [_path("id", "the incident's id")],
+            "RestartRefused",
+        ),
+        "/api/rooms/{name}/redispatch": {
+            "post": {
+                **_operator_post(
+                    "redispatchAgent",
+                    "Re-dispatch one expected agent of the room now, with Warden's own safety",
+                    "Warden asks LiveKit first and re-dispatches as its own checks do. 404 for an "
+                    "agent the room does not expect; 409 when an agent of that name is in the room, "
+                    "nobody waits for it, a re-dispatch is under way, or a dispatch for it is younger "
+                    "than its grace (10 s).",
+                    [_path("name", "the room's name")],
+                    "Error",
+                    400,
+                )["post"],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        JSON: {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"agent": {"type": "string", "minLength": 1}},
+                                "required": ["agent"],
+                            }
+                        }
+                    },
+                },
+            }
+        },
         "/api/dead-letters": _get(
             "listDeadLetters",
             "Jobs that failed for good, newest first",

@@ -186,6 +186,8 @@ INCIDENT_FIELDS: dict[str, Schema] = {
         "items": STRING,
         "description": "workers that took 3 jobs in the window whose agent never came",
     },
+    "acknowledged_at": {**MAYBE_TIME, "description": "when an operator acknowledged it (null: nobody yet)"},
+    "acknowledged_by": {**MAYBE_STRING, "description": "the name of the operator's token (never the token)"},
     "in_maintenance": {
         "type": "boolean",
         "description": "a maintenance window covered its agent: no restart, no alert",
@@ -283,6 +285,27 @@ HEARTBEAT_QUEUED = obj(
     {"status": {"const": "queued"}, "room": STRING, "identity": STRING},
 )
 ERROR = obj("What went wrong, for people", {"error": STRING})
+OPERATOR_QUEUED = obj(
+    "The operator's request, queued for the worker, which applies it through the room's or the "
+    "incident's machine (in its timeline or log, with `by`)",
+    {
+        "status": {"const": "queued"},
+        "action": {"type": "string", "enum": ["ack", "restart", "redispatch"]},
+        "by": {**STRING, "description": "the name of the operator's token (never the token)"},
+        "incident_id": STRING,
+        "room": STRING,
+        "agent": STRING,
+    },
+    optional=("incident_id", "room", "agent"),
+)
+COOLDOWN = obj(
+    "Refused: the deployment's restart cooldown runs (or a restart is under way)",
+    {
+        "error": STRING,
+        "cooldown_ends": {**MAYBE_TIME, "description": "when a restart may be asked for again"},
+    },
+    optional=("cooldown_ends",),
+)
 
 SCHEMAS: dict[str, Schema] = {
     "Person": PERSON,
@@ -339,4 +362,6 @@ SCHEMAS: dict[str, Schema] = {
     ),
     "HeartbeatQueued": HEARTBEAT_QUEUED,
     "Error": ERROR,
+    "OperatorQueued": OPERATOR_QUEUED,
+    "RestartRefused": COOLDOWN,
 }

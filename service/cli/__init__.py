@@ -3,6 +3,9 @@
     warden rooms [--state S]      rooms, newest first          (reads a running Warden's API)
     warden room NAME              one room and its timeline
     warden incidents              open and past incidents
+    warden incident ack ID        acknowledge an incident: no more follow-up alerts (operators)
+    warden incident restart ID    restart the incident's deployment now (its cooldown applies)
+    warden redispatch ROOM AGENT  re-dispatch one expected agent of a room now (Warden's own checks)
     warden dead-letters           jobs that failed for good, newest first
     warden canaries               each agent's canaries: last success, failures in a row, latest runs
     warden slo                    each agent's service levels: on time, served, budget left, burn rate
@@ -29,7 +32,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from service.cli import canaries, check, dead_letters, maintenance, replay, slo, views
+from service.cli import canaries, check, dead_letters, maintenance, operator, replay, slo, views
 
 
 def default_url() -> str:
@@ -46,6 +49,12 @@ def parser() -> argparse.ArgumentParser:
     room = commands.add_parser("room", help="one room with its timeline")
     room.add_argument("name")
     commands.add_parser("incidents", help="open and past incidents")
+    one = commands.add_parser("incident", help="act on an incident: ack, restart")
+    one.add_argument("action", choices=("ack", "restart"))
+    one.add_argument("id", help="the incident's id, as `warden incidents` lists it")
+    again = commands.add_parser("redispatch", help="re-dispatch one agent of a room now")
+    again.add_argument("room")
+    again.add_argument("agent", help="the agent's name (one the room expects)")
     commands.add_parser("dead-letters", help="jobs that failed for good, newest first")
     canary = commands.add_parser("canaries", help="each agent's canaries: last success, latest runs")
     canary.add_argument("--limit", type=int, default=10, help="runs per agent (default: %(default)s)")
@@ -71,6 +80,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             code = views.room(args.url, args.name)
         case "incidents":
             code = views.incidents(args.url)
+        case "incident":
+            code = operator.incident(args.url, args.action, args.id)
+        case "redispatch":
+            code = operator.redispatch(args.url, args.room, args.agent)
         case "dead-letters":
             code = dead_letters.dead_letters(args.url)
         case "canaries":

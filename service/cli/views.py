@@ -176,7 +176,18 @@ def incidents(url: str) -> int:
     if status != 200:
         return failed(status, data)
     table = Table(title=f"Incidents ({cell(data['total'])})")
-    for column in ("id", "agent", "state", "opened", "time to recovery", "rooms", "waiting", "reason"):
+    columns = (
+        "id",
+        "agent",
+        "state",
+        "opened",
+        "time to recovery",
+        "rooms",
+        "waiting",
+        "acknowledged",
+        "reason",
+    )
+    for column in columns:
         table.add_column(column)
     for i in data["incidents"]:
         took = i["time_to_recovery_seconds"]
@@ -188,10 +199,17 @@ def incidents(url: str) -> int:
             "-" if took is None else f"{took:.0f} s",
             cell(i["rooms"]),
             cell(i["rooms_waiting"]),
+            _acknowledged(i),
             cell(i["reason"], TEXT_CHARS),
         )
     console().print(table)
     return 0
+
+
+def _acknowledged(incident: dict[str, Any]) -> str:
+    """ "alice at 12:00:03" : who acknowledged the incident, and when (issue 28); "-" for nobody yet."""
+    by, at = incident.get("acknowledged_by"), incident.get("acknowledged_at")
+    return f"{cell(by)} at {cell(str(at)[11:19])}" if by and at else "-"
 
 
 def _agent_state(expected: dict[str, Any]) -> str:

@@ -179,7 +179,11 @@ async def _guarded(endpoint: Page, request: Request) -> Response:
 def render(request: Request, name: str, context: dict[str, Any]) -> Response:
     fragment = request.query_params.get("fragment") == "1"
     template = f"_{name}_live.html" if fragment else f"{name}.html"
-    return TEMPLATES.TemplateResponse(request, template, {"now": time.time(), **context})
+    # What the last form button did (issue 28), shown only when this page was reached from Warden's own
+    # (the form's redirect): another site's link cannot put words on an operator's page.
+    from_here = request.headers.get("sec-fetch-site", "same-origin") == "same-origin"
+    said = request.query_params.get("said", "") if from_here else ""
+    return TEMPLATES.TemplateResponse(request, template, {"now": time.time(), "said": said, **context})
 
 
 @page
@@ -289,6 +293,8 @@ async def incidents_page(request: Request) -> Response:
             "kind": i.kind,
             "maintenance": i.maintenance,
             "workers": [fit(worker) for worker, _ in i.workers],
+            "acknowledged_at": i.acknowledged_at,
+            "acknowledged_by": fit(i.acknowledged_by),
             "actions": [
                 {"at": at, "action": action, "outcome": fit(outcome, TEXT_CHARS)}
                 for at, action, outcome in i.actions

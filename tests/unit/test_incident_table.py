@@ -107,6 +107,27 @@ for _state in (S.OPEN, S.RESTARTING, S.RESTARTED, S.NOT_RESTARTED):
     CHANGED[(_state, G.CAPACITY, "outage incident")] = (_state, FULL)
 for _state in (S.ROLLING_BACK, S.FOLLOWED_UP):
     CHANGED[(_state, G.CAPACITY, "outage incident")] = (_state, FULL[:1])
+# Operators (`workers.core.incident_operator`): acknowledged once, said on the routes that take it; no
+# follow-up alert after it (the rollback goes on); a restart asked for claimed, or refused with a line.
+for _state in set(IncidentState) - {S.NEW, S.RESOLVED}:
+    CHANGED[(_state, G.ACKNOWLEDGED, "")] = (_state, ("Note acknowledged", "Notify webhook acknowledged"))
+CHANGED[(S.RESTARTED, G.ROOM_FAILED, "acknowledged")] = (
+    S.ROLLING_BACK,
+    ("Note follow-up", "Note follow-up", "Rollback"),
+)
+CHANGED[(S.RESTARTED, G.CANARY_FAILED, "acknowledged")] = CHANGED[
+    (S.RESTARTED, G.ROOM_FAILED, "acknowledged")
+]
+for _state in (S.OPEN, S.RESTARTED, S.NOT_RESTARTED, S.FOLLOWED_UP):
+    for _what in ("deployment free", "cooldown over"):
+        CHANGED[(_state, G.RESTART_ASKED, _what)] = (S.RESTARTING, ("Note restart", "Restart cloud"))
+    for _what in ("restart under way", "in the cooldown", "nothing to restart"):
+        CHANGED[(_state, G.RESTART_ASKED, _what)] = (_state, ("Note restart",))
+for _state in (S.RESTARTING, S.ROLLING_BACK):
+    CHANGED[(_state, G.RESTART_ASKED, "")] = (_state, ("Note restart",))
+for _state in set(IncidentState) - {S.NEW, S.RESOLVED}:  # in maintenance: acknowledged, no restart
+    CHANGED[(_state, G.ACKNOWLEDGED, "in maintenance")] = CHANGED[(_state, G.ACKNOWLEDGED, "")]
+    CHANGED[(_state, G.RESTART_ASKED, "in maintenance")] = (_state, ("Note restart",))
 CHANGED[(S.OPEN, G.CANARY_FAILED, "workers full")] = (S.OPEN, ("Note canary",))  # marked, not restarted
 CHANGED[(S.RESTARTED, G.CANARY_FAILED, "workers full")] = (S.RESTARTED, ())
 # Maintenance (rule 12): a window's start marks the incident, said once; its end with rooms still

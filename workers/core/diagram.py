@@ -292,7 +292,10 @@ def recovery_samples(state: Recovery, trigger: Trigger) -> dict[str, tuple[Room,
             label: (_moved(room, presence, view), event(_answer(**answer)))
             for label, (answer, presence, view) in _ANSWERS.items()
         }
-    if trigger is not Trigger.AGENT_RESTARTED:  # a restart is for the room, whatever its attempt
+    if trigger not in (
+        Trigger.AGENT_RESTARTED,
+        Trigger.REDISPATCH_ASKED,
+    ):  # for the agent, whatever its attempt
         samples["stale"] = (room, event(replace(fact, attempt=0)))
     return samples
 

@@ -54,6 +54,10 @@ The rules, in plain words.
     get their fresh starts, but it claims no restart, rollback or deploy hook and sends no alert.
     Unmarked with rooms still waiting (or canaries failing), it escalates as if the outage had just
     been seen: the opening alert, and the restart claimed as at an opening (the cooldown applies).
+13. Operators act by hand (`workers.core.incident_operator`): an open incident acknowledged
+    (ACKNOWLEDGED, once) is said on the routes that take it, and decides no follow-up alert from then
+    on; a restart asked for (RESTART_ASKED) is claimed as rule 2 claims one, or refused (nothing to
+    restart, one under way, the deployment's cooldown) with a line in the log.
 """
 
 from __future__ import annotations
@@ -71,6 +75,7 @@ from workers.core.incident_decisions import (
     Rollback,
     WatchComeback,
 )
+from workers.core.incident_operator import acknowledge, followup_alerts, restart_by_hand, under_way
 from workers.core.incident_values import (
     CAPACITY,
     CLOUD,
@@ -211,10 +216,7 @@ def follow_up(incident: Incident, report: Report, policy: IncidentPolicy) -> Ste
         if report.signal is Signal.CANARY_FAILED
         else f"room {mask_phone(report.room)} still has no agent after the restart"
     )
-    said: tuple[Decision, ...] = (
-        Note("follow-up", still),
-        *tell(incident, policy, "followup", text),
-    )
+    said: tuple[Decision, ...] = (Note("follow-up", still), *followup_alerts(incident, policy, text))
     if policy.rollback and policy.cloud:
         rolling = replace(incident, state=S.ROLLING_BACK, rollback_claimed_at=report.at)
         return Step(rolling, (*said, Rollback()))
@@ -348,13 +350,17 @@ INCIDENT = table("INCIDENT", IncidentState, Signal, {
                        canary_passed, ignore),
     G.CAPACITY:       (capacity_opened, capacity_seen, capacity_seen, capacity_seen, capacity_seen,
                        capacity_seen, capacity_seen, ignore),
+    G.ACKNOWLEDGED:   (ignore, acknowledge, acknowledge, acknowledge, acknowledge, acknowledge, acknowledge,
+                       ignore),
+    G.RESTART_ASKED:  (ignore, restart_by_hand, under_way, restart_by_hand, restart_by_hand, under_way,
+                       restart_by_hand, ignore),
     G.MAINTENANCE_STARTED: (window_started, window_started, window_started, window_started,
                             window_started, window_started, window_started, ignore),
     G.MAINTENANCE_ENDED: (ignore, window_ended, window_ended, window_ended, window_ended, window_ended,
                           window_ended, ignore),
 })  # fmt: skip
 # Reports that carry the deployment's restart as the store read it: a window's end may claim it.
-CLAIMING = (G.OUTAGE, G.ROOM_FAILED, G.CANARY_FAILED, G.SWEPT)
+CLAIMING = (G.OUTAGE, G.ROOM_FAILED, G.CANARY_FAILED, G.SWEPT, G.RESTART_ASKED)
 del G
 
 

@@ -20,6 +20,7 @@ from dataclasses import replace
 from workers.core import alerts
 from workers.core.alerts import Notify
 from workers.core.incident_decisions import Decision, Note
+from workers.core.incident_operator import followup_alerts
 from workers.core.incident_values import (
     CAPACITY,
     Incident,
@@ -54,7 +55,7 @@ def capacity_seen(incident: Incident, report: Report, policy: IncidentPolicy) ->
         return Step(incident)
     note = Note("capacity", f"{report.reason}: no more restarts or rollbacks (a restart adds no capacity)")
     text = alerts.capacity(incident.id, incident.agent_name, report.rooms)
-    said = tell(incident, policy, "followup", text) if incident.state in _FOLLOWED else ()
+    said = followup_alerts(incident, policy, text) if incident.state in _FOLLOWED else ()
     return Step(replace(incident, kind=CAPACITY), (note, *said))
 
 

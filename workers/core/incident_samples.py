@@ -29,7 +29,7 @@ from workers.core.incident import (
 )
 
 AT = 100.0
-EVERY_STEP = frozenset({"opened", "restarted", "followup", "restart-failed", "resolved"})
+EVERY_STEP = frozenset({"opened", "restarted", "followup", "restart-failed", "acknowledged", "resolved"})
 POLICY = IncidentPolicy(
     cloud=True,
     rollback=True,
@@ -74,6 +74,14 @@ _SWEPT: dict[str, tuple[float, DeploymentRestart]] = {
     "cooldown over": (AT, DeploymentRestart(claimed_at=10.0)),
 }
 _ROLLBACK_SWEPT = {"rollback under way": 80.0, "its caller died": AT}
+# The deployment's restart as an operator's request for one finds it, by what it says.
+_ASKED: dict[str, DeploymentRestart] = {
+    "deployment free": DeploymentRestart(),
+    "restart under way": DeploymentRestart(claimed_at=90.0, pending=(CLOUD,)),
+    "in the cooldown": DeploymentRestart(claimed_at=70.0, landed_at=71.0),
+    "cooldown over": DeploymentRestart(claimed_at=10.0, landed_at=11.0),
+}
+OPERATOR = "alice"
 
 _CANARY = "canary: 2 canaries in a row failed (the agent did not come within 15 s)"
 _FULL = "room call-1: LiveKit refused its job for want of capacity (JSR_NO_CAPACITY)"
@@ -126,6 +134,21 @@ def _samples(state: IncidentState, signal: Signal) -> dict[str, Sample]:
 
     marked = replace(incident, canary_failing=True)
     full = replace(incident, kind=CAPACITY)
+    acked = replace(incident, acknowledged_at=90.0, acknowledged_by=OPERATOR)
+    operating = state not in (S.NEW, S.RESOLVED)
+    if signal is Signal.ACKNOWLEDGED:
+        report = Report(signal, AT, by=OPERATOR)
+        return (
+            {"": sample(report), "already acknowledged": (acked, report, POLICY)}
+            if operating
+            else {"": sample(report)}
+        )
+    if signal is Signal.RESTART_ASKED:
+        report = Report(signal, AT, by=OPERATOR)
+        if state in (S.NEW, S.RESOLVED, S.RESTARTING, S.ROLLING_BACK):
+            return {"": sample(report)}
+        found = {what: sample(replace(report, restart=d)) for what, d in _ASKED.items()}
+        return found | {"nothing to restart": sample(report, NOTHING_TO_RESTART)}
     if signal is Signal.CAPACITY:
         report = Report(signal, AT, reason=_FULL, rooms=1, room="call-1")
         if state in (S.NEW, S.RESOLVED):
@@ -159,6 +182,7 @@ def _samples(state: IncidentState, signal: Signal) -> dict[str, Sample]:
             return {"": sample(report)}
         return {
             "after the restart": sample(report),
+            "acknowledged": (acked, report, POLICY),
             "no rollback": sample(report, replace(POLICY, rollback=False)),
             "in the same breath": sample(replace(report, at=50.0)),  # the failure that brought the restart
             "workers full": (full, report, POLICY),

@@ -75,7 +75,8 @@ What Warden does about each expected agent
    arrives, the room empties, or the agent is restarted (`AGENT_RESTARTED`: a fresh start for a room
    still waiting, a CONFIRM deadline `restart_grace` later, or sooner when the event says so: at once
    when the agent's deployment is known to be back). A failed part of a room that finishes stays
-   failed, for the record.
+   failed, for the record. An operator's request (`REDISPATCH_ASKED`, people waiting) sets a BY_HAND
+   deadline due at once, a failed part's too: its check decides as rule 8 says, re-dispatches used up or not.
 10. The periodic reconciliation (`RECONCILED`) replaces who is there with LiveKit's listing, sparing
     joins within `RECONCILE_GRACE_SECONDS` of it; a room LiveKit no longer has is closed, and
     whatever Warden was doing about it stops, failed or not.
@@ -124,6 +125,7 @@ from workers.core.recovery import (
     ask_livekit,
     await_join,
     await_rejoin,
+    by_hand,
     closed_failed,
     confirm,
     fresh_start,
@@ -143,15 +145,8 @@ from workers.core.sli import tracked
 from workers.core.table import ignore, table
 
 # Warden's own events that belong to one deadline attempt (`Fact.attempt`), hence to one agent's part.
-_ATTEMPT_EVENTS = frozenset(
-    {
-        EventKind.DEADLINE_PASSED,
-        EventKind.PRESENCE_OBSERVED,
-        EventKind.AGENT_EVICTED,
-        EventKind.AGENT_DISPATCHED,
-        EventKind.UPSTREAM_FAILED,
-    }
-)
+_ATTEMPT_EVENTS = frozenset({EventKind.DEADLINE_PASSED, EventKind.PRESENCE_OBSERVED, EventKind.AGENT_EVICTED,
+                             EventKind.AGENT_DISPATCHED, EventKind.UPSTREAM_FAILED})  # fmt: skip
 
 
 def _target(room: Room, event: Event) -> AgentView | None:
@@ -165,6 +160,8 @@ def _target(room: Room, event: Event) -> AgentView | None:
         return room.for_attempt(fact.attempt)
     if event.kind is EventKind.AGENT_RESTARTED:
         return room.view(fact.agent) if fact.agent else (room.views[0] if room.views else room.watch)
+    if event.kind is EventKind.REDISPATCH_ASKED:
+        return room.view(fact.agent)  # only an agent the room expects
     return None
 
 
@@ -209,6 +206,7 @@ TABLE: Mapping[tuple[Phase, EventKind], Presence] = table("TABLE", Phase, EventK
     K.AGENT_DISPATCHED:               (ignore,     recover,    recover,    recover,    recover,    ignore,     ignore),
     K.UPSTREAM_FAILED:                (ignore,     recover,    recover,    recover,    recover,    ignore,     ignore),
     K.AGENT_RESTARTED:                (ignore,     recover,    ignore,     ignore,     recover,    ignore,     ignore),
+    K.REDISPATCH_ASKED:               (ignore,     recover,    ignore,     ignore,     recover,    ignore,     ignore),
 })  # fmt: skip
 
 # What Warden does about an agent. Rules for Warden's events act for the attempt its part is on only (a
@@ -223,6 +221,7 @@ RECOVERY: Mapping[tuple[Recovery, Trigger], Rule] = table("RECOVERY", Recovery, 
     T.AGENT_DISPATCHED:   (ignore,       ignore,           ignore,           confirm,          ignore),
     T.UPSTREAM_FAILED:    (ignore,       give_up,          give_up,          give_up,          ignore),
     T.AGENT_RESTARTED:    (fresh_start,  ignore,           ignore,           ignore,           fresh_start),
+    T.REDISPATCH_ASKED:   (by_hand,      ignore,           ignore,           ignore,           by_hand),
     T.ROOM_IDLE:          (resolved,     resolved,         resolved,         resolved,         resolved),
     T.PEOPLE_WAITING:     (await_join,   ignore,           ignore,           ignore,           ignore),
     T.AGENT_ARRIVED:      (watch_agent,  let_check_decide, let_check_decide, let_check_decide, watch_agent),

@@ -40,3 +40,4 @@ class Reason(StrEnum):
     DUPLICATE = "duplicate"  # two copies of the agent are in the room: the later one goes
     STUCK_INITIALIZING = "stuck_initializing"  # its `lk.agent.state` has stayed `initializing` too long
     STUCK_THINKING = "stuck_thinking"  # its `lk.agent.state` has stayed `thinking` too long
+    BY_HAND = "by_hand"  # an operator asked for a re-dispatch now (`REDISPATCH_ASKED`)

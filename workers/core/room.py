@@ -102,6 +102,7 @@ class AgentView:
     dispatch_metadata: str = ""
     dispatch_attributes: tuple[tuple[str, str], ...] = ()
     dispatch_id: str = ""  # its dispatch live now: the one Warden made last, or the newest a listing named
+    dispatched_at: float | None = None  # when Warden made its last dispatch (an operator's 409 reads it)
     evict: str = ""
     error: str = ""
     dispatched_on_start: bool = False

@@ -177,6 +177,8 @@ async def apply(
         "canary_failing": after.canary_failing,
         "kind": after.kind,
         "workers": workers_column(after.workers),
+        "acknowledged_at": after.acknowledged_at,
+        "acknowledged_by": after.acknowledged_by[:64],
         "maintenance": after.maintenance,
     }
     if after.resolved_at is not None:
@@ -224,6 +226,8 @@ def incident_of(row: Row[Any]) -> Incident:
         bool(row.canary_failing),
         row.kind,
         workers_of(row.workers),
+        row.acknowledged_at,
+        row.acknowledged_by,
         bool(row.maintenance),
     )
 
@@ -325,6 +329,19 @@ async def _count_rooms(connection: AsyncConnection, incident_id: str, *, waiting
     if waiting:
         which.append(INCIDENT_ROOMS.c.recovered_at.is_(None))
     return int(await connection.scalar(select(func.count()).select_from(INCIDENT_ROOMS).where(*which)) or 0)
+
+
+async def deployment_restart(engine: AsyncEngine, deployment: str) -> DeploymentRestart:
+    """The deployment's last restart, read without a lock (nothing for no deployment, or none yet)."""
+    if not deployment:
+        return DeploymentRestart()
+    async with engine.connect() as connection:
+        row = (
+            await connection.execute(
+                select(DEPLOYMENT_RESTARTS).where(DEPLOYMENT_RESTARTS.c.deployment == deployment)
+            )
+        ).first()
+    return _restart_of(row) if row is not None else DeploymentRestart()
 
 
 async def open_incident(engine: AsyncEngine, agent_name: str) -> Incident | None:

@@ -154,6 +154,9 @@ class IncidentRow(SQLModel, table=True):
     kind: str = Field(default="outage", max_length=16)  # or "capacity": its workers are full
     # the workers it names, as JSON [[worker id, jobs], ...] (`workers.store.incident_steps`)
     workers: str = Field(default="", max_length=1024)
+    # an operator acknowledged it (issue 28): when, and the name of their token (never the token)
+    acknowledged_at: float | None = None
+    acknowledged_by: str = Field(default="", max_length=64)
     maintenance: bool = False  # a maintenance window covers its agent: no restart, no alert (rule 12)
 
 
