@@ -104,9 +104,9 @@ def test_a_canary_room_outlives_the_wait_for_its_agent() -> None:
     ("dispatch", "outcome", "said"),
     [
         (listed(FULL), C, "LiveKit refused its job for want of capacity (JSR_NO_CAPACITY)"),
-        (listed(), F, "did not come within 30 s (no worker took its job)"),
-        (listed(JobInfo(JobStatus.RUNNING, worker_id="AW_x")), F, "(worker AW_x took its job)"),
-        (listed(JobInfo(JobStatus.FAILED, worker_id="AW_y")), F, "(worker AW_y took its job)"),
+        (listed(), F, "did not come within 30 s; no worker took its job"),
+        (listed(JobInfo(JobStatus.RUNNING, worker_id="AW_x")), F, "; worker AW_x took its job"),
+        (listed(JobInfo(JobStatus.FAILED, worker_id="AW_y")), F, "; worker AW_y took its job"),
         (listed(JobInfo(JobStatus.PENDING, JobReason.RETRYING)), F, "did not come within 30 s"),
         (None, F, "did not come within 30 s"),  # not listed (LiveKit's trouble): judged as before
     ],

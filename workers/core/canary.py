@@ -135,12 +135,12 @@ def verdict(policy: CanaryPolicy, seconds: float | None) -> Outcome:
     return Outcome.PASSED if seconds is not None and seconds <= policy.sla else Outcome.FAILED
 
 
-def look_again(sent: float, now: float, dispatch: DispatchInfo | None) -> float:
+def look_again(sent: float, now: float, dispatch: DispatchInfo | None, lag: float = JOB_LISTING_LAG) -> float:
     """How long after `now` a failed run lists its dispatch once more (0: not): a dispatch listed with
-    no job yet, made less than `JOB_LISTING_LAG` ago, may yet show why (a refusal is listed late)."""
+    no job yet, made less than `lag` ago, may yet show why (a refusal is listed late)."""
     if dispatch is None or dispatch.jobs:
         return 0.0
-    return max(0.0, sent + JOB_LISTING_LAG - now)
+    return max(0.0, sent + lag - now)
 
 
 def classify(policy: CanaryPolicy, seconds: float | None, dispatch: DispatchInfo | None) -> Outcome:
@@ -168,9 +168,9 @@ def detail(policy: CanaryPolicy, seconds: float | None, dispatch: DispatchInfo |
         return said
     took = sorted({j.worker_id for j in dispatch.jobs if j.worker_id})
     if took:
-        return f"{said} (worker {', '.join(took)} took its job)"
+        return f"{said}; worker {', '.join(took)} took its job"
     if not dispatch.jobs:
-        return f"{said} (no worker took its job)"
+        return f"{said}; no worker took its job"
     return said
 
 
