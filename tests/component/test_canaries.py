@@ -3,8 +3,9 @@ agent comes (told by its webhook, or seen in the room when the webhook is lost) 
 not; its room is deleted either way; failures in a row go to the agent's incidents, a pass to its open
 incident; a canary whose job LiveKit refused for want of capacity is `capacity`, told to the
 capacity incident and never counted as an outage's failure; two workers run one canary at a time; a
-run a dead worker left is finished and its room deleted by the next. LiveKit here is a small in-memory one (the stand-in's CreateRoom and DeleteRoom,
-through the real client, are tested in test_standin_livekit); the incidents are tested below too."""
+run a dead worker left is finished and its room deleted by the next. LiveKit here is a small in-memory
+one (the stand-in's CreateRoom and DeleteRoom, through the real client, are tested in
+test_standin_livekit; workers full, in test_canary_capacity); the incidents are tested below too."""
 
 from __future__ import annotations
 

@@ -148,9 +148,13 @@ def classify(policy: CanaryPolicy, seconds: float | None, dispatch: DispatchInfo
     its end (None: not listed): a pass within the SLA; `capacity` when the agent never came and LiveKit
     refused the dispatch's job for want of capacity; else a failure (an outage's)."""
     outcome = verdict(policy, seconds)
-    if outcome is Outcome.FAILED and seconds is None and dispatch is not None:
-        if job_signals.refused(dispatch):
-            return Outcome.CAPACITY
+    if (
+        outcome is Outcome.FAILED
+        and seconds is None
+        and dispatch is not None
+        and job_signals.refused(dispatch)
+    ):
+        return Outcome.CAPACITY
     return outcome
 
 
