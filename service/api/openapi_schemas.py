@@ -247,7 +247,8 @@ AGENT_CANARIES = obj(
         "failing_in_a_row": {
             "type": "integer",
             "minimum": 0,
-            "description": "failed runs in a row, newest first (capacity, interrupted and running runs skipped)",
+            "description": "failed runs in a row, newest first "
+            "(capacity, interrupted and running runs skipped)",
         },
         "last_success_at": {**MAYBE_TIME, "description": "when its last passing canary ended"},
         "runs": {"type": "array", "items": ref("CanaryRun")},
