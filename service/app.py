@@ -30,12 +30,14 @@ from service.api.incidents import get_incidents, get_one_incident
 from service.api.maintenance import delete_maintenance, get_maintenance, post_maintenance
 from service.api.openapi import get_openapi
 from service.api.rooms import get_room, get_rooms
+from service.api.slo import get_slo
 from service.body_reading import BodyDeadline
 from service.concurrency import ConcurrencyLimit
 from service.dashboard.canaries import canaries_page
 from service.dashboard.dead_letters import dead_letters_page
 from service.dashboard.maintenance import end_maintenance_form, maintenance_page, start_maintenance_form
 from service.dashboard.pages import STATIC, incidents_page, room_page, rooms_page
+from service.dashboard.slo import slo_agent_page, slo_page
 from service.intake.heartbeat import post_heartbeat
 from service.intake.webhook import WebhookVerifier, receive_webhook
 from service.metrics import metrics_endpoint
@@ -139,6 +141,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/api/dead-letters", get_dead_letters),
             Route("/api/dead-letters/{id:path}/retry", retry_dead_letter, methods=["POST"]),
             Route("/api/canaries", get_canaries),
+            Route("/api/slo", get_slo),
             Route("/api/maintenance", get_maintenance),
             Route("/api/maintenance", post_maintenance, methods=["POST"]),
             Route("/api/maintenance/{id}", delete_maintenance, methods=["DELETE"]),
@@ -148,6 +151,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/incidents", incidents_page),
             Route("/dead-letters", dead_letters_page),
             Route("/canaries", canaries_page),
+            Route("/slo", slo_page),
+            Route("/slo/{agent}", slo_agent_page),
             Route("/maintenance", maintenance_page),
             Route("/maintenance", start_maintenance_form, methods=["POST"]),
             Route("/maintenance/{id}/end", end_maintenance_form, methods=["POST"]),

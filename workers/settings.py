@@ -32,6 +32,7 @@ from workers.setting_values import (
     parse_keys,
 )
 from workers.settings_fallback import FallbackSettings
+from workers.settings_slo import SloSettings
 from workers.settings_tokens import TokenSettings
 
 DEFAULT_SQLITE_PATH = Path("var") / "warden.db"
@@ -43,7 +44,7 @@ CALLS_PER_LOOK = 2
 LIVENESS_TICK_SECONDS = 1
 
 
-class Settings(FallbackSettings, TokenSettings):
+class Settings(FallbackSettings, TokenSettings, SloSettings):
     """Environment variables (and a `.env` file) read by Warden; names match the variables."""
 
     model_config = SettingsConfigDict(

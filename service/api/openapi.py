@@ -25,7 +25,7 @@ OPERATOR_ONLY = (
     "whatever its credentials."
 )
 DESCRIPTION = """Warden's operator API: rooms with their timelines, incidents, dead letters, canaries,
-maintenance windows, and agents' heartbeats.
+service levels, maintenance windows, and agents' heartbeats.
 
 Access: with a token of `WARDEN_TOKENS` (`name:role:token` entries) or `WARDEN_ADMIN_TOKEN` (the
 operator named `admin`), as a bearer token or as the password of HTTP Basic auth (any user name); 401
@@ -199,6 +199,12 @@ def _paths() -> dict[str, Schema]:
             _response("the agents with canaries configured or on record", ref("Canaries")),
             [_int_query("limit", 20, 1, 200, "runs per agent, newest first")],
             400,
+        ),
+        "/api/slo": _get(
+            "getServiceLevels",
+            "Each agent's service levels over WARDEN_SLO_WINDOW: on time, served, budget left, burn rate",
+            _response("the configured agents, then others with outcomes in the window", ref("ServiceLevels")),
+            [],
         ),
         **openapi_maintenance.PATHS,
         "/api/openapi.json": _get(

@@ -254,6 +254,41 @@ AGENT_CANARIES = obj(
         "runs": {"type": "array", "items": ref("CanaryRun")},
     },
 )
+SERVICE_LEVEL = obj(
+    "One service level over the window: rooms counted good, rooms counted, and the share good",
+    {
+        "good": {"type": "integer", "minimum": 0},
+        "total": {"type": "integer", "minimum": 0},
+        "ratio": nullable(
+            {"type": "number", "minimum": 0, "maximum": 1, "description": "null: none counted"}
+        ),
+    },
+)
+AGENT_SLO = obj(
+    "An agent's service levels, each room counted once when its fate for the agent was known",
+    {
+        "agent": STRING,
+        "objective": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "exclusiveMaximum": 1,
+            "description": "the objective for served: its rule's slo, else WARDEN_SLO",
+        },
+        "window": {"type": "string", "description": "WARDEN_SLO_WINDOW, e.g. 30d"},
+        "on_time": {**ref("ServiceLevel"), "description": "its agent came within its join SLA, unhelped"},
+        "served": {**ref("ServiceLevel"), "description": "its agent came in the end (a fallback does not)"},
+        "budget_remaining": {
+            "type": "number",
+            "description": "1 - (bad share of served) / (1 - objective) over the window; below 0: overspent",
+        },
+        "burn_rate_1h": {
+            "type": "number",
+            "minimum": 0,
+            "description": "bad share of served over the last hour / (1 - objective); 1 spends the budget "
+            "in exactly the window",
+        },
+    },
+)
 HEARTBEAT_QUEUED = obj(
     "The heartbeat is queued for the worker",
     {"status": {"const": "queued"}, "room": STRING, "identity": STRING},
@@ -306,6 +341,12 @@ SCHEMAS: dict[str, Schema] = {
     "Canaries": obj(
         "The configured agents, then others with runs on record",
         {"agents": {"type": "array", "items": ref("AgentCanaries")}},
+    ),
+    "ServiceLevel": SERVICE_LEVEL,
+    "AgentServiceLevels": AGENT_SLO,
+    "ServiceLevels": obj(
+        "The configured agents, then others with outcomes in the window",
+        {"agents": {"type": "array", "items": ref("AgentServiceLevels")}},
     ),
     "HeartbeatQueued": HEARTBEAT_QUEUED,
     "Error": ERROR,

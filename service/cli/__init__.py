@@ -5,6 +5,8 @@
     warden incidents              open and past incidents
     warden dead-letters           jobs that failed for good, newest first
     warden canaries               each agent's canaries: last success, failures in a row, latest runs
+    warden slo                    each agent's service levels: on time, served, budget left, burn rate
+    warden slo rules              Prometheus recording and burn-rate alert rules for the objectives
     warden retry ID               queue a dead letter's job again, once its cause is fixed
     warden maintenance start --agent NAME|'*' --minutes N [--reason TEXT]
                                   no restart and no alert for that agent (or any) meanwhile
@@ -27,7 +29,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from service.cli import canaries, check, dead_letters, maintenance, replay, views
+from service.cli import canaries, check, dead_letters, maintenance, replay, slo, views
 
 
 def default_url() -> str:
@@ -47,6 +49,10 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("dead-letters", help="jobs that failed for good, newest first")
     canary = commands.add_parser("canaries", help="each agent's canaries: last success, latest runs")
     canary.add_argument("--limit", type=int, default=10, help="runs per agent (default: %(default)s)")
+    levels = commands.add_parser("slo", help="each agent's service levels (`slo rules`: Prometheus rules)")
+    levels.add_argument(
+        "what", nargs="?", choices=["rules"], help="print Prometheus rules for the objectives"
+    )
     retry = commands.add_parser("retry", help="queue a dead letter's job again (once its cause is fixed)")
     retry.add_argument("id", help="the dead letter's id, as `warden dead-letters` lists it")
     maintenance.add_commands(commands)
@@ -69,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             code = dead_letters.dead_letters(args.url)
         case "canaries":
             code = canaries.canaries(args.url, limit=args.limit)
+        case "slo":
+            code = slo.rules() if args.what == "rules" else slo.slo(args.url)
         case "retry":
             code = dead_letters.retry(args.url, args.id)
         case "maintenance":

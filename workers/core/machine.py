@@ -47,7 +47,7 @@ What Warden does about each expected agent
    IDLE, once.
 7. A deadline that passes (`DEADLINE_PASSED` with its attempt number, not before its time) makes
    Warden ask LiveKit before acting (CHECKING → `CheckPresence`). A stale or early timer is ignored.
-   Deadlines are numbered room-wide and a number is never used twice, re-folds included (`renumbered`),
+   Deadlines are numbered room-wide and a number is never used twice, re-folds included (`renumber.renumbered`),
    so a number names one agent's deadline.
 8. The answer (`PRESENCE_OBSERVED`) is trusted over the webhooks: its participants replace the room's
    lists (webhooks get lost), sparing joins within `RECONCILE_GRACE_SECONDS` of it as rule 10 does
@@ -88,6 +88,7 @@ What Warden does about each expected agent
     that part's trigger in the second table.
 12. Then every part passes through `fallback.protect` (its table `PROTECTION`): an agent that cannot be
     brought back gets a fallback for its people, once per outage (`workers.core.fallback`).
+13. Each part keeps when its people's join SLA ends (`due_at`), for its service levels (`workers.core.sli`).
 
 `transition` returns a `Decision`: the next room and the actions this step newly asks for, derived
 from what changed (`workers.core.actions`).
@@ -138,6 +139,7 @@ from workers.core.recovery import (
 )
 from workers.core.room import WAITING_PHASES, AgentView, Decision, Phase, Policy, Recovery, Redispatch, Room
 from workers.core.rules import RULE, SETTING, Rules
+from workers.core.sli import tracked
 from workers.core.table import ignore, table
 
 # Warden's own events that belong to one deadline attempt (`Fact.attempt`), hence to one agent's part.
@@ -282,7 +284,7 @@ def transition(room: Room, event: Event, *, now: float, rules: Rules) -> Decisio
     for agent, source, since in declared(event, rule, after):
         if agent != policy.fallback_agent or not agent:  # the fallback agent is not one of the room's own
             after = _expect(after, agent, source, seen, policy, since)
-    after = noted(after, event)
+    after = tracked(room, noted(after, event), event.at)  # each part's join SLA, for its service levels
     actions = new_actions(room, after)
     for decided in (a for a in actions if isinstance(a, Redispatch)):
         after = after.put(counted(after.view_for(decided.agent), decided.attempt))  # counted once decided
@@ -354,32 +356,6 @@ def fold(room: Room, events: Iterable[tuple[Event, float]], *, rules: Rules, new
     for event, received_at in placed(events, newest=newest):
         room = transition(room, event, now=received_at, rules=rules).room
     return room
-
-
-def renumbered(before: Room, after: Room) -> Room:
-    """`after`, the re-fold of `before`'s log, with no deadline number used twice in the room: a re-fold
-    numbers deadlines as the log says, which can hand a deadline a number `before` (or a room before it)
-    gave another one, whose timer job and events' ids are taken. A deadline `before` had too (the same
-    part, reason and time, at the same step) keeps `before`'s number; any other numbered no higher than
-    `before`'s newest gets a new one above every number issued (a deadline whose events the re-fold
-    could not match is so asked about again, under a number of its own)."""
-    top = max(before.attempt, after.attempt)
-    for view in after.watchers():
-        deadline = view.deadline
-        if deadline is None:
-            continue
-        was = before.watch if not view.agent and before.watch is not None else before.view(view.agent)
-        old = was.deadline if was is not None else None
-        same_step = was is not None and was.recovery is view.recovery
-        if old is not None and same_step and (old.reason, old.at) == (deadline.reason, deadline.at):
-            number = old.attempt
-        elif deadline.attempt > before.attempt:
-            number = deadline.attempt
-        else:
-            top += 1
-            number = top
-        after = after.put(replace(view, deadline=replace(deadline, attempt=number)))
-    return replace(after, attempt=top)
 
 
 def changes(room: Room, event: Event, *, now: float, rules: Rules) -> bool:

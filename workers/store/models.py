@@ -80,6 +80,23 @@ class RoomAgentRow(SQLModel, table=True):
     updated_at: float
 
 
+class SliOutcomeRow(SQLModel, table=True):
+    """One (room, agent)'s service levels once its fate is known (`workers.core.sli`): written once, in
+    the room's transaction, by the room writer (`workers.store.sli_outcomes`); read over the SLO window."""
+
+    __tablename__ = "sli_outcomes"
+    # The API, the dashboard and `warden slo`: the outcomes decided in the window, by agent.
+    __table_args__ = (Index("ix_sli_outcomes_decided_at", "decided_at", "agent"),)
+
+    room_sid: str = Field(primary_key=True, max_length=64)
+    agent: str = Field(primary_key=True, max_length=128)
+    room_name: str = Field(max_length=256)
+    decided_at: float
+    on_time: bool
+    served: bool
+    how: str = Field(max_length=32)
+
+
 class RoomCheckpointRow(SQLModel, table=True):
     """A room's state before the first webhook of a window of seconds (`workers.store.checkpoints`): two a
     room (`slot`), so that a late webhook is folded in from near its place. Written only by the room
@@ -257,4 +274,5 @@ DEPLOYMENT_RESTARTS: Table = DeploymentRestartRow.__table__  # type: ignore[attr
 OUTBOX: Table = OutboxRow.__table__  # type: ignore[attr-defined]
 DEAD_LETTERS: Table = DeadLetterRow.__table__  # type: ignore[attr-defined]
 CANARY_RUNS: Table = CanaryRunRow.__table__  # type: ignore[attr-defined]
+SLI_OUTCOMES: Table = SliOutcomeRow.__table__  # type: ignore[attr-defined]
 MAINTENANCE_WINDOWS: Table = MaintenanceWindowRow.__table__  # type: ignore[attr-defined]
