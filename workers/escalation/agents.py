@@ -196,6 +196,9 @@ class Incidents:
     async def canary_passed(self, agent: str) -> None:
         await self.for_agent(agent).canary_passed()
 
+    async def canary_full(self, agent: str, reason: str, room: str) -> None:
+        await self.for_agent(agent).canary_full(reason, room)
+
     async def settle(self) -> None:
         agents = set(self.by_agent) | set(await incidents.open_agents(self.engine)) | {self.policy.agent_name}
         for agent in sorted(agents):
