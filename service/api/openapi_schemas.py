@@ -226,7 +226,13 @@ CANARY_RUN = obj(
         "room": STRING,
         "started_at": TIME,
         "finished_at": MAYBE_TIME,
-        "outcome": {"type": "string", "enum": [str(o) for o in Outcome]},
+        "outcome": {
+            "type": "string",
+            "enum": [str(o) for o in Outcome],
+            "description": "pass; fail (the agent did not come in time: counts towards the outage); "
+            "capacity (LiveKit refused its job for want of capacity: the workers are full, a capacity "
+            "incident, never counted as an outage's failure); interrupted (its worker stopped); running",
+        },
         "seconds": nullable({"type": "number", "minimum": 0, "description": "from dispatch to agent"}),
         "detail": STRING,
     },
@@ -247,7 +253,12 @@ AGENT_CANARIES = obj(
             "minimum": 1,
             "description": "failures in a row that open the agent's incident (WARDEN_CANARY_FAILURES)",
         },
-        "failing_in_a_row": {"type": "integer", "minimum": 0},
+        "failing_in_a_row": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "failed runs in a row, newest first "
+            "(capacity, interrupted and running runs skipped)",
+        },
         "last_success_at": {**MAYBE_TIME, "description": "when its last passing canary ended"},
         "runs": {"type": "array", "items": ref("CanaryRun")},
     },

@@ -198,6 +198,7 @@ join_sla_seconds = 1
 match = { room = "support-*" }
 agents = ["assistant", "notetaker"]
 max_redispatches = 1
+join_sla_seconds = 2
 
 [[rule]]
 match = { room = "support-*" }

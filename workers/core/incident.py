@@ -42,7 +42,8 @@ The rules, in plain words.
 10. Workers that are full (CAPACITY: LiveKit refused a room's job for want of capacity) open a
     capacity incident (`Incident.kind`), or make the open one one: its own alert on every route, and
     no restart nor rollback from then on (a restart adds no capacity); rooms keep being re-dispatched
-    with backoff, and it resolves as an outage does, when no room of it waits any more.
+    with backoff, and it resolves as an outage does, when no room of it waits any more. A canary whose
+    job was refused so (`Report.canary`) marks it `canary_failing`: it then resolves at a passing canary.
 11. A worker that took `UNJOINED_JOBS` jobs within the window whose agent never came is named by the
     open incident, once in its log, and in every alert it sends from then on (`Report.workers`).
     Both rules are in `workers.core.incident_capacity`.

@@ -130,6 +130,13 @@ class AgentIncidents:
         report = Report(Signal.CANARY_FAILED, self.clock(), reason=reason, room=room)
         await self.carry(await self._outage(report, []))
 
+    async def canary_full(self, reason: str, room: str) -> None:
+        """A canary's job was refused for want of capacity: the agent's capacity incident (opened, or
+        the open one turned one and kept open until a canary passes), never an outage's restart."""
+        CAPACITY_REFUSALS.labels(agent=self.agent).inc()
+        report = Report(Signal.CAPACITY, self.clock(), reason=reason, room=room, canary=True)
+        await self.carry(await self._outage(report, []))
+
     async def canary_passed(self) -> None:
         """A canary passed: the open incident is no longer kept open by canaries, and is resolved when
         no room of it waits."""

@@ -207,6 +207,9 @@ class Incidents:
     async def canary_passed(self, agent: str) -> None:
         await self.for_agent(agent).canary_passed()
 
+    async def canary_full(self, agent: str, reason: str, room: str) -> None:
+        await self.for_agent(agent).canary_full(reason, room)
+
     async def settle(self) -> None:
         if not self.handed_over:
             await self.hand_over()
