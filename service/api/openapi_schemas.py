@@ -159,7 +159,11 @@ TIMELINE_ENTRY = obj(
         "participant": MAYBE_STRING,
         "created_at": TIME,
         "received_at": TIME,
-        "detail": {"type": "object", "description": "facts and actions: what was asked or decided"},
+        "detail": {
+            "type": "object",
+            "description": "facts and actions: what was asked or decided; a decision's `carried_out` is "
+            "false when Warden, in observe mode, recorded it and did not make it",
+        },
         "participant_kind": {**MAYBE_STRING, "description": "webhooks: STANDARD, AGENT, SIP, …"},
         "track": {**MAYBE_STRING, "description": "webhooks: the track's sid"},
     },
@@ -196,7 +200,10 @@ INCIDENT_FIELDS: dict[str, Schema] = {
 INCIDENT_ROOM = obj(
     "A room in an incident", {"sid": STRING, "name": STRING, "added_at": TIME, "recovered_at": MAYBE_TIME}
 )
-INCIDENT_ACTION = obj("One step Warden took", {"at": TIME, "action": STRING, "outcome": STRING})
+INCIDENT_ACTION = obj(
+    "One step Warden took (`carried_out` false: decided in observe mode, `WARDEN_MODE=observe`, not made)",
+    {"at": TIME, "action": STRING, "outcome": STRING, "carried_out": {"type": "boolean"}},
+)
 DEAD_LETTER_FIELDS: dict[str, Schema] = {
     "id": STRING,
     "function": STRING,

@@ -134,6 +134,8 @@ class IncidentPolicy:
     restart_grace: float = 20.0
     doing: str = ""  # "LiveKit Cloud agent restart and deploy hook"
     routes: tuple[AlertRoute, ...] = ()
+    observe: bool = False  # observe mode: decided and recorded, not carried out (`workers.core.observing`)
+    observe_alerts: bool = False  # and yet alerts go out, marked as from observe mode
 
     @property
     def legs(self) -> tuple[str, ...]:

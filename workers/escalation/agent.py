@@ -40,10 +40,11 @@ from workers.core.incident import (
     Signal,
     ignore,
 )
+from workers.core.observing import counted, mode
 from workers.core.personal import mask_phone
 from workers.core.room import Room
 from workers.escalation import comeback
-from workers.escalation.metrics import CAPACITY_REFUSALS, RESTARTS
+from workers.escalation.metrics import CAPACITY_REFUSALS, DECISIONS, RESTARTS
 from workers.escalation.policy import OutagePolicy
 from workers.escalation.window import OutageWindow
 from workers.store import incident_steps, incidents, outbox
@@ -192,6 +193,8 @@ class AgentIncidents:
             applied.incident.state,
             joined if known == applied.incident.id else set(),
         )
+        for name in counted(applied.decisions):
+            DECISIONS.labels(action=name, mode=mode(self.incident_policy.observe)).inc()
         for row in applied.rows:
             await self._try(outbox.held(row))
         for decision in applied.decisions:
