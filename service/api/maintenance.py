@@ -20,6 +20,7 @@ from service.api.auth import admin_only, caller_name, operator_only
 from service.api.rooms import iso
 from service.request_body import BodyTooLarge, read_body
 from workers.core import bounds
+from workers.core.personal import mask_phone
 from workers.store import maintenance
 from workers.store.maintenance import REASON_CHARS, Window
 
@@ -36,7 +37,7 @@ def window_summary(window: Window, now: float) -> dict[str, Any]:
         "starts_at": iso(window.starts_at),
         "until": iso(window.until),
         "ended_at": iso(window.ended_at),
-        "reason": window.reason,
+        "reason": mask_phone(window.reason),  # free text: a caller's number an operator wrote in
         "by": window.by,
         "active": window.active(now),
     }

@@ -124,6 +124,7 @@ TEMPLATES.env.filters.update(
     hhmm=hhmm,
     phase=lambda p: str(p).replace("_", " "),
     listed=lambda names: listed([str(n) for n in names]),
+    masked=lambda text: fit(str(text), TEXT_CHARS),  # free text a person wrote: phone numbers masked
 )
 
 
