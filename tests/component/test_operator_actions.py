@@ -285,6 +285,9 @@ async def test_the_dashboards_buttons_post_forms_and_come_back_saying_what_happe
         assert 'name="redispatch"' in room.text
         answer = await client.post(f"/rooms/{SID}/redispatch", content=b"expected=7", headers=AUTH)
         assert answer.status_code == 303 and "refused" in answer.headers["location"]
+        padded = b"expected=0&" + b"x" * 5000  # a form no page of Warden's sends: never read whole
+        answer = await client.post(f"/rooms/{SID}/redispatch", content=padded, headers=AUTH)
+        assert answer.status_code == 303 and "over+4096+bytes" in answer.headers["location"]
         answer = await client.post(f"/rooms/{SID}/redispatch", content=b"expected=0", headers=AUTH)
         said = (await client.get(answer.headers["location"], headers=AUTH)).text
         assert f"refused: a dispatch of {AGENT} was made" in said  # the first expected agent, just dispatched
