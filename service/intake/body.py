@@ -113,8 +113,8 @@ def _field(field: Any) -> _Check:
         if entry_fields["key"].cpp_type != FieldDescriptor.CPPTYPE_STRING:
             return _never
         value_check = _value(entry_fields["value"])
-        return lambda value: type(value) is dict and all(
-            _string(k) and value_check(v) for k, v in value.items()
+        return lambda value: (
+            type(value) is dict and all(_string(k) and value_check(v) for k, v in value.items())
         )
     item = _value(field)
     if _repeated(field):

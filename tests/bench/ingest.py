@@ -157,8 +157,8 @@ class IngestRun:
             rows, 1
         ):
             lines.append(
-                f"| {i} | {b_rps:.0f} | {w_rps:.0f} | {w_rps / b_rps:.2f} | {b99:.1f} | {p50:.1f} | {p99:.1f} "
-                f"| {p99 / b99:.1f} | {b_cpu:.0f}, {w_cpu:.0f} | {b_err + w_err} |"
+                f"| {i} | {b_rps:.0f} | {w_rps:.0f} | {w_rps / b_rps:.2f} | {b99:.1f} | {p50:.1f} "
+                f"| {p99:.1f} | {p99 / b99:.1f} | {b_cpu:.0f}, {w_cpu:.0f} | {b_err + w_err} |"
             )
         return "\n".join(lines)
 
