@@ -9,7 +9,7 @@ SDK's region failover is off, so that retries (and their backoff) stay with the 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, TypeVar
 
 import aiohttp
@@ -43,11 +43,18 @@ T = TypeVar("T")
 NOT_FOUND = "not_found"
 TRANSFER_TIMEOUT = 30.0  # seconds a transfer may take: it dials
 ErrorCallback = Callable[[str], None]
+Observed = tuple[bool, tuple[Participant, ...], tuple[DispatchInfo, ...]]  # exists, participants, dispatches
 
 
 class Presence(Protocol):
-    async def observe(self, room: str) -> tuple[bool, tuple[Participant, ...], tuple[DispatchInfo, ...]]:
+    async def observe(self, room: str) -> Observed:
         """(room exists, participants, dispatches) as LiveKit sees them now."""
+        ...
+
+    async def observe_many(self, rooms: Sequence[str], at_once: int) -> list[Observed | UpstreamError]:
+        """`observe` of each room, as one `ListRooms` for all of them and then the participants and
+        dispatches of each room LiveKit has, `at_once` rooms at a time (two calls each); a room's
+        failure is its own (the `UpstreamError` in its place)."""
         ...
 
     async def list_rooms(self) -> list[tuple[str, str]]:
@@ -142,9 +149,31 @@ class LiveKitRooms:
     async def aclose(self) -> None:
         await self._api.aclose()
 
-    async def observe(self, room: str) -> tuple[bool, tuple[Participant, ...], tuple[DispatchInfo, ...]]:
+    async def observe(self, room: str) -> Observed:
         if not await self._exists(room):
             return False, (), ()
+        return await self._inside(room)
+
+    async def observe_many(self, rooms: Sequence[str], at_once: int) -> list[Observed | UpstreamError]:
+        try:
+            listed = await self._call(self._api.room.list_rooms(ListRoomsRequest(names=list(rooms))))
+        except UpstreamError as exc:
+            return [exc] * len(rooms)
+        there, gate = {r.name for r in listed.rooms}, asyncio.Semaphore(at_once)
+
+        async def one(room: str) -> Observed | UpstreamError:
+            if room not in there:
+                return False, (), ()
+            async with gate:
+                try:
+                    return await self._inside(room)
+                except UpstreamError as exc:
+                    return exc
+
+        return list(await asyncio.gather(*(one(room) for room in rooms)))
+
+    async def _inside(self, room: str) -> Observed:
+        """Who is in a room LiveKit has just listed, and its dispatches."""
         asked = await asyncio.gather(
             self._call(self._api.room.list_participants(ListParticipantsRequest(room=room))),
             self._call(self._api.agent_dispatch.list_dispatch(room)),

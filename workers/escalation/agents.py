@@ -13,7 +13,7 @@ incident machine claims it once for all of them, and its outcome moves each of t
 from __future__ import annotations
 
 import copy
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 
 import httpx
@@ -39,7 +39,8 @@ from workers.escalation.window import OutageWindow
 from workers.store import incident_steps, incidents
 from workers.store.outbox import Pending
 
-FreshStart = Callable[[str, str, str, str, float | None], Awaitable[None]]  # sid, name, incident, agent, wait
+# the waiting rooms (sid, name), the incident, the agent, the wait
+FreshStart = Callable[[Sequence[tuple[str, str]], str, str, float | None], Awaitable[None]]
 
 
 class Incidents:
@@ -100,8 +101,8 @@ class Incidents:
             names=routes.names(),
         )
 
-        async def fresh_start(sid: str, name: str, incident_id: str, wait: float | None) -> None:
-            await self.fresh_start(sid, name, incident_id, agent, wait)
+        async def fresh_start(rooms: Sequence[tuple[str, str]], incident_id: str, wait: float | None) -> None:
+            await self.fresh_start(rooms, incident_id, agent, wait)
 
         made = AgentIncidents(
             engine=self.engine,
