@@ -101,7 +101,12 @@ async def fresh_starts(
 async def recover(
     ctx: dict[str, Any], rooms: Sequence[tuple[str, str]], incident_id: str, agent: str
 ) -> None:
-    """`agent`'s deployment is back: each of `rooms` re-checked and re-dispatched now, `BATCH` at a time."""
+    """`agent`'s deployment is back: each of `rooms` re-checked and re-dispatched now, `BATCH` at a time
+    (a single room: its own deadline job, the per-room way)."""
+    if len(rooms) == 1:
+        ((sid, name),) = rooms
+        await fresh_start(ctx, sid, name, incident_id, agent, 0.0)
+        return
     for first in range(0, len(rooms), BATCH):
         await _batch(ctx, rooms[first : first + BATCH], incident_id, agent)
 
