@@ -28,6 +28,7 @@ from livekit.api import (
 from livekit.api.twirp_client import ServerError
 from livekit.protocol.models import DataPacket, ParticipantInfo
 
+from workers.adapters.existence import RoomsListed
 from workers.adapters.tokens import Tokens
 from workers.adapters.webhook import (
     AGENT_NAME_ATTRIBUTES,
@@ -145,6 +146,7 @@ class LiveKitRooms:
         self.tokens.install([self._api.room, self._api.agent_dispatch, self._api.sip])
         self._timeout = timeout
         self._on_error = on_error
+        self._listed = RoomsListed(self._named)
 
     async def aclose(self) -> None:
         await self._api.aclose()
@@ -156,10 +158,10 @@ class LiveKitRooms:
 
     async def observe_many(self, rooms: Sequence[str], at_once: int) -> list[Observed | UpstreamError]:
         try:
-            listed = await self._call(self._api.room.list_rooms(ListRoomsRequest(names=list(rooms))))
+            there = await self._named(rooms)
         except UpstreamError as exc:
             return [exc] * len(rooms)
-        there, gate = {r.name for r in listed.rooms}, asyncio.Semaphore(at_once)
+        gate = asyncio.Semaphore(at_once)
 
         async def one(room: str) -> Observed | UpstreamError:
             if room not in there:
@@ -192,9 +194,12 @@ class LiveKitRooms:
     async def _exists(self, room: str) -> bool:
         """Does LiveKit have the room now? livekit-server answers `ListParticipants` for a room it does
         not have with an empty list (and `ListDispatch` with a 503 after 3 s), so only `ListRooms` with
-        the room's name tells (in milliseconds)."""
-        listed = await self._call(self._api.room.list_rooms(ListRoomsRequest(names=[room])))
-        return any(r.name == room for r in listed.rooms)
+        the room's name tells (in milliseconds); concurrent checks share one (`existence`)."""
+        return await self._listed.has(room)
+
+    async def _named(self, rooms: Sequence[str]) -> set[str]:
+        listed = await self._call(self._api.room.list_rooms(ListRoomsRequest(names=list(rooms))))
+        return {r.name for r in listed.rooms}
 
     async def _call(self, request: Awaitable[T]) -> T:
         return await call(request, self._timeout, on_error=self._on_error)

@@ -12,6 +12,7 @@ incident machine claims it once for all of them, and its outcome moves each of t
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
@@ -217,17 +218,31 @@ class Incidents:
             policy_of=lambda agent: self.for_agent(agent).incident_policy,
             rows_of=lambda agent: self.for_agent(agent).rows,
         )
-        watching: list[tuple[AgentIncidents, str]] = []
-        for step in applied:
-            agent = self.for_agent(step.incident.agent_name)
-            await agent.carry(step)
-            if WatchComeback() in step.decisions:
-                watching.append((agent, step.incident.id))
+        watching = [
+            (self.for_agent(step.incident.agent_name), step.incident.id)
+            for step in applied
+            if WatchComeback() in step.decisions
+        ]
         cloud = watching[0][0].cloud if watching else None
-        if cloud is None:
+        first = watching[0][0] if watching else None
+        # The deployment is watched from now on, while the steps are carried out (the waiting rooms'
+        # fresh starts take seconds with a thousand rooms: a watch begun after them could see the
+        # deployment running from its first poll, and tell nothing); its return is acted on after them.
+        watch = (
+            asyncio.create_task(comeback.when_back(cloud, first.agent, first.policy.restart_grace))
+            if cloud is not None and first is not None
+            else None
+        )
+        try:
+            for step in applied:
+                await self.for_agent(step.incident.agent_name).carry(step)
+        except BaseException:
+            if watch is not None:
+                watch.cancel()
+            raise
+        if watch is None:
             return
-        first = watching[0][0]
-        back = await comeback.when_back(cloud, first.agent, first.policy.restart_grace)
+        back = await watch
         if back is not None:
             for agent, watched in watching:
                 await agent.back(watched, back)
