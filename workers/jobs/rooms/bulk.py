@@ -26,7 +26,8 @@ recorded already, its deadline job queued. Nothing is decided differently: the e
 per-room path records, with the same ids, folded by the same machine, and every decision is in the
 room's timeline. A crash at any point loses nothing and does nothing twice: a room whose fresh start was
 not recorded waits for its grace deadline (queued at the restart) as before; one whose fresh start was
-recorded has a deadline due, which the sweep queues once the hold runs out (`HOLD_SECONDS`); its
+recorded has a deadline due, which the sweep queues once the hold runs out (the batch's time at most,
+`CALL_TIMES` LiveKit timeouts: 30 s by default, plus `HOLD_MARGIN_SECONDS`); its
 deadline job asks LiveKit again, and re-dispatches only if no dispatch of the agent was made since.
 """
 
@@ -41,12 +42,12 @@ from typing import Any
 from workers.core.errors import UpstreamError
 from workers.core.events import Event, EventKind, Fact, internal
 from workers.core.machine import transition
-from workers.core.room import CheckPresence, Room
+from workers.core.room import CheckPresence, Redispatch, Room
 from workers.core.rules import Rules
 from workers.jobs.rooms.jobs import MAX_STEPS, fresh_start, next_question
 from workers.jobs.rooms.recording import record
+from workers.jobs.runtime import faults
 from workers.jobs.runtime.context import context
-from workers.jobs.runtime.retry import JOB_TIMEOUT_SECONDS
 from workers.queue.jobs import ON_DEADLINE, deadline_job_id, queue_deadline
 from workers.store.queries import load_rooms
 
@@ -54,8 +55,8 @@ log = logging.getLogger("warden.worker")
 
 AT_ONCE = 50  # fresh starts with a wait recorded together (their writes share a group commit)
 BATCH = 100  # rooms served together once the deployment is back
-BATCH_SECONDS = float(JOB_TIMEOUT_SECONDS)  # a batch's time at most; rooms left go the per-room way
-HOLD_SECONDS = 2 * BATCH_SECONDS  # a room's deadline job held at most this long (a crashed batch's)
+CALL_TIMES = 6  # a batch's time at most, in LiveKit call timeouts: rooms left go the per-room way
+HOLD_MARGIN_SECONDS = 5.0  # a hold outlasts its batch's time by this much (a crashed batch's runs out)
 
 
 def rooms_at_once(concurrency: int) -> int:
@@ -123,13 +124,14 @@ async def _batch(ctx: dict[str, Any], chunk: Sequence[tuple[str, str]], incident
     ]
     batch = [p for _, _, p in planned if p is not None]
     alone = [(sid, name) for sid, name, p in planned if p is None]
+    limit = CALL_TIMES * worker.settings.warden_livekit_timeout_seconds
     held = await worker.effects.enqueuer.hold(
-        ON_DEADLINE, [(r.job_id, (r.sid, r.attempt)) for r in batch], HOLD_SECONDS
+        ON_DEADLINE, [(r.job_id, (r.sid, r.attempt)) for r in batch], limit + HOLD_MARGIN_SECONDS
     )
     alone += [(r.sid, r.name) for r, ok in zip(batch, held, strict=True) if not ok]
     batch = [r for r, ok in zip(batch, held, strict=True) if ok]
     try:
-        async with asyncio.timeout(BATCH_SECONDS):
+        async with asyncio.timeout(limit):
             await _serve(ctx, batch, at)
     except TimeoutError:
         log.warning("recovery in bulk: %d room(s) left to their own jobs", sum(not r.done for r in batch))
@@ -222,6 +224,8 @@ async def _steps(ctx: dict[str, Any], r: _Room, current: Room | None, gate: asyn
         try:
             async with gate:
                 answer = await effects.execute(question, current)
+            if isinstance(question, Redispatch):
+                faults.mid_batch()  # a crash test's hook (WARDEN_FAULT_AT); unset, nothing
         except UpstreamError as exc:  # retryable: its deadline job tries again, with its back-off
             r.failure = exc
             return
