@@ -27,7 +27,7 @@ from workers.store import incidents
 
 log = logging.getLogger("warden.escalation")
 
-POLL_SECONDS = 1.0
+POLL_SECONDS = 0.5  # a return seen half a second after it at most; 40 ListAgents calls in a 20-s grace
 
 # the waiting rooms (sid, name), the incident id, the wait
 FreshStart = Callable[[Sequence[tuple[str, str]], str, float | None], Awaitable[None]]

@@ -6,18 +6,17 @@ each, once the agent's deployment is back.
 
 - with a wait (None: the restart grace), each room's fresh start is recorded, `AT_ONCE` at a time (their
   writes share commits); its deadline job re-checks it when the wait is over, as before;
-- with no wait (its deployment reports running replicas again), `recover` serves the rooms in batches
-  of `BATCH`. For a batch: the rooms are read in one query and each one's fresh start and the deadline
-  it sets (due at once) are decided in memory; the ids of those deadline jobs are held in the queue
-  (`JobQueue.hold`, one round trip), so that the room's deadline job (queued by the fresh start's own
-  notice, or by the sweep) is refused while the batch works on the room: the work stays single-flight
-  with that job, as if it were the job. LiveKit is asked once for the batch whether the rooms exist
-  (`ListRooms` takes many names), then for each room's participants and dispatches, concurrently, at
-  most a quarter of `WARDEN_WORKER_CONCURRENCY` rooms (two calls each) at a time; each room's fresh
-  start, deadline and LiveKit's answer are recorded as one batch of the room, the batch's rooms in one
-  transaction (the group commit takes them together). The steps that follow (evict, re-dispatch:
-  `Dispatcher.redispatch`) run concurrently the same way, their answers recorded together; then the
-  holds are given up.
+- with no wait (its deployment reports running replicas again), `recover` serves the rooms in batches,
+  `BATCHES_AT_ONCE` of `BATCH` rooms at a time. For a batch: the rooms are read in one query and each one's
+  fresh start and the deadline it sets (due at once) are decided in memory; the ids of those deadline jobs are
+  held in the queue (`JobQueue.hold`, one round trip), so that the room's deadline job (queued by the fresh
+  start's own notice, or by the sweep) is refused while the batch works on the room: the work stays
+  single-flight with that job, as if it were the job. LiveKit is asked once for the batch whether the rooms
+  exist (`ListRooms` takes many names), then for each room's participants and dispatches, concurrently, at
+  most a quarter of `WARDEN_WORKER_CONCURRENCY` rooms (two calls each) at a time; each room's fresh start,
+  deadline and LiveKit's answer are recorded as one batch of the room, the batch's rooms in one transaction
+  (the group commit takes them together). The steps that follow (evict, re-dispatch: `Dispatcher.redispatch`)
+  run concurrently the same way, their answers recorded together; then the holds are given up.
 
 A room the batch cannot serve (unknown, not waiting for the agent, its deadline job already queued or
 running, LiveKit unavailable for it, or the batch out of time) goes the per-room way: its fresh start
@@ -53,8 +52,9 @@ from workers.store.queries import load_rooms
 
 log = logging.getLogger("warden.worker")
 
-AT_ONCE = 50  # fresh starts with a wait recorded together (their writes share a group commit)
+AT_ONCE = 500  # fresh starts with a wait recorded together (a group commit's most: `group.MAX_GROUP`)
 BATCH = 100  # rooms served together once the deployment is back
+BATCHES_AT_ONCE = 2
 CALL_TIMES = 6  # a batch's time at most, in LiveKit call timeouts: rooms left go the per-room way
 HOLD_MARGIN_SECONDS = 5.0  # a hold outlasts its batch's time by this much (a crashed batch's runs out)
 
@@ -108,11 +108,18 @@ async def recover(
         ((sid, name),) = rooms
         await fresh_start(ctx, sid, name, incident_id, agent, 0.0)
         return
-    for first in range(0, len(rooms), BATCH):
-        await _batch(ctx, rooms[first : first + BATCH], incident_id, agent)
+    # Two batches under way at once: one asks LiveKit while the other's writes commit. Each asks about
+    # half of its rooms' share at a time, so the calls in flight stay as bounded as with one.
+    at_once = max(1, rooms_at_once(context(ctx).settings.warden_worker_concurrency) // BATCHES_AT_ONCE)
+    chunks = [rooms[first : first + BATCH] for first in range(0, len(rooms), BATCH)]
+    for first in range(0, len(chunks), BATCHES_AT_ONCE):
+        together = chunks[first : first + BATCHES_AT_ONCE]
+        await asyncio.gather(*(_batch(ctx, chunk, incident_id, agent, at_once) for chunk in together))
 
 
-async def _batch(ctx: dict[str, Any], chunk: Sequence[tuple[str, str]], incident_id: str, agent: str) -> None:
+async def _batch(
+    ctx: dict[str, Any], chunk: Sequence[tuple[str, str]], incident_id: str, agent: str, at_once: int
+) -> None:
     worker = context(ctx)
     at = worker.effects.clock()
     loaded = await load_rooms(
@@ -132,7 +139,7 @@ async def _batch(ctx: dict[str, Any], chunk: Sequence[tuple[str, str]], incident
     batch = [r for r, ok in zip(batch, held, strict=True) if ok]
     try:
         async with asyncio.timeout(limit):
-            await _serve(ctx, batch, at)
+            await _serve(ctx, batch, at, at_once)
     except TimeoutError:
         log.warning("recovery in bulk: %d room(s) left to their own jobs", sum(not r.done for r in batch))
     finally:
@@ -185,11 +192,11 @@ def _plan(
     return _Room(sid, name, agent, attempt, [restart, fired], decided.room)
 
 
-async def _serve(ctx: dict[str, Any], batch: list[_Room], at: float) -> None:
+async def _serve(ctx: dict[str, Any], batch: list[_Room], at: float, at_once: int) -> None:
     """Ask LiveKit about the batch's rooms, record each room's start with the answer, then carry out the
     steps that follow, room by room concurrently."""
     worker = context(ctx)
-    effects, at_once = worker.effects, rooms_at_once(worker.settings.warden_worker_concurrency)
+    effects = worker.effects
     if not batch:
         return
     seen = await effects.presence.observe_many([r.name for r in batch], at_once)
