@@ -27,13 +27,19 @@ from starlette.staticfiles import StaticFiles
 from service.api.canaries import get_canaries
 from service.api.dead_letters import get_dead_letters, retry_dead_letter
 from service.api.incidents import get_incidents, get_one_incident
+from service.api.maintenance import delete_maintenance, get_maintenance, post_maintenance
 from service.api.openapi import get_openapi
+from service.api.operator import ack_incident, redispatch_agent, restart_incident
 from service.api.rooms import get_room, get_rooms
+from service.api.slo import get_slo
 from service.body_reading import BodyDeadline
 from service.concurrency import ConcurrencyLimit
 from service.dashboard.canaries import canaries_page
 from service.dashboard.dead_letters import dead_letters_page
+from service.dashboard.maintenance import end_maintenance_form, maintenance_page, start_maintenance_form
+from service.dashboard.operator import ack_form, redispatch_form, restart_form
 from service.dashboard.pages import STATIC, incidents_page, room_page, rooms_page
+from service.dashboard.slo import slo_agent_page, slo_page
 from service.intake.heartbeat import post_heartbeat
 from service.intake.webhook import WebhookVerifier, receive_webhook
 from service.metrics import metrics_endpoint
@@ -101,10 +107,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
-        if not settings.admin_token:
+        if not settings.access_tokens:
             log.warning(
-                "WARDEN_ADMIN_TOKEN is not set: the API and the dashboard answer loopback clients only, "
-                "and no request that came through a proxy"
+                "neither WARDEN_TOKENS nor WARDEN_ADMIN_TOKEN is set: the API and the dashboard answer "
+                "loopback clients only, and no request that came through a proxy"
             )
         queue = open_queue(settings)
         engine = make_engine(settings.database_url)
@@ -132,17 +138,32 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/api/rooms", get_rooms),
             Route("/api/rooms/{name}", get_room),
             Route("/api/rooms/{name}/heartbeat", post_heartbeat, methods=["POST"]),
+            Route("/api/rooms/{name}/redispatch", redispatch_agent, methods=["POST"]),
             Route("/api/incidents", get_incidents),
             Route("/api/incidents/{id}", get_one_incident),
+            Route("/api/incidents/{id}/ack", ack_incident, methods=["POST"]),
+            Route("/api/incidents/{id}/restart", restart_incident, methods=["POST"]),
             Route("/api/dead-letters", get_dead_letters),
             Route("/api/dead-letters/{id:path}/retry", retry_dead_letter, methods=["POST"]),
             Route("/api/canaries", get_canaries),
+            Route("/api/slo", get_slo),
+            Route("/api/maintenance", get_maintenance),
+            Route("/api/maintenance", post_maintenance, methods=["POST"]),
+            Route("/api/maintenance/{id}", delete_maintenance, methods=["DELETE"]),
             Route("/api/openapi.json", get_openapi),
             Route("/", rooms_page),
+            Route("/rooms/{name}/redispatch", redispatch_form, methods=["POST"]),
             Route("/rooms/{name:path}", room_page),
             Route("/incidents", incidents_page),
+            Route("/incidents/{id}/ack", ack_form, methods=["POST"]),
+            Route("/incidents/{id}/restart", restart_form, methods=["POST"]),
             Route("/dead-letters", dead_letters_page),
             Route("/canaries", canaries_page),
+            Route("/slo", slo_page),
+            Route("/slo/{agent}", slo_agent_page),
+            Route("/maintenance", maintenance_page),
+            Route("/maintenance", start_maintenance_form, methods=["POST"]),
+            Route("/maintenance/{id}/end", end_maintenance_form, methods=["POST"]),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         lifespan=lifespan,

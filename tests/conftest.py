@@ -116,6 +116,7 @@ async def _migrate_and_empty(url: str) -> None:
                 "outbox",
                 "dead_letters",
                 "canary_runs",
+                "maintenance_windows",
             ):
                 await connection.exec_driver_sql(f"DELETE FROM {table}")
     finally:

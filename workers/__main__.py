@@ -50,6 +50,7 @@ def main() -> None:
 def serve_metrics(settings: Settings) -> WSGIServer | None:
     """The worker's metrics on `WARDEN_HOST`:`WARDEN_WORKER_METRICS_PORT`, or exit naming the port."""
     port = settings.warden_worker_metrics_port
+    metrics.start_sli_series(a for r in settings.rules().rules for a in r.agents or ())
     try:
         return metrics.serve(port, settings.warden_host)
     except OSError as exc:

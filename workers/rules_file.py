@@ -10,6 +10,7 @@
     canary = true                       # canaries for these agents (WARDEN_CANARY_EVERY)
     fallback_agent = "apology"          # protecting the person: also fallback_after_seconds,
     fallback_transfer_to = "tel:+1..."  # fallback_stays, notify_room (README: Protecting the person)
+    slo = 0.995                         # the objective for these agents' `served` (WARDEN_SLO otherwise)
 
 A mistake stops start-up with a message naming the file, the rule's number and the key (`RulesError`,
 a `SettingsError`). Deploy-hook URLs are secrets: an error never repeats their value.
@@ -48,6 +49,7 @@ _KEYS = {
     "fallback_stays",
     "fallback_transfer_to",
     "notify_room",
+    "slo",
     *_NUMBERS,
 }
 
@@ -108,6 +110,44 @@ def _rule(item: Any, number: int, where: str) -> Rule:
         if not isinstance(item["unnamed_agents"], bool):
             raise bad("unnamed_agents", "must be true or false")
         fields["unnamed_agents"] = item["unnamed_agents"]
+    fields.update(_terms(item, bad))
+    fields.update(_for_named(item, bad, fields.get("agents")))
+    fields.update(_fallback(item, bad))
+    agent_id = item.get("cloud_agent_id", "")
+    if not isinstance(agent_id, str) or (agent_id and not agent_id.startswith("CA_")):
+        raise bad("cloud_agent_id", "must be a LiveKit Cloud agent id (CA_...)")
+    hook = item.get("deploy_hook_url", "")
+    if not isinstance(hook, str) or (hook and not hook.startswith(("http://", "https://"))):
+        raise bad("deploy_hook_url", "must be an http:// or https:// URL (value not shown: it is a secret)")
+    if agent_id and hook:
+        raise bad("cloud_agent_id", "give cloud_agent_id or deploy_hook_url, not both")
+    return Rule(number, cloud_agent_id=agent_id, deploy_hook_url=hook, **fields)
+
+
+def _for_named(
+    item: dict[str, Any], bad: Callable[[str, str], RulesError], agents: tuple[str, ...] | None
+) -> dict[str, Any]:
+    """The rule's keys that only a rule naming its agents may give (`canary`, `slo`), checked."""
+    fields: dict[str, Any] = {}
+    if "canary" in item:
+        if not isinstance(item["canary"], bool):
+            raise bad("canary", "must be true or false")
+        if item["canary"] and not agents:
+            raise bad("canary", "needs the rule's agents = [...]: a canary is placed for a named agent")
+        fields["canary"] = item["canary"]
+    if "slo" in item:
+        slo = item["slo"]
+        if isinstance(slo, bool) or not isinstance(slo, int | float) or not 0 < slo < 1:
+            raise bad("slo", "must be a share between 0 and 1, both excluded (e.g. 0.995)")
+        if not agents:
+            raise bad("slo", "needs the rule's agents = [...]: an objective is a named agent's")
+        fields["slo"] = float(slo)
+    return fields
+
+
+def _terms(item: dict[str, Any], bad: Callable[[str, str], RulesError]) -> dict[str, Any]:
+    """The rule's SLAs, state limits and re-dispatches, checked."""
+    fields: dict[str, Any] = {}
     for key, name in _NUMBERS.items():
         if key in item:
             value = item[key]
@@ -121,22 +161,7 @@ def _rule(item: Any, number: int, where: str) -> Rule:
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 20:
             raise bad("max_redispatches", "must be a whole number from 0 to 20")
         fields["max_redispatches"] = value
-    if "canary" in item:
-        if not isinstance(item["canary"], bool):
-            raise bad("canary", "must be true or false")
-        if item["canary"] and not fields.get("agents"):
-            raise bad("canary", "needs the rule's agents = [...]: a canary is placed for a named agent")
-        fields["canary"] = item["canary"]
-    fields.update(_fallback(item, bad))
-    agent_id = item.get("cloud_agent_id", "")
-    if not isinstance(agent_id, str) or (agent_id and not agent_id.startswith("CA_")):
-        raise bad("cloud_agent_id", "must be a LiveKit Cloud agent id (CA_...)")
-    hook = item.get("deploy_hook_url", "")
-    if not isinstance(hook, str) or (hook and not hook.startswith(("http://", "https://"))):
-        raise bad("deploy_hook_url", "must be an http:// or https:// URL (value not shown: it is a secret)")
-    if agent_id and hook:
-        raise bad("cloud_agent_id", "give cloud_agent_id or deploy_hook_url, not both")
-    return Rule(number, cloud_agent_id=agent_id, deploy_hook_url=hook, **fields)
+    return fields
 
 
 def _fallback(item: dict[str, Any], bad: Callable[[str, str], RulesError]) -> dict[str, Any]:

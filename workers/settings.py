@@ -32,6 +32,8 @@ from workers.setting_values import (
     parse_keys,
 )
 from workers.settings_fallback import FallbackSettings
+from workers.settings_slo import SloSettings
+from workers.settings_tokens import TokenSettings
 
 DEFAULT_SQLITE_PATH = Path("var") / "warden.db"
 _URL_SCHEMES = ("ws://", "wss://", "http://", "https://")
@@ -42,7 +44,7 @@ CALLS_PER_LOOK = 2
 LIVENESS_TICK_SECONDS = 1
 
 
-class Settings(FallbackSettings):
+class Settings(FallbackSettings, TokenSettings, SloSettings):
     """Environment variables (and a `.env` file) read by Warden; names match the variables."""
 
     model_config = SettingsConfigDict(
@@ -58,7 +60,6 @@ class Settings(FallbackSettings):
     warden_agent_name: str = ""
     warden_rules: str = ""
     warden_rooms: str = ""
-    warden_admin_token: SecretStr = SecretStr("")
     warden_queue_name: str = "warden:queue"
     warden_log_level: str = "INFO"
     warden_log_format: str = "text"
@@ -366,10 +367,6 @@ class Settings(FallbackSettings):
         """The worker talks to LiveKit; without its URL it cannot check rooms or re-dispatch."""
         if not self.livekit_url:
             raise SettingsError("LIVEKIT_URL: required by the worker to check rooms and re-dispatch agents")
-
-    @property
-    def admin_token(self) -> str:
-        return self.warden_admin_token.get_secret_value()
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -1,11 +1,17 @@
-"""Who may read the operator API and dashboard: `WARDEN_ADMIN_TOKEN` (as a bearer token, or as the
-password of HTTP Basic auth so that a browser can ask for it), or, when none is set, loopback only.
+"""Who may read the operator API and dashboard, and who may change something (README: "Roles").
+
+A token of `WARDEN_TOKENS` (named, a viewer's or an operator's) or `WARDEN_ADMIN_TOKEN` (the operator
+named `admin`), as a bearer token or as the password of HTTP Basic auth (so that a browser can ask for
+it): a viewer reads the API and the dashboard, an operator also changes something (`operator_only`:
+every POST and DELETE but an agent's heartbeat, which has its own tokens). What changes something is
+refused to another site's page whatever its credentials (`service.api.cross_site`). With no token set
+at all, loopback only, as the operator named `loopback`.
 
 Loopback means a client on this machine talking to Warden directly. A request that came through a
 proxy carries the proxy's address (often loopback itself: nginx on the same host), so any forwarding
 header on a tokenless request refuses it, whatever it says: `X-Forwarded-For: localhost` was served
 once, and `X-Real-IP` / `Forwarded` were not read at all, so behind a same-host proxy setting only
-those every client counted as loopback. Behind a proxy, set `WARDEN_ADMIN_TOKEN`."""
+those every client counted as loopback. Behind a proxy, set a token."""
 
 from __future__ import annotations
 
@@ -16,20 +22,22 @@ import ipaddress
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import wraps
-from typing import Literal
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from service.api.cross_site import cross_site_refusal
+from workers.settings_tokens import AccessToken, digest
+from workers.settings_tokens import Role as Role  # the roles, as callers of this module name them
+
 Endpoint = Callable[[Request], Awaitable[Response]]
-Role = Literal["viewer", "operator"]
 
 
 @dataclass(frozen=True)
 class Caller:
     """Who made a request, as operator actions record it (`by`): a name and a role, never the token.
-    `WARDEN_ADMIN_TOKEN` is the operator named `admin`; with no token set, a direct loopback client is the
-    operator named `loopback`."""
+    A `WARDEN_TOKENS` entry's name and role; `WARDEN_ADMIN_TOKEN` is the operator named `admin`; with no
+    token set, a direct loopback client is the operator named `loopback`."""
 
     name: str
     role: Role
@@ -56,6 +64,9 @@ FORWARDING_HEADERS = (
 )
 
 
+NO_TOKEN = "no token is set (WARDEN_TOKENS, WARDEN_ADMIN_TOKEN)"
+
+
 def is_loopback(host: str) -> bool:
     """An address of this machine's loopback interface (a name such as `localhost` is not an address:
     only a forwarding header could have put it there)."""
@@ -71,27 +82,32 @@ def tokenless_refusal(request: Request, what: str = "the API") -> str | None:
     forwarded = [name for name in FORWARDING_HEADERS if name in request.headers]
     if forwarded:
         return (
-            f"WARDEN_ADMIN_TOKEN is not set, so {what} answers direct loopback clients only, and this "
-            f"request came through a proxy ({', '.join(forwarded)}): set WARDEN_ADMIN_TOKEN"
+            f"{NO_TOKEN}, so {what} answers direct loopback clients only, and this request came "
+            f"through a proxy ({', '.join(forwarded)}): set WARDEN_TOKENS or WARDEN_ADMIN_TOKEN"
         )
     # The socket's peer: uvicorn replaces it with X-Forwarded-For's only when that header is present.
     client = request.client.host if request.client else ""
     if is_loopback(client):
         return None
-    return f"WARDEN_ADMIN_TOKEN is not set, so {what} answers loopback clients only"
+    return f"{NO_TOKEN}, so {what} answers loopback clients only"
 
 
-def check_admin(request: Request, admin_token: str) -> Response | None:
+def authenticate(request: Request) -> Response | None:
     """None when the request may proceed (and `request.state.caller` says who made it), else the 401/403
-    response to send."""
-    if admin_token:
-        if hmac.compare_digest(
-            _supplied_token(request.headers.get("authorization", "")), admin_token.encode()
-        ):
-            request.state.caller = Caller("admin", "operator")
+    response to send. The token supplied is compared with every token configured, each in constant
+    time, so that the time taken says nothing of which one (nor how much of one) it matched."""
+    tokens: tuple[AccessToken, ...] = request.state.settings.access_tokens
+    if tokens:
+        supplied = digest(_supplied_token(request.headers.get("authorization", "")))
+        found = None
+        for token in tokens:
+            if hmac.compare_digest(supplied, token.digest):
+                found = token
+        if found is not None:
+            request.state.caller = Caller(found.name, found.role)
             return None
         return JSONResponse(
-            {"error": "missing or wrong admin token (a bearer token, or the Basic auth password)"},
+            {"error": "missing or wrong token (a bearer token, or the Basic auth password)"},
             status_code=401,
             headers={"WWW-Authenticate": 'Basic realm="Warden", charset="UTF-8"'},
         )
@@ -116,11 +132,11 @@ def _supplied_token(header: str) -> bytes:
 
 
 def admin_only(endpoint: Endpoint) -> Endpoint:
-    """Decorate an endpoint so that it runs only for an authorised caller."""
+    """Decorate an endpoint that reads: it runs for any authorised caller, viewer or operator."""
 
     @wraps(endpoint)
     async def guarded(request: Request) -> Response:
-        refusal = check_admin(request, request.state.settings.admin_token)
+        refusal = authenticate(request)
         return refusal if refusal is not None else await endpoint(request)
 
     return guarded
@@ -128,15 +144,24 @@ def admin_only(endpoint: Endpoint) -> Endpoint:
 
 def operator_only(endpoint: Endpoint) -> Endpoint:
     """Decorate an endpoint that changes something (every operator POST and DELETE): it runs only for a
-    caller whose role is `operator`; any other authorised caller gets 403."""
+    caller whose role is `operator`, and never for another site's page (403 first, before the
+    credentials are even read: a browser would answer a 401 by asking its user for them); a viewer
+    gets 403."""
 
     @wraps(endpoint)
     async def guarded(request: Request) -> Response:
-        refusal = check_admin(request, request.state.settings.admin_token)
+        cross_site = cross_site_refusal(request)
+        if cross_site is not None:
+            return JSONResponse({"error": cross_site}, status_code=403)
+        refusal = authenticate(request)
         if refusal is not None:
             return refusal
-        if caller(request).role != "operator":
-            return JSONResponse({"error": "this needs an operator's token"}, status_code=403)
+        who = caller(request)
+        if who.role != "operator":
+            return JSONResponse(
+                {"error": f"{who.name} is a viewer: this needs an operator's token (WARDEN_TOKENS)"},
+                status_code=403,
+            )
         return await endpoint(request)
 
     return guarded

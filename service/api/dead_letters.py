@@ -1,5 +1,6 @@
 """The dead letters API: `GET /api/dead-letters` (newest first) and `POST /api/dead-letters/{id}/retry`,
-which queues the failed job again (same function and arguments, a re-run id) and marks it re-run."""
+which queues the failed job again (same function and arguments, a re-run id) and marks it re-run, by
+the operator who asked (`retried_by`: the token's name, never the token)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from service.api.auth import admin_only, operator_only
+from service.api.auth import admin_only, caller_name, operator_only
 from service.api.rooms import int_param, iso
 from workers.core.personal import mask_phone, mask_within
 from workers.queue.jobs import queue_retry
@@ -32,6 +33,7 @@ def letter_summary(letter: DeadLetter) -> dict[str, Any]:
         "attempts": letter.attempts,
         "failed_at": iso(letter.failed_at),
         "retried_at": iso(letter.retried_at),
+        "retried_by": letter.retried_by,
     }
 
 
@@ -48,13 +50,17 @@ async def get_dead_letters(request: Request) -> JSONResponse:
 @operator_only
 async def retry_dead_letter(request: Request) -> JSONResponse:
     engine, letter_id = request.state.engine, request.path_params["id"]
-    letter = await claim_retry(engine, letter_id, time.time())
+    by = caller_name(request)
+    letter = await claim_retry(engine, letter_id, time.time(), by)
     if letter is None:
         known = await find(engine, letter_id)
         if known is None:
             return JSONResponse({"error": "no such dead letter"}, status_code=404)
         return JSONResponse(
-            {"error": f"already re-run at {iso(known.retried_at)}; it is listed again if it fails again"},
+            {
+                "error": f"already re-run at {iso(known.retried_at)} by {known.retried_by or 'an operator'}; "
+                "it is listed again if it fails again"
+            },
             status_code=409,
         )
     try:
@@ -63,5 +69,5 @@ async def retry_dead_letter(request: Request) -> JSONResponse:
         await release_retry(engine, letter.id)
         log.warning("dead letter %s not re-queued: Redis unavailable (%s)", letter.id, type(exc).__name__)
         return JSONResponse({"error": "Redis unavailable, retry later"}, status_code=503)
-    log.info("dead letter %s re-queued as %s", letter.id, job_id)
+    log.info("dead letter %s re-queued as %s by %s", letter.id, job_id, by)
     return JSONResponse({**letter_summary(letter), "job_id": job_id})

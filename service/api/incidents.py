@@ -30,6 +30,9 @@ def incident_summary(incident: Incident) -> dict[str, Any]:
         "rooms_waiting": incident.waiting_rooms,
         "kind": incident.kind,
         "worker_ids": [worker for worker, _ in incident.workers],
+        "acknowledged_at": iso(incident.acknowledged_at),
+        "acknowledged_by": incident.acknowledged_by or None,
+        "in_maintenance": incident.maintenance,
     }
 
 

@@ -186,6 +186,12 @@ INCIDENT_FIELDS: dict[str, Schema] = {
         "items": STRING,
         "description": "workers that took 3 jobs in the window whose agent never came",
     },
+    "acknowledged_at": {**MAYBE_TIME, "description": "when an operator acknowledged it (null: nobody yet)"},
+    "acknowledged_by": {**MAYBE_STRING, "description": "the name of the operator's token (never the token)"},
+    "in_maintenance": {
+        "type": "boolean",
+        "description": "a maintenance window covered its agent: no restart, no alert",
+    },
 }
 INCIDENT_ROOM = obj(
     "A room in an incident", {"sid": STRING, "name": STRING, "added_at": TIME, "recovered_at": MAYBE_TIME}
@@ -200,6 +206,11 @@ DEAD_LETTER_FIELDS: dict[str, Schema] = {
     "attempts": {"type": "integer", "minimum": 0},
     "failed_at": TIME,
     "retried_at": MAYBE_TIME,
+    "retried_by": {
+        "type": ["string", "null"],
+        "description": "who re-ran it: the name of the operator's token (WARDEN_TOKENS; `admin` for "
+        "WARDEN_ADMIN_TOKEN, `loopback` with no token set), never the token",
+    },
 }
 CANARY_RUN = obj(
     "One canary run: its room, when it started and ended, and whether the agent came in time",
@@ -234,11 +245,67 @@ AGENT_CANARIES = obj(
         "runs": {"type": "array", "items": ref("CanaryRun")},
     },
 )
+SERVICE_LEVEL = obj(
+    "One service level over the window: rooms counted good, rooms counted, and the share good",
+    {
+        "good": {"type": "integer", "minimum": 0},
+        "total": {"type": "integer", "minimum": 0},
+        "ratio": nullable(
+            {"type": "number", "minimum": 0, "maximum": 1, "description": "null: none counted"}
+        ),
+    },
+)
+AGENT_SLO = obj(
+    "An agent's service levels, each room counted once when its fate for the agent was known",
+    {
+        "agent": STRING,
+        "objective": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "exclusiveMaximum": 1,
+            "description": "the objective for served: its rule's slo, else WARDEN_SLO",
+        },
+        "window": {"type": "string", "description": "WARDEN_SLO_WINDOW, e.g. 30d"},
+        "on_time": {**ref("ServiceLevel"), "description": "its agent came within its join SLA, unhelped"},
+        "served": {**ref("ServiceLevel"), "description": "its agent came in the end (a fallback does not)"},
+        "budget_remaining": {
+            "type": "number",
+            "description": "1 - (bad share of served) / (1 - objective) over the window; below 0: overspent",
+        },
+        "burn_rate_1h": {
+            "type": "number",
+            "minimum": 0,
+            "description": "bad share of served over the last hour / (1 - objective); 1 spends the budget "
+            "in exactly the window",
+        },
+    },
+)
 HEARTBEAT_QUEUED = obj(
     "The heartbeat is queued for the worker",
     {"status": {"const": "queued"}, "room": STRING, "identity": STRING},
 )
 ERROR = obj("What went wrong, for people", {"error": STRING})
+OPERATOR_QUEUED = obj(
+    "The operator's request, queued for the worker, which applies it through the room's or the "
+    "incident's machine (in its timeline or log, with `by`)",
+    {
+        "status": {"const": "queued"},
+        "action": {"type": "string", "enum": ["ack", "restart", "redispatch"]},
+        "by": {**STRING, "description": "the name of the operator's token (never the token)"},
+        "incident_id": STRING,
+        "room": STRING,
+        "agent": STRING,
+    },
+    optional=("incident_id", "room", "agent"),
+)
+COOLDOWN = obj(
+    "Refused: the deployment's restart cooldown runs (or a restart is under way)",
+    {
+        "error": STRING,
+        "cooldown_ends": {**MAYBE_TIME, "description": "when a restart may be asked for again"},
+    },
+    optional=("cooldown_ends",),
+)
 
 SCHEMAS: dict[str, Schema] = {
     "Person": PERSON,
@@ -287,6 +354,14 @@ SCHEMAS: dict[str, Schema] = {
         "The configured agents, then others with runs on record",
         {"agents": {"type": "array", "items": ref("AgentCanaries")}},
     ),
+    "ServiceLevel": SERVICE_LEVEL,
+    "AgentServiceLevels": AGENT_SLO,
+    "ServiceLevels": obj(
+        "The configured agents, then others with outcomes in the window",
+        {"agents": {"type": "array", "items": ref("AgentServiceLevels")}},
+    ),
     "HeartbeatQueued": HEARTBEAT_QUEUED,
     "Error": ERROR,
+    "OperatorQueued": OPERATOR_QUEUED,
+    "RestartRefused": COOLDOWN,
 }

@@ -137,7 +137,7 @@ def _fact_detail(fact: dict[str, Any]) -> dict[str, Any]:
         detail["dispatches"] = [
             {"id": d["id"], "agent_name": d["agent_name"], "jobs": _jobs(d)} for d in fact["dispatches"]
         ]
-    for key in ("agent", "dispatch_id", "error"):
+    for key in ("agent", "dispatch_id", "error", "by"):
         if fact.get(key):
             detail[key] = fact[key]
     if fact.get("room_exists") is False:

@@ -3,6 +3,7 @@ again once its cause is fixed), through the API (`service.api.dead_letters`)."""
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
 from rich.table import Table
@@ -28,11 +29,19 @@ def dead_letters(url: str) -> int:
             cell(room["name"] or room["sid"] or "-"),
             cell(letter["attempts"]),
             cell((letter["failed_at"] or "")[:19]),
-            cell((letter["retried_at"] or "not yet")[:19]),
+            cell(_re_run(letter)),
             cell(letter["error"], TEXT_CHARS),
         )
     console().print(table)
     return 0
+
+
+def _re_run(letter: dict[str, Any]) -> str:
+    """When the letter was re-run and by whom (the operator's token's name), or "not yet"."""
+    if letter["retried_at"] is None:
+        return "not yet"
+    by = letter.get("retried_by")
+    return f"{letter['retried_at'][:19]} by {by}" if by else letter["retried_at"][:19]
 
 
 def retry(url: str, letter_id: str) -> int:
@@ -40,6 +49,7 @@ def retry(url: str, letter_id: str) -> int:
     if status != 200:
         return failed(status, data)
     console().print(
-        f"re-queued {handle(data['id'])} ({cell(data['function'])}) as job {handle(data['job_id'])}"
+        f"re-queued {handle(data['id'])} ({cell(data['function'])}) as job {handle(data['job_id'])} "
+        f"by {cell(data.get('retried_by') or 'an operator')}"
     )
     return 0

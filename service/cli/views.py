@@ -44,14 +44,15 @@ def fetch(url: str, path: str, **params: Any) -> tuple[int, dict[str, Any]]:
 
 
 def call(
-    url: str, method: str, path: str, params: dict[str, Any] | None = None
+    url: str, method: str, path: str, params: dict[str, Any] | None = None, body: Any = None
 ) -> tuple[int, dict[str, Any]]:
-    """Ask a Warden API path; (status, JSON body), status 0 when Warden is unreachable."""
-    token = os.environ.get("WARDEN_ADMIN_TOKEN", "")
+    """Ask a Warden API path (with `body` as JSON, if any); (status, JSON body), status 0 when Warden
+    is unreachable."""
+    token = os.environ.get("WARDEN_TOKEN") or os.environ.get("WARDEN_ADMIN_TOKEN", "")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         answer = httpx.request(
-            method, f"{url.rstrip('/')}{path}", params=params, headers=headers, timeout=10.0
+            method, f"{url.rstrip('/')}{path}", params=params, json=body, headers=headers, timeout=10.0
         )
     except httpx.HTTPError as exc:
         return 0, {"error": f"Warden unreachable at {url} ({type(exc).__name__})"}
@@ -175,7 +176,18 @@ def incidents(url: str) -> int:
     if status != 200:
         return failed(status, data)
     table = Table(title=f"Incidents ({cell(data['total'])})")
-    for column in ("id", "agent", "state", "opened", "time to recovery", "rooms", "waiting", "reason"):
+    columns = (
+        "id",
+        "agent",
+        "state",
+        "opened",
+        "time to recovery",
+        "rooms",
+        "waiting",
+        "acknowledged",
+        "reason",
+    )
+    for column in columns:
         table.add_column(column)
     for i in data["incidents"]:
         took = i["time_to_recovery_seconds"]
@@ -187,10 +199,17 @@ def incidents(url: str) -> int:
             "-" if took is None else f"{took:.0f} s",
             cell(i["rooms"]),
             cell(i["rooms_waiting"]),
+            _acknowledged(i),
             cell(i["reason"], TEXT_CHARS),
         )
     console().print(table)
     return 0
+
+
+def _acknowledged(incident: dict[str, Any]) -> str:
+    """ "alice at 12:00:03" : who acknowledged the incident, and when (issue 28); "-" for nobody yet."""
+    by, at = incident.get("acknowledged_by"), incident.get("acknowledged_at")
+    return f"{cell(by)} at {cell(str(at)[11:19])}" if by and at else "-"
 
 
 def _agent_state(expected: dict[str, Any]) -> str:

@@ -1,8 +1,10 @@
 """The dashboard: `/` (rooms), `/rooms/{name}` (one room's timeline), `/incidents` (and `/dead-letters`
 and `/canaries`, in `service.dashboard.dead_letters` and `.canaries`). Server-rendered with Jinja2;
 each page refreshes its live part by fetching itself with `?fragment=1` (no build step, no CDN).
-Same access rules as the API (see `service.api.auth`); a browser is asked for the admin token by
-Basic auth.
+Same access rules as the API (see `service.api.auth`); a browser is asked for a token by Basic auth.
+Every template knows who is signed in (`signed_in`): `caller` (a `Caller`: name and role) and
+`is_operator`, which an operator's button is shown under (`{% if is_operator %}`): a viewer's POST would
+be refused anyway.
 
 What it shows of values Warden was sent is bounded and inert, where the API keeps them whole: names and
 identities are masked and clipped here (`workers.core.shown`, a 1 MB room name is a line, not a 2 MB
@@ -25,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.templating import Jinja2Templates
 
-from service.api.auth import check_admin, tokenless_refusal
+from service.api.auth import Caller, authenticate, tokenless_refusal
 from service.api.rooms import room_summary, timeline_entry
 from service.dashboard.charts import (
     Deadline,
@@ -38,14 +40,28 @@ from service.dashboard.charts import (
 )
 from workers.core.room import ROOM_STATES, time_to_agent
 from workers.core.shown import TEXT_CHARS, fit, listed, shown
+from workers.store import maintenance
 from workers.store.dead_letters import waiting_count
 from workers.store.incidents import list_incidents
 from workers.store.log_rows import ACTION_KIND
+from workers.store.maintenance import hhmm
 from workers.store.queries import TimelineEntry, confirmations, find_room, list_rooms
 from workers.store.stats import open_incidents_by_room, phase_counts, time_to_agent_since
 
+
+def signed_in(request: Request) -> dict[str, Any]:
+    """Who the page is for, in every template's context: `caller` and `is_operator` (None and False on
+    a page rendered before anyone was authorised: no operator's button on it)."""
+    who = getattr(request.state, "caller", None)
+    if not isinstance(who, Caller):
+        return {"caller": None, "is_operator": False}
+    return {"caller": who, "is_operator": who.role == "operator"}
+
+
 STATIC = Path(__file__).parent / "static"
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+TEMPLATES = Jinja2Templates(
+    directory=str(Path(__file__).parent / "templates"), context_processors=[signed_in]
+)
 PAGE_ROOMS = 100
 WINDOWS = {"hour": 3600.0, "day": 86400.0}
 SLA_NAMES = {
@@ -103,6 +119,7 @@ TEMPLATES.env.filters.update(
     ago=ago,
     clock=clock,
     when=when,
+    hhmm=hhmm,
     phase=lambda p: str(p).replace("_", " "),
     listed=lambda names: listed([str(n) for n in names]),
 )
@@ -144,10 +161,12 @@ def page(endpoint: Page) -> Page:
 
 
 async def _guarded(endpoint: Page, request: Request) -> Response:
-    refusal = check_admin(request, request.state.settings.admin_token)
+    refusal = authenticate(request)
     if refusal is None:
+        if request.query_params.get("fragment") != "1":  # the banner of a whole page (`base.html`)
+            request.state.maintenance = await maintenance.active(request.state.engine, time.time())
         return await endpoint(request)
-    message = "Sign in with any user name and the admin token as the password."
+    message = "Sign in with any user name and your token (WARDEN_TOKENS, WARDEN_ADMIN_TOKEN) as the password."
     if refusal.status_code == 403:
         message = f"{tokenless_refusal(request, 'the dashboard')}."
     return HTMLResponse(
@@ -160,7 +179,11 @@ async def _guarded(endpoint: Page, request: Request) -> Response:
 def render(request: Request, name: str, context: dict[str, Any]) -> Response:
     fragment = request.query_params.get("fragment") == "1"
     template = f"_{name}_live.html" if fragment else f"{name}.html"
-    return TEMPLATES.TemplateResponse(request, template, {"now": time.time(), **context})
+    # What the last form button did (issue 28), shown only when this page was reached from Warden's own
+    # (the form's redirect): another site's link cannot put words on an operator's page.
+    from_here = request.headers.get("sec-fetch-site", "same-origin") == "same-origin"
+    said = request.query_params.get("said", "") if from_here else ""
+    return TEMPLATES.TemplateResponse(request, template, {"now": time.time(), "said": said, **context})
 
 
 @page
@@ -268,7 +291,10 @@ async def incidents_page(request: Request) -> Response:
             ],
             "waiting": i.waiting_rooms,
             "kind": i.kind,
+            "maintenance": i.maintenance,
             "workers": [fit(worker) for worker, _ in i.workers],
+            "acknowledged_at": i.acknowledged_at,
+            "acknowledged_by": fit(i.acknowledged_by),
             "actions": [
                 {"at": at, "action": action, "outcome": fit(outcome, TEXT_CHARS)}
                 for at, action, outcome in i.actions

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 
 from devtools.simulator.serving import serve
-from service.api.auth import check_admin
+from service.api.auth import NO_TOKEN, authenticate
 from service.app import create_app
 from tests.support.events import parse
 from tests.support.helpers import agent, body, person
@@ -123,10 +123,8 @@ async def test_admin_token_is_required_when_set(database_url: str, redis_url: st
     [("127.0.0.1", True), ("::1", True), ("127.0.0.2", True), ("203.0.113.7", False), ("localhost", False)],
 )
 def test_without_admin_token_only_loopback_may_read(host: str, allowed: bool) -> None:
-    request = Request(
-        {"type": "http", "method": "GET", "path": "/api/rooms", "headers": [], "client": (host, 5)}
-    )
-    refusal = check_admin(request, admin_token="")
+    scope = {"type": "http", "method": "GET", "path": "/api/rooms", "headers": [], "client": (host, 5)}
+    refusal = authenticate(Request({**scope, "state": {"settings": make_settings()}}))
     assert (refusal is None) == allowed
     if refusal is not None:
         assert refusal.status_code == 403
@@ -153,7 +151,7 @@ async def test_without_admin_token_a_forwarded_request_is_refused_even_from_loop
     refused = await api.get("/api/rooms", headers={header: value})
     assert refused.status_code == 403
     error = refused.json()["error"]
-    assert error.startswith("WARDEN_ADMIN_TOKEN is not set, so the API answers direct loopback clients only")
+    assert error.startswith(f"{NO_TOKEN}, so the API answers direct loopback clients only")
     assert f"came through a proxy ({header.lower()})" in error
     page = await api.get("/", headers={header: value})
     assert page.status_code == 403 and "came through a proxy" in page.text

@@ -124,10 +124,21 @@ async def test_every_real_answer_conforms(live: str) -> None:
         retry = "/api/dead-letters/{id}/retry"
         assert (await conforms("POST", retry, "/api/dead-letters/webhook:EV_x/retry")).status_code == 200
         assert (await conforms("POST", retry, "/api/dead-letters/webhook:EV_x/retry")).status_code == 409
+        started = await conforms(
+            "POST", "/api/maintenance", "/api/maintenance", json={"agent": "*", "minutes": 5}
+        )
+        refused = await conforms("POST", "/api/maintenance", "/api/maintenance", json={"agent": "*"})
+        windows = (await conforms("GET", "/api/maintenance", "/api/maintenance")).json()["windows"]
+        one = "/api/maintenance/{id}"
+        ended = await conforms("DELETE", one, f"/api/maintenance/{started.json()['id']}")
+        assert (await conforms("DELETE", one, f"/api/maintenance/{started.json()['id']}")).status_code == 409
+        assert (await conforms("DELETE", one, "/api/maintenance/0")).status_code == 404
         beat = await conforms(
             "POST", "/api/rooms/{name}/heartbeat", "/api/rooms/call-2/heartbeat", json={"identity": "agent-2"}
         )
     assert beat.status_code == 202
+    assert (started.status_code, refused.status_code, ended.status_code) == (201, 400, 200)
+    assert [w["active"] for w in windows] == [True]
     assert sorted(i["state"] for i in incidents) == ["open", "resolved"]
     states = {r["name"]: (r["state"], (r["recovery"]["deadline"] or {}).get("reason")) for r in rooms}
     assert states == {

@@ -1,6 +1,7 @@
 """Queries that stay fast: every statement the API, the dashboard, the sweep, reconciliation and
 retention run is read back through PostgreSQL's `EXPLAIN` over tens of thousands of rows, and none may
-scan `events`, `rooms` or `room_agents` whole. SQLite runs in WAL mode with its checkpoints bounded."""
+scan `events`, `rooms`, `room_agents` or `sli_outcomes` whole. SQLite runs in WAL mode with its
+checkpoints bounded."""
 
 from __future__ import annotations
 
@@ -18,12 +19,23 @@ from tests.support.settings import make_settings
 from workers.core.events import EventKind, Fact, internal
 from workers.core.room import Phase, Policy
 from workers.migrate import upgrade
-from workers.store import incidents, liveness, log_rows, outbox, queries, retention, stats, writer
+from workers.store import (
+    incidents,
+    liveness,
+    log_rows,
+    outbox,
+    queries,
+    retention,
+    sli_outcomes,
+    stats,
+    writer,
+)
 from workers.store.engine import SQLITE_WAL_AUTOCHECKPOINT_PAGES, SQLITE_WAL_LIMIT_BYTES, make_engine
 from workers.store.models import EVENTS
 
 ROOMS, EVENTS_PER_ROOM, INCIDENTS = 30_000, 10, 2_000
 NOW = 2_000_000_000.0
+YEAR_ON = NOW + 364 * 86400
 STATE = (
     '{"sid": "RM_x", "name": "x", "phase": "closed", "people": [], "agents": [{"identity": "agent-1", "sid": '
     '"PA_1", "name": "notetaker", "joined_at": 1.0, "active_at": 2.0}], "started_at": 1.0, "finished_at": '
@@ -65,6 +77,10 @@ FROM generate_series(1, {INCIDENTS}) AS i, generate_series(1, 3) AS k;
 INSERT INTO incident_actions (incident_id, at, action, outcome)
 SELECT 'IN_' || i, {NOW} - 86400 + i * 40.0 + k, 'restart', 'ok'
 FROM generate_series(1, {INCIDENTS}) AS i, generate_series(1, 3) AS k;
+INSERT INTO sli_outcomes (room_sid, agent, room_name, decided_at, on_time, served, how)
+SELECT 'RM_' || i, agent, 'room-' || i, {NOW} - 86400 + i * 1051.2, i % 50 <> 0, i % 200 <> 0,
+       CASE WHEN i % 50 = 0 THEN 'late' ELSE 'on_time' END
+FROM generate_series(1, {ROOMS}) AS i, (VALUES ('notetaker'), ('assistant')) AS expected (agent);
 INSERT INTO outbox (id, room_sid, kind, payload, created_at, due_at, attempts)
 SELECT 'EV_' || i || '#0', 'RM_' || i, 'ScheduleDeadline',
        '{{"action": "ScheduleDeadline", "attempt": 1, "at": 1.0, "reason": "join"}}'::json,
@@ -80,7 +96,7 @@ async def filled(postgres_url: str) -> AsyncIterator[AsyncEngine]:
     await upgrade(engine)
     raw = postgres_url.replace("postgresql+asyncpg://", "postgresql://")
     connection = await asyncpg.connect(raw)
-    tables = "events, rooms, room_agents, incidents, incident_rooms, incident_actions, outbox"
+    tables = "events, rooms, room_agents, incidents, incident_rooms, incident_actions, outbox, sli_outcomes"
     try:
         await connection.execute(f"TRUNCATE {tables}")
         await connection.execute(FILL)
@@ -93,7 +109,8 @@ async def filled(postgres_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 Call = Callable[[AsyncEngine], Awaitable[Any]]
-WHOLE = ("events", "rooms", "room_agents")  # the tables that grow with traffic: never read whole
+# The tables that grow with traffic: never read whole.
+WHOLE = ("events", "rooms", "room_agents", "sli_outcomes")
 SIDS = [f"RM_{i}" for i in range(100, 300)]
 POLICY = Policy(agent_name="notetaker")
 
@@ -126,6 +143,16 @@ CALLS: dict[str, Call] = {
     "liveness: the next rooms an agent may be in": lambda e: liveness.candidates_after(e, "RM_1", 100),
     "heartbeat: room by name": lambda e: writer.load_room_named(e, "room-40"),
     "writer: record": lambda e: writer.record_event(e, _reconciled(), received_at=NOW, rules=POLICY),
+    # A year of outcomes from a day before NOW (retention's batch below finds few), read a year on
+    # with a 30-day window: only the window's rows are read.
+    "API/dashboard: service levels over the window": lambda e: sli_outcomes.totals(e, YEAR_ON - 30 * 86400),
+    "API/dashboard: service levels over the hour": lambda e: sli_outcomes.totals(e, YEAR_ON - 3600),
+    "dashboard: an agent's ratios over time": lambda e: sli_outcomes.series(
+        e, "notetaker", YEAR_ON - 30 * 86400, 86400
+    ),
+    "dashboard: rooms that spent the budget": lambda e: sli_outcomes.spent(
+        e, "notetaker", YEAR_ON - 30 * 86400
+    ),
     "check: retention backlog": lambda e: retention.closed_rooms_older_than(e, NOW - 3600),
     # The oldest few rooms and incidents only: one batch of each, every statement of it.
     "retention: prune": lambda e: retention.prune(e, NOW - 86400 + 120),

@@ -45,6 +45,7 @@ from workers.queue.jobs import (
     ESCALATE,
     HEARTBEAT,
     ON_DEADLINE,
+    OPERATOR_ACTION,
     REPORT_TO_INCIDENT,
     queue_deadline,
     queue_heartbeat,
@@ -249,6 +250,7 @@ def test_the_worker_runs_the_functions_the_queue_names(redis_url: str) -> None:
         HEARTBEAT,
         REPORT_TO_INCIDENT,
         ESCALATE,
+        OPERATOR_ACTION,
     }
 
 

@@ -14,14 +14,14 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support.harness import AGENT, Harness, harness
-from tests.support.helpers import person
+from tests.support.helpers import agent, person
 from tests.support.processes import ROOT, procfile_argv
 from tests.support.settings import KEY, SECRET, make_settings
 from workers.core.errors import SettingsError
 from workers.core.room import Phase
 from workers.jobs.rooms.crons import prune
 from workers.store import incidents, retention
-from workers.store.models import EVENTS, INCIDENT_ACTIONS, INCIDENT_ROOMS
+from workers.store.models import EVENTS, INCIDENT_ACTIONS, INCIDENT_ROOMS, SLI_OUTCOMES
 from workers.store.queries import find_room
 
 HOUR = 3600.0
@@ -143,3 +143,19 @@ def test_a_bad_retention_stops_the_worker_naming_the_variable() -> None:
     assert done.returncode == 2
     assert "WARDEN_RETENTION: must be a positive whole number with a unit" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+async def test_service_levels_outcomes_older_than_the_retention_go_newer_ones_stay(h: Harness) -> None:
+    for room in ("old-served", "new-served"):
+        if room == "new-served":
+            h.advance(2 * HOUR)
+        await h.send("participant_joined", room=room, sid=f"RM_{room}", participant=person("alice"))
+        await h.send("participant_joined", room=room, sid=f"RM_{room}", participant=agent("agent-1", AGENT))
+    async with h.engine.connect() as connection:
+        assert await connection.scalar(select(func.count()).select_from(SLI_OUTCOMES)) == 2
+
+    pruned = await prune(h.ctx)
+
+    assert pruned.get("sli_outcomes") == 1
+    async with h.engine.connect() as connection:
+        assert list(await connection.scalars(select(SLI_OUTCOMES.c.room_name))) == ["new-served"]

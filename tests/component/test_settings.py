@@ -83,6 +83,12 @@ def test_warden_rooms_globs_choose_the_watched_rooms() -> None:
         ({"warden_liveness_calls_per_second": 0.5}, "WARDEN_LIVENESS_CALLS_PER_SECOND"),
         ({"warden_stuck_initializing_seconds": -1}, "WARDEN_STUCK_INITIALIZING_SECONDS"),
         ({"warden_stuck_thinking_seconds": "forever"}, "WARDEN_STUCK_THINKING_SECONDS"),
+        ({"warden_slo": 1}, "WARDEN_SLO"),
+        ({"warden_slo": 0}, "WARDEN_SLO"),
+        ({"warden_slo": "99%"}, "WARDEN_SLO"),
+        ({"warden_slo_window": "a month"}, "WARDEN_SLO_WINDOW"),
+        ({"warden_slo_window": "31d"}, "WARDEN_SLO_WINDOW"),  # past the retention (30d)
+        ({"warden_slo_window": "2d", "warden_retention": "1d"}, "WARDEN_SLO_WINDOW"),
     ],
 )
 def test_bad_setting_names_the_variable_and_not_the_secret(
@@ -92,6 +98,14 @@ def test_bad_setting_names_the_variable_and_not_the_secret(
         make_settings(**overrides)
     assert str(caught.value).startswith(f"{variable}:")
     assert SECRET not in str(caught.value) and "hidden-value" not in str(caught.value)
+
+
+def test_service_levels_default_to_99_percent_over_30_days_and_a_window_within_the_retention() -> None:
+    settings = make_settings()
+    assert (settings.warden_slo, settings.slo_window_seconds) == (0.99, 30 * 86400)
+    assert make_settings(warden_slo_window="7d", warden_retention="7d").slo_window_seconds == 7 * 86400
+    assert make_settings(warden_retention="3d").slo_window == "3d"  # unset: never past the retention
+    assert make_settings(warden_retention="90d").slo_window == "30d"
 
 
 def test_the_look_at_rooms_expecting_no_agent_is_bounded_in_calls_per_second() -> None:

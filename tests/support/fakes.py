@@ -331,7 +331,9 @@ class InMemoryIncidentWebhook:
     the signed incident webhook does): every event that reached it, in order."""
 
     name: str = "incident webhook"
-    steps: frozenset[str] = frozenset({"opened", "restarted", "followup", "restart-failed", "resolved"})
+    steps: frozenset[str] = frozenset(
+        {"opened", "restarted", "followup", "restart-failed", "acknowledged", "resolved"}
+    )
     sent: list[IncidentEvent] = field(default_factory=list)
     failures: Failures = field(default_factory=Failures)
 

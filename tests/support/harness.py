@@ -30,6 +30,7 @@ from tests.support.events import parse
 from tests.support.helpers import body
 from tests.support.settings import KEY, SECRET, make_settings
 from workers.adapters.livekit import LiveKitRooms
+from workers.core.incident_values import Signal
 from workers.core.room import AgentView, Room
 from workers.jobs.delivery.incident_reports import report_to_incident
 from workers.jobs.rooms.effects import Effects
@@ -76,6 +77,10 @@ class RecordingIncidents:
 
     async def settle(self) -> None:
         """Nothing to settle: this stand-in keeps no incidents."""
+
+    async def by_hand(self, signal: Signal, incident_id: str, by: str) -> str:
+        """No incident to act on: this stand-in keeps none."""
+        return "no incident"
 
     async def deliver(self, pending: Pending) -> None:
         """Nothing to deliver: this stand-in decides no outgoing calls."""

@@ -122,3 +122,7 @@ def promtool() -> str:
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
+
+
+SLO_RULES = ROOT / "deploy" / "prometheus" / "warden-slo-rules.yml"
+SLO_RULE_TESTS = ROOT / "deploy" / "prometheus" / "warden-slo-rules.test.yml"

@@ -12,9 +12,11 @@ from workers.core import bounds
 from workers.queue.jobs import (
     APPLY_WEBHOOK,
     HEARTBEAT,
+    OPERATOR_ACTION,
     function_of,
     heartbeat_job_id,
     incident_report_job_id,
+    operator_job_id,
     retry_job_id,
     webhook_job_id,
 )
@@ -114,3 +116,13 @@ def test_a_problem_names_the_length_or_the_nul_never_the_value() -> None:
     assert bounds.problem("x" * 257, 256) == "257 characters, over 256"
     assert bounds.problem("a\x00b", 256) == "holding a NUL character"
     assert bounds.problem("x" * 256, 256) is None
+
+
+def test_an_operators_request_has_a_job_id_of_its_kind_bounded_whatever_the_room_is_called() -> None:
+    """Issue 28: one job per request while queued; a room's long name (and a colon) hashed."""
+    for job_id in (
+        operator_job_id("ack", "IN_0123456789ab"),
+        operator_job_id("redispatch", "call:" + "9" * 250, "notetaker" * 14),
+    ):
+        assert function_of(job_id) == OPERATOR_ACTION and len(job_id) <= 160, job_id
+    assert operator_job_id("redispatch", "a", "b") != operator_job_id("redispatch", "a", "c")

@@ -9,8 +9,9 @@ from dataclasses import replace
 
 from tests.support.driven import Driven
 from workers.core.events import DispatchInfo, Event, EventKind, Fact, JobStatus, Participant, ParticipantKind
-from workers.core.machine import fold, renumbered
+from workers.core.machine import fold
 from workers.core.recovery import CONNECT_GRACE, LISTING_GRACE
+from workers.core.renumber import renumbered
 from workers.core.room import (
     Deadline,
     Evict,

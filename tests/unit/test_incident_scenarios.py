@@ -17,6 +17,7 @@ from workers.core.incident import (
     Incident,
     IncidentPolicy,
     IncidentState,
+    Note,
     Report,
     Restart,
     Rollback,
@@ -177,3 +178,58 @@ def test_the_cooldown_is_the_deployments_a_restart_landed_just_now_is_shared() -
     assert d.incidents["notetaker"].state is S.OPEN and len(d.restarts()) == 2
     assert d.report("notetaker", G.SWEPT, 650.0) == ()
     assert d.report("notetaker", G.SWEPT, 702.0) == (Restart((CLOUD,)),)
+
+
+ACKED = replace(
+    POLICY,
+    routes=(
+        AlertRoute(SLACK, SLACK_STEPS),
+        AlertRoute("pagerduty", frozenset({"opened", "acknowledged", "resolved"})),
+    ),
+)
+
+
+def test_an_acknowledged_incident_sends_its_acknowledgement_once_and_no_follow_up_after_it() -> None:
+    """Issue 28: alice acknowledges the outage; the restart does not help, and nobody is paged again
+    (the follow-up is a line of the log), but the resolution still closes PagerDuty's alert."""
+    d = Deployment(policy=ACKED)
+    d.report("notetaker", G.OUTAGE, 100.0, reason="3 rooms", rooms=3)
+    d.outcome(CLOUD, landed=True, at=101.0)
+    d.report("notetaker", G.ACKNOWLEDGED, 105.0, by="alice")
+    assert d.report("notetaker", G.ACKNOWLEDGED, 106.0, by="bob") == ()  # once, by the first
+    incident = d.incidents["notetaker"]
+    assert (incident.acknowledged_at, incident.acknowledged_by) == (105.0, "alice")
+    d.report("notetaker", G.ROOM_FAILED, 130.0, room="call-1", waiting=1)
+    assert d.incidents["notetaker"].state is S.FOLLOWED_UP
+    d.report("notetaker", G.RECOVERED, 150.0, rooms=3)
+    assert d.alerts("pagerduty") == ["opened", "acknowledged", "resolved"]
+    assert d.alerts(SLACK) == ["opened", "resolved"]  # no follow-up: a person is on it
+    lines = [(x.action, x.outcome) for _, x in d.decided if isinstance(x, Note)]
+    assert ("acknowledged", "by alice") in lines
+    assert ("follow-up", "no alert: acknowledged by alice") in lines
+
+
+def test_an_acknowledgement_after_the_resolution_changes_nothing() -> None:
+    d = Deployment(policy=ACKED)
+    d.report("notetaker", G.OUTAGE, 100.0, reason="3 rooms", rooms=3)
+    d.report("notetaker", G.RECOVERED, 110.0, rooms=3)
+    assert d.report("notetaker", G.ACKNOWLEDGED, 120.0, by="alice") == ()
+    assert d.incidents["notetaker"].acknowledged_at is None and "acknowledged" not in d.alerts("pagerduty")
+
+
+def test_a_restart_asked_for_by_hand_waits_out_the_deployments_cooldown_then_is_claimed_once() -> None:
+    d = Deployment()
+    d.report("notetaker", G.OUTAGE, 100.0, reason="3 rooms", rooms=3)
+    d.outcome(CLOUD, landed=True, at=101.0)
+    refused = d.report("notetaker", G.RESTART_ASKED, 200.0, by="alice")
+    assert refused == (Note("restart", "asked by alice: refused: its deployment's cooldown runs 200 s more"),)
+    assert d.report("notetaker", G.RESTART_ASKED, 401.0, by="alice") == (
+        Note("restart", "asked by alice"),
+        Restart((CLOUD,)),
+    )
+    assert d.incidents["notetaker"].state is S.RESTARTING and d.restart == DeploymentRestart(401.0, (CLOUD,))
+    assert d.report("notetaker", G.RESTART_ASKED, 402.0, by="bob") == (
+        Note("restart", "asked by bob: refused: its restart is under way"),
+    )
+    d.outcome(CLOUD, landed=True, at=403.0)
+    assert d.incidents["notetaker"].state is S.RESTARTED and len(d.restarts()) == 2

@@ -107,8 +107,61 @@ for _state in (S.OPEN, S.RESTARTING, S.RESTARTED, S.NOT_RESTARTED):
     CHANGED[(_state, G.CAPACITY, "outage incident")] = (_state, FULL)
 for _state in (S.ROLLING_BACK, S.FOLLOWED_UP):
     CHANGED[(_state, G.CAPACITY, "outage incident")] = (_state, FULL[:1])
+# Operators (`workers.core.incident_operator`): acknowledged once, said on the routes that take it; no
+# follow-up alert after it (the rollback goes on); a restart asked for claimed, or refused with a line.
+for _state in set(IncidentState) - {S.NEW, S.RESOLVED}:
+    CHANGED[(_state, G.ACKNOWLEDGED, "")] = (_state, ("Note acknowledged", "Notify webhook acknowledged"))
+CHANGED[(S.RESTARTED, G.ROOM_FAILED, "acknowledged")] = (
+    S.ROLLING_BACK,
+    ("Note follow-up", "Note follow-up", "Rollback"),
+)
+CHANGED[(S.RESTARTED, G.CANARY_FAILED, "acknowledged")] = CHANGED[
+    (S.RESTARTED, G.ROOM_FAILED, "acknowledged")
+]
+for _state in (S.OPEN, S.RESTARTED, S.NOT_RESTARTED, S.FOLLOWED_UP):
+    for _what in ("deployment free", "cooldown over"):
+        CHANGED[(_state, G.RESTART_ASKED, _what)] = (S.RESTARTING, ("Note restart", "Restart cloud"))
+    for _what in ("restart under way", "in the cooldown", "nothing to restart"):
+        CHANGED[(_state, G.RESTART_ASKED, _what)] = (_state, ("Note restart",))
+for _state in (S.RESTARTING, S.ROLLING_BACK):
+    CHANGED[(_state, G.RESTART_ASKED, "")] = (_state, ("Note restart",))
+for _state in set(IncidentState) - {S.NEW, S.RESOLVED}:  # in maintenance: acknowledged, no restart
+    CHANGED[(_state, G.ACKNOWLEDGED, "in maintenance")] = CHANGED[(_state, G.ACKNOWLEDGED, "")]
+    CHANGED[(_state, G.RESTART_ASKED, "in maintenance")] = (_state, ("Note restart",))
 CHANGED[(S.OPEN, G.CANARY_FAILED, "workers full")] = (S.OPEN, ("Note canary",))  # marked, not restarted
 CHANGED[(S.RESTARTED, G.CANARY_FAILED, "workers full")] = (S.RESTARTED, ())
+# Maintenance (rule 12): a window's start marks the incident, said once; its end with rooms still
+# waiting escalates as an opening does (the restart claimed, or the cooldown waited out), quietly
+# without. Marked, an incident claims no restart nor rollback, follows up on nothing and sends no alert;
+# its fresh starts, its resolution and its log go on.
+MAINTENANCE = ("Note maintenance",)
+RESUMED = ("Note maintenance", "Notify slack opened", "Notify webhook opened")
+OPEN_STATES = set(IncidentState) - {S.NEW, S.RESOLVED}
+for _state in set(IncidentState) - {S.RESOLVED}:
+    CHANGED[(_state, G.MAINTENANCE_STARTED, "")] = (_state, MAINTENANCE)
+for _state in OPEN_STATES:
+    CHANGED[(_state, G.MAINTENANCE_ENDED, "no room waits")] = (_state, MAINTENANCE)
+    CHANGED[(_state, G.MAINTENANCE_ENDED, "rooms wait, cooldown")] = (S.OPEN, RESUMED)
+    CHANGED[(_state, G.MAINTENANCE_ENDED, "rooms wait")] = (S.RESTARTING, RESUMED + RESTART)
+    CHANGED[(_state, G.RECOVERED, "in maintenance")] = (S.RESOLVED, ("Note resolved", "Resolve"))
+    CHANGED[(_state, G.CAPACITY, "in maintenance")] = (_state, ("Note capacity",))
+CHANGED |= {
+    (S.OPEN, G.CANARY_FAILED, "in maintenance"): (S.OPEN, ("Note canary",)),
+    (S.RESTARTED, G.CANARY_FAILED, "in maintenance"): (S.RESTARTED, ()),  # marked, not followed up
+    (S.RESTARTING, G.RESTART_FAILED, "in maintenance"): (S.NOT_RESTARTED, ()),
+    (S.ROLLING_BACK, G.ROLLBACK_DONE, "in maintenance"): (S.FOLLOWED_UP, ("FreshStarts None",)),
+}
+for _state in (S.RESTARTING, S.NOT_RESTARTED, S.ROLLING_BACK, S.FOLLOWED_UP):
+    CHANGED[(_state, G.CANARY_FAILED, "in maintenance")] = (_state, ("Note canary",))
+for _state in (S.OPEN, S.RESTARTING, S.NOT_RESTARTED):  # restarted before the window: rooms re-checked
+    CHANGED[(_state, G.RESTART_LANDED, "in maintenance")] = (
+        S.RESTARTED,
+        ("FreshStarts None", "WatchComeback"),
+    )
+for _state in (S.RESTARTED, S.ROLLING_BACK, S.FOLLOWED_UP):
+    CHANGED[(_state, G.RUNNING_AGAIN, "in maintenance")] = (_state, ("FreshStarts 0.0",))
+for _state in OPEN_STATES:
+    CHANGED[(_state, G.CANARY_PASSED, "in maintenance")] = (S.RESOLVED, ("Note resolved", "Resolve"))
 
 
 def test_every_state_and_signal_pair_is_declared_and_sampled() -> None:

@@ -13,6 +13,8 @@ from tests.support.promql import (
     ALERTS,
     RULE_TESTS,
     RULES,
+    SLO_RULE_TESTS,
+    SLO_RULES,
     dashboard,
     dashboard_expressions,
     exposed_names,
@@ -122,4 +124,24 @@ def test_exposed_names_include_each_types_samples_even_before_the_first_count() 
         "h_count",
         "h_created",
         "g",
+    }
+
+
+def test_the_service_levels_rules_read_the_sli_counter_and_their_own_records_only() -> None:
+    groups = yaml.safe_load(SLO_RULES.read_text())["groups"]
+    rules = [rule for group in groups for rule in group["rules"]]
+    recorded = {rule["record"] for rule in rules if "record" in rule}
+    alerts = [rule for rule in rules if "alert" in rule]
+    assert recorded == {f"warden:sli_error:ratio_rate{w}" for w in ("5m", "30m", "1h", "6h", "3d")}
+    assert [(a["alert"], a["labels"]["severity"]) for a in alerts] == [
+        ("WardenServedBudgetBurn", "page"),
+        ("WardenServedBudgetBurn", "ticket"),
+    ]
+    for rule in rules:
+        assert metric_names(rule["expr"]) <= {"warden_sli_events_total", *recorded}, rule
+    for alert in alerts:
+        assert alert["for"] and alert["annotations"]["summary"] and alert["annotations"]["description"]
+    tests = yaml.safe_load(SLO_RULE_TESTS.read_text())["tests"]
+    assert {case["alertname"] for test in tests for case in test.get("alert_rule_test", [])} == {
+        "WardenServedBudgetBurn"
     }

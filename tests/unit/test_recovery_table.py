@@ -49,6 +49,9 @@ CHANGED: dict[tuple[Recovery, Trigger, str], tuple[Recovery, Reason | None]] = {
     (R, Trigger.UPSTREAM_FAILED, ""): (F, NO_DEADLINE),
     (N, Trigger.AGENT_RESTARTED, ""): (N, Reason.CONFIRM),
     (F, Trigger.AGENT_RESTARTED, ""): (N, Reason.CONFIRM),
+    # an operator's re-dispatch (issue 28): a check due at once, a failed part's too
+    (N, Trigger.REDISPATCH_ASKED, ""): (N, Reason.BY_HAND),
+    (F, Trigger.REDISPATCH_ASKED, ""): (N, Reason.BY_HAND),
     # an agent arrived (or stayed): the incident is over, but for a stall check under way, which
     # decides itself, and a failed room whose stalled agent could not be replaced
     (N, Trigger.AGENT_ARRIVED, ""): (N, NO_DEADLINE),
@@ -139,7 +142,8 @@ def test_the_presence_table_hands_warden_events_to_recovery_where_they_can_matte
         if trigger.value not in EventKind._value2member_map_:
             continue  # where presence left the room: not an event
         kind = EventKind(trigger)
-        where = waiting_for_agent if kind is EventKind.AGENT_RESTARTED else can_be_recovering
+        by_agent = (EventKind.AGENT_RESTARTED, EventKind.REDISPATCH_ASKED)
+        where = waiting_for_agent if kind in by_agent else can_be_recovering
         for phase in Phase:
             assert TABLE[(phase, kind)] is (recover if phase in where else ignore), (phase, kind)
 
@@ -225,7 +229,7 @@ def test_where_the_presence_table_ignores_warden_events_recovery_has_nothing_to_
         for trigger in WARDEN:
             if TABLE[(view.phase, EventKind(trigger))] is not ignore:
                 continue
-            if trigger is Trigger.AGENT_RESTARTED:
+            if trigger in (Trigger.AGENT_RESTARTED, Trigger.REDISPATCH_ASKED):
                 assert not room.people or room.our_agents(policy)
             else:
                 answer = _event(room, view, EventKind(trigger), who, step, exists, listed)

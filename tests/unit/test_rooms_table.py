@@ -41,6 +41,7 @@ for _phase in (I, W, P, A, L):
         (_phase, K.AGENT_DISPATCHED, ""): _phase,
         (_phase, K.UPSTREAM_FAILED, ""): _phase,
         (_phase, K.AGENT_RESTARTED, ""): _phase,
+        (_phase, K.REDISPATCH_ASKED, ""): _phase,
         (_phase, K.RECONCILED, ""): I,  # the sample answer: LiveKit has the room, with nobody in it
     }
 EXPECTED |= {

@@ -80,6 +80,9 @@ def test_rooms_match_the_first_rule_that_fits_and_its_settings_replace_the_envir
         ("[[rule]\nmatch = 1\n", "not valid TOML"),
         ("[[rule]]\nmatch = { sip = 'yes' }\n", "rule 1, match.sip: must be true or false"),
         ("[[rule]]\nmatch = { room = 'x' }\ncanary = true\n", "rule 1, canary: needs the rule's agents"),
+        ("[[rule]]\nmatch = { room = 'x' }\nslo = 0.995\n", "rule 1, slo: needs the rule's agents"),
+        ("[[rule]]\nmatch = { room = 'x' }\nagents = ['a']\nslo = 99.5\n", "rule 1, slo: must be a share"),
+        ("[[rule]]\nmatch = { room = 'x' }\nagents = ['a']\nslo = true\n", "rule 1, slo: must be a share"),
         ("[[rule]]\nmatch = { room = 'x' }\nagents = ['a']\ncanary = 1\n", "rule 1, canary: must be true"),
         ("[[rule]]\nmatch = { room = 'x' }\nstuck_thinking_seconds = -5\n", "rule 1, stuck_thinking_seconds"),
         (
@@ -179,3 +182,12 @@ def test_the_fallback_keys_of_a_rule_replace_the_environments(tmp_path: Path) ->
     support, _ = rules.policy_for("support-2", sip=False)
     assert (support.fallback_agent, support.fallback_after, support.fallback_stays) == ("sorry", 45.0, True)
     assert "15550100" not in repr(rules)
+
+
+def test_a_rule_s_slo_is_its_agents_objective_the_others_take_warden_slo(tmp_path: Path) -> None:
+    text = GOOD + "\n[[rule]]\nmatch = { room = 'vip-*' }\nagents = ['concierge']\nslo = 0.995\n"
+    settings = load_settings(
+        livekit_api_key="k", livekit_api_secret="s", warden_rules=write(tmp_path, text), warden_slo=0.98
+    )
+    assert settings.objectives(settings.rules().rules) == {"concierge": 0.995}
+    assert settings.objective("assistant", settings.rules().rules) == 0.98

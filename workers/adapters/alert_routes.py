@@ -44,19 +44,24 @@ def _iso(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).isoformat()
 
 
+_PAGERDUTY_ACTIONS = {"acknowledged": "acknowledge", "resolved": "resolve"}
+
+
 class PagerDuty:
-    """Events API v2: `trigger` when the incident opens, `resolve` when it resolves, both with the
-    incident id as `dedup_key` (so PagerDuty keeps one alert per incident)."""
+    """Events API v2: `trigger` when the incident opens, `acknowledge` when an operator acknowledges it
+    in Warden, `resolve` when it resolves, all with the incident id as `dedup_key` (so PagerDuty keeps one
+    alert per incident)."""
 
     name = "PagerDuty"
-    steps = frozenset({"opened", "resolved"})
+    steps = frozenset({"opened", "acknowledged", "resolved"})
 
     def __init__(self, client: httpx.AsyncClient, routing_key: str, url: str = PAGERDUTY_URL) -> None:
         self._client, self._key, self._url = client, routing_key, url
 
     def body(self, event: IncidentEvent) -> dict[str, Any]:
-        if event.step == "resolved":
-            return {"routing_key": self._key, "event_action": "resolve", "dedup_key": event.incident_id}
+        if event.step in _PAGERDUTY_ACTIONS:
+            action = _PAGERDUTY_ACTIONS[event.step]
+            return {"routing_key": self._key, "event_action": action, "dedup_key": event.incident_id}
         return {
             "routing_key": self._key,
             "event_action": "trigger",
@@ -79,11 +84,12 @@ class PagerDuty:
 
 
 class Opsgenie:
-    """Alert API: an alert created when the incident opens with the incident id as `alias`, closed by
-    that alias when it resolves."""
+    """Alert API: an alert created when the incident opens with the incident id as `alias`, acknowledged
+    by that alias when an operator acknowledges it in Warden (their name as `user`), closed by that
+    alias when it resolves."""
 
     name = "Opsgenie"
-    steps = frozenset({"opened", "resolved"})
+    steps = frozenset({"opened", "acknowledged", "resolved"})
 
     def __init__(self, client: httpx.AsyncClient, api_key: str, url: str = OPSGENIE_URL) -> None:
         self._client, self._key, self._base = client, api_key, url.rstrip("/")
@@ -94,6 +100,10 @@ class Opsgenie:
             alias = quote(event.incident_id, safe="")
             path = f"/v2/alerts/{alias}/close?identifierType=alias"
             return path, {"source": "Warden", "note": event.summary}
+        if event.step == "acknowledged":
+            alias = quote(event.incident_id, safe="")
+            path = f"/v2/alerts/{alias}/acknowledge?identifierType=alias"
+            return path, {"source": "Warden", "user": event.by or "Warden", "note": event.summary}
         message = event.summary
         if len(message) > OPSGENIE_MESSAGE_CHARS:
             message = message[: OPSGENIE_MESSAGE_CHARS - 1] + "…"
@@ -120,7 +130,7 @@ class IncidentWebhook:
     `X-Warden-Signature: sha256=<hex>` (as the deploy hook is); the event's name in `X-Warden-Event`."""
 
     name = "incident webhook"
-    steps = frozenset({"opened", "restarted", "followup", "restart-failed", "resolved"})
+    steps = frozenset({"opened", "restarted", "followup", "restart-failed", "acknowledged", "resolved"})
 
     def __init__(self, client: httpx.AsyncClient, url: str, secret: str) -> None:
         self._client, self._url, self._secret = client, url, secret
@@ -137,6 +147,7 @@ class IncidentWebhook:
             "warden_is_doing": event.doing,
             "kind": event.kind,
             "worker_ids": list(event.worker_ids),
+            **({"by": event.by} if event.by else {}),
         }
 
     async def send(self, event: IncidentEvent) -> str:

@@ -1,7 +1,8 @@
 """What an incident tells people, and through which alert routes: its alerts' texts (pure functions
 of the incident's facts), and which route takes which step.
 
-An incident's steps are "opened", "restarted", "followup", "restart-failed" and "resolved". Slack (the
+An incident's steps are "opened", "restarted", "followup", "restart-failed", "acknowledged" (by an
+operator) and "resolved". Slack (the
 Slack-compatible alert webhook) takes the steps people act on; a restart that landed is news for
 routers, not for people. Each other route (PagerDuty, Opsgenie, the incident webhook) says the steps it
 takes (`workers.adapters.alert_routes`). An alert is one `Notify` per route that takes its step, so that
@@ -104,6 +105,14 @@ def capacity_resolved(incident_id: str, agent: str, rooms: int, took: float) -> 
     return (
         f":white_check_mark: Warden incident {incident_id} resolved: workers for {shown(agent)} accept "
         f"jobs again; {rooms} room(s) recovered, {took:.0f} s after the incident opened."
+    )
+
+
+def acknowledged(incident_id: str, agent: str, by: str) -> str:
+    """An operator is on it: no more follow-up alerts."""
+    return (
+        f":eyes: Warden incident {incident_id}: agent '{shown(agent)}' acknowledged by {shown(by)}; "
+        f"no more follow-up alerts."
     )
 
 

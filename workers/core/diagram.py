@@ -292,7 +292,10 @@ def recovery_samples(state: Recovery, trigger: Trigger) -> dict[str, tuple[Room,
             label: (_moved(room, presence, view), event(_answer(**answer)))
             for label, (answer, presence, view) in _ANSWERS.items()
         }
-    if trigger is not Trigger.AGENT_RESTARTED:  # a restart is for the room, whatever its attempt
+    if trigger not in (
+        Trigger.AGENT_RESTARTED,
+        Trigger.REDISPATCH_ASKED,
+    ):  # for the agent, whatever its attempt
         samples["stale"] = (room, event(replace(fact, attempt=0)))
     return samples
 
@@ -310,11 +313,14 @@ def recovery_edges(policy: Policy = POLICY) -> list[Edge]:
 
 
 def incident_edges() -> list[Edge]:
-    """(from, to, signal, what it said) for every sample report that changes the incident's state."""
+    """(from, to, signal, what it said) for every sample report that changes the incident's state (the
+    samples "in maintenance" only repeat others' edges: a marked incident changes state less)."""
     found: list[Edge] = []
     for state in IncidentState:
         for signal in Signal:
             for what, (incident, report, policy) in incident_samples(state, signal).items():
+                if what == "in maintenance":
+                    continue
                 after = INCIDENT[(state, signal)](incident, report, policy).incident.state
                 if after != state:
                     found.append((state, after, signal, what))

@@ -37,6 +37,7 @@ class EventKind(StrEnum):
     HEARTBEAT = "heartbeat"
     AGENT_RESTARTED = "agent_restarted"
     RECONCILED = "reconciled"
+    REDISPATCH_ASKED = "redispatch_asked"  # an operator asked for a re-dispatch of one agent now (issue 28)
 
 
 INTERNAL_KINDS = frozenset(
@@ -49,6 +50,7 @@ INTERNAL_KINDS = frozenset(
         EventKind.HEARTBEAT,
         EventKind.AGENT_RESTARTED,
         EventKind.RECONCILED,
+        EventKind.REDISPATCH_ASKED,
     }
 )
 # Warden's own events whose fact lists who is there and the room's dispatches (LiveKit's answer).
@@ -170,6 +172,7 @@ class Fact:
     # AGENT_RESTARTED: how long the agent may take to come back (None: the policy's `restart_grace`; 0 once
     # its deployment reports running replicas)
     wait: float | None = None
+    by: str = ""  # REDISPATCH_ASKED: the operator's name (a token's name, never the token)
 
 
 @dataclass(frozen=True)

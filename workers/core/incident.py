@@ -46,6 +46,18 @@ The rules, in plain words.
 11. A worker that took `UNJOINED_JOBS` jobs within the window whose agent never came is named by the
     open incident, once in its log, and in every alert it sends from then on (`Report.workers`).
     Both rules are in `workers.core.incident_capacity`.
+12. Maintenance windows (an operator's, for an agent or for every agent): each report says which
+    window covers the agent now (`Report.maintenance`, read from the store per decision). When that
+    is not the incident's mark, the window's start (MAINTENANCE_STARTED: marked, a line in its log) or
+    end (MAINTENANCE_ENDED, on a report that carries the restart's facts: the sweep's, an outage's) is
+    taken first. A marked incident is opened, joined and resolved as any, and its waiting rooms still
+    get their fresh starts, but it claims no restart, rollback or deploy hook and sends no alert.
+    Unmarked with rooms still waiting (or canaries failing), it escalates as if the outage had just
+    been seen: the opening alert, and the restart claimed as at an opening (the cooldown applies).
+13. Operators act by hand (`workers.core.incident_operator`): an open incident acknowledged
+    (ACKNOWLEDGED, once) is said on the routes that take it, and decides no follow-up alert from then
+    on; a restart asked for (RESTART_ASKED) is claimed as rule 2 claims one, or refused (nothing to
+    restart, one under way, the deployment's cooldown) with a line in the log.
 """
 
 from __future__ import annotations
@@ -63,6 +75,7 @@ from workers.core.incident_decisions import (
     Rollback,
     WatchComeback,
 )
+from workers.core.incident_operator import acknowledge, followup_alerts, restart_by_hand, under_way
 from workers.core.incident_values import (
     CAPACITY,
     CLOUD,
@@ -76,6 +89,7 @@ from workers.core.incident_values import (
     Report,
     Signal,
     Step,
+    tell,
 )
 from workers.core.personal import mask_phone
 from workers.core.table import table
@@ -100,6 +114,7 @@ __all__ = [
     "Signal",
     "Step",
     "WatchComeback",
+    "tell",
 ]
 
 # --- the rules ---------------------------------------------------------------------------------------
@@ -119,7 +134,7 @@ def opened(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
     text = alerts.opened(born.id, born.agent_name, report.reason, report.rooms, doing)
     said: tuple[Decision, ...] = (
         Note("opened", report.reason),
-        *alerts.notify(policy.routes, "opened", text),
+        *tell(born, policy, "opened", text),
     )
     claimed = claim(born, report, policy)
     return replace(claimed, decisions=said + claimed.decisions)
@@ -128,8 +143,8 @@ def opened(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
 def claim(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
     """Claim the deployment's restart, share the one under way or landed just now, or wait out the
     cooldown of one claimed lately."""
-    if incident.kind == CAPACITY:
-        return Step(incident)  # a restart adds no capacity
+    if incident.kind == CAPACITY or incident.maintenance:
+        return Step(incident)  # a restart adds no capacity; none in maintenance
     if not policy.legs:
         note = Note("restart", "not attempted: no Cloud agent and no deploy hook configured")
         return Step(replace(incident, state=S.NOT_RESTARTED), (note,))
@@ -165,7 +180,7 @@ def catch_up(incident: Incident, report: Report, policy: IncidentPolicy) -> Step
         return landed(incident, replace(report, at=last.landed_at, leg=""), policy)
     if last.failed:
         return failed(incident, report, policy)
-    if last.under_way and _caller_died(last, report.at, policy):
+    if last.under_way and _caller_died(last, report.at, policy) and not incident.maintenance:
         return _take_up(incident, last, report.at)
     return Step(incident)
 
@@ -176,7 +191,7 @@ def landed(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
     text = alerts.restarted(incident.id, incident.agent_name, policy.restart_grace, sooner=watch)
     decisions: tuple[Decision, ...] = (
         FreshStarts(None, f"{policy.restart_grace:g} s after"),
-        *alerts.notify(policy.routes, "restarted", text),
+        *tell(incident, policy, "restarted", text),
         *((WatchComeback(),) if watch else ()),
     )
     return Step(replace(incident, state=S.RESTARTED, restarted_at=report.at), decisions)
@@ -184,7 +199,7 @@ def landed(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
 
 def failed(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
     """Every leg of the restart failed for good: people are told."""
-    said = alerts.notify(policy.routes, "restart-failed", alerts.restart_failed(incident.id))
+    said = tell(incident, policy, "restart-failed", alerts.restart_failed(incident.id))
     return Step(replace(incident, state=S.NOT_RESTARTED), said)
 
 
@@ -193,16 +208,15 @@ def follow_up(incident: Incident, report: Report, policy: IncidentPolicy) -> Ste
     loud follow-up, and a rollback when the policy says so."""
     if incident.restarted_at is None or report.at <= incident.restarted_at or incident.kind == CAPACITY:
         return Step(incident)
+    if incident.maintenance:
+        return Step(incident)  # escalated again when the window ends, if rooms still wait
     text = alerts.followup(incident.id, incident.agent_name, report.waiting)
     still = (
         f"canaries still fail after the restart: {report.reason}"
         if report.signal is Signal.CANARY_FAILED
         else f"room {mask_phone(report.room)} still has no agent after the restart"
     )
-    said: tuple[Decision, ...] = (
-        Note("follow-up", still),
-        *alerts.notify(policy.routes, "followup", text),
-    )
+    said: tuple[Decision, ...] = (Note("follow-up", still), *followup_alerts(incident, policy, text))
     if policy.rollback and policy.cloud:
         rolling = replace(incident, state=S.ROLLING_BACK, rollback_claimed_at=report.at)
         return Step(rolling, (*said, Rollback()))
@@ -212,7 +226,7 @@ def follow_up(incident: Incident, report: Report, policy: IncidentPolicy) -> Ste
 def roll_again(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
     """The sweep: a rollback claimed a lease ago with no outcome is claimed and called again."""
     claimed = incident.rollback_claimed_at
-    if claimed is not None and claimed >= report.at - policy.lease:
+    if (claimed is not None and claimed >= report.at - policy.lease) or incident.maintenance:
         return Step(incident)
     return Step(replace(incident, rollback_claimed_at=report.at), (Rollback(),))
 
@@ -246,7 +260,7 @@ def resolve(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
             if report.rooms
             else f"canary passed, {took:.0f} s after it opened",
         ),
-        *alerts.notify(policy.routes, "resolved", text),
+        *tell(incident, policy, "resolved", text),
         Resolve(),
     )
     return Step(replace(incident, state=S.RESOLVED, resolved_at=report.at), decisions)
@@ -289,6 +303,36 @@ def canary_passed(incident: Incident, report: Report, policy: IncidentPolicy) ->
     return resolve(replace(incident, canary_failing=False), report, policy)
 
 
+def window_started(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
+    """A maintenance window covers the agent: the incident is marked, and said so once in its log."""
+    if incident.maintenance:
+        return Step(incident)
+    said = Note("maintenance", f"{report.maintenance}: no restart, rollback or deploy hook, no alert")
+    return Step(replace(incident, maintenance=True), (said,))
+
+
+def window_ended(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
+    """The window ended (in time, or ended early): unmarked. With rooms still waiting (or its canaries
+    failing) escalation proceeds as if the outage had just been seen: the opening alert, and its
+    deployment's restart claimed (shared, or after the cooldown, as at an opening)."""
+    if not incident.maintenance:
+        return Step(incident)
+    free = replace(incident, maintenance=False)
+    if not report.waiting and not free.canary_failing:
+        return Step(free, (Note("maintenance", "ended; no room waits"),))
+    text = (
+        alerts.capacity(free.id, free.agent_name, report.waiting)
+        if free.kind == CAPACITY
+        else alerts.opened(free.id, free.agent_name, free.reason, report.waiting, alerts.trying(policy.doing))
+    )
+    said: tuple[Decision, ...] = (
+        Note("maintenance", f"ended; {report.waiting} room(s) still wait: escalating"),
+        *tell(free, policy, "opened", text),
+    )
+    claimed = claim(replace(free, state=S.OPEN), report, policy)
+    return replace(claimed, decisions=said + claimed.decisions)
+
+
 G = Signal
 INCIDENT = table("INCIDENT", IncidentState, Signal, {
     #                 new     open     restarting restarted  not_restarted rolling_back followed_up resolved
@@ -306,10 +350,42 @@ INCIDENT = table("INCIDENT", IncidentState, Signal, {
                        canary_passed, ignore),
     G.CAPACITY:       (capacity_opened, capacity_seen, capacity_seen, capacity_seen, capacity_seen,
                        capacity_seen, capacity_seen, ignore),
+    G.ACKNOWLEDGED:   (ignore, acknowledge, acknowledge, acknowledge, acknowledge, acknowledge, acknowledge,
+                       ignore),
+    G.RESTART_ASKED:  (ignore, restart_by_hand, under_way, restart_by_hand, restart_by_hand, under_way,
+                       restart_by_hand, ignore),
+    G.MAINTENANCE_STARTED: (window_started, window_started, window_started, window_started,
+                            window_started, window_started, window_started, ignore),
+    G.MAINTENANCE_ENDED: (ignore, window_ended, window_ended, window_ended, window_ended, window_ended,
+                          window_ended, ignore),
 })  # fmt: skip
+# Reports that carry the deployment's restart as the store read it: a window's end may claim it.
+CLAIMING = (G.OUTAGE, G.ROOM_FAILED, G.CANARY_FAILED, G.SWEPT, G.RESTART_ASKED)
 del G
 
 
 def transition(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
-    """Apply one report: its rule in `INCIDENT`, then the workers it names (`incident_capacity.named`)."""
-    return named(INCIDENT[(incident.state, report.signal)](incident, report, policy), report)
+    """Apply one report: the start or end of a maintenance window it finds first (`windowed`), its
+    rule in `INCIDENT`, then the workers it names (`incident_capacity.named`)."""
+    first = windowed(incident, report, policy)
+    if first.restart is not None:  # the window's end claimed the restart: the report sees it claimed
+        report = replace(report, restart=first.restart)
+    step = INCIDENT[(first.incident.state, report.signal)](first.incident, report, policy)
+    # an incident opened in maintenance says it opened, then why it is quiet
+    before, after = (step, first) if incident.state is S.NEW else (first, step)
+    both = Step(step.incident, before.decisions + after.decisions, step.restart or first.restart)
+    return named(both, report)
+
+
+def windowed(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
+    """Rule 12: the maintenance window a report finds, when it is not the incident's mark, starts (any
+    report) or ends (a report that carries the deployment's restart, as the sweep's does) first."""
+    if report.signal in (Signal.MAINTENANCE_STARTED, Signal.MAINTENANCE_ENDED):
+        return Step(incident)
+    if report.maintenance and not incident.maintenance:
+        signal = Signal.MAINTENANCE_STARTED
+    elif not report.maintenance and incident.maintenance and report.signal in CLAIMING:
+        signal = Signal.MAINTENANCE_ENDED
+    else:
+        return Step(incident)
+    return INCIDENT[(incident.state, signal)](incident, replace(report, signal=signal), policy)

@@ -20,7 +20,16 @@ from dataclasses import replace
 from workers.core import alerts
 from workers.core.alerts import Notify
 from workers.core.incident_decisions import Decision, Note
-from workers.core.incident_values import CAPACITY, Incident, IncidentPolicy, IncidentState, Report, Step
+from workers.core.incident_operator import followup_alerts
+from workers.core.incident_values import (
+    CAPACITY,
+    Incident,
+    IncidentPolicy,
+    IncidentState,
+    Report,
+    Step,
+    tell,
+)
 
 S = IncidentState
 MOST_NAMED = 5  # workers an incident names at most
@@ -34,7 +43,7 @@ def capacity_opened(incident: Incident, report: Report, policy: IncidentPolicy) 
     said: tuple[Decision, ...] = (
         Note("opened", report.reason),
         Note("restart", "not attempted: a restart adds no capacity"),
-        *alerts.notify(policy.routes, "opened", text),
+        *tell(born, policy, "opened", text),
     )
     return Step(born, said)
 
@@ -46,7 +55,7 @@ def capacity_seen(incident: Incident, report: Report, policy: IncidentPolicy) ->
         return Step(incident)
     note = Note("capacity", f"{report.reason}: no more restarts or rollbacks (a restart adds no capacity)")
     text = alerts.capacity(incident.id, incident.agent_name, report.rooms)
-    said = alerts.notify(policy.routes, "followup", text) if incident.state in _FOLLOWED else ()
+    said = followup_alerts(incident, policy, text) if incident.state in _FOLLOWED else ()
     return Step(replace(incident, kind=CAPACITY), (note, *said))
 
 

@@ -3,6 +3,9 @@ signal the reports that tell its rules apart (the deployment's restart free, und
 landed or failed lately...). The README's incident diagram is drawn from them (`workers.core.diagram`)
 and the table test walks them (`tests/unit/test_incident_table.py`), so both see every rule at work.
 
+Each open incident also has its sample "in maintenance" (marked, rule 12) beside the first of its
+samples, and the window's start and end theirs.
+
 Times: the incident opened at 0, its restart landed at 50, its rollback was claimed at 60; the reports
 come at 100 (80 while a caller's lease still runs). The lease is 30 s, the restart grace 20 s and the
 cooldown 60 s.
@@ -26,7 +29,7 @@ from workers.core.incident import (
 )
 
 AT = 100.0
-EVERY_STEP = frozenset({"opened", "restarted", "followup", "restart-failed", "resolved"})
+EVERY_STEP = frozenset({"opened", "restarted", "followup", "restart-failed", "acknowledged", "resolved"})
 POLICY = IncidentPolicy(
     cloud=True,
     rollback=True,
@@ -71,16 +74,59 @@ _SWEPT: dict[str, tuple[float, DeploymentRestart]] = {
     "cooldown over": (AT, DeploymentRestart(claimed_at=10.0)),
 }
 _ROLLBACK_SWEPT = {"rollback under way": 80.0, "its caller died": AT}
+# The deployment's restart as an operator's request for one finds it, by what it says.
+_ASKED: dict[str, DeploymentRestart] = {
+    "deployment free": DeploymentRestart(),
+    "restart under way": DeploymentRestart(claimed_at=90.0, pending=(CLOUD,)),
+    "in the cooldown": DeploymentRestart(claimed_at=70.0, landed_at=71.0),
+    "cooldown over": DeploymentRestart(claimed_at=10.0, landed_at=11.0),
+}
+OPERATOR = "alice"
 
 _CANARY = "canary: 2 canaries in a row failed (the agent did not come within 15 s)"
 _FULL = "room call-1: LiveKit refused its job for want of capacity (JSR_NO_CAPACITY)"
+
+WINDOW = "maintenance window 7 until 12:30 UTC, by alice: deploying v2"
 
 Sample = tuple[Incident, Report, IncidentPolicy]
 
 
 def incident_samples(state: IncidentState, signal: Signal) -> dict[str, Sample]:
     """Representative reports of `signal` for the sample incident in `state`, labelled by what they say
-    where the state's rule tells them apart (one sample where it does not)."""
+    where the state's rule tells them apart (one sample where it does not); an open incident's first
+    sample again in maintenance."""
+    if signal in (Signal.MAINTENANCE_STARTED, Signal.MAINTENANCE_ENDED):
+        return _window_samples(state, signal)
+    found = _samples(state, signal)
+    if state in (S.NEW, S.RESOLVED):
+        return found
+    incident, report, policy = next(iter(found.values()))
+    quiet = (replace(incident, maintenance=True), replace(report, maintenance=WINDOW), policy)
+    return found | {"in maintenance": quiet}
+
+
+def _window_samples(state: IncidentState, signal: Signal) -> dict[str, Sample]:
+    """A window's start (the incident marked already, or not) and end (rooms still waiting, with the
+    deployment free or its cooldown running, or none waiting; the incident not marked)."""
+    incident = SAMPLE_INCIDENTS[state]
+    marked = replace(incident, maintenance=True)
+    if signal is Signal.MAINTENANCE_STARTED:
+        report = Report(signal, AT, maintenance=WINDOW)
+        if state in (S.NEW, S.RESOLVED):
+            return {"": (incident, report, POLICY)}
+        return {"": (incident, report, POLICY), "already marked": (marked, report, POLICY)}
+    report = Report(signal, AT, rooms=3, waiting=2)
+    if state in (S.NEW, S.RESOLVED):
+        return {"": (incident, report, POLICY)}
+    return {
+        "rooms wait": (marked, report, POLICY),
+        "rooms wait, cooldown": (marked, replace(report, restart=_DEPLOYMENT["landed lately"]), POLICY),
+        "no room waits": (marked, replace(report, waiting=0), POLICY),
+        "not marked": (incident, report, POLICY),
+    }
+
+
+def _samples(state: IncidentState, signal: Signal) -> dict[str, Sample]:
     incident = SAMPLE_INCIDENTS[state]
 
     def sample(report: Report, policy: IncidentPolicy = POLICY) -> Sample:
@@ -88,6 +134,21 @@ def incident_samples(state: IncidentState, signal: Signal) -> dict[str, Sample]:
 
     marked = replace(incident, canary_failing=True)
     full = replace(incident, kind=CAPACITY)
+    acked = replace(incident, acknowledged_at=90.0, acknowledged_by=OPERATOR)
+    operating = state not in (S.NEW, S.RESOLVED)
+    if signal is Signal.ACKNOWLEDGED:
+        report = Report(signal, AT, by=OPERATOR)
+        return (
+            {"": sample(report), "already acknowledged": (acked, report, POLICY)}
+            if operating
+            else {"": sample(report)}
+        )
+    if signal is Signal.RESTART_ASKED:
+        report = Report(signal, AT, by=OPERATOR)
+        if state in (S.NEW, S.RESOLVED, S.RESTARTING, S.ROLLING_BACK):
+            return {"": sample(report)}
+        found = {what: sample(replace(report, restart=d)) for what, d in _ASKED.items()}
+        return found | {"nothing to restart": sample(report, NOTHING_TO_RESTART)}
     if signal is Signal.CAPACITY:
         report = Report(signal, AT, reason=_FULL, rooms=1, room="call-1")
         if state in (S.NEW, S.RESOLVED):
@@ -121,6 +182,7 @@ def incident_samples(state: IncidentState, signal: Signal) -> dict[str, Sample]:
             return {"": sample(report)}
         return {
             "after the restart": sample(report),
+            "acknowledged": (acked, report, POLICY),
             "no rollback": sample(report, replace(POLICY, rollback=False)),
             "in the same breath": sample(replace(report, at=50.0)),  # the failure that brought the restart
             "workers full": (full, report, POLICY),

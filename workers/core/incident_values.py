@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from workers.core.alerts import AlertRoute
+from workers.core import alerts
+from workers.core.alerts import AlertRoute, Notify
 from workers.core.incident_decisions import Decision
 
 CLOUD, HOOK = "cloud", "hook"  # the legs of a restart: LiveKit Cloud's RestartAgent, the deploy hook
@@ -42,6 +43,10 @@ class Signal(StrEnum):
     CANARY_FAILED = "canary_failed"  # the agent's canaries failed `failures` times in a row
     CANARY_PASSED = "canary_passed"  # a canary of the agent passed
     CAPACITY = "capacity"  # LiveKit refused a room's job for want of capacity (JSR_NO_CAPACITY)
+    ACKNOWLEDGED = "acknowledged"  # an operator acknowledged it (`Report.by`): no more follow-up alerts
+    RESTART_ASKED = "restart_asked"  # an operator asked for its deployment's restart now (`Report.by`)
+    MAINTENANCE_STARTED = "maintenance_started"  # a maintenance window covers the agent now
+    MAINTENANCE_ENDED = "maintenance_ended"  # no maintenance window covers the agent any more
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,9 @@ class Incident:
     kind: str = OUTAGE  # CAPACITY: its workers are full, and a restart adds no capacity
     # the workers named, with the jobs each took in the window whose agent never came, when named
     workers: tuple[tuple[str, int], ...] = ()
+    acknowledged_at: float | None = None  # an operator acknowledged it, then (named `acknowledged_by`)
+    acknowledged_by: str = ""
+    maintenance: bool = False  # in maintenance: no restart, rollback or hook, no alert (rule 12)
 
 
 @dataclass(frozen=True)
@@ -101,10 +109,15 @@ class Report:
     leg: str = ""  # RESTART_LANDED: the leg that landed (a Cloud restart's deployment is watched)
     landed: bool = False  # ROLLBACK_DONE: it landed (else it was refused for good)
     after: float = 0.0  # RUNNING_AGAIN: seconds from the restart to running replicas
-    restart: DeploymentRestart = DeploymentRestart()  # OUTAGE, ROOM_FAILED, CANARY_FAILED, SWEPT
+    # OUTAGE, ROOM_FAILED, CANARY_FAILED, SWEPT, RESTART_ASKED
+    restart: DeploymentRestart = DeploymentRestart()
+    by: str = ""  # ACKNOWLEDGED, RESTART_ASKED: the operator's name (a token's name, never the token)
     # any: the workers that took `UNJOINED_JOBS` or more jobs in the window whose agent never came, and
     # how many each
     workers: tuple[tuple[str, int], ...] = ()
+    # any: the maintenance window covering the agent now, as its log says it ("" for none); a report
+    # whose window differs from the incident's mark starts or ends its maintenance first (rule 12)
+    maintenance: str = ""
 
 
 @dataclass(frozen=True)
@@ -124,6 +137,11 @@ class IncidentPolicy:
     @property
     def legs(self) -> tuple[str, ...]:
         return (CLOUD,) * self.cloud + (HOOK,) * self.hook
+
+
+def tell(incident: Incident, policy: IncidentPolicy, step: str, text: str) -> tuple[Notify, ...]:
+    """The alert of `step` on every route that takes it; none while the incident is in maintenance."""
+    return () if incident.maintenance else alerts.notify(policy.routes, step, text)
 
 
 # --- decisions (`workers.core.incident_decisions`) ------------------------------------------------------

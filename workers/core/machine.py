@@ -47,7 +47,7 @@ What Warden does about each expected agent
    IDLE, once.
 7. A deadline that passes (`DEADLINE_PASSED` with its attempt number, not before its time) makes
    Warden ask LiveKit before acting (CHECKING → `CheckPresence`). A stale or early timer is ignored.
-   Deadlines are numbered room-wide and a number is never used twice, re-folds included (`renumbered`),
+   Deadlines are numbered room-wide and a number is never used twice, re-folds included (`renumber.renumbered`),
    so a number names one agent's deadline.
 8. The answer (`PRESENCE_OBSERVED`) is trusted over the webhooks: its participants replace the room's
    lists (webhooks get lost), sparing joins within `RECONCILE_GRACE_SECONDS` of it as rule 10 does
@@ -75,7 +75,8 @@ What Warden does about each expected agent
    arrives, the room empties, or the agent is restarted (`AGENT_RESTARTED`: a fresh start for a room
    still waiting, a CONFIRM deadline `restart_grace` later, or sooner when the event says so: at once
    when the agent's deployment is known to be back). A failed part of a room that finishes stays
-   failed, for the record.
+   failed, for the record. An operator's request (`REDISPATCH_ASKED`, people waiting) sets a BY_HAND
+   deadline due at once, a failed part's too: its check decides as rule 8 says, re-dispatches used up or not.
 10. The periodic reconciliation (`RECONCILED`) replaces who is there with LiveKit's listing, sparing
     joins within `RECONCILE_GRACE_SECONDS` of it; a room LiveKit no longer has is closed, and
     whatever Warden was doing about it stops, failed or not.
@@ -88,6 +89,7 @@ What Warden does about each expected agent
     that part's trigger in the second table.
 12. Then every part passes through `fallback.protect` (its table `PROTECTION`): an agent that cannot be
     brought back gets a fallback for its people, once per outage (`workers.core.fallback`).
+13. Each part keeps when its people's join SLA ends (`due_at`), for its service levels (`workers.core.sli`).
 
 `transition` returns a `Decision`: the next room and the actions this step newly asks for, derived
 from what changed (`workers.core.actions`).
@@ -123,6 +125,7 @@ from workers.core.recovery import (
     ask_livekit,
     await_join,
     await_rejoin,
+    by_hand,
     closed_failed,
     confirm,
     fresh_start,
@@ -138,18 +141,12 @@ from workers.core.recovery import (
 )
 from workers.core.room import WAITING_PHASES, AgentView, Decision, Phase, Policy, Recovery, Redispatch, Room
 from workers.core.rules import RULE, SETTING, Rules
+from workers.core.sli import tracked
 from workers.core.table import ignore, table
 
 # Warden's own events that belong to one deadline attempt (`Fact.attempt`), hence to one agent's part.
-_ATTEMPT_EVENTS = frozenset(
-    {
-        EventKind.DEADLINE_PASSED,
-        EventKind.PRESENCE_OBSERVED,
-        EventKind.AGENT_EVICTED,
-        EventKind.AGENT_DISPATCHED,
-        EventKind.UPSTREAM_FAILED,
-    }
-)
+_ATTEMPT_EVENTS = frozenset({EventKind.DEADLINE_PASSED, EventKind.PRESENCE_OBSERVED, EventKind.AGENT_EVICTED,
+                             EventKind.AGENT_DISPATCHED, EventKind.UPSTREAM_FAILED})  # fmt: skip
 
 
 def _target(room: Room, event: Event) -> AgentView | None:
@@ -163,6 +160,8 @@ def _target(room: Room, event: Event) -> AgentView | None:
         return room.for_attempt(fact.attempt)
     if event.kind is EventKind.AGENT_RESTARTED:
         return room.view(fact.agent) if fact.agent else (room.views[0] if room.views else room.watch)
+    if event.kind is EventKind.REDISPATCH_ASKED:
+        return room.view(fact.agent)  # only an agent the room expects
     return None
 
 
@@ -207,6 +206,7 @@ TABLE: Mapping[tuple[Phase, EventKind], Presence] = table("TABLE", Phase, EventK
     K.AGENT_DISPATCHED:               (ignore,     recover,    recover,    recover,    recover,    ignore,     ignore),
     K.UPSTREAM_FAILED:                (ignore,     recover,    recover,    recover,    recover,    ignore,     ignore),
     K.AGENT_RESTARTED:                (ignore,     recover,    ignore,     ignore,     recover,    ignore,     ignore),
+    K.REDISPATCH_ASKED:               (ignore,     recover,    ignore,     ignore,     recover,    ignore,     ignore),
 })  # fmt: skip
 
 # What Warden does about an agent. Rules for Warden's events act for the attempt its part is on only (a
@@ -221,6 +221,7 @@ RECOVERY: Mapping[tuple[Recovery, Trigger], Rule] = table("RECOVERY", Recovery, 
     T.AGENT_DISPATCHED:   (ignore,       ignore,           ignore,           confirm,          ignore),
     T.UPSTREAM_FAILED:    (ignore,       give_up,          give_up,          give_up,          ignore),
     T.AGENT_RESTARTED:    (fresh_start,  ignore,           ignore,           ignore,           fresh_start),
+    T.REDISPATCH_ASKED:   (by_hand,      ignore,           ignore,           ignore,           by_hand),
     T.ROOM_IDLE:          (resolved,     resolved,         resolved,         resolved,         resolved),
     T.PEOPLE_WAITING:     (await_join,   ignore,           ignore,           ignore,           ignore),
     T.AGENT_ARRIVED:      (watch_agent,  let_check_decide, let_check_decide, let_check_decide, watch_agent),
@@ -282,7 +283,7 @@ def transition(room: Room, event: Event, *, now: float, rules: Rules) -> Decisio
     for agent, source, since in declared(event, rule, after):
         if agent != policy.fallback_agent or not agent:  # the fallback agent is not one of the room's own
             after = _expect(after, agent, source, seen, policy, since)
-    after = noted(after, event)
+    after = tracked(room, noted(after, event), event.at)  # each part's join SLA, for its service levels
     actions = new_actions(room, after)
     for decided in (a for a in actions if isinstance(a, Redispatch)):
         after = after.put(counted(after.view_for(decided.agent), decided.attempt))  # counted once decided
@@ -354,32 +355,6 @@ def fold(room: Room, events: Iterable[tuple[Event, float]], *, rules: Rules, new
     for event, received_at in placed(events, newest=newest):
         room = transition(room, event, now=received_at, rules=rules).room
     return room
-
-
-def renumbered(before: Room, after: Room) -> Room:
-    """`after`, the re-fold of `before`'s log, with no deadline number used twice in the room: a re-fold
-    numbers deadlines as the log says, which can hand a deadline a number `before` (or a room before it)
-    gave another one, whose timer job and events' ids are taken. A deadline `before` had too (the same
-    part, reason and time, at the same step) keeps `before`'s number; any other numbered no higher than
-    `before`'s newest gets a new one above every number issued (a deadline whose events the re-fold
-    could not match is so asked about again, under a number of its own)."""
-    top = max(before.attempt, after.attempt)
-    for view in after.watchers():
-        deadline = view.deadline
-        if deadline is None:
-            continue
-        was = before.watch if not view.agent and before.watch is not None else before.view(view.agent)
-        old = was.deadline if was is not None else None
-        same_step = was is not None and was.recovery is view.recovery
-        if old is not None and same_step and (old.reason, old.at) == (deadline.reason, deadline.at):
-            number = old.attempt
-        elif deadline.attempt > before.attempt:
-            number = deadline.attempt
-        else:
-            top += 1
-            number = top
-        after = after.put(replace(view, deadline=replace(deadline, attempt=number)))
-    return replace(after, attempt=top)
 
 
 def changes(room: Room, event: Event, *, now: float, rules: Rules) -> bool:

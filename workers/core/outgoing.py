@@ -49,7 +49,8 @@ class DeployHook:
 
 @dataclass(frozen=True)
 class IncidentEvent:
-    """A step of incident `incident_id` (opened, restarted, followup, restart-failed, resolved) for one
+    """A step of incident `incident_id` (opened, restarted, followup, restart-failed, acknowledged,
+    resolved) for one
     alert `route` ("pagerduty", "opsgenie", "webhook"), with what the receiver needs to know: the
     agent, the rooms affected, what Warden is doing about it, and `text`, the alert's message; the
     incident's `kind` (outage, capacity) and the workers it names (`worker_ids`)."""
@@ -64,6 +65,7 @@ class IncidentEvent:
     doing: str = ""
     kind: str = "outage"
     worker_ids: tuple[str, ...] = ()
+    by: str = ""  # "acknowledged": the operator's name
 
     @property
     def id(self) -> str:

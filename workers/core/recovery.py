@@ -37,6 +37,7 @@ class Trigger(StrEnum):
     AGENT_DISPATCHED = "agent_dispatched"
     UPSTREAM_FAILED = "upstream_failed"
     AGENT_RESTARTED = "agent_restarted"
+    REDISPATCH_ASKED = "redispatch_asked"  # an operator asked for a re-dispatch now
     # where the presence rules left the room, after every event
     ROOM_IDLE = "room_idle"  # nobody there
     PEOPLE_WAITING = "people_waiting"  # waiting: people, no agent has come
@@ -116,7 +117,7 @@ def act_on_answer(room: Room, view: AgentView, fact: Fact, deadline: Deadline, p
         return _with_deadline(room, replace(view, recovery=Recovery.NONE), later, deadline.reason)
     # a restart adds no capacity: keep trying (full still, until the newest dispatch's job is listed)
     full = bool(mine) and (job_signals.refused(mine[-1]) or (view.full and not mine[-1].jobs))
-    if view.redispatches >= policy.max_redispatches and not full:
+    if view.redispatches >= policy.max_redispatches and not full and deadline.reason is not Reason.BY_HAND:
         return room.put(_failed(view, f"no agent after {view.redispatches} re-dispatch(es)"))
     left_at = view.waiting_since if view.phase is Phase.AGENT_LOST else None
     since = view.waiting_since or 0.0
@@ -216,6 +217,7 @@ def confirm(room: Room, view: AgentView, fact: Fact, deadline: Deadline, policy:
         recovery=Recovery.NONE,
         redispatches=count,
         dispatch_id=fact.dispatch_id,
+        dispatched_at=fact.at,
         stale_dispatches=(),
     )
     return _with_deadline(
@@ -242,6 +244,17 @@ def fresh_start(room: Room, view: AgentView, event: Event, policy: Policy) -> Ro
         return room
     wait = policy.restart_grace if event.fact.wait is None else min(event.fact.wait, policy.restart_grace)
     return _with_deadline(room, _reset(view), event.fact.at + max(0.0, wait), Reason.CONFIRM)
+
+
+def by_hand(room: Room, view: AgentView, event: Event, policy: Policy) -> Room:
+    """An operator asked for a re-dispatch now while people wait for the agent (the presence table passes
+    the request on in waiting and agent_lost only): a BY_HAND deadline due at once, whose check decides
+    as any check does (an agent there, or a dispatch that may still bring it: nothing; else re-dispatch,
+    the re-dispatches used up or not). A failed part is taken up again. One asked for already stands."""
+    if event.fact is None or (view.deadline is not None and view.deadline.reason is Reason.BY_HAND):
+        return room
+    taken_up = replace(view, recovery=Recovery.NONE, error="", evict="")
+    return _with_deadline(room, taken_up, event.fact.at, Reason.BY_HAND)
 
 
 # --- where the presence rules left the room ----------------------------------------------------------

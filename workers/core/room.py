@@ -8,54 +8,19 @@ turns a room into the JSON its row holds and back, the effects layer carries the
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 from typing import Any, ClassVar
 
+from workers.core.phases import Phase as Phase
+from workers.core.phases import Reason as Reason
+from workers.core.phases import Recovery as Recovery
 from workers.core.plain import tagged
 from workers.core.protecting import Protecting, Protection
-
-
-class Phase(StrEnum):
-    """Who is in the room, as one expected agent sees it (`presence.phase_of`); NO_AGENT_EXPECTED only
-    for the room as a whole (`presence.room_phase`): people are there, and LiveKit was asked and named
-    no agent for it."""
-
-    IDLE = "idle"
-    WAITING = "waiting"
-    AGENT_PRESENT = "agent_present"
-    AGENT_ACTIVE = "agent_active"
-    AGENT_LOST = "agent_lost"
-    CLOSED = "closed"
-    NO_AGENT_EXPECTED = "no_agent_expected"
-
 
 # People are there and no agent of ours: the phases in which a room waits for its agent.
 WAITING_PHASES = (Phase.WAITING, Phase.AGENT_LOST)
 # A room's state in its row, the API and the dashboard (`Room.state`): its phase, or `fallback`.
 FALLBACK_STATE = "fallback"
 ROOM_STATES = (*(str(p) for p in Phase), FALLBACK_STATE)
-
-
-class Recovery(StrEnum):
-    """What Warden is doing about one expected agent of the room."""
-
-    NONE = "none"  # watching (a deadline may be set)
-    CHECKING = "checking"  # a deadline passed; asking LiveKit who is there
-    EVICTING = "evicting"  # removing a stalled agent before re-dispatching
-    REDISPATCHING = "redispatching"  # deleting stale dispatches and creating a new one
-    FAILED = "failed"  # re-dispatches exhausted or LiveKit refused: escalated, no more attempts
-
-
-class Reason(StrEnum):
-    """Why a deadline was set."""
-
-    JOIN = "join"  # people arrived, no agent yet
-    REJOIN = "rejoin"  # the agent left while people remain
-    ACTIVE = "active"  # the agent joined but has not published or sent a heartbeat
-    CONFIRM = "confirm"  # Warden re-dispatched; has the new agent arrived?
-    DUPLICATE = "duplicate"  # two copies of the agent are in the room: the later one goes
-    STUCK_INITIALIZING = "stuck_initializing"  # its `lk.agent.state` has stayed `initializing` too long
-    STUCK_THINKING = "stuck_thinking"  # its `lk.agent.state` has stayed `thinking` too long
 
 
 @dataclass(frozen=True)
@@ -137,6 +102,7 @@ class AgentView:
     dispatch_metadata: str = ""
     dispatch_attributes: tuple[tuple[str, str], ...] = ()
     dispatch_id: str = ""  # its dispatch live now: the one Warden made last, or the newest a listing named
+    dispatched_at: float | None = None  # when Warden made its last dispatch (an operator's 409 reads it)
     evict: str = ""
     error: str = ""
     dispatched_on_start: bool = False
@@ -154,6 +120,8 @@ class AgentView:
     fallback_agent: str = ""
     told: str = ""
     told_at: float | None = None
+    # `workers.core.sli`: when the join SLA of its people's wait ends (kept once it ran out without it)
+    due_at: float | None = None
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ class Rule:
     fallback_stays: bool | None = None
     fallback_transfer_to: str | None = field(default=None, repr=False)  # personal data: never shown
     notify_room: bool | None = None
+    slo: float | None = None  # the objective for its agents' `served` (`WARDEN_SLO` otherwise)
     source: str = RULE
 
     def matches(self, room_name: str, sip: bool) -> bool:

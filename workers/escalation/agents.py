@@ -25,7 +25,7 @@ from workers.adapters.cloud import Cloud
 from workers.adapters.hooks import DeployHook as DeployHookCaller
 from workers.core import alerts
 from workers.core.fallback import fallback_line
-from workers.core.incident import HOOK, IncidentPolicy, WatchComeback
+from workers.core.incident import HOOK, IncidentPolicy, Report, Signal, WatchComeback
 from workers.core.outgoing import DeployHook, IncidentEvent
 from workers.core.personal import mask_phone
 from workers.core.room import Room
@@ -179,6 +179,18 @@ class Incidents:
             await incidents.note(
                 self.engine, found.id, self.clock(), "fallback", f"room {mask_phone(room.name)}: {what}"
             )
+
+    async def by_hand(self, signal: Signal, incident_id: str, by: str) -> str:
+        """An operator's acknowledgement (ACKNOWLEDGED) or restart (RESTART_ASKED) of incident
+        `incident_id`, as a step of its agent's incident machine, carried out as any step is (its
+        alerts through the outbox, its restart claimed for the deployment); the incident's state after."""
+        found = await incidents.get_incident(self.engine, incident_id)
+        if found is None:
+            return "no incident"
+        agent = self.for_agent(found.agent_name)
+        applied = await agent.decide(Report(signal, self.clock(), by=by), incident_id=incident_id)
+        await agent.carry(applied)
+        return str(applied.incident.state) if applied is not None else "no incident"
 
     async def canary_failed(self, agent: str, reason: str, room: str) -> None:
         await self.for_agent(agent).canary_failed(reason, room)

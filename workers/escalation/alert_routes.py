@@ -80,4 +80,5 @@ class AlertRoutes:
             doing,
             incident.kind,
             workers,
+            incident.acknowledged_by if notify.step == "acknowledged" else "",
         )

@@ -27,6 +27,7 @@ APPLY_WEBHOOK = "apply_webhook"
 ON_DEADLINE = "on_deadline"
 HEARTBEAT = "heartbeat"
 REPORT_TO_INCIDENT = "report_to_incident"
+OPERATOR_ACTION = "operator_action"  # issue 28: an operator's acknowledgement, restart or re-dispatch
 # The same job as versions before issue 22 named it (and its ids: "escalate:{notice}"): still run, so
 # that jobs waiting in Redis, and dead letters retried, survive the upgrade.
 ESCALATE = "escalate"
@@ -39,7 +40,10 @@ _KINDS = {
     "heartbeat": HEARTBEAT,
     "incident": REPORT_TO_INCIDENT,
     "escalate": ESCALATE,  # an incident report's id before issue 22
+    "operator": OPERATOR_ACTION,
 }
+# What an operator may ask for by hand (`queue_operator_action`).
+ACK, RESTART, REDISPATCH = "ack", "restart", "redispatch"
 
 
 def function_of(job_id: str) -> str:
@@ -105,6 +109,31 @@ async def queue_incident_report(
     the rooms it is for)."""
     return await enqueuer.enqueue(
         REPORT_TO_INCIDENT, incident_report_job_id(notice_id), notice_id, room_sid, action, priority=True
+    )
+
+
+def operator_job_id(action: str, target: str, agent: str = "") -> str:
+    """One job per operator request while it is queued or running (its result is not kept): a request
+    made again before the first is applied is refused, and one made after is judged by the state the
+    first left. A room's name and an agent's run long: they are hashed."""
+    return f"operator:{action}:{agent_key(target, agent) if agent else target}"
+
+
+async def queue_operator_action(
+    enqueuer: JobQueue, action: str, target: str, by: str, at: float, agent: str = ""
+) -> bool:
+    """Queue `operator_action(action, target, by, at, agent)` ahead of the room jobs waiting: an
+    acknowledgement or a restart of incident `target`, or a re-dispatch of `agent` in room `target`,
+    asked for by the operator `by`; False when the same request is still queued or running."""
+    return await enqueuer.enqueue(
+        OPERATOR_ACTION,
+        operator_job_id(action, target, agent),
+        action,
+        target,
+        by,
+        at,
+        agent,
+        priority=True,
     )
 
 

@@ -2,7 +2,7 @@
 with what they were given and why they failed, until an operator re-runs them (`warden retry ID`).
 
 A row's id is the failed job's id; a re-run that fails again comes back to the same row (its attempts
-added up, `retried_at` cleared), so a job is one row however often it is re-run.
+added up, `retried_at` and `retried_by` cleared), so a job is one row however often it is re-run.
 
 Every value is kept within its column, and a string among the arguments within `MAX_ARG_CHARS`, clipped
 with a marker (`workers.core.bounds.clip`): today's jobs carry bounded values, but one queued by an
@@ -32,7 +32,8 @@ MAX_ARG_CHARS = 4096
 @dataclass(frozen=True)
 class DeadLetter:
     """A failed job: its id, function and arguments (JSON), its room when known, the error (type and
-    message), how often it was tried, when it last failed and when it was last re-run."""
+    message), how often it was tried, when it last failed, and when it was last re-run and by whom (the
+    name of the operator's token)."""
 
     id: str
     function: str
@@ -43,6 +44,7 @@ class DeadLetter:
     attempts: int
     failed_at: float
     retried_at: float | None = None
+    retried_by: str | None = None
 
 
 def _letter(row: Row[Any]) -> DeadLetter:
@@ -56,6 +58,7 @@ def _letter(row: Row[Any]) -> DeadLetter:
         row.attempts,
         row.failed_at,
         row.retried_at,
+        row.retried_by,
     )
 
 
@@ -75,6 +78,7 @@ async def keep(engine: AsyncEngine, letter: DeadLetter) -> None:
         "args": _clipped(letter.args),
         "error": bounds.clip(letter.error, MAX_ERROR),
         "retried_at": None,
+        "retried_by": None,
     }
     async with writing(engine) as connection:
         insert = dialect_insert(connection, DEAD_LETTERS).values(values)
@@ -90,6 +94,7 @@ async def keep(engine: AsyncEngine, letter: DeadLetter) -> None:
                     "attempts": DEAD_LETTERS.c.attempts + insert.excluded.attempts,
                     "failed_at": insert.excluded.failed_at,
                     "retried_at": None,
+                    "retried_by": None,
                 },
             )
         )
@@ -115,14 +120,15 @@ async def find(engine: AsyncEngine, letter_id: str) -> DeadLetter | None:
         return None if row is None else _letter(row)
 
 
-async def claim_retry(engine: AsyncEngine, letter_id: str, now: float) -> DeadLetter | None:
-    """Mark a dead letter re-run at `now`, unless it already is (then None: one re-run per failure)."""
+async def claim_retry(engine: AsyncEngine, letter_id: str, now: float, by: str) -> DeadLetter | None:
+    """Mark a dead letter re-run at `now` by the operator named `by`, unless it already is (then None:
+    one re-run per failure)."""
     async with writing(engine) as connection:
         row = (
             await connection.execute(
                 update(DEAD_LETTERS)
                 .where(DEAD_LETTERS.c.id == letter_id, DEAD_LETTERS.c.retried_at.is_(None))
-                .values(retried_at=now)
+                .values(retried_at=now, retried_by=by)
                 .returning(*DEAD_LETTERS.c)
             )
         ).first()
@@ -133,7 +139,9 @@ async def release_retry(engine: AsyncEngine, letter_id: str) -> None:
     """Undo `claim_retry` when the re-run could not be queued."""
     async with writing(engine) as connection:
         await connection.execute(
-            update(DEAD_LETTERS).where(DEAD_LETTERS.c.id == letter_id).values(retried_at=None)
+            update(DEAD_LETTERS)
+            .where(DEAD_LETTERS.c.id == letter_id)
+            .values(retried_at=None, retried_by=None)
         )
 
 

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from workers.core.alerts import Notify
 from workers.core.incident import (
+    CLAIMING,
     HOOK,
     Decision,
     DeploymentRestart,
@@ -39,14 +40,12 @@ from workers.core.incident import (
     Signal,
     transition,
 )
-from workers.store import outbox
+from workers.store import maintenance, outbox
 from workers.store.engine import dialect_insert, writing
 from workers.store.models import DEPLOYMENT_RESTARTS, INCIDENT_ACTIONS, INCIDENT_ROOMS, INCIDENTS
 
 # The outbox rows of a step's alerts and deploy hook: (the incident, its decisions, its rooms' names).
 Rows = Callable[[Incident, tuple[Decision, ...], list[str]], list[dict[str, Any]]]
-# Signals whose rules read the deployment's restart (and may claim it).
-_CLAIMING = (Signal.OUTAGE, Signal.ROOM_FAILED, Signal.CANARY_FAILED, Signal.SWEPT)
 # Signals that open an incident when the agent has none open.
 _OPENING = (Signal.OUTAGE, Signal.ROOM_FAILED, Signal.CANARY_FAILED, Signal.CAPACITY)
 
@@ -80,7 +79,7 @@ async def report(
     if report.signal is Signal.SWEPT and not await _would_change(engine, agent_name, report, policy):
         return None
     async with writing(engine) as connection:
-        restart = await _lock_restart(connection, deployment) if report.signal in _CLAIMING else None
+        restart = await _lock_restart(connection, deployment) if report.signal in CLAIMING else None
         if not incident_id and report.signal in _OPENING:
             await connection.execute(
                 dialect_insert(connection, INCIDENTS)
@@ -103,7 +102,9 @@ async def report(
         if restart is not None and row.deployment != deployment:  # its deployment was another then
             restart = await _lock_restart(connection, row.deployment)
         facts = replace(report, restart=restart or DeploymentRestart())
-        if report.signal in (Signal.ROOM_FAILED, Signal.CANARY_FAILED):
+        if report.signal in (Signal.ROOM_FAILED, Signal.CANARY_FAILED) or (
+            row.maintenance and report.signal in CLAIMING  # its window may have ended: do rooms wait?
+        ):
             facts = replace(facts, waiting=await _count_rooms(connection, row.id, waiting=True))
         return await apply(connection, row, facts, policy, rows)
 
@@ -158,9 +159,11 @@ async def restart_outcome(
 async def apply(
     connection: AsyncConnection, row: Row[Any], report: Report, policy: IncidentPolicy, rows: Rows | None
 ) -> Applied:
-    """The transition of the locked incident `row` on `report`, written in the caller's transaction
-    (nothing is written when it changes nothing)."""
+    """The transition of the locked incident `row` on `report`, with the maintenance window covering
+    its agent now (read here, for every decision), written in the caller's transaction (nothing is
+    written when it changes nothing)."""
     incident = incident_of(row)
+    report = replace(report, maintenance=await _window(connection, row.agent_name, report.at))
     step = transition(incident, report, policy)
     if step.incident == incident and not step.decisions and step.restart is None:
         return Applied(incident, (), [], row.deployment)
@@ -174,6 +177,9 @@ async def apply(
         "canary_failing": after.canary_failing,
         "kind": after.kind,
         "workers": workers_column(after.workers),
+        "acknowledged_at": after.acknowledged_at,
+        "acknowledged_by": after.acknowledged_by[:64],
+        "maintenance": after.maintenance,
     }
     if after.resolved_at is not None:
         values |= {"resolved_at": after.resolved_at, "open_key": None}
@@ -220,6 +226,9 @@ def incident_of(row: Row[Any]) -> Incident:
         bool(row.canary_failing),
         row.kind,
         workers_of(row.workers),
+        row.acknowledged_at,
+        row.acknowledged_by,
+        bool(row.maintenance),
     )
 
 
@@ -260,10 +269,19 @@ async def _would_change(engine: AsyncEngine, agent_name: str, report: Report, po
                 select(DEPLOYMENT_RESTARTS).where(DEPLOYMENT_RESTARTS.c.deployment == row.deployment)
             )
         ).first()
+        window = await _window(connection, agent_name, report.at)
+    if bool(row.maintenance) != bool(window):  # a window started or ended: the step says so
+        return True
     restart = _restart_of(found) if found is not None and row.deployment else DeploymentRestart()
     incident = incident_of(row)
     step = transition(incident, replace(report, restart=restart), policy)
     return step.incident != incident or bool(step.decisions)
+
+
+async def _window(connection: AsyncConnection, agent_name: str, at: float) -> str:
+    """The maintenance window covering the agent at `at`, as the incident's log says it ("" for none)."""
+    window = await maintenance.covering(connection, agent_name, at)
+    return window.said() if window is not None else ""
 
 
 async def _lock_incident(connection: AsyncConnection, agent_name: str, incident_id: str) -> Row[Any] | None:
@@ -311,6 +329,19 @@ async def _count_rooms(connection: AsyncConnection, incident_id: str, *, waiting
     if waiting:
         which.append(INCIDENT_ROOMS.c.recovered_at.is_(None))
     return int(await connection.scalar(select(func.count()).select_from(INCIDENT_ROOMS).where(*which)) or 0)
+
+
+async def deployment_restart(engine: AsyncEngine, deployment: str) -> DeploymentRestart:
+    """The deployment's last restart, read without a lock (nothing for no deployment, or none yet)."""
+    if not deployment:
+        return DeploymentRestart()
+    async with engine.connect() as connection:
+        row = (
+            await connection.execute(
+                select(DEPLOYMENT_RESTARTS).where(DEPLOYMENT_RESTARTS.c.deployment == deployment)
+            )
+        ).first()
+    return _restart_of(row) if row is not None else DeploymentRestart()
 
 
 async def open_incident(engine: AsyncEngine, agent_name: str) -> Incident | None:

@@ -38,6 +38,10 @@ class Incident:
     state: IncidentState = IncidentState.OPEN
     kind: str = "outage"  # or "capacity": its workers are full
     workers: tuple[tuple[str, int], ...] = ()  # the workers it named, with the jobs each served none of
+    acknowledged_at: float | None = None  # an operator acknowledged it (issue 28), by name
+    acknowledged_by: str = ""
+    deployment: str = ""  # whose restart it takes or shares ("" : nothing to restart)
+    maintenance: bool = False  # a maintenance window covers its agent: no restart, no alert
 
     @property
     def waiting_rooms(self) -> int:
@@ -206,6 +210,10 @@ async def get_incident(engine: AsyncEngine, incident_id: str) -> Incident | None
             IncidentState(row.state),
             row.kind,
             workers_of(row.workers),
+            row.acknowledged_at,
+            row.acknowledged_by,
+            row.deployment,
+            bool(row.maintenance),
         )
 
 

@@ -80,6 +80,23 @@ class RoomAgentRow(SQLModel, table=True):
     updated_at: float
 
 
+class SliOutcomeRow(SQLModel, table=True):
+    """One (room, agent)'s service levels once its fate is known (`workers.core.sli`): written once, in
+    the room's transaction, by the room writer (`workers.store.sli_outcomes`); read over the SLO window."""
+
+    __tablename__ = "sli_outcomes"
+    # The API, the dashboard and `warden slo`: the outcomes decided in the window, by agent.
+    __table_args__ = (Index("ix_sli_outcomes_decided_at", "decided_at", "agent"),)
+
+    room_sid: str = Field(primary_key=True, max_length=64)
+    agent: str = Field(primary_key=True, max_length=128)
+    room_name: str = Field(max_length=256)
+    decided_at: float
+    on_time: bool
+    served: bool
+    how: str = Field(max_length=32)
+
+
 class RoomCheckpointRow(SQLModel, table=True):
     """A room's state before the first webhook of a window of seconds (`workers.store.checkpoints`): two a
     room (`slot`), so that a late webhook is folded in from near its place. Written only by the room
@@ -137,6 +154,25 @@ class IncidentRow(SQLModel, table=True):
     kind: str = Field(default="outage", max_length=16)  # or "capacity": its workers are full
     # the workers it names, as JSON [[worker id, jobs], ...] (`workers.store.incident_steps`)
     workers: str = Field(default="", max_length=1024)
+    # an operator acknowledged it (issue 28): when, and the name of their token (never the token)
+    acknowledged_at: float | None = None
+    acknowledged_by: str = Field(default="", max_length=64)
+    maintenance: bool = False  # a maintenance window covers its agent: no restart, no alert (rule 12)
+
+
+class MaintenanceWindowRow(SQLModel, table=True):
+    """An operator's maintenance window over one agent (or `*`, every agent): from `starts_at` until
+    `until`, or `ended_at` when ended early; kept afterwards as history (`workers.store.maintenance`)."""
+
+    __tablename__ = "maintenance_windows"
+
+    id: int | None = Field(default=None, primary_key=True)
+    agent: str = Field(max_length=128)
+    starts_at: float
+    until: float = Field(index=True)
+    reason: str = Field(default="", max_length=500)
+    by: str = Field(max_length=128)
+    ended_at: float | None = None
 
 
 class CanaryRunRow(SQLModel, table=True):
@@ -226,6 +262,7 @@ class DeadLetterRow(SQLModel, table=True):
     attempts: int
     failed_at: float = Field(index=True)
     retried_at: float | None = None
+    retried_by: str | None = Field(default=None, max_length=64)  # the operator who asked (a token's name)
 
 
 # The tables as SQLAlchemy Core sees them, for the statements that bypass the ORM (store, incidents).
@@ -240,3 +277,5 @@ DEPLOYMENT_RESTARTS: Table = DeploymentRestartRow.__table__  # type: ignore[attr
 OUTBOX: Table = OutboxRow.__table__  # type: ignore[attr-defined]
 DEAD_LETTERS: Table = DeadLetterRow.__table__  # type: ignore[attr-defined]
 CANARY_RUNS: Table = CanaryRunRow.__table__  # type: ignore[attr-defined]
+SLI_OUTCOMES: Table = SliOutcomeRow.__table__  # type: ignore[attr-defined]
+MAINTENANCE_WINDOWS: Table = MaintenanceWindowRow.__table__  # type: ignore[attr-defined]

@@ -6,7 +6,8 @@ What goes, once older than the cutoff (and only then):
 - resolved incidents (by their resolution) with their rooms and actions;
 - dead letters an operator retried (by when the job failed); the others wait for a person;
 - outbox rows undelivered since the cutoff (their room is long gone; retrying them helps nobody);
-- finished canary runs (by when they started).
+- finished canary runs (by when they started);
+- service levels' outcomes (by when they were decided: `WARDEN_SLO_WINDOW` is at most the retention).
 Open rooms and open incidents are never deleted, however old.
 
 Each batch is its own short transaction, so webhooks and deadlines wait for one batch at most. A
@@ -37,6 +38,7 @@ from workers.store.models import (
     ROOM_AGENTS,
     ROOM_CHECKPOINTS,
     ROOMS,
+    SLI_OUTCOMES,
 )
 
 ROOM_BATCH = 100  # rooms per transaction (with their events: a few thousand rows at most)
@@ -51,6 +53,7 @@ WHAT = (
     "dead_letters",
     "outbox",
     "canary_runs",
+    "sli_outcomes",
 )
 
 
@@ -59,7 +62,7 @@ async def prune(engine: AsyncEngine, cutoff: float, *, budget_seconds: float = 2
     `budget_seconds` have passed (the next run goes on). Returns how many rows went, by table."""
     pruned: Counter[str] = Counter()
     stop_at = time.monotonic() + budget_seconds
-    for step in (_rooms, _orphan_events, _incidents, _dead_letters, _outbox, _canary_runs):
+    for step in (_rooms, _orphan_events, _incidents, _dead_letters, _outbox, _canary_runs, _sli_outcomes):
         while time.monotonic() < stop_at:
             done = await step(engine, cutoff)
             pruned.update(done)
@@ -137,6 +140,25 @@ async def _canary_runs(engine: AsyncEngine, cutoff: float) -> dict[str, int]:
     runs = CANARY_RUNS.c
     old = runs.started_at < cutoff
     return {"canary_runs": await _batch(engine, CANARY_RUNS, runs.n, old, runs.finished_at.is_not(None))}
+
+
+async def _sli_outcomes(engine: AsyncEngine, cutoff: float) -> dict[str, int]:
+    """Outcomes decided before `cutoff`, the oldest `ROW_BATCH` (and any decided at the same time as the
+    last of them), read by the index on `decided_at`."""
+    decided = SLI_OUTCOMES.c.decided_at
+    async with engine.connect() as connection:
+        oldest = list(
+            await connection.scalars(
+                select(decided).where(decided < cutoff).order_by(decided).limit(ROW_BATCH)
+            )
+        )
+    if not oldest:
+        return {}
+    async with writing(engine) as connection:
+        deleted = await connection.execute(
+            delete(SLI_OUTCOMES).where(decided < cutoff, decided <= oldest[-1])
+        )
+    return {"sli_outcomes": int(deleted.rowcount)}
 
 
 async def _batch(

@@ -38,14 +38,15 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from workers.core import machine, order, stored
+from workers.core import machine, order, sli, stored
 from workers.core.actions import new_actions
 from workers.core.errors import StaleWrite
 from workers.core.events import Event
 from workers.core.plain import from_plain
+from workers.core.renumber import renumbered
 from workers.core.room import Action, Policy, Room, time_to_agent
 from workers.core.rules import Rules
-from workers.store import checkpoints, outbox, room_agents, unstorable
+from workers.store import checkpoints, outbox, room_agents, sli_outcomes, unstorable
 from workers.store.engine import writing
 from workers.store.log_rows import ACTION_KIND, Decided, action_rows, event_row
 from workers.store.models import EVENTS, ROOMS
@@ -75,6 +76,7 @@ class Recorded:
     actions: tuple[Action, ...] = ()
     before: Room | None = None  # the room before this recording (None: new to Warden)
     notices: tuple[Pending, ...] = ()  # the actions among `actions` written to the outbox, with their ids
+    counted: tuple[sli.Outcome, ...] = ()  # service levels' outcomes this recording wrote first (to count)
 
 
 def as_rules(rules: Rules | Policy) -> Rules:
@@ -266,7 +268,12 @@ async def _record_round(connection: AsyncConnection, placed: Placed, rules: Rule
         await connection.execute(_INSERT_ROOMS, new_rooms)
     if changed_rooms:
         await connection.execute(_UPDATE_ROOMS, changed_rooms)
-    await room_agents.write(connection, [(read.get(sid), current[sid].room) for sid in sorted(touched)])
+    saved = [(read.get(sid), current[sid].room) for sid in sorted(touched)]
+    await room_agents.write(connection, saved)
+    counted = await sli_outcomes.write(connection, saved)  # each outcome once, with its room's state
+    for i, sid, _ in placed:
+        if sid in counted:
+            results[i] = replace(results[i], counted=counted.pop(sid))
     await checkpoints.write(
         connection, {sid: current[sid].checkpoints for sid in touched if current[sid].checkpoints}
     )
@@ -321,7 +328,7 @@ async def _fold(
         else:  # late: fold again from a checkpoint before it, this batch included (it is inserted already)
             until = max(seqs[e.id] for e, _ in fresh)  # not the room's later batches of this group
             folded, newest = await _refold(connection, sid, event.created_at, until, now, rules)
-            room = machine.renumbered(before, folded)
+            room = renumbered(before, folded)
             refolded = new_actions(before, room)
             outcome, mine = Outcome.REFOLDED, [(last_event, received_at, refolded)]
             break

@@ -16,6 +16,7 @@ from workers.adapters.livekit import NOT_FOUND, Dispatcher, Observed, Presence, 
 from workers.core.errors import UpstreamError
 from workers.core.events import Event, EventKind, Fact, internal
 from workers.core.fallback import FAILED_REASON
+from workers.core.incident_values import Signal
 from workers.core.protecting import DispatchFallback, RemoveFallback, SendStatus, TransferCaller
 from workers.core.room import (
     Action,
@@ -67,6 +68,10 @@ class IncidentReports(Protocol):
     async def protected(self, room: Room, agent: str, what: str) -> None:
         """What was done for the people of `room` while `agent` could not be brought back (a fallback
         agent, a transfer): a line in the agent's open incident's log, if one is open."""
+        ...
+
+    async def by_hand(self, signal: Signal, incident_id: str, by: str) -> str:
+        """An operator's acknowledgement or restart of an incident (issue 28); the incident's state after."""
         ...
 
     async def settle(self) -> None:

@@ -13,7 +13,7 @@ from workers.core.events import Event
 from workers.jobs.delivery.outbox import deliver
 from workers.jobs.runtime import faults
 from workers.jobs.runtime.context import context
-from workers.jobs.runtime.metrics import observe_recorded
+from workers.jobs.runtime.metrics import count_outcomes, observe_recorded
 from workers.jobs.runtime.retry import retry_later
 from workers.store.writer import Outcome, Recorded
 
@@ -43,6 +43,7 @@ async def record(ctx: dict[str, Any], batch: list[tuple[Event, float]]) -> Recor
         )
     if recorded.outcome is not Outcome.DUPLICATE:
         observe_recorded([e for e, _ in batch], recorded.before, recorded.room, recorded.actions)
+    count_outcomes(recorded.counted)  # written first by this recording, committed: counted once
     if recorded.room is not None and recorded.notices:
         faults.after_commit(recorded.notices)  # a crash test's hook (WARDEN_FAULT_AT); unset, nothing
         await deliver(worker.effects, worker.delivered, recorded.notices, recorded.room)

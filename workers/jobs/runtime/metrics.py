@@ -9,13 +9,14 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any, ParamSpec, TypeVar
 from wsgiref.simple_server import WSGIServer
 
 from arq.worker import Retry
 from prometheus_client import Counter, Histogram, start_http_server
 
+from workers.core import sli
 from workers.core.events import Event, EventKind
 from workers.core.room import AgentView, Recovery, ReportBreach, Room, time_to_agent
 
@@ -47,6 +48,11 @@ REDISPATCHES = Counter(
     ["outcome", "agent"],
 )
 PRUNED = Counter("warden_pruned_total", "Rows deleted by retention (WARDEN_RETENTION), by table", ["what"])
+SLI_EVENTS = Counter(
+    "warden_sli_events_total",
+    "Rooms counted towards an expected agent's service levels (on_time, served), by outcome (good, bad)",
+    ["agent", "sli", "outcome"],
+)
 LIVEKIT_ERRORS = Counter("warden_livekit_errors_total", "Failed LiveKit API calls, by error code", ["code"])
 
 
@@ -79,6 +85,22 @@ def count_pruned(pruned: dict[str, int]) -> None:
     """Count the rows one retention run deleted, by table."""
     for what, count in pruned.items():
         PRUNED.labels(what=what).inc(count)
+
+
+def start_sli_series(agents: Iterable[str]) -> None:
+    """The service levels' series of the agents named in the settings, at 0 from the start: Prometheus'
+    `rate` counts no increase into a series' first sample, so a series born at 1 would lose its room."""
+    for agent in agents:
+        for level in sli.SLIS:
+            for outcome in (sli.GOOD, sli.BAD):
+                SLI_EVENTS.labels(agent=agent, sli=level, outcome=outcome)
+
+
+def count_outcomes(outcomes: Sequence[sli.Outcome]) -> None:
+    """Count service levels' outcomes the store wrote first (`Recorded.counted`): each once, ever."""
+    for outcome in outcomes:
+        for level in sli.SLIS:
+            SLI_EVENTS.labels(agent=outcome.agent, sli=level, outcome=outcome.outcome(level)).inc()
 
 
 def timed_job(job: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:

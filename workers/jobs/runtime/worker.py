@@ -12,13 +12,21 @@ from arq.worker import func
 from workers.jobs.canaries.runner import lease_seconds
 from workers.jobs.delivery.dead_letters import Job, dead_lettered
 from workers.jobs.delivery.incident_reports import INCIDENT_REPORT_TIMEOUT_SECONDS, report_to_incident
+from workers.jobs.delivery.operator import operator_action
 from workers.jobs.rooms.crons import canaries, discover, prune, reconcile, sweep
 from workers.jobs.rooms.jobs import apply_webhook, heartbeat, on_deadline
 from workers.jobs.rooms.liveness import liveness
 from workers.jobs.runtime.lifecycle import shutdown, startup
 from workers.jobs.runtime.metrics import timed_job
 from workers.jobs.runtime.retry import JOB_TIMEOUT_SECONDS, MAX_TRIES
-from workers.queue.jobs import APPLY_WEBHOOK, ESCALATE, HEARTBEAT, ON_DEADLINE, REPORT_TO_INCIDENT
+from workers.queue.jobs import (
+    APPLY_WEBHOOK,
+    ESCALATE,
+    HEARTBEAT,
+    ON_DEADLINE,
+    OPERATOR_ACTION,
+    REPORT_TO_INCIDENT,
+)
 from workers.settings import DISCOVER_TICK_SECONDS, LIVENESS_TICK_SECONDS, Settings
 
 
@@ -60,6 +68,14 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
                     timeout=INCIDENT_REPORT_TIMEOUT_SECONDS,
                 )
                 for name in (REPORT_TO_INCIDENT, ESCALATE)  # ESCALATE: jobs queued before issue 22
+            ),
+            # no result kept: the same request may be queued again once this one is applied
+            func(
+                _job(OPERATOR_ACTION, operator_action),
+                name=OPERATOR_ACTION,
+                max_tries=MAX_TRIES,
+                timeout=INCIDENT_REPORT_TIMEOUT_SECONDS,
+                keep_result=0,
             ),
         ],
         "cron_jobs": [
