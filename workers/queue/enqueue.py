@@ -23,6 +23,7 @@ holds the queue. A room of ordinary pace
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -180,7 +181,10 @@ class Enqueuer:
         if not jobs:
             return []
         now, serializer = timestamp_ms(), self._redis.job_serializer
-        values = [serialize_job(function, args, {}, None, now, serializer=serializer) for _, args in jobs]
+        # the job each hold stands for, marked as a hold's own (never queued, so never run): a job queued
+        # under the id once the hold ran out differs from it, even within the same millisecond
+        mark = {"held": secrets.token_hex(8)}
+        values = [serialize_job(function, args, mark, None, now, serializer=serializer) for _, args in jobs]
         keys = [key for job_id, _ in jobs for key in (job_key_prefix + job_id, result_key_prefix + job_id)]
         replies = await self._hold(keys=keys, args=[round(seconds * 1000), *values])
         for (job_id, _), value, reply in zip(jobs, values, replies, strict=True):
