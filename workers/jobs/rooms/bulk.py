@@ -145,9 +145,9 @@ async def _batch(
     finally:
         await worker.effects.enqueuer.release([r.job_id for r in batch])
     for r in batch:
-        if r.done:
+        if r.done and r.room.for_attempt(r.attempt) is None:
             continue
-        if r.recorded:  # its deadline is due: its own job asks LiveKit again and goes on
+        if r.recorded:  # its deadline is due (or left due): its own job asks LiveKit again and goes on
             await queue_deadline(worker.effects.enqueuer, r.sid, r.attempt)
         else:
             alone.append((r.sid, r.name))
@@ -243,4 +243,4 @@ async def _steps(ctx: dict[str, Any], r: _Room, current: Room | None, gate: asyn
         except Exception as exc:  # the database unavailable: its deadline job records it, asking again
             log.warning("recovery in bulk: room %s not recorded (%s)", r.name, type(exc).__name__)
             return
-    r.done = True
+    r.room, r.done = current or r.room, True
