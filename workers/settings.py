@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import sys
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -32,6 +33,7 @@ from workers.setting_values import (
     parse_keys,
 )
 from workers.settings_fallback import FallbackSettings
+from workers.settings_modes import ModeSettings
 from workers.settings_slo import SloSettings
 from workers.settings_tokens import TokenSettings
 
@@ -44,7 +46,7 @@ CALLS_PER_LOOK = 2
 LIVENESS_TICK_SECONDS = 1
 
 
-class Settings(FallbackSettings, TokenSettings, SloSettings):
+class Settings(FallbackSettings, TokenSettings, SloSettings, ModeSettings):
     """Environment variables (and a `.env` file) read by Warden; names match the variables."""
 
     model_config = SettingsConfigDict(
@@ -297,7 +299,7 @@ class Settings(FallbackSettings, TokenSettings, SloSettings):
 
     def rules(self) -> Rules:
         """Which agents each room expects, and on what terms: the rules file, then `WARDEN_AGENT_NAME`."""
-        return Rules.of(self.rule_list, self.policy())
+        return replace(Rules.of(self.rule_list, self.policy()), observe=self.observing)
 
     @property
     def room_spacing_ms(self) -> float:

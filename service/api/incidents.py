@@ -62,8 +62,8 @@ async def get_one_incident(request: Request) -> JSONResponse:
                 for sid, name, added, recovered in incident.rooms
             ],
             "actions": [
-                {"at": iso(at), "action": action, "outcome": mask_phone(outcome)}
-                for at, action, outcome in incident.actions
+                {"at": iso(at), "action": action, "outcome": mask_phone(outcome), "carried_out": done}
+                for at, action, outcome, done in incident.actions
             ],
         }
     )

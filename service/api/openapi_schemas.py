@@ -159,7 +159,11 @@ TIMELINE_ENTRY = obj(
         "participant": MAYBE_STRING,
         "created_at": TIME,
         "received_at": TIME,
-        "detail": {"type": "object", "description": "facts and actions: what was asked or decided"},
+        "detail": {
+            "type": "object",
+            "description": "facts and actions: what was asked or decided; a decision's `carried_out` is "
+            "false when Warden, in observe mode, recorded it and did not make it",
+        },
         "participant_kind": {**MAYBE_STRING, "description": "webhooks: STANDARD, AGENT, SIP, …"},
         "track": {**MAYBE_STRING, "description": "webhooks: the track's sid"},
     },
@@ -196,7 +200,10 @@ INCIDENT_FIELDS: dict[str, Schema] = {
 INCIDENT_ROOM = obj(
     "A room in an incident", {"sid": STRING, "name": STRING, "added_at": TIME, "recovered_at": MAYBE_TIME}
 )
-INCIDENT_ACTION = obj("One step Warden took", {"at": TIME, "action": STRING, "outcome": STRING})
+INCIDENT_ACTION = obj(
+    "One step Warden took (`carried_out` false: decided in observe mode, `WARDEN_MODE=observe`, not made)",
+    {"at": TIME, "action": STRING, "outcome": STRING, "carried_out": {"type": "boolean"}},
+)
 DEAD_LETTER_FIELDS: dict[str, Schema] = {
     "id": STRING,
     "function": STRING,
@@ -219,7 +226,13 @@ CANARY_RUN = obj(
         "room": STRING,
         "started_at": TIME,
         "finished_at": MAYBE_TIME,
-        "outcome": {"type": "string", "enum": [str(o) for o in Outcome]},
+        "outcome": {
+            "type": "string",
+            "enum": [str(o) for o in Outcome],
+            "description": "pass; fail (the agent did not come in time: counts towards the outage); "
+            "capacity (LiveKit refused its job for want of capacity: the workers are full, a capacity "
+            "incident, never counted as an outage's failure); interrupted (its worker stopped); running",
+        },
         "seconds": nullable({"type": "number", "minimum": 0, "description": "from dispatch to agent"}),
         "detail": STRING,
     },
@@ -240,7 +253,12 @@ AGENT_CANARIES = obj(
             "minimum": 1,
             "description": "failures in a row that open the agent's incident (WARDEN_CANARY_FAILURES)",
         },
-        "failing_in_a_row": {"type": "integer", "minimum": 0},
+        "failing_in_a_row": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "failed runs in a row, newest first "
+            "(capacity, interrupted and running runs skipped)",
+        },
         "last_success_at": {**MAYBE_TIME, "description": "when its last passing canary ended"},
         "runs": {"type": "array", "items": ref("CanaryRun")},
     },

@@ -36,6 +36,10 @@ from workers.store.queries import find_room
 log = logging.getLogger("warden.web")
 MAX_BODY = 4096
 UNDER_WAY = (IncidentState.RESTARTING, IncidentState.ROLLING_BACK)
+OBSERVING = (
+    "Warden is in observe mode (WARDEN_MODE=observe): it changes nothing, by hand neither; "
+    "set WARDEN_MODE=act and restart Warden to act"
+)
 
 
 def _refused(error: str, status: int = 409, **more: Any) -> JSONResponse:
@@ -104,6 +108,8 @@ async def restart(request: Request, incident_id: str) -> JSONResponse:
     incident = await _incident(request, incident_id)
     if isinstance(incident, JSONResponse):
         return incident
+    if request.state.settings.observing:
+        return _refused(OBSERVING)
     if not incident.deployment:
         return _refused("nothing to restart: no Cloud agent and no deploy hook for its agent")
     if incident.state in UNDER_WAY:
@@ -157,6 +163,8 @@ async def redispatch(request: Request, room_name: str, agent: str) -> JSONRespon
     view = room.view(agent)
     if view is None:
         return _refused(f"room does not expect agent {shown(agent)} (no rule or dispatch names it)", 404)
+    if request.state.settings.observing:
+        return _refused(OBSERVING)
     if room.finished_at is not None:
         return _refused("the room has finished")
     if any(a.name in (agent, "") for a in room.agents):

@@ -142,6 +142,8 @@ def _fact_detail(fact: dict[str, Any]) -> dict[str, Any]:
             detail[key] = fact[key]
     if fact.get("room_exists") is False:
         detail["room_exists"] = False
+    if fact.get("carried_out") is False:  # observe mode: the re-dispatch or removal was not made
+        detail["carried_out"] = False
     return detail
 
 

@@ -10,7 +10,13 @@ from rich.table import Table
 from service.cli.views import cell, console, failed, fetch
 from workers.core.shown import TEXT_CHARS
 
-OUTCOME_STYLE = {"pass": "green", "fail": "red", "running": "blue", "interrupted": "dim"}
+OUTCOME_STYLE = {
+    "pass": "green",
+    "fail": "red",
+    "capacity": "yellow",  # workers full: no outage
+    "running": "blue",
+    "interrupted": "dim",
+}
 HOW_TO = (
     "No canaries configured: name the agents in WARDEN_CANARY_AGENTS (comma-separated), or set "
     "`canary = true` on their rule in the WARDEN_RULES file."

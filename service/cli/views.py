@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from workers.core.observing import would
 from workers.core.shown import NAME_CHARS, TEXT_CHARS, listed, shown
 
 STATE_STYLE = {
@@ -159,11 +160,15 @@ def room(url: str, name: str) -> int:
         table.add_column(column)
     for line in data["timeline"]:
         detail = line.get("detail") or {}
-        text = ", ".join(f"{k}={v}" for k, v in detail.items() if v not in (None, "", [], {}))
+        said = {k: v for k, v in detail.items() if v not in (None, "", [], {}) and k != "carried_out"}
+        text = ", ".join(f"{k}={v}" for k, v in said.items())
+        what = line["type"]
+        if line["source"] == "action" and detail.get("carried_out") is False:  # observe mode
+            what = f"{what} ({would(what)})"
         table.add_row(
             cell((line["received_at"] or "")[11:23]),
             cell(line["source"]),
-            cell(line["type"]),
+            cell(what),
             cell(line["participant"]),
             cell(text, TEXT_CHARS),
         )

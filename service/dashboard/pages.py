@@ -38,6 +38,7 @@ from service.dashboard.charts import (
     percentile,
     timeline_svg,
 )
+from workers.core.observing import would
 from workers.core.room import ROOM_STATES, time_to_agent
 from workers.core.shown import TEXT_CHARS, fit, listed, shown
 from workers.store import maintenance
@@ -183,7 +184,10 @@ def render(request: Request, name: str, context: dict[str, Any]) -> Response:
     # (the form's redirect): another site's link cannot put words on an operator's page.
     from_here = request.headers.get("sec-fetch-site", "same-origin") == "same-origin"
     said = request.query_params.get("said", "") if from_here else ""
-    return TEMPLATES.TemplateResponse(request, template, {"now": time.time(), "said": said, **context})
+    observing = request.state.settings.observing  # the web's WARDEN_MODE: the worker's, as deployed
+    return TEMPLATES.TemplateResponse(
+        request, template, {"now": time.time(), "said": said, "observing": observing, **context}
+    )
 
 
 @page
@@ -252,6 +256,7 @@ async def room_page(request: Request) -> Response:
             "at": _at(entry),
             "offset": _at(entry) - start,
             "summary": fit(_summary(entry), TEXT_CHARS),
+            "would": would(entry.name) if (line.get("detail") or {}).get("carried_out") is False else "",
         }
         for entry in timeline
     ]
@@ -296,8 +301,8 @@ async def incidents_page(request: Request) -> Response:
             "acknowledged_at": i.acknowledged_at,
             "acknowledged_by": fit(i.acknowledged_by),
             "actions": [
-                {"at": at, "action": action, "outcome": fit(outcome, TEXT_CHARS)}
-                for at, action, outcome in i.actions
+                {"at": at, "action": action, "outcome": fit(outcome, TEXT_CHARS), "carried_out": done}
+                for at, action, outcome, done in i.actions
             ],
         }
         for i in found
@@ -315,7 +320,11 @@ def _at(entry: TimelineEntry) -> float:
 def _summary(entry: TimelineEntry) -> str:
     line = timeline_entry(entry)
     detail = line.get("detail") or {}
-    parts = [f"{k}={v}" for k, v in detail.items() if v not in (None, "", [], {}) and k != "at"]
+    parts = [
+        f"{k}={v}"
+        for k, v in detail.items()
+        if v not in (None, "", [], {}) and k not in ("at", "carried_out")
+    ]
     if line.get("participant_kind"):
         parts.insert(0, str(line["participant_kind"]).lower())
     return ", ".join(parts)

@@ -92,7 +92,7 @@ async def outgoing_rows(h: Harness) -> list[str]:
 
 
 def log_of(incident: Incident, action: str) -> list[str]:
-    return [outcome for _, a, outcome in incident.actions if a == action]
+    return [outcome for _, a, outcome, _ in incident.actions if a == action]
 
 
 def assert_no_secret(*texts: str) -> None:
@@ -197,7 +197,7 @@ async def test_one_incident_reaches_pagerduty_opsgenie_the_webhook_and_slack_fie
         ("alert resolved", "alert webhook answered HTTP 202 (attempt 1)"),
     ]:
         assert log_of(incident, action) == [outcome], action
-    assert_no_secret(caplog.text, *(f"{a}: {o}" for _, a, o in incident.actions))
+    assert_no_secret(caplog.text, *(f"{a}: {o}" for _, a, o, _ in incident.actions))
     assert any(r.name.startswith("warden.") for r in caplog.records)  # the log was captured
 
 
@@ -265,7 +265,7 @@ async def test_a_route_refusing_with_4xx_is_tried_once_recorded_and_the_others_s
             if other != name:
                 assert receiver.at(other_path), other
                 assert log_of(incident, f"{other} opened") == [f"{other} answered HTTP 202 (attempt 1)"]
-        assert_no_secret(*(f"{a}: {o}" for _, a, o in incident.actions))
+        assert_no_secret(*(f"{a}: {o}" for _, a, o, _ in incident.actions))
 
 
 @pytest.mark.parametrize(("name", "path"), ROUTES, ids=["pagerduty", "opsgenie", "webhook"])

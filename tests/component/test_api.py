@@ -90,6 +90,7 @@ async def test_room_shows_people_agent_join_time_and_timeline(api: httpx.AsyncCl
         "at": 1018.0,
         "reason": "join",
         "agent": "notetaker",
+        "carried_out": True,  # act mode: every decision carried out (observe mode's say false)
     }
     assert room["timeline"][3]["received_at"] == "1970-01-01T00:16:47.250000Z"
     assert room["recovery"] == {

@@ -1,9 +1,11 @@
 """Canary runs (`workers.jobs.canaries.runner`) on a real Redis and database: a canary passes when the
 agent comes (told by its webhook, or seen in the room when the webhook is lost) and fails when it does
 not; its room is deleted either way; failures in a row go to the agent's incidents, a pass to its open
-incident; two workers run one canary at a time; a run a dead worker left is finished and its room
-deleted by the next. LiveKit here is a small in-memory one (the stand-in's CreateRoom and DeleteRoom,
-through the real client, are tested in test_standin_livekit); the incidents are tested below too."""
+incident; a canary whose job LiveKit refused for want of capacity is `capacity`, told to the
+capacity incident and never counted as an outage's failure; two workers run one canary at a time; a
+run a dead worker left is finished and its room deleted by the next. LiveKit here is a small in-memory
+one (the stand-in's CreateRoom and DeleteRoom, through the real client, are tested in
+test_standin_livekit; workers full, in test_canary_capacity); the incidents are tested below too."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workers.core.canary import CanaryPolicy, Outcome
-from workers.core.events import Event, EventKind, Participant
+from workers.core.events import DispatchInfo, Event, EventKind, JobInfo, JobReason, JobStatus, Participant
 from workers.core.incident import IncidentPolicy, IncidentState, Report, Signal
 from workers.core.personal import AGENT_KIND
 from workers.jobs.canaries.metrics import CANARY_RUNS
@@ -33,12 +35,14 @@ SLA = 0.5
 
 class CanaryLiveKit:
     """Rooms made and deleted, and an agent that comes (`comes`: by webhook after that many seconds;
-    "listed": only seen in the room, its webhook lost; None: never)."""
+    "listed": only seen in the room, its webhook lost; None: never; "full": never, its job refused for
+    want of capacity)."""
 
     def __init__(
         self, redis: Redis, comes: float | str | None = 0.05, told: EventKind = EventKind.PARTICIPANT_JOINED
     ) -> None:
         self.redis, self.comes, self.told = redis, comes, told
+        self.dispatches: dict[str, tuple[DispatchInfo, ...]] = {}
         self.rooms: set[str] = set()
         self.created: list[str] = []
         self.present: set[str] = set()
@@ -55,7 +59,13 @@ class CanaryLiveKit:
             self.present.add(room)
         elif isinstance(self.comes, float):
             self.tasks.append(asyncio.create_task(self._arrive(room, agent_name, self.comes)))
+        jobs = (JobInfo(JobStatus.PENDING, JobReason.NO_CAPACITY),) if self.comes == "full" else ()
+        self.dispatches[room] = (DispatchInfo(f"AD_{room}", agent_name, created_at=time.time(), jobs=jobs),)
         return f"AD_{room}"
+
+    async def listed_dispatches(self, room: str) -> tuple[DispatchInfo, ...]:
+        assert room in self.rooms  # asked before the room is deleted: LiveKit lists only a room it has
+        return self.dispatches.get(room, ())
 
     async def _arrive(self, room: str, agent_name: str, after: float) -> None:
         await asyncio.sleep(after)
@@ -87,6 +97,9 @@ class Reports:
     async def canary_passed(self, agent: str) -> None:
         self.said.append(("passed", agent))
 
+    async def canary_full(self, agent: str, reason: str, room: str) -> None:
+        self.said.append(("full", agent, reason))
+
 
 @pytest.fixture
 async def redis(redis_url: str) -> AsyncIterator[Redis]:
@@ -105,6 +118,7 @@ def canaries(
         reports=reports,
         policies=[CanaryPolicy("voice", every=every, sla=SLA, failures=2)],
         clock=time.time,
+        listing_lag=0.0,
     )
 
 
@@ -153,10 +167,44 @@ async def test_failures_in_a_row_report_an_outage_and_the_room_is_deleted_each_t
         (
             "failed",
             "voice",
-            f"canary: 2 canaries in a row failed (the agent did not come within {SLA * 2:g} s)",
+            f"canary: 2 canaries in a row failed (the agent did not come within {SLA * 2:g} s; "
+            "no worker took its job)",
         )
     ]
     assert not livekit.rooms and len(livekit.created) == 2
+
+
+async def test_workers_full_make_capacity_runs_told_to_the_capacity_incident_never_an_outage(
+    engine: AsyncEngine, redis: Redis
+) -> None:
+    livekit, reports = CanaryLiveKit(redis, comes="full"), Reports()
+    runner = canaries(engine, redis, livekit, reports)
+    counted = runs("capacity")
+    assert [await runner.tick(), await runner.tick()] == [{"voice": "capacity"}] * 2
+    refused = (
+        "canary: LiveKit refused its job for want of capacity (JSR_NO_CAPACITY): the agent's workers are full"
+    )
+    assert reports.said == [("full", "voice", refused)] * 2  # no "failed": no outage, no restart
+    [latest] = await canary_runs.recent(engine, "voice", 1)
+    assert latest.outcome is Outcome.CAPACITY and latest.seconds is None
+    assert not livekit.rooms and runs("capacity") == counted + 2
+    # a no-show, a refusal, a no-show: the refusal neither counts nor breaks the outage's streak
+    livekit.comes = None
+    assert await runner.tick() == {"voice": "fail"}
+    [latest] = await canary_runs.recent(engine, "voice", 1)
+    assert latest.detail.endswith("; no worker took its job") and len(reports.said) == 2
+    livekit.comes = "full"
+    assert await runner.tick() == {"voice": "capacity"}
+    livekit.comes = None
+    assert await runner.tick() == {"voice": "fail"}
+    assert reports.said[2:] == [
+        ("full", "voice", refused),
+        (
+            "failed",
+            "voice",
+            "canary: 2 canaries in a row failed (the agent did not come within 1 s; no worker took its job)",
+        ),
+    ]
 
 
 async def test_a_late_agent_fails_with_its_time_recorded(engine: AsyncEngine, redis: Redis) -> None:
@@ -205,6 +253,7 @@ async def test_after_a_restart_canaries_within_its_grace_do_not_count(
         reports=reports,
         policies=[CanaryPolicy("voice", every=0.0, sla=SLA, failures=2, restart_grace=30.0)],
         clock=time.time,
+        listing_lag=0.0,
     )
     assert [await runner.tick(), await runner.tick()] == [{"voice": "fail"}] * 2
     assert reports.said == []

@@ -27,8 +27,9 @@ TOKEN = "a-canary-admin-token"
 
 
 async def record(engine: AsyncEngine) -> dict[str, int]:
-    """notetaker: passed in 1.25 s, then failed twice (never came), then one running; oldbot (no longer
-    configured): one pass; translator: configured, no run yet. The runs' numbers by name."""
+    """notetaker: passed in 1.25 s, then failed twice (never came) with a run refused for want of
+    capacity between (workers full: no failure), then one running; oldbot (no longer configured): one
+    pass; translator: configured, no run yet. The runs' numbers by name."""
     runs: dict[str, int] = {}
     passed = await start(engine, "notetaker", T0)
     await finish(engine, passed.n, Outcome.PASSED, T0 + 1.25, seconds=1.25)
@@ -37,6 +38,10 @@ async def record(engine: AsyncEngine) -> dict[str, int]:
         failed = await start(engine, "notetaker", T0 + 300 * k)
         await finish(engine, failed.n, Outcome.FAILED, T0 + 300 * k + 15, detail="no agent within 15 s")
         runs[f"failed{k}"] = failed.n
+        if k == 1:
+            full = await start(engine, "notetaker", T0 + 450)
+            await finish(engine, full.n, Outcome.CAPACITY, T0 + 452, detail="workers full")
+            runs["capacity"] = full.n
     runs["running"] = (await start(engine, "notetaker", T0 + 900)).n
     old = await start(engine, "oldbot", T0 - 86400)
     await finish(engine, old.n, Outcome.PASSED, T0 - 86400 + 2, seconds=2.0)
@@ -88,6 +93,7 @@ async def test_the_api_lists_configured_agents_then_those_with_runs_on_record(
     assert [(r["outcome"], r["seconds"]) for r in notetaker["runs"]] == [
         ("running", None),
         ("fail", None),
+        ("capacity", None),  # neither counts nor breaks the two failures in a row
         ("fail", None),
         ("pass", 1.25),
     ]
@@ -154,6 +160,8 @@ async def test_the_page_shows_each_agents_terms_last_success_streak_and_runs(
     )
     assert f"fail - warden-canary-notetaker-{runs['failed1']} no agent within 15 s" in notetaker
     assert f"pass 1.2 s warden-canary-notetaker-{runs['passed']}" in notetaker
+    assert f"capacity - warden-canary-notetaker-{runs['capacity']} workers full" in notetaker
+    assert '<span class="badge canary-capacity">capacity</span>' in html
     assert f"running - warden-canary-notetaker-{runs['running']}" in notetaker
     assert "Last success never Failures in a row 0" in article(html, "translator")
     assert "No run yet" in article(html, "translator")
@@ -165,14 +173,15 @@ async def test_the_page_shows_each_agents_terms_last_success_streak_and_runs(
 async def test_the_command_prints_each_agents_canaries(
     warden: str, runs: dict[str, int], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out = await run_cli(capsys, "--url", warden, "canaries", "--limit", "2")
+    code, out = await run_cli(capsys, "--url", warden, "canaries", "--limit", "4")
     assert code == 0, out
     lines = out.splitlines()
     assert lines[0].startswith("notetaker  every 5 min, SLA 15.0 s   last success: ")
     assert lines[0].endswith("failures in a row: 2 (an incident at 2)")
     assert iso(T0 + 1.25)[:19] in lines[0]
     assert f"warden-canary-notetaker-{runs['running']}" in out and "no agent within 15 s" in out
-    assert f"warden-canary-notetaker-{runs['passed']}" not in out  # --limit 2: the two newest runs
+    assert f"warden-canary-notetaker-{runs['passed']}" not in out  # --limit 4: the four newest runs
+    assert f"warden-canary-notetaker-{runs['capacity']}" in out and "capacity" in out
     assert "translator  every 5 min, SLA 15.0 s   last success: never   failures in a row: 0" in out
     assert "oldbot  not configured any more (runs on record)" in out
 

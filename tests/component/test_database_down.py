@@ -29,8 +29,29 @@ API = [
     ("GET", "/api/dead-letters", "/api/dead-letters"),
     ("POST", "/api/dead-letters/{id}/retry", "/api/dead-letters/webhook:EV_1/retry"),
     ("GET", "/api/canaries", "/api/canaries"),
+    ("GET", "/api/slo", "/api/slo"),
+    ("GET", "/api/maintenance", "/api/maintenance"),
+    ("POST", "/api/maintenance", "/api/maintenance"),
+    ("DELETE", "/api/maintenance/{id}", "/api/maintenance/1"),
+    ("POST", "/api/incidents/{id}/ack", "/api/incidents/IN_1/ack"),
+    ("POST", "/api/incidents/{id}/restart", "/api/incidents/IN_1/restart"),
+    ("POST", "/api/rooms/{name}/redispatch", "/api/rooms/call-1/redispatch"),
 ]
+# What a POST carries, so that it reaches the database (a bad body is refused before it).
+BODIES = {
+    "/api/maintenance": {"agent": "notetaker", "minutes": 30, "reason": "deploying"},
+    "/api/rooms/call-1/redispatch": {"agent": "notetaker"},
+}
 PAGES = ["/", "/rooms/call-1", "/incidents", "/dead-letters", "/canaries"]
+PAGES += ["/slo", "/slo/notetaker", "/maintenance"]
+# The dashboard's forms: (path, form fields).
+FORMS = [
+    ("/maintenance", {"agent": "notetaker", "minutes": "30", "reason": "deploying"}),
+    ("/maintenance/1/end", {}),
+    ("/incidents/IN_1/ack", {}),
+    ("/incidents/IN_1/restart", {}),
+    ("/rooms/call-1/redispatch", {"agent": "notetaker"}),
+]
 # Routes that read no database: the webhook and the heartbeat only queue, the rest answer without it.
 NO_DATABASE = {"/webhook", "/healthz", "/readyz", "/metrics", "/static", "/api/openapi.json"}
 NO_DATABASE |= {"/api/rooms/{name}/heartbeat"}
@@ -95,11 +116,14 @@ async def test_every_route_answers_503_with_the_described_body_while_the_databas
     settings = make_settings(database_url=down_url, redis_url=redis_url)
     async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
         for method, template, path in API:
-            response = await client.request(method, path)
+            response = await client.request(method, path, json=BODIES.get(path))
             assert (response.status_code, response.json()) == (503, UNAVAILABLE), path
             schema[template][method].validate_response(response)
         for path in PAGES:
             response = await client.get(path)
+            assert (response.status_code, response.json()) == (503, UNAVAILABLE), path
+        for path, fields in FORMS:
+            response = await client.post(path, data=fields)
             assert (response.status_code, response.json()) == (503, UNAVAILABLE), path
         ready = await client.get("/readyz")
         assert ready.status_code == 503 and ready.json()["database"].startswith("unreachable")
@@ -107,6 +131,8 @@ async def test_every_route_answers_503_with_the_described_body_while_the_databas
 
 def test_every_route_that_reads_the_database_is_asked_above() -> None:
     routes = {getattr(route, "path", "") for route in create_app(make_settings()).routes}
-    asked = {template.replace("{id}/", "{id:path}/") for _, template, _ in API}
-    asked |= {"/", "/rooms/{name:path}", "/incidents", "/dead-letters", "/canaries"}
+    asked = {template.replace("letters/{id}/", "letters/{id:path}/") for _, template, _ in API}
+    asked |= {"/", "/rooms/{name:path}", "/incidents", "/dead-letters", "/canaries", "/slo", "/slo/{agent}"}
+    asked |= {"/maintenance", "/maintenance/{id}/end", "/incidents/{id}/ack", "/incidents/{id}/restart"}
+    asked |= {"/rooms/{name}/redispatch"}
     assert routes - NO_DATABASE == asked

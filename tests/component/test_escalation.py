@@ -103,9 +103,9 @@ async def test_outage_of_8_rooms_gets_one_restart_then_every_room_its_agent(
         assert total == 1
         incident = found[0]
         assert incident.resolved_at is not None and len(incident.rooms) == 8 and incident.waiting_rooms == 0
-        steps = [a for _, a, _ in incident.actions if not a.startswith("alert ")]
+        steps = [a for _, a, _, _ in incident.actions if not a.startswith("alert ")]
         assert steps[:2] == ["opened", "LiveKit Cloud agent restart"]
-        assert [(a, o) for _, a, o in incident.actions if a.startswith("alert ")] == [
+        assert [(a, o) for _, a, o, _ in incident.actions if a.startswith("alert ")] == [
             ("alert opened", "alert webhook answered HTTP 200 (attempt 1)"),
             ("alert resolved", "alert webhook answered HTTP 200 (attempt 1)"),
         ]
@@ -152,7 +152,7 @@ async def test_without_a_restart_configured_the_incident_is_raised_and_alerted_o
         found, _ = await list_incidents(h.engine, limit=10, offset=0)
         assert len(found) == 1 and found[0].resolved_at is None
         assert ("restart", "not attempted: no Cloud agent and no deploy hook configured") in [
-            (a, o) for _, a, o in found[0].actions
+            (a, o) for _, a, o, _ in found[0].actions
         ]
         assert len(alerts.calls) == 1
         assert "nothing to restart" in json.loads(alerts.calls[0].request.content)["text"]
@@ -185,7 +185,7 @@ async def test_deploy_hook_is_signed_and_retried_on_5xx(redis_url: str, database
             incident = await get_incident(h.engine, payload["incident_id"])
             assert incident is not None and incident.restarted_at is not None
             assert ("deploy hook", "deploy hook answered HTTP 200 (attempt 2)") in [
-                (a, o) for _, a, o in incident.actions
+                (a, o) for _, a, o, _ in incident.actions
             ]
 
 

@@ -99,7 +99,7 @@ async def test_rooms_are_re_dispatched_as_soon_as_the_cloud_deployment_reports_r
         for room in ROOMS:
             assert (await h.room(sid(room))).phase is Phase.AGENT_PRESENT, room
         found, _ = await list_incidents(h.engine, limit=10, offset=0)
-        notes = [o for _, a, o in found[0].actions if a == "re-dispatch"]
+        notes = [o for _, a, o, _ in found[0].actions if a == "re-dispatch"]
         assert notes[-1].startswith(f"{len(ROOMS)} waiting room(s) re-checked at once, its deployment")
 
 

@@ -62,7 +62,7 @@ async def outgoing_rows(h: Harness) -> list[str]:
 
 
 def log_of(incident: Incident, action: str) -> list[str]:
-    return [outcome for _, a, outcome in incident.actions if a == action]
+    return [outcome for _, a, outcome, _ in incident.actions if a == action]
 
 
 async def test_a_restart_claimed_by_a_worker_that_died_is_taken_up_after_the_lease_and_done_once(

@@ -165,7 +165,7 @@ async def test_a_restart_within_the_cooldown_is_409_with_when_it_ends_and_after_
         assert await operator_jobs(h) == ["restarting"]  # claimed by the step, then called and landed
         assert h.fake.restarts == ["CA_x", "CA_x"]
         found = await get_incident(h.engine, incident.id)
-        assert found is not None and ("restart", "asked by admin") in [(a, o) for _, a, o in found.actions]
+        assert found is not None and ("restart", "asked by admin") in [(a, o) for _, a, o, _ in found.actions]
         refused(await client.post("/api/incidents/IN_nope/restart", headers=AUTH), 404, "no such incident")
 
 

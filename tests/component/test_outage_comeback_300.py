@@ -36,7 +36,7 @@ def room_of(i: int) -> tuple[str, str]:
 async def next_deadline(h: Harness) -> float:
     async with h.engine.connect() as connection:
         found = await connection.scalar(
-            select(func.min(ROOMS.c.deadline_at)).where(ROOMS.c.phase != "closed")
+            select(func.min(ROOMS.c.deadline_at)).where(ROOMS.c.phase != Phase.CLOSED.value)
         )
     return math.inf if found is None else float(found)
 

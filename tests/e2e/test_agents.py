@@ -142,8 +142,8 @@ async def test_zero_config_learns_each_rooms_agents_and_brings_only_the_missing_
         "notetaker": ("agent_active", ["dispatch"]),
     }
     assert [e["detail"] for e in two["timeline"] if e["type"] == "Expect"] == [
-        {"agent": "assistant", "source": "dispatch"},
-        {"agent": "notetaker", "source": "dispatch"},
+        {"agent": "assistant", "source": "dispatch", "carried_out": True},
+        {"agent": "notetaker", "source": "dispatch", "carried_out": True},
     ]
     none = await w.room("z-none")
     assert (none["expects"], none["expected"]) == ("learned", [])
@@ -198,6 +198,7 @@ join_sla_seconds = 1
 match = { room = "support-*" }
 agents = ["assistant", "notetaker"]
 max_redispatches = 1
+join_sla_seconds = 2
 
 [[rule]]
 match = { room = "support-*" }

@@ -83,7 +83,7 @@ async def test_with_nothing_to_restart_the_incident_is_opened_and_people_told(tm
         assert world.alerts.steps() == [":rotating_light:"]
         assert "nothing to restart" in world.alerts.sent[0]
         assert ("restart", "not attempted: no Cloud agent and no deploy hook configured") in [
-            (action, outcome) for _, action, outcome in incident.actions
+            (action, outcome) for _, action, outcome, _ in incident.actions
         ]
 
 
@@ -111,7 +111,7 @@ async def test_a_deploy_hook_that_fails_is_tried_again_by_the_sweep_until_it_lan
         await world.wait(15)
         (incident,) = await world.incidents()
         assert world.hook.restarts == [(AGENT, incident.id, (ROOM,))]
-        tries = [outcome for _, action, outcome in incident.actions if action == "deploy hook"]
+        tries = [outcome for _, action, outcome, _ in incident.actions if action == "deploy hook"]
         assert tries[0].startswith("failed (attempt 1)") and tries[1].endswith("(attempt 2)")
 
 

@@ -145,7 +145,7 @@ async def test_the_fallback_is_a_line_in_the_agents_incident_log(tmp_path: Path)
         (incident,) = await world.incidents()
         found = await get_incident(world.engine, incident.id)
         assert found is not None
-        lines = [outcome for _, action, outcome in found.actions if action == "fallback"]
+        lines = [outcome for _, action, outcome, _ in found.actions if action == "fallback"]
         assert lines == ["room call-42: fallback agent apology dispatched (failed)"]
 
 
@@ -167,7 +167,8 @@ async def test_waiting_while_the_agents_incident_is_open_brings_the_fallback_bef
         (incident,) = await world.incidents()
         found = await get_incident(world.engine, incident.id)
         assert found is not None
-        assert "room call-42: fallback agent apology dispatched (outage)" in [o for _, _, o in found.actions]
+        lines = [o for _, _, o, _ in found.actions]
+        assert "room call-42: fallback agent apology dispatched (outage)" in lines
 
 
 def _counted(kind: str) -> float:

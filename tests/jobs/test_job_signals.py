@@ -78,7 +78,7 @@ async def test_the_worker_that_swallowed_three_jobs_is_named_in_the_incident(tmp
         await world.wait(15)
         (incident,) = await world.incidents()
         assert ("worker", "worker W_stuck took 3 jobs and none joined") in [
-            (action, outcome) for _, action, outcome in incident.actions
+            (action, outcome) for _, action, outcome, _ in incident.actions
         ]
         assert "Worker W_stuck took 3 jobs and none joined: restart that worker." in world.alerts.sent[0]
         assert world.hook.worker_ids == [("W_stuck",)]  # so that a team can restart that worker alone
@@ -94,4 +94,4 @@ async def test_jobs_of_different_workers_name_none(world: World) -> None:
         world.app_dispatch(room)
     await world.wait(15)
     (incident,) = await world.incidents()
-    assert incident.workers == () and "worker" not in [action for _, action, _ in incident.actions]
+    assert incident.workers == () and "worker" not in [action for _, action, _, _ in incident.actions]

@@ -23,7 +23,7 @@ async def outage(world: World) -> None:
 
 
 def notes(incident: object) -> list[str]:
-    return [f"{action}: {outcome}" for _, action, outcome in incident.actions]  # type: ignore[attr-defined]
+    return [f"{action}: {outcome}" for _, action, outcome, _ in incident.actions]  # type: ignore[attr-defined]
 
 
 async def test_an_outage_in_a_window_restarts_nothing_and_ending_it_brings_one_restart_and_the_alerts(

@@ -41,11 +41,11 @@ async def test_an_acknowledged_incident_is_said_once_and_its_follow_up_sent_to_n
     await world.wait(150)  # the room fails again after the restart: a follow-up, to nobody
     found = await get_incident(world.engine, incident_id)
     assert found is not None and ("follow-up", "no alert: acknowledged by alice") in [
-        (action, outcome) for _, action, outcome in found.actions
+        (action, outcome) for _, action, outcome, _ in found.actions
     ]
     assert world.webhook.said() == ["opened", "restarted", "acknowledged"]
     assert world.alerts.steps() == [":rotating_light:"]
-    assert ("acknowledged", "by alice") in [(a, o) for _, a, o in found.actions]
+    assert ("acknowledged", "by alice") in [(a, o) for _, a, o, _ in found.actions]
 
 
 async def test_a_restart_asked_for_by_hand_waits_out_the_cooldown_then_restarts_once(world: World) -> None:
@@ -58,7 +58,7 @@ async def test_a_restart_asked_for_by_hand_waits_out_the_cooldown_then_restarts_
     assert world.cloud.restarts == [DEPLOYMENT] * 2
     found = await get_incident(world.engine, incident_id)
     assert found is not None
-    lines = [(a, o) for _, a, o in found.actions if a == "restart"]
+    lines = [(a, o) for _, a, o, _ in found.actions if a == "restart"]
     assert lines[0][1].startswith("asked by alice: refused: its deployment's cooldown runs")
     assert lines[1] == ("restart", "asked by bob")
 

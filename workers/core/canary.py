@@ -11,7 +11,17 @@ died) is `interrupted`: not a verdict on the agent, and its room is deleted by t
 When a canary is due (`due`): `every` seconds after the last one started; every `every / 5` while the
 agent's incident is open, and after a failure (one failure is confirmed or cleared soon, not a whole
 period later); at once when the incident's restart landed after the last canary started.
+A failed run is told apart by its dispatch as `ListDispatch` lists it at the run's end (`classify`,
+`workers.core.job_signals`): a job LiveKit refused for want of capacity (`JSR_NO_CAPACITY`, none of it
+running) makes the run `capacity`: the agent's workers are there but full, which a restart does not
+mend, so it feeds the capacity incident and never the outage. Any other failure (no job at all: no
+worker took it; a job a worker took whose agent never came; a late agent; no listing) stays `fail`.
+A refused job is listed about `JOB_LISTING_LAG` after the dispatch, like any job: a run whose wait
+ended sooner, its dispatch listed with no job yet, looks again once that long after it (`look_again`).
+
 `failures` verdicts of `fail` in a row (`streak`, interrupted runs skipped) report the agent's outage;
+a `capacity` run between two of them neither counts nor breaks the streak (the workers answering
+"full" says nothing of whether they would serve the job; only a pass does);
 after its restart, only canaries started `restart_grace` or more after it count (`counts_after`): the
 deployment is given the grace to come up, as waiting rooms are, though one that passes sooner ends the
 incident at once.
@@ -24,10 +34,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from workers.core import job_signals
+from workers.core.events import DispatchInfo
+
 PREFIX = "warden-canary-"
 METADATA = json.dumps({"warden_canary": True})
 OPEN_INCIDENT_DIVISOR = 5  # while the agent's incident is open, canaries run this many times as often
 LATE_FACTOR = 2.0  # how long a run waits, in SLAs: a late agent's time is still worth knowing
+JOB_LISTING_LAG = 5.5  # a job is listed ~5 s after LiveKit assigned (or refused) it [real: 5.0-5.1 s]
 
 
 class Outcome(StrEnum):
@@ -36,6 +50,7 @@ class Outcome(StrEnum):
     RUNNING = "running"
     PASSED = "pass"
     FAILED = "fail"
+    CAPACITY = "capacity"  # its job refused for want of capacity: the workers are full, not gone
     INTERRUPTED = "interrupted"  # its worker died: no verdict on the agent
 
 
@@ -120,8 +135,52 @@ def verdict(policy: CanaryPolicy, seconds: float | None) -> Outcome:
     return Outcome.PASSED if seconds is not None and seconds <= policy.sla else Outcome.FAILED
 
 
+def look_again(sent: float, now: float, dispatch: DispatchInfo | None, lag: float = JOB_LISTING_LAG) -> float:
+    """How long after `now` a failed run lists its dispatch once more (0: not): a dispatch listed with
+    no job yet, made less than `lag` ago, may yet show why (a refusal is listed late)."""
+    if dispatch is None or dispatch.jobs:
+        return 0.0
+    return max(0.0, sent + lag - now)
+
+
+def classify(policy: CanaryPolicy, seconds: float | None, dispatch: DispatchInfo | None) -> Outcome:
+    """A run's outcome from the agent's time (None: it never came) and the run's dispatch as listed at
+    its end (None: not listed): a pass within the SLA; `capacity` when the agent never came and LiveKit
+    refused the dispatch's job for want of capacity; else a failure (an outage's)."""
+    outcome = verdict(policy, seconds)
+    if (
+        outcome is Outcome.FAILED
+        and seconds is None
+        and dispatch is not None
+        and job_signals.refused(dispatch)
+    ):
+        return Outcome.CAPACITY
+    return outcome
+
+
+def detail(policy: CanaryPolicy, seconds: float | None, dispatch: DispatchInfo | None) -> str:
+    """What the run's row says of it (no personal data: agent, worker and job ids only)."""
+    outcome = classify(policy, seconds, dispatch)
+    if outcome is Outcome.PASSED:
+        return f"the agent came after {seconds:.1f} s"
+    if seconds is not None:
+        return f"the agent came after {seconds:.1f} s, past its {policy.sla:g} s"
+    if outcome is Outcome.CAPACITY:
+        return "LiveKit refused its job for want of capacity (JSR_NO_CAPACITY): the agent's workers are full"
+    said = f"the agent did not come within {wait_seconds(policy):g} s"
+    if dispatch is None:
+        return said
+    took = sorted({j.worker_id for j in dispatch.jobs if j.worker_id})
+    if took:
+        return f"{said}; worker {', '.join(took)} took its job"
+    if not dispatch.jobs:
+        return f"{said}; no worker took its job"
+    return said
+
+
 def streak(outcomes: Iterable[Outcome]) -> int:
-    """Failures in a row, newest first (interrupted and running runs skipped: no verdict)."""
+    """Failures in a row, newest first (interrupted, running and capacity runs skipped: no verdict on
+    whether the agent serves)."""
     count = 0
     for outcome in outcomes:
         if outcome is Outcome.FAILED:

@@ -172,6 +172,13 @@ class Fact:
     # AGENT_RESTARTED: how long the agent may take to come back (None: the policy's `restart_grace`; 0 once
     # its deployment reports running replicas)
     wait: float | None = None
+    # AGENT_DISPATCHED, AGENT_EVICTED: False for a step observe mode decided and did not make
+    # (`workers.core.observing`): no dispatch was made, nobody was removed
+    carried_out: bool = True
+    # AGENT_RESTARTED: the hand-over from observe mode to act (`workers.core.observing`, rule 3): what
+    # observe mode decided for the part and did not make (its fallback, what the room was told) is
+    # forgotten with its recovery
+    observed: bool = False
     by: str = ""  # REDISPATCH_ASKED: the operator's name (a token's name, never the token)
 
 

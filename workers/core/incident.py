@@ -42,7 +42,8 @@ The rules, in plain words.
 10. Workers that are full (CAPACITY: LiveKit refused a room's job for want of capacity) open a
     capacity incident (`Incident.kind`), or make the open one one: its own alert on every route, and
     no restart nor rollback from then on (a restart adds no capacity); rooms keep being re-dispatched
-    with backoff, and it resolves as an outage does, when no room of it waits any more.
+    with backoff, and it resolves as an outage does, when no room of it waits any more. A canary whose
+    job was refused so (`Report.canary`) marks it `canary_failing`: it then resolves at a passing canary.
 11. A worker that took `UNJOINED_JOBS` jobs within the window whose agent never came is named by the
     open incident, once in its log, and in every alert it sends from then on (`Report.workers`).
     Both rules are in `workers.core.incident_capacity`.
@@ -91,6 +92,7 @@ from workers.core.incident_values import (
     Step,
     tell,
 )
+from workers.core.observing import observed
 from workers.core.personal import mask_phone
 from workers.core.table import table
 
@@ -366,15 +368,19 @@ del G
 
 def transition(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
     """Apply one report: the start or end of a maintenance window it finds first (`windowed`), its
-    rule in `INCIDENT`, then the workers it names (`incident_capacity.named`)."""
+    rule in `INCIDENT`, then the workers it names (`incident_capacity.named`); in observe mode, as
+    `observing.observed` takes the step (nothing called, no claim written)."""
     first = windowed(incident, report, policy)
     if first.restart is not None:  # the window's end claimed the restart: the report sees it claimed
         report = replace(report, restart=first.restart)
     step = INCIDENT[(first.incident.state, report.signal)](first.incident, report, policy)
+    if policy.observe and report.signal is Signal.SWEPT and first.incident.state is not S.OPEN:
+        step = Step(first.incident)  # observe mode has no lease nor outcome of its own to take up
     # an incident opened in maintenance says it opened, then why it is quiet
     before, after = (step, first) if incident.state is S.NEW else (first, step)
     both = Step(step.incident, before.decisions + after.decisions, step.restart or first.restart)
-    return named(both, report)
+    step = named(both, report)
+    return observed(step, policy) if policy.observe else step
 
 
 def windowed(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:

@@ -6,7 +6,9 @@ agent for want of capacity (`Signal.CAPACITY`): its own alert on every route ("w
 full"), and no restart nor rollback, ever — a restart adds no capacity; rooms keep being re-dispatched
 with backoff, and it resolves when none of its rooms waits any more (their jobs were accepted). An
 outage incident that hears it becomes one: said in its log and with a follow-up alert, no more
-restarts or rollbacks.
+restarts or rollbacks. A canary whose job was refused (`Report.canary`: no room in it) opens or turns
+it the same way and marks it `canary_failing`, so that it stays open with no room waiting until a
+canary passes (CANARY_PASSED resolves it, with the capacity incident's resolution alert).
 
 Each report may name workers that took `UNJOINED_JOBS` jobs or more within the window whose agent
 never came (`Report.workers`): an open incident names each once in its log, and every alert it sends
@@ -38,7 +40,14 @@ _FOLLOWED = (S.OPEN, S.RESTARTING, S.RESTARTED, S.NOT_RESTARTED)  # not followed
 
 def capacity_opened(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
     """The first room refused for want of capacity: a capacity incident, said once, nothing restarted."""
-    born = replace(incident, state=S.OPEN, kind=CAPACITY, reason=report.reason, opened_at=report.at)
+    born = replace(
+        incident,
+        state=S.OPEN,
+        kind=CAPACITY,
+        reason=report.reason,
+        opened_at=report.at,
+        canary_failing=incident.canary_failing or report.canary,
+    )
     text = alerts.capacity(born.id, born.agent_name, report.rooms)
     said: tuple[Decision, ...] = (
         Note("opened", report.reason),
@@ -51,12 +60,15 @@ def capacity_opened(incident: Incident, report: Report, policy: IncidentPolicy) 
 def capacity_seen(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
     """An outage incident hears that the agent's workers are full: no more restarts or rollbacks, said
     in its log and, unless it followed up already, with a follow-up alert."""
+    marked = incident.canary_failing or report.canary
     if incident.kind == CAPACITY:
-        return Step(incident)
+        if marked == incident.canary_failing:
+            return Step(incident)
+        return Step(replace(incident, canary_failing=True), (Note("canary", report.reason),))
     note = Note("capacity", f"{report.reason}: no more restarts or rollbacks (a restart adds no capacity)")
     text = alerts.capacity(incident.id, incident.agent_name, report.rooms)
     said = followup_alerts(incident, policy, text) if incident.state in _FOLLOWED else ()
-    return Step(replace(incident, kind=CAPACITY), (note, *said))
+    return Step(replace(incident, kind=CAPACITY, canary_failing=marked), (note, *said))
 
 
 def named(step: Step, report: Report) -> Step:

@@ -35,10 +35,12 @@ class WatchComeback:
 
 @dataclass(frozen=True)
 class Note:
-    """A line of the incident's log, written with its new state."""
+    """A line of the incident's log, written with its new state; `carried_out` False for a decision
+    observe mode records and does not make (`workers.core.observing`)."""
 
     action: str
     outcome: str
+    carried_out: bool = True
 
 
 @dataclass(frozen=True)

@@ -105,7 +105,8 @@ class Report:
     reason: str = ""  # OUTAGE, ROOM_FAILED, CANARY_FAILED: why
     rooms: int = 0  # OUTAGE: rooms affected so far; RECOVERED, CANARY_PASSED: rooms of the incident
     waiting: int = 0  # ROOM_FAILED, CANARY_FAILED, CANARY_PASSED: rooms of the incident still waiting
-    room: str = ""  # ROOM_FAILED: the room's name; CANARY_FAILED: the canary's room
+    room: str = ""  # ROOM_FAILED: the room's name; CANARY_FAILED, CAPACITY: the canary's room
+    canary: bool = False  # CAPACITY: a canary's job refused (the incident stays open until one passes)
     leg: str = ""  # RESTART_LANDED: the leg that landed (a Cloud restart's deployment is watched)
     landed: bool = False  # ROLLBACK_DONE: it landed (else it was refused for good)
     after: float = 0.0  # RUNNING_AGAIN: seconds from the restart to running replicas
@@ -133,6 +134,8 @@ class IncidentPolicy:
     restart_grace: float = 20.0
     doing: str = ""  # "LiveKit Cloud agent restart and deploy hook"
     routes: tuple[AlertRoute, ...] = ()
+    observe: bool = False  # observe mode: decided and recorded, not carried out (`workers.core.observing`)
+    observe_alerts: bool = False  # and yet alerts go out, marked as from observe mode
 
     @property
     def legs(self) -> tuple[str, ...]:

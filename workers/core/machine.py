@@ -169,7 +169,7 @@ def _policy(room: Room, view: AgentView, policy: Policy) -> Policy:
     """The policy an agent's part is moved by: its agent's name; the room's own watch counts no agent."""
     if room.watch is not None and not view.agent:
         return replace(policy, agent_name="", discovering=True)
-    return replace(policy, agent_name=view.agent)
+    return replace(policy, agent_name=view.agent, spared=frozenset(view.spared))
 
 
 def recover(room: Room, event: Event, policy: Policy) -> Room:

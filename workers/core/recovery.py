@@ -23,6 +23,7 @@ from functools import wraps
 from workers.core import job_signals
 from workers.core.events import DispatchInfo, Event, Fact, JobStatus
 from workers.core.liveness import STUCK_REASONS, stuck_agent, stuck_due
+from workers.core.observing import unobserved
 from workers.core.presence import listed
 from workers.core.room import Agent, AgentView, Deadline, Phase, Policy, Reason, Recovery, Room
 
@@ -200,8 +201,11 @@ def _may_serve_until(
 @for_current_attempt
 def redispatch(room: Room, view: AgentView, fact: Fact, deadline: Deadline, policy: Policy) -> Room:
     """The stalled agent is out (of the room, for every agent's part): re-dispatch. A second copy that
-    is out leaves the first one there: nothing more to do."""
+    is out leaves the first one there: nothing more to do. One observe mode did not remove is spared
+    from then on, as good as gone for the part (`workers.core.observing`, rule 1)."""
     present = replace(room, agents=tuple(a for a in room.agents if a.identity != view.evict))
+    if not fact.carried_out and view.evict not in view.spared:
+        view = replace(view, spared=(*view.spared, view.evict))
     if deadline.reason is Reason.DUPLICATE:
         return present.put(replace(view, evict="", recovery=Recovery.NONE, deadline=None))
     return present.put(replace(view, evict="", recovery=Recovery.REDISPATCHING))
@@ -216,8 +220,9 @@ def confirm(room: Room, view: AgentView, fact: Fact, deadline: Deadline, policy:
         view,
         recovery=Recovery.NONE,
         redispatches=count,
-        dispatch_id=fact.dispatch_id,
-        dispatched_at=fact.at,
+        # one observe mode did not make is no dispatch: none to show, none to wait for (`observing`)
+        dispatch_id=fact.dispatch_id if fact.carried_out else view.dispatch_id,
+        dispatched_at=fact.at if fact.carried_out else view.dispatched_at,
         stale_dispatches=(),
     )
     return _with_deadline(
@@ -243,7 +248,8 @@ def fresh_start(room: Room, view: AgentView, event: Event, policy: Policy) -> Ro
     if event.fact is None:
         return room
     wait = policy.restart_grace if event.fact.wait is None else min(event.fact.wait, policy.restart_grace)
-    return _with_deadline(room, _reset(view), event.fact.at + max(0.0, wait), Reason.CONFIRM)
+    fresh = unobserved(_reset(view)) if event.fact.observed else _reset(view)  # act taking over observe's
+    return _with_deadline(room, fresh, event.fact.at + max(0.0, wait), Reason.CONFIRM)
 
 
 def by_hand(room: Room, view: AgentView, event: Event, policy: Policy) -> Room:

@@ -48,6 +48,7 @@ class Policy:
     fallback_stays: bool = False  # the fallback agent stays when the expected one comes after all
     fallback_transfer_to: str = field(default="", repr=False)  # a SIP caller goes there (personal data)
     notify_room: bool = False  # the room is told on topic `warden.status`
+    spared: frozenset[str] = frozenset()  # the part's `AgentView.spared`: not ours (`observing`, rule 1)
 
     def counts(self, agent_name: str) -> bool:
         """Is an agent of this name "ours"? An agent that gives no name counts, so none is double-booked."""
@@ -122,6 +123,7 @@ class AgentView:
     told_at: float | None = None
     # `workers.core.sli`: when the join SLA of its people's wait ends (kept once it ran out without it)
     due_at: float | None = None
+    spared: tuple[str, ...] = ()  # agents observe mode would have removed: as good as gone (`observing`)
 
 
 @dataclass(frozen=True)
@@ -157,14 +159,14 @@ class Room:
         return bool(self.people) or self.people_unlisted > 0
 
     def our_agents(self, policy: Policy) -> tuple[Agent, ...]:
-        return tuple(a for a in self.agents if policy.counts(a.name))
+        return tuple(a for a in self.agents if policy.counts(a.name) and a.identity not in policy.spared)
 
     def copies(self, policy: Policy) -> tuple[Agent, ...]:
         """The agents in the room that give exactly the name of the agent `policy` is for, earliest
         first (arrival order on a tie: webhook times are whole seconds). More than one is a double."""
         if not policy.agent_name or policy.discovering:
             return ()
-        named = [a for a in self.agents if a.name == policy.agent_name]
+        named = [a for a in self.agents if a.name == policy.agent_name and a.identity not in policy.spared]
         return tuple(sorted(named, key=lambda a: a.joined_at))
 
     def watchers(self) -> tuple[AgentView, ...]:

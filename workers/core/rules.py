@@ -75,6 +75,7 @@ class Rules:
 
     rules: tuple[Rule, ...] = ()
     policy: Policy = field(default_factory=Policy)
+    observe: bool = False  # observe mode (`WARDEN_MODE`): decisions are recorded, not carried out
 
     @classmethod
     def of(cls, rules: tuple[Rule, ...], policy: Policy) -> Rules:

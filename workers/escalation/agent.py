@@ -40,10 +40,11 @@ from workers.core.incident import (
     Signal,
     ignore,
 )
+from workers.core.observing import counted, mode
 from workers.core.personal import mask_phone
 from workers.core.room import Room
 from workers.escalation import comeback
-from workers.escalation.metrics import CAPACITY_REFUSALS, RESTARTS
+from workers.escalation.metrics import CAPACITY_REFUSALS, DECISIONS, RESTARTS
 from workers.escalation.policy import OutagePolicy
 from workers.escalation.window import OutageWindow
 from workers.store import incident_steps, incidents, outbox
@@ -129,6 +130,13 @@ class AgentIncidents:
         report = Report(Signal.CANARY_FAILED, self.clock(), reason=reason, room=room)
         await self.carry(await self._outage(report, []))
 
+    async def canary_full(self, reason: str, room: str) -> None:
+        """A canary's job was refused for want of capacity: the agent's capacity incident (opened, or
+        the open one turned one and kept open until a canary passes), never an outage's restart."""
+        CAPACITY_REFUSALS.labels(agent=self.agent).inc()
+        report = Report(Signal.CAPACITY, self.clock(), reason=reason, room=room, canary=True)
+        await self.carry(await self._outage(report, []))
+
     async def canary_passed(self) -> None:
         """A canary passed: the open incident is no longer kept open by canaries, and is resolved when
         no room of it waits."""
@@ -185,6 +193,8 @@ class AgentIncidents:
             applied.incident.state,
             joined if known == applied.incident.id else set(),
         )
+        for name in counted(applied.decisions):
+            DECISIONS.labels(action=name, mode=mode(self.incident_policy.observe)).inc()
         for row in applied.rows:
             await self._try(outbox.held(row))
         for decision in applied.decisions:

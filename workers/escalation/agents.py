@@ -16,6 +16,7 @@ import asyncio
 import copy
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
+from typing import Protocol
 
 import httpx
 from redis.asyncio import Redis
@@ -26,22 +27,35 @@ from workers.adapters.hooks import DeployHook as DeployHookCaller
 from workers.core import alerts
 from workers.core.fallback import fallback_line
 from workers.core.incident import HOOK, IncidentPolicy, Report, Signal, WatchComeback
-from workers.core.outgoing import DeployHook, IncidentEvent
+from workers.core.outgoing import Alert, DeployHook, IncidentEvent
 from workers.core.personal import mask_phone
 from workers.core.room import Room
 from workers.core.rules import Rules
 from workers.escalation import comeback
 from workers.escalation.agent import AgentIncidents
 from workers.escalation.alert_routes import AlertRoutes, EventRoute
-from workers.escalation.couriers import Couriers, Route, outbox_rows
+from workers.escalation.couriers import Couriers, Route, label, outbox_rows
 from workers.escalation.metrics import RESTARTS
 from workers.escalation.policy import Alerter, OutagePolicy, Restarter, deployment_key
 from workers.escalation.window import OutageWindow
 from workers.store import incident_steps, incidents
 from workers.store.outbox import Pending
 
-# the waiting rooms (sid, name), the incident, the agent, the wait
-FreshStart = Callable[[Sequence[tuple[str, str]], str, str, float | None], Awaitable[None]]
+
+class FreshStart(Protocol):
+    """A fresh start of each waiting room of `rooms` ((sid, name)) for `agent` after incident
+    `incident_id`'s restart, re-checked `wait` seconds on (None: the restart grace; 0: at once, in bulk);
+    `observed`: act mode taking over from observe mode."""
+
+    def __call__(
+        self,
+        rooms: Sequence[tuple[str, str]],
+        incident_id: str,
+        agent: str,
+        wait: float | None,
+        *,
+        observed: bool = False,
+    ) -> Awaitable[None]: ...
 
 
 class Incidents:
@@ -70,6 +84,7 @@ class Incidents:
         self.alert_routes = alert_routes or {}
         self.by_agent: dict[str, AgentIncidents] = {}
         self.couriers: dict[str, Couriers] = {}
+        self.handed_over = policy.observe  # act mode takes over observe mode's open incidents, once
 
     def agent_of(self, agent: str) -> str:
         """Whom a room's trouble is about (a notice from before views existed names none:
@@ -118,6 +133,8 @@ class Incidents:
                 restart_grace=policy.restart_grace,
                 doing=doing,
                 routes=routes.routes(),
+                observe=policy.observe,
+                observe_alerts=policy.observe_alerts,
             ),
             deployment=deployment_key(
                 agent,
@@ -173,12 +190,12 @@ class Incidents:
 
     async def protected(self, room: Room, agent: str, what: str) -> None:
         """A line in the agent's open incident's log (none open: nothing) of what was done for the
-        people of `room` (`workers.jobs.rooms.protect`)."""
+        people of `room` (`workers.jobs.rooms.protect`); in observe mode, marked not carried out."""
         found = await incident_steps.open_incident(self.engine, self.agent_of(agent))
         if found is not None:
-            await incidents.note(
-                self.engine, found.id, self.clock(), "fallback", f"room {mask_phone(room.name)}: {what}"
-            )
+            line = f"room {mask_phone(room.name)}: {what}"
+            done = not self.policy.observe
+            await incidents.note(self.engine, found.id, self.clock(), "fallback", line, carried_out=done)
 
     async def by_hand(self, signal: Signal, incident_id: str, by: str) -> str:
         """An operator's acknowledgement (ACKNOWLEDGED) or restart (RESTART_ASKED) of incident
@@ -198,20 +215,45 @@ class Incidents:
     async def canary_passed(self, agent: str) -> None:
         await self.for_agent(agent).canary_passed()
 
+    async def canary_full(self, agent: str, reason: str, room: str) -> None:
+        await self.for_agent(agent).canary_full(reason, room)
+
     async def settle(self) -> None:
+        if not self.handed_over:
+            await self.hand_over()
         agents = set(self.by_agent) | set(await incidents.open_agents(self.engine)) | {self.policy.agent_name}
         for agent in sorted(agents):
             await self.for_agent(agent).settle()
 
+    async def hand_over(self) -> None:
+        """Act mode after observe mode (`workers.core.observing`, rule 3): the rooms waiting for the
+        agent of each open incident observe mode decided in get a fresh start at once (their failures
+        were re-dispatches never made), then the incident is resolved as observed, with no alert; act
+        decides afresh, its own incident, restart and alerts included."""
+        for incident_id, agent in await incidents.observed_open(self.engine):
+            waiting = await incidents.waiting_rooms(self.engine, agent)
+            await self.fresh_start(waiting, incident_id, agent, 0.0, observed=True)
+            line = f"observed (Warden now acts): {len(waiting)} waiting room(s) looked at afresh"
+            await incidents.hand_over(self.engine, incident_id, self.clock(), line)
+            await self.for_agent(agent).window.forget()
+        self.handed_over = True
+
     async def deliver(self, pending: Pending) -> None:
         """Try an outgoing call of the outbox once (`Couriers.send`); a deploy hook that landed, or was
         refused or given up, is its restart's outcome. Raises `UpstreamError` when the call is to be
-        tried again later."""
+        tried again later. In observe mode (one left from act mode) a deploy hook is not called, and
+        an alert is not sent unless `observe_alerts`: noted, not carried out."""
         action = pending.action
         agent = (
             action.agent_name if isinstance(action, DeployHook | IncidentEvent) else self.policy.agent_name
         )
         self.for_agent(agent)
+        assert isinstance(action, Alert | DeployHook | IncidentEvent), action
+        if self.policy.observe and (isinstance(action, DeployHook) or not self.policy.observe_alerts):
+            what = label(action, self.couriers[agent].names)
+            line = f"{what}: not sent (observe mode)"
+            await incidents.note(self.engine, action.incident_id, self.clock(), what, line, carried_out=False)
+            return
         landed = await self.couriers[agent].send(pending)
         if isinstance(action, DeployHook):
             RESTARTS.labels(via="deploy hook", outcome="ok" if landed else "failed", agent=agent).inc()

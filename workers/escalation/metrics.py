@@ -15,3 +15,9 @@ CAPACITY_REFUSALS = Counter(
     "Rooms whose job LiveKit refused for want of capacity (JSR_NO_CAPACITY), by agent",
     ["agent"],
 )
+DECISIONS = Counter(
+    "warden_decisions_total",
+    "Decisions Warden made, by action (a room's: Redispatch, Evict, CheckPresence, ...; an incident's: "
+    "Restart, Rollback, Alert) and mode (act: carried out; observe: recorded, changes carried out none)",
+    ["action", "mode"],
+)

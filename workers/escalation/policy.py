@@ -46,6 +46,8 @@ class OutagePolicy:
     backoff: float = 1.0
     lease: float = 60.0  # a claimed restart or rollback with no outcome after this long is taken again
     retry_for: float = 600.0  # alerts and deploy hooks are given up this long after they were decided
+    observe: bool = False  # observe mode (`workers.core.observing`): decided and recorded, not carried out
+    observe_alerts: bool = False  # and yet alerts go out, marked as from observe mode
 
 
 def deployment_key(agent_name: str, *, cloud: bool, cloud_agent_id: str, hook: bool, hook_url: str) -> str:

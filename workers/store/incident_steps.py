@@ -191,7 +191,13 @@ async def apply(
         await connection.execute(
             insert(INCIDENT_ACTIONS),
             [
-                {"incident_id": after.id, "at": report.at, "action": n.action, "outcome": n.outcome[:1024]}
+                {
+                    "incident_id": after.id,
+                    "at": report.at,
+                    "action": n.action,
+                    "outcome": n.outcome[:1024],
+                    "carried_out": n.carried_out,
+                }
                 for n in notes
             ],
         )

@@ -34,7 +34,7 @@ class Incident:
     resolved_at: float | None
     restarted_at: float | None
     rooms: tuple[tuple[str, str, float, float | None], ...] = ()  # (sid, name, added_at, recovered_at)
-    actions: tuple[tuple[float, str, str], ...] = ()  # (at, action, outcome)
+    actions: tuple[tuple[float, str, str, bool], ...] = ()  # (at, action, outcome, carried_out)
     state: IncidentState = IncidentState.OPEN
     kind: str = "outage"  # or "capacity": its workers are full
     workers: tuple[tuple[str, int], ...] = ()  # the workers it named, with the jobs each served none of
@@ -93,12 +93,14 @@ async def join_open(
     return bool(added.rowcount == 1)
 
 
-async def note(engine: AsyncEngine, incident_id: str, at: float, action: str, outcome: str) -> None:
-    """Append to the incident's action log."""
+async def note(
+    engine: AsyncEngine, incident_id: str, at: float, action: str, outcome: str, *, carried_out: bool = True
+) -> None:
+    """Append to the incident's action log (`carried_out` False: decided in observe mode, not made)."""
     async with writing(engine) as connection:
         await connection.execute(
             insert(INCIDENT_ACTIONS).values(
-                incident_id=incident_id, at=at, action=action, outcome=outcome[:1024]
+                incident_id=incident_id, at=at, action=action, outcome=outcome[:1024], carried_out=carried_out
             )
         )
 
@@ -194,7 +196,12 @@ async def get_incident(engine: AsyncEngine, incident_id: str) -> Incident | None
             .order_by(INCIDENT_ROOMS.c.added_at, INCIDENT_ROOMS.c.room_sid)
         )
         actions = await connection.execute(
-            select(INCIDENT_ACTIONS.c.at, INCIDENT_ACTIONS.c.action, INCIDENT_ACTIONS.c.outcome)
+            select(
+                INCIDENT_ACTIONS.c.at,
+                INCIDENT_ACTIONS.c.action,
+                INCIDENT_ACTIONS.c.outcome,
+                INCIDENT_ACTIONS.c.carried_out,
+            )
             .where(INCIDENT_ACTIONS.c.incident_id == incident_id)
             .order_by(INCIDENT_ACTIONS.c.seq)
         )
@@ -206,7 +213,7 @@ async def get_incident(engine: AsyncEngine, incident_id: str) -> Incident | None
             row.resolved_at,
             row.restarted_at,
             tuple(tuple(r) for r in rooms),
-            tuple(tuple(a) for a in actions),
+            tuple((at, action, outcome, bool(done)) for at, action, outcome, done in actions),
             IncidentState(row.state),
             row.kind,
             workers_of(row.workers),
@@ -236,3 +243,36 @@ async def open_agents(engine: AsyncEngine) -> list[str]:
             select(INCIDENTS.c.agent_name).where(INCIDENTS.c.resolved_at.is_(None))
         )
         return sorted({str(name) for (name,) in rows})
+
+
+async def observed_open(engine: AsyncEngine) -> list[tuple[str, str]]:
+    """(id, agent) of the open incidents whose log holds a decision observe mode did not carry out."""
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            select(INCIDENTS.c.id, INCIDENTS.c.agent_name)
+            .where(
+                INCIDENTS.c.open_key.is_not(None),
+                INCIDENTS.c.id.in_(
+                    select(INCIDENT_ACTIONS.c.incident_id).where(INCIDENT_ACTIONS.c.carried_out.is_(False))
+                ),
+            )
+            .order_by(INCIDENTS.c.id)
+        )
+        return [(str(i), str(agent)) for i, agent in rows]
+
+
+async def hand_over(engine: AsyncEngine, incident_id: str, now: float, line: str) -> bool:
+    """Resolve open incident `incident_id` as observed, with `line` in its log and no alert (none went
+    out for it in act mode's name); False when it was no longer open."""
+    async with writing(engine) as connection:
+        done = await connection.execute(
+            update(INCIDENTS)
+            .where(INCIDENTS.c.id == incident_id, INCIDENTS.c.open_key.is_not(None))
+            .values(state=IncidentState.RESOLVED, resolved_at=now, open_key=None)
+        )
+        if done.rowcount != 1:
+            return False
+        await connection.execute(
+            insert(INCIDENT_ACTIONS).values(incident_id=incident_id, at=now, action="resolved", outcome=line)
+        )
+    return True

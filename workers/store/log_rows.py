@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from workers.core.events import Event, to_dict
+from workers.core.observing import carried_out
 from workers.core.room import Action, action_to_dict
 
 ACTION_KIND = "action"
@@ -27,8 +28,9 @@ def event_row(event: Event, received_at: float) -> dict[str, Any]:
     }
 
 
-def action_rows(decided: Decided) -> list[dict[str, Any]]:
-    """Decisions go into the room's log beside the events that caused them (never folded)."""
+def action_rows(decided: Decided, *, observe: bool = False) -> list[dict[str, Any]]:
+    """Decisions go into the room's log beside the events that caused them (never folded), each saying
+    whether it is carried out (`observe`: observe mode, whose decisions that act are not)."""
     return [
         {
             "event_id": f"{event.id}#{i}",
@@ -38,7 +40,7 @@ def action_rows(decided: Decided) -> list[dict[str, Any]]:
             "participant_identity": None,
             "created_at": event.created_at,
             "received_at": received_at,
-            "data": action_to_dict(action),
+            "data": {**action_to_dict(action), "carried_out": carried_out(action, observe)},
         }
         for event, received_at, actions in decided
         for i, action in enumerate(actions)

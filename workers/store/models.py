@@ -228,6 +228,7 @@ class IncidentActionRow(SQLModel, table=True):
     at: float
     action: str = Field(max_length=64)
     outcome: str = Field(max_length=1024)
+    carried_out: bool = True  # False: decided in observe mode and not made (`workers.core.observing`)
 
 
 class OutboxRow(SQLModel, table=True):

@@ -277,7 +277,7 @@ async def _record_round(connection: AsyncConnection, placed: Placed, rules: Rule
     await checkpoints.write(
         connection, {sid: current[sid].checkpoints for sid in touched if current[sid].checkpoints}
     )
-    actions = action_rows(decided)
+    actions = action_rows(decided, observe=rules.observe)
     if actions:
         await connection.execute(_INSERT_ACTIONS, actions)
         await outbox.write(connection, outbox.rows(decided))  # delivered at least once from here on

@@ -16,7 +16,7 @@ CANARY_SECONDS = Histogram(
 )
 CANARY_RUNS = Counter(
     "warden_canary_runs_total",
-    "Canary runs by agent and outcome (pass, fail, interrupted)",
+    "Canary runs by agent and outcome (pass, fail, capacity, interrupted)",
     ["agent", "outcome"],
 )
 CANARY_LAST_SUCCESS = Gauge(

@@ -3,6 +3,11 @@ due, one run at a time across all workers, under a lock in Redis. A run creates 
 the agent with the metadata `{"warden_canary": true}`, waits for it, deletes the room, and reports the
 verdict to the agent's incidents.
 
+A run the agent did not come to lists its dispatch (`ListDispatch`, before the room is deleted: LiveKit
+lists dispatches only while the room exists) and `canary.classify` tells why: a job refused for want of
+capacity makes it `capacity`, reported to the agent's capacity incident (`canary_full`), never counted
+towards the outage that restarts a deployment; any other no-show is a failure, as before.
+
 The wait ends at the agent's `participant_joined` webhook (`heard` pushes it to the run's list in
 Redis, which the run pops), or at a look at the room's participants every `POLL_SECONDS` (a quarter
 of the SLA when that is shorter) should a webhook be lost, or `canary.LATE_FACTOR` times the SLA after the
@@ -27,7 +32,7 @@ from workers.adapters.livekit import CanaryRooms
 from workers.core import canary
 from workers.core.canary import CanaryPolicy, Outcome, Run
 from workers.core.errors import UpstreamError
-from workers.core.events import Event, EventKind
+from workers.core.events import DispatchInfo, Event, EventKind
 from workers.core.personal import AGENT_KIND
 from workers.jobs.canaries.metrics import count_run
 from workers.store import canary_runs, incident_steps
@@ -47,12 +52,16 @@ class CanaryReports(Protocol):
 
     async def canary_passed(self, agent: str) -> None: ...
 
+    async def canary_full(self, agent: str, reason: str, room: str) -> None: ...
+
 
 def lease_seconds(policy: CanaryPolicy, call_timeout: float) -> float:
-    """How long a run may hold its agent's lock: its wait, its calls to LiveKit (list, create, dispatch,
-    delete, a last look; each at most `call_timeout`) and its writes (a call's worth). A worker that
-    dies holding it delays the agent's next canary by at most this long (60 s at a 15-s SLA)."""
-    return canary.wait_seconds(policy) + 6 * call_timeout
+    """How long a run may hold its agent's lock: its wait (or the job listing lag, when longer: a failed
+    run may look at its dispatch again once that long after it), its calls to LiveKit (list, create,
+    dispatch, delete, a last look, two listings of its dispatch; each at most `call_timeout`) and its
+    writes (a call's worth). A worker that dies holding it delays the agent's next canary by at most
+    this long (70 s at a 15-s SLA)."""
+    return max(canary.wait_seconds(policy), canary.JOB_LISTING_LAG) + 8 * call_timeout
 
 
 def arrivals_key(room: str) -> str:
@@ -94,9 +103,11 @@ class Canaries:
         policies: Sequence[CanaryPolicy],
         clock: Callable[[], float],
         call_timeout: float = 5.0,
+        listing_lag: float = canary.JOB_LISTING_LAG,
     ) -> None:
         self.engine, self.redis, self.rooms, self.reports = engine, redis, rooms, reports
         self.policies, self.clock, self.call_timeout = tuple(policies), clock, call_timeout
+        self.listing_lag = listing_lag  # `canary.look_again`'s (tests shorten it)
 
     async def tick(self) -> dict[str, str]:
         """Run every canary that is due, together; what each agent's came to."""
@@ -131,7 +142,7 @@ class Canaries:
             last[0].started_at if last else None,
             incident_open=incident is not None,
             restarted_at=incident.restarted_at if incident is not None else None,
-            last_failed=bool(last) and last[0].outcome is Outcome.FAILED,
+            last_failed=bool(last) and last[0].outcome in (Outcome.FAILED, Outcome.CAPACITY),
         )
 
     async def clean(self, agent: str) -> int:
@@ -161,22 +172,35 @@ class Canaries:
         try:
             await self.rooms.create_room(run.room, canary.empty_timeout(policy), canary.METADATA)
             sent = self.clock()
-            await self.rooms.dispatch(run.room, policy.agent, canary.METADATA)
+            dispatch_id = await self.rooms.dispatch(run.room, policy.agent, canary.METADATA)
         except UpstreamError as exc:
             # LiveKit did not take it: nothing is known of the agent (LiveKit's own trouble is counted
             # in warden_livekit_errors_total).
             await self._delete(run.room)
             return await self._finish(run, Outcome.INTERRUPTED, None, f"LiveKit refused the canary: {exc}")
         seconds = await self._wait(run.room, policy, sent)
+        dispatch = None if seconds is not None else await self._dispatch(run.room, dispatch_id, sent)
         await self._delete(run.room)
-        outcome = canary.verdict(policy, seconds)
-        if seconds is None:
-            detail = f"the agent did not come within {canary.wait_seconds(policy):g} s"
-        elif outcome is Outcome.FAILED:
-            detail = f"the agent came after {seconds:.1f} s, past its {policy.sla:g} s"
-        else:
-            detail = f"the agent came after {seconds:.1f} s"
-        return await self._finish(run, outcome, seconds, detail)
+        outcome = canary.classify(policy, seconds, dispatch)
+        return await self._finish(run, outcome, seconds, canary.detail(policy, seconds, dispatch))
+
+    async def _dispatch(self, room: str, dispatch_id: str, sent: float) -> DispatchInfo | None:
+        """The run's dispatch as LiveKit lists it now (looked at again once the job listing lag after
+        the dispatch, when listed with no job before it); None when not listed."""
+        dispatch = await self._listed(room, dispatch_id)
+        later = canary.look_again(sent, self.clock(), dispatch, self.listing_lag)
+        if later > 0:
+            await asyncio.sleep(later)
+            dispatch = await self._listed(room, dispatch_id) or dispatch
+        return dispatch
+
+    async def _listed(self, room: str, dispatch_id: str) -> DispatchInfo | None:
+        try:
+            listed = await self.rooms.listed_dispatches(room)
+        except UpstreamError as exc:  # no listing: the failure is judged without it (an outage's)
+            log.warning("dispatches of canary room %s not listed: %s", room, exc)
+            return None
+        return next((d for d in listed if d.id == dispatch_id), None)
 
     async def _wait(self, room: str, policy: CanaryPolicy, sent: float) -> float | None:
         """Seconds from the dispatch to the agent in the room; None when it did not come in time."""
@@ -208,16 +232,21 @@ class Canaries:
         now = self.clock()
         await canary_runs.finish(self.engine, run.n, outcome, now, seconds=seconds, detail=detail)
         count_run(run.agent, outcome, seconds, now)
-        if outcome is Outcome.FAILED:
+        if outcome in (Outcome.FAILED, Outcome.CAPACITY):
             log.warning("canary %s of %s failed: %s", run.n, run.agent, detail)
         return Run(run.n, run.agent, run.room, run.started_at, outcome, seconds, now, detail)
 
     async def _report(self, policy: CanaryPolicy, run: Run) -> None:
-        """A pass to the agent's open incident; enough failures in a row (counted from the restart's
-        grace on, if it had one: `canary.counts_after`) to its incidents, as an outage."""
+        """A pass to the agent's open incident; a run refused for want of capacity to its capacity
+        incident, at once (as a room's refused job is); enough failures in a row (counted from the
+        restart's grace on, if it had one: `canary.counts_after`; capacity runs skipped) to its
+        incidents, as an outage."""
         if run.outcome is Outcome.PASSED:
             if await incident_steps.open_incident(self.engine, policy.agent) is not None:
                 await self.reports.canary_passed(policy.agent)
+            return
+        if run.outcome is Outcome.CAPACITY:
+            await self.reports.canary_full(policy.agent, f"canary: {run.detail}", run.room)
             return
         if run.outcome is not Outcome.FAILED:
             return

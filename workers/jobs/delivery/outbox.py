@@ -44,6 +44,9 @@ class Delivered:
         self._ids: list[str] = []
         self._flushing: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
+        # One flush at a time: a flush called while the timed one is deleting returns only after it, so
+        # whoever flushes (a job, the sweep, shutdown) finds every id added before it out of the outbox.
+        self._one_at_a_time = asyncio.Lock()
 
     def add(self, ids: Sequence[str]) -> None:
         if not ids:
@@ -59,11 +62,12 @@ class Delivered:
         await self.flush()
 
     async def flush(self) -> None:
-        ids, self._ids = self._ids, []
-        try:
-            await outbox.done(self._engine, ids)
-        except (SQLAlchemyError, OSError) as exc:  # delivered again by the sweep: harmless
-            log.warning("%d delivered notice(s) not cleared: %s", len(ids), type(exc).__name__)
+        async with self._one_at_a_time:
+            ids, self._ids = self._ids, []
+            try:
+                await outbox.done(self._engine, ids)
+            except (SQLAlchemyError, OSError) as exc:  # delivered again by the sweep: harmless
+                log.warning("%d delivered notice(s) not cleared: %s", len(ids), type(exc).__name__)
 
     async def close(self) -> None:
         self._closing.set()

@@ -87,16 +87,25 @@ class _Room:
 
 
 async def fresh_starts(
-    ctx: dict[str, Any], rooms: Sequence[tuple[str, str]], incident_id: str, agent: str, wait: float | None
+    ctx: dict[str, Any],
+    rooms: Sequence[tuple[str, str]],
+    incident_id: str,
+    agent: str,
+    wait: float | None,
+    *,
+    observed: bool = False,
 ) -> None:
     """After a restart of `agent`: every waiting room of `rooms` ((sid, name)) gets its fresh start,
-    re-checked `wait` seconds later (None: the restart grace; 0: now, in bulk, see the module's doc)."""
-    if wait is not None and wait <= 0:
+    re-checked `wait` seconds later (None: the restart grace; 0: now, in bulk, see the module's doc).
+    `observed` (act mode taking over from observe mode): each room the per-room way."""
+    if wait is not None and wait <= 0 and not observed:
         await recover(ctx, rooms, incident_id, agent)
         return
     for first in range(0, len(rooms), AT_ONCE):
         chunk = rooms[first : first + AT_ONCE]
-        await asyncio.gather(*(fresh_start(ctx, sid, name, incident_id, agent, wait) for sid, name in chunk))
+        await asyncio.gather(
+            *(fresh_start(ctx, sid, name, incident_id, agent, wait, observed=observed) for sid, name in chunk)
+        )
 
 
 async def recover(

@@ -17,6 +17,8 @@ from workers.core.errors import UpstreamError
 from workers.core.events import Event, EventKind, Fact, internal
 from workers.core.fallback import FAILED_REASON
 from workers.core.incident_values import Signal
+from workers.core.observing import carried_out, would
+from workers.core.personal import mask_phone
 from workers.core.protecting import DispatchFallback, RemoveFallback, SendStatus, TransferCaller
 from workers.core.room import (
     Action,
@@ -112,6 +114,8 @@ class Effects:
         """Do `action` for `room`; return the answer to record, if the action asks a question. Answers
         and escalation name the expected agent the action is about (`Room.view_for`)."""
         agent = room.view_for(action.agent).agent
+        if not carried_out(action, self.rules.observe):
+            return await self._observed(action, room, agent)
         match action:
             case ScheduleDeadline(attempt=attempt, at=at):
                 # ARQ measures the deferral against the real clock; a deadline already past runs now.
@@ -181,6 +185,27 @@ class Effects:
         exists, participants, dispatches = observed
         fact = Fact(attempt, self.clock(), exists, participants, dispatches, agent=agent)
         return self._event(room, EventKind.PRESENCE_OBSERVED, fact)
+
+    async def _observed(self, action: Action, room: Room, agent: str) -> Event | None:
+        """Observe mode, the one gate of a room's actions that change LiveKit (`workers.core.observing`):
+        nothing is called. A removal or a re-dispatch is answered as made, marked not carried out (no
+        dispatch id: nothing to wait on), so the room goes on as act mode's would; a fallback's line
+        goes to the agent's open incident, marked not carried out too."""
+        name = type(action).__name__
+        log.info(
+            "room %s: %s for %s (observe mode: not carried out)", mask_phone(room.name), would(name), agent
+        )
+        match action:
+            case Evict(attempt=attempt):
+                fact = Fact(attempt=attempt, at=self.clock(), agent=agent, carried_out=False)
+                return self._event(room, EventKind.AGENT_EVICTED, fact)
+            case Redispatch(attempt=attempt):
+                fact = Fact(attempt=attempt, at=self.clock(), agent=agent, carried_out=False)
+                return self._event(room, EventKind.AGENT_DISPATCHED, fact)
+            case DispatchFallback() | TransferCaller() | RemoveFallback():
+                if getattr(action, "reason", "") != FAILED_REASON:  # a failure's is noted with it
+                    await self.incidents.protected(room, agent, would(name))
+        return None
 
     @staticmethod
     async def _refusable(call: Awaitable[T]) -> T | UpstreamError:

@@ -142,16 +142,19 @@ async def fresh_start(
     incident_id: str,
     agent: str = "",
     wait: float | None = None,
+    *,
+    observed: bool = False,
 ) -> None:
     """After a restart of `agent`: give its part of a waiting room a fresh start (see
     `EventKind.AGENT_RESTARTED`), re-checked `wait` seconds later (None: the restart grace). A second
-    fresh start with a `wait`, once the agent's deployment is known to be back, is an event of its own."""
+    fresh start with a `wait`, once the agent's deployment is known to be back, is an event of its own.
+    `observed`: act mode taking over a room observe mode decided for (`workers.core.observing`)."""
     at = context(ctx).effects.clock()
     event = internal(
         EventKind.AGENT_RESTARTED,
         f"agent_restarted:{incident_id}:{room_sid}" + ("" if wait is None else ":back"),
         room_sid,
         room_name,
-        Fact(at=at, agent=agent, wait=wait),
+        Fact(at=at, agent=agent, wait=wait, observed=observed),
     )
     await record(ctx, [(event, at)])

@@ -42,7 +42,13 @@ async def record(ctx: dict[str, Any], batch: list[tuple[Event, float]]) -> Recor
             extra={"room": event.room_name or None, "event": event.name, "outcome": recorded.outcome},
         )
     if recorded.outcome is not Outcome.DUPLICATE:
-        observe_recorded([e for e, _ in batch], recorded.before, recorded.room, recorded.actions)
+        observe_recorded(
+            [e for e, _ in batch],
+            recorded.before,
+            recorded.room,
+            recorded.actions,
+            observe=worker.rules.observe,
+        )
     count_outcomes(recorded.counted)  # written first by this recording, committed: counted once
     if recorded.room is not None and recorded.notices:
         faults.after_commit(recorded.notices)  # a crash test's hook (WARDEN_FAULT_AT); unset, nothing

@@ -46,6 +46,8 @@ def outage_policy(settings: Settings) -> OutagePolicy:
         backoff=settings.warden_escalation_backoff_seconds,
         lease=settings.warden_claim_lease_seconds,
         retry_for=settings.warden_alert_retry_seconds,
+        observe=settings.observing,
+        observe_alerts=settings.warden_observe_alerts,
     )
 
 
@@ -193,7 +195,9 @@ async def startup(
             engine,
             outside,
             clock=clock,
-            fresh_start=lambda rooms, incident, agent, wait: fresh_starts(ctx, rooms, incident, agent, wait),
+            fresh_start=lambda rooms, incident, agent, wait, *, observed=False: fresh_starts(
+                ctx, rooms, incident, agent, wait, observed=observed
+            ),
         )
         effects = Effects(
             presence=outside.presence,

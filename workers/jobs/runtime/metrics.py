@@ -18,7 +18,9 @@ from prometheus_client import Counter, Histogram, start_http_server
 
 from workers.core import sli
 from workers.core.events import Event, EventKind
+from workers.core.observing import mode
 from workers.core.room import AgentView, Recovery, ReportBreach, Room, time_to_agent
+from workers.escalation.metrics import DECISIONS
 
 log = logging.getLogger("warden.metrics")
 P = ParamSpec("P")
@@ -126,10 +128,17 @@ def timed_job(job: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any,
 
 
 def observe_recorded(
-    events: Sequence[Event], before: Room | None, after: Room | None, actions: Sequence[Any]
+    events: Sequence[Event],
+    before: Room | None,
+    after: Room | None,
+    actions: Sequence[Any],
+    *,
+    observe: bool = False,
 ) -> None:
     """Count what one recording changed, by expected agent: its first arrival, breaches, re-dispatch
-    outcomes."""
+    outcomes (a re-dispatch observe mode did not make is none), and every decision with the mode."""
+    for action in actions:
+        DECISIONS.labels(action=type(action).__name__, mode=mode(observe)).inc()
     if after is None:
         return
     for view in after.views:
@@ -143,7 +152,7 @@ def observe_recorded(
             BREACHES.labels(kind=breach_kind(action, view), agent=view.agent).inc()
     for event in events:
         agent = event.fact.agent if event.fact is not None else ""
-        if event.kind is EventKind.AGENT_DISPATCHED:
+        if event.kind is EventKind.AGENT_DISPATCHED and event.fact is not None and event.fact.carried_out:
             REDISPATCHES.labels(outcome="dispatched", agent=agent).inc()
         elif event.kind is EventKind.UPSTREAM_FAILED:
             REDISPATCHES.labels(outcome="refused", agent=agent).inc()
