@@ -47,7 +47,8 @@ async def fresh_start_all(
     waiting = await incidents.waiting_rooms(engine, agent_name)
     # Every room still waiting for the agent is part of the outage, and of its resolution.
     await incidents.open_or_join(engine, agent_name, "waiting at the restart", waiting, now)
-    await fresh_start(waiting, incident_id, wait)
+    if waiting:
+        await fresh_start(waiting, incident_id, wait)
     return len(waiting)
 
 
