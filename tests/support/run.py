@@ -61,8 +61,9 @@ def main(argv: list[str]) -> int:
         print(
             f"tests: started a private PostgreSQL on 127.0.0.1:{private.port} ({private.datadir})", flush=True
         )
-    # A Ctrl-C reaches pytest (same process group); this process waits for it, then cleans up.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A Ctrl-C reaches pytest (same process group); this process waits for it, then cleans up. Not
+    # SIG_IGN: an ignored signal stays ignored across exec, and pytest would never hear the Ctrl-C.
+    signal.signal(signal.SIGINT, _waits)
     try:
         if any(not arg.startswith("-") and (ROOT / arg.split("::")[0]).exists() for arg in argv):
             return subprocess.run([sys.executable, "-m", "pytest", *argv], check=False).returncode
@@ -70,6 +71,10 @@ def main(argv: list[str]) -> int:
     finally:
         if private is not None:
             private.stop()
+
+
+def _waits(signum: int, frame: object) -> None:
+    """Ctrl-C in this process: nothing, it waits for its pytest processes (which end on it)."""
 
 
 def shards(paths: list[str], count: int) -> list[list[str]]:
