@@ -194,3 +194,23 @@ async def test_two_copies_of_the_agent_in_observe_mode_would_lose_one_once(tmp_p
         assert [name for name, done in await decisions(world, ROOM) if done is False] == ["Evict"]
         assert await world.phase(ROOM) == "agent_active" and world.timers() == []
         nothing_changed(world)
+
+
+async def test_after_switching_to_act_an_agent_observe_mode_spared_counts_again(tmp_path: Path) -> None:
+    # Observe mode would have removed the second copy (no incident: the room is served). In act mode it
+    # is an agent like any other: when the first copy leaves, the second one serves and no third comes.
+    async with jobs_world(tmp_path, **OBSERVE) as world:
+        await world.person_joins(ROOM)
+        await world.agent_joins(ROOM, "notetaker-1")
+        await world.agent_publishes(ROOM, "notetaker-1")
+        await world.agent_joins(ROOM, "notetaker-2")
+        await world.agent_publishes(ROOM, "notetaker-2")
+        await world.wait(60)
+        assert [name for name, done in await decisions(world, ROOM) if done is False] == ["Evict"]
+        await world.restart_worker(warden_mode="act")
+        await world.wait(1)
+        await world.agent_leaves(ROOM, "notetaker-1")
+        await world.wait(600)
+        assert world.livekit.dispatched == [] and world.livekit.evicted == []  # the copy there serves
+        assert await world.phase(ROOM) in ("agent_present", "agent_active")  # not lost: no incident
+        assert await world.incidents() == []

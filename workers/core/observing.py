@@ -27,7 +27,9 @@ The rules, in plain words.
    over (`workers.escalation.agents.Incidents.hand_over`): their waiting rooms get a fresh start at
    once that forgets what observe mode decided for them and did not make (`unobserved`: a fallback
    never sent would otherwise never be sent, a status never told never told), and the incident is
-   resolved as observed; act decides afresh from there.
+   resolved as observed; act decides afresh from there. An agent observe mode spared counts again in
+   act mode, wherever it is (`machine`: `Policy.observing`): act judges it afresh, a room with no
+   incident included (a second copy spared, the first one gone: the spared one serves).
 """
 
 from __future__ import annotations
