@@ -27,9 +27,8 @@ def test_a_shard_that_ended_well_but_wrote_no_report_fails_the_run(
     monkeypatch.setattr(run, "LOGS", tmp_path)
     monkeypatch.setattr(run, "ROOT", tmp_path.parent)
     reported, silent = run.Shard("fast", ["tests/unit"], 9), run.Shard("e2e", ["tests/e2e"], 10)
-    reported.junit.write_text(
-        '<testsuites><testsuite><testcase classname="tests.unit.test_x" name="test_y"/></testsuite></testsuites>'
-    )
+    case = '<testcase classname="tests.unit.test_x" name="test_y"/>'
+    reported.junit.write_text(f"<testsuites><testsuite>{case}</testsuite></testsuites>")
     assert run._summary([reported, silent], [0, 0]) != 0
     said = capsys.readouterr().out
     assert "shard e2e: 0 passed, 1 failed, 0 skipped" in said and "no report" in said
