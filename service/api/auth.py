@@ -11,7 +11,9 @@ Loopback means a client on this machine talking to Warden directly. A request th
 proxy carries the proxy's address (often loopback itself: nginx on the same host), so any forwarding
 header on a tokenless request refuses it, whatever it says: `X-Forwarded-For: localhost` was served
 once, and `X-Real-IP` / `Forwarded` were not read at all, so behind a same-host proxy setting only
-those every client counted as loopback. Behind a proxy, set a token."""
+those every client counted as loopback. Behind a proxy, set a token. And the `Host` the request was
+sent to must be a loopback name too: a page of any site whose name its owner points at 127.0.0.1 (DNS
+rebinding) is same-origin with Warden to the browser, which then connects from loopback itself."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import ipaddress
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import wraps
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -85,11 +88,29 @@ def tokenless_refusal(request: Request, what: str = "the API") -> str | None:
             f"{NO_TOKEN}, so {what} answers direct loopback clients only, and this request came "
             f"through a proxy ({', '.join(forwarded)}): set WARDEN_TOKENS or WARDEN_ADMIN_TOKEN"
         )
+    if not loopback_name(request.headers.get("host", "")):
+        return (
+            f"{NO_TOKEN}, so {what} answers requests to a loopback name only (127.0.0.1, [::1], "
+            "localhost): a page whose site name was made to point here (DNS rebinding) would otherwise "
+            "read and act as this machine: set WARDEN_TOKENS or WARDEN_ADMIN_TOKEN"
+        )
     # The socket's peer: uvicorn replaces it with X-Forwarded-For's only when that header is present.
     client = request.client.host if request.client else ""
     if is_loopback(client):
         return None
     return f"{NO_TOKEN}, so {what} answers loopback clients only"
+
+
+def loopback_name(host: str) -> bool:
+    """Whether a `Host` header names this machine's loopback (an address, or `localhost`, which
+    browsers resolve to loopback themselves); a request with none (HTTP/1.0) is no browser's."""
+    if not host:
+        return True
+    try:
+        name = urlsplit(f"//{host}").hostname or ""
+    except ValueError:
+        return False
+    return is_loopback(name) or name == "localhost" or name.endswith(".localhost")
 
 
 def authenticate(request: Request) -> Response | None:

@@ -18,7 +18,9 @@ from starlette.responses import JSONResponse
 
 from service.api.auth import admin_only, caller_name, operator_only
 from service.api.rooms import iso
+from service.request_body import BodyTooLarge, read_body
 from workers.core import bounds
+from workers.core.personal import mask_phone
 from workers.store import maintenance
 from workers.store.maintenance import REASON_CHARS, Window
 
@@ -35,7 +37,7 @@ def window_summary(window: Window, now: float) -> dict[str, Any]:
         "starts_at": iso(window.starts_at),
         "until": iso(window.until),
         "ended_at": iso(window.ended_at),
-        "reason": window.reason,
+        "reason": mask_phone(window.reason),  # free text: a caller's number an operator wrote in
         "by": window.by,
         "active": window.active(now),
     }
@@ -77,13 +79,10 @@ async def start_window(request: Request, data: Any) -> Window | str:
 
 @operator_only
 async def post_maintenance(request: Request) -> JSONResponse:
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            return JSONResponse({"error": f"body over {MAX_BODY} bytes"}, status_code=413)
     try:
-        data = json.loads(body)
+        data = json.loads(await read_body(request, MAX_BODY))
+    except BodyTooLarge:
+        return JSONResponse({"error": f"body over {MAX_BODY} bytes"}, status_code=413)
     except ValueError:
         data = None
     window = await start_window(request, data)

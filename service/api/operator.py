@@ -22,8 +22,10 @@ from starlette.responses import JSONResponse
 
 from service.api.auth import caller_name, operator_only
 from service.api.rooms import iso
+from service.request_body import BodyTooLarge, read_body
 from workers.core import bounds
 from workers.core.incident_values import IncidentState
+from workers.core.personal import mask_phone
 from workers.core.recovery import CONNECT_GRACE
 from workers.core.room import WAITING_PHASES, Reason, Recovery
 from workers.core.shown import shown
@@ -140,8 +142,9 @@ async def restart(request: Request, incident_id: str) -> JSONResponse:
 
 async def _agent_asked(request: Request) -> str | JSONResponse:
     """The agent named in the body (`{"agent": "<name>"}`), or the 400 for a body that does not."""
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
+    try:
+        raw = await read_body(request, MAX_BODY)
+    except BodyTooLarge:
         return _refused(f"the body is over {MAX_BODY} bytes", 400)
     try:
         body = json.loads(raw or b"null")
@@ -182,4 +185,4 @@ async def redispatch(request: Request, room_name: str, agent: str) -> JSONRespon
             f"a dispatch of {shown(agent)} was made {now - view.dispatched_at:.1f} s ago: LiveKit may "
             f"still bring its agent (grace {CONNECT_GRACE:g} s)"
         )
-    return await _queued(request, REDISPATCH, room.name, agent, room=room.name, agent=agent)
+    return await _queued(request, REDISPATCH, room.name, agent, room=mask_phone(room.name), agent=agent)

@@ -97,10 +97,15 @@ def rules_yaml(objectives: Mapping[str, float], default: float) -> str:
     settings = f"WARDEN_SLO={_number(default)}" + (f"; rules: {named}" if named else "")
     records = "\n".join(RECORD.format(window=window) for window in WINDOWS)
     groups = [f"groups:\n  - name: warden-slo-records\n    rules:\n{records}"]
+    names: set[str] = {"warden-slo"}  # Prometheus refuses a file that names one group twice
     for agent, objective in objectives.items():
-        groups.append(
-            _group(f"warden-slo-{_slug(agent)}", f'sli="served",agent="{_quoted(agent)}"', objective)
-        )
+        name = base = f"warden-slo-{_slug(agent)}"
+        for n in range(2, len(objectives) + 2):
+            if name not in names:
+                break
+            name = f"{base}-{n}"
+        names.add(name)
+        groups.append(_group(name, f'sli="served",agent="{_quoted(agent)}"', objective))
     others = "|".join(re.escape(agent).replace("\\", "\\\\").replace('"', '\\"') for agent in objectives)
     selector = 'sli="served"' + (f',agent!~"{others}"' if others else "")
     groups.append(_group("warden-slo", selector, default))

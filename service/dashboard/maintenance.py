@@ -16,6 +16,7 @@ from starlette.responses import RedirectResponse, Response
 from service.api.auth import operator_only
 from service.api.maintenance import MAX_BODY, end_window, start_window, window_summary
 from service.dashboard.pages import TEMPLATES, page
+from service.request_body import BodyTooLarge, read_body
 from workers.store import maintenance
 
 
@@ -27,11 +28,10 @@ async def maintenance_page(request: Request) -> Response:
 @page
 @operator_only
 async def start_maintenance_form(request: Request) -> Response:
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            return await _listed(request, f"the form is over {MAX_BODY} bytes", 413)
+    try:
+        body = await read_body(request, MAX_BODY)
+    except BodyTooLarge:
+        return await _listed(request, f"the form is over {MAX_BODY} bytes", 413)
     fields = dict(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True))
     minutes: Any = fields.get("minutes", "").strip()
     asked = {

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from service.api import operator
 from service.api.auth import operator_only
 from service.dashboard.pages import NO_FRAMING
+from service.request_body import BodyTooLarge, read_body
 from workers.core.shown import TEXT_CHARS, shown
 from workers.store.queries import find_room
 
@@ -51,9 +52,12 @@ async def redispatch_form(request: Request) -> Response:
     """The room's expected agent by its place in the room's list (`expected`: the page shows names
     masked and clipped, so it cannot send one back as it is)."""
     room = request.path_params["name"]
-    raw = await request.body()
-    which = parse_qs(raw[: operator.MAX_BODY].decode("utf-8", "replace")).get("expected", [""])[0]
     back = f"/rooms/{quote(room, safe='')}"
+    try:
+        raw = await read_body(request, operator.MAX_BODY)
+    except BodyTooLarge:
+        return _back(back, JSONResponse({"error": f"the form is over {operator.MAX_BODY} bytes"}, 413))
+    which = parse_qs(raw.decode("utf-8", "replace")).get("expected", [""])[0]
     found = await find_room(request.state.engine, room, shown=1)
     views = found.room.views if found is not None else ()
     if not which.isdigit() or int(which) >= len(views):

@@ -28,6 +28,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.templating import Jinja2Templates
 
 from service.api.auth import Caller, authenticate, tokenless_refusal
+from service.api.cross_site import cross_site_refusal
 from service.api.rooms import room_summary, timeline_entry
 from service.dashboard.charts import (
     Deadline,
@@ -123,6 +124,7 @@ TEMPLATES.env.filters.update(
     hhmm=hhmm,
     phase=lambda p: str(p).replace("_", " "),
     listed=lambda names: listed([str(n) for n in names]),
+    masked=lambda text: fit(str(text), TEXT_CHARS),  # free text a person wrote: phone numbers masked
 )
 
 
@@ -162,6 +164,11 @@ def page(endpoint: Page) -> Page:
 
 
 async def _guarded(endpoint: Page, request: Request) -> Response:
+    # A form posted from another site: 403 before its credentials are read, as `operator_only` answers
+    # (a 401 would have the browser ask its user for them on that site's behalf).
+    cross_site = cross_site_refusal(request) if request.method not in ("GET", "HEAD") else None
+    if cross_site is not None:
+        return HTMLResponse(f"<!doctype html><title>Warden</title><p>{html.escape(cross_site)}</p>", 403)
     refusal = authenticate(request)
     if refusal is None:
         if request.query_params.get("fragment") != "1":  # the banner of a whole page (`base.html`)

@@ -58,7 +58,8 @@ async def slo_agent_page(request: Request) -> Response:
     step = settings.slo_window_seconds / STRETCHES
     points = [Point(at + step / 2, *counts) for at, *counts in await series(engine, agent, start, step)]
     rooms = [
-        {**row, "room_name": fit(row["room_name"]), "link": row["room_name"]}
+        # linked by its sid: a room's name may hold a caller's phone number, masked where it is shown
+        {**row, "room_name": fit(row["room_name"]), "link": row["room_sid"]}
         for row in await spent(engine, agent, start, SPENT_SHOWN)
     ]
     context = {

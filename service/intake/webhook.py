@@ -28,6 +28,7 @@ from starlette.responses import JSONResponse
 from service.intake.body import loads_webhook
 from service.intake.token import fast_sha256
 from service.metrics import count_webhook
+from service.request_body import BodyTooLarge, read_body
 from workers.adapters.webhook import from_webhook_json
 from workers.core.canary import is_canary_room
 from workers.core.errors import InvalidWebhook, MalformedEvent
@@ -37,10 +38,6 @@ from workers.queue.jobs import queue_webhook
 log = logging.getLogger("warden.webhook")
 
 LEEWAY = timedelta(seconds=60)
-
-
-class BodyTooLarge(Exception):
-    """The request body is over the configured limit (answered 413)."""
 
 
 class WebhookVerifier:
@@ -106,20 +103,6 @@ class WebhookVerifier:
         # The hash was checked over the exact bytes above; reading them never re-serialises them.
         data = loads_webhook(body)
         return from_webhook_json(data, fallback_id=f"sha256-{digest.hexdigest()[:32]}")
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """Read the raw body, refusing early when it is over `limit` bytes."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 async def receive_webhook(request: Request) -> JSONResponse:

@@ -158,6 +158,23 @@ async def test_without_admin_token_a_forwarded_request_is_refused_even_from_loop
     assert page.status_code == 403 and "came through a proxy" in page.text
 
 
+@pytest.mark.parametrize("host", ["rebound.example:8000", "127.0.0.1.nip.io", "10.0.0.7:8000"])
+async def test_without_a_token_a_request_to_a_name_other_than_loopback_is_refused(
+    api: httpx.AsyncClient, host: str
+) -> None:
+    """DNS rebinding: another site's name made to point at 127.0.0.1 makes its page same-origin with a
+    tokenless Warden; the browser's `Host` is that name, and Warden answers loopback names only."""
+    for ours in ("127.0.0.1:8000", "localhost:8000", "[::1]:8000"):
+        assert (await api.get("/api/rooms", headers={"Host": ours})).status_code == 200, ours
+    origin = {"Host": host, "Origin": f"http://{host}", "Sec-Fetch-Site": "same-origin"}
+    refused = await api.get("/api/rooms", headers=origin)
+    assert refused.status_code == 403 and "DNS rebinding" in refused.json()["error"]
+    started = await api.post("/api/maintenance", json={"agent": "*", "minutes": 30}, headers=origin)
+    assert started.status_code == 403
+    assert (await api.get("/api/maintenance")).json()["windows"] == [], "nothing started"
+    assert (await api.get("/", headers=origin)).status_code == 403
+
+
 async def test_with_an_admin_token_forwarded_requests_are_judged_by_the_token(
     database_url: str, redis_url: str
 ) -> None:

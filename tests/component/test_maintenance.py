@@ -154,15 +154,17 @@ async def test_the_cli_starts_lists_and_ends_windows(
 async def test_the_dashboard_shows_a_banner_on_every_page_while_a_window_is_active(
     api: httpx.AsyncClient,
 ) -> None:
-    reason = "<script>alert(1)</script>\u202eevil"
+    reason = "<script>alert(1)</script>\u202eevil, as caller +1 415 555 0123 said"
     await api.post("/api/maintenance", json={"agent": "notetaker", "minutes": 30, "reason": reason})
     for path in ("/", "/incidents", "/dead-letters", "/canaries", "/maintenance", "/rooms/nowhere"):
         page = (await api.get(path)).text
         assert 'class="banner maintenance"' in page, path
         assert "maintenance</a>: agent notetaker until " in page and " UTC, by admin: " in page, path
         assert "<script>alert" not in page and "&lt;script&gt;" in page and "\u202e" not in page, path
+        assert "555 0123" not in page and "as caller " in page, f"{path}: a phone number in the page"
     assert 'class="banner maintenance"' not in (await api.get("/?fragment=1")).text  # a live part has none
     (window,) = await windows(api)
+    assert "555 0123" not in str(window) and "as caller " in window["reason"], "masked in the API too"
     await api.delete(f"/api/maintenance/{window['id']}")
     assert 'class="banner maintenance"' not in (await api.get("/incidents")).text
 

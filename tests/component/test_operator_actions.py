@@ -221,6 +221,19 @@ async def test_a_redispatch_by_hand_is_checked_made_once_and_in_the_timeline_wit
         assert h.fake.created == [(ROOM, AGENT)]
 
 
+async def test_a_redispatch_asked_by_sid_answers_with_the_room_s_name_masked(
+    redis_url: str, database_url: str
+) -> None:
+    """A SIP room's name holds the caller's number: the API masks it, the 202 included."""
+    room, sid = "call-+14155550123", "RM_sip"
+    async with harness(redis_url, database_url, warden_admin_token=TOKEN) as h, web(h) as client:
+        h.fake.join(room, "alice")
+        await h.send("participant_joined", room=room, sid=sid, participant=person("alice"))
+        asked = await client.post(f"/api/rooms/{sid}/redispatch", json={"agent": AGENT}, headers=AUTH)
+        assert asked.status_code == 202 and asked.json()["room"] == "call-\u2022\u2022\u20220123"
+        assert "5550123" not in asked.text
+
+
 async def test_the_cli_acknowledges_restarts_and_redispatches_saying_why_when_refused(
     redis_url: str,
     database_url: str,
@@ -272,6 +285,9 @@ async def test_the_dashboards_buttons_post_forms_and_come_back_saying_what_happe
         assert 'name="redispatch"' in room.text
         answer = await client.post(f"/rooms/{SID}/redispatch", content=b"expected=7", headers=AUTH)
         assert answer.status_code == 303 and "refused" in answer.headers["location"]
+        padded = b"expected=0&" + b"x" * 5000  # a form no page of Warden's sends: never read whole
+        answer = await client.post(f"/rooms/{SID}/redispatch", content=padded, headers=AUTH)
+        assert answer.status_code == 303 and "over+4096+bytes" in answer.headers["location"]
         answer = await client.post(f"/rooms/{SID}/redispatch", content=b"expected=0", headers=AUTH)
         said = (await client.get(answer.headers["location"], headers=AUTH)).text
         assert f"refused: a dispatch of {AGENT} was made" in said  # the first expected agent, just dispatched

@@ -167,6 +167,23 @@ async def test_another_sites_post_is_refused_even_with_an_operators_credentials(
     ).status_code == 200
 
 
+@pytest.mark.parametrize("form", ["/maintenance", "/maintenance/1/end", "/incidents/I_1/ack"])
+@pytest.mark.parametrize(
+    "credentials", [{}, basic("wrong"), basic(OPERATOR)], ids=["none", "wrong", "operator"]
+)
+async def test_another_sites_form_post_is_403_before_its_credentials_are_read(
+    site: Site, form: str, credentials: dict[str, str]
+) -> None:
+    """A dashboard form posted from another site: 403, never a 401 that would have the browser ask its
+    user for credentials on that site's behalf; no window started."""
+    headers = {**credentials, "Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
+    refused = await site.client.post(form, headers=headers, data={"agent": "*", "minutes": "30"})
+    assert refused.status_code == 403 and "another site" in refused.text
+    assert "www-authenticate" not in refused.headers
+    listed = await site.client.get("/api/maintenance", headers=bearer(VIEWER))
+    assert listed.json()["windows"] == []
+
+
 @pytest.mark.parametrize(
     "browser",
     [

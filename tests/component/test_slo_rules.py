@@ -69,3 +69,16 @@ def test_an_agent_s_own_objective_gets_alerts_of_its_own_and_the_others_keep_war
     assert checked.returncode == 0 and "SUCCESS: 9 rules found" in checked.stdout, (
         checked.stdout + checked.stderr
     )
+
+
+def test_agents_whose_names_differ_only_in_punctuation_get_groups_promtool_accepts(tmp_path: Path) -> None:
+    """Group names are made of the agent's name's letters: `sales.bot` and `sales-bot` must not make one
+    group name twice (Prometheus refuses the whole file)."""
+    (tmp_path / "rules.toml").write_text(
+        '[[rule]]\nmatch = { room = "a-*" }\nagents = ["sales.bot"]\nslo = 0.995\n'
+        '[[rule]]\nmatch = { room = "b-*" }\nagents = ["sales-bot"]\nslo = 0.999\n'
+    )
+    text = slo_rules(WARDEN_RULES=str(tmp_path / "rules.toml"))
+    (tmp_path / "warden-slo-rules.yml").write_text(text)
+    checked = run_promtool("check", "rules", "warden-slo-rules.yml", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
