@@ -245,3 +245,20 @@ async def test_a_fallback_observe_mode_decided_and_left_in_the_outbox_is_not_sen
         assert [agent for _, agent in world.livekit.dispatched if agent == "apology"] == []
         async with world.engine.connect() as connection:
             assert list(await connection.execute(select(OUTBOX.c.id))) == []  # and it is not kept
+
+
+async def test_switching_to_act_takes_over_an_incident_observe_mode_decided_nothing_not_carried_out_in(
+    tmp_path: Path,
+) -> None:
+    # Nothing to restart, its alerts sent (WARDEN_OBSERVE_ALERTS): still observe mode's incident, whose
+    # room failed by re-dispatches never made; act mode re-dispatches it.
+    async with jobs_world(tmp_path, cloud=False, warden_observe_alerts=True, **OBSERVE) as world:
+        world.agent_down()
+        await world.person_joins(ROOM)
+        await world.wait(120)
+        assert world.livekit.dispatched == []
+        await world.restart_worker(warden_mode="act")
+        await world.wait(1)
+        assert world.livekit.dispatched == [(ROOM, AGENT)]
+        (handed,) = await world.incidents()
+        assert handed.resolved_at is not None
