@@ -8,7 +8,7 @@ fail; canaries for an agent with no worker at all still fail as an outage and re
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -47,7 +47,9 @@ class Setting:
         return [(await self.canaries.tick())[AGENT] for _ in range(count)]
 
 
-async def noop_fresh_start(sid: str, name: str, incident: str, agent: str, wait: float | None) -> None:
+async def noop_fresh_start(
+    rooms: Sequence[tuple[str, str]], incident: str, agent: str, wait: float | None, *, observed: bool = False
+) -> None:
     raise AssertionError("no user room here to start afresh")
 
 

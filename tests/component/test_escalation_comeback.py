@@ -88,9 +88,9 @@ async def test_rooms_are_re_dispatched_as_soon_as_the_cloud_deployment_reports_r
         assert len(polls) >= 2  # one saw it asleep, a later one running
         waiting = [room for room in ROOMS if room not in answered]  # dispatched before the restart
         assert waiting
-        for room in waiting:  # re-checked at once, not at the end of the grace
-            deadline = (await h.room(sid(room))).deadline
-            assert deadline is not None and deadline.at == restarted_at, room
+        for room in waiting:  # re-checked at once (in bulk: LiveKit asked), not at the end of the grace
+            deadline = (await h.room(sid(room))).deadline  # its young dispatch given its seconds
+            assert deadline is not None and deadline.at < restarted_at + GRACE / 2, room
         # The rooms' last dispatches were made a moment before the restart: Warden gives a dispatch that
         # young its time before it counts as unanswered (LiveKit may be assigning it). A few seconds of
         # the deployment's boot, far from the restart's grace, and they are re-dispatched and answered.

@@ -1,12 +1,16 @@
 """The outbox with real processes: the worker SIGKILLed right after a room's commit, before the notices
 that commit decided are delivered (the worker's test hook `WARDEN_FAULT_AT`, see
-workers/jobs/runtime/faults.py), then a fresh worker started without the hook. What was decided still
-happens, once."""
+workers/jobs/runtime/faults.py), or in the middle of a batch of recovery in bulk, then a fresh worker
+started without the hook. What was decided still happens, once."""
 
 from __future__ import annotations
 
+import asyncio
+import math
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -17,10 +21,13 @@ from tests.support.processes import run_warden
 from tests.support.settings import KEY, SECRET
 from tests.support.waiting import wait_until
 from tests.support.world import AGENT, World, settled
-from workers.jobs.runtime.faults import VARIABLE
+from workers.jobs.runtime.faults import MID_BATCH, VARIABLE
 
 SLA = {"WARDEN_JOIN_SLA_SECONDS": "1.5", "WARDEN_SWEEP_SECONDS": "1"}
 CLOUD_AGENT = "CA_outbox"
+# Recovery in bulk: a batch's holds run out within 6 LiveKit timeouts and 5 s (`workers.jobs.rooms.bulk`)
+BULK = {"WARDEN_LIVEKIT_TIMEOUT_SECONDS": "1", "WARDEN_OUTAGE_ROOMS": "3"}
+BULK_ROOMS = [f"o-bulk-{i}" for i in range(5)]
 
 
 @pytest.fixture
@@ -35,13 +42,18 @@ async def world(tmp_path: Path, redis_url: str, request: pytest.FixtureRequest) 
             "LK_AGENTS_URL": livekit_url,
             "WARDEN_CLOUD_AGENT_ID": CLOUD_AGENT,
             "WARDEN_AGENT_NAME": AGENT,
-            VARIABLE: f"after_commit.{request.param}:{tmp_path / 'fault-fired'}",
+            VARIABLE: f"{point(request.param)}:{tmp_path / 'fault-fired'}",
             **SLA,
+            **(BULK if request.param == MID_BATCH else {}),
         }
         with run_warden(tmp_path, **env) as warden:
             w = World(fake, warden, client)
             fake.on_dispatch = w.on_dispatch
             yield w
+
+
+def point(param: str) -> str:
+    return param if param == MID_BATCH else f"after_commit.{param}"
 
 
 async def killed_by_the_hook(w: World) -> None:
@@ -98,3 +110,35 @@ async def test_killed_before_the_escalation_was_queued_the_agent_is_still_restar
     await wait_until(fresh_started, "the restart carried through")
     assert (await world.client.get(incidents)).json()["total"] == 1
     assert world.fake.restarts == [CLOUD_AGENT]
+
+
+@pytest.mark.parametrize("world", [MID_BATCH], indirect=True)
+async def test_killed_in_the_middle_of_a_recovery_in_bulk_every_room_is_recovered_once(world: World) -> None:
+    """An outage of five rooms; the deployment runs again 7 s after its restart; the worker dies in the
+    batch that re-dispatches them, right after a re-dispatch landed (the batch's others may have too),
+    before any is recorded. The fresh worker recovers every room, each with one dispatch after the
+    deployment's return, never two live."""
+    world.fake.restart_takes[CLOUD_AGENT] = 7.0  # longer than a dispatch is given to be listed
+    after_back: list[str] = []
+
+    def on_dispatch(dispatch: Any) -> None:  # an agent answers only once its deployment runs again
+        if time.time() >= world.fake.back_at.get(CLOUD_AGENT, math.inf):
+            after_back.append(dispatch.room)
+            count = world.created(dispatch.room)
+            joins = world.agent_joins(dispatch.room, f"agent-{count}", dispatch_id=dispatch.id)
+            task = asyncio.get_running_loop().create_task(joins)
+            world.tasks.add(task)
+            task.add_done_callback(world.tasks.discard)
+
+    world.fake.on_dispatch = on_dispatch
+    for room in BULK_ROOMS:
+        await world.person_joins(room)
+    await killed_by_the_hook(world)
+    assert world.fake.restarts == [CLOUD_AGENT] and after_back  # landed, not recorded: then the kill
+
+    async def served() -> bool:
+        return all([settled("agent_active")(await world.room(room)) for room in BULK_ROOMS])
+
+    await wait_until(served, "every room's agent, the fresh worker finishing the batch's work", timeout=60)
+    assert sorted(after_back) == sorted(BULK_ROOMS)  # each room once since the deployment's return
+    assert all(len(world.fake.live_dispatches(room, AGENT)) == 1 for room in BULK_ROOMS)

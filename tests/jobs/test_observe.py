@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client import REGISTRY
+from sqlalchemy import insert, select
 
 from tests.support.jobs_world import AGENT, DEPLOYMENT, World, jobs_world
 from workers.store.incidents import Incident
 from workers.store.log_rows import ACTION_KIND
+from workers.store.models import EVENTS, OUTBOX
 from workers.store.queries import find_room
 
 ROOM = "call-42"
@@ -194,3 +196,69 @@ async def test_two_copies_of_the_agent_in_observe_mode_would_lose_one_once(tmp_p
         assert [name for name, done in await decisions(world, ROOM) if done is False] == ["Evict"]
         assert await world.phase(ROOM) == "agent_active" and world.timers() == []
         nothing_changed(world)
+
+
+async def test_after_switching_to_act_an_agent_observe_mode_spared_counts_again(tmp_path: Path) -> None:
+    # Observe mode would have removed the second copy (no incident: the room is served). In act mode it
+    # is an agent like any other: when the first copy leaves, the second one serves and no third comes.
+    async with jobs_world(tmp_path, **OBSERVE) as world:
+        await world.person_joins(ROOM)
+        await world.agent_joins(ROOM, "notetaker-1")
+        await world.agent_publishes(ROOM, "notetaker-1")
+        await world.agent_joins(ROOM, "notetaker-2")
+        await world.agent_publishes(ROOM, "notetaker-2")
+        await world.wait(60)
+        assert [name for name, done in await decisions(world, ROOM) if done is False] == ["Evict"]
+        await world.restart_worker(warden_mode="act")
+        await world.wait(1)
+        await world.agent_leaves(ROOM, "notetaker-1")
+        await world.wait(600)
+        assert world.livekit.dispatched == [] and world.livekit.evicted == []  # the copy there serves
+        assert await world.phase(ROOM) in ("agent_present", "agent_active")  # not lost: no incident
+        assert await world.incidents() == []
+
+
+async def test_a_fallback_observe_mode_decided_and_left_in_the_outbox_is_not_sent_by_act(
+    tmp_path: Path,
+) -> None:
+    # The worker died between observe mode's commit and its delivery: the row of its "would dispatch the
+    # fallback agent" is left for the sweep. Act mode, restarted, sends no fallback it did not decide.
+    async with jobs_world(tmp_path, **PROTECTING, **OBSERVE) as world:
+        world.agent_down()
+        await world.person_joins(ROOM)
+        await world.wait(120)  # the room failed in observe mode: its fallback would have been sent
+        async with world.engine.begin() as connection:
+            (row,) = await connection.execute(
+                select(EVENTS.c.event_id, EVENTS.c.data, EVENTS.c.received_at).where(
+                    EVENTS.c.name == "DispatchFallback"
+                )
+            )
+            payload = {k: v for k, v in row.data.items() if k != "carried_out"}
+            left = {"id": row.event_id, "room_sid": f"RM_{ROOM}", "kind": "DispatchFallback"}
+            await connection.execute(
+                insert(OUTBOX).values(
+                    **left, payload=payload, created_at=row.received_at, due_at=row.received_at, attempts=1
+                )
+            )
+        await world.restart_worker(warden_mode="act")
+        await world.wait(30)  # the sweep delivers what is left; act's own fallback is due much later
+        assert [agent for _, agent in world.livekit.dispatched if agent == "apology"] == []
+        async with world.engine.connect() as connection:
+            assert list(await connection.execute(select(OUTBOX.c.id))) == []  # and it is not kept
+
+
+async def test_switching_to_act_takes_over_an_incident_observe_mode_decided_nothing_not_carried_out_in(
+    tmp_path: Path,
+) -> None:
+    # Nothing to restart, its alerts sent (WARDEN_OBSERVE_ALERTS): still observe mode's incident, whose
+    # room failed by re-dispatches never made; act mode re-dispatches it.
+    async with jobs_world(tmp_path, cloud=False, warden_observe_alerts=True, **OBSERVE) as world:
+        world.agent_down()
+        await world.person_joins(ROOM)
+        await world.wait(120)
+        assert world.livekit.dispatched == []
+        await world.restart_worker(warden_mode="act")
+        await world.wait(1)
+        assert world.livekit.dispatched == [(ROOM, AGENT)]
+        (handed,) = await world.incidents()
+        assert handed.resolved_at is not None

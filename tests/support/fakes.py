@@ -15,7 +15,7 @@ timeout), `livekit.fail("observe", refused=True)` (a 4xx: final).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from workers.adapters.livekit import NOT_FOUND
@@ -64,6 +64,7 @@ class InMemoryLiveKit:
     evicted: list[tuple[str, str]] = field(default_factory=list)  # (room, identity)
     withdrawn: list[tuple[str, str]] = field(default_factory=list)  # stale dispatches deleted: (room, id)
     looked: list[str] = field(default_factory=list)  # rooms Warden asked about (`observe`)
+    observed_together: list[tuple[str, ...]] = field(default_factory=list)  # `observe_many`'s batches
     listed: list[str] = field(default_factory=list)  # rooms whose dispatches it listed alone
     asked: list[tuple[float, str]] = field(default_factory=list)  # (when, room) of each ListParticipants
     transferred: list[tuple[str, str, str]] = field(default_factory=list)  # (room, identity, to)
@@ -134,6 +135,18 @@ class InMemoryLiveKit:
         if live is None:
             return False, (), ()
         return True, tuple(live.participants.values()), tuple(live.dispatches.values())
+
+    async def observe_many(
+        self, rooms: Sequence[str], at_once: int
+    ) -> list[tuple[bool, tuple[Participant, ...], tuple[DispatchInfo, ...]] | UpstreamError]:
+        self.observed_together.append(tuple(rooms))
+        found: list[tuple[bool, tuple[Participant, ...], tuple[DispatchInfo, ...]] | UpstreamError] = []
+        for room in rooms:
+            try:
+                found.append(await self.observe(room))
+            except UpstreamError as exc:
+                found.append(exc)
+        return found
 
     async def list_rooms(self) -> list[tuple[str, str]]:
         self.failures.check("list_rooms")

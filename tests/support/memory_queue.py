@@ -10,7 +10,7 @@ job back, deferred, with its try counted. Who runs the jobs, and when, is the te
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +43,7 @@ class MemoryQueue:
         self.running: dict[str, QueuedJob] = {}
         self.kept: dict[str, float] = {}  # job id -> until when its result is kept
         self.refused: list[str] = []  # ids refused as already known, in order
+        self.held: dict[str, float] = {}  # job id -> until when it is held (`hold`)
 
     async def enqueue(
         self,
@@ -54,12 +55,35 @@ class MemoryQueue:
         room: str = "",
     ) -> bool:
         now = self.clock()
-        if job_id in self.queued or job_id in self.running or self.kept.get(job_id, now) > now:
+        if self._known(job_id, now):
             self.refused.append(job_id)
             return False
         due = now if defer_until is None else max(now, defer_until)
         self.queued[job_id] = QueuedJob(function, job_id, args, due, priority)
         return True
+
+    def _known(self, job_id: str, now: float) -> bool:
+        return (
+            job_id in self.queued
+            or job_id in self.running
+            or self.kept.get(job_id, now) > now
+            or self.held.get(job_id, now) > now
+        )
+
+    async def hold(
+        self, function: str, jobs: Sequence[tuple[str, tuple[Any, ...]]], seconds: float
+    ) -> list[bool]:
+        now, held = self.clock(), []
+        for job_id, _ in jobs:
+            free = not self._known(job_id, now)
+            if free:
+                self.held[job_id] = now + seconds
+            held.append(free)
+        return held
+
+    async def release(self, job_ids: Sequence[str]) -> None:
+        for job_id in job_ids:
+            self.held.pop(job_id, None)
 
     def next_due(self) -> float | None:
         """When the next queued job is due (None: nothing queued)."""

@@ -61,8 +61,9 @@ def main(argv: list[str]) -> int:
         print(
             f"tests: started a private PostgreSQL on 127.0.0.1:{private.port} ({private.datadir})", flush=True
         )
-    # A Ctrl-C reaches pytest (same process group); this process waits for it, then cleans up.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A Ctrl-C reaches pytest (same process group); this process waits for it, then cleans up. Not
+    # SIG_IGN: an ignored signal stays ignored across exec, and pytest would never hear the Ctrl-C.
+    signal.signal(signal.SIGINT, _waits)
     try:
         if any(not arg.startswith("-") and (ROOT / arg.split("::")[0]).exists() for arg in argv):
             return subprocess.run([sys.executable, "-m", "pytest", *argv], check=False).returncode
@@ -70,6 +71,10 @@ def main(argv: list[str]) -> int:
     finally:
         if private is not None:
             private.stop()
+
+
+def _waits(signum: int, frame: object) -> None:
+    """Ctrl-C in this process: nothing, it waits for its pytest processes (which end on it)."""
 
 
 def shards(paths: list[str], count: int) -> list[list[str]]:
@@ -182,7 +187,8 @@ def _whole_suite(options: list[str]) -> int:
 
 
 def _summary(planned: list[Shard], codes: list[int]) -> int:
-    """Print each tier's counts, each shard's, and the whole run's; the first failing shard's status."""
+    """Print each tier's counts, each shard's, and the whole run's; the first failing shard's status (1
+    when none failed but one wrote no report)."""
     tiers: dict[str, Counter[str]] = {}
     lines = []
     for shard, code in zip(planned, codes, strict=True):
@@ -192,6 +198,8 @@ def _summary(planned: list[Shard], codes: list[int]) -> int:
         for tier, tier_counts in _by_tier(shard.junit).items():
             tiers.setdefault(tier, Counter()).update(tier_counts)
         status = "" if code == 0 else f", exit status {code}"
+        if not shard.junit.exists():
+            status += f", no report ({shard.junit.relative_to(ROOT)})"
         lines.append(f"tests:   shard {shard.name}: {_said(counts)} in {shard.took:.0f} s{status}")
     for tier in ("unit", "jobs", "component", "e2e"):
         if tier in tiers:
@@ -202,7 +210,8 @@ def _summary(planned: list[Shard], codes: list[int]) -> int:
         total.update(_counts(shard.junit))
     total["failed"] = max(total["failed"], sum(1 for code in codes if code))
     print(f"tests: {_said(total)}", flush=True)
-    return next((code for code in codes if code), 0)
+    unreported = any(not shard.junit.exists() for shard in planned)  # its tests' fate is unknown
+    return next((code for code in codes if code), 1 if unreported else 0)
 
 
 def _said(counts: Counter[str]) -> str:

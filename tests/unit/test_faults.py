@@ -40,3 +40,17 @@ def test_a_marker_left_by_an_earlier_kill_disarms_it(monkeypatch: pytest.MonkeyP
     (tmp_path / "marker").touch()
     armed(monkeypatch, f"after_commit.ReportFailed:{tmp_path / 'marker'}")
     faults.after_commit([DEADLINE, Pending("EV_1#1", "RM_1", ReportFailed("refused", 0))])  # still alive
+
+
+def test_mid_batch_fires_only_when_armed_for_it_and_not_twice(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    kills: list[int] = []
+    monkeypatch.setattr(faults.os, "kill", lambda pid, _signal: kills.append(pid))
+    armed(monkeypatch, f"after_commit:{tmp_path / 'marker'}")
+    faults.mid_batch()  # armed for another point
+    assert kills == [] and not (tmp_path / "marker").exists()
+    armed(monkeypatch, f"mid_batch:{tmp_path / 'marker'}")
+    faults.mid_batch()
+    faults.mid_batch()  # the marker disarms it
+    assert len(kills) == 1 and (tmp_path / "marker").exists()

@@ -9,7 +9,7 @@ SDK's region failover is off, so that retries (and their backoff) stay with the 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, TypeVar
 
 import aiohttp
@@ -28,6 +28,7 @@ from livekit.api import (
 from livekit.api.twirp_client import ServerError
 from livekit.protocol.models import DataPacket, ParticipantInfo
 
+from workers.adapters.existence import RoomsListed
 from workers.adapters.tokens import Tokens
 from workers.adapters.webhook import (
     AGENT_NAME_ATTRIBUTES,
@@ -43,11 +44,18 @@ T = TypeVar("T")
 NOT_FOUND = "not_found"
 TRANSFER_TIMEOUT = 30.0  # seconds a transfer may take: it dials
 ErrorCallback = Callable[[str], None]
+Observed = tuple[bool, tuple[Participant, ...], tuple[DispatchInfo, ...]]  # exists, participants, dispatches
 
 
 class Presence(Protocol):
-    async def observe(self, room: str) -> tuple[bool, tuple[Participant, ...], tuple[DispatchInfo, ...]]:
+    async def observe(self, room: str) -> Observed:
         """(room exists, participants, dispatches) as LiveKit sees them now."""
+        ...
+
+    async def observe_many(self, rooms: Sequence[str], at_once: int) -> list[Observed | UpstreamError]:
+        """`observe` of each room, as one `ListRooms` for all of them and then the participants and
+        dispatches of each room LiveKit has, `at_once` rooms at a time (two calls each); a room's
+        failure is its own (the `UpstreamError` in its place)."""
         ...
 
     async def list_rooms(self) -> list[tuple[str, str]]:
@@ -142,13 +150,36 @@ class LiveKitRooms:
         self.tokens.install([self._api.room, self._api.agent_dispatch, self._api.sip])
         self._timeout = timeout
         self._on_error = on_error
+        self._listed = RoomsListed(self._named)
 
     async def aclose(self) -> None:
         await self._api.aclose()
 
-    async def observe(self, room: str) -> tuple[bool, tuple[Participant, ...], tuple[DispatchInfo, ...]]:
+    async def observe(self, room: str) -> Observed:
         if not await self._exists(room):
             return False, (), ()
+        return await self._inside(room)
+
+    async def observe_many(self, rooms: Sequence[str], at_once: int) -> list[Observed | UpstreamError]:
+        try:
+            there = await self._named(rooms)
+        except UpstreamError as exc:
+            return [exc] * len(rooms)
+        gate = asyncio.Semaphore(at_once)
+
+        async def one(room: str) -> Observed | UpstreamError:
+            if room not in there:
+                return False, (), ()
+            async with gate:
+                try:
+                    return await self._inside(room)
+                except UpstreamError as exc:
+                    return exc
+
+        return list(await asyncio.gather(*(one(room) for room in rooms)))
+
+    async def _inside(self, room: str) -> Observed:
+        """Who is in a room LiveKit has just listed, and its dispatches."""
         asked = await asyncio.gather(
             self._call(self._api.room.list_participants(ListParticipantsRequest(room=room))),
             self._call(self._api.agent_dispatch.list_dispatch(room)),
@@ -167,9 +198,12 @@ class LiveKitRooms:
     async def _exists(self, room: str) -> bool:
         """Does LiveKit have the room now? livekit-server answers `ListParticipants` for a room it does
         not have with an empty list (and `ListDispatch` with a 503 after 3 s), so only `ListRooms` with
-        the room's name tells (in milliseconds)."""
-        listed = await self._call(self._api.room.list_rooms(ListRoomsRequest(names=[room])))
-        return any(r.name == room for r in listed.rooms)
+        the room's name tells (in milliseconds); concurrent checks share one (`existence`)."""
+        return await self._listed.has(room)
+
+    async def _named(self, rooms: Sequence[str]) -> set[str]:
+        listed = await self._call(self._api.room.list_rooms(ListRoomsRequest(names=list(rooms))))
+        return {r.name for r in listed.rooms}
 
     async def _call(self, request: Awaitable[T]) -> T:
         return await call(request, self._timeout, on_error=self._on_error)

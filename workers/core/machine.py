@@ -169,7 +169,10 @@ def _policy(room: Room, view: AgentView, policy: Policy) -> Policy:
     """The policy an agent's part is moved by: its agent's name; the room's own watch counts no agent."""
     if room.watch is not None and not view.agent:
         return replace(policy, agent_name="", discovering=True)
-    return replace(policy, agent_name=view.agent, spared=frozenset(view.spared))
+    # Spared agents are observe mode's alone: in act mode (after the switch) each counts again, and act
+    # judges it afresh (a second copy removed, a stuck one too), rather than re-dispatching beside it.
+    spared = frozenset(view.spared) if policy.observing else frozenset()
+    return replace(policy, agent_name=view.agent, spared=spared)
 
 
 def recover(room: Room, event: Event, policy: Policy) -> Room:
@@ -270,6 +273,8 @@ def transition(room: Room, event: Event, *, now: float, rules: Rules) -> Decisio
     follow from what changed."""
     caller = event.participant is not None and event.participant.is_caller
     policy, rule = rules.policy_for(room.name or event.room_name, room.sip or caller)
+    if rules.observe:
+        policy = replace(policy, observing=True)
     after = expect(replace(room, sip=room.sip or caller, updated_at=now), rule)
     concerned, seen = _target(after, event), event
     if concerned is not None and concerned is after.watch and event.kind is EventKind.PRESENCE_OBSERVED:

@@ -23,11 +23,15 @@ The rules, in plain words.
    "would restart" stays in `restarting` (nothing lands) and the sweep takes nothing up in observe
    mode (no lease of its own to take up): "would restart" once per outage, as act restarts once.
 3. Switching to act needs a restart of the worker only: a part failed in observe mode was failed by
-   re-dispatches never made, so the open incidents whose log holds a line not carried out are handed
-   over (`workers.escalation.agents.Incidents.hand_over`): their waiting rooms get a fresh start at
-   once that forgets what observe mode decided for them and did not make (`unobserved`: a fallback
-   never sent would otherwise never be sent, a status never told never told), and the incident is
-   resolved as observed; act decides afresh from there.
+   re-dispatches never made, so the open incidents observe mode opened (a line of their log says so:
+   one with nothing to restart and its alerts sent has no line not carried out) or whose log holds a
+   line not carried out are handed over (`workers.escalation.agents.Incidents.hand_over`): their
+   waiting rooms get a fresh start at once that forgets what observe mode decided for them and did
+   not make (`unobserved`: a fallback never sent would otherwise never be sent, a status never told
+   never told), and the incident is resolved as observed; act decides afresh from there. An agent
+   observe mode spared counts again in act mode, wherever it is (`machine`: `Policy.observing`): act
+   judges it afresh, a room with no incident included (a second copy spared, the first one gone: the
+   spared one serves).
 """
 
 from __future__ import annotations

@@ -49,6 +49,7 @@ class Policy:
     fallback_transfer_to: str = field(default="", repr=False)  # a SIP caller goes there (personal data)
     notify_room: bool = False  # the room is told on topic `warden.status`
     spared: frozenset[str] = frozenset()  # the part's `AgentView.spared`: not ours (`observing`, rule 1)
+    observing: bool = False  # observe mode (`Rules.observe`): only then is a part's `spared` not ours
 
     def counts(self, agent_name: str) -> bool:
         """Is an agent of this name "ours"? An agent that gives no name counts, so none is double-booked."""

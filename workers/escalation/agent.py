@@ -228,6 +228,11 @@ class AgentIncidents:
         self._known = (applied.incident.id, applied.incident.state, joined | {sid for sid, _ in rooms})
         if any(isinstance(d, Note) and d.action == "opened" for d in applied.decisions):
             log.error("incident %s opened for agent %s: %s", applied.incident.id, self.agent, report.reason)
+            if self.incident_policy.observe:  # act mode hands it over, whatever it decided (`observing`)
+                line = "opened in observe mode: nothing it decides is carried out"
+                await incidents.note(
+                    self.engine, applied.incident.id, report.at, incidents.OBSERVE_MODE, line
+                )
         return applied
 
     async def _settle(self, room_sid: str) -> None:

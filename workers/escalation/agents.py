@@ -12,8 +12,9 @@ incident machine claims it once for all of them, and its outcome moves each of t
 
 from __future__ import annotations
 
+import asyncio
 import copy
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Protocol
 
@@ -42,11 +43,18 @@ from workers.store.outbox import Pending
 
 
 class FreshStart(Protocol):
-    """A fresh start of room `sid` (`name`) for `agent` after incident `incident_id`'s restart, re-checked
-    `wait` seconds on (None: the restart grace); `observed`: act mode taking over from observe mode."""
+    """A fresh start of each waiting room of `rooms` ((sid, name)) for `agent` after incident
+    `incident_id`'s restart, re-checked `wait` seconds on (None: the restart grace; 0: at once, in bulk);
+    `observed`: act mode taking over from observe mode."""
 
     def __call__(
-        self, sid: str, name: str, incident_id: str, agent: str, wait: float | None, *, observed: bool = False
+        self,
+        rooms: Sequence[tuple[str, str]],
+        incident_id: str,
+        agent: str,
+        wait: float | None,
+        *,
+        observed: bool = False,
     ) -> Awaitable[None]: ...
 
 
@@ -109,8 +117,8 @@ class Incidents:
             names=routes.names(),
         )
 
-        async def fresh_start(sid: str, name: str, incident_id: str, wait: float | None) -> None:
-            await self.fresh_start(sid, name, incident_id, agent, wait)
+        async def fresh_start(rooms: Sequence[tuple[str, str]], incident_id: str, wait: float | None) -> None:
+            await self.fresh_start(rooms, incident_id, agent, wait)
 
         made = AgentIncidents(
             engine=self.engine,
@@ -224,8 +232,7 @@ class Incidents:
         decides afresh, its own incident, restart and alerts included."""
         for incident_id, agent in await incidents.observed_open(self.engine):
             waiting = await incidents.waiting_rooms(self.engine, agent)
-            for sid, name in waiting:
-                await self.fresh_start(sid, name, incident_id, agent, 0.0, observed=True)
+            await self.fresh_start(waiting, incident_id, agent, 0.0, observed=True)
             line = f"observed (Warden now acts): {len(waiting)} waiting room(s) looked at afresh"
             await incidents.hand_over(self.engine, incident_id, self.clock(), line)
             await self.for_agent(agent).window.forget()
@@ -265,17 +272,31 @@ class Incidents:
             policy_of=lambda agent: self.for_agent(agent).incident_policy,
             rows_of=lambda agent: self.for_agent(agent).rows,
         )
-        watching: list[tuple[AgentIncidents, str]] = []
-        for step in applied:
-            agent = self.for_agent(step.incident.agent_name)
-            await agent.carry(step)
-            if WatchComeback() in step.decisions:
-                watching.append((agent, step.incident.id))
+        watching = [
+            (self.for_agent(step.incident.agent_name), step.incident.id)
+            for step in applied
+            if WatchComeback() in step.decisions
+        ]
         cloud = watching[0][0].cloud if watching else None
-        if cloud is None:
+        first = watching[0][0] if watching else None
+        # The deployment is watched from now on, while the steps are carried out (the waiting rooms'
+        # fresh starts take seconds with a thousand rooms: a watch begun after them could see the
+        # deployment running from its first poll, and tell nothing); its return is acted on after them.
+        watch = (
+            asyncio.create_task(comeback.when_back(cloud, first.agent, first.policy.restart_grace))
+            if cloud is not None and first is not None
+            else None
+        )
+        try:
+            for step in applied:
+                await self.for_agent(step.incident.agent_name).carry(step)
+        except BaseException:
+            if watch is not None:
+                watch.cancel()
+            raise
+        if watch is None:
             return
-        first = watching[0][0]
-        back = await comeback.when_back(cloud, first.agent, first.policy.restart_grace)
+        back = await watch
         if back is not None:
             for agent, watched in watching:
                 await agent.back(watched, back)

@@ -1,8 +1,9 @@
 """After a restart: the rooms waiting get a fresh start, and, for a LiveKit Cloud agent, Warden watches
 its deployment come back instead of waiting the whole grace.
 
-`fresh_start_all` gives every waiting room its fresh start (`EventKind.AGENT_RESTARTED`), many at a time
-so that their writes share commits. `when_back` polls `ListAgents` every `POLL_SECONDS` after
+`fresh_start_all` gives every waiting room its fresh start (`EventKind.AGENT_RESTARTED`), all of them
+in one call (`workers.jobs.rooms.bulk`: in batches whose writes share commits; once the deployment is
+back, re-checked and re-dispatched in batches too). `when_back` polls `ListAgents` every `POLL_SECONDS` after
 `RestartAgent` and says when the deployment, having reported no running replica since the restart,
 reports one: then the rooms get a second fresh start with no wait, re-checked and re-dispatched at once.
 `WARDEN_RESTART_GRACE_SECONDS` stays the upper bound: a deployment that reports running replicas from
@@ -16,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -26,10 +27,10 @@ from workers.store import incidents
 
 log = logging.getLogger("warden.escalation")
 
-POLL_SECONDS = 1.0
-AT_ONCE = 50  # fresh starts under way together (their writes share a group commit)
+POLL_SECONDS = 0.5  # a return seen half a second after it at most; 40 ListAgents calls in a 20-s grace
 
-FreshStart = Callable[[str, str, str, float | None], Awaitable[None]]  # sid, name, incident id, wait
+# the waiting rooms (sid, name), the incident id, the wait
+FreshStart = Callable[[Sequence[tuple[str, str]], str, float | None], Awaitable[None]]
 
 
 async def fresh_start_all(
@@ -46,9 +47,8 @@ async def fresh_start_all(
     waiting = await incidents.waiting_rooms(engine, agent_name)
     # Every room still waiting for the agent is part of the outage, and of its resolution.
     await incidents.open_or_join(engine, agent_name, "waiting at the restart", waiting, now)
-    for first in range(0, len(waiting), AT_ONCE):
-        chunk = waiting[first : first + AT_ONCE]
-        await asyncio.gather(*(fresh_start(sid, name, incident_id, wait) for sid, name in chunk))
+    if waiting:
+        await fresh_start(waiting, incident_id, wait)
     return len(waiting)
 
 

@@ -23,6 +23,8 @@ holds the queue. A room of ordinary pace
 from __future__ import annotations
 
 import asyncio
+import secrets
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from arq.connections import ArqRedis
@@ -70,6 +72,34 @@ end
 return queued
 """.replace("KEEP_MS", str(ROOM_SCORE_KEEP_MS))
 
+# Hold job ids without queueing them (`Enqueuer.hold`). KEYS: each job's job key and result key; ARGV:
+# the time to live (ms), then each job's serialized job. A held id is refused by `ENQUEUE` as a job
+# queued or running is. Returns 1 (held) or 0 (a job of that id is known) per job.
+HOLD = """
+local held = {}
+for i = 1, #KEYS / 2 do
+  if redis.call('EXISTS', KEYS[2 * i - 1], KEYS[2 * i]) > 0 then
+    held[i] = 0
+  else
+    redis.call('PSETEX', KEYS[2 * i - 1], ARGV[1], ARGV[i + 1])
+    held[i] = 1
+  end
+end
+return held
+"""
+# Release held ids: each job key is deleted only if it still holds what `HOLD` wrote (once a hold ran
+# out, the id may be a real job's again, which must stay). KEYS: job keys; ARGV: what was written.
+RELEASE = """
+local n = 0
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[i] then
+    redis.call('DEL', KEYS[i])
+    n = n + 1
+  end
+end
+return n
+"""
+
 
 class JobQueue(Protocol):
     """What queues Warden's jobs: `Enqueuer` on ARQ's Redis (the jobs tier of the tests has one in memory)."""
@@ -88,6 +118,19 @@ class JobQueue(Protocol):
         module's doc); False when that job id is already known."""
         ...
 
+    async def hold(
+        self, function: str, jobs: Sequence[tuple[str, tuple[Any, ...]]], seconds: float
+    ) -> list[bool]:
+        """Hold each job id of `jobs` ((id, args) of `function`'s jobs) for `seconds` at most, without
+        queueing it: while held, `enqueue` refuses it as it refuses a job queued or running, so that
+        work done outside the queue (`workers.jobs.rooms.bulk`) is single-flight with the job of that
+        id. False for an id already known (its job is queued or running: the work is its)."""
+        ...
+
+    async def release(self, job_ids: Sequence[str]) -> None:
+        """Give up the holds on `job_ids` (one that ran out is left as it is)."""
+        ...
+
 
 class Enqueuer:
     """`enqueue(function, job_id, *args)`: True when queued, False when that job id is already known.
@@ -102,6 +145,8 @@ class Enqueuer:
     ) -> None:
         self._redis, self._queue_name, self._spacing = redis, queue_name, room_spacing_ms
         self._script = redis.register_script(ENQUEUE)
+        self._hold, self._release = redis.register_script(HOLD), redis.register_script(RELEASE)
+        self._held: dict[str, bytes] = {}  # held job id -> what its job key holds
         self._waiting: list[tuple[list[Any], asyncio.Future[bool]]] = []
         self._sender: asyncio.Task[None] | None = None
 
@@ -129,6 +174,29 @@ class Enqueuer:
         if self._sender is None or self._sender.done():
             self._sender = asyncio.create_task(self._send())
         return await future
+
+    async def hold(
+        self, function: str, jobs: Sequence[tuple[str, tuple[Any, ...]]], seconds: float
+    ) -> list[bool]:
+        if not jobs:
+            return []
+        now, serializer = timestamp_ms(), self._redis.job_serializer
+        # the job each hold stands for, marked as a hold's own (never queued, so never run): a job queued
+        # under the id once the hold ran out differs from it, even within the same millisecond
+        mark = {"held": secrets.token_hex(8)}
+        values = [serialize_job(function, args, mark, None, now, serializer=serializer) for _, args in jobs]
+        keys = [key for job_id, _ in jobs for key in (job_key_prefix + job_id, result_key_prefix + job_id)]
+        replies = await self._hold(keys=keys, args=[round(seconds * 1000), *values])
+        for (job_id, _), value, reply in zip(jobs, values, replies, strict=True):
+            if reply:
+                self._held[job_id] = value
+        return [bool(reply) for reply in replies]
+
+    async def release(self, job_ids: Sequence[str]) -> None:
+        mine = [(job_id, self._held.pop(job_id)) for job_id in job_ids if job_id in self._held]
+        if mine:
+            keys = [job_key_prefix + job_id for job_id, _ in mine]
+            await self._release(keys=keys, args=[value for _, value in mine])
 
     async def _send(self) -> None:
         while self._waiting:

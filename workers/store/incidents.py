@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Float, String, func, insert, literal, select, update
+from sqlalchemy import Float, String, func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workers.core.incident import IncidentPolicy, IncidentState, Report, Signal
@@ -245,15 +245,24 @@ async def open_agents(engine: AsyncEngine) -> list[str]:
         return sorted({str(name) for (name,) in rows})
 
 
+OBSERVE_MODE = "observe mode"  # the log line of an incident opened in observe mode (`observed_open`)
+
+
 async def observed_open(engine: AsyncEngine) -> list[tuple[str, str]]:
-    """(id, agent) of the open incidents whose log holds a decision observe mode did not carry out."""
+    """(id, agent) of the open incidents observe mode opened, or whose log holds a decision it did not
+    carry out (an incident opened in act mode and continued in observe mode)."""
     async with engine.connect() as connection:
         rows = await connection.execute(
             select(INCIDENTS.c.id, INCIDENTS.c.agent_name)
             .where(
                 INCIDENTS.c.open_key.is_not(None),
                 INCIDENTS.c.id.in_(
-                    select(INCIDENT_ACTIONS.c.incident_id).where(INCIDENT_ACTIONS.c.carried_out.is_(False))
+                    select(INCIDENT_ACTIONS.c.incident_id).where(
+                        or_(
+                            INCIDENT_ACTIONS.c.carried_out.is_(False),
+                            INCIDENT_ACTIONS.c.action == OBSERVE_MODE,
+                        )
+                    )
                 ),
             )
             .order_by(INCIDENTS.c.id)

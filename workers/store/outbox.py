@@ -44,7 +44,7 @@ from workers.core.room import (
     action_to_dict,
 )
 from workers.store.engine import writing
-from workers.store.models import OUTBOX
+from workers.store.models import EVENTS, OUTBOX
 
 log = logging.getLogger("warden.outbox")
 
@@ -227,3 +227,15 @@ async def failed(engine: AsyncEngine, pending: Pending, now: float, error: str) 
             .where(OUTBOX.c.id == pending.id)
             .values(lease_until=retry_at, last_error=error[:512])
         )
+
+
+async def not_carried_out(engine: AsyncEngine, ids: Sequence[str]) -> set[str]:
+    """Of the notices `ids`, those the room's log records as decided and not carried out (observe mode's,
+    `workers.core.observing`; a notice's id is its decision's in the log): no order for act mode."""
+    if not ids:
+        return set()
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            select(EVENTS.c.event_id, EVENTS.c.data).where(EVENTS.c.event_id.in_(list(ids)))
+        )
+        return {str(i) for i, data in rows if isinstance(data, dict) and data.get("carried_out") is False}

@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workers.core.errors import UpstreamError
+from workers.core.observing import ACTING
 from workers.core.outgoing import Alert, DeployHook, IncidentEvent
 from workers.core.room import ReportBreach, ReportFailed, ReportRecovered, Room, action_to_dict
 from workers.jobs.rooms.effects import Effects
@@ -108,10 +109,20 @@ async def deliver_overdue(
     effects: Effects, engine: AsyncEngine, delivered: Delivered, *, lease: float = outbox.LEASE_SECONDS
 ) -> int:
     """The sweep's part: lease what is left in the outbox (for `lease` seconds) and deliver it; returns
-    how many were sent."""
+    how many were sent. In act mode, a notice observe mode decided (not carried out in the room's log)
+    is dropped unsent: act decides afresh (`workers.core.observing`, rule 3)."""
     sent: list[str] = []
+    dropped: list[str] = []
     calls = 0
-    for notice in await outbox.due(engine, effects.clock(), lease=lease):
+    due = await outbox.due(engine, effects.clock(), lease=lease)
+    # left behind by observe mode (its worker died before delivering): act mode decides afresh
+    acting = [n.id for n in due if isinstance(n.action, ACTING)] if not effects.rules.observe else []
+    observed = await outbox.not_carried_out(engine, acting)
+    for notice in due:
+        if notice.id in observed:
+            log.info("%s %s: decided in observe mode, not carried out now", notice.action_name, notice.id)
+            dropped.append(notice.id)
+            continue
         room = None if notice.outgoing else await load_room(engine, notice.room_sid)
         try:
             await send(effects, notice, room)
@@ -127,5 +138,5 @@ async def deliver_overdue(
             calls += 1
         else:
             sent.append(notice.id)
-    delivered.add(sent)
+    delivered.add(sent + dropped)
     return len(sent) + calls

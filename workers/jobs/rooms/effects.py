@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
-from workers.adapters.livekit import NOT_FOUND, Dispatcher, Presence, Protector
+from workers.adapters.livekit import NOT_FOUND, Dispatcher, Observed, Presence, Protector
 from workers.core.errors import UpstreamError
 from workers.core.events import Event, EventKind, Fact, internal
 from workers.core.fallback import FAILED_REASON
@@ -157,11 +157,7 @@ class Effects:
                 return None
             case CheckPresence(attempt=attempt):
                 observed = await self._refusable(self.presence.observe(room.name))
-                if isinstance(observed, UpstreamError):
-                    return self._failed(room, agent, attempt, observed)
-                exists, participants, dispatches = observed
-                fact = Fact(attempt, self.clock(), exists, participants, dispatches, agent=agent)
-                return self._event(room, EventKind.PRESENCE_OBSERVED, fact)
+                return self.presence_answer(room, agent, attempt, observed)
             case Evict(attempt=attempt, identity=identity):
                 evicted = await self._refusable(self.dispatcher.evict(room.name, identity))
                 if isinstance(evicted, UpstreamError):
@@ -179,6 +175,16 @@ class Effects:
                 fact = Fact(attempt=attempt, at=self.clock(), dispatch_id=dispatched, agent=agent)
                 return self._event(room, EventKind.AGENT_DISPATCHED, fact)
         raise TypeError(f"unknown action {action!r}")
+
+    def presence_answer(
+        self, room: Room, agent: str, attempt: int, observed: Observed | UpstreamError
+    ) -> Event:
+        """The answer to `CheckPresence(attempt)` for `agent`: what LiveKit said (a refusal: failed)."""
+        if isinstance(observed, UpstreamError):
+            return self._failed(room, agent, attempt, observed)
+        exists, participants, dispatches = observed
+        fact = Fact(attempt, self.clock(), exists, participants, dispatches, agent=agent)
+        return self._event(room, EventKind.PRESENCE_OBSERVED, fact)
 
     async def _observed(self, action: Action, room: Room, agent: str) -> Event | None:
         """Observe mode, the one gate of a room's actions that change LiveKit (`workers.core.observing`):

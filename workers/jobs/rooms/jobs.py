@@ -56,6 +56,20 @@ async def _ask(ctx: dict[str, Any], question: Action, room: Room) -> Event | Non
         ) from exc
 
 
+def next_question(room: Room | None, attempt: int) -> Action | None:
+    """The next question to LiveKit (check presence, evict, re-dispatch) of the room's deadline `attempt`
+    (None: nothing left to ask, or the deadline is over)."""
+    found = room.for_attempt(attempt) if room is not None else None
+    if found is None:
+        return None
+    questions = (
+        a
+        for a in pending_actions(found)
+        if isinstance(a, CheckPresence | Evict | Redispatch) and a.attempt == attempt
+    )
+    return next(questions, None)
+
+
 async def on_deadline(ctx: dict[str, Any], room_sid: str, attempt: int) -> str:
     """Job: a room's deadline `attempt` is due (attempts are numbered room-wide: it is one expected
     agent's). Ask LiveKit, then act on the answer, step by step."""
@@ -88,17 +102,10 @@ async def on_deadline(ctx: dict[str, Any], room_sid: str, attempt: int) -> str:
                     batch.append((answer, clock()))
         current = (await record(ctx, batch)).room
     for _ in range(MAX_STEPS):
-        found = current.for_attempt(attempt) if current is not None else None
-        if current is None or found is None:
+        step = next_question(current, attempt)
+        if current is None or step is None:
             break
-        questions = [
-            a
-            for a in pending_actions(found)
-            if isinstance(a, CheckPresence | Evict | Redispatch) and a.attempt == attempt
-        ]
-        if not questions:
-            break
-        answer = await _ask(ctx, questions[0], current)
+        answer = await _ask(ctx, step, current)
         if answer is None:
             break
         current = (await record(ctx, [(answer, clock())])).room

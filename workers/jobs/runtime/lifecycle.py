@@ -22,8 +22,8 @@ from workers.escalation.alert_routes import EventRoute
 from workers.escalation.policy import Alerter, OutagePolicy, Restarter
 from workers.jobs.canaries.runner import Canaries
 from workers.jobs.delivery.outbox import Delivered
+from workers.jobs.rooms.bulk import fresh_starts
 from workers.jobs.rooms.effects import Effects
-from workers.jobs.rooms.jobs import fresh_start
 from workers.jobs.runtime.context import CONTEXT_KEY, WorkerContext, context
 from workers.jobs.runtime.metrics import count_livekit_error
 from workers.queue.enqueue import Enqueuer, JobQueue
@@ -195,8 +195,8 @@ async def startup(
             engine,
             outside,
             clock=clock,
-            fresh_start=lambda sid, name, incident, agent, wait, *, observed=False: fresh_start(
-                ctx, sid, name, incident, agent, wait, observed=observed
+            fresh_start=lambda rooms, incident, agent, wait, *, observed=False: fresh_starts(
+                ctx, rooms, incident, agent, wait, observed=observed
             ),
         )
         effects = Effects(

@@ -1,0 +1,37 @@
+"""`make test`'s shards (`tests.support.run`): each its own Redis database and reports, every module in
+exactly one shard, and a run that cannot vouch for a shard's tests fails."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support import run
+
+
+def test_every_module_in_one_shard_each_shard_its_own_redis_database_and_reports() -> None:
+    planned = run.plan(3, 3)
+    assert len({s.redis_db for s in planned}) == len(planned)
+    assert all(run.FIRST_REDIS_DB <= s.redis_db <= run.LAST_REDIS_DB for s in planned)
+    assert len({s.name for s in planned}) == len({s.junit for s in planned}) == len(planned)
+    paths = [p for s in planned for p in s.paths]
+    assert len(paths) == len(set(paths))
+    e2e = sorted(f"tests/e2e/{p.name}" for p in (run.TESTS / "e2e").glob("test_*.py"))
+    assert sorted(p for p in paths if p.startswith("tests/e2e/")) == e2e
+
+
+def test_a_shard_that_ended_well_but_wrote_no_report_fails_the_run(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(run, "LOGS", tmp_path)
+    monkeypatch.setattr(run, "ROOT", tmp_path.parent)
+    reported, silent = run.Shard("fast", ["tests/unit"], 9), run.Shard("e2e", ["tests/e2e"], 10)
+    case = '<testcase classname="tests.unit.test_x" name="test_y"/>'
+    reported.junit.write_text(f"<testsuites><testsuite>{case}</testsuite></testsuites>")
+    assert run._summary([reported, silent], [0, 0]) != 0
+    said = capsys.readouterr().out
+    assert "shard e2e: 0 passed, 1 failed, 0 skipped" in said and "no report" in said
+    assert "tests: 1 passed, 1 failed, 0 skipped" in said
+    silent.junit.write_text(reported.junit.read_text())
+    assert run._summary([reported, silent], [0, 0]) == 0
