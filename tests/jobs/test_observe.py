@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import insert, select
 
@@ -262,3 +263,35 @@ async def test_switching_to_act_takes_over_an_incident_observe_mode_decided_noth
         assert world.livekit.dispatched == [(ROOM, AGENT)]
         (handed,) = await world.incidents()
         assert handed.resolved_at is not None
+
+
+@pytest.mark.parametrize("observe_alerts", [True, False])
+async def test_switching_to_act_resolves_the_alerts_observe_mode_sent_and_only_those(
+    tmp_path: Path, observe_alerts: bool
+) -> None:
+    # With WARDEN_OBSERVE_ALERTS the "opened" alert went out on Slack and the incident webhook: the hand-
+    # over says "resolved" there, else they keep an open alert for ever. Without it, nothing went out, so
+    # nothing is said.
+    async with jobs_world(
+        tmp_path, warden_outage_rooms=1, warden_observe_alerts=observe_alerts, **OBSERVE
+    ) as world:
+        world.agent_down()
+        await world.person_joins(ROOM)
+        await world.wait(60)
+        (observed,) = await world.incidents()
+        opened = ["opened"] if observe_alerts else []
+        assert world.webhook.said() == opened and len(world.alerts.sent) == len(opened)
+        await world.restart_worker(warden_mode="act")
+        await world.wait(5)
+        (handed,) = [i for i in await world.incidents() if i.id == observed.id]
+        assert handed.resolved_at is not None
+        if observe_alerts:
+            assert world.webhook.said() == ["opened", "resolved"]
+            assert world.webhook.sent[-1].incident_id == observed.id
+            assert len(world.alerts.sent) == 2 and f"{observed.id} resolved" in world.alerts.sent[-1]
+            assert "observe mode" in world.alerts.sent[-1]
+            assert ("incident webhook resolved", "incident webhook answered HTTP 200 (attempt 1)", True) in (
+                log(handed)
+            )
+        else:
+            assert world.webhook.said() == [] and world.alerts.sent == []
