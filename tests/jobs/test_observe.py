@@ -295,3 +295,32 @@ async def test_switching_to_act_resolves_the_alerts_observe_mode_sent_and_only_t
             )
         else:
             assert world.webhook.said() == [] and world.alerts.sent == []
+
+
+async def test_a_notice_act_mode_decided_and_observe_mode_delivered_says_it_was_not_carried_out(
+    tmp_path: Path,
+) -> None:
+    # Act mode decides to tell the room; LiveKit is unavailable, so the notice waits in the outbox. The
+    # worker restarts in observe mode, whose sweep delivers it: nothing is sent, and the timeline says so.
+    async with jobs_world(tmp_path, **PROTECTING) as world:
+        world.agent_down()
+        world.livekit.fail("send_data", times=1000)
+        await world.person_joins(ROOM)
+        await world.wait(61)  # failed at 60 s: the fallback dispatched, the room's notices left behind
+        assert ("SendStatus", True) in await decisions(world, ROOM) and world.livekit.sent == []
+        async with world.engine.connect() as connection:
+            left = [kind for (kind,) in await connection.execute(select(OUTBOX.c.kind))]
+        assert left and set(left) == {"SendStatus"}
+        await world.restart_worker(warden_mode="observe")
+        world.livekit.failures.planned.clear()
+        await world.wait(30)  # the sweep delivers it; the gate makes nothing of it
+        assert world.livekit.sent == []
+        async with world.engine.connect() as connection:
+            assert list(await connection.execute(select(OUTBOX.c.id))) == []
+        found = await find_room(world.engine, ROOM)
+        assert found is not None
+        told = [e.data for e in found.timeline if e.kind == ACTION_KIND and e.name == "SendStatus"]
+        assert len(told) == len(left)
+        for line in told:
+            assert line["carried_out"] is False
+            assert line["withheld"] == "decided in act mode; not carried out: Warden now observes"
