@@ -42,7 +42,7 @@ def test_shards_have_loopback_port_ranges_apart_and_apart_from_the_runners_own()
     for fast, e2e in ((3, 3), (4, 3), (1, 1)):
         planned = run.plan(fast, e2e)
         ranges = [range(s.ports, s.ports + run.SHARD_PORTS) for s in planned]
-        ranges.append(range(run.PORT_BLOCK - run.SHARD_PORTS, run.PORT_BLOCK))  # the runner's, a focused run's
+        ranges.append(range(run.PORT_BLOCK - run.SHARD_PORTS, run.PORT_BLOCK))  # the runner, a focused run
         taken = [port for r in ranges for port in r]
         assert len(taken) == len(set(taken)) and max(taken) < run.PORT_BLOCK
     assert max(run.PORT_BLOCKS) + run.PORT_BLOCK <= 32768  # below the OS's ephemeral ports
