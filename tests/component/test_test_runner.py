@@ -69,7 +69,7 @@ def test_free_port_never_hands_one_port_out_twice_in_a_run(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """A shard's range, its ports claimed for every process of the run: a port is handed out once, a
-    port in use is passed over, and a range used up says so."""
+    port in use is passed over, and a range used up goes on above every range."""
     from devtools import embedded_redis
 
     base = next(p for p in range(26000, 32000, 3) if all(_free(p + n) for n in range(3)))
@@ -84,8 +84,7 @@ def test_free_port_never_hands_one_port_out_twice_in_a_run(
         assert first == base
         monkeypatch.setattr(embedded_redis, "_HANDED_OUT", set())  # another process of the run (a Warden)
         assert embedded_redis.free_port() == base + 2
-        with pytest.raises(RuntimeError, match="WARDEN_TEST_PORT_BASE"):
-            embedded_redis.free_port()
+        assert embedded_redis.free_port() >= 32000
     monkeypatch.delenv("WARDEN_TEST_PORT_BASE")  # outside the suite (`make run`): any free port, once each
     handed = {embedded_redis.free_port() for _ in range(50)}
     assert len(handed) == 50

@@ -55,7 +55,7 @@ NO_TESTS = 5  # pytest's exit status when a shard's tests are all deselected (-k
 # Loopback ports (`devtools.embedded_redis.free_port`): a run takes a block of its own, below the OS's
 # ephemeral ports (32768 up), picked by its process id; each shard a range of it, this process and a
 # focused run the last.
-PORT_BLOCKS, PORT_BLOCK, SHARD_PORTS = range(20000, 32000, 1000), 1000, 125
+PORT_BLOCKS, PORT_BLOCK, SHARD_PORTS = range(20000, 32000, 4000), 4000, 500
 
 
 def main(argv: list[str]) -> int:
