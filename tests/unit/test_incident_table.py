@@ -151,6 +151,13 @@ CHANGED |= {
     (S.RESTARTING, G.RESTART_FAILED, "in maintenance"): (S.NOT_RESTARTED, ()),
     (S.ROLLING_BACK, G.ROLLBACK_DONE, "in maintenance"): (S.FOLLOWED_UP, ("FreshStarts None",)),
 }
+# Act mode takes over an incident observe mode decided in: resolved, said on the routes an alert of it
+# went out on and only there (in maintenance too: that alert went out before)
+HANDED = ("Note resolved", "Notify webhook resolved", "Resolve")
+for _state in OPEN_STATES:
+    CHANGED[(_state, G.HANDED_OVER, "alerted")] = (S.RESOLVED, HANDED)
+    CHANGED[(_state, G.HANDED_OVER, "in maintenance")] = (S.RESOLVED, HANDED)
+    CHANGED[(_state, G.HANDED_OVER, "nothing sent")] = (S.RESOLVED, ("Note resolved", "Resolve"))
 for _state in (S.RESTARTING, S.NOT_RESTARTED, S.ROLLING_BACK, S.FOLLOWED_UP):
     CHANGED[(_state, G.CANARY_FAILED, "in maintenance")] = (_state, ("Note canary",))
 for _state in (S.OPEN, S.RESTARTING, S.NOT_RESTARTED):  # restarted before the window: rooms re-checked

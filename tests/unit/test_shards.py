@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import run
+from tests.support.shared_redis import shared_redis_url
 
 
 def test_every_module_in_one_shard_each_shard_its_own_redis_database_and_reports() -> None:
@@ -35,3 +36,34 @@ def test_a_shard_that_ended_well_but_wrote_no_report_fails_the_run(
     assert "tests: 1 passed, 1 failed, 0 skipped" in said
     silent.junit.write_text(reported.junit.read_text())
     assert run._summary([reported, silent], [0, 0]) == 0
+
+
+def test_shards_have_loopback_port_ranges_apart_and_apart_from_the_runners_own() -> None:
+    for fast, e2e in ((3, 3), (4, 3), (1, 1)):
+        planned = run.plan(fast, e2e)
+        ranges = [range(s.ports, s.ports + run.SHARD_PORTS) for s in planned]
+        ranges.append(range(run.PORT_BLOCK - run.SHARD_PORTS, run.PORT_BLOCK))  # the runner, a focused run
+        taken = [port for r in ranges for port in r]
+        assert len(taken) == len(set(taken)) and max(taken) < run.PORT_BLOCK
+    assert max(run.PORT_BLOCKS) + run.PORT_BLOCK <= 32768  # below the OS's ephemeral ports
+
+
+def test_a_run_deletes_only_the_reports_and_logs_of_its_own_shards(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(run, "LOGS", tmp_path)
+    planned = run.plan(2, 1)
+    for shard in planned:
+        shard.junit.write_text("last run's")
+        shard.log.write_text("last run's")
+    beside = [tmp_path / "test-e2e-2.xml", tmp_path / "test-e2e-2.log", tmp_path / "test-fast-3.xml"]
+    for other in beside:  # a run beside this one with more shards is writing these
+        other.write_text("a run beside")
+    run.clear_stale(planned)
+    assert not any(s.junit.exists() or s.log.exists() for s in planned)
+    assert all(other.read_text() == "a run beside" for other in beside)
+
+
+def test_only_a_shard_of_the_whole_suite_uses_the_machines_redis(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WARDEN_TEST_REDIS_DB", raising=False)
+    assert shared_redis_url() is None  # a focused run: a private server, whatever answers at 6379

@@ -92,6 +92,15 @@ def resolved(incident_id: str, agent: str, rooms: int, took: float) -> str:
     )
 
 
+def handed_over(incident_id: str, agent: str) -> str:
+    """An incident observe mode opened (with `WARDEN_OBSERVE_ALERTS`), closed as Warden starts to act."""
+    return (
+        f":white_check_mark: Warden incident {incident_id} resolved: opened in observe mode, handed over "
+        f"now that Warden acts; agent '{shown(agent)}' is looked at afresh (a new incident if it still "
+        f"does not come)."
+    )
+
+
 def capacity(incident_id: str, agent: str, rooms: int) -> str:
     """A capacity incident: LiveKit refuses the agent's jobs because its workers are full."""
     return (

@@ -92,7 +92,7 @@ from workers.core.incident_values import (
     Step,
     tell,
 )
-from workers.core.observing import observed
+from workers.core.observing import handed_over, observed
 from workers.core.personal import mask_phone
 from workers.core.table import table
 
@@ -360,6 +360,8 @@ INCIDENT = table("INCIDENT", IncidentState, Signal, {
                             window_started, window_started, window_started, ignore),
     G.MAINTENANCE_ENDED: (ignore, window_ended, window_ended, window_ended, window_ended, window_ended,
                           window_ended, ignore),
+    G.HANDED_OVER:    (ignore, handed_over, handed_over, handed_over, handed_over, handed_over, handed_over,
+                       ignore),
 })  # fmt: skip
 # Reports that carry the deployment's restart as the store read it: a window's end may claim it.
 CLAIMING = (G.OUTAGE, G.ROOM_FAILED, G.CANARY_FAILED, G.SWEPT, G.RESTART_ASKED)

@@ -149,6 +149,9 @@ def _samples(state: IncidentState, signal: Signal) -> dict[str, Sample]:
             return {"": sample(report)}
         found = {what: sample(replace(report, restart=d)) for what, d in _ASKED.items()}
         return found | {"nothing to restart": sample(report, NOTHING_TO_RESTART)}
+    if signal is Signal.HANDED_OVER and operating:  # an alert went out on the webhook alone, or none
+        report = Report(signal, AT, rooms=2, alerted=("webhook",))
+        return {"alerted": sample(report), "nothing sent": sample(replace(report, alerted=()))}
     if signal is Signal.CAPACITY:
         report = Report(signal, AT, reason=_FULL, rooms=1, room="call-1")
         if state in (S.NEW, S.RESOLVED):

@@ -47,6 +47,7 @@ class Signal(StrEnum):
     RESTART_ASKED = "restart_asked"  # an operator asked for its deployment's restart now (`Report.by`)
     MAINTENANCE_STARTED = "maintenance_started"  # a maintenance window covers the agent now
     MAINTENANCE_ENDED = "maintenance_ended"  # no maintenance window covers the agent any more
+    HANDED_OVER = "handed_over"  # act mode took over an incident observe mode decided in (`observing`)
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,8 @@ class Report:
     # any: the maintenance window covering the agent now, as its log says it ("" for none); a report
     # whose window differs from the incident's mark starts or ends its maintenance first (rule 12)
     maintenance: str = ""
+    # HANDED_OVER: the alert routes on which an alert of the incident went out (and may be open there)
+    alerted: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

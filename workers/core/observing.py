@@ -28,7 +28,9 @@ The rules, in plain words.
    line not carried out are handed over (`workers.escalation.agents.Incidents.hand_over`): their
    waiting rooms get a fresh start at once that forgets what observe mode decided for them and did
    not make (`unobserved`: a fallback never sent would otherwise never be sent, a status never told
-   never told), and the incident is resolved as observed; act decides afresh from there. An agent
+   never told), and the incident is resolved as observed (HANDED_OVER, `handed_over`): its "resolved"
+   alert goes out on the routes an alert of it went out on, and only there (none without
+   `WARDEN_OBSERVE_ALERTS`), so that no route keeps an open alert; act decides afresh from there. An agent
    observe mode spared counts again in act mode, wherever it is (`machine`: `Policy.observing`): act
    judges it afresh, a room with no incident included (a second copy spared, the first one gone: the
    spared one serves).
@@ -38,9 +40,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from workers.core import alerts
 from workers.core.alerts import Notify
-from workers.core.incident_decisions import Decision, Note, Restart, Rollback
-from workers.core.incident_values import IncidentPolicy, Step
+from workers.core.incident_decisions import Decision, Note, Resolve, Restart, Rollback
+from workers.core.incident_values import Incident, IncidentPolicy, IncidentState, Report, Step
 from workers.core.protecting import DispatchFallback, Protection, RemoveFallback, SendStatus, TransferCaller
 from workers.core.room import AgentView, Dispatch, Evict, Redispatch
 
@@ -100,6 +103,17 @@ def observed(step: Step, policy: IncidentPolicy) -> Step:
         line = f"would alert {what} ({', '.join(routes)}): not sent, WARDEN_OBSERVE_ALERTS is off"
         decisions.append(Note("alert", line, carried_out=False))
     return replace(step, decisions=tuple(decisions), restart=None)
+
+
+def handed_over(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
+    """Rule 3 (HANDED_OVER, in act mode): the incident is resolved as observed, its `report.rooms`
+    waiting rooms given a fresh start, and its resolution said on exactly the routes an alert of it
+    went out on (`report.alerted`: with `WARDEN_OBSERVE_ALERTS`), so that none keeps an open alert."""
+    line = f"observed (Warden now acts): {report.rooms} waiting room(s) looked at afresh"
+    routes = tuple(route for route in policy.routes if route.key in report.alerted)
+    said = alerts.notify(routes, "resolved", alerts.handed_over(incident.id, incident.agent_name))
+    resolved = replace(incident, state=IncidentState.RESOLVED, resolved_at=report.at)
+    return Step(resolved, (Note("resolved", line), *said, Resolve()))
 
 
 def counted(decisions: tuple[Decision, ...]) -> list[str]:

@@ -34,7 +34,7 @@ from workers.core.rules import Rules
 from workers.escalation import comeback
 from workers.escalation.agent import AgentIncidents
 from workers.escalation.alert_routes import AlertRoutes, EventRoute
-from workers.escalation.couriers import Couriers, Route, label, outbox_rows
+from workers.escalation.couriers import Couriers, Route, alerted, label, outbox_rows
 from workers.escalation.metrics import RESTARTS
 from workers.escalation.policy import Alerter, OutagePolicy, Restarter, deployment_key
 from workers.escalation.window import OutageWindow
@@ -228,14 +228,18 @@ class Incidents:
     async def hand_over(self) -> None:
         """Act mode after observe mode (`workers.core.observing`, rule 3): the rooms waiting for the
         agent of each open incident observe mode decided in get a fresh start at once (their failures
-        were re-dispatches never made), then the incident is resolved as observed, with no alert; act
-        decides afresh, its own incident, restart and alerts included."""
+        were re-dispatches never made), then the incident is resolved as observed (HANDED_OVER), its
+        "resolved" alert sent on the routes an alert of it went out on (none: none); act decides
+        afresh, its own incident, restart and alerts included."""
         for incident_id, agent in await incidents.observed_open(self.engine):
             waiting = await incidents.waiting_rooms(self.engine, agent)
             await self.fresh_start(waiting, incident_id, agent, 0.0, observed=True)
-            line = f"observed (Warden now acts): {len(waiting)} waiting room(s) looked at afresh"
-            await incidents.hand_over(self.engine, incident_id, self.clock(), line)
-            await self.for_agent(agent).window.forget()
+            found = await incidents.get_incident(self.engine, incident_id)
+            lines = [(action, outcome, done) for _, action, outcome, done in found.actions] if found else []
+            handler = self.for_agent(agent)
+            said = alerted(lines, handler.incident_policy.routes, self.couriers[agent].names)
+            report = Report(Signal.HANDED_OVER, self.clock(), rooms=len(waiting), alerted=said)
+            await handler.carry(await handler.decide(report, incident_id=incident_id))
         self.handed_over = True
 
     async def deliver(self, pending: Pending) -> None:

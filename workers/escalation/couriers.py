@@ -9,12 +9,12 @@ since the call was decided, however many workers died meanwhile.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from workers.core.alerts import Notify
+from workers.core.alerts import SLACK, AlertRoute, Notify
 from workers.core.errors import UpstreamError
 from workers.core.incident import HOOK, Decision, Incident, Restart
 from workers.core.outgoing import Alert, DeployHook, IncidentEvent, Outgoing
@@ -31,8 +31,31 @@ def label(call: Outgoing, names: Mapping[str, str]) -> str:
     """The call's name in the incident's log ("alert opened", "PagerDuty resolved", "deploy hook"), with
     `names` the event routes' names by key."""
     if isinstance(call, IncidentEvent):
-        return f"{names.get(call.route, call.route)} {call.step}"
-    return f"alert {call.step}" if isinstance(call, Alert) else "deploy hook"
+        return label_of(call.route, call.step, names)
+    return label_of(SLACK, call.step, names) if isinstance(call, Alert) else "deploy hook"
+
+
+# How an attempt that did not land begins its line in the log (`Couriers.send`); any other line of a
+# call's label says it landed.
+UNSENT = ("not sent", "refused for good", "gave up", "failed (")
+
+
+def alerted(
+    lines: Iterable[tuple[str, str, bool]], routes: tuple[AlertRoute, ...], names: Mapping[str, str]
+) -> tuple[str, ...]:
+    """The keys of the alert `routes` on which an alert of an incident landed, by its log's `lines`
+    (action, outcome, carried out): a line of a call's label ("alert opened", "PagerDuty opened") that
+    is no failure."""
+    landed = {action for action, outcome, done in lines if done and not outcome.startswith(UNSENT)}
+    said = {
+        route.key for route in routes for step in route.steps if label_of(route.key, step, names) in landed
+    }
+    return tuple(route.key for route in routes if route.key in said)
+
+
+def label_of(route: str, step: str, names: Mapping[str, str]) -> str:
+    """The log's label of a call of `step` on `route` (as `label` names it)."""
+    return f"alert {step}" if route == SLACK else f"{names.get(route, route)} {step}"
 
 
 class Couriers:

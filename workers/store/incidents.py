@@ -268,20 +268,3 @@ async def observed_open(engine: AsyncEngine) -> list[tuple[str, str]]:
             .order_by(INCIDENTS.c.id)
         )
         return [(str(i), str(agent)) for i, agent in rows]
-
-
-async def hand_over(engine: AsyncEngine, incident_id: str, now: float, line: str) -> bool:
-    """Resolve open incident `incident_id` as observed, with `line` in its log and no alert (none went
-    out for it in act mode's name); False when it was no longer open."""
-    async with writing(engine) as connection:
-        done = await connection.execute(
-            update(INCIDENTS)
-            .where(INCIDENTS.c.id == incident_id, INCIDENTS.c.open_key.is_not(None))
-            .values(state=IncidentState.RESOLVED, resolved_at=now, open_key=None)
-        )
-        if done.rowcount != 1:
-            return False
-        await connection.execute(
-            insert(INCIDENT_ACTIONS).values(incident_id=incident_id, at=now, action="resolved", outcome=line)
-        )
-    return True

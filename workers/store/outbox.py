@@ -239,3 +239,24 @@ async def not_carried_out(engine: AsyncEngine, ids: Sequence[str]) -> set[str]:
             select(EVENTS.c.event_id, EVENTS.c.data).where(EVENTS.c.event_id.in_(list(ids)))
         )
         return {str(i) for i, data in rows if isinstance(data, dict) and data.get("carried_out") is False}
+
+
+WITHHELD = "decided in act mode; not carried out: Warden now observes"
+
+
+async def withheld(engine: AsyncEngine, ids: Sequence[str]) -> None:
+    """The notices `ids`, decided in act mode and delivered in observe mode, whose gate made nothing
+    (`workers.core.observing`): their decisions' lines in the room's log say so, `carried_out` false
+    and why (`withheld`), so that the timeline says what happened. Observe mode's own stay as they are."""
+    if not ids:
+        return
+    async with writing(engine) as connection:
+        rows = await connection.execute(
+            select(EVENTS.c.event_id, EVENTS.c.data).where(EVENTS.c.event_id.in_(list(ids)))
+        )
+        for event_id, data in list(rows):
+            if isinstance(data, dict) and data.get("carried_out") is not False:
+                changed = {**data, "carried_out": False, "withheld": WITHHELD}
+                await connection.execute(
+                    update(EVENTS).where(EVENTS.c.event_id == event_id).values(data=changed)
+                )

@@ -110,7 +110,8 @@ async def deliver_overdue(
 ) -> int:
     """The sweep's part: lease what is left in the outbox (for `lease` seconds) and deliver it; returns
     how many were sent. In act mode, a notice observe mode decided (not carried out in the room's log)
-    is dropped unsent: act decides afresh (`workers.core.observing`, rule 3)."""
+    is dropped unsent: act decides afresh (`workers.core.observing`, rule 3). In observe mode, one act
+    mode decided is made nothing of by the gate, and its decision's line says so (`outbox.withheld`)."""
     sent: list[str] = []
     dropped: list[str] = []
     calls = 0
@@ -118,6 +119,9 @@ async def deliver_overdue(
     # left behind by observe mode (its worker died before delivering): act mode decides afresh
     acting = [n.id for n in due if isinstance(n.action, ACTING)] if not effects.rules.observe else []
     observed = await outbox.not_carried_out(engine, acting)
+    # left behind by act mode, delivered in observe mode: its gate makes nothing, and the log says so
+    gated = {n.id for n in due if isinstance(n.action, ACTING)} if effects.rules.observe else set()
+    withheld: list[str] = []
     for notice in due:
         if notice.id in observed:
             log.info("%s %s: decided in observe mode, not carried out now", notice.action_name, notice.id)
@@ -138,5 +142,8 @@ async def deliver_overdue(
             calls += 1
         else:
             sent.append(notice.id)
+            if notice.id in gated:
+                withheld.append(notice.id)
+    await outbox.withheld(engine, withheld)
     delivered.add(sent + dropped)
     return len(sent) + calls
