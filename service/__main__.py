@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import sys
 
 import uvicorn
@@ -16,6 +17,15 @@ from workers.settings import load_settings_or_exit
 STARTUP_FAILURE = 3  # what `uvicorn.run` exits with when the server could not start
 
 
+def freeze_startup_objects() -> None:
+    """Leave the objects made at start-up (modules, protobuf's descriptors, SQLAlchemy's metadata:
+    hundreds of thousands) out of every later garbage collection. Each full collection walked them all,
+    75-90 ms on the benchmark's machine with the process serving nothing meanwhile: the webhook's p99.
+    They live as long as the process anyway."""
+    gc.collect()
+    gc.freeze()
+
+
 def main() -> None:
     settings = load_settings_or_exit()
     logs.configure(settings.warden_log_level, settings.warden_log_format, process="web")
@@ -25,6 +35,7 @@ def main() -> None:
     except SettingsError as exc:
         print(f"warden: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    freeze_startup_objects()
     server = uvicorn.Server(config)
     with contextlib.suppress(KeyboardInterrupt):  # as `uvicorn.run`: Ctrl-C is a stop, not an error
         server.run()

@@ -91,6 +91,37 @@ def refusal(status: int, message: str) -> bytes:
     return head.encode() + body
 
 
+class OneWritePerTurn:
+    """A connection's transport whose writes within one turn of the event loop go out as one: a
+    response's head and body (uvicorn writes each as it comes) make one packet, not two. The client
+    sees the same bytes, in the same order, a turn later at most; closing sends what is held first."""
+
+    __slots__ = ("_held", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport, self._loop = transport, loop
+        self._held: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._held:
+            self._loop.call_soon(self._flush)
+        self._held.append(data)
+
+    def _flush(self) -> None:
+        if self._held:
+            data = b"".join(self._held) if len(self._held) > 1 else self._held[0]
+            self._held.clear()
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class ReadDeadlines(HttpToolsProtocol):
     """uvicorn's httptools protocol, with the bounds of the module's doc."""
 
@@ -113,6 +144,7 @@ class ReadDeadlines(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self.transport = OneWritePerTurn(transport, self.loop)  # type: ignore[assignment]
         if len(self.connections) > self.limits.max_open:
             transport.write(refusal(503, "too many open connections, retry later"))
             transport.close()

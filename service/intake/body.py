@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from google.protobuf.descriptor import FieldDescriptor
@@ -32,9 +33,10 @@ _RANGES = {
 _DIGITS = re.compile(r"-?[0-9]{1,20}")
 _SURROGATE = re.compile("[\ud800-\udfff]")  # protobuf refuses unpaired surrogates in strings
 
-# Per message type: JSON name -> (field, is_map), and the groups of fields that exclude each other.
-_Fields = dict[str, tuple[Any, bool]]  # protobuf's descriptor types vary between its versions
-_TABLES: dict[str, tuple[_Fields, list[frozenset[str]]]] = {}
+# Per message type (full name), its check: built once from the descriptors, so a body's check is a
+# walk of plain closures (no descriptor attribute read per value: those were the check's largest cost).
+_Check = Callable[[Any], bool]
+_CHECKS: dict[str, _Check] = {}
 
 
 def loads_webhook(body: bytes) -> dict[str, Any]:
@@ -48,7 +50,7 @@ def loads_webhook(body: bytes) -> dict[str, Any]:
     except (ValueError, RecursionError):
         data = None  # Parse gives the verdict below
     try:
-        if type(data) is dict and _conforms(data, WebhookEvent.DESCRIPTOR):
+        if type(data) is dict and _WEBHOOK(data):
             return data
     except RecursionError:  # nested deeper than the check can follow: Parse decides
         pass
@@ -76,40 +78,52 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 _DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates)  # json.loads(...) would build one per call
 
 
-def _table(descriptor: Any) -> tuple[_Fields, list[frozenset[str]]]:
-    table = _TABLES.get(descriptor.full_name)
-    if table is None:
-        fields = {
-            f.json_name: (f, f.message_type is not None and f.message_type.GetOptions().map_entry)
-            for f in descriptor.fields
-        }
-        oneofs = [frozenset(f.json_name for f in o.fields) for o in descriptor.oneofs if len(o.fields) > 1]
-        table = _TABLES[descriptor.full_name] = (fields, oneofs)
-    return table
+def _conforms(data: Any, descriptor: Any) -> bool:
+    """Whether `data` is a message of `descriptor` that `Parse` takes as it is (see the module's doc)."""
+    return _message(descriptor)(data)
 
 
-def _conforms(data: dict[str, Any], descriptor: Any) -> bool:
-    fields, oneofs = _table(descriptor)
-    for key, value in data.items():
-        entry = fields.get(key)
-        if entry is None or value is None:
+def _message(descriptor: Any) -> _Check:
+    """The check of a message: a dict whose every key is a field's JSON name, its value not null and of
+    that field's type, and at most one field of each oneof."""
+    check = _CHECKS.get(descriptor.full_name)
+    if check is not None:
+        return check
+    fields: dict[str, _Check] = {}
+    oneofs = [frozenset(f.json_name for f in o.fields) for o in descriptor.oneofs if len(o.fields) > 1]
+
+    def conforms(data: Any) -> bool:
+        if type(data) is not dict:
             return False
-        field, is_map = entry
-        if is_map:
-            if type(value) is not dict:
+        for key, value in data.items():
+            field_check = fields.get(key)
+            if field_check is None or value is None or not field_check(value):
                 return False
-            entry_fields = field.message_type.fields_by_name
-            value_field = entry_fields["value"]
-            if entry_fields["key"].cpp_type != FieldDescriptor.CPPTYPE_STRING:
-                return False
-            if not all(_string(k) and _value(v, value_field) for k, v in value.items()):
-                return False
-        elif _repeated(field):
-            if type(value) is not list or not all(_value(item, field) for item in value):
-                return False
-        elif not _value(value, field):
-            return False
-    return not any(len(group & data.keys()) > 1 for group in oneofs)
+        return not oneofs or not any(len(group & data.keys()) > 1 for group in oneofs)
+
+    _CHECKS[descriptor.full_name] = conforms  # before its fields': a message may hold its own type
+    for f in descriptor.fields:
+        fields[f.json_name] = _field(f)
+    return conforms
+
+
+def _field(field: Any) -> _Check:
+    if field.message_type is not None and field.message_type.GetOptions().map_entry:
+        entry_fields = field.message_type.fields_by_name
+        if entry_fields["key"].cpp_type != FieldDescriptor.CPPTYPE_STRING:
+            return _never
+        value_check = _value(entry_fields["value"])
+        return lambda value: (
+            type(value) is dict and all(_string(k) and value_check(v) for k, v in value.items())
+        )
+    item = _value(field)
+    if _repeated(field):
+        return lambda value: type(value) is list and all(item(v) for v in value)
+    return item
+
+
+def _never(value: Any) -> bool:
+    return False
 
 
 def _repeated(field: Any) -> bool:
@@ -121,29 +135,39 @@ def _string(value: Any) -> bool:
     return type(value) is str and (value.isascii() or not _SURROGATE.search(value))
 
 
-def _value(value: Any, field: Any) -> bool:
+def _boolean(value: Any) -> bool:
+    return type(value) is bool
+
+
+def _value(field: Any) -> _Check:
+    """The check of one value of `field` (an item of a repeated field, a map's value)."""
     cpp = field.cpp_type
     if cpp == FieldDescriptor.CPPTYPE_STRING:
-        return field.type == FieldDescriptor.TYPE_STRING and _string(value)
+        return _string if field.type == FieldDescriptor.TYPE_STRING else _never
     if cpp == FieldDescriptor.CPPTYPE_MESSAGE:
         message = field.message_type
-        return (
-            type(value) is dict and not message.full_name.startswith("google.") and _conforms(value, message)
-        )
+        return _never if message.full_name.startswith("google.") else _message(message)
     if cpp == FieldDescriptor.CPPTYPE_BOOL:
-        return type(value) is bool
+        return _boolean
     if cpp == FieldDescriptor.CPPTYPE_ENUM:
         enum = field.enum_type
         if enum is None:
-            return False
-        if type(value) is str:
-            return value in enum.values_by_name
-        return type(value) is int and value in enum.values_by_number
+            return _never
+        names, numbers = frozenset(enum.values_by_name), frozenset(enum.values_by_number)
+        return lambda value: value in names if type(value) is str else type(value) is int and value in numbers
     bounds = _RANGES.get(cpp)
     if bounds is None:
-        return False  # float and double: left to Parse
-    if type(value) is str:
-        if not _DIGITS.fullmatch(value):
-            return False
-        value = int(value)
-    return type(value) is int and bounds[0] <= value <= bounds[1]
+        return _never  # float and double: left to Parse
+    low, high = bounds
+
+    def integer(value: Any) -> bool:
+        if type(value) is str:
+            if not _DIGITS.fullmatch(value):
+                return False
+            value = int(value)
+        return type(value) is int and low <= value <= high
+
+    return integer
+
+
+_WEBHOOK = _message(WebhookEvent.DESCRIPTOR)

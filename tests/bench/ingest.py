@@ -118,6 +118,12 @@ def load_wrk(url: str, requests: list[tuple[bytes, str]], tmp: str) -> Result:
     return rate, latency, errors, sent
 
 
+def cpu_seconds(pid: int) -> float:
+    """The process's CPU time so far (user + system), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _ms(text: str) -> float:
     number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
@@ -135,19 +141,24 @@ def p(values: list[float], q: float) -> float:
 @dataclass
 class IngestRun:
     rounds: list[tuple[Result, Result]]  # (bare, warden) per round
+    cpu_us: list[tuple[float, float]]  # (bare, warden) server CPU µs per request answered, per round
     queued: int  # jobs in Redis after the Warden rounds
     answered: int  # distinct webhooks Warden answered (wrk counts only completed requests)
     loader: str
 
     def table(self) -> str:
         lines = [
-            "| round | bare req/s | warden req/s | ratio | warden p50 ms | warden p99 ms | errors |",
-            "|---|---|---|---|---|---|---|",
+            "| round | bare req/s | warden req/s | ratio | bare p99 ms | warden p50 ms | warden p99 ms "
+            "| p99 / bare's | CPU µs/request bare, warden | errors |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
-        for i, ((b_rps, _, b_err, _), (w_rps, (p50, p99), w_err, _)) in enumerate(self.rounds, 1):
-            ratio = w_rps / b_rps
+        rows = zip(self.rounds, self.cpu_us, strict=True)
+        for i, (((b_rps, (_, b99), b_err, _), (w_rps, (p50, p99), w_err, _)), (b_cpu, w_cpu)) in enumerate(
+            rows, 1
+        ):
             lines.append(
-                f"| {i} | {b_rps:.0f} | {w_rps:.0f} | {ratio:.2f} | {p50:.1f} | {p99:.1f} | {b_err + w_err} |"
+                f"| {i} | {b_rps:.0f} | {w_rps:.0f} | {w_rps / b_rps:.2f} | {b99:.1f} | {p50:.1f} "
+                f"| {p99:.1f} | {p99 / b99:.1f} | {b_cpu:.0f}, {w_cpu:.0f} | {b_err + w_err} |"
             )
         return "\n".join(lines)
 
@@ -177,21 +188,26 @@ def measure(rounds: int = ROUNDS) -> IngestRun:
         use_wrk = shutil.which("wrk") is not None
         n = WRK_BODIES if use_wrk else REQUESTS
         try:
-            rows = []
+            rows, cpu = [], []
             bare_bodies = signed_bodies(min(n, 5000), "bare")  # the bare endpoint reads them, nothing more
             for round_ in range(rounds):
-                row = []
-                for port, bodies in ((bare_port, bare_bodies), (warden_port, signed_bodies(n, f"w{round_}"))):
+                row, used = [], []
+                targets = ((bare_port, processes[1].pid, bare_bodies),)
+                targets += ((warden_port, processes[0].pid, signed_bodies(n, f"w{round_}")),)
+                for port, pid, bodies in targets:
                     url = f"http://127.0.0.1:{port}/webhook"
+                    before = cpu_seconds(pid)
                     row.append(load_wrk(url, bodies, tmp) if use_wrk else load_aiohttp(url, bodies))
+                    used.append((cpu_seconds(pid) - before) * 1e6 / max(row[-1][3], 1))
                 rows.append((row[0], row[1]))
+                cpu.append((used[0], used[1]))
             queued = redis.Redis.from_url(server.url).zcard("warden:queue")
         finally:
             for process in processes:
                 process.terminate()
                 process.wait()
     loader = "wrk, 1 thread" if use_wrk else "aiohttp in the benchmark's process"
-    return IngestRun(rows, queued, sum(min(w[3], n) for _, w in rows), loader)
+    return IngestRun(rows, cpu, queued, sum(min(w[3], n) for _, w in rows), loader)
 
 
 def main() -> None:
