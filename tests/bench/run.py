@@ -343,7 +343,8 @@ def _main() -> None:
     which = "PostgreSQL" if pg else "SQLite"
     lines += [f"![Cost from {xs[0]:,} to {xs[-1]:,} rooms ({which})](scaling.svg)", ""]
     lines.append(f"`make bench` took {time.monotonic() - started:.0f} s.")
-    lines[5:5] = [_targets(figures), ""]
+    first = next(i for i, line in enumerate(lines) if line.startswith("## "))  # the targets come first
+    lines[first:first] = [_targets(figures), ""]
     print("\n" + _targets(figures), flush=True)
     if not QUICK:
         OUT.mkdir(parents=True, exist_ok=True)
