@@ -1,7 +1,7 @@
 """The outbox with real processes: the worker SIGKILLed right after a room's commit, before the notices
 that commit decided are delivered (the worker's test hook `WARDEN_FAULT_AT`, see
-workers/jobs/runtime/faults.py), or in the middle of a batch of recovery in bulk, then a fresh worker
-started without the hook. What was decided still happens, once."""
+workers/jobs/runtime/faults.py), or in the middle of a batch (recovery in bulk, a burst of deadlines),
+then a fresh worker started without the hook. What was decided still happens, once."""
 
 from __future__ import annotations
 
@@ -28,6 +28,15 @@ CLOUD_AGENT = "CA_outbox"
 # Recovery in bulk: a batch's holds run out within 6 LiveKit timeouts and 5 s (`workers.jobs.rooms.bulk`)
 BULK = {"WARDEN_LIVEKIT_TIMEOUT_SECONDS": "1", "WARDEN_OUTAGE_ROOMS": "3"}
 BULK_ROOMS = [f"o-bulk-{i}" for i in range(5)]
+# A burst of deadlines (`workers.jobs.rooms.burst`): the worker runs four jobs at once, so that most of the
+# burst's deadline jobs wait in the queue for the batch to take them; no outage is declared
+BURST = "burst"
+BURST_ENV = {
+    "WARDEN_LIVEKIT_TIMEOUT_SECONDS": "1",
+    "WARDEN_WORKER_CONCURRENCY": "4",
+    "WARDEN_OUTAGE_ROOMS": "100",
+}
+BURST_ROOMS = [f"o-burst-{i}" for i in range(10)]
 
 
 @pytest.fixture
@@ -44,7 +53,7 @@ async def world(tmp_path: Path, redis_url: str, request: pytest.FixtureRequest) 
             "WARDEN_AGENT_NAME": AGENT,
             VARIABLE: f"{point(request.param)}:{tmp_path / 'fault-fired'}",
             **SLA,
-            **(BULK if request.param == MID_BATCH else {}),
+            **(BULK if request.param == MID_BATCH else BURST_ENV if request.param == BURST else {}),
         }
         with run_warden(tmp_path, **env) as warden:
             w = World(fake, warden, client)
@@ -53,7 +62,7 @@ async def world(tmp_path: Path, redis_url: str, request: pytest.FixtureRequest) 
 
 
 def point(param: str) -> str:
-    return param if param == MID_BATCH else f"after_commit.{param}"
+    return MID_BATCH if param in (MID_BATCH, BURST) else f"after_commit.{param}"
 
 
 async def killed_by_the_hook(w: World) -> None:
@@ -142,3 +151,24 @@ async def test_killed_in_the_middle_of_a_recovery_in_bulk_every_room_is_recovere
     await wait_until(served, "every room's agent, the fresh worker finishing the batch's work", timeout=60)
     assert sorted(after_back) == sorted(BULK_ROOMS)  # each room once since the deployment's return
     assert all(len(world.fake.live_dispatches(room, AGENT)) == 1 for room in BULK_ROOMS)
+
+
+@pytest.mark.parametrize("world", [BURST], indirect=True)
+async def test_killed_in_the_middle_of_a_deadline_burst_every_room_is_recovered_once(world: World) -> None:
+    """Ten rooms whose SLAs end together; the worker dies in the batch serving the deadline jobs its first
+    job took out of the queue, right after a re-dispatch landed, before it is recorded. The fresh worker
+    recovers every room (once the dead batch's holds ran out: the sweep queues their deadlines again),
+    each with the one dispatch its agent answers, never two live."""
+    world.arrive_on = dict.fromkeys(BURST_ROOMS, 1)  # each room's agent answers Warden's first dispatch
+    for room in BURST_ROOMS:
+        await world.person_joins(room)
+    await killed_by_the_hook(world)
+    assert world.fake.restarts == [] and world.fake.created  # landed, not recorded: then the kill
+
+    async def served() -> bool:
+        return all([settled("agent_active")(await world.room(room)) for room in BURST_ROOMS])
+
+    # (the dead worker's own jobs run again once ARQ's claim on them ends: their timeout and 10 s)
+    await wait_until(served, "every room's agent, the fresh worker finishing the batch's work", timeout=90)
+    assert all(world.created(room) == 1 for room in BURST_ROOMS)  # the batch's dispatch not made twice
+    assert all(len(world.fake.live_dispatches(room, AGENT)) == 1 for room in BURST_ROOMS)
