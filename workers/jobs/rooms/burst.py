@@ -5,9 +5,10 @@ A deadline job whose room missed its deadline (`jobs.on_deadline`) leads, while 
 work: it takes up to `BATCH` other deadline jobs due now out of the queue (`JobQueue.hold_due`: jobs no
 worker runs and that never ran, each id held instead of queued, so that the sweep or a notice cannot queue
 that room's deadline job beside the batch: single-flight as before), reads their rooms in one query,
-decides each deadline passed in memory, and serves them as one batch; then it takes the next ones, until
-none is due, it has led `LEAD_SECONDS`, or what it takes is what it gave back. At most `BATCHES_AT_ONCE`
-jobs of a process lead at a time; the others only do their own room.
+decides each deadline passed in memory, and serves them as one batch (asking LiveKit about a quarter of
+`WARDEN_WORKER_CONCURRENCY` rooms at a time); then it takes the next ones, until none is due, it has led
+`LEAD_SECONDS`, or what it takes is what it gave back. At most `BATCHES_AT_ONCE` jobs of a process lead
+at a time; the others only do their own room.
 
 A room the batch does not finish goes back to its own job, queued again at once (or at its deadline,
 when early): one whose deadline is not a first check (the room's recovery under way), one LiveKit is
@@ -71,7 +72,9 @@ def _led(_: object) -> None:
 async def _lead(ctx: dict[str, Any]) -> int:
     worker = context(ctx)
     limit = time_limit(ctx)
-    at_once = rooms_at_once(worker.settings.warden_worker_concurrency)
+    # a batch here stands in for as many deadline jobs, which would all be asking LiveKit at once: it asks
+    # about a quarter of `WARDEN_WORKER_CONCURRENCY` rooms at a time (twice a batch of recovery in bulk)
+    at_once = rooms_at_once(worker.settings.warden_worker_concurrency) * BATCHES_AT_ONCE
     served, given_back, until = 0, set[str](), time.monotonic() + LEAD_SECONDS
     while time.monotonic() < until:
         try:
