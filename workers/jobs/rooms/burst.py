@@ -7,7 +7,7 @@ worker runs and that never ran, each id held instead of queued, so that the swee
 that room's deadline job beside the batch: single-flight as before), reads their rooms in one query,
 decides each deadline passed in memory, and serves them as one batch (asking LiveKit about a quarter of
 `WARDEN_WORKER_CONCURRENCY` rooms at a time); then it takes the next ones, until none is due, it has led
-`LEAD_SECONDS`, or what it takes is what it gave back. At most `BATCHES_AT_ONCE` jobs of a process lead
+`LEAD_SECONDS`, or it gave a job back to be run by itself. At most `BATCHES_AT_ONCE` jobs of a process lead
 at a time; the others only do their own room.
 
 A room the batch does not finish goes back to its own job, queued again at once (or at its deadline,
@@ -75,7 +75,7 @@ async def _lead(ctx: dict[str, Any]) -> int:
     # a batch here stands in for as many deadline jobs, which would all be asking LiveKit at once: it asks
     # about a quarter of `WARDEN_WORKER_CONCURRENCY` rooms at a time (twice a batch of recovery in bulk)
     at_once = rooms_at_once(worker.settings.warden_worker_concurrency) * BATCHES_AT_ONCE
-    served, given_back, until = 0, set[str](), time.monotonic() + LEAD_SECONDS
+    served, until = 0, time.monotonic() + LEAD_SECONDS
     while time.monotonic() < until:
         try:
             taken = await worker.effects.enqueuer.hold_due(PREFIX, BATCH, limit + HOLD_MARGIN_SECONDS)
@@ -86,9 +86,8 @@ async def _lead(ctx: dict[str, Any]) -> int:
             break
         done, back = await _batch(ctx, taken, limit, at_once)
         served += done
-        if given_back & set(back):  # what it takes is what it gave back: leave the rest to their jobs
+        if back:  # queued again for their own jobs: taking more now could take those back
             break
-        given_back |= set(back)
     return served
 
 
