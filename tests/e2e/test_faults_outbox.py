@@ -169,6 +169,6 @@ async def test_killed_in_the_middle_of_a_deadline_burst_every_room_is_recovered_
         return all([settled("agent_active")(await world.room(room)) for room in BURST_ROOMS])
 
     # (the dead worker's own jobs run again once ARQ's claim on them ends: their timeout and 10 s)
-    await wait_until(served, "every room's agent, the fresh worker finishing the batch's work", timeout=90)
+    await wait_until(served, "every room's agent, the fresh worker finishing the batch's work", timeout=120)
     assert all(world.created(room) == 1 for room in BURST_ROOMS)  # the batch's dispatch not made twice
     assert all(len(world.fake.live_dispatches(room, AGENT)) == 1 for room in BURST_ROOMS)

@@ -159,7 +159,7 @@ class JobQueue(Protocol):
     ) -> list[bool]:
         """Hold each job id of `jobs` ((id, args) of `function`'s jobs) for `seconds` at most, without
         queueing it: while held, `enqueue` refuses it as it refuses a job queued or running, so that
-        work done outside the queue (`workers.jobs.rooms.bulk`) is single-flight with the job of that
+        work done outside the queue (`workers.jobs.rooms.batch`) is single-flight with the job of that
         id. False for an id already known (its job is queued or running: the work is its)."""
         ...
 
