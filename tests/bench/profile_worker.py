@@ -7,7 +7,8 @@ charges only what the process used.
 To profile a benchmark's worker, put this command on the Procfile's `worker:` line for the run. The
 stacks are written, collapsed ("frame;frame;frame count", as flame-graph tools read them), to
 `$BENCH_PROFILE` (default `var/worker.stacks`) when the worker stops; `python -m
-tests.bench.profile_report <file>` sums them by what the CPU was spent on.
+tests.bench.profile_report <file>` sums them by what the CPU was spent on. `SIGUSR1` drops the stacks
+taken so far (a benchmark sends it when its measured part begins: start-up and set-up left out).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def main() -> None:
         stacks[tuple(reversed(names))] += 1
 
     signal.signal(signal.SIGPROF, sample)
+    signal.signal(signal.SIGUSR1, lambda _signum, _frame: stacks.clear())
     signal.setitimer(signal.ITIMER_PROF, INTERVAL, INTERVAL)
     try:
         worker_main()

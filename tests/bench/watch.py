@@ -3,24 +3,27 @@
 Warden runs from its Procfile (release, web, one worker) against the stand-in LiveKit
 (`devtools/simulator`) served by this process, with the defaults of both: a canary for the agent
 (`WARDEN_CANARY_AGENTS`, every `5m`; the stand-in's worker brings the agent to each canary room) and
-the liveness look at every room with people and an agent present (`WARDEN_LIVENESS_SECONDS` 15 s).
+the liveness look at each room with people and an agent present (`WARDEN_LIVENESS_SECONDS`, 15 s).
 `BENCH_ROOMS` rooms (1,000) are opened through Warden's webhooks, each with a person and the agent,
-which publishes its `lk.agent.state`; while the benchmark runs, each agent turns between `listening`
-and `speaking` (a tenth of them each second), so that about half of the looks find a state changed
-since the last (recorded, as news is) and half find nothing new (nothing written).
+which then publishes its `lk.agent.state`: round a conversation's turn (`TURN`: 4 s listening, 1 s
+thinking, 4 s speaking), each agent from a point of its own, so that nearly every look finds a state
+other than the last one's.
 
 Beside that worker runs a second one, the same command on the same database with canaries and
 liveness reads off (`WARDEN_CANARY_AGENTS` empty, `WARDEN_LIVENESS_SECONDS=0`) and a Redis database
-of its own (its own queue and crons, none of the first's jobs). Everything else both do alike: the
-sweep, reconciliation, discovery and retention, ARQ's polling. Over `ROUNDS` windows of `WINDOW`
-seconds each, the share of one core the canaries and liveness reads cost is the first worker's CPU
-(user+system) minus the second's, over the window. Both are measured over the same wall-clock window, so
-the machine's other load touches both alike.
+of its own (its own queue and crons, none of the first's jobs); the rest both do alike (the sweep,
+discovery, retention, ARQ's polling). Reconciliation is off in both (`WARDEN_RECONCILE_SECONDS=3600`):
+it is no part of the figure, and its runs, in both workers at once, cost them unlike amounts. After
+one liveness period unmeasured (each room's first look finds the state its agent published after
+joining: news once), over `ROUNDS` windows of `WINDOW` seconds each, the share of one core the
+canaries and liveness reads cost is the first worker's CPU (user+system) minus the second's, over the
+window. Both are read over the same wall-clock window, so the machine's other load touches both alike.
 
-Run by `make bench` (`python -m tests.bench.run`), or `python -m tests.bench.run watch` alone (its section
-of `results.md` replaced); this module alone prints its table: `BENCH_ROOMS=1000
-[BENCH_DATABASE_URL=postgresql://...] python -m tests.bench.watch`. `BENCH_PROFILE=<file>` runs the
-first worker under `tests.bench.profile_worker`.
+Run by `make bench` (`python -m tests.bench.run`), or `python -m tests.bench.run watch` alone (its
+section of `results.md` replaced); this module alone prints its table (`BENCH_ROOMS=1000
+[BENCH_DATABASE=sqlite] python -m tests.bench.watch`; PostgreSQL when one answers, as `make bench`
+finds it). `BENCH_PROFILE=<file>` runs the first worker under `tests.bench.profile_worker`, its stacks
+from the first window on.
 """
 
 from __future__ import annotations
@@ -28,12 +31,14 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -41,8 +46,11 @@ from sqlalchemy import func, select
 
 from devtools.embedded_redis import EmbeddedRedis
 from devtools.simulator.agent_states import HEALTHY
-from devtools.simulator.livekit import FakeLiveKit
+from devtools.simulator.livekit import FakeLiveKit, room_sid
 from devtools.simulator.serving import serve
+from tests.bench import pg as pg_server
+from tests.bench.pg import fresh_database
+from tests.support.helpers import body, sign
 from tests.support.processes import ROOT, procfile_argv, run_warden
 from tests.support.settings import KEY, SECRET
 from tests.support.world import AGENT, World
@@ -54,9 +62,12 @@ from workers.store.models import ROOMS
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 WINDOW = 10.0 if not QUICK else 3.0  # seconds a round measures
 ROUNDS = 3 if not QUICK else 2
+WARM_UP = 15.0 if not QUICK else 2.0  # seconds before the first window: WARDEN_LIVENESS_SECONDS's default
 CONCURRENCY = 20  # webhooks in flight while the rooms open
-TURNS_PER_SECOND = 0.1  # the share of agents whose state turns each second
+# A conversation's turn as an agent's state shows it: (until this many seconds into the turn, state)
+TURN = ((4.0, "listening"), (5.0, "thinking"), (9.0, "speaking"))
 PROFILE = os.environ.get("BENCH_PROFILE", "")
+DATABASE = "warden_bench_watch"  # PostgreSQL's database for this benchmark (fresh each run)
 _HERE = (Phase.AGENT_PRESENT.value, Phase.AGENT_ACTIVE.value)
 
 
@@ -77,7 +88,8 @@ class WatchRun:
 
     def figure(self) -> str:
         shares = self.shares
-        return f"{min(shares):.1f}-{max(shares):.1f} % ({self.database}, {len(shares)} windows of {self.window:g} s)"
+        windows = f"{len(shares)} windows of {self.window:g} s"
+        return f"{min(shares):.1f}-{max(shares):.1f} % ({self.database}, {windows})"
 
     def table(self) -> str:
         rows = [
@@ -110,35 +122,38 @@ async def _run(rooms: int, database_url: str | None, name: str) -> WatchRun:
                 "WARDEN_AGENT_NAME": AGENT,
                 "WARDEN_CANARY_AGENTS": AGENT,
                 "WARDEN_LOG_LEVEL": "WARNING",
+                "WARDEN_RECONCILE_SECONDS": "3600",
             }
             argv = {"worker": [sys.executable, "-m", "tests.bench.profile_worker"]} if PROFILE else {}
-            with run_warden(Path(tmp), argv, **env) as warden:
-                world = World(fake, warden, client)  # sends the stand-in's own webhooks (canaries')
-                await _open_rooms(world, rooms)
-                await _all_present(database, rooms)
-                turning = asyncio.create_task(_turn_states(fake, rooms))
+            with run_warden(Path(tmp), argv, **env) as warden, open(Path(tmp) / "off.log", "wb") as log:
                 off_env = {
                     **warden.env,
                     "REDIS_URL": _other_database(redis_server.url),
                     "WARDEN_CANARY_AGENTS": "",
                     "WARDEN_LIVENESS_SECONDS": "0",
                 }
-                with open(Path(tmp) / "off.log", "wb") as log:
-                    off = subprocess.Popen(
-                        procfile_argv("worker"), env=off_env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
-                    )
-                    try:
-                        run = await _rounds(fake, warden.running["worker"][0][0].pid, off.pid, rooms, name)
-                    finally:
+                # started now: its start-up is over long before the first window
+                off = subprocess.Popen(
+                    procfile_argv("worker"), env=off_env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+                )
+                turning: asyncio.Task[None] | None = None
+                try:
+                    world = World(fake, warden, client)  # sends the stand-in's own webhooks (canaries')
+                    await _open_rooms(world, rooms)
+                    await _all_present(database, rooms)
+                    turning = asyncio.create_task(_turn_states(fake, rooms))
+                    run = await _rounds(fake, warden.running["worker"][0][0].pid, off.pid, rooms, name)
+                finally:
+                    if turning is not None:
                         turning.cancel()
-                        off.terminate()
-                        off.wait()
+                    off.terminate()
+                    off.wait()
     return run
 
 
 async def _open_rooms(world: World, rooms: int) -> None:
-    """Each room: a person joins, then the agent (no state in its join, as livekit-agents), which then
-    publishes `listening`; their webhooks sent to Warden."""
+    """Each room: a person joins, then the agent (no state in its join, as with livekit-agents), which
+    then publishes `listening`; their webhooks sent to Warden, in order."""
     gate = asyncio.Semaphore(CONCURRENCY)
 
     async def one(i: int) -> None:
@@ -146,9 +161,24 @@ async def _open_rooms(world: World, rooms: int) -> None:
         webhooks = world.fake.join(room, "alice") + world.fake.join(room, agent, agent_name=AGENT)
         world.fake.set_state(room, agent, "listening")
         async with gate:
-            await world.tell(room, webhooks)
+            for n, (event, fields) in enumerate(webhooks):
+                await _send(world, event, room, f"EV_{room}_{n}", fields)
 
     await asyncio.gather(*(one(i) for i in range(rooms)))
+
+
+async def _send(world: World, event: str, room: str, event_id: str, fields: dict[str, Any]) -> None:
+    """One webhook, sent again (the same id: Warden keeps it once) should the connection drop."""
+    raw = body(event, id=event_id, created_at=int(time.time()), room=room, sid=room_sid(room), **fields)
+    headers = {"Authorization": sign(raw, KEY, SECRET)}
+    for attempt in range(3):
+        try:
+            response = await world.client.post(f"{world.warden.url}/webhook", content=raw, headers=headers)
+            break
+        except httpx.TransportError:  # a kept-alive connection the server closed as it was reused
+            if attempt == 2:
+                raise
+    assert response.status_code == 200, response.text
 
 
 async def _all_present(database: str, rooms: int, timeout: float = 120.0) -> None:
@@ -170,14 +200,17 @@ async def _all_present(database: str, rooms: int, timeout: float = 120.0) -> Non
 
 
 async def _turn_states(fake: FakeLiveKit, rooms: int) -> None:
-    """Each second, a tenth of the agents turn from `listening` to `speaking` or back."""
+    """Each agent goes round a conversation's turn (`TURN`: listening, thinking, speaking), from a
+    point of its own; its state set every half second."""
     rng = random.Random(30)
-    states = ["listening"] * rooms
+    offsets = [rng.uniform(0, TURN[-1][0]) for _ in range(rooms)]
     while True:
-        for i in rng.sample(range(rooms), max(1, int(rooms * TURNS_PER_SECOND))):
-            states[i] = "speaking" if states[i] == "listening" else "listening"
-            fake.set_state(f"watch-{i}", f"agent-{i}", states[i])
-        await asyncio.sleep(1.0)
+        now = time.monotonic()
+        for i, offset in enumerate(offsets):
+            at = (now + offset) % TURN[-1][0]
+            state = next(state for until, state in TURN if at < until)
+            fake.set_state(f"watch-{i}", f"agent-{i}", state)
+        await asyncio.sleep(0.5)
 
 
 def _other_database(redis_url: str) -> str:
@@ -193,7 +226,11 @@ async def _rounds(fake: FakeLiveKit, on_pid: int, off_pid: int, rooms: int, name
     def cpu(process: psutil.Process) -> float:
         return sum(process.cpu_times()[:2])
 
-    await asyncio.sleep(WINDOW / 2)  # the second worker's start-up, not measured
+    # Not measured: one liveness period, in which each room is looked at once (the first look at a
+    # room finds the state its agent published after joining: news for every room, once).
+    await asyncio.sleep(WARM_UP)
+    if PROFILE:
+        on.send_signal(signal.SIGUSR1)  # the profile: from here on
     on_cpu, off_cpu, looks = [], [], []
     elapsed = 0.0
     for _ in range(ROUNDS):
@@ -210,8 +247,10 @@ async def _rounds(fake: FakeLiveKit, on_pid: int, off_pid: int, rooms: int, name
 
 
 def main() -> None:
-    database = os.environ.get("BENCH_DATABASE_URL")
-    run = measure(int(os.environ.get("BENCH_ROOMS", "1000")), database, "PostgreSQL" if database else "SQLite")
+    with pg_server.server():
+        sqlite = os.environ.get("BENCH_DATABASE") == "sqlite"
+        url = None if sqlite else os.environ.get("BENCH_DATABASE_URL") or fresh_database(DATABASE)
+        run = measure(int(os.environ.get("BENCH_ROOMS", "1000")), url, "PostgreSQL" if url else "SQLite")
     print(run.table())
     print(f"\ncanaries + liveness reads: {run.figure()}; canary runs: {run.canaries}")
 
