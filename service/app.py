@@ -34,6 +34,7 @@ from service.api.rooms import get_room, get_rooms
 from service.api.slo import get_slo
 from service.body_reading import BodyDeadline
 from service.concurrency import ConcurrencyLimit
+from service.direct_route import DirectRoute
 from service.dashboard.canaries import canaries_page
 from service.dashboard.dead_letters import dead_letters_page
 from service.dashboard.maintenance import end_maintenance_form, maintenance_page, start_maintenance_form
@@ -41,7 +42,7 @@ from service.dashboard.operator import ack_form, redispatch_form, restart_form
 from service.dashboard.pages import STATIC, incidents_page, room_page, rooms_page
 from service.dashboard.slo import slo_agent_page, slo_page
 from service.intake.heartbeat import post_heartbeat
-from service.intake.webhook import WebhookVerifier, receive_webhook
+from service.intake.webhook import WebhookEndpoint, WebhookVerifier
 from service.metrics import metrics_endpoint
 from workers.queue.enqueue import Enqueuer
 from workers.settings import Settings, load_settings
@@ -129,9 +130,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await queue.connection_pool.disconnect()  # the client does not own a pool it was handed
             await engine.dispose()
 
+    webhook = WebhookEndpoint()
     return Starlette(
         routes=[
-            Route("/webhook", receive_webhook, methods=["POST"]),
+            Route("/webhook", webhook, methods=["POST"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),
@@ -170,6 +172,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         middleware=[
             Middleware(ConcurrencyLimit, limit=settings.warden_web_concurrency),
             Middleware(BodyDeadline, timeout=settings.warden_body_timeout_seconds),
+            Middleware(DirectRoute, path="/webhook", method="POST", endpoint=webhook),  # the hot path
         ],
         # SQLAlchemy wraps what the driver reports (asyncpg's "starting up", a connection lost mid-query),
         # but not what the socket does before a session exists: a refused or reset connection, a timeout
