@@ -34,13 +34,13 @@ from service.api.rooms import get_room, get_rooms
 from service.api.slo import get_slo
 from service.body_reading import BodyDeadline
 from service.concurrency import ConcurrencyLimit
-from service.direct_route import DirectRoute
 from service.dashboard.canaries import canaries_page
 from service.dashboard.dead_letters import dead_letters_page
 from service.dashboard.maintenance import end_maintenance_form, maintenance_page, start_maintenance_form
 from service.dashboard.operator import ack_form, redispatch_form, restart_form
 from service.dashboard.pages import STATIC, incidents_page, room_page, rooms_page
 from service.dashboard.slo import slo_agent_page, slo_page
+from service.direct_route import DirectRoute
 from service.intake.heartbeat import post_heartbeat
 from service.intake.webhook import WebhookEndpoint, WebhookVerifier
 from service.metrics import metrics_endpoint

@@ -17,8 +17,10 @@ from redis.asyncio.connection import AbstractConnection
 
 try:
     import hiredis
+
+    HIREDIS = True
 except ImportError:  # an install without it: redis-py's packing, as before
-    hiredis = None
+    HIREDIS = False
 
 
 class _HiredisPacking(AbstractConnection):
@@ -37,6 +39,6 @@ class _HiredisPacking(AbstractConnection):
 def packed_by_hiredis(pool: ConnectionPool) -> ConnectionPool:
     """`pool`, whose connections (made from now on) pack their commands with hiredis when installed."""
     cls = pool.connection_class
-    if hiredis is not None and not issubclass(cls, _HiredisPacking):
+    if HIREDIS and not issubclass(cls, _HiredisPacking):
         pool.connection_class = type(f"Hiredis{cls.__name__}", (_HiredisPacking, cls), {})
     return pool
