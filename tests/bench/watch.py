@@ -91,7 +91,7 @@ class WatchRun:
 
     def figure(self) -> str:
         shares = self.shares
-        windows = f"{len(shares)} windows of {self.window:g} s"
+        windows = f"{self.rooms:,} rooms, {len(shares)} windows of {self.window:g} s"
         return f"{min(shares):.1f}-{max(shares):.1f} % ({self.database}, {windows})"
 
     def table(self) -> str:
