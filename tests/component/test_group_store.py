@@ -171,7 +171,7 @@ async def test_one_rooms_failure_is_that_rooms_alone(
     engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A bug that raises for one room's event must fail that room's job, not the others in its group.
-    from workers.store import writer as store
+    from workers.store import folding as store
 
     real = store.machine.transition  # the fold of the one writer
 

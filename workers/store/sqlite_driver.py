@@ -58,7 +58,7 @@ class _Cursor:
 
     async def _execute(self, sql: str, parameters: Any, many: bool) -> _Cursor:
         connection = self._connection
-        done: Done = await connection._execute(_run, connection._conn, sql, parameters, many)
+        done: Done = await connection._execute(_run, connection._conn, sql, parameters, many)  # type: ignore[no-untyped-call]
         self.description, self.rowcount, self.lastrowid, self._rows = done
         return self
 
@@ -101,7 +101,8 @@ def _connect(database: str, *, iter_chunk_size: int = 64, **kwargs: Any) -> OneT
     """`aiosqlite.connect`, making a `OneTripConnection`."""
 
     def connector() -> sqlite3.Connection:
-        return sqlite3.connect(database, **kwargs)
+        connection: sqlite3.Connection = sqlite3.connect(database, **kwargs)
+        return connection
 
     return OneTripConnection(connector, iter_chunk_size)
 
