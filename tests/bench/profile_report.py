@@ -1,11 +1,11 @@
-"""`python -m tests.bench.profile_report [--between FROM TO] STACKS [STACKS ...]`: where the worker's CPU went, from the
-collapsed stacks `tests.bench.profile_worker` writes. A sample's stack is cut to the task it ran (what
-is above the event loop's `Handle._run`: the worker's main loop runs inside ARQ's, which would otherwise
-be on every stack), and the sample is charged to the category of its innermost frame that has one (the
-JSON that SQLAlchemy encodes is JSON, the dataclass work of a JWT is the JWT), so the shares add up to
-100 %. Then the samples by job, and the functions with the most samples of their own. `--between`
-keeps the samples of stamped stacks (`BENCH_PROFILE_STAMPED=1`) taken between two wall-clock times,
-such as the outage's recovery that `tests.bench.reaction` prints when it profiles.
+"""`python -m tests.bench.profile_report [--between FROM TO] STACKS [STACKS ...]`: where the worker's CPU
+went, from the collapsed stacks `tests.bench.profile_worker` writes. A sample's stack is cut to the task
+it ran (what is above the event loop's `Handle._run`: the worker's main loop runs inside ARQ's, which
+would otherwise be on every stack), and the sample is charged to the category of its innermost frame
+that has one (the JSON that SQLAlchemy encodes is JSON, the dataclass work of a JWT is the JWT), so the
+shares add up to 100 %. Then the samples by job, and the functions with the most samples of their own.
+`--between` keeps the samples of stamped stacks (`BENCH_PROFILE_STAMPED=1`) taken between two wall-clock
+times, such as the outage's recovery that `tests.bench.reaction` prints when it profiles.
 """
 
 from __future__ import annotations
