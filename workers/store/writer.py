@@ -146,8 +146,6 @@ async def confirm(engine: AsyncEngine, sids: Sequence[str], at: float) -> None:
         await connection.execute(_CONFIRM, {"sids": ordered, "at": at})
 
 
-_fold = folding.fold  # looked up here at each call (a test puts an interloper in its place)
-
 Placed = list[tuple[int, str, Batch]]  # (index in the group, room sid or "" when unknown, batch)
 
 
@@ -197,7 +195,7 @@ async def _record_round(connection: AsyncConnection, placed: Placed, rules: Rule
         if not sid:
             results[i] = Recorded(Outcome.NO_ROOM if fresh else Outcome.DUPLICATE)
             continue
-        results[i] = await _fold(connection, sid, fresh, seqs, current, decided, rules)
+        results[i] = await folding.fold(connection, sid, fresh, seqs, current, decided, rules)
         if fresh:
             touched.add(sid)
     new_rooms, changed_rooms = [], []
