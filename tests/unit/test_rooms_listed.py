@@ -38,7 +38,7 @@ async def outcomes(checks: list[asyncio.Task[bool]]) -> list[bool | BaseExceptio
     return await asyncio.wait_for(asyncio.gather(*checks, return_exceptions=True), ANSWER_WITHIN)
 
 
-async def test_the_shared_call_cancelled_mid_call_fails_every_caller_instead_of_leaving_them_waiting() -> None:
+async def test_the_shared_call_cancelled_mid_call_fails_every_caller_instead_of_leaving_it_waiting() -> None:
     live = SlowLiveKit({"a"})
     listed = RoomsListed(live.list_named)
     checks = await started(listed, live, "a", "b")  # both in the call under way

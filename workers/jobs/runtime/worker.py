@@ -7,10 +7,10 @@ import functools
 from typing import Any
 
 from arq import cron
-from arq.worker import func
+from arq.worker import Function, func
 
 from workers.jobs.canaries.runner import lease_seconds
-from workers.jobs.delivery.dead_letters import Job, dead_lettered
+from workers.jobs.delivery.dead_letters import Job, dead_lettered, unknown_job
 from workers.jobs.delivery.incident_reports import INCIDENT_REPORT_TIMEOUT_SECONDS, report_to_incident
 from workers.jobs.delivery.operator import operator_action
 from workers.jobs.rooms.crons import canaries, discover, prune, reconcile, sweep
@@ -34,6 +34,12 @@ def _job(name: str, job: Job) -> Job:
     """A job function as the worker runs it: kept as a dead letter when it fails for good, counted and
     timed (failures included) in the worker's metrics."""
     return dead_lettered(name, timed_job(job), max_tries=MAX_TRIES)
+
+
+def _unknown_function(name: str) -> Function:
+    """How the worker runs a job naming a function it does not have: as a dead letter once retried (no
+    result kept: a request of the web's may be queued again under the same id)."""
+    return func(_job(name, unknown_job(name)), name=name, max_tries=MAX_TRIES, keep_result=0)
 
 
 def _canary_crons(settings: Settings) -> list[Any]:
@@ -96,4 +102,5 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         "job_timeout": JOB_TIMEOUT_SECONDS,
         "poll_delay": 0.01,
         "max_jobs": settings.warden_worker_concurrency,
+        "unknown_function": _unknown_function,  # `ClaimingWorker`'s: kept as a dead letter, not dropped
     }
