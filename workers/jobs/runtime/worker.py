@@ -61,29 +61,30 @@ def _liveness_crons(settings: Settings) -> list[Any]:
 
 def worker_settings(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for `arq.Worker`, built from validated settings."""
-    return {
-        "functions": [
-            func(_job(APPLY_WEBHOOK, apply_webhook), name=APPLY_WEBHOOK, max_tries=MAX_TRIES),
-            func(_job(ON_DEADLINE, on_deadline), name=ON_DEADLINE, max_tries=MAX_TRIES, keep_result=0),
-            func(_job(HEARTBEAT, heartbeat), name=HEARTBEAT, max_tries=MAX_TRIES),
-            *(
-                func(
-                    _job(name, report_to_incident),
-                    name=name,
-                    max_tries=MAX_TRIES,
-                    timeout=INCIDENT_REPORT_TIMEOUT_SECONDS,
-                )
-                for name in (REPORT_TO_INCIDENT, ESCALATE)  # ESCALATE: jobs queued before issue 22
-            ),
-            # no result kept: the same request may be queued again once this one is applied
+    functions = [
+        func(_job(APPLY_WEBHOOK, apply_webhook), name=APPLY_WEBHOOK, max_tries=MAX_TRIES),
+        func(_job(ON_DEADLINE, on_deadline), name=ON_DEADLINE, max_tries=MAX_TRIES, keep_result=0),
+        func(_job(HEARTBEAT, heartbeat), name=HEARTBEAT, max_tries=MAX_TRIES),
+        *(
             func(
-                _job(OPERATOR_ACTION, operator_action),
-                name=OPERATOR_ACTION,
+                _job(name, report_to_incident),
+                name=name,
                 max_tries=MAX_TRIES,
                 timeout=INCIDENT_REPORT_TIMEOUT_SECONDS,
-                keep_result=0,
-            ),
-        ],
+            )
+            for name in (REPORT_TO_INCIDENT, ESCALATE)  # ESCALATE: jobs queued before issue 22
+        ),
+        # no result kept: the same request may be queued again once this one is applied
+        func(
+            _job(OPERATOR_ACTION, operator_action),
+            name=OPERATOR_ACTION,
+            max_tries=MAX_TRIES,
+            timeout=INCIDENT_REPORT_TIMEOUT_SECONDS,
+            keep_result=0,
+        ),
+    ]
+    return {
+        "functions": functions,
         "cron_jobs": [
             cron(
                 timed_job(sweep), second=set(range(0, 60, settings.warden_sweep_seconds)), run_at_startup=True
@@ -97,7 +98,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         ],
         "queue_name": settings.warden_queue_name,
         "redis_settings": settings.arq_redis(),
-        "on_startup": functools.partial(startup, settings=settings),
+        "on_startup": functools.partial(startup, settings=settings, runs=[f.name for f in functions]),
         "on_shutdown": shutdown,
         "job_timeout": JOB_TIMEOUT_SECONDS,
         "poll_delay": 0.01,
