@@ -1,6 +1,6 @@
-"""The settings of escalation (README "Escalation: outages"): when rooms' troubles are an outage, how its incident
-restarts the agent (LiveKit Cloud, a deploy hook, a rollback) and where it alerts (Slack, PagerDuty,
-Opsgenie, the incident webhook), with what cooldown, grace, lease and retries. A part of
+"""The settings of escalation (README "Escalation: outages"): when rooms' troubles are an outage, how its
+incident restarts the agent (LiveKit Cloud, a deploy hook, a rollback) and where it alerts (Slack,
+PagerDuty, Opsgenie, the incident webhook), with what cooldown, grace, lease and retries. A part of
 `workers.settings.Settings`."""
 
 from __future__ import annotations
