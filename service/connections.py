@@ -44,6 +44,7 @@ log = logging.getLogger("warden.web")
 
 MAX_HEADER_BYTES = 64 * 1024  # LiveKit's are well under 2 KiB; nginx allows 32 KiB, Node.js 16 KiB
 REFUSALS_LOGGED_EVERY_SECONDS = 10.0
+HOLD_BYTES = 64 * 1024  # what `OneWritePerTurn` holds at most: a webhook's answer is ~100 bytes
 
 
 @dataclass
@@ -94,23 +95,39 @@ def refusal(status: int, message: str) -> bytes:
 class OneWritePerTurn:
     """A connection's transport whose writes within one turn of the event loop go out as one: a
     response's head and body (uvicorn writes each as it comes) make one packet, not two. The client
-    sees the same bytes, in the same order, a turn later at most; closing sends what is held first."""
+    sees the same bytes, in the same order, a turn later at most; closing sends what is held first.
 
-    __slots__ = ("_held", "_loop", "_transport")
+    Flow control is the transport's, as without it: at most `HOLD_BYTES` are held (a write that would
+    hold more sends what is held and itself at once), and nothing is held while the transport still
+    has bytes it could not send. So a streaming response that writes faster than the client reads
+    fills the transport's buffer, which pauses uvicorn's writing, instead of a buffer here."""
+
+    __slots__ = ("_held", "_loop", "_size", "_transport")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport, self._loop = transport, loop
         self._held: list[bytes] = []
+        self._size = 0
 
     def write(self, data: bytes) -> None:
-        if not self._held:
+        if self._held:
+            self._held.append(data)
+            self._size += len(data)
+            if self._size > HOLD_BYTES:
+                self._flush()
+        elif len(data) > HOLD_BYTES or self._transport.get_write_buffer_size():
+            if not self._transport.is_closing():
+                self._transport.write(data)
+        else:
             self._loop.call_soon(self._flush)
-        self._held.append(data)
+            self._held.append(data)
+            self._size = len(data)
 
     def _flush(self) -> None:
         if self._held:
             data = b"".join(self._held) if len(self._held) > 1 else self._held[0]
             self._held.clear()
+            self._size = 0
             if not self._transport.is_closing():
                 self._transport.write(data)
 

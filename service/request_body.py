@@ -1,6 +1,7 @@
-"""A request's body read up to a limit, for every route that takes one (the webhook, the operator API
-and the dashboard's forms): refused as soon as it is known to be over, by its `Content-Length` or by
-what has arrived, so a large body is never held whole."""
+"""A request's body read up to a limit, for the routes that take one (the operator API and the
+dashboard's forms; the webhook, a plain ASGI app, reads its own the same way in `service.intake.webhook`):
+refused as soon as it is known to be over, by its `Content-Length` or by what has arrived, so a large
+body is never held whole."""
 
 from __future__ import annotations
 

@@ -14,9 +14,7 @@ generated and mutated tokens, that whenever this path decides, it decides as `To
 
 from __future__ import annotations
 
-import base64
 import binascii
-import hashlib
 import hmac
 import json
 import time
@@ -29,9 +27,12 @@ _USUAL_HEADER = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"
 _CLAIMS = frozenset({"iss", "exp", "nbf", "sha256", "sub", "video"})
 
 
+_URLSAFE = bytes.maketrans(b"-_", b"+/")
+
+
 def _segment(data: str) -> bytes:
-    """A base64url segment, strictly (anything odd is left to PyJWT)."""
-    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+    """A base64url segment (`base64.urlsafe_b64decode`'s result, without its wrappers)."""
+    return binascii.a2b_base64((data + "=" * (-len(data) % 4)).encode("ascii").translate(_URLSAFE))
 
 
 def fast_sha256(token: str, secrets: dict[str, bytes], leeway: float, now: float | None = None) -> str | None:
@@ -56,8 +57,8 @@ def fast_sha256(token: str, secrets: dict[str, bytes], leeway: float, now: float
         return None
     if type(sha256) is not str or type(sub) is not str or type(video) is not dict:
         return None
-    signing_input = f"{header_b64}.{payload_b64}".encode()
-    expected = hmac.new(secrets[issuer], signing_input, hashlib.sha256).digest()
+    signing_input = token[: len(header_b64) + 1 + len(payload_b64)].encode()
+    expected = hmac.digest(secrets[issuer], signing_input, "sha256")  # OpenSSL's one-shot HMAC
     if not hmac.compare_digest(expected, signature):
         raise InvalidWebhook("token signature does not verify")
     now = time.time() if now is None else now

@@ -133,6 +133,32 @@ async def test_oversized_body_is_413_and_not_queued(intake: httpx.AsyncClient, r
     assert await queued(redis_url) == []
 
 
+def chunked(raw: bytes, size: int = 4096) -> AsyncIterator[bytes]:
+    """`raw` sent in chunks of `size` bytes, with no Content-Length (chunked transfer encoding)."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(raw), size):
+            yield raw[start : start + size]
+
+    return chunks()
+
+
+async def test_chunked_body_without_length_is_read_whole_or_413_over_the_limit(
+    intake: httpx.AsyncClient, redis_url: str
+) -> None:
+    raw = fixture("participant_joined_agent")
+    headers = {"Authorization": sign(raw, KEY, SECRET)}
+    response = await intake.post("/webhook", content=chunked(raw, 64), headers=headers)
+    assert (response.status_code, response.json()["status"]) == (200, "queued")
+    big = body("participant_joined", id="EV_big", created_at=1, metadata="x" * (1024 * 1024))
+    response = await intake.post(
+        "/webhook", content=chunked(big), headers={"Authorization": sign(big, KEY, SECRET)}
+    )
+    assert response.status_code == 413
+    assert response.request.headers.get("transfer-encoding") == "chunked"
+    assert await queued(redis_url) == ["webhook:EV_partAbc123xyz"]
+
+
 async def test_unknown_event_type_is_accepted_and_recorded(intake: httpx.AsyncClient, redis_url: str) -> None:
     raw = body("agent_session_summarised", id="EV_future", created_at=1)
     response = await post(intake, raw, sign(raw, KEY, SECRET))

@@ -43,12 +43,13 @@ _NUMBER = re.compile(rf"(?P<word>{_WORD}{_GAP}{{0,3}})?(?P<plus>(?:\+|%2[bB]){_S
 _DATE = re.compile(r"(?:19|20)\d\d-[01]\d-[0-3]\d")
 _NOT_A_DIGIT = re.compile(r"%[0-9A-Fa-f]{2}|\D")  # %20 and friends hold digits that are no part of it
 FEWEST_DIGITS = 7
+_DIGIT = re.compile(r"\d")
 
 
 def mask_phone(text: str, *, anywhere: bool = False) -> str:
     """`text` with each phone number (see the module's doc) replaced by `•••` and its last four digits;
     with `anywhere`, every digit run is taken for one (a SIP caller's identity)."""
-    if not any(c.isdigit() for c in text):
+    if len(_DIGIT.findall(text)) < FEWEST_DIGITS:  # too few digits for any number (a webhook's usual)
         return text
     return _NUMBER.sub(lambda match: _masked(match, anywhere), text)
 
