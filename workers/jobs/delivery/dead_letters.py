@@ -8,8 +8,9 @@ error are kept as a dead letter (`workers.store.dead_letters`) and the job compl
 `Retry`s (database, Redis or LiveKit unavailable) reach ARQ's `max_tries` is kept the same way rather
 than failed by ARQ. An event whose values the database cannot store (`UnstorableEvent`: too long for
 its column, say) is kept at once: it is the event's fault, no retry fixes it, and retrying it as an
-outage would only hold its room up. Cancellation (shutdown, ARQ's timeout) is ARQ's business and
-passes through.
+outage would only hold its room up. A job whose statement failed because the database connection was
+lost (PostgreSQL restarted under it) is retried like an outage, up to `max_tries`. Cancellation
+(shutdown, ARQ's timeout) is ARQ's business and passes through.
 
 Operators see dead letters in `/metrics` (`warden_dead_letters`), the dashboard, `GET
 /api/dead-letters` and `warden dead-letters`; `warden retry ID` queues the job again once the cause is
@@ -33,6 +34,7 @@ from workers.jobs.runtime.context import context
 from workers.jobs.runtime.retry import retry_delay, retry_later
 from workers.queue.jobs import APPLY_WEBHOOK, ESCALATE, HEARTBEAT, ON_DEADLINE, original_job_id
 from workers.store.dead_letters import DeadLetter, keep
+from workers.store.engine import connection_lost
 
 log = logging.getLogger("warden.worker")
 
@@ -85,7 +87,7 @@ def dead_lettered(function: str, job: Job, *, max_tries: int) -> Job:
         except UnstorableEvent as exc:  # names the event and the column; its place in the code says nothing
             error, trace = describe(exc), ""
         except Exception as exc:
-            if job_try < UNEXPECTED_TRIES:
+            if job_try < (max_tries if connection_lost(exc) else UNEXPECTED_TRIES):
                 delay = retry_delay(job_try)
                 log.warning("job %s failed (%s); retried in %.0fs", ctx["job_id"], describe(exc), delay)
                 raise Retry(defer=delay) from exc
