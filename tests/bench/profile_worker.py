@@ -9,7 +9,8 @@ stacks are written, collapsed ("frame;frame;frame count", as flame-graph tools r
 `$BENCH_PROFILE` (default `var/worker.stacks`) when the worker stops; `python -m
 tests.bench.profile_report <file>` sums them by what the CPU was spent on. `BENCH_PROFILE_STAMPED=1`
 puts the sample's wall-clock time (`@<unix seconds, one decimal>`) first in each stack, so that a part of
-the run can be picked out (`profile_report --between <from> <to>`).
+the run can be picked out (`profile_report --between <from> <to>`). `SIGUSR1` drops the stacks taken so
+far (the watch benchmark sends it when its measured part begins: start-up and set-up left out).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ def main() -> None:
         stacks[tuple(reversed(names))] += 1
 
     signal.signal(signal.SIGPROF, sample)
+    signal.signal(signal.SIGUSR1, lambda _signum, _frame: stacks.clear())
     signal.setitimer(signal.ITIMER_PROF, INTERVAL, INTERVAL)
     try:
         worker_main()

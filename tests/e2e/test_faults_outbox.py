@@ -12,15 +12,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from devtools.simulator.livekit import FakeLiveKit
-from devtools.simulator.serving import serve
-from tests.support.processes import run_warden
 from tests.support.settings import KEY, SECRET
 from tests.support.waiting import wait_until
-from tests.support.world import AGENT, World, settled
+from tests.support.world import AGENT, World, settled, warden_world
 from workers.jobs.runtime.faults import MID_BATCH, VARIABLE
 
 SLA = {"WARDEN_JOIN_SLA_SECONDS": "1.5", "WARDEN_SWEEP_SECONDS": "1"}
@@ -34,22 +31,15 @@ BULK_ROOMS = [f"o-bulk-{i}" for i in range(5)]
 async def world(tmp_path: Path, redis_url: str, request: pytest.FixtureRequest) -> AsyncIterator[World]:
     """Warden whose first worker dies after the first commit deciding a notice of the kind `param`."""
     fake = FakeLiveKit(KEY, SECRET, cloud_agents={CLOUD_AGENT: AGENT})
-    async with serve(fake.app) as livekit_url, httpx.AsyncClient() as client:
-        env = {
-            "REDIS_URL": redis_url,
-            "DATABASE_URL": f"sqlite:///{tmp_path}/w.db",
-            "LIVEKIT_URL": livekit_url,
-            "LK_AGENTS_URL": livekit_url,
-            "WARDEN_CLOUD_AGENT_ID": CLOUD_AGENT,
-            "WARDEN_AGENT_NAME": AGENT,
-            VARIABLE: f"{point(request.param)}:{tmp_path / 'fault-fired'}",
-            **SLA,
-            **(BULK if request.param == MID_BATCH else {}),
-        }
-        with run_warden(tmp_path, **env) as warden:
-            w = World(fake, warden, client)
-            fake.on_dispatch = w.on_dispatch
-            yield w
+    env = {
+        "LK_AGENTS_URL": "{livekit}",
+        "WARDEN_CLOUD_AGENT_ID": CLOUD_AGENT,
+        VARIABLE: f"{point(request.param)}:{tmp_path / 'fault-fired'}",
+        **SLA,
+        **(BULK if request.param == MID_BATCH else {}),
+    }
+    async with warden_world(tmp_path, redis_url, fake, **env) as w:
+        yield w
 
 
 def point(param: str) -> str:

@@ -31,12 +31,13 @@ from tests.support.helpers import body
 from tests.support.settings import KEY, SECRET, make_settings
 from workers.adapters.livekit import LiveKitRooms
 from workers.core.incident_values import Signal
-from workers.core.room import AgentView, Room
+from workers.core.room import AgentView, ReportBreach, ReportRecovered, Room
 from workers.jobs.delivery.incident_reports import report_to_incident
 from workers.jobs.rooms.effects import Effects
 from workers.jobs.rooms.jobs import apply_webhook, on_deadline
 from workers.jobs.runtime.context import context
 from workers.jobs.runtime.lifecycle import shutdown, startup
+from workers.jobs.runtime.worker import worker_settings
 from workers.migrate import upgrade
 from workers.queue.enqueue import Enqueuer
 from workers.store.outbox import Pending
@@ -71,6 +72,10 @@ class RecordingIncidents:
 
     async def room_recovered(self, room: Room, agent: str) -> None:
         self.recovered.append(room.name)
+
+    async def fold(self, room: Room, agent: str, report: ReportBreach | ReportRecovered) -> bool:
+        """Never from the room's job: each report is its own job, as the tests of rooms count them."""
+        return False
 
     async def protected(self, room: Room, agent: str, what: str) -> None:
         """Nothing to note: this stand-in keeps no incidents."""
@@ -285,7 +290,9 @@ async def harness(
                 incidents=incidents,
                 clock=clock,
             )
-        await startup(ctx, settings=config, clock=clock, effects=effects)
+        # as the worker's own start-up: it says which jobs it runs (the web refuses what none runs)
+        runs = [f.name for f in worker_settings(config)["functions"]]
+        await startup(ctx, settings=config, clock=clock, effects=effects, runs=runs)
         await upgrade(context(ctx).engine)
         try:
             yield Harness(fake, ctx, clock, incidents, queue)

@@ -42,7 +42,7 @@ from workers.core.incident import (
 )
 from workers.core.observing import counted, mode
 from workers.core.personal import mask_phone
-from workers.core.room import Room
+from workers.core.room import WAITING_PHASES, Recovery, Room
 from workers.escalation import comeback
 from workers.escalation.metrics import CAPACITY_REFUSALS, DECISIONS, RESTARTS
 from workers.escalation.policy import OutagePolicy
@@ -55,6 +55,14 @@ log = logging.getLogger("warden.escalation")
 
 Outcome = Callable[[str, str, bool], Awaitable[None]]  # incident id, leg, landed
 Deliver = Callable[[Pending], Awaitable[None]]
+
+
+def needs(room: Room, agent: str) -> bool:
+    """Does `room` still need `agent`: its people wait for it, or Warden is at work on it (as
+    `workers.store.room_agents.needs` says of the stored room)? A room with no part for it (a breach of
+    its own watch) is taken to."""
+    view = room.view(agent)
+    return view is None or view.phase in WAITING_PHASES or view.recovery is not Recovery.NONE
 
 
 class AgentIncidents:
@@ -86,12 +94,29 @@ class AgentIncidents:
         self._known: tuple[str, IncidentState, set[str]] = ("", IncidentState.NEW, set())
 
     async def breach(
-        self, room: Room, reason: str, *, full: bool = False, unjoined: tuple[tuple[str, str], ...] = ()
-    ) -> None:
+        self,
+        room: Room,
+        reason: str,
+        *,
+        full: bool = False,
+        unjoined: tuple[tuple[str, str], ...] = (),
+        fold: bool = False,
+    ) -> bool:
         """A room missed its SLA: count it; enough of them within the window is an outage. Past its
         restart's claim, the incident this process knows only gains the room (one statement). A room
         whose job LiveKit refused for want of capacity (`full`) goes to the capacity incident instead;
-        the jobs workers took for it whose agent never came (`unjoined`) are counted per worker."""
+        the jobs workers took for it whose agent never came (`unjoined`) are counted per worker. A room
+        that no longer needs the agent (`room` is as it stands now: the report ran late, after its
+        recovery) counts for nothing: its outage, if any, was resolved with it, and a new one opened on
+        late reports would page people for it again.
+        With `fold` (the room's own job reporting), only what is cheap is done: False, and nothing
+        decided, where the report takes a step of the incident machine (open, restart, capacity), which
+        is its own job's (`report_to_incident`) to take; True once the breach is reported."""
+        if not needs(room, self.agent):
+            log.info("room %s: breach reported after it was served; not counted", mask_phone(room.name))
+            return True
+        if full and fold:
+            return False
         now = self.clock()
         workers = await self.window.unjoined(room.sid, unjoined, now)  # this room's jobs counted first
         if full:
@@ -99,10 +124,10 @@ class AgentIncidents:
             why = f"room {mask_phone(room.name)}: LiveKit refused its job for want of capacity"
             report = Report(Signal.CAPACITY, now, reason=why, rooms=1, room=room.name, workers=workers)
             await self.carry(await self._outage(report, [(room.sid, room.name)]))
-            return
+            return True
         count = await self.window.count(room.sid, room.name, now)
         if count < self.policy.outage_rooms:
-            return
+            return True
         # read again: every room counted before this one counted its jobs first (reports run concurrently)
         workers = await self.window.unjoined(room.sid, (), now)
         why = f"{count} rooms missed their SLA within {self.policy.outage_window:g} s"
@@ -113,10 +138,13 @@ class AgentIncidents:
             and await incidents.join_open(self.engine, known, self.agent, (room.sid, room.name), now)
         ):
             joined.add(room.sid)
-            return
+            return True
+        if fold:
+            return False
         rooms = await self.window.rooms()  # all of the window is in the incident
         report = Report(Signal.OUTAGE, now, reason=why, rooms=len(rooms), workers=workers)
         await self.carry(await self._outage(report, rooms))
+        return True
 
     async def room_failed(self, room: Room, reason: str) -> None:
         """A room exhausted its re-dispatches, or LiveKit refused: an outage on its own (and, failing after
@@ -154,6 +182,11 @@ class AgentIncidents:
     async def room_recovered(self, room: Room) -> None:
         """A room that had missed its SLA needs nothing now; the last one resolves its incident."""
         await self._settle(room.sid)
+
+    def knows_open(self) -> bool:
+        """Whether this process knows an open incident of the agent (its last step here left one open)."""
+        known, state, _ = self._known
+        return bool(known) and state not in (IncidentState.NEW, IncidentState.RESOLVED)
 
     async def settle(self) -> None:
         """The sweep: resolve the open incident if none of its rooms waits any more (rooms that got their

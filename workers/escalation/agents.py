@@ -29,12 +29,12 @@ from workers.core.fallback import fallback_line
 from workers.core.incident import HOOK, IncidentPolicy, Report, Signal, WatchComeback
 from workers.core.outgoing import Alert, DeployHook, IncidentEvent
 from workers.core.personal import mask_phone
-from workers.core.room import Room
+from workers.core.room import ReportBreach, ReportRecovered, Room
 from workers.core.rules import Rules
 from workers.escalation import comeback
 from workers.escalation.agent import AgentIncidents
 from workers.escalation.alert_routes import AlertRoutes, EventRoute
-from workers.escalation.couriers import Couriers, Route, alerted, label, outbox_rows
+from workers.escalation.couriers import Couriers, Route, alerted_at_hand_over, label, outbox_rows
 from workers.escalation.metrics import RESTARTS
 from workers.escalation.policy import Alerter, OutagePolicy, Restarter, deployment_key
 from workers.escalation.window import OutageWindow
@@ -188,6 +188,22 @@ class Incidents:
     async def room_recovered(self, room: Room, agent: str) -> None:
         await self.for_agent(self.agent_of(agent), room).room_recovered(room)
 
+    async def fold(self, room: Room, agent: str, report: ReportBreach | ReportRecovered) -> bool:
+        """Report a breach or a recovery from the room's own job, where that is cheap: a breach that
+        only counts the room or joins it to the open incident this process knows, a recovery of a room
+        while this process knows its agent's incident open. False, nothing decided: the report takes its
+        own job (`report_to_incident`) — a breach that opens an incident or restarts, one LiveKit
+        refused for want of capacity, a recovery with no incident known here."""
+        handler = self.for_agent(self.agent_of(agent), room)
+        if isinstance(report, ReportBreach):
+            return await handler.breach(
+                room, report.reason, full=report.full, unjoined=report.unjoined, fold=True
+            )
+        if not handler.knows_open():
+            return False
+        await handler.room_recovered(room)
+        return True
+
     async def protected(self, room: Room, agent: str, what: str) -> None:
         """A line in the agent's open incident's log (none open: nothing) of what was done for the
         people of `room` (`workers.jobs.rooms.protect`); in observe mode, marked not carried out."""
@@ -234,10 +250,9 @@ class Incidents:
         for incident_id, agent in await incidents.observed_open(self.engine):
             waiting = await incidents.waiting_rooms(self.engine, agent)
             await self.fresh_start(waiting, incident_id, agent, 0.0, observed=True)
-            found = await incidents.get_incident(self.engine, incident_id)
-            lines = [(action, outcome, done) for _, action, outcome, done in found.actions] if found else []
             handler = self.for_agent(agent)
-            said = alerted(lines, handler.incident_policy.routes, self.couriers[agent].names)
+            routes, names = handler.incident_policy.routes, self.couriers[agent].names
+            said = await alerted_at_hand_over(self.engine, incident_id, routes, names, self.clock())
             report = Report(Signal.HANDED_OVER, self.clock(), rooms=len(waiting), alerted=said)
             await handler.carry(await handler.decide(report, incident_id=incident_id))
         self.handed_over = True
