@@ -31,10 +31,9 @@ from service.intake.body import loads_webhook
 from service.intake.token import fast_sha256
 from service.metrics import count_webhook
 from service.request_body import BodyTooLarge
-from workers.adapters.webhook import from_webhook_json
+from workers.adapters.webhook import webhook_event
 from workers.core.canary import is_canary_room
 from workers.core.errors import InvalidWebhook, MalformedEvent
-from workers.core.events import Event, to_dict
 from workers.queue.jobs import queue_webhook
 
 log = logging.getLogger("warden.webhook")
@@ -100,8 +99,9 @@ class WebhookVerifier:
         except Exception as exc:  # a signed token whose grants livekit-api cannot read (a list for `video`)
             raise InvalidWebhook(f"token claims are malformed ({type(exc).__name__})") from None
 
-    def verify(self, body: bytes, authorization: str | None) -> Event:
-        """Return the reduced event, or raise `InvalidWebhook` (401) / `MalformedEvent` (400)."""
+    def verify(self, body: bytes, authorization: str | None) -> dict[str, Any]:
+        """Return the reduced event in the plain form its job carries (`webhook_event`), or raise
+        `InvalidWebhook` (401) / `MalformedEvent` (400)."""
         try:
             expected = base64.b64decode(self.sha256(authorization), validate=True)
         except binascii.Error:
@@ -111,7 +111,7 @@ class WebhookVerifier:
             raise InvalidWebhook("body does not match the token's sha256")
         # The hash was checked over the exact bytes above; reading them never re-serialises them.
         data = loads_webhook(body)
-        return from_webhook_json(data, fallback_id=f"sha256-{digest.hexdigest()[:32]}")
+        return webhook_event(data, fallback_id=f"sha256-{digest.hexdigest()[:32]}")
 
 
 class WebhookEndpoint:
@@ -154,26 +154,19 @@ class WebhookEndpoint:
             count_webhook("unknown", "malformed")
             return 400, {"error": str(exc)}
         # A canary's room is read whatever WARDEN_ROOMS says: its webhooks tell the canary the agent came.
-        if event.room_name and not settings.watches(event.room_name) and not is_canary_room(event.room_name):
-            count_webhook(event.kind, "ignored")
-            return 200, {"status": "ignored", "reason": "room not in WARDEN_ROOMS", "id": event.id}
+        kind, event_id, room_name = event["kind"], event["id"], event["room_name"]
+        if room_name and not settings.watches(room_name) and not is_canary_room(room_name):
+            count_webhook(kind, "ignored")
+            return 200, {"status": "ignored", "reason": "room not in WARDEN_ROOMS", "id": event_id}
         try:
-            queued = await queue_webhook(state["enqueuer"], event.id, job_event(event), time.time())
+            queued = await queue_webhook(state["enqueuer"], event_id, event, time.time())
         except (RedisError, OSError, TimeoutError) as exc:
             log.error("queue unavailable, answering 503 so that LiveKit retries: %s", type(exc).__name__)
-            count_webhook(event.kind, "unavailable")
+            count_webhook(kind, "unavailable")
             return 503, {"error": "queue unavailable, retry later"}
         verdict = "queued" if queued else "duplicate"
-        count_webhook(event.kind, verdict)
-        return 200, {"status": verdict, "id": event.id}
-
-
-def job_event(event: Event) -> dict[str, Any]:
-    """The event as its job carries it: `to_dict`'s, its kind as the plain string it stands for (an
-    enum is pickled by reference to its class, at twice the cost; the worker's `from_plain` reads both)."""
-    data = to_dict(event)
-    data["kind"] = event.kind.value
-    return data
+        count_webhook(kind, verdict)
+        return 200, {"status": verdict, "id": event_id}
 
 
 async def _read_body(receive: Receive, declared: bytes, limit: int) -> bytes:
