@@ -34,11 +34,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
+
+from service.body_reading import BODY_RECEIVED
 
 log = logging.getLogger("warden.web")
 
@@ -202,6 +204,9 @@ class ReadDeadlines(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
+        cycle = self.cycle
+        if not cycle.response_complete:  # the whole body is in, unread: no deadline needed for it
+            cast(dict[str, Any], cycle.scope)[BODY_RECEIVED] = True
         self._disarm()
         self._awaiting_headers, self._header_bytes, self._request_begun = True, 0, False
         self._requests_ended += 1

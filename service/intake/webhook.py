@@ -46,6 +46,9 @@ _JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", "
 
 
 _CONTENT_TYPE = (b"content-type", b"application/json")
+# The usual answer, `{"status":"queued","id":...}`, as `_JSON` writes it, without building the dict.
+_QUEUED = b'{"status":"queued","id":'
+_encode_string = json.encoder.encode_basestring  # what `_JSON` writes a string with (ensure_ascii off)
 
 
 class WebhookVerifier:
@@ -123,14 +126,14 @@ class WebhookEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = scope["state"]
         status, content = await self._handle(state, scope["headers"], receive)
-        body = _JSON.encode(content).encode()
+        body = content if type(content) is bytes else _JSON.encode(content).encode()
         headers = [(b"content-length", str(len(body)).encode()), _CONTENT_TYPE]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
     async def _handle(
         self, state: dict[str, Any], headers: list[tuple[bytes, bytes]], receive: Receive
-    ) -> tuple[int, dict[str, str]]:
+    ) -> tuple[int, dict[str, str] | bytes]:
         settings = state["settings"]
         limit = settings.warden_max_body_bytes
         authorization, declared = None, b""
@@ -140,7 +143,16 @@ class WebhookEndpoint:
             elif name == b"content-length" and not declared:
                 declared = value
         try:
-            body = await _read_body(receive, declared, limit)
+            if declared.isdigit() and int(declared) > limit:
+                raise BodyTooLarge
+            message = await receive()  # the usual webhook's whole body, in one message
+            if message["type"] != "http.request":
+                raise ClientDisconnect
+            body: bytes = message.get("body", b"")
+            if len(body) > limit:
+                raise BodyTooLarge
+            if message.get("more_body", False):
+                body = await _rest_of_body(receive, body, limit)
             event = state["verifier"].verify(body, authorization)
         except BodyTooLarge:
             count_webhook("unknown", "too_large")
@@ -164,25 +176,18 @@ class WebhookEndpoint:
             log.error("queue unavailable, answering 503 so that LiveKit retries: %s", type(exc).__name__)
             count_webhook(kind, "unavailable")
             return 503, {"error": "queue unavailable, retry later"}
-        verdict = "queued" if queued else "duplicate"
-        count_webhook(kind, verdict)
-        return 200, {"status": verdict, "id": event_id}
+        if queued:
+            count_webhook(kind, "queued")
+            return 200, b"".join((_QUEUED, _encode_string(event_id).encode(), b"}"))
+        count_webhook(kind, "duplicate")
+        return 200, {"status": "duplicate", "id": event_id}
 
 
-async def _read_body(receive: Receive, declared: bytes, limit: int) -> bytes:
-    """The raw body, refused as soon as it is known to be over `limit` bytes (by `Content-Length`, or
-    by what has arrived: a chunked body has none); `ClientDisconnect` if the client goes away first
-    (`service.body_reading` tells it in one line), as Starlette's `Request.stream` raises it."""
-    if declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge
-    message = await receive()
-    if message["type"] != "http.request":
-        raise ClientDisconnect
-    body: bytes = message.get("body", b"")
-    if len(body) > limit:
-        raise BodyTooLarge
-    if not message.get("more_body", False):
-        return body  # the usual webhook: one message
+async def _rest_of_body(receive: Receive, body: bytes, limit: int) -> bytes:
+    """The rest of a body that came in several messages (`body`: the first), refused as soon as what
+    has arrived is over `limit` bytes (a chunked body has no `Content-Length`); `ClientDisconnect` if
+    the client goes away first (`service.body_reading` tells it in one line), as Starlette's
+    `Request.stream` raises it."""
     chunks, size = [body], len(body)
     while True:
         message = await receive()
