@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from typing import Any
 
+import jwt
 import pytest
 from starlette.responses import JSONResponse
 
@@ -84,3 +86,12 @@ def test_refusals_and_ignored_rooms_are_answered_as_json_response_would() -> Non
     assert answer(raw, sign(raw, KEY, SECRET), rooms="other-*") == as_starlette(200, ignored)
     unsigned = answer(raw, sign(b"another body", KEY, SECRET))
     assert unsigned == as_starlette(401, {"error": "body does not match the token's sha256"})
+
+
+@pytest.mark.parametrize("claim", ["é", "not base64!", "YW=J"])
+def test_a_signed_token_whose_sha256_claim_is_not_base64_is_answered_401(claim: str) -> None:
+    raw = body("participant_joined", id="EV_1", created_at=1767225600, room="call-1", sid="RM_1")
+    token = jwt.encode(
+        {"iss": KEY, "exp": int(time.time()) + 600, "sha256": claim}, SECRET, algorithm="HS256"
+    )
+    assert answer(raw, token) == as_starlette(401, {"error": "token's sha256 claim is not base64"})
