@@ -137,6 +137,9 @@ class OneWritePerTurn:
         self._flush()
         self._transport.close()
 
+    def is_closing(self) -> bool:  # asked several times a request: not through `__getattr__`
+        return self._transport.is_closing()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
 
@@ -155,6 +158,9 @@ class ReadDeadlines(HttpToolsProtocol):
         if not isinstance(config, WardenConfig):
             raise TypeError("ReadDeadlines needs a WardenConfig (service.connections)")
         self.limits = config.read_limits
+        # uvicorn builds each request's access line (client, path) before its logger drops it: only
+        # when the line would be written (WARDEN_LOG_LEVEL INFO or DEBUG), as uvicorn's own check can't tell.
+        self.access_log = self.access_log and self.access_logger.isEnabledFor(logging.INFO)
         self._timer: asyncio.TimerHandle | None = None
         self._awaiting_headers = True  # the parser is between requests or inside a request's headers
         self._header_bytes = 0  # received since the last request ended
