@@ -11,8 +11,12 @@ the web process; asyncio's otherwise.
 from __future__ import annotations
 
 import asyncio
+import functools
+import gc
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from redis.exceptions import RedisError
@@ -40,7 +44,9 @@ def main() -> None:
     while True:
         started = time.monotonic()
         try:
-            ClaimingWorker(**worker_settings(settings)).run()
+            options = worker_settings(settings)
+            options["on_startup"] = functools.partial(frozen_after, options["on_startup"])
+            ClaimingWorker(**options).run()
             return  # stopped by a signal
         except (RedisError, OSError) as exc:
             if time.monotonic() - started > 60:
@@ -48,6 +54,16 @@ def main() -> None:
             log.error("worker lost Redis (%s); starting a new worker in %.0f s", type(exc).__name__, backoff)
             time.sleep(backoff)
             backoff = min(MAX_BACKOFF_SECONDS, backoff * 2)
+
+
+async def frozen_after(startup: Callable[[dict[str, Any]], Awaitable[None]], ctx: dict[str, Any]) -> None:
+    """ARQ's on_startup, then the objects made so far (modules, SQLAlchemy's metadata, protobuf's
+    descriptors, the worker's context) left out of every later garbage collection, as the web process
+    does (`service.__main__.freeze_startup_objects`): each full collection walked them all. They live as
+    long as the process anyway."""
+    await startup(ctx)
+    gc.collect()
+    gc.freeze()
 
 
 def serve_metrics(settings: Settings) -> WSGIServer | None:

@@ -1,9 +1,11 @@
-"""`python -m tests.bench.profile_report STACKS [STACKS ...]`: where the worker's CPU went, from the
-collapsed stacks `tests.bench.profile_worker` writes. A sample's stack is cut to the task it ran (what
-is above the event loop's `Handle._run`: the worker's main loop runs inside ARQ's, which would otherwise
-be on every stack), and the sample is charged to the category of its innermost frame that has one (the
-JSON that SQLAlchemy encodes is JSON, the dataclass work of a JWT is the JWT), so the shares add up to
-100 %. Then the samples by job, and the functions with the most samples of their own.
+"""`python -m tests.bench.profile_report [--between FROM TO] STACKS [STACKS ...]`: where the worker's CPU
+went, from the collapsed stacks `tests.bench.profile_worker` writes. A sample's stack is cut to the task
+it ran (what is above the event loop's `Handle._run`: the worker's main loop runs inside ARQ's, which
+would otherwise be on every stack), and the sample is charged to the category of its innermost frame
+that has one (the JSON that SQLAlchemy encodes is JSON, the dataclass work of a JWT is the JWT), so the
+shares add up to 100 %. Then the samples by job, and the functions with the most samples of their own.
+`--between` keeps the samples of stamped stacks (`BENCH_PROFILE_STAMPED=1`) taken between two wall-clock
+times, such as the outage's recovery that `tests.bench.reaction` prints when it profiles.
 """
 
 from __future__ import annotations
@@ -38,12 +40,19 @@ JOBS = [
 ]
 
 
-def load(paths: list[str]) -> Counter[tuple[str, ...]]:
+def load(paths: list[str], between: tuple[float, float] | None = None) -> Counter[tuple[str, ...]]:
+    """The stacks of the files; with `between` (stamped stacks, `BENCH_PROFILE_STAMPED=1`), only the
+    samples taken in that span of wall-clock time."""
     stacks: Counter[tuple[str, ...]] = Counter()
     for path in paths:
         for line in Path(path).read_text().splitlines():
             stack, _, count = line.rpartition(" ")
-            stacks[tuple(stack.split(";"))] += int(count)
+            frames = tuple(stack.split(";"))
+            if frames[0].startswith("@"):
+                if between is not None and not between[0] <= float(frames[0][1:]) <= between[1]:
+                    continue
+                frames = frames[1:]
+            stacks[frames] += int(count)
     return stacks
 
 
@@ -85,7 +94,11 @@ def report(stacks: Counter[tuple[str, ...]]) -> str:
 
 
 def main() -> None:
-    print(report(load(sys.argv[1:])))
+    args = sys.argv[1:]
+    if args[:1] == ["--between"]:
+        print(report(load(args[3:], (float(args[1]), float(args[2])))))
+    else:
+        print(report(load(args)))
 
 
 if __name__ == "__main__":

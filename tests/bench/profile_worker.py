@@ -7,13 +7,17 @@ charges only what the process used.
 To profile a benchmark's worker, put this command on the Procfile's `worker:` line for the run. The
 stacks are written, collapsed ("frame;frame;frame count", as flame-graph tools read them), to
 `$BENCH_PROFILE` (default `var/worker.stacks`) when the worker stops; `python -m
-tests.bench.profile_report <file>` sums them by what the CPU was spent on.
+tests.bench.profile_report <file>` sums them by what the CPU was spent on. `BENCH_PROFILE_STAMPED=1`
+puts the sample's wall-clock time (`@<unix seconds, one decimal>`) first in each stack, so that a part of
+the run can be picked out (`profile_report --between <from> <to>`). `SIGUSR1` drops the stacks taken so
+far (the watch benchmark sends it when its measured part begins: start-up and set-up left out).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import time
 from collections import Counter
 from pathlib import Path
 from types import FrameType
@@ -33,14 +37,19 @@ def main() -> None:
     out = Path(os.environ.get("BENCH_PROFILE", ROOT / "var" / "worker.stacks"))
     stacks: Counter[tuple[str, ...]] = Counter()
 
+    stamped = os.environ.get("BENCH_PROFILE_STAMPED") == "1"
+
     def sample(_signum: int, frame: FrameType | None) -> None:
         names = []
         while frame is not None:
             names.append(_where(frame))
             frame = frame.f_back
+        if stamped:
+            names.append(f"@{time.time():.1f}")
         stacks[tuple(reversed(names))] += 1
 
     signal.signal(signal.SIGPROF, sample)
+    signal.signal(signal.SIGUSR1, lambda _signum, _frame: stacks.clear())
     signal.setitimer(signal.ITIMER_PROF, INTERVAL, INTERVAL)
     try:
         worker_main()

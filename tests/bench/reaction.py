@@ -181,6 +181,9 @@ async def _run(
         run.restart_after = restarted[0] - crossed
         run.recovery = sorted(at - fake.back_at["CA_bench"] for at in after_back.values())
         run.recovery_cpu = recovery_cpu
+        if PROFILE:
+            back = fake.back_at["CA_bench"]
+            print(f"recovery, for profile_report --between: {back:.1f} {max(after_back.values()):.1f}")
     return run
 
 

@@ -9,8 +9,9 @@ its figure from this run. `BENCH_QUICK=1` runs
 smaller sizes (a smoke test of the harness, not figures to quote).
 
 `python -m tests.bench.run bigroom` runs the big-room benchmark alone (issue 24), `python -m
-tests.bench.run outage` the outage's (issues 23 and 30), and puts its section in place in `results.md`,
-leaving the others as they were.
+tests.bench.run outage` the outage's (issues 23 and 30), `python -m tests.bench.run watch` the canaries'
+and liveness reads' (issue 30), and puts its section in place in `results.md`, leaving the others as
+they were.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from devtools.embedded_redis import EmbeddedRedis
-from tests.bench import bigroom, ingest, plot, reaction, targets, worker
+from tests.bench import bigroom, ingest, plot, reaction, targets, watch, worker
 from tests.bench import pg as pg_server
 from tests.bench.pg import fresh_database
 from tests.support.processes import ROOT
@@ -64,6 +65,8 @@ def main() -> None:
             _bigroom_only()
         elif sys.argv[1:] == ["outage"]:
             _outage_only()
+        elif sys.argv[1:] == ["watch"]:
+            _watch_only()
         else:
             _main()
 
@@ -135,6 +138,14 @@ def _outage_only() -> None:
     title, body, figures = _outage(fresh_database("warden_bench") is not None)
     print(f"\n## {title}\n\n{body}\n\n{figures}", flush=True)
     _replace_section(OUTAGE_TITLE, f"## {title}\n\n{body}\n\n{_alone('outage', load)}\n\n")
+
+
+def _watch_only() -> None:
+    """The watch benchmark alone: printed, and its section of `results.md` replaced (or added)."""
+    load = os.getloadavg()[0]
+    title, body, figures = watch.section(fresh_database(watch.DATABASE) is not None)
+    print(f"\n## {title}\n\n{body}\n\n{figures['canaries']}", flush=True)
+    _replace_section(watch.TITLE, f"## {title}\n\n{body}\n\n{_alone('watch', load)}\n\n")
 
 
 def _alone(part: str, load: float) -> str:
@@ -317,6 +328,10 @@ def _main() -> None:
     body, big = _bigroom(pg is not None)
     figures.update(big)
     _section(lines, BIG_TITLE, body)
+
+    title, body, found = watch.section(pg is not None)
+    figures.update(found)
+    _section(lines, title, body)
 
     main_series = max(scaling.values(), key=len)
     xs = [w.rooms for w in main_series]

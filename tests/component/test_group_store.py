@@ -171,7 +171,7 @@ async def test_one_rooms_failure_is_that_rooms_alone(
     engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A bug that raises for one room's event must fail that room's job, not the others in its group.
-    from workers.store import writer as store
+    from workers.store import folding as store
 
     real = store.machine.transition  # the fold of the one writer
 
@@ -200,11 +200,11 @@ async def test_a_room_changed_since_it_was_read_is_recorded_again(
     # The version check: a writer that got past the row lock (simulated here, in the group's own
     # transaction) bumps the version after the group read it; the group's write must be refused and
     # the room recorded again from what is stored, not written over it.
-    from workers.store import writer
+    from workers.store import folding, writer
 
     first = _event("", 0, (0, "alice", True, 0, False))
     assert (await writer.record_events(engine, [(first, 1.0)], rules=POLICY)).outcome == Outcome.APPLIED
-    real, folds = writer._fold, []
+    real, folds = folding.fold, []
 
     async def interloper(connection: AsyncConnection, sid: str, *args: object) -> Recorded:
         folds.append(sid)
@@ -214,7 +214,7 @@ async def test_a_room_changed_since_it_was_read_is_recorded_again(
             )
         return await real(connection, sid, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(writer, "_fold", interloper)
+    monkeypatch.setattr(folding, "fold", interloper)
     second = _event("", 1, (0, "bob", True, 1, False))
     (recorded,) = await record_group(engine, [[(second, 2.0)]], rules=POLICY)
     assert isinstance(recorded, Recorded) and recorded.outcome == Outcome.APPLIED

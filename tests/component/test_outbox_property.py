@@ -75,7 +75,7 @@ class Fates:
         await delivery.deliver(effects, delivered, notices, room)
 
 
-async def _unreachable(effects: Effects, notice: Pending, room: Room) -> None:
+async def _unreachable(effects: Effects, notice: Pending, room: Room, *, fold: bool = False) -> None:
     raise RedisConnectionError("Connection refused")
 
 

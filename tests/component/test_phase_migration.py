@@ -17,7 +17,7 @@ from workers.core import stored
 from workers.core.room import Person, Room
 from workers.store.engine import make_engine
 from workers.store.models import ROOMS
-from workers.store.writer import room_values
+from workers.store.room_rows import room_values
 
 
 def _row(room: Room, state: dict[str, object] | None = None) -> dict[str, object]:

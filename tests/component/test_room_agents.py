@@ -32,7 +32,8 @@ from workers.store import incidents
 from workers.store.engine import make_engine
 from workers.store.group import record_group
 from workers.store.models import ROOM_AGENTS, ROOMS
-from workers.store.writer import record_event, room_values
+from workers.store.room_rows import room_values
+from workers.store.writer import record_event
 
 RULES = Rules.of(
     (

@@ -194,3 +194,27 @@ async def test_two_agents_of_one_deployment_out_at_once_share_one_restart(tmp_pa
         assert sorted(world.livekit.dispatched[-4:]) == sorted(
             (room, name) for room in ("shared-1", "shared-2") for name in (AGENT, "scribe")
         )  # each agent re-dispatched to each room once its deployment was back
+
+
+async def test_rooms_breaching_into_an_open_incident_and_recovering_are_reported_by_their_own_jobs(
+    world: World,
+) -> None:
+    """During an outage, a breach that only joins the open incident, and a recovery, are reported by the
+    room's own job: no incident report job each (issue 30), the incident's course the same."""
+    world.agent_down()
+    world.cloud.on_restart = None  # restarted, and the agent does not come yet
+    await everyone_waits(world, ROOMS)
+    await world.wait(16)  # the outage at 15 s: incident opened, deployment restarted
+    reports = [job for job, _ in world.outcomes if job.startswith("incident:")]
+    assert reports and world.cloud.restarts == [DEPLOYMENT]
+    await everyone_waits(world, LATER_ROOMS)
+    await world.wait(15.5)  # the later rooms miss their SLA, the incident open
+    (incident,) = await world.incidents()
+    assert sorted(name for _, name, *_ in incident.rooms) == sorted(ROOMS + LATER_ROOMS)
+    world.down.discard(AGENT)  # the agent comes back
+    await world.wait(GRACE + 30)
+    assert await phases(world, ROOMS + LATER_ROOMS) == ["agent_active"] * 6
+    (incident,) = await world.incidents()
+    assert incident.resolved_at is not None and world.webhook.said() == ["opened", "restarted", "resolved"]
+    assert [job for job, _ in world.outcomes if job.startswith("incident:")] == reports
+    assert world.cloud.restarts == [DEPLOYMENT]

@@ -1,6 +1,7 @@
 """The agent's own state (`lk.agent.state`, issue 26) through the worker's jobs: the liveness cron sees
 it (no webhook does), a stuck agent is replaced with its dispatch's metadata and the replacement left
-alone, a healthy one is never touched, and LiveKit sees a bounded number of calls a second."""
+alone, a healthy one is never touched (its turns between listening, idle and speaking write nothing; a
+turn into or out of thinking is recorded), and LiveKit sees a bounded number of calls a second."""
 
 from __future__ import annotations
 
@@ -95,3 +96,24 @@ async def test_liveness_0_turns_the_looks_off(tmp_path: Path) -> None:
         world.livekit.set_state(ROOM, "notetaker-0", "initializing")
         await world.wait(120)
         assert (world.livekit.asked, world.livekit.evicted) == ([], [])
+
+
+async def test_an_agents_ordinary_turns_write_nothing_and_a_turn_to_thinking_is_recorded(
+    tmp_path: Path,
+) -> None:
+    async with jobs_world(tmp_path, crons=CRONS, warden_liveness_seconds=15) as world:
+        await served(world)
+        world.livekit.set_state(ROOM, "notetaker-0", "listening")
+        await first_look(world)
+        assert (await world.timeline(ROOM)).count("reconciled") == 1  # its first state: news
+        for state in ("speaking", "listening", "idle", "speaking"):  # a conversation's turns
+            world.livekit.set_state(ROOM, "notetaker-0", state)
+            await first_look(world)
+        assert (await world.timeline(ROOM)).count("reconciled") == 1  # seen, nothing written
+        world.livekit.set_state(ROOM, "notetaker-0", "thinking")
+        await first_look(world)
+        assert (await world.timeline(ROOM)).count("reconciled") == 2  # the stuck clock starts: recorded
+        world.livekit.set_state(ROOM, "notetaker-0", "speaking")
+        await first_look(world)
+        assert (await world.timeline(ROOM)).count("reconciled") == 3  # out of it: recorded too
+        assert (world.livekit.evicted, world.livekit.dispatched) == ([], [])

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from workers.core.events import DispatchInfo, Event, EventKind, Fact, Participant, ParticipantKind, internal
+from workers.core.liveness import quiet_turns
 from workers.core.machine import changes, transition
 from workers.core.room import (
     Action,
@@ -242,3 +243,28 @@ def test_a_stuck_deadline_is_replaced_by_a_join_deadline_when_the_agent_leaves()
     life(left(agent(), 110))
     deadline = life.part.deadline
     assert deadline is not None and deadline.reason is Reason.REJOIN
+
+
+@pytest.mark.parametrize(
+    ("known", "listed", "news"),
+    [
+        ("listening", "speaking", False),  # a conversation's turn: no rule limits either state
+        ("speaking", "idle", False),
+        ("listening", "thinking", True),  # the stuck clock starts
+        ("thinking", "speaking", True),  # and stops
+        ("", "listening", True),  # its first state
+    ],
+)
+def test_a_liveness_look_finds_news_only_in_a_turn_a_rule_cares_about(
+    known: str, listed: str, news: bool
+) -> None:
+    life = with_agent(known)
+    look = quiet_turns(life.room, (ALICE, agent(listed)))
+    assert changes(life.room, listing(110.0, *look), now=110.0, rules=RULES) is news
+
+
+def test_a_liveness_look_still_finds_someone_new_beside_a_quiet_turn() -> None:
+    life = with_agent("listening")
+    bob = Participant("bob", "PA_bob", int(ParticipantKind.STANDARD), joined_at=108.0)
+    look = quiet_turns(life.room, (ALICE, bob, agent("speaking")))
+    assert changes(life.room, listing(110.0, *look), now=110.0, rules=RULES)

@@ -16,18 +16,26 @@ The rules, in plain words:
 3. A stuck deadline is set at the state's "since" plus its limit; when it passes Warden asks LiveKit
    first, and acts only if the agent is still in a stuck state past its limit by what LiveKit lists then.
    A replacement has a state clock of its own.
+4. The liveness look (`workers.jobs.rooms.liveness`) is there to find stuck agents: an agent it finds
+   turned from one state no rule limits to another (`listening`, `idle`, `speaking`: a conversation's
+   ordinary turns) is no news to it (`quiet_turns`), and nothing is written for it; a turn into or out
+   of `initializing` or `thinking`, or anything else new in the room, is recorded as seen. The state
+   Warden shows is then the last one recorded: a turn between the quiet states shows at the room's next
+   recorded change (a check, reconciliation, a webhook), not at every look.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
+from workers.core.events import Participant
 from workers.core.room import Agent, Policy, Reason, Room
 
 INITIALIZING = "initializing"
 THINKING = "thinking"
 STATES = ("initializing", "idle", "listening", "thinking", "speaking")
 STUCK_REASONS = (Reason.STUCK_INITIALIZING, Reason.STUCK_THINKING)
+QUIET_STATES = frozenset(("idle", "listening", "speaking"))  # no rule limits them (rule 4)
 _REASON = {INITIALIZING: Reason.STUCK_INITIALIZING, THINKING: Reason.STUCK_THINKING}
 
 
@@ -70,3 +78,18 @@ def stuck_agent(room: Room, policy: Policy, at: float) -> Agent | None:
         if due is not None and due[0] <= at:
             return agent
     return None
+
+
+def quiet_turns(room: Room, listed: tuple[Participant, ...]) -> tuple[Participant, ...]:
+    """`listed` (a look's listing of the room) with each agent that only turned between two quiet states
+    since Warden last recorded it shown in the state Warden knows (rule 4): compared with the room, such
+    a listing is no news."""
+    known = {(a.identity, a.sid): a.state for a in room.agents}
+
+    def as_known(p: Participant) -> Participant:
+        was = known.get((p.identity, p.sid))
+        if was is not None and was != p.state and was in QUIET_STATES and p.state in QUIET_STATES:
+            return replace(p, state=was)
+        return p
+
+    return tuple(as_known(p) for p in listed)

@@ -86,12 +86,23 @@ class AgentIncidents:
         self._known: tuple[str, IncidentState, set[str]] = ("", IncidentState.NEW, set())
 
     async def breach(
-        self, room: Room, reason: str, *, full: bool = False, unjoined: tuple[tuple[str, str], ...] = ()
-    ) -> None:
+        self,
+        room: Room,
+        reason: str,
+        *,
+        full: bool = False,
+        unjoined: tuple[tuple[str, str], ...] = (),
+        fold: bool = False,
+    ) -> bool:
         """A room missed its SLA: count it; enough of them within the window is an outage. Past its
         restart's claim, the incident this process knows only gains the room (one statement). A room
         whose job LiveKit refused for want of capacity (`full`) goes to the capacity incident instead;
-        the jobs workers took for it whose agent never came (`unjoined`) are counted per worker."""
+        the jobs workers took for it whose agent never came (`unjoined`) are counted per worker.
+        With `fold` (the room's own job reporting), only what is cheap is done: False, and nothing
+        decided, where the report takes a step of the incident machine (open, restart, capacity), which
+        is its own job's (`report_to_incident`) to take; True once the breach is reported."""
+        if full and fold:
+            return False
         now = self.clock()
         workers = await self.window.unjoined(room.sid, unjoined, now)  # this room's jobs counted first
         if full:
@@ -99,10 +110,10 @@ class AgentIncidents:
             why = f"room {mask_phone(room.name)}: LiveKit refused its job for want of capacity"
             report = Report(Signal.CAPACITY, now, reason=why, rooms=1, room=room.name, workers=workers)
             await self.carry(await self._outage(report, [(room.sid, room.name)]))
-            return
+            return True
         count = await self.window.count(room.sid, room.name, now)
         if count < self.policy.outage_rooms:
-            return
+            return True
         # read again: every room counted before this one counted its jobs first (reports run concurrently)
         workers = await self.window.unjoined(room.sid, (), now)
         why = f"{count} rooms missed their SLA within {self.policy.outage_window:g} s"
@@ -113,10 +124,13 @@ class AgentIncidents:
             and await incidents.join_open(self.engine, known, self.agent, (room.sid, room.name), now)
         ):
             joined.add(room.sid)
-            return
+            return True
+        if fold:
+            return False
         rooms = await self.window.rooms()  # all of the window is in the incident
         report = Report(Signal.OUTAGE, now, reason=why, rooms=len(rooms), workers=workers)
         await self.carry(await self._outage(report, rooms))
+        return True
 
     async def room_failed(self, room: Room, reason: str) -> None:
         """A room exhausted its re-dispatches, or LiveKit refused: an outage on its own (and, failing after
@@ -154,6 +168,11 @@ class AgentIncidents:
     async def room_recovered(self, room: Room) -> None:
         """A room that had missed its SLA needs nothing now; the last one resolves its incident."""
         await self._settle(room.sid)
+
+    def knows_open(self) -> bool:
+        """Whether this process knows an open incident of the agent (its last step here left one open)."""
+        known, state, _ = self._known
+        return bool(known) and state not in (IncidentState.NEW, IncidentState.RESOLVED)
 
     async def settle(self) -> None:
         """The sweep: resolve the open incident if none of its rooms waits any more (rooms that got their

@@ -29,7 +29,7 @@ from workers.core.fallback import fallback_line
 from workers.core.incident import HOOK, IncidentPolicy, Report, Signal, WatchComeback
 from workers.core.outgoing import Alert, DeployHook, IncidentEvent
 from workers.core.personal import mask_phone
-from workers.core.room import Room
+from workers.core.room import ReportBreach, ReportRecovered, Room
 from workers.core.rules import Rules
 from workers.escalation import comeback
 from workers.escalation.agent import AgentIncidents
@@ -187,6 +187,22 @@ class Incidents:
 
     async def room_recovered(self, room: Room, agent: str) -> None:
         await self.for_agent(self.agent_of(agent), room).room_recovered(room)
+
+    async def fold(self, room: Room, agent: str, report: ReportBreach | ReportRecovered) -> bool:
+        """Report a breach or a recovery from the room's own job, where that is cheap: a breach that
+        only counts the room or joins it to the open incident this process knows, a recovery of a room
+        while this process knows its agent's incident open. False, nothing decided: the report takes its
+        own job (`report_to_incident`) — a breach that opens an incident or restarts, one LiveKit
+        refused for want of capacity, a recovery with no incident known here."""
+        handler = self.for_agent(self.agent_of(agent), room)
+        if isinstance(report, ReportBreach):
+            return await handler.breach(
+                room, report.reason, full=report.full, unjoined=report.unjoined, fold=True
+            )
+        if not handler.knows_open():
+            return False
+        await handler.room_recovered(room)
+        return True
 
     async def protected(self, room: Room, agent: str, what: str) -> None:
         """A line in the agent's open incident's log (none open: nothing) of what was done for the

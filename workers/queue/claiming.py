@@ -5,16 +5,18 @@ ZSCORE / MULTI-PSETEX-EXEC: four sequential round trips per job before it can st
 claiming — not the jobs — the ceiling of a Warden worker (about 1,100 no-op jobs/s here).
 `ClaimingWorker.start_jobs` makes the same decision for all polled jobs in one server-side script: a
 job is claimed (its in-progress key set, for its own function's timeout) when no worker runs it and its
-score is due, exactly ARQ's conditions, atomically per job. Everything else — running, retries, results,
-timeouts, the keys and their formats — is ARQ's own. The override relies on `Worker`'s attributes
-`sem`, `job_counter`, `tasks`, `run_job`, `in_progress_timeout_s` and a few more, hence the pinned ARQ
+score is due, exactly ARQ's conditions, atomically per job; the same script reads each job claimed as
+ARQ's `run_job` begins by reading it (the job, its try counted), and `workers.queue.running` runs it as
+ARQ's `run_job` does, its end written with the other jobs' ending meanwhile. The keys and their formats
+are ARQ's. The override relies on `Worker`'s attributes
+`sem`, `job_counter`, `tasks`, `in_progress_timeout_s` and a few more, hence the pinned ARQ
 minor version in pyproject.toml (tests/unit/test_arq_pin.py lists what to re-check on an upgrade);
 tests/component/test_queue_contract.py runs it beside ARQ's own worker, and the end-to-end and fault
 tests run it. An idle worker polls less often, down to every 0.1 s (one that polls every 10 ms costs
 ~5 % of a core doing nothing).
 
 Jobs queued with priority (`workers.queue.enqueue`: scored `PRIORITY_MS` before their time) come first in
-ARQ's poll, which reads due jobs in score order; `run_job` is given their real time (`due_ms`), so that
+ARQ's poll, which reads due jobs in score order; a job is run with its real time (`due_ms`), so that
 ARQ's log says how late they are, and a retry's new score (ARQ adds the delay to the score it was given)
 stays in the priority band. A worker running `max_jobs` room jobs (ARQ polls nothing then) still takes
 priority jobs, up to `PRIORITY_EXTRA` beyond the limit: an outage's escalation does not wait for a slot
@@ -25,27 +27,37 @@ from __future__ import annotations
 
 import asyncio
 
-from arq.constants import in_progress_key_prefix
+from arq.constants import abort_jobs_ss, in_progress_key_prefix, job_key_prefix, retry_key_prefix
 from arq.utils import timestamp_ms
-from arq.worker import Worker
 from redis.commands.core import AsyncScript
 
 from workers.queue.enqueue import PRIORITY_MS, due_ms
 from workers.queue.jobs import function_of
+from workers.queue.running import RETRY_KEY_SECONDS, BatchingWorker, Claimed
 
 IDLE_POLL_SECONDS = 0.1
 PRIORITY_EXTRA = 10  # priority jobs a full worker runs beyond `max_jobs`
 
-CLAIM = """
-local claimed = {}
-for i = 2, #KEYS do
-  local job_id = ARGV[2 * i - 2]
-  if redis.call('EXISTS', KEYS[i]) == 0 then
+# KEYS: the queue, ARQ's abort set, then three keys a job: its in-progress key, job key and retry key.
+# ARGV: now (ms), whether jobs may be aborted ('1' or '0'), then two values a job: its id and its claim's
+# time to live (ms). A job is claimed as ARQ's `start_jobs` claims it, then read as ARQ's `run_job`
+# reads it (`workers.queue.running`): five values a claimed job, its id, its score, its serialized job
+# ('' when it expired), its try (counted) and whether it had been aborted (1 or 0).
+CLAIM = f"""
+local claimed = {{}}
+for i = 0, (#KEYS - 2) / 3 - 1 do
+  local k, job_id = 3 + 3 * i, ARGV[3 + 2 * i]
+  if redis.call('EXISTS', KEYS[k]) == 0 then
     local score = redis.call('ZSCORE', KEYS[1], job_id)
     if score and tonumber(score) <= tonumber(ARGV[1]) then
-      redis.call('PSETEX', KEYS[i], ARGV[2 * i - 1], '1')
-      claimed[#claimed + 1] = job_id
-      claimed[#claimed + 1] = score
+      redis.call('PSETEX', KEYS[k], ARGV[4 + 2 * i], '1')
+      local try = redis.call('INCR', KEYS[k + 2])
+      redis.call('EXPIRE', KEYS[k + 2], {RETRY_KEY_SECONDS})
+      local aborted = 0
+      if ARGV[2] == '1' then aborted = redis.call('ZREM', KEYS[2], job_id) end
+      for _, value in ipairs({{job_id, score, redis.call('GET', KEYS[k + 1]) or '', try, aborted}}) do
+        claimed[#claimed + 1] = value
+      end
     end
   end
 end
@@ -53,7 +65,7 @@ return claimed
 """
 
 
-class ClaimingWorker(Worker):
+class ClaimingWorker(BatchingWorker):
     """`arq.Worker` whose polled jobs are claimed together (see the module's doc)."""
 
     _claim: AsyncScript | None = None
@@ -76,8 +88,8 @@ class ClaimingWorker(Worker):
         wanted = [j for j in (p.decode() for p in polled) if j not in self.tasks]
         if not wanted:
             return
-        for job_id, score in (await self._claimed(wanted)).items():
-            self.tasks[job_id] = self.loop.create_task(self.run_job(job_id, int(due_ms(score))))
+        for job_id, job in (await self._claimed(wanted)).items():
+            self.tasks[job_id] = self.loop.create_task(self.run_claimed(job))
             self._extra |= {job_id}
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
@@ -108,24 +120,29 @@ class ClaimingWorker(Worker):
             self._give_back(len(wanted))
             raise
         for job_id in wanted:
-            score = claimed.get(job_id)
-            if score is None:  # running elsewhere, finished, or re-queued for later: as ARQ skips it
+            job = claimed.get(job_id)
+            if job is None:  # running elsewhere, finished, or re-queued for later: as ARQ skips it
                 self._give_back(1)
                 continue
-            task = self.loop.create_task(self.run_job(job_id, int(due_ms(score))))
+            task = self.loop.create_task(self.run_claimed(job))
             task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
             self.tasks[job_id] = task
 
-    async def _claimed(self, job_ids: list[str]) -> dict[str, int]:
+    async def _claimed(self, job_ids: list[str]) -> dict[str, Claimed]:
+        """The jobs of `job_ids` claimed (see CLAIM), by id, each with its real time (`due_ms`)."""
         if self._claim is None:
             self._claim = self.pool.register_script(CLAIM)
-        keys = [self.queue_name, *(in_progress_key_prefix + job_id for job_id in job_ids)]
-        args: list[str | int] = [timestamp_ms()]
+        keys = [self.queue_name, abort_jobs_ss]
+        args: list[str | int] = [timestamp_ms(), int(self.allow_abort_jobs)]
         for job_id in job_ids:
+            keys += [in_progress_key_prefix + job_id, job_key_prefix + job_id, retry_key_prefix + job_id]
             args += [job_id, self._claim_ms(job_id)]
-        reply = await self._claim(keys=keys, args=args)
-        pairs = iter(reply)
-        return {job_id.decode(): int(float(score)) for job_id, score in zip(pairs, pairs, strict=True)}
+        reply = iter(await self._claim(keys=keys, args=args))
+        claimed = {}
+        for job_id, score, value, job_try, aborted in zip(reply, reply, reply, reply, reply, strict=True):
+            job = Claimed(job_id.decode(), int(due_ms(int(float(score)))), value, job_try, bool(aborted))
+            claimed[job.job_id] = job
+        return claimed
 
     def _claim_ms(self, job_id: str) -> int:
         """How long a claim lasts: the job's own timeout plus ARQ's 10 s. (ARQ gives every job the

@@ -21,7 +21,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -252,11 +254,9 @@ async def join(
     connection: AsyncConnection, incident_id: str, rooms: Sequence[tuple[str, str]], now: float
 ) -> None:
     """Add `rooms` (sid, name) to the incident; rooms in it already stay as they were. One executemany
-    (compiled once), not one statement per room."""
+    (built once), not one statement per room."""
     await connection.execute(
-        dialect_insert(connection, INCIDENT_ROOMS).on_conflict_do_nothing(
-            index_elements=["incident_id", "room_sid"]
-        ),
+        _JOIN[connection.dialect.name],
         [
             {"incident_id": incident_id, "room_sid": sid, "room_name": name, "added_at": now}
             for sid, name in rooms
@@ -290,27 +290,37 @@ async def _window(connection: AsyncConnection, agent_name: str, at: float) -> st
     return window.said() if window is not None else ""
 
 
+# Built once, the statements every report takes: constructing a statement costs more than executing it.
+_LOCK_BY_ID = select(INCIDENTS).where(INCIDENTS.c.id == bindparam("which")).with_for_update()
+_LOCK_OPEN = select(INCIDENTS).where(INCIDENTS.c.open_key == bindparam("which")).with_for_update()
+_ADD_RESTART = {
+    name: insert_for(DEPLOYMENT_RESTARTS)
+    .values(deployment=bindparam("deployment"))
+    .on_conflict_do_nothing(index_elements=["deployment"])
+    for name, insert_for in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
+}
+_LOCK_RESTART = (
+    select(DEPLOYMENT_RESTARTS)
+    .where(DEPLOYMENT_RESTARTS.c.deployment == bindparam("deployment"))
+    .with_for_update()
+)
+_JOIN = {
+    name: insert_for(INCIDENT_ROOMS).on_conflict_do_nothing(index_elements=["incident_id", "room_sid"])
+    for name, insert_for in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
+}
+
+
 async def _lock_incident(connection: AsyncConnection, agent_name: str, incident_id: str) -> Row[Any] | None:
-    which = INCIDENTS.c.id == incident_id if incident_id else INCIDENTS.c.open_key == agent_name
-    return (await connection.execute(select(INCIDENTS).where(which).with_for_update())).first()
+    statement = _LOCK_BY_ID if incident_id else _LOCK_OPEN
+    return (await connection.execute(statement, {"which": incident_id or agent_name})).first()
 
 
 async def _lock_restart(connection: AsyncConnection, deployment: str) -> DeploymentRestart:
     """The deployment's restart, its row locked (made if it has none); nothing for no deployment."""
     if not deployment:
         return DeploymentRestart()
-    await connection.execute(
-        dialect_insert(connection, DEPLOYMENT_RESTARTS)
-        .values(deployment=deployment)
-        .on_conflict_do_nothing(index_elements=["deployment"])
-    )
-    row = (
-        await connection.execute(
-            select(DEPLOYMENT_RESTARTS)
-            .where(DEPLOYMENT_RESTARTS.c.deployment == deployment)
-            .with_for_update()
-        )
-    ).one()
+    await connection.execute(_ADD_RESTART[connection.dialect.name], {"deployment": deployment})
+    row = (await connection.execute(_LOCK_RESTART, {"deployment": deployment})).one()
     return _restart_of(row)
 
 

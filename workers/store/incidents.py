@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Float, String, func, insert, literal, or_, select, update
+from sqlalchemy import Float, String, bindparam, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workers.core.incident import IncidentPolicy, IncidentState, Report, Signal
@@ -75,21 +78,44 @@ async def open_or_join(
     return str(incident_id), opened is not None
 
 
+def _join_open(insert_for: Any) -> Any:
+    source = select(
+        INCIDENTS.c.id,
+        bindparam("sid", type_=String),
+        bindparam("name", type_=String),
+        bindparam("now", type_=Float),
+    ).where(INCIDENTS.c.id == bindparam("incident"), INCIDENTS.c.open_key == bindparam("agent"))
+    return (
+        insert_for(INCIDENT_ROOMS)
+        .from_select(["incident_id", "room_sid", "room_name", "added_at"], source)
+        .on_conflict_do_nothing(index_elements=["incident_id", "room_sid"])
+    )
+
+
+# Built once, the statements of every room's join and recovery (constructing a statement per call
+# costs more than executing it).
+_JOIN_OPEN = {"postgresql": _join_open(postgresql_insert), "sqlite": _join_open(sqlite_insert)}
+_LOCK_OPEN = select(INCIDENTS).where(INCIDENTS.c.open_key == bindparam("agent")).with_for_update()
+_ROOM_RECOVERED = (
+    update(INCIDENT_ROOMS)
+    .where(
+        INCIDENT_ROOMS.c.incident_id == bindparam("incident"),
+        INCIDENT_ROOMS.c.room_sid == bindparam("sid"),
+        INCIDENT_ROOMS.c.recovered_at.is_(None),
+    )
+    .values(recovered_at=bindparam("now"))
+)
+
+
 async def join_open(
     engine: AsyncEngine, incident_id: str, agent_name: str, room: tuple[str, str], now: float
 ) -> bool:
     """Add `room` to incident `incident_id` in one statement, if that incident is still the agent's open
     one; True when the room was added (False: the incident is closed, or the room was in it already)."""
     sid, name = room
-    source = select(INCIDENTS.c.id, literal(sid, String), literal(name, String), literal(now, Float)).where(
-        INCIDENTS.c.id == incident_id, INCIDENTS.c.open_key == agent_name
-    )
+    values = {"incident": incident_id, "agent": agent_name, "sid": sid, "name": name, "now": now}
     async with writing(engine) as connection:
-        added = await connection.execute(
-            dialect_insert(connection, INCIDENT_ROOMS)
-            .from_select(["incident_id", "room_sid", "room_name", "added_at"], source)
-            .on_conflict_do_nothing(index_elements=["incident_id", "room_sid"])
-        )
+        added = await connection.execute(_JOIN_OPEN[connection.dialect.name], values)
     return bool(added.rowcount == 1)
 
 
@@ -123,22 +149,10 @@ async def room_recovered(
     async with writing(engine) as connection:
         # The incident's row first (PostgreSQL: FOR UPDATE; SQLite's writer holds the whole database):
         # recoveries of one incident take its room rows one after the other, never each other's halves.
-        row = (
-            await connection.execute(
-                select(INCIDENTS).where(INCIDENTS.c.open_key == agent_name).with_for_update()
-            )
-        ).first()
+        row = (await connection.execute(_LOCK_OPEN, {"agent": agent_name})).first()
         if row is None:
             return None
-        await connection.execute(
-            update(INCIDENT_ROOMS)
-            .where(
-                INCIDENT_ROOMS.c.incident_id == row.id,
-                INCIDENT_ROOMS.c.room_sid == room_sid,
-                INCIDENT_ROOMS.c.recovered_at.is_(None),
-            )
-            .values(recovered_at=now)
-        )
+        await connection.execute(_ROOM_RECOVERED, {"incident": row.id, "sid": room_sid, "now": now})
         # Rooms that joined the incident while merely waiting (at the restart) and got their agent
         # before missing an SLA never report a recovery: a room that no longer needs *this* agent
         # (whatever its other agents' state) has recovered.

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -110,16 +110,23 @@ async def active(engine: AsyncEngine, now: float) -> list[Window]:
 
 async def covering(connection: AsyncConnection, agent: str, now: float) -> Window | None:
     """The window covering `agent` now (its own or every agent's; the one lasting longest), or None."""
-    row = (
-        await connection.execute(
-            select(MAINTENANCE_WINDOWS)
-            .where(*_active(now), W.agent.in_((agent, EVERY_AGENT)))
-            .order_by(W.until.desc(), W.id.desc())
-            .limit(1)
-        )
-    ).first()
+    row = (await connection.execute(_COVERING, {"now": now, "agent": agent, "every": EVERY_AGENT})).first()
     return _window(row) if row is not None else None
 
 
 def _active(now: float) -> tuple[Any, ...]:
     return (W.until > now, W.ended_at.is_(None), W.starts_at <= now)
+
+
+# Built once: every incident step asks it (constructing a statement costs more than executing it).
+_COVERING = (
+    select(MAINTENANCE_WINDOWS)
+    .where(
+        W.until > bindparam("now"),
+        W.ended_at.is_(None),
+        W.starts_at <= bindparam("now"),
+        W.agent.in_((bindparam("agent"), bindparam("every"))),
+    )
+    .order_by(W.until.desc(), W.id.desc())
+    .limit(1)
+)

@@ -20,63 +20,69 @@ a single batch is a group of one).
    worker inserted meanwhile, fails the transaction (`IntegrityError`). The group is then recorded
    again one room at a time, each retried.
 
-Events and rooms are committed together, so neither exists without the other. An event whose values the
-database cannot store (`workers.store.unstorable`: checked before, or refused by the database) fails
-alone with `UnstorableEvent`, never retried (a group is recorded again without it, `record_group`).
+The fold (step 3) is `workers.store.folding`; the rows and statements of steps 1, 2 and 4 are
+`workers.store.room_rows`. Events and rooms are committed together, so neither exists without the
+other. An event whose values the database cannot store (`workers.store.unstorable`: checked before,
+or refused by the database) fails alone with `UnstorableEvent`, never retried (a group is recorded
+again without it, `record_group`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from enum import StrEnum
-from typing import Any
+from dataclasses import replace
 
-from sqlalchemy import bindparam, case, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from workers.core import machine, order, sli, stored
-from workers.core.actions import new_actions
+from workers.core import stored
 from workers.core.errors import StaleWrite
 from workers.core.events import Event
-from workers.core.plain import from_plain
-from workers.core.renumber import renumbered
-from workers.core.room import Action, Policy, Room, time_to_agent
+from workers.core.room import Policy, Room
 from workers.core.rules import Rules
-from workers.store import checkpoints, outbox, room_agents, sli_outcomes, unstorable
+from workers.store import checkpoints, folding, outbox, room_agents, sli_outcomes, unstorable
 from workers.store.engine import writing
-from workers.store.log_rows import ACTION_KIND, Decided, action_rows, event_row
-from workers.store.models import EVENTS, ROOMS
-from workers.store.outbox import Pending
+from workers.store.folding import Current, Outcome, Recorded
+from workers.store.log_rows import Decided, action_rows, event_row
+from workers.store.models import ROOMS
 from workers.store.reads import read_state
+from workers.store.room_rows import (
+    INSERT_ACTIONS,
+    INSERT_EVENTS,
+    INSERT_ROOMS,
+    SELECT_ROOMS,
+    UPDATE_ROOMS,
+    UPDATED,
+    room_values,
+)
+
+__all__ = ["Batch", "Outcome", "Recorded", "as_rules", "confirm", "load_room", "load_room_named"]
+__all__ += ["record_event", "record_events", "record_in"]
 
 MAX_ATTEMPTS = 20
 
+# Built once: constructing a statement per call costs more than executing it.
+_LOCK_ROOMS = (
+    select(ROOMS.c.sid)
+    .where(ROOMS.c.sid.in_(bindparam("sids", expanding=True)))
+    .order_by(ROOMS.c.sid)
+    .with_for_update()
+)
+_CONFIRM = (
+    update(ROOMS)
+    .where(ROOMS.c.sid.in_(bindparam("sids", expanding=True)))
+    .values(confirmed_at=bindparam("at"))
+)
+_SID_BY_NAME = (
+    select(ROOMS.c.sid)
+    .where(ROOMS.c.name == bindparam("name"))
+    .order_by(ROOMS.c.first_seen_at.desc())
+    .limit(1)
+)
+
 
 Batch = Sequence[tuple[Event, float]]
-
-
-class Outcome(StrEnum):
-    APPLIED = "applied"
-    REFOLDED = "refolded"
-    DUPLICATE = "duplicate"
-    NO_ROOM = "no_room"
-
-
-@dataclass(frozen=True)
-class Recorded:
-    """What recording did: the outcome, the room as it now stands (with a part per expected agent),
-    and the actions newly decided."""
-
-    outcome: Outcome
-    room: Room | None = None
-    actions: tuple[Action, ...] = ()
-    before: Room | None = None  # the room before this recording (None: new to Warden)
-    notices: tuple[Pending, ...] = ()  # the actions among `actions` written to the outbox, with their ids
-    counted: tuple[sli.Outcome, ...] = ()  # service levels' outcomes this recording wrote first (to count)
 
 
 def as_rules(rules: Rules | Policy) -> Rules:
@@ -136,61 +142,9 @@ async def confirm(engine: AsyncEngine, sids: Sequence[str], at: float) -> None:
         return
     ordered = sorted(set(sids))
     async with writing(engine) as connection:
-        await connection.execute(
-            select(ROOMS.c.sid).where(ROOMS.c.sid.in_(ordered)).order_by(ROOMS.c.sid).with_for_update()
-        )
-        await connection.execute(update(ROOMS).where(ROOMS.c.sid.in_(ordered)).values(confirmed_at=at))
+        await connection.execute(_LOCK_ROOMS, {"sids": ordered})
+        await connection.execute(_CONFIRM, {"sids": ordered, "at": at})
 
-
-def room_values(room: Room, newest: int, received_at: float) -> dict[str, Any]:
-    """The room row's columns for `room`, whose newest webhook applied is of second `newest` (all but the
-    `version` and `first_seen_at` that only the writer knows): the phase and recovery of its agent most
-    in need, its next deadline, and the time to its first expected agent."""
-    shown = room.summary()
-    waits = [t for t in (time_to_agent(room, v) for v in room.views) if t is not None]
-    return {
-        "sid": room.sid,
-        "name": room.name,
-        "phase": room.state(),
-        "state": stored.to_dict(room),
-        "last_created_at": newest,
-        "last_rank": 0,  # was the newest event's rank within its second, before issue 24
-        "updated_at": received_at,
-        "deadline_at": room.next_deadline(),
-        "recovery": str(shown.recovery),
-        "time_to_agent": min(waits, default=None),
-    }
-
-
-def _insert_events(insert_for: Any) -> Any:
-    statement = insert_for(EVENTS).on_conflict_do_nothing(index_elements=["event_id"])
-    return statement.returning(EVENTS.c.event_id, EVENTS.c.seq)
-
-
-# Built once: constructing a statement per call costs more than executing it.
-_INSERT_EVENTS = {"postgresql": _insert_events(postgresql_insert), "sqlite": _insert_events(sqlite_insert)}
-_SELECT_ROOMS = (
-    select(ROOMS)
-    .where(ROOMS.c.sid.in_(bindparam("sids", expanding=True)))
-    .order_by(ROOMS.c.sid)
-    .with_for_update()
-)
-_INSERT_ROOMS = insert(ROOMS)
-_UPDATED = tuple(c.name for c in ROOMS.c if c.name not in ("sid", "version", "first_seen_at", "confirmed_at"))
-# The version check: a row not at the version read gets a NULL version, which the NOT NULL column
-# refuses, failing the transaction. (`WHERE version = ...` would skip the row silently instead, and
-# asyncpg reports no row count for an executemany.)
-_UPDATE_ROOMS = (
-    update(ROOMS)
-    .where(ROOMS.c.sid == bindparam("b_sid"))
-    .values(
-        {
-            **{name: bindparam(name) for name in _UPDATED},
-            "version": case((ROOMS.c.version == bindparam("b_version"), ROOMS.c.version + 1)),
-        }
-    )
-)
-_INSERT_ACTIONS = insert(EVENTS)
 
 Placed = list[tuple[int, str, Batch]]  # (index in the group, room sid or "" when unknown, batch)
 
@@ -214,24 +168,12 @@ async def record_in(connection: AsyncConnection, batches: Sequence[Batch], rules
     return [results[i] for i in range(len(batches))]
 
 
-@dataclass
-class _Current:
-    """A room as the group has folded it so far, and what its row needs."""
-
-    room: Room
-    newest: int  # the newest webhook second applied (`order.placed`)
-    version: int  # 0: the row does not exist yet
-    first_seen_at: float
-    updated_at: float
-    checkpoints: checkpoints.Pending = field(default_factory=checkpoints.Pending)
-
-
 async def _record_round(connection: AsyncConnection, placed: Placed, rules: Rules) -> dict[int, Recorded]:
-    current: dict[str, _Current] = {}
+    current: dict[str, Current] = {}
     sids = sorted({sid for _, sid, _ in placed if sid})
     if sids:  # locked before the events go in: a room's `seq` is then the order of its events' folding
-        for row in await connection.execute(_SELECT_ROOMS, {"sids": sids}):
-            current[row.sid] = _Current(
+        for row in await connection.execute(SELECT_ROOMS, {"sids": sids}):
+            current[row.sid] = Current(
                 stored.from_dict(row.state, legacy_agent=rules.legacy_agent),
                 row.last_created_at,
                 row.version,
@@ -241,7 +183,7 @@ async def _record_round(connection: AsyncConnection, placed: Placed, rules: Rule
     rows = [event_row(event, at) for _, _, batch in placed for event, at in batch]
     seqs = {
         event_id: seq
-        for event_id, seq in await connection.execute(_INSERT_EVENTS[connection.dialect.name], rows)
+        for event_id, seq in await connection.execute(INSERT_EVENTS[connection.dialect.name], rows)
     }
     new_ids = set(seqs)
     read = {sid: now.room for sid, now in current.items()}  # as stored: whose agents' rows exist
@@ -253,7 +195,7 @@ async def _record_round(connection: AsyncConnection, placed: Placed, rules: Rule
         if not sid:
             results[i] = Recorded(Outcome.NO_ROOM if fresh else Outcome.DUPLICATE)
             continue
-        results[i] = await _fold(connection, sid, fresh, seqs, current, decided, rules)
+        results[i] = await folding.fold(connection, sid, fresh, seqs, current, decided, rules)
         if fresh:
             touched.add(sid)
     new_rooms, changed_rooms = [], []
@@ -263,11 +205,11 @@ async def _record_round(connection: AsyncConnection, placed: Placed, rules: Rule
         if now.version == 0:
             new_rooms.append({**values, "version": 1, "first_seen_at": now.first_seen_at})
         else:
-            changed_rooms.append({**{n: values[n] for n in _UPDATED}, "b_sid": sid, "b_version": now.version})
+            changed_rooms.append({**{n: values[n] for n in UPDATED}, "b_sid": sid, "b_version": now.version})
     if new_rooms:
-        await connection.execute(_INSERT_ROOMS, new_rooms)
+        await connection.execute(INSERT_ROOMS, new_rooms)
     if changed_rooms:
-        await connection.execute(_UPDATE_ROOMS, changed_rooms)
+        await connection.execute(UPDATE_ROOMS, changed_rooms)
     saved = [(read.get(sid), current[sid].room) for sid in sorted(touched)]
     await room_agents.write(connection, saved)
     counted = await sli_outcomes.write(connection, saved)  # each outcome once, with its room's state
@@ -279,7 +221,7 @@ async def _record_round(connection: AsyncConnection, placed: Placed, rules: Rule
     )
     actions = action_rows(decided, observe=rules.observe)
     if actions:
-        await connection.execute(_INSERT_ACTIONS, actions)
+        await connection.execute(INSERT_ACTIONS, actions)
         await outbox.write(connection, outbox.rows(decided))  # delivered at least once from here on
     return results
 
@@ -292,104 +234,9 @@ def _take(new_ids: set[str], event_id: str) -> bool:
     return False
 
 
-async def _fold(
-    connection: AsyncConnection,
-    sid: str,
-    fresh: list[tuple[Event, float]],
-    seqs: dict[str, int],
-    current: dict[str, _Current],
-    decided: Decided,
-    rules: Rules,
-) -> Recorded:
-    """Fold one room's events new to Warden (already inserted) into `current[sid]`, creating it for a
-    room new to Warden, and add the decisions to `decided`; the rows are written by the caller."""
-    now = current.get(sid)
-    if not fresh:
-        return Recorded(Outcome.DUPLICATE, now.room if now is not None else None)
-    last_event, received_at = fresh[-1]
-    mine: Decided = []
-    if now is None:
-        room, newest = Room(sid, last_event.room_name), -1
-        for event, at in order.placed(fresh):
-            decision = machine.transition(room, event, now=at, rules=rules)
-            room, newest = decision.room, order.newest_after(newest, event)
-            mine.append((event, at, decision.actions))
-        current[sid] = _Current(room, newest, 0, received_at, received_at)
-        decided.extend(mine)
-        return Recorded(Outcome.APPLIED, room, all_actions(mine), notices=_notices(mine))
-    before, room, newest, outcome = now.room, now.room, now.newest, Outcome.APPLIED
-    for event, at in fresh:
-        if not order.is_webhook(event) or event.created_at >= newest:  # in order (`order.placed`)
-            if order.is_webhook(event) and checkpoints.opens_window(newest, event.created_at):
-                now.checkpoints.keep(checkpoints.Checkpoint(event.created_at, seqs[event.id], newest, room))
-            decision = machine.transition(room, event, now=at, rules=rules)
-            room, newest = decision.room, order.newest_after(newest, event)
-            mine.append((event, at, decision.actions))
-        else:  # late: fold again from a checkpoint before it, this batch included (it is inserted already)
-            until = max(seqs[e.id] for e, _ in fresh)  # not the room's later batches of this group
-            folded, newest = await _refold(connection, sid, event.created_at, until, now, rules)
-            room = renumbered(before, folded)
-            refolded = new_actions(before, room)
-            outcome, mine = Outcome.REFOLDED, [(last_event, received_at, refolded)]
-            break
-    if not room.name and last_event.room_name:
-        room = replace(room, name=last_event.room_name)
-    now.room, now.newest, now.updated_at = room, newest, received_at
-    decided.extend(mine)
-    return Recorded(outcome, room, all_actions(mine), before, _notices(mine))
-
-
-async def _refold(
-    connection: AsyncConnection, sid: str, second: int, until: int, now: _Current, rules: Rules
-) -> tuple[Room, int]:
-    """The room folded again for a late webhook of `second`: from the newest checkpoint at or before it
-    (else from the first event), over the events since up to log `seq` `until` (the group inserted the
-    room's later batches too: they are folded on top afterwards), in the order they apply; and the
-    newest second."""
-    start = await checkpoints.before(
-        connection, sid, second, now.checkpoints, legacy_agent=rules.legacy_agent
-    )
-    room, newest, since = Room(sid, now.room.name), -1, 0
-    if start is not None:
-        room, newest, since = start.room, start.newest, start.seq
-    log = await room_events(connection, sid, since=since, until=until)
-    folded = machine.fold(room, log, rules=rules, newest=newest)
-    for event, _ in log:
-        newest = order.newest_after(newest, event)
-    return folded, newest
-
-
-def all_actions(decided: Decided) -> tuple[Action, ...]:
-    return tuple(action for _, _, actions in decided for action in actions)
-
-
-def _notices(decided: Decided) -> tuple[Pending, ...]:
-    return tuple(
-        Pending(outbox.notice_id(event, i), event.room_sid, action)  # type: ignore[arg-type]
-        for event, _, actions in decided
-        for i, action in enumerate(actions)
-        if outbox.is_notice(action)
-    )
-
-
 async def _sid_by_name(connection: AsyncConnection, name: str) -> str:
     """The newest room of that name (for events that know only the name, such as heartbeats)."""
     if not name:
         return ""
-    found = await connection.scalar(
-        select(ROOMS.c.sid).where(ROOMS.c.name == name).order_by(ROOMS.c.first_seen_at.desc()).limit(1)
-    )
+    found = await connection.scalar(_SID_BY_NAME, {"name": name})
     return str(found) if found else ""
-
-
-async def room_events(
-    connection: AsyncConnection, room_sid: str, *, since: int = 0, until: int | None = None
-) -> list[tuple[Event, float]]:
-    """The room's events in the order they were recorded (from log `seq` `since` on, up to `until`)."""
-    query = select(EVENTS.c.data, EVENTS.c.received_at).where(
-        EVENTS.c.room_sid == room_sid, EVENTS.c.kind != ACTION_KIND, EVENTS.c.seq >= since
-    )
-    if until is not None:
-        query = query.where(EVENTS.c.seq <= until)
-    rows = await connection.execute(query.order_by(EVENTS.c.seq))
-    return [(from_plain(Event, data), received_at) for data, received_at in rows]

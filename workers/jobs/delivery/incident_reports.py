@@ -1,8 +1,9 @@
 """The `report_to_incident` job: one room's report to its agent's incident (a breach to count, a failed
 room, a recovery), fed by the outbox (`workers.jobs.delivery.outbox`) with the notice's id as its job
 id, under a timeout of its own, so that restarts, alerts and their retries never hold up, or are cut
-short by, a room's job. Registered under its name before issue 22 too (`escalate`), for the jobs
-queued then."""
+short by, a room's job. (A breach or a recovery the room's job can report cheaply is reported there,
+without this job: `Effects.fold_report`.) Registered under its name before issue 22 too (`escalate`),
+for the jobs queued then."""
 
 from __future__ import annotations
 

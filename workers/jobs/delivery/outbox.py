@@ -1,7 +1,11 @@
 """Delivering the outbox (`workers.store.outbox`): a recording job's notices at once, what was left
-behind from the sweep. Deadlines and first dispatches are carried out here; a breach, a failed room
-and a recovery go to their agent's incidents as a job of their own (`report_to_incident`, one per
-notice), so that restarts, alerts and their retries never run under a room job's timeout.
+behind from the sweep. Deadlines and first dispatches are carried out here; a failed room goes to its
+agent's incidents as a job of its own (`report_to_incident`, one per notice), so that restarts, alerts
+and their retries never run under a room job's timeout. So do a breach and a recovery, unless the
+room's job can report them at once without any of that (`Effects.fold_report`: a breach that only
+counts or joins the room to the open incident this process knows, a recovery while this process
+knows the incident open): during an outage that is most of them, a job less each. The sweep queues
+every report as its job.
 
 Outgoing calls (alerts, incident events, deploy hooks: no room) go to the incidents, which note every
 attempt in the incident's log and says when to stop trying (`workers.escalation.couriers`).
@@ -77,26 +81,44 @@ class Delivered:
         await self.flush()
 
 
-async def send(effects: Effects, notice: Pending, room: Room | None) -> None:
+async def send(effects: Effects, notice: Pending, room: Room | None, *, fold: bool = False) -> None:
     """Deliver one notice (a room's, with its `room`, carried out for the expected agent it is about;
-    an outgoing call has none); raises one of `TRANSIENT` when it could not be delivered now."""
+    an outgoing call has none); raises one of `TRANSIENT` when it could not be delivered now. With
+    `fold` (the room's own job delivering), a breach or a recovery is reported at once where that is
+    cheap (`Effects.fold_report`), else queued as its job."""
     action = notice.action
     if isinstance(action, Alert | DeployHook | IncidentEvent):
         await effects.incidents.deliver(notice)
     elif room is None:
         return  # the room is gone: nothing to act on
     elif isinstance(action, ReportFailed | ReportBreach | ReportRecovered):
+        if fold and not isinstance(action, ReportFailed) and await _folded(effects, notice.id, action, room):
+            return
         await queue_incident_report(effects.enqueuer, notice.id, room.sid, action_to_dict(action))
     else:
         await effects.execute(action, room)
 
 
+async def _folded(
+    effects: Effects, notice_id: str, action: ReportBreach | ReportRecovered, room: Room
+) -> bool:
+    """Report `action` from the room's job; False when it is to be queued as its job after all: it needs
+    one, or it failed here (its job retries it, or keeps it as a dead letter, as it would have)."""
+    try:
+        return await effects.fold_report(action, room)
+    except Exception as exc:
+        level = logging.WARNING if isinstance(exc, TRANSIENT) else logging.ERROR
+        log.log(level, "%s %s: queued as its job (%s)", type(action).__name__, notice_id, type(exc).__name__)
+        return False
+
+
 async def deliver(effects: Effects, delivered: Delivered, notices: Sequence[Pending], room: Room) -> None:
-    """A recording job's notices, at once. What fails stays in the outbox for the sweep."""
+    """A recording job's notices, at once (a breach or a recovery reported here where that is cheap,
+    see `send`). What fails stays in the outbox for the sweep."""
     done: list[str] = []
     for notice in notices:
         try:
-            await send(effects, notice, room)
+            await send(effects, notice, room, fold=True)
         except TRANSIENT as exc:
             what = str(exc) if isinstance(exc, UpstreamError) else type(exc).__name__
             log.warning("%s for room %s left for the sweep: %s", notice.action_name, room.name, what)

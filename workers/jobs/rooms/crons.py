@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -22,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from workers.core.canary import is_canary_room
 from workers.core.errors import UpstreamError
 from workers.core.events import Event, EventKind, Fact, internal
+from workers.core.liveness import quiet_turns
 from workers.core.machine import changes
 from workers.core.presence import RECONCILE_GRACE_SECONDS
 from workers.core.room import Phase, Room
@@ -144,11 +146,12 @@ def _listens(room: Room) -> bool:
 
 
 async def look(
-    ctx: dict[str, Any], sid: str, name: str, room: Room | None, *, dispatches: bool
+    ctx: dict[str, Any], sid: str, name: str, room: Room | None, *, dispatches: bool, quiet: bool = False
 ) -> bool | None:
     """List who is in the room (and its `dispatches`) and record it as a reconciliation when that is news
-    to Warden. True: found as Warden knows it (nothing recorded); False: recorded; None: LiveKit did
-    not answer (logged, skipped)."""
+    to Warden (`quiet`: an agent's turn between quiet states is none, `liveness.quiet_turns`). True:
+    found as Warden knows it (nothing recorded); False: recorded; None: LiveKit did not answer (logged,
+    skipped)."""
     presence, clock = context(ctx).effects.presence, context(ctx).effects.clock
     try:
         present = await presence.participants(name)
@@ -160,8 +163,12 @@ async def look(
         return None
     fact = Fact(at=clock(), room_exists=present is not None, participants=present or (), dispatches=listed)
     event = _reconciled(sid, name, fact)
-    if room is not None and not changes(room, event, now=fact.at, rules=context(ctx).rules):
-        return True  # nothing to correct: not worth a line in the room's log
+    if room is not None:
+        seen = event
+        if quiet:
+            seen = _reconciled(sid, name, replace(fact, participants=quiet_turns(room, fact.participants)))
+        if not changes(room, seen, now=fact.at, rules=context(ctx).rules):
+            return True  # nothing to correct: not worth a line in the room's log
     await record(ctx, [(event, fact.at)])
     return False
 

@@ -67,6 +67,11 @@ class IncidentReports(Protocol):
         """A room that had missed its SLA for `agent` needs nothing any more."""
         ...
 
+    async def fold(self, room: Room, agent: str, report: ReportBreach | ReportRecovered) -> bool:
+        """Report a breach or a recovery from the room's own job where that is cheap and safe; False,
+        nothing decided, where the report needs a job of its own (`report_to_incident`)."""
+        ...
+
     async def protected(self, room: Room, agent: str, what: str) -> None:
         """What was done for the people of `room` while `agent` could not be brought back (a fallback
         agent, a transfer): a line in the agent's open incident's log, if one is open."""
@@ -206,6 +211,13 @@ class Effects:
                 if getattr(action, "reason", "") != FAILED_REASON:  # a failure's is noted with it
                     await self.incidents.protected(room, agent, would(name))
         return None
+
+    async def fold_report(self, action: ReportBreach | ReportRecovered, room: Room) -> bool:
+        """Report `action` to the incidents from the room's own job (`IncidentReports.fold`), as
+        `execute` would; False where it needs its own job."""
+        if not carried_out(action, self.rules.observe):
+            return False
+        return await self.incidents.fold(room, room.view_for(action.agent).agent, action)
 
     @staticmethod
     async def _refusable(call: Awaitable[T]) -> T | UpstreamError:

@@ -7,7 +7,8 @@ a cursor kept in Redis): as many a tick as spread the rooms over the period, at 
 `Settings.liveness_batch` (rooms with no agent there, or nobody else, cost no call), and calls LiveKit
 for `Settings.liveness_batch` of them at most: LiveKit sees at most `WARDEN_LIVENESS_CALLS_PER_SECOND`
 calls a second however many rooms there are; with more rooms than that allows in one period, each is
-looked at less often. A look is recorded as a reconciliation only when it is news; nothing is written
+looked at less often. A look is recorded as a reconciliation only when it is news (an agent's turn
+between `listening`, `idle` and `speaking` is none: `workers.core.liveness`, rule 4); nothing is written
 otherwise (the rooms' `confirmed_at` is reconciliation's, which takes rooms confirmed least recently
 first).
 """
@@ -69,7 +70,7 @@ async def liveness(ctx: dict[str, Any]) -> dict[str, int]:
 
     async def one(sid: str, name: str) -> bool | None:
         async with gate:
-            return await look(ctx, sid, name, rooms[sid], dispatches=False)
+            return await look(ctx, sid, name, rooms[sid], dispatches=False, quiet=True)
 
     answers = await asyncio.gather(*(one(sid, name) for sid, name in due))
     return {"taken": len(taken), "looked": sum(a is not None for a in answers)}
