@@ -14,7 +14,6 @@ from workers import logs
 from workers.core.errors import SettingsError
 from workers.settings import load_settings_or_exit
 
-YOUNG_OBJECTS = 20_000  # the youngest generation's threshold (see `freeze_startup_objects`)
 STARTUP_FAILURE = 3  # what `uvicorn.run` exits with when the server could not start
 
 
@@ -22,16 +21,9 @@ def freeze_startup_objects() -> None:
     """Leave the objects made at start-up (modules, protobuf's descriptors, SQLAlchemy's metadata:
     hundreds of thousands) out of every later garbage collection. Each full collection walked them all,
     75-90 ms on the benchmark's machine with the process serving nothing meanwhile: the webhook's p99.
-    They live as long as the process anyway.
-
-    Then the youngest generation is collected every `YOUNG_OBJECTS` objects instead of Python's 700:
-    each collection walks the objects of the requests in progress, which are about as many whatever
-    the threshold, and at 700 that was every few hundred webhooks (300 collections in 8 s under load,
-    1-2 µs a webhook). Nearly all of a request's objects are freed by their count, not the collector."""
+    They live as long as the process anyway."""
     gc.collect()
     gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(YOUNG_OBJECTS, older, oldest)
 
 
 def main() -> None:
