@@ -9,6 +9,8 @@ from pydantic import ValidationError
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
+URL_SCHEMES = ("ws://", "wss://", "http://", "https://")  # what a LiveKit or LiveKit Cloud URL may start with
+
 
 def normalise_database_url(url: str) -> str:
     """Map the URLs people paste (``postgres://``, ``sqlite:///``) to SQLAlchemy async-driver URLs."""

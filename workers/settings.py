@@ -24,21 +24,20 @@ from workers.core.room import Policy
 from workers.core.rules import Rule, Rules
 from workers.rules_file import load_rules
 from workers.setting_values import (
-    agent_names,
-    check_every,
-    check_http_url,
+    URL_SCHEMES,
     describe,
     normalise_database_url,
     parse_duration,
     parse_keys,
 )
+from workers.settings_canaries import CanarySettings
+from workers.settings_escalation import EscalationSettings
 from workers.settings_fallback import FallbackSettings
 from workers.settings_modes import ModeSettings
 from workers.settings_slo import SloSettings
 from workers.settings_tokens import TokenSettings
 
 DEFAULT_SQLITE_PATH = Path("var") / "warden.db"
-_URL_SCHEMES = ("ws://", "wss://", "http://", "https://")
 # The `discover` cron runs this often, looking at a room with ListParticipants and ListDispatch.
 DISCOVER_TICK_SECONDS = 5
 CALLS_PER_LOOK = 2
@@ -46,7 +45,9 @@ CALLS_PER_LOOK = 2
 LIVENESS_TICK_SECONDS = 1
 
 
-class Settings(FallbackSettings, TokenSettings, SloSettings, ModeSettings):
+class Settings(
+    EscalationSettings, CanarySettings, FallbackSettings, TokenSettings, SloSettings, ModeSettings
+):
     """Environment variables (and a `.env` file) read by Warden; names match the variables."""
 
     model_config = SettingsConfigDict(
@@ -82,25 +83,6 @@ class Settings(FallbackSettings, TokenSettings, SloSettings, ModeSettings):
     warden_dispatch_on_start: bool = False
     warden_sweep_seconds: int = Field(default=5, ge=1, le=30)
     warden_livekit_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
-    warden_outage_rooms: int = Field(default=3, ge=1)
-    warden_outage_window_seconds: float = Field(default=60.0, gt=0)
-    warden_cloud_agent_id: str = ""
-    lk_agents_url: str = ""
-    warden_escalation: str = "restart"
-    warden_deploy_hook_url: SecretStr = SecretStr("")
-    warden_deploy_hook_secret: SecretStr = SecretStr("")
-    warden_restart_cooldown_seconds: float = Field(default=300.0, ge=0)
-    warden_restart_grace_seconds: float = Field(default=20.0, ge=0)
-    warden_alert_webhook_url: SecretStr = SecretStr("")
-    warden_pagerduty_routing_key: SecretStr = SecretStr("")
-    warden_pagerduty_url: str = "https://events.pagerduty.com/v2/enqueue"
-    warden_opsgenie_api_key: SecretStr = SecretStr("")
-    warden_opsgenie_url: str = "https://api.opsgenie.com"
-    warden_incident_webhook_url: SecretStr = SecretStr("")
-    warden_incident_webhook_secret: SecretStr = SecretStr("")
-    warden_escalation_backoff_seconds: float = Field(default=1.0, ge=0)
-    warden_alert_retry_seconds: float = Field(default=600.0, gt=0)
-    warden_claim_lease_seconds: float = Field(default=60.0, gt=0, le=3600)
     warden_redis_tls_verify: bool = True
     warden_reconcile_seconds: int = 30
     warden_reconcile_batch: int = Field(default=100, ge=1, le=10_000)
@@ -113,15 +95,11 @@ class Settings(FallbackSettings, TokenSettings, SloSettings, ModeSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     warden_worker_metrics_port: int = Field(default=0, ge=0, le=65535)
     warden_retention: str = "30d"
-    warden_canary_agents: str = ""
-    warden_canary_every: str = "5m"
-    warden_canary_sla_seconds: float | None = Field(default=None, gt=0, le=600)
-    warden_canary_failures: int = Field(default=2, ge=1, le=100)
 
     @field_validator("livekit_url")
     @classmethod
     def _check_livekit_url(cls, value: str) -> str:
-        if value and not value.startswith(_URL_SCHEMES):
+        if value and not value.startswith(URL_SCHEMES):
             raise ValueError("must be a ws://, wss://, http:// or https:// URL")
         return value
 
@@ -148,41 +126,6 @@ class Settings(FallbackSettings, TokenSettings, SloSettings, ModeSettings):
     def _check_database_url(cls, value: str) -> str:
         return normalise_database_url(value)
 
-    @field_validator("warden_cloud_agent_id")
-    @classmethod
-    def _check_agent_id(cls, value: str) -> str:
-        if value and not value.startswith("CA_"):
-            raise ValueError("LiveKit Cloud agent ids start with CA_")
-        return value
-
-    @field_validator("lk_agents_url")
-    @classmethod
-    def _check_agents_url(cls, value: str) -> str:
-        if value and not value.startswith(_URL_SCHEMES):
-            raise ValueError("must be an http:// or https:// URL")
-        return value
-
-    @field_validator("warden_escalation")
-    @classmethod
-    def _check_escalation(cls, value: str) -> str:
-        steps = [s.strip() for s in value.split(",") if s.strip()]
-        if not steps or any(s not in ("restart", "rollback") for s in steps) or "restart" not in steps:
-            raise ValueError("must be 'restart' or 'restart,rollback'")
-        return ",".join(steps)
-
-    @field_validator("warden_deploy_hook_url", "warden_alert_webhook_url", "warden_incident_webhook_url")
-    @classmethod
-    def _check_hook_url(cls, value: SecretStr) -> SecretStr:
-        if value.get_secret_value():
-            check_http_url(value.get_secret_value())
-        return value
-
-    @field_validator("warden_pagerduty_url", "warden_opsgenie_url")
-    @classmethod
-    def _check_alert_api_url(cls, value: str) -> str:
-        check_http_url(value)
-        return value
-
     @field_validator("warden_reconcile_seconds")
     @classmethod
     def _check_reconcile(cls, value: int) -> int:
@@ -202,16 +145,6 @@ class Settings(FallbackSettings, TokenSettings, SloSettings, ModeSettings):
                 f"every {DISCOVER_TICK_SECONDS} s"
             )
         return value
-
-    @field_validator("warden_canary_every")
-    @classmethod
-    def _check_canary_every(cls, value: str) -> str:
-        return check_every(value)
-
-    @field_validator("warden_canary_agents")
-    @classmethod
-    def _check_canary_agents(cls, value: str) -> str:
-        return agent_names(value)
 
     @field_validator("warden_retention")
     @classmethod

@@ -122,6 +122,11 @@ def _operator_post(
                 "202": _response("queued for the worker", ref("OperatorQueued")),
                 **_errors(404, *errors),
                 "409": _response("refused as things stand (the error says why)", ref(conflict)),
+                "503": _error(
+                    "the database or Redis is unavailable, or no running worker applies operators' "
+                    "requests (none is up, or it runs an older release: upgrade it first); nothing was "
+                    "queued, retry later"
+                ),
             },
         }
     }

@@ -6,7 +6,10 @@ The web process changes nothing itself and calls nobody: it refuses what the sta
 (404, 409, 400 for a bad body), then queues the request for the worker (202), which applies it through
 the incident's machine or the room's (`workers.jobs.delivery.operator`): the acknowledgement's alerts and
 the restart's deploy hook through the outbox, the re-dispatch as a check of the room's, in its log or
-timeline with `by`. A request asked again while the first is still queued is refused (409) too.
+timeline with `by`. A request asked again while the first is still queued is refused (409) too. When no
+running worker has said lately that it applies such requests (`workers.queue.advertised`: no worker up,
+or the workers still run a release from before them, during an upgrade that started with the web), the
+request is refused with 503 and queued nowhere, rather than answered 202 and never applied.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from workers.core.personal import mask_phone
 from workers.core.recovery import CONNECT_GRACE
 from workers.core.room import WAITING_PHASES, Reason, Recovery
 from workers.core.shown import shown
-from workers.queue.jobs import ACK, REDISPATCH, RESTART, queue_operator_action
+from workers.queue.advertised import FOR_SECONDS, runs
+from workers.queue.jobs import ACK, OPERATOR_ACTION, REDISPATCH, RESTART, queue_operator_action
 from workers.store import maintenance
 from workers.store.incident_steps import deployment_restart
 from workers.store.incidents import Incident, get_incident
@@ -42,6 +46,10 @@ OBSERVING = (
     "Warden is in observe mode (WARDEN_MODE=observe): it changes nothing, by hand neither; "
     "set WARDEN_MODE=act and restart Warden to act"
 )
+NO_WORKER = (
+    f"no worker that applies operators' requests has been running in the last {FOR_SECONDS} s (it is down, "
+    "or runs an older release: upgrade the worker first); nothing was queued, retry once it runs"
+)
 
 
 def _refused(error: str, status: int = 409, **more: Any) -> JSONResponse:
@@ -51,9 +59,12 @@ def _refused(error: str, status: int = 409, **more: Any) -> JSONResponse:
 async def _queued(
     request: Request, action: str, target: str, for_agent: str = "", **shown_as: str
 ) -> JSONResponse:
-    """Queue the request for the worker: 202, or 409 when the same one is still queued, 503 without Redis."""
+    """Queue the request for the worker: 202, or 409 when the same one is still queued, 503 without Redis
+    or without a worker that applies it."""
     by = caller_name(request)
     try:
+        if not await runs(request.state.queue, request.state.settings.warden_queue_name, OPERATOR_ACTION):
+            return _refused(NO_WORKER, 503)
         queued = await queue_operator_action(
             request.state.enqueuer, action, target, by, time.time(), for_agent
         )

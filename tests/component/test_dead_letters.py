@@ -31,7 +31,15 @@ from workers.jobs.runtime.retry import retry_later
 from workers.jobs.runtime.worker import worker_settings
 from workers.queue.claiming import ClaimingWorker
 from workers.queue.enqueue import Enqueuer
-from workers.queue.jobs import function_of, original_job_id, queue_webhook, retry_job_id
+from workers.queue.jobs import (
+    OPERATOR_ACTION,
+    REDISPATCH,
+    function_of,
+    original_job_id,
+    queue_operator_action,
+    queue_webhook,
+    retry_job_id,
+)
 from workers.store.dead_letters import DeadLetter, keep, newest
 from workers.store.writer import load_room
 
@@ -64,11 +72,14 @@ async def _queue(
 
 
 @contextlib.asynccontextmanager
-async def working(h: Harness) -> AsyncIterator[None]:
-    """The worker's registered jobs (dead letters, metrics and all) run by a real claiming worker."""
+async def working(h: Harness, functions: list[Any] | None = None) -> AsyncIterator[None]:
+    """The worker's registered jobs (dead letters, metrics and all; or only `functions` of them) run by a
+    real claiming worker."""
     settings = context(h.ctx).settings
+    registered = worker_settings(settings)
     worker = ClaimingWorker(
-        functions=worker_settings(settings)["functions"],
+        functions=registered["functions"] if functions is None else functions,
+        unknown_function=registered["unknown_function"],
         queue_name=settings.warden_queue_name,
         redis_pool=h.queue,
         handle_signals=False,
@@ -230,6 +241,40 @@ async def test_a_job_whose_retries_run_out_is_kept_rather_than_failed(
         5,
     )
     assert letter.error == "retried 5 times: ConnectionRefusedError: database at <url> refused"
+
+
+async def test_a_job_the_worker_does_not_know_is_kept_as_a_dead_letter_and_re_run_once_it_does(
+    redis_url: str, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A web process upgraded before the worker queues a job the worker's release does not have (an
+    operator's request, queued to a worker from before issue 28): ARQ alone drops it ("function not
+    found") though the web answered 202. It is kept as a dead letter, and re-run once the worker has it."""
+    async with harness(redis_url, database_url) as h:
+        settings = context(h.ctx).settings
+        queue = Enqueuer(h.queue, settings.warden_queue_name)
+        assert await queue_operator_action(queue, REDISPATCH, "gone-room", "alice", 1.0, "agent-1")
+        older = [f for f in worker_settings(settings)["functions"] if f.name != OPERATOR_ACTION]
+        async with working(h, older):
+            await wait_until(lambda: _kept(h, retried=False), "the unknown job kept as a dead letter")
+        (letter,) = await newest(h.engine)
+        assert (letter.function, letter.args, letter.attempts) == (
+            OPERATOR_ACTION,
+            [REDISPATCH, "gone-room", "alice", 1.0, "agent-1"],
+            3,
+        )
+        assert "no job 'operator_action'" in letter.error and "upgrade the worker" in letter.error
+        async with serve(create_app(settings)) as url, working(h):  # the worker upgraded
+            code, said = await run_cli(capsys, "--url", url, "retry", letter.id)
+            assert code == 0, said
+            await wait_until(lambda: _kept(h, retried=True), "the re-run applied")
+            # applied ("no room": the room is gone), not failed again into the same dead letter
+            await wait_until(lambda: _queue_empty(h), "nothing left in the queue")
+        (letter,) = await newest(h.engine)
+        assert letter.retried_at is not None
+
+
+async def _queue_empty(h: Harness) -> bool:
+    return not await h.queue.zcard(context(h.ctx).settings.warden_queue_name)
 
 
 def test_re_run_ids_name_the_job_they_re_run() -> None:

@@ -27,6 +27,9 @@ from tests.support.helpers import agent, person
 from tests.support.receiver import Receiver, receiving
 from workers.jobs.delivery.operator import operator_action
 from workers.jobs.runtime.context import context
+from workers.jobs.runtime.lifecycle import shutdown, startup
+from workers.queue.advertised import advertise, runs_key
+from workers.queue.jobs import OPERATOR_ACTION
 from workers.store.incidents import Incident, get_incident, list_incidents
 from workers.store.models import DEPLOYMENT_RESTARTS
 from workers.store.queries import find_room
@@ -321,3 +324,23 @@ async def test_a_viewer_sees_no_button_and_its_posts_and_another_sites_are_403_c
             f"/api/incidents/{incident.id}/ack", headers={"Authorization": "Bearer oper-token-0123"}
         )
         assert asked.status_code == 202 and asked.json()["by"] == "otto"
+
+
+async def test_with_no_worker_that_applies_requests_the_web_refuses_503_and_queues_nothing(
+    redis_url: str, database_url: str, receiver: Receiver
+) -> None:
+    """The web upgraded before the worker: the running worker (one from before operators' requests, or
+    none) has not said it applies them, so an acknowledgement would never be applied; it is refused."""
+    async with harness(redis_url, database_url, **routes(receiver)) as h, web(h) as client:
+        incident = await outage(h)
+        queue_name = context(h.ctx).settings.warden_queue_name
+        await shutdown(h.ctx)  # the worker of this release stops saying it runs them ...
+        await startup(h.ctx, settings=context(h.ctx).settings, clock=h.clock)
+        await h.queue.delete(runs_key(queue_name, OPERATOR_ACTION))  # ... its word expires
+        asked = await client.post(f"/api/incidents/{incident.id}/ack", headers=AUTH)
+        refused(asked, 503, "upgrade the worker first")
+        assert await operator_jobs(h) == [], "nothing queued"
+        await advertise(h.queue, queue_name, [OPERATOR_ACTION])  # an upgraded worker starts
+        asked = await client.post(f"/api/incidents/{incident.id}/ack", headers=AUTH)
+        assert asked.status_code == 202, asked.text
+        assert await operator_jobs(h) == ["restarted"]

@@ -8,16 +8,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from devtools.simulator.agent_states import HEALTHY
 from devtools.simulator.livekit import FakeLiveKit
-from devtools.simulator.serving import serve
-from tests.support.processes import run_warden
 from tests.support.settings import KEY, SECRET
 from tests.support.waiting import wait_until
-from tests.support.world import AGENT, World
+from tests.support.world import AGENT, World, warden_world
 
 ENV = {
     "WARDEN_JOIN_SLA_SECONDS": "8",
@@ -30,17 +27,8 @@ LOOKS_AFTER = 8  # looks at a room, a second apart: well past the 3-s limit
 
 @pytest.fixture
 async def world(tmp_path: Path, redis_url: str) -> AsyncIterator[World]:
-    fake = FakeLiveKit(KEY, SECRET)
-    async with serve(fake.app) as livekit_url, httpx.AsyncClient() as client:
-        env = {
-            "REDIS_URL": redis_url,
-            "DATABASE_URL": f"sqlite:///{tmp_path}/w.db",
-            "LIVEKIT_URL": livekit_url,
-            "WARDEN_AGENT_NAME": AGENT,
-            **ENV,
-        }
-        with run_warden(tmp_path, **env) as warden:
-            yield World(fake, warden, client)
+    async with warden_world(tmp_path, redis_url, FakeLiveKit(KEY, SECRET), answer=False, **ENV) as w:
+        yield w
 
 
 def looks(world: World, room: str) -> int:

@@ -198,8 +198,11 @@ async def test_two_agents_of_one_deployment_out_at_once_get_one_restart_and_both
                 await wait_until(both_resolved, "both incidents resolved")
             except AssertionError as exc:  # which wait, and the worker's log without its crons' lines
                 said = "\n".join(line for line in warden.log_text().splitlines() if "cron:" not in line)
+                listed = (await client.get(f"{warden.url}/api/incidents")).json()["incidents"]
+                seen = [(i["agent_name"], i["state"], i["opened_at"], i["resolved_at"]) for i in listed]
                 raise AssertionError(
-                    f"{exc}\nrestarts {fake.restarts}; created {fake.created}\n{said[-12000:]}"
+                    f"{exc}\nincidents {seen}\nrestarts {fake.restarts}; created {fake.created}\n"
+                    f"{said[-12000:]}"
                 ) from None
             listed = (await client.get(f"{warden.url}/api/incidents")).json()["incidents"]
     assert fake.restarts == ["CA_shared"]  # one deployment, one restart: not one per agent

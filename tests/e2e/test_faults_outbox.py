@@ -1,7 +1,7 @@
 """The outbox with real processes: the worker SIGKILLed right after a room's commit, before the notices
 that commit decided are delivered (the worker's test hook `WARDEN_FAULT_AT`, see
-workers/jobs/runtime/faults.py), or in the middle of a batch of recovery in bulk, then a fresh worker
-started without the hook. What was decided still happens, once."""
+workers/jobs/runtime/faults.py), or in the middle of a batch (recovery in bulk, a burst of deadlines),
+then a fresh worker started without the hook. What was decided still happens, once."""
 
 from __future__ import annotations
 
@@ -12,15 +12,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from devtools.simulator.livekit import FakeLiveKit
-from devtools.simulator.serving import serve
-from tests.support.processes import run_warden
 from tests.support.settings import KEY, SECRET
 from tests.support.waiting import wait_until
-from tests.support.world import AGENT, World, settled
+from tests.support.world import AGENT, World, settled, warden_world
 from workers.jobs.runtime.faults import MID_BATCH, VARIABLE
 
 SLA = {"WARDEN_JOIN_SLA_SECONDS": "1.5", "WARDEN_SWEEP_SECONDS": "1"}
@@ -28,36 +25,38 @@ CLOUD_AGENT = "CA_outbox"
 # Recovery in bulk: a batch's holds run out within 6 LiveKit timeouts and 5 s (`workers.jobs.rooms.bulk`)
 BULK = {"WARDEN_LIVEKIT_TIMEOUT_SECONDS": "1", "WARDEN_OUTAGE_ROOMS": "3"}
 BULK_ROOMS = [f"o-bulk-{i}" for i in range(5)]
+# A burst of deadlines (`workers.jobs.rooms.burst`): the worker runs four jobs at once, so that most of the
+# burst's deadline jobs wait in the queue for the batch to take them; no outage is declared
+BURST = "burst"
+BURST_ENV = {
+    "WARDEN_LIVEKIT_TIMEOUT_SECONDS": "1",
+    "WARDEN_WORKER_CONCURRENCY": "4",
+    "WARDEN_OUTAGE_ROOMS": "100",
+}
+BURST_ROOMS = [f"o-burst-{i}" for i in range(10)]
 
 
 @pytest.fixture
 async def world(tmp_path: Path, redis_url: str, request: pytest.FixtureRequest) -> AsyncIterator[World]:
     """Warden whose first worker dies after the first commit deciding a notice of the kind `param`."""
     fake = FakeLiveKit(KEY, SECRET, cloud_agents={CLOUD_AGENT: AGENT})
-    async with serve(fake.app) as livekit_url, httpx.AsyncClient() as client:
-        env = {
-            "REDIS_URL": redis_url,
-            "DATABASE_URL": f"sqlite:///{tmp_path}/w.db",
-            "LIVEKIT_URL": livekit_url,
-            "LK_AGENTS_URL": livekit_url,
-            "WARDEN_CLOUD_AGENT_ID": CLOUD_AGENT,
-            "WARDEN_AGENT_NAME": AGENT,
-            VARIABLE: f"{point(request.param)}:{tmp_path / 'fault-fired'}",
-            **SLA,
-            **(BULK if request.param == MID_BATCH else {}),
-        }
-        with run_warden(tmp_path, **env) as warden:
-            w = World(fake, warden, client)
-            fake.on_dispatch = w.on_dispatch
-            yield w
+    env = {
+        "LK_AGENTS_URL": "{livekit}",
+        "WARDEN_CLOUD_AGENT_ID": CLOUD_AGENT,
+        VARIABLE: f"{point(request.param)}:{tmp_path / 'fault-fired'}",
+        **SLA,
+        **(BULK if request.param == MID_BATCH else BURST_ENV if request.param == BURST else {}),
+    }
+    async with warden_world(tmp_path, redis_url, fake, **env) as w:
+        yield w
 
 
 def point(param: str) -> str:
-    return param if param == MID_BATCH else f"after_commit.{param}"
+    return MID_BATCH if param in (MID_BATCH, BURST) else f"after_commit.{param}"
 
 
-async def killed_by_the_hook(w: World) -> None:
-    """Wait for the first worker to die by its hook, then start a fresh one without it."""
+async def killed_by_the_hook(w: World, **env: str) -> None:
+    """Wait for the first worker to die by its hook, then start a fresh one without it (and with `env`)."""
     (worker, _), *_ = w.warden.running["worker"]
 
     async def dead() -> bool:
@@ -66,6 +65,7 @@ async def killed_by_the_hook(w: World) -> None:
     await wait_until(dead, "the worker killed right after the commit")
     assert worker.returncode == -9, w.warden.log_text()[-3000:]
     del w.warden.env[VARIABLE]
+    w.warden.env.update(env)
     w.warden.start("worker")
 
 
@@ -142,3 +142,26 @@ async def test_killed_in_the_middle_of_a_recovery_in_bulk_every_room_is_recovere
     await wait_until(served, "every room's agent, the fresh worker finishing the batch's work", timeout=60)
     assert sorted(after_back) == sorted(BULK_ROOMS)  # each room once since the deployment's return
     assert all(len(world.fake.live_dispatches(room, AGENT)) == 1 for room in BULK_ROOMS)
+
+
+@pytest.mark.parametrize("world", [BURST], indirect=True)
+async def test_killed_in_the_middle_of_a_deadline_burst_every_room_is_recovered_once(world: World) -> None:
+    """Ten rooms whose SLAs end together; the worker dies in the batch serving the deadline jobs its first
+    job took out of the queue, right after a re-dispatch landed, before it is recorded. The fresh worker
+    recovers every room (once the dead batch's holds ran out: the sweep queues their deadlines again),
+    each with the one dispatch its agent answers, never two live."""
+    world.arrive_on = dict.fromkeys(BURST_ROOMS, 1)  # each room's agent answers Warden's first dispatch
+    for room in BURST_ROOMS:
+        await world.person_joins(room)
+    # The fresh worker runs more jobs at once: the dead one's jobs (its incident reports' claims last their
+    # 300-s timeout) stay at the head of the queue, and a worker whose every slot they take runs nothing
+    await killed_by_the_hook(world, WARDEN_WORKER_CONCURRENCY="50")
+    assert world.fake.restarts == [] and world.fake.created  # landed, not recorded: then the kill
+
+    async def served() -> bool:
+        return all([settled("agent_active")(await world.room(room)) for room in BURST_ROOMS])
+
+    # (the dead worker's own deadline jobs run again once ARQ's claim on them ends: 30 s and 10 s)
+    await wait_until(served, "every room's agent, the fresh worker finishing the batch's work", timeout=90)
+    assert all(world.created(room) == 1 for room in BURST_ROOMS)  # the batch's dispatch not made twice
+    assert all(len(world.fake.live_dispatches(room, AGENT)) == 1 for room in BURST_ROOMS)

@@ -7,36 +7,21 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from devtools.simulator.livekit import FakeLiveKit
-from devtools.simulator.serving import serve
-from tests.support.processes import run_warden
 from tests.support.settings import KEY, SECRET
 from tests.support.waiting import wait_until
-from tests.support.world import AGENT, World, settled
+from tests.support.world import AGENT, World, settled, warden_world
 
 SLA = {"WARDEN_JOIN_SLA_SECONDS": "1.5", "WARDEN_REJOIN_SLA_SECONDS": "2", "WARDEN_SWEEP_SECONDS": "1"}
 
 
 @pytest.fixture
 async def world(tmp_path: Path, redis_url: str, request: pytest.FixtureRequest) -> AsyncIterator[World]:
-    fake = FakeLiveKit(KEY, SECRET)
     extra = getattr(request, "param", {})
-    async with serve(fake.app) as livekit_url, httpx.AsyncClient() as client:
-        env = {
-            "REDIS_URL": redis_url,
-            "DATABASE_URL": f"sqlite:///{tmp_path}/w.db",
-            "LIVEKIT_URL": livekit_url,
-            "WARDEN_AGENT_NAME": AGENT,
-            **SLA,
-            **extra,
-        }
-        with run_warden(tmp_path, **env) as warden:
-            w = World(fake, warden, client)
-            fake.on_dispatch = w.on_dispatch
-            yield w
+    async with warden_world(tmp_path, redis_url, FakeLiveKit(KEY, SECRET), **{**SLA, **extra}) as w:
+        yield w
 
 
 async def test_every_scenario_from_the_procfile(world: World) -> None:

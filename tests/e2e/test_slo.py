@@ -15,11 +15,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from devtools.embedded_redis import free_port
 from devtools.simulator.livekit import FakeLiveKit
-from devtools.simulator.serving import serve
-from tests.support.processes import run_warden
 from tests.support.settings import KEY, SECRET
 from tests.support.waiting import read_until, wait_until
-from tests.support.world import AGENT, World, settled
+from tests.support.world import AGENT, World, settled, warden_world
 
 IN_TIME = [f"in-time-{n}" for n in range(6)]
 LATE = [f"late-{n}" for n in range(3)]
@@ -29,24 +27,16 @@ NEVER = "never"
 @pytest.fixture
 async def setting(tmp_path: Path, redis_url: str) -> AsyncIterator[tuple[World, str]]:
     """Warden from its Procfile on a 1.5 s join SLA, one re-dispatch a room; the worker's metrics URL."""
-    fake = FakeLiveKit(KEY, SECRET)
     metrics_port = free_port()
-    async with serve(fake.app) as livekit_url, httpx.AsyncClient() as client:
-        env = {
-            "REDIS_URL": redis_url,
-            "DATABASE_URL": f"sqlite:///{tmp_path}/w.db",
-            "LIVEKIT_URL": livekit_url,
-            "WARDEN_AGENT_NAME": AGENT,
-            "WARDEN_JOIN_SLA_SECONDS": "1.5",
-            "WARDEN_SWEEP_SECONDS": "1",
-            "WARDEN_MAX_REDISPATCHES": "1",
-            "WARDEN_OUTAGE_ROOMS": "50",  # four rooms missing their SLA together are no outage here
-            "WARDEN_WORKER_METRICS_PORT": str(metrics_port),
-        }
-        with run_warden(tmp_path, **env) as warden:
-            w = World(fake, warden, client)
-            fake.on_dispatch = w.on_dispatch
-            yield w, f"http://127.0.0.1:{metrics_port}/metrics"
+    env = {
+        "WARDEN_JOIN_SLA_SECONDS": "1.5",
+        "WARDEN_SWEEP_SECONDS": "1",
+        "WARDEN_MAX_REDISPATCHES": "1",
+        "WARDEN_OUTAGE_ROOMS": "50",  # four rooms missing their SLA together are no outage here
+        "WARDEN_WORKER_METRICS_PORT": str(metrics_port),
+    }
+    async with warden_world(tmp_path, redis_url, FakeLiveKit(KEY, SECRET), **env) as w:
+        yield w, f"http://127.0.0.1:{metrics_port}/metrics"
 
 
 def sli_events(exposition: str) -> dict[tuple[str, str], float]:

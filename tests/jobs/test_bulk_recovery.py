@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from tests.support.jobs_world import AGENT, JOIN_AFTER, World, jobs_world
 from workers.jobs.rooms import bulk
@@ -25,12 +27,21 @@ async def outage(world: World) -> tuple[str, list[tuple[str, str]]]:
     """Every room waits for an agent whose deployment is down, until the outage's restart: the incident's
     id and its rooms, each of them with its grace deadline queued."""
     world.agent_down()
+    hold_due = world.queue.hold_due
+    # the rooms' deadlines fall due in the same second: here each job does its own room, as it would
+    # with no other to take (tests/jobs/test_deadline_burst.py serves such a burst in batches)
+    world.queue.hold_due = no_burst  # type: ignore[method-assign]
     for room in ROOMS:
         await world.person_joins(room)
     await world.wait(15)
+    world.queue.hold_due = hold_due  # type: ignore[method-assign]
     (incident,) = await world.incidents()
     assert world.cloud.restarts and len(incident.rooms) == len(ROOMS)
     return incident.id, [(sid, name) for sid, name, *_ in incident.rooms]
+
+
+async def no_burst(prefix: str, limit: int, seconds: float) -> list[str]:
+    return []
 
 
 def copies(world: World) -> Counter[str]:
@@ -143,3 +154,50 @@ async def test_a_single_room_back_goes_the_per_room_way(world: World) -> None:
     assert world.livekit.observed_together == []  # its own deadline job, queued at once
     await world.wait(JOIN_AFTER)
     assert len(world.livekit.agents_in(name)) == 1
+
+
+async def test_a_batch_that_fails_leaves_the_others_going_and_sends_its_rooms_their_own_way(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    incident, rooms = await outage(world)
+    monkeypatch.setattr(bulk, "BATCH", 4)  # three batches: two at once, then the third
+    real, reads = bulk.load_rooms, 0
+
+    async def load_rooms(*args: Any, **kwargs: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        if reads == 1:  # the first batch's read: the database unavailable for a moment
+            raise OperationalError("SELECT", {}, ConnectionError("gone"))
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(bulk, "load_rooms", load_rooms)
+    await bulk.fresh_starts(world.ctx, rooms, incident, AGENT, 0.0)
+    assert len(world.livekit.observed_together) == 2  # the two other batches served
+    assert "recovery in bulk: a batch of 4 room(s) failed (OperationalError)" in caplog.text
+    # the failed batch's rooms by their own jobs (those re-dispatched in the outage given that dispatch's
+    # few seconds first), long before the grace's end
+    await world.wait(JOIN_AFTER + 8)
+    assert copies(world) == Counter(dict.fromkeys(ROOMS, 1))
+
+
+async def test_a_room_failing_in_a_batch_leaves_every_room_on_its_fastest_way(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    incident, rooms = await outage(world)
+    waiting = [room for room in ROOMS if room not in dict(world.livekit.dispatched)]
+    real, failing = world.livekit.redispatch, waiting[0]
+
+    async def redispatch(room: str, *args: Any, **kwargs: Any) -> str:
+        if room == failing:
+            raise RuntimeError("a bug, say")
+        return await real(room, *args, **kwargs)
+
+    world.livekit.redispatch = redispatch  # type: ignore[method-assign]
+    await bulk.fresh_starts(world.ctx, rooms, incident, AGENT, 0.0)
+    world.livekit.redispatch = real  # type: ignore[method-assign]
+    await world.run()  # its deadline job, queued at once (not at the sweep's next look)
+    assert Counter(room for room, _ in world.livekit.dispatched if room in waiting) == Counter(waiting)
+    assert f"batch: room {failing} left to its own job (RuntimeError)" in caplog.text
+    await world.wait(JOIN_AFTER + GRACE)
+    assert copies(world) == Counter(dict.fromkeys(ROOMS, 1))
+    assert all(len(world.livekit.dispatches(room, AGENT)) == 1 for room in ROOMS)

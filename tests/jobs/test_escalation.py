@@ -8,6 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.support.jobs_world import AGENT, DEPLOYMENT, JOIN_AFTER, T0, World, jobs_world
+from workers.core.room import ReportBreach, action_to_dict
+from workers.queue.jobs import queue_incident_report
 
 ROOM = "call-42"
 ROOMS = ["call-1", "call-2", "call-3"]
@@ -218,3 +220,20 @@ async def test_rooms_breaching_into_an_open_incident_and_recovering_are_reported
     assert incident.resolved_at is not None and world.webhook.said() == ["opened", "restarted", "resolved"]
     assert [job for job, _ in world.outcomes if job.startswith("incident:")] == reports
     assert world.cloud.restarts == [DEPLOYMENT]
+
+
+async def test_breach_reports_run_after_their_rooms_were_served_open_no_new_incident(tmp_path: Path) -> None:
+    # The rooms' breach reports are jobs of their own: under load they may run after the restart, the
+    # recovery and the incident's resolution (the recovery in bulk does not wait for them). Late, they
+    # are about rooms that no longer wait: no second outage, nobody paged for a resolved one.
+    async with jobs_world(tmp_path, warden_outage_rooms=2) as world:
+        world.agent_down()
+        await everyone_waits(world, ROOMS[:2])
+        await world.wait(15 + GRACE + JOIN_AFTER)  # an outage of two, restarted, resolved
+        (incident,) = await world.incidents()
+        assert incident.resolved_at is not None and await phases(world, ROOMS[:2]) == ["agent_active"] * 2
+        for n, room in enumerate(ROOMS[:2]):
+            late = action_to_dict(ReportBreach("no agent within the join SLA", agent=AGENT))
+            assert await queue_incident_report(world.queue, f"EV_late#{n}", f"RM_{room}", late)
+        await world.wait(1)
+        assert len(await world.incidents()) == 1 and world.webhook.said().count("opened") == 1

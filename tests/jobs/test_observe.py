@@ -324,3 +324,27 @@ async def test_a_notice_act_mode_decided_and_observe_mode_delivered_says_it_was_
         for line in told:
             assert line["carried_out"] is False
             assert line["withheld"] == "decided in act mode; not carried out: Warden now observes"
+
+
+async def test_an_alert_still_queued_when_act_takes_over_is_withdrawn_not_sent_after_the_resolution(
+    tmp_path: Path,
+) -> None:
+    # WARDEN_OBSERVE_ALERTS: the "opened" alert reached Slack, but the incident webhook was down, so its
+    # "opened" waits in the outbox for another try when act mode takes over and resolves the incident.
+    # Sent then, it would open an alert that nothing resolves; it is withdrawn instead (and said so).
+    async with jobs_world(tmp_path, warden_outage_rooms=1, warden_observe_alerts=True, **OBSERVE) as world:
+        world.webhook.failures.plan("send", times=1000)
+        world.agent_down()
+        await world.person_joins(ROOM)
+        await world.wait(60)
+        (observed,) = await world.incidents()
+        assert world.webhook.said() == [] and len(world.alerts.sent) == 1  # Slack's "opened"
+        world.webhook.failures.planned.clear()  # the incident webhook is back
+        await world.restart_worker(warden_mode="act")
+        await world.wait(120)  # the sweep delivers what is left in the outbox, many times over
+        (handed,) = [i for i in await world.incidents() if i.id == observed.id]
+        assert handed.resolved_at is not None
+        assert [e.step for e in world.webhook.sent if e.incident_id == observed.id] == []
+        assert f"{observed.id} resolved" in world.alerts.sent[1]  # Slack's alert is resolved
+        withdrawn = ("incident webhook opened", "not sent: withdrawn, the incident was handed over", False)
+        assert withdrawn in log(handed)

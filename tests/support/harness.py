@@ -37,6 +37,7 @@ from workers.jobs.rooms.effects import Effects
 from workers.jobs.rooms.jobs import apply_webhook, on_deadline
 from workers.jobs.runtime.context import context
 from workers.jobs.runtime.lifecycle import shutdown, startup
+from workers.jobs.runtime.worker import worker_settings
 from workers.migrate import upgrade
 from workers.queue.enqueue import Enqueuer
 from workers.store.outbox import Pending
@@ -289,7 +290,9 @@ async def harness(
                 incidents=incidents,
                 clock=clock,
             )
-        await startup(ctx, settings=config, clock=clock, effects=effects)
+        # as the worker's own start-up: it says which jobs it runs (the web refuses what none runs)
+        runs = [f.name for f in worker_settings(config)["functions"]]
+        await startup(ctx, settings=config, clock=clock, effects=effects, runs=runs)
         await upgrade(context(ctx).engine)
         try:
             yield Harness(fake, ctx, clock, incidents, queue)

@@ -81,6 +81,22 @@ class MemoryQueue:
             held.append(free)
         return held
 
+    async def hold_due(self, prefix: str, limit: int, seconds: float) -> list[str]:
+        now = self.clock()
+        due = sorted(
+            (
+                j
+                for j in self.queued.values()
+                if j.due <= now and j.job_try == 1 and j.job_id.startswith(prefix)
+            ),
+            key=lambda j: j.order,
+        )
+        taken = [job.job_id for job in due if not job.priority][:limit]
+        for job_id in taken:
+            del self.queued[job_id]
+            self.held[job_id] = now + seconds
+        return taken
+
     async def release(self, job_ids: Sequence[str]) -> None:
         for job_id in job_ids:
             self.held.pop(job_id, None)

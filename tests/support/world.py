@@ -7,9 +7,11 @@ room `CreateDispatch` re-made) it announces through `announce`, in order, as Liv
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,9 +20,10 @@ from livekit.protocol.agent_dispatch import AgentDispatch
 from devtools.simulator.deployments import Deployment
 from devtools.simulator.livekit import FakeLiveKit, Webhook, Worker, room_sid, sid_for
 from devtools.simulator.scenarios import cold_start, sleepy, stuck_initializing
+from devtools.simulator.serving import serve
 from devtools.simulator.webhooks import InOrder
 from tests.support.helpers import body, sign
-from tests.support.processes import Warden
+from tests.support.processes import Warden, run_warden
 from tests.support.settings import KEY, SECRET
 
 AGENT = "notetaker"
@@ -123,3 +126,26 @@ def settled(state: str) -> Callable[[dict[str, Any]], bool]:
         )
 
     return check
+
+
+@contextlib.asynccontextmanager
+async def warden_world(
+    tmp_path: Path, redis_url: str, fake: FakeLiveKit, *, answer: bool = True, **env: str
+) -> AsyncIterator[World]:
+    """Warden from its Procfile (web and worker processes) on the stand-in LiveKit `fake` served on
+    loopback, Redis at `redis_url` and a SQLite file in `tmp_path`, expecting `AGENT`; `env`: the other
+    variables ("{livekit}" in a value: the stand-in's URL). `answer`: the agent answers each dispatch
+    (`World.on_dispatch`)."""
+    async with serve(fake.app) as livekit_url, httpx.AsyncClient() as client:
+        settings = {
+            "REDIS_URL": redis_url,
+            "DATABASE_URL": f"sqlite:///{tmp_path}/w.db",
+            "LIVEKIT_URL": livekit_url,
+            "WARDEN_AGENT_NAME": AGENT,
+            **{name: value.replace("{livekit}", livekit_url) for name, value in env.items()},
+        }
+        with run_warden(tmp_path, **settings) as warden:
+            world = World(fake, warden, client)
+            if answer:
+                fake.on_dispatch = world.on_dispatch
+            yield world

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workers.core.diagram import part, recovery_samples
+from workers.core.diagram_recovery import recovery_samples
+from workers.core.diagram_samples import part
 from workers.core.errors import UndeclaredTransition
 from workers.core.events import Event, EventKind, Fact, Participant, ParticipantKind
 from workers.core.machine import RECOVERY, TABLE, recover, settled, transition

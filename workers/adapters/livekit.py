@@ -153,6 +153,7 @@ class LiveKitRooms:
         self._listed = RoomsListed(self._named)
 
     async def aclose(self) -> None:
+        await self._listed.aclose()
         await self._api.aclose()
 
     async def observe(self, room: str) -> Observed:

@@ -1,6 +1,10 @@
 """The incident state machine: one agent's outage, from its first alert to its last. Pure, like
 `workers.core.machine`: no I/O, no clock, no settings; time, the deployment's restart as the store
-read it, and the policy are inputs, and what to do comes back as data (`Step`).
+read it, and the policy are inputs, and what to do comes back as data (`Step`). This module holds the
+table and how a report goes through it; the rules' functions live beside it: an outage's in
+`incident_rules` (rules 1 to 7), canaries' in `incident_canary` (8), full and named workers' in
+`incident_capacity` (10, 11), maintenance windows' in `incident_windows` (12), operators' in
+`incident_operator` (13), and observe mode's hand-over in `observing`.
 
 The rules, in plain words.
 
@@ -65,7 +69,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from workers.core import alerts
+from workers.core.incident_canary import (
+    canary_claim,
+    canary_follow_up,
+    canary_joins,
+    canary_opened,
+    canary_passed,
+)
 from workers.core.incident_capacity import capacity_opened, capacity_seen, named
 from workers.core.incident_decisions import (
     Decision,
@@ -76,7 +86,20 @@ from workers.core.incident_decisions import (
     Rollback,
     WatchComeback,
 )
-from workers.core.incident_operator import acknowledge, followup_alerts, restart_by_hand, under_way
+from workers.core.incident_operator import acknowledge, restart_by_hand, under_way
+from workers.core.incident_rules import (
+    at_once,
+    catch_up,
+    claim,
+    failed,
+    follow_up,
+    ignore,
+    landed,
+    opened,
+    resolve,
+    roll_again,
+    rolled,
+)
 from workers.core.incident_values import (
     CAPACITY,
     CLOUD,
@@ -92,8 +115,8 @@ from workers.core.incident_values import (
     Step,
     tell,
 )
+from workers.core.incident_windows import window_ended, window_started
 from workers.core.observing import handed_over, observed
-from workers.core.personal import mask_phone
 from workers.core.table import table
 
 __all__ = [
@@ -116,223 +139,11 @@ __all__ = [
     "Signal",
     "Step",
     "WatchComeback",
+    "ignore",
     "tell",
 ]
 
-# --- the rules ---------------------------------------------------------------------------------------
-
 S = IncidentState
-
-
-def ignore(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
-    """The pair changes nothing."""
-    return Step(incident)
-
-
-def opened(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
-    """The first report of an outage: opened, said once, and its deployment's restart claimed."""
-    born = replace(incident, state=S.OPEN, reason=report.reason, opened_at=report.at)
-    doing = alerts.trying(policy.doing)
-    text = alerts.opened(born.id, born.agent_name, report.reason, report.rooms, doing)
-    said: tuple[Decision, ...] = (
-        Note("opened", report.reason),
-        *tell(born, policy, "opened", text),
-    )
-    claimed = claim(born, report, policy)
-    return replace(claimed, decisions=said + claimed.decisions)
-
-
-def claim(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
-    """Claim the deployment's restart, share the one under way or landed just now, or wait out the
-    cooldown of one claimed lately."""
-    if incident.kind == CAPACITY or incident.maintenance:
-        return Step(incident)  # a restart adds no capacity; none in maintenance
-    if not policy.legs:
-        note = Note("restart", "not attempted: no Cloud agent and no deploy hook configured")
-        return Step(replace(incident, state=S.NOT_RESTARTED), (note,))
-    last, at = report.restart, report.at
-    if last.under_way:
-        if _caller_died(last, at, policy):
-            return _take_up(incident, last, at)
-        note = Note("restart", "its deployment's restart is under way for another incident: shared")
-        return Step(replace(incident, state=S.RESTARTING), (note,))
-    if last.landed_at is not None and last.landed_at > at - policy.restart_grace:
-        return landed(incident, replace(report, leg=""), policy)
-    if last.claimed_at is not None and last.claimed_at > at - policy.cooldown:
-        return Step(incident)
-    claimed = DeploymentRestart(claimed_at=at, pending=policy.legs)
-    return Step(replace(incident, state=S.RESTARTING), (Restart(policy.legs),), claimed)
-
-
-def _caller_died(last: DeploymentRestart, at: float, policy: IncidentPolicy) -> bool:
-    """A Cloud restart claimed a lease ago with no outcome: its caller died before recording one."""
-    return CLOUD in last.pending and last.claimed_at is not None and last.claimed_at < at - policy.lease
-
-
-def _take_up(incident: Incident, last: DeploymentRestart, at: float) -> Step:
-    """Claim the restart a dead caller left again; only the Cloud leg is called again."""
-    return Step(replace(incident, state=S.RESTARTING), (Restart((CLOUD,)),), replace(last, claimed_at=at))
-
-
-def catch_up(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
-    """The sweep: the deployment's outcome, if this incident missed it; its restart claimed again if
-    its caller died."""
-    last = report.restart
-    if last.landed_at is not None:
-        return landed(incident, replace(report, at=last.landed_at, leg=""), policy)
-    if last.failed:
-        return failed(incident, report, policy)
-    if last.under_way and _caller_died(last, report.at, policy) and not incident.maintenance:
-        return _take_up(incident, last, report.at)
-    return Step(incident)
-
-
-def landed(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
-    """A restart landed: the waiting rooms get their fresh start; a Cloud deployment is watched."""
-    watch = report.leg == CLOUD
-    text = alerts.restarted(incident.id, incident.agent_name, policy.restart_grace, sooner=watch)
-    decisions: tuple[Decision, ...] = (
-        FreshStarts(None, f"{policy.restart_grace:g} s after"),
-        *tell(incident, policy, "restarted", text),
-        *((WatchComeback(),) if watch else ()),
-    )
-    return Step(replace(incident, state=S.RESTARTED, restarted_at=report.at), decisions)
-
-
-def failed(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
-    """Every leg of the restart failed for good: people are told."""
-    said = tell(incident, policy, "restart-failed", alerts.restart_failed(incident.id))
-    return Step(replace(incident, state=S.NOT_RESTARTED), said)
-
-
-def follow_up(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
-    """A room fails after the restart (not the one whose failure brought it, in the same breath): one
-    loud follow-up, and a rollback when the policy says so."""
-    if incident.restarted_at is None or report.at <= incident.restarted_at or incident.kind == CAPACITY:
-        return Step(incident)
-    if incident.maintenance:
-        return Step(incident)  # escalated again when the window ends, if rooms still wait
-    text = alerts.followup(incident.id, incident.agent_name, report.waiting)
-    still = (
-        f"canaries still fail after the restart: {report.reason}"
-        if report.signal is Signal.CANARY_FAILED
-        else f"room {mask_phone(report.room)} still has no agent after the restart"
-    )
-    said: tuple[Decision, ...] = (Note("follow-up", still), *followup_alerts(incident, policy, text))
-    if policy.rollback and policy.cloud:
-        rolling = replace(incident, state=S.ROLLING_BACK, rollback_claimed_at=report.at)
-        return Step(rolling, (*said, Rollback()))
-    return Step(replace(incident, state=S.FOLLOWED_UP), said)
-
-
-def roll_again(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
-    """The sweep: a rollback claimed a lease ago with no outcome is claimed and called again."""
-    claimed = incident.rollback_claimed_at
-    if (claimed is not None and claimed >= report.at - policy.lease) or incident.maintenance:
-        return Step(incident)
-    return Step(replace(incident, rollback_claimed_at=report.at), (Rollback(),))
-
-
-def rolled(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
-    """The rollback has its outcome: nothing more to try. Landed, the previous version runs, and the
-    waiting rooms are re-checked once more."""
-    fresh = (FreshStarts(None, f"{policy.restart_grace:g} s after"),) if report.landed else ()
-    return Step(replace(incident, state=S.FOLLOWED_UP), fresh)
-
-
-def at_once(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
-    """The Cloud deployment runs again: the waiting rooms are re-checked at once, not after the grace."""
-    return Step(incident, (FreshStarts(0.0, f"at once, its deployment running {report.after:.1f} s after"),))
-
-
-def resolve(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
-    """No room waits any more: resolved, with the time it took (not while its agent's canaries fail)."""
-    if incident.canary_failing:
-        return Step(incident)
-    took = report.at - incident.opened_at
-    text = (
-        alerts.capacity_resolved(incident.id, incident.agent_name, report.rooms, took)
-        if incident.kind == CAPACITY
-        else alerts.resolved(incident.id, incident.agent_name, report.rooms, took)
-    )
-    decisions: tuple[Decision, ...] = (
-        Note(
-            "resolved",
-            f"{report.rooms} room(s) recovered in {took:.0f} s"
-            if report.rooms
-            else f"canary passed, {took:.0f} s after it opened",
-        ),
-        *tell(incident, policy, "resolved", text),
-        Resolve(),
-    )
-    return Step(replace(incident, state=S.RESOLVED, resolved_at=report.at), decisions)
-
-
-def canary_opened(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
-    """Failed canaries open the incident as an outage does, and mark it."""
-    return opened(replace(incident, canary_failing=True), report, policy)
-
-
-def canary_claim(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
-    """Failed canaries during an open outage: one incident (marked), one restart."""
-    said = canary_joins(incident, report, policy)
-    claimed = claim(said.incident, report, policy)
-    return replace(claimed, decisions=said.decisions + claimed.decisions)
-
-
-def canary_follow_up(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
-    """Canaries placed after the restart fail too: the follow-up a failed room is worth."""
-    step = follow_up(incident, report, policy)
-    return replace(step, incident=replace(step.incident, canary_failing=True))
-
-
-def canary_joins(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
-    """Failed canaries mark the incident (its restart is under way or done): it stays open for them."""
-    marked = _marked(incident, report)
-    return Step(marked) if marked == incident else Step(marked, (Note("canary", report.reason),))
-
-
-def _marked(incident: Incident, report: Report) -> Incident:
-    return incident if incident.canary_failing else replace(incident, canary_failing=True)
-
-
-def canary_passed(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
-    """A canary passed: unmarked, and resolved when no room of it waits."""
-    if report.waiting:
-        if not incident.canary_failing:
-            return Step(incident)
-        return Step(replace(incident, canary_failing=False), (Note("canary", "passed; rooms still wait"),))
-    return resolve(replace(incident, canary_failing=False), report, policy)
-
-
-def window_started(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
-    """A maintenance window covers the agent: the incident is marked, and said so once in its log."""
-    if incident.maintenance:
-        return Step(incident)
-    said = Note("maintenance", f"{report.maintenance}: no restart, rollback or deploy hook, no alert")
-    return Step(replace(incident, maintenance=True), (said,))
-
-
-def window_ended(incident: Incident, report: Report, policy: IncidentPolicy) -> Step:
-    """The window ended (in time, or ended early): unmarked. With rooms still waiting (or its canaries
-    failing) escalation proceeds as if the outage had just been seen: the opening alert, and its
-    deployment's restart claimed (shared, or after the cooldown, as at an opening)."""
-    if not incident.maintenance:
-        return Step(incident)
-    free = replace(incident, maintenance=False)
-    if not report.waiting and not free.canary_failing:
-        return Step(free, (Note("maintenance", "ended; no room waits"),))
-    text = (
-        alerts.capacity(free.id, free.agent_name, report.waiting)
-        if free.kind == CAPACITY
-        else alerts.opened(free.id, free.agent_name, free.reason, report.waiting, alerts.trying(policy.doing))
-    )
-    said: tuple[Decision, ...] = (
-        Note("maintenance", f"ended; {report.waiting} room(s) still wait: escalating"),
-        *tell(free, policy, "opened", text),
-    )
-    claimed = claim(replace(free, state=S.OPEN), report, policy)
-    return replace(claimed, decisions=said + claimed.decisions)
 
 
 G = Signal

@@ -28,9 +28,11 @@ The rules, in plain words.
    line not carried out are handed over (`workers.escalation.agents.Incidents.hand_over`): their
    waiting rooms get a fresh start at once that forgets what observe mode decided for them and did
    not make (`unobserved`: a fallback never sent would otherwise never be sent, a status never told
-   never told), and the incident is resolved as observed (HANDED_OVER, `handed_over`): its "resolved"
-   alert goes out on the routes an alert of it went out on, and only there (none without
-   `WARDEN_OBSERVE_ALERTS`), so that no route keeps an open alert; act decides afresh from there. An agent
+   never told), and the incident is resolved as observed (HANDED_OVER, `handed_over`): its alerts still
+   in the outbox are withdrawn (sent after the resolution, one would open an alert nothing resolves),
+   and its "resolved" alert goes out on the routes an alert of it landed on (its log's `landed_on`),
+   and only there (none without `WARDEN_OBSERVE_ALERTS`), so that no route keeps an open alert
+   (`workers.escalation.couriers.alerted_at_hand_over`); act decides afresh from there. An agent
    observe mode spared counts again in act mode, wherever it is (`machine`: `Policy.observing`): act
    judges it afresh, a room with no incident included (a second copy spared, the first one gone: the
    spared one serves).

@@ -42,7 +42,7 @@ from workers.core.incident import (
 )
 from workers.core.observing import counted, mode
 from workers.core.personal import mask_phone
-from workers.core.room import Room
+from workers.core.room import WAITING_PHASES, Recovery, Room
 from workers.escalation import comeback
 from workers.escalation.metrics import CAPACITY_REFUSALS, DECISIONS, RESTARTS
 from workers.escalation.policy import OutagePolicy
@@ -55,6 +55,14 @@ log = logging.getLogger("warden.escalation")
 
 Outcome = Callable[[str, str, bool], Awaitable[None]]  # incident id, leg, landed
 Deliver = Callable[[Pending], Awaitable[None]]
+
+
+def needs(room: Room, agent: str) -> bool:
+    """Does `room` still need `agent`: its people wait for it, or Warden is at work on it (as
+    `workers.store.room_agents.needs` says of the stored room)? A room with no part for it (a breach of
+    its own watch) is taken to."""
+    view = room.view(agent)
+    return view is None or view.phase in WAITING_PHASES or view.recovery is not Recovery.NONE
 
 
 class AgentIncidents:
@@ -97,10 +105,16 @@ class AgentIncidents:
         """A room missed its SLA: count it; enough of them within the window is an outage. Past its
         restart's claim, the incident this process knows only gains the room (one statement). A room
         whose job LiveKit refused for want of capacity (`full`) goes to the capacity incident instead;
-        the jobs workers took for it whose agent never came (`unjoined`) are counted per worker.
+        the jobs workers took for it whose agent never came (`unjoined`) are counted per worker. A room
+        that no longer needs the agent (`room` is as it stands now: the report ran late, after its
+        recovery) counts for nothing: its outage, if any, was resolved with it, and a new one opened on
+        late reports would page people for it again.
         With `fold` (the room's own job reporting), only what is cheap is done: False, and nothing
         decided, where the report takes a step of the incident machine (open, restart, capacity), which
         is its own job's (`report_to_incident`) to take; True once the breach is reported."""
+        if not needs(room, self.agent):
+            log.info("room %s: breach reported after it was served; not counted", mask_phone(room.name))
+            return True
         if full and fold:
             return False
         now = self.clock()

@@ -34,7 +34,7 @@ from workers.core.rules import Rules
 from workers.escalation import comeback
 from workers.escalation.agent import AgentIncidents
 from workers.escalation.alert_routes import AlertRoutes, EventRoute
-from workers.escalation.couriers import Couriers, Route, alerted, label, outbox_rows
+from workers.escalation.couriers import Couriers, Route, alerted_at_hand_over, label, outbox_rows
 from workers.escalation.metrics import RESTARTS
 from workers.escalation.policy import Alerter, OutagePolicy, Restarter, deployment_key
 from workers.escalation.window import OutageWindow
@@ -250,10 +250,9 @@ class Incidents:
         for incident_id, agent in await incidents.observed_open(self.engine):
             waiting = await incidents.waiting_rooms(self.engine, agent)
             await self.fresh_start(waiting, incident_id, agent, 0.0, observed=True)
-            found = await incidents.get_incident(self.engine, incident_id)
-            lines = [(action, outcome, done) for _, action, outcome, done in found.actions] if found else []
             handler = self.for_agent(agent)
-            said = alerted(lines, handler.incident_policy.routes, self.couriers[agent].names)
+            routes, names = handler.incident_policy.routes, self.couriers[agent].names
+            said = await alerted_at_hand_over(self.engine, incident_id, routes, names, self.clock())
             report = Report(Signal.HANDED_OVER, self.clock(), rooms=len(waiting), alerted=said)
             await handler.carry(await handler.decide(report, incident_id=incident_id))
         self.handed_over = True

@@ -9,7 +9,7 @@ since the call was decided, however many workers died meanwhile.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -35,21 +35,33 @@ def label(call: Outgoing, names: Mapping[str, str]) -> str:
     return label_of(SLACK, call.step, names) if isinstance(call, Alert) else "deploy hook"
 
 
-# How an attempt that did not land begins its line in the log (`Couriers.send`); any other line of a
-# call's label says it landed.
-UNSENT = ("not sent", "refused for good", "gave up", "failed (")
+def route_of(call: Outgoing) -> str | None:
+    """The key of the alert route an alert or incident event is for (None: a deploy hook)."""
+    if isinstance(call, IncidentEvent):
+        return call.route
+    return SLACK if isinstance(call, Alert) else None
 
 
-def alerted(
-    lines: Iterable[tuple[str, str, bool]], routes: tuple[AlertRoute, ...], names: Mapping[str, str]
+WITHDRAWN = "not sent: withdrawn, the incident was handed over"
+
+
+async def alerted_at_hand_over(
+    engine: AsyncEngine,
+    incident_id: str,
+    routes: tuple[AlertRoute, ...],
+    names: Mapping[str, str],
+    now: float,
 ) -> tuple[str, ...]:
-    """The keys of the alert `routes` on which an alert of an incident landed, by its log's `lines`
-    (action, outcome, carried out): a line of a call's label ("alert opened", "PagerDuty opened") that
-    is no failure."""
-    landed = {action for action, outcome, done in lines if done and not outcome.startswith(UNSENT)}
-    said = {
-        route.key for route in routes for step in route.steps if label_of(route.key, step, names) in landed
-    }
+    """The keys of the alert `routes` to say the hand-over's "resolved" on (`workers.core.observing`,
+    rule 3). Its alerts still in the outbox are withdrawn first (each a line of the log): sent after the
+    resolution, one would open an alert that nothing resolves. Then the routes on which an alert of it
+    landed (the log's `landed_on`), and those of a call withdrawn during its first try (it may be landing
+    now: a "resolved" for an alert that never came is harmless, an open alert for ever is not)."""
+    withdrawn = await outbox.withdraw_calls(engine, incident_id, now)
+    for call, _ in withdrawn:
+        await incidents.note(engine, incident_id, now, label(call, names), WITHDRAWN, carried_out=False)
+    said = await incidents.landed_on(engine, incident_id)
+    said |= {key for call, trying in withdrawn if trying and (key := route_of(call)) is not None}
     return tuple(route.key for route in routes if route.key in said)
 
 
@@ -96,11 +108,12 @@ class Couriers:
                 return False
             await self._note(call, f"failed ({attempt}): {exc}; tried again later")
             raise
-        await self._note(call, f"{outcome} ({attempt})")
+        await self._note(call, f"{outcome} ({attempt})", landed_on=route_of(call))
         return True
 
-    async def _note(self, call: Outgoing, outcome: str) -> None:
-        await incidents.note(self.engine, call.incident_id, self.clock(), label(call, self.names), outcome)
+    async def _note(self, call: Outgoing, outcome: str, *, landed_on: str | None = None) -> None:
+        what = label(call, self.names)
+        await incidents.note(self.engine, call.incident_id, self.clock(), what, outcome, landed_on=landed_on)
 
 
 def outbox_rows(

@@ -21,14 +21,22 @@ ARQ's log says how late they are, and a retry's new score (ARQ adds the delay to
 stays in the priority band. A worker running `max_jobs` room jobs (ARQ polls nothing then) still takes
 priority jobs, up to `PRIORITY_EXTRA` beyond the limit: an outage's escalation does not wait for a slot
 among the rooms it is about.
+
+A job naming a function the worker does not have (a web process or a worker of a newer release queued
+it) is not dropped as ARQ drops it ("function not found"): `unknown_function` gives the `Function` that
+runs it instead (Warden's keeps it as a dead letter, `workers.jobs.delivery.dead_letters`). ARQ's crons
+(`cron:…`) are left to ARQ: a newer worker's cron comes again.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 
 from arq.constants import abort_jobs_ss, in_progress_key_prefix, job_key_prefix, retry_key_prefix
 from arq.utils import timestamp_ms
+from arq.worker import Function
 from redis.commands.core import AsyncScript
 
 from workers.queue.enqueue import PRIORITY_MS, due_ms
@@ -71,6 +79,11 @@ class ClaimingWorker(BatchingWorker):
     _claim: AsyncScript | None = None
     _idle_polls = 0
     _extra: frozenset[str] = frozenset()  # priority jobs running beyond `max_jobs`
+
+    def __init__(self, *args: Any, unknown_function: Callable[[str], Function] | None = None, **kw: Any):
+        super().__init__(*args, **kw)
+        if unknown_function is not None:
+            self.functions = _OrUnknown(self.functions, unknown_function)
 
     async def _poll_iteration(self) -> None:
         if self.job_counter >= self.max_jobs:
@@ -156,3 +169,17 @@ class ClaimingWorker(BatchingWorker):
         for _ in range(count):
             self.job_counter -= 1
             self.sem.release()
+
+
+class _OrUnknown(dict[str, Any]):
+    """ARQ's functions by name; a job function it lacks (not a cron) is `unknown(name)` (see the module's
+    doc). Not kept: the functions the worker lists stay its own."""
+
+    def __init__(self, functions: dict[str, Any], unknown: Callable[[str], Function]) -> None:
+        super().__init__(functions)
+        self._unknown = unknown
+
+    def __missing__(self, name: str) -> Function:
+        if name.startswith("cron:"):
+            raise KeyError(name)
+        return self._unknown(name)

@@ -28,7 +28,13 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from arq.connections import ArqRedis
-from arq.constants import default_queue_name, job_key_prefix, result_key_prefix
+from arq.constants import (
+    default_queue_name,
+    in_progress_key_prefix,
+    job_key_prefix,
+    result_key_prefix,
+    retry_key_prefix,
+)
 from arq.jobs import serialize_job
 from arq.utils import timestamp_ms
 
@@ -101,6 +107,36 @@ return n
 """
 
 
+# Take due jobs out of the queue and hold their ids instead (`Enqueuer.hold_due`). KEYS: the queue;
+# ARGV: now (ms), the lowest score that is no priority job's (`PRIORITY_MS`), the ids' prefix, how many at
+# most, the hold's time to live (ms), the prefixes of ARQ's job, in-progress and retry keys. A job is
+# taken only if no worker runs it and it never ran (a retry's back-off is left to ARQ): it leaves the
+# queue, and its job key, kept as it was, lives the hold's time. At most 2,000 due jobs are looked at
+# (a backlog of other jobs is not read through). Returns each id taken and its job key.
+HOLD_DUE = """
+local taken, offset, looked = {}, 0, 0
+while #taken < 2 * tonumber(ARGV[4]) and looked < 2000 do
+  local due = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[2], ARGV[1], 'LIMIT', offset, 200)
+  if #due == 0 then break end
+  offset, looked = offset + #due, looked + #due
+  for _, job_id in ipairs(due) do
+    if #taken < 2 * tonumber(ARGV[4]) and string.sub(job_id, 1, #ARGV[3]) == ARGV[3]
+        and redis.call('EXISTS', ARGV[7] .. job_id, ARGV[8] .. job_id) == 0 then
+      local job = redis.call('GET', ARGV[6] .. job_id)
+      if job then
+        redis.call('ZREM', KEYS[1], job_id)
+        redis.call('PEXPIRE', ARGV[6] .. job_id, ARGV[5])
+        taken[#taken + 1] = job_id
+        taken[#taken + 1] = job
+        offset = offset - 1
+      end
+    end
+  end
+end
+return taken
+"""
+
+
 class JobQueue(Protocol):
     """What queues Warden's jobs: `Enqueuer` on ARQ's Redis (the jobs tier of the tests has one in memory)."""
 
@@ -123,8 +159,15 @@ class JobQueue(Protocol):
     ) -> list[bool]:
         """Hold each job id of `jobs` ((id, args) of `function`'s jobs) for `seconds` at most, without
         queueing it: while held, `enqueue` refuses it as it refuses a job queued or running, so that
-        work done outside the queue (`workers.jobs.rooms.bulk`) is single-flight with the job of that
+        work done outside the queue (`workers.jobs.rooms.batch`) is single-flight with the job of that
         id. False for an id already known (its job is queued or running: the work is its)."""
+        ...
+
+    async def hold_due(self, prefix: str, limit: int, seconds: float) -> list[str]:
+        """Take up to `limit` jobs due now whose ids start with `prefix` out of the queue, each held
+        instead (as `hold` does) for `seconds` at most: jobs no worker runs and that never ran, in the
+        queue's order. Their ids; the work is the caller's, who `release`s each and queues again what it
+        leaves undone."""
         ...
 
     async def release(self, job_ids: Sequence[str]) -> None:
@@ -146,6 +189,7 @@ class Enqueuer:
         self._redis, self._queue_name, self._spacing = redis, queue_name, room_spacing_ms
         self._script = redis.register_script(ENQUEUE)
         self._hold, self._release = redis.register_script(HOLD), redis.register_script(RELEASE)
+        self._hold_due = redis.register_script(HOLD_DUE)
         self._held: dict[str, bytes] = {}  # held job id -> what its job key holds
         self._waiting: list[tuple[list[Any], asyncio.Future[bool]]] = []
         self._sender: asyncio.Task[None] | None = None
@@ -191,6 +235,14 @@ class Enqueuer:
             if reply:
                 self._held[job_id] = value
         return [bool(reply) for reply in replies]
+
+    async def hold_due(self, prefix: str, limit: int, seconds: float) -> list[str]:
+        prefixes = [job_key_prefix, in_progress_key_prefix, retry_key_prefix]
+        args: list[str | int] = [timestamp_ms(), PRIORITY_MS, prefix, limit, round(seconds * 1000), *prefixes]
+        reply = iter(await self._hold_due(keys=[self._queue_name], args=args))
+        taken = [(job_id.decode(), job) for job_id, job in zip(reply, reply, strict=True)]
+        self._held.update(taken)
+        return [job_id for job_id, _ in taken]
 
     async def release(self, job_ids: Sequence[str]) -> None:
         mine = [(job_id, self._held.pop(job_id)) for job_id in job_ids if job_id in self._held]

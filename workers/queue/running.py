@@ -134,8 +134,9 @@ class BatchingWorker(Worker):
             t = (timestamp_ms() - enqueue_time_ms) / 1000
             log.info("%6.2fs ⊘ %s:%s aborted before start", t, job_id, function_name)
             return await job_failed(asyncio.CancelledError())
-        function = self.functions.get(function_name)
-        if function is None:
+        try:  # ARQ's lookup: `ClaimingWorker`'s functions answer a name they lack (`_OrUnknown`)
+            function = self.functions[function_name]
+        except KeyError:
             log.warning("job %s, function %r not found", job_id, function_name)
             return await job_failed(JobExecutionFailed(f"function {function_name!r} not found"))
 

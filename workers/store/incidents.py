@@ -120,15 +120,39 @@ async def join_open(
 
 
 async def note(
-    engine: AsyncEngine, incident_id: str, at: float, action: str, outcome: str, *, carried_out: bool = True
+    engine: AsyncEngine,
+    incident_id: str,
+    at: float,
+    action: str,
+    outcome: str,
+    *,
+    carried_out: bool = True,
+    landed_on: str | None = None,
 ) -> None:
-    """Append to the incident's action log (`carried_out` False: decided in observe mode, not made)."""
+    """Append to the incident's action log (`carried_out` False: decided in observe mode, not made;
+    `landed_on`: the key of the alert route on which the alert it notes landed)."""
     async with writing(engine) as connection:
         await connection.execute(
             insert(INCIDENT_ACTIONS).values(
-                incident_id=incident_id, at=at, action=action, outcome=outcome[:1024], carried_out=carried_out
+                incident_id=incident_id,
+                at=at,
+                action=action,
+                outcome=outcome[:1024],
+                carried_out=carried_out,
+                landed_on=landed_on,
             )
         )
+
+
+async def landed_on(engine: AsyncEngine, incident_id: str) -> set[str]:
+    """The keys of the alert routes on which an alert of the incident landed (its log's `landed_on`)."""
+    async with engine.connect() as connection:
+        found = await connection.scalars(
+            select(INCIDENT_ACTIONS.c.landed_on)
+            .where(INCIDENT_ACTIONS.c.incident_id == incident_id, INCIDENT_ACTIONS.c.landed_on.is_not(None))
+            .distinct()
+        )
+        return {str(key) for key in found}
 
 
 async def room_recovered(

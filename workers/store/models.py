@@ -229,6 +229,7 @@ class IncidentActionRow(SQLModel, table=True):
     action: str = Field(max_length=64)
     outcome: str = Field(max_length=1024)
     carried_out: bool = True  # False: decided in observe mode and not made (`workers.core.observing`)
+    landed_on: str | None = Field(default=None, max_length=32)  # an alert's route key, once it landed
 
 
 class OutboxRow(SQLModel, table=True):

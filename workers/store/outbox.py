@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from workers.core.errors import UnreadableRecord
 from workers.core.events import Event
-from workers.core.outgoing import Outgoing, outgoing_to_dict
+from workers.core.outgoing import Alert, IncidentEvent, Outgoing, outgoing_to_dict
 from workers.core.plain import from_plain, names
 from workers.core.protecting import Protecting
 from workers.core.room import (
@@ -260,3 +260,27 @@ async def withheld(engine: AsyncEngine, ids: Sequence[str]) -> None:
                 await connection.execute(
                     update(EVENTS).where(EVENTS.c.event_id == event_id).values(data=changed)
                 )
+
+
+async def withdraw_calls(engine: AsyncEngine, incident_id: str, now: float) -> list[tuple[Outgoing, bool]]:
+    """Delete the alerts and incident events of incident `incident_id` still in the outbox; each with
+    whether it may be landing now: held for its first try by the worker that decided it (its lease
+    running, no attempt failed yet). One that failed waits for its next try: not landed."""
+    calls = select(
+        OUTBOX.c.id, OUTBOX.c.kind, OUTBOX.c.payload, OUTBOX.c.lease_until, OUTBOX.c.last_error
+    ).where(OUTBOX.c.room_sid.is_(None), OUTBOX.c.kind.in_(_ALERTS))
+    withdrawn: list[tuple[Outgoing, bool]] = []
+    async with writing(engine) as connection:
+        for row in list(await connection.execute(calls)):
+            try:
+                call = payload(row.kind, row.payload)
+            except UnreadableRecord:
+                continue
+            if isinstance(call, Alert | IncidentEvent) and call.incident_id == incident_id:
+                await connection.execute(_DELETE, {"ids": [row.id]})
+                trying = row.last_error is None and row.lease_until is not None and row.lease_until > now
+                withdrawn.append((call, trying))
+    return withdrawn
+
+
+_ALERTS = (*names(Alert), *names(IncidentEvent))  # the kinds of alert rows, as every version wrote them

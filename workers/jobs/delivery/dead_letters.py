@@ -8,8 +8,10 @@ error are kept as a dead letter (`workers.store.dead_letters`) and the job compl
 `Retry`s (database, Redis or LiveKit unavailable) reach ARQ's `max_tries` is kept the same way rather
 than failed by ARQ. An event whose values the database cannot store (`UnstorableEvent`: too long for
 its column, say) is kept at once: it is the event's fault, no retry fixes it, and retrying it as an
-outage would only hold its room up. Cancellation (shutdown, ARQ's timeout) is ARQ's business and
-passes through.
+outage would only hold its room up. A job naming a function this worker does not have (`unknown_job`:
+a web process or another worker of a newer release queued it) is retried the same way, so that a worker
+that has it may take it, then kept too; `warden retry` runs it once every worker is upgraded.
+Cancellation (shutdown, ARQ's timeout) is ARQ's business and passes through.
 
 Operators see dead letters in `/metrics` (`warden_dead_letters`), the dashboard, `GET
 /api/dead-letters` and `warden dead-letters`; `warden retry ID` queues the job again once the cause is
@@ -42,6 +44,22 @@ DEAD = "dead letter"
 _URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
 
 Job = Callable[..., Coroutine[Any, Any, str]]
+
+
+class UnknownJob(Exception):
+    """A queued job names a function this worker does not have."""
+
+
+def unknown_job(function: str) -> Job:
+    """The job run for a queued job whose `function` this worker does not have (see the module's doc)."""
+
+    async def unknown(ctx: dict[str, Any], *args: Any) -> str:
+        raise UnknownJob(
+            f"this worker has no job {function!r} (queued by a newer release): upgrade the worker, then "
+            "retry the job"
+        )
+
+    return unknown
 
 
 def _room(function: str, args: Sequence[Any]) -> tuple[str | None, str | None]:
@@ -90,6 +108,8 @@ def dead_lettered(function: str, job: Job, *, max_tries: int) -> Job:
                 log.warning("job %s failed (%s); retried in %.0fs", ctx["job_id"], describe(exc), delay)
                 raise Retry(defer=delay) from exc
             error, trace = describe(exc), "\n" + redact("".join(traceback.format_exception(exc))).rstrip()
+            if isinstance(exc, UnknownJob):  # its place in the code says nothing
+                trace = ""
         await _keep(ctx, function, list(args), error, job_try)
         log.error(
             "job %s (%s) kept as a dead letter after %d tries: %s%s",

@@ -5,7 +5,9 @@
   pending questions (check presence → evict → re-dispatch), recording each answer before the next
   step, so a job that dies half-way is finished by its retry or by the sweep, never done twice.
   Single-flight: its id is `deadline:{sid}:{attempt}` and no result is kept, so it can be queued
-  again (by the sweep) only once it is no longer queued or running.
+  again (by the sweep) only once it is no longer queued or running. A job whose room missed its
+  deadline also takes the other deadline jobs due with it out of the queue and does their work in
+  batches (`workers.jobs.rooms.burst`): a burst of deadlines falling due together.
 - `heartbeat(room_name, identity)`: an agent says it is working (recorded only when that is news).
 - `fresh_start(room_sid, room_name, incident_id, agent, wait)`: called by the escalation after a restart.
 
@@ -20,21 +22,20 @@ from typing import Any
 
 from arq.worker import Retry
 
-from workers.core.actions import pending_actions
 from workers.core.canary import is_canary_room
 from workers.core.errors import UpstreamError
 from workers.core.events import Event, EventKind, Fact, Participant, internal
 from workers.core.machine import changes, transition
 from workers.core.plain import from_plain
-from workers.core.room import Action, CheckPresence, Evict, Recovery, Redispatch, Room
+from workers.core.room import Action, CheckPresence, Recovery, Room
 from workers.jobs.canaries.runner import heard as canary_heard
+from workers.jobs.rooms.burst import lead
 from workers.jobs.rooms.recording import record
+from workers.jobs.rooms.steps import MAX_STEPS, next_question
 from workers.jobs.runtime.context import context
 from workers.jobs.runtime.retry import retry_later
 from workers.queue.jobs import agent_key
 from workers.store.writer import confirm, load_room, load_room_named
-
-MAX_STEPS = 6
 
 
 async def apply_webhook(ctx: dict[str, Any], event: dict[str, Any], received_at: float) -> str:
@@ -56,51 +57,54 @@ async def _ask(ctx: dict[str, Any], question: Action, room: Room) -> Event | Non
         ) from exc
 
 
-def next_question(room: Room | None, attempt: int) -> Action | None:
-    """The next question to LiveKit (check presence, evict, re-dispatch) of the room's deadline `attempt`
-    (None: nothing left to ask, or the deadline is over)."""
-    found = room.for_attempt(attempt) if room is not None else None
-    if found is None:
-        return None
-    questions = (
-        a
-        for a in pending_actions(found)
-        if isinstance(a, CheckPresence | Evict | Redispatch) and a.attempt == attempt
-    )
-    return next(questions, None)
-
-
 async def on_deadline(ctx: dict[str, Any], room_sid: str, attempt: int) -> str:
     """Job: a room's deadline `attempt` is due (attempts are numbered room-wide: it is one expected
-    agent's). Ask LiveKit, then act on the answer, step by step."""
+    agent's). Ask LiveKit, then act on the answer, step by step. A room that missed its deadline also
+    has its job lead the deadlines due with it (`burst.lead`), in batches, while it does its own."""
     worker = context(ctx)
-    clock = worker.effects.clock
     room = await load_room(worker.engine, room_sid, legacy_agent=worker.rules.legacy_agent)
     view = room.for_attempt(attempt) if room is not None else None
     if room is None or view is None or view.deadline is None:
         return "stale"
-    now = clock()
-    if view.recovery is Recovery.NONE and now < view.deadline.at:
+    if view.recovery is not Recovery.NONE:  # asked already: the steps left
+        return await _steps(ctx, room, view.agent, attempt)
+    now = worker.effects.clock()
+    if now < view.deadline.at:
         raise Retry(defer=view.deadline.at - now)  # early (clock skew, or a sweep that ran ahead)
+    others = lead(ctx)  # None: no more batches in this process at once
+    try:
+        return await _missed(ctx, room, view.agent, attempt, now)
+    finally:
+        if others is not None:
+            await others
+
+
+async def _missed(ctx: dict[str, Any], room: Room, agent: str, attempt: int, now: float) -> str:
+    """The room's deadline `attempt` for `agent` passed: decide in memory, ask LiveKit, then commit the
+    deadline and LiveKit's answer together (one write instead of two; a job that dies before the commit
+    leaves the deadline due, to be re-run), then the steps that follow."""
+    worker = context(ctx)
     fired = internal(
         EventKind.DEADLINE_PASSED,
-        f"deadline_passed:{room_sid}:{attempt}",
-        room_sid,
+        f"deadline_passed:{room.sid}:{attempt}",
+        room.sid,
         room.name,
-        Fact(attempt, now, agent=view.agent),
+        Fact(attempt, now, agent=agent),
     )
-    current: Room | None = room
-    if view.recovery is Recovery.NONE:
-        # Decide in memory, ask LiveKit, then commit the deadline and LiveKit's answer together: one
-        # write instead of two. A job that dies before the commit leaves the deadline due, to be re-run.
-        decided = transition(room, fired, now=now, rules=worker.rules)
-        batch = [(fired, now)]
-        for question in decided.actions:
-            if isinstance(question, CheckPresence) and question.attempt == attempt:
-                answer = await _ask(ctx, question, decided.room)
-                if answer is not None:
-                    batch.append((answer, clock()))
-        current = (await record(ctx, batch)).room
+    decided = transition(room, fired, now=now, rules=worker.rules)
+    batch = [(fired, now)]
+    for question in decided.actions:
+        if isinstance(question, CheckPresence) and question.attempt == attempt:
+            answer = await _ask(ctx, question, decided.room)
+            if answer is not None:
+                batch.append((answer, worker.effects.clock()))
+    return await _steps(ctx, (await record(ctx, batch)).room, agent, attempt)
+
+
+async def _steps(ctx: dict[str, Any], current: Room | None, agent: str, attempt: int) -> str:
+    """The steps of the room's deadline `attempt` left (evict, re-dispatch), each answer recorded before
+    the next; the recovery of `agent` after them."""
+    clock = context(ctx).effects.clock
     for _ in range(MAX_STEPS):
         step = next_question(current, attempt)
         if current is None or step is None:
@@ -111,7 +115,7 @@ async def on_deadline(ctx: dict[str, Any], room_sid: str, attempt: int) -> str:
         current = (await record(ctx, [(answer, clock())])).room
     if current is None:
         return "no room"
-    return str(current.view_for(view.agent).recovery)
+    return str(current.view_for(agent).recovery)
 
 
 async def heartbeat(ctx: dict[str, Any], room_name: str, identity: str, at: float) -> str:

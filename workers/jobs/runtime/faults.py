@@ -3,12 +3,12 @@ point, once, so that end-to-end tests can crash it exactly where a crash hurts m
 
 The value is `<point>:<marker file>`. The points: `after_commit`, right after the commit of a batch that
 decided notices, before any of them is delivered (`after_commit.<Kind>` fires only when those notices
-include one of that kind: `after_commit.ReportFailed`); `mid_batch`, in a batch of recovery in bulk
-(`workers.jobs.rooms.bulk`) as soon as one of its rooms was re-dispatched, before that is recorded. The
-marker file is created (exclusively) just before the kill, and an existing marker disarms the hook: it
-fires once however many processes inherit the variable. Unset, as everywhere but in
-tests/e2e/test_faults_outbox.py, it does nothing. It is read here rather than in `workers.settings`
-because no deployment should ever find it among Warden's settings.
+include one of that kind: `after_commit.ReportFailed`); `mid_batch`, in a batch of rooms
+(`workers.jobs.rooms.batch`: recovery in bulk, a burst of deadlines) as soon as one of its rooms was
+re-dispatched, before that is recorded. The marker file is created (exclusively) just before the kill,
+and an existing marker disarms the hook: it fires once however many processes inherit the variable.
+Unset, as everywhere but in tests/e2e/test_faults_outbox.py, it does nothing. It is read here rather than
+in `workers.settings` because no deployment should ever find it among Warden's settings.
 """
 
 from __future__ import annotations

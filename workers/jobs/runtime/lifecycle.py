@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ from workers.jobs.rooms.bulk import fresh_starts
 from workers.jobs.rooms.effects import Effects
 from workers.jobs.runtime.context import CONTEXT_KEY, WorkerContext, context
 from workers.jobs.runtime.metrics import count_livekit_error
+from workers.queue.advertised import advertising
 from workers.queue.enqueue import Enqueuer, JobQueue
 from workers.settings import Settings
 from workers.store.engine import make_engine
@@ -179,10 +181,12 @@ async def startup(
     clock: Callable[[], float] = time.time,
     effects: Effects | None = None,
     adapters: Callable[[Settings, ArqRedis], Adapters] = connect,
+    runs: Sequence[str] = (),
 ) -> None:
-    """ARQ's on_startup: open the database and the adapters, and keep the worker's context in `ctx`.
-    Tests may hand in their own `clock`, and their own `adapters` (built from the settings and ARQ's
-    Redis) or whole `effects` (which they close)."""
+    """ARQ's on_startup: open the database and the adapters, and keep the worker's context in `ctx`;
+    say in Redis that this worker runs the job functions `runs` until it stops
+    (`workers.queue.advertised`). Tests may hand in their own `clock`, and their own `adapters` (built
+    from the settings and ARQ's Redis) or whole `effects` (which they close)."""
     engine = make_engine(settings.database_url)
     rules = settings.rules()
     closers: tuple[Closer, ...] = ()
@@ -218,6 +222,11 @@ async def startup(
                 clock=clock,
                 call_timeout=settings.warden_livekit_timeout_seconds,
             )
+    if runs:
+        closers = (
+            *closers,
+            _stopped(asyncio.create_task(advertising(ctx["redis"], settings.warden_queue_name, runs))),
+        )
     ctx[CONTEXT_KEY] = WorkerContext(
         settings=settings,
         engine=engine,
@@ -237,3 +246,11 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     for close in worker.closers:
         await close()
     await worker.engine.dispose()
+
+
+def _stopped(task: asyncio.Task[None]) -> Closer:
+    async def stop() -> None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    return stop

@@ -7,10 +7,10 @@ import functools
 from typing import Any
 
 from arq import cron
-from arq.worker import func
+from arq.worker import Function, func
 
 from workers.jobs.canaries.runner import lease_seconds
-from workers.jobs.delivery.dead_letters import Job, dead_lettered
+from workers.jobs.delivery.dead_letters import Job, dead_lettered, unknown_job
 from workers.jobs.delivery.incident_reports import INCIDENT_REPORT_TIMEOUT_SECONDS, report_to_incident
 from workers.jobs.delivery.operator import operator_action
 from workers.jobs.rooms.crons import canaries, discover, prune, reconcile, sweep
@@ -36,6 +36,12 @@ def _job(name: str, job: Job) -> Job:
     return dead_lettered(name, timed_job(job), max_tries=MAX_TRIES)
 
 
+def _unknown_function(name: str) -> Function:
+    """How the worker runs a job naming a function it does not have: as a dead letter once retried (no
+    result kept: a request of the web's may be queued again under the same id)."""
+    return func(_job(name, unknown_job(name)), name=name, max_tries=MAX_TRIES, keep_result=0)
+
+
 def _canary_crons(settings: Settings) -> list[Any]:
     """The canaries' tick, every second (one worker a tick), when any agent has canaries."""
     policies = settings.canaries()
@@ -55,29 +61,30 @@ def _liveness_crons(settings: Settings) -> list[Any]:
 
 def worker_settings(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for `arq.Worker`, built from validated settings."""
-    return {
-        "functions": [
-            func(_job(APPLY_WEBHOOK, apply_webhook), name=APPLY_WEBHOOK, max_tries=MAX_TRIES),
-            func(_job(ON_DEADLINE, on_deadline), name=ON_DEADLINE, max_tries=MAX_TRIES, keep_result=0),
-            func(_job(HEARTBEAT, heartbeat), name=HEARTBEAT, max_tries=MAX_TRIES),
-            *(
-                func(
-                    _job(name, report_to_incident),
-                    name=name,
-                    max_tries=MAX_TRIES,
-                    timeout=INCIDENT_REPORT_TIMEOUT_SECONDS,
-                )
-                for name in (REPORT_TO_INCIDENT, ESCALATE)  # ESCALATE: jobs queued before issue 22
-            ),
-            # no result kept: the same request may be queued again once this one is applied
+    functions = [
+        func(_job(APPLY_WEBHOOK, apply_webhook), name=APPLY_WEBHOOK, max_tries=MAX_TRIES),
+        func(_job(ON_DEADLINE, on_deadline), name=ON_DEADLINE, max_tries=MAX_TRIES, keep_result=0),
+        func(_job(HEARTBEAT, heartbeat), name=HEARTBEAT, max_tries=MAX_TRIES),
+        *(
             func(
-                _job(OPERATOR_ACTION, operator_action),
-                name=OPERATOR_ACTION,
+                _job(name, report_to_incident),
+                name=name,
                 max_tries=MAX_TRIES,
                 timeout=INCIDENT_REPORT_TIMEOUT_SECONDS,
-                keep_result=0,
-            ),
-        ],
+            )
+            for name in (REPORT_TO_INCIDENT, ESCALATE)  # ESCALATE: jobs queued before issue 22
+        ),
+        # no result kept: the same request may be queued again once this one is applied
+        func(
+            _job(OPERATOR_ACTION, operator_action),
+            name=OPERATOR_ACTION,
+            max_tries=MAX_TRIES,
+            timeout=INCIDENT_REPORT_TIMEOUT_SECONDS,
+            keep_result=0,
+        ),
+    ]
+    return {
+        "functions": functions,
         "cron_jobs": [
             cron(
                 timed_job(sweep), second=set(range(0, 60, settings.warden_sweep_seconds)), run_at_startup=True
@@ -91,9 +98,10 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         ],
         "queue_name": settings.warden_queue_name,
         "redis_settings": settings.arq_redis(),
-        "on_startup": functools.partial(startup, settings=settings),
+        "on_startup": functools.partial(startup, settings=settings, runs=[f.name for f in functions]),
         "on_shutdown": shutdown,
         "job_timeout": JOB_TIMEOUT_SECONDS,
         "poll_delay": 0.01,
         "max_jobs": settings.warden_worker_concurrency,
+        "unknown_function": _unknown_function,  # `ClaimingWorker`'s: kept as a dead letter, not dropped
     }
