@@ -181,7 +181,10 @@ async def test_deploy_hook_is_signed_and_retried_on_5xx(redis_url: str, database
             expected = "sha256=" + hmac.new(b"hook-secret", sent.content, hashlib.sha256).hexdigest()
             assert sent.headers["X-Warden-Signature"] == expected
             payload = json.loads(sent.content)
-            assert payload["agent_name"] == AGENT and payload["rooms"] == [ROOMS[0]]
+            # the rooms that had missed their SLA when it was called: room-0's deadline job also served
+            # the other rooms' deadlines, due in the same second (a deadline burst is served in batches)
+            assert payload["agent_name"] == AGENT and ROOMS[0] in payload["rooms"]
+            assert set(payload["rooms"]) <= set(ROOMS)
             incident = await get_incident(h.engine, payload["incident_id"])
             assert incident is not None and incident.restarted_at is not None
             assert ("deploy hook", "deploy hook answered HTTP 200 (attempt 2)") in [
