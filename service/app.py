@@ -33,7 +33,7 @@ from service.api.operator import ack_incident, redispatch_agent, restart_inciden
 from service.api.rooms import get_room, get_rooms
 from service.api.slo import get_slo
 from service.body_reading import BodyDeadline
-from service.concurrency import ConcurrencyLimit
+from service.concurrency import ConcurrencyLimit, RequestCount
 from service.dashboard.canaries import canaries_page
 from service.dashboard.dead_letters import dead_letters_page
 from service.dashboard.maintenance import end_maintenance_form, maintenance_page, start_maintenance_form
@@ -135,6 +135,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await engine.dispose()
 
     webhook = WebhookEndpoint()
+    count = RequestCount(settings.warden_web_concurrency)  # one limit for the webhook and every other route
+    timeout = settings.warden_body_timeout_seconds
     return Starlette(
         routes=[
             Route("/webhook", webhook, methods=["POST"]),
@@ -174,9 +176,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ],
         lifespan=lifespan,
         middleware=[
-            Middleware(ConcurrencyLimit, limit=settings.warden_web_concurrency),
-            Middleware(BodyDeadline, timeout=settings.warden_body_timeout_seconds),
-            Middleware(DirectRoute, path="/webhook", method="POST", endpoint=webhook),  # the hot path
+            # the hot path first, in one layer: the limit, the body deadline, the endpoint
+            Middleware(
+                DirectRoute, path="/webhook", method="POST", endpoint=webhook, count=count, timeout=timeout
+            ),
+            Middleware(ConcurrencyLimit, count=count),
+            Middleware(BodyDeadline, timeout=timeout),
         ],
         # SQLAlchemy wraps what the driver reports (asyncpg's "starting up", a connection lost mid-query),
         # but not what the socket does before a session exists: a refused or reset connection, a timeout

@@ -9,6 +9,10 @@ A client that goes away mid-body (LiveKit giving up, a proxy's timeout) makes St
 `ClientDisconnect` in the handler; uvicorn would log it at ERROR with a full traceback, once per
 disconnect (4,010 tracebacks, 174k lines in one run). Here it is one INFO line, and nothing is sent.
 
+A request whose whole body had arrived when it reached the application needs no deadline: the web
+process's protocol (`service.connections`) marks its scope with `BODY_RECEIVED`, and the webhook's
+route (`service.direct_route`) then reads it without a timer.
+
 The headers' own deadline, and the connections nobody's handler reads, are `service.connections`'.
 """
 
@@ -25,6 +29,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from workers.core.personal import mask_phone
 
 log = logging.getLogger("warden.web")
+
+# The scope's key saying the request's whole body had arrived, unread, when it was parsed (set by
+# `service.connections.ReadDeadlines`; absent under another server, where the deadline holds as ever).
+BODY_RECEIVED = "warden.body_received"
 
 
 class BodyTimedOut(Exception):
@@ -63,11 +71,16 @@ class BodyDeadline:
             if not answering:
                 await _answer_408(send, self.timeout)
         except ClientDisconnect:
-            log.info(
-                "client went away mid-request: %s (%s)", _request(scope), _progress(scope, body.received)
-            )
+            client_gone(scope, body.received)
         finally:
             body.done()
+
+
+def client_gone(scope: Scope, received: int | None) -> None:
+    """The one line for a client that went away before its request was answered (`received`: the
+    bytes of its body that had arrived; None, all of them)."""
+    progress = "its whole body received" if received is None else _progress(scope, received)
+    log.info("client went away mid-request: %s (%s)", _request(scope), progress)
 
 
 class _Body:

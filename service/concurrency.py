@@ -19,37 +19,25 @@ log = logging.getLogger("warden.web")
 
 REFUSALS_LOGGED_EVERY_SECONDS = 10.0
 BUSY = b'{"error":"too many requests in progress, retry later"}'
+_BUSY_HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(BUSY)).encode())]
 
 
-class ConcurrencyLimit:
-    """ASGI middleware: 503 for a request arriving while `limit` others are being handled."""
+class RequestCount:
+    """The requests one web process is handling, and how many it may handle at once: shared by
+    `ConcurrencyLimit` and the route served ahead of it (`service.direct_route`), so both count
+    against one limit."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
+    __slots__ = ("_refusal_logged_at", "_refused", "in_progress", "limit")
+
+    def __init__(self, limit: int) -> None:
         self.limit = limit
         self.in_progress = 0
         self._refused = 0
         self._refusal_logged_at = float("-inf")
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        if self.in_progress >= self.limit:
-            self._note_refusal()
-            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(BUSY)).encode())]
-            await send({"type": "http.response.start", "status": 503, "headers": headers})
-            await send({"type": "http.response.body", "body": BUSY})
-            return
-        self.in_progress += 1
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            self.in_progress -= 1
-
-    def _note_refusal(self) -> None:
-        """Say so at most every 10 s, with the count: a flood of requests must not become a flood of
-        log lines."""
+    async def refuse(self, send: Send) -> None:
+        """Answer 503 (and say so at most every 10 s, with the count: a flood of requests must not
+        become a flood of log lines)."""
         self._refused += 1
         now = time.monotonic()
         if now - self._refusal_logged_at >= REFUSALS_LOGGED_EVERY_SECONDS:
@@ -59,3 +47,27 @@ class ConcurrencyLimit:
                 self._refused,
             )
             self._refused, self._refusal_logged_at = 0, now
+        await send({"type": "http.response.start", "status": 503, "headers": _BUSY_HEADERS})
+        await send({"type": "http.response.body", "body": BUSY})
+
+
+class ConcurrencyLimit:
+    """ASGI middleware: 503 for a request arriving while `count.limit` others are being handled."""
+
+    def __init__(self, app: ASGIApp, count: RequestCount) -> None:
+        self.app = app
+        self.count = count
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        count = self.count
+        if count.in_progress >= count.limit:
+            await count.refuse(send)
+            return
+        count.in_progress += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            count.in_progress -= 1

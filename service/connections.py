@@ -34,11 +34,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
+
+from service.body_reading import BODY_RECEIVED
 
 log = logging.getLogger("warden.web")
 
@@ -135,6 +137,9 @@ class OneWritePerTurn:
         self._flush()
         self._transport.close()
 
+    def is_closing(self) -> bool:  # asked several times a request: not through `__getattr__`
+        return self._transport.is_closing()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
 
@@ -153,6 +158,9 @@ class ReadDeadlines(HttpToolsProtocol):
         if not isinstance(config, WardenConfig):
             raise TypeError("ReadDeadlines needs a WardenConfig (service.connections)")
         self.limits = config.read_limits
+        # uvicorn builds each request's access line (client, path) before its logger drops it: only
+        # when the line would be written (WARDEN_LOG_LEVEL INFO or DEBUG), as uvicorn's own check can't tell.
+        self.access_log = self.access_log and self.access_logger.isEnabledFor(logging.INFO)
         self._timer: asyncio.TimerHandle | None = None
         self._awaiting_headers = True  # the parser is between requests or inside a request's headers
         self._header_bytes = 0  # received since the last request ended
@@ -202,6 +210,9 @@ class ReadDeadlines(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
+        cycle = self.cycle
+        if not cycle.response_complete:  # the whole body is in, unread: no deadline needed for it
+            cast(dict[str, Any], cycle.scope)[BODY_RECEIVED] = True
         self._disarm()
         self._awaiting_headers, self._header_bytes, self._request_begun = True, 0, False
         self._requests_ended += 1

@@ -10,7 +10,6 @@ LiveKit.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import hmac
@@ -31,10 +30,9 @@ from service.intake.body import loads_webhook
 from service.intake.token import fast_sha256
 from service.metrics import count_webhook
 from service.request_body import BodyTooLarge
-from workers.adapters.webhook import from_webhook_json
+from workers.adapters.webhook import webhook_event
 from workers.core.canary import is_canary_room
 from workers.core.errors import InvalidWebhook, MalformedEvent
-from workers.core.events import Event, to_dict
 from workers.queue.jobs import queue_webhook
 
 log = logging.getLogger("warden.webhook")
@@ -47,6 +45,9 @@ _JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", "
 
 
 _CONTENT_TYPE = (b"content-type", b"application/json")
+# The usual answer, `{"status":"queued","id":...}`, as `_JSON` writes it, without building the dict.
+_QUEUED = b'{"status":"queued","id":'
+_encode_string = json.encoder.encode_basestring  # what `_JSON` writes a string with (ensure_ascii off)
 
 
 class WebhookVerifier:
@@ -100,18 +101,20 @@ class WebhookVerifier:
         except Exception as exc:  # a signed token whose grants livekit-api cannot read (a list for `video`)
             raise InvalidWebhook(f"token claims are malformed ({type(exc).__name__})") from None
 
-    def verify(self, body: bytes, authorization: str | None) -> Event:
-        """Return the reduced event, or raise `InvalidWebhook` (401) / `MalformedEvent` (400)."""
-        try:
-            expected = base64.b64decode(self.sha256(authorization), validate=True)
-        except binascii.Error:
+    def verify(self, body: bytes, authorization: str | None) -> dict[str, Any]:
+        """Return the reduced event in the plain form its job carries (`webhook_event`), or raise
+        `InvalidWebhook` (401) / `MalformedEvent` (400)."""
+        claim = self.sha256(authorization)
+        try:  # `base64.b64decode(claim, validate=True)`, without its wrappers
+            expected = binascii.a2b_base64(claim, strict_mode=True)
+        except ValueError:  # not base64, or not even ASCII (binascii.Error is a ValueError)
             raise InvalidWebhook("token's sha256 claim is not base64") from None
         digest = hashlib.sha256(body)
         if not expected or not hmac.compare_digest(digest.digest(), expected):
             raise InvalidWebhook("body does not match the token's sha256")
         # The hash was checked over the exact bytes above; reading them never re-serialises them.
         data = loads_webhook(body)
-        return from_webhook_json(data, fallback_id=f"sha256-{digest.hexdigest()[:32]}")
+        return webhook_event(data, fallback_id=f"sha256-{digest.hexdigest()[:32]}")
 
 
 class WebhookEndpoint:
@@ -123,14 +126,14 @@ class WebhookEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = scope["state"]
         status, content = await self._handle(state, scope["headers"], receive)
-        body = _JSON.encode(content).encode()
+        body = content if type(content) is bytes else _JSON.encode(content).encode()
         headers = [(b"content-length", str(len(body)).encode()), _CONTENT_TYPE]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
     async def _handle(
         self, state: dict[str, Any], headers: list[tuple[bytes, bytes]], receive: Receive
-    ) -> tuple[int, dict[str, str]]:
+    ) -> tuple[int, dict[str, str] | bytes]:
         settings = state["settings"]
         limit = settings.warden_max_body_bytes
         authorization, declared = None, b""
@@ -140,7 +143,16 @@ class WebhookEndpoint:
             elif name == b"content-length" and not declared:
                 declared = value
         try:
-            body = await _read_body(receive, declared, limit)
+            if declared.isdigit() and int(declared) > limit:
+                raise BodyTooLarge
+            message = await receive()  # the usual webhook's whole body, in one message
+            if message["type"] != "http.request":
+                raise ClientDisconnect
+            body: bytes = message.get("body", b"")
+            if len(body) > limit:
+                raise BodyTooLarge
+            if message.get("more_body", False):
+                body = await _rest_of_body(receive, body, limit)
             event = state["verifier"].verify(body, authorization)
         except BodyTooLarge:
             count_webhook("unknown", "too_large")
@@ -154,42 +166,28 @@ class WebhookEndpoint:
             count_webhook("unknown", "malformed")
             return 400, {"error": str(exc)}
         # A canary's room is read whatever WARDEN_ROOMS says: its webhooks tell the canary the agent came.
-        if event.room_name and not settings.watches(event.room_name) and not is_canary_room(event.room_name):
-            count_webhook(event.kind, "ignored")
-            return 200, {"status": "ignored", "reason": "room not in WARDEN_ROOMS", "id": event.id}
+        kind, event_id, room_name = event["kind"], event["id"], event["room_name"]
+        if room_name and not settings.watches(room_name) and not is_canary_room(room_name):
+            count_webhook(kind, "ignored")
+            return 200, {"status": "ignored", "reason": "room not in WARDEN_ROOMS", "id": event_id}
         try:
-            queued = await queue_webhook(state["enqueuer"], event.id, job_event(event), time.time())
+            queued = await queue_webhook(state["enqueuer"], event_id, event, time.time())
         except (RedisError, OSError, TimeoutError) as exc:
             log.error("queue unavailable, answering 503 so that LiveKit retries: %s", type(exc).__name__)
-            count_webhook(event.kind, "unavailable")
+            count_webhook(kind, "unavailable")
             return 503, {"error": "queue unavailable, retry later"}
-        verdict = "queued" if queued else "duplicate"
-        count_webhook(event.kind, verdict)
-        return 200, {"status": verdict, "id": event.id}
+        if queued:
+            count_webhook(kind, "queued")
+            return 200, b"".join((_QUEUED, _encode_string(event_id).encode(), b"}"))
+        count_webhook(kind, "duplicate")
+        return 200, {"status": "duplicate", "id": event_id}
 
 
-def job_event(event: Event) -> dict[str, Any]:
-    """The event as its job carries it: `to_dict`'s, its kind as the plain string it stands for (an
-    enum is pickled by reference to its class, at twice the cost; the worker's `from_plain` reads both)."""
-    data = to_dict(event)
-    data["kind"] = event.kind.value
-    return data
-
-
-async def _read_body(receive: Receive, declared: bytes, limit: int) -> bytes:
-    """The raw body, refused as soon as it is known to be over `limit` bytes (by `Content-Length`, or
-    by what has arrived: a chunked body has none); `ClientDisconnect` if the client goes away first
-    (`service.body_reading` tells it in one line), as Starlette's `Request.stream` raises it."""
-    if declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge
-    message = await receive()
-    if message["type"] != "http.request":
-        raise ClientDisconnect
-    body: bytes = message.get("body", b"")
-    if len(body) > limit:
-        raise BodyTooLarge
-    if not message.get("more_body", False):
-        return body  # the usual webhook: one message
+async def _rest_of_body(receive: Receive, body: bytes, limit: int) -> bytes:
+    """The rest of a body that came in several messages (`body`: the first), refused as soon as what
+    has arrived is over `limit` bytes (a chunked body has no `Content-Length`); `ClientDisconnect` if
+    the client goes away first (`service.body_reading` tells it in one line), as Starlette's
+    `Request.stream` raises it."""
     chunks, size = [body], len(body)
     while True:
         message = await receive()

@@ -13,7 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
+from arq.worker import Retry
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.exc import DBAPIError
 
 from devtools.simulator.serving import serve
 from service.app import create_app
@@ -25,7 +27,7 @@ from tests.support.settings import make_settings
 from tests.support.waiting import wait_until
 from workers.core import machine
 from workers.core.events import Event, to_dict
-from workers.jobs.delivery.dead_letters import DEAD, dead_lettered
+from workers.jobs.delivery.dead_letters import DEAD, UNEXPECTED_TRIES, dead_lettered
 from workers.jobs.runtime.context import context
 from workers.jobs.runtime.retry import retry_later
 from workers.jobs.runtime.worker import worker_settings
@@ -241,6 +243,32 @@ async def test_a_job_whose_retries_run_out_is_kept_rather_than_failed(
         5,
     )
     assert letter.error == "retried 5 times: ConnectionRefusedError: database at <url> refused"
+
+
+async def test_a_job_that_lost_its_database_connection_is_retried_not_kept(
+    redis_url: str, database_url: str
+) -> None:
+    """PostgreSQL restarted under a job's statement: no fault of the job, which is retried as in an
+    outage, past the few tries an unexpected error gets (UNEXPECTED_TRIES), and applied once it runs."""
+    tries: list[int] = []
+
+    async def cut_off(ctx: dict[str, Any], room_sid: str, attempt: int) -> str:
+        tries.append(ctx["job_try"])
+        if ctx["job_try"] < UNEXPECTED_TRIES + 2:
+            lost = ConnectionResetError("connection was closed in the middle of operation")
+            raise DBAPIError("SELECT 1", None, lost, connection_invalidated=True)
+        return "applied"
+
+    job = dead_lettered("on_deadline", cut_off, max_tries=25)
+    async with harness(redis_url, database_url) as h:
+        for job_try in range(1, UNEXPECTED_TRIES + 2):
+            h.ctx.update(job_id="deadline:RM_9:1", job_try=job_try)
+            with pytest.raises(Retry):
+                await job(h.ctx, "RM_9", 1)
+        h.ctx["job_try"] = UNEXPECTED_TRIES + 2
+        assert await job(h.ctx, "RM_9", 1) == "applied"
+        assert await newest(h.engine) == []
+    assert tries == list(range(1, UNEXPECTED_TRIES + 3))
 
 
 async def test_a_job_the_worker_does_not_know_is_kept_as_a_dead_letter_and_re_run_once_it_does(

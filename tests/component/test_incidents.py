@@ -1,7 +1,7 @@
 """Incident rows (`workers.store.incidents`, `workers.store.incident_steps`): joining the open incident
 in one statement, and only while open; the restart, a lease claimed again only when its caller died;
 the cooldown and the claim, a deployment's, so that its agents out at once get one restart; rooms
-recovering at once."""
+recovering at once, and rooms that never report their recovery."""
 
 from __future__ import annotations
 
@@ -130,8 +130,9 @@ async def test_agents_of_one_deployment_out_at_once_claim_one_restart(engine: As
 async def test_rooms_recovering_at_once_resolve_the_incident_once_without_a_deadlock(
     engine: AsyncEngine,
 ) -> None:
-    """Each recovery marks its own room, then every other room of the incident that needs nothing now:
-    at once, on PostgreSQL, two of them used to wait for each other's rows (a deadlock, the job failed)."""
+    """Each recovery marks its own room, then, once none waits, every other room of the incident that
+    needs nothing now: at once, on PostgreSQL, two of them used to wait for each other's rows (a
+    deadlock, the job failed)."""
     rooms = [(f"RM_r{i}", f"r{i}") for i in range(12)]
     for n, (sid, name) in enumerate(rooms):  # each has its agent now: it needs nothing
         for event, who in (("participant_joined", person("alice")), ("participant_joined", agent("bot"))):
@@ -146,3 +147,56 @@ async def test_rooms_recovering_at_once_resolve_the_incident_once_without_a_dead
     resolved = [o for o in outcomes if o is not None]
     assert len(resolved) == 1 and resolved[0].incident.id == incident_id
     assert resolved[0].incident.resolved_at == 200.0
+
+
+async def _recovered_at(engine: AsyncEngine, incident_id: str) -> dict[str, float | None]:
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            select(INCIDENT_ROOMS.c.room_sid, INCIDENT_ROOMS.c.recovered_at).where(
+                INCIDENT_ROOMS.c.incident_id == incident_id
+            )
+        )
+        return {sid: at for sid, at in rows}
+
+
+async def _agent_came(engine: AsyncEngine, name: str, at: float) -> None:
+    raw = body(
+        "participant_joined",
+        id=f"EV_{name}_bot",
+        created_at=int(at),
+        room=name,
+        sid=f"RM_{name}",
+        participant=agent("bot"),
+    )
+    await record_event(engine, parse(raw), received_at=at, rules=Policy("notetaker"))
+
+
+async def test_rooms_that_never_report_recovering_neither_hold_the_incident_open_nor_stay_waiting(
+    engine: AsyncEngine,
+) -> None:
+    """b and c got their agent without missing an SLA, so no recovery of theirs is ever reported: the
+    incident is resolved at the last reported recovery (d's) all the same, every room recovered by then;
+    before, the sweep marks them while d still waits."""
+    await _waiting(engine, "a", "b", "c", "d")
+    rooms = [(f"RM_{n}", n) for n in "abcd"]
+    incident_id, _ = await incidents.open_or_join(engine, "notetaker", "outage", rooms, 100.0)
+    await _agent_came(engine, "b", 150.0)
+    await _agent_came(engine, "a", 155.0)
+    assert await incidents.room_recovered(engine, "notetaker", "RM_a", 160.0) is None  # d waits
+    await _agent_came(engine, "c", 165.0)
+    await _agent_came(engine, "d", 168.0)
+    resolved = await incidents.room_recovered(engine, "notetaker", "RM_d", 170.0)
+    assert resolved is not None and resolved.incident.resolved_at == 170.0
+    recovered = await _recovered_at(engine, incident_id)
+    assert (recovered["RM_a"], recovered["RM_d"]) == (160.0, 170.0)
+    assert all(at is not None and at <= 170.0 for at in recovered.values())
+
+
+async def test_the_sweep_marks_rooms_that_need_nothing_while_another_still_waits(engine: AsyncEngine) -> None:
+    await _waiting(engine, "a", "b")
+    incident_id, _ = await incidents.open_or_join(
+        engine, "notetaker", "outage", [("RM_a", "a"), ("RM_b", "b")], 100.0
+    )
+    await _agent_came(engine, "b", 150.0)
+    assert await incidents.room_recovered(engine, "notetaker", "", 155.0) is None  # a waits
+    assert await _recovered_at(engine, incident_id) == {"RM_a": None, "RM_b": 155.0}

@@ -1,15 +1,18 @@
-"""Faults with real processes: Redis stopped while webhooks arrive; PostgreSQL restarted under load. Each
-test stops or restarts a server of its own, never the run's shared ones."""
+"""Faults with real processes: Redis stopped while webhooks arrive; PostgreSQL restarted under load, and
+between jobs. Each test stops or restarts a server of its own, never the run's shared ones."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
-from devtools.embedded_redis import EmbeddedRedis
+from devtools.embedded_redis import EmbeddedRedis, free_port
 from tests.support.helpers import body, person, sign
 from tests.support.postgres import private_postgres
 from tests.support.processes import run_warden
@@ -111,3 +114,55 @@ async def test_postgresql_restarted_under_load_the_worker_recovers_alone(
                 await wait_until(
                     all_processed, "every event processed after the restart", timeout=JOB_TIMEOUT_SECONDS + 60
                 )
+
+
+def _retried_webhooks(metrics: str) -> float:
+    """How many times the worker's `/metrics` says a webhook job was put off to be tried again."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+        if sample.name == "warden_jobs_total"
+        and sample.labels == {"function": "apply_webhook", "outcome": "retry"}
+    )
+
+
+@pytest.mark.postgres
+async def test_postgresql_restarted_between_jobs_the_next_jobs_succeed_at_once(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """The pooled connections of the web and the worker all die with a restart of PostgreSQL (a private
+    one); the next API read answers, and the next webhooks are applied on their first try, none put off,
+    none a dead letter."""
+    metrics_port = free_port()
+    with private_postgres(tmp_path / "pg") as postgres:
+        env = {
+            "REDIS_URL": redis_url,
+            "DATABASE_URL": postgres.url,
+            "WARDEN_JOIN_SLA_SECONDS": "600",
+            "WARDEN_WORKER_METRICS_PORT": str(metrics_port),
+        }
+        with run_warden(tmp_path, **env) as warden:
+            async with httpx.AsyncClient(base_url=warden.url, timeout=10) as client:
+
+                def processed(names: set[str]) -> Callable[[], Awaitable[bool]]:
+                    async def check() -> bool:
+                        listed = await client.get("/api/rooms", params={"limit": 200})
+                        assert listed.status_code == 200, listed.text
+                        return {r["name"] for r in listed.json()["rooms"]} >= names
+
+                    return check
+
+                before = {f"pg-{i}" for i in range(10)}
+                assert {await send_join(client, name) for name in before} == {200}
+                await wait_until(processed(before), "the first events processed", timeout=60)
+                restart = postgres.restart()
+                assert await asyncio.to_thread(restart.wait, 60) == 0
+                after = {f"pg-{i}" for i in range(10, 20)}
+                assert {await send_join(client, name) for name in after} == {200}
+                await wait_until(
+                    processed(before | after), "the events sent after the restart processed", timeout=60
+                )
+                async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{metrics_port}") as worker:
+                    assert _retried_webhooks((await worker.get("/metrics")).text) == 0
+                assert (await client.get("/api/dead-letters")).json() == {"dead_letters": []}

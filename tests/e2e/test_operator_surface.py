@@ -72,10 +72,20 @@ async def look(warden: Warden, recovered: str, seen: Seen) -> None:
         await page.screenshot(path=SCREENSHOTS / "rooms.png")
         await page.wait_for_function("document.getElementById('refreshed').textContent.includes('updated')")
         seen.text["refreshed"] = await page.inner_text("#refreshed")
-        await page.click(".filters a.phase-agent_active")
-        await page.wait_for_selector("table.rooms tbody tr")
+        # The filter: rooms with their agent; on a loaded machine the meetings may all have ended by now
+        # (Chromium's start-up alone can take seconds), then the closed rooms, which stay.
+        for phase in ("agent_active", "closed"):
+            await page.click(f".filters a.phase-{phase}")
+            await page.wait_for_url(f"**state={phase}**")
+            await page.wait_for_selector("table.rooms tbody tr")
+            if await page.inner_text(".filters a[aria-current] b") != "0":
+                break
+        seen.text["filter"] = phase
         seen.text["filtered"] = ",".join(
-            await page.locator("table.rooms tbody tr").evaluate_all("rows => rows.map(r => r.dataset.state)")
+            str(state)
+            for state in await page.locator("table.rooms tbody tr").evaluate_all(
+                "rows => rows.map(r => r.dataset.state)"
+            )
         )
         await page.goto(f"{warden.url}/rooms/{recovered}")
         await page.wait_for_selector("svg.timeline")
@@ -240,7 +250,7 @@ def test_dashboard_showed_rooms_recoveries_and_the_incident(run: Run) -> None:
     assert "Time to agent" in rooms and "agent active" in rooms and "sim-" in rooms
     assert run.seen.counts["bars"] == 9  # eight wait buckets and "no agent yet"
     assert run.seen.text["refreshed"].startswith("updated")
-    assert set(run.seen.text["filtered"].split(",")) == {"agent_active"}
+    assert set(run.seen.text["filtered"].split(",")) == {run.seen.text["filter"]}  # only the rooms in it
     assert "Re-dispatches" in room and "redispatch" in room.lower() and run.seen.counts["deadlines"] >= 2
     assert "CA_simulated" in incidents or "LiveKit Cloud agent restart" in incidents
     for shot in SHOTS:

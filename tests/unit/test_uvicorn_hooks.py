@@ -21,7 +21,7 @@ OVERRIDDEN = (
     "on_response_complete",
 )
 READ = ("connections", "cycle", "transport", "client", "loop")
-CYCLE_READ = ("response_complete", "more_body")
+CYCLE_READ = ("response_complete", "more_body", "scope")  # scope: the one its app is called with
 
 
 async def _app(scope: object, receive: object, send: object) -> None:

@@ -15,9 +15,10 @@ from livekit.protocol.webhook import WebhookEvent
 
 from workers.core import bounds
 from workers.core.errors import MalformedEvent
-from workers.core.events import INTERNAL_KINDS, Event, EventKind, Job, Participant, ParticipantKind
+from workers.core.events import INTERNAL_KINDS, Event, EventKind, ParticipantKind
 from workers.core.liveness import STATES
 from workers.core.personal import mask_identity
+from workers.core.plain import from_plain
 
 AGENT_NAME_ATTRIBUTES = ("lk.agent_name", "lk.agent.name")
 ON_BEHALF_ATTRIBUTE = "lk.publish_on_behalf"  # an avatar worker: the identity of the agent it speaks for
@@ -37,69 +38,66 @@ def from_webhook_json(data: dict[str, Any], *, fallback_id: str) -> Event:
     """Reduce a WebhookEvent in protojson form, as `json_format.Parse` accepts it (the web checks that,
     see `service.intake.body`): integers may be strings, enums names or numbers, defaults may be
     missing. `fallback_id` names events sent without an `id` (older servers)."""
+    return from_plain(Event, webhook_event(data, fallback_id=fallback_id))
+
+
+def webhook_event(data: dict[str, Any], *, fallback_id: str) -> dict[str, Any]:
+    """`from_webhook_json`'s event in the plain form its job carries (`to_dict`'s, the kind as the
+    string it stands for), built directly: the web queues it without making the dataclasses."""
     name = data.get("event", "")
     if not name:
         raise MalformedEvent("body is not a LiveKit WebhookEvent (no 'event' field)")
-    try:
-        kind = EventKind(name)
-    except ValueError:
-        kind = EventKind.OTHER
-    if kind in INTERNAL_KINDS:  # a webhook can never pose as one of Warden's own events
-        kind = EventKind.OTHER
+    kind = name if name in _WEBHOOK_KINDS else OTHER  # a webhook can never pose as Warden's own events
     room = data.get("room", {})
     room_sid, room_name = room.get("sid", ""), room.get("name", "")
     job = None
     if "job" in data:
         raw, state = data["job"], data["job"].get("state", {})
-        job = Job(
-            id=_exact(raw.get("id", ""), bounds.SID, "job.id"),
-            agent_name=_exact(raw.get("agentName", ""), bounds.AGENT_NAME, "job.agentName"),
-            dispatch_id=_exact(raw.get("dispatchId", ""), bounds.SID, "job.dispatchId"),
-            status=_enum(_STATUS, state.get("status", 0)),
-            participant_identity=_exact(
+        job = {
+            "id": _exact(raw.get("id", ""), bounds.SID, "job.id"),
+            "agent_name": _exact(raw.get("agentName", ""), bounds.AGENT_NAME, "job.agentName"),
+            "dispatch_id": _exact(raw.get("dispatchId", ""), bounds.SID, "job.dispatchId"),
+            "status": _enum(_STATUS, state.get("status", 0)),
+            "participant_identity": _exact(
                 state.get("participantIdentity", ""), bounds.IDENTITY, "job.state.participantIdentity"
             ),
-            error=bounds.clip(state.get("error", ""), bounds.TEXT),
-            reason=_enum(_REASON, state.get("reason", 0)),
-            worker_id=worker_id(state.get("workerId", "")),
-        )
+            "error": bounds.clip(state.get("error", ""), bounds.TEXT),
+            "reason": _enum(_REASON, state.get("reason", 0)),
+            "worker_id": worker_id(state.get("workerId", "")),
+        }
         room_sid = room_sid or raw.get("room", {}).get("sid", "")
         room_name = room_name or raw.get("room", {}).get("name", "")
-    room_sid = _exact(room_sid, bounds.SID, "room.sid")
-    room_name = _exact(room_name, bounds.ROOM_NAME, "room.name")
     participant = None
     info = data.get("participant", {})
     if info.get("identity"):
-        has_kind = kind in (
-            EventKind.PARTICIPANT_JOINED,
-            EventKind.PARTICIPANT_LEFT,
-            EventKind.PARTICIPANT_CONNECTION_ABORTED,
-        )
         attributes = info.get("attributes", {})
-        participant_kind = _enum(_KIND, info.get("kind", 0)) if has_kind else None
+        participant_kind = _enum(_KIND, info.get("kind", 0)) if kind in _KINDS_WITH_PARTICIPANT else None
         agent_name = next((attributes[a] for a in AGENT_NAME_ATTRIBUTES if attributes.get(a)), "")
         identity = _exact(info["identity"], bounds.IDENTITY, "participant.identity")
-        participant = Participant(
-            identity=mask_identity(identity, participant_kind),  # a caller's is their number
-            sid=_exact(info.get("sid", ""), bounds.SID, "participant.sid"),
-            kind=participant_kind,
-            agent_name=_exact(agent_name, bounds.AGENT_NAME, "participant's agent name attribute"),
-            on_behalf=_exact(
+        participant = {
+            "identity": mask_identity(identity, participant_kind),  # a caller's is their number
+            "sid": _exact(info.get("sid", ""), bounds.SID, "participant.sid"),
+            "kind": participant_kind,
+            "agent_name": _exact(agent_name, bounds.AGENT_NAME, "participant's agent name attribute"),
+            "joined_at": 0.0,
+            "on_behalf": _exact(
                 str(attributes.get(ON_BEHALF_ATTRIBUTE, "")), bounds.IDENTITY, "lk.publish_on_behalf"
             ),
-            state=agent_state(attributes) if participant_kind == ParticipantKind.AGENT else "",
-        )
-    return Event(
-        id=bounds.event_id(data.get("id", ""), fallback_id),
-        kind=kind,
-        name=bounds.clip(name, bounds.EVENT_NAME),  # only shown: a name Warden knows is far shorter
-        created_at=int(data.get("createdAt", 0)),
-        room_sid=room_sid,
-        room_name=room_name,
-        participant=participant,
-        track_sid=_exact(data.get("track", {}).get("sid", ""), bounds.SID, "track.sid"),
-        job=job,
-    )
+            "publishing": False,
+            "state": agent_state(attributes) if participant_kind == ParticipantKind.AGENT else "",
+        }
+    return {
+        "id": bounds.event_id(data.get("id", ""), fallback_id),
+        "kind": kind,
+        "name": bounds.clip(name, bounds.EVENT_NAME),  # only shown: a name Warden knows is far shorter
+        "created_at": int(data.get("createdAt", 0)),
+        "room_sid": _exact(room_sid, bounds.SID, "room.sid"),
+        "room_name": _exact(room_name, bounds.ROOM_NAME, "room.name"),
+        "participant": participant,
+        "track_sid": _exact(data.get("track", {}).get("sid", ""), bounds.SID, "track.sid"),
+        "job": job,
+        "fact": None,
+    }
 
 
 def worker_id(value: str) -> str:
@@ -126,3 +124,14 @@ _FIELDS: Any = WebhookEvent.DESCRIPTOR.fields_by_name
 _KIND = _FIELDS["participant"].message_type.fields_by_name["kind"]
 _STATE = _FIELDS["job"].message_type.fields_by_name["state"].message_type.fields_by_name
 _STATUS, _REASON = _STATE["status"], _STATE["reason"]
+
+OTHER = EventKind.OTHER.value
+_WEBHOOK_KINDS = frozenset(kind.value for kind in EventKind if kind not in INTERNAL_KINDS)
+_KINDS_WITH_PARTICIPANT = frozenset(
+    kind.value
+    for kind in (
+        EventKind.PARTICIPANT_JOINED,
+        EventKind.PARTICIPANT_LEFT,
+        EventKind.PARTICIPANT_CONNECTION_ABORTED,
+    )
+)

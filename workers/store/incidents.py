@@ -105,6 +105,16 @@ _ROOM_RECOVERED = (
     )
     .values(recovered_at=bindparam("now"))
 )
+# One of the incident's rooms that has not recovered and still needs the agent, if any.
+_ONE_WAITING = (
+    select(INCIDENT_ROOMS.c.room_sid)
+    .where(
+        INCIDENT_ROOMS.c.incident_id == bindparam("incident"),
+        INCIDENT_ROOMS.c.recovered_at.is_(None),
+        room_agents.needs(bindparam("agent", type_=String), INCIDENT_ROOMS.c.room_sid),
+    )
+    .limit(1)
+)
 
 
 async def join_open(
@@ -165,11 +175,12 @@ async def room_recovered(
     rows: Rows | None = None,
     canary_passed: bool = False,
 ) -> Applied | None:
-    """Mark the room (and every other room of the incident that needs nothing now) recovered in its
-    agent's open incident; when no room waits any more, that is the incident machine's RECOVERED, taken
-    in the same transaction (its alerts' outbox rows from `rows`). The step, if this call resolved the
-    incident. `room_sid=""` only settles the others; with `canary_passed`, the step is CANARY_PASSED,
-    taken whether rooms wait or not (a step that changed nothing included)."""
+    """Mark the room recovered in its agent's open incident; when no room waits any more, mark every
+    other room of the incident that needs nothing now recovered too, and take the incident machine's
+    RECOVERED in the same transaction (its alerts' outbox rows from `rows`). The step, if this call
+    resolved the incident. `room_sid=""` (the sweep, every `WARDEN_SWEEP_SECONDS`) marks those other
+    rooms whether rooms wait or not; so does `canary_passed`, whose step is CANARY_PASSED, taken
+    whether rooms wait or not (a step that changed nothing included)."""
     async with writing(engine) as connection:
         # The incident's row first (PostgreSQL: FOR UPDATE; SQLite's writer holds the whole database):
         # recoveries of one incident take its room rows one after the other, never each other's halves.
@@ -177,6 +188,12 @@ async def room_recovered(
         if row is None:
             return None
         await connection.execute(_ROOM_RECOVERED, {"incident": row.id, "sid": room_sid, "now": now})
+        if room_sid and not canary_passed:
+            # While one room still waits the incident stays open: no need to visit the others (O(rooms)
+            # at each of an outage's recoveries), which the sweep or the last recovery marks.
+            waiting = {"incident": row.id, "agent": agent_name}
+            if (await connection.execute(_ONE_WAITING, waiting)).first() is not None:
+                return None
         # Rooms that joined the incident while merely waiting (at the restart) and got their agent
         # before missing an SLA never report a recovery: a room that no longer needs *this* agent
         # (whatever its other agents' state) has recovered.

@@ -207,7 +207,9 @@ class DeploymentRestartRow(SQLModel, table=True):
 
 
 class IncidentRoomRow(SQLModel, table=True):
-    """A room an incident covers; `recovered_at` once it no longer needs an agent."""
+    """A room an incident covers; `recovered_at` once it no longer needs an agent: when its recovery is
+    reported, or, for a room that never reports one (it got its agent before missing an SLA), when the
+    sweep (every `WARDEN_SWEEP_SECONDS`) or the incident's last recovery finds it needing nothing."""
 
     __tablename__ = "incident_rooms"
 

@@ -1,12 +1,12 @@
 """Rooms read together: the room states that concurrent jobs ask for are read with one SELECT.
 
 Every room job starts by reading its room (`writer.load_room`). Read alone, each read checks out a
-connection, which on PostgreSQL costs SQLAlchemy's pre-ping (BEGIN, an empty query, ROLLBACK), then
-BEGIN, the SELECT and the ROLLBACK that returns the connection: five round trips and SQLAlchemy's
-per-statement work, for one row. `read_state` hands the sid to a reader that takes every sid waiting
-and reads them in one `SELECT ... WHERE sid IN (...)`. A read that arrives while a SELECT is under way
-waits for the next one, so that every caller sees the room as it stood after it asked (as a read of
-its own would). At low load a SELECT reads one room and costs what reading it alone did.
+connection, then BEGIN, the SELECT and the ROLLBACK that returns the connection: three round trips
+and SQLAlchemy's per-statement work, for one row. `read_state` hands the sid to a reader that takes
+every sid waiting and reads them in one `SELECT ... WHERE sid IN (...)`. A read that arrives while a
+SELECT is under way waits for the next one, so that every caller sees the room as it stood after it
+asked (as a read of its own would). At low load a SELECT reads one room and costs what reading it
+alone did.
 """
 
 from __future__ import annotations

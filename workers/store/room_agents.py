@@ -81,7 +81,7 @@ def waiting_for(agent: str) -> ColumnElement[bool]:
     return and_(ROOM_AGENTS.c.agent == agent, ROOM_AGENTS.c.phase.in_(WAITING_PHASES))
 
 
-def needs(agent: str, room_sid: ColumnElement[str]) -> ColumnElement[bool]:
+def needs(agent: str | ColumnElement[str], room_sid: ColumnElement[str]) -> ColumnElement[bool]:
     """The room `room_sid` still needs `agent`: its people wait for it, or Warden is at work on it."""
     return exists(
         select(ROOM_AGENTS.c.room_sid).where(

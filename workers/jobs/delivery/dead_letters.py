@@ -10,8 +10,10 @@ than failed by ARQ. An event whose values the database cannot store (`Unstorable
 its column, say) is kept at once: it is the event's fault, no retry fixes it, and retrying it as an
 outage would only hold its room up. A job naming a function this worker does not have (`unknown_job`:
 a web process or another worker of a newer release queued it) is retried the same way, so that a worker
-that has it may take it, then kept too; `warden retry` runs it once every worker is upgraded.
-Cancellation (shutdown, ARQ's timeout) is ARQ's business and passes through.
+that has it may take it, then kept too; `warden retry` runs it once every worker is upgraded. A job
+whose statement failed because the database connection was lost (PostgreSQL restarted under it) is
+retried like an outage, up to `max_tries`. Cancellation (shutdown, ARQ's timeout) is ARQ's business and
+passes through.
 
 Operators see dead letters in `/metrics` (`warden_dead_letters`), the dashboard, `GET
 /api/dead-letters` and `warden dead-letters`; `warden retry ID` queues the job again once the cause is
@@ -35,6 +37,7 @@ from workers.jobs.runtime.context import context
 from workers.jobs.runtime.retry import retry_delay, retry_later
 from workers.queue.jobs import APPLY_WEBHOOK, ESCALATE, HEARTBEAT, ON_DEADLINE, original_job_id
 from workers.store.dead_letters import DeadLetter, keep
+from workers.store.engine import connection_lost
 
 log = logging.getLogger("warden.worker")
 
@@ -103,7 +106,7 @@ def dead_lettered(function: str, job: Job, *, max_tries: int) -> Job:
         except UnstorableEvent as exc:  # names the event and the column; its place in the code says nothing
             error, trace = describe(exc), ""
         except Exception as exc:
-            if job_try < UNEXPECTED_TRIES:
+            if job_try < (max_tries if connection_lost(exc) else UNEXPECTED_TRIES):
                 delay = retry_delay(job_try)
                 log.warning("job %s failed (%s); retried in %.0fs", ctx["job_id"], describe(exc), delay)
                 raise Retry(defer=delay) from exc
