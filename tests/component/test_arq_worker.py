@@ -8,6 +8,7 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
 from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix
 from arq.jobs import Job, JobStatus
@@ -163,5 +164,34 @@ async def test_a_claim_lasts_its_own_jobs_timeout_so_a_dead_workers_room_job_com
         await asyncio.gather(*worker.tasks.values())
         assert 35_000 < room_claim <= 40_000, room_claim
         assert 305_000 < escalation_claim <= 310_000, escalation_claim
+    finally:
+        await redis.aclose()
+
+
+@pytest.mark.parametrize("read_limit", [None, 6], ids=["in-the-poll", "beyond-the-poll"])
+async def test_jobs_a_dead_worker_still_holds_at_the_head_do_not_keep_the_due_ones_behind_waiting(
+    redis_url: str, read_limit: int | None
+) -> None:
+    """A worker killed mid-burst leaves its jobs claimed at the head of the queue until their claims
+    expire (minutes for an incident report): a live worker starts the due jobs behind them at once, as
+    many as it has slots, whether ARQ's poll reached them or not."""
+    redis = ArqRedis.from_url(redis_url)
+    try:
+        enqueuer = Enqueuer(redis, QUEUE)
+        for i in range(10):
+            await enqueuer.enqueue("record", f"dead-{i}", f"dead-{i}")
+            await redis.psetex(in_progress_key_prefix + f"dead-{i}", 300_000, b"1")
+        for i in range(5):
+            await enqueuer.enqueue("record", f"due-{i}", f"due-{i}")
+        worker = burst_worker(redis, QUEUE, func(record, name="record"), max_jobs=4)
+        worker.queue_read_limit = read_limit or worker.queue_read_limit
+        polled = await redis.zrangebyscore(QUEUE, "-inf", "+inf", start=0, num=worker.queue_read_limit)
+        await worker.start_jobs(polled)  # what ARQ's poll gives it
+        assert sorted(worker.tasks) == [f"due-{i}" for i in range(4)] and worker.job_counter == 4
+        await asyncio.gather(*worker.tasks.values())
+        assert sorted(r.decode() for r in await redis.lrange("ran", 0, -1)) == [f"due-{i}" for i in range(4)]
+        assert await Job("due-4", redis, _queue_name=QUEUE).status() == JobStatus.queued  # no slot left
+        held = [await Job(f"dead-{i}", redis, _queue_name=QUEUE).status() for i in range(10)]
+        assert held == [JobStatus.in_progress] * 10  # left to the worker that claimed them
     finally:
         await redis.aclose()

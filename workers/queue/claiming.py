@@ -7,7 +7,9 @@ claiming — not the jobs — the ceiling of a Warden worker (about 1,100 no-op 
 job is claimed (its in-progress key set, for its own function's timeout) when no worker runs it and its
 score is due, exactly ARQ's conditions, atomically per job; the same script reads each job claimed as
 ARQ's `run_job` begins by reading it (the job, its try counted), and `workers.queue.running` runs it as
-ARQ's `run_job` does, its end written with the other jobs' ending meanwhile. The keys and their formats
+ARQ's `run_job` does, its end written with the other jobs' ending meanwhile. Unlike ARQ, a poll whose
+first jobs are held by other workers (or by one that died, until their claims expire) goes on to the due
+jobs behind them until its free slots are filled, a bounded window per round trip. The keys and their formats
 are ARQ's. The override relies on `Worker`'s attributes
 `sem`, `job_counter`, `tasks`, `in_progress_timeout_s` and a few more, hence the pinned ARQ
 minor version in pyproject.toml (tests/unit/test_arq_pin.py lists what to re-check on an upgrade);
@@ -31,6 +33,7 @@ runs it instead (Warden's keeps it as a dead letter, `workers.jobs.delivery.dead
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -45,20 +48,27 @@ from workers.queue.running import RETRY_KEY_SECONDS, BatchingWorker, Claimed
 
 IDLE_POLL_SECONDS = 0.1
 PRIORITY_EXTRA = 10  # priority jobs a full worker runs beyond `max_jobs`
+# A poll whose first jobs were not claimed (others run them) tries this many times as many jobs behind
+# them as it has slots left, and reads at most SCAN_LIMIT due jobs beyond ARQ's poll (`_Windows`).
+CLAIM_WINDOW = 4
+SCAN_LIMIT = 1000
 
 # KEYS: the queue, ARQ's abort set, then three keys a job: its in-progress key, job key and retry key.
-# ARGV: now (ms), whether jobs may be aborted ('1' or '0'), then two values a job: its id and its claim's
-# time to live (ms). A job is claimed as ARQ's `start_jobs` claims it, then read as ARQ's `run_job`
+# ARGV: now (ms), whether jobs may be aborted ('1' or '0'), how many jobs to claim at most, then two values
+# a job: its id and its claim's time to live (ms). The jobs are tried in order, until that many are
+# claimed. A job is claimed as ARQ's `start_jobs` claims it, then read as ARQ's `run_job`
 # reads it (`workers.queue.running`): five values a claimed job, its id, its score, its serialized job
 # ('' when it expired), its try (counted) and whether it had been aborted (1 or 0).
 CLAIM = f"""
 local claimed = {{}}
+local limit = tonumber(ARGV[3])
 for i = 0, (#KEYS - 2) / 3 - 1 do
-  local k, job_id = 3 + 3 * i, ARGV[3 + 2 * i]
+  if #claimed >= 5 * limit then break end
+  local k, job_id = 3 + 3 * i, ARGV[4 + 2 * i]
   if redis.call('EXISTS', KEYS[k]) == 0 then
     local score = redis.call('ZSCORE', KEYS[1], job_id)
     if score and tonumber(score) <= tonumber(ARGV[1]) then
-      redis.call('PSETEX', KEYS[k], ARGV[4 + 2 * i], '1')
+      redis.call('PSETEX', KEYS[k], ARGV[5 + 2 * i], '1')
       local try = redis.call('INCR', KEYS[k + 2])
       redis.call('EXPIRE', KEYS[k + 2], {RETRY_KEY_SECONDS})
       local aborted = 0
@@ -101,11 +111,14 @@ class ClaimingWorker(BatchingWorker):
         wanted = [j for j in (p.decode() for p in polled) if j not in self.tasks]
         if not wanted:
             return
-        for job_id, job in (await self._claimed(wanted)).items():
+        for job_id, job in (await self._claimed(wanted, len(wanted))).items():
             self.tasks[job_id] = self.loop.create_task(self.run_claimed(job))
             self._extra |= {job_id}
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
+        """Claim and start due jobs until the free slots are filled: the first of ARQ's poll, as ARQ would,
+        then, for the jobs of a window not claimed (another worker runs them, or one that died still
+        holds their claims until they expire), the next ones behind them (`_Windows`)."""
         if not job_ids:
             # Idle: poll less and less often, up to every IDLE_POLL_SECONDS, so that a quiet worker costs
             # next to nothing while a busy one polls every `poll_delay` (ARQ's loop calls this each poll).
@@ -115,38 +128,37 @@ class ClaimingWorker(BatchingWorker):
             )
             return
         self._idle_polls = 0
-        wanted: list[str] = []
-        for polled in job_ids:
-            if self.job_counter >= self.max_jobs:
-                break
-            running = self.tasks.get(polled.decode())
-            if running is not None and not running.done():  # it stays in the sorted set until it ends
-                continue
+        free = self.max_jobs - self.job_counter
+        if free <= 0:
+            return
+        for _ in range(free):  # the slots, taken now and given back for the jobs not claimed
             await self.sem.acquire()
             self.job_counter += 1
-            wanted.append(polled.decode())
-        if not wanted:
-            return
+        started = 0
         try:
-            claimed = await self._claimed(wanted)
-        except BaseException:
-            self._give_back(len(wanted))
-            raise
-        for job_id in wanted:
-            job = claimed.get(job_id)
-            if job is None:  # running elsewhere, finished, or re-queued for later: as ARQ skips it
-                self._give_back(1)
-                continue
-            task = self.loop.create_task(self.run_claimed(job))
-            task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
-            self.tasks[job_id] = task
+            window = _Windows(self, job_ids)
+            size = free
+            while started < free and (ids := await window.next(size)):
+                claimed = await self._claimed(ids, free - started)
+                for job_id in ids:
+                    job = claimed.get(job_id)
+                    if job is None:  # running elsewhere, finished, or re-queued for later: as ARQ skips it
+                        continue
+                    task = self.loop.create_task(self.run_claimed(job))
+                    task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+                    self.tasks[job_id] = task
+                    started += 1
+                size = (free - started) * CLAIM_WINDOW
+        finally:
+            self._give_back(free - started)
 
-    async def _claimed(self, job_ids: list[str]) -> dict[str, Claimed]:
-        """The jobs of `job_ids` claimed (see CLAIM), by id, each with its real time (`due_ms`)."""
+    async def _claimed(self, job_ids: list[str], limit: int) -> dict[str, Claimed]:
+        """The jobs of `job_ids` claimed (see CLAIM), the first `limit` claimable ones at most, by id,
+        each with its real time (`due_ms`)."""
         if self._claim is None:
             self._claim = self.pool.register_script(CLAIM)
         keys = [self.queue_name, abort_jobs_ss]
-        args: list[str | int] = [timestamp_ms(), int(self.allow_abort_jobs)]
+        args: list[str | int] = [timestamp_ms(), int(self.allow_abort_jobs), limit]
         for job_id in job_ids:
             keys += [in_progress_key_prefix + job_id, job_key_prefix + job_id, retry_key_prefix + job_id]
             args += [job_id, self._claim_ms(job_id)]
@@ -169,6 +181,45 @@ class ClaimingWorker(BatchingWorker):
         for _ in range(count):
             self.job_counter -= 1
             self.sem.release()
+
+
+class _Windows:
+    """The due jobs a poll may claim, a window at a time (see `ClaimingWorker.start_jobs`): ARQ's poll, then,
+    when it was full, the jobs behind it, `SCAN_LIMIT` at most; jobs the worker runs already left out."""
+
+    def __init__(self, worker: ClaimingWorker, polled: list[bytes]) -> None:
+        self._worker = worker
+        self._ids = deque(p.decode() for p in polled)
+        self._offset = len(polled)
+        self._scanned = 0
+        capped = worker.burst and worker.max_burst_jobs >= 0  # ARQ's poll read only what the burst may run
+        self._more = len(polled) >= worker.queue_read_limit and not capped
+
+    async def next(self, size: int) -> list[str]:
+        window: list[str] = []
+        while len(window) < size:
+            if not self._ids and not await self._read(size - len(window)):
+                break
+            job_id = self._ids.popleft()
+            running = self._worker.tasks.get(job_id)
+            if running is None or running.done():  # it stays in the sorted set until it ends
+                window.append(job_id)
+        return window
+
+    async def _read(self, count: int) -> bool:
+        """Read up to `count` more due jobs from the queue; whether there were any."""
+        count = min(count, SCAN_LIMIT - self._scanned)
+        if not self._more or count <= 0:
+            return False
+        worker = self._worker
+        page = await worker.pool.zrangebyscore(
+            worker.queue_name, "-inf", timestamp_ms(), start=self._offset, num=count
+        )
+        self._offset += len(page)
+        self._scanned += len(page)
+        self._more = len(page) == count
+        self._ids.extend(p.decode() for p in page)
+        return bool(page)
 
 
 class _OrUnknown(dict[str, Any]):
