@@ -5,6 +5,8 @@ is in its timeline, and a batch that dies at any point leaves every room to be r
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -143,3 +145,25 @@ async def test_a_batch_that_dies_half_way_leaves_every_room_recovered_once(
         await world.wait(60)  # the holds run out (35 s); the sweep queues what is due, the agents come
         assert copies(world) == Counter(dict.fromkeys(ROOMS, 1))
         assert all(len(livekit.dispatches(room, "notetaker")) == 1 for room in ROOMS)  # never two live
+
+
+async def test_a_batch_cancelled_half_way_gives_its_rooms_back_at_once(world: World) -> None:
+    # the leading job's own timeout, or the worker shutting down, cancels the batch while it asks LiveKit:
+    # its rooms go back to their own jobs then, not when their holds run out (half a minute later)
+    await people_arrive(world)
+    mine, cancelled = world.livekit.observe_many, []
+
+    async def cancelled_once(names: list[str], at_once: int) -> list[object]:
+        if not cancelled:
+            cancelled.append(names)
+            raise asyncio.CancelledError
+        return list(await mine(names, at_once))
+
+    world.livekit.observe_many = cancelled_once  # type: ignore[method-assign,assignment]
+    with contextlib.suppress(asyncio.CancelledError):
+        await world.wait(SLA)
+    await world.wait(1)
+    assert cancelled and world.queue.held == {}  # every hold given up at once
+    assert Counter(room for room, _ in world.livekit.dispatched) == Counter(ROOMS)  # by their own jobs
+    await world.wait(JOIN_AFTER)
+    assert copies(world) == Counter(dict.fromkeys(ROOMS, 1))

@@ -41,6 +41,7 @@ from workers.jobs.rooms.batch import (
     time_limit,
 )
 from workers.jobs.runtime.context import context
+from workers.jobs.runtime.retry import JOB_TIMEOUT_SECONDS
 from workers.queue.jobs import deadline_job_id, queue_deadline
 from workers.store.queries import load_rooms
 
@@ -48,6 +49,8 @@ log = logging.getLogger("warden.worker")
 
 PREFIX = deadline_job_id("", 0).split(":", 1)[0] + ":"  # every deadline job's id starts so
 LEAD_SECONDS = 10.0  # a job takes no more batches after leading this long (its own timeout is 30 s)
+JOB_MARGIN_SECONDS = 5.0  # a batch ends this long before its leading job's own timeout at the latest
+MIN_BATCH_SECONDS = 2.0  # no batch is started with less time than this left
 
 _leading = 0  # jobs of this process leading now
 
@@ -71,12 +74,17 @@ def _led(_: object) -> None:
 
 async def _lead(ctx: dict[str, Any]) -> int:
     worker = context(ctx)
-    limit = time_limit(ctx)
     # a batch here stands in for as many deadline jobs, which would all be asking LiveKit at once: it asks
     # about a quarter of `WARDEN_WORKER_CONCURRENCY` rooms at a time (twice a batch of recovery in bulk)
     at_once = rooms_at_once(worker.settings.warden_worker_concurrency) * BATCHES_AT_ONCE
-    served, until = 0, time.monotonic() + LEAD_SECONDS
-    while time.monotonic() < until:
+    started = time.monotonic()
+    served, until = 0, started + LEAD_SECONDS
+    # every batch ends (and gives its rooms back) before the leading job's own timeout would cancel it
+    job_ends = started + JOB_TIMEOUT_SECONDS - JOB_MARGIN_SECONDS
+    while (now := time.monotonic()) < until:
+        limit = min(time_limit(ctx), job_ends - now)
+        if limit < MIN_BATCH_SECONDS:
+            break
         try:
             taken = await worker.effects.enqueuer.hold_due(PREFIX, BATCH, limit + HOLD_MARGIN_SECONDS)
         except Exception as exc:  # Redis unavailable: the jobs stay queued, each runs itself
@@ -92,40 +100,61 @@ async def _lead(ctx: dict[str, Any]) -> int:
 
 
 async def _batch(ctx: dict[str, Any], taken: list[str], limit: float, at_once: int) -> tuple[int, list[str]]:
-    """Serve the rooms of the held deadline jobs `taken`; give every hold up and queue again each job whose
-    work is left. (Rooms served, job ids queued again.)"""
+    """Serve the rooms of the held deadline jobs `taken` within `limit` seconds (their read included: the
+    holds last `HOLD_MARGIN_SECONDS` longer); give every hold up and queue again each job whose work is
+    left, also when the batch is cancelled (its job's timeout, the worker's shutdown). (Rooms served, job
+    ids queued again.)"""
     worker = context(ctx)
-    enqueuer = worker.effects.enqueuer
     jobs = dict(zip(taken, map(_job, taken), strict=True))
     at = worker.effects.clock()
     batch: list[BatchRoom] = []
     over: set[str] = set()  # job ids whose deadline is over
     when: dict[str, float] = {}  # job id -> when its own job is to run (others: now)
     try:
-        loaded = await load_rooms(
-            worker.engine, [sid for sid, _ in jobs.values()], legacy_agent=worker.rules.legacy_agent
-        )
-        for job_id, (sid, attempt) in jobs.items():
-            planned = _plan(loaded.get(sid), sid, attempt, at, worker.rules)
-            if isinstance(planned, BatchRoom):
-                batch.append(planned)
-            elif planned is None:
-                over.add(job_id)
-            else:  # not a first check, or early: its own job
-                when[job_id] = planned
         async with asyncio.timeout(limit):
+            loaded = await load_rooms(
+                worker.engine, [sid for sid, _ in jobs.values()], legacy_agent=worker.rules.legacy_agent
+            )
+            for job_id, (sid, attempt) in jobs.items():
+                planned = _plan(loaded.get(sid), sid, attempt, at, worker.rules)
+                if isinstance(planned, BatchRoom):
+                    batch.append(planned)
+                elif planned is None:
+                    over.add(job_id)
+                else:  # not a first check, or early: its own job
+                    when[job_id] = planned
             await serve(ctx, batch, at, at_once)
     except TimeoutError:
         log.warning("deadline burst: %d room(s) left to their own jobs", sum(not r.done for r in batch))
     except Exception as exc:  # each room not done goes back to its own job
         log.error("deadline burst: a batch of %d job(s) failed (%s)", len(taken), type(exc).__name__)
+    except BaseException:  # cancelled: the rooms go back to their own jobs before it ends
+        log.warning(
+            "deadline burst: cancelled; %d room(s) left to their own jobs", sum(not r.done for r in batch)
+        )
+        over |= {r.job_id for r in batch if r.done}
+        await asyncio.shield(_give_back(ctx, taken, jobs, over, when))
+        raise
     over |= {r.job_id for r in batch if r.done}
+    return sum(r.done for r in batch), await _give_back(ctx, taken, jobs, over, when)
+
+
+async def _give_back(
+    ctx: dict[str, Any],
+    taken: list[str],
+    jobs: dict[str, tuple[str, int]],
+    over: set[str],
+    when: dict[str, float],
+) -> list[str]:
+    """Give the holds of `taken` up and queue again each job not `over` (at `when`, else now); the job
+    ids queued again."""
+    enqueuer = context(ctx).effects.enqueuer
     later = [job_id for job_id in taken if job_id not in over]
     try:
         await enqueuer.release(taken)
     except Exception as exc:  # the holds run out; the sweep queues what is still due
         log.error("deadline burst: giving up %d hold(s) failed (%s)", len(taken), type(exc).__name__)
-        return sum(r.done for r in batch), []
+        return []
     queued = await asyncio.gather(
         *(queue_deadline(enqueuer, *jobs[job_id], when.get(job_id)) for job_id in later),
         return_exceptions=True,
@@ -135,7 +164,7 @@ async def _batch(ctx: dict[str, Any], taken: list[str], limit: float, at_once: i
             if not isinstance(result, Exception):
                 raise result
             log.error("deadline burst: queueing a deadline job again failed (%s)", type(result).__name__)
-    return sum(r.done for r in batch), later
+    return later
 
 
 def _job(job_id: str) -> tuple[str, int]:
