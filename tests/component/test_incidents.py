@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support.events import parse
@@ -16,7 +17,7 @@ from workers.core.incident import CLOUD, IncidentPolicy, IncidentState, Report, 
 from workers.core.room import Policy
 from workers.store import incident_steps, incidents
 from workers.store.incident_steps import Applied
-from workers.store.models import INCIDENT_ROOMS
+from workers.store.models import INCIDENT_ROOMS, INCIDENTS
 from workers.store.writer import record_event
 
 
@@ -200,3 +201,40 @@ async def test_the_sweep_marks_rooms_that_need_nothing_while_another_still_waits
     await _agent_came(engine, "b", 150.0)
     assert await incidents.room_recovered(engine, "notetaker", "", 155.0) is None  # a waits
     assert await _recovered_at(engine, incident_id) == {"RM_a": None, "RM_b": 155.0}
+
+
+@pytest.mark.parametrize(
+    "database_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+async def test_a_room_joining_while_the_last_recovery_resolves_the_incident_stays_out_of_it(
+    engine: AsyncEngine,
+) -> None:
+    # PostgreSQL runs the join and the resolution at once (SQLite's one writer takes them in turn): a join
+    # that reads the incident's row while the last recovery resolves it waits for that recovery, and
+    # then finds the incident closed, so the room's breach counts towards the next outage instead
+    await _waiting(engine, "a", "b")
+    incident_id, _ = await incidents.open_or_join(engine, "notetaker", "3 rooms", [("RM_a", "a")], 1.0)
+    async with engine.connect() as resolving:
+        transaction = await resolving.begin()
+        await resolving.execute(  # the last recovery, holding the incident's row until it commits
+            update(INCIDENTS).where(INCIDENTS.c.id == incident_id).values(open_key=None, resolved_at=2.0)
+        )
+        joining = asyncio.create_task(
+            incidents.join_open(engine, incident_id, "notetaker", ("RM_b", "b"), 2.0)
+        )
+
+        async def join_waits() -> bool:
+            async with engine.connect() as watching:
+                waiting = await watching.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity"
+                        " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                    )
+                )
+            return bool(waiting) or joining.done()
+
+        while not await join_waits():
+            await asyncio.sleep(0.01)
+        await transaction.commit()
+    assert await joining is False
+    assert await _rooms(engine, incident_id) == ["RM_a"]

@@ -85,6 +85,9 @@ def _join_open(insert_for: Any) -> Any:
         bindparam("name", type_=String),
         bindparam("now", type_=Float),
     ).where(INCIDENTS.c.id == bindparam("incident"), INCIDENTS.c.open_key == bindparam("agent"))
+    # PostgreSQL: FOR SHARE waits for a recovery holding the incident's row (`_LOCK_OPEN`) and reads the
+    # row it leaves, so a room never joins an incident resolved at that moment (SQLite: one writer)
+    source = source.with_for_update(read=True)
     return (
         insert_for(INCIDENT_ROOMS)
         .from_select(["incident_id", "room_sid", "room_name", "added_at"], source)
