@@ -12,15 +12,12 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import OperationalError
 
+from tests.support.dying import Died, dies_half_way
 from tests.support.jobs_world import AGENT, JOIN_AFTER, World, jobs_world
 from workers.jobs.rooms import bulk
 
 ROOMS = [f"call-{i}" for i in range(12)]
 GRACE = 20.0  # WARDEN_RESTART_GRACE_SECONDS
-
-
-class Died(BaseException):
-    """The worker's process dying where it stands (nothing after it runs, nothing is cleaned up)."""
 
 
 async def outage(world: World) -> tuple[str, list[tuple[str, str]]]:
@@ -110,37 +107,9 @@ async def test_a_batch_that_dies_half_way_leaves_every_room_recovered_once(
 ) -> None:
     async with jobs_world(tmp_path) as world:
         incident, rooms = await outage(world)
-        livekit, queue = world.livekit, world.queue
-        dead, earlier = False, len(livekit.dispatched)
-        real_observe, real_redispatch, real_release = livekit.observe_many, livekit.redispatch, queue.release
-
-        async def observe_many(names: list[str], at_once: int) -> list[object]:
-            if dead or where == "asking LiveKit":
-                raise Died
-            return await real_observe(names, at_once)  # type: ignore[return-value]
-
-        async def redispatch(room: str, *args: object, **kwargs: object) -> str:
-            nonlocal dead
-            if dead:
-                raise Died
-            made = await real_redispatch(room, *args, **kwargs)  # type: ignore[arg-type]
-            if len(livekit.dispatched) - earlier == 5:  # it landed: the process dies before recording
-                dead = True
-                raise Died
-            return made
-
-        async def release(job_ids: object) -> None:
-            if not dead and where != "asking LiveKit":
-                await real_release(job_ids)  # type: ignore[arg-type]
-
-        livekit.observe_many, livekit.redispatch = observe_many, redispatch  # type: ignore[method-assign,assignment]
-        queue.release = release  # type: ignore[method-assign,assignment]
-        with pytest.raises(Died):
+        livekit = world.livekit
+        with dies_half_way(world, where), pytest.raises(Died):
             await bulk.fresh_starts(world.ctx, rooms, incident, AGENT, 0.0)
-        # a new process: LiveKit and the queue as they are, nothing of the dead batch's memory
-        livekit.observe_many, livekit.redispatch = real_observe, real_redispatch  # type: ignore[method-assign]
-        queue.release = real_release  # type: ignore[method-assign]
-        dead = False
         await world.wait(60)  # the holds run out (35 s); the sweep queues what is due, the agents come
         assert copies(world) == Counter(dict.fromkeys(ROOMS, 1))
         assert all(len(livekit.dispatches(room, AGENT)) == 1 for room in ROOMS)  # never two live ones

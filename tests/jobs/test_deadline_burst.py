@@ -13,16 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.dying import Died, dies_half_way
 from tests.support.jobs_world import JOIN_AFTER, World, jobs_world
 from workers.core.errors import UpstreamError
 
 ROOMS = [f"burst-{i}" for i in range(12)]
 LEADER = "burst-0"  # its deadline job comes first in the queue's order (ids sort so)
 SLA = 15.0  # WARDEN_JOIN_SLA_SECONDS
-
-
-class Died(BaseException):
-    """The worker's process dying where it stands (nothing after it runs, nothing is cleaned up)."""
 
 
 @pytest.fixture
@@ -109,36 +106,9 @@ async def test_a_batch_that_dies_half_way_leaves_every_room_recovered_once(
     async with jobs_world(tmp_path, cloud=False, warden_outage_rooms=100) as world:
         await people_arrive(world)
         livekit, queue = world.livekit, world.queue
-        dead = False
-        real_observe, real_redispatch, real_release = livekit.observe_many, livekit.redispatch, queue.release
-
-        async def observe_many(names: list[str], at_once: int) -> list[object]:
-            if dead or where == "asking LiveKit":
-                raise Died
-            return await real_observe(names, at_once)  # type: ignore[return-value]
-
-        async def redispatch(room: str, *args: object, **kwargs: object) -> str:
-            nonlocal dead
-            if dead:
-                raise Died
-            made = await real_redispatch(room, *args, **kwargs)  # type: ignore[arg-type]
-            if len(livekit.dispatched) == 5:  # it landed: the process dies before recording
-                dead = True
-                raise Died
-            return made
-
-        async def release(job_ids: object) -> None:
-            if not dead and where != "asking LiveKit":
-                await real_release(job_ids)  # type: ignore[arg-type]
-
-        livekit.observe_many, livekit.redispatch = observe_many, redispatch  # type: ignore[method-assign,assignment]
-        queue.release = release  # type: ignore[method-assign,assignment]
-        with pytest.raises(Died):
+        with dies_half_way(world, where), pytest.raises(Died):
             await world.wait(SLA)
         assert queue.held  # the dead batch's holds, left to run out
-        # a new process: LiveKit and the queue as they are, nothing of the dead batch's memory
-        livekit.observe_many, livekit.redispatch = real_observe, real_redispatch  # type: ignore[method-assign]
-        queue.release = real_release  # type: ignore[method-assign]
         for job in list(queue.running.values()):  # the leader's own job died with it: ARQ runs it again
             queue.retry(job, 40)  # once its claim has run out
         await world.restart_worker()

@@ -37,7 +37,7 @@ from typing import Any
 
 from workers.core.events import EventKind, Fact, internal
 from workers.core.machine import transition
-from workers.core.room import CheckPresence, Room
+from workers.core.room import Room
 from workers.core.rules import Rules
 from workers.jobs.rooms.batch import (
     BATCH,
@@ -49,6 +49,7 @@ from workers.jobs.rooms.batch import (
     time_limit,
 )
 from workers.jobs.rooms.jobs import fresh_start
+from workers.jobs.rooms.steps import deadline_passed, first_check
 from workers.jobs.runtime.context import context
 from workers.queue.jobs import ON_DEADLINE, queue_deadline
 from workers.store.queries import load_rooms
@@ -198,14 +199,8 @@ def _plan(
     ):
         return None
     attempt = view.deadline.attempt
-    fired = internal(
-        EventKind.DEADLINE_PASSED,
-        f"deadline_passed:{sid}:{attempt}",
-        sid,
-        name,
-        Fact(attempt, at, agent=agent),
-    )
-    decided = transition(started, fired, now=at, rules=rules)
-    if not any(isinstance(a, CheckPresence) and a.attempt == attempt for a in decided.actions):
+    fired = deadline_passed(sid, name, attempt, at, agent)
+    decided = first_check(started, fired, attempt, at, rules)
+    if decided is None:
         return None
-    return BatchRoom(sid, name, agent, attempt, [restart, fired], decided.room)
+    return BatchRoom(sid, name, agent, attempt, [restart, fired], decided)

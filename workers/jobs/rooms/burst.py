@@ -27,9 +27,7 @@ import logging
 import time
 from typing import Any
 
-from workers.core.events import EventKind, Fact, internal
-from workers.core.machine import transition
-from workers.core.room import CheckPresence, Recovery, Room
+from workers.core.room import Recovery, Room
 from workers.core.rules import Rules
 from workers.jobs.rooms.batch import (
     BATCH,
@@ -40,6 +38,7 @@ from workers.jobs.rooms.batch import (
     serve,
     time_limit,
 )
+from workers.jobs.rooms.steps import deadline_passed, first_check
 from workers.jobs.runtime.context import context
 from workers.jobs.runtime.retry import JOB_TIMEOUT_SECONDS
 from workers.queue.jobs import deadline_job_id, queue_deadline
@@ -128,7 +127,7 @@ async def _batch(ctx: dict[str, Any], taken: list[str], limit: float, at_once: i
         log.warning("deadline burst: %d room(s) left to their own jobs", sum(not r.done for r in batch))
     except Exception as exc:  # each room not done goes back to its own job
         log.error("deadline burst: a batch of %d job(s) failed (%s)", len(taken), type(exc).__name__)
-    except BaseException:  # cancelled: the rooms go back to their own jobs before it ends
+    except asyncio.CancelledError:  # cancelled: the rooms go back to their own jobs before it ends
         log.warning(
             "deadline burst: cancelled; %d room(s) left to their own jobs", sum(not r.done for r in batch)
         )
@@ -182,14 +181,8 @@ def _plan(room: Room | None, sid: str, attempt: int, at: float, rules: Rules) ->
         return None
     if view.recovery is not Recovery.NONE or view.deadline.at > at:
         return view.deadline.at
-    fired = internal(
-        EventKind.DEADLINE_PASSED,
-        f"deadline_passed:{sid}:{attempt}",
-        sid,
-        room.name,
-        Fact(attempt, at, agent=view.agent),
-    )
-    decided = transition(room, fired, now=at, rules=rules)
-    if not any(isinstance(a, CheckPresence) and a.attempt == attempt for a in decided.actions):
+    fired = deadline_passed(sid, room.name, attempt, at, view.agent)
+    decided = first_check(room, fired, attempt, at, rules)
+    if decided is None:
         return at
-    return BatchRoom(sid, room.name, view.agent, attempt, [fired], decided.room)
+    return BatchRoom(sid, room.name, view.agent, attempt, [fired], decided)

@@ -31,7 +31,7 @@ from workers.core.room import Action, CheckPresence, Recovery, Room
 from workers.jobs.canaries.runner import heard as canary_heard
 from workers.jobs.rooms.burst import lead
 from workers.jobs.rooms.recording import record
-from workers.jobs.rooms.steps import MAX_STEPS, next_question
+from workers.jobs.rooms.steps import MAX_STEPS, deadline_passed, next_question
 from workers.jobs.runtime.context import context
 from workers.jobs.runtime.retry import retry_later
 from workers.queue.jobs import agent_key
@@ -84,13 +84,7 @@ async def _missed(ctx: dict[str, Any], room: Room, agent: str, attempt: int, now
     deadline and LiveKit's answer together (one write instead of two; a job that dies before the commit
     leaves the deadline due, to be re-run), then the steps that follow."""
     worker = context(ctx)
-    fired = internal(
-        EventKind.DEADLINE_PASSED,
-        f"deadline_passed:{room.sid}:{attempt}",
-        room.sid,
-        room.name,
-        Fact(attempt, now, agent=agent),
-    )
+    fired = deadline_passed(room.sid, room.name, attempt, now, agent)
     decided = transition(room, fired, now=now, rules=worker.rules)
     batch = [(fired, now)]
     for question in decided.actions:
