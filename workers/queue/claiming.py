@@ -42,9 +42,9 @@ from arq.utils import timestamp_ms
 from arq.worker import Function
 from redis.commands.core import AsyncScript
 
-from workers.queue.enqueue import PRIORITY_MS, due_ms
+from workers.queue.enqueue import PRIORITY_MS, RETRY_KEY_SECONDS, due_ms
 from workers.queue.jobs import function_of
-from workers.queue.running import RETRY_KEY_SECONDS, BatchingWorker, Claimed
+from workers.queue.running import BatchingWorker, Claimed
 
 IDLE_POLL_SECONDS = 0.1
 PRIORITY_EXTRA = 10  # priority jobs a full worker runs beyond `max_jobs`

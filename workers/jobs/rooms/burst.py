@@ -11,13 +11,16 @@ decides each deadline passed in memory, and serves them as one batch (asking Liv
 at a time; the others only do their own room.
 
 A room the batch does not finish goes back to its own job, queued again at once (or at its deadline,
-when early): one whose deadline is not a first check (the room's recovery under way), one LiveKit is
-unavailable for, one not recorded, the batch out of time or failing. A job whose deadline is over (the
-agent came) is dropped, as the job would have found it stale. Every room's events are the ones its job
-records, with the same ids. A crash at any point loses nothing and does nothing twice: the holds run out
-(the batch's time at most, plus `HOLD_MARGIN_SECONDS`), then the sweep queues each room's deadline that
-is still due; its job asks LiveKit again and re-dispatches only if no dispatch of the agent was made
-since.
+when early): one whose deadline is not a first check (the room's recovery under way), one not recorded,
+the batch out of time or failing. One LiveKit was unavailable for is queued as its own job would be
+after a first try that failed so: `retry_delay(1)` later, its try counted (ARQ's retry key), so that no
+lead takes it again (`hold_due` takes only jobs never tried) and its own job backs off from there, as
+the single-room path does; given back at once, it would bounce from lead to lead, asking LiveKit each
+time. A job whose deadline is over (the agent came) is dropped, as the job would have found it stale.
+Every room's events are the ones its job records, with the same ids. A crash at any point loses nothing
+and does nothing twice: the holds run out (the batch's time at most, plus `HOLD_MARGIN_SECONDS`), then
+the sweep queues each room's deadline that is still due; its job asks LiveKit again and re-dispatches
+only if no dispatch of the agent was made since.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from workers.jobs.rooms.batch import (
 )
 from workers.jobs.rooms.steps import deadline_passed, first_check
 from workers.jobs.runtime.context import context
-from workers.jobs.runtime.retry import JOB_TIMEOUT_SECONDS
+from workers.jobs.runtime.retry import JOB_TIMEOUT_SECONDS, retry_delay
 from workers.queue.jobs import deadline_job_id, queue_deadline
 from workers.store.queries import load_rooms
 
@@ -109,6 +112,7 @@ async def _batch(ctx: dict[str, Any], taken: list[str], limit: float, at_once: i
     batch: list[BatchRoom] = []
     over: set[str] = set()  # job ids whose deadline is over
     when: dict[str, float] = {}  # job id -> when its own job is to run (others: now)
+    tried: set[str] = set()  # job ids tried once (LiveKit unavailable for the room)
     try:
         async with asyncio.timeout(limit):
             loaded = await load_rooms(
@@ -132,10 +136,20 @@ async def _batch(ctx: dict[str, Any], taken: list[str], limit: float, at_once: i
             "deadline burst: cancelled; %d room(s) left to their own jobs", sum(not r.done for r in batch)
         )
         over |= {r.job_id for r in batch if r.done}
-        await asyncio.shield(_give_back(ctx, taken, jobs, over, when))
+        tried = _unavailable(batch, when, worker.effects.clock())
+        await asyncio.shield(_give_back(ctx, taken, jobs, over, when, tried))
         raise
     over |= {r.job_id for r in batch if r.done}
-    return sum(r.done for r in batch), await _give_back(ctx, taken, jobs, over, when)
+    tried = _unavailable(batch, when, worker.effects.clock())
+    return sum(r.done for r in batch), await _give_back(ctx, taken, jobs, over, when, tried)
+
+
+def _unavailable(batch: list[BatchRoom], when: dict[str, float], now: float) -> set[str]:
+    """The job ids of the rooms LiveKit was unavailable for, each to run `retry_delay(1)` from `now` (set
+    in `when`) as a job tried once: what the room's own job does after such a first try."""
+    failed = {r.job_id for r in batch if r.failure is not None and not r.done}
+    when.update(dict.fromkeys(failed, now + retry_delay(1)))
+    return failed
 
 
 async def _give_back(
@@ -144,9 +158,10 @@ async def _give_back(
     jobs: dict[str, tuple[str, int]],
     over: set[str],
     when: dict[str, float],
+    tried: set[str],
 ) -> list[str]:
-    """Give the holds of `taken` up and queue again each job not `over` (at `when`, else now); the job
-    ids queued again."""
+    """Give the holds of `taken` up and queue again each job not `over` (at `when`, else now; those of
+    `tried` as tried once); the job ids queued again."""
     enqueuer = context(ctx).effects.enqueuer
     later = [job_id for job_id in taken if job_id not in over]
     try:
@@ -155,7 +170,10 @@ async def _give_back(
         log.error("deadline burst: giving up %d hold(s) failed (%s)", len(taken), type(exc).__name__)
         return []
     queued = await asyncio.gather(
-        *(queue_deadline(enqueuer, *jobs[job_id], when.get(job_id)) for job_id in later),
+        *(
+            queue_deadline(enqueuer, *jobs[job_id], when.get(job_id), tried=int(job_id in tried))
+            for job_id in later
+        ),
         return_exceptions=True,
     )
     for result in queued:
