@@ -7,8 +7,8 @@ worker runs and that never ran, each id held instead of queued, so that the swee
 that room's deadline job beside the batch: single-flight as before), reads their rooms in one query,
 decides each deadline passed in memory, and serves them as one batch (asking LiveKit about a quarter of
 `WARDEN_WORKER_CONCURRENCY` rooms at a time); then it takes the next ones, until none is due, it has led
-`LEAD_SECONDS`, or it gave a job back to be run by itself. At most `BATCHES_AT_ONCE` jobs of a process lead
-at a time; the others only do their own room.
+`LEAD_SECONDS`, or it gave a job back to be run by itself now (taking more could take it back). At most
+`BATCHES_AT_ONCE` jobs of a process lead at a time; the others only do their own room.
 
 A room the batch does not finish goes back to its own job, queued again at once (or at its deadline,
 when early): one whose deadline is not a first check (the room's recovery under way), one not recorded,
@@ -96,7 +96,7 @@ async def _lead(ctx: dict[str, Any]) -> int:
             break
         done, back = await _batch(ctx, taken, limit, at_once)
         served += done
-        if back:  # queued again for their own jobs: taking more now could take those back
+        if back:  # queued again for their own jobs, due now: taking more now could take those back
             break
     return served
 
@@ -105,7 +105,7 @@ async def _batch(ctx: dict[str, Any], taken: list[str], limit: float, at_once: i
     """Serve the rooms of the held deadline jobs `taken` within `limit` seconds (their read included: the
     holds last `HOLD_MARGIN_SECONDS` longer); give every hold up and queue again each job whose work is
     left, also when the batch is cancelled (its job's timeout, the worker's shutdown). (Rooms served, job
-    ids queued again.)"""
+    ids queued again due now and never tried: those a lead would take again.)"""
     worker = context(ctx)
     jobs = dict(zip(taken, map(_job, taken), strict=True))
     at = worker.effects.clock()
@@ -140,8 +140,10 @@ async def _batch(ctx: dict[str, Any], taken: list[str], limit: float, at_once: i
         await asyncio.shield(_give_back(ctx, taken, jobs, over, when, tried))
         raise
     over |= {r.job_id for r in batch if r.done}
-    tried = _unavailable(batch, when, worker.effects.clock())
-    return sum(r.done for r in batch), await _give_back(ctx, taken, jobs, over, when, tried)
+    now = worker.effects.clock()
+    tried = _unavailable(batch, when, now)
+    back = await _give_back(ctx, taken, jobs, over, when, tried)
+    return sum(r.done for r in batch), [j for j in back if j not in tried and when.get(j, now) <= now]
 
 
 def _unavailable(batch: list[BatchRoom], when: dict[str, float], now: float) -> set[str]:
