@@ -8,7 +8,12 @@ that room's deadline job beside the batch: single-flight as before), reads their
 decides each deadline passed in memory, and serves them as one batch (asking LiveKit about a quarter of
 `WARDEN_WORKER_CONCURRENCY` rooms at a time); then it takes the next ones, until none is due, it has led
 `LEAD_SECONDS`, or it gave a job back to be run by itself now (taking more could take it back). At most
-`BATCHES_AT_ONCE` jobs of a process lead at a time; the others only do their own room.
+`LEADS_AT_ONCE` jobs of a process lead at a time; the others only do their own room. While one leads, the
+worker leaves the deadline jobs due at their first try in the queue for the leads (`leading`, given to
+`ClaimingWorker` as `left_to_leads`), and otherwise claims at most `FRESH_AT_ONCE` of them a poll: a
+burst's first poll starts a few jobs, which lead, not `WARDEN_WORKER_CONCURRENCY` jobs that each serve a
+room of their own (and decide their breaches before the first of them is reported). A deadline that is not
+a first check is given back by the lead that takes it; once no job leads, the worker claims it.
 
 A room the batch does not finish goes back to its own job, queued again at once (or at its deadline,
 when early): one whose deadline is not a first check (the room's recovery under way), one not recorded,
@@ -50,6 +55,8 @@ from workers.store.queries import load_rooms
 log = logging.getLogger("warden.worker")
 
 PREFIX = deadline_job_id("", 0).split(":", 1)[0] + ":"  # every deadline job's id starts so
+LEADS_AT_ONCE = 4  # jobs of a process leading at once, each asking about a quarter of the concurrency's rooms
+FRESH_AT_ONCE = 8  # deadline jobs at their first try a worker claims a poll while none of its jobs leads
 LEAD_SECONDS = 10.0  # a job takes no more batches after leading this long (its own timeout is 30 s)
 JOB_MARGIN_SECONDS = 5.0  # a batch ends this long before its leading job's own timeout at the latest
 MIN_BATCH_SECONDS = 2.0  # no batch is started with less time than this left
@@ -57,11 +64,16 @@ MIN_BATCH_SECONDS = 2.0  # no batch is started with less time than this left
 _leading = 0  # jobs of this process leading now
 
 
+def leading() -> bool:
+    """Whether a job of this process leads now (it takes the deadline jobs due, a batch at a time)."""
+    return _leading > 0
+
+
 def lead(ctx: dict[str, Any]) -> asyncio.Task[int] | None:
     """Start leading the deadlines due now (see the module's doc) beside the caller's own work, unless
-    `BATCHES_AT_ONCE` jobs of this process lead already (None). The task's result: rooms served."""
+    `LEADS_AT_ONCE` jobs of this process lead already (None). The task's result: rooms served."""
     global _leading
-    if _leading >= BATCHES_AT_ONCE:
+    if _leading >= LEADS_AT_ONCE:
         return None
     _leading += 1
     task = asyncio.get_running_loop().create_task(_lead(ctx))
@@ -77,7 +89,8 @@ def _led(_: object) -> None:
 async def _lead(ctx: dict[str, Any]) -> int:
     worker = context(ctx)
     # a batch here stands in for as many deadline jobs, which would all be asking LiveKit at once: it asks
-    # about a quarter of `WARDEN_WORKER_CONCURRENCY` rooms at a time (twice a batch of recovery in bulk)
+    # about a quarter of `WARDEN_WORKER_CONCURRENCY` rooms at a time (twice a batch of recovery in bulk), so
+    # the `LEADS_AT_ONCE` leads ask about as many rooms at once as the worker's jobs would
     at_once = rooms_at_once(worker.settings.warden_worker_concurrency) * BATCHES_AT_ONCE
     started = time.monotonic()
     served, until = 0, started + LEAD_SECONDS
