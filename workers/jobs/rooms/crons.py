@@ -42,13 +42,19 @@ SWEEP_GRACE_SECONDS = 2.0
 
 
 async def sweep(ctx: dict[str, Any]) -> int:
-    """Cron: queue the deadline job of every room whose deadline is overdue (return how many), deliver
-    what the outbox still holds, and resolve an incident none of whose rooms waits any more."""
+    """Cron: queue the deadline job of every room whose deadline is overdue (return how many were queued),
+    deliver what the outbox still holds, and resolve an incident none of whose rooms waits any more. Each
+    of the three goes ahead when one before it failed (logged; the next sweep tries it again)."""
     worker = context(ctx)
     effects = worker.effects
-    due = await overdue_deadlines(worker.engine, effects.clock() - SWEEP_GRACE_SECONDS)
-    for room_sid, attempt in due:
-        await queue_deadline(effects.enqueuer, room_sid, attempt)
+    queued = 0
+    try:
+        due = await overdue_deadlines(worker.engine, effects.clock() - SWEEP_GRACE_SECONDS)
+        for room_sid, attempt in due:
+            await queue_deadline(effects.enqueuer, room_sid, attempt)
+            queued += 1
+    except (SQLAlchemyError, RedisError, OSError) as exc:
+        log.warning("queueing overdue deadlines failed: %s", type(exc).__name__)
     try:
         lease = worker.settings.warden_claim_lease_seconds
         await deliver_overdue(effects, worker.engine, worker.delivered, lease=lease)
@@ -58,7 +64,7 @@ async def sweep(ctx: dict[str, Any]) -> int:
         await effects.incidents.settle()
     except (SQLAlchemyError, RedisError, OSError) as exc:
         log.warning("settling incidents failed: %s", type(exc).__name__)
-    return len(due)
+    return queued
 
 
 async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
