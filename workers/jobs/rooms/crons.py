@@ -9,14 +9,21 @@
   (`no_agent_expected`): each every `WARDEN_DISCOVER_SECONDS` at most, at most
   `WARDEN_DISCOVER_CALLS_PER_SECOND` calls to LiveKit a second across all rooms.
 - `prune`: deletes closed rooms and resolved incidents older than `WARDEN_RETENTION`, in small batches.
+
+In `reconcile` and `discover` one room's failure is that room's alone (`_alone`): a room whose look
+cannot be recorded (values the database cannot store, a bug its events meet) is logged and passed over,
+and the other rooms are looked at and confirmed; such a room, never confirmed, would otherwise come
+first in every run and stop it there. An unavailable database (`Retry`) still ends the run.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
+from arq.worker import Retry
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -39,6 +46,8 @@ from workers.store.writer import confirm
 log = logging.getLogger("warden.worker")
 
 SWEEP_GRACE_SECONDS = 2.0
+
+T = TypeVar("T")
 
 
 async def sweep(ctx: dict[str, Any]) -> int:
@@ -102,14 +111,15 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
     )
     to_ask = (unknown + [(sid, name) for _, sid, name in by_age])[: settings.warden_reconcile_batch]
     for sid, name in gone:
-        await record(ctx, [(_reconciled(sid, name, Fact(at=now, room_exists=False)), now)])
+        await _alone(name, record(ctx, [(_reconciled(sid, name, Fact(at=now, room_exists=False)), now)]))
     legacy = worker.rules.legacy_agent
     rooms = await load_rooms(worker.engine, [sid for sid, _ in to_ask if sid in known], legacy_agent=legacy)
     confirmed = []
     for sid, name in to_ask:
         room = rooms.get(sid)
         # The dispatches too where they can teach an agent: learned rooms with people in them.
-        looked = await look(ctx, sid, name, room, dispatches=room is not None and _listens(room))
+        listens = room is not None and _listens(room)
+        looked = await _alone(name, look(ctx, sid, name, room, dispatches=listens))
         if looked:
             confirmed.append(sid)
     await confirm(worker.engine, confirmed, effects.clock())
@@ -140,10 +150,22 @@ async def discover(ctx: dict[str, Any]) -> dict[str, int]:
     rooms = await load_rooms(worker.engine, [sid for sid, _ in due], legacy_agent=legacy)
     looked = []
     for sid, name in due:
-        if await look(ctx, sid, name, rooms.get(sid), dispatches=True) is not None:
+        if await _alone(name, look(ctx, sid, name, rooms.get(sid), dispatches=True)) is not None:
             looked.append(sid)
     await confirm(worker.engine, looked, clock())  # news or not, looked at now: next in its own time
     return {"due": len(due), "looked": len(looked)}
+
+
+async def _alone(name: str, work: Awaitable[T]) -> T | None:
+    """`work` on one room; None when it failed on its own (logged: the run goes on with the other rooms).
+    A `Retry` (the database unavailable, `recording.record`) fails the run."""
+    try:
+        return await work
+    except Retry:
+        raise
+    except Exception as exc:
+        log.warning("room %s passed over in this run: %s", name, type(exc).__name__)
+        return None
 
 
 def _listens(room: Room) -> bool:
