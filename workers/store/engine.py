@@ -80,9 +80,13 @@ CANNOT_CONNECT_NOW = "57P03"
 
 def connection_lost(exc: BaseException) -> bool:
     """Whether `exc` is a statement's failure because the database connection was lost (the server
-    restarted under it), or because no new one could be had while the server is starting up or shutting
-    down (SQLSTATE 57P03, asyncpg's `CannotConnectNowError`, which SQLAlchemy passes on as a bare
-    `DBAPIError`): no fault of the job, which succeeds when tried again on a new connection."""
+    restarted under it), or because no new one could be had: the server is starting up or shutting down
+    (SQLSTATE 57P03, asyncpg's `CannotConnectNowError`, which SQLAlchemy passes on as a bare
+    `DBAPIError`), or is stopped or going down (the connection refused or reset as it is made, which
+    asyncpg raises as the socket's own `ConnectionError` and SQLAlchemy passes on unwrapped): no fault
+    of the job, which succeeds when tried again on a new connection."""
+    if isinstance(exc, ConnectionError):
+        return True
     if not isinstance(exc, DBAPIError):
         return False
     return exc.connection_invalidated or getattr(exc.orig, "sqlstate", None) == CANNOT_CONNECT_NOW
