@@ -10,7 +10,8 @@ calls a second however many rooms there are; with more rooms than that allows in
 looked at less often. A look is recorded as a reconciliation only when it is news (an agent's turn
 between `listening`, `idle` and `speaking` is none: `workers.core.liveness`, rule 4); nothing is written
 otherwise (the rooms' `confirmed_at` is reconciliation's, which takes rooms confirmed least recently
-first).
+first). One room's failure is its own (logged and counted; the other looks' results are kept); a
+`Retry` (the database unavailable) ends the tick (`workers.jobs.runtime.retry.each_alone`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from workers.core.room import Phase, Room
 from workers.jobs.rooms.crons import look
 from workers.jobs.runtime.context import context
+from workers.jobs.runtime.retry import each_alone
 from workers.settings import LIVENESS_TICK_SECONDS
 from workers.store.liveness import candidate_count, candidates_after
 from workers.store.queries import load_rooms
@@ -46,7 +48,8 @@ def _watched(room: Room) -> bool:
 
 async def liveness(ctx: dict[str, Any]) -> dict[str, int]:
     """Cron: look at this tick's share of the rooms an agent may be in (news is recorded); how many
-    were taken and how many looked at (a room with no agent there or nobody else is passed over)."""
+    were taken, how many looked at (a room with no agent there or nobody else is passed over) and how
+    many failed on their own (logged)."""
     worker = context(ctx)
     settings, engine, redis = worker.settings, worker.engine, ctx["redis"]
     tick = int(worker.effects.clock()) // LIVENESS_TICK_SECONDS
@@ -54,13 +57,13 @@ async def liveness(ctx: dict[str, Any]) -> dict[str, int]:
     batch = settings.liveness_batch
     wanted = min(batch * TAKEN_PER_CALL, share(tick, total, settings.warden_liveness_seconds))
     if not wanted:
-        return {"taken": 0, "looked": 0}
+        return {"taken": 0, "looked": 0, "failed": 0}
     cursor = await redis.get(CURSOR_KEY)
     taken = await candidates_after(engine, cursor.decode() if cursor else "", wanted)
     if len(taken) < wanted:  # the end of the rooms: on from the first
         taken += [r for r in await candidates_after(engine, "", wanted - len(taken)) if r not in taken]
     if not taken:
-        return {"taken": 0, "looked": 0}
+        return {"taken": 0, "looked": 0, "failed": 0}
     rooms = await load_rooms(engine, [sid for sid, _ in taken], legacy_agent=worker.rules.legacy_agent)
     due = [(sid, name) for sid, name in taken if sid in rooms and _watched(rooms[sid])]
     # At most `batch` calls: the rooms after the last one looked at are the next tick's.
@@ -72,5 +75,7 @@ async def liveness(ctx: dict[str, Any]) -> dict[str, int]:
         async with gate:
             return await look(ctx, sid, name, rooms[sid], dispatches=False, quiet=True)
 
-    answers = await asyncio.gather(*(one(sid, name) for sid, name in due))
-    return {"taken": len(taken), "looked": sum(a is not None for a in answers)}
+    done = await asyncio.gather(*(one(sid, name) for sid, name in due), return_exceptions=True)
+    failed = sum(isinstance(d, BaseException) for d in done)
+    answers = each_alone([name for _, name in due], done, "room")
+    return {"taken": len(taken), "looked": sum(a is not None for a in answers), "failed": failed}
