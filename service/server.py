@@ -57,6 +57,9 @@ def web_config(settings: Settings, app: Any, *, port: int | None = None) -> Ward
         host=settings.warden_host,
         port=settings.port if port is None else port,
         log_level=settings.warden_log_level.lower(),
+        # Longer than its clients keep an idle connection (httpx 5 s, aiohttp 15 s, a load balancer's 60 s):
+        # the client closes first. A server that closes first races the client's next request on it.
+        timeout_keep_alive=settings.warden_keepalive_seconds,
         # uvicorn's loggers go to ours, not to its own handlers: its lines (a request path may hold a
         # room's name) are masked, clipped and escaped like every other (see `workers.logs`).
         log_config=None,

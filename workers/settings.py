@@ -71,6 +71,7 @@ class Settings(
     warden_web_concurrency: int = Field(default=500, ge=1, le=100_000)
     warden_header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     warden_body_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    warden_keepalive_seconds: int = Field(default=75, ge=1, le=3600)
     warden_join_sla_seconds: float = Field(default=15.0, gt=0)
     warden_sla_from: Literal["person_joined", "room_started"] = "person_joined"
     warden_rejoin_sla_seconds: float = Field(default=20.0, gt=0)

@@ -12,6 +12,8 @@ from starlette.types import ASGIApp
 
 from devtools.embedded_redis import free_port
 
+KEEPALIVE = 75  # seconds, as `WARDEN_KEEPALIVE_SECONDS`'s default
+
 
 class ReadyServer(uvicorn.Server):
     """uvicorn's server with an event set once it listens (the tests' servers share it)."""
@@ -33,7 +35,12 @@ async def serve(app: ASGIApp, *, port: int = 0, host: str = "127.0.0.1") -> Asyn
     """Serve `app` on `host`:`port` (a free port by default) with its lifespan; yield its base URL;
     shut it down afterwards."""
     port = port or free_port()
-    server = ReadyServer(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
+    # Kept-alive connections outlast their clients' (Warden's LiveKit client, aiohttp: 15 s; httpx: 5 s),
+    # as Warden's web (`WARDEN_KEEPALIVE_SECONDS`) and livekit-server do: uvicorn's 5 s raced their calls.
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", lifespan="on", timeout_keep_alive=KEEPALIVE
+    )
+    server = ReadyServer(config)
     task = asyncio.create_task(server.serve())
     ready = asyncio.create_task(server.ready.wait())
     done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)

@@ -1,5 +1,6 @@
-"""Webhook bodies and signatures exactly as livekit-server makes them (simulator, replay and tests), and
-`InOrder`, which sends the stand-in's own webhooks one after another."""
+"""Webhook bodies and signatures exactly as livekit-server makes them (simulator, replay and tests),
+`deliver`, which posts one as livekit-server does (retrying what it retries), and `InOrder`, which
+sends the stand-in's own webhooks one after another."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import json
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+import httpx
 
 from devtools.simulator.base import sid_for
 
@@ -60,6 +63,39 @@ def avatar(identity: str, speaks_for: str, sid: str | None = None) -> dict[str, 
         "kind": "AGENT",
         "attributes": {"lk.publish_on_behalf": speaks_for},
     }
+
+
+# livekit-server's delivery (../shared/LIVEKIT.md, "Delivery semantics"): up to 5 attempts, waiting 1,
+# 2, 4 and 8 s between them; retried on transport errors, 429 and 5xx but 501; any other 4xx is final.
+LIVEKIT_BACKOFF = (1.0, 2.0, 4.0, 8.0)
+
+
+def retried(status: int) -> bool:
+    return status == 429 or (status >= 500 and status != 501)
+
+
+async def deliver(
+    client: httpx.AsyncClient,
+    url: str,
+    raw: bytes,
+    headers: dict[str, str],
+    *,
+    backoff: tuple[float, ...] = LIVEKIT_BACKOFF,
+) -> httpx.Response:
+    """Post the webhook `raw` to `url` as livekit-server does: a connection the server closed as the
+    request went out (a kept-alive connection's race), a refused connection, 429 or a 5xx is tried
+    again after `backoff`'s waits. The last answer, or the last transport error once the tries are out."""
+    for wait in (*backoff, None):
+        try:
+            answer = await client.post(url, content=raw, headers=headers)
+        except httpx.TransportError:
+            if wait is None:
+                raise
+        else:
+            if wait is None or not retried(answer.status_code):
+                return answer
+        await asyncio.sleep(wait)
+    raise AssertionError("unreachable: the last try returns or raises")
 
 
 class InOrder:

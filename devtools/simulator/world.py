@@ -47,13 +47,13 @@ from livekit.protocol.agent_dispatch import AgentDispatch
 from devtools.simulator.agent_states import HEALTHY, STUCK_INITIALIZING
 from devtools.simulator.livekit import FakeLiveKit, Webhook, room_sid, sid_for
 from devtools.simulator.plan import FATES, FailurePlan, Outage, parse_failures
-from devtools.simulator.webhooks import InOrder, body
+from devtools.simulator.webhooks import InOrder, body, deliver
 from service.cli.signing import sign
 from workers.core.personal import mask_phone
 
 __all__ = ["FATES", "FailurePlan", "Outage", "Report", "Simulation", "parse_failures"]
 
-WEBHOOK_TRIES = 3
+WEBHOOK_BACKOFF = (0.5, 1.0)  # three tries: LiveKit's five would hold a scripted run up to 15 s
 
 
 @dataclass
@@ -344,12 +344,9 @@ class Simulation:
             "Content-Type": "application/webhook+json",
         }
         self.report.webhooks += 1
-        for attempt in range(WEBHOOK_TRIES):
-            try:
-                answer = await self.client.post(self.webhook_url, content=raw, headers=headers)
-                if answer.status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.5 * 2**attempt)
-        self.report.webhook_errors += 1
+        try:
+            answer = await deliver(self.client, self.webhook_url, raw, headers, backoff=WEBHOOK_BACKOFF)
+        except httpx.TransportError:
+            answer = None
+        if answer is None or answer.status_code != 200:
+            self.report.webhook_errors += 1

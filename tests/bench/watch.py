@@ -51,6 +51,7 @@ from devtools.embedded_redis import EmbeddedRedis
 from devtools.simulator.agent_states import HEALTHY
 from devtools.simulator.livekit import FakeLiveKit, room_sid
 from devtools.simulator.serving import serve
+from devtools.simulator.webhooks import deliver
 from tests.bench import pg as pg_server
 from tests.bench.pg import fresh_database
 from tests.support.helpers import body, sign
@@ -173,16 +174,10 @@ async def _open_rooms(world: World, rooms: int) -> None:
 
 
 async def _send(world: World, event: str, room: str, event_id: str, fields: dict[str, Any]) -> None:
-    """One webhook, sent again (the same id: Warden keeps it once) should the connection drop."""
+    """One webhook, delivered as livekit-server does (`deliver`: tried again on a dropped connection)."""
     raw = body(event, id=event_id, created_at=int(time.time()), room=room, sid=room_sid(room), **fields)
     headers = {"Authorization": sign(raw, KEY, SECRET)}
-    for attempt in range(3):
-        try:
-            response = await world.client.post(f"{world.warden.url}/webhook", content=raw, headers=headers)
-            break
-        except httpx.TransportError:  # a kept-alive connection the server closed as it was reused
-            if attempt == 2:
-                raise
+    response = await deliver(world.client, f"{world.warden.url}/webhook", raw, headers)
     assert response.status_code == 200, response.text
 
 

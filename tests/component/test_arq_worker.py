@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -16,8 +17,9 @@ from arq.worker import Retry, Worker, func
 
 from tests.support.queue_workers import burst_worker
 from tests.support.waiting import wait_until
-from workers.queue.claiming import ClaimingWorker
+from workers.queue.claiming import HELD_RECHECK_SECONDS, ClaimingWorker
 from workers.queue.enqueue import Enqueuer
+from workers.queue.running import Claimed
 
 QUEUE = "warden:test-claims"
 
@@ -195,3 +197,64 @@ async def test_jobs_a_dead_worker_still_holds_at_the_head_do_not_keep_the_due_on
         assert held == [JobStatus.in_progress] * 10  # left to the worker that claimed them
     finally:
         await redis.aclose()
+
+
+class _Counting(ClaimingWorker):
+    """Warden's claiming worker, counting its polls and the jobs it asks Redis to claim."""
+
+    polls = 0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.asked: Counter[str] = Counter()
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        self.polls += 1
+        await super().start_jobs(job_ids)
+
+    async def _claimed(self, job_ids: list[str], limit: int) -> dict[str, Claimed]:
+        self.asked.update(job_ids)
+        return await super()._claimed(job_ids, limit)
+
+
+async def test_jobs_another_worker_holds_at_the_head_are_not_asked_about_each_poll(redis_url: str) -> None:
+    """Another worker's long jobs at the head of the queue: a worker with free slots asks Redis about them
+    once in HELD_RECHECK_SECONDS, not at every poll (it claimed the same hundreds of ids every 10 ms); a job
+    queued behind them still starts at once, and one whose holder died is taken once asked about again."""
+    redis = ArqRedis.from_url(redis_url)
+    held = [f"held-{i}" for i in range(300)]
+    worker = _Counting(
+        functions=[func(record, name="record")],
+        queue_name=QUEUE,
+        redis_pool=redis,
+        handle_signals=False,
+        poll_delay=0.01,
+        max_jobs=20,
+        ctx={"redis": redis},
+    )
+    try:
+        enqueuer = Enqueuer(redis, QUEUE)
+        for job_id in held:
+            await enqueuer.enqueue("record", job_id, job_id)
+            await redis.psetex(in_progress_key_prefix + job_id, 300_000, b"1")
+        run = asyncio.create_task(worker.async_run())
+        await wait_until(lambda: _true(set(worker.asked) >= set(held)), "every held job asked about")
+        began, polls = time.monotonic(), worker.polls
+        await wait_until(lambda: _true(worker.polls >= polls + 20), "twenty polls more", every=0.01)
+        rechecks = int((time.monotonic() - began) / HELD_RECHECK_SECONDS)
+        assert max(worker.asked[job_id] for job_id in held) <= 1 + rechecks, worker.asked.most_common(1)
+        await enqueuer.enqueue("record", "behind", "behind")
+        await redis.delete(in_progress_key_prefix + "held-7")  # its worker died; its claim ran out
+        await wait_until(lambda: _ran(redis, {"behind", "held-7"}), "the job behind, and held-7", timeout=10)
+        run.cancel()
+        await asyncio.gather(run, *worker.tasks.values(), return_exceptions=True)
+    finally:
+        await redis.aclose()
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def _ran(redis: ArqRedis, jobs: set[str]) -> bool:
+    return {r.decode() for r in await redis.lrange("ran", 0, -1)} >= jobs

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import struct
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -18,6 +17,7 @@ import schemathesis
 from devtools.simulator.serving import serve
 from service.api.openapi import description
 from service.app import create_app
+from tests.support.pg_standin import STARTING_UP, cannot_connect_now
 from tests.support.settings import make_settings
 
 UNAVAILABLE = {"error": "database unavailable, retry later"}
@@ -81,26 +81,8 @@ async def resetting_port() -> AsyncIterator[int]:
 async def starting_up_port() -> AsyncIterator[int]:
     """A stand-in PostgreSQL that answers every session's start-up as a server still starting does:
     SQLSTATE 57P03, "the database system is starting up"."""
-
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                (length,) = struct.unpack("!i", await reader.readexactly(4))
-                (code,) = struct.unpack("!i", (await reader.readexactly(length - 4))[:4])
-                if code != 80877103:  # not an SSLRequest: the start-up message itself
-                    break
-                writer.write(b"N")  # no TLS here; the client goes on in plain text
-            fields = b"SFATAL\0VFATAL\0C57P03\0Mthe database system is starting up\0\0"
-            writer.write(b"E" + struct.pack("!i", 4 + len(fields)) + fields)
-            await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(answer, "127.0.0.1", 0)
-    async with server:
-        yield int(server.sockets[0].getsockname()[1])
+    async with cannot_connect_now(STARTING_UP) as port:
+        yield port
 
 
 @pytest.fixture(params=["refusing", "resetting", "starting_up"])

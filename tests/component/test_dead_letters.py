@@ -23,6 +23,7 @@ from tests.support.cli import run_cli
 from tests.support.events import parse
 from tests.support.harness import Harness, harness
 from tests.support.helpers import body, person
+from tests.support.pg_standin import SHUTTING_DOWN, STARTING_UP, cannot_connect_now
 from tests.support.settings import make_settings
 from tests.support.waiting import wait_until
 from workers.core import machine
@@ -43,6 +44,7 @@ from workers.queue.jobs import (
     retry_job_id,
 )
 from workers.store.dead_letters import DeadLetter, keep, newest
+from workers.store.engine import make_engine
 from workers.store.writer import load_room
 
 SECRET_URL = "https://hooks.example.com/services/T0/B0/s3cret-hook-token"
@@ -303,6 +305,34 @@ async def test_a_job_the_worker_does_not_know_is_kept_as_a_dead_letter_and_re_ru
 
 async def _queue_empty(h: Harness) -> bool:
     return not await h.queue.zcard(context(h.ctx).settings.warden_queue_name)
+
+
+@pytest.mark.parametrize("said", [STARTING_UP, SHUTTING_DOWN])
+async def test_a_job_refused_a_session_while_postgresql_restarts_is_retried_not_kept(
+    said: str, redis_url: str, database_url: str
+) -> None:
+    """PostgreSQL refuses new sessions while it starts up or shuts down (SQLSTATE 57P03, asyncpg's
+    `CannotConnectNowError`), as in a restart: no fault of the job, which is retried as in an outage,
+    past UNEXPECTED_TRIES, and never kept though the database was back in time to keep it."""
+
+    async def read(ctx: dict[str, Any], room_sid: str, attempt: int) -> str:
+        engine = restarting if ctx["job_try"] < UNEXPECTED_TRIES + 2 else h.engine
+        return "read" if await load_room(engine, room_sid) is None else "found"
+
+    job = dead_lettered("on_deadline", read, max_tries=25)
+    async with cannot_connect_now(said) as port, harness(redis_url, database_url) as h:
+        restarting = make_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{port}/warden")
+        try:
+            for job_try in range(1, UNEXPECTED_TRIES + 2):
+                h.ctx.update(job_id="deadline:RM_9:1", job_try=job_try)
+                with pytest.raises(Retry) as retried:
+                    await job(h.ctx, "RM_9", 1)
+                assert said in str(retried.value.__cause__)
+        finally:
+            await restarting.dispose()
+        h.ctx["job_try"] = UNEXPECTED_TRIES + 2
+        assert await job(h.ctx, "RM_9", 1) == "read"
+        assert await newest(h.engine) == []
 
 
 def test_re_run_ids_name_the_job_they_re_run() -> None:

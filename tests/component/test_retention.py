@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support.harness import AGENT, Harness, harness
@@ -159,3 +160,26 @@ async def test_service_levels_outcomes_older_than_the_retention_go_newer_ones_st
     assert pruned.get("sli_outcomes") == 1
     async with h.engine.connect() as connection:
         assert list(await connection.scalars(select(SLI_OUTCOMES.c.room_name))) == ["new-served"]
+
+
+async def test_a_table_whose_pruning_fails_leaves_the_others_pruned(
+    h: Harness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The rooms' deletion failing (a lock timeout, say) is logged; resolved incidents still go."""
+    await _live(h, "old-closed", closed=True)
+    resolved, _ = await incidents.open_or_join(
+        h.engine, "agent-a", "down", [("RM_old-closed", "x")], h.clock()
+    )
+    assert await incidents.room_recovered(h.engine, "agent-a", "RM_old-closed", h.clock()) is not None
+    h.advance(2 * HOUR)
+
+    async def locked(engine: AsyncEngine, cutoff: float) -> dict[str, int]:
+        raise OperationalError(
+            "DELETE FROM rooms ...", {}, TimeoutError("canceling statement due to lock timeout")
+        )
+
+    monkeypatch.setattr(retention, "_rooms", locked)
+    pruned = await prune(h.ctx)
+    assert "retention: deleting rooms failed (OperationalError)" in caplog.text
+    assert pruned["incidents"] == 1 and await incidents.get_incident(h.engine, resolved) is None
+    assert await find_room(h.engine, "old-closed") is not None  # its turn comes in the next run

@@ -69,6 +69,8 @@ def test_warden_rooms_globs_choose_the_watched_rooms() -> None:
         ({"warden_header_timeout_seconds": 3600}, "WARDEN_HEADER_TIMEOUT_SECONDS"),
         ({"warden_body_timeout_seconds": -1}, "WARDEN_BODY_TIMEOUT_SECONDS"),
         ({"warden_body_timeout_seconds": "soon"}, "WARDEN_BODY_TIMEOUT_SECONDS"),
+        ({"warden_keepalive_seconds": 0}, "WARDEN_KEEPALIVE_SECONDS"),
+        ({"warden_keepalive_seconds": "forever"}, "WARDEN_KEEPALIVE_SECONDS"),
         ({"warden_discover_seconds": 1}, "WARDEN_DISCOVER_SECONDS"),
         ({"warden_discover_seconds": "hourly"}, "WARDEN_DISCOVER_SECONDS"),
         ({"warden_discover_calls_per_second": 0.1}, "WARDEN_DISCOVER_CALLS_PER_SECOND"),

@@ -147,6 +147,25 @@ async def test_half_sent_headers_of_a_later_request_on_a_kept_alive_connection_a
     assert BOUND * 0.9 <= at - sent <= BOUND + SLACK
 
 
+async def test_a_connection_idle_between_requests_is_kept_for_the_keepalive_setting(
+    settings_for: object,
+) -> None:
+    """An idle kept-alive connection lasts `WARDEN_KEEPALIVE_SECONDS` (not uvicorn's 5 s, shorter than
+    the clients' own: the server closing first raced their next request), then is closed."""
+    keepalive = 2 * BOUND  # past the header bound, so that it is the keep-alive that closes it
+    async with serve_web(settings_for(warden_keepalive_seconds=keepalive)) as web:  # type: ignore[operator]
+        client = await Client.connect(web)
+        try:
+            await client.send(b"GET /healthz HTTP/1.1\r\nHost: warden\r\n\r\n")
+            assert (await client.reader.readuntil(b'{"status":"ok"}')).startswith(b"HTTP/1.1 200 ")
+            answered = time.monotonic()
+            rest, at = await client.until_closed(keepalive + SLACK)
+        finally:
+            await client.close()
+    assert rest == b""
+    assert keepalive * 0.9 <= at - answered <= keepalive + SLACK
+
+
 async def test_headers_over_the_size_bound_are_refused(web: Web) -> None:
     client = await Client.connect(web)
     try:

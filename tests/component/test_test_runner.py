@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import port_claims
 from tests.support.postgres import POSTGRES_ADMIN_URL, ROOT, answers
 
 SLOW_TEST = """
@@ -97,3 +98,78 @@ def _free(port: int) -> bool:
         except OSError:
             return False
         return True
+
+
+PORTS_TEST = """
+import pathlib, time
+
+from devtools.embedded_redis import free_port
+
+
+def test_hands_out_ports_while_the_other_runs_do():
+    pathlib.Path({mine!r}).write_text(" ".join(str(free_port()) for _ in range(20)))
+    deadline = time.monotonic() + 60
+    while len(list(pathlib.Path({folder!r}).glob("ports-*"))) < {runs}:  # every run holds its ports now
+        assert time.monotonic() < deadline, "the other runs never handed out their ports"
+        time.sleep(0.05)
+"""
+
+
+def test_runs_at_once_never_hand_out_one_port(tmp_path: Path) -> None:
+    """Four focused runs at once (in several worktrees, say; more than the three blocks of ports a run
+    once picked by its process id): no port handed out by two of them, and every run passes."""
+    if not answers(POSTGRES_ADMIN_URL):
+        pytest.skip(f"no PostgreSQL at {POSTGRES_ADMIN_URL}: each runner would start one of its own")
+    runs = 4
+    runners = []
+    for n in range(runs):
+        test = tmp_path / f"run{n}" / "test_ports.py"
+        test.parent.mkdir()
+        mine = tmp_path / f"ports-{n}"
+        test.write_text(PORTS_TEST.format(mine=str(mine), folder=str(tmp_path), runs=runs))
+        runners.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "tests.support.run", str(test), "-q", "-p", "no:cacheprovider"],
+                cwd=ROOT,
+                env={**os.environ, "WARDEN_TEST_POSTGRES_URL": POSTGRES_ADMIN_URL},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+        )
+    outputs = [runner.communicate(timeout=120)[0].decode(errors="replace") for runner in runners]
+    assert [runner.returncode for runner in runners] == [0] * runs, outputs
+    handed = [(tmp_path / f"ports-{n}").read_text().split() for n in range(runs)]
+    every = [port for ports in handed for port in ports]
+    assert len(every) == len(set(every)) == 20 * runs, handed
+
+
+HOLDS_A_RANGE = """
+import pathlib, sys
+
+from tests.support import port_claims
+
+port_claims.LOCKS = pathlib.Path(sys.argv[1])
+with port_claims.claimed(1) as first:
+    print(first, flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_a_range_claimed_by_a_run_that_died_is_free_again(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(port_claims, "LOCKS", tmp_path)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDS_A_RANGE, str(tmp_path)],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert holder.stdout is not None
+    held = int(holder.stdout.readline())
+    with port_claims.claimed(1) as beside, port_claims.claimed(1) as third:
+        assert len({held, beside, third}) == 3  # each its own range while the first is held
+    holder.kill()  # SIGKILL: nothing of its own runs on the way out; the kernel lets its lock go
+    holder.communicate()
+    with port_claims.claimed(1) as again:
+        assert again == held

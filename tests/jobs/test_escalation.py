@@ -7,8 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from sqlalchemy.exc import OperationalError
+
 from tests.support.jobs_world import AGENT, DEPLOYMENT, JOIN_AFTER, T0, World, jobs_world
 from workers.core.room import ReportBreach, action_to_dict
+from workers.jobs.rooms import crons
 from workers.queue.jobs import queue_incident_report
 
 ROOM = "call-42"
@@ -115,6 +119,28 @@ async def test_a_deploy_hook_that_fails_is_tried_again_by_the_sweep_until_it_lan
         assert world.hook.restarts == [(AGENT, incident.id, (ROOM,))]
         tries = [outcome for _, action, outcome, _ in incident.actions if action == "deploy hook"]
         assert tries[0].startswith("failed (attempt 1)") and tries[1].endswith("(attempt 2)")
+
+
+async def test_the_sweep_tries_the_deploy_hook_again_when_its_look_for_overdue_deadlines_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The sweep's first step (finding overdue deadlines) failing, say the query timed out, is logged and
+    the sweep goes on: the deploy hook that failed is still tried again, and lands."""
+
+    async def overdue_deadlines(*args: object) -> list[tuple[str, int]]:
+        raise OperationalError("SELECT ...", {}, TimeoutError("canceling statement due to statement timeout"))
+
+    async with jobs_world(tmp_path, cloud=False, hook=True, warden_outage_rooms=1) as world:
+        world.agent_down()
+        world.hook.failures.plan("restart")  # a 5xx
+        await world.person_joins(ROOM)
+        await world.wait(15)
+        assert world.hook.restarts == []
+        monkeypatch.setattr(crons, "overdue_deadlines", overdue_deadlines)
+        await world.wait(15)
+        (incident,) = await world.incidents()
+        assert world.hook.restarts == [(AGENT, incident.id, (ROOM,))]
+        assert "queueing overdue deadlines failed: OperationalError" in caplog.text
 
 
 async def test_a_restart_failing_once_is_retried_into_one_restart(world: World) -> None:

@@ -3,6 +3,8 @@ Warden heard; lost webhooks made good. Mirrors `tests/component/test_reconcile.p
 
 from __future__ import annotations
 
+import pytest
+
 from tests.support.jobs_world import AGENT, JOIN_AFTER, T0, World
 
 ROOM = "call-42"
@@ -49,3 +51,20 @@ async def test_a_room_as_warden_knows_it_gets_no_line_in_its_log(world: World) -
     logged = await world.timeline(ROOM)
     await world.wait(120)  # four looks, each finding what Warden knows
     assert await world.timeline(ROOM) == logged
+
+
+async def test_a_room_whose_look_cannot_be_recorded_leaves_the_other_rooms_reconciled(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """LiveKit lists a room whose name no database column holds (over 256 characters) before one whose
+    webhooks were lost: the first is passed over (logged), and every run still adopts and looks at the
+    others instead of stopping at it."""
+    unstorable = "call-" + "x" * 300
+    world.livekit.join(unstorable, "bob")
+    world.livekit.join(ROOM, "alice")  # every webhook of the room was lost
+    await world.wait(10)  # reconciliation at 10 s
+    assert await world.phase(ROOM) == "waiting" and await world.phase(unstorable) == ""
+    assert f"room {unstorable} passed over in this run: UnstorableEvent" in caplog.text
+    world.livekit.leave(ROOM, "alice")  # and her participant_left was lost too
+    await world.wait(30)
+    assert await world.phase(ROOM) == "idle"  # the next run looked at it too

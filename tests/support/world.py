@@ -21,7 +21,7 @@ from devtools.simulator.deployments import Deployment
 from devtools.simulator.livekit import FakeLiveKit, Webhook, Worker, room_sid, sid_for
 from devtools.simulator.scenarios import cold_start, sleepy, stuck_initializing
 from devtools.simulator.serving import serve
-from devtools.simulator.webhooks import InOrder
+from devtools.simulator.webhooks import InOrder, deliver
 from tests.support.helpers import body, sign
 from tests.support.processes import Warden, run_warden
 from tests.support.settings import KEY, SECRET
@@ -47,6 +47,7 @@ class World:
         self.fake.on_webhook = self.announce
 
     async def webhook(self, event: str, room: str, **fields: Any) -> None:
+        """Sign and deliver one webhook as livekit-server does (`deliver`, with its retries): 200."""
         self.ids += 1
         raw = body(
             event,
@@ -56,9 +57,8 @@ class World:
             sid=room_sid(room),
             **fields,
         )
-        response = await self.client.post(
-            f"{self.warden.url}/webhook", content=raw, headers={"Authorization": sign(raw, KEY, SECRET)}
-        )
+        url, headers = f"{self.warden.url}/webhook", {"Authorization": sign(raw, KEY, SECRET)}
+        response = await deliver(self.client, url, raw, headers)
         assert response.status_code == 200, response.text
 
     async def tell(self, room: str, webhooks: list[Webhook]) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import run
+from tests.support import port_claims, run
 from tests.support.shared_redis import shared_redis_url
 
 
@@ -45,7 +45,8 @@ def test_shards_have_loopback_port_ranges_apart_and_apart_from_the_runners_own()
         ranges.append(range(run.PORT_BLOCK - run.SHARD_PORTS, run.PORT_BLOCK))  # the runner, a focused run
         taken = [port for r in ranges for port in r]
         assert len(taken) == len(set(taken)) and max(taken) < run.PORT_BLOCK
-    assert max(run.PORT_BLOCKS) + run.PORT_BLOCK <= 32768  # below the OS's ephemeral ports
+    assert run.PORT_BLOCK % port_claims.SLOT == 0 and run.SHARD_PORTS == port_claims.SLOT
+    assert port_claims.LAST_PORT <= 32768  # below the OS's ephemeral ports
 
 
 def test_a_run_deletes_only_the_reports_and_logs_of_its_own_shards(

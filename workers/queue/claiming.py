@@ -9,10 +9,12 @@ score is due, exactly ARQ's conditions, atomically per job; the same script read
 ARQ's `run_job` begins by reading it (the job, its try counted), and `workers.queue.running` runs it as
 ARQ's `run_job` does, its end written with the other jobs' ending meanwhile. Unlike ARQ, a poll whose
 first jobs are held by other workers (or by one that died, until their claims expire) goes on to the due
-jobs behind them until its free slots are filled, a bounded window per round trip. The keys and their formats
-are ARQ's. The override relies on `Worker`'s attributes
-`sem`, `job_counter`, `tasks`, `in_progress_timeout_s` and a few more, hence the pinned ARQ
-minor version in pyproject.toml (tests/unit/test_arq_pin.py lists what to re-check on an upgrade);
+jobs behind them until its free slots are filled, a bounded window per round trip. A job found held by
+another worker is not asked about again for `HELD_RECHECK_SECONDS`: while the head of the queue is held
+(other workers' long jobs), a poll asks Redis only about the jobs it has not seen held, instead of the
+same thousands of ids every 10 ms. The keys and their formats are ARQ's. The override relies on
+`Worker`'s attributes `sem`, `job_counter`, `tasks`, `in_progress_timeout_s` and a few more, hence the
+pinned ARQ minor version in pyproject.toml (tests/unit/test_arq_pin.py lists what to re-check on an upgrade);
 tests/component/test_queue_contract.py runs it beside ARQ's own worker, and the end-to-end and fault
 tests run it. An idle worker polls less often, down to every 0.1 s (one that polls every 10 ms costs
 ~5 % of a core doing nothing).
@@ -33,6 +35,7 @@ runs it instead (Warden's keeps it as a dead letter, `workers.jobs.delivery.dead
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -52,15 +55,20 @@ PRIORITY_EXTRA = 10  # priority jobs a full worker runs beyond `max_jobs`
 # them as it has slots left, and reads at most SCAN_LIMIT due jobs beyond ARQ's poll (`_Windows`).
 CLAIM_WINDOW = 4
 SCAN_LIMIT = 1000
+# A job the CLAIM script found held by another worker is left out of this worker's claims this long: its
+# holder ends it (it leaves the queue, or a retry gives it a new score and drops the claim) or dies (the
+# claim expires after the job's timeout plus 10 s), and either is seen this much later at most.
+HELD_RECHECK_SECONDS = 1.0
 
 # KEYS: the queue, ARQ's abort set, then three keys a job: its in-progress key, job key and retry key.
 # ARGV: now (ms), whether jobs may be aborted ('1' or '0'), how many jobs to claim at most, then two values
 # a job: its id and its claim's time to live (ms). The jobs are tried in order, until that many are
 # claimed. A job is claimed as ARQ's `start_jobs` claims it, then read as ARQ's `run_job`
-# reads it (`workers.queue.running`): five values a claimed job, its id, its score, its serialized job
-# ('' when it expired), its try (counted) and whether it had been aborted (1 or 0).
+# reads it (`workers.queue.running`). Two lists: five values a claimed job, its id, its score, its
+# serialized job ('' when it expired), its try (counted) and whether it had been aborted (1 or 0); then
+# the ids of the jobs tried that a worker holds (their in-progress key set).
 CLAIM = f"""
-local claimed = {{}}
+local claimed, held = {{}}, {{}}
 local limit = tonumber(ARGV[3])
 for i = 0, (#KEYS - 2) / 3 - 1 do
   if #claimed >= 5 * limit then break end
@@ -77,9 +85,11 @@ for i = 0, (#KEYS - 2) / 3 - 1 do
         claimed[#claimed + 1] = value
       end
     end
+  else
+    held[#held + 1] = job_id
   end
 end
-return claimed
+return {{claimed, held}}
 """
 
 
@@ -89,9 +99,11 @@ class ClaimingWorker(BatchingWorker):
     _claim: AsyncScript | None = None
     _idle_polls = 0
     _extra: frozenset[str] = frozenset()  # priority jobs running beyond `max_jobs`
+    _forget_held_at = 0.0
 
     def __init__(self, *args: Any, unknown_function: Callable[[str], Function] | None = None, **kw: Any):
         super().__init__(*args, **kw)
+        self._held: dict[str, float] = {}  # jobs held elsewhere: until when they are not asked about
         if unknown_function is not None:
             self.functions = _OrUnknown(self.functions, unknown_function)
 
@@ -162,12 +174,27 @@ class ClaimingWorker(BatchingWorker):
         for job_id in job_ids:
             keys += [in_progress_key_prefix + job_id, job_key_prefix + job_id, retry_key_prefix + job_id]
             args += [job_id, self._claim_ms(job_id)]
-        reply = iter(await self._claim(keys=keys, args=args))
+        values, held = await self._claim(keys=keys, args=args)
+        self._note_held(held)
+        reply = iter(values)
         claimed = {}
         for job_id, score, value, job_try, aborted in zip(reply, reply, reply, reply, reply, strict=True):
             job = Claimed(job_id.decode(), int(due_ms(int(float(score)))), value, job_try, bool(aborted))
             claimed[job.job_id] = job
         return claimed
+
+    def _note_held(self, held: list[bytes]) -> None:
+        """Leave the jobs `held` by other workers out of the next claims for `HELD_RECHECK_SECONDS`."""
+        now = time.monotonic()
+        if now >= self._forget_held_at:  # the ones seen long enough ago are asked about again
+            self._held = {job_id: until for job_id, until in self._held.items() if until > now}
+            self._forget_held_at = now + HELD_RECHECK_SECONDS
+        until = now + HELD_RECHECK_SECONDS
+        self._held.update((job_id.decode(), until) for job_id in held)
+
+    def held_elsewhere(self, job_id: str, now: float) -> bool:
+        """Whether another worker was found holding `job_id` less than `HELD_RECHECK_SECONDS` ago."""
+        return self._held.get(job_id, 0.0) > now
 
     def _claim_ms(self, job_id: str) -> int:
         """How long a claim lasts: the job's own timeout plus ARQ's 10 s. (ARQ gives every job the
@@ -185,7 +212,8 @@ class ClaimingWorker(BatchingWorker):
 
 class _Windows:
     """The due jobs a poll may claim, a window at a time (see `ClaimingWorker.start_jobs`): ARQ's poll, then,
-    when it was full, the jobs behind it, `SCAN_LIMIT` at most; jobs the worker runs already left out."""
+    when it was full, the jobs behind it, `SCAN_LIMIT` at most; jobs the worker runs already, and those
+    another worker was found holding lately, left out."""
 
     def __init__(self, worker: ClaimingWorker, polled: list[bytes]) -> None:
         self._worker = worker
@@ -197,12 +225,15 @@ class _Windows:
 
     async def next(self, size: int) -> list[str]:
         window: list[str] = []
+        now = time.monotonic()
         while len(window) < size:
             if not self._ids and not await self._read(size - len(window)):
                 break
             job_id = self._ids.popleft()
             running = self._worker.tasks.get(job_id)
-            if running is None or running.done():  # it stays in the sorted set until it ends
+            # a job stays in the sorted set until it ends, here or elsewhere
+            # a job stays in the sorted set until it ends, here or elsewhere
+            if (running is None or running.done()) and not self._worker.held_elsewhere(job_id, now):
                 window.append(job_id)
         return window
 

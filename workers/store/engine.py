@@ -74,10 +74,18 @@ def _drop_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
         raise DisconnectionError("the server closed this pooled connection")
 
 
+# SQLSTATE cannot_connect_now: PostgreSQL refuses a new session while it is starting up or shutting down.
+CANNOT_CONNECT_NOW = "57P03"
+
+
 def connection_lost(exc: BaseException) -> bool:
     """Whether `exc` is a statement's failure because the database connection was lost (the server
-    restarted under it): no fault of the job, which succeeds when tried again on a new connection."""
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+    restarted under it), or because no new one could be had while the server is starting up or shutting
+    down (SQLSTATE 57P03, asyncpg's `CannotConnectNowError`, which SQLAlchemy passes on as a bare
+    `DBAPIError`): no fault of the job, which succeeds when tried again on a new connection."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    return exc.connection_invalidated or getattr(exc.orig, "sqlstate", None) == CANNOT_CONNECT_NOW
 
 
 _WRITER_OPTION = "warden_writer"

@@ -14,15 +14,19 @@ Each batch is its own short transaction, so webhooks and deadlines wait for one 
 batch takes its rooms' row locks in sid order, as the room writer does, and deletes a room only if it
 is still closed and old under that lock: a late webhook for the room either lands before (the room is
 then recent, and stays) or after (its event stays, and the writer starts the room afresh).
+
+A table whose deletion fails (logged) leaves the others to go on: the next run tries it again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import Counter
 
 from sqlalchemy import ColumnElement, Table, and_, delete, func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workers.core.room import Phase
@@ -40,6 +44,8 @@ from workers.store.models import (
     ROOMS,
     SLI_OUTCOMES,
 )
+
+log = logging.getLogger("warden.worker")
 
 ROOM_BATCH = 100  # rooms per transaction (with their events: a few thousand rows at most)
 ROW_BATCH = 1000  # rows per transaction for the tables without children
@@ -59,16 +65,29 @@ WHAT = (
 
 async def prune(engine: AsyncEngine, cutoff: float, *, budget_seconds: float = 20.0) -> dict[str, int]:
     """Delete what is older than `cutoff` (Unix seconds), batch after batch, until nothing is left or
-    `budget_seconds` have passed (the next run goes on). Returns how many rows went, by table."""
+    `budget_seconds` have passed (the next run goes on). Returns how many rows went, by table. A step
+    that fails is logged and the next one goes on."""
     pruned: Counter[str] = Counter()
     stop_at = time.monotonic() + budget_seconds
-    for step in (_rooms, _orphan_events, _incidents, _dead_letters, _outbox, _canary_runs, _sli_outcomes):
-        while time.monotonic() < stop_at:
-            done = await step(engine, cutoff)
-            pruned.update(done)
-            if not any(done.values()):
-                break
-            await asyncio.sleep(0)  # let the jobs waiting on this process's write lock go first
+    steps = {
+        "rooms": _rooms,
+        "events of no room": _orphan_events,
+        "incidents": _incidents,
+        "dead letters": _dead_letters,
+        "outbox rows": _outbox,
+        "canary runs": _canary_runs,
+        "service level outcomes": _sli_outcomes,
+    }
+    for name, step in steps.items():
+        try:
+            while time.monotonic() < stop_at:
+                done = await step(engine, cutoff)
+                pruned.update(done)
+                if not any(done.values()):
+                    break
+                await asyncio.sleep(0)  # let the jobs waiting on this process's write lock go first
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("retention: deleting %s failed (%s)", name, type(exc).__name__)
     return {what: pruned[what] for what in WHAT if pruned[what]}
 
 

@@ -9,14 +9,21 @@
   (`no_agent_expected`): each every `WARDEN_DISCOVER_SECONDS` at most, at most
   `WARDEN_DISCOVER_CALLS_PER_SECOND` calls to LiveKit a second across all rooms.
 - `prune`: deletes closed rooms and resolved incidents older than `WARDEN_RETENTION`, in small batches.
+
+In `reconcile` and `discover` one room's failure is that room's alone (`_alone`): a room whose look
+cannot be recorded (values the database cannot store, a bug its events meet) is logged and passed over,
+and the other rooms are looked at and confirmed; such a room, never confirmed, would otherwise come
+first in every run and stop it there. An unavailable database (`Retry`) still ends the run.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
+from arq.worker import Retry
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -39,15 +46,23 @@ log = logging.getLogger("warden.worker")
 
 SWEEP_GRACE_SECONDS = 2.0
 
+T = TypeVar("T")
+
 
 async def sweep(ctx: dict[str, Any]) -> int:
-    """Cron: queue the deadline job of every room whose deadline is overdue (return how many), deliver
-    what the outbox still holds, and resolve an incident none of whose rooms waits any more."""
+    """Cron: queue the deadline job of every room whose deadline is overdue (return how many were queued),
+    deliver what the outbox still holds, and resolve an incident none of whose rooms waits any more. Each
+    of the three goes ahead when one before it failed (logged; the next sweep tries it again)."""
     worker = context(ctx)
     effects = worker.effects
-    due = await overdue_deadlines(worker.engine, effects.clock() - SWEEP_GRACE_SECONDS)
-    for room_sid, attempt in due:
-        await queue_deadline(effects.enqueuer, room_sid, attempt)
+    queued = 0
+    try:
+        due = await overdue_deadlines(worker.engine, effects.clock() - SWEEP_GRACE_SECONDS)
+        for room_sid, attempt in due:
+            await queue_deadline(effects.enqueuer, room_sid, attempt)
+            queued += 1
+    except (SQLAlchemyError, RedisError, OSError) as exc:
+        log.warning("queueing overdue deadlines failed: %s", type(exc).__name__)
     try:
         lease = worker.settings.warden_claim_lease_seconds
         await deliver_overdue(effects, worker.engine, worker.delivered, lease=lease)
@@ -57,7 +72,7 @@ async def sweep(ctx: dict[str, Any]) -> int:
         await effects.incidents.settle()
     except (SQLAlchemyError, RedisError, OSError) as exc:
         log.warning("settling incidents failed: %s", type(exc).__name__)
-    return len(due)
+    return queued
 
 
 async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
@@ -95,14 +110,15 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
     )
     to_ask = (unknown + [(sid, name) for _, sid, name in by_age])[: settings.warden_reconcile_batch]
     for sid, name in gone:
-        await record(ctx, [(_reconciled(sid, name, Fact(at=now, room_exists=False)), now)])
+        await _alone(name, record(ctx, [(_reconciled(sid, name, Fact(at=now, room_exists=False)), now)]))
     legacy = worker.rules.legacy_agent
     rooms = await load_rooms(worker.engine, [sid for sid, _ in to_ask if sid in known], legacy_agent=legacy)
     confirmed = []
     for sid, name in to_ask:
         room = rooms.get(sid)
         # The dispatches too where they can teach an agent: learned rooms with people in them.
-        looked = await look(ctx, sid, name, room, dispatches=room is not None and _listens(room))
+        listens = room is not None and _listens(room)
+        looked = await _alone(name, look(ctx, sid, name, room, dispatches=listens))
         if looked:
             confirmed.append(sid)
     await confirm(worker.engine, confirmed, effects.clock())
@@ -133,10 +149,22 @@ async def discover(ctx: dict[str, Any]) -> dict[str, int]:
     rooms = await load_rooms(worker.engine, [sid for sid, _ in due], legacy_agent=legacy)
     looked = []
     for sid, name in due:
-        if await look(ctx, sid, name, rooms.get(sid), dispatches=True) is not None:
+        if await _alone(name, look(ctx, sid, name, rooms.get(sid), dispatches=True)) is not None:
             looked.append(sid)
     await confirm(worker.engine, looked, clock())  # news or not, looked at now: next in its own time
     return {"due": len(due), "looked": len(looked)}
+
+
+async def _alone(name: str, work: Awaitable[T]) -> T | None:
+    """`work` on one room; None when it failed on its own (logged: the run goes on with the other rooms).
+    A `Retry` (the database unavailable, `recording.record`) fails the run."""
+    try:
+        return await work
+    except Retry:
+        raise
+    except Exception as exc:
+        log.warning("room %s passed over in this run: %s", name, type(exc).__name__)
+        return None
 
 
 def _listens(room: Room) -> bool:

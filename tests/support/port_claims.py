@@ -1,0 +1,68 @@
+"""Loopback port ranges for test runs, claimed machine-wide: two `python -m tests.support.run` at once (in
+one worktree or several) never hand out the same port.
+
+The ports from `FIRST_PORT` up to the OS's ephemeral ports (32768) are cut into slots of `SLOT` ports. A
+run claims the slots it needs (a focused run one, the whole suite a block of them, aligned) by holding an
+exclusive `flock` on a file per slot in `LOCKS` (in the machine's temporary directory) for as long as it
+runs: a lock is the kernel's, so it is let go when the run's process ends however it ends, and a slot is
+never left claimed by a run that died. When every slot is claimed, the run waits for one (saying so).
+Within a run, `devtools.embedded_redis.free_port` hands each port out once (a claims directory of the
+run's own) and passes over a port something else listens on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+FIRST_PORT, LAST_PORT = 20000, 32000  # below the OS's ephemeral ports (32768 up)
+SLOT = 500
+LOCKS = Path(tempfile.gettempdir()) / "warden-test-ports"
+WAIT_SECONDS = 1.0
+
+
+def _try_claim(first: int, slots: int) -> list[int] | None:
+    """The lock files' descriptors of the `slots` slots from port `first`, each locked; None (and nothing
+    held) when another run holds any of them."""
+    held: list[int] = []
+    for port in range(first, first + slots * SLOT, SLOT):
+        fd = os.open(LOCKS / f"{port}.lock", os.O_CREAT | os.O_RDWR, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            for other in held:
+                os.close(other)  # closing the descriptor lets its lock go
+            return None
+        held.append(fd)
+    return held
+
+
+@contextlib.contextmanager
+def claimed(slots: int, *, say: bool = True) -> Iterator[int]:
+    """Claim `slots` consecutive slots (aligned on a multiple of them) for as long as the block lasts;
+    yields the first port. Waits while every such range is claimed by other runs."""
+    LOCKS.mkdir(parents=True, exist_ok=True)
+    starts = range(FIRST_PORT, LAST_PORT - slots * SLOT + 1, slots * SLOT)
+    if not starts:
+        raise ValueError(f"{slots} slots of {SLOT} ports do not fit in {FIRST_PORT}-{LAST_PORT}")
+    waited = False
+    while True:
+        for first in starts:
+            held = _try_claim(first, slots)
+            if held is not None:
+                try:
+                    yield first
+                finally:
+                    for fd in held:
+                        os.close(fd)
+                return
+        if say and not waited:
+            print(f"tests: every range of {slots * SLOT} test ports is claimed by another run; waiting")
+            waited = True
+        time.sleep(WAIT_SECONDS)
