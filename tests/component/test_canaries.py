@@ -155,6 +155,21 @@ async def test_an_agent_that_left_at_once_passes_by_its_leaving_webhook(
     assert await canaries(engine, redis, livekit, Reports()).tick() == {"voice": "pass"}
 
 
+async def test_an_agent_whose_canary_fails_on_its_own_leaves_the_others_outcomes(
+    engine: AsyncEngine, redis: Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One agent's open incident cannot be read (a state a newer release wrote, then rolled back): its
+    canary fails on its own (logged, "error"), and the other agent's canary, run in the same tick,
+    keeps its outcome."""
+    async with engine.begin() as connection:
+        values = {"id": "IN_newer", "agent_name": "assistant", "open_key": "assistant", "reason": "?"}
+        await connection.execute(INCIDENTS.insert().values(**values, opened_at=time.time(), state="paused"))
+    runner = canaries(engine, redis, CanaryLiveKit(redis), Reports())
+    runner.policies = (CanaryPolicy("assistant", every=0.0, sla=SLA, failures=2), *runner.policies)
+    assert await runner.tick() == {"assistant": "error", "voice": "pass"}
+    assert "the canary of assistant passed over in this run: ValueError" in caplog.text
+
+
 async def test_failures_in_a_row_report_an_outage_and_the_room_is_deleted_each_time(
     engine: AsyncEngine, redis: Redis
 ) -> None:

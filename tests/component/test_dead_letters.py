@@ -8,7 +8,8 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
@@ -23,7 +24,7 @@ from tests.support.cli import run_cli
 from tests.support.events import parse
 from tests.support.harness import Harness, harness
 from tests.support.helpers import body, person
-from tests.support.pg_standin import SHUTTING_DOWN, STARTING_UP, cannot_connect_now
+from tests.support.pg_standin import SHUTTING_DOWN, STARTING_UP, cannot_connect_now, resetting, stopped
 from tests.support.settings import make_settings
 from tests.support.waiting import wait_until
 from workers.core import machine
@@ -307,20 +308,30 @@ async def _queue_empty(h: Harness) -> bool:
     return not await h.queue.zcard(context(h.ctx).settings.warden_queue_name)
 
 
-@pytest.mark.parametrize("said", [STARTING_UP, SHUTTING_DOWN])
-async def test_a_job_refused_a_session_while_postgresql_restarts_is_retried_not_kept(
-    said: str, redis_url: str, database_url: str
+@pytest.mark.parametrize(
+    ("server", "said"),
+    [
+        (lambda: cannot_connect_now(STARTING_UP), STARTING_UP),
+        (lambda: cannot_connect_now(SHUTTING_DOWN), SHUTTING_DOWN),
+        (stopped, "Connect call failed"),
+        (resetting, "Connection reset by peer"),
+    ],
+    ids=["starting_up", "shutting_down", "stopped", "resetting"],
+)
+async def test_a_job_that_cannot_reach_postgresql_is_retried_not_kept(
+    server: Callable[[], AbstractAsyncContextManager[int]], said: str, redis_url: str, database_url: str
 ) -> None:
     """PostgreSQL refuses new sessions while it starts up or shuts down (SQLSTATE 57P03, asyncpg's
-    `CannotConnectNowError`), as in a restart: no fault of the job, which is retried as in an outage,
-    past UNEXPECTED_TRIES, and never kept though the database was back in time to keep it."""
+    `CannotConnectNowError`), refuses connections once stopped, or drops them as it goes down: no fault
+    of the job, which is retried as in an outage, past UNEXPECTED_TRIES, and never kept though the
+    database was back in time to keep it."""
 
     async def read(ctx: dict[str, Any], room_sid: str, attempt: int) -> str:
         engine = restarting if ctx["job_try"] < UNEXPECTED_TRIES + 2 else h.engine
         return "read" if await load_room(engine, room_sid) is None else "found"
 
     job = dead_lettered("on_deadline", read, max_tries=25)
-    async with cannot_connect_now(said) as port, harness(redis_url, database_url) as h:
+    async with server() as port, harness(redis_url, database_url) as h:
         restarting = make_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{port}/warden")
         try:
             for job_try in range(1, UNEXPECTED_TRIES + 2):

@@ -14,6 +14,8 @@ from tests.support.jobs_world import AGENT, DEPLOYMENT, JOIN_AFTER, T0, World, j
 from workers.core.room import ReportBreach, action_to_dict
 from workers.jobs.rooms import crons
 from workers.queue.jobs import queue_incident_report
+from workers.store.incidents import OBSERVE_MODE
+from workers.store.models import INCIDENT_ACTIONS, INCIDENTS
 
 ROOM = "call-42"
 ROOMS = ["call-1", "call-2", "call-3"]
@@ -151,6 +153,31 @@ async def test_a_restart_failing_once_is_retried_into_one_restart(world: World) 
     assert world.cloud.restarts == [DEPLOYMENT]
     await world.wait(120)
     assert world.cloud.restarts == [DEPLOYMENT] and await phases(world, ROOMS) == ["agent_active"] * 3
+
+
+@pytest.mark.parametrize("observed", [False, True])
+async def test_an_incident_that_cannot_be_settled_leaves_the_other_agents_settled(
+    observed: bool, world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An open incident this release cannot read (a state a newer release wrote, then rolled back) of an
+    agent sorted before the notetaker, one observe mode opened or not (act mode hands it over at its
+    first sweep): the sweep logs it and passes it over, and still takes up the notetaker's restart whose
+    tries all failed, once its lease ran out."""
+    async with world.engine.begin() as connection:
+        values = {"id": "IN_newer", "agent_name": "assistant", "open_key": "assistant", "reason": "?"}
+        await connection.execute(INCIDENTS.insert().values(**values, opened_at=T0, state="paused"))
+        if observed:
+            line = {"incident_id": "IN_newer", "at": T0, "action": OBSERVE_MODE, "outcome": "opened"}
+            await connection.execute(INCIDENT_ACTIONS.insert().values(**line))
+    await world.restart_worker()  # the incident there as it starts
+    world.agent_down()
+    world.cloud.fail("restart", times=3)  # every try of the first restart: LiveKit Cloud answers 503
+    await everyone_waits(world, ROOMS)
+    await world.wait(15)
+    assert world.cloud.restarts == []
+    await world.wait(60 + 10)  # its claim's lease (60 s) ran out: the next sweep claims it again
+    assert world.cloud.restarts == [DEPLOYMENT]
+    assert "incidents of agent assistant passed over in this sweep: ValueError" in caplog.text
 
 
 async def test_an_outage_soon_after_a_restart_is_not_restarted_again_within_the_cooldown(

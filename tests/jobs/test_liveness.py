@@ -9,8 +9,12 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import pytest
+from google.protobuf.message import DecodeError
+
 from tests.support.helpers import person
 from tests.support.jobs_world import AGENT, JOIN_AFTER, World, jobs_world
+from workers.core.events import Participant
 
 ROOM = "call-7"
 CRONS = ("sweep", "liveness")
@@ -133,3 +137,28 @@ async def test_a_listing_that_was_no_news_is_news_once_a_webhook_changed_the_roo
         await first_look(world)
         await first_look(world)  # the same listing as before, of a room that changed since: bob is gone
         assert (await world.timeline(ROOM)).count("reconciled") == recorded + 1
+
+
+async def test_a_room_whose_look_fails_leaves_the_other_looks_of_the_tick_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """LiveKit's answer about one room cannot be read (a proxy's page where its protobuf should be):
+    that room's look is passed over (logged, counted), and the other look of the same tick is recorded
+    and counted as before."""
+    async with jobs_world(tmp_path, crons=CRONS, warden_liveness_seconds=1) as world:  # both each tick
+        await served(world, "call-1", "notetaker-1")
+        await served(world, "call-2", "notetaker-2")
+        answer = world.livekit.participants
+
+        async def participants(room: str) -> tuple[Participant, ...] | None:
+            if room == "call-1":
+                raise DecodeError("Error parsing message")
+            return await answer(room)
+
+        monkeypatch.setattr(world.livekit, "participants", participants)
+        world.livekit.set_state("call-2", "notetaker-2", "thinking")
+        await world.wait(1)
+        assert (await world.timeline("call-2")).count("reconciled") == 1  # its agent's state: news
+        ticks = [done for job, done in world.outcomes if job == "cron:liveness"]
+        assert ticks[-1] == {"taken": 2, "looked": 1, "failed": 1}
+        assert "room call-1 passed over in this run: DecodeError" in caplog.text

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import httpx
 from redis.asyncio import Redis
@@ -39,7 +40,11 @@ from workers.escalation.metrics import RESTARTS
 from workers.escalation.policy import Alerter, OutagePolicy, Restarter, deployment_key
 from workers.escalation.window import OutageWindow
 from workers.store import incident_steps, incidents
+from workers.store.engine import outage
 from workers.store.outbox import Pending
+
+log = logging.getLogger("warden.escalation")
+T = TypeVar("T")
 
 
 class FreshStart(Protocol):
@@ -235,27 +240,38 @@ class Incidents:
         await self.for_agent(agent).canary_full(reason, room)
 
     async def settle(self) -> None:
-        if not self.handed_over:
-            await self.hand_over()
+        """The sweep's look at every agent's incidents (`AgentIncidents.settle`), after act mode's hand-over
+        of observe mode's incidents. One agent's failure is its own (`_alone`: logged, tried again at the
+        next sweep; an agent whose hand-over failed is not settled before it is handed over): the others
+        are settled. An outage (`workers.store.engine.outage`) ends the sweep's settling."""
+        failed = set() if self.handed_over else await self.hand_over()
         agents = set(self.by_agent) | set(await incidents.open_agents(self.engine)) | {self.policy.agent_name}
-        for agent in sorted(agents):
-            await self.for_agent(agent).settle()
+        for agent in sorted(agents - failed):
+            await _alone(agent, self.for_agent(agent).settle())
 
-    async def hand_over(self) -> None:
+    async def hand_over(self) -> set[str]:
         """Act mode after observe mode (`workers.core.observing`, rule 3): the rooms waiting for the
         agent of each open incident observe mode decided in get a fresh start at once (their failures
         were re-dispatches never made), then the incident is resolved as observed (HANDED_OVER), its
         "resolved" alert sent on the routes an alert of it went out on (none: none); act decides
-        afresh, its own incident, restart and alerts included."""
+        afresh, its own incident, restart and alerts included. The agents whose hand-over failed (each
+        alone, `_alone`), handed over at the next sweep."""
+        failed = set()
         for incident_id, agent in await incidents.observed_open(self.engine):
-            waiting = await incidents.waiting_rooms(self.engine, agent)
-            await self.fresh_start(waiting, incident_id, agent, 0.0, observed=True)
-            handler = self.for_agent(agent)
-            routes, names = handler.incident_policy.routes, self.couriers[agent].names
-            said = await alerted_at_hand_over(self.engine, incident_id, routes, names, self.clock())
-            report = Report(Signal.HANDED_OVER, self.clock(), rooms=len(waiting), alerted=said)
-            await handler.carry(await handler.decide(report, incident_id=incident_id))
-        self.handed_over = True
+            if not await _alone(agent, self._hand_over(incident_id, agent)):
+                failed.add(agent)
+        self.handed_over = not failed
+        return failed
+
+    async def _hand_over(self, incident_id: str, agent: str) -> bool:
+        waiting = await incidents.waiting_rooms(self.engine, agent)
+        await self.fresh_start(waiting, incident_id, agent, 0.0, observed=True)
+        handler = self.for_agent(agent)
+        routes, names = handler.incident_policy.routes, self.couriers[agent].names
+        said = await alerted_at_hand_over(self.engine, incident_id, routes, names, self.clock())
+        report = Report(Signal.HANDED_OVER, self.clock(), rooms=len(waiting), alerted=said)
+        await handler.carry(await handler.decide(report, incident_id=incident_id))
+        return True
 
     async def deliver(self, pending: Pending) -> None:
         """Try an outgoing call of the outbox once (`Couriers.send`); a deploy hook that landed, or was
@@ -319,3 +335,16 @@ class Incidents:
         if back is not None:
             for agent, watched in watching:
                 await agent.back(watched, back)
+
+
+async def _alone(agent: str, work: Awaitable[T]) -> T | None:
+    """`work` on one agent's incidents; None when it failed on its own (logged: the sweep goes on with the
+    other agents, and tries it again next time). An outage (`workers.store.engine.outage`) ends the
+    sweep's settling, as before."""
+    try:
+        return await work
+    except Exception as exc:
+        if outage(exc):
+            raise
+        log.warning("incidents of agent %s passed over in this sweep: %s", agent, type(exc).__name__)
+        return None

@@ -9,11 +9,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import Table, event
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine.url import make_url
-from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from workers.store import sqlite_driver
@@ -80,12 +82,26 @@ CANNOT_CONNECT_NOW = "57P03"
 
 def connection_lost(exc: BaseException) -> bool:
     """Whether `exc` is a statement's failure because the database connection was lost (the server
-    restarted under it), or because no new one could be had while the server is starting up or shutting
-    down (SQLSTATE 57P03, asyncpg's `CannotConnectNowError`, which SQLAlchemy passes on as a bare
-    `DBAPIError`): no fault of the job, which succeeds when tried again on a new connection."""
+    restarted under it), or because no new one could be had: the server is starting up or shutting down
+    (SQLSTATE 57P03, asyncpg's `CannotConnectNowError`, which SQLAlchemy passes on as a bare
+    `DBAPIError`), or is stopped or going down (the connection refused or reset as it is made, which
+    asyncpg raises as the socket's own `ConnectionError` and SQLAlchemy passes on unwrapped): no fault
+    of the job, which succeeds when tried again on a new connection."""
+    if isinstance(exc, ConnectionError):
+        return True
     if not isinstance(exc, DBAPIError):
         return False
     return exc.connection_invalidated or getattr(exc.orig, "sqlstate", None) == CANNOT_CONNECT_NOW
+
+
+def outage(exc: BaseException) -> bool:
+    """Whether `exc` says the database or Redis is unavailable, which every room or agent a run takes
+    in turn would meet alike (the run ends: its next one tries again), rather than that the one at hand
+    is at fault (passed over, the run going on with the others): SQLAlchemy's `OperationalError` (SQLite
+    locked past its busy timeout or unreadable, PostgreSQL's operational failures), a lost connection
+    (`connection_lost`), a socket's error, or Redis's connection or timeout error."""
+    unreachable = (OperationalError, OSError, RedisConnectionError, RedisTimeoutError)
+    return isinstance(exc, unreachable) or connection_lost(exc)
 
 
 _WRITER_OPTION = "warden_writer"

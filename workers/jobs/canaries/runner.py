@@ -35,11 +35,13 @@ from workers.core.errors import UpstreamError
 from workers.core.events import DispatchInfo, Event, EventKind
 from workers.core.personal import AGENT_KIND
 from workers.jobs.canaries.metrics import count_run
+from workers.jobs.runtime.retry import each_alone
 from workers.store import canary_runs, incident_steps
 
 log = logging.getLogger("warden.canary")
 
 POLL_SECONDS = 2.0
+ERROR = "error"  # a tick's outcome of a canary that failed on its own (`Canaries.tick`)
 MIN_BLOCK_SECONDS = 0.01
 ARRIVALS_KEPT_SECONDS = 600
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
@@ -110,9 +112,13 @@ class Canaries:
         self.listing_lag = listing_lag  # `canary.look_again`'s (tests shorten it)
 
     async def tick(self) -> dict[str, str]:
-        """Run every canary that is due, together; what each agent's came to."""
-        done = await asyncio.gather(*(self.run_if_due(p) for p in self.policies))
-        return {p.agent: outcome for p, outcome in zip(self.policies, done, strict=True)}
+        """Run every canary that is due, together; what each agent's came to ("error": it failed on its
+        own, logged, the others' outcomes kept; an outage, the database or Redis unavailable, ends the
+        tick: `workers.jobs.runtime.retry.each_alone`)."""
+        done = await asyncio.gather(*(self.run_if_due(p) for p in self.policies), return_exceptions=True)
+        agents = [p.agent for p in self.policies]
+        outcomes = each_alone(agents, done, "the canary of")
+        return {agent: outcome or ERROR for agent, outcome in zip(agents, outcomes, strict=True)}
 
     async def run_if_due(self, policy: CanaryPolicy) -> str:
         """The agent's canary, if it is due and no other worker runs one: "not due", "busy", or the

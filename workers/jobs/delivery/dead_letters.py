@@ -12,9 +12,9 @@ outage would only hold its room up. A job naming a function this worker does not
 a web process or another worker of a newer release queued it) is retried the same way, so that a worker
 that has it may take it, then kept too; `warden retry` runs it once every worker is upgraded. A job
 whose statement failed because the database connection was lost (PostgreSQL restarted under it), or
-could not get one while PostgreSQL starts up or shuts down (SQLSTATE 57P03), is retried like an outage,
-up to `max_tries` (`workers.store.engine.connection_lost`). Cancellation (shutdown, ARQ's timeout) is
-ARQ's business and passes through.
+could not get one while PostgreSQL starts up or shuts down (SQLSTATE 57P03) or is stopped (refused), is
+retried like an outage, up to `max_tries` (`workers.store.engine.connection_lost`). Cancellation
+(shutdown, ARQ's timeout) is ARQ's business and passes through.
 
 Operators see dead letters in `/metrics` (`warden_dead_letters`), the dashboard, `GET
 /api/dead-letters` and `warden dead-letters`; `warden retry ID` queues the job again once the cause is

@@ -12,7 +12,9 @@ between `listening`, `idle` and `speaking` is none: `workers.core.liveness`, rul
 otherwise (the rooms' `confirmed_at` is reconciliation's, which takes rooms confirmed least recently
 first). The rooms' states are read again only when their row changed since this worker last read them,
 and a listing the last look found no news in, of a room unchanged since, is no news again
-(`workers.jobs.rooms.looked`).
+(`workers.jobs.rooms.looked`). One room's failure is its own (logged and counted; the other looks'
+results are kept); a `Retry` (the database unavailable) ends the tick
+(`workers.jobs.runtime.retry.each_alone`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from workers.core.room import Phase, Room
 from workers.jobs.rooms.crons import record_if_news
 from workers.jobs.rooms.looked import Kept
 from workers.jobs.runtime.context import context
+from workers.jobs.runtime.retry import each_alone
 from workers.settings import LIVENESS_TICK_SECONDS
 from workers.store.liveness import candidate_count, candidates_after, versioned_rooms
 
@@ -54,7 +57,8 @@ def _watched(room: Room) -> bool:
 
 async def liveness(ctx: dict[str, Any]) -> dict[str, int]:
     """Cron: look at this tick's share of the rooms an agent may be in (news is recorded); how many
-    were taken and how many looked at (a room with no agent there or nobody else is passed over)."""
+    were taken, how many looked at (a room with no agent there or nobody else is passed over) and how
+    many failed on their own (logged)."""
     worker = context(ctx)
     settings, engine, redis = worker.settings, worker.engine, ctx["redis"]
     tick = int(worker.effects.clock()) // LIVENESS_TICK_SECONDS
@@ -62,14 +66,14 @@ async def liveness(ctx: dict[str, Any]) -> dict[str, int]:
     batch = settings.liveness_batch
     wanted = min(batch * TAKEN_PER_CALL, share(tick, total, settings.warden_liveness_seconds))
     if not wanted:
-        return {"taken": 0, "looked": 0}
+        return {"taken": 0, "looked": 0, "failed": 0}
     cursor = await redis.get(CURSOR_KEY)
     taken = await candidates_after(engine, cursor.decode() if cursor else "", wanted)
     if len(taken) < wanted:  # the end of the rooms: on from the first
         first = {sid for sid, _, _ in taken}
         taken += [r for r in await candidates_after(engine, "", wanted - len(taken)) if r[0] not in first]
     if not taken:
-        return {"taken": 0, "looked": 0}
+        return {"taken": 0, "looked": 0, "failed": 0}
     rooms = await _read(ctx, [(sid, version) for sid, _, version in taken])
     due = [(sid, name) for sid, name, _ in taken if sid in rooms and _watched(rooms[sid].room)]
     # At most `batch` calls: the rooms after the last one looked at are the next tick's.
@@ -81,8 +85,10 @@ async def liveness(ctx: dict[str, Any]) -> dict[str, int]:
         async with gate:
             return await _look(ctx, sid, name, rooms[sid])
 
-    answers = await asyncio.gather(*(one(sid, name) for sid, name in due))
-    return {"taken": len(taken), "looked": sum(a is not None for a in answers)}
+    done = await asyncio.gather(*(one(sid, name) for sid, name in due), return_exceptions=True)
+    failed = sum(isinstance(d, BaseException) for d in done)
+    answers = each_alone([name for _, name in due], done, "room")
+    return {"taken": len(taken), "looked": sum(a is not None for a in answers), "failed": failed}
 
 
 async def _read(ctx: dict[str, Any], taken: list[tuple[str, int]]) -> dict[str, Kept]:

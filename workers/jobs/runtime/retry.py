@@ -1,17 +1,23 @@
 """The jobs' retry policy: how long a job may run, how often it is tried, and how long it waits
-between tries while the database or LiveKit is unavailable."""
+between tries while the database or LiveKit is unavailable; and what a run that does the same for many
+rooms or agents at once does when one of them fails (`each_alone`)."""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 from arq.worker import Retry
+
+from workers.store.engine import outage
 
 log = logging.getLogger("warden.worker")
 
 JOB_TIMEOUT_SECONDS = 30
 MAX_TRIES = 25
+
+T = TypeVar("T")
 
 
 def retry_delay(job_try: int) -> float:
@@ -24,3 +30,21 @@ def retry_later(ctx: dict[str, Any], message: str, *args: object) -> Retry:
     delay = retry_delay(ctx["job_try"])
     log.warning(message, *args, delay)
     return Retry(defer=delay)
+
+
+def each_alone(names: Sequence[str], results: Sequence[T | BaseException], what: str) -> list[T | None]:
+    """The `results` of work done together for each of `names` (`asyncio.gather(...,
+    return_exceptions=True)`), one's failure its own: logged (`what` names it, `%s` standing for its
+    name) and None in its place, the others' results kept. An outage (a `Retry`, or the database or
+    Redis unavailable: `workers.store.engine.outage`), which the others would meet alike, and a
+    cancellation are raised instead: they end the run."""
+    kept: list[T | None] = []
+    for name, result in zip(names, results, strict=True):
+        if not isinstance(result, BaseException):
+            kept.append(result)
+            continue
+        if not isinstance(result, Exception) or isinstance(result, Retry) or outage(result):
+            raise result
+        log.warning("%s %s passed over in this run: %s", what, name, type(result).__name__)
+        kept.append(None)
+    return kept
