@@ -14,8 +14,10 @@ liveness reads off (`WARDEN_CANARY_AGENTS` empty, `WARDEN_LIVENESS_SECONDS=0`) a
 of its own (its own queue and crons, none of the first's jobs); the rest both do alike (the sweep,
 discovery, retention, ARQ's polling). Reconciliation is off in both (`WARDEN_RECONCILE_SECONDS=3600`):
 it is no part of the figure, and its runs, in both workers at once, cost them unlike amounts. After
-`WARM_UP` seconds unmeasured (most of a liveness period: the first look at each room finds the state
-its agent published after joining, news once, and the rooms' first looks began as they opened), over
+`WARM_UP` seconds unmeasured (two liveness periods and a little: the first look at each room finds the
+state its agent published after joining, news once, and it may come a whole period after the room
+opened, the cron taking the rooms in turn by sid; the second is the first to find the room as recorded,
+and the first after which the cron keeps what it read, `workers.jobs.rooms.looked`), over
 `ROUNDS` windows of `WINDOW` seconds each, the share of one core the canaries and liveness reads cost
 is the first worker's CPU (user+system) minus the second's, over the window. Both are read over the
 same wall-clock window, so the machine's other load touches both alike.
@@ -66,7 +68,7 @@ LIVE_ROOMS = 1000 if not QUICK else 50  # `make bench`'s
 TITLE = "Watch: canaries + liveness reads at "  # its section's, in `results.md`
 WINDOW = 10.0 if not QUICK else 3.0  # seconds a round measures
 ROUNDS = 3 if not QUICK else 2
-WARM_UP = 12.0 if not QUICK else 2.0  # seconds unmeasured once every room is open
+WARM_UP = 32.0 if not QUICK else 2.0  # seconds unmeasured once every room is open: two 15-s periods
 CONCURRENCY = 20  # webhooks in flight while the rooms open
 # A conversation's turn as an agent's state shows it: (until this many seconds into the turn, state)
 TURN = ((4.0, "listening"), (5.0, "thinking"), (9.0, "speaking"))
@@ -224,7 +226,7 @@ async def _rounds(fake: FakeLiveKit, on_pid: int, off_pid: int, rooms: int, name
     def cpu(process: psutil.Process) -> float:
         return sum(process.cpu_times()[:2])
 
-    # Not measured: most of a liveness period, the rooms' first looks (news for every room, once).
+    # Not measured: two liveness periods, each room's first look (news, once) and its second.
     await asyncio.sleep(WARM_UP)
     if PROFILE:
         on.send_signal(signal.SIGUSR1)  # the profile: from here on

@@ -1,7 +1,8 @@
 """The agent's own state (`lk.agent.state`, issue 26) through the worker's jobs: the liveness cron sees
 it (no webhook does), a stuck agent is replaced with its dispatch's metadata and the replacement left
 alone, a healthy one is never touched (its turns between listening, idle and speaking write nothing; a
-turn into or out of thinking is recorded), and LiveKit sees a bounded number of calls a second."""
+turn into or out of thinking is recorded; a listing that was no news is news again once anything else
+changed the room), and LiveKit sees a bounded number of calls a second."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 from google.protobuf.message import DecodeError
 
+from tests.support.helpers import person
 from tests.support.jobs_world import AGENT, JOIN_AFTER, World, jobs_world
 from workers.core.events import Participant
 
@@ -121,6 +123,20 @@ async def test_an_agents_ordinary_turns_write_nothing_and_a_turn_to_thinking_is_
         await first_look(world)
         assert (await world.timeline(ROOM)).count("reconciled") == 3  # out of it: recorded too
         assert (world.livekit.evicted, world.livekit.dispatched) == ([], [])
+
+
+async def test_a_listing_that_was_no_news_is_news_once_a_webhook_changed_the_room(tmp_path: Path) -> None:
+    async with jobs_world(tmp_path, crons=CRONS, warden_liveness_seconds=15) as world:
+        await served(world)
+        world.livekit.set_state(ROOM, "notetaker-0", "listening")
+        await first_look(world)
+        await first_look(world)  # the same listing again: nothing written
+        recorded = (await world.timeline(ROOM)).count("reconciled")
+        # Bob's join webhook comes, but LiveKit never lists him (he left at once, his leave lost)
+        await world.send("participant_joined", ROOM, participant=person("bob"))
+        await first_look(world)
+        await first_look(world)  # the same listing as before, of a room that changed since: bob is gone
+        assert (await world.timeline(ROOM)).count("reconciled") == recorded + 1
 
 
 async def test_a_room_whose_look_fails_leaves_the_other_looks_of_the_tick_counted(

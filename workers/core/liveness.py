@@ -22,6 +22,13 @@ The rules, in plain words:
    of `initializing` or `thinking`, or anything else new in the room, is recorded as seen. The state
    Warden shows is then the last one recorded: a turn between the quiet states shows at the room's next
    recorded change (a check, reconciliation, a webhook), not at every look.
+5. A look's outcome at a room whose every expected agent is present (`agent_present`, `agent_active`),
+   whose own watch is over, and whose listing names everyone Warden knows there (`steady`) does not
+   depend on when the look is taken: the state machine reads the time of such a listing only where it
+   changes the room (a new participant, a new state, a deadline set, a wait begun or ended), and whoever
+   Warden knows is listed, so nobody is kept for having joined just before the listing. A look that
+   found such a room as Warden knows it finds it so again from the same listing while the room is
+   unchanged; the liveness cron does not ask the state machine again then (`workers.jobs.rooms.looked`).
 """
 
 from __future__ import annotations
@@ -29,13 +36,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 from workers.core.events import Participant
-from workers.core.room import Agent, Policy, Reason, Room
+from workers.core.room import Agent, Phase, Policy, Reason, Room
 
 INITIALIZING = "initializing"
 THINKING = "thinking"
 STATES = ("initializing", "idle", "listening", "thinking", "speaking")
 STUCK_REASONS = (Reason.STUCK_INITIALIZING, Reason.STUCK_THINKING)
 QUIET_STATES = frozenset(("idle", "listening", "speaking"))  # no rule limits them (rule 4)
+_HERE = (Phase.AGENT_PRESENT, Phase.AGENT_ACTIVE)
 _REASON = {INITIALIZING: Reason.STUCK_INITIALIZING, THINKING: Reason.STUCK_THINKING}
 
 
@@ -93,3 +101,15 @@ def quiet_turns(room: Room, listed: tuple[Participant, ...]) -> tuple[Participan
         return p
 
     return tuple(as_known(p) for p in listed)
+
+
+def steady(room: Room, listed: tuple[Participant, ...]) -> bool:
+    """Is a look at `room` that lists `listed` one whose outcome does not depend on when it is taken
+    (rule 5)? The room is open, its own watch is over, each of its expected agents is present, and
+    everyone Warden knows in it is listed."""
+    if room.finished_at is not None or room.watch is not None or not room.views:
+        return False
+    if any(view.phase not in _HERE for view in room.views):
+        return False
+    names = {p.identity for p in listed}
+    return all(p.identity in names for p in room.people) and all(a.identity in names for a in room.agents)

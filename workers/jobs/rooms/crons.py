@@ -29,8 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from workers.core.canary import is_canary_room
 from workers.core.errors import UpstreamError
-from workers.core.events import Event, EventKind, Fact, internal
-from workers.core.liveness import quiet_turns
+from workers.core.events import Event, EventKind, Fact, Participant, internal
 from workers.core.machine import changes
 from workers.core.presence import RECONCILE_GRACE_SECONDS
 from workers.core.room import Phase, Room
@@ -174,12 +173,11 @@ def _listens(room: Room) -> bool:
 
 
 async def look(
-    ctx: dict[str, Any], sid: str, name: str, room: Room | None, *, dispatches: bool, quiet: bool = False
+    ctx: dict[str, Any], sid: str, name: str, room: Room | None, *, dispatches: bool
 ) -> bool | None:
     """List who is in the room (and its `dispatches`) and record it as a reconciliation when that is news
-    to Warden (`quiet`: an agent's turn between quiet states is none, `liveness.quiet_turns`). True:
-    found as Warden knows it (nothing recorded); False: recorded; None: LiveKit did not answer (logged,
-    skipped)."""
+    to Warden. True: found as Warden knows it (nothing recorded); False: recorded; None: LiveKit did not
+    answer (logged, skipped)."""
     presence, clock = context(ctx).effects.presence, context(ctx).effects.clock
     try:
         present = await presence.participants(name)
@@ -190,12 +188,24 @@ async def look(
         log.warning("looking at room %s skipped: %s", name, exc)
         return None
     fact = Fact(at=clock(), room_exists=present is not None, participants=present or (), dispatches=listed)
+    return await record_if_news(ctx, sid, name, room, fact)
+
+
+async def record_if_news(
+    ctx: dict[str, Any],
+    sid: str,
+    name: str,
+    room: Room | None,
+    fact: Fact,
+    seen: tuple[Participant, ...] | None = None,
+) -> bool:
+    """Record a look's `fact` as a reconciliation when it is news to Warden, compared with the room as
+    listing `seen` (the liveness look's, `liveness.quiet_turns`) or else the fact's participants. True:
+    found as Warden knows it (nothing recorded); False: recorded."""
     event = _reconciled(sid, name, fact)
     if room is not None:
-        seen = event
-        if quiet:
-            seen = _reconciled(sid, name, replace(fact, participants=quiet_turns(room, fact.participants)))
-        if not changes(room, seen, now=fact.at, rules=context(ctx).rules):
+        compared = event if seen is None else _reconciled(sid, name, replace(fact, participants=seen))
+        if not changes(room, compared, now=fact.at, rules=context(ctx).rules):
             return True  # nothing to correct: not worth a line in the room's log
     await record(ctx, [(event, fact.at)])
     return False

@@ -7,7 +7,7 @@ typed `WorkerContext` in it, under `CONTEXT_KEY`, read with `context(ctx)`.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -16,6 +16,7 @@ from workers.core.rules import Rules
 from workers.jobs.canaries.runner import Canaries
 from workers.jobs.delivery.outbox import Delivered
 from workers.jobs.rooms.effects import Effects
+from workers.jobs.rooms.looked import Looked
 from workers.settings import Settings
 from workers.store.group import GroupCommit
 
@@ -36,6 +37,7 @@ class WorkerContext:
     delivered: Delivered
     closers: tuple[Callable[[], Awaitable[None]], ...] = ()
     canaries: Canaries | None = None  # the configured agents' canaries (none configured: None)
+    looked: Looked = field(default_factory=Looked)  # the rooms the `liveness` cron has read
 
 
 def context(ctx: dict[str, Any]) -> WorkerContext:
