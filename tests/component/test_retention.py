@@ -183,3 +183,35 @@ async def test_a_table_whose_pruning_fails_leaves_the_others_pruned(
     assert "retention: deleting rooms failed (OperationalError)" in caplog.text
     assert pruned["incidents"] == 1 and await incidents.get_incident(h.engine, resolved) is None
     assert await find_room(h.engine, "old-closed") is not None  # its turn comes in the next run
+
+
+async def test_a_bug_in_one_tables_pruning_is_seen_and_counted_and_the_database_gone_ends_the_run(
+    h: Harness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not a lock timeout but a bug: logged at ERROR with its traceback and counted
+    (`warden_passed_over_total{run="retention"}`), the other tables pruned. The database unreachable,
+    which every table would meet, ends the run instead of a warning per table."""
+    await _live(h, "old-closed", closed=True)
+    resolved, _ = await incidents.open_or_join(
+        h.engine, "agent-a", "down", [("RM_old-closed", "x")], h.clock()
+    )
+    assert await incidents.room_recovered(h.engine, "agent-a", "RM_old-closed", h.clock()) is not None
+    h.advance(2 * HOUR)
+    counted = REGISTRY.get_sample_value("warden_passed_over_total", {"run": "retention"}) or 0.0
+
+    async def buggy(engine: AsyncEngine, cutoff: float) -> dict[str, int]:
+        raise KeyError("phase")
+
+    monkeypatch.setattr(retention, "_rooms", buggy)
+    pruned = await prune(h.ctx)
+    (line,) = [r for r in caplog.records if "table rooms passed over in this run: KeyError" in r.getMessage()]
+    assert line.levelname == "ERROR" and line.exc_info is not None
+    assert REGISTRY.get_sample_value("warden_passed_over_total", {"run": "retention"}) == counted + 1
+    assert pruned["incidents"] == 1 and await incidents.get_incident(h.engine, resolved) is None
+
+    async def gone(engine: AsyncEngine, cutoff: float) -> dict[str, int]:
+        raise ConnectionRefusedError(111, "Connect call failed")
+
+    monkeypatch.setattr(retention, "_rooms", gone)
+    with pytest.raises(ConnectionRefusedError):
+        await prune(h.ctx)

@@ -177,7 +177,7 @@ async def test_an_incident_that_cannot_be_settled_leaves_the_other_agents_settle
     assert world.cloud.restarts == []
     await world.wait(60 + 10)  # its claim's lease (60 s) ran out: the next sweep claims it again
     assert world.cloud.restarts == [DEPLOYMENT]
-    assert "incidents of agent assistant passed over in this sweep: ValueError" in caplog.text
+    assert "the incidents of agent assistant passed over in this run: ValueError" in caplog.text
 
 
 async def test_an_outage_soon_after_a_restart_is_not_restarted_again_within_the_cooldown(

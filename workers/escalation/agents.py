@@ -40,8 +40,8 @@ from workers.escalation.metrics import RESTARTS
 from workers.escalation.policy import Alerter, OutagePolicy, Restarter, deployment_key
 from workers.escalation.window import OutageWindow
 from workers.store import incident_steps, incidents
-from workers.store.engine import outage
 from workers.store.outbox import Pending
+from workers.store.runs import ends_the_run, passed_over
 
 log = logging.getLogger("warden.escalation")
 T = TypeVar("T")
@@ -243,7 +243,7 @@ class Incidents:
         """The sweep's look at every agent's incidents (`AgentIncidents.settle`), after act mode's hand-over
         of observe mode's incidents. One agent's failure is its own (`_alone`: logged, tried again at the
         next sweep; an agent whose hand-over failed is not settled before it is handed over): the others
-        are settled. An outage (`workers.store.engine.outage`) ends the sweep's settling."""
+        are settled. What ends the run (`workers.store.runs.ends_the_run`) ends the sweep's settling."""
         failed = set() if self.handed_over else await self.hand_over()
         agents = set(self.by_agent) | set(await incidents.open_agents(self.engine)) | {self.policy.agent_name}
         for agent in sorted(agents - failed):
@@ -338,13 +338,13 @@ class Incidents:
 
 
 async def _alone(agent: str, work: Awaitable[T]) -> T | None:
-    """`work` on one agent's incidents; None when it failed on its own (logged: the sweep goes on with the
-    other agents, and tries it again next time). An outage (`workers.store.engine.outage`) ends the
-    sweep's settling, as before."""
+    """`work` on one agent's incidents; None when it failed on its own (`workers.store.runs.passed_over`:
+    the sweep goes on with the other agents, and tries it again next time). What ends the run
+    (`ends_the_run`: an outage, a `Retry` from recording a fresh start) ends the sweep's settling."""
     try:
         return await work
-    except Exception as exc:
-        if outage(exc):
+    except BaseException as exc:
+        if ends_the_run(exc):
             raise
-        log.warning("incidents of agent %s passed over in this sweep: %s", agent, type(exc).__name__)
+        passed_over("settle", "the incidents of agent", agent, exc)
         return None

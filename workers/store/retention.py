@@ -26,11 +26,11 @@ import time
 from collections import Counter
 
 from sqlalchemy import ColumnElement, Table, and_, delete, func, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workers.core.room import Phase
-from workers.store.engine import writing
+from workers.store.engine import connection_lost, writing
 from workers.store.models import (
     CANARY_RUNS,
     DEAD_LETTERS,
@@ -44,6 +44,7 @@ from workers.store.models import (
     ROOMS,
     SLI_OUTCOMES,
 )
+from workers.store.runs import passed_over
 
 log = logging.getLogger("warden.worker")
 
@@ -66,7 +67,8 @@ WHAT = (
 async def prune(engine: AsyncEngine, cutoff: float, *, budget_seconds: float = 20.0) -> dict[str, int]:
     """Delete what is older than `cutoff` (Unix seconds), batch after batch, until nothing is left or
     `budget_seconds` have passed (the next run goes on). Returns how many rows went, by table. A step
-    that fails is logged and the next one goes on."""
+    that fails on its own table (a lock or busy timeout: logged; anything else, a bug: `passed_over`) is
+    left to the next run and the next step goes on; the database unreachable ends the run."""
     pruned: Counter[str] = Counter()
     stop_at = time.monotonic() + budget_seconds
     steps = {
@@ -86,8 +88,13 @@ async def prune(engine: AsyncEngine, cutoff: float, *, budget_seconds: float = 2
                 if not any(done.values()):
                     break
                 await asyncio.sleep(0)  # let the jobs waiting on this process's write lock go first
-        except (SQLAlchemyError, OSError) as exc:
-            log.warning("retention: deleting %s failed (%s)", name, type(exc).__name__)
+        except Exception as exc:
+            if isinstance(exc, OSError) or connection_lost(exc):  # every step would meet it alike
+                raise
+            if isinstance(exc, OperationalError):
+                log.warning("retention: deleting %s failed (%s)", name, type(exc).__name__)
+            else:
+                passed_over("retention", "table", name, exc)
     return {what: pruned[what] for what in WHAT if pruned[what]}
 
 

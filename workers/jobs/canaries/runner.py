@@ -113,11 +113,11 @@ class Canaries:
 
     async def tick(self) -> dict[str, str]:
         """Run every canary that is due, together; what each agent's came to ("error": it failed on its
-        own, logged, the others' outcomes kept; an outage, the database or Redis unavailable, ends the
-        tick: `workers.jobs.runtime.retry.each_alone`)."""
+        own, logged and counted, the others' outcomes kept; an outage, the database or Redis unavailable,
+        ends the tick: `workers.jobs.runtime.retry.each_alone`)."""
         done = await asyncio.gather(*(self.run_if_due(p) for p in self.policies), return_exceptions=True)
         agents = [p.agent for p in self.policies]
-        outcomes = each_alone(agents, done, "the canary of")
+        outcomes = each_alone("canaries", "the canary of", agents, done)
         return {agent: outcome or ERROR for agent, outcome in zip(agents, outcomes, strict=True)}
 
     async def run_if_due(self, policy: CanaryPolicy) -> str:

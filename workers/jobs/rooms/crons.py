@@ -11,9 +11,10 @@
 - `prune`: deletes closed rooms and resolved incidents older than `WARDEN_RETENTION`, in small batches.
 
 In `reconcile` and `discover` one room's failure is that room's alone (`_alone`): a room whose look
-cannot be recorded (values the database cannot store, a bug its events meet) is logged and passed over,
-and the other rooms are looked at and confirmed; such a room, never confirmed, would otherwise come
-first in every run and stop it there. An unavailable database (`Retry`) still ends the run.
+cannot be recorded (values the database cannot store, a bug its events meet) is logged at ERROR,
+counted (`workers.store.runs.passed_over`) and passed over, and the other rooms are looked at and
+confirmed; such a room, never confirmed, would otherwise come first in every run and stop it there. An
+unavailable database or Redis (`workers.store.runs.ends_the_run`) still ends the run.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from collections.abc import Awaitable
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from arq.worker import Retry
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -40,6 +40,7 @@ from workers.jobs.runtime.metrics import count_pruned
 from workers.queue.jobs import queue_deadline
 from workers.store.queries import known_sids, load_rooms, open_rooms, overdue_deadlines, unconfirmed
 from workers.store.retention import prune as prune_older
+from workers.store.runs import ends_the_run, passed_over
 from workers.store.writer import confirm
 
 log = logging.getLogger("warden.worker")
@@ -110,7 +111,9 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
     )
     to_ask = (unknown + [(sid, name) for _, sid, name in by_age])[: settings.warden_reconcile_batch]
     for sid, name in gone:
-        await _alone(name, record(ctx, [(_reconciled(sid, name, Fact(at=now, room_exists=False)), now)]))
+        await _alone(
+            "reconcile", name, record(ctx, [(_reconciled(sid, name, Fact(at=now, room_exists=False)), now)])
+        )
     legacy = worker.rules.legacy_agent
     rooms = await load_rooms(worker.engine, [sid for sid, _ in to_ask if sid in known], legacy_agent=legacy)
     confirmed = []
@@ -118,7 +121,7 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
         room = rooms.get(sid)
         # The dispatches too where they can teach an agent: learned rooms with people in them.
         listens = room is not None and _listens(room)
-        looked = await _alone(name, look(ctx, sid, name, room, dispatches=listens))
+        looked = await _alone("reconcile", name, look(ctx, sid, name, room, dispatches=listens))
         if looked:
             confirmed.append(sid)
     await confirm(worker.engine, confirmed, effects.clock())
@@ -149,21 +152,21 @@ async def discover(ctx: dict[str, Any]) -> dict[str, int]:
     rooms = await load_rooms(worker.engine, [sid for sid, _ in due], legacy_agent=legacy)
     looked = []
     for sid, name in due:
-        if await _alone(name, look(ctx, sid, name, rooms.get(sid), dispatches=True)) is not None:
+        if await _alone("discover", name, look(ctx, sid, name, rooms.get(sid), dispatches=True)) is not None:
             looked.append(sid)
     await confirm(worker.engine, looked, clock())  # news or not, looked at now: next in its own time
     return {"due": len(due), "looked": len(looked)}
 
 
-async def _alone(name: str, work: Awaitable[T]) -> T | None:
-    """`work` on one room; None when it failed on its own (logged: the run goes on with the other rooms).
-    A `Retry` (the database unavailable, `recording.record`) fails the run."""
+async def _alone(run: str, name: str, work: Awaitable[T]) -> T | None:
+    """`work` on one room; None when it failed on its own (`workers.store.runs.passed_over`: the run goes
+    on with the other rooms). What ends the run (`ends_the_run`: a `Retry`, an outage) is raised."""
     try:
         return await work
-    except Retry:
-        raise
-    except Exception as exc:
-        log.warning("room %s passed over in this run: %s", name, type(exc).__name__)
+    except BaseException as exc:
+        if ends_the_run(exc):
+            raise
+        passed_over(run, "room", name, exc)
         return None
 
 

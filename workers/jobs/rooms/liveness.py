@@ -87,7 +87,7 @@ async def liveness(ctx: dict[str, Any]) -> dict[str, int]:
 
     done = await asyncio.gather(*(one(sid, name) for sid, name in due), return_exceptions=True)
     failed = sum(isinstance(d, BaseException) for d in done)
-    answers = each_alone([name for _, name in due], done, "room")
+    answers = each_alone("liveness", "room", [name for _, name in due], done)
     return {"taken": len(taken), "looked": sum(a is not None for a in answers), "failed": failed}
 
 

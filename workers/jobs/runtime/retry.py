@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from arq.worker import Retry
 
-from workers.store.engine import outage
+from workers.store.runs import ends_the_run, passed_over
 
 log = logging.getLogger("warden.worker")
 
@@ -32,19 +32,20 @@ def retry_later(ctx: dict[str, Any], message: str, *args: object) -> Retry:
     return Retry(defer=delay)
 
 
-def each_alone(names: Sequence[str], results: Sequence[T | BaseException], what: str) -> list[T | None]:
+def each_alone(
+    run: str, what: str, names: Sequence[str], results: Sequence[T | BaseException]
+) -> list[T | None]:
     """The `results` of work done together for each of `names` (`asyncio.gather(...,
-    return_exceptions=True)`), one's failure its own: logged (`what` names it, `%s` standing for its
-    name) and None in its place, the others' results kept. An outage (a `Retry`, or the database or
-    Redis unavailable: `workers.store.engine.outage`), which the others would meet alike, and a
-    cancellation are raised instead: they end the run."""
+    return_exceptions=True)`) in the run `run`, one's failure its own (`workers.store.runs.passed_over`:
+    `what` says what a name is) and None in its place, the others' results kept. What ends the run
+    (`workers.store.runs.ends_the_run`: an outage, a `Retry`, a cancellation) is raised instead."""
     kept: list[T | None] = []
     for name, result in zip(names, results, strict=True):
         if not isinstance(result, BaseException):
             kept.append(result)
             continue
-        if not isinstance(result, Exception) or isinstance(result, Retry) or outage(result):
+        if ends_the_run(result):
             raise result
-        log.warning("%s %s passed over in this run: %s", what, name, type(result).__name__)
+        passed_over(run, what, name, result)
         kept.append(None)
     return kept
