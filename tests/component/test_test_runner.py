@@ -236,3 +236,50 @@ def test_a_run_that_finds_every_port_claimed_gives_up_when_told_saying_why(
     said = runner.stdout.decode(errors="replace")
     assert runner.returncode == 6, said
     assert "waiting" in said and "stayed claimed by other runs for 1.0 s; not run" in said, said
+
+
+def test_a_run_deletes_the_private_postgresql_it_made(tmp_path: Path) -> None:
+    """No PostgreSQL answering: the run makes a cluster of its own (~40 MB) and leaves none behind."""
+    from tests.support import postgres
+
+    if postgres._binaries() is None:
+        pytest.skip("no PostgreSQL binaries: the runner would install them")
+    (tmp_path / "test_nothing.py").write_text("def test_nothing():\n    pass\n")
+    runner = subprocess.run(
+        [sys.executable, "-m", "tests.support.run", str(tmp_path / "test_nothing.py"), "-q"],
+        cwd=ROOT,
+        env={**os.environ, "WARDEN_TEST_POSTGRES_URL": f"postgresql://postgres@127.0.0.1:{_closed_port()}/x"},
+        capture_output=True,
+        timeout=120,
+    )
+    said = runner.stdout.decode(errors="replace")
+    assert runner.returncode == 0, said
+    made = Path(said.split("started a private PostgreSQL on ")[1].split("(")[1].split(")")[0])
+    assert made.parent.parent == postgres.PRIVATE_DIR, said
+    assert not made.parent.exists()
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_a_run_deletes_the_clusters_of_runs_that_were_killed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Runs killed before deleting their private PostgreSQL: the next run deletes each cluster whose run
+    is gone, and keeps the one of a run still going and one a server still runs on."""
+    from tests.support import run
+
+    monkeypatch.setattr(port_claims, "LOCKS", tmp_path / "locks")
+    base = tmp_path / "test-pg"
+    for folder in ("10000", "10500", "11000", "data"):  # "data": the layout before a folder per run
+        (base / folder / "data").mkdir(parents=True)
+    (base / "data" / "postmaster.pid").write_text("999999999\n")  # its server is gone
+    (base / "postgres.log").write_text("the old layout's log\n")
+    (base / "11000" / "data" / "postmaster.pid").write_text(f"{os.getpid()}\n")  # a server runs on it
+    with port_claims.claimed(1) as going:  # a run beside this one, still going
+        (base / str(going) / "data").mkdir(parents=True)
+        run.clear_stale_clusters(base)
+        assert sorted(p.name for p in base.iterdir()) == sorted(["11000", str(going)])

@@ -51,6 +51,15 @@ def _try_claim(first: int, slots: int) -> list[int] | None:
     return held
 
 
+def unclaimed(port: int) -> bool:
+    """Whether no run holds the slot from `port` now (looked at by claiming it for a moment)."""
+    LOCKS.mkdir(parents=True, exist_ok=True)
+    held = _try_claim(port, 1)
+    for fd in held or []:
+        os.close(fd)
+    return held is not None
+
+
 @contextlib.contextmanager
 def claimed(slots: int, *, say: bool = True, wait: float | None = None) -> Iterator[int]:
     """Claim `slots` consecutive slots (aligned on a multiple of them) for as long as the block lasts;

@@ -30,14 +30,15 @@ shard a range of its own in the run's block (`WARDEN_TEST_PORT_BASE`, see
 are deleted (a run beside it keeps its own).
 
 When WARDEN_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/postgres) answers, that
-server is used. Otherwise a private cluster is started for the run and stopped at its end (see
-`tests.support.postgres`), its data in `var/test-pg/<the run's first port>`: a run beside it in the same
-worktree has its own.
+server is used. Otherwise a private cluster is started for the run, and stopped and deleted at its end
+(see `tests.support.postgres`), its data in `var/test-pg/<the run's first port>`: a run beside it in the
+same worktree has its own. A run first deletes the clusters there of runs that were killed.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -51,7 +52,7 @@ from typing import IO
 
 from tests.support import port_claims
 from tests.support.durations import seconds
-from tests.support.postgres import DEFAULT_URL, PRIVATE_DIR, ROOT, answers, make_private
+from tests.support.postgres import DEFAULT_URL, PRIVATE_DIR, ROOT, answers, make_private, running
 
 LOGS = ROOT / "var" / "log"
 TESTS = ROOT / "tests"
@@ -75,6 +76,7 @@ def main(argv: list[str]) -> int:
         ):
             own = 0 if focused else PORT_BLOCK - SHARD_PORTS
             os.environ.update(_ports(first, claims, own, SHARD_PORTS))
+            clear_stale_clusters(PRIVATE_DIR)
             return _run(argv, focused, PRIVATE_DIR / str(first))
     except port_claims.NoSlots as error:
         print(f"tests: {error}; not run", flush=True)
@@ -104,6 +106,20 @@ def _run(argv: list[str], focused: bool, private_dir: Path) -> int:
     finally:
         if private is not None:
             private.stop()
+            shutil.rmtree(private.datadir.parent, ignore_errors=True)  # ~40 MB a run
+
+
+def clear_stale_clusters(base: Path) -> None:
+    """Delete the private clusters under `base` left by runs that were killed before they could: each
+    `<first port>` folder whose run is gone (its slot of ports unclaimed, no server running on it), and
+    the layout before those folders (`data` and `postgres.log`) when no server runs on it."""
+    for folder in base.glob("[0-9]*"):
+        ended = folder.name.isdigit() and port_claims.unclaimed(int(folder.name))
+        if ended and not running(folder / "data"):
+            shutil.rmtree(folder, ignore_errors=True)
+    if (base / "data").is_dir() and not running(base / "data"):
+        shutil.rmtree(base / "data", ignore_errors=True)
+        (base / "postgres.log").unlink(missing_ok=True)
 
 
 def _ports(block: int, claims: str, offset: int, span: int) -> dict[str, str]:
