@@ -2,8 +2,8 @@
 
 A private cluster is made with Debian's `postgresql` binaries (installed with apt-get when missing, as
 root or with sudo), its data under `var/test-pg` in the build tree, on a free loopback port, and stopped
-when the run ends. `initdb` refuses to run as root, so as root the cluster belongs to the `postgres`
-user and every PostgreSQL command runs through `runuser -u postgres --`.
+and deleted when the run ends (`tests.support.run`). `initdb` refuses to run as root, so as root the
+cluster belongs to the `postgres` user and every PostgreSQL command runs through `runuser -u postgres --`.
 
 The run's server is shared by every test (and by the e2e tier running beside the others): no test may
 stop or restart it. A test that does so to a server makes one of its own with `private_postgres`.
@@ -117,6 +117,24 @@ class PrivatePostgres:
 
     def environ(self) -> dict[str, str]:
         return {"WARDEN_TEST_POSTGRES_URL": self.url}
+
+
+def running(datadir: Path) -> bool:
+    """Whether a server may be running on the cluster in `datadir`: its postmaster.pid names a process
+    that is alive (or cannot be read or looked at: then it is taken to be)."""
+    try:
+        pid = int((datadir / "postmaster.pid").read_text().split("\n", 1)[0])
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError):
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _owned_dir(base: Path) -> Path:

