@@ -1,6 +1,6 @@
 """A run that does the same for many rooms or agents at once (`workers.jobs.runtime.retry.each_alone`):
-one's failure is its own, logged at ERROR and counted, the others' results kept; an outage, which the others would meet
-alike, ends the run."""
+one's failure is its own, logged at ERROR and counted, the others' results kept; an outage, which the
+others would meet alike, ends the run."""
 
 from __future__ import annotations
 
