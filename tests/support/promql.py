@@ -28,6 +28,7 @@ ALERTS = frozenset(
         "WardenBreachRateHigh",
         "WardenIncidentOpen",
         "WardenWorkerDown",
+        "WardenPassedOver",
         "WardenNoWorkerHeartbeat",
         "WardenDeadLetters",
         "WardenCanaryFailing",
