@@ -71,26 +71,3 @@ async def test_due_deadline_jobs_are_taken_out_of_the_queue_and_held(redis_url: 
         assert await queue_deadline(enqueuer, "RM_a", 1) is True  # given back to run by itself
     finally:
         await redis.aclose()
-
-
-async def test_a_deadline_job_queued_as_tried_once_is_left_to_itself_with_its_try_counted(
-    redis_url: str,
-) -> None:
-    """A burst's room LiveKit was unavailable for, given back as its own job's first failed try: its try
-    counted where ARQ counts it (so its next try is its second, backing off from there), and no lead
-    takes it again; an id already known is refused without counting anything."""
-    redis = ArqRedis.from_url(redis_url)
-    try:
-        await redis.delete(QUEUE)
-        enqueuer = Enqueuer(redis, QUEUE)
-        job_id = deadline_job_id("RM_tried", 1)
-        assert await queue_deadline(enqueuer, "RM_tried", 1, tried=1) is True
-        assert await redis.get(retry_key_prefix + job_id) == b"1"
-        assert 0 < await redis.ttl(retry_key_prefix + job_id) <= 88400  # ARQ's keep of a try count
-        assert await enqueuer.hold_due("deadline:", 10, 30) == []  # no lead takes it
-        assert await redis.zrange(QUEUE, 0, -1) == [job_id.encode()]  # left to run by itself
-        await redis.delete(retry_key_prefix + job_id)
-        assert await queue_deadline(enqueuer, "RM_tried", 1, tried=1) is False  # queued already
-        assert await redis.exists(retry_key_prefix + job_id) == 0
-    finally:
-        await redis.aclose()

@@ -33,10 +33,7 @@ BURST_ENV = {
     "WARDEN_WORKER_CONCURRENCY": "4",
     "WARDEN_OUTAGE_ROOMS": "100",
 }
-# The same at the worker's own concurrency: the burst's first poll starts a few deadline jobs (8), which
-# lead; the others are left in the queue for the leads to take (`ClaimingWorker`'s `left_to_leads`)
-BURST_LEFT = "burst-left"
-BURST_LEFT_ENV = {k: v for k, v in BURST_ENV.items() if k != "WARDEN_WORKER_CONCURRENCY"}
+BURST_ROOMS = [f"o-burst-{i}" for i in range(10)]
 
 
 @pytest.fixture
@@ -48,14 +45,14 @@ async def world(tmp_path: Path, redis_url: str, request: pytest.FixtureRequest) 
         "WARDEN_CLOUD_AGENT_ID": CLOUD_AGENT,
         VARIABLE: f"{point(request.param)}:{tmp_path / 'fault-fired'}",
         **SLA,
-        **{MID_BATCH: BULK, BURST: BURST_ENV, BURST_LEFT: BURST_LEFT_ENV}.get(request.param, {}),
+        **(BULK if request.param == MID_BATCH else BURST_ENV if request.param == BURST else {}),
     }
     async with warden_world(tmp_path, redis_url, fake, **env) as w:
         yield w
 
 
 def point(param: str) -> str:
-    return MID_BATCH if param in (MID_BATCH, BURST, BURST_LEFT) else f"after_commit.{param}"
+    return MID_BATCH if param in (MID_BATCH, BURST) else f"after_commit.{param}"
 
 
 async def killed_by_the_hook(w: World, **env: str) -> None:
@@ -147,18 +144,14 @@ async def test_killed_in_the_middle_of_a_recovery_in_bulk_every_room_is_recovere
     assert all(len(world.fake.live_dispatches(room, AGENT)) == 1 for room in BULK_ROOMS)
 
 
-@pytest.mark.parametrize(("world", "count"), [(BURST, 10), (BURST_LEFT, 20)], indirect=["world"])
-async def test_killed_in_the_middle_of_a_deadline_burst_every_room_is_recovered_once(
-    world: World, count: int
-) -> None:
-    """Rooms whose SLAs end together; the worker dies in the batch serving the deadline jobs a leading
+@pytest.mark.parametrize("world", [BURST], indirect=True)
+async def test_killed_in_the_middle_of_a_deadline_burst_every_room_is_recovered_once(world: World) -> None:
+    """Ten rooms whose SLAs end together; the worker dies in the batch serving the deadline jobs its first
     job took out of the queue, right after a re-dispatch landed, before it is recorded. The fresh worker
     recovers every room (once the dead batch's holds ran out: the sweep queues their deadlines again),
-    each with the one dispatch its agent answers, never two live. (20 rooms at the worker's own
-    concurrency: more than a poll starts, even if their deadlines fall in two seconds.)"""
-    rooms = [f"o-burst-{i}" for i in range(count)]
-    world.arrive_on = dict.fromkeys(rooms, 1)  # each room's agent answers Warden's first dispatch
-    for room in rooms:
+    each with the one dispatch its agent answers, never two live."""
+    world.arrive_on = dict.fromkeys(BURST_ROOMS, 1)  # each room's agent answers Warden's first dispatch
+    for room in BURST_ROOMS:
         await world.person_joins(room)
     # The fresh worker runs more jobs at once: the dead one's jobs (its incident reports' claims last their
     # 300-s timeout) stay at the head of the queue, and a worker whose every slot they take runs nothing
@@ -166,9 +159,9 @@ async def test_killed_in_the_middle_of_a_deadline_burst_every_room_is_recovered_
     assert world.fake.restarts == [] and world.fake.created  # landed, not recorded: then the kill
 
     async def served() -> bool:
-        return all([settled("agent_active")(await world.room(room)) for room in rooms])
+        return all([settled("agent_active")(await world.room(room)) for room in BURST_ROOMS])
 
     # (the dead worker's own deadline jobs run again once ARQ's claim on them ends: 30 s and 10 s)
     await wait_until(served, "every room's agent, the fresh worker finishing the batch's work", timeout=90)
-    assert all(world.created(room) == 1 for room in rooms)  # the batch's dispatch not made twice
-    assert all(len(world.fake.live_dispatches(room, AGENT)) == 1 for room in rooms)
+    assert all(world.created(room) == 1 for room in BURST_ROOMS)  # the batch's dispatch not made twice
+    assert all(len(world.fake.live_dispatches(room, AGENT)) == 1 for room in BURST_ROOMS)

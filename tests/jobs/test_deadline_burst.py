@@ -16,7 +16,6 @@ import pytest
 from tests.support.dying import Died, dies_half_way
 from tests.support.jobs_world import JOIN_AFTER, World, jobs_world
 from workers.core.errors import UpstreamError
-from workers.jobs.rooms import burst
 
 ROOMS = [f"burst-{i}" for i in range(12)]
 LEADER = "burst-0"  # its deadline job comes first in the queue's order (ids sort so)
@@ -90,37 +89,13 @@ async def test_a_room_livekit_fails_for_goes_back_to_its_own_job_and_is_recovere
         return seen
 
     world.livekit.observe_many = one_unavailable  # type: ignore[method-assign,assignment]
-    await world.wait(SLA + 1)
+    await world.wait(SLA)
     (together,) = world.livekit.observed_together
     assert "burst-5" in together and "deadline:RM_burst-5:1" in deadline_jobs_run(
         world
-    )  # queued again for its own job's retry a second later, it asked alone
+    )  # queued again at once, it asked alone
     assert Counter(room for room, _ in world.livekit.dispatched) == Counter(ROOMS)
     await world.wait(JOIN_AFTER)
-    assert copies(world) == Counter(dict.fromkeys(ROOMS, 1))
-
-
-async def test_a_room_livekit_stays_unavailable_for_is_asked_again_with_its_own_jobs_back_off(
-    world: World,
-) -> None:
-    """LiveKit unavailable for one room of a batch, three times in a row: the room is asked again 1, 2
-    and 4 s later, as its own job alone would be, not given back due at once (to be asked again at once
-    by whichever job leads next)."""
-    await people_arrive(world)
-    mine, looks = world.livekit.observe, []
-
-    async def unavailable_thrice(room: str) -> object:
-        if room == "burst-5":
-            looks.append(world.clock.now)
-            if len(looks) <= 3:
-                raise UpstreamError("unavailable: planned by the test", retryable=True)
-        return await mine(room)
-
-    world.livekit.observe = unavailable_thrice  # type: ignore[method-assign,assignment]
-    await world.wait(SLA + 10)
-    assert "burst-5" in world.livekit.observed_together[0]  # its first look was the batch's
-    assert [at - looks[0] for at in looks] == [0, 1, 3, 7]
-    assert Counter(room for room, _ in world.livekit.dispatched) == Counter(ROOMS)  # each once
     assert copies(world) == Counter(dict.fromkeys(ROOMS, 1))
 
 
@@ -160,30 +135,5 @@ async def test_a_batch_cancelled_half_way_gives_its_rooms_back_at_once(world: Wo
     await world.wait(1)
     assert cancelled and world.queue.held == {}  # every hold given up at once
     assert Counter(room for room, _ in world.livekit.dispatched) == Counter(ROOMS)  # by their own jobs
-    await world.wait(JOIN_AFTER)
-    assert copies(world) == Counter(dict.fromkeys(ROOMS, 1))
-
-
-async def test_a_lead_goes_on_past_a_room_livekit_is_unavailable_for(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A room LiveKit is unavailable for is left to its own job's retry, a second later: no lead can take
-    it again before then, so the lead goes on with the next batch instead of leaving the rest of the burst
-    to a job each."""
-    monkeypatch.setattr(burst, "BATCH", 4)  # the leader's eleven others in three batches
-    await people_arrive(world)
-    mine = world.livekit.observe
-
-    async def unavailable_once(room: str) -> object:
-        if room == "burst-5" and not world.livekit.dispatches(room, "notetaker"):
-            world.livekit.observe = mine  # type: ignore[method-assign]
-            raise UpstreamError("unavailable: planned by the test", retryable=True)
-        return await mine(room)
-
-    world.livekit.observe = unavailable_once  # type: ignore[method-assign,assignment]
-    await world.wait(SLA + 1)
-    assert len(world.livekit.observed_together) == 3  # every batch the leader's
-    assert sorted(deadline_jobs_run(world)) == [f"deadline:RM_{LEADER}:1", "deadline:RM_burst-5:1"]
-    assert Counter(room for room, _ in world.livekit.dispatched) == Counter(ROOMS)
     await world.wait(JOIN_AFTER)
     assert copies(world) == Counter(dict.fromkeys(ROOMS, 1))

@@ -53,14 +53,13 @@ class MemoryQueue:
         defer_until: float | None = None,
         priority: bool = False,
         room: str = "",
-        tried: int = 0,
     ) -> bool:
         now = self.clock()
         if self._known(job_id, now):
             self.refused.append(job_id)
             return False
         due = now if defer_until is None else max(now, defer_until)
-        self.queued[job_id] = QueuedJob(function, job_id, args, due, priority, job_try=tried + 1)
+        self.queued[job_id] = QueuedJob(function, job_id, args, due, priority)
         return True
 
     def _known(self, job_id: str, now: float) -> bool:

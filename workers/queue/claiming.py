@@ -26,13 +26,6 @@ stays in the priority band. A worker running `max_jobs` room jobs (ARQ polls not
 priority jobs, up to `PRIORITY_EXTRA` beyond the limit: an outage's escalation does not wait for a slot
 among the rooms it is about.
 
-Jobs left to leads (`left_to_leads`: an id prefix, a number, and whether a job of this process leads now;
-Warden's deadline jobs, `workers.jobs.rooms.burst`): while a job leads, a poll passes over the due jobs of
-that prefix at their first try (no retry key), which the leading job takes out of the queue a batch at a
-time (`JobQueue.hold_due`); otherwise a poll claims at most that many of them. A job tried before is
-claimed as any other. A poll that starts nothing while a job leads is followed by slower polls, as when
-idle (the jobs it passes over are not read again every 10 ms).
-
 A job naming a function the worker does not have (a web process or a worker of a newer release queued
 it) is not dropped as ARQ drops it ("function not found"): `unknown_function` gives the `Function` that
 runs it instead (Warden's keeps it as a dead letter, `workers.jobs.delivery.dead_letters`). ARQ's crons
@@ -52,9 +45,9 @@ from arq.utils import timestamp_ms
 from arq.worker import Function
 from redis.commands.core import AsyncScript
 
-from workers.queue.enqueue import PRIORITY_MS, RETRY_KEY_SECONDS, due_ms
+from workers.queue.enqueue import PRIORITY_MS, due_ms
 from workers.queue.jobs import function_of
-from workers.queue.running import BatchingWorker, Claimed
+from workers.queue.running import RETRY_KEY_SECONDS, BatchingWorker, Claimed
 
 IDLE_POLL_SECONDS = 0.1
 PRIORITY_EXTRA = 10  # priority jobs a full worker runs beyond `max_jobs`
@@ -68,29 +61,22 @@ SCAN_LIMIT = 1000
 HELD_RECHECK_SECONDS = 1.0
 
 # KEYS: the queue, ARQ's abort set, then three keys a job: its in-progress key, job key and retry key.
-# ARGV: now (ms), whether jobs may be aborted ('1' or '0'), how many jobs to claim at most, the prefix of
-# the ids of jobs left to leads ('': none) and how many of those never tried to claim at most, then two
-# values a job: its id and its claim's time to live (ms). The jobs are tried in order, until that many are
-# claimed; a job left to leads that never ran (no retry key) is passed over once that many are claimed.
-# A job is claimed as ARQ's `start_jobs` claims it, then read as ARQ's `run_job`
+# ARGV: now (ms), whether jobs may be aborted ('1' or '0'), how many jobs to claim at most, then two values
+# a job: its id and its claim's time to live (ms). The jobs are tried in order, until that many are
+# claimed. A job is claimed as ARQ's `start_jobs` claims it, then read as ARQ's `run_job`
 # reads it (`workers.queue.running`). Two lists: five values a claimed job, its id, its score, its
 # serialized job ('' when it expired), its try (counted) and whether it had been aborted (1 or 0); then
 # the ids of the jobs tried that a worker holds (their in-progress key set).
 CLAIM = f"""
 local claimed, held = {{}}, {{}}
-local limit, prefix, fresh = tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
+local limit = tonumber(ARGV[3])
 for i = 0, (#KEYS - 2) / 3 - 1 do
   if #claimed >= 5 * limit then break end
-  local k, job_id = 3 + 3 * i, ARGV[6 + 2 * i]
-  local led = prefix ~= '' and string.sub(job_id, 1, #prefix) == prefix
-      and redis.call('EXISTS', KEYS[k + 2]) == 0
-  if led and fresh <= 0 then
-    -- left in the queue: a job of this kind that leads takes it in a batch (`JobQueue.hold_due`)
-  elseif redis.call('EXISTS', KEYS[k]) == 0 then
+  local k, job_id = 3 + 3 * i, ARGV[4 + 2 * i]
+  if redis.call('EXISTS', KEYS[k]) == 0 then
     local score = redis.call('ZSCORE', KEYS[1], job_id)
     if score and tonumber(score) <= tonumber(ARGV[1]) then
-      if led then fresh = fresh - 1 end
-      redis.call('PSETEX', KEYS[k], ARGV[7 + 2 * i], '1')
+      redis.call('PSETEX', KEYS[k], ARGV[5 + 2 * i], '1')
       local try = redis.call('INCR', KEYS[k + 2])
       redis.call('EXPIRE', KEYS[k + 2], {RETRY_KEY_SECONDS})
       local aborted = 0
@@ -112,23 +98,14 @@ class ClaimingWorker(BatchingWorker):
 
     _claim: AsyncScript | None = None
     _idle_polls = 0
-    _waiting = 0  # polls in a row that started nothing while a lead ran
-    _fresh = 0  # first tries of jobs left to leads this poll may still claim
     _extra: frozenset[str] = frozenset()  # priority jobs running beyond `max_jobs`
     _forget_held_at = 0.0
 
-    def __init__(
-        self,
-        *args: Any,
-        unknown_function: Callable[[str], Function] | None = None,
-        left_to_leads: tuple[str, int, Callable[[], bool]] | None = None,
-        **kw: Any,
-    ):
+    def __init__(self, *args: Any, unknown_function: Callable[[str], Function] | None = None, **kw: Any):
         super().__init__(*args, **kw)
         self._held: dict[str, float] = {}  # jobs held elsewhere: until when they are not asked about
         if unknown_function is not None:
             self.functions = _OrUnknown(self.functions, unknown_function)
-        self._led_prefix, self._led_per_poll, self._leading = left_to_leads or ("", 0, lambda: False)
 
     async def _poll_iteration(self) -> None:
         if self.job_counter >= self.max_jobs:
@@ -166,8 +143,6 @@ class ClaimingWorker(BatchingWorker):
         free = self.max_jobs - self.job_counter
         if free <= 0:
             return
-        leading = self._leading()
-        self._fresh = 0 if leading else self._led_per_poll
         for _ in range(free):  # the slots, taken now and given back for the jobs not claimed
             await self.sem.acquire()
             self.job_counter += 1
@@ -188,9 +163,6 @@ class ClaimingWorker(BatchingWorker):
                 size = (free - started) * CLAIM_WINDOW
         finally:
             self._give_back(free - started)
-        self._waiting = self._waiting + 1 if leading and not started else 0
-        if self._waiting:  # what is due is left to the leads: polled less and less often, as when idle
-            await asyncio.sleep(min(IDLE_POLL_SECONDS - self.poll_delay_s, self.poll_delay_s * self._waiting))
 
     async def _claimed(self, job_ids: list[str], limit: int) -> dict[str, Claimed]:
         """The jobs of `job_ids` claimed (see CLAIM), the first `limit` claimable ones at most, by id,
@@ -199,7 +171,6 @@ class ClaimingWorker(BatchingWorker):
             self._claim = self.pool.register_script(CLAIM)
         keys = [self.queue_name, abort_jobs_ss]
         args: list[str | int] = [timestamp_ms(), int(self.allow_abort_jobs), limit]
-        args += [self._led_prefix, self._fresh]
         for job_id in job_ids:
             keys += [in_progress_key_prefix + job_id, job_key_prefix + job_id, retry_key_prefix + job_id]
             args += [job_id, self._claim_ms(job_id)]
@@ -210,8 +181,6 @@ class ClaimingWorker(BatchingWorker):
         for job_id, score, value, job_try, aborted in zip(reply, reply, reply, reply, reply, strict=True):
             job = Claimed(job_id.decode(), int(due_ms(int(float(score)))), value, job_try, bool(aborted))
             claimed[job.job_id] = job
-            if self._led_prefix and job.job_try == 1 and job.job_id.startswith(self._led_prefix):
-                self._fresh -= 1
         return claimed
 
     def _note_held(self, held: list[bytes]) -> None:

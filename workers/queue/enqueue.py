@@ -38,7 +38,6 @@ from arq.constants import (
 from arq.jobs import serialize_job
 from arq.utils import timestamp_ms
 
-RETRY_KEY_SECONDS = 88400  # how long ARQ keeps a job's try count (its retry key)
 PRIORITY_MS = 10**12  # ~31.7 years: a priority job's score, before its time; real times are all above
 
 
@@ -51,14 +50,13 @@ ROOM_SCORE_PREFIX = "warden:room-score:"
 ROOM_SCORE_KEEP_MS = 60_000
 
 # Several jobs of one queue in one call, in order, so that an id repeated in one call is refused the
-# second time. KEYS: the queue, then each job's job key and result key. ARGV, eight values a job: the
+# second time. KEYS: the queue, then each job's job key and result key. ARGV, six values a job: the
 # job key's time to live (ms), the serialized job, its score (ms), its id, its room's score key ("":
-# none), the room's spacing (ms), its retry key ("": none) and the tries to count there (as ARQ counts
-# a job's tries, `tried`). Returns 1 (queued) or 0 (refused) per job.
+# none) and the room's spacing (ms). Returns 1 (queued) or 0 (refused) per job.
 ENQUEUE = """
 local queued = {}
 for i = 1, (#KEYS - 1) / 2 do
-  local a = 8 * (i - 1)
+  local a = 6 * (i - 1)
   if redis.call('EXISTS', KEYS[2 * i], KEYS[2 * i + 1]) > 0 then
     queued[i] = 0
   else
@@ -74,15 +72,11 @@ for i = 1, (#KEYS - 1) / 2 do
     end
     redis.call('PSETEX', KEYS[2 * i], ARGV[a + 1], ARGV[a + 2])
     redis.call('ZADD', KEYS[1], string.format('%d', score), ARGV[a + 4])
-    if ARGV[a + 7] ~= '' then
-      redis.call('SETEX', ARGV[a + 7], RETRY_KEY_SECONDS, ARGV[a + 8])
-    end
     queued[i] = 1
   end
 end
 return queued
 """.replace("KEEP_MS", str(ROOM_SCORE_KEEP_MS))
-ENQUEUE = ENQUEUE.replace("RETRY_KEY_SECONDS", str(RETRY_KEY_SECONDS))
 
 # Hold job ids without queueing them (`Enqueuer.hold`). KEYS: each job's job key and result key; ARGV:
 # the time to live (ms), then each job's serialized job. A held id is refused by `ENQUEUE` as a job
@@ -154,12 +148,10 @@ class JobQueue(Protocol):
         defer_until: float | None = None,
         priority: bool = False,
         room: str = "",
-        tried: int = 0,
     ) -> bool:
         """Queue `function(*args)` as job `job_id` (now, or at `defer_until`, epoch seconds; with
         `priority`, before every job that is not; `room`: spaced among that room's jobs, see the
-        module's doc; `tried`: as a job that was tried so many times already, as ARQ counts them, so
-        that its next try is `tried + 1`); False when that job id is already known."""
+        module's doc); False when that job id is already known."""
         ...
 
     async def hold(
@@ -210,11 +202,10 @@ class Enqueuer:
         defer_until: float | None = None,
         priority: bool = False,
         room: str = "",
-        tried: int = 0,
     ) -> bool:
         """Queue `function(*args)` as job `job_id`, to run now or at `defer_until` (epoch seconds);
         with `priority`, before every job that is not; `room`: spaced among that room's jobs (see
-        the module's doc); `tried`: its tries so far, as ARQ counts them (its retry key)."""
+        the module's doc)."""
         now = timestamp_ms()
         due = max(now, round(defer_until * 1000)) if defer_until is not None else now
         job = serialize_job(function, args, {}, None, now, serializer=self._redis.job_serializer)
@@ -223,8 +214,7 @@ class Enqueuer:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         spaced = ROOM_SCORE_PREFIX + room if room and self._spacing > 0 and not priority else ""
         call = [job_key_prefix + job_id, result_key_prefix + job_id, expires, job, score, job_id]
-        retried = [retry_key_prefix + job_id, tried] if tried > 0 else ["", 0]
-        self._waiting.append(([*call, spaced, self._spacing, *retried], future))
+        self._waiting.append(([*call, spaced, self._spacing], future))
         if self._sender is None or self._sender.done():
             self._sender = asyncio.create_task(self._send())
         return await future

@@ -81,13 +81,10 @@ async def queue_webhook(enqueuer: JobQueue, event_id: str, event: dict[str, Any]
     return await enqueuer.enqueue(APPLY_WEBHOOK, webhook_job_id(event_id), event, received_at, room=room)
 
 
-async def queue_deadline(
-    enqueuer: JobQueue, room_sid: str, attempt: int, at: float | None = None, *, tried: int = 0
-) -> bool:
-    """Queue `on_deadline(room_sid, attempt)` to run at `at` (epoch seconds; now when absent or past);
-    `tried`: as a job tried so many times already (its next failure backs off from there)."""
+async def queue_deadline(enqueuer: JobQueue, room_sid: str, attempt: int, at: float | None = None) -> bool:
+    """Queue `on_deadline(room_sid, attempt)` to run at `at` (epoch seconds; now when absent or past)."""
     return await enqueuer.enqueue(
-        ON_DEADLINE, deadline_job_id(room_sid, attempt), room_sid, attempt, defer_until=at, tried=tried
+        ON_DEADLINE, deadline_job_id(room_sid, attempt), room_sid, attempt, defer_until=at
     )
 
 

@@ -38,9 +38,8 @@ from arq.utils import args_to_string, get_tz, timestamp_ms, to_ms, truncate
 from arq.worker import JobExecutionFailed, Retry, RetryJob, Worker
 from redis.commands.core import AsyncScript
 
-from workers.queue.enqueue import RETRY_KEY_SECONDS
-
 log = logging.getLogger("arq.worker")  # ARQ's own lines, under ARQ's logger
+RETRY_KEY_SECONDS = 88400  # how long ARQ keeps a job's try count
 
 # The ends of several jobs. KEYS: the queue, ARQ's abort set, then four keys a job: in-progress, retry,
 # job, result. ARGV, five values a job: its id; how long its in-progress key stays (ms; '' deletes it);

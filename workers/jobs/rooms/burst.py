@@ -7,25 +7,17 @@ worker runs and that never ran, each id held instead of queued, so that the swee
 that room's deadline job beside the batch: single-flight as before), reads their rooms in one query,
 decides each deadline passed in memory, and serves them as one batch (asking LiveKit about a quarter of
 `WARDEN_WORKER_CONCURRENCY` rooms at a time); then it takes the next ones, until none is due, it has led
-`LEAD_SECONDS`, or it gave a job back to be run by itself now (taking more could take it back). At most
-`LEADS_AT_ONCE` jobs of a process lead at a time; the others only do their own room. While one leads, the
-worker leaves the deadline jobs due at their first try in the queue for the leads (`leading`, given to
-`ClaimingWorker` as `left_to_leads`), and otherwise claims at most `FRESH_AT_ONCE` of them a poll: a
-burst's first poll starts a few jobs, which lead, not `WARDEN_WORKER_CONCURRENCY` jobs that each serve a
-room of their own (and decide their breaches before the first of them is reported). A deadline that is not
-a first check is given back by the lead that takes it; once no job leads, the worker claims it.
+`LEAD_SECONDS`, or it gave a job back to be run by itself. At most `BATCHES_AT_ONCE` jobs of a process lead
+at a time; the others only do their own room.
 
 A room the batch does not finish goes back to its own job, queued again at once (or at its deadline,
-when early): one whose deadline is not a first check (the room's recovery under way), one not recorded,
-the batch out of time or failing. One LiveKit was unavailable for is queued as its own job would be
-after a first try that failed so: `retry_delay(1)` later, its try counted (ARQ's retry key), so that no
-lead takes it again (`hold_due` takes only jobs never tried) and its own job backs off from there, as
-the single-room path does; given back at once, it would bounce from lead to lead, asking LiveKit each
-time. A job whose deadline is over (the agent came) is dropped, as the job would have found it stale.
-Every room's events are the ones its job records, with the same ids. A crash at any point loses nothing
-and does nothing twice: the holds run out (the batch's time at most, plus `HOLD_MARGIN_SECONDS`), then
-the sweep queues each room's deadline that is still due; its job asks LiveKit again and re-dispatches
-only if no dispatch of the agent was made since.
+when early): one whose deadline is not a first check (the room's recovery under way), one LiveKit is
+unavailable for, one not recorded, the batch out of time or failing. A job whose deadline is over (the
+agent came) is dropped, as the job would have found it stale. Every room's events are the ones its job
+records, with the same ids. A crash at any point loses nothing and does nothing twice: the holds run out
+(the batch's time at most, plus `HOLD_MARGIN_SECONDS`), then the sweep queues each room's deadline that
+is still due; its job asks LiveKit again and re-dispatches only if no dispatch of the agent was made
+since.
 """
 
 from __future__ import annotations
@@ -48,15 +40,13 @@ from workers.jobs.rooms.batch import (
 )
 from workers.jobs.rooms.steps import deadline_passed, first_check
 from workers.jobs.runtime.context import context
-from workers.jobs.runtime.retry import JOB_TIMEOUT_SECONDS, retry_delay
+from workers.jobs.runtime.retry import JOB_TIMEOUT_SECONDS
 from workers.queue.jobs import deadline_job_id, queue_deadline
 from workers.store.queries import load_rooms
 
 log = logging.getLogger("warden.worker")
 
 PREFIX = deadline_job_id("", 0).split(":", 1)[0] + ":"  # every deadline job's id starts so
-LEADS_AT_ONCE = 4  # jobs of a process leading at once, each asking about a quarter of the concurrency's rooms
-FRESH_AT_ONCE = 8  # deadline jobs at their first try a worker claims a poll while none of its jobs leads
 LEAD_SECONDS = 10.0  # a job takes no more batches after leading this long (its own timeout is 30 s)
 JOB_MARGIN_SECONDS = 5.0  # a batch ends this long before its leading job's own timeout at the latest
 MIN_BATCH_SECONDS = 2.0  # no batch is started with less time than this left
@@ -64,16 +54,11 @@ MIN_BATCH_SECONDS = 2.0  # no batch is started with less time than this left
 _leading = 0  # jobs of this process leading now
 
 
-def leading() -> bool:
-    """Whether a job of this process leads now (it takes the deadline jobs due, a batch at a time)."""
-    return _leading > 0
-
-
 def lead(ctx: dict[str, Any]) -> asyncio.Task[int] | None:
     """Start leading the deadlines due now (see the module's doc) beside the caller's own work, unless
-    `LEADS_AT_ONCE` jobs of this process lead already (None). The task's result: rooms served."""
+    `BATCHES_AT_ONCE` jobs of this process lead already (None). The task's result: rooms served."""
     global _leading
-    if _leading >= LEADS_AT_ONCE:
+    if _leading >= BATCHES_AT_ONCE:
         return None
     _leading += 1
     task = asyncio.get_running_loop().create_task(_lead(ctx))
@@ -89,8 +74,7 @@ def _led(_: object) -> None:
 async def _lead(ctx: dict[str, Any]) -> int:
     worker = context(ctx)
     # a batch here stands in for as many deadline jobs, which would all be asking LiveKit at once: it asks
-    # about a quarter of `WARDEN_WORKER_CONCURRENCY` rooms at a time (twice a batch of recovery in bulk), so
-    # the `LEADS_AT_ONCE` leads ask about as many rooms at once as the worker's jobs would
+    # about a quarter of `WARDEN_WORKER_CONCURRENCY` rooms at a time (twice a batch of recovery in bulk)
     at_once = rooms_at_once(worker.settings.warden_worker_concurrency) * BATCHES_AT_ONCE
     started = time.monotonic()
     served, until = 0, started + LEAD_SECONDS
@@ -109,7 +93,7 @@ async def _lead(ctx: dict[str, Any]) -> int:
             break
         done, back = await _batch(ctx, taken, limit, at_once)
         served += done
-        if back:  # queued again for their own jobs, due now: taking more now could take those back
+        if back:  # queued again for their own jobs: taking more now could take those back
             break
     return served
 
@@ -118,14 +102,13 @@ async def _batch(ctx: dict[str, Any], taken: list[str], limit: float, at_once: i
     """Serve the rooms of the held deadline jobs `taken` within `limit` seconds (their read included: the
     holds last `HOLD_MARGIN_SECONDS` longer); give every hold up and queue again each job whose work is
     left, also when the batch is cancelled (its job's timeout, the worker's shutdown). (Rooms served, job
-    ids queued again due now and never tried: those a lead would take again.)"""
+    ids queued again.)"""
     worker = context(ctx)
     jobs = dict(zip(taken, map(_job, taken), strict=True))
     at = worker.effects.clock()
     batch: list[BatchRoom] = []
     over: set[str] = set()  # job ids whose deadline is over
     when: dict[str, float] = {}  # job id -> when its own job is to run (others: now)
-    tried: set[str] = set()  # job ids tried once (LiveKit unavailable for the room)
     try:
         async with asyncio.timeout(limit):
             loaded = await load_rooms(
@@ -149,22 +132,10 @@ async def _batch(ctx: dict[str, Any], taken: list[str], limit: float, at_once: i
             "deadline burst: cancelled; %d room(s) left to their own jobs", sum(not r.done for r in batch)
         )
         over |= {r.job_id for r in batch if r.done}
-        tried = _unavailable(batch, when, worker.effects.clock())
-        await asyncio.shield(_give_back(ctx, taken, jobs, over, when, tried))
+        await asyncio.shield(_give_back(ctx, taken, jobs, over, when))
         raise
     over |= {r.job_id for r in batch if r.done}
-    now = worker.effects.clock()
-    tried = _unavailable(batch, when, now)
-    back = await _give_back(ctx, taken, jobs, over, when, tried)
-    return sum(r.done for r in batch), [j for j in back if j not in tried and when.get(j, now) <= now]
-
-
-def _unavailable(batch: list[BatchRoom], when: dict[str, float], now: float) -> set[str]:
-    """The job ids of the rooms LiveKit was unavailable for, each to run `retry_delay(1)` from `now` (set
-    in `when`) as a job tried once: what the room's own job does after such a first try."""
-    failed = {r.job_id for r in batch if r.failure is not None and not r.done}
-    when.update(dict.fromkeys(failed, now + retry_delay(1)))
-    return failed
+    return sum(r.done for r in batch), await _give_back(ctx, taken, jobs, over, when)
 
 
 async def _give_back(
@@ -173,10 +144,9 @@ async def _give_back(
     jobs: dict[str, tuple[str, int]],
     over: set[str],
     when: dict[str, float],
-    tried: set[str],
 ) -> list[str]:
-    """Give the holds of `taken` up and queue again each job not `over` (at `when`, else now; those of
-    `tried` as tried once); the job ids queued again."""
+    """Give the holds of `taken` up and queue again each job not `over` (at `when`, else now); the job
+    ids queued again."""
     enqueuer = context(ctx).effects.enqueuer
     later = [job_id for job_id in taken if job_id not in over]
     try:
@@ -185,10 +155,7 @@ async def _give_back(
         log.error("deadline burst: giving up %d hold(s) failed (%s)", len(taken), type(exc).__name__)
         return []
     queued = await asyncio.gather(
-        *(
-            queue_deadline(enqueuer, *jobs[job_id], when.get(job_id), tried=int(job_id in tried))
-            for job_id in later
-        ),
+        *(queue_deadline(enqueuer, *jobs[job_id], when.get(job_id)) for job_id in later),
         return_exceptions=True,
     )
     for result in queued:

@@ -13,7 +13,6 @@ from workers.jobs.canaries.runner import lease_seconds
 from workers.jobs.delivery.dead_letters import Job, dead_lettered, unknown_job
 from workers.jobs.delivery.incident_reports import INCIDENT_REPORT_TIMEOUT_SECONDS, report_to_incident
 from workers.jobs.delivery.operator import operator_action
-from workers.jobs.rooms.burst import FRESH_AT_ONCE, PREFIX, leading
 from workers.jobs.rooms.crons import canaries, discover, prune, reconcile, sweep
 from workers.jobs.rooms.jobs import apply_webhook, heartbeat, on_deadline
 from workers.jobs.rooms.liveness import liveness
@@ -105,5 +104,4 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         "poll_delay": 0.01,
         "max_jobs": settings.warden_worker_concurrency,
         "unknown_function": _unknown_function,  # `ClaimingWorker`'s: kept as a dead letter, not dropped
-        "left_to_leads": (PREFIX, FRESH_AT_ONCE, leading),  # `ClaimingWorker`'s: deadline bursts in batches
     }
