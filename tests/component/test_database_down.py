@@ -6,9 +6,7 @@ but refuses to start a session ("the database system is starting up", for a mome
 
 from __future__ import annotations
 
-import asyncio
-import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -17,7 +15,7 @@ import schemathesis
 from devtools.simulator.serving import serve
 from service.api.openapi import description
 from service.app import create_app
-from tests.support.pg_standin import STARTING_UP, cannot_connect_now
+from tests.support.pg_standin import STARTING_UP, cannot_connect_now, resetting, stopped
 from tests.support.settings import make_settings
 
 UNAVAILABLE = {"error": "database unavailable, retry later"}
@@ -58,23 +56,17 @@ NO_DATABASE |= {"/api/rooms/{name}/heartbeat"}
 
 
 @pytest.fixture
-def refusing_port() -> Iterator[int]:
+async def refusing_port() -> AsyncIterator[int]:
     """A loopback port bound by nobody listening: every connection to it is refused."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))  # held, so that no other process takes the port meanwhile
-        yield int(sock.getsockname()[1])
+    async with stopped() as port:
+        yield port
 
 
 @pytest.fixture
 async def resetting_port() -> AsyncIterator[int]:
     """A loopback port that accepts each connection and drops it at once."""
-
-    async def drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.transport.abort()
-
-    server = await asyncio.start_server(drop, "127.0.0.1", 0)
-    async with server:
-        yield int(server.sockets[0].getsockname()[1])
+    async with resetting() as port:
+        yield port
 
 
 @pytest.fixture
